@@ -1,0 +1,134 @@
+#!/usr/bin/env bun
+/**
+ * qmpctl: argv → command → exit status. This file knows nothing of sockets:
+ * it parses the command line, runs the command's module, and maps every
+ * error to the contract's exit status in one table.
+ *
+ * @module
+ */
+import {
+  AbortedError,
+  AddressError,
+  ArgumentError,
+  CommandError,
+  ConnectionError,
+  DisconnectedError,
+  GreetingError,
+  NegotiationError,
+  ProtocolError,
+  TimeoutError,
+} from "./lib/errors.ts";
+import { formatDuration, parseDuration } from "./cli/duration.ts";
+import { argv, BrokenPipeError, exit, onInterrupt, writeStderrLine, writeStdout } from "./cli/io.ts";
+import { formatOptions, parseArgs, UsageError } from "./cli/options.ts";
+import { allOptions, COMMANDS, GLOBAL_OPTIONS } from "./cli/registry.ts";
+import type { CommandContext } from "./cli/session.ts";
+import { VERSION } from "./cli/version.ts";
+
+/** The contract's exit statuses, by error class (first match wins). */
+const EXIT_STATUS: ReadonlyArray<[abstract new (...args: never[]) => Error, number]> = [
+  [BrokenPipeError, 0], // the reader closed stdout: end quietly
+  [CommandError, 1],
+  [UsageError, 2],
+  [AddressError, 2],
+  [ArgumentError, 2],
+  [ConnectionError, 3],
+  [GreetingError, 3],
+  [NegotiationError, 3],
+  [ProtocolError, 3],
+  [DisconnectedError, 3],
+  [TimeoutError, 124],
+  [AbortedError, 130], // the only other abort is SIGINT
+];
+
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
+function generalHelp(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length)) + 2;
+  const commands = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}${c.summary}`).join("\n");
+  return `Usage: qmpctl [options] COMMAND [ARGS...]
+
+A QEMU Monitor Protocol client: JSON on stdout, errors on stderr, exit codes
+a script can branch on, and no wait without a bound.
+
+Commands:
+${commands}
+
+Options (before or after the command; -- ends them):
+${formatOptions(GLOBAL_OPTIONS)}
+
+Examples:
+  export QMPCTL_SOCKET=/run/vm1.qmp
+  qmpctl exec query-kvm | jq .enabled
+  qmpctl hmp 'info status'
+
+Exit status: 0 done, 1 QEMU error, 2 usage, 3 connection, 124 timeout,
+130 interrupted. 'qmpctl help COMMAND' shows a command's help.`;
+}
+
+async function main(): Promise<number> {
+  const { words, options } = parseArgs(argv(), allOptions());
+  if (options.has("version")) {
+    await writeStdout(`qmpctl ${VERSION}\n`);
+    return 0;
+  }
+  let [name, ...rest] = words;
+  let wantsHelp = options.has("help");
+  if (name === "help") [name, wantsHelp] = [rest[0], true];
+  if (name === undefined) {
+    if (!wantsHelp) throw new UsageError("no command given (try: qmpctl --help)");
+    await writeStdout(generalHelp() + "\n");
+    return 0;
+  }
+  const entry = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!entry) throw new UsageError(`unknown command '${name}' (commands: ${Object.keys(COMMANDS).join(", ")})`);
+  const module = await entry.load();
+  if (wantsHelp) {
+    const own = entry.options.length > 0 ? `\n\nOptions:\n${formatOptions(entry.options)}` : "";
+    await writeStdout(`${module.help}${own}\n\nGlobal options:\n${formatOptions(GLOBAL_OPTIONS)}\n`);
+    return 0;
+  }
+  const accepted = new Set([...GLOBAL_OPTIONS, ...entry.options].map((s) => s.name));
+  for (const option of options.keys()) {
+    if (!accepted.has(option)) throw new UsageError(`${name} does not take --${option}`);
+  }
+
+  const text = (option: string) => options.get(option) as string | undefined;
+  const timeoutMs = text("timeout") === undefined ? 0 : parseDuration(text("timeout")!, "--timeout");
+  const connectTimeoutMs = text("connect-timeout") === undefined
+    ? DEFAULT_CONNECT_TIMEOUT_MS
+    : parseDuration(text("connect-timeout")!, "--connect-timeout");
+  const interrupt = new AbortController();
+  onInterrupt(() => interrupt.abort(new Error("interrupted")));
+  const context: CommandContext = {
+    words: rest,
+    options,
+    global: {
+      socket: text("socket"),
+      timeoutMs,
+      connectTimeoutMs,
+      pretty: options.has("pretty"),
+      raw: options.has("raw"),
+      verbose: options.has("verbose"),
+    },
+    signal: timeoutMs > 0 ? AbortSignal.any([interrupt.signal, AbortSignal.timeout(timeoutMs)]) : interrupt.signal,
+  };
+  try {
+    return await module.run(context);
+  } catch (error) {
+    if (error instanceof TimeoutError) error.message += ` (--timeout ${formatDuration(timeoutMs)})`;
+    throw error;
+  }
+}
+
+function exitStatusOf(error: unknown): number {
+  const status = EXIT_STATUS.find(([type]) => error instanceof type)?.[1];
+  if (status === undefined) {
+    writeStderrLine(`qmpctl: internal error: ${(error as Error)?.message ?? error}`);
+    return 70;
+  }
+  if (status !== 0 && status !== 130) writeStderrLine(`qmpctl: ${(error as Error).message}`);
+  return status;
+}
+
+exit(await main().catch(exitStatusOf));

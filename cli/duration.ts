@@ -1,0 +1,26 @@
+/** Durations on the command line: `500ms`, `30s`, `2m`, `1h`, or a bare number of seconds. @module */
+import { UsageError } from "./options.ts";
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * Milliseconds in `text`; 0 means "no bound", as for timeout(1).
+ * @throws {UsageError} naming the option when `text` is not a duration
+ */
+export function parseDuration(text: string, option: string): number {
+  const match = /^(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h)?$/.exec(text.trim());
+  if (!match) {
+    throw new UsageError(`${option} '${text}' is not a duration (like 500ms, 30s, 2m or a number of seconds)`);
+  }
+  const ms = Number(match[1]) * UNIT_MS[match[2] ?? "s"];
+  if (!Number.isFinite(ms) || ms > 2 ** 31 - 1) throw new UsageError(`${option} '${text}' is too long`);
+  return Math.round(ms);
+}
+
+/** A duration as the user would write it. */
+export function formatDuration(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}

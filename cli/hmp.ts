@@ -1,0 +1,39 @@
+/** `qmpctl hmp 'COMMAND LINE'`: the human monitor through human-monitor-command. @module */
+import { UsageError } from "./options.ts";
+import { type CommandContext, connect, executeAndPrint, optionValue } from "./session.ts";
+
+export const help = `Usage: qmpctl hmp 'COMMAND LINE' [--cpu N] [options]
+
+Run a human monitor (HMP) command line through QMP's human-monitor-command
+and print its text as the monitor printed it (CRLF made LF, nothing added).
+The human monitor has no error status: its complaints are part of the text,
+and the exit status is 0 whenever QEMU returned text.
+
+Examples:
+  qmpctl hmp 'info status'
+  qmpctl hmp info qtree
+  qmpctl hmp 'info registers' --cpu 1`;
+
+export async function run(context: CommandContext): Promise<number> {
+  const commandLine = context.words.join(" ");
+  if (commandLine.trim() === "") throw new UsageError("hmp needs a command line (e.g. qmpctl hmp 'info status')");
+  const args: Record<string, unknown> = { "command-line": commandLine };
+  const cpu = optionValue(context, "cpu");
+  if (cpu !== undefined) {
+    if (!/^\d+$/.test(cpu)) throw new UsageError(`--cpu '${cpu}' is not a CPU index`);
+    args["cpu-index"] = Number(cpu);
+  }
+  const client = await connect(context);
+  try {
+    await executeAndPrint(
+      context,
+      client,
+      "human-monitor-command",
+      args,
+      (text) => String(text).replaceAll("\r\n", "\n"),
+    );
+    return 0;
+  } finally {
+    client.close();
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * The command line: options before or after the command and its words, `--`
+ * ending the options, every unknown option an error. A small parser of our
+ * own: it takes each value as the user typed it (`--args -`, `--match
+ * id=0010`), which minimist-style parsers coerce or misread.
+ *
+ * @module
+ */
+
+/** A usage error: the command line cannot be run as written (exit 2). */
+export class UsageError extends Error {
+  override name = "UsageError";
+  readonly code = "USAGE";
+}
+
+/** One option: its long name, an optional one-letter alias, whether it takes a value. */
+export interface OptionSpec {
+  name: string;
+  short?: string;
+  value?: string; // the value's placeholder in help text; absent for a flag
+  repeatable?: boolean;
+  help: string;
+}
+
+/** What was parsed: words in order, and each option's value(s). */
+export interface ParsedArgs {
+  words: string[];
+  /** Flags map to `true`, value options to their last value, repeatable ones to every value. */
+  options: Map<string, string | true | string[]>;
+}
+
+/** Parse `argv` against `specs`. */
+export function parseArgs(argv: readonly string[], specs: readonly OptionSpec[]): ParsedArgs {
+  const byLong = new Map(specs.map((s) => [s.name, s]));
+  const byShort = new Map(specs.filter((s) => s.short).map((s) => [s.short!, s]));
+  const words: string[] = [];
+  const options = new Map<string, string | true | string[]>();
+
+  const set = (spec: OptionSpec, value: string | true) => {
+    const previous = options.get(spec.name);
+    if (spec.repeatable) options.set(spec.name, [...((previous as string[]) ?? []), value as string]);
+    else if (previous !== undefined && spec.value) throw new UsageError(`--${spec.name} given twice`);
+    else options.set(spec.name, value);
+  };
+
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === "--") {
+      words.push(...argv.slice(i + 1));
+      break;
+    }
+    if (arg.startsWith("--")) {
+      const eq = arg.indexOf("=");
+      const name = arg.slice(2, eq < 0 ? undefined : eq);
+      const spec = byLong.get(name);
+      if (!spec) throw new UsageError(`unknown option --${name}`);
+      if (!spec.value) {
+        if (eq >= 0) throw new UsageError(`--${name} takes no value`);
+        set(spec, true);
+      } else if (eq >= 0) set(spec, arg.slice(eq + 1));
+      else if (i + 1 < argv.length) set(spec, argv[++i]);
+      else throw new UsageError(`--${name} needs a value (${spec.value})`);
+    } else if (arg.startsWith("-") && arg.length > 1) {
+      for (let j = 1; j < arg.length; j++) {
+        const spec = byShort.get(arg[j]);
+        if (!spec) throw new UsageError(`unknown option -${arg[j]}`);
+        if (!spec.value) {
+          set(spec, true);
+          continue;
+        }
+        if (j + 1 < arg.length) set(spec, arg.slice(j + 1));
+        else if (i + 1 < argv.length) set(spec, argv[++i]);
+        else throw new UsageError(`-${arg[j]} needs a value (${spec.value})`);
+        break;
+      }
+    } else {
+      words.push(arg);
+    }
+  }
+  return { words, options };
+}
+
+/** Help lines for a list of options, aligned. */
+export function formatOptions(specs: readonly OptionSpec[]): string {
+  const heads = specs.map((s) => `${s.short ? `-${s.short}, ` : "    "}--${s.name}${s.value ? ` ${s.value}` : ""}`);
+  const width = Math.max(...heads.map((h) => h.length)) + 2;
+  return specs.map((s, i) => `  ${heads[i].padEnd(width)}${s.help}`).join("\n");
+}

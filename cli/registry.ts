@@ -1,0 +1,71 @@
+/**
+ * The commands and options of the command line. The option table is global
+ * (a value-taking option must be known before the words can be read); each
+ * command lists the options it accepts, and its module is loaded only when
+ * it runs.
+ *
+ * @module
+ */
+import type { CommandContext } from "./session.ts";
+import type { OptionSpec } from "./options.ts";
+
+/** What a command module exports. */
+export interface CommandModule {
+  /** The command's whole help text: usage, description, examples. */
+  help: string;
+  /** Run the command; resolves to the exit status when it did not throw. */
+  run(context: CommandContext): Promise<number>;
+}
+
+/** A command as the dispatcher sees it. */
+export interface CommandEntry {
+  summary: string;
+  /** Options beyond the global ones. */
+  options: OptionSpec[];
+  load(): Promise<CommandModule>;
+}
+
+/** Options that every command takes. */
+export const GLOBAL_OPTIONS: OptionSpec[] = [
+  {
+    name: "socket",
+    short: "s",
+    value: "ADDR",
+    help: "QMP socket: PATH, unix:PATH, HOST:PORT, [IPV6]:PORT (default $QMPCTL_SOCKET)",
+  },
+  { name: "timeout", value: "DURATION", help: "bound on the whole run, like timeout(1): 500ms, 30s, 2m (exit 124)" },
+  {
+    name: "connect-timeout",
+    value: "DURATION",
+    help: "bound on connecting, the greeting and negotiation (default 10s; exit 3)",
+  },
+  { name: "pretty", short: "p", help: "indent JSON output" },
+  { name: "raw", help: 'print the whole response ({"return":...} or {"error":...})' },
+  { name: "verbose", short: "v", help: "log every message sent (>) and received (<) on stderr" },
+  { name: "help", short: "h", help: "show help (also: qmpctl help COMMAND)" },
+  { name: "version", help: "print the version" },
+];
+
+const ARGS: OptionSpec = {
+  name: "args",
+  value: "JSON",
+  help: "the arguments as one JSON object; - reads it from stdin",
+};
+const CPU: OptionSpec = { name: "cpu", value: "N", help: "the CPU the command line runs on (cpu-index)" };
+
+/** Every command, by name. */
+export const COMMANDS: Record<string, CommandEntry> = {
+  exec: { summary: "run one QMP command and print its return value", options: [ARGS], load: () => import("./exec.ts") },
+  hmp: {
+    summary: "run a human monitor command line and print its text",
+    options: [CPU],
+    load: () => import("./hmp.ts"),
+  },
+};
+
+/** Every option any command takes, for the parser. */
+export function allOptions(): OptionSpec[] {
+  const specs = new Map(GLOBAL_OPTIONS.map((s) => [s.name, s]));
+  for (const entry of Object.values(COMMANDS)) for (const s of entry.options) specs.set(s.name, s);
+  return [...specs.values()];
+}

@@ -1,0 +1,65 @@
+/**
+ * Address parsing: the `-s` forms of the CLI contract, as a tagged value.
+ *
+ * | form                                   | result                         |
+ * | -------------------------------------- | ------------------------------ |
+ * | `/run/vm1.qmp`, `./vm1.qmp`, `vm1.qmp` | UNIX socket path               |
+ * | `unix:/run/vm1.qmp[,server=on,...]`    | same; QEMU's options ignored   |
+ * | `host:port`, `tcp:host:port[,...]`     | TCP                            |
+ * | `[::1]:4444`, `tcp:[::1]:4444`         | TCP over IPv6                  |
+ *
+ * @module
+ */
+import { AddressError } from "./errors.ts";
+
+/** Where a QMP server listens. `text` is what the user wrote, for messages. */
+export type Address =
+  | { kind: "unix"; path: string; text: string }
+  | { kind: "tcp"; host: string; port: number; text: string };
+
+const FORMS = "expected PATH, unix:PATH, HOST:PORT, tcp:HOST:PORT or [IPV6]:PORT";
+
+/**
+ * Parse an address string.
+ *
+ * @example
+ * ```ts
+ * parseAddress("unix:/run/vm1.qmp,server=on,wait=off"); // { kind: "unix", path: "/run/vm1.qmp", ... }
+ * parseAddress("[::1]:4444");                            // { kind: "tcp", host: "::1", port: 4444, ... }
+ * ```
+ * @throws {AddressError} for anything else
+ */
+export function parseAddress(text: string): Address {
+  if (text === "") throw new AddressError(`empty address: ${FORMS}`);
+  if (text.startsWith("unix:")) {
+    const path = qemuOptionValue(text.slice(5));
+    if (path === "") throw new AddressError(`'${text}' names no socket path: ${FORMS}`);
+    return { kind: "unix", path, text };
+  }
+  if (text.startsWith("tcp:")) {
+    return parseHostPort(qemuOptionValue(text.slice(4)), text) ??
+      fail(`'${text}' is not tcp:HOST:PORT`);
+  }
+  // A path never needs a colon to be told apart: anything with a slash, or
+  // without a colon, is a path; the rest must be HOST:PORT.
+  if (text.includes("/") || !text.includes(":")) return { kind: "unix", path: text, text };
+  return parseHostPort(text, text) ?? fail(`'${text}' is not an address: ${FORMS}`);
+}
+
+/** The value before QEMU's `,option=...` list, with QEMU's `,,` escape undone. */
+function qemuOptionValue(text: string): string {
+  const end = text.search(/(?<!,),(?!,)/);
+  return (end < 0 ? text : text.slice(0, end)).replaceAll(",,", ",");
+}
+
+function parseHostPort(hostPort: string, text: string): Address | undefined {
+  const match = /^(?:\[([0-9A-Fa-f:.%\w]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(hostPort);
+  if (!match) return undefined;
+  const port = Number(match[3]);
+  if (port < 1 || port > 65535) throw new AddressError(`'${text}': port ${match[3]} is not in 1-65535`);
+  return { kind: "tcp", host: match[1] ?? match[2], port, text };
+}
+
+function fail(message: string): never {
+  throw new AddressError(message);
+}

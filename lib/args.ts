@@ -1,0 +1,124 @@
+/**
+ * Command arguments from the command line: `KEY=VALUE` words and `--args`
+ * JSON, merged into one arguments object.
+ *
+ * A dotted key builds nested objects (`file.driver=file`). `KEY:=JSON` takes
+ * raw JSON. Any other value goes through a `ValueTyper`; the default one
+ * (used without a schema) reads a value that parses as JSON as that JSON, and
+ * anything else as a string.
+ *
+ * @module
+ */
+import { ArgumentError } from "./errors.ts";
+
+/** Turns the text of a `KEY=VALUE` word into the value to send, given its key path. */
+export type ValueTyper = (path: readonly string[], text: string) => unknown;
+
+/** Without a schema: JSON where the text parses as JSON, else the text as a string. */
+export const jsonOrString: ValueTyper = (_path, text) => {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+};
+
+/** One word split into its key path and value. */
+export interface KeyValueWord {
+  word: string;
+  path: string[];
+  /** The text after `=` (or `:=`). */
+  text: string;
+  /** True for `KEY:=JSON`. */
+  raw: boolean;
+}
+
+/**
+ * Split `KEY=VALUE` / `KEY:=JSON` words, checking their form.
+ * @throws {ArgumentError} naming the word
+ */
+export function splitKeyValueWords(words: readonly string[]): KeyValueWord[] {
+  return words.map((word) => {
+    const eq = word.indexOf("=");
+    if (eq < 0) throw new ArgumentError(`'${word}' is not KEY=VALUE`);
+    const raw = eq > 0 && word[eq - 1] === ":";
+    const key = word.slice(0, raw ? eq - 1 : eq);
+    if (key === "") throw new ArgumentError(`'${word}' has an empty key`);
+    const path = key.split(".");
+    if (path.includes("")) throw new ArgumentError(`'${word}' has an empty part in its key`);
+    return { word, path, text: word.slice(eq + 1), raw };
+  });
+}
+
+/**
+ * Build an arguments object from `KEY=VALUE` words over `base` (the `--args`
+ * object), a word winning over the same key in `base`.
+ *
+ * @example
+ * ```ts
+ * buildArguments(["file.driver=file", "read-only=true", "size:=4096"]);
+ * // { file: { driver: "file" }, "read-only": true, size: 4096 }
+ * ```
+ * @throws {ArgumentError} for a malformed word, a key given twice, or a key both a value and an object
+ */
+export function buildArguments(
+  words: readonly string[],
+  base: Record<string, unknown> = {},
+  typeValue: ValueTyper = jsonOrString,
+): Record<string, unknown> {
+  const result = structuredClone(base);
+  const seen = new Map<string, string>(); // full key -> the word that set it
+  for (const { word, path, text, raw } of splitKeyValueWords(words)) {
+    for (let i = 1; i <= path.length; i++) {
+      const prefix = path.slice(0, i).join(".");
+      const earlier = seen.get(prefix);
+      if (earlier === undefined) continue;
+      throw new ArgumentError(
+        i === path.length
+          ? `'${word}' sets ${prefix} again (after '${earlier}')`
+          : `'${word}' goes inside ${prefix}, which '${earlier}' set to a value`,
+      );
+    }
+    const full = path.join(".");
+    const nested = [...seen.keys()].find((k) => k.startsWith(full + "."));
+    if (nested) {
+      throw new ArgumentError(`'${word}' sets ${full} to a value, but '${seen.get(nested)}' put keys inside it`);
+    }
+    seen.set(full, word);
+    const value = raw ? parseJsonValue(text, word) : typeValue(path, text);
+    setPath(result, path, value);
+  }
+  return result;
+}
+
+/**
+ * Parse the text of `--args`: one JSON object.
+ * @throws {ArgumentError} saying where the JSON broke, or that it is not an object
+ */
+export function parseArgumentsJson(text: string, source = "--args"): Record<string, unknown> {
+  const value = parseJsonValue(text, source);
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ArgumentError(
+      `${source} must be a JSON object, not ${Array.isArray(value) ? "an array" : JSON.stringify(value)}`,
+    );
+  }
+  return value as Record<string, unknown>;
+}
+
+function parseJsonValue(text: string, source: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new ArgumentError(`${source}: invalid JSON: ${(error as Error).message}`);
+  }
+}
+
+function setPath(target: Record<string, unknown>, path: readonly string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    const next = node[key];
+    if (typeof next !== "object" || next === null || Array.isArray(next)) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path[path.length - 1]] = value;
+}

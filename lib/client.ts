@@ -1,0 +1,386 @@
+/**
+ * QmpClient: the QEMU Monitor Protocol over one connection.
+ *
+ * A small state machine, as in QEMU's docs/interop/qmp-spec: the server
+ * speaks first with a greeting (spec 2.2), the client negotiates with
+ * `qmp_capabilities` (spec 4), then commands and their replies (spec 2.3,
+ * 2.4) interleave with asynchronous events (spec 2.5). Replies are matched to
+ * calls by `id`; a reply whose id no call waits for (its caller gave up) is
+ * dropped.
+ *
+ * @module
+ */
+import { type Address, parseAddress } from "./address.ts";
+import {
+  abortErrorFor,
+  CommandError,
+  ConnectTimeoutError,
+  DisconnectedError,
+  GreetingError,
+  NegotiationError,
+  ProtocolError,
+  type QmpError,
+} from "./errors.ts";
+import { type EventFilter, EventSubscription, type QmpEvent } from "./events.ts";
+import { DEFAULT_MAX_MESSAGE_BYTES, JsonFramer } from "./framing.ts";
+import { connectTransport, type Transport } from "./transport.ts";
+
+/** The server's version and capabilities, from its greeting. */
+export interface Greeting {
+  /** `{ major, minor, micro }`; from a v0.1 server's `"0.12.50"` string too. */
+  version: { major: number; minor: number; micro: number; package: string };
+  /** The capabilities the server offered (e.g. `["oob"]`). */
+  capabilities: string[];
+  /** The greeting object as received. */
+  raw: Record<string, unknown>;
+}
+
+/** Options of `QmpClient.connect`. */
+export interface ConnectOptions {
+  /** Aborts connecting, the greeting and negotiation. */
+  signal?: AbortSignal;
+  /** Milliseconds allowed for connecting, the greeting and negotiation; 0 for no bound. Default 10 000. */
+  connectTimeout?: number;
+  /** Bound on one incoming message, in bytes. Default 64 MiB. */
+  maxMessageBytes?: number;
+  /** Called with each message as it crosses the wire, compact JSON on one line. */
+  log?: (direction: "send" | "receive", json: string) => void;
+}
+
+/** Options of one command. */
+export interface ExecuteOptions {
+  /** Abort the wait for the reply; a reply that comes later is dropped. */
+  signal?: AbortSignal;
+  /** The id to send (any JSON value); by default one of the client's own. */
+  id?: unknown;
+  /** Send as `exec-oob` (needs the `oob` capability, which connect enables when offered). */
+  oob?: boolean;
+}
+
+interface PendingCall {
+  command: string;
+  resolve: (response: Record<string, unknown>) => void;
+  reject: (error: QmpError) => void;
+}
+
+type Phase = "connecting" | "greeting" | "negotiating" | "running" | "closed";
+
+/**
+ * A connected, negotiated QMP client.
+ *
+ * @example
+ * ```ts
+ * const qmp = await QmpClient.connect("/run/vm1.qmp", { connectTimeout: 5000 });
+ * const stops = qmp.events({ names: ["STOP"] }); // subscribe before the command
+ * await qmp.execute("stop", {}, { signal: AbortSignal.timeout(10_000) });
+ * for await (const event of stops) { console.log(event.timestamp); break; }
+ * await qmp.close();
+ * ```
+ */
+export class QmpClient {
+  /** Where the client is connected. */
+  readonly address: Address;
+  #greeting?: Greeting;
+  #capabilities: string[] = [];
+  #transport?: Transport;
+  readonly #framer: JsonFramer;
+  readonly #log?: ConnectOptions["log"];
+  readonly #pending = new Map<string, PendingCall>();
+  readonly #subscriptions = new Set<EventSubscription>();
+  #nextId = 1;
+  #phase: Phase = "connecting";
+  #greetingWaiter?: { resolve: (greeting: Greeting) => void; reject: (error: QmpError) => void };
+  #failure?: QmpError;
+  readonly #closed: Promise<QmpError | undefined>;
+  #markClosed!: (failure: QmpError | undefined) => void;
+
+  private constructor(address: Address, options: ConnectOptions) {
+    this.address = address;
+    this.#framer = new JsonFramer(options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES);
+    this.#log = options.log;
+    this.#closed = new Promise((resolve) => (this.#markClosed = resolve));
+  }
+
+  /**
+   * Connect to a QMP server, read its greeting and negotiate capabilities
+   * (`oob` is enabled when the server offers it).
+   *
+   * @example
+   * ```ts
+   * const qmp = await QmpClient.connect("tcp:[::1]:4444", { signal: AbortSignal.timeout(3000) });
+   * ```
+   * @throws {AddressError | ConnectionError | ConnectTimeoutError | GreetingError | NegotiationError | TimeoutError}
+   */
+  static async connect(address: string | Address, options: ConnectOptions = {}): Promise<QmpClient> {
+    const client = new QmpClient(typeof address === "string" ? parseAddress(address) : address, options);
+    const limitMs = options.connectTimeout ?? 10_000;
+    const limit = limitMs > 0 ? AbortSignal.timeout(limitMs) : undefined;
+    const signals = [options.signal, limit].filter((s): s is AbortSignal => s !== undefined);
+    const signal = signals.length > 0 ? AbortSignal.any(signals) : undefined;
+    const abortError = abortErrorFor(`connecting to ${client.address.text}`);
+    let onAbort = () => {};
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => {
+        reject(
+          limit?.aborted && !options.signal?.aborted
+            ? new ConnectTimeoutError(client.#connectTimeoutMessage(formatMs(limitMs)))
+            : abortError(options.signal!),
+        );
+      };
+      if (signal?.aborted) onAbort();
+      else signal?.addEventListener("abort", onAbort, { once: true });
+    });
+    try {
+      await Promise.race([client.#open(), aborted]);
+      return client;
+    } catch (error) {
+      client.#shutdown(error as QmpError);
+      throw error;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** The server's greeting. */
+  get greeting(): Greeting {
+    return this.#greeting!;
+  }
+
+  /** The capabilities enabled by negotiation. */
+  get capabilities(): readonly string[] {
+    return this.#capabilities;
+  }
+
+  /** Settles when the connection has ended: with the error that ended it, or undefined. */
+  get closed(): Promise<QmpError | undefined> {
+    return this.#closed;
+  }
+
+  /**
+   * Run a command and return its `return` value.
+   *
+   * @example
+   * ```ts
+   * const status = await qmp.execute("query-status", undefined, { signal: AbortSignal.timeout(1000) });
+   * ```
+   * @throws {CommandError} when QEMU answers with an error (its whole response is on `.response`)
+   * @throws {DisconnectedError | ProtocolError | TimeoutError | AbortedError}
+   */
+  async execute(command: string, args?: Record<string, unknown>, options: ExecuteOptions = {}): Promise<unknown> {
+    const response = await this.#call(command, args, options);
+    return response.return;
+  }
+
+  /**
+   * Subscribe to events. Subscribe before sending the command that causes
+   * them: events are queued for each subscriber from this call on.
+   *
+   * @example
+   * ```ts
+   * for await (const event of qmp.events({ names: ["BLOCK_JOB_*"] }, { signal })) console.log(event);
+   * ```
+   */
+  events(filter: EventFilter = {}, options: { signal?: AbortSignal } = {}): EventSubscription {
+    const subscription = new EventSubscription(filter, (s) => this.#subscriptions.delete(s), options.signal);
+    if (this.#phase === "closed") subscription.end(this.#failure);
+    else this.#subscriptions.add(subscription);
+    return subscription;
+  }
+
+  /** Close the connection; pending calls fail with DisconnectedError, subscriptions end. */
+  close(): Promise<QmpError | undefined> {
+    this.#shutdown(undefined, "the client closed the connection");
+    return this.#closed;
+  }
+
+  async #open(): Promise<void> {
+    const greeting = new Promise<Greeting>((resolve, reject) => (this.#greetingWaiter = { resolve, reject }));
+    const transport = await connectTransport(this.address, {
+      data: (chunk) => this.#receive(chunk),
+      close: (error) => this.#peerClosed(error),
+    });
+    greeting.catch(() => {}); // awaited below unless the wait is abandoned first
+    if (this.#phase === "closed") { // the wait was abandoned while connecting
+      transport.close();
+      return;
+    }
+    this.#transport = transport;
+    this.#phase = "greeting";
+    this.#greeting = await greeting;
+    const enable = this.#greeting.capabilities.includes("oob") ? ["oob"] : [];
+    try {
+      await this.#call("qmp_capabilities", enable.length > 0 ? { enable } : undefined, {});
+    } catch (error) {
+      if (error instanceof CommandError) {
+        throw new NegotiationError(`${this.address.text} refused qmp_capabilities: ${error.message}`, { cause: error });
+      }
+      throw error;
+    }
+    this.#capabilities = enable;
+    this.#phase = "running";
+  }
+
+  #call(
+    command: string,
+    args: Record<string, unknown> | undefined,
+    options: ExecuteOptions,
+  ): Promise<Record<string, unknown>> {
+    const { signal } = options;
+    const abortError = abortErrorFor(`the reply to ${command}`);
+    if (signal?.aborted) return Promise.reject(abortError(signal));
+    if (this.#phase === "closed") {
+      return Promise.reject(this.#failure ?? new DisconnectedError(`the connection to ${this.address.text} is closed`));
+    }
+    const id = options.id === undefined ? `qmpctl-${this.#nextId++}` : options.id;
+    const key = JSON.stringify(id);
+    if (this.#pending.has(key)) return Promise.reject(new ProtocolError(`id ${key} is already waiting for a reply`));
+    const message: Record<string, unknown> = { [options.oob ? "exec-oob" : "execute"]: command };
+    if (args !== undefined) message.arguments = args;
+    message.id = id;
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        this.#pending.delete(key); // a reply that comes later has no caller and is dropped
+        reject(abortError(signal!));
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      const settle = <T>(fn: (value: T) => void) => (value: T) => {
+        signal?.removeEventListener("abort", onAbort);
+        fn(value);
+      };
+      this.#pending.set(key, {
+        command,
+        resolve: settle((response: Record<string, unknown>) => {
+          if (options.id === undefined) delete response.id;
+          if ("error" in response) reject(new CommandError(response, command));
+          else resolve(response);
+        }),
+        reject: settle(reject),
+      });
+      this.#send(JSON.stringify(message));
+    });
+  }
+
+  #send(json: string): void {
+    this.#log?.("send", json);
+    this.#transport!.write(json + "\n");
+  }
+
+  #receive(chunk: Uint8Array): void {
+    if (this.#phase === "closed") return;
+    try {
+      for (const message of this.#framer.push(chunk)) {
+        this.#log?.("receive", JSON.stringify(message));
+        this.#dispatch(message);
+      }
+    } catch (error) {
+      this.#shutdown(error as QmpError);
+    }
+  }
+
+  #dispatch(message: unknown): void {
+    if (typeof message !== "object" || message === null || Array.isArray(message)) {
+      throw new ProtocolError(`received ${JSON.stringify(message)}, not a QMP message`);
+    }
+    const m = message as Record<string, unknown>;
+    if (this.#phase === "greeting") {
+      this.#phase = "negotiating"; // only the first message may be the greeting
+      return this.#greetingWaiter!.resolve(parseGreeting(m, this.address.text));
+    }
+    if (typeof m.event === "string") {
+      for (const subscription of this.#subscriptions) subscription.offer(m as QmpEvent);
+      return;
+    }
+    if (!("return" in m) && !("error" in m)) {
+      throw new ProtocolError(`received a message that is neither reply nor event: ${truncate(JSON.stringify(m))}`);
+    }
+    if ("id" in m) {
+      const key = JSON.stringify(m.id);
+      const call = this.#pending.get(key);
+      if (!call) return; // its caller gave up, or it was never ours
+      this.#pending.delete(key);
+      call.resolve(m);
+      return;
+    }
+    if (!("error" in m)) throw new ProtocolError(`received a reply without an id: ${truncate(JSON.stringify(m))}`);
+    // QEMU answers JSON it could not parse with an id-less error; it belongs to
+    // whichever calls are waiting.
+    for (const [key, call] of this.#pending) {
+      this.#pending.delete(key);
+      call.reject(new CommandError(m, call.command));
+    }
+  }
+
+  #peerClosed(error?: Error): void {
+    if (this.#phase === "closed") return;
+    const where = this.#framer.partial ? " in the middle of a message" : "";
+    const what = this.#phase === "greeting"
+      ? "before its QMP greeting"
+      : this.#phase === "negotiating"
+      ? "during capabilities negotiation"
+      : "";
+    const reason = `${this.address.text} closed the connection${where}${what ? " " + what : ""}`;
+    this.#shutdown(
+      this.#phase === "greeting" ? new GreetingError(reason, { cause: error }) : undefined,
+      reason,
+      error,
+    );
+  }
+
+  /** End everything: `failure` is the error that broke the session, if one did. */
+  #shutdown(failure: QmpError | undefined, reason = failure?.message ?? "connection closed", cause?: Error): void {
+    if (this.#phase === "closed") return;
+    this.#phase = "closed";
+    this.#failure = failure;
+    this.#greetingWaiter?.reject(failure ?? new GreetingError(reason));
+    this.#transport?.close();
+    for (const call of this.#pending.values()) {
+      call.reject(failure ?? new DisconnectedError(`${reason} before the reply to ${call.command}`, { cause }));
+    }
+    this.#pending.clear();
+    for (const subscription of this.#subscriptions) subscription.end(failure);
+    this.#markClosed(failure);
+  }
+
+  #connectTimeoutMessage(limit: string): string {
+    const address = this.address.text;
+    switch (this.#phase) {
+      case "greeting":
+        return `no QMP greeting from ${address} within ${limit}: another client may hold the monitor (QEMU serves one client at a time)`;
+      case "negotiating":
+        return `no answer to qmp_capabilities from ${address} within ${limit}`;
+      default:
+        return `connecting to ${address} took longer than ${limit}`;
+    }
+  }
+}
+
+/** Read a greeting, today's form or v0.1's (`"qemu": "0.12.50"`). */
+function parseGreeting(message: Record<string, unknown>, address: string): Greeting {
+  const qmp = message.QMP as Record<string, unknown> | undefined;
+  const version = qmp?.version as Record<string, unknown> | undefined;
+  if (typeof qmp !== "object" || qmp === null || typeof version !== "object" || version === null) {
+    throw new GreetingError(`${address} did not send a QMP greeting: ${truncate(JSON.stringify(message))}`);
+  }
+  const qemu = version.qemu;
+  let parts: unknown[];
+  if (typeof qemu === "string") parts = qemu.split(".").map(Number);
+  else if (typeof qemu === "object" && qemu !== null) {
+    const q = qemu as Record<string, unknown>;
+    parts = [q.major, q.minor, q.micro];
+  } else parts = [];
+  const [major, minor, micro] = parts.map((n) => (typeof n === "number" && Number.isFinite(n) ? n : 0));
+  const capabilities = Array.isArray(qmp.capabilities) ? qmp.capabilities.filter((c) => typeof c === "string") : [];
+  return {
+    version: { major: major ?? 0, minor: minor ?? 0, micro: micro ?? 0, package: String(version.package ?? "") },
+    capabilities,
+    raw: message,
+  };
+}
+
+function truncate(text: string, max = 200): string {
+  return text.length > max ? `${text.slice(0, max)}...` : text;
+}
+
+function formatMs(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}

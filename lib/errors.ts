@@ -1,0 +1,140 @@
+/**
+ * The error tree of the QMP library. Every error the library throws is a
+ * `QmpError` with a stable string `code` that callers branch on (never parse
+ * `message`: it is for people).
+ *
+ * ```text
+ * QmpError
+ * ├── AddressError          code ADDRESS       the address string has no known form
+ * ├── ArgumentError         code ARGUMENT      a KEY=VALUE word or --args JSON is malformed
+ * ├── ConnectionError       code CONNECTION    cannot connect (ENOENT, ECONNREFUSED, EACCES, ...)
+ * │   └── ConnectTimeoutError  code CONNECT_TIMEOUT  no connection/greeting/negotiation in time
+ * ├── GreetingError         code GREETING      the first message is not a QMP greeting
+ * ├── NegotiationError      code NEGOTIATION   qmp_capabilities was refused
+ * ├── ProtocolError         code PROTOCOL      the peer broke the protocol (not JSON, reply without id)
+ * │   └── MessageTooLargeError code TOO_LARGE  one message exceeded the size limit
+ * ├── DisconnectedError     code DISCONNECTED  the connection ended before the awaited answer
+ * ├── CommandError          code COMMAND       QEMU answered {"error": {class, desc}}
+ * ├── TimeoutError          code TIMEOUT       the caller's signal timed out (AbortSignal.timeout)
+ * └── AbortedError          code ABORTED       the caller's signal was aborted for another reason
+ * ```
+ *
+ * @module
+ */
+
+/** Root of every error the library throws. */
+export class QmpError extends Error {
+  /** A stable identifier of the condition, for programs. */
+  readonly code: string = "QMP";
+  override name = "QmpError";
+}
+
+/** An address string that is none of the accepted forms. */
+export class AddressError extends QmpError {
+  override readonly code = "ADDRESS";
+  override name = "AddressError";
+}
+
+/** A malformed `KEY=VALUE` word or arguments object. */
+export class ArgumentError extends QmpError {
+  override readonly code = "ARGUMENT";
+  override name = "ArgumentError";
+}
+
+/** The socket could not be connected. `cause` holds the system error. */
+export class ConnectionError extends QmpError {
+  override readonly code: string = "CONNECTION";
+  override name = "ConnectionError";
+}
+
+/**
+ * Connecting, the greeting or negotiation did not finish within the connect
+ * timeout. A QEMU monitor serves one client at a time, so a missing greeting
+ * usually means another client holds it.
+ */
+export class ConnectTimeoutError extends ConnectionError {
+  override readonly code = "CONNECT_TIMEOUT";
+  override name = "ConnectTimeoutError";
+}
+
+/** The first message was not a QMP greeting. */
+export class GreetingError extends QmpError {
+  override readonly code = "GREETING";
+  override name = "GreetingError";
+}
+
+/** The server refused `qmp_capabilities`. */
+export class NegotiationError extends QmpError {
+  override readonly code = "NEGOTIATION";
+  override name = "NegotiationError";
+}
+
+/** The peer sent something QMP does not allow. */
+export class ProtocolError extends QmpError {
+  override readonly code: string = "PROTOCOL";
+  override name = "ProtocolError";
+}
+
+/** One incoming message grew past the configured limit. */
+export class MessageTooLargeError extends ProtocolError {
+  override readonly code = "TOO_LARGE";
+  override name = "MessageTooLargeError";
+}
+
+/** The connection ended while an answer or event was awaited. */
+export class DisconnectedError extends QmpError {
+  override readonly code = "DISCONNECTED";
+  override name = "DisconnectedError";
+}
+
+/** QEMU answered a command with `{"error": {"class": ..., "desc": ...}}`. */
+export class CommandError extends QmpError {
+  override readonly code = "COMMAND";
+  override name = "CommandError";
+  /** QEMU's error class, e.g. `CommandNotFound`, `GenericError`. */
+  readonly errorClass: string;
+  /** QEMU's human description. */
+  readonly desc: string;
+  /** The whole `{"error": ...}` response, without the id qmpctl added. */
+  readonly response: Record<string, unknown>;
+  /** The command that failed, when known (an id-less error answers none). */
+  readonly command?: string;
+
+  constructor(response: Record<string, unknown>, command?: string) {
+    const error = (response.error ?? {}) as Record<string, unknown>;
+    const errorClass = typeof error.class === "string" ? error.class : "GenericError";
+    const desc = typeof error.desc === "string" ? error.desc : JSON.stringify(error);
+    super(`${errorClass}: ${desc}`);
+    this.errorClass = errorClass;
+    this.desc = desc;
+    this.response = response;
+    this.command = command;
+  }
+}
+
+/** The caller's signal timed out while waiting for `what`. */
+export class TimeoutError extends QmpError {
+  override readonly code = "TIMEOUT";
+  override name = "TimeoutError";
+}
+
+/** The caller's signal was aborted (not by a timeout) while waiting. */
+export class AbortedError extends QmpError {
+  override readonly code = "ABORTED";
+  override name = "AbortedError";
+}
+
+/**
+ * The error to throw when `signal` aborts a wait for `what`. Called at the
+ * start of a wait, so the stack points at the caller rather than at a timer.
+ */
+export function abortErrorFor(what: string): (signal: AbortSignal) => QmpError {
+  const timeout = new TimeoutError(`timed out waiting for ${what}`);
+  const aborted = new AbortedError(`aborted while waiting for ${what}`);
+  return (signal) => {
+    const reason = signal.reason as { name?: string } | undefined;
+    if (reason?.name === "TimeoutError") return timeout;
+    (aborted as { cause?: unknown }).cause = reason;
+    return aborted;
+  };
+}

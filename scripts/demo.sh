@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Build qmpctl, start a throwaway QEMU, and show it working.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh >/dev/null
+scripts/build.sh
+dir=$(mktemp -d)
+trap 'kill "$(cat "$dir/qemu.pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$dir"' EXIT
+scripts/qemu.sh "$dir"
+export QMPCTL_SOCKET="$dir/qmp.sock"
+qmpctl() { dist/qmpctl "$@" 2>&1; } # stderr inline, so the demo reads in order
+show() { printf '\n$ %s\n' "$*"; }
+
+show "qmpctl exec query-version | jq"
+qmpctl exec query-version | jq
+show "qmpctl exec query-status"
+qmpctl exec query-status
+show "qmpctl exec no-such-command; echo \"exit \$?\""
+qmpctl exec no-such-command || echo "exit $?"
+show "qmpctl exec no-such-command --raw | jq -r .error.class"
+dist/qmpctl exec no-such-command --raw | jq -r .error.class || true
+show "qmpctl hmp 'info status'"
+qmpctl hmp 'info status'
+show "qmpctl -s /nonexistent.sock exec query-status; echo \"exit \$?\""
+qmpctl -s /nonexistent.sock exec query-status || echo "exit $?"

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Deno stays a first-class way to run qmpctl: run the CLI from source under
+# Deno against a throwaway QEMU and check what it prints.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dir=$(mktemp -d)
+trap 'kill "$(cat "$dir/qemu.pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$dir"' EXIT
+scripts/qemu.sh "$dir"
+deno="node_modules/.bin/deno run --allow-read --allow-write --allow-env --allow-net cli.ts -s $dir/qmp.sock"
+out=$($deno exec query-status)
+[ "$(echo "$out" | jq -r .status)" = "running" ] || { echo "deno: unexpected output: $out"; exit 1; }
+set +e
+$deno exec no-such-command 2>"$dir/err"
+code=$?
+set -e
+[ "$code" -eq 1 ] && grep -q "^qmpctl: CommandNotFound" "$dir/err" || { echo "deno: expected exit 1, got $code"; exit 1; }
+echo "deno: exec query-status → $out; unknown command → exit 1"

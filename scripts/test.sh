@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Everything CI checks, on a fresh machine too: install, build, type-check,
+# format and lint, every test (unit, fake server, real QEMU, terminal), and
+# one run of the CLI under Deno.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+scripts/build.sh
+
+echo "== type-check (tsc --noEmit)"
+node_modules/.bin/tsc --noEmit -p .
+echo "== format and lint (deno fmt --check, deno lint)"
+node_modules/.bin/deno fmt --check --quiet
+node_modules/.bin/deno lint --quiet
+
+echo "== tests (bun test)"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+node_modules/.bin/bun test --timeout 60000 "$@" 2>&1 | tee "$log" || status=$?
+
+echo "== the CLI under Deno"
+scripts/deno_smoke.sh || status=$?
+
+passed=$(sed -n 's/^ *\([0-9]\+\) pass$/\1/p' "$log" | tail -1)
+failed=$(sed -n 's/^ *\([0-9]\+\) fail$/\1/p' "$log" | tail -1)
+echo "tests: ${passed:-0} passed, ${failed:-0} failed"
+[ "${passed:-0}" -gt 0 ] || status=1
+exit "$status"

@@ -1,0 +1,107 @@
+/**
+ * A throwaway QEMU for tests: `-machine none` (or `pc -S`), no guest, with a
+ * QMP monitor for qmpctl and a second one for the test to drive QEMU (a
+ * monitor serves one client at a time; events go to every monitor).
+ */
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { QmpClient } from "../../lib/mod.ts";
+
+export interface QemuOptions {
+  /** "none" (default, starts in ~50 ms) or "pc" (started paused with -S). */
+  machine?: "none" | "pc";
+  /** Also listen on TCP (IPv4 loopback), IPv6 loopback, and/or a pretty=on monitor. */
+  tcp?: boolean;
+  tcp6?: boolean;
+  pretty?: boolean;
+  extraArgs?: string[];
+}
+
+export interface TestQemu {
+  dir: string;
+  /** The monitor for the code under test. */
+  socket: string;
+  /** A connected client on the second monitor, for the test itself. */
+  control: QmpClient;
+  tcpPort?: number;
+  tcp6Port?: number;
+  /** A pretty=on monitor (UNIX socket path). */
+  prettySocket?: string;
+  process: ReturnType<typeof Bun.spawn>;
+  stop(): Promise<void>;
+}
+
+/** A free TCP port on the loopback address `host`. */
+export function freePort(host = "127.0.0.1"): number {
+  const listener = Bun.listen({ hostname: host, port: 0, socket: { data() {} } });
+  const port = listener.port;
+  listener.stop(true);
+  return port;
+}
+
+export async function startQemu(options: QemuOptions = {}): Promise<TestQemu> {
+  const dir = mkdtempSync(join(tmpdir(), "qmpctl-test-"));
+  const socket = join(dir, "qmp.sock");
+  const controlSocket = join(dir, "control.sock");
+  const args = [
+    "qemu-system-x86_64",
+    "-nodefaults",
+    "-display",
+    "none",
+    "-qmp",
+    `unix:${socket},server=on,wait=off`,
+    "-qmp",
+    `unix:${controlSocket},server=on,wait=off`,
+  ];
+  args.push(...(options.machine === "pc" ? ["-machine", "pc", "-S", "-m", "32"] : ["-machine", "none"]));
+  let tcpPort: number | undefined, tcp6Port: number | undefined, prettySocket: string | undefined;
+  if (options.tcp) {
+    tcpPort = freePort();
+    args.push("-qmp", `tcp:127.0.0.1:${tcpPort},server=on,wait=off`);
+  }
+  if (options.tcp6) {
+    tcp6Port = freePort("::1");
+    args.push(
+      "-chardev",
+      `socket,id=m6,host=::1,port=${tcp6Port},ipv6=on,server=on,wait=off`,
+      "-mon",
+      "chardev=m6,mode=control",
+    );
+  }
+  if (options.pretty) {
+    prettySocket = join(dir, "pretty.sock");
+    args.push(
+      "-chardev",
+      `socket,id=mp,path=${prettySocket},server=on,wait=off`,
+      "-mon",
+      "chardev=mp,mode=control,pretty=on",
+    );
+  }
+  args.push(...(options.extraArgs ?? []));
+  const qemu = Bun.spawn(args, { stdout: "ignore", stderr: "pipe" });
+  const deadline = Date.now() + 10_000;
+  while (!(existsSync(socket) && existsSync(controlSocket))) {
+    if (qemu.exitCode !== null || Date.now() > deadline) {
+      const stderr = await new Response(qemu.stderr).text();
+      throw new Error(`QEMU did not start: ${stderr}`);
+    }
+    await Bun.sleep(10);
+  }
+  const control = await QmpClient.connect(controlSocket, { connectTimeout: 5000 });
+  return {
+    dir,
+    socket,
+    control,
+    tcpPort,
+    tcp6Port,
+    prettySocket,
+    process: qemu,
+    async stop() {
+      await control.close();
+      qemu.kill("SIGKILL");
+      await qemu.exited;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
