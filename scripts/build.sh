@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Build the single binary: dist/qmpctl (bun build --compile; works offline).
+# Build the single binary (bun build --compile; works offline).
+#   scripts/build.sh [OUT]   default OUT: dist/qmpctl
+# --bytecode precompiles the bundle, which saves ~2 ms of every start-up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+out=${1:-dist/qmpctl}
 [ -x node_modules/.bin/bun ] || npm ci --no-audit --no-fund
-mkdir -p dist
-node_modules/.bin/bun build --compile --minify --bytecode --format=esm --sourcemap=none cli.ts --outfile dist/qmpctl >/dev/null
-echo "built dist/qmpctl ($(du -h dist/qmpctl | cut -f1))"
+mkdir -p "$(dirname "$out")"
+node_modules/.bin/bun build --compile --minify --bytecode --format=esm --sourcemap=none cli.ts --outfile "$out" >/dev/null
+echo "built $out ($(du -h "$out" | cut -f1))"
