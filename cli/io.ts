@@ -1,8 +1,8 @@
 /**
  * The CLI's runtime-specific calls: standard streams, environment, exit and
- * signals. Under Bun these are Bun's own APIs, because `process.stdout.write`
- * costs a compiled binary ~13 ms of start-up; elsewhere (Deno, Node) they are
- * `node:process`, loaded only there.
+ * signals. `process` is a global in Bun, Deno 2 and Node; only stdout and
+ * stdin differ: under Bun they are Bun's own APIs, because
+ * `process.stdout.write` costs a compiled binary ~13 ms of start-up.
  *
  * @module
  */
@@ -12,88 +12,64 @@ export class BrokenPipeError extends Error {
   override name = "BrokenPipeError";
 }
 
-interface Runtime {
-  writeStdout(text: string): Promise<void>;
-  readStdin(): Promise<string>;
-  stdinIsTerminal(): boolean;
-  stdoutIsTerminal(): boolean;
-}
-
 const bun = (globalThis as { Bun?: typeof Bun }).Bun;
-// Deno and Node have a global `process` too (Deno 2 does); no import needed,
-// and no top-level await, which would make Bun load every module asynchronously.
-const nodeProcess = bun ? undefined : (globalThis as unknown as { process: typeof process }).process;
 
-function isBrokenPipe(error: unknown): boolean {
-  return (error as { code?: string })?.code === "EPIPE";
+function brokenPipeOr(error: unknown): unknown {
+  return (error as { code?: string })?.code === "EPIPE" ? new BrokenPipeError("stdout closed") : error;
 }
 
-const runtime: Runtime = bun
-  ? {
-    writeStdout: (text) =>
-      bun.write(bun.stdout, text).then(() => {}, (error) => {
-        throw isBrokenPipe(error) ? new BrokenPipeError("stdout closed") : error;
-      }),
-    readStdin: () => bun.stdin.text(),
-    stdinIsTerminal: () => process.stdin.isTTY === true,
-    stdoutIsTerminal: () => process.stdout.isTTY === true,
-  }
-  : {
-    writeStdout: (text) =>
-      new Promise((resolve, reject) => {
-        nodeProcess!.stdout.once("error", (error) =>
-          reject(isBrokenPipe(error) ? new BrokenPipeError("stdout closed") : error));
-        nodeProcess!.stdout.write(text, (error) =>
-          error ? reject(isBrokenPipe(error) ? new BrokenPipeError("stdout closed") : error) : resolve());
-      }),
-    readStdin: async () => {
-      const chunks: Uint8Array[] = [];
-      for await (const chunk of nodeProcess!.stdin) chunks.push(chunk as Uint8Array);
-      return new TextDecoder().decode(concat(chunks));
-    },
-    stdinIsTerminal: () => nodeProcess!.stdin.isTTY === true,
-    stdoutIsTerminal: () => nodeProcess!.stdout.isTTY === true,
-  };
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
-}
+let stdoutErrorsHandled = false;
 
 /** Write to stdout; rejects with BrokenPipeError when the reader has gone. */
-export const writeStdout = runtime.writeStdout;
+export function writeStdout(text: string): Promise<void> {
+  if (bun) {
+    return bun.write(bun.stdout, text).then(() => {}, (error) => Promise.reject(brokenPipeOr(error)));
+  }
+  if (!stdoutErrorsHandled) {
+    // Node and Deno also emit write errors as 'error' events, which would be
+    // uncaught; the write callback below reports them.
+    process.stdout.on("error", () => {});
+    stdoutErrorsHandled = true;
+  }
+  return new Promise((resolve, reject) => {
+    process.stdout.write(text, (error) => error ? reject(brokenPipeOr(error)) : resolve());
+  });
+}
+
 /** Write one line to stderr (console.error: synchronous, and cheap at start-up). */
 export function writeStderrLine(line: string): void {
   console.error(line);
 }
+
 /** All of stdin as text. */
-export const readStdin = runtime.readStdin;
+export async function readStdin(): Promise<string> {
+  if (bun) return bun.stdin.text();
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Uint8Array);
+  return new TextDecoder().decode(await new Blob(chunks as BlobPart[]).arrayBuffer());
+}
+
 /** Whether stdin is a terminal (the shell then edits lines). */
-export const stdinIsTerminal = runtime.stdinIsTerminal;
-/** Whether stdout is a terminal. */
-export const stdoutIsTerminal = runtime.stdoutIsTerminal;
+export function stdinIsTerminal(): boolean {
+  return process.stdin.isTTY === true;
+}
 
 /** An environment variable. */
 export function env(name: string): string | undefined {
-  return (bun ? process.env : nodeProcess!.env)[name];
+  return process.env[name];
 }
 
 /** The command-line words after the program name. */
 export function argv(): string[] {
-  return (bun ? process.argv : nodeProcess!.argv).slice(2);
+  return process.argv.slice(2);
 }
 
 /** Call `handler` on SIGINT (instead of dying). */
 export function onInterrupt(handler: () => void): void {
-  (bun ? process : nodeProcess!).on("SIGINT", handler);
+  process.on("SIGINT", handler);
 }
 
 /** End the process with `code`. */
 export function exit(code: number): never {
-  return (bun ? process : nodeProcess!).exit(code);
+  return process.exit(code);
 }

@@ -205,7 +205,9 @@ export class QmpClient {
       return;
     }
     this.#transport = transport;
-    this.#phase = "greeting";
+    // The greeting may already have arrived: node:net can report data before
+    // this continuation runs.
+    if (this.#phase === "connecting") this.#phase = "greeting";
     this.#greeting = await greeting;
     const enable = this.#greeting.capabilities.includes("oob") ? ["oob"] : [];
     try {
@@ -282,7 +284,7 @@ export class QmpClient {
       throw new ProtocolError(`received ${JSON.stringify(message)}, not a QMP message`);
     }
     const m = message as Record<string, unknown>;
-    if (this.#phase === "greeting") {
+    if (this.#phase === "connecting" || this.#phase === "greeting") {
       this.#phase = "negotiating"; // only the first message may be the greeting
       return this.#greetingWaiter!.resolve(parseGreeting(m, this.address.text));
     }

@@ -14,4 +14,9 @@ $deno exec no-such-command 2>"$dir/err"
 code=$?
 set -e
 [ "$code" -eq 1 ] && grep -q "^qmpctl: CommandNotFound" "$dir/err" || { echo "deno: expected exit 1, got $code"; exit 1; }
-echo "deno: exec query-status → $out; unknown command → exit 1"
+set +e
+$deno exec query-qmp-schema 2>"$dir/err" | head -c1 >/dev/null
+code=${PIPESTATUS[0]}
+set -e
+[ "$code" -eq 0 ] && [ ! -s "$dir/err" ] || { echo "deno: stdout closed early: exit $code, $(cat "$dir/err")"; exit 1; }
+echo "deno: exec query-status → $out; unknown command → exit 1; closed stdout → exit 0"
