@@ -233,6 +233,9 @@ export class QmpClient {
     if (this.#phase === "closed") {
       return Promise.reject(this.#failure ?? new DisconnectedError(`the connection to ${this.address.text} is closed`));
     }
+    if (options.oob && !this.#capabilities.includes("oob")) {
+      return Promise.reject(new NegotiationError(`exec-oob needs the oob capability, which ${this.address.text} did not offer`));
+    }
     const id = options.id === undefined ? `qmpctl-${this.#nextId++}` : options.id;
     const key = JSON.stringify(id);
     if (this.#pending.has(key)) return Promise.reject(new ProtocolError(`id ${key} is already waiting for a reply`));

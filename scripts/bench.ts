@@ -3,6 +3,9 @@
  * throwaway QEMU, alternates qmpctl and its socat equivalent run by run, and
  * prints medians, the ratio and qmpctl's peak RSS.
  */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { startQemu, type TestQemu } from "../tests/helpers/qemu.ts";
 
 const QMPCTL = "dist/qmpctl";
@@ -43,24 +46,44 @@ export function alternate(a: () => Sample, b: () => Sample): { a: Sample[]; b: S
   return out;
 }
 
-function report(name: string, qmpctl: Sample[], socat: Sample[]): void {
+function report(name: string, qmpctl: Sample[], socat: Sample[], program = "qmpctl"): void {
   const q = median(qmpctl.map((s) => s.ms));
   const s = median(socat.map((s) => s.ms));
   const rss = Math.max(...qmpctl.map((s) => s.maxRssKiB));
   console.log(
-    `${name}: qmpctl ${q.toFixed(1)} ms, socat ${s.toFixed(1)} ms, ratio ${(q / s).toFixed(2)}, ` +
-      `qmpctl peak RSS ${(rss / 1024).toFixed(1)} MiB (median of ${RUNS})`,
+    `${name}: ${program} ${q.toFixed(1)} ms, socat ${s.toFixed(1)} ms, ratio ${(q / s).toFixed(2)}, ` +
+      `${program} peak RSS ${(rss / 1024).toFixed(1)} MiB (median of ${RUNS})`,
   );
 }
 
 async function benchExec(qemu: TestQemu): Promise<void> {
   const requests = '{"execute":"qmp_capabilities"}\n{"execute":"query-status"}\n';
   // socat sends both requests at once and exits when QEMU, seeing its EOF, closes.
-  const { a, b } = alternate(
-    () => runOnce([QMPCTL, "-s", qemu.socket, "exec", "query-status"]),
-    () => runOnce(["socat", "-", `UNIX-CONNECT:${qemu.socket}`], requests),
-  );
+  const socat = () => runOnce(["socat", "-", `UNIX-CONNECT:${qemu.socket}`], requests);
+  const { a, b } = alternate(() => runOnce([QMPCTL, "-s", qemu.socket, "exec", "query-status"]), socat);
   report("exec query-status", a, b);
+  // The floor: a compiled Bun binary that only prints "hello", built the same way.
+  const hello = await compiledHello();
+  const floor = alternate(() => runOnce([hello]), socat);
+  report("floor (prints hello, no QMP)", floor.a, floor.b, "compiled Bun hello");
+}
+
+async function compiledHello(): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), "qmpctl-bench-"));
+  await Bun.write(join(dir, "hello.ts"), 'console.log("hello");\n');
+  const build = Bun.spawnSync([
+    "node_modules/.bin/bun",
+    "build",
+    "--compile",
+    "--minify",
+    "--bytecode",
+    "--format=esm",
+    join(dir, "hello.ts"),
+    "--outfile",
+    join(dir, "hello"),
+  ], { stdout: "ignore", stderr: "pipe" });
+  if (build.exitCode !== 0) throw new Error(`building hello failed: ${build.stderr.toString()}`);
+  return join(dir, "hello");
 }
 
 const SECTIONS: Record<string, (qemu: TestQemu) => Promise<void>> = {
