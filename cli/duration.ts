@@ -14,7 +14,7 @@ export function parseDuration(text: string, option: string): number {
   }
   const ms = Number(match[1]) * UNIT_MS[match[2] ?? "s"];
   if (!Number.isFinite(ms) || ms > 2 ** 31 - 1) throw new UsageError(`${option} '${text}' is too long`);
-  return Math.round(ms);
+  return ms > 0 ? Math.max(1, Math.round(ms)) : 0; // 0.1ms is a bound, not "no bound"
 }
 
 /** A duration as the user would write it. */

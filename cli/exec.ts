@@ -1,5 +1,7 @@
 /** `qmpctl exec CMD [KEY=VALUE ...] [--args JSON|-]`. @module */
-import { buildArguments, parseArgumentsJson } from "../lib/args.ts";
+import { buildArguments, parseArgumentsJson, wordsNeedTyping } from "../lib/args.ts";
+import { CommandError } from "../lib/errors.ts";
+import { printAwaitedEvents, readWaitEventOption, subscribe } from "./event_output.ts";
 import { readStdin } from "./io.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, connect, executeAndPrint, formatJson, optionValue } from "./session.ts";
@@ -10,18 +12,38 @@ Connect, negotiate, run one QMP command and print its return value as one
 JSON line.
 
 Arguments:
-  KEY=VALUE      a value that parses as JSON is that JSON, else a string
-  KEY.SUB=VALUE  a dotted key builds nested objects
-  KEY:=JSON      always raw JSON
-  --args JSON    the arguments as one object (--args - reads it from stdin);
-                 KEY=VALUE words are merged into it and win
+  KEY=VALUE      typed by QEMU's schema: a str stays text (id=123 is "123"),
+                 a bool takes true/false/on/off/yes/no, an int or number its
+                 digits, an enum its values, an array or object JSON, an 'any'
+                 JSON where it parses, else text
+  KEY.SUB=VALUE  a dotted key goes into an object (file.driver=file), or an
+                 array (KEY.0=a KEY.1=b)
+  KEY:=JSON      raw JSON, sent as given
+  --args JSON    the arguments as one object, sent as given (--args - reads
+                 it from stdin); KEY=VALUE words are merged into it and win
+
+Before anything is sent, an unknown command or argument (with the closest
+names), a missing argument and a value that cannot have its type exit 2. The
+schema is fetched once per QEMU build and cached under $XDG_CACHE_HOME/qmpctl
+(~/.cache/qmpctl); only KEY=VALUE words need it. Without a schema (QEMU
+before 2.5) a value that parses as JSON is that JSON, else text.
 
 Examples:
   qmpctl -s /run/vm1.qmp exec query-kvm | jq .enabled
   qmpctl exec query-status --pretty
-  qmpctl exec blockdev-add driver=null-co node-name=n0 size:=4096
+  qmpctl exec blockdev-add driver=null-co node-name=n0 size=4096 read-only=on
+  qmpctl exec set_link name=123 up=false
   echo '{"device": "ide0-hd0"}' | qmpctl exec eject --args -
   qmpctl exec stop --raw        # {"return": {}} or {"error": {...}}
+
+Waiting for the event a command causes (--wait-event NAME, repeatable, exact
+or a glob; --match KEY=VALUE and --count N as for wait-event): qmpctl listens
+before it sends the command, so an event that comes before the reply (STOP
+before the reply to stop) is not missed. It prints the return line, then the
+event lines; when the command fails it exits 1 without waiting.
+  qmpctl exec stop --wait-event STOP
+  qmpctl exec system_powerdown --wait-event SHUTDOWN --timeout 2m
+  qmpctl exec block-job-cancel device=job0 --wait-event BLOCK_JOB_CANCELLED --match device=job0
 
 Exit status: 0 done, 1 QEMU answered with an error, 2 usage, 3 connection,
 124 --timeout ran out, 130 interrupted.`;
@@ -30,11 +52,28 @@ export async function run(context: CommandContext): Promise<number> {
   const [command, ...words] = context.words;
   if (!command) throw new UsageError("exec needs a command name (e.g. qmpctl exec query-status)");
   const argsText = optionValue(context, "args");
-  const base = argsText === undefined ? undefined : parseArgumentsJson(argsText === "-" ? await readStdin() : argsText);
-  const args = base || words.length > 0 ? buildArguments(words, base) : undefined;
+  const base = argsText === undefined
+    ? undefined
+    : parseArgumentsJson(argsText === "-" ? await readStdin(context.signal) : argsText);
+  let args = base || words.length > 0 ? buildArguments(words, base) : undefined; // malformed words: nothing sent
+  const wait = readWaitEventOption(context);
   const client = await connect(context);
   try {
-    await executeAndPrint(context, client, command, args, (value) => formatJson(value, context.global.pretty));
+    if (wordsNeedTyping(words)) { // typed and checked by QEMU's schema (cached; loaded only when needed)
+      const { typedArguments } = await import("../lib/schema.ts");
+      args = await typedArguments(client, command, words, base, { signal: context.signal });
+    }
+    if (wait) await (await import("../lib/schema.ts")).checkEventNames(client, wait.names, { signal: context.signal });
+    const subscription = wait && subscribe(client, wait, context.signal); // before the command is sent
+    await executeAndPrint(context, client, command, args, (value) => formatJson(value, context.global.pretty))
+      .catch(async (error) => { // QEMU did not find the command: name the closest ones (from the schema cache)
+        if (error instanceof CommandError && error.errorClass === "CommandNotFound") {
+          const { closestCommandsHint } = await import("../lib/schema.ts");
+          error.message += await closestCommandsHint(client, command, { signal: context.signal });
+        }
+        throw error;
+      });
+    if (wait && subscription) await printAwaitedEvents(context, client, subscription, wait);
     return 0;
   } finally {
     client.close();

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { abortErrorFor } from "../lib/errors.ts";
 
 /** stdout was closed by its reader (`qmpctl events | head -1`). */
 export class BrokenPipeError extends Error {
@@ -20,8 +21,17 @@ function brokenPipeOr(error: unknown): unknown {
 
 let stdoutErrorsHandled = false;
 
-/** Write to stdout; rejects with BrokenPipeError when the reader has gone. */
-export function writeStdout(text: string): Promise<void> {
+/**
+ * Write to stdout; rejects with BrokenPipeError when the reader has gone, and
+ * with `signal`'s error when it aborts first. That only helps while the write
+ * waits in the event loop (a non-blocking stdout): on a blocking pipe, Bun and
+ * Deno block in write(2) until the reader takes the text, and no handler runs.
+ */
+export function writeStdout(text: string, signal?: AbortSignal): Promise<void> {
+  return abortable(writeAll(text), signal, "stdout to take the output");
+}
+
+function writeAll(text: string): Promise<void> {
   if (bun) {
     return bun.write(bun.stdout, text).then(() => {}, (error) => Promise.reject(brokenPipeOr(error)));
   }
@@ -41,8 +51,24 @@ export function writeStderrLine(line: string): void {
   console.error(line);
 }
 
-/** All of stdin as text. */
-export async function readStdin(): Promise<string> {
+/** All of stdin as text; `signal` (SIGINT, --timeout) ends the wait for a stdin that stays open. */
+export function readStdin(signal?: AbortSignal): Promise<string> {
+  return abortable(readAllStdin(), signal, "stdin to end");
+}
+
+/** `io`, or `signal`'s error if it aborts first; the abandoned I/O ends with the process. */
+function abortable<T>(io: Promise<T>, signal: AbortSignal | undefined, what: string): Promise<T> {
+  if (!signal) return io;
+  const abortError = abortErrorFor(what);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(abortError(signal));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+    io.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+async function readAllStdin(): Promise<string> {
   if (bun) return bun.stdin.text();
   const chunks: Uint8Array[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Uint8Array);

@@ -52,14 +52,61 @@ const ARGS: OptionSpec = {
   help: "the arguments as one JSON object; - reads it from stdin",
 };
 const CPU: OptionSpec = { name: "cpu", value: "N", help: "the CPU the command line runs on (cpu-index)" };
+const MATCH: OptionSpec = {
+  name: "match",
+  value: "KEY=VALUE",
+  repeatable: true,
+  help: "keep events whose data has KEY (dotted: nested) equal to VALUE; repeatable, all must hold",
+};
+const COUNT: OptionSpec = { name: "count", value: "N", help: "print N matching events, then exit" };
+const WAIT_EVENT: OptionSpec = {
+  name: "wait-event",
+  value: "NAME",
+  repeatable: true,
+  help: "then wait for event NAME (or a glob; repeatable: any), listening before the command is sent",
+};
 
 /** Every command, by name. */
 export const COMMANDS: Record<string, CommandEntry> = {
-  exec: { summary: "run one QMP command and print its return value", options: [ARGS], load: () => import("./exec.ts") },
+  exec: {
+    summary: "run one QMP command and print its return value",
+    options: [ARGS, WAIT_EVENT, MATCH, COUNT],
+    load: () => import("./exec.ts"),
+  },
   hmp: {
     summary: "run a human monitor command line and print its text",
     options: [CPU],
     load: () => import("./hmp.ts"),
+  },
+  "wait-event": {
+    summary: "wait for an event (exact name or glob) and print it",
+    options: [MATCH, COUNT],
+    load: () => import("./wait_event.ts"),
+  },
+  events: {
+    summary: "print every event as NDJSON as it arrives",
+    options: [MATCH, COUNT],
+    load: () => import("./events.ts"),
+  },
+  shell: {
+    summary: "interactive QMP shell (--hmp: human monitor); runs piped lines as a script",
+    options: [{ name: "hmp", help: "run each line on the human monitor (human-monitor-command)" }],
+    load: () => import("./shell.ts"),
+  },
+  commands: {
+    summary: "list the QMP commands this QEMU offers (GLOB filters; --long: their arguments)",
+    options: [{ name: "long", short: "l", help: "each command's arguments and features, not only its name" }],
+    load: () => import("./commands.ts"),
+  },
+  describe: {
+    summary: "describe a QMP command or event: arguments, types, return, features",
+    options: [],
+    load: () => import("./describe.ts"),
+  },
+  completions: {
+    summary: "print a completion script: completions bash|zsh|fish",
+    options: [],
+    load: () => import("./completions.ts"),
   },
 };
 

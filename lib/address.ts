@@ -5,7 +5,7 @@
  * | -------------------------------------- | ------------------------------ |
  * | `/run/vm1.qmp`, `./vm1.qmp`, `vm1.qmp` | UNIX socket path               |
  * | `unix:/run/vm1.qmp[,server=on,...]`    | same; QEMU's options ignored   |
- * | `host:port`, `tcp:host:port[,...]`     | TCP                            |
+ * | `host:port`, `tcp:host:port[,...]`     | TCP (an empty host: localhost) |
  * | `[::1]:4444`, `tcp:[::1]:4444`         | TCP over IPv6                  |
  *
  * @module
@@ -46,18 +46,18 @@ export function parseAddress(text: string): Address {
   return parseHostPort(text, text) ?? fail(`'${text}' is not an address: ${FORMS}`);
 }
 
-/** The value before QEMU's `,option=...` list, with QEMU's `,,` escape undone. */
+/** The value before QEMU's `,option=...` list: `,,` is a literal comma (read left to right), a lone `,` ends it. */
 function qemuOptionValue(text: string): string {
-  const end = text.search(/(?<!,),(?!,)/);
-  return (end < 0 ? text : text.slice(0, end)).replaceAll(",,", ",");
+  return /^(?:[^,]|,,)*/.exec(text)![0].replaceAll(",,", ",");
 }
 
 function parseHostPort(hostPort: string, text: string): Address | undefined {
-  const match = /^(?:\[([0-9A-Fa-f:.%\w]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(hostPort);
+  const match = /^(?:\[([0-9A-Fa-f:.%\w]+)\]|([^:\[\]]*)):(\d{1,5})$/.exec(hostPort);
   if (!match) return undefined;
   const port = Number(match[3]);
   if (port < 1 || port > 65535) throw new AddressError(`'${text}': port ${match[3]} is not in 1-65535`);
-  return { kind: "tcp", host: match[1] ?? match[2], port, text };
+  // An empty host, as in QEMU's `-qmp tcp::4444,server=on` (every interface), is reached on localhost.
+  return { kind: "tcp", host: match[1] ?? (match[2] || "localhost"), port, text };
 }
 
 function fail(message: string): never {

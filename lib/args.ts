@@ -51,6 +51,14 @@ export function splitKeyValueWords(words: readonly string[]): KeyValueWord[] {
 }
 
 /**
+ * Whether some word's value needs typing by the schema: any `KEY=VALUE`
+ * (`KEY:=JSON` is raw JSON). Words are assumed well formed.
+ */
+export function wordsNeedTyping(words: readonly string[]): boolean {
+  return splitKeyValueWords(words).some((w) => !w.raw);
+}
+
+/**
  * Build an arguments object from `KEY=VALUE` words over `base` (the `--args`
  * object), a word winning over the same key in `base`.
  *
@@ -85,7 +93,7 @@ export function buildArguments(
       throw new ArgumentError(`'${word}' sets ${full} to a value, but '${seen.get(nested)}' put keys inside it`);
     }
     seen.set(full, word);
-    const value = raw ? parseJsonValue(text, word) : typeValue(path, text);
+    const value = raw ? parseJsonValue(text, `'${word}'`) : typeValue(path, text);
     setPath(result, path, value);
   }
   return result;
@@ -109,16 +117,78 @@ function parseJsonValue(text: string, source: string): unknown {
   try {
     return JSON.parse(text);
   } catch (error) {
-    throw new ArgumentError(`${source}: invalid JSON: ${(error as Error).message}`);
+    throw new ArgumentError(`${source}: invalid JSON${jsonErrorPlace(text)}: ${(error as Error).message}`);
   }
 }
 
+/** Where `text` stops being JSON, as " at line L, column C" (not every engine's JSON.parse says where). */
+function jsonErrorPlace(text: string): string {
+  const at = jsonErrorOffset(text);
+  if (at === undefined) return "";
+  if (at >= text.length) return " at its end";
+  const before = text.slice(0, at);
+  return ` at line ${before.split("\n").length}, column ${at - before.lastIndexOf("\n")}`;
+}
+
+const SPACE = /[ \t\n\r]*/y;
+// A string (characters from U+0020 on but " and \, or escapes), a number, true, false or null.
+const SCALAR =
+  /"(?:[ !#-\[\]-\uffff]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"|-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null/y;
+
+/** The offset of the first character that cannot continue a JSON text; undefined when none is found. */
+function jsonErrorOffset(text: string): number | undefined {
+  let i = 0;
+  const skip = (re: RegExp) => {
+    re.lastIndex = i;
+    const matched = re.test(text);
+    if (matched) i = re.lastIndex;
+    return matched;
+  };
+  const fail = (): never => {
+    throw i;
+  };
+  const value = (): void => {
+    skip(SPACE);
+    const open = text[i];
+    if (open !== "{" && open !== "[") return void (skip(SCALAR) || fail());
+    const close = open === "{" ? "}" : "]";
+    i++;
+    skip(SPACE);
+    if (text[i] === close) return void i++;
+    for (;;) {
+      if (open === "{") {
+        skip(SPACE);
+        if (text[i] !== '"' || !skip(SCALAR)) fail();
+        skip(SPACE);
+        if (text[i] !== ":") fail();
+        i++;
+      }
+      value();
+      skip(SPACE);
+      const next = text[i];
+      if (next !== close && next !== ",") fail();
+      i++;
+      if (next === close) return;
+    }
+  };
+  try {
+    value();
+    skip(SPACE);
+    return i < text.length ? i : undefined;
+  } catch (at) {
+    return typeof at === "number" ? at : undefined; // a RangeError from very deep nesting: no place
+  }
+}
+
+/** Set `path` in `target` as own properties, so a key like `__proto__` is a key, never the prototype. */
 function setPath(target: Record<string, unknown>, path: readonly string[], value: unknown): void {
+  const define = (node: Record<string, unknown>, key: string, value: unknown) =>
+    Object.defineProperty(node, key, { value, writable: true, enumerable: true, configurable: true });
   let node = target;
   for (const key of path.slice(0, -1)) {
-    const next = node[key];
-    if (typeof next !== "object" || next === null || Array.isArray(next)) node[key] = {};
+    const next = Object.hasOwn(node, key) ? node[key] : undefined;
+    if (typeof next !== "object" || next === null || Array.isArray(next)) define(node, key, {});
     node = node[key] as Record<string, unknown>;
   }
-  node[path[path.length - 1]] = value;
+  define(node, path[path.length - 1], value);
 }

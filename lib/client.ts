@@ -21,7 +21,7 @@ import {
   ProtocolError,
   type QmpError,
 } from "./errors.ts";
-import { type EventFilter, EventSubscription, type QmpEvent } from "./events.ts";
+import { type EventFilter, EventSubscription, type QmpEvent, type SubscribeOptions } from "./events.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES, JsonFramer } from "./framing.ts";
 import { connectTransport, type Transport } from "./transport.ts";
 
@@ -87,6 +87,8 @@ export class QmpClient {
   readonly #log?: ConnectOptions["log"];
   readonly #pending = new Map<string, PendingCall>();
   readonly #subscriptions = new Set<EventSubscription>();
+  /** Reading is paused because a subscriber's queue is full (see #updateFlow). */
+  #paused = false;
   #nextId = 1;
   #phase: Phase = "connecting";
   #greetingWaiter?: { resolve: (greeting: Greeting) => void; reject: (error: QmpError) => void };
@@ -117,14 +119,14 @@ export class QmpClient {
     const limit = limitMs > 0 ? AbortSignal.timeout(limitMs) : undefined;
     const signals = [options.signal, limit].filter((s): s is AbortSignal => s !== undefined);
     const signal = signals.length > 0 ? AbortSignal.any(signals) : undefined;
-    const abortError = abortErrorFor(`connecting to ${client.address.text}`);
     let onAbort = () => {};
     const aborted = new Promise<never>((_, reject) => {
       onAbort = () => {
+        const { step, hint } = client.#awaitedStep();
         reject(
           limit?.aborted && !options.signal?.aborted
-            ? new ConnectTimeoutError(client.#connectTimeoutMessage(formatMs(limitMs)))
-            : abortError(options.signal!),
+            ? new ConnectTimeoutError(`no ${step} within ${formatMs(limitMs)}${hint}`)
+            : abortErrorFor(`the ${step}${hint}`)(options.signal!),
         );
       };
       if (signal?.aborted) onAbort();
@@ -173,18 +175,48 @@ export class QmpClient {
 
   /**
    * Subscribe to events. Subscribe before sending the command that causes
-   * them: events are queued for each subscriber from this call on.
+   * them: events are queued for each subscriber from this call on. A
+   * subscriber that does not read holds up the socket once its queue is
+   * full (`highWaterMark`), except while a command waits for its reply.
    *
    * @example
    * ```ts
    * for await (const event of qmp.events({ names: ["BLOCK_JOB_*"] }, { signal })) console.log(event);
    * ```
    */
-  events(filter: EventFilter = {}, options: { signal?: AbortSignal } = {}): EventSubscription {
-    const subscription = new EventSubscription(filter, (s) => this.#subscriptions.delete(s), options.signal);
+  events(filter: EventFilter = {}, options: SubscribeOptions = {}): EventSubscription {
+    const subscription = new EventSubscription(filter, {
+      ended: (s) => {
+        this.#subscriptions.delete(s);
+        this.#updateFlow();
+      },
+      drained: () => this.#updateFlow(),
+    }, options);
     if (this.#phase === "closed") subscription.end(this.#failure);
-    else this.#subscriptions.add(subscription);
+    else if (!subscription.ended) this.#subscriptions.add(subscription);
     return subscription;
+  }
+
+  /**
+   * Wait for the first event that passes `filter`. The subscription starts
+   * when this is called, so call it before sending the command that causes
+   * the event (QEMU sends STOP before its reply to `stop`).
+   *
+   * @example
+   * ```ts
+   * const stopped = qmp.waitForEvent({ names: ["STOP"] }, { signal: AbortSignal.timeout(5000) });
+   * await qmp.execute("stop");
+   * console.log((await stopped).timestamp);
+   * ```
+   * @throws {DisconnectedError} when the connection ends first
+   * @throws {TimeoutError | AbortedError} when `signal` aborts first
+   */
+  async waitForEvent(filter: EventFilter = {}, options: { signal?: AbortSignal } = {}): Promise<QmpEvent> {
+    const subscription = this.events(filter, { signal: options.signal, limit: 1 });
+    const [event] = await subscription.nextBatch();
+    if (event) return event;
+    const what = filter.names?.length ? `event ${filter.names.join(" or ")}` : "an event";
+    throw this.#failure ?? new DisconnectedError(`the connection to ${this.address.text} ended before ${what}`);
   }
 
   /** Close the connection; pending calls fail with DisconnectedError, subscriptions end. */
@@ -195,11 +227,11 @@ export class QmpClient {
 
   async #open(): Promise<void> {
     const greeting = new Promise<Greeting>((resolve, reject) => (this.#greetingWaiter = { resolve, reject }));
+    greeting.catch(() => {}); // awaited below unless connecting fails or is abandoned first
     const transport = await connectTransport(this.address, {
       data: (chunk) => this.#receive(chunk),
       close: (error) => this.#peerClosed(error),
     });
-    greeting.catch(() => {}); // awaited below unless the wait is abandoned first
     if (this.#phase === "closed") { // the wait was abandoned while connecting
       transport.close();
       return;
@@ -234,10 +266,12 @@ export class QmpClient {
       return Promise.reject(this.#failure ?? new DisconnectedError(`the connection to ${this.address.text} is closed`));
     }
     if (options.oob && !this.#capabilities.includes("oob")) {
-      return Promise.reject(new NegotiationError(`exec-oob needs the oob capability, which ${this.address.text} did not offer`));
+      return Promise.reject(
+        new NegotiationError(`exec-oob needs the oob capability, which ${this.address.text} did not offer`),
+      );
     }
     const id = options.id === undefined ? `qmpctl-${this.#nextId++}` : options.id;
-    const key = JSON.stringify(id);
+    const key = idKey(id);
     if (this.#pending.has(key)) return Promise.reject(new ProtocolError(`id ${key} is already waiting for a reply`));
     const message: Record<string, unknown> = { [options.oob ? "exec-oob" : "execute"]: command };
     if (args !== undefined) message.arguments = args;
@@ -245,6 +279,7 @@ export class QmpClient {
     return new Promise((resolve, reject) => {
       const onAbort = () => {
         this.#pending.delete(key); // a reply that comes later has no caller and is dropped
+        this.#updateFlow();
         reject(abortError(signal!));
       };
       signal?.addEventListener("abort", onAbort, { once: true });
@@ -261,6 +296,7 @@ export class QmpClient {
         }),
         reject: settle(reject),
       });
+      this.#updateFlow(); // the reply may sit behind events a full subscriber has not read
       this.#send(JSON.stringify(message));
     });
   }
@@ -277,9 +313,25 @@ export class QmpClient {
         this.#log?.("receive", JSON.stringify(message));
         this.#dispatch(message);
       }
+      this.#updateFlow();
     } catch (error) {
       this.#shutdown(error as QmpError);
     }
+  }
+
+  /**
+   * Backpressure: stop reading while some subscriber's queue is full, so the
+   * kernel and then QEMU hold the backlog; but never while a call waits, since
+   * its reply may be queued behind the events (such a backlog is bounded by
+   * what QEMU sends before the reply).
+   */
+  #updateFlow(): void {
+    let pause = false;
+    for (const s of this.#pending.size === 0 ? this.#subscriptions : []) pause ||= s.congested;
+    if (pause === this.#paused || !this.#transport || this.#phase === "closed") return;
+    this.#paused = pause;
+    if (pause) this.#transport.pause();
+    else this.#transport.resume();
   }
 
   #dispatch(message: unknown): void {
@@ -287,19 +339,21 @@ export class QmpClient {
       throw new ProtocolError(`received ${JSON.stringify(message)}, not a QMP message`);
     }
     const m = message as Record<string, unknown>;
-    if (this.#phase === "connecting" || this.#phase === "greeting") {
-      this.#phase = "negotiating"; // only the first message may be the greeting
-      return this.#greetingWaiter!.resolve(parseGreeting(m, this.address.text));
-    }
     if (typeof m.event === "string") {
+      // Events can come even before the greeting: QEMU broadcasts them to a
+      // monitor whose greeting it has not sent yet (RESUME at start-up).
       for (const subscription of this.#subscriptions) subscription.offer(m as QmpEvent);
       return;
+    }
+    if (this.#phase === "connecting" || this.#phase === "greeting") {
+      this.#phase = "negotiating"; // only the first other message may be the greeting
+      return this.#greetingWaiter!.resolve(parseGreeting(m, this.address.text));
     }
     if (!("return" in m) && !("error" in m)) {
       throw new ProtocolError(`received a message that is neither reply nor event: ${truncate(JSON.stringify(m))}`);
     }
     if ("id" in m) {
-      const key = JSON.stringify(m.id);
+      const key = idKey(m.id);
       const call = this.#pending.get(key);
       if (!call) return; // its caller gave up, or it was never ours
       this.#pending.delete(key);
@@ -346,15 +400,19 @@ export class QmpClient {
     this.#markClosed(failure);
   }
 
-  #connectTimeoutMessage(limit: string): string {
+  /** What connect() waits for now, for its timeout messages. */
+  #awaitedStep(): { step: string; hint: string } {
     const address = this.address.text;
     switch (this.#phase) {
       case "greeting":
-        return `no QMP greeting from ${address} within ${limit}: another client may hold the monitor (QEMU serves one client at a time)`;
+        return {
+          step: `QMP greeting from ${address}`,
+          hint: ": another client may hold the monitor (QEMU serves one client at a time)",
+        };
       case "negotiating":
-        return `no answer to qmp_capabilities from ${address} within ${limit}`;
+        return { step: `answer to qmp_capabilities from ${address}`, hint: "" };
       default:
-        return `connecting to ${address} took longer than ${limit}`;
+        return { step: `connection to ${address}`, hint: "" };
     }
   }
 }
@@ -380,6 +438,21 @@ function parseGreeting(message: Record<string, unknown>, address: string): Greet
     capabilities,
     raw: message,
   };
+}
+
+/**
+ * The key that matches a reply's id to its call. QEMU echoes an object id
+ * with its members in another order (its dictionaries are hash tables), so
+ * members are sorted before comparing.
+ */
+function idKey(id: unknown): string {
+  return JSON.stringify(
+    id,
+    (_key, value: unknown) =>
+      typeof value === "object" && value !== null && !Array.isArray(value)
+        ? Object.fromEntries(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+        : value,
+  );
 }
 
 function truncate(text: string, max = 200): string {

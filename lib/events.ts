@@ -4,6 +4,12 @@
  * before the reply to `stop`) is kept for it. Filters: event names (exact or
  * globs such as `BLOCK_JOB_*`) and a predicate on the whole event.
  *
+ * The queue is bounded by backpressure, not by dropping: once it holds
+ * `highWaterMark` events the client stops reading its socket (the kernel and
+ * then QEMU hold the backlog) until the reader has taken half of them. The
+ * client never stops reading while a command waits for its reply, so a reply
+ * queued behind many events cannot deadlock.
+ *
  * @module
  */
 import { abortErrorFor, type QmpError } from "./errors.ts";
@@ -24,11 +30,28 @@ export interface EventFilter {
   where?: (event: QmpEvent) => boolean;
 }
 
+/** Options of `QmpClient.events`. */
+export interface SubscribeOptions {
+  /** Ends the subscription: reads throw TimeoutError or AbortedError once the queued events are read. */
+  signal?: AbortSignal;
+  /** Keep at most this many events, then end (they are still delivered). Default: no limit. */
+  limit?: number;
+  /** Queued events at which the client stops reading its socket. Default 1024; `Infinity` never stops it. */
+  highWaterMark?: number;
+}
+
+/** The default queue length at which reading pauses. */
+export const DEFAULT_HIGH_WATER_MARK = 1024;
+
 /** Compile a filter into one test. */
 export function eventMatcher(filter: EventFilter = {}): (event: QmpEvent) => boolean {
-  const patterns = (filter.names ?? []).map(globToRegExp);
+  const names = filter.names ?? [];
+  // Exact names by a Set: a RegExp costs its compilation at its first use, which would delay the first event.
+  const exact = new Set(names.filter((name) => !isGlob(name)));
+  const patterns = names.filter(isGlob).map(globToRegExp);
   const where = filter.where;
-  return (event) => (patterns.length === 0 || patterns.some((re) => re.test(event.event))) && (!where || where(event));
+  const named = (name: string) => names.length === 0 || exact.has(name) || patterns.some((re) => re.test(name));
+  return (event) => named(event.event) && (!where || where(event));
 }
 
 /** True when the name holds glob characters. */
@@ -41,29 +64,50 @@ function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${body}$`);
 }
 
+/** @internal How a subscription tells its client about its queue. */
+export interface SubscriptionHooks {
+  /** The subscription ended (it no longer takes events). */
+  ended(subscription: EventSubscription): void;
+  /** The queue fell from the high-water mark to half of it: reading may resume. */
+  drained(): void;
+}
+
 /**
  * A live subscription: an async iterable of the events that pass its filter.
- * `break` out of a `for await`, `close()`, or the AbortSignal given to
- * `QmpClient.events` ends it.
+ * `break` out of a `for await`, `close()`, the `limit`, or the AbortSignal
+ * given to `QmpClient.events` ends it. When the connection ends the events
+ * already queued are still delivered, then the iteration is done (or throws
+ * the error that broke the connection).
  */
 export class EventSubscription implements AsyncIterableIterator<QmpEvent> {
   readonly #matches: (event: QmpEvent) => boolean;
-  readonly #onEnd: (subscription: EventSubscription) => void;
-  readonly #queue: QmpEvent[] = [];
+  readonly #hooks: SubscriptionHooks;
+  readonly #highWaterMark: number;
+  #remaining: number;
+  #queue: QmpEvent[] = [];
   #head = 0;
-  #waiter?: { resolve: (result: IteratorResult<QmpEvent>) => void; reject: (error: unknown) => void };
+  #wakeup?: PromiseWithResolvers<void>; // shared by every waiting read
+  #congested = false;
   #ended = false;
   #failure?: QmpError;
+  #unlisten = () => {};
 
   /** @internal Created by `QmpClient.events`. */
-  constructor(filter: EventFilter, onEnd: (subscription: EventSubscription) => void, signal?: AbortSignal) {
+  constructor(filter: EventFilter, hooks: SubscriptionHooks, options: SubscribeOptions = {}) {
     this.#matches = eventMatcher(filter);
-    this.#onEnd = onEnd;
-    if (signal) {
-      const abortError = abortErrorFor("events");
-      if (signal.aborted) this.end(abortError(signal));
-      else signal.addEventListener("abort", () => this.end(abortError(signal)), { once: true });
+    this.#hooks = hooks;
+    this.#highWaterMark = Math.max(1, options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK);
+    this.#remaining = options.limit ?? Infinity;
+    const { signal } = options;
+    if (!signal) return;
+    const abortError = abortErrorFor(filter.names?.length ? `events ${filter.names.join(" or ")}` : "events");
+    const onAbort = () => this.end(abortError(signal));
+    if (signal.aborted) {
+      onAbort();
+      return;
     }
+    signal.addEventListener("abort", onAbort, { once: true });
+    this.#unlisten = () => signal.removeEventListener("abort", onAbort);
   }
 
   /** How many matching events wait to be read. */
@@ -71,16 +115,23 @@ export class EventSubscription implements AsyncIterableIterator<QmpEvent> {
     return this.#queue.length - this.#head;
   }
 
+  /** True once the subscription takes no more events (queued ones may still be read). */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** @internal True while the queue is over its high-water mark (the client then pauses reading). */
+  get congested(): boolean {
+    return this.#congested;
+  }
+
   /** @internal Offer an event; kept only if it matches. */
   offer(event: QmpEvent): void {
     if (this.#ended || !this.#matches(event)) return;
-    if (this.#waiter) {
-      const waiter = this.#waiter;
-      this.#waiter = undefined;
-      waiter.resolve({ value: event, done: false });
-    } else {
-      this.#queue.push(event);
-    }
+    this.#queue.push(event);
+    if (this.queued >= this.#highWaterMark) this.#congested = true;
+    if (--this.#remaining <= 0) this.end();
+    this.#wake(); // the reader takes the events when it runs, with the rest of this chunk
   }
 
   /** @internal End the subscription: queued events are still delivered, then `failure` (if any) is thrown. */
@@ -88,27 +139,37 @@ export class EventSubscription implements AsyncIterableIterator<QmpEvent> {
     if (this.#ended) return;
     this.#ended = true;
     this.#failure = failure;
-    this.#onEnd(this);
-    const waiter = this.#waiter;
-    this.#waiter = undefined;
-    if (!waiter) return;
-    if (failure) waiter.reject(failure);
-    else waiter.resolve({ value: undefined, done: true });
+    this.#unlisten();
+    this.#hooks.ended(this);
+    this.#wake();
   }
 
-  next(): Promise<IteratorResult<QmpEvent>> {
-    if (this.#head < this.#queue.length) {
-      const value = this.#queue[this.#head++];
-      if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
-        this.#queue.splice(0, this.#head); // compact now and then, not on every read
-        this.#head = 0;
+  /**
+   * Wait for at least one event, then take every queued one (at most `max`).
+   * Events that arrived together come out together, so a printer can write
+   * them at once. Resolves to `[]` when the subscription has ended.
+   *
+   * @example
+   * ```ts
+   * for (let batch; (batch = await subscription.nextBatch()).length > 0;) await write(batch);
+   * ```
+   * @throws {TimeoutError | AbortedError} when the signal ended it; the connection's error when that broke
+   */
+  async nextBatch(max = Infinity): Promise<QmpEvent[]> {
+    while (this.queued === 0) {
+      if (this.#ended) {
+        if (this.#failure) throw this.#failure;
+        return [];
       }
-      return Promise.resolve({ value, done: false });
+      this.#wakeup ??= Promise.withResolvers();
+      await this.#wakeup.promise;
     }
-    if (this.#ended) {
-      return this.#failure ? Promise.reject(this.#failure) : Promise.resolve({ value: undefined, done: true });
-    }
-    return new Promise((resolve, reject) => (this.#waiter = { resolve, reject }));
+    return this.#take(Math.min(max, this.queued));
+  }
+
+  async next(): Promise<IteratorResult<QmpEvent>> {
+    const [value] = this.queued > 0 ? this.#take(1) : await this.nextBatch(1);
+    return value ? { value, done: false } : { value: undefined, done: true };
   }
 
   /** Called by `break` in `for await`: unsubscribes. */
@@ -117,13 +178,40 @@ export class EventSubscription implements AsyncIterableIterator<QmpEvent> {
     return Promise.resolve({ value: undefined, done: true });
   }
 
-  /** Unsubscribe; pending reads end. */
+  /** Unsubscribe; queued events are dropped and pending reads end. */
   close(): void {
-    this.#queue.length = this.#head = 0;
+    this.#queue = [];
+    this.#head = 0;
     this.end();
+    this.#relieve();
   }
 
   [Symbol.asyncIterator](): this {
     return this;
+  }
+
+  #take(count: number): QmpEvent[] {
+    const events = this.#queue.slice(this.#head, this.#head + count);
+    this.#head += count;
+    if (this.#head === this.#queue.length) {
+      this.#queue = [];
+      this.#head = 0;
+    } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+      this.#queue.splice(0, this.#head); // compact now and then, not on every read
+      this.#head = 0;
+    }
+    if (this.queued <= this.#highWaterMark / 2) this.#relieve();
+    return events;
+  }
+
+  #wake(): void {
+    this.#wakeup?.resolve();
+    this.#wakeup = undefined;
+  }
+
+  #relieve(): void {
+    if (!this.#congested) return;
+    this.#congested = false;
+    this.#hooks.drained();
   }
 }

@@ -22,15 +22,28 @@
 export { type ConnectOptions, type ExecuteOptions, type Greeting, QmpClient } from "./client.ts";
 
 /**
- * Event subscriptions and filters.
+ * Event subscriptions and filters. Subscribe with `qmp.events(filter, options)`
+ * before the command that causes the events; each subscription queues its own
+ * events, and a full queue (`highWaterMark`) pauses reading the socket rather
+ * than growing. `qmp.waitForEvent(filter, { signal })` waits for one.
  *
  * @example
  * ```ts
- * const matches = eventMatcher({ names: ["BLOCK_JOB_*"] });
- * matches({ event: "BLOCK_JOB_COMPLETED" }); // true
+ * const jobs = qmp.events({ names: ["BLOCK_JOB_*"], where: (e) => e.data?.device === "job0" }, { signal, limit: 1 });
+ * await qmp.execute("block-job-cancel", { device: "job0" });
+ * for await (const event of jobs) console.log(event.event); // BLOCK_JOB_CANCELLED
+ * eventMatcher({ names: ["BLOCK_JOB_*"] })({ event: "BLOCK_JOB_COMPLETED" }); // true
  * ```
  */
-export { type EventFilter, eventMatcher, EventSubscription, isGlob, type QmpEvent } from "./events.ts";
+export {
+  DEFAULT_HIGH_WATER_MARK,
+  type EventFilter,
+  eventMatcher,
+  EventSubscription,
+  isGlob,
+  type QmpEvent,
+  type SubscribeOptions,
+} from "./events.ts";
 
 /**
  * Address forms of the CLI contract.
@@ -50,7 +63,52 @@ export { type Address, parseAddress } from "./address.ts";
  * buildArguments(["file.driver=file", "size:=4096"]); // { file: { driver: "file" }, size: 4096 }
  * ```
  */
-export { buildArguments, jsonOrString, parseArgumentsJson, splitKeyValueWords, type ValueTyper } from "./args.ts";
+export {
+  buildArguments,
+  jsonOrString,
+  parseArgumentsJson,
+  splitKeyValueWords,
+  type ValueTyper,
+  wordsNeedTyping,
+} from "./args.ts";
+
+/**
+ * QEMU's schema (`query-qmp-schema`), cached per QEMU build under
+ * `$XDG_CACHE_HOME/qmpctl`: `KEY=VALUE` words typed and checked before
+ * sending, event names checked, commands and events described.
+ *
+ * @example
+ * ```ts
+ * await typedArguments(qmp, "set_link", ["name=123", "up=off"]); // { name: "123", up: false }
+ * await checkEventNames(qmp, ["SHUTDOWN", "BLOCK_JOB_*"]); // throws ArgumentError for unknown names
+ * const schema = await loadSchema(qmp);
+ * describe(schema, "set_link"); // { command: "set_link", arguments: { name: "str", up: "bool" }, returns: {} }
+ * typeArguments(schema, "blockdev-add", ["driver=null-co", "node-name=n0", "size=4096"]);
+ * ```
+ */
+export {
+  checkEventNames,
+  loadSchema,
+  type LoadSchemaOptions,
+  Schema,
+  type SchemaScope,
+  typedArguments,
+  withSchema,
+} from "./schema.ts";
+export { typeArguments } from "./schema_typing.ts";
+export { describe, describeType, signature } from "./schema_describe.ts";
+
+/**
+ * Completion of `KEY=VALUE` words from a loaded schema, and "did you mean" suggestions.
+ *
+ * @example
+ * ```ts
+ * completeArgumentWord(schema, "blockdev-add", [], "dri"); // ["driver="]
+ * closestNames("query-stauts", schema.commandNames()); // ["query-stats", "query-status"]
+ * ```
+ */
+export { completeArgumentWord } from "./schema_complete.ts";
+export { closestNames, didYouMean } from "./closest.ts";
 
 /**
  * Framing, for other transports: bytes in, JSON messages out.

@@ -50,6 +50,7 @@ export async function connectTransport(address: Address, events: TransportEvents
 const REASONS: Record<string, string> = {
   ENOENT: "no such socket",
   ECONNREFUSED: "connection refused (nothing is listening there)",
+  ECONNRESET: "connection reset by the peer",
   EACCES: "permission denied",
   EPERM: "permission denied",
   ENOTDIR: "a part of the path is not a directory",

@@ -4,8 +4,19 @@ import type { Connect, Transport, TransportEvents } from "./transport.ts";
 
 export const connect: Connect = async (address: Address, events: TransportEvents): Promise<Transport> => {
   // Bun's write() sends what the kernel takes now and returns the count; the
-  // rest waits here until `drain`.
-  let unsent: Uint8Array | undefined;
+  // rest waits here, in order, until `drain`. A queue, not one growing
+  // buffer: appending would copy the whole backlog on every write.
+  const unsent: Uint8Array[] = [];
+  const flush = (socket: Bun.Socket<undefined>) => {
+    while (unsent.length > 0) {
+      const written = socket.write(unsent[0]);
+      if (written < unsent[0].length) {
+        unsent[0] = unsent[0].subarray(Math.max(written, 0));
+        return;
+      }
+      unsent.shift();
+    }
+  };
   let closed = false;
   const encoder = new TextEncoder();
   const report = (error?: Error) => {
@@ -15,11 +26,7 @@ export const connect: Connect = async (address: Address, events: TransportEvents
   };
   const handler: Bun.SocketHandler<undefined> = {
     data: (_socket, chunk) => events.data(chunk),
-    drain: (socket) => {
-      if (!unsent) return;
-      const written = socket.write(unsent);
-      unsent = written < unsent.length ? unsent.subarray(Math.max(written, 0)) : undefined;
-    },
+    drain: flush,
     close: (_socket, error) => report(error),
     error: (_socket, error) => report(error),
   };
@@ -28,16 +35,8 @@ export const connect: Connect = async (address: Address, events: TransportEvents
     : await Bun.connect({ hostname: address.host, port: address.port, socket: handler });
   return {
     write(text) {
-      const bytes = encoder.encode(text);
-      if (unsent) {
-        const joined = new Uint8Array(unsent.length + bytes.length);
-        joined.set(unsent);
-        joined.set(bytes, unsent.length);
-        unsent = joined;
-        return;
-      }
-      const written = socket.write(bytes);
-      if (written < bytes.length) unsent = bytes.subarray(Math.max(written, 0));
+      unsent.push(encoder.encode(text));
+      if (unsent.length === 1) flush(socket);
     },
     pause: () => socket.pause(),
     resume: () => socket.resume(),

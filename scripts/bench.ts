@@ -3,12 +3,13 @@
  * throwaway QEMU, alternates qmpctl and its socat equivalent run by run, and
  * prints medians, the ratio and qmpctl's peak RSS.
  */
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startQemu, type TestQemu } from "../tests/helpers/qemu.ts";
+import { benchEvents } from "./bench_events.ts";
 
-const QMPCTL = "dist/qmpctl";
+const QMPCTL = process.env.QMPCTL_BIN ?? "dist/qmpctl";
 const RUNS = Number(process.env.BENCH_RUNS ?? 40);
 
 interface Sample {
@@ -17,12 +18,13 @@ interface Sample {
 }
 
 /** Run a whole process once; its wall time and peak RSS. */
-function runOnce(cmd: string[], stdin?: string): Sample {
+function runOnce(cmd: string[], stdin?: string, env?: Record<string, string | undefined>): Sample {
   const started = performance.now();
   const result = Bun.spawnSync(cmd, {
     stdin: stdin === undefined ? "ignore" : new Blob([stdin]),
     stdout: "pipe",
     stderr: "pipe",
+    env,
   });
   const ms = performance.now() - started;
   if (result.exitCode !== 0) throw new Error(`${cmd.join(" ")} exited ${result.exitCode}: ${result.stderr.toString()}`);
@@ -86,8 +88,47 @@ async function compiledHello(): Promise<string> {
   return join(dir, "hello");
 }
 
+/**
+ * Typed arguments: `exec set_link name=x up=false` with a warm schema cache
+ * (query-target, a cache read) against the untyped `exec query-status`, and
+ * cold (one query-qmp-schema fetch and a cache write per run), with socat.
+ */
+async function benchSchema(qemu: TestQemu): Promise<void> {
+  await qemu.control.execute("netdev_add", { type: "hubport", id: "x", hubid: 0 }); // something set_link finds
+  const cache = mkdtempSync(join(tmpdir(), "qmpctl-bench-cache-"));
+  const env = { ...process.env, XDG_CACHE_HOME: cache };
+  const setLink = [QMPCTL, "-s", qemu.socket, "exec", "set_link", "name=x", "up=false"];
+  const runs: Record<string, () => Sample> = {
+    warm: () => runOnce(setLink, undefined, env),
+    status: () => runOnce([QMPCTL, "-s", qemu.socket, "exec", "query-status"]),
+    socat: () => runOnce(["socat", "-", `UNIX-CONNECT:${qemu.socket}`], '{"execute":"qmp_capabilities"}\n'),
+    cold: () => {
+      rmSync(join(cache, "qmpctl"), { recursive: true, force: true });
+      return runOnce(setLink, undefined, env);
+    },
+  };
+  const samples: Record<string, Sample[]> = Object.fromEntries(Object.keys(runs).map((k) => [k, []]));
+  for (let i = -3; i < RUNS; i++) { // round-robin, after 3 warm-up rounds
+    for (const [name, run] of Object.entries(runs)) {
+      const sample = run();
+      if (i >= 0) samples[name].push(sample);
+    }
+  }
+  rmSync(cache, { recursive: true, force: true });
+  report("exec set_link name=x up=false, warm schema cache", samples.warm, samples.socat);
+  report("exec query-status (untyped)", samples.status, samples.socat);
+  report("exec set_link name=x up=false, cold (fetches the schema)", samples.cold, samples.socat);
+  const ratio = (a: Sample[], b: Sample[]) => (median(a.map((s) => s.ms)) / median(b.map((s) => s.ms))).toFixed(2);
+  console.log(
+    `schema: warm set_link / query-status ${ratio(samples.warm, samples.status)}, ` +
+      `cold / warm ${ratio(samples.cold, samples.warm)}`,
+  );
+}
+
 const SECTIONS: Record<string, (qemu: TestQemu) => Promise<void>> = {
   exec: benchExec,
+  schema: benchSchema,
+  events: benchEvents,
 };
 
 const wanted = process.argv.slice(2);

@@ -1,5 +1,7 @@
 /** Run the qmpctl binary as a user would, and collect what they would see. */
-import { resolve } from "node:path";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 
 /** The binary under test: dist/qmpctl unless QMPCTL_BIN names another. */
 export const QMPCTL = process.env.QMPCTL_BIN ?? resolve(import.meta.dir, "../../dist/qmpctl");
@@ -8,35 +10,70 @@ export interface CliResult {
   code: number;
   stdout: string;
   stderr: string;
+  /** The signal that killed the process (e.g. "SIGKILL"), or null when it exited by itself. */
+  signal: ReturnType<typeof Bun.spawn>["signalCode"];
   /** Wall time of the whole process in ms. */
   ms: number;
 }
 
 export interface CliOptions {
   stdin?: string | Uint8Array<ArrayBuffer>;
+  /** Give the process a stdin pipe that stays open (for `startQmpctl`; `child.stdin` writes to it). */
+  holdStdin?: boolean;
   env?: Record<string, string | undefined>;
   /** Kill the process after this long (a test safety net, not the behaviour under test). */
   killAfterMs?: number;
+  /** Run as this uid (and gid), through setpriv: for permission errors, since tests run as root. */
+  runAs?: number;
 }
 
-export async function qmpctl(args: string[], options: CliOptions = {}): Promise<CliResult> {
+/** A qmpctl process still running: `child` to signal it, `result` when it has ended. */
+export interface RunningCli {
+  child: ReturnType<typeof Bun.spawn>;
+  result: Promise<CliResult>;
+}
+
+let home: string | undefined;
+
+/** A cache and state directory for this test file's runs, so tests never touch the user's ~/.cache or history. */
+function isolatedHome(): string {
+  if (!home) {
+    const dir = mkdtempSync(join(tmpdir(), "qmpctl-home-"));
+    process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+    home = dir;
+  }
+  return home;
+}
+
+export function qmpctl(args: string[], options: CliOptions = {}): Promise<CliResult> {
+  return startQmpctl(args, options).result;
+}
+
+/** Start qmpctl without waiting for it, e.g. to send it SIGINT while it waits. */
+export function startQmpctl(args: string[], options: CliOptions = {}): RunningCli {
   const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries({ ...process.env, QMPCTL_SOCKET: undefined, ...options.env })) {
+  const isolated = { XDG_CACHE_HOME: join(isolatedHome(), "cache"), XDG_STATE_HOME: join(isolatedHome(), "state") };
+  for (const [k, v] of Object.entries({ ...process.env, QMPCTL_SOCKET: undefined, ...isolated, ...options.env })) {
     if (v !== undefined) env[k] = v;
   }
+  const runAs = options.runAs === undefined
+    ? []
+    : ["setpriv", `--reuid=${options.runAs}`, `--regid=${options.runAs}`, "--clear-groups", "--"];
   const started = performance.now();
-  const child = Bun.spawn([QMPCTL, ...args], {
-    stdin: options.stdin === undefined ? "ignore" : new Blob([options.stdin]),
+  const child = Bun.spawn([...runAs, QMPCTL, ...args], {
+    stdin: options.holdStdin ? "pipe" : options.stdin === undefined ? "ignore" : new Blob([options.stdin]),
     stdout: "pipe",
     stderr: "pipe",
     env,
   });
   const killer = setTimeout(() => child.kill("SIGKILL"), options.killAfterMs ?? 20_000);
-  const [stdout, stderr, code] = await Promise.all([
+  const result = Promise.all([
     new Response(child.stdout).text(),
     new Response(child.stderr).text(),
     child.exited,
-  ]);
-  clearTimeout(killer);
-  return { code, stdout, stderr, ms: performance.now() - started };
+  ]).then(([stdout, stderr, code]) => {
+    clearTimeout(killer);
+    return { code, stdout, stderr, signal: child.signalCode, ms: performance.now() - started };
+  });
+  return { child, result };
 }

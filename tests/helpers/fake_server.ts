@@ -12,8 +12,10 @@ export const QEMU_GREETING = {
 };
 
 export interface FakeConnection {
-  /** Send raw text or bytes as they are. */
+  /** Send raw text or bytes as they are (queued in order; a large send waits for the client to read). */
   send(data: string | Uint8Array): void;
+  /** Send one byte per write, pausing between writes, so the client reads them one by one. */
+  sendSlowly(data: string | Uint8Array): Promise<void>;
   /** Send one JSON message followed by CRLF, as QEMU does. */
   sendJson(message: unknown): void;
   /** The next request the client sent, parsed. */
@@ -22,6 +24,7 @@ export interface FakeConnection {
   handshake(greeting?: unknown): Promise<void>;
   /** Reply to `request` with {"return": value} and its id. */
   reply(request: Record<string, unknown>, value: unknown): void;
+  /** Close once everything sent so far has been written. */
   close(): void;
   /** Resolves when the client closes its end. */
   closed: Promise<void>;
@@ -31,6 +34,8 @@ export interface FakeServer {
   path: string;
   /** Every request received, in order, across connections. */
   requests: Record<string, unknown>[];
+  /** How many clients connected. */
+  readonly connections: number;
   stop(): void;
 }
 
@@ -38,22 +43,50 @@ export function fakeServer(script: (connection: FakeConnection) => Promise<void>
   const dir = mkdtempSync(join(tmpdir(), "qmpctl-fake-"));
   const path = join(dir, "fake.sock");
   const requests: Record<string, unknown>[] = [];
+  let connections = 0;
+  const encoder = new TextEncoder();
   type State = {
+    decoder: TextDecoder;
     buffer: string;
     waiting: ((r: Record<string, unknown>) => void)[];
     queued: Record<string, unknown>[];
     onClose: () => void;
+    /** Write what is queued; Bun's socket.write takes only what the kernel accepts now. */
+    flush: () => void;
   };
   const listener = Bun.listen<State>({
     unix: path,
     socket: {
       open(socket) {
+        connections++;
         let onClose = () => {};
         const closed = new Promise<void>((resolve) => (onClose = resolve));
-        socket.data = { buffer: "", waiting: [], queued: [], onClose };
+        const unsent: Uint8Array[] = [];
+        let ending = false;
+        const flush = () => {
+          while (unsent.length > 0) {
+            const written = socket.write(unsent[0]);
+            if (written < unsent[0].length) {
+              unsent[0] = unsent[0].subarray(Math.max(written, 0));
+              return; // the rest goes on `drain`
+            }
+            unsent.shift();
+          }
+          if (ending) socket.end();
+        };
+        socket.data = { decoder: new TextDecoder(), buffer: "", waiting: [], queued: [], onClose, flush };
         const connection: FakeConnection = {
-          send: (data) => void socket.write(data),
-          sendJson: (message) => void socket.write(JSON.stringify(message) + "\r\n"),
+          send(data) {
+            unsent.push(typeof data === "string" ? encoder.encode(data) : data);
+            if (unsent.length === 1) flush();
+          },
+          async sendSlowly(data) {
+            for (const byte of typeof data === "string" ? encoder.encode(data) : data) {
+              connection.send(Uint8Array.of(byte));
+              await Bun.sleep(1);
+            }
+          },
+          sendJson: (message) => connection.send(JSON.stringify(message) + "\r\n"),
           nextRequest: () =>
             socket.data.queued.length > 0
               ? Promise.resolve(socket.data.queued.shift()!)
@@ -64,14 +97,17 @@ export function fakeServer(script: (connection: FakeConnection) => Promise<void>
             connection.reply(request, {});
           },
           reply: (request, value) => connection.sendJson({ return: value, id: request.id }),
-          close: () => socket.end(),
+          close() {
+            ending = true;
+            flush();
+          },
           closed,
         };
         void Promise.resolve(script(connection)).catch(() => socket.end());
       },
       data(socket, chunk) {
         const state = socket.data;
-        state.buffer += chunk.toString();
+        state.buffer += state.decoder.decode(chunk, { stream: true });
         let newline;
         while ((newline = state.buffer.indexOf("\n")) >= 0) {
           const line = state.buffer.slice(0, newline).trim();
@@ -84,6 +120,9 @@ export function fakeServer(script: (connection: FakeConnection) => Promise<void>
           else state.queued.push(request);
         }
       },
+      drain(socket) {
+        socket.data.flush();
+      },
       close(socket) {
         socket.data?.onClose();
       },
@@ -92,6 +131,9 @@ export function fakeServer(script: (connection: FakeConnection) => Promise<void>
   return {
     path,
     requests,
+    get connections() {
+      return connections;
+    },
     stop() {
       listener.stop(true);
       rmSync(dir, { recursive: true, force: true });

@@ -1,0 +1,82 @@
+/**
+ * The completion scripts `qmpctl completions SHELL` prints. Each one hands
+ * the words up to the cursor to `qmpctl completions complete -- WORD...`
+ * (run as the first word of the line names it) and offers what that prints,
+ * one candidate a line; a socket path after -s is left to the shell's own
+ * file completion. (`\${` in these templates is the shell's `${`.)
+ *
+ * @module
+ */
+
+const BASH = `# bash completion for qmpctl (qmpctl completions bash)
+_qmpctl() {
+  # The words up to the cursor, split at blanks: bash's COMP_WORDS also
+  # splits at '=' and ':', which KEY=VALUE words are full of.
+  local line=\${COMP_LINE:0:COMP_POINT}
+  local -a words
+  read -ra words <<<"$line"
+  [[ -z $line || $line == *[[:space:]] ]] && words+=("")
+  local count=\${#words[@]}
+  local cur=\${words[count-1]} prev=""
+  ((count > 1)) && prev=\${words[count-2]}
+  COMPREPLY=()
+  if [[ $prev == -s || $prev == --socket ]]; then
+    compopt -o filenames 2>/dev/null
+    mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+    return 0
+  fi
+  local -a candidates
+  mapfile -t candidates < <("\${words[0]}" completions complete -- "\${words[@]:1}" 2>/dev/null)
+  # bash replaces only what follows the last '=' or ':' of the word (when
+  # they are in COMP_WORDBREAKS), so offer only that part.
+  local breaks=\${COMP_WORDBREAKS//[^=:]/} trim=""
+  if [[ -n $breaks && $cur == *["$breaks"]* ]]; then
+    trim=\${cur%"\${cur##*["$breaks"]}"}
+  fi
+  COMPREPLY=("\${candidates[@]#"$trim"}")
+  if ((\${#COMPREPLY[@]} == 1)) && [[ \${COMPREPLY[0]} == *[=.] ]]; then
+    compopt -o nospace 2>/dev/null
+  fi
+  return 0
+}
+complete -F _qmpctl qmpctl
+`;
+
+const ZSH = `#compdef qmpctl
+# zsh completion for qmpctl (qmpctl completions zsh)
+_qmpctl() {
+  if [[ \${words[CURRENT-1]} == (-s|--socket) ]]; then
+    _files
+    return
+  fi
+  local -a candidates spaced unspaced
+  candidates=(\${(f)"$("\${words[1]}" completions complete -- "\${(@Q)words[2,CURRENT-1]}" "\${(Q)PREFIX}" 2>/dev/null)"})
+  local c
+  for c in $candidates; do
+    if [[ $c == *[=.] ]]; then unspaced+=("$c"); else spaced+=("$c"); fi
+  done
+  compadd -S '' -a unspaced
+  compadd -a spaced
+}
+if [[ \${zsh_eval_context[-1]} == loadautofunc ]]; then
+  _qmpctl "$@"
+else
+  compdef _qmpctl qmpctl
+fi
+`;
+
+const FISH = `# fish completion for qmpctl (qmpctl completions fish)
+function __qmpctl_complete
+    set -l tokens (commandline -opc)
+    set -l current (commandline -ct)
+    if contains -- "$tokens[-1]" -s --socket
+        __fish_complete_path "$current"
+        return
+    end
+    $tokens[1] completions complete -- $tokens[2..-1] "$current" 2>/dev/null
+end
+complete -c qmpctl -f -a '(__qmpctl_complete)'
+`;
+
+/** The scripts, by shell. */
+export const COMPLETION_SCRIPTS: Record<string, string> = { bash: BASH, zsh: ZSH, fish: FISH };

@@ -1,0 +1,156 @@
+/**
+ * `qmpctl completions bash|zsh|fish`: a completion script for the shell; and
+ * `qmpctl completions complete -- WORD...`, what the scripts call on TAB: the
+ * candidates for the last word of a command line (the words after `qmpctl`),
+ * one per line. QMP names come from the schema cache, so a TAB costs a
+ * connection and `query-target`, not a schema fetch.
+ *
+ * @module
+ */
+import type { QmpClient } from "../lib/client.ts";
+import { loadSchema, type SchemaScope } from "../lib/schema.ts";
+import { completeArgumentWord } from "../lib/schema_complete.ts";
+import { COMPLETION_SCRIPTS } from "./completion_scripts.ts";
+import { env, writeStdout } from "./io.ts";
+import { type OptionSpec, UsageError } from "./options.ts";
+import { allOptions, COMMANDS, GLOBAL_OPTIONS } from "./registry.ts";
+import { type CommandContext, connect } from "./session.ts";
+
+export const help = `Usage: qmpctl completions bash|zsh|fish
+
+Print a completion script for the shell. It completes qmpctl's commands and
+options and, when a socket is known (-s on the line, or QMPCTL_SOCKET), the
+QMP command names after 'exec', their arguments (exec blockdev-add dri<TAB>
+gives driver=), enum and bool values after '=', and event names after
+'wait-event' and --wait-event. QMP names come from the schema cache (see
+'qmpctl help describe'): a TAB connects and reads the cache, and fetches the
+schema only the first time for a QEMU build.
+
+Install:
+  bash  qmpctl completions bash > ~/.local/share/bash-completion/completions/qmpctl
+        (or add  source <(qmpctl completions bash)  to ~/.bashrc)
+  zsh   qmpctl completions zsh > ~/.zfunc/_qmpctl  with  fpath+=(~/.zfunc)
+        before compinit in ~/.zshrc (or: source <(qmpctl completions zsh)
+        after compinit)
+  fish  qmpctl completions fish > ~/.config/fish/completions/qmpctl.fish`;
+
+/** How long a TAB may wait for QEMU (a monitor serves one client at a time). */
+const COMPLETION_CONNECT_MS = 1000;
+
+export async function run(context: CommandContext): Promise<number> {
+  const [what, ...line] = context.words;
+  if (what === "complete") {
+    const candidates = await complete(context, line).catch(() => []); // a TAB never prints errors
+    if (candidates.length > 0) await writeStdout(candidates.join("\n") + "\n");
+    return 0;
+  }
+  const script = what !== undefined && line.length === 0 && Object.hasOwn(COMPLETION_SCRIPTS, what)
+    ? COMPLETION_SCRIPTS[what]
+    : undefined;
+  if (script === undefined) throw new UsageError("completions takes one of: bash, zsh, fish");
+  await writeStdout(script);
+  return 0;
+}
+
+/** What the words before the one being completed say. */
+interface LineState {
+  /** Words that are neither options nor their values: the command and its words. */
+  positionals: string[];
+  socket?: string;
+  /** The option whose value is being completed, if any. */
+  pendingOption?: OptionSpec;
+  /** After `--`: no more options. */
+  ended: boolean;
+}
+
+function readLine(words: readonly string[]): LineState {
+  const specs = allOptions();
+  const state: LineState = { positionals: [], ended: false };
+  const takeValue = (spec: OptionSpec | undefined, value: string | undefined, i: number): number => {
+    if (!spec?.value) return i;
+    if (value === undefined && i + 1 >= words.length) state.pendingOption = spec;
+    if (value === undefined) value = words[++i];
+    if (spec.name === "socket") state.socket = value;
+    return i;
+  };
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i];
+    if (state.ended || word === "-" || !word.startsWith("-")) state.positionals.push(word);
+    else if (word === "--") state.ended = true;
+    else if (word.startsWith("--")) {
+      const eq = word.indexOf("=");
+      const spec = specs.find((s) => s.name === word.slice(2, eq < 0 ? undefined : eq));
+      i = takeValue(spec, eq < 0 ? undefined : word.slice(eq + 1), i);
+    } else {
+      for (let j = 1; j < word.length; j++) {
+        const spec = specs.find((s) => s.short === word[j]);
+        if (!spec?.value) continue;
+        i = takeValue(spec, j + 1 < word.length ? word.slice(j + 1) : undefined, i);
+        break;
+      }
+    }
+  }
+  return state;
+}
+
+/** The candidates for the last of `line` (the words after `qmpctl`, the last one being typed). */
+async function complete(context: CommandContext, line: readonly string[]): Promise<string[]> {
+  const current = line.at(-1) ?? "";
+  const state = readLine(line.slice(0, -1));
+  const [command, ...words] = state.positionals;
+  const entry = command !== undefined && Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+  const matching = (names: readonly string[]) => names.filter((n) => n.startsWith(current));
+
+  if (state.pendingOption) {
+    return state.pendingOption.name === "wait-event" ? matching(await qmpNames(context, state, "events")) : [];
+  }
+  if (current.startsWith("-") && !state.ended) {
+    return matching([...GLOBAL_OPTIONS, ...(entry?.options ?? [])].map((s) => `--${s.name}`));
+  }
+  if (command === undefined) return matching([...Object.keys(COMMANDS), "help"]);
+  if (command === "help" || (command === "completions" && words.length === 0)) {
+    return matching(command === "help" ? (words.length === 0 ? Object.keys(COMMANDS) : []) : ["bash", "fish", "zsh"]);
+  }
+  switch (command) {
+    case "exec":
+      if (words.length === 0) return matching(await qmpNames(context, state, "commands"));
+      return await withClient(
+        context,
+        state,
+        { command: words[0] },
+        (schema) => completeArgumentWord(schema, words[0], words.slice(1), current),
+      ) ?? [];
+    case "wait-event":
+      return matching(await qmpNames(context, state, "events"));
+    case "describe":
+      return words.length === 0 ? matching(await qmpNames(context, state, "both")) : [];
+    default:
+      return [];
+  }
+}
+
+async function qmpNames(context: CommandContext, state: LineState, which: "commands" | "events" | "both") {
+  return await withClient(context, state, "names", (schema) => [
+    ...(which === "events" ? [] : schema.commandNames()),
+    ...(which === "commands" ? [] : schema.eventNames()),
+  ]) ?? [];
+}
+
+/** Load the schema (scope) of the QEMU the line names, briefly connected; undefined when none is named. */
+async function withClient<T>(
+  context: CommandContext,
+  state: LineState,
+  scope: SchemaScope,
+  use: (schema: Awaited<ReturnType<typeof loadSchema>>) => T,
+): Promise<T | undefined> {
+  const socket = state.socket ?? env("QMPCTL_SOCKET");
+  if (!socket) return undefined;
+  const global = { ...context.global, socket, connectTimeoutMs: COMPLETION_CONNECT_MS, verbose: false };
+  const signal = AbortSignal.any([context.signal, AbortSignal.timeout(3 * COMPLETION_CONNECT_MS)]);
+  const client: QmpClient = await connect({ ...context, global, signal });
+  try {
+    return use(await loadSchema(client, { signal, scope }));
+  } finally {
+    client.close();
+  }
+}

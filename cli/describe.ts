@@ -1,0 +1,38 @@
+/** `qmpctl describe NAME`: a command or event, its arguments and types. @module */
+import { withSchema } from "../lib/schema.ts";
+import { describe } from "../lib/schema_describe.ts";
+import { UsageError } from "./options.ts";
+import { type CommandContext, connect, printJson } from "./session.ts";
+
+export const help = `Usage: qmpctl describe NAME [options]
+
+Describe a QMP command or event of this QEMU as JSON: a command's arguments
+and return type, an event's data, and their features (deprecated, unstable).
+
+Types are written out: "str", "int", "number", "bool", "null", "any";
+{"enum": [values]}; {"array": TYPE}; {"alternate": [TYPES]}; an object maps
+its members to their types, an optional member's name ends in "?", a
+member's features follow its name in brackets, and a union adds one key per
+branch ("driver=null-co") with the members that branch adds. A type met again
+inside itself is "(recursive)".
+
+The schema comes from query-qmp-schema, fetched once per QEMU build (version,
+package and target) and cached under $XDG_CACHE_HOME/qmpctl (default
+~/.cache/qmpctl). An unknown name exits 2 and names the closest ones.
+
+Examples:
+  qmpctl describe set_link
+  qmpctl describe blockdev-add --pretty | less
+  qmpctl describe SHUTDOWN | jq .data`;
+
+export async function run(context: CommandContext): Promise<number> {
+  if (context.words.length !== 1) throw new UsageError("describe takes one NAME (a command or an event)");
+  const [name] = context.words;
+  const client = await connect(context);
+  try {
+    await printJson(context, await withSchema(client, { signal: context.signal }, (schema) => describe(schema, name)));
+    return 0;
+  } finally {
+    client.close();
+  }
+}

@@ -1,0 +1,171 @@
+/**
+ * What `wait-event`, `events` and `exec --wait-event` share: reading
+ * `--match` and `--count`, subscribing, and printing events as QEMU sent them
+ * (`event`, `data`, `timestamp`), one JSON line each, as they arrive. The
+ * events that arrived together are written at once.
+ *
+ * @module
+ */
+import { splitKeyValueWords } from "../lib/args.ts";
+import type { QmpClient } from "../lib/client.ts";
+import { ArgumentError, DisconnectedError, TimeoutError } from "../lib/errors.ts";
+import type { EventSubscription, QmpEvent } from "../lib/events.ts";
+import { writeStdout } from "./io.ts";
+import { UsageError } from "./options.ts";
+import { type CommandContext, formatJson } from "./session.ts";
+
+/** The events a command waits for or streams. */
+export interface EventWait {
+  /** Names or globs; empty: every event. */
+  names: string[];
+  /** The `--match` conditions, all of which must hold. */
+  where?: (event: QmpEvent) => boolean;
+  /** How many to print (`--count`); Infinity without a bound. */
+  count: number;
+  /** For messages: `STOP or RESUME with reason=x`. */
+  what: string;
+}
+
+/**
+ * Read `--match` and `--count` for events named `names`.
+ * @throws {UsageError} for a malformed --match or --count
+ */
+export function readEventWait(context: CommandContext, names: string[], defaultCount: number): EventWait {
+  const matches = (context.options.get("match") as string[] | undefined) ?? [];
+  const countText = context.options.get("count") as string | undefined;
+  if (countText !== undefined && !/^[1-9]\d*$/.test(countText)) {
+    throw new UsageError(`--count '${countText}' is not a number of events (1 or more)`);
+  }
+  const named = names.length > 0 ? names.join(" or ") : "any event";
+  return {
+    names,
+    where: matches.length > 0 ? dataMatcher(matches) : undefined,
+    count: countText === undefined ? defaultCount : Number(countText),
+    what: matches.length > 0 ? `${named} with ${matches.join(" ")}` : named,
+  };
+}
+
+/**
+ * A test on an event's `data` from `--match KEY=VALUE` words. A dotted KEY
+ * reaches into nested objects. VALUE matches the JSON it parses as (`true`,
+ * `3`, `{"a":1}`) or, as text, a string equal to it: `--match id=123` holds
+ * for `"id": 123` and for `"id": "123"`. `KEY:=JSON` matches only that JSON.
+ *
+ * @example
+ * ```ts
+ * dataMatcher(["reason=host-qmp-quit"])({ event: "SHUTDOWN", data: { guest: false, reason: "host-qmp-quit" } }); // true
+ * ```
+ * @throws {UsageError} for a word that is not KEY=VALUE, or bad JSON after `:=`
+ */
+export function dataMatcher(words: readonly string[]): (event: QmpEvent) => boolean {
+  let pairs;
+  try {
+    pairs = splitKeyValueWords(words);
+  } catch (error) {
+    if (error instanceof ArgumentError) throw new UsageError(`--match ${error.message}`);
+    throw error;
+  }
+  const tests = pairs.map(({ word, path, text, raw }) => {
+    let json: unknown, parses = true;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      if (raw) throw new UsageError(`--match '${word}': the value after := is not JSON`);
+      parses = false;
+    }
+    return (data: unknown) => {
+      const value = path.reduce<unknown>(
+        (at, key) => isObject(at) && Object.hasOwn(at, key) ? at[key] : undefined,
+        data,
+      );
+      if (value === undefined) return false;
+      return (parses && sameJson(value, json)) || (!raw && value === text);
+    };
+  });
+  return (event) => tests.every((test) => test(event.data));
+}
+
+/**
+ * exec's `--wait-event NAME` (repeatable) with `--match` and `--count`;
+ * undefined without it.
+ * @throws {UsageError} for --match or --count without --wait-event
+ */
+export function readWaitEventOption(context: CommandContext): EventWait | undefined {
+  const names = context.options.get("wait-event") as string[] | undefined;
+  if (names) return readEventWait(context, names, 1);
+  if (context.options.has("match") || context.options.has("count")) {
+    throw new UsageError("--match and --count go with --wait-event NAME");
+  }
+  return undefined;
+}
+
+/** Subscribe to what `wait` names; call before sending a command whose event is awaited. */
+export function subscribe(client: QmpClient, wait: EventWait, signal: AbortSignal): EventSubscription {
+  return client.events({ names: wait.names, where: wait.where }, {
+    signal,
+    limit: wait.count === Infinity ? undefined : wait.count,
+  });
+}
+
+/**
+ * Print events as they arrive until `wait.count` were printed or the
+ * subscription ends. Returns how many were printed, and the error that ended
+ * it early (a timeout, SIGINT, a broken connection, a closed stdout).
+ */
+export async function printEvents(
+  context: CommandContext,
+  subscription: EventSubscription,
+  wait: EventWait,
+): Promise<{ printed: number; error?: unknown }> {
+  let printed = 0;
+  try {
+    await writeStdout("", context.signal); // opens stdout now, not when the first event is due
+    while (printed < wait.count) {
+      const batch = await subscription.nextBatch(wait.count - printed);
+      if (batch.length === 0) break;
+      let lines = "";
+      for (const event of batch) lines += formatJson(event, context.global.pretty);
+      printed += batch.length;
+      await writeStdout(lines, context.signal);
+    }
+    return { printed };
+  } catch (error) {
+    return { printed, error };
+  } finally {
+    subscription.close();
+  }
+}
+
+/**
+ * Print the awaited events; all `wait.count` of them must come.
+ * @throws {TimeoutError} saying what was awaited, when --timeout ran out
+ * @throws {DisconnectedError} when the connection ended first
+ */
+export async function printAwaitedEvents(
+  context: CommandContext,
+  client: QmpClient,
+  subscription: EventSubscription,
+  wait: EventWait,
+): Promise<void> {
+  const { printed, error } = await printEvents(context, subscription, wait);
+  const progress = wait.count > 1 ? `; ${printed} of ${wait.count} arrived` : "";
+  if (error instanceof TimeoutError) throw new TimeoutError(`timed out waiting for ${wait.what}${progress}`);
+  if (error !== undefined) throw error;
+  if (printed < wait.count) {
+    throw new DisconnectedError(
+      `${client.address.text} closed the connection while waiting for ${wait.what}${progress}`,
+    );
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null;
+}
+
+/** Equal as JSON values: objects by their members in any order (QEMU's order is its hash table's). */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (!isObject(a) || !isObject(b) || Array.isArray(a) !== Array.isArray(b)) return false;
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((k) => Object.hasOwn(b, k) && sameJson(a[k], b[k]));
+}

@@ -1,0 +1,45 @@
+/** `qmpctl shell [--hmp]`: the interactive QMP (or HMP) shell, successor of qmp-shell. @module */
+import type { CommandContext } from "./session.ts";
+
+export const help = `Usage: qmpctl shell [--hmp] [options]
+
+An interactive shell on a QEMU monitor, the successor of QEMU's qmp-shell.
+Type a QMP command with KEY=VALUE arguments, typed as in 'qmpctl exec';
+its return value is printed as JSON, an error as its class and description.
+Events are printed as they arrive, above the line being typed.
+
+  (vm1) query-status
+  {"status":"running","singlestep":false,"running":true}
+  (vm1) blockdev-add driver=null-co node-name=n0
+  {}
+  (vm1) {"execute": "query-name"}
+  {"name":"vm1"}
+  (vm1) transaction(
+  TRANS> block-dirty-bitmap-add node=n0 name=b1
+  TRANS> block-dirty-bitmap-add node=n0 name=b2
+  TRANS> )
+  {}
+
+In the shell: TAB completes command names, argument names and enum values;
+Up/Down walk the history (kept in $XDG_STATE_HOME/qmpctl/, default
+~/.local/state/qmpctl/; a line typed with a leading blank is not kept);
+Ctrl-C clears the line; 'events on|off' shows events or not; 'help' lists
+the local commands; Ctrl-D, 'quit' or 'exit' leave (QEMU keeps running).
+
+--hmp runs each line on the human monitor (human-monitor-command) and
+prints its text; 'cpu N' sets the CPU of the lines that follow.
+
+With stdin not a terminal, each line runs in order (blank lines and #
+comments skipped) and each command prints one JSON line, {"return": ...}
+or {"error": ...} (local commands print none); the exit status is 1 if
+any command failed:
+
+  printf 'stop\\nquery-status\\n' | qmpctl shell -s /run/vm1.qmp
+
+Exit status: 0 left the shell, 1 a piped line failed, 2 usage, 3 the
+connection was lost, 124 --timeout ran out, 130 interrupted.`;
+
+export async function run(context: CommandContext): Promise<number> {
+  const { runShell } = await import("./shell/main.ts");
+  return runShell(context);
+}

@@ -1,0 +1,70 @@
+/**
+ * TAB completion, the part both shells share: finding the word being
+ * completed, and what a TAB does with the candidates (one: take it; several:
+ * extend to their common prefix, or list them when there is none to add).
+ *
+ * @module
+ */
+import { scanWords } from "./words.ts";
+
+/** Candidates for the word that starts at `start` in the text left of the cursor. */
+export interface Completion {
+  start: number;
+  candidates: string[];
+}
+
+export const NO_COMPLETION: Completion = { start: 0, candidates: [] };
+
+/** The words before the one being completed, and that word (empty after a blank). */
+export function wordsBefore(before: string): { words: string[]; word: string; start: number } {
+  const { words } = scanWords(before);
+  const last = words.at(-1);
+  if (!last || /\s$/.test(before)) return { words: words.map((w) => w.text), word: "", start: before.length };
+  return { words: words.slice(0, -1).map((w) => w.text), word: last.text, start: last.start };
+}
+
+/** The candidates that start with `word`, sorted, once each. */
+export function matching(word: string, candidates: Iterable<string>): string[] {
+  return [...new Set([...candidates].filter((c) => c.startsWith(word)))].sort();
+}
+
+/** What a TAB does with a completion of `before`. */
+export type TabResult =
+  | { kind: "replace"; count: number; text: string } // replace the `count` characters before the cursor
+  | { kind: "list"; candidates: string[] }
+  | { kind: "none" };
+
+export function applyCompletion(before: string, completion: Completion): TabResult {
+  const { start, candidates } = completion;
+  if (candidates.length === 0) return { kind: "none" };
+  const count = [...before.slice(start)].length;
+  const word = before.slice(start);
+  if (candidates.length === 1) {
+    const only = candidates[0];
+    // A finished word gets a blank after it; `key=` and `key.` go on.
+    return { kind: "replace", count, text: /[=.]$/.test(only) ? only : only + " " };
+  }
+  const prefix = commonPrefix(candidates);
+  if (prefix.length > word.length) return { kind: "replace", count, text: prefix };
+  return { kind: "list", candidates };
+}
+
+function commonPrefix(items: readonly string[]): string {
+  let prefix = items[0];
+  for (const item of items) {
+    while (!item.startsWith(prefix)) prefix = prefix.slice(0, -1);
+  }
+  return prefix;
+}
+
+/** Candidates laid out in columns for a terminal `width` wide. */
+export function formatColumns(candidates: readonly string[], width: number): string {
+  const longest = Math.max(...candidates.map((c) => c.length));
+  const cell = longest + 2;
+  const perRow = Math.max(1, Math.floor((width - longest) / cell) + 1); // the last column needs no gap
+  const rows: string[] = [];
+  for (let i = 0; i < candidates.length; i += perRow) {
+    rows.push(candidates.slice(i, i + perRow).map((c) => c.padEnd(cell)).join("").trimEnd());
+  }
+  return rows.join("\n");
+}

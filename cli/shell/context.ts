@@ -1,0 +1,97 @@
+/**
+ * What both shells (QMP and HMP) share: the client, the settings a line can
+ * change (`events on|off`), and what a line comes to (an `Outcome`), which
+ * the interactive and the piped front ends each print their own way.
+ *
+ * @module
+ */
+import type { QmpClient } from "../../lib/client.ts";
+import { ArgumentError, CommandError } from "../../lib/errors.ts";
+import { UsageError } from "../options.ts";
+import type { Completion } from "./completion.ts";
+
+/** What running one line came to. */
+export type Outcome =
+  | { kind: "none" } // a blank line, a comment, or a transaction action kept for later
+  | { kind: "quit" }
+  | { kind: "note"; text: string } // a local command's answer, for people
+  | { kind: "return"; value: unknown } // a QMP command's return value
+  | { kind: "text"; text: string } // the human monitor's text
+  | { kind: "error"; error: { class: string; desc: string } };
+
+export const NOTHING: Outcome = { kind: "none" };
+
+/** One kind of shell: its prompt, how it runs a line, how it completes one. */
+export interface ShellMode {
+  readonly kind: "qmp" | "hmp";
+  prompt(): string;
+  /**
+   * Run one line. QEMU's errors and malformed lines come back as an `error`
+   * outcome; a lost connection or an aborted wait is thrown.
+   */
+  run(line: string, signal: AbortSignal): Promise<Outcome>;
+  /** Candidates for the word that ends `before` (the text left of the cursor). */
+  complete(before: string, signal: AbortSignal): Promise<Completion>;
+  /** Drop a half-entered construct (a transaction); true if there was one. */
+  cancel(): boolean;
+}
+
+export class ShellContext {
+  readonly client: QmpClient;
+  /** Whether events are printed as they arrive. */
+  eventsOn: boolean;
+  /** Called with each message about to be sent (`-v` in a terminal). */
+  onSend?: (message: Record<string, unknown>) => void;
+
+  constructor(client: QmpClient, eventsOn: boolean) {
+    this.client = client;
+    this.eventsOn = eventsOn;
+  }
+
+  /**
+   * Send one command; QEMU's error becomes an `error` outcome.
+   * @throws {DisconnectedError | ProtocolError | AbortedError | TimeoutError}
+   */
+  async execute(
+    command: string,
+    args: Record<string, unknown> | undefined,
+    signal: AbortSignal,
+    options: { id?: unknown; oob?: boolean } = {},
+  ): Promise<Outcome> {
+    const message: Record<string, unknown> = { [options.oob ? "exec-oob" : "execute"]: command };
+    if (args !== undefined) message.arguments = args;
+    if (options.id !== undefined) message.id = options.id;
+    this.onSend?.(message);
+    try {
+      return { kind: "return", value: await this.client.execute(command, args, { ...options, signal }) };
+    } catch (error) {
+      if (error instanceof CommandError) return { kind: "error", error: { class: error.errorClass, desc: error.desc } };
+      throw error;
+    }
+  }
+
+  /** The local commands of both shells (`help` aside); undefined when `words` is none of them. */
+  localCommand(words: readonly string[]): Outcome | undefined {
+    switch (words[0]) {
+      case "quit":
+      case "exit":
+        return { kind: "quit" };
+      case "events":
+        if (words.length === 1) return { kind: "note", text: `events are ${this.eventsOn ? "on" : "off"}` };
+        if (words.length === 2 && (words[1] === "on" || words[1] === "off")) {
+          this.eventsOn = words[1] === "on";
+          return { kind: "note", text: `events ${words[1]}` };
+        }
+        return localError(new UsageError("usage: events [on|off]"));
+    }
+    return undefined;
+  }
+}
+
+/** A line that could not be sent as written, as an `error` outcome; other errors are thrown on. */
+export function localError(error: unknown): Outcome {
+  if (error instanceof ArgumentError || error instanceof UsageError) {
+    return { kind: "error", error: { class: error.name, desc: error.message } };
+  }
+  throw error;
+}

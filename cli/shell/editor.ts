@@ -1,0 +1,143 @@
+/**
+ * The line being typed: its characters, the cursor, and the walk through
+ * history with Up/Down. Pure state; the terminal draws it.
+ *
+ * @module
+ */
+import type { Key } from "./keys.ts";
+
+/** What a key asks of the shell beyond editing the line. */
+export type EditorAction = "submit" | "complete" | "interrupt" | "eof" | "clear-screen" | undefined;
+
+export class LineEditor {
+  /** The line as characters (code points), so the cursor never splits one. */
+  #chars: string[] = [];
+  #cursor = 0;
+  readonly #history: readonly string[];
+  /** How far back Up/Down stand in history; 0 is the line being typed. */
+  #back = 0;
+  #draft = "";
+
+  /** @param history earlier lines, oldest first (read, not copied: it may grow between lines) */
+  constructor(history: readonly string[]) {
+    this.#history = history;
+  }
+
+  get text(): string {
+    return this.#chars.join("");
+  }
+
+  /** The cursor, in characters. */
+  get cursor(): number {
+    return this.#cursor;
+  }
+
+  /** The text left of the cursor. */
+  get beforeCursor(): string {
+    return this.#chars.slice(0, this.#cursor).join("");
+  }
+
+  /** Start a new, empty line (after Enter or Ctrl-C). */
+  reset(): void {
+    this.#set("");
+    this.#back = 0;
+    this.#draft = "";
+  }
+
+  /** Replace the `count` characters before the cursor with `text` (a completion). */
+  replaceBeforeCursor(count: number, text: string): void {
+    const inserted = [...text];
+    this.#chars.splice(this.#cursor - count, count, ...inserted);
+    this.#cursor += inserted.length - count;
+  }
+
+  /** Apply a key; returns what the shell must do, if anything. */
+  key(key: Key): EditorAction {
+    const chars = this.#chars;
+    switch (key.name) {
+      case "text":
+        this.replaceBeforeCursor(0, key.text);
+        return;
+      case "enter":
+        return "submit";
+      case "tab":
+        return "complete";
+      case "interrupt":
+        return "interrupt";
+      case "clear-screen":
+        return "clear-screen";
+      case "eof":
+        if (chars.length === 0) return "eof";
+        chars.splice(this.#cursor, 1);
+        return;
+      case "delete":
+        chars.splice(this.#cursor, 1);
+        return;
+      case "backspace":
+        if (this.#cursor > 0) chars.splice(--this.#cursor, 1);
+        return;
+      case "left":
+        this.#cursor = Math.max(0, this.#cursor - 1);
+        return;
+      case "right":
+        this.#cursor = Math.min(chars.length, this.#cursor + 1);
+        return;
+      case "home":
+        this.#cursor = 0;
+        return;
+      case "end":
+        this.#cursor = chars.length;
+        return;
+      case "word-left":
+        this.#cursor = this.#wordStart();
+        return;
+      case "word-right": {
+        let i = this.#cursor;
+        while (i < chars.length && chars[i] === " ") i++;
+        while (i < chars.length && chars[i] !== " ") i++;
+        this.#cursor = i;
+        return;
+      }
+      case "kill-end":
+        chars.splice(this.#cursor);
+        return;
+      case "kill-start":
+        chars.splice(0, this.#cursor);
+        this.#cursor = 0;
+        return;
+      case "kill-word": {
+        const start = this.#wordStart();
+        chars.splice(start, this.#cursor - start);
+        this.#cursor = start;
+        return;
+      }
+      case "up":
+        this.#walk(1);
+        return;
+      case "down":
+        this.#walk(-1);
+        return;
+    }
+  }
+
+  #wordStart(): number {
+    let i = this.#cursor;
+    while (i > 0 && this.#chars[i - 1] === " ") i--;
+    while (i > 0 && this.#chars[i - 1] !== " ") i--;
+    return i;
+  }
+
+  /** Go `step` lines back in history (negative: forward). */
+  #walk(step: number): void {
+    const back = this.#back + step;
+    if (back < 0 || back > this.#history.length) return;
+    if (this.#back === 0) this.#draft = this.text;
+    this.#back = back;
+    this.#set(back === 0 ? this.#draft : this.#history[this.#history.length - back]);
+  }
+
+  #set(text: string): void {
+    this.#chars = [...text];
+    this.#cursor = this.#chars.length;
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * The HMP shell: each line goes to QEMU's human monitor through
+ * `human-monitor-command` and its text comes back as the monitor printed it.
+ * `cpu N` is local (as in the seed's qmp-shell -H): it sets the `cpu-index`
+ * of the lines that follow. Completion comes from QEMU's own `help` and
+ * `info` text, read at the first TAB.
+ *
+ * @module
+ */
+import { type Completion, matching, wordsBefore } from "./completion.ts";
+import { localError, type Outcome, type ShellContext, type ShellMode } from "./context.ts";
+import { UsageError } from "../options.ts";
+
+export const HMP_LOCAL_HELP = `Local to qmpctl shell --hmp:
+  cpu N             run the following commands on CPU N (its cpu-index)
+  events [on|off]   show QMP events as they arrive, or not
+  quit, exit        leave the shell (QEMU keeps running: quit is not sent)`;
+
+export class HmpMode implements ShellMode {
+  readonly kind = "hmp";
+  readonly #context: ShellContext;
+  readonly #name: string;
+  #cpu?: number;
+  #names?: Promise<{ commands: string[]; infos: string[] }>;
+
+  constructor(context: ShellContext, name: string) {
+    this.#context = context;
+    this.#name = name;
+  }
+
+  prompt(): string {
+    return `(${this.#name}) `;
+  }
+
+  cancel(): boolean {
+    return false;
+  }
+
+  async run(line: string, signal: AbortSignal): Promise<Outcome> {
+    const trimmed = line.trim();
+    if (trimmed === "" || trimmed.startsWith("#")) return { kind: "none" };
+    const words = trimmed.split(/\s+/);
+    const local = this.#context.localCommand(words);
+    if (local) return local;
+    if (words[0] === "cpu") return this.#selectCpu(words, signal);
+    const outcome = await this.#send(trimmed, this.#cpu, signal);
+    if (outcome.kind === "text" && trimmed === "help") outcome.text += `\n${HMP_LOCAL_HELP}\n`;
+    return outcome;
+  }
+
+  async #send(commandLine: string, cpu: number | undefined, signal: AbortSignal): Promise<Outcome> {
+    const args: Record<string, unknown> = { "command-line": commandLine };
+    if (cpu !== undefined) args["cpu-index"] = cpu;
+    const outcome = await this.#context.execute("human-monitor-command", args, signal);
+    return outcome.kind === "return" ? { kind: "text", text: String(outcome.value).replaceAll("\r\n", "\n") } : outcome;
+  }
+
+  /** `cpu N`: checked by running a harmless command on that CPU first, as qmp-shell does. */
+  async #selectCpu(words: string[], signal: AbortSignal): Promise<Outcome> {
+    if (words.length !== 2 || !/^\d+$/.test(words[1])) return localError(new UsageError("usage: cpu N (a CPU index)"));
+    const cpu = Number(words[1]);
+    const check = await this.#send("info version", cpu, signal);
+    if (check.kind === "error") return check;
+    this.#cpu = cpu;
+    return { kind: "none" };
+  }
+
+  async complete(before: string, signal: AbortSignal): Promise<Completion> {
+    const { words, word, start } = wordsBefore(before);
+    const { commands, infos } = await this.#helpNames(signal);
+    if (words.length === 0) return { start, candidates: matching(word, [...commands, "cpu", "events", "exit"]) };
+    if (words.length === 1 && (words[0] === "info" || words[0] === "i")) {
+      return { start, candidates: matching(word, infos) };
+    }
+    if (words.length === 1 && (words[0] === "help" || words[0] === "?")) {
+      return { start, candidates: matching(word, commands) };
+    }
+    return { start, candidates: [] };
+  }
+
+  /** Command and `info` names from QEMU's `help` and `info` text (fetched once). */
+  #helpNames(signal: AbortSignal): Promise<{ commands: string[]; infos: string[] }> {
+    this.#names ??= (async () => {
+      const text = async (line: string) => {
+        const outcome = await this.#send(line, undefined, signal);
+        return outcome.kind === "text" ? outcome.text : "";
+      };
+      return { commands: parseHelpNames(await text("help")), infos: parseInfoNames(await text("info")) };
+    })();
+    this.#names.catch(() => (this.#names = undefined)); // try again at the next TAB
+    return this.#names;
+  }
+}
+
+/**
+ * Names from HMP `help`: each command line starts with its names (`c|cont
+ * -- resume emulation`); one-letter aliases are left out.
+ */
+export function parseHelpNames(help: string): string[] {
+  const names: string[] = [];
+  for (const line of help.split("\n")) {
+    if (!/^[a-z_]/i.test(line)) continue;
+    names.push(...line.split(/\s/, 1)[0].split("|").filter((name) => name.length > 1));
+  }
+  return names;
+}
+
+/** Names from HMP `info`: lines such as `info status  -- show the current VM status`. */
+export function parseInfoNames(info: string): string[] {
+  return info.split("\n").flatMap((line) => {
+    const match = /^info (\S+)/.exec(line);
+    return match ? [match[1]] : [];
+  });
+}

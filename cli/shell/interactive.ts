@@ -1,0 +1,149 @@
+/**
+ * The shell on a terminal: a prompt, line editing, history, TAB, and events
+ * printed above the prompt as they arrive without breaking the line being
+ * typed. Ctrl-C clears the line (or stops the command that runs); Ctrl-D on
+ * an empty line, `quit` or `exit` leave with 0; a lost connection is thrown
+ * (exit 3) once the terminal is given back.
+ *
+ * @module
+ */
+import type { QmpClient } from "../../lib/client.ts";
+import { abortErrorFor, CommandError, DisconnectedError } from "../../lib/errors.ts";
+import { formatJson } from "../session.ts";
+import { applyCompletion, formatColumns, type TabResult } from "./completion.ts";
+import type { Outcome, ShellContext, ShellMode } from "./context.ts";
+import { LineEditor } from "./editor.ts";
+import { History } from "./history.ts";
+import { Screen } from "./screen.ts";
+import { Terminal } from "./terminal.ts";
+
+export interface InteractiveOptions {
+  client: QmpClient;
+  shell: ShellContext;
+  mode: ShellMode;
+  banner: string;
+  pretty: boolean;
+  verbose: boolean;
+  /** SIGINT from outside and `--timeout`: they end the shell. */
+  signal: AbortSignal;
+}
+
+export async function runInteractive(options: InteractiveOptions): Promise<number> {
+  const { client, shell, mode, pretty, signal } = options;
+  const terminal = new Terminal();
+  const screen = new Screen(terminal.write, () => terminal.columns);
+  const history = await History.load(mode.kind);
+  const editor = new LineEditor(history.lines);
+  const draw = () => screen.show(mode.prompt(), editor.text, editor.cursor);
+  if (options.verbose) shell.onSend = (message) => screen.print(`> ${JSON.stringify(message)}`);
+
+  const events = client.events();
+  void (async () => {
+    for await (const event of events) if (shell.eventsOn) screen.print(formatJson(event, pretty));
+  })().catch(() => {}); // the connection's end is reported by `ended` below
+
+  // Settles (with the error to throw) when the connection is lost or the shell's signal aborts.
+  let onAbort = () => {};
+  const abortError = abortErrorFor("the shell to end");
+  const ended = Promise.race([
+    client.closed.then((failure) =>
+      failure ?? new DisconnectedError(`connection lost: ${client.address.text} closed the connection`)
+    ),
+    new Promise<Error>((resolve) => {
+      onAbort = () => resolve(abortError(signal));
+      signal.addEventListener("abort", onAbort, { once: true });
+    }),
+  ]);
+  /** `promise`, unless the connection is lost or the signal aborts first. */
+  const race = <T>(promise: Promise<T>): Promise<T> =>
+    Promise.race([promise, ended.then((error) => Promise.reject(error))]);
+
+  terminal.open();
+  try {
+    screen.print(options.banner);
+    draw();
+    for (;;) {
+      const key = await race(terminal.nextKey());
+      switch (editor.key(key)) {
+        case undefined:
+          draw();
+          break;
+        case "interrupt":
+          screen.leave("^C");
+          if (editor.text === "" && mode.cancel()) screen.print("transaction dropped");
+          editor.reset();
+          draw();
+          break;
+        case "eof":
+          screen.leave();
+          return 0;
+        case "clear-screen":
+          screen.clear();
+          break;
+        case "complete":
+          await complete();
+          break;
+        case "submit": {
+          const line = editor.text;
+          screen.leave();
+          editor.reset();
+          await history.add(line);
+          const outcome = await runLine(line);
+          if (outcome?.kind === "quit") return 0;
+          if (outcome) screen.print(render(outcome, pretty));
+          draw();
+        }
+      }
+    }
+  } finally {
+    screen.leave();
+    events.close();
+    signal.removeEventListener("abort", onAbort);
+    await terminal.close();
+  }
+
+  /** Run a line; Ctrl-C stops waiting for it (undefined then), a lost connection throws. */
+  async function runLine(line: string): Promise<Outcome | undefined> {
+    const stop = new AbortController();
+    terminal.onInterrupt(() => stop.abort(new Error("interrupted")));
+    try {
+      return await race(mode.run(line, AbortSignal.any([signal, stop.signal])));
+    } catch (error) {
+      if (!stop.signal.aborted || signal.aborted) throw error;
+      screen.print("^C (the command was sent; its reply will not be shown)");
+      return undefined;
+    } finally {
+      terminal.onInterrupt(undefined);
+    }
+  }
+
+  async function complete(): Promise<void> {
+    const before = editor.beforeCursor;
+    let result: TabResult;
+    try {
+      result = applyCompletion(before, await race(mode.complete(before, signal)));
+    } catch (error) {
+      if (!(error instanceof CommandError)) throw error;
+      result = { kind: "none" }; // QEMU would not say (an old QEMU without query-qmp-schema)
+    }
+    if (result.kind === "replace") editor.replaceBeforeCursor(result.count, result.text);
+    else if (result.kind === "list") screen.print(formatColumns(result.candidates, terminal.columns));
+    else terminal.write("\x07"); // nothing to complete: ring the bell
+    draw();
+  }
+}
+
+/** An outcome as a person reads it. */
+function render(outcome: Outcome, pretty: boolean): string {
+  switch (outcome.kind) {
+    case "return":
+      return formatJson(outcome.value, pretty);
+    case "text":
+    case "note":
+      return outcome.text;
+    case "error":
+      return `${outcome.error.class}: ${outcome.error.desc}`;
+    default:
+      return "";
+  }
+}

@@ -1,0 +1,129 @@
+/**
+ * Terminal input (raw mode) to keys: control characters and the usual
+ * xterm/VT escape sequences. Printable text comes through as `text` keys.
+ *
+ * @module
+ */
+
+/** A key that is not text. */
+export type KeyName =
+  | "enter"
+  | "tab"
+  | "backspace"
+  | "delete"
+  | "left"
+  | "right"
+  | "up"
+  | "down"
+  | "home"
+  | "end"
+  | "word-left"
+  | "word-right"
+  | "kill-end"
+  | "kill-start"
+  | "kill-word"
+  | "clear-screen"
+  | "interrupt"
+  | "eof";
+
+/** A key the line editor acts on. */
+export type Key = { name: "text"; text: string } | { name: KeyName };
+
+const CONTROL: Record<string, KeyName> = {
+  "\r": "enter",
+  "\n": "enter",
+  "\t": "tab",
+  "\x7f": "backspace",
+  "\b": "backspace",
+  "\x01": "home",
+  "\x02": "left",
+  "\x03": "interrupt",
+  "\x04": "eof",
+  "\x05": "end",
+  "\x06": "right",
+  "\x0b": "kill-end",
+  "\x0c": "clear-screen",
+  "\x0e": "down",
+  "\x10": "up",
+  "\x15": "kill-start",
+  "\x17": "kill-word",
+};
+
+const ESCAPES: Record<string, KeyName> = {
+  "[A": "up",
+  "[B": "down",
+  "[C": "right",
+  "[D": "left",
+  "[H": "home",
+  "[F": "end",
+  "OA": "up",
+  "OB": "down",
+  "OC": "right",
+  "OD": "left",
+  "OH": "home",
+  "OF": "end",
+  "[1~": "home",
+  "[7~": "home",
+  "[4~": "end",
+  "[8~": "end",
+  "[3~": "delete",
+  "[1;5C": "word-right",
+  "[1;5D": "word-left",
+  "b": "word-left",
+  "f": "word-right",
+  "\x7f": "kill-word",
+};
+
+/** Turns chunks of terminal input into keys; keeps an escape sequence split across chunks. */
+export class KeyParser {
+  #pending = "";
+  readonly #decoder = new TextDecoder();
+
+  push(chunk: Uint8Array | string): Key[] {
+    const input = this.#pending + (typeof chunk === "string" ? chunk : this.#decoder.decode(chunk, { stream: true }));
+    this.#pending = "";
+    const keys: Key[] = [];
+    let text = "";
+    const flushText = () => {
+      if (text) keys.push({ name: "text", text });
+      text = "";
+    };
+    for (let i = 0; i < input.length; i++) {
+      const c = input[i];
+      if (c === "\x1b") {
+        const length = escapeLength(input, i + 1);
+        if (length === undefined) { // incomplete: wait for the rest
+          this.#pending = input.slice(i);
+          break;
+        }
+        flushText();
+        const name = ESCAPES[input.slice(i + 1, i + 1 + length)];
+        if (name) keys.push({ name });
+        i += length;
+      } else if (c === "\r" && input[i + 1] === "\n") {
+        continue; // CRLF is one Enter: the LF comes next
+      } else if (c < " " || c === "\x7f") {
+        flushText();
+        const name = CONTROL[c];
+        if (name) keys.push({ name });
+      } else {
+        text += c;
+      }
+    }
+    flushText();
+    return keys;
+  }
+}
+
+/** Length of the escape sequence after ESC at `from`, or undefined when it is not complete yet. */
+function escapeLength(input: string, from: number): number | undefined {
+  if (from >= input.length) return undefined;
+  const first = input[from];
+  if (first === "O") return from + 1 < input.length ? 2 : undefined;
+  if (first !== "[") return 1; // ESC + one character (Alt-b, Alt-f, ...)
+  for (let i = from + 1; i < input.length; i++) {
+    const code = input.charCodeAt(i);
+    if (code >= 0x40 && code <= 0x7e) return i - from + 1; // CSI final byte
+  }
+  return undefined;
+}

@@ -1,0 +1,50 @@
+/**
+ * `qmpctl shell [--hmp]`: connect, pick the QMP or HMP shell, and run it on
+ * the terminal or over piped stdin.
+ *
+ * @module
+ */
+import type { QmpClient } from "../../lib/client.ts";
+import { stdinIsTerminal } from "../io.ts";
+import { type CommandContext, connect } from "../session.ts";
+import { ShellContext } from "./context.ts";
+import { HmpMode } from "./hmp_mode.ts";
+import { runInteractive } from "./interactive.ts";
+import { runPiped } from "./piped.ts";
+import { QmpMode } from "./qmp_mode.ts";
+
+export async function runShell(context: CommandContext): Promise<number> {
+  const hmp = context.options.has("hmp");
+  const interactive = stdinIsTerminal() && process.stdout.isTTY === true;
+  const { global, signal } = context;
+  // On a terminal, -v shows each command sent above its result; the wire log
+  // on stderr would break the line being typed whenever an event came in.
+  const client = await connect(interactive ? { ...context, global: { ...global, verbose: false } } : context);
+  try {
+    const name = await vmName(client, signal);
+    const shell = new ShellContext(client, interactive);
+    const mode = hmp ? new HmpMode(shell, name) : new QmpMode(shell, name);
+    if (!interactive) return await runPiped({ client, shell, mode, pretty: global.pretty, signal });
+    const { major, minor, micro } = client.greeting.version;
+    const banner = `Connected to QEMU ${major}.${minor}.${micro} at ${client.address.text}` +
+      ` (${hmp ? "human monitor" : "QMP"}); 'help' lists local commands.`;
+    return await runInteractive({
+      client,
+      shell,
+      mode,
+      banner,
+      pretty: global.pretty,
+      verbose: global.verbose,
+      signal,
+    });
+  } finally {
+    client.close();
+  }
+}
+
+/** The VM's name (`-name`), or "QEMU" when it has none. */
+async function vmName(client: QmpClient, signal: AbortSignal): Promise<string> {
+  const answer = await client.execute("query-name", undefined, { signal }).catch(() => undefined);
+  const name = (answer as { name?: unknown } | undefined)?.name;
+  return typeof name === "string" && name !== "" ? name : "QEMU";
+}

@@ -1,0 +1,139 @@
+/**
+ * The QMP shell: `CMD key=value ...` typed as `exec` types it, a line that
+ * starts with `{` sent as raw QMP JSON, and `transaction(` ... `)` gathering
+ * the lines between into the actions of one `transaction` command (as the
+ * seed's successor qmp-shell does, with a `TRANS>` prompt).
+ *
+ * @module
+ */
+import { parseArgumentsJson } from "../../lib/args.ts";
+import { ArgumentError } from "../../lib/errors.ts";
+import { type Completion, matching, NO_COMPLETION, wordsBefore } from "./completion.ts";
+import { localError, NOTHING, type Outcome, type ShellContext, type ShellMode } from "./context.ts";
+import { SchemaHelp } from "./schema_help.ts";
+import { splitWords } from "./words.ts";
+
+export const QMP_HELP = `Local commands (everything else is sent to QEMU):
+  CMD [KEY=VALUE ...]   run a QMP command; values typed as in 'qmpctl exec'
+                        (KEY.SUB=V nests, KEY:=JSON is raw JSON, quote values with blanks)
+  {"execute": ...}      send a line of raw QMP JSON
+  transaction(          start a transaction: each following line is one action
+  )                     send the transaction
+  events [on|off]       show events as they arrive, or not
+  help                  this text
+  quit, exit, Ctrl-D    leave the shell (QEMU keeps running; send {"execute":"quit"} to end it)
+Keys: TAB completes commands, arguments and enum values; Up/Down walk the
+history; Ctrl-C clears the line (and drops a transaction at an empty TRANS>).`;
+
+const LOCAL_WORDS = ["events", "exit", "help", "quit", "transaction("];
+
+/** One action of a transaction. */
+type Action = Record<string, unknown>;
+
+export class QmpMode implements ShellMode {
+  readonly kind = "qmp";
+  readonly #context: ShellContext;
+  readonly #name: string;
+  readonly #schema: SchemaHelp;
+  /** The actions gathered so far, while in a transaction. */
+  #actions?: Action[];
+
+  /** @param name what the prompt shows: the VM's name, or QEMU */
+  constructor(context: ShellContext, name: string) {
+    this.#context = context;
+    this.#name = name;
+    this.#schema = new SchemaHelp(context.client);
+  }
+
+  prompt(): string {
+    return this.#actions ? "TRANS> " : `(${this.#name}) `;
+  }
+
+  cancel(): boolean {
+    const had = this.#actions !== undefined;
+    this.#actions = undefined;
+    return had;
+  }
+
+  async run(line: string, signal: AbortSignal): Promise<Outcome> {
+    const trimmed = line.trim();
+    if (trimmed === "" || trimmed.startsWith("#")) return NOTHING;
+    try {
+      if (trimmed.startsWith("{")) {
+        return this.#actions ? this.#addAction(jsonObject(trimmed)) : await this.#raw(trimmed, signal);
+      }
+      const words = splitWords(trimmed);
+      if (this.#actions) return await this.#transactionLine(words, signal);
+      if (words[0] === "help" && words.length === 1) return { kind: "note", text: QMP_HELP };
+      const local = this.#context.localCommand(words);
+      if (local) return local;
+      if (words[0] === "transaction(") {
+        this.#actions = [];
+        return words.length > 1 ? await this.#transactionLine(words.slice(1), signal) : NOTHING;
+      }
+      const [command, ...rest] = words;
+      const args = rest.length > 0 ? await this.#schema.arguments(command, rest, signal) : undefined;
+      return await this.#context.execute(command, args, signal);
+    } catch (error) {
+      return localError(error);
+    }
+  }
+
+  /** A line inside `transaction(` ... `)`: an action, maybe followed by `)`, or `)` alone. */
+  async #transactionLine(words: string[], signal: AbortSignal): Promise<Outcome> {
+    const close = words.at(-1) === ")";
+    const body = close ? words.slice(0, -1) : words;
+    if (body.length > 0) {
+      const [type, ...rest] = body;
+      this.#addAction({ type, data: await this.#schema.actionData(type, rest, signal) });
+    }
+    if (!close) return NOTHING;
+    const actions = this.#actions!;
+    this.#actions = undefined;
+    return this.#context.execute("transaction", { actions }, signal);
+  }
+
+  #addAction(action: Action): Outcome {
+    if (typeof action.type !== "string") throw new ArgumentError('a transaction action needs a "type"');
+    this.#actions!.push(action);
+    return NOTHING;
+  }
+
+  /** A raw QMP command: `execute` or `exec-oob`, `arguments`, `id`, as QEMU takes them. */
+  #raw(text: string, signal: AbortSignal): Promise<Outcome> {
+    const { execute, "exec-oob": oob, arguments: args, id, ...unknown } = jsonObject(text);
+    const command = execute ?? oob;
+    if (typeof command !== "string" || (execute !== undefined && oob !== undefined)) {
+      throw new ArgumentError('a raw QMP line needs "execute" (or "exec-oob") with a command name');
+    }
+    const extra = Object.keys(unknown);
+    if (extra.length > 0) throw new ArgumentError(`a raw QMP line cannot hold "${extra[0]}"`);
+    if (args !== undefined && (typeof args !== "object" || args === null || Array.isArray(args))) {
+      throw new ArgumentError('"arguments" must be a JSON object');
+    }
+    return this.#context.execute(command, args as Record<string, unknown> | undefined, signal, {
+      id,
+      oob: oob !== undefined,
+    });
+  }
+
+  async complete(before: string, signal: AbortSignal): Promise<Completion> {
+    const { words, word, start } = wordsBefore(before);
+    if (before.trimStart().startsWith("{")) return NO_COMPLETION;
+    const inTransaction = this.#actions !== undefined || words[0] === "transaction(";
+    const command = words[0] === "transaction(" ? words[1] : words[0];
+    if (command === undefined) {
+      const names = inTransaction ? [...await this.#schema.actionTypes(signal), ")"] : [
+        ...await this.#schema.commandNames(signal),
+        ...LOCAL_WORDS,
+      ];
+      return { start, candidates: matching(word, names) };
+    }
+    const previous = words.slice(words[0] === "transaction(" ? 2 : 1);
+    return { start, candidates: matching(word, await this.#schema.argumentWords(command, previous, word, signal)) };
+  }
+}
+
+function jsonObject(text: string): Record<string, unknown> {
+  return parseArgumentsJson(text, "the line");
+}

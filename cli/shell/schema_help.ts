@@ -1,0 +1,72 @@
+/**
+ * What the QMP shell asks of QEMU's schema: the typing of `KEY=VALUE` words
+ * (the same entry point as `exec`'s), command names (from `query-commands`,
+ * which needs no schema), and argument names and values for TAB (from the
+ * cached `query-qmp-schema`, loaded at the first TAB that needs it).
+ *
+ * @module
+ */
+import { buildArguments, wordsNeedTyping } from "../../lib/args.ts";
+import type { QmpClient } from "../../lib/client.ts";
+import { loadSchema, type Schema, typedArguments } from "../../lib/schema.ts";
+import { completeArgumentWord } from "../../lib/schema_complete.ts";
+
+export class SchemaHelp {
+  readonly #client: QmpClient;
+  #commands?: Promise<string[]>;
+  #schema?: Promise<Schema>;
+
+  constructor(client: QmpClient) {
+    this.#client = client;
+  }
+
+  /**
+   * The arguments object of `command` from its `KEY=VALUE` words, typed and
+   * checked by the schema when a value needs typing.
+   * @throws {ArgumentError} for a malformed word, an unknown command or argument, a bad value
+   */
+  async arguments(command: string, words: string[], signal: AbortSignal): Promise<Record<string, unknown>> {
+    const args = buildArguments(words); // a malformed word fails here, before any schema is loaded
+    return wordsNeedTyping(words) ? await typedArguments(this.#client, command, words, undefined, { signal }) : args;
+  }
+
+  /**
+   * The data of a transaction action: typed as the arguments of the command
+   * of the same name (`block-dirty-bitmap-add`), untyped for an action that
+   * is no command (`abort`).
+   */
+  async actionData(type: string, words: string[], signal: AbortSignal): Promise<Record<string, unknown>> {
+    if (words.length === 0) return {};
+    const schema = await this.#load(signal).catch(() => undefined);
+    return schema?.command(type) ? this.arguments(type, words, signal) : buildArguments(words);
+  }
+
+  /** Every command QEMU offers (asked once). */
+  commandNames(signal: AbortSignal): Promise<string[]> {
+    this.#commands ??= this.#client.execute("query-commands", undefined, { signal })
+      .then((list) => (list as { name: string }[]).map((c) => c.name));
+    this.#commands.catch(() => (this.#commands = undefined)); // ask again at the next TAB
+    return this.#commands;
+  }
+
+  /** The action types of `transaction`. */
+  async actionTypes(signal: AbortSignal): Promise<string[]> {
+    const prefix = "actions.0.type=";
+    const words = completeArgumentWord(await this.#load(signal), "transaction", [], prefix);
+    return words.map((word) => word.slice(prefix.length));
+  }
+
+  /**
+   * Whole-word candidates for the argument word `current` of `command`
+   * (`node-name=`, `driver=null-co`), given the words before it.
+   */
+  async argumentWords(command: string, previous: string[], current: string, signal: AbortSignal): Promise<string[]> {
+    return completeArgumentWord(await this.#load(signal), command, previous, current);
+  }
+
+  #load(signal: AbortSignal): Promise<Schema> {
+    this.#schema ??= loadSchema(this.#client, { signal });
+    this.#schema.catch(() => (this.#schema = undefined)); // try again next time
+    return this.#schema;
+  }
+}

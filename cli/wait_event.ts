@@ -1,0 +1,49 @@
+/** `qmpctl wait-event NAME [NAME ...] [--match KEY=VALUE ...] [--count N]`. @module */
+import { printAwaitedEvents, readEventWait, subscribe } from "./event_output.ts";
+import { UsageError } from "./options.ts";
+import { type CommandContext, connect } from "./session.ts";
+
+export const help = `Usage: qmpctl wait-event NAME [NAME ...] [--match KEY=VALUE ...] [--count N] [options]
+
+Wait for an event and print it as QEMU sent it (event, data, timestamp), one
+JSON line, then exit 0. NAME is exact or a glob (BLOCK_JOB_*, POWER*); several
+names mean any of them. --match KEY=VALUE must hold for the event's data (a
+dotted KEY reaches inside; VALUE is compared as JSON where it parses, and as
+text); several --match must all hold. --count N waits for N matching events
+and prints each as it comes.
+
+Only events that QEMU sends after qmpctl has connected count. To catch the
+event a command causes, run the command with 'qmpctl exec CMD --wait-event
+NAME', which listens before it sends the command.
+
+Examples:
+  # in a script: wait until the guest has shut itself down, at most 10 minutes
+  qmpctl wait-event SHUTDOWN --timeout 10m || virsh destroy vm1
+  # ask the guest to power off and wait for it (listening before the request)
+  qmpctl exec system_powerdown --wait-event SHUTDOWN --timeout 2m || kill "$QEMU_PID"
+  # wait for a block job to end, whichever way it ends
+  qmpctl wait-event 'BLOCK_JOB_COMPLETED' 'BLOCK_JOB_CANCELLED' --match device=job0 --timeout 1h
+  # the event after stop: subscribe before the command is sent
+  qmpctl exec stop --wait-event STOP
+  # two events: the guest paused, then resumed
+  qmpctl wait-event STOP RESUME --count 2
+
+Exit status: 0 the events arrived, 2 usage (also an event name QEMU does not
+know), 3 the connection closed first, 124 --timeout ran out, 130 interrupted.`;
+
+export async function run(context: CommandContext): Promise<number> {
+  if (context.words.length === 0) {
+    throw new UsageError("wait-event needs an event name (e.g. qmpctl wait-event SHUTDOWN)");
+  }
+  const wait = readEventWait(context, context.words, 1);
+  const client = await connect(context);
+  try {
+    const subscription = subscribe(client, wait, context.signal);
+    // Names QEMU does not know are usage errors (exit 2); checked after subscribing, so no event is missed.
+    await (await import("../lib/schema.ts")).checkEventNames(client, wait.names, { signal: context.signal });
+    await printAwaitedEvents(context, client, subscription, wait);
+    return 0;
+  } finally {
+    client.close();
+  }
+}

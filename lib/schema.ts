@@ -1,0 +1,236 @@
+/**
+ * QEMU's schema (`query-qmp-schema`): fetched once per QEMU build and cached,
+ * keyed by the greeting's version and package and by `query-target`, so two
+ * builds never share an entry. A cache file that is missing, unreadable,
+ * corrupt or for another key is refetched, never trusted.
+ *
+ * @example
+ * ```ts
+ * const schema = await loadSchema(qmp, { signal: AbortSignal.timeout(5000) });
+ * schema.commandNames().filter((n) => n.startsWith("query-"));
+ * ```
+ *
+ * @module
+ */
+import { buildArguments } from "./args.ts";
+import type { QmpClient } from "./client.ts";
+import { didYouMean } from "./closest.ts";
+import { ArgumentError, CommandError } from "./errors.ts";
+import { eventMatcher, isGlob } from "./events.ts";
+import { cacheKey, readEntry, writeEntry } from "./schema_cache.ts";
+import { type CommandInfo, digestSchema, type EventInfo, type SchemaDigest, type TypeInfo } from "./schema_digest.ts";
+import { defaultCacheDir } from "./schema_store.ts";
+import { typeArguments } from "./schema_typing.ts";
+
+/** A digested schema (or the part of it that was loaded) with lookups by name. */
+export class Schema {
+  /** The digest (plain JSON); a part holds fewer commands and types. */
+  readonly digest: SchemaDigest;
+  /** True when it came from the cache rather than from QEMU just now. */
+  readonly fromCache: boolean;
+  #commandNames?: string[];
+  #eventNames?: string[];
+
+  constructor(
+    digest: SchemaDigest,
+    options: { fromCache?: boolean; commandNames?: string[]; eventNames?: string[] } = {},
+  ) {
+    this.digest = digest;
+    this.fromCache = options.fromCache ?? false;
+    this.#commandNames = options.commandNames;
+    this.#eventNames = options.eventNames;
+  }
+
+  /** Every command name, sorted. */
+  commandNames(): string[] {
+    return this.#commandNames ??= Object.keys(this.digest.commands).sort();
+  }
+
+  /** Every event name, sorted. */
+  eventNames(): string[] {
+    return this.#eventNames ??= Object.keys(this.digest.events).sort();
+  }
+
+  /** A command, or undefined (also when this part of the schema does not hold it). */
+  command(name: string): CommandInfo | undefined {
+    return Object.hasOwn(this.digest.commands, name) ? this.digest.commands[name] : undefined;
+  }
+
+  /** An event, or undefined (also when this part of the schema does not hold it). */
+  event(name: string): EventInfo | undefined {
+    return Object.hasOwn(this.digest.events, name) ? this.digest.events[name] : undefined;
+  }
+
+  /** A type by its (schema-internal) name; a loaded digest defines every type it refers to. */
+  type(name: string): TypeInfo {
+    return this.digest.types[name];
+  }
+
+  /**
+   * A command, or an ArgumentError naming the closest known commands.
+   * @throws {ArgumentError}
+   */
+  requireCommand(name: string): CommandInfo {
+    const info = this.command(name);
+    if (!info) throw new ArgumentError(`unknown command '${name}'${didYouMean(name, this.commandNames())}`);
+    return info;
+  }
+
+  /**
+   * Check event names: an exact name must be an event of this QEMU, and a
+   * glob (`BLOCK_JOB_*`) must match at least one, since a glob that matches
+   * nothing can never be satisfied and is as much a mistake as a misspelt name.
+   * @throws {ArgumentError} naming the closest known events
+   */
+  checkEventNames(names: readonly string[]): void {
+    const known = this.eventNames();
+    for (const name of names) {
+      if (isGlob(name) ? known.some((e) => eventMatcher({ names: [name] })({ event: e })) : known.includes(name)) {
+        continue;
+      }
+      const what = isGlob(name) ? `no event matches '${name}'` : `unknown event '${name}'`;
+      throw new ArgumentError(`${what}${didYouMean(name.replace(/[*?]/g, ""), known)}`);
+    }
+  }
+}
+
+/**
+ * How much of the schema to load: all of it; only the command and event
+ * names; or one command with the types it reaches (when the command is
+ * unknown, the names, so that `requireCommand` can suggest others).
+ */
+export type SchemaScope = "all" | "names" | { command: string };
+
+/** Options of `loadSchema`. */
+export interface LoadSchemaOptions {
+  signal?: AbortSignal;
+  /** The cache directory; default `$XDG_CACHE_HOME/qmpctl` (or `~/.cache/qmpctl`); null for no cache. */
+  cacheDir?: string | null;
+  /** Fetch from QEMU even if the cache holds an entry (the fetched one replaces it). */
+  refresh?: boolean;
+  /** Default "all". A fetch always gives all. */
+  scope?: SchemaScope;
+}
+
+/**
+ * The schema of the QEMU behind `client`: from the cache when it holds an
+ * entry for this build, else fetched with `query-qmp-schema` and cached.
+ *
+ * @example
+ * ```ts
+ * const schema = await loadSchema(qmp, { scope: { command: "set_link" } });
+ * schema.command("set_link"); // { args: "99", returns: "0" }
+ * ```
+ * @throws {CommandError} when QEMU has no `query-qmp-schema` (before 2.5)
+ * @throws {ProtocolError | DisconnectedError | TimeoutError | AbortedError}
+ */
+export async function loadSchema(client: QmpClient, options: LoadSchemaOptions = {}): Promise<Schema> {
+  const { signal } = options;
+  const root = options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir ?? undefined;
+  const key = await cacheKey(client, signal);
+  if (root && !options.refresh) {
+    const cached = await readEntry(root, key, options.scope ?? "all");
+    if (cached) {
+      const { digest, commandNames, eventNames } = cached;
+      return new Schema(digest, { fromCache: true, commandNames, eventNames });
+    }
+  }
+  const digest = digestSchema(await client.execute("query-qmp-schema", undefined, { signal }));
+  if (root) await writeEntry(root, key, digest).catch(() => {}); // the cache is best effort
+  return new Schema(digest);
+}
+
+/**
+ * Run `use` on the schema; when a cached schema rejects something (`use`
+ * throws ArgumentError), fetch a fresh one and try once more, so a stale
+ * entry never fails a valid command.
+ *
+ * @example
+ * ```ts
+ * const info = await withSchema(qmp, { scope: "all" }, (schema) => describe(schema, "set_link"));
+ * ```
+ * @throws {CommandError} when QEMU has no `query-qmp-schema`, and what `use` throws
+ */
+export async function withSchema<T>(
+  client: QmpClient,
+  options: LoadSchemaOptions,
+  use: (schema: Schema) => T,
+): Promise<T> {
+  const schema = await loadSchema(client, options);
+  try {
+    return use(schema);
+  } catch (error) {
+    if (!(error instanceof ArgumentError) || !schema.fromCache) throw error;
+    return use(await loadSchema(client, { ...options, refresh: true }));
+  }
+}
+
+/**
+ * The arguments of `words` over `base` (the `--args` object), typed and
+ * checked by the schema of `command` (see `typeArguments`); without a schema
+ * (QEMU before 2.5), the untyped `buildArguments`.
+ *
+ * @example
+ * ```ts
+ * await typedArguments(qmp, "set_link", ["name=123", "up=off"]); // { name: "123", up: false }
+ * ```
+ * @throws {ArgumentError} for an unknown command or argument, a missing argument, or a bad value
+ */
+export async function typedArguments(
+  client: QmpClient,
+  command: string,
+  words: readonly string[],
+  base?: Record<string, unknown>,
+  options: LoadSchemaOptions = {},
+): Promise<Record<string, unknown>> {
+  const scoped = { ...options, scope: { command } };
+  return await withSchema(client, scoped, (schema) => typeArguments(schema, command, words, base))
+    .catch(withoutSchema(() => buildArguments(words, base)));
+}
+
+/**
+ * Check event names against the schema of the QEMU behind `client` (see
+ * `Schema.checkEventNames`); without a schema, nothing is checked.
+ *
+ * @example
+ * ```ts
+ * await checkEventNames(qmp, ["SHUTDOWN", "BLOCK_JOB_*"], { signal });
+ * ```
+ * @throws {ArgumentError} for an unknown name or a glob that matches no event
+ */
+export async function checkEventNames(
+  client: QmpClient,
+  names: readonly string[],
+  options: LoadSchemaOptions = {},
+): Promise<void> {
+  await withSchema(client, { ...options, scope: "names" }, (schema) => schema.checkEventNames(names))
+    .catch(withoutSchema(() => {}));
+}
+
+/** A catch handler: QEMU before 2.5 has no query-qmp-schema (CommandError), so go on without. */
+function withoutSchema<T>(fallback: () => T): (error: unknown) => T {
+  return (error) => {
+    if (error instanceof CommandError) return fallback();
+    throw error;
+  };
+}
+
+/**
+ * For QEMU's CommandNotFound: ` (did you mean ...?)` naming the closest
+ * commands in the schema's names (from the cache), or "" when none is close
+ * or there is no schema. Never throws: it only adds to another error.
+ */
+export async function closestCommandsHint(
+  client: QmpClient,
+  name: string,
+  options: LoadSchemaOptions = {},
+): Promise<string> {
+  // A hint is not worth a long wait: bounded even when the caller's signal is not.
+  const signal = AbortSignal.any([AbortSignal.timeout(2000), ...(options.signal ? [options.signal] : [])]);
+  try {
+    const schema = await loadSchema(client, { ...options, signal, scope: "names" });
+    return didYouMean(name, schema.commandNames().filter((n) => n !== name));
+  } catch {
+    return "";
+  }
+}

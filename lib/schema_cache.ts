@@ -1,0 +1,107 @@
+/**
+ * The layout of a schema cache entry, one directory per QEMU build (see
+ * `schema_store.ts` for where and how it is written):
+ *
+ * - `schema.json`: the whole digest (describe, `commands --long`, the shell);
+ * - `names.json`: the command and event names (event checks, completion);
+ * - `commands/NAME.json`: one command and the types it reaches, so that a
+ *   typed `exec` reads a few hundred bytes rather than the whole schema.
+ *
+ * Each file holds the format and the exact key, and is checked when read.
+ *
+ * @module
+ */
+import type { QmpClient } from "./client.ts";
+import { CommandError } from "./errors.ts";
+import type { SchemaScope } from "./schema.ts";
+import { commandPart, isDigest, type SchemaDigest } from "./schema_digest.ts";
+import { readCacheFile, writeCacheEntry } from "./schema_store.ts";
+
+/** Bumped whenever the layout of an entry changes, so older entries are refetched. */
+const CACHE_FORMAT = 2;
+
+/** Each connection's cache key, asked once (one connection is one QEMU process). */
+const keys = new WeakMap<QmpClient, string>();
+
+/** The cache key: QEMU's version and package, and its target architecture. */
+export async function cacheKey(client: QmpClient, signal?: AbortSignal): Promise<string> {
+  const known = keys.get(client);
+  if (known) return known;
+  const { major, minor, micro, package: pkg } = client.greeting.version;
+  let arch = "unknown";
+  try {
+    const target = await client.execute("query-target", undefined, { signal }) as { arch?: unknown };
+    if (typeof target?.arch === "string") arch = target.arch;
+  } catch (error) {
+    if (!(error instanceof CommandError)) throw error;
+  }
+  const key = JSON.stringify([`${major}.${minor}.${micro}`, pkg, arch]);
+  keys.set(client, key);
+  return key;
+}
+
+/** A directory name for a key: readable, plus a hash of the exact key so sanitising cannot merge two keys. */
+function entryName(key: string): string {
+  let hash = 0x811c9dc5; // FNV-1a
+  for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193);
+  const readable = (JSON.parse(key) as string[]).join("-").replace(/[^A-Za-z0-9._+-]+/g, "_").slice(0, 80);
+  return `schema-${readable}-${(hash >>> 0).toString(16).padStart(8, "0")}`;
+}
+
+/** A command name that is safe as a file name (QMP's are letters, digits, `-` and `_`). */
+function isFileSafe(name: string): boolean {
+  return /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(name);
+}
+
+/**
+ * Write the entry for `key` (replacing any): the digest, the names, and
+ * each command's part.
+ */
+export function writeEntry(root: string, key: string, digest: SchemaDigest): Promise<void> {
+  const file = (body: Record<string, unknown>) => JSON.stringify({ format: CACHE_FORMAT, key, ...body });
+  const files: Record<string, string> = {
+    "schema.json": file({ schema: digest }),
+    "names.json": file({ commands: Object.keys(digest.commands).sort(), events: Object.keys(digest.events).sort() }),
+  };
+  for (const name of Object.keys(digest.commands).filter(isFileSafe)) {
+    files[`commands/${name}.json`] = file({ schema: commandPart(digest, name) });
+  }
+  return writeCacheEntry(root, entryName(key), files);
+}
+
+/** What `readEntry` found: a digest (or part of one), and the names when they came without one. */
+export interface CachedSchema {
+  digest: SchemaDigest;
+  commandNames?: string[];
+  eventNames?: string[];
+}
+
+/**
+ * Read what `scope` needs from the entry for `key`; undefined when it is
+ * missing, unreadable, corrupt or for another key (the caller refetches).
+ */
+export async function readEntry(root: string, key: string, scope: SchemaScope): Promise<CachedSchema | undefined> {
+  const entry = `${root}/${entryName(key)}`;
+  const read = async (file: string) => {
+    const text = await readCacheFile(`${entry}/${file}`);
+    try {
+      const body = text === undefined ? undefined : JSON.parse(text);
+      return body?.format === CACHE_FORMAT && body.key === key ? body : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  const fromDigest = (body: { schema?: unknown } | undefined) =>
+    body && isDigest(body.schema) ? { digest: body.schema } : undefined;
+  if (scope === "all") return fromDigest(await read("schema.json"));
+  if (typeof scope === "object" && isFileSafe(scope.command)) {
+    const part = fromDigest(await read(`commands/${scope.command}.json`));
+    if (part && Object.hasOwn(part.digest.commands, scope.command)) return part;
+  }
+  // The names; for a command whose file is missing, only if it is not among them.
+  const names = await read("names.json");
+  const list = (value: unknown) => Array.isArray(value) && value.every((n) => typeof n === "string");
+  if (!names || !list(names.commands) || !list(names.events)) return undefined;
+  if (typeof scope === "object" && names.commands.includes(scope.command)) return undefined;
+  return { digest: { commands: {}, events: {}, types: {} }, commandNames: names.commands, eventNames: names.events };
+}

@@ -1,0 +1,62 @@
+/**
+ * The text of a `KEY=VALUE` word as a scalar of one of QEMU's built-in JSON
+ * types (introspection's json-type).
+ *
+ * @module
+ */
+import { jsonOrString } from "./args.ts";
+
+/** The value of `text` for a built-in JSON type, or undefined if it cannot be one. */
+export function scalar(text: string, json: string): unknown {
+  switch (json) {
+    case "string":
+      return text;
+    case "boolean":
+      return parseBool(text);
+    case "null":
+      return text === "null" ? null : undefined;
+    case "int":
+      return parseInteger(text);
+    case "number":
+      return /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$/.test(text) && Number.isFinite(Number(text))
+        ? Number(text)
+        : undefined;
+    default: // "value" (any), and json-types this version does not know
+      return jsonOrString([], text);
+  }
+}
+
+/** true/on/yes or false/off/no (any case), else undefined. */
+export function parseBool(text: string): boolean | undefined {
+  const lower = text.toLowerCase();
+  if (lower === "true" || lower === "on" || lower === "yes") return true;
+  if (lower === "false" || lower === "off" || lower === "no") return false;
+  return undefined;
+}
+
+const INT_MIN = -(2n ** 63n);
+const UINT_MAX = 2n ** 64n - 1n;
+
+/**
+ * An integer in JSON's syntax, within int64 or uint64 (introspection does not
+ * say which of QEMU's integer types an argument has). Beyond 2^53 a JS number
+ * loses digits, so the exact text is sent with JSON.rawJSON.
+ */
+function parseInteger(text: string): unknown {
+  if (!/^-?(0|[1-9]\d*)$/.test(text)) return undefined;
+  const big = BigInt(text);
+  if (big < INT_MIN || big > UINT_MAX) return undefined;
+  const value = Number(text);
+  if (Number.isSafeInteger(value)) return value;
+  const rawJSON = (JSON as { rawJSON?: (text: string) => unknown }).rawJSON;
+  return rawJSON ? rawJSON(text) : undefined;
+}
+
+/** The JSON value of `text`, or undefined when it is not JSON. */
+export function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * Questions about a schema type that typing, checking and completion share:
+ * an object's members (with its union branch), whether a JSON value fits a
+ * type, and how to name what a type accepts.
+ *
+ * @module
+ */
+import type { Schema } from "./schema.ts";
+import type { MemberInfo, TypeInfo } from "./schema_digest.ts";
+
+/** The members of an object type, with those of the union branch its tag selects (by `tagOf`). */
+export function membersOf(
+  schema: Schema,
+  type: TypeInfo & { kind: "object" },
+  tagOf: (tag: MemberInfo) => unknown,
+): MemberInfo[] {
+  const members = [...type.members];
+  if (type.tag === undefined || type.variants === undefined) return members;
+  const tag = members.find((m) => m.name === type.tag);
+  const value = tag ? tagOf(tag) : undefined;
+  if (typeof value !== "string" || !Object.hasOwn(type.variants, value)) return members;
+  const branch = schema.type(type.variants[value]);
+  return branch.kind === "object" ? [...members, ...membersOf(schema, branch, tagOf)] : members;
+}
+
+/** Whether a JSON value has the JSON type of a type (how QEMU picks an alternate's branch). */
+export function fits(schema: Schema, value: unknown, typeName: string): boolean {
+  const type = schema.type(typeName);
+  switch (type.kind) {
+    case "builtin":
+      switch (type.json) {
+        case "string":
+          return typeof value === "string";
+        case "int":
+          return Number.isInteger(value);
+        case "number":
+          return typeof value === "number";
+        case "boolean":
+          return typeof value === "boolean";
+        case "null":
+          return value === null;
+        default:
+          return true;
+      }
+    case "enum":
+      return typeof value === "string";
+    case "array":
+      return Array.isArray(value);
+    case "object":
+      return typeof value === "object" && value !== null && !Array.isArray(value);
+    case "alternate":
+      return type.members.some((m) => fits(schema, value, m));
+    default:
+      return true;
+  }
+}
+
+/** What a value of a type looks like, for error messages. */
+export function expected(schema: Schema, typeName: string): string {
+  const type = schema.type(typeName);
+  switch (type.kind) {
+    case "builtin":
+      return type.json === "boolean" ? `${typeName} (true/false, on/off, yes/no)` : typeName;
+    case "enum":
+      return `one of ${type.values.join(", ")}`;
+    case "array":
+      return "an array (JSON, or KEY.0=... KEY.1=...)";
+    case "object":
+      return "an object (JSON, or KEY.MEMBER=...)";
+    case "alternate":
+      return type.members.map((m) => expected(schema, m)).join(", or ");
+    default:
+      return "a value";
+  }
+}

@@ -1,0 +1,232 @@
+/**
+ * `KEY=VALUE` words typed by a command's argument schema, and checked before
+ * anything is sent: unknown names (with the closest ones), missing mandatory
+ * arguments, values that cannot be of their type.
+ *
+ * The words first become a tree (`buildArguments` with each text kept as a
+ * `WordText`), so that the whole shape is known before typing: a flat
+ * union's members depend on its tag (`driver=null-co` may come after
+ * `size=4096`), and an alternate's branch, or an array, on whether dotted
+ * keys go inside a value. Values from `--args` and `KEY:=JSON` are sent as
+ * given; the text of a `KEY=VALUE` word for an array or object is JSON and is
+ * checked against the schema.
+ *
+ * @module
+ */
+import { buildArguments, jsonOrString } from "./args.ts";
+import { didYouMean } from "./closest.ts";
+import { ArgumentError } from "./errors.ts";
+import type { Schema } from "./schema.ts";
+import type { TypeInfo } from "./schema_digest.ts";
+import { parseBool, parseJson, scalar } from "./schema_scalars.ts";
+import { expected, fits, membersOf } from "./schema_types.ts";
+
+/** The text of one `KEY=VALUE` word, waiting for its type. */
+class WordText {
+  constructor(readonly path: readonly string[], readonly text: string) {}
+  get word(): string {
+    const word = `${this.path.join(".")}=${this.text}`;
+    return word.length > 60 ? `${word.slice(0, 57)}...` : word;
+  }
+}
+
+type Tree = Record<string, unknown>;
+
+/**
+ * Type `words` (over `base`, the `--args` object) by the schema of `command`.
+ *
+ * @example
+ * ```ts
+ * typeArguments(schema, "set_link", ["name=123", "up=off"]); // { name: "123", up: false }
+ * ```
+ * @throws {ArgumentError} for an unknown command or argument, a missing argument, or a bad value
+ */
+export function typeArguments(
+  schema: Schema,
+  command: string,
+  words: readonly string[],
+  base?: Record<string, unknown>,
+): Record<string, unknown> {
+  const info = schema.requireCommand(command);
+  const tree = buildArguments(words, base, (path, text) => new WordText(path, text));
+  return new Typer(schema, command).node(tree, info.args, []) as Record<string, unknown>;
+}
+
+class Typer {
+  constructor(readonly schema: Schema, readonly command: string) {}
+
+  /** Type one node of the tree: a word's text, an object built from dotted words, or given JSON. */
+  node(value: unknown, typeName: string, path: string[]): unknown {
+    if (value instanceof WordText) return this.text(value, typeName);
+    if (!hasWords(value)) return value; // from --args or KEY:=JSON: sent as given
+    const tree = value as Tree;
+    const type = this.schema.type(typeName);
+    switch (type.kind) {
+      case "object":
+        return this.object(tree, type, path);
+      case "array":
+        return this.array(tree, type.element, path);
+      case "alternate": {
+        const numbered = Object.keys(tree).every((k) => /^\d+$/.test(k));
+        const branch = type.members.find((m) => this.schema.type(m).kind === (numbered ? "array" : "object")) ??
+          type.members.find((m) => this.schema.type(m).kind === "object");
+        if (branch) return this.node(tree, branch, path);
+        break;
+      }
+      case "builtin":
+        if (type.json === "value") return untyped(tree);
+        break;
+      case "other":
+        return untyped(tree);
+    }
+    const word = firstWord(tree)!;
+    throw this.error(
+      `'${word.word}': ${path.join(".")} is ${expected(this.schema, typeName)}, so nothing goes inside it`,
+    );
+  }
+
+  object(tree: Tree, type: TypeInfo & { kind: "object" }, path: string[]): Tree {
+    const members = membersOf(this.schema, type, (tag) => {
+      if (!Object.hasOwn(tree, tag.name)) {
+        throw this.error(`missing argument '${dotted(path, tag.name)}': expected ${expected(this.schema, tag.type)}`);
+      }
+      return this.node(tree[tag.name], tag.type, [...path, tag.name]);
+    });
+    const byName = new Map(members.map((m) => [m.name, m]));
+    const entries = Object.entries(tree).map(([key, value]) => {
+      const member = byName.get(key);
+      if (member) return [key, this.node(value, member.type, [...path, key])];
+      if (!hasWords(value)) return [key, value];
+      throw this.error(`unknown argument '${dotted(path, key)}'${didYouMean(key, byName.keys())}`);
+    });
+    const missing = members.find((m) => !m.optional && !Object.hasOwn(tree, m.name));
+    if (missing) {
+      throw this.error(
+        `missing argument '${dotted(path, missing.name)}': expected ${expected(this.schema, missing.type)}`,
+      );
+    }
+    return Object.fromEntries(entries);
+  }
+
+  array(tree: Tree, element: string, path: string[]): unknown[] {
+    const keys = Object.keys(tree);
+    if (!keys.every((_, i) => Object.hasOwn(tree, String(i)))) {
+      const name = path.join(".");
+      throw this.error(`${name} is an array: number its items ${name}.0, ${name}.1, ... without gaps`);
+    }
+    return keys.map((_, i) => this.node(tree[String(i)], element, [...path, String(i)]));
+  }
+
+  /** The value of a word's text for a type. */
+  text(word: WordText, typeName: string): unknown {
+    const type = this.schema.type(typeName);
+    const text = word.text;
+    switch (type.kind) {
+      case "builtin": {
+        const value = scalar(text, type.json);
+        if (value !== undefined) return value;
+        break;
+      }
+      case "enum":
+        if (type.values.includes(text)) return text;
+        throw this.error(`'${word.word}': expected ${expected(this.schema, typeName)}${didYouMean(text, type.values)}`);
+      case "array":
+      case "object": {
+        const json = parseJson(text);
+        if (json !== undefined) return this.json(json, typeName, word, [...word.path]);
+        break;
+      }
+      case "alternate": {
+        // As QEMU reads JSON, the branch follows the JSON type of the value:
+        // text that is JSON of a branch's type goes there; other text is a
+        // string (str or enum branch), or on/off/yes/no for a bool branch.
+        const json = parseJson(text);
+        const fitting = json === undefined ? undefined : type.members.find((m) => fits(this.schema, json, m));
+        if (fitting) return this.json(json, fitting, word, [...word.path]);
+        for (const m of type.members) {
+          const branch = this.schema.type(m);
+          if (branch.kind === "builtin" && branch.json === "string") return text;
+          if (branch.kind === "enum" && branch.values.includes(text)) return text;
+          if (branch.kind === "builtin" && branch.json === "boolean" && parseBool(text) !== undefined) {
+            return parseBool(text);
+          }
+        }
+        break;
+      }
+      case "other":
+        return jsonOrString([], text);
+    }
+    const range = type.kind === "builtin" && type.json === "int" && /^-?\d+$/.test(text) ? " within int64/uint64" : "";
+    throw this.error(`'${word.word}': expected ${expected(this.schema, typeName)}${range}`);
+  }
+
+  /** Check JSON given in a word's text against a type. */
+  json(value: unknown, typeName: string, word: WordText, path: string[]): unknown {
+    const type = this.schema.type(typeName);
+    const bad = () => {
+      const where = path.join(".") === word.path.join(".") ? "" : `at ${path.join(".")}: `;
+      return this.error(`'${word.word}': ${where}expected ${expected(this.schema, typeName)}`);
+    };
+    if (!fits(this.schema, value, typeName)) throw bad();
+    switch (type.kind) {
+      case "enum":
+        if (!type.values.includes(value as string)) throw bad();
+        return value;
+      case "array":
+        return (value as unknown[]).map((item, i) => this.json(item, type.element, word, [...path, String(i)]));
+      case "alternate": {
+        const branch = type.members.find((m) => fits(this.schema, value, m))!;
+        return this.json(value, branch, word, path);
+      }
+      case "object": {
+        const object = value as Tree;
+        const members = membersOf(this.schema, type, (tag) => object[tag.name]);
+        const byName = new Map(members.map((m) => [m.name, m]));
+        for (const [key, item] of Object.entries(object)) {
+          const member = byName.get(key);
+          if (!member) {
+            throw this.error(`'${word.word}': unknown member '${dotted(path, key)}'${didYouMean(key, byName.keys())}`);
+          }
+          this.json(item, member.type, word, [...path, key]);
+        }
+        const missing = members.find((m) => !m.optional && !Object.hasOwn(object, m.name));
+        if (missing) {
+          throw this.error(`'${word.word}': missing member '${dotted(path, missing.name)}'`);
+        }
+        return value;
+      }
+      default:
+        return value;
+    }
+  }
+
+  error(message: string): ArgumentError {
+    return new ArgumentError(`${this.command}: ${message}`);
+  }
+}
+
+/** Whether a value holds a word's text (else it came from --args or KEY:=JSON). */
+function hasWords(value: unknown): boolean {
+  if (value instanceof WordText) return true;
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+  return Object.values(value).some(hasWords);
+}
+
+function firstWord(value: unknown): WordText | undefined {
+  if (value instanceof WordText) return value;
+  for (const item of Object.values(value as Tree)) {
+    const word = firstWord(item);
+    if (word) return word;
+  }
+}
+
+/** A tree under `any`: each word's text is JSON where it parses, else a string. */
+function untyped(value: unknown): unknown {
+  if (value instanceof WordText) return jsonOrString(value.path, value.text);
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return value;
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, untyped(v)]));
+}
+
+function dotted(path: readonly string[], key: string): string {
+  return [...path, key].join(".");
+}

@@ -1,0 +1,140 @@
+/**
+ * The `events` section of scripts/bench.sh: qmpctl against socat, round by
+ * round in the same run, on the same QEMU monitor.
+ *
+ * - Drain: a listener is stopped (SIGSTOP) while QEMU emits 20 000 events
+ *   (stop/cont pipelined on the other monitor), then continued (SIGCONT); the
+ *   time until `grep -c -m 20000` has counted them all, for
+ *   `qmpctl events --count 20000 | grep` and `socat - UNIX-CONNECT:... | grep`.
+ * - Latency: from `stop` sent on the other monitor to the STOP line read from
+ *   the stdout of `qmpctl wait-event STOP`, and of socat.
+ */
+import type { TestQemu } from "../tests/helpers/qemu.ts";
+
+const QMPCTL = process.env.QMPCTL_BIN ?? "dist/qmpctl";
+const DRAIN_EVENTS = Number(process.env.BENCH_EVENTS ?? 20_000);
+const DRAIN_ROUNDS = Number(process.env.BENCH_DRAIN_ROUNDS ?? 5);
+const LATENCY_ROUNDS = Number(process.env.BENCH_LATENCY_ROUNDS ?? 20);
+const NEGOTIATE = '{"execute":"qmp_capabilities"}\n';
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+}
+
+/** Lines of a child's stdout, each with the time it arrived. */
+function timedLines(stream: ReadableStream<Uint8Array>) {
+  const lines: { at: number; text: string }[] = [];
+  let wake = () => {};
+  void (async () => {
+    const decoder = new TextDecoder();
+    let partial = "";
+    for await (const chunk of stream) {
+      const at = performance.now();
+      const parts = (partial + decoder.decode(chunk, { stream: true })).split("\n");
+      partial = parts.pop()!;
+      for (const text of parts) lines.push({ at, text });
+      wake();
+    }
+  })();
+  return {
+    /** The first line (after `from`) that contains `needle`. */
+    async find(needle: string, from = 0): Promise<{ at: number; text: string; index: number }> {
+      for (let i = from;; i++) {
+        while (i >= lines.length) await new Promise<void>((resolve) => (wake = resolve));
+        if (lines[i].text.includes(needle)) return { ...lines[i], index: i };
+      }
+    },
+  };
+}
+
+/** Emit `count` events (stop, cont, stop, ...) from the control monitor, pipelined. */
+async function emit(qemu: TestQemu, count: number): Promise<void> {
+  const calls = [];
+  for (let i = 0; i < count; i++) calls.push(qemu.control.execute(i % 2 === 0 ? "stop" : "cont"));
+  await Promise.all(calls);
+  if (count % 2 === 1) await qemu.control.execute("cont");
+}
+
+/** One drain round: seconds from SIGCONT until grep has counted every event. */
+async function drainOnce(qemu: TestQemu, listener: string[], stdin?: string): Promise<number> {
+  // bash becomes the listener (exec), its stdout going to grep; grep prints its count on stderr.
+  const script = 'exec > >(exec grep -c -m "$0" \'"event"\' >&2); exec "$@"';
+  const child = Bun.spawn(["bash", "-c", script, String(DRAIN_EVENTS), ...listener], {
+    stdin: "pipe",
+    stdout: "ignore",
+    stderr: "pipe",
+  });
+  if (stdin) child.stdin.write(stdin);
+  child.stdin.flush();
+  const stderr = timedLines(child.stderr); // socat keeps it open: read grep's line, not to the end
+  await Bun.sleep(300); // connected and listening
+  process.kill(child.pid, "SIGSTOP");
+  await emit(qemu, DRAIN_EVENTS);
+  const started = performance.now();
+  process.kill(child.pid, "SIGCONT");
+  const { at, text } = await stderr.find("");
+  const seconds = (at - started) / 1000;
+  const count = Number(text);
+  child.kill("SIGKILL");
+  await child.exited;
+  if (count !== DRAIN_EVENTS) throw new Error(`${listener[0]} delivered ${count} of ${DRAIN_EVENTS} events`);
+  return seconds;
+}
+
+async function benchDrain(qemu: TestQemu): Promise<void> {
+  const qmpctl: number[] = [], socat: number[] = [];
+  for (let round = 0; round < DRAIN_ROUNDS; round++) {
+    qmpctl.push(await drainOnce(qemu, [QMPCTL, "-s", qemu.socket, "events", "--count", String(DRAIN_EVENTS)]));
+    socat.push(await drainOnce(qemu, ["socat", "-", `UNIX-CONNECT:${qemu.socket}`], NEGOTIATE));
+  }
+  const rate = (seconds: number[]) => DRAIN_EVENTS / percentile(seconds, 0.5);
+  console.log(
+    `events drain (${DRAIN_EVENTS} events queued while the listener was stopped): ` +
+      `qmpctl ${Math.round(rate(qmpctl) / 1000)}k events/s, socat | grep ${
+        Math.round(rate(socat) / 1000)
+      }k events/s, ` +
+      `ratio ${(rate(qmpctl) / rate(socat)).toFixed(2)} (median of ${DRAIN_ROUNDS})`,
+  );
+}
+
+/** One latency round: ms from `stop` sent to the STOP line on the listener's stdout. */
+async function latencyOnce(qemu: TestQemu, listener: string[], stdin?: string): Promise<number> {
+  const child = Bun.spawn(listener, { stdin: "pipe", stdout: "pipe" });
+  if (stdin) child.stdin.write(stdin);
+  child.stdin.flush();
+  const lines = timedLines(child.stdout);
+  await Bun.sleep(300); // connected and listening
+  const sent = performance.now();
+  const stopped = qemu.control.execute("stop");
+  const { at } = await lines.find('"STOP"');
+  await stopped;
+  await qemu.control.execute("cont");
+  child.kill();
+  await child.exited;
+  return at - sent;
+}
+
+async function benchLatency(qemu: TestQemu): Promise<void> {
+  const qmpctl: number[] = [], socat: number[] = [];
+  for (let round = 0; round < LATENCY_ROUNDS; round++) {
+    qmpctl.push(await latencyOnce(qemu, [QMPCTL, "-s", qemu.socket, "wait-event", "STOP", "--timeout", "10s"]));
+    socat.push(await latencyOnce(qemu, ["socat", "-", `UNIX-CONNECT:${qemu.socket}`], NEGOTIATE));
+  }
+  const ms = (values: number[], p: number) => `${percentile(values, p).toFixed(2)} ms`;
+  console.log(
+    `events latency (stop sent on the other monitor → STOP line on stdout): ` +
+      `qmpctl wait-event ${ms(qmpctl, 0.5)} (p90 ${ms(qmpctl, 0.9)}), socat ${ms(socat, 0.5)} (p90 ${
+        ms(socat, 0.9)
+      }), ` +
+      `qmpctl later by ${
+        (percentile(qmpctl, 0.5) - percentile(socat, 0.5)).toFixed(2)
+      } ms (medians of ${LATENCY_ROUNDS})`,
+  );
+}
+
+/** The `events` section of scripts/bench.sh. */
+export async function benchEvents(qemu: TestQemu): Promise<void> {
+  await benchDrain(qemu);
+  await benchLatency(qemu);
+}

@@ -1,0 +1,85 @@
+/** parseAddress: every form of the contract's address table, and the errors. */
+import { describe, expect, test } from "bun:test";
+import { parseAddress } from "../lib/address.ts";
+import { AddressError } from "../lib/errors.ts";
+
+function errorOf(text: string): AddressError {
+  try {
+    parseAddress(text);
+  } catch (error) {
+    expect(error).toBeInstanceOf(AddressError);
+    expect((error as AddressError).code).toBe("ADDRESS");
+    return error as AddressError;
+  }
+  throw new Error(`'${text}' parsed`);
+}
+
+describe("parseAddress", () => {
+  test.each([
+    ["/run/vm1.qmp", "/run/vm1.qmp"],
+    ["./vm1.qmp", "./vm1.qmp"],
+    ["vm1.qmp", "vm1.qmp"],
+    ["../dir with space/vm.sock", "../dir with space/vm.sock"],
+    ["/run/a:b/vm.qmp", "/run/a:b/vm.qmp"], // a slash makes it a path even with a colon
+    ["unix:/run/vm1.qmp", "/run/vm1.qmp"],
+    ["unix:vm1.qmp", "vm1.qmp"],
+    ["unix:/run/vm1.qmp,server=on,wait=off", "/run/vm1.qmp"],
+    ["unix:/run/vm1.qmp,server,nowait", "/run/vm1.qmp"],
+    ["unix:/run/a,,b.qmp", "/run/a,b.qmp"], // QEMU's ,, escape is a literal comma
+    ["unix:/run/a,,b.qmp,server=on", "/run/a,b.qmp"],
+    ["unix:/run/a,,,server=on", "/run/a,"], // ",," then the "," that starts the options
+    ["unix:/run/a,,,,b", "/run/a,,b"],
+  ])("%p is the UNIX socket %p", (text, path) => {
+    expect(parseAddress(text)).toEqual({ kind: "unix", path, text });
+  });
+
+  test.each([
+    ["localhost:4444", "localhost", 4444],
+    ["127.0.0.1:1", "127.0.0.1", 1],
+    ["vm-host.example.org:65535", "vm-host.example.org", 65535],
+    ["tcp:localhost:4444", "localhost", 4444],
+    ["tcp:127.0.0.1:4444,server=on,wait=off", "127.0.0.1", 4444],
+    ["[::1]:4444", "::1", 4444],
+    ["tcp:[::1]:4444", "::1", 4444],
+    ["tcp:[::1]:4444,server=on,wait=off,ipv6=on", "::1", 4444],
+    ["[fe80::1%eth0]:4444", "fe80::1%eth0", 4444],
+    ["[2001:db8::7]:80", "2001:db8::7", 80],
+    ["[::ffff:127.0.0.1]:80", "::ffff:127.0.0.1", 80],
+    ["tcp::4444,server=on,wait=off", "localhost", 4444], // QEMU's empty host: every interface
+    [":4444", "localhost", 4444],
+  ])("%p is TCP host %p port %p", (text, host, port) => {
+    expect(parseAddress(text)).toEqual({ kind: "tcp", host, port, text });
+  });
+
+  test("an empty address says so and lists the forms", () => {
+    expect(errorOf("").message).toBe(
+      "empty address: expected PATH, unix:PATH, HOST:PORT, tcp:HOST:PORT or [IPV6]:PORT",
+    );
+  });
+
+  test.each(["unix:", "unix:,server=on"])("%p names no socket path", (text) => {
+    expect(errorOf(text).message).toStartWith(`'${text}' names no socket path`);
+  });
+
+  test.each(["host:0", "host:65536", "[::1]:99999", "tcp:host:70000"])("%p has a port out of range", (text) => {
+    expect(errorOf(text).message).toMatch(
+      new RegExp(`^'${text.replace(/[[\]]/g, "\\$&")}': port \\d+ is not in 1-65535$`),
+    );
+  });
+
+  test.each(["tcp:", "tcp:localhost", "tcp:localhost:", "tcp:[::1]", "tcp:host:http", "tcp:host:1:2"])(
+    "%p is not tcp:HOST:PORT",
+    (text) => {
+      expect(errorOf(text).message).toBe(`'${text}' is not tcp:HOST:PORT`);
+    },
+  );
+
+  test.each(["localhost:", "localhost:http", "::1:4444", "[::1]", "[::1]:", "host:123456", "a:b:c"])(
+    "%p is not an address",
+    (text) => {
+      expect(errorOf(text).message).toBe(
+        `'${text}' is not an address: expected PATH, unix:PATH, HOST:PORT, tcp:HOST:PORT or [IPV6]:PORT`,
+      );
+    },
+  );
+});

@@ -1,0 +1,176 @@
+/** KEY=VALUE words and --args JSON (lib/args.ts). */
+import { describe, expect, test } from "bun:test";
+import { buildArguments, parseArgumentsJson, splitKeyValueWords, type ValueTyper } from "../lib/args.ts";
+import { ArgumentError } from "../lib/errors.ts";
+
+function errorOf(run: () => unknown): ArgumentError {
+  try {
+    run();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ArgumentError);
+    expect((error as ArgumentError).code).toBe("ARGUMENT");
+    return error as ArgumentError;
+  }
+  throw new Error("no error");
+}
+
+describe("buildArguments", () => {
+  test("a value that parses as JSON is that JSON, else a string", () => {
+    expect(
+      buildArguments([
+        "n=42",
+        "f=1.5",
+        "t=true",
+        "z=null",
+        'o={"a":[1]}',
+        'l=[1,"x"]',
+        'q="quoted"',
+        "s=hello world",
+        "e=",
+        "lead=0010",
+        "eq=a=b",
+      ]),
+    ).toEqual({
+      n: 42,
+      f: 1.5,
+      t: true,
+      z: null,
+      o: { a: [1] },
+      l: [1, "x"],
+      q: "quoted",
+      s: "hello world",
+      e: "",
+      lead: "0010", // not JSON (a leading zero), so the text as typed
+      eq: "a=b", // the first = splits
+    });
+  });
+
+  test("dotted keys build nested objects, siblings merge", () => {
+    expect(buildArguments(["file.driver=file", "file.filename=/tmp/x", "node-name=n0", "a.b.c=1", "a.b.d=2"]))
+      .toEqual({ file: { driver: "file", filename: "/tmp/x" }, "node-name": "n0", a: { b: { c: 1, d: 2 } } });
+  });
+
+  test("KEY:=JSON always takes the raw JSON", () => {
+    expect(buildArguments(["size:=4096", 'opts:={"x": [true]}', 's:="0010"', "a.b:=null"])).toEqual({
+      size: 4096,
+      opts: { x: [true] },
+      s: "0010",
+      a: { b: null },
+    });
+  });
+
+  test("KEY:=JSON that is not JSON is an error naming the word", () => {
+    expect(errorOf(() => buildArguments(["size:=abc"])).message).toStartWith(
+      "'size:=abc': invalid JSON at line 1, column 1: ",
+    );
+    expect(errorOf(() => buildArguments(["size:="])).message).toStartWith("'size:=': invalid JSON at its end: ");
+  });
+
+  test("words are merged over --args, a word winning over the same key", () => {
+    const base = { a: 1, b: { c: 2, d: 3 }, keep: "yes", leaf: 5 };
+    expect(buildArguments(["a=10", "b.c=20", "new=x", "leaf.inner=1"], base)).toEqual({
+      a: 10,
+      b: { c: 20, d: 3 },
+      keep: "yes",
+      new: "x",
+      leaf: { inner: 1 },
+    });
+    expect(base).toEqual({ a: 1, b: { c: 2, d: 3 }, keep: "yes", leaf: 5 }); // not modified
+  });
+
+  test("no words over --args gives --args back", () => {
+    expect(buildArguments([], { a: [1] })).toEqual({ a: [1] });
+  });
+
+  test("a ValueTyper sees each value's key path and text; KEY:=JSON bypasses it", () => {
+    const seen: [readonly string[], string][] = [];
+    const typer: ValueTyper = (path, text) => {
+      seen.push([path, text]);
+      return `typed:${text}`;
+    };
+    expect(buildArguments(["id=123", "file.ro=false", "raw:=1"], {}, typer)).toEqual({
+      id: "typed:123",
+      file: { ro: "typed:false" },
+      raw: 1,
+    });
+    expect(seen).toEqual([[["id"], "123"], [["file", "ro"], "false"]]);
+  });
+
+  test("keys like __proto__ are plain keys and never touch a prototype", () => {
+    const args = buildArguments(["__proto__.polluted=1", "constructor.name=x"]);
+    expect(JSON.stringify(args)).toBe('{"__proto__":{"polluted":1},"constructor":{"name":"x"}}');
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  test.each([
+    [["noequals"], "'noequals' is not KEY=VALUE"],
+    [["a=1", "--flag"], "'--flag' is not KEY=VALUE"],
+    [["=1"], "'=1' has an empty key"],
+    [[":=1"], "':=1' has an empty key"],
+    [["a.=1"], "'a.=1' has an empty part in its key"],
+    [[".a=1"], "'.a=1' has an empty part in its key"],
+    [["a..b=1"], "'a..b=1' has an empty part in its key"],
+    [["a=1", "a=2"], "'a=2' sets a again (after 'a=1')"],
+    [["a.b=1", "a.b:=2"], "'a.b:=2' sets a.b again (after 'a.b=1')"],
+    [["a=1", "a.b=2"], "'a.b=2' goes inside a, which 'a=1' set to a value"],
+    [["a.b=1", "a.b.c.d=2"], "'a.b.c.d=2' goes inside a.b, which 'a.b=1' set to a value"],
+    [["a.b=2", "a=1"], "'a=1' sets a to a value, but 'a.b=2' put keys inside it"],
+    [["x.y.z=2", "x.y=1"], "'x.y=1' sets x.y to a value, but 'x.y.z=2' put keys inside it"],
+  ])("%p is an error: %p", (words, message) => {
+    expect(errorOf(() => buildArguments(words)).message).toBe(message);
+  });
+
+  test("keys that share a prefix but not a dotted part are distinct", () => {
+    expect(buildArguments(["ab=1", "a.b=2", "a.bc=3"])).toEqual({ ab: 1, a: { b: 2, bc: 3 } });
+  });
+});
+
+describe("splitKeyValueWords", () => {
+  test("splits each word into its key path, text and rawness", () => {
+    expect(splitKeyValueWords(["a.b=1", "c:=[2]", "d:e=f"])).toEqual([
+      { word: "a.b=1", path: ["a", "b"], text: "1", raw: false },
+      { word: "c:=[2]", path: ["c"], text: "[2]", raw: true },
+      { word: "d:e=f", path: ["d:e"], text: "f", raw: false },
+    ]);
+  });
+});
+
+describe("parseArgumentsJson", () => {
+  test("an object is returned as is", () => {
+    expect(parseArgumentsJson('{"device": "ide0-hd0", "n": [1]}')).toEqual({ device: "ide0-hd0", n: [1] });
+  });
+
+  test.each([
+    ['{"path": "/", property}', "at line 1, column 15"],
+    ['{"a": 1,}', "at line 1, column 9"],
+    ["[1,]", "at line 1, column 4"],
+    ['{"a": 1}x', "at line 1, column 9"],
+    ['{"a"  1}', "at line 1, column 7"],
+    ['{"a": "\\x"}', "at line 1, column 7"],
+    ['{\n  "a": [1, 2\n  tru]}', "at line 3, column 3"],
+    ['{"a": {"b": [1, ', "at its end"],
+    ["", "at its end"],
+  ])("JSON that does not parse, %p, says where it broke: %p", (text, place) => {
+    expect(errorOf(() => parseArgumentsJson(text)).message).toStartWith(`--args: invalid JSON ${place}: `);
+  });
+
+  test("the source named is the one given; KEY:=JSON names its word", () => {
+    expect(errorOf(() => parseArgumentsJson("{", "stdin")).message).toStartWith("stdin: invalid JSON at its end: ");
+    expect(errorOf(() => buildArguments(["a:=[1 2]"])).message).toStartWith(
+      "'a:=[1 2]': invalid JSON at line 1, column 4: ",
+    );
+  });
+
+  test("JSON nested too deep to locate the error still fails cleanly", () => {
+    expect(errorOf(() => parseArgumentsJson("[".repeat(100_000))).message).toStartWith("--args: invalid JSON");
+  });
+
+  test.each([
+    ["[1,2]", "--args must be a JSON object, not an array"],
+    ["null", "--args must be a JSON object, not null"],
+    ["42", "--args must be a JSON object, not 42"],
+    ['"x"', '--args must be a JSON object, not "x"'],
+  ])("%p is not an object", (text, message) => {
+    expect(errorOf(() => parseArgumentsJson(text)).message).toBe(message);
+  });
+});

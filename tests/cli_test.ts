@@ -1,0 +1,164 @@
+/** The command line's own edges: help, version, usage errors (nothing sent), SIGINT, and a stdout closed early. */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import packageJson from "../package.json" with { type: "json" };
+import { QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
+import { startQemu, type TestQemu } from "./helpers/qemu.ts";
+
+let qemu: TestQemu;
+let dir: string;
+/** A UNIX socket that counts connections: a usage error must not even connect. */
+let listener: { path: string; connections: number; stop(): void };
+beforeAll(async () => {
+  qemu = await startQemu();
+  dir = mkdtempSync(join(tmpdir(), "qmpctl-cli-"));
+  const path = join(dir, "counting.sock");
+  let connections = 0;
+  const server = Bun.listen({ unix: path, socket: { open: () => void connections++, data() {} } });
+  listener = {
+    path,
+    get connections() {
+      return connections;
+    },
+    stop: () => server.stop(true),
+  };
+});
+afterAll(async () => {
+  listener?.stop();
+  await qemu?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("help and version", () => {
+  test("--help, -h and 'help' print the general help on stdout with exit 0", async () => {
+    const help = await qmpctl(["--help"]);
+    expect(help).toMatchObject({ code: 0, stderr: "" });
+    expect(help.stdout).toStartWith("Usage: qmpctl [options] COMMAND [ARGS...]\n");
+    for (const command of ["exec", "hmp"]) expect(help.stdout).toMatch(new RegExp(`^  ${command} +\\S`, "m"));
+    for (const option of ["--socket", "--timeout", "--connect-timeout", "--pretty", "--raw", "--verbose"]) {
+      expect(help.stdout).toContain(option);
+    }
+    expect(help.stdout).toContain("QMPCTL_SOCKET");
+    expect(await qmpctl(["-h"])).toMatchObject({ code: 0, stdout: help.stdout, stderr: "" });
+    expect(await qmpctl(["help"])).toMatchObject({ code: 0, stdout: help.stdout, stderr: "" });
+  });
+
+  test("'help exec', 'exec --help' and 'exec -h' print exec's help with examples, and connect to nothing", async () => {
+    const help = await qmpctl(["help", "exec"]);
+    expect(help).toMatchObject({ code: 0, stderr: "" });
+    expect(help.stdout).toStartWith("Usage: qmpctl exec COMMAND");
+    expect(help.stdout).toContain("--args");
+    expect(help.stdout).toContain("Examples:");
+    expect(help.stdout).toContain("Global options:");
+    const flagged = await qmpctl(["-s", listener.path, "exec", "--help"]);
+    expect(flagged).toMatchObject({ code: 0, stdout: help.stdout, stderr: "" });
+    expect(await qmpctl(["exec", "query-status", "-h"])).toMatchObject({ code: 0, stdout: help.stdout });
+    expect(listener.connections).toBe(0);
+  });
+
+  test("'help hmp' and 'hmp --help' print hmp's help", async () => {
+    const help = await qmpctl(["help", "hmp"]);
+    expect(help).toMatchObject({ code: 0, stderr: "" });
+    expect(help.stdout).toStartWith("Usage: qmpctl hmp 'COMMAND LINE'");
+    expect(help.stdout).toContain("--cpu");
+    expect(await qmpctl(["hmp", "--help"])).toMatchObject({ code: 0, stdout: help.stdout });
+  });
+
+  test("--version prints the package's version", async () => {
+    const result = await qmpctl(["--version"]);
+    expect(result).toEqual(expect.objectContaining({ code: 0, stdout: `qmpctl ${packageJson.version}\n`, stderr: "" }));
+  });
+});
+
+describe("usage errors exit 2 with one line on stderr, and send nothing", () => {
+  const cases: [string, string[], RegExp][] = [
+    ["no command", [], /^qmpctl: no command given.*--help/],
+    ["an unknown command", ["frobnicate"], /^qmpctl: unknown command 'frobnicate'/],
+    ["help for an unknown command", ["help", "frobnicate"], /^qmpctl: unknown command 'frobnicate'/],
+    ["an unknown long option", ["exec", "query-status", "--frobnicate"], /^qmpctl: unknown option --frobnicate$/],
+    ["an unknown short option", ["exec", "query-status", "-x"], /^qmpctl: unknown option -x$/],
+    ["an option of another command", ["hmp", "info status", "--args", "{}"], /^qmpctl: hmp does not take --args$/],
+    ["-s given twice", ["exec", "query-status", "-s", "other.sock"], /^qmpctl: --socket given twice$/],
+    ["an option without its value", ["exec", "query-status", "--timeout"], /^qmpctl: --timeout needs a value/],
+    ["a flag given a value", ["exec", "query-status", "--pretty=yes"], /^qmpctl: --pretty takes no value$/],
+    ["a bad duration", ["exec", "query-status", "--timeout", "soon"], /^qmpctl: --timeout 'soon' is not a duration/],
+    ["exec without a command", ["exec"], /^qmpctl: exec needs a command name/],
+    ["hmp without a command line", ["hmp"], /^qmpctl: hmp needs a command line/],
+    ["a bad --cpu", ["hmp", "info cpus", "--cpu", "one"], /^qmpctl: --cpu 'one' is not a CPU index$/],
+    ["a word without =", ["exec", "qom-get", "path=/", "property"], /^qmpctl: 'property' is not KEY=VALUE$/],
+    ["an empty key", ["exec", "qom-get", "=x"], /^qmpctl: '=x' has an empty key$/],
+    ["a key given twice", ["exec", "qom-get", "a=1", "a=2"], /^qmpctl: 'a=2' sets a again \(after 'a=1'\)$/],
+    ["a leaf and an object", ["exec", "qom-get", "a=1", "a.b=2"], /^qmpctl: 'a\.b=2' .*'a=1'/],
+    ["bad raw JSON in KEY:=JSON", ["exec", "qom-get", "a:={"], /^qmpctl: 'a:=\{'.*JSON/],
+    ["--args that is not an object", ["exec", "qom-get", "--args", "[1,2]"], /^qmpctl: --args must be a JSON object/],
+    ["--args that is a string", ["exec", "qom-get", "--args", '"x"'], /^qmpctl: --args must be a JSON object/],
+  ];
+  for (const [what, args, message] of cases) {
+    test(what, async () => {
+      const run = await qmpctl(["-s", listener.path, ...args]);
+      expect(run).toMatchObject({ code: 2, stdout: "" });
+      expect(run.stderr.split("\n")).toHaveLength(2);
+      expect(run.stderr.trimEnd()).toMatch(message);
+      expect(listener.connections).toBe(0);
+    });
+  }
+
+  test("--args that is not JSON: exit 2, saying where it broke", async () => {
+    const result = await qmpctl(["-s", listener.path, "exec", "qom-get", "--args", '{"path": "/", property}']);
+    expect(result).toMatchObject({ code: 2, stdout: "" });
+    expect(result.stderr).toStartWith("qmpctl: --args");
+    expect(result.stderr).toMatch(/line \d+, column \d+|position \d+/);
+    expect(listener.connections).toBe(0);
+  });
+
+  test("no address at all: exit 2 naming -s and QMPCTL_SOCKET", async () => {
+    const result = await qmpctl(["exec", "query-status"]);
+    expect(result).toMatchObject({ code: 2, stdout: "" });
+    expect(result.stderr).toMatch(/^qmpctl: .*-s.*QMPCTL_SOCKET.*\n$/);
+  });
+
+  test("an address of no known form: exit 2 naming it", async () => {
+    for (const address of ["tcp:nohost", "[::1", "host:99999"]) {
+      const result = await qmpctl(["-s", address, "exec", "query-status"]);
+      expect(result).toMatchObject({ code: 2, stdout: "" });
+      expect(result.stderr).toStartWith(`qmpctl: '${address}'`);
+    }
+  });
+});
+
+describe("signals and pipes", () => {
+  test("SIGINT while --args - waits for stdin: exit 130 promptly", async () => {
+    const running = startQmpctl(["-s", qemu.socket, "exec", "query-status", "--args", "-"], { holdStdin: true });
+    await Bun.sleep(1000);
+    const sent = performance.now();
+    running.child.kill("SIGINT");
+    const result = await running.result;
+    expect(result).toMatchObject({ code: 130, signal: null, stdout: "" });
+    expect(performance.now() - sent).toBeLessThan(2000);
+  });
+
+  test("--timeout bounds the wait for stdin too: exit 124", async () => {
+    const running = startQmpctl(["-s", qemu.socket, "exec", "query-status", "--args", "-", "--timeout", "500ms"], {
+      holdStdin: true,
+    });
+    const result = await running.result;
+    expect(result).toMatchObject({ code: 124, signal: null, stdout: "" });
+    expect(result.stderr).toMatch(/^qmpctl: timed out .*stdin.* \(--timeout 500ms\)\n$/);
+  });
+
+  test("a reader that closes stdout early (| head -c1) ends qmpctl quietly with 0", async () => {
+    // query-qmp-schema is ~200 KB, more than a pipe holds: qmpctl is still writing when head exits.
+    const pipeline = Bun.spawn(
+      ["bash", "-c", 'set -o pipefail; "$@" | head -c1', "bash", QMPCTL, "-s", qemu.socket, "exec", "query-qmp-schema"],
+      { stdout: "pipe", stderr: "pipe" },
+    );
+    const [stdout, stderr, code] = await Promise.all([
+      new Response(pipeline.stdout).text(),
+      new Response(pipeline.stderr).text(),
+      pipeline.exited,
+    ]);
+    expect({ code, stdout, stderr }).toEqual({ code: 0, stdout: "[", stderr: "" });
+  });
+});

@@ -1,0 +1,519 @@
+/** QmpClient against a scripted fake server: greetings, negotiation, ids, events, faults, cancellation. */
+import { afterEach, describe, expect, test } from "bun:test";
+import { QmpClient } from "../lib/client.ts";
+import {
+  AbortedError,
+  CommandError,
+  ConnectionError,
+  ConnectTimeoutError,
+  DisconnectedError,
+  GreetingError,
+  MessageTooLargeError,
+  NegotiationError,
+  ProtocolError,
+  type QmpError,
+  TimeoutError,
+} from "../lib/errors.ts";
+import { type FakeConnection, type FakeServer, fakeServer, QEMU_GREETING } from "./helpers/fake_server.ts";
+
+const V01_GREETING = { QMP: { version: { qemu: "0.12.50", package: "" }, capabilities: [] } };
+
+let servers: FakeServer[] = [];
+let clients: QmpClient[] = [];
+afterEach(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  for (const server of servers) server.stop();
+  servers = [];
+  clients = [];
+});
+
+function serve(script: (connection: FakeConnection) => Promise<void> | void): FakeServer {
+  const server = fakeServer(script);
+  servers.push(server);
+  return server;
+}
+
+async function connect(server: FakeServer, options: Parameters<typeof QmpClient.connect>[1] = {}) {
+  const client = await QmpClient.connect(server.path, { connectTimeout: 5000, ...options });
+  clients.push(client);
+  return client;
+}
+
+/** The error `promise` rejects with. */
+async function rejection(promise: Promise<unknown>): Promise<QmpError> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as QmpError;
+  }
+  throw new Error("resolved");
+}
+
+describe("greeting and negotiation", () => {
+  test("today's greeting: version and capabilities read, oob enabled because it was offered", async () => {
+    const server = serve((c) => c.handshake());
+    const client = await connect(server);
+    expect(client.greeting.version).toEqual({ major: 7, minor: 2, micro: 0, package: "" });
+    expect(client.greeting.capabilities).toEqual(["oob"]);
+    expect(client.greeting.raw).toEqual(QEMU_GREETING);
+    expect(client.capabilities).toEqual(["oob"]);
+    expect(server.requests).toEqual([
+      { execute: "qmp_capabilities", arguments: { enable: ["oob"] }, id: expect.anything() },
+    ]);
+  });
+
+  test("a v0.1 greeting ('qemu': '0.12.50') is read, and oob is not enabled when not offered", async () => {
+    const server = serve((c) => c.handshake(V01_GREETING));
+    const client = await connect(server);
+    expect(client.greeting.version).toEqual({ major: 0, minor: 12, micro: 50, package: "" });
+    expect(client.capabilities).toEqual([]);
+    expect(server.requests).toEqual([{ execute: "qmp_capabilities", id: expect.anything() }]);
+  });
+
+  test("capabilities other than oob are not enabled", async () => {
+    const greeting = {
+      QMP: { version: { qemu: { major: 9, minor: 1, micro: 2 }, package: "v9" }, capabilities: ["x"] },
+    };
+    const server = serve((c) => c.handshake(greeting));
+    const client = await connect(server);
+    expect(client.greeting.version).toEqual({ major: 9, minor: 1, micro: 2, package: "v9" });
+    expect(server.requests[0]).not.toHaveProperty("arguments");
+  });
+
+  test("exec-oob is refused locally when oob was not negotiated, and nothing is sent", async () => {
+    const server = serve((c) => c.handshake(V01_GREETING));
+    const client = await connect(server);
+    expect(await rejection(client.execute("query-status", undefined, { oob: true }))).toBeInstanceOf(
+      NegotiationError,
+    );
+    expect(server.requests).toHaveLength(1);
+  });
+
+  test("a greeting that is not JSON is a ProtocolError", async () => {
+    const server = serve((c) => c.send("SSH-2.0-OpenSSH_9.2\r\n"));
+    const error = await rejection(connect(server));
+    expect(error).toBeInstanceOf(ProtocolError);
+    expect(error.message).toContain("expected a JSON object, got 'S'");
+  });
+
+  test("a JSON greeting without QMP is a GreetingError naming the address", async () => {
+    const server = serve((c) => c.sendJson({ hello: "world" }));
+    const error = await rejection(connect(server));
+    expect(error).toBeInstanceOf(GreetingError);
+    expect(error.code).toBe("GREETING");
+    expect(error.message).toBe(`${server.path} did not send a QMP greeting: {"hello":"world"}`);
+    expect(server.requests).toEqual([]);
+  });
+
+  test("an event before the greeting (QEMU broadcasts RESUME at start-up) does not stand in for it", async () => {
+    const server = serve(async (c) => {
+      c.sendJson({ timestamp: { seconds: 1, microseconds: 2 }, event: "RESUME" });
+      await c.handshake();
+      c.reply(await c.nextRequest(), { status: "running" });
+    });
+    const client = await connect(server);
+    expect(client.greeting.version.major).toBe(7);
+    expect(await client.execute("query-status")).toEqual({ status: "running" });
+  });
+
+  test("a peer that closes before greeting is a GreetingError", async () => {
+    const server = serve((c) => c.close());
+    const error = await rejection(connect(server));
+    expect(error).toBeInstanceOf(GreetingError);
+    expect(error.message).toBe(`${server.path} closed the connection before its QMP greeting`);
+  });
+
+  test("no greeting within connectTimeout: ConnectTimeoutError saying another client may hold the monitor", async () => {
+    const server = serve(() => {});
+    const started = performance.now();
+    const error = await rejection(connect(server, { connectTimeout: 300 }));
+    expect(performance.now() - started).toBeLessThan(5000);
+    expect(error).toBeInstanceOf(ConnectTimeoutError);
+    expect(error).toBeInstanceOf(ConnectionError);
+    expect(error.message).toBe(
+      `no QMP greeting from ${server.path} within 300ms: another client may hold the monitor (QEMU serves one client at a time)`,
+    );
+  });
+
+  test("the caller's signal ends connecting with TimeoutError or AbortedError", async () => {
+    const server = serve(() => {});
+    const timedOut = await rejection(connect(server, { signal: AbortSignal.timeout(100) }));
+    expect(timedOut).toBeInstanceOf(TimeoutError);
+    const controller = new AbortController();
+    const pending = connect(server, { signal: controller.signal });
+    setTimeout(() => controller.abort(), 50);
+    expect(await rejection(pending)).toBeInstanceOf(AbortedError);
+  });
+
+  test("a refused qmp_capabilities is a NegotiationError", async () => {
+    const server = serve(async (c) => {
+      c.sendJson(QEMU_GREETING);
+      const request = await c.nextRequest();
+      c.sendJson({ error: { class: "GenericError", desc: "no way" }, id: request.id });
+    });
+    const error = await rejection(connect(server));
+    expect(error).toBeInstanceOf(NegotiationError);
+    expect(error.message).toBe(`${server.path} refused qmp_capabilities: GenericError: no way`);
+  });
+
+  test("a close right after the greeting is a DisconnectedError during negotiation", async () => {
+    const server = serve(async (c) => {
+      c.sendJson(QEMU_GREETING);
+      await c.nextRequest();
+      c.close();
+    });
+    const error = await rejection(connect(server));
+    expect(error).toBeInstanceOf(DisconnectedError);
+    expect(error.message).toBe(
+      `${server.path} closed the connection during capabilities negotiation before the reply to qmp_capabilities`,
+    );
+  });
+
+  test("a socket that does not exist is a ConnectionError naming the address and the reason", async () => {
+    const error = await rejection(QmpClient.connect("/nonexistent/qmpctl-test.sock"));
+    expect(error).toBeInstanceOf(ConnectionError);
+    expect(error.message).toBe("cannot connect to /nonexistent/qmpctl-test.sock: no such socket (ENOENT)");
+  });
+});
+
+describe("execute", () => {
+  test("sends the command with arguments and an id of its own, and returns the return value", async () => {
+    const server = serve(async (c) => {
+      await c.handshake();
+      const request = await c.nextRequest();
+      c.reply(request, { status: "running", args: request.arguments });
+    });
+    const client = await connect(server);
+    expect(await client.execute("query-status", { a: [1] })).toEqual({ status: "running", args: { a: [1] } });
+    const request = server.requests[1];
+    expect(request).toEqual({ execute: "query-status", arguments: { a: [1] }, id: expect.any(String) });
+    expect(request.id).not.toBe(server.requests[0].id);
+  });
+
+  test("a caller's id of any JSON type is sent and matched, also when QEMU reorders an object id", async () => {
+    const ids = [0, 1.5, -7, "qmpctl-1", "", true, false, null, [1, "a", {}], { b: 1, a: { d: [2], c: 3 } }];
+    const server = serve(async (c) => {
+      await c.handshake();
+      for (let i = 0; i < ids.length; i++) {
+        const request = await c.nextRequest();
+        // QEMU's dictionaries are hash tables: it echoes members in another order.
+        const id = typeof request.id === "object" && request.id !== null && !Array.isArray(request.id)
+          ? Object.fromEntries(Object.entries(request.id).reverse())
+          : request.id;
+        c.sendJson({ return: i, id });
+      }
+    });
+    const client = await connect(server);
+    for (let i = 0; i < ids.length; i++) {
+      expect(await client.execute("x", undefined, { id: ids[i] })).toBe(i);
+      expect(server.requests.at(-1)!.id).toEqual(ids[i]);
+    }
+  });
+
+  test("a reply with an unknown id is dropped; the right one still resolves the call", async () => {
+    const server = serve(async (c) => {
+      await c.handshake();
+      const request = await c.nextRequest();
+      c.sendJson({ return: "wrong", id: "not-ours" });
+      c.sendJson({ return: "wrong too", id: { other: request.id } });
+      c.reply(request, "right");
+    });
+    const client = await connect(server);
+    expect(await client.execute("query-status")).toBe("right");
+  });
+
+  test("replies are matched by id when they come in another order", async () => {
+    const server = serve(async (c) => {
+      await c.handshake();
+      const first = await c.nextRequest();
+      const second = await c.nextRequest();
+      c.reply(second, "second");
+      c.reply(first, "first");
+    });
+    const client = await connect(server);
+    expect(await Promise.all([client.execute("a"), client.execute("b")])).toEqual(["first", "second"]);
+  });
+
+  test("an error reply is a CommandError with QEMU's class, desc and the response without our id", async () => {
+    const server = serve(async (c) => {
+      await c.handshake();
+      const request = await c.nextRequest();
+      c.sendJson({
+        error: { class: "CommandNotFound", desc: "The command nosuch has not been found" },
+        id: request.id,
+      });
+    });
+    const client = await connect(server);
+    const error = await rejection(client.execute("nosuch")) as CommandError;
+    expect(error).toBeInstanceOf(CommandError);
+    expect(error.code).toBe("COMMAND");
+    expect(error.errorClass).toBe("CommandNotFound");
+    expect(error.desc).toBe("The command nosuch has not been found");
+    expect(error.message).toBe("CommandNotFound: The command nosuch has not been found");
+    expect(error.command).toBe("nosuch");
+    expect(error.response).toEqual({
+      error: { class: "CommandNotFound", desc: "The command nosuch has not been found" },
+    });
+  });
+
+  test("an old server's error.data is accepted and kept", async () => {
+    const server = serve(async (c) => {
+      await c.handshake(V01_GREETING);
+      const request = await c.nextRequest();
+      c.sendJson({
+        error: { class: "DeviceNotFound", desc: "Device 'x' not found", data: { device: "x" } },
+        id: request.id,
+      });
+    });
+    const client = await connect(server);
+    const error = await rejection(client.execute("eject", { device: "x" })) as CommandError;
+    expect(error.errorClass).toBe("DeviceNotFound");
+    expect(error.response).toEqual({
+      error: { class: "DeviceNotFound", desc: "Device 'x' not found", data: { device: "x" } },
+    });
+  });
+
+  test("an error without an id fails the pending call as a CommandError", async () => {
+    const server = serve(async (c) => {
+      await c.handshake();
+      await c.nextRequest();
+      c.sendJson({ error: { class: "GenericError", desc: "JSON parse error, invalid keyword 'x'" } });
+    });
+    const client = await connect(server);
+    const error = await rejection(client.execute("query-status")) as CommandError;
+    expect(error).toBeInstanceOf(CommandError);
+    expect(error.message).toBe("GenericError: JSON parse error, invalid keyword 'x'");
+  });
+
+  test("a reply without an id is a ProtocolError that ends the connection", async () => {
+    const server = serve(async (c) => {
+      await c.handshake();
+      await c.nextRequest();
+      c.sendJson({ return: {} });
+    });
+    const client = await connect(server);
+    const error = await rejection(client.execute("query-status"));
+    expect(error).toBeInstanceOf(ProtocolError);
+    expect(error.message).toBe('received a reply without an id: {"return":{}}');
+    expect(await client.closed).toBe(error);
+  });
+
+  test("a message that is neither reply nor event is a ProtocolError", async () => {
+    const server = serve(async (c) => {
+      await c.handshake();
+      await c.nextRequest();
+      c.sendJson({ what: 1 });
+    });
+    const client = await connect(server);
+    expect(await rejection(client.execute("query-status"))).toBeInstanceOf(ProtocolError);
+  });
+
+  test("events before, between and after replies are events, never replies", async () => {
+    const server = serve(async (c) => {
+      c.sendJson(QEMU_GREETING);
+      const negotiate = await c.nextRequest();
+      c.sendJson({ event: "EARLY", data: {}, timestamp: { seconds: 1, microseconds: 0 } });
+      c.reply(negotiate, {});
+      const request = await c.nextRequest();
+      // An event that carries the request's id in its data, and one that shares a member name with replies.
+      c.sendJson({ event: "STOP", data: { id: request.id }, timestamp: { seconds: 2, microseconds: 0 } });
+      c.sendJson({ event: "RESUME", id: request.id, timestamp: { seconds: 3, microseconds: 0 } });
+      c.reply(request, "reply");
+      c.sendJson({ event: "LATE", timestamp: { seconds: 4, microseconds: 0 } });
+    });
+    const client = await connect(server);
+    const events = client.events();
+    expect(await client.execute("stop")).toBe("reply");
+    const names: string[] = [];
+    for await (const event of events) {
+      names.push(event.event);
+      if (names.length === 3) break;
+    }
+    expect(names).toEqual(["STOP", "RESUME", "LATE"]);
+  });
+
+  test("5000 events before the reply: the reply still resolves and every event is kept", async () => {
+    const server = serve(async (c) => {
+      await c.handshake();
+      const request = await c.nextRequest();
+      let text = "";
+      for (let i = 0; i < 5000; i++) text += JSON.stringify({ event: "E", data: { i } }) + "\r\n";
+      c.send(text);
+      c.reply(request, "done");
+    });
+    const client = await connect(server);
+    const events = client.events();
+    expect(await client.execute("x")).toBe("done");
+    let count = 0;
+    for await (const event of events) {
+      expect(event.data).toEqual({ i: count });
+      if (++count === 5000) break;
+    }
+    expect(count).toBe(5000);
+  });
+});
+
+describe("bytes on the wire", () => {
+  test("one byte per write: greeting and reply are read whole", async () => {
+    const server = serve(async (c) => {
+      await c.sendSlowly(JSON.stringify(QEMU_GREETING) + "\r\n");
+      const negotiate = await c.nextRequest();
+      await c.sendSlowly(JSON.stringify({ return: {}, id: negotiate.id }) + "\r\n");
+      const request = await c.nextRequest();
+      await c.sendSlowly(JSON.stringify({ return: { text: "é😀" }, id: request.id }) + "\r\n");
+    });
+    const client = await connect(server);
+    expect(await client.execute("x")).toEqual({ text: "é😀" });
+  });
+
+  test("pretty=on replies spread over many CRLF lines are read as one message each", async () => {
+    const server = serve(async (c) => {
+      c.send(JSON.stringify(QEMU_GREETING, null, 4).replaceAll("\n", "\r\n") + "\r\n");
+      const negotiate = await c.nextRequest();
+      c.send(JSON.stringify({ return: {}, id: negotiate.id }, null, 4).replaceAll("\n", "\r\n") + "\r\n");
+      const request = await c.nextRequest();
+      c.send(JSON.stringify({ return: { a: [1, { b: "}" }] }, id: request.id }, null, 4).replaceAll("\n", "\r\n"));
+      c.send("\r\n");
+    });
+    const client = await connect(server);
+    expect(await client.execute("x")).toEqual({ a: [1, { b: "}" }] });
+  });
+
+  test("invalid UTF-8 in a reply becomes U+FFFD", async () => {
+    const server = serve(async (c) => {
+      await c.handshake();
+      const request = await c.nextRequest();
+      const encoder = new TextEncoder();
+      c.send(
+        new Uint8Array([
+          ...encoder.encode('{"return": "a'),
+          0xff,
+          0xfe,
+          ...encoder.encode(`b", "id": ${JSON.stringify(request.id)}}\r\n`),
+        ]),
+      );
+    });
+    const client = await connect(server);
+    expect(await client.execute("x")).toBe("a\uFFFD\uFFFDb");
+  });
+
+  test("a reply over maxMessageBytes fails the call with MessageTooLargeError and ends the connection", async () => {
+    const server = serve(async (c) => {
+      await c.handshake();
+      const request = await c.nextRequest();
+      c.reply(request, "x".repeat(10_000));
+    });
+    const client = await connect(server, { maxMessageBytes: 1000 });
+    const error = await rejection(client.execute("x"));
+    expect(error).toBeInstanceOf(MessageTooLargeError);
+    expect(error.message).toBe("a message exceeded the limit of 1000 bytes");
+    expect(await client.closed).toBe(error);
+  });
+
+  test("a 20 MB reply is read whole", async () => {
+    const big = Array.from({ length: 200_000 }, (_, i) => ({ i, name: `node-${i}-é`, pad: "x".repeat(60) }));
+    const server = serve(async (c) => {
+      await c.handshake();
+      const request = await c.nextRequest();
+      c.reply(request, big);
+    });
+    const client = await connect(server);
+    const value = await client.execute("x");
+    expect(JSON.stringify(value).length).toBeGreaterThan(20_000_000);
+    expect(value).toEqual(big);
+  });
+
+  test("a close in the middle of a reply is a DisconnectedError that says so", async () => {
+    const server = serve(async (c) => {
+      await c.handshake();
+      await c.nextRequest();
+      c.send('{"return": {"status": "runn');
+      c.close();
+    });
+    const client = await connect(server);
+    const error = await rejection(client.execute("query-status"));
+    expect(error).toBeInstanceOf(DisconnectedError);
+    expect(error.message).toBe(
+      `${server.path} closed the connection in the middle of a message before the reply to query-status`,
+    );
+  });
+});
+
+describe("cancellation and close", () => {
+  test("a signal that times out rejects with TimeoutError; the late reply is dropped; the client still works", async () => {
+    let sendLate = () => {};
+    const server = serve(async (c) => {
+      await c.handshake();
+      const slow = await c.nextRequest();
+      sendLate = () => c.reply(slow, "late");
+      const next = await c.nextRequest();
+      sendLate();
+      c.reply(next, "next");
+    });
+    const client = await connect(server);
+    const error = await rejection(client.execute("slow", undefined, { signal: AbortSignal.timeout(100) }));
+    expect(error).toBeInstanceOf(TimeoutError);
+    expect(error.code).toBe("TIMEOUT");
+    expect(error.message).toBe("timed out waiting for the reply to slow");
+    expect(await client.execute("next")).toBe("next");
+  });
+
+  test("an aborted call's id is forgotten: the same caller id can be used again", async () => {
+    const server = serve(async (c) => {
+      await c.handshake();
+      await c.nextRequest();
+      c.reply(await c.nextRequest(), "second");
+    });
+    const client = await connect(server);
+    const controller = new AbortController();
+    const first = client.execute("a", undefined, { id: "mine", signal: controller.signal });
+    await Bun.sleep(20);
+    controller.abort();
+    const error = await rejection(first);
+    expect(error).toBeInstanceOf(AbortedError);
+    expect(error.message).toBe("aborted while waiting for the reply to a");
+    expect(await client.execute("b", undefined, { id: "mine" })).toBe("second");
+  });
+
+  test("an already aborted signal rejects at once and sends nothing", async () => {
+    const server = serve((c) => c.handshake());
+    const client = await connect(server);
+    const error = await rejection(client.execute("x", undefined, { signal: AbortSignal.abort() }));
+    expect(error).toBeInstanceOf(AbortedError);
+    await Bun.sleep(20);
+    expect(server.requests).toHaveLength(1);
+  });
+
+  test("close() rejects every pending call with DisconnectedError and later calls too", async () => {
+    const server = serve(async (c) => {
+      await c.handshake();
+    });
+    const client = await connect(server);
+    const pending = [client.execute("a"), client.execute("b")];
+    const closed = client.close();
+    for (const call of pending) {
+      const error = await rejection(call);
+      expect(error).toBeInstanceOf(DisconnectedError);
+      expect(error.code).toBe("DISCONNECTED");
+    }
+    expect(await rejection(pending[0])).toHaveProperty(
+      "message",
+      "the client closed the connection before the reply to a",
+    );
+    expect(await closed).toBeUndefined();
+    expect(await rejection(client.execute("c"))).toBeInstanceOf(DisconnectedError);
+  });
+
+  test("the server closing ends pending calls with DisconnectedError and settles closed", async () => {
+    const server = serve(async (c) => {
+      await c.handshake();
+      await c.nextRequest();
+      c.close();
+    });
+    const client = await connect(server);
+    const error = await rejection(client.execute("quit"));
+    expect(error).toBeInstanceOf(DisconnectedError);
+    expect(error.message).toBe(`${server.path} closed the connection before the reply to quit`);
+    expect(await client.closed).toBeUndefined();
+  });
+});

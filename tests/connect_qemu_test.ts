@@ -1,0 +1,225 @@
+/** Every address form, and each connection error, as a user meets them against a real QEMU. */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { chmodSync, existsSync, lstatSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
+import { QmpClient } from "../lib/mod.ts";
+import { QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
+import { freePort, startQemu, type TestQemu } from "./helpers/qemu.ts";
+
+let qemu: TestQemu;
+let expected: string; // query-status as the control monitor sees it, one line
+let scratch: string; // a directory for sockets nobody listens on
+beforeAll(async () => {
+  qemu = await startQemu({ tcp: true, tcp6: true, pretty: true });
+  expected = JSON.stringify(await qemu.control.execute("query-status")) + "\n";
+  scratch = mkdtempSync(join(tmpdir(), "qmpctl-connect-"));
+});
+afterAll(async () => {
+  await qemu?.stop();
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+});
+
+const ok = () => expect.objectContaining({ code: 0, stdout: expected, stderr: "" });
+
+describe("address forms", () => {
+  test("a UNIX socket path, absolute and relative", async () => {
+    expect(await qmpctl(["-s", qemu.socket, "exec", "query-status"])).toEqual(ok());
+    expect(await qmpctl(["-s", "./" + relative(process.cwd(), qemu.socket), "exec", "query-status"])).toEqual(ok());
+  });
+
+  test("unix:PATH, and the -qmp argument pasted as is (unix:PATH,server=on,wait=off)", async () => {
+    expect(await qmpctl(["-s", `unix:${qemu.socket}`, "exec", "query-status"])).toEqual(ok());
+    expect(await qmpctl(["-s", `unix:${qemu.socket},server=on,wait=off`, "exec", "query-status"])).toEqual(ok());
+  });
+
+  test("HOST:PORT and tcp:HOST:PORT over IPv4 loopback", async () => {
+    expect(await qmpctl(["-s", `127.0.0.1:${qemu.tcpPort}`, "exec", "query-status"])).toEqual(ok());
+    expect(await qmpctl(["-s", `tcp:127.0.0.1:${qemu.tcpPort}`, "exec", "query-status"])).toEqual(ok());
+    expect(await qmpctl(["-s", `tcp:127.0.0.1:${qemu.tcpPort},server=on,wait=off`, "exec", "query-status"]))
+      .toEqual(ok());
+  });
+
+  test("[::1]:PORT and tcp:[::1]:PORT over IPv6 loopback", async () => {
+    expect(await qmpctl(["-s", `[::1]:${qemu.tcp6Port}`, "exec", "query-status"])).toEqual(ok());
+    expect(await qmpctl(["-s", `tcp:[::1]:${qemu.tcp6Port}`, "exec", "query-status"])).toEqual(ok());
+  });
+
+  test("QMPCTL_SOCKET from the environment, and -s winning over it", async () => {
+    expect(await qmpctl(["exec", "query-status"], { env: { QMPCTL_SOCKET: qemu.socket } })).toEqual(ok());
+    const missing = join(scratch, "missing.sock");
+    expect(await qmpctl(["-s", qemu.socket, "exec", "query-status"], { env: { QMPCTL_SOCKET: missing } }))
+      .toEqual(ok());
+  });
+
+  test("options after the command mean the same as before it, in every spelling", async () => {
+    expect(await qmpctl(["exec", "query-status", "-s", qemu.socket])).toEqual(ok());
+    expect(await qmpctl(["exec", "-s", qemu.socket, "query-status"])).toEqual(ok());
+    expect(await qmpctl([`--socket=${qemu.socket}`, "exec", "query-status"])).toEqual(ok());
+    expect(await qmpctl([`-s${qemu.socket}`, "exec", "query-status"])).toEqual(ok());
+    expect(await qmpctl(["-vs", qemu.socket, "exec", "query-status"])).toMatchObject({ code: 0, stdout: expected });
+  });
+
+  test("a pretty=on monitor (one message over many lines) works identically, -v included", async () => {
+    const plain = await qmpctl(["-v", "-s", qemu.socket, "exec", "query-version"]);
+    const pretty = await qmpctl(["-v", "-s", qemu.prettySocket!, "exec", "query-version"]);
+    expect(pretty).toMatchObject({ code: 0, stdout: plain.stdout });
+    expect(plain.stdout.split("\n")).toHaveLength(2);
+    // The same log lines, each message compact on one line, whatever the server's layout.
+    expect(pretty.stderr).toBe(plain.stderr);
+    const hmp = await qmpctl(["-s", qemu.prettySocket!, "hmp", "info status"]);
+    expect(hmp).toEqual(expect.objectContaining({ code: 0, stdout: "VM status: running\n", stderr: "" }));
+    const error = await qmpctl(["-s", qemu.prettySocket!, "exec", "no-such-command", "--raw"]);
+    expect(error).toMatchObject({
+      code: 1,
+      stdout: '{"error":{"class":"CommandNotFound","desc":"The command no-such-command has not been found"}}\n',
+    });
+  });
+});
+
+describe("connection errors name the address and the reason", () => {
+  test("a socket path that does not exist: exit 3", async () => {
+    const path = join(scratch, "no-such.sock");
+    const result = await qmpctl(["-s", path, "exec", "query-status"]);
+    expect(result).toEqual(expect.objectContaining({
+      code: 3,
+      stdout: "",
+      stderr: `qmpctl: cannot connect to ${path}: no such socket (ENOENT)\n`,
+    }));
+  });
+
+  test("a stale socket file nobody listens on: exit 3, connection refused", async () => {
+    const path = join(scratch, "stale.sock");
+    // What a QEMU killed with SIGKILL leaves behind: the socket file, and nobody listening.
+    const listener = Bun.spawn(["socat", `UNIX-LISTEN:${path}`, "-"], { stdin: "pipe", stdout: "ignore" });
+    while (!existsSync(path)) await Bun.sleep(10);
+    listener.kill("SIGKILL");
+    await listener.exited;
+    expect(lstatSync(path).isSocket()).toBe(true);
+    const result = await qmpctl(["-s", `unix:${path},server=on,wait=off`, "exec", "query-status"]);
+    expect(result.code).toBe(3);
+    expect(result.stdout).toBe("");
+    expect(result.stderr).toMatch(
+      new RegExp(`^qmpctl: cannot connect to unix:${path},server=on,wait=off: connection refused.*\\n$`),
+    );
+  });
+
+  test("a TCP port nobody listens on: exit 3, connection refused", async () => {
+    const port = freePort();
+    const result = await qmpctl(["-s", `127.0.0.1:${port}`, "exec", "query-status"]);
+    expect(result.code).toBe(3);
+    expect(result.stderr).toMatch(
+      new RegExp(`^qmpctl: cannot connect to 127\\.0\\.0\\.1:${port}: connection refused.*\\n$`),
+    );
+  });
+
+  // Tests run as root, who may open any socket: run the binary as nobody.
+  const nobody = 65534;
+  const canRunAsNobody =
+    Bun.spawnSync(["setpriv", `--reuid=${nobody}`, `--regid=${nobody}`, "--clear-groups", "--", "test", "-x", QMPCTL])
+      .exitCode === 0;
+  test.skipIf(!canRunAsNobody)("permission denied (run as nobody): exit 3 naming the address", async () => {
+    chmodSync(qemu.dir, 0o755); // so that the socket's own mode (srwxr-xr-x, no write for others) is what refuses
+    const result = await qmpctl(["-s", qemu.socket, "exec", "query-status"], { runAs: nobody });
+    expect(result).toEqual(expect.objectContaining({
+      code: 3,
+      stdout: "",
+      stderr: `qmpctl: cannot connect to ${qemu.socket}: permission denied (EACCES)\n`,
+    }));
+  });
+
+  test("a second client while the first holds the monitor: exit 3 within --connect-timeout, saying why", async () => {
+    const holder = await QmpClient.connect(qemu.socket, { connectTimeout: 5000 });
+    try {
+      const result = await qmpctl(["-s", qemu.socket, "--connect-timeout", "1s", "exec", "query-status"]);
+      expect(result).toEqual(expect.objectContaining({
+        code: 3,
+        stdout: "",
+        stderr: `qmpctl: no QMP greeting from ${qemu.socket} within 1s: ` +
+          "another client may hold the monitor (QEMU serves one client at a time)\n",
+      }));
+      expect(result.ms).toBeLessThan(5000); // the 1 s bound, not the 10 s default
+    } finally {
+      await holder.close();
+    }
+    expect(await qmpctl(["-s", qemu.socket, "exec", "query-status"])).toEqual(ok()); // free again
+  });
+
+  test("--timeout shorter than --connect-timeout while the monitor is held: exit 124", async () => {
+    const holder = await QmpClient.connect(qemu.socket, { connectTimeout: 5000 });
+    try {
+      const result = await qmpctl(["-s", qemu.socket, "--timeout", "500ms", "exec", "query-status"]);
+      expect(result).toMatchObject({ code: 124, stdout: "" });
+      expect(result.stderr).toStartWith("qmpctl: timed out ");
+      expect(result.stderr).toContain(qemu.socket);
+      expect(result.stderr).toEndWith(" (--timeout 500ms)\n");
+      expect(result.stderr.split("\n")).toHaveLength(2); // one line
+    } finally {
+      await holder.close();
+    }
+  });
+
+  test("SIGINT while waiting for the greeting (long --connect-timeout): exit 130 promptly", async () => {
+    const holder = await QmpClient.connect(qemu.socket, { connectTimeout: 5000 });
+    try {
+      const running = startQmpctl(["-s", qemu.socket, "--connect-timeout", "60s", "exec", "query-status"]);
+      await Bun.sleep(1000);
+      const sent = performance.now();
+      running.child.kill("SIGINT");
+      const result = await running.result;
+      expect(result).toMatchObject({ code: 130, signal: null, stdout: "" });
+      expect(performance.now() - sent).toBeLessThan(2000);
+    } finally {
+      await holder.close();
+    }
+  });
+});
+
+describe("when QEMU goes away (a throwaway QEMU each)", () => {
+  test("exec quit: QEMU answers, then closes; qmpctl prints {} and exits 0", async () => {
+    const doomed = await startQemu();
+    try {
+      const result = await qmpctl(["-s", doomed.socket, "exec", "quit"]);
+      expect(result).toEqual(expect.objectContaining({ code: 0, stdout: "{}\n", stderr: "" }));
+      expect(await doomed.process.exited).toBe(0);
+    } finally {
+      await doomed.stop();
+    }
+  });
+
+  test("QEMU killed while qmpctl waits for a reply: exit 3, the connection was lost", async () => {
+    const doomed = await startQemu();
+    try {
+      // `logfile` opens a FIFO nobody reads, which blocks QEMU: the reply never comes.
+      const fifo = join(doomed.dir, "fifo");
+      expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+      const running = startQmpctl(["-s", doomed.socket, "hmp", `logfile ${fifo}`]);
+      await Bun.sleep(1000);
+      doomed.process.kill("SIGKILL");
+      const result = await running.result;
+      expect(result).toMatchObject({ code: 3, signal: null, stdout: "" });
+      expect(result.stderr).toStartWith(`qmpctl: ${doomed.socket} closed the connection`);
+      expect(result.stderr).toContain("human-monitor-command");
+      expect(result.stderr.split("\n")).toHaveLength(2);
+    } finally {
+      await doomed.stop();
+    }
+  });
+
+  test("QEMU killed while qmpctl waits for the greeting: exit 3", async () => {
+    const doomed = await startQemu();
+    const holder = await QmpClient.connect(doomed.socket, { connectTimeout: 5000 });
+    try {
+      const running = startQmpctl(["-s", doomed.socket, "exec", "query-status"]);
+      await Bun.sleep(1000);
+      doomed.process.kill("SIGKILL");
+      const result = await running.result;
+      expect(result).toMatchObject({ code: 3, signal: null, stdout: "" });
+      expect(result.stderr).toStartWith(`qmpctl: ${doomed.socket} closed the connection before its QMP greeting`);
+      expect(result.ms).toBeLessThan(5000); // not the 10 s connect timeout
+    } finally {
+      await holder.close();
+      await doomed.stop();
+    }
+  });
+});

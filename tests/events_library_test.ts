@@ -1,0 +1,115 @@
+/** QmpClient's events against fake servers: backpressure to the socket, waitForEvent, limits. */
+import { afterEach, describe, expect, test } from "bun:test";
+import { QmpClient } from "../lib/client.ts";
+import { DisconnectedError, TimeoutError } from "../lib/errors.ts";
+import { type FakeConnection, type FakeServer, fakeServer } from "./helpers/fake_server.ts";
+import { floodEvent, floodServer } from "./helpers/flood_server.ts";
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0)) await cleanup();
+});
+
+async function connectTo(path: string): Promise<QmpClient> {
+  const client = await QmpClient.connect(path, { connectTimeout: 5000 });
+  cleanups.push(() => client.close());
+  return client;
+}
+
+function serve(script: (connection: FakeConnection) => Promise<void> | void): FakeServer {
+  const server = fakeServer(script);
+  cleanups.push(() => server.stop());
+  return server;
+}
+
+const stopEvent = (seconds: number) => ({ timestamp: { seconds, microseconds: 0 }, event: "STOP" });
+
+describe("backpressure", () => {
+  test("a subscriber that does not read stops the reading: the server keeps the backlog", async () => {
+    const total = 100_000; // ~6.5 MB
+    const server = floodServer(total);
+    cleanups.push(server.stop);
+    const client = await connectTo(server.path);
+    const events = client.events(); // never read, for now
+    await Bun.sleep(500);
+    // The kernel's socket buffers and one queue of 1024 events, not 6.5 MB.
+    expect(events.queued).toBeLessThan(5000);
+    expect(server.accepted).toBeLessThan(1_500_000);
+
+    // A command's reply behind the backlog still comes: reading resumes while it is awaited.
+    const reply = await client.execute("query-status", undefined, { signal: AbortSignal.timeout(10_000) });
+    expect(reply).toBe("after the events");
+
+    // Every event was kept, in order.
+    let next = 0;
+    for (let batch; next < total && (batch = await events.nextBatch()).length > 0;) {
+      for (const event of batch) expect(event).toEqual(floodEvent(next++));
+    }
+    expect(next).toBe(total);
+  });
+
+  test("a slow reader gets every event, the queue staying near the high-water mark", async () => {
+    const total = 20_000;
+    const server = floodServer(total);
+    cleanups.push(server.stop);
+    const client = await connectTo(server.path);
+    const events = client.events({}, { highWaterMark: 100 });
+    let next = 0, maxQueued = 0;
+    while (next < total) {
+      maxQueued = Math.max(maxQueued, events.queued);
+      const batch = await events.nextBatch(50);
+      if (batch.length === 0) break;
+      for (const event of batch) expect(event).toEqual(floodEvent(next++));
+      if (next % 2000 === 0) await Bun.sleep(1);
+    }
+    // Over the mark by at most what one read of the socket holds.
+    expect(maxQueued).toBeLessThan(100 + 5000);
+    expect(server.backlog).toBe(0);
+  });
+
+  test("a full subscriber that has ended no longer holds up the socket", async () => {
+    const total = 30_000;
+    const server = floodServer(total);
+    cleanups.push(server.stop);
+    const client = await connectTo(server.path);
+    const first = client.events({}, { highWaterMark: 10, limit: 10 });
+    const all = client.events({}, { highWaterMark: Infinity });
+    let count = 0;
+    for (let batch; count < total && (batch = await all.nextBatch()).length > 0;) count += batch.length;
+    expect(count).toBe(total);
+    expect(first.queued).toBe(10);
+  });
+});
+
+describe("waitForEvent", () => {
+  test("called before the command, it gets the event QEMU sends before the reply", async () => {
+    const server = serve(async (c) => {
+      await c.handshake();
+      const request = await c.nextRequest();
+      c.sendJson(stopEvent(7));
+      c.reply(request, {});
+    });
+    const client = await connectTo(server.path);
+    const stopped = client.waitForEvent({ names: ["STOP"] }, { signal: AbortSignal.timeout(5000) });
+    expect(await client.execute("stop")).toEqual({});
+    expect(await stopped).toEqual(stopEvent(7));
+  });
+
+  test("the connection ending first is a DisconnectedError; a timeout is a TimeoutError", async () => {
+    const server = serve(async (c) => {
+      await c.handshake();
+      await Bun.sleep(50);
+      c.sendJson({ event: "RESUME", timestamp: { seconds: 1, microseconds: 0 } });
+      c.close();
+    });
+    const client = await connectTo(server.path);
+    const error = await client.waitForEvent({ names: ["STOP"] }).catch((e) => e);
+    expect(error).toBeInstanceOf(DisconnectedError);
+    expect(error.message).toContain("ended before event STOP");
+
+    const silent = serve((c) => c.handshake());
+    const other = await connectTo(silent.path);
+    const timeout = await other.waitForEvent({ names: ["STOP"] }, { signal: AbortSignal.timeout(50) }).catch((e) => e);
+    expect(timeout).toBeInstanceOf(TimeoutError);
+  });
+});

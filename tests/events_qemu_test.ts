@@ -1,0 +1,196 @@
+/**
+ * `wait-event`, `events` and `exec --wait-event` against a real QEMU. qmpctl
+ * listens on one monitor while the test drives QEMU on another; QEMU sends
+ * every event to every monitor, so the test's own client sees the very event
+ * (same timestamp) that qmpctl must print.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { EventSubscription, QmpEvent } from "../lib/events.ts";
+import { qmpctl } from "./helpers/cli.ts";
+import { startListener } from "./helpers/listener.ts";
+import { startQemu, type TestQemu } from "./helpers/qemu.ts";
+
+const line = (event: QmpEvent) => JSON.stringify(event) + "\n";
+
+/** The next `count` events the control monitor sees. */
+async function seen(events: EventSubscription, count = 1): Promise<QmpEvent[]> {
+  const out: QmpEvent[] = [];
+  while (out.length < count) out.push(...await events.nextBatch(count - out.length));
+  return out;
+}
+
+describe("on a running QEMU (-machine none)", () => {
+  let qemu: TestQemu;
+  let events: EventSubscription; // what the control monitor sees
+  beforeAll(async () => {
+    qemu = await startQemu();
+    await qemu.control.execute("query-status"); // after the RESUME of QEMU's start
+    events = qemu.control.events({ names: ["STOP", "RESUME"] });
+  });
+  afterEach(async () => { // running again, and the events the test did not look at forgotten
+    if ((await qemu.control.execute("query-status") as { running: boolean }).running === false) {
+      await qemu.control.execute("cont"); // QEMU sends RESUME before this reply
+    }
+    while (events.queued > 0) await events.nextBatch();
+  });
+  afterAll(() => qemu?.stop());
+
+  /** Run `action` once qmpctl listens. */
+  async function listenWhile(args: string[], action: () => Promise<unknown>) {
+    const listener = startListener(["-s", qemu.socket, ...args]);
+    await listener.ready;
+    await action();
+    return listener.result;
+  }
+
+  test("wait-event STOP prints the STOP that the other monitor's stop causes, as QEMU sent it", async () => {
+    const result = await listenWhile(["wait-event", "STOP", "--timeout", "10s"], () => qemu.control.execute("stop"));
+    const [stop] = await seen(events);
+    expect(stop.event).toBe("STOP");
+    expect(result).toMatchObject({ code: 0, stdout: line(stop), stderr: "" });
+  });
+
+  test("exec stop --wait-event STOP catches the event QEMU sends before its reply, 100 times out of 100", async () => {
+    const failures: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      const result = await qmpctl(["-s", qemu.socket, "exec", "stop", "--wait-event", "STOP", "--timeout", "5s"]);
+      const [stop] = await seen(events);
+      if (result.code !== 0 || result.stdout !== "{}\n" + line(stop)) failures.push(JSON.stringify(result));
+      await qemu.control.execute("cont");
+      await seen(events);
+    }
+    expect(failures).toEqual([]);
+  }, 60_000);
+
+  test("--count 2 prints STOP then RESUME, each as it comes", async () => {
+    const result = await listenWhile(["wait-event", "STOP", "RESUME", "--count", "2", "--timeout", "10s"], async () => {
+      await qemu.control.execute("stop");
+      await qemu.control.execute("cont");
+    });
+    const [stop, resume] = await seen(events, 2);
+    expect([stop.event, resume.event]).toEqual(["STOP", "RESUME"]);
+    expect(result).toMatchObject({ code: 0, stdout: line(stop) + line(resume), stderr: "" });
+  });
+
+  test("several names: the first of them that comes ends the wait", async () => {
+    const result = await listenWhile(
+      ["wait-event", "RESET", "RESUME", "STOP", "--timeout", "10s"],
+      () => qemu.control.execute("stop"),
+    );
+    const [stop] = await seen(events);
+    expect(result).toMatchObject({ code: 0, stdout: line(stop), stderr: "" });
+  });
+
+  test("events --timeout prints every event for that long, then exits 0", async () => {
+    const result = await listenWhile(["events", "--timeout", "1500ms"], async () => {
+      await qemu.control.execute("stop");
+      await qemu.control.execute("cont");
+    });
+    const [stop, resume] = await seen(events, 2);
+    expect(result).toMatchObject({ code: 0, stdout: line(stop) + line(resume), stderr: "" });
+  });
+
+  test("an event name QEMU does not know is a usage error at once, naming the closest", async () => {
+    const result = await qmpctl(["-s", qemu.socket, "wait-event", "STPO", "--timeout", "20s"]);
+    expect(result).toMatchObject({ code: 2, stdout: "" });
+    expect(result.stderr).toContain("STOP");
+    expect(result.ms).toBeLessThan(5000);
+    expect(await qmpctl(["-s", qemu.socket, "events", "STPO", "--timeout", "20s"])).toMatchObject({ code: 2 });
+    const exec = await qmpctl(["-s", qemu.socket, "exec", "stop", "--wait-event", "STPO", "--timeout", "20s"]);
+    expect(exec).toMatchObject({ code: 2, stdout: "" });
+    expect((await qemu.control.execute("query-status") as { running: boolean }).running).toBe(true); // not sent
+  });
+
+  test("SIGINT while waiting exits 130 quietly", async () => {
+    const listener = startListener(["-s", qemu.socket, "wait-event", "SHUTDOWN"]);
+    await listener.ready;
+    listener.child.kill("SIGINT");
+    expect(await listener.result).toMatchObject({ code: 130, stdout: "", stderr: "" });
+  });
+});
+
+describe("on a paused PC (-machine pc -S)", () => {
+  let qemu: TestQemu;
+  let dir: string;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "qmpctl-events-"));
+    // Two more monitors, for listeners that watch QEMU quit.
+    qemu = await startQemu({
+      machine: "pc",
+      extraArgs: ["-qmp", `unix:${dir}/m3.sock,server=on,wait=off`, "-qmp", `unix:${dir}/m4.sock,server=on,wait=off`],
+    });
+  });
+  afterAll(async () => {
+    await qemu?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function listenWhile(args: string[], action: () => Promise<unknown>) {
+    const listener = startListener(["-s", qemu.socket, ...args]);
+    await listener.ready;
+    await action();
+    return listener.result;
+  }
+
+  test("system_reset → RESET with --match reason=host-qmp-system-reset", async () => {
+    const resets = qemu.control.events({ names: ["RESET"] });
+    const result = await listenWhile(
+      ["wait-event", "RESET", "--match", "reason=host-qmp-system-reset", "--match", "guest=false", "--timeout", "10s"],
+      () => qemu.control.execute("system_reset"),
+    );
+    const [reset] = await seen(resets);
+    resets.close();
+    expect(reset.data).toEqual({ guest: false, reason: "host-qmp-system-reset" });
+    expect(result).toMatchObject({ code: 0, stdout: line(reset), stderr: "" });
+  });
+
+  test("a --match that excludes the event that comes: 124 when the timeout runs out, saying what was awaited", async () => {
+    const result = await listenWhile(
+      ["wait-event", "RESET", "--match", "reason=guest-reset", "--timeout", "2s"],
+      () => qemu.control.execute("system_reset"),
+    );
+    expect(result).toMatchObject({ code: 124, stdout: "" });
+    expect(result.stderr).toBe("qmpctl: timed out waiting for RESET with reason=guest-reset (--timeout 2s)\n");
+    expect(result.ms).toBeLessThan(10_000);
+  });
+
+  test("system_powerdown → POWERDOWN through the glob POWER*", async () => {
+    const powerdowns = qemu.control.events({ names: ["POWERDOWN"] });
+    const result = await listenWhile(
+      ["wait-event", "POWER*", "--timeout", "10s"],
+      () => qemu.control.execute("system_powerdown"),
+    );
+    const [powerdown] = await seen(powerdowns);
+    powerdowns.close();
+    expect(result).toMatchObject({ code: 0, stdout: line(powerdown), stderr: "" });
+  });
+
+  test("quit: exec quit --wait-event SHUTDOWN and wait-event SHUTDOWN print it; a wait for STOP ends with 3", async () => {
+    const shutdownWaiter = startListener(["-s", `${dir}/m4.sock`, "wait-event", "SHUTDOWN", "--timeout", "10s"]);
+    const stopWaiter = startListener(["-s", `${dir}/m3.sock`, "wait-event", "STOP", "--timeout", "10s"]);
+    await Promise.all([shutdownWaiter.ready, stopWaiter.ready]);
+    const exec = await qmpctl(["-s", qemu.socket, "exec", "quit", "--wait-event", "SHUTDOWN", "--timeout", "10s"]);
+    const shutdown = { event: "SHUTDOWN", data: { guest: false, reason: "host-qmp-quit" } };
+    const [event] = exec.stdout.split("\n").slice(1).map((l) => JSON.parse(l || "null"));
+    expect(event).toMatchObject(shutdown);
+    expect(exec).toMatchObject({ code: 0, stdout: `{}\n${line(event)}`, stderr: "" });
+    expect(await shutdownWaiter.result).toMatchObject({ code: 0, stdout: line(event), stderr: "" });
+    expect(await stopWaiter.result).toMatchObject({
+      code: 3,
+      stdout: "",
+      stderr: `qmpctl: ${dir}/m3.sock closed the connection while waiting for STOP\n`,
+    });
+  });
+});
+
+test("plain exec quit succeeds although QEMU closes the connection right after", async () => {
+  const qemu = await startQemu();
+  try {
+    expect(await qmpctl(["-s", qemu.socket, "exec", "quit"])).toMatchObject({ code: 0, stdout: "{}\n", stderr: "" });
+  } finally {
+    await qemu.stop();
+  }
+});

@@ -1,0 +1,376 @@
+/** The qmpctl binary against a scripted fake QMP server: the faults QEMU will not produce on demand. */
+import { afterEach, describe, expect, test } from "bun:test";
+import { qmpctl } from "./helpers/cli.ts";
+import { type FakeConnection, type FakeServer, fakeServer, QEMU_GREETING } from "./helpers/fake_server.ts";
+
+let servers: FakeServer[] = [];
+afterEach(() => {
+  for (const server of servers) server.stop();
+  servers = [];
+});
+
+function serve(script: (connection: FakeConnection) => Promise<void> | void): FakeServer {
+  const server = fakeServer(script);
+  servers.push(server);
+  return server;
+}
+
+/** Handshake, then answer the one command with `answer(request)`. */
+function answering(answer: (c: FakeConnection, request: Record<string, unknown>) => Promise<void> | void) {
+  return serve(async (c) => {
+    await c.handshake();
+    await answer(c, await c.nextRequest());
+  });
+}
+
+const exec = (server: FakeServer, ...args: string[]) => qmpctl(["-s", server.path, "exec", ...args]);
+
+describe("the greeting and negotiation", () => {
+  test("no greeting: exit 3 within --connect-timeout, saying another client may hold the monitor", async () => {
+    const server = serve(() => {});
+    const result = await qmpctl(["-s", server.path, "--connect-timeout", "500ms", "exec", "query-status"]);
+    expect(result).toMatchObject({
+      code: 3,
+      stdout: "",
+      stderr:
+        `qmpctl: no QMP greeting from ${server.path} within 500ms: another client may hold the monitor (QEMU serves one client at a time)\n`,
+    });
+    expect(result.ms).toBeLessThan(5000);
+    expect(server.requests).toEqual([]);
+  });
+
+  test("a garbage greeting: exit 3 with one line, nothing sent", async () => {
+    const server = serve((c) => c.send("220 smtp.example.org ESMTP\r\n"));
+    const result = await exec(server, "query-status");
+    expect(result).toMatchObject({ code: 3, stdout: "" });
+    expect(result.stderr).toMatch(/^qmpctl: .*expected a JSON object, got '2'\n$/);
+    expect(server.requests).toEqual([]);
+  });
+
+  test("a JSON greeting that is not QMP's: exit 3 naming the address", async () => {
+    const server = serve((c) => c.sendJson({ hello: 1 }));
+    const result = await exec(server, "query-status");
+    expect(result).toMatchObject({
+      code: 3,
+      stdout: "",
+      stderr: `qmpctl: ${server.path} did not send a QMP greeting: {"hello":1}\n`,
+    });
+  });
+
+  test("a v0.1 greeting works, and oob is not asked for", async () => {
+    const server = serve(async (c) => {
+      await c.handshake({ QMP: { version: { qemu: "0.12.50", package: "" }, capabilities: [] } });
+      const request = await c.nextRequest();
+      c.reply(request, { status: "running", running: true });
+    });
+    expect(await exec(server, "query-status")).toMatchObject({
+      code: 0,
+      stdout: '{"status":"running","running":true}\n',
+      stderr: "",
+    });
+    expect(server.requests[0]).toEqual({ execute: "qmp_capabilities", id: expect.anything() });
+  });
+
+  test("a close after the greeting, before negotiation is answered: exit 3, saying so", async () => {
+    const server = serve(async (c) => {
+      c.sendJson(QEMU_GREETING);
+      await c.nextRequest();
+      c.close();
+    });
+    expect(await exec(server, "query-status")).toMatchObject({
+      code: 3,
+      stdout: "",
+      stderr:
+        `qmpctl: ${server.path} closed the connection during capabilities negotiation before the reply to qmp_capabilities\n`,
+    });
+  });
+
+  test("a close right after the greeting: exit 3 with one line naming the address", async () => {
+    // Under Bun, a UNIX peer that closes before the client's connect has run
+    // may be reported as ECONNRESET by Bun.connect, the greeting unread.
+    const server = serve((c) => {
+      c.sendJson(QEMU_GREETING);
+      c.close();
+    });
+    const result = await exec(server, "query-status");
+    expect(result).toMatchObject({ code: 3, stdout: "" });
+    expect(result.stderr).toMatch(
+      new RegExp(
+        `^qmpctl: (${server.path} closed the connection during capabilities negotiation before the reply to qmp_capabilities|cannot connect to ${server.path}: connection reset by the peer \\(ECONNRESET\\))\n$`,
+      ),
+    );
+  });
+
+  test("negotiation refused: exit 3 with QEMU's reason", async () => {
+    const server = serve(async (c) => {
+      c.sendJson(QEMU_GREETING);
+      const request = await c.nextRequest();
+      c.sendJson({
+        error: { class: "CommandNotFound", desc: "Capabilities negotiation is already complete" },
+        id: request.id,
+      });
+    });
+    expect(await exec(server, "query-status")).toMatchObject({
+      code: 3,
+      stdout: "",
+      stderr:
+        `qmpctl: ${server.path} refused qmp_capabilities: CommandNotFound: Capabilities negotiation is already complete\n`,
+    });
+    expect(server.requests.map((r) => r.execute)).toEqual(["qmp_capabilities"]);
+  });
+});
+
+describe("replies", () => {
+  test("a close in the middle of the reply: exit 3, saying the connection was lost mid-message", async () => {
+    const server = answering((c) => {
+      c.send('{"return": {"status": "run');
+      c.close();
+    });
+    expect(await exec(server, "query-status")).toMatchObject({
+      code: 3,
+      stdout: "",
+      stderr:
+        `qmpctl: ${server.path} closed the connection in the middle of a message before the reply to query-status\n`,
+    });
+  });
+
+  test("a 20 MB reply is printed whole, byte for byte", async () => {
+    const value = Array.from({ length: 200_000 }, (_, i) => ({ i, name: `node-${i}-é😀`, pad: "x".repeat(60) }));
+    const expected = JSON.stringify(value) + "\n";
+    expect(expected.length).toBeGreaterThan(20_000_000);
+    const server = answering((c, request) => c.reply(request, value));
+    const result = await exec(server, "query-named-block-nodes");
+    expect(result.code).toBe(0);
+    expect(result.stderr).toBe("");
+    expect(result.stdout.length).toBe(expected.length);
+    expect(result.stdout === expected).toBe(true);
+  });
+
+  test("a 2 MB hmp text is printed byte for byte, CRLF made LF, nothing added", async () => {
+    const line = "0x0000000000000000-0x0000000000001000 0x0000000000001000 -rw é\r\n";
+    const text = line.repeat(2_000_000 / line.length) + "\r\nlast line without newline";
+    const server = answering((c, request) => c.reply(request, text));
+    const result = await qmpctl(["-s", server.path, "hmp", "info mem"]);
+    expect(result).toMatchObject({ code: 0, stderr: "" });
+    expect(result.stdout === text.replaceAll("\r\n", "\n")).toBe(true);
+    expect(server.requests[1]).toMatchObject({
+      execute: "human-monitor-command",
+      arguments: { "command-line": "info mem" },
+    });
+  });
+
+  test("a slow reply with --timeout: exit 124 well before the reply, stderr naming what was awaited", async () => {
+    const server = answering(async (c, request) => {
+      await Bun.sleep(5000);
+      c.reply(request, {});
+    });
+    const result = await qmpctl(["-s", server.path, "--timeout", "500ms", "exec", "query-status"]);
+    expect(result).toMatchObject({
+      code: 124,
+      stdout: "",
+      stderr: "qmpctl: timed out waiting for the reply to query-status (--timeout 500ms)\n",
+    });
+    expect(result.ms).toBeLessThan(4000);
+  });
+
+  test("a slow reply without --timeout: qmpctl waits and succeeds", async () => {
+    const server = answering(async (c, request) => {
+      await Bun.sleep(1500);
+      c.reply(request, { slow: true });
+    });
+    const result = await exec(server, "query-status");
+    expect(result).toMatchObject({ code: 0, stdout: '{"slow":true}\n', stderr: "" });
+    expect(result.ms).toBeGreaterThanOrEqual(1400);
+  });
+
+  test("5000 events before the reply: only the reply is printed", async () => {
+    const server = answering((c, request) => {
+      let text = "";
+      for (let i = 0; i < 5000; i++) {
+        text += JSON.stringify({ event: "BLOCK_JOB_READY", data: { i }, timestamp: { seconds: i, microseconds: 0 } });
+        text += "\r\n";
+      }
+      c.send(text);
+      c.reply(request, { done: 1 });
+    });
+    expect(await exec(server, "query-status")).toMatchObject({ code: 0, stdout: '{"done":1}\n', stderr: "" });
+  });
+
+  test("a reply without an id: exit 3, a protocol error", async () => {
+    const server = answering((c) => c.sendJson({ return: {} }));
+    expect(await exec(server, "query-status")).toMatchObject({
+      code: 3,
+      stdout: "",
+      stderr: 'qmpctl: received a reply without an id: {"return":{}}\n',
+    });
+  });
+
+  test("an error without an id: exit 1 with its class and description", async () => {
+    const server = answering((c) =>
+      c.sendJson({ error: { class: "GenericError", desc: "JSON parse error, stray '}'" } })
+    );
+    expect(await exec(server, "query-status")).toMatchObject({
+      code: 1,
+      stdout: "",
+      stderr: "qmpctl: GenericError: JSON parse error, stray '}'\n",
+    });
+  });
+
+  test("an error reply: exit 1; with --raw the whole error object on stdout, without qmpctl's id", async () => {
+    const error = { class: "DeviceNotFound", desc: "Device 'nope' not found", data: {} };
+    const server = serve(async (c) => {
+      for (let i = 0; i < 2; i++) {
+        await c.handshake();
+        c.sendJson({ error, id: (await c.nextRequest()).id });
+        await c.closed;
+      }
+    });
+    expect(await exec(server, "eject", "--args", '{"device": "nope"}')).toMatchObject({
+      code: 1,
+      stdout: "",
+      stderr: "qmpctl: DeviceNotFound: Device 'nope' not found\n",
+    });
+    expect(await exec(server, "eject", "--args", '{"device": "nope"}', "--raw")).toMatchObject({
+      code: 1,
+      stdout: JSON.stringify({ error }) + "\n",
+      stderr: "qmpctl: DeviceNotFound: Device 'nope' not found\n",
+    });
+  });
+
+  test("a reply with a wrong id first: it is dropped and the right one printed", async () => {
+    const server = answering((c, request) => {
+      c.sendJson({ return: "wrong", id: "someone-else" });
+      c.reply(request, "right");
+    });
+    expect(await exec(server, "query-status")).toMatchObject({ code: 0, stdout: '"right"\n', stderr: "" });
+  });
+
+  test("one byte per write, for the greeting and every reply", async () => {
+    const server = serve(async (c) => {
+      await c.sendSlowly(JSON.stringify(QEMU_GREETING) + "\r\n");
+      const negotiate = await c.nextRequest();
+      await c.sendSlowly(JSON.stringify({ return: {}, id: negotiate.id }) + "\r\n");
+      const request = await c.nextRequest();
+      await c.sendSlowly(JSON.stringify({ return: { name: "vm-é😀" }, id: request.id }) + "\r\n");
+    });
+    expect(await exec(server, "query-name")).toMatchObject({ code: 0, stdout: '{"name":"vm-é😀"}\n', stderr: "" });
+  });
+
+  test("invalid UTF-8 in a reply is printed as U+FFFD", async () => {
+    const server = answering((c, request) => {
+      const encoder = new TextEncoder();
+      c.send(
+        new Uint8Array([
+          ...encoder.encode('{"return": {"name": "a'),
+          0xc3,
+          0x28,
+          0xff,
+          ...encoder.encode(`b"}, "id": ${JSON.stringify(request.id)}}\r\n`),
+        ]),
+      );
+    });
+    expect(await exec(server, "query-name")).toMatchObject({
+      code: 0,
+      stdout: '{"name":"a\uFFFD(\uFFFDb"}\n',
+      stderr: "",
+    });
+  });
+
+  test("CRLF line ends and pretty=on replies over many lines", async () => {
+    const server = answering((c, request) => {
+      c.send(JSON.stringify({ return: { a: [1, "}\r\n"] }, id: request.id }, null, 4).replaceAll("\n", "\r\n"));
+      c.send("\r\n");
+    });
+    expect(await exec(server, "x", "--pretty")).toMatchObject({
+      code: 0,
+      stdout: '{\n  "a": [\n    1,\n    "}\\r\\n"\n  ]\n}\n',
+      stderr: "",
+    });
+  });
+
+  test("a reply over the 64 MiB limit: exit 3, nothing printed", async () => {
+    const server = answering((c, request) => c.reply(request, "x".repeat(64 * 1024 * 1024)));
+    const result = await exec(server, "query-status");
+    expect(result).toMatchObject({
+      code: 3,
+      stdout: "",
+      stderr: "qmpctl: a message exceeded the limit of 67108864 bytes\n",
+    });
+  }, 20_000);
+
+  test("-v logs every message sent and received on stderr, one line each, marked with its direction", async () => {
+    const server = answering((c, request) => c.reply(request, { ok: true }));
+    const result = await qmpctl(["-s", server.path, "-v", "exec", "query-status"]);
+    expect(result).toMatchObject({ code: 0, stdout: '{"ok":true}\n' });
+    const [negotiate, request] = server.requests;
+    expect(result.stderr).toBe(
+      [
+        `< ${JSON.stringify(QEMU_GREETING)}`,
+        `> ${JSON.stringify(negotiate)}`,
+        `< ${JSON.stringify({ return: {}, id: negotiate.id })}`,
+        `> ${JSON.stringify(request)}`,
+        `< ${JSON.stringify({ return: { ok: true }, id: request.id })}`,
+        "",
+      ].join("\n"),
+    );
+  });
+});
+
+describe("arguments reach the server as built", () => {
+  /** Answers every command with {}, and query-qmp-schema as a server without it (before QEMU 2.5) does. */
+  function schemaless() {
+    return serve(async (c) => {
+      await c.handshake({
+        QMP: { version: { qemu: { major: 2, minor: 4, micro: 0 }, package: "" }, capabilities: [] },
+      });
+      for (;;) {
+        const request = await c.nextRequest();
+        if (request.execute !== "query-qmp-schema") c.reply(request, {});
+        else {c.sendJson({
+            error: { class: "CommandNotFound", desc: "The command query-qmp-schema has not been found" },
+            id: request.id,
+          });}
+      }
+    });
+  }
+  const sent = (server: FakeServer) => server.requests.filter((r) => r.execute !== "query-qmp-schema").at(-1);
+
+  test("KEY=VALUE words merged over --args; without a schema a value is JSON, else a string", async () => {
+    const server = schemaless();
+    const words = ["blockdev-add", "--args", '{"driver": "file", "read-only": false, "cache": {"direct": true}}'];
+    const result = await exec(server, ...words, "node-name=n0", "read-only=true", "cache.no-flush=false", "size:=4096");
+    expect(result).toMatchObject({ code: 0, stdout: "{}\n", stderr: "" });
+    expect(sent(server)).toMatchObject({
+      execute: "blockdev-add",
+      arguments: {
+        driver: "file",
+        "read-only": true,
+        cache: { direct: true, "no-flush": false },
+        "node-name": "n0",
+        size: 4096,
+      },
+    });
+  });
+
+  test("--args - reads the object from stdin, taken as typed ('0010' stays a string)", async () => {
+    const server = schemaless();
+    const piped = await qmpctl(["-s", server.path, "exec", "eject", "--args", "-", "force:=true"], {
+      stdin: '{"id": "0010"}',
+    });
+    expect(piped).toMatchObject({ code: 0, stdout: "{}\n", stderr: "" });
+    expect(sent(server)).toMatchObject({ execute: "eject", arguments: { id: "0010", force: true } });
+  });
+
+  test.each([
+    [["exec", "x", "noequals"], "qmpctl: 'noequals' is not KEY=VALUE\n"],
+    [["exec", "x", "a.=1"], "qmpctl: 'a.=1' has an empty part in its key\n"],
+    [["exec", "x", "a.b=2", "a=1"], "qmpctl: 'a=1' sets a to a value, but 'a.b=2' put keys inside it\n"],
+    [["exec", "x", "--args", "{}", "--args", "{}"], "qmpctl: --args given twice\n"],
+    [["--connect-timeout", "1y", "exec", "x"], expect.stringMatching(/^qmpctl: --connect-timeout '1y' is not/)],
+  ])("%p is a usage error and nothing is sent", async (args, stderr) => {
+    const server = serve((c) => c.handshake());
+    expect(await qmpctl(["-s", server.path, ...args])).toMatchObject({ code: 2, stdout: "", stderr });
+    expect(server.connections).toBe(0);
+    expect(server.requests).toEqual([]);
+  });
+});

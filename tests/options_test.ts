@@ -1,0 +1,169 @@
+/** The command-line parser (cli/options.ts) and durations (cli/duration.ts). */
+import { describe, expect, test } from "bun:test";
+import { formatDuration, parseDuration } from "../cli/duration.ts";
+import { type OptionSpec, parseArgs, UsageError } from "../cli/options.ts";
+import { allOptions, GLOBAL_OPTIONS } from "../cli/registry.ts";
+
+const SPECS: OptionSpec[] = [
+  { name: "socket", short: "s", value: "ADDR", help: "" },
+  { name: "timeout", value: "DURATION", help: "" },
+  { name: "args", value: "JSON", help: "" },
+  { name: "match", value: "KEY=VALUE", repeatable: true, help: "" },
+  { name: "pretty", short: "p", help: "" },
+  { name: "verbose", short: "v", help: "" },
+  { name: "raw", help: "" },
+];
+
+const parse = (...argv: string[]) => {
+  const { words, options } = parseArgs(argv, SPECS);
+  return { words, options: Object.fromEntries(options) };
+};
+
+function usageError(run: () => unknown): string {
+  try {
+    run();
+  } catch (error) {
+    expect(error).toBeInstanceOf(UsageError);
+    expect((error as UsageError).code).toBe("USAGE");
+    return (error as Error).message;
+  }
+  throw new Error("no error");
+}
+
+describe("parseArgs", () => {
+  test("options before and after the command mean the same", () => {
+    const expected: ReturnType<typeof parse> = {
+      words: ["exec", "query-status"],
+      options: { socket: "vm1.qmp", pretty: true },
+    };
+    expect(parse("-s", "vm1.qmp", "--pretty", "exec", "query-status")).toEqual(expected);
+    expect(parse("exec", "query-status", "-s", "vm1.qmp", "--pretty")).toEqual(expected);
+    expect(parse("exec", "--pretty", "query-status", "--socket", "vm1.qmp")).toEqual(expected);
+  });
+
+  test("-- ends the options: everything after it is a word", () => {
+    expect(parse("-p", "hmp", "--", "-s", "--pretty", "--", "x")).toEqual({
+      words: ["hmp", "-s", "--pretty", "--", "x"],
+      options: { pretty: true },
+    });
+  });
+
+  test("--opt=value and --opt value; the value is taken as typed", () => {
+    expect(parse("--socket=unix:/a,server=on", "--timeout", "5s", '--args={"a":1}')).toEqual({
+      words: [],
+      options: { socket: "unix:/a,server=on", timeout: "5s", args: '{"a":1}' },
+    });
+    expect(parse("--args=")).toEqual({ words: [], options: { args: "" } });
+  });
+
+  test("--args - keeps '-' (stdin), and a value may start with a dash", () => {
+    expect(parse("exec", "eject", "--args", "-")).toEqual({ words: ["exec", "eject"], options: { args: "-" } });
+    expect(parse("--args", "--pretty")).toEqual({ words: [], options: { args: "--pretty" } });
+  });
+
+  test("a lone '-' is a word", () => {
+    expect(parse("exec", "-")).toEqual({ words: ["exec", "-"], options: {} });
+  });
+
+  test("--match id=0010 keeps the string 0010; a repeatable option collects every value", () => {
+    expect(parse("--match", "id=0010", "--match=data.x=1")).toEqual({
+      words: [],
+      options: { match: ["id=0010", "data.x=1"] },
+    });
+  });
+
+  test("combined short flags, and a short option's value attached or next", () => {
+    expect(parse("-pv", "exec")).toEqual({ words: ["exec"], options: { pretty: true, verbose: true } });
+    expect(parse("-pvs", "vm1.qmp")).toEqual({
+      words: [],
+      options: { pretty: true, verbose: true, socket: "vm1.qmp" },
+    });
+    expect(parse("-svm1.qmp", "-p")).toEqual({ words: [], options: { socket: "vm1.qmp", pretty: true } });
+    expect(parse("-ps/run/x")).toEqual({ words: [], options: { pretty: true, socket: "/run/x" } });
+  });
+
+  test("a flag given twice is still just set", () => {
+    expect(parse("-v", "--verbose")).toEqual({ words: [], options: { verbose: true } });
+  });
+
+  test.each([
+    [["-s", "a", "-s", "b"], "--socket given twice"],
+    [["-s", "a", "--socket=b"], "--socket given twice"],
+    [["--timeout", "1s", "exec", "--timeout", "2s"], "--timeout given twice"],
+    [["--nope"], "unknown option --nope"],
+    [["--nope=1"], "unknown option --nope"],
+    [["--Pretty"], "unknown option --Pretty"],
+    [["-x"], "unknown option -x"],
+    [["-px"], "unknown option -x"],
+    [["--pretty=yes"], "--pretty takes no value"],
+    [["exec", "--socket"], "--socket needs a value (ADDR)"],
+    [["exec", "-s"], "-s needs a value (ADDR)"],
+    [["-ps"], "-s needs a value (ADDR)"],
+  ])("%p is a usage error: %p", (argv, message) => {
+    expect(usageError(() => parseArgs(argv, SPECS))).toBe(message);
+  });
+});
+
+describe("the real option table", () => {
+  test("-s twice is a usage error", () => {
+    expect(usageError(() => parseArgs(["-s", "a", "exec", "x", "-s", "b"], allOptions()))).toBe(
+      "--socket given twice",
+    );
+  });
+
+  test("the global options of the contract are all there, with their short forms", () => {
+    const shortByName = Object.fromEntries(GLOBAL_OPTIONS.map((s) => [s.name, s.short]));
+    expect(shortByName).toMatchObject({ socket: "s", verbose: "v", help: "h" });
+    expect(Object.keys(shortByName)).toEqual(
+      expect.arrayContaining(["timeout", "connect-timeout", "pretty", "raw", "version"]),
+    );
+  });
+});
+
+describe("parseDuration", () => {
+  test.each([
+    ["500ms", 500],
+    ["30s", 30_000],
+    ["2m", 120_000],
+    ["1h", 3_600_000],
+    ["10", 10_000],
+    ["1.5", 1500],
+    ["1.5s", 1500],
+    [".5s", 500],
+    ["0", 0],
+    ["0s", 0],
+    ["0.1ms", 1], // a bound, however small, is never "no bound"
+    [" 3s ", 3000],
+  ])("%p is %p ms", (text, ms) => {
+    expect(parseDuration(text, "--timeout")).toBe(ms);
+  });
+
+  test.each(["", "s", "abc", "-1", "-1s", "1x", "1 s", "1e3", "1.", "1sec", "5min", "1,5s", "Infinity", "NaN"])(
+    "%p is not a duration",
+    (text) => {
+      expect(usageError(() => parseDuration(text, "--timeout"))).toBe(
+        `--timeout '${text}' is not a duration (like 500ms, 30s, 2m or a number of seconds)`,
+      );
+    },
+  );
+
+  test("a duration too long for a timer is an error naming the option", () => {
+    expect(usageError(() => parseDuration("9999999h", "--connect-timeout"))).toBe(
+      "--connect-timeout '9999999h' is too long",
+    );
+    expect(parseDuration(`${2 ** 31 - 1}ms`, "--timeout")).toBe(2 ** 31 - 1);
+  });
+});
+
+describe("formatDuration", () => {
+  test.each([
+    [500, "500ms"],
+    [1000, "1s"],
+    [1500, "1500ms"],
+    [90_000, "90s"],
+    [120_000, "2m"],
+    [7_200_000, "2h"],
+  ])("%p ms is written %p", (ms, text) => {
+    expect(formatDuration(ms)).toBe(text);
+  });
+});

@@ -1,0 +1,210 @@
+/** Typed exec, the schema cache, `commands` and `describe` against a fake QEMU serving a small schema. */
+import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import { readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { FakeServer } from "./helpers/fake_server.ts";
+import { qmpctl } from "./helpers/cli.ts";
+import { executed, freshCacheHome, schemaServer, SMALL_SCHEMA } from "./helpers/schema_fixture.ts";
+
+const servers: FakeServer[] = [];
+const homes: string[] = [];
+afterEach(() => servers.splice(0).forEach((s) => s.stop()));
+afterAll(() => homes.forEach((h) => rmSync(h, { recursive: true, force: true })));
+
+function setup(options: Parameters<typeof schemaServer>[0] = {}, home = freshCacheHome()) {
+  const server = schemaServer(options);
+  servers.push(server);
+  homes.push(home);
+  const run = (args: string[]) => qmpctl(["-s", server.path, ...args], { env: { XDG_CACHE_HOME: home } });
+  return { server, home, run };
+}
+
+/** The one cache entry's directory under `home`. */
+function entryDir(home: string): string {
+  const entries = readdirSync(join(home, "qmpctl"));
+  expect(entries).toHaveLength(1);
+  return join(home, "qmpctl", entries[0]);
+}
+
+describe("typed exec", () => {
+  test("values are typed by the schema before they are sent", async () => {
+    const { server, run } = setup();
+    const words = ["id=123", "mixed=on", "ref.driver=f", "list.0=a", "list.1=2", "extra=abc", "mode=off"];
+    const result = await run(["exec", "typed", ...words]);
+    expect(result).toMatchObject({ code: 0, stderr: "" });
+    expect(result.stdout).toBe(
+      '{"id":"123","mixed":true,"ref":{"driver":"f"},"list":["a","2"],"extra":"abc","mode":"off"}\n',
+    );
+    expect(executed(server)).toEqual(["query-target", "query-qmp-schema", "typed"]);
+  });
+
+  test.each([
+    [["exec", "query-status"]],
+    [["exec", "typed", "--args", '{"id": 1}']],
+    [["exec", "typed", 'id:="1"', "count:=2"]],
+  ])("%p needs no typing: no schema, not even query-target", async (args) => {
+    const { server, run } = setup();
+    expect((await run(args)).code).toBe(0);
+    expect(executed(server)).toEqual([args[1]]);
+  });
+
+  test.each([
+    [["idd=1"], "qmpctl: typed: unknown argument 'idd' (did you mean id?)"],
+    [["count=1"], "qmpctl: typed: missing argument 'id': expected str"],
+    [["id=1", "mode=quick"], "qmpctl: typed: 'mode=quick': expected one of fast, slow, off"],
+    [["id=1", "count=many"], "qmpctl: typed: 'count=many': expected int"],
+  ])("%p exits 2 and sends nothing but the schema fetch", async (words, message) => {
+    const { server, run } = setup();
+    const result = await run(["exec", "typed", ...words]);
+    expect(result).toMatchObject({ code: 2, stdout: "", stderr: message + "\n" });
+    expect(executed(server)).toEqual(["query-target", "query-qmp-schema"]);
+  });
+
+  test("an unknown command exits 2 with the closest names", async () => {
+    const { server, run } = setup();
+    const result = await run(["exec", "set_lnk", "name=x"]);
+    expect(result).toMatchObject({ code: 2, stderr: "qmpctl: unknown command 'set_lnk' (did you mean set_link?)\n" });
+    expect(executed(server)).not.toContain("set_lnk");
+  });
+
+  test("a QEMU without query-qmp-schema gets untyped values (JSON where it parses)", async () => {
+    const { server, run } = setup({ noSchema: true });
+    const result = await run(["exec", "typed", "id=123"]);
+    expect(result).toMatchObject({ code: 0, stdout: '{"id":123}\n' });
+    expect(executed(server)).toEqual(["query-target", "query-qmp-schema", "typed"]);
+  });
+});
+
+describe("the schema cache", () => {
+  test("the second call reads the cache: no second query-qmp-schema", async () => {
+    const { server, run } = setup();
+    await run(["exec", "set_link", "name=a", "up=no"]);
+    const second = await run(["exec", "set_link", "name=b", "up=yes"]);
+    expect(second.stdout).toBe('{"name":"b","up":true}\n');
+    expect(executed(server)).toEqual([
+      "query-target",
+      "query-qmp-schema",
+      "set_link",
+      "query-target",
+      "set_link",
+    ]);
+  });
+
+  test("directory 0700 and files 0600, one file per command beside the whole schema", async () => {
+    const { home, run } = setup();
+    await run(["exec", "set_link", "name=a", "up=no"]);
+    const entry = entryDir(home);
+    expect(statSync(join(home, "qmpctl")).mode & 0o777).toBe(0o700);
+    expect(statSync(entry).mode & 0o777).toBe(0o700);
+    expect(readdirSync(entry).sort()).toEqual(["commands", "names.json", "schema.json"]);
+    expect(readdirSync(join(entry, "commands")).sort()).toEqual([
+      "add-thing.json",
+      "query-status.json",
+      "set_link.json",
+      "typed.json",
+    ]);
+    for (const file of ["names.json", "schema.json", "commands/set_link.json"]) {
+      expect(statSync(join(entry, file)).mode & 0o777).toBe(0o600);
+    }
+  });
+
+  test.each([
+    ["garbage", "not json {"],
+    ["a truncated file", '{"format":2,"key":'],
+    ["another key", null],
+    ["a type it does not define", "drop-type"],
+  ])("a corrupt entry (%s) is refetched, then used again", async (_what, corruption) => {
+    const { server, home, run } = setup();
+    await run(["exec", "set_link", "name=a", "up=no"]);
+    const file = join(entryDir(home), "commands", "set_link.json");
+    const entry = JSON.parse(await Bun.file(file).text());
+    if (corruption === null) entry.key = '["7.2.0","other","x86_64"]';
+    if (corruption === "drop-type") delete entry.schema.types.bool;
+    writeFileSync(
+      file,
+      typeof corruption === "string" && corruption !== "drop-type" ? corruption : JSON.stringify(entry),
+    );
+    const second = await run(["exec", "set_link", "name=b", "up=on"]);
+    expect(second).toMatchObject({ code: 0, stdout: '{"name":"b","up":true}\n' });
+    await run(["exec", "set_link", "name=c", "up=on"]);
+    expect(executed(server).filter((n) => n === "query-qmp-schema")).toHaveLength(2);
+  });
+
+  test("another build of the same version (another package) gets its own entry", async () => {
+    const home = freshCacheHome();
+    const a = setup({ package: "build-a" }, home);
+    const b = setup({ package: "build-b" }, home);
+    await a.run(["exec", "set_link", "name=a", "up=no"]);
+    await b.run(["exec", "set_link", "name=a", "up=no"]);
+    expect(executed(b.server)).toContain("query-qmp-schema");
+    expect(readdirSync(join(home, "qmpctl")).sort()).toEqual([
+      expect.stringMatching(/^schema-7\.2\.0-build-a-x86_64-[0-9a-f]{8}$/),
+      expect.stringMatching(/^schema-7\.2\.0-build-b-x86_64-[0-9a-f]{8}$/),
+    ]);
+  });
+
+  test("a stale entry that does not know a command is refetched rather than failing it", async () => {
+    const home = freshCacheHome();
+    const old = setup({ schema: SMALL_SCHEMA.filter((e) => e.name !== "add-thing") }, home);
+    await old.run(["exec", "set_link", "name=a", "up=no"]);
+    const current = setup({}, home);
+    const result = await current.run(["exec", "add-thing", "driver=alpha", "size=1"]);
+    expect(result).toMatchObject({ code: 0, stdout: '{"driver":"alpha","size":1}\n' });
+    expect(executed(current.server)).toEqual(["query-target", "query-qmp-schema", "add-thing"]);
+  });
+
+  test("an unwritable cache directory costs a fetch per call, not a failure", async () => {
+    const { server, home, run } = setup();
+    writeFileSync(join(home, "qmpctl"), "a file where the directory should be");
+    expect((await run(["exec", "set_link", "name=a", "up=no"])).code).toBe(0);
+    expect((await run(["exec", "set_link", "name=a", "up=no"])).code).toBe(0);
+    expect(executed(server).filter((n) => n === "query-qmp-schema")).toHaveLength(2);
+  });
+});
+
+describe("commands and describe", () => {
+  test("commands: sorted names, a glob, and --long signatures", async () => {
+    const { run } = setup();
+    expect((await run(["commands"])).stdout).toBe('["add-thing","query-status","set_link","typed"]\n');
+    expect((await run(["commands", "s*"])).stdout).toBe('["set_link"]\n');
+    expect((await run(["commands", "t*", "--long"])).stdout).toBe(
+      JSON.stringify([{
+        name: "typed",
+        args:
+          "id=str [count=int] [ratio=number] [flag=bool] [mode=fast|slow|off] [ref={...}|str] [mixed=int|bool|[int]] " +
+          "[nullable=str|null] [list=[str]] [refs=[{...}]] [extra=any] [child={...}] [old=str]",
+        features: ["unstable"],
+      }]) + "\n",
+    );
+  });
+
+  test("describe prints one JSON line; an unknown name exits 2", async () => {
+    const { run } = setup();
+    expect((await run(["describe", "set_link"])).stdout).toBe(
+      '{"command":"set_link","arguments":{"name":"str","up":"bool"},"returns":{}}\n',
+    );
+    expect(await run(["describe", "STOPP"])).toMatchObject({
+      code: 2,
+      stdout: "",
+      stderr: "qmpctl: 'STOPP' is neither a command nor an event (did you mean STOP?)\n",
+    });
+  });
+});
+
+describe("event names are checked against the schema", () => {
+  test.each([
+    [["wait-event", "SHUTDWN"], "qmpctl: unknown event 'SHUTDWN' (did you mean SHUTDOWN?)"],
+    [["wait-event", "STOP", "BLOK_*"], "qmpctl: no event matches 'BLOK_*'"],
+    [["exec", "query-status", "--wait-event", "STOPP"], "qmpctl: unknown event 'STOPP' (did you mean STOP?)"],
+  ])("%p exits 2 before sending anything", async (args, message) => {
+    const { server, run } = setup();
+    expect(await run(args)).toMatchObject({ code: 2, stdout: "", stderr: message + "\n" });
+    expect(executed(server)).toEqual(["query-target", "query-qmp-schema"]);
+  });
+
+  test("a glob that matches a known event is accepted (then waited for)", async () => {
+    const { run } = setup();
+    const result = await run(["wait-event", "BLOCK_JOB_*", "--timeout", "300ms"]);
+    expect(result).toMatchObject({ code: 124, stdout: "" });
+  });
+});

@@ -1,0 +1,115 @@
+/** Typed arguments, checks before sending, the schema cache and describe against a real QEMU. */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { qmpctl } from "./helpers/cli.ts";
+import { startQemu, type TestQemu } from "./helpers/qemu.ts";
+import { freshCacheHome } from "./helpers/schema_fixture.ts";
+
+let qemu: TestQemu;
+const home = freshCacheHome(); // shared: the first test fills it
+beforeAll(async () => {
+  qemu = await startQemu();
+});
+afterAll(async () => {
+  await qemu?.stop();
+  rmSync(home, { recursive: true, force: true });
+});
+
+const run = (args: string[], cacheHome = home) =>
+  qmpctl(["-s", qemu.socket, "-v", ...args], { env: { XDG_CACHE_HOME: cacheHome } });
+
+/** The last line of stderr: qmpctl's own message after the -v log. */
+function lastLine(stderr: string): string {
+  return stderr.trimEnd().split("\n").at(-1)!;
+}
+
+/** The commands qmpctl sent, from its -v log. */
+function sent(stderr: string): string[] {
+  return stderr.split("\n").filter((l) => l.startsWith("> ")).map((l) => JSON.parse(l.slice(2)).execute);
+}
+
+describe("typed exec against QEMU", () => {
+  test("set_link name=123 up=false reaches QEMU as a string and a bool: DeviceNotFound, not a type error", async () => {
+    const result = await run(["exec", "set_link", "name=123", "up=false"]);
+    expect(result.code).toBe(1);
+    const request = result.stderr.split("\n").find((l) => l.includes('"execute":"set_link"'))!;
+    expect(JSON.parse(request.slice(2)).arguments).toEqual({ name: "123", up: false });
+    expect(lastLine(result.stderr)).toBe("qmpctl: DeviceNotFound: Device '123' not found");
+    expect(sent(result.stderr)).toEqual(["qmp_capabilities", "query-target", "query-qmp-schema", "set_link"]);
+  });
+
+  test("the second call uses the cache: no second query-qmp-schema", async () => {
+    const result = await run(["exec", "set_link", "name=123", "up=off"]);
+    expect(sent(result.stderr)).toEqual(["qmp_capabilities", "query-target", "set_link"]);
+  });
+
+  test("a corrupt cache entry is refetched", async () => {
+    const entry = join(home, "qmpctl", readdirSync(join(home, "qmpctl"))[0]);
+    writeFileSync(join(entry, "commands", "set_link.json"), "{ corrupt");
+    const result = await run(["exec", "set_link", "name=123", "up=off"]);
+    expect(sent(result.stderr)).toEqual(["qmp_capabilities", "query-target", "query-qmp-schema", "set_link"]);
+    expect(lastLine(result.stderr)).toBe("qmpctl: DeviceNotFound: Device '123' not found");
+  });
+
+  test("blockdev-add driver=null-co node-name=n0 size=4096 read-only=true types size from the null-co branch", async () => {
+    const result = await run(["exec", "blockdev-add", "driver=null-co", "node-name=n0", "size=4096", "read-only=true"]);
+    expect(result.stdout).toBe("{}\n");
+    expect(result.code).toBe(0);
+    try {
+      const nodes = await qemu.control.execute("query-named-block-nodes") as Record<string, unknown>[];
+      expect(nodes.find((n) => n["node-name"] === "n0")).toMatchObject({
+        drv: "null-co",
+        ro: true,
+        image: { "virtual-size": 4096 },
+      });
+    } finally {
+      await qemu.control.execute("blockdev-del", { "node-name": "n0" });
+    }
+  });
+
+  test("human-monitor-command command-line=info version", async () => {
+    const expected = await qemu.control.execute("human-monitor-command", { "command-line": "info version" });
+    const result = await run(["exec", "human-monitor-command", "command-line=info version"]);
+    expect(result).toMatchObject({ code: 0, stdout: JSON.stringify(expected) + "\n" });
+  });
+
+  test.each([
+    [["set_link", "nme=x", "up=false"], "set_link: unknown argument 'nme' (did you mean name?)"],
+    [["set_link", "name=x"], "set_link: missing argument 'up': expected bool (true/false, on/off, yes/no)"],
+    [
+      ["blockdev-add", "driver=null-co", "node-name=n1", "detect-zeroes=maybe"],
+      "blockdev-add: 'detect-zeroes=maybe': expected one of off, on, unmap",
+    ],
+    [["query-stauts", "x=1"], "unknown command 'query-stauts' (did you mean query-stats or query-status?)"],
+  ])("exec %p exits 2 and sends nothing", async (words, message) => {
+    const result = await run(["exec", ...words]);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe("");
+    expect(lastLine(result.stderr)).toBe(`qmpctl: ${message}`);
+    expect(sent(result.stderr)).not.toContain(words[0]);
+  });
+});
+
+test("a command QEMU does not find (no words to type) keeps exit 1 and gains the closest names", async () => {
+  const result = await run(["exec", "query-stauts"]);
+  expect(result.code).toBe(1);
+  expect(lastLine(result.stderr)).toBe(
+    "qmpctl: CommandNotFound: The command query-stauts has not been found (did you mean query-stats or query-status?)",
+  );
+});
+
+describe("introspection against QEMU", () => {
+  test("describe set_link and an event", async () => {
+    expect((await run(["describe", "set_link"])).stdout).toBe(
+      '{"command":"set_link","arguments":{"name":"str","up":"bool"},"returns":{}}\n',
+    );
+    const stop = await run(["describe", "STOP"]);
+    expect(stop.stdout).toBe('{"event":"STOP","data":{}}\n');
+  });
+
+  test("commands with a glob", async () => {
+    const result = await run(["commands", "query-stat*"]);
+    expect(result.stdout).toBe('["query-stats","query-stats-schemas","query-status"]\n');
+  });
+});

@@ -1,0 +1,149 @@
+/** Typing and checking KEY=VALUE words by a schema, without a server. */
+import { describe, expect, test } from "bun:test";
+import { ArgumentError } from "../lib/errors.ts";
+import { Schema } from "../lib/schema.ts";
+import { digestSchema } from "../lib/schema_digest.ts";
+import { typeArguments } from "../lib/schema_typing.ts";
+import { SMALL_SCHEMA } from "./helpers/schema_fixture.ts";
+
+const schema = new Schema(digestSchema(SMALL_SCHEMA));
+const typed = (words: string[], base?: Record<string, unknown>) =>
+  typeArguments(schema, "typed", ["id=x", ...words], base);
+const sent = (command: string, words: string[]) => JSON.stringify(typeArguments(schema, command, words));
+
+function errorOf(fn: () => unknown): ArgumentError {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ArgumentError);
+    return error as ArgumentError;
+  }
+  throw new Error("no error thrown");
+}
+
+describe("typeArguments: scalars", () => {
+  test("a str argument keeps its text: id=123 is the string 123", () => {
+    expect(sent("set_link", ["name=123", "up=false"])).toBe('{"name":"123","up":false}');
+    expect(typeArguments(schema, "typed", ["id=true"])).toEqual({ id: "true" });
+  });
+
+  test.each([["on", true], ["yes", true], ["true", true], ["off", false], ["no", false], ["false", false]])(
+    "bool accepts %p",
+    (text, value) => expect(typed([`flag=${text}`]).flag).toBe(value),
+  );
+
+  test("ints in JSON syntax and within int64/uint64, exactly beyond 2^53", () => {
+    expect(typed(["count=-5"]).count).toBe(-5);
+    expect(JSON.stringify(typed(["count=18446744073709551615"]))).toBe('{"id":"x","count":18446744073709551615}');
+    expect(errorOf(() => typed(["count=18446744073709551616"])).message).toBe(
+      "typed: 'count=18446744073709551616': expected int within int64/uint64",
+    );
+    expect(errorOf(() => typed(["count=0010"])).message).toBe("typed: 'count=0010': expected int within int64/uint64");
+    expect(errorOf(() => typed(["count=1.5"])).message).toBe("typed: 'count=1.5': expected int");
+  });
+
+  test("numbers in JSON syntax", () => {
+    expect(typed(["ratio=1.5e3"]).ratio).toBe(1500);
+    expect(errorOf(() => typed(["ratio=fast"])).message).toBe("typed: 'ratio=fast': expected number");
+  });
+
+  test("a bad bool names the accepted spellings", () => {
+    expect(errorOf(() => sent("set_link", ["name=n", "up=maybe"])).message).toBe(
+      "set_link: 'up=maybe': expected bool (true/false, on/off, yes/no)",
+    );
+  });
+
+  test("enums take their values only (off stays a string), and a bad one lists them", () => {
+    expect(typed(["mode=off"]).mode).toBe("off");
+    expect(errorOf(() => typed(["mode=fsat"])).message).toBe(
+      "typed: 'mode=fsat': expected one of fast, slow, off (did you mean fast?)",
+    );
+  });
+
+  test("any: JSON where it parses, else a string; dotted keys nest", () => {
+    expect(typed(["extra=123"]).extra).toBe(123);
+    expect(typed(["extra=abc"]).extra).toBe("abc");
+    expect(typed(["extra.a.b=[1]"]).extra).toEqual({ a: { b: [1] } });
+  });
+});
+
+describe("typeArguments: structure", () => {
+  test("alternate of object or str: the shape of the words picks the branch", () => {
+    expect(typed(["ref=node0"]).ref).toBe("node0");
+    expect(typed(["ref.driver=file", "ref.path=123"]).ref).toEqual({ driver: "file", path: "123" });
+    expect(typed(['ref={"driver":"file"}']).ref).toEqual({ driver: "file" });
+    expect(errorOf(() => typed(['ref={"path":"x"}'])).message).toBe(
+      `typed: 'ref={"path":"x"}': missing member 'ref.driver'`,
+    );
+  });
+
+  test("alternate of int, bool and [int]: JSON of a branch's type, or on/off for the bool", () => {
+    expect(typed(["mixed=5"]).mixed).toBe(5);
+    expect(typed(["mixed=on"]).mixed).toBe(true);
+    expect(typed(["mixed=[1,2]"]).mixed).toEqual([1, 2]);
+    expect(typed(["mixed.0=1", "mixed.1=2"]).mixed).toEqual([1, 2]);
+    expect(errorOf(() => typed(["mixed=x"])).message).toBe(
+      "typed: 'mixed=x': expected int, or bool (true/false, on/off, yes/no), or an array (JSON, or KEY.0=... KEY.1=...)",
+    );
+  });
+
+  test("alternate of str and null: null is null, anything else a string", () => {
+    expect(typed(["nullable=null"]).nullable).toBeNull();
+    expect(typed(["nullable=123"]).nullable).toBe("123");
+  });
+
+  test("arrays from KEY.N= words or JSON, items typed", () => {
+    expect(typed(["list.0=a", "list.1=123"]).list).toEqual(["a", "123"]);
+    expect(typed(['list=["a","b"]']).list).toEqual(["a", "b"]);
+    expect(typed(["refs.0.driver=a", "refs.1=" + JSON.stringify({ driver: "b" })]).refs).toEqual([
+      { driver: "a" },
+      { driver: "b" },
+    ]);
+    expect(errorOf(() => typed(["list=[1]"])).message).toBe("typed: 'list=[1]': at list.0: expected str");
+    expect(errorOf(() => typed(["list.1=a"])).message).toBe(
+      "typed: list is an array: number its items list.0, list.1, ... without gaps",
+    );
+  });
+
+  test("a recursive object type walks as deep as the words go", () => {
+    expect(typed(["child.name=a", "child.child.name=1"]).child).toEqual({ name: "a", child: { name: "1" } });
+    expect(errorOf(() => typed(["child.child.name=b"])).message).toBe(
+      "typed: missing argument 'child.name': expected str",
+    );
+  });
+
+  test("flat union: the tag picks the branch whatever the order of the words", () => {
+    expect(sent("add-thing", ["size=4096", "ro=on", "driver=alpha"])).toBe('{"size":4096,"ro":true,"driver":"alpha"}');
+    expect(sent("add-thing", ["driver=beta", "path=123"])).toBe('{"driver":"beta","path":"123"}');
+    expect(sent("add-thing", ["driver=gamma"])).toBe('{"driver":"gamma"}');
+    expect(errorOf(() => sent("add-thing", ["driver=beta", "size=1"])).message).toBe(
+      "add-thing: unknown argument 'size'",
+    );
+    expect(errorOf(() => sent("add-thing", ["size=1"])).message).toBe(
+      "add-thing: missing argument 'driver': expected one of alpha, beta, gamma",
+    );
+  });
+
+  test("--args and KEY:=JSON are sent as given, and count for mandatory arguments and tags", () => {
+    expect(typeArguments(schema, "typed", ["count=1"], { id: 5, bogus: true })).toEqual({
+      id: 5,
+      bogus: true,
+      count: 1,
+    });
+    expect(typed(['count:="many"', "whatever:=1"])).toEqual({ id: "x", count: "many", whatever: 1 });
+    expect(typeArguments(schema, "add-thing", ["size=1"], { driver: "alpha" })).toEqual({ driver: "alpha", size: 1 });
+  });
+});
+
+describe("typeArguments: errors name the problem and the closest names", () => {
+  test.each([
+    ["set_lnk", ["name=x"], "unknown command 'set_lnk' (did you mean set_link?)"],
+    ["typed", ["idd=1"], "typed: unknown argument 'idd' (did you mean id?)"],
+    ["typed", ["id=1", "ref.drive=x"], "typed: unknown argument 'ref.drive' (did you mean driver?)"],
+    ["typed", ["count=1"], "typed: missing argument 'id': expected str"],
+    ["set_link", ["name=x"], "set_link: missing argument 'up': expected bool (true/false, on/off, yes/no)"],
+    ["typed", ["id.x=1"], "typed: 'id.x=1': id is str, so nothing goes inside it"],
+  ])("%s %p", (command, words, message) => {
+    expect(errorOf(() => typeArguments(schema, command, words)).message).toBe(message);
+  });
+});

@@ -1,0 +1,176 @@
+/** The shell's pure parts: words, keys, the line editor, TAB, and HMP help parsing. */
+import { describe, expect, test } from "bun:test";
+import { applyCompletion, formatColumns, wordsBefore } from "../cli/shell/completion.ts";
+import { LineEditor } from "../cli/shell/editor.ts";
+import { parseHelpNames, parseInfoNames } from "../cli/shell/hmp_mode.ts";
+import { KeyParser } from "../cli/shell/keys.ts";
+import { scanWords, splitWords } from "../cli/shell/words.ts";
+import { ArgumentError } from "../lib/errors.ts";
+
+describe("splitWords", () => {
+  test("splits on blanks and drops quotes: single quotes literal, double quotes with backslash escapes", () => {
+    expect(splitWords("  human-monitor-command   command-line='info  status'  ")).toEqual([
+      "human-monitor-command",
+      "command-line=info  status",
+    ]);
+    expect(splitWords(String.raw`a="x \"y\" \\z" b='c\d' e:='{"f": 1}'`)).toEqual([
+      'a=x "y" \\z',
+      "b=c\\d",
+      'e:={"f": 1}',
+    ]);
+  });
+
+  test("an unterminated quote is an ArgumentError", () => {
+    expect(() => splitWords("set_password password='oops")).toThrow(ArgumentError);
+    expect(scanWords('a "b').open).toBe('"');
+  });
+});
+
+describe("wordsBefore", () => {
+  test("gives the words before the one being completed, and where it starts", () => {
+    expect(wordsBefore("blockdev-add driver=null-co no")).toEqual({
+      words: ["blockdev-add", "driver=null-co"],
+      word: "no",
+      start: 28,
+    });
+    expect(wordsBefore("query-status ")).toEqual({ words: ["query-status"], word: "", start: 13 });
+    expect(wordsBefore("")).toEqual({ words: [], word: "", start: 0 });
+  });
+});
+
+describe("applyCompletion", () => {
+  test("one candidate replaces the word, with a blank after a finished word but not after KEY= or KEY.", () => {
+    expect(applyCompletion("query-na", { start: 0, candidates: ["query-name"] })).toEqual({
+      kind: "replace",
+      count: 8,
+      text: "query-name ",
+    });
+    expect(applyCompletion("blockdev-add no", { start: 13, candidates: ["node-name="] })).toEqual({
+      kind: "replace",
+      count: 2,
+      text: "node-name=",
+    });
+    expect(applyCompletion("x fi", { start: 2, candidates: ["file."] })).toMatchObject({ text: "file." });
+  });
+
+  test("several extend to their common prefix, or are listed when it adds nothing; none do nothing", () => {
+    const candidates = ["query-stats", "query-stats-schemas", "query-status"];
+    expect(applyCompletion("query-sta", { start: 0, candidates })).toEqual({
+      kind: "replace",
+      count: 9,
+      text: "query-stat",
+    });
+    expect(applyCompletion("query-stat", { start: 0, candidates })).toEqual({ kind: "list", candidates });
+    expect(applyCompletion("nothing", { start: 0, candidates: [] })).toEqual({ kind: "none" });
+  });
+
+  test("formatColumns lays candidates out in columns that fit the width", () => {
+    expect(formatColumns(["a", "bbb", "cc", "d", "e"], 13)).toBe("a    bbb  cc\nd    e");
+    expect(formatColumns(["a", "bbb", "cc", "d", "e"], 12)).toBe("a    bbb\ncc   d\ne");
+    expect(formatColumns(["a-long-name"], 5)).toBe("a-long-name");
+  });
+});
+
+describe("KeyParser", () => {
+  test("reads text, control keys and escape sequences, even split across chunks", () => {
+    const parser = new KeyParser();
+    expect(parser.push("ab\t\x1b[A\x03\r")).toEqual([
+      { name: "text", text: "ab" },
+      { name: "tab" },
+      { name: "up" },
+      { name: "interrupt" },
+      { name: "enter" },
+    ]);
+    expect(parser.push("x\x1b[")).toEqual([{ name: "text", text: "x" }]);
+    expect(parser.push("3~\x1bOH\x1b[1;5D")).toEqual([{ name: "delete" }, { name: "home" }, { name: "word-left" }]);
+    expect(parser.push("a\r\nb")).toEqual([{ name: "text", text: "a" }, { name: "enter" }, {
+      name: "text",
+      text: "b",
+    }]);
+  });
+
+  test("decodes UTF-8 split across chunks", () => {
+    const parser = new KeyParser();
+    const bytes = new TextEncoder().encode("é");
+    expect(parser.push(bytes.slice(0, 1))).toEqual([]);
+    expect(parser.push(bytes.slice(1))).toEqual([{ name: "text", text: "é" }]);
+  });
+});
+
+describe("LineEditor", () => {
+  const type = (editor: LineEditor, text: string) => editor.key({ name: "text", text });
+
+  test("edits at the cursor: insert, move, delete, kill", () => {
+    const editor = new LineEditor([]);
+    type(editor, "query-name");
+    editor.key({ name: "home" });
+    type(editor, "x");
+    expect([editor.text, editor.cursor]).toEqual(["xquery-name", 1]);
+    editor.key({ name: "backspace" });
+    editor.key({ name: "word-right" });
+    editor.key({ name: "kill-word" });
+    expect(editor.text).toBe("");
+    type(editor, "a b c");
+    editor.key({ name: "left" });
+    editor.key({ name: "kill-end" });
+    expect(editor.text).toBe("a b ");
+    editor.key({ name: "word-left" });
+    expect(editor.beforeCursor).toBe("a ");
+    editor.key({ name: "kill-start" });
+    expect([editor.text, editor.cursor]).toEqual(["b ", 0]);
+    editor.key({ name: "delete" });
+    expect(editor.text).toBe(" ");
+  });
+
+  test("keeps characters whole: the cursor moves over an emoji as one", () => {
+    const editor = new LineEditor([]);
+    type(editor, "a😀b");
+    editor.key({ name: "left" });
+    editor.key({ name: "backspace" });
+    expect(editor.text).toBe("ab");
+  });
+
+  test("Ctrl-D is end of input only on an empty line; Enter, TAB and Ctrl-C are for the shell", () => {
+    const editor = new LineEditor([]);
+    expect(editor.key({ name: "eof" })).toBe("eof");
+    type(editor, "ab");
+    editor.key({ name: "home" });
+    expect(editor.key({ name: "eof" })).toBeUndefined();
+    expect(editor.text).toBe("b");
+    expect(editor.key({ name: "enter" })).toBe("submit");
+    expect(editor.key({ name: "tab" })).toBe("complete");
+    expect(editor.key({ name: "interrupt" })).toBe("interrupt");
+  });
+
+  test("Up and Down walk the history and come back to the line being typed; history may grow meanwhile", () => {
+    const history = ["one", "two"];
+    const editor = new LineEditor(history);
+    type(editor, "dra");
+    editor.key({ name: "up" });
+    expect(editor.text).toBe("two");
+    editor.key({ name: "up" });
+    editor.key({ name: "up" }); // nothing older
+    expect(editor.text).toBe("one");
+    editor.key({ name: "down" });
+    editor.key({ name: "down" });
+    expect(editor.text).toBe("dra");
+    history.push("three");
+    editor.reset();
+    editor.key({ name: "up" });
+    expect(editor.text).toBe("three");
+  });
+});
+
+describe("HMP help parsing", () => {
+  test("command names from help, long names only; info topics from info", () => {
+    const help = "announce_self [interfaces] [id] -- Trigger GARP/RARP announcements\n" +
+      "block_job_cancel [-f] device -- stop an active background block operation (use -f\n" +
+      "\t\t\t if you want to abort the operation immediately\n" +
+      "cont|c  -- resume emulation\n" +
+      "q|quit  -- quit the emulator\n";
+    expect(parseHelpNames(help)).toEqual(["announce_self", "block_job_cancel", "cont", "quit"]);
+    const info = "info balloon  -- show balloon information\n" +
+      "info block [-n] [-v] [device] -- show info of one block device or all block devices\n";
+    expect(parseInfoNames(info)).toEqual(["balloon", "block"]);
+  });
+});

@@ -1,0 +1,131 @@
+/** `qmpctl shell` with commands piped on stdin: one JSON line per command, and the exit status. */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { qmpctl } from "./helpers/cli.ts";
+import { fakeServer } from "./helpers/fake_server.ts";
+import { startQemu, type TestQemu } from "./helpers/qemu.ts";
+
+let qemu: TestQemu;
+let home: string;
+
+beforeAll(async () => {
+  qemu = await startQemu({ extraArgs: ["-name", "vm1"] });
+  home = mkdtempSync(join(tmpdir(), "qmpctl-shell-home-"));
+});
+afterAll(async () => {
+  await qemu?.stop();
+  rmSync(home, { recursive: true, force: true });
+});
+
+const shell = (stdin: string, args: string[] = []) =>
+  qmpctl(["shell", "-s", qemu.socket, ...args], {
+    stdin,
+    env: { XDG_STATE_HOME: join(home, "state"), XDG_CACHE_HOME: join(home, "cache") },
+  });
+
+describe("qmpctl shell with piped stdin", () => {
+  test("runs each line in order, skips blanks and comments, prints one JSON line each, exits 1 if any failed", async () => {
+    const input = [
+      "# check the VM",
+      "query-name",
+      "",
+      "   ",
+      "no-such-command",
+      '{"execute": "query-name"}',
+      "query-name oops",
+      "human-monitor-command command-line='info version'",
+      "{not json",
+    ].join("\n"); // the last line without its newline
+    const { code, stdout, stderr } = await shell(input);
+    const version = await qemu.control.execute("human-monitor-command", { "command-line": "info version" });
+    expect(stdout.split("\n")).toEqual([
+      '{"return":{"name":"vm1"}}',
+      '{"error":{"class":"CommandNotFound","desc":"The command no-such-command has not been found"}}',
+      '{"return":{"name":"vm1"}}',
+      `{"error":{"class":"ArgumentError","desc":"'oops' is not KEY=VALUE"}}`,
+      JSON.stringify({ return: version }),
+      expect.stringMatching(/^\{"error":\{"class":"ArgumentError","desc":"the line: invalid JSON .*"\}\}$/),
+      "",
+    ]);
+    expect(stderr).toBe("");
+    expect(code).toBe(1);
+  });
+
+  test("exits 0 when every line succeeded; the prompt, the banner and events stay out of stdout", async () => {
+    const { code, stdout, stderr } = await shell("stop\nquery-status\ncont\n");
+    expect(stdout).toBe(
+      '{"return":{}}\n{"return":{"status":"paused","singlestep":false,"running":false}}\n{"return":{}}\n',
+    );
+    expect(stderr).toBe("");
+    expect(code).toBe(0);
+  });
+
+  test("events on prints the events that come after it, as JSON lines", async () => {
+    const { code, stdout } = await shell("events on\nstop\ncont\nquery-name\n");
+    const lines = stdout.trim().split("\n").map((line) => JSON.parse(line));
+    // An event and the reply it came with may print in either order; each kind keeps its own.
+    expect(lines.filter((l) => l.event).map((l) => l.event)).toEqual(["STOP", "RESUME"]);
+    expect(lines.filter((l) => !l.event)).toEqual([{ return: {} }, { return: {} }, { return: { name: "vm1" } }]);
+    expect(code).toBe(0);
+  });
+
+  test("transaction( ... ) gives one result line; -p indents results", async () => {
+    await qemu.control.execute("blockdev-add", { "driver": "null-co", "node-name": "pipe0" });
+    const { code, stdout } = await shell(
+      "transaction(\nblock-dirty-bitmap-add node=pipe0 name=p1\nblock-dirty-bitmap-add node=pipe0 name=p2 )\n",
+      ["-p"],
+    );
+    expect(stdout).toBe('{\n  "return": {}\n}\n');
+    expect(code).toBe(0);
+    const nodes = await qemu.control.execute("query-named-block-nodes") as Record<string, unknown>[];
+    const node = nodes.find((n) => n["node-name"] === "pipe0") as { "dirty-bitmaps": { name: string }[] };
+    expect(node["dirty-bitmaps"].map((b) => b.name).sort()).toEqual(["p1", "p2"]);
+  });
+
+  test("input that ends inside a transaction sends nothing and exits 1", async () => {
+    const { code, stdout, stderr } = await shell("transaction(\nblock-dirty-bitmap-add node=pipe0 name=p9\n");
+    expect(stdout).toBe("");
+    expect(stderr).toBe("qmpctl: the input ended inside transaction( ... ): the transaction was not sent\n");
+    expect(code).toBe(1);
+  });
+
+  test("quit leaves before the lines after it; QEMU keeps running", async () => {
+    const { code, stdout } = await shell("query-name\nquit\nno-such-command\n");
+    expect(stdout).toBe('{"return":{"name":"vm1"}}\n');
+    expect(code).toBe(0);
+    expect(await qemu.control.execute("query-name")).toEqual({ name: "vm1" });
+  });
+
+  test("--hmp: each line's text as a JSON string; cpu N is local", async () => {
+    const { code, stdout } = await shell("info status\ncpu 3\nhelp info\n", ["--hmp"]);
+    const lines = stdout.trim().split("\n").map((line) => JSON.parse(line));
+    expect(lines[0]).toEqual({ return: "VM status: running\n" });
+    expect(lines[1].error.class).toBe("GenericError"); // -machine none has no CPU 3
+    expect(lines[2].return).toStartWith("info ");
+    expect(code).toBe(1);
+  });
+});
+
+describe("qmpctl shell with piped stdin, when the connection is lost", () => {
+  test("prints what ran before, says so and exits 3", async () => {
+    const server = fakeServer(async (connection) => {
+      await connection.handshake();
+      connection.reply(await connection.nextRequest(), {}); // query-name: no name
+      connection.reply(await connection.nextRequest(), { status: "running", running: true });
+      await connection.nextRequest();
+      connection.close();
+    });
+    try {
+      const { code, stdout, stderr } = await qmpctl(["shell", "-s", server.path], {
+        stdin: "query-status\nstop\nquery-status\n",
+      });
+      expect(stdout).toBe('{"return":{"status":"running","running":true}}\n');
+      expect(stderr).toBe(`qmpctl: ${server.path} closed the connection before the reply to stop\n`);
+      expect(code).toBe(3);
+    } finally {
+      server.stop();
+    }
+  });
+});

@@ -1,0 +1,310 @@
+/**
+ * `qmpctl shell` on a real pseudo-terminal (tmux) against a real QEMU named
+ * vm1: what a person at the terminal sees.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { QMPCTL } from "./helpers/cli.ts";
+import { startQemu, type TestQemu } from "./helpers/qemu.ts";
+import { startTerminal, type TerminalSession } from "./helpers/terminal.ts";
+
+let qemu: TestQemu;
+let home: string;
+const PROMPT = "(vm1)"; // "(vm1) " on the screen, which drops blanks at the ends of rows
+
+beforeAll(async () => {
+  qemu = await startQemu({ extraArgs: ["-name", "vm1"] });
+  home = mkdtempSync(join(tmpdir(), "qmpctl-shell-home-"));
+});
+afterAll(async () => {
+  await qemu?.stop();
+  rmSync(home, { recursive: true, force: true });
+});
+
+const ENV = () => ({ XDG_STATE_HOME: join(home, "state"), XDG_CACHE_HOME: join(home, "cache"), HOME: home });
+
+/** A shell on `qemu.socket`, its prompt shown; closed (and QEMU's monitor freed) by `use`. */
+async function use(args: string[], body: (t: TerminalSession) => Promise<void>, columns?: number): Promise<void> {
+  const terminal = await startTerminal([QMPCTL, "shell", "-s", qemu.socket, ...args], { env: ENV(), columns });
+  try {
+    await terminal.waitForLastLine(PROMPT);
+    await body(terminal);
+  } finally {
+    await terminal.close();
+    await waitForMonitorFree();
+  }
+}
+
+/** QEMU serves one client per monitor: wait until it has seen the last shell go. */
+async function waitForMonitorFree(): Promise<void> {
+  const { QmpClient } = await import("../lib/mod.ts");
+  const probe = await QmpClient.connect(qemu.socket, { connectTimeout: 5000 });
+  await probe.close();
+}
+
+/** Type a line at the prompt (the last row), press Enter, and return that row and the `rows` (at least) below it. */
+async function enter(terminal: TerminalSession, line: string, rows = 1): Promise<string[]> {
+  const before = (await terminal.screen()).length;
+  await terminal.type(line);
+  await terminal.press("Enter");
+  const screen = await terminal.waitFor(
+    `${rows} row(s) of output after ${line} and a new prompt`,
+    (s) => s.length >= before + rows + 1 && s.at(-1) === PROMPT,
+  );
+  return screen.slice(before - 1, -1);
+}
+
+describe("qmpctl shell on a terminal", () => {
+  test("shows the VM's name as its prompt and a banner, and prints a command's return value as JSON", async () => {
+    await use([], async (terminal) => {
+      const screen = await terminal.screen();
+      expect(screen.slice(0, -1).join("")).toMatch( // the banner, which may wrap
+        /^Connected to QEMU \d+\.\d+\.\d+ at .*qmp\.sock \(QMP\); 'help' lists local commands\.$/,
+      );
+      expect(await terminal.cursor()).toEqual({ x: "(vm1) ".length, y: screen.length - 1 });
+      const status = JSON.stringify(await qemu.control.execute("query-status"));
+      expect(await enter(terminal, "query-status")).toEqual(["(vm1) query-status", status]);
+    });
+  });
+
+  test("TAB completes a command name: to the common prefix, then lists the candidates, then the one left", async () => {
+    await use([], async (terminal) => {
+      await terminal.type("query-sta");
+      await terminal.press("Tab");
+      await terminal.waitForLastLine("(vm1) query-stat"); // query-stats, query-stats-schemas, query-status
+      await terminal.press("Tab");
+      const screen = await terminal.waitFor("the candidates", (s) => s.length >= 3 && s.at(-1) === "(vm1) query-stat");
+      expect(screen.at(-2)!.split(/\s+/)).toEqual(["query-stats", "query-stats-schemas", "query-status"]);
+      await terminal.type("u");
+      await terminal.press("Tab");
+      await terminal.waitForLastLine("(vm1) query-status");
+      expect((await terminal.cursor()).x).toBe("(vm1) query-status ".length);
+      await terminal.press("Enter");
+      await terminal.waitFor("the status", (s) => s.at(-2)?.startsWith('{"status":') === true);
+    });
+  });
+
+  test("TAB completes argument names, enum values and union members from the schema; values are typed by it", async () => {
+    await use([], async (terminal) => {
+      await terminal.type("blockdev-add no");
+      await terminal.press("Tab");
+      await terminal.waitForLastLine("(vm1) blockdev-add node-name=");
+      await terminal.type("tab0 driver=null-c");
+      await terminal.press("Tab");
+      await terminal.waitForLastLine("(vm1) blockdev-add node-name=tab0 driver=null-co");
+      await terminal.type("si"); // a member of the null-co branch, known once driver= is given
+      await terminal.press("Tab");
+      await terminal.waitForLastLine("(vm1) blockdev-add node-name=tab0 driver=null-co size=");
+      // Typed by the schema: "4096" is an int, "123" a string (qmp-shell sent the number 123 and failed).
+      expect(await enter(terminal, "4096 read-only=on")).toEqual([
+        "(vm1) blockdev-add node-name=tab0 driver=null-co size=4096 read-only=on",
+        "{}",
+      ]);
+      expect(await enter(terminal, "block-dirty-bitmap-add node=tab0 name=123")).toEqual([
+        "(vm1) block-dirty-bitmap-add node=tab0 name=123",
+        "{}",
+      ]);
+      const nodes = await qemu.control.execute("query-named-block-nodes") as Record<string, unknown>[];
+      expect(nodes.find((n) => n["node-name"] === "tab0")).toMatchObject({
+        ro: true,
+        image: { "virtual-size": 4096 },
+        "dirty-bitmaps": [{ name: "123" }],
+      });
+      expect(await enter(terminal, "blockdev-add driver=null-co node-name=tab1 sise=1")).toEqual([
+        "(vm1) blockdev-add driver=null-co node-name=tab1 sise=1",
+        expect.stringMatching(/^ArgumentError: .*'sise'.*size/),
+      ]);
+    });
+  });
+
+  test("an event appears above a half-typed line, which stays as it was, cursor included", async () => {
+    await use([], async (terminal) => {
+      await terminal.type("query-na");
+      await terminal.waitForLastLine("(vm1) query-na");
+      await qemu.control.execute("stop");
+      try {
+        const screen = await terminal.waitFor("the STOP event", (s) => s.some((row) => row.includes('"event":"STOP"')));
+        expect(screen.at(-1)).toBe("(vm1) query-na");
+        expect(JSON.parse(screen.at(-2)!)).toMatchObject({ event: "STOP", timestamp: { seconds: expect.any(Number) } });
+        const cursor = await terminal.cursor();
+        expect(cursor).toEqual({ x: "(vm1) query-na".length, y: screen.length - 1 });
+        // The line goes on where it was left.
+        expect(await enter(terminal, "me")).toEqual(["(vm1) query-name", '{"name":"vm1"}']);
+      } finally {
+        await qemu.control.execute("cont");
+      }
+    });
+  });
+
+  test("a line that wraps on a narrow terminal stays whole when an event comes, the cursor in its first row", async () => {
+    await use([], async (terminal) => {
+      const line = 'human-monitor-command command-line="info status"'; // 6 + 48 characters: two rows of 30
+      await terminal.type(line);
+      await terminal.press(...Array(40).fill("Left")); // back into the first row
+      await terminal.waitFor("the cursor in the first row", (s) => s.at(-2) === `(vm1) ${line}`.slice(0, 30));
+      await qemu.control.execute("stop");
+      try {
+        const screen = await terminal.waitFor("STOP", (s) => s.join("").includes('"event":"STOP"}')); // wrapped too
+        expect(screen.slice(-2)).toEqual([`(vm1) ${line}`.slice(0, 30), `(vm1) ${line}`.slice(30)]);
+        expect(await terminal.cursor()).toEqual({ x: 6 + line.length - 40, y: screen.length - 2 });
+        await terminal.press("End");
+        await terminal.press("Enter");
+        await terminal.waitFor("the paused status", (s) => s.at(-2) === '"VM status: paused\\r\\n"');
+        // A line that fills its row exactly: the cursor waits at the start of the next row.
+        await terminal.type("query-named-block-nodes ");
+        await qemu.control.execute("cont");
+        const after = await terminal.waitFor("RESUME", (s) => s.join("").includes('"event":"RESUME"}'));
+        expect(after.at(-1)).toBe("(vm1) query-named-block-nodes");
+        expect(await terminal.cursor()).toEqual({ x: 0, y: after.length });
+        await terminal.type("flat=true");
+        await terminal.waitFor(
+          "the line going on",
+          (s) => s.slice(-2).join("|") === "(vm1) query-named-block-nodes|flat=true",
+        );
+      } finally {
+        await qemu.control.execute("cont");
+      }
+    }, 30);
+  });
+
+  test("events off mutes events; events on shows them again", async () => {
+    await use([], async (terminal) => {
+      expect(await enter(terminal, "events off")).toEqual(["(vm1) events off", "events off"]);
+      await qemu.control.execute("stop");
+      await qemu.control.execute("cont");
+      expect(await enter(terminal, "events on")).toEqual(["(vm1) events on", "events on"]);
+      await qemu.control.execute("stop");
+      await qemu.control.execute("cont");
+      const screen = await terminal.waitFor("RESUME", (s) => s.some((row) => row.includes('"event":"RESUME"')));
+      expect(screen.filter((row) => row.includes('"event":')).map((row) => JSON.parse(row).event)).toEqual([
+        "STOP",
+        "RESUME",
+      ]);
+    });
+  });
+
+  test("QEMU's errors and malformed lines print as CLASS: description, and the shell goes on", async () => {
+    await use([], async (terminal) => {
+      expect(await enter(terminal, "no-such-command")).toEqual([
+        "(vm1) no-such-command",
+        "CommandNotFound: The command no-such-command has not been found",
+      ]);
+      expect(await enter(terminal, "query-name oops")).toEqual([
+        "(vm1) query-name oops",
+        "ArgumentError: 'oops' is not KEY=VALUE",
+      ]);
+      expect(await enter(terminal, '{"execute": "query-name"}')).toEqual([
+        '(vm1) {"execute": "query-name"}',
+        '{"name":"vm1"}',
+      ]);
+    });
+  });
+
+  test("-p indents results and -v shows each command sent", async () => {
+    await use(["-p", "-v"], async (terminal) => {
+      expect(await enter(terminal, "query-name", 4)).toEqual([
+        "(vm1) query-name",
+        '> {"execute":"query-name"}',
+        "{",
+        '  "name": "vm1"',
+        "}",
+      ]);
+    });
+  });
+
+  test("transaction( ... ) sends the lines between as the actions of one transaction", async () => {
+    await qemu.control.execute("blockdev-add", { "driver": "null-co", "node-name": "tx0" });
+    const bitmaps = async () => {
+      const nodes = await qemu.control.execute("query-named-block-nodes") as Record<string, unknown>[];
+      const node = nodes.find((n) => n["node-name"] === "tx0") as { "dirty-bitmaps"?: { name: string }[] };
+      return (node["dirty-bitmaps"] ?? []).map((b) => b.name).sort();
+    };
+    await use([], async (terminal) => {
+      await terminal.type("transaction(");
+      await terminal.press("Enter");
+      await terminal.waitForLastLine("TRANS>");
+      await terminal.type("block-dirty-bitmap-a"); // action types complete at TRANS>
+      await terminal.press("Tab");
+      await terminal.waitForLastLine("TRANS> block-dirty-bitmap-add");
+      await terminal.press("C-u");
+      for (const name of ["b1", "b2"]) {
+        await terminal.type(`block-dirty-bitmap-add node=tx0 name=${name}`);
+        await terminal.press("Enter");
+        await terminal.waitForLastLine("TRANS>");
+      }
+      expect(await bitmaps()).toEqual([]); // nothing is sent before ")"
+      expect(await enter(terminal, ")")).toEqual(["TRANS> )", "{}"]);
+      expect(await bitmaps()).toEqual(["b1", "b2"]);
+
+      // One transaction: when its second action fails, its first is undone too.
+      for (
+        const line of [
+          "transaction(",
+          "block-dirty-bitmap-add node=tx0 name=b3",
+          "block-dirty-bitmap-add node=tx0 name=b1",
+        ]
+      ) {
+        await terminal.type(line);
+        await terminal.press("Enter");
+        await terminal.waitForLastLine("TRANS>");
+      }
+      expect(await enter(terminal, ")")).toEqual(["TRANS> )", "GenericError: Bitmap already exists: b1"]);
+      expect(await bitmaps()).toEqual(["b1", "b2"]);
+    });
+  });
+
+  test("Ctrl-C clears the line; at an empty TRANS> prompt it drops the transaction", async () => {
+    await use([], async (terminal) => {
+      await terminal.type("query-st");
+      await terminal.press("C-c");
+      let screen = await terminal.waitForLastLine(PROMPT);
+      expect(screen.at(-2)).toBe("(vm1) query-st^C");
+      expect((await terminal.cursor()).x).toBe("(vm1) ".length);
+      await terminal.type("transaction(");
+      await terminal.press("Enter");
+      await terminal.waitForLastLine("TRANS>");
+      await terminal.press("C-c");
+      screen = await terminal.waitForLastLine(PROMPT);
+      expect(screen.slice(-3)).toEqual(["TRANS> ^C", "transaction dropped", PROMPT]);
+    });
+  });
+
+  test("help lists the local commands; history survives a restart in a 0600 file; Ctrl-D and quit leave with 0", async () => {
+    const terminal = await startTerminal([QMPCTL, "shell", "-s", qemu.socket], { env: ENV() });
+    try {
+      await terminal.waitForLastLine(PROMPT);
+      const help = await enter(terminal, "help", 5);
+      expect(help).toContain("  transaction(          start a transaction: each following line is one action");
+      expect(help.some((row) => row.startsWith("  quit, exit, Ctrl-D"))).toBe(true);
+      await enter(terminal, "query-name");
+      await terminal.type("quit");
+      await terminal.press("Enter");
+      expect(await terminal.exitStatus()).toBe(0);
+    } finally {
+      await terminal.close();
+      await waitForMonitorFree();
+    }
+    const file = join(home, "state", "qmpctl", "qmp_history");
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(statSync(join(home, "state", "qmpctl")).mode & 0o777).toBe(0o700);
+    expect(readFileSync(file, "utf8").split("\n").slice(-4)).toEqual(["help", "query-name", "quit", ""]);
+
+    const again = await startTerminal([QMPCTL, "shell", "-s", qemu.socket], { env: ENV() });
+    try {
+      await again.waitForLastLine(PROMPT);
+      await again.press("Up");
+      await again.waitForLastLine("(vm1) quit");
+      await again.press("Up");
+      await again.waitForLastLine("(vm1) query-name");
+      await again.press("Down", "Down");
+      await again.waitForLastLine(PROMPT);
+      await again.press("C-d");
+      expect(await again.exitStatus()).toBe(0);
+    } finally {
+      await again.close();
+      await waitForMonitorFree();
+    }
+  });
+});
