@@ -3,9 +3,10 @@
  *
  * QEMU ends each message with a newline, but a monitor started with
  * `pretty=on` spreads one message over many lines, so the stream is cut at
- * the end of each top-level JSON object rather than at newlines. The scanner
- * keeps its state between chunks and looks at each byte once, so a message
- * split into many chunks costs time linear in its size.
+ * the end of each top-level JSON object rather than at newlines. A whole
+ * line that parses is taken at once; anything else goes through a scanner
+ * that keeps its state between chunks and looks at each byte once, so a
+ * message split into many chunks costs time linear in its size.
  *
  * @module
  */
@@ -15,7 +16,8 @@ import { MessageTooLargeError, ProtocolError } from "./errors.ts";
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 const OPEN_BRACE = 0x7b, CLOSE_BRACE = 0x7d, OPEN_BRACKET = 0x5b, CLOSE_BRACKET = 0x5d;
-const QUOTE = 0x22, BACKSLASH = 0x5c;
+const QUOTE = 0x22, BACKSLASH = 0x5c, NEWLINE = 0x0a;
+const NOT_A_MESSAGE = Symbol("not a message");
 
 /**
  * Splits a byte stream into JSON objects.
@@ -48,18 +50,38 @@ export class JsonFramer {
    */
   push(chunk: Uint8Array): unknown[] {
     const messages: unknown[] = [];
-    let start = this.#depth > 0 ? 0 : -1; // where the current message begins in `chunk`
-    for (let i = 0; i < chunk.length; i++) {
+    let i = this.#depth > 0 ? this.#scan(chunk, 0, 0, messages) : 0;
+    while (i < chunk.length) {
       const byte = chunk[i];
-      if (this.#depth === 0) {
-        if (byte === OPEN_BRACE) {
-          start = i;
-          this.#depth = 1;
-        } else if (byte !== 0x20 && byte !== 0x0a && byte !== 0x0d && byte !== 0x09) {
-          throw new ProtocolError(`expected a JSON object, got ${describeByte(byte)}`);
-        }
+      if (byte === 0x20 || byte === NEWLINE || byte === 0x0d || byte === 0x09) {
+        i++;
         continue;
       }
+      if (byte !== OPEN_BRACE) throw new ProtocolError(`expected a JSON object, got ${describeByte(byte)}`);
+      // Fast path: without pretty=on QEMU writes one message a line, so a
+      // whole line that parses is a whole message (native search and parse,
+      // where the scanner below is a loop over every byte).
+      const end = chunk.indexOf(NEWLINE, i);
+      const line = end < 0 ? NOT_A_MESSAGE : this.#parseLine(chunk.subarray(i, end));
+      if (line !== NOT_A_MESSAGE) {
+        messages.push(line);
+        i = end + 1;
+        continue;
+      }
+      this.#depth = 1;
+      i = this.#scan(chunk, i, i + 1, messages);
+    }
+    return messages;
+  }
+
+  /**
+   * Scan a message from `from` on; it began at `start` in this chunk (0 when
+   * it began in an earlier one). Returns where the message ended, or the
+   * chunk's length after keeping its bytes when it goes on.
+   */
+  #scan(chunk: Uint8Array, start: number, from: number, messages: unknown[]): number {
+    for (let i = from; i < chunk.length; i++) {
+      const byte = chunk[i];
       if (this.#inString) {
         if (this.#escaped) this.#escaped = false;
         else if (byte === BACKSLASH) this.#escaped = true;
@@ -71,15 +93,23 @@ export class JsonFramer {
       else if ((byte === CLOSE_BRACE || byte === CLOSE_BRACKET) && --this.#depth === 0) {
         this.#checkSize(i + 1 - start);
         messages.push(this.#parse(chunk.subarray(start, i + 1)));
-        start = -1;
+        return i + 1;
       }
     }
-    if (start >= 0) {
-      this.#checkSize(chunk.length - start);
-      this.#held.push(chunk.slice(start));
-      this.#heldBytes += chunk.length - start;
+    this.#checkSize(chunk.length - start);
+    this.#held.push(chunk.slice(start));
+    this.#heldBytes += chunk.length - start;
+    return chunk.length;
+  }
+
+  /** One line parsed, or NOT_A_MESSAGE when it is not one whole JSON text within the limit. */
+  #parseLine(line: Uint8Array): unknown {
+    if (line.length > this.#maxBytes) return NOT_A_MESSAGE; // the scanner reports it
+    try {
+      return JSON.parse(this.#decoder.decode(line));
+    } catch {
+      return NOT_A_MESSAGE; // the first line of a pretty=on message, or garbage: the scanner decides
     }
-    return messages;
   }
 
   /** True when a message has begun but not ended (the stream stopped mid-message). */

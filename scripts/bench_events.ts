@@ -9,6 +9,7 @@
  * - Latency: from `stop` sent on the other monitor to the STOP line read from
  *   the stdout of `qmpctl wait-event STOP`, and of socat.
  */
+import { QmpClient } from "../lib/mod.ts";
 import type { TestQemu } from "../tests/helpers/qemu.ts";
 
 const QMPCTL = process.env.QMPCTL_BIN ?? "dist/qmpctl";
@@ -38,10 +39,15 @@ function timedLines(stream: ReadableStream<Uint8Array>) {
     }
   })();
   return {
-    /** The first line (after `from`) that contains `needle`. */
-    async find(needle: string, from = 0): Promise<{ at: number; text: string; index: number }> {
+    /** The first line (after `from`) that contains `needle`; fails after `timeoutMs`, so no round can hang. */
+    async find(needle: string, from = 0, timeoutMs = 10_000): Promise<{ at: number; text: string; index: number }> {
+      const deadline = AbortSignal.timeout(timeoutMs);
+      const expired = new Promise<never>((_, reject) =>
+        deadline.addEventListener("abort", () => reject(new Error(`no line with ${needle} within ${timeoutMs} ms`)))
+      );
+      expired.catch(() => {});
       for (let i = from;; i++) {
-        while (i >= lines.length) await new Promise<void>((resolve) => (wake = resolve));
+        while (i >= lines.length) await Promise.race([new Promise<void>((resolve) => (wake = resolve)), expired]);
         if (lines[i].text.includes(needle)) return { ...lines[i], index: i };
       }
     },
@@ -78,6 +84,7 @@ async function drainOnce(qemu: TestQemu, listener: string[], stdin?: string): Pr
   const count = Number(text);
   child.kill("SIGKILL");
   await child.exited;
+  await monitorFree(qemu);
   if (count !== DRAIN_EVENTS) throw new Error(`${listener[0]} delivered ${count} of ${DRAIN_EVENTS} events`);
   return seconds;
 }
@@ -112,7 +119,17 @@ async function latencyOnce(qemu: TestQemu, listener: string[], stdin?: string): 
   await qemu.control.execute("cont");
   child.kill();
   await child.exited;
+  await monitorFree(qemu);
   return at - sent;
+}
+
+/**
+ * Wait until QEMU has let the last listener go: a monitor serves one client
+ * at a time, and a listener it has not served yet would miss the event.
+ */
+async function monitorFree(qemu: TestQemu): Promise<void> {
+  const probe = await QmpClient.connect(qemu.socket, { connectTimeout: 5000 });
+  await probe.close();
 }
 
 async function benchLatency(qemu: TestQemu): Promise<void> {
