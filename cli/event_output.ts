@@ -119,7 +119,6 @@ export async function printEvents(
 ): Promise<{ printed: number; error?: unknown }> {
   let printed = 0;
   try {
-    await writeStdout("", context.signal); // opens stdout now, not when the first event is due
     while (printed < wait.count) {
       const batch = await subscription.nextBatch(wait.count - printed);
       if (batch.length === 0) break;

@@ -32,6 +32,8 @@ export function writeStdout(text: string, signal?: AbortSignal): Promise<void> {
 }
 
 function writeAll(text: string): Promise<void> {
+  // Bun.write of "" truncates a regular file: `qmpctl ... >> log` would lose the log.
+  if (text === "") return Promise.resolve();
   if (bun) {
     return bun.write(bun.stdout, text).then(() => {}, (error) => Promise.reject(brokenPipeOr(error)));
   }

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { EventSubscription, QmpEvent } from "../lib/events.ts";
-import { qmpctl } from "./helpers/cli.ts";
+import { QMPCTL, qmpctl } from "./helpers/cli.ts";
 import { startListener } from "./helpers/listener.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
 
@@ -91,6 +91,22 @@ describe("on a running QEMU (-machine none)", () => {
     });
     const [stop, resume] = await seen(events, 2);
     expect(result).toMatchObject({ code: 0, stdout: line(stop) + line(resume), stderr: "" });
+  });
+
+  test("appending to a log file keeps what it held: wait-event, events and exec --wait-event add their lines", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "qmpctl-log-"));
+    const log = join(dir, "events.log");
+    try {
+      await Bun.write(log, "earlier line\n");
+      const script = `"$0" -s "$1" wait-event STOP --timeout 300ms >> "$2"; ` +
+        `"$0" -s "$1" events --timeout 300ms >> "$2"; "$0" -s "$1" exec stop --wait-event STOP >> "$2"`;
+      const shell = Bun.spawn(["sh", "-c", script, QMPCTL, qemu.socket, log], { stderr: "ignore" });
+      expect(await shell.exited).toBe(0);
+      const [stop] = await seen(events);
+      expect(await Bun.file(log).text()).toBe("earlier line\n{}\n" + line(stop));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("an event name QEMU does not know is a usage error at once, naming the closest", async () => {
