@@ -49,6 +49,18 @@ export function qmpctl(args: string[], options: CliOptions = {}): Promise<CliRes
   return startQmpctl(args, options).result;
 }
 
+/**
+ * Let `running` get into its wait for `afterMs`, then press Ctrl-C (SIGINT):
+ * its result, and how long it took to exit after the signal.
+ */
+export async function interrupt(running: RunningCli, afterMs = 1000): Promise<CliResult & { exitedAfterMs: number }> {
+  await Bun.sleep(afterMs);
+  const sent = performance.now();
+  running.child.kill("SIGINT");
+  const result = await running.result;
+  return { ...result, exitedAfterMs: performance.now() - sent };
+}
+
 /** Start qmpctl without waiting for it, e.g. to send it SIGINT while it waits. */
 export function startQmpctl(args: string[], options: CliOptions = {}): RunningCli {
   const env: Record<string, string> = {};
