@@ -8,6 +8,7 @@ dir=$(mktemp -d)
 trap 'kill "$(cat "$dir/qemu.pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$dir"' EXIT
 scripts/qemu.sh "$dir"
 export QMPCTL_SOCKET="$dir/qmp.sock"
+export XDG_CACHE_HOME="$dir/cache" # the schema cache of this throwaway QEMU
 qmpctl() { dist/qmpctl "$@" 2>&1; } # stderr inline, so the demo reads in order
 show() { printf '\n$ %s\n' "$*"; }
 
@@ -23,3 +24,12 @@ show "qmpctl hmp 'info status'"
 qmpctl hmp 'info status'
 show "qmpctl -s /nonexistent.sock exec query-status; echo \"exit \$?\""
 qmpctl -s /nonexistent.sock exec query-status || echo "exit $?"
+show "qmpctl exec stop --wait-event STOP    # listens before sending: STOP comes before the reply"
+qmpctl exec stop --wait-event STOP
+show "qmpctl exec cont; qmpctl wait-event SHUTDOWN --timeout 1s; echo \"exit \$?\""
+qmpctl exec cont
+qmpctl wait-event SHUTDOWN --timeout 1s || echo "exit $?"
+show "qmpctl exec set_link name=123 up=off   # typed by QEMU's schema: name stays a string, up a bool"
+qmpctl exec set_link name=123 up=off || echo "exit $?"
+show "qmpctl exec set_link name=x up=maybe"
+qmpctl exec set_link name=x up=maybe || echo "exit $?"
