@@ -1,6 +1,8 @@
 /** Durations on the command line: `500ms`, `30s`, `2m`, `1h`, or a bare number of seconds. @module */
 import { UsageError } from "./options.ts";
 
+export { formatDuration } from "../lib/duration.ts";
+
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /**
@@ -15,12 +17,4 @@ export function parseDuration(text: string, option: string): number {
   const ms = Number(match[1]) * UNIT_MS[match[2] ?? "s"];
   if (!Number.isFinite(ms) || ms > 2 ** 31 - 1) throw new UsageError(`${option} '${text}' is too long`);
   return ms > 0 ? Math.max(1, Math.round(ms)) : 0; // 0.1ms is a bound, not "no bound"
-}
-
-/** A duration as the user would write it. */
-export function formatDuration(ms: number): string {
-  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
-  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
-  if (ms % 1000 === 0) return `${ms / 1000}s`;
-  return `${ms}ms`;
 }

@@ -48,6 +48,9 @@ event lines; when the command fails it exits 1 without waiting.
 Exit status: 0 done, 1 QEMU answered with an error, 2 usage, 3 connection,
 124 --timeout ran out, 130 interrupted.`;
 
+/** The schema module, loaded only when a value needs typing or a name checking. */
+const schema = () => import("../lib/schema.ts");
+
 export async function run(context: CommandContext): Promise<number> {
   const [command, ...words] = context.words;
   if (!command) throw new UsageError("exec needs a command name (e.g. qmpctl exec query-status)");
@@ -60,16 +63,14 @@ export async function run(context: CommandContext): Promise<number> {
   const client = await connect(context);
   try {
     if (wordsNeedTyping(words)) { // typed and checked by QEMU's schema (cached; loaded only when needed)
-      const { typedArguments } = await import("../lib/schema.ts");
-      args = await typedArguments(client, command, words, base, { signal: context.signal });
+      args = await (await schema()).typedArguments(client, command, words, base, { signal: context.signal });
     }
-    if (wait) await (await import("../lib/schema.ts")).checkEventNames(client, wait.names, { signal: context.signal });
+    if (wait) await (await schema()).checkEventNames(client, wait.names, { signal: context.signal });
     const subscription = wait && subscribe(client, wait, context.signal); // before the command is sent
     await executeAndPrint(context, client, command, args, (value) => formatJson(value, context.global.pretty))
       .catch(async (error) => { // QEMU did not find the command: name the closest ones (from the schema cache)
         if (error instanceof CommandError && error.errorClass === "CommandNotFound") {
-          const { closestCommandsHint } = await import("../lib/schema.ts");
-          error.message += await closestCommandsHint(client, command, { signal: context.signal });
+          error.message += await (await schema()).closestCommandsHint(client, command, { signal: context.signal });
         }
         throw error;
       });

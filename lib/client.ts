@@ -11,6 +11,7 @@
  * @module
  */
 import { type Address, parseAddress } from "./address.ts";
+import { formatDuration } from "./duration.ts";
 import {
   abortErrorFor,
   CommandError,
@@ -125,7 +126,7 @@ export class QmpClient {
         const { step, hint } = client.#awaitedStep();
         reject(
           limit?.aborted && !options.signal?.aborted
-            ? new ConnectTimeoutError(`no ${step} within ${formatMs(limitMs)}${hint}`)
+            ? new ConnectTimeoutError(`no ${step} within ${formatDuration(limitMs)}${hint}`)
             : abortErrorFor(`the ${step}${hint}`)(options.signal!),
         );
       };
@@ -457,8 +458,4 @@ function idKey(id: unknown): string {
 
 function truncate(text: string, max = 200): string {
   return text.length > max ? `${text.slice(0, max)}...` : text;
-}
-
-function formatMs(ms: number): string {
-  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
