@@ -19,6 +19,7 @@ import {
   TimeoutError,
 } from "./lib/errors.ts";
 import { formatDuration, parseDuration } from "./cli/duration.ts";
+import { EXIT } from "./cli/exit_status.ts";
 import { argv, BrokenPipeError, exit, onInterrupt, writeStderrLine, writeStdout } from "./cli/io.ts";
 import { formatOptions, parseArgs, UsageError } from "./cli/options.ts";
 import { allOptions, COMMANDS, GLOBAL_OPTIONS } from "./cli/registry.ts";
@@ -27,18 +28,18 @@ import { VERSION } from "./cli/version.ts";
 
 /** The contract's exit statuses, by error class (first match wins). */
 const EXIT_STATUS: ReadonlyArray<[abstract new (...args: never[]) => Error, number]> = [
-  [BrokenPipeError, 0], // the reader closed stdout: end quietly
-  [CommandError, 1],
-  [UsageError, 2],
-  [AddressError, 2],
-  [ArgumentError, 2],
-  [ConnectionError, 3],
-  [GreetingError, 3],
-  [NegotiationError, 3],
-  [ProtocolError, 3],
-  [DisconnectedError, 3],
-  [TimeoutError, 124],
-  [AbortedError, 130], // the only other abort is SIGINT
+  [BrokenPipeError, EXIT.OK], // the reader closed stdout: end quietly
+  [CommandError, EXIT.QEMU_ERROR],
+  [UsageError, EXIT.USAGE],
+  [AddressError, EXIT.USAGE],
+  [ArgumentError, EXIT.USAGE],
+  [ConnectionError, EXIT.CONNECTION],
+  [GreetingError, EXIT.CONNECTION],
+  [NegotiationError, EXIT.CONNECTION],
+  [ProtocolError, EXIT.CONNECTION],
+  [DisconnectedError, EXIT.CONNECTION],
+  [TimeoutError, EXIT.TIMEOUT],
+  [AbortedError, EXIT.INTERRUPTED], // the only other abort is SIGINT
 ];
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -127,7 +128,7 @@ function exitStatusOf(error: unknown): number {
     writeStderrLine(`qmpctl: internal error: ${(error as Error)?.message ?? error}`);
     return 70;
   }
-  if (status !== 0 && status !== 130) writeStderrLine(`qmpctl: ${(error as Error).message}`);
+  if (status !== EXIT.OK && status !== EXIT.INTERRUPTED) writeStderrLine(`qmpctl: ${(error as Error).message}`);
   return status;
 }
 

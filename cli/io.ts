@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { abortErrorFor } from "../lib/errors.ts";
+import { abortable } from "../lib/abort.ts";
 
 /** stdout was closed by its reader (`qmpctl events | head -1`). */
 export class BrokenPipeError extends Error {
@@ -56,18 +56,6 @@ export function writeStderrLine(line: string): void {
 /** All of stdin as text; `signal` (SIGINT, --timeout) ends the wait for a stdin that stays open. */
 export function readStdin(signal?: AbortSignal): Promise<string> {
   return abortable(readAllStdin(), signal, "stdin to end");
-}
-
-/** `io`, or `signal`'s error if it aborts first; the abandoned I/O ends with the process. */
-function abortable<T>(io: Promise<T>, signal: AbortSignal | undefined, what: string): Promise<T> {
-  if (!signal) return io;
-  const abortError = abortErrorFor(what);
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(abortError(signal));
-    if (signal.aborted) onAbort();
-    else signal.addEventListener("abort", onAbort, { once: true });
-    io.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
 }
 
 async function readAllStdin(): Promise<string> {

@@ -1,0 +1,30 @@
+/**
+ * One way to race a wait against an AbortSignal: the signal is checked
+ * first (an already-aborted signal rejects at once), the listener is removed
+ * when the wait settles, and the error is made where the wait begins.
+ *
+ * @module
+ */
+import { abortErrorFor } from "./errors.ts";
+
+/**
+ * `work`, or the error for `signal` if it aborts first (TimeoutError for a
+ * timeout, AbortedError otherwise, naming `what` was awaited). The abandoned
+ * work is not cancelled: the caller owns it.
+ *
+ * @example
+ * ```ts
+ * import { abortable } from "./abort.ts";
+ * const text = await abortable(fetchSomething(), AbortSignal.timeout(1000), "the answer");
+ * ```
+ */
+export function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined, what: string): Promise<T> {
+  if (!signal) return work;
+  const abortError = abortErrorFor(what);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(abortError(signal));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
