@@ -21,7 +21,8 @@ import {
 import { formatDuration, parseDuration } from "./cli/duration.ts";
 import { EXIT } from "./cli/exit_status.ts";
 import { argv, BrokenPipeError, exit, onInterrupt, writeStderrLine, writeStdout } from "./cli/io.ts";
-import { formatOptions, parseArgs, UsageError } from "./cli/options.ts";
+import { commandHelp, generalHelp } from "./cli/help.ts";
+import { parseArgs, UsageError } from "./cli/options.ts";
 import { allOptions, COMMANDS, GLOBAL_OPTIONS } from "./cli/registry.ts";
 import type { CommandContext } from "./cli/session.ts";
 import { VERSION } from "./cli/version.ts";
@@ -44,29 +45,6 @@ const EXIT_STATUS: ReadonlyArray<[abstract new (...args: never[]) => Error, numb
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
-function generalHelp(): string {
-  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length)) + 2;
-  const commands = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}${c.summary}`).join("\n");
-  return `Usage: qmpctl [options] COMMAND [ARGS...]
-
-A QEMU Monitor Protocol client: JSON on stdout, errors on stderr, exit codes
-a script can branch on, and no wait without a bound.
-
-Commands:
-${commands}
-
-Options (before or after the command; -- ends them):
-${formatOptions(GLOBAL_OPTIONS)}
-
-Examples:
-  export QMPCTL_SOCKET=/run/vm1.qmp
-  qmpctl exec query-kvm | jq .enabled
-  qmpctl hmp 'info status'
-
-Exit status: 0 done, 1 QEMU error, 2 usage, 3 connection, 124 timeout,
-130 interrupted. 'qmpctl help COMMAND' shows a command's help.`;
-}
-
 async function main(): Promise<number> {
   const { words, options } = parseArgs(argv(), allOptions());
   if (options.has("version")) {
@@ -85,8 +63,7 @@ async function main(): Promise<number> {
   if (!entry) throw new UsageError(`unknown command '${name}' (commands: ${Object.keys(COMMANDS).join(", ")})`);
   const module = await entry.load();
   if (wantsHelp) {
-    const own = entry.options.length > 0 ? `\n\nOptions:\n${formatOptions(entry.options)}` : "";
-    await writeStdout(`${module.help}${own}\n\nGlobal options:\n${formatOptions(GLOBAL_OPTIONS)}\n`);
+    await writeStdout(commandHelp(entry, module.help) + "\n");
     return 0;
   }
   const accepted = new Set([...GLOBAL_OPTIONS, ...entry.options].map((s) => s.name));

@@ -1,2 +1,13 @@
-/** qmpctl's version; a test keeps it equal to package.json's. */
-export const VERSION = "0.1.0";
+/**
+ * qmpctl's version: package.json's, plus the commit when the build came from
+ * an untagged or modified tree (scripts/build.sh defines QMPCTL_BUILD_SUFFIX,
+ * e.g. "+g1a2b3c4.dirty"); run from source it is package.json's alone.
+ *
+ * @module
+ */
+import packageJson from "../package.json" with { type: "json" };
+
+declare const QMPCTL_BUILD_SUFFIX: string | undefined;
+
+export const VERSION = packageJson.version +
+  (typeof QMPCTL_BUILD_SUFFIX === "string" ? QMPCTL_BUILD_SUFFIX : "");

@@ -1,11 +1,28 @@
 #!/usr/bin/env bash
-# Build the single binary (bun build --compile; works offline).
-#   scripts/build.sh [OUT]   default OUT: dist/qmpctl
+# Build the single binary (bun build --compile; works offline) and its man page.
+#   scripts/build.sh [--target TARGET] [OUT]   default OUT: dist/qmpctl; TARGET e.g. bun-linux-arm64
 # --bytecode precompiles the bundle, which saves ~2 ms of every start-up.
+# The version is package.json's; from an untagged or modified tree it names
+# the commit too (0.1.0+g1a2b3c4, 0.1.0+g1a2b3c4.dirty).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+target=()
+if [ "${1:-}" = "--target" ]; then
+  target=(--target "$2")
+  shift 2
+fi
 out=${1:-dist/qmpctl}
 [ -x node_modules/.bin/bun ] || npm ci --no-audit --no-fund
 mkdir -p "$(dirname "$out")"
-node_modules/.bin/bun build --compile --minify --bytecode --format=esm --sourcemap=none cli.ts --outfile "$out" >/dev/null
-echo "built $out ($(du -h "$out" | cut -f1))"
+
+suffix=""
+if git rev-parse --git-dir >/dev/null 2>&1; then
+  git describe --tags --exact-match HEAD >/dev/null 2>&1 || suffix="+g$(git rev-parse --short HEAD)"
+  if ! git diff --quiet HEAD 2>/dev/null; then suffix="${suffix:-+g$(git rev-parse --short HEAD)}.dirty"; fi
+fi
+
+define=(--define "QMPCTL_BUILD_SUFFIX=\"$suffix\"")
+node_modules/.bin/bun build --compile "${target[@]}" --minify --bytecode --format=esm --sourcemap=none \
+  "${define[@]}" cli.ts --outfile "$out" >/dev/null
+node_modules/.bin/bun "${define[@]}" scripts/manpage.ts >"$(dirname "$out")/qmpctl.1"
+echo "built $out ($(du -h "$out" | cut -f1)) and $(dirname "$out")/qmpctl.1"

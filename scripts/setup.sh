@@ -2,7 +2,9 @@
 # Install what a fresh machine lacks: the npm devDependencies (bun, deno,
 # typescript, fast-check) from the lockfile, and from Debian: QEMU for the
 # real-server tests, socat and jq for comparisons and the demo, tmux for the
-# shell's terminal tests, zsh and fish for the completion scripts' checks.
+# shell's terminal tests, zsh, fish and bash-completion for the completion
+# scripts' checks, man-db for the man page, qemu-user-static and the arm64 C
+# library to run the arm64 release binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,8 +13,13 @@ if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.packa
 fi
 
 missing=()
-for pair in qemu-system-x86_64:qemu-system-x86 socat:socat jq:jq tmux:tmux zsh:zsh fish:fish; do
+for pair in qemu-system-x86_64:qemu-system-x86 socat:socat jq:jq tmux:tmux zsh:zsh fish:fish man:man-db \
+  file:file qemu-aarch64-static:qemu-user-static; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+done
+for pair in /usr/share/bash-completion/bash_completion:bash-completion \
+  /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1:libc6-arm64-cross; do
+  [ -e "${pair%%:*}" ] || missing+=("${pair#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing from Debian: ${missing[*]}"

@@ -1,0 +1,71 @@
+/**
+ * The help texts: `qmpctl --help` and `qmpctl help COMMAND`. The man page
+ * (scripts/manpage.ts) is made from these same texts, so the two cannot drift.
+ *
+ * @module
+ */
+import { formatOptions } from "./options.ts";
+import { type CommandEntry, COMMANDS, GLOBAL_OPTIONS } from "./registry.ts";
+
+/** `qmpctl --help`: what qmpctl is, its commands, options and the rules every command follows. */
+export function generalHelp(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length)) + 2;
+  const commands = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}${c.summary}`).join("\n");
+  return `Usage: qmpctl [options] COMMAND [ARGS...]
+
+A QEMU Monitor Protocol client: JSON on stdout, errors on stderr, exit codes
+a script can branch on, and a bound on every wait that the user sets
+(--timeout for the whole run, --connect-timeout for connecting).
+
+Commands:
+${commands}
+
+Options (before or after the command; -- ends them):
+${formatOptions(GLOBAL_OPTIONS)}
+
+Addresses (-s, else $QMPCTL_SOCKET):
+  /run/vm1.qmp, ./vm1.qmp          a UNIX socket path
+  unix:/run/vm1.qmp[,server=on...] the same, as QEMU's -qmp option spells it
+  HOST:PORT, tcp:HOST:PORT         TCP
+  [::1]:4444, tcp:[::1]:4444       TCP over IPv6
+
+Durations: 500ms, 30s, 2m, 1h, or a bare number of seconds.
+
+Output: stdout carries JSON only (hmp's text aside), one compact value a line
+(--pretty indents it); every problem is one 'qmpctl:' line on stderr.
+
+Exit status:
+  0    done
+  1    QEMU answered with an error
+  2    usage: unknown command or option, no address, bad KEY=VALUE or JSON
+  3    connection: cannot connect, no greeting, connection lost, broken protocol
+  124  the --timeout ran out
+  130  interrupted (SIGINT)
+
+Environment:
+  QMPCTL_SOCKET    the address when -s is not given
+  XDG_CACHE_HOME   where the schema cache lives (default ~/.cache)
+  XDG_STATE_HOME   where the shell's history lives (default ~/.local/state)
+  HOME             the base of both defaults
+
+Files:
+  $XDG_CACHE_HOME/qmpctl/   the schema cache, per QEMU build (safe to delete)
+  $XDG_STATE_HOME/qmpctl/   the shell's history
+
+Examples:
+  export QMPCTL_SOCKET=/run/vm1.qmp
+  qmpctl exec query-kvm | jq .enabled
+  qmpctl hmp 'info status'
+
+'qmpctl help COMMAND' shows a command's help.`;
+}
+
+/** A command's own text and options (the man page lists the global options once). */
+export function commandOwnHelp(entry: CommandEntry, help: string): string {
+  return entry.options.length > 0 ? `${help}\n\nOptions:\n${formatOptions(entry.options)}` : help;
+}
+
+/** `qmpctl help NAME`: the command's own text and options, then the global ones. */
+export function commandHelp(entry: CommandEntry, help: string): string {
+  return `${commandOwnHelp(entry, help)}\n\nGlobal options:\n${formatOptions(GLOBAL_OPTIONS)}`;
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Install qmpctl, its man page and its shell completions under PREFIX.
+#   install.sh [PREFIX]               default PREFIX: /usr/local
+#   install.sh --uninstall [PREFIX]
+# It installs, from beside this script (a release folder) or from a source
+# checkout's dist/: the binary for this machine, qmpctl.1, and the bash, zsh
+# and fish completions that the binary prints.
+set -euo pipefail
+uninstall=false
+if [ "${1:-}" = "--uninstall" ]; then
+  uninstall=true
+  shift
+fi
+prefix=${1:-/usr/local}
+here=$(cd "$(dirname "$0")" && pwd)
+
+files=(
+  "bin/qmpctl"
+  "share/man/man1/qmpctl.1"
+  "share/bash-completion/completions/qmpctl"
+  "share/zsh/site-functions/_qmpctl"
+  "share/fish/vendor_completions.d/qmpctl.fish"
+)
+if $uninstall; then
+  for file in "${files[@]}"; do rm -f "$prefix/$file"; done
+  echo "removed qmpctl from $prefix"
+  exit 0
+fi
+
+# The release binary for this machine: x64 without AVX2 takes the baseline build.
+release_name() {
+  local os arch
+  case "$(uname -s)" in Linux) os=linux ;; Darwin) os=darwin ;; *) return 1 ;; esac
+  case "$(uname -m)" in x86_64 | amd64) arch=x64 ;; aarch64 | arm64) arch=arm64 ;; *) return 1 ;; esac
+  if [ "$os-$arch" = linux-x64 ] && ! grep -qw avx2 /proc/cpuinfo 2>/dev/null; then arch=x64-baseline; fi
+  echo "qmpctl-$os-$arch"
+}
+
+binary=""
+for candidate in "$here/$(release_name || true)" "$here/../dist/qmpctl"; do
+  if [ -f "$candidate" ] && [ -x "$candidate" ]; then
+    binary=$candidate
+    break
+  fi
+done
+if [ -z "$binary" ]; then
+  echo "install.sh: no qmpctl binary for this machine beside this script or in dist/ (run scripts/build.sh)" >&2
+  exit 1
+fi
+manpage=$(dirname "$binary")/qmpctl.1
+if [ ! -f "$manpage" ]; then
+  echo "install.sh: no qmpctl.1 beside $binary" >&2
+  exit 1
+fi
+
+install -d "$prefix/bin" "$prefix/share/man/man1" "$prefix/share/bash-completion/completions" \
+  "$prefix/share/zsh/site-functions" "$prefix/share/fish/vendor_completions.d"
+install -m 0755 "$binary" "$prefix/bin/qmpctl"
+install -m 0644 "$manpage" "$prefix/share/man/man1/qmpctl.1"
+"$prefix/bin/qmpctl" completions bash >"$prefix/share/bash-completion/completions/qmpctl"
+"$prefix/bin/qmpctl" completions zsh >"$prefix/share/zsh/site-functions/_qmpctl"
+"$prefix/bin/qmpctl" completions fish >"$prefix/share/fish/vendor_completions.d/qmpctl.fish"
+echo "installed $("$prefix/bin/qmpctl" --version) into $prefix"

@@ -1,0 +1,115 @@
+/**
+ * scripts/install.sh as a user runs it: into a prefix, then the installed
+ * binary, `man -l` on the installed page, and each shell finding the installed
+ * completion where it looks by itself (a real shell on a terminal, a real TAB).
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { COMMANDS, GLOBAL_OPTIONS } from "../cli/registry.ts";
+import { QMPCTL } from "./helpers/cli.ts";
+import { startTerminal } from "./helpers/terminal.ts";
+
+const INSTALL = resolve(import.meta.dir, "../scripts/install.sh");
+const prefix = mkdtempSync(join(tmpdir(), "qmpctl-prefix-"));
+const home = mkdtempSync(join(tmpdir(), "qmpctl-home-"));
+
+function run(argv: string[], env: Record<string, string> = {}) {
+  const result = Bun.spawnSync(argv, { env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
+  return { code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() };
+}
+
+beforeAll(() => {
+  const result = run([INSTALL, prefix]);
+  expect(result.stderr).toBe("");
+  expect(result.code).toBe(0);
+});
+afterAll(() => {
+  for (const dir of [prefix, home]) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("install.sh PREFIX", () => {
+  test("puts the binary, the man page and three completions where tools look", () => {
+    for (
+      const file of [
+        "bin/qmpctl",
+        "share/man/man1/qmpctl.1",
+        "share/bash-completion/completions/qmpctl",
+        "share/zsh/site-functions/_qmpctl",
+        "share/fish/vendor_completions.d/qmpctl.fish",
+      ]
+    ) expect(existsSync(join(prefix, file))).toBe(true);
+  });
+
+  test("the installed binary is the built one", () => {
+    const installed = run([join(prefix, "bin/qmpctl"), "--version"]);
+    expect(installed).toEqual(run([QMPCTL, "--version"]));
+    expect(installed.stdout).toMatch(/^qmpctl \d+\.\d+\.\d+(\+g[0-9a-f]+(\.dirty)?)?\n$/);
+  });
+
+  test("man -l renders the page without a warning, with every command, every option and the exit statuses", () => {
+    const result = run(["man", "--warnings", "-l", join(prefix, "share/man/man1/qmpctl.1")], { MANWIDTH: "80" });
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    const text = result.stdout.replace(/‐\n\s*/g, "").replace(/\s+/g, " ");
+    for (const name of Object.keys(COMMANDS)) expect(text).toContain(`Usage: qmpctl ${name}`);
+    for (const option of GLOBAL_OPTIONS) expect(text).toContain(`--${option.name}`);
+    for (const section of ["EXIT STATUS", "ENVIRONMENT", "FILES", "EXAMPLES", "QMPCTL_SOCKET", "124"]) {
+      expect(text).toContain(section);
+    }
+  });
+});
+
+describe("each shell finds the installed completion by itself and completes 'qmpctl ex<TAB>' to exec", () => {
+  // The prefix is where the shells look for vendor completions, as /usr/local is by default.
+  const env = {
+    HOME: home,
+    XDG_CONFIG_HOME: join(home, ".config"),
+    PATH: `${join(prefix, "bin")}:${process.env.PATH}`,
+    XDG_DATA_DIRS: `${join(prefix, "share")}:/usr/share`,
+    QMPCTL_SOCKET: "",
+    PS1: "$ ",
+  };
+  const shells: Record<string, { argv: string[]; setup: string }> = {
+    bash: { argv: ["bash", "--norc", "--noprofile", "-i"], setup: "source /usr/share/bash-completion/bash_completion" },
+    zsh: {
+      argv: ["zsh", "-f", "-i"],
+      setup: `fpath=(${join(prefix, "share/zsh/site-functions")} $fpath); autoload -U compinit; compinit -u; PS1='$ '`,
+    },
+    // (not --no-config: it also empties fish_complete_path; HOME is a fresh directory, so no user config is read)
+    fish: { argv: ["fish", "-i"], setup: "function fish_prompt; echo '$ '; end" },
+  };
+  for (const [shell, { argv, setup }] of Object.entries(shells)) {
+    test(shell, async () => {
+      const terminal = await startTerminal(argv, { env });
+      try {
+        await terminal.type(setup);
+        await terminal.press("Enter");
+        await terminal.type("clear");
+        await terminal.press("Enter");
+        await terminal.waitFor("a prompt", (s) => s.length === 1 && s[0].startsWith("$"), 10_000);
+        await terminal.type("qmpctl ex");
+        await terminal.press("Tab");
+        await terminal.waitFor("the completed word", (s) => s.some((row) => /qmpctl exec\s*$/.test(row)), 10_000);
+      } finally {
+        await terminal.close();
+      }
+    });
+  }
+});
+
+test("install.sh --uninstall PREFIX removes every file it installed", () => {
+  const other = mkdtempSync(join(tmpdir(), "qmpctl-prefix-"));
+  try {
+    expect(run([INSTALL, other]).code).toBe(0);
+    expect(run([INSTALL, "--uninstall", other]).code).toBe(0);
+    const left = (dir: string): string[] =>
+      readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+        e.isDirectory() ? left(join(dir, e.name)) : [join(dir, e.name)]
+      );
+    expect(left(other)).toEqual([]);
+  } finally {
+    rmSync(other, { recursive: true, force: true });
+  }
+});
