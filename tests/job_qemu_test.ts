@@ -34,7 +34,14 @@ afterEach(() => cancelAll());
 
 /** Start a backup from the test's own monitor; `speed` in bytes per second. */
 function backup(id: string, speed: number, extra: Record<string, unknown> = {}): Promise<unknown> {
-  return qemu.control.execute("blockdev-backup", { "job-id": id, device: "src", target: "dst", sync: "full", speed, ...extra });
+  return qemu.control.execute("blockdev-backup", {
+    "job-id": id,
+    device: "src",
+    target: "dst",
+    sync: "full",
+    speed,
+    ...extra,
+  });
 }
 
 /** Wait (bounded) until the test's monitor sees job `id` in `status`. */
@@ -162,7 +169,12 @@ describe("exec --wait-job", () => {
     expect(result).toMatchObject({ code: 0, stderr: "" });
     const [ret, final, end] = result.stdout.split("\n");
     expect(ret).toBe("{}");
-    expect(JSON.parse(final)).toMatchObject({ id: "e1", type: "backup", "current-progress": SIZE, result: "completed" });
+    expect(JSON.parse(final)).toMatchObject({
+      id: "e1",
+      type: "backup",
+      "current-progress": SIZE,
+      result: "completed",
+    });
     expect(end).toBe("");
   });
 
@@ -260,7 +272,7 @@ describe("the progress line", () => {
       expect(later).toBeGreaterThan(first);
       const screen = await terminal.screen();
       expect(screen.find((row) => row.includes("backup t1"))).toMatch(
-        /^\[[#-]{20}\] backup t1 +\d+%  [\d.]+ MiB\/64\.0 MiB/,
+        /^\[[#-]{20}\] backup t1 +\d+% {2}[\d.]+ MiB\/64\.0 MiB/,
       );
       expect(screen.every((row) => row.length <= 80)).toBe(true);
       expect(await terminal.exitStatus(6000)).toBe(0);
@@ -292,7 +304,18 @@ describe("the progress line", () => {
       const run = async (extra: string[]) => {
         await backup("f1", 64 * MiB);
         const log = join(dir, "stderr");
-        const child = Bun.spawn(["sh", "-c", `"$@" 2>'${log}'`, "sh", QMPCTL, "-s", qemu.socket, "job", "wait", ...extra], {
+        const child = Bun.spawn([
+          "sh",
+          "-c",
+          `"$@" 2>'${log}'`,
+          "sh",
+          QMPCTL,
+          "-s",
+          qemu.socket,
+          "job",
+          "wait",
+          ...extra,
+        ], {
           stdout: "pipe",
           env: { ...process.env, NO_COLOR: "1" },
         });
