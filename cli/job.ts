@@ -44,7 +44,7 @@ Examples:
   qmpctl job wait                          # every job there is now
   qmpctl job wait nightly --timeout 4h || mail -s 'backup failed' root
   qmpctl job wait b0 --dismiss             # a job started with auto-dismiss=false
-  qmpctl job wait b0 --progress-json 2>&1 >/dev/null | jq -r '.percent? // empty'
+  qmpctl job wait b0 --progress-json 2>&1 >/dev/null | jq -R 'fromjson? | .percent'
 
 Exit status: 0 every job concluded without error, 1 a job failed or was
 cancelled (its error on stderr), 4 a job named is not there (it concluded and
