@@ -213,6 +213,55 @@ describe("exec --wait-job", () => {
     expect(JSON.parse(result.stdout.split("\n")[1])).toMatchObject({ id: "drive0", result: "completed" });
   });
 
+  test("a command that QEMU refuses: exit 1 with its error at once, no waiting", async () => {
+    const result = await qmpctl([
+      "-s",
+      qemu.socket,
+      "exec",
+      "blockdev-backup",
+      "job-id=e4",
+      "device=src",
+      "target=nosuch",
+      "sync=full",
+      "--wait-job",
+    ]);
+    expect(result).toMatchObject({ code: 1, stdout: "" });
+    expect(result.stderr).toMatch(/^qmpctl: GenericError: .*nosuch.*\n$/);
+  });
+
+  test("QEMU going away while the job runs: exit 3, the connection named", async () => {
+    const own = await startQemu();
+    try {
+      for (const name of ["a", "b"]) {
+        await own.control.execute("blockdev-add", { driver: "null-co", "node-name": name, size: SIZE });
+      }
+      const running = startQmpctl([
+        "-s",
+        own.socket,
+        "exec",
+        "blockdev-backup",
+        "job-id=q1",
+        "device=a",
+        "target=b",
+        "sync=full",
+        `speed=${8 * MiB}`,
+        "--wait-job",
+      ]);
+      const deadline = Date.now() + 5000;
+      while ((await own.control.execute("query-jobs") as unknown[]).length === 0) {
+        if (Date.now() > deadline) throw new Error("the job never started");
+        await Bun.sleep(20);
+      }
+      await own.control.execute("quit");
+      const result = await running.result;
+      expect(result.code).toBe(3);
+      expect(result.stdout).toBe("{}\n");
+      expect(result.stderr).toStartWith(`qmpctl: ${own.socket} closed the connection`);
+    } finally {
+      await own.stop();
+    }
+  });
+
   test("a command without job-id or device: usage error, nothing sent", async () => {
     const result = await qmpctl(["-s", qemu.socket, "exec", "query-jobs", "--wait-job"]);
     expect(result).toMatchObject({
