@@ -76,11 +76,12 @@ type Follower = (
 async function longWorkFollower(context: CommandContext, waitsForEvents: boolean): Promise<Follower | undefined> {
   const job = context.options.has("wait-job"), migration = context.options.has("wait-migration");
   if (!job && !migration) {
-    for (const name of ["progress", "no-progress", "progress-json"]) {
+    for (const name of ["progress", "no-progress", "progress-json", "dismiss"]) {
       if (context.options.has(name)) throw new UsageError(`--${name} goes with --wait-job or --wait-migration`);
     }
     return undefined;
   }
+  if (migration && context.options.has("dismiss")) throw new UsageError("--dismiss goes with --wait-job");
   if ((job && migration) || waitsForEvents) {
     throw new UsageError("--wait-job, --wait-migration and --wait-event exclude each other");
   }

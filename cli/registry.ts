@@ -76,6 +76,10 @@ const WAIT_JOB: OptionSpec = {
   name: "wait-job",
   help: "then follow the job the command starts (its job-id or device) until it concludes (see job wait)",
 };
+const DISMISS: OptionSpec = {
+  name: "dismiss",
+  help: "dismiss the followed jobs that concluded and wait for it (auto-dismiss=false)",
+};
 const WAIT_MIGRATION: OptionSpec = {
   name: "wait-migration",
   help: "then follow the migration the command starts until it ends (see migrate wait)",
@@ -85,7 +89,7 @@ const WAIT_MIGRATION: OptionSpec = {
 export const COMMANDS: Record<string, CommandEntry> = {
   exec: {
     summary: "run one QMP command and print its return value",
-    options: [ARGS, WAIT_EVENT, MATCH, COUNT, WAIT_JOB, WAIT_MIGRATION, ...PROGRESS_OPTIONS],
+    options: [ARGS, WAIT_EVENT, MATCH, COUNT, WAIT_JOB, DISMISS, WAIT_MIGRATION, ...PROGRESS_OPTIONS],
     load: () => import("./exec.ts"),
   },
   hmp: {
@@ -120,10 +124,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
   },
   job: {
     summary: "job wait [ID ...]: follow block jobs until they conclude (exit 1 if one failed)",
-    options: [
-      { name: "dismiss", help: "dismiss the followed jobs that concluded (auto-dismiss=false)" },
-      ...PROGRESS_OPTIONS,
-    ],
+    options: [DISMISS, ...PROGRESS_OPTIONS],
     load: () => import("./job.ts"),
   },
   migrate: {

@@ -262,6 +262,39 @@ describe("exec --wait-job", () => {
     }
   });
 
+  test("--dismiss: the job started with auto-dismiss=false is followed, then dismissed", async () => {
+    const result = await qmpctl([
+      "-s",
+      qemu.socket,
+      "exec",
+      "blockdev-backup",
+      "job-id=e5",
+      "device=src",
+      "target=dst",
+      "sync=full",
+      "auto-dismiss=false",
+      "--wait-job",
+      "--dismiss",
+    ]);
+    expect(result).toMatchObject({ code: 0, stderr: "" });
+    expect(JSON.parse(result.stdout.split("\n")[1])).toMatchObject({
+      id: "e5",
+      status: "concluded",
+      result: "completed",
+    });
+    expect(await jobIds()).toEqual([]);
+  });
+
+  test("--dismiss or --progress without --wait-job: usage error", async () => {
+    for (const option of ["--dismiss", "--progress"]) {
+      expect(await qmpctl(["-s", qemu.socket, "exec", "query-jobs", option])).toMatchObject({
+        code: 2,
+        stdout: "",
+        stderr: `qmpctl: ${option} goes with --wait-job or --wait-migration\n`,
+      });
+    }
+  });
+
   test("a command without job-id or device: usage error, nothing sent", async () => {
     const result = await qmpctl(["-s", qemu.socket, "exec", "query-jobs", "--wait-job"]);
     expect(result).toMatchObject({
