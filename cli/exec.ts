@@ -59,7 +59,7 @@ error. A progress line is drawn on stderr when it is a terminal
 
 Exit status: 0 done, 1 QEMU answered with an error (with --wait-job or
 --wait-migration also: the job or migration failed or was cancelled), 2
-usage, 3 connection, 4 the job was gone before it could be followed, 124
+usage, 3 connection, 4 the job was not there to follow (see job wait), 124
 --timeout ran out, 130 interrupted.`;
 
 /** The schema module, loaded only when a value needs typing or a name checking. */
