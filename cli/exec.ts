@@ -1,4 +1,5 @@
 /** `qmpctl exec CMD [KEY=VALUE ...] [--args JSON|-]`. @module */
+import type { QmpClient } from "../lib/client.ts";
 import { buildArguments, parseArgumentsJson, wordsNeedTyping } from "../lib/args.ts";
 import { CommandError } from "../lib/errors.ts";
 import { printAwaitedEvents, readWaitEventOption, subscribe } from "./event_output.ts";
@@ -45,11 +46,47 @@ event lines; when the command fails it exits 1 without waiting.
   qmpctl exec system_powerdown --wait-event SHUTDOWN --timeout 2m
   qmpctl exec block-job-cancel device=job0 --wait-event BLOCK_JOB_CANCELLED --match device=job0
 
-Exit status: 0 done, 1 QEMU answered with an error, 2 usage, 3 connection,
-124 --timeout ran out, 130 interrupted.`;
+Following the work a command starts (see 'qmpctl help job' and 'qmpctl help
+migrate'): --wait-job follows the job named by the command's job-id (or
+device, for the older block job commands) until it concludes and prints its
+final state after the return line; --wait-migration does the same for
+migrate, printing the final query-migrate object. qmpctl listens before the
+command is sent, so a job that fails at once is still reported with its
+error. A progress line is drawn on stderr when it is a terminal
+(--progress, --no-progress, --progress-json).
+  qmpctl exec blockdev-backup job-id=nightly device=disk0 target=backup0 sync=full --wait-job --timeout 4h
+  qmpctl exec migrate uri=tcp:dst:4444 --wait-migration
+
+Exit status: 0 done, 1 QEMU answered with an error (with --wait-job or
+--wait-migration also: the job or migration failed or was cancelled), 2
+usage, 3 connection, 4 the job was not there to follow (see job wait), 124
+--timeout ran out, 130 interrupted.`;
 
 /** The schema module, loaded only when a value needs typing or a name checking. */
 const schema = () => import("../lib/schema.ts");
+
+type Follower = (
+  context: CommandContext,
+  client: QmpClient,
+  command: string,
+  args: Record<string, unknown> | undefined,
+) => () => Promise<number>;
+
+/** What follows the work a command starts (--wait-job, --wait-migration), or undefined without them. */
+async function longWorkFollower(context: CommandContext, waitsForEvents: boolean): Promise<Follower | undefined> {
+  const job = context.options.has("wait-job"), migration = context.options.has("wait-migration");
+  if (!job && !migration) {
+    for (const name of ["progress", "no-progress", "progress-json", "dismiss"]) {
+      if (context.options.has(name)) throw new UsageError(`--${name} goes with --wait-job or --wait-migration`);
+    }
+    return undefined;
+  }
+  if (migration && context.options.has("dismiss")) throw new UsageError("--dismiss goes with --wait-job");
+  if ((job && migration) || waitsForEvents) {
+    throw new UsageError("--wait-job, --wait-migration and --wait-event exclude each other");
+  }
+  return job ? (await import("./job.ts")).followAfterExec : (await import("./migrate.ts")).followAfterExec;
+}
 
 export async function run(context: CommandContext): Promise<number> {
   const [command, ...words] = context.words;
@@ -60,6 +97,7 @@ export async function run(context: CommandContext): Promise<number> {
     : parseArgumentsJson(argsText === "-" ? await readStdin(context.signal) : argsText);
   let args = base || words.length > 0 ? buildArguments(words, base) : undefined; // malformed words: nothing sent
   const wait = readWaitEventOption(context);
+  const follow = await longWorkFollower(context, Boolean(wait)); // loaded only with --wait-job/--wait-migration
   const client = await connect(context);
   try {
     if (wordsNeedTyping(words)) { // typed and checked by QEMU's schema (cached; loaded only when needed)
@@ -67,6 +105,7 @@ export async function run(context: CommandContext): Promise<number> {
     }
     if (wait) await (await schema()).checkEventNames(client, wait.names, { signal: context.signal });
     const subscription = wait && subscribe(client, wait, context.signal); // before the command is sent
+    const following = follow?.(context, client, command, args); // listening before the command is sent
     await executeAndPrint(context, client, command, args, (value) => formatJson(value, context.global.pretty))
       .catch(async (error) => { // QEMU did not find the command: name the closest ones (from the schema cache)
         if (error instanceof CommandError && error.errorClass === "CommandNotFound") {
@@ -75,7 +114,7 @@ export async function run(context: CommandContext): Promise<number> {
         throw error;
       });
     if (wait && subscription) await printAwaitedEvents(context, client, subscription, wait);
-    return 0;
+    return following ? await following() : 0;
   } finally {
     client.close();
   }

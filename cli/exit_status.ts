@@ -15,6 +15,8 @@ export const EXIT = {
   USAGE: 2,
   /** Connection: cannot connect, no greeting, connection lost, protocol broken. */
   CONNECTION: 3,
+  /** The job or migration to follow is not there: it ended and was dismissed, or never started. */
+  GONE: 4,
   /** The --timeout the user set ran out (as timeout(1) does). */
   TIMEOUT: 124,
   /** Interrupted by SIGINT. */

@@ -53,6 +53,30 @@ export function writeStderrLine(line: string): void {
   console.error(line);
 }
 
+/**
+ * Write text to stderr as it is (no newline added), for a line that updates
+ * in place; resolves when written, so a caller can order it before a
+ * `writeStderrLine`.
+ */
+export function writeStderr(text: string): Promise<void> {
+  if (text === "") return Promise.resolve();
+  if (bun) return bun.write(bun.stderr, text).then(() => {});
+  return new Promise((resolve) => process.stderr.write(text, () => resolve()));
+}
+
+/** Whether stderr is a terminal (progress lines are drawn only there, unless asked for). */
+export function stderrIsTerminal(): boolean {
+  return process.stderr.isTTY === true;
+}
+
+/** The width of the terminal on stderr, read each time (it may be resized); $COLUMNS or 80 when unknown. */
+export function stderrColumns(): number {
+  const columns = (process.stderr as { columns?: number }).columns;
+  if (typeof columns === "number" && columns > 0) return columns;
+  const fromEnv = Number(env("COLUMNS"));
+  return Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : 80;
+}
+
 /** All of stdin as text; `signal` (SIGINT, --timeout) ends the wait for a stdin that stays open. */
 export function readStdin(signal?: AbortSignal): Promise<string> {
   return abortable(readAllStdin(), signal, "stdin to end");

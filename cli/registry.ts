@@ -66,11 +66,30 @@ const WAIT_EVENT: OptionSpec = {
   help: "then wait for event NAME (or a glob; repeatable: any), listening before the command is sent",
 };
 
+/** How long work shows its progress (read by cli/progress.ts). */
+const PROGRESS_OPTIONS: OptionSpec[] = [
+  { name: "progress", help: "draw the progress line on stderr even when it is not a terminal" },
+  { name: "no-progress", help: "no progress line, even on a terminal" },
+  { name: "progress-json", help: "progress as JSON lines on stderr instead of the line" },
+];
+const WAIT_JOB: OptionSpec = {
+  name: "wait-job",
+  help: "then follow the job the command starts (its job-id or device) until it concludes (see job wait)",
+};
+const DISMISS: OptionSpec = {
+  name: "dismiss",
+  help: "dismiss the followed jobs that concluded and wait for it (auto-dismiss=false)",
+};
+const WAIT_MIGRATION: OptionSpec = {
+  name: "wait-migration",
+  help: "then follow the migration the command starts until it ends (see migrate wait)",
+};
+
 /** Every command, by name. */
 export const COMMANDS: Record<string, CommandEntry> = {
   exec: {
     summary: "run one QMP command and print its return value",
-    options: [ARGS, WAIT_EVENT, MATCH, COUNT],
+    options: [ARGS, WAIT_EVENT, MATCH, COUNT, WAIT_JOB, DISMISS, WAIT_MIGRATION, ...PROGRESS_OPTIONS],
     load: () => import("./exec.ts"),
   },
   hmp: {
@@ -102,6 +121,16 @@ export const COMMANDS: Record<string, CommandEntry> = {
     summary: "describe a QMP command or event: arguments, types, return, features",
     options: [],
     load: () => import("./describe.ts"),
+  },
+  job: {
+    summary: "job wait [ID ...]: follow block jobs until they conclude (exit 1 if one failed)",
+    options: [DISMISS, ...PROGRESS_OPTIONS],
+    load: () => import("./job.ts"),
+  },
+  migrate: {
+    summary: "migrate wait: follow the migration until it ends (exit 1 if it failed)",
+    options: [...PROGRESS_OPTIONS],
+    load: () => import("./migrate.ts"),
   },
   completions: {
     summary: "print a completion script: completions bash|zsh|fish",

@@ -111,6 +111,24 @@ export { completeArgumentWord } from "./schema_complete.ts";
 export { closestNames, didYouMean } from "./closest.ts";
 
 /**
+ * Long work: follow jobs (backup, mirror, ...) and migrations to their end.
+ * Create the watch before the command that starts the work.
+ *
+ * @example
+ * ```ts
+ * const jobs = new JobWatch(qmp);
+ * await qmp.execute("blockdev-backup", { "job-id": "b0", device: "disk0", target: "t0", sync: "full" });
+ * const { concluded, gone } = await jobs.follow(["b0"], { signal: AbortSignal.timeout(3_600_000) });
+ * concluded[0].result; // "completed", "failed" (with .error) or "cancelled"
+ * const migration = new MigrationWatch(qmp);
+ * await qmp.execute("migrate", { uri: "tcp:dst:4444" });
+ * (await migration.follow({ onProgress: (info) => console.log(info.ram?.remaining) }))?.status; // "completed"
+ * ```
+ */
+export { followJobs, type FollowJobsOptions, type JobInfo, type JobOutcome, type JobReport, JobWatch } from "./jobs.ts";
+export { type FollowMigrationOptions, MIGRATION_END_STATES, type MigrationInfo, MigrationWatch } from "./migration.ts";
+
+/**
  * Framing, for other transports: bytes in, JSON messages out.
  *
  * @example

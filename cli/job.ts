@@ -1,0 +1,140 @@
+/** `qmpctl job wait [ID ...]`, and what `exec ... --wait-job` runs after its command. @module */
+import type { QmpClient } from "../lib/client.ts";
+import { TimeoutError } from "../lib/errors.ts";
+import { type JobInfo, type JobReport, JobWatch } from "../lib/jobs.ts";
+import { EXIT } from "./exit_status.ts";
+import { writeStderrLine, writeStdout } from "./io.ts";
+import { UsageError } from "./options.ts";
+import { progressMode, ProgressReporter, type ProgressSample } from "./progress.ts";
+import { type CommandContext, connect, formatJson } from "./session.ts";
+
+export const help =
+  `Usage: qmpctl job wait [ID ...] [--dismiss] [--timeout D] [--progress|--no-progress|--progress-json]
+
+Follow QEMU's jobs (backup, mirror, stream, commit, blockdev-create, ...)
+until each has concluded; without ID, every job that exists when it starts.
+qmpctl listens to JOB_STATUS_CHANGE and BLOCK_JOB_COMPLETED/CANCELLED before
+its first query-jobs, so no change is missed. To start a job and follow it in
+one go, use 'qmpctl exec CMD ... --wait-job' (see 'qmpctl help exec').
+
+On stdout, one JSON line per job when it has concluded: QEMU's query-jobs
+record (id, type, status, current-progress, total-progress, error when it
+failed) and "result": "completed", "failed" or "cancelled". A job that QEMU
+dismissed on concluding (auto-dismiss, the default) is described from its
+BLOCK_JOB_* event. --dismiss dismisses (job-dismiss) the followed jobs that
+concluded and wait for it (started with auto-dismiss=false).
+
+A job that is still running in the "ready" state (mirror) or "pending"
+(auto-finalize=false) waits for you (block-job-complete, job-finalize):
+qmpctl keeps following it.
+
+Progress: on a terminal, stderr shows one line that is redrawn in place
+(percentage, bytes done and total, rate, time left) and erased at the end;
+NO_COLOR turns its colour off. Nothing of it when stderr is not a terminal
+(cron, a pipe, a file); --progress draws it anyway, --no-progress never.
+--progress-json writes instead one JSON object a line on stderr, every 250ms
+while a job runs (stdout is the same as without it):
+  {"progress":"job","id":"b0","type":"backup","status":"running",
+   "done":268435456,"total":1073741824,"percent":25,
+   "bytes-per-second":268435456,"seconds-left":3}
+(one line each; bytes-per-second and seconds-left once they can be
+measured). Lines that do not start with { are qmpctl's messages.
+
+Examples:
+  qmpctl job wait                          # every job there is now
+  qmpctl job wait nightly --timeout 4h || mail -s 'backup failed' root
+  qmpctl job wait b0 --dismiss             # a job started with auto-dismiss=false
+  qmpctl job wait b0 --progress-json 2>&1 >/dev/null | jq -R 'fromjson? | .percent'
+
+Exit status: 0 every job concluded without error, 1 a job failed or was
+cancelled (its error on stderr), 4 a job named is not there (it concluded and
+was dismissed before qmpctl could see it, or it never existed; the others are
+still followed), 124 --timeout ran out (the jobs keep running in QEMU), 2
+usage, 3 connection, 130 interrupted.`;
+
+export async function run(context: CommandContext): Promise<number> {
+  const [verb, ...ids] = context.words;
+  if (verb !== "wait") {
+    throw new UsageError(
+      verb === undefined ? "job needs a verb: job wait [ID ...]" : `unknown job verb '${verb}' (job wait)`,
+    );
+  }
+  const mode = progressMode(context);
+  const client = await connect(context);
+  try {
+    return await followAndPrint(context, new JobWatch(client), ids, mode);
+  } finally {
+    client.close();
+  }
+}
+
+/**
+ * For `exec CMD ... --wait-job`: read the job's id from the command's
+ * arguments and start listening (before the command is sent); the returned
+ * function follows the job after the command's return line was printed.
+ * @throws {UsageError} when the arguments name no job
+ */
+export function followAfterExec(
+  context: CommandContext,
+  client: QmpClient,
+  command: string,
+  args: Record<string, unknown> | undefined,
+): () => Promise<number> {
+  const id = args?.["job-id"] ?? args?.device;
+  if (typeof id !== "string") {
+    throw new UsageError(`--wait-job needs the job's id in the arguments of ${command} (job-id=ID, or device=ID)`);
+  }
+  const mode = progressMode(context);
+  const watch = new JobWatch(client);
+  return () => followAndPrint(context, watch, [id], mode);
+}
+
+async function followAndPrint(
+  context: CommandContext,
+  watch: JobWatch,
+  ids: string[],
+  mode: ReturnType<typeof progressMode>,
+): Promise<number> {
+  const progress = new ProgressReporter(mode);
+  let report: JobReport;
+  try {
+    report = await watch.follow(ids, {
+      signal: context.signal,
+      dismiss: context.options.has("dismiss"),
+      onProgress: mode === "off" ? undefined : (jobs) => progress.update(jobs.map(jobSample)),
+    });
+  } catch (error) {
+    await progress.finish();
+    if (error instanceof TimeoutError) {
+      const which = ids.length > 0 ? `job ${ids.join(", ")} to conclude; it keeps` : "the jobs to conclude; they keep";
+      throw new TimeoutError(`timed out waiting for ${which} running in QEMU`);
+    }
+    throw error;
+  } finally {
+    watch.close();
+  }
+  await progress.finish();
+  await writeStdout(report.concluded.map((job) => formatJson(job, context.global.pretty)).join(""), context.signal);
+  for (const id of report.gone) {
+    writeStderrLine(
+      `qmpctl: job ${id} is not there to follow: it concluded and was dismissed before qmpctl looked, or it never existed`,
+    );
+  }
+  let status: number = report.gone.length > 0 ? EXIT.GONE : EXIT.OK;
+  for (const job of report.concluded) {
+    if (job.result === "completed") continue;
+    writeStderrLine(`qmpctl: job ${job.id} ${job.result}${job.error ? `: ${job.error}` : ""}`);
+    status = EXIT.QEMU_ERROR;
+  }
+  return status;
+}
+
+function jobSample(job: JobInfo): ProgressSample {
+  return {
+    label: `${job.type || "job"} ${job.id}`,
+    done: job["current-progress"],
+    total: job["total-progress"],
+    notes: job.status === "running" ? [] : [job.status],
+    json: { progress: "job", id: job.id, type: job.type, status: job.status },
+  };
+}

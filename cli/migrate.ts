@@ -1,0 +1,107 @@
+/** `qmpctl migrate wait`, and what `exec migrate ... --wait-migration` runs after its command. @module */
+import type { QmpClient } from "../lib/client.ts";
+import { TimeoutError } from "../lib/errors.ts";
+import { type MigrationInfo, MigrationWatch } from "../lib/migration.ts";
+import { EXIT } from "./exit_status.ts";
+import { writeStderrLine, writeStdout } from "./io.ts";
+import { UsageError } from "./options.ts";
+import { progressMode, ProgressReporter, type ProgressSample } from "./progress.ts";
+import { type CommandContext, connect, formatJson } from "./session.ts";
+
+export const help = `Usage: qmpctl migrate wait [--timeout D] [--progress|--no-progress|--progress-json]
+
+Follow the migration of this QEMU (query-migrate, woken early by MIGRATION and
+MIGRATION_PASS events when the 'events' capability is on) until it has
+completed, failed or been cancelled, and print the final query-migrate
+object as one JSON line. A migration that has already ended is reported at
+once (QEMU keeps its state until the next one starts). To start a migration
+and follow it in one go: 'qmpctl exec migrate uri=... --wait-migration'.
+
+Progress: on a terminal, stderr shows one line redrawn in place: RAM
+percentage, bytes sent and total, rate, time left (remaining RAM at the
+current rate), the pass (dirty-sync-count) and the dirty-page rate; it is
+erased at the end. --progress, --no-progress, --progress-json and NO_COLOR
+as for 'qmpctl job wait'; the JSON lines look like
+  {"progress":"migration","status":"active","pass":1,"dirty-pages-rate":0,
+   "done":33570803,"total":67108864,"percent":50,"bytes-per-second":33554432,
+   "seconds-left":1}
+
+Examples:
+  qmpctl exec migrate-set-parameters max-bandwidth=67108864
+  qmpctl exec migrate uri=tcp:dst:4444 --wait-migration --timeout 30m && qmpctl exec quit
+  qmpctl migrate wait --timeout 10m       # a migration started by someone else
+
+Exit status: 0 completed, 1 failed or cancelled (QEMU's error-desc on
+stderr), 4 no migration was ever started, 124 --timeout ran out (the
+migration keeps going), 2 usage, 3 connection, 130 interrupted.`;
+
+export async function run(context: CommandContext): Promise<number> {
+  const [verb, ...rest] = context.words;
+  if (verb !== "wait" || rest.length > 0) {
+    throw new UsageError(verb === undefined ? "migrate needs a verb: migrate wait" : "usage: qmpctl migrate wait");
+  }
+  const mode = progressMode(context);
+  const client = await connect(context);
+  try {
+    return await followAndPrint(context, new MigrationWatch(client), mode);
+  } finally {
+    client.close();
+  }
+}
+
+/**
+ * For `exec migrate ... --wait-migration`: start listening before the
+ * command is sent; the returned function follows the migration afterwards.
+ */
+export function followAfterExec(context: CommandContext, client: QmpClient): () => Promise<number> {
+  const mode = progressMode(context);
+  const watch = new MigrationWatch(client);
+  return () => followAndPrint(context, watch, mode);
+}
+
+async function followAndPrint(
+  context: CommandContext,
+  watch: MigrationWatch,
+  mode: ReturnType<typeof progressMode>,
+): Promise<number> {
+  const progress = new ProgressReporter(mode);
+  let end: MigrationInfo | undefined;
+  try {
+    end = await watch.follow({
+      signal: context.signal,
+      onProgress: mode === "off" ? undefined : (info) => progress.update(migrationSample(info)),
+    });
+  } catch (error) {
+    await progress.finish();
+    if (error instanceof TimeoutError) {
+      throw new TimeoutError("timed out waiting for the migration to end; it keeps going in QEMU");
+    }
+    throw error;
+  } finally {
+    watch.close();
+  }
+  await progress.finish();
+  if (!end) {
+    writeStderrLine("qmpctl: no migration to follow: none was started since QEMU started");
+    return EXIT.GONE;
+  }
+  await writeStdout(formatJson(end, context.global.pretty), context.signal);
+  if (end.status === "completed") return EXIT.OK;
+  writeStderrLine(`qmpctl: migration ${end.status}${end["error-desc"] ? `: ${end["error-desc"]}` : ""}`);
+  return EXIT.QEMU_ERROR;
+}
+
+function migrationSample(info: MigrationInfo): ProgressSample[] {
+  const ram = info.ram;
+  const json = { progress: "migration", status: info.status };
+  if (!ram) return [{ label: `migration ${info.status}`, done: 0, total: 0, json }];
+  const pass = ram["dirty-sync-count"], dirty = ram["dirty-pages-rate"];
+  return [{
+    label: "migration",
+    done: Math.max(0, ram.total - ram.remaining),
+    total: ram.total,
+    rate: ram.mbps > 0 ? (ram.mbps * 1e6) / 8 : undefined, // QEMU's mbps: megabits per second
+    notes: [`pass ${pass}`, `dirty ${dirty} pages/s`, ...(info.status === "active" ? [] : [String(info.status)])],
+    json: { ...json, pass, "dirty-pages-rate": dirty },
+  }];
+}

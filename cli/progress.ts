@@ -1,0 +1,181 @@
+/**
+ * Progress of long work on stderr. For people, one line that is redrawn in
+ * place (carriage return, then erase to the end of the line), cut to the
+ * terminal's width, coloured unless NO_COLOR is set, and erased at the end
+ * so that only the final lines remain. For programs (`--progress-json`),
+ * one JSON object per line on stderr; stdout stays as it is without it.
+ * By default the line is drawn only when stderr is a terminal: nothing of it
+ * reaches a log file, a pipe or cron's mail.
+ *
+ * @module
+ */
+import { env, stderrColumns, stderrIsTerminal, writeStderr } from "./io.ts";
+import { UsageError } from "./options.ts";
+import type { CommandContext } from "./session.ts";
+
+/** The options that choose the progress form (declared in cli/registry.ts). */
+const PROGRESS_OPTIONS = ["progress", "no-progress", "progress-json"];
+
+/** How progress is shown. */
+export type ProgressMode = "off" | "line" | "json";
+
+/**
+ * The mode the options ask for: the line on a terminal by default.
+ * @throws {UsageError} for two of them at once
+ */
+export function progressMode(context: CommandContext): ProgressMode {
+  const given = PROGRESS_OPTIONS.filter((name) => context.options.has(name)).map((name) => `--${name}`);
+  if (given.length > 1) throw new UsageError(`${given.join(" and ")} exclude each other`);
+  if (context.options.has("progress-json")) return "json";
+  if (context.options.has("progress")) return "line";
+  if (context.options.has("no-progress")) return "off";
+  return stderrIsTerminal() ? "line" : "off";
+}
+
+/** One piece of work at one moment. */
+export interface ProgressSample {
+  /** For the line: `backup b0`, `migration`. */
+  label: string;
+  done: number;
+  total: number;
+  /** Bytes per second as the work reports it; else measured from the samples. */
+  rate?: number;
+  /** Short words for the end of the line (`pass 2`). */
+  notes?: string[];
+  /** What the JSON line says besides the counters (`progress`, `id`, `status`, ...). */
+  json: Record<string, unknown>;
+}
+
+/** Draws samples in the chosen mode. */
+export class ProgressReporter {
+  readonly #mode: ProgressMode;
+  readonly #color: boolean;
+  readonly #measured = new Map<string, { at: number; done: number; rate?: number }>();
+  #written: Promise<void> = Promise.resolve();
+  #drawn = false;
+
+  constructor(mode: ProgressMode) {
+    this.#mode = mode;
+    this.#color = mode === "line" && (env("NO_COLOR") ?? "") === "";
+  }
+
+  /** Show the work now under way (one sample per job). */
+  update(samples: ProgressSample[]): void {
+    if (this.#mode === "off" || samples.length === 0) return;
+    const measured = samples.map((s) => ({ ...s, rate: s.rate ?? this.#measure(s) }));
+    if (this.#mode === "json") {
+      this.#write(measured.map((s) => JSON.stringify(progressJson(s)) + "\n").join(""));
+      return;
+    }
+    const one = measured.length === 1 ? measured[0] : combine(measured);
+    this.#write(`\r${progressLine(one, stderrColumns() - 1, this.#color)}\x1b[K`);
+    this.#drawn = true;
+  }
+
+  /** Erase the line (if drawn); resolves once stderr has taken everything, so later lines come after. */
+  finish(): Promise<void> {
+    if (this.#drawn) this.#write("\r\x1b[K");
+    this.#drawn = false;
+    return this.#written;
+  }
+
+  #write(text: string): void {
+    this.#written = this.#written.then(() => writeStderr(text)).catch(() => {});
+  }
+
+  /** Bytes per second from the last samples, smoothed (a rate limit makes the work come in steps). */
+  #measure(sample: ProgressSample): number | undefined {
+    const key = sample.label;
+    const now = performance.now();
+    const last = this.#measured.get(key);
+    if (!last || now - last.at < 50) {
+      if (!last) this.#measured.set(key, { at: now, done: sample.done });
+      return last?.rate;
+    }
+    const instant = Math.max(0, (sample.done - last.done) / ((now - last.at) / 1000));
+    const rate = last.rate === undefined ? instant : 0.3 * instant + 0.7 * last.rate;
+    this.#measured.set(key, { at: now, done: sample.done, rate });
+    return rate;
+  }
+}
+
+function combine(samples: ProgressSample[]): ProgressSample {
+  const sum = (f: (s: ProgressSample) => number) => samples.reduce((n, s) => n + f(s), 0);
+  const rates = samples.map((s) => s.rate);
+  return {
+    label: `${samples.length} jobs`,
+    done: sum((s) => s.done),
+    total: sum((s) => s.total),
+    rate: rates.every((r) => r !== undefined) ? sum((s) => s.rate!) : undefined,
+    json: {},
+  };
+}
+
+function percentOf({ done, total }: ProgressSample): number {
+  return total > 0 ? Math.min(100, (100 * done) / total) : 0;
+}
+
+function secondsLeft(sample: ProgressSample): number | undefined {
+  if (!sample.rate || sample.rate <= 0) return undefined;
+  return Math.max(0, sample.total - sample.done) / sample.rate;
+}
+
+/** The JSON form of a sample: its own members, then the counters. */
+export function progressJson(sample: ProgressSample): Record<string, unknown> {
+  const left = secondsLeft(sample);
+  return {
+    ...sample.json,
+    done: sample.done,
+    total: sample.total,
+    percent: Math.floor(percentOf(sample) * 10) / 10,
+    ...(sample.rate === undefined ? {} : { "bytes-per-second": Math.round(sample.rate) }),
+    ...(left === undefined ? {} : { "seconds-left": Math.ceil(left) }),
+  };
+}
+
+/**
+ * The line for a sample, at most `width` characters wide: parts that do not
+ * fit are left out, the least useful first (bar, notes, time left, rate).
+ */
+export function progressLine(sample: ProgressSample, width: number, color: boolean): string {
+  const percent = percentOf(sample);
+  const left = secondsLeft(sample);
+  const head = `${sample.label} ${percent.toFixed(0).padStart(3)}%`;
+  const amounts = `${formatBytes(sample.done)}/${formatBytes(sample.total)}`;
+  const rate = sample.rate === undefined ? undefined : `${formatBytes(sample.rate)}/s`;
+  const eta = left === undefined ? undefined : `${formatSeconds(left)} left`;
+  const optional = [amounts, rate, eta, ...(sample.notes ?? [])].filter((p): p is string => p !== undefined);
+  // Drop from the end until head + parts + a bar of at least 10 cells fit; then the bar too.
+  for (let keep = optional.length; keep >= 0; keep--) {
+    const text = [head, ...optional.slice(0, keep)].join("  ");
+    const room = width - text.length - 3;
+    if (room >= 10) return `${bar(percent, Math.min(room, 20), color)} ${text}`;
+    if (keep === 0) return text.length <= width ? text : text.slice(0, Math.max(0, width));
+  }
+  return head.slice(0, width);
+}
+
+function bar(percent: number, cells: number, color: boolean): string {
+  const filled = Math.round((percent / 100) * cells);
+  const done = "#".repeat(filled), rest = "-".repeat(cells - filled);
+  return color ? `[\x1b[32m${done}\x1b[0m${rest}]` : `[${done}${rest}]`;
+}
+
+/** Bytes as people read them: 512 B, 1.5 KiB, 256.0 MiB, 1.0 GiB. */
+export function formatBytes(bytes: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+  let value = bytes, unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${Math.round(value)} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/** Seconds as people read them: 42s, 3m05s, 1h02m. */
+export function formatSeconds(seconds: number): string {
+  const s = Math.ceil(seconds);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+}

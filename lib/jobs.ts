@@ -1,0 +1,207 @@
+/**
+ * Following QEMU's jobs (backup, mirror, stream, commit, create, ...) to
+ * their end. A job's life (qapi/job.json): created → running (⇄ paused,
+ * ready) → waiting → pending → concluded → null (dismissed). Every change is
+ * a JOB_STATUS_CHANGE event; block jobs also end with BLOCK_JOB_COMPLETED
+ * (with `error` when they failed) or BLOCK_JOB_CANCELLED. A job started with
+ * the default `auto-dismiss=true` is gone from `query-jobs` as soon as it
+ * concludes, so its outcome is known only from those events: the watch
+ * subscribes before it first queries (and, for `exec --wait-job`, before the
+ * command that starts the job is sent).
+ *
+ * @module
+ */
+import type { QmpClient } from "./client.ts";
+import { DisconnectedError } from "./errors.ts";
+import type { EventSubscription, QmpEvent } from "./events.ts";
+import { EventTurns } from "./follow.ts";
+
+/** A job as `query-jobs` describes it (JobInfo in qapi/job.json). */
+export interface JobInfo {
+  id: string;
+  type: string;
+  status: string;
+  "current-progress": number;
+  "total-progress": number;
+  /** Present once a concluded job has failed or was cancelled. */
+  error?: string;
+  [key: string]: unknown;
+}
+
+/** How a job ended: QEMU's last word on it, and qmpctl's reading of it. */
+export interface JobOutcome extends JobInfo {
+  /** `completed`, `failed` (it has an `error`) or `cancelled`. */
+  result: "completed" | "failed" | "cancelled";
+}
+
+/** What `JobWatch.follow` found: the jobs that ended, and the ids that were not there to follow. */
+export interface JobReport {
+  /** One per followed job that concluded, in the order asked for (or QEMU's order). */
+  concluded: JobOutcome[];
+  /** Ids that are neither in `query-jobs` nor in an event since the watch began (dismissed, or never started). */
+  gone: string[];
+}
+
+/** Options of `JobWatch.follow`. */
+export interface FollowJobsOptions {
+  /** Bounds the whole wait (TimeoutError / AbortedError); the jobs keep running in QEMU. */
+  signal?: AbortSignal;
+  /** Dismiss (`job-dismiss`) followed jobs that concluded and wait for it (`auto-dismiss=false`). */
+  dismiss?: boolean;
+  /** Called with the followed jobs that still run, after each `query-jobs` (every `progressIntervalMs`). */
+  onProgress?: (jobs: JobInfo[]) => void;
+  /** How often to query progress while `onProgress` is given. Default 250 ms. */
+  progressIntervalMs?: number;
+}
+
+/** The events that tell a job's state. */
+export const JOB_EVENTS = ["JOB_STATUS_CHANGE", "BLOCK_JOB_COMPLETED", "BLOCK_JOB_CANCELLED"];
+
+interface Tracked {
+  info: JobInfo;
+  concluded: boolean;
+  cancelled: boolean;
+}
+
+/**
+ * A watch over the jobs of one QEMU: create it before the command that
+ * starts a job, then `follow` the job.
+ *
+ * @example
+ * ```ts
+ * const watch = new JobWatch(qmp);
+ * await qmp.execute("blockdev-backup", { "job-id": "b0", device: "disk0", target: "t0", sync: "full" });
+ * const { concluded } = await watch.follow(["b0"], { signal: AbortSignal.timeout(3_600_000) });
+ * console.log(concluded[0].result, concluded[0].error); // "failed" "Input/output error"
+ * ```
+ */
+export class JobWatch {
+  readonly #client: QmpClient;
+  readonly #subscription: EventSubscription;
+  readonly #jobs = new Map<string, Tracked>();
+
+  constructor(client: QmpClient) {
+    this.#client = client;
+    this.#subscription = client.events({ names: JOB_EVENTS }, { highWaterMark: Infinity });
+  }
+
+  /**
+   * Follow the jobs `ids` (every job that exists now, when empty) until each
+   * has concluded.
+   * @throws {TimeoutError | AbortedError} when `signal` aborts first
+   * @throws {DisconnectedError} when the connection ends first
+   */
+  async follow(ids: readonly string[], options: FollowJobsOptions = {}): Promise<JobReport> {
+    const { signal, onProgress } = options;
+    try {
+      const first = await this.#query(signal);
+      // Events queued so far came before the reply: they tell of jobs that ended before the query.
+      while (this.#subscription.queued > 0) this.#apply(await this.#subscription.nextBatch());
+      this.#snapshot(first);
+      const wanted = ids.length > 0 ? [...ids] : first.map((job) => job.id);
+      const gone = wanted.filter((id) => !this.#jobs.has(id));
+      const followed = wanted.filter((id) => this.#jobs.has(id));
+      const running = () => followed.filter((id) => !this.#jobs.get(id)!.concluded);
+      const turns = new EventTurns(this.#subscription);
+      const tickMs = onProgress ? options.progressIntervalMs ?? 250 : undefined;
+      if (onProgress && running().length > 0) onProgress(running().map((id) => this.#jobs.get(id)!.info));
+      while (running().length > 0) {
+        const turn = await turns.next(tickMs, signal, `job ${running().join(", ")} to conclude`);
+        if (turn === "tick") {
+          this.#snapshot(await this.#query(signal));
+          if (running().length > 0) onProgress?.(running().map((id) => this.#jobs.get(id)!.info));
+        } else if (turn.length === 0) {
+          throw new DisconnectedError(
+            `${this.#client.address.text} closed the connection while job ${running().join(", ")} ran`,
+          );
+        } else this.#apply(turn);
+      }
+      const last = followed.length > 0 ? await this.#query(signal) : [];
+      this.#snapshot(last);
+      if (options.dismiss) {
+        for (const job of last) {
+          if (followed.includes(job.id) && job.status === "concluded") {
+            await this.#client.execute("job-dismiss", { id: job.id }, { signal });
+          }
+        }
+      }
+      return { concluded: followed.map((id) => outcome(this.#jobs.get(id)!)), gone };
+    } finally {
+      this.#subscription.close();
+    }
+  }
+
+  /** Stop watching (also done when `follow` returns). */
+  close(): void {
+    this.#subscription.close();
+  }
+
+  async #query(signal?: AbortSignal): Promise<JobInfo[]> {
+    return await this.#client.execute("query-jobs", undefined, { signal }) as JobInfo[];
+  }
+
+  #track(id: string): Tracked {
+    let tracked = this.#jobs.get(id);
+    if (!tracked) {
+      tracked = {
+        info: { id, type: "", status: "created", "current-progress": 0, "total-progress": 0 },
+        concluded: false,
+        cancelled: false,
+      };
+      this.#jobs.set(id, tracked);
+    }
+    return tracked;
+  }
+
+  /**
+   * QEMU's current view. A reply to a query sent before the events that were
+   * just read may be older than they are: once concluded, only QEMU's own
+   * concluded record (with its error) replaces what the events said.
+   */
+  #snapshot(jobs: JobInfo[]): void {
+    for (const job of jobs) {
+      const tracked = this.#track(job.id);
+      if (tracked.concluded && job.status !== "concluded") continue;
+      tracked.info = { ...job };
+      if (job.status === "concluded") tracked.concluded = true;
+    }
+  }
+
+  #apply(events: QmpEvent[]): void {
+    for (const { event, data = {} } of events) {
+      if (event === "JOB_STATUS_CHANGE") {
+        const tracked = this.#track(String(data.id));
+        if (tracked.concluded) continue;
+        if (data.status === "concluded" || data.status === "null") {
+          tracked.concluded = true;
+          tracked.info.status = "concluded";
+        } else tracked.info.status = String(data.status);
+      } else { // BLOCK_JOB_COMPLETED / BLOCK_JOB_CANCELLED: `device` is the job's id
+        const tracked = this.#track(String(data.device));
+        const info = tracked.info;
+        if (typeof data.type === "string") info.type = data.type;
+        if (typeof data.len === "number") info["total-progress"] = data.len;
+        if (typeof data.offset === "number") info["current-progress"] = data.offset;
+        if (typeof data.error === "string") info.error = data.error;
+        if (event === "BLOCK_JOB_CANCELLED") tracked.cancelled = true;
+      }
+    }
+  }
+}
+
+function outcome({ info, cancelled }: Tracked): JobOutcome {
+  const result = cancelled ? "cancelled" : info.error !== undefined ? "failed" : "completed";
+  return { ...info, status: "concluded", result };
+}
+
+/**
+ * Follow jobs that already run (no command to send first).
+ *
+ * @example
+ * ```ts
+ * const { concluded, gone } = await followJobs(qmp, [], { signal: AbortSignal.timeout(60_000) });
+ * ```
+ */
+export function followJobs(client: QmpClient, ids: readonly string[], options?: FollowJobsOptions): Promise<JobReport> {
+  return new JobWatch(client).follow(ids, options);
+}

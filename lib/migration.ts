@@ -1,0 +1,96 @@
+/**
+ * Following a migration to its end. `query-migrate` (MigrationInfo in
+ * qapi/migration.json) tells the state and the RAM counters; the state
+ * stays readable after the end (`completed`, `failed` with `error-desc`,
+ * `cancelled`) until the next migration starts. MIGRATION and MIGRATION_PASS
+ * events come only when the `events` migration capability is on, so they
+ * only wake the watch early: it also queries on a clock.
+ *
+ * @module
+ */
+import type { QmpClient } from "./client.ts";
+import { DisconnectedError } from "./errors.ts";
+import type { EventSubscription } from "./events.ts";
+import { EventTurns } from "./follow.ts";
+
+/** What `query-migrate` returns; empty (no `status`) when no migration was ever started. */
+export interface MigrationInfo {
+  status?: string;
+  "error-desc"?: string;
+  ram?: {
+    total: number;
+    transferred: number;
+    remaining: number;
+    mbps: number;
+    "dirty-sync-count": number;
+    "dirty-pages-rate": number;
+    "page-size": number;
+    [key: string]: unknown;
+  };
+  [key: string]: unknown;
+}
+
+/** The states in which a migration has ended. */
+export const MIGRATION_END_STATES = ["completed", "failed", "cancelled"];
+
+/** Options of `MigrationWatch.follow`. */
+export interface FollowMigrationOptions {
+  /** Bounds the whole wait (TimeoutError / AbortedError); the migration keeps running. */
+  signal?: AbortSignal;
+  /** Called with each `query-migrate` answer while the migration runs. */
+  onProgress?: (info: MigrationInfo) => void;
+  /** How often to query. Default 250 ms. */
+  intervalMs?: number;
+}
+
+/**
+ * A watch over the migration of one QEMU: create it before sending
+ * `migrate`, then `follow`.
+ *
+ * @example
+ * ```ts
+ * const watch = new MigrationWatch(qmp);
+ * await qmp.execute("migrate", { uri: "exec:cat > /tmp/vm1.state" });
+ * const end = await watch.follow({ signal: AbortSignal.timeout(600_000) });
+ * console.log(end?.status); // "completed"
+ * ```
+ */
+export class MigrationWatch {
+  readonly #client: QmpClient;
+  readonly #subscription: EventSubscription;
+
+  constructor(client: QmpClient) {
+    this.#client = client;
+    this.#subscription = client.events({ names: ["MIGRATION", "MIGRATION_PASS"] }, { highWaterMark: Infinity });
+  }
+
+  /**
+   * The final `query-migrate` answer once the migration has ended, or
+   * undefined when no migration was ever started.
+   * @throws {TimeoutError | AbortedError} when `signal` aborts first
+   * @throws {DisconnectedError} when the connection ends first
+   */
+  async follow(options: FollowMigrationOptions = {}): Promise<MigrationInfo | undefined> {
+    const { signal, onProgress } = options;
+    const turns = new EventTurns(this.#subscription);
+    try {
+      for (;;) {
+        const info = await this.#client.execute("query-migrate", undefined, { signal }) as MigrationInfo;
+        if (info.status === undefined) return undefined;
+        if (MIGRATION_END_STATES.includes(info.status)) return info;
+        onProgress?.(info);
+        const turn = await turns.next(options.intervalMs ?? 250, signal, "the migration to end");
+        if (Array.isArray(turn) && turn.length === 0) {
+          throw new DisconnectedError(`${this.#client.address.text} closed the connection while migrating`);
+        }
+      }
+    } finally {
+      this.#subscription.close();
+    }
+  }
+
+  /** Stop watching (also done when `follow` returns). */
+  close(): void {
+    this.#subscription.close();
+  }
+}

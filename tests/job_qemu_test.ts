@@ -1,0 +1,420 @@
+/**
+ * `qmpctl job wait` and `exec ... --wait-job` against a real QEMU's block
+ * jobs: backups between null-co nodes (reads and writes cost nothing, so
+ * `speed` alone sets the duration), one whose target fails every write
+ * (blkdebug), and one cancelled from the other monitor.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
+import { startQemu, type TestQemu } from "./helpers/qemu.ts";
+import { startTerminal } from "./helpers/terminal.ts";
+
+const MiB = 1024 * 1024;
+const SIZE = 64 * MiB;
+let qemu: TestQemu;
+
+beforeAll(async () => {
+  // drive0 has a BlockBackend name, which the older commands' device argument names (and a job is named after).
+  qemu = await startQemu({ extraArgs: ["-drive", `if=none,id=drive0,driver=null-co,size=${SIZE}`] });
+  for (const name of ["src", "dst"]) {
+    await qemu.control.execute("blockdev-add", { driver: "null-co", "node-name": name, size: SIZE });
+  }
+  // Every write to "bad" fails with EIO: the raw driver above blkdebug raises its write_aio event.
+  await qemu.control.execute("blockdev-add", {
+    driver: "raw",
+    "node-name": "bad",
+    file: { driver: "blkdebug", image: { driver: "null-co", size: SIZE }, "inject-error": [{ event: "write_aio" }] },
+  });
+});
+afterAll(() => qemu?.stop());
+afterEach(() => cancelAll());
+
+/** Start a backup from the test's own monitor; `speed` in bytes per second. */
+function backup(id: string, speed: number, extra: Record<string, unknown> = {}): Promise<unknown> {
+  return qemu.control.execute("blockdev-backup", {
+    "job-id": id,
+    device: "src",
+    target: "dst",
+    sync: "full",
+    speed,
+    ...extra,
+  });
+}
+
+/** Wait (bounded) until the test's monitor sees job `id` in `status`. */
+async function jobReaches(id: string, status: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const jobs = await qemu.control.execute("query-jobs") as { id: string; status: string }[];
+    if (jobs.some((j) => j.id === id && j.status === status)) return;
+    if (Date.now() > deadline) throw new Error(`job ${id} never reached ${status}: ${JSON.stringify(jobs)}`);
+    await Bun.sleep(20);
+  }
+}
+
+async function jobIds(): Promise<string[]> {
+  return (await qemu.control.execute("query-jobs") as { id: string }[]).map((j) => j.id);
+}
+
+/** Cancel whatever a test left running, so the next one starts clean. */
+async function cancelAll(): Promise<void> {
+  for (const id of await jobIds()) await qemu.control.execute("job-cancel", { id }).catch(() => {});
+  const deadline = Date.now() + 5000;
+  while ((await jobIds()).length > 0 && Date.now() < deadline) {
+    for (const id of await jobIds()) await qemu.control.execute("job-dismiss", { id }).catch(() => {});
+    await Bun.sleep(20);
+  }
+}
+
+describe("job wait", () => {
+  test("follows a running backup to its end: exit 0, its final state on stdout, nothing on stderr", async () => {
+    await backup("b1", 64 * MiB); // about 1 s
+    const result = await qmpctl(["-s", qemu.socket, "job", "wait", "b1"]);
+    expect(result).toMatchObject({ code: 0, stderr: "" });
+    expect(JSON.parse(result.stdout)).toEqual({
+      id: "b1",
+      type: "backup",
+      status: "concluded",
+      "current-progress": SIZE,
+      "total-progress": SIZE,
+      result: "completed",
+    });
+    expect(result.stdout.split("\n")).toHaveLength(2);
+  });
+
+  test("a job cancelled from the other monitor: exit 1, 'cancelled' on stderr", async () => {
+    // qmpctl starts the job itself, so it follows the job from its first moment.
+    const running = startQmpctl([
+      "-s",
+      qemu.socket,
+      "exec",
+      "blockdev-backup",
+      "job-id=b2",
+      "device=src",
+      "target=dst",
+      "sync=full",
+      `speed=${16 * MiB}`, // 4 s unless cancelled
+      "--wait-job",
+    ]);
+    await jobReaches("b2", "running");
+    await qemu.control.execute("block-job-cancel", { device: "b2" });
+    const result = await running.result;
+    expect(result).toMatchObject({ code: 1, stderr: "qmpctl: job b2 cancelled\n" });
+    const [ret, final, end] = result.stdout.split("\n");
+    expect(ret).toBe("{}");
+    expect(JSON.parse(final)).toMatchObject({ id: "b2", status: "concluded", result: "cancelled" });
+    expect(end).toBe("");
+  });
+
+  test("--timeout 1s on a long job: exit 124, stderr says the job keeps running, and it does", async () => {
+    await backup("b3", 8 * MiB); // 8 s
+    const result = await qmpctl(["-s", qemu.socket, "job", "wait", "b3", "--timeout", "1s"]);
+    expect(result).toMatchObject({
+      code: 124,
+      stdout: "",
+      stderr: "qmpctl: timed out waiting for job b3 to conclude; it keeps running in QEMU (--timeout 1s)\n",
+    });
+    expect(result.ms).toBeLessThan(3000);
+    expect(await jobIds()).toEqual(["b3"]);
+  });
+
+  test("a job that is not there: exit 4 with one line that says so", async () => {
+    const result = await qmpctl(["-s", qemu.socket, "job", "wait", "nosuch"]);
+    expect(result).toEqual(expect.objectContaining({
+      code: 4,
+      stdout: "",
+      stderr:
+        "qmpctl: job nosuch is not there to follow: it concluded and was dismissed before qmpctl looked, or it never existed\n",
+    }));
+  });
+
+  test("without ID and without jobs: exit 0 at once, nothing printed", async () => {
+    expect(await qmpctl(["-s", qemu.socket, "job", "wait"])).toMatchObject({ code: 0, stdout: "", stderr: "" });
+  });
+
+  test("--dismiss dismisses a concluded job that waits for it (auto-dismiss=false)", async () => {
+    await backup("b4", 0, { "auto-dismiss": false });
+    await jobReaches("b4", "concluded");
+    const result = await qmpctl(["-s", qemu.socket, "job", "wait", "b4", "--dismiss"]);
+    expect(result).toMatchObject({ code: 0, stderr: "" });
+    expect(JSON.parse(result.stdout)).toMatchObject({ id: "b4", status: "concluded", result: "completed" });
+    expect(await jobIds()).toEqual([]);
+  });
+
+  test("an unknown verb is a usage error", async () => {
+    expect(await qmpctl(["-s", qemu.socket, "job", "list"])).toMatchObject({
+      code: 2,
+      stderr: "qmpctl: unknown job verb 'list' (job wait)\n",
+    });
+  });
+});
+
+describe("exec --wait-job", () => {
+  test("prints the return line, then the job's final state; exit 0", async () => {
+    const result = await qmpctl([
+      "-s",
+      qemu.socket,
+      "exec",
+      "blockdev-backup",
+      "job-id=e1",
+      "device=src",
+      "target=dst",
+      "sync=full",
+      `speed=${128 * MiB}`,
+      "--wait-job",
+    ]);
+    expect(result).toMatchObject({ code: 0, stderr: "" });
+    const [ret, final, end] = result.stdout.split("\n");
+    expect(ret).toBe("{}");
+    expect(JSON.parse(final)).toMatchObject({
+      id: "e1",
+      type: "backup",
+      "current-progress": SIZE,
+      result: "completed",
+    });
+    expect(end).toBe("");
+  });
+
+  test("a backup whose target fails at once: exit 1 with the I/O error, though the job was gone in milliseconds", async () => {
+    const result = await qmpctl([
+      "-s",
+      qemu.socket,
+      "exec",
+      "blockdev-backup",
+      "job-id=e2",
+      "device=src",
+      "target=bad",
+      "sync=full",
+      "--wait-job",
+    ]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe("qmpctl: job e2 failed: Input/output error\n");
+    const [ret, final] = result.stdout.split("\n");
+    expect(ret).toBe("{}");
+    expect(JSON.parse(final)).toMatchObject({ id: "e2", error: "Input/output error", result: "failed" });
+    expect(await jobIds()).toEqual([]); // auto-dismissed: only the events told of it
+  });
+
+  test("the legacy device argument names the job when there is no job-id", async () => {
+    const result = await qmpctl([
+      "-s",
+      qemu.socket,
+      "exec",
+      "blockdev-backup",
+      "device=drive0",
+      "target=dst",
+      "sync=full",
+      "--wait-job",
+    ]);
+    expect(result).toMatchObject({ code: 0, stderr: "" });
+    expect(JSON.parse(result.stdout.split("\n")[1])).toMatchObject({ id: "drive0", result: "completed" });
+  });
+
+  test("a command that QEMU refuses: exit 1 with its error at once, no waiting", async () => {
+    const result = await qmpctl([
+      "-s",
+      qemu.socket,
+      "exec",
+      "blockdev-backup",
+      "job-id=e4",
+      "device=src",
+      "target=nosuch",
+      "sync=full",
+      "--wait-job",
+    ]);
+    expect(result).toMatchObject({ code: 1, stdout: "" });
+    expect(result.stderr).toMatch(/^qmpctl: GenericError: .*nosuch.*\n$/);
+  });
+
+  test("QEMU going away while the job runs: exit 3, the connection named", async () => {
+    const own = await startQemu();
+    try {
+      for (const name of ["a", "b"]) {
+        await own.control.execute("blockdev-add", { driver: "null-co", "node-name": name, size: SIZE });
+      }
+      const running = startQmpctl([
+        "-s",
+        own.socket,
+        "exec",
+        "blockdev-backup",
+        "job-id=q1",
+        "device=a",
+        "target=b",
+        "sync=full",
+        `speed=${8 * MiB}`,
+        "--wait-job",
+      ]);
+      const deadline = Date.now() + 5000;
+      while ((await own.control.execute("query-jobs") as unknown[]).length === 0) {
+        if (Date.now() > deadline) throw new Error("the job never started");
+        await Bun.sleep(20);
+      }
+      await own.control.execute("quit");
+      const result = await running.result;
+      expect(result.code).toBe(3);
+      expect(result.stdout).toBe("{}\n");
+      expect(result.stderr).toStartWith(`qmpctl: ${own.socket} closed the connection`);
+    } finally {
+      await own.stop();
+    }
+  });
+
+  test("--dismiss: the job started with auto-dismiss=false is followed, then dismissed", async () => {
+    const result = await qmpctl([
+      "-s",
+      qemu.socket,
+      "exec",
+      "blockdev-backup",
+      "job-id=e5",
+      "device=src",
+      "target=dst",
+      "sync=full",
+      "auto-dismiss=false",
+      "--wait-job",
+      "--dismiss",
+    ]);
+    expect(result).toMatchObject({ code: 0, stderr: "" });
+    expect(JSON.parse(result.stdout.split("\n")[1])).toMatchObject({
+      id: "e5",
+      status: "concluded",
+      result: "completed",
+    });
+    expect(await jobIds()).toEqual([]);
+  });
+
+  test("--dismiss or --progress without --wait-job: usage error", async () => {
+    for (const option of ["--dismiss", "--progress"]) {
+      expect(await qmpctl(["-s", qemu.socket, "exec", "query-jobs", option])).toMatchObject({
+        code: 2,
+        stdout: "",
+        stderr: `qmpctl: ${option} goes with --wait-job or --wait-migration\n`,
+      });
+    }
+  });
+
+  test("a command without job-id or device: usage error, nothing sent", async () => {
+    const result = await qmpctl(["-s", qemu.socket, "exec", "query-jobs", "--wait-job"]);
+    expect(result).toMatchObject({
+      code: 2,
+      stdout: "",
+      stderr: "qmpctl: --wait-job needs the job's id in the arguments of query-jobs (job-id=ID, or device=ID)\n",
+    });
+  });
+
+  test("--progress-json: stderr has JSON lines whose percentage rises; stdout is as without it", async () => {
+    const result = await qmpctl([
+      "-s",
+      qemu.socket,
+      "exec",
+      "blockdev-backup",
+      "job-id=e3",
+      "device=src",
+      "target=dst",
+      "sync=full",
+      `speed=${64 * MiB}`,
+      "--wait-job",
+      "--progress-json",
+    ]);
+    expect(result.code).toBe(0);
+    expect(result.stdout.split("\n")[0]).toBe("{}");
+    const lines = result.stderr.trimEnd().split("\n").map((line) => JSON.parse(line));
+    expect(lines.length).toBeGreaterThan(1);
+    for (const line of lines) {
+      expect(line).toMatchObject({ progress: "job", id: "e3", type: "backup", total: SIZE });
+    }
+    const percents = lines.map((l) => l.percent);
+    expect(percents).toEqual([...percents].sort((a, b) => a - b));
+    expect(percents.at(-1)).toBeGreaterThan(percents[0]);
+    expect(lines.at(-1)).toHaveProperty("bytes-per-second");
+  });
+});
+
+describe("the progress line", () => {
+  test("on a terminal: the percentage rises in place, and the line is gone at the end", async () => {
+    const terminal = await startTerminal([
+      QMPCTL,
+      "-s",
+      qemu.socket,
+      "exec",
+      "blockdev-backup",
+      "job-id=t1",
+      "device=src",
+      "target=dst",
+      "sync=full",
+      `speed=${32 * MiB}`, // 2 s
+      "--wait-job",
+    ], { columns: 80, env: { NO_COLOR: "1" } });
+    try {
+      const percent = (screen: string[]) => Number(/backup t1 +(\d+)%/.exec(screen.join("\n"))?.[1] ?? NaN);
+      const first = percent(await terminal.waitFor("a progress line", (s) => percent(s) >= 0));
+      const later = percent(await terminal.waitFor("the percentage to rise", (s) => percent(s) > first + 10));
+      expect(later).toBeGreaterThan(first);
+      const screen = await terminal.screen();
+      expect(screen.find((row) => row.includes("backup t1"))).toMatch(
+        /^\[[#-]{20}\] backup t1 +\d+% {2}[\d.]+ MiB\/64\.0 MiB/,
+      );
+      expect(screen.every((row) => row.length <= 80)).toBe(true);
+      expect(await terminal.exitStatus(6000)).toBe(0);
+      const [ret, ...final] = await terminal.screen(); // the final line is wider than the terminal: it wraps
+      expect(ret).toBe("{}");
+      expect(JSON.parse(final.join(""))).toMatchObject({ id: "t1", result: "completed" });
+    } finally {
+      await terminal.close();
+    }
+  });
+
+  test("on a narrow terminal the line fits its width: the bar and the figures go first", async () => {
+    await backup("t2", 16 * MiB);
+    const terminal = await startTerminal([QMPCTL, "-s", qemu.socket, "job", "wait", "t2", "--timeout", "1s"], {
+      columns: 24,
+    });
+    try {
+      const screen = await terminal.waitFor("a progress line", (s) => s.some((row) => row.includes("%")));
+      expect(screen).toEqual([expect.stringMatching(/^backup t2 +\d+%$/)]);
+      expect(await terminal.exitStatus(4000)).toBe(124);
+    } finally {
+      await terminal.close();
+    }
+  });
+
+  test("no progress bytes at all when stderr is a file, and --progress draws them there anyway", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "qmpctl-progress-"));
+    try {
+      const run = async (extra: string[]) => {
+        await backup("f1", 64 * MiB);
+        const log = join(dir, "stderr");
+        const child = Bun.spawn([
+          "sh",
+          "-c",
+          `"$@" 2>'${log}'`,
+          "sh",
+          QMPCTL,
+          "-s",
+          qemu.socket,
+          "job",
+          "wait",
+          ...extra,
+        ], {
+          stdout: "pipe",
+          env: { ...process.env, NO_COLOR: "1" },
+        });
+        const stdout = await new Response(child.stdout).text();
+        return { code: await child.exited, stdout, stderr: readFileSync(log, "utf8") };
+      };
+      const quiet = await run([]);
+      expect(quiet).toMatchObject({ code: 0, stderr: "" });
+      expect(JSON.parse(quiet.stdout)).toMatchObject({ id: "f1", result: "completed" });
+      const forced = await run(["--progress"]);
+      expect(forced.code).toBe(0);
+      expect(forced.stderr).toMatch(/^\r\[[#-]+\] backup f1 +\d+%/);
+      expect(forced.stderr.endsWith("\r\x1b[K")).toBe(true); // erased at the end
+      expect(forced.stderr).not.toContain("\x1b[32m"); // NO_COLOR
+      expect(forced.stdout).toBe(quiet.stdout); // the same job again: the same final line
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

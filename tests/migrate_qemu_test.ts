@@ -1,0 +1,161 @@
+/**
+ * `qmpctl migrate wait` and `exec migrate ... --wait-migration` against a real
+ * QEMU whose RAM is a file of random bytes (pages of zeroes would cost the
+ * migration nothing), migrating into `cat > /dev/null` at a bandwidth the
+ * test sets, so the duration is known.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { qmpctl, startQmpctl } from "./helpers/cli.ts";
+import { startQemu, type TestQemu } from "./helpers/qemu.ts";
+
+const MiB = 1024 * 1024;
+const RAM = 64 * MiB;
+let qemu: TestQemu;
+let dir: string;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "qmpctl-migrate-"));
+  const ram = join(dir, "ram");
+  const fill = Bun.spawn(["head", "-c", String(RAM), "/dev/urandom"], { stdout: Bun.file(ram) });
+  expect(await fill.exited).toBe(0);
+  qemu = await startQemu({
+    extraArgs: [
+      "-object",
+      `memory-backend-file,id=m0,size=${RAM},mem-path=${ram},share=on`,
+      "-machine",
+      "none,memory-backend=m0",
+      "-m",
+      String(RAM / MiB),
+    ],
+  });
+}, 20_000);
+afterAll(async () => {
+  await qemu?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function bandwidth(bytesPerSecond: number): Promise<void> {
+  await qemu.control.execute("migrate-set-parameters", { "max-bandwidth": bytesPerSecond });
+}
+
+/** After a migration QEMU stays paused and refuses another until it runs again. */
+async function resume(): Promise<void> {
+  const { status } = await qemu.control.execute("query-status") as { status: string };
+  if (status !== "running") await qemu.control.execute("cont");
+}
+
+describe("migrate wait", () => {
+  test("before any migration: exit 4, one line says there is none", async () => {
+    expect(await qmpctl(["-s", qemu.socket, "migrate", "wait"])).toEqual(expect.objectContaining({
+      code: 4,
+      stdout: "",
+      stderr: "qmpctl: no migration to follow: none was started since QEMU started\n",
+    }));
+  });
+});
+
+describe("exec migrate --wait-migration", () => {
+  test("follows the migration to completed: exit 0, the return line, then the final query-migrate", async () => {
+    await bandwidth(64 * MiB); // about 1 s
+    const result = await qmpctl([
+      "-s",
+      qemu.socket,
+      "exec",
+      "migrate",
+      "uri=exec:cat > /dev/null",
+      "--wait-migration",
+      "--progress-json",
+    ]);
+    expect(result.code).toBe(0);
+    const [ret, final, end] = result.stdout.split("\n");
+    expect(ret).toBe("{}");
+    expect(JSON.parse(final)).toMatchObject({ status: "completed", ram: { total: RAM, remaining: 0 } });
+    expect(end).toBe("");
+    // Progress as data on stderr: RAM sent rises, with the pass and the dirty-page rate.
+    const lines = result.stderr.trimEnd().split("\n").map((line) => JSON.parse(line));
+    const active = lines.filter((l) => l.status === "active");
+    expect(active.length).toBeGreaterThan(1);
+    for (const line of active) {
+      expect(line).toMatchObject({ progress: "migration", total: RAM, pass: expect.any(Number) });
+      expect(line).toHaveProperty("dirty-pages-rate");
+    }
+    expect(active.at(-1).done).toBeGreaterThan(active[0].done);
+  });
+
+  test("migrate wait after the end: exit 0 at once with the final state", async () => {
+    const result = await qmpctl(["-s", qemu.socket, "migrate", "wait"]);
+    expect(result).toMatchObject({ code: 0, stderr: "" });
+    expect(JSON.parse(result.stdout)).toMatchObject({ status: "completed" });
+  });
+
+  test("migrate_cancel from the other monitor: exit 1, 'cancelled' on stderr", async () => {
+    await resume();
+    await bandwidth(8 * MiB); // 8 s unless cancelled
+    const running = startQmpctl(["-s", qemu.socket, "exec", "migrate", "uri=exec:cat > /dev/null", "--wait-migration"]);
+    const deadline = Date.now() + 5000;
+    while ((await qemu.control.execute("query-migrate") as { status?: string }).status !== "active") {
+      if (Date.now() > deadline) throw new Error("the migration never became active");
+      await Bun.sleep(20);
+    }
+    await qemu.control.execute("migrate_cancel");
+    const result = await running.result;
+    expect(result).toMatchObject({ code: 1, stderr: "qmpctl: migration cancelled\n" });
+    expect(JSON.parse(result.stdout.split("\n")[1])).toMatchObject({ status: "cancelled" });
+    expect(result.ms).toBeLessThan(6000);
+  });
+
+  test("a migration that fails: exit 1 with QEMU's error-desc on stderr", async () => {
+    await resume();
+    await bandwidth(64 * MiB);
+    const result = await qmpctl(["-s", qemu.socket, "exec", "migrate", "uri=exec:exit 0", "--wait-migration"]);
+    expect(result.code).toBe(1);
+    const final = JSON.parse(result.stdout.split("\n")[1]);
+    const desc = final["error-desc"]; // e.g. "Unable to write to command: Broken pipe"
+    expect(final.status).toBe("failed");
+    expect(desc).toMatch(/\w/);
+    expect(result.stderr).toBe(`qmpctl: migration failed: ${desc}\n`);
+  });
+
+  test("--timeout 1s: exit 124, and the migration keeps going", async () => {
+    await resume();
+    await bandwidth(8 * MiB);
+    try {
+      const result = await qmpctl([
+        "-s",
+        qemu.socket,
+        "exec",
+        "migrate",
+        "uri=exec:cat > /dev/null",
+        "--wait-migration",
+        "--timeout",
+        "1s",
+      ]);
+      expect(result).toMatchObject({
+        code: 124,
+        stderr: "qmpctl: timed out waiting for the migration to end; it keeps going in QEMU (--timeout 1s)\n",
+      });
+      expect(await qemu.control.execute("query-migrate")).toMatchObject({ status: "active" });
+    } finally {
+      await qemu.control.execute("migrate_cancel");
+    }
+  });
+
+  test("--wait-migration with --wait-job is a usage error", async () => {
+    const result = await qmpctl([
+      "-s",
+      qemu.socket,
+      "exec",
+      "migrate",
+      "uri=exec:cat",
+      "--wait-migration",
+      "--wait-job",
+    ]);
+    expect(result).toMatchObject({
+      code: 2,
+      stderr: "qmpctl: --wait-job, --wait-migration and --wait-event exclude each other\n",
+    });
+  });
+});
