@@ -1,7 +1,7 @@
 /** `qmpctl commands [GLOB] [--long]`: the QMP commands this QEMU offers. @module */
 import { eventMatcher } from "../lib/events.ts";
-import { loadSchema } from "../lib/schema.ts";
-import { signature } from "../lib/schema_describe.ts";
+import { loadSchema } from "../lib/schema/load.ts";
+import { signature } from "../lib/schema/describe.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, connect, printJson } from "./session.ts";
 

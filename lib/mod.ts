@@ -94,9 +94,9 @@ export {
   type SchemaScope,
   typedArguments,
   withSchema,
-} from "./schema.ts";
-export { typeArguments } from "./schema_typing.ts";
-export { describe, describeType, signature } from "./schema_describe.ts";
+} from "./schema/load.ts";
+export { typeArguments } from "./schema/typing.ts";
+export { describe, describeType, signature } from "./schema/describe.ts";
 
 /**
  * Completion of `KEY=VALUE` words from a loaded schema, and "did you mean" suggestions.
@@ -107,7 +107,7 @@ export { describe, describeType, signature } from "./schema_describe.ts";
  * closestNames("query-stauts", schema.commandNames()); // ["query-stats", "query-status"]
  * ```
  */
-export { completeArgumentWord } from "./schema_complete.ts";
+export { completeArgumentWord } from "./schema/complete.ts";
 export { closestNames, didYouMean } from "./closest.ts";
 
 /**

@@ -10,7 +10,7 @@ import { parseArgumentsJson } from "../../lib/args.ts";
 import { ArgumentError } from "../../lib/errors.ts";
 import { type Completion, matching, NO_COMPLETION, wordsBefore } from "./completion.ts";
 import { localError, NOTHING, type Outcome, type ShellContext, type ShellMode } from "./context.ts";
-import { SchemaHelp } from "./schema_help.ts";
+import { SchemaHelp } from "../../lib/schema/view.ts";
 import { splitWords } from "./words.ts";
 
 export const QMP_HELP = `Local commands (everything else is sent to QEMU):

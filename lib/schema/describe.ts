@@ -13,10 +13,10 @@
  *
  * @module
  */
-import { didYouMean } from "./closest.ts";
-import { ArgumentError } from "./errors.ts";
-import type { Schema } from "./schema.ts";
-import type { MemberInfo } from "./schema_digest.ts";
+import { didYouMean } from "../closest.ts";
+import { ArgumentError } from "../errors.ts";
+import type { Schema } from "./load.ts";
+import type { MemberInfo } from "./digest.ts";
 
 /**
  * A command or an event, described.

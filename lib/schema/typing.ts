@@ -13,13 +13,13 @@
  *
  * @module
  */
-import { buildArguments, jsonOrString } from "./args.ts";
-import { didYouMean } from "./closest.ts";
-import { ArgumentError } from "./errors.ts";
-import type { Schema } from "./schema.ts";
-import type { TypeInfo } from "./schema_digest.ts";
-import { parseBool, parseJson, scalar } from "./schema_scalars.ts";
-import { expected, fits, membersOf } from "./schema_types.ts";
+import { buildArguments, jsonOrString } from "../args.ts";
+import { didYouMean } from "../closest.ts";
+import { ArgumentError } from "../errors.ts";
+import type { Schema } from "./load.ts";
+import type { TypeInfo } from "./digest.ts";
+import { parseBool, parseJson, scalar } from "./scalars.ts";
+import { expected, fits, membersOf } from "./members.ts";
 
 /** The text of one `KEY=VALUE` word, waiting for its type. */
 class WordText {

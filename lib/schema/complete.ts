@@ -5,9 +5,9 @@
  *
  * @module
  */
-import type { Schema } from "./schema.ts";
-import type { TypeInfo } from "./schema_digest.ts";
-import { membersOf } from "./schema_types.ts";
+import type { Schema } from "./load.ts";
+import type { TypeInfo } from "./digest.ts";
+import { membersOf } from "./members.ts";
 
 /**
  * Candidates for the argument word being typed (`current`) after `command`,

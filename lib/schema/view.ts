@@ -6,10 +6,10 @@
  *
  * @module
  */
-import { buildArguments, wordsNeedTyping } from "../../lib/args.ts";
-import type { QmpClient } from "../../lib/client.ts";
-import { loadSchema, type Schema, typedArguments } from "../../lib/schema.ts";
-import { completeArgumentWord } from "../../lib/schema_complete.ts";
+import { buildArguments, wordsNeedTyping } from "../args.ts";
+import type { QmpClient } from "../client.ts";
+import { loadSchema, type Schema, typedArguments } from "./load.ts";
+import { completeArgumentWord } from "./complete.ts";
 
 export class SchemaHelp {
   readonly #client: QmpClient;

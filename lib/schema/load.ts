@@ -12,15 +12,15 @@
  *
  * @module
  */
-import { buildArguments } from "./args.ts";
-import type { QmpClient } from "./client.ts";
-import { didYouMean } from "./closest.ts";
-import { ArgumentError, CommandError } from "./errors.ts";
-import { eventMatcher, isGlob } from "./events.ts";
-import { cacheKey, readEntry, writeEntry } from "./schema_cache.ts";
-import { type CommandInfo, digestSchema, type EventInfo, type SchemaDigest, type TypeInfo } from "./schema_digest.ts";
-import { defaultCacheDir } from "./schema_store.ts";
-import { typeArguments } from "./schema_typing.ts";
+import { buildArguments } from "../args.ts";
+import type { QmpClient } from "../client.ts";
+import { didYouMean } from "../closest.ts";
+import { ArgumentError, CommandError } from "../errors.ts";
+import { eventMatcher, isGlob } from "../events.ts";
+import { cacheKey, readEntry, writeEntry } from "./cache.ts";
+import { type CommandInfo, digestSchema, type EventInfo, type SchemaDigest, type TypeInfo } from "./digest.ts";
+import { defaultCacheDir } from "./store.ts";
+import { typeArguments } from "./typing.ts";
 
 /** A digested schema (or the part of it that was loaded) with lookups by name. */
 export class Schema {
