@@ -1,7 +1,6 @@
 /** `qmpctl commands [GLOB] [--long]`: the QMP commands this QEMU offers. @module */
 import { eventMatcher } from "../lib/events.ts";
-import { loadSchema } from "../lib/schema/load.ts";
-import { signature } from "../lib/schema/describe.ts";
+import { loadSchema, signature } from "../lib/schema/mod.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, connect, printJson } from "./session.ts";
 

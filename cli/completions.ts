@@ -8,8 +8,7 @@
  * @module
  */
 import type { QmpClient } from "../lib/client.ts";
-import { loadSchema, type SchemaScope } from "../lib/schema/load.ts";
-import { completeArgumentWord } from "../lib/schema/complete.ts";
+import { completeArgumentWord, loadSchema, type SchemaScope } from "../lib/schema/mod.ts";
 import { COMPLETION_SCRIPTS } from "./completion_scripts.ts";
 import { env, writeStdout } from "./io.ts";
 import { type OptionSpec, UsageError } from "./options.ts";

@@ -27,7 +27,7 @@ export async function run(context: CommandContext): Promise<number> {
   try {
     const subscription = subscribe(client, wait, context.signal);
     if (wait.names.length > 0) { // as wait-event: a name QEMU does not know is a usage error
-      await (await import("../lib/schema/load.ts")).checkEventNames(client, wait.names, { signal: context.signal });
+      await (await import("../lib/schema/mod.ts")).checkEventNames(client, wait.names, { signal: context.signal });
     }
     const { error } = await printEvents(context, subscription, wait);
     if (error !== undefined && !(error instanceof TimeoutError)) throw error; // --timeout is how long to listen

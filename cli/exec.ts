@@ -49,7 +49,7 @@ Exit status: 0 done, 1 QEMU answered with an error, 2 usage, 3 connection,
 124 --timeout ran out, 130 interrupted.`;
 
 /** The schema module, loaded only when a value needs typing or a name checking. */
-const schema = () => import("../lib/schema/load.ts");
+const schema = () => import("../lib/schema/mod.ts");
 
 export async function run(context: CommandContext): Promise<number> {
   const [command, ...words] = context.words;

@@ -40,7 +40,7 @@ export async function run(context: CommandContext): Promise<number> {
   try {
     const subscription = subscribe(client, wait, context.signal);
     // Names QEMU does not know are usage errors (exit 2); checked after subscribing, so no event is missed.
-    await (await import("../lib/schema/load.ts")).checkEventNames(client, wait.names, { signal: context.signal });
+    await (await import("../lib/schema/mod.ts")).checkEventNames(client, wait.names, { signal: context.signal });
     await printAwaitedEvents(context, client, subscription, wait);
     return 0;
   } finally {

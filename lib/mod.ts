@@ -88,15 +88,17 @@ export {
  */
 export {
   checkEventNames,
+  describe,
+  describeType,
   loadSchema,
   type LoadSchemaOptions,
   Schema,
   type SchemaScope,
+  signature,
+  typeArguments,
   typedArguments,
   withSchema,
-} from "./schema/load.ts";
-export { typeArguments } from "./schema/typing.ts";
-export { describe, describeType, signature } from "./schema/describe.ts";
+} from "./schema/mod.ts";
 
 /**
  * Completion of `KEY=VALUE` words from a loaded schema, and "did you mean" suggestions.
@@ -107,7 +109,7 @@ export { describe, describeType, signature } from "./schema/describe.ts";
  * closestNames("query-stauts", schema.commandNames()); // ["query-stats", "query-status"]
  * ```
  */
-export { completeArgumentWord } from "./schema/complete.ts";
+export { completeArgumentWord } from "./schema/mod.ts";
 export { closestNames, didYouMean } from "./closest.ts";
 
 /**

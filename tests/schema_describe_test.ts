@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { closestNames } from "../lib/closest.ts";
 import { ArgumentError, ProtocolError } from "../lib/errors.ts";
-import { Schema } from "../lib/schema/load.ts";
+import { Schema } from "../lib/schema/model.ts";
 import { completeArgumentWord } from "../lib/schema/complete.ts";
 import { describe as describeName, signature } from "../lib/schema/describe.ts";
 import { commandPart, digestSchema, isDigest } from "../lib/schema/digest.ts";

@@ -13,7 +13,7 @@
  */
 import type { QmpClient } from "../client.ts";
 import { CommandError } from "../errors.ts";
-import type { SchemaScope } from "./load.ts";
+import type { SchemaScope } from "./model.ts";
 import { commandPart, isDigest, type SchemaDigest } from "./digest.ts";
 import { readCacheFile, writeCacheEntry } from "./store.ts";
 

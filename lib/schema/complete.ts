@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Schema } from "./load.ts";
+import type { Schema } from "./model.ts";
 import type { TypeInfo } from "./digest.ts";
 import { membersOf } from "./members.ts";
 

@@ -15,7 +15,7 @@
  */
 import { didYouMean } from "../closest.ts";
 import { ArgumentError } from "../errors.ts";
-import type { Schema } from "./load.ts";
+import type { Schema } from "./model.ts";
 import type { MemberInfo } from "./digest.ts";
 
 /**

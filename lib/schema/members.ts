@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Schema } from "./load.ts";
+import type { Schema } from "./model.ts";
 import type { MemberInfo, TypeInfo } from "./digest.ts";
 
 /** The members of an object type, with those of the union branch its tag selects (by `tagOf`). */

@@ -16,7 +16,7 @@
 import { buildArguments, jsonOrString } from "../args.ts";
 import { didYouMean } from "../closest.ts";
 import { ArgumentError } from "../errors.ts";
-import type { Schema } from "./load.ts";
+import type { Schema } from "./model.ts";
 import type { TypeInfo } from "./digest.ts";
 import { parseBool, parseJson, scalar } from "./scalars.ts";
 import { expected, fits, membersOf } from "./members.ts";

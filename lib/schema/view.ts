@@ -8,10 +8,11 @@
  */
 import { buildArguments, wordsNeedTyping } from "../args.ts";
 import type { QmpClient } from "../client.ts";
-import { loadSchema, type Schema, typedArguments } from "./load.ts";
+import { loadSchema, typedArguments } from "./load.ts";
+import type { Schema } from "./model.ts";
 import { completeArgumentWord } from "./complete.ts";
 
-export class SchemaHelp {
+export class SchemaView {
   readonly #client: QmpClient;
   #commands?: Promise<string[]>;
   #schema?: Promise<Schema>;
