@@ -113,6 +113,7 @@ async function main(): Promise<number> {
       verbose: options.has("verbose"),
     },
     signal: timeoutMs > 0 ? AbortSignal.any([interrupt.signal, AbortSignal.timeout(timeoutMs)]) : interrupt.signal,
+    optionTable: { global: GLOBAL_OPTIONS, commands: COMMANDS },
   };
   try {
     return await module.run(context);

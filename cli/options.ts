@@ -22,6 +22,22 @@ export interface OptionSpec {
   help: string;
 }
 
+/**
+ * Which options exist, for the parser and for completion: the global ones,
+ * and each command's own.
+ */
+export interface OptionTable {
+  global: readonly OptionSpec[];
+  commands: Readonly<Record<string, { readonly options: readonly OptionSpec[] }>>;
+}
+
+/** Every option of a table, each once (a command's spec wins over a global one of the same name). */
+export function tableOptions(table: OptionTable): OptionSpec[] {
+  const specs = new Map(table.global.map((s) => [s.name, s]));
+  for (const entry of Object.values(table.commands)) for (const s of entry.options) specs.set(s.name, s);
+  return [...specs.values()];
+}
+
 /** What was parsed: words in order, and each option's value(s). */
 export interface ParsedArgs {
   words: string[];

@@ -7,7 +7,7 @@
 import { QmpClient } from "../lib/client.ts";
 import { CommandError } from "../lib/errors.ts";
 import { env, writeStderrLine, writeStdout } from "./io.ts";
-import { UsageError } from "./options.ts";
+import { type OptionTable, UsageError } from "./options.ts";
 
 /** The global options, read and checked. */
 export interface GlobalOptions {
@@ -29,6 +29,8 @@ export interface CommandContext {
   global: GlobalOptions;
   /** Aborts on SIGINT and when `--timeout` runs out. */
   signal: AbortSignal;
+  /** Every command's options (what `completions` completes), passed in so no command imports the registry. */
+  optionTable: OptionTable;
 }
 
 /** Connect and negotiate, with `-s` or `$QMPCTL_SOCKET`. */
