@@ -16,14 +16,20 @@ export function sourceFiles(): string[] {
   return files.sort();
 }
 
-/** The source without its block comments (whose `@example` code imports what it shows, not what the module uses). */
-export function withoutBlockComments(source: string): string {
-  return source.replace(/\/\*[\s\S]*?\*\//g, "");
+/**
+ * The source without its comments (an `@example` imports what it shows, not
+ * what the module uses), keeping line breaks so line numbers hold. Naive: a
+ * `//` or `/*` inside a string counts as a comment, which only hides code.
+ */
+export function withoutComments(source: string): string {
+  return source
+    .replace(/\/\*[\s\S]*?\*\//g, (comment) => comment.replace(/[^\n]/g, ""))
+    .replace(/(^|[^:])\/\/.*$/gm, "$1");
 }
 
 /** The relative specifiers a module imports or re-exports, statically or through `import()`. */
 export function relativeImports(source: string): string[] {
-  source = withoutBlockComments(source);
+  source = withoutComments(source);
   const found: string[] = [];
   const pattern = /(?:\bfrom\s*|\bimport\s*\(\s*|^\s*import\s+)["'](\.\.?\/[^"']+)["']/gm;
   for (const match of source.matchAll(pattern)) found.push(match[1]);
