@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { DEFAULT_CONNECT_TIMEOUT_MS } from "./lib/client.ts";
 import {
   AbortedError,
   AddressError,
@@ -41,8 +42,6 @@ const EXIT_STATUS: ReadonlyArray<[abstract new (...args: never[]) => Error, numb
   [TimeoutError, EXIT.TIMEOUT],
   [AbortedError, EXIT.INTERRUPTED], // the only other abort is SIGINT
 ];
-
-const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
 function generalHelp(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length)) + 2;

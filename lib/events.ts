@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { abortable } from "./abort.ts";
 import { abortErrorFor, type QmpError } from "./errors.ts";
 
 /** An event as QEMU sends it. */
@@ -101,13 +102,13 @@ export class EventSubscription implements AsyncIterableIterator<QmpEvent> {
     const { signal } = options;
     if (!signal) return;
     const abortError = abortErrorFor(filter.names?.length ? `events ${filter.names.join(" or ")}` : "events");
-    const onAbort = () => this.end(abortError(signal));
-    if (signal.aborted) {
-      onAbort();
+    if (signal.aborted) { // at once, not a microtask later
+      this.end(abortError(signal));
       return;
     }
-    signal.addEventListener("abort", onAbort, { once: true });
-    this.#unlisten = () => signal.removeEventListener("abort", onAbort);
+    const ended = Promise.withResolvers<void>();
+    this.#unlisten = ended.resolve; // ending stops listening to the signal
+    abortable(ended.promise, signal, abortError).catch((error: QmpError) => this.end(error));
   }
 
   /** How many matching events wait to be read. */

@@ -19,7 +19,13 @@
  */
 
 /** The client: connect, execute, events, close. See {@link QmpClient.connect}. */
-export { type ConnectOptions, type ExecuteOptions, type Greeting, QmpClient } from "./client.ts";
+export {
+  type ConnectOptions,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  type ExecuteOptions,
+  type Greeting,
+  QmpClient,
+} from "./client.ts";
 
 /**
  * Event subscriptions and filters. Subscribe with `qmp.events(filter, options)`

@@ -47,6 +47,46 @@ describe("qmpctl shell against a fake server", () => {
   });
 });
 
+describe("qmpctl shell and its bounds", () => {
+  test("a --timeout that runs out before the prompt (QEMU does not say its name) ends the shell with 124", async () => {
+    const server = fakeServer(async (connection) => {
+      await connection.handshake();
+      await connection.nextRequest(); // query-name, never answered
+      await connection.nextRequest();
+    });
+    const terminal = await startTerminal([QMPCTL, "shell", "-s", server.path, "--timeout", "500ms"], { env: ENV() });
+    try {
+      expect(await terminal.exitStatus()).toBe(124);
+      expect((await terminal.screen()).at(-1)).toBe(
+        "qmpctl: timed out waiting for the reply to query-name (--timeout 500ms)",
+      );
+    } finally {
+      await terminal.close();
+      server.stop();
+    }
+  });
+
+  test("a lone Esc does not eat the key typed after it", async () => {
+    const server = fakeServer(async (connection) => {
+      await connection.handshake();
+      connection.reply(await connection.nextRequest(), { name: "fake" }); // query-name
+      await connection.nextRequest();
+    });
+    const terminal = await startTerminal([QMPCTL, "shell", "-s", server.path], { env: ENV() });
+    try {
+      await terminal.waitForLastLine("(fake)");
+      await terminal.press("Escape");
+      await Bun.sleep(800); // a person's pause after Esc, longer than the 500 ms escape timeout
+      await terminal.type("abc");
+      const screen = await terminal.waitFor("the typed text", (s) => s.at(-1)!.endsWith("c"));
+      expect(screen.at(-1)).toBe("(fake) abc");
+    } finally {
+      await terminal.close();
+      server.stop();
+    }
+  });
+});
+
 describe("qmpctl shell when the connection is lost", () => {
   test("says so and exits 3", async () => {
     const server = fakeServer(async (connection) => {
