@@ -20,7 +20,7 @@ import {
   TimeoutError,
 } from "./lib/errors.ts";
 import { formatDuration, parseDuration } from "./cli/duration.ts";
-import { EXIT } from "./cli/exit_status.ts";
+import { EXIT, type ExitName, exitStatusHelp } from "./cli/exit_status.ts";
 import { argv, BrokenPipeError, exit, onInterrupt, writeStderrLine, writeStdout } from "./cli/io.ts";
 import { formatOptions, parseArgs, UsageError } from "./cli/options.ts";
 import { allOptions, COMMANDS, GLOBAL_OPTIONS } from "./cli/registry.ts";
@@ -62,18 +62,18 @@ Examples:
   qmpctl exec query-kvm | jq .enabled
   qmpctl hmp 'info status'
 
-Exit status: 0 done, 1 QEMU error, 2 usage, 3 connection, 124 timeout,
-130 interrupted. 'qmpctl help COMMAND' shows a command's help.`;
+${exitStatusHelp(Object.keys(EXIT) as ExitName[])}
+'qmpctl help COMMAND' shows a command's help.`;
 }
 
 async function main(): Promise<number> {
   const { words, options } = parseArgs(argv(), allOptions());
-  if (options.has("version")) {
+  if (options.flag("version")) {
     await writeStdout(`qmpctl ${VERSION}\n`);
     return 0;
   }
   let [name, ...rest] = words;
-  let wantsHelp = options.has("help");
+  let wantsHelp = options.flag("help");
   if (name === "help") [name, wantsHelp] = [rest[0], true];
   if (name === undefined) {
     if (!wantsHelp) throw new UsageError("no command given (try: qmpctl --help)");
@@ -93,7 +93,7 @@ async function main(): Promise<number> {
     if (!accepted.has(option)) throw new UsageError(`${name} does not take --${option}`);
   }
 
-  const text = (option: string) => options.get(option) as string | undefined;
+  const text = (option: string) => options.text(option);
   const timeoutMs = text("timeout") === undefined ? 0 : parseDuration(text("timeout")!, "--timeout");
   const connectTimeoutMs = text("connect-timeout") === undefined
     ? DEFAULT_CONNECT_TIMEOUT_MS
@@ -107,9 +107,9 @@ async function main(): Promise<number> {
       socket: text("socket"),
       timeoutMs,
       connectTimeoutMs,
-      pretty: options.has("pretty"),
-      raw: options.has("raw"),
-      verbose: options.has("verbose"),
+      pretty: options.flag("pretty"),
+      raw: options.flag("raw"),
+      verbose: options.flag("verbose"),
     },
     signal: timeoutMs > 0 ? AbortSignal.any([interrupt.signal, AbortSignal.timeout(timeoutMs)]) : interrupt.signal,
     optionTable: { global: GLOBAL_OPTIONS, commands: COMMANDS },
@@ -125,8 +125,8 @@ async function main(): Promise<number> {
 function exitStatusOf(error: unknown): number {
   const status = EXIT_STATUS.find(([type]) => error instanceof type)?.[1];
   if (status === undefined) {
-    writeStderrLine(`qmpctl: internal error: ${(error as Error)?.message ?? error}`);
-    return 70;
+    writeStderrLine(`qmpctl: internal error (a bug: please report it): ${(error as Error)?.message ?? error}`);
+    return EXIT.INTERNAL;
   }
   if (status !== EXIT.OK && status !== EXIT.INTERRUPTED) writeStderrLine(`qmpctl: ${(error as Error).message}`);
   return status;

@@ -23,7 +23,7 @@ Examples:
 export async function run(context: CommandContext): Promise<number> {
   if (context.words.length > 1) throw new UsageError("commands takes at most one GLOB");
   const glob = context.words[0];
-  const long = context.options.has("long");
+  const long = context.options.flag("long");
   const client = await connect(context);
   try {
     const schema = await loadSchema(client, { signal: context.signal, scope: long ? "all" : "names" });

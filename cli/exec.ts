@@ -1,10 +1,11 @@
 /** `qmpctl exec CMD [KEY=VALUE ...] [--args JSON|-]`. @module */
+import { exitStatusHelp } from "./exit_status.ts";
 import { buildArguments, parseArgumentsJson, wordsNeedTyping } from "../lib/args.ts";
 import { CommandError } from "../lib/errors.ts";
 import { printAwaitedEvents, readWaitEventOption, subscribe } from "./event_output.ts";
 import { readStdin } from "./io.ts";
 import { UsageError } from "./options.ts";
-import { type CommandContext, connect, executeAndPrint, formatJson, optionValue } from "./session.ts";
+import { type CommandContext, connect, executeAndPrint, formatJson } from "./session.ts";
 
 export const help = `Usage: qmpctl exec COMMAND [KEY=VALUE ...] [--args JSON|-] [options]
 
@@ -45,8 +46,7 @@ event lines; when the command fails it exits 1 without waiting.
   qmpctl exec system_powerdown --wait-event SHUTDOWN --timeout 2m
   qmpctl exec block-job-cancel device=job0 --wait-event BLOCK_JOB_CANCELLED --match device=job0
 
-Exit status: 0 done, 1 QEMU answered with an error, 2 usage, 3 connection,
-124 --timeout ran out, 130 interrupted.`;
+${exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "TIMEOUT", "INTERRUPTED"])}`;
 
 /** The schema module, loaded only when a value needs typing or a name checking. */
 const schema = () => import("../lib/schema/mod.ts");
@@ -54,7 +54,7 @@ const schema = () => import("../lib/schema/mod.ts");
 export async function run(context: CommandContext): Promise<number> {
   const [command, ...words] = context.words;
   if (!command) throw new UsageError("exec needs a command name (e.g. qmpctl exec query-status)");
-  const argsText = optionValue(context, "args");
+  const argsText = context.options.text("args");
   const base = argsText === undefined
     ? undefined
     : parseArgumentsJson(argsText === "-" ? await readStdin(context.signal) : argsText);

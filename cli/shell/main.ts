@@ -14,7 +14,7 @@ import { runPiped } from "./piped.ts";
 import { QmpMode } from "./qmp_mode.ts";
 
 export async function runShell(context: CommandContext): Promise<number> {
-  const hmp = context.options.has("hmp");
+  const hmp = context.options.flag("hmp");
   const interactive = stdinIsTerminal() && stdoutIsTerminal();
   const { global, signal } = context;
   // On a terminal, -v shows each command sent above its result; the wire log
