@@ -119,6 +119,17 @@ export { completeArgumentWord } from "./schema/mod.ts";
 export { closestNames, didYouMean } from "./closest.ts";
 
 /**
+ * The human monitor through QMP (`human-monitor-command`), text with LF.
+ *
+ * @example
+ * ```ts
+ * import { humanMonitorCommand } from "./lib/mod.ts";
+ * const text = await humanMonitorCommand(qmp, "info registers", { cpuIndex: 1 });
+ * ```
+ */
+export { hmpArguments, hmpText, humanMonitorCommand } from "./hmp.ts";
+
+/**
  * Framing, for other transports: bytes in, JSON messages out.
  *
  * @example
