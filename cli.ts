@@ -2,7 +2,7 @@
 /**
  * qmpctl: argv → command → exit status. This file knows nothing of sockets:
  * it parses the command line, runs the command's module, and maps every
- * error to the contract's exit status in one table.
+ * error to its exit status in one table (the statuses: cli/exit_status.ts).
  *
  * @module
  */
@@ -27,7 +27,7 @@ import { allOptions, COMMANDS, GLOBAL_OPTIONS } from "./cli/registry.ts";
 import type { CommandContext } from "./cli/session.ts";
 import { VERSION } from "./cli/version.ts";
 
-/** The contract's exit statuses, by error class (first match wins). */
+/** The exit status of each error class (first match wins). */
 const EXIT_STATUS: ReadonlyArray<[abstract new (...args: never[]) => Error, number]> = [
   [BrokenPipeError, EXIT.OK], // the reader closed stdout: end quietly
   [CommandError, EXIT.QEMU_ERROR],

@@ -1,5 +1,7 @@
 /**
- * Address parsing: the `-s` forms of the CLI contract, as a tagged value.
+ * Address parsing: the forms `-s ADDR` takes, as a tagged value. The
+ * `unix:` and `tcp:` spellings are QEMU's own chardev syntax (QEMU's docs,
+ * "Character device options"), so a `-qmp` argument can be pasted as is.
  *
  * | form                                   | result                         |
  * | -------------------------------------- | ------------------------------ |

@@ -52,7 +52,7 @@ export {
 } from "./events.ts";
 
 /**
- * Address forms of the CLI contract.
+ * Address forms: a path, `unix:PATH`, `HOST:PORT`, `tcp:HOST:PORT`, `[IPV6]:PORT`.
  *
  * @example
  * ```ts

@@ -1,8 +1,8 @@
 /**
  * The HMP shell: each line goes to QEMU's human monitor through
  * `human-monitor-command` and its text comes back as the monitor printed it.
- * `cpu N` is local (as in QEMU's scripts/qmp/qmp-shell -H): it sets the `cpu-index`
- * of the lines that follow. Completion comes from QEMU's own `help` and
+ * `cpu N` is local (as in QEMU's python/qemu/qmp/qmp_shell.py, `qmp-shell
+ * -H`): it sets the `cpu-index` of the lines that follow. Completion comes from QEMU's own `help` and
  * `info` text, read at the first TAB.
  *
  * @module

@@ -1,8 +1,8 @@
 /**
  * The QMP shell: `CMD key=value ...` typed as `exec` types it, a line that
  * starts with `{` sent as raw QMP JSON, and `transaction(` ... `)` gathering
- * the lines between into the actions of one `transaction` command (as the
- * seed's successor qmp-shell does, with a `TRANS>` prompt).
+ * the lines between into the actions of one `transaction` command (as QEMU's
+ * python/qemu/qmp/qmp_shell.py does, with a `TRANS>` prompt).
  *
  * @module
  */
