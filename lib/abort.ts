@@ -16,7 +16,8 @@ import { abortErrorFor } from "./errors.ts";
  * @example
  * ```ts
  * import { abortable } from "./abort.ts";
- * const text = await abortable(fetchSomething(), AbortSignal.timeout(1000), "the answer");
+ * const answer = new Promise<string>((resolve) => setTimeout(() => resolve("42"), 10));
+ * const text = await abortable(answer, AbortSignal.timeout(1000), "the answer"); // "42"
  * ```
  */
 export function abortable<T>(

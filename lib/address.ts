@@ -26,6 +26,7 @@ const FORMS = "expected PATH, unix:PATH, HOST:PORT, tcp:HOST:PORT or [IPV6]:PORT
  *
  * @example
  * ```ts
+ * import { parseAddress } from "./address.ts";
  * parseAddress("unix:/run/vm1.qmp,server=on,wait=off"); // { kind: "unix", path: "/run/vm1.qmp", ... }
  * parseAddress("[::1]:4444");                            // { kind: "tcp", host: "::1", port: 4444, ... }
  * ```

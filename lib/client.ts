@@ -75,6 +75,7 @@ type Phase = "connecting" | "greeting" | "negotiating" | "running" | "closed";
  *
  * @example
  * ```ts
+ * import { QmpClient } from "./client.ts";
  * const qmp = await QmpClient.connect("/run/vm1.qmp", { connectTimeout: 5000 });
  * const stops = qmp.events({ names: ["STOP"] }); // subscribe before the command
  * await qmp.execute("stop", {}, { signal: AbortSignal.timeout(10_000) });
@@ -114,6 +115,7 @@ export class QmpClient {
    *
    * @example
    * ```ts
+   * import { QmpClient } from "./client.ts";
    * const qmp = await QmpClient.connect("tcp:[::1]:4444", { signal: AbortSignal.timeout(3000) });
    * ```
    * @throws {AddressError | ConnectionError | ConnectTimeoutError | GreetingError | NegotiationError | TimeoutError}
@@ -160,6 +162,8 @@ export class QmpClient {
    *
    * @example
    * ```ts
+   * import { QmpClient } from "./client.ts";
+   * const qmp = await QmpClient.connect("/run/vm1.qmp");
    * const status = await qmp.execute("query-status", undefined, { signal: AbortSignal.timeout(1000) });
    * ```
    * @throws {CommandError} when QEMU answers with an error (its whole response is on `.response`)
@@ -178,6 +182,9 @@ export class QmpClient {
    *
    * @example
    * ```ts
+   * import { QmpClient } from "./client.ts";
+   * const qmp = await QmpClient.connect("/run/vm1.qmp");
+   * const signal = AbortSignal.timeout(60_000);
    * for await (const event of qmp.events({ names: ["BLOCK_JOB_*"] }, { signal })) console.log(event);
    * ```
    */
@@ -201,6 +208,8 @@ export class QmpClient {
    *
    * @example
    * ```ts
+   * import { QmpClient } from "./client.ts";
+   * const qmp = await QmpClient.connect("/run/vm1.qmp");
    * const stopped = qmp.waitForEvent({ names: ["STOP"] }, { signal: AbortSignal.timeout(5000) });
    * await qmp.execute("stop");
    * console.log((await stopped).timestamp);

@@ -152,6 +152,11 @@ export class EventSubscription implements AsyncIterableIterator<QmpEvent> {
    *
    * @example
    * ```ts
+   * import { QmpClient } from "./client.ts";
+   * import type { QmpEvent } from "./events.ts";
+   * const qmp = await QmpClient.connect("/run/vm1.qmp");
+   * const subscription = qmp.events();
+   * const write = async (events: QmpEvent[]) => console.log(events.map((e) => JSON.stringify(e)).join("\n"));
    * for (let batch; (batch = await subscription.nextBatch()).length > 0;) await write(batch);
    * ```
    * @throws {TimeoutError | AbortedError} when the signal ended it; the connection's error when that broke

@@ -4,7 +4,7 @@
  *
  * @example
  * ```ts
- * import { QmpClient } from "./lib/mod.ts";
+ * import { QmpClient } from "./mod.ts";
  *
  * const qmp = await QmpClient.connect("/run/vm1.qmp", { connectTimeout: 5000 });
  * try {
@@ -35,6 +35,9 @@ export {
  *
  * @example
  * ```ts
+ * import { eventMatcher, QmpClient } from "./mod.ts";
+ * const qmp = await QmpClient.connect("/run/vm1.qmp");
+ * const signal = AbortSignal.timeout(60_000);
  * const jobs = qmp.events({ names: ["BLOCK_JOB_*"], where: (e) => e.data?.device === "job0" }, { signal, limit: 1 });
  * await qmp.execute("block-job-cancel", { device: "job0" });
  * for await (const event of jobs) console.log(event.event); // BLOCK_JOB_CANCELLED
@@ -56,6 +59,7 @@ export {
  *
  * @example
  * ```ts
+ * import { parseAddress } from "./mod.ts";
  * parseAddress("tcp:[::1]:4444"); // { kind: "tcp", host: "::1", port: 4444, text: "tcp:[::1]:4444" }
  * ```
  */
@@ -66,6 +70,7 @@ export { type Address, parseAddress } from "./address.ts";
  *
  * @example
  * ```ts
+ * import { buildArguments } from "./mod.ts";
  * buildArguments(["file.driver=file", "size:=4096"]); // { file: { driver: "file" }, size: 4096 }
  * ```
  */
@@ -85,6 +90,8 @@ export {
  *
  * @example
  * ```ts
+ * import { checkEventNames, describe, loadSchema, QmpClient, typeArguments, typedArguments } from "./mod.ts";
+ * const qmp = await QmpClient.connect("/run/vm1.qmp");
  * await typedArguments(qmp, "set_link", ["name=123", "up=off"]); // { name: "123", up: false }
  * await checkEventNames(qmp, ["SHUTDOWN", "BLOCK_JOB_*"]); // throws ArgumentError for unknown names
  * const schema = await loadSchema(qmp);
@@ -111,6 +118,8 @@ export {
  *
  * @example
  * ```ts
+ * import { closestNames, completeArgumentWord, loadSchema, QmpClient } from "./mod.ts";
+ * const schema = await loadSchema(await QmpClient.connect("/run/vm1.qmp"));
  * completeArgumentWord(schema, "blockdev-add", [], "dri"); // ["driver="]
  * closestNames("query-stauts", schema.commandNames()); // ["query-stats", "query-status"]
  * ```
@@ -123,7 +132,8 @@ export { closestNames, didYouMean } from "./closest.ts";
  *
  * @example
  * ```ts
- * import { humanMonitorCommand } from "./lib/mod.ts";
+ * import { humanMonitorCommand, QmpClient } from "./mod.ts";
+ * const qmp = await QmpClient.connect("/run/vm1.qmp");
  * const text = await humanMonitorCommand(qmp, "info registers", { cpuIndex: 1 });
  * ```
  */
@@ -134,6 +144,7 @@ export { hmpArguments, hmpText, humanMonitorCommand } from "./hmp.ts";
  *
  * @example
  * ```ts
+ * import { JsonFramer } from "./mod.ts";
  * new JsonFramer().push(new TextEncoder().encode('{"return": {}}\n')); // [{ return: {} }]
  * ```
  */
@@ -144,6 +155,8 @@ export { DEFAULT_MAX_MESSAGE_BYTES, JsonFramer } from "./framing.ts";
  *
  * @example
  * ```ts
+ * import { CommandError, QmpClient } from "./mod.ts";
+ * const qmp = await QmpClient.connect("/run/vm1.qmp");
  * try { await qmp.execute("nosuch"); } catch (e) { if (e instanceof CommandError) console.log(e.errorClass); }
  * ```
  */

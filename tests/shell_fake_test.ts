@@ -1,19 +1,11 @@
 /** `qmpctl shell` on a real pseudo-terminal (tmux) against a fake server: faults QEMU will not make on demand. */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { describe, expect, test } from "bun:test";
 import { QMPCTL } from "./helpers/cli.ts";
 import { fakeServer } from "./helpers/fake_server.ts";
+import { useShellHome } from "./helpers/shell.ts";
 import { startTerminal } from "./helpers/terminal.ts";
 
-let home: string;
-beforeAll(() => {
-  home = mkdtempSync(join(tmpdir(), "qmpctl-shell-home-"));
-});
-afterAll(() => rmSync(home, { recursive: true, force: true }));
-
-const ENV = () => ({ XDG_STATE_HOME: join(home, "state"), XDG_CACHE_HOME: join(home, "cache") });
+const ENV = useShellHome().env;
 
 describe("qmpctl shell against a fake server", () => {
   test("Ctrl-C stops waiting for a command that does not answer, and the shell goes on", async () => {

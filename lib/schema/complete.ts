@@ -19,6 +19,9 @@ import { membersOf } from "./members.ts";
  *
  * @example
  * ```ts
+ * import { QmpClient } from "../client.ts";
+ * import { completeArgumentWord, loadSchema } from "./mod.ts";
+ * const schema = await loadSchema(await QmpClient.connect("/run/vm1.qmp"));
  * completeArgumentWord(schema, "blockdev-add", [], "dri"); // ["driver="]
  * completeArgumentWord(schema, "blockdev-add", [], "driver=null"); // ["driver=null-aio", "driver=null-co"]
  * completeArgumentWord(schema, "set_link", ["name=n0"], ""); // ["up="]

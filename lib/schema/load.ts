@@ -6,6 +6,9 @@
  *
  * @example
  * ```ts
+ * import { QmpClient } from "../client.ts";
+ * import { loadSchema } from "./mod.ts";
+ * const qmp = await QmpClient.connect("/run/vm1.qmp");
  * const schema = await loadSchema(qmp, { signal: AbortSignal.timeout(5000) });
  * schema.commandNames().filter((n) => n.startsWith("query-"));
  * ```
@@ -39,6 +42,9 @@ export interface LoadSchemaOptions {
  *
  * @example
  * ```ts
+ * import { QmpClient } from "../client.ts";
+ * import { loadSchema } from "./mod.ts";
+ * const qmp = await QmpClient.connect("/run/vm1.qmp");
  * const schema = await loadSchema(qmp, { scope: { command: "set_link" } });
  * schema.command("set_link"); // { args: "99", returns: "0" }
  * ```
@@ -68,6 +74,9 @@ export async function loadSchema(client: QmpClient, options: LoadSchemaOptions =
  *
  * @example
  * ```ts
+ * import { QmpClient } from "../client.ts";
+ * import { describe, withSchema } from "./mod.ts";
+ * const qmp = await QmpClient.connect("/run/vm1.qmp");
  * const info = await withSchema(qmp, { scope: "all" }, (schema) => describe(schema, "set_link"));
  * ```
  * @throws {CommandError} when QEMU has no `query-qmp-schema`, and what `use` throws
@@ -93,6 +102,9 @@ export async function withSchema<T>(
  *
  * @example
  * ```ts
+ * import { QmpClient } from "../client.ts";
+ * import { typedArguments } from "./mod.ts";
+ * const qmp = await QmpClient.connect("/run/vm1.qmp");
  * await typedArguments(qmp, "set_link", ["name=123", "up=off"]); // { name: "123", up: false }
  * ```
  * @throws {ArgumentError} for an unknown command or argument, a missing argument, or a bad value
@@ -115,7 +127,10 @@ export async function typedArguments(
  *
  * @example
  * ```ts
- * await checkEventNames(qmp, ["SHUTDOWN", "BLOCK_JOB_*"], { signal });
+ * import { QmpClient } from "../client.ts";
+ * import { checkEventNames } from "./mod.ts";
+ * const qmp = await QmpClient.connect("/run/vm1.qmp");
+ * await checkEventNames(qmp, ["SHUTDOWN", "BLOCK_JOB_*"], { signal: AbortSignal.timeout(5000) });
  * ```
  * @throws {ArgumentError} for an unknown name or a glob that matches no event
  */

@@ -37,6 +37,9 @@ type Tree = Record<string, unknown>;
  *
  * @example
  * ```ts
+ * import { QmpClient } from "../client.ts";
+ * import { loadSchema, typeArguments } from "./mod.ts";
+ * const schema = await loadSchema(await QmpClient.connect("/run/vm1.qmp"));
  * typeArguments(schema, "set_link", ["name=123", "up=off"]); // { name: "123", up: false }
  * ```
  * @throws {ArgumentError} for an unknown command or argument, a missing argument, or a bad value
