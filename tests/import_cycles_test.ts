@@ -28,6 +28,15 @@ describe("import graph", () => {
     expect(findImportCycles(graph)).toEqual([["a.ts", "b.ts", "c.ts", "a.ts"]]);
   });
 
+  test("lib/ imports nothing from cli.ts or cli/", () => {
+    const upward = [...importGraph()].flatMap(([file, imports]) =>
+      file.startsWith("lib/")
+        ? imports.filter((i) => i === "cli.ts" || i.startsWith("cli/")).map((i) => `${file} -> ${i}`)
+        : []
+    );
+    expect(upward).toEqual([]);
+  });
+
   test("cli.ts, cli/ and lib/ import one another without a cycle", () => {
     const cycles = findImportCycles(importGraph());
     expect(cycles.map((cycle) => cycle.join(" -> "))).toEqual([]);
