@@ -126,7 +126,7 @@ export class QmpClient {
     const limit = limitMs > 0 ? AbortSignal.timeout(limitMs) : undefined;
     const signals = [options.signal, limit].filter((s): s is AbortSignal => s !== undefined);
     const signal = signals.length > 0 ? AbortSignal.any(signals) : undefined;
-    // Which bound ran out decides the error: the connect timeout (exit 3) or the caller's signal.
+    // Which bound ran out decides the error: ConnectTimeoutError for the connect timeout, else the signal's.
     const abortError = () => {
       const { step, hint } = client.#awaitedStep();
       return limit?.aborted && !options.signal?.aborted
