@@ -2,10 +2,11 @@
 /**
  * qmpctl: argv → command → exit status. This file knows nothing of sockets:
  * it parses the command line, runs the command's module, and maps every
- * error to the contract's exit status in one table.
+ * error to its exit status in one table (the statuses: cli/exit_status.ts).
  *
  * @module
  */
+import { DEFAULT_CONNECT_TIMEOUT_MS } from "./lib/client.ts";
 import {
   AbortedError,
   AddressError,
@@ -27,7 +28,7 @@ import { allOptions, COMMANDS, GLOBAL_OPTIONS } from "./cli/registry.ts";
 import type { CommandContext } from "./cli/session.ts";
 import { VERSION } from "./cli/version.ts";
 
-/** The contract's exit statuses, by error class (first match wins). */
+/** The exit status of each error class (first match wins). */
 const EXIT_STATUS: ReadonlyArray<[abstract new (...args: never[]) => Error, number]> = [
   [BrokenPipeError, EXIT.OK], // the reader closed stdout: end quietly
   [CommandError, EXIT.QEMU_ERROR],
@@ -43,16 +44,14 @@ const EXIT_STATUS: ReadonlyArray<[abstract new (...args: never[]) => Error, numb
   [AbortedError, EXIT.INTERRUPTED], // the only other abort is SIGINT
 ];
 
-const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
-
 async function main(): Promise<number> {
   const { words, options } = parseArgs(argv(), allOptions());
-  if (options.has("version")) {
+  if (options.flag("version")) {
     await writeStdout(`qmpctl ${VERSION}\n`);
     return 0;
   }
   let [name, ...rest] = words;
-  let wantsHelp = options.has("help");
+  let wantsHelp = options.flag("help");
   if (name === "help") [name, wantsHelp] = [rest[0], true];
   if (name === undefined) {
     if (!wantsHelp) throw new UsageError("no command given (try: qmpctl --help)");
@@ -71,7 +70,7 @@ async function main(): Promise<number> {
     if (!accepted.has(option)) throw new UsageError(`${name} does not take --${option}`);
   }
 
-  const text = (option: string) => options.get(option) as string | undefined;
+  const text = (option: string) => options.text(option);
   const timeoutMs = text("timeout") === undefined ? 0 : parseDuration(text("timeout")!, "--timeout");
   const connectTimeoutMs = text("connect-timeout") === undefined
     ? DEFAULT_CONNECT_TIMEOUT_MS
@@ -85,11 +84,12 @@ async function main(): Promise<number> {
       socket: text("socket"),
       timeoutMs,
       connectTimeoutMs,
-      pretty: options.has("pretty"),
-      raw: options.has("raw"),
-      verbose: options.has("verbose"),
+      pretty: options.flag("pretty"),
+      raw: options.flag("raw"),
+      verbose: options.flag("verbose"),
     },
     signal: timeoutMs > 0 ? AbortSignal.any([interrupt.signal, AbortSignal.timeout(timeoutMs)]) : interrupt.signal,
+    optionTable: { global: GLOBAL_OPTIONS, commands: COMMANDS },
   };
   try {
     return await module.run(context);
@@ -102,8 +102,8 @@ async function main(): Promise<number> {
 function exitStatusOf(error: unknown): number {
   const status = EXIT_STATUS.find(([type]) => error instanceof type)?.[1];
   if (status === undefined) {
-    writeStderrLine(`qmpctl: internal error: ${(error as Error)?.message ?? error}`);
-    return 70;
+    writeStderrLine(`qmpctl: internal error (a bug: please report it): ${(error as Error)?.message ?? error}`);
+    return EXIT.INTERNAL;
   }
   if (status !== EXIT.OK && status !== EXIT.INTERRUPTED) writeStderrLine(`qmpctl: ${(error as Error).message}`);
   return status;

@@ -1,7 +1,6 @@
 /** `qmpctl commands [GLOB] [--long]`: the QMP commands this QEMU offers. @module */
 import { eventMatcher } from "../lib/events.ts";
-import { loadSchema } from "../lib/schema.ts";
-import { signature } from "../lib/schema_describe.ts";
+import { loadSchema, signature } from "../lib/schema/mod.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, connect, printJson } from "./session.ts";
 
@@ -24,7 +23,7 @@ Examples:
 export async function run(context: CommandContext): Promise<number> {
   if (context.words.length > 1) throw new UsageError("commands takes at most one GLOB");
   const glob = context.words[0];
-  const long = context.options.has("long");
+  const long = context.options.flag("long");
   const client = await connect(context);
   try {
     const schema = await loadSchema(client, { signal: context.signal, scope: long ? "all" : "names" });

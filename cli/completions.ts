@@ -8,12 +8,10 @@
  * @module
  */
 import type { QmpClient } from "../lib/client.ts";
-import { loadSchema, type SchemaScope } from "../lib/schema.ts";
-import { completeArgumentWord } from "../lib/schema_complete.ts";
+import { completeArgumentWord, loadSchema, type SchemaScope } from "../lib/schema/mod.ts";
 import { COMPLETION_SCRIPTS } from "./completion_scripts.ts";
 import { env, writeStdout } from "./io.ts";
-import { type OptionSpec, UsageError } from "./options.ts";
-import { allOptions, COMMANDS, GLOBAL_OPTIONS } from "./registry.ts";
+import { type OptionSpec, type OptionTable, tableOptions, UsageError } from "./options.ts";
 import { type CommandContext, connect } from "./session.ts";
 
 export const help = `Usage: qmpctl completions bash|zsh|fish
@@ -63,8 +61,8 @@ interface LineState {
   ended: boolean;
 }
 
-function readLine(words: readonly string[]): LineState {
-  const specs = allOptions();
+function readLine(table: OptionTable, words: readonly string[]): LineState {
+  const specs = tableOptions(table);
   const state: LineState = { positionals: [], ended: false };
   const takeValue = (spec: OptionSpec | undefined, value: string | undefined, i: number): number => {
     if (!spec?.value) return i;
@@ -96,20 +94,23 @@ function readLine(words: readonly string[]): LineState {
 /** The candidates for the last of `line` (the words after `qmpctl`, the last one being typed). */
 async function complete(context: CommandContext, line: readonly string[]): Promise<string[]> {
   const current = line.at(-1) ?? "";
-  const state = readLine(line.slice(0, -1));
+  const table = context.optionTable;
+  const state = readLine(table, line.slice(0, -1));
   const [command, ...words] = state.positionals;
-  const entry = command !== undefined && Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+  const entry = command !== undefined && Object.hasOwn(table.commands, command) ? table.commands[command] : undefined;
   const matching = (names: readonly string[]) => names.filter((n) => n.startsWith(current));
 
   if (state.pendingOption) {
     return state.pendingOption.name === "wait-event" ? matching(await qmpNames(context, state, "events")) : [];
   }
   if (current.startsWith("-") && !state.ended) {
-    return matching([...GLOBAL_OPTIONS, ...(entry?.options ?? [])].map((s) => `--${s.name}`));
+    return matching([...table.global, ...(entry?.options ?? [])].map((s) => `--${s.name}`));
   }
-  if (command === undefined) return matching([...Object.keys(COMMANDS), "help"]);
+  if (command === undefined) return matching([...Object.keys(table.commands), "help"]);
   if (command === "help" || (command === "completions" && words.length === 0)) {
-    return matching(command === "help" ? (words.length === 0 ? Object.keys(COMMANDS) : []) : ["bash", "fish", "zsh"]);
+    return matching(
+      command === "help" ? (words.length === 0 ? Object.keys(table.commands) : []) : ["bash", "fish", "zsh"],
+    );
   }
   switch (command) {
     case "exec":

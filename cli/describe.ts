@@ -1,6 +1,5 @@
 /** `qmpctl describe NAME`: a command or event, its arguments and types. @module */
-import { withSchema } from "../lib/schema.ts";
-import { describe } from "../lib/schema_describe.ts";
+import { describe, withSchema } from "../lib/schema/mod.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, connect, printJson } from "./session.ts";
 

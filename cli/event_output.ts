@@ -31,8 +31,8 @@ export interface EventWait {
  * @throws {UsageError} for a malformed --match or --count
  */
 export function readEventWait(context: CommandContext, names: string[], defaultCount: number): EventWait {
-  const matches = (context.options.get("match") as string[] | undefined) ?? [];
-  const countText = context.options.get("count") as string | undefined;
+  const matches = context.options.list("match");
+  const countText = context.options.text("count");
   if (countText !== undefined && !/^[1-9]\d*$/.test(countText)) {
     throw new UsageError(`--count '${countText}' is not a number of events (1 or more)`);
   }
@@ -91,9 +91,9 @@ export function dataMatcher(words: readonly string[]): (event: QmpEvent) => bool
  * @throws {UsageError} for --match or --count without --wait-event
  */
 export function readWaitEventOption(context: CommandContext): EventWait | undefined {
-  const names = context.options.get("wait-event") as string[] | undefined;
-  if (names) return readEventWait(context, names, 1);
-  if (context.options.has("match") || context.options.has("count")) {
+  const names = context.options.list("wait-event");
+  if (names.length > 0) return readEventWait(context, names, 1);
+  if (context.options.flag("match") || context.options.flag("count")) {
     throw new UsageError("--match and --count go with --wait-event NAME");
   }
   return undefined;

@@ -1,4 +1,5 @@
 /** `qmpctl events [NAME ...] [--match KEY=VALUE ...] [--count N]`: every event as NDJSON. @module */
+import { exitStatusHelp } from "./exit_status.ts";
 import { TimeoutError } from "../lib/errors.ts";
 import { printEvents, readEventWait, subscribe } from "./event_output.ts";
 import { type CommandContext, connect } from "./session.ts";
@@ -18,8 +19,12 @@ Examples:
   qmpctl events --count 1                        # the next event, whatever it is
   qmpctl events | while read -r line; do ...; done
 
-Exit status: 0 done, 2 usage (also an event name QEMU does not know), 3 connection
-failed or broke, 130 interrupted.`;
+${
+  exitStatusHelp(["OK", "USAGE", "CONNECTION", "INTERRUPTED"], {
+    USAGE: "usage (also an event name QEMU does not know)",
+    CONNECTION: "connection failed or broke",
+  })
+}`;
 
 export async function run(context: CommandContext): Promise<number> {
   const wait = readEventWait(context, context.words, Infinity);
@@ -27,7 +32,7 @@ export async function run(context: CommandContext): Promise<number> {
   try {
     const subscription = subscribe(client, wait, context.signal);
     if (wait.names.length > 0) { // as wait-event: a name QEMU does not know is a usage error
-      await (await import("../lib/schema.ts")).checkEventNames(client, wait.names, { signal: context.signal });
+      await (await import("../lib/schema/mod.ts")).checkEventNames(client, wait.names, { signal: context.signal });
     }
     const { error } = await printEvents(context, subscription, wait);
     if (error !== undefined && !(error instanceof TimeoutError)) throw error; // --timeout is how long to listen

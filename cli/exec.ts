@@ -1,11 +1,12 @@
 /** `qmpctl exec CMD [KEY=VALUE ...] [--args JSON|-]`. @module */
 import type { QmpClient } from "../lib/client.ts";
+import { exitStatusHelp } from "./exit_status.ts";
 import { buildArguments, parseArgumentsJson, wordsNeedTyping } from "../lib/args.ts";
 import { CommandError } from "../lib/errors.ts";
 import { printAwaitedEvents, readWaitEventOption, subscribe } from "./event_output.ts";
 import { readStdin } from "./io.ts";
 import { UsageError } from "./options.ts";
-import { type CommandContext, connect, executeAndPrint, formatJson, optionValue } from "./session.ts";
+import { type CommandContext, connect, executeAndPrint, formatJson } from "./session.ts";
 
 export const help = `Usage: qmpctl exec COMMAND [KEY=VALUE ...] [--args JSON|-] [options]
 
@@ -57,13 +58,16 @@ error. A progress line is drawn on stderr when it is a terminal
   qmpctl exec blockdev-backup job-id=nightly device=disk0 target=backup0 sync=full --wait-job --timeout 4h
   qmpctl exec migrate uri=tcp:dst:4444 --wait-migration
 
-Exit status: 0 done, 1 QEMU answered with an error (with --wait-job or
---wait-migration also: the job or migration failed or was cancelled), 2
-usage, 3 connection, 4 the job was not there to follow (see job wait), 124
---timeout ran out, 130 interrupted.`;
+${
+  exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "GONE", "TIMEOUT", "INTERRUPTED"], {
+    QEMU_ERROR:
+      "QEMU answered with an error (with --wait-job or --wait-migration also: the job or migration failed or was cancelled)",
+    GONE: "the job was not there to follow (see job wait)",
+  })
+}`;
 
 /** The schema module, loaded only when a value needs typing or a name checking. */
-const schema = () => import("../lib/schema.ts");
+const schema = () => import("../lib/schema/mod.ts");
 
 type Follower = (
   context: CommandContext,
@@ -91,7 +95,7 @@ async function longWorkFollower(context: CommandContext, waitsForEvents: boolean
 export async function run(context: CommandContext): Promise<number> {
   const [command, ...words] = context.words;
   if (!command) throw new UsageError("exec needs a command name (e.g. qmpctl exec query-status)");
-  const argsText = optionValue(context, "args");
+  const argsText = context.options.text("args");
   const base = argsText === undefined
     ? undefined
     : parseArgumentsJson(argsText === "-" ? await readStdin(context.signal) : argsText);

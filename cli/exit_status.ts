@@ -1,6 +1,8 @@
 /**
- * The exit statuses of qmpctl, by name: the one place they are defined.
- * Help texts and the README describe them from here.
+ * The exit statuses of qmpctl, by name: the one place they are defined and
+ * described. Each help text's "Exit status:" paragraph is made here
+ * (`exitStatusHelp`), and the README's table is checked against `MEANINGS`
+ * by tests/exit_status_test.ts.
  *
  * @module
  */
@@ -17,8 +19,88 @@ export const EXIT = {
   CONNECTION: 3,
   /** The job or migration to follow is not there: it ended and was dismissed, or never started. */
   GONE: 4,
+  /** A bug in qmpctl: an error no other status describes. */
+  INTERNAL: 70,
   /** The --timeout the user set ran out (as timeout(1) does). */
   TIMEOUT: 124,
   /** Interrupted by SIGINT. */
   INTERRUPTED: 130,
 } as const;
+
+/** The name of an exit status (`"TIMEOUT"`). */
+export type ExitName = keyof typeof EXIT;
+
+/** What a status means: a few words for help texts, and the whole meaning for the README. */
+export interface ExitMeaning {
+  short: string;
+  long: string;
+}
+
+/** Every status's meaning; a new status needs one here (the type insists). */
+export const MEANINGS: Record<ExitName, ExitMeaning> = {
+  OK: { short: "done", long: "done (also when the reader closed stdout early: `qmpctl ... | head -1`)" },
+  QEMU_ERROR: {
+    short: "QEMU answered with an error",
+    long: "QEMU answered with an error (class and description on stderr; `--raw` prints it on stdout)",
+  },
+  USAGE: { short: "usage", long: "usage: unknown command or option, no address, bad `KEY=VALUE`, bad `--args` JSON" },
+  CONNECTION: {
+    short: "connection",
+    long: "connection: cannot connect, no greeting, negotiation refused, connection lost, " +
+      "message over the size limit, protocol broken",
+  },
+  GONE: {
+    short: "the job or migration to follow is not there",
+    long: "`job wait`, `--wait-job`, `migrate wait`: the job or migration to follow is not there (see Long work)",
+  },
+  INTERNAL: {
+    short: "a bug in qmpctl (please report it)",
+    long: "a bug in qmpctl: stderr says `internal error`; please report it with the command line",
+  },
+  TIMEOUT: { short: "--timeout ran out", long: "the `--timeout` ran out; stderr says what was being waited for" },
+  INTERRUPTED: { short: "interrupted", long: "interrupted (SIGINT)" },
+};
+
+/**
+ * The exit statuses as an indented list, one a line with its whole meaning
+ * (the general help, and so the man page's EXIT STATUS).
+ */
+export function exitStatusList(names: readonly ExitName[] = Object.keys(EXIT) as ExitName[]): string {
+  return names.map((name) => {
+    const text = `${String(EXIT[name]).padEnd(5)}${MEANINGS[name].long.replaceAll("`", "")}`;
+    return "  " + wrap(text, WIDTH - 7).replaceAll("\n", "\n       "); // continued lines under the meaning
+  }).join("\n");
+}
+
+/** Help texts are wrapped to this width. */
+const WIDTH = 78;
+
+/**
+ * The "Exit status:" paragraph of a help text: the statuses `names` in order,
+ * each with its short meaning or the command's `own` words for it.
+ *
+ * @example
+ * ```ts
+ * import { exitStatusHelp } from "./exit_status.ts";
+ * exitStatusHelp(["OK", "USAGE"], { OK: "the events arrived" });
+ * // "Exit status: 0 the events arrived, 2 usage."
+ * ```
+ */
+export function exitStatusHelp(names: readonly ExitName[], own: Partial<Record<ExitName, string>> = {}): string {
+  // A status and its first word stay on one line (NO-BREAK SPACE while wrapping).
+  const items = names.map((name) => `${EXIT[name]}\u00a0${own[name] ?? MEANINGS[name].short}`);
+  return wrap(`Exit status: ${items.join(", ")}.`).replaceAll("\u00a0", " ");
+}
+
+/** `text` broken at blanks into lines of at most `WIDTH` columns. */
+function wrap(text: string, width = WIDTH): string {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line !== "" && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line === "" ? word : `${line} ${word}`;
+  }
+  return [...lines, line].join("\n");
+}

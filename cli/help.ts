@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { exitStatusList } from "./exit_status.ts";
 import { formatOptions } from "./options.ts";
 import { type CommandEntry, COMMANDS, GLOBAL_OPTIONS } from "./registry.ts";
 
@@ -35,12 +36,7 @@ Output: stdout carries JSON only (hmp's text aside), one compact value a line
 (--pretty indents it); every problem is one 'qmpctl:' line on stderr.
 
 Exit status:
-  0    done
-  1    QEMU answered with an error
-  2    usage: unknown command or option, no address, bad KEY=VALUE or JSON
-  3    connection: cannot connect, no greeting, connection lost, broken protocol
-  124  the --timeout ran out
-  130  interrupted (SIGINT)
+${exitStatusList()}
 
 Environment:
   QMPCTL_SOCKET    the address when -s is not given

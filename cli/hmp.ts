@@ -1,6 +1,7 @@
 /** `qmpctl hmp 'COMMAND LINE'`: the human monitor through human-monitor-command. @module */
+import { hmpArguments, hmpText } from "../lib/hmp.ts";
 import { UsageError } from "./options.ts";
-import { type CommandContext, connect, executeAndPrint, optionValue } from "./session.ts";
+import { type CommandContext, connect, executeAndPrint } from "./session.ts";
 
 export const help = `Usage: qmpctl hmp 'COMMAND LINE' [--cpu N] [options]
 
@@ -17,21 +18,12 @@ Examples:
 export async function run(context: CommandContext): Promise<number> {
   const commandLine = context.words.join(" ");
   if (commandLine.trim() === "") throw new UsageError("hmp needs a command line (e.g. qmpctl hmp 'info status')");
-  const args: Record<string, unknown> = { "command-line": commandLine };
-  const cpu = optionValue(context, "cpu");
-  if (cpu !== undefined) {
-    if (!/^\d+$/.test(cpu)) throw new UsageError(`--cpu '${cpu}' is not a CPU index`);
-    args["cpu-index"] = Number(cpu);
-  }
+  const cpu = context.options.text("cpu");
+  if (cpu !== undefined && !/^\d+$/.test(cpu)) throw new UsageError(`--cpu '${cpu}' is not a CPU index`);
+  const args = hmpArguments(commandLine, cpu === undefined ? undefined : Number(cpu));
   const client = await connect(context);
   try {
-    await executeAndPrint(
-      context,
-      client,
-      "human-monitor-command",
-      args,
-      (text) => String(text).replaceAll("\r\n", "\n"),
-    );
+    await executeAndPrint(context, client, "human-monitor-command", args, hmpText);
     return 0;
   } finally {
     client.close();

@@ -1,6 +1,6 @@
 /**
  * The CLI's runtime-specific calls: standard streams, environment, exit and
- * signals. `process` is a global in Bun, Deno 2 and Node; only stdout and
+ * signals, the terminal (raw mode, width, keys) and small text files. `process` is a global in Bun, Deno 2 and Node; only stdout and
  * stdin differ: under Bun they are Bun's own APIs, because
  * `process.stdout.write` costs a compiled binary ~13 ms of start-up.
  *
@@ -112,4 +112,77 @@ export function onInterrupt(handler: () => void): void {
 /** End the process with `code`. */
 export function exit(code: number): never {
   return process.exit(code);
+}
+
+/** Whether stdout is a terminal (the shell then edits lines and redraws). */
+export function stdoutIsTerminal(): boolean {
+  return process.stdout.isTTY === true;
+}
+
+/** The terminal's width in columns, read now (so a resized window is seen at the next redraw); 80 when unknown. */
+export function terminalColumns(): number {
+  return process.stdout.columns || 80;
+}
+
+/**
+ * Put the terminal in raw mode (keys one at a time, no echo, Ctrl-C as a
+ * byte) or back. Throws when stdin is no terminal any more (after a hangup).
+ */
+export function setRawMode(raw: boolean): void {
+  process.stdin.setRawMode(raw);
+}
+
+/** Deliver stdin's bytes to `handler` as they come; the returned function stops reading. */
+export function readStdinChunks(handler: (chunk: Uint8Array) => void): () => void {
+  process.stdin.on("data", handler);
+  process.stdin.resume();
+  return () => {
+    process.stdin.off("data", handler);
+    process.stdin.pause();
+  };
+}
+
+/** The signals that end a terminal session from outside: the window closed (SIGHUP), or a kill (SIGTERM). */
+export type FatalSignal = "SIGHUP" | "SIGTERM";
+
+/** Call `handler` on SIGHUP and SIGTERM instead of dying; the returned function removes it again. */
+export function onFatalSignal(handler: (signal: FatalSignal) => void): () => void {
+  process.on("SIGTERM", handler);
+  process.on("SIGHUP", handler);
+  return () => {
+    process.off("SIGTERM", handler);
+    process.off("SIGHUP", handler);
+  };
+}
+
+/** Die of `signal` as if it had not been caught (its handlers must be removed first). */
+export function killSelf(signal: FatalSignal): void {
+  process.kill(process.pid, signal);
+}
+
+/** A text file's content; rejects when it is missing or unreadable. */
+export async function readTextFile(path: string): Promise<string> {
+  const { readFile } = await import("node:fs/promises");
+  return await readFile(path, "utf8");
+}
+
+/**
+ * Write `text` to `path` with permissions `mode` (for a file it creates),
+ * appending or replacing; the directory is created first (0700).
+ */
+export async function writeTextFile(
+  path: string,
+  text: string,
+  options: { mode: number; append?: boolean },
+): Promise<void> {
+  const fs = await import("node:fs/promises");
+  await fs.mkdir(path.slice(0, path.lastIndexOf("/")) || "/", { recursive: true, mode: 0o700 });
+  const write = options.append ? fs.appendFile : fs.writeFile;
+  await write(path, text, { mode: options.mode });
+}
+
+/** Rename a file (atomically, within one file system). */
+export async function renameFile(from: string, to: string): Promise<void> {
+  const { rename } = await import("node:fs/promises");
+  await rename(from, to);
 }

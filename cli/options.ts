@@ -22,11 +22,50 @@ export interface OptionSpec {
   help: string;
 }
 
+/**
+ * Which options exist, for the parser and for completion: the global ones,
+ * and each command's own.
+ */
+export interface OptionTable {
+  global: readonly OptionSpec[];
+  commands: Readonly<Record<string, { readonly options: readonly OptionSpec[] }>>;
+}
+
+/** Every option of a table, each once (a command's spec wins over a global one of the same name). */
+export function tableOptions(table: OptionTable): OptionSpec[] {
+  const specs = new Map(table.global.map((s) => [s.name, s]));
+  for (const entry of Object.values(table.commands)) for (const s of entry.options) specs.set(s.name, s);
+  return [...specs.values()];
+}
+
+/**
+ * The options given, by long name: a flag maps to `true`, a value option to
+ * its value, a repeatable one to every value. Read them by kind with `text`,
+ * `list` and `flag` rather than casting what `get` returns.
+ */
+export class ParsedOptions extends Map<string, string | true | string[]> {
+  /** The value of a value option, or undefined when it was not given. */
+  text(name: string): string | undefined {
+    const value = this.get(name);
+    return typeof value === "string" ? value : undefined;
+  }
+
+  /** Every value of a repeatable option, in order; empty when it was not given. */
+  list(name: string): string[] {
+    const value = this.get(name);
+    return Array.isArray(value) ? value : [];
+  }
+
+  /** Whether a flag (or any option) was given. */
+  flag(name: string): boolean {
+    return this.has(name);
+  }
+}
+
 /** What was parsed: words in order, and each option's value(s). */
 export interface ParsedArgs {
   words: string[];
-  /** Flags map to `true`, value options to their last value, repeatable ones to every value. */
-  options: Map<string, string | true | string[]>;
+  options: ParsedOptions;
 }
 
 /** Parse `argv` against `specs`. */
@@ -34,12 +73,11 @@ export function parseArgs(argv: readonly string[], specs: readonly OptionSpec[])
   const byLong = new Map(specs.map((s) => [s.name, s]));
   const byShort = new Map(specs.filter((s) => s.short).map((s) => [s.short!, s]));
   const words: string[] = [];
-  const options = new Map<string, string | true | string[]>();
+  const options = new ParsedOptions();
 
   const set = (spec: OptionSpec, value: string | true) => {
-    const previous = options.get(spec.name);
-    if (spec.repeatable) options.set(spec.name, [...((previous as string[]) ?? []), value as string]);
-    else if (previous !== undefined && spec.value) throw new UsageError(`--${spec.name} given twice`);
+    if (spec.repeatable) options.set(spec.name, [...options.list(spec.name), value as string]);
+    else if (options.has(spec.name) && spec.value) throw new UsageError(`--${spec.name} given twice`);
     else options.set(spec.name, value);
   };
 

@@ -7,7 +7,7 @@
  * @module
  */
 import type { CommandContext } from "./session.ts";
-import type { OptionSpec } from "./options.ts";
+import { type OptionSpec, tableOptions } from "./options.ts";
 
 /** What a command module exports. */
 export interface CommandModule {
@@ -141,7 +141,5 @@ export const COMMANDS: Record<string, CommandEntry> = {
 
 /** Every option any command takes, for the parser. */
 export function allOptions(): OptionSpec[] {
-  const specs = new Map(GLOBAL_OPTIONS.map((s) => [s.name, s]));
-  for (const entry of Object.values(COMMANDS)) for (const s of entry.options) specs.set(s.name, s);
-  return [...specs.values()];
+  return tableOptions({ global: GLOBAL_OPTIONS, commands: COMMANDS });
 }

@@ -7,7 +7,7 @@
 import { QmpClient } from "../lib/client.ts";
 import { CommandError } from "../lib/errors.ts";
 import { env, writeStderrLine, writeStdout } from "./io.ts";
-import { UsageError } from "./options.ts";
+import { type OptionTable, type ParsedOptions, UsageError } from "./options.ts";
 
 /** The global options, read and checked. */
 export interface GlobalOptions {
@@ -24,11 +24,13 @@ export interface GlobalOptions {
 export interface CommandContext {
   /** The words after the command name. */
   words: string[];
-  /** Every option given, by long name. */
-  options: Map<string, string | true | string[]>;
+  /** Every option given, by long name (`options.text(name)`, `.list(name)`, `.flag(name)`). */
+  options: ParsedOptions;
   global: GlobalOptions;
   /** Aborts on SIGINT and when `--timeout` runs out. */
   signal: AbortSignal;
+  /** Every command's options (what `completions` completes), passed in so no command imports the registry. */
+  optionTable: OptionTable;
 }
 
 /** Connect and negotiate, with `-s` or `$QMPCTL_SOCKET`. */
@@ -54,10 +56,9 @@ export function printJson(context: CommandContext, value: unknown): Promise<void
   return writeStdout(formatJson(value, context.global.pretty));
 }
 
-/** An option's single value, or undefined. */
+/** An option's single value, or undefined. @deprecated `context.options.text(name)` */
 export function optionValue(context: CommandContext, name: string): string | undefined {
-  const value = context.options.get(name);
-  return typeof value === "string" ? value : undefined;
+  return context.options.text(name);
 }
 
 /**

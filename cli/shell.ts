@@ -1,4 +1,5 @@
 /** `qmpctl shell [--hmp]`: the interactive QMP (or HMP) shell, successor of qmp-shell. @module */
+import { exitStatusHelp } from "./exit_status.ts";
 import type { CommandContext } from "./session.ts";
 
 export const help = `Usage: qmpctl shell [--hmp] [options]
@@ -36,8 +37,13 @@ any command failed:
 
   printf 'stop\\nquery-status\\n' | qmpctl shell -s /run/vm1.qmp
 
-Exit status: 0 left the shell, 1 a piped line failed, 2 usage, 3 the
-connection was lost, 124 --timeout ran out, 130 interrupted.`;
+${
+  exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "TIMEOUT", "INTERRUPTED"], {
+    OK: "left the shell",
+    QEMU_ERROR: "a piped line failed",
+    CONNECTION: "the connection was lost",
+  })
+}`;
 
 export async function run(context: CommandContext): Promise<number> {
   const { runShell } = await import("./shell/main.ts");

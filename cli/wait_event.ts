@@ -1,4 +1,5 @@
 /** `qmpctl wait-event NAME [NAME ...] [--match KEY=VALUE ...] [--count N]`. @module */
+import { exitStatusHelp } from "./exit_status.ts";
 import { printAwaitedEvents, readEventWait, subscribe } from "./event_output.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, connect } from "./session.ts";
@@ -28,8 +29,13 @@ Examples:
   # two events: the guest paused, then resumed
   qmpctl wait-event STOP RESUME --count 2
 
-Exit status: 0 the events arrived, 2 usage (also an event name QEMU does not
-know), 3 the connection closed first, 124 --timeout ran out, 130 interrupted.`;
+${
+  exitStatusHelp(["OK", "USAGE", "CONNECTION", "TIMEOUT", "INTERRUPTED"], {
+    OK: "the events arrived",
+    USAGE: "usage (also an event name QEMU does not know)",
+    CONNECTION: "the connection closed first",
+  })
+}`;
 
 export async function run(context: CommandContext): Promise<number> {
   if (context.words.length === 0) {
@@ -40,7 +46,7 @@ export async function run(context: CommandContext): Promise<number> {
   try {
     const subscription = subscribe(client, wait, context.signal);
     // Names QEMU does not know are usage errors (exit 2); checked after subscribing, so no event is missed.
-    await (await import("../lib/schema.ts")).checkEventNames(client, wait.names, { signal: context.signal });
+    await (await import("../lib/schema/mod.ts")).checkEventNames(client, wait.names, { signal: context.signal });
     await printAwaitedEvents(context, client, subscription, wait);
     return 0;
   } finally {

@@ -9,18 +9,24 @@ import { abortErrorFor } from "./errors.ts";
 
 /**
  * `work`, or the error for `signal` if it aborts first (TimeoutError for a
- * timeout, AbortedError otherwise, naming `what` was awaited). The abandoned
- * work is not cancelled: the caller owns it.
+ * timeout, AbortedError otherwise, naming `what` was awaited; or, when `what`
+ * is a function, the error it makes at the abort). The abandoned work is not
+ * cancelled: the caller owns it.
  *
  * @example
  * ```ts
  * import { abortable } from "./abort.ts";
- * const text = await abortable(fetchSomething(), AbortSignal.timeout(1000), "the answer");
+ * const answer = new Promise<string>((resolve) => setTimeout(() => resolve("42"), 10));
+ * const text = await abortable(answer, AbortSignal.timeout(1000), "the answer"); // "42"
  * ```
  */
-export function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined, what: string): Promise<T> {
+export function abortable<T>(
+  work: Promise<T>,
+  signal: AbortSignal | undefined,
+  what: string | ((signal: AbortSignal) => Error),
+): Promise<T> {
   if (!signal) return work;
-  const abortError = abortErrorFor(what);
+  const abortError = typeof what === "string" ? abortErrorFor(what) : what;
   return new Promise((resolve, reject) => {
     const onAbort = () => reject(abortError(signal));
     if (signal.aborted) return onAbort();

@@ -1,5 +1,7 @@
 /**
- * Address parsing: the `-s` forms of the CLI contract, as a tagged value.
+ * Address parsing: the forms `-s ADDR` takes, as a tagged value. The
+ * `unix:` and `tcp:` spellings are QEMU's own chardev syntax (QEMU's docs,
+ * "Character device options"), so a `-qmp` argument can be pasted as is.
  *
  * | form                                   | result                         |
  * | -------------------------------------- | ------------------------------ |
@@ -24,6 +26,7 @@ const FORMS = "expected PATH, unix:PATH, HOST:PORT, tcp:HOST:PORT or [IPV6]:PORT
  *
  * @example
  * ```ts
+ * import { parseAddress } from "./address.ts";
  * parseAddress("unix:/run/vm1.qmp,server=on,wait=off"); // { kind: "unix", path: "/run/vm1.qmp", ... }
  * parseAddress("[::1]:4444");                            // { kind: "tcp", host: "::1", port: 4444, ... }
  * ```

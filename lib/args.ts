@@ -64,6 +64,7 @@ export function wordsNeedTyping(words: readonly string[]): boolean {
  *
  * @example
  * ```ts
+ * import { buildArguments } from "./args.ts";
  * buildArguments(["file.driver=file", "read-only=true", "size:=4096"]);
  * // { file: { driver: "file" }, "read-only": true, size: 4096 }
  * ```

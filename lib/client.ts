@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { abortable } from "./abort.ts";
 import { type Address, parseAddress } from "./address.ts";
 import { formatDuration } from "./duration.ts";
 import {
@@ -36,11 +37,14 @@ export interface Greeting {
   raw: Record<string, unknown>;
 }
 
+/** The default bound on connecting, the greeting and negotiation, in milliseconds. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+
 /** Options of `QmpClient.connect`. */
 export interface ConnectOptions {
   /** Aborts connecting, the greeting and negotiation. */
   signal?: AbortSignal;
-  /** Milliseconds allowed for connecting, the greeting and negotiation; 0 for no bound. Default 10 000. */
+  /** Milliseconds allowed for connecting, the greeting and negotiation; 0 for no bound. Default `DEFAULT_CONNECT_TIMEOUT_MS` (10 s). */
   connectTimeout?: number;
   /** Bound on one incoming message, in bytes. Default 64 MiB. */
   maxMessageBytes?: number;
@@ -71,6 +75,7 @@ type Phase = "connecting" | "greeting" | "negotiating" | "running" | "closed";
  *
  * @example
  * ```ts
+ * import { QmpClient } from "./client.ts";
  * const qmp = await QmpClient.connect("/run/vm1.qmp", { connectTimeout: 5000 });
  * const stops = qmp.events({ names: ["STOP"] }); // subscribe before the command
  * await qmp.execute("stop", {}, { signal: AbortSignal.timeout(10_000) });
@@ -110,37 +115,30 @@ export class QmpClient {
    *
    * @example
    * ```ts
+   * import { QmpClient } from "./client.ts";
    * const qmp = await QmpClient.connect("tcp:[::1]:4444", { signal: AbortSignal.timeout(3000) });
    * ```
    * @throws {AddressError | ConnectionError | ConnectTimeoutError | GreetingError | NegotiationError | TimeoutError}
    */
   static async connect(address: string | Address, options: ConnectOptions = {}): Promise<QmpClient> {
     const client = new QmpClient(typeof address === "string" ? parseAddress(address) : address, options);
-    const limitMs = options.connectTimeout ?? 10_000;
+    const limitMs = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS;
     const limit = limitMs > 0 ? AbortSignal.timeout(limitMs) : undefined;
     const signals = [options.signal, limit].filter((s): s is AbortSignal => s !== undefined);
     const signal = signals.length > 0 ? AbortSignal.any(signals) : undefined;
-    let onAbort = () => {};
-    const aborted = new Promise<never>((_, reject) => {
-      onAbort = () => {
-        const { step, hint } = client.#awaitedStep();
-        reject(
-          limit?.aborted && !options.signal?.aborted
-            ? new ConnectTimeoutError(`no ${step} within ${formatDuration(limitMs)}${hint}`)
-            : abortErrorFor(`the ${step}${hint}`)(options.signal!),
-        );
-      };
-      if (signal?.aborted) onAbort();
-      else signal?.addEventListener("abort", onAbort, { once: true });
-    });
+    // Which bound ran out decides the error: ConnectTimeoutError for the connect timeout, else the signal's.
+    const abortError = () => {
+      const { step, hint } = client.#awaitedStep();
+      return limit?.aborted && !options.signal?.aborted
+        ? new ConnectTimeoutError(`no ${step} within ${formatDuration(limitMs)}${hint}`)
+        : abortErrorFor(`the ${step}${hint}`)(options.signal!);
+    };
     try {
-      await Promise.race([client.#open(), aborted]);
+      await abortable(client.#open(), signal, abortError);
       return client;
     } catch (error) {
       client.#shutdown(error as QmpError);
       throw error;
-    } finally {
-      signal?.removeEventListener("abort", onAbort);
     }
   }
 
@@ -164,6 +162,8 @@ export class QmpClient {
    *
    * @example
    * ```ts
+   * import { QmpClient } from "./client.ts";
+   * const qmp = await QmpClient.connect("/run/vm1.qmp");
    * const status = await qmp.execute("query-status", undefined, { signal: AbortSignal.timeout(1000) });
    * ```
    * @throws {CommandError} when QEMU answers with an error (its whole response is on `.response`)
@@ -182,6 +182,9 @@ export class QmpClient {
    *
    * @example
    * ```ts
+   * import { QmpClient } from "./client.ts";
+   * const qmp = await QmpClient.connect("/run/vm1.qmp");
+   * const signal = AbortSignal.timeout(60_000);
    * for await (const event of qmp.events({ names: ["BLOCK_JOB_*"] }, { signal })) console.log(event);
    * ```
    */
@@ -205,6 +208,8 @@ export class QmpClient {
    *
    * @example
    * ```ts
+   * import { QmpClient } from "./client.ts";
+   * const qmp = await QmpClient.connect("/run/vm1.qmp");
    * const stopped = qmp.waitForEvent({ names: ["STOP"] }, { signal: AbortSignal.timeout(5000) });
    * await qmp.execute("stop");
    * console.log((await stopped).timestamp);
@@ -261,8 +266,8 @@ export class QmpClient {
     options: ExecuteOptions,
   ): Promise<Record<string, unknown>> {
     const { signal } = options;
-    const abortError = abortErrorFor(`the reply to ${command}`);
-    if (signal?.aborted) return Promise.reject(abortError(signal));
+    const what = `the reply to ${command}`;
+    if (signal?.aborted) return Promise.reject(abortErrorFor(what)(signal)); // before anything is sent
     if (this.#phase === "closed") {
       return Promise.reject(this.#failure ?? new DisconnectedError(`the connection to ${this.address.text} is closed`));
     }
@@ -277,28 +282,23 @@ export class QmpClient {
     const message: Record<string, unknown> = { [options.oob ? "exec-oob" : "execute"]: command };
     if (args !== undefined) message.arguments = args;
     message.id = id;
-    return new Promise((resolve, reject) => {
-      const onAbort = () => {
-        this.#pending.delete(key); // a reply that comes later has no caller and is dropped
-        this.#updateFlow();
-        reject(abortError(signal!));
-      };
-      signal?.addEventListener("abort", onAbort, { once: true });
-      const settle = <T>(fn: (value: T) => void) => (value: T) => {
-        signal?.removeEventListener("abort", onAbort);
-        fn(value);
-      };
+    const reply = new Promise<Record<string, unknown>>((resolve, reject) => {
       this.#pending.set(key, {
         command,
-        resolve: settle((response: Record<string, unknown>) => {
+        resolve: (response: Record<string, unknown>) => {
           if (options.id === undefined) delete response.id;
           if ("error" in response) reject(new CommandError(response, command));
           else resolve(response);
-        }),
-        reject: settle(reject),
+        },
+        reject,
       });
       this.#updateFlow(); // the reply may sit behind events a full subscriber has not read
       this.#send(JSON.stringify(message));
+    });
+    return abortable(reply, signal, what).catch((error) => {
+      // Aborted: forget the id, so a reply that comes later has no caller and is dropped.
+      if (signal?.aborted && this.#pending.delete(key)) this.#updateFlow();
+      throw error;
     });
   }
 

@@ -11,6 +11,7 @@
  *
  * @example
  * ```ts
+ * import { closestNames } from "./closest.ts";
  * closestNames("query-stauts", ["query-status", "query-kvm", "stop"]); // ["query-status"]
  * ```
  */

@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { abortable } from "./abort.ts";
 import { abortErrorFor, type QmpError } from "./errors.ts";
 
 /** An event as QEMU sends it. */
@@ -101,13 +102,13 @@ export class EventSubscription implements AsyncIterableIterator<QmpEvent> {
     const { signal } = options;
     if (!signal) return;
     const abortError = abortErrorFor(filter.names?.length ? `events ${filter.names.join(" or ")}` : "events");
-    const onAbort = () => this.end(abortError(signal));
-    if (signal.aborted) {
-      onAbort();
+    if (signal.aborted) { // at once, not a microtask later
+      this.end(abortError(signal));
       return;
     }
-    signal.addEventListener("abort", onAbort, { once: true });
-    this.#unlisten = () => signal.removeEventListener("abort", onAbort);
+    const ended = Promise.withResolvers<void>();
+    this.#unlisten = ended.resolve; // ending stops listening to the signal
+    abortable(ended.promise, signal, abortError).catch((error: QmpError) => this.end(error));
   }
 
   /** How many matching events wait to be read. */
@@ -151,6 +152,11 @@ export class EventSubscription implements AsyncIterableIterator<QmpEvent> {
    *
    * @example
    * ```ts
+   * import { QmpClient } from "./client.ts";
+   * import type { QmpEvent } from "./events.ts";
+   * const qmp = await QmpClient.connect("/run/vm1.qmp");
+   * const subscription = qmp.events();
+   * const write = async (events: QmpEvent[]) => console.log(events.map((e) => JSON.stringify(e)).join("\n"));
    * for (let batch; (batch = await subscription.nextBatch()).length > 0;) await write(batch);
    * ```
    * @throws {TimeoutError | AbortedError} when the signal ended it; the connection's error when that broke

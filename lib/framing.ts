@@ -24,6 +24,7 @@ const NOT_A_MESSAGE = Symbol("not a message");
  *
  * @example
  * ```ts
+ * import { JsonFramer } from "./framing.ts";
  * const framer = new JsonFramer();
  * framer.push(new TextEncoder().encode('{"QMP": {}}\r\n{"ret'));  // [{ QMP: {} }]
  * framer.push(new TextEncoder().encode('urn": {}}\n'));            // [{ return: {} }]

@@ -4,7 +4,7 @@
  *
  * @example
  * ```ts
- * import { QmpClient } from "./lib/mod.ts";
+ * import { QmpClient } from "./mod.ts";
  *
  * const qmp = await QmpClient.connect("/run/vm1.qmp", { connectTimeout: 5000 });
  * try {
@@ -19,7 +19,13 @@
  */
 
 /** The client: connect, execute, events, close. See {@link QmpClient.connect}. */
-export { type ConnectOptions, type ExecuteOptions, type Greeting, QmpClient } from "./client.ts";
+export {
+  type ConnectOptions,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  type ExecuteOptions,
+  type Greeting,
+  QmpClient,
+} from "./client.ts";
 
 /**
  * Event subscriptions and filters. Subscribe with `qmp.events(filter, options)`
@@ -29,6 +35,9 @@ export { type ConnectOptions, type ExecuteOptions, type Greeting, QmpClient } fr
  *
  * @example
  * ```ts
+ * import { eventMatcher, QmpClient } from "./mod.ts";
+ * const qmp = await QmpClient.connect("/run/vm1.qmp");
+ * const signal = AbortSignal.timeout(60_000);
  * const jobs = qmp.events({ names: ["BLOCK_JOB_*"], where: (e) => e.data?.device === "job0" }, { signal, limit: 1 });
  * await qmp.execute("block-job-cancel", { device: "job0" });
  * for await (const event of jobs) console.log(event.event); // BLOCK_JOB_CANCELLED
@@ -46,10 +55,11 @@ export {
 } from "./events.ts";
 
 /**
- * Address forms of the CLI contract.
+ * Address forms: a path, `unix:PATH`, `HOST:PORT`, `tcp:HOST:PORT`, `[IPV6]:PORT`.
  *
  * @example
  * ```ts
+ * import { parseAddress } from "./mod.ts";
  * parseAddress("tcp:[::1]:4444"); // { kind: "tcp", host: "::1", port: 4444, text: "tcp:[::1]:4444" }
  * ```
  */
@@ -60,6 +70,7 @@ export { type Address, parseAddress } from "./address.ts";
  *
  * @example
  * ```ts
+ * import { buildArguments } from "./mod.ts";
  * buildArguments(["file.driver=file", "size:=4096"]); // { file: { driver: "file" }, size: 4096 }
  * ```
  */
@@ -79,6 +90,8 @@ export {
  *
  * @example
  * ```ts
+ * import { checkEventNames, describe, loadSchema, QmpClient, typeArguments, typedArguments } from "./mod.ts";
+ * const qmp = await QmpClient.connect("/run/vm1.qmp");
  * await typedArguments(qmp, "set_link", ["name=123", "up=off"]); // { name: "123", up: false }
  * await checkEventNames(qmp, ["SHUTDOWN", "BLOCK_JOB_*"]); // throws ArgumentError for unknown names
  * const schema = await loadSchema(qmp);
@@ -88,26 +101,30 @@ export {
  */
 export {
   checkEventNames,
+  describe,
+  describeType,
   loadSchema,
   type LoadSchemaOptions,
   Schema,
   type SchemaScope,
+  signature,
+  typeArguments,
   typedArguments,
   withSchema,
-} from "./schema.ts";
-export { typeArguments } from "./schema_typing.ts";
-export { describe, describeType, signature } from "./schema_describe.ts";
+} from "./schema/mod.ts";
 
 /**
  * Completion of `KEY=VALUE` words from a loaded schema, and "did you mean" suggestions.
  *
  * @example
  * ```ts
+ * import { closestNames, completeArgumentWord, loadSchema, QmpClient } from "./mod.ts";
+ * const schema = await loadSchema(await QmpClient.connect("/run/vm1.qmp"));
  * completeArgumentWord(schema, "blockdev-add", [], "dri"); // ["driver="]
  * closestNames("query-stauts", schema.commandNames()); // ["query-stats", "query-status"]
  * ```
  */
-export { completeArgumentWord } from "./schema_complete.ts";
+export { completeArgumentWord } from "./schema/mod.ts";
 export { closestNames, didYouMean } from "./closest.ts";
 
 /**
@@ -129,10 +146,23 @@ export { followJobs, type FollowJobsOptions, type JobInfo, type JobOutcome, type
 export { type FollowMigrationOptions, MIGRATION_END_STATES, type MigrationInfo, MigrationWatch } from "./migration.ts";
 
 /**
+ * The human monitor through QMP (`human-monitor-command`), text with LF.
+ *
+ * @example
+ * ```ts
+ * import { humanMonitorCommand, QmpClient } from "./mod.ts";
+ * const qmp = await QmpClient.connect("/run/vm1.qmp");
+ * const text = await humanMonitorCommand(qmp, "info registers", { cpuIndex: 1 });
+ * ```
+ */
+export { hmpArguments, hmpText, humanMonitorCommand } from "./hmp.ts";
+
+/**
  * Framing, for other transports: bytes in, JSON messages out.
  *
  * @example
  * ```ts
+ * import { JsonFramer } from "./mod.ts";
  * new JsonFramer().push(new TextEncoder().encode('{"return": {}}\n')); // [{ return: {} }]
  * ```
  */
@@ -143,6 +173,8 @@ export { DEFAULT_MAX_MESSAGE_BYTES, JsonFramer } from "./framing.ts";
  *
  * @example
  * ```ts
+ * import { CommandError, QmpClient } from "./mod.ts";
+ * const qmp = await QmpClient.connect("/run/vm1.qmp");
  * try { await qmp.execute("nosuch"); } catch (e) { if (e instanceof CommandError) console.log(e.errorClass); }
  * ```
  */

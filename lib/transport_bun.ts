@@ -1,6 +1,6 @@
 /** The Bun transport: `Bun.connect`, which costs nothing at start-up. @module */
 import type { Address } from "./address.ts";
-import type { Connect, Transport, TransportEvents } from "./transport.ts";
+import type { Connect, Transport, TransportEvents } from "./transport_types.ts";
 
 export const connect: Connect = async (address: Address, events: TransportEvents): Promise<Transport> => {
   // Bun's write() sends what the kernel takes now and returns the count; the

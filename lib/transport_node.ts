@@ -5,7 +5,7 @@
  * @module
  */
 import type { Address } from "./address.ts";
-import type { Connect, Transport, TransportEvents } from "./transport.ts";
+import type { Connect, Transport, TransportEvents } from "./transport_types.ts";
 
 export const connect: Connect = async (address: Address, events: TransportEvents): Promise<Transport> => {
   const { createConnection } = await import("node:net");

@@ -12,6 +12,11 @@ node_modules/.bin/tsc --noEmit -p .
 echo "== format and lint (deno fmt --check, deno lint)"
 node_modules/.bin/deno fmt --check --quiet
 node_modules/.bin/deno lint --quiet
+echo "== doc examples (deno check --doc-only: every @example in lib/ type-checks against the code)"
+# deno_doc.json: deno imports every export of a file into its examples, which
+# noUnusedLocals (tsconfig.json) would reject; the examples are checked, not run
+# (most of them talk to a QEMU).
+node_modules/.bin/deno check --quiet --config deno_doc.json --doc-only lib/*.ts lib/schema/*.ts
 
 echo "== tests (bun test)"
 log=$(mktemp)

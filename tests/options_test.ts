@@ -31,6 +31,17 @@ function usageError(run: () => unknown): string {
 }
 
 describe("parseArgs", () => {
+  test("options are read by kind: text, list and flag", () => {
+    const { options } = parseArgs(["--args", "{}", "--match", "a=1", "--match", "b=2", "-p"], SPECS);
+    expect(options.text("args")).toBe("{}");
+    expect(options.text("pretty")).toBeUndefined(); // a flag has no text
+    expect(options.text("socket")).toBeUndefined();
+    expect(options.list("match")).toEqual(["a=1", "b=2"]);
+    expect(options.list("socket")).toEqual([]);
+    expect(options.flag("pretty")).toBe(true);
+    expect(options.flag("raw")).toBe(false);
+  });
+
   test("options before and after the command mean the same", () => {
     const expected: ReturnType<typeof parse> = {
       words: ["exec", "query-status"],

@@ -2,10 +2,10 @@
 import { describe, expect, test } from "bun:test";
 import { closestNames } from "../lib/closest.ts";
 import { ArgumentError, ProtocolError } from "../lib/errors.ts";
-import { Schema } from "../lib/schema.ts";
-import { completeArgumentWord } from "../lib/schema_complete.ts";
-import { describe as describeName, signature } from "../lib/schema_describe.ts";
-import { commandPart, digestSchema, isDigest } from "../lib/schema_digest.ts";
+import { Schema } from "../lib/schema/model.ts";
+import { completeArgumentWord } from "../lib/schema/complete.ts";
+import { describe as describeName, signature } from "../lib/schema/describe.ts";
+import { commandPart, digestSchema, isDigest } from "../lib/schema/digest.ts";
 import { SMALL_SCHEMA } from "./helpers/schema_fixture.ts";
 
 const digest = digestSchema(SMALL_SCHEMA);

@@ -1,9 +1,9 @@
 /** Typing and checking KEY=VALUE words by a schema, without a server. */
 import { describe, expect, test } from "bun:test";
 import { ArgumentError } from "../lib/errors.ts";
-import { Schema } from "../lib/schema.ts";
-import { digestSchema } from "../lib/schema_digest.ts";
-import { typeArguments } from "../lib/schema_typing.ts";
+import { Schema } from "../lib/schema/model.ts";
+import { digestSchema } from "../lib/schema/digest.ts";
+import { typeArguments } from "../lib/schema/typing.ts";
 import { SMALL_SCHEMA } from "./helpers/schema_fixture.ts";
 
 const schema = new Schema(digestSchema(SMALL_SCHEMA));

@@ -1,19 +1,11 @@
 /** `qmpctl shell` on a real pseudo-terminal (tmux) against a fake server: faults QEMU will not make on demand. */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { describe, expect, test } from "bun:test";
 import { QMPCTL } from "./helpers/cli.ts";
 import { fakeServer } from "./helpers/fake_server.ts";
+import { useShellHome } from "./helpers/shell.ts";
 import { startTerminal } from "./helpers/terminal.ts";
 
-let home: string;
-beforeAll(() => {
-  home = mkdtempSync(join(tmpdir(), "qmpctl-shell-home-"));
-});
-afterAll(() => rmSync(home, { recursive: true, force: true }));
-
-const ENV = () => ({ XDG_STATE_HOME: join(home, "state"), XDG_CACHE_HOME: join(home, "cache") });
+const ENV = useShellHome().env;
 
 describe("qmpctl shell against a fake server", () => {
   test("Ctrl-C stops waiting for a command that does not answer, and the shell goes on", async () => {
@@ -40,6 +32,46 @@ describe("qmpctl shell against a fake server", () => {
       await terminal.type("query-status");
       await terminal.press("Enter");
       await terminal.waitFor("the status", (s) => s.at(-2) === '{"status":"running","running":true}');
+    } finally {
+      await terminal.close();
+      server.stop();
+    }
+  });
+});
+
+describe("qmpctl shell and its bounds", () => {
+  test("a --timeout that runs out before the prompt (QEMU does not say its name) ends the shell with 124", async () => {
+    const server = fakeServer(async (connection) => {
+      await connection.handshake();
+      await connection.nextRequest(); // query-name, never answered
+      await connection.nextRequest();
+    });
+    const terminal = await startTerminal([QMPCTL, "shell", "-s", server.path, "--timeout", "500ms"], { env: ENV() });
+    try {
+      expect(await terminal.exitStatus()).toBe(124);
+      expect((await terminal.screen()).at(-1)).toBe(
+        "qmpctl: timed out waiting for the reply to query-name (--timeout 500ms)",
+      );
+    } finally {
+      await terminal.close();
+      server.stop();
+    }
+  });
+
+  test("a lone Esc does not eat the key typed after it", async () => {
+    const server = fakeServer(async (connection) => {
+      await connection.handshake();
+      connection.reply(await connection.nextRequest(), { name: "fake" }); // query-name
+      await connection.nextRequest();
+    });
+    const terminal = await startTerminal([QMPCTL, "shell", "-s", server.path], { env: ENV() });
+    try {
+      await terminal.waitForLastLine("(fake)");
+      await terminal.press("Escape");
+      await Bun.sleep(800); // a person's pause after Esc, longer than the 500 ms escape timeout
+      await terminal.type("abc");
+      const screen = await terminal.waitFor("the typed text", (s) => s.at(-1)!.endsWith("c"));
+      expect(screen.at(-1)).toBe("(fake) abc");
     } finally {
       await terminal.close();
       server.stop();

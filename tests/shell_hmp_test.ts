@@ -1,42 +1,29 @@
 /** `qmpctl shell --hmp` on a real pseudo-terminal against a real QEMU (pc, 2 CPUs, paused with -S). */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { statSync } from "node:fs";
 import { join } from "node:path";
 import { QMPCTL } from "./helpers/cli.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
+import { enterLine, useShellHome } from "./helpers/shell.ts";
 import { startTerminal, type TerminalSession } from "./helpers/terminal.ts";
 
 let qemu: TestQemu;
-let home: string;
+const home = useShellHome();
 let terminal: TerminalSession;
 const PROMPT = "(QEMU)"; // no -name: "(QEMU) ", its blank dropped from the screen
 
 beforeAll(async () => {
   qemu = await startQemu({ machine: "pc", extraArgs: ["-smp", "2"] });
-  home = mkdtempSync(join(tmpdir(), "qmpctl-shell-home-"));
-  terminal = await startTerminal([QMPCTL, "shell", "--hmp", "-s", qemu.socket], {
-    env: { XDG_STATE_HOME: join(home, "state"), XDG_CACHE_HOME: join(home, "cache") },
-  });
+  terminal = await startTerminal([QMPCTL, "shell", "--hmp", "-s", qemu.socket], { env: home.env() });
   await terminal.waitForLastLine(PROMPT);
 });
 afterAll(async () => {
   await terminal?.close();
   await qemu?.stop();
-  rmSync(home, { recursive: true, force: true });
 });
 
 /** Type a line at the prompt, press Enter, and return that row and the output rows below it. */
-async function enter(line: string, rows = 1): Promise<string[]> {
-  const before = (await terminal.screen()).length;
-  await terminal.type(line);
-  await terminal.press("Enter");
-  const screen = await terminal.waitFor(
-    `output after ${line} and a new prompt`,
-    (s) => s.length >= before + rows + 1 && s.at(-1) === PROMPT,
-  );
-  return screen.slice(before - 1, -1);
-}
+const enter = (line: string, rows = 1) => enterLine(terminal, PROMPT, line, rows);
 
 describe("qmpctl shell --hmp on a terminal", () => {
   test("runs a human monitor command and prints its text as is", async () => {
@@ -72,6 +59,6 @@ describe("qmpctl shell --hmp on a terminal", () => {
     await terminal.press("Enter");
     expect(await terminal.exitStatus()).toBe(0);
     expect(await qemu.control.execute("query-status")).toMatchObject({ status: "prelaunch" });
-    expect(statSync(join(home, "state", "qmpctl", "hmp_history")).mode & 0o777).toBe(0o600);
+    expect(statSync(join(home.dir, "state", "qmpctl", "hmp_history")).mode & 0o777).toBe(0o600);
   });
 });

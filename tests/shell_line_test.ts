@@ -89,6 +89,16 @@ describe("KeyParser", () => {
     }]);
   });
 
+  test("an escape sequence that waits can be given up (a lone Esc): the next key is a key of its own", () => {
+    const parser = new KeyParser();
+    expect(parser.push("\x1b")).toEqual([]);
+    expect(parser.waiting).toBe(true);
+    parser.abandonEscape();
+    expect(parser.waiting).toBe(false);
+    expect(parser.push("b")).toEqual([{ name: "text", text: "b" }]);
+    expect(parser.push("\x1bb")).toEqual([{ name: "word-left" }]); // Alt-b, sent in one write
+  });
+
   test("decodes UTF-8 split across chunks", () => {
     const parser = new KeyParser();
     const bytes = new TextEncoder().encode("é");

@@ -3,27 +3,23 @@
  * vm1: what a person at the terminal sees.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { QMPCTL } from "./helpers/cli.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
+import { enterLine, useShellHome } from "./helpers/shell.ts";
 import { startTerminal, type TerminalSession } from "./helpers/terminal.ts";
 
 let qemu: TestQemu;
-let home: string;
+const home = useShellHome();
 const PROMPT = "(vm1)"; // "(vm1) " on the screen, which drops blanks at the ends of rows
 
 beforeAll(async () => {
   qemu = await startQemu({ extraArgs: ["-name", "vm1"] });
-  home = mkdtempSync(join(tmpdir(), "qmpctl-shell-home-"));
 });
-afterAll(async () => {
-  await qemu?.stop();
-  rmSync(home, { recursive: true, force: true });
-});
+afterAll(() => qemu?.stop());
 
-const ENV = () => ({ XDG_STATE_HOME: join(home, "state"), XDG_CACHE_HOME: join(home, "cache"), HOME: home });
+const ENV = home.env;
 
 /** A shell on `qemu.socket`, its prompt shown; closed (and QEMU's monitor freed) by `use`. */
 async function use(args: string[], body: (t: TerminalSession) => Promise<void>, columns?: number): Promise<void> {
@@ -45,16 +41,7 @@ async function waitForMonitorFree(): Promise<void> {
 }
 
 /** Type a line at the prompt (the last row), press Enter, and return that row and the `rows` (at least) below it. */
-async function enter(terminal: TerminalSession, line: string, rows = 1): Promise<string[]> {
-  const before = (await terminal.screen()).length;
-  await terminal.type(line);
-  await terminal.press("Enter");
-  const screen = await terminal.waitFor(
-    `${rows} row(s) of output after ${line} and a new prompt`,
-    (s) => s.length >= before + rows + 1 && s.at(-1) === PROMPT,
-  );
-  return screen.slice(before - 1, -1);
-}
+const enter = (terminal: TerminalSession, line: string, rows = 1) => enterLine(terminal, PROMPT, line, rows);
 
 describe("qmpctl shell on a terminal", () => {
   test("shows the VM's name as its prompt and a banner, and prints a command's return value as JSON", async () => {
@@ -286,9 +273,9 @@ describe("qmpctl shell on a terminal", () => {
       await terminal.close();
       await waitForMonitorFree();
     }
-    const file = join(home, "state", "qmpctl", "qmp_history");
+    const file = join(home.dir, "state", "qmpctl", "qmp_history");
     expect(statSync(file).mode & 0o777).toBe(0o600);
-    expect(statSync(join(home, "state", "qmpctl")).mode & 0o777).toBe(0o700);
+    expect(statSync(join(home.dir, "state", "qmpctl")).mode & 0o777).toBe(0o700);
     expect(readFileSync(file, "utf8").split("\n").slice(-4)).toEqual(["help", "query-name", "quit", ""]);
 
     const again = await startTerminal([QMPCTL, "shell", "-s", qemu.socket], { env: ENV() });

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { env, writeStderrLine } from "../io.ts";
+import { env, readTextFile, renameFile, writeStderrLine, writeTextFile } from "../io.ts";
 
 /** Lines kept. */
 export const HISTORY_SIZE = 1000;
@@ -34,18 +34,17 @@ export class History {
   static async load(kind: "qmp" | "hmp"): Promise<History> {
     const path = historyPath(kind);
     if (!path) return new History([]);
-    const fs = await import("node:fs/promises");
     let lines: string[] = [];
     try {
-      lines = (await fs.readFile(path, "utf8")).split("\n").filter((line) => line !== "");
+      lines = (await readTextFile(path)).split("\n").filter((line) => line !== "");
     } catch {
       return new History([], path);
     }
     const history = new History(lines.slice(-HISTORY_SIZE), path);
     if (lines.length > HISTORY_SIZE) {
-      const temporary = `${path}.${process.pid}.tmp`;
-      await fs.writeFile(temporary, history.lines.join("\n") + "\n", { mode: 0o600 })
-        .then(() => fs.rename(temporary, path))
+      const temporary = `${path}.${crypto.randomUUID()}.tmp`;
+      await writeTextFile(temporary, history.lines.join("\n") + "\n", { mode: 0o600 })
+        .then(() => renameFile(temporary, path))
         .catch((error) => history.#warn(error));
     }
     return history;
@@ -61,11 +60,8 @@ export class History {
     this.lines.push(line);
     if (this.lines.length > HISTORY_SIZE) this.lines.shift();
     if (!this.#path) return;
-    const fs = await import("node:fs/promises");
-    const directory = this.#path.slice(0, this.#path.lastIndexOf("/"));
     try {
-      await fs.mkdir(directory, { recursive: true, mode: 0o700 });
-      await fs.appendFile(this.#path, line + "\n", { mode: 0o600 });
+      await writeTextFile(this.#path, line + "\n", { mode: 0o600, append: true });
     } catch (error) {
       this.#warn(error);
     }

@@ -1,12 +1,13 @@
 /**
  * The HMP shell: each line goes to QEMU's human monitor through
  * `human-monitor-command` and its text comes back as the monitor printed it.
- * `cpu N` is local (as in the seed's qmp-shell -H): it sets the `cpu-index`
- * of the lines that follow. Completion comes from QEMU's own `help` and
+ * `cpu N` is local (as in QEMU's python/qemu/qmp/qmp_shell.py, `qmp-shell
+ * -H`): it sets the `cpu-index` of the lines that follow. Completion comes from QEMU's own `help` and
  * `info` text, read at the first TAB.
  *
  * @module
  */
+import { hmpArguments, hmpText } from "../../lib/hmp.ts";
 import { type Completion, matching, wordsBefore } from "./completion.ts";
 import { localError, type Outcome, type ShellContext, type ShellMode } from "./context.ts";
 import { UsageError } from "../options.ts";
@@ -49,10 +50,8 @@ export class HmpMode implements ShellMode {
   }
 
   async #send(commandLine: string, cpu: number | undefined, signal: AbortSignal): Promise<Outcome> {
-    const args: Record<string, unknown> = { "command-line": commandLine };
-    if (cpu !== undefined) args["cpu-index"] = cpu;
-    const outcome = await this.#context.execute("human-monitor-command", args, signal);
-    return outcome.kind === "return" ? { kind: "text", text: String(outcome.value).replaceAll("\r\n", "\n") } : outcome;
+    const outcome = await this.#context.execute("human-monitor-command", hmpArguments(commandLine, cpu), signal);
+    return outcome.kind === "return" ? { kind: "text", text: hmpText(outcome.value) } : outcome;
   }
 
   /** `cpu N`: checked by running a harmless command on that CPU first, as qmp-shell does. */

@@ -8,7 +8,8 @@
  * @module
  */
 import type { QmpClient } from "../../lib/client.ts";
-import { abortErrorFor, CommandError, DisconnectedError } from "../../lib/errors.ts";
+import { abortable } from "../../lib/abort.ts";
+import { CommandError, DisconnectedError } from "../../lib/errors.ts";
 import { formatJson } from "../session.ts";
 import { applyCompletion, formatColumns, type TabResult } from "./completion.ts";
 import type { Outcome, ShellContext, ShellMode } from "./context.ts";
@@ -42,21 +43,15 @@ export async function runInteractive(options: InteractiveOptions): Promise<numbe
     for await (const event of events) if (shell.eventsOn) screen.print(formatJson(event, pretty));
   })().catch(() => {}); // the connection's end is reported by `ended` below
 
-  // Settles (with the error to throw) when the connection is lost or the shell's signal aborts.
-  let onAbort = () => {};
-  const abortError = abortErrorFor("the shell to end");
-  const ended = Promise.race([
-    client.closed.then((failure) =>
-      failure ?? new DisconnectedError(`connection lost: ${client.address.text} closed the connection`)
-    ),
-    new Promise<Error>((resolve) => {
-      onAbort = () => resolve(abortError(signal));
-      signal.addEventListener("abort", onAbort, { once: true });
-    }),
-  ]);
+  // Rejects (with the error to throw) when the connection is lost or the shell's signal aborts
+  // (at once when it aborted already: a --timeout that ran out, a Ctrl-C while connecting).
+  const lost = client.closed.then((failure) =>
+    Promise.reject(failure ?? new DisconnectedError(`connection lost: ${client.address.text} closed the connection`))
+  );
+  const ended = abortable(lost, signal, "the shell to end");
+  ended.catch(() => {}); // handled by each race below
   /** `promise`, unless the connection is lost or the signal aborts first. */
-  const race = <T>(promise: Promise<T>): Promise<T> =>
-    Promise.race([promise, ended.then((error) => Promise.reject(error))]);
+  const race = <T>(promise: Promise<T>): Promise<T> => Promise.race([promise, ended]);
 
   terminal.open();
   try {
@@ -98,7 +93,6 @@ export async function runInteractive(options: InteractiveOptions): Promise<numbe
   } finally {
     screen.leave();
     events.close();
-    signal.removeEventListener("abort", onAbort);
     await terminal.close();
   }
 

@@ -74,10 +74,32 @@ const ESCAPES: Record<string, KeyName> = {
   "\x7f": "kill-word",
 };
 
+/**
+ * How long an ESC waits for the rest of its sequence before it counts as the
+ * Esc key alone (readline's `keyseq-timeout` and Node's `escapeCodeTimeout`
+ * are 500 ms too): a terminal sends a sequence in one write, while a person
+ * pressing Esc and then a key is slower than that.
+ */
+export const ESCAPE_TIMEOUT_MS = 500;
+
 /** Turns chunks of terminal input into keys; keeps an escape sequence split across chunks. */
 export class KeyParser {
   #pending = "";
   readonly #decoder = new TextDecoder();
+
+  /** True while an escape sequence has begun and waits for its rest. */
+  get waiting(): boolean {
+    return this.#pending !== "";
+  }
+
+  /**
+   * Give up the escape sequence that waits (after `ESCAPE_TIMEOUT_MS`): a lone
+   * Esc, which the editor does not use, so the keys typed after it are keys
+   * of their own rather than the end of a sequence.
+   */
+  abandonEscape(): void {
+    this.#pending = "";
+  }
 
   push(chunk: Uint8Array | string): Key[] {
     const input = this.#pending + (typeof chunk === "string" ? chunk : this.#decoder.decode(chunk, { stream: true }));

@@ -5,7 +5,7 @@
  * @module
  */
 import type { QmpClient } from "../../lib/client.ts";
-import { stdinIsTerminal } from "../io.ts";
+import { stdinIsTerminal, stdoutIsTerminal } from "../io.ts";
 import { type CommandContext, connect } from "../session.ts";
 import { ShellContext } from "./context.ts";
 import { HmpMode } from "./hmp_mode.ts";
@@ -14,8 +14,8 @@ import { runPiped } from "./piped.ts";
 import { QmpMode } from "./qmp_mode.ts";
 
 export async function runShell(context: CommandContext): Promise<number> {
-  const hmp = context.options.has("hmp");
-  const interactive = stdinIsTerminal() && process.stdout.isTTY === true;
+  const hmp = context.options.flag("hmp");
+  const interactive = stdinIsTerminal() && stdoutIsTerminal();
   const { global, signal } = context;
   // On a terminal, -v shows each command sent above its result; the wire log
   // on stderr would break the line being typed whenever an event came in.
@@ -44,7 +44,10 @@ export async function runShell(context: CommandContext): Promise<number> {
 
 /** The VM's name (`-name`), or "QEMU" when it has none. */
 async function vmName(client: QmpClient, signal: AbortSignal): Promise<string> {
-  const answer = await client.execute("query-name", undefined, { signal }).catch(() => undefined);
+  const answer = await client.execute("query-name", undefined, { signal }).catch((error) => {
+    if (signal.aborted) throw error; // --timeout or Ctrl-C ends the shell before it starts
+    return undefined; // no name to show
+  });
   const name = (answer as { name?: unknown } | undefined)?.name;
   return typeof name === "string" && name !== "" ? name : "QEMU";
 }

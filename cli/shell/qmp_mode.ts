@@ -1,8 +1,8 @@
 /**
  * The QMP shell: `CMD key=value ...` typed as `exec` types it, a line that
  * starts with `{` sent as raw QMP JSON, and `transaction(` ... `)` gathering
- * the lines between into the actions of one `transaction` command (as the
- * seed's successor qmp-shell does, with a `TRANS>` prompt).
+ * the lines between into the actions of one `transaction` command (as QEMU's
+ * python/qemu/qmp/qmp_shell.py does, with a `TRANS>` prompt).
  *
  * @module
  */
@@ -10,7 +10,7 @@ import { parseArgumentsJson } from "../../lib/args.ts";
 import { ArgumentError } from "../../lib/errors.ts";
 import { type Completion, matching, NO_COMPLETION, wordsBefore } from "./completion.ts";
 import { localError, NOTHING, type Outcome, type ShellContext, type ShellMode } from "./context.ts";
-import { SchemaHelp } from "./schema_help.ts";
+import { SchemaView } from "../../lib/schema/mod.ts";
 import { splitWords } from "./words.ts";
 
 export const QMP_HELP = `Local commands (everything else is sent to QEMU):
@@ -34,7 +34,7 @@ export class QmpMode implements ShellMode {
   readonly kind = "qmp";
   readonly #context: ShellContext;
   readonly #name: string;
-  readonly #schema: SchemaHelp;
+  readonly #schema: SchemaView;
   /** The actions gathered so far, while in a transaction. */
   #actions?: Action[];
 
@@ -42,7 +42,7 @@ export class QmpMode implements ShellMode {
   constructor(context: ShellContext, name: string) {
     this.#context = context;
     this.#name = name;
-    this.#schema = new SchemaHelp(context.client);
+    this.#schema = new SchemaView(context.client);
   }
 
   prompt(): string {

@@ -5,8 +5,16 @@
  *
  * @module
  */
-import { writeStdout } from "../io.ts";
-import { type Key, KeyParser } from "./keys.ts";
+import {
+  type FatalSignal,
+  killSelf,
+  onFatalSignal,
+  readStdinChunks,
+  setRawMode,
+  terminalColumns,
+  writeStdout,
+} from "../io.ts";
+import { ESCAPE_TIMEOUT_MS, type Key, KeyParser } from "./keys.ts";
 
 export class Terminal {
   readonly #parser = new KeyParser();
@@ -14,8 +22,16 @@ export class Terminal {
   #waiter?: (key: Key) => void;
   #onInterrupt?: () => void;
   #output: Promise<void> = Promise.resolve();
+  #stopReading?: () => void;
+  #releaseSignals?: () => void;
+  #escapeTimer?: ReturnType<typeof setTimeout>;
   readonly #onData = (chunk: Uint8Array) => {
-    for (const key of this.#parser.push(chunk)) {
+    clearTimeout(this.#escapeTimer);
+    const keys = this.#parser.push(chunk);
+    if (this.#parser.waiting) {
+      this.#escapeTimer = setTimeout(() => this.#parser.abandonEscape(), ESCAPE_TIMEOUT_MS);
+    }
+    for (const key of keys) {
       if (key.name === "interrupt" && this.#onInterrupt) this.#onInterrupt();
       else if (this.#waiter) {
         const waiter = this.#waiter;
@@ -26,42 +42,35 @@ export class Terminal {
   };
 
   /** SIGTERM or SIGHUP: give the terminal back, then die of the signal as if we had not caught it. */
-  readonly #onFatalSignal = (signal: NodeJS.Signals) => {
-    this.#releaseSignals();
+  readonly #onFatalSignal = (signal: FatalSignal) => {
+    this.#releaseSignals?.();
     try {
-      process.stdin.setRawMode(false);
+      setRawMode(false);
     } catch {
       // After a hangup the terminal is gone: nothing to give back.
     }
-    process.kill(process.pid, signal);
+    killSelf(signal);
   };
 
   /** Put stdin in raw mode and start reading keys. */
   open(): void {
-    process.stdin.setRawMode(true);
-    process.on("SIGTERM", this.#onFatalSignal);
-    process.on("SIGHUP", this.#onFatalSignal);
-    process.stdin.on("data", this.#onData);
-    process.stdin.resume();
+    setRawMode(true);
+    this.#releaseSignals = onFatalSignal(this.#onFatalSignal);
+    this.#stopReading = readStdinChunks(this.#onData);
   }
 
   /** Give the terminal back as it was, once everything written has gone out. */
   async close(): Promise<void> {
-    this.#releaseSignals();
-    process.stdin.off("data", this.#onData);
-    process.stdin.setRawMode(false);
-    process.stdin.pause();
+    clearTimeout(this.#escapeTimer);
+    this.#releaseSignals?.();
+    this.#stopReading?.();
+    setRawMode(false);
     await this.#output;
   }
 
-  #releaseSignals(): void {
-    process.off("SIGTERM", this.#onFatalSignal);
-    process.off("SIGHUP", this.#onFatalSignal);
-  }
-
-  /** The width in columns. */
+  /** The width in columns, now. */
   get columns(): number {
-    return process.stdout.columns || 80;
+    return terminalColumns();
   }
 
   /** Queue text for the terminal. */

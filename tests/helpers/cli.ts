@@ -1,10 +1,31 @@
 /** Run the qmpctl binary as a user would, and collect what they would see. */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
 
 /** The binary under test: dist/qmpctl unless QMPCTL_BIN names another. */
 export const QMPCTL = process.env.QMPCTL_BIN ?? resolve(import.meta.dir, "../../dist/qmpctl");
+
+if (!process.env.QMPCTL_BIN) ensureFreshBinary();
+
+/**
+ * Rebuild dist/qmpctl when any source it is built from is newer (or it is
+ * missing), so running one test file after an edit never tests a stale binary.
+ */
+function ensureFreshBinary(): void {
+  const root = resolve(import.meta.dir, "../..");
+  const built = statSync(QMPCTL, { throwIfNoEntry: false })?.mtimeMs ?? 0;
+  const sources = ["cli.ts", "package.json", "cli", "lib"].flatMap((entry) => {
+    const path = join(root, entry);
+    if (!statSync(path).isDirectory()) return [path];
+    return readdirSync(path, { recursive: true, encoding: "utf8" }).map((file) => join(path, file));
+  });
+  const newer = sources.find((file) => statSync(file).mtimeMs > built);
+  if (newer === undefined) return;
+  console.error(`tests: ${relative(root, newer)} is newer than dist/qmpctl: rebuilding it`);
+  const build = Bun.spawnSync([join(root, "scripts/build.sh")], { stdout: "inherit", stderr: "inherit" });
+  if (build.exitCode !== 0) throw new Error(`scripts/build.sh failed (${build.exitCode}): not testing a stale binary`);
+}
 
 export interface CliResult {
   code: number;

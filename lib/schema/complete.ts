@@ -5,9 +5,9 @@
  *
  * @module
  */
-import type { Schema } from "./schema.ts";
-import type { TypeInfo } from "./schema_digest.ts";
-import { membersOf } from "./schema_types.ts";
+import type { Schema } from "./model.ts";
+import type { TypeInfo } from "./digest.ts";
+import { membersOf } from "./members.ts";
 
 /**
  * Candidates for the argument word being typed (`current`) after `command`,
@@ -19,6 +19,9 @@ import { membersOf } from "./schema_types.ts";
  *
  * @example
  * ```ts
+ * import { QmpClient } from "../client.ts";
+ * import { completeArgumentWord, loadSchema } from "./mod.ts";
+ * const schema = await loadSchema(await QmpClient.connect("/run/vm1.qmp"));
  * completeArgumentWord(schema, "blockdev-add", [], "dri"); // ["driver="]
  * completeArgumentWord(schema, "blockdev-add", [], "driver=null"); // ["driver=null-aio", "driver=null-co"]
  * completeArgumentWord(schema, "set_link", ["name=n0"], ""); // ["up="]

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { ProtocolError } from "./errors.ts";
+import { ProtocolError } from "../errors.ts";
 
 /** A QMP command: the object type of its arguments and the type it returns. */
 export interface CommandInfo {

@@ -5,8 +5,8 @@
  *
  * @module
  */
-import type { Schema } from "./schema.ts";
-import type { MemberInfo, TypeInfo } from "./schema_digest.ts";
+import type { Schema } from "./model.ts";
+import type { MemberInfo, TypeInfo } from "./digest.ts";
 
 /** The members of an object type, with those of the union branch its tag selects (by `tagOf`). */
 export function membersOf(

@@ -1,17 +1,21 @@
 /**
- * What the QMP shell asks of QEMU's schema: the typing of `KEY=VALUE` words
- * (the same entry point as `exec`'s), command names (from `query-commands`,
- * which needs no schema), and argument names and values for TAB (from the
- * cached `query-qmp-schema`, loaded at the first TAB that needs it).
+ * One client's view of its QEMU's schema, for a session that asks many
+ * times (an interactive shell): the typing of `KEY=VALUE` words (the same
+ * entry point as a one-shot `typedArguments`), command names (from
+ * `query-commands`, which needs no schema), and argument names and values
+ * for completion (from the cached `query-qmp-schema`, loaded once, when
+ * first needed).
  *
  * @module
  */
-import { buildArguments, wordsNeedTyping } from "../../lib/args.ts";
-import type { QmpClient } from "../../lib/client.ts";
-import { loadSchema, type Schema, typedArguments } from "../../lib/schema.ts";
-import { completeArgumentWord } from "../../lib/schema_complete.ts";
+import { buildArguments, wordsNeedTyping } from "../args.ts";
+import type { QmpClient } from "../client.ts";
+import { loadSchema, typedArguments } from "./load.ts";
+import type { Schema } from "./model.ts";
+import { completeArgumentWord } from "./complete.ts";
 
-export class SchemaHelp {
+/** The schema questions of one client's session, each answer fetched once. */
+export class SchemaView {
   readonly #client: QmpClient;
   #commands?: Promise<string[]>;
   #schema?: Promise<Schema>;
@@ -45,7 +49,7 @@ export class SchemaHelp {
   commandNames(signal: AbortSignal): Promise<string[]> {
     this.#commands ??= this.#client.execute("query-commands", undefined, { signal })
       .then((list) => (list as { name: string }[]).map((c) => c.name));
-    this.#commands.catch(() => (this.#commands = undefined)); // ask again at the next TAB
+    this.#commands.catch(() => (this.#commands = undefined)); // ask again next time
     return this.#commands;
   }
 

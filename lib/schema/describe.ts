@@ -13,16 +13,19 @@
  *
  * @module
  */
-import { didYouMean } from "./closest.ts";
-import { ArgumentError } from "./errors.ts";
-import type { Schema } from "./schema.ts";
-import type { MemberInfo } from "./schema_digest.ts";
+import { didYouMean } from "../closest.ts";
+import { ArgumentError } from "../errors.ts";
+import type { Schema } from "./model.ts";
+import type { MemberInfo } from "./digest.ts";
 
 /**
  * A command or an event, described.
  *
  * @example
  * ```ts
+ * import { QmpClient } from "../client.ts";
+ * import { describe, loadSchema } from "./mod.ts";
+ * const schema = await loadSchema(await QmpClient.connect("/run/vm1.qmp"));
  * describe(schema, "set_link");
  * // { command: "set_link", arguments: { name: "str", up: "bool" }, returns: {} }
  * ```
@@ -92,6 +95,9 @@ function memberKey(member: MemberInfo): string {
  *
  * @example
  * ```ts
+ * import { QmpClient } from "../client.ts";
+ * import { loadSchema, signature } from "./mod.ts";
+ * const schema = await loadSchema(await QmpClient.connect("/run/vm1.qmp"));
  * signature(schema, "set_link"); // "name=str up=bool"
  * ```
  */

@@ -13,13 +13,13 @@
  *
  * @module
  */
-import { buildArguments, jsonOrString } from "./args.ts";
-import { didYouMean } from "./closest.ts";
-import { ArgumentError } from "./errors.ts";
-import type { Schema } from "./schema.ts";
-import type { TypeInfo } from "./schema_digest.ts";
-import { parseBool, parseJson, scalar } from "./schema_scalars.ts";
-import { expected, fits, membersOf } from "./schema_types.ts";
+import { buildArguments, jsonOrString } from "../args.ts";
+import { didYouMean } from "../closest.ts";
+import { ArgumentError } from "../errors.ts";
+import type { Schema } from "./model.ts";
+import type { TypeInfo } from "./digest.ts";
+import { parseBool, parseJson, scalar } from "./scalars.ts";
+import { expected, fits, membersOf } from "./members.ts";
 
 /** The text of one `KEY=VALUE` word, waiting for its type. */
 class WordText {
@@ -37,6 +37,9 @@ type Tree = Record<string, unknown>;
  *
  * @example
  * ```ts
+ * import { QmpClient } from "../client.ts";
+ * import { loadSchema, typeArguments } from "./mod.ts";
+ * const schema = await loadSchema(await QmpClient.connect("/run/vm1.qmp"));
  * typeArguments(schema, "set_link", ["name=123", "up=off"]); // { name: "123", up: false }
  * ```
  * @throws {ArgumentError} for an unknown command or argument, a missing argument, or a bad value

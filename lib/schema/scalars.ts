@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { jsonOrString } from "./args.ts";
+import { jsonOrString } from "../args.ts";
 
 /** The value of `text` for a built-in JSON type, or undefined if it cannot be one. */
 export function scalar(text: string, json: string): unknown {

@@ -6,100 +6,24 @@
  *
  * @example
  * ```ts
+ * import { QmpClient } from "../client.ts";
+ * import { loadSchema } from "./mod.ts";
+ * const qmp = await QmpClient.connect("/run/vm1.qmp");
  * const schema = await loadSchema(qmp, { signal: AbortSignal.timeout(5000) });
  * schema.commandNames().filter((n) => n.startsWith("query-"));
  * ```
  *
  * @module
  */
-import { buildArguments } from "./args.ts";
-import type { QmpClient } from "./client.ts";
-import { didYouMean } from "./closest.ts";
-import { ArgumentError, CommandError } from "./errors.ts";
-import { eventMatcher, isGlob } from "./events.ts";
-import { cacheKey, readEntry, writeEntry } from "./schema_cache.ts";
-import { type CommandInfo, digestSchema, type EventInfo, type SchemaDigest, type TypeInfo } from "./schema_digest.ts";
-import { defaultCacheDir } from "./schema_store.ts";
-import { typeArguments } from "./schema_typing.ts";
-
-/** A digested schema (or the part of it that was loaded) with lookups by name. */
-export class Schema {
-  /** The digest (plain JSON); a part holds fewer commands and types. */
-  readonly digest: SchemaDigest;
-  /** True when it came from the cache rather than from QEMU just now. */
-  readonly fromCache: boolean;
-  #commandNames?: string[];
-  #eventNames?: string[];
-
-  constructor(
-    digest: SchemaDigest,
-    options: { fromCache?: boolean; commandNames?: string[]; eventNames?: string[] } = {},
-  ) {
-    this.digest = digest;
-    this.fromCache = options.fromCache ?? false;
-    this.#commandNames = options.commandNames;
-    this.#eventNames = options.eventNames;
-  }
-
-  /** Every command name, sorted. */
-  commandNames(): string[] {
-    return this.#commandNames ??= Object.keys(this.digest.commands).sort();
-  }
-
-  /** Every event name, sorted. */
-  eventNames(): string[] {
-    return this.#eventNames ??= Object.keys(this.digest.events).sort();
-  }
-
-  /** A command, or undefined (also when this part of the schema does not hold it). */
-  command(name: string): CommandInfo | undefined {
-    return Object.hasOwn(this.digest.commands, name) ? this.digest.commands[name] : undefined;
-  }
-
-  /** An event, or undefined (also when this part of the schema does not hold it). */
-  event(name: string): EventInfo | undefined {
-    return Object.hasOwn(this.digest.events, name) ? this.digest.events[name] : undefined;
-  }
-
-  /** A type by its (schema-internal) name; a loaded digest defines every type it refers to. */
-  type(name: string): TypeInfo {
-    return this.digest.types[name];
-  }
-
-  /**
-   * A command, or an ArgumentError naming the closest known commands.
-   * @throws {ArgumentError}
-   */
-  requireCommand(name: string): CommandInfo {
-    const info = this.command(name);
-    if (!info) throw new ArgumentError(`unknown command '${name}'${didYouMean(name, this.commandNames())}`);
-    return info;
-  }
-
-  /**
-   * Check event names: an exact name must be an event of this QEMU, and a
-   * glob (`BLOCK_JOB_*`) must match at least one, since a glob that matches
-   * nothing can never be satisfied and is as much a mistake as a misspelt name.
-   * @throws {ArgumentError} naming the closest known events
-   */
-  checkEventNames(names: readonly string[]): void {
-    const known = this.eventNames();
-    for (const name of names) {
-      if (isGlob(name) ? known.some((e) => eventMatcher({ names: [name] })({ event: e })) : known.includes(name)) {
-        continue;
-      }
-      const what = isGlob(name) ? `no event matches '${name}'` : `unknown event '${name}'`;
-      throw new ArgumentError(`${what}${didYouMean(name.replace(/[*?]/g, ""), known)}`);
-    }
-  }
-}
-
-/**
- * How much of the schema to load: all of it; only the command and event
- * names; or one command with the types it reaches (when the command is
- * unknown, the names, so that `requireCommand` can suggest others).
- */
-export type SchemaScope = "all" | "names" | { command: string };
+import { buildArguments } from "../args.ts";
+import type { QmpClient } from "../client.ts";
+import { didYouMean } from "../closest.ts";
+import { ArgumentError, CommandError } from "../errors.ts";
+import { cacheKey, readEntry, writeEntry } from "./cache.ts";
+import { digestSchema } from "./digest.ts";
+import { Schema, type SchemaScope } from "./model.ts";
+import { defaultCacheDir } from "./store.ts";
+import { typeArguments } from "./typing.ts";
 
 /** Options of `loadSchema`. */
 export interface LoadSchemaOptions {
@@ -118,6 +42,9 @@ export interface LoadSchemaOptions {
  *
  * @example
  * ```ts
+ * import { QmpClient } from "../client.ts";
+ * import { loadSchema } from "./mod.ts";
+ * const qmp = await QmpClient.connect("/run/vm1.qmp");
  * const schema = await loadSchema(qmp, { scope: { command: "set_link" } });
  * schema.command("set_link"); // { args: "99", returns: "0" }
  * ```
@@ -147,6 +74,9 @@ export async function loadSchema(client: QmpClient, options: LoadSchemaOptions =
  *
  * @example
  * ```ts
+ * import { QmpClient } from "../client.ts";
+ * import { describe, withSchema } from "./mod.ts";
+ * const qmp = await QmpClient.connect("/run/vm1.qmp");
  * const info = await withSchema(qmp, { scope: "all" }, (schema) => describe(schema, "set_link"));
  * ```
  * @throws {CommandError} when QEMU has no `query-qmp-schema`, and what `use` throws
@@ -172,6 +102,9 @@ export async function withSchema<T>(
  *
  * @example
  * ```ts
+ * import { QmpClient } from "../client.ts";
+ * import { typedArguments } from "./mod.ts";
+ * const qmp = await QmpClient.connect("/run/vm1.qmp");
  * await typedArguments(qmp, "set_link", ["name=123", "up=off"]); // { name: "123", up: false }
  * ```
  * @throws {ArgumentError} for an unknown command or argument, a missing argument, or a bad value
@@ -194,7 +127,10 @@ export async function typedArguments(
  *
  * @example
  * ```ts
- * await checkEventNames(qmp, ["SHUTDOWN", "BLOCK_JOB_*"], { signal });
+ * import { QmpClient } from "../client.ts";
+ * import { checkEventNames } from "./mod.ts";
+ * const qmp = await QmpClient.connect("/run/vm1.qmp");
+ * await checkEventNames(qmp, ["SHUTDOWN", "BLOCK_JOB_*"], { signal: AbortSignal.timeout(5000) });
  * ```
  * @throws {ArgumentError} for an unknown name or a glob that matches no event
  */

@@ -1,6 +1,6 @@
 /**
  * The layout of a schema cache entry, one directory per QEMU build (see
- * `schema_store.ts` for where and how it is written):
+ * `store.ts` for where and how it is written):
  *
  * - `schema.json`: the whole digest (describe, `commands --long`, the shell);
  * - `names.json`: the command and event names (event checks, completion);
@@ -11,11 +11,11 @@
  *
  * @module
  */
-import type { QmpClient } from "./client.ts";
-import { CommandError } from "./errors.ts";
-import type { SchemaScope } from "./schema.ts";
-import { commandPart, isDigest, type SchemaDigest } from "./schema_digest.ts";
-import { readCacheFile, writeCacheEntry } from "./schema_store.ts";
+import type { QmpClient } from "../client.ts";
+import { CommandError } from "../errors.ts";
+import type { SchemaScope } from "./model.ts";
+import { commandPart, isDigest, type SchemaDigest } from "./digest.ts";
+import { readCacheFile, writeCacheEntry } from "./store.ts";
 
 /** Bumped whenever the layout of an entry changes, so older entries are refetched. */
 const CACHE_FORMAT = 2;

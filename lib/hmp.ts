@@ -1,0 +1,65 @@
+/**
+ * The human monitor (HMP) through QMP: `human-monitor-command` runs one HMP
+ * command line, on the monitor's current CPU or on `cpu-index`, and returns
+ * the text the monitor printed (QEMU's QMP reference, "human-monitor-command").
+ * The monitor ends lines with CRLF; the text here has LF.
+ *
+ * @module
+ */
+import type { QmpClient } from "./client.ts";
+
+/**
+ * The arguments of `human-monitor-command` for `commandLine`, on CPU
+ * `cpuIndex` when one is given.
+ *
+ * @example
+ * ```ts
+ * import { hmpArguments } from "./hmp.ts";
+ * hmpArguments("info registers", 1); // { "command-line": "info registers", "cpu-index": 1 }
+ * ```
+ */
+export function hmpArguments(commandLine: string, cpuIndex?: number): Record<string, unknown> {
+  return cpuIndex === undefined
+    ? { "command-line": commandLine }
+    : { "command-line": commandLine, "cpu-index": cpuIndex };
+}
+
+/**
+ * The text of a `human-monitor-command` return value, with LF line ends.
+ *
+ * @example
+ * ```ts
+ * import { hmpText } from "./hmp.ts";
+ * hmpText("VM status: running\r\n"); // "VM status: running\n"
+ * ```
+ */
+export function hmpText(value: unknown): string {
+  return String(value).replaceAll("\r\n", "\n");
+}
+
+/**
+ * Run one HMP command line and return its text (with LF). The monitor has no
+ * error status: its complaints are part of the text.
+ *
+ * @example
+ * ```ts
+ * import { QmpClient } from "./client.ts";
+ * import { humanMonitorCommand } from "./hmp.ts";
+ *
+ * const qmp = await QmpClient.connect("/run/vm1.qmp");
+ * try {
+ *   console.log(await humanMonitorCommand(qmp, "info status", { signal: AbortSignal.timeout(5000) }));
+ * } finally {
+ *   await qmp.close();
+ * }
+ * ```
+ * @throws {CommandError} when QEMU rejects the call itself (a CPU index that does not exist)
+ */
+export async function humanMonitorCommand(
+  client: QmpClient,
+  commandLine: string,
+  options: { cpuIndex?: number; signal?: AbortSignal } = {},
+): Promise<string> {
+  const args = hmpArguments(commandLine, options.cpuIndex);
+  return hmpText(await client.execute("human-monitor-command", args, { signal: options.signal }));
+}

@@ -1,0 +1,57 @@
+/**
+ * Runtime-specific calls (`process.*`, `Bun.*`, `Deno.*`, `node:*` modules)
+ * stay in the files that exist to hold them, so the rest of cli.ts, cli/ and
+ * lib/ runs unchanged under Bun, Deno and Node.
+ */
+import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { ROOT, sourceFiles, withoutComments } from "./helpers/source_scan.ts";
+
+/** The files allowed to call the runtime, and why. */
+const BOUNDARY: Record<string, string> = {
+  "cli/io.ts": "the CLI's streams, environment, signals, terminal and files",
+  "lib/schema/store.ts": "the schema cache's files (the library cannot use cli/io.ts)",
+  "cli/shell/piped.ts": "piped stdin lines, until the piped shell reads them through cli/io.ts",
+};
+
+/** Whether `file` may call the runtime: a boundary file, or a transport implementation (sockets, per runtime). */
+function mayCallRuntime(file: string): boolean {
+  return Object.hasOwn(BOUNDARY, file) || (/^lib\/transport_\w+\.ts$/.test(file) && file !== "lib/transport_types.ts");
+}
+
+const RUNTIME_CALL = /\b(?:process|Bun|Deno)\.[A-Za-z]|["']node:[a-z]/;
+
+/** Each line of `source` (comments removed) that calls the runtime, as "LINE: text". */
+function runtimeCalls(source: string): string[] {
+  return withoutComments(source).split("\n").flatMap((line, i) =>
+    RUNTIME_CALL.test(line) ? [`${i + 1}: ${line.trim()}`] : []
+  );
+}
+
+describe("runtime boundary", () => {
+  test("runtimeCalls finds process, Bun, Deno and node: uses, not those in comments", () => {
+    const source = [
+      "const a = process.env.HOME;",
+      'const { readFile } = await import("node:fs/promises");',
+      "// Bun.mmap is cheaper",
+      "/** process.stdout.write costs 13 ms */",
+      "const bun = (globalThis as { Bun?: typeof Bun }).Bun;",
+      "Deno.exit(1);",
+    ].join("\n");
+    expect(runtimeCalls(source)).toEqual([
+      "1: const a = process.env.HOME;",
+      '2: const { readFile } = await import("node:fs/promises");',
+      "6: Deno.exit(1);",
+    ]);
+  });
+
+  test("only the boundary files call the runtime", () => {
+    const outside: string[] = [];
+    for (const file of sourceFiles()) {
+      if (mayCallRuntime(file)) continue;
+      for (const call of runtimeCalls(readFileSync(join(ROOT, file), "utf8"))) outside.push(`${file}:${call}`);
+    }
+    expect(outside).toEqual([]);
+  });
+});
