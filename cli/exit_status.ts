@@ -67,8 +67,8 @@ export const MEANINGS: Record<ExitName, ExitMeaning> = {
  */
 export function exitStatusList(names: readonly ExitName[] = Object.keys(EXIT) as ExitName[]): string {
   return names.map((name) => {
-    const text = `${String(EXIT[name]).padEnd(5)}${MEANINGS[name].long.replaceAll("`", "")}`;
-    return "  " + wrap(text, WIDTH - 7).replaceAll("\n", "\n       "); // continued lines under the meaning
+    const meaning = wrap(MEANINGS[name].long.replaceAll("`", ""), WIDTH - 7);
+    return `  ${String(EXIT[name]).padEnd(5)}${meaning.replaceAll("\n", "\n       ")}`; // continued lines under the meaning
   }).join("\n");
 }
 

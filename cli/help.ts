@@ -35,7 +35,7 @@ Durations: 500ms, 30s, 2m, 1h, or a bare number of seconds.
 Output: stdout carries JSON only (hmp's text aside), one compact value a line
 (--pretty indents it); every problem is one 'qmpctl:' line on stderr.
 
-Exit status:
+Exit status (the statuses of every command; each command's help says which it uses):
 ${exitStatusList()}
 
 Environment:

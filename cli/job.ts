@@ -1,5 +1,6 @@
 /** `qmpctl job wait [ID ...]`, and what `exec ... --wait-job` runs after its command. @module */
 import type { QmpClient } from "../lib/client.ts";
+import { exitStatusHelp } from "./exit_status.ts";
 import { TimeoutError } from "../lib/errors.ts";
 import { type JobInfo, type JobReport, JobWatch } from "../lib/jobs.ts";
 import { EXIT } from "./exit_status.ts";
@@ -46,11 +47,15 @@ Examples:
   qmpctl job wait b0 --dismiss             # a job started with auto-dismiss=false
   qmpctl job wait b0 --progress-json 2>&1 >/dev/null | jq -R 'fromjson? | .percent'
 
-Exit status: 0 every job concluded without error, 1 a job failed or was
-cancelled (its error on stderr), 4 a job named is not there (it concluded and
-was dismissed before qmpctl could see it, or it never existed; the others are
-still followed), 124 --timeout ran out (the jobs keep running in QEMU), 2
-usage, 3 connection, 130 interrupted.`;
+${
+    exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "GONE", "TIMEOUT", "INTERRUPTED"], {
+      OK: "every job concluded without error",
+      QEMU_ERROR: "a job failed or was cancelled (its error on stderr)",
+      GONE: "a job named is not there (it concluded and was dismissed before qmpctl could see it, or it never " +
+        "existed; the others are still followed)",
+      TIMEOUT: "--timeout ran out (the jobs keep running in QEMU)",
+    })
+  }`;
 
 export async function run(context: CommandContext): Promise<number> {
   const [verb, ...ids] = context.words;

@@ -1,5 +1,6 @@
 /** `qmpctl migrate wait`, and what `exec migrate ... --wait-migration` runs after its command. @module */
 import type { QmpClient } from "../lib/client.ts";
+import { exitStatusHelp } from "./exit_status.ts";
 import { TimeoutError } from "../lib/errors.ts";
 import { type MigrationInfo, MigrationWatch } from "../lib/migration.ts";
 import { EXIT } from "./exit_status.ts";
@@ -31,9 +32,14 @@ Examples:
   qmpctl exec migrate uri=tcp:dst:4444 --wait-migration --timeout 30m && qmpctl exec quit
   qmpctl migrate wait --timeout 10m       # a migration started by someone else
 
-Exit status: 0 completed, 1 failed or cancelled (QEMU's error-desc on
-stderr), 4 no migration was ever started, 124 --timeout ran out (the
-migration keeps going), 2 usage, 3 connection, 130 interrupted.`;
+${
+  exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "GONE", "TIMEOUT", "INTERRUPTED"], {
+    OK: "completed",
+    QEMU_ERROR: "failed or cancelled (QEMU's error-desc on stderr)",
+    GONE: "no migration was ever started",
+    TIMEOUT: "--timeout ran out (the migration keeps going)",
+  })
+}`;
 
 export async function run(context: CommandContext): Promise<number> {
   const [verb, ...rest] = context.words;

@@ -68,7 +68,8 @@ describe("help and version", () => {
 
   test("--version prints the package's version", async () => {
     const result = await qmpctl(["--version"]);
-    expect(result).toEqual(expect.objectContaining({ code: 0, stdout: `qmpctl ${packageJson.version}\n`, stderr: "" }));
+    expect(result).toEqual(expect.objectContaining({ code: 0, stderr: "" }));
+    expect(result.stdout).toStartWith(`qmpctl ${packageJson.version}`);
   });
 });
 

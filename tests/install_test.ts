@@ -88,7 +88,7 @@ describe("each shell finds the installed completion by itself and completes 'qmp
         await terminal.press("Enter");
         await terminal.type("clear");
         await terminal.press("Enter");
-        await terminal.waitFor("a prompt", (s) => s.length === 1 && s[0].startsWith("$"), 10_000);
+        await terminal.waitFor("a prompt", (s) => s.length === 1 && s[0].startsWith("$"), 30_000);
         await terminal.type("qmpctl ex");
         await terminal.press("Tab");
         await terminal.waitFor("the completed word", (s) => s.some((row) => /qmpctl exec\s*$/.test(row)), 10_000);
