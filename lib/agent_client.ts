@@ -132,7 +132,8 @@ export class GuestAgent {
     if (this.#phase === "closed") {
       throw this.#failure ?? new DisconnectedError(`the connection to ${this.address.text} is closed`);
     }
-    const id = `qmpctl-${this.#nextId++}`;
+    // The sync's random id in every id: a reply to an earlier client's request is never taken for one of ours.
+    const id = `qmpctl-${this.#syncId}-${this.#nextId++}`;
     const response = await new Promise<Record<string, unknown>>((resolve, reject) => {
       const onAbort = () => {
         this.#pending.delete(id); // a reply that comes later is dropped
