@@ -39,6 +39,13 @@ function guestPath(word: string): string | undefined {
   return word.slice(1);
 }
 
+/** What guest-file-read returns (qga/qapi-schema.json, GuestFileRead). */
+interface FileRead {
+  count?: number;
+  "buf-b64"?: string;
+  eof?: boolean;
+}
+
 /** Guest → local. The local file is created only once the guest file is open. */
 async function copyOut(context: CommandContext, guestFile: string, localFile: string): Promise<void> {
   const { signal } = context;
@@ -46,16 +53,18 @@ async function copyOut(context: CommandContext, guestFile: string, localFile: st
   try {
     await withGuestFile(agent, guestFile, "r", signal, async (handle) => {
       const sink = await localSink(localFile);
+      // One read ahead: the agent reads and encodes the next chunk while this one is decoded and written.
+      const read = (): Promise<FileRead> => {
+        const reply = agent.execute("guest-file-read", { handle, count: CHUNK_BYTES }, { signal }) as Promise<FileRead>;
+        reply.catch(() => {}); // awaited below, unless an earlier step failed first
+        return reply;
+      };
       try {
-        for (;;) {
-          const read = await agent.execute("guest-file-read", { handle, count: CHUNK_BYTES }, { signal }) as {
-            count?: number;
-            "buf-b64"?: string;
-            eof?: boolean;
-          };
-          if (typeof read?.["buf-b64"] !== "string") throw new ProtocolError("guest-file-read returned no buf-b64");
-          await sink.write(decodeBase64(read["buf-b64"], `guest-file-read of ${guestFile}`));
-          if (read.eof || read.count === 0) break;
+        for (let next: Promise<FileRead> | undefined = read(); next;) {
+          const chunk: FileRead = await next;
+          if (typeof chunk?.["buf-b64"] !== "string") throw new ProtocolError("guest-file-read returned no buf-b64");
+          next = chunk.eof || chunk.count === 0 ? undefined : read();
+          await sink.write(decodeBase64(chunk["buf-b64"], `guest-file-read of ${guestFile}`));
         }
       } finally {
         await sink.close();
@@ -79,18 +88,23 @@ async function copyIn(context: CommandContext, localFile: string, guestFile: str
   const agent = await connectAgent(context);
   try {
     await withGuestFile(agent, guestFile, "w", signal, async (handle) => {
+      // One write ahead: the next chunk is read and encoded while the agent writes this one.
+      let previous: Promise<void> | undefined;
       for (let next = first; !next.done; next = await chunks.next()) {
-        let bytes = next.value;
-        while (bytes.length > 0) {
-          const written = await agent.execute("guest-file-write", { handle, "buf-b64": encodeBase64(bytes) }, {
-            signal,
-          }) as { count?: number };
-          if (typeof written?.count !== "number" || written.count <= 0) {
-            throw new ProtocolError(`guest-file-write to ${guestFile} wrote nothing`);
-          }
-          bytes = bytes.subarray(written.count);
-        }
+        const bytes = next.value;
+        const written = agent.execute("guest-file-write", { handle, "buf-b64": encodeBase64(bytes) }, { signal })
+          .then((reply) => {
+            const count = (reply as { count?: number })?.count;
+            // qemu-ga writes the whole buffer or fails (fwrite, then ferror): a short count is a failure.
+            if (count !== bytes.length) {
+              throw new ProtocolError(`guest-file-write to ${guestFile} wrote ${count} of ${bytes.length} bytes`);
+            }
+          });
+        written.catch(() => {}); // awaited below, unless an earlier step failed first
+        if (previous) await previous;
+        previous = written;
       }
+      await previous;
     });
   } finally {
     await chunks.return(undefined);
