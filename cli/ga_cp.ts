@@ -1,7 +1,7 @@
 /** `qmpctl ga cp SRC DST`: a file into or out of the guest (`:/path` is the guest side). @module */
 import type { GuestAgent } from "../lib/agent_client.ts";
 import { decodeBase64, encodeBase64 } from "../lib/base64.ts";
-import { ProtocolError } from "../lib/errors.ts";
+import { ProtocolError, QmpError } from "../lib/errors.ts";
 import { connectAgent } from "./ga_connect.ts";
 import { type ByteSink, openByteSink, readChunks } from "./io.ts";
 import { UsageError } from "./options.ts";
@@ -142,8 +142,9 @@ async function localSink(path: string): Promise<ByteSink> {
   }
 }
 
-/** A system error on a local file as a one-line usage error; anything else as it is. */
-function localError(error: unknown, what: string): unknown {
+/** A system error on a local file (ENOENT, EACCES, EISDIR) as a one-line usage error; anything else as it is. */
+export function localError(error: unknown, what: string): unknown {
+  if (error instanceof QmpError) return error; // a timeout or SIGINT while reading
   const { code, message } = error as { code?: unknown; message?: string };
   return typeof code === "string" ? new UsageError(`${what}: ${message ?? code}`) : error;
 }

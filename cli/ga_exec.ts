@@ -3,9 +3,16 @@ import { abortable } from "../lib/abort.ts";
 import { decodeBase64, encodeBase64 } from "../lib/base64.ts";
 import { abortErrorFor, ProtocolError } from "../lib/errors.ts";
 import { connectAgent } from "./ga_connect.ts";
+import { localError } from "./ga_cp.ts";
 import { readBytes, writeStderrBytes, writeStderrLine, writeStdoutBytes } from "./io.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, optionValue, printJson } from "./session.ts";
+
+/**
+ * The most --stdin may hold: guest-exec carries it as one base64 string, and
+ * qemu-ga's JSON parser takes tokens up to 64 MiB (qobject/json-streamer.c).
+ */
+const MAX_INPUT_BYTES = 48 * 1024 * 1024 - 1024;
 
 /** Pauses between guest-exec-status polls: short first (most commands end at once), then backing off. */
 const FIRST_POLL_MS = 2;
@@ -73,10 +80,14 @@ export async function run(context: CommandContext): Promise<number> {
 
 /** The bytes for --stdin: a file, or qmpctl's own stdin for `-`. */
 async function readInput(path: string, signal: AbortSignal): Promise<Uint8Array> {
+  let input: Uint8Array | undefined;
   try {
-    return await readBytes(path, signal);
+    input = await readBytes(path, MAX_INPUT_BYTES, signal);
   } catch (error) {
-    if ((error as { code?: unknown }).code === undefined) throw error;
-    throw new UsageError(`--stdin: cannot read ${path}: ${(error as Error).message}`);
+    throw localError(error, `--stdin: cannot read ${path}`);
   }
+  if (input) return input;
+  throw new UsageError(
+    `--stdin: ${path} holds more than the agent takes in one guest-exec (48 MiB): copy it with 'ga cp' instead`,
+  );
 }

@@ -114,14 +114,24 @@ function writeBytes(stream: "stdout" | "stderr", bytes: Uint8Array): Promise<voi
   });
 }
 
-/** All bytes of a file, or of stdin for `-`. */
-export async function readBytes(path: string, signal?: AbortSignal): Promise<Uint8Array> {
+/**
+ * All bytes of a file, or of stdin for `-`; undefined when there are more
+ * than `limit` (reading stops there). `signal` ends the wait for a stdin that
+ * stays open.
+ */
+export function readBytes(path: string, limit: number, signal?: AbortSignal): Promise<Uint8Array | undefined> {
+  return abortable(readAtMost(path, limit), signal, `${path === "-" ? "stdin" : path} to end`);
+}
+
+async function readAtMost(path: string, limit: number): Promise<Uint8Array | undefined> {
   const chunks: Uint8Array[] = [];
+  let length = 0;
   for await (const chunk of readChunks(path)) {
-    if (signal?.aborted) break;
+    length += chunk.length;
+    if (length > limit) return undefined;
     chunks.push(chunk);
   }
-  return new Uint8Array(await abortable(new Blob(chunks as BlobPart[]).arrayBuffer(), signal, `${path} to end`));
+  return new Uint8Array(await new Blob(chunks as BlobPart[]).arrayBuffer());
 }
 
 /**

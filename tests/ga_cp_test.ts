@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { qmpctl } from "./helpers/cli.ts";
+import { interrupt, qmpctl, startQmpctl } from "./helpers/cli.ts";
 import { qmpctlBytes, startAgent, type TestAgent } from "./helpers/qemu_ga.ts";
 
 let agent: TestAgent;
@@ -87,6 +87,17 @@ describe("ga cp", () => {
     const [second] = openedHandles(unwritable.stderr);
     expect(unwritable.stderr).toMatch(new RegExp(`^< \\{"return":\\{\\},"id":"qmpctl-\\d+-2"\\}$`, "m")); // the close's reply
     expect(second).toBeGreaterThan(handle);
+  });
+
+  test("SIGINT mid-copy exits 130 and closes the guest file handle", async () => {
+    const running = startQmpctl(["-s", agent.socket, "ga", "cp", ":/dev/zero", "/dev/null", "-v"]);
+    const result = await interrupt(running, 500);
+    expect(result.code).toBe(130);
+    const [handle] = openedHandles(result.stderr);
+    expect(result.stderr).toMatch(
+      new RegExp(`^> \\{"execute":"guest-file-close","arguments":\\{"handle":${handle}\\}`, "m"),
+    );
+    expect((await qmpctl(["-s", agent.socket, "ga", "guest-file-close", `handle=${handle}`])).code).toBe(1);
   });
 
   test("bad words: usage errors", async () => {

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { qmpctl } from "./helpers/cli.ts";
+import { qmpctl, startQmpctl } from "./helpers/cli.ts";
 import { qmpctlBytes, startAgent, type TestAgent } from "./helpers/qemu_ga.ts";
 
 let agent: TestAgent;
@@ -103,6 +103,23 @@ describe("ga exec", () => {
     const result = await exec("--", "/nonexistent/program");
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/^qmpctl: GenericError: .*\n$/);
+  });
+
+  test("--stdin larger than one guest-exec can carry exits 2 before anything is sent", async () => {
+    const big = join(agent.dir, "big.bin");
+    writeFileSync(big, new Uint8Array(49 * 1024 * 1024));
+    const result = await qmpctl(["-s", "/nonexistent/ga.sock", "ga", "exec", "--stdin", big, "--", "cat"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("holds more than the agent takes in one guest-exec (48 MiB)");
+  });
+
+  test("--timeout bounds the wait for a --stdin - that stays open", async () => {
+    const running = startQmpctl(["-s", agent.socket, "ga", "exec", "--stdin", "-", "--timeout", "500ms", "--", "cat"], {
+      holdStdin: true,
+    });
+    const result = await running.result;
+    expect(result.code).toBe(124);
+    expect(result.stderr).toBe("qmpctl: timed out waiting for stdin to end (--timeout 500ms)\n");
   });
 
   test("no program, a bad --env, --stdin of a missing file: usage errors", async () => {
