@@ -187,6 +187,38 @@ describe("ga against a fake agent", () => {
   });
 });
 
+describe("commands the agent answers only when they fail (guest-shutdown, guest-suspend-*)", () => {
+  /** A fake agent that answers the sync and guest-ping, and `other` for anything else (nothing when undefined). */
+  const agentAnswering = (other?: Record<string, unknown>) =>
+    fakeAgent((request, connection) => {
+      if (request.execute === "guest-sync-delimited") {
+        connection.send(new Uint8Array([0xff]));
+        connection.send(`{"return": ${(request.arguments as { id: number }).id}}\n`);
+      } else if (request.execute === "guest-ping") connection.send(`{"return": {}, "id": "${request.id}"}\n`);
+      else if (other) connection.send(JSON.stringify({ ...other, id: request.id }) + "\n");
+    });
+
+  test("no answer: exit 0 and nothing on stdout", async () => {
+    const agent = agentAnswering();
+    try {
+      const result = await qmpctl(["-s", agent.path, "ga", "guest-shutdown", "mode=powerdown"]);
+      expect(result).toMatchObject({ code: 0, stdout: "", stderr: "" });
+    } finally {
+      agent.stop();
+    }
+  });
+
+  test("an error answer: exit 1 with it", async () => {
+    const agent = agentAnswering({ error: { class: "GenericError", desc: "suspend not supported" } });
+    try {
+      const result = await qmpctl(["-s", agent.path, "ga", "guest-suspend-ram"]);
+      expect(result).toMatchObject({ code: 1, stdout: "", stderr: "qmpctl: GenericError: suspend not supported\n" });
+    } finally {
+      agent.stop();
+    }
+  });
+});
+
 describe("ga wait", () => {
   test("exits 0 at once when the agent answers", async () => {
     expect(await ga("wait", "--timeout", "5s")).toMatchObject({ code: 0, stdout: "", stderr: "" });
