@@ -1,4 +1,5 @@
 /** `qmpctl ga cp SRC DST`: a file into or out of the guest (`:/path` is the guest side). @module */
+import { abortable } from "../lib/abort.ts";
 import type { GuestAgent } from "../lib/agent_client.ts";
 import { decodeBase64, encodeBase64 } from "../lib/base64.ts";
 import { ProtocolError, QmpError } from "../lib/errors.ts";
@@ -120,7 +121,20 @@ async function withGuestFile(
   signal: AbortSignal,
   work: (handle: number) => Promise<void>,
 ): Promise<void> {
-  const handle = await agent.execute("guest-file-open", { path, mode }, { signal });
+  const close = (handle: unknown) =>
+    agent.execute("guest-file-close", { handle }, { signal: AbortSignal.timeout(CLOSE_BOUND_MS) });
+  // Sent without the run's signal: when SIGINT or --timeout comes before the
+  // reply, the agent opens the file all the same, and its handle must be closed.
+  const opening = agent.execute("guest-file-open", { path, mode });
+  let handle: unknown;
+  try {
+    handle = await abortable(opening, signal, "the guest agent's reply to guest-file-open");
+  } catch (error) {
+    if (signal.aborted) {
+      await abortable(opening, AbortSignal.timeout(CLOSE_BOUND_MS), "").then(close).catch(() => {});
+    }
+    throw error;
+  }
   if (typeof handle !== "number") throw new ProtocolError(`guest-file-open returned ${JSON.stringify(handle)}`);
   let failed = true;
   try {
@@ -128,9 +142,8 @@ async function withGuestFile(
     failed = false;
   } finally {
     // The run's signal may have aborted already: closing gets its own bound.
-    const closing = agent.execute("guest-file-close", { handle }, { signal: AbortSignal.timeout(CLOSE_BOUND_MS) });
-    if (failed) await closing.catch(() => {});
-    else await closing;
+    if (failed) await close(handle).catch(() => {});
+    else await close(handle);
   }
 }
 

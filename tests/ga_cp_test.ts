@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { interrupt, qmpctl, startQmpctl } from "./helpers/cli.ts";
+import { QMPCTL, qmpctl } from "./helpers/cli.ts";
 import { qmpctlBytes, startAgent, type TestAgent } from "./helpers/qemu_ga.ts";
 
 let agent: TestAgent;
@@ -71,7 +71,7 @@ describe("ga cp", () => {
 
   test("the guest file handle is closed when the copy fails or times out", async () => {
     // /dev/zero never ends: --timeout stops the copy mid-stream.
-    const timedOut = await cp(":/dev/zero", "/dev/null", "--timeout", "500ms", "-v");
+    const timedOut = await cp(":/dev/zero", "/dev/null", "--timeout", "2s", "-v");
     expect(timedOut.code).toBe(124);
     const [handle] = openedHandles(timedOut.stderr);
     expect(handle).toBeGreaterThan(0);
@@ -90,13 +90,28 @@ describe("ga cp", () => {
   });
 
   test("SIGINT mid-copy exits 130 and closes the guest file handle", async () => {
-    const running = startQmpctl(["-s", agent.socket, "ga", "cp", ":/dev/zero", "/dev/null", "-v"]);
-    const result = await interrupt(running, 500);
-    expect(result.code).toBe(130);
-    const [handle] = openedHandles(result.stderr);
-    expect(result.stderr).toMatch(
-      new RegExp(`^> \\{"execute":"guest-file-close","arguments":\\{"handle":${handle}\\}`, "m"),
-    );
+    const child = Bun.spawn([QMPCTL, "-s", agent.socket, "ga", "cp", ":/dev/zero", "/dev/null", "-v"], {
+      stdin: "ignore",
+      stdout: "ignore",
+      stderr: "pipe",
+    });
+    const killer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+    let stderr = "";
+    let interrupted = false;
+    const decoder = new TextDecoder();
+    for await (const chunk of child.stderr) {
+      stderr += decoder.decode(chunk, { stream: true });
+      if (!interrupted && stderr.includes('"guest-file-read"')) { // it is copying: interrupt now
+        child.kill("SIGINT");
+        interrupted = true;
+      }
+    }
+    const code = await child.exited;
+    clearTimeout(killer);
+    expect(interrupted).toBe(true);
+    expect(code).toBe(130);
+    const [handle] = openedHandles(stderr);
+    expect(stderr).toMatch(new RegExp(`^> \\{"execute":"guest-file-close","arguments":\\{"handle":${handle}\\}`, "m"));
     expect((await qmpctl(["-s", agent.socket, "ga", "guest-file-close", `handle=${handle}`])).code).toBe(1);
   });
 
