@@ -150,7 +150,7 @@ describe("ga against a fake agent", () => {
         `qmpctl: no guest agent answered at ${silent.path} within 500ms ` +
           "(the guest may still be booting, or run no qemu-ga)\n",
       );
-      expect(result.ms).toBeLessThan(3000);
+      expect(result.ms).toBeLessThan(5000);
     } finally {
       silent.stop();
     }
@@ -234,7 +234,7 @@ describe("ga wait", () => {
       const result = await waiting.result;
       expect(result).toMatchObject({ code: 0, stderr: "" });
       expect(result.ms).toBeGreaterThan(1000);
-      expect(result.ms).toBeLessThan(5000);
+      expect(result.ms).toBeLessThan(8000);
     } finally {
       await late.stop();
       rmSync(dir, { recursive: true, force: true });
@@ -247,7 +247,7 @@ describe("ga wait", () => {
     expect(result.stderr).toBe(
       "qmpctl: timed out waiting for the guest agent at /nonexistent/ga.sock to answer (--timeout 700ms)\n",
     );
-    expect(result.ms).toBeLessThan(3000);
+    expect(result.ms).toBeLessThan(5000);
   });
 
   test("retries an agent that stays silent, until --timeout", async () => {
