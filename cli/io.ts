@@ -186,3 +186,95 @@ export async function renameFile(from: string, to: string): Promise<void> {
   const { rename } = await import("node:fs/promises");
   await rename(from, to);
 }
+
+/** Write bytes to stdout as they are (a guest program's output, a copied file). */
+export function writeStdoutBytes(bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
+  return abortable(writeBytes("stdout", bytes), signal, "stdout to take the output");
+}
+
+/** Write bytes to stderr as they are (a guest program's error output). */
+export function writeStderrBytes(bytes: Uint8Array): Promise<void> {
+  return writeBytes("stderr", bytes);
+}
+
+function writeBytes(stream: "stdout" | "stderr", bytes: Uint8Array): Promise<void> {
+  if (bytes.length === 0) return Promise.resolve(); // see writeAll: Bun.write of nothing truncates
+  if (bun) {
+    return bun.write(bun[stream], bytes).then(() => {}, (error) => Promise.reject(brokenPipeOr(error)));
+  }
+  if (stream === "stdout" && !stdoutErrorsHandled) {
+    process.stdout.on("error", () => {});
+    stdoutErrorsHandled = true;
+  }
+  return new Promise((resolve, reject) => {
+    process[stream].write(bytes, (error) => error ? reject(brokenPipeOr(error)) : resolve());
+  });
+}
+
+/**
+ * All bytes of a file, or of stdin for `-`; undefined when there are more
+ * than `limit` (reading stops there). `signal` ends the wait for a stdin that
+ * stays open.
+ */
+export function readBytes(path: string, limit: number, signal?: AbortSignal): Promise<Uint8Array | undefined> {
+  return abortable(readAtMost(path, limit), signal, `${path === "-" ? "stdin" : path} to end`);
+}
+
+async function readAtMost(path: string, limit: number): Promise<Uint8Array | undefined> {
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  for await (const chunk of readChunks(path)) {
+    length += chunk.length;
+    if (length > limit) return undefined;
+    chunks.push(chunk);
+  }
+  return new Uint8Array(await new Blob(chunks as BlobPart[]).arrayBuffer());
+}
+
+/**
+ * A file's bytes, or stdin's for `-`, streamed in the pieces the runtime
+ * reads (a few hundred KB): memory stays bounded whatever the size. Errors
+ * (ENOENT, EISDIR, EACCES) surface at the first read.
+ */
+export async function* readChunks(path: string): AsyncGenerator<Uint8Array> {
+  if (bun) {
+    yield* (path === "-" ? bun.stdin : bun.file(path)).stream();
+    return;
+  }
+  const source = path === "-" ? process.stdin : (await import("node:fs")).createReadStream(path);
+  for await (const chunk of source) yield chunk as Uint8Array;
+}
+
+/** Where streamed bytes go: a file, or stdout. */
+export interface ByteSink {
+  /** Write all of `bytes`; resolves once they are handed to the system. */
+  write(bytes: Uint8Array): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Create (or truncate) a file for writing, or stdout for `-`. Each write is
+ * flushed before it resolves, so memory stays bounded.
+ * @throws the system's error (ENOENT, EACCES, EISDIR) with its `code`
+ */
+export async function openByteSink(path: string): Promise<ByteSink> {
+  if (path === "-") return { write: (bytes) => writeStdoutBytes(bytes), close: () => Promise.resolve() };
+  if (bun) {
+    const sink = bun.file(path).writer();
+    await sink.flush(); // opens the file, so that a bad path fails now
+    return {
+      async write(bytes) {
+        sink.write(bytes);
+        await sink.flush();
+      },
+      close: async () => void await sink.end(),
+    };
+  }
+  const handle = await (await import("node:fs/promises")).open(path, "w");
+  return {
+    async write(bytes) {
+      for (let done = 0; done < bytes.length;) done += (await handle.write(bytes, done)).bytesWritten;
+    },
+    close: () => handle.close(),
+  };
+}

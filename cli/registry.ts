@@ -132,6 +132,16 @@ export const COMMANDS: Record<string, CommandEntry> = {
     options: [...PROGRESS_OPTIONS],
     load: () => import("./migrate.ts"),
   },
+  ga: {
+    summary: "the guest agent: ga CMD, ga exec -- PROG, ga cp SRC DST, ga wait ($QMPCTL_GA_SOCKET)",
+    options: [
+      ARGS,
+      { name: "stdin", value: "FILE", help: "ga exec: the program's input, from FILE (- for stdin)" },
+      { name: "env", value: "NAME=VALUE", repeatable: true, help: "ga exec: the program's environment; repeatable" },
+      { name: "json", help: "ga exec: print the final guest-exec-status object instead of the output" },
+    ],
+    load: () => import("./ga.ts"),
+  },
   completions: {
     summary: "print a completion script: completions bash|zsh|fish",
     options: [],

@@ -68,7 +68,7 @@ export function optionValue(context: CommandContext, name: string): string | und
  */
 export async function executeAndPrint(
   context: CommandContext,
-  client: QmpClient,
+  client: Pick<QmpClient, "execute">, // a QMP client, or the guest agent's
   command: string,
   args: Record<string, unknown> | undefined,
   render: (value: unknown) => string,

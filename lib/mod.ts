@@ -193,3 +193,19 @@ export {
   QmpError,
   TimeoutError,
 } from "./errors.ts";
+
+/**
+ * The QEMU guest agent (qemu-ga): connect and resynchronise the channel
+ * (`guest-sync-delimited`), then run agent commands one after another.
+ *
+ * @example
+ * ```ts
+ * const agent = await GuestAgent.connect("/run/vm1.ga", { connectTimeout: 5000 });
+ * try {
+ *   console.log(await agent.execute("guest-get-osinfo", undefined, { signal: AbortSignal.timeout(5000) }));
+ * } finally {
+ *   agent.close();
+ * }
+ * ```
+ */
+export { type AgentConnectOptions, GuestAgent } from "./agent_client.ts";

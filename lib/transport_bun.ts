@@ -34,8 +34,8 @@ export const connect: Connect = async (address: Address, events: TransportEvents
     ? await Bun.connect({ unix: address.path, socket: handler })
     : await Bun.connect({ hostname: address.host, port: address.port, socket: handler });
   return {
-    write(text) {
-      unsent.push(encoder.encode(text));
+    write(data) {
+      unsent.push(typeof data === "string" ? encoder.encode(data) : data);
       if (unsent.length === 1) flush(socket);
     },
     pause: () => socket.pause(),

@@ -19,7 +19,7 @@ export const connect: Connect = async (address: Address, events: TransportEvents
     socket.once("connect", () => {
       connected = true;
       resolve({
-        write: (text) => void socket.write(text),
+        write: (data) => void socket.write(data),
         pause: () => void socket.pause(),
         resume: () => void socket.resume(),
         close: () => void socket.end(),

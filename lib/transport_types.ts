@@ -17,8 +17,8 @@ export interface TransportEvents {
 
 /** An open byte stream. */
 export interface Transport {
-  /** Queue bytes for sending, in order; never blocks. */
-  write(text: string): void;
+  /** Queue text (sent as UTF-8) or raw bytes for sending, in order; never blocks. */
+  write(data: string | Uint8Array): void;
   /** Stop reading, so the kernel buffer and then the server hold the backlog. */
   pause(): void;
   /** Start reading again after `pause`. */

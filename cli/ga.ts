@@ -1,0 +1,163 @@
+/** `qmpctl ga CMD | exec | cp | wait`: the guest agent (qemu-ga). @module */
+import { AGENT_COMMANDS_WITHOUT_REPLY, typeAgentArguments } from "../lib/agent_schema.ts";
+import { exitStatusHelp } from "./exit_status.ts";
+import type { GuestAgent } from "../lib/agent_client.ts";
+import { parseArgumentsJson } from "../lib/args.ts";
+import { didYouMean } from "../lib/closest.ts";
+import { CommandError, DisconnectedError } from "../lib/errors.ts";
+import { agentAddress, connectAgent } from "./ga_connect.ts";
+import { readStdin } from "./io.ts";
+import { UsageError } from "./options.ts";
+import { type CommandContext, executeAndPrint, formatJson, optionValue } from "./session.ts";
+
+export const help = `Usage: qmpctl ga AGENT-COMMAND [KEY=VALUE ...] [--args JSON|-] [options]
+       qmpctl ga exec [--stdin FILE|-] [--env K=V ...] [--json] -- PROG [ARGS...]
+       qmpctl ga cp SRC DST
+       qmpctl ga wait [--timeout D]
+
+Talk to the QEMU guest agent (qemu-ga) inside a guest, through the host end
+of its virtio-serial channel (-chardev socket,path=/run/vm1.ga,... in QEMU's
+command line). The address is -s ADDR or $QMPCTL_GA_SOCKET. Before the first
+command qmpctl resynchronises the channel (guest-sync-delimited with a random
+id), so replies left by an earlier client that died are never taken for its
+own; an agent that does not answer within --connect-timeout (default 10s;
+the guest may be booting, or run no agent) exits 3.
+
+ga AGENT-COMMAND: run one agent command and print its return value as one
+JSON line, as 'exec' does for QMP (--raw, --pretty, -v and --args too).
+KEY=VALUE words are typed by the agent's documented schema (built in), so
+path=/bin/ls stays text and arg.0=-l builds a list; commands it does not
+know get JSON where a value parses, else text. guest-shutdown and
+guest-suspend-* are not answered when they work: qmpctl prints nothing then.
+  qmpctl ga guest-ping                              # {}
+  qmpctl ga guest-get-osinfo --pretty
+  qmpctl ga guest-exec path=/bin/ls arg.0=-l capture-output=true
+  qmpctl ga guest-file-open path=/etc/hostname mode=r
+
+ga exec: run PROG in the guest (guest-exec, polling guest-exec-status),
+write its output to stdout and its error output to stderr byte for byte,
+and exit with its exit status (128+N when signal N ended it), as 'ssh host
+cmd' does. --stdin FILE (- for qmpctl's stdin) becomes its input; --env K=V
+(repeatable) gives it an environment (qemu-ga passes only these variables).
+qemu-ga keeps at most 16 MB of each output: more is cut, with a warning.
+--json prints the final guest-exec-status object instead and exits 0.
+--timeout D exits 124; the program may then still run in the guest.
+  qmpctl ga exec -- uname -a
+  qmpctl ga exec --stdin backup.sql -- psql -q app
+  qmpctl ga exec --timeout 30s -- systemctl is-system-running --wait
+
+ga cp SRC DST: copy a file into or out of the guest; the guest side is
+written :/path, and - is stdin or stdout on the local side. Streamed in
+chunks (guest-file-open/read/write/close), byte-exact, in bounded memory;
+the guest's file handle is closed on every path (errors, SIGINT, timeout).
+  qmpctl ga cp :/var/log/syslog ./vm1-syslog
+  qmpctl ga cp ./authorized_keys :/root/.ssh/authorized_keys
+  qmpctl ga cp :/etc/os-release - | grep VERSION
+
+ga wait: wait until the agent answers, retrying the socket and the sync
+(0 when it answered; with --timeout, 124 when the bound ran out).
+  qemu-system-x86_64 ... -chardev socket,path=/run/vm1.ga,server=on,wait=off,id=ga0 \\
+    -device virtio-serial -device virtserialport,chardev=ga0,name=org.qemu.guest_agent.0 &
+  QMPCTL_GA_SOCKET=/run/vm1.ga qmpctl ga wait --timeout 2m && qmpctl ga exec -- uptime
+
+${
+  exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "TIMEOUT", "INTERRUPTED"], {
+    OK: "done (ga exec: the program's own status)",
+    QEMU_ERROR: "the agent answered with an error",
+    USAGE: "usage (unknown agent command, bad KEY=VALUE)",
+    CONNECTION: "connection (no agent answered)",
+  })
+}`;
+
+const SUBCOMMANDS: Record<string, () => Promise<{ run(context: CommandContext): Promise<number> }>> = {
+  exec: () => import("./ga_exec.ts"),
+  cp: () => import("./ga_cp.ts"),
+  wait: () => import("./ga_wait.ts"),
+};
+
+/** Options that only some forms take. */
+const ONLY: Record<string, string> = { stdin: "exec", env: "exec", json: "exec", args: "AGENT-COMMAND" };
+
+export async function run(context: CommandContext): Promise<number> {
+  const [name, ...words] = context.words;
+  if (!name) throw new UsageError("ga needs an agent command, or exec, cp or wait (e.g. qmpctl ga guest-ping)");
+  const form = Object.hasOwn(SUBCOMMANDS, name) ? name : "AGENT-COMMAND";
+  for (const option of context.options.keys()) {
+    if (ONLY[option] && ONLY[option] !== form) throw new UsageError(`ga ${form} does not take --${option}`);
+  }
+  if (form !== "AGENT-COMMAND") return (await SUBCOMMANDS[name]()).run({ ...context, words });
+  return runAgentCommand(context, name, words);
+}
+
+async function runAgentCommand(context: CommandContext, command: string, words: string[]): Promise<number> {
+  agentAddress(context); // no address: a usage error before anything is read
+  const argsText = optionValue(context, "args");
+  const base = argsText === undefined
+    ? undefined
+    : parseArgumentsJson(argsText === "-" ? await readStdin(context.signal) : argsText);
+  const args = words.length > 0 ? await typeAgentArguments(command, words, base) : base;
+  const agent = await connectAgent(context);
+  try {
+    if (AGENT_COMMANDS_WITHOUT_REPLY.has(command)) await executeUnanswered(context, agent, command, args);
+    else {
+      await executeAndPrint(context, agent, command, args, (value) => formatJson(value, context.global.pretty))
+        .catch(async (error) => {
+          if (error instanceof CommandError && error.errorClass === "CommandNotFound") {
+            throw await unknownCommand(context, agent, command, error);
+          }
+          throw error;
+        });
+    }
+    return 0;
+  } finally {
+    agent.close();
+  }
+}
+
+/**
+ * Run a command the agent answers only when it fails. The agent handles
+ * requests in order, so a guest-ping sent after it is answered after its
+ * error, if any; a connection that ends first means the guest went down.
+ */
+async function executeUnanswered(
+  context: CommandContext,
+  agent: GuestAgent,
+  command: string,
+  args: Record<string, unknown> | undefined,
+): Promise<void> {
+  let failure: unknown;
+  void agent.execute(command, args, { signal: context.signal }).catch((error) => (failure = error));
+  try {
+    await agent.execute("guest-ping", undefined, { signal: context.signal });
+  } catch (error) {
+    if (!(error instanceof DisconnectedError)) throw error;
+  }
+  if (failure instanceof CommandError) {
+    if (failure.errorClass === "CommandNotFound") throw await unknownCommand(context, agent, command, failure);
+    throw failure;
+  }
+}
+
+/** The usage error for a command the agent does not have, or has disabled, with the closest names. */
+async function unknownCommand(
+  context: CommandContext,
+  agent: GuestAgent,
+  command: string,
+  error: CommandError,
+): Promise<Error> {
+  let supported: { name: string; enabled: boolean }[];
+  try {
+    const info = await agent.execute("guest-info", undefined, { signal: context.signal }) as Record<string, unknown>;
+    supported = (info.supported_commands ?? []) as typeof supported;
+  } catch {
+    return error; // the agent's own answer is all there is to say
+  }
+  const entry = supported.find((c) => c.name === command);
+  if (entry && !entry.enabled) {
+    return new UsageError(
+      `the guest agent has disabled ${command} (unsupported on this guest, or blocked by qemu-ga --block-rpcs)`,
+    );
+  }
+  const enabled = supported.filter((c) => c.enabled).map((c) => c.name);
+  return new UsageError(`unknown guest agent command '${command}'${didYouMean(command, enabled)}`);
+}

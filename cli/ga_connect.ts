@@ -1,0 +1,23 @@
+/** Connecting to the guest agent for the `ga` commands: `-s` or `$QMPCTL_GA_SOCKET`. @module */
+import { GuestAgent } from "../lib/agent_client.ts";
+import { env, writeStderrLine } from "./io.ts";
+import { UsageError } from "./options.ts";
+import type { CommandContext } from "./session.ts";
+
+/** The agent's address, or a usage error when none is given. */
+export function agentAddress(context: CommandContext): string {
+  const address = context.global.socket ?? env("QMPCTL_GA_SOCKET");
+  if (!address) throw new UsageError("no guest agent address: give -s/--socket ADDR or set QMPCTL_GA_SOCKET");
+  return address;
+}
+
+/** Connect and resynchronise, bounded by --connect-timeout, --timeout and SIGINT. */
+export function connectAgent(context: CommandContext, connectTimeoutMs = context.global.connectTimeoutMs) {
+  return GuestAgent.connect(agentAddress(context), {
+    signal: context.signal,
+    connectTimeout: connectTimeoutMs,
+    log: context.global.verbose
+      ? (direction, json) => writeStderrLine(`${direction === "send" ? ">" : "<"} ${json}`)
+      : undefined,
+  });
+}

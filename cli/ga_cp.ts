@@ -1,0 +1,189 @@
+/** `qmpctl ga cp SRC DST`: a file into or out of the guest (`:/path` is the guest side). @module */
+import { abortable } from "../lib/abort.ts";
+import type { GuestAgent } from "../lib/agent_client.ts";
+import { decodeBase64, encodeBase64 } from "../lib/base64.ts";
+import { ProtocolError, QmpError } from "../lib/errors.ts";
+import { connectAgent } from "./ga_connect.ts";
+import { type ByteSink, openByteSink, readChunks } from "./io.ts";
+import { UsageError } from "./options.ts";
+import type { CommandContext } from "./session.ts";
+
+/**
+ * Bytes per guest-file-read/-write: large enough that the round trips cost
+ * little, small enough that one message (base64: 4/3 of it) stays far below
+ * the agent's and qmpctl's message limits.
+ */
+export const CHUNK_BYTES = 1 << 20;
+
+/** How long closing the guest's file handle may take once the copy has failed or been interrupted. */
+const CLOSE_BOUND_MS = 5000;
+
+export async function run(context: CommandContext): Promise<number> {
+  if (context.words.length !== 2) {
+    throw new UsageError("ga cp needs SRC and DST, one of them in the guest (:/path), e.g. qmpctl ga cp :/etc/hosts .");
+  }
+  const [source, target] = context.words;
+  const [guestSource, guestTarget] = [guestPath(source), guestPath(target)];
+  if ((guestSource === undefined) === (guestTarget === undefined)) {
+    throw new UsageError(
+      `ga cp copies between here and the guest: write the guest side as :/path (got ${source} ${target})`,
+    );
+  }
+  if (guestSource !== undefined) await copyOut(context, guestSource, target);
+  else await copyIn(context, source, guestTarget!);
+  return 0;
+}
+
+function guestPath(word: string): string | undefined {
+  if (!word.startsWith(":")) return undefined;
+  if (word.length === 1) throw new UsageError("':' names no guest file (write :/path)");
+  return word.slice(1);
+}
+
+/** What guest-file-read returns (qga/qapi-schema.json, GuestFileRead). */
+interface FileRead {
+  count?: number;
+  "buf-b64"?: string;
+  eof?: boolean;
+}
+
+/** Guest → local. The local file is created only once the guest file is open. */
+async function copyOut(context: CommandContext, guestFile: string, localFile: string): Promise<void> {
+  const { signal } = context;
+  const agent = await connectAgent(context);
+  try {
+    await withGuestFile(agent, guestFile, "r", signal, async (handle) => {
+      const sink = await localSink(localFile);
+      // One read ahead: the agent reads and encodes the next chunk while this one is decoded and written.
+      const read = (): Promise<FileRead> => {
+        const reply = agent.execute("guest-file-read", { handle, count: CHUNK_BYTES }, { signal }) as Promise<FileRead>;
+        reply.catch(() => {}); // awaited below, unless an earlier step failed first
+        return reply;
+      };
+      try {
+        for (let next: Promise<FileRead> | undefined = read(); next;) {
+          const chunk: FileRead = await next;
+          if (typeof chunk?.["buf-b64"] !== "string") throw new ProtocolError("guest-file-read returned no buf-b64");
+          next = chunk.eof || chunk.count === 0 ? undefined : read();
+          await sink.write(decodeBase64(chunk["buf-b64"], `guest-file-read of ${guestFile}`));
+        }
+      } finally {
+        await sink.close();
+      }
+    });
+  } finally {
+    agent.close();
+  }
+}
+
+/** Local → guest. The local file is read before the guest file is created, so a bad name changes nothing there. */
+async function copyIn(context: CommandContext, localFile: string, guestFile: string): Promise<void> {
+  const { signal } = context;
+  const chunks = inChunks(readChunks(localFile), CHUNK_BYTES);
+  let first: IteratorResult<Uint8Array>;
+  try {
+    first = await chunks.next();
+  } catch (error) {
+    throw localError(error, `cannot read ${localFile}`);
+  }
+  const agent = await connectAgent(context);
+  try {
+    await withGuestFile(agent, guestFile, "w", signal, async (handle) => {
+      // One write ahead: the next chunk is read and encoded while the agent writes this one.
+      let previous: Promise<void> | undefined;
+      for (let next = first; !next.done; next = await chunks.next()) {
+        const bytes = next.value;
+        const written = agent.execute("guest-file-write", { handle, "buf-b64": encodeBase64(bytes) }, { signal })
+          .then((reply) => {
+            const count = (reply as { count?: number })?.count;
+            // qemu-ga writes the whole buffer or fails (fwrite, then ferror): a short count is a failure.
+            if (count !== bytes.length) {
+              throw new ProtocolError(`guest-file-write to ${guestFile} wrote ${count} of ${bytes.length} bytes`);
+            }
+          });
+        written.catch(() => {}); // awaited below, unless an earlier step failed first
+        if (previous) await previous;
+        previous = written;
+      }
+      await previous;
+    });
+  } finally {
+    await chunks.return(undefined);
+    agent.close();
+  }
+}
+
+/** Open a guest file, run `work` with its handle, and close the handle whatever happens (errors, SIGINT, timeout). */
+async function withGuestFile(
+  agent: GuestAgent,
+  path: string,
+  mode: string,
+  signal: AbortSignal,
+  work: (handle: number) => Promise<void>,
+): Promise<void> {
+  const close = (handle: unknown) =>
+    agent.execute("guest-file-close", { handle }, { signal: AbortSignal.timeout(CLOSE_BOUND_MS) });
+  // Sent without the run's signal: when SIGINT or --timeout comes before the
+  // reply, the agent opens the file all the same, and its handle must be closed.
+  const opening = agent.execute("guest-file-open", { path, mode });
+  let handle: unknown;
+  try {
+    handle = await abortable(opening, signal, "the guest agent's reply to guest-file-open");
+  } catch (error) {
+    if (signal.aborted) {
+      await abortable(opening, AbortSignal.timeout(CLOSE_BOUND_MS), "").then(close).catch(() => {});
+    }
+    throw error;
+  }
+  if (typeof handle !== "number") throw new ProtocolError(`guest-file-open returned ${JSON.stringify(handle)}`);
+  let failed = true;
+  try {
+    await work(handle);
+    failed = false;
+  } finally {
+    // The run's signal may have aborted already: closing gets its own bound.
+    if (failed) await close(handle).catch(() => {});
+    else await close(handle);
+  }
+}
+
+async function localSink(path: string): Promise<ByteSink> {
+  try {
+    return await openByteSink(path);
+  } catch (error) {
+    throw localError(error, `cannot write ${path}`);
+  }
+}
+
+/** A system error on a local file (ENOENT, EACCES, EISDIR) as a one-line usage error; anything else as it is. */
+export function localError(error: unknown, what: string): unknown {
+  if (error instanceof QmpError) return error; // a timeout or SIGINT while reading
+  const { code, message } = error as { code?: unknown; message?: string };
+  return typeof code === "string" ? new UsageError(`${what}: ${message ?? code}`) : error;
+}
+
+/** Regroup a stream's pieces into pieces of at least `size` bytes (the last may be shorter). */
+async function* inChunks(source: AsyncIterable<Uint8Array>, size: number): AsyncGenerator<Uint8Array> {
+  let parts: Uint8Array[] = [];
+  let held = 0;
+  for await (const part of source) {
+    parts.push(part);
+    held += part.length;
+    if (held < size) continue;
+    yield join(parts, held);
+    parts = [];
+    held = 0;
+  }
+  if (held > 0) yield join(parts, held);
+}
+
+function join(parts: Uint8Array[], length: number): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const whole = new Uint8Array(length);
+  let offset = 0;
+  for (const part of parts) {
+    whole.set(part, offset);
+    offset += part.length;
+  }
+  return whole;
+}

@@ -1,0 +1,93 @@
+/** `qmpctl ga exec -- PROG [ARGS...]`: a program in the guest, its output and exit status as qmpctl's. @module */
+import { abortable } from "../lib/abort.ts";
+import { decodeBase64, encodeBase64 } from "../lib/base64.ts";
+import { abortErrorFor, ProtocolError } from "../lib/errors.ts";
+import { connectAgent } from "./ga_connect.ts";
+import { localError } from "./ga_cp.ts";
+import { readBytes, writeStderrBytes, writeStderrLine, writeStdoutBytes } from "./io.ts";
+import { UsageError } from "./options.ts";
+import { type CommandContext, optionValue, printJson } from "./session.ts";
+
+/**
+ * The most --stdin may hold: guest-exec carries it as one base64 string, and
+ * qemu-ga's JSON parser takes tokens up to 64 MiB (qobject/json-streamer.c).
+ */
+const MAX_INPUT_BYTES = 48 * 1024 * 1024 - 1024;
+
+/** Pauses between guest-exec-status polls: short first (most commands end at once), then backing off. */
+const FIRST_POLL_MS = 2;
+const LONGEST_POLL_MS = 500;
+
+/** What guest-exec-status returns (qga/qapi-schema.json, GuestExecStatus). */
+interface ExecStatus {
+  exited: boolean;
+  exitcode?: number;
+  signal?: number;
+  "out-data"?: string;
+  "err-data"?: string;
+  "out-truncated"?: boolean;
+  "err-truncated"?: boolean;
+}
+
+export async function run(context: CommandContext): Promise<number> {
+  const [path, ...arg] = context.words;
+  if (!path) throw new UsageError("ga exec needs a program (e.g. qmpctl ga exec -- uname -a)");
+  const env = context.options.get("env") as string[] | undefined;
+  for (const variable of env ?? []) {
+    if (!/^[^=]+=/.test(variable)) throw new UsageError(`--env '${variable}' is not NAME=VALUE`);
+  }
+  const stdin = optionValue(context, "stdin");
+  const input = stdin === undefined ? undefined : await readInput(stdin, context.signal);
+  const agent = await connectAgent(context);
+  try {
+    const { signal } = context;
+    const args: Record<string, unknown> = { path, arg, "capture-output": true };
+    if (env) args.env = env;
+    if (input !== undefined) args["input-data"] = encodeBase64(input);
+    const started = await agent.execute("guest-exec", args, { signal }) as { pid?: unknown };
+    if (typeof started?.pid !== "number") {
+      throw new ProtocolError(`guest-exec returned no pid: ${JSON.stringify(started)}`);
+    }
+    const pid = started.pid;
+    const ended = abortErrorFor(`${path} (guest pid ${pid}) to end; it may still be running in the guest`);
+    let status!: ExecStatus;
+    try {
+      for (let pause = FIRST_POLL_MS;; pause = Math.min(pause * 2, LONGEST_POLL_MS)) {
+        status = await agent.execute("guest-exec-status", { pid }, { signal }) as ExecStatus;
+        if (status.exited) break;
+        await abortable(new Promise((resolve) => setTimeout(resolve, pause)), signal, "");
+      }
+    } catch (error) {
+      throw signal.aborted ? ended(signal) : error;
+    }
+    if (context.options.has("json")) {
+      await printJson(context, status);
+      return 0;
+    }
+    await writeStdoutBytes(decodeBase64(status["out-data"] ?? "", "the program's output (out-data)"), signal);
+    await writeStderrBytes(decodeBase64(status["err-data"] ?? "", "the program's error output (err-data)"));
+    for (const stream of ["out", "err"] as const) {
+      if (status[`${stream}-truncated`]) {
+        writeStderrLine(`qmpctl: warning: the guest agent cut ${path}'s std${stream} (qemu-ga keeps at most 16 MB)`);
+      }
+    }
+    if (typeof status.signal === "number") return 128 + status.signal;
+    return status.exitcode ?? 0;
+  } finally {
+    agent.close();
+  }
+}
+
+/** The bytes for --stdin: a file, or qmpctl's own stdin for `-`. */
+async function readInput(path: string, signal: AbortSignal): Promise<Uint8Array> {
+  let input: Uint8Array | undefined;
+  try {
+    input = await readBytes(path, MAX_INPUT_BYTES, signal);
+  } catch (error) {
+    throw localError(error, `--stdin: cannot read ${path}`);
+  }
+  if (input) return input;
+  throw new UsageError(
+    `--stdin: ${path} holds more than the agent takes in one guest-exec (48 MiB): copy it with 'ga cp' instead`,
+  );
+}

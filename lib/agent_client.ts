@@ -1,0 +1,282 @@
+/**
+ * GuestAgent: the QEMU guest agent protocol (qemu-ga) over one connection.
+ *
+ * The agent speaks QMP's JSON without a greeting or negotiation, through a
+ * channel (a virtio-serial port) that outlives its clients: replies to a
+ * client that died mid-command, and half a request it sent, may still sit
+ * in it. So the client resynchronises first, as qga/qapi-schema.json
+ * describes for `guest-sync-delimited`: send a 0xFF byte (the agent's JSON
+ * parser drops any partial input on it), then `guest-sync-delimited` with a
+ * random id; the agent writes a 0xFF byte before that reply. Everything up
+ * to a 0xFF is stale, and every reply after it that is not `{"return": id}`
+ * is too. Then commands run one after another; replies carry the `id` sent.
+ *
+ * @module
+ */
+import { type Address, parseAddress } from "./address.ts";
+import { formatDuration } from "./duration.ts";
+import {
+  abortErrorFor,
+  CommandError,
+  ConnectTimeoutError,
+  DisconnectedError,
+  ProtocolError,
+  type QmpError,
+} from "./errors.ts";
+import { DEFAULT_MAX_MESSAGE_BYTES, JsonFramer } from "./framing.ts";
+import { connectTransport, type Transport } from "./transport.ts";
+
+const DELIMITER = 0xff;
+
+/** Options of `GuestAgent.connect`. */
+export interface AgentConnectOptions {
+  /** Aborts connecting and the sync. */
+  signal?: AbortSignal;
+  /** Milliseconds allowed for connecting and the agent's answer to the sync; 0 for no bound. Default 10 000. */
+  connectTimeout?: number;
+  /** Bound on one incoming message, in bytes. Default 64 MiB. */
+  maxMessageBytes?: number;
+  /** Called with each message as it crosses the wire, compact JSON on one line. */
+  log?: (direction: "send" | "receive", json: string) => void;
+}
+
+interface PendingCall {
+  command: string;
+  resolve: (response: Record<string, unknown>) => void;
+  reject: (error: QmpError) => void;
+}
+
+/**
+ * A connected, synchronised guest agent.
+ *
+ * @example
+ * ```ts
+ * const agent = await GuestAgent.connect("/run/vm1.ga", { connectTimeout: 5000 });
+ * try {
+ *   console.log(await agent.execute("guest-get-osinfo", undefined, { signal: AbortSignal.timeout(5000) }));
+ * } finally {
+ *   agent.close();
+ * }
+ * ```
+ */
+export class GuestAgent {
+  /** Where the agent is reached. */
+  readonly address: Address;
+  #transport?: Transport;
+  readonly #maxBytes: number;
+  readonly #log?: AgentConnectOptions["log"];
+  /** The framer of the current segment; during the sync, a new one after each 0xFF (none before the first). */
+  #framer?: JsonFramer;
+  #syncId = 0;
+  #syncWaiter?: { resolve: () => void; reject: (error: QmpError) => void };
+  #phase: "syncing" | "running" | "closed" = "syncing";
+  #failure?: QmpError;
+  readonly #pending = new Map<string, PendingCall>();
+  #nextId = 1;
+
+  private constructor(address: Address, options: AgentConnectOptions) {
+    this.address = address;
+    this.#maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.#log = options.log;
+  }
+
+  /**
+   * Connect and resynchronise the channel.
+   * @throws {AddressError | ConnectionError} when the socket cannot be connected
+   * @throws {ConnectTimeoutError} when no agent answered the sync within `connectTimeout`
+   * @throws {DisconnectedError} when the peer closed before the agent answered
+   * @throws {TimeoutError | AbortedError} when `signal` aborts first
+   */
+  static async connect(address: string | Address, options: AgentConnectOptions = {}): Promise<GuestAgent> {
+    const agent = new GuestAgent(typeof address === "string" ? parseAddress(address) : address, options);
+    const limitMs = options.connectTimeout ?? 10_000;
+    const limit = limitMs > 0 ? AbortSignal.timeout(limitMs) : undefined;
+    const signals = [options.signal, limit].filter((s): s is AbortSignal => s !== undefined);
+    const signal = signals.length > 0 ? AbortSignal.any(signals) : undefined;
+    const where = agent.address.text;
+    const timedOut = new ConnectTimeoutError(
+      `no guest agent answered at ${where} within ${formatDuration(limitMs)} ` +
+        "(the guest may still be booting, or run no qemu-ga)",
+    );
+    const aborted = abortErrorFor(`the guest agent at ${where} to answer`);
+    let onAbort = () => {};
+    const abort = new Promise<never>((_, reject) => {
+      onAbort = () => reject(limit?.aborted && !options.signal?.aborted ? timedOut : aborted(options.signal!));
+      if (signal?.aborted) onAbort();
+      else signal?.addEventListener("abort", onAbort, { once: true });
+    });
+    try {
+      await Promise.race([agent.#open(), abort]);
+      return agent;
+    } catch (error) {
+      agent.#shutdown(error as QmpError);
+      throw error;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /**
+   * Run an agent command and return its `return` value.
+   * @throws {CommandError} when the agent answers with an error
+   * @throws {DisconnectedError | ProtocolError | TimeoutError | AbortedError}
+   */
+  async execute(
+    command: string,
+    args?: Record<string, unknown>,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<unknown> {
+    const { signal } = options;
+    const abortError = abortErrorFor(`the guest agent's reply to ${command}`);
+    if (signal?.aborted) throw abortError(signal);
+    if (this.#phase === "closed") {
+      throw this.#failure ?? new DisconnectedError(`the connection to ${this.address.text} is closed`);
+    }
+    // The sync's random id in every id: a reply to an earlier client's request is never taken for one of ours.
+    const id = `qmpctl-${this.#syncId}-${this.#nextId++}`;
+    const response = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      const onAbort = () => {
+        this.#pending.delete(id); // a reply that comes later is dropped
+        reject(abortError(signal!));
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      const settle = <T>(fn: (value: T) => void) => (value: T) => {
+        signal?.removeEventListener("abort", onAbort);
+        fn(value);
+      };
+      this.#pending.set(id, { command, resolve: settle(resolve), reject: settle(reject) });
+      this.#send({ execute: command, ...(args === undefined ? {} : { arguments: args }), id });
+    });
+    if ("error" in response) {
+      delete response.id;
+      throw new CommandError(response, command);
+    }
+    return response.return;
+  }
+
+  /** Close the connection; pending calls fail with DisconnectedError. */
+  close(): void {
+    this.#shutdown(undefined, "the client closed the connection");
+  }
+
+  async #open(): Promise<void> {
+    const synced = new Promise<void>((resolve, reject) => (this.#syncWaiter = { resolve, reject }));
+    synced.catch(() => {}); // awaited below unless connecting fails or is abandoned first
+    const transport = await connectTransport(this.address, {
+      data: (chunk) => this.#receive(chunk),
+      close: (error) => this.#peerClosed(error),
+    });
+    if (this.#phase === "closed") { // the wait was abandoned while connecting
+      transport.close();
+      return;
+    }
+    this.#transport = transport;
+    // A random id, so that the reply to an earlier client's sync is not taken for ours.
+    this.#syncId = 1 + Math.floor(Math.random() * 0x7fff_fffe);
+    transport.write(Uint8Array.of(DELIMITER));
+    this.#send({ execute: "guest-sync-delimited", arguments: { id: this.#syncId } });
+    await synced;
+  }
+
+  /** A getter, so the check reads the phase as it is now, after calls that change it. */
+  get #running(): boolean {
+    return this.#phase === "running";
+  }
+
+  #send(message: Record<string, unknown>): void {
+    const json = JSON.stringify(message);
+    this.#log?.("send", json);
+    this.#transport!.write(json + "\n");
+  }
+
+  #receive(chunk: Uint8Array): void {
+    if (this.#phase === "closed") return;
+    try {
+      if (this.#phase === "running") return this.#take(this.#framer!.push(chunk));
+      let from = 0;
+      while (from <= chunk.length && this.#phase === "syncing") {
+        const at = chunk.indexOf(DELIMITER, from);
+        const end = at < 0 ? chunk.length : at;
+        this.#takeWhileSyncing(chunk.subarray(from, end));
+        if (at < 0) return;
+        if (this.#phase === "syncing") this.#framer = new JsonFramer(this.#maxBytes);
+        from = at + 1;
+      }
+      if (this.#running && from < chunk.length) this.#take(this.#framer!.push(chunk.subarray(from)));
+    } catch (error) {
+      this.#shutdown(error as QmpError);
+    }
+  }
+
+  /** Bytes of one segment between 0xFF bytes: stale until the reply to our sync is among them. */
+  #takeWhileSyncing(bytes: Uint8Array): void {
+    if (!this.#framer || bytes.length === 0) return;
+    let messages: unknown[];
+    try {
+      messages = this.#framer.push(bytes);
+    } catch {
+      this.#framer = undefined; // stale garbage: wait for the next 0xFF
+      return;
+    }
+    const ours = messages.findIndex((m) => (m as Record<string, unknown> | null)?.return === this.#syncId);
+    for (const message of messages.slice(0, ours < 0 ? undefined : ours + 1)) {
+      this.#log?.("receive", JSON.stringify(message));
+    }
+    if (ours < 0) return;
+    this.#phase = "running";
+    this.#syncWaiter?.resolve();
+    this.#take(messages.slice(ours + 1));
+  }
+
+  #take(messages: unknown[]): void {
+    for (const message of messages) {
+      this.#log?.("receive", JSON.stringify(message));
+      this.#dispatch(message);
+    }
+  }
+
+  #dispatch(message: unknown): void {
+    if (typeof message !== "object" || message === null || Array.isArray(message)) {
+      throw new ProtocolError(`received ${JSON.stringify(message)}, not a guest agent reply`);
+    }
+    const m = message as Record<string, unknown>;
+    if (!("return" in m) && !("error" in m)) {
+      throw new ProtocolError(`received a message that is not a reply: ${JSON.stringify(m).slice(0, 200)}`);
+    }
+    if (typeof m.id === "string" && this.#pending.has(m.id)) {
+      const call = this.#pending.get(m.id)!;
+      this.#pending.delete(m.id);
+      return call.resolve(m);
+    }
+    // An error without an id answers a request the agent could not parse;
+    // it belongs to whichever calls wait. Any other reply is stale or from a
+    // call that gave up: dropped.
+    if ("error" in m && !("id" in m)) {
+      for (const [id, call] of this.#pending) {
+        this.#pending.delete(id);
+        call.reject(new CommandError(m, call.command));
+      }
+    }
+  }
+
+  #peerClosed(error?: Error): void {
+    if (this.#phase === "closed") return;
+    const reason = this.#phase === "syncing"
+      ? `${this.address.text} closed the connection before the guest agent answered`
+      : `${this.address.text} closed the connection`;
+    this.#shutdown(new DisconnectedError(reason, { cause: error }));
+  }
+
+  #shutdown(failure: QmpError | undefined, reason = failure?.message ?? "connection closed"): void {
+    if (this.#phase === "closed") return;
+    const wasSyncing = this.#phase === "syncing";
+    this.#phase = "closed";
+    this.#failure = failure;
+    this.#transport?.close();
+    for (const call of this.#pending.values()) {
+      call.reject(failure ?? new DisconnectedError(`${reason} before the reply to ${call.command}`));
+    }
+    this.#pending.clear();
+    if (wasSyncing) this.#syncWaiter?.reject(failure ?? new DisconnectedError(reason));
+  }
+}

@@ -1,0 +1,80 @@
+/** GuestAgent (lib/agent_client.ts) against a fake agent: the sync through a channel holding stale bytes. */
+import { describe, expect, test } from "bun:test";
+import { GuestAgent } from "../lib/agent_client.ts";
+import { CommandError, ConnectTimeoutError } from "../lib/errors.ts";
+import { fakeAgent, type FakeAgentConnection } from "./helpers/qemu_ga.ts";
+
+/** Send `bytes` one byte per write, so the client gets them in many chunks. */
+async function sendByteByByte(connection: FakeAgentConnection, bytes: Uint8Array): Promise<void> {
+  for (const byte of bytes) {
+    connection.send(Uint8Array.of(byte));
+    await Bun.sleep(0);
+  }
+}
+
+const encode = (text: string) => new TextEncoder().encode(text);
+const concat = (...parts: Uint8Array[]) => new Uint8Array(parts.flatMap((p) => [...p]));
+
+describe("GuestAgent.connect", () => {
+  test("syncs through stale bytes, a stale 0xFF-delimited reply and a reply cut in chunks of one byte", async () => {
+    const agent = fakeAgent((request, connection) => {
+      if (request.execute === "guest-sync-delimited") {
+        const id = (request.arguments as { id: number }).id;
+        const stream = concat(
+          encode('{"return": {"half": "a dead client\'s'), // no 0xFF before it: skipped
+          Uint8Array.of(0xff),
+          encode('{"return": 99}\n'), // an earlier client's sync
+          encode("not json at all\n"), // garbage after a 0xFF: skipped up to the next 0xFF
+          Uint8Array.of(0xff),
+          encode(`{"return": ${id}}\n`),
+        );
+        void sendByteByByte(connection, stream);
+      } else connection.send(JSON.stringify({ return: { echo: request.arguments }, id: request.id }) + "\n");
+    });
+    const client = await GuestAgent.connect(agent.path, { connectTimeout: 5000 });
+    try {
+      expect(await client.execute("guest-anything", { n: 1 })).toEqual({ echo: { n: 1 } });
+    } finally {
+      client.close();
+      agent.stop();
+    }
+  });
+
+  test("an agent that never answers the sync is a ConnectTimeoutError", async () => {
+    const agent = fakeAgent(() => {});
+    try {
+      const started = performance.now();
+      await expect(GuestAgent.connect(agent.path, { connectTimeout: 300 })).rejects.toBeInstanceOf(
+        ConnectTimeoutError,
+      );
+      expect(performance.now() - started).toBeLessThan(2000);
+    } finally {
+      agent.stop();
+    }
+  });
+
+  test("an error reply is a CommandError with the agent's class; replies for other ids are dropped", async () => {
+    const agent = fakeAgent((request, connection) => {
+      if (request.execute === "guest-sync-delimited") {
+        connection.send(
+          concat(Uint8Array.of(0xff), encode(`{"return": ${(request.arguments as { id: number }).id}}\n`)),
+        );
+        return;
+      }
+      connection.send('{"return": "not yours", "id": "someone-else"}\n');
+      connection.send(JSON.stringify({ error: { class: "GenericError", desc: "no" }, id: request.id }) + "\n");
+    });
+    const client = await GuestAgent.connect(agent.path);
+    try {
+      const error = await client.execute("guest-file-open", { path: "/x" }).catch((e: CommandError) =>
+        e
+      ) as CommandError;
+      expect(error).toBeInstanceOf(CommandError);
+      expect(error.message).toBe("GenericError: no");
+      expect(error.response).toEqual({ error: { class: "GenericError", desc: "no" } });
+    } finally {
+      client.close();
+      agent.stop();
+    }
+  });
+});

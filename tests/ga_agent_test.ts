@@ -1,0 +1,262 @@
+/** `qmpctl ga AGENT-COMMAND` and `ga wait` against a real qemu-ga, and faults from a fake agent. */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import { qmpctl, startQmpctl } from "./helpers/cli.ts";
+import { agentDir, fakeAgent, startAgent, type TestAgent } from "./helpers/qemu_ga.ts";
+
+let agent: TestAgent;
+beforeAll(async () => {
+  agent = await startAgent();
+});
+afterAll(() => agent?.stop());
+
+const ga = (...args: string[]) => qmpctl(["-s", agent.socket, "ga", ...args]);
+
+describe("ga AGENT-COMMAND against qemu-ga", () => {
+  test("guest-ping prints {} and exits 0", async () => {
+    expect(await ga("guest-ping")).toMatchObject({ code: 0, stdout: "{}\n", stderr: "" });
+  });
+
+  test("$QMPCTL_GA_SOCKET gives the address", async () => {
+    const result = await qmpctl(["ga", "guest-ping"], { env: { QMPCTL_GA_SOCKET: agent.socket } });
+    expect(result).toMatchObject({ code: 0, stdout: "{}\n" });
+  });
+
+  test("guest-info prints the agent's version and its commands, enabled or not", async () => {
+    const result = await ga("guest-info");
+    expect(result.code).toBe(0);
+    const info = JSON.parse(result.stdout);
+    expect(info.version).toMatch(/^\d+\.\d+/);
+    const names = info.supported_commands.map((c: { name: string }) => c.name);
+    expect(names).toContain("guest-exec");
+    expect(names).toContain("guest-sync-delimited");
+  });
+
+  test("--raw prints the whole reply, --pretty indents it", async () => {
+    expect((await ga("guest-ping", "--raw")).stdout).toBe('{"return":{}}\n');
+    const pretty = await ga("guest-get-host-name", "--pretty");
+    expect(pretty.stdout).toMatch(/^\{\n {2}"host-name": ".+"\n\}\n$/);
+  });
+
+  test("KEY=VALUE words are typed by the agent's schema: path stays text, arg.N builds a list", async () => {
+    const started = await ga("guest-exec", "path=/bin/echo", "arg.0=007", "arg.1=true", "capture-output=true");
+    expect(started.code).toBe(0);
+    const { pid } = JSON.parse(started.stdout);
+    let status: Record<string, unknown> = {};
+    for (let i = 0; i < 100 && !status.exited; i++) {
+      status = JSON.parse((await ga("guest-exec-status", `pid=${pid}`)).stdout);
+    }
+    expect(status.exitcode).toBe(0);
+    expect(atob(status["out-data"] as string)).toBe("007 true\n"); // not 7, not the boolean
+  });
+
+  test("-v logs the sync and the command, each marked with its direction", async () => {
+    const result = await ga("guest-ping", "-v");
+    expect(result.stderr).toMatch(/^> \{"execute":"guest-sync-delimited","arguments":\{"id":\d+\}\}$/m);
+    expect(result.stderr).toMatch(/^< \{"return":\d+\}$/m);
+    const sync = /"id":(\d+)/.exec(result.stderr)![1];
+    expect(result.stderr).toMatch(new RegExp(`^> \\{"execute":"guest-ping","id":"qmpctl-${sync}-1"\\}$`, "m"));
+  });
+
+  test("an agent error exits 1 with its class and description", async () => {
+    const result = await ga("guest-file-open", "path=/nonexistent/file");
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe("");
+    expect(result.stderr).toMatch(/^qmpctl: GenericError: failed to open file '\/nonexistent\/file'.*\n$/);
+  });
+
+  test("an unknown command exits 2 with the closest names from guest-info", async () => {
+    const result = await ga("guest-pnig");
+    expect(result).toMatchObject({ code: 2, stdout: "" });
+    expect(result.stderr).toBe("qmpctl: unknown guest agent command 'guest-pnig' (did you mean guest-ping?)\n");
+  });
+
+  test("a command the agent disabled exits 2 and says so", async () => {
+    const info = JSON.parse((await ga("guest-info")).stdout);
+    const disabled = info.supported_commands.find((c: { enabled: boolean }) => !c.enabled)?.name;
+    if (!disabled) return; // this qemu-ga disables nothing
+    const result = await ga(disabled);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`has disabled ${disabled}`);
+  });
+
+  test("bad words exit 2 before anything is sent", async () => {
+    for (
+      const [words, message] of [
+        [["guest-exec", "pth=/bin/true"], "unknown argument 'pth' (did you mean path?)"],
+        [["guest-exec", "path=/bin/true", "arg=x"], "'arg=x': expected an array"],
+        [["guest-file-read", "handle=abc"], "'handle=abc': expected int"],
+        [["guest-ping", "novalue"], "'novalue' is not KEY=VALUE"],
+        [["guest-ping", "--args", "{bad"], "--args: invalid JSON"],
+      ] as const
+    ) {
+      const result = await qmpctl(["-s", "/nonexistent/ga.sock", "ga", ...words]);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain(message);
+    }
+  });
+
+  test("options of other forms, no command, no address: usage errors", async () => {
+    expect(await ga("guest-ping", "--json")).toMatchObject({
+      code: 2,
+      stderr: "qmpctl: ga AGENT-COMMAND does not take --json\n",
+    });
+    expect(await ga("cp", "--args", "{}", "a", ":/b")).toMatchObject({ code: 2 });
+    expect((await ga()).stderr).toContain("ga needs an agent command");
+    const none = await qmpctl(["ga", "guest-ping"]);
+    expect(none).toMatchObject({ code: 2, stderr: expect.stringContaining("QMPCTL_GA_SOCKET") });
+  });
+
+  test("a missing socket exits 3 naming it", async () => {
+    const result = await qmpctl(["-s", "/nonexistent/ga.sock", "ga", "guest-ping"]);
+    expect(result.code).toBe(3);
+    expect(result.stderr).toBe("qmpctl: cannot connect to /nonexistent/ga.sock: no such socket (ENOENT)\n");
+  });
+
+  test("after a client that sent commands and left without reading the replies, guest-ping prints {}", async () => {
+    // Through a serial channel, as in a VM: the replies, and half a request, wait in the port for the next client.
+    const serial = await startAgent(undefined, "serial");
+    try {
+      const stale = await Bun.connect({ unix: serial.socket, socket: { data() {} } });
+      stale.write(
+        '{"execute":"guest-sync-delimited","arguments":{"id":4242}}\n{"execute":"guest-info"}\n' +
+          '{"execute":"guest-exec","arguments":{"path":"/bin/true"}}\n{"execute":"guest-get-time","id":"qmpctl-1"}\n' +
+          '{"execute":"guest-pi',
+      );
+      stale.end();
+      const result = await qmpctl(["-s", serial.socket, "ga", "guest-ping", "-v"]);
+      expect(result).toMatchObject({ code: 0, stdout: "{}\n" });
+      expect(result.stderr).toMatch(/^< \{"return":\{\},"id":"qmpctl-\d+-1"\}$/m);
+      // The stale replies did reach qmpctl (-v logs them), before the reply to its own sync: skipped.
+      const lines = result.stderr.split("\n");
+      const staleReply = lines.findIndex((line) => /^< \{"return":\d+,"id":"qmpctl-1"\}$/.test(line));
+      const sync = lines.findIndex((line) => /^< \{"return":\d+\}$/.test(line) && !line.includes("4242"));
+      expect(staleReply).toBeGreaterThan(0);
+      expect(sync).toBeGreaterThan(staleReply);
+    } finally {
+      await serial.stop();
+    }
+  });
+});
+
+describe("ga against a fake agent", () => {
+  test("a socket that accepts but never answers exits 3 within --connect-timeout", async () => {
+    const silent = fakeAgent(() => {});
+    try {
+      const result = await qmpctl(["-s", silent.path, "ga", "guest-ping", "--connect-timeout", "500ms"]);
+      expect(result.code).toBe(3);
+      expect(result.stderr).toBe(
+        `qmpctl: no guest agent answered at ${silent.path} within 500ms ` +
+          "(the guest may still be booting, or run no qemu-ga)\n",
+      );
+      expect(result.ms).toBeLessThan(5000);
+    } finally {
+      silent.stop();
+    }
+  });
+
+  test("bytes before the 0xFF and replies that are not the sync's are skipped", async () => {
+    const stale = fakeAgent((request, connection) => {
+      if (request.execute === "guest-sync-delimited") {
+        const id = (request.arguments as { id: number }).id;
+        connection.send('{"return": {"pid": 1}}\n{"ret'); // a dead client's leftovers, cut mid-message
+        connection.send(new Uint8Array([0xff]));
+        connection.send('{"return": 17}\n{"return": {"stale": true}, "id": "qmpctl-17-1"}\n'); // an earlier sync's
+        connection.send(new Uint8Array([0xff]));
+        connection.send(`{"return": ${id}}\n`);
+      } else connection.send(JSON.stringify({ return: { answered: request.execute }, id: request.id }) + "\n");
+    });
+    try {
+      const result = await qmpctl(["-s", stale.path, "ga", "guest-get-time", "--connect-timeout", "2s"]);
+      expect(result).toMatchObject({ code: 0, stdout: '{"answered":"guest-get-time"}\n', stderr: "" });
+    } finally {
+      stale.stop();
+    }
+  });
+
+  test("a peer that closes before the sync is answered exits 3", async () => {
+    const closing = fakeAgent((_request, connection) => connection.close());
+    try {
+      const result = await qmpctl(["-s", closing.path, "ga", "guest-ping"]);
+      expect(result.code).toBe(3);
+      expect(result.stderr).toBe(`qmpctl: ${closing.path} closed the connection before the guest agent answered\n`);
+    } finally {
+      closing.stop();
+    }
+  });
+});
+
+describe("commands the agent answers only when they fail (guest-shutdown, guest-suspend-*)", () => {
+  /** A fake agent that answers the sync and guest-ping, and `other` for anything else (nothing when undefined). */
+  const agentAnswering = (other?: Record<string, unknown>) =>
+    fakeAgent((request, connection) => {
+      if (request.execute === "guest-sync-delimited") {
+        connection.send(new Uint8Array([0xff]));
+        connection.send(`{"return": ${(request.arguments as { id: number }).id}}\n`);
+      } else if (request.execute === "guest-ping") connection.send(`{"return": {}, "id": "${request.id}"}\n`);
+      else if (other) connection.send(JSON.stringify({ ...other, id: request.id }) + "\n");
+    });
+
+  test("no answer: exit 0 and nothing on stdout", async () => {
+    const agent = agentAnswering();
+    try {
+      const result = await qmpctl(["-s", agent.path, "ga", "guest-shutdown", "mode=powerdown"]);
+      expect(result).toMatchObject({ code: 0, stdout: "", stderr: "" });
+    } finally {
+      agent.stop();
+    }
+  });
+
+  test("an error answer: exit 1 with it", async () => {
+    const agent = agentAnswering({ error: { class: "GenericError", desc: "suspend not supported" } });
+    try {
+      const result = await qmpctl(["-s", agent.path, "ga", "guest-suspend-ram"]);
+      expect(result).toMatchObject({ code: 1, stdout: "", stderr: "qmpctl: GenericError: suspend not supported\n" });
+    } finally {
+      agent.stop();
+    }
+  });
+});
+
+describe("ga wait", () => {
+  test("exits 0 at once when the agent answers", async () => {
+    expect(await ga("wait", "--timeout", "5s")).toMatchObject({ code: 0, stdout: "", stderr: "" });
+  });
+
+  test("waits for an agent that starts a second later, then exits 0", async () => {
+    const dir = agentDir();
+    const socket = join(dir, "ga.sock");
+    const waiting = startQmpctl(["-s", socket, "ga", "wait", "--timeout", "15s"]);
+    await Bun.sleep(1000);
+    const late = await startAgent(dir);
+    try {
+      const result = await waiting.result;
+      expect(result).toMatchObject({ code: 0, stderr: "" });
+      expect(result.ms).toBeGreaterThan(1000);
+      expect(result.ms).toBeLessThan(8000);
+    } finally {
+      await late.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("exits 124 when --timeout runs out first", async () => {
+    const result = await qmpctl(["-s", "/nonexistent/ga.sock", "ga", "wait", "--timeout", "700ms"]);
+    expect(result.code).toBe(124);
+    expect(result.stderr).toBe(
+      "qmpctl: timed out waiting for the guest agent at /nonexistent/ga.sock to answer (--timeout 700ms)\n",
+    );
+    expect(result.ms).toBeLessThan(5000);
+  });
+
+  test("retries an agent that stays silent, until --timeout", async () => {
+    const silent = fakeAgent(() => {});
+    try {
+      const result = await qmpctl(["-s", silent.path, "ga", "wait", "--connect-timeout", "300ms", "--timeout", "1s"]);
+      expect(result.code).toBe(124);
+    } finally {
+      silent.stop();
+    }
+  });
+});

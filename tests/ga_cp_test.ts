@@ -1,0 +1,132 @@
+/** `qmpctl ga cp` against a real qemu-ga (the "guest" files are on this machine). */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { QMPCTL, qmpctl } from "./helpers/cli.ts";
+import { qmpctlBytes, startAgent, type TestAgent } from "./helpers/qemu_ga.ts";
+
+let agent: TestAgent;
+let source: string;
+let sourceBytes: Uint8Array<ArrayBuffer>;
+beforeAll(async () => {
+  agent = await startAgent();
+  sourceBytes = new Uint8Array(5 * 1024 * 1024 + 123); // not a whole number of chunks
+  for (let i = 0; i < sourceBytes.length; i += 65536) crypto.getRandomValues(sourceBytes.subarray(i, i + 65536));
+  source = join(agent.dir, "source.bin");
+  writeFileSync(source, sourceBytes);
+});
+afterAll(() => agent?.stop());
+
+const cp = (...args: string[]) => qmpctl(["-s", agent.socket, "ga", "cp", ...args]);
+const path = (name: string) => join(agent.dir, name);
+
+/** The guest file handles qmpctl opened, from its -v log. */
+function openedHandles(stderr: string): number[] {
+  return [...stderr.matchAll(/^< \{"return":(\d+),"id":"qmpctl-\d+-1"\}$/gm)].map((m) => Number(m[1]));
+}
+
+describe("ga cp", () => {
+  test("copies a 5 MB random file into the guest and back, byte-exact", async () => {
+    const inGuest = path("in-guest.bin"), back = path("back.bin");
+    expect(await cp(source, `:${inGuest}`)).toMatchObject({ code: 0, stdout: "", stderr: "" });
+    expect(readFileSync(inGuest)).toEqual(Buffer.from(sourceBytes));
+    expect(await cp(`:${inGuest}`, back)).toMatchObject({ code: 0, stdout: "", stderr: "" });
+    expect(readFileSync(back)).toEqual(Buffer.from(sourceBytes));
+  }, 30_000);
+
+  test("- is stdin and stdout on the local side", async () => {
+    const inGuest = path("from-stdin.bin");
+    const written = await qmpctlBytes(["-s", agent.socket, "ga", "cp", "-", `:${inGuest}`], {
+      stdin: sourceBytes.subarray(0, 200_000),
+    });
+    expect(written.code).toBe(0);
+    expect(readFileSync(inGuest)).toEqual(Buffer.from(sourceBytes.subarray(0, 200_000)));
+    const read = await qmpctlBytes(["-s", agent.socket, "ga", "cp", `:${inGuest}`, "-"]);
+    expect(read.code).toBe(0);
+    expect(read.stdout).toEqual(sourceBytes.subarray(0, 200_000));
+  });
+
+  test("an empty file copies as an empty file", async () => {
+    const empty = path("empty"), inGuest = path("empty-in-guest");
+    writeFileSync(empty, "");
+    expect((await cp(empty, `:${inGuest}`)).code).toBe(0);
+    expect(readFileSync(inGuest).length).toBe(0);
+  });
+
+  test("a missing guest file exits 1 with the agent's error, and creates no local file", async () => {
+    const target = path("never-created");
+    const result = await cp(":/nonexistent/file", target);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^qmpctl: GenericError: failed to open file '\/nonexistent\/file'.*\n$/);
+    expect(existsSync(target)).toBe(false);
+  });
+
+  test("a missing local file exits 2 before the guest file is created", async () => {
+    const inGuest = path("not-created-in-guest");
+    const result = await cp("/nonexistent/local", `:${inGuest}`);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/^qmpctl: cannot read \/nonexistent\/local: .*no such file.*\n$/i);
+    expect(existsSync(inGuest)).toBe(false);
+  });
+
+  test("the guest file handle is closed when the copy fails or times out", async () => {
+    // /dev/zero never ends: --timeout stops the copy mid-stream.
+    const timedOut = await cp(":/dev/zero", "/dev/null", "--timeout", "2s", "-v");
+    expect(timedOut.code).toBe(124);
+    const [handle] = openedHandles(timedOut.stderr);
+    expect(handle).toBeGreaterThan(0);
+    expect(timedOut.stderr).toMatch(
+      new RegExp(`^> \\{"execute":"guest-file-close","arguments":\\{"handle":${handle}\\}`, "m"),
+    );
+    const closeAgain = await qmpctl(["-s", agent.socket, "ga", "guest-file-close", `handle=${handle}`]);
+    expect(closeAgain.code).toBe(1); // the agent no longer knows it
+    expect(closeAgain.stderr).toContain(`${handle}`);
+
+    const unwritable = await cp(":/etc/hostname", "/nonexistent/dir/file", "-v");
+    expect(unwritable.code).toBe(2);
+    const [second] = openedHandles(unwritable.stderr);
+    expect(unwritable.stderr).toMatch(new RegExp(`^< \\{"return":\\{\\},"id":"qmpctl-\\d+-2"\\}$`, "m")); // the close's reply
+    expect(second).toBeGreaterThan(handle);
+  });
+
+  test("SIGINT mid-copy exits 130 and closes the guest file handle", async () => {
+    const child = Bun.spawn([QMPCTL, "-s", agent.socket, "ga", "cp", ":/dev/zero", "/dev/null", "-v"], {
+      stdin: "ignore",
+      stdout: "ignore",
+      stderr: "pipe",
+    });
+    const killer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+    let stderr = "";
+    let interrupted = false;
+    const decoder = new TextDecoder();
+    for await (const chunk of child.stderr) {
+      stderr += decoder.decode(chunk, { stream: true });
+      if (!interrupted && stderr.includes('"guest-file-read"')) { // it is copying: interrupt now
+        child.kill("SIGINT");
+        interrupted = true;
+      }
+    }
+    const code = await child.exited;
+    clearTimeout(killer);
+    expect(interrupted).toBe(true);
+    expect(code).toBe(130);
+    const [handle] = openedHandles(stderr);
+    expect(stderr).toMatch(new RegExp(`^> \\{"execute":"guest-file-close","arguments":\\{"handle":${handle}\\}`, "m"));
+    expect((await qmpctl(["-s", agent.socket, "ga", "guest-file-close", `handle=${handle}`])).code).toBe(1);
+  });
+
+  test("bad words: usage errors", async () => {
+    for (
+      const [words, message] of [
+        [["a"], "ga cp needs SRC and DST"],
+        [["a", "b"], "write the guest side as :/path"],
+        [[":/a", ":/b"], "write the guest side as :/path"],
+        [[":", "b"], "':' names no guest file"],
+      ] as const
+    ) {
+      const result = await cp(...words);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain(message);
+    }
+  });
+});

@@ -1,0 +1,136 @@
+/** `qmpctl ga exec` against a real qemu-ga (which runs the programs on this machine). */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { qmpctl, startQmpctl } from "./helpers/cli.ts";
+import { qmpctlBytes, startAgent, type TestAgent } from "./helpers/qemu_ga.ts";
+
+let agent: TestAgent;
+let randomFile: string;
+let randomBytes: Uint8Array<ArrayBuffer>;
+beforeAll(async () => {
+  agent = await startAgent();
+  randomBytes = crypto.getRandomValues(new Uint8Array(300_000));
+  randomFile = join(agent.dir, "random.bin");
+  writeFileSync(randomFile, randomBytes);
+});
+afterAll(() => agent?.stop());
+
+const exec = (...args: string[]) => qmpctl(["-s", agent.socket, "ga", "exec", ...args]);
+
+describe("ga exec", () => {
+  test("prints the program's output and exits 0", async () => {
+    expect(await exec("--", "echo", "hello", "guest")).toEqual(
+      expect.objectContaining({ code: 0, stdout: "hello guest\n", stderr: "" }),
+    );
+  });
+
+  test("stdout and stderr go apart, and the program's exit status is qmpctl's", async () => {
+    const result = await exec("--", "sh", "-c", "echo out; echo err >&2; exit 3");
+    expect(result).toMatchObject({ code: 3, stdout: "out\n", stderr: "err\n" });
+  });
+
+  test("a program ended by a signal exits 128+N", async () => {
+    const result = await exec("--", "sh", "-c", "kill -TERM $$");
+    expect(result).toMatchObject({ code: 128 + 15, stdout: "", stderr: "" });
+  });
+
+  test("stdout is the program's bytes exactly (300 KB of random bytes)", async () => {
+    const result = await qmpctlBytes(["-s", agent.socket, "ga", "exec", "--", "cat", randomFile]);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toEqual(new Uint8Array());
+    expect(result.stdout).toEqual(randomBytes);
+  });
+
+  test("stderr is the program's bytes exactly too", async () => {
+    const result = await qmpctlBytes(["-s", agent.socket, "ga", "exec", "--", "sh", "-c", `cat ${randomFile} >&2`]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toEqual(new Uint8Array());
+    expect(result.stderr).toEqual(randomBytes);
+  });
+
+  test("--stdin FILE and --stdin - give the program its input, byte for byte", async () => {
+    const fromFile = await qmpctlBytes(["-s", agent.socket, "ga", "exec", "--stdin", randomFile, "--", "cat"]);
+    expect(fromFile.code).toBe(0);
+    expect(fromFile.stdout).toEqual(randomBytes);
+    const fromStdin = await qmpctlBytes(["-s", agent.socket, "ga", "exec", "--stdin", "-", "--", "wc", "-c"], {
+      stdin: randomBytes,
+    });
+    expect(new TextDecoder().decode(fromStdin.stdout).trim()).toBe(String(randomBytes.length));
+  });
+
+  test("--env gives the program exactly those variables", async () => {
+    const result = await exec("--env", "A=1", "--env", "B=two words", "--", "env");
+    expect(result).toMatchObject({ code: 0, stdout: "A=1\nB=two words\n" });
+  });
+
+  test("--json prints the final status object, and exits 0 whatever the program's status", async () => {
+    const result = await exec("--json", "--", "sh", "-c", "printf hi; exit 5");
+    expect(result.code).toBe(0);
+    expect(JSON.parse(result.stdout)).toEqual({
+      exited: true,
+      exitcode: 5,
+      "out-data": btoa("hi"),
+      "out-truncated": false,
+    });
+  });
+
+  test("--timeout on sleep 30 exits 124 and says the program may still run", async () => {
+    const result = await exec("--timeout", "3s", "--", "sleep", "30");
+    const pid = /guest pid (\d+)/.exec(result.stderr)?.[1];
+    if (pid) process.kill(Number(pid), "SIGKILL"); // the agent's child on this machine
+    expect(result.code).toBe(124);
+    expect(result.stdout).toBe("");
+    expect(result.stderr).toMatch(
+      /^qmpctl: timed out waiting for sleep \(guest pid \d+\) to end; it may still be running in the guest \(--timeout 3s\)\n$/,
+    );
+    expect(result.ms).toBeLessThan(8000);
+  });
+
+  test("output beyond what qemu-ga keeps is cut, with a warning", async () => {
+    const result = await qmpctlBytes(["-s", agent.socket, "ga", "exec", "--", "head", "-c", "17000000", "/dev/zero"], {
+      killAfterMs: 35_000,
+    });
+    expect(result.code).toBe(0);
+    expect(result.stdout.length).toBeLessThan(17_000_000);
+    expect(result.stdout.length).toBeGreaterThan(1_000_000);
+    expect(new TextDecoder().decode(result.stderr)).toBe(
+      "qmpctl: warning: the guest agent cut head's stdout (qemu-ga keeps at most 16 MB)\n",
+    );
+  }, 40_000); // qemu-ga takes seconds to gather 16 MB
+
+  test("a program that cannot start is the agent's error: exit 1", async () => {
+    const result = await exec("--", "/nonexistent/program");
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^qmpctl: GenericError: .*\n$/);
+  });
+
+  test("--stdin larger than one guest-exec can carry exits 2 before anything is sent", async () => {
+    const big = join(agent.dir, "big.bin");
+    writeFileSync(big, new Uint8Array(49 * 1024 * 1024));
+    const result = await qmpctl(["-s", "/nonexistent/ga.sock", "ga", "exec", "--stdin", big, "--", "cat"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("holds more than the agent takes in one guest-exec (48 MiB)");
+  });
+
+  test("--timeout bounds the wait for a --stdin - that stays open", async () => {
+    const running = startQmpctl(["-s", agent.socket, "ga", "exec", "--stdin", "-", "--timeout", "500ms", "--", "cat"], {
+      holdStdin: true,
+    });
+    const result = await running.result;
+    expect(result.code).toBe(124);
+    expect(result.stderr).toBe("qmpctl: timed out waiting for stdin to end (--timeout 500ms)\n");
+  });
+
+  test("no program, a bad --env, --stdin of a missing file: usage errors", async () => {
+    expect(await exec()).toMatchObject({ code: 2, stderr: expect.stringContaining("ga exec needs a program") });
+    expect(await exec("--env", "NOVALUE", "--", "true")).toMatchObject({
+      code: 2,
+      stderr: "qmpctl: --env 'NOVALUE' is not NAME=VALUE\n",
+    });
+    expect(await exec("--stdin", "/nonexistent/input", "--", "cat")).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining("--stdin: cannot read /nonexistent/input"),
+    });
+  });
+});
