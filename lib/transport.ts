@@ -68,3 +68,84 @@ function describeSystemError(error: unknown): string {
   if (code && REASONS[code]) return `${REASONS[code]} (${code})`;
   return code ?? message ?? String(error);
 }
+
+/** An accepted connection: a transport that also tells how much it has not yet handed to the kernel. */
+export interface AcceptedTransport extends Transport {
+  /** Bytes written but still queued in this process (the peer is not reading fast enough). */
+  queuedBytes(): number;
+  /** Close at once, dropping what is still queued. */
+  abort(): void;
+}
+
+/** What a listener reports: each new connection, which returns the events to report for it. */
+export interface ListenEvents {
+  accept(connection: AcceptedTransport): TransportEvents;
+}
+
+/** A listening socket. */
+export interface Listener {
+  /** Stop accepting; connections already accepted stay open. */
+  close(): Promise<void>;
+}
+
+/** The runtime-specific listen function that each implementation exports (a UNIX socket at `path`). */
+export type Listen = (path: string, events: ListenEvents) => Promise<Listener>;
+
+/** Options of `listenTransport`. */
+export interface ListenOptions {
+  /** The socket file's permissions; default 0o600 (only the owner may connect). */
+  mode?: number;
+}
+
+/**
+ * Serve a UNIX socket at `path`, created with `mode` from its first instant:
+ * it is bound in a private directory beside `path`, given its mode, then
+ * renamed into place. A stale socket file (nothing accepts on it) is
+ * replaced; a live one, or a file that is not a socket, is an error.
+ * Closing the listener removes the socket file.
+ * @throws {ConnectionError} naming the path and the reason
+ */
+export async function listenTransport(
+  path: string,
+  events: ListenEvents,
+  options: ListenOptions = {},
+): Promise<Listener> {
+  const fs = await import("node:fs/promises");
+  const { dirname, join } = await import("node:path");
+  const fail = (reason: string, cause?: unknown) =>
+    new ConnectionError(`cannot listen on ${path}: ${reason}`, { cause });
+  const existing = await fs.lstat(path).catch(() => undefined);
+  if (existing && !existing.isSocket()) throw fail("the file exists and is not a socket");
+  if (existing) {
+    const live = await connectTransport({ kind: "unix", path, text: path }, { data() {}, close() {} }).then(
+      (transport) => (transport.close(), true),
+      () => false,
+    );
+    if (live) throw fail("another process is serving this socket");
+  }
+  let privateDir: string;
+  try {
+    privateDir = await fs.mkdtemp(join(dirname(path), ".qmpctl-listen-"));
+  } catch (error) {
+    throw fail(describeSystemError(error), error);
+  }
+  const { listen } = "Bun" in globalThis ? await import("./transport_bun.ts") : await import("./transport_node.ts");
+  const bound = join(privateDir, "s");
+  let listener: Listener | undefined;
+  try {
+    listener = await listen(bound, events);
+    await fs.chmod(bound, options.mode ?? 0o600);
+    await fs.rename(bound, path);
+  } catch (error) {
+    await listener?.close();
+    throw fail(describeSystemError(error), error);
+  } finally {
+    await fs.rm(privateDir, { recursive: true, force: true });
+  }
+  return {
+    async close() {
+      await listener.close();
+      await fs.unlink(path).catch(() => {}); // already gone
+    },
+  };
+}
