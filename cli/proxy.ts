@@ -4,7 +4,7 @@ import { abortable } from "../lib/abort.ts";
 import { ConnectTimeoutError, TimeoutError } from "../lib/errors.ts";
 import { QmpProxy } from "../lib/proxy/proxy.ts";
 import { Upstream } from "../lib/proxy/upstream.ts";
-import { type AcceptedTransport, connectTransport, listenTransport } from "../lib/transport.ts";
+import { type AcceptedTransport, claimSocketPath, connectTransport, listenTransport } from "../lib/transport.ts";
 import { formatDuration } from "./duration.ts";
 import { EXIT } from "./exit_status.ts";
 import {
@@ -66,6 +66,7 @@ export async function run(context: CommandContext): Promise<number> {
     throw new UsageError("no upstream: give -s/--socket ADDR, set QMPCTL_SOCKET, or a QEMU command line after --");
   }
   const settings = readSettings(context, listen);
+  await claimSocketPath(listen); // before QEMU is touched: a path another proxy serves is an error at once
   return launch.length > 0
     ? await runLaunched(context, settings, launch)
     : await runShared(context, settings, upstream!);

@@ -17,6 +17,12 @@ export interface TransportEvents {
   data(chunk: Uint8Array): void;
   /** The socket closed; `error` when it broke rather than ended. */
   close(error?: Error): void;
+  /**
+   * The peer finished sending but still reads (a half-close, as `socat` does
+   * at the end of its input). Reported by accepted connections only; the
+   * owner closes when it has written its last answer.
+   */
+  end?(): void;
 }
 
 /** An open byte stream. */
@@ -98,6 +104,25 @@ export interface ListenOptions {
 }
 
 /**
+ * Make sure `path` is free to serve: nothing there, or a stale socket file
+ * (nothing accepts on it), which is removed.
+ * @throws {ConnectionError} when a process serves it, or the file is not a socket
+ */
+export async function claimSocketPath(path: string): Promise<void> {
+  const fs = await import("node:fs/promises");
+  const fail = (reason: string) => new ConnectionError(`cannot listen on ${path}: ${reason}`);
+  const existing = await fs.lstat(path).catch(() => undefined);
+  if (!existing) return;
+  if (!existing.isSocket()) throw fail("the file exists and is not a socket");
+  const live = await connectTransport({ kind: "unix", path, text: path }, { data() {}, close() {} }).then(
+    (transport) => (transport.close(), true),
+    () => false,
+  );
+  if (live) throw fail("another process is serving this socket");
+  await fs.unlink(path).catch(() => {}); // stale: whoever served it has gone
+}
+
+/**
  * Serve a UNIX socket at `path`, created with `mode` from its first instant:
  * it is bound in a private directory beside `path`, given its mode, then
  * renamed into place. A stale socket file (nothing accepts on it) is
@@ -114,15 +139,7 @@ export async function listenTransport(
   const { dirname, join } = await import("node:path");
   const fail = (reason: string, cause?: unknown) =>
     new ConnectionError(`cannot listen on ${path}: ${reason}`, { cause });
-  const existing = await fs.lstat(path).catch(() => undefined);
-  if (existing && !existing.isSocket()) throw fail("the file exists and is not a socket");
-  if (existing) {
-    const live = await connectTransport({ kind: "unix", path, text: path }, { data() {}, close() {} }).then(
-      (transport) => (transport.close(), true),
-      () => false,
-    );
-    if (live) throw fail("another process is serving this socket");
-  }
+  await claimSocketPath(path);
   let privateDir: string;
   try {
     privateDir = await fs.mkdtemp(join(dirname(path), ".qmpctl-listen-"));

@@ -73,6 +73,7 @@ export const connect: Connect = async (address: Address, events: TransportEvents
 export const listen: Listen = (path, events) => {
   const server = Bun.listen<Link>({
     unix: path,
+    allowHalfOpen: true,
     socket: {
       open(socket) {
         socket.data = new Link();
@@ -80,6 +81,7 @@ export const listen: Listen = (path, events) => {
       },
       data: (socket, chunk) => socket.data.events?.data(chunk),
       drain: (socket) => socket.data.flush(socket),
+      end: (socket) => socket.data.events?.end?.(),
       close: (socket, error) => socket.data.report(error),
       error: (socket, error) => socket.data.report(error),
     },

@@ -40,7 +40,7 @@ export const connect: Connect = async (address: Address, events: TransportEvents
 
 export const listen: Listen = async (path, events) => {
   const { createServer } = await import("node:net");
-  const server = createServer((socket) => {
+  const server = createServer({ allowHalfOpen: true }, (socket) => {
     const transport: AcceptedTransport = {
       write: (text) => void socket.write(text),
       pause: () => void socket.pause(),
@@ -52,6 +52,7 @@ export const listen: Listen = async (path, events) => {
     const handlers = events.accept(transport);
     let failure: Error | undefined;
     socket.on("data", (chunk: Uint8Array) => handlers.data(chunk));
+    socket.on("end", () => handlers.end?.());
     socket.on("error", (error) => (failure = error));
     socket.on("close", () => handlers.close(failure));
   });

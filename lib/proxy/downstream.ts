@@ -54,6 +54,8 @@ export class Downstream {
   closed = false;
   #paused = false;
   #reported = false;
+  /** The client half-closed: it sends nothing more, but reads the answers still due. */
+  #inputEnded = false;
   /** Commands forwarded, and replies to them sent back: a local answer waits for the replies before it. */
   #forwarded = 0;
   #answered = 0;
@@ -83,7 +85,14 @@ export class Downstream {
 
   /** The events its transport reports. */
   get transportEvents(): TransportEvents {
-    return { data: (chunk) => this.#receive(chunk), close: () => this.#end() };
+    return {
+      data: (chunk) => this.#receive(chunk),
+      close: () => this.#end(),
+      end: () => {
+        this.#inputEnded = true;
+        this.#closeWhenAnswered();
+      },
+    };
   }
 
   /** Queue one serialized message for the client; disconnect it when it has stopped reading. */
@@ -92,7 +101,7 @@ export class Downstream {
     this.#owner.log?.(this, "send", json);
     this.#transport.write(json + "\n");
     if (this.#transport.queuedBytes() > this.#limits.maxQueuedBytes) {
-      this.#end(`it did not read (more than ${this.#limits.maxQueuedBytes} bytes queued for it): disconnected`);
+      this.#end(`did not read (more than ${this.#limits.maxQueuedBytes} bytes queued for it): disconnected`);
       this.#transport.abort();
     }
   }
@@ -106,6 +115,11 @@ export class Downstream {
     }
     this.sendText(json);
     while (this.#held.length > 0 && this.#held[0].after <= this.#answered) this.sendText(this.#held.shift()!.json);
+    this.#closeWhenAnswered();
+  }
+
+  #closeWhenAnswered(): void {
+    if (this.#inputEnded && this.#answered === this.#forwarded && this.#held.length === 0) this.close();
   }
 
   /** Close the client's connection (the proxy is ending). */
@@ -123,7 +137,7 @@ export class Downstream {
     } catch (error) {
       // QEMU answers unparsable input with an id-less error; the proxy cannot find where the next message starts.
       this.#error(undefined, "GenericError", `JSON parse error, ${(error as Error).message}`);
-      this.#end(`it sent malformed JSON: disconnected`);
+      this.#end("sent malformed JSON: disconnected");
       this.#transport.close();
       return;
     }
