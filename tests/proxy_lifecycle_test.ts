@@ -85,6 +85,24 @@ describe("proxy -s UPSTREAM: how it ends", () => {
     expect(await qmpctl(["-s", shared, "exec", "query-name"])).toMatchObject({ code: 0, stdout: "{}\n" });
   });
 
+  test("-v logs each client's messages and the upstream's, marked with their direction", async () => {
+    const qemu = await startQemu();
+    cleanups.push(() => qemu.stop());
+    const shared = join(qemu.dir, "shared.sock");
+    const proxy = startProxy(["-v", "-s", qemu.socket, "--listen", shared]);
+    cleanups.push(() => proxy.child.kill("SIGKILL"));
+    await proxy.ready;
+    const { client } = await negotiatedClient(shared);
+    client.send({ execute: "query-name", id: ["mine"] });
+    expect(await client.replies(1)).toEqual([{ return: {}, id: ["mine"] }]);
+    await proxy.stderrLine(/^client 1 > \{"return":\{\},"id":\["mine"\]\}$/);
+    expect(proxy.stderr()).toContain('client 1 < {"execute":"query-name","id":["mine"]}\n');
+    expect(proxy.stderr()).toMatch(/^upstream > \{"execute":"query-name","id":\d+\}$/m);
+    expect(proxy.stderr()).toMatch(/^upstream < \{"return":\{\},"id":\d+\}$/m);
+    expect(proxy.stderr()).toMatch(/^client 1 > \{"QMP":/m);
+    client.close();
+  });
+
   test("usage errors: no --listen, a bad mode, both -s and a QEMU command line (exit 2)", async () => {
     expect(await qmpctl(["proxy", "-s", "/nonexistent"])).toMatchObject({
       code: 2,

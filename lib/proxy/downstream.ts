@@ -174,6 +174,8 @@ export class Downstream {
     if ("exec-oob" in m && !this.oob) {
       return this.#error(m, "GenericError", "Please enable out-of-band first for the session during handshake");
     }
+    const refused = refusedByQemuParser(m);
+    if (refused) return this.#error(m, "GenericError", refused);
     if (++this.#forwarded - this.#answered >= this.#limits.maxInFlight && !this.#paused) {
       this.#paused = true; // the client pipelines faster than QEMU answers: let the kernel hold the rest
       this.#transport.pause();
@@ -218,4 +220,30 @@ export class Downstream {
     this.closed = true;
     this.#owner.left(this, reason);
   }
+}
+
+/** QEMU's bound on nesting (MAX_NESTING in qobject/json-streamer.c). */
+const MAX_NESTING = 1024;
+/** A `\u0000` or a lone surrogate as JSON.stringify escapes them (after an even run of backslashes). */
+const UNPARSABLE_ESCAPE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f])/;
+
+/**
+ * Why QEMU's JSON parser would reject `message`, which JSON allows. QEMU
+ * answers such input with errors that carry no id (one per stray token after
+ * too deep a nesting), which could not be given back to this client; the
+ * proxy refuses it here instead, with the client's id.
+ */
+function refusedByQemuParser(message: Record<string, unknown>): string | undefined {
+  if (depthExceeds(message, MAX_NESTING)) return "JSON nesting depth limit exceeded";
+  if (message.arguments !== undefined && UNPARSABLE_ESCAPE.test(JSON.stringify(message.arguments))) {
+    return "JSON parse error, \\u0000 and unpaired surrogates are not supported";
+  }
+  return undefined;
+}
+
+function depthExceeds(value: unknown, limit: number): boolean {
+  if (typeof value !== "object" || value === null) return false;
+  if (limit === 0) return true;
+  for (const member of Object.values(value)) if (depthExceeds(member, limit - 1)) return true;
+  return false;
 }

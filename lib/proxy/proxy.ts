@@ -162,9 +162,13 @@ export class QmpProxy {
       for (const client of this.#clients) if (client.running) client.sendText(json);
       return;
     }
-    const pending = typeof message.id === "number" ? this.#pending.get(message.id) : undefined;
+    // Every forwarded command carries an id; QEMU answers without one only
+    // input it could not parse (a JSON parser limit such as nesting depth),
+    // and it runs one monitor's commands in order: that is the oldest one.
+    const key = "id" in message ? message.id : this.#pending.keys().next().value;
+    const pending = typeof key === "number" ? this.#pending.get(key) : undefined;
     if (!pending) return; // not a reply to a forwarded command: nobody to give it to
-    this.#pending.delete(message.id as number);
+    this.#pending.delete(key as number);
     if (pending.client.closed) return; // the client left mid-command
     if (pending.hasId) message.id = pending.id;
     else delete message.id;
