@@ -44,10 +44,14 @@ async function pipelinedOnce(socket: string): Promise<number> {
   const { client } = await negotiatedClient(socket);
   const started = performance.now();
   for (let i = 0; i < PIPELINED; i++) client.send({ execute: "query-status", id: i });
-  const replies = await client.replies(PIPELINED, 60_000);
+  const replies = await client.replies(PIPELINED, 60_000).catch((error) => {
+    throw new Error(`${socket === shared ? "through the proxy" : "directly"}: ${error.message}\n${proxy.stderr()}`);
+  });
   const ms = performance.now() - started;
   if (replies.at(-1)?.id !== PIPELINED - 1) throw new Error("replies out of order");
   client.close();
+  // QEMU takes the next client only once this one has gone (and refuses connections beyond a backlog of one).
+  await Promise.race([client.closed, Bun.sleep(5000)]);
   return ms;
 }
 

@@ -92,11 +92,16 @@ export async function rawClient(path: string): Promise<RawClient> {
   let markClosed = () => {};
   const closed = new Promise<void>((resolve) => (markClosed = resolve));
   let isClosed = false;
+  let failure: Error | undefined;
   const socket = await Bun.connect({
     unix: path,
     socket: {
       data(_socket, chunk) {
-        messages.push(...framer.push(chunk) as Record<string, unknown>[]);
+        try {
+          messages.push(...framer.push(chunk) as Record<string, unknown>[]);
+        } catch (error) {
+          failure = error as Error;
+        }
         wake();
       },
       close() {
@@ -104,7 +109,9 @@ export async function rawClient(path: string): Promise<RawClient> {
         markClosed();
         wake();
       },
-      error() {},
+      error(_socket, error) {
+        failure = error;
+      },
     },
   });
   const unsent: Uint8Array[] = [];
@@ -123,6 +130,7 @@ export async function rawClient(path: string): Promise<RawClient> {
   const read = async (count: number, timeoutMs = 10_000) => {
     const deadline = Date.now() + timeoutMs;
     while (messages.length < count) {
+      if (failure) throw new Error(`after ${messages.length} of ${count} messages: ${failure.message}`);
       if (isClosed) throw new Error(`the connection closed after ${messages.length} of ${count} messages`);
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`only ${messages.length} of ${count} messages within ${timeoutMs} ms`);
