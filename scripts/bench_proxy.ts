@@ -45,7 +45,8 @@ async function pipelinedOnce(socket: string): Promise<number> {
   const started = performance.now();
   for (let i = 0; i < PIPELINED; i++) client.send({ execute: "query-status", id: i });
   const replies = await client.replies(PIPELINED, 60_000).catch((error) => {
-    throw new Error(`${socket === shared ? "through the proxy" : "directly"}: ${error.message}\n${proxy.stderr()}`);
+    const where = socket === shared ? "through the proxy" : "directly";
+    throw new Error(`${where}: ${error.message} (proxy exit status: ${proxy.child.exitCode})\n${proxy.stderr()}`);
   });
   const ms = performance.now() - started;
   if (replies.at(-1)?.id !== PIPELINED - 1) throw new Error("replies out of order");
@@ -68,7 +69,7 @@ function line(name: string, proxied: number[], direct: number[]): void {
 const dir = mkdtempSync(join(tmpdir(), "qmpctl-bench-proxy-"));
 const behind = join(dir, "behind-proxy.sock"), shared = join(dir, "shared.sock");
 const qemu = await startQemu({ extraArgs: ["-qmp", `unix:${behind},server=on,wait=off`] });
-const proxy = startProxy(["-s", behind, "--listen", shared]);
+const proxy = startProxy(["-s", behind, "--listen", shared], 60 * 60_000); // the whole benchmark's run
 try {
   await proxy.ready;
   const exec = await alternate(RUNS, () => execOnce(shared), () => execOnce(qemu.socket));

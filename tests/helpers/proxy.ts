@@ -18,7 +18,7 @@ export interface RunningProxy {
 }
 
 /** Start `qmpctl proxy ARGS`; it is killed after `killAfterMs` at the latest. */
-export function startProxy(args: string[], killAfterMs = 60_000): RunningProxy {
+export function startProxy(args: string[], killAfterMs = 300_000): RunningProxy {
   const child = Bun.spawn([QMPCTL, "proxy", ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   const killer = setTimeout(() => child.kill("SIGKILL"), killAfterMs);
   let text = "";
