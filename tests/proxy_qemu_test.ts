@@ -184,7 +184,14 @@ describe("proxy: clients that leave", () => {
     stdin.write('{"execute":"qmp_capabilities"}\n');
     for (let i = 0; i < 20; i++) stdin.write(`{"execute":"query-qmp-schema","id":${i}}\n`);
     stdin.flush();
-    await proxy.stderrLine(/client \d+ connected/);
+    // Kill it once the first schema reply is arriving: the other 19 are still in flight.
+    const reader = (killed.stdout as ReadableStream<Uint8Array>).getReader();
+    let seen = "";
+    while (!seen.includes('{"return":[')) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`socat ended before a schema reply: ${seen}`);
+      seen += new TextDecoder().decode(value);
+    }
     killed.kill("SIGKILL");
     await killed.exited;
     other.send({ execute: "query-status", id: "after" });
