@@ -1,11 +1,8 @@
 /** `qmpctl proxy -s UPSTREAM --listen PATH` and `qmpctl proxy --listen PATH -- qemu-system-... ARGS`. @module */
 import { parseAddress } from "../lib/address.ts";
-import { abortable } from "../lib/abort.ts";
-import { ConnectTimeoutError, TimeoutError } from "../lib/errors.ts";
-import { QmpProxy } from "../lib/proxy/proxy.ts";
+import { type ProxyOptions, QmpProxy } from "../lib/proxy/proxy.ts";
 import { Upstream } from "../lib/proxy/upstream.ts";
-import { type AcceptedTransport, claimSocketPath, connectTransport, listenTransport } from "../lib/transport.ts";
-import { formatDuration } from "./duration.ts";
+import { type AcceptedTransport, claimSocketPath, listenTransport } from "../lib/transport.ts";
 import { EXIT } from "./exit_status.ts";
 import {
   env,
@@ -103,26 +100,17 @@ function notice(line: string): void {
   writeStderrLine(`qmpctl: proxy: ${line}`);
 }
 
-function wireLog(context: CommandContext, who: string) {
-  return context.global.verbose
-    ? (direction: "send" | "receive", json: string) =>
-      writeStderrLine(`${who} ${direction === "send" ? ">" : "<"} ${json}`)
-    : undefined;
-}
-
-function startProxy(context: CommandContext, upstream: Upstream, settings: Settings): Promise<QmpProxy> {
-  const wire = context.global.verbose
-    ? (client: string, direction: "send" | "receive", json: string) =>
-      writeStderrLine(`${client} ${direction === "send" ? ">" : "<"} ${json}`)
-    : undefined;
-  return QmpProxy.start(upstream, settings.listen, {
+function proxyOptions(context: CommandContext, settings: Settings): ProxyOptions {
+  return {
     mode: settings.mode,
     maxQueuedBytes: settings.maxQueuedBytes,
     connectTimeoutMs: context.global.connectTimeoutMs,
     signal: context.signal,
     notice,
-    wire,
-  });
+    wire: context.global.verbose
+      ? (who, direction, json) => writeStderrLine(`${who} ${direction === "send" ? ">" : "<"} ${json}`)
+      : undefined,
+  };
 }
 
 /** Resolves with the name of the signal that asks the proxy to stop: SIGINT, SIGTERM, or --timeout. */
@@ -138,23 +126,9 @@ function stopRequested(context: CommandContext): Promise<"SIGINT" | "SIGTERM" | 
 
 /** Share the monitor at `address` until QEMU goes away or a signal stops the proxy. */
 async function runShared(context: CommandContext, settings: Settings, address: string): Promise<number> {
-  const parsed = parseAddress(address);
-  const upstream = new Upstream(parsed.text, { log: wireLog(context, "upstream") });
-  const limit = AbortSignal.timeout(context.global.connectTimeoutMs || 2 ** 31 - 1);
-  try {
-    upstream.attach(
-      await abortable(connectTransport(parsed, upstream.transportEvents), AbortSignal.any([context.signal, limit]), ""),
-    );
-  } catch (error) {
-    if (error instanceof TimeoutError && limit.aborted) {
-      throw new ConnectTimeoutError(
-        `no connection to ${parsed.text} within ${formatDuration(context.global.connectTimeoutMs)}`,
-      );
-    }
-    throw error;
-  }
-  const proxy = await startProxy(context, upstream, settings);
-  notice(`sharing ${parsed.text} on ${settings.listen}`);
+  const proxy = await QmpProxy.share(address, settings.listen, proxyOptions(context, settings));
+  const name = parseAddress(address).text;
+  notice(`sharing ${name} on ${settings.listen}`);
   const stop = stopRequested(context);
   const first = await Promise.race([proxy.ended, stop]);
   if (typeof first === "string") {
@@ -163,9 +137,7 @@ async function runShared(context: CommandContext, settings: Settings, address: s
   }
   if (first.reason !== "lost") return EXIT.OK;
   notice(
-    `${parsed.text} closed the connection without a SHUTDOWN event or a quit${
-      first.error ? ` (${first.error.message})` : ""
-    }`,
+    `${name} closed the connection without a SHUTDOWN event or a quit${first.error ? ` (${first.error.message})` : ""}`,
   );
   return EXIT.CONNECTION;
 }
@@ -182,7 +154,10 @@ async function runShared(context: CommandContext, settings: Settings, address: s
 async function runLaunched(context: CommandContext, settings: Settings, command: string[]): Promise<number> {
   const dir = await makePrivateDir("qmpctl-proxy-");
   const monitorPath = `${dir}/monitor.sock`;
-  const upstream = new Upstream("QEMU's monitor", { log: wireLog(context, "upstream") });
+  const wire = proxyOptions(context, settings).wire;
+  const upstream = new Upstream("QEMU's monitor", {
+    log: wire && ((direction, json) => wire("upstream", direction, json)),
+  });
   let connected!: () => void;
   const qemuConnected = new Promise<void>((resolve) => (connected = resolve));
   let taken = false;
@@ -230,7 +205,7 @@ async function runLaunched(context: CommandContext, settings: Settings, command:
   }
   let proxy: QmpProxy;
   try {
-    proxy = await startProxy(context, upstream, settings);
+    proxy = await QmpProxy.start(upstream, settings.listen, proxyOptions(context, settings));
   } catch (error) {
     qemu.kill("SIGTERM");
     await qemu.exited;

@@ -143,3 +143,14 @@ export {
   QmpError,
   TimeoutError,
 } from "./errors.ts";
+
+/**
+ * Share one monitor among many QMP clients on a UNIX socket (`qmpctl proxy`).
+ *
+ * @example
+ * ```ts
+ * const proxy = await QmpProxy.share("/run/vm1.qmp", "/run/vm1.shared.qmp", { notice: console.error });
+ * console.log((await proxy.ended).reason); // "shutdown", "quit", "lost" or "closed"
+ * ```
+ */
+export { type ProxyEnd, type ProxyOptions, QmpProxy } from "./proxy/proxy.ts";

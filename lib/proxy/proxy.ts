@@ -10,10 +10,13 @@
  *
  * @module
  */
-import type { QmpError } from "../errors.ts";
-import { type Listener, listenTransport } from "../transport.ts";
+import { abortable } from "../abort.ts";
+import { type Address, parseAddress } from "../address.ts";
+import { formatDuration } from "../duration.ts";
+import { ConnectTimeoutError, type QmpError, TimeoutError } from "../errors.ts";
+import { connectTransport, type Listener, listenTransport } from "../transport.ts";
 import { Downstream, type DownstreamLimits, type DownstreamOwner } from "./downstream.ts";
-import type { Upstream } from "./upstream.ts";
+import { Upstream } from "./upstream.ts";
 
 /** Options of `QmpProxy.start`. */
 export interface ProxyOptions {
@@ -31,7 +34,7 @@ export interface ProxyOptions {
   signal?: AbortSignal;
   /** One line for each client that comes or goes. */
   notice?: (line: string) => void;
-  /** Each message as it crosses a client's connection. */
+  /** Each message as it crosses a client's connection (`client` is `client 3`, or `upstream` for QEMU's). */
   wire?: (client: string, direction: "send" | "receive", json: string) => void;
 }
 
@@ -57,10 +60,8 @@ interface Pending {
  *
  * @example
  * ```ts
- * const upstream = new Upstream("/run/vm1.qmp");
- * upstream.attach(await connectTransport(parseAddress("/run/vm1.qmp"), upstream.transportEvents));
- * const proxy = await QmpProxy.start(upstream, "/run/vm1.shared.qmp", { notice: console.error });
- * console.log((await proxy.ended).reason);
+ * const proxy = await QmpProxy.share("/run/vm1.qmp", "/run/vm1.shared.qmp", { notice: console.error });
+ * console.log((await proxy.ended).reason); // "shutdown" once the guest has powered off
  * ```
  */
 export class QmpProxy {
@@ -88,6 +89,33 @@ export class QmpProxy {
       maxMessageBytes: options.maxMessageBytes ?? 64 * 1024 * 1024,
     };
     this.ended = new Promise((resolve) => (this.#markEnded = resolve));
+  }
+
+  /**
+   * Connect to the monitor at `address` (within `connectTimeoutMs`), then
+   * serve it on the UNIX socket `path` as `start` does.
+   * @throws {AddressError | ConnectionError | ConnectTimeoutError | GreetingError | NegotiationError}
+   */
+  static async share(address: string | Address, path: string, options: ProxyOptions = {}): Promise<QmpProxy> {
+    const parsed = typeof address === "string" ? parseAddress(address) : address;
+    const wire = options.wire;
+    const upstream = new Upstream(parsed.text, {
+      log: wire && ((direction, json) => wire("upstream", direction, json)),
+    });
+    const limitMs = options.connectTimeoutMs ?? 10_000;
+    const limit = AbortSignal.timeout(limitMs > 0 ? limitMs : 2 ** 31 - 1);
+    const signal = options.signal ? AbortSignal.any([options.signal, limit]) : limit;
+    const connecting = connectTransport(parsed, upstream.transportEvents);
+    try {
+      upstream.attach(await abortable(connecting, signal, `a connection to ${parsed.text}`));
+    } catch (error) {
+      connecting.then((transport) => transport.close(), () => {}); // one that connects after all is not kept
+      if (error instanceof TimeoutError && limit.aborted) {
+        throw new ConnectTimeoutError(`no connection to ${parsed.text} within ${formatDuration(limitMs)}`);
+      }
+      throw error;
+    }
+    return await QmpProxy.start(upstream, path, options);
   }
 
   /**
