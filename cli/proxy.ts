@@ -3,6 +3,7 @@ import { parseAddress } from "../lib/address.ts";
 import { type ProxyOptions, QmpProxy } from "../lib/proxy/proxy.ts";
 import { Upstream } from "../lib/proxy/upstream.ts";
 import { type AcceptedTransport, claimSocketPath, listenTransport } from "../lib/transport.ts";
+import { formatDuration } from "./duration.ts";
 import { EXIT } from "./exit_status.ts";
 import {
   env,
@@ -133,7 +134,9 @@ async function runShared(context: CommandContext, settings: Settings, address: s
   const first = await Promise.race([proxy.ended, stop]);
   if (typeof first === "string") {
     await proxy.close();
-    return first === "timeout" ? EXIT.TIMEOUT : EXIT.OK;
+    if (first !== "timeout") return EXIT.OK;
+    writeStderrLine(`qmpctl: proxy: --timeout ${formatDuration(context.global.timeoutMs)} ran out: stopped sharing`);
+    return EXIT.TIMEOUT;
   }
   if (first.reason !== "lost") return EXIT.OK;
   notice(

@@ -74,6 +74,19 @@ describe("proxy -s UPSTREAM: how it ends", () => {
     });
   }
 
+  test("--timeout bounds the proxy's run: exit 124 with one line, socket file removed", async () => {
+    const qemu = await startQemu();
+    cleanups.push(() => qemu.stop());
+    const shared = join(qemu.dir, "shared.sock");
+    const proxy = startProxy(["-s", qemu.socket, "--listen", shared, "--timeout", "1s"]);
+    cleanups.push(() => proxy.child.kill("SIGKILL"));
+    await proxy.ready;
+    const result = await proxy.result;
+    expect(result.code).toBe(124);
+    expect(result.stderr).toEndWith("qmpctl: proxy: --timeout 1s ran out: stopped sharing\n");
+    expect(existsSync(shared)).toBe(false);
+  });
+
   test("a stale socket file left by a killed proxy is replaced", async () => {
     const { qemu, proxy, shared } = await sharedQemu();
     proxy.child.kill("SIGKILL");
