@@ -278,3 +278,55 @@ export async function openByteSink(path: string): Promise<ByteSink> {
     close: () => handle.close(),
   };
 }
+
+/** Call `handler` on SIGTERM (instead of dying). */
+export function onTerminate(handler: () => void): void {
+  process.on("SIGTERM", handler);
+}
+
+/** A child process whose stdio is the caller's own. */
+export interface PassthroughChild {
+  /** Its exit status; 128 + the signal's number when a signal ended it, as a shell reports it. */
+  exited: Promise<number>;
+  kill(signal: "SIGTERM" | "SIGINT" | "SIGKILL"): void;
+}
+
+const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15 };
+
+/**
+ * Start `command` with stdin, stdout and stderr passed through.
+ * @throws when the program cannot be started (not found, not executable)
+ */
+export async function spawnPassthrough(command: string[]): Promise<PassthroughChild> {
+  const bySignal = (signal: string | null | undefined) => 128 + (SIGNAL_NUMBERS[signal ?? ""] ?? 0);
+  if (bun) {
+    const child = bun.spawn(command, { stdin: "inherit", stdout: "inherit", stderr: "inherit" });
+    return {
+      exited: child.exited.then((code) => child.signalCode ? bySignal(String(child.signalCode)) : code),
+      kill: (signal) => child.kill(signal),
+    };
+  }
+  const { spawn } = await import("node:child_process");
+  const child = spawn(command[0], command.slice(1), { stdio: "inherit" });
+  await new Promise<void>((resolve, reject) => {
+    child.once("spawn", resolve);
+    child.once("error", reject);
+  });
+  return {
+    exited: new Promise((resolve) => child.once("exit", (code, signal) => resolve(code ?? bySignal(signal)))),
+    kill: (signal) => void child.kill(signal),
+  };
+}
+
+/** A new directory only the owner may enter (mode 0700), in the system's temporary directory. */
+export async function makePrivateDir(prefix: string): Promise<string> {
+  const { mkdtemp } = await import("node:fs/promises");
+  const { tmpdir } = await import("node:os");
+  return mkdtemp(`${tmpdir()}/${prefix}`);
+}
+
+/** Remove a directory and what it holds (no error when it is already gone). */
+export async function removeDir(path: string): Promise<void> {
+  const { rm } = await import("node:fs/promises");
+  await rm(path, { recursive: true, force: true });
+}

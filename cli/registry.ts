@@ -142,6 +142,19 @@ export const COMMANDS: Record<string, CommandEntry> = {
     ],
     load: () => import("./ga.ts"),
   },
+  proxy: {
+    summary: "share one QMP monitor among many clients on a UNIX socket (or start QEMU behind it)",
+    options: [
+      { name: "listen", value: "PATH", help: "the UNIX socket to serve clients on" },
+      { name: "listen-mode", value: "MODE", help: "its permissions, octal (default 0600)" },
+      {
+        name: "max-queue",
+        value: "SIZE",
+        help: "bytes queued for a client that does not read before it is disconnected (default 8M)",
+      },
+    ],
+    load: () => import("./proxy.ts"),
+  },
   completions: {
     summary: "print a completion script: completions bash|zsh|fish",
     options: [],

@@ -209,3 +209,14 @@ export {
  * ```
  */
 export { type AgentConnectOptions, GuestAgent } from "./agent_client.ts";
+
+/**
+ * Share one monitor among many QMP clients on a UNIX socket (`qmpctl proxy`).
+ *
+ * @example
+ * ```ts
+ * const proxy = await QmpProxy.share("/run/vm1.qmp", "/run/vm1.shared.qmp", { notice: console.error });
+ * console.log((await proxy.ended).reason); // "shutdown", "quit", "lost" or "closed"
+ * ```
+ */
+export { type ProxyEnd, type ProxyOptions, QmpProxy } from "./proxy/proxy.ts";

@@ -12,7 +12,15 @@ import type { Address } from "./address.ts";
 import { ConnectionError } from "./errors.ts";
 import type { Transport, TransportEvents } from "./transport_types.ts";
 
-export type { Connect, Transport, TransportEvents } from "./transport_types.ts";
+export type {
+  AcceptedTransport,
+  Connect,
+  Listen,
+  Listener,
+  ListenEvents,
+  Transport,
+  TransportEvents,
+} from "./transport_types.ts";
 
 /**
  * Open a socket to `address`.
@@ -43,7 +51,8 @@ const REASONS: Record<string, string> = {
   EADDRNOTAVAIL: "address not available",
 };
 
-function describeSystemError(error: unknown): string {
+/** A system error as words, with its code (ENOENT: "no such socket (ENOENT)"). */
+export function describeSystemError(error: unknown): string {
   const { code, message } = error as { code?: string; message?: string };
   if (code && REASONS[code]) return `${REASONS[code]} (${code})`;
   return code ?? message ?? String(error);

@@ -1,45 +1,92 @@
-/** The Bun transport: `Bun.connect`, which costs nothing at start-up. @module */
+/** The Bun transport: `Bun.connect` and `Bun.listen`, which cost nothing at start-up. @module */
 import type { Address } from "./address.ts";
-import type { Connect, Transport, TransportEvents } from "./transport_types.ts";
+import type { AcceptedTransport, Connect, Listen, TransportEvents } from "./transport_types.ts";
 
-export const connect: Connect = async (address: Address, events: TransportEvents): Promise<Transport> => {
-  // Bun's write() sends what the kernel takes now and returns the count; the
-  // rest waits here, in order, until `drain`. A queue, not one growing
-  // buffer: appending would copy the whole backlog on every write.
-  const unsent: Uint8Array[] = [];
-  const flush = (socket: Bun.Socket<undefined>) => {
-    while (unsent.length > 0) {
-      const written = socket.write(unsent[0]);
-      if (written < unsent[0].length) {
-        unsent[0] = unsent[0].subarray(Math.max(written, 0));
+/**
+ * One socket's writes and its close report. Bun's write() sends what the
+ * kernel takes now and returns the count; the rest waits here, in order,
+ * until `drain`. A queue, not one growing buffer: appending would copy the
+ * whole backlog on every write.
+ */
+class Link {
+  readonly #unsent: Uint8Array[] = [];
+  #unsentBytes = 0;
+  #closed = false;
+  readonly #encoder = new TextEncoder();
+  events?: TransportEvents;
+
+  flush(socket: Bun.Socket<unknown>): void {
+    while (this.#unsent.length > 0) {
+      const head = this.#unsent[0];
+      const written = Math.max(socket.write(head), 0);
+      this.#unsentBytes -= written;
+      if (written < head.length) {
+        this.#unsent[0] = head.subarray(written);
         return;
       }
-      unsent.shift();
+      this.#unsent.shift();
     }
-  };
-  let closed = false;
-  const encoder = new TextEncoder();
-  const report = (error?: Error) => {
-    if (closed) return;
-    closed = true;
-    events.close(error);
-  };
+  }
+
+  report(error?: Error): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.events?.close(error);
+  }
+
+  transport(socket: Bun.Socket<unknown>): AcceptedTransport {
+    return {
+      write: (data) => {
+        const bytes = typeof data === "string" ? this.#encoder.encode(data) : data;
+        this.#unsent.push(bytes);
+        this.#unsentBytes += bytes.length;
+        if (this.#unsent.length === 1) this.flush(socket);
+      },
+      pause: () => socket.pause(),
+      resume: () => socket.resume(),
+      close: () => socket.end(),
+      abort: () => {
+        this.#unsent.length = 0;
+        this.#unsentBytes = 0;
+        socket.terminate();
+      },
+      queuedBytes: () => this.#unsentBytes,
+    };
+  }
+}
+
+export const connect: Connect = async (address: Address, events: TransportEvents) => {
+  const link = new Link();
+  link.events = events;
   const handler: Bun.SocketHandler<undefined> = {
     data: (_socket, chunk) => events.data(chunk),
-    drain: flush,
-    close: (_socket, error) => report(error),
-    error: (_socket, error) => report(error),
+    drain: (socket) => link.flush(socket),
+    close: (_socket, error) => link.report(error),
+    error: (_socket, error) => link.report(error),
   };
   const socket = address.kind === "unix"
     ? await Bun.connect({ unix: address.path, socket: handler })
     : await Bun.connect({ hostname: address.host, port: address.port, socket: handler });
-  return {
-    write(data) {
-      unsent.push(typeof data === "string" ? encoder.encode(data) : data);
-      if (unsent.length === 1) flush(socket);
+  return link.transport(socket);
+};
+
+export const listen: Listen = (path, events) => {
+  const server = Bun.listen<Link>({
+    unix: path,
+    allowHalfOpen: true,
+    socket: {
+      open(socket) {
+        socket.data = new Link();
+        socket.data.events = events.accept(socket.data.transport(socket));
+      },
+      data: (socket, chunk) => socket.data.events?.data(chunk),
+      drain: (socket) => socket.data.flush(socket),
+      end: (socket) => socket.data.events?.end?.(),
+      close: (socket, error) => socket.data.report(error),
+      error: (socket, error) => socket.data.report(error),
     },
-    pause: () => socket.pause(),
-    resume: () => socket.resume(),
-    close: () => socket.end(),
-  };
+  });
+  return Promise.resolve({
+    close: () => Promise.resolve(server.stop(false)),
+  });
 };

@@ -1,11 +1,11 @@
 /**
  * The `node:net` transport, for Deno and Node. `node:net` is imported inside
- * `connect`: a compiled Bun binary bundles this file too, and a static import
+ * `connect` and `listen`: a compiled Bun binary bundles this file too, and a static import
  * would load `node:net` at every start-up.
  * @module
  */
 import type { Address } from "./address.ts";
-import type { Connect, Transport, TransportEvents } from "./transport_types.ts";
+import type { AcceptedTransport, Connect, Listen, Transport, TransportEvents } from "./transport_types.ts";
 
 export const connect: Connect = async (address: Address, events: TransportEvents): Promise<Transport> => {
   const { createConnection } = await import("node:net");
@@ -36,4 +36,30 @@ export const connect: Connect = async (address: Address, events: TransportEvents
       events.close(failure);
     });
   });
+};
+
+export const listen: Listen = async (path, events) => {
+  const { createServer } = await import("node:net");
+  const server = createServer({ allowHalfOpen: true }, (socket) => {
+    const transport: AcceptedTransport = {
+      write: (text) => void socket.write(text),
+      pause: () => void socket.pause(),
+      resume: () => void socket.resume(),
+      close: () => void socket.end(),
+      abort: () => void socket.destroy(),
+      queuedBytes: () => socket.writableLength,
+    };
+    const handlers = events.accept(transport);
+    let failure: Error | undefined;
+    socket.on("data", (chunk: Uint8Array) => handlers.data(chunk));
+    socket.on("end", () => handlers.end?.());
+    socket.on("error", (error) => (failure = error));
+    socket.on("close", () => handlers.close(failure));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(path, () => resolve());
+  });
+  // close() stops accepting at once; its callback would wait for every accepted connection to end.
+  return { close: () => Promise.resolve(void server.close()) };
 };

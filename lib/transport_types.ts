@@ -13,6 +13,12 @@ export interface TransportEvents {
   data(chunk: Uint8Array): void;
   /** The socket closed; `error` when it broke rather than ended. */
   close(error?: Error): void;
+  /**
+   * The peer finished sending but still reads (a half-close, as `socat` does
+   * at the end of its input). Reported by accepted connections only; the
+   * owner closes when it has written its last answer.
+   */
+  end?(): void;
 }
 
 /** An open byte stream. */
@@ -29,3 +35,25 @@ export interface Transport {
 
 /** The runtime-specific connect function that each implementation exports. */
 export type Connect = (address: Address, events: TransportEvents) => Promise<Transport>;
+
+/** An accepted connection: a transport that also tells how much it has not yet handed to the kernel. */
+export interface AcceptedTransport extends Transport {
+  /** Bytes written but still queued in this process (the peer is not reading fast enough). */
+  queuedBytes(): number;
+  /** Close at once, dropping what is still queued. */
+  abort(): void;
+}
+
+/** What a listener reports: each new connection, which returns the events to report for it. */
+export interface ListenEvents {
+  accept(connection: AcceptedTransport): TransportEvents;
+}
+
+/** A listening socket. */
+export interface Listener {
+  /** Stop accepting; connections already accepted stay open. */
+  close(): Promise<void>;
+}
+
+/** The runtime-specific listen function that each implementation exports (a UNIX socket at `path`). */
+export type Listen = (path: string, events: ListenEvents) => Promise<Listener>;

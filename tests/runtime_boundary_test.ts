@@ -12,6 +12,7 @@ import { ROOT, sourceFiles, withoutComments } from "./helpers/source_scan.ts";
 const BOUNDARY: Record<string, string> = {
   "cli/io.ts": "the CLI's streams, environment, signals, terminal and files",
   "lib/schema/store.ts": "the schema cache's files (the library cannot use cli/io.ts)",
+  "lib/transport_listen.ts": "a listening socket's file: checked, given its mode, removed",
   "cli/shell/piped.ts": "piped stdin lines, until the piped shell reads them through cli/io.ts",
 };
 

@@ -1,0 +1,233 @@
+/** `qmpctl proxy -s UPSTREAM --listen PATH` and `qmpctl proxy --listen PATH -- qemu-system-... ARGS`. @module */
+import { parseAddress } from "../lib/address.ts";
+import { exitStatusHelp } from "./exit_status.ts";
+import { type ProxyOptions, QmpProxy } from "../lib/proxy/proxy.ts";
+import { Upstream } from "../lib/proxy/upstream.ts";
+import type { AcceptedTransport } from "../lib/transport.ts";
+import { claimSocketPath, listenTransport } from "../lib/transport_listen.ts";
+import { formatDuration } from "./duration.ts";
+import { EXIT } from "./exit_status.ts";
+import {
+  env,
+  makePrivateDir,
+  onInterrupt,
+  onTerminate,
+  type PassthroughChild,
+  removeDir,
+  spawnPassthrough,
+  writeStderrLine,
+} from "./io.ts";
+import { UsageError } from "./options.ts";
+import { type CommandContext, optionValue } from "./session.ts";
+
+export const help = `Usage: qmpctl proxy -s UPSTREAM --listen PATH [options]
+       qmpctl proxy --listen PATH [options] -- qemu-system-x86_64 ARGS...
+
+Share one QMP monitor: hold the one connection QEMU allows and serve any
+number of QMP clients on the UNIX socket PATH (mode 0600 unless
+--listen-mode says otherwise; a stale socket file there is replaced). Each
+client sees a normal QEMU: its greeting, qmp_capabilities answered by the
+proxy, its own ids on its replies, and every event. Runs in the foreground
+and logs clients coming and going on stderr (-v: every message too).
+
+After --, the proxy starts QEMU itself with a private monitor that it owns
+from the first instant, forwards SIGTERM and SIGINT to it, and exits with
+QEMU's exit status; QEMU's stdin, stdout and stderr are the proxy's own.
+
+Not available through the proxy (each is refused with an error): getfd,
+add-fd, closefd and get-win32-socket (they pass file descriptors on the
+monitor connection itself). qmp_capabilities is answered by the proxy.
+
+Examples:
+  # share a running VM's monitor
+  qmpctl proxy -s /run/vm1.qmp --listen /run/vm1.shared.qmp
+  qmpctl -s /run/vm1.shared.qmp wait-event SHUTDOWN &   # no longer blocks others
+  qmpctl -s /run/vm1.shared.qmp exec query-status
+  # start a VM whose monitor is shared from birth, then open a shell on it
+  qmpctl proxy --listen vm.sock -- qemu-system-x86_64 -m 1G disk.img &
+  qmpctl -s vm.sock --wait-socket 10s shell
+
+${
+  exitStatusHelp(["OK", "USAGE", "CONNECTION", "TIMEOUT"], {
+    OK: "after QEMU's SHUTDOWN event or a client's quit, or on SIGTERM/SIGINT",
+    CONNECTION: "the connection to QEMU failed or was lost otherwise",
+  })
+} Launch mode: QEMU's own exit status.`;
+
+/** How long a launched QEMU may take to exit after its monitor connection has gone. */
+const QEMU_EXIT_GRACE_MS = 10_000;
+
+export async function run(context: CommandContext): Promise<number> {
+  const listen = optionValue(context, "listen");
+  if (!listen) throw new UsageError("proxy needs --listen PATH (the socket to serve)");
+  const launch = context.words;
+  const upstream = context.global.socket ?? (launch.length === 0 ? env("QMPCTL_SOCKET") : undefined);
+  if (launch.length > 0 && context.global.socket) {
+    throw new UsageError("proxy takes either -s UPSTREAM or a QEMU command line after --, not both");
+  }
+  if (launch.length === 0 && !upstream) {
+    throw new UsageError("no upstream: give -s/--socket ADDR, set QMPCTL_SOCKET, or a QEMU command line after --");
+  }
+  const settings = readSettings(context, listen);
+  await claimSocketPath(listen); // before QEMU is touched: a path another proxy serves is an error at once
+  return launch.length > 0
+    ? await runLaunched(context, settings, launch)
+    : await runShared(context, settings, upstream!);
+}
+
+interface Settings {
+  listen: string;
+  mode: number;
+  maxQueuedBytes?: number;
+}
+
+function readSettings(context: CommandContext, listen: string): Settings {
+  const modeText = optionValue(context, "listen-mode") ?? "0600";
+  if (!/^0?[0-7]{3}$/.test(modeText)) {
+    throw new UsageError(`--listen-mode wants an octal mode like 0660, not '${modeText}'`);
+  }
+  const queueText = optionValue(context, "max-queue");
+  return {
+    listen,
+    mode: parseInt(modeText, 8),
+    maxQueuedBytes: queueText === undefined ? undefined : parseSize(queueText),
+  };
+}
+
+/** `64k`, `8M`, `1G` or a number of bytes. */
+function parseSize(text: string): number {
+  const match = /^(\d+)([kKmMgG]?)i?[bB]?$/.exec(text);
+  if (!match) throw new UsageError(`--max-queue wants a size like 512k or 8M, not '${text}'`);
+  const unit = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[match[2].toLowerCase()]!;
+  return Number(match[1]) * unit;
+}
+
+function notice(line: string): void {
+  writeStderrLine(`qmpctl: proxy: ${line}`);
+}
+
+function proxyOptions(context: CommandContext, settings: Settings): ProxyOptions {
+  return {
+    mode: settings.mode,
+    maxQueuedBytes: settings.maxQueuedBytes,
+    connectTimeoutMs: context.global.connectTimeoutMs,
+    signal: context.signal,
+    notice,
+    wire: context.global.verbose
+      ? (who, direction, json) => writeStderrLine(`${who} ${direction === "send" ? ">" : "<"} ${json}`)
+      : undefined,
+  };
+}
+
+/** Resolves with the name of the signal that asks the proxy to stop: SIGINT, SIGTERM, or --timeout. */
+function stopRequested(context: CommandContext): Promise<"SIGINT" | "SIGTERM" | "timeout"> {
+  return new Promise((resolve) => {
+    onTerminate(() => resolve("SIGTERM"));
+    const onAbort = () =>
+      resolve((context.signal.reason as { name?: string })?.name === "TimeoutError" ? "timeout" : "SIGINT");
+    if (context.signal.aborted) onAbort();
+    else context.signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** Share the monitor at `address` until QEMU goes away or a signal stops the proxy. */
+async function runShared(context: CommandContext, settings: Settings, address: string): Promise<number> {
+  const proxy = await QmpProxy.share(address, settings.listen, proxyOptions(context, settings));
+  const name = parseAddress(address).text;
+  notice(`sharing ${name} on ${settings.listen}`);
+  const stop = stopRequested(context);
+  const first = await Promise.race([proxy.ended, stop]);
+  if (typeof first === "string") {
+    await proxy.close();
+    if (first !== "timeout") return EXIT.OK;
+    writeStderrLine(`qmpctl: proxy: --timeout ${formatDuration(context.global.timeoutMs)} ran out: stopped sharing`);
+    return EXIT.TIMEOUT;
+  }
+  if (first.reason !== "lost") return EXIT.OK;
+  notice(
+    `${name} closed the connection without a SHUTDOWN event or a quit${first.error ? ` (${first.error.message})` : ""}`,
+  );
+  return EXIT.CONNECTION;
+}
+
+/**
+ * Start QEMU with a monitor the proxy owns from the first instant: the proxy
+ * listens on a socket in a private (0700) directory and QEMU connects to it
+ * as a client (`-chardev socket,server=off`), which QEMU does while it
+ * creates its chardevs, before the machine exists and before any event. A
+ * socket path rather than a passed descriptor, because neither Bun nor
+ * Deno can create the socket pair that passing one would need; the private
+ * directory keeps other users from connecting first.
+ */
+async function runLaunched(context: CommandContext, settings: Settings, command: string[]): Promise<number> {
+  const dir = await makePrivateDir("qmpctl-proxy-");
+  const monitorPath = `${dir}/monitor.sock`;
+  const wire = proxyOptions(context, settings).wire;
+  const upstream = new Upstream("QEMU's monitor", {
+    log: wire && ((direction, json) => wire("upstream", direction, json)),
+  });
+  let connected!: () => void;
+  const qemuConnected = new Promise<void>((resolve) => (connected = resolve));
+  let taken = false;
+  const monitorListener = await listenTransport(monitorPath, {
+    accept(transport: AcceptedTransport) {
+      if (taken) { // only the QEMU started here may be the monitor
+        transport.abort();
+        return { data() {}, close() {} };
+      }
+      taken = true;
+      upstream.attach(transport);
+      connected();
+      return upstream.transportEvents;
+    },
+  });
+  let qemu: PassthroughChild;
+  try {
+    qemu = await spawnPassthrough([
+      ...command,
+      "-chardev",
+      `socket,id=qmpctl-proxy,path=${monitorPath},server=off`,
+      "-mon",
+      "chardev=qmpctl-proxy,mode=control",
+    ]);
+  } catch (error) {
+    await monitorListener.close();
+    await removeDir(dir);
+    throw new UsageError(`cannot start ${command[0]}: ${(error as Error).message}`);
+  }
+  let signalsSent = 0;
+  const stop = stopRequested(context);
+  void stop.then((signal) => {
+    // A second request means QEMU did not stop on the first: end it.
+    const forward = () => qemu.kill(signalsSent++ > 0 ? "SIGKILL" : signal === "SIGINT" ? "SIGINT" : "SIGTERM");
+    forward();
+    onTerminate(forward);
+    onInterrupt(forward);
+  });
+  const exitedEarly = await Promise.race([qemuConnected.then(() => false), qemu.exited.then(() => true)]);
+  await monitorListener.close();
+  await removeDir(dir);
+  if (exitedEarly) {
+    notice(`${command[0]} exited before it connected its monitor`);
+    return await qemu.exited;
+  }
+  let proxy: QmpProxy;
+  try {
+    proxy = await QmpProxy.start(upstream, settings.listen, proxyOptions(context, settings));
+  } catch (error) {
+    qemu.kill("SIGTERM");
+    await qemu.exited;
+    throw error;
+  }
+  notice(`serving QEMU's monitor on ${settings.listen}`);
+  const first = await Promise.race([qemu.exited, proxy.ended.then(() => undefined)]);
+  if (first === undefined) {
+    // The monitor connection ended: QEMU is exiting, or is stopped after a grace period.
+    const grace = setTimeout(() => qemu.kill("SIGKILL"), QEMU_EXIT_GRACE_MS);
+    const status = await qemu.exited;
+    clearTimeout(grace);
+    return status;
+  }
+  await proxy.close();
+  return first;
+}

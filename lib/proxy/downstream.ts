@@ -1,0 +1,249 @@
+/**
+ * One client of the proxy, as QEMU's monitor would treat it: it gets the
+ * greeting, must negotiate with `qmp_capabilities` (answered here, spec
+ * section 4), and then its commands go to QEMU while events come to it.
+ * Commands that rely on the monitor connection's own state are refused here
+ * with a clear error instead of acting on the proxy's shared connection.
+ *
+ * @module
+ */
+import { JsonFramer } from "../framing.ts";
+import type { AcceptedTransport, TransportEvents } from "../transport.ts";
+
+/**
+ * Commands bound to one monitor connection: `getfd`, `add-fd` and
+ * `get-win32-socket` take a file descriptor passed with the command on that
+ * connection (SCM_RIGHTS), which the proxy does not forward; `closefd`
+ * closes a descriptor that a `getfd` on the same connection named.
+ */
+export const PER_CONNECTION_COMMANDS: Readonly<Record<string, string>> = {
+  "getfd": "it takes a file descriptor passed on the monitor connection, which the proxy does not forward",
+  "add-fd": "it takes a file descriptor passed on the monitor connection, which the proxy does not forward",
+  "get-win32-socket": "it takes a socket passed on the monitor connection, which the proxy does not forward",
+  "closefd": "it closes a descriptor named by getfd on the same monitor connection",
+};
+
+/** What a client asks of the proxy. */
+export interface DownstreamOwner {
+  /** Forward `message` (a parsed command) for `client`. */
+  forward(client: Downstream, message: Record<string, unknown>): void;
+  /** The client negotiated. */
+  negotiated(client: Downstream): void;
+  /** The client's connection ended (`reason` when the proxy ended it). */
+  left(client: Downstream, reason?: string): void;
+  /** Log a message as it crosses the wire. */
+  log?(client: Downstream, direction: "send" | "receive", json: string): void;
+}
+
+/** Limits on one client. */
+export interface DownstreamLimits {
+  /** Bytes queued for a client that does not read before it is disconnected. */
+  maxQueuedBytes: number;
+  /** Commands awaiting their reply before the proxy stops reading the client. */
+  maxInFlight: number;
+  maxMessageBytes: number;
+}
+
+/** One connected client. */
+export class Downstream {
+  /** A short name for logs: `client 3`. */
+  readonly label: string;
+  /** Whether the client enabled `oob`. */
+  oob = false;
+  running = false;
+  closed = false;
+  #paused = false;
+  #reported = false;
+  /** The client half-closed: it sends nothing more, but reads the answers still due. */
+  #inputEnded = false;
+  /** Commands forwarded, and replies to them sent back: a local answer waits for the replies before it. */
+  #forwarded = 0;
+  #answered = 0;
+  readonly #held: { after: number; json: string }[] = [];
+  readonly #transport: AcceptedTransport;
+  readonly #framer: JsonFramer;
+  readonly #owner: DownstreamOwner;
+  readonly #limits: DownstreamLimits;
+  readonly #offersOob: boolean;
+
+  constructor(
+    label: string,
+    transport: AcceptedTransport,
+    owner: DownstreamOwner,
+    limits: DownstreamLimits,
+    greeting: Record<string, unknown>,
+    offersOob: boolean,
+  ) {
+    this.label = label;
+    this.#transport = transport;
+    this.#owner = owner;
+    this.#limits = limits;
+    this.#offersOob = offersOob;
+    this.#framer = new JsonFramer(limits.maxMessageBytes);
+    this.sendText(JSON.stringify(greeting));
+  }
+
+  /** The events its transport reports. */
+  get transportEvents(): TransportEvents {
+    return {
+      data: (chunk) => this.#receive(chunk),
+      close: () => this.#end(),
+      end: () => {
+        this.#inputEnded = true;
+        this.#closeWhenAnswered();
+      },
+    };
+  }
+
+  /** Queue one serialized message for the client; disconnect it when it has stopped reading. */
+  sendText(json: string): void {
+    if (this.closed) return;
+    this.#owner.log?.(this, "send", json);
+    this.#transport.write(json + "\n");
+    if (this.#transport.queuedBytes() > this.#limits.maxQueuedBytes) {
+      this.#end(`did not read (more than ${this.#limits.maxQueuedBytes} bytes queued for it): disconnected`);
+      this.#transport.abort();
+    }
+  }
+
+  /** A reply for the client arrived (its command left the in-flight count). */
+  replied(json: string): void {
+    this.#answered++;
+    if (this.#paused && this.#forwarded - this.#answered < this.#limits.maxInFlight) {
+      this.#paused = false;
+      this.#transport.resume();
+    }
+    this.sendText(json);
+    while (this.#held.length > 0 && this.#held[0].after <= this.#answered) this.sendText(this.#held.shift()!.json);
+    this.#closeWhenAnswered();
+  }
+
+  #closeWhenAnswered(): void {
+    if (this.#inputEnded && this.#answered === this.#forwarded && this.#held.length === 0) this.close();
+  }
+
+  /** Close the client's connection (the proxy is ending). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.#transport.close();
+  }
+
+  #receive(chunk: Uint8Array): void {
+    if (this.closed) return;
+    let messages: unknown[];
+    try {
+      messages = this.#framer.push(chunk);
+    } catch (error) {
+      // QEMU answers unparsable input with an id-less error; the proxy cannot find where the next message starts.
+      this.#error(undefined, "GenericError", `JSON parse error, ${(error as Error).message}`);
+      this.#end("sent malformed JSON: disconnected");
+      this.#transport.close();
+      return;
+    }
+    for (const message of messages) {
+      if (this.closed) return;
+      this.#owner.log?.(this, "receive", JSON.stringify(message));
+      this.#handle(message);
+    }
+  }
+
+  #handle(message: unknown): void {
+    if (typeof message !== "object" || message === null || Array.isArray(message)) {
+      return this.#error(undefined, "GenericError", "QMP input must be a JSON object");
+    }
+    const m = message as Record<string, unknown>;
+    const command = m.execute ?? m["exec-oob"];
+    if (!this.running) {
+      if (command !== "qmp_capabilities") {
+        return this.#error(m, "CommandNotFound", "Expecting capabilities negotiation with 'qmp_capabilities'");
+      }
+      return this.#negotiate(m);
+    }
+    if (command === "qmp_capabilities") {
+      return this.#error(m, "CommandNotFound", "Capabilities negotiation is already complete, command ignored");
+    }
+    if (typeof command === "string" && Object.hasOwn(PER_CONNECTION_COMMANDS, command)) {
+      return this.#error(
+        m,
+        "GenericError",
+        `'${command}' is not available through qmpctl proxy: ${PER_CONNECTION_COMMANDS[command]}; ` +
+          "use QEMU's monitor directly",
+      );
+    }
+    if ("exec-oob" in m && !this.oob) {
+      return this.#error(m, "GenericError", "Please enable out-of-band first for the session during handshake");
+    }
+    const refused = refusedByQemuParser(m);
+    if (refused) return this.#error(m, "GenericError", refused);
+    if (++this.#forwarded - this.#answered >= this.#limits.maxInFlight && !this.#paused) {
+      this.#paused = true; // the client pipelines faster than QEMU answers: let the kernel hold the rest
+      this.#transport.pause();
+    }
+    this.#owner.forward(this, m);
+  }
+
+  #negotiate(m: Record<string, unknown>): void {
+    const enable = (m.arguments as { enable?: unknown } | undefined)?.enable ?? [];
+    if (!Array.isArray(enable)) {
+      return this.#error(m, "GenericError", "Invalid parameter type for 'enable', expected: array");
+    }
+    for (const capability of enable) {
+      if (capability !== "oob") {
+        return this.#error(m, "GenericError", `Parameter 'enable' does not accept value '${capability}'`);
+      }
+      if (!this.#offersOob) return this.#error(m, "GenericError", "Capability 'oob' not available");
+    }
+    this.oob = enable.length > 0;
+    this.running = true;
+    this.#reply(m, { return: {} });
+    this.#owner.negotiated(this);
+  }
+
+  #error(request: Record<string, unknown> | undefined, errorClass: string, desc: string): void {
+    this.#reply(request, { error: { class: errorClass, desc } });
+  }
+
+  /** Answer `request` here, with its id as the client sent it (QEMU echoes the id when there is one). */
+  #reply(request: Record<string, unknown> | undefined, response: Record<string, unknown>): void {
+    if (request && "id" in request) response.id = request.id;
+    const json = JSON.stringify(response);
+    // Keep the client's order: after the replies to the commands it sent before this one.
+    if (this.#answered < this.#forwarded) this.#held.push({ after: this.#forwarded, json });
+    else this.sendText(json);
+  }
+
+  /** Report the client gone, once: `reason` when the proxy sends it away. */
+  #end(reason?: string): void {
+    if (this.#reported) return;
+    this.#reported = true;
+    this.closed = true;
+    this.#owner.left(this, reason);
+  }
+}
+
+/** QEMU's bound on nesting (MAX_NESTING in qobject/json-streamer.c). */
+const MAX_NESTING = 1024;
+/** A `\u0000` or a lone surrogate as JSON.stringify escapes them (after an even run of backslashes). */
+const UNPARSABLE_ESCAPE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f])/;
+
+/**
+ * Why QEMU's JSON parser would reject `message`, which JSON allows. QEMU
+ * answers such input with errors that carry no id (one per stray token after
+ * too deep a nesting), which could not be given back to this client; the
+ * proxy refuses it here instead, with the client's id.
+ */
+function refusedByQemuParser(message: Record<string, unknown>): string | undefined {
+  if (depthExceeds(message, MAX_NESTING)) return "JSON nesting depth limit exceeded";
+  if (message.arguments !== undefined && UNPARSABLE_ESCAPE.test(JSON.stringify(message.arguments))) {
+    return "JSON parse error, \\u0000 and unpaired surrogates are not supported";
+  }
+  return undefined;
+}
+
+function depthExceeds(value: unknown, limit: number): boolean {
+  if (typeof value !== "object" || value === null) return false;
+  if (limit === 0) return true;
+  for (const member of Object.values(value)) if (depthExceeds(member, limit - 1)) return true;
+  return false;
+}

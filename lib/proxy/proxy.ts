@@ -1,0 +1,226 @@
+/**
+ * QmpProxy: many QMP clients over the one connection a QEMU monitor allows.
+ *
+ * Each client sees a normal QEMU (the upstream greeting replayed, negotiation
+ * answered locally). Its commands go upstream with the proxy's own ids, and
+ * each reply goes back to the client that sent the command, with the id that
+ * client gave (any JSON value, or none). QEMU runs one monitor's in-band
+ * commands in order, so each client's replies keep its order. Events go to
+ * every negotiated client.
+ *
+ * @module
+ */
+import { abortable } from "../abort.ts";
+import { type Address, parseAddress } from "../address.ts";
+import { formatDuration } from "../duration.ts";
+import { ConnectTimeoutError, type QmpError, TimeoutError } from "../errors.ts";
+import { connectTransport, type Listener } from "../transport.ts";
+import { listenTransport } from "../transport_listen.ts";
+import { Downstream, type DownstreamLimits, type DownstreamOwner } from "./downstream.ts";
+import { Upstream } from "./upstream.ts";
+
+/** Options of `QmpProxy.start`. */
+export interface ProxyOptions {
+  /** The listening socket's permissions (default 0o600). */
+  mode?: number;
+  /** Bytes queued for a client that does not read before it is disconnected (default 8 MiB). */
+  maxQueuedBytes?: number;
+  /** Commands of one client awaiting replies before the proxy stops reading it (default 1024). */
+  maxInFlight?: number;
+  /** Bound on one message from a client (default 64 MiB). */
+  maxMessageBytes?: number;
+  /** Bound on the upstream greeting and negotiation, ms (0: none). */
+  connectTimeoutMs?: number;
+  /** Aborts the upstream negotiation. */
+  signal?: AbortSignal;
+  /** One line for each client that comes or goes. */
+  notice?: (line: string) => void;
+  /** Each message as it crosses a client's connection (`client` is `client 3`, or `upstream` for QEMU's). */
+  wire?: (client: string, direction: "send" | "receive", json: string) => void;
+}
+
+/** How the proxy ended. */
+export interface ProxyEnd {
+  /**
+   * `shutdown`: QEMU went away after a SHUTDOWN event; `quit`: after a client
+   * sent `quit`; `lost`: QEMU went away otherwise; `closed`: `close()` was called.
+   */
+  reason: "shutdown" | "quit" | "lost" | "closed";
+  /** The error that broke the upstream connection, if one did. */
+  error?: QmpError;
+}
+
+interface Pending {
+  client: Downstream;
+  id: unknown;
+  hasId: boolean;
+}
+
+/**
+ * A running proxy.
+ *
+ * @example
+ * ```ts
+ * const proxy = await QmpProxy.share("/run/vm1.qmp", "/run/vm1.shared.qmp", { notice: console.error });
+ * console.log((await proxy.ended).reason); // "shutdown" once the guest has powered off
+ * ```
+ */
+export class QmpProxy {
+  readonly #upstream: Upstream;
+  readonly #options: ProxyOptions;
+  readonly #limits: DownstreamLimits;
+  readonly #clients = new Set<Downstream>();
+  readonly #pending = new Map<number, Pending>();
+  #listener?: Listener;
+  #nextId = 1;
+  #nextClient = 1;
+  #sawShutdown = false;
+  #quitSent = false;
+  #end?: ProxyEnd;
+  #markEnded!: (end: ProxyEnd) => void;
+  /** Settles once, when the proxy has ended. */
+  readonly ended: Promise<ProxyEnd>;
+
+  private constructor(upstream: Upstream, options: ProxyOptions) {
+    this.#upstream = upstream;
+    this.#options = options;
+    this.#limits = {
+      maxQueuedBytes: options.maxQueuedBytes ?? 8 * 1024 * 1024,
+      maxInFlight: options.maxInFlight ?? 1024,
+      maxMessageBytes: options.maxMessageBytes ?? 64 * 1024 * 1024,
+    };
+    this.ended = new Promise((resolve) => (this.#markEnded = resolve));
+  }
+
+  /**
+   * Connect to the monitor at `address` (within `connectTimeoutMs`), then
+   * serve it on the UNIX socket `path` as `start` does.
+   * @throws {AddressError | ConnectionError | ConnectTimeoutError | GreetingError | NegotiationError}
+   */
+  static async share(address: string | Address, path: string, options: ProxyOptions = {}): Promise<QmpProxy> {
+    const parsed = typeof address === "string" ? parseAddress(address) : address;
+    const wire = options.wire;
+    const upstream = new Upstream(parsed.text, {
+      log: wire && ((direction, json) => wire("upstream", direction, json)),
+    });
+    const limitMs = options.connectTimeoutMs ?? 10_000;
+    const limit = AbortSignal.timeout(limitMs > 0 ? limitMs : 2 ** 31 - 1);
+    const signal = options.signal ? AbortSignal.any([options.signal, limit]) : limit;
+    const connecting = connectTransport(parsed, upstream.transportEvents);
+    try {
+      upstream.attach(await abortable(connecting, signal, `a connection to ${parsed.text}`));
+    } catch (error) {
+      connecting.then((transport) => transport.close(), () => {}); // one that connects after all is not kept
+      if (error instanceof TimeoutError && limit.aborted) {
+        throw new ConnectTimeoutError(`no connection to ${parsed.text} within ${formatDuration(limitMs)}`);
+      }
+      throw error;
+    }
+    return await QmpProxy.start(upstream, path, options);
+  }
+
+  /**
+   * Negotiate with `upstream` (already attached to its transport), then serve
+   * clients on the UNIX socket `path`.
+   * @throws {ConnectTimeoutError | GreetingError | NegotiationError | DisconnectedError | ConnectionError}
+   */
+  static async start(upstream: Upstream, path: string, options: ProxyOptions = {}): Promise<QmpProxy> {
+    const proxy = new QmpProxy(upstream, options);
+    await upstream.negotiate(
+      {
+        message: (m) => proxy.#fromUpstream(m),
+        closed: (error) => proxy.#upstreamClosed(error),
+      },
+      options.connectTimeoutMs ?? 10_000,
+      options.signal,
+    );
+    try {
+      proxy.#listener = await listenTransport(path, { accept: (t) => proxy.#accept(t) }, { mode: options.mode });
+    } catch (error) {
+      upstream.close();
+      throw error;
+    }
+    if (proxy.#end) await proxy.#listener.close(); // QEMU went away meanwhile
+    return proxy;
+  }
+
+  /** Clients connected now. */
+  get clientCount(): number {
+    return this.#clients.size;
+  }
+
+  /** Stop: close every client, the listening socket (its file removed) and the upstream connection. */
+  async close(): Promise<void> {
+    await this.#finish({ reason: "closed" });
+  }
+
+  #accept(transport: Parameters<Parameters<typeof listenTransport>[1]["accept"]>[0]) {
+    const label = `client ${this.#nextClient++}`;
+    const wire = this.#options.wire;
+    const owner: DownstreamOwner = {
+      forward: (client, message) => this.#forward(client, message),
+      negotiated: () => {},
+      left: (client, reason) => {
+        this.#clients.delete(client);
+        if (!this.#end) this.#notice(`${client.label} ${reason ?? "left"} (${this.#clients.size} connected)`);
+      },
+      log: wire && ((client, direction, json) => wire(client.label, direction, json)),
+    };
+    const client = new Downstream(label, transport, owner, this.#limits, this.#upstream.greeting, this.#upstream.oob);
+    if (this.#end) client.close();
+    else {
+      this.#clients.add(client);
+      this.#notice(`${label} connected (${this.#clients.size} connected)`);
+    }
+    return client.transportEvents;
+  }
+
+  #forward(client: Downstream, message: Record<string, unknown>): void {
+    const id = this.#nextId++;
+    this.#pending.set(id, { client, id: message.id, hasId: "id" in message });
+    const command = message.execute ?? message["exec-oob"];
+    if (command === "quit") this.#quitSent = true;
+    message.id = id;
+    this.#upstream.send(message);
+  }
+
+  #fromUpstream(message: Record<string, unknown>): void {
+    if (typeof message.event === "string") {
+      if (message.event === "SHUTDOWN") this.#sawShutdown = true;
+      const json = JSON.stringify(message);
+      for (const client of this.#clients) if (client.running) client.sendText(json);
+      return;
+    }
+    // Every forwarded command carries an id; QEMU answers without one only
+    // input it could not parse (a JSON parser limit such as nesting depth),
+    // and it runs one monitor's commands in order: that is the oldest one.
+    const key = "id" in message ? message.id : this.#pending.keys().next().value;
+    const pending = typeof key === "number" ? this.#pending.get(key) : undefined;
+    if (!pending) return; // not a reply to a forwarded command: nobody to give it to
+    this.#pending.delete(key as number);
+    if (pending.client.closed) return; // the client left mid-command
+    if (pending.hasId) message.id = pending.id;
+    else delete message.id;
+    pending.client.replied(JSON.stringify(message));
+  }
+
+  #upstreamClosed(error?: QmpError): void {
+    const reason = this.#sawShutdown ? "shutdown" : this.#quitSent ? "quit" : "lost";
+    void this.#finish({ reason, error });
+  }
+
+  async #finish(end: ProxyEnd): Promise<void> {
+    if (this.#end) return this.ended.then(() => {});
+    this.#end = end;
+    for (const client of this.#clients) client.close();
+    this.#clients.clear();
+    this.#pending.clear();
+    this.#upstream.close();
+    await this.#listener?.close();
+    this.#markEnded(end);
+  }
+
+  #notice(line: string): void {
+    this.#options.notice?.(line);
+  }
+}

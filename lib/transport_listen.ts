@@ -1,0 +1,79 @@
+/**
+ * Listening: serve a UNIX socket (`qmpctl proxy`). The socket file is checked,
+ * given its mode and removed here, so these are file-system calls too.
+ *
+ * @module
+ */
+import { ConnectionError } from "./errors.ts";
+import { connectTransport, describeSystemError } from "./transport.ts";
+import type { Listener, ListenEvents } from "./transport_types.ts";
+
+/** Options of `listenTransport`. */
+export interface ListenOptions {
+  /** The socket file's permissions; default 0o600 (only the owner may connect). */
+  mode?: number;
+}
+
+/**
+ * Make sure `path` is free to serve: nothing there, or a stale socket file
+ * (nothing accepts on it), which is removed.
+ * @throws {ConnectionError} when a process serves it, or the file is not a socket
+ */
+export async function claimSocketPath(path: string): Promise<void> {
+  const fs = await import("node:fs/promises");
+  const fail = (reason: string) => new ConnectionError(`cannot listen on ${path}: ${reason}`);
+  const existing = await fs.lstat(path).catch(() => undefined);
+  if (!existing) return;
+  if (!existing.isSocket()) throw fail("the file exists and is not a socket");
+  const live = await connectTransport({ kind: "unix", path, text: path }, { data() {}, close() {} }).then(
+    (transport) => (transport.close(), true),
+    () => false,
+  );
+  if (live) throw fail("another process is serving this socket");
+  await fs.unlink(path).catch(() => {}); // stale: whoever served it has gone
+}
+
+/**
+ * Serve a UNIX socket at `path`, created with `mode` from its first instant:
+ * it is bound in a private directory beside `path`, given its mode, then
+ * renamed into place. A stale socket file (nothing accepts on it) is
+ * replaced; a live one, or a file that is not a socket, is an error.
+ * Closing the listener removes the socket file.
+ * @throws {ConnectionError} naming the path and the reason
+ */
+export async function listenTransport(
+  path: string,
+  events: ListenEvents,
+  options: ListenOptions = {},
+): Promise<Listener> {
+  const fs = await import("node:fs/promises");
+  const { dirname, join } = await import("node:path");
+  const fail = (reason: string, cause?: unknown) =>
+    new ConnectionError(`cannot listen on ${path}: ${reason}`, { cause });
+  await claimSocketPath(path);
+  let privateDir: string;
+  try {
+    privateDir = await fs.mkdtemp(join(dirname(path), ".qmpctl-listen-"));
+  } catch (error) {
+    throw fail(describeSystemError(error), error);
+  }
+  const { listen } = "Bun" in globalThis ? await import("./transport_bun.ts") : await import("./transport_node.ts");
+  const bound = join(privateDir, "s");
+  let listener: Listener | undefined;
+  try {
+    listener = await listen(bound, events);
+    await fs.chmod(bound, options.mode ?? 0o600);
+    await fs.rename(bound, path);
+  } catch (error) {
+    await listener?.close();
+    throw fail(describeSystemError(error), error);
+  } finally {
+    await fs.rm(privateDir, { recursive: true, force: true });
+  }
+  return {
+    async close() {
+      await listener.close();
+      await fs.unlink(path).catch(() => {}); // already gone
+    },
+  };
+}

@@ -1,0 +1,188 @@
+/**
+ * `qmpctl proxy` for tests: the built binary started in the background,
+ * ready once it prints that it serves its socket; and a raw QMP client that
+ * speaks to it line by line, as socat or a script would.
+ */
+import { JsonFramer } from "../../lib/framing.ts";
+import { QMPCTL } from "./cli.ts";
+
+export interface RunningProxy {
+  child: ReturnType<typeof Bun.spawn>;
+  /** Resolves once the proxy serves its socket; rejects if it exits first. */
+  ready: Promise<void>;
+  /** stderr so far. */
+  stderr(): string;
+  /** Resolves once stderr has a line matching `pattern` (bounded by `timeoutMs`). */
+  stderrLine(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  result: Promise<{ code: number; stderr: string; stdout: string }>;
+}
+
+/** Start `qmpctl proxy ARGS`; it is killed after `killAfterMs` at the latest. */
+export function startProxy(args: string[], killAfterMs = 300_000): RunningProxy {
+  const child = Bun.spawn([QMPCTL, "proxy", ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const killer = setTimeout(() => child.kill("SIGKILL"), killAfterMs);
+  let text = "";
+  const watchers = new Set<() => void>();
+  const stderrDone = (async () => {
+    const decoder = new TextDecoder();
+    for await (const chunk of child.stderr as ReadableStream<Uint8Array>) {
+      text += decoder.decode(chunk, { stream: true });
+      for (const watcher of watchers) watcher();
+    }
+    for (const watcher of watchers) watcher();
+    return text;
+  })();
+  let ended = false;
+  const stderrLine = (pattern: RegExp, timeoutMs = 10_000) =>
+    new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(
+        () => done(new Error(`no stderr line ${pattern} in ${timeoutMs} ms:\n${text}`)),
+        timeoutMs,
+      );
+      const check = () => {
+        const line = text.split("\n").find((l) => pattern.test(l));
+        if (line !== undefined) done(undefined, line);
+        else if (ended) done(new Error(`the proxy ended without a stderr line ${pattern}:\n${text}`));
+      };
+      const done = (error?: Error, line?: string) => {
+        clearTimeout(timer);
+        watchers.delete(check);
+        if (error) reject(error);
+        else resolve(line!);
+      };
+      watchers.add(check);
+      check();
+    });
+  const result = Promise.all([new Response(child.stdout as ReadableStream).text(), stderrDone, child.exited]).then(
+    ([stdout, stderr, code]) => {
+      clearTimeout(killer);
+      return { code, stderr, stdout };
+    },
+  );
+  void result.then(() => {
+    ended = true;
+    for (const watcher of watchers) watcher();
+  });
+  const ready = stderrLine(/^qmpctl: proxy: (sharing|serving) /).then(() => {});
+  ready.catch(() => {}); // a test that expects the proxy to fail reads its result instead
+  return { child, ready, stderr: () => text, stderrLine, result };
+}
+
+/** A QMP client that sends and reads raw messages, for exact ids and pipelining. */
+export interface RawClient {
+  /** Send one message (an object is serialized; a string is sent as it is, plus a newline). */
+  send(message: unknown): void;
+  /** The next `count` messages (bounded by `timeoutMs`). */
+  read(count: number, timeoutMs?: number): Promise<Record<string, unknown>[]>;
+  /** The next `count` messages that are not events (events before and among them are dropped). */
+  replies(count: number, timeoutMs?: number): Promise<Record<string, unknown>[]>;
+  /** Messages received and not yet read. */
+  readonly buffered: number;
+  /** Stop reading from the socket (the kernel buffers, then the sender). */
+  pause(): void;
+  close(): void;
+  /** Resolves when the peer has closed the connection. */
+  closed: Promise<void>;
+}
+
+export async function rawClient(path: string): Promise<RawClient> {
+  const framer = new JsonFramer();
+  const messages: Record<string, unknown>[] = [];
+  let wake = () => {};
+  let markClosed = () => {};
+  const closed = new Promise<void>((resolve) => (markClosed = resolve));
+  let isClosed = false;
+  let failure: Error | undefined;
+  const socket = await Bun.connect({
+    unix: path,
+    socket: {
+      data(_socket, chunk) {
+        try {
+          messages.push(...framer.push(chunk) as Record<string, unknown>[]);
+        } catch (error) {
+          failure = error as Error;
+        }
+        wake();
+      },
+      close() {
+        isClosed = true;
+        markClosed();
+        wake();
+      },
+      error(_socket, error) {
+        failure = error;
+      },
+    },
+  });
+  const unsent: Uint8Array[] = [];
+  const encoder = new TextEncoder();
+  const flush = () => {
+    while (unsent.length > 0) {
+      const written = socket.write(unsent[0]);
+      if (written < unsent[0].length) {
+        unsent[0] = unsent[0].subarray(Math.max(written, 0));
+        setTimeout(flush, 1);
+        return;
+      }
+      unsent.shift();
+    }
+  };
+  const read = async (count: number, timeoutMs = 10_000) => {
+    const deadline = Date.now() + timeoutMs;
+    while (messages.length < count) {
+      if (failure) throw new Error(`after ${messages.length} of ${count} messages: ${failure.message}`);
+      if (isClosed) throw new Error(`the connection closed after ${messages.length} of ${count} messages`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`only ${messages.length} of ${count} messages within ${timeoutMs} ms`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    return messages.splice(0, count);
+  };
+  const replies = async (count: number, timeoutMs = 10_000) => {
+    const deadline = Date.now() + timeoutMs;
+    const found: Record<string, unknown>[] = [];
+    while (found.length < count) {
+      const [message] = await read(1, Math.max(deadline - Date.now(), 1));
+      if (typeof message.event !== "string") found.push(message);
+    }
+    return found;
+  };
+  return {
+    send(message) {
+      unsent.push(encoder.encode((typeof message === "string" ? message : JSON.stringify(message)) + "\n"));
+      if (unsent.length === 1) flush();
+    },
+    read,
+    replies,
+    get buffered() {
+      return messages.length;
+    },
+    pause: () => socket.pause(),
+    close: () => socket.end(),
+    closed,
+  };
+}
+
+/** A raw client that has read the greeting and negotiated; the greeting is returned beside it. */
+export async function negotiatedClient(
+  path: string,
+): Promise<{ client: RawClient; greeting: Record<string, unknown> }> {
+  const client = await rawClient(path);
+  const [greeting] = await client.read(1);
+  client.send({ execute: "qmp_capabilities" });
+  const [reply] = await client.replies(1);
+  if (JSON.stringify(reply) !== '{"return":{}}') throw new Error(`negotiation failed: ${JSON.stringify(reply)}`);
+  return { client, greeting };
+}
+
+/** The resident memory of process `pid` in KiB (Linux). */
+export async function residentKiB(pid: number): Promise<number> {
+  const status = await Bun.file(`/proc/${pid}/status`).text();
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]);
+}

@@ -1,0 +1,189 @@
+/**
+ * How `qmpctl proxy` ends: QEMU quits (0) or is killed (3), a signal stops
+ * the proxy (0, socket file removed), a stale socket file is replaced, and
+ * launch mode (`proxy --listen PATH -- qemu ...`) exits with QEMU's status.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { qmpctl } from "./helpers/cli.ts";
+import { startListener } from "./helpers/listener.ts";
+import { negotiatedClient, type RunningProxy, startProxy } from "./helpers/proxy.ts";
+import { startQemu, type TestQemu } from "./helpers/qemu.ts";
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function sharedQemu(): Promise<{ qemu: TestQemu; proxy: RunningProxy; shared: string }> {
+  const qemu = await startQemu();
+  cleanups.push(() => qemu.stop());
+  const shared = join(qemu.dir, "shared.sock");
+  const proxy = startProxy(["-s", qemu.socket, "--listen", shared]);
+  cleanups.push(() => proxy.child.kill("SIGKILL"));
+  await proxy.ready;
+  return { qemu, proxy, shared };
+}
+
+function alive(pid: number): boolean {
+  return existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, "utf8"));
+}
+
+/** The pids of `pid`'s child processes. */
+function childrenOf(pid: number): number[] {
+  return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+}
+
+describe("proxy -s UPSTREAM: how it ends", () => {
+  test("QEMU quits through the proxy: every client is closed, exit 0, socket file removed", async () => {
+    const { proxy, shared } = await sharedQemu();
+    const { client } = await negotiatedClient(shared);
+    expect(await qmpctl(["-s", shared, "exec", "quit"])).toMatchObject({ code: 0, stdout: "{}\n" });
+    await client.closed;
+    const result = await proxy.result;
+    expect(result.code).toBe(0);
+    expect(result.stderr).not.toMatch(/without a SHUTDOWN/);
+    expect(existsSync(shared)).toBe(false);
+  });
+
+  test("QEMU killed: exit 3 with one line saying so, socket file removed", async () => {
+    const { qemu, proxy, shared } = await sharedQemu();
+    const { client } = await negotiatedClient(shared);
+    qemu.process.kill("SIGKILL");
+    await client.closed;
+    const result = await proxy.result;
+    expect(result.code).toBe(3);
+    expect(result.stderr).toContain(
+      `qmpctl: proxy: ${qemu.socket} closed the connection without a SHUTDOWN event or a quit\n`,
+    );
+    expect(existsSync(shared)).toBe(false);
+  });
+
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    test(`${signal}: exit 0, clients closed, socket file removed, QEMU's monitor free again`, async () => {
+      const { qemu, proxy, shared } = await sharedQemu();
+      const { client } = await negotiatedClient(shared);
+      proxy.child.kill(signal);
+      await client.closed;
+      const result = await proxy.result;
+      expect(result.code).toBe(0);
+      expect(existsSync(shared)).toBe(false);
+      expect(await qmpctl(["-s", qemu.socket, "exec", "query-name"])).toMatchObject({ code: 0, stdout: "{}\n" });
+    });
+  }
+
+  test("--timeout bounds the proxy's run: exit 124 with one line, socket file removed", async () => {
+    const qemu = await startQemu();
+    cleanups.push(() => qemu.stop());
+    const shared = join(qemu.dir, "shared.sock");
+    const proxy = startProxy(["-s", qemu.socket, "--listen", shared, "--timeout", "1s"]);
+    cleanups.push(() => proxy.child.kill("SIGKILL"));
+    await proxy.ready;
+    const result = await proxy.result;
+    expect(result.code).toBe(124);
+    expect(result.stderr).toEndWith("qmpctl: proxy: --timeout 1s ran out: stopped sharing\n");
+    expect(existsSync(shared)).toBe(false);
+  });
+
+  test("a stale socket file left by a killed proxy is replaced", async () => {
+    const { qemu, proxy, shared } = await sharedQemu();
+    proxy.child.kill("SIGKILL");
+    await proxy.result;
+    expect(existsSync(shared)).toBe(true);
+    const again = startProxy(["-s", qemu.socket, "--listen", shared, "--listen-mode", "0660"]);
+    cleanups.push(() => again.child.kill("SIGKILL"));
+    await again.ready;
+    expect(await qmpctl(["-s", shared, "exec", "query-name"])).toMatchObject({ code: 0, stdout: "{}\n" });
+  });
+
+  test("-v logs each client's messages and the upstream's, marked with their direction", async () => {
+    const qemu = await startQemu();
+    cleanups.push(() => qemu.stop());
+    const shared = join(qemu.dir, "shared.sock");
+    const proxy = startProxy(["-v", "-s", qemu.socket, "--listen", shared]);
+    cleanups.push(() => proxy.child.kill("SIGKILL"));
+    await proxy.ready;
+    const { client } = await negotiatedClient(shared);
+    client.send({ execute: "query-name", id: ["mine"] });
+    expect(await client.replies(1)).toEqual([{ return: {}, id: ["mine"] }]);
+    await proxy.stderrLine(/^client 1 > \{"return":\{\},"id":\["mine"\]\}$/);
+    expect(proxy.stderr()).toContain('client 1 < {"execute":"query-name","id":["mine"]}\n');
+    expect(proxy.stderr()).toMatch(/^upstream > \{"execute":"query-name","id":\d+\}$/m);
+    expect(proxy.stderr()).toMatch(/^upstream < \{"return":\{\},"id":\d+\}$/m);
+    expect(proxy.stderr()).toMatch(/^client 1 > \{"QMP":/m);
+    client.close();
+  });
+
+  test("usage errors: no --listen, a bad mode, both -s and a QEMU command line (exit 2)", async () => {
+    expect(await qmpctl(["proxy", "-s", "/nonexistent"])).toMatchObject({
+      code: 2,
+      stderr: "qmpctl: proxy needs --listen PATH (the socket to serve)\n",
+    });
+    expect((await qmpctl(["proxy", "-s", "/x", "--listen", "/tmp/y", "--listen-mode", "rw"])).code).toBe(2);
+    expect((await qmpctl(["proxy", "-s", "/x", "--listen", "/tmp/y", "--", "qemu-system-x86_64"])).code).toBe(2);
+  });
+});
+
+describe("proxy --listen PATH -- qemu ...: launch mode", () => {
+  function launch(extra: string[] = []): { proxy: RunningProxy; shared: string } {
+    const dir = mkdtempSync(join(tmpdir(), "qmpctl-launch-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const shared = join(dir, "vm.sock");
+    const proxy = startProxy([
+      "--listen",
+      shared,
+      "--",
+      "qemu-system-x86_64",
+      "-nodefaults",
+      "-display",
+      "none",
+      "-machine",
+      "none",
+      ...extra,
+    ]);
+    cleanups.push(() => {
+      for (const pid of existsSync(`/proc/${proxy.child.pid}`) ? childrenOf(proxy.child.pid) : []) {
+        process.kill(pid, "SIGKILL");
+      }
+      proxy.child.kill("SIGKILL");
+    });
+    return { proxy, shared };
+  }
+
+  test("quit through the proxy: QEMU exits, the proxy exits 0, no QEMU left", async () => {
+    const { proxy, shared } = launch();
+    await proxy.ready;
+    const [qemuPid] = childrenOf(proxy.child.pid);
+    expect(alive(qemuPid)).toBe(true);
+    const waiter = startListener(["-s", shared, "wait-event", "SHUTDOWN", "--timeout", "20s"]);
+    await waiter.ready;
+    expect(await qmpctl(["-s", shared, "exec", "quit"])).toMatchObject({ code: 0, stdout: "{}\n" });
+    expect(JSON.parse((await waiter.result).stdout)).toMatchObject({ event: "SHUTDOWN", data: { guest: false } });
+    const result = await proxy.result;
+    expect(result.code).toBe(0);
+    expect(alive(qemuPid)).toBe(false);
+    expect(existsSync(shared)).toBe(false);
+  });
+
+  test("SIGTERM is forwarded to QEMU; the proxy exits with QEMU's status", async () => {
+    const { proxy, shared } = launch();
+    await proxy.ready;
+    const [qemuPid] = childrenOf(proxy.child.pid);
+    expect(await qmpctl(["-s", shared, "exec", "query-status"])).toMatchObject({ code: 0 });
+    proxy.child.kill("SIGTERM");
+    const result = await proxy.result;
+    expect(result.code).toBe(0); // QEMU ends with 0 on SIGTERM
+    expect(result.stderr).toContain("terminating on signal 15");
+    expect(alive(qemuPid)).toBe(false);
+    expect(existsSync(shared)).toBe(false);
+  });
+
+  test("QEMU that fails to start: its own stderr passes through, the proxy exits with its status", async () => {
+    const { proxy } = launch(["-no-such-option"]);
+    const result = await proxy.result;
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("qemu-system-x86_64: -no-such-option: invalid option");
+  });
+});

@@ -1,0 +1,214 @@
+/**
+ * `qmpctl proxy -s UPSTREAM --listen PATH` in front of a real QEMU: socat,
+ * qmpctl's own commands and raw pipelining clients all share the one monitor.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { qmpctl } from "./helpers/cli.ts";
+import { startListener } from "./helpers/listener.ts";
+import { negotiatedClient, rawClient, type RunningProxy, startProxy } from "./helpers/proxy.ts";
+import { startQemu, type TestQemu } from "./helpers/qemu.ts";
+
+let qemu: TestQemu;
+let proxy: RunningProxy;
+let shared: string;
+
+beforeAll(async () => {
+  qemu = await startQemu();
+  shared = join(qemu.dir, "shared.sock");
+  proxy = startProxy(["-s", qemu.socket, "--listen", shared]);
+  await proxy.ready;
+});
+afterAll(async () => {
+  proxy?.child.kill("SIGKILL");
+  await qemu?.stop();
+});
+
+/** What socat prints for `requests` sent to `path`, one parsed message a line. */
+async function socat(path: string, requests: string): Promise<Record<string, unknown>[]> {
+  const child = Bun.spawn(["socat", "-t", "2", "-", `UNIX-CONNECT:${path}`], {
+    stdin: new Blob([requests]),
+    stdout: "pipe",
+  });
+  const killer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+  const text = await new Response(child.stdout).text();
+  clearTimeout(killer);
+  expect(await child.exited).toBe(0);
+  return text.trim().split("\n").map((line) => JSON.parse(line));
+}
+
+describe("proxy: each client sees a normal QEMU", () => {
+  test("the socket is created with mode 0600", () => {
+    expect(statSync(shared).mode & 0o777).toBe(0o600);
+  });
+
+  test("socat gets QEMU's own greeting, a local qmp_capabilities and its replies with its ids", async () => {
+    const messages = await socat(
+      shared,
+      '{"execute":"qmp_capabilities"}\n{"execute":"query-version","id":"v"}\n{"execute":"query-status"}\n',
+    );
+    const version = await qemu.control.execute("query-version");
+    expect(messages[0]).toEqual({
+      QMP: { version, capabilities: ["oob"] },
+    });
+    expect(messages.slice(1).filter((m) => !("event" in m))).toEqual([
+      { return: {} },
+      { return: version, id: "v" },
+      { return: await qemu.control.execute("query-status") },
+    ]);
+  });
+
+  test("qmpctl exec, shell and three wait-event STOP share the monitor at once", async () => {
+    const waiters = [0, 1, 2].map(() => startListener(["-s", shared, "wait-event", "STOP", "--timeout", "20s"]));
+    await Promise.all(waiters.map((w) => w.ready));
+    const shell = await qmpctl(["-s", shared, "shell"], { stdin: "query-status\nquery-name\n" });
+    expect(shell).toMatchObject({ code: 0, stderr: "" });
+    expect(shell.stdout.trim().split("\n").map((l) => JSON.parse(l))).toEqual([
+      { return: await qemu.control.execute("query-status") },
+      { return: {} },
+    ]);
+    const stop = await qmpctl(["-s", shared, "exec", "stop"]);
+    expect(stop).toMatchObject({ code: 0, stdout: "{}\n", stderr: "" });
+    const results = await Promise.all(waiters.map((w) => w.result));
+    for (const result of results) {
+      expect(result.code).toBe(0);
+      expect(JSON.parse(result.stdout)).toMatchObject({ event: "STOP", timestamp: expect.any(Object) });
+    }
+    const status = await qmpctl(["-s", shared, "exec", "query-status"]);
+    expect(JSON.parse(status.stdout)).toMatchObject({ running: false, status: "paused" });
+    await qemu.control.execute("cont");
+  });
+
+  test("20 clients × 200 pipelined commands: every reply goes to its sender with its own id, in order", async () => {
+    const clients = await Promise.all(Array.from({ length: 20 }, () => negotiatedClient(shared)));
+    const idOf = (c: number, i: number): unknown =>
+      i % 4 === 0 ? c * 1000 + i : i % 4 === 1 ? `c${c}-${i}` : i % 4 === 2 ? { c, i, path: [c, "x", i] } : undefined;
+    for (const [c, { client }] of clients.entries()) {
+      for (let i = 0; i < 200; i++) {
+        const id = idOf(c, i);
+        const command = i % 2 === 0 ? "query-name" : "query-status";
+        client.send(id === undefined ? { execute: command } : { execute: command, id });
+      }
+    }
+    const name = await qemu.control.execute("query-name");
+    const status = await qemu.control.execute("query-status");
+    await Promise.all(clients.map(async ({ client }, c) => {
+      const replies = await client.replies(200, 30_000);
+      const expected = Array.from({ length: 200 }, (_, i) => {
+        const id = idOf(c, i);
+        const reply: Record<string, unknown> = { return: i % 2 === 0 ? name : status };
+        if (id !== undefined) reply.id = id;
+        return reply;
+      });
+      expect(replies).toEqual(expected);
+      expect(replies.filter((r) => !("id" in r))).toHaveLength(50); // no id given, none added
+      client.close();
+    }));
+  });
+});
+
+describe("proxy: per-connection commands and negotiation", () => {
+  test("commands before qmp_capabilities, a second qmp_capabilities and getfd get QEMU-style errors, in order", async () => {
+    const client = await rawClient(shared);
+    await client.read(1); // greeting
+    client.send({ execute: "query-status", id: 1 });
+    client.send({ execute: "qmp_capabilities", arguments: { enable: ["oob"] }, id: 2 });
+    client.send({ execute: "query-name", id: 3 });
+    client.send({ execute: "qmp_capabilities", id: 4 });
+    client.send({ execute: "getfd", arguments: { fdname: "x" }, id: 5 });
+    client.send({ execute: "query-name", id: 6 });
+    const replies = await client.replies(6);
+    expect(replies).toEqual([
+      {
+        error: { class: "CommandNotFound", desc: "Expecting capabilities negotiation with 'qmp_capabilities'" },
+        id: 1,
+      },
+      { return: {}, id: 2 },
+      { return: {}, id: 3 },
+      {
+        error: { class: "CommandNotFound", desc: "Capabilities negotiation is already complete, command ignored" },
+        id: 4,
+      },
+      {
+        error: { class: "GenericError", desc: expect.stringMatching(/^'getfd' is not available through qmpctl proxy/) },
+        id: 5,
+      },
+      { return: {}, id: 6 },
+    ]);
+    client.close();
+  });
+
+  test("input that is not a JSON object gets an id-less error, then the client is disconnected", async () => {
+    const { client } = await negotiatedClient(shared);
+    client.send("[1]");
+    expect(await client.replies(1)).toEqual([
+      { error: { class: "GenericError", desc: "JSON parse error, expected a JSON object, got '['" } },
+    ]);
+    await client.closed;
+    await proxy.stderrLine(/^qmpctl: proxy: client \d+ sent malformed JSON: disconnected/);
+  });
+
+  test("JSON that QEMU's parser rejects (deep nesting, \\u0000) is refused with the client's id", async () => {
+    const { client } = await negotiatedClient(shared);
+    let deep: unknown = 1;
+    for (let i = 0; i < 1100; i++) deep = [deep];
+    client.send({ execute: "query-name", arguments: { deep }, id: "deep" });
+    client.send({ execute: "human-monitor-command", arguments: { "command-line": "info\u0000" }, id: "nul" });
+    client.send({ execute: "query-name", id: "after" });
+    expect(await client.replies(3)).toEqual([
+      { error: { class: "GenericError", desc: "JSON nesting depth limit exceeded" }, id: "deep" },
+      { error: { class: "GenericError", desc: expect.stringContaining("\\u0000") }, id: "nul" },
+      { return: {}, id: "after" },
+    ]);
+    client.close();
+  });
+
+  test("exec-oob works for a client that enabled oob", async () => {
+    const client = await rawClient(shared);
+    await client.read(1);
+    client.send({ execute: "qmp_capabilities", arguments: { enable: ["oob"] } });
+    client.send({ "exec-oob": "migrate-pause", id: "oob" });
+    const replies = await client.replies(2);
+    expect(replies[0]).toEqual({ return: {} });
+    expect(replies[1]).toMatchObject({ id: "oob", error: { class: "GenericError" } }); // no migration to pause
+    client.close();
+  });
+});
+
+describe("proxy: clients that leave", () => {
+  test("a client killed mid-command does not disturb the others", async () => {
+    const { client: other } = await negotiatedClient(shared);
+    const killed = Bun.spawn(["socat", "-", `UNIX-CONNECT:${shared}`], { stdin: "pipe", stdout: "pipe" });
+    const stdin = killed.stdin as import("bun").FileSink;
+    stdin.write('{"execute":"qmp_capabilities"}\n');
+    for (let i = 0; i < 20; i++) stdin.write(`{"execute":"query-qmp-schema","id":${i}}\n`);
+    stdin.flush();
+    // Kill it once the first schema reply is arriving: the other 19 are still in flight.
+    const reader = (killed.stdout as ReadableStream<Uint8Array>).getReader();
+    let seen = "";
+    while (!seen.includes('{"return":[')) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`socat ended before a schema reply: ${seen}`);
+      seen += new TextDecoder().decode(value);
+    }
+    killed.kill("SIGKILL");
+    await killed.exited;
+    other.send({ execute: "query-status", id: "after" });
+    const [reply] = await other.replies(1);
+    expect(reply).toEqual({ return: await qemu.control.execute("query-status"), id: "after" });
+    other.close();
+    expect(await qmpctl(["-s", shared, "exec", "query-name"])).toMatchObject({ code: 0, stdout: "{}\n" });
+    expect(proxy.child.exitCode).toBeNull();
+  });
+});
+
+describe("proxy: the socket file", () => {
+  test("a live socket is not taken over: exit 3 at once, the first proxy goes on", async () => {
+    const second = await startProxy(["-s", qemu.socket, "--listen", shared]).result;
+    expect(second.code).toBe(3);
+    expect(second.stderr).toBe(`qmpctl: cannot listen on ${shared}: another process is serving this socket\n`);
+    expect(existsSync(shared)).toBe(true);
+    expect(await qmpctl(["-s", shared, "exec", "query-name"])).toMatchObject({ code: 0, stdout: "{}\n" });
+  });
+});
