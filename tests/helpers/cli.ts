@@ -25,6 +25,8 @@ export interface CliOptions {
   killAfterMs?: number;
   /** Run as this uid (and gid), through setpriv: for permission errors, since tests run as root. */
   runAs?: number;
+  /** The working directory (default: the test runner's). */
+  cwd?: string;
 }
 
 /** A qmpctl process still running: `child` to signal it, `result` when it has ended. */
@@ -77,6 +79,7 @@ export function startQmpctl(args: string[], options: CliOptions = {}): RunningCl
     stdout: "pipe",
     stderr: "pipe",
     env,
+    cwd: options.cwd,
   });
   const killer = setTimeout(() => child.kill("SIGKILL"), options.killAfterMs ?? 20_000);
   const result = Promise.all([
