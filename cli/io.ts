@@ -48,9 +48,23 @@ function writeAll(text: string): Promise<void> {
   });
 }
 
-/** Write one line to stderr (console.error: synchronous, and cheap at start-up). */
+/**
+ * Write one line to stderr (console.error: synchronous, and cheap at
+ * start-up). Control characters are written as escapes, so that text from a
+ * server (a QEMU error's `desc`) or from the user can neither split the line
+ * nor reach the terminal as an escape sequence.
+ */
 export function writeStderrLine(line: string): void {
-  console.error(line);
+  console.error(escapeControls(line));
+}
+
+// C0 controls, DEL and the C1 controls (U+0080..U+009F, which some terminals obey).
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
+const NAMED: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+/** `text` with each control character written as `\n`, `\r`, `\t` or `\xHH`. */
+export function escapeControls(text: string): string {
+  return text.replace(CONTROL, (c) => NAMED[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }
 
 /** All of stdin as text; `signal` (SIGINT, --timeout) ends the wait for a stdin that stays open. */
