@@ -59,6 +59,7 @@ export function writeStderrLine(line: string): void {
 }
 
 // C0 controls, DEL and the C1 controls (U+0080..U+009F, which some terminals obey).
+// deno-lint-ignore no-control-regex -- matching control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
 const NAMED: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
 

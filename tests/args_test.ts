@@ -182,6 +182,8 @@ describe("buildArguments on many words", () => {
     const args = buildArguments(words);
     expect(performance.now() - started).toBeLessThan(1000);
     expect(Object.keys(args)).toHaveLength(20_000 + 50);
-    expect(() => buildArguments([...words, "o2=1"])).toThrow("'o2=1' sets o2 to a value, but 'o2.k2=x' put keys inside it");
+    expect(() => buildArguments([...words, "o2=1"])).toThrow(
+      "'o2=1' sets o2 to a value, but 'o2.k2=x' put keys inside it",
+    );
   });
 });
