@@ -20,7 +20,7 @@ import {
 } from "./lib/errors.ts";
 import { formatDuration, parseDuration } from "./cli/duration.ts";
 import { EXIT } from "./cli/exit_status.ts";
-import { argv, BrokenPipeError, exit, onInterrupt, writeStderrLine, writeStdout } from "./cli/io.ts";
+import { argv, BrokenPipeError, exit, onInterrupt, OutputError, writeStderrLine, writeStdout } from "./cli/io.ts";
 import { formatOptions, parseArgs, UsageError } from "./cli/options.ts";
 import { allOptions, COMMANDS, GLOBAL_OPTIONS } from "./cli/registry.ts";
 import type { CommandContext } from "./cli/session.ts";
@@ -29,6 +29,7 @@ import { VERSION } from "./cli/version.ts";
 /** The contract's exit statuses, by error class (first match wins). */
 const EXIT_STATUS: ReadonlyArray<[abstract new (...args: never[]) => Error, number]> = [
   [BrokenPipeError, EXIT.OK], // the reader closed stdout: end quietly
+  [OutputError, EXIT.OUTPUT],
   [CommandError, EXIT.QEMU_ERROR],
   [UsageError, EXIT.USAGE],
   [AddressError, EXIT.USAGE],
@@ -63,8 +64,9 @@ Examples:
   qmpctl exec query-kvm | jq .enabled
   qmpctl hmp 'info status'
 
-Exit status: 0 done, 1 QEMU error, 2 usage, 3 connection, 124 timeout,
-130 interrupted. 'qmpctl help COMMAND' shows a command's help.`;
+Exit status: 0 done, 1 QEMU error, 2 usage, 3 connection, 74 could not
+write the output, 124 timeout, 130 interrupted.
+'qmpctl help COMMAND' shows a command's help.`;
 }
 
 async function main(): Promise<number> {

@@ -15,6 +15,8 @@ export const EXIT = {
   USAGE: 2,
   /** Connection: cannot connect, no greeting, connection lost, protocol broken. */
   CONNECTION: 3,
+  /** The output could not be written (a full disk, a closed stdout), as sysexits' EX_IOERR. */
+  OUTPUT: 74,
   /** The --timeout the user set ran out (as timeout(1) does). */
   TIMEOUT: 124,
   /** Interrupted by SIGINT. */

@@ -13,17 +13,53 @@ export class BrokenPipeError extends Error {
   override name = "BrokenPipeError";
 }
 
+/** stdout refused the output for another reason (a full disk, a closed descriptor): exit 74, as sysexits' EX_IOERR. */
+export class OutputError extends Error {
+  override name = "OutputError";
+}
+
 const bun = (globalThis as { Bun?: typeof Bun }).Bun;
 
-function brokenPipeOr(error: unknown): unknown {
-  return (error as { code?: string })?.code === "EPIPE" ? new BrokenPipeError("stdout closed") : error;
+const WRITE_ERRORS: Record<string, string> = {
+  ENOSPC: "no space left on the device",
+  EBADF: "stdout is closed",
+  EIO: "input/output error",
+  EDQUOT: "disk quota exceeded",
+  EFBIG: "file too large",
+};
+
+function outputErrorOf(error: unknown): Error {
+  const code = (error as { code?: string })?.code;
+  if (code === "EPIPE") return new BrokenPipeError("stdout closed");
+  if (error instanceof OutputError) return error;
+  const reason = code ? `${WRITE_ERRORS[code] ?? code} (${code})` : (error as Error)?.message ?? String(error);
+  return new OutputError(`could not write the output: ${reason}`, { cause: error });
+}
+
+let stdoutChecked: Promise<void> | undefined;
+
+/**
+ * Fail when qmpctl was started with stdout closed (`qmpctl ... >&-`). Bun
+ * then opens /dev/null as descriptor 1, and every write succeeds, into
+ * nothing. That descriptor has close-on-exec set, which a descriptor
+ * inherited through exec(2) never has: so it was not given by the caller.
+ * (Linux's /proc/self/fdinfo; elsewhere nothing is checked.)
+ */
+function checkStdoutOpen(): Promise<void> {
+  return stdoutChecked ??= bun!.file("/proc/self/fdinfo/1").text().then((info) => {
+    const flags = /^flags:\s*([0-7]+)/m.exec(info)?.[1];
+    const O_CLOEXEC = 0o2000000;
+    if (flags !== undefined && (parseInt(flags, 8) & O_CLOEXEC) !== 0) {
+      throw new OutputError("could not write the output: stdout is closed (EBADF)");
+    }
+  }, () => {});
 }
 
 let stdoutErrorsHandled = false;
 
 /**
- * Write to stdout; rejects with BrokenPipeError when the reader has gone, and
- * with `signal`'s error when it aborts first. That only helps while the write
+ * Write to stdout; rejects with BrokenPipeError when the reader has gone, with
+ * OutputError when stdout cannot take the text (ENOSPC, EBADF), and with `signal`'s error when it aborts first. That only helps while the write
  * waits in the event loop (a non-blocking stdout): on a blocking pipe, Bun and
  * Deno block in write(2) until the reader takes the text, and no handler runs.
  */
@@ -35,7 +71,10 @@ function writeAll(text: string): Promise<void> {
   // Bun.write of "" truncates a regular file: `qmpctl ... >> log` would lose the log.
   if (text === "") return Promise.resolve();
   if (bun) {
-    return bun.write(bun.stdout, text).then(() => {}, (error) => Promise.reject(brokenPipeOr(error)));
+    return checkStdoutOpen().then(() => bun.write(bun.stdout, text)).then(
+      () => {},
+      (error) => Promise.reject(outputErrorOf(error)),
+    );
   }
   if (!stdoutErrorsHandled) {
     // Node and Deno also emit write errors as 'error' events, which would be
@@ -44,7 +83,7 @@ function writeAll(text: string): Promise<void> {
     stdoutErrorsHandled = true;
   }
   return new Promise((resolve, reject) => {
-    process.stdout.write(text, (error) => error ? reject(brokenPipeOr(error)) : resolve());
+    process.stdout.write(text, (error) => error ? reject(outputErrorOf(error)) : resolve());
   });
 }
 
