@@ -46,6 +46,19 @@ export interface ConnectOptions {
   maxMessageBytes?: number;
   /** Called with each message as it crosses the wire, compact JSON on one line. */
   log?: (direction: "send" | "receive", json: string) => void;
+  /**
+   * Called with the client before it connects, to subscribe (`client.events`)
+   * from the very start. QEMU may send events right behind its answer to
+   * `qmp_capabilities`, in the same read: they are handed out before
+   * `connect` returns, so a subscription made after it would miss them.
+   *
+   * @example
+   * ```ts
+   * let all!: EventSubscription;
+   * const qmp = await QmpClient.connect(path, { subscribe: (c) => (all = c.events()) });
+   * ```
+   */
+  subscribe?: (client: QmpClient) => void;
 }
 
 /** Options of one command. */
@@ -116,6 +129,7 @@ export class QmpClient {
    */
   static async connect(address: string | Address, options: ConnectOptions = {}): Promise<QmpClient> {
     const client = new QmpClient(typeof address === "string" ? parseAddress(address) : address, options);
+    options.subscribe?.(client);
     const limitMs = options.connectTimeout ?? 10_000;
     const limit = limitMs > 0 ? AbortSignal.timeout(limitMs) : undefined;
     const signals = [options.signal, limit].filter((s): s is AbortSignal => s !== undefined);
