@@ -6,7 +6,7 @@
  * `qmp_capabilities` (spec 4), then commands and their replies (spec 2.3,
  * 2.4) interleave with asynchronous events (spec 2.5). Replies are matched to
  * calls by `id`; a reply whose id no call waits for (its caller gave up) is
- * dropped.
+ * dropped; an error without an id ends the session (see #dispatch).
  *
  * @module
  */
@@ -266,7 +266,8 @@ export class QmpClient {
       throw error;
     }
     this.#capabilities = enable;
-    this.#phase = "running";
+    // A message in the same read as the answer may already have ended the session.
+    if (this.#phase === "negotiating") this.#phase = "running";
   }
 
   #call(
@@ -376,12 +377,18 @@ export class QmpClient {
       return;
     }
     if (!("error" in m)) throw new ProtocolError(`received a reply without an id: ${truncate(JSON.stringify(m))}`);
-    // QEMU answers JSON it could not parse with an id-less error; it belongs to
-    // whichever calls are waiting.
-    for (const [key, call] of this.#pending) {
-      this.#pending.delete(key);
-      call.reject(new CommandError(m, call.command));
-    }
+    // An error without an id ends the session, as in QEMU's python/qemu/qmp
+    // (qmp_client.py raises ServerParseError and disconnects). QEMU sends one
+    // only when it could not parse a request into an object with an id
+    // (qmp-spec 2.4.2 "Error"), so it answers no call that can be named:
+    // giving it to the oldest pending call could blame the wrong command, and
+    // after a parse error QEMU's reading of the requests behind it is in doubt.
+    // Every pending call and subscription ends with this one ProtocolError.
+    throw new ProtocolError(
+      `${this.address.text} could not parse a request (an error without an id): ${
+        truncate(new CommandError(m).message)
+      }`,
+    );
   }
 
   #peerClosed(error?: Error): void {

@@ -273,16 +273,36 @@ describe("execute", () => {
     });
   });
 
-  test("an error without an id fails the pending call as a CommandError", async () => {
+  test("an error without an id ends the session: every pending call and subscription gets one ProtocolError", async () => {
     const server = serve(async (c) => {
       await c.handshake();
+      await c.nextRequest();
       await c.nextRequest();
       c.sendJson({ error: { class: "GenericError", desc: "JSON parse error, invalid keyword 'x'" } });
     });
     const client = await connect(server);
-    const error = await rejection(client.execute("query-status")) as CommandError;
-    expect(error).toBeInstanceOf(CommandError);
-    expect(error.message).toBe("GenericError: JSON parse error, invalid keyword 'x'");
+    const events = client.events();
+    const first = rejection(client.execute("query-status"));
+    const second = rejection(client.execute("query-name"));
+    const error = await first;
+    expect(error).toBeInstanceOf(ProtocolError);
+    expect(error.message).toBe(
+      `${server.path} could not parse a request (an error without an id): GenericError: JSON parse error, invalid keyword 'x'`,
+    );
+    expect(await second).toBe(error);
+    expect(await client.closed).toBe(error);
+    expect(await events.nextBatch().catch((e) => e)).toBe(error);
+  });
+
+  test("an error without an id while no call waits ends the session too", async () => {
+    const server = serve(async (c) => {
+      await c.handshake();
+      c.sendJson({ error: { class: "GenericError", desc: "Invalid JSON syntax" } });
+    });
+    const client = await connect(server);
+    const error = await client.closed;
+    expect(error).toBeInstanceOf(ProtocolError);
+    expect(await rejection(client.execute("query-status"))).toBe(error!);
   });
 
   test("a reply without an id is a ProtocolError that ends the connection", async () => {
