@@ -107,6 +107,8 @@ export class QmpClient {
   #phase: Phase = "connecting";
   #greetingWaiter?: { resolve: (greeting: Greeting) => void; reject: (error: QmpError) => void };
   #failure?: QmpError;
+  /** connect(2) said EAGAIN: the server's listen queue was full (for the timeout message). */
+  #listenQueueFull = false;
   readonly #closed: Promise<QmpError | undefined>;
   #markClosed!: (failure: QmpError | undefined) => void;
 
@@ -148,7 +150,7 @@ export class QmpClient {
       else signal?.addEventListener("abort", onAbort, { once: true });
     });
     try {
-      await Promise.race([client.#open(), aborted]);
+      await Promise.race([client.#open(signal), aborted]);
       return client;
     } catch (error) {
       client.#shutdown(error as QmpError);
@@ -240,13 +242,13 @@ export class QmpClient {
     return this.#closed;
   }
 
-  async #open(): Promise<void> {
+  async #open(signal?: AbortSignal): Promise<void> {
     const greeting = new Promise<Greeting>((resolve, reject) => (this.#greetingWaiter = { resolve, reject }));
     greeting.catch(() => {}); // awaited below unless connecting fails or is abandoned first
     const transport = await connectTransport(this.address, {
       data: (chunk) => this.#receive(chunk),
       close: (error) => this.#peerClosed(error),
-    });
+    }, { signal, onBusy: () => (this.#listenQueueFull = true) });
     if (this.#phase === "closed") { // the wait was abandoned while connecting
       transport.close();
       return;
@@ -434,7 +436,12 @@ export class QmpClient {
       case "negotiating":
         return { step: `answer to qmp_capabilities from ${address}`, hint: "" };
       default:
-        return { step: `connection to ${address}`, hint: "" };
+        return {
+          step: `connection to ${address}`,
+          hint: this.#listenQueueFull
+            ? ": its listen queue stayed full (EAGAIN: too many clients connecting at once)"
+            : "",
+        };
     }
   }
 }

@@ -1,0 +1,45 @@
+/**
+ * Many one-shot runs at once against one QEMU monitor: QEMU's listen queue is
+ * short, so connect(2) says EAGAIN to some; qmpctl tries again until
+ * --connect-timeout, and each run waits its turn for the monitor.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { qmpctl } from "./helpers/cli.ts";
+import { startQemu, type TestQemu } from "./helpers/qemu.ts";
+
+let qemu: TestQemu;
+beforeAll(async () => {
+  qemu = await startQemu();
+});
+afterAll(async () => {
+  await qemu.stop();
+});
+
+test("50 concurrent exec query-status against one QEMU all succeed", async () => {
+  const runs = Array.from(
+    { length: 50 },
+    () => qmpctl(["-s", qemu.socket, "--connect-timeout", "60s", "exec", "query-status"], { killAfterMs: 90_000 }),
+  );
+  const results = await Promise.all(runs);
+  const failures = results.filter((r) => r.code !== 0).map((r) => `${r.code} ${r.stderr.trim()}`);
+  expect(failures).toEqual([]);
+  for (const result of results) expect(JSON.parse(result.stdout)).toMatchObject({ status: "running" });
+}, 120_000);
+
+test("a socket file nobody listens on is still refused at once (exit 3, no retries)", async () => {
+  const path = `${qemu.dir}/stale.sock`;
+  // A listener killed with SIGKILL leaves its socket file behind, as a QEMU that was killed does.
+  const script = `Bun.listen({ unix: ${JSON.stringify(path)}, socket: { data() {} } }); console.log("listening");`;
+  const listener = Bun.spawn([process.execPath, "-e", script], { stdout: "pipe" });
+  const reader = listener.stdout.getReader();
+  await reader.read(); // the "listening" line
+  listener.kill("SIGKILL");
+  await listener.exited;
+  const result = await qmpctl(["-s", path, "--connect-timeout", "30s", "exec", "query-status"]);
+  expect(result).toMatchObject({
+    code: 3,
+    stdout: "",
+    stderr: `qmpctl: cannot connect to ${path}: connection refused (nothing is listening there) (ECONNREFUSED)\n`,
+  });
+  expect(result.ms).toBeLessThan(5000);
+});
