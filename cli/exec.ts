@@ -1,8 +1,10 @@
 /** `qmpctl exec CMD [KEY=VALUE ...] [--args JSON|-]`. @module */
 import { buildArguments, parseArgumentsJson, wordsNeedTyping } from "../lib/args.ts";
+import { ArgumentError } from "../lib/errors.ts";
+import { decodeUtf8, showInvalidUtf8 } from "../lib/utf8.ts";
 import { CommandError } from "../lib/errors.ts";
 import { printAwaitedEvents, readWaitEventOption, subscribe } from "./event_output.ts";
-import { readStdin } from "./io.ts";
+import { readStdinBytes } from "./io.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, connect, executeAndPrint, formatJson, optionValue } from "./session.ts";
 
@@ -57,7 +59,7 @@ export async function run(context: CommandContext): Promise<number> {
   const argsText = optionValue(context, "args");
   const base = argsText === undefined
     ? undefined
-    : parseArgumentsJson(argsText === "-" ? await readStdin(context.signal) : argsText);
+    : parseArgumentsJson(argsText === "-" ? await readArgsFromStdin(context.signal) : argsText);
   let args = base || words.length > 0 ? buildArguments(words, base) : undefined; // malformed words: nothing sent
   const wait = readWaitEventOption(context);
   const client = await connect(context);
@@ -79,4 +81,24 @@ export async function run(context: CommandContext): Promise<number> {
   } finally {
     client.close();
   }
+}
+
+/**
+ * The `--args -` text: stdin's bytes, which must be UTF-8 (no other encoding
+ * is guessed from a byte-order mark).
+ * @throws {ArgumentError} when stdin cannot be read (a directory) or is not UTF-8
+ */
+async function readArgsFromStdin(signal: AbortSignal): Promise<string> {
+  const bytes = await readStdinBytes(signal).catch((error) => {
+    const code = (error as { code?: string })?.code;
+    if (code === undefined) throw error; // SIGINT or --timeout
+    const reason = code === "EISDIR" ? "stdin is a directory" : `cannot read stdin (${(error as Error).message})`;
+    throw new ArgumentError(`--args -: ${reason}`);
+  });
+  const text = decodeUtf8(bytes);
+  if (text !== undefined) return text;
+  const { firstBad } = showInvalidUtf8(bytes);
+  throw new ArgumentError(
+    `--args -: stdin is not UTF-8 (byte 0x${bytes[firstBad].toString(16).padStart(2, "0")} at offset ${firstBad})`,
+  );
 }

@@ -107,16 +107,16 @@ export function escapeControls(text: string): string {
   return text.replace(CONTROL, (c) => NAMED[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }
 
-/** All of stdin as text; `signal` (SIGINT, --timeout) ends the wait for a stdin that stays open. */
-export function readStdin(signal?: AbortSignal): Promise<string> {
+/** All of stdin as bytes; `signal` (SIGINT, --timeout) ends the wait for a stdin that stays open. */
+export function readStdinBytes(signal?: AbortSignal): Promise<Uint8Array> {
   return abortable(readAllStdin(), signal, "stdin to end");
 }
 
-async function readAllStdin(): Promise<string> {
-  if (bun) return bun.stdin.text();
+async function readAllStdin(): Promise<Uint8Array> {
+  if (bun) return bun.stdin.bytes();
   const chunks: Uint8Array[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Uint8Array);
-  return new TextDecoder().decode(await new Blob(chunks as BlobPart[]).arrayBuffer());
+  return new Uint8Array(await new Blob(chunks as BlobPart[]).arrayBuffer());
 }
 
 /** Whether stdin is a terminal (the shell then edits lines). */
@@ -132,6 +132,32 @@ export function env(name: string): string | undefined {
 /** The command-line words after the program name. */
 export function argv(): string[] {
   return process.argv.slice(2);
+}
+
+/**
+ * The last `count` command-line words as the bytes the caller passed, or
+ * undefined where they cannot be had. The runtime has already decoded argv,
+ * replacing bytes that are not UTF-8 by U+FFFD; Linux keeps the bytes in
+ * /proc/self/cmdline (words ended by NUL).
+ */
+export async function argvBytes(count: number): Promise<Uint8Array[] | undefined> {
+  let bytes: Uint8Array;
+  try {
+    bytes = bun
+      ? await bun.file("/proc/self/cmdline").bytes()
+      : new Uint8Array((await import("node:fs")).readFileSync("/proc/self/cmdline"));
+  } catch {
+    return undefined;
+  }
+  const words: Uint8Array[] = [];
+  let start = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i] === 0) {
+      words.push(bytes.subarray(start, i));
+      start = i + 1;
+    }
+  }
+  return words.length >= count ? words.slice(words.length - count) : undefined;
 }
 
 /** Call `handler` on SIGINT (instead of dying). */
