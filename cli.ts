@@ -60,7 +60,10 @@ function generalHelp(): string {
   return `Usage: qmpctl [options] COMMAND [ARGS...]
 
 A QEMU Monitor Protocol client: JSON on stdout, errors on stderr, exit codes
-a script can branch on, and no wait without a bound.
+a script can branch on. Connecting is bounded by --connect-timeout (10s); the
+rest by --timeout when given: without it, exec waits as long as QEMU takes
+(some commands are slow on purpose) and events listens until the connection
+ends. Ctrl-C ends any wait (exit 130).
 
 Commands:
 ${commands}

@@ -63,3 +63,12 @@ test("the piped shell > /dev/full: exit 74", async () => {
     stderr: "qmpctl: could not write the output: no space left on the device (ENOSPC)\n",
   });
 });
+
+test("the general help says which waits are bounded, and how", async () => {
+  const child = Bun.spawn([QMPCTL, "--help"], { stdout: "pipe", stderr: "pipe" });
+  const help = await new Response(child.stdout).text();
+  expect(await child.exited).toBe(0);
+  expect(help).not.toContain("no wait without a bound");
+  expect(help).toContain("without it, exec waits as long as QEMU takes");
+  expect(help).toContain("74 could not\nwrite the output");
+});
