@@ -1,6 +1,6 @@
 /** `qmpctl exec CMD [KEY=VALUE ...] [--args JSON|-]`. @module */
 import { buildArguments, parseArgumentsJson, wordsNeedTyping } from "../lib/args.ts";
-import { ArgumentError } from "../lib/errors.ts";
+import { ArgumentError, QmpError } from "../lib/errors.ts";
 import { decodeUtf8, showInvalidUtf8 } from "../lib/utf8.ts";
 import { CommandError } from "../lib/errors.ts";
 import { printAwaitedEvents, readWaitEventOption, subscribe } from "./event_output.ts";
@@ -90,8 +90,8 @@ export async function run(context: CommandContext): Promise<number> {
  */
 async function readArgsFromStdin(signal: AbortSignal): Promise<string> {
   const bytes = await readStdinBytes(signal).catch((error) => {
+    if (error instanceof QmpError) throw error; // SIGINT or --timeout
     const code = (error as { code?: string })?.code;
-    if (code === undefined) throw error; // SIGINT or --timeout
     const reason = code === "EISDIR" ? "stdin is a directory" : `cannot read stdin (${(error as Error).message})`;
     throw new ArgumentError(`--args -: ${reason}`);
   });
