@@ -2,6 +2,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { catchesSigint, waitUntil } from "./process_state.ts";
 
 /** The binary under test: dist/qmpctl unless QMPCTL_BIN names another. */
 export const QMPCTL = process.env.QMPCTL_BIN ?? resolve(import.meta.dir, "../../dist/qmpctl");
@@ -52,11 +53,17 @@ export function qmpctl(args: string[], options: CliOptions = {}): Promise<CliRes
 }
 
 /**
- * Let `running` get into its wait for `afterMs`, then press Ctrl-C (SIGINT):
+ * Press Ctrl-C (SIGINT) once `running` handles it (its handler is installed:
+ * every wait from then on, or already begun, ends with exit 130) and, when
+ * given, `ready` has resolved (the test's sign that it is in the wait):
  * its result, and how long it took to exit after the signal.
  */
-export async function interrupt(running: RunningCli, afterMs = 1000): Promise<CliResult & { exitedAfterMs: number }> {
-  await Bun.sleep(afterMs);
+export async function interrupt(
+  running: RunningCli,
+  ready?: Promise<unknown>,
+): Promise<CliResult & { exitedAfterMs: number }> {
+  await waitUntil(() => catchesSigint(running.child.pid), "qmpctl handles SIGINT");
+  await ready;
   const sent = performance.now();
   running.child.kill("SIGINT");
   const result = await running.result;
