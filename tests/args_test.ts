@@ -185,5 +185,5 @@ describe("buildArguments on many words", () => {
     expect(() => buildArguments([...words, "o2=1"])).toThrow(
       "'o2=1' sets o2 to a value, but 'o2.k2=x' put keys inside it",
     );
-  });
+  }, 20_000);
 });
