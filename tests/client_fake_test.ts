@@ -169,6 +169,24 @@ describe("greeting and negotiation", () => {
     );
   });
 
+  test("subscribe: events sent in the same write as the qmp_capabilities answer reach a subscription made there", async () => {
+    const server = serve(async (c) => {
+      c.sendJson(QEMU_GREETING);
+      const request = await c.nextRequest();
+      c.send(
+        JSON.stringify({ return: {}, id: request.id }) + "\r\n" +
+          JSON.stringify({ event: "STOP", timestamp: { seconds: 1, microseconds: 0 } }) + "\r\n",
+      );
+    });
+    let early: ReturnType<QmpClient["events"]> | undefined;
+    const client = await connect(server, { subscribe: (c) => (early = c.events()) });
+    const late = client.events();
+    const [event] = await early!.nextBatch();
+    expect(event).toEqual({ event: "STOP", timestamp: { seconds: 1, microseconds: 0 } });
+    client.close();
+    expect(await late.nextBatch()).toEqual([]); // subscribed after connect returned: too late for it
+  });
+
   test("a socket that does not exist is a ConnectionError naming the address and the reason", async () => {
     const error = await rejection(QmpClient.connect("/nonexistent/qmpctl-test.sock"));
     expect(error).toBeInstanceOf(ConnectionError);
