@@ -21,7 +21,16 @@ import {
 } from "./lib/errors.ts";
 import { formatDuration, parseDuration } from "./cli/duration.ts";
 import { EXIT } from "./cli/exit_status.ts";
-import { argv, BrokenPipeError, exit, onInterrupt, writeStderrLine, writeStdout } from "./cli/io.ts";
+import {
+  argv,
+  argvBytes,
+  BrokenPipeError,
+  exit,
+  onInterrupt,
+  OutputError,
+  writeStderrLine,
+  writeStdout,
+} from "./cli/io.ts";
 import { commandHelp, generalHelp } from "./cli/help.ts";
 import { parseArgs, UsageError } from "./cli/options.ts";
 import { allOptions, COMMANDS, GLOBAL_OPTIONS } from "./cli/registry.ts";
@@ -31,6 +40,7 @@ import { VERSION } from "./cli/version.ts";
 /** The exit status of each error class (first match wins). */
 const EXIT_STATUS: ReadonlyArray<[abstract new (...args: never[]) => Error, number]> = [
   [BrokenPipeError, EXIT.OK], // the reader closed stdout: end quietly
+  [OutputError, EXIT.OUTPUT],
   [CommandError, EXIT.QEMU_ERROR],
   [UsageError, EXIT.USAGE],
   [AddressError, EXIT.USAGE],
@@ -45,7 +55,7 @@ const EXIT_STATUS: ReadonlyArray<[abstract new (...args: never[]) => Error, numb
 ];
 
 async function main(): Promise<number> {
-  const { words, options } = parseArgs(argv(), allOptions());
+  const { words, options } = parseArgs(await checkedArgv(), allOptions());
   if (options.flag("version")) {
     await writeStdout(`qmpctl ${VERSION}\n`);
     return 0;
@@ -97,6 +107,26 @@ async function main(): Promise<number> {
     if (error instanceof TimeoutError) error.message += ` (--timeout ${formatDuration(timeoutMs)})`;
     throw error;
   }
+}
+
+/**
+ * The command-line words, refusing one that is not UTF-8 (the runtime would
+ * have sent U+FFFD in place of its bad bytes). Only a word holding U+FFFD is
+ * checked against the bytes the caller passed.
+ * @throws {UsageError} naming the word, its bad bytes as \xHH
+ */
+async function checkedArgv(): Promise<string[]> {
+  const words = argv();
+  if (!words.some((word) => word.includes("\uFFFD"))) return words;
+  const raw = await argvBytes(words.length);
+  if (!raw) return words;
+  const { decodeUtf8, showInvalidUtf8 } = await import("./lib/utf8.ts");
+  raw.forEach((bytes, i) => {
+    if (decodeUtf8(bytes) === undefined) {
+      throw new UsageError(`'${showInvalidUtf8(bytes).text}' is not valid UTF-8 (command-line word ${i + 1})`);
+    }
+  });
+  return words;
 }
 
 function exitStatusOf(error: unknown): number {

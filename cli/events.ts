@@ -3,6 +3,7 @@ import { exitStatusHelp } from "./exit_status.ts";
 import { TimeoutError } from "../lib/errors.ts";
 import { printEvents, readEventWait, subscribe } from "./event_output.ts";
 import { type CommandContext, connect } from "./session.ts";
+import type { EventSubscription } from "../lib/events.ts";
 
 export const help = `Usage: qmpctl events [NAME ...] [--match KEY=VALUE ...] [--count N] [--timeout DURATION] [options]
 
@@ -28,9 +29,10 @@ ${
 
 export async function run(context: CommandContext): Promise<number> {
   const wait = readEventWait(context, context.words, Infinity);
-  const client = await connect(context);
+  // Subscribed before negotiation ends: events in the same read as its reply count too.
+  let subscription!: EventSubscription;
+  const client = await connect(context, (c) => (subscription = subscribe(c, wait, context.signal)));
   try {
-    const subscription = subscribe(client, wait, context.signal);
     if (wait.names.length > 0) { // as wait-event: a name QEMU does not know is a usage error
       await (await import("../lib/schema/mod.ts")).checkEventNames(client, wait.names, { signal: context.signal });
     }

@@ -4,7 +4,7 @@ import { exitStatusHelp } from "./exit_status.ts";
 import { buildArguments, parseArgumentsJson, wordsNeedTyping } from "../lib/args.ts";
 import { CommandError } from "../lib/errors.ts";
 import { printAwaitedEvents, readWaitEventOption, subscribe } from "./event_output.ts";
-import { readStdin } from "./io.ts";
+import { readArgsFromStdin } from "./args_stdin.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, connect, executeAndPrint, formatJson } from "./session.ts";
 
@@ -98,7 +98,7 @@ export async function run(context: CommandContext): Promise<number> {
   const argsText = context.options.text("args");
   const base = argsText === undefined
     ? undefined
-    : parseArgumentsJson(argsText === "-" ? await readStdin(context.signal) : argsText);
+    : parseArgumentsJson(argsText === "-" ? await readArgsFromStdin(context.signal) : argsText);
   let args = base || words.length > 0 ? buildArguments(words, base) : undefined; // malformed words: nothing sent
   const wait = readWaitEventOption(context);
   const follow = await longWorkFollower(context, Boolean(wait)); // loaded only with --wait-job/--wait-migration

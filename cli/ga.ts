@@ -6,7 +6,7 @@ import { parseArgumentsJson } from "../lib/args.ts";
 import { didYouMean } from "../lib/closest.ts";
 import { CommandError, DisconnectedError } from "../lib/errors.ts";
 import { agentAddress, connectAgent } from "./ga_connect.ts";
-import { readStdin } from "./io.ts";
+import { readArgsFromStdin } from "./args_stdin.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, executeAndPrint, formatJson, optionValue } from "./session.ts";
 
@@ -94,7 +94,7 @@ async function runAgentCommand(context: CommandContext, command: string, words: 
   const argsText = optionValue(context, "args");
   const base = argsText === undefined
     ? undefined
-    : parseArgumentsJson(argsText === "-" ? await readStdin(context.signal) : argsText);
+    : parseArgumentsJson(argsText === "-" ? await readArgsFromStdin(context.signal) : argsText);
   const args = words.length > 0 ? await typeAgentArguments(command, words, base) : base;
   const agent = await connectAgent(context);
   try {

@@ -33,13 +33,17 @@ export interface CommandContext {
   optionTable: OptionTable;
 }
 
-/** Connect and negotiate, with `-s` or `$QMPCTL_SOCKET`. */
-export function connect(context: CommandContext): Promise<QmpClient> {
+/**
+ * Connect and negotiate, with `-s` or `$QMPCTL_SOCKET`; `subscribe` is
+ * called before connecting (see ConnectOptions.subscribe).
+ */
+export function connect(context: CommandContext, subscribe?: (client: QmpClient) => void): Promise<QmpClient> {
   const address = context.global.socket ?? env("QMPCTL_SOCKET");
   if (!address) throw new UsageError("no address: give -s/--socket ADDR or set QMPCTL_SOCKET");
   return QmpClient.connect(address, {
     signal: context.signal,
     connectTimeout: context.global.connectTimeoutMs,
+    subscribe,
     log: context.global.verbose
       ? (direction, json) => writeStderrLine(`${direction === "send" ? ">" : "<"} ${json}`)
       : undefined,

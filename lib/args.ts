@@ -76,24 +76,32 @@ export function buildArguments(
   typeValue: ValueTyper = jsonOrString,
 ): Record<string, unknown> {
   const result = structuredClone(base);
+  // Maps, not scans, so that many words cost linear time.
   const seen = new Map<string, string>(); // full key -> the word that set it
+  const parents = new Map<string, string>(); // key with keys inside it -> the first word that put one there
   for (const { word, path, text, raw } of splitKeyValueWords(words)) {
-    for (let i = 1; i <= path.length; i++) {
-      const prefix = path.slice(0, i).join(".");
+    let prefix = "";
+    for (let i = 0; i < path.length; i++) {
+      prefix = i === 0 ? path[0] : `${prefix}.${path[i]}`;
       const earlier = seen.get(prefix);
       if (earlier === undefined) continue;
       throw new ArgumentError(
-        i === path.length
+        i === path.length - 1
           ? `'${word}' sets ${prefix} again (after '${earlier}')`
           : `'${word}' goes inside ${prefix}, which '${earlier}' set to a value`,
       );
     }
-    const full = path.join(".");
-    const nested = [...seen.keys()].find((k) => k.startsWith(full + "."));
-    if (nested) {
-      throw new ArgumentError(`'${word}' sets ${full} to a value, but '${seen.get(nested)}' put keys inside it`);
+    const full = prefix;
+    const inside = parents.get(full);
+    if (inside !== undefined) {
+      throw new ArgumentError(`'${word}' sets ${full} to a value, but '${inside}' put keys inside it`);
     }
     seen.set(full, word);
+    prefix = "";
+    for (let i = 0; i < path.length - 1; i++) {
+      prefix = i === 0 ? path[0] : `${prefix}.${path[i]}`;
+      if (!parents.has(prefix)) parents.set(prefix, word);
+    }
     const value = raw ? parseJsonValue(text, `'${word}'`) : typeValue(path, text);
     setPath(result, path, value);
   }

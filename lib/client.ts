@@ -6,7 +6,7 @@
  * `qmp_capabilities` (spec 4), then commands and their replies (spec 2.3,
  * 2.4) interleave with asynchronous events (spec 2.5). Replies are matched to
  * calls by `id`; a reply whose id no call waits for (its caller gave up) is
- * dropped.
+ * dropped; an error without an id ends the session (see #dispatch).
  *
  * @module
  */
@@ -50,6 +50,19 @@ export interface ConnectOptions {
   maxMessageBytes?: number;
   /** Called with each message as it crosses the wire, compact JSON on one line. */
   log?: (direction: "send" | "receive", json: string) => void;
+  /**
+   * Called with the client before it connects, to subscribe (`client.events`)
+   * from the very start. QEMU may send events right behind its answer to
+   * `qmp_capabilities`, in the same read: they are handed out before
+   * `connect` returns, so a subscription made after it would miss them.
+   *
+   * @example
+   * ```ts
+   * let all!: EventSubscription;
+   * const qmp = await QmpClient.connect(path, { subscribe: (c) => (all = c.events()) });
+   * ```
+   */
+  subscribe?: (client: QmpClient) => void;
 }
 
 /** Options of one command. */
@@ -99,6 +112,8 @@ export class QmpClient {
   #phase: Phase = "connecting";
   #greetingWaiter?: { resolve: (greeting: Greeting) => void; reject: (error: QmpError) => void };
   #failure?: QmpError;
+  /** connect(2) said EAGAIN: the server's listen queue was full (for the timeout message). */
+  #listenQueueFull = false;
   readonly #closed: Promise<QmpError | undefined>;
   #markClosed!: (failure: QmpError | undefined) => void;
 
@@ -122,6 +137,7 @@ export class QmpClient {
    */
   static async connect(address: string | Address, options: ConnectOptions = {}): Promise<QmpClient> {
     const client = new QmpClient(typeof address === "string" ? parseAddress(address) : address, options);
+    options.subscribe?.(client);
     const limitMs = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS;
     const limit = limitMs > 0 ? AbortSignal.timeout(limitMs) : undefined;
     const signals = [options.signal, limit].filter((s): s is AbortSignal => s !== undefined);
@@ -134,7 +150,7 @@ export class QmpClient {
         : abortErrorFor(`the ${step}${hint}`)(options.signal!);
     };
     try {
-      await abortable(client.#open(), signal, abortError);
+      await abortable(client.#open(signal), signal, abortError);
       return client;
     } catch (error) {
       client.#shutdown(error as QmpError);
@@ -231,13 +247,13 @@ export class QmpClient {
     return this.#closed;
   }
 
-  async #open(): Promise<void> {
+  async #open(signal?: AbortSignal): Promise<void> {
     const greeting = new Promise<Greeting>((resolve, reject) => (this.#greetingWaiter = { resolve, reject }));
     greeting.catch(() => {}); // awaited below unless connecting fails or is abandoned first
     const transport = await connectTransport(this.address, {
       data: (chunk) => this.#receive(chunk),
       close: (error) => this.#peerClosed(error),
-    });
+    }, { signal, onBusy: () => (this.#listenQueueFull = true) });
     if (this.#phase === "closed") { // the wait was abandoned while connecting
       transport.close();
       return;
@@ -257,7 +273,8 @@ export class QmpClient {
       throw error;
     }
     this.#capabilities = enable;
-    this.#phase = "running";
+    // A message in the same read as the answer may already have ended the session.
+    if (this.#phase === "negotiating") this.#phase = "running";
   }
 
   #call(
@@ -362,12 +379,18 @@ export class QmpClient {
       return;
     }
     if (!("error" in m)) throw new ProtocolError(`received a reply without an id: ${truncate(JSON.stringify(m))}`);
-    // QEMU answers JSON it could not parse with an id-less error; it belongs to
-    // whichever calls are waiting.
-    for (const [key, call] of this.#pending) {
-      this.#pending.delete(key);
-      call.reject(new CommandError(m, call.command));
-    }
+    // An error without an id ends the session, as in QEMU's python/qemu/qmp
+    // (qmp_client.py raises ServerParseError and disconnects). QEMU sends one
+    // only when it could not parse a request into an object with an id
+    // (qmp-spec 2.4.2 "Error"), so it answers no call that can be named:
+    // giving it to the oldest pending call could blame the wrong command, and
+    // after a parse error QEMU's reading of the requests behind it is in doubt.
+    // Every pending call and subscription ends with this one ProtocolError.
+    throw new ProtocolError(
+      `${this.address.text} could not parse a request (an error without an id): ${
+        truncate(new CommandError(m).message)
+      }`,
+    );
   }
 
   #peerClosed(error?: Error): void {
@@ -413,7 +436,12 @@ export class QmpClient {
       case "negotiating":
         return { step: `answer to qmp_capabilities from ${address}`, hint: "" };
       default:
-        return { step: `connection to ${address}`, hint: "" };
+        return {
+          step: `connection to ${address}`,
+          hint: this.#listenQueueFull
+            ? ": its listen queue stayed full (EAGAIN: too many clients connecting at once)"
+            : "",
+        };
     }
   }
 }

@@ -11,7 +11,8 @@
  * │   └── ConnectTimeoutError  code CONNECT_TIMEOUT  no connection/greeting/negotiation in time
  * ├── GreetingError         code GREETING      the first message is not a QMP greeting
  * ├── NegotiationError      code NEGOTIATION   qmp_capabilities was refused
- * ├── ProtocolError         code PROTOCOL      the peer broke the protocol (not JSON, reply without id)
+ * ├── ProtocolError         code PROTOCOL      the peer broke the protocol (not JSON, reply without id,
+ * │                                         an error without id: QEMU could not parse a request)
  * │   └── MessageTooLargeError code TOO_LARGE  one message exceeded the size limit
  * ├── DisconnectedError     code DISCONNECTED  the connection ended before the awaited answer
  * ├── CommandError          code COMMAND       QEMU answered {"error": {class, desc}}

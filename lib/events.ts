@@ -14,6 +14,7 @@
  */
 import { abortable } from "./abort.ts";
 import { abortErrorFor, type QmpError } from "./errors.ts";
+import { globMatcher, isGlob } from "./glob.ts";
 
 /** An event as QEMU sends it. */
 export interface QmpEvent {
@@ -47,23 +48,14 @@ export const DEFAULT_HIGH_WATER_MARK = 1024;
 /** Compile a filter into one test. */
 export function eventMatcher(filter: EventFilter = {}): (event: QmpEvent) => boolean {
   const names = filter.names ?? [];
-  // Exact names by a Set: a RegExp costs its compilation at its first use, which would delay the first event.
   const exact = new Set(names.filter((name) => !isGlob(name)));
-  const patterns = names.filter(isGlob).map(globToRegExp);
+  const patterns = names.filter(isGlob).map(globMatcher);
   const where = filter.where;
-  const named = (name: string) => names.length === 0 || exact.has(name) || patterns.some((re) => re.test(name));
+  const named = (name: string) => names.length === 0 || exact.has(name) || patterns.some((matches) => matches(name));
   return (event) => named(event.event) && (!where || where(event));
 }
 
-/** True when the name holds glob characters. */
-export function isGlob(name: string): boolean {
-  return /[*?]/.test(name);
-}
-
-function globToRegExp(glob: string): RegExp {
-  const body = glob.replace(/[.+^${}()|[\]\\]/g, "\\$&").replaceAll("*", ".*").replaceAll("?", ".");
-  return new RegExp(`^${body}$`);
-}
+export { isGlob };
 
 /** @internal How a subscription tells its client about its queue. */
 export interface SubscriptionHooks {

@@ -9,6 +9,7 @@
  * @module
  */
 import type { Address } from "./address.ts";
+import { abortable } from "./abort.ts";
 import { ConnectionError } from "./errors.ts";
 import type { Transport, TransportEvents } from "./transport_types.ts";
 
@@ -22,22 +23,48 @@ export type {
   TransportEvents,
 } from "./transport_types.ts";
 
+/** How connectTransport waits out a busy server. */
+export interface ConnectRetry {
+  /** Bounds the retries; without it, a busy server fails at once. */
+  signal?: AbortSignal;
+  /** Called at each retry after EAGAIN (for a timeout message that says why). */
+  onBusy?: () => void;
+}
+
 /**
- * Open a socket to `address`.
+ * Open a socket to `address`. EAGAIN from connect(2) on a UNIX socket means
+ * the server's listen queue is full (QEMU's is short: a few clients connecting
+ * at the same moment fill it), not that nobody listens: try again after a
+ * short pause, doubling up to 64 ms, until `retry.signal` aborts.
  * @throws {ConnectionError} naming the address and the system's reason
  */
-export async function connectTransport(address: Address, events: TransportEvents): Promise<Transport> {
+export async function connectTransport(
+  address: Address,
+  events: TransportEvents,
+  retry: ConnectRetry = {},
+): Promise<Transport> {
   const { connect } = "Bun" in globalThis ? await import("./transport_bun.ts") : await import("./transport_node.ts");
-  try {
-    return await connect(address, events);
-  } catch (error) {
-    throw new ConnectionError(`cannot connect to ${address.text}: ${describeSystemError(error)}`, { cause: error });
+  for (let pauseMs = 1;; pauseMs = Math.min(pauseMs * 2, 64)) {
+    try {
+      return await connect(address, events);
+    } catch (error) {
+      const failure = new ConnectionError(`cannot connect to ${address.text}: ${describeSystemError(error)}`, {
+        cause: error,
+      });
+      const { signal } = retry;
+      if ((error as { code?: string })?.code !== "EAGAIN" || !signal || signal.aborted) throw failure;
+      retry.onBusy?.();
+      // Spread the retries of clients that were refused together.
+      const pause = new Promise((resolve) => setTimeout(resolve, pauseMs * (0.5 + Math.random())));
+      await abortable(pause, signal, "the server's listen queue").catch(() => Promise.reject(failure));
+    }
   }
 }
 
 const REASONS: Record<string, string> = {
   ENOENT: "no such socket",
   ECONNREFUSED: "connection refused (nothing is listening there)",
+  EAGAIN: "the server's listen queue is full (too many clients connecting at once)",
   ECONNRESET: "connection reset by the peer",
   EACCES: "permission denied",
   EPERM: "permission denied",

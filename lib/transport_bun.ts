@@ -65,7 +65,7 @@ export const connect: Connect = async (address: Address, events: TransportEvents
     error: (_socket, error) => link.report(error),
   };
   const socket = address.kind === "unix"
-    ? await Bun.connect({ unix: address.path, socket: handler })
+    ? await Bun.connect({ unix: address.path, socket: handler }).catch((error) => unixFailure(address.path, error))
     : await Bun.connect({ hostname: address.host, port: address.port, socket: handler });
   return link.transport(socket);
 };
@@ -90,3 +90,23 @@ export const listen: Listen = (path, events) => {
     close: () => Promise.resolve(server.stop(false)),
   });
 };
+
+/**
+ * Bun reports connect(2)'s EAGAIN on a UNIX socket (the listen queue is full)
+ * as ECONNREFUSED. Linux lists listening UNIX sockets in /proc/net/unix (flag
+ * 00010000, __SO_ACCEPTCON): when one is bound to `path`, someone listens,
+ * and the refusal was EAGAIN. The bound name is compared as given and as an
+ * absolute path; a socket bound under another name stays "refused".
+ */
+async function unixFailure(path: string, error: unknown): Promise<never> {
+  if ((error as { code?: string })?.code !== "ECONNREFUSED") throw error;
+  const absolute = path.startsWith("/") ? path : `${process.cwd()}/${path.replace(/^\.\//, "")}`;
+  const table = await Bun.file("/proc/net/unix").text().catch(() => "");
+  const listening = table.split("\n").some((line) => {
+    const fields = line.trim().split(/\s+/);
+    const bound = fields.slice(7).join(" ");
+    return fields[3] === "00010000" && (bound === path || bound === absolute);
+  });
+  if (listening) throw Object.assign(new Error(`connect EAGAIN ${path}`), { code: "EAGAIN", cause: error });
+  throw error;
+}

@@ -21,8 +21,14 @@ if git rev-parse --git-dir >/dev/null 2>&1; then
   if ! git diff --quiet HEAD 2>/dev/null; then suffix="${suffix:-+g$(git rev-parse --short HEAD)}.dirty"; fi
 fi
 
+# The binary reads nothing from the directory it runs in: Bun's compiled
+# executables otherwise load .env* files and bunfig.toml (whose `preload`
+# runs code) from the working directory; tsconfig.json and package.json are
+# off by default in Bun 1.4.5 and are turned off explicitly all the same.
+no_autoload=(--no-compile-autoload-dotenv --no-compile-autoload-bunfig
+  --no-compile-autoload-tsconfig --no-compile-autoload-package-json)
 define=(--define "QMPCTL_BUILD_SUFFIX=\"$suffix\"")
-node_modules/.bin/bun build --compile "${target[@]}" --minify --bytecode --format=esm --sourcemap=none \
+node_modules/.bin/bun build --compile "${target[@]}" "${no_autoload[@]}" --minify --bytecode --format=esm --sourcemap=none \
   "${define[@]}" cli.ts --outfile "$out" >/dev/null
 node_modules/.bin/bun "${define[@]}" scripts/manpage.ts >"$(dirname "$out")/qmpctl.1"
 echo "built $out ($(du -h "$out" | cut -f1)) and $(dirname "$out")/qmpctl.1"

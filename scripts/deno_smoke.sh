@@ -1,33 +1,52 @@
 #!/usr/bin/env bash
 # Deno stays a first-class way to run qmpctl: run the CLI from source under
-# Deno against a throwaway QEMU and check what it prints.
+# Deno against a throwaway QEMU and check what it prints. Each run is bounded
+# (timeout 120s: the first one compiles the sources), and each check says
+# which part failed: the CLI's exit status, or what it printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=$(mktemp -d)
-trap 'kill "$(cat "$dir/qemu.pid" 2>/dev/null)" "$(cat "$dir/qemu-ga.pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$dir"' EXIT
+trap 'kill "$(cat "$dir/qemu.pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$dir"' EXIT
 scripts/qemu.sh "$dir"
-deno="node_modules/.bin/deno run --allow-read --allow-write --allow-env --allow-net cli.ts -s $dir/qmp.sock"
-out=$($deno exec query-status)
-[ "$(echo "$out" | jq -r .status)" = "running" ] || { echo "deno: unexpected output: $out"; exit 1; }
+deno() { timeout 120 node_modules/.bin/deno run --allow-read --allow-write --allow-env --allow-net cli.ts -s "$dir/qmp.sock" "$@"; }
+fail() {
+  echo "deno: $*" >&2
+  exit 1
+}
+
+code=0
+out=$(deno exec query-status) || code=$?
+[ "$code" -eq 0 ] || fail "exec query-status: exit $code (124: timed out)"
+status=$(echo "$out" | jq -r .status 2>/dev/null) || fail "exec query-status printed no JSON: $out"
+[ "$status" = "running" ] || fail "exec query-status: status '$status', not running: $out"
+
+code=0
+deno exec no-such-command 2>"$dir/err" || code=$?
+[ "$code" -eq 1 ] || fail "exec no-such-command: expected exit 1, got $code: $(cat "$dir/err")"
+grep -q "^qmpctl: CommandNotFound" "$dir/err" || fail "exec no-such-command: stderr is not a CommandNotFound line: $(cat "$dir/err")"
+
 set +e
-$deno exec no-such-command 2>"$dir/err"
-code=$?
-set -e
-[ "$code" -eq 1 ] && grep -q "^qmpctl: CommandNotFound" "$dir/err" || { echo "deno: expected exit 1, got $code"; exit 1; }
-set +e
-$deno exec query-qmp-schema 2>"$dir/err" | head -c1 >/dev/null
+deno exec query-qmp-schema 2>"$dir/err" | head -c1 >/dev/null
 code=${PIPESTATUS[0]}
 set -e
-[ "$code" -eq 0 ] && [ ! -s "$dir/err" ] || { echo "deno: stdout closed early: exit $code, $(cat "$dir/err")"; exit 1; }
-echo "deno: exec query-status → $out; unknown command → exit 1; closed stdout → exit 0"
+[ "$code" -eq 0 ] || fail "stdout closed early: expected exit 0, got $code: $(cat "$dir/err")"
+[ ! -s "$dir/err" ] || fail "stdout closed early: stderr not empty: $(cat "$dir/err")"
+
+code=0
+version=$(timeout 120 node_modules/.bin/deno task -q qmpctl --version 2>"$dir/err") || code=$?
+[ "$code" -eq 0 ] || fail "deno task qmpctl --version: exit $code: $(cat "$dir/err")"
+[[ "$version" == "qmpctl "* ]] || fail "deno task qmpctl --version printed: $version"
 
 # The guest agent: qemu-ga on this host, reached through ga wait (retries until it answers).
 qemu-ga -m unix-listen -p "$dir/ga.sock" -t "$dir" -f "$dir/qemu-ga.pid" -d
-ga="node_modules/.bin/deno run --allow-read --allow-write --allow-env --allow-net cli.ts -s $dir/ga.sock ga"
-$ga wait --timeout 10s
-set +e
-out=$($ga exec -- sh -c 'echo guest; exit 3')
-code=$?
-set -e
-[ "$code" -eq 3 ] && [ "$out" = "guest" ] || { echo "deno: ga exec: expected exit 3 and 'guest', got $code '$out'"; exit 1; }
-echo "deno: ga wait → 0; ga exec → its output and exit 3"
+trap 'kill "$(cat "$dir/qemu.pid" 2>/dev/null)" "$(cat "$dir/qemu-ga.pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$dir"' EXIT
+ga() { timeout 120 node_modules/.bin/deno run --allow-read --allow-write --allow-env --allow-net cli.ts -s "$dir/ga.sock" ga "$@"; }
+code=0
+ga wait --timeout 10s || code=$?
+[ "$code" -eq 0 ] || fail "ga wait: exit $code"
+code=0
+guest=$(ga exec -- sh -c 'echo guest; exit 3') || code=$?
+[ "$code" -eq 3 ] && [ "$guest" = "guest" ] || fail "ga exec: expected exit 3 and 'guest', got $code '$guest'"
+
+echo "deno: exec query-status → $out; unknown command → exit 1; closed stdout → exit 0; deno task → $version;" \
+  "ga exec → its output and exit 3"

@@ -10,4 +10,8 @@ qemu-system-x86_64 -machine none -nodefaults -display none \
   -qmp "unix:$dir/qmp.sock,server=on,wait=off" \
   -qmp "unix:$dir/control.sock,server=on,wait=off" \
   -daemonize -pidfile "$dir/qemu.pid" "$@"
-for _ in $(seq 100); do [ -S "$dir/qmp.sock" ] && break; sleep 0.05; done
+for _ in $(seq 100); do [ -S "$dir/qmp.sock" ] && [ -S "$dir/control.sock" ] && break; sleep 0.05; done
+if [ ! -S "$dir/qmp.sock" ] || [ ! -S "$dir/control.sock" ]; then
+  echo "qemu.sh: no QMP socket in $dir after 5s" >&2
+  exit 1
+fi

@@ -5,7 +5,8 @@
 # agent tests, socat and jq for comparisons and the demo, tmux for the
 # shell's terminal tests, zsh, fish and bash-completion for the completion
 # scripts' checks, man-db for the man page, qemu-user-static and the arm64 C
-# library to run the arm64 release binary.
+# library to run the arm64 release binary, strace to see which files the
+# built binary opens.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,8 +15,8 @@ if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.packa
 fi
 
 missing=()
-for pair in qemu-system-x86_64:qemu-system-x86 qemu-ga:qemu-guest-agent socat:socat jq:jq tmux:tmux zsh:zsh \
-  fish:fish man:man-db file:file qemu-aarch64-static:qemu-user-static; do
+for pair in qemu-system-x86_64:qemu-system-x86 qemu-ga:qemu-guest-agent strace:strace socat:socat jq:jq tmux:tmux \
+  zsh:zsh fish:fish man:man-db file:file qemu-aarch64-static:qemu-user-static; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 for pair in /usr/share/bash-completion/bash_completion:bash-completion \

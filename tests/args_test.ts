@@ -174,3 +174,16 @@ describe("parseArgumentsJson", () => {
     expect(errorOf(() => parseArgumentsJson(text)).message).toBe(message);
   });
 });
+
+describe("buildArguments on many words", () => {
+  test("40 000 words, flat and nested, take linear time (a generous 5 s bound; quadratic took minutes)", () => {
+    const words = Array.from({ length: 40_000 }, (_, i) => (i % 2 ? `k${i}=${i}` : `o${i % 100}.k${i}=x`));
+    const started = performance.now();
+    const args = buildArguments(words);
+    expect(performance.now() - started).toBeLessThan(5000);
+    expect(Object.keys(args)).toHaveLength(20_000 + 50);
+    expect(() => buildArguments([...words, "o2=1"])).toThrow(
+      "'o2=1' sets o2 to a value, but 'o2.k2=x' put keys inside it",
+    );
+  }, 20_000);
+});

@@ -169,6 +169,24 @@ describe("greeting and negotiation", () => {
     );
   });
 
+  test("subscribe: events sent in the same write as the qmp_capabilities answer reach a subscription made there", async () => {
+    const server = serve(async (c) => {
+      c.sendJson(QEMU_GREETING);
+      const request = await c.nextRequest();
+      c.send(
+        JSON.stringify({ return: {}, id: request.id }) + "\r\n" +
+          JSON.stringify({ event: "STOP", timestamp: { seconds: 1, microseconds: 0 } }) + "\r\n",
+      );
+    });
+    let early: ReturnType<QmpClient["events"]> | undefined;
+    const client = await connect(server, { subscribe: (c) => (early = c.events()) });
+    const late = client.events();
+    const [event] = await early!.nextBatch();
+    expect(event).toEqual({ event: "STOP", timestamp: { seconds: 1, microseconds: 0 } });
+    client.close();
+    expect(await late.nextBatch()).toEqual([]); // subscribed after connect returned: too late for it
+  });
+
   test("a socket that does not exist is a ConnectionError naming the address and the reason", async () => {
     const error = await rejection(QmpClient.connect("/nonexistent/qmpctl-test.sock"));
     expect(error).toBeInstanceOf(ConnectionError);
@@ -273,16 +291,36 @@ describe("execute", () => {
     });
   });
 
-  test("an error without an id fails the pending call as a CommandError", async () => {
+  test("an error without an id ends the session: every pending call and subscription gets one ProtocolError", async () => {
     const server = serve(async (c) => {
       await c.handshake();
+      await c.nextRequest();
       await c.nextRequest();
       c.sendJson({ error: { class: "GenericError", desc: "JSON parse error, invalid keyword 'x'" } });
     });
     const client = await connect(server);
-    const error = await rejection(client.execute("query-status")) as CommandError;
-    expect(error).toBeInstanceOf(CommandError);
-    expect(error.message).toBe("GenericError: JSON parse error, invalid keyword 'x'");
+    const events = client.events();
+    const first = rejection(client.execute("query-status"));
+    const second = rejection(client.execute("query-name"));
+    const error = await first;
+    expect(error).toBeInstanceOf(ProtocolError);
+    expect(error.message).toBe(
+      `${server.path} could not parse a request (an error without an id): GenericError: JSON parse error, invalid keyword 'x'`,
+    );
+    expect(await second).toBe(error);
+    expect(await client.closed).toBe(error);
+    expect(await events.nextBatch().catch((e) => e)).toBe(error);
+  });
+
+  test("an error without an id while no call waits ends the session too", async () => {
+    const server = serve(async (c) => {
+      await c.handshake();
+      c.sendJson({ error: { class: "GenericError", desc: "Invalid JSON syntax" } });
+    });
+    const client = await connect(server);
+    const error = await client.closed;
+    expect(error).toBeInstanceOf(ProtocolError);
+    expect(await rejection(client.execute("query-status"))).toBe(error!);
   });
 
   test("a reply without an id is a ProtocolError that ends the connection", async () => {

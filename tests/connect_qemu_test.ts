@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { QmpClient } from "../lib/mod.ts";
 import { interrupt, QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
+import { blockedIn, hasConnectedUnixSocket, waitUntil } from "./helpers/process_state.ts";
 import { freePort, startQemu, type TestQemu } from "./helpers/qemu.ts";
 
 let qemu: TestQemu;
@@ -163,7 +164,8 @@ describe("connection errors name the address and the reason", () => {
     const holder = await QmpClient.connect(qemu.socket, { connectTimeout: 5000 });
     try {
       const running = startQmpctl(["-s", qemu.socket, "--connect-timeout", "60s", "exec", "query-status"]);
-      const result = await interrupt(running);
+      const connected = waitUntil(() => hasConnectedUnixSocket(running.child.pid), "qmpctl has connected");
+      const result = await interrupt(running, connected);
       expect(result).toMatchObject({ code: 130, signal: null, stdout: "" });
       expect(result.exitedAfterMs).toBeLessThan(2000);
     } finally {
@@ -191,7 +193,7 @@ describe("when QEMU goes away (a throwaway QEMU each)", () => {
       const fifo = join(doomed.dir, "fifo");
       expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
       const running = startQmpctl(["-s", doomed.socket, "hmp", `logfile ${fifo}`]);
-      await Bun.sleep(1000);
+      await waitUntil(() => blockedIn(doomed.process.pid, "wait_for_partner"), "QEMU blocks opening the FIFO");
       doomed.process.kill("SIGKILL");
       const result = await running.result;
       expect(result).toMatchObject({ code: 3, signal: null, stdout: "" });
@@ -208,7 +210,10 @@ describe("when QEMU goes away (a throwaway QEMU each)", () => {
     const holder = await QmpClient.connect(doomed.socket, { connectTimeout: 5000 });
     try {
       const running = startQmpctl(["-s", doomed.socket, "exec", "query-status"]);
-      await Bun.sleep(1000);
+      await waitUntil(
+        () => hasConnectedUnixSocket(running.child.pid),
+        "qmpctl has connected (and waits for the greeting)",
+      );
       doomed.process.kill("SIGKILL");
       const result = await running.result;
       expect(result).toMatchObject({ code: 3, signal: null, stdout: "" });

@@ -4,12 +4,13 @@
  * the middle of a wait, a flood that outruns the reader.
  */
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { QMPCTL, qmpctl as runQmpctl } from "./helpers/cli.ts";
 import { type FakeConnection, fakeServer } from "./helpers/fake_server.ts";
 import { floodEvent, floodServer } from "./helpers/flood_server.ts";
+import { waitUntil } from "./helpers/process_state.ts";
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -40,11 +41,24 @@ async function nextCommand(c: FakeConnection): Promise<Record<string, unknown>> 
   }
 }
 
-/** Negotiate, then leave the client 200 ms to subscribe before the script goes on. */
+/**
+ * Negotiate; events and wait-event have subscribed by then (before
+ * negotiation ends), so what the script sends next reaches them.
+ */
 async function listening(c: FakeConnection): Promise<void> {
   await c.handshake();
   void nextCommand(c);
-  await Bun.sleep(200);
+}
+
+/** Negotiate, then answer qmpctl's check of event names (its last question is query-qmp-schema). */
+async function namesChecked(c: FakeConnection): Promise<void> {
+  await c.handshake();
+  for (;;) {
+    const request = await c.nextRequest();
+    const desc = `The command ${request.execute} has not been found`;
+    c.sendJson({ error: { class: "CommandNotFound", desc }, id: request.id });
+    if (request.execute === "query-qmp-schema") return;
+  }
 }
 
 const line = (message: unknown) => JSON.stringify(message) + "\n";
@@ -128,7 +142,7 @@ describe("thousands of events before a reply", () => {
 
 describe("the connection closing", () => {
   const script = async (c: FakeConnection) => {
-    await listening(c);
+    await namesChecked(c); // the close comes after: the test is about events, not an unfinished check
     c.sendJson({ timestamp: ts(1), event: "E", data: { n: 1 } });
     c.sendJson({ timestamp: ts(2), event: "OTHER" });
     c.sendJson({ timestamp: ts(3), event: "E", data: { n: 2 } });
@@ -194,16 +208,19 @@ describe("backpressure", () => {
     const total = 100_000; // ~7 MB
     const server = floodServer(total);
     cleanups.push(server.stop);
-    // The reader sleeps for 1.5 s before it reads (a pipe of Bun.spawn's own would be read at once).
-    const pipeline = 'set -o pipefail; "$0" -s "$1" events --count "$2" --timeout 20s | { sleep 1.5; cat; }';
-    const child = Bun.spawn(["bash", "-c", pipeline, QMPCTL, server.path, String(total)], {
+    // The reader starts reading only when the file `go` appears (a pipe of Bun.spawn's own would be read at once).
+    const go = join(env.XDG_CACHE_HOME, `go-${process.pid}`);
+    const pipeline =
+      'set -o pipefail; "$0" -s "$1" events --count "$2" --timeout 60s | { while [ ! -e "$3" ]; do sleep 0.05; done; cat; }';
+    const child = Bun.spawn(["bash", "-c", pipeline, QMPCTL, server.path, String(total), go], {
       stdout: "pipe",
       stderr: "pipe",
       env,
     });
-    await Bun.sleep(1000);
+    // Held up: the server has more than 4 MB it cannot send, because qmpctl stopped reading.
+    await waitUntil(() => server.backlog > 4_000_000, "the server's backlog passes 4 MB");
     expect(server.accepted).toBeLessThan(2_000_000);
-    expect(server.backlog).toBeGreaterThan(4_000_000);
+    writeFileSync(go, "");
 
     const [stdout, stderr, code] = await Promise.all([
       new Response(child.stdout).text(),

@@ -205,14 +205,15 @@ describe("replies", () => {
     });
   });
 
-  test("an error without an id: exit 1 with its class and description", async () => {
+  test("an error without an id: exit 3 (the session ends), with its class and description", async () => {
     const server = answering((c) =>
       c.sendJson({ error: { class: "GenericError", desc: "JSON parse error, stray '}'" } })
     );
     expect(await exec(server, "query-status")).toMatchObject({
-      code: 1,
+      code: 3,
       stdout: "",
-      stderr: "qmpctl: GenericError: JSON parse error, stray '}'\n",
+      stderr:
+        `qmpctl: ${server.path} could not parse a request (an error without an id): GenericError: JSON parse error, stray '}'\n`,
     });
   });
 

@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { interrupt, qmpctl, startQmpctl } from "./helpers/cli.ts";
+import { blockedIn, waitUntil } from "./helpers/process_state.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
 
 /** What socat prints for `requests` sent to the monitor at `path`, line by line (CRLF kept). */
@@ -265,7 +266,9 @@ describe("on a pc machine (-M pc -S, two CPUs)", () => {
     });
 
     test("SIGINT while waiting for the reply exits 130 promptly", async () => {
-      const { exitedAfterMs, ...result } = await interrupt(startQmpctl(memsave()));
+      const running = startQmpctl(memsave());
+      const blocked = waitUntil(() => blockedIn(pc.process.pid, "wait_for_partner"), "QEMU blocks opening the FIFO");
+      const { exitedAfterMs, ...result } = await interrupt(running, blocked);
       await unblockQemu();
       expect(result).toMatchObject({ code: 130, signal: null, stdout: "" });
       expect(exitedAfterMs).toBeLessThan(2000);

@@ -81,9 +81,9 @@ export interface CachedSchema {
  * missing, unreadable, corrupt or for another key (the caller refetches).
  */
 export async function readEntry(root: string, key: string, scope: SchemaScope): Promise<CachedSchema | undefined> {
-  const entry = `${root}/${entryName(key)}`;
+  const entry = entryName(key);
   const read = async (file: string) => {
-    const text = await readCacheFile(`${entry}/${file}`);
+    const text = await readCacheFile(root, `${entry}/${file}`);
     try {
       const body = text === undefined ? undefined : JSON.parse(text);
       return body?.format === CACHE_FORMAT && body.key === key ? body : undefined;

@@ -83,7 +83,11 @@ export function digestSchema(schema: unknown): SchemaDigest {
         digest.types[name] = digestType(entry);
     }
   }
-  if (!isDigest(digest)) throw new ProtocolError("query-qmp-schema refers to types it does not define");
+  if (!isDigest(digest)) {
+    throw new ProtocolError(
+      "query-qmp-schema returned an inconsistent schema (a type it does not define, or an alternate or union that contains itself)",
+    );
+  }
   return digest;
 }
 
@@ -159,7 +163,12 @@ export function isDigest(value: unknown): value is SchemaDigest {
         if (!known(t.element)) return false;
         break;
       case "alternate":
+        // QAPI never nests an alternate in an alternate; one that does (or
+        // names itself) would send typing round in circles.
         if (!Array.isArray(t.members) || !t.members.every(known)) return false;
+        if (t.members.some((m: string) => (types[m] as { kind?: unknown } | undefined)?.kind === "alternate")) {
+          return false;
+        }
         break;
       case "object":
         if (!Array.isArray(t.members)) return false;
@@ -173,6 +182,41 @@ export function isDigest(value: unknown): value is SchemaDigest {
         return false;
     }
   }
+  return variantsAcyclic(types);
+}
+
+/**
+ * Whether no union reaches itself through its variants (arguments are typed
+ * by following them). Depth-first with its own stack, so a long chain from a
+ * hostile server cannot overflow the call stack.
+ */
+function variantsAcyclic(types: Record<string, TypeInfo>): boolean {
+  const state = new Map<string, "open" | "done">();
+  const branchesOf = (name: string) => {
+    const type = types[name];
+    return type.kind === "object" ? Object.values(type.variants ?? {}) : [];
+  };
+  for (const root of Object.keys(types)) {
+    if (state.has(root)) continue;
+    const stack: { name: string; next: number; branches: string[] }[] = [];
+    const enter = (name: string) => {
+      state.set(name, "open");
+      stack.push({ name, next: 0, branches: branchesOf(name) });
+    };
+    enter(root);
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1];
+      if (top.next === top.branches.length) {
+        state.set(top.name, "done");
+        stack.pop();
+        continue;
+      }
+      const branch = top.branches[top.next++];
+      const seen = state.get(branch);
+      if (seen === "open") return false;
+      if (seen === undefined) enter(branch);
+    }
+  }
   return true;
 }
 
@@ -184,17 +228,16 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 export function commandPart(digest: SchemaDigest, name: string): SchemaDigest {
   const command = digest.commands[name];
   const types: Record<string, TypeInfo> = {};
-  const visit = (typeName: string) => {
-    if (Object.hasOwn(types, typeName)) return;
+  const todo = [command.args, command.returns]; // a list, not recursion: a long chain of types cannot overflow the stack
+  while (todo.length > 0) {
+    const typeName = todo.pop()!;
+    if (Object.hasOwn(types, typeName)) continue;
     const type = types[typeName] = digest.types[typeName];
-    if (type.kind === "array") visit(type.element);
-    else if (type.kind === "alternate") type.members.forEach(visit);
+    if (type.kind === "array") todo.push(type.element);
+    else if (type.kind === "alternate") todo.push(...type.members);
     else if (type.kind === "object") {
-      for (const m of type.members) visit(m.type);
-      Object.values(type.variants ?? {}).forEach(visit);
+      todo.push(...type.members.map((m) => m.type), ...Object.values(type.variants ?? {}));
     }
-  };
-  visit(command.args);
-  visit(command.returns);
+  }
   return { commands: { [name]: command }, events: {}, types };
 }

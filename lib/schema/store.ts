@@ -2,7 +2,10 @@
  * The schema cache on disk: `$XDG_CACHE_HOME/qmpctl` (default
  * `~/.cache/qmpctl`), one directory per QEMU build. Directories are 0700 and
  * files 0600; an entry is written whole in a temporary directory and renamed
- * into place, so a reader sees all of an entry or none of it.
+ * into place, so a reader sees all of an entry or none of it. The cache is
+ * used only when its directory is a real directory of this user that others
+ * cannot write to, and a file is read only up to a size bound: a cache that
+ * fails these checks is ignored, and qmpctl asks QEMU instead.
  *
  * Reading is on the path of every typed `exec`, so under Bun it uses
  * `Bun.mmap` (importing `node:fs` costs a compiled binary ~7 ms of start-up,
@@ -19,17 +22,89 @@ export function defaultCacheDir(): string | undefined {
   return base ? `${base}/qmpctl` : undefined;
 }
 
-/** The text of a file, or undefined when it is missing or unreadable. */
-export async function readCacheFile(path: string): Promise<string | undefined> {
+/** The largest cache file read; a bigger one is ignored (an entry of QEMU's whole schema is well under 4 MiB). */
+export const MAX_CACHE_FILE_BYTES = 32 * 1024 * 1024;
+
+const safeRoots = new Map<string, Promise<boolean>>();
+
+/**
+ * Whether `root` may be read: a real directory (not a symlink) owned by this
+ * user that no one else may write to. Checked once per process and root,
+ * with lstat; that loads node:fs, which costs a compiled Bun binary ~15-20 ms,
+ * so under Bun readCacheFile first tries a cheaper proof (see there).
+ */
+function isSafeRoot(root: string): Promise<boolean> {
+  let known = safeRoots.get(root);
+  if (!known) {
+    known = import("node:fs/promises").then(async ({ lstat }) => {
+      const stat = await lstat(root);
+      const uid = process.getuid?.();
+      return stat.isDirectory() && (uid === undefined || stat.uid === uid) && (stat.mode & 0o022) === 0;
+    }).catch(() => false);
+    safeRoots.set(root, known);
+  }
+  return known;
+}
+
+/**
+ * The text of `root/file`, or undefined when it is missing, unreadable, larger
+ * than MAX_CACHE_FILE_BYTES, reached through a symlink, or `root` is not a
+ * private directory of ours: qmpctl then asks QEMU instead.
+ */
+export async function readCacheFile(root: string, file: string): Promise<string | undefined> {
+  const path = `${root}/${file}`;
   try {
     const bun = (globalThis as { Bun?: typeof Bun }).Bun;
-    // Bun.mmap is synchronous and ~4 ms cheaper than Bun.file().text() in a fresh
-    // process; entries are replaced by rename, never rewritten in place.
-    if (bun) return new TextDecoder().decode(bun.mmap(path));
-    const { readFile } = await import("node:fs/promises");
-    return await readFile(path, "utf8");
+    if (bun) {
+      // Bun.resolveSync resolves symlinks (~0.5 ms): when the file's real path
+      // is the path asked for, nothing on the way is a link. Otherwise (a
+      // symlinked ~/.cache, say) lstat decides about `root`.
+      if (bun.resolveSync(`./${file}`, root) !== path && !(await isSafeRoot(root))) return undefined;
+      // Bun.mmap is synchronous and ~4 ms cheaper than Bun.file().text() in a
+      // fresh process; mapping reads nothing, so the size is checked before
+      // any byte is. Entries are replaced by rename, never rewritten in place.
+      const bytes = bun.mmap(path);
+      return bytes.length > MAX_CACHE_FILE_BYTES ? undefined : new TextDecoder().decode(bytes);
+    }
+    if (!(await isSafeRoot(root))) return undefined;
+    const { constants, promises } = await import("node:fs");
+    const handle = await promises.open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      const stat = await handle.stat();
+      if (!stat.isFile() || stat.size > MAX_CACHE_FILE_BYTES) return undefined;
+      return await handle.readFile("utf8");
+    } finally {
+      await handle.close();
+    }
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Make sure `root` is a private directory of ours, creating it (0700) when
+ * missing; never through a symlink: the directory is opened with O_NOFOLLOW
+ * and checked and chmod-ed through that descriptor, so a link planted in its
+ * place is refused, not followed.
+ * @throws {Error} when `root` is a symlink, not a directory, someone else's, or writable by others
+ */
+async function preparePrivateRoot(root: string): Promise<void> {
+  const { constants, promises } = await import("node:fs");
+  const parent = root.slice(0, root.lastIndexOf("/"));
+  if (parent) await promises.mkdir(parent, { recursive: true, mode: 0o700 });
+  await promises.mkdir(root, { mode: 0o700 }).catch((error) => {
+    if ((error as { code?: string }).code !== "EEXIST") throw error;
+  });
+  const handle = await promises.open(root, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  try {
+    const stat = await handle.stat();
+    const uid = process.getuid?.();
+    if (!stat.isDirectory() || (uid !== undefined && stat.uid !== uid)) {
+      throw new Error(`${root} is not a directory of this user: the schema cache is not used`);
+    }
+    if ((stat.mode & 0o077) !== 0) await handle.chmod(0o700);
+  } finally {
+    await handle.close();
   }
 }
 
@@ -39,13 +114,13 @@ export async function readCacheFile(path: string): Promise<string | undefined> {
  * best effort.
  */
 export async function writeCacheEntry(root: string, name: string, files: Record<string, string>): Promise<void> {
-  const { chmod, mkdir, mkdtemp, rename, rm, writeFile } = await import("node:fs/promises");
-  await mkdir(root, { recursive: true, mode: 0o700 });
-  await chmod(root, 0o700);
+  await preparePrivateRoot(root);
+  const { mkdir, mkdtemp, rename, rm, writeFile } = await import("node:fs/promises");
   const temporary = await mkdtemp(`${root}/.new-`); // mode 0700
   try {
     const dirs = new Set(Object.keys(files).map((f) => f.slice(0, f.lastIndexOf("/") + 1)).filter((d) => d));
     await Promise.all([...dirs].map((d) => mkdir(`${temporary}/${d}`, { recursive: true, mode: 0o700 })));
+    // "wx": O_CREAT | O_EXCL, which never follows a symlink.
     await Promise.all(
       Object.entries(files).map(([file, text]) => writeFile(`${temporary}/${file}`, text, { mode: 0o600, flag: "wx" })),
     );

@@ -2,6 +2,7 @@
 import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
+import { catchesSigint, waitUntil } from "./process_state.ts";
 
 /** The binary under test: dist/qmpctl unless QMPCTL_BIN names another. */
 export const QMPCTL = process.env.QMPCTL_BIN ?? resolve(import.meta.dir, "../../dist/qmpctl");
@@ -46,6 +47,8 @@ export interface CliOptions {
   killAfterMs?: number;
   /** Run as this uid (and gid), through setpriv: for permission errors, since tests run as root. */
   runAs?: number;
+  /** The working directory (default: the test runner's). */
+  cwd?: string;
 }
 
 /** A qmpctl process still running: `child` to signal it, `result` when it has ended. */
@@ -71,11 +74,17 @@ export function qmpctl(args: string[], options: CliOptions = {}): Promise<CliRes
 }
 
 /**
- * Let `running` get into its wait for `afterMs`, then press Ctrl-C (SIGINT):
+ * Press Ctrl-C (SIGINT) once `running` handles it (its handler is installed:
+ * every wait from then on, or already begun, ends with exit 130) and, when
+ * given, `ready` has resolved (the test's sign that it is in the wait):
  * its result, and how long it took to exit after the signal.
  */
-export async function interrupt(running: RunningCli, afterMs = 1000): Promise<CliResult & { exitedAfterMs: number }> {
-  await Bun.sleep(afterMs);
+export async function interrupt(
+  running: RunningCli,
+  ready?: Promise<unknown>,
+): Promise<CliResult & { exitedAfterMs: number }> {
+  await waitUntil(() => catchesSigint(running.child.pid), "qmpctl handles SIGINT");
+  await ready;
   const sent = performance.now();
   running.child.kill("SIGINT");
   const result = await running.result;
@@ -98,6 +107,7 @@ export function startQmpctl(args: string[], options: CliOptions = {}): RunningCl
     stdout: "pipe",
     stderr: "pipe",
     env,
+    cwd: options.cwd,
   });
   const killer = setTimeout(() => child.kill("SIGKILL"), options.killAfterMs ?? 20_000);
   const result = Promise.all([

@@ -1,0 +1,70 @@
+/**
+ * Many one-shot runs at once against one QEMU monitor: QEMU's listen queue is
+ * short, so connect(2) says EAGAIN to some; qmpctl tries again until
+ * --connect-timeout, and each run waits its turn for the monitor.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { QmpClient } from "../lib/mod.ts";
+import { qmpctl } from "./helpers/cli.ts";
+import { startQemu, type TestQemu } from "./helpers/qemu.ts";
+
+let qemu: TestQemu;
+beforeAll(async () => {
+  qemu = await startQemu();
+});
+afterAll(async () => {
+  await qemu.stop();
+});
+
+test("50 concurrent exec query-status against one QEMU all succeed", async () => {
+  const runs = Array.from(
+    { length: 50 },
+    () => qmpctl(["-s", qemu.socket, "--connect-timeout", "4m", "exec", "query-status"], { killAfterMs: 280_000 }),
+  );
+  const results = await Promise.all(runs);
+  const failures = results.filter((r) => r.code !== 0).map((r) => `${r.code} ${r.stderr.trim()}`);
+  expect(failures).toEqual([]);
+  for (const result of results) expect(JSON.parse(result.stdout)).toMatchObject({ status: "running" });
+}, 300_000);
+
+test("a socket file nobody listens on is still refused at once (exit 3, no retries)", async () => {
+  const path = `${qemu.dir}/stale.sock`;
+  // A listener killed with SIGKILL leaves its socket file behind, as a QEMU that was killed does.
+  const script = `Bun.listen({ unix: ${JSON.stringify(path)}, socket: { data() {} } }); console.log("listening");`;
+  const listener = Bun.spawn([process.execPath, "-e", script], { stdout: "pipe" });
+  const reader = listener.stdout.getReader();
+  await reader.read(); // the "listening" line
+  listener.kill("SIGKILL");
+  await listener.exited;
+  const result = await qmpctl(["-s", path, "--connect-timeout", "30s", "exec", "query-status"]);
+  expect(result).toMatchObject({
+    code: 3,
+    stdout: "",
+    stderr: `qmpctl: cannot connect to ${path}: connection refused (nothing is listening there) (ECONNREFUSED)\n`,
+  });
+  expect(result.ms).toBeLessThan(5000);
+});
+
+test("a listen queue that stays full: exit 3 at --connect-timeout, saying so (EAGAIN), not 'refused'", async () => {
+  // One client holds the monitor; QEMU accepts no other until it leaves, so
+  // raw connections fill its short listen queue, and qmpctl finds it full.
+  const holder = await QmpClient.connect(qemu.socket, { connectTimeout: 30_000 });
+  const fillers: { end(): void }[] = [];
+  try {
+    for (let i = 0; i < 64; i++) {
+      const socket = await Bun.connect({ unix: qemu.socket, socket: { data() {} } }).catch(() => undefined);
+      if (!socket) break; // the queue is full
+      fillers.push(socket);
+    }
+    const result = await qmpctl(["-s", qemu.socket, "--connect-timeout", "1s", "exec", "query-status"]);
+    expect(result).toMatchObject({
+      code: 3,
+      stdout: "",
+      stderr: `qmpctl: no connection to ${qemu.socket} within 1s: its listen queue stayed full ` +
+        "(EAGAIN: too many clients connecting at once)\n",
+    });
+  } finally {
+    for (const socket of fillers) socket.end();
+    await holder.close();
+  }
+}, 60_000);

@@ -1,0 +1,74 @@
+/**
+ * When stdout cannot take the output (a full disk, a closed descriptor), qmpctl
+ * says so and exits 74 (sysexits' EX_IOERR); a reader that leaves (EPIPE) is
+ * still a quiet 0.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { QMPCTL } from "./helpers/cli.ts";
+import { type FakeServer, fakeServer } from "./helpers/fake_server.ts";
+
+let server: FakeServer;
+beforeAll(() => {
+  server = fakeServer(async (c) => {
+    await c.handshake();
+    for (;;) {
+      const request = await c.nextRequest();
+      c.reply(request, { running: true, status: "running" });
+    }
+  });
+});
+afterAll(() => server.stop());
+
+/** Run qmpctl through sh with `redirect` applied to its stdout. */
+async function run(args: string[], redirect: string, stdin = "") {
+  const child = Bun.spawn(["sh", "-c", `exec "$@" ${redirect}`, "sh", QMPCTL, ...args], {
+    stdin: new Blob([stdin]),
+    stdout: "ignore",
+    stderr: "pipe",
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", XDG_CACHE_HOME: "/nonexistent" },
+  });
+  const killer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+  const [stderr, code] = await Promise.all([new Response(child.stderr).text(), child.exited]);
+  clearTimeout(killer);
+  return { code, stderr };
+}
+
+test("exec > /dev/full: exit 74, saying the disk is full", async () => {
+  expect(await run(["-s", server.path, "exec", "query-status"], "> /dev/full")).toEqual({
+    code: 74,
+    stderr: "qmpctl: could not write the output: no space left on the device (ENOSPC)\n",
+  });
+});
+
+test("exec with stdout closed (>&-): exit 74, not 0 with the output lost", async () => {
+  expect(await run(["-s", server.path, "exec", "query-status"], ">&-")).toEqual({
+    code: 74,
+    stderr: "qmpctl: could not write the output: stdout is closed (EBADF)\n",
+  });
+});
+
+test("--version > /dev/full and --help >&-: exit 74", async () => {
+  expect((await run(["--version"], "> /dev/full")).code).toBe(74);
+  expect((await run(["--help"], ">&-")).code).toBe(74);
+});
+
+test("exec > /dev/null still works (exit 0)", async () => {
+  expect(await run(["-s", server.path, "exec", "query-status"], "> /dev/null")).toEqual({ code: 0, stderr: "" });
+});
+
+test("the piped shell > /dev/full: exit 74", async () => {
+  const result = await run(["-s", server.path, "shell"], "> /dev/full", "query-status\nquery-status\n");
+  expect(result).toEqual({
+    code: 74,
+    stderr: "qmpctl: could not write the output: no space left on the device (ENOSPC)\n",
+  });
+});
+
+test("the general help says which waits are bounded, and how", async () => {
+  const child = Bun.spawn([QMPCTL, "--help"], { stdout: "pipe", stderr: "pipe" });
+  const help = await new Response(child.stdout).text();
+  expect(await child.exited).toBe(0);
+  expect(help).not.toContain("no wait without a bound");
+  expect(help).toContain("without it, exec waits as long as QEMU takes");
+  expect(help).toContain("74 could not\nwrite the output");
+});

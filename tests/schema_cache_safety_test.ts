@@ -1,0 +1,111 @@
+/**
+ * The schema cache follows no link planted in its place, reads no file past
+ * its size bound, and refuses a directory that is not privately ours; in each
+ * case qmpctl works on without the cache (it asks QEMU).
+ */
+import { afterAll, afterEach, expect, test } from "bun:test";
+import {
+  chmodSync,
+  chownSync,
+  cpSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { join } from "node:path";
+import type { FakeServer } from "./helpers/fake_server.ts";
+import { qmpctl } from "./helpers/cli.ts";
+import { executed, freshCacheHome, schemaServer } from "./helpers/schema_fixture.ts";
+
+const servers: FakeServer[] = [];
+const homes: string[] = [];
+afterEach(() => servers.splice(0).forEach((s) => s.stop()));
+afterAll(() => homes.forEach((h) => rmSync(h, { recursive: true, force: true })));
+
+function home(): string {
+  const dir = freshCacheHome();
+  homes.push(dir);
+  return dir;
+}
+
+/** A typed exec against a fresh fake QEMU with XDG_CACHE_HOME=`cacheHome`: what it printed, and what it asked. */
+async function typedExec(cacheHome: string) {
+  const server = schemaServer();
+  servers.push(server);
+  const result = await qmpctl(["-s", server.path, "exec", "set_link", "name=n", "up=on"], {
+    env: { XDG_CACHE_HOME: cacheHome },
+  });
+  expect(result).toMatchObject({ code: 0, stdout: '{"name":"n","up":true}\n', stderr: "" });
+  return executed(server);
+}
+
+const ASKS_SCHEMA = ["query-target", "query-qmp-schema", "set_link"];
+const USES_CACHE = ["query-target", "set_link"];
+
+/** A cache home holding one valid entry, written by qmpctl itself. */
+async function filledCache(): Promise<string> {
+  const dir = home();
+  expect(await typedExec(dir)).toEqual(ASKS_SCHEMA);
+  expect(await typedExec(dir)).toEqual(USES_CACHE); // the control: this entry is used
+  return dir;
+}
+
+test("a symlink planted as $XDG_CACHE_HOME/qmpctl is not followed: its target is neither chmod-ed nor written", async () => {
+  const base = home();
+  const target = join(base, "victim");
+  mkdirSync(target, { mode: 0o755 });
+  chmodSync(target, 0o755);
+  writeFileSync(join(target, "keep"), "x");
+  symlinkSync(target, join(base, "qmpctl"));
+  expect(await typedExec(base)).toEqual(ASKS_SCHEMA);
+  expect(await typedExec(base)).toEqual(ASKS_SCHEMA); // no cache: asked again
+  expect(statSync(target).mode & 0o777).toBe(0o755);
+  expect(readdirSync(target)).toEqual(["keep"]);
+});
+
+test("a valid entry reached through a symlinked $XDG_CACHE_HOME/qmpctl is not read", async () => {
+  const filled = await filledCache();
+  const base = home();
+  const elsewhere = join(base, "elsewhere");
+  cpSync(join(filled, "qmpctl"), elsewhere, { recursive: true });
+  symlinkSync(elsewhere, join(base, "qmpctl"));
+  expect(await typedExec(base)).toEqual(ASKS_SCHEMA);
+});
+
+test("a symlinked ~/.cache above a private qmpctl directory still works (the cache is used)", async () => {
+  const filled = await filledCache();
+  const base = home();
+  symlinkSync(filled, join(base, "cache"));
+  expect(await typedExec(join(base, "cache"))).toEqual(USES_CACHE);
+});
+
+test("a cache file past the size bound is not read (the schema is asked for)", async () => {
+  const filled = await filledCache();
+  const entry = join(filled, "qmpctl", readdirSync(join(filled, "qmpctl"))[0]);
+  const file = join(entry, "commands", "set_link.json");
+  const valid = readFileSync(file, "utf8"); // used as it is (see filledCache), but not once padded past 32 MiB
+  rmSync(file);
+  writeFileSync(file, " ".repeat(33 * 1024 * 1024) + valid, { mode: 0o600 });
+  expect(await typedExec(filled)).toEqual(ASKS_SCHEMA);
+});
+
+test("a cache directory others may write to is made private again when written", async () => {
+  const base = home();
+  mkdirSync(join(base, "qmpctl"));
+  chmodSync(join(base, "qmpctl"), 0o777);
+  expect(await typedExec(base)).toEqual(ASKS_SCHEMA);
+  expect(statSync(join(base, "qmpctl")).mode & 0o777).toBe(0o700);
+  expect(await typedExec(base)).toEqual(USES_CACHE);
+});
+
+test("a cache directory owned by another user is not written into", async () => {
+  const base = home();
+  mkdirSync(join(base, "qmpctl"), { mode: 0o755 });
+  chownSync(join(base, "qmpctl"), 65534, 65534); // nobody (tests run as root)
+  expect(await typedExec(base)).toEqual(ASKS_SCHEMA);
+  expect(readdirSync(join(base, "qmpctl"))).toEqual([]);
+});

@@ -1,0 +1,41 @@
+/** Every stderr line is one line, and no server or user text reaches the terminal as a control sequence. */
+import { afterEach, expect, test } from "bun:test";
+import { qmpctl } from "./helpers/cli.ts";
+import { type FakeConnection, type FakeServer, fakeServer } from "./helpers/fake_server.ts";
+
+let servers: FakeServer[] = [];
+afterEach(() => {
+  for (const server of servers) server.stop();
+  servers = [];
+});
+
+function serve(script: (connection: FakeConnection) => Promise<void> | void): FakeServer {
+  const server = fakeServer(script);
+  servers.push(server);
+  return server;
+}
+
+test("a QEMU error desc with a newline and an ANSI escape stays on one escaped line", async () => {
+  const server = serve(async (c) => {
+    await c.handshake();
+    const request = await c.nextRequest();
+    c.sendJson({
+      error: { class: "GenericError", desc: "line one\nqmpctl: forged\r\u001b[31mred\u0007\u009b2J\u007f" },
+      id: request.id,
+    });
+  });
+  const result = await qmpctl(["-s", server.path, "exec", "query-status"]);
+  expect(result).toMatchObject({
+    code: 1,
+    stdout: "",
+    stderr: "qmpctl: GenericError: line one\\nqmpctl: forged\\r\\x1b[31mred\\x07\\x9b2J\\x7f\n",
+  });
+});
+
+test("a user word with a newline and an escape is escaped in the usage error", async () => {
+  const result = await qmpctl(["no\nsuch\u001b[2Jcommand"]);
+  expect(result.code).toBe(2);
+  expect(result.stderr).toStartWith("qmpctl: unknown command 'no\\nsuch\\x1b[2Jcommand'");
+  expect(result.stderr.split("\n")).toHaveLength(2);
+  expect(result.stderr).not.toContain("\u001b");
+});
