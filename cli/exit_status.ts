@@ -19,10 +19,10 @@ export const EXIT = {
   CONNECTION: 3,
   /** The job or migration to follow is not there: it ended and was dismissed, or never started. */
   GONE: 4,
-  /** The output could not be written (a full disk, a closed stdout), as sysexits' EX_IOERR. */
-  OUTPUT: 74,
   /** A bug in qmpctl: an error no other status describes. */
   INTERNAL: 70,
+  /** The output could not be written (a full disk, a closed stdout), as sysexits' EX_IOERR. */
+  OUTPUT: 74,
   /** The --timeout the user set ran out (as timeout(1) does). */
   TIMEOUT: 124,
   /** Interrupted by SIGINT. */
@@ -55,13 +55,13 @@ export const MEANINGS: Record<ExitName, ExitMeaning> = {
     short: "the job or migration to follow is not there",
     long: "`job wait`, `--wait-job`, `migrate wait`: the job or migration to follow is not there (see Long work)",
   },
-  OUTPUT: {
-    short: "could not write the output",
-    long: "the output could not be written: a full disk (ENOSPC), a stdout closed before qmpctl started",
-  },
   INTERNAL: {
     short: "a bug in qmpctl (please report it)",
     long: "a bug in qmpctl: stderr says `internal error`; please report it with the command line",
+  },
+  OUTPUT: {
+    short: "could not write the output",
+    long: "the output could not be written: a full disk (ENOSPC), a stdout closed before qmpctl started",
   },
   TIMEOUT: { short: "--timeout ran out", long: "the `--timeout` ran out; stderr says what was being waited for" },
   INTERRUPTED: { short: "interrupted", long: "interrupted (SIGINT)" },

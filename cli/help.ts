@@ -15,8 +15,10 @@ export function generalHelp(): string {
   return `Usage: qmpctl [options] COMMAND [ARGS...]
 
 A QEMU Monitor Protocol client: JSON on stdout, errors on stderr, exit codes
-a script can branch on, and a bound on every wait that the user sets
-(--timeout for the whole run, --connect-timeout for connecting).
+a script can branch on. Connecting is bounded by --connect-timeout (10s); the
+rest by --timeout when given: without it, exec waits as long as QEMU takes
+(some commands are slow on purpose) and events listens until the connection
+ends. Ctrl-C ends any wait (exit 130).
 
 Commands:
 ${commands}
@@ -35,7 +37,7 @@ Durations: 500ms, 30s, 2m, 1h, or a bare number of seconds.
 Output: stdout carries JSON only (hmp's text aside), one compact value a line
 (--pretty indents it); every problem is one 'qmpctl:' line on stderr.
 
-Exit status (the statuses of every command; each command's help says which it uses):
+Exit status:
 ${exitStatusList()}
 
 Environment:

@@ -15,7 +15,8 @@ describe("exit statuses", () => {
     expect(all.split("\n").every((line) => line.length <= 78)).toBe(true);
     expect(all.replaceAll("\n", " ")).toBe(
       "Exit status: 0 done, 1 QEMU answered with an error, 2 usage, 3 connection, " +
-        "4 the job or migration to follow is not there, 70 a bug in qmpctl (please report it), 124 --timeout ran out, 130 interrupted.",
+        "4 the job or migration to follow is not there, 70 a bug in qmpctl (please report it), " +
+        "74 could not write the output, 124 --timeout ran out, 130 interrupted.",
     );
   });
 

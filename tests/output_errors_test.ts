@@ -70,5 +70,5 @@ test("the general help says which waits are bounded, and how", async () => {
   expect(await child.exited).toBe(0);
   expect(help).not.toContain("no wait without a bound");
   expect(help).toContain("without it, exec waits as long as QEMU takes");
-  expect(help).toContain("74 could not\nwrite the output");
+  expect(help).toContain("\n  74   the output could not be written");
 });
