@@ -15,6 +15,7 @@ import { formatDuration } from "./duration.ts";
 import {
   abortErrorFor,
   CommandError,
+  ConnectionError,
   ConnectTimeoutError,
   DisconnectedError,
   GreetingError,
@@ -24,7 +25,7 @@ import {
 } from "./errors.ts";
 import { type EventFilter, EventSubscription, type QmpEvent, type SubscribeOptions } from "./events.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES, JsonFramer } from "./framing.ts";
-import { connectTransport, type Transport } from "./transport.ts";
+import { connectTransport, type Transport, type TransportOptions } from "./transport.ts";
 
 /** The server's version and capabilities, from its greeting. */
 export interface Greeting {
@@ -134,7 +135,7 @@ export class QmpClient {
       else signal?.addEventListener("abort", onAbort, { once: true });
     });
     try {
-      await Promise.race([client.#open(), aborted]);
+      await Promise.race([client.#open({ signal, connectTimeout: limitMs }), aborted]);
       return client;
     } catch (error) {
       client.#shutdown(error as QmpError);
@@ -226,13 +227,13 @@ export class QmpClient {
     return this.#closed;
   }
 
-  async #open(): Promise<void> {
+  async #open(options: TransportOptions): Promise<void> {
     const greeting = new Promise<Greeting>((resolve, reject) => (this.#greetingWaiter = { resolve, reject }));
     greeting.catch(() => {}); // awaited below unless connecting fails or is abandoned first
     const transport = await connectTransport(this.address, {
       data: (chunk) => this.#receive(chunk),
       close: (error) => this.#peerClosed(error),
-    });
+    }, options);
     if (this.#phase === "closed") { // the wait was abandoned while connecting
       transport.close();
       return;
@@ -372,6 +373,8 @@ export class QmpClient {
 
   #peerClosed(error?: Error): void {
     if (this.#phase === "closed") return;
+    // A transport that knows why the connection ended (ssh's own reason) reports a ConnectionError: it is the failure.
+    if (error instanceof ConnectionError) return this.#shutdown(error);
     const where = this.#framer.partial ? " in the middle of a message" : "";
     const what = this.#phase === "greeting"
       ? "before its QMP greeting"

@@ -1,5 +1,7 @@
 /**
- * Transport: bytes in, bytes out, over a UNIX or TCP socket.
+ * Transport: bytes in, bytes out, over a UNIX or TCP socket, or a UNIX
+ * socket on another host through OpenSSH (lib/transport_ssh.ts, loaded only
+ * for `ssh://` addresses).
  *
  * Under Bun the socket is `Bun.connect` (importing `node:net` costs a
  * compiled binary ~14 ms of start-up, more than a whole QMP exchange);
@@ -8,7 +10,7 @@
  *
  * @module
  */
-import type { Address } from "./address.ts";
+import type { Address, SshAddress } from "./address.ts";
 import { ConnectionError } from "./errors.ts";
 
 /** What the transport reports to its owner. */
@@ -31,14 +33,38 @@ export interface Transport {
   close(): void;
 }
 
-/** The runtime-specific connect function that each implementation exports. */
-export type Connect = (address: Address, events: TransportEvents) => Promise<Transport>;
+/** An address a socket connects to directly. */
+export type SocketAddress = Exclude<Address, SshAddress>;
+
+/** What bounds connecting (a transport that starts a process needs both). */
+export interface TransportOptions {
+  /** Abandon connecting: whatever was started is stopped. */
+  signal?: AbortSignal;
+  /** The caller's connect timeout in ms (0: none), for tools that take their own. */
+  connectTimeout?: number;
+}
+
+/** The runtime-specific connect function that each socket implementation exports. */
+export type Connect = (address: SocketAddress, events: TransportEvents) => Promise<Transport>;
 
 /**
  * Open a socket to `address`.
  * @throws {ConnectionError} naming the address and the system's reason
  */
-export async function connectTransport(address: Address, events: TransportEvents): Promise<Transport> {
+export async function connectTransport(
+  address: Address,
+  events: TransportEvents,
+  options: TransportOptions = {},
+): Promise<Transport> {
+  if (address.kind === "ssh") return (await import("./transport_ssh.ts")).connectSsh(address, events, options);
+  return connectSocket(address, events);
+}
+
+/**
+ * Open a socket to `address` with the runtime's own API.
+ * @throws {ConnectionError} naming the address and the system's reason
+ */
+export async function connectSocket(address: SocketAddress, events: TransportEvents): Promise<Transport> {
   const { connect } = "Bun" in globalThis ? await import("./transport_bun.ts") : await import("./transport_node.ts");
   try {
     return await connect(address, events);

@@ -1,8 +1,7 @@
 /** The Bun transport: `Bun.connect`, which costs nothing at start-up. @module */
-import type { Address } from "./address.ts";
-import type { Connect, Transport, TransportEvents } from "./transport.ts";
+import type { Connect, SocketAddress, Transport, TransportEvents } from "./transport.ts";
 
-export const connect: Connect = async (address: Address, events: TransportEvents): Promise<Transport> => {
+export const connect: Connect = async (address: SocketAddress, events: TransportEvents): Promise<Transport> => {
   // Bun's write() sends what the kernel takes now and returns the count; the
   // rest waits here, in order, until `drain`. A queue, not one growing
   // buffer: appending would copy the whole backlog on every write.

@@ -4,10 +4,9 @@
  * would load `node:net` at every start-up.
  * @module
  */
-import type { Address } from "./address.ts";
-import type { Connect, Transport, TransportEvents } from "./transport.ts";
+import type { Connect, SocketAddress, Transport, TransportEvents } from "./transport.ts";
 
-export const connect: Connect = async (address: Address, events: TransportEvents): Promise<Transport> => {
+export const connect: Connect = async (address: SocketAddress, events: TransportEvents): Promise<Transport> => {
   const { createConnection } = await import("node:net");
   return new Promise((resolve, reject) => {
     const socket = address.kind === "unix"
