@@ -65,6 +65,13 @@ async function readAllStdin(): Promise<string> {
   return new TextDecoder().decode(await new Blob(chunks as BlobPart[]).arrayBuffer());
 }
 
+/** A whole text file (Bun.file under Bun; node:fs elsewhere, imported only here). */
+export async function readTextFile(path: string): Promise<string> {
+  if (bun) return bun.file(path).text();
+  const { readFile } = await import("node:fs/promises");
+  return readFile(path, "utf8");
+}
+
 /** Whether stdin is a terminal (the shell then edits lines). */
 export function stdinIsTerminal(): boolean {
   return process.stdin.isTTY === true;

@@ -103,6 +103,11 @@ export const COMMANDS: Record<string, CommandEntry> = {
     options: [],
     load: () => import("./describe.ts"),
   },
+  ansible: {
+    summary: "the Ansible module qmp: read its arguments file, print its result (contrib/ansible)",
+    options: [],
+    load: () => import("./ansible.ts"),
+  },
   completions: {
     summary: "print a completion script: completions bash|zsh|fish",
     options: [],

@@ -53,6 +53,7 @@ export async function startSshd(): Promise<TestSshd> {
       "AllowStreamLocalForwarding yes",
       "MaxStartups 64",
       "MaxSessions 64",
+      "Subsystem sftp internal-sftp", // Ansible copies its modules over sftp
       "",
     ].join("\n"),
   );
