@@ -26,7 +26,13 @@ import type { SshAddress } from "./address.ts";
 import { abortable } from "./abort.ts";
 import { AddressError, ConnectionError } from "./errors.ts";
 import { ShellWordsError, splitShellWords } from "./shell_words.ts";
-import { connectSocket, type Transport, type TransportEvents, type TransportOptions } from "./transport.ts";
+import {
+  connectSocket,
+  type SocketAddress,
+  type Transport,
+  type TransportEvents,
+  type TransportOptions,
+} from "./transport.ts";
 import { processRuntime } from "./transport_process.ts";
 
 /** The environment variable that replaces the `ssh` command line (split as a shell would; nothing is expanded). */
@@ -34,6 +40,8 @@ export const SSH_COMMAND_VARIABLE = "QMPCTL_SSH_COMMAND";
 
 /** How long to wait for ssh's reason after the forwarded connection closed before QEMU spoke. */
 const REASON_WAIT_MS = 1000;
+/** How long a refused connection to the freshly bound local socket is retried. */
+const REFUSED_RETRY_MS = 1000;
 /** Bound on `ssh -O cancel` at close. */
 const CANCEL_TIMEOUT_MS = 3000;
 
@@ -127,7 +135,7 @@ export async function connectSsh(
   }
 
   let spoke = false;
-  const inner = await connectSocket({ kind: "unix", path: local, text: address.text }, {
+  const inner = await connectForwarded({ kind: "unix", path: local, text: address.text }, {
     data(chunk) {
       spoke = true;
       events.data(chunk);
@@ -143,7 +151,7 @@ export async function connectSsh(
         events.close(cannot(`${stderr.reason(command[0])} (is there a socket at ${address.path} on ${address.host}?)`));
       });
     },
-  }).catch((error) => {
+  }, options.signal).catch((error) => {
     release();
     throw error;
   });
@@ -156,6 +164,29 @@ export async function connectSsh(
       release();
     },
   };
+}
+
+/**
+ * Connect to the local end of the forwarding. ssh (or its ControlMaster)
+ * binds the socket, then listens: a connection that comes between the two
+ * is refused, so a refusal is retried for a moment (bounded by `signal` and
+ * REFUSED_RETRY_MS).
+ */
+async function connectForwarded(
+  address: SocketAddress,
+  events: TransportEvents,
+  signal: AbortSignal | undefined,
+): Promise<Transport> {
+  const deadline = Date.now() + REFUSED_RETRY_MS;
+  for (;;) {
+    try {
+      return await connectSocket(address, events);
+    } catch (error) {
+      const refused = (error as { cause?: { code?: string } }).cause?.code === "ECONNREFUSED";
+      if (!refused || Date.now() > deadline) throw error;
+      await abortable(new Promise((resolve) => setTimeout(resolve, 5)), signal, `ssh to listen for ${address.text}`);
+    }
+  }
 }
 
 /** `$QMPCTL_SSH_COMMAND` split into words, or `ssh`. */

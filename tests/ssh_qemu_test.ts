@@ -89,14 +89,14 @@ describe("commands over ssh://", () => {
     const record = join(sshd.dir, "argv");
     // A wrapper that records its arguments, then runs ssh with them: quoting that only a shell-like split gets right.
     const command = `sh -c 'printf "%s\\n" "$@" > "$0"; exec ssh "$@"' '${record}' -F "${sshd.sshConfig}"`;
-    const result = await qmpctl(["-s", viaAlias(), "--connect-timeout", "2500ms", "exec", "query-name"], {
+    const result = await qmpctl(["-s", viaAlias(), "--connect-timeout", "7200ms", "exec", "query-name"], {
       env: { ...env, QMPCTL_SSH_COMMAND: command },
     });
     expect(result).toMatchObject({ code: 0, stdout: "{}\n", stderr: "" });
     const argv = readFileSync(record, "utf8").split("\n");
     expect(argv.slice(0, 2)).toEqual(["-F", sshd.sshConfig]);
     expect(argv).toContain("BatchMode=yes");
-    expect(argv).toContain("ConnectTimeout=3");
+    expect(argv).toContain("ConnectTimeout=8"); // 7.2 s, rounded up to whole seconds
     expect(argv).toContain("ExitOnForwardFailure=yes");
     expect(argv.slice(-3, -1)).toEqual(["--", "vmhost"]);
   });

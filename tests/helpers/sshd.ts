@@ -54,6 +54,8 @@ export async function startSshd(): Promise<TestSshd> {
       "MaxStartups 64",
       "MaxSessions 64",
       "Subsystem sftp internal-sftp", // Ansible copies its modules over sftp
+      "PrintMotd no",
+      "PrintLastLog no",
       "",
     ].join("\n"),
   );
