@@ -32,7 +32,7 @@ const plain = { QMPCTL_SSH_COMMAND: `ssh -F ${sshd.sshConfig}` };
 const shared = { QMPCTL_SSH_COMMAND: `ssh -F ${muxConfig}` };
 
 async function exec(address: string, env: Record<string, string>): Promise<void> {
-  const child = Bun.spawn([QMPCTL, "-s", address, "exec", "query-status"], {
+  const child = Bun.spawn([QMPCTL, "-s", address, "--connect-timeout", "60s", "exec", "query-status"], {
     env: { ...process.env, ...env },
     stdout: "pipe",
     stderr: "pipe",

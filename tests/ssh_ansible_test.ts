@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { QMPCTL } from "./helpers/cli.ts";
+import { QMPCTL, qmpctl } from "./helpers/cli.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
 import { sshProcessesAfter, startSshd, type TestSshd } from "./helpers/sshd.ts";
 
@@ -161,4 +161,43 @@ describe("the Ansible module qmp", () => {
     expect(results["missing"]).toMatchObject({ ansible_status: "failed" });
     expect(results["missing"].msg).toContain("qmpctl not found on the managed host");
   }, 150_000);
+});
+
+describe("qmpctl ansible ARGS_FILE (what the module runs), directly", () => {
+  async function module(params: object) {
+    const file = join(dir, "args.json");
+    writeFileSync(file, JSON.stringify(params));
+    const result = await qmpctl(["ansible", file]);
+    expect(result).toMatchObject({ code: 0, stderr: "" }); // the result itself says how it went
+    return JSON.parse(result.stdout);
+  }
+
+  test("a missing socket, or both execute and hmp, fail with a message", async () => {
+    expect(await module({ execute: "query-status" })).toEqual({
+      failed: true,
+      changed: false,
+      msg: "missing required parameter: socket",
+    });
+    const both = await module({ socket: qemu.socket, execute: "query-status", hmp: "info status" });
+    expect(both).toMatchObject({
+      failed: true,
+      msg: "give one of execute or hmp (wait_event may go with execute, or alone)",
+    });
+  });
+
+  test("a wait_event that does not come within timeout fails, naming what it waited for", async () => {
+    const result = await module({ socket: qemu.socket, wait_event: "SHUTDOWN", timeout: "500ms" });
+    expect(result).toMatchObject({ failed: true, changed: false });
+    expect(result.msg).toContain("SHUTDOWN");
+  });
+
+  test("arguments are sent as given; changed can be forced", async () => {
+    const result = await module({
+      socket: qemu.socket,
+      execute: "qom-get",
+      arguments: { path: "/machine", property: "type" },
+      changed: true,
+    });
+    expect(result).toEqual({ changed: true, return: "none-machine" });
+  });
 });
