@@ -6,7 +6,7 @@
  * directory that must be empty again).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { EventSubscription } from "../lib/events.ts";
@@ -184,6 +184,36 @@ describe("no ssh left on the ways out of a wait", () => {
       expect(result.code).toBe(130);
     } finally {
       silent.stop(true);
+    }
+  });
+});
+
+describe("connection sharing (ControlMaster in the user's ssh config)", () => {
+  test("runs go through the master, and each cancels its forwarding there: the master listens on nothing more after", async () => {
+    const config = join(sshd.dir, "ssh_config_shared");
+    writeFileSync(
+      config,
+      readFileSync(sshd.sshConfig, "utf8") +
+        `  ControlMaster auto\n  ControlPath ${sshd.dir}/cm-%C\n  ControlPersist 60\n`,
+    );
+    const shared = { ...env, QMPCTL_SSH_COMMAND: `ssh -F ${config}` };
+    const control = (op: string) => Bun.spawnSync(["ssh", "-F", config, "-O", op, "vmhost"], { stdin: "ignore" });
+    try {
+      expect((await qmpctl(["-s", viaAlias(), "exec", "query-name"], { env: shared })).code).toBe(0); // opens the master
+      const pid = /pid=(\d+)/.exec(control("check").stderr.toString())?.[1];
+      expect(pid).toBeDefined();
+      // What the master listens on: its control socket, and any forwarding not cancelled.
+      const listening = () =>
+        Bun.spawnSync(["ss", "-xlp"]).stdout.toString().split("\n").filter((l) => l.includes(`pid=${pid},`))
+          .map((l) => l.split(/\s+/)[4]);
+      expect(listening()).toEqual([expect.stringContaining(`${sshd.dir}/cm-`)]);
+      for (let i = 0; i < 3; i++) {
+        const result = await qmpctl(["-s", viaAlias(), "exec", "query-name"], { env: shared });
+        expect(result).toMatchObject({ code: 0, stdout: "{}\n", stderr: "" });
+      }
+      expect(listening()).toEqual([expect.stringContaining(`${sshd.dir}/cm-`)]);
+    } finally {
+      control("exit");
     }
   });
 });
