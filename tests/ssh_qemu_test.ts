@@ -10,10 +10,11 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { EventSubscription } from "../lib/events.ts";
-import { interrupt, qmpctl, startQmpctl } from "./helpers/cli.ts";
+import { interrupt, QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
 import { startListener } from "./helpers/listener.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
 import { sshProcessesAfter, startSshd, type TestSshd } from "./helpers/sshd.ts";
+import { startTerminal } from "./helpers/terminal.ts";
 
 let sshd: TestSshd;
 let qemu: TestQemu;
@@ -89,14 +90,14 @@ describe("commands over ssh://", () => {
     const record = join(sshd.dir, "argv");
     // A wrapper that records its arguments, then runs ssh with them: quoting that only a shell-like split gets right.
     const command = `sh -c 'printf "%s\\n" "$@" > "$0"; exec ssh "$@"' '${record}' -F "${sshd.sshConfig}"`;
-    const result = await qmpctl(["-s", viaAlias(), "--connect-timeout", "7200ms", "exec", "query-name"], {
+    const result = await qmpctl(["-s", viaAlias(), "--connect-timeout", "29500ms", "exec", "query-name"], {
       env: { ...env, QMPCTL_SSH_COMMAND: command },
     });
     expect(result).toMatchObject({ code: 0, stdout: "{}\n", stderr: "" });
     const argv = readFileSync(record, "utf8").split("\n");
     expect(argv.slice(0, 2)).toEqual(["-F", sshd.sshConfig]);
     expect(argv).toContain("BatchMode=yes");
-    expect(argv).toContain("ConnectTimeout=8"); // 7.2 s, rounded up to whole seconds
+    expect(argv).toContain("ConnectTimeout=30"); // 29.5 s, rounded up to whole seconds
     expect(argv).toContain("ExitOnForwardFailure=yes");
     expect(argv.slice(-3, -1)).toEqual(["--", "vmhost"]);
   });
@@ -184,6 +185,27 @@ describe("no ssh left on the ways out of a wait", () => {
       expect(result.code).toBe(130);
     } finally {
       silent.stop(true);
+    }
+  });
+});
+
+describe("on a terminal", () => {
+  test("the interactive shell works over ssh:// (ssh may prompt there: no BatchMode), and Ctrl-D leaves nothing behind", async () => {
+    const record = join(sshd.dir, "argv-tty");
+    const command = `sh -c 'printf "%s\\n" "$@" > "$0"; exec ssh "$@"' '${record}' -F "${sshd.sshConfig}"`;
+    const terminal = await startTerminal([QMPCTL, "shell", "-s", viaAlias()], {
+      env: { ...env, QMPCTL_SSH_COMMAND: command, HOME: sshd.dir },
+    });
+    try {
+      await terminal.waitForLastLine("(QEMU)", 30_000); // the machine has no name: the prompt says QEMU
+      await terminal.type("query-status");
+      await terminal.press("Enter");
+      await terminal.waitFor("the status", (screen) => screen.some((row) => row.includes('"status":"running"')));
+      await terminal.press("C-d");
+      expect(await terminal.exitStatus()).toBe(0);
+      expect(readFileSync(record, "utf8").split("\n")).not.toContain("BatchMode=yes");
+    } finally {
+      await terminal.close();
     }
   });
 });
