@@ -78,6 +78,16 @@ describe("commands over ssh://", () => {
     expect(result.stdout).toBe(JSON.stringify(seen) + "\n");
   });
 
+  test("commands and describe work too (through the second Host alias)", async () => {
+    const address = `ssh://vmhost2${qemu.socket}`;
+    const listed = await qmpctl(["-s", address, "commands", "query-stat*"], { env });
+    expect(listed).toMatchObject({ code: 0, stderr: "" });
+    expect(JSON.parse(listed.stdout)).toContain("query-status");
+    const described = await qmpctl(["-s", address, "describe", "STOP"], { env });
+    expect(described).toMatchObject({ code: 0, stderr: "" });
+    expect(JSON.parse(described.stdout)).toMatchObject({ event: "STOP" });
+  });
+
   test("shell with piped lines runs each one on the remote monitor", async () => {
     const result = await qmpctl(["-s", viaAlias(), "shell"], { env, stdin: "query-name\nno-such-command\n" });
     expect(result.code).toBe(1);
