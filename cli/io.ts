@@ -158,6 +158,13 @@ async function readAllStdin(): Promise<Uint8Array> {
   return new Uint8Array(await new Blob(chunks as BlobPart[]).arrayBuffer());
 }
 
+/** A whole text file (Bun.file under Bun; node:fs elsewhere, imported only here). */
+export async function readTextFile(path: string): Promise<string> {
+  if (bun) return bun.file(path).text();
+  const { readFile } = await import("node:fs/promises");
+  return readFile(path, "utf8");
+}
+
 /** Whether stdin is a terminal (the shell then edits lines). */
 export function stdinIsTerminal(): boolean {
   return process.stdin.isTTY === true;
@@ -253,12 +260,6 @@ export function onFatalSignal(handler: (signal: FatalSignal) => void): () => voi
 /** Die of `signal` as if it had not been caught (its handlers must be removed first). */
 export function killSelf(signal: FatalSignal): void {
   process.kill(process.pid, signal);
-}
-
-/** A text file's content; rejects when it is missing or unreadable. */
-export async function readTextFile(path: string): Promise<string> {
-  const { readFile } = await import("node:fs/promises");
-  return await readFile(path, "utf8");
 }
 
 /**

@@ -31,7 +31,7 @@ export const GLOBAL_OPTIONS: OptionSpec[] = [
     name: "socket",
     short: "s",
     value: "ADDR",
-    help: "QMP socket: PATH, unix:PATH, HOST:PORT, [IPV6]:PORT (default $QMPCTL_SOCKET)",
+    help: "QMP socket: PATH, unix:PATH, HOST:PORT, [IPV6]:PORT, ssh://[USER@]HOST[:PORT]/PATH (default $QMPCTL_SOCKET)",
   },
   { name: "timeout", value: "DURATION", help: "bound on the whole run, like timeout(1): 500ms, 30s, 2m (exit 124)" },
   {
@@ -154,6 +154,11 @@ export const COMMANDS: Record<string, CommandEntry> = {
       },
     ],
     load: () => import("./proxy.ts"),
+  },
+  ansible: {
+    summary: "the Ansible module qmp: read its arguments file, print its result (contrib/ansible)",
+    options: [],
+    load: () => import("./ansible.ts"),
   },
   completions: {
     summary: "print a completion script: completions bash|zsh|fish",

@@ -9,6 +9,7 @@
  * | `unix:/run/vm1.qmp[,server=on,...]`    | same; QEMU's options ignored   |
  * | `host:port`, `tcp:host:port[,...]`     | TCP (an empty host: localhost) |
  * | `[::1]:4444`, `tcp:[::1]:4444`         | TCP over IPv6                  |
+ * | `ssh://[USER@]HOST[:PORT]/PATH`        | UNIX socket PATH on HOST, via ssh |
  *
  * @module
  */
@@ -17,9 +18,21 @@ import { AddressError } from "./errors.ts";
 /** Where a QMP server listens. `text` is what the user wrote, for messages. */
 export type Address =
   | { kind: "unix"; path: string; text: string }
-  | { kind: "tcp"; host: string; port: number; text: string };
+  | { kind: "tcp"; host: string; port: number; text: string }
+  | SshAddress;
 
-const FORMS = "expected PATH, unix:PATH, HOST:PORT, tcp:HOST:PORT or [IPV6]:PORT";
+/** A UNIX socket on another host, reached through OpenSSH (`user` and `port` default to ssh's own). */
+export interface SshAddress {
+  kind: "ssh";
+  user?: string;
+  host: string;
+  port?: number;
+  /** The socket's absolute path on `host`. */
+  path: string;
+  text: string;
+}
+
+const FORMS = "expected PATH, unix:PATH, HOST:PORT, tcp:HOST:PORT, [IPV6]:PORT or ssh://[USER@]HOST[:PORT]/PATH";
 
 /**
  * Parse an address string.
@@ -34,6 +47,7 @@ const FORMS = "expected PATH, unix:PATH, HOST:PORT, tcp:HOST:PORT or [IPV6]:PORT
  */
 export function parseAddress(text: string): Address {
   if (text === "") throw new AddressError(`empty address: ${FORMS}`);
+  if (text.startsWith("ssh://")) return parseSsh(text);
   if (text.startsWith("unix:")) {
     const path = qemuOptionValue(text.slice(5));
     if (path === "") throw new AddressError(`'${text}' names no socket path: ${FORMS}`);
@@ -61,6 +75,31 @@ function parseHostPort(hostPort: string, text: string): Address | undefined {
   if (port < 1 || port > 65535) throw new AddressError(`'${text}': port ${match[3]} is not in 1-65535`);
   // An empty host, as in QEMU's `-qmp tcp::4444,server=on` (every interface), is reached on localhost.
   return { kind: "tcp", host: match[1] ?? (match[2] || "localhost"), port, text };
+}
+
+/**
+ * `ssh://[USER@]HOST[:PORT]/PATH`, as in RFC 3986 (authority, then an
+ * absolute path) without percent-decoding: a socket path is taken as written.
+ * HOST may be an alias of the user's ssh_config. A user or host that starts
+ * with `-` is refused, so that it can never be read by ssh as an option.
+ */
+function parseSsh(text: string): SshAddress {
+  const rest = text.slice("ssh://".length);
+  const slash = rest.indexOf("/");
+  const authority = slash < 0 ? rest : rest.slice(0, slash);
+  const path = slash < 0 ? "" : rest.slice(slash);
+  if (path === "" || path === "/") fail(`'${text}' names no socket path: expected ssh://[USER@]HOST[:PORT]/PATH`);
+  const at = authority.lastIndexOf("@");
+  const user = at < 0 ? undefined : authority.slice(0, at);
+  const hostPort = authority.slice(at + 1);
+  const match = /^(?:\[([0-9A-Fa-f:.%\w]+)\]|([^:\[\]@\s]+))(?::(\d{1,5}))?$/.exec(hostPort);
+  if (!match) fail(`'${text}': '${hostPort}' is not HOST or HOST:PORT`);
+  const host = match[1] ?? match[2];
+  if (user !== undefined && (user === "" || /[\s:]/.test(user))) fail(`'${text}': '${user}' is not a user name`);
+  if (host.startsWith("-") || user?.startsWith("-")) fail(`'${text}': a user or host may not start with '-'`);
+  const port = match[3] === undefined ? undefined : Number(match[3]);
+  if (port !== undefined && (port < 1 || port > 65535)) fail(`'${text}': port ${match[3]} is not in 1-65535`);
+  return { kind: "ssh", user, host, port, path, text };
 }
 
 function fail(message: string): never {

@@ -16,6 +16,7 @@ import { formatDuration } from "./duration.ts";
 import {
   abortErrorFor,
   CommandError,
+  ConnectionError,
   ConnectTimeoutError,
   DisconnectedError,
   GreetingError,
@@ -25,7 +26,7 @@ import {
 } from "./errors.ts";
 import { type EventFilter, EventSubscription, type QmpEvent, type SubscribeOptions } from "./events.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES, JsonFramer } from "./framing.ts";
-import { connectTransport, type Transport } from "./transport.ts";
+import { connectTransport, type Transport, type TransportOptions } from "./transport.ts";
 
 /** The server's version and capabilities, from its greeting. */
 export interface Greeting {
@@ -150,7 +151,7 @@ export class QmpClient {
         : abortErrorFor(`the ${step}${hint}`)(options.signal!);
     };
     try {
-      await abortable(client.#open(signal), signal, abortError);
+      await abortable(client.#open({ signal, connectTimeout: limitMs }), signal, abortError);
       return client;
     } catch (error) {
       client.#shutdown(error as QmpError);
@@ -247,13 +248,13 @@ export class QmpClient {
     return this.#closed;
   }
 
-  async #open(signal?: AbortSignal): Promise<void> {
+  async #open(options: TransportOptions): Promise<void> {
     const greeting = new Promise<Greeting>((resolve, reject) => (this.#greetingWaiter = { resolve, reject }));
     greeting.catch(() => {}); // awaited below unless connecting fails or is abandoned first
     const transport = await connectTransport(this.address, {
       data: (chunk) => this.#receive(chunk),
       close: (error) => this.#peerClosed(error),
-    }, { signal, onBusy: () => (this.#listenQueueFull = true) });
+    }, { ...options, onBusy: () => (this.#listenQueueFull = true) });
     if (this.#phase === "closed") { // the wait was abandoned while connecting
       transport.close();
       return;
@@ -395,6 +396,8 @@ export class QmpClient {
 
   #peerClosed(error?: Error): void {
     if (this.#phase === "closed") return;
+    // A transport that knows why the connection ended (ssh's own reason) reports a ConnectionError: it is the failure.
+    if (error instanceof ConnectionError) return this.#shutdown(error);
     const where = this.#framer.partial ? " in the middle of a message" : "";
     const what = this.#phase === "greeting"
       ? "before its QMP greeting"

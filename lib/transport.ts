@@ -1,17 +1,13 @@
 /**
- * Transport: bytes in, bytes out, over a UNIX or TCP socket.
- *
- * Under Bun the socket is `Bun.connect` (importing `node:net` costs a
- * compiled binary ~14 ms of start-up, more than a whole QMP exchange);
- * elsewhere (Deno, Node) it is `node:net`. Both sit behind this interface and
- * are loaded only when used.
+ * Transport: bytes in, bytes out, to an address: a UNIX or TCP socket
+ * (lib/transport_socket.ts), or a monitor on another host through OpenSSH
+ * (lib/transport_ssh.ts, loaded only for `ssh://` addresses).
  *
  * @module
  */
 import type { Address } from "./address.ts";
-import { abortable } from "./abort.ts";
-import { ConnectionError } from "./errors.ts";
-import type { Transport, TransportEvents } from "./transport_types.ts";
+import { connectSocket } from "./transport_socket.ts";
+import type { Transport, TransportEvents, TransportOptions } from "./transport_types.ts";
 
 export type {
   AcceptedTransport,
@@ -19,68 +15,23 @@ export type {
   Listen,
   Listener,
   ListenEvents,
+  SocketAddress,
   Transport,
   TransportEvents,
+  TransportOptions,
 } from "./transport_types.ts";
-
-/** How connectTransport waits out a busy server. */
-export interface ConnectRetry {
-  /** Bounds the retries; without it, a busy server fails at once. */
-  signal?: AbortSignal;
-  /** Called at each retry after EAGAIN (for a timeout message that says why). */
-  onBusy?: () => void;
-}
+export { describeSystemError } from "./transport_socket.ts";
 
 /**
- * Open a socket to `address`. EAGAIN from connect(2) on a UNIX socket means
- * the server's listen queue is full (QEMU's is short: a few clients connecting
- * at the same moment fill it), not that nobody listens: try again after a
- * short pause, doubling up to 64 ms, until `retry.signal` aborts.
- * @throws {ConnectionError} naming the address and the system's reason
+ * Open a byte stream to `address`; `options.signal` abandons connecting (what
+ * was started is stopped) and bounds the retries of a busy server.
+ * @throws {ConnectionError} naming the address and the reason
  */
 export async function connectTransport(
   address: Address,
   events: TransportEvents,
-  retry: ConnectRetry = {},
+  options: TransportOptions = {},
 ): Promise<Transport> {
-  const { connect } = "Bun" in globalThis ? await import("./transport_bun.ts") : await import("./transport_node.ts");
-  for (let pauseMs = 1;; pauseMs = Math.min(pauseMs * 2, 64)) {
-    try {
-      return await connect(address, events);
-    } catch (error) {
-      const failure = new ConnectionError(`cannot connect to ${address.text}: ${describeSystemError(error)}`, {
-        cause: error,
-      });
-      const { signal } = retry;
-      if ((error as { code?: string })?.code !== "EAGAIN" || !signal || signal.aborted) throw failure;
-      retry.onBusy?.();
-      // Spread the retries of clients that were refused together.
-      const pause = new Promise((resolve) => setTimeout(resolve, pauseMs * (0.5 + Math.random())));
-      await abortable(pause, signal, "the server's listen queue").catch(() => Promise.reject(failure));
-    }
-  }
-}
-
-const REASONS: Record<string, string> = {
-  ENOENT: "no such socket",
-  ECONNREFUSED: "connection refused (nothing is listening there)",
-  EAGAIN: "the server's listen queue is full (too many clients connecting at once)",
-  ECONNRESET: "connection reset by the peer",
-  EACCES: "permission denied",
-  EPERM: "permission denied",
-  ENOTDIR: "a part of the path is not a directory",
-  ENOTSOCK: "not a socket",
-  ETIMEDOUT: "connection timed out",
-  EHOSTUNREACH: "host unreachable",
-  ENETUNREACH: "network unreachable",
-  ENOTFOUND: "unknown host",
-  EAI_AGAIN: "host name lookup failed",
-  EADDRNOTAVAIL: "address not available",
-};
-
-/** A system error as words, with its code (ENOENT: "no such socket (ENOENT)"). */
-export function describeSystemError(error: unknown): string {
-  const { code, message } = error as { code?: string; message?: string };
-  if (code && REASONS[code]) return `${REASONS[code]} (${code})`;
-  return code ?? message ?? String(error);
+  if (address.kind === "ssh") return (await import("./transport_ssh.ts")).connectSsh(address, events, options);
+  return connectSocket(address, events, options);
 }

@@ -1,6 +1,6 @@
 /** The Bun transport: `Bun.connect` and `Bun.listen`, which cost nothing at start-up. @module */
-import type { Address } from "./address.ts";
-import type { AcceptedTransport, Connect, Listen, TransportEvents } from "./transport_types.ts";
+
+import type { AcceptedTransport, Connect, Listen, SocketAddress, TransportEvents } from "./transport_types.ts";
 
 /**
  * One socket's writes and its close report. Bun's write() sends what the
@@ -55,7 +55,7 @@ class Link {
   }
 }
 
-export const connect: Connect = async (address: Address, events: TransportEvents) => {
+export const connect: Connect = async (address: SocketAddress, events: TransportEvents) => {
   const link = new Link();
   link.events = events;
   const handler: Bun.SocketHandler<undefined> = {

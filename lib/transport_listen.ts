@@ -5,7 +5,7 @@
  * @module
  */
 import { ConnectionError } from "./errors.ts";
-import { connectTransport, describeSystemError } from "./transport.ts";
+import { connectSocket, describeSystemError } from "./transport_socket.ts";
 import type { Listener, ListenEvents } from "./transport_types.ts";
 
 /** Options of `listenTransport`. */
@@ -25,7 +25,7 @@ export async function claimSocketPath(path: string): Promise<void> {
   const existing = await fs.lstat(path).catch(() => undefined);
   if (!existing) return;
   if (!existing.isSocket()) throw fail("the file exists and is not a socket");
-  const live = await connectTransport({ kind: "unix", path, text: path }, { data() {}, close() {} }).then(
+  const live = await connectSocket({ kind: "unix", path, text: path }, { data() {}, close() {} }).then(
     (transport) => (transport.close(), true),
     () => false,
   );

@@ -4,10 +4,17 @@
  * would load `node:net` at every start-up.
  * @module
  */
-import type { Address } from "./address.ts";
-import type { AcceptedTransport, Connect, Listen, Transport, TransportEvents } from "./transport_types.ts";
 
-export const connect: Connect = async (address: Address, events: TransportEvents): Promise<Transport> => {
+import type {
+  AcceptedTransport,
+  Connect,
+  Listen,
+  SocketAddress,
+  Transport,
+  TransportEvents,
+} from "./transport_types.ts";
+
+export const connect: Connect = async (address: SocketAddress, events: TransportEvents): Promise<Transport> => {
   const { createConnection } = await import("node:net");
   return new Promise((resolve, reject) => {
     const socket = address.kind === "unix"

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Address } from "./address.ts";
+import type { Address, SshAddress } from "./address.ts";
 
 /** What the transport reports to its owner. */
 export interface TransportEvents {
@@ -33,8 +33,21 @@ export interface Transport {
   close(): void;
 }
 
-/** The runtime-specific connect function that each implementation exports. */
-export type Connect = (address: Address, events: TransportEvents) => Promise<Transport>;
+/** An address a socket connects to directly. */
+export type SocketAddress = Exclude<Address, SshAddress>;
+
+/** What bounds connecting, and what it reports. */
+export interface TransportOptions {
+  /** Abandon connecting (whatever was started is stopped); also bounds the retries of a busy server. */
+  signal?: AbortSignal;
+  /** The caller's connect timeout in ms (0: none), for tools that take their own (ssh's ConnectTimeout). */
+  connectTimeout?: number;
+  /** Called at each retry after EAGAIN (a full listen queue), for a timeout message that says why. */
+  onBusy?: () => void;
+}
+
+/** The runtime-specific connect function that each socket implementation exports. */
+export type Connect = (address: SocketAddress, events: TransportEvents) => Promise<Transport>;
 
 /** An accepted connection: a transport that also tells how much it has not yet handed to the kernel. */
 export interface AcceptedTransport extends Transport {

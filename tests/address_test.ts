@@ -53,7 +53,7 @@ describe("parseAddress", () => {
 
   test("an empty address says so and lists the forms", () => {
     expect(errorOf("").message).toBe(
-      "empty address: expected PATH, unix:PATH, HOST:PORT, tcp:HOST:PORT or [IPV6]:PORT",
+      "empty address: expected PATH, unix:PATH, HOST:PORT, tcp:HOST:PORT, [IPV6]:PORT or ssh://[USER@]HOST[:PORT]/PATH",
     );
   });
 
@@ -78,7 +78,7 @@ describe("parseAddress", () => {
     "%p is not an address",
     (text) => {
       expect(errorOf(text).message).toBe(
-        `'${text}' is not an address: expected PATH, unix:PATH, HOST:PORT, tcp:HOST:PORT or [IPV6]:PORT`,
+        `'${text}' is not an address: expected PATH, unix:PATH, HOST:PORT, tcp:HOST:PORT, [IPV6]:PORT or ssh://[USER@]HOST[:PORT]/PATH`,
       );
     },
   );

@@ -3,9 +3,9 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Address, parseAddress } from "../lib/address.ts";
+import { parseAddress } from "../lib/address.ts";
 import { ConnectionError } from "../lib/errors.ts";
-import { connectTransport } from "../lib/transport.ts";
+import { connectTransport, type SocketAddress } from "../lib/transport.ts";
 import { connect as connectBun } from "../lib/transport_bun.ts";
 import { connect as connectNode } from "../lib/transport_node.ts";
 import { freePort } from "./helpers/qemu.ts";
@@ -58,7 +58,7 @@ describe.each([
     };
   }
 
-  async function open(address: Address) {
+  async function open(address: SocketAddress) {
     const chunks: Uint8Array[] = [];
     let closes = 0;
     let closeError: Error | undefined;
@@ -99,7 +99,7 @@ describe.each([
       const path = join(dir, `${_name}.sock`);
       const server = rawServer(kind, path);
       try {
-        const client = await open(parseAddress(server.address));
+        const client = await open(parseAddress(server.address) as SocketAddress);
         await client.until("hello\n");
         // Several MB in one write and in many: more than the kernel takes at once.
         const block = new Uint8Array(4 * 1024 * 1024).map((_, i) => 0x61 + (i % 26));
@@ -127,7 +127,7 @@ describe.each([
     const path = join(dir, `${_name}-close.sock`);
     const server = rawServer("unix", path);
     try {
-      const client = await open(parseAddress(server.address));
+      const client = await open(parseAddress(server.address) as SocketAddress);
       await client.until("hello\n");
       client.transport.close();
       for (let i = 0; i < 100 && server.closes === 0; i++) await Bun.sleep(10);
@@ -140,10 +140,14 @@ describe.each([
   });
 
   test("a missing socket and a refused port reject with the system's code", async () => {
-    const missing = await rejection(connectWith(parseAddress(join(dir, "missing.sock")), { data() {}, close() {} }));
+    const missing = await rejection(
+      connectWith(parseAddress(join(dir, "missing.sock")) as SocketAddress, { data() {}, close() {} }),
+    );
     expect(missing.code).toBe("ENOENT");
     const port = freePort();
-    const refused = await rejection(connectWith(parseAddress(`127.0.0.1:${port}`), { data() {}, close() {} }));
+    const refused = await rejection(
+      connectWith(parseAddress(`127.0.0.1:${port}`) as SocketAddress, { data() {}, close() {} }),
+    );
     expect(refused.code).toBe("ECONNREFUSED");
   });
 });

@@ -22,9 +22,15 @@ export interface Listener {
   result: Promise<ListenerResult>;
 }
 
-export function startListener(args: string[], killAfterMs = 20_000): Listener {
+/** `env`: variables added to the test's own environment. */
+export function startListener(args: string[], killAfterMs = 20_000, env?: Record<string, string>): Listener {
   const started = performance.now();
-  const child = Bun.spawn([QMPCTL, "-v", ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const child = Bun.spawn([QMPCTL, "-v", ...args], {
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    env: env && { ...process.env, ...env },
+  });
   const killer = setTimeout(() => child.kill("SIGKILL"), killAfterMs);
   let markReady = () => {};
   const ready = new Promise<void>((resolve) => (markReady = resolve));

@@ -1,0 +1,185 @@
+/**
+ * `qmpctl ansible ARGS_FILE`: the logic of the Ansible module `qmp`
+ * (contrib/ansible/library/qmp, a WANT_JSON script that hands Ansible's
+ * arguments file to this command). It reads the module's parameters, runs
+ * the command, and prints the module's result as one JSON object, as Ansible
+ * expects from a module (docs.ansible.com, "Ansible module architecture":
+ * non-Python modules read a JSON arguments file and print JSON). It exits 0
+ * whenever it printed a result: `failed` in the result says how it went.
+ *
+ * @module
+ */
+import { CommandError, DisconnectedError, QmpError } from "../lib/errors.ts";
+import type { QmpEvent } from "../lib/events.ts";
+import { parseDuration } from "./duration.ts";
+import { readEventWait, subscribe } from "./event_output.ts";
+import { readTextFile, writeStdout } from "./io.ts";
+import { ParsedOptions, UsageError } from "./options.ts";
+import { type CommandContext, connect } from "./session.ts";
+
+export const help = `Usage: qmpctl ansible ARGS_FILE
+
+Run as the Ansible module qmp (contrib/ansible/library/qmp calls this): read
+the module's parameters from ARGS_FILE (JSON), run the command, print the
+module's result as one JSON object.
+
+Parameters:
+  socket       the monitor address (any -s form, ssh:// too)         required
+  execute      a QMP command; arguments: its arguments (a dict)
+  hmp          a human monitor command line
+  wait_event   an event name or glob (or a list): wait for it; with
+               execute, listening starts before the command is sent;
+               match: a dict its data must hold; count: how many (1)
+  timeout      bound on the whole run (30s, 2m, or seconds); default none
+  connect_timeout  bound on connecting (default 10s)
+  changed      force the result's changed (default: false for query-*
+               commands and a bare wait_event, true otherwise)
+
+Result: return (execute), text (hmp), events (wait_event), changed; on
+failure failed: true and msg (for a QEMU error "Class: description", and
+error: {class, desc}). In check mode only query-* commands run.
+
+Example (what Ansible does):
+  echo '{"socket": "/run/vm1.qmp", "execute": "query-status"}' > /tmp/args
+  qmpctl ansible /tmp/args`;
+
+/** The module's parameters, as Ansible passes them. */
+interface ModuleParams {
+  socket?: unknown;
+  execute?: unknown;
+  arguments?: unknown;
+  hmp?: unknown;
+  wait_event?: unknown;
+  match?: unknown;
+  count?: unknown;
+  timeout?: unknown;
+  connect_timeout?: unknown;
+  changed?: unknown;
+  _ansible_check_mode?: unknown;
+}
+
+type Result = Record<string, unknown>;
+
+export async function run(context: CommandContext): Promise<number> {
+  const [file, ...extra] = context.words;
+  if (!file || extra.length > 0) throw new UsageError("ansible needs one argument: the module's arguments file");
+  let result: Result;
+  try {
+    const params = parseParams(await readTextFile(file));
+    result = await runModule(context, params);
+  } catch (error) {
+    result = failure(error);
+  }
+  await writeStdout(JSON.stringify(result) + "\n");
+  return 0;
+}
+
+function parseParams(text: string): ModuleParams {
+  let params: unknown;
+  try {
+    params = JSON.parse(text);
+  } catch {
+    throw new UsageError("the arguments file is not JSON (the module needs WANT_JSON)");
+  }
+  if (typeof params !== "object" || params === null || Array.isArray(params)) {
+    throw new UsageError("the arguments file does not hold a JSON object");
+  }
+  return params as ModuleParams;
+}
+
+function failure(error: unknown): Result {
+  const result: Result = { failed: true, changed: false, msg: (error as Error)?.message ?? String(error) };
+  if (error instanceof CommandError) result.error = { class: error.errorClass, desc: error.desc };
+  else if (!(error instanceof QmpError || error instanceof UsageError)) result.msg = `internal error: ${result.msg}`;
+  return result;
+}
+
+async function runModule(context: CommandContext, params: ModuleParams): Promise<Result> {
+  const socket = text(params.socket, "socket");
+  if (!socket) throw new UsageError("missing required parameter: socket");
+  const execute = text(params.execute, "execute");
+  const hmp = text(params.hmp, "hmp");
+  const names = params.wait_event === undefined
+    ? []
+    : (Array.isArray(params.wait_event) ? params.wait_event : [params.wait_event]).map((n) => text(n, "wait_event")!);
+  if ((execute === undefined) === (hmp === undefined) && !(execute === undefined && names.length > 0)) {
+    throw new UsageError("give one of execute or hmp (wait_event may go with execute, or alone)");
+  }
+  if (hmp !== undefined && names.length > 0) throw new UsageError("wait_event goes with execute, not hmp");
+  const args = params.arguments ?? undefined;
+  if (args !== undefined && (typeof args !== "object" || args === null || Array.isArray(args))) {
+    throw new UsageError("arguments must be a dict");
+  }
+  const changed = typeof params.changed === "boolean"
+    ? params.changed
+    : execute !== undefined
+    ? !execute.startsWith("query-")
+    : hmp !== undefined;
+  if (params._ansible_check_mode === true && !(execute?.startsWith("query-") && names.length === 0)) {
+    return { changed, skipped: true, msg: "check mode: only query-* commands run" };
+  }
+
+  const timeoutMs = duration(params.timeout, "timeout", 0);
+  const signal = timeoutMs > 0 ? AbortSignal.any([context.signal, AbortSignal.timeout(timeoutMs)]) : context.signal;
+  const options = new ParsedOptions();
+  if (params.match !== undefined) options.set("match", matchWords(params.match));
+  if (params.count !== undefined) options.set("count", String(params.count));
+  const session: CommandContext = {
+    ...context,
+    options,
+    global: {
+      ...context.global,
+      socket,
+      timeoutMs,
+      connectTimeoutMs: duration(params.connect_timeout, "connect_timeout", context.global.connectTimeoutMs),
+    },
+    signal,
+  };
+  const wait = names.length > 0 ? readEventWait(session, names, 1) : undefined;
+  const client = await connect(session);
+  try {
+    const subscription = wait && subscribe(client, wait, signal); // before the command is sent
+    const result: Result = { changed };
+    if (execute !== undefined) {
+      result.return = await client.execute(execute, args as Record<string, unknown> | undefined, { signal });
+    } else if (hmp !== undefined) {
+      const output = await client.execute("human-monitor-command", { "command-line": hmp }, { signal });
+      result.text = String(output).replaceAll("\r\n", "\n");
+    }
+    if (wait && subscription) {
+      const events: QmpEvent[] = [];
+      while (events.length < wait.count) {
+        const batch = await subscription.nextBatch(wait.count - events.length);
+        if (batch.length === 0) break;
+        events.push(...batch);
+      }
+      subscription.close();
+      if (events.length < wait.count) {
+        throw new DisconnectedError(`${client.address.text} closed the connection while waiting for ${wait.what}`);
+      }
+      result.events = events;
+    }
+    return result;
+  } finally {
+    client.close();
+  }
+}
+
+function text(value: unknown, name: string): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== "string") throw new UsageError(`${name} must be a string`);
+  return value;
+}
+
+function duration(value: unknown, name: string, otherwise: number): number {
+  if (value === undefined || value === null) return otherwise;
+  return parseDuration(String(value), name);
+}
+
+/** A `match` dict as `--match` words: a string as text (KEY=VALUE), anything else as its JSON (KEY:=JSON). */
+function matchWords(match: unknown): string[] {
+  if (typeof match !== "object" || match === null || Array.isArray(match)) throw new UsageError("match must be a dict");
+  return Object.entries(match).map(([key, value]) =>
+    typeof value === "string" ? `${key}=${value}` : `${key}:=${JSON.stringify(value)}`
+  );
+}

@@ -1,0 +1,122 @@
+/**
+ * Child processes for the ssh transport: `Bun.spawn` under Bun,
+ * `node:child_process` under Deno and Node (imported here, inside the
+ * function, so that a compiled binary loads it only for `ssh://`).
+ *
+ * @module
+ */
+
+/** A running child process. */
+export interface Child {
+  /** Settles with the exit status, or null when a signal ended it. */
+  readonly exited: Promise<number | null>;
+  /** Whether it has ended. */
+  readonly done: boolean;
+  /** Send SIGTERM (nothing when it has ended). */
+  kill(): void;
+}
+
+/** How to start a child. */
+export interface SpawnOptions {
+  /** In its own session (setsid): the terminal's Ctrl-C then reaches only the parent. */
+  detached: boolean;
+  /** Called with each chunk of the child's stderr, as text. */
+  stderr(text: string): void;
+}
+
+/** Start processes and run short ones to the end, with whichever runtime this is. */
+export interface ProcessRuntime {
+  /** Start `argv` with stdin and stdout on /dev/null; throws when it cannot be started. */
+  spawn(argv: string[], options: SpawnOptions): Child;
+  /** Run `argv` to its end (or `timeoutMs`), synchronously, output discarded: usable in an exit handler. */
+  runSync(argv: string[], timeoutMs: number): void;
+}
+
+/**
+ * How long an exit waits for the rest of stderr: a process that forked a
+ * daemon (ssh's ControlPersist master) may have left the pipe open.
+ */
+const STDERR_GRACE_MS = 200;
+
+function settledWithin(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const limit = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+  return Promise.race([work.then(() => {}), limit]).finally(() => clearTimeout(timer));
+}
+
+const bun = (globalThis as { Bun?: typeof Bun }).Bun;
+
+/** The process functions of this runtime. */
+export async function processRuntime(): Promise<ProcessRuntime> {
+  return bun ? bunRuntime(bun) : await nodeRuntime();
+}
+
+function bunRuntime(runtime: typeof Bun): ProcessRuntime {
+  return {
+    spawn(argv, options) {
+      const child = runtime.spawn(argv, {
+        stdin: "ignore",
+        stdout: "ignore",
+        stderr: "pipe",
+        detached: options.detached,
+      });
+      let done = false;
+      const stderrEnded = pipeText(child.stderr, options.stderr);
+      const exited = child.exited.then(async (code) => {
+        await settledWithin(stderrEnded, STDERR_GRACE_MS);
+        done = true;
+        return child.signalCode ? null : code;
+      });
+      return {
+        exited,
+        get done() {
+          return done;
+        },
+        kill: () => void (done || child.kill("SIGTERM")),
+      };
+    },
+    runSync(argv, timeoutMs) {
+      runtime.spawnSync(argv, { stdin: "ignore", stdout: "ignore", stderr: "ignore", timeout: timeoutMs });
+    },
+  };
+}
+
+async function pipeText(stream: ReadableStream<Uint8Array>, deliver: (text: string) => void): Promise<void> {
+  const decoder = new TextDecoder();
+  try {
+    for await (const chunk of stream) deliver(decoder.decode(chunk, { stream: true }));
+  } catch {
+    // the child was killed while we read: nothing more to tell
+  }
+}
+
+async function nodeRuntime(): Promise<ProcessRuntime> {
+  const { spawn, spawnSync } = await import("node:child_process");
+  return {
+    spawn(argv, options) {
+      const child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "ignore", "pipe"], detached: options.detached });
+      let done = false;
+      child.stderr!.setEncoding("utf8");
+      child.stderr!.on("data", (text: string) => options.stderr(text));
+      const stderrEnded = new Promise<void>((resolve) => child.stderr!.once("close", resolve));
+      const exited = new Promise<number | null>((resolve) => {
+        child.once("error", () => resolve(127)); // it could not be started (ENOENT): as a shell reports it
+        child.once("exit", (code) => resolve(code));
+      }).then(async (code) => {
+        await settledWithin(stderrEnded, STDERR_GRACE_MS);
+        done = true;
+        return code;
+      });
+      return {
+        exited,
+        get done() {
+          return done;
+        },
+        kill: () => void (done || child.kill("SIGTERM")),
+      };
+    },
+    runSync(argv, timeoutMs) {
+      spawnSync(argv[0], argv.slice(1), { stdio: "ignore", timeout: timeoutMs });
+    },
+  };
+}

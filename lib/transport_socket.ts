@@ -1,0 +1,65 @@
+/**
+ * A UNIX or TCP socket, opened with the runtime's own API: `Bun.connect`
+ * under Bun (importing `node:net` costs a compiled binary ~14 ms of
+ * start-up, more than a whole QMP exchange), `node:net` elsewhere (Deno,
+ * Node). Each implementation is loaded only when used.
+ *
+ * @module
+ */
+import { abortable } from "./abort.ts";
+import { ConnectionError } from "./errors.ts";
+import type { SocketAddress, Transport, TransportEvents, TransportOptions } from "./transport_types.ts";
+
+/**
+ * Open a socket to `address` with the runtime's own API. EAGAIN from connect(2) on a UNIX socket means
+ * the server's listen queue is full (QEMU's is short: a few clients connecting
+ * at the same moment fill it), not that nobody listens: try again after a
+ * short pause, doubling up to 64 ms, until `retry.signal` aborts.
+ * @throws {ConnectionError} naming the address and the system's reason
+ */
+export async function connectSocket(
+  address: SocketAddress,
+  events: TransportEvents,
+  retry: TransportOptions = {},
+): Promise<Transport> {
+  const { connect } = "Bun" in globalThis ? await import("./transport_bun.ts") : await import("./transport_node.ts");
+  for (let pauseMs = 1;; pauseMs = Math.min(pauseMs * 2, 64)) {
+    try {
+      return await connect(address, events);
+    } catch (error) {
+      const failure = new ConnectionError(`cannot connect to ${address.text}: ${describeSystemError(error)}`, {
+        cause: error,
+      });
+      const { signal } = retry;
+      if ((error as { code?: string })?.code !== "EAGAIN" || !signal || signal.aborted) throw failure;
+      retry.onBusy?.();
+      // Spread the retries of clients that were refused together.
+      const pause = new Promise((resolve) => setTimeout(resolve, pauseMs * (0.5 + Math.random())));
+      await abortable(pause, signal, "the server's listen queue").catch(() => Promise.reject(failure));
+    }
+  }
+}
+
+const REASONS: Record<string, string> = {
+  ENOENT: "no such socket",
+  ECONNREFUSED: "connection refused (nothing is listening there)",
+  EAGAIN: "the server's listen queue is full (too many clients connecting at once)",
+  ECONNRESET: "connection reset by the peer",
+  EACCES: "permission denied",
+  EPERM: "permission denied",
+  ENOTDIR: "a part of the path is not a directory",
+  ENOTSOCK: "not a socket",
+  ETIMEDOUT: "connection timed out",
+  EHOSTUNREACH: "host unreachable",
+  ENETUNREACH: "network unreachable",
+  ENOTFOUND: "unknown host",
+  EAI_AGAIN: "host name lookup failed",
+  EADDRNOTAVAIL: "address not available",
+};
+
+/** A system error as words, with its code (ENOENT: "no such socket (ENOENT)"). */
+export function describeSystemError(error: unknown): string {
+  const { code, message } = error as { code?: string; message?: string };
+  if (code && REASONS[code]) return `${REASONS[code]} (${code})`;
+  return code ?? message ?? String(error);
+}

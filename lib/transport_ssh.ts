@@ -1,0 +1,263 @@
+/**
+ * The ssh transport: a UNIX socket on another host (`ssh://[USER@]HOST[:PORT]/PATH`),
+ * reached through the user's own OpenSSH client, so their keys, agent,
+ * `~/.ssh/config`, ProxyJump and known_hosts all apply, and the remote host
+ * needs nothing but sshd.
+ *
+ * How: `ssh -N -L DIR/monitor.sock:PATH HOST` (OpenSSH's UNIX-socket
+ * forwarding, ssh(1) `-L local_socket:remote_socket`), with DIR a private
+ * 0700 directory made for this connection; qmpctl connects to the local
+ * socket once ssh has created it. Stdio forwarding (`ssh -W PATH`), which
+ * would leave nothing on disk, does not serve: OpenSSH 9.2 (Debian 12)
+ * accepts `-W /path` but opens no channel for it and waits forever.
+ *
+ * The ssh process is stopped and DIR removed when the transport closes, when
+ * connecting fails or is abandoned (connect timeout, --timeout, SIGINT), and
+ * when the process exits (also on SIGTERM and SIGHUP). When a ControlMaster
+ * serves the connection (ssh_config `ControlMaster`/`ControlPath`), the
+ * forwarding lives in the master: it is cancelled there (`ssh -O cancel`),
+ * so a long-lived master does not collect listeners. ssh runs with
+ * `LogLevel=DEBUG1` only to learn that (its `mux` lines); its other lines are
+ * the reason given when it fails.
+ *
+ * @module
+ */
+import type { SshAddress } from "./address.ts";
+import { abortable } from "./abort.ts";
+import { AddressError, ConnectionError } from "./errors.ts";
+import { ShellWordsError, splitShellWords } from "./shell_words.ts";
+import { connectSocket } from "./transport_socket.ts";
+import type { SocketAddress, Transport, TransportEvents, TransportOptions } from "./transport_types.ts";
+import { processRuntime } from "./transport_process.ts";
+
+/** The environment variable that replaces the `ssh` command line (split as a shell would; nothing is expanded). */
+export const SSH_COMMAND_VARIABLE = "QMPCTL_SSH_COMMAND";
+
+/** How long to wait for ssh's reason after the forwarded connection closed before QEMU spoke. */
+const REASON_WAIT_MS = 1000;
+/** How long a refused connection to the freshly bound local socket is retried. */
+const REFUSED_RETRY_MS = 1000;
+/** Bound on `ssh -O cancel` at close. */
+const CANCEL_TIMEOUT_MS = 3000;
+
+/** What to stop when the process exits: one entry per live connection. */
+const live = new Set<() => void>();
+
+/**
+ * Connect to `address` through ssh. Resolves once the forwarded socket is
+ * connected; a remote socket that cannot be opened ends the connection at
+ * once with a ConnectionError carrying ssh's reason (reported through
+ * `events.close`, before any data).
+ * @throws {ConnectionError} with ssh's own reason (unknown host, refused authentication, ...)
+ * @throws {AddressError} for a QMPCTL_SSH_COMMAND that does not split, or a path ssh cannot forward
+ */
+export async function connectSsh(
+  address: SshAddress,
+  events: TransportEvents,
+  options: TransportOptions = {},
+): Promise<Transport> {
+  const [fs, { tmpdir }, { isatty }, runtime] = await Promise.all([
+    import("node:fs"),
+    import("node:os"),
+    import("node:tty"),
+    processRuntime(),
+  ]);
+  if (address.path.includes(":")) throw new AddressError(`'${address.text}': ssh cannot forward a path with ':'`);
+  const command = sshCommand();
+  const dir = fs.mkdtempSync(`${tmpdir()}/qmpctl-ssh-`); // mode 0700
+  const local = `${dir}/monitor.sock`;
+  const forward = `${local}:${address.path}`;
+  const destination = [
+    ...(address.user === undefined ? [] : ["-l", address.user]),
+    ...(address.port === undefined ? [] : ["-p", String(address.port)]),
+    "--",
+    address.host,
+  ];
+  const interactive = isatty(0);
+  const argv = [
+    ...command,
+    "-N",
+    ...["-o", "ExitOnForwardFailure=yes", "-o", "LogLevel=DEBUG1"],
+    ...(interactive ? [] : ["-o", "BatchMode=yes"]), // never prompt a script; a person may type a passphrase
+    ...(options.connectTimeout ? ["-o", `ConnectTimeout=${Math.ceil(options.connectTimeout / 1000)}`] : []),
+    ...["-L", forward],
+    ...destination,
+  ];
+  const stderr = new SshStderr();
+  const cannot = (reason: string) => new ConnectionError(`cannot connect to ${address.text}: ${reason}`);
+
+  let child;
+  try {
+    // Without a terminal ssh runs in its own session, so only qmpctl sees a SIGINT and decides what it means.
+    child = runtime.spawn(argv, { detached: !interactive, stderr: (text) => stderr.push(text) });
+  } catch (error) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw cannot(`cannot run ${command[0]}: ${(error as Error).message}`);
+  }
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    live.delete(release);
+    child.kill();
+    if (stderr.multiplexed) {
+      runtime.runSync([...command, "-O", "cancel", "-L", forward, ...destination], CANCEL_TIMEOUT_MS);
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  live.add(release);
+  stopOnExit();
+
+  // Ready when ssh has created the local socket (after authentication, with
+  // the forwarding in place), watched with inotify rather than polled.
+  let watcher: { close(): void } | undefined;
+  const ready = new Promise<void>((resolve, reject) => {
+    const check = () => fs.existsSync(local) && resolve();
+    watcher = fs.watch(dir, check);
+    check();
+    child.exited.then((status) => {
+      // A ControlPersist first run hands the forwarding to the master it forks, and exits 0.
+      if (!(status === 0 && fs.existsSync(local))) reject(cannot(stderr.reason(command[0], status)));
+    });
+  });
+  try {
+    await abortable(ready, options.signal, `ssh to reach ${address.text}`);
+  } catch (error) {
+    release();
+    throw error;
+  } finally {
+    watcher?.close();
+  }
+
+  let spoke = false;
+  const inner = await connectForwarded({ kind: "unix", path: local, text: address.text }, {
+    data(chunk) {
+      spoke = true;
+      events.data(chunk);
+    },
+    close(error) {
+      if (spoke) {
+        release();
+        return events.close(error);
+      }
+      // Closed before QEMU said anything: ssh could not open the remote socket, and says why on stderr.
+      void stderr.failureLine(child.exited, REASON_WAIT_MS).then(() => {
+        release();
+        events.close(cannot(`${stderr.reason(command[0])} (is there a socket at ${address.path} on ${address.host}?)`));
+      });
+    },
+  }, options.signal).catch((error) => {
+    release();
+    throw error;
+  });
+  return {
+    write: (text) => inner.write(text),
+    pause: () => inner.pause(),
+    resume: () => inner.resume(),
+    close() {
+      inner.close();
+      release();
+    },
+  };
+}
+
+/**
+ * Connect to the local end of the forwarding. ssh (or its ControlMaster)
+ * binds the socket, then listens: a connection that comes between the two
+ * is refused, so a refusal is retried for a moment (bounded by `signal` and
+ * REFUSED_RETRY_MS).
+ */
+async function connectForwarded(
+  address: SocketAddress,
+  events: TransportEvents,
+  signal: AbortSignal | undefined,
+): Promise<Transport> {
+  const deadline = Date.now() + REFUSED_RETRY_MS;
+  for (;;) {
+    try {
+      return await connectSocket(address, events);
+    } catch (error) {
+      const refused = (error as { cause?: { code?: string } }).cause?.code === "ECONNREFUSED";
+      if (!refused || Date.now() > deadline) throw error;
+      await abortable(new Promise((resolve) => setTimeout(resolve, 5)), signal, `ssh to listen for ${address.text}`);
+    }
+  }
+}
+
+/** `$QMPCTL_SSH_COMMAND` split into words, or `ssh`. */
+function sshCommand(): string[] {
+  const text = process.env[SSH_COMMAND_VARIABLE];
+  if (text === undefined || text.trim() === "") return ["ssh"];
+  try {
+    return splitShellWords(text);
+  } catch (error) {
+    if (error instanceof ShellWordsError) throw new AddressError(`${SSH_COMMAND_VARIABLE}: ${error.message}`);
+    throw error;
+  }
+}
+
+let stopping = false;
+
+/** Stop every live ssh when the process exits, and on SIGTERM/SIGHUP before dying of them. */
+function stopOnExit(): void {
+  if (stopping) return;
+  stopping = true;
+  const stopAll = () => [...live].forEach((release) => release());
+  process.on("exit", stopAll);
+  for (const signal of ["SIGTERM", "SIGHUP"] as const) {
+    const onSignal = () => {
+      stopAll();
+      process.off(signal, onSignal);
+      process.kill(process.pid, signal); // die of it, as without this handler
+    };
+    process.on(signal, onSignal);
+  }
+}
+
+/** ssh's stderr: its debug lines tell whether a ControlMaster serves; the others are its reasons. */
+class SshStderr {
+  /** A ControlMaster holds (or may hold) the forwarding. */
+  multiplexed = false;
+  #partial = "";
+  readonly #lines: string[] = [];
+  #onLine?: () => void;
+
+  push(text: string): void {
+    const lines = (this.#partial + text).split("\n");
+    this.#partial = lines.pop()!;
+    for (const raw of lines) {
+      const line = raw.replace(/\r$/, "").trim();
+      if (line.startsWith("debug")) {
+        if (/\bmux\b|auto-mux|mux_client/.test(line)) this.multiplexed = true;
+      } else if (line !== "" && !/^(Warning: Permanently added|Authenticated to )/.test(line)) {
+        this.#lines.push(line);
+        if (this.#lines.length > 4) this.#lines.shift();
+        this.#onLine?.();
+      }
+    }
+  }
+
+  /** Settles when a line that says what failed has come, ssh has exited, or `ms` have passed. */
+  failureLine(exited: Promise<unknown>, ms: number): Promise<void> {
+    if (this.#lines.some((l) => /failed/i.test(l))) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.#onLine = () => this.#lines.some((l) => /failed/i.test(l)) && done();
+      exited.then(done);
+    });
+  }
+
+  /** ssh's own words, or its exit status when it said nothing. */
+  reason(program: string, status?: number | null): string {
+    if (this.#partial.trim() !== "" && !this.#partial.startsWith("debug")) this.#lines.push(this.#partial.trim());
+    this.#partial = "";
+    if (this.#lines.length > 0) return this.#lines.join("; ");
+    return status === undefined || status === null
+      ? `${program} ended the connection`
+      : `${program} exited with status ${status}`;
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * The Ansible module `qmp` (contrib/ansible/library/qmp) run by Debian's
+ * ansible-playbook against a real QEMU: on localhost with `-c local`, and
+ * over ssh to a throwaway sshd. A small stdout callback (ansible-core has no
+ * JSON one) prints each task's
+ * result as the module returned it. Ansible's own state (temp dirs, control
+ * sockets) stays in a temporary directory.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { QMPCTL, qmpctl } from "./helpers/cli.ts";
+import { startQemu, type TestQemu } from "./helpers/qemu.ts";
+import { sshProcessesAfter, startSshd, type TestSshd } from "./helpers/sshd.ts";
+
+const LIBRARY = resolve(import.meta.dir, "../contrib/ansible/library");
+
+let sshd: TestSshd;
+let qemu: TestQemu;
+let dir: string;
+
+beforeAll(async () => {
+  [sshd, qemu] = await Promise.all([startSshd(), startQemu()]);
+  dir = mkdtempSync(join(tmpdir(), "qmpctl-ansible-"));
+  for (const sub of ["home", "local_tmp", "remote_tmp", "callbacks"]) mkdirSync(join(dir, sub));
+  writeFileSync(join(dir, "callbacks", "results_json.py"), RESULTS_CALLBACK);
+});
+
+/** An Ansible stdout callback that prints {task name: result} as one JSON object at the end. */
+const RESULTS_CALLBACK = `
+import json
+from ansible.plugins.callback import CallbackBase
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "stdout"
+    CALLBACK_NAME = "results_json"
+
+    def __init__(self):
+        super().__init__()
+        self.results = {}
+
+    def record(self, result, status):
+        self.results[result._task.get_name()] = dict(result._result, ansible_status=status)
+
+    def v2_runner_on_ok(self, result, **_):
+        self.record(result, "ok")
+
+    def v2_runner_on_failed(self, result, **_):
+        self.record(result, "failed")
+
+    def v2_runner_on_skipped(self, result, **_):
+        self.record(result, "skipped")
+
+    def v2_runner_on_unreachable(self, result, **_):
+        self.record(result, "unreachable")
+
+    def v2_playbook_on_stats(self, stats):
+        self._display.display(json.dumps(self.results))
+`;
+
+afterAll(async () => {
+  await Promise.all([qemu?.stop(), sshd?.stop()]);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+type TaskResult = Record<string, unknown> & { failed?: boolean; changed?: boolean; msg?: string };
+
+/** Run a one-play playbook of `tasks` on `host`; each task's result, by task name. */
+async function playbook(host: string, inventory: string, tasks: object[]): Promise<Record<string, TaskResult>> {
+  const play = [{ hosts: host, gather_facts: false, tasks }];
+  writeFileSync(join(dir, "inventory"), inventory);
+  writeFileSync(join(dir, "play.json"), JSON.stringify(play)); // JSON is YAML
+  const child = Bun.spawn(["ansible-playbook", "-i", join(dir, "inventory"), join(dir, "play.json")], {
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    env: {
+      PATH: process.env.PATH,
+      HOME: join(dir, "home"),
+      ANSIBLE_LIBRARY: LIBRARY,
+      ANSIBLE_STDOUT_CALLBACK: "results_json",
+      ANSIBLE_CALLBACK_PLUGINS: join(dir, "callbacks"),
+      ANSIBLE_LOCAL_TEMP: join(dir, "local_tmp"),
+      ANSIBLE_REMOTE_TMP: join(dir, "remote_tmp"),
+      ANSIBLE_SSH_CONTROL_PATH_DIR: join(dir, "cp"),
+      ANSIBLE_SSH_ARGS: "-o ControlMaster=no", // no master left holding the output pipe after the run
+      ANSIBLE_HOST_KEY_CHECKING: "True",
+      ANSIBLE_NOCOLOR: "1",
+      ANSIBLE_PYTHON_INTERPRETER: "/usr/bin/python3",
+    },
+  });
+  const killer = setTimeout(() => child.kill("SIGKILL"), 120_000);
+  const [stdout, stderr] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text()]);
+  await child.exited;
+  clearTimeout(killer);
+  try {
+    return JSON.parse(stdout.slice(stdout.indexOf("{")));
+  } catch {
+    throw new Error(`ansible-playbook printed no JSON report:\n${stdout}\n${stderr}`);
+  }
+}
+
+/** The tasks both connections run: a query, a failing command, check mode, a command with its event. */
+function tasks() {
+  const qmp = (args: object) => ({ socket: qemu.socket, qmpctl: QMPCTL, ...args });
+  return [
+    { name: "query", qmp: qmp({ execute: "query-status" }) },
+    { name: "failing", qmp: qmp({ execute: "no-such-command" }), ignore_errors: true },
+    { name: "check stop", qmp: qmp({ execute: "stop" }), check_mode: true },
+    { name: "check query", qmp: qmp({ execute: "query-status" }), check_mode: true },
+    { name: "hmp", qmp: qmp({ hmp: "info status" }) },
+    { name: "stop and wait", qmp: qmp({ execute: "stop", wait_event: "STOP", timeout: "10s" }) },
+    { name: "cont", qmp: qmp({ execute: "cont", changed: false }) },
+  ];
+}
+
+function expectResults(results: Record<string, TaskResult>) {
+  expect(results["query"]).toMatchObject({ changed: false, return: { status: "running", running: true } });
+  expect(results["query"].ansible_status).toBe("ok");
+
+  expect(results["failing"]).toMatchObject({
+    ansible_status: "failed",
+    changed: false,
+    error: { class: "CommandNotFound" },
+  });
+  expect(results["failing"].msg).toStartWith("CommandNotFound: The command no-such-command has not been found");
+
+  // Check mode: stop was not sent (the query that runs in check mode still sees a running VM).
+  expect(results["check stop"]).toMatchObject({ changed: true, ansible_status: "skipped" });
+  expect(results["check stop"].return).toBeUndefined();
+  expect(results["check query"]).toMatchObject({ changed: false, return: { status: "running" } });
+
+  if (!("hmp" in results)) return; // over ssh: the first four only (each task costs Ansible four ssh connections)
+  expect(results["hmp"]).toMatchObject({ changed: true, text: "VM status: running\n" });
+
+  const stopped = results["stop and wait"] as TaskResult & { events: { event: string; timestamp: object }[] };
+  expect(stopped).toMatchObject({ changed: true, return: {} });
+  expect(stopped.events.map((e) => e.event)).toEqual(["STOP"]);
+  expect(results["cont"]).toMatchObject({ changed: false, return: {} });
+}
+
+describe("the Ansible module qmp", () => {
+  test("on localhost with -c local: a query, a failing command, check mode, hmp, a command and its event", async () => {
+    const results = await playbook("localhost", "localhost ansible_connection=local\n", tasks());
+    expectResults(results);
+  }, 150_000);
+
+  test("over ssh to a managed host (the test sshd)", async () => {
+    const inventory = `vmhost ansible_connection=ssh ansible_ssh_common_args='-F ${sshd.sshConfig}'\n`;
+    const results = await playbook("vmhost", inventory, tasks().slice(0, 4));
+    expectResults(results);
+    expect(await sshProcessesAfter(sshd.marker, 5000)).toEqual([]);
+  }, 150_000);
+
+  test("a missing qmpctl binary fails the task with a message that says so", async () => {
+    const results = await playbook("localhost", "localhost ansible_connection=local\n", [
+      { name: "missing", qmp: { socket: qemu.socket, qmpctl: "/nonexistent/qmpctl", execute: "query-status" } },
+    ]);
+    expect(results["missing"]).toMatchObject({ ansible_status: "failed" });
+    expect(results["missing"].msg).toContain("qmpctl not found on the managed host");
+  }, 150_000);
+});
+
+describe("qmpctl ansible ARGS_FILE (what the module runs), directly", () => {
+  async function module(params: object) {
+    const file = join(dir, "args.json");
+    writeFileSync(file, JSON.stringify(params));
+    const result = await qmpctl(["ansible", file]);
+    expect(result).toMatchObject({ code: 0, stderr: "" }); // the result itself says how it went
+    return JSON.parse(result.stdout);
+  }
+
+  test("a missing socket, or both execute and hmp, fail with a message", async () => {
+    expect(await module({ execute: "query-status" })).toEqual({
+      failed: true,
+      changed: false,
+      msg: "missing required parameter: socket",
+    });
+    const both = await module({ socket: qemu.socket, execute: "query-status", hmp: "info status" });
+    expect(both).toMatchObject({
+      failed: true,
+      msg: "give one of execute or hmp (wait_event may go with execute, or alone)",
+    });
+  });
+
+  test("a wait_event that does not come within timeout fails, naming what it waited for", async () => {
+    const result = await module({ socket: qemu.socket, wait_event: "SHUTDOWN", timeout: "500ms" });
+    expect(result).toMatchObject({ failed: true, changed: false });
+    expect(result.msg).toContain("SHUTDOWN");
+  });
+
+  test("arguments are sent as given; changed can be forced", async () => {
+    const result = await module({
+      socket: qemu.socket,
+      execute: "qom-get",
+      arguments: { path: "/machine", property: "type" },
+      changed: true,
+    });
+    expect(result).toEqual({ changed: true, return: "none-machine" });
+  });
+});

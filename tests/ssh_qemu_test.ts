@@ -1,0 +1,251 @@
+/**
+ * `ssh://` addresses end to end: the built binary, the system's OpenSSH
+ * client, a throwaway sshd on 127.0.0.1 and a real QEMU behind it. After
+ * every case no ssh process of this test is left, and the private directory
+ * of the forwarded socket is gone (qmpctl runs with TMPDIR set to a
+ * directory that must be empty again).
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { EventSubscription } from "../lib/events.ts";
+import { interrupt, QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
+import { startListener } from "./helpers/listener.ts";
+import { startQemu, type TestQemu } from "./helpers/qemu.ts";
+import { sshProcessesAfter, startSshd, type TestSshd } from "./helpers/sshd.ts";
+import { startTerminal } from "./helpers/terminal.ts";
+
+let sshd: TestSshd;
+let qemu: TestQemu;
+let runDir: string; // qmpctl's TMPDIR: where it makes the private directory of the forwarded socket
+let env: Record<string, string>;
+let stops: EventSubscription;
+
+beforeAll(async () => {
+  [sshd, qemu] = await Promise.all([startSshd(), startQemu()]);
+  runDir = mkdtempSync(join(tmpdir(), "qmpctl-ssh-run-"));
+  env = { QMPCTL_SSH_COMMAND: `ssh -F '${sshd.sshConfig}'`, TMPDIR: runDir };
+  stops = qemu.control.events({ names: ["STOP"] });
+});
+
+afterEach(async () => {
+  expect(await sshProcessesAfter(sshd.marker)).toEqual([]);
+  expect(readdirSync(runDir).filter((name) => name.startsWith("qmpctl-ssh-"))).toEqual([]);
+  if ((await qemu.control.execute("query-status") as { running: boolean }).running === false) {
+    await qemu.control.execute("cont");
+  }
+  while (stops.queued > 0) await stops.nextBatch();
+});
+
+afterAll(async () => {
+  await Promise.all([qemu?.stop(), sshd?.stop()]);
+  rmSync(runDir, { recursive: true, force: true });
+});
+
+const viaAlias = () => `ssh://vmhost${qemu.socket}`;
+
+describe("commands over ssh://", () => {
+  test("exec prints the return value, through a Host alias of the ssh config", async () => {
+    const result = await qmpctl(["-s", viaAlias(), "exec", "query-status"], { env });
+    expect(result).toMatchObject({ code: 0, stderr: "" });
+    expect(JSON.parse(result.stdout)).toEqual({ status: "running", singlestep: false, running: true });
+  });
+
+  test("USER@HOST:PORT reaches the same monitor: hmp prints its text", async () => {
+    const address = `ssh://root@127.0.0.1:${sshd.port}${qemu.socket}`;
+    const result = await qmpctl(["-s", address, "hmp", "info status"], { env });
+    expect(result).toMatchObject({ code: 0, stdout: "VM status: running\n", stderr: "" });
+  });
+
+  test("QMPCTL_SOCKET may be an ssh:// address; exec --wait-event STOP prints the reply, then the event", async () => {
+    const result = await qmpctl(["exec", "stop", "--wait-event", "STOP", "--timeout", "10s"], {
+      env: { ...env, QMPCTL_SOCKET: viaAlias() },
+    });
+    expect(result.code).toBe(0);
+    const [reply, event] = result.stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
+    expect(reply).toEqual({});
+    expect(event.event).toBe("STOP");
+  });
+
+  test("wait-event prints the STOP that the other monitor's stop causes", async () => {
+    const listener = startListener(["-s", viaAlias(), "wait-event", "STOP", "--timeout", "10s"], 20_000, env);
+    await listener.ready;
+    await qemu.control.execute("stop");
+    const [seen] = await stops.nextBatch(1);
+    const result = await listener.result;
+    expect(result).toMatchObject({ code: 0, stderr: "" });
+    expect(result.stdout).toBe(JSON.stringify(seen) + "\n");
+  });
+
+  test("commands and describe work too (through the second Host alias)", async () => {
+    const address = `ssh://vmhost2${qemu.socket}`;
+    const listed = await qmpctl(["-s", address, "commands", "query-stat*"], { env });
+    expect(listed).toMatchObject({ code: 0, stderr: "" });
+    expect(JSON.parse(listed.stdout)).toContain("query-status");
+    const described = await qmpctl(["-s", address, "describe", "STOP"], { env });
+    expect(described).toMatchObject({ code: 0, stderr: "" });
+    expect(JSON.parse(described.stdout)).toMatchObject({ event: "STOP" });
+  });
+
+  test("shell with piped lines runs each one on the remote monitor", async () => {
+    const result = await qmpctl(["-s", viaAlias(), "shell"], { env, stdin: "query-name\nno-such-command\n" });
+    expect(result.code).toBe(1);
+    const lines = result.stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
+    expect(lines[0]).toEqual({ return: {} });
+    expect(lines[1].error.class).toBe("CommandNotFound");
+  });
+
+  test("ssh gets BatchMode (stdin is not a terminal), ConnectTimeout from --connect-timeout, and the quoted words", async () => {
+    const record = join(sshd.dir, "argv");
+    // A wrapper that records its arguments, then runs ssh with them: quoting that only a shell-like split gets right.
+    const command = `sh -c 'printf "%s\\n" "$@" > "$0"; exec ssh "$@"' '${record}' -F "${sshd.sshConfig}"`;
+    const result = await qmpctl(["-s", viaAlias(), "--connect-timeout", "29500ms", "exec", "query-name"], {
+      env: { ...env, QMPCTL_SSH_COMMAND: command },
+    });
+    expect(result).toMatchObject({ code: 0, stdout: "{}\n", stderr: "" });
+    const argv = readFileSync(record, "utf8").split("\n");
+    expect(argv.slice(0, 2)).toEqual(["-F", sshd.sshConfig]);
+    expect(argv).toContain("BatchMode=yes");
+    expect(argv).toContain("ConnectTimeout=30"); // 29.5 s, rounded up to whole seconds
+    expect(argv).toContain("ExitOnForwardFailure=yes");
+    expect(argv.slice(-3, -1)).toEqual(["--", "vmhost"]);
+  });
+});
+
+describe("failures over ssh:// are exit 3 with ssh's own reason", () => {
+  test("an unknown host", async () => {
+    const address = `ssh://no-such-host.invalid${qemu.socket}`;
+    const result = await qmpctl(["-s", address, "exec", "query-status"], { env });
+    expect(result.code).toBe(3);
+    expect(result.stderr).toStartWith(`qmpctl: cannot connect to ${address}: `);
+    expect(result.stderr).toContain("Could not resolve hostname no-such-host.invalid");
+    expect(result.stderr.trimEnd().split("\n")).toHaveLength(1);
+  });
+
+  test("a missing remote socket", async () => {
+    const address = `ssh://vmhost${qemu.dir}/missing.sock`;
+    const result = await qmpctl(["-s", address, "exec", "query-status"], { env });
+    expect(result.code).toBe(3);
+    expect(result.stderr).toStartWith(`qmpctl: cannot connect to ${address}: `);
+    expect(result.stderr).toContain("open failed");
+    expect(result.stderr).toContain(`is there a socket at ${qemu.dir}/missing.sock on vmhost?`);
+    expect(result.stderr.trimEnd().split("\n")).toHaveLength(1);
+  });
+
+  test("refused authentication", async () => {
+    const address = `ssh://nobody@127.0.0.1:${sshd.port}${qemu.socket}`;
+    const result = await qmpctl(["-s", address, "exec", "query-status"], { env });
+    expect(result.code).toBe(3);
+    expect(result.stderr).toStartWith(`qmpctl: cannot connect to ${address}: `);
+    expect(result.stderr).toContain("Permission denied (publickey)");
+  });
+
+  test("a host that accepts TCP but never speaks ssh: exit 3 within the connect timeout", async () => {
+    const silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    try {
+      const address = `ssh://127.0.0.1:${silent.port}${qemu.socket}`;
+      const result = await qmpctl(["-s", address, "--connect-timeout", "2s", "exec", "query-status"], { env });
+      expect(result.code).toBe(3);
+      expect(result.stderr).toStartWith("qmpctl: ");
+      expect(result.stderr).toContain(address);
+      expect(result.ms).toBeLessThan(8000); // 2 s, and room for a loaded machine; without the bound it would wait forever
+    } finally {
+      silent.stop(true);
+    }
+  });
+
+  test("a QMPCTL_SSH_COMMAND whose quote does not close is a usage error", async () => {
+    const result = await qmpctl(["-s", viaAlias(), "exec", "query-status"], {
+      env: { ...env, QMPCTL_SSH_COMMAND: "ssh -F 'x" },
+    });
+    expect(result).toMatchObject({ code: 2, stdout: "" });
+    expect(result.stderr).toStartWith("qmpctl: QMPCTL_SSH_COMMAND: unterminated '");
+  });
+});
+
+describe("no ssh left on the ways out of a wait", () => {
+  test("--timeout: exit 124", async () => {
+    const result = await qmpctl(["-s", viaAlias(), "wait-event", "STOP", "--timeout", "3s"], { env });
+    expect(result).toMatchObject({ code: 124, stderr: "qmpctl: timed out waiting for STOP (--timeout 3s)\n" });
+  });
+
+  test("SIGINT while waiting: exit 130", async () => {
+    const listener = startListener(["-s", viaAlias(), "wait-event", "STOP"], 20_000, env);
+    await listener.ready;
+    listener.child.kill("SIGINT");
+    expect((await listener.result).code).toBe(130);
+  });
+
+  test("SIGTERM (as timeout(1) sends): qmpctl dies of it and takes ssh along", async () => {
+    const listener = startListener(["-s", viaAlias(), "wait-event", "STOP"], 20_000, env);
+    await listener.ready;
+    listener.child.kill("SIGTERM");
+    await listener.result;
+    expect(listener.child.signalCode).toBe("SIGTERM");
+  });
+
+  test("SIGINT while ssh is still connecting (a host that never answers): exit 130", async () => {
+    const silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    try {
+      const running = startQmpctl(["-s", `ssh://127.0.0.1:${silent.port}${qemu.socket}`, "exec", "query-status"], {
+        env,
+      });
+      const result = await interrupt(running);
+      expect(result.code).toBe(130);
+    } finally {
+      silent.stop(true);
+    }
+  });
+});
+
+describe("on a terminal", () => {
+  test("the interactive shell works over ssh:// (ssh may prompt there: no BatchMode), and Ctrl-D leaves nothing behind", async () => {
+    const record = join(sshd.dir, "argv-tty");
+    const command = `sh -c 'printf "%s\\n" "$@" > "$0"; exec ssh "$@"' '${record}' -F "${sshd.sshConfig}"`;
+    const terminal = await startTerminal([QMPCTL, "shell", "-s", viaAlias()], {
+      env: { ...env, QMPCTL_SSH_COMMAND: command, HOME: sshd.dir },
+    });
+    try {
+      await terminal.waitForLastLine("(QEMU)", 30_000); // the machine has no name: the prompt says QEMU
+      await terminal.type("query-status");
+      await terminal.press("Enter");
+      await terminal.waitFor("the status", (screen) => screen.some((row) => row.includes('"status":"running"')));
+      await terminal.press("C-d");
+      expect(await terminal.exitStatus()).toBe(0);
+      expect(readFileSync(record, "utf8").split("\n")).not.toContain("BatchMode=yes");
+    } finally {
+      await terminal.close();
+    }
+  });
+});
+
+describe("connection sharing (ControlMaster in the user's ssh config)", () => {
+  test("runs go through the master, and each cancels its forwarding there: the master listens on nothing more after", async () => {
+    const config = join(sshd.dir, "ssh_config_shared");
+    writeFileSync(
+      config,
+      readFileSync(sshd.sshConfig, "utf8") +
+        `  ControlMaster auto\n  ControlPath ${sshd.dir}/cm-%C\n  ControlPersist 60\n`,
+    );
+    const shared = { ...env, QMPCTL_SSH_COMMAND: `ssh -F ${config}` };
+    const control = (op: string) => Bun.spawnSync(["ssh", "-F", config, "-O", op, "vmhost"], { stdin: "ignore" });
+    try {
+      expect((await qmpctl(["-s", viaAlias(), "exec", "query-name"], { env: shared })).code).toBe(0); // opens the master
+      const pid = /pid=(\d+)/.exec(control("check").stderr.toString())?.[1];
+      expect(pid).toBeDefined();
+      // What the master listens on: its control socket, and any forwarding not cancelled.
+      const listening = () =>
+        Bun.spawnSync(["ss", "-xlp"]).stdout.toString().split("\n").filter((l) => l.includes(`pid=${pid},`))
+          .map((l) => l.split(/\s+/)[4]);
+      expect(listening()).toEqual([expect.stringContaining(`${sshd.dir}/cm-`)]);
+      for (let i = 0; i < 3; i++) {
+        const result = await qmpctl(["-s", viaAlias(), "exec", "query-name"], { env: shared });
+        expect(result).toMatchObject({ code: 0, stdout: "{}\n", stderr: "" });
+      }
+      expect(listening()).toEqual([expect.stringContaining(`${sshd.dir}/cm-`)]);
+    } finally {
+      control("exit");
+    }
+  });
+});
