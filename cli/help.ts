@@ -31,6 +31,8 @@ Addresses (-s, else $QMPCTL_SOCKET):
   unix:/run/vm1.qmp[,server=on...] the same, as QEMU's -qmp option spells it
   HOST:PORT, tcp:HOST:PORT         TCP
   [::1]:4444, tcp:[::1]:4444       TCP over IPv6
+  ssh://[USER@]HOST[:PORT]/PATH    the UNIX socket PATH on HOST, through your
+                                   own ssh (keys, ~/.ssh/config, ProxyJump)
 
 Durations: 500ms, 30s, 2m, 1h, or a bare number of seconds.
 
@@ -41,10 +43,17 @@ Exit status:
 ${exitStatusList()}
 
 Environment:
-  QMPCTL_SOCKET    the address when -s is not given
-  XDG_CACHE_HOME   where the schema cache lives (default ~/.cache)
-  XDG_STATE_HOME   where the shell's history lives (default ~/.local/state)
-  HOME             the base of both defaults
+  QMPCTL_SOCKET       the address when -s is not given
+  QMPCTL_GA_SOCKET    the guest agent's address for 'ga' when -s is not given
+  QMPCTL_SSH_COMMAND  the ssh command line for ssh:// addresses (default: ssh),
+                      split as a shell would
+  NO_COLOR            when set and not empty, the progress line has no colour
+  COLUMNS             the progress line's width when stderr is no terminal
+  XDG_CACHE_HOME      where the schema cache lives (default ~/.cache)
+  XDG_STATE_HOME      where the shell's history lives (default ~/.local/state)
+  HOME                the base of both defaults
+  qmpctl reads no other variable, and no file from the directory it runs in
+  (no .env, no bunfig.toml).
 
 Files:
   $XDG_CACHE_HOME/qmpctl/   the schema cache, per QEMU build (safe to delete)
