@@ -1,7 +1,7 @@
 /** `qmpctl events [NAME ...] [--match KEY=VALUE ...] [--count N]`: every event as NDJSON. @module */
 import { TimeoutError } from "../lib/errors.ts";
 import { printEvents, readEventWait, subscribe } from "./event_output.ts";
-import { type CommandContext, connect } from "./session.ts";
+import { type CommandContext, withClient } from "./session.ts";
 
 export const help = `Usage: qmpctl events [NAME ...] [--match KEY=VALUE ...] [--count N] [--timeout DURATION] [options]
 
@@ -23,8 +23,7 @@ failed or broke, 130 interrupted.`;
 
 export async function run(context: CommandContext): Promise<number> {
   const wait = readEventWait(context, context.words, Infinity);
-  const client = await connect(context);
-  try {
+  return await withClient(context, async (client) => {
     const subscription = subscribe(client, wait, context.signal);
     if (wait.names.length > 0) { // as wait-event: a name QEMU does not know is a usage error
       await (await import("../lib/schema.ts")).checkEventNames(client, wait.names, { signal: context.signal });
@@ -32,7 +31,5 @@ export async function run(context: CommandContext): Promise<number> {
     const { error } = await printEvents(context, subscription, wait);
     if (error !== undefined && !(error instanceof TimeoutError)) throw error; // --timeout is how long to listen
     return 0;
-  } finally {
-    client.close();
-  }
+  });
 }

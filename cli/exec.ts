@@ -4,7 +4,7 @@ import { CommandError } from "../lib/errors.ts";
 import { printAwaitedEvents, readWaitEventOption, subscribe } from "./event_output.ts";
 import { readStdin } from "./io.ts";
 import { UsageError } from "./options.ts";
-import { type CommandContext, connect, executeAndPrint, formatJson, optionValue } from "./session.ts";
+import { type CommandContext, executeAndPrint, formatJson, optionValue, withClient } from "./session.ts";
 
 export const help = `Usage: qmpctl exec COMMAND [KEY=VALUE ...] [--args JSON|-] [options]
 
@@ -60,8 +60,7 @@ export async function run(context: CommandContext): Promise<number> {
     : parseArgumentsJson(argsText === "-" ? await readStdin(context.signal) : argsText);
   let args = base || words.length > 0 ? buildArguments(words, base) : undefined; // malformed words: nothing sent
   const wait = readWaitEventOption(context);
-  const client = await connect(context);
-  try {
+  return await withClient(context, async (client) => {
     if (wordsNeedTyping(words)) { // typed and checked by QEMU's schema (cached; loaded only when needed)
       args = await (await schema()).typedArguments(client, command, words, base, { signal: context.signal });
     }
@@ -76,7 +75,5 @@ export async function run(context: CommandContext): Promise<number> {
       });
     if (wait && subscription) await printAwaitedEvents(context, client, subscription, wait);
     return 0;
-  } finally {
-    client.close();
-  }
+  });
 }

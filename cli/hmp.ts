@@ -1,6 +1,6 @@
 /** `qmpctl hmp 'COMMAND LINE'`: the human monitor through human-monitor-command. @module */
 import { UsageError } from "./options.ts";
-import { type CommandContext, connect, executeAndPrint, optionValue } from "./session.ts";
+import { type CommandContext, executeAndPrint, optionValue, withClient } from "./session.ts";
 
 export const help = `Usage: qmpctl hmp 'COMMAND LINE' [--cpu N] [options]
 
@@ -23,17 +23,15 @@ export async function run(context: CommandContext): Promise<number> {
     if (!/^\d+$/.test(cpu)) throw new UsageError(`--cpu '${cpu}' is not a CPU index`);
     args["cpu-index"] = Number(cpu);
   }
-  const client = await connect(context);
-  try {
+  return await withClient(context, async (client) => {
     await executeAndPrint(
       context,
       client,
       "human-monitor-command",
       args,
       (text) => String(text).replaceAll("\r\n", "\n"),
+      "text",
     );
     return 0;
-  } finally {
-    client.close();
-  }
+  });
 }

@@ -65,6 +65,54 @@ async function readAllStdin(): Promise<string> {
   return new TextDecoder().decode(await new Blob(chunks as BlobPart[]).arrayBuffer());
 }
 
+/** A line longer than the bound, skipped up to its newline: how long it was (in characters). */
+export class LineTooLong {
+  constructor(readonly bytes: number) {}
+}
+
+/**
+ * The lines of a file, or of stdin without `path` (or with "-"), as they
+ * arrive: CRLF made LF, the last line without its newline too. Memory stays
+ * bounded: a line longer than `maxLineBytes` is not kept but yields a
+ * `LineTooLong` in its place.
+ */
+export async function* readLines(path: string | undefined, maxLineBytes: number): AsyncGenerator<string | LineTooLong> {
+  const decoder = new TextDecoder();
+  let buffer = "";
+  let skipping = 0; // > 0: inside an over-long line, this many characters dropped so far
+  for await (const chunk of await byteStream(path)) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let start = 0, newline;
+    while ((newline = buffer.indexOf("\n", start)) >= 0) {
+      if (skipping > 0) {
+        yield new LineTooLong(skipping + newline - start);
+        skipping = 0;
+      } else yield buffer.slice(start, newline).replace(/\r$/, "");
+      start = newline + 1;
+    }
+    buffer = buffer.slice(start);
+    if (buffer.length > maxLineBytes || skipping > 0) {
+      skipping += buffer.length;
+      buffer = "";
+    }
+  }
+  buffer += decoder.decode();
+  if (skipping > 0) yield new LineTooLong(skipping + buffer.length);
+  else if (buffer !== "") yield buffer;
+}
+
+/** The bytes of a file, or of stdin: Bun's own streams under Bun, node:fs elsewhere. */
+async function byteStream(path: string | undefined): Promise<AsyncIterable<Uint8Array>> {
+  const stdin = path === undefined || path === "-";
+  if (bun) {
+    if (!stdin && !(await bun.file(path!).exists())) throw Object.assign(new Error("no such file"), { code: "ENOENT" });
+    return (stdin ? bun.stdin.stream() : bun.file(path!).stream()) as unknown as AsyncIterable<Uint8Array>;
+  }
+  if (stdin) return process.stdin as AsyncIterable<Uint8Array>;
+  const { createReadStream } = await import("node:fs");
+  return createReadStream(path!) as AsyncIterable<Uint8Array>;
+}
+
 /** Whether stdin is a terminal (the shell then edits lines). */
 export function stdinIsTerminal(): boolean {
   return process.stdin.isTTY === true;
@@ -88,4 +136,57 @@ export function onInterrupt(handler: () => void): void {
 /** End the process with `code`. */
 export function exit(code: number): never {
   return process.exit(code);
+}
+
+/**
+ * The paths that match `pattern` (`*`, `?`, `[...]` within one path
+ * component, as the shell's glob), sorted; hidden names only when the
+ * component itself starts with a dot. `node:fs` is loaded here, so the
+ * single-address path never pays for it.
+ */
+export async function globPaths(pattern: string): Promise<string[]> {
+  const { readdir } = await import("node:fs/promises");
+  const absolute = pattern.startsWith("/");
+  const parts = pattern.split("/").filter((part, i) => part !== "" || i === 0);
+  let found = [absolute ? "/" : ""];
+  for (const [i, part] of parts.entries()) {
+    if (i === 0 && absolute) continue;
+    const last = i === parts.length - 1;
+    const next: string[] = [];
+    for (const base of found) {
+      if (!/[*?[]/.test(part)) {
+        next.push(base + part + (last ? "" : "/"));
+        continue;
+      }
+      const matches = globMatcher(part);
+      const names = await readdir(base === "" ? "." : base).catch(() => [] as string[]);
+      for (const name of names.sort()) {
+        if (matches(name) && (!name.startsWith(".") || part.startsWith("."))) {
+          next.push(base + name + (last ? "" : "/"));
+        }
+      }
+    }
+    found = next;
+  }
+  const { stat } = await import("node:fs/promises");
+  const exists = await Promise.all(found.map((path) => stat(path).then(() => true, () => false)));
+  return found.filter((_, i) => exists[i]).sort();
+}
+
+/** A test of one path component against a glob component. */
+function globMatcher(glob: string): (name: string) => boolean {
+  let source = "";
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i];
+    if (c === "*") source += "[^/]*";
+    else if (c === "?") source += "[^/]";
+    else if (c === "[" && glob.indexOf("]", i + 2) > 0) {
+      const end = glob.indexOf("]", i + 2);
+      const body = glob.slice(i + 1, end).replace(/^!/, "^").replaceAll("\\", "\\\\");
+      source += `[${body}]`;
+      i = end;
+    } else source += c.replace(/[.+^${}()|\\\]]/g, "\\$&");
+  }
+  const regex = new RegExp(`^${source}$`);
+  return (name) => regex.test(name);
 }

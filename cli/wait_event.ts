@@ -1,7 +1,7 @@
 /** `qmpctl wait-event NAME [NAME ...] [--match KEY=VALUE ...] [--count N]`. @module */
 import { printAwaitedEvents, readEventWait, subscribe } from "./event_output.ts";
 import { UsageError } from "./options.ts";
-import { type CommandContext, connect } from "./session.ts";
+import { type CommandContext, withClient } from "./session.ts";
 
 export const help = `Usage: qmpctl wait-event NAME [NAME ...] [--match KEY=VALUE ...] [--count N] [options]
 
@@ -36,14 +36,11 @@ export async function run(context: CommandContext): Promise<number> {
     throw new UsageError("wait-event needs an event name (e.g. qmpctl wait-event SHUTDOWN)");
   }
   const wait = readEventWait(context, context.words, 1);
-  const client = await connect(context);
-  try {
+  return await withClient(context, async (client) => {
     const subscription = subscribe(client, wait, context.signal);
     // Names QEMU does not know are usage errors (exit 2); checked after subscribing, so no event is missed.
     await (await import("../lib/schema.ts")).checkEventNames(client, wait.names, { signal: context.signal });
     await printAwaitedEvents(context, client, subscription, wait);
     return 0;
-  } finally {
-    client.close();
-  }
+  });
 }

@@ -17,6 +17,7 @@ import {
   CommandError,
   ConnectTimeoutError,
   DisconnectedError,
+  GreetingClosedError,
   GreetingError,
   NegotiationError,
   ProtocolError,
@@ -380,7 +381,7 @@ export class QmpClient {
       : "";
     const reason = `${this.address.text} closed the connection${where}${what ? " " + what : ""}`;
     this.#shutdown(
-      this.#phase === "greeting" ? new GreetingError(reason, { cause: error }) : undefined,
+      this.#phase === "greeting" ? new GreetingClosedError(reason, { cause: error }) : undefined,
       reason,
       error,
     );
