@@ -74,6 +74,7 @@ export async function runPiped(options: PipedOptions): Promise<number> {
 
   let failed = false;
   let number = 0;
+  let inputEnded = false;
   const window: InFlight[] = [];
   /** Print the settled outcomes at the head of the window; with `wait`, wait for the head first. */
   const drain = async (wait: boolean) => {
@@ -102,6 +103,7 @@ export async function runPiped(options: PipedOptions): Promise<number> {
       while (window.length >= limit) await drain(true);
       if (entry.settled?.kind === "quit") break;
     }
+    inputEnded = true;
     while (window.length > 0) await drain(true);
     if (mode.cancel()) {
       writeStderrLine("qmpctl: the input ended inside transaction( ... ): the transaction was not sent");
@@ -120,7 +122,7 @@ export async function runPiped(options: PipedOptions): Promise<number> {
     await output.catch(() => {});
     if (options.nameUnanswered && window.length > 0 && error instanceof Error) {
       error.message += `; no answer to ${lineNumbers(window.map((w) => w.line))}` +
-        ` (the input after line ${number} was not read)`;
+        (inputEnded ? "" : ` (the input after line ${number} was not run)`);
     }
     throw error;
   } finally {
