@@ -84,7 +84,7 @@ export async function* readLines(path: string | undefined, maxLineBytes: number)
     buffer += decoder.decode(chunk, { stream: true });
     let start = 0, newline;
     while ((newline = buffer.indexOf("\n", start)) >= 0) {
-      if (skipping > 0) {
+      if (skipping > 0 || newline - start > maxLineBytes) {
         yield new LineTooLong(skipping + newline - start);
         skipping = 0;
       } else yield buffer.slice(start, newline).replace(/\r$/, "");

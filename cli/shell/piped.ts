@@ -93,12 +93,13 @@ export async function runPiped(options: PipedOptions): Promise<number> {
   try {
     for await (const line of racing(options.lines ?? readLines(undefined, MAX_LINE_CHARS), stop)) {
       number++;
+      const sent = nextSend(shell); // before the line runs: a command without typing is sent at once
       const entry: InFlight = { line: number, outcome: submit(mode, line, signal) };
       entry.outcome.then((o) => (entry.settled = o), () => {});
       window.push(entry);
       const limit = shell.eventsOn || mode.kind === "hmp" ? 1 : PIPELINE_WINDOW;
       // Wait until this line has been sent (or has settled), so the next is sent after it.
-      await Promise.race([entry.outcome, sentOrSettled(shell)]).catch(() => {});
+      await Promise.race([entry.outcome, sent]).catch(() => {});
       await drain(false);
       while (window.length >= limit) await drain(true);
       if (entry.settled?.kind === "quit") break;
@@ -144,7 +145,7 @@ function submit(mode: ShellMode, line: string | LineTooLong, signal: AbortSignal
 }
 
 /** Resolves when the shell next sends a command (its send is synchronous: it is on its way then). */
-function sentOrSettled(shell: ShellContext): Promise<void> {
+function nextSend(shell: ShellContext): Promise<void> {
   return new Promise((resolve) => (shell.onSend = () => resolve()));
 }
 
