@@ -262,8 +262,9 @@ export class QmpClient {
     options: ExecuteOptions,
   ): Promise<Record<string, unknown>> {
     const { signal } = options;
-    const abortError = abortErrorFor(`the reply to ${command}`);
-    if (signal?.aborted) return Promise.reject(abortError(signal));
+    // Made here, so its stack shows the caller; only with a signal (an Error costs its stack trace).
+    const abortError = signal ? abortErrorFor(`the reply to ${command}`) : undefined;
+    if (signal?.aborted) return Promise.reject(abortError!(signal));
     if (this.#phase === "closed") {
       return Promise.reject(this.#failure ?? new DisconnectedError(`the connection to ${this.address.text} is closed`));
     }
@@ -282,7 +283,7 @@ export class QmpClient {
       const onAbort = () => {
         this.#pending.delete(key); // a reply that comes later has no caller and is dropped
         this.#updateFlow();
-        reject(abortError(signal!));
+        reject(abortError!(signal!));
       };
       signal?.addEventListener("abort", onAbort, { once: true });
       const settle = <T>(fn: (value: T) => void) => (value: T) => {

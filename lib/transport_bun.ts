@@ -5,9 +5,13 @@ import type { Connect, Transport, TransportEvents } from "./transport.ts";
 export const connect: Connect = async (address: Address, events: TransportEvents): Promise<Transport> => {
   // Bun's write() sends what the kernel takes now and returns the count; the
   // rest waits here, in order, until `drain`. A queue, not one growing
-  // buffer: appending would copy the whole backlog on every write.
+  // buffer: appending would copy the whole backlog on every write. At each
+  // drain the queue is sent as one write: many small writes (pipelined
+  // commands) each cost a kernel buffer of their own on a UNIX socket, which
+  // fills after a few hundred of them, however short they are.
   const unsent: Uint8Array[] = [];
   const flush = (socket: Bun.Socket<undefined>) => {
+    if (unsent.length > 1) unsent.splice(0, unsent.length, concat(unsent));
     while (unsent.length > 0) {
       const written = socket.write(unsent[0]);
       if (written < unsent[0].length) {
@@ -43,3 +47,13 @@ export const connect: Connect = async (address: Address, events: TransportEvents
     close: () => socket.end(),
   };
 };
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const whole = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const chunk of chunks) {
+    whole.set(chunk, at);
+    at += chunk.length;
+  }
+  return whole;
+}

@@ -40,6 +40,12 @@ export class ShellContext {
   readonly client: QmpClient;
   /** Whether events are printed as they arrive. */
   eventsOn: boolean;
+  /**
+   * Whether each command takes the line's signal (at a terminal, Ctrl-C stops
+   * waiting for one reply); piped lines instead end together on one abort,
+   * which closes the connection.
+   */
+  signalPerCommand = true;
   /** Called with each message about to be sent (`-v` in a terminal). */
   onSend?: (message: Record<string, unknown>) => void;
 
@@ -63,7 +69,8 @@ export class ShellContext {
     if (options.id !== undefined) message.id = options.id;
     this.onSend?.(message);
     try {
-      return { kind: "return", value: await this.client.execute(command, args, { ...options, signal }) };
+      const perCommand = this.signalPerCommand ? { signal } : {};
+      return { kind: "return", value: await this.client.execute(command, args, { ...options, ...perCommand }) };
     } catch (error) {
       if (error instanceof CommandError) return { kind: "error", error: { class: error.errorClass, desc: error.desc } };
       throw error;

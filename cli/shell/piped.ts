@@ -50,6 +50,8 @@ interface InFlight {
 
 export async function runPiped(options: PipedOptions): Promise<number> {
   const { client, shell, mode, pretty, signal } = options;
+  // One abort for every line in flight: it closes the connection, which fails them all at once.
+  shell.signalPerCommand = false;
   let output = Promise.resolve();
   const write = options.print ?? ((value: unknown) => writeStdout(formatJson(value, pretty)));
   const print = (value: Record<string, unknown>) => (output = output.then(() => write(value)));
@@ -65,7 +67,10 @@ export async function runPiped(options: PipedOptions): Promise<number> {
       Promise.reject(failure ?? new DisconnectedError(`connection lost: ${client.address.text} closed the connection`))
     ),
     new Promise<never>((_, reject) => {
-      onAbort = () => reject(abortError(signal));
+      onAbort = () => {
+        reject(abortError(signal));
+        client.close();
+      };
       if (signal.aborted) onAbort();
       else signal.addEventListener("abort", onAbort, { once: true });
     }),
@@ -118,7 +123,7 @@ export async function runPiped(options: PipedOptions): Promise<number> {
     try {
       while (window.length > 0) await drain(true);
     } catch (first) {
-      error = first;
+      if (!signal.aborted) error = first; // after an abort, the lines in flight fail because of it
     }
     await output.catch(() => {});
     if (options.nameUnanswered && window.length > 0 && error instanceof Error) {
