@@ -1,7 +1,7 @@
 /** `qmpctl batch [FILE|-]`: many commands pipelined over one connection. @module */
 import { LineTooLong, readLines, readStdin } from "./io.ts";
 import { UsageError } from "./options.ts";
-import { type CommandContext, printLabelled, withClient } from "./session.ts";
+import { type CommandContext, withClient } from "./session.ts";
 import { ShellContext } from "./shell/context.ts";
 import { MAX_LINE_CHARS, runPiped } from "./shell/piped.ts";
 import { QmpMode } from "./shell/qmp_mode.ts";
@@ -59,7 +59,8 @@ export async function run(context: CommandContext): Promise<number> {
       pretty: context.global.pretty,
       signal: context.signal,
       lines: lines ? arrayLines(await lines) : fileLines(file),
-      print: context.target ? (value) => printLabelled(context, value) : undefined,
+      label: context.target?.label,
+      write: context.target?.write,
       nameUnanswered: true,
     });
   });

@@ -35,8 +35,10 @@ export interface PipedOptions {
   signal: AbortSignal;
   /** The input lines; stdin's by default. */
   lines?: AsyncIterable<string | LineTooLong>;
-  /** Print one result or event line; stdout by default. */
-  print?: (value: Record<string, unknown>) => Promise<void>;
+  /** One of several targets: each line then starts with `"socket": label`. */
+  label?: string;
+  /** Where the output goes; stdout by default. */
+  write?: (text: string) => Promise<void>;
   /** Say on a lost connection which input lines got no answer (batch). */
   nameUnanswered?: boolean;
 }
@@ -52,9 +54,22 @@ export async function runPiped(options: PipedOptions): Promise<number> {
   const { client, shell, mode, pretty, signal } = options;
   // One abort for every line in flight: it closes the connection, which fails them all at once.
   shell.signalPerCommand = false;
+  // Lines printed while a write is under way go out together in the next one.
+  const write = options.write ?? ((text: string) => writeStdout(text));
+  const { label } = options;
   let output = Promise.resolve();
-  const write = options.print ?? ((value: unknown) => writeStdout(formatJson(value, pretty)));
-  const print = (value: Record<string, unknown>) => (output = output.then(() => write(value)));
+  let unwritten = "";
+  const print = (value: Record<string, unknown>) => {
+    const queued = unwritten !== "";
+    unwritten += formatJson(label === undefined ? value : { socket: label, ...value }, pretty);
+    if (!queued) {
+      output = output.then(() => {
+        const text = unwritten;
+        unwritten = "";
+        return write(text);
+      });
+    }
+  };
   const events = client.events();
   void (async () => {
     for await (const event of events) if (shell.eventsOn) void print(event);
@@ -169,8 +184,20 @@ function lineNumbers(numbers: number[]): string {
 /** The items of `source`, unless `stop` rejects first (while waiting for the next one). */
 async function* racing<T>(source: AsyncIterable<T>, stop: Promise<never>): AsyncGenerator<T> {
   const iterator = source[Symbol.asyncIterator]();
+  // One handler on `stop` for the whole input (racing it line by line would keep one per line until it settles).
+  let stopped: { error: unknown } | undefined;
+  let wake = (_error: unknown) => {};
+  stop.catch((error) => {
+    stopped = { error };
+    wake(error);
+  });
   for (;;) {
-    const next = await Promise.race([iterator.next(), stop]);
+    if (stopped) throw stopped.error;
+    const next = await new Promise<IteratorResult<T>>((resolve, reject) => {
+      wake = reject;
+      iterator.next().then(resolve, reject);
+    });
+    wake = () => {};
     if (next.done) return;
     yield next.value;
   }
