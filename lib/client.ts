@@ -449,6 +449,7 @@ function parseGreeting(message: Record<string, unknown>, address: string): Greet
  * members are sorted before comparing.
  */
 function idKey(id: unknown): string {
+  if (typeof id !== "object" || id === null) return JSON.stringify(id); // qmpctl's own ids: strings
   return JSON.stringify(
     id,
     (_key, value: unknown) =>

@@ -21,6 +21,14 @@ export const connect: Connect = async (address: Address, events: TransportEvents
       unsent.shift();
     }
   };
+  // The first write of an event-loop turn goes out at once (a one-shot
+  // command waits for nothing); later ones in the same turn (pipelined
+  // commands) are sent together when the turn ends, one system call for all.
+  let wroteThisTurn = false;
+  const endTurn = () => {
+    wroteThisTurn = false;
+    if (unsent.length > 0) flush(socket);
+  };
   let closed = false;
   const encoder = new TextEncoder();
   const report = (error?: Error) => {
@@ -40,7 +48,11 @@ export const connect: Connect = async (address: Address, events: TransportEvents
   return {
     write(text) {
       unsent.push(encoder.encode(text));
-      if (unsent.length === 1) flush(socket);
+      if (unsent.length > 1) return; // waiting for `drain` or the end of the turn
+      if (wroteThisTurn) return;
+      wroteThisTurn = true;
+      setImmediate(endTurn);
+      flush(socket);
     },
     pause: () => socket.pause(),
     resume: () => socket.resume(),

@@ -121,7 +121,8 @@ export async function runPiped(options: PipedOptions): Promise<number> {
       // Wait until this line has been sent (or has settled), so the next is sent after it.
       await Promise.race([entry.outcome, sent]).catch(() => {});
       await drain(false);
-      while (window.length >= limit) await drain(true);
+      // A full window drains to half before more lines go, so they go together (one write, not one per reply).
+      if (window.length >= limit) { while (window.length > limit >> 1) await drain(true); }
       if (entry.settled?.kind === "quit") break;
     }
     inputEnded = true;
