@@ -62,6 +62,7 @@ Examples:
   export QMPCTL_SOCKET=/run/vm1.qmp
   qmpctl exec query-kvm | jq .enabled
   qmpctl hmp 'info status'
+  qmpctl -s '/run/qemu/*.qmp' exec query-status | jq -c '{socket, running: .return.running}'
 
 Exit status: 0 done, 1 QEMU error, 2 usage, 3 connection, 124 timeout,
 130 interrupted. 'qmpctl help COMMAND' shows a command's help.`;

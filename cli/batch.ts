@@ -40,15 +40,12 @@ Exit status: 0 every command returned, 1 some command failed, 2 usage,
 3 the connection was lost (stderr names the lines that got no answer),
 124 --timeout ran out, 130 interrupted.`;
 
-/** stdin, read once for every target of a fan-out. */
-let sharedStdin: Promise<string[]> | undefined;
-
 export async function run(context: CommandContext): Promise<number> {
   if (context.words.length > 1) throw new UsageError("batch takes at most one FILE (or - for stdin)");
   const file = context.words[0] === "-" ? undefined : context.words[0];
+  // Several targets share stdin: it is read once, whole, and each runs every line.
   const lines = file === undefined && context.target
-    ? (sharedStdin ??= readStdin(context.signal).then((text) => text.split("\n").map((l) => l.replace(/\r$/, ""))))
-      .then((all) => (all.at(-1) === "" ? all.slice(0, -1) : all))
+    ? await readStdin(context.signal).then((text) => text.replace(/\n$/, "").split(/\r?\n/))
     : undefined;
   return await withClient(context, async (client) => {
     const shell = new ShellContext(client, false);
@@ -58,7 +55,7 @@ export async function run(context: CommandContext): Promise<number> {
       mode: new QmpMode(shell, "QEMU"),
       pretty: context.global.pretty,
       signal: context.signal,
-      lines: lines ? arrayLines(await lines) : fileLines(file),
+      lines: lines ? arrayLines(lines) : fileLines(file),
       label: context.target?.label,
       write: context.target?.write,
       nameUnanswered: true,

@@ -53,9 +53,14 @@ export function writeStderrLine(line: string): void {
   console.error(line);
 }
 
-/** All of stdin as text; `signal` (SIGINT, --timeout) ends the wait for a stdin that stays open. */
+let stdinText: Promise<string> | undefined;
+
+/**
+ * All of stdin as text, read once (every target of a fan-out gets the same
+ * text); `signal` (SIGINT, --timeout) ends the wait for a stdin that stays open.
+ */
 export function readStdin(signal?: AbortSignal): Promise<string> {
-  return abortable(readAllStdin(), signal, "stdin to end");
+  return abortable(stdinText ??= readAllStdin(), signal, "stdin to end");
 }
 
 async function readAllStdin(): Promise<string> {

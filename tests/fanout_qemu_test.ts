@@ -24,7 +24,7 @@ beforeAll(async () => {
   const failed = started.find((s) => s.status === "rejected");
   if (failed) throw (failed as PromiseRejectedResult).reason;
   vms.forEach((vm, i) => symlinkSync(vm.socket, socketOf(i)));
-}, 60_000);
+}, 180_000);
 afterAll(async () => {
   await Promise.all(vms.map((vm) => vm.stop()));
   if (fleet) rmSync(fleet, { recursive: true, force: true });
@@ -186,6 +186,35 @@ describe("several targets over real QEMUs", () => {
       code: 2,
       stdout: "",
       stderr: `qmpctl: shell takes one target (-s given ${COUNT} sockets)\n`,
+    });
+  });
+
+  test("--args - over several targets: stdin is read once and each gets the same arguments", async () => {
+    const { code, stdout } = await qmpctl([
+      "-s",
+      socketOf(14),
+      "-s",
+      socketOf(15),
+      "exec",
+      "human-monitor-command",
+      "--args",
+      "-",
+    ], {
+      stdin: '{"command-line": "info status"}',
+    });
+    expect(lines(stdout).sort(bySocket)).toEqual([
+      { socket: socketOf(14), return: "VM status: running\r\n" },
+      { socket: socketOf(15), return: "VM status: running\r\n" },
+    ]);
+    expect(code).toBe(0);
+  });
+
+  test("--jobs must be a number of 1 or more", async () => {
+    const { code, stdout, stderr } = await qmpctl(["-s", join(fleet, "*.qmp"), "--jobs", "0", "exec", "query-name"]);
+    expect({ code, stdout, stderr }).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: "qmpctl: --jobs '0' is not a number (1 or more)\n",
     });
   });
 
