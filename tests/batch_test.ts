@@ -108,6 +108,28 @@ describe("qmpctl batch against a scripted server", () => {
   });
 });
 
+describe("qmpctl batch with --timeout", () => {
+  test("replies that do not come in time: exit 124, naming the lines without an answer", async () => {
+    const server = fakeServer(async (connection) => {
+      await connection.handshake();
+      connection.reply(await connection.nextRequest(), { n: 0 });
+      await connection.closed; // the second command is never answered
+    });
+    try {
+      const { code, stdout, stderr } = await qmpctl(["-s", server.path, "batch", "--timeout", "1s"], {
+        stdin: "query-status\nquery-status\n",
+      });
+      expect(stdout).toBe('{"return":{"n":0}}\n');
+      expect(stderr).toBe(
+        "qmpctl: timed out waiting for the replies to the lines sent; no answer to line 2 (--timeout 1s)\n",
+      );
+      expect(code).toBe(124);
+    } finally {
+      server.stop();
+    }
+  });
+});
+
 describe("readLines", () => {
   test("yields lines as written, CRLF made LF, and an over-long line as LineTooLong in its place", async () => {
     const file = join(dir, "lines.txt");

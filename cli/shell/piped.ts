@@ -76,6 +76,7 @@ export async function runPiped(options: PipedOptions): Promise<number> {
   })().catch(() => {}); // the connection's end is reported by the next command or read
   // While waiting for the next line: the connection may be lost, or SIGINT / --timeout come.
   const abortError = abortErrorFor("the next line on stdin");
+  const replyAbortError = abortErrorFor("the replies to the lines sent");
   let onAbort = () => {};
   const stop = Promise.race([
     client.closed.then((failure) =>
@@ -135,7 +136,8 @@ export async function runPiped(options: PipedOptions): Promise<number> {
     return failed ? 1 : 0;
   } catch (caught) {
     // Print what was answered before the failure; the first command that failed says why.
-    let error = caught;
+    // After an abort, the lines in flight failed because it closed the connection: say what was awaited.
+    let error = signal.aborted && caught instanceof DisconnectedError ? replyAbortError(signal) : caught;
     try {
       while (window.length > 0) await drain(true);
     } catch (first) {
