@@ -11,6 +11,25 @@ import { join } from "node:path";
 import { startQemu, type TestQemu } from "../tests/helpers/qemu.ts";
 
 const QMPCTL = process.env.QMPCTL_BIN ?? "dist/qmpctl";
+/** The QEMUs running now, stopped also when the bench is interrupted. */
+const running = new Set<TestQemu>();
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, async () => {
+    await Promise.all([...running].map((vm) => vm.stop()));
+    process.exit(130);
+  });
+}
+
+async function start(): Promise<TestQemu> {
+  const vm = await startQemu();
+  running.add(vm);
+  return vm;
+}
+
+async function stop(vm: TestQemu): Promise<void> {
+  running.delete(vm);
+  await vm.stop();
+}
 const RUNS = Number(process.env.BENCH_RUNS ?? 15);
 
 /** Wall time of one whole process, in ms; it must exit 0. */
@@ -44,7 +63,7 @@ function compare(name: string, a: [string, () => number], b: [string, () => numb
 }
 
 async function benchBatch(): Promise<void> {
-  const qemu = await startQemu();
+  const qemu = await start();
   try {
     const n = 1000;
     const socatInput = '{"execute":"qmp_capabilities"}\n' + '{"execute":"query-status"}\n'.repeat(n);
@@ -54,13 +73,13 @@ async function benchBatch(): Promise<void> {
       ["socat (all written at once)", () => wallMs(["socat", "-", `UNIX-CONNECT:${qemu.socket}`], socatInput)],
     );
   } finally {
-    await qemu.stop();
+    await stop(qemu);
   }
 }
 
 async function benchFanout(count: number): Promise<void> {
   const fleet = mkdtempSync(join(tmpdir(), "qmpctl-bench-fleet-"));
-  const started = await Promise.allSettled(Array.from({ length: count }, () => startQemu()));
+  const started = await Promise.allSettled(Array.from({ length: count }, () => start()));
   const vms = started.flatMap((s) => (s.status === "fulfilled" ? [s.value] : [])) as TestQemu[];
   try {
     if (vms.length < count) throw new Error(`only ${vms.length} of ${count} QEMUs started`);
@@ -72,7 +91,7 @@ async function benchFanout(count: number): Promise<void> {
       [`shell loop of ${count} one-shot runs`, () => wallMs(["bash", "-c", loop])],
     );
   } finally {
-    await Promise.all(vms.map((vm) => vm.stop()));
+    await Promise.all(vms.map(stop));
     rmSync(fleet, { recursive: true, force: true });
   }
 }
