@@ -89,7 +89,14 @@ export async function startQemu(options: QemuOptions = {}): Promise<TestQemu> {
     await Bun.sleep(10);
   }
   // The socket file exists a moment before QEMU listens on it (refused until then).
-  const control = await connectWhenReady(controlSocket, { connectTimeout: 5000, waitMs: 10_000 });
+  const control = await connectWhenReady(controlSocket, { connectTimeout: 5000, waitMs: 10_000 }).catch(
+    async (error) => { // no QEMU left behind when it never answers
+      qemu.kill("SIGKILL");
+      await qemu.exited;
+      rmSync(dir, { recursive: true, force: true });
+      throw error;
+    },
+  );
   return {
     dir,
     socket,
