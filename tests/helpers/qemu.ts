@@ -80,10 +80,12 @@ export async function startQemu(options: QemuOptions = {}): Promise<TestQemu> {
   }
   args.push(...(options.extraArgs ?? []));
   const qemu = Bun.spawn(args, { stdout: "ignore", stderr: "pipe" });
-  const deadline = Date.now() + 10_000;
+  const deadline = Date.now() + 30_000; // a loaded machine: many QEMUs may start at once
   while (!(existsSync(socket) && existsSync(controlSocket))) {
     if (qemu.exitCode !== null || Date.now() > deadline) {
+      qemu.kill("SIGKILL"); // its stderr ends only when it does
       const stderr = await new Response(qemu.stderr).text();
+      rmSync(dir, { recursive: true, force: true });
       throw new Error(`QEMU did not start: ${stderr}`);
     }
     await Bun.sleep(10);
