@@ -57,6 +57,13 @@ export interface ExecuteOptions {
   id?: unknown;
   /** Send as `exec-oob` (needs the `oob` capability, which connect enables when offered). */
   oob?: boolean;
+  /**
+   * Send without an id and take the next id-less reply: QEMU answers a
+   * monitor's in-band commands in the order it received them (qmp-spec 2.3).
+   * For many pipelined commands: a shorter message is less for QEMU to parse.
+   * Ignored with `id` or `oob`.
+   */
+  inOrder?: boolean;
 }
 
 interface PendingCall {
@@ -88,6 +95,8 @@ export class QmpClient {
   readonly #framer: JsonFramer;
   readonly #log?: ConnectOptions["log"];
   readonly #pending = new Map<string, PendingCall>();
+  /** The keys of the calls sent without an id (`inOrder`), oldest first; an abandoned one stays until its reply. */
+  #inOrder: string[] = [];
   readonly #subscriptions = new Set<EventSubscription>();
   /** Reading is paused because a subscriber's queue is full (see #updateFlow). */
   #paused = false;
@@ -273,12 +282,14 @@ export class QmpClient {
         new NegotiationError(`exec-oob needs the oob capability, which ${this.address.text} did not offer`),
       );
     }
+    const inOrder = options.inOrder === true && options.id === undefined && !options.oob;
     const id = options.id === undefined ? `qmpctl-${this.#nextId++}` : options.id;
-    const key = idKey(id);
+    const key = inOrder ? `#${id}` : idKey(id); // "#..." is no JSON text: no clash with an id's key
     if (this.#pending.has(key)) return Promise.reject(new ProtocolError(`id ${key} is already waiting for a reply`));
     const message: Record<string, unknown> = { [options.oob ? "exec-oob" : "execute"]: command };
     if (args !== undefined) message.arguments = args;
-    message.id = id;
+    if (inOrder) this.#inOrder.push(key);
+    else message.id = id;
     return new Promise((resolve, reject) => {
       const onAbort = () => {
         this.#pending.delete(key); // a reply that comes later has no caller and is dropped
@@ -363,6 +374,15 @@ export class QmpClient {
       call.resolve(m);
       return;
     }
+    if (this.#inOrder.length > 0) { // the reply to the oldest command sent without an id
+      const key = this.#inOrder.shift()!;
+      const call = this.#pending.get(key);
+      if (call) {
+        this.#pending.delete(key);
+        call.resolve(m);
+      }
+      return;
+    }
     if (!("error" in m)) throw new ProtocolError(`received a reply without an id: ${truncate(JSON.stringify(m))}`);
     // QEMU answers JSON it could not parse with an id-less error; it belongs to
     // whichever calls are waiting.
@@ -399,6 +419,7 @@ export class QmpClient {
       call.reject(failure ?? new DisconnectedError(`${reason} before the reply to ${call.command}`, { cause }));
     }
     this.#pending.clear();
+    this.#inOrder = [];
     for (const subscription of this.#subscriptions) subscription.end(failure);
     this.#markClosed(failure);
   }

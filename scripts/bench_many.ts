@@ -96,6 +96,14 @@ async function benchFanout(count: number): Promise<void> {
   }
 }
 
-await benchBatch();
-await benchFanout(16);
-await benchFanout(64);
+// Sections: batch, fanout16, fanout64 (default: all).
+const SECTIONS: Record<string, () => Promise<void>> = {
+  batch: benchBatch,
+  fanout16: () => benchFanout(16),
+  fanout64: () => benchFanout(64),
+};
+const wanted = process.argv.slice(2);
+for (const name of wanted.length > 0 ? wanted : Object.keys(SECTIONS)) {
+  if (!SECTIONS[name]) throw new Error(`unknown section ${name}; sections: ${Object.keys(SECTIONS).join(", ")}`);
+  await SECTIONS[name]();
+}

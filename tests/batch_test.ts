@@ -82,6 +82,8 @@ describe("qmpctl batch against a scripted server", () => {
       });
       expect(stdout).toBe(Array.from({ length: count }, (_, i) => `{"return":{"n":${i}}}\n`).join(""));
       expect(code).toBe(0);
+      // Sent without ids, answered in order: less for QEMU to parse.
+      expect(server.requests.slice(1)).toEqual(Array.from({ length: count }, () => ({ execute: "query-status" })));
     } finally {
       server.stop();
     }

@@ -69,7 +69,8 @@ export class ShellContext {
     if (options.id !== undefined) message.id = options.id;
     this.onSend?.(message);
     try {
-      const perCommand = this.signalPerCommand ? { signal } : {};
+      // Piped lines go without ids, answered in order (less for QEMU to parse); an id the line gives is kept.
+      const perCommand = this.signalPerCommand ? { signal } : { inOrder: true };
       return { kind: "return", value: await this.client.execute(command, args, { ...options, ...perCommand }) };
     } catch (error) {
       if (error instanceof CommandError) return { kind: "error", error: { class: error.errorClass, desc: error.desc } };
