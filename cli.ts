@@ -81,19 +81,22 @@ async function main(): Promise<number> {
   }
 
   const text = (option: string) => options.text(option);
+  const sockets = options.list("socket");
   const timeoutMs = text("timeout") === undefined ? 0 : parseDuration(text("timeout")!, "--timeout");
   const connectTimeoutMs = text("connect-timeout") === undefined
     ? DEFAULT_CONNECT_TIMEOUT_MS
     : parseDuration(text("connect-timeout")!, "--connect-timeout");
+  const waitSocketMs = text("wait-socket") === undefined ? 0 : parseDuration(text("wait-socket")!, "--wait-socket");
   const interrupt = new AbortController();
   onInterrupt(() => interrupt.abort(new Error("interrupted")));
   const context: CommandContext = {
     words: rest,
     options,
     global: {
-      socket: text("socket"),
+      socket: sockets[0],
       timeoutMs,
       connectTimeoutMs,
+      waitSocketMs,
       pretty: options.flag("pretty"),
       raw: options.flag("raw"),
       verbose: options.flag("verbose"),
@@ -102,6 +105,15 @@ async function main(): Promise<number> {
     optionTable: { global: GLOBAL_OPTIONS, commands: COMMANDS },
   };
   try {
+    // Several targets (-s repeated or a glob): the runner is loaded only then.
+    const several = (sockets.length > 1 || /[*?]/.test(sockets[0] ?? "")) &&
+      await (await import("./cli/fanout.ts")).expandTargets(sockets);
+    if (several) {
+      if (!entry.fanout) throw new UsageError(`${name} takes one target (-s given ${several.length} sockets)`);
+      const fanout = await import("./cli/fanout.ts");
+      const jobs = fanout.readJobs(context, entry.fanout === "all" ? several.length : fanout.DEFAULT_JOBS);
+      return await fanout.runOnEach(context, several, module.run, { jobs, statusOf });
+    }
     return await module.run(context);
   } catch (error) {
     if (error instanceof TimeoutError) error.message += ` (--timeout ${formatDuration(timeoutMs)})`;
@@ -129,8 +141,13 @@ async function checkedArgv(): Promise<string[]> {
   return words;
 }
 
+/** The exit status `error` means, by the table; undefined for an error the table does not know. */
+function statusOf(error: unknown): number | undefined {
+  return EXIT_STATUS.find(([type]) => error instanceof type)?.[1];
+}
+
 function exitStatusOf(error: unknown): number {
-  const status = EXIT_STATUS.find(([type]) => error instanceof type)?.[1];
+  const status = statusOf(error);
   if (status === undefined) {
     writeStderrLine(`qmpctl: internal error (a bug: please report it): ${(error as Error)?.message ?? error}`);
     return EXIT.INTERNAL;

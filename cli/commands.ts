@@ -2,7 +2,7 @@
 import { eventMatcher } from "../lib/events.ts";
 import { loadSchema, signature } from "../lib/schema/mod.ts";
 import { UsageError } from "./options.ts";
-import { type CommandContext, connect, printJson } from "./session.ts";
+import { type CommandContext, printJson, withClient } from "./session.ts";
 
 export const help = `Usage: qmpctl commands [GLOB] [--long] [options]
 
@@ -24,8 +24,7 @@ export async function run(context: CommandContext): Promise<number> {
   if (context.words.length > 1) throw new UsageError("commands takes at most one GLOB");
   const glob = context.words[0];
   const long = context.options.flag("long");
-  const client = await connect(context);
-  try {
+  return await withClient(context, async (client) => {
     const schema = await loadSchema(client, { signal: context.signal, scope: long ? "all" : "names" });
     const matches = glob === undefined ? () => true : eventMatcher({ names: [glob] });
     const names = schema.commandNames().filter((name) => matches({ event: name }));
@@ -41,7 +40,5 @@ export async function run(context: CommandContext): Promise<number> {
         : names,
     );
     return 0;
-  } finally {
-    client.close();
-  }
+  });
 }

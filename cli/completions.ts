@@ -7,12 +7,11 @@
  *
  * @module
  */
-import type { QmpClient } from "../lib/client.ts";
 import { completeArgumentWord, loadSchema, type SchemaScope } from "../lib/schema/mod.ts";
 import { COMPLETION_SCRIPTS } from "./completion_scripts.ts";
 import { env, writeStdout } from "./io.ts";
 import { type OptionSpec, type OptionTable, tableOptions, UsageError } from "./options.ts";
-import { type CommandContext, connect } from "./session.ts";
+import { type CommandContext, withClient } from "./session.ts";
 
 export const help = `Usage: qmpctl completions bash|zsh|fish
 
@@ -115,7 +114,7 @@ async function complete(context: CommandContext, line: readonly string[]): Promi
   switch (command) {
     case "exec":
       if (words.length === 0) return matching(await qmpNames(context, state, "commands"));
-      return await withClient(
+      return await withLineSchema(
         context,
         state,
         { command: words[0] },
@@ -131,14 +130,14 @@ async function complete(context: CommandContext, line: readonly string[]): Promi
 }
 
 async function qmpNames(context: CommandContext, state: LineState, which: "commands" | "events" | "both") {
-  return await withClient(context, state, "names", (schema) => [
+  return await withLineSchema(context, state, "names", (schema) => [
     ...(which === "events" ? [] : schema.commandNames()),
     ...(which === "commands" ? [] : schema.eventNames()),
   ]) ?? [];
 }
 
 /** Load the schema (scope) of the QEMU the line names, briefly connected; undefined when none is named. */
-async function withClient<T>(
+async function withLineSchema<T>(
   context: CommandContext,
   state: LineState,
   scope: SchemaScope,
@@ -148,10 +147,8 @@ async function withClient<T>(
   if (!socket) return undefined;
   const global = { ...context.global, socket, connectTimeoutMs: COMPLETION_CONNECT_MS, verbose: false };
   const signal = AbortSignal.any([context.signal, AbortSignal.timeout(3 * COMPLETION_CONNECT_MS)]);
-  const client: QmpClient = await connect({ ...context, global, signal });
-  try {
-    return use(await loadSchema(client, { signal, scope }));
-  } finally {
-    client.close();
-  }
+  return await withClient(
+    { ...context, global, signal },
+    async (client) => use(await loadSchema(client, { signal, scope })),
+  );
 }

@@ -1,7 +1,7 @@
 /** `qmpctl describe NAME`: a command or event, its arguments and types. @module */
 import { describe, withSchema } from "../lib/schema/mod.ts";
 import { UsageError } from "./options.ts";
-import { type CommandContext, connect, printJson } from "./session.ts";
+import { type CommandContext, printJson, withClient } from "./session.ts";
 
 export const help = `Usage: qmpctl describe NAME [options]
 
@@ -27,11 +27,8 @@ Examples:
 export async function run(context: CommandContext): Promise<number> {
   if (context.words.length !== 1) throw new UsageError("describe takes one NAME (a command or an event)");
   const [name] = context.words;
-  const client = await connect(context);
-  try {
+  return await withClient(context, async (client) => {
     await printJson(context, await withSchema(client, { signal: context.signal }, (schema) => describe(schema, name)));
     return 0;
-  } finally {
-    client.close();
-  }
+  });
 }

@@ -10,9 +10,8 @@ import { splitKeyValueWords } from "../lib/args.ts";
 import type { QmpClient } from "../lib/client.ts";
 import { ArgumentError, DisconnectedError, TimeoutError } from "../lib/errors.ts";
 import type { EventSubscription, QmpEvent } from "../lib/events.ts";
-import { writeStdout } from "./io.ts";
 import { UsageError } from "./options.ts";
-import { type CommandContext, formatJson } from "./session.ts";
+import { type CommandContext, formatEvent, write } from "./session.ts";
 
 /** The events a command waits for or streams. */
 export interface EventWait {
@@ -123,9 +122,9 @@ export async function printEvents(
       const batch = await subscription.nextBatch(wait.count - printed);
       if (batch.length === 0) break;
       let lines = "";
-      for (const event of batch) lines += formatJson(event, context.global.pretty);
+      for (const event of batch) lines += formatEvent(context, event);
       printed += batch.length;
-      await writeStdout(lines, context.signal);
+      await write(context, lines);
     }
     return { printed };
   } catch (error) {

@@ -2,7 +2,7 @@
 import { exitStatusHelp } from "./exit_status.ts";
 import { TimeoutError } from "../lib/errors.ts";
 import { printEvents, readEventWait, subscribe } from "./event_output.ts";
-import { type CommandContext, connect } from "./session.ts";
+import { type CommandContext, withClient } from "./session.ts";
 import type { EventSubscription } from "../lib/events.ts";
 
 export const help = `Usage: qmpctl events [NAME ...] [--match KEY=VALUE ...] [--count N] [--timeout DURATION] [options]
@@ -31,15 +31,12 @@ export async function run(context: CommandContext): Promise<number> {
   const wait = readEventWait(context, context.words, Infinity);
   // Subscribed before negotiation ends: events in the same read as its reply count too.
   let subscription!: EventSubscription;
-  const client = await connect(context, (c) => (subscription = subscribe(c, wait, context.signal)));
-  try {
+  return await withClient(context, async (client) => {
     if (wait.names.length > 0) { // as wait-event: a name QEMU does not know is a usage error
       await (await import("../lib/schema/mod.ts")).checkEventNames(client, wait.names, { signal: context.signal });
     }
     const { error } = await printEvents(context, subscription, wait);
     if (error !== undefined && !(error instanceof TimeoutError)) throw error; // --timeout is how long to listen
     return 0;
-  } finally {
-    client.close();
-  }
+  }, (c) => (subscription = subscribe(c, wait, context.signal)));
 }

@@ -6,7 +6,7 @@ import { CommandError } from "../lib/errors.ts";
 import { printAwaitedEvents, readWaitEventOption, subscribe } from "./event_output.ts";
 import { readArgsFromStdin } from "./args_stdin.ts";
 import { UsageError } from "./options.ts";
-import { type CommandContext, connect, executeAndPrint, formatJson } from "./session.ts";
+import { type CommandContext, executeAndPrint, formatJson, withClient } from "./session.ts";
 
 export const help = `Usage: qmpctl exec COMMAND [KEY=VALUE ...] [--args JSON|-] [options]
 
@@ -102,8 +102,7 @@ export async function run(context: CommandContext): Promise<number> {
   let args = base || words.length > 0 ? buildArguments(words, base) : undefined; // malformed words: nothing sent
   const wait = readWaitEventOption(context);
   const follow = await longWorkFollower(context, Boolean(wait)); // loaded only with --wait-job/--wait-migration
-  const client = await connect(context);
-  try {
+  return await withClient(context, async (client) => {
     if (wordsNeedTyping(words)) { // typed and checked by QEMU's schema (cached; loaded only when needed)
       args = await (await schema()).typedArguments(client, command, words, base, { signal: context.signal });
     }
@@ -119,7 +118,5 @@ export async function run(context: CommandContext): Promise<number> {
       });
     if (wait && subscription) await printAwaitedEvents(context, client, subscription, wait);
     return following ? await following() : 0;
-  } finally {
-    client.close();
-  }
+  });
 }

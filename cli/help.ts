@@ -63,6 +63,7 @@ Examples:
   export QMPCTL_SOCKET=/run/vm1.qmp
   qmpctl exec query-kvm | jq .enabled
   qmpctl hmp 'info status'
+  qmpctl -s '/run/qemu/*.qmp' exec query-status | jq -c '{socket, running: .return.running}'
 
 'qmpctl help COMMAND' shows a command's help.`;
 }

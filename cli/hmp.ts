@@ -1,7 +1,7 @@
 /** `qmpctl hmp 'COMMAND LINE'`: the human monitor through human-monitor-command. @module */
 import { hmpArguments, hmpText } from "../lib/hmp.ts";
 import { UsageError } from "./options.ts";
-import { type CommandContext, connect, executeAndPrint } from "./session.ts";
+import { type CommandContext, executeAndPrint, withClient } from "./session.ts";
 
 export const help = `Usage: qmpctl hmp 'COMMAND LINE' [--cpu N] [options]
 
@@ -21,11 +21,8 @@ export async function run(context: CommandContext): Promise<number> {
   const cpu = context.options.text("cpu");
   if (cpu !== undefined && !/^\d+$/.test(cpu)) throw new UsageError(`--cpu '${cpu}' is not a CPU index`);
   const args = hmpArguments(commandLine, cpu === undefined ? undefined : Number(cpu));
-  const client = await connect(context);
-  try {
-    await executeAndPrint(context, client, "human-monitor-command", args, hmpText);
+  return await withClient(context, async (client) => {
+    await executeAndPrint(context, client, "human-monitor-command", args, hmpText, "text");
     return 0;
-  } finally {
-    client.close();
-  }
+  });
 }

@@ -7,6 +7,7 @@
  * @module
  */
 import { abortable } from "../lib/abort.ts";
+import { globMatcher, isGlob } from "../lib/glob.ts";
 
 /** stdout was closed by its reader (`qmpctl events | head -1`). */
 export class BrokenPipeError extends Error {
@@ -146,9 +147,19 @@ export function escapeControls(text: string): string {
   return text.replace(CONTROL, (c) => NAMED[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
 }
 
-/** All of stdin as bytes; `signal` (SIGINT, --timeout) ends the wait for a stdin that stays open. */
+let stdinBytes: Promise<Uint8Array> | undefined;
+
+/** All of stdin as text (UTF-8), read once as readStdinBytes reads it. */
+export async function readStdin(signal?: AbortSignal): Promise<string> {
+  return new TextDecoder().decode(await readStdinBytes(signal));
+}
+
+/**
+ * All of stdin as bytes, read once (every target of a fan-out gets the same
+ * input); `signal` (SIGINT, --timeout) ends the wait for a stdin that stays open.
+ */
 export function readStdinBytes(signal?: AbortSignal): Promise<Uint8Array> {
-  return abortable(readAllStdin(), signal, "stdin to end");
+  return abortable(stdinBytes ??= readAllStdin(), signal, "stdin to end");
 }
 
 async function readAllStdin(): Promise<Uint8Array> {
@@ -163,6 +174,54 @@ export async function readTextFile(path: string): Promise<string> {
   if (bun) return bun.file(path).text();
   const { readFile } = await import("node:fs/promises");
   return readFile(path, "utf8");
+}
+
+/** A line longer than the bound, skipped up to its newline: how long it was (in characters). */
+export class LineTooLong {
+  constructor(readonly bytes: number) {}
+}
+
+/**
+ * The lines of a file, or of stdin without `path` (or with "-"), as they
+ * arrive: CRLF made LF, the last line without its newline too. Memory stays
+ * bounded: a line longer than `maxLineBytes` is not kept but yields a
+ * `LineTooLong` in its place.
+ */
+export async function* readLines(path: string | undefined, maxLineBytes: number): AsyncGenerator<string | LineTooLong> {
+  const decoder = new TextDecoder();
+  let buffer = "";
+  let skipping = 0; // > 0: inside an over-long line, this many characters dropped so far
+  for await (const chunk of await byteStream(path)) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let start = 0, newline;
+    while ((newline = buffer.indexOf("\n", start)) >= 0) {
+      if (skipping > 0 || newline - start > maxLineBytes) {
+        yield new LineTooLong(skipping + newline - start);
+        skipping = 0;
+      } else yield buffer.slice(start, newline).replace(/\r$/, "");
+      start = newline + 1;
+    }
+    buffer = buffer.slice(start);
+    if (buffer.length > maxLineBytes || skipping > 0) {
+      skipping += buffer.length;
+      buffer = "";
+    }
+  }
+  buffer += decoder.decode();
+  if (skipping > 0) yield new LineTooLong(skipping + buffer.length);
+  else if (buffer !== "") yield buffer;
+}
+
+/** The bytes of a file, or of stdin: Bun's own streams under Bun, node:fs elsewhere. */
+async function byteStream(path: string | undefined): Promise<AsyncIterable<Uint8Array>> {
+  const stdin = path === undefined || path === "-";
+  if (bun) {
+    if (!stdin && !(await bun.file(path!).exists())) throw Object.assign(new Error("no such file"), { code: "ENOENT" });
+    return (stdin ? bun.stdin.stream() : bun.file(path!).stream()) as unknown as AsyncIterable<Uint8Array>;
+  }
+  if (stdin) return process.stdin as AsyncIterable<Uint8Array>;
+  const { createReadStream } = await import("node:fs");
+  return createReadStream(path!) as AsyncIterable<Uint8Array>;
 }
 
 /** Whether stdin is a terminal (the shell then edits lines). */
@@ -411,4 +470,39 @@ export async function makePrivateDir(prefix: string): Promise<string> {
 export async function removeDir(path: string): Promise<void> {
   const { rm } = await import("node:fs/promises");
   await rm(path, { recursive: true, force: true });
+}
+
+/**
+ * The paths that match `pattern` (`*` and `?` within one path component,
+ * matched in linear time: lib/glob.ts), sorted; hidden names only when the
+ * component itself starts with a dot. `node:fs` is loaded here, so the
+ * single-address path never pays for it.
+ */
+export async function globPaths(pattern: string): Promise<string[]> {
+  const { readdir } = await import("node:fs/promises");
+  const absolute = pattern.startsWith("/");
+  const parts = pattern.split("/").filter((part, i) => part !== "" || i === 0);
+  let found = [absolute ? "/" : ""];
+  for (const [i, part] of parts.entries()) {
+    if (i === 0 && absolute) continue;
+    const last = i === parts.length - 1;
+    const next: string[] = [];
+    for (const base of found) {
+      if (!isGlob(part)) {
+        next.push(base + part + (last ? "" : "/"));
+        continue;
+      }
+      const matches = globMatcher(part);
+      const names = await readdir(base === "" ? "." : base).catch(() => [] as string[]);
+      for (const name of names.sort()) {
+        if (matches(name) && (!name.startsWith(".") || part.startsWith("."))) {
+          next.push(base + name + (last ? "" : "/"));
+        }
+      }
+    }
+    found = next;
+  }
+  const { stat } = await import("node:fs/promises");
+  const exists = await Promise.all(found.map((path) => stat(path).then(() => true, () => false)));
+  return found.filter((_, i) => exists[i]).sort();
 }

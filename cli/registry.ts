@@ -22,6 +22,12 @@ export interface CommandEntry {
   summary: string;
   /** Options beyond the global ones. */
   options: OptionSpec[];
+  /**
+   * Whether it runs on several targets (-s repeated or a glob): "jobs", at
+   * most --jobs at once; "all", every target at once (it waits for events);
+   * absent: one target only.
+   */
+  fanout?: "jobs" | "all";
   load(): Promise<CommandModule>;
 }
 
@@ -31,7 +37,16 @@ export const GLOBAL_OPTIONS: OptionSpec[] = [
     name: "socket",
     short: "s",
     value: "ADDR",
-    help: "QMP socket: PATH, unix:PATH, HOST:PORT, [IPV6]:PORT, ssh://[USER@]HOST[:PORT]/PATH (default $QMPCTL_SOCKET)",
+    repeatable: true,
+    help:
+      "QMP socket: PATH, unix:PATH, HOST:PORT, [IPV6]:PORT, ssh://[USER@]HOST[:PORT]/PATH (default $QMPCTL_SOCKET); " +
+      "repeated or a glob ('/run/qemu/*.qmp'): run on each, output lines labelled with \"socket\"",
+  },
+  { name: "jobs", short: "j", value: "N", help: "with several sockets: how many run at once (default 32)" },
+  {
+    name: "wait-socket",
+    value: "DURATION",
+    help: "retry while the socket is missing, refuses or closes before its greeting, up to DURATION (exit 3)",
   },
   { name: "timeout", value: "DURATION", help: "bound on the whole run, like timeout(1): 500ms, 30s, 2m (exit 124)" },
   {
@@ -90,22 +105,32 @@ export const COMMANDS: Record<string, CommandEntry> = {
   exec: {
     summary: "run one QMP command and print its return value",
     options: [ARGS, WAIT_EVENT, MATCH, COUNT, WAIT_JOB, DISMISS, WAIT_MIGRATION, ...PROGRESS_OPTIONS],
+    fanout: "jobs",
     load: () => import("./exec.ts"),
   },
   hmp: {
     summary: "run a human monitor command line and print its text",
     options: [CPU],
+    fanout: "jobs",
     load: () => import("./hmp.ts"),
   },
   "wait-event": {
     summary: "wait for an event (exact name or glob) and print it",
     options: [MATCH, COUNT],
+    fanout: "all",
     load: () => import("./wait_event.ts"),
   },
   events: {
     summary: "print every event as NDJSON as it arrives",
     options: [MATCH, COUNT],
+    fanout: "all",
     load: () => import("./events.ts"),
+  },
+  batch: {
+    summary: "run many commands (shell lines, from FILE or stdin) pipelined over one connection",
+    options: [],
+    fanout: "jobs",
+    load: () => import("./batch.ts"),
   },
   shell: {
     summary: "interactive QMP shell (--hmp: human monitor); runs piped lines as a script",
@@ -115,11 +140,13 @@ export const COMMANDS: Record<string, CommandEntry> = {
   commands: {
     summary: "list the QMP commands this QEMU offers (GLOB filters; --long: their arguments)",
     options: [{ name: "long", short: "l", help: "each command's arguments and features, not only its name" }],
+    fanout: "jobs",
     load: () => import("./commands.ts"),
   },
   describe: {
     summary: "describe a QMP command or event: arguments, types, return, features",
     options: [],
+    fanout: "jobs",
     load: () => import("./describe.ts"),
   },
   job: {

@@ -1,23 +1,35 @@
 /**
  * What a command runs with: its words and options, the signal built from
- * `--timeout` and SIGINT, a connected client, and JSON output.
+ * `--timeout` and SIGINT, a connected client, and JSON output, plain for one
+ * target or labelled with `"socket"` when the command runs on several.
  *
  * @module
  */
 import { QmpClient } from "../lib/client.ts";
+import { connectWhenReady } from "../lib/connect_ready.ts";
 import { CommandError } from "../lib/errors.ts";
+import type { QmpEvent } from "../lib/events.ts";
 import { env, writeStderrLine, writeStdout } from "./io.ts";
 import { type OptionTable, type ParsedOptions, UsageError } from "./options.ts";
 
 /** The global options, read and checked. */
 export interface GlobalOptions {
+  /** The one address this run talks to (for several targets, each run gets its own). */
   socket?: string;
   /** Bound on the whole run in ms; 0 for none. */
   timeoutMs: number;
   connectTimeoutMs: number;
+  /** `--wait-socket`: keep retrying a socket that is not there yet, this long (ms); 0: fail at once. */
+  waitSocketMs?: number;
   pretty: boolean;
   raw: boolean;
   verbose: boolean;
+}
+
+/** One of several targets: its address labels each output line, written through `write` (lines kept whole). */
+export interface Target {
+  label: string;
+  write(text: string): Promise<void>;
 }
 
 /** Everything a command module gets. */
@@ -31,23 +43,45 @@ export interface CommandContext {
   signal: AbortSignal;
   /** Every command's options (what `completions` completes), passed in so no command imports the registry. */
   optionTable: OptionTable;
+  /** Set when the command runs on several targets: output lines then carry `"socket"`. */
+  target?: Target;
 }
 
 /**
- * Connect and negotiate, with `-s` or `$QMPCTL_SOCKET`; `subscribe` is
- * called before connecting (see ConnectOptions.subscribe).
+ * Connect and negotiate, with `-s` or `$QMPCTL_SOCKET` (retrying while the
+ * socket is not ready, with `--wait-socket`); `subscribe` is called before
+ * connecting (see ConnectOptions.subscribe).
  */
 export function connect(context: CommandContext, subscribe?: (client: QmpClient) => void): Promise<QmpClient> {
   const address = context.global.socket ?? env("QMPCTL_SOCKET");
   if (!address) throw new UsageError("no address: give -s/--socket ADDR or set QMPCTL_SOCKET");
-  return QmpClient.connect(address, {
+  const options = {
     signal: context.signal,
     connectTimeout: context.global.connectTimeoutMs,
     subscribe,
     log: context.global.verbose
-      ? (direction, json) => writeStderrLine(`${direction === "send" ? ">" : "<"} ${json}`)
+      ? (direction: "send" | "receive", json: string) => writeStderrLine(`${direction === "send" ? ">" : "<"} ${json}`)
       : undefined,
-  });
+  };
+  const waitMs = context.global.waitSocketMs ?? 0;
+  return waitMs > 0 ? connectWhenReady(address, { ...options, waitMs }) : QmpClient.connect(address, options);
+}
+
+/**
+ * Connect, run `use` with the client, and close the connection however `use`
+ * ends; `subscribe` as for `connect`.
+ */
+export async function withClient<T>(
+  context: CommandContext,
+  use: (client: QmpClient) => Promise<T>,
+  subscribe?: (client: QmpClient) => void,
+): Promise<T> {
+  const client = await connect(context, subscribe);
+  try {
+    return await use(client);
+  } finally {
+    client.close();
+  }
 }
 
 /** One JSON value as a line: compact, or indented with `--pretty`. */
@@ -55,9 +89,25 @@ export function formatJson(value: unknown, pretty: boolean): string {
   return JSON.stringify(value, null, pretty ? 2 : undefined) + "\n";
 }
 
-/** Print one JSON value on stdout. */
+/** Write output text: to stdout, or through the target's writer. */
+export function write(context: CommandContext, text: string): Promise<void> {
+  return context.target ? context.target.write(text) : writeStdout(text, context.signal);
+}
+
+/** Print one JSON value on stdout; for one of several targets, as `{"socket": ..., "return": value}`. */
 export function printJson(context: CommandContext, value: unknown): Promise<void> {
+  if (context.target) return printLabelled(context, { return: value });
   return writeStdout(formatJson(value, context.global.pretty));
+}
+
+/** Print `{"socket": ADDR, ...members}`: one line of one of several targets. */
+export function printLabelled(context: CommandContext, members: Record<string, unknown>): Promise<void> {
+  return context.target!.write(formatJson({ socket: context.target!.label, ...members }, context.global.pretty));
+}
+
+/** An event as one output line: as QEMU sent it, with `"socket"` first for one of several targets. */
+export function formatEvent(context: CommandContext, event: QmpEvent): string {
+  return formatJson(context.target ? { socket: context.target.label, ...event } : event, context.global.pretty);
 }
 
 /** An option's single value, or undefined. @deprecated `context.options.text(name)` */
@@ -68,7 +118,9 @@ export function optionValue(context: CommandContext, name: string): string | und
 /**
  * Run one command and print `render(return)`; with `--raw`, the whole
  * response object instead, an error response too (the CommandError is still
- * thrown, for exit 1).
+ * thrown, for exit 1). For one of several targets the line is
+ * `{"socket": ..., KEY: return}` (KEY "return", or "text" for hmp), and an
+ * error is left to the fan-out to print.
  */
 export async function executeAndPrint(
   context: CommandContext,
@@ -76,13 +128,17 @@ export async function executeAndPrint(
   command: string,
   args: Record<string, unknown> | undefined,
   render: (value: unknown) => string,
+  key: "return" | "text" = "return",
 ): Promise<void> {
   let value: unknown;
   try {
     value = await client.execute(command, args, { signal: context.signal });
   } catch (error) {
-    if (context.global.raw && error instanceof CommandError) await printJson(context, error.response);
+    if (context.global.raw && !context.target && error instanceof CommandError) {
+      await printJson(context, error.response);
+    }
     throw error;
   }
+  if (context.target) return printLabelled(context, { [key]: key === "text" ? render(value) : value });
   return context.global.raw ? printJson(context, { return: value }) : writeStdout(render(value));
 }

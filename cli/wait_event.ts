@@ -2,7 +2,7 @@
 import { exitStatusHelp } from "./exit_status.ts";
 import { printAwaitedEvents, readEventWait, subscribe } from "./event_output.ts";
 import { UsageError } from "./options.ts";
-import { type CommandContext, connect } from "./session.ts";
+import { type CommandContext, withClient } from "./session.ts";
 import type { EventSubscription } from "../lib/events.ts";
 
 export const help = `Usage: qmpctl wait-event NAME [NAME ...] [--match KEY=VALUE ...] [--count N] [options]
@@ -45,13 +45,10 @@ export async function run(context: CommandContext): Promise<number> {
   const wait = readEventWait(context, context.words, 1);
   // Subscribed before negotiation ends: events in the same read as its reply count too.
   let subscription!: EventSubscription;
-  const client = await connect(context, (c) => (subscription = subscribe(c, wait, context.signal)));
-  try {
+  return await withClient(context, async (client) => {
     // Names QEMU does not know are usage errors (exit 2); checked after subscribing, so no event is missed.
     await (await import("../lib/schema/mod.ts")).checkEventNames(client, wait.names, { signal: context.signal });
     await printAwaitedEvents(context, client, subscription, wait);
     return 0;
-  } finally {
-    client.close();
-  }
+  }, (c) => (subscription = subscribe(c, wait, context.signal)));
 }

@@ -10,6 +10,7 @@
  * ├── ConnectionError       code CONNECTION    cannot connect (ENOENT, ECONNREFUSED, EACCES, ...)
  * │   └── ConnectTimeoutError  code CONNECT_TIMEOUT  no connection/greeting/negotiation in time
  * ├── GreetingError         code GREETING      the first message is not a QMP greeting
+ * │   └── GreetingClosedError  code GREETING_CLOSED  the peer closed the connection before its greeting
  * ├── NegotiationError      code NEGOTIATION   qmp_capabilities was refused
  * ├── ProtocolError         code PROTOCOL      the peer broke the protocol (not JSON, reply without id,
  * │                                         an error without id: QEMU could not parse a request)
@@ -60,8 +61,17 @@ export class ConnectTimeoutError extends ConnectionError {
 
 /** The first message was not a QMP greeting. */
 export class GreetingError extends QmpError {
-  override readonly code = "GREETING";
+  override readonly code: string = "GREETING";
   override name = "GreetingError";
+}
+
+/**
+ * The peer closed the connection before its greeting: a QEMU still starting
+ * (its socket exists before it serves it), or something else on the socket.
+ */
+export class GreetingClosedError extends GreetingError {
+  override readonly code = "GREETING_CLOSED";
+  override name = "GreetingClosedError";
 }
 
 /** The server refused `qmp_capabilities`. */

@@ -28,6 +28,17 @@ export {
 } from "./client.ts";
 
 /**
+ * Connect to a monitor that may not be up yet: retried while the socket is
+ * missing, refuses, or closes before its greeting, up to `waitMs`.
+ *
+ * @example
+ * ```ts
+ * const qmp = await connectWhenReady("/run/vm1.qmp", { waitMs: 10_000 }); // QEMU was just started
+ * ```
+ */
+export { connectWhenReady, type ConnectWhenReadyOptions, isNotReady } from "./connect_ready.ts";
+
+/**
  * Event subscriptions and filters. Subscribe with `qmp.events(filter, options)`
  * before the command that causes the events; each subscription queues its own
  * events, and a full queue (`highWaterMark`) pauses reading the socket rather
@@ -186,6 +197,7 @@ export {
   ConnectionError,
   ConnectTimeoutError,
   DisconnectedError,
+  GreetingClosedError,
   GreetingError,
   MessageTooLargeError,
   NegotiationError,

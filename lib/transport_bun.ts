@@ -6,7 +6,12 @@ import type { AcceptedTransport, Connect, Listen, SocketAddress, TransportEvents
  * One socket's writes and its close report. Bun's write() sends what the
  * kernel takes now and returns the count; the rest waits here, in order,
  * until `drain`. A queue, not one growing buffer: appending would copy the
- * whole backlog on every write.
+ * whole backlog on every write. At each flush the queue is sent as one
+ * write: many small writes (pipelined commands) each cost a kernel buffer of
+ * their own on a UNIX socket, which fills after a few hundred of them,
+ * however short they are. The first write of an event-loop turn goes out at
+ * once (a one-shot command waits for nothing); later ones in the same turn
+ * are sent together when the turn ends, one system call for all.
  */
 class Link {
   readonly #unsent: Uint8Array[] = [];
@@ -15,7 +20,10 @@ class Link {
   readonly #encoder = new TextEncoder();
   events?: TransportEvents;
 
+  #wroteThisTurn = false;
+
   flush(socket: Bun.Socket<unknown>): void {
+    if (this.#unsent.length > 1) this.#unsent.splice(0, this.#unsent.length, concat(this.#unsent));
     while (this.#unsent.length > 0) {
       const head = this.#unsent[0];
       const written = Math.max(socket.write(head), 0);
@@ -40,7 +48,13 @@ class Link {
         const bytes = typeof data === "string" ? this.#encoder.encode(data) : data;
         this.#unsent.push(bytes);
         this.#unsentBytes += bytes.length;
-        if (this.#unsent.length === 1) this.flush(socket);
+        if (this.#unsent.length > 1 || this.#wroteThisTurn) return; // waiting for `drain` or the end of the turn
+        this.#wroteThisTurn = true;
+        setImmediate(() => {
+          this.#wroteThisTurn = false;
+          if (this.#unsent.length > 0) this.flush(socket);
+        });
+        this.flush(socket);
       },
       pause: () => socket.pause(),
       resume: () => socket.resume(),
@@ -109,4 +123,14 @@ async function unixFailure(path: string, error: unknown): Promise<never> {
   });
   if (listening) throw Object.assign(new Error(`connect EAGAIN ${path}`), { code: "EAGAIN", cause: error });
   throw error;
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  const whole = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const chunk of chunks) {
+    whole.set(chunk, at);
+    at += chunk.length;
+  }
+  return whole;
 }

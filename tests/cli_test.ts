@@ -81,7 +81,11 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
     ["an unknown long option", ["exec", "query-status", "--frobnicate"], /^qmpctl: unknown option --frobnicate$/],
     ["an unknown short option", ["exec", "query-status", "-x"], /^qmpctl: unknown option -x$/],
     ["an option of another command", ["hmp", "info status", "--args", "{}"], /^qmpctl: hmp does not take --args$/],
-    ["-s given twice", ["exec", "query-status", "-s", "other.sock"], /^qmpctl: --socket given twice$/],
+    [
+      "--timeout given twice",
+      ["exec", "query-status", "--timeout", "1s", "--timeout=2s"],
+      /^qmpctl: --timeout given twice$/,
+    ],
     ["an option without its value", ["exec", "query-status", "--timeout"], /^qmpctl: --timeout needs a value/],
     ["a flag given a value", ["exec", "query-status", "--pretty=yes"], /^qmpctl: --pretty takes no value$/],
     ["a bad duration", ["exec", "query-status", "--timeout", "soon"], /^qmpctl: --timeout 'soon' is not a duration/],

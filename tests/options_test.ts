@@ -116,9 +116,13 @@ describe("parseArgs", () => {
 });
 
 describe("the real option table", () => {
-  test("-s twice is a usage error", () => {
-    expect(usageError(() => parseArgs(["-s", "a", "exec", "x", "-s", "b"], allOptions()))).toBe(
-      "--socket given twice",
+  test("-s may be repeated: every address, in order (several targets)", () => {
+    expect(parseArgs(["-s", "a", "exec", "x", "--socket=b"], allOptions()).options.get("socket")).toEqual(["a", "b"]);
+  });
+
+  test("--timeout twice is a usage error", () => {
+    expect(usageError(() => parseArgs(["--timeout", "1s", "exec", "x", "--timeout", "2s"], allOptions()))).toBe(
+      "--timeout given twice",
     );
   });
 

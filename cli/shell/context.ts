@@ -40,6 +40,12 @@ export class ShellContext {
   readonly client: QmpClient;
   /** Whether events are printed as they arrive. */
   eventsOn: boolean;
+  /**
+   * Whether each command takes the line's signal (at a terminal, Ctrl-C stops
+   * waiting for one reply); piped lines instead end together on one abort,
+   * which closes the connection.
+   */
+  signalPerCommand = true;
   /** Called with each message about to be sent (`-v` in a terminal). */
   onSend?: (message: Record<string, unknown>) => void;
 
@@ -63,7 +69,9 @@ export class ShellContext {
     if (options.id !== undefined) message.id = options.id;
     this.onSend?.(message);
     try {
-      return { kind: "return", value: await this.client.execute(command, args, { ...options, signal }) };
+      // Piped lines go without ids, answered in order (less for QEMU to parse); an id the line gives is kept.
+      const perCommand = this.signalPerCommand ? { signal } : { inOrder: true };
+      return { kind: "return", value: await this.client.execute(command, args, { ...options, ...perCommand }) };
     } catch (error) {
       if (error instanceof CommandError) return { kind: "error", error: { class: error.errorClass, desc: error.desc } };
       throw error;

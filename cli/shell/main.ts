@@ -6,7 +6,7 @@
  */
 import type { QmpClient } from "../../lib/client.ts";
 import { stdinIsTerminal, stdoutIsTerminal } from "../io.ts";
-import { type CommandContext, connect } from "../session.ts";
+import { type CommandContext, withClient } from "../session.ts";
 import { ShellContext } from "./context.ts";
 import { HmpMode } from "./hmp_mode.ts";
 import { runInteractive } from "./interactive.ts";
@@ -19,8 +19,8 @@ export async function runShell(context: CommandContext): Promise<number> {
   const { global, signal } = context;
   // On a terminal, -v shows each command sent above its result; the wire log
   // on stderr would break the line being typed whenever an event came in.
-  const client = await connect(interactive ? { ...context, global: { ...global, verbose: false } } : context);
-  try {
+  const quiet = interactive ? { ...context, global: { ...global, verbose: false } } : context;
+  return await withClient(quiet, async (client) => {
     const name = await vmName(client, signal);
     const shell = new ShellContext(client, interactive);
     const mode = hmp ? new HmpMode(shell, name) : new QmpMode(shell, name);
@@ -37,9 +37,7 @@ export async function runShell(context: CommandContext): Promise<number> {
       verbose: global.verbose,
       signal,
     });
-  } finally {
-    client.close();
-  }
+  });
 }
 
 /** The VM's name (`-name`), or "QEMU" when it has none. */

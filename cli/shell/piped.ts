@@ -1,18 +1,31 @@
 /**
- * The shell with commands on stdin (not a terminal): no prompt and no line
- * editing; each line runs in order as it arrives, and each command sent to
- * QEMU (or refused before sending) prints one JSON line, `{"return": ...}` or
- * `{"error": {...}}`, so a script can tell them apart; local commands
- * (`events`, `cpu`) and the lines of a transaction before its `)` print none. Exit 1 at the end if any line failed; a lost connection is
- * thrown (exit 3).
+ * Lines of commands without a terminal: the piped shell and `qmpctl batch`.
+ * No prompt and no line editing; each line runs in input order as it
+ * arrives, and each command sent to QEMU (or refused before sending) prints
+ * one JSON line, `{"return": ...}` or `{"error": {...}}`, so a script can
+ * tell them apart; local commands (`events`, `cpu`) and the lines of a
+ * transaction before its `)` print none. Exit 1 at the end if any line
+ * failed; a lost connection is thrown (exit 3).
+ *
+ * Commands are pipelined: a line is sent as soon as the one before it was
+ * sent, without waiting for its reply (QEMU answers a monitor's commands in
+ * order), up to a window of commands in flight; results print in input
+ * order. The window is one command (lock-step) while events are printed,
+ * so they interleave with results as they came, and for the human monitor,
+ * whose `cpu N` line must take effect before the next line is sent.
  *
  * @module
  */
 import type { QmpClient } from "../../lib/client.ts";
 import { abortErrorFor, DisconnectedError } from "../../lib/errors.ts";
-import { writeStderrLine, writeStdout } from "../io.ts";
+import { LineTooLong, readLines, writeStderrLine, writeStdout } from "../io.ts";
 import { formatJson } from "../session.ts";
-import type { ShellContext, ShellMode } from "./context.ts";
+import type { Outcome, ShellContext, ShellMode } from "./context.ts";
+
+/** Commands in flight at most: enough to keep QEMU busy, and memory bounded for any input. */
+export const PIPELINE_WINDOW = 256;
+/** The longest input line kept (longer ones are an error line in their place). */
+export const MAX_LINE_CHARS = 16 * 1024 * 1024;
 
 export interface PipedOptions {
   client: QmpClient;
@@ -20,25 +33,60 @@ export interface PipedOptions {
   mode: ShellMode;
   pretty: boolean;
   signal: AbortSignal;
+  /** The input lines; stdin's by default. */
+  lines?: AsyncIterable<string | LineTooLong>;
+  /** One of several targets: each line then starts with `"socket": label`. */
+  label?: string;
+  /** Where the output goes; stdout by default. */
+  write?: (text: string) => Promise<void>;
+  /** Say on a lost connection which input lines got no answer (batch). */
+  nameUnanswered?: boolean;
+}
+
+/** One line in flight: its number, and its outcome once settled. */
+interface InFlight {
+  line: number;
+  outcome: Promise<Outcome>;
+  settled?: Outcome;
 }
 
 export async function runPiped(options: PipedOptions): Promise<number> {
   const { client, shell, mode, pretty, signal } = options;
+  // One abort for every line in flight: it closes the connection, which fails them all at once.
+  shell.signalPerCommand = false;
+  // Lines printed while a write is under way go out together in the next one.
+  const write = options.write ?? ((text: string) => writeStdout(text));
+  const { label } = options;
   let output = Promise.resolve();
-  const print = (value: unknown) => (output = output.then(() => writeStdout(formatJson(value, pretty))));
+  let unwritten = "";
+  const print = (value: Record<string, unknown>) => {
+    const queued = unwritten !== "";
+    unwritten += formatJson(label === undefined ? value : { socket: label, ...value }, pretty);
+    if (!queued) {
+      output = output.then(() => {
+        const text = unwritten;
+        unwritten = "";
+        return write(text);
+      });
+    }
+  };
   const events = client.events();
   void (async () => {
     for await (const event of events) if (shell.eventsOn) void print(event);
   })().catch(() => {}); // the connection's end is reported by the next command or read
   // While waiting for the next line: the connection may be lost, or SIGINT / --timeout come.
   const abortError = abortErrorFor("the next line on stdin");
+  const replyAbortError = abortErrorFor("the replies to the lines sent");
   let onAbort = () => {};
   const stop = Promise.race([
     client.closed.then((failure) =>
       Promise.reject(failure ?? new DisconnectedError(`connection lost: ${client.address.text} closed the connection`))
     ),
     new Promise<never>((_, reject) => {
-      onAbort = () => reject(abortError(signal));
+      onAbort = () => {
+        reject(abortError(signal));
+        client.close();
+      };
       if (signal.aborted) onAbort();
       else signal.addEventListener("abort", onAbort, { once: true });
     }),
@@ -46,49 +94,113 @@ export async function runPiped(options: PipedOptions): Promise<number> {
   stop.catch(() => {}); // raced below
 
   let failed = false;
-  try {
-    for await (const line of racing(stdinLines(), stop)) {
-      const outcome = await mode.run(line, signal);
-      if (outcome.kind === "quit") break;
-      if (outcome.kind === "return") await print({ return: outcome.value });
-      else if (outcome.kind === "text") await print({ return: outcome.text });
+  let number = 0;
+  let inputEnded = false;
+  const window: InFlight[] = [];
+  /** Print the settled outcomes at the head of the window; with `wait`, wait for the head first. */
+  const drain = async (wait: boolean) => {
+    while (window.length > 0 && (wait || window[0].settled)) {
+      const outcome = window[0].settled ?? await window[0].outcome; // a failed head stays: it got no answer
+      window.shift();
+      if (outcome.kind === "return") void print({ return: outcome.value });
+      else if (outcome.kind === "text") void print({ return: outcome.text });
       else if (outcome.kind === "error") {
         failed = true;
-        await print({ error: outcome.error });
+        void print({ error: outcome.error });
       } // a local command's note (`events on`) is for people at a terminal: not printed here
+      wait = false;
     }
+  };
+  try {
+    for await (const line of racing(options.lines ?? readLines(undefined, MAX_LINE_CHARS), stop)) {
+      number++;
+      const sent = nextSend(shell); // before the line runs: a command without typing is sent at once
+      const entry: InFlight = { line: number, outcome: submit(mode, line, signal) };
+      entry.outcome.then((o) => (entry.settled = o), () => {});
+      window.push(entry);
+      const limit = shell.eventsOn || mode.kind === "hmp" ? 1 : PIPELINE_WINDOW;
+      // Wait until this line has been sent (or has settled), so the next is sent after it.
+      await Promise.race([entry.outcome, sent]).catch(() => {});
+      await drain(false);
+      // A full window drains to half before more lines go, so they go together (one write, not one per reply).
+      if (window.length >= limit) { while (window.length > limit >> 1) await drain(true); }
+      if (entry.settled?.kind === "quit") break;
+    }
+    inputEnded = true;
+    while (window.length > 0) await drain(true);
     if (mode.cancel()) {
       writeStderrLine("qmpctl: the input ended inside transaction( ... ): the transaction was not sent");
       failed = true;
     }
     await output;
     return failed ? 1 : 0;
+  } catch (caught) {
+    // Print what was answered before the failure; the first command that failed says why.
+    // After an abort, the lines in flight failed because it closed the connection: say what was awaited.
+    let error = signal.aborted && caught instanceof DisconnectedError ? replyAbortError(signal) : caught;
+    try {
+      while (window.length > 0) await drain(true);
+    } catch (first) {
+      if (!signal.aborted) error = first; // after an abort, the lines in flight fail because of it
+    }
+    await output.catch(() => {});
+    if (options.nameUnanswered && window.length > 0 && error instanceof Error) {
+      error.message += `; no answer to ${lineNumbers(window.map((w) => w.line))}` +
+        (inputEnded ? "" : ` (the input after line ${number} was not run)`);
+    }
+    throw error;
   } finally {
+    shell.onSend = undefined;
     events.close();
     signal.removeEventListener("abort", onAbort);
   }
 }
 
-/** The lines of stdin as they arrive (the last one without its newline too). */
-async function* stdinLines(): AsyncGenerator<string> {
-  const decoder = new TextDecoder();
-  let buffer = "";
-  for await (const chunk of process.stdin as AsyncIterable<Uint8Array>) {
-    buffer += decoder.decode(chunk, { stream: true });
-    let newline;
-    while ((newline = buffer.indexOf("\n")) >= 0) {
-      yield buffer.slice(0, newline).replace(/\r$/, "");
-      buffer = buffer.slice(newline + 1);
-    }
+/** Run one line; a line that asks to quit settles as `quit`. */
+function submit(mode: ShellMode, line: string | LineTooLong, signal: AbortSignal) {
+  if (line instanceof LineTooLong) {
+    return Promise.resolve<Outcome>({
+      kind: "error",
+      error: { class: "UsageError", desc: `the line is ${line.bytes} characters long, over ${MAX_LINE_CHARS}` },
+    });
   }
-  buffer += decoder.decode();
-  if (buffer !== "") yield buffer;
+  return mode.run(line, signal);
+}
+
+/** Resolves when the shell next sends a command (its send is synchronous: it is on its way then). */
+function nextSend(shell: ShellContext): Promise<void> {
+  return new Promise((resolve) => (shell.onSend = () => resolve()));
+}
+
+/** `lines 3-5, 9` from [3, 4, 5, 9]. */
+function lineNumbers(numbers: number[]): string {
+  const ranges: string[] = [];
+  for (let i = 0; i < numbers.length; i++) {
+    let j = i;
+    while (j + 1 < numbers.length && numbers[j + 1] === numbers[j] + 1) j++;
+    ranges.push(i === j ? `${numbers[i]}` : `${numbers[i]}-${numbers[j]}`);
+    i = j;
+  }
+  return `${numbers.length === 1 ? "line" : "lines"} ${ranges.join(", ")}`;
 }
 
 /** The items of `source`, unless `stop` rejects first (while waiting for the next one). */
-async function* racing<T>(source: AsyncGenerator<T>, stop: Promise<never>): AsyncGenerator<T> {
+async function* racing<T>(source: AsyncIterable<T>, stop: Promise<never>): AsyncGenerator<T> {
+  const iterator = source[Symbol.asyncIterator]();
+  // One handler on `stop` for the whole input (racing it line by line would keep one per line until it settles).
+  let stopped: { error: unknown } | undefined;
+  let wake = (_error: unknown) => {};
+  stop.catch((error) => {
+    stopped = { error };
+    wake(error);
+  });
   for (;;) {
-    const next = await Promise.race([source.next(), stop]);
+    if (stopped) throw stopped.error;
+    const next = await new Promise<IteratorResult<T>>((resolve, reject) => {
+      wake = reject;
+      iterator.next().then(resolve, reject);
+    });
+    wake = () => {};
     if (next.done) return;
     yield next.value;
   }

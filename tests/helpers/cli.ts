@@ -45,6 +45,8 @@ export interface CliOptions {
   env?: Record<string, string | undefined>;
   /** Kill the process after this long (a test safety net, not the behaviour under test). */
   killAfterMs?: number;
+  /** Called with each piece of stderr as it arrives (to wait for a line while the process runs). */
+  onStderr?: (text: string) => void;
   /** Run as this uid (and gid), through setpriv: for permission errors, since tests run as root. */
   runAs?: number;
   /** The working directory (default: the test runner's). */
@@ -112,11 +114,25 @@ export function startQmpctl(args: string[], options: CliOptions = {}): RunningCl
   const killer = setTimeout(() => child.kill("SIGKILL"), options.killAfterMs ?? 20_000);
   const result = Promise.all([
     new Response(child.stdout).text(),
-    new Response(child.stderr).text(),
+    options.onStderr
+      ? readText(child.stderr as ReadableStream<Uint8Array>, options.onStderr)
+      : new Response(child.stderr).text(),
     child.exited,
   ]).then(([stdout, stderr, code]) => {
     clearTimeout(killer);
     return { code, stdout, stderr, signal: child.signalCode, ms: performance.now() - started };
   });
   return { child, result };
+}
+
+/** All of `stream` as text, calling `each` with every piece as it arrives. */
+async function readText(stream: ReadableStream<Uint8Array>, each: (text: string) => void): Promise<string> {
+  const decoder = new TextDecoder();
+  let text = "";
+  for await (const chunk of stream) {
+    const piece = decoder.decode(chunk, { stream: true });
+    text += piece;
+    each(piece);
+  }
+  return text;
 }

@@ -6,7 +6,7 @@
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { QmpClient } from "../../lib/mod.ts";
+import { connectWhenReady } from "../../lib/connect_ready.ts";
 
 export interface QemuOptions {
   /** "none" (default, starts in ~50 ms) or "pc" (started paused with -S). */
@@ -23,7 +23,7 @@ export interface TestQemu {
   /** The monitor for the code under test. */
   socket: string;
   /** A connected client on the second monitor, for the test itself. */
-  control: QmpClient;
+  control: Awaited<ReturnType<typeof connectWhenReady>>;
   tcpPort?: number;
   tcp6Port?: number;
   /** A pretty=on monitor (UNIX socket path). */
@@ -80,15 +80,25 @@ export async function startQemu(options: QemuOptions = {}): Promise<TestQemu> {
   }
   args.push(...(options.extraArgs ?? []));
   const qemu = Bun.spawn(args, { stdout: "ignore", stderr: "pipe" });
-  const deadline = Date.now() + 10_000;
+  const deadline = Date.now() + 30_000; // a loaded machine: many QEMUs may start at once
   while (!(existsSync(socket) && existsSync(controlSocket))) {
     if (qemu.exitCode !== null || Date.now() > deadline) {
+      qemu.kill("SIGKILL"); // its stderr ends only when it does
       const stderr = await new Response(qemu.stderr).text();
+      rmSync(dir, { recursive: true, force: true });
       throw new Error(`QEMU did not start: ${stderr}`);
     }
     await Bun.sleep(10);
   }
-  const control = await QmpClient.connect(controlSocket, { connectTimeout: 5000 });
+  // The socket file exists a moment before QEMU listens on it (refused until then).
+  const control = await connectWhenReady(controlSocket, { connectTimeout: 5000, waitMs: 10_000 }).catch(
+    async (error) => { // no QEMU left behind when it never answers
+      qemu.kill("SIGKILL");
+      await qemu.exited;
+      rmSync(dir, { recursive: true, force: true });
+      throw error;
+    },
+  );
   return {
     dir,
     socket,

@@ -1,0 +1,81 @@
+/** `qmpctl batch [FILE|-]`: many commands pipelined over one connection. @module */
+import { LineTooLong, readLines, readStdin } from "./io.ts";
+import { UsageError } from "./options.ts";
+import { type CommandContext, withClient } from "./session.ts";
+import { ShellContext } from "./shell/context.ts";
+import { MAX_LINE_CHARS, runPiped } from "./shell/piped.ts";
+import { QmpMode } from "./shell/qmp_mode.ts";
+
+export const help = `Usage: qmpctl batch [FILE|-] [options]
+
+Run the commands of FILE (or stdin, without FILE or with -) over one
+connection, pipelined: each line is sent without waiting for the replies
+before it (QEMU answers in order), and one result line is printed per
+command, in input order: {"return": ...} or {"error": {...}}, as the piped
+shell prints them.
+
+Lines are those of the shell: CMD KEY=VALUE ... (typed as 'qmpctl exec'
+types them), a line starting with { sent as raw QMP JSON, transaction( ... )
+for one transaction; blank lines and # comments are skipped. A line that
+cannot be sent as written (bad KEY=VALUE, unknown argument) prints its error
+line in its place and the rest still run. Input of any length streams
+through: at most 256 commands are in flight at once.
+
+Examples:
+  printf 'stop\\nquery-status\\ncont\\n' | qmpctl batch -s /run/vm1.qmp
+  qmpctl batch setup.qmp -s /run/vm1.qmp | jq -c 'select(.error)'
+  qmpctl batch setup.qmp -s '/run/qemu/*.qmp'     # the same file on every VM
+
+A file such as setup.qmp:
+  # two null block devices and a bitmap on each
+  blockdev-add driver=null-co node-name=n0 size=1048576
+  blockdev-add driver=null-co node-name=n1 size=1048576
+  block-dirty-bitmap-add node=n0 name=b0
+  {"execute": "block-dirty-bitmap-add", "arguments": {"node": "n1", "name": "b1"}}
+
+With several sockets each VM runs the whole input, and each line carries
+"socket" (stdin is read once, into memory, for all of them).
+
+Exit status: 0 every command returned, 1 some command failed, 2 usage,
+3 the connection was lost (stderr names the lines that got no answer),
+124 --timeout ran out, 130 interrupted.`;
+
+export async function run(context: CommandContext): Promise<number> {
+  if (context.words.length > 1) throw new UsageError("batch takes at most one FILE (or - for stdin)");
+  const file = context.words[0] === "-" ? undefined : context.words[0];
+  // Several targets share stdin: it is read once, whole, and each runs every line.
+  const lines = file === undefined && context.target
+    ? await readStdin(context.signal).then((text) => text.replace(/\n$/, "").split(/\r?\n/))
+    : undefined;
+  return await withClient(context, async (client) => {
+    const shell = new ShellContext(client, false);
+    return await runPiped({
+      client,
+      shell,
+      mode: new QmpMode(shell, "QEMU"),
+      pretty: context.global.pretty,
+      signal: context.signal,
+      lines: lines ? arrayLines(lines) : fileLines(file),
+      label: context.target?.label,
+      write: context.target?.write,
+      nameUnanswered: true,
+    });
+  });
+}
+
+async function* arrayLines(lines: string[]): AsyncGenerator<string> {
+  yield* lines;
+}
+
+/** The lines of FILE or stdin; a file that cannot be read is a usage error. */
+async function* fileLines(file: string | undefined): AsyncGenerator<string | LineTooLong> {
+  try {
+    yield* readLines(file, MAX_LINE_CHARS);
+  } catch (error) {
+    const code = (error as { code?: string })?.code;
+    if (file !== undefined && code) {
+      throw new UsageError(`cannot read ${file}: ${code === "ENOENT" ? "no such file" : code}`);
+    }
+    throw error;
+  }
+}

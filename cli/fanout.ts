@@ -1,0 +1,121 @@
+/**
+ * Several targets: `-s` repeated or a glob. The command runs once per
+ * target, concurrently (`--jobs`), in one process; each output line carries
+ * `"socket": ADDR`, and a target that fails prints one line saying how:
+ * `{"socket", "error": QEMU's error}` or `{"socket", "failure": reason}`.
+ * Any command that takes "a context with one address" runs this way: the
+ * runner only swaps the address and the output writer.
+ *
+ * Exit status: 0 when every target succeeded; else 3 if any could not be
+ * reached, else 124 if --timeout ran out, else 2 for a usage error on some
+ * target (an event name its QEMU does not know), else 1.
+ *
+ * @module
+ */
+import { CommandError, ConnectionError } from "../lib/errors.ts";
+import { EXIT } from "./exit_status.ts";
+import { globPaths, writeStderrLine, writeStdout } from "./io.ts";
+import { UsageError } from "./options.ts";
+import { type CommandContext, printLabelled } from "./session.ts";
+
+/** Targets run at once by default (commands that wait for events run every target at once). */
+export const DEFAULT_JOBS = 32;
+
+/**
+ * Whether `address` is a glob over UNIX socket paths (`/run/qemu/*.qmp`,
+ * `unix:/run/*.sock`); TCP forms such as `[::1]:4444` and URLs are not.
+ */
+export function isGlob(address: string): boolean {
+  if (address.includes("://")) return false;
+  const path = address.startsWith("unix:") ? address.slice(5) : address;
+  if (!path.includes("/") && path.includes(":")) return false; // HOST:PORT, [IPV6]:PORT
+  return /[*?]/.test(path);
+}
+
+/**
+ * The targets `-s` names, in order, each glob's matches sorted, each address
+ * once; undefined when it names one plain address (the single-target output).
+ * @throws {ConnectionError} for a glob that matches no socket
+ */
+export async function expandTargets(sockets: readonly string[]): Promise<string[] | undefined> {
+  if (sockets.length === 1 && !isGlob(sockets[0])) return undefined;
+  const targets: string[] = [];
+  for (const socket of sockets) {
+    if (!isGlob(socket)) {
+      targets.push(socket);
+      continue;
+    }
+    const matches = await globPaths(socket.startsWith("unix:") ? socket.slice(5) : socket);
+    if (matches.length === 0) throw new ConnectionError(`no socket matches ${socket}`);
+    targets.push(...matches);
+  }
+  return [...new Set(targets)];
+}
+
+/** `--jobs N`: how many targets run at once. */
+export function readJobs(context: CommandContext, fallback: number): number {
+  const text = context.options.get("jobs");
+  if (text === undefined) return fallback;
+  if (typeof text !== "string" || !/^[1-9]\d*$/.test(text)) {
+    throw new UsageError(`--jobs '${text}' is not a number (1 or more)`);
+  }
+  return Number(text);
+}
+
+export interface FanoutOptions {
+  /** How many targets run at once. */
+  jobs: number;
+  /**
+   * The exit status an error means (the CLI's one table); undefined for an
+   * error that is not a target's own (a bug): it ends the whole run.
+   */
+  statusOf(error: unknown): number | undefined;
+}
+
+/**
+ * Run `run` once per address, at most `jobs` at a time, with each output
+ * line labelled; resolves to the combined exit status. SIGINT and a reader
+ * that closed stdout end the whole run (thrown).
+ */
+export async function runOnEach(
+  context: CommandContext,
+  addresses: readonly string[],
+  run: (context: CommandContext) => Promise<number>,
+  options: FanoutOptions,
+): Promise<number> {
+  let output = Promise.resolve();
+  // One line (or one batch of lines) at a time, so lines of different targets never interleave.
+  const write = (text: string) => (output = output.then(() => writeStdout(text)));
+  const statuses: number[] = new Array(addresses.length).fill(EXIT.OK);
+  const runTarget = async (address: string): Promise<number> => {
+    const target = { label: address, write };
+    const own: CommandContext = { ...context, global: { ...context.global, socket: address }, target };
+    try {
+      return await run(own);
+    } catch (error) {
+      const status = options.statusOf(error);
+      if (status === undefined || status === EXIT.OK || status === EXIT.INTERRUPTED) throw error;
+      const reason = (error as Error).message;
+      writeStderrLine(`qmpctl: ${reason.includes(address) ? reason : `${address}: ${reason}`}`);
+      if (error instanceof CommandError) await printLabelled(own, { error: error.response.error });
+      else await printLabelled(own, { failure: reason });
+      return status;
+    }
+  };
+  let next = 0;
+  const worker = async () => {
+    while (next < addresses.length) {
+      const i = next++;
+      statuses[i] = await runTarget(addresses[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(options.jobs, addresses.length) }, worker));
+  await output;
+  return combinedStatus(statuses);
+}
+
+/** 0 when all succeeded; else unreachable (3) over timed out (124) over usage (2) over failed (1). */
+export function combinedStatus(statuses: readonly number[]): number {
+  for (const status of [EXIT.CONNECTION, EXIT.TIMEOUT, EXIT.USAGE]) if (statuses.includes(status)) return status;
+  return statuses.some((s) => s !== EXIT.OK) ? EXIT.QEMU_ERROR : EXIT.OK;
+}

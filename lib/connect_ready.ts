@@ -1,0 +1,69 @@
+/**
+ * Connecting to a monitor that may not be there yet. QEMU creates a
+ * `server=on` socket file a moment before it listens on it, and a script
+ * that starts QEMU and then talks to it races that: the socket is missing,
+ * refuses the connection, or closes before its greeting. `connectWhenReady`
+ * retries those (and only those) with short pauses until a bound.
+ *
+ * @module
+ */
+import type { Address } from "./address.ts";
+import { abortable } from "./abort.ts";
+import { type ConnectOptions, QmpClient } from "./client.ts";
+import { formatDuration } from "./duration.ts";
+import { ConnectionError, ConnectTimeoutError, GreetingClosedError } from "./errors.ts";
+
+/** Options of `connectWhenReady`: those of `QmpClient.connect`, and how long to keep trying. */
+export interface ConnectWhenReadyOptions extends ConnectOptions {
+  /** Keep retrying a socket that is not ready for this long (ms). */
+  waitMs: number;
+}
+
+/** The system errors that mean "not there yet" rather than "never". */
+const NOT_YET = new Set(["ENOENT", "ECONNREFUSED", "ECONNRESET"]);
+
+const FIRST_PAUSE_MS = 10;
+const LONGEST_PAUSE_MS = 100;
+
+/** Whether connecting failed because the monitor is not ready yet (worth another try). */
+export function isNotReady(error: unknown): boolean {
+  if (error instanceof GreetingClosedError) return true;
+  if (!(error instanceof ConnectionError) || error instanceof ConnectTimeoutError) return false;
+  return NOT_YET.has((error.cause as { code?: string } | undefined)?.code ?? "");
+}
+
+/**
+ * `QmpClient.connect`, retried while the socket is missing, refuses, or
+ * closes before its greeting, until `waitMs` has passed; other errors
+ * (permission, not a socket, no greeting in time) fail at once.
+ *
+ * @example
+ * ```ts
+ * const qmp = await connectWhenReady("/run/vm1.qmp", { waitMs: 5000 }); // QEMU is still starting
+ * ```
+ * @throws {ConnectionError} naming the last reason once `waitMs` has passed
+ */
+export async function connectWhenReady(
+  address: string | Address,
+  options: ConnectWhenReadyOptions,
+): Promise<QmpClient> {
+  const deadline = Date.now() + options.waitMs;
+  let pause = FIRST_PAUSE_MS;
+  for (;;) {
+    try {
+      return await QmpClient.connect(address, options);
+    } catch (error) {
+      if (!isNotReady(error)) throw error;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new ConnectionError(
+          `${(error as Error).message} (still so after --wait-socket ${formatDuration(options.waitMs)})`,
+          { cause: error },
+        );
+      }
+      const wait = Math.min(pause, left);
+      await abortable(new Promise((resolve) => setTimeout(resolve, wait)), options.signal, "the socket to be ready");
+      pause = Math.min(pause * 2, LONGEST_PAUSE_MS);
+    }
+  }
+}

@@ -1,0 +1,143 @@
+/** `qmpctl batch`: pipelined lines over one connection, against a real QEMU and a scripted server. */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { LineTooLong, readLines } from "../cli/io.ts";
+import { qmpctl } from "./helpers/cli.ts";
+import { fakeServer } from "./helpers/fake_server.ts";
+import { startQemu, type TestQemu } from "./helpers/qemu.ts";
+
+let qemu: TestQemu;
+let dir: string;
+
+beforeAll(async () => {
+  qemu = await startQemu({ extraArgs: ["-name", "vm1"] });
+  dir = mkdtempSync(join(tmpdir(), "qmpctl-batch-"));
+});
+afterAll(async () => {
+  await qemu?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("qmpctl batch against QEMU", () => {
+  test("1000 lines in order, a failing one in the middle: one result line each, exit 1", async () => {
+    // stop, query-status, cont, query-status, ...: each status shows the command before it ran first.
+    const input: string[] = [];
+    const expected: unknown[] = [];
+    for (let i = 0; i < 1000; i++) {
+      if (i === 501) { // in place of a query-status, so the statuses after it stay as they were
+        input.push("no-such-command");
+        expected.push({ error: { class: "CommandNotFound", desc: "The command no-such-command has not been found" } });
+      } else if (i === 701) {
+        input.push("query-status bogus=1"); // refused before sending: an error line in its place
+        expected.push({ error: { class: "ArgumentError", desc: expect.stringContaining("bogus") } });
+      } else if (i % 2 === 0) {
+        input.push(i % 4 === 0 ? "stop" : "cont");
+        expected.push({ return: {} });
+      } else {
+        const running = (i - 1) % 4 !== 0;
+        input.push(i % 3 === 0 ? '{"execute": "query-status"}' : "query-status");
+        expected.push({ return: { status: running ? "running" : "paused", singlestep: false, running } });
+      }
+    }
+    const { code, stdout, stderr } = await qmpctl(["-s", qemu.socket, "batch"], { stdin: input.join("\n") + "\n" });
+    const lines = stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+    expect(lines).toEqual(expected);
+    expect(stderr).toBe("");
+    expect(code).toBe(1);
+    await qemu.control.execute("cont");
+  });
+
+  test("FILE: comments and blanks skipped, exit 0 when all returned; a missing FILE is a usage error", async () => {
+    const file = join(dir, "setup.qmp");
+    writeFileSync(file, "# a comment\n\nquery-name\r\n  \nquery-name");
+    const { code, stdout, stderr } = await qmpctl(["-s", qemu.socket, "batch", file]);
+    expect({ code, stdout, stderr }).toEqual({
+      code: 0,
+      stdout: '{"return":{"name":"vm1"}}\n{"return":{"name":"vm1"}}\n',
+      stderr: "",
+    });
+    const missing = await qmpctl(["-s", qemu.socket, "batch", join(dir, "nope.qmp")]);
+    expect(missing).toMatchObject({
+      code: 2,
+      stdout: "",
+      stderr: `qmpctl: cannot read ${join(dir, "nope.qmp")}: no such file\n`,
+    });
+  });
+});
+
+describe("qmpctl batch against a scripted server", () => {
+  test("commands are pipelined: all are sent before any reply comes", async () => {
+    const count = 50;
+    const server = fakeServer(async (connection) => {
+      await connection.handshake();
+      const requests = [];
+      for (let i = 0; i < count; i++) requests.push(await connection.nextRequest()); // a lock-step client stalls here
+      for (const [i, request] of requests.entries()) connection.reply(request, { n: i });
+    });
+    try {
+      const { code, stdout } = await qmpctl(["-s", server.path, "batch", "--timeout", "5s"], {
+        stdin: "query-status\n".repeat(count),
+      });
+      expect(stdout).toBe(Array.from({ length: count }, (_, i) => `{"return":{"n":${i}}}\n`).join(""));
+      expect(code).toBe(0);
+      // Sent without ids, answered in order: less for QEMU to parse.
+      expect(server.requests.slice(1)).toEqual(Array.from({ length: count }, () => ({ execute: "query-status" })));
+    } finally {
+      server.stop();
+    }
+  });
+
+  test("a connection lost half-way: the answered lines, then which got no answer; exit 3", async () => {
+    const server = fakeServer(async (connection) => {
+      await connection.handshake();
+      for (let i = 0; i < 10; i++) connection.reply(await connection.nextRequest(), { n: i });
+      connection.close();
+    });
+    try {
+      const { code, stdout, stderr } = await qmpctl(["-s", server.path, "batch"], {
+        stdin: "# thirty\n" + "query-status\n".repeat(30),
+      });
+      expect(stdout).toBe(Array.from({ length: 10 }, (_, i) => `{"return":{"n":${i}}}\n`).join(""));
+      expect(stderr).toBe(
+        `qmpctl: ${server.path} closed the connection before the reply to query-status; no answer to lines 12-31\n`,
+      );
+      expect(code).toBe(3);
+    } finally {
+      server.stop();
+    }
+  });
+});
+
+describe("qmpctl batch with --timeout", () => {
+  test("replies that do not come in time: exit 124, naming the lines without an answer", async () => {
+    const server = fakeServer(async (connection) => {
+      await connection.handshake();
+      connection.reply(await connection.nextRequest(), { n: 0 });
+      await connection.closed; // the second command is never answered
+    });
+    try {
+      const { code, stdout, stderr } = await qmpctl(["-s", server.path, "batch", "--timeout", "1s"], {
+        stdin: "query-status\nquery-status\n",
+      });
+      expect(stdout).toBe('{"return":{"n":0}}\n');
+      expect(stderr).toBe(
+        "qmpctl: timed out waiting for the replies to the lines sent; no answer to line 2 (--timeout 1s)\n",
+      );
+      expect(code).toBe(124);
+    } finally {
+      server.stop();
+    }
+  });
+});
+
+describe("readLines", () => {
+  test("yields lines as written, CRLF made LF, and an over-long line as LineTooLong in its place", async () => {
+    const file = join(dir, "lines.txt");
+    writeFileSync(file, "short\r\n" + "x".repeat(50) + "\nafter\nlast");
+    const got = [];
+    for await (const line of readLines(file, 10)) got.push(line);
+    expect(got).toEqual(["short", new LineTooLong(50), "after", "last"]);
+  });
+});

@@ -1,0 +1,230 @@
+/**
+ * Several targets against real QEMUs: sixteen `-machine none` VMs reached
+ * through one directory of socket links, as a host's /run/qemu/*.qmp.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { qmpctl, startQmpctl } from "./helpers/cli.ts";
+import { startQemu, type TestQemu } from "./helpers/qemu.ts";
+
+const COUNT = 16;
+let vms: TestQemu[] = [];
+let fleet: string; // a directory with vm01.qmp ... vm16.qmp, links to each VM's monitor
+const name = (i: number) => `vm${String(i + 1).padStart(2, "0")}`;
+const socketOf = (i: number) => join(fleet, `${name(i)}.qmp`);
+
+beforeAll(async () => {
+  fleet = mkdtempSync(join(tmpdir(), "qmpctl-fleet-"));
+  const started = await Promise.allSettled(
+    Array.from({ length: COUNT }, (_, i) => startQemu({ extraArgs: ["-name", name(i)] })),
+  );
+  vms = started.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+  const failed = started.find((s) => s.status === "rejected");
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+  vms.forEach((vm, i) => symlinkSync(vm.socket, socketOf(i)));
+}, 180_000);
+afterAll(async () => {
+  await Promise.all(vms.map((vm) => vm.stop()));
+  if (fleet) rmSync(fleet, { recursive: true, force: true });
+});
+
+const lines = (stdout: string) => stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+const bySocket = (a: { socket: string }, b: { socket: string }) => a.socket.localeCompare(b.socket);
+
+/** Start qmpctl and wait until its stderr (with -v) shows `ready` held for the text so far. */
+async function startListening(args: string[], ready: (stderr: string) => boolean) {
+  let stderr = "";
+  let onReady = () => {};
+  const isReady = new Promise<void>((resolve) => (onReady = resolve));
+  const running = startQmpctl(["-v", ...args], {
+    onStderr: (text) => {
+      stderr += text;
+      if (ready(stderr)) onReady();
+    },
+  });
+  const ended = running.result.then((r) => Promise.reject(new Error(`qmpctl ended before it was ready: ${r.stderr}`)));
+  const late = Bun.sleep(15_000).then(() => Promise.reject(new Error(`qmpctl did not get ready: ${stderr}`)));
+  await Promise.race([isReady, ended, late]);
+  return running;
+}
+
+/** The number of negotiated connections in a -v log: each gets one reply to qmp_capabilities first. */
+const negotiated = (stderr: string) => (stderr.match(/^> \{"execute":"qmp_capabilities"/gm) ?? []).length;
+
+describe("several targets over real QEMUs", () => {
+  test("a glob reaches every VM: one labelled line each, exit 0", async () => {
+    const { code, stdout, stderr } = await qmpctl(["-s", join(fleet, "*.qmp"), "exec", "query-name"]);
+    expect(stderr).toBe("");
+    expect(code).toBe(0);
+    expect(lines(stdout).sort(bySocket)).toEqual(
+      Array.from({ length: COUNT }, (_, i) => ({ socket: socketOf(i), return: { name: name(i) } })),
+    );
+  });
+
+  test("a glob with --jobs 1 gives the same lines, one VM at a time", async () => {
+    const { code, stdout } = await qmpctl(["-s", join(fleet, "vm0*.qmp"), "--jobs", "1", "hmp", "info status"]);
+    expect(code).toBe(0);
+    expect(lines(stdout)).toEqual(
+      Array.from({ length: 9 }, (_, i) => ({ socket: socketOf(i), text: "VM status: running\n" })),
+    );
+  });
+
+  test("a stale socket file among live ones: its failure line, the others' answers, exit 3", async () => {
+    const dead = await startQemu(); // killed: its socket file stays, with nothing listening
+    dead.process.kill("SIGKILL");
+    await dead.process.exited;
+    const stale = join(fleet, "stale.qmp");
+    symlinkSync(dead.socket, stale);
+    const { code, stdout, stderr } = await qmpctl([
+      "-s",
+      socketOf(0),
+      "-s",
+      stale,
+      "-s",
+      socketOf(1),
+      "exec",
+      "query-name",
+    ]);
+    expect(lines(stdout).sort(bySocket)).toEqual([
+      { socket: stale, failure: expect.stringMatching(/^cannot connect to .*stale\.qmp: connection refused/) },
+      { socket: socketOf(0), return: { name: name(0) } },
+      { socket: socketOf(1), return: { name: name(1) } },
+    ]);
+    expect(stderr).toMatch(/^qmpctl: cannot connect to .*stale\.qmp: connection refused.*\n$/);
+    expect(code).toBe(3);
+    rmSync(stale);
+    await dead.stop();
+  });
+
+  test("a QEMU error on some targets: their error lines, exit 1", async () => {
+    await vms[2].control.execute("blockdev-add", { driver: "null-co", "node-name": "only2" });
+    const { code, stdout, stderr } = await qmpctl([
+      ...["-s", socketOf(2), "-s", socketOf(3)],
+      ...["exec", "block-dirty-bitmap-add", "node=only2", "name=b"],
+    ]);
+    expect(lines(stdout).sort(bySocket)).toEqual([
+      { socket: socketOf(2), return: {} },
+      { socket: socketOf(3), error: { class: "GenericError", desc: expect.stringContaining("only2") } },
+    ]);
+    expect(stderr.split("\n")).toHaveLength(2);
+    expect(code).toBe(1);
+  });
+
+  test("wait-event STOP over two VMs ends when both have stopped", async () => {
+    const running = await startListening(
+      ["-s", socketOf(4), "-s", socketOf(5), "wait-event", "STOP", "--timeout", "20s"],
+      (stderr) => negotiated(stderr) === 2 && (stderr.match(/^< \{"return":\{\}/gm) ?? []).length >= 2,
+    );
+    await vms[4].control.execute("stop");
+    const early = await Promise.race([running.result, Bun.sleep(300).then(() => "still waiting")]);
+    expect(early).toBe("still waiting"); // one VM stopped is not all of them
+    await vms[5].control.execute("stop");
+    const { code, stdout } = await running.result;
+    expect(code).toBe(0);
+    const events = lines(stdout).sort(bySocket);
+    expect(events.map((e) => [e.socket, e.event])).toEqual([[socketOf(4), "STOP"], [socketOf(5), "STOP"]]);
+    expect(events[0].timestamp).toEqual({ seconds: expect.any(Number), microseconds: expect.any(Number) });
+    await Promise.all([vms[4].control.execute("cont"), vms[5].control.execute("cont")]);
+  });
+
+  test("wait-event over several: one that never sees its event times out, exit 124", async () => {
+    const { code, stdout } = await qmpctl([
+      "-s",
+      socketOf(6),
+      "-s",
+      socketOf(7),
+      "wait-event",
+      "SHUTDOWN",
+      "--timeout",
+      "500ms",
+    ]);
+    expect(lines(stdout).sort(bySocket)).toEqual([
+      { socket: socketOf(6), failure: "timed out waiting for SHUTDOWN" },
+      { socket: socketOf(7), failure: "timed out waiting for SHUTDOWN" },
+    ]);
+    expect(code).toBe(124);
+  });
+
+  test("events from three VMs, merged into one stream with their sockets", async () => {
+    const three = [8, 9, 10];
+    const running = await startListening(
+      [...three.flatMap((i) => ["-s", socketOf(i)]), "events", "STOP", "--count", "1", "--timeout", "20s"],
+      (stderr) => (stderr.match(/^< \{"return":\{\}/gm) ?? []).length >= 3,
+    );
+    for (const i of three) await vms[i].control.execute("stop");
+    const { code, stdout } = await running.result;
+    expect(code).toBe(0);
+    expect(lines(stdout).map((e) => [e.socket, e.event]).sort()).toEqual(three.map((i) => [socketOf(i), "STOP"]));
+    for (const i of three) await vms[i].control.execute("cont");
+  });
+
+  test("batch on several VMs: each runs every line, labelled", async () => {
+    const { code, stdout } = await qmpctl(["-s", socketOf(11), "-s", socketOf(12), "batch"], {
+      stdin: "query-name\nno-such-command\n",
+    });
+    const got = lines(stdout);
+    for (const i of [11, 12]) {
+      expect(got.filter((l) => l.socket === socketOf(i))).toEqual([
+        { socket: socketOf(i), return: { name: name(i) } },
+        { socket: socketOf(i), error: { class: "CommandNotFound", desc: expect.any(String) } },
+      ]);
+    }
+    expect(code).toBe(1);
+  });
+
+  test("a glob that matches nothing: exit 3, saying so; shell takes one target: exit 2", async () => {
+    const none = await qmpctl(["-s", join(fleet, "*.nothing"), "exec", "query-name"]);
+    expect(none).toMatchObject({
+      code: 3,
+      stdout: "",
+      stderr: `qmpctl: no socket matches ${join(fleet, "*.nothing")}\n`,
+    });
+    const shell = await qmpctl(["-s", join(fleet, "*.qmp"), "shell"], { stdin: "query-name\n" });
+    expect(shell).toMatchObject({
+      code: 2,
+      stdout: "",
+      stderr: `qmpctl: shell takes one target (-s given ${COUNT} sockets)\n`,
+    });
+  });
+
+  test("--args - over several targets: stdin is read once and each gets the same arguments", async () => {
+    const { code, stdout } = await qmpctl([
+      "-s",
+      socketOf(14),
+      "-s",
+      socketOf(15),
+      "exec",
+      "human-monitor-command",
+      "--args",
+      "-",
+    ], {
+      stdin: '{"command-line": "info status"}',
+    });
+    expect(lines(stdout).sort(bySocket)).toEqual([
+      { socket: socketOf(14), return: "VM status: running\r\n" },
+      { socket: socketOf(15), return: "VM status: running\r\n" },
+    ]);
+    expect(code).toBe(0);
+  });
+
+  test("--jobs must be a number of 1 or more", async () => {
+    const { code, stdout, stderr } = await qmpctl(["-s", join(fleet, "*.qmp"), "--jobs", "0", "exec", "query-name"]);
+    expect({ code, stdout, stderr }).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: "qmpctl: --jobs '0' is not a number (1 or more)\n",
+    });
+  });
+
+  test("one plain -s prints exactly what it did before: no socket member", async () => {
+    const { code, stdout, stderr } = await qmpctl(["-s", socketOf(13), "exec", "query-name"]);
+    expect({ code, stdout, stderr }).toEqual({ code: 0, stdout: `{"name":"${name(13)}"}\n`, stderr: "" });
+    const hmp = await qmpctl(["-s", socketOf(13), "hmp", "info status"]);
+    expect(hmp.stdout).toBe("VM status: running\n");
+    const failed = await qmpctl(["-s", socketOf(13), "exec", "no-such-command"]);
+    expect(failed.stdout).toBe("");
+    expect(failed.code).toBe(1);
+  });
+});

@@ -1,0 +1,80 @@
+/** `--wait-socket DURATION`: a monitor that is not there yet, and one that never comes. */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { qmpctl, startQmpctl } from "./helpers/cli.ts";
+import { fakeServer } from "./helpers/fake_server.ts";
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "qmpctl-wait-socket-"));
+});
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("--wait-socket", () => {
+  test("a QEMU started a second after qmpctl: connects once it is up, exit 0", async () => {
+    const socket = join(dir, "late.qmp");
+    const running = startQmpctl(["-s", socket, "--wait-socket", "15s", "exec", "query-name"]);
+    await Bun.sleep(1000);
+    const qemu = Bun.spawn([
+      ...["qemu-system-x86_64", "-nodefaults", "-display", "none", "-machine", "none", "-name", "late"],
+      ...["-qmp", `unix:${socket},server=on,wait=off`],
+    ], { stdout: "ignore", stderr: "ignore" });
+    try {
+      const { code, stdout, stderr } = await running.result;
+      expect({ code, stdout, stderr }).toEqual({ code: 0, stdout: '{"name":"late"}\n', stderr: "" });
+    } finally {
+      qemu.kill("SIGKILL");
+      await qemu.exited;
+    }
+  });
+
+  test("a socket that never comes: exit 3 after the bound, naming the last reason", async () => {
+    const socket = join(dir, "never.qmp");
+    const { code, stdout, stderr, ms } = await qmpctl(["-s", socket, "--wait-socket", "1s", "exec", "query-name"]);
+    expect(stdout).toBe("");
+    expect(stderr).toBe(
+      `qmpctl: cannot connect to ${socket}: no such socket (ENOENT) (still so after --wait-socket 1s)\n`,
+    );
+    expect(code).toBe(3);
+    expect(ms).toBeGreaterThanOrEqual(1000);
+    expect(ms).toBeLessThan(5000);
+  });
+
+  test("a peer that closes before its greeting is tried again", async () => {
+    let attempts = 0;
+    const server = fakeServer(async (connection) => {
+      if (++attempts === 1) return connection.close(); // as a QEMU that is still starting
+      await connection.handshake();
+      connection.reply(await connection.nextRequest(), { name: "second" });
+    });
+    try {
+      const { code, stdout } = await qmpctl(["-s", server.path, "--wait-socket", "10s", "exec", "query-name"]);
+      expect({ code, stdout }).toEqual({ code: 0, stdout: '{"name":"second"}\n' });
+      expect(server.connections).toBe(2);
+    } finally {
+      server.stop();
+    }
+  });
+
+  test("permission denied fails at once, without waiting out the bound", async () => {
+    const closed = join(dir, "root-only");
+    mkdirSync(closed);
+    chmodSync(closed, 0o700);
+    const server = Bun.listen({ unix: join(closed, "qmp.sock"), socket: { data() {} } });
+    try {
+      const { code, stderr, ms } = await qmpctl(
+        ["-s", join(closed, "qmp.sock"), "--wait-socket", "10s", "exec", "query-name"],
+        { runAs: 65534 },
+      );
+      expect(stderr).toMatch(/^qmpctl: cannot connect to .*: permission denied \(EACCES\)\n$/);
+      expect(code).toBe(3);
+      expect(ms).toBeLessThan(5000);
+    } finally {
+      server.stop(true);
+    }
+  });
+});
