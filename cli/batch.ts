@@ -1,5 +1,6 @@
 /** `qmpctl batch [FILE|-]`: many commands pipelined over one connection. @module */
 import { LineTooLong, readLines, readStdin } from "./io.ts";
+import { exitStatusHelp } from "./exit_status.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, withClient } from "./session.ts";
 import { ShellContext } from "./shell/context.ts";
@@ -36,9 +37,13 @@ A file such as setup.qmp:
 With several sockets each VM runs the whole input, and each line carries
 "socket" (stdin is read once, into memory, for all of them).
 
-Exit status: 0 every command returned, 1 some command failed, 2 usage,
-3 the connection was lost (stderr names the lines that got no answer),
-124 --timeout ran out, 130 interrupted.`;
+${
+  exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "TIMEOUT", "INTERRUPTED"], {
+    OK: "every command returned",
+    QEMU_ERROR: "some command failed",
+    CONNECTION: "the connection was lost (stderr names the lines that got no answer)",
+  })
+}`;
 
 export async function run(context: CommandContext): Promise<number> {
   if (context.words.length > 1) throw new UsageError("batch takes at most one FILE (or - for stdin)");

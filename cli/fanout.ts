@@ -6,7 +6,7 @@
  * Any command that takes "a context with one address" runs this way: the
  * runner only swaps the address and the output writer.
  *
- * Exit status: 0 when every target succeeded; else 3 if any could not be
+ * The exit status: 0 when every target succeeded; else 3 if any could not be
  * reached, else 124 if --timeout ran out, else 2 for a usage error on some
  * target (an event name its QEMU does not know), else 1.
  *

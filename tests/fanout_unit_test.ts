@@ -21,7 +21,7 @@ describe("isGlob", () => {
   test.each([
     ["/run/qemu/*.qmp", true],
     ["unix:/run/vm?.sock", true],
-    ["./vm[12].qmp", true],
+    ["./vm[12].qmp", false], // only * and ? are glob characters: a [ is part of the name
     ["/run/vm1.qmp", false],
     ["unix:/run/vm1.qmp,server=on", false],
     ["[::1]:4444", false],
@@ -40,7 +40,7 @@ describe("expanding -s", () => {
       join(dir, "vm1/qmp.sock"),
       join(dir, "vm2/qmp.sock"),
     ]);
-    expect(await globPaths(join(dir, "[ac].*"))).toEqual([join(dir, "a.qmp"), join(dir, "c.sock")]);
+    expect(await globPaths(join(dir, "?.sock"))).toEqual([join(dir, "c.sock")]);
   });
 
   test("repeated -s keep their order, each address once; one plain address is not several targets", async () => {
