@@ -156,9 +156,8 @@ function completeAgentWord(words: readonly string[], current: string): string[] 
   // ga cp SRC DST: a local file, or :/path in the guest (which the agent cannot list).
   if (form === "cp") return rest.length < 2 && !current.startsWith(":") ? [FILES_DIRECTIVE] : [];
   if (!Object.hasOwn(AGENT_COMMANDS, form)) return []; // exec and wait take no words of theirs; PROG is the guest's
-  return completeArgumentWord(agentSchema ??= new Schema(agentSchemaDigest()), form, rest, current);
+  return completeArgumentWord(new Schema(agentSchemaDigest()), form, rest, current);
 }
-let agentSchema: Schema | undefined;
 
 async function qmpNames(context: CommandContext, state: LineState, which: "commands" | "events" | "both") {
   return await withClient(context, state, "names", (schema) => [

@@ -248,17 +248,34 @@ describe("every option of every command is offered after it", () => {
   });
 });
 
-test("a real TAB in bash on a terminal: 'qmpctl ga e<TAB>' becomes 'qmpctl ga exec '", async () => {
-  const terminal = await startTerminal(["bash", "--norc", "--noprofile", "-i"], { env: env({ PS1: "$ " }) });
-  try {
-    await terminal.type(`source ${scripts.bash}; clear`);
-    await terminal.press("Enter");
-    await terminal.waitFor("a prompt", (s) => s.length === 1 && s[0] === "$", 10_000);
-    await terminal.type("qmpctl ga e");
-    await terminal.press("Tab");
-    await terminal.waitFor("the completed word", (s) => s.length === 1 && s[0] === "$ qmpctl ga exec", 10_000);
-    expect(await terminal.cursor()).toEqual({ x: "$ qmpctl ga exec ".length, y: 0 });
-  } finally {
-    await terminal.close();
+describe("a real TAB on a terminal", () => {
+  /** Each shell, started on a terminal with the printed script loaded, at a bare prompt. */
+  const shells: Record<string, { argv: string[]; setup: string }> = {
+    bash: { argv: ["bash", "--norc", "--noprofile", "-i"], setup: "source SCRIPT" },
+    zsh: { argv: ["zsh", "-f", "-i"], setup: "autoload -U compinit; compinit -u; source SCRIPT; PS1='$ '" },
+    fish: { argv: ["fish", "-i"], setup: "function fish_prompt; echo '$ '; end; source SCRIPT" },
+  };
+  async function completeOnTerminal(shell: string, typed: string, expected: string): Promise<void> {
+    const { argv, setup } = shells[shell];
+    // HOME is the files directory (no user configuration there), and where the shell starts.
+    const terminal = await startTerminal(argv, { env: env({ PS1: "$ ", HOME: files, XDG_CONFIG_HOME: files }) });
+    try {
+      await terminal.type(`cd ${files}; ${setup.replace("SCRIPT", scripts[shell])}; clear`);
+      await terminal.press("Enter");
+      await terminal.waitFor("a prompt", (s) => s.length === 1 && s[0].trimEnd() === "$", 30_000);
+      await terminal.type(typed);
+      await terminal.press("Tab");
+      await terminal.waitFor(`the line to read ${expected}`, (s) => s[0] === `$ ${expected}`, 10_000);
+    } finally {
+      await terminal.close();
+    }
   }
+
+  test("bash: 'qmpctl ga e<TAB>' becomes 'qmpctl ga exec'", async () => {
+    await completeOnTerminal("bash", "qmpctl ga e", "qmpctl ga exec");
+  }, 45_000);
+
+  test.each(["bash", "zsh", "fish"])("%s: 'qmpctl ga exec --stdin ba<TAB>' completes the local file", async (shell) => {
+    await completeOnTerminal(shell, "qmpctl ga exec --stdin ba", "qmpctl ga exec --stdin backup.sql");
+  }, 45_000);
 });
