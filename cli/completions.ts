@@ -25,10 +25,10 @@ QMP command names after 'exec', their arguments (exec blockdev-add dri<TAB>
 gives driver=), enum and bool values after '=', and event names after
 'wait-event' and --wait-event. After 'ga' it completes exec, cp, wait and
 the guest agent's commands and their arguments (from the agent's schema
-built into qmpctl: no connection); 'job' and 'migrate' complete to wait;
-file names where a file goes (-s, ga --stdin, ga cp, proxy --listen); and
-nothing after 'proxy ... --' or 'ga exec --', where the command line is
-yours. QMP names come from the schema cache (see
+built into qmpctl: no connection); 'job' and 'migrate' complete to wait,
+'job wait' to the ids of QEMU's jobs (query-jobs); local file names where a
+file goes (-s, ga --stdin, ga cp, proxy --listen); and nothing after
+'proxy ... --' or 'ga exec --', where the command line is yours. QMP names come from the schema cache (see
 'qmpctl help describe'): a TAB connects and reads the cache, and fetches the
 schema only the first time for a QEMU build.
 
@@ -136,7 +136,9 @@ async function complete(context: CommandContext, line: readonly string[]): Promi
       return words.length === 0 ? matching(await qmpNames(context, state, "both")) : [];
     case "ga":
       return completeAgentWord(words, current);
-    case "job":
+    case "job": // job wait ID...: the jobs QEMU has, each once
+      if (words.length === 0) return matching(["wait"]);
+      return words[0] === "wait" ? matching(await jobIds(context, state)).filter((id) => !words.includes(id)) : [];
     case "migrate":
       return words.length === 0 ? matching(["wait"]) : [];
     default:
@@ -173,13 +175,34 @@ async function withClient<T>(
   scope: SchemaScope,
   use: (schema: Awaited<ReturnType<typeof loadSchema>>) => T,
 ): Promise<T | undefined> {
+  return await withConnection(
+    context,
+    state,
+    async (client, signal) => use(await loadSchema(client, { signal, scope })),
+  );
+}
+
+/** The ids of QEMU's jobs (query-jobs), for `job wait ID...`; none when no socket is named. */
+async function jobIds(context: CommandContext, state: LineState): Promise<string[]> {
+  return await withConnection(context, state, async (client, signal) => {
+    const jobs = await client.execute("query-jobs", undefined, { signal }) as { id: string }[];
+    return jobs.map((job) => job.id);
+  }) ?? [];
+}
+
+/** Run `use` on a brief connection to the QEMU the line names (bounded); undefined when none is named. */
+async function withConnection<T>(
+  context: CommandContext,
+  state: LineState,
+  use: (client: QmpClient, signal: AbortSignal) => Promise<T>,
+): Promise<T | undefined> {
   const socket = state.socket ?? env("QMPCTL_SOCKET");
   if (!socket) return undefined;
   const global = { ...context.global, socket, connectTimeoutMs: COMPLETION_CONNECT_MS, verbose: false };
   const signal = AbortSignal.any([context.signal, AbortSignal.timeout(3 * COMPLETION_CONNECT_MS)]);
   const client: QmpClient = await connect({ ...context, global, signal });
   try {
-    return use(await loadSchema(client, { signal, scope }));
+    return await use(client, signal);
   } finally {
     client.close();
   }

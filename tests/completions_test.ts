@@ -109,6 +109,23 @@ describe("bash completion against QEMU", () => {
     expect(bashComplete("qmpctl exec stop --wait-event STO", socket)).toEqual(["STOP"]);
   });
 
+  test("job wait: the ids of QEMU's jobs, each once", async () => {
+    for (const name of ["src", "dst"]) {
+      await qemu.control.execute("blockdev-add", { driver: "null-co", "node-name": name, size: 1 << 26 });
+    }
+    // 1 byte a second: the backup runs until it is cancelled.
+    const backup = { device: "src", target: "dst", sync: "full", speed: 1 };
+    await qemu.control.execute("blockdev-backup", { "job-id": "nightly", ...backup });
+    try {
+      expect(bashComplete(`${s()} job wait `)).toEqual(["nightly"]);
+      expect(bashComplete(`${s()} job wait nightly `)).toEqual([]);
+      expect(bashComplete(`${s()} job wait x`)).toEqual([]);
+      expect(bashComplete("qmpctl job wait ")).toEqual([]); // no socket: no connection
+    } finally {
+      await qemu.control.execute("job-cancel", { id: "nightly" });
+    }
+  });
+
   test("without a socket, no QMP names and no error", () => {
     expect(bashComplete("qmpctl exec query-stat")).toEqual([]);
   });
