@@ -203,6 +203,11 @@ describe("the words of ga, job, migrate and proxy (no QEMU, no agent)", () => {
     expect(bashComplete("qmpctl ga guest-frobnicate ")).toEqual([]);
   });
 
+  test("fish: complete -C offers the agent's words", () => {
+    const result = run(["fish", "-c", `source ${scripts.fish}; complete -C 'qmpctl ga e'; complete -C 'qmpctl job '`]);
+    expect(result).toEqual({ code: 0, stdout: "exec\nwait\n", stderr: "" });
+  });
+
   test("job and migrate: wait", () => {
     expect(bashComplete("qmpctl job ")).toEqual(["wait"]);
     expect(bashComplete("qmpctl migrate w")).toEqual(["wait"]);
@@ -236,11 +241,6 @@ describe("local files where a file goes", () => {
   test("fish: complete -C offers the files", () => {
     const result = run(["fish", "-c", `source ${scripts.fish}; complete -C 'qmpctl ga exec --stdin ba'`]);
     expect(result).toEqual({ code: 0, stdout: "backup.sql\n", stderr: "" });
-  });
-
-  test("fish: complete -C offers the agent's words", () => {
-    const result = run(["fish", "-c", `source ${scripts.fish}; complete -C 'qmpctl ga e'; complete -C 'qmpctl job '`]);
-    expect(result).toEqual({ code: 0, stdout: "exec\nwait\n", stderr: "" });
   });
 
   test("zsh: the word is left to _files", () => {
