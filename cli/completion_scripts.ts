@@ -2,11 +2,19 @@
  * The completion scripts `qmpctl completions SHELL` prints. Each one hands
  * the words up to the cursor to `qmpctl completions complete -- WORD...`
  * (run as the first word of the line names it) and offers what that prints,
- * one candidate a line; a socket path after -s is left to the shell's own
- * file completion. (`\${` in these templates is the shell's `${`.)
+ * one candidate a line; when it prints FILES_DIRECTIVE instead, the shell's
+ * own file completion takes over (a socket after -s, ga --stdin FILE, ...).
+ * (`\${` in these templates is the shell's `${`.)
  *
  * @module
  */
+
+/**
+ * What `completions complete` prints, alone, when the word is a local file
+ * name: the shell completes it with its own file completion. (No candidate
+ * starts with ':'; a guest path in `ga cp` does, and gets no candidates.)
+ */
+export const FILES_DIRECTIVE = ":files";
 
 const BASH = `# bash completion for qmpctl (qmpctl completions bash)
 _qmpctl() {
@@ -16,17 +24,15 @@ _qmpctl() {
   local -a words
   read -ra words <<<"$line"
   [[ -z $line || $line == *[[:space:]] ]] && words+=("")
-  local count=\${#words[@]}
-  local cur=\${words[count-1]} prev=""
-  ((count > 1)) && prev=\${words[count-2]}
+  local cur=\${words[\${#words[@]}-1]}
   COMPREPLY=()
-  if [[ $prev == -s || $prev == --socket ]]; then
+  local -a candidates
+  mapfile -t candidates < <("\${words[0]}" completions complete -- "\${words[@]:1}" 2>/dev/null)
+  if ((\${#candidates[@]} == 1)) && [[ \${candidates[0]} == "${FILES_DIRECTIVE}" ]]; then
     compopt -o filenames 2>/dev/null
     mapfile -t COMPREPLY < <(compgen -f -- "$cur")
     return 0
   fi
-  local -a candidates
-  mapfile -t candidates < <("\${words[0]}" completions complete -- "\${words[@]:1}" 2>/dev/null)
   # bash replaces only what follows the last '=' or ':' of the word (when
   # they are in COMP_WORDBREAKS), so offer only that part.
   local breaks=\${COMP_WORDBREAKS//[^=:]/} trim=""
@@ -45,12 +51,12 @@ complete -F _qmpctl qmpctl
 const ZSH = `#compdef qmpctl
 # zsh completion for qmpctl (qmpctl completions zsh)
 _qmpctl() {
-  if [[ \${words[CURRENT-1]} == (-s|--socket) ]]; then
+  local -a candidates spaced unspaced
+  candidates=(\${(f)"$("\${words[1]}" completions complete -- "\${(@Q)words[2,CURRENT-1]}" "\${(Q)PREFIX}" 2>/dev/null)"})
+  if [[ \${#candidates} == 1 && $candidates[1] == "${FILES_DIRECTIVE}" ]]; then
     _files
     return
   fi
-  local -a candidates spaced unspaced
-  candidates=(\${(f)"$("\${words[1]}" completions complete -- "\${(@Q)words[2,CURRENT-1]}" "\${(Q)PREFIX}" 2>/dev/null)"})
   local c
   for c in $candidates; do
     if [[ $c == *[=.] ]]; then unspaced+=("$c"); else spaced+=("$c"); fi
@@ -69,11 +75,12 @@ const FISH = `# fish completion for qmpctl (qmpctl completions fish)
 function __qmpctl_complete
     set -l tokens (commandline -opc)
     set -l current (commandline -ct)
-    if contains -- "$tokens[-1]" -s --socket
+    set -l candidates ($tokens[1] completions complete -- $tokens[2..-1] "$current" 2>/dev/null)
+    if test "$candidates" = "${FILES_DIRECTIVE}"
         __fish_complete_path "$current"
-        return
+    else if set -q candidates[1]
+        printf '%s\\n' $candidates
     end
-    $tokens[1] completions complete -- $tokens[2..-1] "$current" 2>/dev/null
 end
 complete -c qmpctl -f -a '(__qmpctl_complete)'
 `;

@@ -2,13 +2,17 @@
  * `qmpctl completions bash|zsh|fish`: a completion script for the shell; and
  * `qmpctl completions complete -- WORD...`, what the scripts call on TAB: the
  * candidates for the last word of a command line (the words after `qmpctl`),
- * one per line. QMP names come from the schema cache, so a TAB costs a
- * connection and `query-target`, not a schema fetch.
+ * one per line, or the one line FILES_DIRECTIVE when the word is a local file
+ * name (the shell completes those itself). QMP names come from the schema
+ * cache, so a TAB costs a connection and `query-target`, not a schema fetch;
+ * the guest agent's names come from the built-in table, with no connection.
  *
  * @module
  */
-import { completeArgumentWord, loadSchema, type SchemaScope } from "../lib/schema/mod.ts";
-import { COMPLETION_SCRIPTS } from "./completion_scripts.ts";
+import type { QmpClient } from "../lib/client.ts";
+import { AGENT_COMMANDS, agentSchemaDigest } from "../lib/agent_schema.ts";
+import { completeArgumentWord, loadSchema, Schema, type SchemaScope } from "../lib/schema/mod.ts";
+import { COMPLETION_SCRIPTS, FILES_DIRECTIVE } from "./completion_scripts.ts";
 import { env, writeStdout } from "./io.ts";
 import { type OptionSpec, type OptionTable, tableOptions, UsageError } from "./options.ts";
 import { type CommandContext, withClient } from "./session.ts";
@@ -19,7 +23,12 @@ Print a completion script for the shell. It completes qmpctl's commands and
 options and, when a socket is known (-s on the line, or QMPCTL_SOCKET), the
 QMP command names after 'exec', their arguments (exec blockdev-add dri<TAB>
 gives driver=), enum and bool values after '=', and event names after
-'wait-event' and --wait-event. QMP names come from the schema cache (see
+'wait-event' and --wait-event. After 'ga' it completes exec, cp, wait and
+the guest agent's commands and their arguments (from the agent's schema
+built into qmpctl: no connection); 'job' and 'migrate' complete to wait,
+'job wait' to the ids of QEMU's jobs (query-jobs); local file names where a
+file goes (-s, ga --stdin, ga cp, proxy --listen); and nothing after
+'proxy ... --' or 'ga exec --', where the command line is yours. QMP names come from the schema cache (see
 'qmpctl help describe'): a TAB connects and reads the cache, and fetches the
 schema only the first time for a QEMU build.
 
@@ -100,7 +109,8 @@ async function complete(context: CommandContext, line: readonly string[]): Promi
   const matching = (names: readonly string[]) => names.filter((n) => n.startsWith(current));
 
   if (state.pendingOption) {
-    return state.pendingOption.name === "wait-event" ? matching(await qmpNames(context, state, "events")) : [];
+    if (state.pendingOption.name === "wait-event") return matching(await qmpNames(context, state, "events"));
+    return PATH_VALUES.has(state.pendingOption.value ?? "") ? [FILES_DIRECTIVE] : [];
   }
   if (current.startsWith("-") && !state.ended) {
     return matching([...table.global, ...(entry?.options ?? [])].map((s) => `--${s.name}`));
@@ -124,9 +134,31 @@ async function complete(context: CommandContext, line: readonly string[]): Promi
       return matching(await qmpNames(context, state, "events"));
     case "describe":
       return words.length === 0 ? matching(await qmpNames(context, state, "both")) : [];
+    case "ga":
+      return completeAgentWord(words, current);
+    case "job": // job wait ID...: the jobs QEMU has, each once
+      if (words.length === 0) return matching(["wait"]);
+      return words[0] === "wait" ? matching(await jobIds(context, state)).filter((id) => !words.includes(id)) : [];
+    case "migrate":
+      return words.length === 0 ? matching(["wait"]) : [];
     default:
       return [];
   }
+}
+
+/** Option values that name a local file (or a socket path), by their placeholder in the option table. */
+const PATH_VALUES: ReadonlySet<string> = new Set(["FILE", "PATH", "ADDR"]);
+
+/** The words of `ga` (after it, up to the one being typed): forms, agent commands and their arguments. */
+function completeAgentWord(words: readonly string[], current: string): string[] {
+  const [form, ...rest] = words;
+  if (form === undefined) {
+    return ["cp", "exec", "wait", ...Object.keys(AGENT_COMMANDS)].filter((n) => n.startsWith(current));
+  }
+  // ga cp SRC DST: a local file, or :/path in the guest (which the agent cannot list).
+  if (form === "cp") return rest.length < 2 && !current.startsWith(":") ? [FILES_DIRECTIVE] : [];
+  if (!Object.hasOwn(AGENT_COMMANDS, form)) return []; // exec and wait take no words of theirs; PROG is the guest's
+  return completeArgumentWord(new Schema(agentSchemaDigest()), form, rest, current);
 }
 
 async function qmpNames(context: CommandContext, state: LineState, which: "commands" | "events" | "both") {
@@ -143,12 +175,30 @@ async function withLineSchema<T>(
   scope: SchemaScope,
   use: (schema: Awaited<ReturnType<typeof loadSchema>>) => T,
 ): Promise<T | undefined> {
+  return await withConnection(
+    context,
+    state,
+    async (client, signal) => use(await loadSchema(client, { signal, scope })),
+  );
+}
+
+/** The ids of QEMU's jobs (query-jobs), for `job wait ID...`; none when no socket is named. */
+async function jobIds(context: CommandContext, state: LineState): Promise<string[]> {
+  return await withConnection(context, state, async (client, signal) => {
+    const jobs = await client.execute("query-jobs", undefined, { signal }) as { id: string }[];
+    return jobs.map((job) => job.id);
+  }) ?? [];
+}
+
+/** Run `use` on a brief connection to the QEMU the line names (bounded); undefined when none is named. */
+async function withConnection<T>(
+  context: CommandContext,
+  state: LineState,
+  use: (client: QmpClient, signal: AbortSignal) => Promise<T>,
+): Promise<T | undefined> {
   const socket = state.socket ?? env("QMPCTL_SOCKET");
   if (!socket) return undefined;
   const global = { ...context.global, socket, connectTimeoutMs: COMPLETION_CONNECT_MS, verbose: false };
   const signal = AbortSignal.any([context.signal, AbortSignal.timeout(3 * COMPLETION_CONNECT_MS)]);
-  return await withClient(
-    { ...context, global, signal },
-    async (client) => use(await loadSchema(client, { signal, scope })),
-  );
+  return await withClient({ ...context, global, signal }, (client) => use(client, signal));
 }

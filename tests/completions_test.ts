@@ -1,18 +1,26 @@
 /** Shell completion: the scripts load in their shells, and complete against a real QEMU and a fake one. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { AGENT_COMMANDS } from "../lib/agent_schema.ts";
+import { COMMANDS, GLOBAL_OPTIONS } from "../cli/registry.ts";
 import { QMPCTL, qmpctl } from "./helpers/cli.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
 import { executed, freshCacheHome, schemaServer } from "./helpers/schema_fixture.ts";
+import { startTerminal } from "./helpers/terminal.ts";
 
 let qemu: TestQemu;
 const home = freshCacheHome();
 const bin = mkdtempSync(join(tmpdir(), "qmpctl-bin-")); // `qmpctl` on PATH, as the scripts run it
+// The directory the shells complete in: local files to offer (or not).
+const files = mkdtempSync(join(tmpdir(), "qmpctl-files-"));
+const FILE_NAMES = ["backup.sql", "vm1.sock", "vm2.img"];
 const scripts: Record<string, string> = {};
 beforeAll(async () => {
   symlinkSync(QMPCTL, join(bin, "qmpctl"));
+  for (const name of FILE_NAMES) writeFileSync(join(files, name), "");
+  mkdirSync(join(files, "images"));
   for (const shell of ["bash", "zsh", "fish"]) {
     const result = await qmpctl(["completions", shell]);
     expect(result.code).toBe(0);
@@ -23,7 +31,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await qemu?.stop();
-  for (const dir of [home, bin]) rmSync(dir, { recursive: true, force: true });
+  for (const dir of [home, bin, files]) rmSync(dir, { recursive: true, force: true });
 });
 
 const env = (extra: Record<string, string> = {}) => ({
@@ -35,7 +43,7 @@ const env = (extra: Record<string, string> = {}) => ({
 });
 
 function run(argv: string[], extra: Record<string, string> = {}): { code: number; stdout: string; stderr: string } {
-  const result = Bun.spawnSync(argv, { env: env(extra), stdout: "pipe", stderr: "pipe" });
+  const result = Bun.spawnSync(argv, { env: env(extra), cwd: files, stdout: "pipe", stderr: "pipe" });
   return { code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() };
 }
 
@@ -101,6 +109,23 @@ describe("bash completion against QEMU", () => {
     expect(bashComplete("qmpctl exec stop --wait-event STO", socket)).toEqual(["STOP"]);
   });
 
+  test("job wait: the ids of QEMU's jobs, each once", async () => {
+    for (const name of ["src", "dst"]) {
+      await qemu.control.execute("blockdev-add", { driver: "null-co", "node-name": name, size: 1 << 26 });
+    }
+    // 1 byte a second: the backup runs until it is cancelled.
+    const backup = { device: "src", target: "dst", sync: "full", speed: 1 };
+    await qemu.control.execute("blockdev-backup", { "job-id": "nightly", ...backup });
+    try {
+      expect(bashComplete(`${s()} job wait `)).toEqual(["nightly"]);
+      expect(bashComplete(`${s()} job wait nightly `)).toEqual([]);
+      expect(bashComplete(`${s()} job wait x`)).toEqual([]);
+      expect(bashComplete("qmpctl job wait ")).toEqual([]); // no socket: no connection
+    } finally {
+      await qemu.control.execute("job-cancel", { id: "nightly" });
+    }
+  });
+
   test("without a socket, no QMP names and no error", () => {
     expect(bashComplete("qmpctl exec query-stat")).toEqual([]);
   });
@@ -143,4 +168,131 @@ describe("completions complete", () => {
       rmSync(cache, { recursive: true, force: true });
     }
   });
+});
+
+describe("the words of ga, job, migrate and proxy (no QEMU, no agent)", () => {
+  test("ga: its forms and the agent's commands, from the built-in table", () => {
+    expect(bashComplete("qmpctl ga e")).toEqual(["exec"]);
+    expect(bashComplete("qmpctl ga ")).toEqual(["cp", "exec", "wait", ...Object.keys(AGENT_COMMANDS)]);
+    expect(bashComplete("qmpctl ga guest-file-f")).toEqual(["guest-file-flush"]);
+  });
+
+  test("ga: the arguments of an agent command and their values, as for exec", () => {
+    expect(bashComplete("qmpctl ga guest-exec ")).toEqual([
+      "arg.",
+      "arg=",
+      "capture-output=",
+      "env.",
+      "env=",
+      "input-data=",
+      "path=",
+    ]);
+    expect(bashComplete("qmpctl ga guest-exec path=/bin/ls capture-output=s")).toEqual([
+      "separated",
+      "stderr",
+      "stdout",
+    ]);
+    expect(bashComplete("qmpctl ga guest-file-seek handle=1 w")).toEqual(["whence="]);
+    expect(bashComplete("qmpctl ga guest-ping ")).toEqual([]);
+  });
+
+  test("ga exec, ga wait and an unknown agent command take no words of their own", () => {
+    expect(bashComplete("qmpctl ga exec ")).toEqual([]);
+    expect(bashComplete("qmpctl ga exec -- ")).toEqual([]);
+    expect(bashComplete("qmpctl ga wait ")).toEqual([]);
+    expect(bashComplete("qmpctl ga guest-frobnicate ")).toEqual([]);
+  });
+
+  test("fish: complete -C offers the agent's words", () => {
+    const result = run(["fish", "-c", `source ${scripts.fish}; complete -C 'qmpctl ga e'; complete -C 'qmpctl job '`]);
+    expect(result).toEqual({ code: 0, stdout: "exec\nwait\n", stderr: "" });
+  });
+
+  test("job and migrate: wait", () => {
+    expect(bashComplete("qmpctl job ")).toEqual(["wait"]);
+    expect(bashComplete("qmpctl migrate w")).toEqual(["wait"]);
+    expect(bashComplete("qmpctl job wait ")).toEqual([]);
+  });
+
+  test("proxy: after -- nothing, neither options nor files (the QEMU command line is the user's)", () => {
+    expect(bashComplete("qmpctl proxy --listen x.sock -- ")).toEqual([]);
+    expect(bashComplete("qmpctl proxy --listen x.sock -- qemu-system-x86_64 -")).toEqual([]);
+    expect(bashComplete("qmpctl proxy --listen x.sock -- qemu-system-x86_64 vm")).toEqual([]);
+  });
+});
+
+describe("local files where a file goes", () => {
+  test("bash: -s, ga --stdin, ga cp's local side, proxy --listen", () => {
+    const sorted = (line: string) => bashComplete(line).sort(); // compgen -f lists in directory order
+    expect(sorted("qmpctl -s vm")).toEqual(["vm1.sock", "vm2.img"]);
+    expect(sorted("qmpctl ga exec --stdin ba")).toEqual(["backup.sql"]);
+    expect(sorted("qmpctl ga cp ")).toEqual([...FILE_NAMES, "images"].sort());
+    expect(sorted("qmpctl ga cp :/etc/hostname vm2")).toEqual(["vm2.img"]);
+    expect(sorted("qmpctl proxy --listen vm")).toEqual(["vm1.sock", "vm2.img"]);
+  });
+
+  test("bash: not where no file goes", () => {
+    expect(bashComplete("qmpctl ga cp :/etc/host")).toEqual([]); // the guest's side
+    expect(bashComplete("qmpctl ga cp vm1.sock :/tmp/x ")).toEqual([]);
+    expect(bashComplete("qmpctl ga exec --env ")).toEqual([]);
+    expect(bashComplete("qmpctl proxy --listen-mode ")).toEqual([]);
+  });
+
+  test("fish: complete -C offers the files", () => {
+    const result = run(["fish", "-c", `source ${scripts.fish}; complete -C 'qmpctl ga exec --stdin ba'`]);
+    expect(result).toEqual({ code: 0, stdout: "backup.sql\n", stderr: "" });
+  });
+
+  test("zsh: the word is left to _files", () => {
+    const program = `
+compdef() { :; }
+compadd() { print -r -- "compadd $*"; }
+_files() { print -r -- _files; }
+source "$1"
+words=(qmpctl ga cp vm); CURRENT=4; PREFIX=vm
+_qmpctl
+words=(qmpctl ga cp :/etc/host); CURRENT=4; PREFIX=:/etc/host
+_qmpctl`;
+    const result = run(["zsh", "-f", "-c", program, "zsh", scripts.zsh]);
+    expect(result.stdout).toBe("_files\ncompadd -S  -a unspaced\ncompadd -a spaced\n");
+  });
+});
+
+describe("every option of every command is offered after it", () => {
+  test.each(Object.keys(COMMANDS))("%s", (name) => {
+    const expected = [...GLOBAL_OPTIONS, ...COMMANDS[name].options].map((o) => `--${o.name}`);
+    expect(bashComplete(`qmpctl ${name} --`)).toEqual(expected);
+  });
+});
+
+describe("a real TAB on a terminal", () => {
+  /** Each shell, started on a terminal with the printed script loaded, at a bare prompt. */
+  const shells: Record<string, { argv: string[]; setup: string }> = {
+    bash: { argv: ["bash", "--norc", "--noprofile", "-i"], setup: "source SCRIPT" },
+    zsh: { argv: ["zsh", "-f", "-i"], setup: "autoload -U compinit; compinit -u; source SCRIPT; PS1='$ '" },
+    fish: { argv: ["fish", "-i"], setup: "function fish_prompt; echo '$ '; end; source SCRIPT" },
+  };
+  async function completeOnTerminal(shell: string, typed: string, expected: string): Promise<void> {
+    const { argv, setup } = shells[shell];
+    // HOME is the files directory (no user configuration there), and where the shell starts.
+    const terminal = await startTerminal(argv, { env: env({ PS1: "$ ", HOME: files, XDG_CONFIG_HOME: files }) });
+    try {
+      await terminal.type(`cd ${files}; ${setup.replace("SCRIPT", scripts[shell])}; clear`);
+      await terminal.press("Enter");
+      await terminal.waitFor("a prompt", (s) => s.length === 1 && s[0].trimEnd() === "$", 30_000);
+      await terminal.type(typed);
+      await terminal.press("Tab");
+      await terminal.waitFor(`the line to read ${expected}`, (s) => s[0] === `$ ${expected}`, 10_000);
+    } finally {
+      await terminal.close();
+    }
+  }
+
+  test("bash: 'qmpctl ga e<TAB>' becomes 'qmpctl ga exec'", async () => {
+    await completeOnTerminal("bash", "qmpctl ga e", "qmpctl ga exec");
+  }, 45_000);
+
+  test.each(["bash", "zsh", "fish"])("%s: 'qmpctl ga exec --stdin ba<TAB>' completes the local file", async (shell) => {
+    await completeOnTerminal(shell, "qmpctl ga exec --stdin ba", "qmpctl ga exec --stdin backup.sql");
+  }, 45_000);
 });
