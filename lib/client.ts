@@ -22,6 +22,7 @@ import {
   ProtocolError,
   type QmpError,
 } from "./errors.ts";
+import { isRawNumber } from "./exact_json.ts";
 import { type EventFilter, EventSubscription, type QmpEvent, type SubscribeOptions } from "./events.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES, JsonFramer } from "./framing.ts";
 import { connectTransport, type Transport } from "./transport.ts";
@@ -310,10 +311,12 @@ export class QmpClient {
   #receive(chunk: Uint8Array): void {
     if (this.#phase === "closed") return;
     try {
-      for (const message of this.#framer.push(chunk)) {
+      // Each message is dispatched as it completes: those before a fault in
+      // the same chunk count, then the fault ends the session.
+      this.#framer.push(chunk, (message) => {
         this.#log?.("receive", JSON.stringify(message));
         this.#dispatch(message);
-      }
+      });
       this.#updateFlow();
     } catch (error) {
       this.#shutdown(error as QmpError);
@@ -450,7 +453,9 @@ function idKey(id: unknown): string {
   return JSON.stringify(
     id,
     (_key, value: unknown) =>
-      typeof value === "object" && value !== null && !Array.isArray(value)
+      isRawNumber(value) // a number kept as written: matched as the double the caller sent
+        ? Number(value.rawJSON)
+        : typeof value === "object" && value !== null && !Array.isArray(value)
         ? Object.fromEntries(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
         : value,
   );
