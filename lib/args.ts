@@ -75,7 +75,7 @@ export function buildArguments(
   base: Record<string, unknown> = {},
   typeValue: ValueTyper = jsonOrString,
 ): Record<string, unknown> {
-  const result = structuredClone(base);
+  const result = parseExact(JSON.stringify(base)) as Record<string, unknown>; // a deep copy that keeps raw numbers
   const seen = new Map<string, string>(); // full key -> the word that set it
   for (const { word, path, text, raw } of splitKeyValueWords(words)) {
     for (let i = 1; i <= path.length; i++) {

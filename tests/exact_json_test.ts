@@ -18,6 +18,12 @@ describe("parseExact", () => {
     expect(isRawNumber((parseExact("[18446744073709551615]") as unknown[])[0])).toBe(true);
   });
 
+  test("a number alone (a --match or KEY:=JSON value) is kept too", () => {
+    expect(JSON.stringify(parseExact("18446744073709551615"))).toBe("18446744073709551615");
+    expect(JSON.stringify(parseExact(" 1e400"))).toBe("1e400");
+    expect(parseExact("42")).toBe(42);
+  });
+
   test("digits inside strings are left alone (and only cost the slower parse)", () => {
     expect(parseExact('{"a": ":18446744073709551615", "b": "[1.50"}')).toEqual({
       a: ":18446744073709551615",
