@@ -60,7 +60,7 @@ export async function run(context: CommandContext): Promise<number> {
     : parseArgumentsJson(argsText === "-" ? await readStdin(context.signal) : argsText);
   let args = base || words.length > 0 ? buildArguments(words, base) : undefined; // malformed words: nothing sent
   const wait = readWaitEventOption(context);
-  const client = await connect(context);
+  const client = await connect(context, { pipeline: true }); // the command goes out behind qmp_capabilities
   try {
     if (wordsNeedTyping(words)) { // typed and checked by QEMU's schema (cached; loaded only when needed)
       args = await (await schema()).typedArguments(client, command, words, base, { signal: context.signal });

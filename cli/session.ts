@@ -31,13 +31,17 @@ export interface CommandContext {
   signal: AbortSignal;
 }
 
-/** Connect and negotiate, with `-s` or `$QMPCTL_SOCKET`. */
-export function connect(context: CommandContext): Promise<QmpClient> {
+/**
+ * Connect and negotiate, with `-s` or `$QMPCTL_SOCKET`; `pipeline`: commands
+ * go out before negotiation is answered (see ConnectOptions.pipeline).
+ */
+export function connect(context: CommandContext, options: { pipeline?: boolean } = {}): Promise<QmpClient> {
   const address = context.global.socket ?? env("QMPCTL_SOCKET");
   if (!address) throw new UsageError("no address: give -s/--socket ADDR or set QMPCTL_SOCKET");
   return QmpClient.connect(address, {
     signal: context.signal,
     connectTimeout: context.global.connectTimeoutMs,
+    pipeline: options.pipeline,
     log: context.global.verbose
       ? (direction, json) => writeStderrLine(`${direction === "send" ? ">" : "<"} ${json}`)
       : undefined,

@@ -47,6 +47,16 @@ export interface ConnectOptions {
   maxMessageBytes?: number;
   /** Called with each message as it crosses the wire, compact JSON on one line. */
   log?: (direction: "send" | "receive", json: string) => void;
+  /**
+   * Resolve as soon as `qmp_capabilities` is sent, not when it is answered:
+   * commands then go out right behind it, which saves a round trip. QEMU runs
+   * in-band commands in the order it receives them (qmp-spec, "Out-of-band
+   * execution"), so they run after negotiation. A call made before the
+   * answer still fails with negotiation's error when negotiation fails;
+   * `connectTimeout` and `signal` go on bounding negotiation. exec-oob waits
+   * until negotiation has enabled `oob`.
+   */
+  pipeline?: boolean;
 }
 
 /** Options of one command. */
@@ -94,6 +104,9 @@ export class QmpClient {
   #nextId = 1;
   #phase: Phase = "connecting";
   #greetingWaiter?: { resolve: (greeting: Greeting) => void; reject: (error: QmpError) => void };
+  /** Settles when negotiation has: awaited by calls made before it ends (with `pipeline`). */
+  #negotiated?: Promise<void>;
+  #capabilitiesSent = Promise.withResolvers<void>();
   #failure?: QmpError;
   readonly #closed: Promise<QmpError | undefined>;
   #markClosed!: (failure: QmpError | undefined) => void;
@@ -134,15 +147,27 @@ export class QmpClient {
       if (signal?.aborted) onAbort();
       else signal?.addEventListener("abort", onAbort, { once: true });
     });
+    const negotiated = client.#open();
+    negotiated.catch(() => {}); // raced below
+    const stopBounding = () => signal?.removeEventListener("abort", onAbort);
     try {
-      await Promise.race([client.#open(), aborted]);
-      return client;
+      await Promise.race([
+        options.pipeline ? Promise.race([client.#capabilitiesSent.promise, negotiated]) : negotiated,
+        aborted,
+      ]);
     } catch (error) {
       client.#shutdown(error as QmpError);
+      stopBounding();
       throw error;
-    } finally {
-      signal?.removeEventListener("abort", onAbort);
     }
+    if (!options.pipeline) stopBounding();
+    else { // negotiation goes on behind the caller's first commands, still bounded
+      Promise.race([negotiated, aborted]).then(stopBounding, (error: QmpError) => {
+        client.#shutdown(error);
+        stopBounding();
+      });
+    }
+    return client;
   }
 
   /** The server's greeting. */
@@ -171,8 +196,12 @@ export class QmpClient {
    * @throws {DisconnectedError | ProtocolError | TimeoutError | AbortedError}
    */
   async execute(command: string, args?: Record<string, unknown>, options: ExecuteOptions = {}): Promise<unknown> {
-    const response = await this.#call(command, args, options);
-    return response.return;
+    if (this.#phase !== "negotiating") return (await this.#call(command, args, options)).return;
+    if (options.oob) await this.#negotiated; // exec-oob would overtake qmp_capabilities
+    const reply = this.#call(command, args, options); // sent now, behind qmp_capabilities
+    reply.catch(() => {}); // negotiation's error comes first
+    await this.#negotiated;
+    return (await reply).return;
   }
 
   /**
@@ -244,16 +273,23 @@ export class QmpClient {
     if (this.#phase === "connecting") this.#phase = "greeting";
     this.#greeting = await greeting;
     const enable = this.#greeting.capabilities.includes("oob") ? ["oob"] : [];
-    try {
-      await this.#call("qmp_capabilities", enable.length > 0 ? { enable } : undefined, {});
-    } catch (error) {
-      if (error instanceof CommandError) {
-        throw new NegotiationError(`${this.address.text} refused qmp_capabilities: ${error.message}`, { cause: error });
-      }
-      throw error;
-    }
-    this.#capabilities = enable;
-    this.#phase = "running";
+    this.#negotiated = this.#call("qmp_capabilities", enable.length > 0 ? { enable } : undefined, {}).then(
+      () => {
+        this.#capabilities = enable;
+        if (this.#phase === "negotiating") this.#phase = "running";
+      },
+      (error) => {
+        if (error instanceof CommandError) {
+          throw new NegotiationError(`${this.address.text} refused qmp_capabilities: ${error.message}`, {
+            cause: error,
+          });
+        }
+        throw error;
+      },
+    );
+    this.#negotiated.catch(() => {}); // awaited below and by early calls
+    this.#capabilitiesSent.resolve();
+    await this.#negotiated;
   }
 
   #call(
