@@ -11,7 +11,7 @@ import type { QmpClient } from "../lib/client.ts";
 import { ArgumentError, DisconnectedError, TimeoutError } from "../lib/errors.ts";
 import type { EventSubscription, QmpEvent } from "../lib/events.ts";
 import { numberText, parseExact, sameNumber } from "../lib/exact_json.ts";
-import { writeStdout } from "./io.ts";
+import { normalJit, writeStdout } from "./io.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, formatJson } from "./session.ts";
 
@@ -119,6 +119,7 @@ export async function printEvents(
   wait: EventWait,
 ): Promise<{ printed: number; error?: unknown }> {
   let printed = 0;
+  if (wait.count > 1) normalJit(); // a stream: its loop runs hot
   try {
     while (printed < wait.count) {
       const batch = await subscription.nextBatch(wait.count - printed);

@@ -48,6 +48,15 @@ function writeAll(text: string): Promise<void> {
   });
 }
 
+/**
+ * The normal JIT policy again, for a loop that runs long (an event stream):
+ * the binary starts with tier-up delayed (scripts/build.sh), which suits
+ * run-once start-up code. Elsewhere nothing to do.
+ */
+export function normalJit(): void {
+  bun?.unsafe.setJITPolicy?.(1);
+}
+
 /** Write one line to stderr (console.error: synchronous, and cheap at start-up). */
 export function writeStderrLine(line: string): void {
   console.error(line);
