@@ -27,20 +27,33 @@ const RSS_DIR = mkdtempSync(join(tmpdir(), "qmpctl-bench-rss-"));
 const RSS_FILE = join(RSS_DIR, "rss");
 process.on("exit", () => rmSync(RSS_DIR, { recursive: true, force: true }));
 
-/** Run a whole process once (under /usr/bin/time, for its peak RSS); its wall time, CPU time and peak RSS. */
+/**
+ * Run a whole process once for its wall and CPU time, then once more under
+ * /usr/bin/time for its peak RSS (the wrapper would add its own start-up to
+ * the times).
+ */
 function runOnce(program: string[], stdin?: string, env?: Record<string, string | undefined>): Sample {
-  const cmd = ["/usr/bin/time", "-f", "%M", "-o", RSS_FILE, ...program];
+  const run = (cmd: string[]) => {
+    const result = Bun.spawnSync(cmd, {
+      stdin: stdin === undefined ? "ignore" : new Blob([stdin]),
+      stdout: "pipe",
+      stderr: "pipe",
+      env,
+    });
+    if (result.exitCode !== 0) {
+      throw new Error(`${cmd.join(" ")} exited ${result.exitCode}: ${result.stderr.toString()}`);
+    }
+    return result;
+  };
   const started = performance.now();
-  const result = Bun.spawnSync(cmd, {
-    stdin: stdin === undefined ? "ignore" : new Blob([stdin]),
-    stdout: "pipe",
-    stderr: "pipe",
-    env,
-  });
+  const timed = run(program);
   const ms = performance.now() - started;
-  if (result.exitCode !== 0) throw new Error(`${cmd.join(" ")} exited ${result.exitCode}: ${result.stderr.toString()}`);
-  const cpuMs = Number(result.resourceUsage.cpuTime.total) / 1000;
-  return { ms, cpuMs, maxRssKiB: Number(readFileSync(RSS_FILE, "utf8").trim().split("\n").pop()) };
+  run(["/usr/bin/time", "-f", "%M", "-o", RSS_FILE, ...program]);
+  return {
+    ms,
+    cpuMs: Number(timed.resourceUsage.cpuTime.total) / 1000,
+    maxRssKiB: Number(readFileSync(RSS_FILE, "utf8").trim().split("\n").pop()),
+  };
 }
 
 export function median(values: number[]): number {
