@@ -107,20 +107,13 @@ async function benchDrain(qemu: TestQemu): Promise<void> {
   );
 }
 
-/**
- * One latency round: ms from `stop` sent to the STOP line on the listener's
- * stdout. Sent once the listener listens: socat has printed the answer to
- * qmp_capabilities; qmpctl (-v) has logged its first request after
- * negotiation, which it sends after subscribing.
- */
-async function latencyOnce(qemu: TestQemu, listener: string[], ready: "stdout" | "stderr", stdin?: string) {
-  const child = Bun.spawn(listener, { stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+/** One latency round: ms from `stop` sent to the STOP line on the listener's stdout. */
+async function latencyOnce(qemu: TestQemu, listener: string[], stdin?: string): Promise<number> {
+  const child = Bun.spawn(listener, { stdin: "pipe", stdout: "pipe" });
   if (stdin) child.stdin.write(stdin);
   child.stdin.flush();
   const lines = timedLines(child.stdout);
-  const log = timedLines(child.stderr);
-  if (ready === "stdout") await lines.find('"return"');
-  else await log.find('> {"execute":"query-');
+  await Bun.sleep(SETTLE_MS); // connected and listening
   const sent = performance.now();
   const stopped = qemu.control.execute("stop");
   const { at } = await lines.find('"STOP"');
@@ -144,8 +137,8 @@ async function monitorFree(qemu: TestQemu): Promise<void> {
 async function benchLatency(qemu: TestQemu): Promise<void> {
   const qmpctl: number[] = [], socat: number[] = [];
   for (let round = 0; round < LATENCY_ROUNDS; round++) {
-    qmpctl.push(await latencyOnce(qemu, [QMPCTL, "-s", qemu.socket, "-v", "wait-event", "STOP"], "stderr"));
-    socat.push(await latencyOnce(qemu, ["socat", "-", `UNIX-CONNECT:${qemu.socket}`], "stdout", NEGOTIATE));
+    qmpctl.push(await latencyOnce(qemu, [QMPCTL, "-s", qemu.socket, "wait-event", "STOP", "--timeout", "10s"]));
+    socat.push(await latencyOnce(qemu, ["socat", "-", `UNIX-CONNECT:${qemu.socket}`], NEGOTIATE));
   }
   const ms = (values: number[], p: number) => `${percentile(values, p).toFixed(2)} ms`;
   console.log(
