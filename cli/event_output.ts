@@ -10,6 +10,8 @@ import { splitKeyValueWords } from "../lib/args.ts";
 import type { QmpClient } from "../lib/client.ts";
 import { ArgumentError, DisconnectedError, TimeoutError } from "../lib/errors.ts";
 import type { EventSubscription, QmpEvent } from "../lib/events.ts";
+import { numberText, parseExact, sameNumber } from "../lib/exact_json.ts";
+import { normalJit } from "./io.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, formatEvent, write } from "./session.ts";
 
@@ -67,7 +69,7 @@ export function dataMatcher(words: readonly string[]): (event: QmpEvent) => bool
   const tests = pairs.map(({ word, path, text, raw }) => {
     let json: unknown, parses = true;
     try {
-      json = JSON.parse(text);
+      json = parseExact(text); // a big integer stays its digits, as in the event
     } catch {
       if (raw) throw new UsageError(`--match '${word}': the value after := is not JSON`);
       parses = false;
@@ -117,6 +119,7 @@ export async function printEvents(
   wait: EventWait,
 ): Promise<{ printed: number; error?: unknown }> {
   let printed = 0;
+  if (wait.count > 1) normalJit(); // a stream: its loop runs hot
   try {
     while (printed < wait.count) {
       const batch = await subscription.nextBatch(wait.count - printed);
@@ -160,9 +163,15 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null;
 }
 
-/** Equal as JSON values: objects by their members in any order (QEMU's order is its hash table's). */
+/**
+ * Equal as JSON values: numbers by their exact value (a number kept as
+ * written is an object), objects by their members in any order (QEMU's order
+ * is its hash table's).
+ */
 function sameJson(a: unknown, b: unknown): boolean {
   if (a === b) return true;
+  const x = numberText(a), y = numberText(b);
+  if (x !== undefined || y !== undefined) return x !== undefined && y !== undefined && sameNumber(x, y);
   if (!isObject(a) || !isObject(b) || Array.isArray(a) !== Array.isArray(b)) return false;
   const keys = Object.keys(a);
   return keys.length === Object.keys(b).length && keys.every((k) => Object.hasOwn(b, k) && sameJson(a[k], b[k]));

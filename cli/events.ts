@@ -38,5 +38,5 @@ export async function run(context: CommandContext): Promise<number> {
     const { error } = await printEvents(context, subscription, wait);
     if (error !== undefined && !(error instanceof TimeoutError)) throw error; // --timeout is how long to listen
     return 0;
-  }, (c) => (subscription = subscribe(c, wait, context.signal)));
+  }, { subscribe: (c) => (subscription = subscribe(c, wait, context.signal)) });
 }

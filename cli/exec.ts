@@ -118,5 +118,5 @@ export async function run(context: CommandContext): Promise<number> {
       });
     if (wait && subscription) await printAwaitedEvents(context, client, subscription, wait);
     return following ? await following() : 0;
-  });
+  }, { pipeline: true }); // the command goes out behind qmp_capabilities
 }

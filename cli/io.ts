@@ -106,6 +106,15 @@ function writeAll(data: string | Uint8Array, stream: "stdout" | "stderr" = "stdo
 }
 
 /**
+ * The normal JIT policy again, for a loop that runs long (an event stream):
+ * the binary starts with tier-up delayed (scripts/build.sh), which suits
+ * run-once start-up code. Elsewhere nothing to do.
+ */
+export function normalJit(): void {
+  bun?.unsafe.setJITPolicy?.(1);
+}
+
+/**
  * Write one line to stderr (console.error: synchronous, and cheap at
  * start-up). Control characters are written as escapes, so that text from a
  * server (a QEMU error's `desc`) or from the user can neither split the line

@@ -47,18 +47,28 @@ export interface CommandContext {
   target?: Target;
 }
 
+/** How a command's connection is made. */
+export interface SessionOptions {
+  /** Called with the client before it connects: events from the very start reach the subscriptions it makes. */
+  subscribe?: (client: QmpClient) => void;
+  /** Send commands behind qmp_capabilities without waiting for its answer (one round trip fewer). */
+  pipeline?: boolean;
+}
+
 /**
  * Connect and negotiate, with `-s` or `$QMPCTL_SOCKET` (retrying while the
- * socket is not ready, with `--wait-socket`); `subscribe` is called before
- * connecting (see ConnectOptions.subscribe).
+ * socket is not ready, with `--wait-socket`). `subscribe` is called before
+ * connecting (see ConnectOptions.subscribe); with `pipeline`, commands go out
+ * before negotiation is answered (see ConnectOptions.pipeline).
  */
-export function connect(context: CommandContext, subscribe?: (client: QmpClient) => void): Promise<QmpClient> {
+export function connect(context: CommandContext, session: SessionOptions = {}): Promise<QmpClient> {
   const address = context.global.socket ?? env("QMPCTL_SOCKET");
   if (!address) throw new UsageError("no address: give -s/--socket ADDR or set QMPCTL_SOCKET");
   const options = {
     signal: context.signal,
     connectTimeout: context.global.connectTimeoutMs,
-    subscribe,
+    subscribe: session.subscribe,
+    pipeline: session.pipeline,
     log: context.global.verbose
       ? (direction: "send" | "receive", json: string) => writeStderrLine(`${direction === "send" ? ">" : "<"} ${json}`)
       : undefined,
@@ -69,14 +79,14 @@ export function connect(context: CommandContext, subscribe?: (client: QmpClient)
 
 /**
  * Connect, run `use` with the client, and close the connection however `use`
- * ends; `subscribe` as for `connect`.
+ * ends; `options` as for `connect`.
  */
 export async function withClient<T>(
   context: CommandContext,
   use: (client: QmpClient) => Promise<T>,
-  subscribe?: (client: QmpClient) => void,
+  options: SessionOptions = {},
 ): Promise<T> {
-  const client = await connect(context, subscribe);
+  const client = await connect(context, options);
   try {
     return await use(client);
   } finally {

@@ -50,5 +50,5 @@ export async function run(context: CommandContext): Promise<number> {
     await (await import("../lib/schema/mod.ts")).checkEventNames(client, wait.names, { signal: context.signal });
     await printAwaitedEvents(context, client, subscription, wait);
     return 0;
-  }, (c) => (subscription = subscribe(c, wait, context.signal)));
+  }, { subscribe: (c) => (subscription = subscribe(c, wait, context.signal)) });
 }

@@ -10,6 +10,7 @@
  * @module
  */
 import { ArgumentError } from "./errors.ts";
+import { parseExact } from "./exact_json.ts";
 
 /** Turns the text of a `KEY=VALUE` word into the value to send, given its key path. */
 export type ValueTyper = (path: readonly string[], text: string) => unknown;
@@ -17,7 +18,7 @@ export type ValueTyper = (path: readonly string[], text: string) => unknown;
 /** Without a schema: JSON where the text parses as JSON, else the text as a string. */
 export const jsonOrString: ValueTyper = (_path, text) => {
   try {
-    return JSON.parse(text);
+    return parseExact(text); // numbers sent as written
   } catch {
     return text;
   }
@@ -75,7 +76,7 @@ export function buildArguments(
   base: Record<string, unknown> = {},
   typeValue: ValueTyper = jsonOrString,
 ): Record<string, unknown> {
-  const result = structuredClone(base);
+  const result = parseExact(JSON.stringify(base)) as Record<string, unknown>; // a deep copy that keeps raw numbers
   // Maps, not scans, so that many words cost linear time.
   const seen = new Map<string, string>(); // full key -> the word that set it
   const parents = new Map<string, string>(); // key with keys inside it -> the first word that put one there
@@ -124,7 +125,7 @@ export function parseArgumentsJson(text: string, source = "--args"): Record<stri
 
 function parseJsonValue(text: string, source: string): unknown {
   try {
-    return JSON.parse(text);
+    return parseExact(text); // numbers sent as written
   } catch (error) {
     throw new ArgumentError(`${source}: invalid JSON${jsonErrorPlace(text)}: ${(error as Error).message}`);
   }

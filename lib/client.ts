@@ -25,6 +25,7 @@ import {
   ProtocolError,
   type QmpError,
 } from "./errors.ts";
+import { isRawNumber } from "./exact_json.ts";
 import { type EventFilter, EventSubscription, type QmpEvent, type SubscribeOptions } from "./events.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES, JsonFramer } from "./framing.ts";
 import { connectTransport, type Transport, type TransportOptions } from "./transport.ts";
@@ -65,6 +66,16 @@ export interface ConnectOptions {
    * ```
    */
   subscribe?: (client: QmpClient) => void;
+  /**
+   * Resolve as soon as `qmp_capabilities` is sent, not when it is answered:
+   * commands then go out right behind it, which saves a round trip. QEMU runs
+   * in-band commands in the order it receives them (qmp-spec, "Out-of-band
+   * execution"), so they run after negotiation. A call made before the
+   * answer still fails with negotiation's error when negotiation fails;
+   * `connectTimeout` and `signal` go on bounding negotiation. exec-oob waits
+   * until negotiation has enabled `oob`.
+   */
+  pipeline?: boolean;
 }
 
 /** Options of one command. */
@@ -122,6 +133,9 @@ export class QmpClient {
   #nextId = 1;
   #phase: Phase = "connecting";
   #greetingWaiter?: { resolve: (greeting: Greeting) => void; reject: (error: QmpError) => void };
+  /** Settles when negotiation has: awaited by calls made before it ends (with `pipeline`). */
+  #negotiated?: Promise<void>;
+  #capabilitiesSent = Promise.withResolvers<void>();
   #failure?: QmpError;
   /** connect(2) said EAGAIN: the server's listen queue was full (for the timeout message). */
   #listenQueueFull = false;
@@ -160,13 +174,18 @@ export class QmpClient {
         ? new ConnectTimeoutError(`no ${step} within ${formatDuration(limitMs)}${hint}`)
         : abortErrorFor(`the ${step}${hint}`)(options.signal!);
     };
+    // Bounded until negotiation is answered, also when `pipeline` returns before that.
+    const negotiated = abortable(client.#open({ signal, connectTimeout: limitMs }), signal, abortError);
+    negotiated.catch(() => {}); // awaited below
     try {
-      await abortable(client.#open({ signal, connectTimeout: limitMs }), signal, abortError);
-      return client;
+      await (options.pipeline ? Promise.race([client.#capabilitiesSent.promise, negotiated]) : negotiated);
     } catch (error) {
       client.#shutdown(error as QmpError);
       throw error;
     }
+    // With `pipeline`, negotiation goes on behind the caller's first commands: its failure ends the session.
+    if (options.pipeline) negotiated.catch((error: QmpError) => client.#shutdown(error));
+    return client;
   }
 
   /** The server's greeting. */
@@ -197,8 +216,12 @@ export class QmpClient {
    * @throws {DisconnectedError | ProtocolError | TimeoutError | AbortedError}
    */
   async execute(command: string, args?: Record<string, unknown>, options: ExecuteOptions = {}): Promise<unknown> {
-    const response = await this.#call(command, args, options);
-    return response.return;
+    if (this.#phase !== "negotiating") return (await this.#call(command, args, options)).return;
+    if (options.oob) await this.#negotiated; // exec-oob would overtake qmp_capabilities
+    const reply = this.#call(command, args, options); // sent now, behind qmp_capabilities
+    reply.catch(() => {}); // negotiation's error comes first
+    await this.#negotiated;
+    return (await reply).return;
   }
 
   /**
@@ -275,17 +298,23 @@ export class QmpClient {
     if (this.#phase === "connecting") this.#phase = "greeting";
     this.#greeting = await greeting;
     const enable = this.#greeting.capabilities.includes("oob") ? ["oob"] : [];
-    try {
-      await this.#call("qmp_capabilities", enable.length > 0 ? { enable } : undefined, {});
-    } catch (error) {
-      if (error instanceof CommandError) {
-        throw new NegotiationError(`${this.address.text} refused qmp_capabilities: ${error.message}`, { cause: error });
-      }
-      throw error;
-    }
-    this.#capabilities = enable;
-    // A message in the same read as the answer may already have ended the session.
-    if (this.#phase === "negotiating") this.#phase = "running";
+    this.#negotiated = this.#call("qmp_capabilities", enable.length > 0 ? { enable } : undefined, {}).then(
+      () => {
+        this.#capabilities = enable;
+        if (this.#phase === "negotiating") this.#phase = "running";
+      },
+      (error) => {
+        if (error instanceof CommandError) {
+          throw new NegotiationError(`${this.address.text} refused qmp_capabilities: ${error.message}`, {
+            cause: error,
+          });
+        }
+        throw error;
+      },
+    );
+    this.#negotiated.catch(() => {}); // awaited below and by early calls
+    this.#capabilitiesSent.resolve();
+    await this.#negotiated;
   }
 
   #call(
@@ -340,10 +369,12 @@ export class QmpClient {
   #receive(chunk: Uint8Array): void {
     if (this.#phase === "closed") return;
     try {
-      for (const message of this.#framer.push(chunk)) {
+      // Each message is dispatched as it completes: those before a fault in
+      // the same chunk count, then the fault ends the session.
+      this.#framer.push(chunk, (message) => {
         this.#log?.("receive", JSON.stringify(message));
         this.#dispatch(message);
-      }
+      });
       this.#updateFlow();
     } catch (error) {
       this.#shutdown(error as QmpError);
@@ -504,7 +535,9 @@ function idKey(id: unknown): string {
   return JSON.stringify(
     id,
     (_key, value: unknown) =>
-      typeof value === "object" && value !== null && !Array.isArray(value)
+      isRawNumber(value) // a number kept as written: matched as the double the caller sent
+        ? Number(value.rawJSON)
+        : typeof value === "object" && value !== null && !Array.isArray(value)
         ? Object.fromEntries(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
         : value,
   );

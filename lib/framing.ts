@@ -8,12 +8,23 @@
  * that keeps its state between chunks and looks at each byte once, so a
  * message split into many chunks costs time linear in its size.
  *
+ * Numbers are kept exactly as written (see exact_json.ts). Nesting is bounded
+ * as QEMU bounds what it accepts (qobject/json-streamer.c, MAX_NESTING), so a
+ * hostile message cannot exhaust the stack of whoever walks it later.
+ *
  * @module
  */
 import { MessageTooLargeError, ProtocolError } from "./errors.ts";
+import { parseExact } from "./exact_json.ts";
 
 /** The default bound on one message: QEMU's largest are a few hundred KB. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+/** The deepest nesting of objects and arrays accepted, as in QEMU's own parser. */
+export const MAX_NESTING = 1024;
+
+/** A line of at most this many bytes cannot nest deeper than MAX_NESTING (each level takes two). */
+const SHALLOW_LINE_BYTES = 2 * MAX_NESTING;
 
 const OPEN_BRACE = 0x7b, CLOSE_BRACE = 0x7d, OPEN_BRACKET = 0x5b, CLOSE_BRACKET = 0x5d;
 const QUOTE = 0x22, BACKSLASH = 0x5c, NEWLINE = 0x0a;
@@ -45,13 +56,17 @@ export class JsonFramer {
   }
 
   /**
-   * Feed the next chunk; returns the messages it completed, in order.
-   * @throws {ProtocolError} on bytes that cannot start a JSON object or are not JSON
+   * Feed the next chunk; returns the messages it completed, in order. With
+   * `deliver`, each message is handed to it as soon as it is complete, so the
+   * messages before a fault in the same chunk are delivered before the throw.
+   * @throws {ProtocolError} on bytes that cannot start a JSON object, are not
+   *   JSON, or nest deeper than MAX_NESTING
    * @throws {MessageTooLargeError} when one message exceeds the limit
    */
-  push(chunk: Uint8Array): unknown[] {
+  push(chunk: Uint8Array, deliver?: (message: unknown) => void): unknown[] {
     const messages: unknown[] = [];
-    let i = this.#depth > 0 ? this.#scan(chunk, 0, 0, messages) : 0;
+    const out = deliver ?? ((message: unknown) => messages.push(message));
+    let i = this.#depth > 0 ? this.#scan(chunk, 0, 0, out) : 0;
     while (i < chunk.length) {
       const byte = chunk[i];
       if (byte === 0x20 || byte === NEWLINE || byte === 0x0d || byte === 0x09) {
@@ -61,16 +76,17 @@ export class JsonFramer {
       if (byte !== OPEN_BRACE) throw new ProtocolError(`expected a JSON object, got ${describeByte(byte)}`);
       // Fast path: without pretty=on QEMU writes one message a line, so a
       // whole line that parses is a whole message (native search and parse,
-      // where the scanner below is a loop over every byte).
+      // where the scanner below is a loop over every byte). A long line goes
+      // to the scanner, which also bounds its nesting.
       const end = chunk.indexOf(NEWLINE, i);
-      const line = end < 0 ? NOT_A_MESSAGE : this.#parseLine(chunk.subarray(i, end));
+      const line = end < 0 || end - i > SHALLOW_LINE_BYTES ? NOT_A_MESSAGE : this.#parseLine(chunk.subarray(i, end));
       if (line !== NOT_A_MESSAGE) {
-        messages.push(line);
+        out(line);
         i = end + 1;
         continue;
       }
       this.#depth = 1;
-      i = this.#scan(chunk, i, i + 1, messages);
+      i = this.#scan(chunk, i, i + 1, out);
     }
     return messages;
   }
@@ -80,7 +96,7 @@ export class JsonFramer {
    * it began in an earlier one). Returns where the message ended, or the
    * chunk's length after keeping its bytes when it goes on.
    */
-  #scan(chunk: Uint8Array, start: number, from: number, messages: unknown[]): number {
+  #scan(chunk: Uint8Array, start: number, from: number, out: (message: unknown) => void): number {
     for (let i = from; i < chunk.length; i++) {
       const byte = chunk[i];
       if (this.#inString) {
@@ -90,10 +106,13 @@ export class JsonFramer {
         continue;
       }
       if (byte === QUOTE) this.#inString = true;
-      else if (byte === OPEN_BRACE || byte === OPEN_BRACKET) this.#depth++;
-      else if ((byte === CLOSE_BRACE || byte === CLOSE_BRACKET) && --this.#depth === 0) {
+      else if (byte === OPEN_BRACE || byte === OPEN_BRACKET) {
+        if (++this.#depth > MAX_NESTING) {
+          throw new ProtocolError(`received a message nested deeper than ${MAX_NESTING} levels`);
+        }
+      } else if ((byte === CLOSE_BRACE || byte === CLOSE_BRACKET) && --this.#depth === 0) {
         this.#checkSize(i + 1 - start);
-        messages.push(this.#parse(chunk.subarray(start, i + 1)));
+        out(this.#parse(chunk.subarray(start, i + 1)));
         return i + 1;
       }
     }
@@ -107,7 +126,7 @@ export class JsonFramer {
   #parseLine(line: Uint8Array): unknown {
     if (line.length > this.#maxBytes) return NOT_A_MESSAGE; // the scanner reports it
     try {
-      return JSON.parse(this.#decoder.decode(line));
+      return parseExact(this.#decoder.decode(line));
     } catch {
       return NOT_A_MESSAGE; // the first line of a pretty=on message, or garbage: the scanner decides
     }
@@ -139,7 +158,7 @@ export class JsonFramer {
     }
     const text = this.#decoder.decode(bytes);
     try {
-      return JSON.parse(text);
+      return parseExact(text);
     } catch (error) {
       throw new ProtocolError(`received invalid JSON: ${(error as Error).message}`, { cause: error });
     }

@@ -177,7 +177,20 @@ export { hmpArguments, hmpText, humanMonitorCommand } from "./hmp.ts";
  * new JsonFramer().push(new TextEncoder().encode('{"return": {}}\n')); // [{ return: {} }]
  * ```
  */
-export { DEFAULT_MAX_MESSAGE_BYTES, JsonFramer } from "./framing.ts";
+export { DEFAULT_MAX_MESSAGE_BYTES, JsonFramer, MAX_NESTING } from "./framing.ts";
+
+/**
+ * Numbers as QEMU wrote them: in every message received, a number that a
+ * JavaScript double would change (`18446744073709551615`, `1e400`) is a
+ * `JSON.rawJSON` object, which `JSON.stringify` prints as its digits.
+ *
+ * @example
+ * ```ts
+ * const size = (await qmp.execute("query-x") as { size: unknown }).size;
+ * isRawNumber(size) ? BigInt(size.rawJSON) : size; // exact either way
+ * ```
+ */
+export { isRawNumber, numberText, parseExact, sameNumber } from "./exact_json.ts";
 
 /**
  * The error tree: branch on `error.code` or `instanceof`.

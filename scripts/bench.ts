@@ -1,9 +1,13 @@
 /**
  * The benchmarks behind scripts/bench.sh. Each section starts its own
- * throwaway QEMU, alternates qmpctl and its socat equivalent run by run, and
- * prints medians, the ratio and qmpctl's peak RSS.
+ * throwaway QEMU, alternates qmpctl and its references run by run, and
+ * prints medians, ratios and peak RSS.
+ *
+ * Peak RSS comes from /usr/bin/time: a child that Bun spawns reports in its
+ * own maxrss the pages it shared with Bun before exec (~25 MiB), which hides
+ * the size of anything smaller.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startQemu, type TestQemu } from "../tests/helpers/qemu.ts";
@@ -14,38 +18,48 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 40);
 
 interface Sample {
   ms: number;
+  /** User and system CPU time: less disturbed than wall time by other work on the machine. */
+  cpuMs: number;
   maxRssKiB: number;
 }
 
-/** Run a whole process once; its wall time and peak RSS. */
-function runOnce(cmd: string[], stdin?: string, env?: Record<string, string | undefined>): Sample {
+const RSS_DIR = mkdtempSync(join(tmpdir(), "qmpctl-bench-rss-"));
+const RSS_FILE = join(RSS_DIR, "rss");
+process.on("exit", () => rmSync(RSS_DIR, { recursive: true, force: true }));
+
+/**
+ * Run a whole process once for its wall and CPU time, then once more under
+ * /usr/bin/time for its peak RSS (the wrapper would add its own start-up to
+ * the times).
+ */
+function runOnce(program: string[], stdin?: string, env?: Record<string, string | undefined>): Sample {
+  const run = (cmd: string[]) => {
+    const result = Bun.spawnSync(cmd, {
+      stdin: stdin === undefined ? "ignore" : new Blob([stdin]),
+      stdout: "pipe",
+      stderr: "pipe",
+      env,
+    });
+    if (result.exitCode !== 0) {
+      throw new Error(`${cmd.join(" ")} exited ${result.exitCode}: ${result.stderr.toString()}`);
+    }
+    return result;
+  };
   const started = performance.now();
-  const result = Bun.spawnSync(cmd, {
-    stdin: stdin === undefined ? "ignore" : new Blob([stdin]),
-    stdout: "pipe",
-    stderr: "pipe",
-    env,
-  });
+  const timed = run(program);
   const ms = performance.now() - started;
-  if (result.exitCode !== 0) throw new Error(`${cmd.join(" ")} exited ${result.exitCode}: ${result.stderr.toString()}`);
-  return { ms, maxRssKiB: Number(result.resourceUsage?.maxRSS ?? 0) / 1024 };
+  run(["/usr/bin/time", "-f", "%M", "-o", RSS_FILE, ...program]);
+  return {
+    ms,
+    cpuMs: Number(timed.resourceUsage.cpuTime.total) / 1000,
+    maxRssKiB: Number(readFileSync(RSS_FILE, "utf8").trim().split("\n").pop()),
+  };
 }
 
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
-/** Alternate `a` and `b` for RUNS rounds (after 3 warm-up rounds each). */
-export function alternate(a: () => Sample, b: () => Sample): { a: Sample[]; b: Sample[] } {
-  for (let i = 0; i < 3; i++) a(), b();
-  const out = { a: [] as Sample[], b: [] as Sample[] };
-  for (let i = 0; i < RUNS; i++) {
-    out.a.push(a());
-    out.b.push(b());
-  }
-  return out;
 }
 
 function report(name: string, qmpctl: Sample[], socat: Sample[], program = "qmpctl"): void {
@@ -58,32 +72,59 @@ function report(name: string, qmpctl: Sample[], socat: Sample[], program = "qmpc
   );
 }
 
-async function benchExec(qemu: TestQemu): Promise<void> {
+/**
+ * `exec query-status` against its floor and its peer, round by round in one
+ * run: a compiled Bun program that prints `{}` (built by scripts/build.sh,
+ * so with the same flags) and socat sending the same two requests.
+ */
+function benchExec(qemu: TestQemu): void {
+  const hello = compiledHello();
   const requests = '{"execute":"qmp_capabilities"}\n{"execute":"query-status"}\n';
-  // socat sends both requests at once and exits when QEMU, seeing its EOF, closes.
-  const socat = () => runOnce(["socat", "-", `UNIX-CONNECT:${qemu.socket}`], requests);
-  const { a, b } = alternate(() => runOnce([QMPCTL, "-s", qemu.socket, "exec", "query-status"]), socat);
-  report("exec query-status", a, b);
-  // The floor: a compiled Bun binary that only prints "hello", built the same way.
-  const hello = await compiledHello();
-  const floor = alternate(() => runOnce([hello]), socat);
-  report("floor (prints hello, no QMP)", floor.a, floor.b, "compiled Bun hello");
+  const runs: Record<string, () => Sample> = {
+    qmpctl: () => runOnce([QMPCTL, "-s", qemu.socket, "exec", "query-status"]),
+    hello: () => runOnce([hello]),
+    // socat sends both requests at once and exits when QEMU, seeing its EOF, closes.
+    socat: () => runOnce(["socat", "-", `UNIX-CONNECT:${qemu.socket}`], requests),
+  };
+  const samples = roundRobin(runs);
+  rmSync(join(hello, ".."), { recursive: true, force: true });
+  const wall = (name: string) => median(samples[name].map((s) => s.ms));
+  const cpu = (name: string) => median(samples[name].map((s) => s.cpuMs));
+  const rss = (name: string) => `${(Math.max(...samples[name].map((s) => s.maxRssKiB)) / 1024).toFixed(1)} MiB`;
+  const ratio = (f: (name: string) => number, a: string, b: string) => (f(a) / f(b)).toFixed(2);
+  console.log(
+    `exec query-status (medians of ${RUNS}, alternating): qmpctl ${wall("qmpctl").toFixed(1)} ms, ` +
+      `compiled Bun hello ${wall("hello").toFixed(1)} ms, socat ${wall("socat").toFixed(1)} ms; ` +
+      `qmpctl/hello ${ratio(wall, "qmpctl", "hello")} (goal <= 1.3), qmpctl/socat ${ratio(wall, "qmpctl", "socat")}, ` +
+      `hello/socat ${ratio(wall, "hello", "socat")}`,
+  );
+  console.log(
+    `  CPU time: qmpctl ${cpu("qmpctl").toFixed(1)} ms, hello ${cpu("hello").toFixed(1)} ms, socat ${
+      cpu("socat").toFixed(1)
+    } ms; qmpctl/hello ${ratio(cpu, "qmpctl", "hello")}, qmpctl/socat ${ratio(cpu, "qmpctl", "socat")}`,
+  );
+  console.log(`  peak RSS: qmpctl ${rss("qmpctl")} (goal <= 28 MiB), hello ${rss("hello")}, socat ${rss("socat")}`);
 }
 
-async function compiledHello(): Promise<string> {
+/** Each run in turn, RUNS rounds after 3 warm-up rounds; the samples by name. */
+function roundRobin(runs: Record<string, () => Sample>): Record<string, Sample[]> {
+  const samples: Record<string, Sample[]> = Object.fromEntries(Object.keys(runs).map((k) => [k, []]));
+  for (let i = -3; i < RUNS; i++) {
+    for (const [name, run] of Object.entries(runs)) {
+      const sample = run();
+      if (i >= 0) samples[name].push(sample);
+    }
+  }
+  return samples;
+}
+
+function compiledHello(): string {
   const dir = mkdtempSync(join(tmpdir(), "qmpctl-bench-"));
-  await Bun.write(join(dir, "hello.ts"), 'console.log("hello");\n');
-  const build = Bun.spawnSync([
-    "node_modules/.bin/bun",
-    "build",
-    "--compile",
-    "--minify",
-    "--bytecode",
-    "--format=esm",
-    join(dir, "hello.ts"),
-    "--outfile",
-    join(dir, "hello"),
-  ], { stdout: "ignore", stderr: "pipe" });
+  writeFileSync(join(dir, "hello.ts"), 'console.log("{}");\n');
+  const build = Bun.spawnSync(["scripts/build.sh", join(dir, "hello"), join(dir, "hello.ts")], {
+    stdout: "ignore",
+    stderr: "pipe",
+  });
   if (build.exitCode !== 0) throw new Error(`building hello failed: ${build.stderr.toString()}`);
   return join(dir, "hello");
 }
@@ -107,25 +148,19 @@ async function benchSchema(qemu: TestQemu): Promise<void> {
       return runOnce(setLink, undefined, env);
     },
   };
-  const samples: Record<string, Sample[]> = Object.fromEntries(Object.keys(runs).map((k) => [k, []]));
-  for (let i = -3; i < RUNS; i++) { // round-robin, after 3 warm-up rounds
-    for (const [name, run] of Object.entries(runs)) {
-      const sample = run();
-      if (i >= 0) samples[name].push(sample);
-    }
-  }
+  const samples = roundRobin(runs);
   rmSync(cache, { recursive: true, force: true });
   report("exec set_link name=x up=false, warm schema cache", samples.warm, samples.socat);
   report("exec query-status (untyped)", samples.status, samples.socat);
   report("exec set_link name=x up=false, cold (fetches the schema)", samples.cold, samples.socat);
   const ratio = (a: Sample[], b: Sample[]) => (median(a.map((s) => s.ms)) / median(b.map((s) => s.ms))).toFixed(2);
   console.log(
-    `schema: warm set_link / query-status ${ratio(samples.warm, samples.status)}, ` +
+    `schema: warm set_link / query-status ${ratio(samples.warm, samples.status)} (goal <= 1.1), ` +
       `cold / warm ${ratio(samples.cold, samples.warm)}`,
   );
 }
 
-const SECTIONS: Record<string, (qemu: TestQemu) => Promise<void>> = {
+const SECTIONS: Record<string, (qemu: TestQemu) => Promise<void> | void> = {
   exec: benchExec,
   schema: benchSchema,
   events: benchEvents,

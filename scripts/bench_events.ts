@@ -17,6 +17,8 @@ const DRAIN_EVENTS = Number(process.env.BENCH_EVENTS ?? 20_000);
 const DRAIN_ROUNDS = Number(process.env.BENCH_DRAIN_ROUNDS ?? 5);
 const LATENCY_ROUNDS = Number(process.env.BENCH_LATENCY_ROUNDS ?? 20);
 const NEGOTIATE = '{"execute":"qmp_capabilities"}\n';
+/** Time a listener gets to connect and subscribe; on a loaded machine 300 ms was not enough. */
+const SETTLE_MS = Number(process.env.BENCH_SETTLE_MS ?? 1500);
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -40,7 +42,7 @@ function timedLines(stream: ReadableStream<Uint8Array>) {
   })();
   return {
     /** The first line (after `from`) that contains `needle`; fails after `timeoutMs`, so no round can hang. */
-    async find(needle: string, from = 0, timeoutMs = 10_000): Promise<{ at: number; text: string; index: number }> {
+    async find(needle: string, from = 0, timeoutMs = 60_000): Promise<{ at: number; text: string; index: number }> {
       const deadline = AbortSignal.timeout(timeoutMs);
       const expired = new Promise<never>((_, reject) =>
         deadline.addEventListener("abort", () => reject(new Error(`no line with ${needle} within ${timeoutMs} ms`)))
@@ -74,7 +76,7 @@ async function drainOnce(qemu: TestQemu, listener: string[], stdin?: string): Pr
   if (stdin) child.stdin.write(stdin);
   child.stdin.flush();
   const stderr = timedLines(child.stderr); // socat keeps it open: read grep's line, not to the end
-  await Bun.sleep(300); // connected and listening
+  await Bun.sleep(SETTLE_MS); // connected and listening (no signal to wait for: its stdout goes to grep)
   process.kill(child.pid, "SIGSTOP");
   await emit(qemu, DRAIN_EVENTS);
   const started = performance.now();
@@ -111,7 +113,7 @@ async function latencyOnce(qemu: TestQemu, listener: string[], stdin?: string): 
   if (stdin) child.stdin.write(stdin);
   child.stdin.flush();
   const lines = timedLines(child.stdout);
-  await Bun.sleep(300); // connected and listening
+  await Bun.sleep(SETTLE_MS); // connected and listening
   const sent = performance.now();
   const stopped = qemu.control.execute("stop");
   const { at } = await lines.find('"STOP"');

@@ -7,7 +7,8 @@
 # scripts' checks, man-db for the man page, qemu-user-static and the arm64 C
 # library to run the arm64 release binary, strace to see which files the
 # built binary opens, OpenSSH's client and server for the ssh:// tests,
-# ansible-core for the Ansible module's tests.
+# ansible-core for the Ansible module's tests, GNU time for the benchmarks'
+# peak RSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +19,7 @@ fi
 missing=()
 for pair in qemu-system-x86_64:qemu-system-x86 qemu-ga:qemu-guest-agent strace:strace socat:socat jq:jq tmux:tmux \
   zsh:zsh fish:fish man:man-db file:file qemu-aarch64-static:qemu-user-static ssh:openssh-client \
-  /usr/sbin/sshd:openssh-server ansible-playbook:ansible-core; do
+  /usr/sbin/sshd:openssh-server ansible-playbook:ansible-core /usr/bin/time:time; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 for pair in /usr/share/bash-completion/bash_completion:bash-completion \

@@ -116,7 +116,34 @@ describe("the greeting and negotiation", () => {
       stderr:
         `qmpctl: ${server.path} refused qmp_capabilities: CommandNotFound: Capabilities negotiation is already complete\n`,
     });
-    expect(server.requests.map((r) => r.execute)).toEqual(["qmp_capabilities"]);
+    // The command went out behind qmp_capabilities; QEMU refuses every command until negotiation succeeds.
+    expect(server.requests.map((r) => r.execute)).toEqual(["qmp_capabilities", "query-status"]);
+  });
+
+  test("the command goes out behind qmp_capabilities, before its answer (one round trip fewer)", async () => {
+    const server = serve(async (c) => {
+      c.sendJson(QEMU_GREETING);
+      const negotiate = await c.nextRequest();
+      const request = await c.nextRequest(); // a client that waited for the answer would never send this
+      c.reply(negotiate, {});
+      c.reply(request, { status: "running" });
+    });
+    const result = await exec(server, "query-status", "--timeout", "5s");
+    expect(result).toMatchObject({ code: 0, stdout: '{"status":"running"}\n', stderr: "" });
+  });
+
+  test("no answer to qmp_capabilities: exit 3 within --connect-timeout, although the command was sent", async () => {
+    const server = serve(async (c) => {
+      c.sendJson(QEMU_GREETING);
+      await c.nextRequest();
+    });
+    const result = await qmpctl(["-s", server.path, "--connect-timeout", "500ms", "exec", "query-status"]);
+    expect(result).toMatchObject({
+      code: 3,
+      stdout: "",
+      stderr: `qmpctl: no answer to qmp_capabilities from ${server.path} within 500ms\n`,
+    });
+    expect(server.requests.map((r) => r.execute)).toEqual(["qmp_capabilities", "query-status"]);
   });
 });
 
@@ -308,8 +335,8 @@ describe("replies", () => {
       [
         `< ${JSON.stringify(QEMU_GREETING)}`,
         `> ${JSON.stringify(negotiate)}`,
+        `> ${JSON.stringify(request)}`, // sent behind qmp_capabilities, before its answer
         `< ${JSON.stringify({ return: {}, id: negotiate.id })}`,
-        `> ${JSON.stringify(request)}`,
         `< ${JSON.stringify({ return: { ok: true }, id: request.id })}`,
         "",
       ].join("\n"),

@@ -195,3 +195,54 @@ describe("JsonFramer", () => {
     );
   });
 });
+
+describe("JsonFramer: faults after whole messages, nesting, exact numbers", () => {
+  const deep = (levels: number) => `{"return": ${"[".repeat(levels - 1)}${"]".repeat(levels - 1)}}`;
+
+  test("the messages before a bad byte in the same chunk are delivered, then the ProtocolError", () => {
+    for (const chunk of ['{"a": 1}\r\n{"b": 2}\r\nX', '{"a": 1}\r\n{\n "b": 2\n}\n\u0000', '{"a": 1}{"b": 2}}']) {
+      const delivered: unknown[] = [];
+      expect(() => new JsonFramer().push(bytes(chunk), (m) => delivered.push(m))).toThrow(ProtocolError);
+      expect(delivered).toEqual([{ a: 1 }, { b: 2 }]);
+    }
+  });
+
+  test("nesting of 1024 levels (QEMU's own bound) passes in every path; 1025 is a ProtocolError", () => {
+    for (const text of [deep(1024) + "\n", deep(1024).replace("[", "\n[") + "\n"]) {
+      expect(new JsonFramer().push(bytes(text))).toHaveLength(1);
+      expect(feed(new JsonFramer(), bytes(text), 7)).toHaveLength(1);
+    }
+    for (const text of [deep(1025) + "\n", deep(1025).replace("[", "\n[") + "\n"]) {
+      expect(() => new JsonFramer().push(bytes(text))).toThrow(
+        new ProtocolError("received a message nested deeper than 1024 levels"),
+      );
+      expect(() => feed(new JsonFramer(), bytes(text), 7)).toThrow(ProtocolError);
+    }
+  });
+
+  test("a message nested 10^5 deep is a ProtocolError, not a stack overflow", () => {
+    const levels = 100_000;
+    for (const open of ["[", '{"a":']) {
+      const text = `{"return": ${open.repeat(levels)}${(open === "[" ? "]" : "}").repeat(levels)}}\n`;
+      let error: unknown;
+      try {
+        new JsonFramer().push(bytes(text));
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(ProtocolError);
+    }
+  });
+
+  test("long lines without deep nesting still parse whole", () => {
+    const message = { return: { list: Array.from({ length: 2000 }, (_, i) => ({ i })) }, id: 1 };
+    expect(new JsonFramer().push(bytes(JSON.stringify(message) + "\n"))).toEqual([message]);
+  });
+
+  test("numbers print back as QEMU wrote them, split or whole", () => {
+    const text = '{"return": {"size": 18446744073709551615, "big": 1e400, "g": 0.10000000000000001}, "id": 1}';
+    const compact = text.replaceAll(": ", ":").replaceAll(", ", ",");
+    expect(JSON.stringify(new JsonFramer().push(bytes(text + "\r\n"))[0])).toBe(compact);
+    expect(JSON.stringify(feed(new JsonFramer(), bytes(text + "\r\n"), 5)[0])).toBe(compact);
+  });
+});

@@ -1,0 +1,80 @@
+/**
+ * JSON numbers kept exactly as written. `JSON.parse` turns every number into
+ * a double: `18446744073709551615` (a uint64 QEMU prints) becomes
+ * `18446744073709552000`, `1e400` becomes Infinity (printed as null). Here a
+ * number whose text a double would change is kept as `JSON.rawJSON(text)`,
+ * which `JSON.stringify` prints as that text; every other number stays a
+ * plain number.
+ *
+ * @module
+ */
+
+interface RawJson {
+  readonly rawJSON: string;
+}
+const json = JSON as unknown as {
+  rawJSON(text: string): RawJson;
+  isRawJSON(value: unknown): value is RawJson;
+};
+
+/**
+ * Where a number could change. A JSON number follows `:`, `,` or `[` (and
+ * blanks), or starts the text; one of at most 15 digits without fraction or exponent is a double
+ * exactly and prints back the same, so only longer ones, fractions,
+ * exponents and `-0` need the slower parse. Digits inside strings may match
+ * too, which only costs that slower parse.
+ */
+const MAY_CHANGE = /[:,[][ \t\r\n]*(?:-?\d{16}|-?\d+[.eE]|-0)/;
+
+/** The reviver: a number whose text differs from what the double prints is kept as its text. */
+function keepNumberText(_key: string, value: unknown, context?: { source?: string }): unknown {
+  return typeof value === "number" && context?.source !== undefined && String(value) !== context.source
+    ? json.rawJSON(context.source)
+    : value;
+}
+
+/**
+ * Parse JSON text, keeping every number as written.
+ * @throws {SyntaxError} when the text is not JSON
+ * @example
+ * ```ts
+ * JSON.stringify(parseExact('{"size": 18446744073709551615}')); // '{"size":18446744073709551615}'
+ * ```
+ */
+export function parseExact(text: string): unknown {
+  // A message starts with `{`; anything else is tested as an array's first
+  // element (a regex without a `^` alternative is faster on every message).
+  const mayChange = MAY_CHANGE.test(text) || (text.charCodeAt(0) !== 0x7b && MAY_CHANGE.test("[" + text));
+  return mayChange ? JSON.parse(text, keepNumberText as never) : JSON.parse(text);
+}
+
+/** True for a number kept as its text by `parseExact`. */
+export function isRawNumber(value: unknown): value is RawJson {
+  return typeof value === "object" && value !== null && json.isRawJSON(value);
+}
+
+/** A number's text, for a plain number or a kept one; undefined for anything else. */
+export function numberText(value: unknown): string | undefined {
+  if (typeof value === "number") return String(value);
+  return isRawNumber(value) ? value.rawJSON : undefined;
+}
+
+/**
+ * Equal as numbers, exactly: `18446744073709551615` is not
+ * `18446744073709551616`, `1.50` is `1.5`, `1e2` is `100`.
+ */
+export function sameNumber(a: string, b: string): boolean {
+  const x = decimal(a), y = decimal(b);
+  return x !== undefined && y !== undefined && x.sign === y.sign && x.digits === y.digits && x.exponent === y.exponent;
+}
+
+/** A number's text as sign, significant digits and exponent (zero has no sign). */
+function decimal(text: string): { sign: string; digits: string; exponent: number } | undefined {
+  const m = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(text);
+  if (!m) return undefined;
+  const [, sign, whole, fraction = "", exponent = "0"] = m;
+  const all = (whole + fraction).replace(/^0+/, "");
+  const digits = all.replace(/0+$/, "");
+  if (digits === "") return { sign: "", digits: "", exponent: 0 };
+  return { sign, digits, exponent: Number(exponent) - fraction.length + (all.length - digits.length) };
+}
