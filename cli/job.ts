@@ -1,9 +1,9 @@
 /** `qmpctl job wait [ID ...]`, and what `exec ... --wait-job` runs after its command. @module */
 import type { QmpClient } from "../lib/client.ts";
-import { exitStatusHelp } from "./exit_status.ts";
 import { TimeoutError } from "../lib/errors.ts";
+import { asDouble } from "../lib/exact_json.ts";
 import { type JobInfo, type JobReport, JobWatch } from "../lib/jobs.ts";
-import { EXIT } from "./exit_status.ts";
+import { EXIT, exitStatusHelp } from "./exit_status.ts";
 import { writeStderrLine, writeStdout } from "./io.ts";
 import { UsageError } from "./options.ts";
 import { progressMode, ProgressReporter, type ProgressSample } from "./progress.ts";
@@ -137,8 +137,8 @@ async function followAndPrint(
 function jobSample(job: JobInfo): ProgressSample {
   return {
     label: `${job.type || "job"} ${job.id}`,
-    done: job["current-progress"],
-    total: job["total-progress"],
+    done: asDouble(job["current-progress"]) ?? 0, // a uint64 beyond 2^53 arrives as its text (lib/exact_json.ts)
+    total: asDouble(job["total-progress"]) ?? 0,
     notes: job.status === "running" ? [] : [job.status],
     json: { progress: "job", id: job.id, type: job.type, status: job.status },
   };

@@ -1,9 +1,9 @@
 /** `qmpctl migrate wait`, and what `exec migrate ... --wait-migration` runs after its command. @module */
 import type { QmpClient } from "../lib/client.ts";
-import { exitStatusHelp } from "./exit_status.ts";
 import { TimeoutError } from "../lib/errors.ts";
 import { type MigrationInfo, MigrationWatch } from "../lib/migration.ts";
-import { EXIT } from "./exit_status.ts";
+import { asDouble } from "../lib/exact_json.ts";
+import { EXIT, exitStatusHelp } from "./exit_status.ts";
 import { writeStderrLine, writeStdout } from "./io.ts";
 import { UsageError } from "./options.ts";
 import { progressMode, ProgressReporter, type ProgressSample } from "./progress.ts";
@@ -101,12 +101,14 @@ function migrationSample(info: MigrationInfo): ProgressSample[] {
   const ram = info.ram;
   const json = { progress: "migration", status: info.status };
   if (!ram) return [{ label: `migration ${info.status}`, done: 0, total: 0, json }];
+  // Numbers QEMU prints with more digits than a double keeps arrive as their text (lib/exact_json.ts).
   const pass = ram["dirty-sync-count"], dirty = ram["dirty-pages-rate"];
+  const total = asDouble(ram.total) ?? 0, mbps = asDouble(ram.mbps) ?? 0;
   return [{
     label: "migration",
-    done: Math.max(0, ram.total - ram.remaining),
-    total: ram.total,
-    rate: ram.mbps > 0 ? (ram.mbps * 1e6) / 8 : undefined, // QEMU's mbps: megabits per second
+    done: Math.max(0, total - (asDouble(ram.remaining) ?? 0)),
+    total,
+    rate: mbps > 0 ? (mbps * 1e6) / 8 : undefined, // QEMU's mbps: megabits per second
     notes: [`pass ${pass}`, `dirty ${dirty} pages/s`, ...(info.status === "active" ? [] : [String(info.status)])],
     json: { ...json, pass, "dirty-pages-rate": dirty },
   }];

@@ -1,12 +1,11 @@
 /** `qmpctl proxy -s UPSTREAM --listen PATH` and `qmpctl proxy --listen PATH -- qemu-system-... ARGS`. @module */
 import { parseAddress } from "../lib/address.ts";
-import { exitStatusHelp } from "./exit_status.ts";
 import { type ProxyOptions, QmpProxy } from "../lib/proxy/proxy.ts";
 import { Upstream } from "../lib/proxy/upstream.ts";
 import type { AcceptedTransport } from "../lib/transport.ts";
 import { claimSocketPath, listenTransport } from "../lib/transport_listen.ts";
 import { formatDuration } from "./duration.ts";
-import { EXIT } from "./exit_status.ts";
+import { EXIT, exitStatusHelp } from "./exit_status.ts";
 import {
   env,
   makePrivateDir,

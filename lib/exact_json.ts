@@ -60,6 +60,21 @@ export function numberText(value: unknown): string | undefined {
 }
 
 /**
+ * A number as a double, for arithmetic (a progress bar, a rate): a kept
+ * number (`parseExact`) is read from its text; anything else is undefined.
+ * @example
+ * ```ts
+ * import { asDouble, parseExact } from "./exact_json.ts";
+ * const { mbps } = parseExact('{"mbps": 268.43545600000001}') as { mbps: unknown };
+ * asDouble(mbps); // 268.435456
+ * ```
+ */
+export function asDouble(value: unknown): number | undefined {
+  if (typeof value === "number") return value;
+  return isRawNumber(value) ? Number(value.rawJSON) : undefined;
+}
+
+/**
  * Equal as numbers, exactly: `18446744073709551615` is not
  * `18446744073709551616`, `1.50` is `1.5`, `1e2` is `100`.
  */

@@ -23,9 +23,6 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 /** The deepest nesting of objects and arrays accepted, as in QEMU's own parser. */
 export const MAX_NESTING = 1024;
 
-/** A line of at most this many bytes cannot nest deeper than MAX_NESTING (each level takes two). */
-const SHALLOW_LINE_BYTES = 2 * MAX_NESTING;
-
 const OPEN_BRACE = 0x7b, CLOSE_BRACE = 0x7d, OPEN_BRACKET = 0x5b, CLOSE_BRACKET = 0x5d;
 const QUOTE = 0x22, BACKSLASH = 0x5c, NEWLINE = 0x0a;
 const NOT_A_MESSAGE = Symbol("not a message");
@@ -43,6 +40,9 @@ const NOT_A_MESSAGE = Symbol("not a message");
  */
 export class JsonFramer {
   readonly #maxBytes: number;
+  readonly #maxNesting: number;
+  /** A line of at most this many bytes cannot nest deeper than the bound (each level takes two). */
+  readonly #shallowLineBytes: number;
   readonly #decoder = new TextDecoder(); // invalid UTF-8 becomes U+FFFD
   /** Bytes of the message being scanned, kept from earlier chunks. */
   #held: Uint8Array[] = [];
@@ -51,8 +51,15 @@ export class JsonFramer {
   #inString = false;
   #escaped = false;
 
-  constructor(maxBytes: number = DEFAULT_MAX_MESSAGE_BYTES) {
+  /**
+   * @param maxBytes the bound on one message
+   * @param maxNesting the deepest nesting accepted (a peer that answers too deep a message itself, as the
+   *   proxy does, takes a larger one; JSON.parse overflows its stack somewhere past ten thousand levels)
+   */
+  constructor(maxBytes: number = DEFAULT_MAX_MESSAGE_BYTES, maxNesting: number = MAX_NESTING) {
     this.#maxBytes = maxBytes;
+    this.#maxNesting = maxNesting;
+    this.#shallowLineBytes = 2 * maxNesting;
   }
 
   /**
@@ -60,7 +67,7 @@ export class JsonFramer {
    * `deliver`, each message is handed to it as soon as it is complete, so the
    * messages before a fault in the same chunk are delivered before the throw.
    * @throws {ProtocolError} on bytes that cannot start a JSON object, are not
-   *   JSON, or nest deeper than MAX_NESTING
+   *   JSON, or nest deeper than the bound
    * @throws {MessageTooLargeError} when one message exceeds the limit
    */
   push(chunk: Uint8Array, deliver?: (message: unknown) => void): unknown[] {
@@ -79,7 +86,9 @@ export class JsonFramer {
       // where the scanner below is a loop over every byte). A long line goes
       // to the scanner, which also bounds its nesting.
       const end = chunk.indexOf(NEWLINE, i);
-      const line = end < 0 || end - i > SHALLOW_LINE_BYTES ? NOT_A_MESSAGE : this.#parseLine(chunk.subarray(i, end));
+      const line = end < 0 || end - i > this.#shallowLineBytes
+        ? NOT_A_MESSAGE
+        : this.#parseLine(chunk.subarray(i, end));
       if (line !== NOT_A_MESSAGE) {
         out(line);
         i = end + 1;
@@ -107,8 +116,8 @@ export class JsonFramer {
       }
       if (byte === QUOTE) this.#inString = true;
       else if (byte === OPEN_BRACE || byte === OPEN_BRACKET) {
-        if (++this.#depth > MAX_NESTING) {
-          throw new ProtocolError(`received a message nested deeper than ${MAX_NESTING} levels`);
+        if (++this.#depth > this.#maxNesting) {
+          throw new ProtocolError(`received a message nested deeper than ${this.#maxNesting} levels`);
         }
       } else if ((byte === CLOSE_BRACE || byte === CLOSE_BRACKET) && --this.#depth === 0) {
         this.#checkSize(i + 1 - start);

@@ -12,6 +12,7 @@
  * @module
  */
 import type { QmpClient } from "./client.ts";
+import { numberText } from "./exact_json.ts";
 import { DisconnectedError } from "./errors.ts";
 import type { EventSubscription, QmpEvent } from "./events.ts";
 import { EventTurns } from "./follow.ts";
@@ -180,8 +181,8 @@ export class JobWatch {
         const tracked = this.#track(String(data.device));
         const info = tracked.info;
         if (typeof data.type === "string") info.type = data.type;
-        if (typeof data.len === "number") info["total-progress"] = data.len;
-        if (typeof data.offset === "number") info["current-progress"] = data.offset;
+        if (numberText(data.len) !== undefined) info["total-progress"] = data.len as number; // kept exact for output
+        if (numberText(data.offset) !== undefined) info["current-progress"] = data.offset as number;
         if (typeof data.error === "string") info.error = data.error;
         if (event === "BLOCK_JOB_CANCELLED") tracked.cancelled = true;
       }

@@ -21,6 +21,8 @@ class Link {
   events?: TransportEvents;
 
   #wroteThisTurn = false;
+  /** close() was called: end the socket once the queue is written. */
+  #ending = false;
 
   flush(socket: Bun.Socket<unknown>): void {
     if (this.#unsent.length > 1) this.#unsent.splice(0, this.#unsent.length, concat(this.#unsent));
@@ -34,6 +36,7 @@ class Link {
       }
       this.#unsent.shift();
     }
+    if (this.#ending) socket.end();
   }
 
   report(error?: Error): void {
@@ -58,7 +61,10 @@ class Link {
       },
       pause: () => socket.pause(),
       resume: () => socket.resume(),
-      close: () => socket.end(),
+      close: () => { // what was written goes out first (a reply the peer still awaits)
+        this.#ending = true;
+        this.flush(socket);
+      },
       abort: () => {
         this.#unsent.length = 0;
         this.#unsentBytes = 0;

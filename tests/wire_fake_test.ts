@@ -60,8 +60,9 @@ async function subscribed(c: FakeConnection): Promise<void> {
 const NUMBERS = '{"u64": 18446744073709551615, "i64": -9223372036854775808, "huge": 1e400, ' +
   '"g17": 0.10000000000000001, "negzero": -0, "trail": 1.50, "plain": 42, "text": "1.50"}';
 const compact = (text: string) => text.replaceAll(": ", ":").replaceAll(", ", ",");
+// A request without an id (the piped shell's, answered in order) gets a reply without one, as from QEMU.
 const replyText = (request: Record<string, unknown>, value: string) =>
-  `{"return": ${value}, "id": ${JSON.stringify(request.id)}}\r\n`;
+  `{"return": ${value}${"id" in request ? `, "id": ${JSON.stringify(request.id)}` : ""}}\r\n`;
 const eventText = (name: string, data: string) =>
   `{"timestamp": {"seconds": 1700000000, "microseconds": 5}, "event": "${name}", "data": ${data}}\r\n`;
 const eventLine = (name: string, data: string) =>

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { JsonFramer } from "../framing.ts";
+import { JsonFramer, MAX_NESTING } from "../framing.ts";
 import type { AcceptedTransport, TransportEvents } from "../transport.ts";
 
 /**
@@ -79,7 +79,8 @@ export class Downstream {
     this.#owner = owner;
     this.#limits = limits;
     this.#offersOob = offersOob;
-    this.#framer = new JsonFramer(limits.maxMessageBytes);
+    // Deeper than QEMU's bound is answered with the client's id (see refusal below); far deeper ends the client.
+    this.#framer = new JsonFramer(limits.maxMessageBytes, 4 * MAX_NESTING);
     this.sendText(JSON.stringify(greeting));
   }
 
@@ -222,8 +223,6 @@ export class Downstream {
   }
 }
 
-/** QEMU's bound on nesting (MAX_NESTING in qobject/json-streamer.c). */
-const MAX_NESTING = 1024;
 /** A `\u0000` or a lone surrogate as JSON.stringify escapes them (after an even run of backslashes). */
 const UNPARSABLE_ESCAPE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f])/;
 
