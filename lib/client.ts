@@ -61,8 +61,11 @@ export interface ConnectOptions {
    *
    * @example
    * ```ts
-   * let all!: EventSubscription;
-   * const qmp = await QmpClient.connect(path, { subscribe: (c) => (all = c.events()) });
+   * import { QmpClient } from "./client.ts";
+   * import type { EventSubscription } from "./events.ts";
+   * const subscriptions: EventSubscription[] = [];
+   * await QmpClient.connect("/run/vm1.qmp", { subscribe: (c) => void subscriptions.push(c.events()) });
+   * for await (const event of subscriptions[0]) console.log(event.event); // from the very first one
    * ```
    */
   subscribe?: (client: QmpClient) => void;

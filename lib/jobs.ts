@@ -70,6 +70,9 @@ interface Tracked {
  *
  * @example
  * ```ts
+ * import { QmpClient } from "./client.ts";
+ * import { JobWatch } from "./jobs.ts";
+ * const qmp = await QmpClient.connect("/run/vm1.qmp");
  * const watch = new JobWatch(qmp);
  * await qmp.execute("blockdev-backup", { "job-id": "b0", device: "disk0", target: "t0", sync: "full" });
  * const { concluded } = await watch.follow(["b0"], { signal: AbortSignal.timeout(3_600_000) });
@@ -200,6 +203,9 @@ function outcome({ info, cancelled }: Tracked): JobOutcome {
  *
  * @example
  * ```ts
+ * import { QmpClient } from "./client.ts";
+ * import { followJobs } from "./jobs.ts";
+ * const qmp = await QmpClient.connect("/run/vm1.qmp");
  * const { concluded, gone } = await followJobs(qmp, [], { signal: AbortSignal.timeout(60_000) });
  * ```
  */

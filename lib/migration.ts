@@ -49,6 +49,9 @@ export interface FollowMigrationOptions {
  *
  * @example
  * ```ts
+ * import { QmpClient } from "./client.ts";
+ * import { MigrationWatch } from "./migration.ts";
+ * const qmp = await QmpClient.connect("/run/vm1.qmp");
  * const watch = new MigrationWatch(qmp);
  * await qmp.execute("migrate", { uri: "exec:cat > /tmp/vm1.state" });
  * const end = await watch.follow({ signal: AbortSignal.timeout(600_000) });

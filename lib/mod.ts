@@ -144,6 +144,8 @@ export { closestNames, didYouMean } from "./closest.ts";
  *
  * @example
  * ```ts
+ * import { JobWatch, MigrationWatch, QmpClient } from "./mod.ts";
+ * const qmp = await QmpClient.connect("/run/vm1.qmp");
  * const jobs = new JobWatch(qmp);
  * await qmp.execute("blockdev-backup", { "job-id": "b0", device: "disk0", target: "t0", sync: "full" });
  * const { concluded, gone } = await jobs.follow(["b0"], { signal: AbortSignal.timeout(3_600_000) });
@@ -186,6 +188,8 @@ export { DEFAULT_MAX_MESSAGE_BYTES, JsonFramer, MAX_NESTING } from "./framing.ts
  *
  * @example
  * ```ts
+ * import { isRawNumber, QmpClient } from "./mod.ts";
+ * const qmp = await QmpClient.connect("/run/vm1.qmp");
  * const size = (await qmp.execute("query-x") as { size: unknown }).size;
  * isRawNumber(size) ? BigInt(size.rawJSON) : size; // exact either way
  * ```

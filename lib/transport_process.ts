@@ -44,6 +44,23 @@ function settledWithin(work: Promise<unknown>, ms: number): Promise<void> {
   return Promise.race([work.then(() => {}), limit]).finally(() => clearTimeout(timer));
 }
 
+/** A Child over a started process: done once it exited and its stderr was read (or the grace ran out). */
+function startedChild(exitCode: Promise<number | null>, stderrEnded: Promise<void>, kill: () => void): Child {
+  let done = false;
+  const exited = exitCode.then(async (code) => {
+    await settledWithin(stderrEnded, STDERR_GRACE_MS);
+    done = true;
+    return code;
+  });
+  return {
+    exited,
+    get done() {
+      return done;
+    },
+    kill: () => void (done || kill()),
+  };
+}
+
 const bun = (globalThis as { Bun?: typeof Bun }).Bun;
 
 /** The process functions of this runtime. */
@@ -60,20 +77,11 @@ function bunRuntime(runtime: typeof Bun): ProcessRuntime {
         stderr: "pipe",
         detached: options.detached,
       });
-      let done = false;
-      const stderrEnded = pipeText(child.stderr, options.stderr);
-      const exited = child.exited.then(async (code) => {
-        await settledWithin(stderrEnded, STDERR_GRACE_MS);
-        done = true;
-        return child.signalCode ? null : code;
-      });
-      return {
-        exited,
-        get done() {
-          return done;
-        },
-        kill: () => void (done || child.kill("SIGTERM")),
-      };
+      return startedChild(
+        child.exited.then((code) => child.signalCode ? null : code),
+        pipeText(child.stderr, options.stderr),
+        () => child.kill("SIGTERM"),
+      );
     },
     runSync(argv, timeoutMs) {
       runtime.spawnSync(argv, { stdin: "ignore", stdout: "ignore", stderr: "ignore", timeout: timeoutMs });
@@ -95,25 +103,16 @@ async function nodeRuntime(): Promise<ProcessRuntime> {
   return {
     spawn(argv, options) {
       const child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "ignore", "pipe"], detached: options.detached });
-      let done = false;
       child.stderr!.setEncoding("utf8");
       child.stderr!.on("data", (text: string) => options.stderr(text));
-      const stderrEnded = new Promise<void>((resolve) => child.stderr!.once("close", resolve));
-      const exited = new Promise<number | null>((resolve) => {
-        child.once("error", () => resolve(127)); // it could not be started (ENOENT): as a shell reports it
-        child.once("exit", (code) => resolve(code));
-      }).then(async (code) => {
-        await settledWithin(stderrEnded, STDERR_GRACE_MS);
-        done = true;
-        return code;
-      });
-      return {
-        exited,
-        get done() {
-          return done;
-        },
-        kill: () => void (done || child.kill("SIGTERM")),
-      };
+      return startedChild(
+        new Promise<number | null>((resolve) => {
+          child.once("error", () => resolve(127)); // it could not be started (ENOENT): as a shell reports it
+          child.once("exit", (code) => resolve(code));
+        }),
+        new Promise<void>((resolve) => child.stderr!.once("close", resolve)),
+        () => child.kill("SIGTERM"),
+      );
     },
     runSync(argv, timeoutMs) {
       spawnSync(argv[0], argv.slice(1), { stdio: "ignore", timeout: timeoutMs });
