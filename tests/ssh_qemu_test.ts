@@ -164,6 +164,26 @@ describe("failures over ssh:// are exit 3 with ssh's own reason", () => {
   });
 });
 
+describe("fan-out across hosts", () => {
+  test("two host aliases in one run: labelled lines, a missing remote socket as its failure line, exit 3", async () => {
+    const other = await startQemu({ extraArgs: ["-name", "vm2"] });
+    try {
+      const targets = [`ssh://vmhost${qemu.socket}`, `ssh://vmhost2${other.socket}`, "ssh://vmhost2/no/such.sock"];
+      const result = await qmpctl([...targets.flatMap((t) => ["-s", t]), "exec", "query-name"], { env });
+      expect(result.code).toBe(3);
+      const lines = result.stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+      const bySocket = Object.fromEntries(lines.map((line) => [line.socket, line]));
+      expect(Object.keys(bySocket).sort()).toEqual([...targets].sort());
+      expect(bySocket[targets[0]]).toEqual({ socket: targets[0], return: {} });
+      expect(bySocket[targets[1]]).toEqual({ socket: targets[1], return: { name: "vm2" } });
+      expect(bySocket[targets[2]].failure).toContain("ssh://vmhost2/no/such.sock");
+      expect(result.stderr).toContain("ssh://vmhost2/no/such.sock");
+    } finally {
+      await other.stop();
+    }
+  });
+});
+
 describe("no ssh left on the ways out of a wait", () => {
   test("--timeout: exit 124", async () => {
     const result = await qmpctl(["-s", viaAlias(), "wait-event", "STOP", "--timeout", "3s"], { env });
