@@ -53,7 +53,7 @@ async function copyOut(context: CommandContext, guestFile: string, localFile: st
   const agent = await connectAgent(context);
   try {
     await withGuestFile(agent, guestFile, "r", signal, async (handle) => {
-      const sink = await localSink(localFile);
+      const sink = await localSink(localFile, guestFile);
       // One read ahead: the agent reads and encodes the next chunk while this one is decoded and written.
       const read = (): Promise<FileRead> => {
         const reply = agent.execute("guest-file-read", { handle, count: CHUNK_BYTES }, { signal }) as Promise<FileRead>;
@@ -147,11 +147,14 @@ async function withGuestFile(
   }
 }
 
-async function localSink(path: string): Promise<ByteSink> {
+/** Open the local file to write; a directory receives the file under the guest file's name, as cp(1) does. */
+async function localSink(path: string, guestFile: string): Promise<ByteSink> {
   try {
     return await openByteSink(path);
   } catch (error) {
-    throw localError(error, `cannot write ${path}`);
+    const name = guestFile.slice(guestFile.lastIndexOf("/") + 1);
+    if ((error as { code?: unknown }).code !== "EISDIR" || name === "") throw localError(error, `cannot write ${path}`);
+    return await localSink(`${path.replace(/\/+$/, "")}/${name}`, "");
   }
 }
 

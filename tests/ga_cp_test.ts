@@ -1,6 +1,6 @@
 /** `qmpctl ga cp` against a real qemu-ga (the "guest" files are on this machine). */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { QMPCTL, qmpctl } from "./helpers/cli.ts";
 import { qmpctlBytes, startAgent, type TestAgent } from "./helpers/qemu_ga.ts";
@@ -113,6 +113,21 @@ describe("ga cp", () => {
     const [handle] = openedHandles(stderr);
     expect(stderr).toMatch(new RegExp(`^> \\{"execute":"guest-file-close","arguments":\\{"handle":${handle}\\}`, "m"));
     expect((await qmpctl(["-s", agent.socket, "ga", "guest-file-close", `handle=${handle}`])).code).toBe(1);
+  });
+
+  test("a local write that fails mid-copy (a full disk) exits 74 with one line", async () => {
+    const result = await cp(`:${source}`, "/dev/full");
+    expect(result.code).toBe(74);
+    expect(result.stderr).toMatch(/^qmpctl: could not write \/dev\/full: no space left on the device \(ENOSPC\)\n$/);
+  });
+
+  test("a local directory as DST receives the file under the guest file's name", async () => {
+    const inGuest = path("named in guest.bin");
+    writeFileSync(inGuest, sourceBytes.subarray(0, 1000));
+    const into = path("into dir");
+    mkdirSync(into);
+    expect(await cp(`:${inGuest}`, into)).toMatchObject({ code: 0, stdout: "", stderr: "" });
+    expect(readFileSync(join(into, "named in guest.bin"))).toEqual(Buffer.from(sourceBytes.subarray(0, 1000)));
   });
 
   test("bad words: usage errors", async () => {
