@@ -6,11 +6,19 @@
 # checkout's dist/: the binary for this machine, qmpctl.1, and the bash, zsh
 # and fish completions that the binary prints.
 set -euo pipefail
+usage() { sed -n '2,7s/^# \{0,1\}//p' "$0"; }
 uninstall=false
 if [ "${1:-}" = "--uninstall" ]; then
   uninstall=true
   shift
 fi
+case "${1:-}" in
+  -h | --help) usage && exit 0 ;;
+  -*)
+    echo "install.sh: unknown option $1 (see install.sh --help)" >&2
+    exit 2
+    ;;
+esac
 prefix=${1:-/usr/local}
 here=$(cd "$(dirname "$0")" && pwd)
 
