@@ -41,7 +41,7 @@ cmd' does. --stdin FILE (- for qmpctl's stdin) becomes its input; --env K=V
 (repeatable) gives it an environment (qemu-ga passes only these variables).
 qemu-ga keeps at most 16 MB of each output: more is cut, with a warning.
 --json prints the final guest-exec-status object instead and exits 0.
---timeout D exits 124; the program may then still run in the guest.
+--timeout D exits 124, Ctrl-C 130; the program may then still run in the guest.
   qmpctl ga exec -- uname -a
   qmpctl ga exec --stdin backup.sql -- psql -q app
   qmpctl ga exec --timeout 30s -- systemctl is-system-running --wait
