@@ -34,6 +34,7 @@ Parameters:
   connect_timeout  bound on connecting (default 10s)
   changed      force the result's changed (default: false for query-*
                commands and a bare wait_event, true otherwise)
+  qmpctl       the binary's path on the managed host (default: on PATH)
 
 Result: return (execute), text (hmp), events (wait_event), changed; on
 failure failed: true and msg (for a QEMU error "Class: description", and
