@@ -50,7 +50,8 @@ ga cp SRC DST: copy a file into or out of the guest; the guest side is
 written :/path, and - is stdin or stdout on the local side. Streamed in
 chunks (guest-file-open/read/write/close), byte-exact, in bounded memory;
 the guest's file handle is closed on every path (errors, SIGINT, timeout).
-A local directory as DST receives the file under the guest file's name.
+A local directory as DST receives the file under the guest file's name; a
+guest DST ending in / receives it under the local file's name.
   qmpctl ga cp :/var/log/syslog ./vm1-syslog
   qmpctl ga cp ./authorized_keys :/root/.ssh/authorized_keys
   qmpctl ga cp :/etc/os-release - | grep VERSION

@@ -30,8 +30,15 @@ export async function run(context: CommandContext): Promise<number> {
     );
   }
   if (guestSource !== undefined) await copyOut(context, guestSource, target);
-  else await copyIn(context, source, guestTarget!);
+  else await copyIn(context, source, intoDirectory(guestTarget!, source));
   return 0;
+}
+
+/** A guest path ending in / names a directory: the file keeps its local name there, as with cp(1). */
+function intoDirectory(guestFile: string, localFile: string): string {
+  const name = localFile.slice(localFile.lastIndexOf("/") + 1);
+  if (!guestFile.endsWith("/") || localFile === "-" || name === "") return guestFile;
+  return guestFile + name;
 }
 
 function guestPath(word: string): string | undefined {

@@ -130,6 +130,13 @@ describe("ga cp", () => {
     expect(readFileSync(join(into, "named in guest.bin"))).toEqual(Buffer.from(sourceBytes.subarray(0, 1000)));
   });
 
+  test("a guest path ending in / receives the file under the local file's name", async () => {
+    const into = path("guest dir");
+    mkdirSync(into);
+    expect(await cp(source, `:${into}/`)).toMatchObject({ code: 0, stdout: "", stderr: "" });
+    expect(readFileSync(join(into, "source.bin"))).toEqual(Buffer.from(sourceBytes));
+  });
+
   test("bad words: usage errors", async () => {
     for (
       const [words, message] of [
