@@ -13,6 +13,7 @@ import type { EventSubscription } from "../lib/events.ts";
 import { interrupt, QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
 import { startListener } from "./helpers/listener.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
+import { startAgent } from "./helpers/qemu_ga.ts";
 import { sshProcessesAfter, startSshd, type TestSshd } from "./helpers/sshd.ts";
 import { startTerminal } from "./helpers/terminal.ts";
 
@@ -248,4 +249,30 @@ describe("connection sharing (ControlMaster in the user's ssh config)", () => {
       control("exit");
     }
   });
+});
+
+describe("the guest agent over ssh://", () => {
+  test("ga guest-ping, ga exec and ga cp reach a qemu-ga socket on the remote host", async () => {
+    const agent = await startAgent();
+    try {
+      const address = `ssh://vmhost${agent.socket}`;
+      expect(await qmpctl(["-s", address, "ga", "guest-ping"], { env })).toMatchObject({
+        code: 0,
+        stdout: "{}\n",
+        stderr: "",
+      });
+      const exec = await qmpctl(["-s", address, "ga", "exec", "--", "sh", "-c", "echo out; exit 3"], { env });
+      expect(exec).toMatchObject({ code: 3, stdout: "out\n", stderr: "" });
+      const local = join(agent.dir, "local.bin"), remote = join(agent.dir, "remote.bin");
+      const bytes = crypto.getRandomValues(new Uint8Array(60_000));
+      writeFileSync(local, bytes);
+      expect(await qmpctl(["-s", address, "ga", "cp", local, `:${remote}`], { env })).toMatchObject({
+        code: 0,
+        stderr: "",
+      });
+      expect(new Uint8Array(readFileSync(remote))).toEqual(bytes);
+    } finally {
+      await agent.stop();
+    }
+  }, 30_000);
 });
