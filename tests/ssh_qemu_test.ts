@@ -14,6 +14,7 @@ import { interrupt, QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
 import { startListener } from "./helpers/listener.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
 import { startAgent } from "./helpers/qemu_ga.ts";
+import { startProxy } from "./helpers/proxy.ts";
 import { sshProcessesAfter, startSshd, type TestSshd } from "./helpers/sshd.ts";
 import { startTerminal } from "./helpers/terminal.ts";
 
@@ -274,5 +275,18 @@ describe("the guest agent over ssh://", () => {
     } finally {
       await agent.stop();
     }
+  }, 30_000);
+});
+
+describe("proxy over ssh://", () => {
+  test("a proxy whose upstream is ssh:// serves the remote monitor, and SIGTERM leaves no ssh behind", async () => {
+    const listen = join(runDir, "shared.sock");
+    const proxy = startProxy(["-s", viaAlias(), "--listen", listen], 30_000, env);
+    await proxy.ready;
+    const result = await qmpctl(["-s", listen, "exec", "query-status"]);
+    expect(result).toMatchObject({ code: 0, stderr: "" });
+    expect(JSON.parse(result.stdout)).toMatchObject({ status: "running" });
+    proxy.child.kill("SIGTERM");
+    expect((await proxy.result).code).toBe(0);
   }, 30_000);
 });
