@@ -133,3 +133,18 @@ test("install.sh --help prints its usage and installs nothing; an unknown option
     rmSync(cwd, { recursive: true, force: true });
   }
 });
+
+test("sh install.sh PREFIX works with a POSIX sh (dash), as the README's install line runs it", () => {
+  const other = mkdtempSync(join(tmpdir(), "qmpctl-prefix-"));
+  try {
+    const installed = run(["dash", INSTALL, other]);
+    expect(installed.stderr).toBe("");
+    expect(installed.code).toBe(0);
+    expect(existsSync(join(other, "bin/qmpctl"))).toBe(true);
+    expect(existsSync(join(other, "share/fish/vendor_completions.d/qmpctl.fish"))).toBe(true);
+    expect(run(["dash", INSTALL, "--uninstall", other]).code).toBe(0);
+    expect(existsSync(join(other, "bin/qmpctl"))).toBe(false);
+  } finally {
+    rmSync(other, { recursive: true, force: true });
+  }
+});
