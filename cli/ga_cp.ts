@@ -87,9 +87,12 @@ async function copyOut(context: CommandContext, guestFile: string, localFile: st
 async function copyIn(context: CommandContext, localFile: string, guestFile: string): Promise<void> {
   const { signal } = context;
   const chunks = inChunks(readChunks(localFile), CHUNK_BYTES);
+  // A pipe or a terminal may stay open without data: every read is bounded by --timeout and SIGINT.
+  const waitingFor = `data from ${localFile === "-" ? "stdin" : localFile}`;
+  const nextChunk = () => abortable(chunks.next(), signal, waitingFor);
   let first: IteratorResult<Uint8Array>;
   try {
-    first = await chunks.next();
+    first = await nextChunk();
   } catch (error) {
     throw localError(error, `cannot read ${localFile}`);
   }
@@ -98,7 +101,7 @@ async function copyIn(context: CommandContext, localFile: string, guestFile: str
     await withGuestFile(agent, guestFile, "w", signal, async (handle) => {
       // One write ahead: the next chunk is read and encoded while the agent writes this one.
       let previous: Promise<void> | undefined;
-      for (let next = first; !next.done; next = await chunks.next()) {
+      for (let next = first; !next.done; next = await nextChunk()) {
         const bytes = next.value;
         const written = agent.execute("guest-file-write", { handle, "buf-b64": encodeBase64(bytes) }, { signal })
           .then((reply) => {
@@ -115,7 +118,8 @@ async function copyIn(context: CommandContext, localFile: string, guestFile: str
       await previous;
     });
   } finally {
-    await chunks.return(undefined);
+    // Not awaited: after an aborted read, return() would wait for that read, which may never end.
+    chunks.return(undefined).catch(() => {});
     agent.close();
   }
 }

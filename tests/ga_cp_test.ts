@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { QMPCTL, qmpctl } from "./helpers/cli.ts";
+import { QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
 import { qmpctlBytes, startAgent, type TestAgent } from "./helpers/qemu_ga.ts";
 
 let agent: TestAgent;
@@ -135,6 +135,32 @@ describe("ga cp", () => {
     mkdirSync(into);
     expect(await cp(source, `:${into}/`)).toMatchObject({ code: 0, stdout: "", stderr: "" });
     expect(readFileSync(join(into, "source.bin"))).toEqual(Buffer.from(sourceBytes));
+  });
+
+  test("--timeout bounds the wait for a stdin that stays open, before and while copying", async () => {
+    const inGuest = path("from-open-stdin");
+    const waiting = startQmpctl(["-s", agent.socket, "ga", "cp", "-", `:${inGuest}`, "--timeout", "500ms"], {
+      holdStdin: true,
+    });
+    const result = await waiting.result;
+    expect(result.code).toBe(124);
+    expect(result.stderr).toBe("qmpctl: timed out waiting for data from stdin (--timeout 500ms)\n");
+    expect(result.ms).toBeLessThan(3000);
+    expect(existsSync(inGuest)).toBe(false);
+
+    // Two chunks' worth arrive, then stdin stays open: the copy has begun when the bound runs out.
+    const stalled = startQmpctl(["-s", agent.socket, "ga", "cp", "-", `:${inGuest}`, "--timeout", "1500ms", "-v"], {
+      holdStdin: true,
+    });
+    const stdin = stalled.child.stdin as import("bun").FileSink;
+    stdin.write(sourceBytes.subarray(0, 2 * 1024 * 1024 + 1));
+    await stdin.flush();
+    const midway = await stalled.result;
+    expect(midway.code).toBe(124);
+    expect(midway.stderr).toContain('"guest-file-write"');
+    expect(midway.stderr).toMatch(/^qmpctl: timed out waiting for data from stdin \(--timeout 1500ms\)$/m);
+    expect(midway.stderr).toMatch(/^> \{"execute":"guest-file-close"/m);
+    expect(midway.ms).toBeLessThan(5000);
   });
 
   test("bad words: usage errors", async () => {
