@@ -60,7 +60,7 @@ async function copyOut(context: CommandContext, guestFile: string, localFile: st
   const agent = await connectAgent(context);
   try {
     await withGuestFile(agent, guestFile, "r", signal, async (handle) => {
-      const sink = await localSink(localFile, guestFile);
+      const sink = await localSink(localFile, guestFile, signal);
       // One read ahead: the agent reads and encodes the next chunk while this one is decoded and written.
       const read = (): Promise<FileRead> => {
         const reply = agent.execute("guest-file-read", { handle, count: CHUNK_BYTES }, { signal }) as Promise<FileRead>;
@@ -159,13 +159,13 @@ async function withGuestFile(
 }
 
 /** Open the local file to write; a directory receives the file under the guest file's name, as cp(1) does. */
-async function localSink(path: string, guestFile: string): Promise<ByteSink> {
+async function localSink(path: string, guestFile: string, signal: AbortSignal): Promise<ByteSink> {
   try {
-    return await openByteSink(path);
+    return await openByteSink(path, signal);
   } catch (error) {
     const name = guestFile.slice(guestFile.lastIndexOf("/") + 1);
     if ((error as { code?: unknown }).code !== "EISDIR" || name === "") throw localError(error, `cannot write ${path}`);
-    return await localSink(`${path.replace(/\/+$/, "")}/${name}`, "");
+    return await localSink(`${path.replace(/\/+$/, "")}/${name}`, "", signal);
   }
 }
 

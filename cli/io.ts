@@ -335,15 +335,16 @@ export interface ByteSink {
 }
 
 /**
- * Create (or truncate) a file for writing, or stdout for `-`. Each write is
- * complete before it resolves, so memory stays bounded. Bun's FileSink is not
+ * Create (or truncate) a file for writing, or stdout for `-` (whose writes
+ * `signal` bounds: a reader may stop reading). Each write is complete before
+ * it resolves, so memory stays bounded. Bun's FileSink is not
  * used: a write it fails (ENOSPC) surfaces as an unhandled error, not as the
  * rejection of the write, so node:fs/promises serves both runtimes.
  * @throws the system's error (ENOENT, EACCES, EISDIR) with its `code` when
  * the file cannot be opened; OutputError when a write or the close fails
  */
-export async function openByteSink(path: string): Promise<ByteSink> {
-  if (path === "-") return { write: (bytes) => writeStdoutBytes(bytes), close: () => Promise.resolve() };
+export async function openByteSink(path: string, signal?: AbortSignal): Promise<ByteSink> {
+  if (path === "-") return { write: (bytes) => writeStdoutBytes(bytes, signal), close: () => Promise.resolve() };
   const handle = await (await import("node:fs/promises")).open(path, "w");
   const failed = (error: unknown): never => {
     const code = (error as { code?: string })?.code;

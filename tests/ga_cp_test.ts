@@ -1,6 +1,6 @@
 /** `qmpctl ga cp` against a real qemu-ga (the "guest" files are on this machine). */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
 import { qmpctlBytes, startAgent, type TestAgent } from "./helpers/qemu_ga.ts";
@@ -162,6 +162,28 @@ describe("ga cp", () => {
     expect(midway.stderr).toMatch(/^> \{"execute":"guest-file-close"/m);
     expect(midway.ms).toBeLessThan(5000);
   });
+
+  test("--timeout bounds a copy to a stdout whose reader does not read", async () => {
+    // stdout is a FIFO that this test holds open and never reads: qmpctl's writes block once it is full.
+    const fifo = path("unread.fifo");
+    expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const writer = openSync(fifo, constants.O_WRONLY);
+    const child = Bun.spawn([QMPCTL, "-s", agent.socket, "ga", "cp", `:${source}`, "-", "--timeout", "1s"], {
+      stdin: "ignore",
+      stdout: writer,
+      stderr: "pipe",
+    });
+    closeSync(writer);
+    const killer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+    const started = performance.now();
+    const [stderr, code] = await Promise.all([new Response(child.stderr).text(), child.exited]);
+    clearTimeout(killer);
+    closeSync(reader);
+    expect(code).toBe(124);
+    expect(stderr).toBe("qmpctl: timed out waiting for stdout to take the output (--timeout 1s)\n");
+    expect(performance.now() - started).toBeLessThan(5000);
+  }, 15_000);
 
   test("bad words: usage errors", async () => {
     for (
