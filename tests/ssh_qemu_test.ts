@@ -6,7 +6,7 @@
  * directory that must be empty again).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { EventSubscription } from "../lib/events.ts";
@@ -289,4 +289,18 @@ describe("proxy over ssh://", () => {
     proxy.child.kill("SIGTERM");
     expect((await proxy.result).code).toBe(0);
   }, 30_000);
+});
+
+describe("odd remote paths", () => {
+  test("a remote socket path with a space in it", async () => {
+    const spaced = join(runDir, "vm one.qmp");
+    symlinkSync(qemu.socket, spaced);
+    try {
+      const result = await qmpctl(["-s", `ssh://vmhost${spaced}`, "exec", "query-status"], { env });
+      expect(result).toMatchObject({ code: 0, stderr: "" });
+      expect(JSON.parse(result.stdout)).toMatchObject({ status: "running" });
+    } finally {
+      rmSync(spaced);
+    }
+  });
 });
