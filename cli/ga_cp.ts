@@ -54,28 +54,33 @@ interface FileRead {
   eof?: boolean;
 }
 
-/** Guest → local. The local file is created only once the guest file is open. */
+/**
+ * Guest → local. The local file is created only once the guest file has
+ * given its first chunk: a guest path that opens but cannot be read (a
+ * directory) leaves nothing behind.
+ */
 async function copyOut(context: CommandContext, guestFile: string, localFile: string): Promise<void> {
   const { signal } = context;
   const agent = await connectAgent(context);
   try {
     await withGuestFile(agent, guestFile, "r", signal, async (handle) => {
-      const sink = await localSink(localFile, guestFile, signal);
       // One read ahead: the agent reads and encodes the next chunk while this one is decoded and written.
       const read = (): Promise<FileRead> => {
         const reply = agent.execute("guest-file-read", { handle, count: CHUNK_BYTES }, { signal }) as Promise<FileRead>;
         reply.catch(() => {}); // awaited below, unless an earlier step failed first
         return reply;
       };
+      let sink: ByteSink | undefined;
       try {
         for (let next: Promise<FileRead> | undefined = read(); next;) {
           const chunk: FileRead = await next;
           if (typeof chunk?.["buf-b64"] !== "string") throw new ProtocolError("guest-file-read returned no buf-b64");
           next = chunk.eof || chunk.count === 0 ? undefined : read();
+          sink ??= await localSink(localFile, guestFile, signal);
           await sink.write(decodeBase64(chunk["buf-b64"], `guest-file-read of ${guestFile}`));
         }
       } finally {
-        await sink.close();
+        await sink?.close();
       }
     });
   } finally {

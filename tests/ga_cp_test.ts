@@ -61,6 +61,14 @@ describe("ga cp", () => {
     expect(existsSync(target)).toBe(false);
   });
 
+  test("a guest file that opens but cannot be read (a directory) exits 1 and creates no local file", async () => {
+    const target = path("not-from-a-directory");
+    const result = await cp(`:${agent.dir}`, target);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^qmpctl: GenericError: failed to read file.*\n$/);
+    expect(existsSync(target)).toBe(false);
+  });
+
   test("a missing local file exits 2 before the guest file is created", async () => {
     const inGuest = path("not-created-in-guest");
     const result = await cp("/nonexistent/local", `:${inGuest}`);
@@ -85,7 +93,13 @@ describe("ga cp", () => {
     const unwritable = await cp(":/etc/hostname", "/nonexistent/dir/file", "-v");
     expect(unwritable.code).toBe(2);
     const [second] = openedHandles(unwritable.stderr);
-    expect(unwritable.stderr).toMatch(new RegExp(`^< \\{"return":\\{\\},"id":"qmpctl-\\d+-2"\\}$`, "m")); // the close's reply
+    const closeId = new RegExp(
+      `^> \\{"execute":"guest-file-close","arguments":\\{"handle":${second}\\},"id":"(qmpctl-\\d+-\\d+)"\\}$`,
+      "m",
+    )
+      .exec(unwritable.stderr)?.[1];
+    expect(closeId).toBeDefined();
+    expect(unwritable.stderr).toContain(`< {"return":{},"id":"${closeId}"}`); // the close's reply
     expect(second).toBeGreaterThan(handle);
   });
 
