@@ -164,8 +164,9 @@ export async function connectSsh(
 /**
  * Connect to the local end of the forwarding. ssh (or its ControlMaster)
  * binds the socket, then listens: a connection that comes between the two
- * is refused, so a refusal is retried for a moment (bounded by `signal` and
- * REFUSED_RETRY_MS).
+ * is refused, and one that comes while ssh is slow to accept finds the
+ * listen queue full, so both are retried for a moment (bounded by `signal`
+ * and REFUSED_RETRY_MS).
  */
 async function connectForwarded(
   address: SocketAddress,
@@ -177,8 +178,9 @@ async function connectForwarded(
     try {
       return await connectSocket(address, events);
     } catch (error) {
-      const refused = (error as { cause?: { code?: string } }).cause?.code === "ECONNREFUSED";
-      if (!refused || Date.now() > deadline) throw error;
+      // EAGAIN: the listen queue is full (ssh is slow to accept on a loaded machine): as passing as a refusal.
+      const code = (error as { cause?: { code?: string } }).cause?.code;
+      if (!(code === "ECONNREFUSED" || code === "EAGAIN") || Date.now() > deadline) throw error;
       await abortable(new Promise((resolve) => setTimeout(resolve, 5)), signal, `ssh to listen for ${address.text}`);
     }
   }
