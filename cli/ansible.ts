@@ -34,10 +34,12 @@ Parameters:
   connect_timeout  bound on connecting (default 10s)
   changed      force the result's changed (default: false for query-*
                commands and a bare wait_event, true otherwise)
+  qmpctl       the binary's path on the managed host (default: on PATH)
 
 Result: return (execute), text (hmp), events (wait_event), changed; on
 failure failed: true and msg (for a QEMU error "Class: description", and
-error: {class, desc}). In check mode only query-* commands run.
+error: {class, desc}). In check mode only query-* commands run. A parameter
+not listed here fails the task (a misspelt one would otherwise be ignored).
 
 Example (what Ansible does):
   echo '{"socket": "/run/vm1.qmp", "execute": "query-status"}' > /tmp/args
@@ -84,8 +86,30 @@ function parseParams(text: string): ModuleParams {
   if (typeof params !== "object" || params === null || Array.isArray(params)) {
     throw new UsageError("the arguments file does not hold a JSON object");
   }
+  // A misspelt parameter (argument for arguments) would otherwise be dropped
+  // in silence and the command run without it; Ansible's own modules refuse it.
+  // Ansible adds its own _ansible_* members; qmpctl is the wrapper's.
+  const unknown = Object.keys(params).find((key) => !PARAMETERS.includes(key) && !key.startsWith("_ansible_"));
+  if (unknown !== undefined) {
+    throw new UsageError(`unsupported parameter: ${unknown} (the module takes ${PARAMETERS.join(", ")})`);
+  }
   return params as ModuleParams;
 }
+
+/** Every parameter of the module, as the help lists them, and the wrapper's `qmpctl`. */
+const PARAMETERS = [
+  "socket",
+  "execute",
+  "arguments",
+  "hmp",
+  "wait_event",
+  "match",
+  "count",
+  "timeout",
+  "connect_timeout",
+  "changed",
+  "qmpctl",
+];
 
 function failure(error: unknown): Result {
   const result: Result = { failed: true, changed: false, msg: (error as Error)?.message ?? String(error) };

@@ -41,7 +41,7 @@ cmd' does. --stdin FILE (- for qmpctl's stdin) becomes its input; --env K=V
 (repeatable) gives it an environment (qemu-ga passes only these variables).
 qemu-ga keeps at most 16 MB of each output: more is cut, with a warning.
 --json prints the final guest-exec-status object instead and exits 0.
---timeout D exits 124; the program may then still run in the guest.
+--timeout D exits 124, Ctrl-C 130; the program may then still run in the guest.
   qmpctl ga exec -- uname -a
   qmpctl ga exec --stdin backup.sql -- psql -q app
   qmpctl ga exec --timeout 30s -- systemctl is-system-running --wait
@@ -50,6 +50,8 @@ ga cp SRC DST: copy a file into or out of the guest; the guest side is
 written :/path, and - is stdin or stdout on the local side. Streamed in
 chunks (guest-file-open/read/write/close), byte-exact, in bounded memory;
 the guest's file handle is closed on every path (errors, SIGINT, timeout).
+A local directory as DST receives the file under the guest file's name; a
+guest DST ending in / receives it under the local file's name.
   qmpctl ga cp :/var/log/syslog ./vm1-syslog
   qmpctl ga cp ./authorized_keys :/root/.ssh/authorized_keys
   qmpctl ga cp :/etc/os-release - | grep VERSION

@@ -30,8 +30,15 @@ export async function run(context: CommandContext): Promise<number> {
     );
   }
   if (guestSource !== undefined) await copyOut(context, guestSource, target);
-  else await copyIn(context, source, guestTarget!);
+  else await copyIn(context, source, intoDirectory(guestTarget!, source));
   return 0;
+}
+
+/** A guest path ending in / names a directory: the file keeps its local name there, as with cp(1). */
+function intoDirectory(guestFile: string, localFile: string): string {
+  const name = localFile.slice(localFile.lastIndexOf("/") + 1);
+  if (!guestFile.endsWith("/") || localFile === "-" || name === "") return guestFile;
+  return guestFile + name;
 }
 
 function guestPath(word: string): string | undefined {
@@ -47,28 +54,33 @@ interface FileRead {
   eof?: boolean;
 }
 
-/** Guest → local. The local file is created only once the guest file is open. */
+/**
+ * Guest → local. The local file is created only once the guest file has
+ * given its first chunk: a guest path that opens but cannot be read (a
+ * directory) leaves nothing behind.
+ */
 async function copyOut(context: CommandContext, guestFile: string, localFile: string): Promise<void> {
   const { signal } = context;
   const agent = await connectAgent(context);
   try {
     await withGuestFile(agent, guestFile, "r", signal, async (handle) => {
-      const sink = await localSink(localFile);
       // One read ahead: the agent reads and encodes the next chunk while this one is decoded and written.
       const read = (): Promise<FileRead> => {
         const reply = agent.execute("guest-file-read", { handle, count: CHUNK_BYTES }, { signal }) as Promise<FileRead>;
         reply.catch(() => {}); // awaited below, unless an earlier step failed first
         return reply;
       };
+      let sink: ByteSink | undefined;
       try {
         for (let next: Promise<FileRead> | undefined = read(); next;) {
           const chunk: FileRead = await next;
           if (typeof chunk?.["buf-b64"] !== "string") throw new ProtocolError("guest-file-read returned no buf-b64");
           next = chunk.eof || chunk.count === 0 ? undefined : read();
+          sink ??= await localSink(localFile, guestFile, signal);
           await sink.write(decodeBase64(chunk["buf-b64"], `guest-file-read of ${guestFile}`));
         }
       } finally {
-        await sink.close();
+        await sink?.close();
       }
     });
   } finally {
@@ -80,9 +92,12 @@ async function copyOut(context: CommandContext, guestFile: string, localFile: st
 async function copyIn(context: CommandContext, localFile: string, guestFile: string): Promise<void> {
   const { signal } = context;
   const chunks = inChunks(readChunks(localFile), CHUNK_BYTES);
+  // A pipe or a terminal may stay open without data: every read is bounded by --timeout and SIGINT.
+  const waitingFor = `data from ${localFile === "-" ? "stdin" : localFile}`;
+  const nextChunk = () => abortable(chunks.next(), signal, waitingFor);
   let first: IteratorResult<Uint8Array>;
   try {
-    first = await chunks.next();
+    first = await nextChunk();
   } catch (error) {
     throw localError(error, `cannot read ${localFile}`);
   }
@@ -91,7 +106,7 @@ async function copyIn(context: CommandContext, localFile: string, guestFile: str
     await withGuestFile(agent, guestFile, "w", signal, async (handle) => {
       // One write ahead: the next chunk is read and encoded while the agent writes this one.
       let previous: Promise<void> | undefined;
-      for (let next = first; !next.done; next = await chunks.next()) {
+      for (let next = first; !next.done; next = await nextChunk()) {
         const bytes = next.value;
         const written = agent.execute("guest-file-write", { handle, "buf-b64": encodeBase64(bytes) }, { signal })
           .then((reply) => {
@@ -108,7 +123,8 @@ async function copyIn(context: CommandContext, localFile: string, guestFile: str
       await previous;
     });
   } finally {
-    await chunks.return(undefined);
+    // Not awaited: after an aborted read, return() would wait for that read, which may never end.
+    chunks.return(undefined).catch(() => {});
     agent.close();
   }
 }
@@ -147,11 +163,14 @@ async function withGuestFile(
   }
 }
 
-async function localSink(path: string): Promise<ByteSink> {
+/** Open the local file to write; a directory receives the file under the guest file's name, as cp(1) does. */
+async function localSink(path: string, guestFile: string, signal: AbortSignal): Promise<ByteSink> {
   try {
-    return await openByteSink(path);
+    return await openByteSink(path, signal);
   } catch (error) {
-    throw localError(error, `cannot write ${path}`);
+    const name = guestFile.slice(guestFile.lastIndexOf("/") + 1);
+    if ((error as { code?: unknown }).code !== "EISDIR" || name === "") throw localError(error, `cannot write ${path}`);
+    return await localSink(`${path.replace(/\/+$/, "")}/${name}`, "", signal);
   }
 }
 

@@ -1,7 +1,7 @@
 /** `qmpctl ga exec -- PROG [ARGS...]`: a program in the guest, its output and exit status as qmpctl's. @module */
 import { abortable } from "../lib/abort.ts";
 import { decodeBase64, encodeBase64 } from "../lib/base64.ts";
-import { abortErrorFor, ProtocolError } from "../lib/errors.ts";
+import { AbortedError, abortErrorFor, ProtocolError } from "../lib/errors.ts";
 import { connectAgent } from "./ga_connect.ts";
 import { localError } from "./ga_cp.ts";
 import { readBytes, writeStderrBytes, writeStderrLine, writeStdoutBytes } from "./io.ts";
@@ -58,7 +58,13 @@ export async function run(context: CommandContext): Promise<number> {
         await abortable(new Promise((resolve) => setTimeout(resolve, pause)), signal, "");
       }
     } catch (error) {
-      throw signal.aborted ? ended(signal) : error;
+      if (!signal.aborted) throw error;
+      const stopped = ended(signal);
+      // qmpctl says nothing of its own on SIGINT; here the program outlives it, which the user must know.
+      if (stopped instanceof AbortedError) {
+        writeStderrLine(`qmpctl: interrupted: ${path} (guest pid ${pid}) may still be running in the guest`);
+      }
+      throw stopped;
     }
     if (context.options.has("json")) {
       await printJson(context, status);

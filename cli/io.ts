@@ -403,29 +403,31 @@ export interface ByteSink {
 }
 
 /**
- * Create (or truncate) a file for writing, or stdout for `-`. Each write is
- * flushed before it resolves, so memory stays bounded.
- * @throws the system's error (ENOENT, EACCES, EISDIR) with its `code`
+ * Create (or truncate) a file for writing, or stdout for `-` (whose writes
+ * `signal` bounds: a reader may stop reading). Each write is complete before
+ * it resolves, so memory stays bounded. Bun's FileSink is not
+ * used: a write it fails (ENOSPC) surfaces as an unhandled error, not as the
+ * rejection of the write, so node:fs/promises serves both runtimes.
+ * @throws the system's error (ENOENT, EACCES, EISDIR) with its `code` when
+ * the file cannot be opened; OutputError when a write or the close fails
  */
-export async function openByteSink(path: string): Promise<ByteSink> {
-  if (path === "-") return { write: (bytes) => writeStdoutBytes(bytes), close: () => Promise.resolve() };
-  if (bun) {
-    const sink = bun.file(path).writer();
-    await sink.flush(); // opens the file, so that a bad path fails now
-    return {
-      async write(bytes) {
-        sink.write(bytes);
-        await sink.flush();
-      },
-      close: async () => void await sink.end(),
-    };
-  }
+export async function openByteSink(path: string, signal?: AbortSignal): Promise<ByteSink> {
+  if (path === "-") return { write: (bytes) => writeStdoutBytes(bytes, signal), close: () => Promise.resolve() };
   const handle = await (await import("node:fs/promises")).open(path, "w");
+  const failed = (error: unknown): never => {
+    const code = (error as { code?: string })?.code;
+    const reason = code ? `${WRITE_ERRORS[code] ?? code} (${code})` : (error as Error)?.message ?? String(error);
+    throw new OutputError(`could not write ${path}: ${reason}`, { cause: error });
+  };
   return {
     async write(bytes) {
-      for (let done = 0; done < bytes.length;) done += (await handle.write(bytes, done)).bytesWritten;
+      try {
+        for (let done = 0; done < bytes.length;) done += (await handle.write(bytes, done)).bytesWritten;
+      } catch (error) {
+        failed(error);
+      }
     },
-    close: () => handle.close(),
+    close: () => handle.close().catch(failed),
   };
 }
 

@@ -27,6 +27,8 @@ import { DEFAULT_MAX_MESSAGE_BYTES, JsonFramer } from "./framing.ts";
 import { connectTransport, type Transport } from "./transport.ts";
 
 const DELIMITER = 0xff;
+/** How much of the first bytes is looked at for a QMP greeting. */
+const MONITOR_SNIFF_CHARS = 16;
 
 /** Options of `GuestAgent.connect`. */
 export interface AgentConnectOptions {
@@ -68,6 +70,8 @@ export class GuestAgent {
   /** The framer of the current segment; during the sync, a new one after each 0xFF (none before the first). */
   #framer?: JsonFramer;
   #syncId = 0;
+  /** The first characters received before any 0xFF, to recognise a QMP monitor's greeting. */
+  #head = "";
   #syncWaiter?: { resolve: () => void; reject: (error: QmpError) => void };
   #phase: "syncing" | "running" | "closed" = "syncing";
   #failure?: QmpError;
@@ -210,7 +214,8 @@ export class GuestAgent {
 
   /** Bytes of one segment between 0xFF bytes: stale until the reply to our sync is among them. */
   #takeWhileSyncing(bytes: Uint8Array): void {
-    if (!this.#framer || bytes.length === 0) return;
+    if (!this.#framer) return this.#checkNotMonitor(bytes);
+    if (bytes.length === 0) return;
     let messages: unknown[];
     try {
       messages = this.#framer.push(bytes);
@@ -226,6 +231,21 @@ export class GuestAgent {
     this.#phase = "running";
     this.#syncWaiter?.resolve();
     this.#take(messages.slice(ours + 1));
+  }
+
+  /**
+   * The bytes before the first 0xFF are stale agent output, except from a
+   * QMP monitor given by mistake: QEMU greets every client with {"QMP": ...}
+   * at once and never sends a 0xFF, so the sync would only time out.
+   */
+  #checkNotMonitor(bytes: Uint8Array): void {
+    if (this.#head.length >= MONITOR_SNIFF_CHARS) return;
+    this.#head += new TextDecoder().decode(bytes.subarray(0, MONITOR_SNIFF_CHARS));
+    if (/^\s*\{\s*"QMP"\s*:/.test(this.#head)) {
+      throw new ProtocolError(
+        `${this.address.text} is a QMP monitor, not a guest agent (qmpctl exec talks to a monitor)`,
+      );
+    }
   }
 
   #take(messages: unknown[]): void {

@@ -164,9 +164,9 @@ export async function connectSsh(
 /**
  * Connect to the local end of the forwarding. ssh (or its ControlMaster)
  * binds the socket, then listens: a connection that comes between the two
- * is refused, so a refusal is retried for a moment (bounded by `signal` and
- * REFUSED_RETRY_MS); so is EAGAIN (lib/transport_bun.ts reads a refusal as
- * EAGAIN when the socket listens by the time it looks).
+ * is refused, and one that comes while ssh is slow to accept finds the
+ * listen queue full, so both are retried for a moment (bounded by `signal`
+ * and REFUSED_RETRY_MS).
  */
 async function connectForwarded(
   address: SocketAddress,
@@ -178,9 +178,9 @@ async function connectForwarded(
     try {
       return await connectSocket(address, events);
     } catch (error) {
-      // Refused before ssh listens; read as EAGAIN when ssh listens by the time the refusal is looked into.
+      // EAGAIN: the listen queue is full (ssh is slow to accept on a loaded machine): as passing as a refusal.
       const code = (error as { cause?: { code?: string } }).cause?.code;
-      if ((code !== "ECONNREFUSED" && code !== "EAGAIN") || Date.now() > deadline) throw error;
+      if (!(code === "ECONNREFUSED" || code === "EAGAIN") || Date.now() > deadline) throw error;
       await abortable(new Promise((resolve) => setTimeout(resolve, 5)), signal, `ssh to listen for ${address.text}`);
     }
   }

@@ -1,35 +1,41 @@
-#!/usr/bin/env bash
+#!/bin/sh
 # Install qmpctl, its man page and its shell completions under PREFIX.
 #   install.sh [PREFIX]               default PREFIX: /usr/local
 #   install.sh --uninstall [PREFIX]
 # It installs, from beside this script (a release folder) or from a source
 # checkout's dist/: the binary for this machine, qmpctl.1, and the bash, zsh
 # and fish completions that the binary prints.
-set -euo pipefail
+# POSIX sh (the README runs it as 'sh install.sh'; dash on Debian).
+set -eu
+usage() { sed -n '2,7s/^# \{0,1\}//p' "$0"; }
 uninstall=false
 if [ "${1:-}" = "--uninstall" ]; then
   uninstall=true
   shift
 fi
+case "${1:-}" in
+  -h | --help) usage && exit 0 ;;
+  -*)
+    echo "install.sh: unknown option $1 (see install.sh --help)" >&2
+    exit 2
+    ;;
+esac
 prefix=${1:-/usr/local}
 here=$(cd "$(dirname "$0")" && pwd)
 
-files=(
-  "bin/qmpctl"
-  "share/man/man1/qmpctl.1"
-  "share/bash-completion/completions/qmpctl"
-  "share/zsh/site-functions/_qmpctl"
-  "share/fish/vendor_completions.d/qmpctl.fish"
-)
+files="bin/qmpctl
+share/man/man1/qmpctl.1
+share/bash-completion/completions/qmpctl
+share/zsh/site-functions/_qmpctl
+share/fish/vendor_completions.d/qmpctl.fish"
 if $uninstall; then
-  for file in "${files[@]}"; do rm -f "$prefix/$file"; done
+  echo "$files" | while IFS= read -r file; do rm -f "$prefix/$file"; done
   echo "removed qmpctl from $prefix"
   exit 0
 fi
 
 # The release binary for this machine: x64 without AVX2 takes the baseline build.
 release_name() {
-  local os arch
   case "$(uname -s)" in Linux) os=linux ;; Darwin) os=darwin ;; *) return 1 ;; esac
   case "$(uname -m)" in x86_64 | amd64) arch=x64 ;; aarch64 | arm64) arch=arm64 ;; *) return 1 ;; esac
   if [ "$os-$arch" = linux-x64 ] && ! grep -qw avx2 /proc/cpuinfo 2>/dev/null; then arch=x64-baseline; fi

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { qmpctl, startQmpctl } from "./helpers/cli.ts";
+import { startQemu } from "./helpers/qemu.ts";
 import { agentDir, fakeAgent, startAgent, type TestAgent } from "./helpers/qemu_ga.ts";
 
 let agent: TestAgent;
@@ -174,6 +175,21 @@ describe("ga against a fake agent", () => {
       stale.stop();
     }
   });
+
+  test("a QMP monitor given as the agent's address exits 3 at once and says what it is", async () => {
+    // QEMU greets first, then answers the 0xFF and the sync with errors: never a 0xFF.
+    const qemu = await startQemu();
+    try {
+      const result = await qmpctl(["-s", qemu.socket, "ga", "guest-ping", "--connect-timeout", "5s"]);
+      expect(result.code).toBe(3);
+      expect(result.stderr).toBe(
+        `qmpctl: ${qemu.socket} is a QMP monitor, not a guest agent (qmpctl exec talks to a monitor)\n`,
+      );
+      expect(result.ms).toBeLessThan(2500);
+    } finally {
+      await qemu.stop();
+    }
+  }, 15_000);
 
   test("a peer that closes before the sync is answered exits 3", async () => {
     const closing = fakeAgent((_request, connection) => connection.close());

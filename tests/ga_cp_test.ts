@@ -1,8 +1,8 @@
 /** `qmpctl ga cp` against a real qemu-ga (the "guest" files are on this machine). */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { QMPCTL, qmpctl } from "./helpers/cli.ts";
+import { QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
 import { qmpctlBytes, startAgent, type TestAgent } from "./helpers/qemu_ga.ts";
 
 let agent: TestAgent;
@@ -61,6 +61,14 @@ describe("ga cp", () => {
     expect(existsSync(target)).toBe(false);
   });
 
+  test("a guest file that opens but cannot be read (a directory) exits 1 and creates no local file", async () => {
+    const target = path("not-from-a-directory");
+    const result = await cp(`:${agent.dir}`, target);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^qmpctl: GenericError: failed to read file.*\n$/);
+    expect(existsSync(target)).toBe(false);
+  });
+
   test("a missing local file exits 2 before the guest file is created", async () => {
     const inGuest = path("not-created-in-guest");
     const result = await cp("/nonexistent/local", `:${inGuest}`);
@@ -85,7 +93,13 @@ describe("ga cp", () => {
     const unwritable = await cp(":/etc/hostname", "/nonexistent/dir/file", "-v");
     expect(unwritable.code).toBe(2);
     const [second] = openedHandles(unwritable.stderr);
-    expect(unwritable.stderr).toMatch(new RegExp(`^< \\{"return":\\{\\},"id":"qmpctl-\\d+-2"\\}$`, "m")); // the close's reply
+    const closeId = new RegExp(
+      `^> \\{"execute":"guest-file-close","arguments":\\{"handle":${second}\\},"id":"(qmpctl-\\d+-\\d+)"\\}$`,
+      "m",
+    )
+      .exec(unwritable.stderr)?.[1];
+    expect(closeId).toBeDefined();
+    expect(unwritable.stderr).toContain(`< {"return":{},"id":"${closeId}"}`); // the close's reply
     expect(second).toBeGreaterThan(handle);
   });
 
@@ -114,6 +128,76 @@ describe("ga cp", () => {
     expect(stderr).toMatch(new RegExp(`^> \\{"execute":"guest-file-close","arguments":\\{"handle":${handle}\\}`, "m"));
     expect((await qmpctl(["-s", agent.socket, "ga", "guest-file-close", `handle=${handle}`])).code).toBe(1);
   });
+
+  test("a local write that fails mid-copy (a full disk) exits 74 with one line", async () => {
+    const result = await cp(`:${source}`, "/dev/full");
+    expect(result.code).toBe(74);
+    expect(result.stderr).toMatch(/^qmpctl: could not write \/dev\/full: no space left on the device \(ENOSPC\)\n$/);
+  });
+
+  test("a local directory as DST receives the file under the guest file's name", async () => {
+    const inGuest = path("named in guest.bin");
+    writeFileSync(inGuest, sourceBytes.subarray(0, 1000));
+    const into = path("into dir");
+    mkdirSync(into);
+    expect(await cp(`:${inGuest}`, into)).toMatchObject({ code: 0, stdout: "", stderr: "" });
+    expect(readFileSync(join(into, "named in guest.bin"))).toEqual(Buffer.from(sourceBytes.subarray(0, 1000)));
+  });
+
+  test("a guest path ending in / receives the file under the local file's name", async () => {
+    const into = path("guest dir");
+    mkdirSync(into);
+    expect(await cp(source, `:${into}/`)).toMatchObject({ code: 0, stdout: "", stderr: "" });
+    expect(readFileSync(join(into, "source.bin"))).toEqual(Buffer.from(sourceBytes));
+  });
+
+  test("--timeout bounds the wait for a stdin that stays open, before and while copying", async () => {
+    const inGuest = path("from-open-stdin");
+    const waiting = startQmpctl(["-s", agent.socket, "ga", "cp", "-", `:${inGuest}`, "--timeout", "500ms"], {
+      holdStdin: true,
+    });
+    const result = await waiting.result;
+    expect(result.code).toBe(124);
+    expect(result.stderr).toBe("qmpctl: timed out waiting for data from stdin (--timeout 500ms)\n");
+    expect(result.ms).toBeLessThan(3000);
+    expect(existsSync(inGuest)).toBe(false);
+
+    // Two chunks' worth arrive, then stdin stays open: the copy has begun when the bound runs out.
+    const stalled = startQmpctl(["-s", agent.socket, "ga", "cp", "-", `:${inGuest}`, "--timeout", "1500ms", "-v"], {
+      holdStdin: true,
+    });
+    const stdin = stalled.child.stdin as import("bun").FileSink;
+    stdin.write(sourceBytes.subarray(0, 2 * 1024 * 1024 + 1));
+    await stdin.flush();
+    const midway = await stalled.result;
+    expect(midway.code).toBe(124);
+    expect(midway.stderr).toContain('"guest-file-write"');
+    expect(midway.stderr).toMatch(/^qmpctl: timed out waiting for data from stdin \(--timeout 1500ms\)$/m);
+    expect(midway.stderr).toMatch(/^> \{"execute":"guest-file-close"/m);
+    expect(midway.ms).toBeLessThan(5000);
+  });
+
+  test("--timeout bounds a copy to a stdout whose reader does not read", async () => {
+    // stdout is a FIFO that this test holds open and never reads: qmpctl's writes block once it is full.
+    const fifo = path("unread.fifo");
+    expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const writer = openSync(fifo, constants.O_WRONLY);
+    const child = Bun.spawn([QMPCTL, "-s", agent.socket, "ga", "cp", `:${source}`, "-", "--timeout", "1s"], {
+      stdin: "ignore",
+      stdout: writer,
+      stderr: "pipe",
+    });
+    closeSync(writer);
+    const killer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+    const started = performance.now();
+    const [stderr, code] = await Promise.all([new Response(child.stderr).text(), child.exited]);
+    clearTimeout(killer);
+    closeSync(reader);
+    expect(code).toBe(124);
+    expect(stderr).toBe("qmpctl: timed out waiting for stdout to take the output (--timeout 1s)\n");
+    expect(performance.now() - started).toBeLessThan(5000);
+  }, 15_000);
 
   test("bad words: usage errors", async () => {
     for (

@@ -87,6 +87,23 @@ describe("ga exec", () => {
     expect(result.ms).toBeLessThan(8000);
   });
 
+  test("SIGINT exits 130 and says the program may still run in the guest", async () => {
+    const running = startQmpctl(["-s", agent.socket, "ga", "exec", "--", "sleep", "37.25"]);
+    // The program has started once the agent's child is there (this machine is the guest).
+    let pid: number | undefined;
+    for (const deadline = Date.now() + 5000; pid === undefined && Date.now() < deadline;) {
+      const found = Bun.spawnSync(["pgrep", "-f", "^sleep 37.25$"]).stdout.toString().trim();
+      if (found) pid = Number(found.split("\n")[0]);
+      else await Bun.sleep(20);
+    }
+    running.child.kill("SIGINT");
+    const result = await running.result;
+    if (pid) process.kill(pid, "SIGKILL");
+    expect(pid).toBeDefined();
+    expect(result.code).toBe(130);
+    expect(result.stderr).toMatch(/^qmpctl: interrupted: sleep \(guest pid \d+\) may still be running in the guest\n$/);
+  });
+
   test("output beyond what qemu-ga keeps is cut, with a warning", async () => {
     const result = await qmpctlBytes(["-s", agent.socket, "ga", "exec", "--", "head", "-c", "17000000", "/dev/zero"], {
       killAfterMs: 35_000,

@@ -113,3 +113,38 @@ test("install.sh --uninstall PREFIX removes every file it installed", () => {
     rmSync(other, { recursive: true, force: true });
   }
 });
+
+test("install.sh --help prints its usage and installs nothing; an unknown option is refused", () => {
+  const cwd = mkdtempSync(join(tmpdir(), "qmpctl-cwd-"));
+  try {
+    const inDir = (argv: string[]) => {
+      const result = Bun.spawnSync(argv, { cwd, stdout: "pipe", stderr: "pipe" });
+      return { code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() };
+    };
+    const help = inDir([INSTALL, "--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("install.sh [PREFIX]");
+    expect(help.stderr).toBe("");
+    const wrong = inDir([INSTALL, "--prefix=/opt"]);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toBe("install.sh: unknown option --prefix=/opt (see install.sh --help)\n");
+    expect(readdirSync(cwd)).toEqual([]);
+  } finally {
+    rmSync(cwd, { recursive: true, force: true });
+  }
+});
+
+test("sh install.sh PREFIX works with a POSIX sh (dash), as the README's install line runs it", () => {
+  const other = mkdtempSync(join(tmpdir(), "qmpctl-prefix-"));
+  try {
+    const installed = run(["dash", INSTALL, other]);
+    expect(installed.stderr).toBe("");
+    expect(installed.code).toBe(0);
+    expect(existsSync(join(other, "bin/qmpctl"))).toBe(true);
+    expect(existsSync(join(other, "share/fish/vendor_completions.d/qmpctl.fish"))).toBe(true);
+    expect(run(["dash", INSTALL, "--uninstall", other]).code).toBe(0);
+    expect(existsSync(join(other, "bin/qmpctl"))).toBe(false);
+  } finally {
+    rmSync(other, { recursive: true, force: true });
+  }
+});

@@ -185,6 +185,23 @@ describe("qmpctl ansible ARGS_FILE (what the module runs), directly", () => {
     });
   });
 
+  test("a misspelt parameter fails the task instead of being ignored, as Ansible's own modules do", async () => {
+    const result = await module({
+      socket: qemu.socket,
+      execute: "query-status",
+      argument: { x: 1 },
+      qmpctl: QMPCTL,
+      _ansible_check_mode: false,
+      _ansible_verbosity: 0,
+    });
+    expect(result).toEqual({
+      failed: true,
+      changed: false,
+      msg: "unsupported parameter: argument (the module takes socket, execute, arguments, hmp, wait_event, match, " +
+        "count, timeout, connect_timeout, changed, qmpctl)",
+    });
+  });
+
   test("a wait_event that does not come within timeout fails, naming what it waited for", async () => {
     const result = await module({ socket: qemu.socket, wait_event: "SHUTDOWN", timeout: "500ms" });
     expect(result).toMatchObject({ failed: true, changed: false });

@@ -6,13 +6,15 @@
  * directory that must be empty again).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { EventSubscription } from "../lib/events.ts";
 import { interrupt, QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
 import { startListener } from "./helpers/listener.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
+import { startAgent } from "./helpers/qemu_ga.ts";
+import { startProxy } from "./helpers/proxy.ts";
 import { sshProcessesAfter, startSshd, type TestSshd } from "./helpers/sshd.ts";
 import { startTerminal } from "./helpers/terminal.ts";
 
@@ -266,6 +268,59 @@ describe("connection sharing (ControlMaster in the user's ssh config)", () => {
       expect(listening()).toEqual([expect.stringContaining(`${sshd.dir}/cm-`)]);
     } finally {
       control("exit");
+    }
+  });
+});
+
+describe("the guest agent over ssh://", () => {
+  test("ga guest-ping, ga exec and ga cp reach a qemu-ga socket on the remote host", async () => {
+    const agent = await startAgent();
+    try {
+      const address = `ssh://vmhost${agent.socket}`;
+      expect(await qmpctl(["-s", address, "ga", "guest-ping"], { env })).toMatchObject({
+        code: 0,
+        stdout: "{}\n",
+        stderr: "",
+      });
+      const exec = await qmpctl(["-s", address, "ga", "exec", "--", "sh", "-c", "echo out; exit 3"], { env });
+      expect(exec).toMatchObject({ code: 3, stdout: "out\n", stderr: "" });
+      const local = join(agent.dir, "local.bin"), remote = join(agent.dir, "remote.bin");
+      const bytes = crypto.getRandomValues(new Uint8Array(60_000));
+      writeFileSync(local, bytes);
+      expect(await qmpctl(["-s", address, "ga", "cp", local, `:${remote}`], { env })).toMatchObject({
+        code: 0,
+        stderr: "",
+      });
+      expect(new Uint8Array(readFileSync(remote))).toEqual(bytes);
+    } finally {
+      await agent.stop();
+    }
+  }, 30_000);
+});
+
+describe("proxy over ssh://", () => {
+  test("a proxy whose upstream is ssh:// serves the remote monitor, and SIGTERM leaves no ssh behind", async () => {
+    const listen = join(runDir, "shared.sock");
+    const proxy = startProxy(["-s", viaAlias(), "--listen", listen], 30_000, env);
+    await proxy.ready;
+    const result = await qmpctl(["-s", listen, "exec", "query-status"]);
+    expect(result).toMatchObject({ code: 0, stderr: "" });
+    expect(JSON.parse(result.stdout)).toMatchObject({ status: "running" });
+    proxy.child.kill("SIGTERM");
+    expect((await proxy.result).code).toBe(0);
+  }, 30_000);
+});
+
+describe("odd remote paths", () => {
+  test("a remote socket path with a space in it", async () => {
+    const spaced = join(runDir, "vm one.qmp");
+    symlinkSync(qemu.socket, spaced);
+    try {
+      const result = await qmpctl(["-s", `ssh://vmhost${spaced}`, "exec", "query-status"], { env });
+      expect(result).toMatchObject({ code: 0, stderr: "" });
+      expect(JSON.parse(result.stdout)).toMatchObject({ status: "running" });
+    } finally {
+      rmSync(spaced);
     }
   });
 });

@@ -17,9 +17,14 @@ export interface RunningProxy {
   result: Promise<{ code: number; stderr: string; stdout: string }>;
 }
 
-/** Start `qmpctl proxy ARGS`; it is killed after `killAfterMs` at the latest. */
-export function startProxy(args: string[], killAfterMs = 300_000): RunningProxy {
-  const child = Bun.spawn([QMPCTL, "proxy", ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+/** Start `qmpctl proxy ARGS` (`env` added to this process's); it is killed after `killAfterMs` at the latest. */
+export function startProxy(args: string[], killAfterMs = 300_000, env: Record<string, string> = {}): RunningProxy {
+  const child = Bun.spawn([QMPCTL, "proxy", ...args], {
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, ...env },
+  });
   const killer = setTimeout(() => child.kill("SIGKILL"), killAfterMs);
   let text = "";
   const watchers = new Set<() => void>();

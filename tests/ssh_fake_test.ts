@@ -1,0 +1,57 @@
+/**
+ * `ssh://` against a stand-in for ssh (QMPCTL_SSH_COMMAND), for what real
+ * OpenSSH does only under load: a forwarded socket whose listen queue is full
+ * when qmpctl first connects.
+ */
+import { afterAll, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { qmpctl } from "./helpers/cli.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "qmpctl-fake-ssh-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/**
+ * Serves the -L socket with a listen queue of one that it fills itself, so
+ * the first connections get EAGAIN; after 300 ms it accepts and plays a
+ * monitor that answers qmp_capabilities and query-status.
+ */
+const FAKE_SSH = `
+import json, socket, sys, time
+local = sys.argv[sys.argv.index("-L") + 1].split(":")[0]
+server = socket.socket(socket.AF_UNIX)
+server.bind(local)
+server.listen(0)
+fillers = []
+for _ in range(3):
+    filler = socket.socket(socket.AF_UNIX)
+    filler.setblocking(False)
+    try:
+        filler.connect(local)
+    except OSError:
+        pass
+    fillers.append(filler)
+time.sleep(0.3)
+for filler in fillers:
+    filler.close()  # accepted below, they end at once
+while True:
+    conn, _ = server.accept()
+    try:
+        conn.sendall(b'{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": ""}, "capabilities": []}}\\r\\n')
+        for line in conn.makefile("rb"):
+            request = json.loads(line)
+            answer = {} if request["execute"] == "qmp_capabilities" else {"status": "running"}
+            conn.sendall(json.dumps({"return": answer, "id": request.get("id")}).encode() + b"\\r\\n")
+    except OSError:
+        pass  # a filler
+`;
+
+test("a forwarded socket whose listen queue is full at first is retried, not an error", async () => {
+  const script = join(dir, "fake_ssh.py");
+  writeFileSync(script, FAKE_SSH);
+  const result = await qmpctl(["-s", "ssh://host/run/vm.qmp", "exec", "query-status"], {
+    env: { QMPCTL_SSH_COMMAND: `python3 ${script}`, TMPDIR: dir },
+  });
+  expect(result).toMatchObject({ code: 0, stdout: '{"status":"running"}\n', stderr: "" });
+}, 15_000);
