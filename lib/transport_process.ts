@@ -12,8 +12,8 @@ export interface Child {
   readonly exited: Promise<number | null>;
   /** Whether it has ended. */
   readonly done: boolean;
-  /** Send SIGTERM (nothing when it has ended). */
-  kill(): void;
+  /** Send SIGTERM, or `signal` (nothing when it has ended). */
+  kill(signal?: "SIGTERM" | "SIGKILL"): void;
 }
 
 /** How to start a child. */
@@ -45,7 +45,11 @@ function settledWithin(work: Promise<unknown>, ms: number): Promise<void> {
 }
 
 /** A Child over a started process: done once it exited and its stderr was read (or the grace ran out). */
-function startedChild(exitCode: Promise<number | null>, stderrEnded: Promise<void>, kill: () => void): Child {
+function startedChild(
+  exitCode: Promise<number | null>,
+  stderrEnded: Promise<void>,
+  kill: (signal: "SIGTERM" | "SIGKILL") => void,
+): Child {
   let done = false;
   const exited = exitCode.then(async (code) => {
     await settledWithin(stderrEnded, STDERR_GRACE_MS);
@@ -57,7 +61,7 @@ function startedChild(exitCode: Promise<number | null>, stderrEnded: Promise<voi
     get done() {
       return done;
     },
-    kill: () => void (done || kill()),
+    kill: (signal = "SIGTERM") => void (done || kill(signal)),
   };
 }
 
@@ -80,7 +84,7 @@ function bunRuntime(runtime: typeof Bun): ProcessRuntime {
       return startedChild(
         child.exited.then((code) => child.signalCode ? null : code),
         pipeText(child.stderr, options.stderr),
-        () => child.kill("SIGTERM"),
+        (signal) => child.kill(signal),
       );
     },
     runSync(argv, timeoutMs) {
@@ -111,7 +115,7 @@ async function nodeRuntime(): Promise<ProcessRuntime> {
           child.once("exit", (code) => resolve(code));
         }),
         new Promise<void>((resolve) => child.stderr!.once("close", resolve)),
-        () => child.kill("SIGTERM"),
+        (signal) => child.kill(signal),
       );
     },
     runSync(argv, timeoutMs) {

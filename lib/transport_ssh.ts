@@ -28,7 +28,7 @@ import { AddressError, ConnectionError } from "./errors.ts";
 import { ShellWordsError, splitShellWords } from "./shell_words.ts";
 import { connectSocket } from "./transport_socket.ts";
 import type { SocketAddress, Transport, TransportEvents, TransportOptions } from "./transport_types.ts";
-import { processRuntime } from "./transport_process.ts";
+import { type Child, processRuntime } from "./transport_process.ts";
 
 /** The environment variable that replaces the `ssh` command line (split as a shell would; nothing is expanded). */
 export const SSH_COMMAND_VARIABLE = "QMPCTL_SSH_COMMAND";
@@ -42,6 +42,8 @@ const CANCEL_TIMEOUT_MS = 3000;
 
 /** What to stop when the process exits: one entry per live connection. */
 const live = new Set<() => void>();
+/** Every ssh started and not yet seen to end (one told to stop may still be on its way out). */
+const unfinished = new Set<Child>();
 
 /**
  * Connect to `address` through ssh. Resolves once the forwarded socket is
@@ -94,6 +96,8 @@ export async function connectSsh(
     fs.rmSync(dir, { recursive: true, force: true });
     throw cannot(`cannot run ${command[0]}: ${(error as Error).message}`);
   }
+  unfinished.add(child);
+  void child.exited.then(() => unfinished.delete(child));
   let released = false;
   const release = () => {
     if (released) return;
@@ -205,7 +209,11 @@ function stopOnExit(): void {
   if (stopping) return;
   stopping = true;
   const stopAll = () => [...live].forEach((release) => release());
-  process.on("exit", stopAll);
+  process.on("exit", () => {
+    stopAll();
+    // Nothing of qmpctl runs after this to see that a SIGTERM-ed ssh really ended: leave none behind.
+    for (const child of unfinished) child.kill("SIGKILL");
+  });
   for (const signal of ["SIGTERM", "SIGHUP"] as const) {
     const onSignal = () => {
       stopAll();
