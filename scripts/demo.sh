@@ -33,3 +33,11 @@ show "qmpctl exec set_link name=123 up=off   # typed by QEMU's schema: name stay
 qmpctl exec set_link name=123 up=off || echo "exit $?"
 show "qmpctl exec set_link name=x up=maybe"
 qmpctl exec set_link name=x up=maybe || echo "exit $?"
+show "qmpctl -s \"\$dir/*.sock\" exec query-name   # fan-out: both monitors of this QEMU, each line labelled"
+qmpctl -s "$dir/*.sock" exec query-name | sed "s|$dir|\$dir|g"
+show "printf 'query-status\\nno-such-command\\nquery-name\\n' | qmpctl batch; echo \"exit \$?\"   # pipelined"
+printf 'query-status\nno-such-command\nquery-name\n' | qmpctl batch || echo "exit $?"
+qmpctl exec blockdev-add driver=null-co node-name=n0 size=1073741824 >/dev/null
+qmpctl exec blockdev-add driver=null-co node-name=n1 size=1073741824 >/dev/null
+show "qmpctl exec blockdev-backup job-id=b0 device=n0 target=n1 sync=full --wait-job   # n0, n1: null-co nodes of 1 GiB"
+qmpctl exec blockdev-backup job-id=b0 device=n0 target=n1 sync=full --wait-job || echo "exit $?"
