@@ -1,19 +1,9 @@
 /** The qmpctl binary against a scripted fake QMP server: the faults QEMU will not produce on demand. */
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { qmpctl } from "./helpers/cli.ts";
-import { type FakeConnection, type FakeServer, fakeServer, QEMU_GREETING } from "./helpers/fake_server.ts";
+import { type FakeConnection, type FakeServer, fakeServers, QEMU_GREETING } from "./helpers/fake_server.ts";
 
-let servers: FakeServer[] = [];
-afterEach(() => {
-  for (const server of servers) server.stop();
-  servers = [];
-});
-
-function serve(script: (connection: FakeConnection) => Promise<void> | void): FakeServer {
-  const server = fakeServer(script);
-  servers.push(server);
-  return server;
-}
+const serve = fakeServers();
 
 /** Handshake, then answer the one command with `answer(request)`. */
 function answering(answer: (c: FakeConnection, request: Record<string, unknown>) => Promise<void> | void) {

@@ -1,19 +1,9 @@
 /** Every stderr line is one line, and no server or user text reaches the terminal as a control sequence. */
-import { afterEach, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { qmpctl } from "./helpers/cli.ts";
-import { type FakeConnection, type FakeServer, fakeServer } from "./helpers/fake_server.ts";
+import { fakeServers } from "./helpers/fake_server.ts";
 
-let servers: FakeServer[] = [];
-afterEach(() => {
-  for (const server of servers) server.stop();
-  servers = [];
-});
-
-function serve(script: (connection: FakeConnection) => Promise<void> | void): FakeServer {
-  const server = fakeServer(script);
-  servers.push(server);
-  return server;
-}
+const serve = fakeServers();
 
 test("a QEMU error desc with a newline and an ANSI escape stays on one escaped line", async () => {
   const server = serve(async (c) => {

@@ -4,17 +4,12 @@
  * messages before a framing fault kept, and a hostile nesting ending as a
  * protocol error (exit 3).
  */
-import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { qmpctl as runQmpctl } from "./helpers/cli.ts";
-import { type FakeConnection, fakeServer } from "./helpers/fake_server.ts";
-
-const cleanups: (() => void)[] = [];
-afterEach(() => {
-  for (const cleanup of cleanups.splice(0)) cleanup();
-});
+import { type FakeConnection, fakeServers } from "./helpers/fake_server.ts";
 
 // These servers answer schema queries as a QEMU before 2.5 would; a cache of this file's own keeps that apart.
 const home = mkdtempSync(join(tmpdir(), "qmpctl-wire-home-"));
@@ -22,11 +17,8 @@ afterAll(() => rmSync(home, { recursive: true, force: true }));
 const env = { ...process.env, XDG_CACHE_HOME: join(home, "cache"), XDG_STATE_HOME: join(home, "state") };
 const qmpctl = (args: string[], stdin?: string) => runQmpctl(args, { env, stdin, killAfterMs: 20_000 });
 
-function serve(script: (connection: FakeConnection) => Promise<void> | void): string {
-  const server = fakeServer(script);
-  cleanups.push(() => server.stop());
-  return server.path;
-}
+const startServer = fakeServers();
+const serve = (script: (connection: FakeConnection) => Promise<void> | void): string => startServer(script).path;
 
 /** What qmpctl asks before the command under test (the shell asks for the VM's name). */
 const SCHEMA_QUERIES = new Set(["query-qmp-schema", "query-target", "query-name"]);

@@ -3,6 +3,7 @@
  * on demand: garbage, silence, disconnects mid-line, floods, huge replies.
  * Each connection runs `script` with a handle to read requests and send bytes.
  */
+import { afterEach } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -138,5 +139,21 @@ export function fakeServer(script: (connection: FakeConnection) => Promise<void>
       listener.stop(true);
       rmSync(dir, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * The `serve` of one test file: each server it starts is stopped after the
+ * test that started it (call once, at the file's top level).
+ */
+export function fakeServers(): (script: (connection: FakeConnection) => Promise<void> | void) => FakeServer {
+  const servers: FakeServer[] = [];
+  afterEach(() => {
+    for (const server of servers.splice(0)) server.stop();
+  });
+  return (script) => {
+    const server = fakeServer(script);
+    servers.push(server);
+    return server;
   };
 }
