@@ -172,10 +172,7 @@ export function readStdinBytes(signal?: AbortSignal): Promise<Uint8Array> {
 }
 
 async function readAllStdin(): Promise<Uint8Array> {
-  if (bun) return bun.stdin.bytes();
-  const chunks: Uint8Array[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Uint8Array);
-  return new Uint8Array(await new Blob(chunks as BlobPart[]).arrayBuffer());
+  return bun ? bun.stdin.bytes() : (await readAtMost("-", Infinity))!; // no limit: never undefined
 }
 
 /** A whole text file (Bun.file under Bun; node:fs elsewhere, imported only here). */
