@@ -60,7 +60,8 @@ async function main(): Promise<number> {
     await writeStdout(`qmpctl ${VERSION}\n`);
     return 0;
   }
-  let [name, ...rest] = words;
+  let name: string | undefined = words[0];
+  const rest = words.slice(1);
   let wantsHelp = options.flag("help");
   if (name === "help") [name, wantsHelp] = [rest[0], true];
   if (name === undefined) {
@@ -75,7 +76,8 @@ async function main(): Promise<number> {
     await writeStdout(commandHelp(entry, module.help) + "\n");
     return 0;
   }
-  const accepted = new Set([...GLOBAL_OPTIONS, ...entry.options].map((s) => s.name));
+  const accepted = new Set<string>();
+  for (const spec of GLOBAL_OPTIONS.concat(entry.options)) accepted.add(spec.name);
   for (const option of options.keys()) {
     if (!accepted.has(option)) throw new UsageError(`${name} does not take --${option}`);
   }
@@ -129,7 +131,7 @@ async function main(): Promise<number> {
  */
 async function checkedArgv(): Promise<string[]> {
   const words = argv();
-  if (!words.some((word) => word.includes("\uFFFD"))) return words;
+  if (!words.join("\0").includes("\uFFFD")) return words;
   const raw = await argvBytes(words.length);
   if (!raw) return words;
   const { decodeUtf8, showInvalidUtf8 } = await import("./lib/utf8.ts");

@@ -93,7 +93,7 @@ async function longWorkFollower(context: CommandContext, waitsForEvents: boolean
 }
 
 export async function run(context: CommandContext): Promise<number> {
-  const [command, ...words] = context.words;
+  const command: string | undefined = context.words[0], words = context.words.slice(1);
   if (!command) throw new UsageError("exec needs a command name (e.g. qmpctl exec query-status)");
   const argsText = context.options.text("args");
   const base = argsText === undefined

@@ -46,7 +46,7 @@ let stdoutChecked: Promise<void> | undefined;
  * inherited through exec(2) never has: so it was not given by the caller.
  * (Linux's /proc/self/fdinfo; elsewhere nothing is checked.) Reading it
  * costs a fresh process a few ms, so only a stdout that is /dev/null is
- * looked at (Bun.resolveSync follows /proc/self/fd/1 for well under 1 ms).
+ * looked at (Bun.resolveSync follows /proc/self/fd/1, in ~1 ms).
  */
 function checkStdoutOpen(): Promise<void> {
   if (stdoutChecked) return stdoutChecked;
@@ -66,9 +66,15 @@ function checkStdoutOpen(): Promise<void> {
   }, () => {});
 }
 
-// Begun as the CLI starts, so that reading /proc overlaps with connecting to
-// QEMU; the first write waits for it (and fails with it).
-if (bun) checkStdoutOpen().catch(() => {});
+/**
+ * Run the stdout check while waiting for a reply: it is synchronous work
+ * (~1 ms) that would otherwise delay the first write. It runs after what this
+ * turn of the event loop queued (a command's bytes go out first). The first
+ * write waits for it either way (and fails with it).
+ */
+export function prepareStdout(): void {
+  if (bun) setImmediate(() => checkStdoutOpen().catch(() => {}));
+}
 
 let stdoutErrorsHandled = false;
 

@@ -9,7 +9,7 @@ import { QmpClient } from "../lib/client.ts";
 import { connectWhenReady } from "../lib/connect_ready.ts";
 import { CommandError } from "../lib/errors.ts";
 import type { QmpEvent } from "../lib/events.ts";
-import { env, writeStderrLine, writeStdout } from "./io.ts";
+import { env, prepareStdout, writeStderrLine, writeStdout } from "./io.ts";
 import { type OptionTable, type ParsedOptions, UsageError } from "./options.ts";
 
 /** The global options, read and checked. */
@@ -142,7 +142,9 @@ export async function executeAndPrint(
 ): Promise<void> {
   let value: unknown;
   try {
-    value = await client.execute(command, args, { signal: context.signal });
+    const reply = client.execute(command, args, { signal: context.signal }); // sent now
+    prepareStdout();
+    value = await reply;
   } catch (error) {
     if (context.global.raw && !context.target && error instanceof CommandError) {
       await printJson(context, error.response);

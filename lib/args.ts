@@ -39,7 +39,8 @@ export interface KeyValueWord {
  * @throws {ArgumentError} naming the word
  */
 export function splitKeyValueWords(words: readonly string[]): KeyValueWord[] {
-  return words.map((word) => {
+  const split: KeyValueWord[] = [];
+  for (const word of words) {
     const eq = word.indexOf("=");
     if (eq < 0) throw new ArgumentError(`'${word}' is not KEY=VALUE`);
     const raw = eq > 0 && word[eq - 1] === ":";
@@ -47,8 +48,9 @@ export function splitKeyValueWords(words: readonly string[]): KeyValueWord[] {
     if (key === "") throw new ArgumentError(`'${word}' has an empty key`);
     const path = key.split(".");
     if (path.includes("")) throw new ArgumentError(`'${word}' has an empty part in its key`);
-    return { word, path, text: word.slice(eq + 1), raw };
-  });
+    split.push({ word, path, text: word.slice(eq + 1), raw });
+  }
+  return split;
 }
 
 /**
@@ -56,7 +58,8 @@ export function splitKeyValueWords(words: readonly string[]): KeyValueWord[] {
  * (`KEY:=JSON` is raw JSON). Words are assumed well formed.
  */
 export function wordsNeedTyping(words: readonly string[]): boolean {
-  return splitKeyValueWords(words).some((w) => !w.raw);
+  for (const w of splitKeyValueWords(words)) if (!w.raw) return true;
+  return false;
 }
 
 /**

@@ -168,8 +168,7 @@ export class QmpClient {
     options.subscribe?.(client);
     const limitMs = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS;
     const limit = limitMs > 0 ? AbortSignal.timeout(limitMs) : undefined;
-    const signals = [options.signal, limit].filter((s): s is AbortSignal => s !== undefined);
-    const signal = signals.length > 0 ? AbortSignal.any(signals) : undefined;
+    const signal = options.signal && limit ? AbortSignal.any([options.signal, limit]) : options.signal ?? limit;
     // Which bound ran out decides the error: ConnectTimeoutError for the connect timeout, else the signal's.
     const abortError = () => {
       const { step, hint } = client.#awaitedStep();
@@ -513,16 +512,22 @@ function parseGreeting(message: Record<string, unknown>, address: string): Greet
     throw new GreetingError(`${address} did not send a QMP greeting: ${truncate(JSON.stringify(message))}`);
   }
   const qemu = version.qemu;
-  let parts: unknown[];
-  if (typeof qemu === "string") parts = qemu.split(".").map(Number);
+  let parts: unknown[] = [];
+  if (typeof qemu === "string") { for (const text of qemu.split(".")) parts.push(Number(text)); }
   else if (typeof qemu === "object" && qemu !== null) {
     const q = qemu as Record<string, unknown>;
     parts = [q.major, q.minor, q.micro];
-  } else parts = [];
-  const [major, minor, micro] = parts.map((n) => (typeof n === "number" && Number.isFinite(n) ? n : 0));
-  const capabilities = Array.isArray(qmp.capabilities) ? qmp.capabilities.filter((c) => typeof c === "string") : [];
+  }
+  const part = (i: number) => {
+    const n = parts[i];
+    return typeof n === "number" && Number.isFinite(n) ? n : 0;
+  };
+  const capabilities: string[] = [];
+  if (Array.isArray(qmp.capabilities)) {
+    for (const c of qmp.capabilities) if (typeof c === "string") capabilities.push(c);
+  }
   return {
-    version: { major: major ?? 0, minor: minor ?? 0, micro: micro ?? 0, package: String(version.package ?? "") },
+    version: { major: part(0), minor: part(1), micro: part(2), package: String(version.package ?? "") },
     capabilities,
     raw: message,
   };

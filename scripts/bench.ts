@@ -73,37 +73,48 @@ function report(name: string, qmpctl: Sample[], socat: Sample[], program = "qmpc
 }
 
 /**
- * `exec query-status` against its floor and its peer, round by round in one
- * run: a compiled Bun program that prints `{}` (built by scripts/build.sh,
- * so with the same flags) and socat sending the same two requests.
+ * `exec query-status` against its floors and its peer, round by round in one
+ * run: a compiled Bun program that prints `{}`, and one that does the bare
+ * QMP exchange (scripts/bench_floor.ts), both built by scripts/build.sh, so
+ * with the same flags; and socat sending the same two requests.
  */
 function benchExec(qemu: TestQemu): void {
-  const hello = compiledHello();
+  const dir = mkdtempSync(join(tmpdir(), "qmpctl-bench-"));
+  writeFileSync(join(dir, "hello.ts"), 'console.log("{}");\n');
+  const hello = compile(join(dir, "hello.ts"), join(dir, "hello"));
+  const floor = compile("scripts/bench_floor.ts", join(dir, "floor"));
   const requests = '{"execute":"qmp_capabilities"}\n{"execute":"query-status"}\n';
   const runs: Record<string, () => Sample> = {
     qmpctl: () => runOnce([QMPCTL, "-s", qemu.socket, "exec", "query-status"]),
     hello: () => runOnce([hello]),
+    floor: () => runOnce([floor, qemu.socket]),
     // socat sends both requests at once and exits when QEMU, seeing its EOF, closes.
     socat: () => runOnce(["socat", "-", `UNIX-CONNECT:${qemu.socket}`], requests),
   };
   const samples = roundRobin(runs);
-  rmSync(join(hello, ".."), { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true });
   const wall = (name: string) => median(samples[name].map((s) => s.ms));
   const cpu = (name: string) => median(samples[name].map((s) => s.cpuMs));
   const rss = (name: string) => `${(Math.max(...samples[name].map((s) => s.maxRssKiB)) / 1024).toFixed(1)} MiB`;
   const ratio = (f: (name: string) => number, a: string, b: string) => (f(a) / f(b)).toFixed(2);
   console.log(
     `exec query-status (medians of ${RUNS}, alternating): qmpctl ${wall("qmpctl").toFixed(1)} ms, ` +
-      `compiled Bun hello ${wall("hello").toFixed(1)} ms, socat ${wall("socat").toFixed(1)} ms; ` +
-      `qmpctl/hello ${ratio(wall, "qmpctl", "hello")} (goal <= 1.3), qmpctl/socat ${ratio(wall, "qmpctl", "socat")}, ` +
+      `compiled Bun hello ${wall("hello").toFixed(1)} ms, bare Bun QMP exchange ${wall("floor").toFixed(1)} ms, ` +
+      `socat ${wall("socat").toFixed(1)} ms; qmpctl/hello ${ratio(wall, "qmpctl", "hello")} (goal <= 1.3), ` +
+      `bare/hello ${ratio(wall, "floor", "hello")}, qmpctl/socat ${ratio(wall, "qmpctl", "socat")}, ` +
       `hello/socat ${ratio(wall, "hello", "socat")}`,
   );
   console.log(
-    `  CPU time: qmpctl ${cpu("qmpctl").toFixed(1)} ms, hello ${cpu("hello").toFixed(1)} ms, socat ${
-      cpu("socat").toFixed(1)
-    } ms; qmpctl/hello ${ratio(cpu, "qmpctl", "hello")}, qmpctl/socat ${ratio(cpu, "qmpctl", "socat")}`,
+    `  CPU time: qmpctl ${cpu("qmpctl").toFixed(1)} ms, hello ${cpu("hello").toFixed(1)} ms, bare ${
+      cpu("floor").toFixed(1)
+    } ms, socat ${cpu("socat").toFixed(1)} ms; qmpctl/hello ${ratio(cpu, "qmpctl", "hello")}, bare/hello ${
+      ratio(cpu, "floor", "hello")
+    }, qmpctl/socat ${ratio(cpu, "qmpctl", "socat")}`,
   );
-  console.log(`  peak RSS: qmpctl ${rss("qmpctl")} (goal <= 28 MiB), hello ${rss("hello")}, socat ${rss("socat")}`);
+  console.log(
+    `  peak RSS: qmpctl ${rss("qmpctl")} (goal <= 28 MiB), hello ${rss("hello")}, bare ${rss("floor")}, ` +
+      `socat ${rss("socat")}`,
+  );
 }
 
 /** Each run in turn, RUNS rounds after 3 warm-up rounds; the samples by name. */
@@ -118,15 +129,11 @@ function roundRobin(runs: Record<string, () => Sample>): Record<string, Sample[]
   return samples;
 }
 
-function compiledHello(): string {
-  const dir = mkdtempSync(join(tmpdir(), "qmpctl-bench-"));
-  writeFileSync(join(dir, "hello.ts"), 'console.log("{}");\n');
-  const build = Bun.spawnSync(["scripts/build.sh", join(dir, "hello"), join(dir, "hello.ts")], {
-    stdout: "ignore",
-    stderr: "pipe",
-  });
-  if (build.exitCode !== 0) throw new Error(`building hello failed: ${build.stderr.toString()}`);
-  return join(dir, "hello");
+/** `entry` built by scripts/build.sh into `out` (so with qmpctl's flags); returns `out`. */
+function compile(entry: string, out: string): string {
+  const build = Bun.spawnSync(["scripts/build.sh", out, entry], { stdout: "ignore", stderr: "pipe" });
+  if (build.exitCode !== 0) throw new Error(`building ${entry} failed: ${build.stderr.toString()}`);
+  return out;
 }
 
 /**
