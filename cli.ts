@@ -19,6 +19,7 @@ import {
   ProtocolError,
   TimeoutError,
 } from "./lib/errors.ts";
+import { isGlob } from "./lib/glob.ts";
 import { formatDuration, parseDuration } from "./cli/duration.ts";
 import { EXIT } from "./cli/exit_status.ts";
 import {
@@ -73,7 +74,7 @@ async function main(): Promise<number> {
   if (!entry) throw new UsageError(`unknown command '${name}' (commands: ${Object.keys(COMMANDS).join(", ")})`);
   const module = await entry.load();
   if (wantsHelp) {
-    await writeStdout(commandHelp(entry, module.help) + "\n");
+    await writeStdout(commandHelp(entry, module.help()) + "\n");
     return 0;
   }
   const accepted = new Set<string>();
@@ -108,7 +109,7 @@ async function main(): Promise<number> {
   };
   try {
     // Several targets (-s repeated or a glob): the runner is loaded only then.
-    const several = (sockets.length > 1 || /[*?]/.test(sockets[0] ?? "")) &&
+    const several = (sockets.length > 1 || isGlob(sockets[0] ?? "")) &&
       await (await import("./cli/fanout.ts")).expandTargets(sockets);
     if (several) {
       if (!entry.fanout) throw new UsageError(`${name} takes one target (-s given ${several.length} sockets)`);

@@ -17,7 +17,8 @@ import { readTextFile, writeStdout } from "./io.ts";
 import { ParsedOptions, UsageError } from "./options.ts";
 import { type CommandContext, connect } from "./session.ts";
 
-export const help = `Usage: qmpctl ansible ARGS_FILE
+export const help = (): string =>
+  `Usage: qmpctl ansible ARGS_FILE
 
 Run as the Ansible module qmp (contrib/ansible/library/qmp calls this): read
 the module's parameters from ARGS_FILE (JSON), run the command, print the

@@ -7,7 +7,8 @@ import { ShellContext } from "./shell/context.ts";
 import { MAX_LINE_CHARS, runPiped } from "./shell/piped.ts";
 import { QmpMode } from "./shell/qmp_mode.ts";
 
-export const help = `Usage: qmpctl batch [FILE|-] [options]
+export const help = (): string =>
+  `Usage: qmpctl batch [FILE|-] [options]
 
 Run the commands of FILE (or stdin, without FILE or with -) over one
 connection, pipelined: each line is sent without waiting for the replies
@@ -38,12 +39,12 @@ With several sockets each VM runs the whole input, and each line carries
 "socket" (stdin is read once, into memory, for all of them).
 
 ${
-  exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "TIMEOUT", "INTERRUPTED"], {
-    OK: "every command returned",
-    QEMU_ERROR: "some command failed",
-    CONNECTION: "the connection was lost (stderr names the lines that got no answer)",
-  })
-}`;
+    exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "TIMEOUT", "INTERRUPTED"], {
+      OK: "every command returned",
+      QEMU_ERROR: "some command failed",
+      CONNECTION: "the connection was lost (stderr names the lines that got no answer)",
+    })
+  }`;
 
 export async function run(context: CommandContext): Promise<number> {
   if (context.words.length > 1) throw new UsageError("batch takes at most one FILE (or - for stdin)");

@@ -4,7 +4,8 @@ import { loadSchema, signature } from "../lib/schema/mod.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, printJson, withClient } from "./session.ts";
 
-export const help = `Usage: qmpctl commands [GLOB] [--long] [options]
+export const help = (): string =>
+  `Usage: qmpctl commands [GLOB] [--long] [options]
 
 Print the names of the QMP commands this QEMU offers, sorted, as one JSON
 array; with GLOB (e.g. 'query-*'), only those that match. With --long, one

@@ -17,7 +17,8 @@ import { env, writeStdout } from "./io.ts";
 import { type OptionSpec, type OptionTable, tableOptions, UsageError } from "./options.ts";
 import { type CommandContext, withClient } from "./session.ts";
 
-export const help = `Usage: qmpctl completions bash|zsh|fish
+export const help = (): string =>
+  `Usage: qmpctl completions bash|zsh|fish
 
 Print a completion script for the shell. It completes qmpctl's commands and
 options and, when a socket is known (-s on the line, or QMPCTL_SOCKET), the

@@ -3,7 +3,8 @@ import { describe, withSchema } from "../lib/schema/mod.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, printJson, withClient } from "./session.ts";
 
-export const help = `Usage: qmpctl describe NAME [options]
+export const help = (): string =>
+  `Usage: qmpctl describe NAME [options]
 
 Describe a QMP command or event of this QEMU as JSON: a command's arguments
 and return type, an event's data, and their features (deprecated, unstable).

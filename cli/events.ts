@@ -5,7 +5,8 @@ import { printEvents, readEventWait, subscribe } from "./event_output.ts";
 import { type CommandContext, withClient } from "./session.ts";
 import type { EventSubscription } from "../lib/events.ts";
 
-export const help = `Usage: qmpctl events [NAME ...] [--match KEY=VALUE ...] [--count N] [--timeout DURATION] [options]
+export const help = (): string =>
+  `Usage: qmpctl events [NAME ...] [--match KEY=VALUE ...] [--count N] [--timeout DURATION] [options]
 
 Print every event QEMU sends as it arrives, as QEMU sent it (event, data,
 timestamp), one JSON line each (NDJSON). It ends with status 0 when the
@@ -21,11 +22,11 @@ Examples:
   qmpctl events | while read -r line; do ...; done
 
 ${
-  exitStatusHelp(["OK", "USAGE", "CONNECTION", "INTERRUPTED"], {
-    USAGE: "usage (also an event name QEMU does not know)",
-    CONNECTION: "connection failed or broke",
-  })
-}`;
+    exitStatusHelp(["OK", "USAGE", "CONNECTION", "INTERRUPTED"], {
+      USAGE: "usage (also an event name QEMU does not know)",
+      CONNECTION: "connection failed or broke",
+    })
+  }`;
 
 export async function run(context: CommandContext): Promise<number> {
   const wait = readEventWait(context, context.words, Infinity);

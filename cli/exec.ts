@@ -8,7 +8,8 @@ import { readArgsFromStdin } from "./args_stdin.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, executeAndPrint, formatJson, withClient } from "./session.ts";
 
-export const help = `Usage: qmpctl exec COMMAND [KEY=VALUE ...] [--args JSON|-] [options]
+export const help = (): string =>
+  `Usage: qmpctl exec COMMAND [KEY=VALUE ...] [--args JSON|-] [options]
 
 Connect, negotiate, run one QMP command and print its return value as one
 JSON line.
@@ -59,12 +60,12 @@ error. A progress line is drawn on stderr when it is a terminal
   qmpctl exec migrate uri=tcp:dst:4444 --wait-migration
 
 ${
-  exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "GONE", "TIMEOUT", "INTERRUPTED"], {
-    QEMU_ERROR:
-      "QEMU answered with an error (with --wait-job or --wait-migration also: the job or migration failed or was cancelled)",
-    GONE: "the job was not there to follow (see job wait)",
-  })
-}`;
+    exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "GONE", "TIMEOUT", "INTERRUPTED"], {
+      QEMU_ERROR:
+        "QEMU answered with an error (with --wait-job or --wait-migration also: the job or migration failed or was cancelled)",
+      GONE: "the job was not there to follow (see job wait)",
+    })
+  }`;
 
 /** The schema module, loaded only when a value needs typing or a name checking. */
 const schema = () => import("../lib/schema/mod.ts");

@@ -10,7 +10,8 @@ import { readArgsFromStdin } from "./args_stdin.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, executeAndPrint, formatJson, optionValue } from "./session.ts";
 
-export const help = `Usage: qmpctl ga AGENT-COMMAND [KEY=VALUE ...] [--args JSON|-] [options]
+export const help = (): string =>
+  `Usage: qmpctl ga AGENT-COMMAND [KEY=VALUE ...] [--args JSON|-] [options]
        qmpctl ga exec [--stdin FILE|-] [--env K=V ...] [--json] -- PROG [ARGS...]
        qmpctl ga cp SRC DST
        qmpctl ga wait [--timeout D]
@@ -63,13 +64,13 @@ ga wait: wait until the agent answers, retrying the socket and the sync
   QMPCTL_GA_SOCKET=/run/vm1.ga qmpctl ga wait --timeout 2m && qmpctl ga exec -- uptime
 
 ${
-  exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "TIMEOUT", "INTERRUPTED"], {
-    OK: "done (ga exec: the program's own status)",
-    QEMU_ERROR: "the agent answered with an error",
-    USAGE: "usage (unknown agent command, bad KEY=VALUE)",
-    CONNECTION: "connection (no agent answered)",
-  })
-}`;
+    exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "TIMEOUT", "INTERRUPTED"], {
+      OK: "done (ga exec: the program's own status)",
+      QEMU_ERROR: "the agent answered with an error",
+      USAGE: "usage (unknown agent command, bad KEY=VALUE)",
+      CONNECTION: "connection (no agent answered)",
+    })
+  }`;
 
 const SUBCOMMANDS: Record<string, () => Promise<{ run(context: CommandContext): Promise<number> }>> = {
   exec: () => import("./ga_exec.ts"),

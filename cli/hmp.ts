@@ -3,7 +3,8 @@ import { hmpArguments, hmpText } from "../lib/hmp.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, executeAndPrint, withClient } from "./session.ts";
 
-export const help = `Usage: qmpctl hmp 'COMMAND LINE' [--cpu N] [options]
+export const help = (): string =>
+  `Usage: qmpctl hmp 'COMMAND LINE' [--cpu N] [options]
 
 Run a human monitor (HMP) command line through QMP's human-monitor-command
 and print its text as the monitor printed it (CRLF made LF, nothing added).

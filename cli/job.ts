@@ -9,7 +9,7 @@ import { UsageError } from "./options.ts";
 import { progressMode, ProgressReporter, type ProgressSample } from "./progress.ts";
 import { type CommandContext, connect, formatJson } from "./session.ts";
 
-export const help =
+export const help = (): string =>
   `Usage: qmpctl job wait [ID ...] [--dismiss] [--timeout D] [--progress|--no-progress|--progress-json]
 
 Follow QEMU's jobs (backup, mirror, stream, commit, blockdev-create, ...)

@@ -9,7 +9,8 @@ import { UsageError } from "./options.ts";
 import { progressMode, ProgressReporter, type ProgressSample } from "./progress.ts";
 import { type CommandContext, connect, formatJson } from "./session.ts";
 
-export const help = `Usage: qmpctl migrate wait [--timeout D] [--progress|--no-progress|--progress-json]
+export const help = (): string =>
+  `Usage: qmpctl migrate wait [--timeout D] [--progress|--no-progress|--progress-json]
 
 Follow the migration of this QEMU (query-migrate, woken early by MIGRATION and
 MIGRATION_PASS events when the 'events' capability is on) until it has
@@ -33,13 +34,13 @@ Examples:
   qmpctl migrate wait --timeout 10m       # a migration started by someone else
 
 ${
-  exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "GONE", "TIMEOUT", "INTERRUPTED"], {
-    OK: "completed",
-    QEMU_ERROR: "failed or cancelled (QEMU's error-desc on stderr)",
-    GONE: "no migration was ever started",
-    TIMEOUT: "--timeout ran out (the migration keeps going)",
-  })
-}`;
+    exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "GONE", "TIMEOUT", "INTERRUPTED"], {
+      OK: "completed",
+      QEMU_ERROR: "failed or cancelled (QEMU's error-desc on stderr)",
+      GONE: "no migration was ever started",
+      TIMEOUT: "--timeout ran out (the migration keeps going)",
+    })
+  }`;
 
 export async function run(context: CommandContext): Promise<number> {
   const [verb, ...rest] = context.words;

@@ -19,7 +19,8 @@ import {
 import { UsageError } from "./options.ts";
 import { type CommandContext, optionValue } from "./session.ts";
 
-export const help = `Usage: qmpctl proxy -s UPSTREAM --listen PATH [options]
+export const help = (): string =>
+  `Usage: qmpctl proxy -s UPSTREAM --listen PATH [options]
        qmpctl proxy --listen PATH [options] -- qemu-system-x86_64 ARGS...
 
 Share one QMP monitor: hold the one connection QEMU allows and serve any
@@ -47,11 +48,11 @@ Examples:
   qmpctl -s vm.sock --wait-socket 10s shell
 
 ${
-  exitStatusHelp(["OK", "USAGE", "CONNECTION", "TIMEOUT"], {
-    OK: "after QEMU's SHUTDOWN event or a client's quit, or on SIGTERM/SIGINT",
-    CONNECTION: "the connection to QEMU failed or was lost otherwise",
-  })
-} Launch mode: QEMU's own exit status.`;
+    exitStatusHelp(["OK", "USAGE", "CONNECTION", "TIMEOUT"], {
+      OK: "after QEMU's SHUTDOWN event or a client's quit, or on SIGTERM/SIGINT",
+      CONNECTION: "the connection to QEMU failed or was lost otherwise",
+    })
+  } Launch mode: QEMU's own exit status.`;
 
 /** How long a launched QEMU may take to exit after its monitor connection has gone. */
 const QEMU_EXIT_GRACE_MS = 10_000;

@@ -11,8 +11,8 @@ import { type OptionSpec, tableOptions } from "./options.ts";
 
 /** What a command module exports. */
 export interface CommandModule {
-  /** The command's whole help text: usage, description, examples. */
-  help: string;
+  /** The command's whole help text: usage, description, examples (built when asked for, not at each load). */
+  help(): string;
   /** Run the command; resolves to the exit status when it did not throw. */
   run(context: CommandContext): Promise<number>;
 }

@@ -2,7 +2,8 @@
 import { exitStatusHelp } from "./exit_status.ts";
 import type { CommandContext } from "./session.ts";
 
-export const help = `Usage: qmpctl shell [--hmp] [options]
+export const help = (): string =>
+  `Usage: qmpctl shell [--hmp] [options]
 
 An interactive shell on a QEMU monitor, the successor of QEMU's qmp-shell.
 Type a QMP command with KEY=VALUE arguments, typed as in 'qmpctl exec';
@@ -38,12 +39,12 @@ any command failed:
   printf 'stop\\nquery-status\\n' | qmpctl shell -s /run/vm1.qmp
 
 ${
-  exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "TIMEOUT", "INTERRUPTED"], {
-    OK: "left the shell",
-    QEMU_ERROR: "a piped line failed",
-    CONNECTION: "the connection was lost",
-  })
-}`;
+    exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "TIMEOUT", "INTERRUPTED"], {
+      OK: "left the shell",
+      QEMU_ERROR: "a piped line failed",
+      CONNECTION: "the connection was lost",
+    })
+  }`;
 
 export async function run(context: CommandContext): Promise<number> {
   const { runShell } = await import("./shell/main.ts");

@@ -5,7 +5,8 @@ import { UsageError } from "./options.ts";
 import { type CommandContext, withClient } from "./session.ts";
 import type { EventSubscription } from "../lib/events.ts";
 
-export const help = `Usage: qmpctl wait-event NAME [NAME ...] [--match KEY=VALUE ...] [--count N] [options]
+export const help = (): string =>
+  `Usage: qmpctl wait-event NAME [NAME ...] [--match KEY=VALUE ...] [--count N] [options]
 
 Wait for an event and print it as QEMU sent it (event, data, timestamp), one
 JSON line, then exit 0. NAME is exact or a glob (BLOCK_JOB_*, POWER*); several
@@ -31,12 +32,12 @@ Examples:
   qmpctl wait-event STOP RESUME --count 2
 
 ${
-  exitStatusHelp(["OK", "USAGE", "CONNECTION", "TIMEOUT", "INTERRUPTED"], {
-    OK: "the events arrived",
-    USAGE: "usage (also an event name QEMU does not know)",
-    CONNECTION: "the connection closed first",
-  })
-}`;
+    exitStatusHelp(["OK", "USAGE", "CONNECTION", "TIMEOUT", "INTERRUPTED"], {
+      OK: "the events arrived",
+      USAGE: "usage (also an event name QEMU does not know)",
+      CONNECTION: "the connection closed first",
+    })
+  }`;
 
 export async function run(context: CommandContext): Promise<number> {
   if (context.words.length === 0) {

@@ -31,6 +31,10 @@ export function abortable<T>(
     const onAbort = () => reject(abortError(signal));
     if (signal.aborted) return onAbort();
     signal.addEventListener("abort", onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+    const settle = <V>(then: (value: V) => void) => (value: V) => {
+      signal.removeEventListener("abort", onAbort);
+      then(value);
+    };
+    work.then(settle(resolve), settle(reject));
   });
 }

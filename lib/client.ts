@@ -180,7 +180,7 @@ export class QmpClient {
     const negotiated = abortable(client.#open({ signal, connectTimeout: limitMs }), signal, abortError);
     negotiated.catch(() => {}); // awaited below
     try {
-      await (options.pipeline ? Promise.race([client.#capabilitiesSent.promise, negotiated]) : negotiated);
+      await (options.pipeline ? firstOf(client.#capabilitiesSent.promise, negotiated) : negotiated);
     } catch (error) {
       client.#shutdown(error as QmpError);
       throw error;
@@ -553,4 +553,12 @@ function idKey(id: unknown): string {
 
 function truncate(text: string, max = 200): string {
   return text.length > max ? `${text.slice(0, max)}...` : text;
+}
+
+/** Settles as the first of `a` and `b` does (Promise.race without its first-use cost at start-up). */
+function firstOf<T>(a: Promise<T>, b: Promise<T>): Promise<T> {
+  return new Promise((resolve, reject) => {
+    a.then(resolve, reject);
+    b.then(resolve, reject);
+  });
 }

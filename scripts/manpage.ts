@@ -102,7 +102,7 @@ async function page(): Promise<string> {
     ".SH COMMANDS",
   ];
   for (const [name, entry] of Object.entries(COMMANDS)) {
-    lines.push(`.SS ${escape(name)}`, ...render(commandOwnHelp(entry, (await entry.load()).help)));
+    lines.push(`.SS ${escape(name)}`, ...render(commandOwnHelp(entry, (await entry.load()).help())));
   }
   for (const section of sections) lines.push(`.SH ${SECTIONS[section.heading!]}`, ...body(section.lines));
   lines.push(".SH SEE ALSO", "qemu(1), jq(1), socat(1)");
