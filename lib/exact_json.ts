@@ -24,9 +24,7 @@ const json = JSON as unknown as {
  * exponents and `-0` need the slower parse. Digits inside strings may match
  * too, which only costs that slower parse.
  */
-const MAY_CHANGE = /[:,[][ \t\r\n]*(?:-?\d{16}|-?\d+[.eE]|-0)/;
-/** The same, searched from a given place (`lastIndex`). */
-const MAY_CHANGE_FROM = new RegExp(MAY_CHANGE.source, "g");
+const MAY_CHANGE = /[:,[][ \t\r\n]*(?:-?\d{16}|-?\d+[.eE]|-0)/g; // global: searched from `lastIndex`
 
 /** The reviver: a number whose text differs from what the double prints is kept as its text. */
 function keepNumberText(_key: string, value: unknown, context?: { source?: string }): unknown {
@@ -47,8 +45,8 @@ function keepNumberText(_key: string, value: unknown, context?: { source?: strin
  * ```
  */
 export function mayChangeAt(text: string, from = 0): number {
-  MAY_CHANGE_FROM.lastIndex = from;
-  return MAY_CHANGE_FROM.exec(text)?.index ?? -1;
+  MAY_CHANGE.lastIndex = from;
+  return MAY_CHANGE.exec(text)?.index ?? -1;
 }
 
 /**
@@ -64,7 +62,10 @@ export function mayChangeAt(text: string, from = 0): number {
 export function parseExact(text: string, mayChange?: boolean): unknown {
   // A message starts with `{`; anything else is tested as an array's first
   // element (a regex without a `^` alternative is faster on every message).
-  mayChange ??= MAY_CHANGE.test(text) || (text.charCodeAt(0) !== 0x7b && MAY_CHANGE.test("[" + text));
+  if (mayChange === undefined) {
+    MAY_CHANGE.lastIndex = 0; // a failed search leaves it at 0 again
+    mayChange = MAY_CHANGE.test(text) || (text.charCodeAt(0) !== 0x7b && MAY_CHANGE.test("[" + text));
+  }
   return mayChange ? JSON.parse(text, keepNumberText as never) : JSON.parse(text);
 }
 

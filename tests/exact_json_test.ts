@@ -78,6 +78,13 @@ describe("mayChangeAt: one search over many messages", () => {
     expect(parseExact('{"n": 1}', true)).toEqual({ n: 1 });
   });
 
+  test("a search that stopped far into one text does not hide a number at the start of the next", () => {
+    const long = " ".repeat(100) + '{"a": 1.5}';
+    expect(mayChangeAt(long)).toBe(104);
+    expect(JSON.stringify(parseExact('{"g": 0.10000000000000001}'))).toBe('{"g":0.10000000000000001}');
+    expect(JSON.stringify(parseExact("1e400"))).toBe("1e400");
+  });
+
   test("property: a message with no place found in the whole text parses exactly without the search", () => {
     const message = fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 4 });
     fc.assert(
