@@ -3,10 +3,11 @@
  *
  * QEMU ends each message with a newline, but a monitor started with
  * `pretty=on` spreads one message over many lines, so the stream is cut at
- * the end of each top-level JSON object rather than at newlines. A whole
- * line that parses is taken at once; anything else goes through a scanner
- * that keeps its state between chunks and looks at each byte once, so a
- * message split into many chunks costs time linear in its size.
+ * the end of each top-level JSON object rather than at newlines. A chunk's
+ * whole lines are decoded as one text, and a line that parses is taken at
+ * once; anything else goes through a scanner that keeps its state between
+ * chunks and looks at each byte once, so a message split into many chunks
+ * costs time linear in its size.
  *
  * Numbers are kept exactly as written (see exact_json.ts). Nesting is bounded
  * as QEMU bounds what it accepts (qobject/json-streamer.c, MAX_NESTING), so a
