@@ -370,16 +370,38 @@ export class QmpClient {
 
   #receive(chunk: Uint8Array): void {
     if (this.#phase === "closed") return;
+    // The events are offered together (one call per subscriber, not one per
+    // event): before the next other message and at the end of the chunk, so
+    // everything still reaches its receiver in the order it came.
+    let events: QmpEvent[] = [];
+    const offerEvents = () => {
+      const batch = events;
+      events = [];
+      for (const subscription of this.#subscriptions) subscription.offerAll(batch);
+    };
     try {
       // Each message is dispatched as it completes: those before a fault in
-      // the same chunk count, then the fault ends the session.
+      // the same chunk count, then the fault ends the session. Events can
+      // come even before the greeting: QEMU broadcasts them to a monitor
+      // whose greeting it has not sent yet (RESUME at start-up).
       this.#framer.push(chunk, (message) => {
         this.#log?.("receive", JSON.stringify(message));
-        this.#dispatch(message);
+        if (isEvent(message)) events.push(message);
+        else {
+          if (events.length > 0) offerEvents();
+          this.#dispatch(message);
+        }
       });
+      if (events.length > 0) offerEvents();
       this.#updateFlow();
     } catch (error) {
-      this.#shutdown(error as QmpError);
+      let failure = error;
+      try {
+        if (events.length > 0) offerEvents();
+      } catch (thrown) {
+        failure = thrown; // a subscriber's `where` threw: on an event that came before the fault
+      }
+      this.#shutdown(failure as QmpError);
     }
   }
 
@@ -403,12 +425,6 @@ export class QmpClient {
       throw new ProtocolError(`received ${JSON.stringify(message)}, not a QMP message`);
     }
     const m = message as Record<string, unknown>;
-    if (typeof m.event === "string") {
-      // Events can come even before the greeting: QEMU broadcasts them to a
-      // monitor whose greeting it has not sent yet (RESUME at start-up).
-      for (const subscription of this.#subscriptions) subscription.offer(m as QmpEvent);
-      return;
-    }
     if (this.#phase === "connecting" || this.#phase === "greeting") {
       this.#phase = "negotiating"; // only the first other message may be the greeting
       return this.#greetingWaiter!.resolve(parseGreeting(m, this.address.text));
@@ -549,6 +565,12 @@ function idKey(id: unknown): string {
         ? Object.fromEntries(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
         : value,
   );
+}
+
+/** An event: an object with a string `event` (anything else goes to #dispatch, which checks it). */
+function isEvent(message: unknown): message is QmpEvent {
+  return typeof message === "object" && message !== null && typeof (message as QmpEvent).event === "string" &&
+    !Array.isArray(message);
 }
 
 function truncate(text: string, max = 200): string {

@@ -120,11 +120,20 @@ export class EventSubscription implements AsyncIterableIterator<QmpEvent> {
 
   /** @internal Offer an event; kept only if it matches. */
   offer(event: QmpEvent): void {
-    if (this.#ended || !this.#matches(event)) return;
-    this.#queue.push(event);
+    this.offerAll([event]);
+  }
+
+  /** @internal Offer events in order (those of one chunk); each kept only if it matches. */
+  offerAll(events: readonly QmpEvent[]): void {
+    const matches = this.#matches, queued = this.queued;
+    for (let i = 0; i < events.length && !this.#ended; i++) {
+      if (!matches(events[i])) continue;
+      this.#queue.push(events[i]);
+      if (--this.#remaining <= 0) this.end();
+    }
+    if (this.queued === queued) return;
     if (this.queued >= this.#highWaterMark) this.#congested = true;
-    if (--this.#remaining <= 0) this.end();
-    this.#wake(); // the reader takes the events when it runs, with the rest of this chunk
+    this.#wake(); // the reader takes them all when it runs
   }
 
   /** @internal End the subscription: queued events are still delivered, then `failure` (if any) is thrown. */

@@ -24,7 +24,7 @@ const json = JSON as unknown as {
  * exponents and `-0` need the slower parse. Digits inside strings may match
  * too, which only costs that slower parse.
  */
-const MAY_CHANGE = /[:,[][ \t\r\n]*(?:-?\d{16}|-?\d+[.eE]|-0)/;
+const MAY_CHANGE = /[:,[][ \t\r\n]*(?:-?\d{16}|-?\d+[.eE]|-0)/g; // global: searched from `lastIndex`
 
 /** The reviver: a number whose text differs from what the double prints is kept as its text. */
 function keepNumberText(_key: string, value: unknown, context?: { source?: string }): unknown {
@@ -34,17 +34,38 @@ function keepNumberText(_key: string, value: unknown, context?: { source?: strin
 }
 
 /**
+ * Where, at or after `from`, `text` may hold a number a double would change
+ * (the `:`, `,` or `[` before it); -1 when nowhere. Search a text holding
+ * many JSON objects once: an object inside it, starting with `{`, that holds
+ * no such place parses exactly with `parseExact(object, false)`.
+ * @example
+ * ```ts
+ * mayChangeAt('{"a": 1}\n{"b": 1.5}\n'); // 13
+ * mayChangeAt('{"a": 1}\n{"b": 1.5}\n', 14); // -1
+ * ```
+ */
+export function mayChangeAt(text: string, from = 0): number {
+  MAY_CHANGE.lastIndex = from;
+  return MAY_CHANGE.exec(text)?.index ?? -1;
+}
+
+/**
  * Parse JSON text, keeping every number as written.
+ * @param mayChange whether the text may hold a number a double would change;
+ *   by default found out here. False (from `mayChangeAt`) skips that search.
  * @throws {SyntaxError} when the text is not JSON
  * @example
  * ```ts
  * JSON.stringify(parseExact('{"size": 18446744073709551615}')); // '{"size":18446744073709551615}'
  * ```
  */
-export function parseExact(text: string): unknown {
+export function parseExact(text: string, mayChange?: boolean): unknown {
   // A message starts with `{`; anything else is tested as an array's first
   // element (a regex without a `^` alternative is faster on every message).
-  const mayChange = MAY_CHANGE.test(text) || (text.charCodeAt(0) !== 0x7b && MAY_CHANGE.test("[" + text));
+  if (mayChange === undefined) {
+    MAY_CHANGE.lastIndex = 0; // a failed search leaves it at 0 again
+    mayChange = MAY_CHANGE.test(text) || (text.charCodeAt(0) !== 0x7b && MAY_CHANGE.test("[" + text));
+  }
   return mayChange ? JSON.parse(text, keepNumberText as never) : JSON.parse(text);
 }
 

@@ -3,10 +3,11 @@
  *
  * QEMU ends each message with a newline, but a monitor started with
  * `pretty=on` spreads one message over many lines, so the stream is cut at
- * the end of each top-level JSON object rather than at newlines. A whole
- * line that parses is taken at once; anything else goes through a scanner
- * that keeps its state between chunks and looks at each byte once, so a
- * message split into many chunks costs time linear in its size.
+ * the end of each top-level JSON object rather than at newlines. A chunk's
+ * whole lines are decoded as one text, and a line that parses is taken at
+ * once; anything else goes through a scanner that keeps its state between
+ * chunks and looks at each byte once, so a message split into many chunks
+ * costs time linear in its size.
  *
  * Numbers are kept exactly as written (see exact_json.ts). Nesting is bounded
  * as QEMU bounds what it accepts (qobject/json-streamer.c, MAX_NESTING), so a
@@ -15,7 +16,7 @@
  * @module
  */
 import { MessageTooLargeError, ProtocolError } from "./errors.ts";
-import { parseExact } from "./exact_json.ts";
+import { mayChangeAt, parseExact } from "./exact_json.ts";
 
 /** The default bound on one message: QEMU's largest are a few hundred KB. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
@@ -41,9 +42,10 @@ const NOT_A_MESSAGE = Symbol("not a message");
 export class JsonFramer {
   readonly #maxBytes: number;
   readonly #maxNesting: number;
-  /** A line of at most this many bytes cannot nest deeper than the bound (each level takes two). */
-  readonly #shallowLineBytes: number;
-  readonly #decoder = new TextDecoder(); // invalid UTF-8 becomes U+FFFD
+  /** A line of at most this many characters cannot nest deeper than the bound (each level takes two). */
+  readonly #shallowLine: number;
+  /** Invalid UTF-8 becomes U+FFFD; a byte-order mark stays a character (no JSON text starts with it). */
+  readonly #decoder = new TextDecoder("utf-8", { ignoreBOM: true });
   /** Bytes of the message being scanned, kept from earlier chunks. */
   #held: Uint8Array[] = [];
   #heldBytes = 0;
@@ -59,7 +61,7 @@ export class JsonFramer {
   constructor(maxBytes: number = DEFAULT_MAX_MESSAGE_BYTES, maxNesting: number = MAX_NESTING) {
     this.#maxBytes = maxBytes;
     this.#maxNesting = maxNesting;
-    this.#shallowLineBytes = 2 * maxNesting;
+    this.#shallowLine = 2 * maxNesting;
   }
 
   /**
@@ -74,6 +76,10 @@ export class JsonFramer {
     const messages: unknown[] = [];
     const out = deliver ?? ((message: unknown) => messages.push(message));
     let i = this.#depth > 0 ? this.#scan(chunk, 0, 0, out) : 0;
+    // The whole lines (up to the last newline) are read as text; what follows
+    // them begins a message that ends in a later chunk.
+    const linesEnd = chunk.lastIndexOf(NEWLINE) + 1;
+    if (i < linesEnd) i = this.#lines(chunk, i, linesEnd, out);
     while (i < chunk.length) {
       const byte = chunk[i];
       if (byte === 0x20 || byte === NEWLINE || byte === 0x0d || byte === 0x09) {
@@ -81,23 +87,58 @@ export class JsonFramer {
         continue;
       }
       if (byte !== OPEN_BRACE) throw new ProtocolError(`expected a JSON object, got ${describeByte(byte)}`);
-      // Fast path: without pretty=on QEMU writes one message a line, so a
-      // whole line that parses is a whole message (native search and parse,
-      // where the scanner below is a loop over every byte). A long line goes
-      // to the scanner, which also bounds its nesting.
-      const end = chunk.indexOf(NEWLINE, i);
-      const line = end < 0 || end - i > this.#shallowLineBytes
-        ? NOT_A_MESSAGE
-        : this.#parseLine(chunk.subarray(i, end));
-      if (line !== NOT_A_MESSAGE) {
-        out(line);
-        i = end + 1;
-        continue;
-      }
       this.#depth = 1;
       i = this.#scan(chunk, i, i + 1, out);
     }
     return messages;
+  }
+
+  /**
+   * The messages in `chunk[from, end)`, which ends with a newline. Fast path:
+   * without pretty=on QEMU writes one message a line, so a whole line that
+   * parses is a whole message. The part is decoded once and cut into lines
+   * in the text (native search and parse, where the scanner is a loop over
+   * every byte); a line that is not one whole message (pretty=on, garbage, a
+   * long line) goes to the scanner from its first byte, which also bounds its
+   * nesting. Returns where it stopped: `end`, or past it when a message
+   * began before `end` and ended after it (or goes on in a later chunk).
+   */
+  #lines(chunk: Uint8Array, from: number, end: number, out: (message: unknown) => void): number {
+    const text = this.#decoder.decode(chunk.subarray(from, end));
+    // Every character one byte (ASCII, or one invalid byte read as U+FFFD):
+    // an offset in the text is the same offset in the bytes.
+    const oneByteEach = text.length === end - from;
+    let c = 0, b = from; // the same place in the text and in the chunk
+    let changeAt = -1; // where a number may change (exact_json.ts), at or after a line's start
+    while (c < text.length) {
+      const code = text.charCodeAt(c);
+      if (code === 0x20 || code === NEWLINE || code === 0x0d || code === 0x09) {
+        c++, b++; // blanks are ASCII
+        continue;
+      }
+      if (code !== OPEN_BRACE) throw new ProtocolError(`expected a JSON object, got ${describeByte(chunk[b])}`);
+      const lineEnd = text.indexOf("\n", c);
+      const byteEnd = oneByteEach ? b + (lineEnd - c) : chunk.indexOf(NEWLINE, b);
+      // A line of at most 2 * maxNesting characters cannot nest deeper (each level takes two).
+      if (lineEnd - c <= this.#shallowLine && byteEnd - b <= this.#maxBytes) {
+        if (changeAt < c) changeAt = mayChangeAt(text, c) >>> 0; // none: 2^32 - 1, past any text
+        const message = parseLine(text.slice(c, lineEnd), changeAt < lineEnd);
+        if (message !== NOT_A_MESSAGE) {
+          out(message);
+          c = lineEnd + 1;
+          b = byteEnd + 1;
+          continue;
+        }
+      }
+      this.#depth = 1;
+      const next = this.#scan(chunk, b, b + 1, out);
+      if (this.#depth > 0 || next > end) return next;
+      // The message began and ended at ASCII bytes (`{`, `}` or `]`), so its
+      // bytes decode alone to its part of the text.
+      c += oneByteEach ? next - b : this.#decoder.decode(chunk.subarray(b, next)).length;
+      b = next;
+    }
+    return b;
   }
 
   /**
@@ -129,16 +170,6 @@ export class JsonFramer {
     this.#held.push(chunk.slice(start));
     this.#heldBytes += chunk.length - start;
     return chunk.length;
-  }
-
-  /** One line parsed, or NOT_A_MESSAGE when it is not one whole JSON text within the limit. */
-  #parseLine(line: Uint8Array): unknown {
-    if (line.length > this.#maxBytes) return NOT_A_MESSAGE; // the scanner reports it
-    try {
-      return parseExact(this.#decoder.decode(line));
-    } catch {
-      return NOT_A_MESSAGE; // the first line of a pretty=on message, or garbage: the scanner decides
-    }
   }
 
   /** True when a message has begun but not ended (the stream stopped mid-message). */
@@ -178,4 +209,13 @@ function describeByte(byte: number): string {
   return byte >= 0x20 && byte < 0x7f
     ? `'${String.fromCharCode(byte)}'`
     : `byte 0x${byte.toString(16).padStart(2, "0")}`;
+}
+
+/** One line parsed, or NOT_A_MESSAGE when it is not one whole JSON text. */
+function parseLine(line: string, mayChange: boolean): unknown {
+  try {
+    return parseExact(line, mayChange);
+  } catch {
+    return NOT_A_MESSAGE; // the first line of a pretty=on message, or garbage: the scanner decides
+  }
 }

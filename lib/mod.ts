@@ -194,7 +194,7 @@ export { DEFAULT_MAX_MESSAGE_BYTES, JsonFramer, MAX_NESTING } from "./framing.ts
  * isRawNumber(size) ? BigInt(size.rawJSON) : size; // exact either way
  * ```
  */
-export { asDouble, isRawNumber, numberText, parseExact, sameNumber } from "./exact_json.ts";
+export { asDouble, isRawNumber, mayChangeAt, numberText, parseExact, sameNumber } from "./exact_json.ts";
 
 /**
  * The error tree: branch on `error.code` or `instanceof`.

@@ -391,6 +391,37 @@ describe("execute", () => {
   });
 });
 
+describe("events and other messages in one chunk", () => {
+  const event = (name: string) => JSON.stringify({ event: name, timestamp: { seconds: 1, microseconds: 0 } }) + "\r\n";
+
+  test("events before a fault in the same chunk are delivered, then the ProtocolError", async () => {
+    const server = serve(async (c) => {
+      await c.handshake();
+      await c.nextRequest();
+      c.send(event("A") + event("B") + "garbage\r\n");
+    });
+    const client = await connect(server);
+    const events = client.events();
+    const call = rejection(client.execute("query-status"));
+    const error = await call;
+    expect(error).toEqual(new ProtocolError("expected a JSON object, got 'g'"));
+    expect((await events.nextBatch()).map((e) => e.event)).toEqual(["A", "B"]);
+    expect(await events.nextBatch().catch((e) => e)).toBe(error);
+  });
+
+  test("events around a reply in one chunk keep their order, and the reply resolves its call", async () => {
+    const server = serve(async (c) => {
+      await c.handshake();
+      const request = await c.nextRequest();
+      c.send(event("BEFORE") + JSON.stringify({ return: "done", id: request.id }) + "\r\n" + event("AFTER"));
+    });
+    const client = await connect(server);
+    const events = client.events({ names: ["BEFORE", "AFTER"] });
+    expect(await client.execute("stop")).toBe("done");
+    expect((await events.nextBatch()).map((e) => e.event)).toEqual(["BEFORE", "AFTER"]);
+  });
+});
+
 describe("bytes on the wire", () => {
   test("one byte per write: greeting and reply are read whole", async () => {
     const server = serve(async (c) => {

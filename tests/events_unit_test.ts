@@ -157,6 +157,27 @@ describe("EventSubscription", () => {
     expect([s.congested, told]).toEqual([false, ["drained"]]);
   });
 
+  test("offerAll: the events of one chunk, filtered, up to the limit, read in one batch", async () => {
+    const { s, told } = subscription({ limit: 3, highWaterMark: 2 }, ["E*"]);
+    const batch = s.nextBatch();
+    s.offerAll([ev("E1"), ev("X"), ev("E2"), ev("E3"), ev("E4")]);
+    expect([s.queued, s.congested, s.ended, told]).toEqual([3, true, true, ["ended"]]);
+    expect((await batch).map((e) => e.event)).toEqual(["E1", "E2", "E3"]);
+    s.offerAll([ev("E5")]);
+    expect(await s.nextBatch()).toEqual([]);
+  });
+
+  test("offerAll of events that all fail the filter queues nothing and leaves a waiting read waiting", async () => {
+    const { s } = subscription({}, ["STOP"]);
+    let settled = false;
+    const read = s.nextBatch().then((events) => (settled = true, events));
+    s.offerAll([ev("RESUME"), ev("POWERDOWN")]);
+    await Bun.sleep(0);
+    expect([settled, s.queued]).toEqual([false, 0]);
+    s.offerAll([ev("STOP")]);
+    expect((await read).map((e) => e.event)).toEqual(["STOP"]);
+  });
+
   test("concurrent reads each get an event", async () => {
     const { s } = subscription();
     const reads = [s.next(), s.next()];

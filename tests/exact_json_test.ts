@@ -1,7 +1,7 @@
 /** parseExact and sameNumber: numbers kept as written, compared exactly. */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { isRawNumber, parseExact, sameNumber } from "../lib/exact_json.ts";
+import { isRawNumber, mayChangeAt, parseExact, sameNumber } from "../lib/exact_json.ts";
 
 describe("parseExact", () => {
   test("a number a double would change prints back as written", () => {
@@ -54,6 +54,50 @@ describe("parseExact", () => {
     fc.assert(
       fc.property(number, (n) => {
         expect(JSON.stringify(parseExact(`{"n": ${n}, "l": [${n}]}`))).toBe(`{"n":${n},"l":[${n}]}`);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe("mayChangeAt: one search over many messages", () => {
+  test("finds the next place a number may change, from a given offset; -1 when there is none", () => {
+    const text = '{"a": 1}\n{"b": 18446744073709551615}\n{"c": 2}\n{"d": [0.5]}\n';
+    const second = text.indexOf('{"b"'), fourth = text.indexOf('{"d"');
+    expect(mayChangeAt(text)).toBe(text.indexOf(":", second));
+    expect(mayChangeAt(text, text.indexOf('{"c"'))).toBe(text.indexOf("[", fourth));
+    expect(mayChangeAt(text, fourth + 7)).toBe(-1);
+    expect(mayChangeAt('{"seconds": 1764529200, "microseconds": 100000}')).toBe(-1);
+  });
+
+  test("parseExact with the hint: false parses plainly, true keeps the text, absent finds out", () => {
+    const text = '{"g": 0.10000000000000001}';
+    expect(JSON.stringify(parseExact(text, false))).toBe('{"g":0.1}');
+    expect(JSON.stringify(parseExact(text, true))).toBe('{"g":0.10000000000000001}');
+    expect(JSON.stringify(parseExact(text))).toBe('{"g":0.10000000000000001}');
+    expect(parseExact('{"n": 1}', true)).toEqual({ n: 1 });
+  });
+
+  test("a search that stopped far into one text does not hide a number at the start of the next", () => {
+    const long = " ".repeat(100) + '{"a": 1.5}';
+    expect(mayChangeAt(long)).toBe(104);
+    expect(JSON.stringify(parseExact('{"g": 0.10000000000000001}'))).toBe('{"g":0.10000000000000001}');
+    expect(JSON.stringify(parseExact("1e400"))).toBe("1e400");
+  });
+
+  test("property: a message with no place found in the whole text parses exactly without the search", () => {
+    const message = fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 4 });
+    fc.assert(
+      fc.property(fc.array(message, { minLength: 1, maxLength: 5 }), (messages) => {
+        const lines = messages.map((m) => JSON.stringify(m));
+        const text = lines.join("\n") + "\n";
+        let at = 0;
+        for (const line of lines) {
+          const change = mayChangeAt(text, at);
+          const hint = change >= 0 && change < at + line.length;
+          expect(JSON.stringify(parseExact(line, hint))).toBe(JSON.stringify(parseExact(line)));
+          at += line.length + 1;
+        }
       }),
       { numRuns: 300 },
     );
