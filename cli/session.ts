@@ -74,6 +74,7 @@ export function connect(context: CommandContext, session: SessionOptions = {}): 
       : undefined,
   };
   const waitMs = context.global.waitSocketMs ?? 0;
+  prepareStdout(); // while QEMU accepts and greets
   return waitMs > 0 ? connectWhenReady(address, { ...options, waitMs }) : QmpClient.connect(address, options);
 }
 
@@ -142,9 +143,7 @@ export async function executeAndPrint(
 ): Promise<void> {
   let value: unknown;
   try {
-    const reply = client.execute(command, args, { signal: context.signal }); // sent now
-    prepareStdout();
-    value = await reply;
+    value = await client.execute(command, args, { signal: context.signal });
   } catch (error) {
     if (context.global.raw && !context.target && error instanceof CommandError) {
       await printJson(context, error.response);

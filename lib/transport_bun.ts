@@ -9,9 +9,10 @@ import type { AcceptedTransport, Connect, Listen, SocketAddress, TransportEvents
  * whole backlog on every write. At each flush the queue is sent as one
  * write: many small writes (pipelined commands) each cost a kernel buffer of
  * their own on a UNIX socket, which fills after a few hundred of them,
- * however short they are. The first write of an event-loop turn goes out at
- * once (a one-shot command waits for nothing); later ones in the same turn
- * are sent together when the turn ends, one system call for all.
+ * however short they are. The writes of an event-loop turn are sent
+ * together when the turn ends, one system call for all: qmp_capabilities
+ * and the command pipelined behind it reach QEMU in one read, and QEMU
+ * answers both in one wake-up.
  */
 class Link {
   readonly #unsent: Uint8Array[] = [];
@@ -20,7 +21,7 @@ class Link {
   readonly #encoder = new TextEncoder();
   events?: TransportEvents;
 
-  #wroteThisTurn = false;
+  #flushQueued = false;
   /** close() was called: end the socket once the queue is written. */
   #ending = false;
 
@@ -51,13 +52,12 @@ class Link {
         const bytes = typeof data === "string" ? this.#encoder.encode(data) : data;
         this.#unsent.push(bytes);
         this.#unsentBytes += bytes.length;
-        if (this.#unsent.length > 1 || this.#wroteThisTurn) return; // waiting for `drain` or the end of the turn
-        this.#wroteThisTurn = true;
+        if (this.#unsent.length > 1 || this.#flushQueued) return; // waiting for `drain` or the end of the turn
+        this.#flushQueued = true;
         setImmediate(() => {
-          this.#wroteThisTurn = false;
-          if (this.#unsent.length > 0) this.flush(socket);
+          this.#flushQueued = false;
+          this.flush(socket);
         });
-        this.flush(socket);
       },
       pause: () => socket.pause(),
       resume: () => socket.resume(),

@@ -62,12 +62,30 @@ describe("parseExact", () => {
 
 describe("mayChangeAt: one search over many messages", () => {
   test("finds the next place a number may change, from a given offset; -1 when there is none", () => {
-    const text = '{"a": 1}\n{"b": 18446744073709551615}\n{"c": 2}\n{"d": [0.5]}\n';
-    const second = text.indexOf('{"b"'), fourth = text.indexOf('{"d"');
-    expect(mayChangeAt(text)).toBe(text.indexOf(":", second));
-    expect(mayChangeAt(text, text.indexOf('{"c"'))).toBe(text.indexOf("[", fourth));
-    expect(mayChangeAt(text, fourth + 7)).toBe(-1);
-    expect(mayChangeAt('{"seconds": 1764529200, "microseconds": 100000}')).toBe(-1);
+    const text = '{"a": 1}\n{"b": 18446744073709551615}\n{"c": 2}\n{"d": [0.5]}\n{"e": -0}\n';
+    // A short text is scanned: the place is the number's first character.
+    expect(mayChangeAt(text)).toBe(text.indexOf("18446744073709551615"));
+    expect(mayChangeAt(text, text.indexOf('{"c"'))).toBe(text.indexOf("0.5"));
+    expect(mayChangeAt(text, text.indexOf('{"e"'))).toBe(text.indexOf("-0"));
+    expect(mayChangeAt(text, text.indexOf('{"e"') + 8)).toBe(-1);
+    expect(mayChangeAt('{"seconds": 1764529200, "microseconds": 100000, "n": -123456789012345}')).toBe(-1);
+    // A long one is searched by the regex: the place is the `:`, `,` or `[` before the number.
+    const long = '{"pad": "' + "x".repeat(5000) + '"}\n' + text;
+    const at = long.length - text.length;
+    expect(mayChangeAt(long)).toBe(at + text.indexOf(":", text.indexOf('{"b"')));
+    const tail = text + '{"pad": "' + "x".repeat(5000) + '"}\n{"z": 2.5}\n';
+    expect(mayChangeAt(tail, text.length)).toBe(tail.indexOf(": 2.5"));
+  });
+
+  test("a short text: digits inside strings are no number, and a newline ends a string", () => {
+    const greeting = '{"QMP": {"version": {"qemu": {"micro": 19, "minor": 2, "major": 7}, ' +
+      '"package": "Debian 1:7.2+dfsg-7+deb12u18"}, "capabilities": ["oob"]}}';
+    expect(mayChangeAt(greeting)).toBe(-1);
+    expect(mayChangeAt('{"s": "a \\"1.5\\" b", "t": "1e5"}')).toBe(-1); // escaped quotes stay inside
+    const garbage = '{"a": "unterminated\n{"b": 2.5}\n';
+    expect(mayChangeAt(garbage)).toBe(garbage.indexOf("2.5"));
+    expect(mayChangeAt("1e400")).toBe(0);
+    expect(mayChangeAt("[1, 12345678901234567]")).toBe(4);
   });
 
   test("parseExact with the hint: false parses plainly, true keeps the text, absent finds out", () => {
@@ -79,8 +97,8 @@ describe("mayChangeAt: one search over many messages", () => {
   });
 
   test("a search that stopped far into one text does not hide a number at the start of the next", () => {
-    const long = " ".repeat(100) + '{"a": 1.5}';
-    expect(mayChangeAt(long)).toBe(104);
+    const long = " ".repeat(5000) + '{"a": 1.5}'; // long: the regex, which keeps where it stopped
+    expect(mayChangeAt(long)).toBe(5004);
     expect(JSON.stringify(parseExact('{"g": 0.10000000000000001}'))).toBe('{"g":0.10000000000000001}');
     expect(JSON.stringify(parseExact("1e400"))).toBe("1e400");
   });
@@ -100,6 +118,32 @@ describe("mayChangeAt: one search over many messages", () => {
         }
       }),
       { numRuns: 300 },
+    );
+  });
+});
+
+describe("parseExact keeps every number as written, scanned (short text) or searched (long)", () => {
+  const digits = (min: number, max: number) =>
+    fc.array(fc.constantFrom(..."0123456789"), { minLength: min, maxLength: max }).map((d) => d.join(""));
+  const numberText = fc.tuple(
+    fc.boolean(),
+    fc.oneof(fc.constant("0"), fc.tuple(fc.constantFrom(..."123456789"), digits(0, 24)).map(([a, b]) => a + b)),
+    fc.option(digits(1, 20)),
+    fc.option(fc.tuple(fc.constantFrom("e", "E", "e+", "e-"), digits(1, 3))),
+  ).map(([minus, whole, fraction, exponent]) =>
+    `${minus ? "-" : ""}${whole}${fraction === null ? "" : "." + fraction}${exponent === null ? "" : exponent.join("")}`
+  );
+  // Strings that look like numbers, with quotes and backslashes, between the numbers.
+  const member = fc.oneof(numberText, fc.string().map((t) => JSON.stringify(t + ' 1.5 -0 \\ " 12345678901234567')));
+
+  test("property: JSON.stringify(parseExact(text)) gives the text back", () => {
+    fc.assert(
+      fc.property(fc.array(member, { minLength: 1, maxLength: 8 }), fc.boolean(), (values, long) => {
+        const body = values.map((v, i) => `"k${i}":${v}`).join(",");
+        const text = `{${long ? `"pad":"${"x".repeat(5000)}",` : ""}${body},"list":[${values.join(",")}]}`;
+        expect(JSON.stringify(parseExact(text))).toBe(text);
+      }),
+      { numRuns: 500 },
     );
   });
 });
