@@ -8,7 +8,7 @@ import { CommandError, DisconnectedError } from "../lib/errors.ts";
 import { agentAddress, connectAgent } from "./ga_connect.ts";
 import { readArgsFromStdin } from "./args_stdin.ts";
 import { UsageError } from "./options.ts";
-import { type CommandContext, executeAndPrint, formatJson, optionValue } from "./session.ts";
+import { type CommandContext, executeAndPrint, formatJson } from "./session.ts";
 
 export const help = (): string =>
   `Usage: qmpctl ga AGENT-COMMAND [KEY=VALUE ...] [--args JSON|-] [options]
@@ -94,7 +94,7 @@ export async function run(context: CommandContext): Promise<number> {
 
 async function runAgentCommand(context: CommandContext, command: string, words: string[]): Promise<number> {
   agentAddress(context); // no address: a usage error before anything is read
-  const argsText = optionValue(context, "args");
+  const argsText = context.options.text("args");
   const base = argsText === undefined
     ? undefined
     : parseArgumentsJson(argsText === "-" ? await readArgsFromStdin(context.signal) : argsText);

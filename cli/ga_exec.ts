@@ -6,7 +6,7 @@ import { connectAgent } from "./ga_connect.ts";
 import { localError } from "./ga_cp.ts";
 import { readBytes, writeStderrBytes, writeStderrLine, writeStdoutBytes } from "./io.ts";
 import { UsageError } from "./options.ts";
-import { type CommandContext, optionValue, printJson } from "./session.ts";
+import { type CommandContext, printJson } from "./session.ts";
 
 /**
  * The most --stdin may hold: guest-exec carries it as one base64 string, and
@@ -36,7 +36,7 @@ export async function run(context: CommandContext): Promise<number> {
   for (const variable of env ?? []) {
     if (!/^[^=]+=/.test(variable)) throw new UsageError(`--env '${variable}' is not NAME=VALUE`);
   }
-  const stdin = optionValue(context, "stdin");
+  const stdin = context.options.text("stdin");
   const input = stdin === undefined ? undefined : await readInput(stdin, context.signal);
   const agent = await connectAgent(context);
   try {

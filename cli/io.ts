@@ -46,7 +46,7 @@ let stdoutChecked: Promise<void> | undefined;
  * inherited through exec(2) never has: so it was not given by the caller.
  * (Linux's /proc/self/fdinfo; elsewhere nothing is checked.) Reading it
  * costs a fresh process a few ms, so only a stdout that is /dev/null is
- * looked at (Bun.resolveSync follows /proc/self/fd/1, in ~1 ms).
+ * looked at (Bun.resolveSync follows /proc/self/fd/1, in 1-3 ms).
  */
 function checkStdoutOpen(): Promise<void> {
   if (stdoutChecked) return stdoutChecked;

@@ -17,7 +17,7 @@ import {
   writeStderrLine,
 } from "./io.ts";
 import { UsageError } from "./options.ts";
-import { type CommandContext, optionValue } from "./session.ts";
+import { type CommandContext } from "./session.ts";
 
 export const help = (): string =>
   `Usage: qmpctl proxy -s UPSTREAM --listen PATH [options]
@@ -58,7 +58,7 @@ ${
 const QEMU_EXIT_GRACE_MS = 10_000;
 
 export async function run(context: CommandContext): Promise<number> {
-  const listen = optionValue(context, "listen");
+  const listen = context.options.text("listen");
   if (!listen) throw new UsageError("proxy needs --listen PATH (the socket to serve)");
   const launch = context.words;
   const upstream = context.global.socket ?? (launch.length === 0 ? env("QMPCTL_SOCKET") : undefined);
@@ -82,11 +82,11 @@ interface Settings {
 }
 
 function readSettings(context: CommandContext, listen: string): Settings {
-  const modeText = optionValue(context, "listen-mode") ?? "0600";
+  const modeText = context.options.text("listen-mode") ?? "0600";
   if (!/^0?[0-7]{3}$/.test(modeText)) {
     throw new UsageError(`--listen-mode wants an octal mode like 0660, not '${modeText}'`);
   }
-  const queueText = optionValue(context, "max-queue");
+  const queueText = context.options.text("max-queue");
   return {
     listen,
     mode: parseInt(modeText, 8),

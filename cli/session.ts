@@ -121,11 +121,6 @@ export function formatEvent(context: CommandContext, event: QmpEvent): string {
   return formatJson(context.target ? { socket: context.target.label, ...event } : event, context.global.pretty);
 }
 
-/** An option's single value, or undefined. @deprecated `context.options.text(name)` */
-export function optionValue(context: CommandContext, name: string): string | undefined {
-  return context.options.text(name);
-}
-
 /**
  * Run one command and print `render(return)`; with `--raw`, the whole
  * response object instead, an error response too (the CommandError is still
