@@ -56,7 +56,7 @@ class Link {
         this.#flushQueued = true;
         setImmediate(() => {
           this.#flushQueued = false;
-          this.flush(socket);
+          if (this.#unsent.length > 0) this.flush(socket); // close() may have sent it all already
         });
       },
       pause: () => socket.pause(),
