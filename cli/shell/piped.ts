@@ -68,6 +68,7 @@ export async function runPiped(options: PipedOptions): Promise<number> {
         unwritten = "";
         return write(text);
       });
+      output.catch(() => {}); // a failed write is awaited at the end, not left unhandled until then
     }
   };
   const events = client.events();
