@@ -99,7 +99,8 @@ function scanNumbers(text: string, from: number): number {
 export function parseExact(text: string, mayChange?: boolean): unknown {
   // A message starts with `{`; a long text that does not is tested as an
   // array's first element (the regex has no `^` alternative: faster on every message).
-  mayChange ??= mayChangeAt(text) >= 0 || (text.charCodeAt(0) !== 0x7b && mayChangeAt("[" + text) >= 0);
+  mayChange ??= mayChangeAt(text) >= 0 ||
+    (text.length > SHORT_TEXT && text.charCodeAt(0) !== 0x7b && mayChangeAt("[" + text) >= 0); // a scan sees it whole
   return mayChange ? JSON.parse(text, keepNumberText as never) : JSON.parse(text);
 }
 

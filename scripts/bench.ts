@@ -90,31 +90,37 @@ function benchExec(qemu: TestQemu): void {
   const hello = compile(join(dir, "hello.ts"), join(dir, "hello"));
   const floor = compile("scripts/bench_floor.ts", join(dir, "floor"));
   const requests = '{"execute":"qmp_capabilities"}\n{"execute":"query-status"}\n';
+  const programs = {
+    qmpctl: [QMPCTL, "-s", qemu.socket, "exec", "query-status"],
+    hello: [hello],
+    floor: [floor, qemu.socket],
+  };
   const runs: Record<string, () => Sample> = {
-    qmpctl: () => runOnce([QMPCTL, "-s", qemu.socket, "exec", "query-status"]),
-    hello: () => runOnce([hello]),
-    floor: () => runOnce([floor, qemu.socket]),
+    qmpctl: () => runOnce(programs.qmpctl),
+    hello: () => runOnce(programs.hello),
+    floor: () => runOnce(programs.floor),
     // socat sends both requests at once and exits when QEMU, seeing its EOF, closes.
     socat: () => runOnce(["socat", "-", `UNIX-CONNECT:${qemu.socket}`], requests),
   };
   const samples = roundRobin(runs);
+  const mib = (peaksKiB: number[]) => `${(Math.max(...peaksKiB) / 1024).toFixed(1)} MiB`;
   const evicted = (program: string[]) => {
     const peaks: number[] = [];
     for (let i = 0; i < 5; i++) {
       Bun.spawnSync(["dd", `if=${program[0]}`, "iflag=nocache", "count=0", "status=none"]); // evicts its pages
       peaks.push(runOnce(program).maxRssKiB);
     }
-    return `${(Math.max(...peaks) / 1024).toFixed(1)} MiB`;
+    return mib(peaks);
   };
   const evictedRss = {
-    qmpctl: evicted([QMPCTL, "-s", qemu.socket, "exec", "query-status"]),
-    hello: evicted([hello]),
-    floor: evicted([floor, qemu.socket]),
+    qmpctl: evicted(programs.qmpctl),
+    hello: evicted(programs.hello),
+    floor: evicted(programs.floor),
   };
   rmSync(dir, { recursive: true, force: true });
   const wall = (name: string) => median(samples[name].map((s) => s.ms));
   const cpu = (name: string) => median(samples[name].map((s) => s.cpuMs));
-  const rss = (name: string) => `${(Math.max(...samples[name].map((s) => s.maxRssKiB)) / 1024).toFixed(1)} MiB`;
+  const rss = (name: string) => mib(samples[name].map((s) => s.maxRssKiB));
   const ratio = (f: (name: string) => number, a: string, b: string) => (f(a) / f(b)).toFixed(2);
   console.log(
     `exec query-status (medians of ${RUNS}, alternating): qmpctl ${wall("qmpctl").toFixed(1)} ms, ` +
