@@ -289,7 +289,16 @@ export class QmpClient {
     const transport = await connectTransport(this.address, {
       data: (chunk) => this.#receive(chunk),
       close: (error) => this.#peerClosed(error),
-    }, { ...options, onBusy: () => (this.#listenQueueFull = true) });
+    }, { ...options, onBusy: () => (this.#listenQueueFull = true) }).catch((error) => {
+      // A reset while connecting means the server had taken the connection
+      // (one nobody listens for is refused) and dropped it before the runtime
+      // reported it open: the same event, for the user, as a close before the
+      // greeting, which is what a server killed a moment later looks like.
+      if ((error.cause as { code?: string } | undefined)?.code !== "ECONNRESET") throw error;
+      throw new GreetingClosedError(`${this.address.text} closed the connection before its QMP greeting`, {
+        cause: error.cause,
+      });
+    });
     if (this.#phase === "closed") { // the wait was abandoned while connecting
       transport.close();
       return;

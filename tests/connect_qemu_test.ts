@@ -224,4 +224,31 @@ describe("when QEMU goes away (a throwaway QEMU each)", () => {
       await doomed.stop();
     }
   });
+
+  // The same death can land between the kernel taking the connection and the
+  // runtime reporting it open: connect(2) then fails with ECONNRESET. strace
+  // injects that failure so the case runs every time, not by chance.
+  const resetOnConnect = (when: string, args: string[]) =>
+    Bun.spawnSync([
+      "strace",
+      "-f",
+      "-qq",
+      "-o",
+      "/dev/null",
+      "-e",
+      `inject=connect:error=ECONNRESET:when=${when}`,
+      QMPCTL,
+      ...args,
+    ]);
+
+  test("a reset while connecting reads as a close before the greeting (exit 3); --wait-socket retries it", () => {
+    const reset = resetOnConnect("1+", ["-s", qemu.socket, "exec", "query-status"]);
+    expect(reset.exitCode).toBe(3);
+    expect(reset.stdout.toString()).toBe("");
+    expect(reset.stderr.toString()).toBe(`qmpctl: ${qemu.socket} closed the connection before its QMP greeting\n`);
+
+    const retried = resetOnConnect("1", ["-s", qemu.socket, "--wait-socket", "5", "exec", "query-status"]);
+    expect({ code: retried.exitCode, stdout: retried.stdout.toString(), stderr: retried.stderr.toString() })
+      .toEqual({ code: 0, stdout: expected, stderr: "" });
+  });
 });
