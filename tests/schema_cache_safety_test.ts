@@ -109,3 +109,17 @@ test("a cache directory owned by another user is not written into", async () => 
   expect(await typedExec(base)).toEqual(ASKS_SCHEMA);
   expect(readdirSync(join(base, "qmpctl"))).toEqual([]);
 });
+
+test("a filled cache directory owned by another user is not read (its entries could be planted)", async () => {
+  const filled = await filledCache();
+  chownSync(join(filled, "qmpctl"), 65534, 65534); // nobody (tests run as root)
+  expect(await typedExec(filled)).toEqual(ASKS_SCHEMA);
+});
+
+test("a filled cache directory others may write to is not read, and is made private again", async () => {
+  const filled = await filledCache();
+  chmodSync(join(filled, "qmpctl"), 0o777);
+  expect(await typedExec(filled)).toEqual(ASKS_SCHEMA);
+  expect(statSync(join(filled, "qmpctl")).mode & 0o777).toBe(0o700);
+  expect(await typedExec(filled)).toEqual(USES_CACHE);
+});

@@ -22,7 +22,7 @@ import { ArgumentError, CommandError } from "../errors.ts";
 import { cacheKey, readEntry, writeEntry } from "./cache.ts";
 import { digestSchema } from "./digest.ts";
 import { Schema, type SchemaScope } from "./model.ts";
-import { defaultCacheDir } from "./store.ts";
+import { checkCacheRootEarly, defaultCacheDir } from "./store.ts";
 import { typeArguments } from "./typing.ts";
 
 /** Options of `loadSchema`. */
@@ -54,6 +54,7 @@ export interface LoadSchemaOptions {
 export async function loadSchema(client: QmpClient, options: LoadSchemaOptions = {}): Promise<Schema> {
   const { signal } = options;
   const root = options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir ?? undefined;
+  if (root && !options.refresh) checkCacheRootEarly(root); // while QEMU answers query-target
   const key = await cacheKey(client, signal);
   if (root && !options.refresh) {
     const cached = await readEntry(root, key, options.scope ?? "all");

@@ -25,25 +25,39 @@ export function defaultCacheDir(): string | undefined {
 /** The largest cache file read; a bigger one is ignored (an entry of QEMU's whole schema is well under 4 MiB). */
 export const MAX_CACHE_FILE_BYTES = 32 * 1024 * 1024;
 
-const safeRoots = new Map<string, Promise<boolean>>();
+const rootChecks = new Map<string, Promise<boolean>>();
 
 /**
- * Whether `root` may be read: a real directory (not a symlink) owned by this
- * user that no one else may write to. Checked once per process and root,
- * with lstat; that loads node:fs, which costs a compiled Bun binary ~15-20 ms,
- * so under Bun readCacheFile first tries a cheaper proof (see there).
+ * Whether `root` may be read: a directory owned by this user that no one
+ * else may write to (else another user could have planted entries in it).
+ * With `linkFree` (the caller saw no symlink on the way), under Bun, stat
+ * runs on Bun's thread pool, off the main thread; otherwise lstat from
+ * node:fs, so `root` itself must not be a link, and loading node:fs costs a
+ * compiled Bun binary ~7 ms (which is why a symlinked path pays it only).
+ * Checked once per process, root and kind.
  */
-function isSafeRoot(root: string): Promise<boolean> {
-  let known = safeRoots.get(root);
+function isSafeRoot(root: string, linkFree = false): Promise<boolean> {
+  const bun = (globalThis as { Bun?: typeof Bun }).Bun;
+  const fast = linkFree && bun !== undefined;
+  const id = `${fast}:${root}`;
+  let known = rootChecks.get(id);
   if (!known) {
-    known = import("node:fs/promises").then(async ({ lstat }) => {
-      const stat = await lstat(root);
+    const stat = fast ? bun.file(root).stat() : import("node:fs/promises").then(({ lstat }) => lstat(root));
+    known = stat.then((stat) => {
       const uid = process.getuid?.();
       return stat.isDirectory() && (uid === undefined || stat.uid === uid) && (stat.mode & 0o022) === 0;
     }).catch(() => false);
-    safeRoots.set(root, known);
+    rootChecks.set(id, known);
   }
   return known;
+}
+
+/**
+ * Start checking `root` now, so that the check is done by the time a cache
+ * file is read (a typed exec first waits for QEMU's answer to query-target).
+ */
+export function checkCacheRootEarly(root: string): void {
+  if ("Bun" in globalThis) void isSafeRoot(root, true);
 }
 
 /**
@@ -59,7 +73,7 @@ export async function readCacheFile(root: string, file: string): Promise<string 
       // Bun.resolveSync resolves symlinks (~0.5 ms): when the file's real path
       // is the path asked for, nothing on the way is a link. Otherwise (a
       // symlinked ~/.cache, say) lstat decides about `root`.
-      if (bun.resolveSync(`./${file}`, root) !== path && !(await isSafeRoot(root))) return undefined;
+      if (!(await isSafeRoot(root, bun.resolveSync(`./${file}`, root) === path))) return undefined;
       // Bun.mmap is synchronous and ~4 ms cheaper than Bun.file().text() in a
       // fresh process; mapping reads nothing, so the size is checked before
       // any byte is. Entries are replaced by rename, never rewritten in place.
