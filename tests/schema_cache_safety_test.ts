@@ -116,10 +116,43 @@ test("a filled cache directory owned by another user is not read (its entries co
   expect(await typedExec(filled)).toEqual(ASKS_SCHEMA);
 });
 
-test("a filled cache directory others may write to is not read, and is made private again", async () => {
+test("a filled cache directory others may write to is not read; made private again, it is emptied first", async () => {
   const filled = await filledCache();
-  chmodSync(join(filled, "qmpctl"), 0o777);
+  const root = join(filled, "qmpctl");
+  chmodSync(root, 0o777);
+  mkdirSync(join(root, "schema-planted")); // what another user could have put there
   expect(await typedExec(filled)).toEqual(ASKS_SCHEMA);
-  expect(statSync(join(filled, "qmpctl")).mode & 0o777).toBe(0o700);
+  expect(statSync(root).mode & 0o777).toBe(0o700);
+  expect(readdirSync(root)).toHaveLength(1); // the entry just written, nothing that was there before
+  expect(readdirSync(root)).not.toContain("schema-planted");
   expect(await typedExec(filled)).toEqual(USES_CACHE);
+});
+
+test("nothing is created in another user's tree (root run with a user's HOME, as sudo -E does)", async () => {
+  const base = home();
+  const theirs = join(base, "alice");
+  mkdirSync(theirs, { mode: 0o755 });
+  chownSync(theirs, 65534, 65534); // nobody's home, without a .cache yet
+  const server = schemaServer();
+  servers.push(server);
+  const result = await qmpctl(["-s", server.path, "exec", "set_link", "name=n", "up=on"], {
+    env: { HOME: theirs, XDG_CACHE_HOME: undefined },
+  });
+  expect(result).toMatchObject({ code: 0, stdout: '{"name":"n","up":true}\n', stderr: "" });
+  expect(readdirSync(theirs)).toEqual([]);
+});
+
+test("a relative XDG_CACHE_HOME is ignored: nothing is written under the working directory", async () => {
+  const base = home();
+  const work = join(base, "work");
+  mkdirSync(work);
+  const server = schemaServer();
+  servers.push(server);
+  const result = await qmpctl(["-s", server.path, "exec", "set_link", "name=n", "up=on"], {
+    env: { HOME: base, XDG_CACHE_HOME: "relcache" },
+    cwd: work,
+  });
+  expect(result).toMatchObject({ code: 0, stdout: '{"name":"n","up":true}\n', stderr: "" });
+  expect(readdirSync(work)).toEqual([]);
+  expect(readdirSync(join(base, ".cache", "qmpctl"))).toHaveLength(1); // the default place instead
 });

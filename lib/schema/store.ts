@@ -15,10 +15,16 @@
  * @module
  */
 
-/** The cache directory from the environment, or undefined when neither XDG_CACHE_HOME nor HOME is set. */
+/**
+ * The cache directory from the environment, or undefined when neither
+ * XDG_CACHE_HOME nor HOME is set. A relative path is ignored, as the XDG
+ * spec says: qmpctl reads nothing from the directory it runs in.
+ */
 export function defaultCacheDir(): string | undefined {
   const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
-  const base = env.XDG_CACHE_HOME || (env.HOME ? `${env.HOME}/.cache` : undefined);
+  const absolute = (path: string | undefined) => path?.startsWith("/") ? path : undefined;
+  const home = absolute(env.HOME);
+  const base = absolute(env.XDG_CACHE_HOME) ?? (home ? `${home}/.cache` : undefined);
   return base ? `${base}/qmpctl` : undefined;
 }
 
@@ -100,10 +106,26 @@ export async function readCacheFile(root: string, file: string): Promise<string 
  * missing; never through a symlink: the directory is opened with O_NOFOLLOW
  * and checked and chmod-ed through that descriptor, so a link planted in its
  * place is refused, not followed.
- * @throws {Error} when `root` is a symlink, not a directory, someone else's, or writable by others
+ * A directory that others could write to until now is emptied once made
+ * private: what they may have put in it is not trusted. Nothing is created
+ * in another user's tree (root run with a user's HOME, as `sudo -E` does):
+ * the nearest directory that exists on the way to `root` must be ours.
+ * @throws {Error} when `root` is a symlink, not a directory, someone else's, or in someone else's tree
  */
 async function preparePrivateRoot(root: string): Promise<void> {
   const { constants, promises } = await import("node:fs");
+  const uid = process.getuid?.();
+  const notOurs = () => new Error(`${root} is not a directory of this user: the schema cache is not used`);
+  for (let dir = root; dir !== "";) {
+    const stat = await promises.stat(dir).catch((error) => {
+      if ((error as { code?: string }).code !== "ENOENT" || dir === "/") throw error;
+    });
+    if (stat) {
+      if (uid !== undefined && stat.uid !== uid) throw notOurs();
+      break;
+    }
+    dir = dir.slice(0, dir.lastIndexOf("/")) || "/";
+  }
   const parent = root.slice(0, root.lastIndexOf("/"));
   if (parent) await promises.mkdir(parent, { recursive: true, mode: 0o700 });
   await promises.mkdir(root, { mode: 0o700 }).catch((error) => {
@@ -112,11 +134,13 @@ async function preparePrivateRoot(root: string): Promise<void> {
   const handle = await promises.open(root, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
   try {
     const stat = await handle.stat();
-    const uid = process.getuid?.();
-    if (!stat.isDirectory() || (uid !== undefined && stat.uid !== uid)) {
-      throw new Error(`${root} is not a directory of this user: the schema cache is not used`);
-    }
-    if ((stat.mode & 0o077) !== 0) await handle.chmod(0o700);
+    if (!stat.isDirectory() || (uid !== undefined && stat.uid !== uid)) throw notOurs();
+    if ((stat.mode & 0o077) === 0) return;
+    await handle.chmod(0o700);
+    if ((stat.mode & 0o022) === 0) return;
+    // Nobody else can add to it now; remove (never follow) what is there.
+    const names = await promises.readdir(root);
+    await Promise.all(names.map((name) => promises.rm(`${root}/${name}`, { recursive: true, force: true })));
   } finally {
     await handle.close();
   }
