@@ -204,7 +204,7 @@ export async function* readLines(path: string | undefined, maxLineBytes: number)
   const decoder = new TextDecoder();
   let buffer = "";
   let skipping = 0; // > 0: inside an over-long line, this many characters dropped so far
-  for await (const chunk of await byteStream(path)) {
+  for await (const chunk of byteStream(path)) {
     buffer += decoder.decode(chunk, { stream: true });
     let start = 0, newline;
     while ((newline = buffer.indexOf("\n", start)) >= 0) {
@@ -225,16 +225,9 @@ export async function* readLines(path: string | undefined, maxLineBytes: number)
   else if (buffer !== "") yield buffer;
 }
 
-/** The bytes of a file, or of stdin: Bun's own streams under Bun, node:fs elsewhere. */
-async function byteStream(path: string | undefined): Promise<AsyncIterable<Uint8Array>> {
-  const stdin = path === undefined || path === "-";
-  if (bun) {
-    if (!stdin && !(await bun.file(path!).exists())) throw Object.assign(new Error("no such file"), { code: "ENOENT" });
-    return (stdin ? bun.stdin.stream() : bun.file(path!).stream()) as unknown as AsyncIterable<Uint8Array>;
-  }
-  if (stdin) return process.stdin as AsyncIterable<Uint8Array>;
-  const { createReadStream } = await import("node:fs");
-  return createReadStream(path!) as AsyncIterable<Uint8Array>;
+/** The bytes of a file, or of stdin. */
+function byteStream(path: string | undefined): AsyncIterable<Uint8Array> {
+  return readChunks(path ?? "-");
 }
 
 /** Whether stdin is a terminal (the shell then edits lines). */
@@ -391,12 +384,26 @@ async function readAtMost(path: string, limit: number): Promise<Uint8Array | und
  * (ENOENT, EISDIR, EACCES) surface at the first read.
  */
 export async function* readChunks(path: string): AsyncGenerator<Uint8Array> {
-  if (bun) {
-    yield* (path === "-" ? bun.stdin : bun.file(path)).stream();
+  if (path === "-") {
+    yield* (bun ? bun.stdin.stream() : process.stdin) as AsyncIterable<Uint8Array>;
     return;
   }
-  const source = path === "-" ? process.stdin : (await import("node:fs")).createReadStream(path);
-  for await (const chunk of source) yield chunk as Uint8Array;
+  // Bun streams regular files and pipes, but reports a character device
+  // (/dev/null) as missing and fails to poll it (EPERM from epoll_ctl):
+  // node:fs, loaded only then, reads those, and reports a missing file.
+  if (bun && await bun.file(path).exists()) {
+    let started = false;
+    try {
+      for await (const chunk of bun.file(path).stream()) {
+        started = true;
+        yield chunk;
+      }
+      return;
+    } catch (error) {
+      if (started || (error as { code?: string })?.code !== "EPERM") throw error;
+    }
+  }
+  for await (const chunk of (await import("node:fs")).createReadStream(path)) yield chunk as Uint8Array;
 }
 
 /** Where streamed bytes go: a file, or stdout. */

@@ -122,6 +122,14 @@ describe("ga exec", () => {
     expect(result.stderr).toMatch(/^qmpctl: GenericError: .*\n$/);
   });
 
+  test("--stdin from a character device: /dev/null is empty input, /dev/zero is too large (exit 2)", async () => {
+    const empty = await qmpctl(["-s", agent.socket, "ga", "exec", "--stdin", "/dev/null", "--", "wc", "-c"]);
+    expect(empty).toMatchObject({ code: 0, stdout: "0\n", stderr: "" });
+    const endless = await qmpctl(["-s", "/nonexistent/ga.sock", "ga", "exec", "--stdin", "/dev/zero", "--", "cat"]);
+    expect(endless.code).toBe(2);
+    expect(endless.stderr).toContain("/dev/zero holds more than the agent takes in one guest-exec (48 MiB)");
+  });
+
   test("--stdin larger than one guest-exec can carry exits 2 before anything is sent", async () => {
     const big = join(agent.dir, "big.bin");
     writeFileSync(big, new Uint8Array(49 * 1024 * 1024));
