@@ -57,7 +57,10 @@ interface FileRead {
 /**
  * Guest → local. The local file is created only once the guest file has
  * given its first chunk: a guest path that opens but cannot be read (a
- * directory) leaves nothing behind.
+ * directory) leaves nothing behind. It is written beside the destination
+ * and put in place only when the whole file has come (see openByteSink):
+ * a copy that fails, times out or is interrupted leaves the destination as
+ * it was.
  */
 async function copyOut(context: CommandContext, guestFile: string, localFile: string): Promise<void> {
   const { signal } = context;
@@ -79,9 +82,11 @@ async function copyOut(context: CommandContext, guestFile: string, localFile: st
           sink ??= await localSink(localFile, guestFile, signal);
           await sink.write(decodeBase64(chunk["buf-b64"], `guest-file-read of ${guestFile}`));
         }
-      } finally {
-        await sink?.close();
+      } catch (error) {
+        await sink?.abort(); // a partial copy never replaces the destination, nor stays behind
+        throw error;
       }
+      await sink?.close();
     });
   } finally {
     agent.close();

@@ -1,8 +1,23 @@
 /** `qmpctl ga cp` against a real qemu-ga (the "guest" files are on this machine). */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { dirname, join } from "node:path";
 import { QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
+import { waitUntil } from "./helpers/process_state.ts";
 import { qmpctlBytes, startAgent, type TestAgent } from "./helpers/qemu_ga.ts";
 
 let agent: TestAgent;
@@ -211,6 +226,139 @@ describe("ga cp", () => {
       const result = await cp(...words);
       expect(result.code).toBe(2);
       expect(result.stderr).toContain(message);
+    }
+  });
+});
+
+describe("ga cp: the local file", () => {
+  /** A fresh directory for one test's destination, so that a file left behind shows in its listing. */
+  const freshDir = (mode = 0o700) => {
+    const dir = mkdtempSync(join(agent.dir, "dst-"));
+    chmodSync(dir, mode);
+    return dir;
+  };
+  const modeOf = (file: string) => (statSync(file).mode & 0o777).toString(8);
+
+  /** An existing destination, 0640, whose content a failed copy must not touch. */
+  function existingDestination(dir: string): string {
+    const file = join(dir, "vm1-zero");
+    writeFileSync(file, "the previous copy\n");
+    chmodSync(file, 0o640);
+    return file;
+  }
+
+  /** Wait until qmpctl has written part of the copy: a file beside `file`, or (written in place) `file` changed. */
+  const partWritten = (file: string) =>
+    waitUntil(
+      () => readdirSync(dirname(file)).length > 1 || statSync(file).size !== "the previous copy\n".length,
+      "a partial copy",
+    );
+
+  test("a new local file is created 0600 under umask 022, whatever the guest file's mode", async () => {
+    const dir = freshDir(), secret = join(dir, "vm1-shadow");
+    const child = Bun.spawn(
+      ["sh", "-c", 'umask 022 && exec "$@"', "sh", QMPCTL, "-s", agent.socket, "ga", "cp", `:${source}`, secret],
+      { stdin: "ignore", stdout: "pipe", stderr: "pipe" },
+    );
+    expect(await child.exited).toBe(0);
+    expect(readFileSync(secret)).toEqual(Buffer.from(sourceBytes));
+    expect(modeOf(secret)).toBe("600");
+    expect(readdirSync(dir)).toEqual(["vm1-shadow"]);
+  });
+
+  test("an existing file of one's own is replaced and keeps its mode", async () => {
+    const dir = freshDir(), file = existingDestination(dir);
+    expect(await cp(`:${source}`, file)).toMatchObject({ code: 0, stdout: "", stderr: "" });
+    expect(readFileSync(file)).toEqual(Buffer.from(sourceBytes));
+    expect(modeOf(file)).toBe("640");
+    expect(readdirSync(dir)).toEqual(["vm1-zero"]);
+  });
+
+  test("a dangling symbolic link as DST is refused, exit 2 naming it, and its target is not created", async () => {
+    // Another user's link in a shared directory, as cp(1) meets it: "not writing through dangling symlink".
+    const shared = freshDir(0o777), target = join(freshDir(), "cron-job");
+    symlinkSync(target, join(shared, "source.bin"));
+    for (const dst of [join(shared, "source.bin"), `${shared}/`]) {
+      const result = await cp(`:${source}`, dst);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toBe(
+        `qmpctl: cannot write ${join(shared, "source.bin")}: not writing through a dangling symbolic link\n`,
+      );
+      expect(existsSync(target)).toBe(false);
+      expect(lstatSync(join(shared, "source.bin")).isSymbolicLink()).toBe(true);
+      expect(readdirSync(shared)).toEqual(["source.bin"]);
+    }
+  });
+
+  test("a symbolic link to a file as DST is refused, and the file it leads to is unchanged", async () => {
+    const dir = freshDir(), file = existingDestination(dir), link = join(dir, "link");
+    symlinkSync(file, link);
+    const result = await cp(`:${source}`, link);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe(`qmpctl: cannot write ${link}: is a symbolic link: name the file it leads to\n`);
+    expect(readFileSync(file, "utf8")).toBe("the previous copy\n");
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+  });
+
+  test("a link to a device is written to as it is (/dev/stdout on a pipe)", async () => {
+    // Through sh and cat: Bun's "pipe" is a socket, which no open(2) of /dev/stdout can reach.
+    const child = Bun.spawn(
+      [
+        "bash",
+        "-c",
+        'set -o pipefail; "$@" /dev/stdout | cat',
+        "bash",
+        QMPCTL,
+        "-s",
+        agent.socket,
+        "ga",
+        "cp",
+        `:${source}`,
+      ],
+      { stdin: "ignore", stdout: "pipe", stderr: "pipe" },
+    );
+    const [stdout, stderr, code] = await Promise.all([
+      new Response(child.stdout).bytes(),
+      new Response(child.stderr).text(),
+      child.exited,
+    ]);
+    expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
+    expect(stdout).toEqual(sourceBytes);
+  });
+
+  test("a copy that times out midway leaves the existing DST unchanged and no temporary file", async () => {
+    const dir = freshDir(), file = existingDestination(dir);
+    const result = await cp(":/dev/zero", file, "--timeout", "1500ms");
+    expect(result.code).toBe(124);
+    expect(result.stderr).toMatch(/^qmpctl: timed out waiting for .*\(--timeout 1500ms\)\n$/);
+    expect(readFileSync(file, "utf8")).toBe("the previous copy\n");
+    expect(modeOf(file)).toBe("640");
+    expect(readdirSync(dir)).toEqual(["vm1-zero"]);
+  });
+
+  test("SIGINT midway leaves the existing DST unchanged and removes the partial copy", async () => {
+    const dir = freshDir(), file = existingDestination(dir);
+    const running = startQmpctl(["-s", agent.socket, "ga", "cp", ":/dev/zero", file]);
+    await partWritten(file);
+    running.child.kill("SIGINT");
+    expect((await running.result).code).toBe(130);
+    expect(readFileSync(file, "utf8")).toBe("the previous copy\n");
+    expect(readdirSync(dir)).toEqual(["vm1-zero"]);
+  });
+
+  test("an agent that dies midway leaves the existing DST unchanged and removes the partial copy", async () => {
+    const dying = await startAgent();
+    try {
+      const dir = freshDir(), file = existingDestination(dir);
+      const running = startQmpctl(["-s", dying.socket, "ga", "cp", ":/dev/zero", file]);
+      await partWritten(file);
+      dying.process.kill("SIGKILL");
+      const result = await running.result;
+      expect(result.code).toBe(3);
+      expect(readFileSync(file, "utf8")).toBe("the previous copy\n");
+      expect(readdirSync(dir)).toEqual(["vm1-zero"]);
+    } finally {
+      await dying.stop();
     }
   });
 });
