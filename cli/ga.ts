@@ -53,6 +53,13 @@ chunks (guest-file-open/read/write/close), byte-exact, in bounded memory;
 the guest's file handle is closed on every path (errors, SIGINT, timeout).
 A local directory as DST receives the file under the guest file's name; a
 guest DST ending in / receives it under the local file's name.
+A local file is written beside DST and renamed over it once complete, so a
+copy that fails, times out or is interrupted leaves DST as it was. A new
+file is created 0600 (qemu-ga does not tell the guest file's mode: chmod it
+after); a file that replaces one of your own keeps that one's mode. DST may
+not be a symbolic link to a file, nor a dangling one (exit 2: name the file
+the link leads to, or - for stdout); one to a directory or a device
+(/dev/null) is used as cp(1) uses it.
   qmpctl ga cp :/var/log/syslog ./vm1-syslog
   qmpctl ga cp ./authorized_keys :/root/.ssh/authorized_keys
   qmpctl ga cp :/etc/os-release - | grep VERSION
