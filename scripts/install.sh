@@ -42,15 +42,16 @@ release_name() {
   echo "qmpctl-$os-$arch"
 }
 
-binary=""
-for candidate in "$here/$(release_name || true)" "$here/../dist/qmpctl"; do
-  if [ -f "$candidate" ] && [ -x "$candidate" ]; then
-    binary=$candidate
-    break
-  fi
-done
-if [ -z "$binary" ]; then
-  echo "install.sh: no qmpctl binary for this machine beside this script or in dist/ (run scripts/build.sh)" >&2
+# The binary: this machine's release binary beside the script (any mode:
+# install sets it), or a source checkout's own dist/qmpctl. Never ../dist/
+# from a release folder: for /tmp/qmpctl-0.1.0 that is /tmp/dist, anyone's.
+name=$(release_name || true)
+if [ -n "$name" ] && [ -f "$here/$name" ]; then
+  binary=$here/$name
+elif [ -f "$here/build.sh" ] && [ -e "$here/../.git" ] && [ -f "$here/../dist/qmpctl" ]; then
+  binary=$(cd "$here/../dist" && pwd)/qmpctl
+else
+  echo "install.sh: no ${name:-qmpctl binary for this machine} beside this script in $here (from source: scripts/build.sh)" >&2
   exit 1
 fi
 manpage=$(dirname "$binary")/qmpctl.1
@@ -66,4 +67,4 @@ install -m 0644 "$manpage" "$prefix/share/man/man1/qmpctl.1"
 "$prefix/bin/qmpctl" completions bash >"$prefix/share/bash-completion/completions/qmpctl"
 "$prefix/bin/qmpctl" completions zsh >"$prefix/share/zsh/site-functions/_qmpctl"
 "$prefix/bin/qmpctl" completions fish >"$prefix/share/fish/vendor_completions.d/qmpctl.fish"
-echo "installed $("$prefix/bin/qmpctl" --version) into $prefix"
+echo "installed $("$prefix/bin/qmpctl" --version) from $binary into $prefix"

@@ -4,7 +4,18 @@
  * completion where it looks by itself (a real shell on a terminal, a real TAB).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { createHash } from "node:crypto";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { COMMANDS, GLOBAL_OPTIONS } from "../cli/registry.ts";
@@ -147,4 +158,70 @@ test("sh install.sh PREFIX works with a POSIX sh (dash), as the README's install
   } finally {
     rmSync(other, { recursive: true, force: true });
   }
+});
+
+describe("sh install.sh from a release folder, as the README downloads it", () => {
+  // The README's table: Linux x64 without AVX2 takes the baseline build.
+  const arch = process.arch === "arm64" ? "arm64" : "x64";
+  const avx2 = process.platform !== "linux" || /\bavx2\b/.test(readFileSync("/proc/cpuinfo", "utf8"));
+  const NAME = `qmpctl-${process.platform}-${arch}${
+    process.platform === "linux" && arch === "x64" && !avx2 ? "-baseline" : ""
+  }`;
+  const OTHER = NAME === "qmpctl-linux-x64" ? "qmpctl-linux-x64-baseline" : "qmpctl-linux-x64";
+  const sha256 = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
+  const parents: string[] = [];
+  afterAll(() => {
+    for (const dir of parents) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /**
+   * PARENT/qmpctl-0.1.0/ holding the binary named NAME at mode 0644 (what a
+   * download leaves), qmpctl.1, install.sh and SHA256SUMS as scripts/release.sh
+   * writes it; and PARENT/dist/qmpctl, planted by someone else (PARENT is /tmp
+   * for a folder downloaded there): a program that leaves a mark if it runs.
+   */
+  function releaseFolder(name: string) {
+    const parent = mkdtempSync(join(tmpdir(), "qmpctl-release-"));
+    parents.push(parent);
+    const folder = join(parent, "qmpctl-0.1.0");
+    const mark = join(parent, "planted-ran");
+    mkdirSync(folder);
+    copyFileSync(QMPCTL, join(folder, name));
+    chmodSync(join(folder, name), 0o644);
+    copyFileSync(join(import.meta.dir, "../dist/qmpctl.1"), join(folder, "qmpctl.1"));
+    copyFileSync(INSTALL, join(folder, "install.sh"));
+    const sums = [name, "qmpctl.1", "install.sh"].map((file) => `${sha256(join(folder, file))}  ${file}\n`);
+    writeFileSync(join(folder, "SHA256SUMS"), sums.join(""));
+    mkdirSync(join(parent, "dist"));
+    writeFileSync(join(parent, "dist/qmpctl"), `#!/bin/sh\nid >${mark}\necho planted\n`, { mode: 0o755 });
+    copyFileSync(join(folder, "qmpctl.1"), join(parent, "dist/qmpctl.1"));
+    const prefix = join(parent, "prefix");
+    const install = () => {
+      const result = Bun.spawnSync(["sh", "install.sh", prefix], { cwd: folder, stdout: "pipe", stderr: "pipe" });
+      return { code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() };
+    };
+    return { folder, prefix, install, plantedRan: () => existsSync(mark) };
+  }
+
+  test("this machine's binary, downloaded at mode 0644, is installed and named in the output", () => {
+    const release = releaseFolder(NAME);
+    const result = release.install();
+    expect(result.stderr).toBe("");
+    const version = run([QMPCTL, "--version"]).stdout.trim();
+    expect(result.stdout).toBe(`installed ${version} from ${join(release.folder, NAME)} into ${release.prefix}\n`);
+    expect(result.code).toBe(0);
+    expect(run([join(release.prefix, "bin/qmpctl"), "--version"]).stdout).toBe(`${version}\n`);
+    expect(release.plantedRan()).toBe(false);
+  });
+
+  test("with only the other CPU variant downloaded it stops, and never takes ../dist/qmpctl beside the folder", () => {
+    const release = releaseFolder(OTHER);
+    const result = release.install();
+    expect(result.stderr).toBe(
+      `install.sh: no ${NAME} beside this script in ${release.folder} (from source: scripts/build.sh)\n`,
+    );
+    expect(result.code).toBe(1);
+    expect(release.plantedRan()).toBe(false);
+    expect(existsSync(release.prefix)).toBe(false);
+  });
 });
