@@ -2,9 +2,9 @@
 # Install qmpctl, its man page and its shell completions under PREFIX.
 #   install.sh [PREFIX]               default PREFIX: /usr/local
 #   install.sh --uninstall [PREFIX]
-# It installs, from beside this script (a release folder) or from a source
-# checkout's dist/: the binary for this machine, qmpctl.1, and the bash, zsh
-# and fish completions that the binary prints.
+# It installs, from beside this script (a release folder, checked against its
+# SHA256SUMS) or from a source checkout's dist/: the binary for this machine,
+# qmpctl.1, and the bash, zsh and fish completions that the binary prints.
 # POSIX sh (the README runs it as 'sh install.sh'; dash on Debian).
 set -eu
 usage() { sed -n '2,7s/^# \{0,1\}//p' "$0"; }
@@ -58,6 +58,26 @@ manpage=$(dirname "$binary")/qmpctl.1
 if [ ! -f "$manpage" ]; then
   echo "install.sh: no qmpctl.1 beside $binary" >&2
   exit 1
+fi
+
+# A release folder's SHA256SUMS must list what is installed, with its hash:
+# the binary is about to run as the installing user (root, often).
+sha256() {
+  if command -v sha256sum >/dev/null 2>&1; then sha256sum <"$1"; else shasum -a 256 <"$1"; fi | cut -d' ' -f1
+}
+if [ -f "$here/SHA256SUMS" ]; then
+  for file in "$binary" "$manpage"; do
+    # A line is "HASH  NAME", or "HASH *NAME" as sha256sum -b writes it.
+    listed=$(awk -v name="${file##*/}" '$2 == name || $2 == "*" name { print $1 }' "$here/SHA256SUMS")
+    if [ -z "$listed" ]; then
+      echo "install.sh: $file is not in $here/SHA256SUMS: not installing it" >&2
+      exit 1
+    fi
+    if [ "$listed" != "$(sha256 "$file")" ]; then
+      echo "install.sh: $file does not match its SHA256SUMS line: not installing it" >&2
+      exit 1
+    fi
+  done
 fi
 
 install -d "$prefix/bin" "$prefix/share/man/man1" "$prefix/share/bash-completion/completions" \

@@ -224,4 +224,22 @@ describe("sh install.sh from a release folder, as the README downloads it", () =
     expect(release.plantedRan()).toBe(false);
     expect(existsSync(release.prefix)).toBe(false);
   });
+
+  test("a binary that does not match SHA256SUMS, or that SHA256SUMS does not list, is refused before it runs", () => {
+    const release = releaseFolder(NAME);
+    const sums = join(release.folder, "SHA256SUMS");
+    const listed = readFileSync(sums, "utf8");
+    writeFileSync(sums, listed.replace(sha256(join(release.folder, NAME)), "0".repeat(64)));
+    const changed = release.install();
+    expect(changed.stderr).toBe(
+      `install.sh: ${join(release.folder, NAME)} does not match its SHA256SUMS line: not installing it\n`,
+    );
+    expect(changed.code).toBe(1);
+    writeFileSync(sums, listed.split("\n").filter((line) => !line.includes(NAME)).join("\n"));
+    const unlisted = release.install();
+    expect(unlisted.stderr).toBe(`install.sh: ${join(release.folder, NAME)} is not in ${sums}: not installing it\n`);
+    expect(unlisted.code).toBe(1);
+    expect(existsSync(release.prefix)).toBe(false);
+    expect(release.plantedRan()).toBe(false);
+  });
 });
