@@ -84,7 +84,12 @@ install -d "$prefix/bin" "$prefix/share/man/man1" "$prefix/share/bash-completion
   "$prefix/share/zsh/site-functions" "$prefix/share/fish/vendor_completions.d"
 install -m 0755 "$binary" "$prefix/bin/qmpctl"
 install -m 0644 "$manpage" "$prefix/share/man/man1/qmpctl.1"
-"$prefix/bin/qmpctl" completions bash >"$prefix/share/bash-completion/completions/qmpctl"
-"$prefix/bin/qmpctl" completions zsh >"$prefix/share/zsh/site-functions/_qmpctl"
-"$prefix/bin/qmpctl" completions fish >"$prefix/share/fish/vendor_completions.d/qmpctl.fish"
+# Through a temporary file and install -m, so every user's shell can read the
+# completions whatever the installing user's umask (077 would make them 0600).
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+for shell in bash zsh fish; do "$prefix/bin/qmpctl" completions $shell >"$tmp/$shell"; done
+install -m 0644 "$tmp/bash" "$prefix/share/bash-completion/completions/qmpctl"
+install -m 0644 "$tmp/zsh" "$prefix/share/zsh/site-functions/_qmpctl"
+install -m 0644 "$tmp/fish" "$prefix/share/fish/vendor_completions.d/qmpctl.fish"
 echo "installed $("$prefix/bin/qmpctl" --version) from $binary into $prefix"

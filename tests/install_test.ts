@@ -14,6 +14,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
@@ -155,6 +156,27 @@ test("sh install.sh PREFIX works with a POSIX sh (dash), as the README's install
     expect(existsSync(join(other, "share/fish/vendor_completions.d/qmpctl.fish"))).toBe(true);
     expect(run(["dash", INSTALL, "--uninstall", other]).code).toBe(0);
     expect(existsSync(join(other, "bin/qmpctl"))).toBe(false);
+  } finally {
+    rmSync(other, { recursive: true, force: true });
+  }
+});
+
+test("install.sh writes every file readable by all (completions too) when the installing user's umask is 077", () => {
+  const other = mkdtempSync(join(tmpdir(), "qmpctl-prefix-"));
+  try {
+    const installed = run(["sh", "-c", 'umask 077 && exec sh "$0" "$1"', INSTALL, other]);
+    expect(installed.stderr).toBe("");
+    expect(installed.code).toBe(0);
+    const mode = (file: string) => (statSync(join(other, file)).mode & 0o777).toString(8);
+    expect(mode("bin/qmpctl")).toBe("755");
+    for (
+      const file of [
+        "share/man/man1/qmpctl.1",
+        "share/bash-completion/completions/qmpctl",
+        "share/zsh/site-functions/_qmpctl",
+        "share/fish/vendor_completions.d/qmpctl.fish",
+      ]
+    ) expect(`${file} ${mode(file)}`).toBe(`${file} 644`);
   } finally {
     rmSync(other, { recursive: true, force: true });
   }
