@@ -7,7 +7,7 @@
  * sockets) stays in a temporary directory.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { QMPCTL, qmpctl } from "./helpers/cli.ts";
@@ -216,5 +216,59 @@ describe("qmpctl ansible ARGS_FILE (what the module runs), directly", () => {
       changed: true,
     });
     expect(result).toEqual({ changed: true, return: "none-machine" });
+  });
+});
+
+describe("the module's wrapper (library/qmp) run directly, as Ansible runs it", () => {
+  /** The task's result from `sh library/qmp ARGS_FILE`, with PATH's qmpctl the binary under test. */
+  function wrapper(params: object) {
+    const bin = join(dir, "bin");
+    if (!existsSync(bin)) {
+      mkdirSync(bin);
+      symlinkSync(QMPCTL, join(bin, "qmpctl"));
+    }
+    const file = join(dir, "wrapper-args.json");
+    writeFileSync(file, JSON.stringify(params));
+    const result = Bun.spawnSync(["sh", join(LIBRARY, "qmp"), file], {
+      env: { PATH: `${bin}:/usr/bin:/bin` },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    expect({ code: result.exitCode, stderr: result.stderr.toString() }).toEqual({ code: 0, stderr: "" });
+    return JSON.parse(result.stdout.toString());
+  }
+
+  test('runs the top-level qmpctl parameter (else PATH\'s), never a "qmpctl" key inside arguments or match', () => {
+    const planted = join(dir, "planted-qmpctl");
+    const mark = join(dir, "planted-ran");
+    writeFileSync(planted, `#!/bin/sh\ntouch ${mark}\necho '{"planted": true}'\n`, { mode: 0o755 });
+    // The arguments reach QEMU as given, and it answers for itself.
+    const unexpected = {
+      failed: true,
+      changed: false,
+      msg: "GenericError: Parameter 'qmpctl' is unexpected",
+      error: { class: "GenericError", desc: "Parameter 'qmpctl' is unexpected" },
+    };
+    expect(wrapper({ socket: qemu.socket, execute: "query-status", qmpctl: QMPCTL, arguments: { qmpctl: planted } }))
+      .toEqual(unexpected);
+    expect(wrapper({ socket: qemu.socket, arguments: { qmpctl: planted }, execute: "query-status" }))
+      .toEqual(unexpected);
+    expect(wrapper({ socket: qemu.socket, execute: "query-status", arguments: { 'x"qmpctl': planted } }))
+      .toMatchObject({ failed: true, msg: `GenericError: Parameter 'x"qmpctl' is unexpected` });
+    const waited = wrapper({
+      socket: qemu.socket,
+      wait_event: "SHUTDOWN",
+      match: { qmpctl: planted },
+      timeout: "100ms",
+    });
+    expect(waited).toMatchObject({ failed: true });
+    expect(waited.msg).toContain("SHUTDOWN");
+    expect(existsSync(mark)).toBe(false);
+  });
+
+  test("a qmpctl parameter that is not a plain string fails the task rather than running PATH's qmpctl", () => {
+    const failure = { failed: true, msg: "the qmpctl parameter must be a path: a string without backslash escapes" };
+    expect(wrapper({ socket: qemu.socket, execute: "query-status", qmpctl: 5 })).toEqual(failure);
+    expect(wrapper({ socket: qemu.socket, execute: "query-status", qmpctl: '/opt/q"mpctl' })).toEqual(failure);
   });
 });
