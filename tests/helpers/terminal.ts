@@ -11,6 +11,8 @@ export interface TerminalOptions {
   env?: Record<string, string | undefined>;
   columns?: number;
   rows?: number;
+  /** The program's working directory (default: the test runner's). */
+  cwd?: string;
 }
 
 export interface TerminalSession {
@@ -64,6 +66,7 @@ export async function startTerminal(argv: string[], options: TerminalOptions = {
     String(options.columns ?? 100),
     "-y",
     String(options.rows ?? 40),
+    ...(options.cwd ? ["-c", options.cwd] : []),
     "sh",
     "-c",
     script,
