@@ -15,7 +15,10 @@ export const HISTORY_SIZE = 1000;
 /** The history file of `kind`. */
 export function historyPath(kind: "qmp" | "hmp"): string | undefined {
   const home = env("HOME");
-  const state = env("XDG_STATE_HOME") || (home ? `${home}/.local/state` : undefined);
+  // The XDG Base Directory spec: a relative path is invalid and must be ignored
+  // (else history would land wherever the shell was started).
+  const xdg = env("XDG_STATE_HOME");
+  const state = xdg?.startsWith("/") ? xdg : home ? `${home}/.local/state` : undefined;
   return state ? `${state}/qmpctl/${kind}_history` : undefined;
 }
 
