@@ -328,27 +328,6 @@ export function killSelf(signal: FatalSignal): void {
 }
 
 /**
- * Write `text` to `path` with permissions `mode` (for a file it creates),
- * appending or replacing; the directory is created first (0700).
- */
-export async function writeTextFile(
-  path: string,
-  text: string,
-  options: { mode: number; append?: boolean },
-): Promise<void> {
-  const fs = await import("node:fs/promises");
-  await fs.mkdir(path.slice(0, path.lastIndexOf("/")) || "/", { recursive: true, mode: 0o700 });
-  const write = options.append ? fs.appendFile : fs.writeFile;
-  await write(path, text, { mode: options.mode });
-}
-
-/** Rename a file (atomically, within one file system). */
-export async function renameFile(from: string, to: string): Promise<void> {
-  const { rename } = await import("node:fs/promises");
-  await rename(from, to);
-}
-
-/**
  * A directory of this user's that no one else may write to, held open, and
  * the private files in it: what a secret-bearing file (the shell's history)
  * needs when the path comes from an environment another user may have set

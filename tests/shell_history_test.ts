@@ -1,9 +1,27 @@
 /**
- * The shell's history file on a real pseudo-terminal: where it goes. A
- * relative XDG_STATE_HOME is ignored (the XDG spec calls it invalid).
+ * The shell's history file on a real pseudo-terminal: root may run the shell
+ * with another user's HOME or XDG_STATE_HOME (`sudo -E`, `su -m`), so what
+ * lies at the history's path is not trusted. A link is not followed, a file
+ * or directory of another user is not used (history is then off, with one
+ * warning, and the shell works on), a loose mode of ours is tightened, and a
+ * relative XDG_STATE_HOME is ignored. Tests run as root, as the other tests
+ * that chown to nobody (65534) do.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { QMPCTL } from "./helpers/cli.ts";
@@ -14,6 +32,7 @@ import { startTerminal, type TerminalSession } from "./helpers/terminal.ts";
 let qemu: TestQemu;
 const homes: string[] = [];
 const PROMPT = "(QEMU)"; // no -name: "(QEMU) ", its blank dropped from the screen
+const NOBODY = 65534;
 
 beforeAll(async () => {
   qemu = await startQemu();
@@ -64,7 +83,103 @@ async function waitForMonitorFree(): Promise<void> {
   await probe.close();
 }
 
+const warning = (file: string, reason: string) =>
+  `qmpctl: cannot save shell history in ${file}: ${reason}; history is off for this session`;
+
 describe("the shell's history file", () => {
+  test("a symlink planted as the history file is not followed: its target is unchanged, a warning says why, the shell works", async () => {
+    const { home, dir, file } = freshHome();
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const target = join(home, "victim");
+    writeFileSync(target, "planted\n", { mode: 0o644 });
+    symlinkSync(target, file());
+    const screen = await shell(home, async (terminal) => {
+      expect(await enterLine(terminal, PROMPT, "object-add qom-type=secret id=s0 data=hunter2")).toEqual([
+        "(QEMU) object-add qom-type=secret id=s0 data=hunter2",
+        "{}",
+      ]);
+    });
+    expect(screen[0]).toBe(warning(file(), "it is a symbolic link (not followed)"));
+    expect(readFileSync(target, "utf8")).toBe("planted\n");
+    expect(lstatSync(file()).isSymbolicLink()).toBe(true);
+  });
+
+  test("shell --hmp: a dangling symlink planted as hmp_history does not create its target", async () => {
+    const { home, dir, file } = freshHome();
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const target = join(home, "cron.d-planted");
+    symlinkSync(target, file("hmp"));
+    const screen = await shell(home, async (terminal) => {
+      const rows = await enterLine(terminal, PROMPT, "info version");
+      expect(rows[1]).toMatch(/^\d+\.\d+\.\d+/);
+    }, { hmp: true });
+    expect(screen[0]).toBe(warning(file("hmp"), "it is a symbolic link (not followed)"));
+    expect(existsSync(target)).toBe(false);
+  });
+
+  test("a symlink planted as the history directory is not followed: nothing is written where it leads", async () => {
+    const { home, dir, file } = freshHome();
+    const target = join(home, "elsewhere");
+    mkdirSync(target, { mode: 0o755 });
+    mkdirSync(join(home, "state"));
+    symlinkSync(target, dir);
+    const screen = await shell(home, async (terminal) => {
+      await enterLine(terminal, PROMPT, "query-name");
+    });
+    expect(screen[0]).toBe(warning(file(), "its directory is a symbolic link (not followed)"));
+    expect(readdirSync(target)).toEqual([]);
+    expect(statSync(target).mode & 0o777).toBe(0o755);
+  });
+
+  test("a history file owned by another user is neither read nor written", async () => {
+    const { home, dir, file } = freshHome();
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileSync(file(), "system_powerdown\n", { mode: 0o644 });
+    chownSync(file(), NOBODY, NOBODY);
+    const screen = await shell(home, async (terminal) => {
+      await enterLine(terminal, PROMPT, "query-name");
+      // Up brings back only this session's line, not the other user's.
+      // (The mark typed after the keys shows that both were taken.)
+      await terminal.press("Up", "Up");
+      await terminal.type("#");
+      await terminal.waitForLastLine("(QEMU) query-name#");
+      await terminal.press("C-u");
+      await terminal.waitForLastLine(PROMPT);
+    });
+    expect(screen[0]).toBe(warning(file(), `it belongs to uid ${NOBODY}, not to this user (uid 0)`));
+    expect(readFileSync(file(), "utf8")).toBe("system_powerdown\n");
+  });
+
+  test("a history directory owned by another user is not written to", async () => {
+    const { home, dir, file } = freshHome();
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    chownSync(dir, NOBODY, NOBODY);
+    const screen = await shell(home, async (terminal) => {
+      await enterLine(terminal, PROMPT, "query-name");
+    });
+    expect(screen[0]).toBe(warning(file(), `its directory belongs to uid ${NOBODY}, not to this user (uid 0)`));
+    expect(existsSync(file())).toBe(false);
+    expect(statSync(dir).mode & 0o777).toBe(0o755);
+  });
+
+  test("an existing 0644 history file of ours becomes 0600 and a 0755 directory of ours 0700; its lines are kept", async () => {
+    const { home, dir, file } = freshHome();
+    mkdirSync(dir, { recursive: true });
+    chmodSync(dir, 0o755);
+    writeFileSync(file(), "query-status\n");
+    chmodSync(file(), 0o644);
+    const screen = await shell(home, async (terminal) => {
+      await terminal.press("Up");
+      await terminal.waitForLastLine("(QEMU) query-status");
+      await terminal.press("C-u");
+      await enterLine(terminal, PROMPT, "query-name");
+    });
+    expect(screen.filter((row) => row.startsWith("qmpctl:"))).toEqual([]);
+    expect(statSync(file()).mode & 0o777).toBe(0o600);
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    expect(readFileSync(file(), "utf8")).toBe("query-status\nquery-name\nquit\n");
+  });
+
   test("a relative XDG_STATE_HOME is ignored: history goes to ~/.local/state/qmpctl", async () => {
     const { home } = freshHome();
     const cwd = join(home, "work");
@@ -74,5 +189,18 @@ describe("the shell's history file", () => {
     }, { env: { XDG_STATE_HOME: "state" }, cwd });
     expect(readFileSync(join(home, ".local", "state", "qmpctl", "qmp_history"), "utf8")).toBe("query-name\nquit\n");
     expect(existsSync(join(cwd, "state"))).toBe(false);
+  });
+
+  test("only the end of a large history file is read, and the file is cut back to the lines kept", async () => {
+    const { home, dir, file } = freshHome();
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileSync(file(), "x".repeat(2 * 1024 * 1024) + "\nquery-status\n", { mode: 0o600 });
+    await shell(home, async (terminal) => {
+      await terminal.press("Up");
+      await terminal.waitForLastLine("(QEMU) query-status");
+      await terminal.press("C-u");
+      await terminal.waitForLastLine(PROMPT);
+    });
+    expect(readFileSync(file(), "utf8")).toBe("query-status\nquit\n");
   });
 });

@@ -5,12 +5,22 @@
  * Each line is appended as it is entered, so two shells at once lose
  * nothing; the file is cut back to its last 1000 lines when a shell starts.
  *
+ * The path comes from the environment, which root may have taken from
+ * another user (`sudo -E`, `su -m`): so the directory must be this user's
+ * and the file a regular file of this user's, neither reached through a
+ * symlink (cli/io.ts openPrivateDir), and only the file's last
+ * MAX_HISTORY_BYTES are read. When a check (or a write) fails, history is
+ * off for the rest of the session, said once on stderr.
+ *
  * @module
  */
-import { env, readTextFile, renameFile, writeStderrLine, writeTextFile } from "../io.ts";
+import { env, openPrivateDir, type PrivateDir, writeStderrLine } from "../io.ts";
 
 /** Lines kept. */
 export const HISTORY_SIZE = 1000;
+
+/** The most read of a history file, from its end: 1000 lines of 1 KiB (a file cut by the limit is rewritten). */
+export const MAX_HISTORY_BYTES = 1024 * 1024;
 
 /** The history file of `kind`. */
 export function historyPath(kind: "qmp" | "hmp"): string | undefined {
@@ -24,31 +34,33 @@ export function historyPath(kind: "qmp" | "hmp"): string | undefined {
 
 export class History {
   /** Oldest first. */
-  readonly lines: string[];
+  readonly lines: string[] = [];
   readonly #path?: string;
-  #warned = false;
+  /** Where the file is written; undefined when there is none, or once history is off. */
+  #dir?: PrivateDir;
 
-  private constructor(lines: string[], path?: string) {
-    this.lines = lines;
+  private constructor(path?: string) {
     this.#path = path;
   }
 
-  /** Read the history of `kind` (none yet, or unreadable: empty). */
+  /** Read the history of `kind` (none yet: empty; unsafe or unreadable: empty and off, with a warning). */
   static async load(kind: "qmp" | "hmp"): Promise<History> {
     const path = historyPath(kind);
-    if (!path) return new History([]);
-    let lines: string[] = [];
+    const history = new History(path);
+    if (!path) return history;
+    let dir: PrivateDir, tail: Awaited<ReturnType<PrivateDir["readTail"]>>;
     try {
-      lines = (await readTextFile(path)).split("\n").filter((line) => line !== "");
-    } catch {
-      return new History([], path);
+      dir = await openPrivateDir(path.slice(0, path.lastIndexOf("/")));
+      tail = await dir.readTail(history.#name, MAX_HISTORY_BYTES);
+    } catch (error) {
+      history.#turnOff(error);
+      return history;
     }
-    const history = new History(lines.slice(-HISTORY_SIZE), path);
-    if (lines.length > HISTORY_SIZE) {
-      const temporary = `${path}.${crypto.randomUUID()}.tmp`;
-      await writeTextFile(temporary, history.lines.join("\n") + "\n", { mode: 0o600 })
-        .then(() => renameFile(temporary, path))
-        .catch((error) => history.#warn(error));
+    history.#dir = dir;
+    const lines = tail?.text.split("\n").filter((line) => line !== "") ?? [];
+    history.lines.push(...lines.slice(-HISTORY_SIZE));
+    if (lines.length > HISTORY_SIZE || tail?.cut) {
+      await dir.replace(history.#name, history.lines.join("\n") + "\n").catch((error) => history.#turnOff(error));
     }
     return history;
   }
@@ -62,17 +74,23 @@ export class History {
     if (line === "" || line.startsWith(" ") || line === this.lines.at(-1)) return;
     this.lines.push(line);
     if (this.lines.length > HISTORY_SIZE) this.lines.shift();
-    if (!this.#path) return;
+    if (!this.#dir) return;
     try {
-      await writeTextFile(this.#path, line + "\n", { mode: 0o600, append: true });
+      await this.#dir.append(this.#name, line + "\n");
     } catch (error) {
-      this.#warn(error);
+      this.#turnOff(error);
     }
   }
 
-  #warn(error: unknown): void {
-    if (this.#warned) return;
-    this.#warned = true;
-    writeStderrLine(`qmpctl: cannot save shell history in ${this.#path}: ${(error as Error).message}`);
+  /** The file's name in its directory. */
+  get #name(): string {
+    return this.#path!.slice(this.#path!.lastIndexOf("/") + 1);
+  }
+
+  /** Stop writing history for this session, saying why (once: nothing is tried after). */
+  #turnOff(error: unknown): void {
+    this.#dir = undefined;
+    const reason = (error as Error).message;
+    writeStderrLine(`qmpctl: cannot save shell history in ${this.#path}: ${reason}; history is off for this session`);
   }
 }
