@@ -4,7 +4,8 @@ import type { GuestAgent } from "../lib/agent_client.ts";
 import { decodeBase64, encodeBase64 } from "../lib/base64.ts";
 import { ProtocolError, QmpError } from "../lib/errors.ts";
 import { connectAgent } from "./ga_connect.ts";
-import { type ByteSink, openByteSink, readChunks } from "./io.ts";
+import { type ByteSink, openByteSink } from "./byte_sink.ts";
+import { readChunks } from "./io.ts";
 import { UsageError } from "./options.ts";
 import type { CommandContext } from "./session.ts";
 

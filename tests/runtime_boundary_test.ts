@@ -11,6 +11,8 @@ import { ROOT, sourceFiles, withoutComments } from "./helpers/source_scan.ts";
 /** The files allowed to call the runtime, and why. */
 const BOUNDARY: Record<string, string> = {
   "cli/io.ts": "the CLI's streams, environment, signals, terminal and files",
+  "cli/private_dir.ts": "a private directory's files (the shell's history), checked as they are opened",
+  "cli/byte_sink.ts": "a copy's file, written beside its destination and put in place whole",
   "lib/schema/store.ts": "the schema cache's files (the library cannot use cli/io.ts)",
   "lib/transport_listen.ts": "a listening socket's file: checked, given its mode, removed",
   "cli/shell/piped.ts": "piped stdin lines, until the piped shell reads them through cli/io.ts",

@@ -14,7 +14,8 @@
  *
  * @module
  */
-import { env, openPrivateDir, type PrivateDir, writeStderrLine } from "../io.ts";
+import { env, writeStderrLine } from "../io.ts";
+import { openPrivateDir, type PrivateDir } from "../private_dir.ts";
 
 /** Lines kept. */
 export const HISTORY_SIZE = 1000;

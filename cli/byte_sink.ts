@@ -1,0 +1,155 @@
+/**
+ * Where a copy's bytes go (`ga cp` out of a guest): stdout, or a file put in
+ * place only once whole, never written through a link. Runtime-specific
+ * (node:fs, loaded inside, off the one-shot path).
+ *
+ * @module
+ */
+import { OutputError, writeErrorReason, writeStdoutBytes } from "./io.ts";
+
+/** Where streamed bytes go: a file, or stdout. */
+export interface ByteSink {
+  /** Write all of `bytes`; resolves once they are handed to the system. */
+  write(bytes: Uint8Array): Promise<void>;
+  /** The copy is complete: put the file in place (a failure removes what was written). */
+  close(): Promise<void>;
+  /** The copy failed or was interrupted: remove what was written, leave the destination as it was. Never rejects. */
+  abort(): Promise<void>;
+}
+
+/**
+ * Write to a file, or to stdout for `-` (whose writes `signal` bounds: a
+ * reader may stop reading). Each write is complete before it resolves, so
+ * memory stays bounded. Bun's FileSink is not used: a write it fails
+ * (ENOSPC) surfaces as an unhandled error, not as the rejection of the
+ * write, so node:fs/promises serves both runtimes.
+ *
+ * A file is written as a new temporary file beside it, created 0600
+ * (O_CREAT|O_EXCL, so never through a link someone planted there), and
+ * renamed over `path` by close(): until then, and after abort(), `path` is as
+ * it was. What is at `path`:
+ * - nothing: the file is created, 0600 (the data may be a guest's secrets,
+ *   and no source mode is known);
+ * - a regular file: replaced; it keeps its permission bits when it is the
+ *   caller's own, else the new file is 0600;
+ * - a symbolic link: refused (code ELOOP). One that leads nowhere is refused
+ *   by cp(1) too ("not writing through dangling symlink"); one that leads to
+ *   a file would be written through by cp(1), or replaced by a rename, and
+ *   either can surprise (a link planted in a shared directory; /dev/stdout);
+ * - a device or FIFO (also through a link: /dev/null, /dev/stdout): written
+ *   to as it is, since nothing is created or replaced there;
+ * - a directory (also through a link): code EISDIR, for the caller to decide.
+ * @throws the system's error (ENOENT, EACCES) with its `code`, or ELOOP or
+ * EISDIR as above, when the file cannot be opened; OutputError when a write
+ * or the close fails
+ */
+export async function openByteSink(path: string, signal?: AbortSignal): Promise<ByteSink> {
+  if (path === "-") {
+    return {
+      write: (bytes) => writeStdoutBytes(bytes, signal),
+      close: () => Promise.resolve(),
+      abort: () => Promise.resolve(),
+    };
+  }
+  const fs = await import("node:fs/promises");
+  const existing = await fs.lstat(path).catch((error) => {
+    if ((error as { code?: unknown }).code === "ENOENT") return undefined;
+    throw error;
+  });
+  const failed = (error: unknown): never => {
+    throw new OutputError(`could not write ${path}: ${writeErrorReason(error)}`, { cause: error });
+  };
+  if (existing && !existing.isFile()) return await openInPlace(path, existing.isSymbolicLink(), failed);
+  const { handle, temporary } = await createTemporary(path);
+  let closed = false, renamed = false;
+  const abort = async () => {
+    if (renamed) return;
+    if (!closed) await handle.close().catch(() => {});
+    closed = true;
+    await fs.unlink(temporary).catch(() => {});
+  };
+  return {
+    write: (bytes) => writeAllTo(handle, bytes).catch(failed),
+    async close() {
+      try {
+        // On disk before the rename, so that a crash leaves the old file or the new one, never an empty one.
+        await handle.datasync();
+        // The new file's owner is who qmpctl runs as (process.geteuid would need Deno's --allow-sys).
+        // fchmod, not chmod by name: in a shared directory the name may already lead elsewhere.
+        const mode = existing && existing.uid === (await handle.stat()).uid ? existing.mode & 0o777 : 0o600;
+        if (mode !== 0o600) await handle.chmod(mode);
+        closed = true;
+        await handle.close();
+        await fs.rename(temporary, path);
+        renamed = true;
+      } catch (error) {
+        await abort();
+        failed(error);
+      }
+    },
+    abort,
+  };
+}
+
+type FileHandle = import("node:fs/promises").FileHandle;
+
+async function writeAllTo(handle: FileHandle, bytes: Uint8Array): Promise<void> {
+  for (let done = 0; done < bytes.length;) done += (await handle.write(bytes, done)).bytesWritten;
+}
+
+/**
+ * A destination that exists and is neither a regular file nor a directory
+ * (a device, a FIFO), or a symbolic link. Opened without O_CREAT or O_TRUNC,
+ * and checked once open, so that a link swapped for another between the
+ * lstat and the open can neither create a file nor cut one short.
+ */
+async function openInPlace(path: string, link: boolean, failed: (error: unknown) => never): Promise<ByteSink> {
+  const fs = await import("node:fs/promises");
+  const refuse = (code: string, message: string) => Object.assign(new Error(message), { code });
+  if (link) {
+    const target = await fs.stat(path).catch((error) => {
+      if ((error as { code?: unknown }).code !== "ENOENT") throw error;
+      throw refuse("ELOOP", "not writing through a dangling symbolic link");
+    });
+    if (target.isDirectory()) throw refuse("EISDIR", "is a directory");
+    if (target.isFile()) throw refuse("ELOOP", "is a symbolic link: name the file it leads to");
+  }
+  const { constants } = await import("node:fs");
+  const handle = await fs.open(path, constants.O_WRONLY | constants.O_NOCTTY);
+  const opened = await handle.stat().catch(() => undefined);
+  if (!opened || opened.isFile() || opened.isDirectory()) {
+    await handle.close().catch(() => {});
+    throw refuse("ELOOP", "changed while it was opened (a link replaced?): not writing");
+  }
+  return {
+    write: (bytes) => writeAllTo(handle, bytes).catch(failed),
+    close: () => handle.close().catch(failed),
+    abort: () => handle.close().catch(() => {}),
+  };
+}
+
+/**
+ * A new file beside `path`, `.NAME.qmpctl-XXXXXX`, created 0600 with
+ * O_CREAT|O_EXCL ("wx"): that fails on any name already there, a symbolic
+ * link included, so nothing is written through a link or into another's file.
+ * A system error names `path`, not the temporary name the user never gave.
+ */
+async function createTemporary(path: string): Promise<{ handle: FileHandle; temporary: string }> {
+  const { open } = await import("node:fs/promises");
+  const slash = path.lastIndexOf("/");
+  const directory = path.slice(0, slash + 1);
+  // 50 characters are at most 200 bytes: with the rest, the name stays under NAME_MAX (255 bytes).
+  const name = Array.from(path.slice(slash + 1)).slice(0, 50).join("");
+  const letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  for (let attempt = 0;; attempt++) {
+    const random = Array.from(crypto.getRandomValues(new Uint8Array(6)), (byte) => letters[byte % letters.length]);
+    const temporary = `${directory}.${name}.qmpctl-${random.join("")}`;
+    try {
+      return { handle: await open(temporary, "wx", 0o600), temporary };
+    } catch (error) {
+      const { code, message } = error as { code?: string; message?: string };
+      if (code === "EEXIST" && attempt < 10) continue;
+      throw Object.assign(new Error(String(message ?? code).replaceAll(temporary, path)), { code });
+    }
+  }
+}

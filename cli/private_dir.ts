@@ -1,0 +1,226 @@
+/**
+ * A private directory and the secret-bearing files in it (the shell's
+ * history), for when the path comes from an environment another user may
+ * have set (root run with a user's HOME through `sudo -E` or `su -m`):
+ * nothing is followed, created or written outside what is this user's alone.
+ * Runtime-specific (node:fs, loaded inside, off the one-shot path).
+ *
+ * @module
+ */
+
+/**
+ * A directory of this user's that no one else may write to, held open, and
+ * the private files in it: what a secret-bearing file (the shell's history)
+ * needs when the path comes from an environment another user may have set
+ * (root run with a user's HOME through `sudo -E` or `su -m`).
+ */
+export interface PrivateDir {
+  /**
+   * The last `maxBytes` of the file `name` as text, starting at a whole line
+   * when cut (`cut` true); undefined when there is no such file. The file is
+   * checked and tightened as `append` does it.
+   */
+  readTail(name: string, maxBytes: number): Promise<{ text: string; cut: boolean } | undefined>;
+  /** Append `text` to the file `name`, created 0600 if missing; one write, so lines of two shells do not mix. */
+  append(name: string, text: string): Promise<void>;
+  /** Put `text` in place of the file `name`: written to a new temporary file (O_EXCL, 0600) renamed over it. */
+  replace(name: string, text: string): Promise<void>;
+}
+
+/**
+ * Open the directory `path` as a PrivateDir, creating it (0700, and its
+ * parents) when missing. It must be a directory of the effective user, not
+ * reached through a symlink at its last component; a looser mode is tightened
+ * to 0700 through the open descriptor (so a link swapped in meanwhile is not
+ * chmod-ed). Its files are then opened through /proc/self/fd/N/NAME, which
+ * resolves to the directory held open, not to whatever the path names by then:
+ * the parents may belong to another user, who could rename the directory and
+ * put a link in its place. Without /proc (and under Deno), the real path is
+ * used, and only when no other user may change a directory on it.
+ * Files must be regular, of this user, with one link (else a planted hard
+ * link to another file of ours would be written), and are opened with
+ * O_NOFOLLOW and O_NONBLOCK (a planted FIFO must not block the open).
+ * @throws {Error} whose message is the reason, about the file: "its directory
+ * is a symbolic link (not followed)", "it belongs to uid 65534, not to this
+ * user (uid 0)", or the system's ("permission denied (EACCES)")
+ */
+export async function openPrivateDir(path: string): Promise<PrivateDir> {
+  const { constants, promises: fs, closeSync, fchmodSync, fstatSync, openSync } = await import("node:fs");
+  const euid = await effectiveUid().catch((error) => {
+    throw new Error(`cannot tell this user's uid: ${reasonError(error, "a new file").message}`, { cause: error });
+  });
+  const ownerProblem = (uid: number) =>
+    euid === undefined || uid === euid ? undefined : `belongs to uid ${uid}, not to this user (uid ${euid})`;
+  const parent = path.slice(0, path.lastIndexOf("/"));
+  const dir = await (async () => {
+    if (parent) await fs.mkdir(parent, { recursive: true, mode: 0o700 });
+    await fs.mkdir(path, { mode: 0o700 }).catch((error) => {
+      if ((error as { code?: string }).code !== "EEXIST") throw error;
+    });
+    // A plain descriptor, not a FileHandle: Bun closes a FileHandle no longer
+    // referenced when it is collected (and throws), and /proc/self/fd/N must
+    // name this directory for as long as the process runs.
+    return openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  })().catch(async (error) => {
+    // A link opened with O_DIRECTORY | O_NOFOLLOW fails with ENOTDIR, as a file does: lstat tells which (for the message only).
+    const code = (error as { code?: string }).code;
+    if (code === "ENOTDIR" || code === "ELOOP") {
+      const link = await fs.lstat(path).then((s) => s.isSymbolicLink(), () => false);
+      const what = link ? "a symbolic link (not followed)" : "not a directory";
+      throw new Error(`its directory is ${what}`, { cause: error });
+    }
+    throw reasonError(error, "its directory");
+  });
+  // Deno (without --allow-all) resolves the links in a path before it opens
+  // it, O_NOFOLLOW or not: so what was opened is compared with what the path
+  // itself is (lstat), before anything is changed or written.
+  const notFollowed = async (path: string, what: string, opened?: { dev: number; ino: number }) => {
+    const own = await fs.lstat(path).catch(() => undefined);
+    if (own?.isSymbolicLink()) throw new Error(`${what} is a symbolic link (not followed)`);
+    if (opened && (own?.dev !== opened.dev || own?.ino !== opened.ino)) {
+      throw new Error(`${what} was replaced meanwhile`);
+    }
+  };
+  const stat = fstatSync(dir);
+  try {
+    await notFollowed(path, "its directory", stat);
+    const notOurs = ownerProblem(stat.uid);
+    if (notOurs) throw new Error(`its directory ${notOurs}`);
+    if ((stat.mode & 0o077) !== 0) fchmodSync(dir, 0o700);
+  } catch (error) {
+    closeSync(dir);
+    throw reasonError(error, "its directory");
+  }
+  // The descriptor stays open for the process's life (the shell's session).
+  const proc = `/proc/self/fd/${dir}`;
+  const viaProc = await fs.stat(proc).then((s) => s.dev === stat.dev && s.ino === stat.ino, () => false);
+  const base = viaProc ? proc : await safeRealPath(path, stat, euid).catch((error) => {
+    closeSync(dir);
+    throw reasonError(error, "its directory");
+  });
+  const at = (name: string) => `${base}/${name}`;
+
+  /** Open the file `name` and check it; undefined when it does not exist and `flags` do not create it. */
+  const openFile = async (name: string, flags: number) => {
+    let file;
+    try {
+      file = await fs.open(at(name), flags | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600);
+    } catch (error) {
+      await notFollowed(at(name), "it"); // Deno: a dangling link fails with ENOENT
+      if ((error as { code?: string }).code === "ENOENT" && !(flags & constants.O_CREAT)) return undefined;
+      throw reasonError(error, "it");
+    }
+    try {
+      const stat = await file.stat();
+      await notFollowed(at(name), "it", stat);
+      const problem = !stat.isFile()
+        ? "is not a regular file"
+        : ownerProblem(stat.uid) ?? (stat.nlink !== 1 ? `has ${stat.nlink} hard links` : undefined);
+      if (problem) throw new Error(`it ${problem}`);
+      if ((stat.mode & 0o077) !== 0) await file.chmod(0o600);
+      return { file, size: stat.size };
+    } catch (error) {
+      await file.close();
+      throw reasonError(error, "it");
+    }
+  };
+  const writeAllTo = async (file: import("node:fs/promises").FileHandle, text: string) => {
+    const bytes = new TextEncoder().encode(text);
+    for (let done = 0; done < bytes.length;) done += (await file.write(bytes, done)).bytesWritten;
+  };
+
+  return {
+    async readTail(name, maxBytes) {
+      const opened = await openFile(name, constants.O_RDONLY);
+      if (!opened) return undefined;
+      try {
+        const start = Math.max(0, opened.size - maxBytes);
+        const bytes = new Uint8Array(opened.size - start);
+        let length = 0;
+        while (length < bytes.length) {
+          const { bytesRead } = await opened.file.read(bytes, length, bytes.length - length, start + length);
+          if (bytesRead === 0) break; // cut short meanwhile
+          length += bytesRead;
+        }
+        const text = new TextDecoder().decode(bytes.subarray(0, length));
+        return start === 0 ? { text, cut: false } : { text: text.slice(text.indexOf("\n") + 1), cut: true };
+      } finally {
+        await opened.file.close();
+      }
+    },
+    async append(name, text) {
+      const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT;
+      const { file } = (await openFile(name, flags))!;
+      try {
+        await writeAllTo(file, text);
+      } catch (error) {
+        throw reasonError(error, "it");
+      } finally {
+        await file.close();
+      }
+    },
+    async replace(name, text) {
+      const temporary = `.${name}.${crypto.randomUUID()}.tmp`;
+      const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
+      const { file } = (await openFile(temporary, flags))!;
+      try {
+        await writeAllTo(file, text);
+        await file.close();
+        await fs.rename(at(temporary), at(name));
+      } catch (error) {
+        await file.close().catch(() => {});
+        await fs.unlink(at(temporary)).catch(() => {});
+        throw reasonError(error, "it");
+      }
+    },
+  };
+}
+
+/**
+ * The real path of the directory `path` (whose descriptor's stat is
+ * `opened`), for when its files must be opened by path: without /proc (and
+ * under Deno, which refuses /proc/self without --allow-all). Then no one but
+ * root and `euid` may be able to rename or replace anything on it: each
+ * directory above it must be theirs, and writable by no one else unless
+ * sticky (as /tmp is). Else a user owning a parent (root run with that
+ * user's HOME) could swap the directory for a link between the checks and a
+ * write, as OpenSSH's StrictModes refuses such a path.
+ * @throws {Error} naming the directory that is not safe
+ */
+async function safeRealPath(path: string, opened: { dev: number; ino: number }, euid?: number): Promise<string> {
+  const { promises: fs } = await import("node:fs");
+  const real = await fs.realpath(path);
+  const stat = await fs.stat(real);
+  if (stat.dev !== opened.dev || stat.ino !== opened.ino) throw new Error(`its directory was replaced meanwhile`);
+  for (let above = real; above !== "/";) {
+    above = above.slice(0, above.lastIndexOf("/")) || "/";
+    const { uid, mode } = await fs.stat(above);
+    if (uid !== 0 && uid !== euid) throw new Error(`${above}, above its directory, belongs to uid ${uid}`);
+    if ((mode & 0o022) !== 0 && (mode & 0o1000) === 0) {
+      throw new Error(`${above}, above its directory, is writable by others (mode ${(mode & 0o777).toString(8)})`);
+    }
+  }
+  return real;
+}
+
+/**
+ * This process's effective uid (undefined where there is none). Under Deno
+ * it needs `--allow-sys=uid`, which qmpctl's documented Deno run grants.
+ */
+function effectiveUid(): Promise<number | undefined> {
+  return Promise.resolve().then(() => process.geteuid?.());
+}
+
+/**
+ * An error whose message is a reason a person can read: ours as it is, the
+ * system's as "permission denied (EACCES)" (its own message names the path
+ * it was given, here a /proc/self/fd one that would only confuse), and a
+ * link not followed said so, about `what` ("it", "its directory").
+ */
+function reasonError(error: unknown, what: string): Error {
+  const code = (error as { code?: string })?.code;
+  if (!code) return error as Error;
+  if (code === "ELOOP") return new Error(`${what} is a symbolic link (not followed)`, { cause: error });
+  const text = /^[A-Z0-9]+: ([^,]+)/.exec((error as Error).message)?.[1] ?? code;
+  return new Error(`${text} (${code})`, { cause: error });
+}
