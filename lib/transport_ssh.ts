@@ -66,9 +66,12 @@ export async function connectSsh(
   ]);
   if (address.path.includes(":")) throw new AddressError(`'${address.text}': ssh cannot forward a path with ':'`);
   const command = sshCommand();
+  // ssh reads `:` in a -L spec as the separator, and `\` as an escape (`v\m.qmp` would be `vm.qmp`).
+  if (tmpdir().includes(":")) throw new AddressError(`TMPDIR '${tmpdir()}' holds a ':', which ssh cannot forward`);
   const dir = fs.mkdtempSync(`${tmpdir()}/qmpctl-ssh-`); // mode 0700
   const local = `${dir}/monitor.sock`;
-  const forward = `${local}:${address.path}`;
+  const escaped = (path: string) => path.replaceAll("\\", "\\\\");
+  const forward = `${escaped(local)}:${escaped(address.path)}`;
   const destination = [
     ...(address.user === undefined ? [] : ["-l", address.user]),
     ...(address.port === undefined ? [] : ["-p", String(address.port)]),

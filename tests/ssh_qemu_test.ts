@@ -54,6 +54,18 @@ describe("commands over ssh://", () => {
     expect(JSON.parse(result.stdout)).toEqual({ status: "running", singlestep: false, running: true });
   });
 
+  test("a backslash in the remote path is a backslash (ssh's -L would read it as an escape)", async () => {
+    const linkDir = mkdtempSync(join(tmpdir(), "qmpctl-ssh-path-"));
+    try {
+      symlinkSync(qemu.socket, join(linkDir, "v\\m.sock")); // the socket as `v\m.sock`; no `vm.sock` there
+      const result = await qmpctl(["-s", `ssh://vmhost${linkDir}/v\\m.sock`, "exec", "query-status"], { env });
+      expect(result).toMatchObject({ code: 0, stderr: "" });
+      expect(JSON.parse(result.stdout)).toEqual({ status: "running", singlestep: false, running: true });
+    } finally {
+      rmSync(linkDir, { recursive: true, force: true });
+    }
+  });
+
   test("USER@HOST:PORT reaches the same monitor: hmp prints its text", async () => {
     const address = `ssh://root@127.0.0.1:${sshd.port}${qemu.socket}`;
     const result = await qmpctl(["-s", address, "hmp", "info status"], { env });
