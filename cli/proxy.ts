@@ -186,7 +186,7 @@ async function runLaunched(context: CommandContext, settings: Settings, command:
     qemu = await spawnPassthrough([
       ...command,
       "-chardev",
-      `socket,id=qmpctl-proxy,path=${monitorPath},server=off`,
+      `socket,id=qmpctl-proxy,path=${monitorPath.replaceAll(",", ",,")},server=off`, // QEMU's options escape ',' as ',,'
       "-mon",
       "chardev=qmpctl-proxy,mode=control",
     ]);

@@ -127,22 +127,26 @@ describe("proxy -s UPSTREAM: how it ends", () => {
 });
 
 describe("proxy --listen PATH -- qemu ...: launch mode", () => {
-  function launch(extra: string[] = []): { proxy: RunningProxy; shared: string } {
+  function launch(extra: string[] = [], env: Record<string, string> = {}): { proxy: RunningProxy; shared: string } {
     const dir = mkdtempSync(join(tmpdir(), "qmpctl-launch-"));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const shared = join(dir, "vm.sock");
-    const proxy = startProxy([
-      "--listen",
-      shared,
-      "--",
-      "qemu-system-x86_64",
-      "-nodefaults",
-      "-display",
-      "none",
-      "-machine",
-      "none",
-      ...extra,
-    ]);
+    const proxy = startProxy(
+      [
+        "--listen",
+        shared,
+        "--",
+        "qemu-system-x86_64",
+        "-nodefaults",
+        "-display",
+        "none",
+        "-machine",
+        "none",
+        ...extra,
+      ],
+      300_000,
+      env,
+    );
     cleanups.push(() => {
       for (const pid of existsSync(`/proc/${proxy.child.pid}`) ? childrenOf(proxy.child.pid) : []) {
         process.kill(pid, "SIGKILL");
@@ -165,6 +169,14 @@ describe("proxy --listen PATH -- qemu ...: launch mode", () => {
     expect(result.code).toBe(0);
     expect(alive(qemuPid)).toBe(false);
     expect(existsSync(shared)).toBe(false);
+  });
+
+  test("a TMPDIR with a comma: QEMU still finds the proxy's monitor (the comma is escaped in -chardev)", async () => {
+    const tmp = mkdtempSync(join(tmpdir(), "qmpctl-comma,tmp-"));
+    cleanups.push(() => rmSync(tmp, { recursive: true, force: true }));
+    const { proxy, shared } = launch([], { TMPDIR: tmp });
+    await proxy.ready;
+    expect(await qmpctl(["-s", shared, "exec", "query-status"])).toMatchObject({ code: 0, stderr: "" });
   });
 
   test("SIGTERM is forwarded to QEMU; the proxy exits with QEMU's status", async () => {
