@@ -81,7 +81,10 @@ function parseHostPort(hostPort: string, text: string): Address | undefined {
  * `ssh://[USER@]HOST[:PORT]/PATH`, as in RFC 3986 (authority, then an
  * absolute path) without percent-decoding: a socket path is taken as written.
  * HOST may be an alias of the user's ssh_config. A user or host that starts
- * with `-` is refused, so that it can never be read by ssh as an option.
+ * with `-` is refused, so that it can never be read by ssh as an option, and
+ * both are held to letters, digits and `.`, `_`, `-` (a user also `+`, `@`):
+ * an older ssh put shell characters of either into a ProxyCommand's `%h`/`%r`
+ * (CVE-2023-51385).
  */
 function parseSsh(text: string): SshAddress {
   const rest = text.slice("ssh://".length);
@@ -92,11 +95,11 @@ function parseSsh(text: string): SshAddress {
   const at = authority.lastIndexOf("@");
   const user = at < 0 ? undefined : authority.slice(0, at);
   const hostPort = authority.slice(at + 1);
-  const match = /^(?:\[([0-9A-Fa-f:.%\w]+)\]|([^:\[\]@\s]+))(?::(\d{1,5}))?$/.exec(hostPort);
+  if (hostPort.startsWith("-") || user?.startsWith("-")) fail(`'${text}': a user or host may not start with '-'`);
+  const match = /^(?:\[([0-9A-Fa-f:.%\w]+)\]|([\w.-]+))(?::(\d{1,5}))?$/.exec(hostPort);
   if (!match) fail(`'${text}': '${hostPort}' is not HOST or HOST:PORT`);
   const host = match[1] ?? match[2];
-  if (user !== undefined && (user === "" || /[\s:]/.test(user))) fail(`'${text}': '${user}' is not a user name`);
-  if (host.startsWith("-") || user?.startsWith("-")) fail(`'${text}': a user or host may not start with '-'`);
+  if (user !== undefined && !/^[\w.+@-]+$/.test(user)) fail(`'${text}': '${user}' is not a user name`);
   const port = match[3] === undefined ? undefined : Number(match[3]);
   if (port !== undefined && (port < 1 || port > 65535)) fail(`'${text}': port ${match[3]} is not in 1-65535`);
   return { kind: "ssh", user, host, port, path, text };

@@ -18,6 +18,7 @@ describe("parseAddress, ssh:// forms", () => {
     ["ssh://[::1]:2222/run/vm1.qmp", { user: undefined, host: "::1", port: 2222, path: "/run/vm1.qmp" }],
     ["ssh://[fe80::1%eth0]/x.sock", { user: undefined, host: "fe80::1%eth0", port: undefined, path: "/x.sock" }],
     ["ssh://a.b@hv1.example.org/x.sock", { user: "a.b", host: "hv1.example.org", port: undefined, path: "/x.sock" }],
+    ["ssh://jo@corp.example@hv_1/x.sock", { user: "jo@corp.example", host: "hv_1", port: undefined, path: "/x.sock" }],
   ])("%s", (text, expected) => {
     expect(parseAddress(text)).toEqual({ kind: "ssh", ...expected, text });
   });
@@ -33,6 +34,11 @@ describe("parseAddress, ssh:// forms", () => {
     ["ssh://@hv1/x.sock", "is not a user name"],
     ["ssh://-oProxyCommand=evil/x.sock", "may not start with '-'"],
     ["ssh://-l@hv1/x.sock", "may not start with '-'"],
+    // Shell characters an older ssh put into a ProxyCommand's %h and %r (CVE-2023-51385).
+    ["ssh://`id`@hv1/x.sock", "is not a user name"],
+    ["ssh://a$(id)@hv1/x.sock", "is not a user name"],
+    ["ssh://hv1;id/x.sock", "is not HOST or HOST:PORT"],
+    ["ssh://hv1'|id/x.sock", "is not HOST or HOST:PORT"],
   ])("%s is refused: %s", (text, message) => {
     expect(() => parseAddress(text)).toThrow(AddressError);
     expect(() => parseAddress(text)).toThrow(message);
