@@ -83,3 +83,51 @@ test("upstream gone without SHUTDOWN: clients closed, ended is 'lost', the socke
   expect(await proxy.ended).toEqual({ reason: "lost", error: undefined });
   expect(await Bun.file(path).exists()).toBe(false);
 });
+
+/** `{"execute":"x","arguments":{"x":[0,…]}}` of `tokens` tokens as the proxy sends it (its id added). */
+function ofTokens(tokens: number): Record<string, unknown> {
+  return { execute: "x", arguments: { x: new Array((tokens - 17) / 2).fill(0) } };
+}
+
+test("QEMU's message bounds: just under goes upstream unchanged, at them refused with the id", async () => {
+  const server = fakeServer(async (connection) => {
+    await connection.handshake();
+    for (;;) connection.reply(await connection.nextRequest(), {});
+  });
+  cleanups.push(() => server.stop());
+  const path = listenPath();
+  const proxy = await QmpProxy.share(server.path, path, { maxMessageBytes: 80 * 1024 * 1024 });
+  cleanups.push(() => proxy.close());
+  const { client } = await negotiatedClient(path);
+
+  const under = ofTokens(2 ** 21 - 1);
+  client.send({ ...under, id: "under" });
+  client.send({ ...ofTokens(2 ** 21 + 1), id: "count" });
+  // Few tokens, but 64 MiB as sent: QEMU's other bound (MAX_TOKEN_SIZE).
+  const json = '{"execute":"x","arguments":{"s":""},"id":1}';
+  client.send({ execute: "x", arguments: { s: "a".repeat(2 ** 26 - json.length) }, id: "size" });
+  client.send({ execute: "x", id: "after" });
+  expect(await client.replies(4, 30_000)).toEqual([
+    { return: {}, id: "under" },
+    {
+      error: {
+        class: "GenericError",
+        desc: "JSON token count limit exceeded: 2097153 tokens, QEMU parses fewer than 2097152 in one message",
+      },
+      id: "count",
+    },
+    {
+      error: {
+        class: "GenericError",
+        desc: expect.stringMatching(/^JSON token size limit exceeded: \d+ bytes, QEMU parses fewer than 67108864 /),
+      },
+      id: "size",
+    },
+    { return: {}, id: "after" },
+  ]);
+  expect(server.requests.slice(1)).toEqual([
+    { ...under, id: expect.any(Number) },
+    { execute: "x", id: expect.any(Number) },
+  ]);
+  client.close();
+}, 60_000);

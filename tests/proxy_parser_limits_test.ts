@@ -1,0 +1,67 @@
+/**
+ * `qmpctl proxy` and QEMU's bound on the tokens of one message (2^21,
+ * qobject/json-streamer.c). Past it QEMU's parser resets mid-message and
+ * runs what follows as messages of their own: commands hidden in one
+ * client's arguments, with ids of its choosing, and on QEMU 7.2 with oob an
+ * abort. The proxy refuses such a message with the client's id instead.
+ * (QEMU reads a monitor at a few hundred KB/s: the boundary itself, where a
+ * message goes through whole, is tested on a scripted server in
+ * proxy_fake_test.ts.)
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { join } from "node:path";
+import { negotiatedClient, type RunningProxy, startProxy } from "./helpers/proxy.ts";
+import { startQemu, type TestQemu } from "./helpers/qemu.ts";
+
+let qemu: TestQemu;
+let proxy: RunningProxy;
+let shared: string;
+
+beforeAll(async () => {
+  qemu = await startQemu();
+  shared = join(qemu.dir, "shared.sock");
+  proxy = startProxy(["-s", qemu.socket, "--listen", shared]);
+  await proxy.ready;
+});
+afterAll(async () => {
+  proxy?.child.kill("SIGKILL");
+  await qemu?.stop();
+});
+
+const LIMIT = 2 ** 21;
+
+/**
+ * `{"execute":"query-status","arguments":{"x":[0,…,0,TAIL]},"id":ID}` of
+ * `tokens` tokens as the proxy sends it (its own id a number): 18 outside
+ * the array, and the items and the commas between them (a TAIL is one item
+ * of at least one token).
+ */
+function message(tokens: number, id: string, tail?: unknown): string {
+  const items = (tokens - 17) / 2 - (tail === undefined ? 0 : 1);
+  const x = "0,".repeat(items).slice(0, -1) + (tail === undefined ? "" : "," + JSON.stringify(tail));
+  return `{"execute":"query-status","arguments":{"x":[${x}]},"id":"${id}"}`;
+}
+
+test("a message past QEMU's token limit is refused with its id; the commands hidden in it never run", async () => {
+  const { client } = await negotiatedClient(shared);
+  const { client: other } = await negotiatedClient(shared);
+  client.send(message(LIMIT + 1, "over", { execute: "query-name", id: "hidden" }));
+  client.send({ execute: "query-status", id: "after" });
+  other.send({ execute: "query-status", id: "other" });
+  const status = await qemu.control.execute("query-status");
+  expect(await client.replies(2)).toEqual([
+    {
+      error: { class: "GenericError", desc: expect.stringMatching(/^JSON token count limit exceeded: .*\b2097152\b/) },
+      id: "over",
+    },
+    { return: status, id: "after" },
+  ]);
+  expect(await other.replies(1)).toEqual([{ return: status, id: "other" }]);
+  // QEMU lives, and its monitor parses messages whole again: nothing stray came or comes to either client.
+  expect(await qemu.control.execute("query-status")).toEqual(status);
+  client.send({ execute: "query-name", id: "last" });
+  expect(await client.replies(1)).toEqual([{ return: {}, id: "last" }]);
+  expect(client.buffered + other.buffered).toBe(0);
+  client.close();
+  other.close();
+}, 30_000);
