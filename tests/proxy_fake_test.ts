@@ -131,3 +131,39 @@ test("QEMU's message bounds: just under goes upstream unchanged, at them refused
   ]);
   client.close();
 }, 60_000);
+
+test(
+  "refusals held behind a pending command count toward the queue bound: the flooding client is disconnected",
+  async () => {
+    const server = fakeServer(async (connection) => {
+      await connection.handshake();
+      await connection.nextRequest(); // never answered: the client's command stays pending
+      await connection.closed;
+    });
+    cleanups.push(() => server.stop());
+    const path = listenPath();
+    const notices: string[] = [];
+    const proxy = await QmpProxy.share(server.path, path, {
+      maxQueuedBytes: 64 * 1024,
+      notice: (line) => notices.push(line),
+    });
+    cleanups.push(() => proxy.close());
+    const { client } = await negotiatedClient(path);
+    client.send({ execute: "query-status", id: "slow" });
+    // Each refusal (~100 bytes) waits for the reply to "slow"; it reads them all, and they would pile up unbounded.
+    let sent = 0;
+    let closed = false;
+    void client.closed.then(() => (closed = true));
+    while (!closed && sent < 50_000) {
+      for (let i = 0; i < 1000; i++) client.send('{"exec-oob":0}');
+      sent += 1000;
+      await Bun.sleep(1);
+    }
+    expect(closed).toBe(true);
+    expect(notices).toContain(
+      "client 1 did not read (more than 65536 bytes queued for it): disconnected (0 connected)",
+    );
+    expect(sent).toBeLessThan(10_000);
+  },
+  30_000,
+);

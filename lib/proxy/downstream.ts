@@ -61,6 +61,8 @@ export class Downstream {
   #forwarded = 0;
   #answered = 0;
   readonly #held: { after: number; json: string }[] = [];
+  /** The held answers' length (UTF-16 units, near enough bytes): they count toward the bytes queued for the client. */
+  #heldBytes = 0;
   readonly #transport: AcceptedTransport;
   readonly #framer: JsonFramer;
   readonly #owner: DownstreamOwner;
@@ -102,7 +104,12 @@ export class Downstream {
     if (this.closed) return;
     this.#owner.log?.(this, "send", json);
     this.#transport.write(json + "\n");
-    if (this.#transport.queuedBytes() > this.#limits.maxQueuedBytes) {
+    this.#boundQueue();
+  }
+
+  /** Disconnect the client once more is queued for it than the limit allows. */
+  #boundQueue(): void {
+    if (this.#transport.queuedBytes() + this.#heldBytes > this.#limits.maxQueuedBytes) {
       this.#end(`did not read (more than ${this.#limits.maxQueuedBytes} bytes queued for it): disconnected`);
       this.#transport.abort();
     }
@@ -116,7 +123,11 @@ export class Downstream {
       this.#transport.resume();
     }
     this.sendText(json);
-    while (this.#held.length > 0 && this.#held[0].after <= this.#answered) this.sendText(this.#held.shift()!.json);
+    while (this.#held.length > 0 && this.#held[0].after <= this.#answered) {
+      const { json } = this.#held.shift()!;
+      this.#heldBytes -= json.length + 1;
+      this.sendText(json);
+    }
     this.#closeWhenAnswered();
   }
 
@@ -211,8 +222,12 @@ export class Downstream {
     if (request && "id" in request) response.id = request.id;
     const json = JSON.stringify(response);
     // Keep the client's order: after the replies to the commands it sent before this one.
-    if (this.#answered < this.#forwarded) this.#held.push({ after: this.#forwarded, json });
-    else this.sendText(json);
+    // A client that keeps a command pending and floods refusals is bounded as one that does not read.
+    if (this.#answered < this.#forwarded) {
+      this.#held.push({ after: this.#forwarded, json });
+      this.#heldBytes += json.length + 1;
+      this.#boundQueue();
+    } else this.sendText(json);
   }
 
   /** Report the client gone, once: `reason` when the proxy sends it away. */
