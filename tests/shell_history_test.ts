@@ -25,7 +25,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { QMPCTL } from "./helpers/cli.ts";
-import { startQemu, type TestQemu } from "./helpers/qemu.ts";
+import { startQemu, type TestQemu, waitForMonitorFree } from "./helpers/qemu.ts";
 import { enterLine } from "./helpers/shell.ts";
 import { startTerminal, type TerminalSession } from "./helpers/terminal.ts";
 
@@ -72,15 +72,8 @@ async function shell(
     return await terminal.screen();
   } finally {
     await terminal.close();
-    await waitForMonitorFree();
+    await waitForMonitorFree(qemu.socket);
   }
-}
-
-/** QEMU serves one client per monitor: wait until it has seen the last shell go. */
-async function waitForMonitorFree(): Promise<void> {
-  const { QmpClient } = await import("../lib/mod.ts");
-  const probe = await QmpClient.connect(qemu.socket, { connectTimeout: 5000 });
-  await probe.close();
 }
 
 const warning = (file: string, reason: string) =>

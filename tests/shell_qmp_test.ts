@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { QMPCTL } from "./helpers/cli.ts";
-import { startQemu, type TestQemu } from "./helpers/qemu.ts";
+import { startQemu, type TestQemu, waitForMonitorFree } from "./helpers/qemu.ts";
 import { enterLine, useShellHome } from "./helpers/shell.ts";
 import { startTerminal, type TerminalSession } from "./helpers/terminal.ts";
 
@@ -29,15 +29,8 @@ async function use(args: string[], body: (t: TerminalSession) => Promise<void>, 
     await body(terminal);
   } finally {
     await terminal.close();
-    await waitForMonitorFree();
+    await waitForMonitorFree(qemu.socket);
   }
-}
-
-/** QEMU serves one client per monitor: wait until it has seen the last shell go. */
-async function waitForMonitorFree(): Promise<void> {
-  const { QmpClient } = await import("../lib/mod.ts");
-  const probe = await QmpClient.connect(qemu.socket, { connectTimeout: 5000 });
-  await probe.close();
 }
 
 /** Type a line at the prompt (the last row), press Enter, and return that row and the `rows` (at least) below it. */
@@ -271,7 +264,7 @@ describe("qmpctl shell on a terminal", () => {
       expect(await terminal.exitStatus()).toBe(0);
     } finally {
       await terminal.close();
-      await waitForMonitorFree();
+      await waitForMonitorFree(qemu.socket);
     }
     const file = join(home.dir, "state", "qmpctl", "qmp_history");
     expect(statSync(file).mode & 0o777).toBe(0o600);
@@ -291,7 +284,7 @@ describe("qmpctl shell on a terminal", () => {
       expect(await again.exitStatus()).toBe(0);
     } finally {
       await again.close();
-      await waitForMonitorFree();
+      await waitForMonitorFree(qemu.socket);
     }
   });
 });

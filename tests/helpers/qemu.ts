@@ -6,6 +6,7 @@
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { QmpClient } from "../../lib/client.ts";
 import { connectWhenReady } from "../../lib/connect_ready.ts";
 
 export interface QemuOptions {
@@ -114,4 +115,10 @@ export async function startQemu(options: QemuOptions = {}): Promise<TestQemu> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** QEMU serves one client per monitor: wait until it has seen the last client of `socket` go. */
+export async function waitForMonitorFree(socket: string): Promise<void> {
+  const probe = await QmpClient.connect(socket, { connectTimeout: 5000 });
+  await probe.close();
 }
