@@ -8,7 +8,7 @@
  * The path comes from the environment, which root may have taken from
  * another user (`sudo -E`, `su -m`): so the directory must be this user's
  * and the file a regular file of this user's, neither reached through a
- * symlink (cli/io.ts openPrivateDir), and only the file's last
+ * symlink (cli/private_dir.ts), and only the file's last
  * MAX_HISTORY_BYTES are read. When a check (or a write) fails, history is
  * off for the rest of the session, said once on stderr.
  *
