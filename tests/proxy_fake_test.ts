@@ -84,6 +84,34 @@ test("upstream gone without SHUTDOWN: clients closed, ended is 'lost', the socke
   expect(await Bun.file(path).exists()).toBe(false);
 });
 
+test("a reply out of turn (it skips an older in-band command) is dropped: each client gets its own", async () => {
+  const server = fakeServer(async (connection) => {
+    await connection.handshake();
+    const [first, second] = [await connection.nextRequest(), await connection.nextRequest()];
+    connection.sendJson({ return: { forged: true }, id: second.id }); // as a command hidden in a message would answer
+    connection.reply(first, { who: first.execute });
+    connection.reply(second, { who: second.execute });
+  });
+  cleanups.push(() => server.stop());
+  const path = listenPath();
+  const notices: string[] = [];
+  const proxy = await QmpProxy.share(server.path, path, { notice: (line) => notices.push(line) });
+  cleanups.push(() => proxy.close());
+  const [{ client: a }, { client: b }] = [await negotiatedClient(path), await negotiatedClient(path)];
+  a.send({ execute: "query-a", id: "a" });
+  await waitFor(() => server.requests.length === 2); // qmp_capabilities, then query-a
+  b.send({ execute: "query-b", id: "b" });
+  expect(await a.replies(1)).toEqual([{ return: { who: "query-a" }, id: "a" }]);
+  expect(await b.replies(1)).toEqual([{ return: { who: "query-b" }, id: "b" }]);
+  expect(notices.filter((line) => line.startsWith("dropped"))).toHaveLength(1);
+  a.close();
+  b.close();
+});
+
+async function waitFor(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !condition(); i++) await Bun.sleep(10);
+}
+
 /** `{"execute":"x","arguments":{"x":[0,…]}}` of `tokens` tokens as the proxy sends it (its id added). */
 function ofTokens(tokens: number): Record<string, unknown> {
   return { execute: "x", arguments: { x: new Array((tokens - 17) / 2).fill(0) } };

@@ -54,6 +54,8 @@ interface Pending {
   client: Downstream;
   id: unknown;
   hasId: boolean;
+  /** Sent as exec-oob: QEMU may answer it before older commands. */
+  oob: boolean;
 }
 
 /**
@@ -177,7 +179,7 @@ export class QmpProxy {
 
   #forward(client: Downstream, message: Record<string, unknown>): void {
     const id = this.#nextId++;
-    this.#pending.set(id, { client, id: message.id, hasId: "id" in message });
+    this.#pending.set(id, { client, id: message.id, hasId: "id" in message, oob: "exec-oob" in message });
     const command = message.execute ?? message["exec-oob"];
     if (command === "quit") this.#quitSent = true;
     message.id = id;
@@ -197,11 +199,21 @@ export class QmpProxy {
     const key = "id" in message ? message.id : this.#pending.keys().next().value;
     const pending = typeof key === "number" ? this.#pending.get(key) : undefined;
     if (!pending) return; // not a reply to a forwarded command: nobody to give it to
+    // QEMU answers a monitor's in-band commands in order: a reply that skips an
+    // older one answers no command in the order this proxy sent them (one
+    // hidden in a client's message, say), and must not reach the client it names.
+    if (!pending.oob && key !== this.#oldestInBand()) return this.#notice(`dropped a reply out of turn (id ${key})`);
     this.#pending.delete(key as number);
     if (pending.client.closed) return; // the client left mid-command
     if (pending.hasId) message.id = pending.id;
     else delete message.id;
     pending.client.replied(JSON.stringify(message));
+  }
+
+  /** The id of the oldest forwarded command that is not exec-oob. */
+  #oldestInBand(): number | undefined {
+    for (const [id, pending] of this.#pending) if (!pending.oob) return id;
+    return undefined;
   }
 
   #upstreamClosed(error?: QmpError): void {
