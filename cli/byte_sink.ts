@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { abortable } from "../lib/abort.ts";
 import { OutputError, writeErrorReason, writeStdoutBytes } from "./io.ts";
 
 /** Where streamed bytes go: a file, or stdout. */
@@ -59,7 +60,7 @@ export async function openByteSink(path: string, signal?: AbortSignal): Promise<
   const failed = (error: unknown): never => {
     throw new OutputError(`could not write ${path}: ${writeErrorReason(error)}`, { cause: error });
   };
-  if (existing && !existing.isFile()) return await openInPlace(path, existing.isSymbolicLink(), failed);
+  if (existing && !existing.isFile()) return await openInPlace(path, existing.isSymbolicLink(), failed, signal);
   const { handle, temporary } = await createTemporary(path);
   let closed = false, renamed = false;
   const abort = async () => {
@@ -103,7 +104,12 @@ async function writeAllTo(handle: FileHandle, bytes: Uint8Array): Promise<void> 
  * and checked once open, so that a link swapped for another between the
  * lstat and the open can neither create a file nor cut one short.
  */
-async function openInPlace(path: string, link: boolean, failed: (error: unknown) => never): Promise<ByteSink> {
+async function openInPlace(
+  path: string,
+  link: boolean,
+  failed: (error: unknown) => never,
+  signal?: AbortSignal,
+): Promise<ByteSink> {
   const fs = await import("node:fs/promises");
   const refuse = (code: string, message: string) => Object.assign(new Error(message), { code });
   if (link) {
@@ -114,8 +120,7 @@ async function openInPlace(path: string, link: boolean, failed: (error: unknown)
     if (target.isDirectory()) throw refuse("EISDIR", "is a directory");
     if (target.isFile()) throw refuse("ELOOP", "is a symbolic link: name the file it leads to");
   }
-  const { constants } = await import("node:fs");
-  const handle = await fs.open(path, constants.O_WRONLY | constants.O_NOCTTY);
+  const handle = await openWhenRead(path, signal);
   const opened = await handle.stat().catch(() => undefined);
   if (!opened || opened.isFile() || opened.isDirectory()) {
     await handle.close().catch(() => {});
@@ -126,6 +131,31 @@ async function openInPlace(path: string, link: boolean, failed: (error: unknown)
     close: () => handle.close().catch(failed),
     abort: () => handle.close().catch(() => {}),
   };
+}
+
+/**
+ * Open `path` for writing without waiting on a FIFO that no one reads yet:
+ * open(2) would wait for a reader with no bound (--timeout and Ctrl-C
+ * unheard). With O_NONBLOCK it fails with ENXIO instead, and is tried again
+ * every 50 ms until a reader comes or `signal` aborts; once one is there the
+ * plain open returns at once, and the writes stay blocking.
+ */
+async function openWhenRead(path: string, signal?: AbortSignal) {
+  const [fs, { constants }] = await Promise.all([import("node:fs/promises"), import("node:fs")]);
+  const flags = constants.O_WRONLY | constants.O_NOCTTY;
+  for (;;) {
+    try {
+      const probe = await fs.open(path, flags | constants.O_NONBLOCK);
+      try {
+        return await fs.open(path, flags);
+      } finally {
+        await probe.close();
+      }
+    } catch (error) {
+      if ((error as { code?: string }).code !== "ENXIO") throw error;
+    }
+    await abortable(new Promise((resolve) => setTimeout(resolve, 50)), signal, `a reader of ${path}`);
+  }
 }
 
 /**

@@ -326,6 +326,18 @@ describe("ga cp: the local file", () => {
     expect(stdout).toEqual(sourceBytes);
   });
 
+  test("a FIFO as DST: its reader gets the file; with no reader, --timeout still ends the wait (exit 124)", async () => {
+    const fifo = join(freshDir(), "fifo");
+    expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+    const lonely = await cp(`:${source}`, fifo, "--timeout", "500ms");
+    expect(lonely).toMatchObject({ code: 124, stdout: "" });
+    expect(lonely.stderr).toBe(`qmpctl: timed out waiting for a reader of ${fifo} (--timeout 500ms)\n`);
+    const reader = Bun.spawn(["sh", "-c", 'sleep 0.3; exec cat "$0"', fifo], { stdout: "pipe" });
+    const copied = await cp(`:${source}`, fifo, "--timeout", "20s");
+    expect(copied).toMatchObject({ code: 0, stderr: "" });
+    expect(await new Response(reader.stdout).bytes()).toEqual(sourceBytes);
+  });
+
   test("a copy that times out midway leaves the existing DST unchanged and no temporary file", async () => {
     const dir = freshDir(), file = existingDestination(dir);
     const result = await cp(":/dev/zero", file, "--timeout", "1500ms");
