@@ -62,6 +62,7 @@ export async function run(context: CommandContext): Promise<number> {
       pretty: context.global.pretty,
       signal: context.signal,
       lines: lines ? arrayLines(lines) : fileLines(file),
+      source: file,
       label: context.target?.label,
       write: context.target?.write,
       nameUnanswered: true,

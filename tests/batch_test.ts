@@ -64,6 +64,14 @@ describe("qmpctl batch against QEMU", () => {
       stdout: "",
       stderr: `qmpctl: cannot read ${join(dir, "nope.qmp")}: no such file\n`,
     });
+    // A FIFO nobody writes to: --timeout ends the wait, naming the file.
+    const fifo = join(dir, "fifo.qmp");
+    expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);
+    expect(await qmpctl(["-s", qemu.socket, "batch", fifo, "--timeout", "300ms"])).toMatchObject({
+      code: 124,
+      stdout: "",
+      stderr: `qmpctl: timed out waiting for the next line of ${fifo} (--timeout 300ms)\n`,
+    });
     // A character device is read like a file (Bun's file streams refuse one).
     expect(await qmpctl(["-s", qemu.socket, "batch", "/dev/null"])).toMatchObject({ code: 0, stdout: "", stderr: "" });
   });

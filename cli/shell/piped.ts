@@ -35,6 +35,8 @@ export interface PipedOptions {
   signal: AbortSignal;
   /** The input lines; stdin's by default. */
   lines?: AsyncIterable<string | LineTooLong>;
+  /** Where the lines come from, for a message (a file's name); stdin by default. */
+  source?: string;
   /** One of several targets: each line then starts with `"socket": label`. */
   label?: string;
   /** Where the output goes; stdout by default. */
@@ -76,7 +78,7 @@ export async function runPiped(options: PipedOptions): Promise<number> {
     for await (const event of events) if (shell.eventsOn) void print(event);
   })().catch(() => {}); // the connection's end is reported by the next command or read
   // While waiting for the next line: the connection may be lost, or SIGINT / --timeout come.
-  const abortError = abortErrorFor("the next line on stdin");
+  const abortError = abortErrorFor(`the next line ${options.source ? `of ${options.source}` : "on stdin"}`);
   const replyAbortError = abortErrorFor("the replies to the lines sent");
   let onAbort = () => {};
   const stop = Promise.race([
