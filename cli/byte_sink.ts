@@ -6,7 +6,7 @@
  * @module
  */
 import { abortable } from "../lib/abort.ts";
-import { OutputError, writeErrorReason, writeStdoutBytes } from "./io.ts";
+import { OutputError, writeAllTo, writeErrorReason, writeStdoutBytes } from "./io.ts";
 
 /** Where streamed bytes go: a file, or stdout. */
 export interface ByteSink {
@@ -75,7 +75,7 @@ export async function openByteSink(path: string, signal?: AbortSignal): Promise<
       try {
         // On disk before the rename, so that a crash leaves the old file or the new one, never an empty one.
         await handle.datasync();
-        // The new file's owner is who qmpctl runs as (process.geteuid would need Deno's --allow-sys).
+        // The new file's owner is who qmpctl runs as: no uid lookup needed.
         // fchmod, not chmod by name: in a shared directory the name may already lead elsewhere.
         const mode = existing && existing.uid === (await handle.stat()).uid ? existing.mode & 0o777 : 0o600;
         if (mode !== 0o600) await handle.chmod(mode);
@@ -90,12 +90,6 @@ export async function openByteSink(path: string, signal?: AbortSignal): Promise<
     },
     abort,
   };
-}
-
-type FileHandle = import("node:fs/promises").FileHandle;
-
-async function writeAllTo(handle: FileHandle, bytes: Uint8Array): Promise<void> {
-  for (let done = 0; done < bytes.length;) done += (await handle.write(bytes, done)).bytesWritten;
 }
 
 /**
@@ -164,7 +158,9 @@ async function openWhenRead(path: string, signal?: AbortSignal) {
  * link included, so nothing is written through a link or into another's file.
  * A system error names `path`, not the temporary name the user never gave.
  */
-async function createTemporary(path: string): Promise<{ handle: FileHandle; temporary: string }> {
+async function createTemporary(
+  path: string,
+): Promise<{ handle: import("node:fs/promises").FileHandle; temporary: string }> {
   const { open } = await import("node:fs/promises");
   const slash = path.lastIndexOf("/");
   const directory = path.slice(0, slash + 1);

@@ -332,6 +332,11 @@ export function killSelf(signal: FatalSignal): void {
   process.kill(process.pid, signal);
 }
 
+/** Write all of `bytes` to an open file (one write may take only part of them). */
+export async function writeAllTo(file: import("node:fs/promises").FileHandle, bytes: Uint8Array): Promise<void> {
+  for (let done = 0; done < bytes.length;) done += (await file.write(bytes, done)).bytesWritten;
+}
+
 /** Write bytes to stdout as they are (a guest program's output, a copied file). */
 export function writeStdoutBytes(bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
   return abortable(writeAll(bytes, "stdout"), signal, "stdout to take the output");

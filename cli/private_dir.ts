@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { writeAllTo } from "./io.ts";
 
 /**
  * A directory of this user's that no one else may write to, held open, and
@@ -46,9 +47,12 @@ export interface PrivateDir {
  */
 export async function openPrivateDir(path: string): Promise<PrivateDir> {
   const { constants, promises: fs, closeSync, fchmodSync, fstatSync, openSync } = await import("node:fs");
-  const euid = await effectiveUid().catch((error) => {
-    throw new Error(`cannot tell this user's uid: ${reasonError(error, "a new file").message}`, { cause: error });
-  });
+  let euid: number | undefined;
+  try {
+    euid = process.geteuid?.(); // under Deno it needs --allow-sys=uid, which qmpctl's documented Deno run grants
+  } catch (error) {
+    throw new Error(`cannot tell this user's uid: ${reasonError(error, "it").message}`, { cause: error });
+  }
   const ownerProblem = (uid: number) =>
     euid === undefined || uid === euid ? undefined : `belongs to uid ${uid}, not to this user (uid ${euid})`;
   const parent = path.slice(0, path.lastIndexOf("/"));
@@ -124,11 +128,6 @@ export async function openPrivateDir(path: string): Promise<PrivateDir> {
       throw reasonError(error, "it");
     }
   };
-  const writeAllTo = async (file: import("node:fs/promises").FileHandle, text: string) => {
-    const bytes = new TextEncoder().encode(text);
-    for (let done = 0; done < bytes.length;) done += (await file.write(bytes, done)).bytesWritten;
-  };
-
   return {
     async readTail(name, maxBytes) {
       const opened = await openFile(name, constants.O_RDONLY);
@@ -152,7 +151,7 @@ export async function openPrivateDir(path: string): Promise<PrivateDir> {
       const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT;
       const { file } = (await openFile(name, flags))!;
       try {
-        await writeAllTo(file, text);
+        await writeAllTo(file, new TextEncoder().encode(text));
       } catch (error) {
         throw reasonError(error, "it");
       } finally {
@@ -164,7 +163,7 @@ export async function openPrivateDir(path: string): Promise<PrivateDir> {
       const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
       const { file } = (await openFile(temporary, flags))!;
       try {
-        await writeAllTo(file, text);
+        await writeAllTo(file, new TextEncoder().encode(text));
         await file.close();
         await fs.rename(at(temporary), at(name));
       } catch (error) {
@@ -201,14 +200,6 @@ async function safeRealPath(path: string, opened: { dev: number; ino: number }, 
     }
   }
   return real;
-}
-
-/**
- * This process's effective uid (undefined where there is none). Under Deno
- * it needs `--allow-sys=uid`, which qmpctl's documented Deno run grants.
- */
-function effectiveUid(): Promise<number | undefined> {
-  return Promise.resolve().then(() => process.geteuid?.());
 }
 
 /**
