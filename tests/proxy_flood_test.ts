@@ -5,24 +5,21 @@
  * bounded.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { join } from "node:path";
-import { negotiatedClient, residentKiB, type RunningProxy, startProxy } from "./helpers/proxy.ts";
-import { startQemu, type TestQemu } from "./helpers/qemu.ts";
+import {
+  negotiatedClient,
+  residentKiB,
+  type RunningProxy,
+  startProxiedQemu,
+  stopProxiedQemu,
+} from "./helpers/proxy.ts";
+import type { TestQemu } from "./helpers/qemu.ts";
 
 let qemu: TestQemu;
 let proxy: RunningProxy;
 let shared: string;
 
-beforeAll(async () => {
-  qemu = await startQemu();
-  shared = join(qemu.dir, "shared.sock");
-  proxy = startProxy(["-s", qemu.socket, "--listen", shared, "--max-queue", "64k"]);
-  await proxy.ready;
-});
-afterAll(async () => {
-  proxy?.child.kill("SIGKILL");
-  await qemu?.stop();
-});
+beforeAll(async () => ({ qemu, proxy, shared } = await startProxiedQemu(["--max-queue", "64k"])));
+afterAll(() => stopProxiedQemu({ qemu, proxy }));
 
 test(
   "a client that never reads is disconnected past --max-queue; the others get every event and quick answers",

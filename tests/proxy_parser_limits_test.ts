@@ -9,24 +9,15 @@
  * proxy_fake_test.ts.)
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { join } from "node:path";
-import { negotiatedClient, type RunningProxy, startProxy } from "./helpers/proxy.ts";
-import { startQemu, type TestQemu } from "./helpers/qemu.ts";
+import { negotiatedClient, type RunningProxy, startProxiedQemu, stopProxiedQemu } from "./helpers/proxy.ts";
+import type { TestQemu } from "./helpers/qemu.ts";
 
 let qemu: TestQemu;
 let proxy: RunningProxy;
 let shared: string;
 
-beforeAll(async () => {
-  qemu = await startQemu();
-  shared = join(qemu.dir, "shared.sock");
-  proxy = startProxy(["-s", qemu.socket, "--listen", shared]);
-  await proxy.ready;
-});
-afterAll(async () => {
-  proxy?.child.kill("SIGKILL");
-  await qemu?.stop();
-});
+beforeAll(async () => ({ qemu, proxy, shared } = await startProxiedQemu()));
+afterAll(() => stopProxiedQemu({ qemu, proxy }));
 
 const LIMIT = 2 ** 21;
 

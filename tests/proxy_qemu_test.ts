@@ -4,26 +4,24 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, statSync } from "node:fs";
-import { join } from "node:path";
 import { qmpctl } from "./helpers/cli.ts";
 import { startListener } from "./helpers/listener.ts";
-import { negotiatedClient, rawClient, type RunningProxy, startProxy } from "./helpers/proxy.ts";
-import { startQemu, type TestQemu } from "./helpers/qemu.ts";
+import {
+  negotiatedClient,
+  rawClient,
+  type RunningProxy,
+  startProxiedQemu,
+  startProxy,
+  stopProxiedQemu,
+} from "./helpers/proxy.ts";
+import type { TestQemu } from "./helpers/qemu.ts";
 
 let qemu: TestQemu;
 let proxy: RunningProxy;
 let shared: string;
 
-beforeAll(async () => {
-  qemu = await startQemu();
-  shared = join(qemu.dir, "shared.sock");
-  proxy = startProxy(["-s", qemu.socket, "--listen", shared]);
-  await proxy.ready;
-});
-afterAll(async () => {
-  proxy?.child.kill("SIGKILL");
-  await qemu?.stop();
-});
+beforeAll(async () => ({ qemu, proxy, shared } = await startProxiedQemu()));
+afterAll(() => stopProxiedQemu({ qemu, proxy }));
 
 /** What socat prints for `requests` sent to `path`, one parsed message a line. */
 async function socat(path: string, requests: string): Promise<Record<string, unknown>[]> {

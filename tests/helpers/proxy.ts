@@ -3,8 +3,10 @@
  * ready once it prints that it serves its socket; and a raw QMP client that
  * speaks to it line by line, as socat or a script would.
  */
+import { join } from "node:path";
 import { JsonFramer } from "../../lib/framing.ts";
 import { QMPCTL } from "./cli.ts";
+import { startQemu, type TestQemu } from "./qemu.ts";
 
 export interface RunningProxy {
   child: ReturnType<typeof Bun.spawn>;
@@ -190,4 +192,21 @@ export async function negotiatedClient(
 export async function residentKiB(pid: number): Promise<number> {
   const status = await Bun.file(`/proc/${pid}/status`).text();
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]);
+}
+
+/** A real QEMU whose monitor `qmpctl proxy` serves at `shared` (with `args` added to the proxy's). */
+export async function startProxiedQemu(
+  args: string[] = [],
+): Promise<{ qemu: TestQemu; proxy: RunningProxy; shared: string }> {
+  const qemu = await startQemu();
+  const shared = join(qemu.dir, "shared.sock");
+  const proxy = startProxy(["-s", qemu.socket, "--listen", shared, ...args]);
+  await proxy.ready;
+  return { qemu, proxy, shared };
+}
+
+/** Stop what startProxiedQemu started (either may be missing when starting failed). */
+export async function stopProxiedQemu(started: { qemu?: TestQemu; proxy?: RunningProxy }): Promise<void> {
+  started.proxy?.child.kill("SIGKILL");
+  await started.qemu?.stop();
 }
