@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 dir=$(mktemp -d)
 trap 'kill "$(cat "$dir/qemu.pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$dir"' EXIT
 scripts/qemu.sh "$dir"
-deno() { timeout 120 node_modules/.bin/deno run --allow-read --allow-write --allow-env --allow-net --allow-sys=uid cli.ts -s "$dir/qmp.sock" "$@"; }
+# Through deno.json's task, so that its permissions are the ones checked.
+qmpctl_deno() { timeout 120 node_modules/.bin/deno task -q qmpctl "$@"; }
+deno() { qmpctl_deno -s "$dir/qmp.sock" "$@"; }
 fail() {
   echo "deno: $*" >&2
   exit 1
@@ -33,14 +35,14 @@ set -e
 [ ! -s "$dir/err" ] || fail "stdout closed early: stderr not empty: $(cat "$dir/err")"
 
 code=0
-version=$(timeout 120 node_modules/.bin/deno task -q qmpctl --version 2>"$dir/err") || code=$?
+version=$(qmpctl_deno --version 2>"$dir/err") || code=$?
 [ "$code" -eq 0 ] || fail "deno task qmpctl --version: exit $code: $(cat "$dir/err")"
 [[ "$version" == "qmpctl "* ]] || fail "deno task qmpctl --version printed: $version"
 
 # The guest agent: qemu-ga on this host, reached through ga wait (retries until it answers).
 qemu-ga -m unix-listen -p "$dir/ga.sock" -t "$dir" -f "$dir/qemu-ga.pid" -d
 trap 'kill "$(cat "$dir/qemu.pid" 2>/dev/null)" "$(cat "$dir/qemu-ga.pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$dir"' EXIT
-ga() { timeout 120 node_modules/.bin/deno run --allow-read --allow-write --allow-env --allow-net --allow-sys=uid cli.ts -s "$dir/ga.sock" ga "$@"; }
+ga() { qmpctl_deno -s "$dir/ga.sock" ga "$@"; }
 code=0
 ga wait --timeout 10s || code=$?
 [ "$code" -eq 0 ] || fail "ga wait: exit $code"
