@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks, side by side with socat in the same run (ratios, not absolute
 # times: these machines are noisy). Usage: scripts/bench.sh [SECTION...]
-# Sections: exec, schema, events (default: all, then scripts/bench_many.sh).
+# Sections: exec, instructions (needs valgrind), schema, events (default: all,
+# then scripts/bench_many.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh >/dev/null

@@ -27,6 +27,8 @@ interface Sample {
   /** User and system CPU time: less disturbed than wall time by other work on the machine. */
   cpuMs: number;
   maxRssKiB: number;
+  /** Pages the process touched for the first time (minor faults, from /usr/bin/time). */
+  minorFaults: number;
 }
 
 const RSS_DIR = mkdtempSync(join(tmpdir(), "qmpctl-bench-rss-"));
@@ -54,12 +56,9 @@ function runOnce(program: string[], stdin?: string, env?: Record<string, string 
   const started = performance.now();
   const timed = run(program);
   const ms = performance.now() - started;
-  run(["/usr/bin/time", "-f", "%M", "-o", RSS_FILE, ...program]);
-  return {
-    ms,
-    cpuMs: Number(timed.resourceUsage.cpuTime.total) / 1000,
-    maxRssKiB: Number(readFileSync(RSS_FILE, "utf8").trim().split("\n").pop()),
-  };
+  run(["/usr/bin/time", "-f", "%M %R", "-o", RSS_FILE, ...program]);
+  const [maxRssKiB, minorFaults] = readFileSync(RSS_FILE, "utf8").trim().split("\n").pop()!.split(" ").map(Number);
+  return { ms, cpuMs: Number(timed.resourceUsage.cpuTime.total) / 1000, maxRssKiB, minorFaults };
 }
 
 export function median(values: number[]): number {
@@ -81,8 +80,11 @@ function report(name: string, qmpctl: Sample[], socat: Sample[], program = "qmpc
 /**
  * `exec query-status` against its floors and its peer, round by round in one
  * run: a compiled Bun program that prints `{}`, and one that does the bare
- * QMP exchange (scripts/bench_floor.ts), both built by scripts/build.sh, so
- * with the same flags; and socat sending the same two requests.
+ * QMP exchange (scripts/bench_floor.ts; also with the runtime features the
+ * contract needs, --bounded), both built by scripts/build.sh, so with the
+ * same flags; and socat sending the same two requests. Page faults are
+ * counted too: on these VMs each first touch of a page costs ~10-20 us, so
+ * the pages a program touches (its RSS) are much of its time.
  */
 function benchExec(qemu: TestQemu): void {
   const dir = mkdtempSync(join(tmpdir(), "qmpctl-bench-"));
@@ -95,12 +97,14 @@ function benchExec(qemu: TestQemu): void {
     hello: [hello],
     floor: [floor, qemu.socket],
     greeted: [floor, qemu.socket, "--after-greeting"],
+    bounded: [floor, qemu.socket, "--bounded"],
   };
   const runs: Record<string, () => Sample> = {
     qmpctl: () => runOnce(programs.qmpctl),
     hello: () => runOnce(programs.hello),
     floor: () => runOnce(programs.floor),
     greeted: () => runOnce(programs.greeted),
+    bounded: () => runOnce(programs.bounded),
     // socat sends both requests at once and exits when QEMU, seeing its EOF, closes.
     socat: () => runOnce(["socat", "-", `UNIX-CONNECT:${qemu.socket}`], requests),
   };
@@ -123,6 +127,7 @@ function benchExec(qemu: TestQemu): void {
   const wall = (name: string) => median(samples[name].map((s) => s.ms));
   const cpu = (name: string) => median(samples[name].map((s) => s.cpuMs));
   const rss = (name: string) => mib(samples[name].map((s) => s.maxRssKiB));
+  const faults = (name: string) => median(samples[name].map((s) => s.minorFaults)).toFixed(0);
   const ratio = (f: (name: string) => number, a: string, b: string) => (f(a) / f(b)).toFixed(2);
   console.log(
     `exec query-status (medians of ${RUNS}, alternating): qmpctl ${wall("qmpctl").toFixed(1)} ms, ` +
@@ -141,13 +146,35 @@ function benchExec(qemu: TestQemu): void {
     }, qmpctl/socat ${ratio(cpu, "qmpctl", "socat")}`,
   );
   console.log(
+    `  bare client with the contract's bounds (bench_floor.ts --bounded): ${wall("bounded").toFixed(1)} ms, ` +
+      `CPU ${cpu("bounded").toFixed(1)} ms, peak RSS ${rss("bounded")}; qmpctl/bounded ${
+        ratio(wall, "qmpctl", "bounded")
+      }, bounded/hello ${ratio(wall, "bounded", "hello")}`,
+  );
+  console.log(
     `  peak RSS, binary in the page cache: qmpctl ${rss("qmpctl")} (goal <= 28 MiB), hello ${rss("hello")}, ` +
       `bare ${rss("floor")}, socat ${rss("socat")}`,
+  );
+  console.log(
+    `  minor page faults: qmpctl ${faults("qmpctl")}, hello ${faults("hello")}, bare ${faults("greeted")}, ` +
+      `bounded ${faults("bounded")}; a first touch of a page costs ${faultMicros().toFixed(1)} us here`,
   );
   console.log(
     `  peak RSS, binary's pages evicted first: qmpctl ${evictedRss.qmpctl}, hello ${evictedRss.hello}, ` +
       `bare ${evictedRss.floor}`,
   );
+}
+
+/** What touching a fresh page costs this machine, in us (the best of 3 rounds of 8192 pages). */
+function faultMicros(pages = 8192): number {
+  let best = Infinity;
+  for (let round = 0; round < 3; round++) {
+    const started = performance.now();
+    const bytes = new Uint8Array(pages * 4096);
+    for (let i = 0; i < bytes.length; i += 4096) bytes[i] = 1;
+    best = Math.min(best, (performance.now() - started) * 1000 / pages);
+  }
+  return best;
 }
 
 /** Each run in turn, RUNS rounds after 3 warm-up rounds; the samples by name. */
@@ -200,8 +227,50 @@ async function benchSchema(qemu: TestQemu): Promise<void> {
   );
 }
 
+/**
+ * Instructions the main thread executes for `exec query-status` and its
+ * floors, counted by callgrind: unlike times, the same from run to run on a
+ * busy machine, so a change of a few percent shows. Bun's GC timer is off
+ * (BUN_GC_TIMER_DISABLE): under valgrind's slowness it fires collections a
+ * real run never reaches. Counts leave out the kernel's work (page faults).
+ */
+function benchInstructions(qemu: TestQemu): void {
+  if (Bun.which("valgrind") === null) {
+    console.log("instructions: skipped (needs valgrind: apt-get install valgrind)");
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), "qmpctl-bench-"));
+  writeFileSync(join(dir, "hello.ts"), 'console.log("{}");\n');
+  const hello = compile(join(dir, "hello.ts"), join(dir, "hello"));
+  const floor = compile("scripts/bench_floor.ts", join(dir, "floor"));
+  const count = (program: string[]) => {
+    const out = join(dir, "callgrind.out");
+    const run = Bun.spawnSync(
+      ["valgrind", "--tool=callgrind", "--separate-threads=yes", `--callgrind-out-file=${out}`, ...program],
+      { stdout: "ignore", stderr: "pipe", env: { ...process.env, BUN_GC_TIMER_DISABLE: "1" } },
+    );
+    if (run.exitCode !== 0) throw new Error(`${program.join(" ")} under valgrind: ${run.stderr.toString()}`);
+    const main = readFileSync(`${out}-01`, "utf8").match(/^summary: (\d+)/m)?.[1];
+    return Number(main) / 1e6;
+  };
+  const counts = {
+    hello: count([hello]),
+    bare: count([floor, qemu.socket, "--after-greeting"]),
+    bounded: count([floor, qemu.socket, "--bounded"]),
+    version: count([QMPCTL, "--version"]),
+    qmpctl: count([QMPCTL, "-s", qemu.socket, "exec", "query-status"]),
+  };
+  rmSync(dir, { recursive: true, force: true });
+  console.log(
+    `instructions, main thread (millions): ` +
+      Object.entries(counts).map(([name, n]) => `${name} ${n.toFixed(2)}`).join(", ") +
+      `; qmpctl exec/bounded ${(counts.qmpctl / counts.bounded).toFixed(2)}`,
+  );
+}
+
 const SECTIONS: Record<string, (qemu: TestQemu) => Promise<void> | void> = {
   exec: benchExec,
+  instructions: benchInstructions,
   schema: benchSchema,
   events: benchEvents,
 };
