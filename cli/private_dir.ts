@@ -7,6 +7,15 @@
  *
  * @module
  */
+import {
+  aboveReason,
+  notFollowed,
+  notOursReason,
+  openPrivateDirFd,
+  parentDir,
+  reasonError,
+  tooOpen,
+} from "../lib/private_dir.ts";
 import { writeAllTo } from "./io.ts";
 
 /**
@@ -30,10 +39,14 @@ export interface PrivateDir {
 
 /**
  * Open the directory `path` as a PrivateDir, creating it (0700, and its
- * parents) when missing. It must be a directory of the effective user, not
- * reached through a symlink at its last component; a looser mode is tightened
- * to 0700 through the open descriptor (so a link swapped in meanwhile is not
- * chmod-ed). Its files are then opened through /proc/self/fd/N/NAME, which
+ * parents) when missing, but not in another user's tree, as the schema cache
+ * does (lib/private_dir.ts: the same rules and the same opening). It must be
+ * a directory of the effective user, not reached through a symlink at its
+ * last component; a looser mode is tightened to 0700 through the open
+ * descriptor (so a link swapped in meanwhile is not chmod-ed). Unlike the
+ * cache's, a directory others could write to is not emptied: each file is
+ * checked as it is opened, and the files are the user's own lines.
+ * Its files are then opened through /proc/self/fd/N/NAME, which
  * resolves to the directory held open, not to whatever the path names by then:
  * the parents may belong to another user, who could rename the directory and
  * put a link in its place. Without /proc (and under Deno), the real path is
@@ -43,63 +56,19 @@ export interface PrivateDir {
  * O_NOFOLLOW and O_NONBLOCK (a planted FIFO must not block the open).
  * @throws {Error} whose message is the reason, about the file: "its directory
  * is a symbolic link (not followed)", "it belongs to uid 65534, not to this
- * user (uid 0)", or the system's ("permission denied (EACCES)")
+ * user (uid 0)", "its directory would be created in /home/alice, which
+ * belongs to uid 1000, not to this user (uid 0)", or the system's
+ * ("permission denied (EACCES)")
  */
 export async function openPrivateDir(path: string): Promise<PrivateDir> {
-  const { constants, promises: fs, closeSync, fchmodSync, fstatSync, openSync } = await import("node:fs");
-  let euid: number | undefined;
-  try {
-    euid = process.geteuid?.(); // under Deno it needs --allow-sys=uid, which qmpctl's documented Deno run grants
-  } catch (error) {
-    throw new Error(`cannot tell this user's uid: ${reasonError(error, "it").message}`, { cause: error });
-  }
-  const ownerProblem = (uid: number) =>
-    euid === undefined || uid === euid ? undefined : `belongs to uid ${uid}, not to this user (uid ${euid})`;
-  const parent = path.slice(0, path.lastIndexOf("/"));
-  const dir = await (async () => {
-    if (parent) await fs.mkdir(parent, { recursive: true, mode: 0o700 });
-    await fs.mkdir(path, { mode: 0o700 }).catch((error) => {
-      if ((error as { code?: string }).code !== "EEXIST") throw error;
-    });
-    // A plain descriptor, not a FileHandle: Bun closes a FileHandle no longer
-    // referenced when it is collected (and throws), and /proc/self/fd/N must
-    // name this directory for as long as the process runs.
-    return openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
-  })().catch(async (error) => {
-    // A link opened with O_DIRECTORY | O_NOFOLLOW fails with ENOTDIR, as a file does: lstat tells which (for the message only).
-    const code = (error as { code?: string }).code;
-    if (code === "ENOTDIR" || code === "ELOOP") {
-      const link = await fs.lstat(path).then((s) => s.isSymbolicLink(), () => false);
-      const what = link ? "a symbolic link (not followed)" : "not a directory";
-      throw new Error(`its directory is ${what}`, { cause: error });
-    }
-    throw reasonError(error, "its directory");
-  });
-  // Deno (without --allow-all) resolves the links in a path before it opens
-  // it, O_NOFOLLOW or not: so what was opened is compared with what the path
-  // itself is (lstat), before anything is changed or written.
-  const notFollowed = async (path: string, what: string, opened?: { dev: number; ino: number }) => {
-    const own = await fs.lstat(path).catch(() => undefined);
-    if (own?.isSymbolicLink()) throw new Error(`${what} is a symbolic link (not followed)`);
-    if (opened && (own?.dev !== opened.dev || own?.ino !== opened.ino)) {
-      throw new Error(`${what} was replaced meanwhile`);
-    }
-  };
-  const stat = fstatSync(dir);
-  try {
-    await notFollowed(path, "its directory", stat);
-    const notOurs = ownerProblem(stat.uid);
-    if (notOurs) throw new Error(`its directory ${notOurs}`);
-    if ((stat.mode & 0o077) !== 0) fchmodSync(dir, 0o700);
-  } catch (error) {
-    closeSync(dir);
-    throw reasonError(error, "its directory");
-  }
+  const { constants, promises: fs } = await import("node:fs");
+  const dir = await openPrivateDirFd(path);
+  const euid = dir.uid;
   // The descriptor stays open for the process's life (the shell's session).
-  const proc = `/proc/self/fd/${dir}`;
-  const viaProc = await fs.stat(proc).then((s) => s.dev === stat.dev && s.ino === stat.ino, () => false);
-  const base = viaProc ? proc : await safeRealPath(path, stat, euid).catch((error) => {
-    closeSync(dir);
+  const proc = `/proc/self/fd/${dir.fd}`;
+  const viaProc = await fs.stat(proc).then((s) => s.dev === dir.dev && s.ino === dir.ino, () => false);
+  const base = viaProc ? proc : await safeRealPath(path, dir, euid).catch((error) => {
+    dir.close();
     throw reasonError(error, "its directory");
   });
   const at = (name: string) => `${base}/${name}`;
@@ -119,9 +88,9 @@ export async function openPrivateDir(path: string): Promise<PrivateDir> {
       await notFollowed(at(name), "it", stat);
       const problem = !stat.isFile()
         ? "is not a regular file"
-        : ownerProblem(stat.uid) ?? (stat.nlink !== 1 ? `has ${stat.nlink} hard links` : undefined);
+        : notOursReason(stat.uid, euid) ?? (stat.nlink !== 1 ? `has ${stat.nlink} hard links` : undefined);
       if (problem) throw new Error(`it ${problem}`);
-      if ((stat.mode & 0o077) !== 0) await file.chmod(0o600);
+      if (tooOpen(stat.mode)) await file.chmod(0o600);
       return { file, size: stat.size };
     } catch (error) {
       await file.close();
@@ -192,26 +161,9 @@ async function safeRealPath(path: string, opened: { dev: number; ino: number }, 
   const stat = await fs.stat(real);
   if (stat.dev !== opened.dev || stat.ino !== opened.ino) throw new Error(`its directory was replaced meanwhile`);
   for (let above = real; above !== "/";) {
-    above = above.slice(0, above.lastIndexOf("/")) || "/";
-    const { uid, mode } = await fs.stat(above);
-    if (uid !== 0 && uid !== euid) throw new Error(`${above}, above its directory, belongs to uid ${uid}`);
-    if ((mode & 0o022) !== 0 && (mode & 0o1000) === 0) {
-      throw new Error(`${above}, above its directory, is writable by others (mode ${(mode & 0o777).toString(8)})`);
-    }
+    above = parentDir(above);
+    const problem = aboveReason(await fs.stat(above), euid);
+    if (problem) throw new Error(`${above}, above its directory, ${problem}`);
   }
   return real;
-}
-
-/**
- * An error whose message is a reason a person can read: ours as it is, the
- * system's as "permission denied (EACCES)" (its own message names the path
- * it was given, here a /proc/self/fd one that would only confuse), and a
- * link not followed said so, about `what` ("it", "its directory").
- */
-function reasonError(error: unknown, what: string): Error {
-  const code = (error as { code?: string })?.code;
-  if (!code) return error as Error;
-  if (code === "ELOOP") return new Error(`${what} is a symbolic link (not followed)`, { cause: error });
-  const text = /^[A-Z0-9]+: ([^,]+)/.exec((error as Error).message)?.[1] ?? code;
-  return new Error(`${text} (${code})`, { cause: error });
 }

@@ -14,6 +14,7 @@ const BOUNDARY: Record<string, string> = {
   "cli/private_dir.ts": "a private directory's files (the shell's history), checked as they are opened",
   "cli/byte_sink.ts": "a copy's file, written beside its destination and put in place whole",
   "lib/schema/store.ts": "the schema cache's files (the library cannot use cli/io.ts)",
+  "lib/private_dir.ts": "a private directory (schema cache, shell history): the uid, creating and opening it",
   "lib/transport_listen.ts": "a listening socket's file: checked, given its mode, removed",
   "cli/shell/piped.ts": "piped stdin lines, until the piped shell reads them through cli/io.ts",
 };

@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { isPrivate, openPrivateDirFd, ownUid } from "../private_dir.ts";
 
 /**
  * The cache directory from the environment, or undefined when neither
@@ -49,10 +50,7 @@ function isSafeRoot(root: string, linkFree = false): Promise<boolean> {
   let known = rootChecks.get(id);
   if (!known) {
     const stat = fast ? bun.file(root).stat() : import("node:fs/promises").then(({ lstat }) => lstat(root));
-    known = stat.then((stat) => {
-      const uid = process.getuid?.();
-      return stat.isDirectory() && (uid === undefined || stat.uid === uid) && (stat.mode & 0o022) === 0;
-    }).catch(() => false);
+    known = stat.then((stat) => stat.isDirectory() && isPrivate(stat, ownUid())).catch(() => false);
     rootChecks.set(id, known);
   }
   return known;
@@ -103,46 +101,22 @@ export async function readCacheFile(root: string, file: string): Promise<string 
 
 /**
  * Make sure `root` is a private directory of ours, creating it (0700) when
- * missing; never through a symlink: the directory is opened with O_NOFOLLOW
- * and checked and chmod-ed through that descriptor, so a link planted in its
- * place is refused, not followed.
+ * missing, never through a symlink, and never in another user's tree (root
+ * run with a user's HOME, as `sudo -E` does): lib/private_dir.ts.
  * A directory that others could write to until now is emptied once made
- * private: what they may have put in it is not trusted. Nothing is created
- * in another user's tree (root run with a user's HOME, as `sudo -E` does):
- * the nearest directory that exists on the way to `root` must be ours.
+ * private: what they may have put in it is not trusted.
  * @throws {Error} when `root` is a symlink, not a directory, someone else's, or in someone else's tree
  */
 async function preparePrivateRoot(root: string): Promise<void> {
-  const { constants, promises } = await import("node:fs");
-  const uid = process.getuid?.();
-  const notOurs = () => new Error(`${root} is not a directory of this user: the schema cache is not used`);
-  for (let dir = root; dir !== "";) {
-    const stat = await promises.stat(dir).catch((error) => {
-      if ((error as { code?: string }).code !== "ENOENT" || dir === "/") throw error;
-    });
-    if (stat) {
-      if (uid !== undefined && stat.uid !== uid) throw notOurs();
-      break;
-    }
-    dir = dir.slice(0, dir.lastIndexOf("/")) || "/";
-  }
-  const parent = root.slice(0, root.lastIndexOf("/"));
-  if (parent) await promises.mkdir(parent, { recursive: true, mode: 0o700 });
-  await promises.mkdir(root, { mode: 0o700 }).catch((error) => {
-    if ((error as { code?: string }).code !== "EEXIST") throw error;
-  });
-  const handle = await promises.open(root, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  const dir = await openPrivateDirFd(root);
   try {
-    const stat = await handle.stat();
-    if (!stat.isDirectory() || (uid !== undefined && stat.uid !== uid)) throw notOurs();
-    if ((stat.mode & 0o077) === 0) return;
-    await handle.chmod(0o700);
-    if ((stat.mode & 0o022) === 0) return;
+    if (!dir.wasShared) return;
     // Nobody else can add to it now; remove (never follow) what is there.
-    const names = await promises.readdir(root);
-    await Promise.all(names.map((name) => promises.rm(`${root}/${name}`, { recursive: true, force: true })));
+    const { readdir, rm } = await import("node:fs/promises");
+    const names = await readdir(root);
+    await Promise.all(names.map((name) => rm(`${root}/${name}`, { recursive: true, force: true })));
   } finally {
-    await handle.close();
+    dir.close();
   }
 }
 

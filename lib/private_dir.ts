@@ -1,0 +1,205 @@
+/**
+ * Private directories: the one set of rules that says whether a directory is
+ * this user's alone, and the one way to create or open one, shared by the
+ * schema cache (lib/schema/store.ts) and the shell's history
+ * (cli/private_dir.ts). Their paths come from the environment, which root
+ * may have taken from another user (`sudo -E`, `su -m`), so nothing is
+ * followed, created or trusted outside what is this user's alone.
+ *
+ * The rules are pure (they take a stat's `uid` and `mode`), so the schema
+ * cache's read path applies them to a stat from Bun's thread pool without
+ * loading node:fs (~7 ms of a compiled binary's start-up); creating and
+ * opening loads node:fs, inside.
+ *
+ * @module
+ */
+
+/**
+ * This user's uid, as the runtime creates files with it: the effective uid
+ * (a process whose real uid differs, as a setuid wrapper's does, creates
+ * files of its effective uid, so a directory it made must count as its own).
+ * Deno 2 has `process.geteuid` (2.9.6: the effective uid under the
+ * `--allow-sys=uid` that `deno task qmpctl` grants; without it, it throws, and
+ * so would `getuid`). A runtime without geteuid falls back to getuid, and one
+ * with neither (Windows) to undefined: no owner can then be checked.
+ * @throws {Error} "cannot tell this user's uid: …" when the runtime refuses
+ */
+export function ownUid(): number | undefined {
+  try {
+    return process.geteuid?.() ?? process.getuid?.();
+  } catch (error) {
+    throw new Error(`cannot tell this user's uid: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/** What the rules look at: a stat's owner and mode. */
+export interface Owned {
+  uid: number;
+  mode: number;
+}
+
+/**
+ * Why something owned by `owner` is not this user's (`uid`), as "belongs to
+ * uid 65534, not to this user (uid 0)"; undefined when it is, or when the
+ * uid is unknown.
+ */
+export function notOursReason(owner: number, uid: number | undefined): string | undefined {
+  return uid === undefined || owner === uid ? undefined : `belongs to uid ${owner}, not to this user (uid ${uid})`;
+}
+
+/** Whether someone besides its owner (its group, others) may write to it. */
+export function othersMayWrite(mode: number): boolean {
+  return (mode & 0o022) !== 0;
+}
+
+/** Whether its mode lets its group or others in at all: a private directory is made 0700 (a file 0600). */
+export function tooOpen(mode: number): boolean {
+  return (mode & 0o077) !== 0;
+}
+
+/**
+ * Whether an existing directory may be trusted as it is: ours, and no one
+ * else may write to it (else another user could have put things in it).
+ */
+export function isPrivate(dir: Owned, uid: number | undefined): boolean {
+  return notOursReason(dir.uid, uid) === undefined && !othersMayWrite(dir.mode);
+}
+
+/**
+ * Why a directory may not be created under `nearest` (the nearest directory
+ * that exists on its way, with owner `owned.uid`), or undefined: nothing is
+ * created in another user's tree (root run with a user's HOME, as `sudo -E`
+ * does, would leave a directory there that its user cannot use).
+ */
+export function notOurTreeReason(nearest: string, owned: Owned, uid: number | undefined): string | undefined {
+  const notOurs = notOursReason(owned.uid, uid);
+  return notOurs && `its directory would be created in ${nearest}, which ${notOurs}`;
+}
+
+/**
+ * Why the directory `above`, on the real path to a private directory, would
+ * let someone else rename or replace what is below it, or undefined: it must
+ * be root's or this user's, and writable by no one else unless sticky (as
+ * /tmp is), as OpenSSH's StrictModes asks of the path to a user's files.
+ */
+export function aboveReason(above: Owned, uid: number | undefined): string | undefined {
+  if (above.uid !== 0 && above.uid !== uid) return `belongs to uid ${above.uid}`;
+  if (othersMayWrite(above.mode) && (above.mode & 0o1000) === 0) {
+    return `is writable by others (mode ${(above.mode & 0o777).toString(8)})`;
+  }
+  return undefined;
+}
+
+/** The directory that holds `path` (an absolute path): "/" for "/x". */
+export function parentDir(path: string): string {
+  return path.slice(0, path.lastIndexOf("/")) || "/";
+}
+
+/** A private directory held open: see openPrivateDirFd. */
+export interface PrivateDirFd {
+  /** The descriptor (O_RDONLY | O_DIRECTORY), open until `close`. */
+  fd: number;
+  dev: number;
+  ino: number;
+  /** The uid it was checked against (ownUid). */
+  uid: number | undefined;
+  /**
+   * Whether others could write to it until now (it is 0700 by then): what is
+   * in it may have been put there by someone else.
+   */
+  wasShared: boolean;
+  close(): void;
+}
+
+/**
+ * Open the directory `path` (absolute), creating it (0700, and its parents)
+ * when missing, but not in another user's tree: then the nearest directory
+ * that exists on its way must be ours. It must be a directory of ours, not
+ * reached through a symlink at its last component (opened with O_NOFOLLOW,
+ * and under Deno, which resolves links before it opens, compared with what
+ * lstat finds); a looser mode is tightened to 0700 through the descriptor,
+ * so a link swapped in meanwhile is not chmod-ed. A plain descriptor, not a
+ * FileHandle: Bun closes a FileHandle no longer referenced when it is
+ * collected (and throws), and the shell's history holds it for the session.
+ * @throws {Error} whose message is the reason, about "its directory": "its
+ * directory is a symbolic link (not followed)", "its directory belongs to uid
+ * 65534, not to this user (uid 0)", "its directory would be created in
+ * /home/alice, which belongs to uid 1000, not to this user (uid 0)", or the
+ * system's ("permission denied (EACCES)")
+ */
+export async function openPrivateDirFd(path: string): Promise<PrivateDirFd> {
+  const { constants, promises: fs, closeSync, fchmodSync, fstatSync, openSync } = await import("node:fs");
+  const uid = ownUid();
+  const code = (error: unknown) => (error as { code?: string })?.code;
+  const fd = await (async () => {
+    if (await fs.lstat(path).then(() => false, (error) => code(error) === "ENOENT")) {
+      for (let dir = parentDir(path);; dir = parentDir(dir)) {
+        const stat = await fs.stat(dir).catch((error) => {
+          if (code(error) !== "ENOENT" || dir === "/") throw error;
+        });
+        if (!stat) continue;
+        const problem = notOurTreeReason(dir, stat, uid);
+        if (problem) throw new Error(problem);
+        break;
+      }
+      await fs.mkdir(parentDir(path), { recursive: true, mode: 0o700 });
+      await fs.mkdir(path, { mode: 0o700 }).catch((error) => {
+        if (code(error) !== "EEXIST") throw error;
+      });
+    }
+    return openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  })().catch(async (error) => {
+    // A link opened with O_DIRECTORY | O_NOFOLLOW fails with ENOTDIR, as a
+    // file does (and under Deno a dangling one with ENOENT): lstat tells which.
+    if (!code(error)) throw error;
+    if (await fs.lstat(path).then((s) => s.isSymbolicLink(), () => false)) {
+      throw new Error("its directory is a symbolic link (not followed)", { cause: error });
+    }
+    if (code(error) === "ENOTDIR" || code(error) === "ELOOP") {
+      throw new Error("its directory is not a directory", { cause: error });
+    }
+    throw reasonError(error, "its directory");
+  });
+  const stat = fstatSync(fd);
+  try {
+    await notFollowed(path, "its directory", stat);
+    const notOurs = notOursReason(stat.uid, uid);
+    if (notOurs) throw new Error(`its directory ${notOurs}`);
+    if (tooOpen(stat.mode)) fchmodSync(fd, 0o700);
+  } catch (error) {
+    closeSync(fd);
+    throw reasonError(error, "its directory");
+  }
+  return { fd, dev: stat.dev, ino: stat.ino, uid, wasShared: othersMayWrite(stat.mode), close: () => closeSync(fd) };
+}
+
+/**
+ * Refuse `path` when it is a symbolic link, or (with `opened`, the stat of
+ * what was opened) when it is no longer what was opened: Deno (without
+ * --allow-all) resolves the links in a path before it opens it, O_NOFOLLOW
+ * or not, so what was opened is compared with what the path itself is
+ * before anything is changed or written.
+ * @throws {Error} "WHAT is a symbolic link (not followed)", "WHAT was replaced meanwhile"
+ */
+export async function notFollowed(path: string, what: string, opened?: { dev: number; ino: number }): Promise<void> {
+  const { promises: fs } = await import("node:fs");
+  const own = await fs.lstat(path).catch(() => undefined);
+  if (own?.isSymbolicLink()) throw new Error(`${what} is a symbolic link (not followed)`);
+  if (opened && (own?.dev !== opened.dev || own?.ino !== opened.ino)) {
+    throw new Error(`${what} was replaced meanwhile`);
+  }
+}
+
+/**
+ * An error whose message is a reason a person can read: ours as it is, the
+ * system's as "permission denied (EACCES)" (its own message names the path
+ * it was given, maybe a /proc/self/fd one that would only confuse), and a
+ * link not followed said so, about `what` ("it", "its directory").
+ */
+export function reasonError(error: unknown, what: string): Error {
+  const code = (error as { code?: string })?.code;
+  if (!code) return error as Error;
+  if (code === "ELOOP") return new Error(`${what} is a symbolic link (not followed)`, { cause: error });
+  const text = /^[A-Z0-9]+: ([^,]+)/.exec((error as Error).message)?.[1] ?? code;
+  return new Error(`${text} (${code})`, { cause: error });
+}
