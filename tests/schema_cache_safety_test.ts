@@ -32,12 +32,16 @@ function home(): string {
   return dir;
 }
 
-/** A typed exec against a fresh fake QEMU with XDG_CACHE_HOME=`cacheHome`: what it printed, and what it asked. */
-async function typedExec(cacheHome: string) {
+/**
+ * A typed exec against a fresh fake QEMU with XDG_CACHE_HOME=`cacheHome`
+ * (run with the real uid `realUid` if given): what it printed, and what it asked.
+ */
+async function typedExec(cacheHome: string, realUid?: number) {
   const server = schemaServer();
   servers.push(server);
   const result = await qmpctl(["-s", server.path, "exec", "set_link", "name=n", "up=on"], {
     env: { XDG_CACHE_HOME: cacheHome },
+    realUid,
   });
   expect(result).toMatchObject({ code: 0, stdout: '{"name":"n","up":true}\n', stderr: "" });
   return executed(server);
@@ -140,6 +144,13 @@ test("nothing is created in another user's tree (root run with a user's HOME, as
   });
   expect(result).toMatchObject({ code: 0, stdout: '{"name":"n","up":true}\n', stderr: "" });
   expect(readdirSync(theirs)).toEqual([]);
+});
+
+test("a process whose real uid is not its effective uid uses its cache: it makes it, so it is the effective uid's", async () => {
+  const base = home(); // root's, as the cache directory made in it: the effective uid is root's, the real one nobody's
+  expect(await typedExec(base, 65534)).toEqual(ASKS_SCHEMA);
+  expect(statSync(join(base, "qmpctl")).uid).toBe(0);
+  expect(await typedExec(base, 65534)).toEqual(USES_CACHE);
 });
 
 test("a relative XDG_CACHE_HOME is ignored: nothing is written under the working directory", async () => {

@@ -62,7 +62,7 @@ async function shell(
 ): Promise<string[]> {
   const env = { HOME: home, XDG_STATE_HOME: join(home, "state"), XDG_CACHE_HOME: join(home, "cache"), ...options.env };
   const argv = [QMPCTL, "shell", ...(options.hmp ? ["--hmp"] : []), "-s", qemu.socket];
-  const terminal = await startTerminal(argv, { env, cwd: options.cwd, columns: 250 });
+  const terminal = await startTerminal(argv, { env, cwd: options.cwd, columns: 320 });
   try {
     await terminal.waitForLastLine(PROMPT);
     await body(terminal);
@@ -153,6 +153,21 @@ describe("the shell's history file", () => {
     expect(screen[0]).toBe(warning(file(), `its directory belongs to uid ${NOBODY}, not to this user (uid 0)`));
     expect(existsSync(file())).toBe(false);
     expect(statSync(dir).mode & 0o777).toBe(0o755);
+  });
+
+  test("a missing history directory is not created in another user's tree (root run with a user's HOME, as sudo -E does)", async () => {
+    const { home } = freshHome();
+    const theirs = join(home, "alice");
+    mkdirSync(theirs, { mode: 0o755 });
+    chownSync(theirs, NOBODY, NOBODY); // nobody's home, without a .local yet
+    const file = join(theirs, ".local", "state", "qmpctl", "qmp_history");
+    const screen = await shell(home, async (terminal) => {
+      await enterLine(terminal, PROMPT, "query-name");
+    }, { env: { HOME: theirs, XDG_STATE_HOME: join(theirs, ".local", "state") } });
+    const reason =
+      `its directory would be created in ${theirs}, which belongs to uid ${NOBODY}, not to this user (uid 0)`;
+    expect(screen[0]).toBe(warning(file, reason));
+    expect(readdirSync(theirs)).toEqual([]);
   });
 
   test("an existing 0644 history file of ours becomes 0600 and a 0755 directory of ours 0700; its lines are kept", async () => {

@@ -49,6 +49,11 @@ export interface CliOptions {
   onStderr?: (text: string) => void;
   /** Run as this uid (and gid), through setpriv: for permission errors, since tests run as root. */
   runAs?: number;
+  /**
+   * Run with this real uid, the effective uid (root's) kept, through setpriv
+   * --ruid: as a setuid program runs, whose files are its effective uid's.
+   */
+  realUid?: number;
   /** The working directory (default: the test runner's). */
   cwd?: string;
 }
@@ -100,9 +105,11 @@ export function startQmpctl(args: string[], options: CliOptions = {}): RunningCl
   for (const [k, v] of Object.entries({ ...process.env, QMPCTL_SOCKET: undefined, ...isolated, ...options.env })) {
     if (v !== undefined) env[k] = v;
   }
-  const runAs = options.runAs === undefined
-    ? []
-    : ["setpriv", `--reuid=${options.runAs}`, `--regid=${options.runAs}`, "--clear-groups", "--"];
+  const runAs = options.runAs !== undefined
+    ? ["setpriv", `--reuid=${options.runAs}`, `--regid=${options.runAs}`, "--clear-groups", "--"]
+    : options.realUid !== undefined
+    ? ["setpriv", `--ruid=${options.realUid}`, "--"]
+    : [];
   const started = performance.now();
   const child = Bun.spawn([...runAs, QMPCTL, ...args], {
     stdin: options.holdStdin ? "pipe" : options.stdin === undefined ? "ignore" : new Blob([options.stdin]),
