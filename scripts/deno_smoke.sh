@@ -34,6 +34,23 @@ set -e
 [ "$code" -eq 0 ] || fail "stdout closed early: expected exit 0, got $code: $(cat "$dir/err")"
 [ ! -s "$dir/err" ] || fail "stdout closed early: stderr not empty: $(cat "$dir/err")"
 
+# The schema cache under Deno: a typed exec writes an entry (the owner check
+# has the uid); a link planted as the cache directory is not followed (Deno
+# resolves links before it opens, O_NOFOLLOW or not): its target keeps its
+# mode and its files.
+mkdir -p "$dir/cache" "$dir/linked" "$dir/victim"
+chmod 777 "$dir/victim"
+echo keep >"$dir/victim/keep"
+ln -s "$dir/victim" "$dir/linked/qmpctl"
+for home in cache linked; do
+  code=0
+  XDG_CACHE_HOME="$dir/$home" deno exec qom-list path=/machine >/dev/null 2>"$dir/err" || code=$?
+  [ "$code" -eq 0 ] || fail "typed exec (cache in $home): exit $code: $(cat "$dir/err")"
+done
+ls "$dir/cache/qmpctl" | grep -q '^schema-' || fail "typed exec wrote no schema cache entry: $(ls -la "$dir/cache/qmpctl" 2>&1)"
+[ "$(stat -c %a "$dir/victim")" = 777 ] && [ "$(ls "$dir/victim")" = keep ] ||
+  fail "a link planted as the cache directory was followed: $(stat -c %a "$dir/victim") $(ls "$dir/victim")"
+
 code=0
 version=$(qmpctl_deno --version 2>"$dir/err") || code=$?
 [ "$code" -eq 0 ] || fail "deno task qmpctl --version: exit $code: $(cat "$dir/err")"
@@ -51,4 +68,4 @@ guest=$(ga exec -- sh -c 'echo guest; exit 3') || code=$?
 [ "$code" -eq 3 ] && [ "$guest" = "guest" ] || fail "ga exec: expected exit 3 and 'guest', got $code '$guest'"
 
 echo "deno: exec query-status → $out; unknown command → exit 1; closed stdout → exit 0; deno task → $version;" \
-  "ga exec → its output and exit 3"
+  "schema cache written, a planted link not followed; ga exec → its output and exit 3"
