@@ -54,6 +54,10 @@ export interface PrivateDir {
  * Files must be regular, of this user, with one link (else a planted hard
  * link to another file of ours would be written), and are opened with
  * O_NOFOLLOW and O_NONBLOCK (a planted FIFO must not block the open).
+ * A file may be a symbolic link of this user's (dotfile managers make them)
+ * to an existing file that passes the same checks, on a path that only root
+ * and this user can change, as OpenSSH's StrictModes asks: it is read and
+ * written there, and replaced beside its target, so the link stays.
  * @throws {Error} whose message is the reason, about the file: "its directory
  * is a symbolic link (not followed)", "it belongs to uid 65534, not to this
  * user (uid 0)", "its directory would be created in /home/alice, which
@@ -73,19 +77,45 @@ export async function openPrivateDir(path: string): Promise<PrivateDir> {
   });
   const at = (name: string) => `${base}/${name}`;
 
-  /** Open the file `name` and check it; undefined when it does not exist and `flags` do not create it. */
-  const openFile = async (name: string, flags: number) => {
+  /**
+   * Where the file `name` is: its place in the directory, or, when that is a
+   * symbolic link of ours (a dotfile manager's, as stow makes), the real path
+   * of its target, which must exist (nothing is created through a link) and
+   * lie on a path that only root and this user can change (aboveReason, each
+   * directory up from the target's own): the target itself is then checked
+   * as a file in the directory is.
+   */
+  const place = async (name: string): Promise<string> => {
+    const own = at(name);
+    const link = await fs.lstat(own).catch(() => undefined);
+    if (!link?.isSymbolicLink()) return own;
+    const refused = (why: string) => new Error(`it is a symbolic link (not followed): ${why}`);
+    const notOurs = notOursReason(link.uid, euid);
+    if (notOurs) throw refused(`the link ${notOurs}`);
+    const real = await fs.realpath(own).catch((error) => {
+      const code = (error as { code?: string }).code;
+      if (code === "ENOENT") throw refused("its target does not exist");
+      throw refused(code === "ELOOP" ? "it leads to a loop" : `its target: ${reasonError(error, "it").message}`);
+    });
+    await checkAbove(real, "its target", euid).catch((error) => {
+      throw refused((error as Error).message);
+    });
+    return real;
+  };
+
+  /** Open the file at `path` and check it; undefined when it does not exist and `flags` do not create it. */
+  const openFile = async (path: string, flags: number) => {
     let file;
     try {
-      file = await fs.open(at(name), flags | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600);
+      file = await fs.open(path, flags | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600);
     } catch (error) {
-      await notFollowed(at(name), "it"); // Deno: a dangling link fails with ENOENT
+      await notFollowed(path, "it"); // Deno: a dangling link fails with ENOENT
       if ((error as { code?: string }).code === "ENOENT" && !(flags & constants.O_CREAT)) return undefined;
       throw reasonError(error, "it");
     }
     try {
       const stat = await file.stat();
-      await notFollowed(at(name), "it", stat);
+      await notFollowed(path, "it", stat);
       const problem = !stat.isFile()
         ? "is not a regular file"
         : notOursReason(stat.uid, euid) ?? (stat.nlink !== 1 ? `has ${stat.nlink} hard links` : undefined);
@@ -99,7 +129,7 @@ export async function openPrivateDir(path: string): Promise<PrivateDir> {
   };
   return {
     async readTail(name, maxBytes) {
-      const opened = await openFile(name, constants.O_RDONLY);
+      const opened = await openFile(await place(name), constants.O_RDONLY);
       if (!opened) return undefined;
       try {
         const start = Math.max(0, opened.size - maxBytes);
@@ -118,7 +148,7 @@ export async function openPrivateDir(path: string): Promise<PrivateDir> {
     },
     async append(name, text) {
       const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT;
-      const { file } = (await openFile(name, flags))!;
+      const { file } = (await openFile(await place(name), flags))!;
       try {
         await writeAllTo(file, new TextEncoder().encode(text));
       } catch (error) {
@@ -128,16 +158,18 @@ export async function openPrivateDir(path: string): Promise<PrivateDir> {
       }
     },
     async replace(name, text) {
-      const temporary = `.${name}.${crypto.randomUUID()}.tmp`;
+      // Beside the file's target when it is a link, so that the link stays.
+      const target = await place(name);
+      const temporary = `${parentDir(target)}/.${name}.${crypto.randomUUID()}.tmp`;
       const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
       const { file } = (await openFile(temporary, flags))!;
       try {
         await writeAllTo(file, new TextEncoder().encode(text));
         await file.close();
-        await fs.rename(at(temporary), at(name));
+        await fs.rename(temporary, target);
       } catch (error) {
         await file.close().catch(() => {});
-        await fs.unlink(at(temporary)).catch(() => {});
+        await fs.unlink(temporary).catch(() => {});
         throw reasonError(error, "it");
       }
     },
@@ -160,10 +192,20 @@ async function safeRealPath(path: string, opened: { dev: number; ino: number }, 
   const real = await fs.realpath(path);
   const stat = await fs.stat(real);
   if (stat.dev !== opened.dev || stat.ino !== opened.ino) throw new Error(`its directory was replaced meanwhile`);
+  await checkAbove(real, "its directory", euid);
+  return real;
+}
+
+/**
+ * Refuse the real path `real` when someone besides root and `euid` could
+ * rename or replace what is on it (aboveReason, each directory up from its own).
+ * @throws {Error} as "/home/x, above WHAT, is writable by others (mode 777)"
+ */
+async function checkAbove(real: string, what: string, euid: number | undefined): Promise<void> {
+  const { promises: fs } = await import("node:fs");
   for (let above = real; above !== "/";) {
     above = parentDir(above);
     const problem = aboveReason(await fs.stat(above), euid);
-    if (problem) throw new Error(`${above}, above its directory, ${problem}`);
+    if (problem) throw new Error(`${above}, above ${what}, ${problem}`);
   }
-  return real;
 }

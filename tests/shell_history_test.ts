@@ -12,6 +12,7 @@ import {
   chmodSync,
   chownSync,
   existsSync,
+  lchownSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
@@ -76,6 +77,17 @@ async function shell(
   }
 }
 
+/** A shell in which Up brings back the saved line query-status, then query-name is entered; no warning. */
+async function recallThenEnter(home: string): Promise<void> {
+  const screen = await shell(home, async (terminal) => {
+    await terminal.press("Up");
+    await terminal.waitForLastLine("(QEMU) query-status");
+    await terminal.press("C-u");
+    await enterLine(terminal, PROMPT, "query-name");
+  });
+  expect(screen.filter((row) => row.startsWith("qmpctl:"))).toEqual([]);
+}
+
 const warning = (file: string, reason: string) =>
   `qmpctl: cannot save shell history in ${file}: ${reason}; history is off for this session`;
 
@@ -86,13 +98,15 @@ describe("the shell's history file", () => {
     const target = join(home, "victim");
     writeFileSync(target, "planted\n", { mode: 0o644 });
     symlinkSync(target, file());
+    lchownSync(file(), NOBODY, NOBODY); // planted by another user (while the directory was open to others)
     const screen = await shell(home, async (terminal) => {
       expect(await enterLine(terminal, PROMPT, "object-add qom-type=secret id=s0 data=hunter2")).toEqual([
         "(QEMU) object-add qom-type=secret id=s0 data=hunter2",
         "{}",
       ]);
     });
-    expect(screen[0]).toBe(warning(file(), "it is a symbolic link (not followed)"));
+    const reason = `it is a symbolic link (not followed): the link belongs to uid ${NOBODY}, not to this user (uid 0)`;
+    expect(screen[0]).toBe(warning(file(), reason));
     expect(readFileSync(target, "utf8")).toBe("planted\n");
     expect(lstatSync(file()).isSymbolicLink()).toBe(true);
   });
@@ -106,7 +120,8 @@ describe("the shell's history file", () => {
       const rows = await enterLine(terminal, PROMPT, "info version");
       expect(rows[1]).toMatch(/^\d+\.\d+\.\d+/);
     }, { hmp: true });
-    expect(screen[0]).toBe(warning(file("hmp"), "it is a symbolic link (not followed)"));
+    // Even a link of ours: nothing is created through a link.
+    expect(screen[0]).toBe(warning(file("hmp"), "it is a symbolic link (not followed): its target does not exist"));
     expect(existsSync(target)).toBe(false);
   });
 
@@ -170,19 +185,59 @@ describe("the shell's history file", () => {
     expect(readdirSync(theirs)).toEqual([]);
   });
 
+  test("a symlinked history file of ours (a dotfile manager's, as stow makes) is read, cut back and appended to through the link, which stays", async () => {
+    const { home, dir, file } = freshHome();
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const dotfiles = join(home, "dotfiles");
+    mkdirSync(dotfiles, { mode: 0o755 });
+    const target = join(dotfiles, "qmp_history");
+    writeFileSync(target, "x".repeat(2 * 1024 * 1024) + "\nquery-status\n", { mode: 0o600 }); // cut back when loaded
+    symlinkSync(target, file());
+    await recallThenEnter(home);
+    expect(lstatSync(file()).isSymbolicLink()).toBe(true);
+    expect(readFileSync(target, "utf8")).toBe("query-status\nquery-name\nquit\n");
+    expect(readdirSync(dotfiles)).toEqual(["qmp_history"]); // no temporary file left
+  });
+
+  test("a symlinked history file is not followed into a directory that others may write to", async () => {
+    const { home, dir, file } = freshHome();
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const shared = join(home, "shared");
+    mkdirSync(shared);
+    chmodSync(shared, 0o777); // not sticky: anyone could swap the file for another
+    const target = join(shared, "qmp_history");
+    writeFileSync(target, "query-status\n", { mode: 0o600 });
+    symlinkSync(target, file());
+    const screen = await shell(home, async (terminal) => {
+      await enterLine(terminal, PROMPT, "query-name");
+    });
+    const reason =
+      `it is a symbolic link (not followed): ${shared}, above its target, is writable by others (mode 777)`;
+    expect(screen[0]).toBe(warning(file(), reason));
+    expect(readFileSync(target, "utf8")).toBe("query-status\n");
+  });
+
+  test("a symlinked history file whose target belongs to another user is neither read nor written", async () => {
+    const { home, dir, file } = freshHome();
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const target = join(home, "theirs");
+    writeFileSync(target, "system_powerdown\n", { mode: 0o600 });
+    chownSync(target, NOBODY, NOBODY);
+    symlinkSync(target, file());
+    const screen = await shell(home, async (terminal) => {
+      await enterLine(terminal, PROMPT, "query-name");
+    });
+    expect(screen[0]).toBe(warning(file(), `it belongs to uid ${NOBODY}, not to this user (uid 0)`));
+    expect(readFileSync(target, "utf8")).toBe("system_powerdown\n");
+  });
+
   test("an existing 0644 history file of ours becomes 0600 and a 0755 directory of ours 0700; its lines are kept", async () => {
     const { home, dir, file } = freshHome();
     mkdirSync(dir, { recursive: true });
     chmodSync(dir, 0o755);
     writeFileSync(file(), "query-status\n");
     chmodSync(file(), 0o644);
-    const screen = await shell(home, async (terminal) => {
-      await terminal.press("Up");
-      await terminal.waitForLastLine("(QEMU) query-status");
-      await terminal.press("C-u");
-      await enterLine(terminal, PROMPT, "query-name");
-    });
-    expect(screen.filter((row) => row.startsWith("qmpctl:"))).toEqual([]);
+    await recallThenEnter(home);
     expect(statSync(file()).mode & 0o777).toBe(0o600);
     expect(statSync(dir).mode & 0o777).toBe(0o700);
     expect(readFileSync(file(), "utf8")).toBe("query-status\nquery-name\nquit\n");

@@ -6,9 +6,10 @@
  * nothing; the file is cut back to its last 1000 lines when a shell starts.
  *
  * The path comes from the environment, which root may have taken from
- * another user (`sudo -E`, `su -m`): so the directory must be this user's
- * and the file a regular file of this user's, neither reached through a
- * symlink (cli/private_dir.ts), and only the file's last
+ * another user (`sudo -E`, `su -m`): so the directory must be this user's,
+ * not reached through a symlink nor created in another user's tree, and the
+ * file a regular file of this user's, or a link of this user's to one on a
+ * path no one else can change (cli/private_dir.ts), and only the file's last
  * MAX_HISTORY_BYTES are read. When a check (or a write) fails, history is
  * off for the rest of the session, said once on stderr.
  *
