@@ -295,9 +295,7 @@ export class QmpClient {
       // reported it open: the same event, for the user, as a close before the
       // greeting, which is what a server killed a moment later looks like.
       if ((error.cause as { code?: string } | undefined)?.code !== "ECONNRESET") throw error;
-      throw new GreetingClosedError(`${this.address.text} closed the connection before its QMP greeting`, {
-        cause: error.cause,
-      });
+      throw new GreetingClosedError(this.#closedReason(), { cause: error.cause });
     });
     if (this.#phase === "closed") { // the wait was abandoned while connecting
       transport.close();
@@ -477,18 +475,23 @@ export class QmpClient {
     if (this.#phase === "closed") return;
     // A transport that knows why the connection ended (ssh's own reason) reports a ConnectionError: it is the failure.
     if (error instanceof ConnectionError) return this.#shutdown(error);
-    const where = this.#framer.partial ? " in the middle of a message" : "";
-    const what = this.#phase === "greeting"
-      ? "before its QMP greeting"
-      : this.#phase === "negotiating"
-      ? "during capabilities negotiation"
-      : "";
-    const reason = `${this.address.text} closed the connection${where}${what ? " " + what : ""}`;
+    const reason = this.#closedReason();
     this.#shutdown(
       this.#phase === "greeting" ? new GreetingClosedError(reason, { cause: error }) : undefined,
       reason,
       error,
     );
+  }
+
+  /** How the peer's close reads, by what it cut short (while connecting: the greeting, see #open). */
+  #closedReason(): string {
+    const where = this.#framer.partial ? " in the middle of a message" : "";
+    const what = this.#phase === "greeting" || this.#phase === "connecting"
+      ? " before its QMP greeting"
+      : this.#phase === "negotiating"
+      ? " during capabilities negotiation"
+      : "";
+    return `${this.address.text} closed the connection${where}${what}`;
   }
 
   /** End everything: `failure` is the error that broke the session, if one did. */
