@@ -7,9 +7,9 @@
  *
  * @module
  */
-import { isRawNumber } from "../exact_json.ts";
 import { JsonFramer, MAX_NESTING } from "../framing.ts";
 import type { AcceptedTransport, TransportEvents } from "../transport.ts";
+import { refusedByQemuParser } from "./parser_limits.ts";
 
 /**
  * Commands bound to one monitor connection: `getfd`, `add-fd` and
@@ -237,66 +237,4 @@ export class Downstream {
     this.closed = true;
     this.#owner.left(this, reason);
   }
-}
-
-/** A `\u0000` or a lone surrogate as JSON.stringify escapes them (after an even run of backslashes). */
-const UNPARSABLE_ESCAPE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f])/;
-
-/**
- * QEMU's bounds on one message (qobject/json-streamer.c): past either its
- * parser resets mid-message and takes each token left as a message of its
- * own, so commands hidden in a client's arguments would run with ids of the
- * client's choosing, and the id-less errors could make QEMU abort (QEMU 7.2
- * with oob, QMP_REQ_QUEUE_LEN_MAX).
- */
-export const MAX_TOKEN_COUNT = 2 ** 21;
-export const MAX_TOKEN_SIZE = 64 * 1024 * 1024;
-
-/**
- * Why QEMU's JSON parser would reject `message`, which JSON allows. QEMU
- * answers such input with errors that carry no id (one per stray token after
- * too deep a nesting), which could not be given back to this client; the
- * proxy refuses it here instead, with the client's id.
- */
-function refusedByQemuParser(message: Record<string, unknown>): string | undefined {
-  if (depthExceeds(message, MAX_NESTING)) return "JSON nesting depth limit exceeded";
-  // Measured as the proxy sends it: the client's id replaced by a number no longer than this one.
-  const sent = { ...message, id: Number.MAX_SAFE_INTEGER };
-  const json = JSON.stringify(sent);
-  if (UNPARSABLE_ESCAPE.test(json)) return "JSON parse error, \\u0000 and unpaired surrogates are not supported";
-  // A token is one character at least, and a UTF-16 unit 3 UTF-8 bytes at most: only long texts are counted.
-  if (json.length >= MAX_TOKEN_COUNT) {
-    const count = tokenCount(sent);
-    if (count >= MAX_TOKEN_COUNT) {
-      return `JSON token count limit exceeded: ${count} tokens, QEMU parses fewer than ${MAX_TOKEN_COUNT} in one message`;
-    }
-  }
-  if (json.length * 3 >= MAX_TOKEN_SIZE) {
-    const size = new TextEncoder().encode(json).length;
-    if (size >= MAX_TOKEN_SIZE) {
-      return `JSON token size limit exceeded: ${size} bytes, QEMU parses fewer than ${MAX_TOKEN_SIZE} in one message`;
-    }
-  }
-  return undefined;
-}
-
-function depthExceeds(value: unknown, limit: number): boolean {
-  if (typeof value !== "object" || value === null) return false;
-  if (limit === 0) return true;
-  for (const member of Object.values(value)) if (depthExceeds(member, limit - 1)) return true;
-  return false;
-}
-
-/** The tokens QEMU's lexer finds in `value` serialized: each `{ } [ ] : ,`, key and scalar (depth already bounded). */
-function tokenCount(value: unknown): number {
-  if (typeof value !== "object" || value === null || isRawNumber(value)) return 1;
-  if (Array.isArray(value)) {
-    let count = value.length > 0 ? 2 + value.length - 1 : 2; // brackets and commas
-    for (const item of value) count += tokenCount(item);
-    return count;
-  }
-  const members = Object.values(value);
-  let count = members.length > 0 ? 2 + 3 * members.length - 1 : 2; // braces, and each key, colon and comma
-  for (const member of members) count += tokenCount(member);
-  return count;
 }

@@ -1,0 +1,163 @@
+/**
+ * QEMU's bounds on one message (qobject/json-streamer.c, util/unicode.c),
+ * checked on a client's parsed message before the proxy forwards it. Past
+ * a bound QEMU's parser resets mid-message and takes each token left as a
+ * message of its own, so commands hidden in a client's arguments would run
+ * with ids of the client's choosing, and the id-less errors could make QEMU
+ * abort (QEMU 7.2 with oob, QMP_REQ_QUEUE_LEN_MAX).
+ *
+ * The message is measured in one walk over the parsed value, counted as
+ * QEMU's lexer counts the compact text `JSON.stringify` makes of it, so the
+ * text is made only once, to send it.
+ *
+ * @module
+ */
+import { isRawNumber } from "../exact_json.ts";
+import { MAX_NESTING } from "../framing.ts";
+
+export const MAX_TOKEN_COUNT = 2 ** 21;
+export const MAX_TOKEN_SIZE = 64 * 1024 * 1024;
+
+/** What QEMU's parser counts in the compact JSON text of a value. */
+export interface JsonMeasure {
+  /** The deepest nesting of objects and arrays (0 for a scalar). */
+  depth: number;
+  /** Tokens: each `{ } [ ] : ,`, key and scalar. */
+  tokens: number;
+  /** UTF-8 bytes of the text (QEMU adds up its tokens' lengths; the compact text has nothing between them). */
+  bytes: number;
+  /** Whether a key or string holds U+0000 or a lone surrogate, which the text escapes and QEMU refuses. */
+  unparsable: boolean;
+}
+
+/**
+ * Measure `value` (a JSON value, as `parseExact` returns it: numbers kept
+ * as written are counted as their text) as `JSON.stringify(value)` would
+ * print it, without printing it.
+ * @example
+ * ```ts
+ * measureJson({ execute: "stop", id: 1 }); // { depth: 1, tokens: 9, bytes: 25, unparsable: false }
+ * ```
+ */
+export function measureJson(value: unknown): JsonMeasure {
+  const counter = { tokens: 0, bytes: 0, unparsable: false };
+  const depth = walk(value, counter);
+  return { depth, ...counter };
+}
+
+interface Counter {
+  tokens: number;
+  bytes: number;
+  unparsable: boolean;
+}
+
+/** Add `value`'s tokens and bytes to `counter`; its depth. */
+function walk(value: unknown, counter: Counter): number {
+  switch (typeof value) {
+    case "string":
+      counter.tokens++;
+      counter.bytes += stringBytes(value, counter);
+      return 0;
+    case "number":
+      counter.tokens++;
+      counter.bytes += numberLength(value);
+      return 0;
+    case "boolean":
+      counter.tokens++;
+      counter.bytes += value ? 4 : 5;
+      return 0;
+  }
+  counter.tokens++;
+  if (value === null) {
+    counter.bytes += 4;
+    return 0;
+  }
+  if (isRawNumber(value)) {
+    counter.bytes += value.rawJSON.length;
+    return 0;
+  }
+  let deepest = 0;
+  if (Array.isArray(value)) {
+    // brackets, and a comma between items
+    counter.tokens += value.length > 0 ? value.length : 1;
+    counter.bytes += value.length > 0 ? value.length + 1 : 2;
+    for (const item of value) deepest = Math.max(deepest, walk(item, counter));
+    return deepest + 1;
+  }
+  const keys = Object.keys(value as object);
+  // braces, and each key with its colon and the comma before the next
+  counter.tokens += keys.length > 0 ? 3 * keys.length : 1;
+  counter.bytes += keys.length > 0 ? 2 * keys.length + 1 : 2;
+  for (const key of keys) {
+    counter.bytes += stringBytes(key, counter);
+    deepest = Math.max(deepest, walk((value as Record<string, unknown>)[key], counter));
+  }
+  return deepest + 1;
+}
+
+/** How JSON.stringify prints U+0000 to U+001F: `\b \t \n \f \r` in 2 bytes, the others as `\u00XX` in 6. */
+const CONTROL_BYTES = Array.from({ length: 0x20 }, (_, c) => (c >= 8 && c <= 13 && c !== 11 ? 2 : 6));
+
+/** UTF-8 bytes of `s` as JSON.stringify prints it, quotes included; a `\u0000` or lone surrogate is noted in `counter`. */
+function stringBytes(s: string, counter: Counter): number {
+  let bytes = s.length + 2;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) {
+      if (c < 0x20) {
+        bytes += CONTROL_BYTES[c] - 1;
+        if (c === 0) counter.unparsable = true;
+      } else if (c === 0x22 || c === 0x5c) bytes++; // \" and \\
+    } else if (c < 0x800) bytes++;
+    else if (c < 0xd800 || c > 0xdfff) bytes += 2;
+    else if (c < 0xdc00 && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 2; // a pair: 4 bytes for 2 units
+      i++;
+    } else {
+      bytes += 5; // \udXXX
+      counter.unparsable = true;
+    }
+  }
+  return bytes;
+}
+
+/** 1e1 to 1e20, each a double exactly. */
+const POWERS_OF_TEN = Array.from({ length: 20 }, (_, i) => Number(`1e${i + 1}`));
+
+/** The length of a number as JSON.stringify prints it (`null` when not finite); an integer's without printing it. */
+function numberLength(n: number): number {
+  if (!Number.isFinite(n)) return 4;
+  if (!Number.isInteger(n) || n >= 1e21 || n <= -1e21) return String(n).length; // a fraction, or an exponent
+  const magnitude = Math.abs(n);
+  let digits = 1;
+  while (digits <= 20 && magnitude >= POWERS_OF_TEN[digits - 1]) digits++;
+  return n < 0 ? digits + 1 : digits;
+}
+
+/**
+ * The proxy's ids are safe integers: measured with the longest one, a
+ * message is never refused for the id the proxy puts in its place.
+ */
+const LONGEST_PROXY_ID = Number.MAX_SAFE_INTEGER;
+
+/**
+ * Why QEMU's JSON parser would reject `message`, which JSON allows; undefined
+ * when it would not. QEMU answers such input with errors that carry no id
+ * (one per stray token after too deep a nesting), which could not be given
+ * back to this client; the proxy refuses it instead, with the client's id.
+ * It is measured as the proxy sends it, the client's id replaced by one of
+ * the proxy's; nesting also counts the client's id, as QEMU would.
+ */
+export function refusedByQemuParser(message: Record<string, unknown>): string | undefined {
+  const sent = measureJson({ ...message, id: LONGEST_PROXY_ID });
+  const depth = "id" in message ? Math.max(sent.depth, 1 + measureJson(message.id).depth) : sent.depth;
+  if (depth > MAX_NESTING) return "JSON nesting depth limit exceeded";
+  if (sent.unparsable) return "JSON parse error, \\u0000 and unpaired surrogates are not supported";
+  if (sent.tokens >= MAX_TOKEN_COUNT) {
+    return `JSON token count limit exceeded: ${sent.tokens} tokens, QEMU parses fewer than ${MAX_TOKEN_COUNT} in one message`;
+  }
+  if (sent.bytes >= MAX_TOKEN_SIZE) {
+    return `JSON token size limit exceeded: ${sent.bytes} bytes, QEMU parses fewer than ${MAX_TOKEN_SIZE} in one message`;
+  }
+  return undefined;
+}
