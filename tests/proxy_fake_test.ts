@@ -52,7 +52,7 @@ test("without oob upstream, the greeting says so and a client that asks for oob 
     { return: { name: "vm" }, id: 3 },
   ]);
   // The proxy sent its own id upstream, not the client's.
-  expect(server.requests.at(-1)).toEqual({ execute: "query-name", id: expect.any(Number) });
+  expect(server.requests.at(-1)).toEqual({ execute: "query-name", id: expect.any(String) });
   client.close();
 });
 
@@ -108,6 +108,39 @@ test("a reply out of turn (it skips an older in-band command) is dropped: each c
   b.close();
 });
 
+test("a reply forged through a client's message cannot name another client's pending command", async () => {
+  // The server plays a QEMU whose parser has a hole the proxy does not know of: each id a message lists in
+  // `arguments.guesses` comes back at once with a forged reply, as a hidden exec-oob would be answered.
+  const server = fakeServer(async (connection) => {
+    await connection.handshake();
+    const victim = await connection.nextRequest(); // held: the oldest in-band command while the forgeries come
+    const attack = await connection.nextRequest();
+    for (const id of (attack.arguments as { guesses: unknown[] }).guesses) {
+      connection.sendJson({ return: { forged: true }, id });
+    }
+    connection.reply(victim, { who: victim.execute });
+    connection.reply(attack, { who: attack.execute });
+  });
+  cleanups.push(() => server.stop());
+  const path = listenPath();
+  const proxy = await QmpProxy.share(server.path, path);
+  cleanups.push(() => proxy.close());
+  const [{ client: victim }, { client: attacker }] = [await negotiatedClient(path), await negotiatedClient(path)];
+  victim.send({ execute: "query-victim", id: "v" });
+  await waitFor(() => server.requests.length === 2); // qmp_capabilities, then query-victim
+  // Counters start small: the victim's command is among the first ids a proxy hands out.
+  const guesses = Array.from({ length: 1000 }, (_, i) => i);
+  attacker.send({ execute: "query-attacker", arguments: { guesses }, id: "a" });
+  expect(await victim.replies(1)).toEqual([{ return: { who: "query-victim" }, id: "v" }]);
+  expect(await attacker.replies(1)).toEqual([{ return: { who: "query-attacker" }, id: "a" }]);
+  // The ids sent upstream are short (QEMU reads a monitor byte by byte), and unlike each other.
+  const ids = server.requests.slice(1).map(({ id }) => id);
+  expect(ids).toEqual([expect.stringMatching(/^[\w-]{8}$/), expect.stringMatching(/^[\w-]{8}$/)]);
+  expect(ids[0]).not.toBe(ids[1]);
+  victim.close();
+  attacker.close();
+});
+
 async function waitFor(condition: () => boolean): Promise<void> {
   for (let i = 0; i < 500 && !condition(); i++) await Bun.sleep(10);
 }
@@ -154,8 +187,8 @@ test("QEMU's message bounds: just under goes upstream unchanged, at them refused
     { return: {}, id: "after" },
   ]);
   expect(server.requests.slice(1)).toEqual([
-    { ...under, id: expect.any(Number) },
-    { execute: "x", id: expect.any(Number) },
+    { ...under, id: expect.any(String) },
+    { execute: "x", id: expect.any(String) },
   ]);
   client.close();
 }, 60_000);

@@ -110,8 +110,8 @@ describe("proxy -s UPSTREAM: how it ends", () => {
     expect(await client.replies(1)).toEqual([{ return: {}, id: ["mine"] }]);
     await proxy.stderrLine(/^client 1 > \{"return":\{\},"id":\["mine"\]\}$/);
     expect(proxy.stderr()).toContain('client 1 < {"execute":"query-name","id":["mine"]}\n');
-    expect(proxy.stderr()).toMatch(/^upstream > \{"execute":"query-name","id":\d+\}$/m);
-    expect(proxy.stderr()).toMatch(/^upstream < \{"return":\{\},"id":\d+\}$/m);
+    expect(proxy.stderr()).toMatch(/^upstream > \{"execute":"query-name","id":"[\w-]{8}"\}$/m);
+    expect(proxy.stderr()).toMatch(/^upstream < \{"return":\{\},"id":"[\w-]{8}"\}$/m);
     expect(proxy.stderr()).toMatch(/^client 1 > \{"QMP":/m);
     client.close();
   });

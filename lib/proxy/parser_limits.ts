@@ -135,8 +135,9 @@ function numberLength(n: number): number {
 }
 
 /**
- * The proxy's ids are safe integers: measured with the longest one, a
- * message is never refused for the id the proxy puts in its place.
+ * One token at least as long as the proxy's ids (8 characters, quoted: 10
+ * bytes): measured with it, a message is never refused for the id the proxy
+ * puts in its place.
  */
 const LONGEST_PROXY_ID = Number.MAX_SAFE_INTEGER;
 
