@@ -28,12 +28,17 @@ function measureText(text: string) {
     bytes: new TextEncoder().encode(text).length,
     // An escaped U+0000 or lone surrogate (after an even run of backslashes), as the proxy looked for it in the text.
     unparsable: /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f])/.test(text),
+    // Noncharacters stay raw in the text: U+FDD0-U+FDEF, and U+xFFFE/U+xFFFF of every plane (as a pair beyond the BMP).
+    noncharacter:
+      /[\ufdd0-\ufdef\ufffe\uffff]|[\ud83f\ud87f\ud8bf\ud8ff\ud93f\ud97f\ud9bf\ud9ff\uda3f\uda7f\udabf\udaff\udb3f\udb7f\udbbf\udbff][\udffe\udfff]/
+        .test(text),
   };
 }
 
 /** Any UTF-16 unit (lone surrogates included), the characters JSON escapes, and characters beyond the BMP. */
 const unit = fc.oneof(
   fc.constantFrom('"', "\\", "\0", "\b", "\t", "\n", "\v", "\f", "\r", "\x1f", "\x7f", "\u2028", "\ud800", "\udfff"),
+  fc.constantFrom("\ufdd0", "\ufdef", "\ufffe", "\uffff", "\ud83f\udffe", "\udbff\udfff", "\ud83f\udffd", "\ufdcf"),
   fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)),
   fc.string({ unit: "binary", minLength: 1, maxLength: 1 }),
   fc.string({ unit: "grapheme-ascii", minLength: 1, maxLength: 1 }),
@@ -125,6 +130,17 @@ describe("refusedByQemuParser", () => {
     expect(refusedByQemuParser({ execute: "x", arguments: { ["\udc00"]: 1 } })).toBe(refusal);
     expect(refusedByQemuParser({ execute: "x", arguments: { s: "\ud83d" } })).toBe(refusal);
     expect(refusedByQemuParser({ execute: "x", arguments: { s: "\\u0000 \ud83d\ude00" } })).toBeUndefined();
+  });
+
+  test("noncharacters, in the BMP or beyond it, are refused as QEMU refuses them; their neighbours are not", () => {
+    const refusal = "JSON parse error, invalid UTF-8 sequence in string";
+    for (const s of ["\ufdd0", "\ufdef", "\ufffe", "\uffff", "\ud83f\udffe", "\udbff\udfff"]) {
+      expect(refusedByQemuParser({ execute: "x", arguments: { s: `a${s}` } })).toBe(refusal);
+      expect(refusedByQemuParser({ execute: "x", arguments: { [s]: 1 } })).toBe(refusal);
+    }
+    for (const s of ["\ufdcf", "\ufdf0", "\ufffd", "\ud83f\udffd", "\ud83e\udfff"]) {
+      expect(refusedByQemuParser({ execute: "x", arguments: { s } })).toBeUndefined();
+    }
   });
 
   test("tokens: counted as sent, the proxy's id one; QEMU's bound passes one under, refuses at it", () => {

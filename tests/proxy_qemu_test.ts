@@ -147,16 +147,18 @@ describe("proxy: per-connection commands and negotiation", () => {
     await proxy.stderrLine(/^qmpctl: proxy: client \d+ sent malformed JSON: disconnected/);
   });
 
-  test("JSON that QEMU's parser rejects (deep nesting, \\u0000) is refused with the client's id", async () => {
+  test("JSON that QEMU's parser rejects (deep nesting, \\u0000, a noncharacter) is refused with the client's id", async () => {
     const { client } = await negotiatedClient(shared);
     let deep: unknown = 1;
     for (let i = 0; i < 1100; i++) deep = [deep];
     client.send({ execute: "query-name", arguments: { deep }, id: "deep" });
     client.send({ execute: "human-monitor-command", arguments: { "command-line": "info\u0000" }, id: "nul" });
+    client.send({ execute: "human-monitor-command", arguments: { "command-line": "info \ufdd0" }, id: "nonchar" });
     client.send({ execute: "query-name", id: "after" });
-    expect(await client.replies(3)).toEqual([
+    expect(await client.replies(4)).toEqual([
       { error: { class: "GenericError", desc: "JSON nesting depth limit exceeded" }, id: "deep" },
       { error: { class: "GenericError", desc: expect.stringContaining("\\u0000") }, id: "nul" },
+      { error: { class: "GenericError", desc: "JSON parse error, invalid UTF-8 sequence in string" }, id: "nonchar" },
       { return: {}, id: "after" },
     ]);
     client.close();

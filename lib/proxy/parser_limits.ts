@@ -28,6 +28,8 @@ export interface JsonMeasure {
   bytes: number;
   /** Whether a key or string holds U+0000 or a lone surrogate, which the text escapes and QEMU refuses. */
   unparsable: boolean;
+  /** Whether a key or string holds a noncharacter (U+FDD0-U+FDEF, U+xFFFE, U+xFFFF), which QEMU refuses too. */
+  noncharacter: boolean;
 }
 
 /**
@@ -36,11 +38,11 @@ export interface JsonMeasure {
  * print it, without printing it.
  * @example
  * ```ts
- * measureJson({ execute: "stop", id: 1 }); // { depth: 1, tokens: 9, bytes: 25, unparsable: false }
+ * measureJson({ execute: "stop", id: 1 }); // { depth: 1, tokens: 9, bytes: 25, unparsable: false, noncharacter: false }
  * ```
  */
 export function measureJson(value: unknown): JsonMeasure {
-  const counter = { tokens: 0, bytes: 0, unparsable: false };
+  const counter = { tokens: 0, bytes: 0, unparsable: false, noncharacter: false };
   const depth = walk(value, counter);
   return { depth, ...counter };
 }
@@ -49,6 +51,7 @@ interface Counter {
   tokens: number;
   bytes: number;
   unparsable: boolean;
+  noncharacter: boolean;
 }
 
 /** Add `value`'s tokens and bytes to `counter`; its depth. */
@@ -98,7 +101,7 @@ function walk(value: unknown, counter: Counter): number {
 /** How JSON.stringify prints U+0000 to U+001F: `\b \t \n \f \r` in 2 bytes, the others as `\u00XX` in 6. */
 const CONTROL_BYTES = Array.from({ length: 0x20 }, (_, c) => (c >= 8 && c <= 13 && c !== 11 ? 2 : 6));
 
-/** UTF-8 bytes of `s` as JSON.stringify prints it, quotes included; a `\u0000` or lone surrogate is noted in `counter`. */
+/** UTF-8 bytes of `s` as JSON.stringify prints it, quotes included; a `\u0000`, lone surrogate or noncharacter is noted in `counter`. */
 function stringBytes(s: string, counter: Counter): number {
   let bytes = s.length + 2;
   for (let i = 0; i < s.length; i++) {
@@ -109,9 +112,13 @@ function stringBytes(s: string, counter: Counter): number {
         if (c === 0) counter.unparsable = true;
       } else if (c === 0x22 || c === 0x5c) bytes++; // \" and \\
     } else if (c < 0x800) bytes++;
-    else if (c < 0xd800 || c > 0xdfff) bytes += 2;
-    else if (c < 0xdc00 && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+    else if (c < 0xd800 || c > 0xdfff) {
+      bytes += 2;
+      if ((c >= 0xfdd0 && c <= 0xfdef) || c >= 0xfffe) counter.noncharacter = true;
+    } else if (c < 0xdc00 && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
       bytes += 2; // a pair: 4 bytes for 2 units
+      // U+xFFFE and U+xFFFF of the other planes: the high unit's last 6 bits and the low unit's last 10 are all ones but the lowest.
+      if ((c & 0x3f) === 0x3f && (s.charCodeAt(i + 1) & 0x3fe) === 0x3fe) counter.noncharacter = true;
       i++;
     } else {
       bytes += 5; // \udXXX
@@ -154,6 +161,7 @@ export function refusedByQemuParser(message: Record<string, unknown>): string | 
   const depth = "id" in message ? Math.max(sent.depth, 1 + measureJson(message.id).depth) : sent.depth;
   if (depth > MAX_NESTING) return "JSON nesting depth limit exceeded";
   if (sent.unparsable) return "JSON parse error, \\u0000 and unpaired surrogates are not supported";
+  if (sent.noncharacter) return "JSON parse error, invalid UTF-8 sequence in string"; // as QEMU says it
   if (sent.tokens >= MAX_TOKEN_COUNT) {
     return `JSON token count limit exceeded: ${sent.tokens} tokens, QEMU parses fewer than ${MAX_TOKEN_COUNT} in one message`;
   }
