@@ -125,6 +125,25 @@ describe("exec", () => {
     await qemu.control.execute("blockdev-del", { "node-name": "r0" });
   });
 
+  test("JSON in a KEY=VALUE word for an object reaches QEMU with its numbers as written, beyond 2^53 too", async () => {
+    // 2^62 + 1536: a whole number of sectors (QEMU rounds a size up to one) that no double holds
+    const file = '{"driver":"null-co","node-name":"n9","size":4611686018427389440}';
+    const added = await qmpctl([
+      "-s",
+      qemu.socket,
+      "exec",
+      "blockdev-add",
+      "driver=raw",
+      "node-name=r9",
+      `file=${file}`,
+    ]);
+    expect(added).toEqual(expect.objectContaining({ code: 0, stdout: "{}\n", stderr: "" }));
+    const nodes = await qmpctl(["-s", qemu.socket, "exec", "query-named-block-nodes", "flat=true"]);
+    expect(nodes.code).toBe(0);
+    expect(nodes.stdout.match(/"virtual-size":\d+/g)).toContain('"virtual-size":4611686018427389440');
+    await qemu.control.execute("blockdev-del", { "node-name": "r9" });
+  });
+
   test("--args JSON reaches QEMU, and a KEY=VALUE word wins over the same key in it", async () => {
     const args = JSON.stringify({ "qom-type": "memory-backend-ram", id: "m1", size: 1024 });
     const result = await qmpctl(["-s", qemu.socket, "exec", "object-add", "--args", args, "size=2048"]);

@@ -87,6 +87,13 @@ describe("typeArguments: structure", () => {
     );
   });
 
+  test("JSON in a word for an alternate or an array keeps its numbers as written (beyond 2^53 too)", () => {
+    expect(JSON.stringify(typed(["mixed=18446744073709551615"]).mixed)).toBe("18446744073709551615");
+    expect(JSON.stringify(typed(["mixed=[9007199254740993,-0]"]).mixed)).toBe("[9007199254740993,-0]");
+    // As QEMU's parser reads it, 1.0 is a double: no int branch takes it.
+    expect(errorOf(() => typed(["mixed=1.0"])).message).toStartWith("typed: 'mixed=1.0': expected int, or bool");
+  });
+
   test("alternate of str and null: null is null, anything else a string", () => {
     expect(typed(["nullable=null"]).nullable).toBeNull();
     expect(typed(["nullable=123"]).nullable).toBe("123");

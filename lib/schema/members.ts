@@ -7,6 +7,7 @@
  */
 import type { Schema } from "./model.ts";
 import type { MemberInfo, TypeInfo } from "./digest.ts";
+import { isRawNumber } from "../exact_json.ts";
 
 /** The members of an object type, with those of the union branch its tag selects (by `tagOf`). */
 export function membersOf(
@@ -23,18 +24,24 @@ export function membersOf(
   return branch.kind === "object" ? [...members, ...membersOf(schema, branch, tagOf)] : members;
 }
 
-/** Whether a JSON value has the JSON type of a type (how QEMU picks an alternate's branch). */
+/**
+ * Whether a JSON value has the JSON type of a type (how QEMU picks an
+ * alternate's branch). A number kept as written (exact_json.ts) is a number,
+ * and an int only when written without fraction or exponent, as QEMU's
+ * parser reads it (`1.0` is a double there).
+ */
 export function fits(schema: Schema, value: unknown, typeName: string): boolean {
   const type = schema.type(typeName);
+  const raw = isRawNumber(value);
   switch (type.kind) {
     case "builtin":
       switch (type.json) {
         case "string":
           return typeof value === "string";
         case "int":
-          return Number.isInteger(value);
+          return raw ? /^-?\d+$/.test(value.rawJSON) : Number.isInteger(value);
         case "number":
-          return typeof value === "number";
+          return raw || typeof value === "number";
         case "boolean":
           return typeof value === "boolean";
         case "null":
@@ -47,7 +54,7 @@ export function fits(schema: Schema, value: unknown, typeName: string): boolean 
     case "array":
       return Array.isArray(value);
     case "object":
-      return typeof value === "object" && value !== null && !Array.isArray(value);
+      return typeof value === "object" && value !== null && !Array.isArray(value) && !raw;
     case "alternate":
       return type.members.some((m) => fits(schema, value, m));
     default:

@@ -5,6 +5,7 @@
  * @module
  */
 import { jsonOrString } from "../args.ts";
+import { parseExact } from "../exact_json.ts";
 
 /** The value of `text` for a built-in JSON type, or undefined if it cannot be one. */
 export function scalar(text: string, json: string): unknown {
@@ -52,10 +53,10 @@ function parseInteger(text: string): unknown {
   return rawJSON ? rawJSON(text) : undefined;
 }
 
-/** The JSON value of `text`, or undefined when it is not JSON. */
+/** The JSON value of `text` (numbers kept as written: exact_json.ts), or undefined when it is not JSON. */
 export function parseJson(text: string): unknown {
   try {
-    return JSON.parse(text);
+    return parseExact(text);
   } catch {
     return undefined;
   }
