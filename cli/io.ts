@@ -165,7 +165,25 @@ const NAMED: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
 
 /** `text` with each control character written as `\n`, `\r`, `\t` or `\xHH`. */
 export function escapeControls(text: string): string {
-  return text.replace(CONTROL, (c) => NAMED[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
+  return text.replace(CONTROL, escapeOne);
+}
+
+// The same, but for line feeds and tabs.
+// deno-lint-ignore no-control-regex -- matching control characters is the point
+const CONTROL_BUT_LINES = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+
+/**
+ * Text of many lines for a terminal (the shell's results, QEMU's error
+ * text, the human monitor's text): control characters escaped as
+ * `escapeControls` does, but line feeds and tabs kept, so that what QEMU
+ * or a guest wrote lays out as lines and never acts as an escape sequence.
+ */
+export function escapeControlsKeepLines(text: string): string {
+  return text.replace(CONTROL_BUT_LINES, escapeOne);
+}
+
+function escapeOne(c: string): string {
+  return NAMED[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`;
 }
 
 let stdinBytes: Promise<Uint8Array> | undefined;

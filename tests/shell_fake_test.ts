@@ -39,6 +39,62 @@ describe("qmpctl shell against a fake server", () => {
   });
 });
 
+describe("qmpctl shell: text from QEMU reaches the terminal as text", () => {
+  // Each would act on a terminal: recolour, clear the screen, set the title, write the clipboard (OSC 52),
+  // return to the start of the line, and a C1 CSI (U+009B) that some terminals obey.
+  const HOSTILE = "\u001b[31mred\u001b[2J\u001b]0;title\u0007\u001b]52;c;cHduZWQ=\u0007\rback\u009b2J";
+  const SHOWN = "\\x1b[31mred\\x1b[2J\\x1b]0;title\\x07\\x1b]52;c;cHduZWQ=\\x07\\rback\\x9b2J";
+
+  test("a QEMU error's class and description, and the VM name in the prompt, are shown escaped", async () => {
+    const server = fakeServer(async (connection) => {
+      await connection.handshake();
+      connection.reply(await connection.nextRequest(), { name: "vm\u001b[7m" }); // query-name
+      const request = await connection.nextRequest();
+      connection.sendJson({ error: { class: "Generic\u001b[5mError", desc: `bad ${HOSTILE}` }, id: request.id });
+    });
+    const terminal = await startTerminal([QMPCTL, "shell", "-s", server.path], { env: ENV(), columns: 200 });
+    try {
+      await terminal.waitForLastLine("(vm\\x1b[7m)");
+      await terminal.type("stop");
+      await terminal.press("Enter");
+      const screen = await terminal.waitFor("the error and a new prompt", (s) => s.length >= 3 && s.at(-2) !== "");
+      expect(screen.slice(-3)).toEqual([
+        "(vm\\x1b[7m) stop",
+        `Generic\\x1b[5mError: bad ${SHOWN}`,
+        "(vm\\x1b[7m)",
+      ]);
+    } finally {
+      await terminal.close();
+      server.stop();
+    }
+  });
+
+  test("shell --hmp: the monitor's text keeps its lines, its other control characters are shown escaped", async () => {
+    const server = fakeServer(async (connection) => {
+      await connection.handshake();
+      connection.reply(await connection.nextRequest(), { name: "vm1" }); // query-name
+      const request = await connection.nextRequest();
+      connection.reply(request, `line one\r\n\tline ${HOSTILE}\r\n`);
+    });
+    const terminal = await startTerminal([QMPCTL, "shell", "--hmp", "-s", server.path], { env: ENV(), columns: 200 });
+    try {
+      await terminal.waitForLastLine("(vm1)");
+      await terminal.type("info status");
+      await terminal.press("Enter");
+      const screen = await terminal.waitFor("the text and a new prompt", (s) => s.length >= 4 && s.at(-2) !== "");
+      expect(screen.slice(-4)).toEqual([
+        "(vm1) info status",
+        "line one",
+        `        line ${SHOWN}`,
+        "(vm1)",
+      ]);
+    } finally {
+      await terminal.close();
+      server.stop();
+    }
+  });
+});
+
 describe("qmpctl shell and its bounds", () => {
   test("a --timeout that runs out before the prompt (QEMU does not say its name) ends the shell with 124", async () => {
     const server = fakeServer(async (connection) => {

@@ -1,6 +1,6 @@
 /** The shell's pure parts: words, keys, the line editor, TAB, and HMP help parsing. */
 import { describe, expect, test } from "bun:test";
-import { applyCompletion, formatColumns, wordsBefore } from "../cli/shell/completion.ts";
+import { applyCompletion, formatColumns, matching, wordsBefore } from "../cli/shell/completion.ts";
 import { LineEditor } from "../cli/shell/editor.ts";
 import { parseHelpNames, parseInfoNames } from "../cli/shell/hmp_mode.ts";
 import { KeyParser } from "../cli/shell/keys.ts";
@@ -62,6 +62,12 @@ describe("applyCompletion", () => {
     });
     expect(applyCompletion("query-stat", { start: 0, candidates })).toEqual({ kind: "list", candidates });
     expect(applyCompletion("nothing", { start: 0, candidates: [] })).toEqual({ kind: "none" });
+  });
+
+  test("matching leaves out a name with a control character: TAB never puts one into the line", () => {
+    expect(matching("query-", ["query-status", "query-\u001b[2Jx", "query-\u009bname", "stop"])).toEqual([
+      "query-status",
+    ]);
   });
 
   test("formatColumns lays candidates out in columns that fit the width", () => {

@@ -5,7 +5,7 @@
  * @module
  */
 import type { QmpClient } from "../../lib/client.ts";
-import { stdinIsTerminal, stdoutIsTerminal } from "../io.ts";
+import { escapeControls, stdinIsTerminal, stdoutIsTerminal } from "../io.ts";
 import { type CommandContext, withClient } from "../session.ts";
 import { ShellContext } from "./context.ts";
 import { HmpMode } from "./hmp_mode.ts";
@@ -40,12 +40,12 @@ export async function runShell(context: CommandContext): Promise<number> {
   });
 }
 
-/** The VM's name (`-name`), or "QEMU" when it has none. */
+/** The VM's name (`-name`) for the prompt, its control characters escaped; "QEMU" when it has none. */
 async function vmName(client: QmpClient, signal: AbortSignal): Promise<string> {
   const answer = await client.execute("query-name", undefined, { signal }).catch((error) => {
     if (signal.aborted) throw error; // --timeout or Ctrl-C ends the shell before it starts
     return undefined; // no name to show
   });
   const name = (answer as { name?: unknown } | undefined)?.name;
-  return typeof name === "string" && name !== "" ? name : "QEMU";
+  return typeof name === "string" && name !== "" ? escapeControls(name) : "QEMU";
 }

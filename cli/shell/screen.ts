@@ -5,8 +5,14 @@
  * the cursor where it was. Lines longer than the terminal wrap; the screen
  * remembers on which row of its block the cursor stands.
  *
+ * Text printed above the prompt comes from QEMU and the guest (results,
+ * error text, the human monitor's text, events): its control characters are
+ * escaped (cli/io.ts), so it cannot move the cursor, recolour, retitle or
+ * write the clipboard; only its line feeds and tabs act.
+ *
  * @module
  */
+import { escapeControlsKeepLines } from "../io.ts";
 
 const ESC = "\x1b[";
 
@@ -39,11 +45,15 @@ export class Screen {
     this.#write(this.#erase() + this.#draw({ prompt, text, cursor }));
   }
 
-  /** Print text (ending with a newline or not) above the prompt, then draw the prompt again. */
+  /**
+   * Print text (ending with a newline or not) above the prompt, then draw
+   * the prompt again; control characters but line feeds and tabs are
+   * escaped.
+   */
   print(text: string): void {
     if (text === "") return;
     const shown = this.#shown;
-    let out = this.#erase() + toTerminal(text.endsWith("\n") ? text : text + "\n");
+    let out = this.#erase() + toTerminal(escapeControlsKeepLines(text.endsWith("\n") ? text : text + "\n"));
     if (shown) out += this.#draw(shown);
     this.#write(out);
   }
