@@ -2,7 +2,7 @@
 import type { QmpClient } from "../lib/client.ts";
 import { TimeoutError } from "../lib/errors.ts";
 import { type MigrationInfo, MigrationWatch } from "../lib/migration.ts";
-import { asDouble } from "../lib/exact_json.ts";
+import { asDouble, numberText } from "../lib/exact_json.ts";
 import { EXIT, exitStatusHelp } from "./exit_status.ts";
 import { writeStderrLine, writeStdout } from "./io.ts";
 import { UsageError } from "./options.ts";
@@ -101,7 +101,7 @@ async function followAndPrint(
 function migrationSample(info: MigrationInfo): ProgressSample[] {
   const ram = info.ram;
   const json = { progress: "migration", status: info.status };
-  if (!ram) return [{ label: `migration ${info.status}`, done: 0, total: 0, json }];
+  if (!ram) return [{ label: `migration ${word(info.status)}`, done: 0, total: 0, json }];
   // Numbers QEMU prints with more digits than a double keeps arrive as their text (lib/exact_json.ts).
   const pass = ram["dirty-sync-count"], dirty = ram["dirty-pages-rate"];
   const total = asDouble(ram.total) ?? 0, mbps = asDouble(ram.mbps) ?? 0;
@@ -110,7 +110,16 @@ function migrationSample(info: MigrationInfo): ProgressSample[] {
     done: Math.max(0, total - (asDouble(ram.remaining) ?? 0)),
     total,
     rate: mbps > 0 ? (mbps * 1e6) / 8 : undefined, // QEMU's mbps: megabits per second
-    notes: [`pass ${pass}`, `dirty ${dirty} pages/s`, ...(info.status === "active" ? [] : [String(info.status)])],
+    notes: [
+      `pass ${word(pass)}`,
+      `dirty ${word(dirty)} pages/s`,
+      ...(info.status === "active" ? [] : [word(info.status)]),
+    ],
     json: { ...json, pass, "dirty-pages-rate": dirty },
   }];
+}
+
+/** A value of QEMU's for the line: a number kept as written (an object without a string form) by its text. */
+function word(value: unknown): string {
+  return numberText(value) ?? String(value);
 }

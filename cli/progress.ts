@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { env, stderrColumns, stderrIsTerminal, writeStderr } from "./io.ts";
+import { env, escapeControls, stderrColumns, stderrIsTerminal, writeStderr } from "./io.ts";
 import { UsageError } from "./options.ts";
 import type { CommandContext } from "./session.ts";
 
@@ -136,15 +136,18 @@ export function progressJson(sample: ProgressSample): Record<string, unknown> {
 /**
  * The line for a sample, at most `width` characters wide: parts that do not
  * fit are left out, the least useful first (bar, notes, time left, rate).
+ * The label and notes hold QEMU's words (a job's id and type, a status):
+ * their control characters are escaped, as on every stderr line.
  */
 export function progressLine(sample: ProgressSample, width: number, color: boolean): string {
   const percent = percentOf(sample);
   const left = secondsLeft(sample);
-  const head = `${sample.label} ${percent.toFixed(0).padStart(3)}%`;
+  const head = `${escapeControls(sample.label)} ${percent.toFixed(0).padStart(3)}%`;
   const amounts = `${formatBytes(sample.done)}/${formatBytes(sample.total)}`;
   const rate = sample.rate === undefined ? undefined : `${formatBytes(sample.rate)}/s`;
   const eta = left === undefined ? undefined : `${formatSeconds(left)} left`;
-  const optional = [amounts, rate, eta, ...(sample.notes ?? [])].filter((p): p is string => p !== undefined);
+  const notes = (sample.notes ?? []).map(escapeControls);
+  const optional = [amounts, rate, eta, ...notes].filter((p): p is string => p !== undefined);
   // Drop from the end until head + parts + a bar of at least 10 cells fit; then the bar too.
   for (let keep = optional.length; keep >= 0; keep--) {
     const text = [head, ...optional.slice(0, keep)].join("  ");

@@ -1,0 +1,65 @@
+/**
+ * The progress line of `job wait` and `migrate wait` (--progress: drawn on
+ * stderr whatever it is) against a fake server, for what QEMU itself will not
+ * send: numbers beyond 2^53 and control characters in its words.
+ */
+import { expect, test } from "bun:test";
+import { qmpctl } from "./helpers/cli.ts";
+import { type FakeConnection, fakeServers } from "./helpers/fake_server.ts";
+
+const serve = fakeServers();
+/** A wide line without colour: every part of it is drawn, and only the redraw's own escapes are in it. */
+const WIDE = { env: { COLUMNS: "200", NO_COLOR: "1" } };
+
+/** Answer each request by its command: the first answers of `answers[command]` in turn, its last one after that. */
+async function answer(c: FakeConnection, answers: Record<string, string[]>): Promise<void> {
+  await c.handshake();
+  const given: Record<string, number> = {};
+  for (;;) {
+    const request = await c.nextRequest();
+    const command = String(request.execute);
+    const list = answers[command];
+    if (!list) {
+      c.sendJson({ error: { class: "CommandNotFound", desc: `no ${command}` }, id: request.id });
+      continue;
+    }
+    const i = Math.min(given[command] = (given[command] ?? -1) + 1, list.length - 1);
+    c.send(`{"return": ${list[i]}, "id": ${JSON.stringify(request.id)}}\r\n`);
+  }
+}
+
+test("migrate wait --progress: counters beyond 2^53 are drawn by their digits, and the final state printed", async () => {
+  const active = '{"status": "active", "ram": {"total": 4096, "remaining": 1024, "transferred": 3072, ' +
+    '"mbps": 8.0, "dirty-sync-count": 18446744073709551615, "dirty-pages-rate": 9007199254740993, ' +
+    '"page-size": 4096}}';
+  const server = serve((c) =>
+    answer(c, { "query-migrate": [active, '{"status": "completed", "total-time": 18446744073709551615}'] })
+  );
+  const result = await qmpctl(["-s", server.path, "migrate", "wait", "--progress", "--timeout", "10s"], WIDE);
+  expect(result).toMatchObject({
+    code: 0,
+    stdout: '{"status":"completed","total-time":18446744073709551615}\n',
+  });
+  expect(result.stderr).toContain("pass 18446744073709551615  dirty 9007199254740993 pages/s");
+  expect(result.stderr).not.toContain("qmpctl:");
+});
+
+test("job wait --progress: a job id and type with control characters are drawn escaped", async () => {
+  const job = (status: string) =>
+    JSON.stringify({
+      id: "b0\u001b]0;title\u0007\u001b[2J",
+      type: "backup\r\u009b",
+      status,
+      "current-progress": 512,
+      "total-progress": 1024,
+    });
+  const server = serve((c) => answer(c, { "query-jobs": [`[${job("running")}]`, `[${job("concluded")}]`] }));
+  const result = await qmpctl(["-s", server.path, "job", "wait", "--progress", "--timeout", "10s"], WIDE);
+  expect(result.code).toBe(0);
+  // The line is redrawn in place (\r, erase to the end of the line: qmpctl's own), its words escaped.
+  expect(result.stderr).toContain("] backup\\r\\x9b b0\\x1b]0;title\\x07\\x1b[2J  50%");
+  expect(result.stderr.replaceAll("\r", "").replaceAll("\u001b[K", "")).not.toMatch(
+    // deno-lint-ignore no-control-regex -- no control character but those of the redraw
+    /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/,
+  );
+});
