@@ -2,6 +2,7 @@
 import { abortable } from "../lib/abort.ts";
 import { decodeBase64, encodeBase64 } from "../lib/base64.ts";
 import { AbortedError, abortErrorFor, ProtocolError } from "../lib/errors.ts";
+import { numberText } from "../lib/exact_json.ts";
 import { connectAgent } from "./ga_connect.ts";
 import { localError } from "./ga_cp.ts";
 import { readBytes, writeStderrBytes, writeStderrLine, writeStdoutBytes } from "./io.ts";
@@ -21,8 +22,8 @@ const LONGEST_POLL_MS = 500;
 /** What guest-exec-status returns (qga/qapi-schema.json, GuestExecStatus). */
 interface ExecStatus {
   exited: boolean;
-  exitcode?: number;
-  signal?: number;
+  exitcode?: unknown; // an integer, 32 bits on a Windows guest
+  signal?: unknown;
   "out-data"?: string;
   "err-data"?: string;
   "out-truncated"?: boolean;
@@ -77,11 +78,33 @@ export async function run(context: CommandContext): Promise<number> {
         writeStderrLine(`qmpctl: warning: the guest agent cut ${path}'s std${stream} (qemu-ga keeps at most 16 MB)`);
       }
     }
-    if (typeof status.signal === "number") return 128 + status.signal;
-    return status.exitcode ?? 0;
+    return exitStatusOf(status, path);
   } finally {
     agent.close();
   }
+}
+
+/**
+ * qmpctl's exit status for how the program ended: its status, or 128+N for
+ * signal N. An exit status holds 0-255 only, and a Windows guest's status is
+ * 32 bits (256, 0xC0000005): taken modulo 256 a failure could read as
+ * success. Such a status (or one that is no integer) exits 1, and stderr
+ * says what the guest reported.
+ */
+function exitStatusOf(status: ExecStatus, path: string): number {
+  const { signal, exitcode = 0 } = status;
+  const within = (n: unknown, low: number, high: number): n is number =>
+    Number.isInteger(n) && (n as number) >= low && (n as number) <= high;
+  if (signal === undefined && within(exitcode, 0, 255)) return exitcode;
+  if (signal !== undefined && within(signal, 1, 127)) return 128 + signal;
+  const reported = signal === undefined ? `status ${text(exitcode)}` : `signal ${text(signal)}`;
+  writeStderrLine(`qmpctl: ${path} ended with ${reported}, which no exit status can carry (0-255): exit status 1`);
+  return 1;
+}
+
+/** A value the agent sent, as its JSON text (a number kept as written by its digits). */
+function text(value: unknown): string {
+  return numberText(value) ?? JSON.stringify(value);
 }
 
 /** The bytes for --stdin: a file, or qmpctl's own stdin for `-`. */

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { qmpctl, startQmpctl } from "./helpers/cli.ts";
-import { qmpctlBytes, startAgent, type TestAgent } from "./helpers/qemu_ga.ts";
+import { fakeAgent, qmpctlBytes, startAgent, type TestAgent } from "./helpers/qemu_ga.ts";
 
 let agent: TestAgent;
 let randomFile: string;
@@ -157,5 +157,46 @@ describe("ga exec", () => {
       code: 2,
       stderr: expect.stringContaining("--stdin: cannot read /nonexistent/input"),
     });
+  });
+});
+
+describe("ga exec: a status beyond what an exit status holds (a Windows guest's are 32 bits)", () => {
+  /** A fake agent whose program ends with `status` (guest-exec-status's members). */
+  const agentEnding = (status: string) =>
+    fakeAgent((request, connection) => {
+      const reply = (value: string) => connection.send(`{"return": ${value}, "id": ${JSON.stringify(request.id)}}\n`);
+      if (request.execute === "guest-sync-delimited") {
+        connection.send(new Uint8Array([0xff]));
+        connection.send(`{"return": ${(request.arguments as { id: number }).id}}\n`);
+      } else if (request.execute === "guest-exec") reply('{"pid": 7}');
+      else if (request.execute === "guest-exec-status") reply(`{"exited": true, ${status}}`);
+    });
+
+  test.each([
+    ['"exitcode": 256', "status 256"], // modulo 256: 0, success
+    ['"exitcode": 3221225477', "status 3221225477"], // 0xC0000005, an access violation: 5
+    ['"exitcode": 18446744073709551617', "status 18446744073709551617"], // modulo 256, as a double: 0
+    ['"signal": 300', "signal 300"], // 128 + 300, modulo 256: 172
+  ])("%s exits 1 and says what the guest reported", async (status, reported) => {
+    const fake = agentEnding(status);
+    try {
+      const result = await qmpctl(["-s", fake.path, "ga", "exec", "--", "prog.exe"]);
+      expect(result).toMatchObject({
+        code: 1,
+        stdout: "",
+        stderr: `qmpctl: prog.exe ended with ${reported}, which no exit status can carry (0-255): exit status 1\n`,
+      });
+    } finally {
+      fake.stop();
+    }
+  });
+
+  test("a status within 0-255 is qmpctl's, as before", async () => {
+    const fake = agentEnding('"exitcode": 255');
+    try {
+      expect(await qmpctl(["-s", fake.path, "ga", "exec", "--", "prog.exe"])).toMatchObject({ code: 255, stderr: "" });
+    } finally {
+      fake.stop();
+    }
   });
 });
