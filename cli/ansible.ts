@@ -10,6 +10,7 @@
  * @module
  */
 import { CommandError, DisconnectedError, QmpError } from "../lib/errors.ts";
+import { numberText, parseExact } from "../lib/exact_json.ts";
 import type { QmpEvent } from "../lib/events.ts";
 import { parseDuration } from "./duration.ts";
 import { readEventWait, subscribe } from "./event_output.ts";
@@ -80,7 +81,7 @@ export async function run(context: CommandContext): Promise<number> {
 function parseParams(text: string): ModuleParams {
   let params: unknown;
   try {
-    params = JSON.parse(text);
+    params = parseExact(text); // Ansible writes ints exactly (Python): sent as written
   } catch {
     throw new UsageError("the arguments file is not JSON (the module needs WANT_JSON)");
   }
@@ -148,7 +149,7 @@ async function runModule(context: CommandContext, params: ModuleParams): Promise
   const signal = timeoutMs > 0 ? AbortSignal.any([context.signal, AbortSignal.timeout(timeoutMs)]) : context.signal;
   const options = new ParsedOptions();
   if (params.match !== undefined) options.set("match", matchWords(params.match));
-  if (params.count !== undefined) options.set("count", String(params.count));
+  if (params.count !== undefined) options.set("count", numberText(params.count) ?? String(params.count));
   const session: CommandContext = {
     ...context,
     options,
@@ -198,7 +199,7 @@ function text(value: unknown, name: string): string | undefined {
 
 function duration(value: unknown, name: string, otherwise: number): number {
   if (value === undefined || value === null) return otherwise;
-  return parseDuration(String(value), name);
+  return parseDuration(numberText(value) ?? String(value), name);
 }
 
 /** A `match` dict as `--match` words: a string as text (KEY=VALUE), anything else as its JSON (KEY:=JSON). */

@@ -217,6 +217,26 @@ describe("qmpctl ansible ARGS_FILE (what the module runs), directly", () => {
     });
     expect(result).toEqual({ changed: true, return: "none-machine" });
   });
+
+  test("numbers in the arguments file reach QEMU as written, and the result prints them so (beyond 2^53)", async () => {
+    // Ansible (Python) writes ints exactly. 2^62 + 1536: whole sectors (QEMU rounds a size up), no double.
+    const size = "4611686018427389440";
+    const run = async (text: string) => {
+      const file = join(dir, "args-exact.json");
+      writeFileSync(file, text);
+      const result = await qmpctl(["ansible", file]);
+      expect(result).toMatchObject({ code: 0, stderr: "" });
+      return result.stdout;
+    };
+    const file = `{"driver": "null-co", "node-name": "nbig", "size": ${size}}`;
+    expect(await run(`{"socket": ${JSON.stringify(qemu.socket)}, "execute": "blockdev-add", "arguments": ${file}}`))
+      .toBe('{"changed":true,"return":{}}\n');
+    const nodes = await run(
+      `{"socket": ${JSON.stringify(qemu.socket)}, "execute": "query-named-block-nodes", "arguments": {"flat": true}}`,
+    );
+    expect(nodes).toContain(`"virtual-size":${size}`);
+    await qemu.control.execute("blockdev-del", { "node-name": "nbig" });
+  });
 });
 
 describe("the module's wrapper (library/qmp) run directly, as Ansible runs it", () => {
