@@ -11,7 +11,7 @@
  */
 import { env, escapeControls, stderrColumns, stderrIsTerminal, writeStderr } from "./io.ts";
 import { UsageError } from "./options.ts";
-import type { CommandContext } from "./session.ts";
+import { type CommandContext, formatJson } from "./session.ts";
 
 /** The options that choose the progress form (declared in cli/registry.ts). */
 const PROGRESS_OPTIONS = ["progress", "no-progress", "progress-json"];
@@ -64,7 +64,7 @@ export class ProgressReporter {
     if (this.#mode === "off" || samples.length === 0) return;
     const measured = samples.map((s) => ({ ...s, rate: s.rate ?? this.#measure(s) }));
     if (this.#mode === "json") {
-      this.#write(measured.map((s) => JSON.stringify(progressJson(s)) + "\n").join(""));
+      this.#write(measured.map((s) => formatJson(progressJson(s), false)).join(""));
       return;
     }
     const one = measured.length === 1 ? measured[0] : combine(measured);

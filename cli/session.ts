@@ -95,9 +95,31 @@ export async function withClient<T>(
   }
 }
 
-/** One JSON value as a line: compact, or indented with `--pretty`. */
+/**
+ * One JSON value as a line: compact, or indented with `--pretty`. Control
+ * characters in strings are escapes (`\u001b`), so that text from QEMU or a
+ * guest cannot act on a terminal; JSON.stringify writes DEL and the C1
+ * controls (U+007F..U+009F, which some terminals obey) as they are, so they
+ * are written as escapes here (the same JSON value).
+ */
 export function formatJson(value: unknown, pretty: boolean): string {
-  return JSON.stringify(value, null, pretty ? 2 : undefined) + "\n";
+  return escapeC1(JSON.stringify(value, null, pretty ? 2 : undefined)) + "\n";
+}
+
+const C1 = /[\u007f-\u009f]/g;
+
+/** JSON text with DEL and the C1 controls as `\u` escapes (they can stand only inside its strings). */
+function escapeC1(json: string): string {
+  // A short text (a one-shot reply) is searched by a loop: a process's first regex costs ~0.5 ms.
+  let found = false;
+  if (json.length > 4096) found = json.search(C1) >= 0;
+  else {
+    for (let i = 0; i < json.length && !found; i++) {
+      const c = json.charCodeAt(i);
+      found = c >= 0x7f && c <= 0x9f;
+    }
+  }
+  return found ? json.replace(C1, (c) => `\\u00${c.charCodeAt(0).toString(16)}`) : json;
 }
 
 /** Write output text: to stdout, or through the target's writer. */

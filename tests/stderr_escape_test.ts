@@ -29,3 +29,19 @@ test("a user word with a newline and an escape is escaped in the usage error", a
   expect(result.stderr.split("\n")).toHaveLength(2);
   expect(result.stderr).not.toContain("\u001b");
 });
+
+test("JSON on stdout writes DEL and the C1 controls as escapes too (JSON.stringify leaves them raw), --pretty too", async () => {
+  // U+009B is CSI for terminals that obey C1 controls: raw, it would clear the screen.
+  const name = "vm\u009b2J\u0085\u007f\u001b[2J";
+  const server = serve(async (c) => {
+    await c.handshake();
+    for (;;) c.reply(await c.nextRequest(), { name });
+  });
+  for (const pretty of [[], ["--pretty"]]) {
+    const result = await qmpctl(["-s", server.path, "exec", "query-name", ...pretty]);
+    expect(result.code).toBe(0);
+    const member = '"name":' + (pretty.length ? " " : "") + '"vm\\u009b2J\\u0085\\u007f\\u001b[2J"';
+    expect(result.stdout).toBe(pretty.length ? `{\n  ${member}\n}\n` : `{${member}}\n`);
+    expect(JSON.parse(result.stdout)).toEqual({ name }); // the same value
+  }
+});
