@@ -45,3 +45,14 @@ test("JSON on stdout writes DEL and the C1 controls as escapes too (JSON.stringi
     expect(JSON.parse(result.stdout)).toEqual({ name }); // the same value
   }
 });
+
+test("completion leaves out a name from QEMU with a newline or an escape (a job id from query-jobs)", async () => {
+  const server = serve(async (c) => {
+    await c.handshake();
+    c.reply(await c.nextRequest(), [{ id: "nightly" }, { id: "evil\nrm -rf ~" }, { id: "b\u001b[2J" }, {
+      id: "c\u009b",
+    }]);
+  });
+  const result = await qmpctl(["completions", "complete", "--", "-s", server.path, "job", "wait", ""]);
+  expect(result).toMatchObject({ code: 0, stdout: "nightly\n", stderr: "" });
+});
