@@ -13,7 +13,7 @@ import type { QmpClient } from "../lib/client.ts";
 import { AGENT_COMMANDS, agentSchemaDigest } from "../lib/agent_schema.ts";
 import { completeArgumentWord, loadSchema, Schema, type SchemaScope } from "../lib/schema/mod.ts";
 import { COMPLETION_SCRIPTS, FILES_DIRECTIVE } from "./completion_scripts.ts";
-import { env, writeStdout } from "./io.ts";
+import { env, hasControl, writeStdout } from "./io.ts";
 import { type OptionSpec, type OptionTable, tableOptions, UsageError } from "./options.ts";
 import { type CommandContext, withClient } from "./session.ts";
 
@@ -41,14 +41,6 @@ Install:
         after compinit)
   fish  qmpctl completions fish > ~/.config/fish/completions/qmpctl.fish`;
 
-/**
- * Control characters, which no name QEMU should send holds: one in a
- * candidate would split it in two (a newline) or go into the user's command
- * line and terminal as typed (an escape sequence).
- */
-// deno-lint-ignore no-control-regex -- matching control characters is the point
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
-
 /** How long a TAB may wait for QEMU (a monitor serves one client at a time). */
 const COMPLETION_CONNECT_MS = 1000;
 
@@ -56,7 +48,7 @@ export async function run(context: CommandContext): Promise<number> {
   const [what, ...line] = context.words;
   if (what === "complete") {
     const candidates = (await complete(context, line).catch(() => [])) // a TAB never prints errors
-      .filter((candidate) => !CONTROL.test(candidate)); // a name from QEMU with a newline or escape: not offered
+      .filter((candidate) => !hasControl(candidate)); // a name from QEMU with a newline or escape: not offered
     if (candidates.length > 0) await writeStdout(candidates.join("\n") + "\n");
     return 0;
   }

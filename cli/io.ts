@@ -163,6 +163,12 @@ export function stderrColumns(): number {
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
 const NAMED: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
 
+/** Whether `text` holds a control character (C0, DEL or C1). */
+export function hasControl(text: string): boolean {
+  CONTROL.lastIndex = 0; // global: test() starts from lastIndex
+  return CONTROL.test(text);
+}
+
 /** `text` with each control character written as `\n`, `\r`, `\t` or `\xHH`. */
 export function escapeControls(text: string): string {
   return text.replace(CONTROL, escapeOne);

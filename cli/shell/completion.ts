@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { hasControl } from "../io.ts";
 import { scanWords } from "./words.ts";
 
 /** Candidates for the word that starts at `start` in the text left of the cursor. */
@@ -23,16 +24,13 @@ export function wordsBefore(before: string): { words: string[]; word: string; st
   return { words: words.slice(0, -1).map((w) => w.text), word: last.text, start: last.start };
 }
 
-// deno-lint-ignore no-control-regex -- matching control characters is the point
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
-
 /**
  * The candidates that start with `word`, sorted, once each. A name with a
  * control character (from a QEMU that should not send one) is left out: it
  * would go into the line as typed, and to the terminal as it is.
  */
 export function matching(word: string, candidates: Iterable<string>): string[] {
-  return [...new Set([...candidates].filter((c) => c.startsWith(word) && !CONTROL.test(c)))].sort();
+  return [...new Set([...candidates].filter((c) => c.startsWith(word) && !hasControl(c)))].sort();
 }
 
 /** What a TAB does with a completion of `before`. */
