@@ -13,7 +13,7 @@ import type { EventSubscription, QmpEvent } from "../lib/events.ts";
 import { numberText, parseExact, sameNumber } from "../lib/exact_json.ts";
 import { normalJit } from "./io.ts";
 import { UsageError } from "./options.ts";
-import { type CommandContext, formatEvent, write } from "./session.ts";
+import { type CommandContext, formatEvents, write } from "./session.ts";
 
 /** The events a command waits for or streams. */
 export interface EventWait {
@@ -124,10 +124,8 @@ export async function printEvents(
     while (printed < wait.count) {
       const batch = await subscription.nextBatch(wait.count - printed);
       if (batch.length === 0) break;
-      let lines = "";
-      for (const event of batch) lines += formatEvent(context, event);
       printed += batch.length;
-      await write(context, lines);
+      await write(context, formatEvents(context, batch));
     }
     return { printed };
   } catch (error) {

@@ -138,9 +138,18 @@ export function printLabelled(context: CommandContext, members: Record<string, u
   return context.target!.write(formatJson({ socket: context.target!.label, ...members }, context.global.pretty));
 }
 
-/** An event as one output line: as QEMU sent it, with `"socket"` first for one of several targets. */
-export function formatEvent(context: CommandContext, event: QmpEvent): string {
-  return formatJson(context.target ? { socket: context.target.label, ...event } : event, context.global.pretty);
+/**
+ * Events as output lines: each as QEMU sent it, with `"socket"` first for one
+ * of several targets. DEL and the C1 controls are escaped once over all the
+ * lines (a backlog's text is searched natively, not a loop per event).
+ */
+export function formatEvents(context: CommandContext, events: readonly QmpEvent[]): string {
+  const { target } = context, indent = context.global.pretty ? 2 : undefined;
+  let lines = "";
+  for (const event of events) {
+    lines += JSON.stringify(target ? { socket: target.label, ...event } : event, null, indent) + "\n";
+  }
+  return escapeC1(lines);
 }
 
 /**

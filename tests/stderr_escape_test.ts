@@ -56,3 +56,24 @@ test("completion leaves out a name from QEMU with a newline or an escape (a job 
   const result = await qmpctl(["completions", "complete", "--", "-s", server.path, "job", "wait", ""]);
   expect(result).toMatchObject({ code: 0, stdout: "nightly\n", stderr: "" });
 });
+
+test("events on stdout write DEL and the C1 controls as escapes, in a long backlog as in a single event", async () => {
+  const name = "vm\u009b2J\u007f";
+  const event = (i: number) => ({
+    timestamp: { seconds: i, microseconds: 0 },
+    event: "DEVICE_DELETED",
+    data: { device: name },
+  });
+  const server = serve(async (c) => {
+    await c.handshake();
+    await Bun.sleep(100); // subscribed
+    c.send(Array.from({ length: 200 }, (_, i) => JSON.stringify(event(i)) + "\r\n").join("")); // one read: one batch
+    c.sendJson(event(200));
+  });
+  const result = await qmpctl(["-s", server.path, "events", "--count", "201"]);
+  expect(result.code).toBe(0);
+  const lines = result.stdout.trimEnd().split("\n");
+  expect(lines).toHaveLength(201);
+  for (const line of lines) expect(line).toContain('"device":"vm\\u009b2J\\u007f"');
+  expect(lines.map((line) => JSON.parse(line))).toEqual(Array.from({ length: 201 }, (_, i) => event(i)));
+});
