@@ -10,7 +10,8 @@
  * @module
  */
 import { CommandError, DisconnectedError, QmpError } from "../lib/errors.ts";
-import { numberText, parseExact } from "../lib/exact_json.ts";
+import { parseExact, textOf } from "../lib/exact_json.ts";
+import { hmpText } from "../lib/hmp.ts";
 import type { QmpEvent } from "../lib/events.ts";
 import { parseDuration } from "./duration.ts";
 import { readEventWait, subscribe } from "./event_output.ts";
@@ -149,7 +150,7 @@ async function runModule(context: CommandContext, params: ModuleParams): Promise
   const signal = timeoutMs > 0 ? AbortSignal.any([context.signal, AbortSignal.timeout(timeoutMs)]) : context.signal;
   const options = new ParsedOptions();
   if (params.match !== undefined) options.set("match", matchWords(params.match));
-  if (params.count !== undefined) options.set("count", numberText(params.count) ?? String(params.count));
+  if (params.count !== undefined) options.set("count", textOf(params.count));
   const session: CommandContext = {
     ...context,
     options,
@@ -170,7 +171,7 @@ async function runModule(context: CommandContext, params: ModuleParams): Promise
       result.return = await client.execute(execute, args as Record<string, unknown> | undefined, { signal });
     } else if (hmp !== undefined) {
       const output = await client.execute("human-monitor-command", { "command-line": hmp }, { signal });
-      result.text = String(output).replaceAll("\r\n", "\n");
+      result.text = hmpText(output);
     }
     if (wait && subscription) {
       const events: QmpEvent[] = [];
@@ -199,7 +200,7 @@ function text(value: unknown, name: string): string | undefined {
 
 function duration(value: unknown, name: string, otherwise: number): number {
   if (value === undefined || value === null) return otherwise;
-  return parseDuration(numberText(value) ?? String(value), name);
+  return parseDuration(textOf(value), name);
 }
 
 /** A `match` dict as `--match` words: a string as text (KEY=VALUE), anything else as its JSON (KEY:=JSON). */

@@ -2,7 +2,7 @@
 import type { QmpClient } from "../lib/client.ts";
 import { TimeoutError } from "../lib/errors.ts";
 import { type MigrationInfo, MigrationWatch } from "../lib/migration.ts";
-import { asDouble, numberText } from "../lib/exact_json.ts";
+import { asDouble, textOf } from "../lib/exact_json.ts";
 import { EXIT, exitStatusHelp } from "./exit_status.ts";
 import { writeStderrLine, writeStdout } from "./io.ts";
 import { UsageError } from "./options.ts";
@@ -101,7 +101,7 @@ async function followAndPrint(
 function migrationSample(info: MigrationInfo): ProgressSample[] {
   const ram = info.ram;
   const json = { progress: "migration", status: info.status };
-  if (!ram) return [{ label: `migration ${word(info.status)}`, done: 0, total: 0, json }];
+  if (!ram) return [{ label: `migration ${textOf(info.status)}`, done: 0, total: 0, json }];
   // Numbers QEMU prints with more digits than a double keeps arrive as their text (lib/exact_json.ts).
   const pass = ram["dirty-sync-count"], dirty = ram["dirty-pages-rate"];
   const total = asDouble(ram.total) ?? 0, mbps = asDouble(ram.mbps) ?? 0;
@@ -111,15 +111,10 @@ function migrationSample(info: MigrationInfo): ProgressSample[] {
     total,
     rate: mbps > 0 ? (mbps * 1e6) / 8 : undefined, // QEMU's mbps: megabits per second
     notes: [
-      `pass ${word(pass)}`,
-      `dirty ${word(dirty)} pages/s`,
-      ...(info.status === "active" ? [] : [word(info.status)]),
+      `pass ${textOf(pass)}`,
+      `dirty ${textOf(dirty)} pages/s`,
+      ...(info.status === "active" ? [] : [textOf(info.status)]),
     ],
     json: { ...json, pass, "dirty-pages-rate": dirty },
   }];
-}
-
-/** A value of QEMU's for the line: a number kept as written (an object without a string form) by its text. */
-function word(value: unknown): string {
-  return numberText(value) ?? String(value);
 }

@@ -116,6 +116,14 @@ export function numberText(value: unknown): string | undefined {
 }
 
 /**
+ * Any value of a message as text, for a line or a key: a kept number by its
+ * digits (`String()` throws on one: it is an object without a string form).
+ */
+export function textOf(value: unknown): string {
+  return numberText(value) ?? String(value);
+}
+
+/**
  * A number as a double, for arithmetic (a progress bar, a rate): a kept
  * number (`parseExact`) is read from its text; anything else is undefined.
  * @example

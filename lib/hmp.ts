@@ -7,6 +7,7 @@
  * @module
  */
 import type { QmpClient } from "./client.ts";
+import { textOf } from "./exact_json.ts";
 
 /**
  * The arguments of `human-monitor-command` for `commandLine`, on CPU
@@ -34,7 +35,7 @@ export function hmpArguments(commandLine: string, cpuIndex?: number): Record<str
  * ```
  */
 export function hmpText(value: unknown): string {
-  return String(value).replaceAll("\r\n", "\n");
+  return textOf(value).replaceAll("\r\n", "\n");
 }
 
 /**

@@ -12,7 +12,7 @@
  * @module
  */
 import type { QmpClient } from "./client.ts";
-import { numberText } from "./exact_json.ts";
+import { numberText, textOf } from "./exact_json.ts";
 import { DisconnectedError } from "./errors.ts";
 import type { EventSubscription, QmpEvent } from "./events.ts";
 import { EventTurns } from "./follow.ts";
@@ -174,14 +174,14 @@ export class JobWatch {
   #apply(events: QmpEvent[]): void {
     for (const { event, data = {} } of events) {
       if (event === "JOB_STATUS_CHANGE") {
-        const tracked = this.#track(String(data.id));
+        const tracked = this.#track(textOf(data.id));
         if (tracked.concluded) continue;
         if (data.status === "concluded" || data.status === "null") {
           tracked.concluded = true;
           tracked.info.status = "concluded";
-        } else tracked.info.status = String(data.status);
+        } else tracked.info.status = textOf(data.status);
       } else { // BLOCK_JOB_COMPLETED / BLOCK_JOB_CANCELLED: `device` is the job's id
-        const tracked = this.#track(String(data.device));
+        const tracked = this.#track(textOf(data.device));
         const info = tracked.info;
         if (typeof data.type === "string") info.type = data.type;
         if (numberText(data.len) !== undefined) info["total-progress"] = data.len as number; // kept exact for output

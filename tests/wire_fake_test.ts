@@ -157,6 +157,33 @@ describe("numbers are printed exactly as the server wrote them", () => {
     });
   });
 
+  test("hmp, where text is due and a big number came: its digits (was a crash, exit 70)", async () => {
+    const path = serve(async (c) => {
+      await c.handshake();
+      c.send(replyText(await nextCommand(c), "18446744073709551615"));
+    });
+    const result = await qmpctl(["-s", path, "hmp", "info", "x"]);
+    expect(result).toMatchObject({ code: 0, stdout: "18446744073709551615", stderr: "" });
+  });
+
+  test("job wait, when an event names a job by a big number: that job is not followed (was a crash, exit 70)", async () => {
+    const job = (status: string) =>
+      `[{"id": "j1", "type": "backup", "status": "${status}", ` +
+      '"current-progress": 10, "total-progress": 10}]';
+    const path = serve(async (c) => {
+      await c.handshake();
+      c.send(replyText(await nextCommand(c), job("running")));
+      c.send(
+        eventText("JOB_STATUS_CHANGE", '{"id": 18446744073709551615, "status": "concluded"}') +
+          eventText("JOB_STATUS_CHANGE", '{"id": "j1", "status": "concluded"}'),
+      );
+      for (;;) c.send(replyText(await nextCommand(c), job("concluded")));
+    });
+    const result = await qmpctl(["-s", path, "job", "wait", "j1", "--timeout", "10s"]);
+    expect(result).toMatchObject({ code: 0, stderr: "" });
+    expect(JSON.parse(result.stdout)).toMatchObject({ id: "j1", status: "concluded" });
+  });
+
   test("numbers are sent as written too (--args, KEY:=JSON): the -v log shows the request", async () => {
     const path = serve(async (c) => {
       await c.handshake();
