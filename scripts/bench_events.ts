@@ -56,12 +56,20 @@ function timedLines(stream: ReadableStream<Uint8Array>) {
   };
 }
 
+/**
+ * A command on the control monitor, bounded: a round that stalls (one hung
+ * for ten minutes, undiagnosed) fails saying what it waited for.
+ */
+function control(qemu: TestQemu, command: string, signal = AbortSignal.timeout(30_000)): Promise<unknown> {
+  return qemu.control.execute(command, undefined, { signal });
+}
+
 /** Emit `count` events (stop, cont, stop, ...) from the control monitor, pipelined. */
 async function emit(qemu: TestQemu, count: number): Promise<void> {
-  const calls = [];
-  for (let i = 0; i < count; i++) calls.push(qemu.control.execute(i % 2 === 0 ? "stop" : "cont"));
+  const calls = [], signal = AbortSignal.timeout(120_000);
+  for (let i = 0; i < count; i++) calls.push(control(qemu, i % 2 === 0 ? "stop" : "cont", signal));
   await Promise.all(calls);
-  if (count % 2 === 1) await qemu.control.execute("cont");
+  if (count % 2 === 1) await control(qemu, "cont");
 }
 
 /** One drain round: seconds from SIGCONT until grep has counted every event. */
@@ -115,10 +123,10 @@ async function latencyOnce(qemu: TestQemu, listener: string[], stdin?: string): 
   const lines = timedLines(child.stdout);
   await Bun.sleep(SETTLE_MS); // connected and listening
   const sent = performance.now();
-  const stopped = qemu.control.execute("stop");
+  const stopped = control(qemu, "stop");
   const { at } = await lines.find('"STOP"');
   await stopped;
-  await qemu.control.execute("cont");
+  await control(qemu, "cont");
   child.kill();
   await child.exited;
   await monitorFree(qemu);
