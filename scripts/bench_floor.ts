@@ -15,6 +15,8 @@
  * round, an error class with an exit status. Each costs the runtime code
  * pages and heap of its own (page faults), whoever calls it.
  */
+import { mayChangeAt } from "../lib/exact_json.ts"; // qmpctl's own scan (no regex for a short text)
+
 const mode = process.argv[3];
 const bounded = mode === "--bounded";
 const afterGreeting = bounded || mode === "--after-greeting";
@@ -39,11 +41,9 @@ if (bounded) {
   const greetingTimer = setTimeout(() => fail(new FloorError("no greeting", 3)), 10_000);
   const decoder = new TextDecoder("utf-8", { fatal: true });
   decode = (chunk) => decoder.decode(chunk, { stream: true });
-  const mayRound = /[:,[][ \t\r\n]*(?:-?\d{16}|-?\d+[.eE]|-0)/g;
   onReply = (line) => {
     clearTimeout(greetingTimer);
-    mayRound.lastIndex = 0;
-    if (mayRound.test(line)) fail(new FloorError("a number JSON.parse would round", 3));
+    if (mayChangeAt(line) >= 0) fail(new FloorError("a number JSON.parse would round", 3));
     printValue(JSON.parse(line).return);
     process.exit(0);
   };
