@@ -103,7 +103,12 @@ export async function withClient<T>(
  * are written as escapes here (the same JSON value).
  */
 export function formatJson(value: unknown, pretty: boolean): string {
-  return escapeC1(JSON.stringify(value, null, pretty ? 2 : undefined)) + "\n";
+  return escapeC1(jsonLine(value, pretty));
+}
+
+/** JSON.stringify's line for a value, before escapeC1. */
+function jsonLine(value: unknown, pretty: boolean): string {
+  return JSON.stringify(value, null, pretty ? 2 : undefined) + "\n";
 }
 
 const C1 = /[\u007f-\u009f]/g;
@@ -144,11 +149,9 @@ export function printLabelled(context: CommandContext, members: Record<string, u
  * lines (a backlog's text is searched natively, not a loop per event).
  */
 export function formatEvents(context: CommandContext, events: readonly QmpEvent[]): string {
-  const { target } = context, indent = context.global.pretty ? 2 : undefined;
+  const { target } = context, { pretty } = context.global;
   let lines = "";
-  for (const event of events) {
-    lines += JSON.stringify(target ? { socket: target.label, ...event } : event, null, indent) + "\n";
-  }
+  for (const event of events) lines += jsonLine(target ? { socket: target.label, ...event } : event, pretty);
   return escapeC1(lines);
 }
 
