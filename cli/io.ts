@@ -72,11 +72,11 @@ function checkStdoutOpen(): Promise<void> {
 }
 
 /**
- * Run the stdout check while waiting for the server (to accept and greet):
- * it is synchronous work (1-3 ms) that would otherwise delay the first
- * write. It runs after what this turn of the event loop queued (a
- * connection being opened). The first write waits for it either way (and
- * fails with it).
+ * Run the stdout check while waiting for the server (to greet, or to
+ * answer): it is synchronous work (0.4-3 ms) that would otherwise delay the
+ * first write. It runs after what this turn of the event loop queued (a
+ * connection being opened, a request being sent). The first write waits for
+ * it either way (and fails with it); once checked, nothing more is done.
  */
 export function prepareStdout(): void {
   if (bun) setImmediate(() => checkStdoutOpen().catch(() => {}));

@@ -74,7 +74,10 @@ export function connect(context: CommandContext, session: SessionOptions = {}): 
       : undefined,
   };
   const waitMs = context.global.waitSocketMs ?? 0;
-  prepareStdout(); // while QEMU accepts and greets
+  // A pipelined session's command goes out right after the greeting: its
+  // stdout is checked later, while QEMU answers (executeAndPrint), where the
+  // main thread waits anyway; here it would hold up the greeting.
+  if (!session.pipeline) prepareStdout(); // while QEMU accepts and greets
   return waitMs > 0 ? connectWhenReady(address, { ...options, waitMs }) : QmpClient.connect(address, options);
 }
 
@@ -172,7 +175,9 @@ export async function executeAndPrint(
 ): Promise<void> {
   let value: unknown;
   try {
-    value = await client.execute(command, args, { signal: context.signal });
+    const reply = client.execute(command, args, { signal: context.signal });
+    prepareStdout(); // while QEMU answers (a no-op when connect() did it)
+    value = await reply;
   } catch (error) {
     if (context.global.raw && !context.target && error instanceof CommandError) {
       await printJson(context, error.response);
