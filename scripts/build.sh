@@ -11,6 +11,8 @@
 # --compile-jit-policy=10 keeps run-once start-up code in the interpreter
 # (~5-8% less CPU for a one-shot exec); the event printers restore the normal
 # policy (cli/io.ts normalJit) before their long-running loop.
+# --bytecode-order (qmpctl only: two passes, see below) packs the bytecode a
+# one-shot exec runs onto few pages: peak RSS 34.5 -> 33.5 MiB, time unchanged.
 # The version is package.json's; from an untagged or modified tree it names
 # the commit too (0.1.0+g1a2b3c4, 0.1.0+g1a2b3c4.dirty).
 set -euo pipefail
@@ -38,8 +40,22 @@ fi
 no_autoload=(--no-compile-autoload-dotenv --no-compile-autoload-bunfig
   --no-compile-autoload-tsconfig --no-compile-autoload-package-json)
 define=(--define "QMPCTL_BUILD_SUFFIX=\"$suffix\"")
-node_modules/.bin/bun build --compile "${target[@]}" "${no_autoload[@]}" --splitting --minify --bytecode --compile-jit-policy=10 --format=esm --sourcemap=none \
-  "${define[@]}" "$entry" --outfile "$out" >/dev/null
+build() {
+  node_modules/.bin/bun build --compile "${no_autoload[@]}" --splitting --minify --bytecode --compile-jit-policy=10 --format=esm --sourcemap=none \
+    "${define[@]}" "$@" "$entry" >/dev/null
+}
+if [ "$entry" = cli.ts ]; then
+  # Two passes: a first binary (for this machine) records the order in which
+  # a one-shot exec runs the bytecode; the binary is then built with the
+  # bytecode laid out in that order (scripts/bytecode_order.ts says why).
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  build --outfile "$work/qmpctl"
+  node_modules/.bin/bun scripts/bytecode_order.ts "$work/qmpctl" "$work/order"
+  build "${target[@]}" --bytecode-order="$work/order" --outfile "$out"
+else
+  build "${target[@]}" --outfile "$out"
+fi
 if [ "$entry" = cli.ts ]; then
   node_modules/.bin/bun "${define[@]}" scripts/manpage.ts >"$(dirname "$out")/qmpctl.1"
   echo "built $out ($(du -h "$out" | cut -f1)) and $(dirname "$out")/qmpctl.1"
