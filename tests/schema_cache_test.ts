@@ -5,6 +5,7 @@ import { join } from "node:path";
 import type { FakeServer } from "./helpers/fake_server.ts";
 import { qmpctl } from "./helpers/cli.ts";
 import { executed, freshCacheHome, schemaServer, SMALL_SCHEMA } from "./helpers/schema_fixture.ts";
+import { hostTarget } from "../lib/schema/store.ts";
 
 const servers: FakeServer[] = [];
 const homes: string[] = [];
@@ -140,6 +141,33 @@ describe("the schema cache", () => {
     expect(readdirSync(join(home, "qmpctl")).sort()).toEqual([
       expect.stringMatching(/^schema-7\.2\.0-build-a-x86_64-[0-9a-f]{8}$/),
       expect.stringMatching(/^schema-7\.2\.0-build-b-x86_64-[0-9a-f]{8}$/),
+    ]);
+  });
+
+  test("the entry for this machine's architecture is read early, but not used for a QEMU of another", async () => {
+    // qmpctl reads the entry of the likeliest key (this machine's architecture)
+    // while QEMU answers query-target; another answer must not get that entry.
+    const home = freshCacheHome();
+    const here = hostTarget()!;
+    const textUp = SMALL_SCHEMA.map((e) =>
+      (e as { name: string }).name === "1"
+        ? { name: "1", "meta-type": "object", members: [{ name: "name", type: "str" }, { name: "up", type: "str" }] }
+        : e
+    );
+    const native = setup({ arch: here, schema: textUp }, home);
+    expect((await native.run(["exec", "set_link", "name=a", "up=yes"])).stdout).toBe('{"name":"a","up":"yes"}\n');
+    const other = setup({ arch: here === "s390x" ? "aarch64" : "s390x" }, home);
+    const result = await other.run(["exec", "set_link", "name=b", "up=yes"]);
+    expect(result).toMatchObject({ code: 0, stdout: '{"name":"b","up":true}\n' });
+    expect(executed(other.server)).toEqual(["query-target", "query-qmp-schema", "set_link"]);
+    const again = await native.run(["exec", "set_link", "name=c", "up=yes"]); // its own entry, still there
+    expect(again.stdout).toBe('{"name":"c","up":"yes"}\n');
+    expect(executed(native.server)).toEqual([
+      "query-target",
+      "query-qmp-schema",
+      "set_link",
+      "query-target",
+      "set_link",
     ]);
   });
 

@@ -15,7 +15,7 @@ import type { QmpClient } from "../client.ts";
 import { CommandError } from "../errors.ts";
 import type { SchemaScope } from "./model.ts";
 import { commandPart, isDigest, type SchemaDigest } from "./digest.ts";
-import { readCacheFile, writeCacheEntry } from "./store.ts";
+import { hostTarget, readCacheFile, writeCacheEntry } from "./store.ts";
 
 /** Bumped whenever the layout of an entry changes, so older entries are refetched. */
 const CACHE_FORMAT = 2;
@@ -27,7 +27,6 @@ const keys = new WeakMap<QmpClient, string>();
 export async function cacheKey(client: QmpClient, signal?: AbortSignal): Promise<string> {
   const known = keys.get(client);
   if (known) return known;
-  const { major, minor, micro, package: pkg } = client.greeting.version;
   let arch = "unknown";
   try {
     const target = await client.execute("query-target", undefined, { signal }) as { arch?: unknown };
@@ -35,9 +34,24 @@ export async function cacheKey(client: QmpClient, signal?: AbortSignal): Promise
   } catch (error) {
     if (!(error instanceof CommandError)) throw error;
   }
-  const key = JSON.stringify([`${major}.${minor}.${micro}`, pkg, arch]);
+  const key = keyOf(client, arch);
   keys.set(client, key);
   return key;
+}
+
+/**
+ * The key `cacheKey` will most likely give, without asking QEMU: a QEMU
+ * for this machine's own architecture (as with KVM). Undefined when the
+ * key is known already, or the architecture is not.
+ */
+export function likelyCacheKey(client: QmpClient): string | undefined {
+  const arch = hostTarget();
+  return keys.has(client) || arch === undefined ? undefined : keyOf(client, arch);
+}
+
+function keyOf(client: QmpClient, arch: string): string {
+  const { major, minor, micro, package: pkg } = client.greeting.version;
+  return JSON.stringify([`${major}.${minor}.${micro}`, pkg, arch]);
 }
 
 /** A directory name for a key: readable, plus a hash of the exact key so sanitising cannot merge two keys. */
@@ -83,7 +97,7 @@ export interface CachedSchema {
 export async function readEntry(root: string, key: string, scope: SchemaScope): Promise<CachedSchema | undefined> {
   const entry = entryName(key);
   const read = async (file: string) => {
-    const text = await readCacheFile(root, `${entry}/${file}`);
+    const text = await readCacheFile(root, `${entry}/${file}`, `${entry}/names.json`); // every entry has one
     try {
       const body = text === undefined ? undefined : JSON.parse(text);
       return body?.format === CACHE_FORMAT && body.key === key ? body : undefined;

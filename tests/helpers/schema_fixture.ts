@@ -89,6 +89,8 @@ export interface SchemaServerOptions {
   /** Answer query-qmp-schema with CommandNotFound, as QEMU before 2.5 does. */
   noSchema?: boolean;
   schema?: unknown[];
+  /** The target architecture query-target answers (default x86_64). */
+  arch?: string;
 }
 
 /** A fake QEMU serving SMALL_SCHEMA; other commands return their arguments (or {}). */
@@ -99,7 +101,7 @@ export function schemaServer(options: SchemaServerOptions = {}): FakeServer {
     await c.handshake(greeting);
     for (;;) {
       const request = await c.nextRequest();
-      if (request.execute === "query-target") c.reply(request, { arch: "x86_64" });
+      if (request.execute === "query-target") c.reply(request, { arch: options.arch ?? "x86_64" });
       else if (request.execute === "query-qmp-schema" && options.noSchema) {
         c.sendJson({
           error: { class: "CommandNotFound", desc: "The command query-qmp-schema has not been found" },
