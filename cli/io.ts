@@ -63,9 +63,11 @@ function checkStdoutOpen(): Promise<void> {
   }
   if (target !== "/dev/null") return stdoutChecked = Promise.resolve();
   return stdoutChecked = bun!.file("/proc/self/fdinfo/1").text().then((info) => {
-    const flags = /^flags:\s*([0-7]+)/m.exec(info)?.[1];
+    // "pos:\t0\nflags:\t02100001\n...": the flags in octal (no regex: a process's first costs ~0.1 ms)
+    const at = info.indexOf("\nflags:");
+    const flags = at < 0 ? NaN : parseInt(info.slice(at + 7), 8);
     const O_CLOEXEC = 0o2000000;
-    if (flags !== undefined && (parseInt(flags, 8) & O_CLOEXEC) !== 0) {
+    if (!Number.isNaN(flags) && (flags & O_CLOEXEC) !== 0) {
       throw new OutputError("could not write the output: stdout is closed (EBADF)");
     }
   }, () => {});

@@ -434,7 +434,9 @@ export class QmpClient {
     const m = message as Record<string, unknown>;
     if (this.#phase === "connecting" || this.#phase === "greeting") {
       this.#phase = "negotiating"; // only the first other message may be the greeting
-      return this.#greetingWaiter!.resolve(parseGreeting(m, this.address.text));
+      const greeting = parseGreeting(m, this.address.text), waiter = this.#greetingWaiter!;
+      this.#greetingWaiter = undefined; // settled: closing makes no error for it
+      return waiter.resolve(greeting);
     }
     if (!("return" in m) && !("error" in m)) {
       throw new ProtocolError(`received a message that is neither reply nor event: ${truncate(JSON.stringify(m))}`);

@@ -136,16 +136,14 @@ export class AbortedError extends QmpError {
 }
 
 /**
- * The error to throw when `signal` aborts a wait for `what`. Called at the
- * start of a wait, so the stack points at the caller rather than at a timer.
+ * The error to throw when `signal` aborts a wait for `what`. It is made
+ * when the signal aborts, not when the wait begins: an error captures a
+ * stack as it is made, which every wait would pay for.
  */
 export function abortErrorFor(what: string): (signal: AbortSignal) => QmpError {
-  const timeout = new TimeoutError(`timed out waiting for ${what}`);
-  const aborted = new AbortedError(`aborted while waiting for ${what}`);
   return (signal) => {
     const reason = signal.reason as { name?: string } | undefined;
-    if (reason?.name === "TimeoutError") return timeout;
-    (aborted as { cause?: unknown }).cause = reason;
-    return aborted;
+    if (reason?.name === "TimeoutError") return new TimeoutError(`timed out waiting for ${what}`);
+    return new AbortedError(`aborted while waiting for ${what}`, { cause: reason });
   };
 }

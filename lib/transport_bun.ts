@@ -26,7 +26,7 @@ class Link {
   #ending = false;
 
   flush(socket: Bun.Socket<unknown>): void {
-    if (this.#unsent.length > 1) this.#unsent.splice(0, this.#unsent.length, concat(this.#unsent));
+    if (this.#unsent.length > 1) this.#unsent.splice(0, this.#unsent.length, concat(this.#unsent, this.#unsentBytes));
     while (this.#unsent.length > 0) {
       const head = this.#unsent[0];
       const written = Math.max(socket.write(head), 0);
@@ -131,8 +131,9 @@ async function unixFailure(path: string, error: unknown): Promise<never> {
   throw error;
 }
 
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const whole = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+/** `chunks` as one array of `length` bytes (their total, which the Link keeps: summing them would be a JS builtin's first run). */
+function concat(chunks: Uint8Array[], length: number): Uint8Array {
+  const whole = new Uint8Array(length);
   let at = 0;
   for (const chunk of chunks) {
     whole.set(chunk, at);
