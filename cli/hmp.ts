@@ -25,5 +25,5 @@ export async function run(context: CommandContext): Promise<number> {
   return await withClient(context, async (client) => {
     await executeAndPrint(context, client, "human-monitor-command", args, hmpText, "text");
     return 0;
-  });
+  }, { pipeline: true }); // the command goes out behind qmp_capabilities
 }

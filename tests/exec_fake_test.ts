@@ -111,17 +111,26 @@ describe("the greeting and negotiation", () => {
     expect(server.requests.map((r) => r.execute)).toEqual(["qmp_capabilities", "query-status"]);
   });
 
-  test("the command goes out behind qmp_capabilities, before its answer (one round trip fewer)", async () => {
-    const server = serve(async (c) => {
-      c.sendJson(QEMU_GREETING);
-      const negotiate = await c.nextRequest();
-      const request = await c.nextRequest(); // a client that waited for the answer would never send this
-      c.reply(negotiate, {});
-      c.reply(request, { status: "running" });
-    });
-    const result = await exec(server, "query-status", "--timeout", "5s");
-    expect(result).toMatchObject({ code: 0, stdout: '{"status":"running"}\n', stderr: "" });
-  });
+  test.each([
+    [["exec", "query-status"], '{"status":"running"}\n'],
+    [["hmp", "info", "status"], "VM status: running\n"],
+  ])(
+    "%p: the command goes out behind qmp_capabilities, before its answer (one round trip fewer)",
+    async (args, out) => {
+      const server = serve(async (c) => {
+        c.sendJson(QEMU_GREETING);
+        const negotiate = await c.nextRequest();
+        const request = await c.nextRequest(); // a client that waited for the answer would never send this
+        c.reply(negotiate, {});
+        c.reply(
+          request,
+          request.execute === "human-monitor-command" ? "VM status: running\r\n" : { status: "running" },
+        );
+      });
+      const result = await qmpctl(["-s", server.path, "--timeout", "5s", ...args]);
+      expect(result).toMatchObject({ code: 0, stdout: out, stderr: "" });
+    },
+  );
 
   test("no answer to qmp_capabilities: exit 3 within --connect-timeout, although the command was sent", async () => {
     const server = serve(async (c) => {
