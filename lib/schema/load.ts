@@ -68,8 +68,9 @@ async function load<T>(client: QmpClient, options: LoadSchemaOptions, then: (sch
   const root = options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir ?? undefined;
   const readRoot = options.refresh ? undefined : root;
   const scope = options.scope ?? "all";
-  if (readRoot) checkCacheRootEarly(readRoot); // while QEMU answers query-target
   const answer = cacheKey(client, signal);
+  // Once query-target has gone out (what runs before delays it): the root's check, then the early read.
+  if (readRoot) void afterTurn(() => checkCacheRootEarly(readRoot));
   const likely = readRoot && likelyCacheKey(client);
   const early = likely ? afterTurn(() => fromCache(readRoot!, likely, scope, then)) : undefined;
   early?.catch(() => {}); // awaited only when QEMU's answer is the likely key
@@ -101,7 +102,7 @@ async function fromCache<T>(
  * the turn wrote has gone out (the Bun transport sends a turn's writes
  * together then), so that query-target is not held up by work that can wait.
  */
-function afterTurn<T>(work: () => Promise<T>): Promise<T> {
+function afterTurn<T>(work: () => T | Promise<T>): Promise<T> {
   return new Promise((resolve) => setImmediate(resolve)).then(work);
 }
 

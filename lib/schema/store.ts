@@ -67,7 +67,7 @@ function isSafeRoot(root: string, linkFree = false): Promise<boolean> {
 
 /**
  * Start checking `root` now, so that the check is done by the time a cache
- * file is read (a typed exec first waits for QEMU's answer to query-target).
+ * file is read (load.ts starts it while QEMU answers query-target).
  */
 export function checkCacheRootEarly(root: string): void {
   if ("Bun" in globalThis) void isSafeRoot(root, true);
