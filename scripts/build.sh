@@ -48,7 +48,7 @@ if [ "$entry" = cli.ts ]; then
   # Two passes: a first binary (for this machine) records the order in which
   # a one-shot exec runs the bytecode; the binary is then built with the
   # bytecode laid out in that order (scripts/bytecode_order.ts says why).
-  work=$(mktemp -d)
+  work=$(mktemp -d "$(dirname "$out")/.build.XXXXXX") # beside OUT: /tmp may be noexec
   trap 'rm -rf "$work"' EXIT
   build --outfile "$work/qmpctl"
   node_modules/.bin/bun scripts/bytecode_order.ts "$work/qmpctl" "$work/order"
