@@ -53,12 +53,9 @@ if [ "$entry" = cli.ts ]; then
   build --outfile "$work/qmpctl"
   node_modules/.bin/bun scripts/bytecode_order.ts "$work/qmpctl" "$work/order"
   build "${target[@]}" --bytecode-order="$work/order" --outfile "$out"
-else
-  build "${target[@]}" --outfile "$out"
-fi
-if [ "$entry" = cli.ts ]; then
   node_modules/.bin/bun "${define[@]}" scripts/manpage.ts >"$(dirname "$out")/qmpctl.1"
   echo "built $out ($(du -h "$out" | cut -f1)) and $(dirname "$out")/qmpctl.1"
 else
+  build "${target[@]}" --outfile "$out"
   echo "built $out ($(du -h "$out" | cut -f1))"
 fi
