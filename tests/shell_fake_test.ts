@@ -57,7 +57,10 @@ describe("qmpctl shell: text from QEMU reaches the terminal as text", () => {
       await terminal.waitForLastLine("(vm\\x1b[7m)");
       await terminal.type("stop");
       await terminal.press("Enter");
-      const screen = await terminal.waitFor("the error and a new prompt", (s) => s.length >= 3 && s.at(-2) !== "");
+      const screen = await terminal.waitFor(
+        "the error and a new prompt",
+        (s) => s.length >= 3 && s.at(-1) === "(vm\\x1b[7m)",
+      );
       expect(screen.slice(-3)).toEqual([
         "(vm\\x1b[7m) stop",
         `Generic\\x1b[5mError: bad ${SHOWN}`,
@@ -81,7 +84,7 @@ describe("qmpctl shell: text from QEMU reaches the terminal as text", () => {
       await terminal.waitForLastLine("(vm1)");
       await terminal.type("info status");
       await terminal.press("Enter");
-      const screen = await terminal.waitFor("the text and a new prompt", (s) => s.length >= 4 && s.at(-2) !== "");
+      const screen = await terminal.waitFor("the text and a new prompt", (s) => s.length >= 4 && s.at(-1) === "(vm1)");
       expect(screen.slice(-4)).toEqual([
         "(vm1) info status",
         "line one",
