@@ -6,6 +6,8 @@
  *   (stop/cont pipelined on the other monitor), then continued (SIGCONT); the
  *   time until `grep -c -m 20000` has counted them all, for
  *   `qmpctl events --count 20000 | grep` and `socat - UNIX-CONNECT:... | grep`.
+ *   Beside them, the floor of any client that parses and prints JSON: Bun's
+ *   JSON.parse and JSON.stringify alone.
  * - Latency: from `stop` sent on the other monitor to the STOP line read from
  *   the stdout of `qmpctl wait-event STOP`, and of socat.
  */
@@ -106,13 +108,40 @@ async function benchDrain(qemu: TestQemu): Promise<void> {
     socat.push(await drainOnce(qemu, ["socat", "-", `UNIX-CONNECT:${qemu.socket}`], NEGOTIATE));
   }
   const rate = (seconds: number[]) => DRAIN_EVENTS / percentile(seconds, 0.5);
+  const floor = DRAIN_EVENTS / parseFloorSeconds();
+  const k = (eventsPerSecond: number) => `${Math.round(eventsPerSecond / 1000)}k events/s`;
   console.log(
     `events drain (${DRAIN_EVENTS} events queued while the listener was stopped): ` +
-      `qmpctl ${Math.round(rate(qmpctl) / 1000)}k events/s, socat | grep ${
-        Math.round(rate(socat) / 1000)
-      }k events/s, ` +
-      `ratio ${(rate(qmpctl) / rate(socat)).toFixed(2)} (median of ${DRAIN_ROUNDS})`,
+      `qmpctl ${k(rate(qmpctl))}, socat | grep ${k(rate(socat))}, ` +
+      `ratio ${(rate(qmpctl) / rate(socat)).toFixed(2)} (median of ${DRAIN_ROUNDS}); ` +
+      `JSON.parse + JSON.stringify alone, warm, no I/O: ${k(floor)}, ratio ${(floor / rate(socat)).toFixed(2)}`,
   );
+}
+
+/**
+ * The least a client that parses each event and prints it as JSON spends on
+ * a drain: JSON.parse and JSON.stringify of the same lines (as QEMU writes
+ * STOP and RESUME), in this process with its JIT warm and no I/O; median of
+ * 7 passes. qmpctl also decodes, keeps numbers exact, filters and writes.
+ */
+function parseFloorSeconds(): number {
+  const lines = Array.from(
+    { length: DRAIN_EVENTS },
+    (_, i) =>
+      `{"timestamp": {"seconds": ${1_764_590_000 + (i >> 10)}, "microseconds": ${(i * 7919) % 1_000_000}}, ` +
+      `"event": "${i % 2 === 0 ? "STOP" : "RESUME"}"}`,
+  );
+  const seconds: number[] = [];
+  let printed = 0;
+  for (let pass = 0; pass < 7; pass++) {
+    const started = performance.now();
+    let out = "";
+    for (const line of lines) out += JSON.stringify(JSON.parse(line)) + "\n";
+    seconds.push((performance.now() - started) / 1000);
+    printed += out.length;
+  }
+  if (printed === 0) throw new Error("the floor printed nothing");
+  return percentile(seconds, 0.5);
 }
 
 /** One latency round: ms from `stop` sent to the STOP line on the listener's stdout. */
