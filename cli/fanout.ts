@@ -14,7 +14,7 @@
  */
 import { CommandError, ConnectionError } from "../lib/errors.ts";
 import { EXIT } from "./exit_status.ts";
-import { globPaths, writeStderrLine, writeStdout } from "./io.ts";
+import { globSockets, writeStderrLine, writeStdout } from "./io.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, printLabelled } from "./session.ts";
 
@@ -45,7 +45,7 @@ export async function expandTargets(sockets: readonly string[]): Promise<string[
       targets.push(socket);
       continue;
     }
-    const matches = await globPaths(socket.startsWith("unix:") ? socket.slice(5) : socket);
+    const matches = await globSockets(socket.startsWith("unix:") ? socket.slice(5) : socket);
     if (matches.length === 0) throw new ConnectionError(`no socket matches ${socket}`);
     targets.push(...matches);
   }

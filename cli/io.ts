@@ -474,12 +474,13 @@ export async function removeDir(path: string): Promise<void> {
 }
 
 /**
- * The paths that match `pattern` (`*` and `?` within one path component,
- * matched in linear time: lib/glob.ts), sorted; hidden names only when the
- * component itself starts with a dot. `node:fs` is loaded here, so the
- * single-address path never pays for it.
+ * The sockets whose paths match `pattern` (`*` and `?` within one path
+ * component, matched in linear time: lib/glob.ts), sorted; hidden names only
+ * when the component itself starts with a dot. What is not a socket (a
+ * pidfile or disk image beside them) is left out. `node:fs` is loaded here,
+ * so the single-address path never pays for it.
  */
-export async function globPaths(pattern: string): Promise<string[]> {
+export async function globSockets(pattern: string): Promise<string[]> {
   const { readdir } = await import("node:fs/promises");
   const absolute = pattern.startsWith("/");
   const parts = pattern.split("/").filter((part, i) => part !== "" || i === 0);
@@ -504,6 +505,6 @@ export async function globPaths(pattern: string): Promise<string[]> {
     found = next;
   }
   const { stat } = await import("node:fs/promises");
-  const exists = await Promise.all(found.map((path) => stat(path).then(() => true, () => false)));
-  return found.filter((_, i) => exists[i]).sort();
+  const sockets = await Promise.all(found.map((path) => stat(path).then((s) => s.isSocket(), () => false)));
+  return found.filter((_, i) => sockets[i]).sort();
 }

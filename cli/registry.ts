@@ -48,7 +48,11 @@ export const GLOBAL_OPTIONS: OptionSpec[] = [
     value: "DURATION",
     help: "retry while the socket is missing, refuses or closes before its greeting, up to DURATION (exit 3)",
   },
-  { name: "timeout", value: "DURATION", help: "bound on the whole run, like timeout(1): 500ms, 30s, 2m (exit 124)" },
+  {
+    name: "timeout",
+    value: "DURATION",
+    help: "bound on the whole run, like timeout(1): 500ms, 30s, 2m; 0 for none (exit 124)",
+  },
   {
     name: "connect-timeout",
     value: "DURATION",

@@ -24,6 +24,7 @@ import {
   NegotiationError,
   ProtocolError,
   type QmpError,
+  UnparsedRequestError,
 } from "./errors.ts";
 import { isRawNumber } from "./exact_json.ts";
 import { type EventFilter, EventSubscription, type QmpEvent, type SubscribeOptions } from "./events.ts";
@@ -214,7 +215,8 @@ export class QmpClient {
    * const qmp = await QmpClient.connect("/run/vm1.qmp");
    * const status = await qmp.execute("query-status", undefined, { signal: AbortSignal.timeout(1000) });
    * ```
-   * @throws {CommandError} when QEMU answers with an error (its whole response is on `.response`)
+   * @throws {CommandError} when QEMU answers with an error (its whole response is on `.response`);
+   *   an UnparsedRequestError (an error without an id) also ends the session
    * @throws {DisconnectedError | ProtocolError | TimeoutError | AbortedError}
    */
   async execute(command: string, args?: Record<string, unknown>, options: ExecuteOptions = {}): Promise<unknown> {
@@ -408,8 +410,23 @@ export class QmpClient {
       } catch (thrown) {
         failure = thrown; // a subscriber's `where` threw: on an event that came before the fault
       }
-      this.#shutdown(failure as QmpError);
+      this.#shutdown(this.#named(failure as QmpError, chunk));
     }
+  }
+
+  /**
+   * A fault in what the peer sent, naming the peer. Before a greeting the
+   * peer is no QMP server at all (an HMP monitor, a serial console, sshd):
+   * a GreetingError quoting the start of what it sent.
+   */
+  #named(failure: QmpError, chunk: Uint8Array): QmpError {
+    if (!(failure instanceof ProtocolError)) return failure;
+    const address = this.address.text;
+    if (this.#phase === "connecting" || this.#phase === "greeting") {
+      return new GreetingError(`${address} is not a QMP server: it sent ${quoteStart(chunk)}`, { cause: failure });
+    }
+    failure.message = `${address}: ${failure.message}`;
+    return failure;
   }
 
   /**
@@ -464,13 +481,11 @@ export class QmpClient {
     // only when it could not parse a request into an object with an id
     // (qmp-spec 2.4.2 "Error"), so it answers no call that can be named:
     // giving it to the oldest pending call could blame the wrong command, and
-    // after a parse error QEMU's reading of the requests behind it is in doubt.
-    // Every pending call and subscription ends with this one ProtocolError.
-    throw new ProtocolError(
-      `${this.address.text} could not parse a request (an error without an id): ${
-        truncate(new CommandError(m).message)
-      }`,
-    );
+    // QEMU reads the rest of a request it could not parse as more requests
+    // (one nested too deep drew 1027 such errors from QEMU 7.2).
+    // Every pending call and subscription ends with this one error: QEMU's
+    // error (a CommandError), not a fault of the connection.
+    throw new UnparsedRequestError(m, this.address.text);
   }
 
   #peerClosed(error?: Error): void {
@@ -585,6 +600,13 @@ function idKey(id: unknown): string {
 function isEvent(message: unknown): message is QmpEvent {
   return typeof message === "object" && message !== null && typeof (message as QmpEvent).event === "string" &&
     !Array.isArray(message);
+}
+
+/** The first line of `bytes` as a JSON string, at most 60 characters of it. */
+function quoteStart(bytes: Uint8Array): string {
+  const text = new TextDecoder().decode(bytes.subarray(0, 256)).trimStart();
+  const end = text.search(/[\r\n]/);
+  return JSON.stringify(truncate(end < 0 ? text : text.slice(0, end), 60));
 }
 
 function truncate(text: string, max = 200): string {

@@ -12,11 +12,11 @@
  * ├── GreetingError         code GREETING      the first message is not a QMP greeting
  * │   └── GreetingClosedError  code GREETING_CLOSED  the peer closed the connection before its greeting
  * ├── NegotiationError      code NEGOTIATION   qmp_capabilities was refused
- * ├── ProtocolError         code PROTOCOL      the peer broke the protocol (not JSON, reply without id,
- * │                                         an error without id: QEMU could not parse a request)
+ * ├── ProtocolError         code PROTOCOL      the peer broke the protocol (not JSON, a reply without id)
  * │   └── MessageTooLargeError code TOO_LARGE  one message exceeded the size limit
  * ├── DisconnectedError     code DISCONNECTED  the connection ended before the awaited answer
  * ├── CommandError          code COMMAND       QEMU answered {"error": {class, desc}}
+ * │   └── UnparsedRequestError code UNPARSED_REQUEST  an error without an id: QEMU could not parse a request
  * ├── TimeoutError          code TIMEOUT       the caller's signal timed out (AbortSignal.timeout)
  * └── AbortedError          code ABORTED       the caller's signal was aborted for another reason
  * ```
@@ -100,7 +100,7 @@ export class DisconnectedError extends QmpError {
 
 /** QEMU answered a command with `{"error": {"class": ..., "desc": ...}}`. */
 export class CommandError extends QmpError {
-  override readonly code = "COMMAND";
+  override readonly code: string = "COMMAND";
   override name = "CommandError";
   /** QEMU's error class, e.g. `CommandNotFound`, `GenericError`. */
   readonly errorClass: string;
@@ -120,6 +120,21 @@ export class CommandError extends QmpError {
     this.desc = desc;
     this.response = response;
     this.command = command;
+  }
+}
+
+/**
+ * QEMU answered `{"error": ...}` without an id: it could not parse a request
+ * into an object with an id (qmp-spec "Error"), so the error answers no call
+ * it can name. The client's session ends with it (see QmpClient).
+ */
+export class UnparsedRequestError extends CommandError {
+  override readonly code = "UNPARSED_REQUEST";
+  override name = "UnparsedRequestError";
+
+  constructor(response: Record<string, unknown>, address: string) {
+    super(response);
+    this.message = `${address} could not parse a request (an error without an id): ${this.message}`;
   }
 }
 

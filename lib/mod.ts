@@ -221,6 +221,7 @@ export {
   ProtocolError,
   QmpError,
   TimeoutError,
+  UnparsedRequestError,
 } from "./errors.ts";
 
 /**

@@ -27,9 +27,8 @@ export async function connectSocket(
     try {
       return await connect(address, events);
     } catch (error) {
-      const failure = new ConnectionError(`cannot connect to ${address.text}: ${describeSystemError(error)}`, {
-        cause: error,
-      });
+      const reason = await notASocket(address, error) ?? describeSystemError(error);
+      const failure = new ConnectionError(`cannot connect to ${address.text}: ${reason}`, { cause: error });
       const { signal } = retry;
       if ((error as { code?: string })?.code !== "EAGAIN" || !signal || signal.aborted) throw failure;
       retry.onBusy?.();
@@ -56,6 +55,26 @@ const REASONS: Record<string, string> = {
   EAI_AGAIN: "host name lookup failed",
   EADDRNOTAVAIL: "address not available",
 };
+
+/**
+ * Linux refuses a connection to a path that is no socket (a pidfile, a disk
+ * image, a directory) with ECONNREFUSED, as if nobody listened there: say
+ * what the path is instead. Undefined for a socket, or any other error.
+ */
+async function notASocket(address: SocketAddress, error: unknown): Promise<string | undefined> {
+  if (address.kind !== "unix" || (error as { code?: string })?.code !== "ECONNREFUSED") return undefined;
+  const { stat } = await import("node:fs/promises");
+  const found = await stat(address.path).catch(() => undefined);
+  if (!found || found.isSocket()) return undefined;
+  const kind = found.isFile()
+    ? "a regular file"
+    : found.isDirectory()
+    ? "a directory"
+    : found.isFIFO()
+    ? "a FIFO"
+    : "a device";
+  return `not a socket (${kind})`;
+}
 
 /** A system error as words, with its code (ENOENT: "no such socket (ENOENT)"). */
 export function describeSystemError(error: unknown): string {

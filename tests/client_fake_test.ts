@@ -13,6 +13,7 @@ import {
   ProtocolError,
   type QmpError,
   TimeoutError,
+  UnparsedRequestError,
 } from "../lib/errors.ts";
 import { type FakeConnection, type FakeServer, fakeServer, QEMU_GREETING } from "./helpers/fake_server.ts";
 
@@ -89,11 +90,11 @@ describe("greeting and negotiation", () => {
     expect(server.requests).toHaveLength(1);
   });
 
-  test("a greeting that is not JSON is a ProtocolError", async () => {
-    const server = serve((c) => c.send("SSH-2.0-OpenSSH_9.2\r\n"));
+  test("a greeting that is not JSON is a GreetingError naming the address and quoting what came", async () => {
+    const server = serve((c) => c.send("SSH-2.0-OpenSSH_9.2\r\nmore\r\n"));
     const error = await rejection(connect(server));
-    expect(error).toBeInstanceOf(ProtocolError);
-    expect(error.message).toContain("expected a JSON object, got 'S'");
+    expect(error).toBeInstanceOf(GreetingError);
+    expect(error.message).toBe(`${server.path} is not a QMP server: it sent "SSH-2.0-OpenSSH_9.2"`);
   });
 
   test("a JSON greeting without QMP is a GreetingError naming the address", async () => {
@@ -291,7 +292,7 @@ describe("execute", () => {
     });
   });
 
-  test("an error without an id ends the session: every pending call and subscription gets one ProtocolError", async () => {
+  test("an error without an id ends the session: every pending call and subscription gets QEMU's error", async () => {
     const server = serve(async (c) => {
       await c.handshake();
       await c.nextRequest();
@@ -303,7 +304,9 @@ describe("execute", () => {
     const first = rejection(client.execute("query-status"));
     const second = rejection(client.execute("query-name"));
     const error = await first;
-    expect(error).toBeInstanceOf(ProtocolError);
+    expect(error).toBeInstanceOf(UnparsedRequestError);
+    expect(error).toBeInstanceOf(CommandError); // QEMU's answer, not a fault of the connection
+    expect(error).toMatchObject({ errorClass: "GenericError", code: "UNPARSED_REQUEST" });
     expect(error.message).toBe(
       `${server.path} could not parse a request (an error without an id): GenericError: JSON parse error, invalid keyword 'x'`,
     );
@@ -319,7 +322,7 @@ describe("execute", () => {
     });
     const client = await connect(server);
     const error = await client.closed;
-    expect(error).toBeInstanceOf(ProtocolError);
+    expect(error).toBeInstanceOf(UnparsedRequestError);
     expect(await rejection(client.execute("query-status"))).toBe(error!);
   });
 
@@ -332,7 +335,7 @@ describe("execute", () => {
     const client = await connect(server);
     const error = await rejection(client.execute("query-status"));
     expect(error).toBeInstanceOf(ProtocolError);
-    expect(error.message).toBe('received a reply without an id: {"return":{}}');
+    expect(error.message).toBe(`${server.path}: received a reply without an id: {"return":{}}`);
     expect(await client.closed).toBe(error);
   });
 
@@ -404,7 +407,7 @@ describe("events and other messages in one chunk", () => {
     const events = client.events();
     const call = rejection(client.execute("query-status"));
     const error = await call;
-    expect(error).toEqual(new ProtocolError("expected a JSON object, got 'g'"));
+    expect(error).toEqual(new ProtocolError(`${server.path}: expected a JSON object, got 'g'`));
     expect((await events.nextBatch()).map((e) => e.event)).toEqual(["A", "B"]);
     expect(await events.nextBatch().catch((e) => e)).toBe(error);
   });
@@ -475,7 +478,7 @@ describe("bytes on the wire", () => {
     const client = await connect(server, { maxMessageBytes: 1000 });
     const error = await rejection(client.execute("x"));
     expect(error).toBeInstanceOf(MessageTooLargeError);
-    expect(error.message).toBe("a message exceeded the limit of 1000 bytes");
+    expect(error.message).toBe(`${server.path}: a message exceeded the limit of 1000 bytes`);
     expect(await client.closed).toBe(error);
   });
 

@@ -1,6 +1,6 @@
 /** Every address form, and each connection error, as a user meets them against a real QEMU. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, lstatSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { QmpClient } from "../lib/mod.ts";
@@ -103,6 +103,34 @@ describe("connection errors name the address and the reason", () => {
     expect(result.stderr).toMatch(
       new RegExp(`^qmpctl: cannot connect to unix:${path},server=on,wait=off: connection refused.*\\n$`),
     );
+  });
+
+  test("a path that is no socket (a pidfile, a directory): exit 3 saying what it is", async () => {
+    const pidfile = join(scratch, "vm1.pid");
+    writeFileSync(pidfile, "1234\n");
+    for (const [path, kind] of [[pidfile, "a regular file"], [scratch, "a directory"]]) {
+      expect(await qmpctl(["-s", path, "exec", "query-status"])).toEqual(expect.objectContaining({
+        code: 3,
+        stdout: "",
+        stderr: `qmpctl: cannot connect to ${path}: not a socket (${kind})\n`,
+      }));
+    }
+  });
+
+  test("an HMP monitor's socket (-monitor) is not a QMP server: exit 3, quoting its banner", async () => {
+    const hmp = join(scratch, "hmp.sock");
+    const other = await startQemu({ extraArgs: ["-monitor", `unix:${hmp},server=on,wait=off`] });
+    try {
+      const result = await qmpctl(["-s", hmp, "exec", "query-status"]);
+      expect(result).toMatchObject({ code: 3, stdout: "" });
+      expect(result.stderr).toMatch(
+        new RegExp(
+          `^qmpctl: ${hmp} is not a QMP server: it sent "QEMU \\d+\\.\\d+\\.\\d+ monitor - type 'help' for more information"\n$`,
+        ),
+      );
+    } finally {
+      await other.stop();
+    }
   });
 
   test("a TCP port nobody listens on: exit 3, connection refused", async () => {

@@ -29,11 +29,13 @@ describe("the greeting and negotiation", () => {
     expect(server.requests).toEqual([]);
   });
 
-  test("a garbage greeting: exit 3 with one line, nothing sent", async () => {
+  test("a garbage greeting: exit 3 with one line naming the address and quoting what came, nothing sent", async () => {
     const server = serve((c) => c.send("220 smtp.example.org ESMTP\r\n"));
-    const result = await exec(server, "query-status");
-    expect(result).toMatchObject({ code: 3, stdout: "" });
-    expect(result.stderr).toMatch(/^qmpctl: .*expected a JSON object, got '2'\n$/);
+    expect(await exec(server, "query-status")).toMatchObject({
+      code: 3,
+      stdout: "",
+      stderr: `qmpctl: ${server.path} is not a QMP server: it sent "220 smtp.example.org ESMTP"\n`,
+    });
     expect(server.requests).toEqual([]);
   });
 
@@ -228,21 +230,22 @@ describe("replies", () => {
     expect(await exec(server, "query-status")).toMatchObject({
       code: 3,
       stdout: "",
-      stderr: 'qmpctl: received a reply without an id: {"return":{}}\n',
+      stderr: `qmpctl: ${server.path}: received a reply without an id: {"return":{}}\n`,
     });
   });
 
-  test("an error without an id: exit 3 (the session ends), with its class and description", async () => {
-    const server = answering((c) =>
-      c.sendJson({ error: { class: "GenericError", desc: "JSON parse error, stray '}'" } })
-    );
-    expect(await exec(server, "query-status")).toMatchObject({
-      code: 3,
-      stdout: "",
-      stderr:
-        `qmpctl: ${server.path} could not parse a request (an error without an id): GenericError: JSON parse error, stray '}'\n`,
+  for (const raw of [false, true]) {
+    test(`an error without an id: exit 1, as QEMU's error, with its class and description${raw ? "; --raw prints it" : ""}`, async () => {
+      const error = { class: "GenericError", desc: "JSON parse error, stray '}'" };
+      const server = answering((c) => c.sendJson({ error }));
+      expect(await exec(server, "query-status", ...(raw ? ["--raw"] : []))).toMatchObject({
+        code: 1,
+        stdout: raw ? JSON.stringify({ error }) + "\n" : "",
+        stderr:
+          `qmpctl: ${server.path} could not parse a request (an error without an id): GenericError: ${error.desc}\n`,
+      });
     });
-  });
+  }
 
   test("an error reply: exit 1; with --raw the whole error object on stdout, without qmpctl's id", async () => {
     const error = { class: "DeviceNotFound", desc: "Device 'nope' not found", data: {} };
@@ -322,7 +325,7 @@ describe("replies", () => {
     expect(result).toMatchObject({
       code: 3,
       stdout: "",
-      stderr: "qmpctl: a message exceeded the limit of 67108864 bytes\n",
+      stderr: `qmpctl: ${server.path}: a message exceeded the limit of 67108864 bytes\n`,
     });
   }, 20_000);
 

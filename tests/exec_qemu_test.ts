@@ -64,6 +64,19 @@ describe("exec", () => {
     expect(result.stderr).toBe("qmpctl: CommandNotFound: The command no-such-command has not been found\n");
   });
 
+  test("a request QEMU cannot parse (nested deeper than it reads) is QEMU's error without an id: exit 1", async () => {
+    const deep = `{"x": ${"[".repeat(1100)}${"]".repeat(1100)}}`;
+    const result = await qmpctl(["-s", qemu.socket, "exec", "query-status", "--args", deep, "--raw"]);
+    expect(result).toMatchObject({
+      code: 1,
+      stdout: '{"error":{"class":"GenericError","desc":"JSON nesting depth limit exceeded"}}\n',
+      stderr:
+        `qmpctl: ${qemu.socket} could not parse a request (an error without an id): GenericError: JSON nesting depth limit exceeded\n`,
+    });
+    // QEMU answers the rest of that request with ~1000 more errors; the session ended at the first.
+    expect(await qmpctl(["-s", qemu.socket, "exec", "query-status"])).toMatchObject({ code: 0 });
+  });
+
   test('--raw prints a success response as {"return": ...} without the id', async () => {
     const version = await qemu.control.execute("query-version");
     const result = await qmpctl(["--raw", "-s", qemu.socket, "exec", "query-version"]);

@@ -4,18 +4,26 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { combinedStatus, expandTargets, isGlob } from "../cli/fanout.ts";
-import { globPaths } from "../cli/io.ts";
+import { globSockets } from "../cli/io.ts";
 
 let dir: string;
+const listeners: { stop(): void }[] = [];
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "qmpctl-glob-"));
-  for (const name of ["b.qmp", "a.qmp", "c.sock", ".hidden.qmp"]) writeFileSync(join(dir, name), "");
   mkdirSync(join(dir, "vm1"));
   mkdirSync(join(dir, "vm2"));
-  writeFileSync(join(dir, "vm1", "qmp.sock"), "");
-  writeFileSync(join(dir, "vm2", "qmp.sock"), "");
+  for (const name of ["b.qmp", "a.qmp", "c.sock", ".hidden.qmp", "vm1/qmp.sock", "vm2/qmp.sock"]) {
+    listeners.push(Bun.listen({ unix: join(dir, name), socket: { data() {} } }));
+  }
+  // What else lies beside sockets: a pidfile, a disk image, a directory.
+  writeFileSync(join(dir, "vm.pid.qmp"), "1234\n");
+  writeFileSync(join(dir, "disk.sock"), "");
+  mkdirSync(join(dir, "d.qmp"));
 });
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => {
+  for (const listener of listeners) listener.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 describe("isGlob", () => {
   test.each([
@@ -34,13 +42,14 @@ describe("isGlob", () => {
 });
 
 describe("expanding -s", () => {
-  test("a glob's matches sorted, hidden names left out, within one path component", async () => {
-    expect(await globPaths(join(dir, "*.qmp"))).toEqual([join(dir, "a.qmp"), join(dir, "b.qmp")]);
-    expect(await globPaths(join(dir, "vm*", "qmp.sock"))).toEqual([
+  test("a glob's sockets sorted, hidden names and what is not a socket left out, within one path component", async () => {
+    expect(await globSockets(join(dir, "*.qmp"))).toEqual([join(dir, "a.qmp"), join(dir, "b.qmp")]);
+    expect(await globSockets(join(dir, "vm*", "qmp.sock"))).toEqual([
       join(dir, "vm1/qmp.sock"),
       join(dir, "vm2/qmp.sock"),
     ]);
-    expect(await globPaths(join(dir, "?.sock"))).toEqual([join(dir, "c.sock")]);
+    expect(await globSockets(join(dir, "*.sock"))).toEqual([join(dir, "c.sock")]);
+    expect(await globSockets(join(dir, "?.sock"))).toEqual([join(dir, "c.sock")]);
   });
 
   test("repeated -s keep their order, each address once; one plain address is not several targets", async () => {
@@ -54,8 +63,9 @@ describe("expanding -s", () => {
     expect(await expandTargets([join(dir, "a.*")])).toEqual([join(dir, "a.qmp")]); // a glob is several, even of one
   });
 
-  test("a glob that matches nothing is a connection error naming it", async () => {
+  test("a glob that matches no socket is a connection error naming it", async () => {
     await expect(expandTargets([join(dir, "*.none")])).rejects.toThrow(`no socket matches ${join(dir, "*.none")}`);
+    await expect(expandTargets([join(dir, "disk.*")])).rejects.toThrow(`no socket matches ${join(dir, "disk.*")}`);
   });
 });
 

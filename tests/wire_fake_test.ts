@@ -224,7 +224,7 @@ describe("a framing fault after whole messages", () => {
     expect(result).toMatchObject({
       code: 3,
       stdout: eventLine("X", '{"i": 1}') + eventLine("X", '{"i": 2}'),
-      stderr: "qmpctl: expected a JSON object, got '#'\n",
+      stderr: `qmpctl: ${path}: expected a JSON object, got '#'\n`,
     });
   });
 
@@ -238,7 +238,7 @@ describe("a framing fault after whole messages", () => {
     expect(result).toMatchObject({
       code: 3,
       stdout: "{}\n" + eventLine("DONE", "{}"),
-      stderr: "qmpctl: expected a JSON object, got ']'\n",
+      stderr: `qmpctl: ${path}: expected a JSON object, got ']'\n`,
     });
   });
 });
@@ -256,7 +256,7 @@ describe("hostile nesting", () => {
       expect(result).toMatchObject({
         code: 3,
         stdout: "",
-        stderr: "qmpctl: received a message nested deeper than 1024 levels\n",
+        stderr: `qmpctl: ${path}: received a message nested deeper than 1024 levels\n`,
       });
     });
   }

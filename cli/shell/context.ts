@@ -6,7 +6,7 @@
  * @module
  */
 import type { QmpClient } from "../../lib/client.ts";
-import { ArgumentError, CommandError } from "../../lib/errors.ts";
+import { ArgumentError, CommandError, UnparsedRequestError } from "../../lib/errors.ts";
 import { UsageError } from "../options.ts";
 import type { Completion } from "./completion.ts";
 
@@ -56,7 +56,7 @@ export class ShellContext {
 
   /**
    * Send one command; QEMU's error becomes an `error` outcome.
-   * @throws {DisconnectedError | ProtocolError | AbortedError | TimeoutError}
+   * @throws {DisconnectedError | ProtocolError | UnparsedRequestError | AbortedError | TimeoutError}
    */
   async execute(
     command: string,
@@ -73,7 +73,10 @@ export class ShellContext {
       const perCommand = this.signalPerCommand ? { signal } : { inOrder: true };
       return { kind: "return", value: await this.client.execute(command, args, { ...options, ...perCommand }) };
     } catch (error) {
-      if (error instanceof CommandError) return { kind: "error", error: { class: error.errorClass, desc: error.desc } };
+      // An error without an id ended the session: the shell ends with it, as when the connection is lost.
+      if (error instanceof CommandError && !(error instanceof UnparsedRequestError)) {
+        return { kind: "error", error: { class: error.errorClass, desc: error.desc } };
+      }
       throw error;
     }
   }
