@@ -49,6 +49,27 @@ describe("qmpctl batch against QEMU", () => {
     await qemu.control.execute("cont");
   });
 
+  test("quit and exit are commands for QEMU, not the shell's words: every line gets its result", async () => {
+    const own = await startQemu();
+    try {
+      const { code, stdout, stderr } = await qmpctl(["-s", own.socket, "batch"], {
+        stdin: "query-status\nexit\nquery-status\nquit\n",
+      });
+      const lines = stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+      expect(lines).toEqual([
+        { return: { status: "running", singlestep: false, running: true } },
+        { error: { class: "CommandNotFound", desc: "The command exit has not been found" } },
+        { return: { status: "running", singlestep: false, running: true } },
+        { return: {} },
+      ]);
+      expect(stderr).toBe("");
+      expect(code).toBe(1);
+      expect(await own.process.exited).toBe(0); // QEMU quit
+    } finally {
+      await own.stop();
+    }
+  });
+
   test("FILE: comments and blanks skipped, exit 0 when all returned; a missing FILE is a usage error", async () => {
     const file = join(dir, "setup.qmp");
     writeFileSync(file, "# a comment\n\nquery-name\r\n  \nquery-name");

@@ -46,6 +46,8 @@ export class ShellContext {
    * which closes the connection.
    */
   signalPerCommand = true;
+  /** Whether `quit` and `exit` leave, as in a shell; `batch` sends them to QEMU like any command. */
+  quitWordsLeave = true;
   /** Called with each message about to be sent (`-v` in a terminal). */
   onSend?: (message: Record<string, unknown>) => void;
 
@@ -86,7 +88,7 @@ export class ShellContext {
     switch (words[0]) {
       case "quit":
       case "exit":
-        return { kind: "quit" };
+        return this.quitWordsLeave ? { kind: "quit" } : undefined;
       case "events":
         if (words.length === 1) return { kind: "note", text: `events are ${this.eventsOn ? "on" : "off"}` };
         if (words.length === 2 && (words[1] === "on" || words[1] === "off")) {
