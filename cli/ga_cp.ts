@@ -7,7 +7,7 @@ import { connectAgent } from "./ga_connect.ts";
 import { type ByteSink, openByteSink } from "./byte_sink.ts";
 import { readChunks } from "./io.ts";
 import { UsageError } from "./options.ts";
-import type { CommandContext } from "./session.ts";
+import { cleaningUpOnFatalSignal, type CommandContext } from "./session.ts";
 
 /**
  * Bytes per guest-file-read/-write: large enough that the round trips cost
@@ -30,8 +30,13 @@ export async function run(context: CommandContext): Promise<number> {
       `ga cp copies between here and the guest: write the guest side as :/path (got ${source} ${target})`,
     );
   }
-  if (guestSource !== undefined) await copyOut(context, guestSource, target);
-  else await copyIn(context, source, intoDirectory(guestTarget!, source));
+  await cleaningUpOnFatalSignal(
+    context,
+    (context) =>
+      guestSource !== undefined
+        ? copyOut(context, guestSource, target)
+        : copyIn(context, source, intoDirectory(guestTarget!, source)),
+  );
   return 0;
 }
 

@@ -9,7 +9,7 @@ import { QmpClient } from "../lib/client.ts";
 import { connectWhenReady } from "../lib/connect_ready.ts";
 import { CommandError } from "../lib/errors.ts";
 import type { QmpEvent } from "../lib/events.ts";
-import { env, prepareStdout, writeStderrLine, writeStdout } from "./io.ts";
+import { env, type FatalSignal, killSelf, onFatalSignal, prepareStdout, writeStderrLine, writeStdout } from "./io.ts";
 import { type OptionTable, type ParsedOptions, UsageError } from "./options.ts";
 
 /** The global options, read and checked. */
@@ -186,4 +186,28 @@ export async function executeAndPrint(
   }
   if (context.target) return printLabelled(context, { [key]: key === "text" ? render(value) : value });
   return context.global.raw ? printJson(context, { return: value }) : writeStdout(render(value));
+}
+
+/**
+ * Run `work` with a context whose signal also aborts on SIGTERM (what
+ * timeout(1) and systemd send) and SIGHUP, for work that leaves something to
+ * clean up (a temporary file, a guest's file handle): it ends as on SIGINT,
+ * cleaning up, and then qmpctl dies of that signal, as it would have at once.
+ */
+export async function cleaningUpOnFatalSignal<T>(
+  context: CommandContext,
+  work: (context: CommandContext) => Promise<T>,
+): Promise<T> {
+  const fatal = new AbortController();
+  let caught: FatalSignal | undefined;
+  const release = onFatalSignal((signal) => {
+    caught ??= signal;
+    fatal.abort(new Error(signal));
+  });
+  try {
+    return await work({ ...context, signal: AbortSignal.any([context.signal, fatal.signal]) });
+  } finally {
+    release();
+    if (caught) killSelf(caught);
+  }
 }

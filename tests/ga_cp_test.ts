@@ -358,6 +358,22 @@ describe("ga cp: the local file", () => {
     expect(readdirSync(dir)).toEqual(["vm1-zero"]);
   });
 
+  for (const signal of ["SIGTERM", "SIGHUP"] as const) {
+    test(`${signal} midway (timeout(1), systemd, a closed terminal) cleans up as SIGINT does, then dies of it`, async () => {
+      const dir = freshDir(), file = existingDestination(dir);
+      const running = startQmpctl(["-s", agent.socket, "ga", "cp", ":/dev/zero", file, "-v"]);
+      await partWritten(file);
+      running.child.kill(signal);
+      const result = await running.result;
+      expect(result.signal).toBe(signal);
+      expect(readFileSync(file, "utf8")).toBe("the previous copy\n");
+      expect(readdirSync(dir)).toEqual(["vm1-zero"]);
+      const [handle] = openedHandles(result.stderr);
+      expect(result.stderr).toMatch(new RegExp(`^< \\{"return":\\{\\},"id":"qmpctl-\\d+-\\d+"\\}$`, "m"));
+      expect((await qmpctl(["-s", agent.socket, "ga", "guest-file-close", `handle=${handle}`])).code).toBe(1);
+    });
+  }
+
   test("an agent that dies midway leaves the existing DST unchanged and removes the partial copy", async () => {
     const dying = await startAgent();
     try {
