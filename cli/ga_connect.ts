@@ -1,5 +1,6 @@
 /** Connecting to the guest agent for the `ga` commands: `-s` or `$QMPCTL_GA_SOCKET`. @module */
 import { GuestAgent } from "../lib/agent_client.ts";
+import { retryWhileNotReady } from "../lib/connect_ready.ts";
 import { env, writeStderrLine } from "./io.ts";
 import { UsageError } from "./options.ts";
 import type { CommandContext } from "./session.ts";
@@ -11,13 +12,22 @@ export function agentAddress(context: CommandContext): string {
   return address;
 }
 
-/** Connect and resynchronise, bounded by --connect-timeout, --timeout and SIGINT. */
-export function connectAgent(context: CommandContext, connectTimeoutMs = context.global.connectTimeoutMs) {
-  return GuestAgent.connect(agentAddress(context), {
-    signal: context.signal,
-    connectTimeout: connectTimeoutMs,
-    log: context.global.verbose
-      ? (direction, json) => writeStderrLine(`${direction === "send" ? ">" : "<"} ${json}`)
-      : undefined,
-  });
+/**
+ * Connect and resynchronise, bounded by --connect-timeout, --timeout and
+ * SIGINT; with --wait-socket, retried while the socket is missing or refuses.
+ */
+export function connectAgent(
+  context: CommandContext,
+  connectTimeoutMs = context.global.connectTimeoutMs,
+): Promise<GuestAgent> {
+  const connect = () =>
+    GuestAgent.connect(agentAddress(context), {
+      signal: context.signal,
+      connectTimeout: connectTimeoutMs,
+      log: context.global.verbose
+        ? (direction, json) => writeStderrLine(`${direction === "send" ? ">" : "<"} ${json}`)
+        : undefined,
+    });
+  const waitMs = context.global.waitSocketMs ?? 0;
+  return waitMs > 0 ? retryWhileNotReady(connect, waitMs, context.signal) : connect();
 }

@@ -43,26 +43,36 @@ export function isNotReady(error: unknown): boolean {
  * ```
  * @throws {ConnectionError} naming the last reason once `waitMs` has passed
  */
-export async function connectWhenReady(
-  address: string | Address,
-  options: ConnectWhenReadyOptions,
-): Promise<QmpClient> {
-  const deadline = Date.now() + options.waitMs;
+export function connectWhenReady(address: string | Address, options: ConnectWhenReadyOptions): Promise<QmpClient> {
+  return retryWhileNotReady(() => QmpClient.connect(address, options), options.waitMs, options.signal);
+}
+
+/**
+ * `connect()` (to a monitor, or a guest agent), retried while it fails as
+ * not ready (`isNotReady`), until `waitMs` has passed or `signal` aborts.
+ * @throws {ConnectionError} naming the last reason once `waitMs` has passed
+ */
+export async function retryWhileNotReady<T>(
+  connect: () => Promise<T>,
+  waitMs: number,
+  signal?: AbortSignal,
+): Promise<T> {
+  const deadline = Date.now() + waitMs;
   let pause = FIRST_PAUSE_MS;
   for (;;) {
     try {
-      return await QmpClient.connect(address, options);
+      return await connect();
     } catch (error) {
       if (!isNotReady(error)) throw error;
       const left = deadline - Date.now();
       if (left <= 0) {
         throw new ConnectionError(
-          `${(error as Error).message} (still so after --wait-socket ${formatDuration(options.waitMs)})`,
+          `${(error as Error).message} (still so after --wait-socket ${formatDuration(waitMs)})`,
           { cause: error },
         );
       }
       const wait = Math.min(pause, left);
-      await abortable(new Promise((resolve) => setTimeout(resolve, wait)), options.signal, "the socket to be ready");
+      await abortable(new Promise((resolve) => setTimeout(resolve, wait)), signal, "the socket to be ready");
       pause = Math.min(pause * 2, LONGEST_PAUSE_MS);
     }
   }

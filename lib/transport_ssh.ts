@@ -65,12 +65,17 @@ export async function connectSsh(
     processRuntime(),
   ]);
   if (address.path.includes(":")) throw new AddressError(`'${address.text}': ssh cannot forward a path with ':'`);
+  // ssh expands ${NAME} from its own environment in a -L socket path, and has no way to write it literally.
+  if (address.path.includes("${")) {
+    throw new AddressError(`'${address.text}': ssh would expand the \${...} in its path`);
+  }
   const command = sshCommand();
-  // ssh reads `:` in a -L spec as the separator, and `\` as an escape (`v\m.qmp` would be `vm.qmp`).
+  // ssh reads `:` in a -L spec as the separator, `\` as an escape (`v\m.qmp` would be `vm.qmp`),
+  // and `%` as the start of a token (`%u`: the local user), written `%%` for itself.
   if (tmpdir().includes(":")) throw new AddressError(`TMPDIR '${tmpdir()}' holds a ':', which ssh cannot forward`);
   const dir = fs.mkdtempSync(`${tmpdir()}/qmpctl-ssh-`); // mode 0700
   const local = `${dir}/monitor.sock`;
-  const escaped = (path: string) => path.replaceAll("\\", "\\\\");
+  const escaped = (path: string) => path.replaceAll("\\", "\\\\").replaceAll("%", "%%");
   const forward = `${escaped(local)}:${escaped(address.path)}`;
   const destination = [
     ...(address.user === undefined ? [] : ["-l", address.user]),
@@ -89,7 +94,8 @@ export async function connectSsh(
     ...destination,
   ];
   const stderr = new SshStderr();
-  const cannot = (reason: string) => new ConnectionError(`cannot connect to ${address.text}: ${reason}`);
+  const cannot = (reason: string, cause?: unknown) =>
+    new ConnectionError(`cannot connect to ${address.text}: ${reason}`, { cause });
 
   let child;
   try {
@@ -148,9 +154,11 @@ export async function connectSsh(
         return events.close(error);
       }
       // Closed before QEMU said anything: ssh could not open the remote socket, and says why on stderr.
+      // sshd does not tell missing from refused: either reads as a socket not there yet (--wait-socket).
       void stderr.failureLine(child.exited, REASON_WAIT_MS).then(() => {
         release();
-        events.close(cannot(`${stderr.reason(command[0])} (is there a socket at ${address.path} on ${address.host}?)`));
+        const reason = `${stderr.reason(command[0])} (is there a socket at ${address.path} on ${address.host}?)`;
+        events.close(cannot(reason, { code: "ECONNREFUSED" }));
       });
     },
   }, options.signal).catch((error) => {

@@ -1,6 +1,6 @@
 /** `qmpctl ga AGENT-COMMAND` and `ga wait` against a real qemu-ga, and faults from a fake agent. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { rmSync } from "node:fs";
+import { rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { qmpctl, startQmpctl } from "./helpers/cli.ts";
 import { startQemu } from "./helpers/qemu.ts";
@@ -113,6 +113,27 @@ describe("ga AGENT-COMMAND against qemu-ga", () => {
     const result = await qmpctl(["-s", "/nonexistent/ga.sock", "ga", "guest-ping"]);
     expect(result.code).toBe(3);
     expect(result.stderr).toBe("qmpctl: cannot connect to /nonexistent/ga.sock: no such socket (ENOENT)\n");
+  });
+
+  test("--wait-socket: a socket that appears later is retried, for ga CMD and ga exec alike", async () => {
+    for (const words of [["guest-ping"], ["exec", "--", "echo", "hi"]]) {
+      const later = join(agent.dir, "later.sock");
+      const running = startQmpctl(["-s", later, "--wait-socket", "20s", "ga", ...words]);
+      await Bun.sleep(300); // some tries fail first: nothing at that path yet
+      symlinkSync(agent.socket, later);
+      try {
+        expect(await running.result).toMatchObject({
+          code: 0,
+          stdout: words[0] === "exec" ? "hi\n" : "{}\n",
+          stderr: "",
+        });
+      } finally {
+        rmSync(later);
+      }
+    }
+    const gone = await qmpctl(["-s", join(agent.dir, "never.sock"), "--wait-socket", "300ms", "ga", "guest-ping"]);
+    expect(gone.code).toBe(3);
+    expect(gone.stderr).toContain("(still so after --wait-socket 300ms)");
   });
 
   test("after a client that sent commands and left without reading the replies, guest-ping prints {}", async () => {

@@ -335,4 +335,43 @@ describe("odd remote paths", () => {
       rmSync(spaced);
     }
   });
+
+  test("a % in the remote path is a %, not one of ssh's tokens (%u: the local user)", async () => {
+    const linkDir = mkdtempSync(join(tmpdir(), "qmpctl-ssh-path-"));
+    try {
+      symlinkSync(qemu.socket, join(linkDir, "vm%u.sock")); // and no vmroot.sock: %u must stay itself
+      const result = await qmpctl(["-s", `ssh://vmhost${linkDir}/vm%u.sock`, "exec", "query-status"], { env });
+      expect(result).toMatchObject({ code: 0, stderr: "" });
+      expect(JSON.parse(result.stdout)).toMatchObject({ status: "running" });
+    } finally {
+      rmSync(linkDir, { recursive: true, force: true });
+    }
+  });
+
+  test("${NAME} in the remote path is refused: ssh would expand it from the local environment", async () => {
+    const address = `ssh://vmhost${runDir}/\${HOME}.sock`;
+    expect(await qmpctl(["-s", address, "exec", "query-status"], { env })).toMatchObject({
+      code: 2,
+      stdout: "",
+      stderr: `qmpctl: '${address}': ssh would expand the \${...} in its path\n`,
+    });
+  });
+});
+
+describe("--wait-socket over ssh://", () => {
+  test("a remote socket that appears later is retried until it answers", async () => {
+    const later = join(runDir, "later.sock");
+    const running = startQmpctl(["-s", `ssh://vmhost${later}`, "--wait-socket", "20s", "exec", "query-status"], {
+      env,
+    });
+    await Bun.sleep(1500); // some tries fail first: nothing at that path yet
+    symlinkSync(qemu.socket, later);
+    try {
+      const result = await running.result;
+      expect(result).toMatchObject({ code: 0, stderr: "" });
+      expect(JSON.parse(result.stdout)).toMatchObject({ status: "running" });
+    } finally {
+      rmSync(later);
+    }
+  });
 });
