@@ -111,8 +111,11 @@ async function main(): Promise<number> {
     // Several targets (-s repeated or a glob): the runner is loaded only then.
     const several = (sockets.length > 1 || isGlob(sockets[0] ?? "")) &&
       await (await import("./cli/fanout.ts")).expandTargets(sockets);
-    if (several) {
-      if (!entry.fanout) throw new UsageError(`${name} takes one target (-s given ${several.length} sockets)`);
+    // A command of one target takes a glob that matches one socket (or one -s given twice) as that socket.
+    if (several && !entry.fanout) {
+      if (several.length > 1) throw new UsageError(`${name} takes one target (-s gave ${several.length} sockets)`);
+      context.global.socket = several[0];
+    } else if (several) {
       const fanout = await import("./cli/fanout.ts");
       const jobs = fanout.readJobs(context, entry.fanout === "all" ? several.length : fanout.DEFAULT_JOBS);
       return await fanout.runOnEach(context, several, module.run, { jobs, statusOf });

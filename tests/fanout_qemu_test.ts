@@ -185,8 +185,13 @@ describe("several targets over real QEMUs", () => {
     expect(shell).toMatchObject({
       code: 2,
       stdout: "",
-      stderr: `qmpctl: shell takes one target (-s given ${COUNT} sockets)\n`,
+      stderr: `qmpctl: shell takes one target (-s gave ${COUNT} sockets)\n`,
     });
+    // A glob of one socket, or one -s given twice, is that one target: the shell runs there, unlabelled.
+    for (const sockets of [[join(fleet, `${name(3)}.q?p`)], [socketOf(3), socketOf(3)]]) {
+      const one = await qmpctl([...sockets.flatMap((s) => ["-s", s]), "shell"], { stdin: "query-name\n" });
+      expect(one).toMatchObject({ code: 0, stdout: `{"return":{"name":"${name(3)}"}}\n`, stderr: "" });
+    }
   });
 
   test("--args - over several targets: stdin is read once and each gets the same arguments", async () => {
