@@ -28,14 +28,14 @@ module's result as one JSON object.
 
 Parameters:
   socket       the monitor address (any -s form, ssh:// too)         required
-  execute      a QMP command; arguments: its arguments (a dict)
+  execute      a QMP command; arguments: its arguments (a dict, or its JSON)
   hmp          a human monitor command line
   wait_event   an event name or glob (or a list): wait for it; with
                execute, listening starts before the command is sent;
                match: a dict its data must hold; count: how many (1)
   timeout      bound on the whole run (30s, 2m, or seconds); default none
   connect_timeout  bound on connecting (default 10s)
-  changed      force the result's changed (default: false for query-*
+  changed      force the result's changed, yes or no (default: false for query-*
                commands and a bare wait_event, true otherwise)
   qmpctl       the binary's path on the managed host (default: on PATH)
 
@@ -133,12 +133,9 @@ async function runModule(context: CommandContext, params: ModuleParams): Promise
     throw new UsageError("give one of execute or hmp (wait_event may go with execute, or alone)");
   }
   if (hmp !== undefined && names.length > 0) throw new UsageError("wait_event goes with execute, not hmp");
-  const args = params.arguments ?? undefined;
-  if (args !== undefined && (typeof args !== "object" || args === null || Array.isArray(args))) {
-    throw new UsageError("arguments must be a dict");
-  }
-  const changed = typeof params.changed === "boolean"
-    ? params.changed
+  const args = dict(params.arguments, "arguments");
+  const changed = params.changed !== undefined && params.changed !== null
+    ? boolean(params.changed, "changed")
     : execute !== undefined
     ? !execute.startsWith("query-")
     : hmp !== undefined;
@@ -168,7 +165,7 @@ async function runModule(context: CommandContext, params: ModuleParams): Promise
     const subscription = wait && subscribe(client, wait, signal); // before the command is sent
     const result: Result = { changed };
     if (execute !== undefined) {
-      result.return = await client.execute(execute, args as Record<string, unknown> | undefined, { signal });
+      result.return = await client.execute(execute, args, { signal });
     } else if (hmp !== undefined) {
       const output = await client.execute("human-monitor-command", { "command-line": hmp }, { signal });
       result.text = hmpText(output);
@@ -196,6 +193,34 @@ function text(value: unknown, name: string): string | undefined {
   if (value === undefined || value === null) return undefined;
   if (typeof value !== "string") throw new UsageError(`${name} must be a string`);
   return value;
+}
+
+/**
+ * A dict parameter; in Ansible's KEY=VALUE form (`-a 'arguments={...}'`) it
+ * comes as its JSON text, read here with exact numbers.
+ */
+function dict(value: unknown, name: string): Record<string, unknown> | undefined {
+  if (value === undefined || value === null) return undefined;
+  let object: unknown = value;
+  if (typeof value === "string") {
+    try {
+      object = parseExact(value);
+    } catch {
+      throw new UsageError(`${name} must be a dict (or its JSON)`);
+    }
+  }
+  if (typeof object !== "object" || object === null || Array.isArray(object)) {
+    throw new UsageError(`${name} must be a dict (or its JSON)`);
+  }
+  return object as Record<string, unknown>;
+}
+
+/** A boolean parameter, in any of the forms Ansible's own modules take (`changed=yes` in KEY=VALUE form). */
+function boolean(value: unknown, name: string): boolean {
+  const word = String(value).toLowerCase();
+  if (value === true || ["y", "yes", "on", "1", "true", "t", "1.0"].includes(word)) return true;
+  if (value === false || ["n", "no", "off", "0", "false", "f", "0.0"].includes(word)) return false;
+  throw new UsageError(`${name} must be a boolean (yes/no, true/false), not ${JSON.stringify(value)}`);
 }
 
 function duration(value: unknown, name: string, otherwise: number): number {

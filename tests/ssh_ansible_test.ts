@@ -218,6 +218,24 @@ describe("qmpctl ansible ARGS_FILE (what the module runs), directly", () => {
     expect(result).toEqual({ changed: true, return: "none-machine" });
   });
 
+  test("in Ansible's KEY=VALUE form (every value a string): changed=yes/no, and arguments as JSON", async () => {
+    const query = { socket: qemu.socket, execute: "query-status" };
+    expect(await module({ ...query, changed: "yes" })).toMatchObject({ changed: true });
+    expect(await module({ ...query, changed: "True" })).toMatchObject({ changed: true });
+    expect(await module({ socket: qemu.socket, hmp: "info status", changed: "no" })).toMatchObject({ changed: false });
+    expect(await module({ ...query, changed: "banana" })).toEqual({
+      failed: true,
+      changed: false,
+      msg: 'changed must be a boolean (yes/no, true/false), not "banana"',
+    });
+    const typed = { socket: qemu.socket, execute: "qom-get", arguments: '{"path": "/machine", "property": "type"}' };
+    expect(await module(typed)).toEqual({ changed: true, return: "none-machine" });
+    expect(await module({ ...typed, arguments: "path=/machine" })).toMatchObject({
+      failed: true,
+      msg: "arguments must be a dict (or its JSON)",
+    });
+  });
+
   test("numbers in the arguments file reach QEMU as written, and the result prints them so (beyond 2^53)", async () => {
     // Ansible (Python) writes ints exactly. 2^62 + 1536: whole sectors (QEMU rounds a size up), no double.
     const size = "4611686018427389440";
