@@ -1,5 +1,6 @@
 /** `qmpctl shell [--hmp]`: the interactive QMP (or HMP) shell, successor of qmp-shell. @module */
 import { exitStatusHelp } from "./exit_status.ts";
+import { UsageError } from "./options.ts";
 import type { CommandContext } from "./session.ts";
 
 export const help = (): string =>
@@ -47,6 +48,10 @@ ${
   }`;
 
 export async function run(context: CommandContext): Promise<number> {
+  // qmp-shell took the socket as a word: here a word would be ignored while -s or QMPCTL_SOCKET picks another VM.
+  if (context.words.length > 0) {
+    throw new UsageError(`shell takes no words (got '${context.words[0]}'): give the socket with -s`);
+  }
   const { runShell } = await import("./shell/main.ts");
   return runShell(context);
 }

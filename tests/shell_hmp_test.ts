@@ -54,8 +54,8 @@ describe("qmpctl shell --hmp on a terminal", () => {
     await terminal.waitForLastLine(PROMPT);
   });
 
-  test("quit leaves the shell with 0 and does not quit QEMU; history goes to its own file", async () => {
-    await terminal.type("quit");
+  test("q, the monitor's short quit, leaves the shell with 0 as quit does, and does not quit QEMU; own history", async () => {
+    await terminal.type("q");
     await terminal.press("Enter");
     expect(await terminal.exitStatus()).toBe(0);
     expect(await qemu.control.execute("query-status")).toMatchObject({ status: "prelaunch" });

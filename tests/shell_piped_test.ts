@@ -91,6 +91,15 @@ describe("qmpctl shell with piped stdin", () => {
     expect(code).toBe(1);
   });
 
+  test("a word after shell (qmp-shell's socket argument) is a usage error, not ignored for -s's VM", async () => {
+    const { code, stdout, stderr } = await shell("query-name\n", ["/run/other-vm.qmp"]);
+    expect({ code, stdout, stderr }).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: "qmpctl: shell takes no words (got '/run/other-vm.qmp'): give the socket with -s\n",
+    });
+  });
+
   test("quit leaves before the lines after it; QEMU keeps running", async () => {
     const { code, stdout } = await shell("query-name\nquit\nno-such-command\n");
     expect(stdout).toBe('{"return":{"name":"vm1"}}\n');

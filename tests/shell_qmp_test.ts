@@ -251,6 +251,48 @@ describe("qmpctl shell on a terminal", () => {
     });
   });
 
+  test("quit at TRANS> leaves, saying the transaction was not sent; help there shows the help", async () => {
+    const terminal = await startTerminal([QMPCTL, "shell", "-s", qemu.socket], { env: ENV() });
+    try {
+      await terminal.waitForLastLine(PROMPT);
+      await terminal.type("transaction(");
+      await terminal.press("Enter");
+      await terminal.waitForLastLine("TRANS>");
+      await terminal.type("help");
+      await terminal.press("Enter");
+      await terminal.waitFor("the help", (s) => s.some((row) => row.startsWith("  quit, exit, Ctrl-D")));
+      await terminal.waitForLastLine("TRANS>");
+      await terminal.type("quit");
+      await terminal.press("Enter");
+      expect(await terminal.exitStatus()).toBe(0);
+      expect((await terminal.screen()).at(-1)).toBe("the transaction was not sent");
+    } finally {
+      await terminal.close();
+      await waitForMonitorFree(qemu.socket);
+    }
+  });
+
+  test("TAB that QEMU does not answer (stopped) gives up after 3 s with a note; Ctrl-C gives up at once", async () => {
+    await use([], async (terminal) => {
+      qemu.process.kill("SIGSTOP");
+      try {
+        await terminal.type("query-na");
+        await terminal.press("Tab");
+        const screen = await terminal.waitFor("the note", (s) => s.includes("TAB: no answer from QEMU within 3s"), 10_000);
+        expect(screen.at(-1)).toBe("(vm1) query-na");
+        await terminal.press("Tab");
+        await Bun.sleep(200);
+        await terminal.press("C-c"); // ends the TAB's wait, not the line
+        await terminal.type("me");
+        await terminal.waitForLastLine("(vm1) query-name");
+      } finally {
+        qemu.process.kill("SIGCONT");
+      }
+      await terminal.press("Enter");
+      await terminal.waitFor("the name", (s) => s.at(-2) === '{"name":"vm1"}');
+    });
+  });
+
   test("help lists the local commands; history survives a restart in a 0600 file; Ctrl-D and quit leave with 0", async () => {
     const terminal = await startTerminal([QMPCTL, "shell", "-s", qemu.socket], { env: ENV() });
     try {

@@ -15,7 +15,7 @@ import { UsageError } from "../options.ts";
 export const HMP_LOCAL_HELP = `Local to qmpctl shell --hmp:
   cpu N             run the following commands on CPU N (its cpu-index)
   events [on|off]   show QMP events as they arrive, or not
-  quit, exit        leave the shell (QEMU keeps running: quit is not sent)`;
+  quit, q, exit     leave the shell (QEMU keeps running: quit is not sent)`;
 
 export class HmpMode implements ShellMode {
   readonly kind = "hmp";
@@ -41,7 +41,8 @@ export class HmpMode implements ShellMode {
     const trimmed = line.trim();
     if (trimmed === "" || trimmed.startsWith("#")) return { kind: "none" };
     const words = trimmed.split(/\s+/);
-    const local = this.#context.localCommand(words);
+    // q is the monitor's own short quit: here it leaves too, as quit does, rather than end QEMU.
+    const local = this.#context.localCommand(words[0] === "q" && words.length === 1 ? ["quit"] : words);
     if (local) return local;
     if (words[0] === "cpu") return this.#selectCpu(words, signal);
     const outcome = await this.#send(trimmed, this.#cpu, signal);

@@ -9,7 +9,7 @@
  */
 import type { QmpClient } from "../../lib/client.ts";
 import { abortable } from "../../lib/abort.ts";
-import { CommandError, DisconnectedError } from "../../lib/errors.ts";
+import { AbortedError, CommandError, DisconnectedError, TimeoutError } from "../../lib/errors.ts";
 import { formatJson } from "../session.ts";
 import { applyCompletion, formatColumns, type TabResult } from "./completion.ts";
 import type { Outcome, ShellContext, ShellMode } from "./context.ts";
@@ -17,6 +17,9 @@ import { LineEditor } from "./editor.ts";
 import { History } from "./history.ts";
 import { Screen } from "./screen.ts";
 import { Terminal } from "./terminal.ts";
+
+/** How long TAB waits for QEMU (the schema, the monitor's help) before it gives up with the bell. */
+const COMPLETION_WAIT_MS = 3000;
 
 export interface InteractiveOptions {
   client: QmpClient;
@@ -71,7 +74,7 @@ export async function runInteractive(options: InteractiveOptions): Promise<numbe
           break;
         case "eof":
           screen.leave();
-          return 0;
+          return leave();
         case "clear-screen":
           screen.clear();
           break;
@@ -84,7 +87,7 @@ export async function runInteractive(options: InteractiveOptions): Promise<numbe
           editor.reset();
           await history.add(line);
           const outcome = await runLine(line);
-          if (outcome?.kind === "quit") return 0;
+          if (outcome?.kind === "quit") return leave();
           if (outcome) screen.print(render(outcome, pretty));
           draw();
         }
@@ -94,6 +97,12 @@ export async function runInteractive(options: InteractiveOptions): Promise<numbe
     screen.leave();
     events.close();
     await terminal.close();
+  }
+
+  /** Leave with 0; a transaction still open is dropped, and said so. */
+  function leave(): number {
+    if (mode.cancel()) screen.print("the transaction was not sent");
+    return 0;
   }
 
   /** Run a line; Ctrl-C stops waiting for it (undefined then), a lost connection throws. */
@@ -111,14 +120,22 @@ export async function runInteractive(options: InteractiveOptions): Promise<numbe
     }
   }
 
+  /** TAB. Its wait for QEMU ends at Ctrl-C or after COMPLETION_WAIT_MS (a stopped QEMU), with the bell. */
   async function complete(): Promise<void> {
     const before = editor.beforeCursor;
-    let result: TabResult;
+    const stop = new AbortController();
+    terminal.onInterrupt(() => stop.abort(new Error("interrupted")));
+    let result: TabResult = { kind: "none" };
     try {
-      result = applyCompletion(before, await race(mode.complete(before, signal)));
+      const bounded = AbortSignal.any([signal, stop.signal, AbortSignal.timeout(COMPLETION_WAIT_MS)]);
+      result = applyCompletion(before, await race(mode.complete(before, bounded)));
     } catch (error) {
-      if (!(error instanceof CommandError)) throw error;
-      result = { kind: "none" }; // QEMU would not say (an old QEMU without query-qmp-schema)
+      // QEMU would not say (an old QEMU without query-qmp-schema), or not in time, or Ctrl-C: nothing to offer.
+      const gaveUp = (error instanceof TimeoutError || error instanceof AbortedError) && !signal.aborted;
+      if (!(error instanceof CommandError || gaveUp)) throw error;
+      if (error instanceof TimeoutError) screen.print(`TAB: no answer from QEMU within ${COMPLETION_WAIT_MS / 1000}s`);
+    } finally {
+      terminal.onInterrupt(undefined);
     }
     if (result.kind === "replace") editor.replaceBeforeCursor(result.count, result.text);
     else if (result.kind === "list") screen.print(formatColumns(result.candidates, terminal.columns));
