@@ -4,10 +4,9 @@ import { TimeoutError } from "../lib/errors.ts";
 import { asDouble } from "../lib/exact_json.ts";
 import { type JobInfo, type JobReport, JobWatch } from "../lib/jobs.ts";
 import { EXIT, exitStatusHelp } from "./exit_status.ts";
-import { writeStderrLine, writeStdout } from "./io.ts";
 import { UsageError } from "./options.ts";
 import { progressMode, ProgressReporter, type ProgressSample } from "./progress.ts";
-import { type CommandContext, connect, formatJson } from "./session.ts";
+import { type CommandContext, connect, formatJson, labelled, warn, write } from "./session.ts";
 
 export const help = (): string =>
   `Usage: qmpctl job wait [ID ...] [--dismiss] [--timeout D] [--progress|--no-progress|--progress-json]
@@ -100,7 +99,7 @@ async function followAndPrint(
   ids: string[],
   mode: ReturnType<typeof progressMode>,
 ): Promise<number> {
-  const progress = new ProgressReporter(mode);
+  const progress = new ProgressReporter(mode, context.target?.label);
   let report: JobReport;
   try {
     report = await watch.follow(ids, {
@@ -119,16 +118,20 @@ async function followAndPrint(
     watch.close();
   }
   await progress.finish();
-  await writeStdout(report.concluded.map((job) => formatJson(job, context.global.pretty)).join(""), context.signal);
+  await write(
+    context,
+    report.concluded.map((job) => formatJson(labelled(context, job), context.global.pretty)).join(""),
+  );
   for (const id of report.gone) {
-    writeStderrLine(
-      `qmpctl: job ${id} is not there to follow: it concluded and was dismissed before qmpctl looked, or it never existed`,
+    warn(
+      context,
+      `job ${id} is not there to follow: it concluded and was dismissed before qmpctl looked, or it never existed`,
     );
   }
   let status: number = report.gone.length > 0 ? EXIT.GONE : EXIT.OK;
   for (const job of report.concluded) {
     if (job.result === "completed") continue;
-    writeStderrLine(`qmpctl: job ${job.id} ${job.result}${job.error ? `: ${job.error}` : ""}`);
+    warn(context, `job ${job.id} ${job.result}${job.error ? `: ${job.error}` : ""}`);
     status = EXIT.QEMU_ERROR;
   }
   return status;

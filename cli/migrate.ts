@@ -4,10 +4,9 @@ import { TimeoutError } from "../lib/errors.ts";
 import { type MigrationInfo, MigrationWatch } from "../lib/migration.ts";
 import { asDouble, textOf } from "../lib/exact_json.ts";
 import { EXIT, exitStatusHelp } from "./exit_status.ts";
-import { writeStderrLine, writeStdout } from "./io.ts";
 import { UsageError } from "./options.ts";
 import { progressMode, ProgressReporter, type ProgressSample } from "./progress.ts";
-import { type CommandContext, connect, formatJson } from "./session.ts";
+import { type CommandContext, connect, formatJson, labelled, warn, write } from "./session.ts";
 
 export const help = (): string =>
   `Usage: qmpctl migrate wait [--timeout D] [--progress|--no-progress|--progress-json]
@@ -71,7 +70,7 @@ async function followAndPrint(
   watch: MigrationWatch,
   mode: ReturnType<typeof progressMode>,
 ): Promise<number> {
-  const progress = new ProgressReporter(mode);
+  const progress = new ProgressReporter(mode, context.target?.label);
   let end: MigrationInfo | undefined;
   try {
     end = await watch.follow({
@@ -89,12 +88,12 @@ async function followAndPrint(
   }
   await progress.finish();
   if (!end) {
-    writeStderrLine("qmpctl: no migration to follow: none was started since QEMU started");
+    warn(context, "no migration to follow: none was started since QEMU started");
     return EXIT.GONE;
   }
-  await writeStdout(formatJson(end, context.global.pretty), context.signal);
+  await write(context, formatJson(labelled(context, end), context.global.pretty));
   if (end.status === "completed") return EXIT.OK;
-  writeStderrLine(`qmpctl: migration ${end.status}${end["error-desc"] ? `: ${end["error-desc"]}` : ""}`);
+  warn(context, `migration ${end.status}${end["error-desc"] ? `: ${end["error-desc"]}` : ""}`);
   return EXIT.QEMU_ERROR;
 }
 

@@ -27,9 +27,9 @@ export function progressMode(context: CommandContext): ProgressMode {
   const given = PROGRESS_OPTIONS.filter((name) => context.options.has(name)).map((name) => `--${name}`);
   if (given.length > 1) throw new UsageError(`${given.join(" and ")} exclude each other`);
   if (context.options.has("progress-json")) return "json";
-  if (context.options.has("progress")) return "line";
-  if (context.options.has("no-progress")) return "off";
-  return stderrIsTerminal() ? "line" : "off";
+  // The line is one target's: several would draw over one another.
+  if (context.target || context.options.has("no-progress")) return "off";
+  return context.options.has("progress") || stderrIsTerminal() ? "line" : "off";
 }
 
 /** One piece of work at one moment. */
@@ -49,13 +49,16 @@ export interface ProgressSample {
 /** Draws samples in the chosen mode. */
 export class ProgressReporter {
   readonly #mode: ProgressMode;
+  /** The target's address, first in each JSON line when several run. */
+  readonly #socket?: string;
   readonly #color: boolean;
   readonly #measured = new Map<string, { at: number; done: number; rate?: number }>();
   #written: Promise<void> = Promise.resolve();
   #drawn = false;
 
-  constructor(mode: ProgressMode) {
+  constructor(mode: ProgressMode, socket?: string) {
     this.#mode = mode;
+    this.#socket = socket;
     this.#color = mode === "line" && (env("NO_COLOR") ?? "") === "";
   }
 
@@ -64,7 +67,8 @@ export class ProgressReporter {
     if (this.#mode === "off" || samples.length === 0) return;
     const measured = samples.map((s) => ({ ...s, rate: s.rate ?? this.#measure(s) }));
     if (this.#mode === "json") {
-      this.#write(measured.map((s) => formatJson(progressJson(s), false)).join(""));
+      const socket = this.#socket === undefined ? {} : { socket: this.#socket };
+      this.#write(measured.map((s) => formatJson({ ...socket, ...progressJson(s) }, false)).join(""));
       return;
     }
     const one = measured.length === 1 ? measured[0] : combine(measured);

@@ -156,11 +156,13 @@ export const COMMANDS: Record<string, CommandEntry> = {
   job: {
     summary: "job wait [ID ...]: follow block jobs until they conclude (exit 1 if one failed)",
     options: [DISMISS, ...PROGRESS_OPTIONS],
+    fanout: "all",
     load: () => import("./job.ts"),
   },
   migrate: {
     summary: "migrate wait: follow the migration until it ends (exit 1 if it failed)",
     options: [...PROGRESS_OPTIONS],
+    fanout: "all",
     load: () => import("./migrate.ts"),
   },
   ga: {

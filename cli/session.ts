@@ -141,6 +141,16 @@ export function printJson(context: CommandContext, value: unknown): Promise<void
   return writeStdout(formatJson(value, context.global.pretty));
 }
 
+/** A record as an output line's members: with `"socket"` first for one of several targets. */
+export function labelled(context: CommandContext, record: Record<string, unknown>): Record<string, unknown> {
+  return context.target ? { socket: context.target.label, ...record } : record;
+}
+
+/** A line on stderr, `qmpctl: ` and, for one of several targets, its address first. */
+export function warn(context: CommandContext, text: string): void {
+  writeStderrLine(`qmpctl: ${context.target ? `${context.target.label}: ` : ""}${text}`);
+}
+
 /** Print `{"socket": ADDR, ...members}`: one line of one of several targets. */
 export function printLabelled(context: CommandContext, members: Record<string, unknown>): Promise<void> {
   return context.target!.write(formatJson({ socket: context.target!.label, ...members }, context.global.pretty));

@@ -5,7 +5,7 @@
  * (blkdebug), and one cancelled from the other monitor.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
@@ -329,6 +329,42 @@ describe("exec --wait-job", () => {
     expect(percents).toEqual([...percents].sort((a, b) => a - b));
     expect(percents.at(-1)).toBeGreaterThan(percents[0]);
     expect(lines.at(-1)).toHaveProperty("bytes-per-second");
+  });
+});
+
+describe("several targets (-s repeated or a glob; here a glob of one socket)", () => {
+  test("exec --wait-job and job wait: every line carries socket, stderr names the target", async () => {
+    const fleet = mkdtempSync(join(tmpdir(), "qmpctl-job-fleet-"));
+    try {
+      const vm = join(fleet, "vm1.qmp");
+      symlinkSync(qemu.socket, vm);
+      const failed = await qmpctl([
+        "-s",
+        join(fleet, "*.qmp"),
+        "exec",
+        "blockdev-backup",
+        "job-id=f1",
+        "device=src",
+        "target=bad",
+        "sync=full",
+        "--wait-job",
+      ]);
+      expect(failed.code).toBe(1);
+      expect(failed.stderr).toBe(`qmpctl: ${vm}: job f1 failed: Input/output error\n`);
+      const [ret, final] = failed.stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+      expect(ret).toEqual({ socket: vm, return: {} });
+      expect(final).toMatchObject({ socket: vm, id: "f1", result: "failed" });
+
+      await backup("f2", 64 * MiB);
+      const waited = await qmpctl(["-s", join(fleet, "*.qmp"), "job", "wait", "f2", "--progress-json"]);
+      expect(waited.code).toBe(0);
+      expect(JSON.parse(waited.stdout)).toMatchObject({ socket: vm, id: "f2", result: "completed" });
+      const progress = waited.stderr.trimEnd().split("\n").map((line) => JSON.parse(line));
+      expect(progress.length).toBeGreaterThan(0);
+      for (const line of progress) expect(line).toMatchObject({ socket: vm, id: "f2" });
+    } finally {
+      rmSync(fleet, { recursive: true, force: true });
+    }
   });
 });
 
