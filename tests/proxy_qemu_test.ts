@@ -147,6 +147,19 @@ describe("proxy: per-connection commands and negotiation", () => {
     await proxy.stderrLine(/^qmpctl: proxy: client \d+ sent malformed JSON: disconnected/);
   });
 
+  test("commands before malformed input in the same write run and are answered first, as QEMU would", async () => {
+    const { client } = await negotiatedClient(shared);
+    client.send('{"execute": "stop", "id": "s"}\n{"execute": "query-status", "id": "q"}\n{bad}');
+    expect(await client.replies(3)).toEqual([
+      { return: {}, id: "s" },
+      { return: { status: "paused", singlestep: false, running: false }, id: "q" },
+      { error: { class: "GenericError", desc: expect.stringMatching(/^JSON parse error, /) } },
+    ]);
+    await client.closed;
+    await proxy.stderrLine(/^qmpctl: proxy: client \d+ sent malformed JSON: disconnected/);
+    await qemu.control.execute("cont");
+  });
+
   test("JSON that QEMU's parser rejects (deep nesting, \\u0000, a noncharacter) is refused with the client's id", async () => {
     const { client } = await negotiatedClient(shared);
     let deep: unknown = 1;

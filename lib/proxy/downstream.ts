@@ -57,6 +57,8 @@ export class Downstream {
   #reported = false;
   /** The client half-closed: it sends nothing more, but reads the answers still due. */
   #inputEnded = false;
+  /** Why the proxy ends this client once its commands are answered (malformed input), for the log. */
+  #leaving?: string;
   /** Commands forwarded, and replies to them sent back: a local answer waits for the replies before it. */
   #forwarded = 0;
   #answered = 0;
@@ -143,21 +145,22 @@ export class Downstream {
   }
 
   #receive(chunk: Uint8Array): void {
-    if (this.closed) return;
-    let messages: unknown[];
+    if (this.closed || this.#inputEnded) return;
     try {
-      messages = this.#framer.push(chunk);
+      // Each message as it completes: those before a malformed one in the same chunk run too.
+      this.#framer.push(chunk, (message) => {
+        if (this.closed) return;
+        this.#owner.log?.(this, "receive", JSON.stringify(message));
+        this.#handle(message);
+      });
     } catch (error) {
-      // QEMU answers unparsable input with an id-less error; the proxy cannot find where the next message starts.
+      // QEMU answers unparsable input with an id-less error; the proxy cannot find where the next message
+      // starts, so it reads no more from this client: the commands before are answered, then it is closed.
       this.#error(undefined, "GenericError", `JSON parse error, ${(error as Error).message}`);
-      this.#end("sent malformed JSON: disconnected");
-      this.#transport.close();
-      return;
-    }
-    for (const message of messages) {
-      if (this.closed) return;
-      this.#owner.log?.(this, "receive", JSON.stringify(message));
-      this.#handle(message);
+      this.#leaving = "sent malformed JSON: disconnected";
+      this.#inputEnded = true;
+      this.#transport.pause();
+      this.#closeWhenAnswered();
     }
   }
 
@@ -231,7 +234,7 @@ export class Downstream {
   }
 
   /** Report the client gone, once: `reason` when the proxy sends it away. */
-  #end(reason?: string): void {
+  #end(reason = this.#leaving): void {
     if (this.#reported) return;
     this.#reported = true;
     this.closed = true;
