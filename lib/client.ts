@@ -22,6 +22,7 @@ import {
   GreetingClosedError,
   GreetingError,
   NegotiationError,
+  NO_GREETING_HINT,
   ProtocolError,
   type QmpError,
   UnparsedRequestError,
@@ -534,7 +535,7 @@ export class QmpClient {
       case "greeting":
         return {
           step: `QMP greeting from ${address}`,
-          hint: ": another client may hold the monitor (QEMU serves one client at a time)",
+          hint: `: ${NO_GREETING_HINT}`,
         };
       case "negotiating":
         return { step: `answer to qmp_capabilities from ${address}`, hint: "" };

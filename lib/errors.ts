@@ -59,6 +59,14 @@ export class ConnectTimeoutError extends ConnectionError {
   override name = "ConnectTimeoutError";
 }
 
+/**
+ * Why a QMP greeting may not come: the monitor is busy (a second client
+ * connects but waits unserved), or the socket is no QMP monitor at all (a
+ * guest agent accepts a connection and waits for a request in silence).
+ */
+export const NO_GREETING_HINT =
+  "another client may hold the monitor (QEMU serves one client at a time), or it is no QMP monitor (a guest agent's socket: use qmpctl ga)";
+
 /** The first message was not a QMP greeting. */
 export class GreetingError extends QmpError {
   override readonly code: string = "GREETING";

@@ -165,7 +165,7 @@ describe("connection errors name the address and the reason", () => {
         code: 3,
         stdout: "",
         stderr: `qmpctl: no QMP greeting from ${qemu.socket} within 1s: ` +
-          "another client may hold the monitor (QEMU serves one client at a time)\n",
+          "another client may hold the monitor (QEMU serves one client at a time), or it is no QMP monitor (a guest agent's socket: use qmpctl ga)\n",
       }));
       expect(result.ms).toBeLessThan(5000); // the 1 s bound, not the 10 s default
     } finally {

@@ -109,6 +109,12 @@ describe("ga AGENT-COMMAND against qemu-ga", () => {
     expect(none).toMatchObject({ code: 2, stderr: expect.stringContaining("QMPCTL_GA_SOCKET") });
   });
 
+  test("exec pointed at the agent's socket (it never greets): exit 3 at --connect-timeout, suggesting qmpctl ga", async () => {
+    const result = await qmpctl(["-s", agent.socket, "--connect-timeout", "500ms", "exec", "query-status"]);
+    expect(result).toMatchObject({ code: 3, stdout: "" });
+    expect(result.stderr).toEndWith("or it is no QMP monitor (a guest agent's socket: use qmpctl ga)\n");
+  });
+
   test("a missing socket exits 3 naming it", async () => {
     const result = await qmpctl(["-s", "/nonexistent/ga.sock", "ga", "guest-ping"]);
     expect(result.code).toBe(3);

@@ -278,7 +278,11 @@ describe("qmpctl shell on a terminal", () => {
       try {
         await terminal.type("query-na");
         await terminal.press("Tab");
-        const screen = await terminal.waitFor("the note", (s) => s.includes("TAB: no answer from QEMU within 3s"), 10_000);
+        const screen = await terminal.waitFor(
+          "the note",
+          (s) => s.includes("TAB: no answer from QEMU within 3s"),
+          10_000,
+        );
         expect(screen.at(-1)).toBe("(vm1) query-na");
         await terminal.press("Tab");
         await Bun.sleep(200);

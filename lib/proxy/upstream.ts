@@ -7,7 +7,14 @@
  * @module
  */
 import { formatDuration } from "../duration.ts";
-import { ConnectTimeoutError, DisconnectedError, GreetingError, NegotiationError, type QmpError } from "../errors.ts";
+import {
+  ConnectTimeoutError,
+  DisconnectedError,
+  GreetingError,
+  NegotiationError,
+  NO_GREETING_HINT,
+  type QmpError,
+} from "../errors.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES, JsonFramer } from "../framing.ts";
 import type { Transport, TransportEvents } from "../transport.ts";
 
@@ -72,7 +79,7 @@ export class Upstream {
             ? `interrupted while negotiating with ${this.name}`
             : `no QMP greeting and negotiation from ${this.name} within ${
               formatDuration(connectTimeoutMs)
-            }: another client may hold the monitor (QEMU serves one client at a time)`,
+            }: ${NO_GREETING_HINT}`,
         ),
       );
     };
