@@ -84,10 +84,15 @@ describe("qmpctl shell with piped stdin", () => {
     expect(node["dirty-bitmaps"].map((b) => b.name).sort()).toEqual(["p1", "p2"]);
   });
 
-  test("input that ends inside a transaction sends nothing and exits 1", async () => {
-    const { code, stdout, stderr } = await shell("transaction(\nblock-dirty-bitmap-add node=pipe0 name=p9\n");
-    expect(stdout).toBe("");
-    expect(stderr).toBe("qmpctl: the input ended inside transaction( ... ): the transaction was not sent\n");
+  test("input that ends inside a transaction sends nothing: an error line in its place, exit 1", async () => {
+    const { code, stdout, stderr } = await shell(
+      "query-name\ntransaction(\nblock-dirty-bitmap-add node=pipe0 name=p9\n",
+    );
+    expect(stdout).toBe(
+      '{"return":{"name":"vm1"}}\n' +
+        '{"error":{"class":"UsageError","desc":"the input ended inside transaction( ... ): it was not sent"}}\n',
+    );
+    expect(stderr).toBe("");
     expect(code).toBe(1);
   });
 

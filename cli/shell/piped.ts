@@ -18,7 +18,7 @@
  */
 import type { QmpClient } from "../../lib/client.ts";
 import { abortErrorFor, DisconnectedError } from "../../lib/errors.ts";
-import { LineTooLong, readLines, writeStderrLine, writeStdout } from "../io.ts";
+import { LineTooLong, readLines, writeStdout } from "../io.ts";
 import { formatJson } from "../session.ts";
 import type { Outcome, ShellContext, ShellMode } from "./context.ts";
 
@@ -131,8 +131,8 @@ export async function runPiped(options: PipedOptions): Promise<number> {
     }
     inputEnded = true;
     while (window.length > 0) await drain(true);
-    if (mode.cancel()) {
-      writeStderrLine("qmpctl: the input ended inside transaction( ... ): the transaction was not sent");
+    if (mode.cancel()) { // its result line, in its place: the last
+      print({ error: { class: "UsageError", desc: "the input ended inside transaction( ... ): it was not sent" } });
       failed = true;
     }
     await output;
