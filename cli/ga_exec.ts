@@ -1,7 +1,7 @@
 /** `qmpctl ga exec -- PROG [ARGS...]`: a program in the guest, its output and exit status as qmpctl's. @module */
 import { abortable } from "../lib/abort.ts";
 import { decodeBase64, encodeBase64 } from "../lib/base64.ts";
-import { AbortedError, abortErrorFor, ProtocolError } from "../lib/errors.ts";
+import { AbortedError, abortErrorFor, CommandError, ProtocolError } from "../lib/errors.ts";
 import { numberText } from "../lib/exact_json.ts";
 import { connectAgent } from "./ga_connect.ts";
 import { localError } from "./ga_cp.ts";
@@ -14,6 +14,12 @@ import { type CommandContext, printJson } from "./session.ts";
  * qemu-ga's JSON parser takes tokens up to 64 MiB (qobject/json-streamer.c).
  */
 const MAX_INPUT_BYTES = 48 * 1024 * 1024 - 1024;
+
+/**
+ * The status of a program the agent could not start (no such file, not
+ * executable): 127, what a shell says for it, so through ssh too.
+ */
+const NOT_STARTED = 127;
 
 /** Pauses between guest-exec-status polls: short first (most commands end at once), then backing off. */
 const FIRST_POLL_MS = 2;
@@ -45,7 +51,14 @@ export async function run(context: CommandContext): Promise<number> {
     const args: Record<string, unknown> = { path, arg, "capture-output": true };
     if (env) args.env = env;
     if (input !== undefined) args["input-data"] = encodeBase64(input);
-    const started = await agent.execute("guest-exec", args, { signal }) as { pid?: unknown };
+    let started: { pid?: unknown };
+    try {
+      started = await agent.execute("guest-exec", args, { signal }) as { pid?: unknown };
+    } catch (error) {
+      if (!(error instanceof CommandError) || error.errorClass !== "GenericError") throw error;
+      writeStderrLine(`qmpctl: ${path}: ${error.desc}`);
+      return NOT_STARTED;
+    }
     if (typeof started?.pid !== "number") {
       throw new ProtocolError(`guest-exec returned no pid: ${JSON.stringify(started)}`);
     }

@@ -116,10 +116,10 @@ describe("ga exec", () => {
     );
   }, 40_000); // qemu-ga takes seconds to gather 16 MB
 
-  test("a program that cannot start is the agent's error: exit 1", async () => {
+  test("a program that cannot start exits 127 (as ssh host cmd does), the agent's reason on stderr", async () => {
     const result = await exec("--", "/nonexistent/program");
-    expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/^qmpctl: GenericError: .*\n$/);
+    expect(result.code).toBe(127);
+    expect(result.stderr).toMatch(/^qmpctl: \/nonexistent\/program: .*No such file or directory.*\n$/);
   });
 
   test("--stdin from a character device: /dev/null is empty input, /dev/zero is too large (exit 2)", async () => {
