@@ -30,7 +30,10 @@ _qmpctl() {
   mapfile -t candidates < <("\${words[0]}" completions complete -- "\${words[@]:1}" 2>/dev/null)
   if ((\${#candidates[@]} == 1)) && [[ \${candidates[0]} == "${FILES_DIRECTIVE}" ]]; then
     compopt -o filenames 2>/dev/null
-    mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+    # --socket=PATH: bash replaces what follows the '=' (in COMP_WORDBREAKS) with the file's name.
+    local file=$cur
+    [[ $cur == --*=* ]] && file=\${cur#*=}
+    mapfile -t COMPREPLY < <(compgen -f -- "$file")
     return 0
   fi
   # bash replaces only what follows the last '=' or ':' of the word (when

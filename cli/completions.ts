@@ -78,7 +78,7 @@ function readLine(table: OptionTable, words: readonly string[]): LineState {
     if (!spec?.value) return i;
     if (value === undefined && i + 1 >= words.length) state.pendingOption = spec;
     if (value === undefined) value = words[++i];
-    if (spec.name === "socket") state.socket = value;
+    if (spec.name === "socket" && value !== undefined) state.socket = asTheShellReadsIt(value);
     return i;
   };
   for (let i = 0; i < words.length; i++) {
@@ -113,6 +113,15 @@ async function complete(context: CommandContext, line: readonly string[]): Promi
   if (state.pendingOption) {
     if (state.pendingOption.name === "wait-event") return matching(await qmpNames(context, state, "events"));
     return PATH_VALUES.has(state.pendingOption.value ?? "") ? [FILES_DIRECTIVE] : [];
+  }
+  const assigned = state.ended ? null : /^--([\w-]+)=(.*)$/.exec(current); // --NAME=VALUE: its value
+  if (assigned) {
+    const [, name, value] = assigned;
+    const spec = [...table.global, ...(entry?.options ?? [])].find((s) => s.name === name);
+    if (name === "wait-event") {
+      return (await qmpNames(context, state, "events")).filter((n) => n.startsWith(value)).map((n) => `--${name}=${n}`);
+    }
+    return PATH_VALUES.has(spec?.value ?? "") ? [FILES_DIRECTIVE] : [];
   }
   if (current.startsWith("-") && !state.ended) {
     return matching([...table.global, ...(entry?.options ?? [])].map((s) => `--${s.name}`));
@@ -190,6 +199,28 @@ async function jobIds(context: CommandContext, state: LineState): Promise<string
     const jobs = await client.execute("query-jobs", undefined, { signal }) as { id: string }[];
     return jobs.map((job) => job.id);
   }) ?? [];
+}
+
+/**
+ * A word of the line as the shell will pass it when the line runs: the
+ * completion scripts hand it over as typed (bash's `read -ra` keeps quotes,
+ * none expands ~), so `-s ~/vm1.qmp`, `-s "$HOME/vm1.qmp"` and `-s '/run/vm 1.qmp'`
+ * name the sockets they will name then. Only what a socket path needs:
+ * quotes, a leading ~, $NAME and ${NAME}.
+ */
+export function asTheShellReadsIt(word: string): string {
+  const home = env("HOME") ?? "";
+  const variables = (text: string) =>
+    text.replace(/\$(?:\{(\w+)\}|(\w+))/g, (_, braced, bare) => env(braced ?? bare) ?? "");
+  const parts = word.match(/'[^']*'?|"(?:[^"\\]|\\.)*"?|[^'"]+/g) ?? [];
+  return parts.map((part, i) => {
+    if (part.startsWith("'")) return part.slice(1, part.endsWith("'") && part.length > 1 ? -1 : undefined);
+    if (part.startsWith('"')) {
+      return variables(part.slice(1, part.endsWith('"') && part.length > 1 ? -1 : undefined).replace(/\\(.)/g, "$1"));
+    }
+    const tilde = i === 0 && (part === "~" || part.startsWith("~/")) ? home + part.slice(1) : part;
+    return variables(tilde.replace(/\\(.)/g, "$1"));
+  }).join("");
 }
 
 /** Run `use` on a brief connection to the QEMU the line names (bounded); undefined when none is named. */

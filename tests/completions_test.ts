@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { AGENT_COMMANDS } from "../lib/agent_schema.ts";
 import { COMMANDS, GLOBAL_OPTIONS } from "../cli/registry.ts";
 import { QMPCTL, qmpctl } from "./helpers/cli.ts";
@@ -103,10 +103,23 @@ describe("bash completion against QEMU", () => {
     expect(bashComplete(`${s()} exec set_link name=x up=`)).toEqual(["false", "true"]);
   });
 
+  test("-s as the shell will read it: ~, $NAME and quotes (bash hands the word over as typed)", () => {
+    const dir = dirname(qemu.socket), name = basename(qemu.socket);
+    const extra = { HOME: dir, VMDIR: dir };
+    for (const socket of [`~/${name}`, `$VMDIR/${name}`, `"\${HOME}/${name}"`, `'${qemu.socket}'`]) {
+      expect(bashComplete(`qmpctl -s ${socket} exec query-stat`, extra)).toEqual([
+        "query-stats",
+        "query-stats-schemas",
+        "query-status",
+      ]);
+    }
+  });
+
   test("event names after wait-event and --wait-event, with QMPCTL_SOCKET", () => {
     const socket = { QMPCTL_SOCKET: qemu.socket };
     expect(bashComplete("qmpctl wait-event SHUTD", socket)).toEqual(["SHUTDOWN"]);
     expect(bashComplete("qmpctl exec stop --wait-event STO", socket)).toEqual(["STOP"]);
+    expect(bashComplete("qmpctl exec stop --wait-event=STO", socket)).toEqual(["STOP"]); // the part after =
   });
 
   test("job wait: the ids of QEMU's jobs, each once", async () => {
@@ -225,6 +238,7 @@ describe("local files where a file goes", () => {
   test("bash: -s, ga --stdin, ga cp's local side, proxy --listen", () => {
     const sorted = (line: string) => bashComplete(line).sort(); // compgen -f lists in directory order
     expect(sorted("qmpctl -s vm")).toEqual(["vm1.sock", "vm2.img"]);
+    expect(sorted("qmpctl --socket=vm")).toEqual(["vm1.sock", "vm2.img"]); // the part after '=', which bash replaces
     expect(sorted("qmpctl ga exec --stdin ba")).toEqual(["backup.sql"]);
     expect(sorted("qmpctl ga cp ")).toEqual([...FILE_NAMES, "images"].sort());
     expect(sorted("qmpctl ga cp :/etc/hostname vm2")).toEqual(["vm2.img"]);
