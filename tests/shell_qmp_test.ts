@@ -297,6 +297,25 @@ describe("qmpctl shell on a terminal", () => {
     });
   });
 
+  test("wide characters (CJK) take two columns: the cursor stays on the character it is at, a long line wraps whole", async () => {
+    await use([], async (terminal) => {
+      await terminal.type("echo 日本語abc");
+      await terminal.waitForLastLine("(vm1) echo 日本語abc");
+      expect(await terminal.cursor()).toMatchObject({ x: 6 + 5 + 6 + 3 });
+      await terminal.press("Left", "Left", "Left", "Left");
+      await Bun.sleep(100);
+      expect(await terminal.cursor()).toMatchObject({ x: 6 + 5 + 4 }); // on 語, its first column
+      await terminal.press("End", "C-u");
+      // 50 wide characters on a 40-column terminal: three rows, drawn once, the cursor back on the first.
+      await terminal.type("日".repeat(50));
+      await terminal.press("C-a");
+      const screen = await terminal.waitFor("the wrapped line", (s) => s.at(-1) === "日".repeat(13));
+      expect(screen.slice(-3)).toEqual(["(vm1) " + "日".repeat(17), "日".repeat(20), "日".repeat(13)]);
+      expect(screen.filter((row) => row.startsWith("(vm1)")).length).toBe(1);
+      expect(await terminal.cursor()).toMatchObject({ x: 6, y: screen.length - 3 });
+    }, 40);
+  });
+
   test("help lists the local commands; history survives a restart in a 0600 file; Ctrl-D and quit leave with 0", async () => {
     const terminal = await startTerminal([QMPCTL, "shell", "-s", qemu.socket], { env: ENV() });
     try {

@@ -93,24 +93,64 @@ export class Screen {
     if (redraw) {
       out += (this.#cursorRow > 0 ? `${ESC}${this.#cursorRow}A` : "") + `\r${ESC}J`;
     }
-    const chars = [...shown.text];
-    const promptWidth = [...shown.prompt].length;
-    const total = promptWidth + chars.length;
+    const promptChars = [...shown.prompt];
+    const { starts, end, fullRow } = layout([...promptChars, ...shown.text], columns);
     out += shown.prompt + shown.text;
-    // At an exact multiple of the width the terminal holds the cursor on the
-    // last column: go to the next row so that the arithmetic below holds.
-    if (total > 0 && total % columns === 0) out += "\r\n";
-    const endRow = Math.floor(total / columns);
-    const position = promptWidth + shown.cursor;
-    const row = Math.floor(position / columns);
-    const column = position % columns;
-    if (endRow > row) out += `${ESC}${endRow - row}A`;
-    out += "\r" + (column > 0 ? `${ESC}${column}C` : "");
+    // When the line ends on the last column the terminal holds the cursor
+    // there: go to the next row, where the layout puts the end.
+    if (fullRow) out += "\r\n";
+    const at = starts[promptChars.length + shown.cursor] ?? end;
+    if (end.row > at.row) out += `${ESC}${end.row - at.row}A`;
+    out += "\r" + (at.column > 0 ? `${ESC}${at.column}C` : "");
     this.#shown = shown;
-    this.#cursorRow = row;
+    this.#cursorRow = at.row;
     return out;
   }
 }
+
+interface Place {
+  row: number;
+  column: number;
+}
+
+/**
+ * Where each character starts on a terminal `columns` wide, and where the
+ * line ends: a character that does not fit in what is left of a row (a
+ * wide one in the last column) goes to the next, as the terminal puts it.
+ */
+function layout(chars: readonly string[], columns: number): { starts: Place[]; end: Place; fullRow: boolean } {
+  let row = 0, column = 0;
+  const starts: Place[] = [];
+  for (const char of chars) {
+    const width = charWidth(char);
+    if (column + width > columns) row++, column = 0;
+    starts.push({ row, column });
+    column += width;
+  }
+  const fullRow = column >= columns;
+  return { starts, end: fullRow ? { row: row + 1, column: 0 } : { row, column }, fullRow };
+}
+
+/**
+ * The columns a character takes on a terminal: none for a combining mark
+ * or a format character (a joiner), two for East Asian wide and fullwidth
+ * characters and most emoji (Markus Kuhn's ranges of wcwidth), else one.
+ */
+function charWidth(char: string): number {
+  const code = char.codePointAt(0)!;
+  if (code < 0x300) return 1;
+  if (ZERO_WIDTH.test(char)) return 0;
+  return (code >= 0x1100 && code <= 0x115f) || code === 0x2329 || code === 0x232a ||
+      (code >= 0x2e80 && code <= 0xa4cf && code !== 0x303f) || (code >= 0xac00 && code <= 0xd7a3) ||
+      (code >= 0xf900 && code <= 0xfaff) || (code >= 0xfe10 && code <= 0xfe19) ||
+      (code >= 0xfe30 && code <= 0xfe6f) || (code >= 0xff00 && code <= 0xff60) ||
+      (code >= 0xffe0 && code <= 0xffe6) || (code >= 0x1f300 && code <= 0x1f64f) ||
+      (code >= 0x1f900 && code <= 0x1f9ff) || (code >= 0x20000 && code <= 0x3fffd)
+    ? 2
+    : 1;
+}
+
+const ZERO_WIDTH = /^[\p{Mn}\p{Me}\p{Cf}]$/u;
 
 /** Line feeds as CR LF, whatever the terminal's output settings. */
 function toTerminal(text: string): string {
