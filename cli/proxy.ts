@@ -52,10 +52,14 @@ ${
       OK: "after QEMU's SHUTDOWN event or a client's quit, or on SIGTERM/SIGINT",
       CONNECTION: "the connection to QEMU failed or was lost otherwise",
     })
-  } Launch mode: QEMU's own exit status.`;
+  } Launch mode: QEMU's own exit status; 127 when it cannot be started, as for env(1); 3 when it does not
+connect its monitor within --connect-timeout (it is then stopped).`;
 
 /** How long a launched QEMU may take to exit after its monitor connection has gone. */
 const QEMU_EXIT_GRACE_MS = 10_000;
+
+/** The status when the program to launch cannot be started, as env(1) and timeout(1) give it. */
+const NOT_STARTED = 127;
 
 export async function run(context: CommandContext): Promise<number> {
   const listen = context.options.text("listen");
@@ -193,7 +197,8 @@ async function runLaunched(context: CommandContext, settings: Settings, command:
   } catch (error) {
     await monitorListener.close();
     await removeDir(dir);
-    throw new UsageError(`cannot start ${command[0]}: ${(error as Error).message}`);
+    notice(`cannot start ${command[0]}: ${(error as Error).message}`);
+    return NOT_STARTED;
   }
   let signalsSent = 0;
   const stop = stopRequested(context);
@@ -204,12 +209,26 @@ async function runLaunched(context: CommandContext, settings: Settings, command:
     onTerminate(forward);
     onInterrupt(forward);
   });
-  const exitedEarly = await Promise.race([qemuConnected.then(() => false), qemu.exited.then(() => true)]);
+  // QEMU connects its monitor as it starts, in well under a second; --connect-timeout bounds the wait.
+  const bound = context.global.connectTimeoutMs;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const early = await Promise.race([
+    qemuConnected.then(() => "connected" as const),
+    qemu.exited.then(() => "exited" as const),
+    ...(bound > 0 ? [new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), bound)))] : []),
+  ]);
+  clearTimeout(timer);
   await monitorListener.close();
   await removeDir(dir);
-  if (exitedEarly) {
+  if (early === "exited") {
     notice(`${command[0]} exited before it connected its monitor`);
     return await qemu.exited;
+  }
+  if (early === "late") {
+    notice(`${command[0]} did not connect its monitor within ${formatDuration(bound)} (--connect-timeout): stopped`);
+    qemu.kill("SIGKILL");
+    await qemu.exited;
+    return EXIT.CONNECTION;
   }
   let proxy: QmpProxy;
   try {

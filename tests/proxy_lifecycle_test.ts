@@ -192,6 +192,23 @@ describe("proxy --listen PATH -- qemu ...: launch mode", () => {
     expect(existsSync(shared)).toBe(false);
   });
 
+  test("a program that cannot be started exits 127 (as env(1)); one that never connects a monitor is stopped at --connect-timeout: exit 3", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "qmpctl-launch-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const missing = await qmpctl(["proxy", "--listen", join(dir, "a.sock"), "--", "/nonexistent/qemu"]);
+    expect(missing.code).toBe(127);
+    expect(missing.stderr).toStartWith("qmpctl: proxy: cannot start /nonexistent/qemu: ");
+    const silent = await qmpctl([
+      ...["proxy", "--listen", join(dir, "b.sock"), "--connect-timeout", "500ms"],
+      ...["--", "sh", "-c", "exec sleep 30"], // the monitor's -chardev and -mon become sh's $0, $1...: ignored
+    ]);
+    expect(silent.code).toBe(3);
+    expect(silent.stderr).toBe(
+      "qmpctl: proxy: sh did not connect its monitor within 500ms (--connect-timeout): stopped\n",
+    );
+    expect(silent.ms).toBeLessThan(10_000);
+  });
+
   test("QEMU that fails to start: its own stderr passes through, the proxy exits with its status", async () => {
     const { proxy } = launch(["-no-such-option"]);
     const result = await proxy.result;
