@@ -58,6 +58,15 @@ interface Pending {
   oob: boolean;
 }
 
+/**
+ * In-band commands at QEMU at once. QEMU queues 8 a monitor itself
+ * (QMP_REQ_QUEUE_LEN_MAX) and stops reading beyond that; the rest wait in
+ * the proxy, one client's after another's in turn, so a client that floods
+ * delays the others by one command a round, and one that leaves takes its
+ * unsent commands along.
+ */
+const UPSTREAM_WINDOW = 8;
+
 /** What the proxy's ids are made of: 64 characters that JSON leaves as they are. */
 const ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -103,6 +112,9 @@ export class QmpProxy {
   readonly #limits: DownstreamLimits;
   readonly #clients = new Set<Downstream>();
   readonly #pending = new Map<string, Pending>();
+  /** Each client's in-band commands not yet sent to QEMU; the map's order is the turn. */
+  readonly #waiting = new Map<Downstream, Record<string, unknown>[]>();
+  #inBandAtQemu = 0;
   #listener?: Listener;
   readonly #ids = new RandomIds();
   #nextClient = 1;
@@ -194,6 +206,7 @@ export class QmpProxy {
       negotiated: () => {},
       left: (client, reason) => {
         this.#clients.delete(client);
+        this.#waiting.delete(client); // its commands not yet sent are not sent
         if (!this.#end) this.#notice(`${client.label} ${reason ?? "left"} (${this.#clients.size} connected)`);
       },
       log: wire && ((client, direction, json) => wire(client.label, direction, json)),
@@ -208,6 +221,26 @@ export class QmpProxy {
   }
 
   #forward(client: Downstream, message: Record<string, unknown>): void {
+    if ("exec-oob" in message) return this.#send(client, message); // out of band: at once, as QEMU takes it
+    const queue = this.#waiting.get(client);
+    if (queue) queue.push(message);
+    else this.#waiting.set(client, [message]);
+    this.#pump();
+  }
+
+  /** Send waiting commands while QEMU has room: one of each client's in turn. */
+  #pump(): void {
+    while (this.#inBandAtQemu < UPSTREAM_WINDOW && this.#waiting.size > 0) {
+      const [client, queue] = this.#waiting.entries().next().value!;
+      this.#waiting.delete(client);
+      const message = queue.shift()!;
+      if (queue.length > 0) this.#waiting.set(client, queue); // to the back of the turn
+      this.#inBandAtQemu++;
+      this.#send(client, message);
+    }
+  }
+
+  #send(client: Downstream, message: Record<string, unknown>): void {
     let id = this.#ids.next();
     while (this.#pending.has(id)) id = this.#ids.next();
     this.#pending.set(id, { client, id: message.id, hasId: "id" in message, oob: "exec-oob" in message });
@@ -235,6 +268,10 @@ export class QmpProxy {
     // hidden in a client's message, say), and must not reach the client it names.
     if (!pending.oob && key !== this.#oldestInBand()) return this.#notice(`dropped a reply out of turn (id ${key})`);
     this.#pending.delete(key as string);
+    if (!pending.oob) {
+      this.#inBandAtQemu--;
+      this.#pump();
+    }
     if (pending.client.closed) return; // the client left mid-command
     if (pending.hasId) message.id = pending.id;
     else delete message.id;
@@ -258,6 +295,7 @@ export class QmpProxy {
     for (const client of this.#clients) client.close();
     this.#clients.clear();
     this.#pending.clear();
+    this.#waiting.clear();
     this.#upstream.close();
     await this.#listener?.close();
     this.#markEnded(end);
