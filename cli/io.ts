@@ -317,6 +317,12 @@ export function stdoutIsTerminal(): boolean {
   return process.stdout.isTTY === true;
 }
 
+/** Call `handler` when the terminal on stdout is resized; the returned function stops it. */
+export function onTerminalResize(handler: () => void): () => void {
+  process.stdout.on("resize", handler);
+  return () => process.stdout.off("resize", handler);
+}
+
 /** The terminal's width in columns, read now (so a resized window is seen at the next redraw); 80 when unknown. */
 export function terminalColumns(): number {
   return process.stdout.columns || 80;

@@ -316,6 +316,25 @@ describe("qmpctl shell on a terminal", () => {
     }, 40);
   });
 
+  test("a window made wider: the line is drawn again for the new width, and the output above it stays", async () => {
+    await use([], async (terminal) => {
+      await enter(terminal, "query-name");
+      const line = "query-status " + "x".repeat(130); // three rows at 60 columns, two at 100
+      await terminal.resize(60);
+      await Bun.sleep(200); // qmpctl learns the width from SIGWINCH
+      await terminal.type(line);
+      await terminal.waitFor("three rows", (s) => s.at(-3)?.startsWith("(vm1) query-status") === true);
+      await terminal.resize(100);
+      await Bun.sleep(200); // as a person's next key comes: after qmpctl has had SIGWINCH
+      await terminal.press("Left"); // a key after the resize redraws the line
+      const screen = await terminal.waitFor("two rows", (s) => s.at(-2)?.startsWith("(vm1) query-status") === true);
+      await Bun.sleep(200); // nothing more is drawn
+      expect(await terminal.screen()).toEqual(screen);
+      expect(screen.slice(-3)).toEqual(['{"name":"vm1"}', ...["(vm1) " + line].join("").match(/.{1,100}/g)!]);
+      expect(await terminal.cursor()).toMatchObject({ x: (6 + line.length - 1) % 100, y: screen.length - 1 });
+    }, 100);
+  });
+
   test("help lists the local commands; history survives a restart in a 0600 file; Ctrl-D and quit leave with 0", async () => {
     const terminal = await startTerminal([QMPCTL, "shell", "-s", qemu.socket], { env: ENV() });
     try {

@@ -57,6 +57,7 @@ export async function runInteractive(options: InteractiveOptions): Promise<numbe
   const race = <T>(promise: Promise<T>): Promise<T> => Promise.race([promise, ended]);
 
   terminal.open();
+  const stopResizing = terminal.onResize(() => screen.resized());
   try {
     screen.print(options.banner);
     draw();
@@ -94,6 +95,7 @@ export async function runInteractive(options: InteractiveOptions): Promise<numbe
       }
     }
   } finally {
+    stopResizing();
     screen.leave();
     events.close();
     await terminal.close();

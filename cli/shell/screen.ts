@@ -30,6 +30,8 @@ export class Screen {
   #shown?: Shown;
   /** Row of the cursor within the drawn block (0: the prompt's row). */
   #cursorRow = 0;
+  /** The width the block was drawn for. */
+  #drawnColumns = 0;
 
   /**
    * @param write sends bytes to the terminal, in order
@@ -69,6 +71,11 @@ export class Screen {
     this.#write(out + suffix + "\r\n");
   }
 
+  /** The window was resized: draw the line again for its new width. */
+  resized(): void {
+    if (this.#shown) this.show(this.#shown.prompt, this.#shown.text, this.#shown.cursor);
+  }
+
   /** Clear the terminal and draw the prompt at its top. */
   clear(): void {
     const shown = this.#shown;
@@ -77,9 +84,21 @@ export class Screen {
     this.#write(`${ESC}H${ESC}2J` + (shown ? this.#draw(shown) : ""));
   }
 
-  /** Move to the start of the drawn block and erase it down to the end of the screen. */
+  /**
+   * Move to the start of the drawn block and erase it down to the end of the
+   * screen. After a resize (seen here, whether or not its event came first)
+   * the terminal has reflowed the block to its new width, as tmux, VTE and
+   * most others do: the cursor stands on the row the new width puts it on.
+   */
   #erase(): string {
-    if (!this.#shown) return "";
+    const shown = this.#shown;
+    if (!shown) return "";
+    const columns = Math.max(1, this.#columns());
+    if (columns !== this.#drawnColumns) {
+      const promptChars = [...shown.prompt];
+      const { starts, end } = layout([...promptChars, ...shown.text], columns);
+      this.#cursorRow = (starts[promptChars.length + shown.cursor] ?? end).row;
+    }
     const up = this.#cursorRow > 0 ? `${ESC}${this.#cursorRow}A` : "";
     this.#shown = undefined;
     this.#cursorRow = 0;
@@ -88,11 +107,8 @@ export class Screen {
 
   /** Draw `shown` from the start of the block; `redraw` first goes back to that start. */
   #draw(shown: Shown, redraw = false): string {
+    let out = redraw ? this.#erase() : "";
     const columns = Math.max(1, this.#columns());
-    let out = "";
-    if (redraw) {
-      out += (this.#cursorRow > 0 ? `${ESC}${this.#cursorRow}A` : "") + `\r${ESC}J`;
-    }
     const promptChars = [...shown.prompt];
     const { starts, end, fullRow } = layout([...promptChars, ...shown.text], columns);
     out += shown.prompt + shown.text;
@@ -104,6 +120,7 @@ export class Screen {
     out += "\r" + (at.column > 0 ? `${ESC}${at.column}C` : "");
     this.#shown = shown;
     this.#cursorRow = at.row;
+    this.#drawnColumns = columns;
     return out;
   }
 }

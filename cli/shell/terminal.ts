@@ -9,6 +9,7 @@ import {
   type FatalSignal,
   killSelf,
   onFatalSignal,
+  onTerminalResize,
   readStdinChunks,
   setRawMode,
   terminalColumns,
@@ -83,6 +84,11 @@ export class Terminal {
   nextKey(): Promise<Key> {
     const key = this.#keys.shift();
     return key ? Promise.resolve(key) : new Promise((resolve) => (this.#waiter = resolve));
+  }
+
+  /** Call `handler` when the window is resized; the returned function stops it. */
+  onResize(handler: () => void): () => void {
+    return onTerminalResize(handler);
   }
 
   /** While set, Ctrl-C calls `handler` at once (to stop a running command) instead of queueing. */

@@ -22,6 +22,8 @@ export interface TerminalSession {
   press(...keys: string[]): Promise<void>;
   /** The screen, one string per row, blanks at the ends of rows and empty rows at the bottom dropped. */
   screen(): Promise<string[]>;
+  /** Resize the window to `columns` wide (tmux reflows the lines, and the program gets SIGWINCH). */
+  resize(columns: number): Promise<void>;
   /** Where the cursor stands (0-based). */
   cursor(): Promise<{ x: number; y: number }>;
   /** Wait until `test` holds for the screen, and return the screen; fails showing the screen after `timeoutMs`. */
@@ -78,6 +80,7 @@ export async function startTerminal(argv: string[], options: TerminalOptions = {
   const session: TerminalSession = {
     type: async (text) => void await run("send-keys", "-l", text),
     press: async (...keys) => void await run("send-keys", ...keys),
+    resize: async (columns) => void await run("resize-window", "-x", String(columns)),
     async screen() {
       const rows = (await run("capture-pane", "-p")).split("\n").map((row) => row.trimEnd());
       while (rows.length > 0 && rows.at(-1) === "") rows.pop();
