@@ -153,7 +153,7 @@ export function warn(context: CommandContext, text: string): void {
 
 /** Print `{"socket": ADDR, ...members}`: one line of one of several targets. */
 export function printLabelled(context: CommandContext, members: Record<string, unknown>): Promise<void> {
-  return context.target!.write(formatJson({ socket: context.target!.label, ...members }, context.global.pretty));
+  return context.target!.write(formatJson(labelled(context, members), context.global.pretty));
 }
 
 /**
@@ -162,9 +162,9 @@ export function printLabelled(context: CommandContext, members: Record<string, u
  * lines (a backlog's text is searched natively, not a loop per event).
  */
 export function formatEvents(context: CommandContext, events: readonly QmpEvent[]): string {
-  const { target } = context, { pretty } = context.global;
+  const { pretty } = context.global;
   let lines = "";
-  for (const event of events) lines += jsonLine(target ? { socket: target.label, ...event } : event, pretty);
+  for (const event of events) lines += jsonLine(labelled(context, event), pretty);
   return escapeC1(lines);
 }
 
