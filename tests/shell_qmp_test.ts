@@ -252,24 +252,18 @@ describe("qmpctl shell on a terminal", () => {
   });
 
   test("quit at TRANS> leaves, saying the transaction was not sent; help there shows the help", async () => {
-    const terminal = await startTerminal([QMPCTL, "shell", "-s", qemu.socket], { env: ENV() });
-    try {
-      await terminal.waitForLastLine(PROMPT);
-      await terminal.type("transaction(");
-      await terminal.press("Enter");
-      await terminal.waitForLastLine("TRANS>");
-      await terminal.type("help");
-      await terminal.press("Enter");
-      await terminal.waitFor("the help", (s) => s.some((row) => row.startsWith("  quit, exit, Ctrl-D")));
-      await terminal.waitForLastLine("TRANS>");
+    await use([], async (terminal) => {
+      for (const [line, shown] of [["transaction(", "TRANS>"], ["help", "TRANS>"]]) {
+        await terminal.type(line);
+        await terminal.press("Enter");
+        await terminal.waitForLastLine(shown);
+      }
+      expect((await terminal.screen()).some((row) => row.startsWith("  quit, exit, Ctrl-D"))).toBe(true);
       await terminal.type("quit");
       await terminal.press("Enter");
       expect(await terminal.exitStatus()).toBe(0);
       expect((await terminal.screen()).at(-1)).toBe("the transaction was not sent");
-    } finally {
-      await terminal.close();
-      await waitForMonitorFree(qemu.socket);
-    }
+    });
   });
 
   test("TAB that QEMU does not answer (stopped) gives up after 3 s with a note; Ctrl-C gives up at once", async () => {
