@@ -266,6 +266,22 @@ describe("qmpctl shell on a terminal", () => {
     });
   });
 
+  test('{"execute": "quit"}: QEMU quits, and the shell ends with 0 saying so, not as a lost connection', async () => {
+    const own = await startQemu();
+    const terminal = await startTerminal([QMPCTL, "shell", "-s", own.socket], { env: ENV() });
+    try {
+      await terminal.waitForLastLine("(QEMU)");
+      await terminal.type('{"execute": "quit"}');
+      await terminal.press("Enter");
+      expect(await terminal.exitStatus()).toBe(0);
+      expect((await terminal.screen()).at(-1)).toBe("QEMU quit");
+      expect(await own.process.exited).toBe(0);
+    } finally {
+      await terminal.close();
+      await own.stop();
+    }
+  });
+
   test("TAB that QEMU does not answer (stopped) gives up after 3 s with a note; Ctrl-C gives up at once", async () => {
     await use([], async (terminal) => {
       qemu.process.kill("SIGSTOP");

@@ -46,6 +46,8 @@ export class ShellContext {
    * which closes the connection.
    */
   signalPerCommand = true;
+  /** Whether a `quit` command went to QEMU (its closing the connection then is no loss). */
+  quitSent = false;
   /** Whether `quit` and `exit` leave, as in a shell; `batch` sends them to QEMU like any command. */
   quitWordsLeave = true;
   /** Called with each message about to be sent (`-v` in a terminal). */
@@ -70,6 +72,7 @@ export class ShellContext {
     if (args !== undefined) message.arguments = args;
     if (options.id !== undefined) message.id = options.id;
     this.onSend?.(message);
+    if (command === "quit") this.quitSent = true;
     try {
       // Piped lines go without ids, answered in order (less for QEMU to parse); an id the line gives is kept.
       const perCommand = this.signalPerCommand ? { signal } : { inOrder: true };

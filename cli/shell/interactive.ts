@@ -2,7 +2,8 @@
  * The shell on a terminal: a prompt, line editing, history, TAB, and events
  * printed above the prompt as they arrive without breaking the line being
  * typed. Ctrl-C clears the line (or stops the command that runs); Ctrl-D on
- * an empty line, `quit` or `exit` leave with 0; a lost connection is thrown
+ * an empty line, `quit` or `exit` leave with 0, as does QEMU's closing the
+ * connection after `{"execute": "quit"}`; a lost connection is thrown
  * (exit 3) once the terminal is given back.
  *
  * @module
@@ -17,6 +18,9 @@ import { LineEditor } from "./editor.ts";
 import { History } from "./history.ts";
 import { Screen } from "./screen.ts";
 import { Terminal } from "./terminal.ts";
+
+/** What ends the shell when QEMU closes the connection after a quit it was sent. */
+const QEMU_QUIT = Symbol("QEMU quit");
 
 /** How long TAB waits for QEMU (the schema, the monitor's help) before it gives up with the bell. */
 const COMPLETION_WAIT_MS = 3000;
@@ -48,8 +52,13 @@ export async function runInteractive(options: InteractiveOptions): Promise<numbe
 
   // Rejects (with the error to throw) when the connection is lost or the shell's signal aborts
   // (at once when it aborted already: a --timeout that ran out, a Ctrl-C while connecting).
+  // After QEMU has answered a quit, its closing the connection is the end asked for.
   const lost = client.closed.then((failure) =>
-    Promise.reject(failure ?? new DisconnectedError(`connection lost: ${client.address.text} closed the connection`))
+    Promise.reject(
+      failure ?? (shell.quitSent ? QEMU_QUIT : new DisconnectedError(
+        `connection lost: ${client.address.text} closed the connection`,
+      )),
+    )
   );
   const ended = abortable(lost, signal, "the shell to end");
   ended.catch(() => {}); // handled by each race below
@@ -94,6 +103,11 @@ export async function runInteractive(options: InteractiveOptions): Promise<numbe
         }
       }
     }
+  } catch (error) {
+    if (error !== QEMU_QUIT) throw error;
+    screen.leave();
+    screen.print("QEMU quit");
+    return 0;
   } finally {
     stopResizing();
     screen.leave();
