@@ -326,6 +326,15 @@ describe("qmpctl shell on a terminal", () => {
     }, 40);
   });
 
+  test("pasted text is text: a TAB in it is a blank, not completion", async () => {
+    await use([], async (terminal) => {
+      await terminal.paste('human-monitor-command command-line="info\tstatus"');
+      await terminal.waitForLastLine('(vm1) human-monitor-command command-line="info status"');
+      await terminal.press("Enter");
+      await terminal.waitFor("the status", (s) => s.at(-2) === '"VM status: running\\r\\n"');
+    });
+  });
+
   test("a window made wider: the line is drawn again for the new width, and the output above it stays", async () => {
     await use([], async (terminal) => {
       await enter(terminal, "query-name");

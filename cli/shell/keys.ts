@@ -85,6 +85,8 @@ export const ESCAPE_TIMEOUT_MS = 500;
 /** Turns chunks of terminal input into keys; keeps an escape sequence split across chunks. */
 export class KeyParser {
   #pending = "";
+  /** Inside a bracketed paste (ESC [200~ ... ESC [201~): a TAB there is text, not completion. */
+  #pasting = false;
   readonly #decoder = new TextDecoder();
 
   /** True while an escape sequence has begun and waits for its rest. */
@@ -119,11 +121,15 @@ export class KeyParser {
           break;
         }
         flushText();
-        const name = ESCAPES[input.slice(i + 1, i + 1 + length)];
+        const sequence = input.slice(i + 1, i + 1 + length);
+        if (sequence === "[200~" || sequence === "[201~") this.#pasting = sequence === "[200~";
+        const name = ESCAPES[sequence];
         if (name) keys.push({ name });
         i += length;
       } else if (c === "\r" && input[i + 1] === "\n") {
         continue; // CRLF is one Enter: the LF comes next
+      } else if (c === "\t" && this.#pasting) {
+        text += " "; // a blank between words, as it was where it was copied from
       } else if (c < " " || c === "\x7f") {
         flushText();
         const name = CONTROL[c];

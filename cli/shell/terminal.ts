@@ -17,6 +17,16 @@ import {
 } from "../io.ts";
 import { ESCAPE_TIMEOUT_MS, type Key, KeyParser } from "./keys.ts";
 
+/**
+ * Bracketed paste: the terminal marks pasted text (ESC [200~ ... ESC [201~),
+ * so that a TAB in it is not taken for completion (cli/shell/keys.ts).
+ */
+const BRACKETED_PASTE_ON = "\x1b[?2004h";
+const BRACKETED_PASTE_OFF = "\x1b[?2004l";
+
+/** How long a fatal signal waits for the terminal to take the last output. */
+const FATAL_FLUSH_MS = 100;
+
 export class Terminal {
   readonly #parser = new KeyParser();
   readonly #keys: Key[] = [];
@@ -45,17 +55,22 @@ export class Terminal {
   /** SIGTERM or SIGHUP: give the terminal back, then die of the signal as if we had not caught it. */
   readonly #onFatalSignal = (signal: FatalSignal) => {
     this.#releaseSignals?.();
+    this.write(BRACKETED_PASTE_OFF);
     try {
       setRawMode(false);
     } catch {
       // After a hangup the terminal is gone: nothing to give back.
     }
-    killSelf(signal);
+    // Once that has gone out; a terminal that takes no output (after a hangup, or Ctrl-S) does not hold the end.
+    const die = () => killSelf(signal);
+    setTimeout(die, FATAL_FLUSH_MS);
+    void this.#output.then(die);
   };
 
   /** Put stdin in raw mode and start reading keys. */
   open(): void {
     setRawMode(true);
+    this.write(BRACKETED_PASTE_ON);
     this.#releaseSignals = onFatalSignal(this.#onFatalSignal);
     this.#stopReading = readStdinChunks(this.#onData);
   }
@@ -65,6 +80,7 @@ export class Terminal {
     clearTimeout(this.#escapeTimer);
     this.#releaseSignals?.();
     this.#stopReading?.();
+    this.write(BRACKETED_PASTE_OFF);
     setRawMode(false);
     await this.#output;
   }

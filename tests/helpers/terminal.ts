@@ -22,6 +22,8 @@ export interface TerminalSession {
   press(...keys: string[]): Promise<void>;
   /** The screen, one string per row, blanks at the ends of rows and empty rows at the bottom dropped. */
   screen(): Promise<string[]>;
+  /** Paste `text` as a terminal does (bracketed, when the program asked for it). */
+  paste(text: string): Promise<void>;
   /** Resize the window to `columns` wide (tmux reflows the lines, and the program gets SIGWINCH). */
   resize(columns: number): Promise<void>;
   /** Where the cursor stands (0-based). */
@@ -80,6 +82,10 @@ export async function startTerminal(argv: string[], options: TerminalOptions = {
   const session: TerminalSession = {
     type: async (text) => void await run("send-keys", "-l", text),
     press: async (...keys) => void await run("send-keys", ...keys),
+    async paste(text) {
+      await run("set-buffer", "--", text);
+      await run("paste-buffer", "-p", "-d");
+    },
     resize: async (columns) => void await run("resize-window", "-x", String(columns)),
     async screen() {
       const rows = (await run("capture-pane", "-p")).split("\n").map((row) => row.trimEnd());
