@@ -222,10 +222,12 @@ export class QmpClient {
    */
   async execute(command: string, args?: Record<string, unknown>, options: ExecuteOptions = {}): Promise<unknown> {
     if (this.#phase !== "negotiating") return (await this.#call(command, args, options)).return;
-    if (options.oob) await this.#negotiated; // exec-oob would overtake qmp_capabilities
+    // The caller's signal bounds the wait for negotiation too.
+    const negotiated = abortable(this.#negotiated ?? Promise.resolve(), options.signal, `the reply to ${command}`);
+    if (options.oob) await negotiated; // exec-oob would overtake qmp_capabilities
     const reply = this.#call(command, args, options); // sent now, behind qmp_capabilities
     reply.catch(() => {}); // negotiation's error comes first
-    await this.#negotiated;
+    await negotiated;
     return (await reply).return;
   }
 
@@ -405,13 +407,8 @@ export class QmpClient {
       if (events.length > 0) offerEvents();
       this.#updateFlow();
     } catch (error) {
-      let failure = error;
-      try {
-        if (events.length > 0) offerEvents();
-      } catch (thrown) {
-        failure = thrown; // a subscriber's `where` threw: on an event that came before the fault
-      }
-      this.#shutdown(this.#named(failure as QmpError, chunk));
+      if (events.length > 0) offerEvents(); // the events before the fault still count
+      this.#shutdown(this.#named(error as QmpError, chunk));
     }
   }
 

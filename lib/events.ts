@@ -13,7 +13,7 @@
  * @module
  */
 import { abortable } from "./abort.ts";
-import { abortErrorFor, type QmpError } from "./errors.ts";
+import { abortErrorFor, QmpError } from "./errors.ts";
 import { globMatcher, isGlob } from "./glob.ts";
 
 /** An event as QEMU sends it. */
@@ -127,7 +127,16 @@ export class EventSubscription implements AsyncIterableIterator<QmpEvent> {
   offerAll(events: readonly QmpEvent[]): void {
     const matches = this.#matches, queued = this.queued;
     for (let i = 0; i < events.length && !this.#ended; i++) {
-      if (!matches(events[i])) continue;
+      let matched;
+      try {
+        matched = matches(events[i]);
+      } catch (error) { // the caller's `where` threw: that ends this subscription, not the client
+        this.end(
+          new QmpError(`an event filter threw on ${events[i].event}: ${(error as Error)?.message}`, { cause: error }),
+        );
+        break;
+      }
+      if (!matched) continue;
       this.#queue.push(events[i]);
       if (--this.#remaining <= 0) this.end();
     }

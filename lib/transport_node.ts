@@ -29,7 +29,9 @@ export const connect: Connect = async (address: SocketAddress, events: Transport
         write: (data) => void socket.write(data),
         pause: () => void socket.pause(),
         resume: () => void socket.resume(),
-        close: () => void socket.end(),
+        // Closed once what was written has gone: end() alone waits for the peer's close too,
+        // which a peer that does not read (a guest agent channel without an agent) never sends.
+        close: () => void socket.end(() => socket.destroy()),
       });
     });
     socket.on("data", (chunk: Uint8Array) => events.data(chunk));

@@ -67,5 +67,24 @@ code=0
 guest=$(ga exec -- sh -c 'echo guest; exit 3') || code=$?
 [ "$code" -eq 3 ] && [ "$guest" = "guest" ] || fail "ga exec: expected exit 3 and 'guest', got $code '$guest'"
 
+# The library under Deno: a guest agent channel with no agent behind it (it
+# accepts and never reads) ends at the connect timeout, and the process then
+# exits by itself (node:net's end() alone kept the socket open until the peer
+# closed it, which it never does).
+python3 -c 'import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); c, _ = s.accept(); time.sleep(60)' \
+  "$dir/silent.sock" </dev/null >/dev/null 2>&1 &
+silent_pid=$!
+while [ ! -S "$dir/silent.sock" ]; do sleep 0.05; done
+cat >"$dir/silent.ts" <<EOF
+import { GuestAgent } from "$PWD/lib/mod.ts";
+await GuestAgent.connect("$dir/silent.sock", { connectTimeout: 300 }).catch((error) => console.log(error.code));
+EOF
+code=0
+printed=$(timeout 30 node_modules/.bin/deno run -q -A "$dir/silent.ts" 2>"$dir/err") || code=$?
+kill "$silent_pid" 2>/dev/null || true
+[ "$code" -eq 0 ] && [ "$printed" = CONNECT_TIMEOUT ] ||
+  fail "library, a silent agent channel: expected CONNECT_TIMEOUT and an exit, got exit $code (124: it did not exit) '$printed': $(cat "$dir/err")"
+
 echo "deno: exec query-status → $out; unknown command → exit 1; closed stdout → exit 0; deno task → $version;" \
-  "schema cache written, a planted link not followed; ga exec → its output and exit 3"
+  "schema cache written, a planted link not followed; ga exec → its output and exit 3; the library exits after a silent channel's timeout"

@@ -71,6 +71,20 @@ describe("greeting and negotiation", () => {
     expect(server.requests).toEqual([{ execute: "qmp_capabilities", id: expect.anything() }]);
   });
 
+  test("with pipeline, a call's signal bounds its wait for negotiation too", async () => {
+    const server = serve((c) => c.sendJson(QEMU_GREETING)); // qmp_capabilities is never answered
+    const client = await connect(server, { pipeline: true });
+    const started = performance.now();
+    for (const oob of [false, true]) {
+      const error = await rejection(
+        client.execute("query-status", undefined, { signal: AbortSignal.timeout(200), oob }),
+      );
+      expect(error).toBeInstanceOf(TimeoutError);
+      expect(error.message).toBe("timed out waiting for the reply to query-status");
+    }
+    expect(performance.now() - started).toBeLessThan(3000); // not the 5 s connect timeout
+  });
+
   test("capabilities other than oob are not enabled", async () => {
     const greeting = {
       QMP: { version: { qemu: { major: 9, minor: 1, micro: 2 }, package: "v9" }, capabilities: ["x"] },

@@ -1,7 +1,7 @@
 /** QmpClient's events against fake servers: backpressure to the socket, waitForEvent, limits. */
 import { afterEach, describe, expect, test } from "bun:test";
 import { QmpClient } from "../lib/client.ts";
-import { DisconnectedError, TimeoutError } from "../lib/errors.ts";
+import { DisconnectedError, QmpError, TimeoutError } from "../lib/errors.ts";
 import { type FakeConnection, type FakeServer, fakeServer } from "./helpers/fake_server.ts";
 import { floodEvent, floodServer } from "./helpers/flood_server.ts";
 
@@ -111,5 +111,23 @@ describe("waitForEvent", () => {
     const other = await connectTo(silent.path);
     const timeout = await other.waitForEvent({ names: ["STOP"] }, { signal: AbortSignal.timeout(50) }).catch((e) => e);
     expect(timeout).toBeInstanceOf(TimeoutError);
+  });
+
+  test("a where that throws ends its own subscription with a QmpError; the client and the others go on", async () => {
+    const server = serve(async (c) => {
+      await c.handshake();
+      const request = await c.nextRequest();
+      c.sendJson(stopEvent(1));
+      c.reply(request, { ok: true });
+    });
+    const client = await connectTo(server.path);
+    const broken = client.events({ where: (event) => (event.data as { nope: { x: 1 } }).nope.x === 1 });
+    const working = client.events({ names: ["STOP"] });
+    expect(await client.execute("stop")).toEqual({ ok: true });
+    const error = await broken.nextBatch().catch((e) => e);
+    expect(error).toBeInstanceOf(QmpError);
+    expect(error.message).toStartWith("an event filter threw on STOP: ");
+    expect(error.cause).toBeInstanceOf(TypeError);
+    expect((await working.nextBatch()).map((e) => e.event)).toEqual(["STOP"]);
   });
 });

@@ -6,9 +6,10 @@ import { afterEach, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConnectTimeoutError, QmpProxy } from "../lib/mod.ts";
+import { ConnectTimeoutError, QmpProxy, TimeoutError } from "../lib/mod.ts";
 import { fakeServer } from "./helpers/fake_server.ts";
 import { negotiatedClient, rawClient } from "./helpers/proxy.ts";
+import { startQemu } from "./helpers/qemu.ts";
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -64,6 +65,21 @@ test("no greeting from upstream: share() fails with ConnectTimeoutError within t
   expect(error).toBeInstanceOf(ConnectTimeoutError);
   expect(error.message).toMatch(/^no QMP greeting and negotiation from .* within 300ms: another client may hold/);
   expect(performance.now() - started).toBeLessThan(3000);
+
+  // The caller's own signal gives the library's TimeoutError (or AbortedError), not the connect timeout's class.
+  const caller = await QmpProxy.share(server.path, listenPath(), { signal: AbortSignal.timeout(200) }).catch((e) => e);
+  expect(caller).toBeInstanceOf(TimeoutError);
+});
+
+test("a client's quit: ended is 'quit', though QEMU also sends SHUTDOWN (reason host-qmp-quit)", async () => {
+  const qemu = await startQemu();
+  cleanups.push(() => qemu.stop());
+  const path = listenPath();
+  const proxy = await QmpProxy.share(qemu.socket, path, { connectTimeoutMs: 5000 });
+  cleanups.push(() => proxy.close());
+  const { client } = await negotiatedClient(path);
+  client.send({ execute: "quit", id: "q" });
+  expect(await proxy.ended).toEqual({ reason: "quit" });
 });
 
 test("upstream gone without SHUTDOWN: clients closed, ended is 'lost', the socket file removed", async () => {

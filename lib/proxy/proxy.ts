@@ -285,7 +285,8 @@ export class QmpProxy {
   }
 
   #upstreamClosed(error?: QmpError): void {
-    const reason = this.#sawShutdown ? "shutdown" : this.#quitSent ? "quit" : "lost";
+    // A quit a client sent comes first: QEMU then also sends SHUTDOWN (reason host-qmp-quit).
+    const reason = this.#quitSent ? "quit" : this.#sawShutdown ? "shutdown" : "lost";
     void this.#finish({ reason, error });
   }
 

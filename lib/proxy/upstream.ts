@@ -8,6 +8,7 @@
  */
 import { formatDuration } from "../duration.ts";
 import {
+  abortErrorFor,
   ConnectTimeoutError,
   DisconnectedError,
   GreetingError,
@@ -74,13 +75,13 @@ export class Upstream {
     const bound = limits.length > 0 ? AbortSignal.any(limits) : undefined;
     const onAbort = () => {
       this.#waiter?.reject(
-        new ConnectTimeoutError(
-          signal?.aborted
-            ? `interrupted while negotiating with ${this.name}`
-            : `no QMP greeting and negotiation from ${this.name} within ${
+        signal?.aborted // the caller's signal: TimeoutError or AbortedError, as every wait of the library
+          ? abortErrorFor(`negotiation with ${this.name}`)(signal)
+          : new ConnectTimeoutError(
+            `no QMP greeting and negotiation from ${this.name} within ${
               formatDuration(connectTimeoutMs)
             }: ${NO_GREETING_HINT}`,
-        ),
+          ),
       );
     };
     bound?.addEventListener("abort", onAbort, { once: true });
