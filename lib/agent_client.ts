@@ -18,6 +18,7 @@ import { formatDuration } from "./duration.ts";
 import {
   abortErrorFor,
   CommandError,
+  ConnectionError,
   ConnectTimeoutError,
   DisconnectedError,
   ProtocolError,
@@ -281,6 +282,8 @@ export class GuestAgent {
 
   #peerClosed(error?: Error): void {
     if (this.#phase === "closed") return;
+    // A transport that knows why the connection ended (ssh: no socket there yet) reports a ConnectionError.
+    if (error instanceof ConnectionError) return this.#shutdown(error);
     const reason = this.#phase === "syncing"
       ? `${this.address.text} closed the connection before the guest agent answered`
       : `${this.address.text} closed the connection`;

@@ -29,7 +29,12 @@ class Link {
     if (this.#unsent.length > 1) this.#unsent.splice(0, this.#unsent.length, concat(this.#unsent, this.#unsentBytes));
     while (this.#unsent.length > 0) {
       const head = this.#unsent[0];
-      const written = Math.max(socket.write(head), 0);
+      const written = socket.write(head);
+      if (written < 0) { // the socket is closed (the peer went away): what waits can never go
+        this.#unsent.length = 0;
+        this.#unsentBytes = 0;
+        return this.report();
+      }
       this.#unsentBytes -= written;
       if (written < head.length) {
         this.#unsent[0] = head.subarray(written);

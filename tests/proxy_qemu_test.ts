@@ -225,3 +225,35 @@ describe("proxy: the socket file", () => {
     expect(await qmpctl(["-s", shared, "exec", "query-name"])).toMatchObject({ code: 0, stdout: "{}\n" });
   });
 });
+
+describe("fairness", () => {
+  test(
+    "a client's hundreds of pipelined commands delay another's by a few; those it leaves unsent do not run",
+    async () => {
+      const { client: flooder } = await negotiatedClient(shared);
+      // Slow commands (~200 KB replies) with a trace between them: each blockdev-add that runs leaves a node.
+      for (let i = 0; i < 150; i++) {
+        flooder.send({ execute: "query-qmp-schema", id: `s${i}` });
+        flooder.send({
+          execute: "blockdev-add",
+          arguments: { driver: "null-co", "node-name": `flood${i}` },
+          id: `a${i}`,
+        });
+      }
+      flooder.close(); // at once, without reading a reply
+      const { client: asker } = await negotiatedClient(shared);
+      const asked = performance.now();
+      asker.send({ execute: "query-name", id: "after" });
+      expect(await asker.replies(1, 30_000)).toEqual([{ return: {}, id: "after" }]);
+      expect(performance.now() - asked).toBeLessThan(2000); // behind the few at QEMU when it left, not all 300
+      await proxy.stderrLine(/^qmpctl: proxy: client \d+ (left|did not read)/);
+      await Bun.sleep(500); // what was still sent has run by now
+      const nodes = (await qemu.control.execute("query-named-block-nodes") as { "node-name": string }[])
+        .map((node) => node["node-name"]).filter((name) => name.startsWith("flood"));
+      expect(nodes.length).toBeLessThan(20); // of 150: those sent before its leaving was seen (8 at a time)
+      for (const name of nodes) await qemu.control.execute("blockdev-del", { "node-name": name });
+      asker.close();
+    },
+    60_000,
+  );
+});

@@ -359,6 +359,20 @@ describe("odd remote paths", () => {
 });
 
 describe("--wait-socket over ssh://", () => {
+  test("and for the guest agent: its remote socket that appears later is retried too", async () => {
+    const agent = await startAgent();
+    const later = join(runDir, "later-ga.sock");
+    try {
+      const running = startQmpctl(["-s", `ssh://vmhost${later}`, "--wait-socket", "20s", "ga", "guest-ping"], { env });
+      await Bun.sleep(1500); // some tries fail first: nothing at that path yet
+      symlinkSync(agent.socket, later);
+      expect(await running.result).toMatchObject({ code: 0, stdout: "{}\n", stderr: "" });
+    } finally {
+      rmSync(later, { force: true });
+      await agent.stop();
+    }
+  }, 30_000);
+
   test("a remote socket that appears later is retried until it answers", async () => {
     const later = join(runDir, "later.sock");
     const running = startQmpctl(["-s", `ssh://vmhost${later}`, "--wait-socket", "20s", "exec", "query-status"], {
