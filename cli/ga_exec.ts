@@ -16,10 +16,11 @@ import { type CommandContext, printJson } from "./session.ts";
 const MAX_INPUT_BYTES = 48 * 1024 * 1024 - 1024;
 
 /**
- * The status of a program the agent could not start (no such file, not
- * executable): 127, what a shell says for it, so through ssh too.
+ * The status of a program the agent could not start, as a shell (so ssh)
+ * gives it: 127 not found, 126 found but not runnable. The agent says which
+ * only in its text (glib's, with the system's reason).
  */
-const NOT_STARTED = 127;
+const NOT_FOUND = 127, NOT_RUNNABLE = 126;
 
 /** Pauses between guest-exec-status polls: short first (most commands end at once), then backing off. */
 const FIRST_POLL_MS = 2;
@@ -57,7 +58,7 @@ export async function run(context: CommandContext): Promise<number> {
     } catch (error) {
       if (!(error instanceof CommandError) || error.errorClass !== "GenericError") throw error;
       writeStderrLine(`qmpctl: ${path}: ${error.desc}`);
-      return NOT_STARTED;
+      return /No such file or directory/.test(error.desc) ? NOT_FOUND : NOT_RUNNABLE;
     }
     if (typeof started?.pid !== "number") {
       throw new ProtocolError(`guest-exec returned no pid: ${JSON.stringify(started)}`);

@@ -23,6 +23,7 @@ import {
   GreetingError,
   NegotiationError,
   NO_GREETING_HINT,
+  notAQmpServer,
   ProtocolError,
   type QmpError,
   UnparsedRequestError,
@@ -421,7 +422,7 @@ export class QmpClient {
     if (!(failure instanceof ProtocolError)) return failure;
     const address = this.address.text;
     if (this.#phase === "connecting" || this.#phase === "greeting") {
-      return new GreetingError(`${address} is not a QMP server: it sent ${quoteStart(chunk)}`, { cause: failure });
+      return notAQmpServer(address, chunk, failure);
     }
     failure.message = `${address}: ${failure.message}`;
     return failure;
@@ -598,13 +599,6 @@ function idKey(id: unknown): string {
 function isEvent(message: unknown): message is QmpEvent {
   return typeof message === "object" && message !== null && typeof (message as QmpEvent).event === "string" &&
     !Array.isArray(message);
-}
-
-/** The first line of `bytes` as a JSON string, at most 60 characters of it. */
-function quoteStart(bytes: Uint8Array): string {
-  const text = new TextDecoder().decode(bytes.subarray(0, 256)).trimStart();
-  const end = text.search(/[\r\n]/);
-  return JSON.stringify(truncate(end < 0 ? text : text.slice(0, end), 60));
 }
 
 function truncate(text: string, max = 200): string {

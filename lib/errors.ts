@@ -74,6 +74,18 @@ export class GreetingError extends QmpError {
 }
 
 /**
+ * The error for a peer whose first bytes are not JSON: no QMP server at all
+ * (an HMP monitor, a serial console, sshd). It quotes the first line of what
+ * came, at most 60 characters of it (whole characters, an emoji too).
+ */
+export function notAQmpServer(address: string, bytes: Uint8Array, cause: Error): GreetingError {
+  const text = new TextDecoder().decode(bytes.subarray(0, 256)).trimStart();
+  const line = [...text.split(/[\r\n]/, 1)[0]];
+  const shown = line.length > 60 ? line.slice(0, 60).join("") + "..." : line.join("");
+  return new GreetingError(`${address} is not a QMP server: it sent ${JSON.stringify(shown)}`, { cause });
+}
+
+/**
  * The peer closed the connection before its greeting: a QEMU still starting
  * (its socket exists before it serves it), or something else on the socket.
  */

@@ -73,6 +73,7 @@ export async function connectSsh(
   // ssh reads `:` in a -L spec as the separator, `\` as an escape (`v\m.qmp` would be `vm.qmp`),
   // and `%` as the start of a token (`%u`: the local user), written `%%` for itself.
   if (tmpdir().includes(":")) throw new AddressError(`TMPDIR '${tmpdir()}' holds a ':', which ssh cannot forward`);
+  if (tmpdir().includes("${")) throw new AddressError(`TMPDIR '${tmpdir()}' holds a '\${', which ssh would expand`);
   const dir = fs.mkdtempSync(`${tmpdir()}/qmpctl-ssh-`); // mode 0700
   const local = `${dir}/monitor.sock`;
   const escaped = (path: string) => path.replaceAll("\\", "\\\\").replaceAll("%", "%%");

@@ -117,10 +117,13 @@ describe("connection errors name the address and the reason", () => {
     }
   });
 
-  test("an HMP monitor's socket (-monitor) is not a QMP server: exit 3, quoting its banner", async () => {
+  test("an HMP monitor's socket (-monitor) is not a QMP server: exit 3, quoting its banner; proxy -s too", async () => {
     const hmp = join(scratch, "hmp.sock");
     const other = await startQemu({ extraArgs: ["-monitor", `unix:${hmp},server=on,wait=off`] });
     try {
+      const proxied = await qmpctl(["-s", hmp, "proxy", "--listen", join(scratch, "p.sock")]);
+      expect(proxied).toMatchObject({ code: 3, stdout: "" });
+      expect(proxied.stderr).toStartWith(`qmpctl: ${hmp} is not a QMP server: it sent "QEMU `);
       const result = await qmpctl(["-s", hmp, "exec", "query-status"]);
       expect(result).toMatchObject({ code: 3, stdout: "" });
       expect(result.stderr).toMatch(

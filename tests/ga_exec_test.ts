@@ -116,10 +116,13 @@ describe("ga exec", () => {
     );
   }, 40_000); // qemu-ga takes seconds to gather 16 MB
 
-  test("a program that cannot start exits 127 (as ssh host cmd does), the agent's reason on stderr", async () => {
+  test("a program not found exits 127, one not runnable 126 (as ssh host cmd does), the agent's reason on stderr", async () => {
     const result = await exec("--", "/nonexistent/program");
     expect(result.code).toBe(127);
     expect(result.stderr).toMatch(/^qmpctl: \/nonexistent\/program: .*No such file or directory.*\n$/);
+    const notRunnable = await exec("--", "/tmp"); // there, but a directory
+    expect(notRunnable.code).toBe(126);
+    expect(notRunnable.stderr).toMatch(/^qmpctl: \/tmp: .*Permission denied.*\n$/);
   });
 
   test("--stdin from a character device: /dev/null is empty input, /dev/zero is too large (exit 2)", async () => {

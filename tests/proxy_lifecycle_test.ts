@@ -192,12 +192,15 @@ describe("proxy --listen PATH -- qemu ...: launch mode", () => {
     expect(existsSync(shared)).toBe(false);
   });
 
-  test("a program that cannot be started exits 127 (as env(1)); one that never connects a monitor is stopped at --connect-timeout: exit 3", async () => {
+  test("a program not found exits 127, one not runnable 126 (as env(1)); one that never connects a monitor is stopped at --connect-timeout: exit 3", async () => {
     const dir = mkdtempSync(join(tmpdir(), "qmpctl-launch-"));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const missing = await qmpctl(["proxy", "--listen", join(dir, "a.sock"), "--", "/nonexistent/qemu"]);
     expect(missing.code).toBe(127);
     expect(missing.stderr).toStartWith("qmpctl: proxy: cannot start /nonexistent/qemu: ");
+    const notRunnable = await qmpctl(["proxy", "--listen", join(dir, "c.sock"), "--", "/etc/hostname"]);
+    expect(notRunnable.code).toBe(126); // there, but no program: as env(1) says
+    expect(notRunnable.stderr).toStartWith("qmpctl: proxy: cannot start /etc/hostname: ");
     const silent = await qmpctl([
       ...["proxy", "--listen", join(dir, "b.sock"), "--connect-timeout", "500ms"],
       ...["--", "sh", "-c", "exec sleep 30"], // the monitor's -chardev and -mon become sh's $0, $1...: ignored

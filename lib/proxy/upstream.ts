@@ -14,6 +14,7 @@ import {
   GreetingError,
   NegotiationError,
   NO_GREETING_HINT,
+  notAQmpServer,
   type QmpError,
 } from "../errors.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES, JsonFramer } from "../framing.ts";
@@ -141,7 +142,13 @@ export class Upstream {
     try {
       messages = this.#framer.push(chunk);
     } catch (error) {
-      this.#end(error as QmpError);
+      // As the client names them: before a greeting, a peer that is no QMP server; after, the peer.
+      const failure = error as QmpError;
+      if (!("QMP" in this.greeting)) this.#end(notAQmpServer(this.name, chunk, failure));
+      else {
+        failure.message = `${this.name}: ${failure.message}`;
+        this.#end(failure);
+      }
       this.close();
       return;
     }
