@@ -126,9 +126,11 @@ async function runModule(context: CommandContext, params: ModuleParams): Promise
   if (!socket) throw new UsageError("missing required parameter: socket");
   const execute = text(params.execute, "execute");
   const hmp = text(params.hmp, "hmp");
-  const names = params.wait_event === undefined
+  // A list, or (Ansible's KEY=VALUE form) its items joined by commas: no event name holds one.
+  const names = params.wait_event === undefined || params.wait_event === null
     ? []
-    : (Array.isArray(params.wait_event) ? params.wait_event : [params.wait_event]).map((n) => text(n, "wait_event")!);
+    : (Array.isArray(params.wait_event) ? params.wait_event : text(params.wait_event, "wait_event")!.split(","))
+      .map((n) => text(n, "wait_event")!.trim());
   if ((execute === undefined) === (hmp === undefined) && !(execute === undefined && names.length > 0)) {
     throw new UsageError("give one of execute or hmp (wait_event may go with execute, or alone)");
   }
@@ -146,7 +148,9 @@ async function runModule(context: CommandContext, params: ModuleParams): Promise
   const timeoutMs = duration(params.timeout, "timeout", 0);
   const signal = timeoutMs > 0 ? AbortSignal.any([context.signal, AbortSignal.timeout(timeoutMs)]) : context.signal;
   const options = new ParsedOptions();
-  if (params.match !== undefined) options.set("match", matchWords(params.match));
+  if (params.match !== undefined && params.match !== null) {
+    options.set("match", matchWords(dict(params.match, "match")!));
+  }
   if (params.count !== undefined) options.set("count", textOf(params.count));
   const session: CommandContext = {
     ...context,
@@ -217,7 +221,7 @@ function dict(value: unknown, name: string): Record<string, unknown> | undefined
 
 /** A boolean parameter, in any of the forms Ansible's own modules take (`changed=yes` in KEY=VALUE form). */
 function boolean(value: unknown, name: string): boolean {
-  const word = String(value).toLowerCase();
+  const word = typeof value === "string" || typeof value === "number" ? String(value).toLowerCase() : "";
   if (value === true || ["y", "yes", "on", "1", "true", "t", "1.0"].includes(word)) return true;
   if (value === false || ["n", "no", "off", "0", "false", "f", "0.0"].includes(word)) return false;
   throw new UsageError(`${name} must be a boolean (yes/no, true/false), not ${JSON.stringify(value)}`);
@@ -229,8 +233,7 @@ function duration(value: unknown, name: string, otherwise: number): number {
 }
 
 /** A `match` dict as `--match` words: a string as text (KEY=VALUE), anything else as its JSON (KEY:=JSON). */
-function matchWords(match: unknown): string[] {
-  if (typeof match !== "object" || match === null || Array.isArray(match)) throw new UsageError("match must be a dict");
+function matchWords(match: Record<string, unknown>): string[] {
   return Object.entries(match).map(([key, value]) =>
     typeof value === "string" ? `${key}=${value}` : `${key}:=${JSON.stringify(value)}`
   );

@@ -18,8 +18,9 @@ shell prints them.
 
 Lines are those of the shell: CMD KEY=VALUE ... (typed as 'qmpctl exec'
 types them), a line starting with { sent as raw QMP JSON, transaction( ... )
-for one transaction; blank lines and # comments are skipped. A line quit
-is QEMU's quit command (in the shell it leaves the shell). A line that
+for one transaction; blank lines and # comments are skipped. The shell's
+own words (quit, exit, events, help) are sent to QEMU like any line: quit
+is QEMU's quit (in the shell it leaves the shell). A line that
 cannot be sent as written (bad KEY=VALUE, unknown argument) prints its error
 line in its place and the rest still run. Input of any length streams
 through: at most 256 commands are in flight at once.
@@ -56,7 +57,7 @@ export async function run(context: CommandContext): Promise<number> {
     : undefined;
   return await withClient(context, async (client) => {
     const shell = new ShellContext(client, false);
-    shell.quitWordsLeave = false; // a line "quit" in a file of commands is QEMU's quit
+    shell.shellWords = false; // a line "quit" in a file of commands is QEMU's quit
     return await runPiped({
       client,
       shell,

@@ -57,6 +57,7 @@ _qmpctl() {
   local -a candidates spaced unspaced
   candidates=(\${(f)"$("\${words[1]}" completions complete -- "\${(@Q)words[2,CURRENT-1]}" "\${(Q)PREFIX}" 2>/dev/null)"})
   if [[ \${#candidates} == 1 && $candidates[1] == "${FILES_DIRECTIVE}" ]]; then
+    [[ $PREFIX == --*=* ]] && compset -P '*=' # --socket=PATH: the file name after the '='
     _files
     return
   fi
@@ -80,7 +81,14 @@ function __qmpctl_complete
     set -l current (commandline -ct)
     set -l candidates ($tokens[1] completions complete -- $tokens[2..-1] "$current" 2>/dev/null)
     if test "$candidates" = "${FILES_DIRECTIVE}"
-        __fish_complete_path "$current"
+        if string match -qr -- '^--[^=]+=' $current # --socket=PATH: the file name after the '='
+            set -l option (string replace -r -- '=.*' '=' $current)
+            for path in (__fish_complete_path (string replace -r -- '^--[^=]+=' '' $current))
+                printf '%s%s\n' $option $path
+            end
+        else
+            __fish_complete_path "$current"
+        end
     else if set -q candidates[1]
         printf '%s\\n' $candidates
     end

@@ -77,8 +77,9 @@ function readLine(table: OptionTable, words: readonly string[]): LineState {
   const takeValue = (spec: OptionSpec | undefined, value: string | undefined, i: number): number => {
     if (!spec?.value) return i;
     if (value === undefined && i + 1 >= words.length) state.pendingOption = spec;
-    if (value === undefined) value = words[++i];
-    if (spec.name === "socket" && value !== undefined) state.socket = asTheShellReadsIt(value);
+    const ownWord = value === undefined; // a shell expands ~ only at the start of a word
+    if (ownWord) value = words[++i];
+    if (spec.name === "socket" && value !== undefined) state.socket = asTheShellReadsIt(value, ownWord);
     return i;
   };
   for (let i = 0; i < words.length; i++) {
@@ -204,11 +205,14 @@ async function jobIds(context: CommandContext, state: LineState): Promise<string
 /**
  * A word of the line as the shell will pass it when the line runs: the
  * completion scripts hand it over as typed (bash's `read -ra` keeps quotes,
- * none expands ~), so `-s ~/vm1.qmp`, `-s "$HOME/vm1.qmp"` and `-s '/run/vm 1.qmp'`
- * name the sockets they will name then. Only what a socket path needs:
- * quotes, a leading ~, $NAME and ${NAME}.
+ * none expands ~), so `-s ~/vm1.qmp`, `-s "$HOME/vm1.qmp"` and
+ * `-s '/run/vm1.qmp'` name the sockets they will name then. Only what a
+ * socket path needs: quotes, a leading ~ (`tilde`: when the value is a word
+ * of its own, not after `--socket=`), $NAME and ${NAME} from the environment
+ * (a shell variable that is not exported is not seen). bash splits a quoted
+ * value with a blank in it before qmpctl sees it.
  */
-export function asTheShellReadsIt(word: string): string {
+export function asTheShellReadsIt(word: string, tilde = true): string {
   const home = env("HOME") ?? "";
   const variables = (text: string) =>
     text.replace(/\$(?:\{(\w+)\}|(\w+))/g, (_, braced, bare) => env(braced ?? bare) ?? "");
@@ -218,8 +222,8 @@ export function asTheShellReadsIt(word: string): string {
     if (part.startsWith('"')) {
       return variables(part.slice(1, part.endsWith('"') && part.length > 1 ? -1 : undefined).replace(/\\(.)/g, "$1"));
     }
-    const tilde = i === 0 && (part === "~" || part.startsWith("~/")) ? home + part.slice(1) : part;
-    return variables(tilde.replace(/\\(.)/g, "$1"));
+    const expanded = tilde && i === 0 && (part === "~" || part.startsWith("~/")) ? home + part.slice(1) : part;
+    return variables(expanded.replace(/\\(.)/g, "$1"));
   }).join("");
 }
 

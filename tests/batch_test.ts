@@ -49,16 +49,18 @@ describe("qmpctl batch against QEMU", () => {
     await qemu.control.execute("cont");
   });
 
-  test("quit and exit are commands for QEMU, not the shell's words: every line gets its result", async () => {
+  test("quit, exit, help and events are lines for QEMU, not the shell's words: every line gets its result", async () => {
     const own = await startQemu();
     try {
       const { code, stdout, stderr } = await qmpctl(["-s", own.socket, "batch"], {
-        stdin: "query-status\nexit\nquery-status\nquit\n",
+        stdin: "query-status\nexit\nhelp\nevents\nquery-status\nquit\n",
       });
       const lines = stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
       expect(lines).toEqual([
         { return: { status: "running", singlestep: false, running: true } },
         { error: { class: "CommandNotFound", desc: "The command exit has not been found" } },
+        { error: { class: "CommandNotFound", desc: "The command help has not been found" } },
+        { error: { class: "CommandNotFound", desc: "The command events has not been found" } },
         { return: { status: "running", singlestep: false, running: true } },
         { return: {} },
       ]);
@@ -68,6 +70,17 @@ describe("qmpctl batch against QEMU", () => {
     } finally {
       await own.stop();
     }
+  });
+
+  test("a line nested deeper than QEMU reads is refused in its place; the lines after it get their own answers", async () => {
+    const deep = `{"execute": "query-status", "arguments": {"x": ${"[".repeat(1100)}${"]".repeat(1100)}}}`;
+    const { code, stdout } = await qmpctl(["-s", qemu.socket, "batch"], { stdin: `query-name\n${deep}\nquery-name\n` });
+    expect(stdout.trimEnd().split("\n").map((line) => JSON.parse(line))).toEqual([
+      { return: { name: "vm1" } },
+      { error: { class: "ArgumentError", desc: "the arguments nest deeper than QEMU reads (1024 levels)" } },
+      { return: { name: "vm1" } },
+    ]);
+    expect(code).toBe(1);
   });
 
   test("FILE: comments and blanks skipped, exit 0 when all returned; a missing FILE is a usage error", async () => {

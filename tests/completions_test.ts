@@ -255,20 +255,25 @@ describe("local files where a file goes", () => {
   test("fish: complete -C offers the files", () => {
     const result = run(["fish", "-c", `source ${scripts.fish}; complete -C 'qmpctl ga exec --stdin ba'`]);
     expect(result).toEqual({ code: 0, stdout: "backup.sql\n", stderr: "" });
+    const assigned = run(["fish", "-c", `source ${scripts.fish}; complete -C 'qmpctl --socket=vm1'`]);
+    expect(assigned).toEqual({ code: 0, stdout: "--socket=vm1.sock\n", stderr: "" });
   });
 
   test("zsh: the word is left to _files", () => {
     const program = `
 compdef() { :; }
 compadd() { print -r -- "compadd $*"; }
-_files() { print -r -- _files; }
+_files() { print -r -- "_files $PREFIX"; }
+compset() { [[ $1 == -P && $2 == '*=' ]] && PREFIX=\${PREFIX#*=}; }
 source "$1"
 words=(qmpctl ga cp vm); CURRENT=4; PREFIX=vm
+_qmpctl
+words=(qmpctl --socket=vm); CURRENT=2; PREFIX=--socket=vm
 _qmpctl
 words=(qmpctl ga cp :/etc/host); CURRENT=4; PREFIX=:/etc/host
 _qmpctl`;
     const result = run(["zsh", "-f", "-c", program, "zsh", scripts.zsh]);
-    expect(result.stdout).toBe("_files\ncompadd -S  -a unspaced\ncompadd -a spaced\n");
+    expect(result.stdout).toBe("_files vm\n_files vm\ncompadd -S  -a unspaced\ncompadd -a spaced\n");
   });
 });
 

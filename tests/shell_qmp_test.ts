@@ -326,6 +326,17 @@ describe("qmpctl shell on a terminal", () => {
     }, 40);
   });
 
+  test("a letter and the accent that combines with it move and go as one character", async () => {
+    await use([], async (terminal) => {
+      await terminal.type("ae\u0301b"); // é as e + U+0301
+      await terminal.press("Left", "Left"); // before é, not between e and its accent
+      await terminal.type("X");
+      await terminal.press("Right", "BSpace"); // after é: Backspace takes e and its accent
+      await terminal.waitForLastLine("(vm1) aXb");
+      expect(await terminal.cursor()).toMatchObject({ x: 6 + 2 });
+    });
+  });
+
   test("pasted text is text: a TAB in it is a blank, not completion", async () => {
     await use([], async (terminal) => {
       await terminal.paste('human-monitor-command command-line="info\tstatus"');

@@ -228,6 +228,17 @@ describe("qmpctl ansible ARGS_FILE (what the module runs), directly", () => {
       changed: false,
       msg: 'changed must be a boolean (yes/no, true/false), not "banana"',
     });
+    expect(await module({ ...query, changed: ["yes"] })).toMatchObject({ failed: true }); // a list is no boolean
+    const stopped = await module({
+      socket: qemu.socket,
+      execute: "stop",
+      wait_event: "RESUME,STOP", // a list in KEY=VALUE form
+      match: '{"reason": "nope"}', // a dict as its JSON: no STOP has this reason
+      timeout: "1s",
+    });
+    expect(stopped).toMatchObject({ failed: true }); // the STOP that came did not match: the match was read
+    expect(stopped.msg).toContain("RESUME or STOP");
+    await qemu.control.execute("cont");
     const typed = { socket: qemu.socket, execute: "qom-get", arguments: '{"path": "/machine", "property": "type"}' };
     expect(await module(typed)).toEqual({ changed: true, return: "none-machine" });
     expect(await module({ ...typed, arguments: "path=/machine" })).toMatchObject({

@@ -7,6 +7,8 @@
  */
 import type { QmpClient } from "../../lib/client.ts";
 import { ArgumentError, CommandError, UnparsedRequestError } from "../../lib/errors.ts";
+import { isRawNumber } from "../../lib/exact_json.ts";
+import { MAX_NESTING } from "../../lib/framing.ts";
 import { UsageError } from "../options.ts";
 import type { Completion } from "./completion.ts";
 
@@ -48,8 +50,11 @@ export class ShellContext {
   signalPerCommand = true;
   /** Whether a `quit` command went to QEMU (its closing the connection then is no loss). */
   quitSent = false;
-  /** Whether `quit` and `exit` leave, as in a shell; `batch` sends them to QEMU like any command. */
-  quitWordsLeave = true;
+  /**
+   * Whether the shell's own words act (quit, exit, events, help); `batch`
+   * sends them to QEMU like any line, each with its result line.
+   */
+  shellWords = true;
   /** Called with each message about to be sent (`-v` in a terminal). */
   onSend?: (message: Record<string, unknown>) => void;
 
@@ -68,6 +73,11 @@ export class ShellContext {
     signal: AbortSignal,
     options: { id?: unknown; oob?: boolean } = {},
   ): Promise<Outcome> {
+    // QEMU answers a message nested deeper than it reads with an error for each bracket left over:
+    // errors without an id, which would be taken for the answers to the lines after it.
+    if (args !== undefined && nesting(args, MAX_NESTING) >= MAX_NESTING) {
+      return localError(new ArgumentError(`the arguments nest deeper than QEMU reads (${MAX_NESTING} levels)`));
+    }
     const message: Record<string, unknown> = { [options.oob ? "exec-oob" : "execute"]: command };
     if (args !== undefined) message.arguments = args;
     if (options.id !== undefined) message.id = options.id;
@@ -88,10 +98,11 @@ export class ShellContext {
 
   /** The local commands of both shells (`help` aside); undefined when `words` is none of them. */
   localCommand(words: readonly string[]): Outcome | undefined {
+    if (!this.shellWords) return undefined;
     switch (words[0]) {
       case "quit":
       case "exit":
-        return this.quitWordsLeave ? { kind: "quit" } : undefined;
+        return { kind: "quit" };
       case "events":
         if (words.length === 1) return { kind: "note", text: `events are ${this.eventsOn ? "on" : "off"}` };
         if (words.length === 2 && (words[1] === "on" || words[1] === "off")) {
@@ -110,4 +121,12 @@ export function localError(error: unknown): Outcome {
     return { kind: "error", error: { class: error.name, desc: error.message } };
   }
   throw error;
+}
+
+/** How deep objects and arrays nest in `value` (the message around it adds one), counted up to `limit`. */
+function nesting(value: unknown, limit: number): number {
+  if (typeof value !== "object" || value === null || isRawNumber(value) || limit <= 0) return 0;
+  let deepest = 0;
+  for (const member of Object.values(value)) deepest = Math.max(deepest, nesting(member, limit - 1));
+  return 1 + deepest;
 }

@@ -32,6 +32,19 @@ export class LineEditor {
     return this.#cursor;
   }
 
+  /**
+   * Where the character before the cursor starts, and where the one at it
+   * ends: characters as a person sees them (graphemes), so that a letter and
+   * the accent that combines with it move and go as one.
+   */
+  #previous(): number {
+    return graphemeStarts(this.#chars).findLast((start) => start < this.#cursor) ?? 0;
+  }
+
+  #next(): number {
+    return graphemeStarts(this.#chars).find((start) => start > this.#cursor) ?? this.#chars.length;
+  }
+
   /** The text left of the cursor. */
   get beforeCursor(): string {
     return this.#chars.slice(0, this.#cursor).join("");
@@ -68,19 +81,22 @@ export class LineEditor {
         return "clear-screen";
       case "eof":
         if (chars.length === 0) return "eof";
-        chars.splice(this.#cursor, 1);
+        chars.splice(this.#cursor, this.#next() - this.#cursor);
         return;
       case "delete":
-        chars.splice(this.#cursor, 1);
+        chars.splice(this.#cursor, this.#next() - this.#cursor);
         return;
-      case "backspace":
-        if (this.#cursor > 0) chars.splice(--this.#cursor, 1);
+      case "backspace": {
+        const start = this.#previous();
+        chars.splice(start, this.#cursor - start);
+        this.#cursor = start;
         return;
+      }
       case "left":
-        this.#cursor = Math.max(0, this.#cursor - 1);
+        this.#cursor = this.#previous();
         return;
       case "right":
-        this.#cursor = Math.min(chars.length, this.#cursor + 1);
+        this.#cursor = this.#next();
         return;
       case "home":
         this.#cursor = 0;
@@ -140,4 +156,17 @@ export class LineEditor {
     this.#chars = [...text];
     this.#cursor = this.#chars.length;
   }
+}
+
+const GRAPHEMES = new Intl.Segmenter();
+
+/** The offsets (in code points) at which each grapheme of `chars` starts. */
+function graphemeStarts(chars: readonly string[]): number[] {
+  const starts: number[] = [];
+  let at = 0;
+  for (const { segment } of GRAPHEMES.segment(chars.join(""))) {
+    starts.push(at);
+    at += [...segment].length;
+  }
+  return starts;
 }

@@ -63,7 +63,9 @@ export class QmpMode implements ShellMode {
         return this.#actions ? this.#addAction(jsonObject(trimmed)) : await this.#raw(trimmed, signal);
       }
       const words = splitWords(trimmed);
-      if (words[0] === "help" && words.length === 1) return { kind: "note", text: QMP_HELP };
+      if (words[0] === "help" && words.length === 1 && this.#context.shellWords) {
+        return { kind: "note", text: QMP_HELP };
+      }
       const local = this.#context.localCommand(words); // also at TRANS>: no action is called quit or events
       if (local) return local;
       if (this.#actions) return await this.#transactionLine(words, signal);
