@@ -9,7 +9,7 @@
  * ├── ArgumentError         code ARGUMENT      a KEY=VALUE word or --args JSON is malformed
  * ├── ConnectionError       code CONNECTION    cannot connect (ENOENT, ECONNREFUSED, EACCES, ...)
  * │   └── ConnectTimeoutError  code CONNECT_TIMEOUT  no connection/greeting/negotiation in time
- * ├── GreetingError         code GREETING      the first message is not a QMP greeting
+ * ├── GreetingError         code GREETING      the first message is not a QMP greeting, or not JSON at all
  * │   └── GreetingClosedError  code GREETING_CLOSED  the peer closed the connection before its greeting
  * ├── NegotiationError      code NEGOTIATION   qmp_capabilities was refused
  * ├── ProtocolError         code PROTOCOL      the peer broke the protocol (not JSON, a reply without id)
