@@ -137,27 +137,43 @@ describe("proxy: per-connection commands and negotiation", () => {
     client.close();
   });
 
-  test("input that is not a JSON object gets an id-less error, then the client is disconnected", async () => {
+  test("input that is not a JSON object gets an id-less error, and the client reads on, as with QEMU", async () => {
     const { client } = await negotiatedClient(shared);
     client.send("[1]");
     expect(await client.replies(1)).toEqual([
       { error: { class: "GenericError", desc: "JSON parse error, expected a JSON object, got '['" } },
     ]);
-    await client.closed;
-    await proxy.stderrLine(/^qmpctl: proxy: client \d+ sent malformed JSON: disconnected/);
+    client.send({ execute: "query-name", id: "next" });
+    expect(await client.replies(1)).toEqual([{ return: {}, id: "next" }]);
+    client.close();
   });
 
-  test("commands before malformed input in the same write run and are answered first, as QEMU would", async () => {
+  test("malformed input in a write: the commands before it are answered, then its error, then those after it", async () => {
     const { client } = await negotiatedClient(shared);
-    client.send('{"execute": "stop", "id": "s"}\n{"execute": "query-status", "id": "q"}\n{bad}');
-    expect(await client.replies(3)).toEqual([
+    client.send(
+      '{"execute": "stop", "id": "s"}\n{"execute": "query-status", "id": "q"}\n{bad}, "x"\n{"execute": "cont", "id": "c"}',
+    );
+    expect(await client.replies(4)).toEqual([
       { return: {}, id: "s" },
       { return: { status: "paused", singlestep: false, running: false }, id: "q" },
       { error: { class: "GenericError", desc: expect.stringMatching(/^JSON parse error, /) } },
+      { return: {}, id: "c" }, // the line after the malformed one is read, as QEMU reads on
     ]);
-    await client.closed;
-    await proxy.stderrLine(/^qmpctl: proxy: client \d+ sent malformed JSON: disconnected/);
-    await qemu.control.execute("cont");
+    client.close();
+  });
+
+  test("a malformed line that goes on over several writes: one error, and the line after it is read", async () => {
+    const { client } = await negotiatedClient(shared);
+    client.sendPart('[1, {"execute": "stop"}'); // no JSON object: refused at its first byte
+    expect(await client.replies(1)).toEqual([
+      { error: { class: "GenericError", desc: "JSON parse error, expected a JSON object, got '['" } },
+    ]);
+    client.sendPart(', {"execute": "stop"}'); // the same line goes on: dropped with it
+    await Bun.sleep(100);
+    client.send(']\n{"execute": "query-name", "id": "next"}');
+    expect(await client.replies(1)).toEqual([{ return: {}, id: "next" }]);
+    expect((await qemu.control.execute("query-status") as { running: boolean }).running).toBe(true);
+    client.close();
   });
 
   test("JSON that QEMU's parser rejects (deep nesting, \\u0000, a noncharacter) is refused with the client's id", async () => {

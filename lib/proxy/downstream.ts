@@ -11,6 +11,8 @@ import { JsonFramer, MAX_NESTING } from "../framing.ts";
 import type { AcceptedTransport, TransportEvents } from "../transport.ts";
 import { refusedByQemuParser } from "./parser_limits.ts";
 
+const NEWLINE = 0x0a;
+
 /**
  * Commands bound to one monitor connection: `getfd`, `add-fd` and
  * `get-win32-socket` take a file descriptor passed with the command on that
@@ -57,8 +59,6 @@ export class Downstream {
   #reported = false;
   /** The client half-closed: it sends nothing more, but reads the answers still due. */
   #inputEnded = false;
-  /** Why the proxy ends this client once its commands are answered (malformed input), for the log. */
-  #leaving?: string;
   /** Commands forwarded, and replies to them sent back: a local answer waits for the replies before it. */
   #forwarded = 0;
   #answered = 0;
@@ -66,7 +66,9 @@ export class Downstream {
   /** The held answers' length (UTF-16 units, near enough bytes): they count toward the bytes queued for the client. */
   #heldBytes = 0;
   readonly #transport: AcceptedTransport;
-  readonly #framer: JsonFramer;
+  #framer: JsonFramer;
+  /** Malformed input's line goes on past the chunk: the next chunks are dropped up to its end. */
+  #skippingLine = false;
   readonly #owner: DownstreamOwner;
   readonly #limits: DownstreamLimits;
   readonly #offersOob: boolean;
@@ -84,8 +86,7 @@ export class Downstream {
     this.#owner = owner;
     this.#limits = limits;
     this.#offersOob = offersOob;
-    // Deeper than QEMU's bound is answered with the client's id (see refusal below); far deeper ends the client.
-    this.#framer = new JsonFramer(limits.maxMessageBytes, 4 * MAX_NESTING);
+    this.#framer = this.#newFramer();
     this.sendText(JSON.stringify(greeting));
   }
 
@@ -145,23 +146,65 @@ export class Downstream {
   }
 
   #receive(chunk: Uint8Array): void {
-    if (this.closed || this.#inputEnded) return;
+    if (this.closed) return;
+    if (this.#skippingLine) { // the rest of a malformed line that went on past its chunk
+      const end = chunk.indexOf(NEWLINE);
+      if (end < 0) return;
+      this.#skippingLine = false;
+      chunk = chunk.subarray(end + 1);
+    }
+    let taken = 0;
     try {
       // Each message as it completes: those before a malformed one in the same chunk run too.
       this.#framer.push(chunk, (message) => {
+        taken++;
         if (this.closed) return;
         this.#owner.log?.(this, "receive", JSON.stringify(message));
         this.#handle(message);
       });
     } catch (error) {
-      // QEMU answers unparsable input with an id-less error; the proxy cannot find where the next message
-      // starts, so it reads no more from this client: the commands before are answered, then it is closed.
+      // QEMU answers unparsable input with an id-less error and reads on; so does the proxy, from
+      // the line after the malformed one (what a person at socat typed) with a fresh framer.
       this.#error(undefined, "GenericError", `JSON parse error, ${(error as Error).message}`);
-      this.#leaving = "sent malformed JSON: disconnected";
-      this.#inputEnded = true;
-      this.#transport.pause();
-      this.#closeWhenAnswered();
+      this.#framer = this.#newFramer();
+      const end = chunk.indexOf(NEWLINE, this.#endOfMessages(chunk, taken));
+      if (end < 0) this.#skippingLine = true;
+      else this.#receive(chunk.subarray(end + 1));
     }
+  }
+
+  /**
+   * A framer for this client's input. Deeper than QEMU's bound is answered
+   * with the client's id (see the refusal below); far deeper is malformed.
+   */
+  #newFramer(): JsonFramer {
+    return new JsonFramer(this.#limits.maxMessageBytes, 4 * MAX_NESTING);
+  }
+
+  /**
+   * Where, in `chunk`, the line holding the last of its first `count`
+   * messages ends (0 for none): where the malformed input that followed them
+   * begins, or the line it is on. Read again line by line, on the error path
+   * only. When in doubt it lands later, never earlier: a line skipped is
+   * answered by no one, a line read twice would run twice.
+   */
+  #endOfMessages(chunk: Uint8Array, count: number): number {
+    let probe = this.#newFramer();
+    let seen = 0, at = 0;
+    while (seen < count) {
+      const end = chunk.indexOf(NEWLINE, at);
+      if (end < 0) break;
+      try {
+        probe.push(chunk.subarray(at, end + 1), () => seen++);
+      } catch {
+        if (at > 0 || seen > 0) break; // the malformed line
+        // The chunk began with the tail of a message begun in an earlier one: taken, its line done.
+        seen = 1;
+        probe = this.#newFramer();
+      }
+      at = end + 1;
+    }
+    return at;
   }
 
   #handle(message: unknown): void {
@@ -234,7 +277,7 @@ export class Downstream {
   }
 
   /** Report the client gone, once: `reason` when the proxy sends it away. */
-  #end(reason = this.#leaving): void {
+  #end(reason?: string): void {
     if (this.#reported) return;
     this.#reported = true;
     this.closed = true;
