@@ -115,17 +115,18 @@ async function complete(context: CommandContext, line: readonly string[]): Promi
     if (state.pendingOption.name === "wait-event") return matching(await qmpNames(context, state, "events"));
     return PATH_VALUES.has(state.pendingOption.value ?? "") ? [FILES_DIRECTIVE] : [];
   }
+  const options = [...table.global, ...(entry?.options ?? [])];
   const assigned = state.ended ? null : /^--([\w-]+)=(.*)$/.exec(current); // --NAME=VALUE: its value
   if (assigned) {
     const [, name, value] = assigned;
-    const spec = [...table.global, ...(entry?.options ?? [])].find((s) => s.name === name);
+    const spec = options.find((s) => s.name === name);
     if (name === "wait-event") {
       return (await qmpNames(context, state, "events")).filter((n) => n.startsWith(value)).map((n) => `--${name}=${n}`);
     }
     return PATH_VALUES.has(spec?.value ?? "") ? [FILES_DIRECTIVE] : [];
   }
   if (current.startsWith("-") && !state.ended) {
-    return matching([...table.global, ...(entry?.options ?? [])].map((s) => `--${s.name}`));
+    return matching(options.map((s) => `--${s.name}`));
   }
   if (command === undefined) return matching([...Object.keys(table.commands), "help"]);
   if (command === "help" || (command === "completions" && words.length === 0)) {

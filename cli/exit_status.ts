@@ -29,6 +29,17 @@ export const EXIT = {
   INTERRUPTED: 130,
 } as const;
 
+/**
+ * A program qmpctl runs for the user (`ga exec`, `proxy -- qemu ...`) that
+ * could not be started: the statuses env(1) and a shell (so ssh) give.
+ */
+export const PROGRAM = {
+  /** Found, but not runnable (a directory, no execute permission). */
+  NOT_RUNNABLE: 126,
+  /** Not found. */
+  NOT_FOUND: 127,
+} as const;
+
 /** The name of an exit status (`"TIMEOUT"`). */
 export type ExitName = keyof typeof EXIT;
 

@@ -3,6 +3,7 @@ import { abortable } from "../lib/abort.ts";
 import { decodeBase64, encodeBase64 } from "../lib/base64.ts";
 import { AbortedError, abortErrorFor, CommandError, ProtocolError } from "../lib/errors.ts";
 import { numberText } from "../lib/exact_json.ts";
+import { PROGRAM } from "./exit_status.ts";
 import { connectAgent } from "./ga_connect.ts";
 import { localError } from "./ga_cp.ts";
 import { readBytes, writeStderrBytes, writeStderrLine, writeStdoutBytes } from "./io.ts";
@@ -14,13 +15,6 @@ import { type CommandContext, printJson } from "./session.ts";
  * qemu-ga's JSON parser takes tokens up to 64 MiB (qobject/json-streamer.c).
  */
 const MAX_INPUT_BYTES = 48 * 1024 * 1024 - 1024;
-
-/**
- * The status of a program the agent could not start, as a shell (so ssh)
- * gives it: 127 not found, 126 found but not runnable. The agent says which
- * only in its text (glib's, with the system's reason).
- */
-const NOT_FOUND = 127, NOT_RUNNABLE = 126;
 
 /** Pauses between guest-exec-status polls: short first (most commands end at once), then backing off. */
 const FIRST_POLL_MS = 2;
@@ -57,8 +51,9 @@ export async function run(context: CommandContext): Promise<number> {
       started = await agent.execute("guest-exec", args, { signal }) as { pid?: unknown };
     } catch (error) {
       if (!(error instanceof CommandError) || error.errorClass !== "GenericError") throw error;
+      // The program could not be started; the agent says why only in its text (glib's, with the system's reason).
       writeStderrLine(`qmpctl: ${path}: ${error.desc}`);
-      return /No such file or directory/.test(error.desc) ? NOT_FOUND : NOT_RUNNABLE;
+      return error.desc.includes("No such file or directory") ? PROGRAM.NOT_FOUND : PROGRAM.NOT_RUNNABLE;
     }
     if (typeof started?.pid !== "number") {
       throw new ProtocolError(`guest-exec returned no pid: ${JSON.stringify(started)}`);

@@ -5,7 +5,7 @@ import { Upstream } from "../lib/proxy/upstream.ts";
 import type { AcceptedTransport } from "../lib/transport.ts";
 import { claimSocketPath, listenTransport } from "../lib/transport_listen.ts";
 import { formatDuration } from "./duration.ts";
-import { EXIT, exitStatusHelp } from "./exit_status.ts";
+import { EXIT, exitStatusHelp, PROGRAM } from "./exit_status.ts";
 import {
   env,
   makePrivateDir,
@@ -52,14 +52,13 @@ ${
       OK: "after QEMU's SHUTDOWN event or a client's quit, or on SIGTERM/SIGINT",
       CONNECTION: "the connection to QEMU failed or was lost otherwise",
     })
-  } Launch mode: QEMU's own exit status; 127 when it is not found, 126 when it cannot be run (as env(1)); 3 when it does not
-connect its monitor within --connect-timeout (it is then stopped).`;
+  }
+Launch mode: QEMU's own exit status; 127 when it is not found, 126 when it
+cannot be run (as env(1)); 3 when it does not connect its monitor within
+--connect-timeout (it is then stopped).`;
 
 /** How long a launched QEMU may take to exit after its monitor connection has gone. */
 const QEMU_EXIT_GRACE_MS = 10_000;
-
-/** The status when the program to launch is not found (127) or cannot be run (126), as env(1) gives them. */
-const NOT_FOUND = 127, NOT_RUNNABLE = 126;
 
 export async function run(context: CommandContext): Promise<number> {
   const listen = context.options.text("listen");
@@ -198,7 +197,7 @@ async function runLaunched(context: CommandContext, settings: Settings, command:
     await monitorListener.close();
     await removeDir(dir);
     notice(`cannot start ${command[0]}: ${(error as Error).message}`);
-    return (error as { code?: string }).code === "ENOENT" ? NOT_FOUND : NOT_RUNNABLE;
+    return (error as { code?: string }).code === "ENOENT" ? PROGRAM.NOT_FOUND : PROGRAM.NOT_RUNNABLE;
   }
   let signalsSent = 0;
   const stop = stopRequested(context);
