@@ -30,6 +30,7 @@ export {
   closestCommandsHint,
   loadSchema,
   type LoadSchemaOptions,
+  prepareSchemaCache,
   typedArguments,
   withSchema,
 } from "./load.ts";
