@@ -1,6 +1,6 @@
 /** `qmpctl events [NAME ...] [--match KEY=VALUE ...] [--count N]`: every event as NDJSON. @module */
 import { exitStatusHelp } from "./exit_status.ts";
-import { TimeoutError } from "../lib/errors.ts";
+import { DisconnectedError, TimeoutError } from "../lib/errors.ts";
 import { printEvents, readEventWait, subscribe } from "./event_output.ts";
 import { type CommandContext, withClient } from "./session.ts";
 import type { EventSubscription } from "../lib/events.ts";
@@ -11,7 +11,8 @@ export const help = (): string =>
 Print every event QEMU sends as it arrives, as QEMU sent it (event, data,
 timestamp), one JSON line each (NDJSON). It ends with status 0 when the
 connection ends, after --count N events, when --timeout has passed, or when
-the reader closes the pipe. NAME (exact or a glob such as BLOCK_JOB_*) and
+the reader closes the pipe; with --count, a connection that ends before the
+N events came is status 3, as for wait-event. NAME (exact or a glob such as BLOCK_JOB_*) and
 --match KEY=VALUE keep only some events, as for wait-event.
 
 Examples:
@@ -36,8 +37,13 @@ export async function run(context: CommandContext): Promise<number> {
     if (wait.names.length > 0) { // as wait-event: a name QEMU does not know is a usage error
       await (await import("../lib/schema/mod.ts")).checkEventNames(client, wait.names, { signal: context.signal });
     }
-    const { error } = await printEvents(context, subscription, wait);
+    const { printed, error } = await printEvents(context, subscription, wait);
     if (error !== undefined && !(error instanceof TimeoutError)) throw error; // --timeout is how long to listen
+    if (error === undefined && printed < wait.count && wait.count !== Infinity) { // --count N: N were awaited
+      throw new DisconnectedError(
+        `${client.address.text} closed the connection after ${printed} of ${wait.count} events (${wait.what})`,
+      );
+    }
     return 0;
   }, { subscribe: (c) => (subscription = subscribe(c, wait, context.signal)) });
 }

@@ -57,7 +57,7 @@ export function readJobs(context: CommandContext, fallback: number): number {
   const text = context.options.get("jobs");
   if (text === undefined) return fallback;
   if (typeof text !== "string" || !/^[1-9]\d*$/.test(text)) {
-    throw new UsageError(`--jobs '${text}' is not a number (1 or more)`);
+    throw new UsageError(`--jobs '${text}': how many run at once must be a whole number, 1 or more`);
   }
   return Number(text);
 }

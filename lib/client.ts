@@ -541,7 +541,8 @@ export class QmpClient {
         return {
           step: `connection to ${address}`,
           hint: this.#listenQueueFull
-            ? ": its listen queue stayed full (EAGAIN: too many clients connecting at once)"
+            ? ": its listen queue stayed full (EAGAIN): another client may hold the monitor while others wait " +
+              "their turn (QEMU serves one client at a time), or too many clients are connecting at once"
             : "",
         };
     }

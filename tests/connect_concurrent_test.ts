@@ -60,8 +60,9 @@ test("a listen queue that stays full: exit 3 at --connect-timeout, saying so (EA
     expect(result).toMatchObject({
       code: 3,
       stdout: "",
-      stderr: `qmpctl: no connection to ${qemu.socket} within 1s: its listen queue stayed full ` +
-        "(EAGAIN: too many clients connecting at once)\n",
+      stderr: `qmpctl: no connection to ${qemu.socket} within 1s: its listen queue stayed full (EAGAIN): ` +
+        "another client may hold the monitor while others wait their turn (QEMU serves one client at a time), " +
+        "or too many clients are connecting at once\n",
     });
   } finally {
     for (const socket of fillers) socket.end();

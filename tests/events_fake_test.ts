@@ -112,6 +112,30 @@ describe("output", () => {
   });
 });
 
+describe("the connection ends before the events", () => {
+  const stop = { timestamp: ts(1700000000, 1), event: "STOP" };
+  const path = () =>
+    serve(async (c) => {
+      await listening(c);
+      c.sendJson(stop);
+      c.close();
+    });
+
+  test("events --count 3 gets one event, then QEMU goes: the event printed, exit 3 saying how many came", async () => {
+    const result = await qmpctl(["-s", path(), "events", "--count", "3", "--timeout", "10s"]);
+    expect(result).toMatchObject({ code: 3, stdout: line(stop) });
+    expect(result.stderr).toContain("closed the connection after 1 of 3 events (any event)");
+  });
+
+  test("events without --count ends with 0 when the connection ends: the stream is over", async () => {
+    expect(await qmpctl(["-s", path(), "events", "--timeout", "10s"])).toMatchObject({
+      code: 0,
+      stdout: line(stop),
+      stderr: "",
+    });
+  });
+});
+
 describe("thousands of events before a reply", () => {
   const stops = Array.from({ length: 5000 }, (_, i) => ({ timestamp: ts(i, 1), event: "STOP" }));
   const script = (c: FakeConnection) => async () => {

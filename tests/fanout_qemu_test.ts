@@ -219,7 +219,7 @@ describe("several targets over real QEMUs", () => {
     expect({ code, stdout, stderr }).toEqual({
       code: 2,
       stdout: "",
-      stderr: "qmpctl: --jobs '0' is not a number (1 or more)\n",
+      stderr: "qmpctl: --jobs '0': how many run at once must be a whole number, 1 or more\n",
     });
   });
 
