@@ -52,7 +52,9 @@ Following the work a command starts (see 'qmpctl help job' and 'qmpctl help
 migrate'): --wait-job follows the job named by the command's job-id (or
 device, for the older block job commands) until it concludes and prints its
 final state after the return line; --wait-migration does the same for
-migrate, printing the final query-migrate object. qmpctl listens before the
+migrate (and the commands that drive one on: migrate-continue,
+migrate-start-postcopy, migrate-incoming, ...), printing the final
+query-migrate object. qmpctl listens before the
 command is sent, so a job that fails at once is still reported with its
 error. A progress line is drawn on stderr when it is a terminal
 (--progress, --no-progress, --progress-json).

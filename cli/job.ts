@@ -66,7 +66,7 @@ export async function run(context: CommandContext): Promise<number> {
   const mode = progressMode(context);
   const client = await connect(context);
   try {
-    return await followAndPrint(context, new JobWatch(client), ids, mode);
+    return await followAndPrint(context, new JobWatch(client), [...new Set(ids)], mode); // one line per job
   } finally {
     client.close();
   }

@@ -1,7 +1,7 @@
 /** `qmpctl migrate wait`, and what `exec migrate ... --wait-migration` runs after its command. @module */
 import type { QmpClient } from "../lib/client.ts";
 import { TimeoutError } from "../lib/errors.ts";
-import { type MigrationInfo, MigrationWatch } from "../lib/migration.ts";
+import { MIGRATION_COMMANDS, type MigrationInfo, MigrationWatch } from "../lib/migration.ts";
 import { asDouble, textOf } from "../lib/exact_json.ts";
 import { EXIT, exitStatusHelp } from "./exit_status.ts";
 import { UsageError } from "./options.ts";
@@ -58,8 +58,16 @@ export async function run(context: CommandContext): Promise<number> {
 /**
  * For `exec migrate ... --wait-migration`: start listening before the
  * command is sent; the returned function follows the migration afterwards.
+ * @throws {UsageError} for a command that starts no migration (what would be
+ *   followed is the end of an older one)
  */
-export function followAfterExec(context: CommandContext, client: QmpClient): () => Promise<number> {
+export function followAfterExec(context: CommandContext, client: QmpClient, command: string): () => Promise<number> {
+  if (!MIGRATION_COMMANDS.includes(command)) {
+    throw new UsageError(
+      `--wait-migration follows the migration a command starts, and ${command} starts none ` +
+        `(it goes with ${MIGRATION_COMMANDS.join(", ")})`,
+    );
+  }
   const mode = progressMode(context);
   const watch = new MigrationWatch(client);
   return () => followAndPrint(context, watch, mode);

@@ -193,8 +193,18 @@ export class JobWatch {
   }
 }
 
+/**
+ * QEMU's error for a cancelled job (strerror(ECANCELED)): all that
+ * `query-jobs` tells of a cancel, for a job that ended before the watch began.
+ */
+const CANCELLED_ERROR = "Operation canceled";
+
 function outcome({ info, cancelled }: Tracked): JobOutcome {
-  const result = cancelled ? "cancelled" : info.error !== undefined ? "failed" : "completed";
+  const result = cancelled || info.error === CANCELLED_ERROR
+    ? "cancelled"
+    : info.error !== undefined
+    ? "failed"
+    : "completed";
   return { ...info, status: "concluded", result };
 }
 

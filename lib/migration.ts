@@ -30,6 +30,20 @@ export interface MigrationInfo {
   [key: string]: unknown;
 }
 
+/**
+ * The commands that start a migration or drive one on: what a caller may
+ * follow to the end after sending. After any other command, `query-migrate`
+ * still tells the end of the last migration, which that command did not cause.
+ */
+export const MIGRATION_COMMANDS = [
+  "migrate",
+  "migrate-incoming",
+  "migrate-resume",
+  "migrate-recover",
+  "migrate-continue",
+  "migrate-start-postcopy",
+];
+
 /** The states in which a migration has ended. */
 export const MIGRATION_END_STATES = ["completed", "failed", "cancelled"];
 

@@ -109,6 +109,16 @@ describe("job wait", () => {
     expect(end).toBe("");
   });
 
+  test("a job cancelled before job wait looks (auto-dismiss=false): still 'cancelled', not 'failed'", async () => {
+    await backup("b5", 16 * MiB, { "auto-dismiss": false });
+    await qemu.control.execute("job-cancel", { id: "b5" });
+    await jobReaches("b5", "concluded");
+    const result = await qmpctl(["-s", qemu.socket, "job", "wait", "b5"]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toStartWith("qmpctl: job b5 cancelled");
+    expect(JSON.parse(result.stdout)).toMatchObject({ id: "b5", status: "concluded", result: "cancelled" });
+  });
+
   test("--timeout 1s on a long job: exit 124, stderr says the job keeps running, and it does", async () => {
     await backup("b3", 8 * MiB); // 8 s
     const result = await qmpctl(["-s", qemu.socket, "job", "wait", "b3", "--timeout", "1s"]);
@@ -142,6 +152,14 @@ describe("job wait", () => {
     expect(result).toMatchObject({ code: 0, stderr: "" });
     expect(JSON.parse(result.stdout)).toMatchObject({ id: "b4", status: "concluded", result: "completed" });
     expect(await jobIds()).toEqual([]);
+  });
+
+  test("a job named twice is followed once: one line for it", async () => {
+    await backup("b6", 0, { "auto-dismiss": false });
+    await jobReaches("b6", "concluded");
+    const result = await qmpctl(["-s", qemu.socket, "job", "wait", "b6", "b6"]);
+    expect(result).toMatchObject({ code: 0, stderr: "" });
+    expect(result.stdout.trimEnd().split("\n").map((line) => JSON.parse(line).id)).toEqual(["b6"]);
   });
 
   test("an unknown verb is a usage error", async () => {

@@ -143,6 +143,20 @@ describe("exec migrate --wait-migration", () => {
     }
   });
 
+  test("--wait-migration after a command that starts no migration: exit 2, nothing sent (not the last one's end)", async () => {
+    await resume();
+    await bandwidth(1024 * MiB);
+    await qmpctl(["-s", qemu.socket, "exec", "migrate", "uri=exec:cat > /dev/null", "--wait-migration"]);
+    await resume();
+    expect(await qemu.control.execute("query-migrate")).toMatchObject({ status: "completed" }); // an old end
+    const result = await qmpctl(["-s", qemu.socket, "-v", "exec", "query-status", "--wait-migration"]);
+    expect(result).toMatchObject({ code: 2, stdout: "" });
+    expect(result.stderr).toContain(
+      "qmpctl: --wait-migration follows the migration a command starts, and query-status starts none (it goes with migrate, ",
+    );
+    expect(result.stderr).not.toContain('"execute":"query-status"');
+  });
+
   test("--wait-migration with --wait-job is a usage error", async () => {
     const result = await qmpctl([
       "-s",
