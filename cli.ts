@@ -117,7 +117,12 @@ async function main(): Promise<number> {
       context.global.socket = several[0];
     } else if (several) {
       const fanout = await import("./cli/fanout.ts");
-      const jobs = fanout.readJobs(context, entry.fanout === "all" ? several.length : fanout.DEFAULT_JOBS);
+      if (entry.fanout === "all" && options.has("jobs")) { // a target left waiting would miss its events
+        throw new UsageError(
+          `${name} runs on every target at once (a target not yet listened to misses its events): --jobs does not apply`,
+        );
+      }
+      const jobs = entry.fanout === "all" ? several.length : fanout.readJobs(context, fanout.DEFAULT_JOBS);
       return await fanout.runOnEach(context, several, module.run, { jobs, statusOf });
     }
     return await module.run(context);

@@ -52,7 +52,7 @@ export async function expandTargets(sockets: readonly string[]): Promise<string[
   return [...new Set(targets)];
 }
 
-/** `--jobs N`: how many targets run at once. */
+/** `--jobs N`: how many targets run at once (for the commands that take it). */
 export function readJobs(context: CommandContext, fallback: number): number {
   const text = context.options.get("jobs");
   if (text === undefined) return fallback;

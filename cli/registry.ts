@@ -42,7 +42,12 @@ export const GLOBAL_OPTIONS: OptionSpec[] = [
       "QMP socket: PATH, unix:PATH, HOST:PORT, [IPV6]:PORT, ssh://[USER@]HOST[:PORT]/PATH (default $QMPCTL_SOCKET); " +
       "repeated or a glob ('/run/qemu/*.qmp'): run on each, output lines labelled with \"socket\"",
   },
-  { name: "jobs", short: "j", value: "N", help: "with several sockets: how many run at once (default 32)" },
+  {
+    name: "jobs",
+    short: "j",
+    value: "N",
+    help: "with several sockets: how many run at once (default 32; not for event waits)",
+  },
   {
     name: "wait-socket",
     value: "DURATION",

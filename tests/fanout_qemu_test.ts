@@ -223,6 +223,19 @@ describe("several targets over real QEMUs", () => {
     });
   });
 
+  for (const command of [["events"], ["wait-event", "STOP"], ["job", "wait"], ["migrate", "wait"]]) {
+    test(`${command[0]} runs on every target at once: --jobs is a usage error, not a target left unheard`, async () => {
+      const { code, stdout, stderr } = await qmpctl(["-s", join(fleet, "*.qmp"), "-j", "1", ...command]);
+      expect({ code, stdout, stderr }).toEqual({
+        code: 2,
+        stdout: "",
+        stderr:
+          `qmpctl: ${command[0]} runs on every target at once (a target not yet listened to misses its events): ` +
+          "--jobs does not apply\n",
+      });
+    });
+  }
+
   test("one plain -s prints exactly what it did before: no socket member", async () => {
     const { code, stdout, stderr } = await qmpctl(["-s", socketOf(13), "exec", "query-name"]);
     expect({ code, stdout, stderr }).toEqual({ code: 0, stdout: `{"name":"${name(13)}"}\n`, stderr: "" });
