@@ -8,6 +8,24 @@ import { startTerminal } from "./helpers/terminal.ts";
 const ENV = useShellHome().env;
 
 describe("qmpctl shell against a fake server", () => {
+  test("a monitor that negotiates, then answers nothing (a stopped QEMU behind a proxy): exit 3 at --connect-timeout", async () => {
+    const server = fakeServer(async (connection) => {
+      await connection.handshake();
+      await connection.nextRequest(); // query-name, never answered
+    });
+    const terminal = await startTerminal([QMPCTL, "shell", "-s", server.path, "--connect-timeout", "500ms"], {
+      env: ENV(),
+    });
+    try {
+      expect(await terminal.exitStatus()).toBe(3);
+      const screen = (await terminal.screen()).join("\n");
+      expect(screen).toContain(`no answer to query-name from ${server.path} within 500ms`);
+    } finally {
+      await terminal.close();
+      server.stop();
+    }
+  });
+
   test("Ctrl-C stops waiting for a command that does not answer, and the shell goes on", async () => {
     const server = fakeServer(async (connection) => {
       await connection.handshake();

@@ -5,6 +5,8 @@
  * @module
  */
 import type { QmpClient } from "../../lib/client.ts";
+import { formatDuration } from "../../lib/duration.ts";
+import { ConnectTimeoutError } from "../../lib/errors.ts";
 import { escapeControls, stdinIsTerminal, stdoutIsTerminal } from "../io.ts";
 import { type CommandContext, withClient } from "../session.ts";
 import { ShellContext } from "./context.ts";
@@ -21,7 +23,7 @@ export async function runShell(context: CommandContext): Promise<number> {
   // on stderr would break the line being typed whenever an event came in.
   const quiet = interactive ? { ...context, global: { ...global, verbose: false } } : context;
   return await withClient(quiet, async (client) => {
-    const name = await vmName(client, signal);
+    const name = await vmName(client, signal, global.connectTimeoutMs);
     const shell = new ShellContext(client, interactive);
     const mode = hmp ? new HmpMode(shell, name) : new QmpMode(shell, name);
     if (!interactive) return await runPiped({ client, shell, mode, pretty: global.pretty, signal });
@@ -41,9 +43,19 @@ export async function runShell(context: CommandContext): Promise<number> {
 }
 
 /** The VM's name (`-name`) for the prompt, its control characters escaped; "QEMU" when it has none. */
-async function vmName(client: QmpClient, signal: AbortSignal): Promise<string> {
-  const answer = await client.execute("query-name", undefined, { signal }).catch((error) => {
+async function vmName(client: QmpClient, signal: AbortSignal, connectTimeoutMs: number): Promise<string> {
+  // Part of starting the shell, so bounded as connecting is: through a proxy, a
+  // stopped QEMU's monitor greets and negotiates, then answers nothing.
+  const limit = connectTimeoutMs > 0 ? AbortSignal.timeout(connectTimeoutMs) : undefined;
+  const bound = limit ? AbortSignal.any([signal, limit]) : signal;
+  const answer = await client.execute("query-name", undefined, { signal: bound }).catch((error) => {
     if (signal.aborted) throw error; // --timeout or Ctrl-C ends the shell before it starts
+    if (limit?.aborted) {
+      throw new ConnectTimeoutError(
+        `no answer to query-name from ${client.address.text} within ${formatDuration(connectTimeoutMs)} ` +
+          "(the shell asks it for its prompt): QEMU may be stopped or hung",
+      );
+    }
     return undefined; // no name to show
   });
   const name = (answer as { name?: unknown } | undefined)?.name;
