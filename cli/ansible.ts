@@ -135,6 +135,14 @@ async function runModule(context: CommandContext, params: ModuleParams): Promise
     throw new UsageError("give one of execute or hmp (wait_event may go with execute, or alone)");
   }
   if (hmp !== undefined && names.length > 0) throw new UsageError("wait_event goes with execute, not hmp");
+  const given = (value: unknown) => value !== undefined && value !== null;
+  if (names.length === 0 && (given(params.match) || given(params.count))) {
+    throw new UsageError("match and count go with wait_event");
+  }
+  const count = given(params.count) ? textOf(params.count) : undefined;
+  if (count !== undefined && !/^[1-9]\d*$/.test(count)) {
+    throw new UsageError(`count '${count}' is not a number of events (1 or more)`);
+  }
   const args = dict(params.arguments, "arguments");
   const changed = params.changed !== undefined && params.changed !== null
     ? boolean(params.changed, "changed")
@@ -151,7 +159,7 @@ async function runModule(context: CommandContext, params: ModuleParams): Promise
   if (params.match !== undefined && params.match !== null) {
     options.set("match", matchWords(dict(params.match, "match")!));
   }
-  if (params.count !== undefined) options.set("count", textOf(params.count));
+  if (count !== undefined) options.set("count", count);
   const session: CommandContext = {
     ...context,
     options,

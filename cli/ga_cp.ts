@@ -2,7 +2,7 @@
 import { abortable } from "../lib/abort.ts";
 import type { GuestAgent } from "../lib/agent_client.ts";
 import { decodeBase64, encodeBase64 } from "../lib/base64.ts";
-import { ProtocolError, QmpError } from "../lib/errors.ts";
+import { CommandError, ProtocolError, QmpError } from "../lib/errors.ts";
 import { connectAgent } from "./ga_connect.ts";
 import { type ByteSink, openByteSink } from "./byte_sink.ts";
 import { readChunks } from "./io.ts";
@@ -167,6 +167,12 @@ async function withGuestFile(
   try {
     await work(handle);
     failed = false;
+  } catch (error) {
+    // The agent's error ("failed to read file: Is a directory") names no file.
+    if (error instanceof CommandError) {
+      error.message = `cannot ${mode === "r" ? "read" : "write"} ${path} in the guest: ${error.message}`;
+    }
+    throw error;
   } finally {
     // The run's signal may have aborted already: closing gets its own bound.
     if (failed) await close(handle).catch(() => {});

@@ -241,22 +241,32 @@ class SshStderr {
   /** A ControlMaster holds (or may hold) the forwarding. */
   multiplexed = false;
   #partial = "";
+  /** ssh's last lines; a long warning's first line (its headline) is kept in #first. */
   readonly #lines: string[] = [];
+  #first?: string;
+  #count = 0;
   #onLine?: () => void;
 
   push(text: string): void {
     const lines = (this.#partial + text).split("\n");
     this.#partial = lines.pop()!;
     for (const raw of lines) {
-      const line = raw.replace(/\r$/, "").trim();
+      // A warning's box ("@@@@", "@ WARNING: ... @") is read without its frame.
+      const line = raw.replace(/\r$/, "").replace(/^@+|@+$/g, "").trim();
       if (line.startsWith("debug")) {
         if (/\bmux\b|auto-mux|mux_client/.test(line)) this.multiplexed = true;
       } else if (line !== "" && !/^(Warning: Permanently added|Authenticated to )/.test(line)) {
-        this.#lines.push(line);
-        if (this.#lines.length > 4) this.#lines.shift();
+        this.#add(line);
         this.#onLine?.();
       }
     }
+  }
+
+  #add(line: string): void {
+    this.#first ??= line;
+    this.#count++;
+    this.#lines.push(line);
+    if (this.#lines.length > 4) this.#lines.shift();
   }
 
   /** Settles when a line that says what failed has come, ssh has exited, or `ms` have passed. */
@@ -275,8 +285,10 @@ class SshStderr {
 
   /** ssh's own words, or its exit status when it said nothing. */
   reason(program: string, status?: number | null): string {
-    if (this.#partial.trim() !== "" && !this.#partial.startsWith("debug")) this.#lines.push(this.#partial.trim());
+    if (this.#partial.trim() !== "" && !this.#partial.startsWith("debug")) this.#add(this.#partial.trim());
     this.#partial = "";
+    // A long warning (a changed host key): its headline, then its last two lines, which say what failed.
+    if (this.#count > this.#lines.length) return [this.#first, ...this.#lines.slice(-2)].join("; ");
     if (this.#lines.length > 0) return this.#lines.join("; ");
     return status === undefined || status === null
       ? `${program} ended the connection`

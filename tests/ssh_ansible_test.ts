@@ -202,6 +202,21 @@ describe("qmpctl ansible ARGS_FILE (what the module runs), directly", () => {
     });
   });
 
+  test("count and match: checked under their own names, and refused without wait_event (not ignored)", async () => {
+    expect(await module({ socket: qemu.socket, wait_event: "STOP", count: "abc" })).toEqual({
+      failed: true,
+      changed: false,
+      msg: "count 'abc' is not a number of events (1 or more)",
+    });
+    for (const extra of [{ count: 2 }, { match: { reason: "x" } }]) {
+      expect(await module({ socket: qemu.socket, execute: "query-status", ...extra })).toEqual({
+        failed: true,
+        changed: false,
+        msg: "match and count go with wait_event",
+      });
+    }
+  });
+
   test("a wait_event that does not come within timeout fails, naming what it waited for", async () => {
     const result = await module({ socket: qemu.socket, wait_event: "SHUTDOWN", timeout: "500ms" });
     expect(result).toMatchObject({ failed: true, changed: false });

@@ -155,6 +155,24 @@ describe("failures over ssh:// are exit 3 with ssh's own reason", () => {
     expect(result.stderr).toContain("Permission denied (publickey)");
   });
 
+  test("a changed host key: one line with ssh's headline and its last words, not the middle of its warning", async () => {
+    const other = join(sshd.dir, "other_host_key");
+    expect(Bun.spawnSync(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other]).exitCode).toBe(0);
+    const otherKey = readFileSync(`${other}.pub`, "utf8").split(" ").slice(0, 2).join(" ");
+    writeFileSync(join(sshd.dir, "changed_known_hosts"), `[127.0.0.1]:${sshd.port} ${otherKey}\n`);
+    const config = join(sshd.dir, "ssh_config_changed_key");
+    writeFileSync(config, readFileSync(sshd.sshConfig, "utf8").replace("/known_hosts", "/changed_known_hosts"));
+    const result = await qmpctl(["-s", viaAlias(), "exec", "query-status"], {
+      env: { ...env, QMPCTL_SSH_COMMAND: `ssh -F '${config}'` },
+    });
+    expect(result.code).toBe(3);
+    expect(result.stderr.trimEnd().split("\n")).toHaveLength(1);
+    expect(result.stderr).toStartWith(
+      `qmpctl: cannot connect to ${viaAlias()}: WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!; `,
+    );
+    expect(result.stderr).toEndWith("Host key verification failed.\n");
+  });
+
   test("a host that accepts TCP but never speaks ssh: exit 3 within the connect timeout", async () => {
     const silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
     try {
