@@ -54,10 +54,10 @@ device, for the older block job commands) until it concludes and prints its
 final state after the return line; --wait-migration does the same for
 migrate (and the commands that drive one on: migrate-continue,
 migrate-start-postcopy, migrate-incoming, ...), printing the final
-query-migrate object. qmpctl listens before the
-command is sent, so a job that fails at once is still reported with its
-error. A progress line is drawn on stderr when it is a terminal
-(--progress, --no-progress, --progress-json).
+query-migrate object. qmpctl listens before the command is sent, so a job
+that fails at once is still reported with its error. A progress line is
+drawn on stderr when it is a terminal (--progress, --no-progress,
+--progress-json).
   qmpctl exec blockdev-backup job-id=nightly device=disk0 target=backup0 sync=full --wait-job --timeout 4h
   qmpctl exec migrate uri=tcp:dst:4444 --wait-migration
 
