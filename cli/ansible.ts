@@ -135,6 +135,7 @@ async function runModule(context: CommandContext, params: ModuleParams): Promise
     throw new UsageError("give one of execute or hmp (wait_event may go with execute, or alone)");
   }
   if (hmp !== undefined && names.length > 0) throw new UsageError("wait_event goes with execute, not hmp");
+  if (names.includes("")) throw new UsageError("wait_event holds an empty event name");
   const given = (value: unknown) => value !== undefined && value !== null;
   if (names.length === 0 && (given(params.match) || given(params.count))) {
     throw new UsageError("match and count go with wait_event");
@@ -174,6 +175,8 @@ async function runModule(context: CommandContext, params: ModuleParams): Promise
   const wait = names.length > 0 ? readEventWait(session, names, 1) : undefined;
   const client = await connect(session);
   try {
+    // As for wait-event: a name QEMU does not know fails at once, rather than at the timeout.
+    if (wait) await (await import("../lib/schema/mod.ts")).checkEventNames(client, wait.names, { signal });
     const subscription = wait && subscribe(client, wait, signal); // before the command is sent
     const result: Result = { changed };
     if (execute !== undefined) {

@@ -92,7 +92,11 @@ type Follower = (
 ) => () => Promise<number>;
 
 /** What follows the work a command starts (--wait-job, --wait-migration), or undefined without them. */
-async function longWorkFollower(context: CommandContext, waitsForEvents: boolean): Promise<Follower | undefined> {
+async function longWorkFollower(
+  context: CommandContext,
+  command: string,
+  waitsForEvents: boolean,
+): Promise<Follower | undefined> {
   const job = context.options.has("wait-job"), migration = context.options.has("wait-migration");
   if (!job && !migration) {
     for (const name of ["progress", "no-progress", "progress-json", "dismiss"]) {
@@ -104,7 +108,10 @@ async function longWorkFollower(context: CommandContext, waitsForEvents: boolean
   if ((job && migration) || waitsForEvents) {
     throw new UsageError("--wait-job, --wait-migration and --wait-event exclude each other");
   }
-  return job ? (await import("./job.ts")).followAfterExec : (await import("./migrate.ts")).followAfterExec;
+  if (job) return (await import("./job.ts")).followAfterExec;
+  const migrate = await import("./migrate.ts");
+  migrate.checkStartsMigration(command); // before connecting: a usage error holds no monitor
+  return migrate.followAfterExec;
 }
 
 export async function run(context: CommandContext): Promise<number> {
@@ -116,7 +123,7 @@ export async function run(context: CommandContext): Promise<number> {
     : parseArgumentsJson(argsText === "-" ? await readArgsFromStdin(context.signal) : argsText);
   let args = base || words.length > 0 ? buildArguments(words, base) : undefined; // malformed words: nothing sent
   const wait = readWaitEventOption(context);
-  const follow = await longWorkFollower(context, Boolean(wait)); // loaded only with --wait-job/--wait-migration
+  const follow = await longWorkFollower(context, command, Boolean(wait)); // loaded only with --wait-job/--wait-migration
   const typing = wordsNeedTyping(words); // typed and checked by QEMU's schema (cached; loaded only when needed)
   const schemaModule = typing || wait ? schemaWhileConnecting() : undefined;
   schemaModule?.catch(() => {}); // awaited below, unless connecting fails

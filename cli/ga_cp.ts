@@ -163,20 +163,24 @@ async function withGuestFile(
     throw error;
   }
   if (typeof handle !== "number") throw new ProtocolError(`guest-file-open returned ${JSON.stringify(handle)}`);
+  // The agent's errors ("failed to read file: Is a directory", "failed to close
+  // handle: No space left on device") name no file.
+  const naming = (error: unknown) => {
+    if (error instanceof CommandError) {
+      error.message = `cannot ${mode === "r" ? "read" : "write"} ${path} in the guest: ${error.message}`;
+    }
+    return error;
+  };
   let failed = true;
   try {
     await work(handle);
     failed = false;
   } catch (error) {
-    // The agent's error ("failed to read file: Is a directory") names no file.
-    if (error instanceof CommandError) {
-      error.message = `cannot ${mode === "r" ? "read" : "write"} ${path} in the guest: ${error.message}`;
-    }
-    throw error;
+    throw naming(error);
   } finally {
     // The run's signal may have aborted already: closing gets its own bound.
     if (failed) await close(handle).catch(() => {});
-    else await close(handle);
+    else await close(handle).catch((error) => Promise.reject(naming(error)));
   }
 }
 

@@ -56,33 +56,43 @@ export async function run(context: CommandContext): Promise<number> {
 }
 
 /**
- * For `exec migrate ... --wait-migration`: start listening before the
- * command is sent; the returned function follows the migration afterwards.
- * @throws {UsageError} for a command that starts no migration (what would be
- *   followed is the end of an older one)
+ * `--wait-migration` goes with the commands that start or drive a migration:
+ * after any other, what would be followed is the end of an older one.
+ * @throws {UsageError} for any other command
  */
-export function followAfterExec(context: CommandContext, client: QmpClient, command: string): () => Promise<number> {
+export function checkStartsMigration(command: string): void {
   if (!MIGRATION_COMMANDS.includes(command)) {
     throw new UsageError(
       `--wait-migration follows the migration a command starts, and ${command} starts none ` +
         `(it goes with ${MIGRATION_COMMANDS.join(", ")})`,
     );
   }
+}
+
+/**
+ * For `exec migrate ... --wait-migration`: start listening before the
+ * command is sent; the returned function follows the migration afterwards.
+ * After migrate-incoming, a migration not begun yet (the source has not
+ * connected) is waited for.
+ */
+export function followAfterExec(context: CommandContext, client: QmpClient, command: string): () => Promise<number> {
   const mode = progressMode(context);
   const watch = new MigrationWatch(client);
-  return () => followAndPrint(context, watch, mode);
+  return () => followAndPrint(context, watch, mode, command === "migrate-incoming");
 }
 
 async function followAndPrint(
   context: CommandContext,
   watch: MigrationWatch,
   mode: ReturnType<typeof progressMode>,
+  awaitStart = false,
 ): Promise<number> {
   const progress = new ProgressReporter(mode, context.target?.label);
   let end: MigrationInfo | undefined;
   try {
     end = await watch.follow({
       signal: context.signal,
+      awaitStart,
       onProgress: mode === "off" ? undefined : (info) => progress.update(migrationSample(info)),
     });
   } catch (error) {
@@ -108,7 +118,8 @@ async function followAndPrint(
 function migrationSample(info: MigrationInfo): ProgressSample[] {
   const ram = info.ram;
   const json = { progress: "migration", status: info.status };
-  if (!ram) return [{ label: `migration ${textOf(info.status)}`, done: 0, total: 0, json }];
+  const state = info.status === undefined ? "waiting for its source" : textOf(info.status); // after migrate-incoming
+  if (!ram) return [{ label: `migration ${state}`, done: 0, total: 0, json }];
   // Numbers QEMU prints with more digits than a double keeps arrive as their text (lib/exact_json.ts).
   const pass = ram["dirty-sync-count"], dirty = ram["dirty-pages-rate"];
   const total = asDouble(ram.total) ?? 0, mbps = asDouble(ram.mbps) ?? 0;

@@ -38,7 +38,6 @@ export interface MigrationInfo {
 export const MIGRATION_COMMANDS = [
   "migrate",
   "migrate-incoming",
-  "migrate-resume",
   "migrate-recover",
   "migrate-continue",
   "migrate-start-postcopy",
@@ -55,6 +54,11 @@ export interface FollowMigrationOptions {
   onProgress?: (info: MigrationInfo) => void;
   /** How often to query. Default 250 ms. */
   intervalMs?: number;
+  /**
+   * Wait for a migration that has not begun (the destination after
+   * migrate-incoming, until its source connects) instead of returning undefined.
+   */
+  awaitStart?: boolean;
 }
 
 /**
@@ -93,8 +97,8 @@ export class MigrationWatch {
     try {
       for (;;) {
         const info = await this.#client.execute("query-migrate", undefined, { signal }) as MigrationInfo;
-        if (info.status === undefined) return undefined;
-        if (MIGRATION_END_STATES.includes(info.status)) return info;
+        if (info.status === undefined && !options.awaitStart) return undefined;
+        if (info.status !== undefined && MIGRATION_END_STATES.includes(info.status)) return info;
         onProgress?.(info);
         const turn = await turns.next(options.intervalMs ?? 250, signal, "the migration to end");
         if (Array.isArray(turn) && turn.length === 0) {

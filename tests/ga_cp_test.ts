@@ -147,6 +147,15 @@ describe("ga cp", () => {
     expect((await qmpctl(["-s", agent.socket, "ga", "guest-file-close", `handle=${handle}`])).code).toBe(1);
   });
 
+  test("a guest file whose write fails only when closed (a full guest disk) exits 1 naming it", async () => {
+    const local = path("small.txt");
+    writeFileSync(local, "hello\n");
+    const result = await cp(local, ":/dev/full"); // the agent's buffered write fails at fclose
+    expect(result.code).toBe(1);
+    expect(result.stderr).toStartWith("qmpctl: cannot write /dev/full in the guest: GenericError: ");
+    expect(result.stderr).toContain("No space left on device");
+  });
+
   test("a local write that fails mid-copy (a full disk) exits 74 with one line", async () => {
     const result = await cp(`:${source}`, "/dev/full");
     expect(result.code).toBe(74);

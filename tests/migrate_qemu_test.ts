@@ -5,7 +5,7 @@
  * test sets, so the duration is known.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { qmpctl, startQmpctl } from "./helpers/cli.ts";
@@ -155,6 +155,41 @@ describe("exec migrate --wait-migration", () => {
       "qmpctl: --wait-migration follows the migration a command starts, and query-status starts none (it goes with migrate, ",
     );
     expect(result.stderr).not.toContain('"execute":"query-status"');
+  });
+
+  test("migrate-incoming --wait-migration on the destination waits for the source, then follows to completed", async () => {
+    await resume();
+    await bandwidth(1024 * MiB);
+    const memory = [
+      `memory-backend-ram,id=m0,size=${RAM}`,
+      "-machine",
+      "none,memory-backend=m0",
+      "-m",
+      String(RAM / MiB),
+    ];
+    const destination = await startQemu({ extraArgs: ["-object", ...memory, "-incoming", "defer"] });
+    try {
+      const path = join(destination.dir, "incoming.sock");
+      const args = ["exec", "migrate-incoming", `uri=unix:${path}`, "--wait-migration", "--timeout", "30s"];
+      const following = startQmpctl(["-s", destination.socket, ...args]);
+      for (let i = 0; i < 500 && !existsSync(path); i++) await Bun.sleep(10); // listening: the source may come
+      await Bun.sleep(300); // a while with no source: still waiting, not "none"
+      await qemu.control.execute("migrate", { uri: `unix:${path}` });
+      const result = await following.result;
+      expect(result.code).toBe(0);
+      const [ret, final] = result.stdout.split("\n");
+      expect(ret).toBe("{}");
+      expect(JSON.parse(final)).toMatchObject({ status: "completed" });
+    } finally {
+      await destination.stop();
+      await resume();
+    }
+  });
+
+  test("--wait-migration after a command that starts none is refused before connecting (no monitor held)", async () => {
+    const result = await qmpctl(["-s", join(dir, "no-such.sock"), "exec", "query-status", "--wait-migration"]);
+    expect(result).toMatchObject({ code: 2, stdout: "" });
+    expect(result.stderr).toStartWith("qmpctl: --wait-migration follows the migration a command starts");
   });
 
   test("--wait-migration with --wait-job is a usage error", async () => {

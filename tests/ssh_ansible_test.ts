@@ -217,6 +217,17 @@ describe("qmpctl ansible ARGS_FILE (what the module runs), directly", () => {
     }
   });
 
+  test("a wait_event name QEMU does not know, or an empty one, fails at once (not at the timeout)", async () => {
+    const unknown = await module({ socket: qemu.socket, execute: "query-status", wait_event: "SHUTDOWM" });
+    expect(unknown).toMatchObject({ failed: true, changed: false });
+    expect(unknown.msg).toBe("unknown event 'SHUTDOWM' (did you mean SHUTDOWN?)");
+    expect(await module({ socket: qemu.socket, execute: "query-status", wait_event: "" })).toEqual({
+      failed: true,
+      changed: false,
+      msg: "wait_event holds an empty event name",
+    });
+  });
+
   test("a wait_event that does not come within timeout fails, naming what it waited for", async () => {
     const result = await module({ socket: qemu.socket, wait_event: "SHUTDOWN", timeout: "500ms" });
     expect(result).toMatchObject({ failed: true, changed: false });
