@@ -72,18 +72,6 @@ ${
 /** The schema module, loaded only when a value needs typing or a name checking. */
 const schema = () => import("../lib/schema/mod.ts");
 
-/**
- * The schema module, for an exec that will need it: loaded, and the cache
- * directory's check started, once this turn has started connecting, so that
- * both overlap QEMU's accept and greeting rather than follow them (a typed
- * exec with a warm cache: ~0.2 ms sooner here).
- */
-function schemaWhileConnecting(): ReturnType<typeof schema> {
-  const loaded = new Promise((resolve) => setImmediate(resolve)).then(schema);
-  loaded.then((module) => module.prepareSchemaCache(), () => {});
-  return loaded;
-}
-
 type Follower = (
   context: CommandContext,
   client: QmpClient,
@@ -124,14 +112,11 @@ export async function run(context: CommandContext): Promise<number> {
   let args = base || words.length > 0 ? buildArguments(words, base) : undefined; // malformed words: nothing sent
   const wait = readWaitEventOption(context);
   const follow = await longWorkFollower(context, command, Boolean(wait)); // loaded only with --wait-job/--wait-migration
-  const typing = wordsNeedTyping(words); // typed and checked by QEMU's schema (cached; loaded only when needed)
-  const schemaModule = typing || wait ? schemaWhileConnecting() : undefined;
-  schemaModule?.catch(() => {}); // awaited below, unless connecting fails
   return await withClient(context, async (client) => {
-    if (typing) {
-      args = await (await schemaModule!).typedArguments(client, command, words, base, { signal: context.signal });
+    if (wordsNeedTyping(words)) { // typed and checked by QEMU's schema (cached; loaded only when needed)
+      args = await (await schema()).typedArguments(client, command, words, base, { signal: context.signal });
     }
-    if (wait) await (await schemaModule!).checkEventNames(client, wait.names, { signal: context.signal });
+    if (wait) await (await schema()).checkEventNames(client, wait.names, { signal: context.signal });
     const subscription = wait && subscribe(client, wait, context.signal); // before the command is sent
     const following = follow?.(context, client, command, args); // listening before the command is sent
     await executeAndPrint(context, client, command, args, (value) => formatJson(value, context.global.pretty))

@@ -50,9 +50,9 @@ let stdoutChecked: Promise<void> | undefined;
  * nothing. That descriptor has close-on-exec set, which a descriptor
  * inherited through exec(2) never has: so it was not given by the caller.
  * (Linux's /proc/self/fdinfo; elsewhere nothing is checked.) Only a stdout
- * that is /dev/null is looked at further: fstat(2) tells, off the main thread
- * (Bun.resolveSync of /proc/self/fd/1 held the main thread ~0.5 ms, which
- * delayed a one-shot exec's reply by ~0.5 ms).
+ * that is /dev/null is looked at further: fstat(2) tells, on Bun's thread
+ * pool (Bun.resolveSync of /proc/self/fd/1 held the main thread ~0.45 ms;
+ * a one-shot exec is ~0.15 ms sooner this way, ~0.35 ms into /dev/null).
  */
 function checkStdoutOpen(): Promise<void> {
   if (stdoutChecked) return stdoutChecked;

@@ -202,30 +202,22 @@ describe("qmpctl ansible ARGS_FILE (what the module runs), directly", () => {
     });
   });
 
+  /** The task, on this QEMU, fails with `msg` and changes nothing. */
+  async function expectFailure(params: object, msg: string) {
+    expect(await module({ socket: qemu.socket, ...params })).toEqual({ failed: true, changed: false, msg });
+  }
+
   test("count and match: checked under their own names, and refused without wait_event (not ignored)", async () => {
-    expect(await module({ socket: qemu.socket, wait_event: "STOP", count: "abc" })).toEqual({
-      failed: true,
-      changed: false,
-      msg: "count 'abc' is not a number of events (1 or more)",
-    });
+    await expectFailure({ wait_event: "STOP", count: "abc" }, "count 'abc' is not a number of events (1 or more)");
     for (const extra of [{ count: 2 }, { match: { reason: "x" } }]) {
-      expect(await module({ socket: qemu.socket, execute: "query-status", ...extra })).toEqual({
-        failed: true,
-        changed: false,
-        msg: "match and count go with wait_event",
-      });
+      await expectFailure({ execute: "query-status", ...extra }, "match and count go with wait_event");
     }
   });
 
   test("a wait_event name QEMU does not know, or an empty one, fails at once (not at the timeout)", async () => {
-    const unknown = await module({ socket: qemu.socket, execute: "query-status", wait_event: "SHUTDOWM" });
-    expect(unknown).toMatchObject({ failed: true, changed: false });
-    expect(unknown.msg).toBe("unknown event 'SHUTDOWM' (did you mean SHUTDOWN?)");
-    expect(await module({ socket: qemu.socket, execute: "query-status", wait_event: "" })).toEqual({
-      failed: true,
-      changed: false,
-      msg: "wait_event holds an empty event name",
-    });
+    const unknown = "unknown event 'SHUTDOWM' (did you mean SHUTDOWN?)";
+    await expectFailure({ execute: "query-status", wait_event: "SHUTDOWM" }, unknown);
+    await expectFailure({ execute: "query-status", wait_event: "" }, "wait_event holds an empty event name");
   });
 
   test("a wait_event that does not come within timeout fails, naming what it waited for", async () => {

@@ -84,16 +84,6 @@ async function load<T>(client: QmpClient, options: LoadSchemaOptions, then: (sch
   return then(new Schema(digest));
 }
 
-/**
- * Start the cache directory's check now (it runs off the main thread under
- * Bun): a caller that knows it will load a schema calls this while it waits
- * for QEMU, so that the check is done when the cache is read. The cache
- * directory is `cacheDir`, as for `loadSchema`.
- */
-export function prepareSchemaCache(cacheDir: string | null = defaultCacheDir() ?? null): void {
-  if (cacheDir) checkCacheRootEarly(cacheDir);
-}
-
 /** `then` of the cached schema for `key`, or undefined when the cache has no usable entry. */
 async function fromCache<T>(
   root: string,

@@ -30,7 +30,6 @@ export {
   closestCommandsHint,
   loadSchema,
   type LoadSchemaOptions,
-  prepareSchemaCache,
   typedArguments,
   withSchema,
 } from "./load.ts";
