@@ -64,7 +64,8 @@ export const MEANINGS: Record<ExitName, ExitMeaning> = {
   },
   GONE: {
     short: "the job or migration to follow is not there",
-    long: "`job wait`, `--wait-job`, `migrate wait`: the job or migration to follow is not there (see Long work)",
+    long:
+      "`job wait`, `--wait-job`, `migrate wait`: the job or migration to follow is not there (see `qmpctl help job`)",
   },
   INTERNAL: {
     short: "a bug in qmpctl (please report it)",

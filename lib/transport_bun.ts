@@ -1,5 +1,6 @@
-/** The Bun transport: `Bun.connect` and `Bun.listen`, which cost nothing at start-up. @module */
+/** The Bun transport: `Bun.connect` and `Bun.listen`, which cost nothing at start-up (loaded only under Bun). @module */
 
+import { bun, type BunSocket, type BunSocketHandler } from "./bun_api.ts";
 import type { AcceptedTransport, Connect, Listen, SocketAddress, TransportEvents } from "./transport_types.ts";
 
 /**
@@ -25,7 +26,7 @@ class Link {
   /** close() was called: end the socket once the queue is written. */
   #ending = false;
 
-  flush(socket: Bun.Socket<unknown>): void {
+  flush(socket: BunSocket): void {
     if (this.#unsent.length > 1) this.#unsent.splice(0, this.#unsent.length, concat(this.#unsent, this.#unsentBytes));
     while (this.#unsent.length > 0) {
       const head = this.#unsent[0];
@@ -51,7 +52,7 @@ class Link {
     this.events?.close(error);
   }
 
-  transport(socket: Bun.Socket<unknown>): AcceptedTransport {
+  transport(socket: BunSocket): AcceptedTransport {
     return {
       write: (data) => {
         const bytes = typeof data === "string" ? this.#encoder.encode(data) : data;
@@ -83,20 +84,20 @@ class Link {
 export const connect: Connect = async (address: SocketAddress, events: TransportEvents) => {
   const link = new Link();
   link.events = events;
-  const handler: Bun.SocketHandler<undefined> = {
+  const handler: BunSocketHandler<undefined> = {
     data: (_socket, chunk) => events.data(chunk),
     drain: (socket) => link.flush(socket),
     close: (_socket, error) => link.report(error),
     error: (_socket, error) => link.report(error),
   };
   const socket = address.kind === "unix"
-    ? await Bun.connect({ unix: address.path, socket: handler }).catch((error) => unixFailure(address.path, error))
-    : await Bun.connect({ hostname: address.host, port: address.port, socket: handler });
+    ? await bun!.connect({ unix: address.path, socket: handler }).catch((error) => unixFailure(address.path, error))
+    : await bun!.connect({ hostname: address.host, port: address.port, socket: handler });
   return link.transport(socket);
 };
 
 export const listen: Listen = (path, events) => {
-  const server = Bun.listen<Link>({
+  const server = bun!.listen<Link>({
     unix: path,
     allowHalfOpen: true,
     socket: {
@@ -126,7 +127,7 @@ export const listen: Listen = (path, events) => {
 async function unixFailure(path: string, error: unknown): Promise<never> {
   if ((error as { code?: string })?.code !== "ECONNREFUSED") throw error;
   const absolute = path.startsWith("/") ? path : `${process.cwd()}/${path.replace(/^\.\//, "")}`;
-  const table = await Bun.file("/proc/net/unix").text().catch(() => "");
+  const table = await bun!.file("/proc/net/unix").text().catch(() => "");
   const listening = table.split("\n").some((line) => {
     const fields = line.trim().split(/\s+/);
     const bound = fields.slice(7).join(" ");

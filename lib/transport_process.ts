@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { bun, type BunApi } from "./bun_api.ts";
 
 /** A running child process. */
 export interface Child {
@@ -65,14 +66,12 @@ function startedChild(
   };
 }
 
-const bun = (globalThis as { Bun?: typeof Bun }).Bun;
-
 /** The process functions of this runtime. */
 export async function processRuntime(): Promise<ProcessRuntime> {
   return bun ? bunRuntime(bun) : await nodeRuntime();
 }
 
-function bunRuntime(runtime: typeof Bun): ProcessRuntime {
+function bunRuntime(runtime: BunApi): ProcessRuntime {
   return {
     spawn(argv, options) {
       const child = runtime.spawn(argv, {

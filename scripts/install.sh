@@ -20,6 +20,10 @@ case "${1:-}" in
     exit 2
     ;;
 esac
+if [ $# -gt 1 ]; then
+  echo "install.sh: one PREFIX at most, options first (see install.sh --help)" >&2
+  exit 2
+fi
 prefix=${1:-/usr/local}
 here=$(cd "$(dirname "$0")" && pwd)
 

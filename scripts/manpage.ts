@@ -5,7 +5,9 @@
  *
  * A help text is blocks of lines separated by blank lines. A line of its own
  * ending in ':' is a heading; indented lines are kept as they are (tables,
- * examples); other lines are prose, filled by man.
+ * examples), and so is a command's Usage line with the lines aligned under
+ * it; other lines are prose, filled by man, neither hyphenated nor justified
+ * (names such as --connect-timeout are copied from the page).
  */
 import { commandOwnHelp, generalHelp } from "../cli/help.ts";
 import { COMMANDS } from "../cli/registry.ts";
@@ -82,8 +84,20 @@ function renderBlock(block: Block): string[] {
   return [
     ".PP",
     ...(block.heading === undefined ? [] : [`.B ${escape(block.heading)}`, ".br"]),
-    ...body(block.lines),
+    ...body(keptUsage(block.lines)),
   ];
+}
+
+/**
+ * A block's lines, with a leading "Usage:" line that has lines aligned under
+ * it indented as they are, so that body() keeps them together as typed (a
+ * Usage line alone stays prose, wrapped to the page).
+ */
+function keptUsage(lines: string[]): string[] {
+  if (!lines[0]?.startsWith("Usage: ")) return lines;
+  let end = 1;
+  while (end < lines.length && lines[end].startsWith(" ".repeat("Usage: ".length))) end++;
+  return end === 1 ? lines : [...lines.slice(0, end).map((line) => `  ${line}`), ...lines.slice(end)];
 }
 
 async function page(): Promise<string> {
@@ -93,6 +107,8 @@ async function page(): Promise<string> {
   const sections = rest.filter((b) => b.heading !== undefined && b.heading in SECTIONS);
   const lines = [
     `.TH QMPCTL 1 "" "qmpctl ${escape(VERSION)}" "User Commands"`,
+    ".nh",
+    ".ad l",
     ".SH NAME",
     "qmpctl \\- QEMU Monitor Protocol client for scripts and people",
     ".SH SYNOPSIS",

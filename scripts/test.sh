@@ -17,6 +17,11 @@ echo "== doc examples (deno check --doc-only: every @example in lib/ type-checks
 # noUnusedLocals (tsconfig.json) would reject; the examples are checked, not run
 # (most of them talk to a QEMU).
 node_modules/.bin/deno check --quiet --config deno_doc.json --doc-only lib/*.ts lib/schema/*.ts
+echo "== the library as a Deno project type-checks it (no Bun types there: lib/bun_api.ts)"
+consumer=$(mktemp -d) deno=$PWD/node_modules/.bin/deno
+printf 'import { QmpClient } from "%s/lib/mod.ts";\nconsole.log(QmpClient.name);\n' "$PWD" >"$consumer/main.ts"
+(cd "$consumer" && "$deno" check --quiet main.ts)
+rm -rf "$consumer"
 
 echo "== tests (bun test)"
 log=$(mktemp)

@@ -140,6 +140,9 @@ test("install.sh --help prints its usage and installs nothing; an unknown option
     const wrong = inDir([INSTALL, "--prefix=/opt"]);
     expect(wrong.code).toBe(2);
     expect(wrong.stderr).toBe("install.sh: unknown option --prefix=/opt (see install.sh --help)\n");
+    const misplaced = inDir([INSTALL, join(cwd, "prefix"), "--uninstall"]); // it installed, dropping --uninstall
+    expect(misplaced.code).toBe(2);
+    expect(misplaced.stderr).toBe("install.sh: one PREFIX at most, options first (see install.sh --help)\n");
     expect(readdirSync(cwd)).toEqual([]);
   } finally {
     rmSync(cwd, { recursive: true, force: true });

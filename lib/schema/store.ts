@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { bun } from "../bun_api.ts";
 import { isPrivate, openPrivateDirFd, ownUid } from "../private_dir.ts";
 
 /**
@@ -53,12 +54,11 @@ const rootChecks = new Map<string, Promise<boolean>>();
  * Checked once per process, root and kind.
  */
 function isSafeRoot(root: string, linkFree = false): Promise<boolean> {
-  const bun = (globalThis as { Bun?: typeof Bun }).Bun;
   const fast = linkFree && bun !== undefined;
   const id = `${fast}:${root}`;
   let known = rootChecks.get(id);
   if (!known) {
-    const stat = fast ? bun.file(root).stat() : import("node:fs/promises").then(({ lstat }) => lstat(root));
+    const stat = fast && bun ? bun.file(root).stat() : import("node:fs/promises").then(({ lstat }) => lstat(root));
     known = stat.then((stat) => stat.isDirectory() && isPrivate(stat, ownUid())).catch(() => false);
     rootChecks.set(id, known);
   }
@@ -84,7 +84,6 @@ export function checkCacheRootEarly(root: string): void {
 export async function readCacheFile(root: string, file: string, linkProbe = file): Promise<string | undefined> {
   const path = `${root}/${file}`;
   try {
-    const bun = (globalThis as { Bun?: typeof Bun }).Bun;
     if (bun) {
       // Bun.resolveSync resolves symlinks: when the probe's real path is the
       // path asked for, nothing on the way is a link. Otherwise (a symlinked
