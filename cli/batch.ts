@@ -1,10 +1,10 @@
 /** `qmpctl batch [FILE|-]`: many commands pipelined over one connection. @module */
-import { LineTooLong, readLines, readStdin } from "./io.ts";
+import { readStdin } from "./io.ts";
 import { exitStatusHelp } from "./exit_status.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, withClient } from "./session.ts";
 import { ShellContext } from "./shell/context.ts";
-import { MAX_LINE_CHARS, runPiped } from "./shell/piped.ts";
+import { inputLines, runPiped } from "./shell/piped.ts";
 import { QmpMode } from "./shell/qmp_mode.ts";
 
 export const help = (): string =>
@@ -64,7 +64,7 @@ export async function run(context: CommandContext): Promise<number> {
       mode: new QmpMode(shell, "QEMU"),
       pretty: context.global.pretty,
       signal: context.signal,
-      lines: lines ? arrayLines(lines) : fileLines(file),
+      lines: lines ? arrayLines(lines) : inputLines(file),
       source: file,
       label: context.target?.label,
       write: context.target?.write,
@@ -75,17 +75,4 @@ export async function run(context: CommandContext): Promise<number> {
 
 async function* arrayLines(lines: string[]): AsyncGenerator<string> {
   yield* lines;
-}
-
-/** The lines of FILE or stdin; a file that cannot be read is a usage error. */
-async function* fileLines(file: string | undefined): AsyncGenerator<string | LineTooLong> {
-  try {
-    yield* readLines(file, MAX_LINE_CHARS);
-  } catch (error) {
-    const code = (error as { code?: string })?.code;
-    if (file !== undefined && code) {
-      throw new UsageError(`cannot read ${file}: ${code === "ENOENT" ? "no such file" : code}`);
-    }
-    throw error;
-  }
 }

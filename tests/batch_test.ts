@@ -96,7 +96,7 @@ describe("qmpctl batch against QEMU", () => {
     expect(missing).toMatchObject({
       code: 2,
       stdout: "",
-      stderr: `qmpctl: cannot read ${join(dir, "nope.qmp")}: no such file\n`,
+      stderr: `qmpctl: cannot read ${join(dir, "nope.qmp")}: no such file (ENOENT)\n`,
     });
     // A FIFO nobody writes to: --timeout ends the wait, naming the file.
     const fifo = join(dir, "fifo.qmp");

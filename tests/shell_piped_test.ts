@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { qmpctl } from "./helpers/cli.ts";
+import { QMPCTL, qmpctl } from "./helpers/cli.ts";
 import { fakeServer } from "./helpers/fake_server.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
 
@@ -120,6 +120,24 @@ describe("qmpctl shell with piped stdin", () => {
     expect(lines[2].return).toStartWith("info ");
     expect(code).toBe(1);
   });
+});
+
+describe("stdin that cannot be read", () => {
+  for (const command of [["shell"], ["shell", "--hmp"], ["batch", "-"]]) {
+    test(`${command.join(" ")} < a directory: exit 2 saying so (not an internal error)`, () => {
+      const script = 'socket=$1; shift; "$0" -s "$socket" "$@" < "$TMPDIR"';
+      const result = Bun.spawnSync(["sh", "-c", script, QMPCTL, qemu.socket, ...command], {
+        env: { ...process.env, TMPDIR: home },
+        stderr: "pipe",
+        stdout: "pipe",
+      });
+      expect({ code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() }).toEqual({
+        code: 2,
+        stdout: "",
+        stderr: "qmpctl: cannot read stdin: it is a directory (EISDIR)\n",
+      });
+    });
+  }
 });
 
 describe("qmpctl shell with piped stdin, when the connection is lost", () => {

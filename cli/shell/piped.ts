@@ -19,6 +19,7 @@
 import type { QmpClient } from "../../lib/client.ts";
 import { abortErrorFor, DisconnectedError } from "../../lib/errors.ts";
 import { LineTooLong, readLines, writeStdout } from "../io.ts";
+import { UsageError } from "../options.ts";
 import { formatJson } from "../session.ts";
 import type { Outcome, ShellContext, ShellMode } from "./context.ts";
 
@@ -115,7 +116,7 @@ export async function runPiped(options: PipedOptions): Promise<number> {
     }
   };
   try {
-    for await (const line of racing(options.lines ?? readLines(undefined, MAX_LINE_CHARS), stop)) {
+    for await (const line of racing(options.lines ?? inputLines(undefined), stop)) {
       number++;
       const sent = nextSend(shell); // before the line runs: a command without typing is sent at once
       const entry: InFlight = { line: number, outcome: submit(mode, line, signal) };
@@ -206,5 +207,24 @@ async function* racing<T>(source: AsyncIterable<T>, stop: Promise<never>): Async
     wake = () => {};
     if (next.done) return;
     yield next.value;
+  }
+}
+
+const UNREADABLE: Record<string, string> = {
+  ENOENT: "no such file",
+  EISDIR: "it is a directory",
+  EACCES: "permission denied",
+};
+
+/** The lines of FILE, or of stdin without one; input that cannot be read (a directory) is a usage error. */
+export async function* inputLines(file: string | undefined): AsyncGenerator<string | LineTooLong> {
+  try {
+    yield* readLines(file, MAX_LINE_CHARS);
+  } catch (error) {
+    const code = (error as { code?: string })?.code;
+    if (typeof code !== "string") throw error;
+    throw new UsageError(
+      `cannot read ${file ?? "stdin"}: ${UNREADABLE[code] ? `${UNREADABLE[code]} (${code})` : code}`,
+    );
   }
 }
