@@ -39,6 +39,18 @@ describe("typed exec against QEMU", () => {
     expect(sent(result.stderr)).toEqual(["qmp_capabilities", "query-target", "query-qmp-schema", "set_link"]);
   });
 
+  test("device_add takes the device's properties beyond its schema's driver, bus and id: sent untyped", async () => {
+    const result = await run(["exec", "device_add", "driver=e1000", "id=nic1", "mac=52:54:00:12:34:56", "bootindex=1"]);
+    const request = result.stderr.split("\n").find((l) => l.includes('"execute":"device_add"'));
+    expect(JSON.parse(request!.slice(2)).arguments).toEqual({
+      driver: "e1000",
+      id: "nic1",
+      mac: "52:54:00:12:34:56",
+      bootindex: 1,
+    });
+    expect(result.code).toBe(1); // QEMU's answer: -machine none has no PCI bus
+  });
+
   test("the second call uses the cache: no second query-qmp-schema", async () => {
     const result = await run(["exec", "set_link", "name=123", "up=off"]);
     expect(sent(result.stderr)).toEqual(["qmp_capabilities", "query-target", "set_link"]);

@@ -33,6 +33,15 @@ class WordText {
 type Tree = Record<string, unknown>;
 
 /**
+ * Commands whose schema names only some of the arguments QEMU takes
+ * (`'gen': false` in QEMU's QAPI, which introspection does not show):
+ * device_add takes the device's own properties (mac, netdev, addr, drive,
+ * ...) beside driver, bus and id. Their other words are sent untyped: JSON
+ * where the text parses as JSON, else text.
+ */
+const OPEN_ARGUMENTS = new Set(["device_add"]);
+
+/**
  * Type `words` (over `base`, the `--args` object) by the schema of `command`.
  *
  * @example
@@ -100,6 +109,7 @@ class Typer {
       const member = byName.get(key);
       if (member) return [key, this.node(value, member.type, [...path, key])];
       if (!hasWords(value)) return [key, value];
+      if (path.length === 0 && OPEN_ARGUMENTS.has(this.command)) return [key, untyped(value)];
       throw this.error(`unknown argument '${dotted(path, key)}'${didYouMean(key, byName.keys())}`);
     });
     const missing = members.find((m) => !m.optional && !Object.hasOwn(tree, m.name));
