@@ -27,8 +27,9 @@ export async function connectSocket(
     try {
       return await connect(address, events);
     } catch (error) {
-      const reason = await notASocket(address, error) ?? describeSystemError(error);
-      const failure = new ConnectionError(`cannot connect to ${address.text}: ${reason}`, { cause: error });
+      const { reason, cause } = await notASocket(address, error) ??
+        { reason: describeSystemError(error), cause: error };
+      const failure = new ConnectionError(`cannot connect to ${address.text}: ${reason}`, { cause });
       const { signal } = retry;
       if ((error as { code?: string })?.code !== "EAGAIN" || !signal || signal.aborted) throw failure;
       retry.onBusy?.();
@@ -47,6 +48,8 @@ const REASONS: Record<string, string> = {
   EACCES: "permission denied",
   EPERM: "permission denied",
   ENOTDIR: "a part of the path is not a directory",
+  ELOOP: "too many levels of symbolic links",
+  ENAMETOOLONG: "the path is too long",
   ENOTSOCK: "not a socket",
   ETIMEDOUT: "connection timed out",
   EHOSTUNREACH: "host unreachable",
@@ -58,14 +61,29 @@ const REASONS: Record<string, string> = {
 
 /**
  * Linux refuses a connection to a path that is no socket (a pidfile, a disk
- * image, a directory) with ECONNREFUSED, as if nobody listened there: say
- * what the path is instead. Undefined for a socket, or any other error.
+ * image, a directory) with ECONNREFUSED, as if nobody listened there, and
+ * Bun reports a path it cannot follow (a symlink loop, a file as a directory,
+ * a name too long) as ECONNREFUSED or EINVAL: stat tells what the path is.
+ * What to report, and the error behind it (its `code` decides whether
+ * --wait-socket tries again: ENOTSOCK, ELOOP and the like are not worth
+ * waiting out); undefined for a socket, or any other error.
  */
-async function notASocket(address: SocketAddress, error: unknown): Promise<string | undefined> {
-  if (address.kind !== "unix" || (error as { code?: string })?.code !== "ECONNREFUSED") return undefined;
+async function notASocket(
+  address: SocketAddress,
+  error: unknown,
+): Promise<{ reason: string; cause: unknown } | undefined> {
+  const code = (error as { code?: string })?.code;
+  if (address.kind !== "unix" || (code !== "ECONNREFUSED" && code !== "EINVAL")) return undefined;
   const { stat } = await import("node:fs/promises");
-  const found = await stat(address.path).catch(() => undefined);
-  if (!found || found.isSocket()) return undefined;
+  let found;
+  try {
+    found = await stat(address.path);
+  } catch (statError) {
+    const statCode = (statError as { code?: string })?.code;
+    // ELOOP, ENOTDIR, ENAMETOOLONG, EACCES
+    return statCode === "ENOENT" ? undefined : { reason: describeSystemError(statError), cause: statError };
+  }
+  if (found.isSocket()) return undefined;
   const kind = found.isFile()
     ? "a regular file"
     : found.isDirectory()
@@ -73,7 +91,10 @@ async function notASocket(address: SocketAddress, error: unknown): Promise<strin
     : found.isFIFO()
     ? "a FIFO"
     : "a device";
-  return `not a socket (${kind})`;
+  return {
+    reason: `not a socket (${kind})`,
+    cause: Object.assign(new Error(`not a socket (${kind})`), { code: "ENOTSOCK" }),
+  };
 }
 
 /** A system error as words, with its code (ENOENT: "no such socket (ENOENT)"). */

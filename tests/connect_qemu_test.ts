@@ -1,6 +1,6 @@
 /** Every address form, and each connection error, as a user meets them against a real QEMU. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, lstatSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { QmpClient } from "../lib/mod.ts";
@@ -114,6 +114,25 @@ describe("connection errors name the address and the reason", () => {
         stdout: "",
         stderr: `qmpctl: cannot connect to ${path}: not a socket (${kind})\n`,
       }));
+    }
+  });
+
+  test("a path that cannot be followed (a symlink loop, a file as a directory): its own reason, not 'refused'", async () => {
+    const loop = join(scratch, "loop1");
+    symlinkSync(join(scratch, "loop2"), loop);
+    symlinkSync(loop, join(scratch, "loop2"));
+    const file = join(scratch, "plain");
+    writeFileSync(file, "");
+    const cases = [
+      [loop, "too many levels of symbolic links (ELOOP)"],
+      [join(file, "x.sock"), "a part of the path is not a directory (ENOTDIR)"],
+      [file, "not a socket (a regular file)"],
+    ];
+    for (const [path, reason] of cases) {
+      // --wait-socket waits for a socket to appear, not out these: at once, not after 5 s.
+      const result = await qmpctl(["-s", path, "--wait-socket", "5s", "exec", "query-status"]);
+      expect(result).toMatchObject({ code: 3, stdout: "", stderr: `qmpctl: cannot connect to ${path}: ${reason}\n` });
+      expect(result.ms).toBeLessThan(3000);
     }
   });
 
