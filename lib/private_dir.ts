@@ -114,7 +114,7 @@ export interface PrivateDirFd {
 /**
  * Open the directory `path` (absolute), creating it (0700, and its parents)
  * when missing, but not in another user's tree: then the nearest directory
- * that exists on its way must be ours. It must be a directory of ours, not
+ * that exists on its way must be ours; and never $HOME itself. It must be a directory of ours, not
  * reached through a symlink at its last component (opened with O_NOFOLLOW,
  * and under Deno, which resolves links before it opens, compared with what
  * lstat finds); a looser mode is tightened to 0700 through the descriptor,
@@ -133,10 +133,13 @@ export async function openPrivateDirFd(path: string): Promise<PrivateDirFd> {
   const code = (error: unknown) => (error as { code?: string })?.code;
   const fd = await (async () => {
     if (await fs.lstat(path).then(() => false, (error) => code(error) === "ENOENT")) {
+      // A home that does not exist (a system user's /nonexistent) is not made to exist.
+      const home = process.env.HOME?.replace(/(.)\/+$/, "$1");
       for (let dir = parentDir(path);; dir = parentDir(dir)) {
         const stat = await fs.stat(dir).catch((error) => {
           if (code(error) !== "ENOENT" || dir === "/") throw error;
         });
+        if (!stat && dir === home) throw new Error(`its directory would be created in ${home}, which does not exist`);
         if (!stat) continue;
         const problem = notOurTreeReason(dir, stat, uid);
         if (problem) throw new Error(problem);

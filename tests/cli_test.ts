@@ -124,6 +124,13 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
     expect(result.stderr).toMatch(/^qmpctl: .*-s.*QMPCTL_SOCKET.*\n$/);
   });
 
+  test("a QMPCTL_SOCKET that is not UTF-8: exit 2 saying so, not 'no such socket' for a mangled name", () => {
+    const script = 'QMPCTL_SOCKET=$(printf "/tmp/bad\\377.sock") exec "$0" exec query-status';
+    const result = Bun.spawnSync(["sh", "-c", script, QMPCTL], { stdout: "pipe", stderr: "pipe" });
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr.toString()).toStartWith("qmpctl: QMPCTL_SOCKET is not valid UTF-8");
+  });
+
   test("an address of no known form: exit 2 naming it", async () => {
     for (const address of ["tcp:nohost", "[::1", "host:99999"]) {
       const result = await qmpctl(["-s", address, "exec", "query-status"]);

@@ -8,6 +8,7 @@ import {
   chmodSync,
   chownSync,
   cpSync,
+  existsSync,
   mkdirSync,
   readdirSync,
   readFileSync,
@@ -166,4 +167,15 @@ test("a relative XDG_CACHE_HOME is ignored: nothing is written under the working
   expect(result).toMatchObject({ code: 0, stdout: '{"name":"n","up":true}\n', stderr: "" });
   expect(readdirSync(work)).toEqual([]);
   expect(readdirSync(join(base, ".cache", "qmpctl"))).toHaveLength(1); // the default place instead
+});
+
+test("a HOME that does not exist (a system user's /nonexistent) is not created: the command works without a cache", async () => {
+  const missing = join(home(), "no-such-home");
+  const server = schemaServer();
+  servers.push(server);
+  const result = await qmpctl(["-s", server.path, "exec", "set_link", "name=n", "up=on"], {
+    env: { HOME: missing, XDG_CACHE_HOME: undefined },
+  });
+  expect(result).toMatchObject({ code: 0, stdout: '{"name":"n","up":true}\n', stderr: "" });
+  expect(existsSync(missing)).toBe(false);
 });
