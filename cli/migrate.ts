@@ -72,27 +72,23 @@ export function checkStartsMigration(command: string): void {
 /**
  * For `exec migrate ... --wait-migration`: start listening before the
  * command is sent; the returned function follows the migration afterwards.
- * After migrate-incoming, a migration not begun yet (the source has not
- * connected) is waited for.
  */
-export function followAfterExec(context: CommandContext, client: QmpClient, command: string): () => Promise<number> {
+export function followAfterExec(context: CommandContext, client: QmpClient): () => Promise<number> {
   const mode = progressMode(context);
   const watch = new MigrationWatch(client);
-  return () => followAndPrint(context, watch, mode, command === "migrate-incoming");
+  return () => followAndPrint(context, watch, mode);
 }
 
 async function followAndPrint(
   context: CommandContext,
   watch: MigrationWatch,
   mode: ReturnType<typeof progressMode>,
-  awaitStart = false,
 ): Promise<number> {
   const progress = new ProgressReporter(mode, context.target?.label);
   let end: MigrationInfo | undefined;
   try {
     end = await watch.follow({
       signal: context.signal,
-      awaitStart,
       onProgress: mode === "off" ? undefined : (info) => progress.update(migrationSample(info)),
     });
   } catch (error) {
@@ -118,7 +114,7 @@ async function followAndPrint(
 function migrationSample(info: MigrationInfo): ProgressSample[] {
   const ram = info.ram;
   const json = { progress: "migration", status: info.status };
-  const state = info.status === undefined ? "waiting for its source" : textOf(info.status); // after migrate-incoming
+  const state = info.status === undefined ? "waiting for its source" : textOf(info.status); // a destination, before it
   if (!ram) return [{ label: `migration ${state}`, done: 0, total: 0, json }];
   // Numbers QEMU prints with more digits than a double keeps arrive as their text (lib/exact_json.ts).
   const pass = ram["dirty-sync-count"], dirty = ram["dirty-pages-rate"];

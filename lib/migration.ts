@@ -54,11 +54,6 @@ export interface FollowMigrationOptions {
   onProgress?: (info: MigrationInfo) => void;
   /** How often to query. Default 250 ms. */
   intervalMs?: number;
-  /**
-   * Wait for a migration that has not begun (the destination after
-   * migrate-incoming, until its source connects) instead of returning undefined.
-   */
-  awaitStart?: boolean;
 }
 
 /**
@@ -87,7 +82,9 @@ export class MigrationWatch {
 
   /**
    * The final `query-migrate` answer once the migration has ended, or
-   * undefined when no migration was ever started.
+   * undefined when no migration was ever started. A destination whose
+   * source has not connected yet (started with `-incoming`, run state
+   * `inmigrate`, no migration status) is waited for.
    * @throws {TimeoutError | AbortedError} when `signal` aborts first
    * @throws {DisconnectedError} when the connection ends first
    */
@@ -97,7 +94,7 @@ export class MigrationWatch {
     try {
       for (;;) {
         const info = await this.#client.execute("query-migrate", undefined, { signal }) as MigrationInfo;
-        if (info.status === undefined && !options.awaitStart) return undefined;
+        if (info.status === undefined && !(await this.#awaitsSource(signal))) return undefined;
         if (info.status !== undefined && MIGRATION_END_STATES.includes(info.status)) return info;
         onProgress?.(info);
         const turn = await turns.next(options.intervalMs ?? 250, signal, "the migration to end");
@@ -108,6 +105,12 @@ export class MigrationWatch {
     } finally {
       this.#subscription.close();
     }
+  }
+
+  /** Whether this QEMU waits for an incoming migration (`-incoming`) that has not begun. */
+  async #awaitsSource(signal?: AbortSignal): Promise<boolean> {
+    const { status } = await this.#client.execute("query-status", undefined, { signal }) as { status?: string };
+    return status === "inmigrate";
   }
 
   /** Stop watching (also done when `follow` returns). */

@@ -186,6 +186,34 @@ describe("exec migrate --wait-migration", () => {
     }
   });
 
+  test("migrate wait on a destination whose source has not come: it waits (124 at --timeout), then follows", async () => {
+    await resume();
+    await bandwidth(1024 * MiB);
+    const memory = [
+      `memory-backend-ram,id=m0,size=${RAM}`,
+      "-machine",
+      "none,memory-backend=m0",
+      "-m",
+      String(RAM / MiB),
+    ];
+    const destination = await startQemu({ extraArgs: ["-object", ...memory, "-incoming", "defer"] });
+    try {
+      const uri = `unix:${join(destination.dir, "incoming.sock")}`;
+      await destination.control.execute("migrate-incoming", { uri });
+      const early = await qmpctl(["-s", destination.socket, "migrate", "wait", "--timeout", "300ms"]);
+      expect(early).toMatchObject({ code: 124, stdout: "" }); // not 4, "none was started"
+      const following = startQmpctl(["-s", destination.socket, "migrate", "wait", "--timeout", "30s"]);
+      await Bun.sleep(300);
+      await qemu.control.execute("migrate", { uri });
+      const result = await following.result;
+      expect(result.code).toBe(0);
+      expect(JSON.parse(result.stdout)).toMatchObject({ status: "completed" });
+    } finally {
+      await destination.stop();
+      await resume();
+    }
+  });
+
   test("--wait-migration after a command that starts none is refused before connecting (no monitor held)", async () => {
     const result = await qmpctl(["-s", join(dir, "no-such.sock"), "exec", "query-status", "--wait-migration"]);
     expect(result).toMatchObject({ code: 2, stdout: "" });
