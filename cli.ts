@@ -26,6 +26,8 @@ import {
   argv,
   argvBytes,
   BrokenPipeError,
+  env,
+  envBytes,
   exit,
   onInterrupt,
   OutputError,
@@ -85,6 +87,7 @@ async function main(): Promise<number> {
 
   const text = (option: string) => options.text(option);
   const sockets = options.list("socket");
+  if (sockets.length === 0) await checkedEnv(name === "ga" ? "QMPCTL_GA_SOCKET" : "QMPCTL_SOCKET");
   const timeoutMs = text("timeout") === undefined ? 0 : parseDuration(text("timeout")!, "--timeout");
   const connectTimeoutMs = text("connect-timeout") === undefined
     ? DEFAULT_CONNECT_TIMEOUT_MS
@@ -150,6 +153,21 @@ async function checkedArgv(): Promise<string[]> {
     }
   });
   return words;
+}
+
+/**
+ * Refuse environment variable `name` (an address) when its bytes are not
+ * UTF-8, as a command-line word is: the runtime has put U+FFFD in their
+ * place, and the path it would name is another one.
+ * @throws {UsageError} naming the variable, its bad bytes as \xHH
+ */
+async function checkedEnv(name: string): Promise<void> {
+  if (!env(name)?.includes("\uFFFD")) return;
+  const raw = await envBytes(name);
+  const { decodeUtf8, showInvalidUtf8 } = await import("./lib/utf8.ts");
+  if (raw && decodeUtf8(raw) === undefined) {
+    throw new UsageError(`${name} '${showInvalidUtf8(raw).text}' is not valid UTF-8`);
+  }
 }
 
 /** The exit status `error` means, by the table; undefined for an error the table does not know. */

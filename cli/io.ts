@@ -281,11 +281,26 @@ export function argv(): string[] {
  * /proc/self/cmdline (words ended by NUL).
  */
 export async function argvBytes(count: number): Promise<Uint8Array[] | undefined> {
+  const words = await procWords("/proc/self/cmdline");
+  return words && words.length >= count ? words.slice(words.length - count) : undefined;
+}
+
+/**
+ * The value of environment variable `name` as the bytes the caller passed,
+ * or undefined where they cannot be had (Linux's /proc/self/environ; the
+ * runtime has replaced bytes that are not UTF-8 by U+FFFD).
+ */
+export async function envBytes(name: string): Promise<Uint8Array | undefined> {
+  const prefix = new TextEncoder().encode(`${name}=`);
+  const entry = (await procWords("/proc/self/environ"))?.find((word) => prefix.every((byte, i) => word[i] === byte));
+  return entry?.subarray(prefix.length);
+}
+
+/** The NUL-ended words of a /proc file, or undefined when it cannot be read. */
+async function procWords(path: string): Promise<Uint8Array[] | undefined> {
   let bytes: Uint8Array;
   try {
-    bytes = bun
-      ? await bun.file("/proc/self/cmdline").bytes()
-      : new Uint8Array((await import("node:fs")).readFileSync("/proc/self/cmdline"));
+    bytes = bun ? await bun.file(path).bytes() : new Uint8Array((await import("node:fs")).readFileSync(path));
   } catch {
     return undefined;
   }
@@ -297,7 +312,7 @@ export async function argvBytes(count: number): Promise<Uint8Array[] | undefined
       start = i + 1;
     }
   }
-  return words.length >= count ? words.slice(words.length - count) : undefined;
+  return words;
 }
 
 /** Call `handler` on SIGINT (instead of dying). */

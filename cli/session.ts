@@ -64,10 +64,6 @@ export interface SessionOptions {
 export function connect(context: CommandContext, session: SessionOptions = {}): Promise<QmpClient> {
   const address = context.global.socket ?? env("QMPCTL_SOCKET");
   if (!address) throw new UsageError("no address: give -s/--socket ADDR or set QMPCTL_SOCKET");
-  // The runtime has put U+FFFD in place of bytes that are not UTF-8 (as -s's are checked in cli.ts).
-  if (context.global.socket === undefined && address.includes("\uFFFD")) {
-    throw new UsageError(`QMPCTL_SOCKET is not valid UTF-8 (${JSON.stringify(address)}): qmpctl takes UTF-8 paths`);
-  }
   const options = {
     signal: context.signal,
     connectTimeout: context.global.connectTimeoutMs,

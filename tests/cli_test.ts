@@ -124,11 +124,31 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
     expect(result.stderr).toMatch(/^qmpctl: .*-s.*QMPCTL_SOCKET.*\n$/);
   });
 
-  test("a QMPCTL_SOCKET that is not UTF-8: exit 2 saying so, not 'no such socket' for a mangled name", () => {
-    const script = 'QMPCTL_SOCKET=$(printf "/tmp/bad\\377.sock") exec "$0" exec query-status';
-    const result = Bun.spawnSync(["sh", "-c", script, QMPCTL], { stdout: "pipe", stderr: "pipe" });
-    expect(result.exitCode).toBe(2);
-    expect(result.stderr.toString()).toStartWith("qmpctl: QMPCTL_SOCKET is not valid UTF-8");
+  test("an address variable that is not UTF-8: exit 2 saying so, not 'no such socket' for a mangled name", () => {
+    /** Run qmpctl with `variable` set to `bytes` (printf's escapes). */
+    const run = (variable: string, bytes: string, ...args: string[]) => {
+      const script = `${variable}=$(printf '${bytes}') exec "$0" "$@"`;
+      const result = Bun.spawnSync(["sh", "-c", script, QMPCTL, ...args], { stdout: "pipe", stderr: "pipe" });
+      return { code: result.exitCode, stderr: result.stderr.toString() };
+    };
+    const listen = join(tmpdir(), `qmpctl-never-${process.pid}.sock`);
+    for (
+      const [variable, args] of [
+        ["QMPCTL_SOCKET", ["exec", "query-status"]],
+        ["QMPCTL_SOCKET", ["proxy", "--listen", listen]],
+        ["QMPCTL_GA_SOCKET", ["ga", "guest-ping"]],
+      ] as const
+    ) {
+      expect(run(variable, "/tmp/bad\\377.sock", ...args)).toEqual({
+        code: 2,
+        stderr: `qmpctl: ${variable} '/tmp/bad\\xff.sock' is not valid UTF-8\n`,
+      });
+    }
+    // U+FFFD written as UTF-8 is a valid name: looked for, not refused.
+    expect(run("QMPCTL_SOCKET", "/tmp/no-such-\\357\\277\\275.sock", "exec", "query-status")).toEqual({
+      code: 3,
+      stderr: "qmpctl: cannot connect to /tmp/no-such-\uFFFD.sock: no such socket (ENOENT)\n",
+    });
   });
 
   test("an address of no known form: exit 2 naming it", async () => {
