@@ -1,5 +1,6 @@
 /** `qmpctl proxy -s UPSTREAM --listen PATH` and `qmpctl proxy --listen PATH -- qemu-system-... ARGS`. @module */
 import { parseAddress } from "../lib/address.ts";
+import { retryWhileNotReady } from "../lib/connect_ready.ts";
 import { type ProxyOptions, QmpProxy } from "../lib/proxy/proxy.ts";
 import { Upstream } from "../lib/proxy/upstream.ts";
 import type { AcceptedTransport } from "../lib/transport.ts";
@@ -135,7 +136,10 @@ function stopRequested(context: CommandContext): Promise<"SIGINT" | "SIGTERM" | 
 
 /** Share the monitor at `address` until QEMU goes away or a signal stops the proxy. */
 async function runShared(context: CommandContext, settings: Settings, address: string): Promise<number> {
-  const proxy = await QmpProxy.share(address, settings.listen, proxyOptions(context, settings));
+  const share = () => QmpProxy.share(address, settings.listen, proxyOptions(context, settings));
+  // --wait-socket: QEMU may still be starting (the socket served only once QEMU has greeted).
+  const waitMs = context.global.waitSocketMs ?? 0;
+  const proxy = await (waitMs > 0 ? retryWhileNotReady(share, waitMs, context.signal) : share());
   const name = parseAddress(address).text;
   notice(`sharing ${name} on ${settings.listen}`);
   const stop = stopRequested(context);

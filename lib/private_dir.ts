@@ -134,12 +134,14 @@ export async function openPrivateDirFd(path: string): Promise<PrivateDirFd> {
   const fd = await (async () => {
     if (await fs.lstat(path).then(() => false, (error) => code(error) === "ENOENT")) {
       // A home that does not exist (a system user's /nonexistent) is not made to exist.
-      const home = process.env.HOME?.replace(/(.)\/+$/, "$1");
+      const homes = await homeSpellings(fs.readlink);
       for (let dir = parentDir(path);; dir = parentDir(dir)) {
         const stat = await fs.stat(dir).catch((error) => {
           if (code(error) !== "ENOENT" || dir === "/") throw error;
         });
-        if (!stat && dir === home) throw new Error(`its directory would be created in ${home}, which does not exist`);
+        if (!stat && homes.has(lexicalPath(dir))) {
+          throw new Error(`its directory would be created in ${dir}, the home directory, which does not exist`);
+        }
         if (!stat) continue;
         const problem = notOurTreeReason(dir, stat, uid);
         if (problem) throw new Error(problem);
@@ -205,4 +207,28 @@ export function reasonError(error: unknown, what: string): Error {
   if (code === "ELOOP") return new Error(`${what} is a symbolic link (not followed)`, { cause: error });
   const text = /^[A-Z0-9]+: ([^,]+)/.exec((error as Error).message)?.[1] ?? code;
   return new Error(`${text} (${code})`, { cause: error });
+}
+
+/**
+ * $HOME as a path is compared with another (absolute, "." and ".." and
+ * doubled "/" resolved), and the target of $HOME when it is a symbolic link:
+ * the names under which a missing home might otherwise be created.
+ */
+async function homeSpellings(readlink: (path: string) => Promise<string>): Promise<Set<string>> {
+  if (!process.env.HOME?.startsWith("/")) return new Set();
+  const home = lexicalPath(process.env.HOME);
+  const spellings = new Set([home]);
+  const target = await readlink(home).catch(() => undefined);
+  if (target !== undefined) spellings.add(lexicalPath(target.startsWith("/") ? target : `${home}/../${target}`));
+  return spellings;
+}
+
+/** An absolute path with ".", ".." and empty components resolved by name alone (no links followed). */
+function lexicalPath(path: string): string {
+  const parts: string[] = [];
+  for (const part of path.split("/")) {
+    if (part === "..") parts.pop();
+    else if (part !== "" && part !== ".") parts.push(part);
+  }
+  return `/${parts.join("/")}`;
 }

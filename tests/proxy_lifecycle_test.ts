@@ -219,3 +219,18 @@ describe("proxy --listen PATH -- qemu ...: launch mode", () => {
     expect(result.stderr).toContain("qemu-system-x86_64: -no-such-option: invalid option");
   });
 });
+
+test("-s a socket that appears later, with --wait-socket: the proxy waits for QEMU, then serves it", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "qmpctl-proxy-late-"));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const upstream = join(dir, "late.sock"), shared = join(dir, "shared.sock");
+  const proxy = startProxy(["-s", upstream, "--wait-socket", "20s", "--listen", shared]);
+  cleanups.push(() => proxy.child.kill("SIGKILL"));
+  await Bun.sleep(300); // the proxy is retrying: QEMU has not started
+  const qemu = await startQemu({ extraArgs: ["-qmp", `unix:${upstream},server=on,wait=off`] });
+  cleanups.push(() => qemu.stop());
+  await proxy.ready;
+  const result = await qmpctl(["-s", shared, "exec", "query-status"]);
+  expect(result).toMatchObject({ code: 0, stderr: "" });
+  expect(JSON.parse(result.stdout)).toMatchObject({ status: "running" });
+});

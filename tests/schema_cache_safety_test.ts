@@ -170,12 +170,20 @@ test("a relative XDG_CACHE_HOME is ignored: nothing is written under the working
 });
 
 test("a HOME that does not exist (a system user's /nonexistent) is not created: the command works without a cache", async () => {
-  const missing = join(home(), "no-such-home");
-  const server = schemaServer();
-  servers.push(server);
-  const result = await qmpctl(["-s", server.path, "exec", "set_link", "name=n", "up=on"], {
-    env: { HOME: missing, XDG_CACHE_HOME: undefined },
-  });
-  expect(result).toMatchObject({ code: 0, stdout: '{"name":"n","up":true}\n', stderr: "" });
-  expect(existsSync(missing)).toBe(false);
+  const base = home();
+  const missing = join(base, "no-such-home");
+  symlinkSync(missing, join(base, "home-link")); // a HOME that is a link to a missing directory
+  const spellings = [
+    { HOME: missing, XDG_CACHE_HOME: undefined },
+    { HOME: `${base}/./no-such-home`, XDG_CACHE_HOME: `${missing}/cache` }, // the same directory, named otherwise
+    { HOME: `${missing}/.`, XDG_CACHE_HOME: `${base}//no-such-home/cache` },
+    { HOME: join(base, "home-link"), XDG_CACHE_HOME: `${missing}/.cache` },
+  ];
+  for (const env of spellings) {
+    const server = schemaServer();
+    servers.push(server);
+    const result = await qmpctl(["-s", server.path, "exec", "set_link", "name=n", "up=on"], { env });
+    expect(result).toMatchObject({ code: 0, stdout: '{"name":"n","up":true}\n', stderr: "" });
+    expect(existsSync(missing)).toBe(false);
+  }
 });
