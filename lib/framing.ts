@@ -42,6 +42,7 @@ const NOT_A_MESSAGE = Symbol("not a message");
 export class JsonFramer {
   readonly #maxBytes: number;
   readonly #maxNesting: number;
+  readonly #refuse?: (text: string) => string | undefined;
   /** A line of at most this many characters cannot nest deeper than the bound (each level takes two). */
   readonly #shallowLine: number;
   /** Invalid UTF-8 becomes U+FFFD; a byte-order mark stays a character (no JSON text starts with it). */
@@ -57,10 +58,17 @@ export class JsonFramer {
    * @param maxBytes the bound on one message
    * @param maxNesting the deepest nesting accepted (a peer that answers too deep a message itself, as the
    *   proxy does, takes a larger one; JSON.parse overflows its stack somewhere past ten thousand levels)
+   * @param refuse a check of each message's text once it has parsed: what it returns (a reason)
+   *   is thrown as a ProtocolError with that message (the proxy refuses what QEMU's parser refuses)
    */
-  constructor(maxBytes: number = DEFAULT_MAX_MESSAGE_BYTES, maxNesting: number = MAX_NESTING) {
+  constructor(
+    maxBytes: number = DEFAULT_MAX_MESSAGE_BYTES,
+    maxNesting: number = MAX_NESTING,
+    refuse?: (text: string) => string | undefined,
+  ) {
     this.#maxBytes = maxBytes;
     this.#maxNesting = maxNesting;
+    this.#refuse = refuse;
     this.#shallowLine = 2 * maxNesting;
   }
 
@@ -122,8 +130,10 @@ export class JsonFramer {
       // A line of at most 2 * maxNesting characters cannot nest deeper (each level takes two).
       if (lineEnd - c <= this.#shallowLine && byteEnd - b <= this.#maxBytes) {
         if (changeAt < c) changeAt = mayChangeAt(text, c) >>> 0; // none: 2^32 - 1, past any text
-        const message = parseLine(text.slice(c, lineEnd), changeAt < lineEnd);
+        const line = text.slice(c, lineEnd);
+        const message = parseLine(line, changeAt < lineEnd);
         if (message !== NOT_A_MESSAGE) {
+          this.#check(line);
           out(message);
           c = lineEnd + 1;
           b = byteEnd + 1;
@@ -197,11 +207,19 @@ export class JsonFramer {
       this.#heldBytes = 0;
     }
     const text = this.#decoder.decode(bytes);
+    let message: unknown;
     try {
-      return parseExact(text);
+      message = parseExact(text);
     } catch (error) {
       throw new ProtocolError(`received invalid JSON: ${(error as Error).message}`, { cause: error });
     }
+    this.#check(text);
+    return message;
+  }
+
+  #check(text: string): void {
+    const refused = this.#refuse?.(text);
+    if (refused !== undefined) throw new ProtocolError(refused);
   }
 }
 

@@ -7,7 +7,13 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { parseExact } from "../lib/exact_json.ts";
 import { MAX_NESTING } from "../lib/framing.ts";
-import { MAX_TOKEN_COUNT, MAX_TOKEN_SIZE, measureJson, refusedByQemuParser } from "../lib/proxy/parser_limits.ts";
+import {
+  duplicateKey,
+  MAX_TOKEN_COUNT,
+  MAX_TOKEN_SIZE,
+  measureJson,
+  refusedByQemuParser,
+} from "../lib/proxy/parser_limits.ts";
 
 /** What QEMU's lexer finds in the compact JSON `text`, counted on the text itself. */
 function measureText(text: string) {
@@ -160,5 +166,31 @@ describe("refusedByQemuParser", () => {
     expect(refusedByQemuParser({ ...ofBytes(MAX_TOKEN_SIZE), id: 1 })).toBe(
       `JSON token size limit exceeded: ${MAX_TOKEN_SIZE} bytes, QEMU parses fewer than ${MAX_TOKEN_SIZE} in one message`,
     );
+  });
+});
+
+describe("duplicateKey", () => {
+  test("a key twice in one object, at any depth, escaped or not; not the same key in two objects", () => {
+    const duplicates = [
+      '{"a": 1, "a": 2}',
+      '{"x": {"b": 1, "c": [1, {"d": 1, "d": 2}]}}',
+      '{"execute": "q", "\\u0065xecute": "quit"}',
+    ];
+    for (const text of duplicates) expect(duplicateKey(text)).toBe("duplicate key");
+    const fine = [
+      '{"a": {"a": {"a": 1}}, "b": [{"a": 1}, {"a": 2}]}',
+      '{"s": "a\\", \\"a\\": {", "a": "[,]"}',
+      '{"k": [1, 2, "k"], "k2": {}}',
+    ];
+    for (const text of fine) expect(duplicateKey(text)).toBeUndefined();
+  });
+
+  test("the same answer as a parse that counts keys, on any JSON object", () => {
+    fc.assert(fc.property(fc.object(), fc.boolean(), (value, twice) => {
+      let text = JSON.stringify(value);
+      const keys = Object.keys(value);
+      if (twice && keys.length > 0) text = `${text.slice(0, -1)},${JSON.stringify(keys[0])}:0}`; // one key again
+      expect(duplicateKey(text)).toBe(twice && keys.length > 0 ? "duplicate key" : undefined);
+    }));
   });
 });

@@ -148,6 +148,20 @@ describe("proxy: per-connection commands and negotiation", () => {
     client.close();
   });
 
+  test("a key given twice is refused whole, as QEMU refuses it: a second 'execute' does not run", async () => {
+    const { client } = await negotiatedClient(shared);
+    const duplicate = { error: { class: "GenericError", desc: "JSON parse error, duplicate key" } };
+    client.send('{"execute": "query-name", "execute": "stop", "id": 1}');
+    expect(await client.replies(1)).toEqual([duplicate]);
+    client.send('{"execute": "query-name", "arguments": {}, "\\u0069d": 2, "id": 3}'); // the same key, escaped
+    expect(await client.replies(1)).toEqual([duplicate]);
+    client.send({ execute: "query-status", id: "after" });
+    expect(await client.replies(1)).toEqual([
+      { return: { status: "running", singlestep: false, running: true }, id: "after" }, // stop did not run
+    ]);
+    client.close();
+  });
+
   test("malformed input in a write: the commands before it are answered, then its error, then those after it", async () => {
     const { client } = await negotiatedClient(shared);
     client.send(

@@ -9,7 +9,7 @@
  */
 import { JsonFramer, MAX_NESTING } from "../framing.ts";
 import type { AcceptedTransport, TransportEvents } from "../transport.ts";
-import { refusedByQemuParser } from "./parser_limits.ts";
+import { duplicateKey, refusedByQemuParser } from "./parser_limits.ts";
 
 const NEWLINE = 0x0a;
 
@@ -178,7 +178,7 @@ export class Downstream {
    * with the client's id (see the refusal below); far deeper is malformed.
    */
   #newFramer(): JsonFramer {
-    return new JsonFramer(this.#limits.maxMessageBytes, 4 * MAX_NESTING);
+    return new JsonFramer(this.#limits.maxMessageBytes, 4 * MAX_NESTING, duplicateKey);
   }
 
   /**
