@@ -137,6 +137,29 @@ describe("proxy: per-connection commands and negotiation", () => {
     client.close();
   });
 
+  test("malformed requests before negotiation get QEMU 7.2's own errors, and negotiate nothing", async () => {
+    const client = await rawClient(shared);
+    await client.read(1); // greeting
+    const asQemu: [Record<string, unknown>, string][] = [ // each request, and what QEMU 7.2 answers it
+      [{ execute: "qmp_capabilities", arguments: { bogus: 1 } }, "Parameter 'bogus' is unexpected"],
+      [{ execute: "qmp_capabilities", foo: 1 }, "QMP input member 'foo' is unexpected"],
+      [{ execute: "qmp_capabilities", arguments: null }, "QMP input member 'arguments' must be an object"],
+      [{ "exec-oob": "qmp_capabilities" }, "QMP input member 'exec-oob' is unexpected"],
+      [{ execute: 5 }, "QMP input member 'execute' must be a string"],
+      [{}, "QMP input lacks member 'execute'"],
+    ];
+    asQemu.forEach(([request], i) => client.send({ ...request, id: i }));
+    client.send({ execute: "query-name", id: "still-unnegotiated" });
+    expect(await client.replies(asQemu.length + 1)).toEqual([
+      ...asQemu.map(([, desc], i) => ({ error: { class: "GenericError", desc }, id: i })),
+      {
+        error: { class: "CommandNotFound", desc: "Expecting capabilities negotiation with 'qmp_capabilities'" },
+        id: "still-unnegotiated",
+      },
+    ]);
+    client.close();
+  });
+
   test("input that is not a JSON object gets an id-less error, and the client reads on, as with QEMU", async () => {
     const { client } = await negotiatedClient(shared);
     client.send("[1]");

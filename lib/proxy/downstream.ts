@@ -213,7 +213,9 @@ export class Downstream {
     }
     const m = message as Record<string, unknown>;
     const command = m.execute ?? m["exec-oob"];
-    if (!this.running) {
+    if (!this.running) { // answered here, as QEMU would answer it (after negotiation QEMU answers itself)
+      const malformed = malformedRequest(m);
+      if (malformed) return this.#error(m, "GenericError", malformed);
       if (command !== "qmp_capabilities") {
         return this.#error(m, "CommandNotFound", "Expecting capabilities negotiation with 'qmp_capabilities'");
       }
@@ -243,6 +245,8 @@ export class Downstream {
   }
 
   #negotiate(m: Record<string, unknown>): void {
+    const unexpected = Object.keys(m.arguments ?? {}).find((name) => name !== "enable");
+    if (unexpected !== undefined) return this.#error(m, "GenericError", `Parameter '${unexpected}' is unexpected`);
     const enable = (m.arguments as { enable?: unknown } | undefined)?.enable ?? [];
     if (!Array.isArray(enable)) {
       return this.#error(m, "GenericError", "Invalid parameter type for 'enable', expected: array");
@@ -283,4 +287,24 @@ export class Downstream {
     this.closed = true;
     this.#owner.left(this, reason);
   }
+}
+
+/**
+ * What QEMU's dispatcher (qapi/qmp-dispatch.c, before negotiation, when
+ * exec-oob is not allowed) says of a request's members, or undefined when
+ * they are well formed.
+ */
+function malformedRequest(m: Record<string, unknown>): string | undefined {
+  let hasExecute = false;
+  for (const [name, value] of Object.entries(m)) {
+    if (name === "execute") {
+      if (typeof value !== "string") return "QMP input member 'execute' must be a string";
+      hasExecute = true;
+    } else if (name === "arguments") {
+      if (typeof value !== "object" || value === null || Array.isArray(value)) {
+        return "QMP input member 'arguments' must be an object";
+      }
+    } else if (name !== "id") return `QMP input member '${name}' is unexpected`;
+  }
+  return hasExecute ? undefined : "QMP input lacks member 'execute'";
 }
