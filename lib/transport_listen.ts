@@ -38,7 +38,8 @@ export async function claimSocketPath(path: string): Promise<void> {
  * it is bound in a private directory beside `path`, given its mode, then
  * renamed into place. A stale socket file (nothing accepts on it) is
  * replaced; a live one, or a file that is not a socket, is an error.
- * Closing the listener removes the socket file.
+ * Closing the listener removes the socket file, if it is still this one (not
+ * one another server put there since).
  * @throws {ConnectionError} naming the path and the reason
  */
 export async function listenTransport(
@@ -60,9 +61,11 @@ export async function listenTransport(
   const { listen } = "Bun" in globalThis ? await import("./transport_bun.ts") : await import("./transport_node.ts");
   const bound = join(privateDir, "s");
   let listener: Listener | undefined;
+  let ours: { dev: number; ino: number };
   try {
     listener = await listen(bound, events);
     await fs.chmod(bound, options.mode ?? 0o600);
+    ours = await fs.lstat(bound); // the same file once renamed
     await fs.rename(bound, path);
   } catch (error) {
     await listener?.close();
@@ -73,7 +76,8 @@ export async function listenTransport(
   return {
     async close() {
       await listener.close();
-      await fs.unlink(path).catch(() => {}); // already gone
+      const there = await fs.lstat(path).catch(() => undefined); // undefined: already gone
+      if (there?.dev === ours.dev && there.ino === ours.ino) await fs.unlink(path).catch(() => {});
     },
   };
 }

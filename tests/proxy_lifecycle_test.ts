@@ -234,3 +234,25 @@ test("-s a socket that appears later, with --wait-socket: the proxy waits for QE
   expect(result).toMatchObject({ code: 0, stderr: "" });
   expect(JSON.parse(result.stdout)).toMatchObject({ status: "running" });
 });
+
+test("a proxy that stops leaves alone a socket another proxy has since put at its path", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "qmpctl-proxy-two-"));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const other = join(dir, "other.sock"); // a second monitor: each proxy holds one
+  const qemu = await startQemu({ extraArgs: ["-qmp", `unix:${other},server=on,wait=off`] });
+  cleanups.push(() => qemu.stop());
+  const shared = join(dir, "shared.sock");
+  const first = startProxy(["-s", qemu.socket, "--listen", shared]);
+  cleanups.push(() => first.child.kill("SIGKILL"));
+  await first.ready;
+  rmSync(shared); // someone removed the first proxy's socket, and a second proxy serves that path now
+  const second = startProxy(["-s", other, "--listen", shared]);
+  cleanups.push(() => second.child.kill("SIGKILL"));
+  await second.ready;
+  first.child.kill("SIGTERM");
+  expect((await first.result).code).toBe(0);
+  expect(existsSync(shared)).toBe(true); // the second proxy's socket
+  second.child.kill("SIGTERM");
+  expect((await second.result).code).toBe(0);
+  expect(existsSync(shared)).toBe(false);
+});
