@@ -41,6 +41,29 @@ async function bandwidth(bytesPerSecond: number): Promise<void> {
   await qemu.control.execute("migrate-set-parameters", { "max-bandwidth": bytesPerSecond });
 }
 
+/**
+ * Run `use` with a second QEMU that waits for an incoming migration
+ * (`-incoming defer`), stopped afterwards; this QEMU runs again after.
+ */
+async function withDestination(use: (destination: TestQemu) => Promise<void>): Promise<void> {
+  await resume();
+  await bandwidth(1024 * MiB);
+  const memory = [
+    `memory-backend-ram,id=m0,size=${RAM}`,
+    "-machine",
+    "none,memory-backend=m0",
+    "-m",
+    String(RAM / MiB),
+  ];
+  const destination = await startQemu({ extraArgs: ["-object", ...memory, "-incoming", "defer"] });
+  try {
+    await use(destination);
+  } finally {
+    await destination.stop();
+    await resume();
+  }
+}
+
 /** After a migration QEMU stays paused and refuses another until it runs again. */
 async function resume(): Promise<void> {
   const { status } = await qemu.control.execute("query-status") as { status: string };
@@ -158,17 +181,7 @@ describe("exec migrate --wait-migration", () => {
   });
 
   test("migrate-incoming --wait-migration on the destination waits for the source, then follows to completed", async () => {
-    await resume();
-    await bandwidth(1024 * MiB);
-    const memory = [
-      `memory-backend-ram,id=m0,size=${RAM}`,
-      "-machine",
-      "none,memory-backend=m0",
-      "-m",
-      String(RAM / MiB),
-    ];
-    const destination = await startQemu({ extraArgs: ["-object", ...memory, "-incoming", "defer"] });
-    try {
+    await withDestination(async (destination) => {
       const path = join(destination.dir, "incoming.sock");
       const args = ["exec", "migrate-incoming", `uri=unix:${path}`, "--wait-migration", "--timeout", "30s"];
       const following = startQmpctl(["-s", destination.socket, ...args]);
@@ -180,24 +193,11 @@ describe("exec migrate --wait-migration", () => {
       const [ret, final] = result.stdout.split("\n");
       expect(ret).toBe("{}");
       expect(JSON.parse(final)).toMatchObject({ status: "completed" });
-    } finally {
-      await destination.stop();
-      await resume();
-    }
+    });
   });
 
   test("migrate wait on a destination whose source has not come: it waits (124 at --timeout), then follows", async () => {
-    await resume();
-    await bandwidth(1024 * MiB);
-    const memory = [
-      `memory-backend-ram,id=m0,size=${RAM}`,
-      "-machine",
-      "none,memory-backend=m0",
-      "-m",
-      String(RAM / MiB),
-    ];
-    const destination = await startQemu({ extraArgs: ["-object", ...memory, "-incoming", "defer"] });
-    try {
+    await withDestination(async (destination) => {
       const uri = `unix:${join(destination.dir, "incoming.sock")}`;
       await destination.control.execute("migrate-incoming", { uri });
       const early = await qmpctl(["-s", destination.socket, "migrate", "wait", "--timeout", "300ms"]);
@@ -208,10 +208,7 @@ describe("exec migrate --wait-migration", () => {
       const result = await following.result;
       expect(result.code).toBe(0);
       expect(JSON.parse(result.stdout)).toMatchObject({ status: "completed" });
-    } finally {
-      await destination.stop();
-      await resume();
-    }
+    });
   });
 
   test("--wait-migration after a command that starts none is refused before connecting (no monitor held)", async () => {
