@@ -186,9 +186,9 @@ describe("duplicateKey", () => {
   });
 
   test("the same answer as a parse that counts keys, on any JSON object", () => {
-    fc.assert(fc.property(fc.object(), fc.boolean(), (value, twice) => {
+    fc.assert(fc.property(fc.dictionary(fc.string(), fc.jsonValue()), fc.boolean(), (value, twice) => {
       let text = JSON.stringify(value);
-      const keys = Object.keys(value);
+      const keys = Object.keys(JSON.parse(text)); // as the text has them
       if (twice && keys.length > 0) text = `${text.slice(0, -1)},${JSON.stringify(keys[0])}:0}`; // one key again
       expect(duplicateKey(text)).toBe(twice && keys.length > 0 ? "duplicate key" : undefined);
     }));
