@@ -147,19 +147,25 @@ function parseFloorSeconds(): number {
 /** One latency round: ms from `stop` sent to the STOP line on the listener's stdout. */
 async function latencyOnce(qemu: TestQemu, listener: string[], stdin?: string): Promise<number> {
   const child = Bun.spawn(listener, { stdin: "pipe", stdout: "pipe" });
-  if (stdin) child.stdin.write(stdin);
-  child.stdin.flush();
-  const lines = timedLines(child.stdout);
-  await Bun.sleep(SETTLE_MS); // connected and listening
-  const sent = performance.now();
-  const stopped = control(qemu, "stop");
-  const { at } = await lines.find('"STOP"');
-  await stopped;
-  await control(qemu, "cont");
-  child.kill();
-  await child.exited;
-  await monitorFree(qemu);
-  return at - sent;
+  try {
+    if (stdin) child.stdin.write(stdin);
+    child.stdin.flush();
+    const lines = timedLines(child.stdout);
+    // socat listens once QEMU has answered its qmp_capabilities (events go to negotiated clients only);
+    // qmpctl prints nothing before the event: it gets the settling time alone.
+    if (stdin) await lines.find('"return"', 0, 10_000);
+    await Bun.sleep(SETTLE_MS);
+    const sent = performance.now();
+    const stopped = control(qemu, "stop");
+    const { at } = await lines.find('"STOP"', 0, 10_000);
+    await stopped;
+    return at - sent;
+  } finally { // also after a round that failed: the listener gone, the VM running, the monitor free
+    child.kill();
+    await child.exited;
+    await control(qemu, "cont");
+    await monitorFree(qemu);
+  }
 }
 
 /**
