@@ -28,6 +28,5 @@ export function connectAgent(
         ? (direction, json) => writeStderrLine(`${direction === "send" ? ">" : "<"} ${json}`)
         : undefined,
     });
-  const waitMs = context.global.waitSocketMs ?? 0;
-  return waitMs > 0 ? retryWhileNotReady(connect, waitMs, context.signal) : connect();
+  return retryWhileNotReady(connect, context.global.waitSocketMs ?? 0, context.signal);
 }

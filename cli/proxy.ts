@@ -138,8 +138,7 @@ function stopRequested(context: CommandContext): Promise<"SIGINT" | "SIGTERM" | 
 async function runShared(context: CommandContext, settings: Settings, address: string): Promise<number> {
   const share = () => QmpProxy.share(address, settings.listen, proxyOptions(context, settings));
   // --wait-socket: QEMU may still be starting (the socket served only once QEMU has greeted).
-  const waitMs = context.global.waitSocketMs ?? 0;
-  const proxy = await (waitMs > 0 ? retryWhileNotReady(share, waitMs, context.signal) : share());
+  const proxy = await retryWhileNotReady(share, context.global.waitSocketMs ?? 0, context.signal);
   const name = parseAddress(address).text;
   notice(`sharing ${name} on ${settings.listen}`);
   const stop = stopRequested(context);

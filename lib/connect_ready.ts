@@ -49,7 +49,8 @@ export function connectWhenReady(address: string | Address, options: ConnectWhen
 
 /**
  * `connect()` (to a monitor, or a guest agent), retried while it fails as
- * not ready (`isNotReady`), until `waitMs` has passed or `signal` aborts.
+ * not ready (`isNotReady`), until `waitMs` has passed or `signal` aborts;
+ * with `waitMs` 0 (no --wait-socket), tried once, its error as it is.
  * @throws {ConnectionError} naming the last reason once `waitMs` has passed
  */
 export async function retryWhileNotReady<T>(
@@ -57,6 +58,7 @@ export async function retryWhileNotReady<T>(
   waitMs: number,
   signal?: AbortSignal,
 ): Promise<T> {
+  if (waitMs <= 0) return await connect();
   const deadline = Date.now() + waitMs;
   let pause = FIRST_PAUSE_MS;
   for (;;) {
