@@ -127,7 +127,7 @@ async function runModule(context: CommandContext, params: ModuleParams): Promise
   const execute = text(params.execute, "execute");
   const hmp = text(params.hmp, "hmp");
   // A list, or (Ansible's KEY=VALUE form) its items joined by commas: no event name holds one.
-  const names = params.wait_event === undefined || params.wait_event === null
+  const names = !given(params.wait_event)
     ? []
     : (Array.isArray(params.wait_event) ? params.wait_event : text(params.wait_event, "wait_event")!.split(","))
       .map((n) => text(n, "wait_event")!.trim());
@@ -136,16 +136,11 @@ async function runModule(context: CommandContext, params: ModuleParams): Promise
   }
   if (hmp !== undefined && names.length > 0) throw new UsageError("wait_event goes with execute, not hmp");
   if (names.includes("")) throw new UsageError("wait_event holds an empty event name");
-  const given = (value: unknown) => value !== undefined && value !== null;
   if (names.length === 0 && (given(params.match) || given(params.count))) {
     throw new UsageError("match and count go with wait_event");
   }
-  const count = given(params.count) ? textOf(params.count) : undefined;
-  if (count !== undefined && !/^[1-9]\d*$/.test(count)) {
-    throw new UsageError(`count '${count}' is not a number of events (1 or more)`);
-  }
   const args = dict(params.arguments, "arguments");
-  const changed = params.changed !== undefined && params.changed !== null
+  const changed = given(params.changed)
     ? boolean(params.changed, "changed")
     : execute !== undefined
     ? !execute.startsWith("query-")
@@ -157,10 +152,8 @@ async function runModule(context: CommandContext, params: ModuleParams): Promise
   const timeoutMs = duration(params.timeout, "timeout", 0);
   const signal = timeoutMs > 0 ? AbortSignal.any([context.signal, AbortSignal.timeout(timeoutMs)]) : context.signal;
   const options = new ParsedOptions();
-  if (params.match !== undefined && params.match !== null) {
-    options.set("match", matchWords(dict(params.match, "match")!));
-  }
-  if (count !== undefined) options.set("count", count);
+  if (given(params.match)) options.set("match", matchWords(dict(params.match, "match")!));
+  if (given(params.count)) options.set("count", textOf(params.count));
   const session: CommandContext = {
     ...context,
     options,
@@ -172,7 +165,7 @@ async function runModule(context: CommandContext, params: ModuleParams): Promise
     },
     signal,
   };
-  const wait = names.length > 0 ? readEventWait(session, names, 1) : undefined;
+  const wait = names.length > 0 ? readEventWait(session, names, 1, "count") : undefined;
   const client = await connect(session);
   try {
     // As for wait-event: a name QEMU does not know fails at once, rather than at the timeout.
@@ -204,8 +197,13 @@ async function runModule(context: CommandContext, params: ModuleParams): Promise
   }
 }
 
+/** Whether a parameter was given: Ansible passes one left out as null (or leaves it out). */
+function given(value: unknown): boolean {
+  return value !== undefined && value !== null;
+}
+
 function text(value: unknown, name: string): string | undefined {
-  if (value === undefined || value === null) return undefined;
+  if (!given(value)) return undefined;
   if (typeof value !== "string") throw new UsageError(`${name} must be a string`);
   return value;
 }
@@ -215,7 +213,7 @@ function text(value: unknown, name: string): string | undefined {
  * comes as its JSON text, read here with exact numbers.
  */
 function dict(value: unknown, name: string): Record<string, unknown> | undefined {
-  if (value === undefined || value === null) return undefined;
+  if (!given(value)) return undefined;
   let object: unknown = value;
   if (typeof value === "string") {
     try {
@@ -239,7 +237,7 @@ function boolean(value: unknown, name: string): boolean {
 }
 
 function duration(value: unknown, name: string, otherwise: number): number {
-  if (value === undefined || value === null) return otherwise;
+  if (!given(value)) return otherwise;
   return parseDuration(textOf(value), name);
 }
 

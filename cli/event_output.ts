@@ -28,14 +28,20 @@ export interface EventWait {
 }
 
 /**
- * Read `--match` and `--count` for events named `names`.
+ * Read `--match` and `--count` for events named `names`; `countName` is how
+ * a bad count is named (the Ansible module's parameter is `count`).
  * @throws {UsageError} for a malformed --match or --count
  */
-export function readEventWait(context: CommandContext, names: string[], defaultCount: number): EventWait {
+export function readEventWait(
+  context: CommandContext,
+  names: string[],
+  defaultCount: number,
+  countName = "--count",
+): EventWait {
   const matches = context.options.list("match");
   const countText = context.options.text("count");
   if (countText !== undefined && !/^[1-9]\d*$/.test(countText)) {
-    throw new UsageError(`--count '${countText}' is not a number of events (1 or more)`);
+    throw new UsageError(`${countName} '${countText}' is not a number of events (1 or more)`);
   }
   const named = names.length > 0 ? names.join(" or ") : "any event";
   return {
