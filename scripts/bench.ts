@@ -17,6 +17,7 @@ import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { startQemu, type TestQemu } from "../tests/helpers/qemu.ts";
+import { compile } from "./bench_build.ts";
 import { benchEvents } from "./bench_events.ts";
 
 const QMPCTL = process.env.QMPCTL_BIN ?? "dist/qmpctl";
@@ -195,13 +196,6 @@ function roundRobin(runs: Record<string, () => Sample>): Record<string, Sample[]
     }
   }
   return samples;
-}
-
-/** `entry` built by scripts/build.sh into `out` (so with qmpctl's flags); returns `out`. */
-function compile(entry: string, out: string): string {
-  const build = Bun.spawnSync(["scripts/build.sh", out, entry], { stdout: "ignore", stderr: "pipe" });
-  if (build.exitCode !== 0) throw new Error(`building ${entry} failed: ${build.stderr.toString()}`);
-  return out;
 }
 
 /**

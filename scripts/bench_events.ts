@@ -5,14 +5,19 @@
  * - Drain: a listener is stopped (SIGSTOP) while QEMU emits 20 000 events
  *   (stop/cont pipelined on the other monitor), then continued (SIGCONT); the
  *   time until `grep -c -m 20000` has counted them all, for
- *   `qmpctl events --count 20000 | grep` and `socat - UNIX-CONNECT:... | grep`.
- *   Beside them, the floor of any client that parses and prints JSON: Bun's
- *   JSON.parse and JSON.stringify alone.
+ *   `qmpctl events --count 20000 | grep`, the least Bun client that parses
+ *   and prints each event (bench_drain_floor.ts, built with qmpctl's flags)
+ *   and `socat - UNIX-CONNECT:... | grep`. Beside them, Bun's JSON.parse and
+ *   JSON.stringify alone, warm and with no I/O.
  * - Latency: from `stop` sent on the other monitor to the STOP line read from
  *   the stdout of `qmpctl wait-event STOP`, and of socat.
  */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { QmpClient } from "../lib/mod.ts";
 import type { TestQemu } from "../tests/helpers/qemu.ts";
+import { compile } from "./bench_build.ts";
 
 const QMPCTL = process.env.QMPCTL_BIN ?? "dist/qmpctl";
 const DRAIN_EVENTS = Number(process.env.BENCH_EVENTS ?? 20_000);
@@ -102,19 +107,29 @@ async function drainOnce(qemu: TestQemu, listener: string[], stdin?: string): Pr
 }
 
 async function benchDrain(qemu: TestQemu): Promise<void> {
-  const qmpctl: number[] = [], socat: number[] = [];
-  for (let round = 0; round < DRAIN_ROUNDS; round++) {
-    qmpctl.push(await drainOnce(qemu, [QMPCTL, "-s", qemu.socket, "events", "--count", String(DRAIN_EVENTS)]));
-    socat.push(await drainOnce(qemu, ["socat", "-", `UNIX-CONNECT:${qemu.socket}`], NEGOTIATE));
+  const dir = mkdtempSync(join(tmpdir(), "qmpctl-bench-"));
+  const floorProgram = compile("scripts/bench_drain_floor.ts", join(dir, "drain_floor"));
+  const qmpctl: number[] = [], floor: number[] = [], socat: number[] = [];
+  try {
+    for (let round = 0; round < DRAIN_ROUNDS; round++) {
+      qmpctl.push(await drainOnce(qemu, [QMPCTL, "-s", qemu.socket, "events", "--count", String(DRAIN_EVENTS)]));
+      floor.push(await drainOnce(qemu, [floorProgram, qemu.socket, String(DRAIN_EVENTS)]));
+      socat.push(await drainOnce(qemu, ["socat", "-", `UNIX-CONNECT:${qemu.socket}`], NEGOTIATE));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
   const rate = (seconds: number[]) => DRAIN_EVENTS / percentile(seconds, 0.5);
-  const floor = DRAIN_EVENTS / parseFloorSeconds();
+  const warm = DRAIN_EVENTS / parseFloorSeconds();
   const k = (eventsPerSecond: number) => `${Math.round(eventsPerSecond / 1000)}k events/s`;
+  const ratio = (a: number, b: number) => (a / b).toFixed(2);
   console.log(
-    `events drain (${DRAIN_EVENTS} events queued while the listener was stopped): ` +
-      `qmpctl ${k(rate(qmpctl))}, socat | grep ${k(rate(socat))}, ` +
-      `ratio ${(rate(qmpctl) / rate(socat)).toFixed(2)} (median of ${DRAIN_ROUNDS}); ` +
-      `JSON.parse + JSON.stringify alone, warm, no I/O: ${k(floor)}, ratio ${(floor / rate(socat)).toFixed(2)}`,
+    `events drain (${DRAIN_EVENTS} events queued while the listener was stopped; medians of ${DRAIN_ROUNDS}): ` +
+      `qmpctl ${k(rate(qmpctl))}, least Bun client that parses and prints (bench_drain_floor.ts) ` +
+      `${k(rate(floor))}, socat | grep ${k(rate(socat))}; qmpctl/socat ${ratio(rate(qmpctl), rate(socat))} ` +
+      `(goal >= 1.0), floor/socat ${ratio(rate(floor), rate(socat))}, qmpctl/floor ${
+        ratio(rate(qmpctl), rate(floor))
+      }; JSON.parse + JSON.stringify alone, warm, no I/O: ${k(warm)}, ratio to socat ${ratio(warm, rate(socat))}`,
   );
 }
 
