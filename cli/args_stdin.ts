@@ -6,13 +6,17 @@ import { readStdinBytes } from "./io.ts";
 /**
  * The `--args -` text: stdin's bytes, which must be UTF-8 (no other encoding
  * is guessed from a byte-order mark).
- * @throws {ArgumentError} when stdin cannot be read (a directory) or is not UTF-8
+ * @throws {ArgumentError} when stdin cannot be read (a directory, closed) or is not UTF-8
  */
 export async function readArgsFromStdin(signal: AbortSignal): Promise<string> {
   const bytes = await readStdinBytes(signal).catch((error) => {
     if (error instanceof QmpError) throw error; // SIGINT or --timeout
     const code = (error as { code?: string })?.code;
-    const reason = code === "EISDIR" ? "stdin is a directory" : `cannot read stdin (${(error as Error).message})`;
+    const reason = code === "EISDIR"
+      ? "stdin is a directory"
+      : code === "EBADF"
+      ? "stdin is closed"
+      : `cannot read stdin (${(error as Error).message})`;
     throw new ArgumentError(`--args -: ${reason}`);
   });
   const text = decodeUtf8(bytes);

@@ -4,7 +4,7 @@ import { exitStatusHelp } from "./exit_status.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, withClient } from "./session.ts";
 import { ShellContext } from "./shell/context.ts";
-import { inputLines, runPiped } from "./shell/piped.ts";
+import { inputLines, runPiped, unreadableInput } from "./shell/piped.ts";
 import { QmpMode } from "./shell/qmp_mode.ts";
 
 export const help = (): string =>
@@ -53,7 +53,10 @@ export async function run(context: CommandContext): Promise<number> {
   const file = context.words[0] === "-" ? undefined : context.words[0];
   // Several targets share stdin: it is read once, whole, and each runs every line.
   const lines = file === undefined && context.target
-    ? await readStdin(context.signal).then((text) => text.replace(/\n$/, "").split(/\r?\n/))
+    ? await readStdin(context.signal).then(
+      (text) => text.replace(/\n$/, "").split(/\r?\n/),
+      (error) => Promise.reject(unreadableInput(error, undefined)),
+    )
     : undefined;
   return await withClient(context, async (client) => {
     const shell = new ShellContext(client, false);

@@ -45,30 +45,47 @@ function outputErrorOf(error: unknown): Error {
 let stdoutChecked: Promise<void> | undefined;
 
 /**
- * Fail when qmpctl was started with stdout closed (`qmpctl ... >&-`). Bun
- * then opens /dev/null as descriptor 1, and every write succeeds, into
- * nothing. That descriptor has close-on-exec set, which a descriptor
- * inherited through exec(2) never has: so it was not given by the caller.
- * (Linux's /proc/self/fdinfo; elsewhere nothing is checked.) Only a stdout
- * that is /dev/null is looked at further: fstat(2) tells, on Bun's thread
- * pool (Bun.resolveSync of /proc/self/fd/1 held the main thread ~0.45 ms;
- * a one-shot exec is ~0.15 ms sooner this way, ~0.35 ms into /dev/null).
+ * Fail when qmpctl was started with stdout closed (`qmpctl ... >&-`): every
+ * write would succeed, into nothing (see `closedAtStart`).
  */
 function checkStdoutOpen(): Promise<void> {
-  if (stdoutChecked) return stdoutChecked;
+  return stdoutChecked ??= closedAtStart(1).then((closed) => {
+    if (closed) throw new OutputError("could not write the output: stdout is closed (EBADF)");
+  });
+}
+
+/**
+ * Whether standard descriptor `fd` was closed when qmpctl started. Bun then
+ * opens /dev/null in its place. That descriptor has close-on-exec set, which
+ * a descriptor inherited through exec(2) never has: so it was not given by
+ * the caller. (Linux's /proc/self/fdinfo; elsewhere, and under runtimes that
+ * leave the descriptor closed, false.) Only a /dev/null is looked at
+ * further: fstat(2) tells, on Bun's thread pool (Bun.resolveSync of
+ * /proc/self/fd/1 held the main thread ~0.45 ms; a one-shot exec is ~0.15 ms
+ * sooner this way, ~0.35 ms into /dev/null).
+ */
+function closedAtStart(fd: number): Promise<boolean> {
+  if (!bun) return Promise.resolve(false);
   const NULL_DEVICE = 0x103; // /dev/null is character device 1:3
-  return stdoutChecked = bun!.file(1).stat().then((stat) => {
-    if (!stat.isCharacterDevice() || Number(stat.rdev) !== NULL_DEVICE) return;
-    return bun!.file("/proc/self/fdinfo/1").text().then((info) => {
+  return bun.file(fd).stat().then((stat) => {
+    if (!stat.isCharacterDevice() || Number(stat.rdev) !== NULL_DEVICE) return false;
+    return bun.file(`/proc/self/fdinfo/${fd}`).text().then((info) => {
       // "pos:\t0\nflags:\t02100001\n...": the flags in octal (no regex: a process's first costs ~0.1 ms)
       const at = info.indexOf("\nflags:");
       const flags = at < 0 ? NaN : parseInt(info.slice(at + 7), 8);
       const O_CLOEXEC = 0o2000000;
-      if (!Number.isNaN(flags) && (flags & O_CLOEXEC) !== 0) {
-        throw new OutputError("could not write the output: stdout is closed (EBADF)");
-      }
-    }, () => {}); // no /proc: nothing to check
-  }, () => {});
+      return !Number.isNaN(flags) && (flags & O_CLOEXEC) !== 0;
+    }, () => false); // no /proc: nothing to check
+  }, () => false);
+}
+
+/**
+ * Reject with an EBADF error, as reading a closed descriptor does, when
+ * qmpctl was started with stdin closed (`qmpctl ... <&-`): Bun would read
+ * its /dev/null as empty input.
+ */
+async function checkStdinOpen(): Promise<void> {
+  if (await closedAtStart(0)) throw Object.assign(new Error("stdin is closed"), { code: "EBADF" });
 }
 
 /**
@@ -208,6 +225,7 @@ export function readStdinBytes(signal?: AbortSignal): Promise<Uint8Array> {
 }
 
 async function readAllStdin(): Promise<Uint8Array> {
+  await checkStdinOpen();
   return bun ? bun.stdin.bytes() : (await readAtMost("-", Infinity))!; // no limit: never undefined
 }
 
@@ -419,6 +437,7 @@ async function readAtMost(path: string, limit: number): Promise<Uint8Array | und
  */
 export async function* readChunks(path: string): AsyncGenerator<Uint8Array> {
   if (path === "-") {
+    await checkStdinOpen();
     yield* (bun ? bun.stdin.stream() : process.stdin) as AsyncIterable<Uint8Array>;
     return;
   }

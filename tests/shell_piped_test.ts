@@ -123,18 +123,39 @@ describe("qmpctl shell with piped stdin", () => {
 });
 
 describe("stdin that cannot be read", () => {
-  for (const command of [["shell"], ["shell", "--hmp"], ["batch", "-"]]) {
-    test(`${command.join(" ")} < a directory: exit 2 saying so (not an internal error)`, () => {
-      const script = 'socket=$1; shift; "$0" -s "$socket" "$@" < "$TMPDIR"';
-      const result = Bun.spawnSync(["sh", "-c", script, QMPCTL, qemu.socket, ...command], {
+  const unreadable = [
+    { what: "a directory", redirect: '< "$TMPDIR"', reason: "it is a directory (EISDIR)" },
+    { what: "closed", redirect: "<&-", reason: "it is closed (EBADF)" }, // not read as empty input
+  ];
+  for (const { what, redirect, reason } of unreadable) {
+    for (const command of [["shell"], ["shell", "--hmp"], ["batch", "-"]]) {
+      test(`${command.join(" ")} with stdin ${what}: exit 2 saying so (not an internal error)`, () => {
+        const script = `socket=$1; shift; "$0" -s "$socket" "$@" ${redirect}`;
+        const result = Bun.spawnSync(["sh", "-c", script, QMPCTL, qemu.socket, ...command], {
+          env: { ...process.env, TMPDIR: home },
+          stderr: "pipe",
+          stdout: "pipe",
+        });
+        expect({ code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() }).toEqual({
+          code: 2,
+          stdout: "",
+          stderr: `qmpctl: cannot read stdin: ${reason}\n`,
+        });
+      });
+    }
+
+    test(`batch on two sockets with stdin ${what}: each says so, exit 2 (not an internal error)`, () => {
+      const absent = join(home, "absent.sock"); // stdin is read before connecting
+      const script = `"$0" -s "$1" -s "$2" batch ${redirect}`;
+      const result = Bun.spawnSync(["sh", "-c", script, QMPCTL, qemu.socket, absent], {
         env: { ...process.env, TMPDIR: home },
         stderr: "pipe",
         stdout: "pipe",
       });
-      expect({ code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() }).toEqual({
+      expect({ code: result.exitCode, stderr: result.stderr.toString() }).toEqual({
         code: 2,
-        stdout: "",
-        stderr: "qmpctl: cannot read stdin: it is a directory (EISDIR)\n",
+        stderr:
+          `qmpctl: ${qemu.socket}: cannot read stdin: ${reason}\nqmpctl: ${absent}: cannot read stdin: ${reason}\n`,
       });
     });
   }

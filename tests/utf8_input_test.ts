@@ -86,4 +86,13 @@ describe("through the binary", () => {
     const [stderr, code] = await Promise.all([new Response(child.stderr).text(), child.exited]);
     expect({ code, stderr }).toEqual({ code: 2, stderr: "qmpctl: --args -: stdin is a directory\n" });
   });
+
+  test("--args - with stdin closed: exit 2 saying so, not read as empty input", async () => {
+    const child = Bun.spawn(["sh", "-c", `exec "$0" -s "$1" exec set_link --args - <&-`, QMPCTL, server.path], {
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const [stderr, code] = await Promise.all([new Response(child.stderr).text(), child.exited]);
+    expect({ code, stderr }).toEqual({ code: 2, stderr: "qmpctl: --args -: stdin is closed\n" });
+  });
 });

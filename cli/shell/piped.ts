@@ -214,6 +214,7 @@ const UNREADABLE: Record<string, string> = {
   ENOENT: "no such file",
   EISDIR: "it is a directory",
   EACCES: "permission denied",
+  EBADF: "it is closed",
 };
 
 /** The lines of FILE, or of stdin without one; input that cannot be read (a directory) is a usage error. */
@@ -221,10 +222,13 @@ export async function* inputLines(file: string | undefined): AsyncGenerator<stri
   try {
     yield* readLines(file, MAX_LINE_CHARS);
   } catch (error) {
-    const code = (error as { code?: string })?.code;
-    if (typeof code !== "string") throw error;
-    throw new UsageError(
-      `cannot read ${file ?? "stdin"}: ${UNREADABLE[code] ? `${UNREADABLE[code]} (${code})` : code}`,
-    );
+    throw unreadableInput(error, file);
   }
+}
+
+/** A system error reading FILE, or stdin without one, as a usage error; anything else as it is. */
+export function unreadableInput(error: unknown, file: string | undefined): unknown {
+  const code = (error as { code?: string })?.code;
+  if (typeof code !== "string") return error;
+  return new UsageError(`cannot read ${file ?? "stdin"}: ${UNREADABLE[code] ? `${UNREADABLE[code]} (${code})` : code}`);
 }
