@@ -1,9 +1,9 @@
 /** Connecting to the guest agent for the `ga` commands: `-s` or `$QMPCTL_GA_SOCKET`. @module */
 import { GuestAgent } from "../lib/agent_client.ts";
 import { retryWhileNotReady } from "../lib/connect_ready.ts";
-import { env, writeStderrLine } from "./io.ts";
+import { env } from "./io.ts";
 import { UsageError } from "./options.ts";
-import type { CommandContext } from "./session.ts";
+import { type CommandContext, wireLog } from "./session.ts";
 
 /** The agent's address, or a usage error when none is given. */
 export function agentAddress(context: CommandContext): string {
@@ -24,9 +24,7 @@ export function connectAgent(
     GuestAgent.connect(agentAddress(context), {
       signal: context.signal,
       connectTimeout: connectTimeoutMs,
-      log: context.global.verbose
-        ? (direction, json) => writeStderrLine(`${direction === "send" ? ">" : "<"} ${json}`)
-        : undefined,
+      log: wireLog(context),
     });
   return retryWhileNotReady(connect, context.global.waitSocketMs ?? 0, context.signal);
 }

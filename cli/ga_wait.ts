@@ -2,9 +2,8 @@
 import { abortable } from "../lib/abort.ts";
 import { ConnectionError, DisconnectedError } from "../lib/errors.ts";
 import { agentAddress, connectAgent } from "./ga_connect.ts";
-import { writeStderrLine } from "./io.ts";
 import { UsageError } from "./options.ts";
-import type { CommandContext } from "./session.ts";
+import { type CommandContext, warn } from "./session.ts";
 
 const FIRST_RETRY_MS = 50;
 const LONGEST_RETRY_MS = 1000;
@@ -24,7 +23,7 @@ export async function run(context: CommandContext): Promise<number> {
       return 0;
     } catch (error) {
       if (!(error instanceof ConnectionError || error instanceof DisconnectedError)) throw error;
-      if (context.global.verbose) writeStderrLine(`qmpctl: ${error.message}; trying again`);
+      if (context.global.verbose) warn(context, `${error.message}; trying again`);
     }
     await abortable(new Promise((resolve) => setTimeout(resolve, pause)), context.signal, what);
   }

@@ -65,7 +65,11 @@ export const GLOBAL_OPTIONS: OptionSpec[] = [
   },
   { name: "pretty", short: "p", help: "indent JSON output" },
   { name: "raw", help: 'print the whole response ({"return":...} or {"error":...})' },
-  { name: "verbose", short: "v", help: "log every message sent (>) and received (<) on stderr" },
+  {
+    name: "verbose",
+    short: "v",
+    help: "log every message sent (>) and received (<) on stderr; with several targets, after the socket",
+  },
   { name: "help", short: "h", help: "show help (also: qmpctl help COMMAND)" },
   { name: "version", help: "print the version" },
 ];

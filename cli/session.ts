@@ -69,9 +69,7 @@ export function connect(context: CommandContext, session: SessionOptions = {}): 
     connectTimeout: context.global.connectTimeoutMs,
     subscribe: session.subscribe,
     pipeline: session.pipeline,
-    log: context.global.verbose
-      ? (direction: "send" | "receive", json: string) => writeStderrLine(`${direction === "send" ? ">" : "<"} ${json}`)
-      : undefined,
+    log: wireLog(context),
   };
   const waitMs = context.global.waitSocketMs ?? 0;
   // A pipelined session's command goes out right after the greeting: its
@@ -79,6 +77,16 @@ export function connect(context: CommandContext, session: SessionOptions = {}): 
   // main thread waits anyway; here it would hold up the greeting.
   if (!session.pipeline) prepareStdout(); // while QEMU accepts and greets
   return waitMs > 0 ? connectWhenReady(address, { ...options, waitMs }) : QmpClient.connect(address, options);
+}
+
+/**
+ * With -v, the logger of every message sent (`> `) and received (`< `) on
+ * stderr; for one of several targets, after its address.
+ */
+export function wireLog(context: CommandContext): ((direction: "send" | "receive", json: string) => void) | undefined {
+  if (!context.global.verbose) return undefined;
+  const label = context.target ? `${context.target.label}: ` : "";
+  return (direction, json) => writeStderrLine(`${label}${direction === "send" ? ">" : "<"} ${json}`);
 }
 
 /**

@@ -51,7 +51,7 @@ async function startListening(args: string[], ready: (stderr: string) => boolean
 }
 
 /** The number of negotiated connections in a -v log: each gets one reply to qmp_capabilities first. */
-const negotiated = (stderr: string) => (stderr.match(/^> \{"execute":"qmp_capabilities"/gm) ?? []).length;
+const negotiated = (stderr: string) => (stderr.match(/^\S+: > \{"execute":"qmp_capabilities"/gm) ?? []).length;
 
 describe("several targets over real QEMUs", () => {
   test("a glob reaches every VM: one labelled line each, exit 0", async () => {
@@ -61,6 +61,19 @@ describe("several targets over real QEMUs", () => {
     expect(lines(stdout).sort(bySocket)).toEqual(
       Array.from({ length: COUNT }, (_, i) => ({ socket: socketOf(i), return: { name: name(i) } })),
     );
+  });
+
+  test("-v: each logged message names the socket it went to or came from", async () => {
+    const [a, b] = [socketOf(0), socketOf(1)];
+    const { code, stderr } = await qmpctl(["-v", "-s", a, "-s", b, "exec", "query-name"]);
+    expect(code).toBe(0);
+    const logged = stderr.trimEnd().split("\n");
+    for (const socket of [a, b]) {
+      const own = logged.filter((line) => line.startsWith(`${socket}: `)).map((line) => line.slice(socket.length + 2));
+      expect(own.map((line) => line.slice(0, 2))).toEqual(["< ", "> ", "> ", "< ", "< "]); // greeting, 2 sent, 2 replies
+      expect(own).toContain(`< {"return":{"name":"${socket === a ? name(0) : name(1)}"},"id":"qmpctl-2"}`);
+    }
+    expect(logged).toHaveLength(10);
   });
 
   test("a glob with --jobs 1 gives the same lines, one VM at a time", async () => {
@@ -115,7 +128,7 @@ describe("several targets over real QEMUs", () => {
   test("wait-event STOP over two VMs ends when both have stopped", async () => {
     const running = await startListening(
       ["-s", socketOf(4), "-s", socketOf(5), "wait-event", "STOP", "--timeout", "20s"],
-      (stderr) => negotiated(stderr) === 2 && (stderr.match(/^< \{"return":\{\}/gm) ?? []).length >= 2,
+      (stderr) => negotiated(stderr) === 2 && (stderr.match(/^\S+: < \{"return":\{\}/gm) ?? []).length >= 2,
     );
     await vms[4].control.execute("stop");
     const early = await Promise.race([running.result, Bun.sleep(300).then(() => "still waiting")]);
@@ -151,7 +164,7 @@ describe("several targets over real QEMUs", () => {
     const three = [8, 9, 10];
     const running = await startListening(
       [...three.flatMap((i) => ["-s", socketOf(i)]), "events", "STOP", "--count", "1", "--timeout", "20s"],
-      (stderr) => (stderr.match(/^< \{"return":\{\}/gm) ?? []).length >= 3,
+      (stderr) => (stderr.match(/^\S+: < \{"return":\{\}/gm) ?? []).length >= 3,
     );
     for (const i of three) await vms[i].control.execute("stop");
     const { code, stdout } = await running.result;
