@@ -161,6 +161,28 @@ describe("stdin that cannot be read", () => {
   }
 });
 
+describe("QEMU's error object, whole", () => {
+  for (const command of [["shell"], ["batch"]]) {
+    test(`${command[0]}: the error line keeps every member QEMU sent (an old QEMU's data, a uint64 exact)`, async () => {
+      const error = '{"class":"GenericError","desc":"no such thing","data":{"size":18446744073709551615}}';
+      const server = fakeServer(async (connection) => {
+        await connection.handshake();
+        if (command[0] === "shell") connection.reply(await connection.nextRequest(), {}); // query-name
+        const request = await connection.nextRequest();
+        const id = request.id === undefined ? "" : `,"id":${JSON.stringify(request.id)}`; // piped lines have none
+        connection.send(`{"error":${error}${id}}\r\n`);
+      });
+      try {
+        const { code, stdout } = await qmpctl([command[0], "-s", server.path], { stdin: "query-thing\n" });
+        expect(stdout).toBe(`{"error":${error}}\n`);
+        expect(code).toBe(1);
+      } finally {
+        server.stop();
+      }
+    });
+  }
+});
+
 describe("qmpctl shell with piped stdin, when the connection is lost", () => {
   test("prints what ran before, says so and exits 3", async () => {
     const server = fakeServer(async (connection) => {

@@ -19,7 +19,7 @@ export type Outcome =
   | { kind: "note"; text: string } // a local command's answer, for people
   | { kind: "return"; value: unknown } // a QMP command's return value
   | { kind: "text"; text: string } // the human monitor's text
-  | { kind: "error"; error: { class: string; desc: string } };
+  | { kind: "error"; error: { class: string; desc: string; [member: string]: unknown } }; // QEMU's, whole
 
 export const NOTHING: Outcome = { kind: "none" };
 
@@ -90,7 +90,9 @@ export class ShellContext {
     } catch (error) {
       // An error without an id ended the session: the shell ends with it, as when the connection is lost.
       if (error instanceof CommandError && !(error instanceof UnparsedRequestError)) {
-        return { kind: "error", error: { class: error.errorClass, desc: error.desc } };
+        const { error: whole } = error.response; // with its other members (an old QEMU's `data`)
+        const members = typeof whole === "object" && whole !== null && !Array.isArray(whole) ? whole : {};
+        return { kind: "error", error: { ...members, class: error.errorClass, desc: error.desc } };
       }
       throw error;
     }
