@@ -18,7 +18,7 @@ import {
   writeStderrLine,
 } from "./io.ts";
 import { UsageError } from "./options.ts";
-import { type CommandContext } from "./session.ts";
+import { type CommandContext, escapeC1 } from "./session.ts";
 
 export const help = (): string =>
   `Usage: qmpctl proxy -s UPSTREAM --listen PATH [options]
@@ -118,7 +118,7 @@ function proxyOptions(context: CommandContext, settings: Settings): ProxyOptions
     signal: context.signal,
     notice,
     wire: context.global.verbose
-      ? (who, direction, json) => writeStderrLine(`${who} ${direction === "send" ? ">" : "<"} ${json}`)
+      ? (who, direction, json) => writeStderrLine(`${who} ${direction === "send" ? ">" : "<"} ${escapeC1(json)}`)
       : undefined,
   };
 }

@@ -86,7 +86,8 @@ export function connect(context: CommandContext, session: SessionOptions = {}): 
 export function wireLog(context: CommandContext): ((direction: "send" | "receive", json: string) => void) | undefined {
   if (!context.global.verbose) return undefined;
   const label = context.target ? `${context.target.label}: ` : "";
-  return (direction, json) => writeStderrLine(`${label}${direction === "send" ? ">" : "<"} ${json}`);
+  // DEL and C1 as JSON's \u escapes, as on stdout: the line stays the JSON that crossed the wire
+  return (direction, json) => writeStderrLine(`${label}${direction === "send" ? ">" : "<"} ${escapeC1(json)}`);
 }
 
 /**
@@ -125,7 +126,7 @@ function jsonLine(value: unknown, pretty: boolean): string {
 const C1 = /[\u007f-\u009f]/g;
 
 /** JSON text with DEL and the C1 controls as `\u` escapes (they can stand only inside its strings). */
-function escapeC1(json: string): string {
+export function escapeC1(json: string): string {
   // A short text (a one-shot reply) is searched by a loop: a process's first regex costs ~0.5 ms.
   let found = false;
   if (json.length > 4096) found = json.search(C1) >= 0;

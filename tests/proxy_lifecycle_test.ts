@@ -113,6 +113,9 @@ describe("proxy -s UPSTREAM: how it ends", () => {
     expect(proxy.stderr()).toMatch(/^upstream > \{"execute":"query-name","id":"[\w-]{8}"\}$/m);
     expect(proxy.stderr()).toMatch(/^upstream < \{"return":\{\},"id":"[\w-]{8}"\}$/m);
     expect(proxy.stderr()).toMatch(/^client 1 > \{"QMP":/m);
+    client.send({ execute: "query-name", id: "c1\u0085" }); // a C1 control: logged as JSON's escape
+    expect(await client.replies(1)).toEqual([{ return: {}, id: "c1\u0085" }]);
+    await proxy.stderrLine(/^client 1 > \{"return":\{\},"id":"c1\\u0085"\}$/);
     client.close();
   });
 
