@@ -1,5 +1,5 @@
 /** `qmpctl hmp 'COMMAND LINE'`: the human monitor through human-monitor-command. @module */
-import { hmpArguments, hmpText } from "../lib/hmp.ts";
+import { hmpArguments, hmpText, parseCpuIndex } from "../lib/hmp.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, executeAndPrint, withClient } from "./session.ts";
 
@@ -19,9 +19,10 @@ Examples:
 export async function run(context: CommandContext): Promise<number> {
   const commandLine = context.words.join(" ");
   if (commandLine.trim() === "") throw new UsageError("hmp needs a command line (e.g. qmpctl hmp 'info status')");
-  const cpu = context.options.text("cpu");
-  if (cpu !== undefined && !/^\d+$/.test(cpu)) throw new UsageError(`--cpu '${cpu}' is not a CPU index`);
-  const args = hmpArguments(commandLine, cpu === undefined ? undefined : Number(cpu));
+  const cpuText = context.options.text("cpu");
+  const cpu = cpuText === undefined ? undefined : parseCpuIndex(cpuText);
+  if (cpuText !== undefined && cpu === undefined) throw new UsageError(`--cpu '${cpuText}' is not a CPU index`);
+  const args = hmpArguments(commandLine, cpu);
   return await withClient(context, async (client) => {
     await executeAndPrint(context, client, "human-monitor-command", args, hmpText, "text");
     return 0;

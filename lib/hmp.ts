@@ -10,6 +10,17 @@ import type { QmpClient } from "./client.ts";
 import { textOf } from "./exact_json.ts";
 
 /**
+ * A CPU index as a user writes it (`--cpu 1`, `cpu 1`): decimal digits, up
+ * to 2^53 - 1 (a double keeps it exactly; no CPU has a larger index);
+ * undefined for anything else.
+ */
+export function parseCpuIndex(text: string): number | undefined {
+  if (!/^\d+$/.test(text)) return undefined;
+  const index = Number(text);
+  return Number.isSafeInteger(index) ? index : undefined;
+}
+
+/**
  * The arguments of `human-monitor-command` for `commandLine`, on CPU
  * `cpuIndex` when one is given.
  *

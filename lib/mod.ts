@@ -168,7 +168,7 @@ export { type FollowMigrationOptions, MIGRATION_END_STATES, type MigrationInfo, 
  * const text = await humanMonitorCommand(qmp, "info registers", { cpuIndex: 1 });
  * ```
  */
-export { hmpArguments, hmpText, humanMonitorCommand } from "./hmp.ts";
+export { hmpArguments, hmpText, humanMonitorCommand, parseCpuIndex } from "./hmp.ts";
 
 /**
  * Framing, for other transports: bytes in, JSON messages out.

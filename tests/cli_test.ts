@@ -92,6 +92,11 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
     ["exec without a command", ["exec"], /^qmpctl: exec needs a command name/],
     ["hmp without a command line", ["hmp"], /^qmpctl: hmp needs a command line/],
     ["a bad --cpu", ["hmp", "info cpus", "--cpu", "one"], /^qmpctl: --cpu 'one' is not a CPU index$/],
+    [ // a double would send 9007199254740992: no CPU has such an index
+      "a --cpu beyond 2^53",
+      ["hmp", "info cpus", "--cpu", "9007199254740993"],
+      /^qmpctl: --cpu '9007199254740993' is not a CPU index$/,
+    ],
     ["a word without =", ["exec", "qom-get", "path=/", "property"], /^qmpctl: 'property' is not KEY=VALUE$/],
     ["an empty key", ["exec", "qom-get", "=x"], /^qmpctl: '=x' has an empty key$/],
     ["a key given twice", ["exec", "qom-get", "a=1", "a=2"], /^qmpctl: 'a=2' sets a again \(after 'a=1'\)$/],

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { hmpArguments, hmpText } from "../../lib/hmp.ts";
+import { hmpArguments, hmpText, parseCpuIndex } from "../../lib/hmp.ts";
 import { type Completion, matching, wordsBefore } from "./completion.ts";
 import { localError, type Outcome, type ShellContext, type ShellMode } from "./context.ts";
 import { UsageError } from "../options.ts";
@@ -57,8 +57,8 @@ export class HmpMode implements ShellMode {
 
   /** `cpu N`: checked by running a harmless command on that CPU first, as qmp-shell does. */
   async #selectCpu(words: string[], signal: AbortSignal): Promise<Outcome> {
-    if (words.length !== 2 || !/^\d+$/.test(words[1])) return localError(new UsageError("usage: cpu N (a CPU index)"));
-    const cpu = Number(words[1]);
+    const cpu = words.length === 2 ? parseCpuIndex(words[1]) : undefined;
+    if (cpu === undefined) return localError(new UsageError("usage: cpu N (a CPU index)"));
     const check = await this.#send("info version", cpu, signal);
     if (check.kind === "error") return check;
     this.#cpu = cpu;
