@@ -126,6 +126,7 @@ async function main(): Promise<number> {
         );
       }
       const jobs = entry.fanout === "all" ? several.length : fanout.readJobs(context, fanout.DEFAULT_JOBS);
+      await module.prepareTargets?.(context);
       return await fanout.runOnEach(context, several, module.run, { jobs, statusOf });
     }
     return await module.run(context);

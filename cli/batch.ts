@@ -1,10 +1,11 @@
 /** `qmpctl batch [FILE|-]`: many commands pipelined over one connection. @module */
-import { readStdin } from "./io.ts";
+import { abortable } from "../lib/abort.ts";
+import type { LineTooLong } from "./io.ts";
 import { exitStatusHelp } from "./exit_status.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, withClient } from "./session.ts";
 import { ShellContext } from "./shell/context.ts";
-import { inputLines, runPiped, unreadableInput } from "./shell/piped.ts";
+import { inputLines, runPiped } from "./shell/piped.ts";
 import { QmpMode } from "./shell/qmp_mode.ts";
 
 export const help = (): string =>
@@ -38,7 +39,7 @@ A file such as setup.qmp:
   {"execute": "block-dirty-bitmap-add", "arguments": {"node": "n1", "name": "b1"}}
 
 With several sockets each VM runs the whole input, and each line carries
-"socket" (stdin is read once, into memory, for all of them).
+"socket" (the input is read once, into memory, before any is connected).
 
 ${
     exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "TIMEOUT", "INTERRUPTED"], {
@@ -48,16 +49,30 @@ ${
     })
   }`;
 
-export async function run(context: CommandContext): Promise<number> {
+/**
+ * With several targets, the input all of them run: read once, whole, before
+ * any connects (a pipe, `<(...)` or stdin can be read only once), so that
+ * input that cannot be read is one error for the whole run.
+ */
+let sharedInput: Promise<(string | LineTooLong)[]> | undefined;
+
+function readSharedInput(context: CommandContext): Promise<(string | LineTooLong)[]> {
+  return sharedInput ??= abortable(Array.fromAsync(inputLines(inputFile(context))), context.signal, "the input to end");
+}
+
+export async function prepareTargets(context: CommandContext): Promise<void> {
+  await readSharedInput(context);
+}
+
+/** FILE, or undefined for stdin. */
+function inputFile(context: CommandContext): string | undefined {
   if (context.words.length > 1) throw new UsageError("batch takes at most one FILE (or - for stdin)");
-  const file = context.words[0] === "-" ? undefined : context.words[0];
-  // Several targets share stdin: it is read once, whole, and each runs every line.
-  const lines = file === undefined && context.target
-    ? await readStdin(context.signal).then(
-      (text) => text.replace(/\n$/, "").split(/\r?\n/),
-      (error) => Promise.reject(unreadableInput(error, undefined)),
-    )
-    : undefined;
+  return context.words[0] === "-" ? undefined : context.words[0];
+}
+
+export async function run(context: CommandContext): Promise<number> {
+  const file = inputFile(context);
+  const lines = context.target ? await readSharedInput(context) : undefined;
   return await withClient(context, async (client) => {
     const shell = new ShellContext(client, false);
     shell.shellWords = false; // a line "quit" in a file of commands is QEMU's quit
@@ -76,6 +91,6 @@ export async function run(context: CommandContext): Promise<number> {
   });
 }
 
-async function* arrayLines(lines: string[]): AsyncGenerator<string> {
+async function* arrayLines(lines: (string | LineTooLong)[]): AsyncGenerator<string | LineTooLong> {
   yield* lines;
 }

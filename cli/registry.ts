@@ -15,6 +15,8 @@ export interface CommandModule {
   help(): string;
   /** Run the command; resolves to the exit status when it did not throw. */
   run(context: CommandContext): Promise<number>;
+  /** With several targets, what runs once before any of them (its error ends the whole run). */
+  prepareTargets?(context: CommandContext): Promise<void>;
 }
 
 /** A command as the dispatcher sees it. */

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { qmpctl, startQmpctl } from "./helpers/cli.ts";
+import { QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
 
 const COUNT = 16;
@@ -185,6 +185,29 @@ describe("several targets over real QEMUs", () => {
       ]);
     }
     expect(code).toBe(1);
+  });
+
+  test("batch FILE that is a pipe (<(...)) on several VMs: each runs every line, not only the first", () => {
+    const script = `exec "$0" -s "$1" -s "$2" batch <(printf 'query-name\\nquery-status\\n')`;
+    const result = Bun.spawnSync(["bash", "-c", script, QMPCTL, socketOf(13), socketOf(14)], { stdout: "pipe" });
+    const got = lines(result.stdout.toString());
+    for (const i of [13, 14]) {
+      expect(got.filter((l) => l.socket === socketOf(i)).map((l) => Object.keys(l.return ?? {}))).toEqual([
+        ["name"],
+        ["status", "singlestep", "running"],
+      ]);
+    }
+    expect(result.exitCode).toBe(0);
+  });
+
+  test("batch FILE that cannot be read, on several VMs (one down): one usage error, before connecting", async () => {
+    const absent = join(fleet, "down.qmp");
+    const result = await qmpctl(["-s", socketOf(13), "-s", absent, "batch", join(fleet, "no-such-file")]);
+    expect(result).toMatchObject({
+      code: 2,
+      stdout: "",
+      stderr: `qmpctl: cannot read ${join(fleet, "no-such-file")}: no such file (ENOENT)\n`,
+    });
   });
 
   test("a glob that matches nothing: exit 3, saying so; shell takes one target: exit 2", async () => {

@@ -222,13 +222,10 @@ export async function* inputLines(file: string | undefined): AsyncGenerator<stri
   try {
     yield* readLines(file, MAX_LINE_CHARS);
   } catch (error) {
-    throw unreadableInput(error, file);
+    const code = (error as { code?: string })?.code;
+    if (typeof code !== "string") throw error;
+    throw new UsageError(
+      `cannot read ${file ?? "stdin"}: ${UNREADABLE[code] ? `${UNREADABLE[code]} (${code})` : code}`,
+    );
   }
-}
-
-/** A system error reading FILE, or stdin without one, as a usage error; anything else as it is. */
-export function unreadableInput(error: unknown, file: string | undefined): unknown {
-  const code = (error as { code?: string })?.code;
-  if (typeof code !== "string") return error;
-  return new UsageError(`cannot read ${file ?? "stdin"}: ${UNREADABLE[code] ? `${UNREADABLE[code]} (${code})` : code}`);
 }
