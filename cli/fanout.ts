@@ -8,7 +8,8 @@
  *
  * The exit status: 0 when every target succeeded; else 3 if any could not be
  * reached, else 124 if --timeout ran out, else 2 for a usage error on some
- * target (an event name its QEMU does not know), else 1.
+ * target (an event name its QEMU does not know), else 4 when the job or
+ * migration to follow was not there on some target, else 1.
  *
  * @module
  */
@@ -114,8 +115,10 @@ export async function runOnEach(
   return combinedStatus(statuses);
 }
 
-/** 0 when all succeeded; else unreachable (3) over timed out (124) over usage (2) over failed (1). */
+/** 0 when all succeeded; else unreachable (3) over timed out (124) over usage (2) over not there (4) over failed (1). */
 export function combinedStatus(statuses: readonly number[]): number {
-  for (const status of [EXIT.CONNECTION, EXIT.TIMEOUT, EXIT.USAGE]) if (statuses.includes(status)) return status;
+  for (const status of [EXIT.CONNECTION, EXIT.TIMEOUT, EXIT.USAGE, EXIT.GONE]) {
+    if (statuses.includes(status)) return status;
+  }
   return statuses.some((s) => s !== EXIT.OK) ? EXIT.QEMU_ERROR : EXIT.OK;
 }

@@ -6,7 +6,7 @@ import { type JobInfo, type JobReport, JobWatch } from "../lib/jobs.ts";
 import { EXIT, exitStatusHelp } from "./exit_status.ts";
 import { UsageError } from "./options.ts";
 import { progressMode, ProgressReporter, type ProgressSample } from "./progress.ts";
-import { type CommandContext, connect, formatJson, labelled, warn, write } from "./session.ts";
+import { type CommandContext, connect, formatJson, labelled, reportFailure, warn, write } from "./session.ts";
 
 export const help = (): string =>
   `Usage: qmpctl job wait [ID ...] [--dismiss] [--timeout D] [--progress|--no-progress|--progress-json]
@@ -123,7 +123,7 @@ async function followAndPrint(
     report.concluded.map((job) => formatJson(labelled(context, job), context.global.pretty)).join(""),
   );
   for (const id of report.gone) {
-    warn(
+    await reportFailure(
       context,
       `job ${id} is not there to follow: it concluded and was dismissed before qmpctl looked, or it never existed`,
     );

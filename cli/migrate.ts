@@ -6,7 +6,7 @@ import { asDouble, textOf } from "../lib/exact_json.ts";
 import { EXIT, exitStatusHelp } from "./exit_status.ts";
 import { UsageError } from "./options.ts";
 import { progressMode, ProgressReporter, type ProgressSample } from "./progress.ts";
-import { type CommandContext, connect, formatJson, labelled, warn, write } from "./session.ts";
+import { type CommandContext, connect, formatJson, labelled, reportFailure, warn, write } from "./session.ts";
 
 export const help = (): string =>
   `Usage: qmpctl migrate wait [--timeout D] [--progress|--no-progress|--progress-json]
@@ -102,7 +102,7 @@ async function followAndPrint(
   }
   await progress.finish();
   if (!end) {
-    warn(context, "no migration to follow: none was started since QEMU started");
+    await reportFailure(context, "no migration to follow: none was started since QEMU started");
     return EXIT.GONE;
   }
   await write(context, formatJson(labelled(context, end), context.global.pretty));

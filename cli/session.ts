@@ -160,6 +160,16 @@ export function warn(context: CommandContext, text: string): void {
   writeStderrLine(`qmpctl: ${context.target ? `${context.target.label}: ` : ""}${text}`);
 }
 
+/**
+ * A failure that ends a target without an error thrown (the job to follow
+ * is not there): said on stderr and, for one of several targets, as its
+ * `{"socket": ..., "failure": ...}` line too, as the fan-out does for errors.
+ */
+export async function reportFailure(context: CommandContext, reason: string): Promise<void> {
+  warn(context, reason);
+  if (context.target) await printLabelled(context, { failure: reason });
+}
+
 /** Print `{"socket": ADDR, ...members}`: one line of one of several targets. */
 export function printLabelled(context: CommandContext, members: Record<string, unknown>): Promise<void> {
   return context.target!.write(formatJson(labelled(context, members), context.global.pretty));

@@ -76,6 +76,8 @@ describe("combinedStatus", () => {
     [[1, 124, 0], 124],
     [[124, 3, 1], 3],
     [[2, 1], 2],
+    [[4, 1, 0], 4], // a job or migration not there to follow
+    [[4, 2], 2],
     [[], 0],
   ])("%p → %p", (statuses, expected) => {
     expect(combinedStatus(statuses)).toBe(expected);

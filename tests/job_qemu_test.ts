@@ -380,6 +380,15 @@ describe("several targets (-s repeated or a glob; here a glob of one socket)", (
       const progress = waited.stderr.trimEnd().split("\n").map((line) => JSON.parse(line));
       expect(progress.length).toBeGreaterThan(0);
       for (const line of progress) expect(line).toMatchObject({ socket: vm, id: "f2" });
+
+      const gone = await qmpctl(["-s", join(fleet, "*.qmp"), "job", "wait", "nosuch"]);
+      const reason = "job nosuch is not there to follow: it concluded and was dismissed before qmpctl looked, " +
+        "or it never existed";
+      expect(gone).toMatchObject({ // its failure line, as for a target that failed otherwise; exit 4 as for one
+        code: 4,
+        stdout: `${JSON.stringify({ socket: vm, failure: reason })}\n`,
+        stderr: `qmpctl: ${vm}: ${reason}\n`,
+      });
     } finally {
       rmSync(fleet, { recursive: true, force: true });
     }
