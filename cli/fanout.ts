@@ -91,15 +91,21 @@ export async function runOnEach(
   const runTarget = async (address: string): Promise<number> => {
     const target = { label: address, write };
     const own: CommandContext = { ...context, global: { ...context.global, socket: address }, target };
+    const fail = async (reason: string, members: Record<string, unknown> = { failure: reason }) => {
+      writeStderrLine(`qmpctl: ${reason.includes(address) ? reason : `${address}: ${reason}`}`);
+      await printLabelled(own, members);
+    };
+    if ((context.signal.reason as Error | undefined)?.name === "TimeoutError") { // not a connection that timed out
+      await fail(`not tried: --timeout ran out while it waited for its turn (--jobs ${options.jobs})`);
+      return EXIT.TIMEOUT;
+    }
     try {
       return await run(own);
     } catch (error) {
       const status = options.statusOf(error);
       if (status === undefined || status === EXIT.OK || status === EXIT.INTERRUPTED) throw error;
       const reason = (error as Error).message;
-      writeStderrLine(`qmpctl: ${reason.includes(address) ? reason : `${address}: ${reason}`}`);
-      if (error instanceof CommandError) await printLabelled(own, { error: error.response.error });
-      else await printLabelled(own, { failure: reason });
+      await fail(reason, error instanceof CommandError ? { error: error.response.error } : undefined);
       return status;
     }
   };

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
+import { fakeServer } from "./helpers/fake_server.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
 
 const COUNT = 16;
@@ -74,6 +75,32 @@ describe("several targets over real QEMUs", () => {
       expect(own).toContain(`< {"return":{"name":"${socket === a ? name(0) : name(1)}"},"id":"qmpctl-2"}`);
     }
     expect(logged).toHaveLength(10);
+  });
+
+  test("--timeout running out while a target waits for its turn: 'not tried', not a connection that timed out", async () => {
+    const silent = fakeServer(() => new Promise(() => {})); // accepts, never greets
+    try {
+      const result = await qmpctl([
+        "-j",
+        "1",
+        "-s",
+        silent.path,
+        "-s",
+        socketOf(2),
+        "exec",
+        "query-name",
+        "--timeout",
+        "1s",
+      ]);
+      expect(result.code).toBe(124);
+      expect(lines(result.stdout)).toEqual([
+        { socket: silent.path, failure: expect.stringMatching(/^timed out waiting for the QMP greeting/) },
+        { socket: socketOf(2), failure: "not tried: --timeout ran out while it waited for its turn (--jobs 1)" },
+      ]);
+      expect(result.stderr).toContain(`qmpctl: ${socketOf(2)}: not tried: --timeout ran out`);
+    } finally {
+      silent.stop();
+    }
   });
 
   test("a glob with --jobs 1 gives the same lines, one VM at a time", async () => {
