@@ -113,7 +113,7 @@ async function main(): Promise<number> {
   try {
     // Several targets (-s repeated or a glob): the runner is loaded only then.
     const several = (sockets.length > 1 || isGlob(sockets[0] ?? "")) &&
-      await (await import("./cli/fanout.ts")).expandTargets(sockets);
+      await (await import("./cli/fanout.ts")).expandTargets(sockets, waitSocketMs, context.signal);
     // A command of one target takes a glob that matches one socket (or one -s given twice) as that socket.
     if (several && !entry.fanout) {
       if (several.length > 1) throw new UsageError(`${name} takes one target (-s gave ${several.length} sockets)`);

@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { retryWhileNotReady } from "../lib/connect_ready.ts";
 import { CommandError, ConnectionError } from "../lib/errors.ts";
 import { EXIT } from "./exit_status.ts";
 import { globSockets, writeStderrLine, writeStdout } from "./io.ts";
@@ -36,9 +37,15 @@ export function isGlob(address: string): boolean {
 /**
  * The targets `-s` names, in order, each glob's matches sorted, each address
  * once; undefined when it names one plain address (the single-target output).
+ * A glob that matches nothing yet is looked at again for `waitMs`
+ * (--wait-socket: the VMs may be starting).
  * @throws {ConnectionError} for a glob that matches no socket
  */
-export async function expandTargets(sockets: readonly string[]): Promise<string[] | undefined> {
+export async function expandTargets(
+  sockets: readonly string[],
+  waitMs = 0,
+  signal?: AbortSignal,
+): Promise<string[] | undefined> {
   if (sockets.length === 1 && !isGlob(sockets[0])) return undefined;
   const targets: string[] = [];
   for (const socket of sockets) {
@@ -46,9 +53,12 @@ export async function expandTargets(sockets: readonly string[]): Promise<string[
       targets.push(socket);
       continue;
     }
-    const matches = await globSockets(socket.startsWith("unix:") ? socket.slice(5) : socket);
-    if (matches.length === 0) throw new ConnectionError(`no socket matches ${socket}`);
-    targets.push(...matches);
+    const matching = async () => {
+      const matches = await globSockets(socket.startsWith("unix:") ? socket.slice(5) : socket);
+      if (matches.length > 0) return matches;
+      throw new ConnectionError(`no socket matches ${socket}`, { cause: { code: "ENOENT" } }); // not there yet
+    };
+    targets.push(...await retryWhileNotReady(matching, waitMs, signal));
   }
   return [...new Set(targets)];
 }

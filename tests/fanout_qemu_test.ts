@@ -103,6 +103,26 @@ describe("several targets over real QEMUs", () => {
     }
   });
 
+  test("--wait-socket: a glob that matches nothing yet is looked at again until a socket comes", async () => {
+    const later = mkdtempSync(join(tmpdir(), "qmpctl-later-"));
+    try {
+      const appears = Bun.sleep(300).then(() => symlinkSync(vms[3].socket, join(later, "vm.qmp")));
+      const result = await qmpctl(["-s", join(later, "*.qmp"), "--wait-socket", "10s", "exec", "query-name"]);
+      await appears;
+      expect(result).toMatchObject({
+        code: 0,
+        stdout: `${JSON.stringify({ socket: join(later, "vm.qmp"), return: { name: name(3) } })}\n`,
+      });
+      const never = await qmpctl(["-s", join(later, "*.sock"), "--wait-socket", "200ms", "exec", "query-name"]);
+      expect(never).toMatchObject({
+        code: 3,
+        stderr: `qmpctl: no socket matches ${join(later, "*.sock")} (still so after --wait-socket 200ms)\n`,
+      });
+    } finally {
+      rmSync(later, { recursive: true, force: true });
+    }
+  });
+
   test("a glob with --jobs 1 gives the same lines, one VM at a time", async () => {
     const { code, stdout } = await qmpctl(["-s", join(fleet, "vm0*.qmp"), "--jobs", "1", "hmp", "info status"]);
     expect(code).toBe(0);
