@@ -142,6 +142,7 @@ function jobSample(job: JobInfo): ProgressSample {
     label: `${job.type || "job"} ${job.id}`,
     done: asDouble(job["current-progress"]) ?? 0, // a uint64 beyond 2^53 arrives as its text (lib/exact_json.ts)
     total: asDouble(job["total-progress"]) ?? 0,
+    exact: { done: job["current-progress"], total: job["total-progress"] },
     notes: job.status === "running" ? [] : [job.status],
     json: { progress: "job", id: job.id, type: job.type, status: job.status },
   };

@@ -2,7 +2,7 @@
 import type { QmpClient } from "../lib/client.ts";
 import { TimeoutError } from "../lib/errors.ts";
 import { MIGRATION_COMMANDS, type MigrationInfo, MigrationWatch } from "../lib/migration.ts";
-import { asDouble, textOf } from "../lib/exact_json.ts";
+import { asDouble, textOf, wholeDifference } from "../lib/exact_json.ts";
 import { EXIT, exitStatusHelp } from "./exit_status.ts";
 import { UsageError } from "./options.ts";
 import { progressMode, ProgressReporter, type ProgressSample } from "./progress.ts";
@@ -19,8 +19,9 @@ once (QEMU keeps its state until the next one starts). To start a migration
 and follow it in one go: 'qmpctl exec migrate uri=... --wait-migration'.
 
 Progress: on a terminal, stderr shows one line redrawn in place: RAM
-percentage, bytes sent and total, rate, time left (remaining RAM at the
-current rate), the pass (dirty-sync-count) and the dirty-page rate; it is
+percentage, bytes done (sent, or zero pages skipped) and total, the rate
+they are done at, time left (remaining RAM at that rate), the pass
+(dirty-sync-count) and the dirty-page rate; it is
 erased at the end. --progress, --no-progress, --progress-json and NO_COLOR
 as for 'qmpctl job wait'; the JSON lines look like
   {"progress":"migration","status":"active","pass":1,"dirty-pages-rate":0,
@@ -118,12 +119,15 @@ function migrationSample(info: MigrationInfo): ProgressSample[] {
   if (!ram) return [{ label: `migration ${state}`, done: 0, total: 0, json }];
   // Numbers QEMU prints with more digits than a double keeps arrive as their text (lib/exact_json.ts).
   const pass = ram["dirty-sync-count"], dirty = ram["dirty-pages-rate"];
-  const total = asDouble(ram.total) ?? 0, mbps = asDouble(ram.mbps) ?? 0;
+  // The RAM done, zero pages too (sent as a few bytes each), and the rate measured from it: QEMU's mbps
+  // counts only bytes on the wire, and time left from it was off by hundreds of times for a mostly-zero RAM.
+  const difference = wholeDifference(ram.total, ram.remaining);
+  const done = (asDouble(difference) ?? 0) > 0 ? difference : 0;
   return [{
     label: "migration",
-    done: Math.max(0, total - (asDouble(ram.remaining) ?? 0)),
-    total,
-    rate: mbps > 0 ? (mbps * 1e6) / 8 : undefined, // QEMU's mbps: megabits per second
+    done: asDouble(done) ?? 0,
+    total: asDouble(ram.total) ?? 0,
+    exact: { done, total: ram.total },
     notes: [
       `pass ${textOf(pass)}`,
       `dirty ${textOf(dirty)} pages/s`,

@@ -44,6 +44,8 @@ export interface ProgressSample {
   notes?: string[];
   /** What the JSON line says besides the counters (`progress`, `id`, `status`, ...). */
   json: Record<string, unknown>;
+  /** `done` and `total` for the JSON line, as QEMU wrote them (a uint64 beyond 2^53 kept as its digits). */
+  exact?: { done: unknown; total: unknown };
 }
 
 /** Draws samples in the chosen mode. */
@@ -129,8 +131,8 @@ export function progressJson(sample: ProgressSample): Record<string, unknown> {
   const left = secondsLeft(sample);
   return {
     ...sample.json,
-    done: sample.done,
-    total: sample.total,
+    done: sample.exact?.done ?? sample.done,
+    total: sample.exact?.total ?? sample.total,
     percent: Math.floor(percentOf(sample) * 10) / 10,
     ...(sample.rate === undefined ? {} : { "bytes-per-second": Math.round(sample.rate) }),
     ...(left === undefined ? {} : { "seconds-left": Math.ceil(left) }),

@@ -104,6 +104,24 @@ export function parseExact(text: string, mayChange?: boolean): unknown {
   return mayChange ? JSON.parse(text, keepNumberText as never) : JSON.parse(text);
 }
 
+/**
+ * `a - b` for two whole numbers as `parseExact` gives them (a number, or one
+ * kept as its text beyond 2^53), exactly, in the same form; undefined when
+ * either is not a whole number.
+ * @example
+ * ```ts
+ * import { parseExact, wholeDifference } from "./exact_json.ts";
+ * JSON.stringify(wholeDifference(parseExact("18446744073709551615"), 5)); // "18446744073709551610"
+ * ```
+ */
+export function wholeDifference(a: unknown, b: unknown): unknown {
+  const x = numberText(a), y = numberText(b);
+  if (x === undefined || y === undefined || !/^-?\d+$/.test(x) || !/^-?\d+$/.test(y)) return undefined;
+  const difference = BigInt(x) - BigInt(y);
+  const double = Number(difference);
+  return Number.isSafeInteger(double) ? double : json.rawJSON(String(difference));
+}
+
 /** True for a number kept as its text by `parseExact`. */
 export function isRawNumber(value: unknown): value is RawJson {
   return typeof value === "object" && value !== null && json.isRawJSON(value);

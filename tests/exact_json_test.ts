@@ -1,7 +1,7 @@
 /** parseExact and sameNumber: numbers kept as written, compared exactly. */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { isRawNumber, mayChangeAt, parseExact, sameNumber } from "../lib/exact_json.ts";
+import { isRawNumber, mayChangeAt, parseExact, sameNumber, wholeDifference } from "../lib/exact_json.ts";
 
 describe("parseExact", () => {
   test("a number a double would change prints back as written", () => {
@@ -162,5 +162,21 @@ describe("sameNumber", () => {
     expect(sameNumber("0.10000000000000001", "0.1")).toBe(false);
     expect(sameNumber("1e400", "1e400")).toBe(true);
     expect(sameNumber("x", "x")).toBe(false);
+  });
+});
+
+describe("wholeDifference", () => {
+  test.each([
+    ["18446744073709551615", "5", "18446744073709551610"],
+    ["10", "3", "7"],
+    ["9007199254740993", "9007199254740992", "1"],
+    ["3", "10", "-7"],
+  ])("%s - %s = %s, exactly", (a, b, difference) => {
+    expect(JSON.stringify(wholeDifference(parseExact(a), parseExact(b)))).toBe(difference);
+  });
+
+  test("not a whole number: undefined", () => {
+    expect(wholeDifference(parseExact("1.5"), 1)).toBeUndefined();
+    expect(wholeDifference("7", 1)).toBeUndefined();
   });
 });

@@ -63,3 +63,42 @@ test("job wait --progress: a job id and type with control characters are drawn e
     /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/,
   );
 });
+
+test("--progress-json: done and total exact beyond 2^53, as QEMU wrote them (job and migration)", async () => {
+  const job = (status: string) =>
+    `[{"id": "b0", "type": "backup", "status": "${status}", ` +
+    `"current-progress": 9007199254740993, "total-progress": 18446744073709551615}]`;
+  const jobs = serve((c) => answer(c, { "query-jobs": [job("running"), job("concluded")] }));
+  const waited = await qmpctl(["-s", jobs.path, "job", "wait", "--progress-json", "--timeout", "10s"]);
+  expect(waited.code).toBe(0);
+  expect(waited.stderr).toContain('"done":9007199254740993,"total":18446744073709551615,');
+
+  const ram = '{"total": 18446744073709551615, "remaining": 2, "transferred": 7, "mbps": 8.0, ' +
+    '"dirty-sync-count": 1, "dirty-pages-rate": 0, "page-size": 4096}';
+  const migration = serve((c) =>
+    answer(c, { "query-migrate": [`{"status": "active", "ram": ${ram}}`, '{"status": "completed"}'] })
+  );
+  const followed = await qmpctl(["-s", migration.path, "migrate", "wait", "--progress-json", "--timeout", "10s"]);
+  expect(followed.code).toBe(0);
+  expect(followed.stderr).toContain('"done":18446744073709551613,"total":18446744073709551615,');
+});
+
+test("migrate wait: the rate and time left come from the RAM done (zero pages too), not QEMU's wire mbps", async () => {
+  // 1 GiB of RAM, done 64 MiB more at each query, while the wire carries 0.8 Mbit/s (zero pages cost little).
+  const MiB = 1024 * 1024, total = 1024 * MiB;
+  const active = Array.from({ length: 8 }, (_, i) =>
+    JSON.stringify({
+      status: "active",
+      ram: { total, remaining: total - (i + 1) * 64 * MiB, transferred: 1000 * i, mbps: 0.8, "page-size": 4096 },
+    }));
+  const server = serve((c) => answer(c, { "query-migrate": [...active, '{"status": "completed"}'] }));
+  const result = await qmpctl(["-s", server.path, "migrate", "wait", "--progress-json", "--timeout", "20s"]);
+  expect(result.code).toBe(0);
+  const lines = result.stderr.trimEnd().split("\n").map((line) => JSON.parse(line));
+  const rates = lines.filter((line) => "bytes-per-second" in line);
+  expect(rates.length).toBeGreaterThan(0);
+  for (const line of rates) { // 64 MiB per poll (250 ms): far above the wire's 100 000 bytes/s
+    expect(line["bytes-per-second"]).toBeGreaterThan(10 * MiB);
+    expect(line["seconds-left"]).toBeLessThan(60);
+  }
+});
