@@ -96,6 +96,33 @@ describe("qmpctl shell with piped stdin", () => {
     expect(code).toBe(1);
   });
 
+  test("a transaction with a line that makes no action is not sent at all: QEMU would apply the rest", async () => {
+    await qemu.control.execute("blockdev-add", { "driver": "null-co", "node-name": "pipe1" });
+    const bitmaps = async () => {
+      const nodes = await qemu.control.execute("query-named-block-nodes") as Record<string, unknown>[];
+      const node = nodes.find((n) => n["node-name"] === "pipe1") as { "dirty-bitmaps"?: { name: string }[] };
+      return (node["dirty-bitmaps"] ?? []).map((b) => b.name).sort(); // QEMU leaves out an empty list
+    };
+    const refused = "the transaction was not sent: 1 of its lines made no action, and QEMU would apply the others " +
+      "without them";
+    const typo = "block-dirty-bitmap-add: unknown argument 'nam' (did you mean name?)";
+    const apart = await shell( // the typo on a line of its own, then ) alone
+      "transaction(\nblock-dirty-bitmap-add node=pipe1 name=t1\nblock-dirty-bitmap-add node=pipe1 nam=t2\n)\n",
+    );
+    expect(apart.stdout).toBe(
+      `{"error":{"class":"ArgumentError","desc":"${typo}"}}\n{"error":{"class":"UsageError","desc":"${refused}"}}\n`,
+    );
+    expect(apart.code).toBe(1);
+    const together = await shell( // the typo on the line that ends it, a command after
+      "transaction(\nblock-dirty-bitmap-add node=pipe1 name=t1\nblock-dirty-bitmap-add node=pipe1 nam=t2 )\nquery-name\n",
+    );
+    expect(together.stdout).toBe(
+      `{"error":{"class":"UsageError","desc":"${typo}; ${refused}"}}\n{"return":{"name":"vm1"}}\n`,
+    );
+    expect(together.code).toBe(1);
+    expect(await bitmaps()).toEqual([]);
+  });
+
   test("a word after shell (qmp-shell's socket argument) is a usage error, not ignored for -s's VM", async () => {
     const { code, stdout, stderr } = await shell("query-name\n", ["/run/other-vm.qmp"]);
     expect({ code, stdout, stderr }).toEqual({

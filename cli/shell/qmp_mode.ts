@@ -8,6 +8,7 @@
  */
 import { parseArgumentsJson } from "../../lib/args.ts";
 import { ArgumentError } from "../../lib/errors.ts";
+import { UsageError } from "../options.ts";
 import { type Completion, matching, NO_COMPLETION, wordsBefore } from "./completion.ts";
 import { localError, NOTHING, type Outcome, type ShellContext, type ShellMode } from "./context.ts";
 import { SchemaView } from "../../lib/schema/mod.ts";
@@ -18,7 +19,7 @@ export const QMP_HELP = `Local commands (everything else is sent to QEMU):
                         (KEY.SUB=V nests, KEY:=JSON is raw JSON, quote values with blanks)
   {"execute": ...}      send a line of raw QMP JSON
   transaction(          start a transaction: each following line is one action
-  )                     send the transaction
+  )                     send the transaction (not if one of its lines failed)
   events [on|off]       show events as they arrive, or not
   help                  this text
   quit, exit, Ctrl-D    leave the shell (QEMU keeps running; send {"execute":"quit"} to end it)
@@ -37,6 +38,8 @@ export class QmpMode implements ShellMode {
   readonly #schema: SchemaView;
   /** The actions gathered so far, while in a transaction. */
   #actions?: Action[];
+  /** Lines of that transaction that made no action: it is then not sent (all or nothing). */
+  #failedActions = 0;
 
   /** @param name what the prompt shows: the VM's name, or QEMU */
   constructor(context: ShellContext, name: string) {
@@ -71,27 +74,46 @@ export class QmpMode implements ShellMode {
       if (this.#actions) return await this.#transactionLine(words, signal);
       if (words[0] === "transaction(") {
         this.#actions = [];
+        this.#failedActions = 0;
         return words.length > 1 ? await this.#transactionLine(words.slice(1), signal) : NOTHING;
       }
       const [command, ...rest] = words;
       const args = rest.length > 0 ? await this.#schema.arguments(command, rest, signal) : undefined;
       return await this.#context.execute(command, args, signal);
     } catch (error) {
+      if (this.#actions) this.#failedActions++; // a line of a transaction that made no action
       return localError(error);
     }
   }
 
-  /** A line inside `transaction(` ... `)`: an action, maybe followed by `)`, or `)` alone. */
+  /**
+   * A line inside `transaction(` ... `)`: an action, maybe followed by `)`,
+   * or `)` alone. The transaction goes out only when every line made an
+   * action: sent without one, QEMU would apply the rest.
+   */
   async #transactionLine(words: string[], signal: AbortSignal): Promise<Outcome> {
     const close = words.at(-1) === ")";
     const body = close ? words.slice(0, -1) : words;
+    let failure = "";
     if (body.length > 0) {
       const [type, ...rest] = body;
-      this.#addAction({ type, data: await this.#schema.actionData(type, rest, signal) });
+      const action = this.#schema.actionData(type, rest, signal).then((data) => this.#addAction({ type, data }));
+      if (!close) return await action; // its error is counted by run()
+      failure = await action.then(() => "", (error) => {
+        localError(error); // throws what is not the line's own fault (a lost connection)
+        return `${(error as Error).message}; `;
+      });
+      if (failure) this.#failedActions++;
     }
     if (!close) return NOTHING;
-    const actions = this.#actions!;
+    const actions = this.#actions!, failed = this.#failedActions;
     this.#actions = undefined;
+    if (failed > 0) {
+      throw new UsageError(
+        `${failure}the transaction was not sent: ${failed} of its lines made no action, and QEMU would apply ` +
+          "the others without them",
+      );
+    }
     return this.#context.execute("transaction", { actions }, signal);
   }
 
