@@ -84,9 +84,12 @@ export function followAfterExec(
   command: string,
   args: Record<string, unknown> | undefined,
 ): () => Promise<number> {
-  const id = args?.["job-id"] ?? args?.device;
+  // A command that starts a job names it job-id (or device, for older block jobs); job-cancel and the others
+  // that act on one name it id.
+  const id = args?.["job-id"] ?? args?.device ?? (command.startsWith("job-") ? args?.id : undefined);
   if (typeof id !== "string") {
-    throw new UsageError(`--wait-job needs the job's id in the arguments of ${command} (job-id=ID, or device=ID)`);
+    const names = command.startsWith("job-") ? "id=ID" : "job-id=ID, or device=ID";
+    throw new UsageError(`--wait-job needs the job's id in the arguments of ${command} (${names})`);
   }
   const mode = progressMode(context);
   const watch = new JobWatch(client);

@@ -322,6 +322,19 @@ describe("exec --wait-job", () => {
     });
   });
 
+  test("job-cancel id=ID --wait-job follows that job to its end (the job-* commands name it id)", async () => {
+    await backup("c9", 1 * MiB);
+    const result = await qmpctl(["-s", qemu.socket, "exec", "job-cancel", "id=c9", "--wait-job", "--timeout", "20s"]);
+    expect(result.code).toBe(1); // a cancelled job, as job wait reports it
+    const [ret, final] = result.stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+    expect(ret).toEqual({}); // job-cancel's return value
+    expect(final).toMatchObject({ id: "c9", result: "cancelled" });
+    expect(await qmpctl(["-s", qemu.socket, "exec", "job-cancel", "--wait-job"])).toMatchObject({
+      code: 2,
+      stderr: "qmpctl: --wait-job needs the job's id in the arguments of job-cancel (id=ID)\n",
+    });
+  });
+
   test("--progress-json: stderr has JSON lines whose percentage rises; stdout is as without it", async () => {
     const result = await qmpctl([
       "-s",
