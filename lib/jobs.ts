@@ -120,7 +120,14 @@ export class JobWatch {
           );
         } else this.#apply(turn);
       }
-      const last = followed.length > 0 ? await this.#query(signal) : [];
+      // QEMU's own record of how they ended (its error). A QEMU that quit has told it already: quitting
+      // cancels its jobs, and the events say so before the connection closes.
+      const last = followed.length > 0
+        ? await this.#query(signal).catch((error) => {
+          if (error instanceof DisconnectedError && !options.dismiss) return [];
+          throw error;
+        })
+        : [];
       this.#snapshot(last);
       if (options.dismiss) {
         for (const job of last) {

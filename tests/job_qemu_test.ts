@@ -247,7 +247,8 @@ describe("exec --wait-job", () => {
     expect(result.stderr).toMatch(/^qmpctl: GenericError: .*nosuch.*\n$/);
   });
 
-  test("QEMU going away while the job runs: exit 3, the connection named", async () => {
+  /** A QEMU of its own running a slow backup q1 that `qmpctl exec ... --wait-job` follows; then `end` it. */
+  async function endWhileFollowed(end: (own: TestQemu) => Promise<unknown> | void) {
     const own = await startQemu();
     try {
       for (const name of ["a", "b"]) {
@@ -270,14 +271,27 @@ describe("exec --wait-job", () => {
         if (Date.now() > deadline) throw new Error("the job never started");
         await Bun.sleep(20);
       }
-      await own.control.execute("quit");
-      const result = await running.result;
-      expect(result.code).toBe(3);
-      expect(result.stdout).toBe("{}\n");
-      expect(result.stderr).toStartWith(`qmpctl: ${own.socket} closed the connection`);
+      await end(own);
+      return { ...await running.result, socket: own.socket };
     } finally {
       await own.stop();
     }
+  }
+
+  test("QEMU killed while the job runs: exit 3, the connection named", async () => {
+    const result = await endWhileFollowed((own) => own.process.kill("SIGKILL"));
+    expect(result.code).toBe(3);
+    expect(result.stdout).toBe("{}\n");
+    expect(result.stderr).toBe(`qmpctl: ${result.socket} closed the connection while job q1 ran\n`);
+  });
+
+  test("QEMU told to quit while the job runs: quitting cancels the job, and its line says so (exit 1)", async () => {
+    const result = await endWhileFollowed((own) => own.control.execute("quit"));
+    expect(result.code).toBe(1);
+    const [ret, final] = result.stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+    expect(ret).toEqual({});
+    expect(final).toMatchObject({ id: "q1", status: "concluded", result: "cancelled" });
+    expect(result.stderr).toBe("qmpctl: job q1 cancelled\n");
   });
 
   test("--dismiss: the job started with auto-dismiss=false is followed, then dismissed", async () => {
