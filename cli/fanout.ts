@@ -54,7 +54,12 @@ export async function expandTargets(
       continue;
     }
     const matching = async () => {
-      const matches = await globSockets(socket.startsWith("unix:") ? socket.slice(5) : socket);
+      const { sockets: matches, unnamable } = await globSockets(socket.startsWith("unix:") ? socket.slice(5) : socket);
+      if (unnamable.length > 0) { // not left out in silence: a command meant for every VM would miss one
+        throw new UsageError(
+          `'${unnamable[0]}' matches ${socket}, but its name is not valid UTF-8: qmpctl cannot open it`,
+        );
+      }
       if (matches.length > 0) return matches;
       throw new ConnectionError(`no socket matches ${socket}`, { cause: { code: "ENOENT" } }); // not there yet
     };

@@ -9,6 +9,7 @@
  */
 import { abortable } from "../lib/abort.ts";
 import { globMatcher, isGlob } from "../lib/glob.ts";
+import { decodeUtf8, showInvalidUtf8 } from "../lib/utf8.ts";
 
 /** stdout was closed by its reader (`qmpctl events | head -1`). */
 export class BrokenPipeError extends Error {
@@ -515,14 +516,17 @@ export async function removeDir(path: string): Promise<void> {
  * The sockets whose paths match `pattern` (`*` and `?` within one path
  * component, matched in linear time: lib/glob.ts), sorted; hidden names only
  * when the component itself starts with a dot. What is not a socket (a
- * pidfile or disk image beside them) is left out. `node:fs` is loaded here,
- * so the single-address path never pays for it.
+ * pidfile or disk image beside them) is left out, and so is a socket whose
+ * name is not UTF-8 (which the runtime's text paths cannot name): it is
+ * listed in `unnamable`. `node:fs` is loaded here, so the single-address path
+ * never pays for it.
  */
-export async function globSockets(pattern: string): Promise<string[]> {
-  const { readdir } = await import("node:fs/promises");
+export async function globSockets(pattern: string): Promise<{ sockets: string[]; unnamable: string[] }> {
+  const { readdir, stat } = await import("node:fs/promises");
   const absolute = pattern.startsWith("/");
   const parts = pattern.split("/").filter((part, i) => part !== "" || i === 0);
   let found = [absolute ? "/" : ""];
+  const unnamable: string[] = []; // matching sockets whose names are not UTF-8 (shown with \x escapes)
   for (const [i, part] of parts.entries()) {
     if (i === 0 && absolute) continue;
     const last = i === parts.length - 1;
@@ -533,8 +537,17 @@ export async function globSockets(pattern: string): Promise<string[]> {
         continue;
       }
       const matches = globMatcher(part);
-      const names = await readdir(base === "" ? "." : base).catch(() => [] as string[]);
-      for (const name of names.sort()) {
+      const names = await readdir(base === "" ? "." : base, { encoding: "buffer" }).catch(() => [] as Buffer[]);
+      for (const bytes of names) {
+        const name = decodeUtf8(bytes);
+        if (name === undefined) { // the runtime's paths are text: such a socket cannot be reached
+          const shown = showInvalidUtf8(bytes).text;
+          const path = Buffer.concat([Buffer.from(base), bytes]);
+          if (last && matches(shown) && await stat(path).then((s) => s.isSocket(), () => false)) {
+            unnamable.push(base + shown);
+          }
+          continue;
+        }
         if (matches(name) && (!name.startsWith(".") || part.startsWith("."))) {
           next.push(base + name + (last ? "" : "/"));
         }
@@ -542,7 +555,6 @@ export async function globSockets(pattern: string): Promise<string[]> {
     }
     found = next;
   }
-  const { stat } = await import("node:fs/promises");
   const sockets = await Promise.all(found.map((path) => stat(path).then((s) => s.isSocket(), () => false)));
-  return found.filter((_, i) => sockets[i]).sort();
+  return { sockets: found.filter((_, i) => sockets[i]).sort(), unnamable };
 }

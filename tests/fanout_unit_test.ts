@@ -43,13 +43,14 @@ describe("isGlob", () => {
 
 describe("expanding -s", () => {
   test("a glob's sockets sorted, hidden names and what is not a socket left out, within one path component", async () => {
-    expect(await globSockets(join(dir, "*.qmp"))).toEqual([join(dir, "a.qmp"), join(dir, "b.qmp")]);
-    expect(await globSockets(join(dir, "vm*", "qmp.sock"))).toEqual([
+    const sockets = async (pattern: string) => (await globSockets(pattern)).sockets;
+    expect(await sockets(join(dir, "*.qmp"))).toEqual([join(dir, "a.qmp"), join(dir, "b.qmp")]);
+    expect(await sockets(join(dir, "vm*", "qmp.sock"))).toEqual([
       join(dir, "vm1/qmp.sock"),
       join(dir, "vm2/qmp.sock"),
     ]);
-    expect(await globSockets(join(dir, "*.sock"))).toEqual([join(dir, "c.sock")]);
-    expect(await globSockets(join(dir, "?.sock"))).toEqual([join(dir, "c.sock")]);
+    expect(await sockets(join(dir, "*.sock"))).toEqual([join(dir, "c.sock")]);
+    expect(await sockets(join(dir, "?.sock"))).toEqual([join(dir, "c.sock")]);
   });
 
   test("repeated -s keep their order, each address once; one plain address is not several targets", async () => {
@@ -61,6 +62,19 @@ describe("expanding -s", () => {
     ]);
     expect(await expandTargets(["[::1]:4444"])).toBeUndefined();
     expect(await expandTargets([join(dir, "a.*")])).toEqual([join(dir, "a.qmp")]); // a glob is several, even of one
+  });
+
+  test("a socket whose name is not UTF-8 is not left out in silence: a usage error naming it", async () => {
+    const odd = join(dir, "odd");
+    mkdirSync(odd);
+    // Made by python (Bun's paths are text): a socket named s<0xff>.qmp, a plain file x<0xfe>.qmp.
+    const script = "import os, socket, sys; d = os.fsencode(sys.argv[1]); " +
+      "socket.socket(socket.AF_UNIX).bind(d + b'/s\\xff.qmp'); open(d + b'/x\\xfe.qmp', 'w').close()";
+    expect(Bun.spawnSync(["python3", "-c", script, odd]).exitCode).toBe(0);
+    await expect(expandTargets([join(odd, "*.qmp")])).rejects.toThrow(
+      `'${odd}/s\\xff.qmp' matches ${join(odd, "*.qmp")}, but its name is not valid UTF-8: qmpctl cannot open it`,
+    );
+    expect(await globSockets(join(odd, "x*"))).toEqual({ sockets: [], unnamable: [] }); // not a socket: left out
   });
 
   test("a glob that matches no socket is a connection error naming it", async () => {
