@@ -26,8 +26,14 @@ _qmpctl() {
   [[ -z $line || $line == *[[:space:]] ]] && words+=("")
   local cur=\${words[\${#words[@]}-1]}
   COMPREPLY=()
+  # qmpctl as typed: ~/bin/qmpctl and $HOME/bin/qmpctl are not expanded yet.
+  local program=\${words[0]}
+  case $program in
+    "~/"*) program=$HOME/\${program#"~/"} ;;
+    '$HOME/'*) program=$HOME/\${program#'$HOME/'} ;;
+  esac
   local -a candidates
-  mapfile -t candidates < <("\${words[0]}" completions complete -- "\${words[@]:1}" 2>/dev/null)
+  mapfile -t candidates < <("$program" completions complete -- "\${words[@]:1}" 2>/dev/null)
   if ((\${#candidates[@]} == 1)) && [[ \${candidates[0]} == "${FILES_DIRECTIVE}" ]]; then
     compopt -o filenames 2>/dev/null
     # --socket=PATH: bash replaces what follows the '=' (in COMP_WORDBREAKS) with the file's name.
@@ -55,7 +61,10 @@ const ZSH = `#compdef qmpctl
 # zsh completion for qmpctl (qmpctl completions zsh)
 _qmpctl() {
   local -a candidates spaced unspaced
-  candidates=(\${(f)"$("\${words[1]}" completions complete -- "\${(@Q)words[2,CURRENT-1]}" "\${(Q)PREFIX}" 2>/dev/null)"})
+  # qmpctl as typed: ~/bin/qmpctl and $HOME/bin/qmpctl are not expanded yet.
+  local program=\${words[1]/#\\~\\//$HOME/}
+  program=\${program/#\\$HOME\\//$HOME/}
+  candidates=(\${(f)"$("$program" completions complete -- "\${(@Q)words[2,CURRENT-1]}" "\${(Q)PREFIX}" 2>/dev/null)"})
   if [[ \${#candidates} == 1 && $candidates[1] == "${FILES_DIRECTIVE}" ]]; then
     [[ $PREFIX == --*=* ]] && compset -P '*=' # --socket=PATH: the file name after the '='
     _files
@@ -79,7 +88,9 @@ const FISH = `# fish completion for qmpctl (qmpctl completions fish)
 function __qmpctl_complete
     set -l tokens (commandline -opc)
     set -l current (commandline -ct)
-    set -l candidates ($tokens[1] completions complete -- $tokens[2..-1] "$current" 2>/dev/null)
+    # qmpctl as typed: ~/bin/qmpctl and $HOME/bin/qmpctl are not expanded yet.
+    set -l program (string replace -r -- '^(~|\\$HOME)/' "$HOME/" $tokens[1])
+    set -l candidates ($program completions complete -- $tokens[2..-1] "$current" 2>/dev/null)
     if test "$candidates" = "${FILES_DIRECTIVE}"
         if string match -qr -- '^--[^=]+=' $current # --socket=PATH: the file name after the '='
             set -l option (string replace -r -- '=.*' '=' $current)

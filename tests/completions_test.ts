@@ -103,6 +103,12 @@ describe("bash completion against QEMU", () => {
     expect(bashComplete(`${s()} exec set_link name=x up=`)).toEqual(["false", "true"]);
   });
 
+  test("qmpctl typed as ~/DIR/qmpctl or $HOME/DIR/qmpctl is run as the shell would run it", () => {
+    for (const program of [`~/${basename(bin)}/qmpctl`, `$HOME/${basename(bin)}/qmpctl`]) {
+      expect(bashComplete(`${program} wa`, { HOME: dirname(bin) })).toEqual(["wait-event"]);
+    }
+  });
+
   test("-s as the shell will read it: ~, $NAME and quotes (bash hands the word over as typed)", () => {
     const dir = dirname(qemu.socket), name = basename(qemu.socket);
     const extra = { HOME: dir, VMDIR: dir };
@@ -149,6 +155,22 @@ describe("fish and zsh completion against QEMU", () => {
     const line = `qmpctl -s ${qemu.socket} exec blockdev-add driver=null-`;
     const result = run(["fish", "-c", `source ${scripts.fish}; complete -C '${line}'`]);
     expect(result.stdout).toBe("driver=null-aio\ndriver=null-co\n");
+  });
+
+  test("fish and zsh: qmpctl typed as ~/DIR/qmpctl or $HOME/DIR/qmpctl is run as the shell would run it", () => {
+    const extra = { HOME: dirname(bin) };
+    for (const program of [`~/${basename(bin)}/qmpctl`, `$HOME/${basename(bin)}/qmpctl`]) {
+      const fish = run(["fish", "-c", `source ${scripts.fish}; complete -C '${program} wa'`], extra);
+      expect(fish.stdout).toBe("wait-event\n");
+      const zshProgram = `
+compdef() { :; }
+compadd() { local array=\${@[-1]}; print -r -- "$1 \${(j:,:)\${(P)array}}"; }
+source "$1"
+words=("$2" wa); CURRENT=2; PREFIX=wa
+_qmpctl`;
+      const zsh = run(["zsh", "-f", "-c", zshProgram, "zsh", scripts.zsh, program], extra);
+      expect(zsh.stdout).toBe("-S \n-a wait-event\n");
+    }
   });
 
   test("zsh: the candidates reach compadd, those ending in '=' without a space", () => {
