@@ -28,6 +28,8 @@ Up/Down walk the history (kept in $XDG_STATE_HOME/qmpctl/, default
 ~/.local/state/qmpctl/; a line typed with a leading blank is not kept);
 Ctrl-C clears the line; 'events on|off' shows events or not; 'help' lists
 the local commands; Ctrl-D, 'quit' or 'exit' leave (QEMU keeps running).
+With -v, each command sent is shown as JSON above its result (on a
+terminal, not logged on stderr: that would break the line being typed).
 
 --hmp runs each line on the human monitor (human-monitor-command) and
 prints its text; 'cpu N' sets the CPU of the lines that follow.
