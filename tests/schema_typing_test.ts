@@ -38,7 +38,9 @@ describe("typeArguments: scalars", () => {
     expect(errorOf(() => typed(["count=18446744073709551616"])).message).toBe(
       "typed: 'count=18446744073709551616': expected int within int64/uint64",
     );
-    expect(errorOf(() => typed(["count=0010"])).message).toBe("typed: 'count=0010': expected int within int64/uint64");
+    expect(errorOf(() => typed(["count=0010"])).message).toBe(
+      "typed: 'count=0010': expected int (without leading zeros)",
+    );
     expect(errorOf(() => typed(["count=1.5"])).message).toBe("typed: 'count=1.5': expected int");
   });
 

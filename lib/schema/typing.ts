@@ -169,8 +169,9 @@ class Typer {
       case "other":
         return jsonOrString([], text);
     }
-    const range = type.kind === "builtin" && type.json === "int" && /^-?\d+$/.test(text) ? " within int64/uint64" : "";
-    throw this.error(`'${word.word}': expected ${expected(this.schema, typeName)}${range}`);
+    const digits = type.kind === "builtin" && type.json === "int" && /^-?\d+$/.test(text);
+    const why = !digits ? "" : /^-?0\d/.test(text) ? " (without leading zeros)" : " within int64/uint64";
+    throw this.error(`'${word.word}': expected ${expected(this.schema, typeName)}${why}`);
   }
 
   /** Check JSON given in a word's text against a type. */
