@@ -58,6 +58,11 @@ const EXIT_STATUS: ReadonlyArray<[abstract new (...args: never[]) => Error, numb
 ];
 
 async function main(): Promise<number> {
+  // The Bun runtime inside the binary applies BUN_OPTIONS before qmpctl runs (a --preload there has run
+  // already): refused, so that no option of a Bun developer's environment changes what qmpctl does unseen.
+  if (env("BUN_OPTIONS")) {
+    throw new UsageError("BUN_OPTIONS is set, and the Bun runtime inside qmpctl applied it: run without it");
+  }
   const { words, options } = parseArgs(await checkedArgv(), allOptions());
   if (options.flag("version")) {
     await writeStdout(`qmpctl ${VERSION}\n`);

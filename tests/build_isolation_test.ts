@@ -57,3 +57,26 @@ test("the binary opens none of the planted files (strace)", async () => {
   rmSync(trace, { force: true });
   expect(opened).toEqual([]);
 });
+
+test("BUN_OPTIONS (which the runtime applies before qmpctl runs) is refused: exit 2, nothing sent", async () => {
+  // A --preload in it has run by then: qmpctl can only refuse to go on, saying why.
+  let connections = 0;
+  const listener = Bun.listen({ unix: join(dir, "never.sock"), socket: { open: () => void connections++, data() {} } });
+  try {
+    for (const options of ["--smol", "--preload ./preload.js"]) {
+      const result = await qmpctl(["-s", join(dir, "never.sock"), "exec", "query-status"], {
+        cwd: dir,
+        env: { BUN_OPTIONS: options },
+      });
+      expect(result).toMatchObject({
+        code: 2,
+        stderr: "qmpctl: BUN_OPTIONS is set, and the Bun runtime inside qmpctl applied it: run without it\n",
+      });
+    }
+    expect(connections).toBe(0);
+    rmSync(marker(), { force: true }); // the preload's
+    expect(await qmpctl(["--version"], { cwd: dir, env: { BUN_OPTIONS: "" } })).toMatchObject({ code: 0, stderr: "" });
+  } finally {
+    listener.stop(true);
+  }
+});
