@@ -223,8 +223,12 @@ export class QmpClient {
    */
   async execute(command: string, args?: Record<string, unknown>, options: ExecuteOptions = {}): Promise<unknown> {
     if (this.#phase !== "negotiating") return (await this.#call(command, args, options)).return;
-    // The caller's signal bounds the wait for negotiation too.
-    const negotiated = abortable(this.#negotiated ?? Promise.resolve(), options.signal, `the reply to ${command}`);
+    // The caller's signal bounds the wait for negotiation too, which is then what was waited for.
+    const negotiated = abortable(
+      this.#negotiated ?? Promise.resolve(),
+      options.signal,
+      `the answer to qmp_capabilities from ${this.address.text} (${command} waits behind it)`,
+    );
     if (options.oob) await negotiated; // exec-oob would overtake qmp_capabilities
     const reply = this.#call(command, args, options); // sent now, behind qmp_capabilities
     reply.catch(() => {}); // negotiation's error comes first

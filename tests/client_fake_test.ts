@@ -80,7 +80,9 @@ describe("greeting and negotiation", () => {
         client.execute("query-status", undefined, { signal: AbortSignal.timeout(200), oob }),
       );
       expect(error).toBeInstanceOf(TimeoutError);
-      expect(error.message).toBe("timed out waiting for the reply to query-status");
+      expect(error.message).toBe(
+        `timed out waiting for the answer to qmp_capabilities from ${server.path} (query-status waits behind it)`,
+      );
     }
     expect(performance.now() - started).toBeLessThan(3000); // not the 5 s connect timeout
   });

@@ -77,6 +77,32 @@ describe("the greeting and negotiation", () => {
     });
   });
 
+  test("--timeout while qmp_capabilities goes unanswered: the message names it, not the command behind it", async () => {
+    const server = serve(async (c) => {
+      c.sendJson(QEMU_GREETING);
+      await c.closed; // never answers
+    });
+    expect(await exec(server, "query-status", "--timeout", "500ms")).toMatchObject({
+      code: 124,
+      stdout: "",
+      stderr: `qmpctl: timed out waiting for the answer to qmp_capabilities from ${server.path} ` +
+        "(query-status waits behind it) (--timeout 500ms)\n",
+    });
+  });
+
+  test("--timeout while QEMU does not answer the schema query: the message says qmpctl sent it, and why", async () => {
+    const server = serve(async (c) => {
+      await c.handshake();
+      await c.closed; // answers nothing more
+    });
+    expect(await exec(server, "set_link", "name=x", "up=false", "--timeout", "500ms")).toMatchObject({
+      code: 124,
+      stdout: "",
+      stderr: "qmpctl: timed out waiting for the reply to query-target (sent by qmpctl to read QEMU's schema) " +
+        "(--timeout 500ms)\n",
+    });
+  });
+
   test("a close right after the greeting: exit 3 with one line naming the address", async () => {
     // Under Bun, a UNIX peer that closes before the client's connect has run
     // may be reported as ECONNRESET by Bun.connect, the greeting unread: for

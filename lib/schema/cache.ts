@@ -12,7 +12,7 @@
  * @module
  */
 import type { QmpClient } from "../client.ts";
-import { CommandError } from "../errors.ts";
+import { CommandError, TimeoutError } from "../errors.ts";
 import type { SchemaScope } from "./model.ts";
 import { commandPart, isDigest, type SchemaDigest } from "./digest.ts";
 import { hostTarget, readCacheFile, writeCacheEntry } from "./store.ts";
@@ -23,13 +23,26 @@ const CACHE_FORMAT = 2;
 /** Each connection's cache key, asked once (one connection is one QEMU process). */
 const keys = new WeakMap<QmpClient, string>();
 
+/**
+ * One of the commands qmpctl sends to learn QEMU's schema. The user typed
+ * none of them: a timeout says why it was sent.
+ */
+export async function askForSchema(client: QmpClient, command: string, signal?: AbortSignal): Promise<unknown> {
+  try {
+    return await client.execute(command, undefined, { signal });
+  } catch (error) {
+    if (error instanceof TimeoutError) error.message += " (sent by qmpctl to read QEMU's schema)";
+    throw error;
+  }
+}
+
 /** The cache key: QEMU's version and package, and its target architecture. */
 export async function cacheKey(client: QmpClient, signal?: AbortSignal): Promise<string> {
   const known = keys.get(client);
   if (known) return known;
   let arch = "unknown";
   try {
-    const target = await client.execute("query-target", undefined, { signal }) as { arch?: unknown };
+    const target = await askForSchema(client, "query-target", signal) as { arch?: unknown };
     if (typeof target?.arch === "string") arch = target.arch;
   } catch (error) {
     if (!(error instanceof CommandError)) throw error;

@@ -19,7 +19,7 @@ import { buildArguments } from "../args.ts";
 import type { QmpClient } from "../client.ts";
 import { didYouMean } from "../closest.ts";
 import { ArgumentError, CommandError } from "../errors.ts";
-import { cacheKey, likelyCacheKey, readEntry, writeEntry } from "./cache.ts";
+import { askForSchema, cacheKey, likelyCacheKey, readEntry, writeEntry } from "./cache.ts";
 import { digestSchema } from "./digest.ts";
 import { Schema, type SchemaScope } from "./model.ts";
 import { checkCacheRootEarly, defaultCacheDir } from "./store.ts";
@@ -79,7 +79,7 @@ async function load<T>(client: QmpClient, options: LoadSchemaOptions, then: (sch
     const cached = await (key === likely ? early! : fromCache(readRoot, key, scope, then));
     if (cached) return cached.result;
   }
-  const digest = digestSchema(await client.execute("query-qmp-schema", undefined, { signal }));
+  const digest = digestSchema(await askForSchema(client, "query-qmp-schema", signal));
   if (root) await writeEntry(root, key, digest).catch(() => {}); // the cache is best effort
   return then(new Schema(digest));
 }
