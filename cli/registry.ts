@@ -63,7 +63,7 @@ export const GLOBAL_OPTIONS: OptionSpec[] = [
   {
     name: "connect-timeout",
     value: "DURATION",
-    help: "bound on connecting, the greeting and negotiation (default 10s; exit 3)",
+    help: "bound on connecting, the greeting and negotiation (default 10s; 0 for none; exit 3)",
   },
   { name: "pretty", short: "p", help: "indent JSON output" },
   { name: "raw", help: 'print the whole response ({"return":...} or {"error":...})' },
