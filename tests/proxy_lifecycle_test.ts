@@ -61,6 +61,22 @@ describe("proxy -s UPSTREAM: how it ends", () => {
     expect(existsSync(shared)).toBe(false);
   });
 
+  test("a quit QEMU refused (a bad argument, or as exec-oob) does not make a later crash exit 0", async () => {
+    const { qemu, proxy, shared } = await sharedQemu();
+    const { client } = await negotiatedClient(shared);
+    client.send({ execute: "quit", arguments: { bogus: 1 }, id: 1 });
+    client.send({ "exec-oob": "quit", id: 2 });
+    const replies = await client.replies(2);
+    expect(replies.map((reply) => "error" in reply)).toEqual([true, true]);
+    qemu.process.kill("SIGKILL");
+    await client.closed;
+    const result = await proxy.result;
+    expect(result.code).toBe(3);
+    expect(result.stderr).toContain(
+      `qmpctl: proxy: ${qemu.socket} closed the connection without a SHUTDOWN event or a quit\n`,
+    );
+  });
+
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     test(`${signal}: exit 0, clients closed, socket file removed, QEMU's monitor free again`, async () => {
       const { qemu, proxy, shared } = await sharedQemu();

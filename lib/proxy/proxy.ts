@@ -56,6 +56,8 @@ interface Pending {
   hasId: boolean;
   /** Sent as exec-oob: QEMU may answer it before older commands. */
   oob: boolean;
+  /** A `quit`: QEMU going away after accepting it is no loss. */
+  quit: boolean;
 }
 
 /**
@@ -119,7 +121,8 @@ export class QmpProxy {
   readonly #ids = new RandomIds();
   #nextClient = 1;
   #sawShutdown = false;
-  #quitSent = false;
+  /** A client's quit that QEMU accepted (answered with a return: one it refused changes nothing). */
+  #quitAccepted = false;
   #end?: ProxyEnd;
   #markEnded!: (end: ProxyEnd) => void;
   /** Settles once, when the proxy has ended. */
@@ -243,9 +246,8 @@ export class QmpProxy {
   #send(client: Downstream, message: Record<string, unknown>): void {
     let id = this.#ids.next();
     while (this.#pending.has(id)) id = this.#ids.next();
-    this.#pending.set(id, { client, id: message.id, hasId: "id" in message, oob: "exec-oob" in message });
-    const command = message.execute ?? message["exec-oob"];
-    if (command === "quit") this.#quitSent = true;
+    const quit = (message.execute ?? message["exec-oob"]) === "quit";
+    this.#pending.set(id, { client, id: message.id, hasId: "id" in message, oob: "exec-oob" in message, quit });
     message.id = id;
     this.#upstream.send(message);
   }
@@ -268,6 +270,7 @@ export class QmpProxy {
     // hidden in a client's message, say), and must not reach the client it names.
     if (!pending.oob && key !== this.#oldestInBand()) return this.#notice(`dropped a reply out of turn (id ${key})`);
     this.#pending.delete(key as string);
+    if (pending.quit && "return" in message) this.#quitAccepted = true;
     if (!pending.oob) {
       this.#inBandAtQemu--;
       this.#pump();
@@ -286,7 +289,7 @@ export class QmpProxy {
 
   #upstreamClosed(error?: QmpError): void {
     // A quit a client sent comes first: QEMU then also sends SHUTDOWN (reason host-qmp-quit).
-    const reason = this.#quitSent ? "quit" : this.#sawShutdown ? "shutdown" : "lost";
+    const reason = this.#quitAccepted ? "quit" : this.#sawShutdown ? "shutdown" : "lost";
     void this.#finish({ reason, error });
   }
 
