@@ -13,6 +13,7 @@ import {
   stopProxiedQemu,
 } from "./helpers/proxy.ts";
 import type { TestQemu } from "./helpers/qemu.ts";
+import { qmpctl } from "./helpers/cli.ts";
 
 let qemu: TestQemu;
 let proxy: RunningProxy;
@@ -61,3 +62,9 @@ test(
   },
   60_000,
 );
+
+test("a reply larger than --max-queue still reaches a client that reads (the schema: ~190 KB over 64 KiB)", async () => {
+  const result = await qmpctl(["-s", shared, "exec", "query-qmp-schema"]);
+  expect(result.code).toBe(0);
+  expect((JSON.parse(result.stdout) as unknown[]).length).toBeGreaterThan(1000);
+});

@@ -104,18 +104,21 @@ export class Downstream {
 
   /** Queue one serialized message for the client; disconnect it when it has stopped reading. */
   sendText(json: string): void {
-    if (this.closed) return;
+    if (this.closed || !this.#withinQueueBound()) return;
     this.#owner.log?.(this, "send", json);
     this.#transport.write(json + "\n");
-    this.#boundQueue();
   }
 
-  /** Disconnect the client once more is queued for it than the limit allows. */
-  #boundQueue(): void {
-    if (this.#transport.queuedBytes() + this.#heldBytes > this.#limits.maxQueuedBytes) {
-      this.#end(`did not read (more than ${this.#limits.maxQueuedBytes} bytes queued for it): disconnected`);
-      this.#transport.abort();
-    }
+  /**
+   * Disconnect the client when more is queued for it than the limit allows,
+   * as a new message comes: the bound is on what it left unread, so one
+   * message larger than the limit still reaches a client that reads.
+   */
+  #withinQueueBound(): boolean {
+    if (this.#transport.queuedBytes() + this.#heldBytes <= this.#limits.maxQueuedBytes) return true;
+    this.#end(`did not read (more than ${this.#limits.maxQueuedBytes} bytes queued for it): disconnected`);
+    this.#transport.abort();
+    return false;
   }
 
   /** A reply for the client arrived (its command left the in-flight count). */
@@ -274,9 +277,9 @@ export class Downstream {
     // Keep the client's order: after the replies to the commands it sent before this one.
     // A client that keeps a command pending and floods refusals is bounded as one that does not read.
     if (this.#answered < this.#forwarded) {
+      if (!this.#withinQueueBound()) return;
       this.#held.push({ after: this.#forwarded, json });
       this.#heldBytes += json.length + 1;
-      this.#boundQueue();
     } else this.sendText(json);
   }
 
