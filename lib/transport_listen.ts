@@ -14,6 +14,9 @@ export interface ListenOptions {
   mode?: number;
 }
 
+/** The longest path a UNIX socket address holds (sun_path's 108 bytes, less the terminating NUL). */
+const MAX_SOCKET_PATH_BYTES = 107;
+
 /**
  * Make sure `path` is free to serve: nothing there, or a stale socket file
  * (nothing accepts on it), which is removed.
@@ -36,7 +39,7 @@ export async function claimSocketPath(path: string): Promise<void> {
 /**
  * Serve a UNIX socket at `path`, created with `mode` from its first instant:
  * it is bound in a private directory beside `path`, given its mode, then
- * renamed into place. A stale socket file (nothing accepts on it) is
+ * linked into place. A stale socket file (nothing accepts on it) is
  * replaced; a live one, or a file that is not a socket, is an error.
  * Closing the listener removes the socket file, if it is still this one (not
  * one another server put there since).
@@ -51,6 +54,10 @@ export async function listenTransport(
   const { dirname, join } = await import("node:path");
   const fail = (reason: string, cause?: unknown) =>
     new ConnectionError(`cannot listen on ${path}: ${reason}`, { cause });
+  const length = new TextEncoder().encode(path).length;
+  if (length > MAX_SOCKET_PATH_BYTES) { // bound elsewhere and moved here, it would take no connection
+    throw fail(`the path is too long for a UNIX socket (${length} bytes; at most ${MAX_SOCKET_PATH_BYTES})`);
+  }
   await claimSocketPath(path);
   let privateDir: string;
   try {
@@ -65,11 +72,17 @@ export async function listenTransport(
   try {
     listener = await listen(bound, events);
     await fs.chmod(bound, options.mode ?? 0o600);
-    ours = await fs.lstat(bound); // the same file once renamed
-    await fs.rename(bound, path);
+    ours = await fs.lstat(bound); // the same file once linked
+    // A link, not a rename: it fails where another server has put a socket since the claim (two started at
+    // once), where a rename would silently take its place.
+    await fs.link(bound, path).catch(async (error) => {
+      if ((error as { code?: string }).code !== "EEXIST") throw error;
+      await claimSocketPath(path); // a stale one is removed; a live one fails
+      await fs.link(bound, path);
+    });
   } catch (error) {
     await listener?.close();
-    throw fail(describeSystemError(error), error);
+    throw error instanceof ConnectionError ? error : fail(describeSystemError(error), error); // the claim's own
   } finally {
     await fs.rm(privateDir, { recursive: true, force: true });
   }

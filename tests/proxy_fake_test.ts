@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConnectTimeoutError, QmpProxy, TimeoutError } from "../lib/mod.ts";
+import { listenTransport } from "../lib/transport_listen.ts";
 import { fakeServer } from "./helpers/fake_server.ts";
 import { negotiatedClient, rawClient } from "./helpers/proxy.ts";
 import { startQemu } from "./helpers/qemu.ts";
@@ -244,3 +245,24 @@ test(
   },
   30_000,
 );
+
+test("two listeners started at once on one path: one serves, the other fails saying it is served", async () => {
+  const path = listenPath();
+  const events = { accept: () => ({ data() {}, close() {} }) };
+  const started = await Promise.allSettled([listenTransport(path, events), listenTransport(path, events)]);
+  const served = started.filter((s) => s.status === "fulfilled");
+  const refused = started.filter((s) => s.status === "rejected").map((s) => (s as PromiseRejectedResult).reason);
+  expect(served).toHaveLength(1);
+  expect(refused.map((error) => error.message)).toEqual([
+    `cannot listen on ${path}: another process is serving this socket`,
+  ]);
+  await (served[0] as PromiseFulfilledResult<{ close(): Promise<void> }>).value.close();
+});
+
+test("a listen path too long for a UNIX socket address is refused at once, not bound elsewhere and moved", async () => {
+  const path = join(listenPath(), "..", "x".repeat(120) + ".sock");
+  const error = await listenTransport(path, { accept: () => ({ data() {}, close() {} }) }).catch((e) => e);
+  expect(error.message).toMatch(
+    /^cannot listen on .*: the path is too long for a UNIX socket \(\d+ bytes; at most 107\)$/,
+  );
+});
