@@ -460,11 +460,6 @@ export async function* readChunks(path: string): AsyncGenerator<Uint8Array> {
   for await (const chunk of (await import("node:fs")).createReadStream(path)) yield chunk as Uint8Array;
 }
 
-/** Call `handler` on SIGTERM (instead of dying). */
-export function onTerminate(handler: () => void): void {
-  process.on("SIGTERM", handler);
-}
-
 /** A child process whose stdio is the caller's own. */
 export interface PassthroughChild {
   /** Its exit status; 128 + the signal's number when a signal ended it, as a shell reports it. */

@@ -9,9 +9,10 @@ import { formatDuration } from "./duration.ts";
 import { EXIT, exitStatusHelp, PROGRAM } from "./exit_status.ts";
 import {
   env,
+  type FatalSignal,
   makePrivateDir,
+  onFatalSignal,
   onInterrupt,
-  onTerminate,
   type PassthroughChild,
   removeDir,
   spawnPassthrough,
@@ -32,7 +33,8 @@ proxy, its own ids on its replies, and every event. Runs in the foreground
 and logs clients coming and going on stderr (-v: every message too).
 
 After --, the proxy starts QEMU itself with a private monitor that it owns
-from the first instant, forwards SIGTERM and SIGINT to it, and exits with
+from the first instant, forwards SIGTERM and SIGINT to it (SIGTERM for
+SIGHUP), and exits with
 QEMU's exit status; QEMU's stdin, stdout and stderr are the proxy's own.
 
 Not available through the proxy (each is refused with an error): getfd,
@@ -50,7 +52,7 @@ Examples:
 
 ${
     exitStatusHelp(["OK", "USAGE", "CONNECTION", "TIMEOUT"], {
-      OK: "after QEMU's SHUTDOWN event or a client's quit, or on SIGTERM/SIGINT",
+      OK: "after QEMU's SHUTDOWN event or a client's quit, or on SIGTERM/SIGINT/SIGHUP",
       CONNECTION: "the connection to QEMU failed or was lost otherwise",
     })
   }
@@ -123,10 +125,13 @@ function proxyOptions(context: CommandContext, settings: Settings): ProxyOptions
   };
 }
 
-/** Resolves with the name of the signal that asks the proxy to stop: SIGINT, SIGTERM, or --timeout. */
-function stopRequested(context: CommandContext): Promise<"SIGINT" | "SIGTERM" | "timeout"> {
+/**
+ * Resolves with the name of the signal that asks the proxy to stop: SIGINT,
+ * SIGTERM, SIGHUP (its terminal or ssh session closed), or --timeout.
+ */
+function stopRequested(context: CommandContext): Promise<"SIGINT" | FatalSignal | "timeout"> {
   return new Promise((resolve) => {
-    onTerminate(() => resolve("SIGTERM"));
+    onFatalSignal(resolve);
     const onAbort = () =>
       resolve((context.signal.reason as { name?: string })?.name === "TimeoutError" ? "timeout" : "SIGINT");
     if (context.signal.aborted) onAbort();
@@ -208,7 +213,7 @@ async function runLaunched(context: CommandContext, settings: Settings, command:
     // A second request means QEMU did not stop on the first: end it.
     const forward = () => qemu.kill(signalsSent++ > 0 ? "SIGKILL" : signal === "SIGINT" ? "SIGINT" : "SIGTERM");
     forward();
-    onTerminate(forward);
+    onFatalSignal(forward);
     onInterrupt(forward);
   });
   // QEMU connects its monitor as it starts, in well under a second; --connect-timeout bounds the wait.

@@ -77,7 +77,7 @@ describe("proxy -s UPSTREAM: how it ends", () => {
     );
   });
 
-  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
     test(`${signal}: exit 0, clients closed, socket file removed, QEMU's monitor free again`, async () => {
       const { qemu, proxy, shared } = await sharedQemu();
       const { client } = await negotiatedClient(shared);
