@@ -52,6 +52,7 @@ Environment:
   XDG_CACHE_HOME      where the schema cache lives (default ~/.cache)
   XDG_STATE_HOME      where the shell's history lives (default ~/.local/state)
   HOME                the base of both defaults
+  BUN_OPTIONS         refused (exit 2): the Bun runtime inside qmpctl applies it
   qmpctl reads no other variable, and no file from the directory it runs in
   (no .env, no bunfig.toml).
 
