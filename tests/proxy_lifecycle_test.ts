@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { qmpctl } from "./helpers/cli.ts";
 import { startListener } from "./helpers/listener.ts";
-import { negotiatedClient, type RunningProxy, startProxy } from "./helpers/proxy.ts";
+import { negotiatedClient, type RawClient, type RunningProxy, startProxy } from "./helpers/proxy.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
 
 const cleanups: (() => unknown)[] = [];
@@ -48,9 +48,8 @@ describe("proxy -s UPSTREAM: how it ends", () => {
     expect(existsSync(shared)).toBe(false);
   });
 
-  test("QEMU killed: exit 3 with one line saying so, socket file removed", async () => {
-    const { qemu, proxy, shared } = await sharedQemu();
-    const { client } = await negotiatedClient(shared);
+  /** Kill the proxy's QEMU: the client is closed, and the proxy exits 3 saying QEMU went away. */
+  async function expectLostWhenKilled({ qemu, proxy }: Awaited<ReturnType<typeof sharedQemu>>, client: RawClient) {
     qemu.process.kill("SIGKILL");
     await client.closed;
     const result = await proxy.result;
@@ -58,23 +57,23 @@ describe("proxy -s UPSTREAM: how it ends", () => {
     expect(result.stderr).toContain(
       `qmpctl: proxy: ${qemu.socket} closed the connection without a SHUTDOWN event or a quit\n`,
     );
-    expect(existsSync(shared)).toBe(false);
+  }
+
+  test("QEMU killed: exit 3 with one line saying so, socket file removed", async () => {
+    const shared = await sharedQemu();
+    const { client } = await negotiatedClient(shared.shared);
+    await expectLostWhenKilled(shared, client);
+    expect(existsSync(shared.shared)).toBe(false);
   });
 
   test("a quit QEMU refused (a bad argument, or as exec-oob) does not make a later crash exit 0", async () => {
-    const { qemu, proxy, shared } = await sharedQemu();
-    const { client } = await negotiatedClient(shared);
+    const shared = await sharedQemu();
+    const { client } = await negotiatedClient(shared.shared);
     client.send({ execute: "quit", arguments: { bogus: 1 }, id: 1 });
     client.send({ "exec-oob": "quit", id: 2 });
     const replies = await client.replies(2);
     expect(replies.map((reply) => "error" in reply)).toEqual([true, true]);
-    qemu.process.kill("SIGKILL");
-    await client.closed;
-    const result = await proxy.result;
-    expect(result.code).toBe(3);
-    expect(result.stderr).toContain(
-      `qmpctl: proxy: ${qemu.socket} closed the connection without a SHUTDOWN event or a quit\n`,
-    );
+    await expectLostWhenKilled(shared, client);
   });
 
   for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {

@@ -150,40 +150,30 @@ describe("qmpctl shell with piped stdin", () => {
 });
 
 describe("stdin that cannot be read", () => {
+  /** qmpctl ARGS with stdin redirected by `redirect` (sh syntax; $TMPDIR is the test's home). */
+  const withStdin = (redirect: string, args: string[]) => {
+    const result = Bun.spawnSync(["sh", "-c", `"$0" "$@" ${redirect}`, QMPCTL, ...args], {
+      env: { ...process.env, TMPDIR: home },
+      stderr: "pipe",
+      stdout: "pipe",
+    });
+    return { code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() };
+  };
   const unreadable = [
     { what: "a directory", redirect: '< "$TMPDIR"', reason: "it is a directory (EISDIR)" },
     { what: "closed", redirect: "<&-", reason: "it is closed (EBADF)" }, // not read as empty input
   ];
   for (const { what, redirect, reason } of unreadable) {
+    const refused = { code: 2, stdout: "", stderr: `qmpctl: cannot read stdin: ${reason}\n` };
     for (const command of [["shell"], ["shell", "--hmp"], ["batch", "-"]]) {
       test(`${command.join(" ")} with stdin ${what}: exit 2 saying so (not an internal error)`, () => {
-        const script = `socket=$1; shift; "$0" -s "$socket" "$@" ${redirect}`;
-        const result = Bun.spawnSync(["sh", "-c", script, QMPCTL, qemu.socket, ...command], {
-          env: { ...process.env, TMPDIR: home },
-          stderr: "pipe",
-          stdout: "pipe",
-        });
-        expect({ code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() }).toEqual({
-          code: 2,
-          stdout: "",
-          stderr: `qmpctl: cannot read stdin: ${reason}\n`,
-        });
+        expect(withStdin(redirect, ["-s", qemu.socket, ...command])).toEqual(refused);
       });
     }
 
     test(`batch on two sockets with stdin ${what}: one error before connecting, exit 2`, () => {
       const absent = join(home, "absent.sock"); // read before connecting: not a connection error
-      const script = `"$0" -s "$1" -s "$2" batch ${redirect}`;
-      const result = Bun.spawnSync(["sh", "-c", script, QMPCTL, qemu.socket, absent], {
-        env: { ...process.env, TMPDIR: home },
-        stderr: "pipe",
-        stdout: "pipe",
-      });
-      expect({ code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() }).toEqual({
-        code: 2,
-        stdout: "",
-        stderr: `qmpctl: cannot read stdin: ${reason}\n`,
-      });
+      expect(withStdin(redirect, ["-s", qemu.socket, "-s", absent, "batch"])).toEqual(refused);
     });
   }
 });
