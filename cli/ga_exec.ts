@@ -6,7 +6,7 @@ import { numberText } from "../lib/exact_json.ts";
 import { PROGRAM } from "./exit_status.ts";
 import { connectAgent } from "./ga_connect.ts";
 import { localError } from "./ga_cp.ts";
-import { readBytes, writeStderrBytes, writeStderrLine, writeStdoutBytes } from "./io.ts";
+import { BrokenPipeError, readBytes, writeStderrBytes, writeStderrLine, writeStdoutBytes } from "./io.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, printJson } from "./session.ts";
 
@@ -80,7 +80,11 @@ export async function run(context: CommandContext): Promise<number> {
       await printJson(context, status);
       return 0;
     }
-    await writeStdoutBytes(decodeBase64(status["out-data"] ?? "", "the program's output (out-data)"), signal);
+    // A reader that closed stdout early does not hide how the program ended (as with 'ssh host cmd | head').
+    await writeStdoutBytes(decodeBase64(status["out-data"] ?? "", "the program's output (out-data)"), signal)
+      .catch((error) => {
+        if (!(error instanceof BrokenPipeError)) throw error;
+      });
     await writeStderrBytes(decodeBase64(status["err-data"] ?? "", "the program's error output (err-data)"));
     for (const stream of ["out", "err"] as const) {
       if (status[`${stream}-truncated`]) {

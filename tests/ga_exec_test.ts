@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { qmpctl, startQmpctl } from "./helpers/cli.ts";
+import { QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
 import { fakeAgent, qmpctlBytes, startAgent, type TestAgent } from "./helpers/qemu_ga.ts";
 
 let agent: TestAgent;
@@ -28,6 +28,14 @@ describe("ga exec", () => {
   test("stdout and stderr go apart, and the program's exit status is qmpctl's", async () => {
     const result = await exec("--", "sh", "-c", "echo out; echo err >&2; exit 3");
     expect(result).toMatchObject({ code: 3, stdout: "out\n", stderr: "err\n" });
+  });
+
+  test("a reader that closes stdout early does not hide the program's status (as with ssh host cmd)", () => {
+    const script = `"$0" -s "$1" ga exec -- sh -c 'seq 100000; echo done >&2; exit 4' | head -c 1; ` +
+      'echo " status ${PIPESTATUS[0]}"';
+    const result = Bun.spawnSync(["bash", "-c", script, QMPCTL, agent.socket], { stdout: "pipe", stderr: "pipe" });
+    expect(result.stdout.toString()).toBe("1 status 4\n");
+    expect(result.stderr.toString()).toBe("done\n"); // its stderr still comes
   });
 
   test("a program ended by a signal exits 128+N", async () => {
