@@ -197,7 +197,9 @@ export class GuestAgent {
   #receive(chunk: Uint8Array): void {
     if (this.#phase === "closed") return;
     try {
-      if (this.#phase === "running") return this.#take(this.#framer!.push(chunk));
+      // The agent puts a 0xFF before the reply to a guest-sync-delimited, ours or a caller's; it is never in
+      // JSON text (no UTF-8 holds it): a delimiter to skip.
+      if (this.#phase === "running") return this.#take(this.#framer!.push(withoutDelimiters(chunk)));
       let from = 0;
       while (from <= chunk.length && this.#phase === "syncing") {
         const at = chunk.indexOf(DELIMITER, from);
@@ -207,7 +209,7 @@ export class GuestAgent {
         if (this.#phase === "syncing") this.#framer = new JsonFramer(this.#maxBytes);
         from = at + 1;
       }
-      if (this.#running && from < chunk.length) this.#take(this.#framer!.push(chunk.subarray(from)));
+      if (this.#running && from < chunk.length) this.#take(this.#framer!.push(withoutDelimiters(chunk.subarray(from))));
     } catch (error) {
       this.#shutdown(error as QmpError);
     }
@@ -264,20 +266,14 @@ export class GuestAgent {
     if (!("return" in m) && !("error" in m)) {
       throw new ProtocolError(`received a message that is not a reply: ${JSON.stringify(m).slice(0, 200)}`);
     }
-    if (typeof m.id === "string" && this.#pending.has(m.id)) {
-      const call = this.#pending.get(m.id)!;
-      this.#pending.delete(m.id);
-      return call.resolve(m);
-    }
-    // An error without an id answers a request the agent could not parse;
-    // it belongs to whichever calls wait. Any other reply is stale or from a
-    // call that gave up: dropped.
-    if ("error" in m && !("id" in m)) {
-      for (const [id, call] of this.#pending) {
-        this.#pending.delete(id);
-        call.reject(new CommandError(m, call.command));
-      }
-    }
+    // A reply without an id (an agent that does not echo ids, or an error for a request it could not parse)
+    // answers the oldest call still waiting: the agent answers in order. A reply with an id no call waits
+    // for is from a call that gave up: dropped.
+    const id = "id" in m ? m.id : this.#pending.keys().next().value;
+    const call = typeof id === "string" ? this.#pending.get(id) : undefined;
+    if (!call) return;
+    this.#pending.delete(id as string);
+    call.resolve(m);
   }
 
   #peerClosed(error?: Error): void {
@@ -302,4 +298,9 @@ export class GuestAgent {
     this.#pending.clear();
     if (wasSyncing) this.#syncWaiter?.reject(failure ?? new DisconnectedError(reason));
   }
+}
+
+/** `bytes` without the agent's 0xFF delimiters (the same array when it holds none). */
+function withoutDelimiters(bytes: Uint8Array): Uint8Array {
+  return bytes.includes(DELIMITER) ? bytes.filter((byte) => byte !== DELIMITER) : bytes;
 }

@@ -168,7 +168,26 @@ describe("ga AGENT-COMMAND against qemu-ga", () => {
   });
 });
 
+test("ga guest-sync-delimited: the 0xFF before its reply is a delimiter, not a broken reply", async () => {
+  expect(await ga("guest-sync-delimited", "id=5")).toMatchObject({ code: 0, stdout: "5\n", stderr: "" });
+});
+
 describe("ga against a fake agent", () => {
+  test("an agent that does not echo ids: each reply answers the oldest call (no hang)", async () => {
+    const idless = fakeAgent((request, connection) => {
+      if (request.execute === "guest-sync-delimited") {
+        connection.send(new Uint8Array([0xff]));
+        connection.send(`{"return": ${(request.arguments as { id: number }).id}}\n`);
+      } else connection.send(JSON.stringify({ return: { answered: request.execute } }) + "\n");
+    });
+    try {
+      const result = await qmpctl(["-s", idless.path, "ga", "guest-get-time", "--timeout", "5s"]);
+      expect(result).toMatchObject({ code: 0, stdout: '{"answered":"guest-get-time"}\n', stderr: "" });
+    } finally {
+      idless.stop();
+    }
+  });
+
   test("a socket that accepts but never answers exits 3 within --connect-timeout", async () => {
     const silent = fakeAgent(() => {});
     try {
