@@ -75,7 +75,7 @@ ${
     exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "TIMEOUT", "INTERRUPTED"], {
       OK: "done (ga exec: the program's own status)",
       QEMU_ERROR: "the agent answered with an error",
-      USAGE: "usage (unknown agent command, bad KEY=VALUE)",
+      USAGE: "usage (unknown agent command, bad KEY=VALUE; a local file that cp or --stdin cannot open)",
       CONNECTION: "connection (no agent answered)",
     })
   }`;

@@ -158,7 +158,9 @@ export async function connectSsh(
       // sshd does not tell missing from refused: either reads as a socket not there yet (--wait-socket).
       void stderr.failureLine(child.exited, REASON_WAIT_MS).then(() => {
         release();
-        const reason = `${stderr.reason(command[0])} (is there a socket at ${address.path} on ${address.host}?)`;
+        // ssh says the same when sshd forbids the forward (AllowStreamLocalForwarding no) or cannot open it.
+        const reason = `${stderr.reason(command[0])} (is there a socket at ${address.path} on ${address.host}, ` +
+          "and does its sshd allow forwarding to it?)";
         events.close(cannot(reason, { code: "ECONNREFUSED" }));
       });
     },

@@ -143,7 +143,9 @@ describe("failures over ssh:// are exit 3 with ssh's own reason", () => {
     expect(result.code).toBe(3);
     expect(result.stderr).toStartWith(`qmpctl: cannot connect to ${address}: `);
     expect(result.stderr).toContain("open failed");
-    expect(result.stderr).toContain(`is there a socket at ${qemu.dir}/missing.sock on vmhost?`);
+    expect(result.stderr).toContain(
+      `is there a socket at ${qemu.dir}/missing.sock on vmhost, and does its sshd allow forwarding to it?`,
+    );
     expect(result.stderr.trimEnd().split("\n")).toHaveLength(1);
   });
 
