@@ -11,6 +11,7 @@
  */
 import { ArgumentError } from "./errors.ts";
 import { parseExact } from "./exact_json.ts";
+import { keyGivenTwice } from "./json_keys.ts";
 
 /** Turns the text of a `KEY=VALUE` word into the value to send, given its key path. */
 export type ValueTyper = (path: readonly string[], text: string) => unknown;
@@ -127,11 +128,15 @@ export function parseArgumentsJson(text: string, source = "--args"): Record<stri
 }
 
 function parseJsonValue(text: string, source: string): unknown {
+  let value: unknown;
   try {
-    return parseExact(text); // numbers sent as written
+    value = parseExact(text); // numbers sent as written
   } catch (error) {
     throw new ArgumentError(`${source}: invalid JSON${jsonErrorPlace(text)}: ${(error as Error).message}`);
   }
+  const twice = keyGivenTwice(text); // JSON.parse kept the last value: it would go out as if given once
+  if (twice !== undefined) throw new ArgumentError(`${source}: the key "${twice}" is given twice in one object`);
+  return value;
 }
 
 /** Where `text` stops being JSON, as " at line L, column C" (not every engine's JSON.parse says where). */

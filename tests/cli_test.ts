@@ -104,6 +104,16 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
     ["bad raw JSON in KEY:=JSON", ["exec", "qom-get", "a:={"], /^qmpctl: 'a:=\{'.*JSON/],
     ["--args that is not an object", ["exec", "qom-get", "--args", "[1,2]"], /^qmpctl: --args must be a JSON object/],
     ["--args that is a string", ["exec", "qom-get", "--args", '"x"'], /^qmpctl: --args must be a JSON object/],
+    [ // JSON.parse would keep "y" and send it as if given once
+      "--args with a key given twice",
+      ["exec", "qom-get", "--args", '{"path": "/", "path": "/x"}'],
+      /^qmpctl: --args: the key "path" is given twice in one object$/,
+    ],
+    [
+      "KEY:=JSON with a key given twice",
+      ["exec", "qom-get", 'a:={"b":1,"b":2}'],
+      /^qmpctl: 'a:=\{.*the key "b" is given twice/,
+    ],
   ];
   for (const [what, args, message] of cases) {
     test(what, async () => {

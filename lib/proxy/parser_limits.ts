@@ -13,6 +13,7 @@
  * @module
  */
 import { isRawNumber } from "../exact_json.ts";
+import { keyGivenTwice } from "../json_keys.ts";
 import { MAX_NESTING } from "../framing.ts";
 
 export const MAX_TOKEN_COUNT = 2 ** 21;
@@ -176,31 +177,8 @@ export function refusedByQemuParser(message: Record<string, unknown>): string | 
  * a key twice, else undefined. QEMU's parser refuses such a message whole
  * (an id-less error); `JSON.parse` keeps the last value, so a client could
  * send `{"execute": "query-name", "execute": "quit"}` through the proxy and
- * have it run. Keys are compared decoded (`"\u0065xecute"` is `execute`).
+ * have it run.
  */
 export function duplicateKey(text: string): string | undefined {
-  const open: (Set<string> | undefined)[] = []; // per open container: an object's keys so far, or undefined (array)
-  let expectingKey = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (c === '"') {
-      let end = i + 1;
-      while (text[end] !== '"') end += text[end] === "\\" ? 2 : 1;
-      if (expectingKey) {
-        const raw = text.slice(i + 1, end);
-        const key = raw.includes("\\") ? JSON.parse(text.slice(i, end + 1)) as string : raw;
-        const keys = open[open.length - 1]!;
-        if (keys.has(key)) return "duplicate key";
-        keys.add(key);
-        expectingKey = false;
-      }
-      i = end;
-    } else if (c === "{") {
-      open.push(new Set());
-      expectingKey = true;
-    } else if (c === "[") open.push(undefined);
-    else if (c === "}" || c === "]") open.pop();
-    else if (c === ",") expectingKey = open[open.length - 1] !== undefined;
-  }
-  return undefined;
+  return keyGivenTwice(text) === undefined ? undefined : "duplicate key";
 }
