@@ -15,6 +15,7 @@ import { type Address, parseAddress } from "./address.ts";
 import { formatDuration } from "./duration.ts";
 import {
   abortErrorFor,
+  ArgumentError,
   CommandError,
   ConnectionError,
   ConnectTimeoutError,
@@ -355,11 +356,17 @@ export class QmpClient {
     const inOrder = options.inOrder === true && options.id === undefined && !options.oob;
     const id = options.id === undefined ? `qmpctl-${this.#nextId++}` : options.id;
     const key = inOrder ? `#${id}` : idKey(id); // "#..." is no JSON text: no clash with an id's key
-    if (this.#pending.has(key)) return Promise.reject(new ProtocolError(`id ${key} is already waiting for a reply`));
+    if (this.#pending.has(key)) return Promise.reject(new ArgumentError(`id ${key} is already waiting for a reply`));
     const message: Record<string, unknown> = { [options.oob ? "exec-oob" : "execute"]: command };
     if (args !== undefined) message.arguments = args;
+    if (!inOrder) message.id = id;
+    let json: string;
+    try { // before anything is recorded: a call that cannot be sent must leave no trace to take a reply
+      json = JSON.stringify(message);
+    } catch (error) { // a BigInt, a cycle
+      return Promise.reject(new ArgumentError(`${command}: its arguments are not JSON: ${(error as Error).message}`));
+    }
     if (inOrder) this.#inOrder.push(key);
-    else message.id = id;
     const reply = new Promise<Record<string, unknown>>((resolve, reject) => {
       this.#pending.set(key, {
         command,
@@ -371,7 +378,7 @@ export class QmpClient {
         reject,
       });
       this.#updateFlow(); // the reply may sit behind events a full subscriber has not read
-      this.#send(JSON.stringify(message));
+      this.#send(json);
     });
     return abortable(reply, signal, what).catch((error) => {
       // Aborted: forget the id, so a reply that comes later has no caller and is dropped.

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { QmpClient } from "../lib/client.ts";
 import {
   AbortedError,
+  ArgumentError,
   CommandError,
   ConnectionError,
   ConnectTimeoutError,
@@ -212,6 +213,27 @@ describe("greeting and negotiation", () => {
 });
 
 describe("execute", () => {
+  test("arguments that are not JSON (a BigInt): an ArgumentError, nothing sent, later in-order calls unaffected", async () => {
+    const answering = serve(async (c) => {
+      await c.handshake();
+      for (;;) {
+        const request = await c.nextRequest();
+        c.reply(request, { answered: request.execute });
+      }
+    });
+    const client = await connect(answering);
+    const bad = await rejection(client.execute("query-name", { size: 10n } as never, { inOrder: true }));
+    expect(bad).toBeInstanceOf(ArgumentError);
+    expect(bad.message).toBe("query-name: its arguments are not JSON: JSON.stringify cannot serialize BigInt.");
+    const signal = AbortSignal.timeout(2000);
+    const [name, status] = await Promise.all([
+      client.execute("query-name", undefined, { inOrder: true, signal }),
+      client.execute("query-status", undefined, { inOrder: true, signal }),
+    ]);
+    expect([name, status]).toEqual([{ answered: "query-name" }, { answered: "query-status" }]);
+    expect(answering.requests.map((r) => r.execute)).toEqual(["qmp_capabilities", "query-name", "query-status"]);
+  });
+
   test("sends the command with arguments and an id of its own, and returns the return value", async () => {
     const server = serve(async (c) => {
       await c.handshake();
