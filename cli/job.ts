@@ -86,6 +86,9 @@ export function followAfterExec(
 ): () => Promise<number> {
   // A command that starts a job names it job-id (or device, for older block jobs); job-cancel and the others
   // that act on one name it id.
+  if (command === "job-dismiss") { // the job is gone once dismissed: nothing to follow, nothing true to say
+    throw new UsageError("--wait-job does not go with job-dismiss: a dismissed job is gone (job wait ID follows one)");
+  }
   const id = args?.["job-id"] ?? args?.device ?? (command.startsWith("job-") ? args?.id : undefined);
   if (typeof id !== "string") {
     const names = command.startsWith("job-") ? "id=ID" : "job-id=ID, or device=ID";

@@ -13,7 +13,7 @@
  */
 import type { QmpClient } from "./client.ts";
 import { numberText, textOf } from "./exact_json.ts";
-import { DisconnectedError } from "./errors.ts";
+import { ArgumentError, DisconnectedError } from "./errors.ts";
 import type { EventSubscription, QmpEvent } from "./events.ts";
 import { EventTurns } from "./follow.ts";
 
@@ -66,7 +66,8 @@ interface Tracked {
 
 /**
  * A watch over the jobs of one QEMU: create it before the command that
- * starts a job, then `follow` the job.
+ * starts a job, then `follow` the job, once. It queues job events from its
+ * creation: `close()` it when the command fails and nothing is followed.
  *
  * @example
  * ```ts
@@ -83,6 +84,7 @@ export class JobWatch {
   readonly #client: QmpClient;
   readonly #subscription: EventSubscription;
   readonly #jobs = new Map<string, Tracked>();
+  #followed = false;
 
   constructor(client: QmpClient) {
     this.#client = client;
@@ -96,6 +98,9 @@ export class JobWatch {
    * @throws {DisconnectedError} when the connection ends first
    */
   async follow(ids: readonly string[], options: FollowJobsOptions = {}): Promise<JobReport> {
+    // Its events are watched from its creation to the end of its one follow: a second would miss those between.
+    if (this.#followed) throw new ArgumentError("a JobWatch follows once: create one before each command to follow");
+    this.#followed = true;
     const { signal, onProgress } = options;
     try {
       const first = await this.#query(signal);
@@ -124,7 +129,7 @@ export class JobWatch {
       // cancels its jobs, and the events say so before the connection closes.
       const last = followed.length > 0
         ? await this.#query(signal).catch((error) => {
-          if (error instanceof DisconnectedError && !options.dismiss) return [];
+          if (error instanceof DisconnectedError) return []; // and nothing left to dismiss
           throw error;
         })
         : [];

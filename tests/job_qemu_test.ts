@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
+import { ArgumentError, JobWatch, QmpClient } from "../lib/mod.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
 import { startTerminal } from "./helpers/terminal.ts";
 
@@ -248,7 +249,7 @@ describe("exec --wait-job", () => {
   });
 
   /** A QEMU of its own running a slow backup q1 that `qmpctl exec ... --wait-job` follows; then `end` it. */
-  async function endWhileFollowed(end: (own: TestQemu) => Promise<unknown> | void) {
+  async function endWhileFollowed(end: (own: TestQemu) => Promise<unknown> | void, ...options: string[]) {
     const own = await startQemu();
     try {
       for (const name of ["a", "b"]) {
@@ -265,6 +266,7 @@ describe("exec --wait-job", () => {
         "sync=full",
         `speed=${8 * MiB}`,
         "--wait-job",
+        ...options,
       ]);
       const deadline = Date.now() + 5000;
       while ((await own.control.execute("query-jobs") as unknown[]).length === 0) {
@@ -285,14 +287,16 @@ describe("exec --wait-job", () => {
     expect(result.stderr).toBe(`qmpctl: ${result.socket} closed the connection while job q1 ran\n`);
   });
 
-  test("QEMU told to quit while the job runs: quitting cancels the job, and its line says so (exit 1)", async () => {
-    const result = await endWhileFollowed((own) => own.control.execute("quit"));
-    expect(result.code).toBe(1);
-    const [ret, final] = result.stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
-    expect(ret).toEqual({});
-    expect(final).toMatchObject({ id: "q1", status: "concluded", result: "cancelled" });
-    expect(result.stderr).toBe("qmpctl: job q1 cancelled\n");
-  });
+  for (const options of [[], ["--dismiss"]]) {
+    test(`QEMU told to quit while the job runs ${options.join(" ")}: it cancels the job, its line says so (exit 1)`, async () => {
+      const result = await endWhileFollowed((own) => own.control.execute("quit"), ...options);
+      expect(result.code).toBe(1);
+      const [ret, final] = result.stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+      expect(ret).toEqual({});
+      expect(final).toMatchObject({ id: "q1", status: "concluded", result: "cancelled" });
+      expect(result.stderr).toBe("qmpctl: job q1 cancelled\n");
+    });
+  }
 
   test("--dismiss: the job started with auto-dismiss=false is followed, then dismissed", async () => {
     const result = await qmpctl([
@@ -325,6 +329,16 @@ describe("exec --wait-job", () => {
         stderr: `qmpctl: ${option} goes with --wait-job or --wait-migration\n`,
       });
     }
+  });
+
+  test("job-dismiss --wait-job: a usage error (a dismissed job is gone), nothing sent", async () => {
+    await backup("d8", 64 * MiB, { "auto-dismiss": false });
+    expect(await qmpctl(["-s", qemu.socket, "exec", "job-dismiss", "id=d8", "--wait-job"])).toMatchObject({
+      code: 2,
+      stdout: "",
+      stderr: "qmpctl: --wait-job does not go with job-dismiss: a dismissed job is gone (job wait ID follows one)\n",
+    });
+    expect(await jobIds()).toContain("d8");
   });
 
   test("a command without job-id or device: usage error, nothing sent", async () => {
@@ -505,6 +519,23 @@ describe("the progress line", () => {
       expect(forced.stdout).toBe(quiet.stdout); // the same job again: the same final line
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("JobWatch (the library)", () => {
+  test("follows once: a second follow is the caller's ArgumentError, not a lost connection", async () => {
+    const client = await QmpClient.connect(qemu.socket);
+    try {
+      const watch = new JobWatch(client);
+      await backup("w1", 1024 * MiB);
+      expect((await watch.follow(["w1"], { signal: AbortSignal.timeout(20_000) })).concluded[0].result)
+        .toBe("completed");
+      const again = await watch.follow(["w1"]).catch((error) => error);
+      expect(again).toBeInstanceOf(ArgumentError);
+      expect(again.message).toBe("a JobWatch follows once: create one before each command to follow");
+    } finally {
+      await client.close();
     }
   });
 });
