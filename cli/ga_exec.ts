@@ -80,12 +80,15 @@ export async function run(context: CommandContext): Promise<number> {
       await printJson(context, status);
       return 0;
     }
-    // A reader that closed stdout early does not hide how the program ended (as with 'ssh host cmd | head').
+    // A reader that closed stdout or stderr early ('cmd 2>&1 | head') does not hide how the program ended,
+    // as with 'ssh host cmd'.
+    const readerGone = (error: unknown) => {
+      if (!(error instanceof BrokenPipeError)) throw error;
+    };
     await writeStdoutBytes(decodeBase64(status["out-data"] ?? "", "the program's output (out-data)"), signal)
-      .catch((error) => {
-        if (!(error instanceof BrokenPipeError)) throw error;
-      });
-    await writeStderrBytes(decodeBase64(status["err-data"] ?? "", "the program's error output (err-data)"));
+      .catch(readerGone);
+    await writeStderrBytes(decodeBase64(status["err-data"] ?? "", "the program's error output (err-data)"))
+      .catch(readerGone);
     for (const stream of ["out", "err"] as const) {
       if (status[`${stream}-truncated`]) {
         writeStderrLine(`qmpctl: warning: the guest agent cut ${path}'s std${stream} (qemu-ga keeps at most 16 MB)`);

@@ -36,6 +36,10 @@ describe("ga exec", () => {
     const result = Bun.spawnSync(["bash", "-c", script, QMPCTL, agent.socket], { stdout: "pipe", stderr: "pipe" });
     expect(result.stdout.toString()).toBe("1 status 4\n");
     expect(result.stderr.toString()).toBe("done\n"); // its stderr still comes
+    const both = `"$0" -s "$1" ga exec -- sh -c 'seq 100000; seq 100000 >&2; exit 4' 2>&1 | head -c 1; ` +
+      'echo " status ${PIPESTATUS[0]}"'; // stderr to the closed pipe too
+    const merged = Bun.spawnSync(["bash", "-c", both, QMPCTL, agent.socket], { stdout: "pipe", stderr: "pipe" });
+    expect(merged.stdout.toString()).toBe("1 status 4\n");
   });
 
   test("a program ended by a signal exits 128+N", async () => {
