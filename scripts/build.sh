@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the single binary (bun build --compile; works offline) and its man page.
 #   scripts/build.sh [--target TARGET] [OUT] [ENTRY]
-#   default OUT: dist/qmpctl, ENTRY: cli.ts; TARGET e.g. bun-linux-arm64
+#   default OUT: dist/qmpctl, ENTRY: cli.ts (both given: from the caller's directory);
+#   TARGET e.g. bun-linux-arm64
 # (scripts/bench.ts builds its "hello" reference here too, with the same flags.)
 # --bytecode precompiles the bundle, which saves ~2 ms of every start-up.
 # --splitting keeps each command's modules in chunks of their own inside the
@@ -16,6 +17,7 @@
 # The version is package.json's; from an untagged or modified tree it names
 # the commit too (0.1.0+g1a2b3c4, 0.1.0+g1a2b3c4.dirty).
 set -euo pipefail
+caller=$PWD # OUT and ENTRY given are the caller's paths
 cd "$(dirname "$0")/.."
 target=()
 if [ "${1:-}" = "--target" ]; then
@@ -24,11 +26,14 @@ if [ "${1:-}" = "--target" ]; then
 fi
 out=${1:-dist/qmpctl}
 entry=${2:-cli.ts}
+[ $# -lt 1 ] || [[ $out == /* ]] || out=$caller/$out
+[ $# -lt 2 ] || [[ $entry == /* ]] || entry=$caller/$entry
 [ -x node_modules/.bin/bun ] || npm ci --no-audit --no-fund
 mkdir -p "$(dirname "$out")"
 
 suffix=""
-if git rev-parse --git-dir >/dev/null 2>&1; then
+# Only qmpctl's own checkout: a source tree unpacked inside another repository (a packager's) is not.
+if [ "$(git rev-parse --show-toplevel 2>/dev/null)" = "$(pwd -P)" ]; then
   git describe --tags --exact-match HEAD >/dev/null 2>&1 || suffix="+g$(git rev-parse --short HEAD)"
   if ! git diff --quiet HEAD 2>/dev/null; then suffix="${suffix:-+g$(git rev-parse --short HEAD)}.dirty"; fi
 fi

@@ -24,6 +24,10 @@ if [ $# -gt 1 ]; then
   echo "install.sh: one PREFIX at most, options first (see install.sh --help)" >&2
   exit 2
 fi
+if [ $# -eq 1 ] && [ -z "$1" ]; then # an unset "$PREFIX" in a packaging line: not the system's /usr/local
+  echo "install.sh: PREFIX is empty (leave it out for /usr/local)" >&2
+  exit 2
+fi
 prefix=${1:-/usr/local}
 here=$(cd "$(dirname "$0")" && pwd)
 

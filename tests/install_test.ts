@@ -143,6 +143,13 @@ test("install.sh --help prints its usage and installs nothing; an unknown option
     const misplaced = inDir([INSTALL, join(cwd, "prefix"), "--uninstall"]); // it installed, dropping --uninstall
     expect(misplaced.code).toBe(2);
     expect(misplaced.stderr).toBe("install.sh: one PREFIX at most, options first (see install.sh --help)\n");
+    for (const argv of [[INSTALL, ""], [INSTALL, "--uninstall", ""]]) { // sh install.sh "$PREFIX", PREFIX unset
+      expect(inDir(argv)).toEqual({
+        code: 2,
+        stdout: "",
+        stderr: "install.sh: PREFIX is empty (leave it out for /usr/local)\n",
+      });
+    }
     expect(readdirSync(cwd)).toEqual([]);
   } finally {
     rmSync(cwd, { recursive: true, force: true });
