@@ -76,7 +76,7 @@ sha256() {
 if [ -f "$here/SHA256SUMS" ]; then
   for file in "$binary" "$manpage"; do
     # A line is "HASH  NAME", or "HASH *NAME" as sha256sum -b writes it.
-    listed=$(awk -v name="${file##*/}" '$2 == name || $2 == "*" name { print $1 }' "$here/SHA256SUMS")
+    listed=$(awk -v name="${file##*/}" '{ sub(/\r$/, "") } $2 == name || $2 == "*" name { print $1 }' "$here/SHA256SUMS")
     if [ -z "$listed" ]; then
       echo "install.sh: $file is not in $here/SHA256SUMS: not installing it" >&2
       exit 1

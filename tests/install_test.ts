@@ -274,4 +274,11 @@ describe("sh install.sh from a release folder, as the README downloads it", () =
     expect(existsSync(release.prefix)).toBe(false);
     expect(release.plantedRan()).toBe(false);
   });
+
+  test("a SHA256SUMS with CRLF line ends (sha256sum -c takes it) is read as its lines", () => {
+    const release = releaseFolder(NAME);
+    const sums = join(release.folder, "SHA256SUMS");
+    writeFileSync(sums, readFileSync(sums, "utf8").replaceAll("\n", "\r\n"));
+    expect(release.install()).toMatchObject({ code: 0, stderr: "" });
+  });
 });
