@@ -204,7 +204,12 @@ export class QmpClient {
     return this.#capabilities;
   }
 
-  /** Settles when the connection has ended: with the error that ended it, or undefined. */
+  /**
+   * Settles when the connection has ended: with the error that ended it, or
+   * undefined. While a full subscription holds up reading (see `events`),
+   * the end is seen only once reading resumes: read that subscription, or
+   * close it.
+   */
   get closed(): Promise<QmpError | undefined> {
     return this.#closed;
   }

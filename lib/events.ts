@@ -91,6 +91,10 @@ export class EventSubscription implements AsyncIterableIterator<QmpEvent> {
     this.#hooks = hooks;
     this.#highWaterMark = Math.max(1, options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK);
     this.#remaining = options.limit ?? Infinity;
+    if (this.#remaining <= 0) { // at most none: ended before any comes
+      this.end();
+      return;
+    }
     const { signal } = options;
     if (!signal) return;
     const abortError = abortErrorFor(filter.names?.length ? `events ${filter.names.join(" or ")}` : "events");

@@ -81,6 +81,22 @@ describe("backpressure", () => {
   });
 });
 
+test("limit: 0 keeps no event: the subscription has ended before any comes", async () => {
+  const server = serve(async (c) => {
+    await c.handshake();
+    const request = await c.nextRequest();
+    c.sendJson(stopEvent(1));
+    c.reply(request, {});
+  });
+  const client = await connectTo(server.path);
+  const none = client.events({}, { limit: 0 });
+  const one = client.events({}, { limit: 1 });
+  await client.execute("stop");
+  expect(none.ended).toBe(true);
+  expect(await none.nextBatch()).toEqual([]);
+  expect(await one.nextBatch()).toEqual([stopEvent(1)]);
+});
+
 describe("waitForEvent", () => {
   test("called before the command, it gets the event QEMU sends before the reply", async () => {
     const server = serve(async (c) => {
