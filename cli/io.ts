@@ -80,6 +80,9 @@ function closedAtStart(fd: number): Promise<boolean> {
   }, () => false);
 }
 
+/** The names of stdin as a file. */
+const STDIN_PATHS = ["/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"];
+
 /**
  * Reject with an EBADF error, as reading a closed descriptor does, when
  * qmpctl was started with stdin closed (`qmpctl ... <&-`): Bun would read
@@ -442,6 +445,7 @@ export async function* readChunks(path: string): AsyncGenerator<Uint8Array> {
     yield* (bun ? bun.stdin.stream() : process.stdin) as AsyncIterable<Uint8Array>;
     return;
   }
+  if (STDIN_PATHS.includes(path)) await checkStdinOpen(); // they name the /dev/null Bun put in its place
   // Bun streams regular files and pipes, but reports a character device
   // (/dev/null) as missing and fails to poll it (EPERM from epoll_ctl):
   // node:fs, loaded only then, reads those, and reports a missing file.

@@ -171,6 +171,15 @@ describe("stdin that cannot be read", () => {
       });
     }
 
+    if (what === "closed") {
+      test("batch /dev/stdin with stdin closed: exit 2 saying so, not empty input", () => {
+        expect(withStdin(redirect, ["-s", qemu.socket, "batch", "/dev/stdin"])).toEqual({
+          ...refused,
+          stderr: `qmpctl: cannot read /dev/stdin: ${reason}\n`,
+        });
+      });
+    }
+
     test(`batch on two sockets with stdin ${what}: one error before connecting, exit 2`, () => {
       const absent = join(home, "absent.sock"); // read before connecting: not a connection error
       expect(withStdin(redirect, ["-s", qemu.socket, "-s", absent, "batch"])).toEqual(refused);
