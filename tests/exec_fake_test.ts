@@ -403,6 +403,18 @@ describe("arguments reach the server as built", () => {
   }
   const sent = (server: FakeServer) => server.requests.filter((r) => r.execute !== "query-qmp-schema").at(-1);
 
+  test("commands and describe on a QEMU without a schema say so, not only QEMU's CommandNotFound", async () => {
+    const server = schemaless();
+    for (const words of [["commands"], ["describe", "set_link"]]) {
+      expect(await qmpctl(["-s", server.path, ...words])).toMatchObject({
+        code: 1,
+        stdout: "",
+        stderr: "qmpctl: CommandNotFound: The command query-qmp-schema has not been found (qmpctl asked for " +
+          "QEMU's schema: QEMU 2.4.0 has none; it came in QEMU 2.5)\n",
+      });
+    }
+  });
+
   test("KEY=VALUE words merged over --args; without a schema a value is JSON, else a string", async () => {
     const server = schemaless();
     const words = ["blockdev-add", "--args", '{"driver": "file", "read-only": false, "cache": {"direct": true}}'];

@@ -32,8 +32,16 @@ export async function askForSchema(client: QmpClient, command: string, signal?: 
     return await client.execute(command, undefined, { signal });
   } catch (error) {
     if (error instanceof TimeoutError) error.message += " (sent by qmpctl to read QEMU's schema)";
+    if (error instanceof CommandError && error.errorClass === "CommandNotFound") {
+      error.message += ` (qmpctl asked for QEMU's schema: QEMU ${versionOf(client)} has none; it came in QEMU 2.5)`;
+    }
     throw error;
   }
+}
+
+function versionOf(client: QmpClient): string {
+  const { major, minor, micro } = client.greeting.version;
+  return `${major}.${minor}.${micro}`;
 }
 
 /** The cache key: QEMU's version and package, and its target architecture. */
@@ -63,8 +71,7 @@ export function likelyCacheKey(client: QmpClient): string | undefined {
 }
 
 function keyOf(client: QmpClient, arch: string): string {
-  const { major, minor, micro, package: pkg } = client.greeting.version;
-  return JSON.stringify([`${major}.${minor}.${micro}`, pkg, arch]);
+  return JSON.stringify([versionOf(client), client.greeting.version.package, arch]);
 }
 
 /** A directory name for a key: readable, plus a hash of the exact key so sanitising cannot merge two keys. */
