@@ -149,7 +149,10 @@ async function executeUnanswered(
   }
 }
 
-/** The usage error for a command the agent does not have, or has disabled, with the closest names. */
+/**
+ * The usage error for a command the agent does not have, with the closest
+ * names; for one it has disabled, its own error with why it may be so.
+ */
 async function unknownCommand(
   context: CommandContext,
   agent: GuestAgent,
@@ -164,10 +167,9 @@ async function unknownCommand(
     return error; // the agent's own answer is all there is to say
   }
   const entry = supported.find((c) => c.name === command);
-  if (entry && !entry.enabled) {
-    return new UsageError(
-      `the guest agent has disabled ${command} (unsupported on this guest, or blocked by qemu-ga --block-rpcs)`,
-    );
+  if (entry && !entry.enabled) { // a command it has: its answer stands (exit 1), with why it may be so
+    error.message += " (unsupported on this guest, or blocked by qemu-ga --block-rpcs)";
+    return error;
   }
   const enabled = supported.filter((c) => c.enabled).map((c) => c.name);
   return new UsageError(`unknown guest agent command '${command}'${didYouMean(command, enabled)}`);

@@ -1,5 +1,6 @@
 /** `qmpctl proxy -s UPSTREAM --listen PATH` and `qmpctl proxy --listen PATH -- qemu-system-... ARGS`. @module */
 import { parseAddress } from "../lib/address.ts";
+import { DisconnectedError } from "../lib/errors.ts";
 import { retryWhileNotReady } from "../lib/connect_ready.ts";
 import { type ProxyOptions, QmpProxy } from "../lib/proxy/proxy.ts";
 import { Upstream } from "../lib/proxy/upstream.ts";
@@ -155,9 +156,9 @@ async function runShared(context: CommandContext, settings: Settings, address: s
     return EXIT.TIMEOUT;
   }
   if (first.reason !== "lost") return EXIT.OK;
-  notice(
-    `${name} closed the connection without a SHUTDOWN event or a quit${first.error ? ` (${first.error.message})` : ""}`,
-  );
+  // Why, when it is more than the close itself (a broken message); a plain close said it already.
+  const why = first.error && !(first.error instanceof DisconnectedError) ? ` (${first.error.message})` : "";
+  notice(`${name} closed the connection without a SHUTDOWN event or a quit${why}`);
   return EXIT.CONNECTION;
 }
 

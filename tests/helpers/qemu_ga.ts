@@ -38,14 +38,18 @@ export function agentDir(): string {
  * Start qemu-ga reached at `dir`/ga.sock; resolves once the agent answers a
  * sync there. `dir` is removed by stop() when this call made it.
  */
-export async function startAgent(dir?: string, channel: AgentChannel = "unix-listen"): Promise<TestAgent> {
+export async function startAgent(
+  dir?: string,
+  channel: AgentChannel = "unix-listen",
+  extraArgs: string[] = [],
+): Promise<TestAgent> {
   const own = dir === undefined;
   const where = dir ?? agentDir();
   const socket = join(where, "ga.sock");
   const serial = channel === "serial" ? await startSerialChannel(where, socket) : undefined;
   const [mode, path] = serial ? ["isa-serial", serial.tty] : ["unix-listen", socket];
   const agent = Bun.spawn(
-    ["qemu-ga", "-m", mode, "-p", path, "-t", where, "-f", join(where, "qemu-ga.pid")],
+    ["qemu-ga", "-m", mode, "-p", path, "-t", where, "-f", join(where, "qemu-ga.pid"), ...extraArgs],
     { stdin: "ignore", stdout: "ignore", stderr: "pipe" },
   );
   const stop = async () => {
