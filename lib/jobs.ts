@@ -217,7 +217,18 @@ function outcome({ info, cancelled }: Tracked): JobOutcome {
     : info.error !== undefined
     ? "failed"
     : "completed";
-  return { ...info, status: "concluded", result };
+  // One order of members, whether they came from query-jobs (QEMU's order is its hash table's) or from events.
+  const { id, type, "current-progress": done, "total-progress": total, error, status: _, ...others } = info;
+  return {
+    id,
+    type,
+    status: "concluded",
+    "current-progress": done,
+    "total-progress": total,
+    ...(error === undefined ? {} : { error }),
+    ...others,
+    result,
+  };
 }
 
 /**

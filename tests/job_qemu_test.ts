@@ -331,6 +331,16 @@ describe("exec --wait-job", () => {
     }
   });
 
+  test("the final line's members come in one order, from query-jobs or from events alike", async () => {
+    const order = ["id", "type", "status", "current-progress", "total-progress", "result"];
+    for (const [id, extra] of [["k1", {}], ["k2", { "auto-dismiss": false }]] as const) {
+      await backup(id, 64 * MiB, extra); // about 1 s; k1 is gone from query-jobs once concluded: known by events
+      const result = await qmpctl(["-s", qemu.socket, "job", "wait", id, "--timeout", "20s"]);
+      expect(result.code).toBe(0);
+      expect(Object.keys(JSON.parse(result.stdout))).toEqual(order);
+    }
+  });
+
   test("job-dismiss --wait-job: a usage error (a dismissed job is gone), nothing sent", async () => {
     await backup("d8", 64 * MiB, { "auto-dismiss": false });
     expect(await qmpctl(["-s", qemu.socket, "exec", "job-dismiss", "id=d8", "--wait-job"])).toMatchObject({
