@@ -7,7 +7,7 @@
  * @module
  */
 import type { QmpClient } from "./client.ts";
-import { textOf } from "./exact_json.ts";
+import { ProtocolError } from "./errors.ts";
 
 /**
  * A CPU index as a user writes it (`--cpu 1`, `cpu 1`): decimal digits, up
@@ -44,9 +44,17 @@ export function hmpArguments(commandLine: string, cpuIndex?: number): Record<str
  * import { hmpText } from "./hmp.ts";
  * hmpText("VM status: running\r\n"); // "VM status: running\n"
  * ```
+ * @throws {ProtocolError} for a value that is no text (QEMU's is always)
  */
 export function hmpText(value: unknown): string {
-  return textOf(value).replaceAll("\r\n", "\n");
+  if (typeof value !== "string") { // QEMU's human-monitor-command returns text, always
+    throw new ProtocolError(`received ${truncated(JSON.stringify(value))} as the human monitor's text`);
+  }
+  return value.replaceAll("\r\n", "\n");
+}
+
+function truncated(text: string, max = 200): string {
+  return text.length > max ? `${text.slice(0, max)}...` : text;
 }
 
 /**

@@ -160,6 +160,20 @@ describe("the greeting and negotiation", () => {
     },
   );
 
+  test("hmp: a reply that is no text (QEMU's always is) breaks the protocol: exit 3, not [object Object]", async () => {
+    for (const value of [{ a: 1 }, null, ["a\r\n", "b"]]) {
+      const server = serve(async (c) => {
+        await c.handshake();
+        c.reply(await c.nextRequest(), value);
+      });
+      expect(await qmpctl(["-s", server.path, "hmp", "info status"])).toMatchObject({
+        code: 3,
+        stdout: "",
+        stderr: `qmpctl: received ${JSON.stringify(value)} as the human monitor's text\n`,
+      });
+    }
+  });
+
   test("no answer to qmp_capabilities: exit 3 within --connect-timeout, although the command was sent", async () => {
     const server = serve(async (c) => {
       c.sendJson(QEMU_GREETING);
