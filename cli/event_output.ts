@@ -11,7 +11,7 @@ import type { QmpClient } from "../lib/client.ts";
 import { ArgumentError, DisconnectedError, TimeoutError } from "../lib/errors.ts";
 import type { EventSubscription, QmpEvent } from "../lib/events.ts";
 import { numberText, parseExact, sameNumber } from "../lib/exact_json.ts";
-import { normalJit } from "./io.ts";
+import { normalJit, stdoutWritable } from "./io.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, formatEvents, write } from "./session.ts";
 
@@ -40,7 +40,7 @@ export function readEventWait(
 ): EventWait {
   const matches = context.options.list("match");
   const countText = context.options.text("count");
-  if (countText !== undefined && !/^[1-9]\d*$/.test(countText)) {
+  if (countText !== undefined && !(/^\d+$/.test(countText) && Number(countText) >= 1)) { // 01 too (printf %02d)
     throw new UsageError(`${countName} '${countText}' is not a number of events (1 or more)`);
   }
   const named = names.length > 0 ? names.join(" or ") : "any event";
@@ -127,6 +127,7 @@ export async function printEvents(
   let printed = 0;
   if (wait.count > 1) normalJit(); // a stream: its loop runs hot
   try {
+    if (!context.target) await stdoutWritable(); // a closed stdout fails now, not after the wait
     while (printed < wait.count) {
       const batch = await subscription.nextBatch(wait.count - printed);
       if (batch.length === 0) break;

@@ -103,6 +103,15 @@ export function prepareStdout(): void {
   if (bun) setImmediate(() => checkStdoutOpen().catch(() => {}));
 }
 
+/**
+ * Resolves once stdout is known to take output; rejects with OutputError
+ * when it was closed at start. For a command that may wait long before its
+ * first line (an event wait): it fails at once, not after the wait.
+ */
+export function stdoutWritable(): Promise<void> {
+  return bun ? checkStdoutOpen() : Promise.resolve();
+}
+
 let stdoutErrorsHandled = false;
 
 /**

@@ -65,11 +65,14 @@ describe("on a running QEMU (-machine none)", () => {
     expect(failures).toEqual([]);
   }, 60_000);
 
-  test("--count 2 prints STOP then RESUME, each as it comes", async () => {
-    const result = await listenWhile(["wait-event", "STOP", "RESUME", "--count", "2", "--timeout", "10s"], async () => {
-      await qemu.control.execute("stop");
-      await qemu.control.execute("cont");
-    });
+  test("--count 02 (as printf %02d writes 2) prints STOP then RESUME, each as it comes", async () => {
+    const result = await listenWhile(
+      ["wait-event", "STOP", "RESUME", "--count", "02", "--timeout", "10s"],
+      async () => {
+        await qemu.control.execute("stop");
+        await qemu.control.execute("cont");
+      },
+    );
     const [stop, resume] = await seen(events, 2);
     expect([stop.event, resume.event]).toEqual(["STOP", "RESUME"]);
     expect(result).toMatchObject({ code: 0, stdout: line(stop) + line(resume), stderr: "" });

@@ -13,7 +13,8 @@ beforeAll(() => {
     await c.handshake();
     for (;;) {
       const request = await c.nextRequest();
-      c.reply(request, { running: true, status: "running" });
+      if (request.execute !== "query-qmp-schema") c.reply(request, { running: true, status: "running" });
+      else c.sendJson({ error: { class: "CommandNotFound", desc: "no schema here" }, id: request.id }); // names unchecked
     }
   });
 });
@@ -45,6 +46,17 @@ test("exec with stdout closed (>&-): exit 74, not 0 with the output lost", async
     code: 74,
     stderr: "qmpctl: could not write the output: stdout is closed (EBADF)\n",
   });
+});
+
+test("wait-event and events with stdout closed: exit 74 at once, not after the wait (or 0 with nothing)", async () => {
+  for (const command of [["wait-event", "STOP"], ["events"]]) {
+    const started = performance.now();
+    expect(await run(["-s", server.path, ...command, "--timeout", "5s"], ">&-")).toEqual({
+      code: 74,
+      stderr: "qmpctl: could not write the output: stdout is closed (EBADF)\n",
+    });
+    expect(performance.now() - started).toBeLessThan(4000);
+  }
 });
 
 test("--version > /dev/full and --help >&-: exit 74", async () => {
