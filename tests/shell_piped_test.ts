@@ -103,14 +103,14 @@ describe("qmpctl shell with piped stdin", () => {
       const node = nodes.find((n) => n["node-name"] === "pipe1") as { "dirty-bitmaps"?: { name: string }[] };
       return (node["dirty-bitmaps"] ?? []).map((b) => b.name).sort(); // QEMU leaves out an empty list
     };
-    const refused = "the transaction was not sent: 1 of its lines made no action, and QEMU would apply the others " +
-      "without them";
+    const refused = "the transaction was not sent: 1 of its lines made no action";
     const typo = "block-dirty-bitmap-add: unknown argument 'nam' (did you mean name?)";
     const apart = await shell( // the typo on a line of its own, then ) alone
       "transaction(\nblock-dirty-bitmap-add node=pipe1 name=t1\nblock-dirty-bitmap-add node=pipe1 nam=t2\n)\n",
     );
     expect(apart.stdout).toBe(
-      `{"error":{"class":"ArgumentError","desc":"${typo}"}}\n{"error":{"class":"UsageError","desc":"${refused}"}}\n`,
+      `{"error":{"class":"ArgumentError","desc":"${typo} (so the transaction will not be sent)"}}\n` +
+        `{"error":{"class":"UsageError","desc":"${refused}"}}\n`,
     );
     expect(apart.code).toBe(1);
     const together = await shell( // the typo on the line that ends it, a command after

@@ -307,6 +307,45 @@ describe("qmpctl shell on a terminal", () => {
     });
   });
 
+  test("Ctrl-C while a typed line waits for the schema (QEMU stopped): '(not sent)', and it is not sent", async () => {
+    await use(["-v"], async (terminal) => { // -v shows each command the shell sends
+      qemu.process.kill("SIGSTOP");
+      try {
+        await terminal.type("set_link name=ctrlc up=false");
+        await terminal.press("Enter");
+        await Bun.sleep(300);
+        await terminal.press("C-c");
+        const screen = await terminal.waitFor("the note", (s) => s.includes("^C (not sent)"));
+        expect(screen.join("\n")).not.toContain('"execute":"set_link"');
+      } finally {
+        qemu.process.kill("SIGCONT");
+      }
+      await Bun.sleep(300);
+      expect((await terminal.screen()).join("\n")).not.toContain('"execute":"set_link"');
+      // At TRANS>: the action stopped with Ctrl-C is dropped, not kept untyped and sent at ")".
+      await terminal.type("transaction(");
+      await terminal.press("Enter");
+      await terminal.waitForLastLine("TRANS>");
+      qemu.process.kill("SIGSTOP");
+      try {
+        await terminal.type("block-dirty-bitmap-add node=nowhere name=ctrlc");
+        await terminal.press("Enter");
+        await Bun.sleep(300);
+        await terminal.press("C-c");
+        await terminal.waitFor("the note", (s) => s.filter((line) => line.includes("^C (not sent)")).length === 2);
+      } finally {
+        qemu.process.kill("SIGCONT");
+      }
+      await terminal.type(")");
+      await terminal.press("Enter");
+      const sent = await terminal.waitFor(
+        "the transaction",
+        (s) => s.some((l) => l.includes('"execute":"transaction"')),
+      );
+      expect(sent.join("\n")).toContain('{"execute":"transaction","arguments":{"actions":[]}}');
+    });
+  });
+
   test("wide characters (CJK) take two columns: the cursor stays on the character it is at, a long line wraps whole", async () => {
     await use([], async (terminal) => {
       await terminal.type("echo 日本語abc");

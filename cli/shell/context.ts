@@ -57,6 +57,8 @@ export class ShellContext {
   shellWords = true;
   /** Called with each message about to be sent (`-v` in a terminal). */
   onSend?: (message: Record<string, unknown>) => void;
+  /** How many commands have gone to QEMU: whether a line stopped with Ctrl-C sent its own. */
+  commandsSent = 0;
 
   constructor(client: QmpClient, eventsOn: boolean) {
     this.client = client;
@@ -82,6 +84,7 @@ export class ShellContext {
     if (args !== undefined) message.arguments = args;
     if (options.id !== undefined) message.id = options.id;
     this.onSend?.(message);
+    this.commandsSent++;
     if (command === "quit") this.quitSent = true;
     try {
       // Piped lines go without ids, answered in order (less for QEMU to parse); an id the line gives is kept.

@@ -125,11 +125,15 @@ export async function runInteractive(options: InteractiveOptions): Promise<numbe
   async function runLine(line: string): Promise<Outcome | undefined> {
     const stop = new AbortController();
     terminal.onInterrupt(() => stop.abort(new Error("interrupted")));
+    const sentBefore = shell.commandsSent;
     try {
       return await race(mode.run(line, AbortSignal.any([signal, stop.signal])));
     } catch (error) {
       if (!stop.signal.aborted || signal.aborted) throw error;
-      screen.print("^C (the command was sent; its reply will not be shown)");
+      // It may have stopped before its command went out (while the schema was asked for, to type its words).
+      screen.print(
+        shell.commandsSent > sentBefore ? "^C (the command was sent; its reply will not be shown)" : "^C (not sent)",
+      );
       return undefined;
     } finally {
       terminal.onInterrupt(undefined);

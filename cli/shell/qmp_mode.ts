@@ -81,8 +81,11 @@ export class QmpMode implements ShellMode {
       const args = rest.length > 0 ? await this.#schema.arguments(command, rest, signal) : undefined;
       return await this.#context.execute(command, args, signal);
     } catch (error) {
-      if (this.#actions) this.#failedActions++; // a line of a transaction that made no action
-      return localError(error);
+      if (!this.#actions || signal.aborted) return localError(error); // a line dropped with Ctrl-C: not sent
+      this.#failedActions++; // a line of a transaction that made no action: the transaction will not go
+      const outcome = localError(error);
+      if (outcome.kind === "error") outcome.error.desc += " (so the transaction will not be sent)";
+      return outcome;
     }
   }
 
@@ -108,11 +111,8 @@ export class QmpMode implements ShellMode {
     if (!close) return NOTHING;
     const actions = this.#actions!, failed = this.#failedActions;
     this.#actions = undefined;
-    if (failed > 0) {
-      throw new UsageError(
-        `${failure}the transaction was not sent: ${failed} of its lines made no action, and QEMU would apply ` +
-          "the others without them",
-      );
+    if (failed > 0) { // sent without them, QEMU would apply the rest: all or nothing
+      throw new UsageError(`${failure}the transaction was not sent: ${failed} of its lines made no action`);
     }
     return this.#context.execute("transaction", { actions }, signal);
   }

@@ -41,7 +41,10 @@ export class SchemaView {
    */
   async actionData(type: string, words: string[], signal: AbortSignal): Promise<Record<string, unknown>> {
     if (words.length === 0) return {};
-    const schema = await this.#load(signal).catch(() => undefined);
+    const schema = await this.#load(signal).catch((error) => {
+      if (signal.aborted) throw error; // Ctrl-C: the line is dropped, not sent untyped
+      return undefined; // no schema (QEMU before 2.5): untyped
+    });
     return schema?.command(type) ? this.arguments(type, words, signal) : buildArguments(words);
   }
 
