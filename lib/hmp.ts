@@ -11,13 +11,13 @@ import { ProtocolError } from "./errors.ts";
 
 /**
  * A CPU index as a user writes it (`--cpu 1`, `cpu 1`): decimal digits, up
- * to 2^53 - 1 (a double keeps it exactly; no CPU has a larger index);
- * undefined for anything else.
+ * to 2^31 - 1 (QEMU keeps the index in 32 bits: 4294967296 would run on CPU
+ * 0); undefined for anything else.
  */
 export function parseCpuIndex(text: string): number | undefined {
   if (!/^\d+$/.test(text)) return undefined;
   const index = Number(text);
-  return Number.isSafeInteger(index) ? index : undefined;
+  return index <= 0x7fff_ffff ? index : undefined;
 }
 
 /**

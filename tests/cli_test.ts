@@ -97,6 +97,11 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
       ["hmp", "info cpus", "--cpu", "9007199254740993"],
       /^qmpctl: --cpu '9007199254740993' is not a CPU index$/,
     ],
+    [ // QEMU keeps 32 bits of it: this one would run on CPU 0
+      "a --cpu beyond 2^31 - 1",
+      ["hmp", "info cpus", "--cpu", "4294967296"],
+      /^qmpctl: --cpu '4294967296' is not a CPU index$/,
+    ],
     ["a word without =", ["exec", "qom-get", "path=/", "property"], /^qmpctl: 'property' is not KEY=VALUE$/],
     ["an empty key", ["exec", "qom-get", "=x"], /^qmpctl: '=x' has an empty key$/],
     ["a key given twice", ["exec", "qom-get", "a=1", "a=2"], /^qmpctl: 'a=2' sets a again \(after 'a=1'\)$/],
