@@ -9,12 +9,12 @@
  *
  * @module
  */
-import { CommandError, DisconnectedError, QmpError } from "../lib/errors.ts";
+import { CommandError, DisconnectedError, QmpError, TimeoutError } from "../lib/errors.ts";
 import { parseExact, textOf } from "../lib/exact_json.ts";
 import { hmpText } from "../lib/hmp.ts";
 import type { QmpEvent } from "../lib/events.ts";
-import { parseDuration } from "./duration.ts";
-import { readEventWait, subscribe } from "./event_output.ts";
+import { formatDuration, parseDuration } from "./duration.ts";
+import { awaitedTimeout, readEventWait, subscribe } from "./event_output.ts";
 import { readTextFile, writeStdout } from "./io.ts";
 import { ParsedOptions, UsageError } from "./options.ts";
 import { type CommandContext, connect } from "./session.ts";
@@ -180,14 +180,23 @@ async function runModule(context: CommandContext, params: ModuleParams): Promise
     }
     if (wait && subscription) {
       const events: QmpEvent[] = [];
-      while (events.length < wait.count) {
-        const batch = await subscription.nextBatch(wait.count - events.length);
-        if (batch.length === 0) break;
-        events.push(...batch);
-      }
-      subscription.close();
-      if (events.length < wait.count) {
-        throw new DisconnectedError(`${client.address.text} closed the connection while waiting for ${wait.what}`);
+      try {
+        while (events.length < wait.count) {
+          const batch = await subscription.nextBatch(wait.count - events.length);
+          if (batch.length === 0) break;
+          events.push(...batch);
+        }
+        if (events.length < wait.count) {
+          throw new DisconnectedError(`${client.address.text} closed the connection while waiting for ${wait.what}`);
+        }
+      } catch (error) {
+        // The command has run: the task failed, and changed what the command changed (and returned).
+        if (!(error instanceof TimeoutError)) return { ...result, ...failure(error), changed };
+        const timedOut = awaitedTimeout(wait, events.length);
+        timedOut.message += ` (timeout ${formatDuration(timeoutMs)})`;
+        return { ...result, ...failure(timedOut), changed };
+      } finally {
+        subscription.close();
       }
       result.events = events;
     }

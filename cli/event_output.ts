@@ -154,14 +154,22 @@ export async function printAwaitedEvents(
   wait: EventWait,
 ): Promise<void> {
   const { printed, error } = await printEvents(context, subscription, wait);
-  const progress = wait.count > 1 ? `; ${printed} of ${wait.count} arrived` : "";
-  if (error instanceof TimeoutError) throw new TimeoutError(`timed out waiting for ${wait.what}${progress}`);
+  if (error instanceof TimeoutError) throw awaitedTimeout(wait, printed);
   if (error !== undefined) throw error;
   if (printed < wait.count) {
     throw new DisconnectedError(
-      `${client.address.text} closed the connection while waiting for ${wait.what}${progress}`,
+      `${client.address.text} closed the connection while waiting for ${wait.what}${progress(wait, printed)}`,
     );
   }
+}
+
+/** The TimeoutError of a wait that saw `arrived` of its events: what was awaited, and how many came. */
+export function awaitedTimeout(wait: EventWait, arrived: number): TimeoutError {
+  return new TimeoutError(`timed out waiting for ${wait.what}${progress(wait, arrived)}`);
+}
+
+function progress(wait: EventWait, arrived: number): string {
+  return wait.count > 1 ? `; ${arrived} of ${wait.count} arrived` : "";
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -222,8 +222,25 @@ describe("qmpctl ansible ARGS_FILE (what the module runs), directly", () => {
 
   test("a wait_event that does not come within timeout fails, naming what it waited for", async () => {
     const result = await module({ socket: qemu.socket, wait_event: "SHUTDOWN", timeout: "500ms" });
-    expect(result).toMatchObject({ failed: true, changed: false });
-    expect(result.msg).toContain("SHUTDOWN");
+    expect(result).toEqual({ failed: true, changed: false, msg: "timed out waiting for SHUTDOWN (timeout 500ms)" });
+  });
+
+  test("the command ran, then its wait_event timed out: failed, but changed (and its return)", async () => {
+    const result = await module({
+      socket: qemu.socket,
+      execute: "stop",
+      wait_event: ["STOP", "RESUME"],
+      match: { reason: "x" }, // no STOP or RESUME has it
+      count: 2,
+      timeout: "500ms",
+    });
+    await qemu.control.execute("cont");
+    expect(result).toEqual({
+      failed: true,
+      changed: true,
+      return: {},
+      msg: "timed out waiting for STOP or RESUME with reason=x; 0 of 2 arrived (timeout 500ms)",
+    });
   });
 
   test("arguments are sent as given; changed can be forced", async () => {
