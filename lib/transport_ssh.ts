@@ -158,6 +158,8 @@ export async function connectSsh(
       // sshd does not tell missing from refused: either reads as a socket not there yet (--wait-socket).
       void stderr.failureLine(child.exited, REASON_WAIT_MS).then(() => {
         release();
+        // The channel opened, and the remote socket closed it: a close before the greeting, as locally.
+        if (!stderr.saidOpenFailed()) return events.close(error);
         // ssh says the same when sshd forbids the forward (AllowStreamLocalForwarding no) or cannot open it.
         const reason = `${stderr.reason(command[0])} (is there a socket at ${address.path} on ${address.host}, ` +
           "and does its sshd allow forwarding to it?)";
@@ -283,6 +285,11 @@ class SshStderr {
       this.#onLine = () => this.#lines.some((l) => /failed/i.test(l)) && done();
       exited.then(done);
     });
+  }
+
+  /** Whether ssh said that it could not open the channel to the remote socket. */
+  saidOpenFailed(): boolean {
+    return this.#lines.some((l) => /open failed/i.test(l)) || /open failed/i.test(this.#partial);
   }
 
   /** ssh's own words, or its exit status when it said nothing. */

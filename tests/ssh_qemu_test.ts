@@ -149,6 +149,19 @@ describe("failures over ssh:// are exit 3 with ssh's own reason", () => {
     expect(result.stderr.trimEnd().split("\n")).toHaveLength(1);
   });
 
+  test("a remote socket that accepts and closes: said as a close before the greeting, not as a missing socket", async () => {
+    const closing = join(qemu.dir, "closing.sock");
+    const listener = Bun.listen({ unix: closing, socket: { open: (s) => void s.end(), data() {} } });
+    try {
+      const address = `ssh://vmhost${closing}`;
+      const result = await qmpctl(["-s", address, "exec", "query-status"], { env });
+      expect(result.code).toBe(3);
+      expect(result.stderr).toBe(`qmpctl: ${address} closed the connection before its QMP greeting\n`);
+    } finally {
+      listener.stop(true);
+    }
+  });
+
   test("refused authentication", async () => {
     const address = `ssh://nobody@127.0.0.1:${sshd.port}${qemu.socket}`;
     const result = await qmpctl(["-s", address, "exec", "query-status"], { env });
