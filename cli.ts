@@ -92,6 +92,10 @@ async function main(): Promise<number> {
 
   const text = (option: string) => options.text(option);
   const sockets = options.list("socket");
+  const remoteGlob = sockets.find((socket) => socket.includes("://") && /[*?]/.test(socket));
+  if (remoteGlob) {
+    throw new UsageError(`'${remoteGlob}': a glob is not expanded over ssh:// (give each socket with -s)`);
+  }
   if (sockets.length === 0) await checkedEnv(name === "ga" ? "QMPCTL_GA_SOCKET" : "QMPCTL_SOCKET");
   const timeoutMs = text("timeout") === undefined ? 0 : parseDuration(text("timeout")!, "--timeout");
   const connectTimeoutMs = text("connect-timeout") === undefined

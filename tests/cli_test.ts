@@ -102,6 +102,11 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
       ["hmp", "info cpus", "--cpu", "4294967296"],
       /^qmpctl: --cpu '4294967296' is not a CPU index$/,
     ],
+    [
+      "a glob in an ssh:// address (not expanded on the remote host)",
+      ["-s", "ssh://vmhost/run/qemu/*.qmp", "exec", "query-status"],
+      /^qmpctl: 'ssh:\/\/vmhost\/run\/qemu\/\*\.qmp': a glob is not expanded over ssh:\/\/ \(give each socket with -s\)$/,
+    ],
     ["a word without =", ["exec", "qom-get", "path=/", "property"], /^qmpctl: 'property' is not KEY=VALUE$/],
     ["an empty key", ["exec", "qom-get", "=x"], /^qmpctl: '=x' has an empty key$/],
     ["a key given twice", ["exec", "qom-get", "a=1", "a=2"], /^qmpctl: 'a=2' sets a again \(after 'a=1'\)$/],
