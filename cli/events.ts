@@ -23,7 +23,8 @@ Examples:
   qmpctl events | while read -r line; do ...; done
 
 ${
-    exitStatusHelp(["OK", "USAGE", "CONNECTION", "INTERRUPTED"], {
+    exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "INTERRUPTED"], {
+      QEMU_ERROR: "QEMU sent an error that answers no request (one it could not parse)",
       USAGE: "usage (also an event name QEMU does not know)",
       CONNECTION: "connection failed or broke",
     })

@@ -13,7 +13,7 @@
  */
 import type { QmpClient } from "./client.ts";
 import { numberText, textOf } from "./exact_json.ts";
-import { ArgumentError, DisconnectedError } from "./errors.ts";
+import { ArgumentError, DisconnectedError, ProtocolError } from "./errors.ts";
 import type { EventSubscription, QmpEvent } from "./events.ts";
 import { EventTurns } from "./follow.ts";
 
@@ -153,7 +153,12 @@ export class JobWatch {
   }
 
   async #query(signal?: AbortSignal): Promise<JobInfo[]> {
-    return await this.#client.execute("query-jobs", undefined, { signal }) as JobInfo[];
+    const jobs = await this.#client.execute("query-jobs", undefined, { signal });
+    const isJob = (job: unknown) => typeof job === "object" && job !== null && typeof (job as JobInfo).id === "string";
+    if (!Array.isArray(jobs) || !jobs.every(isJob)) {
+      throw new ProtocolError(`query-jobs did not return a list of jobs: ${JSON.stringify(jobs).slice(0, 200)}`);
+    }
+    return jobs;
   }
 
   #track(id: string): Tracked {

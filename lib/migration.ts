@@ -9,7 +9,7 @@
  * @module
  */
 import type { QmpClient } from "./client.ts";
-import { DisconnectedError } from "./errors.ts";
+import { DisconnectedError, ProtocolError } from "./errors.ts";
 import type { EventSubscription } from "./events.ts";
 import { EventTurns } from "./follow.ts";
 
@@ -93,7 +93,11 @@ export class MigrationWatch {
     const turns = new EventTurns(this.#subscription);
     try {
       for (;;) {
-        const info = await this.#client.execute("query-migrate", undefined, { signal }) as MigrationInfo;
+        const answer = await this.#client.execute("query-migrate", undefined, { signal });
+        if (typeof answer !== "object" || answer === null || Array.isArray(answer)) {
+          throw new ProtocolError(`query-migrate did not return an object: ${JSON.stringify(answer).slice(0, 200)}`);
+        }
+        const info = answer as MigrationInfo;
         if (info.status === undefined && !(await this.#awaitsSource(signal))) return undefined;
         if (info.status !== undefined && MIGRATION_END_STATES.includes(info.status)) return info;
         onProgress?.(info);

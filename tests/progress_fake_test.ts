@@ -102,3 +102,20 @@ test("migrate wait: the rate and time left come from the RAM done (zero pages to
     expect(line["seconds-left"]).toBeLessThan(60);
   }
 });
+
+test("job wait and migrate wait: an answer of the wrong shape breaks the protocol (exit 3, not an internal error)", async () => {
+  for (
+    const [command, words, reply] of [
+      ["query-jobs", ["job", "wait"], "{}"],
+      ["query-jobs", ["job", "wait"], "[5]"],
+      ["query-migrate", ["migrate", "wait"], "null"],
+    ] as const
+  ) {
+    const server = serve((c) => answer(c, { [command]: [reply] }));
+    const result = await qmpctl(["-s", server.path, ...words, "--timeout", "5s"]);
+    expect(result.code).toBe(3);
+    expect(result.stderr).toBe(
+      `qmpctl: ${command} did not return ${command === "query-jobs" ? "a list of jobs" : "an object"}: ${reply}\n`,
+    );
+  }
+});
