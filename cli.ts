@@ -57,11 +57,15 @@ const EXIT_STATUS: ReadonlyArray<[abstract new (...args: never[]) => Error, numb
   [AbortedError, EXIT.INTERRUPTED], // the only other abort is SIGINT
 ];
 
+/** What the Bun runtime inside the binary reads from the environment and acts on before qmpctl runs. */
+const RUNTIME_VARIABLES = ["BUN_OPTIONS", "BUN_INSPECT", "BUN_INSPECT_CONNECT_TO", "BUN_INSPECT_PRELOAD"];
+
 async function main(): Promise<number> {
-  // The Bun runtime inside the binary applies BUN_OPTIONS before qmpctl runs (a --preload there has run
-  // already): refused, so that no option of a Bun developer's environment changes what qmpctl does unseen.
-  if (env("BUN_OPTIONS")) {
-    throw new UsageError("BUN_OPTIONS is set, and the Bun runtime inside qmpctl applied it: run without it");
+  // The Bun runtime inside the binary applies these before qmpctl runs (a --preload has run, an inspector
+  // listens): refused, so that nothing of a Bun developer's environment changes what qmpctl does unseen.
+  const runtimeVariable = RUNTIME_VARIABLES.find((name) => env(name));
+  if (runtimeVariable) {
+    throw new UsageError(`${runtimeVariable} is set, and the Bun runtime inside qmpctl applied it: run without it`);
   }
   const { words, options } = parseArgs(await checkedArgv(), allOptions());
   if (options.flag("version")) {

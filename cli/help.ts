@@ -52,7 +52,8 @@ Environment:
   XDG_CACHE_HOME      where the schema cache lives (default ~/.cache)
   XDG_STATE_HOME      where the shell's history lives (default ~/.local/state)
   HOME                the base of both defaults
-  BUN_OPTIONS         refused (exit 2): the Bun runtime inside qmpctl applies it
+  BUN_OPTIONS, BUN_INSPECT, BUN_INSPECT_CONNECT_TO, BUN_INSPECT_PRELOAD
+                      refused (exit 2): the Bun runtime inside qmpctl applies them
   qmpctl reads no other variable, and no file from the directory it runs in
   (no .env, no bunfig.toml).
 

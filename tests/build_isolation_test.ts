@@ -58,19 +58,24 @@ test("the binary opens none of the planted files (strace)", async () => {
   expect(opened).toEqual([]);
 });
 
-test("BUN_OPTIONS (which the runtime applies before qmpctl runs) is refused: exit 2, nothing sent", async () => {
+test("BUN_OPTIONS and BUN_INSPECT (which the runtime applies before qmpctl runs) are refused: exit 2, nothing sent", async () => {
   // A --preload in it has run by then: qmpctl can only refuse to go on, saying why.
   let connections = 0;
   const listener = Bun.listen({ unix: join(dir, "never.sock"), socket: { open: () => void connections++, data() {} } });
   try {
-    for (const options of ["--smol", "--preload ./preload.js"]) {
+    const settings: [string, string][] = [
+      ["BUN_OPTIONS", "--smol"],
+      ["BUN_OPTIONS", "--preload ./preload.js"],
+      ["BUN_INSPECT", "127.0.0.1:0"], // a debugger's port, which the runtime opens
+    ];
+    for (const [name, value] of settings) {
       const result = await qmpctl(["-s", join(dir, "never.sock"), "exec", "query-status"], {
         cwd: dir,
-        env: { BUN_OPTIONS: options },
+        env: { [name]: value },
       });
       expect(result).toMatchObject({
         code: 2,
-        stderr: "qmpctl: BUN_OPTIONS is set, and the Bun runtime inside qmpctl applied it: run without it\n",
+        stderr: `qmpctl: ${name} is set, and the Bun runtime inside qmpctl applied it: run without it\n`,
       });
     }
     expect(connections).toBe(0);
