@@ -20,6 +20,7 @@ import {
   ConnectionError,
   ConnectTimeoutError,
   DisconnectedError,
+  excerpt,
   GreetingClosedError,
   GreetingError,
   NegotiationError,
@@ -471,7 +472,7 @@ export class QmpClient {
       return waiter.resolve(greeting);
     }
     if (!("return" in m) && !("error" in m)) {
-      throw new ProtocolError(`received a message that is neither reply nor event: ${truncate(JSON.stringify(m))}`);
+      throw new ProtocolError(`received a message that is neither reply nor event: ${excerpt(m)}`);
     }
     if ("id" in m) {
       const key = idKey(m.id);
@@ -490,7 +491,7 @@ export class QmpClient {
       }
       return;
     }
-    if (!("error" in m)) throw new ProtocolError(`received a reply without an id: ${truncate(JSON.stringify(m))}`);
+    if (!("error" in m)) throw new ProtocolError(`received a reply without an id: ${excerpt(m)}`);
     // An error without an id ends the session, as in QEMU's python/qemu/qmp
     // (qmp_client.py raises ServerParseError and disconnects). QEMU sends one
     // only when it could not parse a request into an object with an id
@@ -570,7 +571,7 @@ function parseGreeting(message: Record<string, unknown>, address: string): Greet
   const qmp = message.QMP as Record<string, unknown> | undefined;
   const version = qmp?.version as Record<string, unknown> | undefined;
   if (typeof qmp !== "object" || qmp === null || typeof version !== "object" || version === null) {
-    throw new GreetingError(`${address} did not send a QMP greeting: ${truncate(JSON.stringify(message))}`);
+    throw new GreetingError(`${address} did not send a QMP greeting: ${excerpt(message)}`);
   }
   const qemu = version.qemu;
   let parts: unknown[] = [];
@@ -616,10 +617,6 @@ function idKey(id: unknown): string {
 function isEvent(message: unknown): message is QmpEvent {
   return typeof message === "object" && message !== null && typeof (message as QmpEvent).event === "string" &&
     !Array.isArray(message);
-}
-
-function truncate(text: string, max = 200): string {
-  return text.length > max ? `${text.slice(0, max)}...` : text;
 }
 
 /** Settles as the first of `a` and `b` does (Promise.race without its first-use cost at start-up). */

@@ -24,6 +24,12 @@
  * @module
  */
 
+/** A value as JSON, for a message about what a peer sent: cut after `max` characters. */
+export function excerpt(value: unknown, max = 200): string {
+  const text = JSON.stringify(value);
+  return text.length > max ? `${text.slice(0, max)}...` : text;
+}
+
 /** Root of every error the library throws. */
 export class QmpError extends Error {
   /** A stable identifier of the condition, for programs. */

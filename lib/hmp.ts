@@ -7,7 +7,7 @@
  * @module
  */
 import type { QmpClient } from "./client.ts";
-import { ProtocolError } from "./errors.ts";
+import { excerpt, ProtocolError } from "./errors.ts";
 
 /**
  * A CPU index as a user writes it (`--cpu 1`, `cpu 1`): decimal digits, up
@@ -48,13 +48,9 @@ export function hmpArguments(commandLine: string, cpuIndex?: number): Record<str
  */
 export function hmpText(value: unknown): string {
   if (typeof value !== "string") { // QEMU's human-monitor-command returns text, always
-    throw new ProtocolError(`received ${truncated(JSON.stringify(value))} as the human monitor's text`);
+    throw new ProtocolError(`received ${excerpt(value)} as the human monitor's text`);
   }
   return value.replaceAll("\r\n", "\n");
-}
-
-function truncated(text: string, max = 200): string {
-  return text.length > max ? `${text.slice(0, max)}...` : text;
 }
 
 /**

@@ -13,7 +13,7 @@
  */
 import type { QmpClient } from "./client.ts";
 import { numberText, textOf } from "./exact_json.ts";
-import { ArgumentError, DisconnectedError, ProtocolError } from "./errors.ts";
+import { ArgumentError, DisconnectedError, excerpt, ProtocolError } from "./errors.ts";
 import type { EventSubscription, QmpEvent } from "./events.ts";
 import { EventTurns } from "./follow.ts";
 
@@ -156,7 +156,7 @@ export class JobWatch {
     const jobs = await this.#client.execute("query-jobs", undefined, { signal });
     const isJob = (job: unknown) => typeof job === "object" && job !== null && typeof (job as JobInfo).id === "string";
     if (!Array.isArray(jobs) || !jobs.every(isJob)) {
-      throw new ProtocolError(`query-jobs did not return a list of jobs: ${JSON.stringify(jobs).slice(0, 200)}`);
+      throw new ProtocolError(`query-jobs did not return a list of jobs: ${excerpt(jobs)}`);
     }
     return jobs;
   }

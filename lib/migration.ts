@@ -9,7 +9,7 @@
  * @module
  */
 import type { QmpClient } from "./client.ts";
-import { DisconnectedError, ProtocolError } from "./errors.ts";
+import { DisconnectedError, excerpt, ProtocolError } from "./errors.ts";
 import type { EventSubscription } from "./events.ts";
 import { EventTurns } from "./follow.ts";
 
@@ -95,7 +95,7 @@ export class MigrationWatch {
       for (;;) {
         const answer = await this.#client.execute("query-migrate", undefined, { signal });
         if (typeof answer !== "object" || answer === null || Array.isArray(answer)) {
-          throw new ProtocolError(`query-migrate did not return an object: ${JSON.stringify(answer).slice(0, 200)}`);
+          throw new ProtocolError(`query-migrate did not return an object: ${excerpt(answer)}`);
         }
         const info = answer as MigrationInfo;
         if (info.status === undefined && !(await this.#awaitsSource(signal))) return undefined;
