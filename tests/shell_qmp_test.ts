@@ -308,34 +308,29 @@ describe("qmpctl shell on a terminal", () => {
   });
 
   test("Ctrl-C while a typed line waits for the schema (QEMU stopped): '(not sent)', and it is not sent", async () => {
-    await use(["-v"], async (terminal) => { // -v shows each command the shell sends
+    /** Enter `line` with QEMU stopped, so its typing waits; Ctrl-C; the screen once the `count`th note shows. */
+    const interrupted = async (terminal: TerminalSession, line: string, count: number) => {
       qemu.process.kill("SIGSTOP");
       try {
-        await terminal.type("set_link name=ctrlc up=false");
+        await terminal.type(line);
         await terminal.press("Enter");
         await Bun.sleep(300);
         await terminal.press("C-c");
-        const screen = await terminal.waitFor("the note", (s) => s.includes("^C (not sent)"));
-        expect(screen.join("\n")).not.toContain('"execute":"set_link"');
+        return await terminal.waitFor("the note", (s) => s.filter((l) => l.includes("^C (not sent)")).length === count);
       } finally {
         qemu.process.kill("SIGCONT");
       }
+    };
+    await use(["-v"], async (terminal) => { // -v shows each command the shell sends
+      const screen = await interrupted(terminal, "set_link name=ctrlc up=false", 1);
+      expect(screen.join("\n")).not.toContain('"execute":"set_link"');
       await Bun.sleep(300);
       expect((await terminal.screen()).join("\n")).not.toContain('"execute":"set_link"');
       // At TRANS>: the action stopped with Ctrl-C is dropped, not kept untyped and sent at ")".
       await terminal.type("transaction(");
       await terminal.press("Enter");
       await terminal.waitForLastLine("TRANS>");
-      qemu.process.kill("SIGSTOP");
-      try {
-        await terminal.type("block-dirty-bitmap-add node=nowhere name=ctrlc");
-        await terminal.press("Enter");
-        await Bun.sleep(300);
-        await terminal.press("C-c");
-        await terminal.waitFor("the note", (s) => s.filter((line) => line.includes("^C (not sent)")).length === 2);
-      } finally {
-        qemu.process.kill("SIGCONT");
-      }
+      await interrupted(terminal, "block-dirty-bitmap-add node=nowhere name=ctrlc", 2);
       await terminal.type(")");
       await terminal.press("Enter");
       const sent = await terminal.waitFor(
