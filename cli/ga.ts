@@ -121,7 +121,7 @@ async function runAgentCommand(context: CommandContext, command: string, words: 
     }
     return 0;
   } finally {
-    agent.close();
+    await agent.close();
   }
 }
 

@@ -95,7 +95,7 @@ async function copyOut(context: CommandContext, guestFile: string, localFile: st
       await sink?.close();
     });
   } finally {
-    agent.close();
+    await agent.close();
   }
 }
 
@@ -136,7 +136,7 @@ async function copyIn(context: CommandContext, localFile: string, guestFile: str
   } finally {
     // Not awaited: after an aborted read, return() would wait for that read, which may never end.
     chunks.return(undefined).catch(() => {});
-    agent.close();
+    await agent.close();
   }
 }
 

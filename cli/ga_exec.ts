@@ -96,7 +96,7 @@ export async function run(context: CommandContext): Promise<number> {
     }
     return exitStatusOf(status, path);
   } finally {
-    agent.close();
+    await agent.close();
   }
 }
 

@@ -19,7 +19,7 @@ export async function run(context: CommandContext): Promise<number> {
   const what = `the guest agent at ${agentAddress(context)} to answer`;
   for (let pause = FIRST_RETRY_MS;; pause = Math.min(pause * 2, LONGEST_RETRY_MS)) {
     try {
-      (await connectAgent(context)).close();
+      await (await connectAgent(context)).close();
       return 0;
     } catch (error) {
       if (!(error instanceof ConnectionError || error instanceof DisconnectedError)) throw error;

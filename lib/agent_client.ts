@@ -30,6 +30,12 @@ import { connectTransport, type Transport } from "./transport.ts";
 const DELIMITER = 0xff;
 /** How much of the first bytes is looked at for a QMP greeting. */
 const MONITOR_SNIFF_CHARS = 16;
+/**
+ * How long close() waits for replies still owed. qemu-ga serving its own
+ * socket (`-m unix-listen`) quits when a client closes with a reply unread
+ * (the kernel then resets the connection), so a Ctrl-C must not end it.
+ */
+const OWED_REPLIES_WAIT_MS = 100;
 
 /** Options of `GuestAgent.connect`. */
 export interface AgentConnectOptions {
@@ -58,7 +64,7 @@ interface PendingCall {
  * try {
  *   console.log(await agent.execute("guest-get-osinfo", undefined, { signal: AbortSignal.timeout(5000) }));
  * } finally {
- *   agent.close();
+ *   await agent.close();
  * }
  * ```
  */
@@ -78,6 +84,9 @@ export class GuestAgent {
   #failure?: QmpError;
   readonly #pending = new Map<string, PendingCall>();
   #nextId = 1;
+  /** Requests sent whose reply has not come, abandoned ones too (see OWED_REPLIES_WAIT_MS). */
+  #owed = 0;
+  #allAnswered?: () => void;
 
   private constructor(address: Address, options: AgentConnectOptions) {
     this.address = address;
@@ -159,9 +168,37 @@ export class GuestAgent {
     return response.return;
   }
 
-  /** Close the connection; pending calls fail with DisconnectedError. */
-  close(): void {
+  /**
+   * Close the connection once the replies still owed (to calls given up) have
+   * come, or after a bound of 100 ms; pending calls fail with DisconnectedError.
+   */
+  async close(): Promise<void> {
+    await this.#awaitOwedReplies();
     this.#shutdown(undefined, "the client closed the connection");
+  }
+
+  /** Resolves when no reply is owed, the connection has ended, or OWED_REPLIES_WAIT_MS has passed. */
+  async #awaitOwedReplies(): Promise<void> {
+    if (this.#owed === 0 || this.#phase === "closed" || !this.#transport) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await new Promise<void>((resolve) => {
+      this.#allAnswered = resolve;
+      timer = setTimeout(resolve, OWED_REPLIES_WAIT_MS);
+    });
+    clearTimeout(timer);
+    this.#allAnswered = undefined;
+  }
+
+  /**
+   * The reply to the request with `id` came. The agent answers in order, so
+   * the requests before it are done too, answered or not (guest-shutdown is
+   * answered only when it fails).
+   */
+  #answered(id: unknown): void {
+    const prefix = `qmpctl-${this.#syncId}-`;
+    const sequence = typeof id === "string" && id.startsWith(prefix) ? Number(id.slice(prefix.length)) : NaN;
+    this.#owed = Number.isInteger(sequence) ? this.#nextId - 1 - sequence : Math.max(0, this.#owed - 1);
+    if (this.#owed === 0) this.#allAnswered?.();
   }
 
   async #open(): Promise<void> {
@@ -191,6 +228,7 @@ export class GuestAgent {
   #send(message: Record<string, unknown>): void {
     const json = JSON.stringify(message);
     this.#log?.("send", json);
+    this.#owed++;
     this.#transport!.write(json + "\n");
   }
 
@@ -231,6 +269,7 @@ export class GuestAgent {
       this.#log?.("receive", JSON.stringify(message));
     }
     if (ours < 0) return;
+    this.#owed = 0; // nothing is sent before the sync but the 0xFF, which gets no reply
     this.#phase = "running";
     this.#syncWaiter?.resolve();
     this.#take(messages.slice(ours + 1));
@@ -270,6 +309,7 @@ export class GuestAgent {
     // answers the oldest call still waiting: the agent answers in order. A reply with an id no call waits
     // for is from a call that gave up: dropped.
     const id = "id" in m ? m.id : this.#pending.keys().next().value;
+    this.#answered(id);
     const call = typeof id === "string" ? this.#pending.get(id) : undefined;
     if (!call) return;
     this.#pending.delete(id as string);
@@ -291,6 +331,7 @@ export class GuestAgent {
     const wasSyncing = this.#phase === "syncing";
     this.#phase = "closed";
     this.#failure = failure;
+    this.#allAnswered?.();
     this.#transport?.close();
     for (const call of this.#pending.values()) {
       call.reject(failure ?? new DisconnectedError(`${reason} before the reply to ${call.command}`));

@@ -234,7 +234,7 @@ export {
  * try {
  *   console.log(await agent.execute("guest-get-osinfo", undefined, { signal: AbortSignal.timeout(5000) }));
  * } finally {
- *   agent.close();
+ *   await agent.close();
  * }
  * ```
  */

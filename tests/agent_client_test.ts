@@ -1,8 +1,11 @@
-/** GuestAgent (lib/agent_client.ts) against a fake agent: the sync through a channel holding stale bytes. */
+/**
+ * GuestAgent (lib/agent_client.ts) against a fake agent: the sync through a
+ * channel holding stale bytes; and against qemu-ga: closing after a call given up.
+ */
 import { describe, expect, test } from "bun:test";
 import { GuestAgent } from "../lib/agent_client.ts";
-import { CommandError, ConnectTimeoutError } from "../lib/errors.ts";
-import { fakeAgent, type FakeAgentConnection } from "./helpers/qemu_ga.ts";
+import { AbortedError, CommandError, ConnectTimeoutError } from "../lib/errors.ts";
+import { fakeAgent, type FakeAgentConnection, startAgent } from "./helpers/qemu_ga.ts";
 
 /** Send `bytes` one byte per write, so the client gets them in many chunks. */
 async function sendByteByByte(connection: FakeAgentConnection, bytes: Uint8Array): Promise<void> {
@@ -35,7 +38,7 @@ describe("GuestAgent.connect", () => {
     try {
       expect(await client.execute("guest-anything", { n: 1 })).toEqual({ echo: { n: 1 } });
     } finally {
-      client.close();
+      await client.close();
       agent.stop();
     }
   });
@@ -73,7 +76,78 @@ describe("GuestAgent.connect", () => {
       expect(error.message).toBe("GenericError: no");
       expect(error.response).toEqual({ error: { class: "GenericError", desc: "no" } });
     } finally {
-      client.close();
+      await client.close();
+      agent.stop();
+    }
+  });
+});
+
+describe("GuestAgent.close against qemu-ga (-m unix-listen, which quits when a client leaves a reply unread)", () => {
+  test("a reply owed to a call given up (Ctrl-C, --timeout) is read before closing: the agent lives on", async () => {
+    const agent = await startAgent();
+    try {
+      for (let round = 0; round < 3; round++) {
+        const client = await GuestAgent.connect(agent.socket);
+        const controller = new AbortController();
+        const call = client.execute("guest-info", undefined, { signal: controller.signal });
+        // The request goes out at the end of this turn; the loop is held until its reply sits unread, then
+        // the call is given up and the client closed before the loop reads again.
+        let closed!: Promise<void>;
+        setImmediate(() => {
+          Bun.sleepSync(100);
+          controller.abort();
+          closed = client.close();
+        });
+        await expect(call).rejects.toBeInstanceOf(AbortedError);
+        await closed;
+      }
+      const after = await GuestAgent.connect(agent.socket, { connectTimeout: 2000 });
+      expect(await after.execute("guest-ping")).toEqual({});
+      await after.close();
+    } finally {
+      await agent.stop();
+    }
+  });
+});
+
+describe("GuestAgent.close with replies owed, against a fake agent", () => {
+  /** A fake agent that answers every request but guest-shutdown, which (as qemu-ga's) succeeds in silence. */
+  const silentOnShutdown = () =>
+    fakeAgent((request, connection) => {
+      if (request.execute === "guest-sync-delimited") {
+        const id = (request.arguments as { id: number }).id;
+        connection.send(concat(Uint8Array.of(0xff), encode(`{"return": ${id}}\n`)));
+      } else if (request.execute !== "guest-shutdown") {
+        connection.send(JSON.stringify({ return: {}, id: request.id }) + "\n");
+      }
+    });
+
+  test("a command answered only when it fails is not waited for once a later call's reply came", async () => {
+    const agent = silentOnShutdown();
+    try {
+      const client = await GuestAgent.connect(agent.path);
+      void client.execute("guest-shutdown").catch(() => {});
+      await client.execute("guest-ping");
+      const started = performance.now();
+      await client.close();
+      expect(performance.now() - started).toBeLessThan(90); // the bound on owed replies is 100 ms
+    } finally {
+      agent.stop();
+    }
+  });
+
+  test("a reply that never comes holds close() for its bound only", async () => {
+    const agent = silentOnShutdown();
+    try {
+      const client = await GuestAgent.connect(agent.path);
+      const shutdown = client.execute("guest-shutdown");
+      shutdown.catch(() => {});
+      await Bun.sleep(20);
+      const started = performance.now();
+      await client.close();
+      expect(performance.now() - started).toBeLessThan(2000);
+      await expect(shutdown).rejects.toThrow("the client closed the connection before the reply to guest-shutdown");
+    } finally {
       agent.stop();
     }
   });
