@@ -89,14 +89,26 @@ export function followAfterExec(
   if (command === "job-dismiss") { // the job is gone once dismissed: nothing to follow, nothing true to say
     throw new UsageError("--wait-job does not go with job-dismiss: a dismissed job is gone (job wait ID follows one)");
   }
-  const id = args?.["job-id"] ?? args?.device ?? (command.startsWith("job-") ? args?.id : undefined);
+  const id = args?.["job-id"] ?? (command.startsWith("job-") ? args?.id : args?.device);
   if (typeof id !== "string") {
     const names = command.startsWith("job-") ? "id=ID" : "job-id=ID, or device=ID";
     throw new UsageError(`--wait-job needs the job's id in the arguments of ${command} (${names})`);
   }
   const mode = progressMode(context);
   const watch = new JobWatch(client);
-  return () => followAndPrint(context, watch, [id], mode);
+  const namedByEvent = args?.["job-id"] === undefined && !command.startsWith("job-") &&
+    !command.startsWith("block-job-");
+  if (!namedByEvent) return () => followAndPrint(context, watch, [id], mode);
+  // A command that starts a job without job-id: QEMU names the job after the device's BlockBackend, and
+  // device may name a node of it (device=node0 starts job "drive0"). The job it created is told by its
+  // "created" event, which QEMU sends before the command's reply.
+  const created = client.events({ names: ["JOB_STATUS_CHANGE"], where: (event) => event.data?.status === "created" });
+  return async () => {
+    const ids = created.queued > 0 ? (await created.nextBatch()).map((event) => event.data?.id) : [];
+    created.close();
+    const named = ids.length === 1 && typeof ids[0] === "string" ? ids[0] : id; // else another client's too
+    return followAndPrint(context, watch, [named], mode);
+  };
 }
 
 async function followAndPrint(

@@ -40,6 +40,8 @@ export interface ProgressSample {
   total: number;
   /** Bytes per second as the work reports it; else measured from the samples. */
   rate?: number;
+  /** Seconds left when not (total - done) / rate: several jobs end when the last one does. */
+  secondsLeft?: number;
   /** Short words for the end of the line (`pass 2`). */
   notes?: string[];
   /** What the JSON line says besides the counters (`progress`, `id`, `status`, ...). */
@@ -105,14 +107,17 @@ export class ProgressReporter {
   }
 }
 
-function combine(samples: ProgressSample[]): ProgressSample {
+/** Several jobs as one line: their sums, and the time left of the last to end. */
+export function combine(samples: ProgressSample[]): ProgressSample {
   const sum = (f: (s: ProgressSample) => number) => samples.reduce((n, s) => n + f(s), 0);
   const rates = samples.map((s) => s.rate);
+  const lefts = samples.map(secondsLeft);
   return {
     label: `${samples.length} jobs`,
     done: sum((s) => s.done),
     total: sum((s) => s.total),
     rate: rates.every((r) => r !== undefined) ? sum((s) => s.rate!) : undefined,
+    secondsLeft: lefts.every((l) => l !== undefined) ? Math.max(...lefts as number[]) : undefined,
     json: {},
   };
 }
@@ -122,6 +127,7 @@ function percentOf({ done, total }: ProgressSample): number {
 }
 
 function secondsLeft(sample: ProgressSample): number | undefined {
+  if (sample.secondsLeft !== undefined) return sample.secondsLeft;
   if (!sample.rate || sample.rate <= 0) return undefined;
   return Math.max(0, sample.total - sample.done) / sample.rate;
 }

@@ -19,7 +19,7 @@ let qemu: TestQemu;
 
 beforeAll(async () => {
   // drive0 has a BlockBackend name, which the older commands' device argument names (and a job is named after).
-  qemu = await startQemu({ extraArgs: ["-drive", `if=none,id=drive0,driver=null-co,size=${SIZE}`] });
+  qemu = await startQemu({ extraArgs: ["-drive", `if=none,id=drive0,driver=null-co,size=${SIZE},node-name=node0`] });
   for (const name of ["src", "dst"]) {
     await qemu.control.execute("blockdev-add", { driver: "null-co", "node-name": name, size: SIZE });
   }
@@ -224,6 +224,21 @@ describe("exec --wait-job", () => {
       "exec",
       "blockdev-backup",
       "device=drive0",
+      "target=dst",
+      "sync=full",
+      "--wait-job",
+    ]);
+    expect(result).toMatchObject({ code: 0, stderr: "" });
+    expect(JSON.parse(result.stdout.split("\n")[1])).toMatchObject({ id: "drive0", result: "completed" });
+  });
+
+  test("device naming the drive's node: the job QEMU names after the drive is followed", async () => {
+    const result = await qmpctl([
+      "-s",
+      qemu.socket,
+      "exec",
+      "blockdev-backup",
+      "device=node0",
       "target=dst",
       "sync=full",
       "--wait-job",

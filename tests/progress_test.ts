@@ -1,6 +1,13 @@
 /** The progress line and its JSON form, without a terminal: what a person or a script reads. */
 import { describe, expect, test } from "bun:test";
-import { formatBytes, formatSeconds, progressJson, progressLine, type ProgressSample } from "../cli/progress.ts";
+import {
+  combine,
+  formatBytes,
+  formatSeconds,
+  progressJson,
+  progressLine,
+  type ProgressSample,
+} from "../cli/progress.ts";
 
 const MiB = 1024 * 1024;
 const sample: ProgressSample = {
@@ -32,6 +39,14 @@ describe("progressLine", () => {
   test("colour only when asked: the filled part of the bar in green", () => {
     expect(progressLine(sample, 99, true)).toStartWith("[\x1b[32m#####\x1b[0m---------------] backup b0");
     expect(progressLine(sample, 99, false)).not.toContain("\x1b");
+  });
+
+  test("several jobs: the sums, and the time left of the last to end (not of their combined rate)", () => {
+    const fast = { ...sample, label: "backup y1", done: 0, total: 1024 * MiB, rate: 100 * MiB, notes: [] };
+    const slow = { ...fast, label: "backup y2", rate: 50 * MiB };
+    expect(progressLine(combine([fast, slow]), 99, false)).toBe(
+      "[--------------------] 2 jobs   0%  0 B/2.0 GiB  150.0 MiB/s  21s left",
+    );
   });
 
   test("without a rate yet: no rate and no time left", () => {
