@@ -14,7 +14,7 @@ import { parseExact, textOf } from "../lib/exact_json.ts";
 import { hmpText } from "../lib/hmp.ts";
 import type { QmpEvent } from "../lib/events.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
-import { awaitedTimeout, readEventWait, subscribe } from "./event_output.ts";
+import { awaitedTimeout, checkEventWait, readEventWait, subscribe } from "./event_output.ts";
 import { readTextFile, writeStdout } from "./io.ts";
 import { ParsedOptions, UsageError } from "./options.ts";
 import { type CommandContext, connect } from "./session.ts";
@@ -169,7 +169,7 @@ async function runModule(context: CommandContext, params: ModuleParams): Promise
   const client = await connect(session);
   try {
     // As for wait-event: a name QEMU does not know fails at once, rather than at the timeout.
-    if (wait) await (await import("../lib/schema/mod.ts")).checkEventNames(client, wait.names, { signal });
+    if (wait) await checkEventWait(client, wait, signal);
     const subscription = wait && subscribe(client, wait, signal); // before the command is sent
     const result: Result = { changed };
     if (execute !== undefined) {

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { splitKeyValueWords } from "../lib/args.ts";
+import { type KeyValueWord, splitKeyValueWords } from "../lib/args.ts";
 import type { QmpClient } from "../lib/client.ts";
 import { ArgumentError, DisconnectedError, TimeoutError } from "../lib/errors.ts";
 import type { EventSubscription, QmpEvent } from "../lib/events.ts";
@@ -21,6 +21,8 @@ export interface EventWait {
   names: string[];
   /** The `--match` conditions, all of which must hold. */
   where?: (event: QmpEvent) => boolean;
+  /** The same, as words, for the schema to check. */
+  conditions: KeyValueWord[];
   /** How many to print (`--count`); Infinity without a bound. */
   count: number;
   /** For messages: `STOP or RESUME with reason=x`. */
@@ -40,13 +42,18 @@ export function readEventWait(
 ): EventWait {
   const matches = context.options.list("match");
   const countText = context.options.text("count");
-  if (countText !== undefined && !(/^\d+$/.test(countText) && Number(countText) >= 1)) { // 01 too (printf %02d)
-    throw new UsageError(`${countName} '${countText}' is not a number of events (1 or more)`);
+  // 01 too (printf %02d); at most 2^53-1, which counts exactly (a larger one would be said rounded)
+  if (
+    countText !== undefined &&
+    !(/^\d+$/.test(countText) && Number(countText) >= 1 && Number.isSafeInteger(Number(countText)))
+  ) {
+    throw new UsageError(`${countName} '${countText}' is not a number of events (1 to ${Number.MAX_SAFE_INTEGER})`);
   }
   const named = names.length > 0 ? names.join(" or ") : "any event";
   return {
     names,
     where: matches.length > 0 ? dataMatcher(matches) : undefined,
+    conditions: matchConditions(matches),
     count: countText === undefined ? defaultCount : Number(countText),
     what: matches.length > 0 ? `${named} with ${matches.join(" ")}` : named,
   };
@@ -65,14 +72,7 @@ export function readEventWait(
  * @throws {UsageError} for a word that is not KEY=VALUE, or bad JSON after `:=`
  */
 export function dataMatcher(words: readonly string[]): (event: QmpEvent) => boolean {
-  let pairs;
-  try {
-    pairs = splitKeyValueWords(words);
-  } catch (error) {
-    if (error instanceof ArgumentError) throw new UsageError(`--match ${error.message}`);
-    throw error;
-  }
-  const tests = pairs.map(({ word, path, text, raw }) => {
+  const tests = matchConditions(words).map(({ word, path, text, raw }) => {
     let json: unknown, parses = true;
     try {
       json = parseExact(text); // a big integer stays its digits, as in the event
@@ -90,6 +90,27 @@ export function dataMatcher(words: readonly string[]): (event: QmpEvent) => bool
     };
   });
   return (event) => tests.every((test) => test(event.data));
+}
+
+/** `--match` words as conditions. @throws {UsageError} for a word that is not KEY=VALUE */
+function matchConditions(words: readonly string[]): KeyValueWord[] {
+  try {
+    return splitKeyValueWords(words);
+  } catch (error) {
+    if (error instanceof ArgumentError) throw new UsageError(`--match ${error.message}`);
+    throw error;
+  }
+}
+
+/**
+ * Check the names and the `--match` conditions against QEMU's schema (loaded
+ * only here): a name QEMU does not know, or a condition no such event can
+ * meet, would wait forever, so it is a usage error (exit 2). Call after
+ * subscribing, so that no event is missed meanwhile.
+ */
+export async function checkEventWait(client: QmpClient, wait: EventWait, signal: AbortSignal): Promise<void> {
+  if (wait.names.length === 0 && wait.conditions.length === 0) return;
+  await (await import("../lib/schema/mod.ts")).checkEventFilter(client, wait.names, wait.conditions, { signal });
 }
 
 /**

@@ -1,7 +1,7 @@
 /** `qmpctl events [NAME ...] [--match KEY=VALUE ...] [--count N]`: every event as NDJSON. @module */
 import { exitStatusHelp } from "./exit_status.ts";
 import { DisconnectedError, TimeoutError } from "../lib/errors.ts";
-import { printEvents, readEventWait, subscribe } from "./event_output.ts";
+import { checkEventWait, printEvents, readEventWait, subscribe } from "./event_output.ts";
 import { type CommandContext, withClient } from "./session.ts";
 import type { EventSubscription } from "../lib/events.ts";
 
@@ -35,9 +35,7 @@ export async function run(context: CommandContext): Promise<number> {
   // Subscribed before negotiation ends: events in the same read as its reply count too.
   let subscription!: EventSubscription;
   return await withClient(context, async (client) => {
-    if (wait.names.length > 0) { // as wait-event: a name QEMU does not know is a usage error
-      await (await import("../lib/schema/mod.ts")).checkEventNames(client, wait.names, { signal: context.signal });
-    }
+    await checkEventWait(client, wait, context.signal); // as wait-event
     const { printed, error } = await printEvents(context, subscription, wait);
     if (error !== undefined && !(error instanceof TimeoutError)) throw error; // --timeout is how long to listen
     if (error === undefined && printed < wait.count && wait.count !== Infinity) { // --count N: N were awaited

@@ -3,7 +3,7 @@ import type { QmpClient } from "../lib/client.ts";
 import { exitStatusHelp } from "./exit_status.ts";
 import { buildArguments, parseArgumentsJson, wordsNeedTyping } from "../lib/args.ts";
 import { CommandError } from "../lib/errors.ts";
-import { printAwaitedEvents, readWaitEventOption, subscribe } from "./event_output.ts";
+import { checkEventWait, printAwaitedEvents, readWaitEventOption, subscribe } from "./event_output.ts";
 import { readArgsFromStdin } from "./args_stdin.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, executeAndPrint, formatJson, withClient } from "./session.ts";
@@ -116,7 +116,7 @@ export async function run(context: CommandContext): Promise<number> {
     if (wordsNeedTyping(words)) { // typed and checked by QEMU's schema (cached; loaded only when needed)
       args = await (await schema()).typedArguments(client, command, words, base, { signal: context.signal });
     }
-    if (wait) await (await schema()).checkEventNames(client, wait.names, { signal: context.signal });
+    if (wait) await checkEventWait(client, wait, context.signal);
     const subscription = wait && subscribe(client, wait, context.signal); // before the command is sent
     const following = follow?.(context, client, command, args); // listening before the command is sent
     await executeAndPrint(context, client, command, args, (value) => formatJson(value, context.global.pretty))

@@ -1,6 +1,6 @@
 /** `qmpctl wait-event NAME [NAME ...] [--match KEY=VALUE ...] [--count N]`. @module */
 import { exitStatusHelp } from "./exit_status.ts";
-import { printAwaitedEvents, readEventWait, subscribe } from "./event_output.ts";
+import { checkEventWait, printAwaitedEvents, readEventWait, subscribe } from "./event_output.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, withClient } from "./session.ts";
 import type { EventSubscription } from "../lib/events.ts";
@@ -13,7 +13,9 @@ JSON line, then exit 0. NAME is exact or a glob (BLOCK_JOB_*, POWER*); several
 names mean any of them. --match KEY=VALUE must hold for the event's data (a
 dotted KEY reaches inside; VALUE is compared as JSON where it parses, and as
 text); several --match must all hold. --count N waits for N matching events
-and prints each as it comes.
+and prints each as it comes. A name QEMU does not know, or a --match that
+none of the named events can meet (a KEY not in their data, an enum VALUE
+they never have) exits 2 before the wait.
 
 Only events that QEMU sends after qmpctl has connected count. To catch the
 event a command causes, run the command with 'qmpctl exec CMD --wait-event
@@ -48,8 +50,7 @@ export async function run(context: CommandContext): Promise<number> {
   // Subscribed before negotiation ends: events in the same read as its reply count too.
   let subscription!: EventSubscription;
   return await withClient(context, async (client) => {
-    // Names QEMU does not know are usage errors (exit 2); checked after subscribing, so no event is missed.
-    await (await import("../lib/schema/mod.ts")).checkEventNames(client, wait.names, { signal: context.signal });
+    await checkEventWait(client, wait, context.signal);
     await printAwaitedEvents(context, client, subscription, wait);
     return 0;
   }, { subscribe: (c) => (subscription = subscribe(c, wait, context.signal)) });

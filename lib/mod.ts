@@ -111,6 +111,7 @@ export {
  * ```
  */
 export {
+  checkEventFilter,
   checkEventNames,
   describe,
   describeType,

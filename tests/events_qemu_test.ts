@@ -78,6 +78,15 @@ describe("on a running QEMU (-machine none)", () => {
     expect(result).toMatchObject({ code: 0, stdout: line(stop) + line(resume), stderr: "" });
   });
 
+  test("--count 0, or beyond 2^53-1 (not counted exactly), is a usage error", async () => {
+    for (const count of ["0", "9007199254740992", "99999999999999999999"]) {
+      expect(await qmpctl(["-s", qemu.socket, "wait-event", "STOP", "--count", count])).toMatchObject({
+        code: 2,
+        stderr: `qmpctl: --count '${count}' is not a number of events (1 to 9007199254740991)\n`,
+      });
+    }
+  });
+
   test("several names: the first of them that comes ends the wait", async () => {
     const result = await listenWhile(
       ["wait-event", "RESET", "RESUME", "STOP", "--timeout", "10s"],
@@ -121,6 +130,52 @@ describe("on a running QEMU (-machine none)", () => {
     const exec = await qmpctl(["-s", qemu.socket, "exec", "stop", "--wait-event", "STPO", "--timeout", "20s"]);
     expect(exec).toMatchObject({ code: 2, stdout: "" });
     expect((await qemu.control.execute("query-status") as { running: boolean }).running).toBe(true); // not sent
+  });
+
+  test("a --match none of the named events can meet is a usage error at once: a key not in their data, an enum value", async () => {
+    const cases: [string[], string][] = [
+      [
+        ["wait-event", "RESET", "--match", "reson=host-qmp-system-reset"],
+        "qmpctl: the condition 'reson=host-qmp-system-reset' can never hold for RESET: it has no 'reson' in its data (did you mean reason?)\n",
+      ],
+      [
+        ["wait-event", "RESET", "--match", "reason=guest-rset"],
+        `qmpctl: the condition 'reason=guest-rset' can never hold for RESET: its reason is never "guest-rset" (did you mean guest-reset?)\n`,
+      ],
+      [
+        ["wait-event", "STOP", "--match", "device=x"],
+        "qmpctl: the condition 'device=x' can never hold for STOP: it has no data\n",
+      ],
+      [
+        ["events", "BLOCK_JOB_*", "--match", "devise=job0"],
+        "qmpctl: the condition 'devise=job0' can never hold for BLOCK_JOB_*: none of their data has it (did you mean device?)\n",
+      ],
+      [
+        ["exec", "stop", "--wait-event", "STOP", "--match", "reason=x"],
+        "qmpctl: the condition 'reason=x' can never hold for STOP: it has no data\n",
+      ],
+    ];
+    for (const [args, stderr] of cases) {
+      const result = await qmpctl(["-s", qemu.socket, ...args, "--timeout", "20s"]);
+      expect(result).toMatchObject({ code: 2, stdout: "", stderr });
+      expect(result.ms).toBeLessThan(5000);
+    }
+    expect((await qemu.control.execute("query-status") as { running: boolean }).running).toBe(true); // stop not sent
+    // A key some of the named events have, and a member of a union branch, are accepted (then waited for).
+    for (const match of ["device=job0", "reason=guest-reset"]) {
+      const waited = await qmpctl([
+        "-s",
+        qemu.socket,
+        "wait-event",
+        "BLOCK_JOB_*",
+        "RESET",
+        "--match",
+        match,
+        "--timeout",
+        "200ms",
+      ]);
+      expect(waited).toMatchObject({ code: 124, stdout: "" });
+    }
   });
 
   test("SIGINT while waiting exits 130 quietly", async () => {

@@ -208,7 +208,10 @@ describe("qmpctl ansible ARGS_FILE (what the module runs), directly", () => {
   }
 
   test("count and match: checked under their own names, and refused without wait_event (not ignored)", async () => {
-    await expectFailure({ wait_event: "STOP", count: "abc" }, "count 'abc' is not a number of events (1 or more)");
+    await expectFailure(
+      { wait_event: "STOP", count: "abc" },
+      "count 'abc' is not a number of events (1 to 9007199254740991)",
+    );
     for (const extra of [{ count: 2 }, { match: { reason: "x" } }]) {
       await expectFailure({ execute: "query-status", ...extra }, "match and count go with wait_event");
     }
@@ -229,8 +232,8 @@ describe("qmpctl ansible ARGS_FILE (what the module runs), directly", () => {
     const result = await module({
       socket: qemu.socket,
       execute: "stop",
-      wait_event: ["STOP", "RESUME"],
-      match: { reason: "x" }, // no STOP or RESUME has it
+      wait_event: ["RESET"],
+      match: { reason: "guest-reset" }, // a RESET can have it; stop causes none
       count: 2,
       timeout: "500ms",
     });
@@ -239,8 +242,24 @@ describe("qmpctl ansible ARGS_FILE (what the module runs), directly", () => {
       failed: true,
       changed: true,
       return: {},
-      msg: "timed out waiting for STOP or RESUME with reason=x; 0 of 2 arrived (timeout 500ms)",
+      msg: "timed out waiting for RESET with reason=guest-reset; 0 of 2 arrived (timeout 500ms)",
     });
+  });
+
+  test("a match that none of the events can meet fails before the command is sent (not changed)", async () => {
+    const result = await module({
+      socket: qemu.socket,
+      execute: "stop",
+      wait_event: ["STOP", "RESUME"],
+      match: { reason: "x" }, // neither has data
+      timeout: "5s",
+    });
+    expect(result).toEqual({
+      failed: true,
+      changed: false,
+      msg: "the condition 'reason=x' can never hold for STOP or RESUME: none of their data has it",
+    });
+    expect((await qemu.control.execute("query-status") as { running: boolean }).running).toBe(true);
   });
 
   test("arguments are sent as given; changed can be forced", async () => {

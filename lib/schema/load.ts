@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { buildArguments } from "../args.ts";
+import { buildArguments, type KeyValueWord } from "../args.ts";
 import type { QmpClient } from "../client.ts";
 import { didYouMean } from "../closest.ts";
 import { ArgumentError, CommandError } from "../errors.ts";
@@ -183,13 +183,32 @@ export async function typedArguments(
  * ```
  * @throws {ArgumentError} for an unknown name or a glob that matches no event
  */
-export async function checkEventNames(
+export function checkEventNames(
   client: QmpClient,
   names: readonly string[],
   options: LoadSchemaOptions = {},
 ): Promise<void> {
-  await withSchema(client, { ...options, scope: "names" }, (schema) => schema.checkEventNames(names))
-    .catch(withoutSchema(() => {}));
+  return checkEventFilter(client, names, [], options);
+}
+
+/**
+ * Check event names and conditions on their data (`KEY=VALUE` words, as
+ * `splitKeyValueWords` reads them) against the schema of the QEMU behind
+ * `client` (see `Schema.checkEventNames` and `Schema.checkEventData`);
+ * without a schema, nothing is checked.
+ * @throws {ArgumentError} for an unknown name, a glob that matches no event, or a condition none can meet
+ */
+export async function checkEventFilter(
+  client: QmpClient,
+  names: readonly string[],
+  conditions: readonly KeyValueWord[],
+  options: LoadSchemaOptions = {},
+): Promise<void> {
+  const scope = conditions.length > 0 ? "all" : "names"; // the data's types only when there are conditions
+  await withSchema(client, { ...options, scope }, (schema) => {
+    schema.checkEventNames(names);
+    schema.checkEventData(names, conditions);
+  }).catch(withoutSchema(() => {}));
 }
 
 /** A catch handler: QEMU before 2.5 has no query-qmp-schema (CommandError), so go on without. */

@@ -26,6 +26,7 @@
 export { Schema, type SchemaScope } from "./model.ts";
 export type { CommandInfo, EventInfo, MemberInfo, SchemaDigest, TypeInfo } from "./digest.ts";
 export {
+  checkEventFilter,
   checkEventNames,
   closestCommandsHint,
   loadSchema,
