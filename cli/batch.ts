@@ -1,6 +1,6 @@
 /** `qmpctl batch [FILE|-]`: many commands pipelined over one connection. @module */
 import { abortable } from "../lib/abort.ts";
-import type { LineTooLong } from "./io.ts";
+import type { BadLine } from "./io.ts";
 import { exitStatusHelp } from "./exit_status.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, withClient } from "./session.ts";
@@ -54,9 +54,9 @@ ${
  * any connects (a pipe, `<(...)` or stdin can be read only once), so that
  * input that cannot be read is one error for the whole run.
  */
-let sharedInput: Promise<(string | LineTooLong)[]> | undefined;
+let sharedInput: Promise<(string | BadLine)[]> | undefined;
 
-function readSharedInput(context: CommandContext): Promise<(string | LineTooLong)[]> {
+function readSharedInput(context: CommandContext): Promise<(string | BadLine)[]> {
   return sharedInput ??= abortable(Array.fromAsync(inputLines(inputFile(context))), context.signal, "the input to end");
 }
 
@@ -91,6 +91,6 @@ export async function run(context: CommandContext): Promise<number> {
   });
 }
 
-async function* arrayLines(lines: (string | LineTooLong)[]): AsyncGenerator<string | LineTooLong> {
+async function* arrayLines(lines: (string | BadLine)[]): AsyncGenerator<string | BadLine> {
   yield* lines;
 }

@@ -2,6 +2,7 @@
 import { abortable } from "../lib/abort.ts";
 import type { GuestAgent } from "../lib/agent_client.ts";
 import { decodeBase64, encodeBase64 } from "../lib/base64.ts";
+import { concatBytes } from "../lib/bytes.ts";
 import { CommandError, ProtocolError, QmpError } from "../lib/errors.ts";
 import { connectAgent } from "./ga_connect.ts";
 import { type ByteSink, openByteSink } from "./byte_sink.ts";
@@ -210,20 +211,9 @@ async function* inChunks(source: AsyncIterable<Uint8Array>, size: number): Async
     parts.push(part);
     held += part.length;
     if (held < size) continue;
-    yield join(parts, held);
+    yield concatBytes(parts, held);
     parts = [];
     held = 0;
   }
-  if (held > 0) yield join(parts, held);
-}
-
-function join(parts: Uint8Array[], length: number): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  const whole = new Uint8Array(length);
-  let offset = 0;
-  for (const part of parts) {
-    whole.set(part, offset);
-    offset += part.length;
-  }
-  return whole;
+  if (held > 0) yield concatBytes(parts, held);
 }

@@ -8,6 +8,7 @@
  * @module
  */
 import { abortable } from "../lib/abort.ts";
+import { concatBytes } from "../lib/bytes.ts";
 import { globMatcher, isGlob } from "../lib/glob.ts";
 import { decodeUtf8, showInvalidUtf8 } from "../lib/utf8.ts";
 
@@ -249,40 +250,50 @@ export async function readTextFile(path: string): Promise<string> {
   return readFile(path, "utf8");
 }
 
-/** A line longer than the bound, skipped up to its newline: how long it was (in characters). */
-export class LineTooLong {
-  constructor(readonly bytes: number) {}
+/** An input line that is not run: longer than the bound (skipped up to its newline), or not UTF-8. */
+export class BadLine {
+  constructor(readonly reason: string) {}
 }
 
 /**
  * The lines of a file, or of stdin without `path` (or with "-"), as they
  * arrive: CRLF made LF, the last line without its newline too. Memory stays
  * bounded: a line longer than `maxLineBytes` is not kept but yields a
- * `LineTooLong` in its place.
+ * `BadLine` in its place; so does a line that is not UTF-8 (its bad bytes
+ * are not made U+FFFD and sent on, as a word's are not).
  */
-export async function* readLines(path: string | undefined, maxLineBytes: number): AsyncGenerator<string | LineTooLong> {
-  const decoder = new TextDecoder();
-  let buffer = "";
-  let skipping = 0; // > 0: inside an over-long line, this many characters dropped so far
+export async function* readLines(path: string | undefined, maxLineBytes: number): AsyncGenerator<string | BadLine> {
+  const tooLong = (bytes: number) => new BadLine(`the line is ${bytes} bytes long, over ${maxLineBytes}`);
+  const lineOf = (bytes: Uint8Array) => {
+    const text = decodeUtf8(bytes);
+    if (text === undefined) return new BadLine(`the line is not UTF-8: '${showInvalidUtf8(bytes).text}'`);
+    return text.endsWith("\r") ? text.slice(0, -1) : text;
+  };
+  let pending: Uint8Array[] = [];
+  let pendingBytes = 0;
+  let skipping = 0; // > 0: inside an over-long line, this many bytes dropped so far
   for await (const chunk of byteStream(path)) {
-    buffer += decoder.decode(chunk, { stream: true });
     let start = 0, newline;
-    while ((newline = buffer.indexOf("\n", start)) >= 0) {
-      if (skipping > 0 || newline - start > maxLineBytes) {
-        yield new LineTooLong(skipping + newline - start);
-        skipping = 0;
-      } else yield buffer.slice(start, newline).replace(/\r$/, "");
+    while ((newline = chunk.indexOf(0x0a, start)) >= 0) {
+      const length = skipping + pendingBytes + newline - start;
+      if (length > maxLineBytes) yield tooLong(length);
+      else yield lineOf(concatBytes([...pending, chunk.subarray(start, newline)], length));
+      pending = [];
+      pendingBytes = skipping = 0;
       start = newline + 1;
     }
-    buffer = buffer.slice(start);
-    if (buffer.length > maxLineBytes || skipping > 0) {
-      skipping += buffer.length;
-      buffer = "";
+    const rest = chunk.length - start;
+    if (skipping > 0 || pendingBytes + rest > maxLineBytes) {
+      skipping += pendingBytes + rest;
+      pending = [];
+      pendingBytes = 0;
+    } else if (rest > 0) {
+      pending.push(chunk.slice(start)); // a copy: the stream may reuse its buffer
+      pendingBytes += rest;
     }
   }
-  buffer += decoder.decode();
-  if (skipping > 0) yield new LineTooLong(skipping + buffer.length);
-  else if (buffer !== "") yield buffer;
+  if (skipping > 0) yield tooLong(skipping);
+  else if (pendingBytes > 0) yield lineOf(concatBytes(pending, pendingBytes));
 }
 
 /** The bytes of a file, or of stdin. */

@@ -34,7 +34,7 @@ terminal, not logged on stderr: that would break the line being typed).
 --hmp runs each line on the human monitor (human-monitor-command) and
 prints its text; 'cpu N' sets the CPU of the lines that follow.
 
-With stdin not a terminal, each line runs in order (blank lines and #
+With stdin or stdout not a terminal, each line runs in order (blank lines and #
 comments skipped) and each command prints one JSON line, {"return": ...}
 or {"error": ...} (local commands print none); the exit status is 1 if
 any command failed:

@@ -15,6 +15,7 @@
  *
  * @module
  */
+import { concatBytes } from "./bytes.ts";
 import { MessageTooLargeError, ProtocolError } from "./errors.ts";
 import { mayChangeAt, parseExact } from "./exact_json.ts";
 
@@ -196,13 +197,8 @@ export class JsonFramer {
   #parse(tail: Uint8Array): unknown {
     let bytes = tail;
     if (this.#held.length > 0) {
-      bytes = new Uint8Array(this.#heldBytes + tail.length);
-      let offset = 0;
-      for (const part of this.#held) {
-        bytes.set(part, offset);
-        offset += part.length;
-      }
-      bytes.set(tail, offset);
+      this.#held.push(tail);
+      bytes = concatBytes(this.#held, this.#heldBytes + tail.length);
       this.#held = [];
       this.#heldBytes = 0;
     }

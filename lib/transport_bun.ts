@@ -1,6 +1,7 @@
 /** The Bun transport: `Bun.connect` and `Bun.listen`, which cost nothing at start-up (loaded only under Bun). @module */
 
 import { bun, type BunSocket, type BunSocketHandler } from "./bun_api.ts";
+import { concatBytes } from "./bytes.ts";
 import type { AcceptedTransport, Connect, Listen, SocketAddress, TransportEvents } from "./transport_types.ts";
 
 /**
@@ -27,7 +28,9 @@ class Link {
   #ending = false;
 
   flush(socket: BunSocket): void {
-    if (this.#unsent.length > 1) this.#unsent.splice(0, this.#unsent.length, concat(this.#unsent, this.#unsentBytes));
+    if (this.#unsent.length > 1) {
+      this.#unsent.splice(0, this.#unsent.length, concatBytes(this.#unsent, this.#unsentBytes));
+    }
     while (this.#unsent.length > 0) {
       const head = this.#unsent[0];
       const written = socket.write(head);
@@ -135,15 +138,4 @@ async function unixFailure(path: string, error: unknown): Promise<never> {
   });
   if (listening) throw Object.assign(new Error(`connect EAGAIN ${path}`), { code: "EAGAIN", cause: error });
   throw error;
-}
-
-/** `chunks` as one array of `length` bytes (their total, which the Link keeps: summing them would be a JS builtin's first run). */
-function concat(chunks: Uint8Array[], length: number): Uint8Array {
-  const whole = new Uint8Array(length);
-  let at = 0;
-  for (const chunk of chunks) {
-    whole.set(chunk, at);
-    at += chunk.length;
-  }
-  return whole;
 }

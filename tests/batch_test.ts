@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { LineTooLong, readLines } from "../cli/io.ts";
+import { BadLine, readLines } from "../cli/io.ts";
 import { qmpctl } from "./helpers/cli.ts";
 import { fakeServer } from "./helpers/fake_server.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
@@ -177,11 +177,25 @@ describe("qmpctl batch with --timeout", () => {
 });
 
 describe("readLines", () => {
-  test("yields lines as written, CRLF made LF, and an over-long line as LineTooLong in its place", async () => {
+  test("yields lines as written, CRLF made LF, and an over-long line as BadLine in its place", async () => {
     const file = join(dir, "lines.txt");
     writeFileSync(file, "short\r\n" + "x".repeat(50) + "\nafter\nlast");
     const got = [];
     for await (const line of readLines(file, 10)) got.push(line);
-    expect(got).toEqual(["short", new LineTooLong(50), "after", "last"]);
+    expect(got).toEqual(["short", new BadLine("the line is 50 bytes long, over 10"), "after", "last"]);
+  });
+
+  test("a line that is not UTF-8 is a BadLine showing its bytes; a real U+FFFD and split characters pass", async () => {
+    const file = join(dir, "utf8.txt");
+    const bytes = (...parts: (string | number[])[]) =>
+      Buffer.concat(parts.map((p) => typeof p === "string" ? Buffer.from(p) : Buffer.from(p)));
+    writeFileSync(file, bytes("data=caf", [0xe9], "\n", "ok \uFFFD é\n", "last ", [0xff]));
+    const got = [];
+    for await (const line of readLines(file, 100)) got.push(line);
+    expect(got).toEqual([
+      new BadLine("the line is not UTF-8: 'data=caf\\xe9'"),
+      "ok \uFFFD é",
+      new BadLine("the line is not UTF-8: 'last \\xff'"),
+    ]);
   });
 });

@@ -53,6 +53,41 @@ describe("qmpctl shell with piped stdin", () => {
     expect(code).toBe(1);
   });
 
+  test("a line that is not UTF-8 is an error line in its place, not sent with U+FFFD (shell and batch)", async () => {
+    const text = (t: string) => [...new TextEncoder().encode(t)];
+    const input = new Uint8Array([...text("set_link name=caf"), 0xe9, ...text(" up=on\nquery-name\n")]);
+    const env = { XDG_STATE_HOME: join(home, "state"), XDG_CACHE_HOME: join(home, "cache") };
+    for (const command of ["shell", "batch"]) {
+      expect(await qmpctl([command, "-s", qemu.socket], { stdin: input, env })).toMatchObject({
+        code: 1,
+        stdout:
+          String.raw`{"error":{"class":"UsageError","desc":"the line is not UTF-8: 'set_link name=caf\\xe9 up=on'"}}` +
+          '\n{"return":{"name":"vm1"}}\n',
+        stderr: "",
+      });
+    }
+  });
+
+  test("a reply is printed when it comes, not when the next line does (a slow producer, a person typing)", async () => {
+    const child = Bun.spawn([QMPCTL, "shell", "-s", qemu.socket], {
+      stdin: "pipe",
+      stdout: "pipe",
+      stderr: "pipe",
+      env: { ...process.env, XDG_STATE_HOME: join(home, "state"), XDG_CACHE_HOME: join(home, "cache") },
+    });
+    try {
+      child.stdin.write("query-name\n");
+      child.stdin.flush();
+      const reader = child.stdout.getReader();
+      const first = await Promise.race([reader.read(), Bun.sleep(5000).then(() => undefined)]);
+      expect(first && new TextDecoder().decode(first.value)).toBe('{"return":{"name":"vm1"}}\n'); // stdin still open
+      child.stdin.end();
+      expect(await child.exited).toBe(0);
+    } finally {
+      child.kill();
+    }
+  });
+
   test("exits 0 when every line succeeded; the prompt, the banner and events stay out of stdout", async () => {
     const { code, stdout, stderr } = await shell("stop\nquery-status\ncont\n");
     expect(stdout).toBe(

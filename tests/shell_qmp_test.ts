@@ -436,3 +436,20 @@ describe("qmpctl shell on a terminal", () => {
     }
   });
 });
+
+test("typed at a terminal with stdout piped (shell | cat): stderr says there is no prompt; lines still run", async () => {
+  const terminal = await startTerminal(["sh", "-c", '"$0" shell -s "$1" | cat', QMPCTL, qemu.socket], { env: ENV() });
+  try {
+    await terminal.waitFor("the notice", (screen) => screen.join(" ").includes("stdout is not a terminal"));
+    await terminal.type("query-name\n");
+    await terminal.waitFor("the result", (screen) => screen.includes('{"return":{"name":"vm1"}}'));
+    await terminal.press("C-d");
+    expect(await terminal.exitStatus()).toBe(0);
+    expect((await terminal.screen()).join(" ")).toContain(
+      "qmpctl: stdout is not a terminal: no prompt, line editing or completion;",
+    );
+  } finally {
+    await terminal.close();
+    await waitForMonitorFree(qemu.socket);
+  }
+});

@@ -7,7 +7,7 @@
 import type { QmpClient } from "../../lib/client.ts";
 import { formatDuration } from "../../lib/duration.ts";
 import { ConnectTimeoutError } from "../../lib/errors.ts";
-import { escapeControls, stdinIsTerminal, stdoutIsTerminal } from "../io.ts";
+import { escapeControls, stdinIsTerminal, stdoutIsTerminal, writeStderrLine } from "../io.ts";
 import { type CommandContext, withClient } from "../session.ts";
 import { ShellContext } from "./context.ts";
 import { HmpMode } from "./hmp_mode.ts";
@@ -18,6 +18,12 @@ import { QmpMode } from "./qmp_mode.ts";
 export async function runShell(context: CommandContext): Promise<number> {
   const hmp = context.options.flag("hmp");
   const interactive = stdinIsTerminal() && stdoutIsTerminal();
+  if (stdinIsTerminal() && !interactive) { // 'qmpctl shell | tee log': a person types, with no prompt to see
+    writeStderrLine(
+      "qmpctl: stdout is not a terminal: no prompt, line editing or completion; each line runs as typed " +
+        "and prints one JSON line (Ctrl-D ends)",
+    );
+  }
   const { global, signal } = context;
   // On a terminal, -v shows each command sent above its result; the wire log
   // on stderr would break the line being typed whenever an event came in.

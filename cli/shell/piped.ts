@@ -18,7 +18,7 @@
  */
 import type { QmpClient } from "../../lib/client.ts";
 import { abortErrorFor, DisconnectedError } from "../../lib/errors.ts";
-import { LineTooLong, readLines, writeStdout } from "../io.ts";
+import { BadLine, readLines, writeStdout } from "../io.ts";
 import { UsageError } from "../options.ts";
 import { formatJson } from "../session.ts";
 import type { Outcome, ShellContext, ShellMode } from "./context.ts";
@@ -26,7 +26,7 @@ import type { Outcome, ShellContext, ShellMode } from "./context.ts";
 /** Commands in flight at most: enough to keep QEMU busy, and memory bounded for any input. */
 export const PIPELINE_WINDOW = 256;
 /** The longest input line kept (longer ones are an error line in their place). */
-export const MAX_LINE_CHARS = 16 * 1024 * 1024;
+export const MAX_LINE_BYTES = 16 * 1024 * 1024;
 
 export interface PipedOptions {
   client: QmpClient;
@@ -35,7 +35,7 @@ export interface PipedOptions {
   pretty: boolean;
   signal: AbortSignal;
   /** The input lines; stdin's by default. */
-  lines?: AsyncIterable<string | LineTooLong>;
+  lines?: AsyncIterable<string | BadLine>;
   /** Where the lines come from, for a message (a file's name); stdin by default. */
   source?: string;
   /** One of several targets: each line then starts with `"socket": label`. */
@@ -101,37 +101,43 @@ export async function runPiped(options: PipedOptions): Promise<number> {
   let number = 0;
   let inputEnded = false;
   const window: InFlight[] = [];
-  /** Print the settled outcomes at the head of the window; with `wait`, wait for the head first. */
-  const drain = async (wait: boolean) => {
-    while (window.length > 0 && (wait || window[0].settled)) {
-      const outcome = window[0].settled ?? await window[0].outcome; // a failed head stays: it got no answer
-      window.shift();
-      if (outcome.kind === "return") void print({ return: outcome.value });
-      else if (outcome.kind === "text") void print({ return: outcome.text });
+  /**
+   * Print the settled outcomes at the head of the window, in order: as each
+   * settles, so that a reply is shown while the next line is still awaited
+   * (a person typing into 'qmpctl shell | tee log', a slow producer).
+   */
+  const printSettled = () => {
+    while (window.length > 0 && window[0].settled) {
+      const outcome = window.shift()!.settled!;
+      if (outcome.kind === "return") print({ return: outcome.value });
+      else if (outcome.kind === "text") print({ return: outcome.text });
       else if (outcome.kind === "error") {
         failed = true;
-        void print({ error: outcome.error });
+        print({ error: outcome.error });
       } // a local command's note (`events on`) is for people at a terminal: not printed here
-      wait = false;
     }
   };
+  /** Wait for the head of the window, which is then printed; rejects when it got no answer (it stays). */
+  const drainHead = async () => void await window[0].outcome;
   try {
     for await (const line of racing(options.lines ?? inputLines(undefined), stop)) {
       number++;
       const sent = nextSend(shell); // before the line runs: a command without typing is sent at once
       const entry: InFlight = { line: number, outcome: submit(mode, line, signal) };
-      entry.outcome.then((o) => (entry.settled = o), () => {});
+      entry.outcome.then((o) => {
+        entry.settled = o;
+        printSettled();
+      }, () => {});
       window.push(entry);
       const limit = shell.eventsOn || mode.kind === "hmp" ? 1 : PIPELINE_WINDOW;
       // Wait until this line has been sent (or has settled), so the next is sent after it.
       await Promise.race([entry.outcome, sent]).catch(() => {});
-      await drain(false);
       // A full window drains to half before more lines go, so they go together (one write, not one per reply).
-      if (window.length >= limit) { while (window.length > limit >> 1) await drain(true); }
+      if (window.length >= limit) { while (window.length > limit >> 1) await drainHead(); }
       if (entry.settled?.kind === "quit") break;
     }
     inputEnded = true;
-    while (window.length > 0) await drain(true);
+    while (window.length > 0) await drainHead();
     if (mode.cancel()) { // its result line, in its place: the last
       print({ error: { class: "UsageError", desc: "the input ended inside transaction( ... ): it was not sent" } });
       failed = true;
@@ -143,7 +149,7 @@ export async function runPiped(options: PipedOptions): Promise<number> {
     // After an abort, the lines in flight failed because it closed the connection: say what was awaited.
     let error = signal.aborted && caught instanceof DisconnectedError ? replyAbortError(signal) : caught;
     try {
-      while (window.length > 0) await drain(true);
+      while (window.length > 0) await drainHead();
     } catch (first) {
       if (!signal.aborted) error = first; // after an abort, the lines in flight fail because of it
     }
@@ -161,12 +167,9 @@ export async function runPiped(options: PipedOptions): Promise<number> {
 }
 
 /** Run one line; a line that asks to quit settles as `quit`. */
-function submit(mode: ShellMode, line: string | LineTooLong, signal: AbortSignal) {
-  if (line instanceof LineTooLong) {
-    return Promise.resolve<Outcome>({
-      kind: "error",
-      error: { class: "UsageError", desc: `the line is ${line.bytes} characters long, over ${MAX_LINE_CHARS}` },
-    });
+function submit(mode: ShellMode, line: string | BadLine, signal: AbortSignal) {
+  if (line instanceof BadLine) {
+    return Promise.resolve<Outcome>({ kind: "error", error: { class: "UsageError", desc: line.reason } });
   }
   return mode.run(line, signal);
 }
@@ -218,9 +221,9 @@ const UNREADABLE: Record<string, string> = {
 };
 
 /** The lines of FILE, or of stdin without one; input that cannot be read (a directory) is a usage error. */
-export async function* inputLines(file: string | undefined): AsyncGenerator<string | LineTooLong> {
+export async function* inputLines(file: string | undefined): AsyncGenerator<string | BadLine> {
   try {
-    yield* readLines(file, MAX_LINE_CHARS);
+    yield* readLines(file, MAX_LINE_BYTES);
   } catch (error) {
     const code = (error as { code?: string })?.code;
     if (typeof code !== "string") throw error;
