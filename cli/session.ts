@@ -9,7 +9,16 @@ import { QmpClient } from "../lib/client.ts";
 import { connectWhenReady } from "../lib/connect_ready.ts";
 import { CommandError } from "../lib/errors.ts";
 import type { QmpEvent } from "../lib/events.ts";
-import { env, type FatalSignal, killSelf, onFatalSignal, prepareStdout, writeStderrLine, writeStdout } from "./io.ts";
+import {
+  env,
+  type FatalSignal,
+  killSelf,
+  onFatalSignal,
+  OutputError,
+  prepareStdout,
+  writeStderrLine,
+  writeStdout,
+} from "./io.ts";
 import { type OptionTable, type ParsedOptions, UsageError } from "./options.ts";
 
 /** The global options, read and checked. */
@@ -213,8 +222,15 @@ export async function executeAndPrint(
     }
     throw error;
   }
-  if (context.target) return printLabelled(context, { [key]: key === "text" ? render(value) : value });
-  return context.global.raw ? printJson(context, { return: value }) : writeStdout(render(value));
+  const printed = context.target
+    ? printLabelled(context, { [key]: key === "text" ? render(value) : value })
+    : context.global.raw
+    ? printJson(context, { return: value })
+    : writeStdout(render(value));
+  return printed.catch((error) => { // a script must not take 74 for "not done" and run it again
+    if (error instanceof OutputError) error.message += ` (${command} was run: QEMU answered it)`;
+    throw error;
+  });
 }
 
 /**

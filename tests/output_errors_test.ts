@@ -34,17 +34,18 @@ async function run(args: string[], redirect: string, stdin = "") {
   return { code, stderr };
 }
 
-test("exec > /dev/full: exit 74, saying the disk is full", async () => {
+test("exec > /dev/full: exit 74, saying the disk is full and that the command was run", async () => {
   expect(await run(["-s", server.path, "exec", "query-status"], "> /dev/full")).toEqual({
     code: 74,
-    stderr: "qmpctl: could not write the output: no space left on the device (ENOSPC)\n",
+    stderr:
+      "qmpctl: could not write the output: no space left on the device (ENOSPC) (query-status was run: QEMU answered it)\n",
   });
 });
 
-test("exec with stdout closed (>&-): exit 74, not 0 with the output lost", async () => {
+test("exec with stdout closed (>&-): exit 74, not 0 with the output lost; a script must not run it again", async () => {
   expect(await run(["-s", server.path, "exec", "query-status"], ">&-")).toEqual({
     code: 74,
-    stderr: "qmpctl: could not write the output: stdout is closed (EBADF)\n",
+    stderr: "qmpctl: could not write the output: stdout is closed (EBADF) (query-status was run: QEMU answered it)\n",
   });
 });
 
