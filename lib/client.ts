@@ -509,11 +509,13 @@ export class QmpClient {
     // A transport that knows why the connection ended (ssh's own reason) reports a ConnectionError: it is the failure.
     if (error instanceof ConnectionError) return this.#shutdown(error);
     const reason = this.#closedReason();
-    this.#shutdown(
-      this.#phase === "greeting" ? new GreetingClosedError(reason, { cause: error }) : undefined,
-      reason,
-      error,
-    );
+    // A close in the middle of a message is a failure even for an event stream, which an orderly close ends.
+    const failure = this.#phase === "greeting"
+      ? new GreetingClosedError(reason, { cause: error })
+      : this.#framer.partial
+      ? new DisconnectedError(reason, { cause: error })
+      : undefined;
+    this.#shutdown(failure, reason, error);
   }
 
   /** How the peer's close reads, by what it cut short (while connecting: the greeting, see #open). */
@@ -534,8 +536,9 @@ export class QmpClient {
     this.#failure = failure;
     this.#greetingWaiter?.reject(failure ?? new GreetingError(reason));
     this.#transport?.close();
+    const closed = failure === undefined || failure instanceof DisconnectedError; // each call says what it awaited
     for (const call of this.#pending.values()) {
-      call.reject(failure ?? new DisconnectedError(`${reason} before the reply to ${call.command}`, { cause }));
+      call.reject(closed ? new DisconnectedError(`${reason} before the reply to ${call.command}`, { cause }) : failure);
     }
     this.#pending.clear();
     this.#inOrder = [];

@@ -134,6 +134,17 @@ describe("the connection ends before the events", () => {
       stderr: "",
     });
   });
+
+  test("a close in the middle of an event is not the stream's end: the events before it, then exit 3 saying so", async () => {
+    const cut = serve(async (c) => {
+      await listening(c);
+      c.send(JSON.stringify(stop) + '\n{"timestamp": {"seconds": 1, "micro');
+      c.close();
+    });
+    const result = await qmpctl(["-s", cut, "events", "--timeout", "10s"]);
+    expect(result).toMatchObject({ code: 3, stdout: line(stop) });
+    expect(result.stderr).toMatch(/^qmpctl: .* closed the connection in the middle of a message\n$/);
+  });
 });
 
 describe("thousands of events before a reply", () => {
