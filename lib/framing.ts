@@ -48,6 +48,8 @@ export class JsonFramer {
   readonly #shallowLine: number;
   /** Invalid UTF-8 becomes U+FFFD; a byte-order mark stays a character (no JSON text starts with it). */
   readonly #decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+  /** With `strictUtf8`: a message that is not UTF-8 is a ProtocolError (else undefined). */
+  readonly #strictDecoder?: TextDecoder;
   /** Bytes of the message being scanned, kept from earlier chunks. */
   #held: Uint8Array[] = [];
   #heldBytes = 0;
@@ -61,16 +63,20 @@ export class JsonFramer {
    *   proxy does, takes a larger one; JSON.parse overflows its stack somewhere past ten thousand levels)
    * @param refuse a check of each message's text once it has parsed: what it returns (a reason)
    *   is thrown as a ProtocolError with that message (the proxy refuses what QEMU's parser refuses)
+   * @param strictUtf8 a message that is not UTF-8 is a ProtocolError, as QEMU's parser refuses it,
+   *   where by default its bad bytes become U+FFFD (the proxy takes what it sends on to QEMU strictly)
    */
   constructor(
     maxBytes: number = DEFAULT_MAX_MESSAGE_BYTES,
     maxNesting: number = MAX_NESTING,
     refuse?: (text: string) => string | undefined,
+    strictUtf8 = false,
   ) {
     this.#maxBytes = maxBytes;
     this.#maxNesting = maxNesting;
     this.#refuse = refuse;
     this.#shallowLine = 2 * maxNesting;
+    if (strictUtf8) this.#strictDecoder = new TextDecoder("utf-8", { ignoreBOM: true, fatal: true });
   }
 
   /**
@@ -88,7 +94,10 @@ export class JsonFramer {
     // The whole lines (up to the last newline) are read as text; what follows
     // them begins a message that ends in a later chunk.
     const linesEnd = chunk.lastIndexOf(NEWLINE) + 1;
-    if (i < linesEnd) i = this.#lines(chunk, i, linesEnd, out);
+    // Strictly, lines that are not all UTF-8 go to the scanner, which refuses the message holding the bad bytes.
+    if (i < linesEnd && (!this.#strictDecoder || this.#isUtf8(chunk.subarray(i, linesEnd)))) {
+      i = this.#lines(chunk, i, linesEnd, out);
+    }
     while (i < chunk.length) {
       const byte = chunk[i];
       if (byte === 0x20 || byte === NEWLINE || byte === 0x0d || byte === 0x09) {
@@ -188,6 +197,15 @@ export class JsonFramer {
     return this.#depth > 0;
   }
 
+  #isUtf8(bytes: Uint8Array): boolean {
+    try {
+      this.#strictDecoder!.decode(bytes);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   #checkSize(bytesInChunk: number): void {
     if (this.#heldBytes + bytesInChunk > this.#maxBytes) {
       throw new MessageTooLargeError(`a message exceeded the limit of ${this.#maxBytes} bytes`);
@@ -202,7 +220,12 @@ export class JsonFramer {
       this.#held = [];
       this.#heldBytes = 0;
     }
-    const text = this.#decoder.decode(bytes);
+    let text: string;
+    try {
+      text = (this.#strictDecoder ?? this.#decoder).decode(bytes);
+    } catch (error) {
+      throw new ProtocolError("invalid UTF-8 sequence in a message", { cause: error });
+    }
     let message: unknown;
     try {
       message = parseExact(text);

@@ -89,6 +89,19 @@ describe("JsonFramer", () => {
     expect(feed(new JsonFramer(), data, 1)).toEqual([{ return: "a\uFFFD\uFFFDb" }]);
   });
 
+  test("strictUtf8: a message that is not UTF-8 is a ProtocolError after the ones before it, whole or in pieces", () => {
+    const data = new Uint8Array([...bytes('{"a": "\uFFFD é"}\n{"b": "x'), 0xe9, ...bytes('"}\n')]);
+    for (const size of [1, 3, data.length]) {
+      const delivered: unknown[] = [];
+      const framer = new JsonFramer(undefined, undefined, undefined, true);
+      const pushAll = () => {
+        for (let i = 0; i < data.length; i += size) framer.push(data.subarray(i, i + size), (m) => delivered.push(m));
+      };
+      expect(pushAll).toThrow(new ProtocolError("invalid UTF-8 sequence in a message"));
+      expect(delivered).toEqual([{ a: "\uFFFD é" }]);
+    }
+  });
+
   test("bytes that cannot start a JSON object are a ProtocolError naming them", () => {
     expect(() => new JsonFramer().push(bytes("hello\n"))).toThrow(new ProtocolError("expected a JSON object, got 'h'"));
     expect(() => new JsonFramer().push(bytes("[1]"))).toThrow(ProtocolError);

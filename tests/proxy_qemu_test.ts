@@ -171,6 +171,26 @@ describe("proxy: per-connection commands and negotiation", () => {
     client.close();
   });
 
+  test("a message that is not UTF-8 is refused, as QEMU refuses it, not sent on with U+FFFD; the next line is read", async () => {
+    const { client } = await negotiatedClient(shared);
+    const text = (t: string) => [...new TextEncoder().encode(t)];
+    client.sendPart(
+      new Uint8Array([
+        ...text(
+          '{"execute": "query-status", "id": "ok"}\n{"execute": "qom-get", "arguments": {"path": "/machine", "property": "caf',
+        ),
+        0xe9,
+        ...text('"}, "id": "bad"}\n{"execute": "query-name", "id": "after"}\n'),
+      ]),
+    );
+    expect(await client.replies(3)).toEqual([
+      { return: { status: "running", singlestep: false, running: true }, id: "ok" },
+      { error: { class: "GenericError", desc: "JSON parse error, invalid UTF-8 sequence in a message" } },
+      { return: {}, id: "after" },
+    ]);
+    client.close();
+  });
+
   test("a key given twice is refused whole, as QEMU refuses it: a second 'execute' does not run", async () => {
     const { client } = await negotiatedClient(shared);
     const duplicate = { error: { class: "GenericError", desc: "JSON parse error, duplicate key" } };

@@ -181,7 +181,7 @@ export class Downstream {
    * with the client's id (see the refusal below); far deeper is malformed.
    */
   #newFramer(): JsonFramer {
-    return new JsonFramer(this.#limits.maxMessageBytes, 4 * MAX_NESTING, duplicateKey);
+    return new JsonFramer(this.#limits.maxMessageBytes, 4 * MAX_NESTING, duplicateKey, true);
   }
 
   /**

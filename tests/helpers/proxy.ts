@@ -79,8 +79,8 @@ export function startProxy(args: string[], killAfterMs = 300_000, env: Record<st
 export interface RawClient {
   /** Send one message (an object is serialized; a string is sent as it is, plus a newline). */
   send(message: unknown): void;
-  /** Send bytes as they are, no newline added (part of a line). */
-  sendPart(text: string): void;
+  /** Send text or bytes as they are, no newline added (part of a line). */
+  sendPart(data: string | Uint8Array): void;
   /** The next `count` messages (bounded by `timeoutMs`). */
   read(count: number, timeoutMs?: number): Promise<Record<string, unknown>[]>;
   /** The next `count` messages that are not events (events before and among them are dropped). */
@@ -167,8 +167,8 @@ export async function rawClient(path: string): Promise<RawClient> {
       unsent.push(encoder.encode((typeof message === "string" ? message : JSON.stringify(message)) + "\n"));
       if (unsent.length === 1) flush();
     },
-    sendPart(text) {
-      unsent.push(encoder.encode(text));
+    sendPart(data) {
+      unsent.push(typeof data === "string" ? encoder.encode(data) : data);
       if (unsent.length === 1) flush();
     },
     read,
