@@ -209,8 +209,10 @@ async function runLaunched(context: CommandContext, settings: Settings, command:
     return (error as { code?: string }).code === "ENOENT" ? PROGRAM.NOT_FOUND : PROGRAM.NOT_RUNNABLE;
   }
   let signalsSent = 0;
+  let stoppedBy: "SIGINT" | FatalSignal | "timeout" | undefined;
   const stop = stopRequested(context);
   void stop.then((signal) => {
+    stoppedBy = signal;
     // A second request means QEMU did not stop on the first: end it.
     const forward = () => qemu.kill(signalsSent++ > 0 ? "SIGKILL" : signal === "SIGINT" ? "SIGINT" : "SIGTERM");
     forward();
@@ -229,8 +231,8 @@ async function runLaunched(context: CommandContext, settings: Settings, command:
   await monitorListener.close();
   await removeDir(dir);
   if (early === "exited") {
-    notice(`${command[0]} exited before it connected its monitor`);
-    return await qemu.exited;
+    if (stoppedBy === undefined) notice(`${command[0]} exited before it connected its monitor`);
+    return timedOut(await qemu.exited);
   }
   if (early === "late") {
     notice(`${command[0]} did not connect its monitor within ${formatDuration(bound)} (--connect-timeout): stopped`);
@@ -253,8 +255,15 @@ async function runLaunched(context: CommandContext, settings: Settings, command:
     const grace = setTimeout(() => qemu.kill("SIGKILL"), QEMU_EXIT_GRACE_MS);
     const status = await qemu.exited;
     clearTimeout(grace);
-    return status;
+    return timedOut(status);
   }
   await proxy.close();
-  return first;
+  return timedOut(first);
+
+  /** QEMU's status, unless --timeout stopped it: then 124, as timeout(1) exits, saying so. */
+  function timedOut(status: number): number {
+    if (stoppedBy !== "timeout") return status;
+    notice(`--timeout ${formatDuration(context.global.timeoutMs)} ran out: stopped ${command[0]}`);
+    return EXIT.TIMEOUT;
+  }
 }

@@ -210,6 +210,34 @@ describe("proxy --listen PATH -- qemu ...: launch mode", () => {
     expect(existsSync(shared)).toBe(false);
   });
 
+  test("--timeout stops QEMU when it runs out: exit 124 saying so (not QEMU's 0), socket file removed", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "qmpctl-launch-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const shared = join(dir, "vm.sock");
+    const qemu = ["qemu-system-x86_64", "-nodefaults", "-display", "none", "-machine", "none"];
+    const proxy = startProxy(["--listen", shared, "--timeout", "1s", "--", ...qemu]);
+    await proxy.ready;
+    const [qemuPid] = childrenOf(proxy.child.pid);
+    const result = await proxy.result;
+    expect(result.code).toBe(124);
+    expect(result.stderr).toContain("qmpctl: proxy: --timeout 1s ran out: stopped qemu-system-x86_64\n");
+    expect(alive(qemuPid)).toBe(false);
+    expect(existsSync(shared)).toBe(false);
+    // One that never connects its monitor: the timeout ends it, not "exited before it connected".
+    const silent = await qmpctl([
+      "proxy",
+      "--listen",
+      join(dir, "b.sock"),
+      "--timeout",
+      "500ms",
+      "--",
+      "sh",
+      "-c",
+      "exec sleep 30",
+    ]);
+    expect(silent).toMatchObject({ code: 124, stderr: "qmpctl: proxy: --timeout 500ms ran out: stopped sh\n" });
+  });
+
   test("a program not found exits 127, one not runnable 126 (as env(1)); one that never connects a monitor is stopped at --connect-timeout: exit 3", async () => {
     const dir = mkdtempSync(join(tmpdir(), "qmpctl-launch-"));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
