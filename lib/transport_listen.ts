@@ -63,7 +63,8 @@ export async function listenTransport(
   try {
     privateDir = await fs.mkdtemp(join(dirname(path), ".qmpctl-listen-"));
   } catch (error) {
-    throw fail(describeSystemError(error), error);
+    const missing = (error as { code?: string }).code === "ENOENT"; // not "no such socket": the socket is to be made
+    throw fail(missing ? `no such directory ${dirname(path)} (ENOENT)` : describeSystemError(error), error);
   }
   const { listen } = "Bun" in globalThis ? await import("./transport_bun.ts") : await import("./transport_node.ts");
   const bound = join(privateDir, "s");

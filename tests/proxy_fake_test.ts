@@ -266,3 +266,9 @@ test("a listen path too long for a UNIX socket address is refused at once, not b
     /^cannot listen on .*: the path is too long for a UNIX socket \(\d+ bytes; at most 107\)$/,
   );
 });
+
+test("a listen path in a directory that does not exist names the directory, not a missing socket", async () => {
+  const path = join(listenPath(), "..", "no-such-dir", "x.sock");
+  const error = await listenTransport(path, { accept: () => ({ data() {}, close() {} }) }).catch((e) => e);
+  expect(error.message).toBe(`cannot listen on ${path}: no such directory ${join(path, "..")} (ENOENT)`);
+});
