@@ -105,7 +105,10 @@ async function main(): Promise<number> {
   const connectTimeoutMs = text("connect-timeout") === undefined
     ? DEFAULT_CONNECT_TIMEOUT_MS
     : parseDuration(text("connect-timeout")!, "--connect-timeout");
-  const waitSocketMs = text("wait-socket") === undefined ? 0 : parseDuration(text("wait-socket")!, "--wait-socket");
+  // 0 is no bound, as for every duration (--timeout still bounds the whole run).
+  const waitSocketMs = text("wait-socket") === undefined
+    ? 0
+    : parseDuration(text("wait-socket")!, "--wait-socket") || Infinity;
   const interrupt = new AbortController();
   onInterrupt(() => interrupt.abort(new Error("interrupted")));
   const context: CommandContext = {

@@ -15,22 +15,25 @@ afterAll(() => {
 });
 
 describe("--wait-socket", () => {
-  test("a QEMU started a second after qmpctl: connects once it is up, exit 0", async () => {
-    const socket = join(dir, "late.qmp");
-    const running = startQmpctl(["-s", socket, "--wait-socket", "15s", "exec", "query-name"]);
-    await Bun.sleep(1000);
-    const qemu = Bun.spawn([
-      ...["qemu-system-x86_64", "-nodefaults", "-display", "none", "-machine", "none", "-name", "late"],
-      ...["-qmp", `unix:${socket},server=on,wait=off`],
-    ], { stdout: "ignore", stderr: "ignore" });
-    try {
-      const { code, stdout, stderr } = await running.result;
-      expect({ code, stdout, stderr }).toEqual({ code: 0, stdout: '{"name":"late"}\n', stderr: "" });
-    } finally {
-      qemu.kill("SIGKILL");
-      await qemu.exited;
-    }
-  });
+  test.each(["15s", "0"])(
+    "--wait-socket %s, a QEMU started a second after qmpctl: connects once it is up, exit 0",
+    async (bound) => {
+      const socket = join(dir, `late-${bound}.qmp`);
+      const running = startQmpctl(["-s", socket, "--wait-socket", bound, "exec", "query-name"]);
+      await Bun.sleep(1000);
+      const qemu = Bun.spawn([
+        ...["qemu-system-x86_64", "-nodefaults", "-display", "none", "-machine", "none", "-name", "late"],
+        ...["-qmp", `unix:${socket},server=on,wait=off`],
+      ], { stdout: "ignore", stderr: "ignore" });
+      try {
+        const { code, stdout, stderr } = await running.result;
+        expect({ code, stdout, stderr }).toEqual({ code: 0, stdout: '{"name":"late"}\n', stderr: "" });
+      } finally {
+        qemu.kill("SIGKILL");
+        await qemu.exited;
+      }
+    },
+  );
 
   test("a socket that never comes: exit 3 after the bound, naming the last reason", async () => {
     const socket = join(dir, "never.qmp");
@@ -42,6 +45,16 @@ describe("--wait-socket", () => {
     expect(code).toBe(3);
     expect(ms).toBeGreaterThanOrEqual(1000);
     expect(ms).toBeLessThan(5000);
+  });
+
+  test("--wait-socket 0 has no bound of its own, as every duration: --timeout ends it (124)", async () => {
+    const socket = join(dir, "never0.qmp");
+    const result = await qmpctl(["-s", socket, "--wait-socket", "0", "--timeout", "1s", "exec", "query-name"]);
+    expect(result).toMatchObject({
+      code: 124,
+      stdout: "",
+      stderr: "qmpctl: timed out waiting for the socket to be ready (--timeout 1s)\n",
+    });
   });
 
   test("a peer that closes before its greeting is tried again", async () => {
