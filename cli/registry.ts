@@ -53,7 +53,8 @@ export const GLOBAL_OPTIONS: OptionSpec[] = [
   {
     name: "wait-socket",
     value: "DURATION",
-    help: "retry while the socket is missing, refuses or closes before its greeting, up to DURATION (exit 3; 0: no bound)",
+    help:
+      "retry while the socket is missing, refuses or closes before its greeting, up to DURATION (exit 3; 0: no bound)",
   },
   {
     name: "timeout",
