@@ -73,7 +73,8 @@ export const MEANINGS: Record<ExitName, ExitMeaning> = {
   },
   OUTPUT: {
     short: "could not write the output",
-    long: "the output could not be written: a full disk (ENOSPC), a stdout closed before qmpctl started",
+    long: "the output could not be written: a full disk (ENOSPC), a stdout closed before qmpctl started " +
+      "(`exec` and `hmp` have run the command by then, and say so)",
   },
   TIMEOUT: { short: "--timeout ran out", long: "the `--timeout` ran out; stderr says what was being waited for" },
   INTERRUPTED: { short: "interrupted", long: "interrupted (SIGINT)" },
