@@ -37,6 +37,11 @@ share/bash-completion/completions/qmpctl
 share/zsh/site-functions/_qmpctl
 share/fish/vendor_completions.d/qmpctl.fish"
 if $uninstall; then
+  found=$(echo "$files" | while IFS= read -r file; do [ ! -e "$prefix/$file" ] || echo "$file"; done)
+  if [ -z "$found" ]; then # a mistyped PREFIX, or the install is under another one
+    echo "install.sh: no qmpctl installed under $prefix: nothing removed" >&2
+    exit 1
+  fi
   echo "$files" | while IFS= read -r file; do rm -f "$prefix/$file"; done
   echo "removed qmpctl from $prefix"
   exit 0
@@ -51,15 +56,23 @@ release_name() {
 }
 
 # The binary: this machine's release binary beside the script (any mode:
-# install sets it), or a source checkout's own dist/qmpctl. Never ../dist/
-# from a release folder: for /tmp/qmpctl-0.1.0 that is /tmp/dist, anyone's.
+# install sets it; on x64 the baseline build, which runs on every x86-64, when
+# only it was downloaded), or a source checkout's own dist/qmpctl. Never
+# ../dist/ from a release folder: for /tmp/qmpctl-0.1.0 that is /tmp/dist, anyone's.
 name=$(release_name || true)
+source_checkout=false
+[ -f "$here/build.sh" ] && [ -e "$here/../.git" ] && source_checkout=true
 if [ -n "$name" ] && [ -f "$here/$name" ]; then
   binary=$here/$name
-elif [ -f "$here/build.sh" ] && [ -e "$here/../.git" ] && [ -f "$here/../dist/qmpctl" ]; then
+elif [ "$name" = qmpctl-linux-x64 ] && [ -f "$here/qmpctl-linux-x64-baseline" ]; then
+  binary=$here/qmpctl-linux-x64-baseline
+elif $source_checkout && [ -f "$here/../dist/qmpctl" ]; then
   binary=$(cd "$here/../dist" && pwd)/qmpctl
+elif $source_checkout; then
+  echo "install.sh: no dist/qmpctl in this checkout: build it first (scripts/build.sh)" >&2
+  exit 1
 else
-  echo "install.sh: no ${name:-qmpctl binary for this machine} beside this script in $here (from source: scripts/build.sh)" >&2
+  echo "install.sh: no ${name:-qmpctl binary for this machine} beside this script in $here" >&2
   exit 1
 fi
 manpage=$(dirname "$binary")/qmpctl.1

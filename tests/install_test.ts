@@ -121,6 +121,12 @@ test("install.sh --uninstall PREFIX removes every file it installed", () => {
         e.isDirectory() ? left(join(dir, e.name)) : [join(dir, e.name)]
       );
     expect(left(other)).toEqual([]);
+    // Again, or a PREFIX with nothing of qmpctl (mistyped): it says so and fails, claiming no removal.
+    expect(run([INSTALL, "--uninstall", other])).toMatchObject({
+      code: 1,
+      stdout: "",
+      stderr: `install.sh: no qmpctl installed under ${other}: nothing removed\n`,
+    });
   } finally {
     rmSync(other, { recursive: true, force: true });
   }
@@ -199,7 +205,7 @@ describe("sh install.sh from a release folder, as the README downloads it", () =
   const NAME = `qmpctl-${process.platform}-${arch}${
     process.platform === "linux" && arch === "x64" && !avx2 ? "-baseline" : ""
   }`;
-  const OTHER = NAME === "qmpctl-linux-x64" ? "qmpctl-linux-x64-baseline" : "qmpctl-linux-x64";
+  const OTHER_ARCH = `qmpctl-${process.platform}-${arch === "arm64" ? "x64" : "arm64"}`;
   const sha256 = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
   const parents: string[] = [];
   afterAll(() => {
@@ -246,16 +252,26 @@ describe("sh install.sh from a release folder, as the README downloads it", () =
     expect(release.plantedRan()).toBe(false);
   });
 
-  test("with only the other CPU variant downloaded it stops, and never takes ../dist/qmpctl beside the folder", () => {
-    const release = releaseFolder(OTHER);
+  test("with only another machine's binary downloaded it stops, and never takes ../dist/qmpctl beside the folder", () => {
+    const release = releaseFolder(OTHER_ARCH);
     const result = release.install();
-    expect(result.stderr).toBe(
-      `install.sh: no ${NAME} beside this script in ${release.folder} (from source: scripts/build.sh)\n`,
-    );
+    expect(result.stderr).toBe(`install.sh: no ${NAME} beside this script in ${release.folder}\n`);
     expect(result.code).toBe(1);
     expect(release.plantedRan()).toBe(false);
     expect(existsSync(release.prefix)).toBe(false);
   });
+
+  test.if(NAME === "qmpctl-linux-x64")(
+    "on an AVX2 machine with only the baseline build downloaded: that one is installed (it runs on every x86-64)",
+    () => {
+      const release = releaseFolder("qmpctl-linux-x64-baseline");
+      const result = release.install();
+      expect(result).toMatchObject({ code: 0, stderr: "" });
+      expect(result.stdout).toContain(
+        `from ${join(release.folder, "qmpctl-linux-x64-baseline")} into ${release.prefix}`,
+      );
+    },
+  );
 
   test("a binary that does not match SHA256SUMS, or that SHA256SUMS does not list, is refused before it runs", () => {
     const release = releaseFolder(NAME);
