@@ -203,9 +203,11 @@ function setPath(target: Record<string, unknown>, path: readonly string[], value
   const define = (node: Record<string, unknown>, key: string, value: unknown) =>
     Object.defineProperty(node, key, { value, writable: true, enumerable: true, configurable: true });
   let node = target;
-  for (const key of path.slice(0, -1)) {
+  for (const [i, key] of path.slice(0, -1).entries()) {
     const next = Object.hasOwn(node, key) ? node[key] : undefined;
-    if (typeof next !== "object" || next === null || Array.isArray(next)) define(node, key, {});
+    // An array from --args takes numbered keys into its items (children.0=x replaces its first, keeping the rest).
+    const intoArray = Array.isArray(next) && /^(0|[1-9]\d*)$/.test(path[i + 1]);
+    if (typeof next !== "object" || next === null || (Array.isArray(next) && !intoArray)) define(node, key, {});
     node = node[key] as Record<string, unknown>;
   }
   define(node, path[path.length - 1], value);

@@ -114,6 +114,17 @@ describe("typeArguments: structure", () => {
     );
   });
 
+  test("KEY.N= words over an array from --args go into its items: the others are kept, not dropped", () => {
+    const base = { list: ["a", "b"], refs: [{ driver: "x", extra: 1 }] };
+    expect(typed(["list.0=c"], base).list).toEqual(["c", "b"]);
+    expect(typed(["list.2=d"], base).list).toEqual(["a", "b", "d"]);
+    expect(typed(['list.1:="e"'], base).list).toEqual(["a", "e"]);
+    expect(typed(["refs.0.driver=y"], base).refs).toEqual([{ driver: "y", extra: 1 }]);
+    expect(errorOf(() => typed(["list.3=z"], base)).message).toBe(
+      "typed: list is an array: number its items list.0, list.1, ... without gaps",
+    );
+  });
+
   test("a recursive object type walks as deep as the words go", () => {
     expect(typed(["child.name=a", "child.child.name=1"]).child).toEqual({ name: "a", child: { name: "1" } });
     expect(errorOf(() => typed(["child.child.name=b"])).message).toBe(

@@ -222,8 +222,8 @@ class Typer {
 /** Whether a value holds a word's text (else it came from --args or KEY:=JSON). */
 function hasWords(value: unknown): boolean {
   if (value instanceof WordText) return true;
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
-  return Object.values(value).some(hasWords);
+  if (typeof value !== "object" || value === null) return false;
+  return Object.values(value).some(hasWords); // an array from --args too, where words went into its items
 }
 
 function firstWord(value: unknown): WordText | undefined {
@@ -237,7 +237,8 @@ function firstWord(value: unknown): WordText | undefined {
 /** A tree under `any`: each word's text is JSON where it parses, else a string. */
 function untyped(value: unknown): unknown {
   if (value instanceof WordText) return jsonOrString(value.path, value.text);
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return value;
+  if (typeof value !== "object" || value === null) return value;
+  if (Array.isArray(value)) return value.map(untyped);
   return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, untyped(v)]));
 }
 
