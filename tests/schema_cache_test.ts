@@ -5,7 +5,7 @@ import { join } from "node:path";
 import type { FakeServer } from "./helpers/fake_server.ts";
 import { qmpctl } from "./helpers/cli.ts";
 import { executed, freshCacheHome, schemaServer, SMALL_SCHEMA } from "./helpers/schema_fixture.ts";
-import { hostTarget } from "../lib/schema/store.ts";
+import { hostTarget, writeCacheEntry } from "../lib/schema/store.ts";
 
 const servers: FakeServer[] = [];
 const homes: string[] = [];
@@ -235,4 +235,13 @@ describe("event names are checked against the schema", () => {
     const result = await run(["wait-event", "BLOCK_JOB_*", "--timeout", "300ms"]);
     expect(result).toMatchObject({ code: 124, stdout: "" });
   });
+});
+
+test("writers racing on one entry leave one whole entry and no copy of the old one behind", async () => {
+  const root = join(freshCacheHome(), "race");
+  const files = (n: number) => ({ "meta.json": `{"n":${n}}`, "types/a.json": "[]".padEnd(2000, " ") });
+  for (let round = 0; round < 20; round++) {
+    await Promise.allSettled(Array.from({ length: 8 }, (_, n) => writeCacheEntry(root, "entry", files(n))));
+    expect(readdirSync(root)).toEqual(["entry"]); // no .old-* (nor .new-*) left
+  }
 });

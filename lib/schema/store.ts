@@ -142,6 +142,8 @@ export async function writeCacheEntry(root: string, name: string, files: Record<
   await preparePrivateRoot(root);
   const { mkdir, mkdtemp, rename, rm, writeFile } = await import("node:fs/promises");
   const temporary = await mkdtemp(`${root}/.new-`); // mode 0700
+  const old = `${root}/.old-${crypto.randomUUID()}`;
+  let moved = false;
   try {
     const dirs = new Set(Object.keys(files).map((f) => f.slice(0, f.lastIndexOf("/") + 1)).filter((d) => d));
     await Promise.all([...dirs].map((d) => mkdir(`${temporary}/${d}`, { recursive: true, mode: 0o700 })));
@@ -150,12 +152,12 @@ export async function writeCacheEntry(root: string, name: string, files: Record<
       Object.entries(files).map(([file, text]) => writeFile(`${temporary}/${file}`, text, { mode: 0o600, flag: "wx" })),
     );
     const target = `${root}/${name}`;
-    const old = `${root}/.old-${crypto.randomUUID()}`;
-    const moved = await rename(target, old).then(() => true, () => false); // a stale or corrupt entry
-    await rename(temporary, target);
-    if (moved) await rm(old, { recursive: true, force: true });
+    moved = await rename(target, old).then(() => true, () => false); // a stale or corrupt entry
+    await rename(temporary, target); // fails when another qmpctl has put its entry there meanwhile
   } catch (error) {
     await rm(temporary, { recursive: true, force: true });
     throw error;
+  } finally {
+    if (moved) await rm(old, { recursive: true, force: true });
   }
 }
