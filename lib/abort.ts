@@ -29,7 +29,10 @@ export function abortable<T>(
   const abortError = typeof what === "string" ? abortErrorFor(what) : what;
   return new Promise((resolve, reject) => {
     const onAbort = () => reject(abortError(signal));
-    if (signal.aborted) return onAbort();
+    if (signal.aborted) {
+      work.catch(() => {}); // abandoned: its failure is no one's to handle, and must not surface as unhandled
+      return onAbort();
+    }
     signal.addEventListener("abort", onAbort, { once: true });
     const settle = <V>(then: (value: V) => void) => (value: V) => {
       signal.removeEventListener("abort", onAbort);

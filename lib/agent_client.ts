@@ -17,6 +17,7 @@ import { type Address, parseAddress } from "./address.ts";
 import { formatDuration } from "./duration.ts";
 import {
   abortErrorFor,
+  ArgumentError,
   CommandError,
   ConnectionError,
   ConnectTimeoutError,
@@ -147,7 +148,14 @@ export class GuestAgent {
       throw this.#failure ?? new DisconnectedError(`the connection to ${this.address.text} is closed`);
     }
     // The sync's random id in every id: a reply to an earlier client's request is never taken for one of ours.
-    const id = `qmpctl-${this.#syncId}-${this.#nextId++}`;
+    const id = `qmpctl-${this.#syncId}-${this.#nextId}`;
+    let json: string;
+    try { // before anything is recorded: a call that cannot be sent leaves no trace
+      json = JSON.stringify({ execute: command, ...(args === undefined ? {} : { arguments: args }), id });
+    } catch (error) { // a BigInt, a cycle
+      throw new ArgumentError(`${command}: its arguments are not JSON: ${(error as Error).message}`);
+    }
+    this.#nextId++;
     const response = await new Promise<Record<string, unknown>>((resolve, reject) => {
       const onAbort = () => {
         this.#pending.delete(id); // a reply that comes later is dropped
@@ -159,7 +167,7 @@ export class GuestAgent {
         fn(value);
       };
       this.#pending.set(id, { command, resolve: settle(resolve), reject: settle(reject) });
-      this.#send({ execute: command, ...(args === undefined ? {} : { arguments: args }), id });
+      this.#send(json);
     });
     if ("error" in response) {
       delete response.id;
@@ -216,7 +224,7 @@ export class GuestAgent {
     // A random id, so that the reply to an earlier client's sync is not taken for ours.
     this.#syncId = 1 + Math.floor(Math.random() * 0x7fff_fffe);
     transport.write(Uint8Array.of(DELIMITER));
-    this.#send({ execute: "guest-sync-delimited", arguments: { id: this.#syncId } });
+    this.#send(JSON.stringify({ execute: "guest-sync-delimited", arguments: { id: this.#syncId } }));
     await synced;
   }
 
@@ -225,8 +233,7 @@ export class GuestAgent {
     return this.#phase === "running";
   }
 
-  #send(message: Record<string, unknown>): void {
-    const json = JSON.stringify(message);
+  #send(json: string): void {
     this.#log?.("send", json);
     this.#owed++;
     this.#transport!.write(json + "\n");

@@ -33,6 +33,7 @@ import {
 import { isRawNumber } from "./exact_json.ts";
 import { type EventFilter, EventSubscription, type QmpEvent, type SubscribeOptions } from "./events.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES, JsonFramer } from "./framing.ts";
+import { refusedByQemuParser } from "./parser_limits.ts";
 import { connectTransport, type Transport, type TransportOptions } from "./transport.ts";
 
 /** The server's version and capabilities, from its greeting. */
@@ -371,6 +372,10 @@ export class QmpClient {
       json = JSON.stringify(message);
     } catch (error) { // a BigInt, a cycle
       return Promise.reject(new ArgumentError(`${command}: its arguments are not JSON: ${(error as Error).message}`));
+    }
+    const refused = refusedByQemuParser(message); // a lone surrogate, too deep a nesting: QEMU's answer ends the session
+    if (refused !== undefined) {
+      return Promise.reject(new ArgumentError(`${command}: QEMU's parser would refuse it: ${refused}`));
     }
     if (inOrder) this.#inOrder.push(key);
     const reply = new Promise<Record<string, unknown>>((resolve, reject) => {

@@ -26,11 +26,16 @@ const json = JSON as unknown as {
  */
 const MAY_CHANGE = /[:,[][ \t\r\n]*(?:-?\d{16}|-?\d+[.eE]|-0)/g; // global: searched from `lastIndex`
 
-/** The reviver: a number whose text differs from what the double prints is kept as its text. */
+/**
+ * The reviver: a number whose text differs from what the double prints is
+ * kept as its text; so is a whole number beyond 2^53, whose double may print
+ * as its text and still differ (1796148159823963000 is the double
+ * 1796148159823962880, printed in its shortest form).
+ */
 function keepNumberText(_key: string, value: unknown, context?: { source?: string }): unknown {
-  return typeof value === "number" && context?.source !== undefined && String(value) !== context.source
-    ? json.rawJSON(context.source)
-    : value;
+  if (typeof value !== "number" || context?.source === undefined) return value;
+  const changed = String(value) !== context.source || (Number.isInteger(value) && !Number.isSafeInteger(value));
+  return changed ? json.rawJSON(context.source) : value;
 }
 
 /**

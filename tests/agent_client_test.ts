@@ -4,7 +4,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { GuestAgent } from "../lib/agent_client.ts";
-import { AbortedError, CommandError, ConnectTimeoutError } from "../lib/errors.ts";
+import { AbortedError, ArgumentError, CommandError, ConnectTimeoutError } from "../lib/errors.ts";
 import { fakeAgent, type FakeAgentConnection, startAgent } from "./helpers/qemu_ga.ts";
 
 /** Send `bytes` one byte per write, so the client gets them in many chunks. */
@@ -52,6 +52,25 @@ describe("GuestAgent.connect", () => {
       );
       expect(performance.now() - started).toBeLessThan(2000);
     } finally {
+      agent.stop();
+    }
+  });
+
+  test("arguments that are not JSON (a BigInt): an ArgumentError, as QmpClient's; nothing sent, the next call answered", async () => {
+    const agent = fakeAgent((request, connection) => {
+      if (request.execute === "guest-sync-delimited") {
+        const id = (request.arguments as { id: number }).id;
+        connection.send(concat(Uint8Array.of(0xff), encode(`{"return": ${id}}\n`)));
+      } else connection.send(JSON.stringify({ return: { got: request.execute }, id: request.id }) + "\n");
+    });
+    const client = await GuestAgent.connect(agent.path);
+    try {
+      const error = await client.execute("guest-ping", { x: 1n } as never).catch((e) => e);
+      expect(error).toBeInstanceOf(ArgumentError);
+      expect(error.message).toBe("guest-ping: its arguments are not JSON: JSON.stringify cannot serialize BigInt.");
+      expect(await client.execute("guest-info")).toEqual({ got: "guest-info" });
+    } finally {
+      await client.close();
       agent.stop();
     }
   });

@@ -72,12 +72,27 @@ describe("qmpctl batch against QEMU", () => {
     }
   });
 
-  test("a line nested deeper than QEMU reads is refused in its place; the lines after it get their own answers", async () => {
+  test("lines QEMU's parser would refuse (too deep, a lone surrogate) are refused in their place; the others run", async () => {
     const deep = `{"execute": "query-status", "arguments": {"x": ${"[".repeat(1100)}${"]".repeat(1100)}}}`;
-    const { code, stdout } = await qmpctl(["-s", qemu.socket, "batch"], { stdin: `query-name\n${deep}\nquery-name\n` });
+    const surrogate = String.raw`{"execute": "qom-get", "arguments": {"path": "/machine", "property": "\ud83d"}}`;
+    const { code, stdout } = await qmpctl(["-s", qemu.socket, "batch"], {
+      stdin: `query-name\n${deep}\n${surrogate}\nquery-name\n`,
+    });
     expect(stdout.trimEnd().split("\n").map((line) => JSON.parse(line))).toEqual([
       { return: { name: "vm1" } },
-      { error: { class: "ArgumentError", desc: "the arguments nest deeper than QEMU reads (1024 levels)" } },
+      {
+        error: {
+          class: "ArgumentError",
+          desc: "query-status: QEMU's parser would refuse it: JSON nesting depth limit exceeded",
+        },
+      },
+      {
+        error: {
+          class: "ArgumentError",
+          desc: String
+            .raw`qom-get: QEMU's parser would refuse it: JSON parse error, \u0000 and unpaired surrogates are not supported`,
+        },
+      },
       { return: { name: "vm1" } },
     ]);
     expect(code).toBe(1);

@@ -213,7 +213,7 @@ describe("greeting and negotiation", () => {
 });
 
 describe("execute", () => {
-  test("arguments that are not JSON (a BigInt): an ArgumentError, nothing sent, later in-order calls unaffected", async () => {
+  test("arguments that are not JSON (a BigInt), or that QEMU's parser would refuse: an ArgumentError, nothing sent, later calls unaffected", async () => {
     const answering = serve(async (c) => {
       await c.handshake();
       for (;;) {
@@ -225,6 +225,16 @@ describe("execute", () => {
     const bad = await rejection(client.execute("query-name", { size: 10n } as never, { inOrder: true }));
     expect(bad).toBeInstanceOf(ArgumentError);
     expect(bad.message).toBe("query-name: its arguments are not JSON: JSON.stringify cannot serialize BigInt.");
+    // QEMU would answer these with errors that have no id, which end the session for every call.
+    const surrogate = await rejection(client.execute("qom-get", { property: "\ud83d" }));
+    expect(surrogate.message).toBe(
+      "qom-get: QEMU's parser would refuse it: JSON parse error, \\u0000 and unpaired surrogates are not supported",
+    );
+    let deep: unknown = [];
+    for (let i = 0; i < 1100; i++) deep = [deep];
+    expect((await rejection(client.execute("query-name", { deep }))).message).toBe(
+      "query-name: QEMU's parser would refuse it: JSON nesting depth limit exceeded",
+    );
     const signal = AbortSignal.timeout(2000);
     const [name, status] = await Promise.all([
       client.execute("query-name", undefined, { inOrder: true, signal }),
@@ -550,6 +560,21 @@ describe("bytes on the wire", () => {
 });
 
 describe("cancellation and close", () => {
+  test("connect with a signal already aborted rejects, and leaves no unhandled rejection behind (exit 0)", () => {
+    const client = new URL("../lib/client.ts", import.meta.url).pathname;
+    const script = `import { QmpClient } from ${JSON.stringify(client)};
+      const signal = AbortSignal.abort();
+      const error = await QmpClient.connect("/nonexistent/qmp.sock", { signal }).catch((e) => e);
+      await new Promise((resolve) => setTimeout(resolve, 100)); // the abandoned connect fails meanwhile
+      console.log(error.name);`;
+    const run = Bun.spawnSync([process.execPath, "-e", script], { stdout: "pipe", stderr: "pipe" });
+    expect({ code: run.exitCode, stdout: run.stdout.toString(), stderr: run.stderr.toString() }).toEqual({
+      code: 0,
+      stdout: "AbortedError\n",
+      stderr: "",
+    });
+  });
+
   test("a signal that times out rejects with TimeoutError; the late reply is dropped; the client still works", async () => {
     let sendLate = () => {};
     const server = serve(async (c) => {

@@ -18,6 +18,19 @@ describe("parseExact", () => {
     expect(isRawNumber((parseExact("[18446744073709551615]") as unknown[])[0])).toBe(true);
   });
 
+  test("a whole number beyond 2^53 is kept as its digits, also when its double prints the same digits", () => {
+    const value = parseExact('{"a": 1796148159823963000, "b": 9007199254740992}') as Record<string, unknown>;
+    expect(isRawNumber(value.a) && BigInt(value.a.rawJSON)).toBe(1796148159823963000n); // the double is ...2880
+    expect(isRawNumber(value.b)).toBe(true);
+    fc.assert(
+      fc.property(fc.bigInt({ min: 2n ** 53n, max: 2n ** 70n }), (n) => {
+        const parsed = parseExact(`[${n}]`) as unknown[];
+        expect(isRawNumber(parsed[0]) ? BigInt(parsed[0].rawJSON) : BigInt(parsed[0] as number)).toBe(n);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   test("a number alone (a --match or KEY:=JSON value) is kept too", () => {
     expect(JSON.stringify(parseExact("18446744073709551615"))).toBe("18446744073709551615");
     expect(JSON.stringify(parseExact(" 1e400"))).toBe("1e400");

@@ -1,5 +1,5 @@
 /**
- * measureJson and refusedByQemuParser (lib/proxy/parser_limits.ts): the one
+ * measureJson and refusedByQemuParser (lib/parser_limits.ts): the one
  * walk over a parsed message counts what QEMU's parser would count in the
  * text JSON.stringify makes of it, and the proxy's refusals follow from it.
  */
@@ -13,7 +13,7 @@ import {
   MAX_TOKEN_SIZE,
   measureJson,
   refusedByQemuParser,
-} from "../lib/proxy/parser_limits.ts";
+} from "../lib/parser_limits.ts";
 
 /** What QEMU's lexer finds in the compact JSON `text`, counted on the text itself. */
 function measureText(text: string) {

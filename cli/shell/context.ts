@@ -7,8 +7,6 @@
  */
 import type { QmpClient } from "../../lib/client.ts";
 import { ArgumentError, CommandError, UnparsedRequestError } from "../../lib/errors.ts";
-import { isRawNumber } from "../../lib/exact_json.ts";
-import { MAX_NESTING } from "../../lib/framing.ts";
 import { UsageError } from "../options.ts";
 import type { Completion } from "./completion.ts";
 
@@ -75,11 +73,6 @@ export class ShellContext {
     signal: AbortSignal,
     options: { id?: unknown; oob?: boolean } = {},
   ): Promise<Outcome> {
-    // QEMU answers a message nested deeper than it reads with an error for each bracket left over:
-    // errors without an id, which would be taken for the answers to the lines after it.
-    if (args !== undefined && nesting(args, MAX_NESTING) >= MAX_NESTING) {
-      return localError(new ArgumentError(`the arguments nest deeper than QEMU reads (${MAX_NESTING} levels)`));
-    }
     const message: Record<string, unknown> = { [options.oob ? "exec-oob" : "execute"]: command };
     if (args !== undefined) message.arguments = args;
     if (options.id !== undefined) message.id = options.id;
@@ -92,6 +85,8 @@ export class ShellContext {
       return { kind: "return", value: await this.client.execute(command, args, { ...options, ...perCommand }) };
     } catch (error) {
       // An error without an id ended the session: the shell ends with it, as when the connection is lost.
+      // What QEMU's parser would refuse (too deep a nesting, a lone surrogate) is not sent: this line's error.
+      if (error instanceof ArgumentError) return localError(error);
       if (error instanceof CommandError && !(error instanceof UnparsedRequestError)) {
         const { error: whole } = error.response; // with its other members (an old QEMU's `data`)
         const members = typeof whole === "object" && whole !== null && !Array.isArray(whole) ? whole : {};
@@ -128,10 +123,3 @@ export function localError(error: unknown): Outcome {
   throw error;
 }
 
-/** How deep objects and arrays nest in `value` (the message around it adds one), counted up to `limit`. */
-function nesting(value: unknown, limit: number): number {
-  if (typeof value !== "object" || value === null || isRawNumber(value) || limit <= 0) return 0;
-  let deepest = 0;
-  for (const member of Object.values(value)) deepest = Math.max(deepest, nesting(member, limit - 1));
-  return 1 + deepest;
-}

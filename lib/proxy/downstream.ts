@@ -9,7 +9,7 @@
  */
 import { JsonFramer, MAX_NESTING } from "../framing.ts";
 import type { AcceptedTransport, TransportEvents } from "../transport.ts";
-import { duplicateKey, refusedByQemuParser } from "./parser_limits.ts";
+import { duplicateKey, refusedByQemuParser } from "../parser_limits.ts";
 
 const NEWLINE = 0x0a;
 

@@ -1,10 +1,12 @@
 /**
  * QEMU's bounds on one message (qobject/json-streamer.c, util/unicode.c),
- * checked on a client's parsed message before the proxy forwards it. Past
- * a bound QEMU's parser resets mid-message and takes each token left as a
- * message of its own, so commands hidden in a client's arguments would run
- * with ids of the client's choosing, and the id-less errors could make QEMU
- * abort (QEMU 7.2 with oob, QMP_REQ_QUEUE_LEN_MAX).
+ * checked on each command QmpClient sends and on a client's parsed message
+ * before the proxy forwards it. Past a bound QEMU's parser resets
+ * mid-message and takes each token left as a message of its own, so
+ * commands hidden in a client's arguments would run with ids of the
+ * client's choosing, and the id-less errors could make QEMU abort (QEMU 7.2
+ * with oob, QMP_REQ_QUEUE_LEN_MAX); for QmpClient an error without an id
+ * ends the session, every other call with it.
  *
  * The message is measured in one walk over the parsed value, counted as
  * QEMU's lexer counts the compact text `JSON.stringify` makes of it, so the
@@ -12,9 +14,9 @@
  *
  * @module
  */
-import { isRawNumber } from "../exact_json.ts";
-import { keyGivenTwice } from "../json_keys.ts";
-import { MAX_NESTING } from "../framing.ts";
+import { isRawNumber } from "./exact_json.ts";
+import { keyGivenTwice } from "./json_keys.ts";
+import { MAX_NESTING } from "./framing.ts";
 
 export const MAX_TOKEN_COUNT = 2 ** 21;
 export const MAX_TOKEN_SIZE = 64 * 1024 * 1024;
