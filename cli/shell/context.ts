@@ -122,4 +122,3 @@ export function localError(error: unknown): Outcome {
   }
   throw error;
 }
-
