@@ -32,11 +32,16 @@ const DELIMITER = 0xff;
 /** How much of the first bytes is looked at for a QMP greeting. */
 const MONITOR_SNIFF_CHARS = 16;
 /**
- * How long close() waits for replies still owed. qemu-ga serving its own
- * socket (`-m unix-listen`) quits when a client closes with a reply unread
- * (the kernel then resets the connection), so a Ctrl-C must not end it.
+ * How long close() waits for replies still owed to calls given up. qemu-ga
+ * serving its own socket (`-m unix-listen`) quits when a client closes with
+ * a reply unread (the kernel then resets the connection), so a Ctrl-C must
+ * not end it. Closed while nothing comes, the socket holds nothing unread
+ * (a reply written later only fails to be sent, which the agent survives);
+ * while a reply is coming (16 MB of a program's output take a while), the
+ * wait goes on as long as bytes keep coming, up to a bound.
  */
-const OWED_REPLIES_WAIT_MS = 100;
+const OWED_REPLIES_SILENCE_MS = 100;
+const OWED_REPLIES_MAX_MS = 5000;
 
 /** Options of `GuestAgent.connect`. */
 export interface AgentConnectOptions {
@@ -88,6 +93,8 @@ export class GuestAgent {
   /** Requests sent whose reply has not come, abandoned ones too (see OWED_REPLIES_WAIT_MS). */
   #owed = 0;
   #allAnswered?: () => void;
+  /** While close() waits for owed replies: bytes came, so the wait goes on. */
+  #replyComing?: () => void;
 
   private constructor(address: Address, options: AgentConnectOptions) {
     this.address = address;
@@ -178,23 +185,29 @@ export class GuestAgent {
 
   /**
    * Close the connection once the replies still owed (to calls given up) have
-   * come, or after a bound of 100 ms; pending calls fail with DisconnectedError.
+   * come, or nothing has come for 100 ms (at most 5 s while bytes keep
+   * coming); pending calls fail with DisconnectedError.
    */
   async close(): Promise<void> {
     await this.#awaitOwedReplies();
     this.#shutdown(undefined, "the client closed the connection");
   }
 
-  /** Resolves when no reply is owed, the connection has ended, or OWED_REPLIES_WAIT_MS has passed. */
+  /** Resolves when no reply is owed, the connection has ended, or the wait is over (see OWED_REPLIES_SILENCE_MS). */
   async #awaitOwedReplies(): Promise<void> {
     if (this.#owed === 0 || this.#phase === "closed" || !this.#transport) return;
+    const deadline = Date.now() + OWED_REPLIES_MAX_MS;
     let timer: ReturnType<typeof setTimeout> | undefined;
     await new Promise<void>((resolve) => {
       this.#allAnswered = resolve;
-      timer = setTimeout(resolve, OWED_REPLIES_WAIT_MS);
+      this.#replyComing = () => {
+        clearTimeout(timer);
+        timer = setTimeout(resolve, Math.min(OWED_REPLIES_SILENCE_MS, Math.max(0, deadline - Date.now())));
+      };
+      this.#replyComing();
     });
     clearTimeout(timer);
-    this.#allAnswered = undefined;
+    this.#allAnswered = this.#replyComing = undefined;
   }
 
   /**
@@ -241,6 +254,7 @@ export class GuestAgent {
 
   #receive(chunk: Uint8Array): void {
     if (this.#phase === "closed") return;
+    this.#replyComing?.();
     try {
       // The agent puts a 0xFF before the reply to a guest-sync-delimited, ours or a caller's; it is never in
       // JSON text (no UTF-8 holds it): a delimiter to skip.

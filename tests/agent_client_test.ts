@@ -65,7 +65,7 @@ describe("GuestAgent.connect", () => {
     });
     const client = await GuestAgent.connect(agent.path);
     try {
-      const error = await client.execute("guest-ping", { x: 1n } as never).catch((e) => e);
+      const error = await client.execute("guest-ping", { x: 1n } as never).catch((e: Error) => e) as Error;
       expect(error).toBeInstanceOf(ArgumentError);
       expect(error.message).toBe("guest-ping: its arguments are not JSON: JSON.stringify cannot serialize BigInt.");
       expect(await client.execute("guest-info")).toEqual({ got: "guest-info" });

@@ -177,6 +177,33 @@ describe("ga exec", () => {
   });
 });
 
+describe("ga exec given up while a large reply is on its way (qemu-ga on its own socket quits if one is left unread)", () => {
+  test(
+    "--timeout at several moments of a 16 MB output: exit 124, and the agent answers the next client each time",
+    async () => {
+      const own = await startAgent();
+      try {
+        const big = join(own.dir, "big.bin");
+        writeFileSync(
+          big,
+          crypto.getRandomValues(new Uint8Array(65536)).join(",").slice(0, 16_000_000).padEnd(16_000_000),
+        );
+        for (const bound of ["100ms", "120ms", "150ms", "200ms", "300ms"]) {
+          const given = await qmpctl(["-s", own.socket, "ga", "exec", "--timeout", bound, "--", "cat", big]);
+          expect({ bound, code: given.code }).toEqual({ bound, code: 124 });
+          expect(await qmpctl(["-s", own.socket, "ga", "guest-ping", "--connect-timeout", "2s"])).toMatchObject({
+            code: 0,
+            stdout: "{}\n",
+          });
+        }
+      } finally {
+        await own.stop();
+      }
+    },
+    60_000,
+  );
+});
+
 describe("ga exec: a status beyond what an exit status holds (a Windows guest's are 32 bits)", () => {
   /** A fake agent whose program ends with `status` (guest-exec-status's members). */
   const agentEnding = (status: string) =>
