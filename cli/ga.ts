@@ -42,7 +42,8 @@ is not found, 126 when it cannot be run), as 'ssh host cmd' does. --stdin
 FILE (- for qmpctl's stdin) becomes its input; --env K=V (repeatable)
 gives it an environment (qemu-ga passes only these variables).
 qemu-ga keeps at most 16 MB of each output: more is cut, with a warning.
---json prints the final guest-exec-status object instead and exits 0.
+--json prints the final guest-exec-status object instead and exits 0 (1,
+with the agent's error, when PROG could not be started: there is none).
 --timeout D exits 124, Ctrl-C 130; the program may then still run in the guest.
   qmpctl ga exec -- uname -a
   qmpctl ga exec --stdin backup.sql -- psql -q app

@@ -25,6 +25,7 @@ export async function run(context: CommandContext): Promise<number> {
     throw new UsageError("ga cp needs SRC and DST, one of them in the guest (:/path), e.g. qmpctl ga cp :/etc/hosts .");
   }
   const [source, target] = context.words;
+  if (source === "" || target === "") throw new UsageError(`ga cp: ${source === "" ? "SRC" : "DST"} is empty`);
   const [guestSource, guestTarget] = [guestPath(source), guestPath(target)];
   if ((guestSource === undefined) === (guestTarget === undefined)) {
     throw new UsageError(

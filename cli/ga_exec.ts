@@ -50,7 +50,10 @@ export async function run(context: CommandContext): Promise<number> {
     try {
       started = await agent.execute("guest-exec", args, { signal }) as { pid?: unknown };
     } catch (error) {
-      if (!(error instanceof CommandError) || error.errorClass !== "GenericError") throw error;
+      // With --json a script reads a status object: there is none, so the agent's error (exit 1), not 127.
+      if (!(error instanceof CommandError) || error.errorClass !== "GenericError" || context.options.has("json")) {
+        throw error;
+      }
       // The program could not be started; the agent says why only in its text (glib's, with the system's reason).
       writeStderrLine(`qmpctl: ${path}: ${error.desc}`);
       return error.desc.includes("No such file or directory") ? PROGRAM.NOT_FOUND : PROGRAM.NOT_RUNNABLE;

@@ -1,29 +1,37 @@
 /** `qmpctl ga wait`: wait until the guest agent answers. @module */
 import { abortable } from "../lib/abort.ts";
-import { ConnectionError, DisconnectedError } from "../lib/errors.ts";
+import { ConnectionError, ConnectTimeoutError, DisconnectedError } from "../lib/errors.ts";
 import { agentAddress, connectAgent } from "./ga_connect.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, warn } from "./session.ts";
 
 const FIRST_RETRY_MS = 50;
 const LONGEST_RETRY_MS = 1000;
+/** How long the first sync is given before it is sent again; each later one twice as long, up to --connect-timeout. */
+const FIRST_SYNC_MS = 1000;
 
 /**
  * Retry until the agent answers the sync: a socket that is missing or
- * refused (QEMU not started yet), closed, or an agent that stays silent for
- * --connect-timeout (the guest still booting) is tried again after a pause
- * that grows to a second. Only --timeout and SIGINT end the wait.
+ * refused (QEMU not started yet), closed, or an agent that stays silent (the
+ * guest still booting) is tried again after a pause that grows to a second.
+ * A silent agent gets a new sync after 1 s, then 2 s, 4 s, ... up to
+ * --connect-timeout: an agent that opens its port later never sees a sync
+ * sent before (qemu-ga drops what came before it opened it), and a slow one
+ * gets time to answer. Only --timeout and SIGINT end the wait.
  */
 export async function run(context: CommandContext): Promise<number> {
   if (context.words.length > 0) throw new UsageError(`ga wait takes no words (got '${context.words[0]}')`);
   const what = `the guest agent at ${agentAddress(context)} to answer`;
+  const longestSync = context.global.connectTimeoutMs > 0 ? context.global.connectTimeoutMs : Infinity;
+  let syncMs = Math.min(FIRST_SYNC_MS, longestSync);
   for (let pause = FIRST_RETRY_MS;; pause = Math.min(pause * 2, LONGEST_RETRY_MS)) {
     try {
-      await (await connectAgent(context)).close();
+      await (await connectAgent(context, syncMs)).close();
       return 0;
     } catch (error) {
       if (!(error instanceof ConnectionError || error instanceof DisconnectedError)) throw error;
       if (context.global.verbose) warn(context, `${error.message}; trying again`);
+      if (error instanceof ConnectTimeoutError) syncMs = Math.min(syncMs * 2, longestSync);
     }
     await abortable(new Promise((resolve) => setTimeout(resolve, pause)), context.signal, what);
   }

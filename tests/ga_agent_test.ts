@@ -327,4 +327,20 @@ describe("ga wait", () => {
       silent.stop();
     }
   });
+
+  test("an agent that opens its port after the first sync (which it never sees) is found within seconds, not --connect-timeout", async () => {
+    const opened = Date.now() + 1500; // what came before is lost, as a serial port's input before qemu-ga opens it
+    const late = fakeAgent((request, connection) => {
+      if (request.execute !== "guest-sync-delimited" || Date.now() < opened) return;
+      const id = (request.arguments as { id: number }).id;
+      connection.send(new Uint8Array([0xff, ...new TextEncoder().encode(`{"return": ${id}}\n`)]));
+    });
+    try {
+      const result = await qmpctl(["-s", late.path, "ga", "wait", "--timeout", "8s"]); // --connect-timeout: 10s
+      expect(result).toMatchObject({ code: 0, stderr: "" });
+      expect(result.ms).toBeLessThan(6000);
+    } finally {
+      late.stop();
+    }
+  });
 });

@@ -233,6 +233,8 @@ describe("ga cp", () => {
         [["a", "b"], "write the guest side as :/path"],
         [[":/a", ":/b"], "write the guest side as :/path"],
         [[":", "b"], "':' names no guest file"],
+        [[":/etc/hostname", ""], "ga cp: DST is empty"], // not a write error (74) naming no file
+        [["", ":/tmp/x"], "ga cp: SRC is empty"],
       ] as const
     ) {
       const result = await cp(...words);

@@ -137,6 +137,10 @@ describe("ga exec", () => {
     const notRunnable = await exec("--", "/tmp"); // there, but a directory
     expect(notRunnable.code).toBe(126);
     expect(notRunnable.stderr).toMatch(/^qmpctl: \/tmp: .*Permission denied.*\n$/);
+    // --json promises a status object, and there is none: the agent's error, exit 1
+    const json = await exec("--json", "--", "/nonexistent/program");
+    expect(json).toMatchObject({ code: 1, stdout: "" });
+    expect(json.stderr).toMatch(/^qmpctl: GenericError: .*No such file or directory.*\n$/);
   });
 
   test("--stdin from a character device: /dev/null is empty input, /dev/zero is too large (exit 2)", async () => {
