@@ -33,7 +33,7 @@ import {
 import { isRawNumber } from "./exact_json.ts";
 import { type EventFilter, EventSubscription, type QmpEvent, type SubscribeOptions } from "./events.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES, JsonFramer } from "./framing.ts";
-import { refusedByQemuParser } from "./parser_limits.ts";
+import { refusedByQemuParser, surelyParsed } from "./parser_limits.ts";
 import { connectTransport, type Transport, type TransportOptions } from "./transport.ts";
 
 /** The server's version and capabilities, from its greeting. */
@@ -373,7 +373,8 @@ export class QmpClient {
     } catch (error) { // a BigInt, a cycle
       return Promise.reject(new ArgumentError(`${command}: its arguments are not JSON: ${(error as Error).message}`));
     }
-    const refused = refusedByQemuParser(message); // a lone surrogate, too deep a nesting: QEMU's answer ends the session
+    // A lone surrogate, too deep a nesting: QEMU's answer would carry no id, which ends the session.
+    const refused = surelyParsed(json) ? undefined : refusedByQemuParser(message);
     if (refused !== undefined) {
       return Promise.reject(new ArgumentError(`${command}: QEMU's parser would refuse it: ${refused}`));
     }

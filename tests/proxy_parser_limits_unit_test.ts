@@ -13,6 +13,7 @@ import {
   MAX_TOKEN_SIZE,
   measureJson,
   refusedByQemuParser,
+  surelyParsed,
 } from "../lib/parser_limits.ts";
 
 /** What QEMU's lexer finds in the compact JSON `text`, counted on the text itself. */
@@ -166,6 +167,27 @@ describe("refusedByQemuParser", () => {
     expect(refusedByQemuParser({ ...ofBytes(MAX_TOKEN_SIZE), id: 1 })).toBe(
       `JSON token size limit exceeded: ${MAX_TOKEN_SIZE} bytes, QEMU parses fewer than ${MAX_TOKEN_SIZE} in one message`,
     );
+  });
+});
+
+describe("surelyParsed (the client's quick look at the text it sends)", () => {
+  test("property: whatever it passes, refusedByQemuParser passes too", () => {
+    fc.assert(
+      fc.property(fc.dictionary(text, value, { maxKeys: 4 }), (args) => {
+        const message = { execute: "x", arguments: args, id: "qmpctl-1" };
+        if (surelyParsed(JSON.stringify(message))) expect(refusedByQemuParser(message)).toBeUndefined();
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  test("a short plain command passes; an escape, a noncharacter or a long text goes to the full check", () => {
+    expect(surelyParsed('{"execute":"query-status","id":"qmpctl-2"}')).toBe(true);
+    expect(surelyParsed(JSON.stringify({ p: "\ud83d" }))).toBe(false);
+    expect(surelyParsed(JSON.stringify({ p: "\ud83f\udffe" }))).toBe(false);
+    expect(surelyParsed(JSON.stringify({ p: "\ufdd0" }))).toBe(false);
+    expect(surelyParsed(JSON.stringify({ p: "😀 é" }))).toBe(true);
+    expect(surelyParsed(JSON.stringify({ p: "x".repeat(3000) }))).toBe(false);
   });
 });
 
