@@ -181,6 +181,15 @@ describe("the schema cache", () => {
     expect(executed(current.server)).toEqual(["query-target", "query-qmp-schema", "add-thing"]);
   });
 
+  test("a value that cannot have its scalar type is refused from the cache, without a refetch", async () => {
+    const { server, run } = setup();
+    await run(["exec", "set_link", "name=a", "up=no"]);
+    const bad = await run(["exec", "set_link", "name=a", "up=maybe"]);
+    expect(bad).toMatchObject({ code: 2, stdout: "" });
+    expect(bad.stderr).toContain("'up=maybe': expected");
+    expect(executed(server).filter((n) => n === "query-qmp-schema")).toHaveLength(1);
+  });
+
   test("an unwritable cache directory costs a fetch per call, not a failure", async () => {
     const { server, home, run } = setup();
     writeFileSync(join(home, "qmpctl"), "a file where the directory should be");

@@ -23,7 +23,7 @@ import { askForSchema, cacheKey, likelyCacheKey, readEntry, writeEntry } from ".
 import { digestSchema } from "./digest.ts";
 import { Schema, type SchemaScope } from "./model.ts";
 import { checkCacheRootEarly, defaultCacheDir } from "./store.ts";
-import { typeArguments } from "./typing.ts";
+import { isScalarValueError, typeArguments } from "./typing.ts";
 
 /** Options of `loadSchema`. */
 export interface LoadSchemaOptions {
@@ -140,7 +140,10 @@ export async function withSchema<T>(
     },
   );
   if (!("error" in tried)) return tried.value;
-  if (!(tried.error instanceof ArgumentError) || !tried.schema.fromCache) throw tried.error;
+  // A name the cached schema does not know may be new in this QEMU; a bool that is not a bool is not.
+  if (!(tried.error instanceof ArgumentError) || !tried.schema.fromCache || isScalarValueError(tried.error)) {
+    throw tried.error;
+  }
   return use(await loadSchema(client, { ...options, refresh: true }));
 }
 

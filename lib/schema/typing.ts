@@ -21,6 +21,14 @@ import type { TypeInfo } from "./digest.ts";
 import { parseBool, parseJson, scalar } from "./scalars.ts";
 import { expected, fits, membersOf } from "./members.ts";
 
+/** Errors no newer schema could undo: a value that cannot have its scalar type (`up=maybe` for a bool). */
+const scalarValueErrors = new WeakSet<object>();
+
+/** Whether `error` is such an error: a cached schema that gave it needs no refetch. */
+export function isScalarValueError(error: unknown): boolean {
+  return typeof error === "object" && error !== null && scalarValueErrors.has(error);
+}
+
 /** The text of one `KEY=VALUE` word, waiting for its type. */
 class WordText {
   constructor(readonly path: readonly string[], readonly text: string) {}
@@ -171,7 +179,9 @@ class Typer {
     }
     const digits = type.kind === "builtin" && type.json === "int" && /^-?\d+$/.test(text);
     const why = !digits ? "" : /^-?0\d/.test(text) ? " (without leading zeros)" : " within int64/uint64";
-    throw this.error(`'${word.word}': expected ${expected(this.schema, typeName)}${why}`);
+    const error = this.error(`'${word.word}': expected ${expected(this.schema, typeName)}${why}`);
+    if (type.kind === "builtin") scalarValueErrors.add(error);
+    throw error;
   }
 
   /** Check JSON given in a word's text against a type. */
