@@ -217,32 +217,13 @@ describe("exec --wait-job", () => {
     expect(await jobIds()).toEqual([]); // auto-dismissed: only the events told of it
   });
 
-  test("the legacy device argument names the job when there is no job-id", async () => {
-    const result = await qmpctl([
-      "-s",
-      qemu.socket,
-      "exec",
-      "blockdev-backup",
-      "device=drive0",
-      "target=dst",
-      "sync=full",
-      "--wait-job",
-    ]);
-    expect(result).toMatchObject({ code: 0, stderr: "" });
-    expect(JSON.parse(result.stdout.split("\n")[1])).toMatchObject({ id: "drive0", result: "completed" });
-  });
-
-  test("device naming the drive's node: the job QEMU names after the drive is followed", async () => {
-    const result = await qmpctl([
-      "-s",
-      qemu.socket,
-      "exec",
-      "blockdev-backup",
-      "device=node0",
-      "target=dst",
-      "sync=full",
-      "--wait-job",
-    ]);
+  test.each([
+    ["the drive", "drive0"],
+    ["the drive's node (QEMU still names the job after the drive)", "node0"],
+  ])("the legacy device argument naming %s names the job when there is no job-id", async (_what, device) => {
+    const result = await qmpctl(
+      ["-s", qemu.socket, "exec", "blockdev-backup", `device=${device}`, "target=dst", "sync=full", "--wait-job"],
+    );
     expect(result).toMatchObject({ code: 0, stderr: "" });
     expect(JSON.parse(result.stdout.split("\n")[1])).toMatchObject({ id: "drive0", result: "completed" });
   });
