@@ -90,7 +90,7 @@ export class GuestAgent {
   #failure?: QmpError;
   readonly #pending = new Map<string, PendingCall>();
   #nextId = 1;
-  /** Requests sent whose reply has not come, abandoned ones too (see OWED_REPLIES_WAIT_MS). */
+  /** Requests sent whose reply has not come, abandoned ones too (see OWED_REPLIES_SILENCE_MS). */
   #owed = 0;
   #allAnswered?: () => void;
   /** While close() waits for owed replies: bytes came, so the wait goes on. */
