@@ -16,6 +16,7 @@
 import { type Address, parseAddress } from "./address.ts";
 import { formatDuration } from "./duration.ts";
 import {
+  AbortedError,
   abortErrorFor,
   ArgumentError,
   CommandError,
@@ -339,8 +340,8 @@ export class GuestAgent {
 
   #peerClosed(error?: Error): void {
     if (this.#phase === "closed") return;
-    // A transport that knows why the connection ended (ssh: no socket there yet) reports a ConnectionError.
-    if (error instanceof ConnectionError) return this.#shutdown(error);
+    // A transport that knows why the connection ended (ssh: no socket there yet, or its Ctrl-C) reports it.
+    if (error instanceof ConnectionError || error instanceof AbortedError) return this.#shutdown(error);
     const reason = this.#phase === "syncing"
       ? `${this.address.text} closed the connection before the guest agent answered`
       : `${this.address.text} closed the connection`;

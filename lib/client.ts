@@ -14,6 +14,7 @@ import { abortable } from "./abort.ts";
 import { type Address, parseAddress } from "./address.ts";
 import { formatDuration } from "./duration.ts";
 import {
+  AbortedError,
   abortErrorFor,
   ArgumentError,
   CommandError,
@@ -512,8 +513,9 @@ export class QmpClient {
 
   #peerClosed(error?: Error): void {
     if (this.#phase === "closed") return;
-    // A transport that knows why the connection ended (ssh's own reason) reports a ConnectionError: it is the failure.
-    if (error instanceof ConnectionError) return this.#shutdown(error);
+    // A transport that knows why the connection ended (ssh's own reason, or ssh taking a terminal's Ctrl-C)
+    // reports it: it is the failure.
+    if (error instanceof ConnectionError || error instanceof AbortedError) return this.#shutdown(error);
     const reason = this.#closedReason();
     // A close in the middle of a message is a failure even for an event stream, which an orderly close ends.
     const failure = this.#phase === "greeting"

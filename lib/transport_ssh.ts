@@ -24,7 +24,7 @@
  */
 import type { SshAddress } from "./address.ts";
 import { abortable } from "./abort.ts";
-import { AddressError, ConnectionError } from "./errors.ts";
+import { AbortedError, AddressError, ConnectionError } from "./errors.ts";
 import { ShellWordsError, splitShellWords } from "./shell_words.ts";
 import { connectSocket } from "./transport_socket.ts";
 import type { SocketAddress, Transport, TransportEvents, TransportOptions } from "./transport_types.ts";
@@ -35,6 +35,14 @@ export const SSH_COMMAND_VARIABLE = "QMPCTL_SSH_COMMAND";
 
 /** How long to wait for ssh's reason after the forwarded connection closed before QEMU spoke. */
 const REASON_WAIT_MS = 1000;
+/**
+ * How long a close of the forwarded socket waits to see whether ssh ended
+ * too. QEMU closing its monitor leaves `ssh -N` running; ssh gone means the
+ * connection was lost (exit 3, not an event stream's orderly end), or, at a
+ * terminal, that ssh took the user's Ctrl-C with qmpctl (exit 130).
+ */
+const SSH_EXIT_WAIT_MS = 50;
+const NOT_ENDED = Symbol("ssh still runs");
 /** How long a refused connection to the freshly bound local socket is retried. */
 const REFUSED_RETRY_MS = 1000;
 /** Bound on `ssh -O cancel` at close. */
@@ -125,13 +133,15 @@ export async function connectSsh(
   // Ready when ssh has created the local socket (after authentication, with
   // the forwarding in place), watched with inotify rather than polled.
   let watcher: { close(): void } | undefined;
+  let handedOff = false;
   const ready = new Promise<void>((resolve, reject) => {
     const check = () => fs.existsSync(local) && resolve();
     watcher = fs.watch(dir, check);
     check();
     child.exited.then((status) => {
       // A ControlPersist first run hands the forwarding to the master it forks, and exits 0.
-      if (!(status === 0 && fs.existsSync(local))) reject(cannot(stderr.reason(command[0], status)));
+      handedOff = status === 0 && fs.existsSync(local);
+      if (!handedOff) reject(cannot(stderr.reason(command[0], status)));
     });
   });
   try {
@@ -150,9 +160,27 @@ export async function connectSsh(
       events.data(chunk);
     },
     close(error) {
-      if (spoke) {
+      if (spoke && handedOff) { // the master serves the forwarding: nothing of ours to learn from
         release();
         return events.close(error);
+      }
+      if (spoke) {
+        const ended = Promise.race([
+          child.exited,
+          new Promise((resolve) => setTimeout(resolve, SSH_EXIT_WAIT_MS, NOT_ENDED)),
+        ]);
+        void ended.then((status) => {
+          const failure = status === NOT_ENDED
+            ? error
+            : stderr.saidInterrupted()
+            ? new AbortedError(`interrupted: ${command[0]} to ${address.host} got the Ctrl-C`)
+            : new ConnectionError(
+              `lost the connection to ${address.text}: ${stderr.reason(command[0], status as number | null)}`,
+            );
+          release();
+          events.close(failure);
+        });
+        return;
       }
       // Closed before QEMU said anything: ssh could not open the remote socket, and says why on stderr.
       // sshd does not tell missing from refused: either reads as a socket not there yet (--wait-socket).
@@ -259,7 +287,9 @@ class SshStderr {
       const line = raw.replace(/\r$/, "").replace(/^@+|@+$/g, "").trim();
       if (line.startsWith("debug")) {
         if (/\bmux\b|auto-mux|mux_client/.test(line)) this.multiplexed = true;
-      } else if (line !== "" && !/^(Warning: Permanently added|Authenticated to )/.test(line)) {
+      } else if (
+        line !== "" && !/^(Warning: Permanently added|Authenticated to |Transferred: |Bytes per second: )/.test(line)
+      ) {
         this.#add(line);
         this.#onLine?.();
       }
@@ -285,6 +315,11 @@ class SshStderr {
       this.#onLine = () => this.#lines.some((l) => /failed/i.test(l)) && done();
       exited.then(done);
     });
+  }
+
+  /** Whether ssh said it was ended by SIGINT (it shares a terminal's Ctrl-C with qmpctl). */
+  saidInterrupted(): boolean {
+    return this.#lines.some((l) => l === "Killed by signal 2.") || this.#partial.trim() === "Killed by signal 2.";
   }
 
   /** Whether ssh said that it could not open the channel to the remote socket. */

@@ -244,6 +244,15 @@ describe("no ssh left on the ways out of a wait", () => {
     expect((await listener.result).code).toBe(130);
   });
 
+  test("ssh killed under a running events: the connection was lost (exit 3 saying so), not the stream's end", async () => {
+    const listener = startListener(["-s", viaAlias(), "events", "--timeout", "20s"], 20_000, env);
+    await listener.ready;
+    Bun.spawnSync(["pkill", "-TERM", "-f", `ssh -F ${sshd.sshConfig} -N`]);
+    const result = await listener.result;
+    expect(result.code).toBe(3);
+    expect(result.stderr).toStartWith(`qmpctl: lost the connection to ${viaAlias()}: `);
+  });
+
   test("SIGTERM (as timeout(1) sends): qmpctl dies of it and takes ssh along", async () => {
     const listener = startListener(["-s", viaAlias(), "wait-event", "STOP"], 20_000, env);
     await listener.ready;
@@ -267,6 +276,25 @@ describe("no ssh left on the ways out of a wait", () => {
 });
 
 describe("on a terminal", () => {
+  test("Ctrl-C, which ssh gets too (it shares the terminal to prompt): exit 130 every time, not 3 or 0", async () => {
+    for (const command of [["events"], ["wait-event", "SHUTDOWN"]]) {
+      for (let round = 0; round < 3; round++) {
+        const terminal = await startTerminal([QMPCTL, "-s", viaAlias(), ...command], {
+          env: { ...env, HOME: sshd.dir },
+        });
+        try {
+          // Listening once ssh has set up its forwarding (its private directory is there) and a moment more.
+          for (let waited = 0; readdirSync(runDir).length === 0 && waited < 10_000; waited += 20) await Bun.sleep(20);
+          await Bun.sleep(300);
+          await terminal.press("C-c");
+          expect({ command, status: await terminal.exitStatus(10_000) }).toEqual({ command, status: 130 });
+        } finally {
+          await terminal.close();
+        }
+      }
+    }
+  }, 60_000);
+
   test("the interactive shell works over ssh:// (ssh may prompt there: no BatchMode), and Ctrl-D leaves nothing behind", async () => {
     const record = join(sshd.dir, "argv-tty");
     const command = `sh -c 'printf "%s\\n" "$@" > "$0"; exec ssh "$@"' '${record}' -F "${sshd.sshConfig}"`;

@@ -61,8 +61,10 @@ export async function startTerminal(argv: string[], options: TerminalOptions = {
   for (const [k, v] of Object.entries({ ...process.env, TMUX: undefined, ...options.env })) {
     if (v !== undefined) env[k] = v;
   }
-  // The status goes to a file, and the pane stays open so that the last screen can still be read.
-  const script = `"$@"; echo $? > '${statusFile}'; exec sleep 600`;
+  // The status goes to a file, and the pane stays open so that the last screen can still be read. A Ctrl-C
+  // that reaches the program (not in raw mode) reaches this shell too: trapped, it waits for the program's
+  // status (the program gets the default action back at exec).
+  const script = `trap true INT; "$@"; echo $? > '${statusFile}'; exec sleep 600`;
   await tmux(socket, [
     "new-session",
     "-d",
