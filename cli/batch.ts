@@ -73,6 +73,13 @@ function inputFile(context: CommandContext): string | undefined {
 export async function run(context: CommandContext): Promise<number> {
   const file = inputFile(context);
   const lines = context.target ? await readSharedInput(context) : undefined;
+  // A FILE that cannot be read is told before connecting (a VM that is down would hide it); stdin is not
+  // waited for: a slow producer's first line may come long after.
+  const input = lines
+    ? arrayLines(lines)
+    : file === undefined
+    ? inputLines(file)
+    : await abortable(started(inputLines(file)), context.signal, `the next line of ${file}`);
   return await withClient(context, async (client) => {
     const shell = new ShellContext(client, false);
     shell.shellWords = false; // a line "quit" in a file of commands is QEMU's quit
@@ -82,7 +89,7 @@ export async function run(context: CommandContext): Promise<number> {
       mode: new QmpMode(shell, "QEMU"),
       pretty: context.global.pretty,
       signal: context.signal,
-      lines: lines ? arrayLines(lines) : inputLines(file),
+      lines: input,
       source: file,
       label: context.target?.label,
       write: context.target?.write,
@@ -93,4 +100,14 @@ export async function run(context: CommandContext): Promise<number> {
 
 async function* arrayLines(lines: (string | BadLine)[]): AsyncGenerator<string | BadLine> {
   yield* lines;
+}
+
+/** `lines` with its first item already read (its error thrown now), then the rest as they come. */
+async function started<T>(lines: AsyncGenerator<T>): Promise<AsyncGenerator<T>> {
+  const first = await lines.next();
+  return (async function* () {
+    if (first.done) return;
+    yield first.value;
+    yield* lines;
+  })();
 }

@@ -113,6 +113,11 @@ describe("qmpctl batch against QEMU", () => {
       stdout: "",
       stderr: `qmpctl: cannot read ${join(dir, "nope.qmp")}: no such file (ENOENT)\n`,
     });
+    // Told before connecting: a VM that is down does not hide it.
+    expect(await qmpctl(["-s", join(dir, "down.qmp"), "batch", join(dir, "nope.qmp")])).toMatchObject({
+      code: 2,
+      stderr: `qmpctl: cannot read ${join(dir, "nope.qmp")}: no such file (ENOENT)\n`,
+    });
     // A FIFO nobody writes to: --timeout ends the wait, naming the file.
     const fifo = join(dir, "fifo.qmp");
     expect(Bun.spawnSync(["mkfifo", fifo]).exitCode).toBe(0);

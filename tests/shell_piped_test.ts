@@ -88,6 +88,26 @@ describe("qmpctl shell with piped stdin", () => {
     }
   });
 
+  test("a reader that leaves (| head -1) ends the run at the next write: exit 0, and the lines after are not sent", () => {
+    for (const command of ["shell", "batch"]) {
+      const script = '(echo query-name; sleep 1; echo query-kvm; sleep 1; echo stop; sleep 6) | "$0" "$1" -s "$2" | ' +
+        'head -1; echo "status ${PIPESTATUS[1]}"';
+      const started = performance.now();
+      const run = Bun.spawnSync(["bash", "-c", script, QMPCTL, command, qemu.socket], {
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      expect({ command, stdout: run.stdout.toString(), stderr: run.stderr.toString() }).toEqual({
+        command,
+        stdout: '{"return":{"name":"vm1"}}\nstatus 0\n',
+        stderr: "",
+      });
+      expect(performance.now() - started).toBeLessThan(5000); // not held until the input ends
+    }
+    const status = Bun.spawnSync([QMPCTL, "-s", qemu.socket, "exec", "query-status"]).stdout.toString();
+    expect(JSON.parse(status).running).toBe(true); // stop was never sent
+  });
+
   test("exits 0 when every line succeeded; the prompt, the banner and events stay out of stdout", async () => {
     const { code, stdout, stderr } = await shell("stop\nquery-status\ncont\n");
     expect(stdout).toBe(

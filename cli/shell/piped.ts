@@ -62,6 +62,15 @@ export async function runPiped(options: PipedOptions): Promise<number> {
   const { label } = options;
   let output = Promise.resolve();
   let unwritten = "";
+  // A write that fails (the reader has gone: `| head -1`) ends the run, as for cat or jq: no more lines are sent.
+  let outputBroken = false;
+  let rejectOutput = (_error: unknown) => {};
+  const outputFailure = new Promise<never>((_, reject) => (rejectOutput = reject));
+  outputFailure.catch(() => {}); // raced below
+  const outputFailed = (error: unknown) => {
+    outputBroken = true;
+    rejectOutput(error);
+  };
   const print = (value: Record<string, unknown>) => {
     const queued = unwritten !== "";
     unwritten += formatJson(label === undefined ? value : { socket: label, ...value }, pretty);
@@ -71,7 +80,7 @@ export async function runPiped(options: PipedOptions): Promise<number> {
         unwritten = "";
         return write(text);
       });
-      output.catch(() => {}); // a failed write is awaited at the end, not left unhandled until then
+      output.catch(outputFailed);
     }
   };
   const events = client.events();
@@ -83,6 +92,7 @@ export async function runPiped(options: PipedOptions): Promise<number> {
   const replyAbortError = abortErrorFor("the replies to the lines sent");
   let onAbort = () => {};
   const stop = Promise.race([
+    outputFailure,
     client.closed.then((failure) =>
       Promise.reject(failure ?? new DisconnectedError(`connection lost: ${client.address.text} closed the connection`))
     ),
@@ -149,7 +159,7 @@ export async function runPiped(options: PipedOptions): Promise<number> {
     // After an abort, the lines in flight failed because it closed the connection: say what was awaited.
     let error = signal.aborted && caught instanceof DisconnectedError ? replyAbortError(signal) : caught;
     try {
-      while (window.length > 0) await drainHead();
+      while (window.length > 0 && !outputBroken) await drainHead(); // nowhere to print them
     } catch (first) {
       if (!signal.aborted) error = first; // after an abort, the lines in flight fail because of it
     }
