@@ -82,7 +82,16 @@ export async function connectSsh(
   // and `%` as the start of a token (`%u`: the local user), written `%%` for itself.
   if (tmpdir().includes(":")) throw new AddressError(`TMPDIR '${tmpdir()}' holds a ':', which ssh cannot forward`);
   if (tmpdir().includes("${")) throw new AddressError(`TMPDIR '${tmpdir()}' holds a '\${', which ssh would expand`);
-  const dir = fs.mkdtempSync(`${tmpdir()}/qmpctl-ssh-`); // mode 0700
+  let dir: string;
+  try {
+    dir = fs.mkdtempSync(`${tmpdir()}/qmpctl-ssh-`); // mode 0700
+  } catch (error) {
+    const code = (error as { code?: string }).code ?? (error as Error).message;
+    throw new ConnectionError(
+      `cannot connect to ${address.text}: cannot make a directory for ssh's socket in TMPDIR ${tmpdir()} (${code})`,
+      { cause: error },
+    );
+  }
   const local = `${dir}/monitor.sock`;
   const escaped = (path: string) => path.replaceAll("\\", "\\\\").replaceAll("%", "%%");
   const forward = `${escaped(local)}:${escaped(address.path)}`;

@@ -212,6 +212,24 @@ describe("failures over ssh:// are exit 3 with ssh's own reason", () => {
 });
 
 describe("fan-out across hosts", () => {
+  test("a TMPDIR that is not there: a connection error for the ssh:// target (exit 3), the local one still runs", async () => {
+    const missing = join(runDir, "not-there");
+    const result = await qmpctl(["-s", viaAlias(), "-s", qemu.socket, "exec", "query-status"], {
+      env: { ...env, TMPDIR: missing },
+    });
+    expect(result.code).toBe(3);
+    const lines = result.stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+    expect(lines).toContainEqual({
+      socket: viaAlias(),
+      failure:
+        `cannot connect to ${viaAlias()}: cannot make a directory for ssh's socket in TMPDIR ${missing} (ENOENT)`,
+    });
+    expect(lines).toContainEqual({
+      socket: qemu.socket,
+      return: { status: "running", singlestep: false, running: true },
+    });
+  });
+
   test("two host aliases in one run: labelled lines, a missing remote socket as its failure line, exit 3", async () => {
     const other = await startQemu({ extraArgs: ["-name", "vm2"] });
     try {
