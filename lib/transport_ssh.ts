@@ -195,6 +195,14 @@ export async function connectSsh(
       // sshd does not tell missing from refused: either reads as a socket not there yet (--wait-socket).
       void stderr.failureLine(child.exited, REASON_WAIT_MS).then(() => {
         release();
+        // Through a shared connection the master, not this ssh, knows why: say both possibilities.
+        if (!stderr.saidOpenFailed() && stderr.multiplexed) {
+          return events.close(cannot(
+            `closed before QEMU greeted, through the shared ssh connection (ControlMaster), which does not say ` +
+              `why: no socket at ${address.path} on ${address.host}, or one that closed at once`,
+            { code: "ECONNREFUSED" },
+          ));
+        }
         // The channel opened, and the remote socket closed it: a close before the greeting, as locally.
         if (!stderr.saidOpenFailed()) return events.close(error);
         // ssh says the same when sshd forbids the forward (AllowStreamLocalForwarding no) or cannot open it.

@@ -357,6 +357,14 @@ describe("connection sharing (ControlMaster in the user's ssh config)", () => {
         expect(result).toMatchObject({ code: 0, stdout: "{}\n", stderr: "" });
       }
       expect(listening()).toEqual([expect.stringContaining(`${sshd.dir}/cm-`)]);
+      // A missing remote socket: the master, not this run's ssh, knows why; the message says what it may be.
+      const missing = `ssh://vmhost${qemu.socket}.missing`;
+      expect(await qmpctl(["-s", missing, "exec", "query-name"], { env: shared })).toMatchObject({
+        code: 3,
+        stderr: `qmpctl: cannot connect to ${missing}: closed before QEMU greeted, through the shared ssh connection ` +
+          `(ControlMaster), which does not say why: no socket at ${qemu.socket}.missing on vmhost, or one that ` +
+          "closed at once\n",
+      });
     } finally {
       control("exit");
     }
