@@ -14,8 +14,9 @@ names mean any of them. --match KEY=VALUE must hold for the event's data (a
 dotted KEY reaches inside; VALUE is compared as JSON where it parses, and as
 text); several --match must all hold. --count N waits for N matching events
 and prints each as it comes. A name QEMU does not know, or a --match that
-none of the named events can meet (a KEY not in their data, an enum VALUE
-they never have) exits 2 before the wait.
+none of the named events can meet (a KEY not in their data, a VALUE its
+member never has: an enum's other values, on for a bool) exits 2 before
+the wait.
 
 Only events that QEMU sends after qmpctl has connected count. To catch the
 event a command causes, run the command with 'qmpctl exec CMD --wait-event

@@ -148,7 +148,22 @@ describe("on a running QEMU (-machine none)", () => {
       ],
       [
         ["events", "BLOCK_JOB_*", "--match", "devise=job0"],
-        "qmpctl: the condition 'devise=job0' can never hold for BLOCK_JOB_*: none of their data has it (did you mean device?)\n",
+        "qmpctl: the condition 'devise=job0' can never hold for BLOCK_JOB_*: none of their data has 'devise' (did you mean device?)\n",
+      ],
+      [
+        ["wait-event", "BLOCK_JOB_*", "--match", "device.id=job0"], // device is a string: nothing inside it
+        "qmpctl: the condition 'device.id=job0' can never hold for BLOCK_JOB_*: BLOCK_JOB_CANCELLED, " +
+        "BLOCK_JOB_COMPLETED, BLOCK_JOB_ERROR, BLOCK_JOB_READY: 'device' is a string, with nothing inside\n",
+      ],
+      [
+        ["wait-event", "SHUTDOWN", "--match", "guest=on"], // a bool is true or false, as JSON
+        "qmpctl: the condition 'guest=on' can never hold for SHUTDOWN: its guest is true or false, never \"on\"\n",
+      ],
+      [
+        ["wait-event", "GUEST_PANICKED", "BLOCK_IO_ERROR", "--match", "action=pase"], // each event's own values
+        "qmpctl: the condition 'action=pase' can never hold for GUEST_PANICKED or BLOCK_IO_ERROR: BLOCK_IO_ERROR: " +
+        'its action is one of ignore, report, stop, never "pase"; GUEST_PANICKED: its action is never "pase" ' +
+        "(did you mean pause?)\n",
       ],
       [
         ["exec", "stop", "--wait-event", "STOP", "--match", "reason=x"],
@@ -162,7 +177,7 @@ describe("on a running QEMU (-machine none)", () => {
     }
     expect((await qemu.control.execute("query-status") as { running: boolean }).running).toBe(true); // stop not sent
     // A key some of the named events have, and a member of a union branch, are accepted (then waited for).
-    for (const match of ["device=job0", "reason=guest-reset"]) {
+    for (const match of ["device=job0", "reason=guest-reset", 'reason:="guest-reset"', "guest=false"]) {
       const waited = await qmpctl([
         "-s",
         qemu.socket,

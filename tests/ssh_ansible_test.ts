@@ -257,7 +257,7 @@ describe("qmpctl ansible ARGS_FILE (what the module runs), directly", () => {
     expect(result).toEqual({
       failed: true,
       changed: false,
-      msg: "the condition 'reason=x' can never hold for STOP or RESUME: none of their data has it",
+      msg: "the condition 'reason=x' can never hold for STOP or RESUME: none of their data has 'reason'",
     });
     expect((await qemu.control.execute("query-status") as { running: boolean }).running).toBe(true);
   });

@@ -83,48 +83,71 @@ export class Schema {
 
   /**
    * Check conditions on the data of the events `names` (names or globs;
-   * every event when empty): each KEY must lead, member by member, into the
-   * data of one of them at least, and a value for an enum must be one of its
-   * values. A condition that no such event can meet would wait forever.
-   * Past an `any`, an alternate or an array nothing more is known: accepted.
+   * every event when empty): each KEY must lead, member by member (an
+   * array's by its index), into the data of one of them at least, and the
+   * VALUE must be one such a member can have (an enum's value, a bool's
+   * true or false, a number). A condition that no such event can meet would
+   * wait forever. Past an `any` or an alternate nothing more is known: accepted.
    * @throws {ArgumentError} naming the word, and the closest member names or values
    */
   checkEventData(names: readonly string[], conditions: readonly KeyValueWord[]): void {
     const matches = eventMatcher({ names });
     const events = this.eventNames().filter((event) => names.length === 0 || matches({ event }));
     for (const condition of conditions) {
-      const misses = events.map((event) => this.#missIn(this.event(event)!.data, condition));
-      if (events.length === 0 || misses.some((miss) => miss === undefined)) continue;
-      const reason = events.length === 1
-        ? misses[0]!.text
-        : `none of their data has it${misses.map((m) => m!.hint).find((h) => h !== "") ?? ""}`;
+      const misses = events.map((event) => ({ event, miss: this.#missIn(this.event(event)!.data, condition) }));
+      if (events.length === 0 || misses.some(({ miss }) => miss === undefined)) continue;
       const what = names.length > 0 ? names.join(" or ") : "any event";
-      throw new ArgumentError(`the condition '${condition.word}' can never hold for ${what}: ${reason}`);
+      throw new ArgumentError(`the condition '${condition.word}' can never hold for ${what}: ${this.#why(misses)}`);
     }
   }
 
+  /** Why a condition holds for none of several events: theirs that have its first key, else the closest key. */
+  #why(misses: { event: string; miss?: Miss }[]): string {
+    if (misses.length === 1) return misses[0].miss!.text;
+    const near = misses.filter(({ miss }) => !miss!.noFirstKey);
+    if (near.length === 0) {
+      const keys = new Set(misses.flatMap(({ miss }) => miss!.firstKeys));
+      return `none of their data has '${misses[0].miss!.firstKey}'${didYouMean(misses[0].miss!.firstKey, keys)}`;
+    }
+    const byText = new Map<string, string[]>(); // events that miss it for the same reason, said once
+    for (const { event, miss } of near) byText.set(miss!.text, [...byText.get(miss!.text) ?? [], event]);
+    const shown = [...byText].slice(0, 3).map(([text, events]) => `${events.join(", ")}: ${text}`);
+    return shown.join("; ") + (byText.size > 3 ? `; and ${byText.size - 3} more` : "");
+  }
+
   /** Why `condition` cannot hold for data of type `typeName`, with the closest names; undefined when it can. */
-  #missIn(typeName: string, { path, text, raw }: KeyValueWord): { text: string; hint: string } | undefined {
+  #missIn(typeName: string, { path, text, raw }: KeyValueWord): Miss | undefined {
     let type = this.type(typeName);
+    const firstKeys = type.kind === "object" ? this.#allMembers(type).map((m) => m.name) : [];
+    const miss = (text: string, noFirstKey = false): Miss => ({ text, noFirstKey, firstKey: path[0], firstKeys });
     for (const [i, key] of path.entries()) {
-      if (type.kind !== "object") return undefined; // any, alternate, array: cannot tell
+      const where = i === 0 ? "its data" : `'${path.slice(0, i).join(".")}'`;
+      if (type.kind === "array") {
+        if (!/^(0|[1-9]\d*)$/.test(key)) return miss(`${where} is an array: '${key}' is no index into it`);
+        type = this.type(type.element);
+        continue;
+      }
+      if (type.kind === "alternate" || (type.kind === "builtin" && type.json === "value") || type.kind === "other") {
+        return undefined; // cannot tell what is inside
+      }
+      if (type.kind !== "object") return miss(`${where} is ${describeValue(type)}, with nothing inside`);
       const all = this.#allMembers(type);
       const member = all.find((m) => m.name === key);
       if (member) {
         type = this.type(member.type);
         continue;
       }
-      const members = all.map((m) => m.name);
-      if (i === 0 && members.length === 0) return { text: "it has no data", hint: "" };
-      const hint = didYouMean(key, members);
-      const where = i === 0 ? "its data" : `'${path.slice(0, i).join(".")}'`;
-      return { text: `it has no '${key}' in ${where}${hint}`, hint };
+      if (i === 0 && all.length === 0) return miss("it has no data", true);
+      return miss(`it has no '${key}' in ${where}${didYouMean(key, all.map((m) => m.name))}`, i === 0);
     }
-    if (type.kind !== "enum") return undefined;
-    const value = raw ? parseJsonOrUndefined(text) : text;
-    if (typeof value === "string" && type.values.includes(value)) return undefined;
-    const hint = didYouMean(String(value), type.values) || ` (one of ${type.values.join(", ")})`;
-    return { text: `its ${path.join(".")} is never ${JSON.stringify(value ?? text)}${hint}`, hint };
+    // The value, as the matcher takes it: the JSON it parses as, or (KEY=VALUE) a string of its text.
+    const json = parseJsonOrUndefined(text);
+    const values = raw ? [json] : [json, text];
+    if (values.some((value) => fitsLeaf(type, value))) return undefined;
+    const shown = raw ? text : JSON.stringify(text);
+    const hint = type.kind === "enum" && !raw ? didYouMean(text, type.values) : "";
+    // The closest value says enough; without one, the values it can have.
+    return miss(`its ${path.join(".")} is ${hint ? "" : `${describeValue(type)}, `}never ${shown}${hint}`);
   }
 
   /** An object's members with those of every union branch (the tag's value is not known in advance). */
@@ -138,6 +161,48 @@ export class Schema {
       }
     }
     return members;
+  }
+}
+
+/** Why a condition cannot hold for one event's data. */
+interface Miss {
+  text: string;
+  /** Its data has no member by the condition's first key (the event is no near miss). */
+  noFirstKey: boolean;
+  firstKey: string;
+  /** The members of its data, for the closest name when no event has the key. */
+  firstKeys: string[];
+}
+
+/** What a member of `type` is, for a message. */
+function describeValue(type: TypeInfo): string {
+  if (type.kind === "enum") return `one of ${type.values.join(", ")}`;
+  if (type.kind === "builtin") {
+    return { boolean: "true or false", int: "a number", number: "a number" }[type.json] ?? `a ${type.json}`;
+  }
+  return `an ${type.kind}`;
+}
+
+/** Whether a leaf member of `type` can equal `value` (undefined: text that is no JSON). */
+function fitsLeaf(type: TypeInfo, value: unknown): boolean {
+  switch (type.kind) {
+    case "enum":
+      return typeof value === "string" && type.values.includes(value);
+    case "builtin":
+      switch (type.json) {
+        case "string":
+          return typeof value === "string";
+        case "int":
+        case "number":
+          return typeof value === "number";
+        case "boolean":
+          return typeof value === "boolean";
+        case "null":
+          return value === null;
+      }
+      return value !== undefined;
+    default:
+      return value !== undefined; // an object or array given as JSON: compared whole
   }
 }
 
