@@ -36,7 +36,7 @@ import {
 } from "./cli/io.ts";
 import { commandHelp, generalHelp } from "./cli/help.ts";
 import { parseArgs, UsageError } from "./cli/options.ts";
-import { allOptions, COMMANDS, GLOBAL_OPTIONS } from "./cli/registry.ts";
+import { allOptions, COMMANDS, commandLineStart, GLOBAL_OPTIONS } from "./cli/registry.ts";
 import type { CommandContext } from "./cli/session.ts";
 import { VERSION } from "./cli/version.ts";
 
@@ -67,7 +67,7 @@ async function main(): Promise<number> {
   if (runtimeVariable) {
     throw new UsageError(`${runtimeVariable} is set, and the Bun runtime inside qmpctl applied it: run without it`);
   }
-  const { words, options } = parseArgs(await checkedArgv(), allOptions());
+  const { words, options } = parseArgs(await checkedArgv(), allOptions(), commandLineStart);
   if (options.flag("version")) {
     await writeStdout(`qmpctl ${VERSION}\n`);
     return 0;

@@ -38,7 +38,9 @@ guest-suspend-* are not answered when they work: qmpctl prints nothing then.
 ga exec: run PROG in the guest (guest-exec, polling guest-exec-status),
 write its output to stdout and its error output to stderr byte for byte,
 and exit with its exit status (128+N when signal N ended it; 127 when it
-is not found, 126 when it cannot be run), as 'ssh host cmd' does. --stdin
+is not found, 126 when it cannot be run), as 'ssh host cmd' does. Every
+word after PROG is its own (ga exec df -h runs df -h); qmpctl's options go
+before PROG, and -- before PROG is optional. --stdin
 FILE (- for qmpctl's stdin) becomes its input; --env K=V (repeatable)
 gives it an environment (qemu-ga passes only these variables).
 qemu-ga keeps at most 16 MB of each output: more is cut, with a warning.

@@ -9,7 +9,9 @@ export const help = (): string =>
 Run a human monitor (HMP) command line through QMP's human-monitor-command
 and print its text as the monitor printed it (CRLF made LF, nothing added).
 The human monitor has no error status: its complaints are part of the text,
-and the exit status is 0 whenever QEMU returned text.
+and the exit status is 0 whenever QEMU returned text. After the line's first
+word, single-dash words are the line's own flags (qmpctl hmp info block -v);
+qmpctl's long options (--cpu, --timeout) still count.
 
 Examples:
   qmpctl hmp 'info status'

@@ -76,8 +76,20 @@ export interface ParsedArgs {
   options: ParsedOptions;
 }
 
+/**
+ * Where the words become another program's command line, after the words so
+ * far: "all" (ga exec's PROG: every word after it is PROG's, as after ssh's
+ * command), "short" (an HMP line: its flags are single-dash, `info block -v`;
+ * qmpctl's long options still count), or undefined.
+ */
+export type CommandLineStart = (words: readonly string[]) => "all" | "short" | undefined;
+
 /** Parse `argv` against `specs`. */
-export function parseArgs(argv: readonly string[], specs: readonly OptionSpec[]): ParsedArgs {
+export function parseArgs(
+  argv: readonly string[],
+  specs: readonly OptionSpec[],
+  commandLine: CommandLineStart = () => undefined,
+): ParsedArgs {
   const byLong = new Map<string, OptionSpec>(), byShort = new Map<string, OptionSpec>();
   for (const s of specs) {
     byLong.set(s.name, s);
@@ -92,11 +104,20 @@ export function parseArgs(argv: readonly string[], specs: readonly OptionSpec[])
     else options.set(spec.name, value);
   };
 
+  let mode: ReturnType<CommandLineStart>;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === "--") {
       words.push(...argv.slice(i + 1));
       break;
+    }
+    if (mode === "all") {
+      words.push(...argv.slice(i));
+      break;
+    }
+    if (mode === "short" && arg.startsWith("-") && !arg.startsWith("--")) {
+      words.push(arg);
+      continue;
     }
     if (arg.startsWith("--")) {
       const eq = arg.indexOf("=");
@@ -124,6 +145,7 @@ export function parseArgs(argv: readonly string[], specs: readonly OptionSpec[])
       }
     } else {
       words.push(arg);
+      mode = commandLine(words);
     }
   }
   return { words, options };

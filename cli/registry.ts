@@ -7,7 +7,7 @@
  * @module
  */
 import type { CommandContext } from "./session.ts";
-import { type OptionSpec, tableOptions } from "./options.ts";
+import { type CommandLineStart, type OptionSpec, tableOptions } from "./options.ts";
 
 /** What a command module exports. */
 export interface CommandModule {
@@ -216,3 +216,16 @@ export const COMMANDS: Record<string, CommandEntry> = {
 export function allOptions(): OptionSpec[] {
   return tableOptions({ global: GLOBAL_OPTIONS, commands: COMMANDS });
 }
+
+/**
+ * Where a command's words become another program's command line: ga exec's
+ * PROG and every word after it (as ssh's command: `ga exec df -h` runs `df
+ * -h`), and an HMP line after its first word, whose flags are single-dash
+ * (`hmp info block -v`). Before them, and `--` anywhere, as usual.
+ */
+export const commandLineStart: CommandLineStart = (words) =>
+  words[0] === "ga" && words[1] === "exec" && words.length >= 3
+    ? "all"
+    : words[0] === "hmp" && words.length >= 2
+    ? "short"
+    : undefined;

@@ -227,6 +227,13 @@ describe("hmp", () => {
     expect(result.stdout).toStartWith("FlatView #0\n");
   });
 
+  test("without --, the line's own flags are its own (info mtree -v), and qmpctl's long options still count", async () => {
+    const text = await hmpText(qemu, "info mtree -f");
+    const result = await qmpctl(["-s", qemu.socket, "hmp", "info", "mtree", "-f", "--timeout", "5s"]);
+    expect(result).toMatchObject({ code: 0, stderr: "" });
+    expect(result.stdout).toBe(text.replaceAll("\r\n", "\n"));
+  });
+
   test("a command line with no output prints nothing", async () => {
     expect(await hmpText(qemu, "info cpus")).toBe(""); // -machine none has no CPU
     const result = await qmpctl(["-s", qemu.socket, "hmp", "info cpus"]);

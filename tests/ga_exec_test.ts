@@ -25,6 +25,11 @@ describe("ga exec", () => {
     );
   });
 
+  test("without --, every word after the program is the program's, as after ssh's command (df -h runs df -h)", async () => {
+    const result = await qmpctl(["-s", agent.socket, "ga", "exec", "sh", "-c", 'echo "$@"', "sh", "-p", "--raw", "-h"]);
+    expect(result).toMatchObject({ code: 0, stdout: "-p --raw -h\n", stderr: "" });
+  });
+
   test("stdout and stderr go apart, and the program's exit status is qmpctl's", async () => {
     const result = await exec("--", "sh", "-c", "echo out; echo err >&2; exit 3");
     expect(result).toMatchObject({ code: 3, stdout: "out\n", stderr: "err\n" });
