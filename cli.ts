@@ -36,7 +36,7 @@ import {
 } from "./cli/io.ts";
 import { commandHelp, generalHelp } from "./cli/help.ts";
 import { parseArgs, UsageError } from "./cli/options.ts";
-import { allOptions, COMMANDS, commandLineStart, GLOBAL_OPTIONS } from "./cli/registry.ts";
+import { allOptions, commandLineStart, COMMANDS, GLOBAL_OPTIONS } from "./cli/registry.ts";
 import type { CommandContext } from "./cli/session.ts";
 import { VERSION } from "./cli/version.ts";
 
