@@ -297,13 +297,15 @@ describe("several targets over real QEMUs", () => {
     expect(code).toBe(0);
   });
 
-  test("--jobs must be a number of 1 or more", async () => {
-    const { code, stdout, stderr } = await qmpctl(["-s", join(fleet, "*.qmp"), "--jobs", "0", "exec", "query-name"]);
-    expect({ code, stdout, stderr }).toEqual({
-      code: 2,
-      stdout: "",
-      stderr: "qmpctl: --jobs '0': how many run at once must be a whole number, 1 or more\n",
-    });
+  test("--jobs must be a number of 1 or more, with one target too (a script must not break when a second comes)", async () => {
+    for (const socket of [join(fleet, "*.qmp"), socketOf(0)]) {
+      const { code, stdout, stderr } = await qmpctl(["-s", socket, "--jobs", "0", "exec", "query-name"]);
+      expect({ code, stdout, stderr }).toEqual({
+        code: 2,
+        stdout: "",
+        stderr: "qmpctl: --jobs '0': how many run at once must be a whole number, 1 or more\n",
+      });
+    }
   });
 
   for (const command of [["events"], ["wait-event", "STOP"], ["job", "wait"], ["migrate", "wait"]]) {

@@ -185,6 +185,24 @@ describe("qmpctl ansible ARGS_FILE (what the module runs), directly", () => {
     });
   });
 
+  test("an arguments file that cannot be read fails the task saying so (not an internal error); global options are refused", async () => {
+    const missing = join(dir, "no-such-args.json");
+    const result = await qmpctl(["ansible", missing]);
+    expect(result).toMatchObject({ code: 0, stderr: "" });
+    expect(JSON.parse(result.stdout)).toEqual({
+      failed: true,
+      changed: false,
+      msg: `cannot read the arguments file ${missing} (ENOENT)`,
+    });
+    const file = join(dir, "args.json");
+    writeFileSync(file, JSON.stringify({ socket: qemu.socket, execute: "query-status" }));
+    expect(await qmpctl(["ansible", file, "-s", "/nonexistent", "--timeout", "1s"])).toMatchObject({
+      code: 2,
+      stdout: "",
+      stderr: "qmpctl: ansible takes its settings from ARGS_FILE (socket, timeout, ...): not --socket\n",
+    });
+  });
+
   test("a misspelt parameter fails the task instead of being ignored, as Ansible's own modules do", async () => {
     const result = await module({
       socket: qemu.socket,
