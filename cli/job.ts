@@ -101,13 +101,14 @@ export function followAfterExec(
   if (!namedByEvent) return () => followAndPrint(context, watch, [id], mode);
   // A command that starts a job without job-id: QEMU names the job after the device's BlockBackend, and
   // device may name a node of it (device=node0 starts job "drive0"). The job it created is told by its
-  // "created" event, which QEMU sends before the command's reply.
+  // "created" event, which QEMU sends right before the command's reply: QEMU runs one command at a time,
+  // so the last such event before the reply is this command's (another client's came before it).
   const created = client.events({ names: ["JOB_STATUS_CHANGE"], where: (event) => event.data?.status === "created" });
   return async () => {
     const ids = created.queued > 0 ? (await created.nextBatch()).map((event) => event.data?.id) : [];
     created.close();
-    const named = ids.length === 1 && typeof ids[0] === "string" ? ids[0] : id; // else another client's too
-    return followAndPrint(context, watch, [named], mode);
+    const last = ids.at(-1);
+    return followAndPrint(context, watch, [typeof last === "string" ? last : id], mode);
   };
 }
 

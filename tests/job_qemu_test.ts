@@ -16,11 +16,20 @@ import { startTerminal } from "./helpers/terminal.ts";
 const MiB = 1024 * 1024;
 const SIZE = 64 * MiB;
 let qemu: TestQemu;
+/** A third monitor, for a second qmpctl at once. */
+let third: string;
 
 beforeAll(async () => {
+  third = join(mkdtempSync(join(tmpdir(), "qmpctl-jobs-")), "third.sock");
   // drive0 has a BlockBackend name, which the older commands' device argument names (and a job is named after).
-  qemu = await startQemu({ extraArgs: ["-drive", `if=none,id=drive0,driver=null-co,size=${SIZE},node-name=node0`] });
-  for (const name of ["src", "dst"]) {
+  qemu = await startQemu({
+    extraArgs: [
+      ...["-drive", `if=none,id=drive0,driver=null-co,size=${SIZE},node-name=node0`],
+      ...["-drive", `if=none,id=drive1,driver=null-co,size=${SIZE},node-name=node1`],
+      ...["-qmp", `unix:${third},server=on,wait=off`],
+    ],
+  });
+  for (const name of ["src", "dst", "dst1"]) {
     await qemu.control.execute("blockdev-add", { driver: "null-co", "node-name": name, size: SIZE });
   }
   // Every write to "bad" fails with EIO: the raw driver above blkdebug raises its write_aio event.
@@ -226,6 +235,26 @@ describe("exec --wait-job", () => {
     );
     expect(result).toMatchObject({ code: 0, stderr: "" });
     expect(JSON.parse(result.stdout.split("\n")[1])).toMatchObject({ id: "drive0", result: "completed" });
+  });
+
+  test("two clients starting jobs by node name at once: each follows the job its own command created", async () => {
+    for (let round = 0; round < 3; round++) {
+      const backup = (socket: string, node: string, target: string) =>
+        qmpctl([
+          "-s",
+          socket,
+          "exec",
+          "blockdev-backup",
+          `device=${node}`,
+          `target=${target}`,
+          "sync=full",
+          "--wait-job",
+        ]);
+      const [a, b] = await Promise.all([backup(qemu.socket, "node0", "dst"), backup(third, "node1", "dst1")]);
+      expect([a.code, b.code, a.stderr, b.stderr]).toEqual([0, 0, "", ""]);
+      expect(JSON.parse(a.stdout.split("\n")[1])).toMatchObject({ id: "drive0", result: "completed" });
+      expect(JSON.parse(b.stdout.split("\n")[1])).toMatchObject({ id: "drive1", result: "completed" });
+    }
   });
 
   test("a command that QEMU refuses: exit 1 with its error at once, no waiting", async () => {
