@@ -15,6 +15,9 @@ export function parseDuration(text: string, option: string): number {
     throw new UsageError(`${option} '${text}' is not a duration (like 500ms, 30s, 2m or a number of seconds)`);
   }
   const ms = Number(match[1]) * UNIT_MS[match[2] ?? "s"];
-  if (!Number.isFinite(ms) || ms > 2 ** 31 - 1) throw new UsageError(`${option} '${text}' is too long`);
+  // A timer holds 2^31-1 ms; 0 is the way to wait without a bound.
+  if (!Number.isFinite(ms) || ms > 2 ** 31 - 1) {
+    throw new UsageError(`${option} '${text}' is too long (at most 596h; 0 for no bound)`);
+  }
   return ms > 0 ? Math.max(1, Math.round(ms)) : 0; // 0.1ms is a bound, not "no bound"
 }

@@ -155,7 +155,10 @@ async function runShared(context: CommandContext, settings: Settings, address: s
     writeStderrLine(`qmpctl: proxy: --timeout ${formatDuration(context.global.timeoutMs)} ran out: stopped sharing`);
     return EXIT.TIMEOUT;
   }
-  if (first.reason !== "lost") return EXIT.OK;
+  if (first.reason !== "lost") {
+    notice(`${name} closed the connection after ${first.reason === "quit" ? "a quit" : "a SHUTDOWN event"}: stopped`);
+    return EXIT.OK;
+  }
   // Why, when it is more than the close itself (a broken message); a plain close said it already.
   const why = first.error && !(first.error instanceof DisconnectedError) ? ` (${first.error.message})` : "";
   notice(`${name} closed the connection without a SHUTDOWN event or a quit${why}`);
@@ -172,6 +175,13 @@ async function runShared(context: CommandContext, settings: Settings, address: s
  * directory keeps other users from connecting first.
  */
 async function runLaunched(context: CommandContext, settings: Settings, command: string[]): Promise<number> {
+  // QEMU's launcher would exit at once and leave QEMU with a monitor whose other end is gone with the proxy.
+  const daemonize = command.find((word) => word === "-daemonize" || word === "--daemonize");
+  if (daemonize) {
+    throw new UsageError(
+      `proxy runs QEMU as its child: leave out ${daemonize} (run the proxy in the background instead)`,
+    );
+  }
   const dir = await makePrivateDir("qmpctl-proxy-");
   const monitorPath = `${dir}/monitor.sock`;
   const wire = proxyOptions(context, settings).wire;

@@ -164,7 +164,7 @@ describe("parseDuration", () => {
 
   test("a duration too long for a timer is an error naming the option", () => {
     expect(usageError(() => parseDuration("9999999h", "--connect-timeout"))).toBe(
-      "--connect-timeout '9999999h' is too long",
+      "--connect-timeout '9999999h' is too long (at most 596h; 0 for no bound)",
     );
     expect(parseDuration(`${2 ** 31 - 1}ms`, "--timeout")).toBe(2 ** 31 - 1);
   });

@@ -17,8 +17,8 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function sharedQemu(): Promise<{ qemu: TestQemu; proxy: RunningProxy; shared: string }> {
-  const qemu = await startQemu();
+async function sharedQemu(extraArgs: string[] = []): Promise<{ qemu: TestQemu; proxy: RunningProxy; shared: string }> {
+  const qemu = await startQemu({ extraArgs });
   cleanups.push(() => qemu.stop());
   const shared = join(qemu.dir, "shared.sock");
   const proxy = startProxy(["-s", qemu.socket, "--listen", shared]);
@@ -73,6 +73,18 @@ describe("proxy -s UPSTREAM: how it ends", () => {
     client.send({ "exec-oob": "quit", id: 2 });
     const replies = await client.replies(2);
     expect(replies.map((reply) => "error" in reply)).toEqual([true, true]);
+    await expectLostWhenKilled(shared, client);
+  });
+
+  test("a SHUTDOWN the guest came back from (-no-shutdown, then RESUME) does not make a later crash exit 0", async () => {
+    const shared = await sharedQemu(["-no-shutdown"]);
+    const { client } = await negotiatedClient(shared.shared);
+    const run = (...args: string[]) => qmpctl(["-s", shared.shared, "exec", ...args]);
+    expect((await run("set-action", "reboot=shutdown")).code).toBe(0);
+    expect((await run("system_reset", "--wait-event", "SHUTDOWN", "--timeout", "10s")).code).toBe(0);
+    expect((await run("set-action", "reboot=reset")).code).toBe(0);
+    expect((await run("system_reset")).code).toBe(0);
+    expect((await run("cont", "--wait-event", "RESUME", "--timeout", "10s")).code).toBe(0);
     await expectLostWhenKilled(shared, client);
   });
 
@@ -256,6 +268,19 @@ describe("proxy --listen PATH -- qemu ...: launch mode", () => {
       "qmpctl: proxy: sh did not connect its monitor within 500ms (--connect-timeout): stopped\n",
     );
     expect(silent.ms).toBeLessThan(10_000);
+  });
+
+  test("-daemonize is refused (exit 2): QEMU's launcher would exit and leave QEMU with a monitor gone with the proxy", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "qmpctl-launch-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const result = await qmpctl(
+      ["proxy", "--listen", join(dir, "vm.sock"), "--", "qemu-system-x86_64", "-machine", "none", "-daemonize"],
+    );
+    expect(result).toMatchObject({
+      code: 2,
+      stderr: "qmpctl: proxy runs QEMU as its child: leave out -daemonize (run the proxy in the background instead)\n",
+    });
+    expect(existsSync(join(dir, "vm.sock"))).toBe(false);
   });
 
   test("QEMU that fails to start: its own stderr passes through, the proxy exits with its status", async () => {

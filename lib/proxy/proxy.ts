@@ -254,7 +254,10 @@ export class QmpProxy {
 
   #fromUpstream(message: Record<string, unknown>): void {
     if (typeof message.event === "string") {
+      // With -no-shutdown a SHUTDOWN only stops the guest: a RESUME after it means QEMU goes on (and a later
+      // close is a loss, not the end of a shutdown).
       if (message.event === "SHUTDOWN") this.#sawShutdown = true;
+      else if (message.event === "RESUME") this.#sawShutdown = false;
       const json = JSON.stringify(message);
       for (const client of this.#clients) if (client.running) client.sendText(json);
       return;
