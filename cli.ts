@@ -126,6 +126,8 @@ async function main(): Promise<number> {
     signal: timeoutMs > 0 ? AbortSignal.any([interrupt.signal, AbortSignal.timeout(timeoutMs)]) : interrupt.signal,
     optionTable: { global: GLOBAL_OPTIONS, commands: COMMANDS },
   };
+  // A bad --jobs is refused with one target too: a script must not break only when a second VM comes.
+  if (options.has("jobs")) (await import("./cli/fanout.ts")).readJobs(context, 0);
   try {
     // Several targets (-s repeated or a glob): the runner is loaded only then.
     const several = (sockets.length > 1 || isGlob(sockets[0] ?? "")) &&
