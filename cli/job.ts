@@ -100,16 +100,18 @@ export function followAfterExec(
     !command.startsWith("block-job-");
   if (!namedByEvent) return () => followAndPrint(context, watch, [id], mode);
   // A command that starts a job without job-id: QEMU names the job after the device's BlockBackend, and
-  // device may name a node of it (device=node0 starts job "drive0"). The job it created is told by its
-  // "created" event, which QEMU sends right before the command's reply: QEMU runs one command at a time,
-  // so the last such event before the reply is this command's (another client's came before it).
-  const created = client.events({ names: ["JOB_STATUS_CHANGE"], where: (event) => event.data?.status === "created" });
-  return async () => {
-    const ids = created.queued > 0 ? (await created.nextBatch()).map((event) => event.data?.id) : [];
-    created.close();
-    const last = ids.at(-1);
-    return followAndPrint(context, watch, [typeof last === "string" ? last : id], mode);
-  };
+  // device may name the node at its root (device=node0 starts job "drive0"): query-block tells which.
+  return async () => followAndPrint(context, watch, [await backendOf(client, id, context.signal)], mode);
+}
+
+/** The BlockBackend named `device`, or the one whose root node it names; `device` itself when none is. */
+async function backendOf(client: QmpClient, device: string, signal: AbortSignal): Promise<string> {
+  const backends = await client.execute("query-block", undefined, { signal });
+  if (!Array.isArray(backends)) return device;
+  type Backend = { device?: unknown; inserted?: { "node-name"?: unknown } };
+  if (backends.some((b: Backend) => b?.device === device)) return device;
+  const backend = backends.find((b: Backend) => b?.inserted?.["node-name"] === device) as Backend | undefined;
+  return typeof backend?.device === "string" && backend.device !== "" ? backend.device : device;
 }
 
 async function followAndPrint(
