@@ -1,8 +1,8 @@
 /** `qmpctl job wait [ID ...]`, and what `exec ... --wait-job` runs after its command. @module */
 import type { QmpClient } from "../lib/client.ts";
-import { TimeoutError } from "../lib/errors.ts";
+import { AbortedError, TimeoutError } from "../lib/errors.ts";
 import { asDouble } from "../lib/exact_json.ts";
-import { type JobInfo, type JobReport, JobWatch } from "../lib/jobs.ts";
+import { type JobInfo, type JobOutcome, type JobReport, JobWatch } from "../lib/jobs.ts";
 import { EXIT, exitStatusHelp } from "./exit_status.ts";
 import { UsageError } from "./options.ts";
 import { progressMode, ProgressReporter, type ProgressSample } from "./progress.ts";
@@ -130,19 +130,23 @@ async function followAndPrint(
     });
   } catch (error) {
     await progress.finish();
-    if (error instanceof TimeoutError) {
-      const which = ids.length > 0 ? `job ${ids.join(", ")} to conclude; it keeps` : "the jobs to conclude; they keep";
-      throw new TimeoutError(`timed out waiting for ${which} running in QEMU`);
-    }
-    throw error;
+    if (!(error instanceof TimeoutError || error instanceof AbortedError)) throw error;
+    // The jobs that ended before the bound or Ctrl-C are said (an auto-dismissed one's end is known only now).
+    const { concluded, running } = watch.standing();
+    await printConcluded({ ...context, signal: new AbortController().signal }, concluded); // the bound has passed
+    if (error instanceof AbortedError) throw error;
+    const named = running.length > 0 || concluded.length > 0 ? running : ids; // none known yet: those asked for
+    const which = named.length === 1
+      ? `job ${named[0]} to conclude; it keeps`
+      : named.length > 1
+      ? `jobs ${named.join(", ")} to conclude; they keep`
+      : "the jobs to conclude; they keep";
+    throw new TimeoutError(`timed out waiting for ${which} running in QEMU`);
   } finally {
     watch.close();
   }
   await progress.finish();
-  await write(
-    context,
-    report.concluded.map((job) => formatJson(labelled(context, job), context.global.pretty)).join(""),
-  );
+  await printConcluded(context, report.concluded);
   for (const id of report.gone) {
     await reportFailure(
       context,
@@ -156,6 +160,10 @@ async function followAndPrint(
     status = EXIT.QEMU_ERROR;
   }
   return status;
+}
+
+function printConcluded(context: CommandContext, jobs: JobOutcome[]): Promise<void> {
+  return write(context, jobs.map((job) => formatJson(labelled(context, job), context.global.pretty)).join(""));
 }
 
 function jobSample(job: JobInfo): ProgressSample {

@@ -85,6 +85,8 @@ export class JobWatch {
   readonly #subscription: EventSubscription;
   readonly #jobs = new Map<string, Tracked>();
   #followed = false;
+  /** The jobs the follow follows, once it knows them. */
+  #followedIds: string[] = [];
 
   constructor(client: QmpClient) {
     this.#client = client;
@@ -110,6 +112,7 @@ export class JobWatch {
       const wanted = ids.length > 0 ? [...ids] : first.map((job) => job.id);
       const gone = wanted.filter((id) => !this.#jobs.has(id));
       const followed = wanted.filter((id) => this.#jobs.has(id));
+      this.#followedIds = followed;
       const running = () => followed.filter((id) => !this.#jobs.get(id)!.concluded);
       const turns = new EventTurns(this.#subscription);
       const tickMs = onProgress ? options.progressIntervalMs ?? 250 : undefined;
@@ -145,6 +148,19 @@ export class JobWatch {
     } finally {
       this.#subscription.close();
     }
+  }
+
+  /**
+   * After a follow that ended early (its signal, or the connection): the
+   * followed jobs that had concluded by then, as `follow` reports them, and
+   * the ids of those still running.
+   */
+  standing(): { concluded: JobOutcome[]; running: string[] } {
+    const tracked = this.#followedIds.map((id) => this.#jobs.get(id)!);
+    return {
+      concluded: tracked.filter((job) => job.concluded).map(outcome),
+      running: tracked.filter((job) => !job.concluded).map((job) => job.info.id),
+    };
   }
 
   /** Stop watching (also done when `follow` returns). */

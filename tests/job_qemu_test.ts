@@ -141,6 +141,18 @@ describe("job wait", () => {
     expect(await jobIds()).toEqual(["b3"]);
   });
 
+  test("--timeout with several jobs: the lines of those that ended are printed, stderr names those still running", async () => {
+    await backup("f1", 8 * MiB);
+    await backup("s1", 8 * MiB, { device: "node1", target: "dst1" });
+    setTimeout(() => void qemu.control.execute("job-cancel", { id: "f1" }), 300);
+    const result = await qmpctl(["-s", qemu.socket, "job", "wait", "f1", "s1", "--timeout", "2s"]);
+    expect(result.code).toBe(124);
+    expect(JSON.parse(result.stdout)).toMatchObject({ id: "f1", status: "concluded", result: "cancelled" });
+    expect(result.stderr).toBe(
+      "qmpctl: timed out waiting for job s1 to conclude; it keeps running in QEMU (--timeout 2s)\n",
+    );
+  });
+
   test("a job that is not there: exit 4 with one line that says so", async () => {
     const result = await qmpctl(["-s", qemu.socket, "job", "wait", "nosuch"]);
     expect(result).toEqual(expect.objectContaining({
