@@ -1,5 +1,6 @@
 /** Typing and checking KEY=VALUE words by a schema, without a server. */
 import { describe, expect, test } from "bun:test";
+import { splitKeyValueWords } from "../lib/args.ts";
 import { ArgumentError } from "../lib/errors.ts";
 import { Schema } from "../lib/schema/model.ts";
 import { digestSchema } from "../lib/schema/digest.ts";
@@ -165,5 +166,39 @@ describe("typeArguments: errors name the problem and the closest names", () => {
     ["typed", ["id.x=1"], "typed: 'id.x=1': id is str, so nothing goes inside it"],
   ])("%s %p", (command, words, message) => {
     expect(errorOf(() => typeArguments(schema, command, words)).message).toBe(message);
+  });
+});
+
+describe("Schema.checkEventData (a --match no named event can meet)", () => {
+  /** Event THING: a union whose branches both have `x`, an int in one and a str in the other. */
+  const unionSchema = new Schema(digestSchema([
+    ...SMALL_SCHEMA,
+    { name: "THING", "meta-type": "event", "arg-type": "90" },
+    {
+      name: "90",
+      "meta-type": "object",
+      members: [{ name: "kind", type: "91" }],
+      tag: "kind",
+      variants: [{ case: "a", type: "92" }, { case: "b", type: "93" }],
+    },
+    { name: "91", "meta-type": "enum", values: ["a", "b"], members: [{ name: "a" }, { name: "b" }] },
+    { name: "92", "meta-type": "object", members: [{ name: "x", type: "int" }] },
+    { name: "93", "meta-type": "object", members: [{ name: "x", type: "str" }, { name: "list", type: "[int]" }] },
+  ]));
+  const check = (word: string) => () => unionSchema.checkEventData(["THING"], splitKeyValueWords([word]));
+
+  test("a member two branches have with two types: a value either type takes is accepted", () => {
+    expect(check("x=5")).not.toThrow();
+    expect(check("x=text")).not.toThrow(); // the str branch's
+    expect(check("x:=5")).not.toThrow(); // the int branch's
+    expect(check("list.0=3")).not.toThrow(); // an array's item, by its index
+  });
+
+  test("what no branch can have is refused, saying why", () => {
+    expect(check("kind=zzz")).toThrow('its kind is one of a, b, never "zzz"');
+    expect(check("x.y=1")).toThrow("'x' is a number, with nothing inside");
+    expect(check("list.first=1")).toThrow("'list' is an array: 'first' is no index into it");
+    expect(check("list.0=abc")).toThrow('its list.0 is a number, never "abc"');
+    expect(check("y=1")).toThrow("it has no 'y' in its data");
   });
 });

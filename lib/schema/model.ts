@@ -116,38 +116,45 @@ export class Schema {
   }
 
   /** Why `condition` cannot hold for data of type `typeName`, with the closest names; undefined when it can. */
-  #missIn(typeName: string, { path, text, raw }: KeyValueWord): Miss | undefined {
-    let type = this.type(typeName);
+  #missIn(typeName: string, condition: KeyValueWord): Miss | undefined {
+    const type = this.type(typeName);
     const firstKeys = type.kind === "object" ? this.#allMembers(type).map((m) => m.name) : [];
-    const miss = (text: string, noFirstKey = false): Miss => ({ text, noFirstKey, firstKey: path[0], firstKeys });
-    for (const [i, key] of path.entries()) {
-      const where = i === 0 ? "its data" : `'${path.slice(0, i).join(".")}'`;
-      if (type.kind === "array") {
-        if (!/^(0|[1-9]\d*)$/.test(key)) return miss(`${where} is an array: '${key}' is no index into it`);
-        type = this.type(type.element);
-        continue;
-      }
-      if (type.kind === "alternate" || (type.kind === "builtin" && type.json === "value") || type.kind === "other") {
-        return undefined; // cannot tell what is inside
-      }
-      if (type.kind !== "object") return miss(`${where} is ${describeValue(type)}, with nothing inside`);
-      const all = this.#allMembers(type);
-      const member = all.find((m) => m.name === key);
-      if (member) {
-        type = this.type(member.type);
-        continue;
-      }
-      if (i === 0 && all.length === 0) return miss("it has no data", true);
-      return miss(`it has no '${key}' in ${where}${didYouMean(key, all.map((m) => m.name))}`, i === 0);
+    const miss = this.#missAt(type, condition, 0);
+    if (miss === undefined) return undefined;
+    return { text: miss.text, noFirstKey: miss.noFirstKey, firstKey: condition.path[0], firstKeys };
+  }
+
+  /** `#missIn` from the key at `i` on, in `type`; a member several union branches have is tried in each. */
+  #missAt(type: TypeInfo, condition: KeyValueWord, i: number): { text: string; noFirstKey: boolean } | undefined {
+    const { path, text, raw } = condition;
+    const miss = (text: string, noFirstKey = false) => ({ text, noFirstKey });
+    if (i === path.length) {
+      // The value, as the matcher takes it: the JSON it parses as, or (KEY=VALUE) a string of its text.
+      const json = parseJsonOrUndefined(text);
+      if ((raw ? [json] : [json, text]).some((value) => fitsLeaf(type, value))) return undefined;
+      const shown = raw ? text : JSON.stringify(text);
+      const hint = type.kind === "enum" && !raw ? didYouMean(text, type.values) : "";
+      // The closest value says enough; without one, the values it can have.
+      return miss(`its ${path.join(".")} is ${hint ? "" : `${describeValue(type)}, `}never ${shown}${hint}`);
     }
-    // The value, as the matcher takes it: the JSON it parses as, or (KEY=VALUE) a string of its text.
-    const json = parseJsonOrUndefined(text);
-    const values = raw ? [json] : [json, text];
-    if (values.some((value) => fitsLeaf(type, value))) return undefined;
-    const shown = raw ? text : JSON.stringify(text);
-    const hint = type.kind === "enum" && !raw ? didYouMean(text, type.values) : "";
-    // The closest value says enough; without one, the values it can have.
-    return miss(`its ${path.join(".")} is ${hint ? "" : `${describeValue(type)}, `}never ${shown}${hint}`);
+    const key = path[i];
+    const where = i === 0 ? "its data" : `'${path.slice(0, i).join(".")}'`;
+    if (type.kind === "array") {
+      if (!/^(0|[1-9]\d*)$/.test(key)) return miss(`${where} is an array: '${key}' is no index into it`);
+      return this.#missAt(this.type(type.element), condition, i + 1);
+    }
+    if (type.kind === "alternate" || (type.kind === "builtin" && type.json === "value") || type.kind === "other") {
+      return undefined; // cannot tell what is inside
+    }
+    if (type.kind !== "object") return miss(`${where} is ${describeValue(type)}, with nothing inside`);
+    const all = this.#allMembers(type);
+    const candidates = all.filter((m) => m.name === key);
+    if (candidates.length === 0) {
+      if (i === 0 && all.length === 0) return miss("it has no data", true);
+      return miss(`it has no '${key}' in ${where}${didYouMean(key, new Set(all.map((m) => m.name)))}`, i === 0);
+    }
+    const misses = candidates.map((member) => this.#missAt(this.type(member.type), condition, i + 1));
+    return misses.some((m) => m === undefined) ? undefined : misses[0];
   }
 
   /** An object's members with those of every union branch (the tag's value is not known in advance). */
@@ -157,7 +164,8 @@ export class Schema {
       const info = this.type(branch);
       if (info.kind !== "object") continue;
       for (const member of this.#allMembers(info)) {
-        if (!members.some((m) => m.name === member.name)) members.push(member);
+        // The same name in another branch may have another type: kept, and tried too.
+        if (!members.some((m) => m.name === member.name && m.type === member.type)) members.push(member);
       }
     }
     return members;
