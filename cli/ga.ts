@@ -8,7 +8,7 @@ import { CommandError, DisconnectedError } from "../lib/errors.ts";
 import { agentAddress, connectAgent } from "./ga_connect.ts";
 import { readArgsFromStdin } from "./args_stdin.ts";
 import { UsageError } from "./options.ts";
-import { type CommandContext, executeAndPrint, formatJson } from "./session.ts";
+import { cleaningUpOnFatalSignal, type CommandContext, executeAndPrint, formatJson } from "./session.ts";
 
 export const help = (): string =>
   `Usage: qmpctl ga AGENT-COMMAND [KEY=VALUE ...] [--args JSON|-] [options]
@@ -99,8 +99,16 @@ export async function run(context: CommandContext): Promise<number> {
   for (const option of context.options.keys()) {
     if (ONLY[option] && ONLY[option] !== form) throw new UsageError(`ga ${form} does not take --${option}`);
   }
-  if (form !== "AGENT-COMMAND") return (await SUBCOMMANDS[name]()).run({ ...context, words });
-  return runAgentCommand(context, name, words);
+  if (form === "cp") return (await SUBCOMMANDS.cp()).run({ ...context, words }); // cleans up on its own
+  // SIGTERM and SIGHUP end a command as Ctrl-C does, so that the agent's owed reply is read before qmpctl
+  // dies of the signal: qemu-ga serving its own socket quits when a client leaves one unread.
+  return await cleaningUpOnFatalSignal(
+    context,
+    async (context) =>
+      form === "AGENT-COMMAND"
+        ? runAgentCommand(context, name, words)
+        : (await SUBCOMMANDS[name]()).run({ ...context, words }),
+  );
 }
 
 async function runAgentCommand(context: CommandContext, command: string, words: string[]): Promise<number> {

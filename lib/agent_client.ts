@@ -41,7 +41,7 @@ const MONITOR_SNIFF_CHARS = 16;
  * while a reply is coming (16 MB of a program's output take a while), the
  * wait goes on as long as bytes keep coming, up to a bound.
  */
-const OWED_REPLIES_SILENCE_MS = 100;
+const OWED_REPLIES_SILENCE_MS = 300; // qemu-ga took 114 ms to build a 22 MB reply here
 const OWED_REPLIES_MAX_MS = 5000;
 
 /** Options of `GuestAgent.connect`. */
@@ -119,7 +119,8 @@ export class GuestAgent {
     const where = agent.address.text;
     const timedOut = new ConnectTimeoutError(
       `no guest agent answered at ${where} within ${formatDuration(limitMs)} ` +
-        "(the guest may still be booting, or run no qemu-ga)",
+        "(the guest may still be booting, or run no qemu-ga; or another client is using the agent, " +
+        "which answers one at a time)",
     );
     const aborted = abortErrorFor(`the guest agent at ${where} to answer`);
     let onAbort = () => {};
@@ -132,6 +133,7 @@ export class GuestAgent {
       await Promise.race([agent.#open(), abort]);
       return agent;
     } catch (error) {
+      await agent.#awaitOwedReplies(); // the sync's reply, on its way when the bound ran out: read, not left
       agent.#shutdown(error as QmpError);
       throw error;
     } finally {
@@ -186,7 +188,7 @@ export class GuestAgent {
 
   /**
    * Close the connection once the replies still owed (to calls given up) have
-   * come, or nothing has come for 100 ms (at most 5 s while bytes keep
+   * come, or nothing has come for 300 ms (at most 5 s while bytes keep
    * coming); pending calls fail with DisconnectedError.
    */
   async close(): Promise<void> {

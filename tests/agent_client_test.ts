@@ -149,7 +149,7 @@ describe("GuestAgent.close with replies owed, against a fake agent", () => {
       await client.execute("guest-ping");
       const started = performance.now();
       await client.close();
-      expect(performance.now() - started).toBeLessThan(90); // the bound on owed replies is 100 ms
+      expect(performance.now() - started).toBeLessThan(250); // a silence of 300 ms ends the wait for owed replies
     } finally {
       agent.stop();
     }

@@ -187,30 +187,42 @@ describe("ga exec", () => {
 });
 
 describe("ga exec given up while a large reply is on its way (qemu-ga on its own socket quits if one is left unread)", () => {
-  test(
-    "--timeout at several moments of a 16 MB output: exit 124, and the agent answers the next client each time",
-    async () => {
-      const own = await startAgent();
-      try {
-        const big = join(own.dir, "big.bin");
-        writeFileSync(
-          big,
-          crypto.getRandomValues(new Uint8Array(65536)).join(",").slice(0, 16_000_000).padEnd(16_000_000),
-        );
-        for (const bound of ["100ms", "120ms", "150ms", "200ms", "300ms"]) {
-          const given = await qmpctl(["-s", own.socket, "ga", "exec", "--timeout", bound, "--", "cat", big]);
-          expect({ bound, code: given.code }).toEqual({ bound, code: 124 });
-          expect(await qmpctl(["-s", own.socket, "ga", "guest-ping", "--connect-timeout", "2s"])).toMatchObject({
-            code: 0,
-            stdout: "{}\n",
-          });
-        }
-      } finally {
-        await own.stop();
+  test("--timeout, SIGTERM, or a bound during the sync: the agent answers the next client each time", async () => {
+    const own = await startAgent();
+    const answers = async () =>
+      expect(await qmpctl(["-s", own.socket, "ga", "guest-ping", "--connect-timeout", "2s"])).toMatchObject({
+        code: 0,
+        stdout: "{}\n",
+      });
+    try {
+      const big = join(own.dir, "big.bin");
+      writeFileSync(
+        big,
+        crypto.getRandomValues(new Uint8Array(65536)).join(",").slice(0, 16_000_000).padEnd(16_000_000),
+      );
+      for (const bound of ["100ms", "120ms", "150ms", "200ms", "300ms"]) {
+        const given = await qmpctl(["-s", own.socket, "ga", "exec", "--timeout", bound, "--", "cat", big]);
+        expect({ bound, code: given.code }).toEqual({ bound, code: 124 });
+        await answers();
       }
-    },
-    60_000,
-  );
+      // SIGTERM (timeout(1), systemctl stop) ends it as Ctrl-C does: the owed reply is read, then qmpctl dies of it.
+      for (const ms of [150, 170, 190, 210]) {
+        const running = startQmpctl(["-s", own.socket, "ga", "exec", "--", "cat", big]);
+        await Bun.sleep(ms);
+        running.child.kill("SIGTERM");
+        const result = await running.result;
+        expect({ ms, signal: result.signal }).toEqual({ ms, signal: "SIGTERM" });
+        await answers();
+      }
+      // A bound that runs out while the sync's reply is on its way: read too.
+      for (let round = 0; round < 20; round++) {
+        expect((await qmpctl(["-s", own.socket, "ga", "guest-ping", "--timeout", "1ms"])).code).toBe(124);
+        await answers();
+      }
+    } finally {
+      await own.stop();
+    }
+  }, 90_000);
 });
 
 describe("ga exec: a status beyond what an exit status holds (a Windows guest's are 32 bits)", () => {
