@@ -100,8 +100,10 @@ export function followAfterExec(
     !command.startsWith("block-job-");
   if (!namedByEvent) return () => followAndPrint(context, watch, [id], mode);
   // A command that starts a job without job-id: QEMU names the job after the device's BlockBackend, and
-  // device may name the node at its root (device=node0 starts job "drive0"): query-block tells which.
-  return async () => followAndPrint(context, watch, [await backendOf(client, id, context.signal)], mode);
+  // device may name the node at its root (device=node0 starts job "drive0"): query-block tells which,
+  // asked before the command (QEMU answers in order), as a backup then puts its filter over that root.
+  const backend = backendOf(client, id, context.signal).catch(() => id);
+  return async () => followAndPrint(context, watch, [await backend], mode);
 }
 
 /** The BlockBackend named `device`, or the one whose root node it names; `device` itself when none is. */

@@ -108,7 +108,7 @@ export function buildArguments(
       if (!parents.has(prefix)) parents.set(prefix, word);
     }
     const value = raw ? parseJsonValue(text, `'${word}'`) : typeValue(path, text);
-    setPath(result, path, value);
+    setPath(result, path, value, word);
   }
   return result;
 }
@@ -198,15 +198,28 @@ function jsonErrorOffset(text: string): number | undefined {
   }
 }
 
-/** Set `path` in `target` as own properties, so a key like `__proto__` is a key, never the prototype. */
-function setPath(target: Record<string, unknown>, path: readonly string[], value: unknown): void {
+/**
+ * Set `path` in `target` as own properties, so a key like `__proto__` is a
+ * key, never the prototype. An array from --args takes numbered keys into
+ * its items (children.0=x replaces its first, keeping the rest; the next
+ * index appends); an index past that would leave a gap, sent as null.
+ * @throws {ArgumentError} for such an index
+ */
+function setPath(target: Record<string, unknown>, path: readonly string[], value: unknown, word: string): void {
   const define = (node: Record<string, unknown>, key: string, value: unknown) =>
     Object.defineProperty(node, key, { value, writable: true, enumerable: true, configurable: true });
+  const isIndex = (key: string) => /^(0|[1-9]\d*)$/.test(key);
   let node = target;
-  for (const [i, key] of path.slice(0, -1).entries()) {
+  for (const [i, key] of path.entries()) {
+    if (Array.isArray(node) && Number(key) > node.length) {
+      const name = path.slice(0, i).join(".");
+      throw new ArgumentError(
+        `'${word}': ${name} is an array of ${node.length} items: number its items ${name}.0, ${name}.1, ... without gaps`,
+      );
+    }
+    if (i === path.length - 1) break;
     const next = Object.hasOwn(node, key) ? node[key] : undefined;
-    // An array from --args takes numbered keys into its items (children.0=x replaces its first, keeping the rest).
-    const intoArray = Array.isArray(next) && /^(0|[1-9]\d*)$/.test(path[i + 1]);
+    const intoArray = Array.isArray(next) && isIndex(path[i + 1]);
     if (typeof next !== "object" || next === null || (Array.isArray(next) && !intoArray)) define(node, key, {});
     node = node[key] as Record<string, unknown>;
   }

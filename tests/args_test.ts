@@ -15,6 +15,16 @@ function errorOf(run: () => unknown): ArgumentError {
 }
 
 describe("buildArguments", () => {
+  test("words into an array from --args: an item replaced or appended, the others kept; a gap refused", () => {
+    const base = { keys: [{ type: "qcode", data: "a" }, { type: "qcode", data: "c" }] };
+    expect(buildArguments(["keys.1.data=b", 'keys.2:={"type":"number","data":30}'], base)).toEqual({
+      keys: [{ type: "qcode", data: "a" }, { type: "qcode", data: "b" }, { type: "number", data: 30 }],
+    });
+    expect(() => buildArguments(['keys.3:={"type":"number","data":30}'], base)).toThrow(
+      "keys is an array of 2 items: number its items keys.0, keys.1, ... without gaps",
+    );
+  });
+
   test("a value that parses as JSON is that JSON, else a string", () => {
     expect(
       buildArguments([

@@ -243,7 +243,9 @@ describe("exec --wait-job", () => {
     ["the drive's node (QEMU still names the job after the drive)", "node0"],
   ])("the legacy device argument naming %s names the job when there is no job-id", async (_what, device) => {
     const result = await qmpctl(
-      ["-s", qemu.socket, "exec", "blockdev-backup", `device=${device}`, "target=dst", "sync=full", "--wait-job"],
+      // At 256 MiB/s the backup runs a while: its filter is over the node when the command returns.
+      ["-s", qemu.socket, "exec", "blockdev-backup", `device=${device}`, "target=dst", "sync=full", "--wait-job"]
+        .concat(["speed=268435456"]),
     );
     expect(result).toMatchObject({ code: 0, stderr: "" });
     expect(JSON.parse(result.stdout.split("\n")[1])).toMatchObject({ id: "drive0", result: "completed" });
@@ -260,6 +262,7 @@ describe("exec --wait-job", () => {
           `device=${node}`,
           `target=${target}`,
           "sync=full",
+          "speed=268435456",
           "--wait-job",
         ]);
       const [a, b] = await Promise.all([backup(qemu.socket, "node0", "dst"), backup(third, "node1", "dst1")]);

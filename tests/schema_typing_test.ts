@@ -121,9 +121,11 @@ describe("typeArguments: structure", () => {
     expect(typed(["list.2=d"], base).list).toEqual(["a", "b", "d"]);
     expect(typed(['list.1:="e"'], base).list).toEqual(["a", "e"]);
     expect(typed(["refs.0.driver=y"], base).refs).toEqual([{ driver: "y", extra: 1 }]);
-    expect(errorOf(() => typed(["list.3=z"], base)).message).toBe(
-      "typed: list is an array: number its items list.0, list.1, ... without gaps",
-    );
+    for (const word of ["list.3=z", 'list.3:="z"']) { // a gap would go out as null: KEY:=JSON, untyped, too
+      expect(errorOf(() => typed([word], base)).message).toBe(
+        `'${word}': list is an array of 2 items: number its items list.0, list.1, ... without gaps`,
+      );
+    }
   });
 
   test("a recursive object type walks as deep as the words go", () => {
