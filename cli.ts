@@ -124,7 +124,7 @@ async function main(): Promise<number> {
       verbose: options.flag("verbose"),
     },
     signal: timeoutMs > 0 ? AbortSignal.any([interrupt.signal, AbortSignal.timeout(timeoutMs)]) : interrupt.signal,
-    optionTable: { global: GLOBAL_OPTIONS, commands: COMMANDS },
+    optionTable: { global: GLOBAL_OPTIONS, commands: COMMANDS, commandLine: commandLineStart },
   };
   // A bad --jobs is refused with one target too: a script must not break only when a second VM comes.
   if (options.has("jobs")) (await import("./cli/fanout.ts")).readJobs(context, 0);

@@ -84,8 +84,11 @@ function readLine(table: OptionTable, words: readonly string[]): LineState {
   };
   for (let i = 0; i < words.length; i++) {
     const word = words[i];
-    if (state.ended || word === "-" || !word.startsWith("-")) state.positionals.push(word);
-    else if (word === "--") state.ended = true;
+    if (state.ended || word === "-" || !word.startsWith("-")) {
+      state.positionals.push(word);
+      // ga exec's PROG: the words after it are PROG's, as in parsing (nothing of qmpctl's to complete).
+      if (table.commandLine?.(state.positionals) === "all") state.ended = true;
+    } else if (word === "--") state.ended = true;
     else if (word.startsWith("--")) {
       const eq = word.indexOf("=");
       const spec = specs.find((s) => s.name === word.slice(2, eq < 0 ? undefined : eq));

@@ -12,7 +12,7 @@ import { cleaningUpOnFatalSignal, type CommandContext, executeAndPrint, formatJs
 
 export const help = (): string =>
   `Usage: qmpctl ga AGENT-COMMAND [KEY=VALUE ...] [--args JSON|-] [options]
-       qmpctl ga exec [--stdin FILE|-] [--env K=V ...] [--json] -- PROG [ARGS...]
+       qmpctl ga exec [--stdin FILE|-] [--env K=V ...] [--json] [--] PROG [ARGS...]
        qmpctl ga cp SRC DST
        qmpctl ga wait [--timeout D]
 

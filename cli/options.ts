@@ -29,6 +29,8 @@ export interface OptionSpec {
 export interface OptionTable {
   global: readonly OptionSpec[];
   commands: Readonly<Record<string, { readonly options: readonly OptionSpec[] }>>;
+  /** Where the words become another program's command line (for completion, as for parsing). */
+  commandLine?: CommandLineStart;
 }
 
 /** Every option of a table, each once (a command's spec wins over a global one of the same name). */

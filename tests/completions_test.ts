@@ -234,6 +234,7 @@ describe("the words of ga, job, migrate and proxy (no QEMU, no agent)", () => {
   test("ga exec, ga wait and an unknown agent command take no words of their own", () => {
     expect(bashComplete("qmpctl ga exec ")).toEqual([]);
     expect(bashComplete("qmpctl ga exec -- ")).toEqual([]);
+    expect(bashComplete("qmpctl ga exec df --")).toEqual([]); // df's own option, not one of qmpctl's
     expect(bashComplete("qmpctl ga wait ")).toEqual([]);
     expect(bashComplete("qmpctl ga guest-frobnicate ")).toEqual([]);
   });
