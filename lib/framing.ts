@@ -18,6 +18,7 @@
 import { concatBytes } from "./bytes.ts";
 import { MessageTooLargeError, ProtocolError } from "./errors.ts";
 import { mayChangeAt, parseExact } from "./exact_json.ts";
+import { decodeUtf8 } from "./utf8.ts";
 
 /** The default bound on one message: QEMU's largest are a few hundred KB. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
@@ -48,8 +49,8 @@ export class JsonFramer {
   readonly #shallowLine: number;
   /** Invalid UTF-8 becomes U+FFFD; a byte-order mark stays a character (no JSON text starts with it). */
   readonly #decoder = new TextDecoder("utf-8", { ignoreBOM: true });
-  /** With `strictUtf8`: a message that is not UTF-8 is a ProtocolError (else undefined). */
-  readonly #strictDecoder?: TextDecoder;
+  /** A message that is not UTF-8 is a ProtocolError (see the constructor). */
+  readonly #strictUtf8: boolean;
   /** Bytes of the message being scanned, kept from earlier chunks. */
   #held: Uint8Array[] = [];
   #heldBytes = 0;
@@ -76,7 +77,7 @@ export class JsonFramer {
     this.#maxNesting = maxNesting;
     this.#refuse = refuse;
     this.#shallowLine = 2 * maxNesting;
-    if (strictUtf8) this.#strictDecoder = new TextDecoder("utf-8", { ignoreBOM: true, fatal: true });
+    this.#strictUtf8 = strictUtf8;
   }
 
   /**
@@ -95,7 +96,7 @@ export class JsonFramer {
     // them begins a message that ends in a later chunk.
     const linesEnd = chunk.lastIndexOf(NEWLINE) + 1;
     // Strictly, lines that are not all UTF-8 go to the scanner, which refuses the message holding the bad bytes.
-    if (i < linesEnd && (!this.#strictDecoder || this.#isUtf8(chunk.subarray(i, linesEnd)))) {
+    if (i < linesEnd && (!this.#strictUtf8 || decodeUtf8(chunk.subarray(i, linesEnd)) !== undefined)) {
       i = this.#lines(chunk, i, linesEnd, out);
     }
     while (i < chunk.length) {
@@ -197,15 +198,6 @@ export class JsonFramer {
     return this.#depth > 0;
   }
 
-  #isUtf8(bytes: Uint8Array): boolean {
-    try {
-      this.#strictDecoder!.decode(bytes);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
   #checkSize(bytesInChunk: number): void {
     if (this.#heldBytes + bytesInChunk > this.#maxBytes) {
       throw new MessageTooLargeError(`a message exceeded the limit of ${this.#maxBytes} bytes`);
@@ -220,12 +212,9 @@ export class JsonFramer {
       this.#held = [];
       this.#heldBytes = 0;
     }
-    let text: string;
-    try {
-      text = (this.#strictDecoder ?? this.#decoder).decode(bytes);
-    } catch (error) {
-      throw new ProtocolError("invalid UTF-8 sequence in a message", { cause: error });
-    }
+    // A message starts with `{`: no byte-order mark for the strict decoder to take off.
+    const text = this.#strictUtf8 ? decodeUtf8(bytes) : this.#decoder.decode(bytes);
+    if (text === undefined) throw new ProtocolError("invalid UTF-8 sequence in a message");
     let message: unknown;
     try {
       message = parseExact(text);

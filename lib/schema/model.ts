@@ -8,6 +8,8 @@ import { didYouMean } from "../closest.ts";
 import { ArgumentError } from "../errors.ts";
 import { eventMatcher, isGlob } from "../events.ts";
 import type { KeyValueWord } from "../args.ts";
+import { isRawNumber } from "../exact_json.ts";
+import { parseJson } from "./scalars.ts";
 import type { CommandInfo, EventInfo, MemberInfo, SchemaDigest, TypeInfo } from "./digest.ts";
 
 /** A digested schema (or the part of it that was loaded) with lookups by name. */
@@ -130,7 +132,7 @@ export class Schema {
     const miss = (text: string, noFirstKey = false) => ({ text, noFirstKey });
     if (i === path.length) {
       // The value, as the matcher takes it: the JSON it parses as, or (KEY=VALUE) a string of its text.
-      const json = parseJsonOrUndefined(text);
+      const json = parseJson(text);
       if ((raw ? [json] : [json, text]).some((value) => fitsLeaf(type, value))) return undefined;
       const shown = raw ? text : JSON.stringify(text);
       const hint = type.kind === "enum" && !raw ? didYouMean(text, type.values) : "";
@@ -201,8 +203,8 @@ function fitsLeaf(type: TypeInfo, value: unknown): boolean {
         case "string":
           return typeof value === "string";
         case "int":
-        case "number":
-          return typeof value === "number";
+        case "number": // any number: the matcher compares numbers by value (1.0 is 1), beyond 2^53 too
+          return typeof value === "number" || isRawNumber(value);
         case "boolean":
           return typeof value === "boolean";
         case "null":
@@ -211,14 +213,6 @@ function fitsLeaf(type: TypeInfo, value: unknown): boolean {
       return value !== undefined;
     default:
       return value !== undefined; // an object or array given as JSON: compared whole
-  }
-}
-
-function parseJsonOrUndefined(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
   }
 }
 
