@@ -50,10 +50,11 @@ export function readEventWait(
     throw new UsageError(`${countName} '${countText}' is not a number of events (1 to ${Number.MAX_SAFE_INTEGER})`);
   }
   const named = names.length > 0 ? names.join(" or ") : "any event";
+  const conditions = matchConditions(matches);
   return {
     names,
-    where: matches.length > 0 ? dataMatcher(matches) : undefined,
-    conditions: matchConditions(matches),
+    where: conditions.length > 0 ? conditionsMatcher(conditions) : undefined,
+    conditions,
     count: countText === undefined ? defaultCount : Number(countText),
     what: matches.length > 0 ? `${named} with ${matches.join(" ")}` : named,
   };
@@ -72,7 +73,12 @@ export function readEventWait(
  * @throws {UsageError} for a word that is not KEY=VALUE, or bad JSON after `:=`
  */
 export function dataMatcher(words: readonly string[]): (event: QmpEvent) => boolean {
-  const tests = matchConditions(words).map(({ word, path, text, raw }) => {
+  return conditionsMatcher(matchConditions(words));
+}
+
+/** `dataMatcher` for words already read as conditions. */
+function conditionsMatcher(conditions: readonly KeyValueWord[]): (event: QmpEvent) => boolean {
+  const tests = conditions.map(({ word, path, text, raw }) => {
     let json: unknown, parses = true;
     try {
       json = parseExact(text); // a big integer stays its digits, as in the event
