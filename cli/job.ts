@@ -96,9 +96,9 @@ export function followAfterExec(
   }
   const mode = progressMode(context);
   const watch = new JobWatch(client);
-  const namedByEvent = args?.["job-id"] === undefined && !command.startsWith("job-") &&
+  const namedAfterDevice = args?.["job-id"] === undefined && !command.startsWith("job-") &&
     !command.startsWith("block-job-");
-  if (!namedByEvent) return () => followAndPrint(context, watch, [id], mode);
+  if (!namedAfterDevice) return () => followAndPrint(context, watch, [id], mode);
   // A command that starts a job without job-id: QEMU names the job after the device's BlockBackend, and
   // device may name the node at its root (device=node0 starts job "drive0"): query-block tells which,
   // asked before the command (QEMU answers in order), as a backup then puts its filter over that root.
