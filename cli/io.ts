@@ -277,7 +277,10 @@ export async function* readLines(path: string | undefined, maxLineBytes: number)
     while ((newline = chunk.indexOf(0x0a, start)) >= 0) {
       const length = skipping + pendingBytes + newline - start;
       if (length > maxLineBytes) yield tooLong(length);
-      else yield lineOf(concatBytes([...pending, chunk.subarray(start, newline)], length));
+      else {
+        const tail = chunk.subarray(start, newline);
+        yield lineOf(pending.length === 0 ? tail : concatBytes([...pending, tail], length)); // most lines: one chunk
+      }
       pending = [];
       pendingBytes = skipping = 0;
       start = newline + 1;
