@@ -63,9 +63,9 @@ const RUNTIME_VARIABLES = ["BUN_OPTIONS", "BUN_INSPECT", "BUN_INSPECT_CONNECT_TO
 async function main(): Promise<number> {
   // The Bun runtime inside the binary applies these before qmpctl runs (a --preload has run, an inspector
   // listens): refused, so that nothing of a Bun developer's environment changes what qmpctl does unseen.
-  const runtimeVariable = RUNTIME_VARIABLES.find((name) => env(name));
-  if (runtimeVariable) {
-    throw new UsageError(`${runtimeVariable} is set, and the Bun runtime inside qmpctl applied it: run without it`);
+  // Loops, not find/concat/Object.hasOwn: a process's first use of each costs ~0.03-0.1 M instructions.
+  for (const name of RUNTIME_VARIABLES) {
+    if (env(name)) throw new UsageError(`${name} is set, and the Bun runtime inside qmpctl applied it: run without it`);
   }
   const { words, options } = parseArgs(await checkedArgv(), allOptions(), commandLineStart);
   if (options.flag("version")) {
@@ -81,7 +81,7 @@ async function main(): Promise<number> {
     await writeStdout(generalHelp() + "\n");
     return 0;
   }
-  const entry = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  const entry = Object.prototype.hasOwnProperty.call(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (!entry) throw new UsageError(`unknown command '${name}' (commands: ${Object.keys(COMMANDS).join(", ")})`);
   const module = await entry.load();
   if (wantsHelp) {
@@ -89,16 +89,18 @@ async function main(): Promise<number> {
     return 0;
   }
   const accepted = new Set<string>();
-  for (const spec of GLOBAL_OPTIONS.concat(entry.options)) accepted.add(spec.name);
+  for (const spec of GLOBAL_OPTIONS) accepted.add(spec.name);
+  for (const spec of entry.options) accepted.add(spec.name);
   for (const option of options.keys()) {
     if (!accepted.has(option)) throw new UsageError(`${name} does not take --${option}`);
   }
 
   const text = (option: string) => options.text(option);
   const sockets = options.list("socket");
-  const remoteGlob = sockets.find((socket) => socket.includes("://") && /[*?]/.test(socket));
-  if (remoteGlob) {
-    throw new UsageError(`'${remoteGlob}': a glob is not expanded over ssh:// (give each socket with -s)`);
+  for (const socket of sockets) {
+    if (socket.includes("://") && /[*?]/.test(socket)) {
+      throw new UsageError(`'${socket}': a glob is not expanded over ssh:// (give each socket with -s)`);
+    }
   }
   if (sockets.length === 0) await checkedEnv(name === "ga" ? "QMPCTL_GA_SOCKET" : "QMPCTL_SOCKET");
   const timeoutMs = text("timeout") === undefined ? 0 : parseDuration(text("timeout")!, "--timeout");

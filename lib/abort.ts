@@ -27,17 +27,20 @@ export function abortable<T>(
 ): Promise<T> {
   if (!signal) return work;
   const abortError = typeof what === "string" ? abortErrorFor(what) : what;
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(abortError(signal));
-    if (signal.aborted) {
-      work.catch(() => {}); // abandoned: its failure is no one's to handle, and must not surface as unhandled
-      return onAbort();
-    }
-    signal.addEventListener("abort", onAbort, { once: true });
-    const settle = <V>(then: (value: V) => void) => (value: V) => {
-      signal.removeEventListener("abort", onAbort);
-      then(value);
-    };
-    work.then(settle(resolve), settle(reject));
-  });
+  // Promise.withResolvers, not `new Promise(executor)`: a process's first
+  // call of the constructor costs ~0.1 M instructions (~1.5% of an exec).
+  const { promise, resolve, reject } = Promise.withResolvers<T>();
+  const onAbort = () => reject(abortError(signal));
+  if (signal.aborted) {
+    work.catch(() => {}); // abandoned: its failure is no one's to handle, and must not surface as unhandled
+    onAbort();
+    return promise;
+  }
+  signal.addEventListener("abort", onAbort, { once: true });
+  const settle = <V>(then: (value: V) => void) => (value: V) => {
+    signal.removeEventListener("abort", onAbort);
+    then(value);
+  };
+  work.then(settle(resolve), settle(reject));
+  return promise;
 }

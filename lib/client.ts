@@ -156,7 +156,10 @@ export class QmpClient {
     this.address = address;
     this.#framer = new JsonFramer(options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES);
     this.#log = options.log;
-    this.#closed = new Promise((resolve) => (this.#markClosed = resolve));
+    // Promises on the one-shot path come from Promise.withResolvers (see lib/abort.ts).
+    const closed = Promise.withResolvers<QmpError | undefined>();
+    this.#closed = closed.promise;
+    this.#markClosed = closed.resolve;
   }
 
   /**
@@ -303,7 +306,8 @@ export class QmpClient {
   }
 
   async #open(options: TransportOptions): Promise<void> {
-    const greeting = new Promise<Greeting>((resolve, reject) => (this.#greetingWaiter = { resolve, reject }));
+    const { promise: greeting, resolve, reject } = Promise.withResolvers<Greeting>();
+    this.#greetingWaiter = { resolve, reject };
     greeting.catch(() => {}); // awaited below unless connecting fails or is abandoned first
     const transport = await connectTransport(this.address, {
       data: (chunk) => this.#receive(chunk),
@@ -380,19 +384,22 @@ export class QmpClient {
       return Promise.reject(new ArgumentError(`${command}: QEMU's parser would refuse it: ${refused}`));
     }
     if (inOrder) this.#inOrder.push(key);
-    const reply = new Promise<Record<string, unknown>>((resolve, reject) => {
-      this.#pending.set(key, {
-        command,
-        resolve: (response: Record<string, unknown>) => {
-          if (options.id === undefined) delete response.id;
-          if ("error" in response) reject(new CommandError(response, command));
-          else resolve(response);
-        },
-        reject,
-      });
+    const { promise: reply, resolve, reject } = Promise.withResolvers<Record<string, unknown>>();
+    this.#pending.set(key, {
+      command,
+      resolve: (response: Record<string, unknown>) => {
+        if (options.id === undefined) delete response.id;
+        if ("error" in response) reject(new CommandError(response, command));
+        else resolve(response);
+      },
+      reject,
+    });
+    try {
       this.#updateFlow(); // the reply may sit behind events a full subscriber has not read
       this.#send(json);
-    });
+    } catch (error) { // the call fails, as a throw in a Promise executor would make it
+      reject(error);
+    }
     return abortable(reply, signal, what).catch((error) => {
       // Aborted: forget the id, so a reply that comes later has no caller and is dropped.
       if (signal?.aborted && this.#pending.delete(key)) this.#updateFlow();
@@ -632,8 +639,8 @@ function isEvent(message: unknown): message is QmpEvent {
 
 /** Settles as the first of `a` and `b` does (Promise.race without its first-use cost at start-up). */
 function firstOf<T>(a: Promise<T>, b: Promise<T>): Promise<T> {
-  return new Promise((resolve, reject) => {
-    a.then(resolve, reject);
-    b.then(resolve, reject);
-  });
+  const { promise, resolve, reject } = Promise.withResolvers<T>();
+  a.then(resolve, reject);
+  b.then(resolve, reject);
+  return promise;
 }
