@@ -19,6 +19,7 @@ import { basename, join } from "node:path";
 import { startQemu, type TestQemu } from "../tests/helpers/qemu.ts";
 import { compile } from "./bench_build.ts";
 import { benchEvents } from "./bench_events.ts";
+import { benchTimeline } from "./bench_timeline.ts";
 
 const QMPCTL = process.env.QMPCTL_BIN ?? "dist/qmpctl";
 const RUNS = Number(process.env.BENCH_RUNS ?? 40);
@@ -273,6 +274,7 @@ function benchInstructions(qemu: TestQemu): void {
 const SECTIONS: Record<string, (qemu: TestQemu) => Promise<void> | void> = {
   exec: benchExec,
   instructions: benchInstructions,
+  timeline: (qemu) => benchTimeline(qemu, QMPCTL),
   schema: benchSchema,
   events: benchEvents,
 };
