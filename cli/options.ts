@@ -86,17 +86,21 @@ export interface ParsedArgs {
  */
 export type CommandLineStart = (words: readonly string[]) => "all" | "short" | undefined;
 
-/** Parse `argv` against `specs`. */
+/**
+ * Parse `argv` against `specs`; where two specs share a name or a letter,
+ * the later one counts.
+ */
 export function parseArgs(
   argv: readonly string[],
   specs: readonly OptionSpec[],
   commandLine: CommandLineStart = () => undefined,
 ): ParsedArgs {
-  const byLong = new Map<string, OptionSpec>(), byShort = new Map<string, OptionSpec>();
-  for (const s of specs) {
-    byLong.set(s.name, s);
-    if (s.short) byShort.set(s.short, s);
-  }
+  // Searched for each option given, not made into maps: a command line
+  // names a few of the ~60 specs, and maps of all cost a one-shot exec
+  // ~0.15 M instructions (~2%).
+  const find = (key: "name" | "short", value: string) => {
+    for (let i = specs.length - 1; i >= 0; i--) if (specs[i][key] === value) return specs[i];
+  };
   const words: string[] = [];
   const options = new ParsedOptions();
 
@@ -124,7 +128,7 @@ export function parseArgs(
     if (arg.startsWith("--")) {
       const eq = arg.indexOf("=");
       const name = arg.slice(2, eq < 0 ? undefined : eq);
-      const spec = byLong.get(name);
+      const spec = find("name", name);
       if (!spec) throw new UsageError(`unknown option --${name}`);
       if (!spec.value) {
         if (eq >= 0) throw new UsageError(`--${name} takes no value`);
@@ -134,7 +138,7 @@ export function parseArgs(
       else throw new UsageError(`--${name} needs a value (${spec.value})`);
     } else if (arg.startsWith("-") && arg.length > 1) {
       for (let j = 1; j < arg.length; j++) {
-        const spec = byShort.get(arg[j]);
+        const spec = find("short", arg[j]);
         if (!spec) throw new UsageError(`unknown option -${arg[j]}`);
         if (!spec.value) {
           set(spec, true);

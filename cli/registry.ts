@@ -7,7 +7,7 @@
  * @module
  */
 import type { CommandContext } from "./session.ts";
-import { type CommandLineStart, type OptionSpec, tableOptions } from "./options.ts";
+import type { CommandLineStart, OptionSpec } from "./options.ts";
 
 /** What a command module exports. */
 export interface CommandModule {
@@ -212,9 +212,15 @@ export const COMMANDS: Record<string, CommandEntry> = {
   },
 };
 
-/** Every option any command takes, for the parser. */
+/**
+ * Every option any command takes, for the parser: the global ones, then
+ * each command's, some more than once (the parser takes the last of a
+ * name, so a command's spec wins over a global one, as in tableOptions).
+ */
 export function allOptions(): OptionSpec[] {
-  return tableOptions({ global: GLOBAL_OPTIONS, commands: COMMANDS });
+  const all = GLOBAL_OPTIONS.slice();
+  for (const name in COMMANDS) for (const spec of COMMANDS[name].options) all.push(spec);
+  return all;
 }
 
 /**

@@ -113,6 +113,16 @@ describe("parseArgs", () => {
   ])("%p is a usage error: %p", (argv, message) => {
     expect(usageError(() => parseArgs(argv, SPECS))).toBe(message);
   });
+
+  test("where two specs share a name or a letter, the later one counts (a command's over a global one)", () => {
+    const specs: OptionSpec[] = [{ name: "x", short: "x", help: "" }, { name: "x", short: "x", value: "V", help: "" }];
+    expect(parseArgs(["--x", "v", "w"], specs)).toMatchObject({ words: ["w"], options: new Map([["x", "v"]]) });
+    expect(parseArgs(["-x", "v", "w"], specs)).toMatchObject({ words: ["w"], options: new Map([["x", "v"]]) });
+    expect(parseArgs(["--x", "w"], specs.toReversed())).toMatchObject({
+      words: ["w"],
+      options: new Map([["x", true]]),
+    });
+  });
 });
 
 describe("the real option table", () => {
@@ -123,6 +133,12 @@ describe("the real option table", () => {
   test("--timeout twice is a usage error", () => {
     expect(usageError(() => parseArgs(["--timeout", "1s", "exec", "x", "--timeout", "2s"], allOptions()))).toBe(
       "--timeout given twice",
+    );
+  });
+
+  test("each command's options are read as its spec says, wherever they stand", () => {
+    expect(parseArgs(["--wait-event", "STOP", "exec", "stop", "-l"], allOptions()).options).toEqual(
+      new Map<string, string | true | string[]>([["wait-event", ["STOP"]], ["long", true]]),
     );
   });
 
