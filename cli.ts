@@ -193,7 +193,7 @@ async function checkedEnv(name: string): Promise<void> {
 
 /** The exit status `error` means, by the table; undefined for an error the table does not know. */
 function statusOf(error: unknown): number | undefined {
-  return EXIT_STATUS.find(([type]) => error instanceof type)?.[1];
+  for (const [type, status] of EXIT_STATUS) if (error instanceof type) return status; // not find: see main()
 }
 
 function exitStatusOf(error: unknown): number {

@@ -202,7 +202,13 @@ export function hasControl(text: string): boolean {
 
 /** `text` with each control character written as `\n`, `\r`, `\t` or `\xHH`. */
 export function escapeControls(text: string): string {
-  return text.replace(CONTROL, escapeOne);
+  // A short line (an error message) is searched by a loop: a process's first regex costs ~0.1 M instructions.
+  let found = text.length > 4096;
+  for (let i = 0; i < text.length && !found; i++) {
+    const c = text.charCodeAt(i);
+    found = c < 0x20 || (c >= 0x7f && c <= 0x9f);
+  }
+  return found ? text.replace(CONTROL, escapeOne) : text;
 }
 
 // The same, but for line feeds and tabs.

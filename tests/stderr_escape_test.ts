@@ -1,5 +1,6 @@
 /** Every stderr line is one line, and no server or user text reaches the terminal as a control sequence. */
 import { expect, test } from "bun:test";
+import { escapeControls } from "../cli/io.ts";
 import { qmpctl } from "./helpers/cli.ts";
 import { fakeServers } from "./helpers/fake_server.ts";
 
@@ -76,4 +77,16 @@ test("events on stdout write DEL and the C1 controls as escapes, in a long backl
   expect(lines).toHaveLength(201);
   for (const line of lines) expect(line).toContain('"device":"vm\\u009b2J\\u007f"');
   expect(lines.map((line) => JSON.parse(line))).toEqual(Array.from({ length: 201 }, (_, i) => event(i)));
+});
+
+test.each([
+  ["plain text", "DeviceNotFound: Device 'x' not found", "DeviceNotFound: Device 'x' not found"],
+  ["C0, DEL and C1", "a\u001b[31mb\u007fc\u0085d\u009fe\tf", "a\\x1b[31mb\\x7fc\\x85d\\x9fe\\tf"],
+  ["DEL alone", "a\u007fb", "a\\x7fb"],
+  ["a C1 control alone", "a\u0080b\u009f", "a\\x80b\\x9f"],
+  ["the edges of the ranges kept", "\u0020\u007e\u00a0", "\u0020\u007e\u00a0"],
+  ["a long line, the control at its end", "x".repeat(5000) + "\r", "x".repeat(5000) + "\\r"],
+  ["a long line without one", "y".repeat(5000), "y".repeat(5000)],
+])("escapeControls: %s", (_, text, escaped) => {
+  expect(escapeControls(text)).toBe(escaped);
 });
