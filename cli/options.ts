@@ -87,6 +87,21 @@ export interface ParsedArgs {
 export type CommandLineStart = (words: readonly string[]) => "all" | "short" | undefined;
 
 /**
+ * The spec whose long name (`key` "name") or letter ("short") is `value`:
+ * the last of them, where several are (a command's over a global one).
+ * Searched for each option given, not made into maps: a command line names
+ * a few of the ~60 specs, and maps of all cost a one-shot exec ~0.15 M
+ * instructions (~2%).
+ */
+export function findOption(
+  specs: readonly OptionSpec[],
+  key: "name" | "short",
+  value: string,
+): OptionSpec | undefined {
+  for (let i = specs.length - 1; i >= 0; i--) if (specs[i][key] === value) return specs[i];
+}
+
+/**
  * Parse `argv` against `specs`; where two specs share a name or a letter,
  * the later one counts.
  */
@@ -95,12 +110,6 @@ export function parseArgs(
   specs: readonly OptionSpec[],
   commandLine: CommandLineStart = () => undefined,
 ): ParsedArgs {
-  // Searched for each option given, not made into maps: a command line
-  // names a few of the ~60 specs, and maps of all cost a one-shot exec
-  // ~0.15 M instructions (~2%).
-  const find = (key: "name" | "short", value: string) => {
-    for (let i = specs.length - 1; i >= 0; i--) if (specs[i][key] === value) return specs[i];
-  };
   const words: string[] = [];
   const options = new ParsedOptions();
 
@@ -128,7 +137,7 @@ export function parseArgs(
     if (arg.startsWith("--")) {
       const eq = arg.indexOf("=");
       const name = arg.slice(2, eq < 0 ? undefined : eq);
-      const spec = find("name", name);
+      const spec = findOption(specs, "name", name);
       if (!spec) throw new UsageError(`unknown option --${name}`);
       if (!spec.value) {
         if (eq >= 0) throw new UsageError(`--${name} takes no value`);
@@ -138,7 +147,7 @@ export function parseArgs(
       else throw new UsageError(`--${name} needs a value (${spec.value})`);
     } else if (arg.startsWith("-") && arg.length > 1) {
       for (let j = 1; j < arg.length; j++) {
-        const spec = find("short", arg[j]);
+        const spec = findOption(specs, "short", arg[j]);
         if (!spec) throw new UsageError(`unknown option -${arg[j]}`);
         if (!spec.value) {
           set(spec, true);
