@@ -36,7 +36,14 @@ import {
 } from "./cli/io.ts";
 import { commandHelp, generalHelp } from "./cli/help.ts";
 import { findOption, parseArgs, UsageError } from "./cli/options.ts";
-import { allOptions, commandLineStart, COMMANDS, GLOBAL_OPTIONS } from "./cli/registry.ts";
+import {
+  allOptions,
+  type CommandEntry,
+  commandLineStart,
+  type CommandModule,
+  COMMANDS,
+  GLOBAL_OPTIONS,
+} from "./cli/registry.ts";
 import type { CommandContext } from "./cli/session.ts";
 import { VERSION } from "./cli/version.ts";
 
@@ -137,22 +144,31 @@ async function main(): Promise<number> {
     if (several && !entry.fanout) {
       if (several.length > 1) throw new UsageError(`${name} takes one target (-s gave ${several.length} sockets)`);
       context.global.socket = several[0];
-    } else if (several) {
-      const fanout = await import("./cli/fanout.ts");
-      if (entry.fanout === "all" && options.has("jobs")) { // a target left waiting would miss its events
-        throw new UsageError(
-          `${name} runs on every target at once (a target not yet listened to misses its events): --jobs does not apply`,
-        );
-      }
-      const jobs = entry.fanout === "all" ? several.length : fanout.readJobs(context, fanout.DEFAULT_JOBS);
-      await module.prepareTargets?.(context);
-      return await fanout.runOnEach(context, several, module.run, { jobs, statusOf });
-    }
+    } else if (several) return await runOnSeveral(name, entry, module, context, several);
     return await module.run(context);
   } catch (error) {
     if (error instanceof TimeoutError) error.message += ` (--timeout ${formatDuration(timeoutMs)})`;
     throw error;
   }
+}
+
+/** Run the command on each of several targets, as many at once as its fan-out allows. */
+async function runOnSeveral(
+  name: string,
+  entry: CommandEntry,
+  module: CommandModule,
+  context: CommandContext,
+  targets: string[],
+): Promise<number> {
+  const fanout = await import("./cli/fanout.ts");
+  if (entry.fanout === "all" && context.options.has("jobs")) { // a target left waiting would miss its events
+    throw new UsageError(
+      `${name} runs on every target at once (a target not yet listened to misses its events): --jobs does not apply`,
+    );
+  }
+  const jobs = entry.fanout === "all" ? targets.length : fanout.readJobs(context, fanout.DEFAULT_JOBS);
+  await module.prepareTargets?.(context);
+  return await fanout.runOnEach(context, targets, module.run, { jobs, statusOf });
 }
 
 /**
