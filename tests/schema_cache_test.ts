@@ -1,11 +1,13 @@
 /** Typed exec, the schema cache, `commands` and `describe` against a fake QEMU serving a small schema. */
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
+import fc from "fast-check";
 import { readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { FakeServer } from "./helpers/fake_server.ts";
 import { qmpctl } from "./helpers/cli.ts";
 import { executed, freshCacheHome, schemaServer, SMALL_SCHEMA } from "./helpers/schema_fixture.ts";
 import { hostTarget, writeCacheEntry } from "../lib/schema/store.ts";
+import { entryName } from "../lib/schema/cache.ts";
 
 const servers: FakeServer[] = [];
 const homes: string[] = [];
@@ -253,4 +255,24 @@ test("writers racing on one entry leave one whole entry and no copy of the old o
     await Promise.allSettled(Array.from({ length: 8 }, (_, n) => writeCacheEntry(root, "entry", files(n))));
     expect(readdirSync(root)).toEqual(["entry"]); // no .old-* (nor .new-*) left
   }
+});
+
+describe("entry names", () => {
+  /** FNV-1a as written with Math.imul: the names of the entries already on users' disks. */
+  const fnv1a = (text: string) => {
+    let hash = 0x811c9dc5;
+    for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+    return (hash >>> 0).toString(16).padStart(8, "0");
+  };
+
+  test("an entry's name ends with the FNV-1a hash of its exact key, as entries written before are named", () => {
+    expect(entryName('["7.2.0","","x86_64"]')).toBe("schema-7.2.0--x86_64-32dd22bb");
+    fc.assert(
+      fc.property(fc.tuple(fc.string(), fc.string({ unit: "grapheme" }), fc.string()), (parts) => {
+        const key = JSON.stringify(parts);
+        expect(entryName(key).endsWith(`-${fnv1a(key)}`)).toBe(true);
+      }),
+      { numRuns: 2000 },
+    );
+  });
 });

@@ -47,7 +47,7 @@ type Tree = Record<string, unknown>;
  * ...) beside driver, bus and id. Their other words are sent untyped: JSON
  * where the text parses as JSON, else text.
  */
-const OPEN_ARGUMENTS = new Set(["device_add"]);
+const OPEN_ARGUMENTS = ["device_add"]; // a list, not a Set: see lib/connect_ready.ts
 
 /**
  * Type `words` (over `base`, the `--args` object) by the schema of `command`.
@@ -117,7 +117,7 @@ class Typer {
       const member = byName.get(key);
       if (member) return [key, this.node(value, member.type, [...path, key])];
       if (!hasWords(value)) return [key, value];
-      if (path.length === 0 && OPEN_ARGUMENTS.has(this.command)) return [key, untyped(value)];
+      if (path.length === 0 && OPEN_ARGUMENTS.includes(this.command)) return [key, untyped(value)];
       throw this.error(`unknown argument '${dotted(path, key)}'${didYouMean(key, byName.keys())}`);
     });
     const missing = members.find((m) => !m.optional && !Object.hasOwn(tree, m.name));
