@@ -1,7 +1,7 @@
 /** Typed exec, the schema cache, `commands` and `describe` against a fake QEMU serving a small schema. */
 import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { FakeServer } from "./helpers/fake_server.ts";
 import { qmpctl } from "./helpers/cli.ts";
@@ -255,6 +255,19 @@ test("writers racing on one entry leave one whole entry and no copy of the old o
     await Promise.allSettled(Array.from({ length: 8 }, (_, n) => writeCacheEntry(root, "entry", files(n))));
     expect(readdirSync(root)).toEqual(["entry"]); // no .old-* (nor .new-*) left
   }
+});
+
+test("a writer removes what writers killed midway left over an hour ago, and not another writer's fresh work", async () => {
+  const root = join(freshCacheHome(), "leftovers");
+  await writeCacheEntry(root, "entry", { "meta.json": "{}" });
+  const hoursAgo = new Date(Date.now() - 2 * 60 * 60 * 1000);
+  for (const name of [".new-stale", ".old-stale", ".new-fresh", ".old-fresh", "other-stale"]) {
+    mkdirSync(join(root, name));
+    writeFileSync(join(root, name, "schema.json"), "{}");
+    if (name.endsWith("stale")) utimesSync(join(root, name), hoursAgo, hoursAgo);
+  }
+  await writeCacheEntry(root, "entry", { "meta.json": "{}" });
+  expect(readdirSync(root).sort()).toEqual([".new-fresh", ".old-fresh", "entry", "other-stale"]);
 });
 
 describe("entry names", () => {

@@ -133,6 +133,24 @@ async function preparePrivateRoot(root: string): Promise<void> {
   }
 }
 
+/** How old a writer's leftover directory must be before another writer removes it. */
+const STALE_LEFTOVER_MS = 60 * 60 * 1000;
+
+/**
+ * Remove what writers killed midway left in `root` (a `.new-*` being
+ * filled, a `.old-*` not yet removed), once older than any write takes: a
+ * fresh one may be another writer's, still at work. Best effort.
+ */
+async function removeLeftovers(root: string): Promise<void> {
+  const { lstat, readdir, rm } = await import("node:fs/promises");
+  for (const name of await readdir(root).catch(() => [])) {
+    if (!name.startsWith(".new-") && !name.startsWith(".old-")) continue;
+    const path = `${root}/${name}`;
+    const stale = await lstat(path).then((s) => Date.now() - s.mtimeMs > STALE_LEFTOVER_MS, () => false);
+    if (stale) await rm(path, { recursive: true, force: true }).catch(() => {});
+  }
+}
+
 /**
  * Write the entry `root/name`, holding `files` (relative path → text), in
  * place of any entry there. Throws on failure; callers treat the cache as
@@ -140,6 +158,7 @@ async function preparePrivateRoot(root: string): Promise<void> {
  */
 export async function writeCacheEntry(root: string, name: string, files: Record<string, string>): Promise<void> {
   await preparePrivateRoot(root);
+  await removeLeftovers(root);
   const { mkdir, mkdtemp, rename, rm, writeFile } = await import("node:fs/promises");
   const temporary = await mkdtemp(`${root}/.new-`); // mode 0700
   const old = `${root}/.old-${crypto.randomUUID()}`;
