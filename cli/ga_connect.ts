@@ -7,8 +7,11 @@ import { type CommandContext, wireLog } from "./session.ts";
 
 /** The agent's address, or a usage error when none is given. */
 export function agentAddress(context: CommandContext): string {
-  const address = context.global.socket ?? env("QMPCTL_GA_SOCKET");
-  if (!address) throw new UsageError("no guest agent address: give -s/--socket ADDR or set QMPCTL_GA_SOCKET");
+  // An empty variable is no address; an empty -s is one, refused as such (parseAddress).
+  const address = context.global.socket ?? (env("QMPCTL_GA_SOCKET") || undefined);
+  if (address === undefined) {
+    throw new UsageError("no guest agent address: give -s/--socket ADDR or set QMPCTL_GA_SOCKET");
+  }
   return address;
 }
 

@@ -71,8 +71,9 @@ export interface SessionOptions {
  * before negotiation is answered (see ConnectOptions.pipeline).
  */
 export function connect(context: CommandContext, session: SessionOptions = {}): Promise<QmpClient> {
-  const address = context.global.socket ?? env("QMPCTL_SOCKET");
-  if (!address) throw new UsageError("no address: give -s/--socket ADDR or set QMPCTL_SOCKET");
+  // An empty variable is no address; an empty -s is one, refused as such (parseAddress).
+  const address = context.global.socket ?? (env("QMPCTL_SOCKET") || undefined);
+  if (address === undefined) throw new UsageError("no address: give -s/--socket ADDR or set QMPCTL_SOCKET");
   const options = {
     signal: context.signal,
     connectTimeout: context.global.connectTimeoutMs,

@@ -149,6 +149,18 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
     expect(result.stderr).toMatch(/^qmpctl: .*-s.*QMPCTL_SOCKET.*\n$/);
   });
 
+  test("an empty -s is an empty address, not the variable's, and an empty variable is no address", async () => {
+    for (const [command, variable] of [["exec", "QMPCTL_SOCKET"], ["ga", "QMPCTL_GA_SOCKET"]]) {
+      const given = await qmpctl(["-s", "", command, "query-status"], { env: { [variable]: listener.path } });
+      expect(given).toMatchObject({ code: 2, stdout: "" });
+      expect(given.stderr).toStartWith("qmpctl: empty address: expected PATH, unix:PATH");
+      const unset = await qmpctl([command, "query-status"], { env: { [variable]: "" } });
+      expect(unset).toMatchObject({ code: 2, stdout: "" });
+      expect(unset.stderr).toMatch(/^qmpctl: no (guest agent )?address: give -s\/--socket ADDR or set /);
+    }
+    expect(listener.connections).toBe(0);
+  });
+
   test("an address variable that is not UTF-8: exit 2 saying so, not 'no such socket' for a mangled name", () => {
     /** Run qmpctl with `variable` set to `bytes` (printf's escapes). */
     const run = (variable: string, bytes: string, ...args: string[]) => {
