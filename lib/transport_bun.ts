@@ -123,19 +123,32 @@ export const listen: Listen = (path, events) => {
 /**
  * Bun reports connect(2)'s EAGAIN on a UNIX socket (the listen queue is full)
  * as ECONNREFUSED. Linux lists listening UNIX sockets in /proc/net/unix (flag
- * 00010000, __SO_ACCEPTCON): when one is bound to `path`, someone listens,
- * and the refusal was EAGAIN. The bound name is compared as given and as an
- * absolute path; a socket bound under another name stays "refused".
+ * 00010000, __SO_ACCEPTCON): when one is bound to the socket at `path`,
+ * someone listens, and the refusal was EAGAIN. Paths are compared by their
+ * real paths, so that `dir//x.sock`, `../dir/x.sock` or a symlink name the
+ * socket bound as `/dir/x.sock`; a name bound relative to the listener's own
+ * directory (`qemu -qmp unix:x.sock`) matches the real path's last components.
  */
 async function unixFailure(path: string, error: unknown): Promise<never> {
   if ((error as { code?: string })?.code !== "ECONNREFUSED") throw error;
-  const absolute = path.startsWith("/") ? path : `${process.cwd()}/${path.replace(/^\.\//, "")}`;
   const table = await bun!.file("/proc/net/unix").text().catch(() => "");
-  const listening = table.split("\n").some((line) => {
+  const bound: string[] = [];
+  for (const line of table.split("\n")) {
     const fields = line.trim().split(/\s+/);
-    const bound = fields.slice(7).join(" ");
-    return fields[3] === "00010000" && (bound === path || bound === absolute);
-  });
-  if (listening) throw Object.assign(new Error(`connect EAGAIN ${path}`), { code: "EAGAIN", cause: error });
+    if (fields[3] === "00010000" && fields.length > 7) bound.push(fields.slice(7).join(" "));
+  }
+  // node:fs only here, on a refusal: a one-shot run that connects never loads it.
+  const { realpath } = await import("node:fs/promises");
+  const real = (name: string) => realpath(name).catch(() => undefined);
+  const target = bound.length > 0 ? await real(path) : undefined;
+  if (target === undefined) throw error;
+  const last = target.slice(target.lastIndexOf("/"));
+  for (const name of bound) {
+    if (!name.endsWith(last) && name !== last.slice(1)) continue; // another socket's name (a cheap first look)
+    const listens = name.startsWith("/")
+      ? await real(name) === target
+      : target.endsWith(`/${name.replace(/^(\.\/)+/, "")}`);
+    if (listens) throw Object.assign(new Error(`connect EAGAIN ${path}`), { code: "EAGAIN", cause: error });
+  }
   throw error;
 }

@@ -4,6 +4,8 @@
  * --connect-timeout, and each run waits its turn for the monitor.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { symlinkSync } from "node:fs";
+import { basename, join } from "node:path";
 import { QmpClient } from "../lib/mod.ts";
 import { qmpctl } from "./helpers/cli.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
@@ -45,27 +47,44 @@ test("a socket file nobody listens on is still refused at once (exit 3, no retri
   expect(result.ms).toBeLessThan(5000);
 });
 
-test("a listen queue that stays full: exit 3 at --connect-timeout, saying so (EAGAIN), not 'refused'", async () => {
-  // One client holds the monitor; QEMU accepts no other until it leaves, so
-  // raw connections fill its short listen queue, and qmpctl finds it full.
-  const holder = await QmpClient.connect(qemu.socket, { connectTimeout: 30_000 });
-  const fillers: { end(): void }[] = [];
-  try {
-    for (let i = 0; i < 64; i++) {
-      const socket = await Bun.connect({ unix: qemu.socket, socket: { data() {} } }).catch(() => undefined);
-      if (!socket) break; // the queue is full
-      fillers.push(socket);
+test(
+  "a listen queue that stays full: exit 3 at --connect-timeout, saying so (EAGAIN), not 'refused', however the path is spelled",
+  async () => {
+    // One client holds the monitor; QEMU accepts no other until it leaves, so
+    // raw connections fill its short listen queue, and qmpctl finds it full.
+    const holder = await QmpClient.connect(qemu.socket, { connectTimeout: 30_000 });
+    const fillers: { end(): void }[] = [];
+    try {
+      for (let i = 0; i < 64; i++) {
+        const socket = await Bun.connect({ unix: qemu.socket, socket: { data() {} } }).catch(() => undefined);
+        if (!socket) break; // the queue is full
+        fillers.push(socket);
+      }
+      // The same socket by other names: a doubled slash, a detour through "..", a symlink.
+      const link = join(qemu.dir, "link.sock");
+      symlinkSync(qemu.socket, link);
+      const spellings = [
+        qemu.socket,
+        qemu.socket.replace(/\/([^/]+)$/, "//$1"),
+        join(qemu.dir, "..", basename(qemu.dir), basename(qemu.socket)),
+        link,
+      ];
+      const results = await Promise.all(
+        spellings.map((socket) => qmpctl(["-s", socket, "--connect-timeout", "1s", "exec", "query-status"])),
+      );
+      results.forEach((result, i) =>
+        expect(result).toMatchObject({
+          code: 3,
+          stdout: "",
+          stderr: `qmpctl: no connection to ${spellings[i]} within 1s: its listen queue stayed full (EAGAIN): ` +
+            "another client may hold the monitor while others wait their turn (QEMU serves one client at a time), " +
+            "or too many clients are connecting at once\n",
+        })
+      );
+    } finally {
+      for (const socket of fillers) socket.end();
+      await holder.close();
     }
-    const result = await qmpctl(["-s", qemu.socket, "--connect-timeout", "1s", "exec", "query-status"]);
-    expect(result).toMatchObject({
-      code: 3,
-      stdout: "",
-      stderr: `qmpctl: no connection to ${qemu.socket} within 1s: its listen queue stayed full (EAGAIN): ` +
-        "another client may hold the monitor while others wait their turn (QEMU serves one client at a time), " +
-        "or too many clients are connecting at once\n",
-    });
-  } finally {
-    for (const socket of fillers) socket.end();
-    await holder.close();
-  }
-}, 60_000);
+  },
+  60_000,
+);
