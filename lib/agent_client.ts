@@ -18,13 +18,13 @@ import { formatDuration } from "./duration.ts";
 import {
   AbortedError,
   abortErrorFor,
-  ArgumentError,
   CommandError,
   ConnectionError,
   ConnectTimeoutError,
   DisconnectedError,
   ProtocolError,
   type QmpError,
+  requestJson,
 } from "./errors.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES, JsonFramer } from "./framing.ts";
 import { connectTransport, type Transport } from "./transport.ts";
@@ -159,12 +159,8 @@ export class GuestAgent {
     }
     // The sync's random id in every id: a reply to an earlier client's request is never taken for one of ours.
     const id = `qmpctl-${this.#syncId}-${this.#nextId}`;
-    let json: string;
-    try { // before anything is recorded: a call that cannot be sent leaves no trace
-      json = JSON.stringify({ execute: command, ...(args === undefined ? {} : { arguments: args }), id });
-    } catch (error) { // a BigInt, a cycle
-      throw new ArgumentError(`${command}: its arguments are not JSON: ${(error as Error).message}`);
-    }
+    // Before anything is recorded: a call that cannot be sent leaves no trace.
+    const json = requestJson(command, { execute: command, ...(args === undefined ? {} : { arguments: args }), id });
     this.#nextId++;
     const response = await new Promise<Record<string, unknown>>((resolve, reject) => {
       const onAbort = () => {

@@ -29,6 +29,7 @@ import {
   notAQmpServer,
   ProtocolError,
   type QmpError,
+  requestJson,
   UnparsedRequestError,
 } from "./errors.ts";
 import { isRawNumber } from "./exact_json.ts";
@@ -380,9 +381,9 @@ export class QmpClient {
     if (!inOrder) message.id = id;
     let json: string;
     try { // before anything is recorded: a call that cannot be sent must leave no trace to take a reply
-      json = JSON.stringify(message);
-    } catch (error) { // a BigInt, a cycle
-      return Promise.reject(new ArgumentError(`${command}: its arguments are not JSON: ${(error as Error).message}`));
+      json = requestJson(command, message);
+    } catch (error) {
+      return Promise.reject(error);
     }
     // A lone surrogate, too deep a nesting: QEMU's answer would carry no id, which ends the session.
     const refused = surelyParsed(json) ? undefined : refusedByQemuParser(message);

@@ -30,6 +30,18 @@ export function excerpt(value: unknown, max = 200): string {
   return text.length > max ? `${text.slice(0, max)}...` : text;
 }
 
+/**
+ * `request` as the JSON text to send for `command`.
+ * @throws {ArgumentError} when its arguments are not JSON (a BigInt, a cycle)
+ */
+export function requestJson(command: string, request: Record<string, unknown>): string {
+  try {
+    return JSON.stringify(request);
+  } catch (error) {
+    throw new ArgumentError(`${command}: its arguments are not JSON: ${(error as Error).message}`);
+  }
+}
+
 /** Root of every error the library throws. */
 export class QmpError extends Error {
   /** A stable identifier of the condition, for programs. */
