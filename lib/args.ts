@@ -198,6 +198,11 @@ function jsonErrorOffset(text: string): number | undefined {
   }
 }
 
+/** Whether a dotted key's part is an array index (`0`, `12`; not `01` or `-1`). */
+export function isArrayIndex(key: string): boolean {
+  return /^(0|[1-9]\d*)$/.test(key);
+}
+
 /**
  * Set `path` in `target` as own properties, so a key like `__proto__` is a
  * key, never the prototype. An array from --args takes numbered keys into
@@ -208,7 +213,6 @@ function jsonErrorOffset(text: string): number | undefined {
 function setPath(target: Record<string, unknown>, path: readonly string[], value: unknown, word: string): void {
   const define = (node: Record<string, unknown>, key: string, value: unknown) =>
     Object.defineProperty(node, key, { value, writable: true, enumerable: true, configurable: true });
-  const isIndex = (key: string) => /^(0|[1-9]\d*)$/.test(key);
   let node = target;
   for (const [i, key] of path.entries()) {
     if (Array.isArray(node) && Number(key) > node.length) {
@@ -219,7 +223,7 @@ function setPath(target: Record<string, unknown>, path: readonly string[], value
     }
     if (i === path.length - 1) break;
     const next = Object.hasOwn(node, key) ? node[key] : undefined;
-    const intoArray = Array.isArray(next) && isIndex(path[i + 1]);
+    const intoArray = Array.isArray(next) && isArrayIndex(path[i + 1]);
     if (typeof next !== "object" || next === null || (Array.isArray(next) && !intoArray)) define(node, key, {});
     node = node[key] as Record<string, unknown>;
   }

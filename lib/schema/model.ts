@@ -7,7 +7,7 @@
 import { didYouMean } from "../closest.ts";
 import { ArgumentError } from "../errors.ts";
 import { eventMatcher, isGlob } from "../events.ts";
-import type { KeyValueWord } from "../args.ts";
+import { isArrayIndex, type KeyValueWord } from "../args.ts";
 import { isRawNumber } from "../exact_json.ts";
 import { parseJson } from "./scalars.ts";
 import type { CommandInfo, EventInfo, MemberInfo, SchemaDigest, TypeInfo } from "./digest.ts";
@@ -142,7 +142,7 @@ export class Schema {
     const key = path[i];
     const where = i === 0 ? "its data" : `'${path.slice(0, i).join(".")}'`;
     if (type.kind === "array") {
-      if (!/^(0|[1-9]\d*)$/.test(key)) return miss(`${where} is an array: '${key}' is no index into it`);
+      if (!isArrayIndex(key)) return miss(`${where} is an array: '${key}' is no index into it`);
       return this.#missAt(this.type(type.element), condition, i + 1);
     }
     if (type.kind === "alternate" || (type.kind === "builtin" && type.json === "value") || type.kind === "other") {
