@@ -14,7 +14,7 @@ import { AGENT_COMMANDS, agentSchemaDigest } from "../lib/agent_schema.ts";
 import { completeArgumentWord, loadSchema, Schema, type SchemaScope } from "../lib/schema/mod.ts";
 import { COMPLETION_SCRIPTS, FILES_DIRECTIVE } from "./completion_scripts.ts";
 import { env, hasControl, writeStdout } from "./io.ts";
-import { type OptionSpec, type OptionTable, tableOptions, UsageError } from "./options.ts";
+import { findOption, type OptionSpec, type OptionTable, tableOptions, UsageError } from "./options.ts";
 import { type CommandContext, withClient } from "./session.ts";
 
 export const help = (): string =>
@@ -91,11 +91,11 @@ function readLine(table: OptionTable, words: readonly string[]): LineState {
     } else if (word === "--") state.ended = true;
     else if (word.startsWith("--")) {
       const eq = word.indexOf("=");
-      const spec = specs.find((s) => s.name === word.slice(2, eq < 0 ? undefined : eq));
+      const spec = findOption(specs, "name", word.slice(2, eq < 0 ? undefined : eq));
       i = takeValue(spec, eq < 0 ? undefined : word.slice(eq + 1), i);
     } else {
       for (let j = 1; j < word.length; j++) {
-        const spec = specs.find((s) => s.short === word[j]);
+        const spec = findOption(specs, "short", word[j]);
         if (!spec?.value) continue;
         i = takeValue(spec, j + 1 < word.length ? word.slice(j + 1) : undefined, i);
         break;
@@ -122,7 +122,7 @@ async function complete(context: CommandContext, line: readonly string[]): Promi
   const assigned = state.ended ? null : /^--([\w-]+)=(.*)$/.exec(current); // --NAME=VALUE: its value
   if (assigned) {
     const [, name, value] = assigned;
-    const spec = options.find((s) => s.name === name);
+    const spec = findOption(options, "name", name);
     if (name === "wait-event") {
       return (await qmpNames(context, state, "events")).filter((n) => n.startsWith(value)).map((n) => `--${name}=${n}`);
     }
