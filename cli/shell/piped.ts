@@ -64,12 +64,11 @@ export async function runPiped(options: PipedOptions): Promise<number> {
   let unwritten = "";
   // A write that fails (the reader has gone: `| head -1`) ends the run, as for cat or jq: no more lines are sent.
   let outputBroken = false;
-  let rejectOutput = (_error: unknown) => {};
-  const outputFailure = new Promise<never>((_, reject) => (rejectOutput = reject));
-  outputFailure.catch(() => {}); // raced below
+  const outputFailure = Promise.withResolvers<never>();
+  outputFailure.promise.catch(() => {}); // raced below
   const outputFailed = (error: unknown) => {
     outputBroken = true;
-    rejectOutput(error);
+    outputFailure.reject(error);
   };
   const print = (value: Record<string, unknown>) => {
     const queued = unwritten !== "";
@@ -92,7 +91,7 @@ export async function runPiped(options: PipedOptions): Promise<number> {
   const replyAbortError = abortErrorFor("the replies to the lines sent");
   let onAbort = () => {};
   const stop = Promise.race([
-    outputFailure,
+    outputFailure.promise,
     client.closed.then((failure) =>
       Promise.reject(failure ?? new DisconnectedError(`connection lost: ${client.address.text} closed the connection`))
     ),
