@@ -18,6 +18,7 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { startQemu, type TestQemu } from "../tests/helpers/qemu.ts";
 import { compile } from "./bench_build.ts";
+import { instructionsIn, underCallgrind } from "./bench_callgrind.ts";
 import { benchEvents } from "./bench_events.ts";
 import { benchTimeline } from "./bench_timeline.ts";
 
@@ -248,13 +249,8 @@ function benchInstructions(qemu: TestQemu): void {
   const floor = compile("scripts/bench_floor.ts", join(dir, "floor"));
   const count = (program: string[]) => {
     const out = join(dir, "callgrind.out");
-    const run = Bun.spawnSync(
-      ["valgrind", "--tool=callgrind", "--separate-threads=yes", `--callgrind-out-file=${out}`, ...program],
-      { stdout: "ignore", stderr: "pipe", env: { ...process.env, BUN_GC_TIMER_DISABLE: "1" } },
-    );
-    if (run.exitCode !== 0) throw new Error(`${program.join(" ")} under valgrind: ${run.stderr.toString()}`);
-    const main = readFileSync(`${out}-01`, "utf8").match(/^summary: (\d+)/m)?.[1];
-    return Number(main) / 1e6;
+    underCallgrind(program, out);
+    return instructionsIn(`${out}-01`) / 1e6;
   };
   const counts = {
     hello: count([hello]),

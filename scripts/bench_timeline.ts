@@ -21,6 +21,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestQemu } from "../tests/helpers/qemu.ts";
 import { compile } from "./bench_build.ts";
+import { instructionsIn, underCallgrind } from "./bench_callgrind.ts";
 
 /** A phase ends where `anchor` (unique in `file`) is: before its line, or after it. */
 type Marker = [file: string, anchor: string, phase: string, where: "before" | "after"];
@@ -91,24 +92,13 @@ function markModules(dir: string): void {
  */
 function phaseCounts(program: string[], dir: string): [string, number][] {
   const out = join(dir, "callgrind.out");
-  const run = Bun.spawnSync(
-    [
-      "valgrind",
-      "--tool=callgrind",
-      "--separate-threads=yes",
-      "--dump-before=umask",
-      `--callgrind-out-file=${out}`,
-      ...program,
-    ],
-    { stdout: "ignore", stderr: "pipe", env: { ...process.env, BUN_GC_TIMER_DISABLE: "1" } },
-  );
-  const names = run.stderr.toString().match(/^TIMELINE (.*)$/m)?.[1];
-  if (run.exitCode !== 0 || !names) throw new Error(`${program.join(" ")} under valgrind: ${run.stderr.toString()}`);
-  const count = (file: string) => Number(readFileSync(file, "utf8").match(/^summary: (\d+)/m)?.[1]);
+  const stderr = underCallgrind(program, out, ["--dump-before=umask"]);
+  const names = stderr.match(/^TIMELINE (.*)$/m)?.[1];
+  if (!names) throw new Error(`${program.join(" ")} under valgrind named no phases: ${stderr}`);
   const phases: [string, number][] = [];
   let pending = 0;
   (JSON.parse(names) as string[]).forEach((name, i) => {
-    pending += count(`${out}.${2 * i + 1}-01`) + count(`${out}.${2 * i + 2}-01`);
+    pending += instructionsIn(`${out}.${2 * i + 1}-01`) + instructionsIn(`${out}.${2 * i + 2}-01`);
     if (name === MODULE && phases.length > 0) return;
     phases.push([
       name === MODULE ? "runtime start, the static chunks loaded, until the first module runs" : name,
@@ -116,7 +106,7 @@ function phaseCounts(program: string[], dir: string): [string, number][] {
     ]);
     pending = 0;
   });
-  phases.push(["exit", pending + count(`${out}-01`)]);
+  phases.push(["exit", pending + instructionsIn(`${out}-01`)]);
   return phases;
 }
 
@@ -132,15 +122,11 @@ function ranCounts(program: string[], dir: string): { functions: number; modules
   };
 }
 
-/** Main-thread instructions of a whole run, in millions. */
+/** Main-thread instructions of a whole run. */
 function instructions(program: string[], dir: string): number {
   const out = join(dir, "whole.out");
-  Bun.spawnSync(["valgrind", "--tool=callgrind", "--separate-threads=yes", `--callgrind-out-file=${out}`, ...program], {
-    stdout: "ignore",
-    stderr: "ignore",
-    env: { ...process.env, BUN_GC_TIMER_DISABLE: "1" },
-  });
-  return Number(readFileSync(`${out}-01`, "utf8").match(/^summary: (\d+)/m)?.[1]);
+  underCallgrind(program, out);
+  return instructionsIn(`${out}-01`);
 }
 
 /**
