@@ -1,14 +1,12 @@
 /** Connecting to the guest agent for the `ga` commands: `-s` or `$QMPCTL_GA_SOCKET`. @module */
 import { GuestAgent } from "../lib/agent_client.ts";
 import { retryWhileNotReady } from "../lib/connect_ready.ts";
-import { env } from "./io.ts";
 import { UsageError } from "./options.ts";
-import { type CommandContext, wireLog } from "./session.ts";
+import { type CommandContext, givenAddress, wireLog } from "./session.ts";
 
 /** The agent's address, or a usage error when none is given. */
 export function agentAddress(context: CommandContext): string {
-  // An empty variable is no address; an empty -s is one, refused as such (parseAddress).
-  const address = context.global.socket ?? (env("QMPCTL_GA_SOCKET") || undefined);
+  const address = givenAddress(context, "QMPCTL_GA_SOCKET");
   if (address === undefined) {
     throw new UsageError("no guest agent address: give -s/--socket ADDR or set QMPCTL_GA_SOCKET");
   }

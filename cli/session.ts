@@ -71,8 +71,7 @@ export interface SessionOptions {
  * before negotiation is answered (see ConnectOptions.pipeline).
  */
 export function connect(context: CommandContext, session: SessionOptions = {}): Promise<QmpClient> {
-  // An empty variable is no address; an empty -s is one, refused as such (parseAddress).
-  const address = context.global.socket ?? (env("QMPCTL_SOCKET") || undefined);
+  const address = givenAddress(context, "QMPCTL_SOCKET");
   if (address === undefined) throw new UsageError("no address: give -s/--socket ADDR or set QMPCTL_SOCKET");
   const options = {
     signal: context.signal,
@@ -87,6 +86,15 @@ export function connect(context: CommandContext, session: SessionOptions = {}): 
   // main thread waits anyway; here it would hold up the greeting.
   if (!session.pipeline) prepareStdout(); // while QEMU accepts and greets
   return waitMs > 0 ? connectWhenReady(address, { ...options, waitMs }) : QmpClient.connect(address, options);
+}
+
+/**
+ * The address -s gave, else environment variable `variable`'s; undefined
+ * for none. An empty variable is no address; an empty -s is one, refused as
+ * such when it is parsed ("empty address").
+ */
+export function givenAddress(context: CommandContext, variable: string): string | undefined {
+  return context.global.socket ?? (env(variable) || undefined);
 }
 
 /**
