@@ -6,9 +6,9 @@
  *   (stop/cont pipelined on the other monitor), then continued (SIGCONT); the
  *   time until `grep -c -m 20000` has counted them all, for
  *   `qmpctl events --count 20000 | grep`, the least Bun client that parses
- *   and prints each event (bench_drain_floor.ts, built with qmpctl's flags)
- *   and `socat - UNIX-CONNECT:... | grep`. Beside them, Bun's JSON.parse and
- *   JSON.stringify alone, warm and with no I/O.
+ *   and prints each event (bench_drain_floor.ts, built with qmpctl's flags),
+ *   the same client passing the bytes through unparsed (--bytes), and `socat - UNIX-CONNECT:... | grep`. Beside them, Bun's JSON.parse alone
+ *   and with JSON.stringify, warm and with no I/O.
  * - Latency: from `stop` sent on the other monitor to the STOP line read from
  *   the stdout of `qmpctl wait-event STOP`, and of socat.
  */
@@ -109,54 +109,65 @@ async function drainOnce(qemu: TestQemu, listener: string[], stdin?: string): Pr
 async function benchDrain(qemu: TestQemu): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "qmpctl-bench-"));
   const floorProgram = compile("scripts/bench_drain_floor.ts", join(dir, "drain_floor"));
-  const qmpctl: number[] = [], floor: number[] = [], socat: number[] = [];
+  const qmpctl: number[] = [], floor: number[] = [], bytes: number[] = [], socat: number[] = [];
   try {
     for (let round = 0; round < DRAIN_ROUNDS; round++) {
       qmpctl.push(await drainOnce(qemu, [QMPCTL, "-s", qemu.socket, "events", "--count", String(DRAIN_EVENTS)]));
       floor.push(await drainOnce(qemu, [floorProgram, qemu.socket, String(DRAIN_EVENTS)]));
+      bytes.push(await drainOnce(qemu, [floorProgram, qemu.socket, String(DRAIN_EVENTS), "--bytes"]));
       socat.push(await drainOnce(qemu, ["socat", "-", `UNIX-CONNECT:${qemu.socket}`], NEGOTIATE));
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
   const rate = (seconds: number[]) => DRAIN_EVENTS / percentile(seconds, 0.5);
-  const warm = DRAIN_EVENTS / parseFloorSeconds();
+  const json = jsonFloorSeconds();
+  const parseAlone = DRAIN_EVENTS / json.parse, warm = DRAIN_EVENTS / json.parseAndPrint;
   const k = (eventsPerSecond: number) => `${Math.round(eventsPerSecond / 1000)}k events/s`;
   const ratio = (a: number, b: number) => (a / b).toFixed(2);
   console.log(
     `events drain (${DRAIN_EVENTS} events queued while the listener was stopped; medians of ${DRAIN_ROUNDS}): ` +
       `qmpctl ${k(rate(qmpctl))}, least Bun client that parses and prints (bench_drain_floor.ts) ` +
-      `${k(rate(floor))}, socat | grep ${k(rate(socat))}; qmpctl/socat ${ratio(rate(qmpctl), rate(socat))} ` +
-      `(goal >= 1.0), floor/socat ${ratio(rate(floor), rate(socat))}, qmpctl/floor ${
-        ratio(rate(qmpctl), rate(floor))
-      }; JSON.parse + JSON.stringify alone, warm, no I/O: ${k(warm)}, ratio to socat ${ratio(warm, rate(socat))}`,
+      `${k(rate(floor))}, the same writing the bytes as they came (--bytes: no parse) ${k(rate(bytes))}, ` +
+      `socat | grep ${k(rate(socat))}; qmpctl/socat ${ratio(rate(qmpctl), rate(socat))} ` +
+      `(goal >= 1.0), floor/socat ${ratio(rate(floor), rate(socat))}, bytes/socat ${
+        ratio(rate(bytes), rate(socat))
+      }, qmpctl/floor ${ratio(rate(qmpctl), rate(floor))}; warm, no I/O: JSON.parse alone ${
+        k(parseAlone)
+      } (ratio to socat ${ratio(parseAlone, rate(socat))}), ` +
+      `JSON.parse + JSON.stringify ${k(warm)} (${ratio(warm, rate(socat))})`,
   );
 }
 
 /**
  * The least a client that parses each event and prints it as JSON spends on
- * a drain: JSON.parse and JSON.stringify of the same lines (as QEMU writes
- * STOP and RESUME), in this process with its JIT warm and no I/O; median of
- * 7 passes. qmpctl also decodes, keeps numbers exact, filters and writes.
+ * a drain: JSON.parse alone (what any client that checks what it prints
+ * pays), then JSON.parse and JSON.stringify, of the same lines (as QEMU
+ * writes STOP and RESUME), in this process with its JIT warm and no I/O;
+ * medians of 7 passes. qmpctl also decodes, keeps numbers exact, filters and
+ * writes.
  */
-function parseFloorSeconds(): number {
+function jsonFloorSeconds(): { parse: number; parseAndPrint: number } {
   const lines = Array.from(
     { length: DRAIN_EVENTS },
     (_, i) =>
       `{"timestamp": {"seconds": ${1_764_590_000 + (i >> 10)}, "microseconds": ${(i * 7919) % 1_000_000}}, ` +
       `"event": "${i % 2 === 0 ? "STOP" : "RESUME"}"}`,
   );
-  const seconds: number[] = [];
-  let printed = 0;
+  const parse: number[] = [], parseAndPrint: number[] = [];
+  let printed = 0, parsed = 0;
   for (let pass = 0; pass < 7; pass++) {
-    const started = performance.now();
+    let started = performance.now();
+    for (const line of lines) parsed += JSON.parse(line).event.length;
+    parse.push((performance.now() - started) / 1000);
+    started = performance.now();
     let out = "";
     for (const line of lines) out += JSON.stringify(JSON.parse(line)) + "\n";
-    seconds.push((performance.now() - started) / 1000);
+    parseAndPrint.push((performance.now() - started) / 1000);
     printed += out.length;
   }
-  if (printed === 0) throw new Error("the floor printed nothing");
-  return percentile(seconds, 0.5);
+  if (printed === 0 || parsed === 0) throw new Error("the floor parsed or printed nothing");
+  return { parse: percentile(parse, 0.5), parseAndPrint: percentile(parseAndPrint, 0.5) };
 }
 
 /** One latency round: ms from `stop` sent to the STOP line on the listener's stdout. */
