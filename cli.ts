@@ -74,7 +74,8 @@ async function main(): Promise<number> {
   for (const name of RUNTIME_VARIABLES) {
     if (env(name)) throw new UsageError(`${name} is set, and the Bun runtime inside qmpctl applied it: run without it`);
   }
-  const { words, options } = parseArgs(await checkedArgv(), allOptions(), commandLineStart);
+  const specs = allOptions();
+  const { words, options } = parseArgs(await checkedArgv(), specs, commandLineStart);
   if (options.flag("version")) {
     await writeStdout(`qmpctl ${VERSION}\n`);
     return 0;
@@ -82,7 +83,7 @@ async function main(): Promise<number> {
   let name: string | undefined = words[0];
   const rest = words.slice(1);
   let wantsHelp = options.flag("help");
-  if (name === "help") [name, wantsHelp] = [rest[0], true];
+  if (name === "help") [name, wantsHelp] = [rest[0] === "help" ? undefined : rest[0], true]; // help help: the general one
   if (name === undefined) {
     if (!wantsHelp) throw new UsageError("no command given (try: qmpctl --help)");
     await writeStdout(generalHelp() + "\n");
@@ -97,7 +98,8 @@ async function main(): Promise<number> {
   }
   for (const option of options.keys()) {
     if (!findOption(GLOBAL_OPTIONS, "name", option) && !findOption(entry.options, "name", option)) {
-      throw new UsageError(`${name} does not take --${option}`);
+      const short = findOption(specs, "name", option)?.short; // -l is --long: named both ways, as typed either
+      throw new UsageError(`${name} does not take ${short ? `-${short}/` : ""}--${option}`);
     }
   }
 

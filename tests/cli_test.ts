@@ -43,6 +43,7 @@ describe("help and version", () => {
     expect(help.stdout).toContain("QMPCTL_SOCKET");
     expect(await qmpctl(["-h"])).toMatchObject({ code: 0, stdout: help.stdout, stderr: "" });
     expect(await qmpctl(["help"])).toMatchObject({ code: 0, stdout: help.stdout, stderr: "" });
+    expect(await qmpctl(["help", "help"])).toMatchObject({ code: 0, stdout: help.stdout, stderr: "" });
   });
 
   test("'help exec', 'exec --help' and 'exec -h' print exec's help with examples, and connect to nothing", async () => {
@@ -81,6 +82,11 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
     ["an unknown long option", ["exec", "query-status", "--frobnicate"], /^qmpctl: unknown option --frobnicate$/],
     ["an unknown short option", ["exec", "query-status", "-x"], /^qmpctl: unknown option -x$/],
     ["an option of another command", ["hmp", "info status", "--args", "{}"], /^qmpctl: hmp does not take --args$/],
+    [ // named as the user may have typed it: -l is commands' --long
+      "a short option of another command",
+      ["exec", "query-status", "-l"],
+      /^qmpctl: exec does not take -l\/--long$/,
+    ],
     [
       "--timeout given twice",
       ["exec", "query-status", "--timeout", "1s", "--timeout=2s"],
