@@ -189,31 +189,33 @@ export function stderrColumns(): number {
   return Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : 80;
 }
 
-// C0 controls, DEL and the C1 controls (U+0080..U+009F, which some terminals obey).
+// C0 controls, DEL and the C1 controls (U+0080..U+009F, which some terminals obey); and the characters
+// that move text without being seen: the line and paragraph separators (a line break to some viewers)
+// and the bidirectional embeddings, overrides and isolates (they reorder what a terminal shows).
 // deno-lint-ignore no-control-regex -- matching control characters is the point
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028-\u202e\u2066-\u2069]/g;
 const NAMED: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
 
-/** Whether `text` holds a control character (C0, DEL or C1). */
+/** Whether `text` holds a control character (C0, DEL, C1, a separator or a bidirectional control). */
 export function hasControl(text: string): boolean {
   CONTROL.lastIndex = 0; // global: test() starts from lastIndex
   return CONTROL.test(text);
 }
 
-/** `text` with each control character written as `\n`, `\r`, `\t` or `\xHH`. */
+/** `text` with each control character written as `\n`, `\r`, `\t`, `\xHH` or `\uHHHH`. */
 export function escapeControls(text: string): string {
   // A short line (an error message) is searched by a loop: a process's first regex costs ~0.1 M instructions.
   let found = text.length > 4096;
   for (let i = 0; i < text.length && !found; i++) {
     const c = text.charCodeAt(i);
-    found = c < 0x20 || (c >= 0x7f && c <= 0x9f);
+    found = c < 0x20 || (c >= 0x7f && c <= 0x9f) || (c >= 0x2028 && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
   }
   return found ? text.replace(CONTROL, escapeOne) : text;
 }
 
 // The same, but for line feeds and tabs.
 // deno-lint-ignore no-control-regex -- matching control characters is the point
-const CONTROL_BUT_LINES = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+const CONTROL_BUT_LINES = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028-\u202e\u2066-\u2069]/g;
 
 /**
  * Text of many lines for a terminal (the shell's results, QEMU's error
@@ -226,7 +228,8 @@ export function escapeControlsKeepLines(text: string): string {
 }
 
 function escapeOne(c: string): string {
-  return NAMED[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`;
+  const code = c.charCodeAt(0);
+  return NAMED[c] ?? (code > 0xff ? `\\u${code.toString(16)}` : `\\x${code.toString(16).padStart(2, "0")}`);
 }
 
 let stdinBytes: Promise<Uint8Array> | undefined;

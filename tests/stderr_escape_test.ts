@@ -23,6 +23,26 @@ test("a QEMU error desc with a newline and an ANSI escape stays on one escaped l
   });
 });
 
+test("a QEMU error desc cannot reorder or break the line it is shown in: bidi controls and separators escaped", async () => {
+  // U+202E shows what follows right to left ("exe.txt" reads "txt.exe"); U+2028 breaks a line for some viewers.
+  const desc = "file \u202etxt.exe\u202c, next\u2028line, \u2066isolated\u2069, para\u2029graph";
+  const server = serve(async (c) => {
+    await c.handshake();
+    const request = await c.nextRequest();
+    c.sendJson({ error: { class: "GenericError", desc }, id: request.id });
+  });
+  const result = await qmpctl(["-s", server.path, "exec", "query-status"]);
+  expect(result).toMatchObject({
+    code: 1,
+    stdout: "",
+    stderr:
+      "qmpctl: GenericError: file \\u202etxt.exe\\u202c, next\\u2028line, \\u2066isolated\\u2069, para\\u2029graph\n",
+  });
+  expect(escapeControls("d\u00e9j\u00e0 vu \u05e9\u05dc\u05d5\u05dd")).toBe(
+    "d\u00e9j\u00e0 vu \u05e9\u05dc\u05d5\u05dd",
+  ); // letters stay
+});
+
 test("a user word with a newline and an escape is escaped in the usage error", async () => {
   const result = await qmpctl(["no\nsuch\u001b[2Jcommand"]);
   expect(result.code).toBe(2);
