@@ -13,6 +13,7 @@ import type { QmpClient } from "../lib/client.ts";
 import { AGENT_COMMANDS, agentSchemaDigest } from "../lib/agent_schema.ts";
 import { completeArgumentWord, loadSchema, Schema, type SchemaScope } from "../lib/schema/mod.ts";
 import { COMPLETION_SCRIPTS, FILES_DIRECTIVE } from "./completion_scripts.ts";
+import { agentForm } from "./ga_forms.ts";
 import { env, hasControl, writeStdout } from "./io.ts";
 import { findOption, type OptionSpec, type OptionTable, tableOptions, UsageError } from "./options.ts";
 import { type CommandContext, withClient } from "./session.ts";
@@ -129,7 +130,9 @@ async function complete(context: CommandContext, line: readonly string[]): Promi
     return PATH_VALUES.has(spec?.value ?? "") ? [FILES_DIRECTIVE] : [];
   }
   if (current.startsWith("-") && !state.ended) {
-    return matching(options.map((s) => `--${s.name}`));
+    // ga's options of one form only where its first word makes that form (ga exec: --stdin, not --args).
+    const form = command === "ga" && words.length > 0 ? agentForm(words[0]) : undefined;
+    return matching(options.filter((s) => !s.form || !form || s.form === form).map((s) => `--${s.name}`));
   }
   if (command === undefined) return matching([...Object.keys(table.commands), "help"]);
   if (command === "help" || (command === "completions" && words.length === 0)) {

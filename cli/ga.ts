@@ -7,7 +7,8 @@ import { didYouMean } from "../lib/closest.ts";
 import { CommandError, DisconnectedError } from "../lib/errors.ts";
 import { agentAddress, connectAgent } from "./ga_connect.ts";
 import { readArgsFromStdin } from "./args_stdin.ts";
-import { UsageError } from "./options.ts";
+import { AGENT_COMMAND, agentForm } from "./ga_forms.ts";
+import { findOption, UsageError } from "./options.ts";
 import { cleaningUpOnFatalSignal, type CommandContext, executeAndPrint, formatJson } from "./session.ts";
 
 export const help = (): string =>
@@ -89,15 +90,13 @@ const SUBCOMMANDS: Record<string, () => Promise<{ run(context: CommandContext): 
   wait: () => import("./ga_wait.ts"),
 };
 
-/** Options that only some forms take. */
-const ONLY: Record<string, string> = { stdin: "exec", env: "exec", json: "exec", args: "AGENT-COMMAND" };
-
 export async function run(context: CommandContext): Promise<number> {
   const [name, ...words] = context.words;
   if (!name) throw new UsageError("ga needs an agent command, or exec, cp or wait (e.g. qmpctl ga guest-ping)");
-  const form = Object.hasOwn(SUBCOMMANDS, name) ? name : "AGENT-COMMAND";
+  const form = agentForm(name);
   for (const option of context.options.keys()) {
-    if (ONLY[option] && ONLY[option] !== form) throw new UsageError(`ga ${form} does not take --${option}`);
+    const only = findOption(context.optionTable.commands.ga.options, "name", option)?.form;
+    if (only !== undefined && only !== form) throw new UsageError(`ga ${form} does not take --${option}`);
   }
   if (form === "cp") return (await SUBCOMMANDS.cp()).run({ ...context, words }); // cleans up on its own
   // SIGTERM and SIGHUP end a command as Ctrl-C does, so that the agent's owed reply is read before qmpctl
@@ -105,7 +104,7 @@ export async function run(context: CommandContext): Promise<number> {
   return await cleaningUpOnFatalSignal(
     context,
     async (context) =>
-      form === "AGENT-COMMAND"
+      form === AGENT_COMMAND
         ? runAgentCommand(context, name, words)
         : (await SUBCOMMANDS[name]()).run({ ...context, words }),
   );

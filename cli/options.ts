@@ -20,6 +20,8 @@ export interface OptionSpec {
   value?: string; // the value's placeholder in help text; absent for a flag
   repeatable?: boolean;
   help: string;
+  /** Taken by one form of its command only (ga: `exec`, or an agent command): see cli/ga_forms.ts. */
+  form?: string;
 }
 
 /**

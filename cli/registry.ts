@@ -7,6 +7,7 @@
  * @module
  */
 import type { CommandContext } from "./session.ts";
+import { AGENT_COMMAND } from "./ga_forms.ts";
 import type { CommandLineStart, OptionSpec } from "./options.ts";
 
 /** What a command module exports. */
@@ -180,10 +181,16 @@ export const COMMANDS: Record<string, CommandEntry> = {
   ga: {
     summary: "the guest agent: ga CMD, ga exec -- PROG, ga cp SRC DST, ga wait ($QMPCTL_GA_SOCKET)",
     options: [
-      ARGS,
-      { name: "stdin", value: "FILE", help: "ga exec: the program's input, from FILE (- for stdin)" },
-      { name: "env", value: "NAME=VALUE", repeatable: true, help: "ga exec: the program's environment; repeatable" },
-      { name: "json", help: "ga exec: print the final guest-exec-status object instead of the output" },
+      { name: "args", value: "JSON", help: ARGS.help, form: AGENT_COMMAND },
+      { name: "stdin", value: "FILE", help: "ga exec: the program's input, from FILE (- for stdin)", form: "exec" },
+      {
+        name: "env",
+        value: "NAME=VALUE",
+        repeatable: true,
+        help: "ga exec: the program's environment; repeatable",
+        form: "exec",
+      },
+      { name: "json", help: "ga exec: print the final guest-exec-status object instead of the output", form: "exec" },
     ],
     load: () => import("./ga.ts"),
   },

@@ -239,6 +239,15 @@ describe("the words of ga, job, migrate and proxy (no QEMU, no agent)", () => {
     expect(bashComplete("qmpctl ga guest-frobnicate ")).toEqual([]);
   });
 
+  test("ga: the options of one form only after it (ga exec --stdin, ga guest-ping --args), all before a form", () => {
+    const ga = (line: string) => bashComplete(line).filter((o) => ["--args", "--stdin", "--env", "--json"].includes(o));
+    expect(ga("qmpctl ga --")).toEqual(["--args", "--stdin", "--env", "--json"]);
+    expect(ga("qmpctl ga exec --")).toEqual(["--stdin", "--env", "--json"]);
+    expect(ga("qmpctl ga guest-ping --")).toEqual(["--args"]);
+    expect(ga("qmpctl ga cp --")).toEqual([]);
+    expect(ga("qmpctl ga wait --")).toEqual([]);
+  });
+
   test("fish: complete -C offers the agent's words", () => {
     const result = run(["fish", "-c", `source ${scripts.fish}; complete -C 'qmpctl ga e'; complete -C 'qmpctl job '`]);
     expect(result).toEqual({ code: 0, stdout: "exec\nwait\n", stderr: "" });
