@@ -9,9 +9,10 @@ export const help = (): string =>
 Run a human monitor (HMP) command line through QMP's human-monitor-command
 and print its text as the monitor printed it (CRLF made LF, nothing added).
 The human monitor has no error status: its complaints are part of the text,
-and the exit status is 0 whenever QEMU returned text. After the line's first
-word, single-dash words are the line's own flags (qmpctl hmp info block -v);
-qmpctl's long options (--cpu, --timeout) still count.
+and the exit status is 0 whenever QEMU returned text. A line typed as words
+takes the single-dash words after its first one as its own flags (qmpctl hmp
+info block -v), where qmpctl's long options (--cpu, --timeout) still count; a
+line quoted as one word is whole (qmpctl hmp 'info block' -s vm2.sock).
 
 Examples:
   qmpctl hmp 'info status'

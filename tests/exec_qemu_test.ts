@@ -234,6 +234,15 @@ describe("hmp", () => {
     expect(result.stdout).toBe(text.replaceAll("\r\n", "\n"));
   });
 
+  test("a line given as one quoted word is whole: -s and -v after it are qmpctl's (never another VM's line)", async () => {
+    const text = await hmpText(qemu, "info mtree -f");
+    // QMPCTL_SOCKET names no VM: were -s taken into the line, there would be no address at all.
+    const env = { ...process.env, QMPCTL_SOCKET: "/nonexistent/other.sock" };
+    const result = await qmpctl(["hmp", "info mtree -f", "-s", qemu.socket, "-v"], { env });
+    expect(result).toMatchObject({ code: 0, stdout: text.replaceAll("\r\n", "\n") });
+    expect(result.stderr).toContain('"command-line":"info mtree -f"}'); // -v logged the line sent, as typed
+  });
+
   test("a command line with no output prints nothing", async () => {
     expect(await hmpText(qemu, "info cpus")).toBe(""); // -machine none has no CPU
     const result = await qmpctl(["-s", qemu.socket, "hmp", "info cpus"]);
