@@ -431,6 +431,24 @@ export function killSelf(signal: FatalSignal): void {
   process.kill(process.pid, signal);
 }
 
+/**
+ * Call `suspend` on SIGTSTP (`kill -TSTP`; Ctrl-Z is a key in raw mode) and
+ * `resumed` on SIGCONT (`fg`); the returned function removes both.
+ */
+export function onJobControl(suspend: () => void, resumed: () => void): () => void {
+  process.on("SIGTSTP", suspend);
+  process.on("SIGCONT", resumed);
+  return () => {
+    process.off("SIGTSTP", suspend);
+    process.off("SIGCONT", resumed);
+  };
+}
+
+/** Stop as a program stops on Ctrl-Z (SIGSTOP, which nothing catches): the shell that started it takes the terminal. */
+export function stopSelf(): void {
+  process.kill(process.pid, "SIGSTOP");
+}
+
 /** Write all of `bytes` to an open file (one write may take only part of them). */
 export async function writeAllTo(file: import("node:fs/promises").FileHandle, bytes: Uint8Array): Promise<void> {
   for (let done = 0; done < bytes.length;) done += (await file.write(bytes, done)).bytesWritten;

@@ -26,8 +26,9 @@ Events are printed as they arrive, above the line being typed.
 In the shell: TAB completes command names, argument names and enum values;
 Up/Down walk the history (kept in $XDG_STATE_HOME/qmpctl/, default
 ~/.local/state/qmpctl/; a line typed with a leading blank is not kept);
-Ctrl-C clears the line; 'events on|off' shows events or not; 'help' lists
-the local commands; Ctrl-D, 'quit' or 'exit' leave (QEMU keeps running).
+Ctrl-C clears the line; Ctrl-Z stops the shell until fg; 'events on|off'
+shows events or not; 'help' lists the local commands; Ctrl-D, 'quit' or
+'exit' leave (QEMU keeps running).
 With -v, each command sent is shown as JSON above its result (on a
 terminal, not logged on stderr: that would break the line being typed).
 

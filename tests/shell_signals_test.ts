@@ -28,3 +28,54 @@ test.each(["TERM", "HUP"])("SIG%s ends the shell by that signal, with the termin
     await terminal.close();
   }
 });
+
+test.each([["Ctrl-Z", "C-z"], ["SIGTSTP (kill -TSTP)", "SIGTSTP"]])(
+  "%s stops the shell with the terminal given back; fg continues it in raw mode, the line drawn again",
+  async (_, how) => {
+    // bash with job control, as a person's terminal: it reports the stop and takes the terminal back.
+    const terminal = await startTerminal(["bash", "--norc", "--noprofile", "-i"], { env: { PS1: "$ " } });
+    const modes = "stty -a | tr ' ;' '\\n\\n' | grep -x -e -icanon -e icanon -e -echo -e echo -e -isig -e isig";
+    try {
+      await terminal.waitForLastLine("$");
+      await terminal.type(`"${QMPCTL}" shell -s "${qemu.socket}"`);
+      await terminal.press("Enter");
+      await terminal.waitForLastLine("(QEMU)");
+      await terminal.type("query-st");
+      await terminal.waitForLastLine("(QEMU) query-st");
+      if (how === "C-z") await terminal.press("C-z");
+      else process.kill(shellPid(), "SIGTSTP");
+      let screen = await terminal.waitFor("bash's prompt after the stop", (s) => s.at(-1) === "$" && s.length > 3);
+      expect(screen.at(-2)).toMatch(/^\[1\]\+ +Stopped +.*shell -s/);
+      expect(screen).toContain("(QEMU) query-st^Z"); // the line left as typed, the stop marked as a terminal marks it
+      await terminal.type(modes);
+      await terminal.press("Enter");
+      screen = await terminal.waitFor("the terminal's modes", (s) => s.at(-1) === "$" && s.includes("echo"));
+      expect(screen.slice(-4, -1)).toEqual(["isig", "icanon", "echo"]); // bash's again, as it was before qmpctl
+
+      await terminal.type("fg");
+      await terminal.press("Enter");
+      await terminal.waitForLastLine("(QEMU) query-st"); // drawn again below fg's line
+      await terminal.type("atus"); // keys one at a time again: no echo of the terminal's own
+      await terminal.waitForLastLine("(QEMU) query-status");
+      await terminal.press("Enter");
+      await terminal.waitForLastLine("(QEMU)");
+      expect((await terminal.screen()).at(-2)).toBe('{"status":"running","singlestep":false,"running":true}');
+      await terminal.press("C-d"); // at an empty prompt: leaves
+      await terminal.waitForLastLine("$");
+      await terminal.type(`echo "status $?"; ${modes}`);
+      await terminal.press("Enter");
+      screen = await terminal.waitFor("the status and modes", (s) => s.at(-1) === "$" && s.at(-2) === "echo");
+      expect(screen.slice(-5, -1)).toEqual(["status 0", "isig", "icanon", "echo"]);
+    } finally {
+      await terminal.close();
+    }
+  },
+);
+
+/** The pid of the one qmpctl shell running on the test QEMU. */
+function shellPid(): number {
+  const pgrep = Bun.spawnSync(["pgrep", "-f", `^${QMPCTL} shell -s ${qemu.socket}$`]);
+  const pid = Number(pgrep.stdout.toString().trim());
+  expect(pid).toBeGreaterThan(0);
+  return pid;
+}

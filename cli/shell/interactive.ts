@@ -67,6 +67,12 @@ export async function runInteractive(options: InteractiveOptions): Promise<numbe
 
   terminal.open();
   const stopResizing = terminal.onResize(() => screen.resized());
+  // Ctrl-Z: the line is left as typed (^Z after it) for the shell that takes the terminal; after fg, drawn again.
+  terminal.onSuspend(() => {
+    const prompting = screen.showing;
+    screen.leave("^Z");
+    return prompting ? draw : undefined;
+  });
   try {
     screen.print(options.banner);
     draw();

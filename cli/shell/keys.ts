@@ -24,6 +24,7 @@ export type KeyName =
   | "kill-word"
   | "clear-screen"
   | "interrupt"
+  | "suspend"
   | "eof";
 
 /** A key the line editor acts on. */
@@ -47,6 +48,7 @@ const CONTROL: Record<string, KeyName> = {
   "\x10": "up",
   "\x15": "kill-start",
   "\x17": "kill-word",
+  "\x1a": "suspend",
 };
 
 const ESCAPES: Record<string, KeyName> = {

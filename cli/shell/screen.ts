@@ -71,6 +71,11 @@ export class Screen {
     this.#write(out + suffix + "\r\n");
   }
 
+  /** Whether the prompt and a line are drawn (the shell waits for a key), or were left. */
+  get showing(): boolean {
+    return this.#shown !== undefined;
+  }
+
   /** The window was resized: draw the line again for its new width. */
   resized(): void {
     if (this.#shown) this.show(this.#shown.prompt, this.#shown.text, this.#shown.cursor);

@@ -9,9 +9,11 @@ import {
   type FatalSignal,
   killSelf,
   onFatalSignal,
+  onJobControl,
   onTerminalResize,
   readStdinChunks,
   setRawMode,
+  stopSelf,
   terminalColumns,
   writeStdout,
 } from "../io.ts";
@@ -35,6 +37,10 @@ export class Terminal {
   #output: Promise<void> = Promise.resolve();
   #stopReading?: () => void;
   #releaseSignals?: () => void;
+  #releaseJobControl?: () => void;
+  #onSuspend?: () => (() => void) | undefined;
+  /** What to do once continued (`fg`) after a stop: the line to draw again, if one was shown. */
+  #afterStop?: () => void;
   #escapeTimer?: ReturnType<typeof setTimeout>;
   readonly #onData = (chunk: Uint8Array) => {
     clearTimeout(this.#escapeTimer);
@@ -43,7 +49,8 @@ export class Terminal {
       this.#escapeTimer = setTimeout(() => this.#parser.abandonEscape(), ESCAPE_TIMEOUT_MS);
     }
     for (const key of keys) {
-      if (key.name === "interrupt" && this.#onInterrupt) this.#onInterrupt();
+      if (key.name === "suspend") this.#suspend();
+      else if (key.name === "interrupt" && this.#onInterrupt) this.#onInterrupt();
       else if (this.#waiter) {
         const waiter = this.#waiter;
         this.#waiter = undefined;
@@ -67,11 +74,34 @@ export class Terminal {
     void this.#output.then(die);
   };
 
+  /**
+   * Ctrl-Z or SIGTSTP: give the terminal back as it was, once the output has
+   * gone out, then stop; the shell that started qmpctl takes the terminal.
+   */
+  readonly #suspend = () => {
+    this.#afterStop = this.#onSuspend?.();
+    this.write(BRACKETED_PASTE_OFF);
+    void this.#output.then(() => {
+      setRawMode(false);
+      stopSelf();
+    });
+  };
+
+  /** SIGCONT (`fg`): raw mode again, and the line drawn again where the terminal now stands. */
+  readonly #resumed = () => {
+    setRawMode(true);
+    this.write(BRACKETED_PASTE_ON);
+    const afterStop = this.#afterStop;
+    this.#afterStop = undefined;
+    afterStop?.();
+  };
+
   /** Put stdin in raw mode and start reading keys. */
   open(): void {
     setRawMode(true);
     this.write(BRACKETED_PASTE_ON);
     this.#releaseSignals = onFatalSignal(this.#onFatalSignal);
+    this.#releaseJobControl = onJobControl(this.#suspend, this.#resumed);
     this.#stopReading = readStdinChunks(this.#onData);
   }
 
@@ -79,6 +109,7 @@ export class Terminal {
   async close(): Promise<void> {
     clearTimeout(this.#escapeTimer);
     this.#releaseSignals?.();
+    this.#releaseJobControl?.();
     this.#stopReading?.();
     this.write(BRACKETED_PASTE_OFF);
     setRawMode(false);
@@ -105,6 +136,14 @@ export class Terminal {
   /** Call `handler` when the window is resized; the returned function stops it. */
   onResize(handler: () => void): () => void {
     return onTerminalResize(handler);
+  }
+
+  /**
+   * Before a stop (Ctrl-Z), `handler` leaves the screen as the terminal will
+   * show it meanwhile; what it returns is called once continued (`fg`).
+   */
+  onSuspend(handler: () => (() => void) | undefined): void {
+    this.#onSuspend = handler;
   }
 
   /** While set, Ctrl-C calls `handler` at once (to stop a running command) instead of queueing. */
