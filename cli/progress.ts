@@ -76,7 +76,9 @@ export class ProgressReporter {
       return;
     }
     const one = measured.length === 1 ? measured[0] : combine(measured);
-    this.#write(`\r${progressLine(one, stderrColumns() - 1, this.#color)}\x1b[K`);
+    // Room for the cursor and for the ^C a terminal echoes on Ctrl-C: a line that filled the row would
+    // wrap with it, and the erase at the end would take only the second row.
+    this.#write(`\r${progressLine(one, stderrColumns() - 3, this.#color)}\x1b[K`);
     this.#drawn = true;
   }
 

@@ -64,6 +64,20 @@ test("job wait --progress: a job id and type with control characters are drawn e
   );
 });
 
+test("the line leaves room for the ^C a terminal echoes on Ctrl-C: one row, so erasing it erases it all", async () => {
+  const active = '{"status": "active", "ram": {"total": 68719476736, "remaining": 34359738368, ' +
+    '"transferred": 34359738368, "mbps": 800.0, "dirty-sync-count": 1, "page-size": 4096}}';
+  const server = serve((c) => answer(c, { "query-migrate": [active, '{"status": "completed"}'] }));
+  for (const columns of [40, 60, 100]) {
+    const env = { COLUMNS: String(columns), NO_COLOR: "1" };
+    const result = await qmpctl(["-s", server.path, "migrate", "wait", "--progress", "--timeout", "10s"], { env });
+    expect(result.code).toBe(0);
+    const drawn = result.stderr.split("\r").map((line) => line.replaceAll("\u001b[K", "")).filter((l) => l !== "");
+    expect(drawn.length).toBeGreaterThan(0);
+    for (const line of drawn) expect(line.length).toBeLessThanOrEqual(columns - 3);
+  }
+});
+
 test("--progress-json: done and total exact beyond 2^53, as QEMU wrote them (job and migration)", async () => {
   const job = (status: string) =>
     `[{"id": "b0", "type": "backup", "status": "${status}", ` +
