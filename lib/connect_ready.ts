@@ -75,7 +75,9 @@ export async function retryWhileNotReady<T>(
         );
       }
       const wait = Math.min(pause, left);
-      await abortable(new Promise((resolve) => setTimeout(resolve, wait)), signal, "the socket to be ready");
+      // Cut short (--timeout, Ctrl-C): the message names the socket and why it was not ready, as at the bound.
+      const what = `the socket to be ready; the last try: ${(error as Error).message}`;
+      await abortable(new Promise((resolve) => setTimeout(resolve, wait)), signal, what);
       pause = Math.min(pause * 2, LONGEST_PAUSE_MS);
     }
   }

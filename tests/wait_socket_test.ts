@@ -47,13 +47,14 @@ describe("--wait-socket", () => {
     expect(ms).toBeLessThan(5000);
   });
 
-  test("--wait-socket 0 has no bound of its own, as every duration: --timeout ends it (124)", async () => {
+  test("--wait-socket 0 has no bound of its own, as every duration: --timeout ends it (124), naming the reason", async () => {
     const socket = join(dir, "never0.qmp");
     const result = await qmpctl(["-s", socket, "--wait-socket", "0", "--timeout", "1s", "exec", "query-name"]);
     expect(result).toMatchObject({
       code: 124,
       stdout: "",
-      stderr: "qmpctl: timed out waiting for the socket to be ready (--timeout 1s)\n",
+      stderr: "qmpctl: timed out waiting for the socket to be ready; the last try: " +
+        `cannot connect to ${socket}: no such socket (ENOENT) (--timeout 1s)\n`,
     });
   });
 
