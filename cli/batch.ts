@@ -42,10 +42,11 @@ With several sockets each VM runs the whole input, and each line carries
 "socket" (the input is read once, into memory, before any is connected).
 
 ${
-    exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "TIMEOUT", "INTERRUPTED"], {
+    exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "OUTPUT", "TIMEOUT", "INTERRUPTED"], {
       OK: "every command returned",
       QEMU_ERROR: "some command failed",
       CONNECTION: "the connection was lost (stderr names the lines that got no answer)",
+      OUTPUT: "the output could not be written (stderr names the lines that ran)",
     })
   }`;
 

@@ -74,7 +74,7 @@ export const MEANINGS: Record<ExitName, ExitMeaning> = {
   OUTPUT: {
     short: "could not write the output",
     long: "the output could not be written: a full disk (ENOSPC), a stdout closed before qmpctl started " +
-      "(`exec` and `hmp` have run the command by then, and say so)",
+      "(`exec` and `hmp` have run the command by then, and say so; `batch` names the lines that ran)",
   },
   TIMEOUT: { short: "--timeout ran out", long: "the `--timeout` ran out; stderr says what was being waited for" },
   INTERRUPTED: { short: "interrupted", long: "interrupted (SIGINT)" },

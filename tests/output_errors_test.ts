@@ -87,3 +87,20 @@ test("the general help says which waits are bounded, and how", async () => {
   expect(help).toContain("without it, exec waits as long as QEMU takes");
   expect(help).toContain("\n  74   the output could not be written");
 });
+
+test("batch > /dev/full: exit 74, naming the lines that ran (their results are lost) and the input not run", async () => {
+  // The second line comes only after the first write has failed: the run ends there, not taking it.
+  const script = '{ echo stop; sleep 2; echo cont; } | "$0" -s "$1" batch > /dev/full';
+  const child = Bun.spawn(["sh", "-c", script, QMPCTL, server.path], { stdout: "ignore", stderr: "pipe" });
+  const [stderr, code] = await Promise.all([new Response(child.stderr).text(), child.exited]);
+  expect({ code, stderr }).toEqual({
+    code: 74,
+    stderr: "qmpctl: could not write the output: no space left on the device (ENOSPC); line 1 ran " +
+      "(the input after line 1 was not run)\n",
+  });
+  // The input ended first: every line ran.
+  expect(await run(["-s", server.path, "batch"], ">&-", "stop\ncont\n")).toEqual({
+    code: 74,
+    stderr: "qmpctl: could not write the output: stdout is closed (EBADF); lines 1-2 ran\n",
+  });
+});

@@ -163,9 +163,16 @@ export async function runPiped(options: PipedOptions): Promise<number> {
       if (!signal.aborted) error = first; // after an abort, the lines in flight fail because of it
     }
     await output.catch(() => {});
-    if (options.nameUnanswered && window.length > 0 && error instanceof Error) {
-      error.message += `; no answer to ${lineNumbers(window.map((w) => w.line))}` +
-        (inputEnded ? "" : ` (the input after line ${number} was not run)`);
+    if (options.nameUnanswered && error instanceof Error) {
+      const unanswered = window.filter((w) => !w.settled).map((w) => w.line);
+      // Output that could not be written (a full disk, a closed stdout) holds no results: say which lines ran.
+      const ran: number[] = [];
+      for (let line = 1; line <= number && outputBroken; line++) if (!unanswered.includes(line)) ran.push(line);
+      if (ran.length > 0) error.message += `; ${lineNumbers(ran)} ran`;
+      if (unanswered.length > 0) error.message += `; no answer to ${lineNumbers(unanswered)}`;
+      if (ran.length + unanswered.length > 0 && !inputEnded) {
+        error.message += ` (the input after line ${number} was not run)`;
+      }
     }
     throw error;
   } finally {
