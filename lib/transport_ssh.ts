@@ -205,9 +205,10 @@ export async function connectSsh(
         }
         // The channel opened, and the remote socket closed it: a close before the greeting, as locally.
         if (!stderr.saidOpenFailed()) return events.close(error);
-        // ssh says the same when sshd forbids the forward (AllowStreamLocalForwarding no) or cannot open it.
+        // ssh says the same when sshd forbids the forward (AllowStreamLocalForwarding no) or cannot open it,
+        // and when the socket's listen queue is full (its monitor held by another client: EAGAIN there).
         const reason = `${stderr.reason(command[0])} (is there a socket at ${address.path} on ${address.host}, ` +
-          "and does its sshd allow forwarding to it?)";
+          "does its sshd allow forwarding to it, and is its monitor free?)";
         events.close(cannot(reason, { code: "ECONNREFUSED" }));
       });
     },
