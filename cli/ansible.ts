@@ -13,6 +13,7 @@ import { CommandError, DisconnectedError, QmpError, TimeoutError } from "../lib/
 import { parseExact, textOf } from "../lib/exact_json.ts";
 import { hmpText } from "../lib/hmp.ts";
 import type { QmpEvent } from "../lib/events.ts";
+import { isGlob } from "../lib/glob.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
 import { awaitedTimeout, checkEventWait, readEventWait, subscribe } from "./event_output.ts";
 import { readTextFile, writeStdout } from "./io.ts";
@@ -27,7 +28,7 @@ the module's parameters from ARGS_FILE (JSON), run the command, print the
 module's result as one JSON object.
 
 Parameters:
-  socket       the monitor address (any -s form, ssh:// too)         required
+  socket       the monitor address (a -s form, ssh:// too; one, not a glob)  required
   execute      a QMP command; arguments: its arguments (a dict, or its JSON)
   hmp          a human monitor command line
   wait_event   an event name or glob (or a list): wait for it; with
@@ -41,8 +42,10 @@ Parameters:
 
 Result: return (execute), text (hmp), events (wait_event), changed; on
 failure failed: true and msg (for a QEMU error "Class: description", and
-error: {class, desc}). In check mode only query-* commands run. A parameter
-not listed here fails the task (a misspelt one would otherwise be ignored).
+error: {class, desc}). In check mode only query-* commands without
+wait_event run (waiting would hang on an event the skipped tasks never cause).
+A parameter not listed here fails the task (a misspelt one would otherwise be
+ignored).
 
 Example (what Ansible does):
   echo '{"socket": "/run/vm1.qmp", "execute": "query-status"}' > /tmp/args
@@ -133,6 +136,10 @@ function failure(error: unknown): Result {
 async function runModule(context: CommandContext, params: ModuleParams): Promise<Result> {
   const socket = text(params.socket, "socket");
   if (!socket) throw new UsageError("missing required parameter: socket");
+  // One task, one monitor: a glob would be taken as a path (and over ssh:// forwarded as one).
+  if (isGlob(socket)) {
+    throw new UsageError(`socket '${socket}' is a glob: the module takes one monitor (a task per VM)`);
+  }
   const execute = text(params.execute, "execute");
   const hmp = text(params.hmp, "hmp");
   // A list, or (Ansible's KEY=VALUE form) its items joined by commas: no event name holds one.
@@ -155,7 +162,7 @@ async function runModule(context: CommandContext, params: ModuleParams): Promise
     ? !execute.startsWith("query-")
     : hmp !== undefined;
   if (params._ansible_check_mode === true && !(execute?.startsWith("query-") && names.length === 0)) {
-    return { changed, skipped: true, msg: "check mode: only query-* commands run" };
+    return { changed, skipped: true, msg: "check mode: only query-* commands without wait_event run" };
   }
 
   const timeoutMs = duration(params.timeout, "timeout", 0);

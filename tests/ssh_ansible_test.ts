@@ -185,6 +185,25 @@ describe("qmpctl ansible ARGS_FILE (what the module runs), directly", () => {
     });
   });
 
+  test("a glob socket fails the task (one VM a task), locally and over ssh://, instead of being taken as a path", async () => {
+    for (const socket of [join(qemu.dir, "*.sock"), `ssh://vmhost${qemu.dir}/*.sock`]) {
+      expect(await module({ socket, execute: "query-status" })).toEqual({
+        failed: true,
+        changed: false,
+        msg: `socket '${socket}' is a glob: the module takes one monitor (a task per VM)`,
+      });
+    }
+  });
+
+  test("check mode skips a query with wait_event too, saying so", async () => {
+    const check = { socket: qemu.socket, execute: "query-status", wait_event: "STOP", _ansible_check_mode: true };
+    expect(await module(check)).toEqual({
+      changed: false,
+      skipped: true,
+      msg: "check mode: only query-* commands without wait_event run",
+    });
+  });
+
   test("an arguments file that cannot be read fails the task saying so (not an internal error); global options are refused", async () => {
     const missing = join(dir, "no-such-args.json");
     const result = await qmpctl(["ansible", missing]);
