@@ -28,7 +28,7 @@ the module's parameters from ARGS_FILE (JSON), run the command, print the
 module's result as one JSON object.
 
 Parameters:
-  socket       the monitor address (a -s form, ssh:// too; one, not a glob)  required
+  socket       the monitor address: one -s form, ssh:// too (no glob) required
   execute      a QMP command; arguments: its arguments (a dict, or its JSON)
   hmp          a human monitor command line
   wait_event   an event name or glob (or a list): wait for it; with

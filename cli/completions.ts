@@ -30,9 +30,9 @@ the guest agent's commands and their arguments (from the agent's schema
 built into qmpctl: no connection); 'job' and 'migrate' complete to wait,
 'job wait' to the ids of QEMU's jobs (query-jobs); local file names where a
 file goes (-s, ga --stdin, ga cp, proxy --listen); and nothing after
-'proxy ... --' or 'ga exec --', where the command line is yours. QMP names come from the schema cache (see
-'qmpctl help describe'): a TAB connects and reads the cache, and fetches the
-schema only the first time for a QEMU build.
+'proxy ... --' or 'ga exec --', where the command line is yours. QMP names
+come from the schema cache (see 'qmpctl help describe'): a TAB connects and
+reads the cache, and fetches the schema only the first time for a QEMU build.
 
 Install:
   bash  qmpctl completions bash > ~/.local/share/bash-completion/completions/qmpctl

@@ -13,8 +13,8 @@ timestamp), one JSON line each (NDJSON). It ends with status 0 when the
 connection ends, after --count N events, when --timeout has passed, or when
 the reader closes the pipe; with --count, a connection that ends before the
 N events came is status 3, as for wait-event, and so is one cut in the
-middle of a message. NAME (exact or a glob such as
-BLOCK_JOB_*) and --match KEY=VALUE keep only some events, as for wait-event.
+middle of a message. NAME (exact or a glob such as BLOCK_JOB_*) and --match
+KEY=VALUE keep only some events, as for wait-event.
 
 Examples:
   qmpctl events                                  # watch everything, Ctrl-C to stop

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import packageJson from "../package.json" with { type: "json" };
+import { COMMANDS } from "../cli/registry.ts";
 import { interrupt, QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
 
@@ -65,6 +66,17 @@ describe("help and version", () => {
     expect(help.stdout).toStartWith("Usage: qmpctl hmp 'COMMAND LINE'");
     expect(help.stdout).toContain("--cpu");
     expect(await qmpctl(["hmp", "--help"])).toMatchObject({ code: 0, stdout: help.stdout });
+  });
+
+  test("every help's prose is wrapped to 80 columns (usage lines, examples and option lists aside)", async () => {
+    const long: string[] = [];
+    for (const command of [undefined, ...Object.keys(COMMANDS)]) {
+      const { stdout } = await qmpctl(command ? ["help", command] : ["--help"]);
+      for (const line of stdout.split("\n")) {
+        if (line.length > 80 && !line.startsWith(" ") && !line.startsWith("Usage:")) long.push(`${command}: ${line}`);
+      }
+    }
+    expect(long).toEqual([]);
   });
 
   test("--version prints the package's version", async () => {
