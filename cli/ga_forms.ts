@@ -6,7 +6,7 @@
  * @module
  */
 
-/** The form of every agent command (`ga guest-ping`), as ga's help names it. */
+/** The form of every agent command (`ga guest-ping`), as ga's help and its options in registry.ts name it. */
 export const AGENT_COMMAND = "AGENT-COMMAND";
 
 /** The form that `word`, ga's first word, makes. */

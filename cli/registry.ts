@@ -7,7 +7,6 @@
  * @module
  */
 import type { CommandContext } from "./session.ts";
-import { AGENT_COMMAND } from "./ga_forms.ts";
 import type { CommandLineStart, OptionSpec } from "./options.ts";
 
 /** What a command module exports. */
@@ -181,7 +180,8 @@ export const COMMANDS: Record<string, CommandEntry> = {
   ga: {
     summary: "the guest agent: ga CMD, ga exec -- PROG, ga cp SRC DST, ga wait ($QMPCTL_GA_SOCKET)",
     options: [
-      { name: "args", value: "JSON", help: ARGS.help, form: AGENT_COMMAND },
+      // The forms as cli/ga_forms.ts names them (not imported: that would make it a chunk of its own on every start).
+      { name: "args", value: "JSON", help: ARGS.help, form: "AGENT-COMMAND" },
       { name: "stdin", value: "FILE", help: "ga exec: the program's input, from FILE (- for stdin)", form: "exec" },
       {
         name: "env",
