@@ -6,7 +6,7 @@ import { readStdinBytes } from "./io.ts";
 /**
  * The `--args -` text: stdin's bytes, which must be UTF-8 (no other encoding
  * is guessed from a byte-order mark).
- * @throws {ArgumentError} when stdin cannot be read (a directory, closed) or is not UTF-8
+ * @throws {ArgumentError} when stdin cannot be read (a directory, closed), is empty or is not UTF-8
  */
 export async function readArgsFromStdin(signal: AbortSignal): Promise<string> {
   const bytes = await readStdinBytes(signal).catch((error) => {
@@ -20,6 +20,9 @@ export async function readArgsFromStdin(signal: AbortSignal): Promise<string> {
     throw new ArgumentError(`--args -: ${reason}`);
   });
   const text = decodeUtf8(bytes);
+  if (text?.trim() === "") {
+    throw new ArgumentError("--args -: stdin was empty (the arguments are a JSON object: {} for none)");
+  }
   if (text !== undefined) return text;
   const { firstBad } = showInvalidUtf8(bytes);
   throw new ArgumentError(

@@ -118,6 +118,7 @@ export function buildArguments(
  * @throws {ArgumentError} saying where the JSON broke, or that it is not an object
  */
 export function parseArgumentsJson(text: string, source = "--args"): Record<string, unknown> {
+  if (text.trim() === "") throw new ArgumentError(`${source} is empty (the arguments are a JSON object: {} for none)`);
   const value = parseJsonValue(text, source);
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new ArgumentError(

@@ -159,9 +159,16 @@ describe("parseArgumentsJson", () => {
     ['{"a": "\\x"}', "at line 1, column 7"],
     ['{\n  "a": [1, 2\n  tru]}', "at line 3, column 3"],
     ['{"a": {"b": [1, ', "at its end"],
-    ["", "at its end"],
   ])("JSON that does not parse, %p, says where it broke: %p", (text, place) => {
     expect(errorOf(() => parseArgumentsJson(text)).message).toStartWith(`--args: invalid JSON ${place}: `);
+  });
+
+  test("empty (or blank) text is said to be empty, not a parse error at its end", () => {
+    for (const text of ["", " \n"]) {
+      expect(errorOf(() => parseArgumentsJson(text)).message).toBe(
+        "--args is empty (the arguments are a JSON object: {} for none)",
+      );
+    }
   });
 
   test("the source named is the one given; KEY:=JSON names its word", () => {

@@ -78,6 +78,19 @@ describe("through the binary", () => {
     });
   });
 
+  test("--args - with empty stdin, or --args '': exit 2 saying it is empty, not a parser's EOF message", async () => {
+    expect(await qmpctl(["-s", server.path, "exec", "set_link", "--args", "-"], { stdin: " \n" })).toMatchObject({
+      code: 2,
+      stdout: "",
+      stderr: "qmpctl: --args -: stdin was empty (the arguments are a JSON object: {} for none)\n",
+    });
+    expect(await qmpctl(["-s", server.path, "exec", "set_link", "--args", ""])).toMatchObject({
+      code: 2,
+      stdout: "",
+      stderr: "qmpctl: --args is empty (the arguments are a JSON object: {} for none)\n",
+    });
+  });
+
   test("--args - < /etc (a directory): exit 2", async () => {
     const child = Bun.spawn(["sh", "-c", `exec "$0" -s "$1" exec set_link --args - < /etc`, QMPCTL, server.path], {
       stdout: "pipe",
