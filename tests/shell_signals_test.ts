@@ -33,7 +33,8 @@ test.each([["Ctrl-Z", "C-z"], ["SIGTSTP (kill -TSTP)", "SIGTSTP"]])(
   "%s stops the shell with the terminal given back; fg continues it in raw mode, the line drawn again",
   async (_, how) => {
     // bash with job control, as a person's terminal: it reports the stop and takes the terminal back.
-    const terminal = await startTerminal(["bash", "--norc", "--noprofile", "-i"], { env: { PS1: "$ " } });
+    // Wide: bash's "Stopped" line names the whole command, whose paths are long in a CI checkout.
+    const terminal = await startTerminal(["bash", "--norc", "--noprofile", "-i"], { env: { PS1: "$ " }, columns: 400 });
     const modes = "stty -a | tr ' ;' '\\n\\n' | grep -x -e -icanon -e icanon -e -echo -e echo -e -isig -e isig";
     try {
       await terminal.waitForLastLine("$");
@@ -45,7 +46,7 @@ test.each([["Ctrl-Z", "C-z"], ["SIGTSTP (kill -TSTP)", "SIGTSTP"]])(
       if (how === "C-z") await terminal.press("C-z");
       else process.kill(shellPid(), "SIGTSTP");
       let screen = await terminal.waitFor("bash's prompt after the stop", (s) => s.at(-1) === "$" && s.length > 3);
-      expect(screen.at(-2)).toMatch(/^\[1\]\+ +Stopped +.*shell -s/);
+      expect(screen.join("\n")).toMatch(/^\[1\]\+ +Stopped +.*shell -s/m);
       expect(screen).toContain("(QEMU) query-st^Z"); // the line left as typed, the stop marked as a terminal marks it
       await terminal.type(modes);
       await terminal.press("Enter");
