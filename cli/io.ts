@@ -144,7 +144,11 @@ function writeAll(data: string | Uint8Array, stream: "stdout" | "stderr" = "stdo
     stdoutErrorsHandled = true;
   }
   return new Promise((resolve, reject) => {
-    process[stream].write(data, (error) => error ? reject(outputErrorOf(error)) : resolve());
+    try {
+      process[stream].write(data, (error) => error ? reject(outputErrorOf(error)) : resolve());
+    } catch (error) { // Deno throws a failed write (ENOSPC) at once instead of passing it to the callback
+      reject(outputErrorOf(error));
+    }
   });
 }
 

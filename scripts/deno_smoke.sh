@@ -34,6 +34,18 @@ set -e
 [ "$code" -eq 0 ] || fail "stdout closed early: expected exit 0, got $code: $(cat "$dir/err")"
 [ ! -s "$dir/err" ] || fail "stdout closed early: stderr not empty: $(cat "$dir/err")"
 
+# A full disk: exit 74 saying so (Deno throws a failed write at once, where Bun reports it later).
+code=0
+deno exec query-status >/dev/full 2>"$dir/err" || code=$?
+[ "$code" -eq 74 ] || fail "exec > /dev/full: expected exit 74, got $code: $(cat "$dir/err")"
+grep -q "^qmpctl: could not write the output: no space left" "$dir/err" || fail "exec > /dev/full: stderr: $(cat "$dir/err")"
+
+# Run without a permission qmpctl needs: exit 2 naming it, not an internal error.
+code=0
+timeout 120 node_modules/deno/deno run -q --allow-net cli.ts -s "$dir/qmp.sock" exec query-status 2>"$dir/err" || code=$?
+[ "$code" -eq 2 ] || fail "deno run without --allow-env: expected exit 2, got $code: $(cat "$dir/err")"
+grep -q "Requires env access.*deno task qmpctl" "$dir/err" || fail "deno run without --allow-env: stderr: $(cat "$dir/err")"
+
 # The schema cache under Deno: a typed exec writes an entry (the owner check
 # has the uid); a link planted as the cache directory is not followed (Deno
 # resolves links before it opens, O_NOFOLLOW or not): its target keeps its
@@ -86,5 +98,6 @@ kill "$silent_pid" 2>/dev/null || true
 [ "$code" -eq 0 ] && [ "$printed" = CONNECT_TIMEOUT ] ||
   fail "library, a silent agent channel: expected CONNECT_TIMEOUT and an exit, got exit $code (124: it did not exit) '$printed': $(cat "$dir/err")"
 
-echo "deno: exec query-status → $out; unknown command → exit 1; closed stdout → exit 0; deno task → $version;" \
+echo "deno: exec query-status → $out; unknown command → exit 1; closed stdout → exit 0; full disk → exit 74;" \
+  "a permission missing → exit 2; deno task → $version;" \
   "schema cache written, a planted link not followed; ga exec → its output and exit 3; the library exits after a silent channel's timeout"
