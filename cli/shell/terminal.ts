@@ -41,6 +41,7 @@ export class Terminal {
   #onSuspend?: () => (() => void) | undefined;
   /** What to do once continued (`fg`) after a stop: the line to draw again, if one was shown. */
   #afterStop?: () => void;
+  #stopping = false;
   #escapeTimer?: ReturnType<typeof setTimeout>;
   readonly #onData = (chunk: Uint8Array) => {
     clearTimeout(this.#escapeTimer);
@@ -79,6 +80,8 @@ export class Terminal {
    * gone out, then stop; the shell that started qmpctl takes the terminal.
    */
   readonly #suspend = () => {
+    if (this.#stopping) return; // a second Ctrl-Z before the stop: the first one's redraw stands
+    this.#stopping = true;
     this.#afterStop = this.#onSuspend?.();
     this.write(BRACKETED_PASTE_OFF);
     void this.#output.then(() => {
@@ -89,6 +92,7 @@ export class Terminal {
 
   /** SIGCONT (`fg`): raw mode again, and the line drawn again where the terminal now stands. */
   readonly #resumed = () => {
+    this.#stopping = false;
     setRawMode(true);
     this.write(BRACKETED_PASTE_ON);
     const afterStop = this.#afterStop;
