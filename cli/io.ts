@@ -435,22 +435,26 @@ export function killSelf(signal: FatalSignal): void {
   process.kill(process.pid, signal);
 }
 
-/**
- * Call `suspend` on SIGTSTP (`kill -TSTP`; Ctrl-Z is a key in raw mode) and
- * `resumed` on SIGCONT (`fg`); the returned function removes both.
- */
-export function onJobControl(suspend: () => void, resumed: () => void): () => void {
-  process.on("SIGTSTP", suspend);
-  process.on("SIGCONT", resumed);
-  return () => {
-    process.off("SIGTSTP", suspend);
-    process.off("SIGCONT", resumed);
-  };
+/** Call `handler` on SIGTSTP (`kill -TSTP`; Ctrl-Z is a key in raw mode); the returned function removes it. */
+export function onStopSignal(handler: () => void): () => void {
+  process.on("SIGTSTP", handler);
+  return () => process.off("SIGTSTP", handler);
 }
 
-/** Stop as a program stops on Ctrl-Z (SIGSTOP, which nothing catches): the shell that started it takes the terminal. */
-export function stopSelf(): void {
-  process.kill(process.pid, "SIGSTOP");
+/**
+ * Stop as Ctrl-Z stops a program: SIGTSTP with its default action, sent to
+ * ourselves (`handler`, ours for it, is set aside meanwhile). Returns once
+ * continued (`fg`), or at once where the kernel ignores it: in a process
+ * group no job-control shell started (`ssh -t host qmpctl shell`), which
+ * nothing would ever continue (SIGSTOP would stop it for good there).
+ */
+export function stopSelf(handler: () => void): void {
+  process.off("SIGTSTP", handler);
+  try {
+    process.kill(process.pid, "SIGTSTP");
+  } finally {
+    process.on("SIGTSTP", handler);
+  }
 }
 
 /** Write all of `bytes` to an open file (one write may take only part of them). */

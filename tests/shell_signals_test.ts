@@ -80,3 +80,26 @@ function shellPid(): number {
   expect(pid).toBeGreaterThan(0);
   return pid;
 }
+
+test("Ctrl-Z where no job-control shell could continue it (its own session, as ssh -t gives): the shell goes on", async () => {
+  // python's pty.spawn runs the shell as a session leader: its process group is orphaned, and a stop there
+  // would be for good (the kernel ignores SIGTSTP in such a group; SIGSTOP it would not).
+  const spawn = "import pty, sys; pty.spawn(sys.argv[1:])";
+  const terminal = await startTerminal(["python3", "-c", spawn, QMPCTL, "shell", "-s", qemu.socket]);
+  try {
+    await terminal.waitForLastLine("(QEMU)");
+    await terminal.type("query-st");
+    await terminal.waitForLastLine("(QEMU) query-st");
+    await terminal.press("C-z");
+    await terminal.waitForLastLine("(QEMU) query-st"); // drawn again below the line left with ^Z
+    expect(await terminal.screen()).toContain("(QEMU) query-st^Z");
+    await terminal.type("atus");
+    await terminal.press("Enter");
+    await terminal.waitForLastLine("(QEMU)");
+    expect((await terminal.screen()).at(-2)).toBe('{"status":"running","singlestep":false,"running":true}');
+    await terminal.press("C-d");
+    expect(await terminal.exitStatus()).toBe(0);
+  } finally {
+    await terminal.close();
+  }
+});

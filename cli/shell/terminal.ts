@@ -9,7 +9,7 @@ import {
   type FatalSignal,
   killSelf,
   onFatalSignal,
-  onJobControl,
+  onStopSignal,
   onTerminalResize,
   readStdinChunks,
   setRawMode,
@@ -37,10 +37,8 @@ export class Terminal {
   #output: Promise<void> = Promise.resolve();
   #stopReading?: () => void;
   #releaseSignals?: () => void;
-  #releaseJobControl?: () => void;
+  #releaseStopSignal?: () => void;
   #onSuspend?: () => (() => void) | undefined;
-  /** What to do once continued (`fg`) after a stop: the line to draw again, if one was shown. */
-  #afterStop?: () => void;
   #stopping = false;
   #escapeTimer?: ReturnType<typeof setTimeout>;
   readonly #onData = (chunk: Uint8Array) => {
@@ -77,27 +75,28 @@ export class Terminal {
 
   /**
    * Ctrl-Z or SIGTSTP: give the terminal back as it was, once the output has
-   * gone out, then stop; the shell that started qmpctl takes the terminal.
+   * gone out, and stop; the shell that started qmpctl takes the terminal.
+   * Once continued (`fg`), or at once where nothing could continue it (see
+   * stopSelf), raw mode again and the line drawn again where the terminal
+   * now stands.
    */
   readonly #suspend = () => {
     if (this.#stopping) return; // a second Ctrl-Z before the stop: the first one's redraw stands
     this.#stopping = true;
-    this.#afterStop = this.#onSuspend?.();
+    const afterStop = this.#onSuspend?.();
     this.write(BRACKETED_PASTE_OFF);
     void this.#output.then(() => {
-      setRawMode(false);
-      stopSelf();
+      try {
+        setRawMode(false);
+        stopSelf(this.#suspend);
+        setRawMode(true);
+      } catch {
+        return; // the terminal is gone (a hangup while stopped): its signal ends the shell
+      }
+      this.#stopping = false;
+      this.write(BRACKETED_PASTE_ON);
+      afterStop?.();
     });
-  };
-
-  /** SIGCONT (`fg`): raw mode again, and the line drawn again where the terminal now stands. */
-  readonly #resumed = () => {
-    this.#stopping = false;
-    setRawMode(true);
-    this.write(BRACKETED_PASTE_ON);
-    const afterStop = this.#afterStop;
-    this.#afterStop = undefined;
-    afterStop?.();
   };
 
   /** Put stdin in raw mode and start reading keys. */
@@ -105,7 +104,7 @@ export class Terminal {
     setRawMode(true);
     this.write(BRACKETED_PASTE_ON);
     this.#releaseSignals = onFatalSignal(this.#onFatalSignal);
-    this.#releaseJobControl = onJobControl(this.#suspend, this.#resumed);
+    this.#releaseStopSignal = onStopSignal(this.#suspend);
     this.#stopReading = readStdinChunks(this.#onData);
   }
 
@@ -113,7 +112,7 @@ export class Terminal {
   async close(): Promise<void> {
     clearTimeout(this.#escapeTimer);
     this.#releaseSignals?.();
-    this.#releaseJobControl?.();
+    this.#releaseStopSignal?.();
     this.#stopReading?.();
     this.write(BRACKETED_PASTE_OFF);
     setRawMode(false);
