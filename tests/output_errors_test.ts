@@ -95,12 +95,22 @@ test("batch > /dev/full: exit 74, naming the lines that ran (their results are l
   const [stderr, code] = await Promise.all([new Response(child.stderr).text(), child.exited]);
   expect({ code, stderr }).toEqual({
     code: 74,
-    stderr: "qmpctl: could not write the output: no space left on the device (ENOSPC); line 1 ran " +
+    stderr: "qmpctl: could not write the output: no space left on the device (ENOSPC); QEMU ran line 1 " +
       "(the input after line 1 was not run)\n",
   });
   // The input ended first: every line ran.
   expect(await run(["-s", server.path, "batch"], ">&-", "stop\ncont\n")).toEqual({
     code: 74,
-    stderr: "qmpctl: could not write the output: stdout is closed (EBADF); lines 1-2 ran\n",
+    stderr: "qmpctl: could not write the output: stdout is closed (EBADF); QEMU ran lines 1-2\n",
+  });
+  // Only what went to QEMU: not blanks, comments, lines refused here, or a transaction not closed.
+  const input = "stop\n\n# a comment\nbogus x\ncont\ntransaction(\n  stop\n";
+  expect(await run(["-s", server.path, "batch"], ">&-", input)).toEqual({
+    code: 74,
+    stderr: "qmpctl: could not write the output: stdout is closed (EBADF); QEMU ran lines 1, 5\n",
+  });
+  expect(await run(["-s", server.path, "batch"], ">&-", "transaction(\n  stop\n")).toEqual({ // never closed
+    code: 74,
+    stderr: "qmpctl: could not write the output: stdout is closed (EBADF); no command was sent\n",
   });
 });

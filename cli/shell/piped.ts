@@ -110,6 +110,8 @@ export async function runPiped(options: PipedOptions): Promise<number> {
   let number = 0;
   let inputEnded = false;
   const window: InFlight[] = [];
+  /** The lines that went to QEMU (not blanks, comments, lines refused here, or a transaction's inner lines). */
+  const sentLines: number[] = [];
   /**
    * Print the settled outcomes at the head of the window, in order: as each
    * settles, so that a reply is shown while the next line is still awaited
@@ -133,6 +135,7 @@ export async function runPiped(options: PipedOptions): Promise<number> {
       number++;
       const sent = nextSend(shell); // before the line runs: a command without typing is sent at once
       const entry: InFlight = { line: number, outcome: submit(mode, line, signal) };
+      if (options.nameUnanswered) void sent.then(() => sentLines.push(entry.line));
       entry.outcome.then((o) => {
         entry.settled = o;
         printSettled();
@@ -165,10 +168,11 @@ export async function runPiped(options: PipedOptions): Promise<number> {
     await output.catch(() => {});
     if (options.nameUnanswered && error instanceof Error) {
       const unanswered = window.filter((w) => !w.settled).map((w) => w.line);
-      // Output that could not be written (a full disk, a closed stdout) holds no results: say which lines ran.
-      const ran: number[] = [];
-      for (let line = 1; line <= number && outputBroken; line++) if (!unanswered.includes(line)) ran.push(line);
-      if (ran.length > 0) error.message += `; ${lineNumbers(ran)} ran`;
+      // Output that could not be written (a full disk, a closed stdout) holds no results: say which lines
+      // QEMU ran (a transaction's on its closing line, where its result goes).
+      const ran = outputBroken ? sentLines.filter((line) => !unanswered.includes(line)) : [];
+      if (ran.length > 0) error.message += `; QEMU ran ${lineNumbers(ran)}`;
+      else if (outputBroken && unanswered.length === 0) error.message += "; no command was sent";
       if (unanswered.length > 0) error.message += `; no answer to ${lineNumbers(unanswered)}`;
       if (ran.length + unanswered.length > 0 && !inputEnded) {
         error.message += ` (the input after line ${number} was not run)`;
