@@ -1,4 +1,5 @@
 /** `--args -`: the arguments object's text from stdin, for exec and ga. @module */
+import { isBlank } from "../lib/args.ts";
 import { ArgumentError, QmpError } from "../lib/errors.ts";
 import { decodeUtf8, showInvalidUtf8 } from "../lib/utf8.ts";
 import { readStdinBytes } from "./io.ts";
@@ -20,8 +21,8 @@ export async function readArgsFromStdin(signal: AbortSignal): Promise<string> {
     throw new ArgumentError(`--args -: ${reason}`);
   });
   const text = decodeUtf8(bytes);
-  if (text?.trim() === "") {
-    throw new ArgumentError("--args -: stdin was empty (the arguments are a JSON object: {} for none)");
+  if (text !== undefined && isBlank(text)) {
+    throw new ArgumentError("--args -: stdin held no JSON, only blanks or nothing (an object is needed: {} for none)");
   }
   if (text !== undefined) return text;
   const { firstBad } = showInvalidUtf8(bytes);

@@ -12,7 +12,8 @@ The human monitor has no error status: its complaints are part of the text,
 and the exit status is 0 whenever QEMU returned text. A line typed as words
 takes the single-dash words after its first one as its own flags (qmpctl hmp
 info block -v), where qmpctl's long options (--cpu, --timeout) still count; a
-line quoted as one word is whole (qmpctl hmp 'info block' -s vm2.sock).
+line quoted as one word with its blanks is whole (qmpctl hmp 'info block' -s
+vm2.sock).
 
 Examples:
   qmpctl hmp 'info status'

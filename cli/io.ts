@@ -195,9 +195,9 @@ export function stderrColumns(): number {
 
 // C0 controls, DEL and the C1 controls (U+0080..U+009F, which some terminals obey); and the characters
 // that move text without being seen: the line and paragraph separators (a line break to some viewers)
-// and the bidirectional embeddings, overrides and isolates (they reorder what a terminal shows).
+// and the bidirectional marks, embeddings, overrides and isolates (they reorder what a terminal shows).
 // deno-lint-ignore no-control-regex -- matching control characters is the point
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028-\u202e\u2066-\u2069]/g;
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g;
 const NAMED: Record<string, string> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
 
 /** Whether `text` holds a control character (C0, DEL, C1, a separator or a bidirectional control). */
@@ -212,14 +212,15 @@ export function escapeControls(text: string): string {
   let found = text.length > 4096;
   for (let i = 0; i < text.length && !found; i++) {
     const c = text.charCodeAt(i);
-    found = c < 0x20 || (c >= 0x7f && c <= 0x9f) || (c >= 0x2028 && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
+    found = c < 0x20 || (c >= 0x7f && c <= 0x9f) || c === 0x61c || c === 0x200e || c === 0x200f ||
+      (c >= 0x2028 && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
   }
   return found ? text.replace(CONTROL, escapeOne) : text;
 }
 
 // The same, but for line feeds and tabs.
 // deno-lint-ignore no-control-regex -- matching control characters is the point
-const CONTROL_BUT_LINES = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u2028-\u202e\u2066-\u2069]/g;
+const CONTROL_BUT_LINES = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g;
 
 /**
  * Text of many lines for a terminal (the shell's results, QEMU's error
@@ -233,7 +234,8 @@ export function escapeControlsKeepLines(text: string): string {
 
 function escapeOne(c: string): string {
   const code = c.charCodeAt(0);
-  return NAMED[c] ?? (code > 0xff ? `\\u${code.toString(16)}` : `\\x${code.toString(16).padStart(2, "0")}`);
+  return NAMED[c] ??
+    (code > 0xff ? `\\u${code.toString(16).padStart(4, "0")}` : `\\x${code.toString(16).padStart(2, "0")}`);
 }
 
 let stdinBytes: Promise<Uint8Array> | undefined;

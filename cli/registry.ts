@@ -234,14 +234,14 @@ export function allOptions(): OptionSpec[] {
  * Where a command's words become another program's command line: ga exec's
  * PROG and every word after it (as ssh's command: `ga exec df -h` runs `df
  * -h`), and an HMP line typed as words after its first one, whose flags are
- * single-dash (`hmp info block -v`). A line quoted as one word (`hmp 'info
- * block' -s vm2.sock`) is whole: what follows it is qmpctl's, so that -s
+ * single-dash (`hmp info block -v`). A line quoted as one word with its
+ * blanks (`hmp 'info block' -s vm2.sock`) is whole: what follows it is qmpctl's, so that -s
  * after it names the VM instead of riding along in the line to the default
  * one. Before them, and `--` anywhere, as usual.
  */
 export const commandLineStart: CommandLineStart = (words) =>
   words[0] === "ga" && words[1] === "exec" && words.length >= 3
     ? "all"
-    : words[0] === "hmp" && words.length >= 2 && !words[1].includes(" ")
+    : words[0] === "hmp" && words.length >= 2 && !words[1].includes(" ") && !words[1].includes("\t")
     ? "short"
     : undefined;

@@ -113,12 +113,23 @@ export function buildArguments(
   return result;
 }
 
+/** Whether `text` is nothing but JSON's blanks (space, tab, line feed, carriage return), or empty. */
+export function isBlank(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) return false;
+  }
+  return true;
+}
+
 /**
  * Parse the text of `--args`: one JSON object.
  * @throws {ArgumentError} saying where the JSON broke, or that it is not an object
  */
 export function parseArgumentsJson(text: string, source = "--args"): Record<string, unknown> {
-  if (text.trim() === "") throw new ArgumentError(`${source} is empty (the arguments are a JSON object: {} for none)`);
+  if (isBlank(text)) {
+    throw new ArgumentError(`${source} holds no JSON, only blanks or nothing (an object is needed: {} for none)`);
+  }
   const value = parseJsonValue(text, source);
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new ArgumentError(

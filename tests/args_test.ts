@@ -163,11 +163,14 @@ describe("parseArgumentsJson", () => {
     expect(errorOf(() => parseArgumentsJson(text)).message).toStartWith(`--args: invalid JSON ${place}: `);
   });
 
-  test("empty (or blank) text is said to be empty, not a parse error at its end", () => {
-    for (const text of ["", " \n"]) {
+  test("empty or blank text is said to hold no JSON, not a parse error at its end; other Unicode blanks are JSON errors", () => {
+    for (const text of ["", " \n\t\r"]) {
       expect(errorOf(() => parseArgumentsJson(text)).message).toBe(
-        "--args is empty (the arguments are a JSON object: {} for none)",
+        "--args holds no JSON, only blanks or nothing (an object is needed: {} for none)",
       );
+    }
+    for (const text of ["\u00a0", "\u2028"]) { // JSON's blanks are four: these are not JSON at all
+      expect(errorOf(() => parseArgumentsJson(text)).message).toStartWith("--args: invalid JSON at line 1, column 1: ");
     }
   });
 

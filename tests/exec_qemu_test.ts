@@ -241,6 +241,8 @@ describe("hmp", () => {
     const result = await qmpctl(["hmp", "info mtree -f", "-s", qemu.socket, "-v"], { env });
     expect(result).toMatchObject({ code: 0, stdout: text.replaceAll("\r\n", "\n") });
     expect(result.stderr).toContain('"command-line":"info mtree -f"}'); // -v logged the line sent, as typed
+    const tabbed = await qmpctl(["hmp", "info\tstatus", "-s", qemu.socket], { env }); // a tab is a blank too
+    expect(tabbed).toMatchObject({ code: 0, stdout: "VM status: running\n", stderr: "" });
   });
 
   test("a command line with no output prints nothing", async () => {

@@ -25,7 +25,7 @@ test("a QEMU error desc with a newline and an ANSI escape stays on one escaped l
 
 test("a QEMU error desc cannot reorder or break the line it is shown in: bidi controls and separators escaped", async () => {
   // U+202E shows what follows right to left ("exe.txt" reads "txt.exe"); U+2028 breaks a line for some viewers.
-  const desc = "file \u202etxt.exe\u202c, next\u2028line, \u2066isolated\u2069, para\u2029graph";
+  const desc = "file \u202etxt.exe\u202c, next\u2028line, \u2066isolated\u2069, para\u2029graph, \u200f\u061c\u200e";
   const server = serve(async (c) => {
     await c.handshake();
     const request = await c.nextRequest();
@@ -36,7 +36,8 @@ test("a QEMU error desc cannot reorder or break the line it is shown in: bidi co
     code: 1,
     stdout: "",
     stderr:
-      "qmpctl: GenericError: file \\u202etxt.exe\\u202c, next\\u2028line, \\u2066isolated\\u2069, para\\u2029graph\n",
+      "qmpctl: GenericError: file \\u202etxt.exe\\u202c, next\\u2028line, \\u2066isolated\\u2069, para\\u2029graph, " +
+      "\\u200f\\u061c\\u200e\n",
   });
   expect(escapeControls("d\u00e9j\u00e0 vu \u05e9\u05dc\u05d5\u05dd")).toBe(
     "d\u00e9j\u00e0 vu \u05e9\u05dc\u05d5\u05dd",

@@ -78,16 +78,16 @@ describe("through the binary", () => {
     });
   });
 
-  test("--args - with empty stdin, or --args '': exit 2 saying it is empty, not a parser's EOF message", async () => {
+  test("--args - with empty stdin, or --args '': exit 2 saying it holds no JSON, not a parser's EOF message", async () => {
     expect(await qmpctl(["-s", server.path, "exec", "set_link", "--args", "-"], { stdin: " \n" })).toMatchObject({
       code: 2,
       stdout: "",
-      stderr: "qmpctl: --args -: stdin was empty (the arguments are a JSON object: {} for none)\n",
+      stderr: "qmpctl: --args -: stdin held no JSON, only blanks or nothing (an object is needed: {} for none)\n",
     });
     expect(await qmpctl(["-s", server.path, "exec", "set_link", "--args", ""])).toMatchObject({
       code: 2,
       stdout: "",
-      stderr: "qmpctl: --args is empty (the arguments are a JSON object: {} for none)\n",
+      stderr: "qmpctl: --args holds no JSON, only blanks or nothing (an object is needed: {} for none)\n",
     });
   });
 
