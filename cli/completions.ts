@@ -83,12 +83,15 @@ function readLine(table: OptionTable, words: readonly string[]): LineState {
     if (spec.name === "socket" && value !== undefined) state.socket = asTheShellReadsIt(value, ownWord);
     return i;
   };
+  let lineFlags = false; // an HMP line's single-dash words are its own, as in parsing
   for (let i = 0; i < words.length; i++) {
     const word = words[i];
-    if (state.ended || word === "-" || !word.startsWith("-")) {
+    if (state.ended || word === "-" || !word.startsWith("-") || (lineFlags && !word.startsWith("--"))) {
       state.positionals.push(word);
       // ga exec's PROG: the words after it are PROG's, as in parsing (nothing of qmpctl's to complete).
-      if (table.commandLine?.(state.positionals) === "all") state.ended = true;
+      const start = table.commandLine?.(state.positionals);
+      if (start === "all") state.ended = true;
+      lineFlags = start === "short";
     } else if (word === "--") state.ended = true;
     else if (word.startsWith("--")) {
       const eq = word.indexOf("=");

@@ -282,6 +282,8 @@ describe("local files where a file goes", () => {
     expect(bashComplete("qmpctl ga cp vm1.sock :/tmp/x ")).toEqual([]);
     expect(bashComplete("qmpctl ga exec --env ")).toEqual([]);
     expect(bashComplete("qmpctl proxy --listen-mode ")).toEqual([]);
+    // After an HMP line's words, -s is the line's own flag (as parsing takes it), not qmpctl's socket.
+    expect(bashComplete("qmpctl hmp info block -s vm")).toEqual([]);
   });
 
   test("fish: complete -C offers the files", () => {
