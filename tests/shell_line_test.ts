@@ -20,6 +20,10 @@ describe("splitWords", () => {
     ]);
   });
 
+  test("only ASCII blanks split: a no-break space or a line separator stays in its word", () => {
+    expect(splitWords("device_del id=a\u00a0b\tx=c\u2028d\r")).toEqual(["device_del", "id=a\u00a0b", "x=c\u2028d"]);
+  });
+
   test("an unterminated quote is an ArgumentError", () => {
     expect(() => splitWords("set_password password='oops")).toThrow(ArgumentError);
     expect(scanWords('a "b').open).toBe('"');

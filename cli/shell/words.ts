@@ -21,7 +21,8 @@ export function scanWords(line: string): { words: Word[]; open?: string } {
   let quote: string | undefined;
   for (let i = 0; i < line.length; i++) {
     const c = line[i];
-    if (quote === undefined && /\s/.test(c)) {
+    // The blanks a POSIX shell splits on (IFS): a no-break space or U+2028 in a value is part of it.
+    if (quote === undefined && (c === " " || c === "\t" || c === "\n" || c === "\r")) {
       if (current) words.push(current);
       current = undefined;
       continue;
