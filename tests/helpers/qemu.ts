@@ -91,8 +91,9 @@ export async function startQemu(options: QemuOptions = {}): Promise<TestQemu> {
     }
     await Bun.sleep(10);
   }
-  // The socket file exists a moment before QEMU listens on it (refused until then).
-  const control = await connectWhenReady(controlSocket, { connectTimeout: 5000, waitMs: 10_000 }).catch(
+  // The socket file exists a moment before QEMU listens on it (refused until then). Sixteen QEMUs starting
+  // at once on a loaded 2-core CI machine once took over 5 s to answer qmp_capabilities: a generous bound.
+  const control = await connectWhenReady(controlSocket, { connectTimeout: 30_000, waitMs: 10_000 }).catch(
     async (error) => { // no QEMU left behind when it never answers
       qemu.kill("SIGKILL");
       await qemu.exited;
