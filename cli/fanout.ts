@@ -90,8 +90,8 @@ export interface FanoutOptions {
 
 /**
  * Run `run` once per address, at most `jobs` at a time, with each output
- * line labelled; resolves to the combined exit status. SIGINT and a reader
- * that closed stdout end the whole run (thrown).
+ * line labelled; resolves to the combined exit status. SIGINT and an output
+ * that cannot be written (a closed pipe, a full disk) end the whole run (thrown).
  */
 export async function runOnEach(
   context: CommandContext,
@@ -118,7 +118,10 @@ export async function runOnEach(
       return await run(own);
     } catch (error) {
       const status = options.statusOf(error);
-      if (status === undefined || status === EXIT.OK || status === EXIT.INTERRUPTED) throw error;
+      // SIGINT, and an output that cannot be written (nowhere to print any target's line): the whole run ends.
+      if (status === undefined || status === EXIT.OK || status === EXIT.INTERRUPTED || status === EXIT.OUTPUT) {
+        throw error;
+      }
       const reason = (error as Error).message;
       await fail(reason, error instanceof CommandError ? { error: error.response.error } : undefined);
       return status;

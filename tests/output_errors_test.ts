@@ -114,3 +114,18 @@ test("batch > /dev/full: exit 74, naming the lines that ran (their results are l
     stderr: "qmpctl: could not write the output: stdout is closed (EBADF); no command was sent\n",
   });
 });
+
+test("several targets > /dev/full: one line for the whole run (exit 74), not one per target and one more", async () => {
+  const second = fakeServer(async (c) => {
+    await c.handshake();
+    for (;;) c.reply(await c.nextRequest(), { running: true, status: "running" });
+  });
+  try {
+    const result = await run(["-s", server.path, "-s", second.path, "exec", "query-status"], "> /dev/full");
+    expect(result.code).toBe(74);
+    expect(result.stderr.split("\n").filter((line) => line !== "")).toHaveLength(1);
+    expect(result.stderr).toStartWith("qmpctl: could not write the output: no space left on the device (ENOSPC)");
+  } finally {
+    second.stop();
+  }
+});
