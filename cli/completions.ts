@@ -70,12 +70,15 @@ interface LineState {
   pendingOption?: OptionSpec;
   /** After `--`: no more options. */
   ended: boolean;
+  /** The options given, by name: one that is not repeatable is not offered again. */
+  given: string[];
 }
 
 function readLine(table: OptionTable, words: readonly string[]): LineState {
   const specs = tableOptions(table);
-  const state: LineState = { positionals: [], ended: false };
+  const state: LineState = { positionals: [], ended: false, given: [] };
   const takeValue = (spec: OptionSpec | undefined, value: string | undefined, i: number): number => {
+    if (spec) state.given.push(spec.name);
     if (!spec?.value) return i;
     if (value === undefined && i + 1 >= words.length) state.pendingOption = spec;
     const ownWord = value === undefined; // a shell expands ~ only at the start of a word
@@ -100,7 +103,10 @@ function readLine(table: OptionTable, words: readonly string[]): LineState {
     } else {
       for (let j = 1; j < word.length; j++) {
         const spec = findOption(specs, "short", word[j]);
-        if (!spec?.value) continue;
+        if (!spec?.value) {
+          if (spec) state.given.push(spec.name); // a flag: -p, -v
+          continue;
+        }
         i = takeValue(spec, j + 1 < word.length ? word.slice(j + 1) : undefined, i);
         break;
       }
@@ -135,7 +141,10 @@ async function complete(context: CommandContext, line: readonly string[]): Promi
   if (current.startsWith("-") && !state.ended) {
     // ga's options of one form only where its first word makes that form (ga exec: --stdin, not --args).
     const form = command === "ga" && words.length > 0 ? agentForm(words[0]) : undefined;
-    return matching(options.filter((s) => !s.form || !form || s.form === form).map((s) => `--${s.name}`));
+    const offered = options.filter((s) =>
+      (!s.form || !form || s.form === form) && (s.repeatable || !state.given.includes(s.name))
+    );
+    return matching(offered.map((s) => `--${s.name}`)); // not one given already, unless it may be repeated
   }
   if (command === undefined) return matching([...Object.keys(table.commands), "help"]);
   if (command === "help" || (command === "completions" && words.length === 0)) {

@@ -248,6 +248,15 @@ describe("the words of ga, job, migrate and proxy (no QEMU, no agent)", () => {
     expect(ga("qmpctl ga wait --")).toEqual([]);
   });
 
+  test("an option given already is not offered again, unless it may be repeated (--socket, --env)", () => {
+    const offered = (line: string) => bashComplete(line);
+    expect(offered("qmpctl ga --json --")).not.toContain("--json");
+    expect(offered("qmpctl -p exec query-status --")).not.toContain("--pretty");
+    expect(offered("qmpctl exec query-status --timeout 5s --")).not.toContain("--timeout");
+    expect(offered("qmpctl ga exec --env A=1 --")).toContain("--env");
+    expect(offered("qmpctl -s a.sock exec --")).toContain("--socket");
+  });
+
   test("fish: complete -C offers the agent's words", () => {
     const result = run(["fish", "-c", `source ${scripts.fish}; complete -C 'qmpctl ga e'; complete -C 'qmpctl job '`]);
     expect(result).toEqual({ code: 0, stdout: "exec\nwait\n", stderr: "" });
