@@ -445,7 +445,9 @@ export function onStopSignal(handler: () => void): () => void {
 
 /**
  * Stop as Ctrl-Z stops a program: SIGTSTP with its default action, sent to
- * ourselves (`handler`, ours for it, is set aside meanwhile). Returns once
+ * our whole process group, as the terminal would (a `bash -c` wrapping
+ * qmpctl stops too, so the shell that started the job gets the terminal
+ * back); `handler`, ours for it, is set aside meanwhile. Returns once
  * continued (`fg`), or at once where the kernel ignores it: in a process
  * group no job-control shell started (`ssh -t host qmpctl shell`), which
  * nothing would ever continue (SIGSTOP would stop it for good there).
@@ -453,7 +455,7 @@ export function onStopSignal(handler: () => void): () => void {
 export function stopSelf(handler: () => void): void {
   process.off("SIGTSTP", handler);
   try {
-    process.kill(process.pid, "SIGTSTP");
+    process.kill(0, "SIGTSTP"); // 0: our process group
   } finally {
     process.on("SIGTSTP", handler);
   }

@@ -103,3 +103,23 @@ test("Ctrl-Z where no job-control shell could continue it (its own session, as s
     await terminal.close();
   }
 });
+
+test("Ctrl-Z stops the whole job, as the terminal would: a bash -c around qmpctl stops too, and the shell gets it back", async () => {
+  const terminal = await startTerminal(["bash", "--norc", "--noprofile", "-i"], { env: { PS1: "$ " }, columns: 400 });
+  try {
+    await terminal.waitForLastLine("$");
+    await terminal.type(`bash -c '"$0" shell -s "$1"; echo "after $?"' "${QMPCTL}" "${qemu.socket}"`);
+    await terminal.press("Enter");
+    await terminal.waitForLastLine("(QEMU)");
+    await terminal.press("C-z");
+    const screen = await terminal.waitFor("bash's prompt after the stop", (s) => s.at(-1) === "$" && s.length > 3);
+    expect(screen.join("\n")).toMatch(/^\[1\]\+ +Stopped +bash -c /m); // the job, not qmpctl alone
+    await terminal.type("fg");
+    await terminal.press("Enter");
+    await terminal.waitForLastLine("(QEMU)");
+    await terminal.press("C-d");
+    await terminal.waitFor("the wrapper's own line", (s) => s.includes("after 0"));
+  } finally {
+    await terminal.close();
+  }
+});
