@@ -16,7 +16,7 @@
 import { retryWhileNotReady } from "../lib/connect_ready.ts";
 import { CommandError, ConnectionError } from "../lib/errors.ts";
 import { EXIT } from "./exit_status.ts";
-import { globSockets, writeStderrLine, writeStdout } from "./io.ts";
+import { globSockets, OutputError, writeStderrLine, writeStdout } from "./io.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, printLabelled } from "./session.ts";
 
@@ -100,8 +100,14 @@ export async function runOnEach(
   options: FanoutOptions,
 ): Promise<number> {
   let output = Promise.resolve();
-  // One line (or one batch of lines) at a time, so lines of different targets never interleave.
-  const write = (text: string) => (output = output.then(() => writeStdout(text)));
+  // One line (or one batch of lines) at a time, so lines of different targets never interleave. Once a
+  // write fails, every later one fails with it: each target gets its own error, for its own notes.
+  const write = (text: string) => {
+    output = output.then(() => writeStdout(text));
+    return output.catch((error) => {
+      throw error instanceof OutputError ? new OutputError(error.message, { cause: error }) : error;
+    });
+  };
   const statuses: number[] = new Array(addresses.length).fill(EXIT.OK);
   const runTarget = async (address: string): Promise<number> => {
     const target = { label: address, write };
@@ -118,7 +124,12 @@ export async function runOnEach(
       return await run(own);
     } catch (error) {
       const status = options.statusOf(error);
-      // SIGINT, and an output that cannot be written (nowhere to print any target's line): the whole run ends.
+      // SIGINT, and an output that cannot be written (nowhere to print any target's line): the whole run ends;
+      // what the error says was run is this target's.
+      if (status === EXIT.OUTPUT) {
+        (error as Error).message = `${address}: ${(error as Error).message}` +
+          (addresses.length > 1 ? "; the other targets' output is lost too" : "");
+      }
       if (status === undefined || status === EXIT.OK || status === EXIT.INTERRUPTED || status === EXIT.OUTPUT) {
         throw error;
       }
