@@ -235,13 +235,13 @@ export function allOptions(): OptionSpec[] {
  * PROG and every word after it (as ssh's command: `ga exec df -h` runs `df
  * -h`), and an HMP line typed as words after its first one, whose flags are
  * single-dash (`hmp info block -v`). A line quoted as one word with its
- * blanks (`hmp 'info block' -s vm2.sock`) is whole: what follows it is qmpctl's, so that -s
+ * blanks (`hmp 'info block' -s vm2.sock`; any ASCII blank) is whole: what follows it is qmpctl's, so that -s
  * after it names the VM instead of riding along in the line to the default
  * one. Before them, and `--` anywhere, as usual.
  */
 export const commandLineStart: CommandLineStart = (words) =>
   words[0] === "ga" && words[1] === "exec" && words.length >= 3
     ? "all"
-    : words[0] === "hmp" && words.length >= 2 && !words[1].includes(" ") && !words[1].includes("\t")
+    : words[0] === "hmp" && words.length >= 2 && !/[ \t\r\n]/.test(words[1])
     ? "short"
     : undefined;
