@@ -214,13 +214,13 @@ function statusOf(error: unknown): number | undefined {
 }
 
 function exitStatusOf(error: unknown): number {
-  const status = statusOf(error);
   if ((error as Error)?.name === "NotCapable") { // Deno run without the permissions deno.json's task grants
     writeStderrLine(
       `qmpctl: ${(error as Error).message}: run it as \`deno task qmpctl\`, or with that task's permissions`,
     );
     return EXIT.USAGE;
   }
+  const status = statusOf(error);
   if (status === undefined) {
     writeStderrLine(`qmpctl: internal error (a bug: please report it): ${(error as Error)?.message ?? error}`);
     return EXIT.INTERNAL;

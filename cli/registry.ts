@@ -235,9 +235,10 @@ export function allOptions(): OptionSpec[] {
  * PROG and every word after it (as ssh's command: `ga exec df -h` runs `df
  * -h`), and an HMP line typed as words after its first one, whose flags are
  * single-dash (`hmp info block -v`). A line quoted as one word with its
- * blanks (`hmp 'info block' -s vm2.sock`; any ASCII blank) is whole: what follows it is qmpctl's, so that -s
- * after it names the VM instead of riding along in the line to the default
- * one. Before them, and `--` anywhere, as usual.
+ * blanks (`hmp 'info block' -s vm2.sock`; any ASCII blank) is whole: what
+ * follows it is qmpctl's, so that -s after it names the VM instead of riding
+ * along in the line to the default one. Before them, and `--` anywhere, as
+ * usual.
  */
 export const commandLineStart: CommandLineStart = (words) =>
   words[0] === "ga" && words[1] === "exec" && words.length >= 3
