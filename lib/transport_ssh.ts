@@ -162,6 +162,29 @@ export async function connectSsh(
     watcher?.close();
   }
 
+  // Closed before QEMU said anything: ssh could not open the remote socket, and says why on stderr.
+  // sshd does not tell missing from refused: either reads as a socket not there yet (--wait-socket).
+  // `closed` (the local socket's own account) stands when ssh's words add nothing.
+  const closedBeforeGreeting = async (closed: Error | undefined) => {
+    await stderr.failureLine(child.exited, REASON_WAIT_MS);
+    release();
+    // Through a shared connection the master, not this ssh, knows why: say both possibilities.
+    if (!stderr.saidOpenFailed() && stderr.multiplexed) {
+      return cannot(
+        `closed before QEMU greeted, through the shared ssh connection (ControlMaster), which does not say ` +
+          `why: no socket at ${address.path} on ${address.host}, or one that closed at once`,
+        { code: "ECONNREFUSED" },
+      );
+    }
+    // The channel opened, and the remote socket closed it: a close before the greeting, as locally.
+    if (!stderr.saidOpenFailed()) return closed;
+    // ssh says the same when sshd forbids the forward (AllowStreamLocalForwarding no) or cannot open it,
+    // and when the socket's listen queue is full (its monitor held by another client: EAGAIN there).
+    const reason = `${stderr.reason(command[0])} (is there a socket at ${address.path} on ${address.host}, ` +
+      "does its sshd allow forwarding to it, and is its monitor free?)";
+    return cannot(reason, { code: "ECONNREFUSED" });
+  };
+
   let spoke = false;
   const inner = await connectForwarded({ kind: "unix", path: local, text: address.text }, {
     data(chunk) {
@@ -191,28 +214,12 @@ export async function connectSsh(
         });
         return;
       }
-      // Closed before QEMU said anything: ssh could not open the remote socket, and says why on stderr.
-      // sshd does not tell missing from refused: either reads as a socket not there yet (--wait-socket).
-      void stderr.failureLine(child.exited, REASON_WAIT_MS).then(() => {
-        release();
-        // Through a shared connection the master, not this ssh, knows why: say both possibilities.
-        if (!stderr.saidOpenFailed() && stderr.multiplexed) {
-          return events.close(cannot(
-            `closed before QEMU greeted, through the shared ssh connection (ControlMaster), which does not say ` +
-              `why: no socket at ${address.path} on ${address.host}, or one that closed at once`,
-            { code: "ECONNREFUSED" },
-          ));
-        }
-        // The channel opened, and the remote socket closed it: a close before the greeting, as locally.
-        if (!stderr.saidOpenFailed()) return events.close(error);
-        // ssh says the same when sshd forbids the forward (AllowStreamLocalForwarding no) or cannot open it,
-        // and when the socket's listen queue is full (its monitor held by another client: EAGAIN there).
-        const reason = `${stderr.reason(command[0])} (is there a socket at ${address.path} on ${address.host}, ` +
-          "does its sshd allow forwarding to it, and is its monitor free?)";
-        events.close(cannot(reason, { code: "ECONNREFUSED" }));
-      });
+      void closedBeforeGreeting(error).then((failure) => events.close(failure));
     },
-  }, options.signal).catch((error) => {
+  }, options.signal).catch(async (error) => {
+    // A reset while connecting: the forwarding took the connection and dropped it before the runtime reported
+    // it open (a loaded machine), which is a close before QEMU spoke that came early.
+    if ((error.cause as { code?: string } | undefined)?.code === "ECONNRESET") throw await closedBeforeGreeting(error);
     release();
     throw error;
   });

@@ -365,6 +365,29 @@ describe("connection sharing (ControlMaster in the user's ssh config)", () => {
           `(ControlMaster), which does not say why: no socket at ${qemu.socket}.missing on vmhost, or one that ` +
           "closed at once\n",
       });
+      // The same close can come while the runtime is still connecting (a loaded machine): connect(2) fails with
+      // ECONNRESET. strace injects that into qmpctl's own connect only (no -f: ssh's connections are untouched).
+      const reset = Bun.spawnSync(
+        [
+          "strace",
+          "-qq",
+          "-o",
+          "/dev/null",
+          "-e",
+          "inject=connect:error=ECONNRESET",
+          QMPCTL,
+          "-s",
+          missing,
+          "exec",
+          "query-name",
+        ],
+        { env: { ...process.env, ...shared }, stdin: "ignore" },
+      );
+      expect({ code: reset.exitCode, stderr: reset.stderr.toString() }).toEqual({
+        code: 3,
+        stderr: expect.stringContaining("through the shared ssh connection (ControlMaster), which does not say why"),
+      });
+      expect(listening()).toEqual([expect.stringContaining(`${sshd.dir}/cm-`)]);
     } finally {
       control("exit");
     }
