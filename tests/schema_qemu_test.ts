@@ -94,6 +94,14 @@ describe("typed exec against QEMU", () => {
       "blockdev-add: 'detect-zeroes=maybe': expected one of off, on, unmap",
     ],
     [["query-stauts", "x=1"], "unknown command 'query-stauts' (did you mean query-stats or query-status?)"],
+    [ // a key given as is is not checked, but it is most likely why the argument is missing
+      ["set_link", "up=on", "nme:=5"],
+      "set_link: missing argument 'name': expected str (given as is, and not an argument here: 'nme')",
+    ],
+    [ // inside JSON text a bool is JSON's true or false, not on/off
+      ["blockdev-add", "driver=raw", "node-name=n2", 'file={"driver":"null-co","read-only":"on"}'],
+      `blockdev-add: 'file={"driver":"null-co","read-only":"on"}': at file.read-only: expected bool (true or false)`,
+    ],
   ])("exec %p exits 2 and sends nothing", async (words, message) => {
     const result = await run(["exec", ...words]);
     expect(result.code).toBe(2);

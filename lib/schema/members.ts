@@ -62,20 +62,21 @@ export function fits(schema: Schema, value: unknown, typeName: string): boolean 
   }
 }
 
-/** What a value of a type looks like, for error messages. */
-export function expected(schema: Schema, typeName: string): string {
+/** What a value of a type looks like, for error messages; `inJson`: as a value inside JSON text. */
+export function expected(schema: Schema, typeName: string, inJson = false): string {
   const type = schema.type(typeName);
   switch (type.kind) {
     case "builtin":
-      return type.json === "boolean" ? `${typeName} (true/false, on/off, yes/no)` : typeName;
+      if (type.json !== "boolean") return typeName;
+      return inJson ? `${typeName} (true or false)` : `${typeName} (true/false, on/off, yes/no)`;
     case "enum":
       return `one of ${type.values.join(", ")}`;
     case "array":
-      return "an array (JSON, or KEY.0=... KEY.1=...)";
+      return inJson ? "an array" : "an array (JSON, or KEY.0=... KEY.1=...)";
     case "object":
-      return "an object (JSON, or KEY.MEMBER=...)";
+      return inJson ? "an object" : "an object (JSON, or KEY.MEMBER=...)";
     case "alternate":
-      return type.members.map((m) => expected(schema, m)).join(", or ");
+      return type.members.map((m) => expected(schema, m, inJson)).join(", or ");
     default:
       return "a value";
   }

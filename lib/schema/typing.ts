@@ -122,8 +122,11 @@ class Typer {
     });
     const missing = members.find((m) => !m.optional && !Object.hasOwn(tree, m.name));
     if (missing) {
+      // A key given as is (KEY:=JSON, --args) is not checked; when it is not a member, it is likely the misspelling.
+      const stray = Object.keys(tree).filter((key) => !byName.has(key)).map((key) => `'${dotted(path, key)}'`);
       throw this.error(
-        `missing argument '${dotted(path, missing.name)}': expected ${expected(this.schema, missing.type)}`,
+        `missing argument '${dotted(path, missing.name)}': expected ${expected(this.schema, missing.type)}` +
+          (stray.length > 0 ? ` (given as is, and not an argument here: ${stray.join(", ")})` : ""),
       );
     }
     return Object.fromEntries(entries);
@@ -189,7 +192,7 @@ class Typer {
     const type = this.schema.type(typeName);
     const bad = () => {
       const where = path.join(".") === word.path.join(".") ? "" : `at ${path.join(".")}: `;
-      return this.error(`'${word.word}': ${where}expected ${expected(this.schema, typeName)}`);
+      return this.error(`'${word.word}': ${where}expected ${expected(this.schema, typeName, true)}`);
     };
     if (!fits(this.schema, value, typeName)) throw bad();
     switch (type.kind) {
