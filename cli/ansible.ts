@@ -10,7 +10,7 @@
  * @module
  */
 import { CommandError, DisconnectedError, QmpError, TimeoutError } from "../lib/errors.ts";
-import { parseExact, textOf } from "../lib/exact_json.ts";
+import { numberText, parseExact } from "../lib/exact_json.ts";
 import { hmpText } from "../lib/hmp.ts";
 import type { QmpEvent } from "../lib/events.ts";
 import { isGlob } from "../lib/glob.ts";
@@ -18,7 +18,7 @@ import { formatDuration, parseDuration } from "./duration.ts";
 import { awaitedTimeout, checkEventWait, readEventWait, subscribe } from "./event_output.ts";
 import { readTextFile, writeStdout } from "./io.ts";
 import { ParsedOptions, UsageError } from "./options.ts";
-import { type CommandContext, connect } from "./session.ts";
+import { type CommandContext, connect, formatJson } from "./session.ts";
 
 export const help = (): string =>
   `Usage: qmpctl ansible ARGS_FILE
@@ -87,7 +87,7 @@ export async function run(context: CommandContext): Promise<number> {
   } catch (error) {
     result = failure(error);
   }
-  await writeStdout(JSON.stringify(result) + "\n");
+  await writeStdout(formatJson(result, false)); // U+2028 and the like escaped: Ansible splits lines at them
   return 0;
 }
 
@@ -169,7 +169,7 @@ async function runModule(context: CommandContext, params: ModuleParams): Promise
   const signal = timeoutMs > 0 ? AbortSignal.any([context.signal, AbortSignal.timeout(timeoutMs)]) : context.signal;
   const options = new ParsedOptions();
   if (given(params.match)) options.set("match", matchWords(dict(params.match, "match")!));
-  if (given(params.count)) options.set("count", textOf(params.count));
+  if (given(params.count)) options.set("count", scalar(params.count, "count"));
   const session: CommandContext = {
     ...context,
     options,
@@ -182,7 +182,12 @@ async function runModule(context: CommandContext, params: ModuleParams): Promise
     signal,
   };
   const wait = names.length > 0 ? readEventWait(session, names, 1, "count") : undefined;
-  const client = await connect(session);
+  // A timeout says which bound ran out, as qmpctl's own --timeout does.
+  const bounded = (error: unknown) => {
+    if (error instanceof TimeoutError) error.message += ` (timeout ${formatDuration(timeoutMs)})`;
+    return error;
+  };
+  const client = await connect(session).catch((error) => Promise.reject(bounded(error)));
   try {
     // As for wait-event: a name QEMU does not know fails at once, rather than at the timeout.
     if (wait) await checkEventWait(client, wait, signal);
@@ -206,17 +211,18 @@ async function runModule(context: CommandContext, params: ModuleParams): Promise
           throw new DisconnectedError(`${client.address.text} closed the connection while waiting for ${wait.what}`);
         }
       } catch (error) {
-        // The command has run: the task failed, and changed what the command changed (and returned).
-        if (!(error instanceof TimeoutError)) return { ...result, ...failure(error), changed };
-        const timedOut = awaitedTimeout(wait, events.length);
-        timedOut.message += ` (timeout ${formatDuration(timeoutMs)})`;
-        return { ...result, ...failure(timedOut), changed };
+        // The command has run: the task failed, and changed what the command changed (and returned); the
+        // events that came are in the result too.
+        const reason = error instanceof TimeoutError ? bounded(awaitedTimeout(wait, events.length)) : error;
+        return { ...result, events, ...failure(reason), changed };
       } finally {
         subscription.close();
       }
       result.events = events;
     }
     return result;
+  } catch (error) {
+    throw bounded(error);
   } finally {
     client.close();
   }
@@ -263,7 +269,17 @@ function boolean(value: unknown, name: string): boolean {
 
 function duration(value: unknown, name: string, otherwise: number): number {
   if (!given(value)) return otherwise;
-  return parseDuration(textOf(value), name);
+  return parseDuration(scalar(value, name), name);
+}
+
+/** A string or a number parameter as text (a list or a dict is refused, not read as its String()). */
+function scalar(value: unknown, name: string): string {
+  const number = numberText(value);
+  if (number !== undefined) return number;
+  if (typeof value !== "string") {
+    throw new UsageError(`${name} must be a string or a number, not ${JSON.stringify(value)}`);
+  }
+  return value;
 }
 
 /** A `match` dict as `--match` words: a string as text (KEY=VALUE), anything else as its JSON (KEY:=JSON). */

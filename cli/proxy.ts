@@ -20,7 +20,7 @@ import {
   writeStderrLine,
 } from "./io.ts";
 import { UsageError } from "./options.ts";
-import { type CommandContext, escapeC1 } from "./session.ts";
+import { type CommandContext, escapeJsonControls } from "./session.ts";
 
 export const help = (): string =>
   `Usage: qmpctl proxy -s UPSTREAM --listen PATH [options]
@@ -121,7 +121,8 @@ function proxyOptions(context: CommandContext, settings: Settings): ProxyOptions
     signal: context.signal,
     notice,
     wire: context.global.verbose
-      ? (who, direction, json) => writeStderrLine(`${who} ${direction === "send" ? ">" : "<"} ${escapeC1(json)}`)
+      ? (who, direction, json) =>
+        writeStderrLine(`${who} ${direction === "send" ? ">" : "<"} ${escapeJsonControls(json)}`)
       : undefined,
   };
 }

@@ -105,7 +105,8 @@ export function wireLog(context: CommandContext): ((direction: "send" | "receive
   if (!context.global.verbose) return undefined;
   const label = context.target ? `${context.target.label}: ` : "";
   // DEL and C1 as JSON's \u escapes, as on stdout: the line stays the JSON that crossed the wire
-  return (direction, json) => writeStderrLine(`${label}${direction === "send" ? ">" : "<"} ${escapeC1(json)}`);
+  return (direction, json) =>
+    writeStderrLine(`${label}${direction === "send" ? ">" : "<"} ${escapeJsonControls(json)}`);
 }
 
 /**
@@ -128,33 +129,35 @@ export async function withClient<T>(
 /**
  * One JSON value as a line: compact, or indented with `--pretty`. Control
  * characters in strings are escapes (`\u001b`), so that text from QEMU or a
- * guest cannot act on a terminal; JSON.stringify writes DEL and the C1
- * controls (U+007F..U+009F, which some terminals obey) as they are, so they
- * are written as escapes here (the same JSON value).
+ * guest cannot act on a terminal; JSON.stringify writes DEL, the C1 controls
+ * (U+007F..U+009F, which some terminals obey) and the line and paragraph
+ * separators (U+2028, U+2029: line breaks to Python's splitlines, which
+ * Ansible reads a module's output with) as they are, so they are written as
+ * escapes here (the same JSON value).
  */
 export function formatJson(value: unknown, pretty: boolean): string {
-  return escapeC1(jsonLine(value, pretty));
+  return escapeJsonControls(jsonLine(value, pretty));
 }
 
-/** JSON.stringify's line for a value, before escapeC1. */
+/** JSON.stringify's line for a value, before escapeJsonControls. */
 function jsonLine(value: unknown, pretty: boolean): string {
   return JSON.stringify(value, null, pretty ? 2 : undefined) + "\n";
 }
 
-const C1 = /[\u007f-\u009f]/g;
+const RAW_CONTROLS = /[\u007f-\u009f\u2028\u2029]/g;
 
-/** JSON text with DEL and the C1 controls as `\u` escapes (they can stand only inside its strings). */
-export function escapeC1(json: string): string {
+/** JSON text with DEL, the C1 controls and U+2028/U+2029 as `\u` escapes (they can stand only inside its strings). */
+export function escapeJsonControls(json: string): string {
   // A short text (a one-shot reply) is searched by a loop: a process's first regex costs ~0.5 ms.
   let found = false;
-  if (json.length > 4096) found = json.search(C1) >= 0;
+  if (json.length > 4096) found = json.search(RAW_CONTROLS) >= 0;
   else {
     for (let i = 0; i < json.length && !found; i++) {
       const c = json.charCodeAt(i);
-      found = c >= 0x7f && c <= 0x9f;
+      found = (c >= 0x7f && c <= 0x9f) || c === 0x2028 || c === 0x2029;
     }
   }
-  return found ? json.replace(C1, (c) => `\\u00${c.charCodeAt(0).toString(16)}`) : json;
+  return found ? json.replace(RAW_CONTROLS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`) : json;
 }
 
 /** Write output text: to stdout, or through the target's writer. */
@@ -202,7 +205,7 @@ export function formatEvents(context: CommandContext, events: readonly QmpEvent[
   const { pretty } = context.global;
   let lines = "";
   for (const event of events) lines += jsonLine(labelled(context, event), pretty);
-  return escapeC1(lines);
+  return escapeJsonControls(lines);
 }
 
 /**

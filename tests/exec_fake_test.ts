@@ -386,14 +386,15 @@ describe("replies", () => {
     );
   });
 
-  test("-v: DEL and C1 controls in a message logged as JSON escapes, so each line is still JSON", async () => {
-    const server = answering((c, request) => c.reply(request, { text: "a\u007fb\u0085c\u009b" }));
+  test("-v: DEL, C1 controls and U+2028/U+2029 in a message logged as JSON escapes, so each line is still JSON", async () => {
+    const server = answering((c, request) => c.reply(request, { text: "a\u007fb\u0085c\u009b\u2028d\u2029" }));
     const args = JSON.stringify({ name: "x\u007f\u0080", up: false }); // --args is sent as given: no schema
     const result = await qmpctl(["-s", server.path, "-v", "exec", "set_link", "--args", args]);
-    expect(result).toMatchObject({ code: 0, stdout: '{"text":"a\\u007fb\\u0085c\\u009b"}\n' });
+    // The line separators are line breaks to some readers of NDJSON (Python's splitlines): escaped on stdout too.
+    expect(result).toMatchObject({ code: 0, stdout: '{"text":"a\\u007fb\\u0085c\\u009b\\u2028d\\u2029"}\n' });
     const logged = result.stderr.trimEnd().split("\n").map((line) => JSON.parse(line.slice(2)));
     expect(logged[2]).toMatchObject({ execute: "set_link", arguments: { name: "x\u007f\u0080", up: false } });
-    expect(logged[4]).toMatchObject({ return: { text: "a\u007fb\u0085c\u009b" } });
+    expect(logged[4]).toMatchObject({ return: { text: "a\u007fb\u0085c\u009b\u2028d\u2029" } });
     expect(result.stderr).toContain('"name":"x\\u007f\\u0080"');
   });
 });

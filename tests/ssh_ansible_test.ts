@@ -262,7 +262,12 @@ describe("qmpctl ansible ARGS_FILE (what the module runs), directly", () => {
 
   test("a wait_event that does not come within timeout fails, naming what it waited for", async () => {
     const result = await module({ socket: qemu.socket, wait_event: "SHUTDOWN", timeout: "500ms" });
-    expect(result).toEqual({ failed: true, changed: false, msg: "timed out waiting for SHUTDOWN (timeout 500ms)" });
+    expect(result).toEqual({
+      failed: true,
+      changed: false,
+      events: [],
+      msg: "timed out waiting for SHUTDOWN (timeout 500ms)",
+    });
   });
 
   test("the command ran, then its wait_event timed out: failed, but changed (and its return)", async () => {
@@ -279,8 +284,47 @@ describe("qmpctl ansible ARGS_FILE (what the module runs), directly", () => {
       failed: true,
       changed: true,
       return: {},
+      events: [],
       msg: "timed out waiting for RESET with reason=guest-reset; 0 of 2 arrived (timeout 500ms)",
     });
+  });
+
+  test("a wait_event that timed out after some of its events: the result holds those that came", async () => {
+    const result = await module({
+      socket: qemu.socket,
+      execute: "stop",
+      wait_event: "STOP,RESUME",
+      count: 2,
+      timeout: "1s",
+    });
+    await qemu.control.execute("cont");
+    expect(result).toMatchObject({
+      failed: true,
+      changed: true,
+      return: {},
+      events: [{ event: "STOP" }],
+      msg: "timed out waiting for STOP or RESUME; 1 of 2 arrived (timeout 1s)",
+    });
+  });
+
+  test("the result is one line to Python's splitlines (Ansible's reader) whatever the text: U+2028, U+2029, U+0085 escaped", async () => {
+    const file = join(dir, "args-lines.json");
+    writeFileSync(file, JSON.stringify({ socket: qemu.socket, hmp: "info x\u2028\u2029\u0085y" }));
+    const result = await qmpctl(["ansible", file]);
+    expect(result).toMatchObject({ code: 0, stderr: "" });
+    // str.splitlines() breaks at these besides \n and \r (the C0 ones are JSON escapes already).
+    // deno-lint-ignore no-control-regex -- Python's line breaks include these controls
+    expect(result.stdout.split(/\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]/)).toEqual([expect.any(String), ""]);
+    expect(JSON.parse(result.stdout)).toEqual({
+      changed: true,
+      text: "unknown command: 'info x\u2028\u2029\u0085y'\n",
+    });
+  });
+
+  test("timeout and count take a string or a number: a list or a dict is refused, saying what it was", async () => {
+    await expectFailure({ hmp: "info status", timeout: [1] }, "timeout must be a string or a number, not [1]");
+    await expectFailure({ hmp: "info status", timeout: { a: 1 } }, 'timeout must be a string or a number, not {"a":1}');
+    await expectFailure({ wait_event: "STOP", count: [2] }, "count must be a string or a number, not [2]");
   });
 
   test("a match that none of the events can meet fails before the command is sent (not changed)", async () => {
@@ -368,7 +412,12 @@ describe("the module's wrapper (library/qmp) run directly, as Ansible runs it", 
       symlinkSync(QMPCTL, join(bin, "qmpctl"));
     }
     const file = join(dir, "wrapper-args.json");
-    writeFileSync(file, JSON.stringify(params));
+    // As Ansible (Python's json.dumps) writes it: all ASCII, anything else a \u escape.
+    const ascii = JSON.stringify(params).replace(
+      /[\u0080-\uffff]/g,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+    );
+    writeFileSync(file, ascii);
     const result = Bun.spawnSync(["sh", join(LIBRARY, "qmp"), file], {
       env: { PATH: `${bin}:/usr/bin:/bin` },
       stdout: "pipe",
@@ -406,9 +455,29 @@ describe("the module's wrapper (library/qmp) run directly, as Ansible runs it", 
     expect(existsSync(mark)).toBe(false);
   });
 
-  test("a qmpctl parameter that is not a plain string fails the task rather than running PATH's qmpctl", () => {
-    const failure = { failed: true, msg: "the qmpctl parameter must be a path: a string without backslash escapes" };
-    expect(wrapper({ socket: qemu.socket, execute: "query-status", qmpctl: 5 })).toEqual(failure);
-    expect(wrapper({ socket: qemu.socket, execute: "query-status", qmpctl: '/opt/q"mpctl' })).toEqual(failure);
+  test("a qmpctl parameter that is not a path fails the task rather than running PATH's qmpctl", () => {
+    const query = { socket: qemu.socket, execute: "query-status" };
+    const failure = { failed: true, msg: "the qmpctl parameter must be a path: a string" };
+    expect(wrapper({ ...query, qmpctl: 5 })).toEqual(failure);
+    expect(wrapper({ ...query, qmpctl: "/opt/qmpctl\n" })).toEqual(failure); // no path holds a control character
+    const notFound = {
+      failed: true,
+      msg: "qmpctl not found on the managed host (or not an executable file): install it on PATH or set the qmpctl " +
+        "parameter",
+    };
+    expect(wrapper({ ...query, qmpctl: '/opt/q"mpctl' })).toEqual(notFound); // decoded, and not there
+    expect(wrapper({ ...query, qmpctl: dir })).toEqual(notFound); // a directory
+    expect(wrapper({ ...query, qmpctl: join(dir, "wrapper-args.json") })).toEqual(notFound); // not executable
+  });
+
+  test("a non-ASCII qmpctl path (which Ansible writes as \\u escapes) runs that binary; null means PATH's", () => {
+    const unusual = join(dir, "bïn 😀 é");
+    mkdirSync(unusual, { recursive: true });
+    const mark = join(dir, "unusual-ran");
+    writeFileSync(join(unusual, "qmpctl"), `#!/bin/sh\ntouch ${mark}\nexec ${QMPCTL} "$@"\n`, { mode: 0o755 });
+    const query = { socket: qemu.socket, execute: "query-status" };
+    expect(wrapper({ ...query, qmpctl: join(unusual, "qmpctl") })).toMatchObject({ changed: false });
+    expect(existsSync(mark)).toBe(true);
+    expect(wrapper({ ...query, qmpctl: null })).toMatchObject({ changed: false, return: { status: "running" } });
   });
 });
