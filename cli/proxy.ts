@@ -33,10 +33,11 @@ client sees a normal QEMU: its greeting, qmp_capabilities answered by the
 proxy, its own ids on its replies, and every event. Runs in the foreground
 and logs clients coming and going on stderr (-v: every message too).
 
-After --, the proxy starts QEMU itself with a private monitor that it owns
-from the first instant, forwards SIGTERM and SIGINT to it (SIGTERM for
-SIGHUP), and exits with
-QEMU's exit status; QEMU's stdin, stdout and stderr are the proxy's own.
+Given a QEMU command line (after --, or from its program on: every word
+after the program is QEMU's), the proxy starts QEMU itself with a private
+monitor that it owns from the first instant, forwards SIGTERM and SIGINT to
+it (SIGTERM for SIGHUP), and exits with QEMU's exit status; QEMU's stdin,
+stdout and stderr are the proxy's own.
 
 Not available through the proxy (each is refused with an error): getfd,
 add-fd, closefd and get-win32-socket (they pass file descriptors on the
@@ -66,14 +67,17 @@ const QEMU_EXIT_GRACE_MS = 10_000;
 
 export async function run(context: CommandContext): Promise<number> {
   const listen = context.options.text("listen");
-  if (!listen) throw new UsageError("proxy needs --listen PATH (the socket to serve)");
   const launch = context.words;
+  if (!listen) {
+    const late = launch.includes("--listen") ? ", before the QEMU command line (its words are QEMU's)" : "";
+    throw new UsageError(`proxy needs --listen PATH (the socket to serve)${late}`);
+  }
   const upstream = context.global.socket ?? (launch.length === 0 ? env("QMPCTL_SOCKET") : undefined);
   if (launch.length > 0 && context.global.socket) {
-    throw new UsageError("proxy takes either -s UPSTREAM or a QEMU command line after --, not both");
+    throw new UsageError(`proxy takes either -s UPSTREAM or a QEMU command line (${launch[0]} ...), not both`);
   }
   if (launch.length === 0 && !upstream) {
-    throw new UsageError("no upstream: give -s/--socket ADDR, set QMPCTL_SOCKET, or a QEMU command line after --");
+    throw new UsageError("no upstream: give -s/--socket ADDR, set QMPCTL_SOCKET, or a QEMU command line");
   }
   const settings = readSettings(context, listen);
   await claimSocketPath(listen); // before QEMU is touched: a path another proxy serves is an error at once

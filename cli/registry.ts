@@ -237,11 +237,12 @@ export function allOptions(): OptionSpec[] {
  * single-dash (`hmp info block -v`). A line quoted as one word with its
  * blanks (`hmp 'info block' -s vm2.sock`; any ASCII blank) is whole: what
  * follows it is qmpctl's, so that -s after it names the VM instead of riding
- * along in the line to the default one. Before them, and `--` anywhere, as
- * usual.
+ * along in the line to the default one. And proxy's QEMU command line, from
+ * its program on (`proxy --listen vm.sock qemu-system-x86_64 -m 1G`). Before
+ * them, and `--` anywhere, as usual.
  */
 export const commandLineStart: CommandLineStart = (words) =>
-  words[0] === "ga" && words[1] === "exec" && words.length >= 3
+  (words[0] === "ga" && words[1] === "exec" && words.length >= 3) || (words[0] === "proxy" && words.length >= 2)
     ? "all"
     : words[0] === "hmp" && words.length >= 2 && !/[ \t\r\n]/.test(words[1])
     ? "short"

@@ -152,12 +152,27 @@ describe("proxy -s UPSTREAM: how it ends", () => {
       stderr: "qmpctl: proxy needs --listen PATH (the socket to serve)\n",
     });
     expect((await qmpctl(["proxy", "-s", "/x", "--listen", "/tmp/y", "--listen-mode", "rw"])).code).toBe(2);
-    expect((await qmpctl(["proxy", "-s", "/x", "--listen", "/tmp/y", "--", "qemu-system-x86_64"])).code).toBe(2);
+    for (const dashes of [["--"], []]) {
+      expect(await qmpctl(["proxy", "-s", "/x", "--listen", "/tmp/y", ...dashes, "qemu-system-x86_64"]))
+        .toMatchObject({
+          code: 2,
+          stderr: "qmpctl: proxy takes either -s UPSTREAM or a QEMU command line (qemu-system-x86_64 ...), not both\n",
+        });
+    }
+    expect(await qmpctl(["proxy", "qemu-system-x86_64", "--listen", "/tmp/y"])).toMatchObject({
+      code: 2,
+      stderr: "qmpctl: proxy needs --listen PATH (the socket to serve), before the QEMU command line (its words are " +
+        "QEMU's)\n",
+    });
   });
 });
 
 describe("proxy --listen PATH -- qemu ...: launch mode", () => {
-  function launch(extra: string[] = [], env: Record<string, string> = {}): { proxy: RunningProxy; shared: string } {
+  function launch(
+    extra: string[] = [],
+    env: Record<string, string> = {},
+    dashes = ["--"],
+  ): { proxy: RunningProxy; shared: string } {
     const dir = mkdtempSync(join(tmpdir(), "qmpctl-launch-"));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const shared = join(dir, "vm.sock");
@@ -165,7 +180,7 @@ describe("proxy --listen PATH -- qemu ...: launch mode", () => {
       [
         "--listen",
         shared,
-        "--",
+        ...dashes,
         "qemu-system-x86_64",
         "-nodefaults",
         "-display",
@@ -199,6 +214,14 @@ describe("proxy --listen PATH -- qemu ...: launch mode", () => {
     expect(result.code).toBe(0);
     expect(alive(qemuPid)).toBe(false);
     expect(existsSync(shared)).toBe(false);
+  });
+
+  test("without --, every word from QEMU's program on is QEMU's (its -machine is not qmpctl's -m)", async () => {
+    const { proxy, shared } = launch([], {}, []);
+    await proxy.ready;
+    expect(await qmpctl(["-s", shared, "exec", "query-status"])).toMatchObject({ code: 0, stderr: "" });
+    proxy.child.kill("SIGTERM");
+    expect((await proxy.result).code).toBe(0);
   });
 
   test("a TMPDIR with a comma: QEMU still finds the proxy's monitor (the comma is escaped in -chardev)", async () => {
