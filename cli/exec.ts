@@ -88,7 +88,8 @@ async function longWorkFollower(
   const job = context.options.has("wait-job"), migration = context.options.has("wait-migration");
   if (!job && !migration) {
     for (const name of ["progress", "no-progress", "progress-json", "dismiss"]) {
-      if (context.options.has(name)) throw new UsageError(`--${name} goes with --wait-job or --wait-migration`);
+      const partners = name === "dismiss" ? "--wait-job" : "--wait-job or --wait-migration"; // no migration is dismissed
+      if (context.options.has(name)) throw new UsageError(`--${name} goes with ${partners}`);
     }
     return undefined;
   }

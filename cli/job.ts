@@ -123,19 +123,29 @@ async function followAndPrint(
   mode: ReturnType<typeof progressMode>,
 ): Promise<number> {
   const progress = new ProgressReporter(mode, context.target?.label);
+  const told = new Set<string>();
+  // Each job's line as it concludes (the progress line erased first), and on stderr how it failed.
+  const tell = async (job: JobOutcome, signal = context.signal) => {
+    told.add(job.id);
+    await progress.finish();
+    await write({ ...context, signal }, formatJson(labelled(context, job), context.global.pretty));
+    if (job.result !== "completed") warn(context, `job ${job.id} ${job.result}${job.error ? `: ${job.error}` : ""}`);
+  };
   let report: JobReport;
   try {
     report = await watch.follow(ids, {
       signal: context.signal,
       dismiss: context.options.has("dismiss"),
       onProgress: mode === "off" ? undefined : (jobs) => progress.update(jobs.map(jobSample)),
+      onConcluded: (job) => tell(job),
     });
   } catch (error) {
     await progress.finish();
     if (!(error instanceof TimeoutError || error instanceof AbortedError)) throw error;
-    // The jobs that ended before the bound or Ctrl-C are said (an auto-dismissed one's end is known only now).
+    // The jobs that ended before the bound or Ctrl-C and are not told yet (an auto-dismissed one's end is
+    // known only now): told too, though the bound has passed.
     const { concluded, running } = watch.standing();
-    await printConcluded({ ...context, signal: new AbortController().signal }, concluded); // the bound has passed
+    for (const job of concluded) if (!told.has(job.id)) await tell(job, new AbortController().signal);
     if (error instanceof AbortedError) throw error;
     const named = running.length > 0 || concluded.length > 0 ? running : ids; // none known yet: those asked for
     const which = named.length === 1
@@ -148,24 +158,14 @@ async function followAndPrint(
     watch.close();
   }
   await progress.finish();
-  await printConcluded(context, report.concluded);
   for (const id of report.gone) {
     await reportFailure(
       context,
       `job ${id} is not there to follow: it concluded and was dismissed before qmpctl looked, or it never existed`,
     );
   }
-  let status: number = report.gone.length > 0 ? EXIT.GONE : EXIT.OK;
-  for (const job of report.concluded) {
-    if (job.result === "completed") continue;
-    warn(context, `job ${job.id} ${job.result}${job.error ? `: ${job.error}` : ""}`);
-    status = EXIT.QEMU_ERROR;
-  }
-  return status;
-}
-
-function printConcluded(context: CommandContext, jobs: JobOutcome[]): Promise<void> {
-  return write(context, jobs.map((job) => formatJson(labelled(context, job), context.global.pretty)).join(""));
+  const failed = report.concluded.some((job) => job.result !== "completed");
+  return failed ? EXIT.QEMU_ERROR : report.gone.length > 0 ? EXIT.GONE : EXIT.OK;
 }
 
 function jobSample(job: JobInfo): ProgressSample {

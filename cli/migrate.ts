@@ -15,8 +15,10 @@ Follow the migration of this QEMU (query-migrate, woken early by MIGRATION and
 MIGRATION_PASS events when the 'events' capability is on) until it has
 completed, failed or been cancelled, and print the final query-migrate
 object as one JSON line. A migration that has already ended is reported at
-once (QEMU keeps its state until the next one starts). To start a migration
-and follow it in one go: 'qmpctl exec migrate uri=... --wait-migration'.
+once (QEMU keeps its state until the next one starts). On a destination
+(-incoming) it waits for the source to come, then follows. To start a
+migration and follow it in one go: 'qmpctl exec migrate uri=...
+--wait-migration'.
 
 Progress: on a terminal, stderr shows one line redrawn in place: RAM
 percentage, bytes done (sent, or zero pages skipped) and total, the rate

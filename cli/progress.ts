@@ -149,7 +149,8 @@ export function progressJson(sample: ProgressSample): Record<string, unknown> {
 
 /**
  * The line for a sample, at most `width` characters wide: parts that do not
- * fit are left out, the least useful first (bar, notes, time left, rate).
+ * fit are left out from the end (notes, time left, rate, amounts), and the
+ * bar only when none of them is left.
  * The label and notes hold QEMU's words (a job's id and type, a status):
  * their control characters are escaped, as on every stderr line.
  */

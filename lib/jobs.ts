@@ -53,6 +53,8 @@ export interface FollowJobsOptions {
   onProgress?: (jobs: JobInfo[]) => void;
   /** How often to query progress while `onProgress` is given. Default 250 ms. */
   progressIntervalMs?: number;
+  /** Called with each followed job as it concludes (QEMU's record of it), before the others end; awaited. */
+  onConcluded?: (job: JobOutcome) => void | Promise<void>;
 }
 
 /** The events that tell a job's state. */
@@ -114,6 +116,29 @@ export class JobWatch {
       const followed = wanted.filter((id) => this.#jobs.has(id));
       this.#followedIds = followed;
       const running = () => followed.filter((id) => !this.#jobs.get(id)!.concluded);
+      const reported = new Set<string>();
+      // Each job as it concludes: QEMU's own record of how it ended (its error), dismissed if asked, and
+      // told. A QEMU that quit has told it already: quitting cancels its jobs, and the events say so before
+      // the connection closes.
+      const reportConcluded = async () => {
+        const ended = followed.filter((id) => this.#jobs.get(id)!.concluded && !reported.has(id));
+        if (ended.length === 0) return;
+        const record = await this.#query(signal).catch((error) => {
+          if (error instanceof DisconnectedError) return []; // and nothing left to dismiss
+          throw error;
+        });
+        this.#snapshot(record);
+        for (const job of record) {
+          if (options.dismiss && ended.includes(job.id) && job.status === "concluded") {
+            await this.#client.execute("job-dismiss", { id: job.id }, { signal });
+          }
+        }
+        for (const id of ended) {
+          reported.add(id);
+          await options.onConcluded?.(outcome(this.#jobs.get(id)!));
+        }
+      };
+      await reportConcluded(); // those that had ended before the follow
       const turns = new EventTurns(this.#subscription);
       const tickMs = onProgress ? options.progressIntervalMs ?? 250 : undefined;
       if (onProgress && running().length > 0) onProgress(running().map((id) => this.#jobs.get(id)!.info));
@@ -127,22 +152,7 @@ export class JobWatch {
             `${this.#client.address.text} closed the connection while job ${running().join(", ")} ran`,
           );
         } else this.#apply(turn);
-      }
-      // QEMU's own record of how they ended (its error). A QEMU that quit has told it already: quitting
-      // cancels its jobs, and the events say so before the connection closes.
-      const last = followed.length > 0
-        ? await this.#query(signal).catch((error) => {
-          if (error instanceof DisconnectedError) return []; // and nothing left to dismiss
-          throw error;
-        })
-        : [];
-      this.#snapshot(last);
-      if (options.dismiss) {
-        for (const job of last) {
-          if (followed.includes(job.id) && job.status === "concluded") {
-            await this.#client.execute("job-dismiss", { id: job.id }, { signal });
-          }
-        }
+        await reportConcluded();
       }
       return { concluded: followed.map((id) => outcome(this.#jobs.get(id)!)), gone };
     } finally {

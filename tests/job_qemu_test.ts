@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
 import { ArgumentError, JobWatch, QmpClient } from "../lib/mod.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
+import { waitUntil } from "./helpers/process_state.ts";
 import { startTerminal } from "./helpers/terminal.ts";
 
 const MiB = 1024 * 1024;
@@ -148,9 +149,27 @@ describe("job wait", () => {
     const result = await qmpctl(["-s", qemu.socket, "job", "wait", "f1", "s1", "--timeout", "2s"]);
     expect(result.code).toBe(124);
     expect(JSON.parse(result.stdout)).toMatchObject({ id: "f1", status: "concluded", result: "cancelled" });
-    expect(result.stderr).toBe(
-      "qmpctl: timed out waiting for job s1 to conclude; it keeps running in QEMU (--timeout 2s)\n",
+    expect(result.stderr).toBe( // how f1 ended is said too, as without the timeout
+      "qmpctl: job f1 cancelled\n" +
+        "qmpctl: timed out waiting for job s1 to conclude; it keeps running in QEMU (--timeout 2s)\n",
     );
+  });
+
+  test("each job's line (and how it failed) comes as it concludes, not when the last one does", async () => {
+    await backup("f2", 8 * MiB);
+    await backup("s2", 8 * MiB, { device: "node1", target: "dst1" });
+    let stderr = "";
+    const running = startQmpctl(["-s", qemu.socket, "-v", "job", "wait", "f2", "s2"], {
+      onStderr: (text) => (stderr += text),
+    });
+    await waitUntil(() => /^< \{"return":\[/m.test(stderr), "job wait has queried the jobs");
+    await qemu.control.execute("job-cancel", { id: "f2" });
+    await waitUntil(() => stderr.includes("qmpctl: job f2 cancelled\n"), "f2's end is told");
+    expect(await jobIds()).toContain("s2"); // still running
+    await qemu.control.execute("job-cancel", { id: "s2" });
+    const result = await running.result;
+    expect(result.code).toBe(1);
+    expect(result.stdout.trimEnd().split("\n").map((line) => JSON.parse(line).id)).toEqual(["f2", "s2"]);
   });
 
   test("a job that is not there: exit 4 with one line that says so", async () => {
@@ -362,11 +381,11 @@ describe("exec --wait-job", () => {
   });
 
   test("--dismiss or --progress without --wait-job: usage error", async () => {
-    for (const option of ["--dismiss", "--progress"]) {
+    for (const [option, partners] of [["--dismiss", "--wait-job"], ["--progress", "--wait-job or --wait-migration"]]) {
       expect(await qmpctl(["-s", qemu.socket, "exec", "query-jobs", option])).toMatchObject({
         code: 2,
         stdout: "",
-        stderr: `qmpctl: ${option} goes with --wait-job or --wait-migration\n`,
+        stderr: `qmpctl: ${option} goes with ${partners}\n`,
       });
     }
   });
