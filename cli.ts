@@ -35,7 +35,7 @@ import {
   writeStdout,
 } from "./cli/io.ts";
 import { commandHelp, generalHelp } from "./cli/help.ts";
-import { findOption, parseArgs, UsageError } from "./cli/options.ts";
+import { findOption, parseArgs, UnknownOptionError, UsageError } from "./cli/options.ts";
 import {
   allOptions,
   type CommandEntry,
@@ -90,7 +90,11 @@ async function main(): Promise<number> {
     return 0;
   }
   const entry = Object.prototype.hasOwnProperty.call(COMMANDS, name) ? COMMANDS[name] : undefined;
-  if (!entry) throw new UsageError(`unknown command '${name}' (commands: ${Object.keys(COMMANDS).join(", ")})`);
+  if (!entry) {
+    const { didYouMean } = await import("./lib/closest.ts");
+    const hint = didYouMean(name, Object.keys(COMMANDS)) || ` (commands: ${Object.keys(COMMANDS).join(", ")})`;
+    throw new UsageError(`unknown command '${name}'${hint}`);
+  }
   const module = await entry.load();
   if (wantsHelp) {
     await writeStdout(commandHelp(entry, module.help()) + "\n");
@@ -229,4 +233,15 @@ function exitStatusOf(error: unknown): number {
   return status;
 }
 
-exit(await main().catch(exitStatusOf));
+/** A mistyped option's error with the closest names (closest.ts is loaded only then). */
+async function withClosestOption(error: unknown): Promise<unknown> {
+  if (error instanceof UnknownOptionError) {
+    const { closestNames } = await import("./lib/closest.ts");
+    const names = closestNames(error.option, new Set(error.known)).map((n) => `--${n}`);
+    const last = names.pop();
+    if (last) error.message += ` (did you mean ${names.length > 0 ? `${names.join(", ")} or ` : ""}${last}?)`;
+  }
+  return error;
+}
+
+exit(await main().catch(async (error) => exitStatusOf(await withClosestOption(error))));

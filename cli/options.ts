@@ -13,6 +13,13 @@ export class UsageError extends Error {
   readonly code = "USAGE";
 }
 
+/** `--NAME` that no command takes; `known`: the names that are, for a "did you mean" (cli.ts adds it). */
+export class UnknownOptionError extends UsageError {
+  constructor(readonly option: string, readonly known: readonly string[]) {
+    super(`unknown option --${option}`);
+  }
+}
+
 /** One option: its long name, an optional one-letter alias, whether it takes a value. */
 export interface OptionSpec {
   name: string;
@@ -140,7 +147,7 @@ export function parseArgs(
       const eq = arg.indexOf("=");
       const name = arg.slice(2, eq < 0 ? undefined : eq);
       const spec = findOption(specs, "name", name);
-      if (!spec) throw new UsageError(`unknown option --${name}`);
+      if (!spec) throw new UnknownOptionError(name, specs.map((s) => s.name));
       if (!spec.value) {
         if (eq >= 0) throw new UsageError(`--${name} takes no value`);
         set(spec, true);

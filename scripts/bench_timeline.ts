@@ -41,7 +41,7 @@ const QMPCTL_PHASES: Marker[] = [
   ["cli/session.ts", "value = await reply;", "replies received and parsed", "after"],
   ["cli/exec.ts", "if (wait && subscription) await printAwaitedEvents", "the return value printed", "before"],
 ];
-const QMPCTL_END = "exit(await main().catch(exitStatusOf));";
+const QMPCTL_END = "exit(await main().catch(async (error) => exitStatusOf(await withClosestOption(error))));";
 
 const FLOOR_PHASES: Marker[] = [
   ["scripts/bench_floor.ts", 'let received = "";', "bounds set (SIGINT, a timeout, a connect timer)", "before"],

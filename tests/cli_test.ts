@@ -89,9 +89,15 @@ describe("help and version", () => {
 describe("usage errors exit 2 with one line on stderr, and send nothing", () => {
   const cases: [string, string[], RegExp][] = [
     ["no command", [], /^qmpctl: no command given.*--help/],
-    ["an unknown command", ["frobnicate"], /^qmpctl: unknown command 'frobnicate'/],
+    ["an unknown command", ["frobnicate"], /^qmpctl: unknown command 'frobnicate' \(commands: exec, hmp, /],
+    ["a mistyped command", ["exce", "query-status"], /^qmpctl: unknown command 'exce' \(did you mean exec\?\)$/],
     ["help for an unknown command", ["help", "frobnicate"], /^qmpctl: unknown command 'frobnicate'/],
     ["an unknown long option", ["exec", "query-status", "--frobnicate"], /^qmpctl: unknown option --frobnicate$/],
+    [
+      "a mistyped long option",
+      ["exec", "query-status", "--timout", "5s"],
+      /^qmpctl: unknown option --timout \(did you mean --timeout\?\)$/,
+    ],
     ["an unknown short option", ["exec", "query-status", "-x"], /^qmpctl: unknown option -x$/],
     ["an option of another command", ["hmp", "info status", "--args", "{}"], /^qmpctl: hmp does not take --args$/],
     [ // named as the user may have typed it: -l is commands' --long

@@ -171,6 +171,10 @@ describe("qmpctl shell on a terminal", () => {
         "(vm1) no-such-command",
         "CommandNotFound: The command no-such-command has not been found",
       ]);
+      expect(await enter(terminal, "query-nam")).toEqual([ // the closest names, as exec gives them
+        "(vm1) query-nam",
+        "CommandNotFound: The command query-nam has not been found (did you mean query-name?)",
+      ]);
       expect(await enter(terminal, "query-name oops")).toEqual([
         "(vm1) query-name oops",
         "ArgumentError: 'oops' is not KEY=VALUE",

@@ -104,6 +104,9 @@ export async function runInteractive(options: InteractiveOptions): Promise<numbe
           await history.add(line);
           const outcome = await runLine(line);
           if (outcome?.kind === "quit") return leave();
+          if (outcome?.kind === "error" && outcome.error.class === "CommandNotFound" && mode.kind === "qmp") {
+            outcome.error.desc += await race(closestCommandsHint(line)); // as exec says it
+          }
           if (outcome) screen.print(render(outcome, pretty));
           draw();
         }
@@ -144,6 +147,14 @@ export async function runInteractive(options: InteractiveOptions): Promise<numbe
     } finally {
       terminal.onInterrupt(undefined);
     }
+  }
+
+  /** " (did you mean ...?)" for the command of a line QEMU did not find (schema from the cache; bounded). */
+  async function closestCommandsHint(line: string): Promise<string> {
+    const command = line.trim().split(/[ \t]/)[0];
+    if (command.startsWith("{")) return ""; // a JSON line: its command is inside
+    const schema = await import("../../lib/schema/mod.ts");
+    return await schema.closestCommandsHint(client, command, { signal });
   }
 
   /** TAB. Its wait for QEMU ends at Ctrl-C or after COMPLETION_WAIT_MS (a stopped QEMU), with the bell. */
