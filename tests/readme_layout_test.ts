@@ -1,4 +1,8 @@
-/** The README's layout table names every file of lib/ and scripts/ and every folder of lib/ and cli/, and nothing that is gone. */
+/**
+ * The README's layout table names every file of lib/ and scripts/ and every
+ * folder of lib/ and cli/, and nothing that is gone; and the repository's top
+ * level holds only what the layout names (no file a manual check left behind).
+ */
 import { expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -22,4 +26,12 @@ test("the layout table matches the tree", () => {
   expect(expected.filter((name) => !layout.includes(name))).toEqual([]);
   const named = [...layout.matchAll(/`((?:lib|cli)\/[\w/.]*)`/g)].map((m) => m[1]);
   expect(named.filter((path) => !existsSync(join(ROOT, path)))).toEqual([]);
+});
+
+test("the repository's top level holds what the layout names, and nothing else", () => {
+  const layout = layoutSection();
+  const tracked = Bun.spawnSync(["git", "ls-files"], { cwd: ROOT }).stdout.toString().trim().split("\n");
+  const top = [...new Set(tracked.map((path) => path.split("/")[0]))];
+  const hidden = [".ci", ".gitignore"]; // CI's entry point, and what git leaves out
+  expect(top.filter((name) => !hidden.includes(name) && !layout.includes(`\`${name}`))).toEqual([]);
 });
