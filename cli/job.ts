@@ -144,15 +144,14 @@ async function followAndPrint(
     if (!(error instanceof TimeoutError || error instanceof AbortedError)) throw error;
     // The jobs that ended before the bound or Ctrl-C and are not told yet (an auto-dismissed one's end is
     // known only now): told too, though the bound has passed.
-    const { concluded, running } = watch.standing();
+    const { known, concluded, running } = watch.standing();
     for (const job of concluded) if (!told.has(job.id)) await tell(job, new AbortController().signal);
-    if (error instanceof AbortedError) throw error;
-    const named = running.length > 0 || concluded.length > 0 ? running : ids; // none known yet: those asked for
-    const which = named.length === 1
-      ? `job ${named[0]} to conclude; it keeps`
-      : named.length > 1
-      ? `jobs ${named.join(", ")} to conclude; they keep`
-      : "the jobs to conclude; they keep";
+    // Before QEMU said which jobs there are, or after they all ended, the wait was for an answer (query-jobs,
+    // job-dismiss), as the error says.
+    if (error instanceof AbortedError || !known || running.length === 0) throw error;
+    const which = running.length === 1
+      ? `job ${running[0]} to conclude; it keeps`
+      : `jobs ${running.join(", ")} to conclude; they keep`;
     throw new TimeoutError(`timed out waiting for ${which} running in QEMU`);
   } finally {
     watch.close();

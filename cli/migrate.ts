@@ -96,7 +96,8 @@ async function followAndPrint(
     });
   } catch (error) {
     await progress.finish();
-    if (error instanceof TimeoutError) {
+    // Before QEMU said there is a migration, the wait was for its answer (query-migrate), as the error says.
+    if (error instanceof TimeoutError && watch.underWay) {
       throw new TimeoutError("timed out waiting for the migration to end; it keeps going in QEMU");
     }
     throw error;

@@ -89,6 +89,8 @@ export class JobWatch {
   #followed = false;
   /** The jobs the follow follows, once it knows them. */
   #followedIds: string[] = [];
+  /** Whether QEMU has answered the first query-jobs: which jobs there are to follow is known. */
+  #known = false;
 
   constructor(client: QmpClient) {
     this.#client = client;
@@ -115,6 +117,7 @@ export class JobWatch {
       const gone = wanted.filter((id) => !this.#jobs.has(id));
       const followed = wanted.filter((id) => this.#jobs.has(id));
       this.#followedIds = followed;
+      this.#known = true;
       const running = () => followed.filter((id) => !this.#jobs.get(id)!.concluded);
       const reported = new Set<string>();
       // Each job as it concludes: QEMU's own record of how it ended (its error), dismissed if asked, and
@@ -161,13 +164,15 @@ export class JobWatch {
   }
 
   /**
-   * After a follow that ended early (its signal, or the connection): the
-   * followed jobs that had concluded by then, as `follow` reports them, and
-   * the ids of those still running.
+   * After a follow that ended early (its signal, or the connection):
+   * whether QEMU had answered what jobs there are (`known`), the followed
+   * jobs that had concluded by then, as `follow` reports them, and the ids
+   * of those still running.
    */
-  standing(): { concluded: JobOutcome[]; running: string[] } {
+  standing(): { known: boolean; concluded: JobOutcome[]; running: string[] } {
     const tracked = this.#followedIds.map((id) => this.#jobs.get(id)!);
     return {
+      known: this.#known,
       concluded: tracked.filter((job) => job.concluded).map(outcome),
       running: tracked.filter((job) => !job.concluded).map((job) => job.info.id),
     };

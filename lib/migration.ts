@@ -74,6 +74,7 @@ export interface FollowMigrationOptions {
 export class MigrationWatch {
   readonly #client: QmpClient;
   readonly #subscription: EventSubscription;
+  #underWay = false;
 
   constructor(client: QmpClient) {
     this.#client = client;
@@ -99,6 +100,7 @@ export class MigrationWatch {
         }
         const info = answer as MigrationInfo;
         if (info.status === undefined && !(await this.#awaitsSource(signal))) return undefined;
+        this.#underWay = true;
         if (info.status !== undefined && MIGRATION_END_STATES.includes(info.status)) return info;
         onProgress?.(info);
         const turn = await turns.next(options.intervalMs ?? 250, signal, "the migration to end");
@@ -115,6 +117,11 @@ export class MigrationWatch {
   async #awaitsSource(signal?: AbortSignal): Promise<boolean> {
     const { status } = await this.#client.execute("query-status", undefined, { signal }) as { status?: string };
     return status === "inmigrate";
+  }
+
+  /** Whether QEMU has said there is a migration to follow (a wait that ended before did not know). */
+  get underWay(): boolean {
+    return this.#underWay;
   }
 
   /** Stop watching (also done when `follow` returns). */

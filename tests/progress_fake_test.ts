@@ -133,3 +133,18 @@ test("job wait and migrate wait: an answer of the wrong shape breaks the protoco
     );
   }
 });
+
+test("job wait and migrate wait: a --timeout before QEMU answered what there is says so, not that work keeps going", async () => {
+  for (const [command, words] of [["query-jobs", ["job", "wait", "nightly"]], ["query-migrate", ["migrate", "wait"]]]) {
+    const server = serve(async (c) => {
+      await c.handshake();
+      await c.nextRequest(); // and never answered
+      await Bun.sleep(5000);
+    });
+    expect(await qmpctl(["-s", server.path, ...words, "--timeout", "500ms"])).toMatchObject({
+      code: 124,
+      stdout: "",
+      stderr: `qmpctl: timed out waiting for the reply to ${command} (--timeout 500ms)\n`,
+    });
+  }
+});
