@@ -110,6 +110,9 @@ describe("typeArguments: structure", () => {
       { driver: "b" },
     ]);
     expect(errorOf(() => typed(["list=[1]"])).message).toBe("typed: 'list=[1]': at list.0: expected str");
+    expect(errorOf(() => typed(['list="x"'])).message).toBe( // the word's own value: both of its forms named
+      `typed: 'list="x"': expected an array (JSON, or KEY.0=... KEY.1=...)`,
+    );
     expect(errorOf(() => typed(["list.1=a"])).message).toBe(
       "typed: list is an array: number its items list.0, list.1, ... without gaps",
     );

@@ -191,8 +191,9 @@ class Typer {
   json(value: unknown, typeName: string, word: WordText, path: string[]): unknown {
     const type = this.schema.type(typeName);
     const bad = () => {
-      const where = path.join(".") === word.path.join(".") ? "" : `at ${path.join(".")}: `;
-      return this.error(`'${word.word}': ${where}expected ${expected(this.schema, typeName, true)}`);
+      const nested = path.join(".") !== word.path.join("."); // inside the JSON: JSON's forms only
+      const where = nested ? `at ${path.join(".")}: ` : "";
+      return this.error(`'${word.word}': ${where}expected ${expected(this.schema, typeName, nested)}`);
     };
     if (!fits(this.schema, value, typeName)) throw bad();
     switch (type.kind) {
