@@ -45,7 +45,8 @@ export async function run(context: CommandContext): Promise<number> {
 /** A guest path ending in / names a directory: the file keeps its local name there, as with cp(1). */
 function intoDirectory(guestFile: string, localFile: string): string {
   const name = localFile.slice(localFile.lastIndexOf("/") + 1);
-  if (!guestFile.endsWith("/") || localFile === "-" || name === "") return guestFile;
+  if (!guestFile.endsWith("/") || name === "") return guestFile;
+  if (localFile === "-") throw new UsageError(`:${guestFile} is a directory, and stdin has no name: name the file`);
   return guestFile + name;
 }
 

@@ -1,7 +1,14 @@
 /** `qmpctl ga exec -- PROG [ARGS...]`: a program in the guest, its output and exit status as qmpctl's. @module */
 import { abortable } from "../lib/abort.ts";
 import { decodeBase64, encodeBase64 } from "../lib/base64.ts";
-import { AbortedError, abortErrorFor, CommandError, ProtocolError } from "../lib/errors.ts";
+import {
+  AbortedError,
+  abortErrorFor,
+  CommandError,
+  ConnectionError,
+  DisconnectedError,
+  ProtocolError,
+} from "../lib/errors.ts";
 import { numberText } from "../lib/exact_json.ts";
 import { PROGRAM } from "./exit_status.ts";
 import { connectAgent } from "./ga_connect.ts";
@@ -71,6 +78,10 @@ export async function run(context: CommandContext): Promise<number> {
         await abortable(new Promise((resolve) => setTimeout(resolve, pause)), signal, "");
       }
     } catch (error) {
+      if (error instanceof DisconnectedError || error instanceof ConnectionError) { // the agent went away
+        const unknown = `${path} (guest pid ${pid}) may still be running in the guest`;
+        throw new DisconnectedError(`${error.message}; ${unknown}`, { cause: error });
+      }
       if (!signal.aborted) throw error;
       const stopped = ended(signal);
       // qmpctl says nothing of its own on SIGINT; here the program outlives it, which the user must know.

@@ -176,6 +176,12 @@ describe("ga cp", () => {
     mkdirSync(into);
     expect(await cp(source, `:${into}/`)).toMatchObject({ code: 0, stdout: "", stderr: "" });
     expect(readFileSync(join(into, "source.bin"))).toEqual(Buffer.from(sourceBytes));
+    // stdin has no name to give it there: a usage error, before the agent is asked to open a directory
+    expect(await qmpctl(["-s", agent.socket, "ga", "cp", "-", `:${into}/`], { stdin: "x" })).toMatchObject({
+      code: 2,
+      stdout: "",
+      stderr: `qmpctl: :${into}/ is a directory, and stdin has no name: name the file\n`,
+    });
   });
 
   test("--timeout bounds the wait for a stdin that stays open, before and while copying", async () => {

@@ -104,6 +104,23 @@ describe("ga exec", () => {
     expect(result.ms).toBeLessThan(8000);
   });
 
+  test("the agent gone while the program runs: exit 3, saying the program may still run in the guest", async () => {
+    const doomed = await startAgent();
+    const running = startQmpctl(["-s", doomed.socket, "ga", "exec", "--", "sleep", "37.5"]);
+    let pid: number | undefined;
+    for (const deadline = Date.now() + 5000; pid === undefined && Date.now() < deadline;) {
+      const found = Bun.spawnSync(["pgrep", "-f", "^sleep 37.5$"]).stdout.toString().trim();
+      if (found) pid = Number(found.split("\n")[0]);
+      else await Bun.sleep(20);
+    }
+    await doomed.stop();
+    const result = await running.result;
+    if (pid) process.kill(pid, "SIGKILL");
+    expect(pid).toBeDefined();
+    expect(result.code).toBe(3);
+    expect(result.stderr).toMatch(/; sleep \(guest pid \d+\) may still be running in the guest\n$/);
+  });
+
   test("SIGINT exits 130 and says the program may still run in the guest", async () => {
     const running = startQmpctl(["-s", agent.socket, "ga", "exec", "--", "sleep", "37.25"]);
     // The program has started once the agent's child is there (this machine is the guest).
