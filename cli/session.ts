@@ -212,8 +212,8 @@ export function formatEvents(context: CommandContext, events: readonly QmpEvent[
  * Run one command and print `render(return)`; with `--raw`, the whole
  * response object instead, an error response too (the CommandError is still
  * thrown, for exit 1). For one of several targets the line is
- * `{"socket": ..., KEY: return}` (KEY "return", or "text" for hmp), and an
- * error is left to the fan-out to print.
+ * `{"socket": ..., KEY: return}` (KEY "return", or "text" for hmp without
+ * `--raw`), and an error is left to the fan-out to print.
  */
 export async function executeAndPrint(
   context: CommandContext,
@@ -234,8 +234,8 @@ export async function executeAndPrint(
     }
     throw error;
   }
-  const printed = context.target
-    ? printLabelled(context, { [key]: key === "text" ? render(value) : value })
+  const printed = context.target // --raw: QEMU's return as it is, under "return" (hmp's text too, unrendered)
+    ? printLabelled(context, context.global.raw || key === "return" ? { return: value } : { text: render(value) })
     : context.global.raw
     ? printJson(context, { return: value })
     : writeStdout(render(value));

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BadLine, readLines } from "../cli/io.ts";
-import { qmpctl } from "./helpers/cli.ts";
+import { interrupt, qmpctl, startQmpctl } from "./helpers/cli.ts";
 import { fakeServer } from "./helpers/fake_server.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
 
@@ -168,6 +168,32 @@ describe("qmpctl batch against a scripted server", () => {
         `qmpctl: ${server.path} closed the connection before the reply to query-status; no answer to lines 12-31\n`,
       );
       expect(code).toBe(3);
+    } finally {
+      server.stop();
+    }
+  });
+});
+
+describe("qmpctl batch interrupted", () => {
+  test("Ctrl-C with lines sent and not answered: exit 130, naming them (QEMU may have run them)", async () => {
+    let sentBoth = () => {};
+    const both = new Promise<void>((resolve) => (sentBoth = resolve));
+    const server = fakeServer(async (connection) => {
+      await connection.handshake();
+      connection.reply(await connection.nextRequest(), { n: 0 });
+      await connection.nextRequest();
+      await connection.nextRequest();
+      sentBoth(); // the second and third are never answered
+      await connection.closed;
+    });
+    try {
+      const running = startQmpctl(["-s", server.path, "batch"], { stdin: "query-status\n".repeat(3) });
+      const result = await interrupt(running, both);
+      expect(result).toMatchObject({
+        code: 130,
+        stdout: '{"return":{"n":0}}\n',
+        stderr: "qmpctl: interrupted; no answer to lines 2-3, which QEMU may have run\n",
+      });
     } finally {
       server.stop();
     }

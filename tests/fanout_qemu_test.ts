@@ -129,6 +129,11 @@ describe("several targets over real QEMUs", () => {
     expect(lines(stdout)).toEqual(
       Array.from({ length: 9 }, (_, i) => ({ socket: socketOf(i), text: "VM status: running\n" })),
     );
+    // --raw: QEMU's return as it is (CRLF and all), as for one VM
+    const raw = await qmpctl(["-s", join(fleet, "vm0*.qmp"), "--jobs", "1", "--raw", "hmp", "info status"]);
+    expect(lines(raw.stdout)).toEqual(
+      Array.from({ length: 9 }, (_, i) => ({ socket: socketOf(i), return: "VM status: running\r\n" })),
+    );
   });
 
   test("a stale socket file among live ones: its failure line, the others' answers, exit 3", async () => {

@@ -17,8 +17,8 @@
  * @module
  */
 import type { QmpClient } from "../../lib/client.ts";
-import { abortErrorFor, DisconnectedError } from "../../lib/errors.ts";
-import { BadLine, readLines, writeStdout } from "../io.ts";
+import { AbortedError, abortErrorFor, DisconnectedError } from "../../lib/errors.ts";
+import { BadLine, readLines, writeStderrLine, writeStdout } from "../io.ts";
 import { UsageError } from "../options.ts";
 import { formatJson } from "../session.ts";
 import type { Outcome, ShellContext, ShellMode } from "./context.ts";
@@ -175,7 +175,11 @@ export async function runPiped(options: PipedOptions): Promise<number> {
       else if (outputBroken && unanswered.length === 0) error.message += "; no command was sent";
       if (unanswered.length > 0) error.message += `; no answer to ${lineNumbers(unanswered)}`;
       if (ran.length + unanswered.length > 0 && !inputEnded) {
-        error.message += ` (the input after line ${number} was not run)`;
+        error.message += ` (any input after line ${number} was not run)`; // not read yet: there may be none
+      }
+      // qmpctl says nothing of its own on Ctrl-C, but lines sent and not answered may have run: said here.
+      if (error instanceof AbortedError && unanswered.length > 0) {
+        writeStderrLine(`qmpctl: interrupted; no answer to ${lineNumbers(unanswered)}, which QEMU may have run`);
       }
     }
     throw error;
