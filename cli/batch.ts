@@ -39,7 +39,8 @@ A file such as setup.qmp:
   {"execute": "block-dirty-bitmap-add", "arguments": {"node": "n1", "name": "b1"}}
 
 With several sockets each VM runs the whole input, and each line carries
-"socket" (the input is read once, into memory, before any is connected).
+"socket" (the input is read once, into memory, before any is connected: at
+most 64 MiB).
 
 ${
     exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "OUTPUT", "TIMEOUT", "INTERRUPTED"], {
@@ -57,8 +58,27 @@ ${
  */
 let sharedInput: Promise<(string | BadLine)[]> | undefined;
 
+/** Bound on that input, held whole in memory (its text, and ~64 bytes a line of the engine's own). */
+const SHARED_INPUT_MAX_BYTES = 64 * 1024 * 1024;
+
 function readSharedInput(context: CommandContext): Promise<(string | BadLine)[]> {
-  return sharedInput ??= abortable(Array.fromAsync(inputLines(inputFile(context))), context.signal, "the input to end");
+  return sharedInput ??= abortable(readWhole(inputLines(inputFile(context))), context.signal, "the input to end");
+}
+
+async function readWhole(lines: AsyncIterable<string | BadLine>): Promise<(string | BadLine)[]> {
+  const all: (string | BadLine)[] = [];
+  let bytes = 0;
+  for await (const line of lines) {
+    bytes += (typeof line === "string" ? line.length : 0) + 64;
+    if (bytes > SHARED_INPUT_MAX_BYTES) {
+      throw new UsageError(
+        "with several targets batch reads its input whole before it starts, and this one holds more than " +
+          "64 MiB: run it on each VM in turn (or split it)",
+      );
+    }
+    all.push(line);
+  }
+  return all;
 }
 
 export async function prepareTargets(context: CommandContext): Promise<void> {
