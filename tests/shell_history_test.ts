@@ -243,6 +243,28 @@ describe("the shell's history file", () => {
     expect(readFileSync(file(), "utf8")).toBe("query-status\nquery-name\nquit\n");
   });
 
+  test("an edited recalled line and the line being typed survive a walk up and down the history", async () => {
+    const { home } = freshHome();
+    await shell(home, async (terminal) => {
+      await enterLine(terminal, PROMPT, "query-name");
+      await enterLine(terminal, PROMPT, "query-status");
+      await terminal.type("query-k");
+      await terminal.press("Up");
+      await terminal.waitForLastLine("(QEMU) query-status");
+      await terminal.press("BSpace", "BSpace", "BSpace", "BSpace", "BSpace", "BSpace");
+      await terminal.type("version");
+      await terminal.press("Up");
+      await terminal.waitForLastLine("(QEMU) query-name");
+      await terminal.press("Down");
+      await terminal.waitForLastLine("(QEMU) query-version");
+      await terminal.press("Down");
+      await terminal.waitForLastLine("(QEMU) query-k");
+      await terminal.type("vm");
+      await terminal.press("Enter");
+      await terminal.waitFor("query-kvm's answer", (screen) => screen.some((row) => row.includes('"enabled":')));
+    });
+  });
+
   test("a relative XDG_STATE_HOME is ignored: history goes to ~/.local/state/qmpctl", async () => {
     const { home } = freshHome();
     const cwd = join(home, "work");

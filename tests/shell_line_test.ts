@@ -179,6 +179,22 @@ describe("LineEditor", () => {
     editor.key({ name: "up" });
     expect(editor.text).toBe("three");
   });
+
+  test("a recalled line, edited, stays edited while Up and Down walk past it, until Enter (as in readline)", () => {
+    const editor = new LineEditor(["one", "two"]);
+    type(editor, "new");
+    editor.key({ name: "up" });
+    type(editor, "!");
+    editor.key({ name: "up" });
+    expect(editor.text).toBe("one");
+    editor.key({ name: "down" });
+    expect(editor.text).toBe("two!");
+    editor.key({ name: "down" });
+    expect(editor.text).toBe("new");
+    editor.reset(); // Enter: the history is as it was
+    editor.key({ name: "up" });
+    expect(editor.text).toBe("two");
+  });
 });
 
 describe("HMP help parsing", () => {

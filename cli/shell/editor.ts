@@ -16,7 +16,8 @@ export class LineEditor {
   readonly #history: readonly string[];
   /** How far back Up/Down stand in history; 0 is the line being typed. */
   #back = 0;
-  #draft = "";
+  /** The lines as edited, by how far back they stand (0: the one being typed), until Enter or Ctrl-C, as readline keeps them. */
+  #edited = new Map<number, string>();
 
   /** @param history earlier lines, oldest first (read, not copied: it may grow between lines) */
   constructor(history: readonly string[]) {
@@ -54,7 +55,7 @@ export class LineEditor {
   reset(): void {
     this.#set("");
     this.#back = 0;
-    this.#draft = "";
+    this.#edited.clear();
   }
 
   /** Replace the `count` characters before the cursor with `text` (a completion). */
@@ -147,9 +148,9 @@ export class LineEditor {
   #walk(step: number): void {
     const back = this.#back + step;
     if (back < 0 || back > this.#history.length) return;
-    if (this.#back === 0) this.#draft = this.text;
+    this.#edited.set(this.#back, this.text);
     this.#back = back;
-    this.#set(back === 0 ? this.#draft : this.#history[this.#history.length - back]);
+    this.#set(this.#edited.get(back) ?? this.#history[this.#history.length - back]);
   }
 
   #set(text: string): void {
