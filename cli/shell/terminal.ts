@@ -61,7 +61,7 @@ export class Terminal {
   /** SIGTERM or SIGHUP: give the terminal back, then die of the signal as if we had not caught it. */
   readonly #onFatalSignal = (signal: FatalSignal) => {
     this.#releaseSignals?.();
-    this.write(BRACKETED_PASTE_OFF);
+    this.write(BRACKETED_PASTE_OFF + "\r\n"); // the line left as typed: what comes next starts below it
     try {
       setRawMode(false);
     } catch {
