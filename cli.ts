@@ -233,11 +233,18 @@ function exitStatusOf(error: unknown): number {
   return status;
 }
 
-/** A mistyped option's error with the closest names (closest.ts is loaded only then). */
+/**
+ * A mistyped option's error with the closest names among those its command takes (every command's, when
+ * none came before it); closest.ts is loaded only then.
+ */
 async function withClosestOption(error: unknown): Promise<unknown> {
   if (error instanceof UnknownOptionError) {
     const { closestNames } = await import("./lib/closest.ts");
-    const names = closestNames(error.option, new Set(error.known)).map((n) => `--${n}`);
+    const command = error.before[0] === "help" ? undefined : error.before[0];
+    const specs = command !== undefined && Object.hasOwn(COMMANDS, command)
+      ? [...GLOBAL_OPTIONS, ...COMMANDS[command].options]
+      : allOptions();
+    const names = closestNames(error.option, new Set(specs.map((spec) => spec.name))).map((n) => `--${n}`);
     const last = names.pop();
     if (last) error.message += ` (did you mean ${names.length > 0 ? `${names.join(", ")} or ` : ""}${last}?)`;
   }

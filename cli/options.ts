@@ -13,9 +13,12 @@ export class UsageError extends Error {
   readonly code = "USAGE";
 }
 
-/** `--NAME` that no command takes; `known`: the names that are, for a "did you mean" (cli.ts adds it). */
+/**
+ * `--NAME` that no command takes, met after the words `before` (the command's name first, when it came
+ * first): for a "did you mean" among the names that command takes (cli.ts adds it).
+ */
 export class UnknownOptionError extends UsageError {
-  constructor(readonly option: string, readonly known: readonly string[]) {
+  constructor(readonly option: string, readonly before: readonly string[]) {
     super(`unknown option --${option}`);
   }
 }
@@ -147,7 +150,7 @@ export function parseArgs(
       const eq = arg.indexOf("=");
       const name = arg.slice(2, eq < 0 ? undefined : eq);
       const spec = findOption(specs, "name", name);
-      if (!spec) throw new UnknownOptionError(name, specs.map((s) => s.name));
+      if (!spec) throw new UnknownOptionError(name, words);
       if (!spec.value) {
         if (eq >= 0) throw new UsageError(`--${name} takes no value`);
         set(spec, true);

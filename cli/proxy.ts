@@ -69,7 +69,8 @@ export async function run(context: CommandContext): Promise<number> {
   const listen = context.options.text("listen");
   const launch = context.words;
   if (!listen) {
-    const late = launch.includes("--listen") ? ", before the QEMU command line (its words are QEMU's)" : "";
+    const given = launch.some((word) => word === "--listen" || word.startsWith("--listen="));
+    const late = given ? ", before the QEMU command line (its words are QEMU's)" : "";
     throw new UsageError(`proxy needs --listen PATH (the socket to serve)${late}`);
   }
   const upstream = context.global.socket ?? (launch.length === 0 ? env("QMPCTL_SOCKET") : undefined);

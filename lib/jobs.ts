@@ -123,14 +123,15 @@ export class JobWatch {
       // Each job as it concludes: QEMU's own record of how it ended (its error), dismissed if asked, and
       // told. A QEMU that quit has told it already: quitting cancels its jobs, and the events say so before
       // the connection closes.
+      const unreported = () => followed.filter((id) => this.#jobs.get(id)!.concluded && !reported.has(id));
       const reportConcluded = async () => {
-        const ended = followed.filter((id) => this.#jobs.get(id)!.concluded && !reported.has(id));
-        if (ended.length === 0) return;
+        if (unreported().length === 0) return;
         const record = await this.#query(signal).catch((error) => {
           if (error instanceof DisconnectedError) return []; // and nothing left to dismiss
           throw error;
         });
         this.#snapshot(record);
+        const ended = unreported(); // with those that concluded meanwhile: the record tells of them too
         for (const job of record) {
           if (options.dismiss && ended.includes(job.id) && job.status === "concluded") {
             await this.#client.execute("job-dismiss", { id: job.id }, { signal });

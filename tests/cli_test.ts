@@ -98,6 +98,11 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
       ["exec", "query-status", "--timout", "5s"],
       /^qmpctl: unknown option --timout \(did you mean --timeout\?\)$/,
     ],
+    [ // proxy's --listen is no name for exec's mistyped option
+      "a mistyped option close only to another command's",
+      ["exec", "query-status", "--lsten", "x"],
+      /^qmpctl: unknown option --lsten$/,
+    ],
     ["an unknown short option", ["exec", "query-status", "-x"], /^qmpctl: unknown option -x$/],
     ["an option of another command", ["hmp", "info status", "--args", "{}"], /^qmpctl: hmp does not take --args$/],
     [ // named as the user may have typed it: -l is commands' --long

@@ -155,6 +155,32 @@ describe("job wait", () => {
     );
   });
 
+  test("jobs that conclude together (one while another's end is told): a line each, each dismissed", async () => {
+    for (const [id, target] of [["t1", "dst"], ["t2", "dst1"]]) {
+      await backup(id, 4 * MiB, { target, "auto-dismiss": false });
+    }
+    await qemu.control.execute("blockdev-add", { driver: "null-co", "node-name": "dst2", size: SIZE });
+    try {
+      await backup("t3", 4 * MiB, { target: "dst2", "auto-dismiss": false });
+      let stderr = "";
+      const running = startQmpctl(["-s", qemu.socket, "-v", "job", "wait", "--dismiss", "t1", "t2", "t3"], {
+        onStderr: (text) => (stderr += text),
+      });
+      await waitUntil(() => /^< \{"return":\[/m.test(stderr), "job wait has queried the jobs");
+      // At full speed, all at once (pipelined): each ends while qmpctl may be telling of another.
+      await Promise.all(
+        ["t1", "t2", "t3"].map((id) => qemu.control.execute("block-job-set-speed", { device: id, speed: 0 })),
+      );
+      const result = await running.result;
+      expect(result.code).toBe(0);
+      expect(result.stdout.trimEnd().split("\n").map((line) => JSON.parse(line).id).sort()).toEqual(["t1", "t2", "t3"]);
+      expect(await jobIds()).toEqual([]);
+    } finally {
+      await cancelAll();
+      await qemu.control.execute("blockdev-del", { "node-name": "dst2" });
+    }
+  });
+
   test("each job's line (and how it failed) comes as it concludes, not when the last one does", async () => {
     await backup("f2", 8 * MiB);
     await backup("s2", 8 * MiB, { device: "node1", target: "dst1" });

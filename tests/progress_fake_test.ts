@@ -148,3 +148,29 @@ test("job wait and migrate wait: a --timeout before QEMU answered what there is 
     });
   }
 });
+
+test("job wait: a job that QEMU's record shows concluded before its event comes is told too", async () => {
+  // t1's end comes as an event; the query that follows finds t2 concluded as well, its event not sent.
+  const job = (id: string, status: string) =>
+    `{"id": "${id}", "type": "backup", "status": "${status}", "current-progress": 1, "total-progress": 1}`;
+  const server = serve(async (c) => {
+    await c.handshake();
+    let request = await c.nextRequest(); // the first query-jobs
+    c.send(`{"return": [${job("t1", "running")}, ${job("t2", "running")}], "id": ${JSON.stringify(request.id)}}\r\n`);
+    const change = (id: string) => ({
+      event: "JOB_STATUS_CHANGE",
+      data: { id, status: "concluded" },
+      timestamp: { seconds: 1, microseconds: 0 },
+    });
+    c.sendJson(change("t1"));
+    for (;;) {
+      request = await c.nextRequest();
+      c.send(
+        `{"return": [${job("t1", "concluded")}, ${job("t2", "concluded")}], "id": ${JSON.stringify(request.id)}}\r\n`,
+      );
+    }
+  });
+  const result = await qmpctl(["-s", server.path, "job", "wait", "t1", "t2", "--timeout", "5s"]);
+  expect(result.code).toBe(0);
+  expect(result.stdout.trimEnd().split("\n").map((line) => JSON.parse(line).id)).toEqual(["t1", "t2"]);
+});

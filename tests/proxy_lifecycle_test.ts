@@ -159,11 +159,13 @@ describe("proxy -s UPSTREAM: how it ends", () => {
           stderr: "qmpctl: proxy takes either -s UPSTREAM or a QEMU command line (qemu-system-x86_64 ...), not both\n",
         });
     }
-    expect(await qmpctl(["proxy", "qemu-system-x86_64", "--listen", "/tmp/y"])).toMatchObject({
-      code: 2,
-      stderr: "qmpctl: proxy needs --listen PATH (the socket to serve), before the QEMU command line (its words are " +
-        "QEMU's)\n",
-    });
+    for (const late of [["--listen", "/tmp/y"], ["--listen=/tmp/y"]]) {
+      expect(await qmpctl(["proxy", "qemu-system-x86_64", ...late])).toMatchObject({
+        code: 2,
+        stderr: "qmpctl: proxy needs --listen PATH (the socket to serve), before the QEMU command line (its words " +
+          "are QEMU's)\n",
+      });
+    }
   });
 });
 
