@@ -237,18 +237,21 @@ function exitStatusOf(error: unknown): number {
  * A mistyped option's error with the closest names among those its command takes (every command's, when
  * none came before it); closest.ts is loaded only then.
  */
-async function withClosestOption(error: unknown): Promise<unknown> {
-  if (error instanceof UnknownOptionError) {
-    const { closestNames } = await import("./lib/closest.ts");
-    const command = error.before[0] === "help" ? undefined : error.before[0];
-    const specs = command !== undefined && Object.hasOwn(COMMANDS, command)
-      ? [...GLOBAL_OPTIONS, ...COMMANDS[command].options]
-      : allOptions();
-    const names = closestNames(error.option, new Set(specs.map((spec) => spec.name))).map((n) => `--${n}`);
-    const last = names.pop();
-    if (last) error.message += ` (did you mean ${names.length > 0 ? `${names.join(", ")} or ` : ""}${last}?)`;
-  }
+async function withClosestOption(error: UnknownOptionError): Promise<UnknownOptionError> {
+  const { closestNames } = await import("./lib/closest.ts");
+  const command = error.before[0] === "help" ? undefined : error.before[0];
+  const specs = command !== undefined && Object.hasOwn(COMMANDS, command)
+    ? [...GLOBAL_OPTIONS, ...COMMANDS[command].options]
+    : allOptions();
+  const names = closestNames(error.option, new Set(specs.map((spec) => spec.name))).map((n) => `--${n}`);
+  const last = names.pop();
+  if (last) error.message += ` (did you mean ${names.length > 0 ? `${names.join(", ")} or ` : ""}${last}?)`;
   return error;
 }
 
-exit(await main().catch(async (error) => exitStatusOf(await withClosestOption(error))));
+// Only a mistyped option runs withClosestOption: a failed exec does not pay for its first run.
+exit(
+  await main().catch((error) =>
+    error instanceof UnknownOptionError ? withClosestOption(error).then(exitStatusOf) : exitStatusOf(error)
+  ),
+);

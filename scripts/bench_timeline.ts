@@ -41,7 +41,8 @@ const QMPCTL_PHASES: Marker[] = [
   ["cli/session.ts", "value = await reply;", "replies received and parsed", "after"],
   ["cli/exec.ts", "if (wait && subscription) await printAwaitedEvents", "the return value printed", "before"],
 ];
-const QMPCTL_END = "exit(await main().catch(async (error) => exitStatusOf(await withClosestOption(error))));";
+/** cli.ts's last statement: the exit with main()'s status. */
+const QMPCTL_END = /^exit\(\n[\s\S]*\n\);\n$/m;
 
 const FLOOR_PHASES: Marker[] = [
   ["scripts/bench_floor.ts", 'let received = "";', "bounds set (SIGINT, a timeout, a connect timer)", "before"],
@@ -200,6 +201,7 @@ export function benchTimeline(qemu: TestQemu, qmpctl: string): void {
     markModules(join(tree, "lib"));
     insertMarkers(tree, QMPCTL_PHASES);
     const cli = readFileSync(join(tree, "cli.ts"), "utf8");
+    if (!QMPCTL_END.test(cli)) throw new Error("bench_timeline: cli.ts no longer ends in the exit it replaces");
     writeFileSync(
       join(tree, "cli.ts"),
       cli.replace(QMPCTL_END, `const status = await main().catch(exitStatusOf);\n${report}exit(status);`),
