@@ -92,6 +92,20 @@ function bunRuntime(runtime: BunApi): ProcessRuntime {
   };
 }
 
+/**
+ * Under Deno without `--allow-run`: Deno's own NotCapable error, thrown (the
+ * CLI says which permission, exit 2), rather than a child that "exited 127".
+ */
+function checkRunPermission(program: string): void {
+  const permissions = (globalThis as {
+    Deno?: { permissions?: { querySync?(p: { name: "run"; command: string }): { state: string } } };
+  }).Deno?.permissions;
+  if (!permissions?.querySync || permissions.querySync({ name: "run", command: program }).state === "granted") return;
+  const error = new Error(`Requires run access to "${program}", run again with the --allow-run flag`);
+  error.name = "NotCapable";
+  throw error;
+}
+
 async function pipeText(stream: ReadableStream<Uint8Array>, deliver: (text: string) => void): Promise<void> {
   const decoder = new TextDecoder();
   try {
@@ -105,12 +119,16 @@ async function nodeRuntime(): Promise<ProcessRuntime> {
   const { spawn, spawnSync } = await import("node:child_process");
   return {
     spawn(argv, options) {
+      checkRunPermission(argv[0]);
       const child = spawn(argv[0], argv.slice(1), { stdio: ["ignore", "ignore", "pipe"], detached: options.detached });
       child.stderr!.setEncoding("utf8");
       child.stderr!.on("data", (text: string) => options.stderr(text));
       return startedChild(
         new Promise<number | null>((resolve) => {
-          child.once("error", () => resolve(127)); // it could not be started (ENOENT): as a shell reports it
+          child.once("error", (error) => { // it could not be started (ENOENT): as a shell reports it, and why
+            options.stderr(`cannot run ${argv[0]}: ${error.message}\n`);
+            resolve(127);
+          });
           child.once("exit", (code) => resolve(code));
         }),
         new Promise<void>((resolve) => child.stderr!.once("close", resolve)),

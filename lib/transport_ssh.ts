@@ -121,6 +121,7 @@ export async function connectSsh(
     child = runtime.spawn(argv, { detached: !interactive, stderr: (text) => stderr.push(text) });
   } catch (error) {
     fs.rmSync(dir, { recursive: true, force: true });
+    if ((error as Error).name === "NotCapable") throw error; // Deno without --allow-run: the CLI names it
     throw cannot(`cannot run ${command[0]}: ${(error as Error).message}`);
   }
   unfinished.add(child);

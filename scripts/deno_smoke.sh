@@ -46,6 +46,19 @@ timeout 120 node_modules/deno/deno run -q --allow-net cli.ts -s "$dir/qmp.sock" 
 [ "$code" -eq 2 ] || fail "deno run without --allow-env: expected exit 2, got $code: $(cat "$dir/err")"
 grep -q "Requires env access.*deno task qmpctl" "$dir/err" || fail "deno run without --allow-env: stderr: $(cat "$dir/err")"
 
+# ssh:// runs ssh: without --allow-run, exit 2 naming that permission (not "ssh exited with status 127");
+# through the task, which grants it, ssh runs (none listens on localhost's port 22 here: ssh's own reason).
+code=0
+timeout 120 node_modules/deno/deno run -q --allow-net --allow-read --allow-env --allow-write --allow-sys=uid cli.ts \
+  -s "ssh://localhost$dir/qmp.sock" exec query-status 2>"$dir/err" || code=$?
+[ "$code" -eq 2 ] || fail "ssh:// without --allow-run: expected exit 2, got $code: $(cat "$dir/err")"
+grep -q 'Requires run access to "ssh"' "$dir/err" || fail "ssh:// without --allow-run: stderr: $(cat "$dir/err")"
+code=0
+QMPCTL_SSH_COMMAND="$dir/no-such-ssh" qmpctl_deno -s "ssh://localhost$dir/qmp.sock" exec query-status 2>"$dir/err" ||
+  code=$?
+[ "$code" -eq 3 ] && grep -q "cannot run $dir/no-such-ssh: .*ENOENT" "$dir/err" ||
+  fail "ssh:// with a missing ssh: expected exit 3 naming it, got $code: $(cat "$dir/err")"
+
 # The schema cache under Deno: a typed exec writes an entry (the owner check
 # has the uid); a link planted as the cache directory is not followed (Deno
 # resolves links before it opens, O_NOFOLLOW or not): its target keeps its
@@ -99,5 +112,5 @@ kill "$silent_pid" 2>/dev/null || true
   fail "library, a silent agent channel: expected CONNECT_TIMEOUT and an exit, got exit $code (124: it did not exit) '$printed': $(cat "$dir/err")"
 
 echo "deno: exec query-status → $out; unknown command → exit 1; closed stdout → exit 0; full disk → exit 74;" \
-  "a permission missing → exit 2; deno task → $version;" \
+  "a permission missing → exit 2 (ssh:// without --allow-run too); a missing ssh named; deno task → $version;" \
   "schema cache written, a planted link not followed; ga exec → its output and exit 3; the library exits after a silent channel's timeout"

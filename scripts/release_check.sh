@@ -2,8 +2,8 @@
 # Build the release (scripts/release.sh) and try what can be tried on this
 # machine: the checksums, the x64-baseline binary and the arm64 binary (under
 # qemu-user) answering a real QEMU, the macOS binaries' format. Slower than
-# the tests (five builds, and the runtimes' first download): CI runs it after
-# scripts/test.sh.
+# the tests (five builds, and the runtimes' first download): CI (.ci/run)
+# runs it before scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh >/dev/null
