@@ -33,7 +33,7 @@ _qmpctl() {
     '$HOME/'*) program=$HOME/\${program#'$HOME/'} ;;
   esac
   local -a candidates
-  mapfile -t candidates < <("$program" completions complete -- "\${words[@]:1}" 2>/dev/null)
+  mapfile -t candidates < <("$program" completions complete -- "\${words[@]:1}" 2>/dev/null </dev/null)
   if ((\${#candidates[@]} == 1)) && [[ \${candidates[0]} == "${FILES_DIRECTIVE}" ]]; then
     compopt -o filenames 2>/dev/null
     # --socket=PATH: bash replaces what follows the '=' (in COMP_WORDBREAKS) with the file's name.
@@ -64,7 +64,7 @@ _qmpctl() {
   # qmpctl as typed: ~/bin/qmpctl and $HOME/bin/qmpctl are not expanded yet.
   local program=\${words[1]/#\\~\\//$HOME/}
   program=\${program/#\\$HOME\\//$HOME/}
-  candidates=(\${(f)"$("$program" completions complete -- "\${(@Q)words[2,CURRENT-1]}" "\${(Q)PREFIX}" 2>/dev/null)"})
+  candidates=(\${(f)"$("$program" completions complete -- "\${(@Q)words[2,CURRENT-1]}" "\${(Q)PREFIX}" 2>/dev/null </dev/null)"})
   if [[ \${#candidates} == 1 && $candidates[1] == "${FILES_DIRECTIVE}" ]]; then
     [[ $PREFIX == --*=* ]] && compset -P '*=' # --socket=PATH: the file name after the '='
     _files
@@ -90,7 +90,7 @@ function __qmpctl_complete
     set -l current (commandline -ct)
     # qmpctl as typed: ~/bin/qmpctl and $HOME/bin/qmpctl are not expanded yet.
     set -l program (string replace -r -- '^(~|\\$HOME)/' "$HOME/" $tokens[1])
-    set -l candidates ($program completions complete -- $tokens[2..-1] "$current" 2>/dev/null)
+    set -l candidates ($program completions complete -- $tokens[2..-1] "$current" 2>/dev/null </dev/null)
     if test "$candidates" = "${FILES_DIRECTIVE}"
         if string match -qr -- '^--[^=]+=' $current # --socket=PATH: the file name after the '='
             set -l option (string replace -r -- '=.*' '=' $current)

@@ -1,6 +1,6 @@
 /** Shell completion: the scripts load in their shells, and complete against a real QEMU and a fake one. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { AGENT_COMMANDS } from "../lib/agent_schema.ts";
@@ -349,6 +349,33 @@ describe("a real TAB on a terminal", () => {
       await terminal.close();
     }
   }
+
+  test.each(["bash", "zsh", "fish"])("%s: a TAB over ssh:// never lets ssh prompt on the terminal", async (shell) => {
+    const record = join(files, `ssh-${shell}.txt`), fakeSsh = join(bin, `record-ssh-${shell}`);
+    writeFileSync(
+      fakeSsh,
+      `#!/bin/sh\n{ [ -t 0 ] && echo tty || echo notty; printf '%s\\n' "$@"; } > ${record}\nexit 255\n`,
+      {
+        mode: 0o755,
+      },
+    );
+    const { argv, setup } = shells[shell];
+    const terminal = await startTerminal(argv, {
+      env: env({ PS1: "$ ", HOME: files, XDG_CONFIG_HOME: files, QMPCTL_SSH_COMMAND: fakeSsh }),
+    });
+    try {
+      await terminal.type(`cd ${files}; ${setup.replace("SCRIPT", scripts[shell])}; clear`);
+      await terminal.press("Enter");
+      await terminal.waitFor("a prompt", (s) => s.length === 1 && s[0].trimEnd() === "$", 30_000);
+      await terminal.type("qmpctl -s ssh://vmhost/run/vm.qmp exec query-st");
+      await terminal.press("Tab");
+      for (const deadline = Date.now() + 10_000; !existsSync(record) && Date.now() < deadline;) await Bun.sleep(20);
+      // ssh ran without the terminal as its stdin, and told never to ask (a password, a host key)
+      expect(readFileSync(record, "utf8").split("\n")).toEqual(expect.arrayContaining(["notty", "BatchMode=yes"]));
+    } finally {
+      await terminal.close();
+    }
+  }, 45_000);
 
   test("bash: 'qmpctl ga e<TAB>' becomes 'qmpctl ga exec'", async () => {
     await completeOnTerminal("bash", "qmpctl ga e", "qmpctl ga exec");
