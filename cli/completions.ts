@@ -25,12 +25,13 @@ Print a completion script for the shell. It completes qmpctl's commands and
 options and, when a socket is known (-s on the line, or QMPCTL_SOCKET), the
 QMP command names after 'exec', their arguments (exec blockdev-add dri<TAB>
 gives driver=), enum and bool values after '=', and event names after
-'wait-event' and --wait-event. After 'ga' it completes exec, cp, wait and
-the guest agent's commands and their arguments (from the agent's schema
-built into qmpctl: no connection); 'job' and 'migrate' complete to wait,
-'job wait' to the ids of QEMU's jobs (query-jobs); local file names where a
-file goes (-s, ga --stdin, ga cp, proxy --listen); and nothing after
-'proxy ... --' or 'ga exec --', where the command line is yours. QMP names
+'wait-event', 'events' and --wait-event. After 'ga' it completes exec, cp,
+wait and the guest agent's commands and their arguments (from the agent's
+schema built into qmpctl: no connection); 'job' and 'migrate' complete to
+wait, 'job wait' to the ids of QEMU's jobs (query-jobs); local file names
+where a file goes (-s, ga --stdin, ga cp, batch, proxy --listen); and
+nothing in the QEMU command line of 'proxy' or the program's of 'ga exec',
+which are yours. QMP names
 come from the schema cache (see 'qmpctl help describe'): a TAB connects and
 reads the cache, and fetches the schema only the first time for a QEMU build.
 
@@ -162,7 +163,10 @@ async function complete(context: CommandContext, line: readonly string[]): Promi
         (schema) => completeArgumentWord(schema, words[0], words.slice(1), current),
       ) ?? [];
     case "wait-event":
+    case "events": // events NAME...: the names to print
       return matching(await qmpNames(context, state, "events"));
+    case "batch": // batch FILE
+      return words.length === 0 ? [FILES_DIRECTIVE] : [];
     case "describe":
       return words.length === 0 ? matching(await qmpNames(context, state, "both")) : [];
     case "ga":

@@ -126,6 +126,7 @@ describe("bash completion against QEMU", () => {
     expect(bashComplete("qmpctl wait-event SHUTD", socket)).toEqual(["SHUTDOWN"]);
     expect(bashComplete("qmpctl exec stop --wait-event STO", socket)).toEqual(["STOP"]);
     expect(bashComplete("qmpctl exec stop --wait-event=STO", socket)).toEqual(["STOP"]); // the part after =
+    expect(bashComplete("qmpctl events STOP RESU", socket)).toEqual(["RESUME"]); // events NAME...
   });
 
   test("job wait: the ids of QEMU's jobs, each once", async () => {
@@ -268,15 +269,16 @@ describe("the words of ga, job, migrate and proxy (no QEMU, no agent)", () => {
     expect(bashComplete("qmpctl job wait ")).toEqual([]);
   });
 
-  test("proxy: after -- nothing, neither options nor files (the QEMU command line is the user's)", () => {
+  test("proxy: in the QEMU command line (after -- or not) nothing, neither options nor files (it is the user's)", () => {
     expect(bashComplete("qmpctl proxy --listen x.sock -- ")).toEqual([]);
     expect(bashComplete("qmpctl proxy --listen x.sock -- qemu-system-x86_64 -")).toEqual([]);
     expect(bashComplete("qmpctl proxy --listen x.sock -- qemu-system-x86_64 vm")).toEqual([]);
+    expect(bashComplete("qmpctl proxy --listen x.sock qemu-system-x86_64 -")).toEqual([]);
   });
 });
 
 describe("local files where a file goes", () => {
-  test("bash: -s, ga --stdin, ga cp's local side, proxy --listen", () => {
+  test("bash: -s, ga --stdin, ga cp's local side, batch, proxy --listen", () => {
     const sorted = (line: string) => bashComplete(line).sort(); // compgen -f lists in directory order
     expect(sorted("qmpctl -s vm")).toEqual(["vm1.sock", "vm2.img"]);
     expect(sorted("qmpctl --socket=vm")).toEqual(["vm1.sock", "vm2.img"]); // the part after '=', which bash replaces
@@ -284,6 +286,7 @@ describe("local files where a file goes", () => {
     expect(sorted("qmpctl ga cp ")).toEqual([...FILE_NAMES, "images"].sort());
     expect(sorted("qmpctl ga cp :/etc/hostname vm2")).toEqual(["vm2.img"]);
     expect(sorted("qmpctl proxy --listen vm")).toEqual(["vm1.sock", "vm2.img"]);
+    expect(sorted("qmpctl batch ba")).toEqual(["backup.sql"]); // batch FILE
   });
 
   test("bash: not where no file goes", () => {
