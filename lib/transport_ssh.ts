@@ -169,11 +169,12 @@ export async function connectSsh(
   const closedBeforeGreeting = async (closed: Error | undefined) => {
     await stderr.failureLine(child.exited, REASON_WAIT_MS);
     release();
-    // Through a shared connection the master, not this ssh, knows why: say both possibilities.
+    // Through a shared connection the master, not this ssh, knows why: say what it may be.
     if (!stderr.saidOpenFailed() && stderr.multiplexed) {
       return cannot(
         `closed before QEMU greeted, through the shared ssh connection (ControlMaster), which does not say ` +
-          `why: no socket at ${address.path} on ${address.host}, or one that closed at once`,
+          `why: no socket at ${address.path} on ${address.host}, one whose monitor another client holds (its ` +
+          "listen queue full), or one that closed at once",
         { code: "ECONNREFUSED" },
       );
     }

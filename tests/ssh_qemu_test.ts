@@ -362,8 +362,8 @@ describe("connection sharing (ControlMaster in the user's ssh config)", () => {
       expect(await qmpctl(["-s", missing, "exec", "query-name"], { env: shared })).toMatchObject({
         code: 3,
         stderr: `qmpctl: cannot connect to ${missing}: closed before QEMU greeted, through the shared ssh connection ` +
-          `(ControlMaster), which does not say why: no socket at ${qemu.socket}.missing on vmhost, or one that ` +
-          "closed at once\n",
+          `(ControlMaster), which does not say why: no socket at ${qemu.socket}.missing on vmhost, one whose ` +
+          "monitor another client holds (its listen queue full), or one that closed at once\n",
       });
       // The same close can come while the runtime is still connecting (a loaded machine): connect(2) fails with
       // ECONNRESET. strace injects that into qmpctl's own connect only (no -f: ssh's connections are untouched).
