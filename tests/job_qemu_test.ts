@@ -484,6 +484,20 @@ describe("exec --wait-job", () => {
     expect(percents.at(-1)).toBeGreaterThan(percents[0]);
     expect(lines.at(-1)).toHaveProperty("bytes-per-second");
   });
+
+  test("--progress-json of a paused job: rate 0 and no time left (nothing moves), not a rate fading away", async () => {
+    await backup("p1", 8 * MiB);
+    await qemu.control.execute("job-pause", { id: "p1" });
+    await jobReaches("p1", "paused");
+    const result = await qmpctl(["-s", qemu.socket, "job", "wait", "p1", "--progress-json", "--timeout", "1s"]);
+    expect(result.code).toBe(124);
+    const lines = result.stderr.split("\n").filter((line) => line.startsWith("{")).map((line) => JSON.parse(line));
+    expect(lines.length).toBeGreaterThan(1);
+    for (const line of lines) {
+      expect(line).toMatchObject({ id: "p1", status: "paused", "bytes-per-second": 0 });
+      expect(line).not.toHaveProperty("seconds-left");
+    }
+  });
 });
 
 describe("several targets (-s repeated or a glob; here a glob of one socket)", () => {
