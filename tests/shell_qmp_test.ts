@@ -63,6 +63,11 @@ describe("qmpctl shell on a terminal", () => {
       expect((await terminal.cursor()).x).toBe("(vm1) query-status ".length);
       await terminal.press("Enter");
       await terminal.waitFor("the status", (s) => s.at(-2)?.startsWith('{"status":') === true);
+      await terminal.type("events of"); // the shell's own words complete too
+      await terminal.press("Tab");
+      await terminal.waitForLastLine("(vm1) events off");
+      await terminal.press("Enter");
+      await terminal.waitFor("events off", (s) => s.at(-2) === "events off");
     });
   });
 

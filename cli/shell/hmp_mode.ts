@@ -75,6 +75,7 @@ export class HmpMode implements ShellMode {
     if (words.length === 1 && (words[0] === "help" || words[0] === "?")) {
       return { start, candidates: matching(word, commands) };
     }
+    if (words.length === 1 && words[0] === "events") return { start, candidates: matching(word, ["off", "on"]) };
     return { start, candidates: [] };
   }
 

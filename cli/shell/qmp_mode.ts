@@ -153,6 +153,9 @@ export class QmpMode implements ShellMode {
       ];
       return { start, candidates: matching(word, names) };
     }
+    if (command === "events" && words.length === 1 && !inTransaction) {
+      return { start, candidates: matching(word, ["off", "on"]) };
+    }
     const previous = words.slice(words[0] === "transaction(" ? 2 : 1);
     return { start, candidates: matching(word, await this.#schema.argumentWords(command, previous, word, signal)) };
   }
