@@ -11,6 +11,7 @@
  */
 import type { QmpClient } from "../lib/client.ts";
 import { AGENT_COMMANDS, agentSchemaDigest } from "../lib/agent_schema.ts";
+import { isGlob } from "../lib/glob.ts";
 import { completeArgumentWord, loadSchema, Schema, type SchemaScope } from "../lib/schema/mod.ts";
 import { COMPLETION_SCRIPTS, FILES_DIRECTIVE } from "./completion_scripts.ts";
 import { agentForm } from "./ga_forms.ts";
@@ -256,7 +257,10 @@ async function withConnection<T>(
   state: LineState,
   use: (client: QmpClient, signal: AbortSignal) => Promise<T>,
 ): Promise<T | undefined> {
-  const socket = state.socket ?? env("QMPCTL_SOCKET");
+  let socket = state.socket ?? env("QMPCTL_SOCKET");
+  if (!socket) return undefined;
+  // Several VMs (a glob): the names of the first that matches (the VMs of one fleet run one QEMU build, mostly).
+  if (isGlob(socket)) socket = (await (await import("./fanout.ts")).expandTargets([socket]).catch(() => []))?.[0];
   if (!socket) return undefined;
   const global = { ...context.global, socket, connectTimeoutMs: COMPLETION_CONNECT_MS, verbose: false };
   const signal = AbortSignal.any([context.signal, AbortSignal.timeout(3 * COMPLETION_CONNECT_MS)]);

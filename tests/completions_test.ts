@@ -127,6 +127,10 @@ describe("bash completion against QEMU", () => {
     expect(bashComplete("qmpctl exec stop --wait-event STO", socket)).toEqual(["STOP"]);
     expect(bashComplete("qmpctl exec stop --wait-event=STO", socket)).toEqual(["STOP"]); // the part after =
     expect(bashComplete("qmpctl events STOP RESU", socket)).toEqual(["RESUME"]); // events NAME...
+    // Several VMs by a glob: the names of the first that matches.
+    const glob = { QMPCTL_SOCKET: join(dirname(qemu.socket), "q*.sock") };
+    expect(bashComplete("qmpctl wait-event SHUTD", glob)).toEqual(["SHUTDOWN"]);
+    expect(bashComplete(`qmpctl -s ${join(dirname(qemu.socket), "nomatch*.sock")} wait-event SHUTD`)).toEqual([]);
   });
 
   test("job wait: the ids of QEMU's jobs, each once", async () => {
