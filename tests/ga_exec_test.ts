@@ -18,6 +18,14 @@ afterAll(() => agent?.stop());
 
 const exec = (...args: string[]) => qmpctl(["-s", agent.socket, "ga", "exec", ...args]);
 
+/** The pid of the program the agent started (this machine is the guest), once it runs; undefined after 5 s. */
+async function startedProgram(pattern: string): Promise<number | undefined> {
+  for (const deadline = Date.now() + 5000; Date.now() < deadline; await Bun.sleep(20)) {
+    const found = Bun.spawnSync(["pgrep", "-f", pattern]).stdout.toString().trim();
+    if (found) return Number(found.split("\n")[0]);
+  }
+}
+
 describe("ga exec", () => {
   test("prints the program's output and exits 0", async () => {
     expect(await exec("--", "echo", "hello", "guest")).toEqual(
@@ -107,12 +115,7 @@ describe("ga exec", () => {
   test("the agent gone while the program runs: exit 3, saying the program may still run in the guest", async () => {
     const doomed = await startAgent();
     const running = startQmpctl(["-s", doomed.socket, "ga", "exec", "--", "sleep", "37.5"]);
-    let pid: number | undefined;
-    for (const deadline = Date.now() + 5000; pid === undefined && Date.now() < deadline;) {
-      const found = Bun.spawnSync(["pgrep", "-f", "^sleep 37.5$"]).stdout.toString().trim();
-      if (found) pid = Number(found.split("\n")[0]);
-      else await Bun.sleep(20);
-    }
+    const pid = await startedProgram("^sleep 37.5$");
     await doomed.stop();
     const result = await running.result;
     if (pid) process.kill(pid, "SIGKILL");
@@ -124,12 +127,7 @@ describe("ga exec", () => {
   test("SIGINT exits 130 and says the program may still run in the guest", async () => {
     const running = startQmpctl(["-s", agent.socket, "ga", "exec", "--", "sleep", "37.25"]);
     // The program has started once the agent's child is there (this machine is the guest).
-    let pid: number | undefined;
-    for (const deadline = Date.now() + 5000; pid === undefined && Date.now() < deadline;) {
-      const found = Bun.spawnSync(["pgrep", "-f", "^sleep 37.25$"]).stdout.toString().trim();
-      if (found) pid = Number(found.split("\n")[0]);
-      else await Bun.sleep(20);
-    }
+    const pid = await startedProgram("^sleep 37.25$");
     running.child.kill("SIGINT");
     const result = await running.result;
     if (pid) process.kill(pid, "SIGKILL");
