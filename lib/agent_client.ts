@@ -228,9 +228,10 @@ export class GuestAgent {
       data: (chunk) => this.#receive(chunk),
       close: (error) => this.#peerClosed(error),
     });
-    if (this.#phase === "closed") { // the wait was abandoned while connecting
+    if (this.#phase === "closed") { // the wait was abandoned, or the peer failed, while connecting
       transport.close();
-      return;
+      // Under Deno and Node the peer's first bytes (not an agent's) can come before this continuation runs.
+      throw this.#failure ?? new DisconnectedError(`${this.address.text} closed the connection`);
     }
     this.#transport = transport;
     // A random id, so that the reply to an earlier client's sync is not taken for ours.

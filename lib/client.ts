@@ -327,9 +327,11 @@ export class QmpClient {
       if ((error.cause as { code?: string } | undefined)?.code !== "ECONNRESET") throw error;
       throw new GreetingClosedError(this.#closedReason(), { cause: error.cause });
     });
-    if (this.#phase === "closed") { // the wait was abandoned while connecting
+    if (this.#phase === "closed") { // the wait was abandoned, or the peer failed, while connecting
       transport.close();
-      return;
+      // Under Deno and Node the peer's first bytes (not a greeting) can come before this continuation runs.
+      throw this.#failure ??
+        new GreetingClosedError(`${this.address.text} closed the connection before its QMP greeting`);
     }
     this.#transport = transport;
     // The greeting may already have arrived: node:net can report data before

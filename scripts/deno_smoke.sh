@@ -111,6 +111,30 @@ kill "$silent_pid" 2>/dev/null || true
 [ "$code" -eq 0 ] && [ "$printed" = CONNECT_TIMEOUT ] ||
   fail "library, a silent agent channel: expected CONNECT_TIMEOUT and an exit, got exit $code (124: it did not exit) '$printed': $(cat "$dir/err")"
 
+# A peer that sends what is not a greeting at once, before Deno's connect has returned: connect throws every
+# time (it once resolved a client already closed), for the monitor's client and the agent's.
+python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(64)
+while True:
+    c, _ = s.accept(); c.sendall(b"garbage\n"); c.close()' "$dir/garbage.sock" </dev/null >/dev/null 2>&1 &
+garbage_pid=$!
+while [ ! -S "$dir/garbage.sock" ]; do sleep 0.05; done
+cat >"$dir/garbage.ts" <<TS
+import { GuestAgent, QmpClient } from "$PWD/lib/mod.ts";
+let resolved = 0;
+for (let i = 0; i < 20; i++) {
+  await QmpClient.connect("$dir/garbage.sock", { connectTimeout: 3000 }).then(() => resolved++, () => {});
+  await GuestAgent.connect("$dir/garbage.sock", { connectTimeout: 3000 }).then(() => resolved++, () => {});
+}
+console.log(resolved);
+TS
+code=0
+printed=$(timeout 60 node_modules/.bin/deno run -q -A "$dir/garbage.ts" 2>"$dir/err") || code=$?
+kill "$garbage_pid" 2>/dev/null || true
+[ "$code" -eq 0 ] && [ "$printed" = 0 ] ||
+  fail "library, a peer sending garbage at once: expected every connect to throw, got exit $code, $printed resolved: $(cat "$dir/err")"
+
 echo "deno: exec query-status → $out; unknown command → exit 1; closed stdout → exit 0; full disk → exit 74;" \
   "a permission missing → exit 2 (ssh:// without --allow-run too); a missing ssh named; deno task → $version;" \
-  "schema cache written, a planted link not followed; ga exec → its output and exit 3; the library exits after a silent channel's timeout"
+  "schema cache written, a planted link not followed; ga exec → its output and exit 3; the library exits after a silent channel's timeout;" \
+  "its connect throws when the peer sends garbage at once"
