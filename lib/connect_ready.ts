@@ -70,7 +70,7 @@ export async function retryWhileNotReady<T>(
       const left = deadline - Date.now();
       if (left <= 0) {
         throw new ConnectionError(
-          `${(error as Error).message} (still so after --wait-socket ${formatDuration(waitMs)})`,
+          `${(error as Error).message} (still so after ${formatDuration(waitMs)} of retries)`,
           { cause: error },
         );
       }

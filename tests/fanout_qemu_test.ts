@@ -116,7 +116,7 @@ describe("several targets over real QEMUs", () => {
       const never = await qmpctl(["-s", join(later, "*.sock"), "--wait-socket", "200ms", "exec", "query-name"]);
       expect(never).toMatchObject({
         code: 3,
-        stderr: `qmpctl: no socket matches ${join(later, "*.sock")} (still so after --wait-socket 200ms)\n`,
+        stderr: `qmpctl: no socket matches ${join(later, "*.sock")} (still so after 200ms of retries)\n`,
       });
     } finally {
       rmSync(later, { recursive: true, force: true });

@@ -40,7 +40,7 @@ describe("--wait-socket", () => {
     const { code, stdout, stderr, ms } = await qmpctl(["-s", socket, "--wait-socket", "1s", "exec", "query-name"]);
     expect(stdout).toBe("");
     expect(stderr).toBe(
-      `qmpctl: cannot connect to ${socket}: no such socket (ENOENT) (still so after --wait-socket 1s)\n`,
+      `qmpctl: cannot connect to ${socket}: no such socket (ENOENT) (still so after 1s of retries)\n`,
     );
     expect(code).toBe(3);
     expect(ms).toBeGreaterThanOrEqual(1000);
