@@ -257,12 +257,19 @@ async function withConnection<T>(
   state: LineState,
   use: (client: QmpClient, signal: AbortSignal) => Promise<T>,
 ): Promise<T | undefined> {
-  let socket = state.socket ?? env("QMPCTL_SOCKET");
+  const socket = state.socket ?? env("QMPCTL_SOCKET");
   if (!socket) return undefined;
-  // Several VMs (a glob): the names of the first that matches (the VMs of one fleet run one QEMU build, mostly).
-  if (isGlob(socket)) socket = (await (await import("./fanout.ts")).expandTargets([socket]).catch(() => []))?.[0];
-  if (!socket) return undefined;
-  const global = { ...context.global, socket, connectTimeoutMs: COMPLETION_CONNECT_MS, verbose: false };
+  // Several VMs (a glob): the names of the first that answers (the VMs of one fleet run one QEMU build, mostly).
+  const sockets = isGlob(socket)
+    ? await (await import("./fanout.ts")).expandTargets([socket]).catch(() => []) ?? []
+    : [socket];
   const signal = AbortSignal.any([context.signal, AbortSignal.timeout(3 * COMPLETION_CONNECT_MS)]);
-  return await withClient({ ...context, global, signal }, (client) => use(client, signal));
+  for (const [i, one] of sockets.entries()) {
+    const global = { ...context.global, socket: one, connectTimeoutMs: COMPLETION_CONNECT_MS, verbose: false };
+    try {
+      return await withClient({ ...context, global, signal }, (client) => use(client, signal));
+    } catch (error) {
+      if (i === sockets.length - 1 || signal.aborted) throw error; // a stale or busy one: the next
+    }
+  }
 }

@@ -127,9 +127,18 @@ describe("bash completion against QEMU", () => {
     expect(bashComplete("qmpctl exec stop --wait-event STO", socket)).toEqual(["STOP"]);
     expect(bashComplete("qmpctl exec stop --wait-event=STO", socket)).toEqual(["STOP"]); // the part after =
     expect(bashComplete("qmpctl events STOP RESU", socket)).toEqual(["RESUME"]); // events NAME...
-    // Several VMs by a glob: the names of the first that matches.
-    const glob = { QMPCTL_SOCKET: join(dirname(qemu.socket), "q*.sock") };
+    // Several VMs by a glob: the names of the first that answers (a stale socket file sorts first here).
+    const fleet = mkdtempSync(join(tmpdir(), "qmpctl-completion-fleet-"));
+    Bun.spawnSync([
+      "python3",
+      "-c",
+      "import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])",
+      join(fleet, "a0.sock"),
+    ]);
+    symlinkSync(qemu.socket, join(fleet, "vm1.sock"));
+    const glob = { QMPCTL_SOCKET: join(fleet, "*.sock") };
     expect(bashComplete("qmpctl wait-event SHUTD", glob)).toEqual(["SHUTDOWN"]);
+    rmSync(fleet, { recursive: true, force: true });
     expect(bashComplete(`qmpctl -s ${join(dirname(qemu.socket), "nomatch*.sock")} wait-event SHUTD`)).toEqual([]);
   });
 
