@@ -92,7 +92,8 @@ async function main(): Promise<number> {
   const entry = Object.prototype.hasOwnProperty.call(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (!entry) {
     const { didYouMean } = await import("./lib/closest.ts");
-    const hint = didYouMean(name, Object.keys(COMMANDS)) || ` (commands: ${Object.keys(COMMANDS).join(", ")})`;
+    const hint = didYouMean(name, Object.keys(COMMANDS)) ||
+      ` (commands: ${Object.keys(COMMANDS).join(", ")}; a QMP command goes after exec: qmpctl exec ${name})`;
     throw new UsageError(`unknown command '${name}'${hint}`);
   }
   const module = await entry.load();

@@ -106,6 +106,12 @@ async function longWorkFollower(
 export async function run(context: CommandContext): Promise<number> {
   const command: string | undefined = context.words[0], words = context.words.slice(1);
   if (!command) throw new UsageError("exec needs a command name (e.g. qmpctl exec query-status)");
+  if (/[ \t]/.test(command.trim())) { // no QMP command has a blank: a human monitor line, quoted
+    throw new UsageError(
+      `'${command}' is no QMP command (they have no blanks); a human monitor line goes with hmp: ` +
+        `qmpctl hmp '${command}'`,
+    );
+  }
   const argsText = context.options.text("args");
   const base = argsText === undefined
     ? undefined

@@ -1,5 +1,6 @@
 /** `qmpctl hmp 'COMMAND LINE'`: the human monitor through human-monitor-command. @module */
 import { hmpArguments, hmpText, parseCpuIndex } from "../lib/hmp.ts";
+import { env } from "./io.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, executeAndPrint, withClient } from "./session.ts";
 
@@ -27,6 +28,15 @@ export async function run(context: CommandContext): Promise<number> {
   const cpu = cpuText === undefined ? undefined : parseCpuIndex(cpuText);
   if (cpuText !== undefined && cpu === undefined) throw new UsageError(`--cpu '${cpuText}' is not a CPU index`);
   const args = hmpArguments(commandLine, cpu);
+  // `hmp info status -s vm.qmp` with no other address: the -s went into the line, as its help says. Said so.
+  const flag = context.words.indexOf("-s", 1);
+  if (flag > 0 && context.global.socket === undefined && !env("QMPCTL_SOCKET")) {
+    const line = context.words.slice(0, flag).join(" ");
+    throw new UsageError(
+      `no address: the -s after '${line}' is part of the HMP line (its words take single-dash flags): ` +
+        `quote the line: qmpctl hmp '${line}' -s ADDR`,
+    );
+  }
   return await withClient(context, async (client) => {
     await executeAndPrint(context, client, "human-monitor-command", args, hmpText, "text");
     return 0;

@@ -43,7 +43,10 @@ export function splitKeyValueWords(words: readonly string[]): KeyValueWord[] {
   const split: KeyValueWord[] = [];
   for (const word of words) {
     const eq = word.indexOf("=");
-    if (eq < 0) throw new ArgumentError(`'${word}' is not KEY=VALUE`);
+    if (eq < 0) {
+      const hint = word.trimStart().startsWith("{") ? " (a JSON object of arguments goes with --args)" : "";
+      throw new ArgumentError(`'${word}' is not KEY=VALUE${hint}`);
+    }
     const raw = eq > 0 && word[eq - 1] === ":";
     const key = word.slice(0, raw ? eq - 1 : eq);
     if (key === "") throw new ArgumentError(`'${word}' has an empty key`);

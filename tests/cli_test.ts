@@ -91,6 +91,21 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
     ["no command", [], /^qmpctl: no command given.*--help/],
     ["an unknown command", ["frobnicate"], /^qmpctl: unknown command 'frobnicate' \(commands: exec, hmp, /],
     ["a mistyped command", ["exce", "query-status"], /^qmpctl: unknown command 'exce' \(did you mean exec\?\)$/],
+    [
+      "a QMP command where qmpctl's goes",
+      ["query-status"],
+      /^qmpctl: unknown command 'query-status' \(commands: .*; a QMP command goes after exec: qmpctl exec query-status\)$/,
+    ],
+    [
+      "a human monitor line given to exec",
+      ["exec", "info status"],
+      /^qmpctl: 'info status' is no QMP command \(they have no blanks\); .* qmpctl hmp 'info status'$/,
+    ],
+    [
+      "arguments as JSON where KEY=VALUE words go",
+      ["exec", "qom-list", '{"path": "/"}'],
+      /^qmpctl: '\{"path": "\/"\}' is not KEY=VALUE \(a JSON object of arguments goes with --args\)$/,
+    ],
     ["help for an unknown command", ["help", "frobnicate"], /^qmpctl: unknown command 'frobnicate'/],
     ["an unknown long option", ["exec", "query-status", "--frobnicate"], /^qmpctl: unknown option --frobnicate$/],
     [
@@ -176,6 +191,17 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
     const result = await qmpctl(["exec", "query-status"]);
     expect(result).toMatchObject({ code: 2, stdout: "" });
     expect(result.stderr).toMatch(/^qmpctl: .*-s.*QMPCTL_SOCKET.*\n$/);
+  });
+
+  test("hmp typed as words with -s after them and no other address: the -s is the line's, and the error says so", async () => {
+    const result = await qmpctl(["hmp", "info", "status", "-s", listener.path]);
+    expect(result).toMatchObject({
+      code: 2,
+      stdout: "",
+      stderr: "qmpctl: no address: the -s after 'info status' is part of the HMP line (its words take single-dash " +
+        "flags): quote the line: qmpctl hmp 'info status' -s ADDR\n",
+    });
+    expect(listener.connections).toBe(0);
   });
 
   test("an empty -s is an empty address, not the variable's, and an empty variable is no address", async () => {
