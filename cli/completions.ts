@@ -15,7 +15,7 @@ import { isGlob } from "../lib/glob.ts";
 import { completeArgumentWord, loadSchema, Schema, type SchemaScope } from "../lib/schema/mod.ts";
 import { COMPLETION_SCRIPTS, FILES_DIRECTIVE } from "./completion_scripts.ts";
 import { agentForm } from "./ga_forms.ts";
-import { env, hasControl, writeStdout } from "./io.ts";
+import { env, writeStdout } from "./io.ts";
 import { findOption, type OptionSpec, type OptionTable, tableOptions, UsageError } from "./options.ts";
 import { type CommandContext, withClient } from "./session.ts";
 
@@ -44,6 +44,12 @@ Install:
         after compinit)
   fish  qmpctl completions fish > ~/.config/fish/completions/qmpctl.fish`;
 
+/**
+ * What a candidate may hold: the shells insert it into the line as it is, so a name from a hostile QEMU with
+ * `$(...)`, a quote or a newline in it would run when Enter is pressed; no real QMP name holds one.
+ */
+const SHELL_SAFE = /^[\w.:=,/+@%-]+$/;
+
 /** How long a TAB may wait for QEMU (a monitor serves one client at a time). */
 const COMPLETION_CONNECT_MS = 1000;
 
@@ -51,7 +57,7 @@ export async function run(context: CommandContext): Promise<number> {
   const [what, ...line] = context.words;
   if (what === "complete") {
     const candidates = (await complete(context, line).catch(() => [])) // a TAB never prints errors
-      .filter((candidate) => !hasControl(candidate)); // a name from QEMU with a newline or escape: not offered
+      .filter((candidate) => SHELL_SAFE.test(candidate));
     if (candidates.length > 0) await writeStdout(candidates.join("\n") + "\n");
     return 0;
   }

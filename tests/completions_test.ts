@@ -7,7 +7,7 @@ import { AGENT_COMMANDS } from "../lib/agent_schema.ts";
 import { COMMANDS, GLOBAL_OPTIONS } from "../cli/registry.ts";
 import { QMPCTL, qmpctl } from "./helpers/cli.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
-import { executed, freshCacheHome, schemaServer } from "./helpers/schema_fixture.ts";
+import { executed, freshCacheHome, schemaServer, SMALL_SCHEMA } from "./helpers/schema_fixture.ts";
 import { startTerminal } from "./helpers/terminal.ts";
 
 let qemu: TestQemu;
@@ -201,6 +201,26 @@ _qmpctl`;
 });
 
 describe("completions complete", () => {
+  test("a name from QEMU that holds shell syntax is never offered: the shell would insert it, and Enter run it", async () => {
+    const schema = structuredClone(SMALL_SCHEMA) as { name: string; "meta-type": string; values?: string[] }[];
+    for (const name of ["qx$(touch${IFS}pwned)", "qx`id`", "qx-safe"]) {
+      schema.push({ name, "meta-type": "command", "arg-type": "0", "ret-type": "0" } as (typeof schema)[number]);
+    }
+    const modes = schema.find((type) => type.values?.includes("fast"))!; // typed's mode= enum
+    modes.values!.push("w`id>pwned`");
+    const server = schemaServer({ schema });
+    try {
+      const complete = (...words: string[]) =>
+        qmpctl(["completions", "complete", "--", "-s", server.path, "exec", ...words], {
+          env: { XDG_CACHE_HOME: freshCacheHome() },
+        });
+      expect((await complete("qx")).stdout).toBe("qx-safe\n");
+      expect((await complete("typed", "mode=")).stdout).toBe("mode=fast\nmode=off\nmode=slow\n");
+    } finally {
+      server.stop();
+    }
+  });
+
   test("a TAB reads the cache: the schema is fetched once", async () => {
     const server = schemaServer();
     const cache = freshCacheHome();
