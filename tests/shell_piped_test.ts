@@ -285,3 +285,18 @@ describe("qmpctl shell with piped stdin, when the connection is lost", () => {
     }
   });
 });
+
+describe("qmpctl shell with piped stdin, after QEMU quits", () => {
+  test("QEMU answered quit and closed while the next line is awaited: exit 0, as when the input ends with it", async () => {
+    const doomed = await startQemu();
+    const script = `{ printf '{"execute": "quit"}\\n'; sleep 2; } | "$0" -s "$1" shell`;
+    const child = Bun.spawn(["sh", "-c", script, QMPCTL, doomed.socket], { stdout: "pipe", stderr: "pipe" });
+    const [stdout, stderr, code] = await Promise.all([
+      new Response(child.stdout).text(),
+      new Response(child.stderr).text(),
+      child.exited,
+    ]);
+    await doomed.stop();
+    expect({ code, stdout, stderr }).toEqual({ code: 0, stdout: '{"return":{}}\n', stderr: "" });
+  });
+});

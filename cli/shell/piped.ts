@@ -93,7 +93,11 @@ export async function runPiped(options: PipedOptions): Promise<number> {
   const stop = Promise.race([
     outputFailure.promise,
     client.closed.then((failure) =>
-      Promise.reject(failure ?? new DisconnectedError(`connection lost: ${client.address.text} closed the connection`))
+      Promise.reject(
+        failure ?? (shell.quitSent
+          ? QEMU_QUIT
+          : new DisconnectedError(`connection lost: ${client.address.text} closed the connection`)),
+      )
     ),
     new Promise<never>((_, reject) => {
       onAbort = () => {
@@ -156,7 +160,17 @@ export async function runPiped(options: PipedOptions): Promise<number> {
     }
     await output;
     return failed ? 1 : 0;
-  } catch (caught) {
+  } catch (stopped) {
+    let caught = stopped;
+    if (caught === QEMU_QUIT) { // QEMU answered a quit and closed: the end asked for, once every line is answered
+      try {
+        while (window.length > 0) await drainHead();
+        await output;
+        return failed ? 1 : 0;
+      } catch (first) {
+        caught = first; // a line sent after the quit: it got no answer
+      }
+    }
     // Print what was answered before the failure; the first command that failed says why.
     // After an abort, the lines in flight failed because it closed the connection: say what was awaited.
     let error = signal.aborted && caught instanceof DisconnectedError ? replyAbortError(signal) : caught;
@@ -189,6 +203,9 @@ export async function runPiped(options: PipedOptions): Promise<number> {
     signal.removeEventListener("abort", onAbort);
   }
 }
+
+/** The connection's end after QEMU answered a quit (not an error, while the next line is awaited). */
+const QEMU_QUIT = Symbol("QEMU quit");
 
 /** Run one line; a line that asks to quit settles as `quit`. */
 function submit(mode: ShellMode, line: string | BadLine, signal: AbortSignal) {
