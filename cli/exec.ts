@@ -106,12 +106,6 @@ async function longWorkFollower(
 export async function run(context: CommandContext): Promise<number> {
   const command: string | undefined = context.words[0], words = context.words.slice(1);
   if (!command) throw new UsageError("exec needs a command name (e.g. qmpctl exec query-status)");
-  if (/[ \t]/.test(command.trim())) { // no QMP command has a blank: a human monitor line, quoted
-    throw new UsageError(
-      `'${command}' is no QMP command (they have no blanks); a human monitor line goes with hmp: ` +
-        `qmpctl hmp '${command}'`,
-    );
-  }
   const argsText = context.options.text("args");
   const base = argsText === undefined
     ? undefined
@@ -129,7 +123,10 @@ export async function run(context: CommandContext): Promise<number> {
     await executeAndPrint(context, client, command, args, (value) => formatJson(value, context.global.pretty))
       .catch(async (error) => { // QEMU did not find the command: name the closest ones (from the schema cache)
         if (error instanceof CommandError && error.errorClass === "CommandNotFound") {
-          error.message += await (await schema()).closestCommandsHint(client, command, { signal: context.signal });
+          // No QMP command has a blank: a human monitor line, quoted (checked here, off the one-shot path).
+          error.message += command.trim().includes(" ")
+            ? ` (a human monitor line goes with hmp: qmpctl hmp '${command}')`
+            : await (await schema()).closestCommandsHint(client, command, { signal: context.signal });
         }
         throw error;
       });

@@ -97,11 +97,6 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
       /^qmpctl: unknown command 'query-status' \(commands: .*; a QMP command goes after exec: qmpctl exec query-status\)$/,
     ],
     [
-      "a human monitor line given to exec",
-      ["exec", "info status"],
-      /^qmpctl: 'info status' is no QMP command \(they have no blanks\); .* qmpctl hmp 'info status'$/,
-    ],
-    [
       "arguments as JSON where KEY=VALUE words go",
       ["exec", "qom-list", '{"path": "/"}'],
       /^qmpctl: '\{"path": "\/"\}' is not KEY=VALUE \(a JSON object of arguments goes with --args\)$/,

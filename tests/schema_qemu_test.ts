@@ -117,6 +117,13 @@ test("a command QEMU does not find (no words to type) keeps exit 1 and gains the
   expect(lastLine(result.stderr)).toBe(
     "qmpctl: CommandNotFound: The command query-stauts has not been found (did you mean query-stats or query-status?)",
   );
+  // A human monitor line given to exec: no QMP command has a blank, so the hint is hmp.
+  const line = await run(["exec", "info status"]);
+  expect(line.code).toBe(1);
+  expect(lastLine(line.stderr)).toBe(
+    "qmpctl: CommandNotFound: The command info status has not been found (a human monitor line goes with hmp: " +
+      "qmpctl hmp 'info status')",
+  );
 });
 
 describe("introspection against QEMU", () => {
