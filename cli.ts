@@ -92,8 +92,11 @@ async function main(): Promise<number> {
   const entry = Object.prototype.hasOwnProperty.call(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (!entry) {
     const { didYouMean } = await import("./lib/closest.ts");
+    const qmpName = /^[A-Za-z][\w.-]*$/.test(name); // as QMP's names go: then it may be one
     const hint = didYouMean(name, Object.keys(COMMANDS)) ||
-      ` (commands: ${Object.keys(COMMANDS).join(", ")}; a QMP command goes after exec: qmpctl exec ${name})`;
+      ` (commands: ${Object.keys(COMMANDS).join(", ")}${
+        qmpName ? `; a QMP command goes after exec: qmpctl exec ${name}` : ""
+      })`;
     throw new UsageError(`unknown command '${name}'${hint}`);
   }
   const module = await entry.load();

@@ -32,9 +32,10 @@ export async function run(context: CommandContext): Promise<number> {
   const flag = context.words.indexOf("-s", 1);
   if (flag > 0 && context.global.socket === undefined && !env("QMPCTL_SOCKET")) {
     const line = context.words.slice(0, flag).join(" ");
+    const quoted = `'${line.replaceAll("'", `'\\''`)}'`; // as a POSIX shell reads it back
     throw new UsageError(
       `no address: the -s after '${line}' is part of the HMP line (its words take single-dash flags): ` +
-        `quote the line: qmpctl hmp '${line}' -s ADDR`,
+        `quote the line: qmpctl hmp ${quoted} -s ADDR`,
     );
   }
   return await withClient(context, async (client) => {

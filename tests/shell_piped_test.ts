@@ -299,4 +299,31 @@ describe("qmpctl shell with piped stdin, after QEMU quits", () => {
     await doomed.stop();
     expect({ code, stdout, stderr }).toEqual({ code: 0, stdout: '{"return":{}}\n', stderr: "" });
   });
+
+  test("a quit QEMU refused, then the connection lost while the next line is awaited: exit 3, as any loss", async () => {
+    const server = fakeServer(async (connection) => {
+      await connection.handshake();
+      connection.reply(await connection.nextRequest(), {}); // query-name: no name
+      const quit = await connection.nextRequest();
+      connection.sendJson({ error: { class: "GenericError", desc: "Parameter 'bogus' is unexpected" }, id: quit.id });
+      await Bun.sleep(300);
+      connection.close(); // QEMU died for another reason
+    });
+    try {
+      const script = `{ printf '{"execute": "quit", "arguments": {"bogus": 1}}\n'; sleep 2; } | "$0" -s "$1" shell`;
+      const child = Bun.spawn(["sh", "-c", script, QMPCTL, server.path], { stdout: "pipe", stderr: "pipe" });
+      const [stdout, stderr, code] = await Promise.all([
+        new Response(child.stdout).text(),
+        new Response(child.stderr).text(),
+        child.exited,
+      ]);
+      expect({ code, stdout, stderr }).toEqual({
+        code: 3,
+        stdout: '{"error":{"class":"GenericError","desc":"Parameter \'bogus\' is unexpected"}}\n',
+        stderr: `qmpctl: connection lost: ${server.path} closed the connection\n`,
+      });
+    } finally {
+      server.stop();
+    }
+  });
 });

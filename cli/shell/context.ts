@@ -48,6 +48,8 @@ export class ShellContext {
   signalPerCommand = true;
   /** Whether a `quit` command went to QEMU (its closing the connection then is no loss). */
   quitSent = false;
+  /** Whether QEMU answered a `quit` with its return (not refused it): it is on its way out. */
+  quitAnswered = false;
   /**
    * Whether the shell's own words act (quit, exit, events, help); `batch`
    * sends them to QEMU like any line, each with its result line.
@@ -82,7 +84,9 @@ export class ShellContext {
     try {
       // Piped lines go without ids, answered in order (less for QEMU to parse); an id the line gives is kept.
       const perCommand = this.signalPerCommand ? { signal } : { inOrder: true };
-      return { kind: "return", value: await this.client.execute(command, args, { ...options, ...perCommand }) };
+      const value = await this.client.execute(command, args, { ...options, ...perCommand });
+      if (command === "quit") this.quitAnswered = true;
+      return { kind: "return", value };
     } catch (error) {
       // An error without an id ended the session: the shell ends with it, as when the connection is lost.
       // What QEMU's parser would refuse (too deep a nesting, a lone surrogate) is not sent: this line's error.

@@ -162,13 +162,17 @@ export async function runPiped(options: PipedOptions): Promise<number> {
     return failed ? 1 : 0;
   } catch (stopped) {
     let caught = stopped;
-    if (caught === QEMU_QUIT) { // QEMU answered a quit and closed: the end asked for, once every line is answered
+    if (caught === QEMU_QUIT) { // a quit was sent, then the connection closed
       try {
-        while (window.length > 0) await drainHead();
+        while (window.length > 0) await drainHead(); // a line sent after the quit throws: it got no answer
+        // QEMU answered the quit: the end asked for (a quit it refused leaves it running: a loss).
+        if (!shell.quitAnswered) {
+          throw new DisconnectedError(`connection lost: ${client.address.text} closed the connection`);
+        }
         await output;
         return failed ? 1 : 0;
       } catch (first) {
-        caught = first; // a line sent after the quit: it got no answer
+        caught = first;
       }
     }
     // Print what was answered before the failure; the first command that failed says why.
