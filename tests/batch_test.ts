@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BadLine, readLines } from "../cli/io.ts";
-import { interrupt, QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
+import { interrupt, qmpctl, qmpctlInShell, startQmpctl } from "./helpers/cli.ts";
 import { fakeServer } from "./helpers/fake_server.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
 
@@ -178,13 +178,7 @@ test(
   "with several targets, an input that never ends is refused past its bound (exit 2), not read into memory for ever",
   async () => {
     const script = 'yes query-status | "$0" -s /nonexistent/a.qmp -s /nonexistent/b.qmp batch';
-    const child = Bun.spawn(["sh", "-c", script, QMPCTL], { stdout: "pipe", stderr: "pipe" });
-    const [stdout, stderr, code] = await Promise.all([
-      new Response(child.stdout).text(),
-      new Response(child.stderr).text(),
-      child.exited,
-    ]);
-    expect({ code, stdout, stderr }).toEqual({
+    expect(await qmpctlInShell(script)).toEqual({
       code: 2,
       stdout: "",
       stderr: "qmpctl: with several targets batch reads its input whole before it starts, and this one holds more " +

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { QMPCTL, qmpctl } from "./helpers/cli.ts";
+import { QMPCTL, qmpctl, qmpctlInShell } from "./helpers/cli.ts";
 import { fakeServer } from "./helpers/fake_server.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
 
@@ -290,14 +290,9 @@ describe("qmpctl shell with piped stdin, after QEMU quits", () => {
   test("QEMU answered quit and closed while the next line is awaited: exit 0, as when the input ends with it", async () => {
     const doomed = await startQemu();
     const script = `{ printf '{"execute": "quit"}\\n'; sleep 2; } | "$0" -s "$1" shell`;
-    const child = Bun.spawn(["sh", "-c", script, QMPCTL, doomed.socket], { stdout: "pipe", stderr: "pipe" });
-    const [stdout, stderr, code] = await Promise.all([
-      new Response(child.stdout).text(),
-      new Response(child.stderr).text(),
-      child.exited,
-    ]);
+    const result = await qmpctlInShell(script, doomed.socket);
     await doomed.stop();
-    expect({ code, stdout, stderr }).toEqual({ code: 0, stdout: '{"return":{}}\n', stderr: "" });
+    expect(result).toEqual({ code: 0, stdout: '{"return":{}}\n', stderr: "" });
   });
 
   test("a quit QEMU refused, then the connection lost while the next line is awaited: exit 3, as any loss", async () => {
@@ -311,13 +306,7 @@ describe("qmpctl shell with piped stdin, after QEMU quits", () => {
     });
     try {
       const script = `{ printf '{"execute": "quit", "arguments": {"bogus": 1}}\n'; sleep 2; } | "$0" -s "$1" shell`;
-      const child = Bun.spawn(["sh", "-c", script, QMPCTL, server.path], { stdout: "pipe", stderr: "pipe" });
-      const [stdout, stderr, code] = await Promise.all([
-        new Response(child.stdout).text(),
-        new Response(child.stderr).text(),
-        child.exited,
-      ]);
-      expect({ code, stdout, stderr }).toEqual({
+      expect(await qmpctlInShell(script, server.path)).toEqual({
         code: 3,
         stdout: '{"error":{"class":"GenericError","desc":"Parameter \'bogus\' is unexpected"}}\n',
         stderr: `qmpctl: connection lost: ${server.path} closed the connection\n`,

@@ -98,6 +98,23 @@ export async function interrupt(
   return { ...result, exitedAfterMs: performance.now() - sent };
 }
 
+/**
+ * Run `script` with sh, the binary as its `$0` and `args` as `$1`...: for a pipeline around qmpctl (a slow
+ * producer, `yes |`). Its exit status, stdout and stderr.
+ */
+export async function qmpctlInShell(
+  script: string,
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = Bun.spawn(["sh", "-c", script, QMPCTL, ...args], { stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+    child.exited,
+  ]);
+  return { code, stdout, stderr };
+}
+
 /** Start qmpctl without waiting for it, e.g. to send it SIGINT while it waits. */
 export function startQmpctl(args: string[], options: CliOptions = {}): RunningCli {
   const env: Record<string, string> = {};
