@@ -134,7 +134,9 @@ export class JobWatch {
         const ended = unreported(); // with those that concluded meanwhile: the record tells of them too
         for (const job of record) {
           if (options.dismiss && ended.includes(job.id) && job.status === "concluded") {
-            await this.#client.execute("job-dismiss", { id: job.id }, { signal });
+            await this.#client.execute("job-dismiss", { id: job.id }, { signal }).catch((error) => {
+              if (!(error instanceof DisconnectedError)) throw error; // QEMU quit meanwhile: nothing left to dismiss
+            });
           }
         }
         for (const id of ended) {

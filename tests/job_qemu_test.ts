@@ -340,9 +340,11 @@ describe("exec --wait-job", () => {
       for (const name of ["a", "b"]) {
         await own.control.execute("blockdev-add", { driver: "null-co", "node-name": name, size: SIZE });
       }
+      let log = "";
       const running = startQmpctl([
         "-s",
         own.socket,
+        "-v",
         "exec",
         "blockdev-backup",
         "job-id=q1",
@@ -352,14 +354,13 @@ describe("exec --wait-job", () => {
         `speed=${8 * MiB}`,
         "--wait-job",
         ...options,
-      ]);
-      const deadline = Date.now() + 5000;
-      while ((await own.control.execute("query-jobs") as unknown[]).length === 0) {
-        if (Date.now() > deadline) throw new Error("the job never started");
-        await Bun.sleep(20);
-      }
+      ], { onStderr: (text) => (log += text) });
+      // Ended once qmpctl follows the job (its first query-jobs answered), not while it is still starting to.
+      await waitUntil(() => /^< \{"return":\[/m.test(log), "qmpctl follows the job");
       await end(own);
-      return { ...await running.result, socket: own.socket };
+      const result = await running.result;
+      const stderr = result.stderr.split("\n").filter((line) => !/^[<>] /.test(line)).join("\n"); // without -v's log
+      return { ...result, stderr, socket: own.socket };
     } finally {
       await own.stop();
     }
