@@ -1,8 +1,7 @@
 /** `qmpctl hmp 'COMMAND LINE'`: the human monitor through human-monitor-command. @module */
 import { hmpArguments, hmpText, parseCpuIndex } from "../lib/hmp.ts";
-import { env } from "./io.ts";
 import { UsageError } from "./options.ts";
-import { type CommandContext, executeAndPrint, withClient } from "./session.ts";
+import { type CommandContext, executeAndPrint, givenAddress, withClient } from "./session.ts";
 
 export const help = (): string =>
   `Usage: qmpctl hmp 'COMMAND LINE' [--cpu N] [options]
@@ -30,7 +29,7 @@ export async function run(context: CommandContext): Promise<number> {
   const args = hmpArguments(commandLine, cpu);
   // `hmp info status -s vm.qmp` with no other address: the -s went into the line, as its help says. Said so.
   const flag = context.words.indexOf("-s", 1);
-  if (flag > 0 && context.global.socket === undefined && !env("QMPCTL_SOCKET")) {
+  if (flag > 0 && givenAddress(context, "QMPCTL_SOCKET") === undefined) {
     const line = context.words.slice(0, flag).join(" ");
     const quoted = `'${line.replaceAll("'", `'\\''`)}'`; // as a POSIX shell reads it back
     throw new UsageError(
