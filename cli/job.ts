@@ -157,7 +157,6 @@ async function followAndPrint(
     watch.close();
   }
   await progress.finish();
-  for (const job of report.concluded) if (!told.has(job.id)) await tell(job); // none, unless the watch missed one
   for (const id of report.gone) {
     await reportFailure(
       context,

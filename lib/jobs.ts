@@ -87,10 +87,8 @@ export class JobWatch {
   readonly #subscription: EventSubscription;
   readonly #jobs = new Map<string, Tracked>();
   #followed = false;
-  /** The jobs the follow follows, once it knows them. */
-  #followedIds: string[] = [];
-  /** Whether QEMU has answered the first query-jobs: which jobs there are to follow is known. */
-  #known = false;
+  /** The jobs the follow follows, once QEMU has answered its first query-jobs (undefined before). */
+  #followedIds?: string[];
 
   constructor(client: QmpClient) {
     this.#client = client;
@@ -117,7 +115,6 @@ export class JobWatch {
       const gone = wanted.filter((id) => !this.#jobs.has(id));
       const followed = wanted.filter((id) => this.#jobs.has(id));
       this.#followedIds = followed;
-      this.#known = true;
       const running = () => followed.filter((id) => !this.#jobs.get(id)!.concluded);
       const reported = new Set<string>();
       // Each job as it concludes: QEMU's own record of how it ended (its error), dismissed if asked, and
@@ -173,9 +170,9 @@ export class JobWatch {
    * of those still running.
    */
   standing(): { known: boolean; concluded: JobOutcome[]; running: string[] } {
-    const tracked = this.#followedIds.map((id) => this.#jobs.get(id)!);
+    const tracked = (this.#followedIds ?? []).map((id) => this.#jobs.get(id)!);
     return {
-      known: this.#known,
+      known: this.#followedIds !== undefined,
       concluded: tracked.filter((job) => job.concluded).map(outcome),
       running: tracked.filter((job) => !job.concluded).map((job) => job.info.id),
     };
