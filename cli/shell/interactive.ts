@@ -18,6 +18,7 @@ import { LineEditor } from "./editor.ts";
 import { History } from "./history.ts";
 import { Screen } from "./screen.ts";
 import { Terminal } from "./terminal.ts";
+import { splitWords } from "./words.ts";
 
 /** What ends the shell when QEMU closes the connection after a quit it was sent. */
 const QEMU_QUIT = Symbol("QEMU quit");
@@ -151,8 +152,8 @@ export async function runInteractive(options: InteractiveOptions): Promise<numbe
 
   /** " (did you mean ...?)" for the command of a line QEMU did not find (schema from the cache; bounded). */
   async function closestCommandsHint(line: string): Promise<string> {
-    const command = line.trim().split(/[ \t]/)[0];
-    if (command.startsWith("{")) return ""; // a JSON line: its command is inside
+    if (line.trim().startsWith("{")) return ""; // a JSON line: its command is inside
+    const [command] = splitWords(line); // as the QMP shell read the line (it went to QEMU: its quotes close)
     const schema = await import("../../lib/schema/mod.ts");
     return await schema.closestCommandsHint(client, command, { signal });
   }
