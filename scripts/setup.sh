@@ -8,7 +8,8 @@
 # library to run the arm64 release binary, strace to see which files the
 # built binary opens, OpenSSH's client and server for the ssh:// tests,
 # ansible-core for the Ansible module's tests, GNU time for the benchmarks'
-# peak RSS.
+# peak RSS; and what tests call that a minimal Debian lacks: python3 (fake
+# peers), pgrep (procps), ss (iproute2: what an ssh master listens on).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +20,8 @@ fi
 missing=()
 for pair in qemu-system-x86_64:qemu-system-x86 qemu-ga:qemu-guest-agent strace:strace socat:socat jq:jq tmux:tmux \
   zsh:zsh fish:fish man:man-db file:file qemu-aarch64-static:qemu-user-static ssh:openssh-client \
-  /usr/sbin/sshd:openssh-server ansible-playbook:ansible-core /usr/bin/time:time; do
+  /usr/sbin/sshd:openssh-server ansible-playbook:ansible-core /usr/bin/time:time \
+  python3:python3 pgrep:procps ss:iproute2; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 for pair in /usr/share/bash-completion/bash_completion:bash-completion \
