@@ -25,6 +25,7 @@ import { EXIT } from "./cli/exit_status.ts";
 import {
   argv,
   argvBytes,
+  boundStdoutWrites,
   BrokenPipeError,
   env,
   envBytes,
@@ -120,6 +121,7 @@ async function main(): Promise<number> {
   }
   if (sockets.length === 0) await checkedEnv(name === "ga" ? "QMPCTL_GA_SOCKET" : "QMPCTL_SOCKET");
   const timeoutMs = text("timeout") === undefined ? 0 : parseDuration(text("timeout")!, "--timeout");
+  if (timeoutMs > 0) boundStdoutWrites();
   const connectTimeoutMs = text("connect-timeout") === undefined
     ? DEFAULT_CONNECT_TIMEOUT_MS
     : parseDuration(text("connect-timeout")!, "--connect-timeout");

@@ -144,7 +144,9 @@ export function subscribe(client: QmpClient, wait: EventWait, signal: AbortSigna
 /**
  * Print events as they arrive until `wait.count` were printed or the
  * subscription ends. Returns how many were printed, and the error that ended
- * it early (a timeout, SIGINT, a broken connection, a closed stdout).
+ * the wait early (a timeout, SIGINT, a broken connection).
+ * @throws what the output failed with: a closed or full stdout, a reader
+ * gone, or a reader that did not take the output before a timeout or SIGINT
  */
 export async function printEvents(
   context: CommandContext,
@@ -156,14 +158,19 @@ export async function printEvents(
   try {
     if (!context.target) await stdoutWritable(); // a closed stdout fails now, not after the wait
     while (printed < wait.count) {
-      const batch = await subscription.nextBatch(wait.count - printed);
+      let batch: QmpEvent[];
+      try {
+        batch = await subscription.nextBatch(wait.count - printed);
+      } catch (error) {
+        return { printed, error };
+      }
       if (batch.length === 0) break;
       printed += batch.length;
+      // A failed write is thrown, not returned: a timeout there is stdout's (the reader did not take the
+      // events in time; the last line may be cut), not the end of the wait.
       await write(context, formatEvents(context, batch));
     }
     return { printed };
-  } catch (error) {
-    return { printed, error };
   } finally {
     subscription.close();
   }

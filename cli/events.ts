@@ -24,10 +24,11 @@ Examples:
   qmpctl events | while read -r line; do ...; done
 
 ${
-    exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "INTERRUPTED"], {
+    exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "TIMEOUT", "INTERRUPTED"], {
       QEMU_ERROR: "QEMU sent an error that answers no request (one it could not parse)",
       USAGE: "usage (also an event name QEMU does not know)",
       CONNECTION: "connection failed or broke",
+      TIMEOUT: "--timeout ran out before the reader of stdout took the events that came",
     })
   }`;
 

@@ -103,7 +103,7 @@ export async function runOnEach(
   // One line (or one batch of lines) at a time, so lines of different targets never interleave. Once a
   // write fails, every later one fails with it: each target gets its own error, for its own notes.
   const write = (text: string) => {
-    output = output.then(() => writeStdout(text));
+    output = output.then(() => writeStdout(text, context.signal));
     return output.catch((error) => {
       throw error instanceof OutputError ? new OutputError(error.message, { cause: error }) : error;
     });

@@ -44,41 +44,41 @@ function outputErrorOf(error: unknown): Error {
   return new OutputError(`could not write the output: ${writeErrorReason(error)}`, { cause: error });
 }
 
-let stdoutChecked: Promise<void> | undefined;
+let stdoutChecked: Promise<boolean> | undefined;
 
 /**
  * Fail when qmpctl was started with stdout closed (`qmpctl ... >&-`): every
- * write would succeed, into nothing (see `closedAtStart`).
+ * write would succeed, into nothing (see `openedInPlaceOfClosed`). Resolves
+ * to whether a write may wait for a reader: stdout is a pipe or a socket.
  */
-function checkStdoutOpen(): Promise<void> {
-  return stdoutChecked ??= closedAtStart(1).then((closed) => {
-    if (closed) throw new OutputError("could not write the output: stdout is closed (EBADF)");
-  });
+function checkStdoutOpen(): Promise<boolean> {
+  return stdoutChecked ??= bun!.file(1).stat().then(async (stat) => {
+    if (await openedInPlaceOfClosed(1, stat)) {
+      throw new OutputError("could not write the output: stdout is closed (EBADF)");
+    }
+    return stat.isFIFO() || stat.isSocket();
+  }, () => false);
 }
 
 /**
- * Whether standard descriptor `fd` was closed when qmpctl started. Bun then
- * opens /dev/null in its place. That descriptor has close-on-exec set, which
- * a descriptor inherited through exec(2) never has: so it was not given by
- * the caller. (Linux's /proc/self/fdinfo; elsewhere, and under runtimes that
- * leave the descriptor closed, false.) Only a /dev/null is looked at
- * further: fstat(2) tells, on Bun's thread pool (Bun.resolveSync of
- * /proc/self/fd/1 held the main thread ~0.45 ms; a one-shot exec is ~0.15 ms
- * sooner this way, ~0.35 ms into /dev/null).
+ * Whether standard descriptor `fd`, of status `stat`, was closed when qmpctl
+ * started. Bun then opens /dev/null in its place. That descriptor has
+ * close-on-exec set, which a descriptor inherited through exec(2) never has:
+ * so it was not given by the caller. (Linux's /proc/self/fdinfo; elsewhere
+ * false.) Only a /dev/null is looked at further; the status comes from
+ * fstat(2) on Bun's thread pool (Bun.resolveSync of /proc/self/fd/1 held the
+ * main thread ~0.45 ms; a one-shot exec is ~0.15 ms sooner this way).
  */
-function closedAtStart(fd: number): Promise<boolean> {
-  if (!bun) return Promise.resolve(false);
+function openedInPlaceOfClosed(fd: number, stat: import("node:fs").Stats): Promise<boolean> {
   const NULL_DEVICE = 0x103; // /dev/null is character device 1:3
-  return bun.file(fd).stat().then((stat) => {
-    if (!stat.isCharacterDevice() || Number(stat.rdev) !== NULL_DEVICE) return false;
-    return bun.file(`/proc/self/fdinfo/${fd}`).text().then((info) => {
-      // "pos:\t0\nflags:\t02100001\n...": the flags in octal (no regex: a process's first costs ~0.1 ms)
-      const at = info.indexOf("\nflags:");
-      const flags = at < 0 ? NaN : parseInt(info.slice(at + 7), 8);
-      const O_CLOEXEC = 0o2000000;
-      return !Number.isNaN(flags) && (flags & O_CLOEXEC) !== 0;
-    }, () => false); // no /proc: nothing to check
-  }, () => false);
+  if (!stat.isCharacterDevice() || Number(stat.rdev) !== NULL_DEVICE) return Promise.resolve(false);
+  return bun!.file(`/proc/self/fdinfo/${fd}`).text().then((info) => {
+    // "pos:\t0\nflags:\t02100001\n...": the flags in octal (no regex: a process's first costs ~0.1 ms)
+    const at = info.indexOf("\nflags:");
+    const flags = at < 0 ? NaN : parseInt(info.slice(at + 7), 8);
+    const O_CLOEXEC = 0o2000000;
+    return !Number.isNaN(flags) && (flags & O_CLOEXEC) !== 0;
+  }, () => false); // no /proc: nothing to check
 }
 
 /** The names of stdin as a file. */
@@ -90,7 +90,8 @@ const STDIN_PATHS = ["/dev/stdin", "/dev/fd/0", "/proc/self/fd/0"];
  * its /dev/null as empty input.
  */
 async function checkStdinOpen(): Promise<void> {
-  if (await closedAtStart(0)) throw Object.assign(new Error("stdin is closed"), { code: "EBADF" });
+  const closed = bun ? await bun.file(0).stat().then((stat) => openedInPlaceOfClosed(0, stat), () => false) : false;
+  if (closed) throw Object.assign(new Error("stdin is closed"), { code: "EBADF" });
 }
 
 /**
@@ -110,16 +111,18 @@ export function prepareStdout(): void {
  * first line (an event wait): it fails at once, not after the wait.
  */
 export function stdoutWritable(): Promise<void> {
-  return bun ? checkStdoutOpen() : Promise.resolve();
+  return bun ? checkStdoutOpen().then(() => {}) : Promise.resolve();
 }
 
 let stdoutErrorsHandled = false;
 
 /**
  * Write to stdout; rejects with BrokenPipeError when the reader has gone, with
- * OutputError when stdout cannot take the text (ENOSPC, EBADF), and with `signal`'s error when it aborts first. That only helps while the write
- * waits in the event loop (a non-blocking stdout): on a blocking pipe, Bun and
- * Deno block in write(2) until the reader takes the text, and no handler runs.
+ * OutputError when stdout cannot take the text (ENOSPC, EBADF), and with
+ * `signal`'s error when it aborts first. Under Bun with a deadline set
+ * (`boundStdoutWrites`), a write to a pipe that waits for its reader waits
+ * off the main thread; otherwise, and under Deno and Node, it waits in
+ * write(2), and no handler runs meanwhile.
  */
 export function writeStdout(text: string, signal?: AbortSignal): Promise<void> {
   return abortable(writeAll(text), signal, "stdout to take the output");
@@ -130,11 +133,10 @@ function writeAll(data: string | Uint8Array, stream: "stdout" | "stderr" = "stdo
   // Bun.write of "" truncates a regular file: `qmpctl ... >> log` would lose the log.
   if (data.length === 0) return Promise.resolve();
   if (bun) {
-    const ready = stream === "stdout" ? checkStdoutOpen() : Promise.resolve();
-    return ready.then(() => bun.write(bun[stream], data)).then(
-      () => {},
-      (error) => Promise.reject(outputErrorOf(error)),
-    );
+    const written = stream === "stdout"
+      ? checkStdoutOpen().then((mayWait) => mayWait && deadlineSet ? writeToReader(data) : bun.write(bun.stdout, data))
+      : bun.write(bun.stderr, data);
+    return written.then(() => {}, (error) => Promise.reject(outputErrorOf(error)));
   }
   if (!stdoutErrorsHandled) {
     // Node and Deno also emit write errors as 'error' events, which would be
@@ -150,6 +152,62 @@ function writeAll(data: string | Uint8Array, stream: "stdout" | "stderr" = "stdo
       reject(outputErrorOf(error));
     }
   });
+}
+
+let deadlineSet = false;
+
+/**
+ * A deadline (`--timeout`) bounds the run: from now on a write to stdout
+ * that may wait for its reader waits off the main thread (`writeToReader`),
+ * so that the deadline, and SIGINT, still act while the reader does not
+ * read. Without one, such writes wait in write(2) on the main thread:
+ * loading node:fs for the thread pool costs ~7 ms, which an event drain
+ * would feel, and the run was asked to wait as long as it takes.
+ */
+export function boundStdoutWrites(): void {
+  deadlineSet = true;
+}
+
+// How much more may go to a pipe or socket by Bun's own write, which waits in write(2) on the main thread:
+// the rest of a pipe's usual capacity, so that it never has to wait for the reader.
+let unblockedBytesLeft = 65536;
+// Once writes go through the thread pool: the end of the last one, which the next one follows.
+let poolWritesDone: Promise<unknown> | undefined;
+
+/**
+ * Write to a stdout that a reader empties (a pipe or socket) without holding
+ * the main thread while that reader does not read (a `| less` left open), so
+ * that `--timeout` and SIGINT still act. Until a pipe's usual capacity has
+ * been written, Bun's own write keeps a one-shot exec's cost as it was (the
+ * pipe has room: it does not wait); from then on every write goes, in
+ * order, through node:fs on Bun's thread pool, where it may wait.
+ */
+function writeToReader(data: string | Uint8Array): Promise<unknown> {
+  if (!poolWritesDone) {
+    const bytes = typeof data === "string" && data.length * 3 > unblockedBytesLeft
+      ? new TextEncoder().encode(data) // its exact size: a UTF-16 unit takes up to 3 bytes
+      : data;
+    const size = typeof bytes === "string" ? bytes.length * 3 : bytes.length;
+    if (size <= unblockedBytesLeft) {
+      unblockedBytesLeft -= size;
+      return bun!.write(bun!.stdout, bytes);
+    }
+    poolWritesDone = Promise.resolve();
+    data = bytes;
+  }
+  const written = poolWritesDone.then(() => import("node:fs")).then((fs) => writeFully(fs, 1, data));
+  poolWritesDone = written.catch(() => {}); // a failed write (EPIPE) fails the next ones by itself
+  return written;
+}
+
+/** Write all of `data` to descriptor `fd` with node:fs's asynchronous write (a pipe may take part of it). */
+async function writeFully(fs: typeof import("node:fs"), fd: number, data: string | Uint8Array): Promise<void> {
+  let bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  while (bytes.length > 0) {
+    const { promise, resolve, reject } = Promise.withResolvers<number>();
+    fs.write(fd, bytes, (error, written) => error ? reject(error) : resolve(written));
+    bytes = bytes.subarray(await promise);
+  }
 }
 
 /**

@@ -7,7 +7,7 @@
  */
 import { QmpClient } from "../lib/client.ts";
 import { connectWhenReady } from "../lib/connect_ready.ts";
-import { CommandError } from "../lib/errors.ts";
+import { CommandError, TimeoutError } from "../lib/errors.ts";
 import type { QmpEvent } from "../lib/events.ts";
 import {
   env,
@@ -168,7 +168,7 @@ export function write(context: CommandContext, text: string): Promise<void> {
 /** Print one JSON value on stdout; for one of several targets, as `{"socket": ..., "return": value}`. */
 export function printJson(context: CommandContext, value: unknown): Promise<void> {
   if (context.target) return printLabelled(context, { return: value });
-  return writeStdout(formatJson(value, context.global.pretty));
+  return writeStdout(formatJson(value, context.global.pretty), context.signal);
 }
 
 /** A record as an output line's members: with `"socket"` first for one of several targets. */
@@ -238,9 +238,12 @@ export async function executeAndPrint(
     ? printLabelled(context, context.global.raw || key === "return" ? { return: value } : { text: render(value) })
     : context.global.raw
     ? printJson(context, { return: value })
-    : writeStdout(render(value));
-  return printed.catch((error) => { // a script must not take 74 for "not done" and run it again
+    : writeStdout(render(value), context.signal);
+  return printed.catch((error) => { // a script must not take 74 or 124 for "not done" and run it again
     if (error instanceof OutputError) error.message += ` (${command} was run: QEMU answered it)`;
+    else if (error instanceof TimeoutError) {
+      error.message = `${command} was run (QEMU answered it), but ${error.message}`;
+    }
     throw error;
   });
 }

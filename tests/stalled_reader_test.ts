@@ -1,0 +1,164 @@
+/**
+ * A reader that stops reading stdout (a `| less` left open, a stuck consumer)
+ * does not hold qmpctl past the bounds it was given: `--timeout` and Ctrl-C
+ * act while the output waits for that reader. What the reader does get is
+ * whole and in order, and a reader that leaves is still a quiet exit 0.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { QMPCTL } from "./helpers/cli.ts";
+import { type FakeServer, fakeServer } from "./helpers/fake_server.ts";
+import { floodEvent, floodServer } from "./helpers/flood_server.ts";
+import { blockedIn, waitUntil } from "./helpers/process_state.ts";
+
+// Far more than a pipe holds (64 KiB): the write must wait for the reader.
+const BIG = Array.from({ length: 4000 }, (_, i) => `member ${i} of a reply larger than a pipe holds`);
+
+let server: FakeServer;
+beforeAll(() => {
+  server = fakeServer(async (c) => {
+    await c.handshake();
+    for (;;) {
+      const request = await c.nextRequest();
+      if (request.execute === "query-qmp-schema") {
+        c.sendJson({ error: { class: "CommandNotFound", desc: "no schema here" }, id: request.id });
+      } else c.reply(request, BIG);
+    }
+  });
+});
+afterAll(() => server.stop());
+
+// qmpctl in the background (its pid on stderr, then its exit status), its stdout into a reader that reads
+// nothing until the test closes the shell's stdin, and then passes everything on.
+const STALLED_PIPELINE = 'exec 3<&0; { "$0" "$@" 3<&- & echo "pid $!" >&2; wait $!; echo "exit $?" >&2; } | ' +
+  "{ read -r _ <&3; cat; }";
+
+interface Stalled {
+  /** qmpctl's pid, once the shell has said it. */
+  pid: Promise<number>;
+  /** qmpctl's exit status and its stderr (the shell's lines left out), and when it exited. */
+  exited: Promise<{ code: number; stderr: string; ms: number }>;
+  /** Let the reader read: what it got, once the pipeline has ended. */
+  release(): Promise<string>;
+}
+
+function runWithStalledReader(args: string[]): Stalled {
+  const started = performance.now();
+  const child = Bun.spawn(["sh", "-c", STALLED_PIPELINE, QMPCTL, ...args], {
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", XDG_CACHE_HOME: "/nonexistent" },
+  });
+  const killer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+  const stdout = new Response(child.stdout).text();
+  const pid = Promise.withResolvers<number>();
+  const exited = (async () => {
+    let text = "";
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+      text += chunk;
+      const said = /^pid (\d+)$/m.exec(text);
+      if (said) pid.resolve(Number(said[1]));
+      const status = /^exit (\d+)$/m.exec(text);
+      if (status) {
+        const stderr = text.slice(0, status.index).replace(/^pid \d+\n/m, "");
+        return { code: Number(status[1]), stderr, ms: performance.now() - started };
+      }
+    }
+    throw new Error(`the shell ended without qmpctl's status: ${text}`);
+  })();
+  return {
+    pid: pid.promise,
+    exited,
+    release: async () => {
+      child.stdin.end();
+      const text = await stdout;
+      await child.exited;
+      clearTimeout(killer);
+      return text;
+    },
+  };
+}
+
+/** Whether some thread of `pid` waits in write(2) for a pipe's reader (the name differs across kernels). */
+const waitsForReader = (pid: number) => blockedIn(pid, "anon_pipe_write") || blockedIn(pid, "pipe_write");
+
+test("exec --timeout 1s: exit 124 at the bound while the reader does not read, saying the command was run", async () => {
+  const run = runWithStalledReader(["-s", server.path, "exec", "query-big", "--timeout", "1s"]);
+  const { code, stderr, ms } = await run.exited;
+  await run.release();
+  expect({ code, stderr }).toEqual({
+    code: 124,
+    stderr:
+      "qmpctl: query-big was run (QEMU answered it), but timed out waiting for stdout to take the output (--timeout 1s)\n",
+  });
+  expect(ms).toBeLessThan(8000); // not held until the reader reads (the test releases it only after this)
+});
+
+test("Ctrl-C while the output waits for the reader (--timeout given): exit 130, quietly, as elsewhere", async () => {
+  const run = runWithStalledReader(["-s", server.path, "exec", "query-big", "--timeout", "60s"]);
+  const pid = await run.pid;
+  await waitUntil(() => waitsForReader(pid), "qmpctl's output waits for the reader");
+  process.kill(pid, "SIGINT");
+  const { code, stderr } = await run.exited;
+  await run.release();
+  expect({ code, stderr }).toEqual({ code: 130, stderr: "" });
+});
+
+test("a reader that reads late gets the whole reply, as one line (written off the main thread)", async () => {
+  const run = runWithStalledReader(["-s", server.path, "exec", "query-big", "--timeout", "60s"]);
+  const pid = await run.pid;
+  await waitUntil(() => waitsForReader(pid), "qmpctl's output waits for the reader");
+  const stdout = await run.release();
+  expect(await run.exited).toMatchObject({ code: 0, stderr: "" });
+  expect(stdout).toBe(JSON.stringify(BIG) + "\n");
+});
+
+test("events --timeout 1s into a reader that does not read: exit 124 at the bound, saying stdout did not take them", async () => {
+  const flood = floodServer(100_000);
+  try {
+    const run = runWithStalledReader(["-s", flood.path, "events", "--timeout", "1s"]);
+    const { code, stderr, ms } = await run.exited;
+    const stdout = await run.release();
+    // Not 0 ("listened as long as asked"): events that came were not all given to the reader, and its
+    // last line may be cut.
+    expect({ code, stderr }).toEqual({
+      code: 124,
+      stderr: "qmpctl: timed out waiting for stdout to take the output (--timeout 1s)\n",
+    });
+    expect(ms).toBeLessThan(8000);
+    const lines = stdout.split("\n").slice(0, -1); // whole lines: the flood's first events, in order
+    expect(lines.length).toBeGreaterThan(100);
+    expect(lines).toEqual(lines.map((_, i) => JSON.stringify(floodEvent(i))));
+  } finally {
+    flood.stop();
+  }
+});
+
+test("events --count N into a reader that reads late: every event, in order", async () => {
+  const total = 20_000;
+  const flood = floodServer(total);
+  try {
+    const run = runWithStalledReader(["-s", flood.path, "events", "--count", String(total), "--timeout", "60s"]);
+    const pid = await run.pid;
+    await waitUntil(() => waitsForReader(pid), "qmpctl's output waits for the reader");
+    const stdout = await run.release();
+    expect(await run.exited).toMatchObject({ code: 0, stderr: "" });
+    expect(stdout).toBe(Array.from({ length: total }, (_, i) => JSON.stringify(floodEvent(i)) + "\n").join(""));
+  } finally {
+    flood.stop();
+  }
+});
+
+test("a reader that leaves in the middle of the events: a quiet exit 0", async () => {
+  const flood = floodServer(50_000);
+  try {
+    const script = '{ "$0" "$@"; echo "exit $?" >&2; } | head -c 200000 >/dev/null';
+    const child = Bun.spawn(["sh", "-c", script, QMPCTL, "-s", flood.path, "events", "--count", "50000"], {
+      stderr: "pipe",
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", XDG_CACHE_HOME: "/nonexistent" },
+    });
+    expect(await new Response(child.stderr).text()).toBe("exit 0\n");
+  } finally {
+    flood.stop();
+  }
+});
