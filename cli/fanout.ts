@@ -14,7 +14,7 @@
  * @module
  */
 import { retryWhileNotReady } from "../lib/connect_ready.ts";
-import { CommandError, ConnectionError } from "../lib/errors.ts";
+import { CommandError, ConnectionError, TimeoutError } from "../lib/errors.ts";
 import { EXIT } from "./exit_status.ts";
 import { globSockets, OutputError, writeStderrLine, writeStdout } from "./io.ts";
 import { UsageError } from "./options.ts";
@@ -103,9 +103,12 @@ export async function runOnEach(
   // One line (or one batch of lines) at a time, so lines of different targets never interleave. Once a
   // write fails, every later one fails with it: each target gets its own error, for its own notes.
   const write = (text: string) => {
-    output = output.then(() => writeStdout(text, context.signal));
+    // Bounded by --timeout while it runs (a reader that stops reading must not hold the run past it), but
+    // not once it has run out: the targets' failure lines are written then.
+    output = output.then(() => writeStdout(text, context.signal.aborted ? undefined : context.signal));
     return output.catch((error) => {
-      throw error instanceof OutputError ? new OutputError(error.message, { cause: error }) : error;
+      if (error instanceof OutputError) throw new OutputError(error.message, { cause: error });
+      throw error instanceof TimeoutError ? new TimeoutError(error.message, { cause: error }) : error;
     });
   };
   const statuses: number[] = new Array(addresses.length).fill(EXIT.OK);

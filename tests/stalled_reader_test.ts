@@ -94,6 +94,29 @@ test("exec --timeout 1s: exit 124 at the bound while the reader does not read, s
   expect(ms).toBeLessThan(8000); // not held until the reader reads (the test releases it only after this)
 });
 
+test("several targets, --timeout 1s, a reader that does not read: exit 124 at the bound, each target named", async () => {
+  const other = fakeServer(async (c) => {
+    await c.handshake();
+    c.reply(await c.nextRequest(), BIG);
+    await c.closed;
+  });
+  try {
+    const run = runWithStalledReader(["-s", server.path, "-s", other.path, "exec", "query-big", "--timeout", "1s"]);
+    const { code, stderr, ms } = await run.exited;
+    await run.release();
+    expect(code).toBe(124);
+    expect(stderr.split("\n").sort()).toEqual([
+      "",
+      `qmpctl: ${other.path}: query-big was run (QEMU answered it), but timed out waiting for stdout to take the output`,
+      `qmpctl: ${server.path}: query-big was run (QEMU answered it), but timed out waiting for stdout to take the output`,
+      "qmpctl: timed out waiting for stdout to take the output (--timeout 1s)",
+    ].sort());
+    expect(ms).toBeLessThan(8000);
+  } finally {
+    other.stop();
+  }
+});
+
 test("Ctrl-C while the output waits for the reader (--timeout given): exit 130, quietly, as elsewhere", async () => {
   const run = runWithStalledReader(["-s", server.path, "exec", "query-big", "--timeout", "60s"]);
   const pid = await run.pid;
