@@ -72,13 +72,17 @@ function checkStdoutOpen(): Promise<boolean> {
 function openedInPlaceOfClosed(fd: number, stat: import("node:fs").Stats): Promise<boolean> {
   const NULL_DEVICE = 0x103; // /dev/null is character device 1:3
   if (!stat.isCharacterDevice() || Number(stat.rdev) !== NULL_DEVICE) return Promise.resolve(false);
+  const O_CLOEXEC = 0o2000000;
+  return descriptorFlags(fd).then((flags) => (flags & O_CLOEXEC) !== 0);
+}
+
+/** The open flags of descriptor `fd` (Linux's /proc/self/fdinfo); NaN where they cannot be read. */
+function descriptorFlags(fd: number): Promise<number> {
   return bun!.file(`/proc/self/fdinfo/${fd}`).text().then((info) => {
     // "pos:\t0\nflags:\t02100001\n...": the flags in octal (no regex: a process's first costs ~0.1 ms)
     const at = info.indexOf("\nflags:");
-    const flags = at < 0 ? NaN : parseInt(info.slice(at + 7), 8);
-    const O_CLOEXEC = 0o2000000;
-    return !Number.isNaN(flags) && (flags & O_CLOEXEC) !== 0;
-  }, () => false); // no /proc: nothing to check
+    return at < 0 ? NaN : parseInt(info.slice(at + 7), 8);
+  }, () => NaN); // no /proc (NaN & FLAG is 0: no flag set)
 }
 
 /** The names of stdin as a file. */
@@ -134,7 +138,7 @@ function writeAll(data: string | Uint8Array, stream: "stdout" | "stderr" = "stdo
   if (data.length === 0) return Promise.resolve();
   if (bun) {
     const written = stream === "stdout"
-      ? checkStdoutOpen().then((mayWait) => mayWait && deadlineSet ? writeToReader(data) : bun.write(bun.stdout, data))
+      ? checkStdoutOpen().then((mayWait) => mayWait ? writeToReader(data) : bun.write(bun.stdout, data))
       : bun.write(bun.stderr, data);
     return written.then(() => {}, (error) => Promise.reject(outputErrorOf(error)));
   }
@@ -168,45 +172,67 @@ export function boundStdoutWrites(): void {
   deadlineSet = true;
 }
 
-// How much more may go to a pipe or socket by Bun's own write, which waits in write(2) on the main thread:
-// the rest of a pipe's usual capacity, so that it never has to wait for the reader.
-let unblockedBytesLeft = 65536;
-// Once writes go through the thread pool: the end of the last one, which the next one follows.
-let poolWritesDone: Promise<unknown> | undefined;
+// How much more may go to a pipe or socket by Bun's own write: the rest of a pipe's usual capacity,
+// which it takes at once (Bun's write cannot have to wait, nor meet a full pipe).
+let roomLeft = 65536;
+// Once that room is used: the end of the last write, which the next one follows; node:fs when qmpctl
+// writes itself, undefined when Bun's write goes on.
+let writesBeyondRoom: Promise<typeof import("node:fs") | undefined> | undefined;
 
 /**
- * Write to a stdout that a reader empties (a pipe or socket) without holding
- * the main thread while that reader does not read (a `| less` left open), so
- * that `--timeout` and SIGINT still act. Until a pipe's usual capacity has
- * been written, Bun's own write keeps a one-shot exec's cost as it was (the
- * pipe has room: it does not wait); from then on every write goes, in
- * order, through node:fs on Bun's thread pool, where it may wait.
+ * Write to a stdout that a reader empties (a pipe or socket). Bun's own
+ * write serves until a pipe's usual capacity has been written (a one-shot
+ * exec's cost stays as it was); from then on a write may meet a full pipe,
+ * and qmpctl writes itself, in order, with node:fs, when
+ * - a deadline is set (`boundStdoutWrites`): a write that waits for the
+ *   reader then waits on Bun's thread pool, and the deadline still acts;
+ * - or stdout is non-blocking (a parent left O_NONBLOCK set): Bun's write
+ *   meeting EAGAIN writes its text again from the start (Bun 1.4.5), which
+ *   would corrupt the output.
  */
 function writeToReader(data: string | Uint8Array): Promise<unknown> {
-  if (!poolWritesDone) {
-    const bytes = typeof data === "string" && data.length * 3 > unblockedBytesLeft
+  if (!writesBeyondRoom) {
+    const bytes = typeof data === "string" && data.length * 3 > roomLeft
       ? new TextEncoder().encode(data) // its exact size: a UTF-16 unit takes up to 3 bytes
       : data;
     const size = typeof bytes === "string" ? bytes.length * 3 : bytes.length;
-    if (size <= unblockedBytesLeft) {
-      unblockedBytesLeft -= size;
+    if (size <= roomLeft) {
+      roomLeft -= size;
       return bun!.write(bun!.stdout, bytes);
     }
-    poolWritesDone = Promise.resolve();
+    const writeOurselves = deadlineSet ? Promise.resolve(true) : stdoutNonBlocking();
+    writesBeyondRoom = writeOurselves.then((ourselves) => ourselves ? import("node:fs") : undefined);
     data = bytes;
   }
-  const written = poolWritesDone.then(() => import("node:fs")).then((fs) => writeFully(fs, 1, data));
-  poolWritesDone = written.catch(() => {}); // a failed write (EPIPE) fails the next ones by itself
+  const how = writesBeyondRoom;
+  const written = how.then<unknown>((fs) => fs ? writeFully(fs, 1, data) : bun!.write(bun!.stdout, data));
+  writesBeyondRoom = written.then(() => how, () => how); // after a failure (EPIPE) the next write fails by itself
   return written;
 }
 
-/** Write all of `data` to descriptor `fd` with node:fs's asynchronous write (a pipe may take part of it). */
+/** Whether stdout has O_NONBLOCK set (Linux; elsewhere false). */
+function stdoutNonBlocking(): Promise<boolean> {
+  const O_NONBLOCK = 0o4000;
+  return descriptorFlags(1).then((flags) => (flags & O_NONBLOCK) !== 0);
+}
+
+/**
+ * Write all of `data` to descriptor `fd` with node:fs's asynchronous write:
+ * a pipe may take part of it, and a non-blocking one none (EAGAIN: tried
+ * again after a pause that grows to 32 ms while the pipe stays full).
+ */
 async function writeFully(fs: typeof import("node:fs"), fd: number, data: string | Uint8Array): Promise<void> {
   let bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-  while (bytes.length > 0) {
+  for (let pauseMs = 1; bytes.length > 0;) {
     const { promise, resolve, reject } = Promise.withResolvers<number>();
     fs.write(fd, bytes, (error, written) => error ? reject(error) : resolve(written));
-    bytes = bytes.subarray(await promise);
+    const written = await promise.catch((error) => {
+      if ((error as { code?: string }).code !== "EAGAIN") throw error;
+      return 0;
+    });
+    if (written > 0) pauseMs = 1;
+    else await new Promise((wake) => setTimeout(wake, pauseMs = Math.min(pauseMs * 2, 32)));
+    bytes = bytes.subarray(written);
   }
 }
 
