@@ -44,20 +44,25 @@ function outputErrorOf(error: unknown): Error {
   return new OutputError(`could not write the output: ${writeErrorReason(error)}`, { cause: error });
 }
 
-let stdoutChecked: Promise<boolean> | undefined;
+/** What stdout is: emptied by a reader (a pipe or socket), a device (a terminal, mostly), or other (a file). */
+type StdoutKind = "reader" | "device" | "other";
+
+let stdoutChecked: Promise<StdoutKind> | undefined;
+const NULL_DEVICE = 0x103; // /dev/null is character device 1:3
 
 /**
  * Fail when qmpctl was started with stdout closed (`qmpctl ... >&-`): every
  * write would succeed, into nothing (see `openedInPlaceOfClosed`). Resolves
- * to whether a write may wait for a reader: stdout is a pipe or a socket.
+ * to what stdout is, from the same fstat(2).
  */
-function checkStdoutOpen(): Promise<boolean> {
-  return stdoutChecked ??= bun!.file(1).stat().then(async (stat) => {
+function checkStdoutOpen(): Promise<StdoutKind> {
+  return stdoutChecked ??= bun!.file(1).stat().then(async (stat): Promise<StdoutKind> => {
     if (await openedInPlaceOfClosed(1, stat)) {
       throw new OutputError("could not write the output: stdout is closed (EBADF)");
     }
-    return stat.isFIFO() || stat.isSocket();
-  }, () => false);
+    if (stat.isFIFO() || stat.isSocket()) return "reader";
+    return stat.isCharacterDevice() && Number(stat.rdev) !== NULL_DEVICE ? "device" : "other";
+  }, () => "other");
 }
 
 /**
@@ -70,7 +75,6 @@ function checkStdoutOpen(): Promise<boolean> {
  * main thread ~0.45 ms; a one-shot exec is ~0.15 ms sooner this way).
  */
 function openedInPlaceOfClosed(fd: number, stat: import("node:fs").Stats): Promise<boolean> {
-  const NULL_DEVICE = 0x103; // /dev/null is character device 1:3
   if (!stat.isCharacterDevice() || Number(stat.rdev) !== NULL_DEVICE) return Promise.resolve(false);
   const O_CLOEXEC = 0o2000000;
   return descriptorFlags(fd).then((flags) => (flags & O_CLOEXEC) !== 0);
@@ -132,13 +136,27 @@ export function writeStdout(text: string, signal?: AbortSignal): Promise<void> {
   return abortable(writeAll(text), signal, "stdout to take the output");
 }
 
+/**
+ * Write text for people (the human monitor's) to stdout: as it is into a
+ * pipe or a file, but on a terminal with its control characters escaped as
+ * `escapeControlsKeepLines` does, so that text from a QEMU one does not trust
+ * can neither clear the screen nor set the clipboard (OSC 52). A terminal is
+ * told by the fstat(2) every first write makes (a character device other
+ * than /dev/null): isatty(3) through the runtime costs a compiled binary
+ * 3-10 ms.
+ */
+export function writeStdoutText(text: string, signal?: AbortSignal): Promise<void> {
+  const onTerminal = bun ? checkStdoutOpen().then((kind) => kind === "device", () => false) : stdoutIsTerminal();
+  return Promise.resolve(onTerminal).then((yes) => writeStdout(yes ? escapeControlsKeepLines(text) : text, signal));
+}
+
 /** Write text or bytes to stdout or stderr, in order, rejecting with BrokenPipeError or OutputError. */
 function writeAll(data: string | Uint8Array, stream: "stdout" | "stderr" = "stdout"): Promise<void> {
   // Bun.write of "" truncates a regular file: `qmpctl ... >> log` would lose the log.
   if (data.length === 0) return Promise.resolve();
   if (bun) {
     const written = stream === "stdout"
-      ? checkStdoutOpen().then((mayWait) => mayWait ? writeToReader(data) : bun.write(bun.stdout, data))
+      ? checkStdoutOpen().then((kind) => kind === "reader" ? writeToReader(data) : bun.write(bun.stdout, data))
       : bun.write(bun.stderr, data);
     return written.then(() => {}, (error) => Promise.reject(outputErrorOf(error)));
   }

@@ -18,6 +18,7 @@ import {
   prepareStdout,
   writeStderrLine,
   writeStdout,
+  writeStdoutText,
 } from "./io.ts";
 import { type OptionTable, type ParsedOptions, UsageError } from "./options.ts";
 
@@ -238,6 +239,8 @@ export async function executeAndPrint(
     ? printLabelled(context, context.global.raw || key === "return" ? { return: value } : { text: render(value) })
     : context.global.raw
     ? printJson(context, { return: value })
+    : key === "text" // the human monitor's text, for people: escaped on a terminal
+    ? writeStdoutText(render(value), context.signal)
     : writeStdout(render(value), context.signal);
   return printed.catch((error) => { // a script must not take 74 or 124 for "not done" and run it again
     if (error instanceof OutputError) error.message += ` (${command} was run: QEMU answered it)`;

@@ -1,7 +1,8 @@
 /** The qmpctl binary against a scripted fake QMP server: the faults QEMU will not produce on demand. */
 import { describe, expect, test } from "bun:test";
-import { qmpctl } from "./helpers/cli.ts";
+import { QMPCTL, qmpctl } from "./helpers/cli.ts";
 import { type FakeConnection, type FakeServer, fakeServers, QEMU_GREETING } from "./helpers/fake_server.ts";
+import { startTerminal } from "./helpers/terminal.ts";
 
 const serve = fakeServers();
 
@@ -226,6 +227,34 @@ describe("replies", () => {
       execute: "human-monitor-command",
       arguments: { "command-line": "info mem" },
     });
+  });
+
+  test("hmp text with escape sequences: as it is into a pipe, shown escaped on a terminal (not obeyed)", async () => {
+    // A hostile QEMU's text: red, a window title, the clipboard (OSC 52), a clear screen; a CR alone too.
+    const text = "before \x1b[31mred\x1b[0m \x1b]2;title\x07 \x1b]52;c;cHduZWQ=\x07 \x1b[2J\rafter\r\n\tnext line\r\n";
+    const piped = serve(async (c) => {
+      await c.handshake();
+      c.reply(await c.nextRequest(), text);
+    });
+    expect(await qmpctl(["-s", piped.path, "hmp", "info x"])).toMatchObject({
+      code: 0,
+      stdout: text.replaceAll("\r\n", "\n"),
+      stderr: "",
+    });
+    const server = serve(async (c) => {
+      await c.handshake();
+      c.reply(await c.nextRequest(), text);
+    });
+    const terminal = await startTerminal([QMPCTL, "-s", server.path, "hmp", "info x"], { columns: 120 });
+    try {
+      expect(await terminal.exitStatus()).toBe(0);
+      expect(await terminal.screen()).toEqual([
+        "before \\x1b[31mred\\x1b[0m \\x1b]2;title\\x07 \\x1b]52;c;cHduZWQ=\\x07 \\x1b[2J\\rafter",
+        "        next line",
+      ]);
+    } finally {
+      await terminal.close();
+    }
   });
 
   test("a slow reply with --timeout: exit 124 well before the reply, stderr naming what was awaited", async () => {
