@@ -133,8 +133,8 @@ export async function withClient<T>(
  * guest cannot act on a terminal; JSON.stringify writes DEL, the C1 controls
  * (U+007F..U+009F, which some terminals obey) and the line and paragraph
  * separators (U+2028, U+2029: line breaks to Python's splitlines, which
- * Ansible reads a module's output with) as they are, so they are written as
- * escapes here (the same JSON value).
+ * Ansible reads a module's output with) as they are, and the bidirectional
+ * controls, so they are written as escapes here (the same JSON value).
  */
 export function formatJson(value: unknown, pretty: boolean): string {
   return escapeJsonControls(jsonLine(value, pretty));
@@ -145,9 +145,13 @@ function jsonLine(value: unknown, pretty: boolean): string {
   return JSON.stringify(value, null, pretty ? 2 : undefined) + "\n";
 }
 
-const RAW_CONTROLS = /[\u007f-\u009f\u2028\u2029]/g;
+const RAW_CONTROLS = /[\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g;
 
-/** JSON text with DEL, the C1 controls and U+2028/U+2029 as `\u` escapes (they can stand only inside its strings). */
+/**
+ * JSON text with DEL, the C1 controls, U+2028/U+2029 and the bidirectional
+ * controls (marks, embeddings, overrides, isolates: they reorder what a
+ * terminal shows) as `\u` escapes; they can stand only inside its strings.
+ */
 export function escapeJsonControls(json: string): string {
   // A short text (a one-shot reply) is searched by a loop: a process's first regex costs ~0.5 ms.
   let found = false;
@@ -155,7 +159,8 @@ export function escapeJsonControls(json: string): string {
   else {
     for (let i = 0; i < json.length && !found; i++) {
       const c = json.charCodeAt(i);
-      found = (c >= 0x7f && c <= 0x9f) || c === 0x2028 || c === 0x2029;
+      found = (c >= 0x7f && c <= 0x9f) || c === 0x61c || c === 0x200e || c === 0x200f ||
+        (c >= 0x2028 && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
     }
   }
   return found ? json.replace(RAW_CONTROLS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`) : json;

@@ -415,6 +415,19 @@ describe("replies", () => {
     );
   });
 
+  test("bidirectional controls in a reply (U+202E and the like) are JSON escapes on stdout: shown in order", async () => {
+    const text = "a\u202eb\u2066c\u2069d\u200fe\u061cf\u202ag";
+    const short = answering((c, request) => c.reply(request, { text }));
+    expect(await exec(short, "query-x")).toMatchObject({
+      code: 0,
+      stdout: '{"text":"a\\u202eb\\u2066c\\u2069d\\u200fe\\u061cf\\u202ag"}\n',
+    });
+    const long = answering((c, request) => c.reply(request, { text, pad: "x".repeat(5000) })); // the regex path
+    const { stdout } = await exec(long, "query-x");
+    expect(stdout).toStartWith('{"text":"a\\u202eb\\u2066c\\u2069d\\u200fe\\u061cf\\u202ag","pad":"xxx');
+    expect(JSON.parse(stdout).text).toBe(text);
+  });
+
   test("-v: DEL, C1 controls and U+2028/U+2029 in a message logged as JSON escapes, so each line is still JSON", async () => {
     const server = answering((c, request) => c.reply(request, { text: "a\u007fb\u0085c\u009b\u2028d\u2029" }));
     const args = JSON.stringify({ name: "x\u007f\u0080", up: false }); // --args is sent as given: no schema
