@@ -8,6 +8,7 @@
  * @module
  */
 import { abortable } from "../lib/abort.ts";
+import { abortErrorFor } from "../lib/errors.ts";
 import { concatBytes } from "../lib/bytes.ts";
 import { globMatcher, isGlob } from "../lib/glob.ts";
 import { decodeUtf8, showInvalidUtf8 } from "../lib/utf8.ts";
@@ -127,13 +128,36 @@ let stdoutErrorsHandled = false;
 /**
  * Write to stdout; rejects with BrokenPipeError when the reader has gone, with
  * OutputError when stdout cannot take the text (ENOSPC, EBADF), and with
- * `signal`'s error when it aborts first. Under Bun with a deadline set
- * (`boundStdoutWrites`), a write to a pipe that waits for its reader waits
- * off the main thread; otherwise, and under Deno and Node, it waits in
- * write(2), and no handler runs meanwhile.
+ * `signal`'s error when the write has not ended `WRITE_GRACE_MS` after it
+ * aborted. Under Bun with a deadline set (`boundStdoutWrites`), a write to a
+ * pipe that waits for its reader waits off the main thread; otherwise, and
+ * under Deno and Node, it waits in write(2), and no handler runs meanwhile.
  */
 export function writeStdout(text: string, signal?: AbortSignal): Promise<void> {
-  return abortable(writeAll(text), signal, "stdout to take the output");
+  return boundedWrite(writeAll(text), signal);
+}
+
+// How long a write under way when its bound runs out (--timeout, SIGINT) may still take: a reader that
+// reads takes it within that (a file takes it at once), so the run ends as it would have ended between
+// two writes; a reader that has stopped reading does not, and the write fails with the bound's error.
+const WRITE_GRACE_MS = 200;
+
+/** `written`, bounded by `signal` as writeStdout says; an already aborted signal fails it at once. */
+function boundedWrite(written: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (!signal || signal.aborted) return abortable(written, signal, "stdout to take the output");
+  const { promise, resolve, reject } = Promise.withResolvers<void>();
+  let late: ReturnType<typeof setTimeout> | undefined;
+  const onAbort = () => {
+    late = setTimeout(() => reject(abortErrorFor("stdout to take the output")(signal)), WRITE_GRACE_MS);
+  };
+  signal.addEventListener("abort", onAbort, { once: true });
+  const settle = (then: () => void) => {
+    signal.removeEventListener("abort", onAbort);
+    clearTimeout(late);
+    then();
+  };
+  written.then(() => settle(resolve), (error) => settle(() => reject(error)));
+  return promise;
 }
 
 /**
@@ -570,7 +594,7 @@ export async function writeAllTo(file: import("node:fs/promises").FileHandle, by
 
 /** Write bytes to stdout as they are (a guest program's output, a copied file). */
 export function writeStdoutBytes(bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
-  return abortable(writeAll(bytes, "stdout"), signal, "stdout to take the output");
+  return boundedWrite(writeAll(bytes, "stdout"), signal);
 }
 
 /** Write bytes to stderr as they are (a guest program's error output). */

@@ -5,6 +5,9 @@
  * whole and in order, and a reader that leaves is still a quiet exit 0.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { QMPCTL } from "./helpers/cli.ts";
 import { type FakeServer, fakeServer } from "./helpers/fake_server.ts";
 import { floodEvent, floodServer } from "./helpers/flood_server.ts";
@@ -194,6 +197,37 @@ test("events --count N into a reader that reads late: every event, in order (--t
     } finally {
       flood.stop();
     }
+  }
+});
+
+test("events --timeout into a reader that keeps reading (a file, a pipe): exit 0, though a write was under way at the bound", async () => {
+  const steady = fakeServer(async (c) => {
+    await c.handshake();
+    const batch = Array.from({ length: 50 }, (_, i) => JSON.stringify(floodEvent(i)) + "\r\n").join("");
+    let open = true;
+    c.closed.then(() => (open = false));
+    while (open) { // ~50 000 events a second, for as long as the client listens
+      c.send(batch);
+      await Bun.sleep(1);
+    }
+  });
+  const dir = mkdtempSync(join(tmpdir(), "qmpctl-steady-"));
+  try {
+    for (const output of [`> ${dir}/events.ndjson`, "| cat > /dev/null", "| wc -l > /dev/null"]) {
+      for (let run = 0; run < 3; run++) {
+        const script = `{ "$0" "$@" ${output.startsWith(">") ? output : ""}; echo "exit $?" >&2; } ${
+          output.startsWith("|") ? output : ""
+        }`;
+        const child = Bun.spawn(["sh", "-c", script, QMPCTL, "-s", steady.path, "events", "--timeout", "500ms"], {
+          stderr: "pipe",
+          env: { PATH: process.env.PATH ?? "/usr/bin:/bin", XDG_CACHE_HOME: "/nonexistent" },
+        });
+        expect({ output, stderr: await new Response(child.stderr).text() }).toEqual({ output, stderr: "exit 0\n" });
+      }
+    }
+  } finally {
+    steady.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
