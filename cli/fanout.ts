@@ -103,9 +103,9 @@ export async function runOnEach(
   // One line (or one batch of lines) at a time, so lines of different targets never interleave. Once a
   // write fails, every later one fails with it: each target gets its own error, for its own notes.
   const write = (text: string) => {
-    // Bounded by --timeout while it runs (a reader that stops reading must not hold the run past it), but
-    // not once it has run out: the targets' failure lines are written then.
-    output = output.then(() => writeStdout(text, context.signal.aborted ? undefined : context.signal));
+    // Bounded by --timeout and SIGINT (a reader that stops reading must not hold the run past them); the
+    // failure lines written once they have come still get their moment (see writeStdout).
+    output = output.then(() => writeStdout(text, context.signal));
     return output.catch((error) => {
       if (error instanceof OutputError) throw new OutputError(error.message, { cause: error });
       throw error instanceof TimeoutError ? new TimeoutError(error.message, { cause: error }) : error;

@@ -45,8 +45,11 @@ function outputErrorOf(error: unknown): Error {
   return new OutputError(`could not write the output: ${writeErrorReason(error)}`, { cause: error });
 }
 
-/** What stdout is: emptied by a reader (a pipe or socket), a device (a terminal, mostly), or other (a file). */
-type StdoutKind = "reader" | "device" | "other";
+/**
+ * What stdout is: emptied by a reader (a pipe or socket), a device (a
+ * terminal, mostly), a file opened to append to (`>>`), or other (a file).
+ */
+type StdoutKind = "reader" | "device" | "appended" | "other";
 
 let stdoutChecked: Promise<StdoutKind> | undefined;
 const NULL_DEVICE = 0x103; // /dev/null is character device 1:3
@@ -62,7 +65,9 @@ function checkStdoutOpen(): Promise<StdoutKind> {
       throw new OutputError("could not write the output: stdout is closed (EBADF)");
     }
     if (stat.isFIFO() || stat.isSocket()) return "reader";
-    return stat.isCharacterDevice() && Number(stat.rdev) !== NULL_DEVICE ? "device" : "other";
+    if (stat.isCharacterDevice()) return Number(stat.rdev) !== NULL_DEVICE ? "device" : "other";
+    const O_APPEND = 0o2000;
+    return stat.isFile() && (await descriptorFlags(1) & O_APPEND) !== 0 ? "appended" : "other";
   }, () => "other");
 }
 
@@ -128,31 +133,34 @@ let stdoutErrorsHandled = false;
 /**
  * Write to stdout; rejects with BrokenPipeError when the reader has gone, with
  * OutputError when stdout cannot take the text (ENOSPC, EBADF), and with
- * `signal`'s error when the write has not ended `WRITE_GRACE_MS` after it
- * aborted. Under Bun with a deadline set (`boundStdoutWrites`), a write to a
- * pipe that waits for its reader waits off the main thread; otherwise, and
- * under Deno and Node, it waits in write(2), and no handler runs meanwhile.
+ * `signal`'s error when the write has not ended `WRITE_GRACE_MS` after the
+ * signal aborted (or after it began, if it began later). Under Bun with a
+ * deadline set (`boundStdoutWrites`), a write to a pipe that waits for its
+ * reader waits off the main thread; otherwise, and under Deno and Node, it
+ * waits in write(2), and no handler runs meanwhile.
  */
 export function writeStdout(text: string, signal?: AbortSignal): Promise<void> {
   return boundedWrite(writeAll(text), signal);
 }
 
-// How long a write under way when its bound runs out (--timeout, SIGINT) may still take: a reader that
-// reads takes it within that (a file takes it at once), so the run ends as it would have ended between
-// two writes; a reader that has stopped reading does not, and the write fails with the bound's error.
+// How long a write may still take once its bound has run out (--timeout, SIGINT): a reader that reads takes
+// it within that (a file takes it at once), so a run ends as it would have ended between two writes, and the
+// lines written after the bound (a fan-out's failures) go out; a reader that has stopped reading does not
+// take it, and the write fails with the bound's error.
 const WRITE_GRACE_MS = 200;
 
-/** `written`, bounded by `signal` as writeStdout says; an already aborted signal fails it at once. */
+/** `written`, bounded by `signal` as writeStdout says. */
 function boundedWrite(written: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
-  if (!signal || signal.aborted) return abortable(written, signal, "stdout to take the output");
+  if (!signal) return written;
   const { promise, resolve, reject } = Promise.withResolvers<void>();
   let late: ReturnType<typeof setTimeout> | undefined;
-  const onAbort = () => {
+  const giveUp = () => {
     late = setTimeout(() => reject(abortErrorFor("stdout to take the output")(signal)), WRITE_GRACE_MS);
   };
-  signal.addEventListener("abort", onAbort, { once: true });
+  if (signal.aborted) giveUp();
+  else signal.addEventListener("abort", giveUp, { once: true });
   const settle = (then: () => void) => {
-    signal.removeEventListener("abort", onAbort);
+    signal.removeEventListener("abort", giveUp);
     clearTimeout(late);
     then();
   };
@@ -180,7 +188,15 @@ function writeAll(data: string | Uint8Array, stream: "stdout" | "stderr" = "stdo
   if (data.length === 0) return Promise.resolve();
   if (bun) {
     const written = stream === "stdout"
-      ? checkStdoutOpen().then((kind) => kind === "reader" ? writeToReader(data) : bun.write(bun.stdout, data))
+      ? checkStdoutOpen().then((kind) =>
+        kind === "reader"
+          ? writeToReader(data)
+          // Bun's write of 1 KiB or more first extends the file from offset 0 (fallocate): appended after
+          // that, the text would follow as many NUL bytes (Bun 1.4.5). qmpctl appends itself.
+          : kind === "appended"
+          ? inOrder(() => writeOurselves(data))
+          : bun.write(bun.stdout, data)
+      )
       : bun.write(bun.stderr, data);
     return written.then(() => {}, (error) => Promise.reject(outputErrorOf(error)));
   }
@@ -217,9 +233,8 @@ export function boundStdoutWrites(): void {
 // How much more may go to a pipe or socket by Bun's own write: the rest of a pipe's usual capacity,
 // which it takes at once (Bun's write cannot have to wait, nor meet a full pipe).
 let roomLeft = 65536;
-// Once that room is used: the end of the last write, which the next one follows; node:fs when qmpctl
-// writes itself, undefined when Bun's write goes on.
-let writesBeyondRoom: Promise<typeof import("node:fs") | undefined> | undefined;
+// Once that room is used: whether qmpctl writes itself from then on (node:fs), or Bun's write goes on.
+let beyondRoom: Promise<boolean> | undefined;
 
 /**
  * Write to a stdout that a reader empties (a pipe or socket). Bun's own
@@ -233,7 +248,7 @@ let writesBeyondRoom: Promise<typeof import("node:fs") | undefined> | undefined;
  *   would corrupt the output.
  */
 function writeToReader(data: string | Uint8Array): Promise<unknown> {
-  if (!writesBeyondRoom) {
+  if (!beyondRoom) {
     const bytes = typeof data === "string" && data.length * 3 > roomLeft
       ? new TextEncoder().encode(data) // its exact size: a UTF-16 unit takes up to 3 bytes
       : data;
@@ -242,14 +257,25 @@ function writeToReader(data: string | Uint8Array): Promise<unknown> {
       roomLeft -= size;
       return bun!.write(bun!.stdout, bytes);
     }
-    const writeOurselves = deadlineSet ? Promise.resolve(true) : stdoutNonBlocking();
-    writesBeyondRoom = writeOurselves.then((ourselves) => ourselves ? import("node:fs") : undefined);
+    beyondRoom = deadlineSet ? Promise.resolve(true) : stdoutNonBlocking();
     data = bytes;
   }
-  const how = writesBeyondRoom;
-  const written = how.then<unknown>((fs) => fs ? writeFully(fs, 1, data) : bun!.write(bun!.stdout, data));
-  writesBeyondRoom = written.then(() => how, () => how); // after a failure (EPIPE) the next write fails by itself
+  const ourselves = beyondRoom;
+  return inOrder(() => ourselves.then<unknown>((yes) => yes ? writeOurselves(data) : bun!.write(bun!.stdout, data)));
+}
+
+let lastWrite: Promise<unknown> = Promise.resolve();
+
+/** Run `write` once the writes queued before it have ended, as they all go to one stdout. */
+function inOrder(write: () => Promise<unknown>): Promise<unknown> {
+  const written = lastWrite.then(write);
+  lastWrite = written.catch(() => {}); // after a failure (EPIPE) the next write fails by itself
   return written;
+}
+
+/** Write to stdout with node:fs (loaded on the first call: ~7 ms at start-up, so never on a one-shot path). */
+function writeOurselves(data: string | Uint8Array): Promise<void> {
+  return import("node:fs").then((fs) => writeFully(fs, 1, data));
 }
 
 /** Whether stdout has O_NONBLOCK set (Linux; elsewhere false). */

@@ -1,9 +1,12 @@
 /**
  * When stdout cannot take the output (a full disk, a closed descriptor), qmpctl
  * says so and exits 74 (sysexits' EX_IOERR); a reader that leaves (EPIPE) is
- * still a quiet 0.
+ * still a quiet 0. What is appended to a file (`>>`) follows its text.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { QMPCTL } from "./helpers/cli.ts";
 import { type FakeServer, fakeServer } from "./helpers/fake_server.ts";
 
@@ -130,5 +133,22 @@ test("several targets > /dev/full: one line for the whole run (exit 74), naming 
     }
   } finally {
     second.stop();
+  }
+});
+
+test(">> onto a file shorter than the output: the output follows the file's text, no NUL bytes between", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "qmpctl-append-"));
+  const big = fakeServer(async (c) => {
+    await c.handshake();
+    c.reply(await c.nextRequest(), "x".repeat(5000)); // Bun's write extended the file from 0 for 1 KiB or more
+  });
+  try {
+    const file = join(dir, "log");
+    writeFileSync(file, "HEADER\n");
+    expect(await run(["-s", big.path, "exec", "query-x"], `>> ${file}`)).toEqual({ code: 0, stderr: "" });
+    expect(readFileSync(file, "utf8")).toBe(`HEADER\n"${"x".repeat(5000)}"\n`);
+  } finally {
+    big.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

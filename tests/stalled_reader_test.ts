@@ -5,7 +5,7 @@
  * whole and in order, and a reader that leaves is still a quiet exit 0.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { QMPCTL } from "./helpers/cli.ts";
@@ -17,7 +17,9 @@ import { blockedIn, waitUntil } from "./helpers/process_state.ts";
 const BIG = Array.from({ length: 4000 }, (_, i) => `member ${i} of a reply larger than a pipe holds`);
 
 let server: FakeServer;
+let inputDir: string, inputs = 0;
 beforeAll(() => {
+  inputDir = mkdtempSync(join(tmpdir(), "qmpctl-stalled-"));
   server = fakeServer(async (c) => {
     await c.handshake();
     for (;;) {
@@ -28,7 +30,10 @@ beforeAll(() => {
     }
   });
 });
-afterAll(() => server.stop());
+afterAll(() => {
+  server.stop();
+  rmSync(inputDir, { recursive: true, force: true });
+});
 
 // qmpctl in the background (its pid on stderr, then its exit status), its stdout into a reader that reads
 // nothing until the test closes the shell's stdin, and then passes everything on.
@@ -44,10 +49,16 @@ interface Stalled {
   release(): Promise<string>;
 }
 
-/** Run qmpctl with `args` (through `wrapper` when given: a program that runs its arguments) as above. */
-function runWithStalledReader(args: string[], wrapper: string[] = []): Stalled {
+/**
+ * Run qmpctl with `args` (through `wrapper` when given: a program that runs its arguments) as above, `input`
+ * on its stdin.
+ */
+function runWithStalledReader(args: string[], wrapper: string[] = [], input = ""): Stalled {
   const started = performance.now();
-  const child = Bun.spawn(["sh", "-c", STALLED_PIPELINE, ...wrapper, QMPCTL, ...args], {
+  const inputFile = join(inputDir, `input-${++inputs}`);
+  writeFileSync(inputFile, input);
+  const pipeline = STALLED_PIPELINE.replace('"$0" "$@" 3<&-', `"$0" "$@" 3<&- < '${inputFile}'`);
+  const child = Bun.spawn(["sh", "-c", pipeline, ...wrapper, QMPCTL, ...args], {
     stdin: "pipe",
     stdout: "pipe",
     stderr: "pipe",
@@ -118,6 +129,17 @@ test("several targets, --timeout 1s, a reader that does not read: exit 124 at th
     expect(ms).toBeLessThan(8000);
   } finally {
     other.stop();
+  }
+});
+
+test("batch and the piped shell, --timeout 1s, a reader that does not read: exit 124 at the bound", async () => {
+  for (const command of [["batch"], ["shell"]]) {
+    const run = runWithStalledReader(["-s", server.path, ...command, "--timeout", "1s"], [], "query-big\n".repeat(3));
+    const { code, stderr, ms } = await run.exited;
+    await run.release();
+    expect({ command, code }).toEqual({ command, code: 124 });
+    expect(stderr).toContain("timed out waiting for stdout to take the output");
+    expect(ms).toBeLessThan(8000);
   }
 });
 

@@ -58,7 +58,7 @@ export async function runPiped(options: PipedOptions): Promise<number> {
   // One abort for every line in flight: it closes the connection, which fails them all at once.
   shell.signalPerCommand = false;
   // Lines printed while a write is under way go out together in the next one.
-  const write = options.write ?? ((text: string) => writeStdout(text));
+  const write = options.write ?? ((text: string) => writeStdout(text, signal)); // a stalled reader: bounded
   const { label } = options;
   let output = Promise.resolve();
   let unwritten = "";
