@@ -247,11 +247,11 @@ export async function executeAndPrint(
     : key === "text" // the human monitor's text, for people: escaped on a terminal
     ? writeStdoutText(render(value), context.signal)
     : writeStdout(render(value), context.signal);
-  return printed.catch((error) => { // a script must not take 74 or 124 for "not done" and run it again
-    if (error instanceof OutputError) error.message += ` (${command} was run: QEMU answered it)`;
-    else if (error instanceof TimeoutError) {
-      error.message = `${command} was run (QEMU answered it), but ${error.message}`;
-    }
+  // A script must not take 74 or 124 for "not done" and run it again. The human monitor's line is named as typed.
+  const ran = key === "text" ? `'${args?.["command-line"]}'` : command;
+  return printed.catch((error) => {
+    if (error instanceof OutputError) error.message += ` (${ran} was run: QEMU answered it)`;
+    else if (error instanceof TimeoutError) error.message = `${ran} was run (QEMU answered it), but ${error.message}`;
     throw error;
   });
 }

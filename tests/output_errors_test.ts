@@ -16,7 +16,8 @@ beforeAll(() => {
     await c.handshake();
     for (;;) {
       const request = await c.nextRequest();
-      if (request.execute !== "query-qmp-schema") c.reply(request, { running: true, status: "running" });
+      if (request.execute === "human-monitor-command") c.reply(request, "VM status: running\r\n");
+      else if (request.execute !== "query-qmp-schema") c.reply(request, { running: true, status: "running" });
       else c.sendJson({ error: { class: "CommandNotFound", desc: "no schema here" }, id: request.id }); // names unchecked
     }
   });
@@ -66,6 +67,14 @@ test("wait-event and events with stdout closed: exit 74 at once, not after the w
 test("--version > /dev/full and --help >&-: exit 74", async () => {
   expect((await run(["--version"], "> /dev/full")).code).toBe(74);
   expect((await run(["--help"], ">&-")).code).toBe(74);
+});
+
+test("hmp > /dev/full: exit 74, naming the line that was run as typed", async () => {
+  expect(await run(["-s", server.path, "hmp", "info status"], "> /dev/full")).toEqual({
+    code: 74,
+    stderr:
+      "qmpctl: could not write the output: no space left on the device (ENOSPC) ('info status' was run: QEMU answered it)\n",
+  });
 });
 
 test("exec > /dev/null still works (exit 0)", async () => {
