@@ -9,7 +9,7 @@ export const help = (): string =>
 Run a human monitor (HMP) command line through QMP's human-monitor-command
 and print its text as the monitor printed it (CRLF made LF, nothing added;
 on a terminal, control characters other than line feeds and tabs are shown
-escaped, \x1b, so that the text cannot drive the terminal).
+escaped, \\x1b, so that the text cannot drive the terminal).
 The human monitor has no error status: its complaints are part of the text,
 and the exit status is 0 whenever QEMU returned text. A line typed as words
 takes the single-dash words after its first one as its own flags (qmpctl hmp

@@ -46,10 +46,11 @@ function outputErrorOf(error: unknown): Error {
 }
 
 /**
- * What stdout is: emptied by a reader (a pipe or socket), a device (a
- * terminal, mostly), a file opened to append to (`>>`), or other (a file).
+ * What stdout is: emptied by a reader (a pipe or socket; O_NONBLOCK set on
+ * it or not), a device (a terminal, mostly), a file opened to append to
+ * (`>>`), or other (a file).
  */
-type StdoutKind = "reader" | "device" | "appended" | "other";
+type StdoutKind = "reader" | "nonBlockingReader" | "device" | "appended" | "other";
 
 let stdoutChecked: Promise<StdoutKind> | undefined;
 const NULL_DEVICE = 0x103; // /dev/null is character device 1:3
@@ -64,9 +65,11 @@ function checkStdoutOpen(): Promise<StdoutKind> {
     if (await openedInPlaceOfClosed(1, stat)) {
       throw new OutputError("could not write the output: stdout is closed (EBADF)");
     }
-    if (stat.isFIFO() || stat.isSocket()) return "reader";
     if (stat.isCharacterDevice()) return Number(stat.rdev) !== NULL_DEVICE ? "device" : "other";
-    const O_APPEND = 0o2000;
+    const O_APPEND = 0o2000, O_NONBLOCK = 0o4000;
+    if (stat.isFIFO() || stat.isSocket()) {
+      return (await descriptorFlags(1) & O_NONBLOCK) !== 0 ? "nonBlockingReader" : "reader";
+    }
     return stat.isFile() && (await descriptorFlags(1) & O_APPEND) !== 0 ? "appended" : "other";
   }, () => "other");
 }
@@ -191,10 +194,13 @@ function writeAll(data: string | Uint8Array, stream: "stdout" | "stderr" = "stdo
       ? checkStdoutOpen().then((kind) =>
         kind === "reader"
           ? writeToReader(data)
-          // Bun's write of 1 KiB or more first extends the file from offset 0 (fallocate): appended after
-          // that, the text would follow as many NUL bytes (Bun 1.4.5). qmpctl appends itself.
+          // Bun's write meeting EAGAIN writes its text again from the start; one of 1 KiB or more first
+          // extends a file from offset 0 (fallocate), which `>>` then appends after, behind as many NUL
+          // bytes (Bun 1.4.5). qmpctl writes these itself.
+          : kind === "nonBlockingReader"
+          ? inOrder(() => writeOurselves(data, "atomic lines"))
           : kind === "appended"
-          ? inOrder(() => writeOurselves(data))
+          ? inOrder(() => writeOurselves(data, "whole"))
           : bun.write(bun.stdout, data)
       )
       : bun.write(bun.stderr, data);
@@ -230,25 +236,22 @@ export function boundStdoutWrites(): void {
   deadlineSet = true;
 }
 
-// How much more may go to a pipe or socket by Bun's own write: the rest of a pipe's usual capacity,
-// which it takes at once (Bun's write cannot have to wait, nor meet a full pipe).
+// How much more may go to a pipe or socket by Bun's own write under a deadline: the rest of a pipe's usual
+// capacity, which it takes at once (Bun's write cannot have to wait for the reader).
 let roomLeft = 65536;
-// Once that room is used: whether qmpctl writes itself from then on (node:fs), or Bun's write goes on.
-let beyondRoom: Promise<boolean> | undefined;
 
 /**
- * Write to a stdout that a reader empties (a pipe or socket). Bun's own
- * write serves until a pipe's usual capacity has been written (a one-shot
- * exec's cost stays as it was); from then on a write may meet a full pipe,
- * and qmpctl writes itself, in order, with node:fs, when
- * - a deadline is set (`boundStdoutWrites`): a write that waits for the
- *   reader then waits on Bun's thread pool, and the deadline still acts;
- * - or stdout is non-blocking (a parent left O_NONBLOCK set): Bun's write
- *   meeting EAGAIN writes its text again from the start (Bun 1.4.5), which
- *   would corrupt the output.
+ * Write to a blocking pipe or socket, which a reader empties. Without a
+ * deadline, Bun's own write, which waits in write(2) for the reader as long
+ * as it takes. With one (`boundStdoutWrites`), Bun's write serves until a
+ * pipe's usual capacity has been written (a one-shot exec's cost stays as it
+ * was); from then on qmpctl writes itself, in order, with node:fs: a write
+ * that waits for the reader waits on Bun's thread pool, and the deadline
+ * still acts.
  */
 function writeToReader(data: string | Uint8Array): Promise<unknown> {
-  if (!beyondRoom) {
+  if (!deadlineSet) return bun!.write(bun!.stdout, data);
+  if (roomLeft >= 0) {
     const bytes = typeof data === "string" && data.length * 3 > roomLeft
       ? new TextEncoder().encode(data) // its exact size: a UTF-16 unit takes up to 3 bytes
       : data;
@@ -257,11 +260,10 @@ function writeToReader(data: string | Uint8Array): Promise<unknown> {
       roomLeft -= size;
       return bun!.write(bun!.stdout, bytes);
     }
-    beyondRoom = deadlineSet ? Promise.resolve(true) : stdoutNonBlocking();
+    roomLeft = -1; // used: every later write goes the other way, behind this one
     data = bytes;
   }
-  const ourselves = beyondRoom;
-  return inOrder(() => ourselves.then<unknown>((yes) => yes ? writeOurselves(data) : bun!.write(bun!.stdout, data)));
+  return inOrder(() => writeOurselves(data, "atomic lines"));
 }
 
 let lastWrite: Promise<unknown> = Promise.resolve();
@@ -273,27 +275,29 @@ function inOrder(write: () => Promise<unknown>): Promise<unknown> {
   return written;
 }
 
-/** Write to stdout with node:fs (loaded on the first call: ~7 ms at start-up, so never on a one-shot path). */
-function writeOurselves(data: string | Uint8Array): Promise<void> {
-  return import("node:fs").then((fs) => writeFully(fs, 1, data));
-}
-
-/** Whether stdout has O_NONBLOCK set (Linux; elsewhere false). */
-function stdoutNonBlocking(): Promise<boolean> {
-  const O_NONBLOCK = 0o4000;
-  return descriptorFlags(1).then((flags) => (flags & O_NONBLOCK) !== 0);
-}
+// What a pipe takes whole or not at all (PIPE_BUF on Linux).
+const PIPE_ATOMIC_BYTES = 4096;
 
 /**
- * Write all of `data` to descriptor `fd` with node:fs's asynchronous write:
- * a pipe may take part of it, and a non-blocking one none (EAGAIN: tried
- * again after a pause that grows to 32 ms while the pipe stays full).
+ * Write all of `data` to stdout with node:fs's asynchronous write (loaded on
+ * the first call: ~7 ms at start-up, so never on a one-shot path's usual
+ * way). A pipe may take part of a write, and a non-blocking one none (EAGAIN:
+ * tried again after a pause that grows to 32 ms while it stays full). With
+ * "atomic lines", each write(2) is at most what a pipe takes whole, cut after
+ * a line feed: a run that ends while one waits (its deadline) leaves no
+ * line shorter than that cut in the middle.
  */
-async function writeFully(fs: typeof import("node:fs"), fd: number, data: string | Uint8Array): Promise<void> {
+async function writeOurselves(data: string | Uint8Array, pieces: "atomic lines" | "whole"): Promise<void> {
+  const fs = await import("node:fs");
   let bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
   for (let pauseMs = 1; bytes.length > 0;) {
+    let piece = bytes;
+    if (pieces === "atomic lines" && bytes.length > PIPE_ATOMIC_BYTES) {
+      const lineEnd = bytes.lastIndexOf(0x0a, PIPE_ATOMIC_BYTES - 1);
+      piece = bytes.subarray(0, lineEnd >= 0 ? lineEnd + 1 : PIPE_ATOMIC_BYTES);
+    }
     const { promise, resolve, reject } = Promise.withResolvers<number>();
-    fs.write(fd, bytes, (error, written) => error ? reject(error) : resolve(written));
+    fs.write(1, piece, (error, written) => error ? reject(error) : resolve(written));
     const written = await promise.catch((error) => {
       if ((error as { code?: string }).code !== "EAGAIN") throw error;
       return 0;

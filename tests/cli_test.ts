@@ -68,15 +68,19 @@ describe("help and version", () => {
     expect(await qmpctl(["hmp", "--help"])).toMatchObject({ code: 0, stdout: help.stdout });
   });
 
-  test("every help's prose is wrapped to 80 columns (usage lines, examples and option lists aside)", async () => {
-    const long: string[] = [];
+  test("every help's prose is wrapped to 80 columns (usage lines, examples and option lists aside), and plain text", async () => {
+    const long: string[] = [], controls: string[] = [];
     for (const command of [undefined, ...Object.keys(COMMANDS)]) {
       const { stdout } = await qmpctl(command ? ["help", command] : ["--help"]);
       for (const line of stdout.split("\n")) {
         if (line.length > 80 && !line.startsWith(" ") && !line.startsWith("Usage:")) long.push(`${command}: ${line}`);
+        // A "\x1b" in a template literal is an ESC byte, which a terminal obeys: help text is plain.
+        // deno-lint-ignore no-control-regex -- finding control characters is the point
+        if (/[\x00-\x1f\x7f]/.test(line)) controls.push(`${command}: ${JSON.stringify(line)}`);
       }
     }
     expect(long).toEqual([]);
+    expect(controls).toEqual([]);
   });
 
   test("--version prints the package's version", async () => {

@@ -15,6 +15,8 @@ import { blockedIn, waitUntil } from "./helpers/process_state.ts";
 
 // Far more than a pipe holds (64 KiB): the write must wait for the reader.
 const BIG = Array.from({ length: 4000 }, (_, i) => `member ${i} of a reply larger than a pipe holds`);
+// Less than a pipe's usual capacity, more than a small or part-full one takes.
+const MID = "m".repeat(6000);
 
 let server: FakeServer;
 let inputDir: string, inputs = 0;
@@ -26,7 +28,7 @@ beforeAll(() => {
       const request = await c.nextRequest();
       if (request.execute === "query-qmp-schema") {
         c.sendJson({ error: { class: "CommandNotFound", desc: "no schema here" }, id: request.id });
-      } else c.reply(request, BIG);
+      } else c.reply(request, request.execute === "query-mid" ? MID : BIG);
     }
   });
 });
@@ -182,20 +184,74 @@ test("a non-blocking stdout pipe read late: the whole reply, once, with and with
   }
 });
 
+test("a small or part-full non-blocking pipe, read late: the whole reply, once", async () => {
+  // A 4 KiB pipe (F_SETPIPE_SZ), O_NONBLOCK, its reader waiting 300 ms: Bun's write meeting EAGAIN wrote
+  // its text again from the start. The python program prints what it read, and qmpctl's status.
+  const script = `
+import fcntl, os, subprocess, sys, time
+r, w = os.pipe()
+fcntl.fcntl(w, 1031, int(sys.argv[1]))  # F_SETPIPE_SZ
+os.write(w, b"x" * int(sys.argv[2]))  # what an earlier writer left in it
+os.set_blocking(w, False)
+p = subprocess.Popen(sys.argv[3:], stdout=w)
+os.close(w)
+time.sleep(0.3)
+data = b"".join(iter(lambda: os.read(r, 65536), b""))
+sys.stdout.buffer.write(data)
+sys.stderr.write("exit %d" % p.wait())
+`;
+  for (const [size, before] of [[4096, 0], [65536, 60000]]) {
+    for (const bound of [[], ["--timeout", "60s"]]) {
+      const child = Bun.spawn(
+        [
+          "python3",
+          "-c",
+          script,
+          String(size),
+          String(before),
+          QMPCTL,
+          "-s",
+          server.path,
+          "exec",
+          "query-mid",
+          ...bound,
+        ],
+        {
+          stdout: "pipe",
+          stderr: "pipe",
+          env: { PATH: process.env.PATH ?? "/usr/bin:/bin", XDG_CACHE_HOME: "/nonexistent" },
+        },
+      );
+      const [stdout, stderr] = await Promise.all([
+        new Response(child.stdout).text(),
+        new Response(child.stderr).text(),
+      ]);
+      expect({ size, before, bound, stderr }).toEqual({ size, before, bound, stderr: "exit 0" });
+      expect({ size, before, bound, stdout }).toEqual({
+        size,
+        before,
+        bound,
+        stdout: `${"x".repeat(before)}"${MID}"\n`,
+      });
+    }
+  }
+});
+
 test("events --timeout 1s into a reader that does not read: exit 124 at the bound, saying stdout did not take them", async () => {
   const flood = floodServer(100_000);
   try {
     const run = runWithStalledReader(["-s", flood.path, "events", "--timeout", "1s"]);
     const { code, stderr, ms } = await run.exited;
     const stdout = await run.release();
-    // Not 0 ("listened as long as asked"): events that came were not all given to the reader, and its
-    // last line may be cut.
+    // Not 0 ("listened as long as asked"): events that came were not all given to the reader.
     expect({ code, stderr }).toEqual({
       code: 124,
       stderr: "qmpctl: timed out waiting for stdout to take the output (--timeout 1s)\n",
     });
     expect(ms).toBeLessThan(8000);
-    const lines = stdout.split("\n").slice(0, -1); // whole lines: the flood's first events, in order
+    // Whole lines, none cut by the end of the run: the flood's first events, in order.
+    expect(stdout.at(-1)).toBe("\n");
+    const lines = stdout.split("\n").slice(0, -1);
     expect(lines.length).toBeGreaterThan(100);
     expect(lines).toEqual(lines.map((_, i) => JSON.stringify(floodEvent(i))));
   } finally {
