@@ -167,8 +167,11 @@ export async function printEvents(
       if (batch.length === 0) break;
       printed += batch.length;
       // A failed write is thrown, not returned: a timeout there is stdout's (the reader did not take the
-      // events in time; the last line may be cut), not the end of the wait.
-      await write(context, formatEvents(context, batch));
+      // events in time), not the end of the wait; how many had come is still said.
+      await write(context, formatEvents(context, batch)).catch((error) => {
+        if (error instanceof TimeoutError && Number.isFinite(wait.count)) error.message += progress(wait, printed);
+        throw error;
+      });
     }
     return { printed };
   } finally {

@@ -259,6 +259,21 @@ test("events --timeout 1s into a reader that does not read: exit 124 at the boun
   }
 });
 
+test("wait-event --count N whose output the reader does not take: 124, saying how many had come", async () => {
+  const flood = floodServer(100_000);
+  try {
+    const run = runWithStalledReader(["-s", flood.path, "wait-event", "STOP", "--count", "200000", "--timeout", "1s"]);
+    const { code, stderr } = await run.exited;
+    await run.release();
+    expect(code).toBe(124);
+    expect(stderr).toMatch(
+      /^qmpctl: timed out waiting for stdout to take the output; \d+ of 200000 arrived \(--timeout 1s\)\n$/,
+    );
+  } finally {
+    flood.stop();
+  }
+});
+
 test("events --count N into a reader that reads late: every event, in order (--timeout; a non-blocking pipe)", async () => {
   const total = 20_000;
   const expected = Array.from({ length: total }, (_, i) => JSON.stringify(floodEvent(i)) + "\n").join("");
