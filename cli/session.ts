@@ -10,8 +10,10 @@ import { connectWhenReady } from "../lib/connect_ready.ts";
 import { CommandError, TimeoutError } from "../lib/errors.ts";
 import type { QmpEvent } from "../lib/events.ts";
 import {
+  controlPattern,
   env,
   type FatalSignal,
+  isUnseenControl,
   killSelf,
   onFatalSignal,
   OutputError,
@@ -145,25 +147,17 @@ function jsonLine(value: unknown, pretty: boolean): string {
   return JSON.stringify(value, null, pretty ? 2 : undefined) + "\n";
 }
 
-const RAW_CONTROLS = /[\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g;
-
-/**
- * JSON text with DEL, the C1 controls, U+2028/U+2029 and the bidirectional
- * controls (marks, embeddings, overrides, isolates: they reorder what a
- * terminal shows) as `\u` escapes; they can stand only inside its strings.
- */
+/** JSON text with the characters of `isUnseenControl` as `\u` escapes (they can stand only inside its strings). */
 export function escapeJsonControls(json: string): string {
   // A short text (a one-shot reply) is searched by a loop: a process's first regex costs ~0.5 ms.
   let found = false;
-  if (json.length > 4096) found = json.search(RAW_CONTROLS) >= 0;
+  if (json.length > 4096) found = json.search(controlPattern("")) >= 0;
   else {
     for (let i = 0; i < json.length && !found; i++) {
-      const c = json.charCodeAt(i);
-      found = (c >= 0x7f && c <= 0x9f) || c === 0x61c || c === 0x200e || c === 0x200f ||
-        (c >= 0x2028 && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
+      found = isUnseenControl(json.charCodeAt(i));
     }
   }
-  return found ? json.replace(RAW_CONTROLS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`) : json;
+  return found ? json.replace(controlPattern(""), (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`) : json;
 }
 
 /** Write output text: to stdout, or through the target's writer. */
@@ -247,9 +241,8 @@ export async function executeAndPrint(
     : key === "text" // the human monitor's text, for people: escaped on a terminal
     ? writeStdoutText(render(value), context.signal)
     : writeStdout(render(value), context.signal);
-  // A script must not take 74 or 124 for "not done" and run it again. The human monitor's line is named as typed.
-  const ran = key === "text" ? `'${args?.["command-line"]}'` : command;
-  return printed.catch((error) => {
+  return printed.catch((error) => { // a script must not take 74 or 124 for "not done" and run it again
+    const ran = key === "text" ? `'${args?.["command-line"]}'` : command; // the human monitor's line as typed
     if (error instanceof OutputError) error.message += ` (${ran} was run: QEMU answered it)`;
     else if (error instanceof TimeoutError) error.message = `${ran} was run (QEMU answered it), but ${error.message}`;
     throw error;
