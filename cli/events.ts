@@ -24,7 +24,7 @@ Examples:
   qmpctl events | while read -r line; do ...; done
 
 ${
-    exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "TIMEOUT", "INTERRUPTED"], {
+    exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "OUTPUT", "TIMEOUT", "INTERRUPTED"], {
       QEMU_ERROR: "QEMU sent an error that answers no request (one it could not parse)",
       USAGE: "usage (also an event name QEMU does not know)",
       CONNECTION: "connection failed or broke",

@@ -62,7 +62,8 @@ drawn on stderr when it is a terminal (--progress, --no-progress,
   qmpctl exec migrate uri=tcp:dst:4444 --wait-migration
 
 ${
-    exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "GONE", "TIMEOUT", "INTERRUPTED"], {
+    exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "GONE", "OUTPUT", "TIMEOUT", "INTERRUPTED"], {
+      OUTPUT: "the output could not be written (the command was run: stderr says so)",
       QEMU_ERROR:
         "QEMU answered with an error (with --wait-job or --wait-migration also: the job or migration failed or was cancelled)",
       GONE: "the job was not there to follow (see job wait)",

@@ -76,7 +76,7 @@ ga wait: wait until the agent answers, retrying the socket and the sync
   QMPCTL_GA_SOCKET=/run/vm1.ga qmpctl ga wait --timeout 2m && qmpctl ga exec -- uptime
 
 ${
-    exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "TIMEOUT", "INTERRUPTED"], {
+    exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "OUTPUT", "TIMEOUT", "INTERRUPTED"], {
       OK: "done (ga exec: the program's own status)",
       QEMU_ERROR: "the agent answered with an error",
       USAGE: "usage (unknown agent command, bad KEY=VALUE; a local file that cp or --stdin cannot open)",

@@ -1,4 +1,5 @@
 /** `qmpctl hmp 'COMMAND LINE'`: the human monitor through human-monitor-command. @module */
+import { exitStatusHelp } from "./exit_status.ts";
 import { hmpArguments, hmpText, parseCpuIndex } from "../lib/hmp.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, executeAndPrint, givenAddress, withClient } from "./session.ts";
@@ -20,7 +21,15 @@ vm2.sock).
 Examples:
   qmpctl hmp 'info status'
   qmpctl hmp info qtree
-  qmpctl hmp 'info registers' --cpu 1`;
+  qmpctl hmp 'info registers' --cpu 1
+
+${
+    exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "OUTPUT", "TIMEOUT", "INTERRUPTED"], {
+      OK: "QEMU returned text",
+      QEMU_ERROR: "QEMU refused the line itself (human-monitor-command failed: a --cpu it has not)",
+      OUTPUT: "the output could not be written (the line was run: stderr says so)",
+    })
+  }`;
 
 export async function run(context: CommandContext): Promise<number> {
   const commandLine = context.words.join(" ");

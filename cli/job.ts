@@ -47,7 +47,7 @@ Examples:
   qmpctl job wait b0 --progress-json 2>&1 >/dev/null | jq -R 'fromjson? | .percent'
 
 ${
-    exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "GONE", "TIMEOUT", "INTERRUPTED"], {
+    exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "GONE", "OUTPUT", "TIMEOUT", "INTERRUPTED"], {
       OK: "every job concluded without error",
       QEMU_ERROR: "a job failed or was cancelled (its error on stderr)",
       GONE: "a job named is not there (it concluded and was dismissed before qmpctl could see it, or it never " +

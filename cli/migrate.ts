@@ -36,7 +36,7 @@ Examples:
   qmpctl migrate wait --timeout 10m       # a migration started by someone else
 
 ${
-    exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "GONE", "TIMEOUT", "INTERRUPTED"], {
+    exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "GONE", "OUTPUT", "TIMEOUT", "INTERRUPTED"], {
       OK: "completed",
       QEMU_ERROR: "failed or cancelled (QEMU's error-desc on stderr)",
       GONE: "no migration was ever started",

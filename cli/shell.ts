@@ -43,7 +43,7 @@ any command failed:
   printf 'stop\\nquery-status\\n' | qmpctl shell -s /run/vm1.qmp
 
 ${
-    exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "TIMEOUT", "INTERRUPTED"], {
+    exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "OUTPUT", "TIMEOUT", "INTERRUPTED"], {
       OK: "left the shell",
       QEMU_ERROR: "a piped line failed",
       CONNECTION: "the connection was lost",

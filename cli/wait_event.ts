@@ -35,7 +35,7 @@ Examples:
   qmpctl wait-event STOP RESUME --count 2
 
 ${
-    exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "TIMEOUT", "INTERRUPTED"], {
+    exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "OUTPUT", "TIMEOUT", "INTERRUPTED"], {
       OK: "the events arrived",
       QEMU_ERROR: "QEMU sent an error that answers no request (one it could not parse)",
       USAGE: "usage (also an event name QEMU does not know)",

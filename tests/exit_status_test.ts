@@ -45,4 +45,14 @@ describe("exit statuses", () => {
     const waitEvent = await qmpctl(["help", "wait-event"]);
     expect(waitEvent.stdout).toContain("Exit status: 0 the events arrived, 1 QEMU sent an error that answers no");
   });
+
+  test("every command that prints on stdout says it exits 74 when the output cannot be written", async () => {
+    const printing = ["exec", "hmp", "events", "wait-event", "batch", "shell", "ga", "job", "migrate"];
+    const missing = [];
+    for (const command of printing) {
+      const paragraph = (await qmpctl(["help", command])).stdout.split("Exit status:")[1]?.split("\n\n")[0] ?? "";
+      if (!/\b74 /.test(paragraph.replaceAll("\n", " "))) missing.push(command);
+    }
+    expect(missing).toEqual([]);
+  });
 });
