@@ -81,6 +81,20 @@ async function main(): Promise<number> {
     await writeStdout(`qmpctl ${VERSION}\n`);
     return 0;
   }
+  // The values first: one left out took the next word (`--timeout exec query-status`), which a check of the
+  // command would blame instead.
+  const text = (option: string) => options.text(option);
+  const timeoutMs = text("timeout") === undefined ? 0 : parseDuration(text("timeout")!, "--timeout");
+  const connectTimeoutMs = text("connect-timeout") === undefined
+    ? DEFAULT_CONNECT_TIMEOUT_MS
+    : parseDuration(text("connect-timeout")!, "--connect-timeout");
+  // 0 is no bound, as for every duration (--timeout still bounds the whole run).
+  const waitSocketMs = text("wait-socket") === undefined
+    ? 0
+    : parseDuration(text("wait-socket")!, "--wait-socket") || Infinity;
+  // A bad --jobs is refused with one target too: a script must not break only when a second VM comes.
+  if (options.has("jobs")) (await import("./cli/fanout.ts")).readJobs(options, 0);
+
   let name: string | undefined = words[0];
   const rest = words.slice(1);
   let wantsHelp = options.flag("help");
@@ -112,7 +126,12 @@ async function main(): Promise<number> {
     }
   }
 
-  const text = (option: string) => options.text(option);
+  // Refused with one target too, as a bad --jobs is: a script must not break only when a second VM comes.
+  if (entry.fanout === "all" && options.has("jobs")) { // a target left waiting would miss its events
+    throw new UsageError(
+      `${name} runs on every target at once (a target not yet listened to misses its events): --jobs does not apply`,
+    );
+  }
   const sockets = options.list("socket");
   for (const socket of sockets) {
     if (socket.includes("://") && /[*?]/.test(socket)) {
@@ -120,15 +139,7 @@ async function main(): Promise<number> {
     }
   }
   if (sockets.length === 0) await checkedEnv(name === "ga" ? "QMPCTL_GA_SOCKET" : "QMPCTL_SOCKET");
-  const timeoutMs = text("timeout") === undefined ? 0 : parseDuration(text("timeout")!, "--timeout");
   if (timeoutMs > 0) boundStdoutWrites();
-  const connectTimeoutMs = text("connect-timeout") === undefined
-    ? DEFAULT_CONNECT_TIMEOUT_MS
-    : parseDuration(text("connect-timeout")!, "--connect-timeout");
-  // 0 is no bound, as for every duration (--timeout still bounds the whole run).
-  const waitSocketMs = text("wait-socket") === undefined
-    ? 0
-    : parseDuration(text("wait-socket")!, "--wait-socket") || Infinity;
   const interrupt = new AbortController();
   onInterrupt(() => interrupt.abort(new Error("interrupted")));
   const context: CommandContext = {
@@ -146,8 +157,6 @@ async function main(): Promise<number> {
     signal: timeoutMs > 0 ? AbortSignal.any([interrupt.signal, AbortSignal.timeout(timeoutMs)]) : interrupt.signal,
     optionTable: { global: GLOBAL_OPTIONS, commands: COMMANDS, commandLine: commandLineStart },
   };
-  // A bad --jobs is refused with one target too: a script must not break only when a second VM comes.
-  if (options.has("jobs")) (await import("./cli/fanout.ts")).readJobs(context, 0);
   try {
     // Several targets (-s repeated or a glob): the runner is loaded only then.
     const several = (sockets.length > 1 || isGlob(sockets[0] ?? "")) &&
@@ -156,7 +165,7 @@ async function main(): Promise<number> {
     if (several && !entry.fanout) {
       if (several.length > 1) throw new UsageError(`${name} takes one target (-s gave ${several.length} sockets)`);
       context.global.socket = several[0];
-    } else if (several) return await runOnSeveral(name, entry, module, context, several);
+    } else if (several) return await runOnSeveral(entry, module, context, several);
     return await module.run(context);
   } catch (error) {
     if (error instanceof TimeoutError) error.message += ` (--timeout ${formatDuration(timeoutMs)})`;
@@ -166,19 +175,13 @@ async function main(): Promise<number> {
 
 /** Run the command on each of several targets, as many at once as its fan-out allows. */
 async function runOnSeveral(
-  name: string,
   entry: CommandEntry,
   module: CommandModule,
   context: CommandContext,
   targets: string[],
 ): Promise<number> {
   const fanout = await import("./cli/fanout.ts");
-  if (entry.fanout === "all" && context.options.has("jobs")) { // a target left waiting would miss its events
-    throw new UsageError(
-      `${name} runs on every target at once (a target not yet listened to misses its events): --jobs does not apply`,
-    );
-  }
-  const jobs = entry.fanout === "all" ? targets.length : fanout.readJobs(context, fanout.DEFAULT_JOBS);
+  const jobs = entry.fanout === "all" ? targets.length : fanout.readJobs(context.options, fanout.DEFAULT_JOBS);
   await module.prepareTargets?.(context);
   return await fanout.runOnEach(context, targets, module.run, { jobs, statusOf });
 }

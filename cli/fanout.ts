@@ -17,7 +17,7 @@ import { retryWhileNotReady } from "../lib/connect_ready.ts";
 import { CommandError, ConnectionError, TimeoutError } from "../lib/errors.ts";
 import { EXIT } from "./exit_status.ts";
 import { globSockets, OutputError, writeStderrLine, writeStdout } from "./io.ts";
-import { UsageError } from "./options.ts";
+import { type ParsedOptions, UsageError } from "./options.ts";
 import { type CommandContext, printLabelled } from "./session.ts";
 
 /** Targets run at once by default (commands that wait for events run every target at once). */
@@ -69,8 +69,8 @@ export async function expandTargets(
 }
 
 /** `--jobs N`: how many targets run at once (for the commands that take it). */
-export function readJobs(context: CommandContext, fallback: number): number {
-  const text = context.options.get("jobs");
+export function readJobs(options: ParsedOptions, fallback: number): number {
+  const text = options.get("jobs");
   if (text === undefined) return fallback;
   if (typeof text !== "string" || !/^[1-9]\d*$/.test(text)) {
     throw new UsageError(`--jobs '${text}': how many run at once must be a whole number, 1 or more`);

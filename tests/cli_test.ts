@@ -130,6 +130,12 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
       /^qmpctl: --timeout given twice$/,
     ],
     ["an option without its value", ["exec", "query-status", "--timeout"], /^qmpctl: --timeout needs a value/],
+    [ // the value left out: the option took the command word, and says so rather than blaming the command
+      "an option before the command without its value",
+      ["--timeout", "exec", "query-status"],
+      /^qmpctl: --timeout 'exec' is not a duration/,
+    ],
+    ["--jobs before the command without its value", ["-j", "exec", "query-status"], /^qmpctl: --jobs 'exec': how many/],
     ["a flag given a value", ["exec", "query-status", "--pretty=yes"], /^qmpctl: --pretty takes no value$/],
     ["a bad duration", ["exec", "query-status", "--timeout", "soon"], /^qmpctl: --timeout 'soon' is not a duration/],
     ["exec without a command", ["exec"], /^qmpctl: exec needs a command name/],
