@@ -61,7 +61,7 @@ export interface BunApi {
   spawnSync(
     argv: string[],
     options: { stdin: "ignore"; stdout: "ignore"; stderr: "ignore"; timeout?: number },
-  ): unknown;
+  ): { exitCode: number | null; signalCode: string | null };
 }
 
 /** Bun's API, or undefined under another runtime. */

@@ -29,8 +29,11 @@ export interface SpawnOptions {
 export interface ProcessRuntime {
   /** Start `argv` with stdin and stdout on /dev/null; throws when it cannot be started. */
   spawn(argv: string[], options: SpawnOptions): Child;
-  /** Run `argv` to its end (or `timeoutMs`), synchronously, output discarded: usable in an exit handler. */
-  runSync(argv: string[], timeoutMs: number): void;
+  /**
+   * Run `argv` to its end (or `timeoutMs`), synchronously, output discarded: usable in an exit handler.
+   * Returns its exit status; null when it was killed (by the timeout).
+   */
+  runSync(argv: string[], timeoutMs: number): number | null;
 }
 
 /**
@@ -87,7 +90,8 @@ function bunRuntime(runtime: BunApi): ProcessRuntime {
       );
     },
     runSync(argv, timeoutMs) {
-      runtime.spawnSync(argv, { stdin: "ignore", stdout: "ignore", stderr: "ignore", timeout: timeoutMs });
+      const run = runtime.spawnSync(argv, { stdin: "ignore", stdout: "ignore", stderr: "ignore", timeout: timeoutMs });
+      return run.signalCode ? null : run.exitCode;
     },
   };
 }
@@ -136,7 +140,7 @@ async function nodeRuntime(): Promise<ProcessRuntime> {
       );
     },
     runSync(argv, timeoutMs) {
-      spawnSync(argv[0], argv.slice(1), { stdio: "ignore", timeout: timeoutMs });
+      return spawnSync(argv[0], argv.slice(1), { stdio: "ignore", timeout: timeoutMs }).status;
     },
   };
 }

@@ -36,10 +36,11 @@ export const SSH_COMMAND_VARIABLE = "QMPCTL_SSH_COMMAND";
 /** How long to wait for ssh's reason after the forwarded connection closed before QEMU spoke. */
 const REASON_WAIT_MS = 1000;
 /**
- * How long a close of the forwarded socket waits to see whether ssh ended
- * too. QEMU closing its monitor leaves `ssh -N` running; ssh gone means the
- * connection was lost (exit 3, not an event stream's orderly end), or, at a
- * terminal, that ssh took the user's Ctrl-C with qmpctl (exit 130).
+ * How long a close of the forwarded socket waits to see whether ssh (or the
+ * ControlMaster serving it) ended too. QEMU closing its monitor leaves
+ * `ssh -N` running; ssh gone means the connection was lost (exit 3, not an
+ * event stream's orderly end), or, at a terminal, that ssh took the user's
+ * Ctrl-C with qmpctl (exit 130).
  */
 const SSH_EXIT_WAIT_MS = 50;
 const NOT_ENDED = Symbol("ssh still runs");
@@ -47,6 +48,10 @@ const NOT_ENDED = Symbol("ssh still runs");
 const REFUSED_RETRY_MS = 1000;
 /** Bound on `ssh -O cancel` at close. */
 const CANCEL_TIMEOUT_MS = 3000;
+/** Bound on `ssh -O check`, asked when a forwarded connection the ControlMaster served closed. */
+const MASTER_CHECK_TIMEOUT_MS = 1000;
+/** Why a connection through a ControlMaster that ended was lost (QEMU closing its monitor leaves the master). */
+const MASTER_ENDED = "the shared ssh connection (ControlMaster) ended";
 
 /** What to stop when the process exits: one entry per live connection. */
 const live = new Set<() => void>();
@@ -187,6 +192,11 @@ export async function connectSsh(
     return cannot(reason, { code: "ECONNREFUSED" });
   };
 
+  // The master's end closes the forwarded connections it served: asked once it has had time to go.
+  const masterGone = async () => {
+    await new Promise((resolve) => setTimeout(resolve, SSH_EXIT_WAIT_MS));
+    return runtime.runSync([...command, "-O", "check", ...destination], MASTER_CHECK_TIMEOUT_MS) !== 0;
+  };
   let spoke = false;
   const inner = await connectForwarded({ kind: "unix", path: local, text: address.text }, {
     data(chunk) {
@@ -194,9 +204,12 @@ export async function connectSsh(
       events.data(chunk);
     },
     close(error) {
-      if (spoke && handedOff) { // the master serves the forwarding: nothing of ours to learn from
-        release();
-        return events.close(error);
+      if (spoke && handedOff) { // the master serves the forwarding: only it can say whether the connection was lost
+        void masterGone().then((gone) => {
+          release();
+          events.close(gone ? new ConnectionError(`lost the connection to ${address.text}: ${MASTER_ENDED}`) : error);
+        });
+        return;
       }
       if (spoke) {
         const ended = Promise.race([

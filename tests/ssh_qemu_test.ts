@@ -334,15 +334,22 @@ describe("on a terminal", () => {
 });
 
 describe("connection sharing (ControlMaster in the user's ssh config)", () => {
-  test("runs go through the master, and each cancels its forwarding there: the master listens on nothing more after", async () => {
-    const config = join(sshd.dir, "ssh_config_shared");
+  /** An ssh config whose connections share a ControlMaster that persists; `control` sends it `ssh -O`. */
+  function sharedConnection(name: string) {
+    const config = join(sshd.dir, name);
     writeFileSync(
       config,
       readFileSync(sshd.sshConfig, "utf8") +
-        `  ControlMaster auto\n  ControlPath ${sshd.dir}/cm-%C\n  ControlPersist 60\n`,
+        `  ControlMaster auto\n  ControlPath ${sshd.dir}/${name}-%C\n  ControlPersist 60\n`,
     );
-    const shared = { ...env, QMPCTL_SSH_COMMAND: `ssh -F ${config}` };
-    const control = (op: string) => Bun.spawnSync(["ssh", "-F", config, "-O", op, "vmhost"], { stdin: "ignore" });
+    return {
+      shared: { ...env, QMPCTL_SSH_COMMAND: `ssh -F ${config}` },
+      control: (op: string) => Bun.spawnSync(["ssh", "-F", config, "-O", op, "vmhost"], { stdin: "ignore" }),
+    };
+  }
+
+  test("runs go through the master, and each cancels its forwarding there: the master listens on nothing more after", async () => {
+    const { shared, control } = sharedConnection("ssh_config_shared");
     try {
       expect((await qmpctl(["-s", viaAlias(), "exec", "query-name"], { env: shared })).code).toBe(0); // opens the master
       const pid = /pid=(\d+)/.exec(control("check").stderr.toString())?.[1];
@@ -351,12 +358,12 @@ describe("connection sharing (ControlMaster in the user's ssh config)", () => {
       const listening = () =>
         Bun.spawnSync(["ss", "-xlp"]).stdout.toString().split("\n").filter((l) => l.includes(`pid=${pid},`))
           .map((l) => l.split(/\s+/)[4]);
-      expect(listening()).toEqual([expect.stringContaining(`${sshd.dir}/cm-`)]);
+      expect(listening()).toEqual([expect.stringContaining(`${sshd.dir}/ssh_config_shared-`)]);
       for (let i = 0; i < 3; i++) {
         const result = await qmpctl(["-s", viaAlias(), "exec", "query-name"], { env: shared });
         expect(result).toMatchObject({ code: 0, stdout: "{}\n", stderr: "" });
       }
-      expect(listening()).toEqual([expect.stringContaining(`${sshd.dir}/cm-`)]);
+      expect(listening()).toEqual([expect.stringContaining(`${sshd.dir}/ssh_config_shared-`)]);
       // A missing remote socket: the master, not this run's ssh, knows why; the message says what it may be.
       const missing = `ssh://vmhost${qemu.socket}.missing`;
       expect(await qmpctl(["-s", missing, "exec", "query-name"], { env: shared })).toMatchObject({
@@ -387,11 +394,33 @@ describe("connection sharing (ControlMaster in the user's ssh config)", () => {
         code: 3,
         stderr: expect.stringContaining("through the shared ssh connection (ControlMaster), which does not say why"),
       });
-      expect(listening()).toEqual([expect.stringContaining(`${sshd.dir}/cm-`)]);
+      expect(listening()).toEqual([expect.stringContaining(`${sshd.dir}/ssh_config_shared-`)]);
     } finally {
       control("exit");
     }
   });
+
+  test("events: a master that ends lost the connection (3); QEMU's own close through a live one ends it (0)", async () => {
+    const { shared, control } = sharedConnection("ssh_config_events");
+    const other = await startQemu();
+    try {
+      const lost = startListener(["-s", viaAlias(), "events", "--timeout", "20s"], 20_000, shared);
+      await lost.ready;
+      control("exit");
+      expect(await lost.result).toMatchObject({
+        code: 3,
+        stderr: `qmpctl: lost the connection to ${viaAlias()}: the shared ssh connection (ControlMaster) ended\n`,
+      });
+      const address = `ssh://vmhost${other.socket}`;
+      const ended = startListener(["-s", address, "events", "--timeout", "20s"], 20_000, shared);
+      await ended.ready;
+      await other.control.execute("quit");
+      expect(await ended.result).toMatchObject({ code: 0, stderr: "" });
+    } finally {
+      control("exit");
+      await other.stop();
+    }
+  }, 30_000);
 });
 
 describe("the guest agent over ssh://", () => {
