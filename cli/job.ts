@@ -5,7 +5,7 @@ import { asDouble } from "../lib/exact_json.ts";
 import { type JobInfo, type JobOutcome, type JobReport, JobWatch } from "../lib/jobs.ts";
 import { EXIT, exitStatusHelp } from "./exit_status.ts";
 import { UsageError } from "./options.ts";
-import { progressMode, ProgressReporter, type ProgressSample } from "./progress.ts";
+import { progressMode, type ProgressReporter, type ProgressSample, withProgress } from "./progress.ts";
 import { type CommandContext, connect, formatJson, labelled, reportFailure, warn, write } from "./session.ts";
 
 export const help = (): string =>
@@ -116,13 +116,21 @@ async function backendOf(client: QmpClient, device: string, signal: AbortSignal)
   return typeof backend?.device === "string" && backend.device !== "" ? backend.device : device;
 }
 
-async function followAndPrint(
+function followAndPrint(
   context: CommandContext,
   watch: JobWatch,
   ids: string[],
   mode: ReturnType<typeof progressMode>,
 ): Promise<number> {
-  const progress = new ProgressReporter(mode, context.target?.label);
+  return withProgress(context, mode, (context, progress) => followWith(context, progress, watch, ids));
+}
+
+async function followWith(
+  context: CommandContext,
+  progress: ProgressReporter,
+  watch: JobWatch,
+  ids: string[],
+): Promise<number> {
   const told = new Set<string>();
   // Each job's line as it concludes (the progress line erased first), and on stderr how it failed.
   const tell = async (job: JobOutcome, signal = context.signal) => {
@@ -136,7 +144,7 @@ async function followAndPrint(
     report = await watch.follow(ids, {
       signal: context.signal,
       dismiss: context.options.has("dismiss"),
-      onProgress: mode === "off" ? undefined : (jobs) => progress.update(jobs.map(jobSample)),
+      onProgress: !progress.shown ? undefined : (jobs) => progress.update(jobs.map(jobSample)),
       onConcluded: (job) => tell(job),
     });
   } catch (error) {

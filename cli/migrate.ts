@@ -5,7 +5,7 @@ import { MIGRATION_COMMANDS, type MigrationInfo, MigrationWatch } from "../lib/m
 import { asDouble, textOf, wholeDifference } from "../lib/exact_json.ts";
 import { EXIT, exitStatusHelp } from "./exit_status.ts";
 import { UsageError } from "./options.ts";
-import { progressMode, ProgressReporter, type ProgressSample } from "./progress.ts";
+import { progressMode, type ProgressReporter, type ProgressSample, withProgress } from "./progress.ts";
 import { type CommandContext, connect, formatJson, labelled, reportFailure, warn, write } from "./session.ts";
 
 export const help = (): string =>
@@ -82,17 +82,24 @@ export function followAfterExec(context: CommandContext, client: QmpClient): () 
   return () => followAndPrint(context, watch, mode);
 }
 
-async function followAndPrint(
+function followAndPrint(
   context: CommandContext,
   watch: MigrationWatch,
   mode: ReturnType<typeof progressMode>,
 ): Promise<number> {
-  const progress = new ProgressReporter(mode, context.target?.label);
+  return withProgress(context, mode, (context, progress) => followWith(context, progress, watch));
+}
+
+async function followWith(
+  context: CommandContext,
+  progress: ProgressReporter,
+  watch: MigrationWatch,
+): Promise<number> {
   let end: MigrationInfo | undefined;
   try {
     end = await watch.follow({
       signal: context.signal,
-      onProgress: mode === "off" ? undefined : (info) => progress.update(migrationSample(info)),
+      onProgress: !progress.shown ? undefined : (info) => progress.update(migrationSample(info)),
     });
   } catch (error) {
     await progress.finish();

@@ -11,7 +11,7 @@
  */
 import { env, escapeControls, stderrColumns, stderrIsTerminal, writeStderr } from "./io.ts";
 import { UsageError } from "./options.ts";
-import { type CommandContext, formatJson } from "./session.ts";
+import { cleaningUpOnFatalSignal, type CommandContext, formatJson } from "./session.ts";
 
 /** The options that choose the progress form (declared in cli/registry.ts). */
 const PROGRESS_OPTIONS = ["progress", "no-progress", "progress-json"];
@@ -50,6 +50,21 @@ export interface ProgressSample {
   exact?: { done: unknown; total: unknown };
 }
 
+/**
+ * Run `follow` with a reporter for `mode`. A line drawn on the terminal is
+ * erased on SIGTERM and SIGHUP too (timeout(1), a closed window), as on
+ * Ctrl-C: the work ends as on SIGINT, then qmpctl dies of the signal.
+ */
+export function withProgress<T>(
+  context: CommandContext,
+  mode: ProgressMode,
+  follow: (context: CommandContext, progress: ProgressReporter) => Promise<T>,
+): Promise<T> {
+  const progress = new ProgressReporter(mode, context.target?.label);
+  if (mode !== "line") return follow(context, progress);
+  return cleaningUpOnFatalSignal(context, (guarded) => follow(guarded, progress));
+}
+
 /** Draws samples in the chosen mode. */
 export class ProgressReporter {
   readonly #mode: ProgressMode;
@@ -64,6 +79,11 @@ export class ProgressReporter {
     this.#mode = mode;
     this.#socket = socket;
     this.#color = mode === "line" && (env("NO_COLOR") ?? "") === "";
+  }
+
+  /** Whether progress is shown at all (else the samples need not be made). */
+  get shown(): boolean {
+    return this.#mode !== "off";
   }
 
   /** Show the work now under way (one sample per job). */

@@ -5,7 +5,7 @@
  * (blkdebug), and one cancelled from the other monitor.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
@@ -631,6 +631,28 @@ describe("the progress line", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  for (const signal of ["SIGTERM", "SIGHUP"] as const) {
+    test(`${signal} (timeout(1), a closed window) erases the line as Ctrl-C does, then qmpctl dies of it`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), "qmpctl-progress-"));
+      const log = join(dir, "stderr");
+      try {
+        await backup("s1", 16 * MiB); // 4 s
+        const child = Bun.spawn(
+          ["sh", "-c", `exec "$@" 2>'${log}'`, "sh", QMPCTL, "-s", qemu.socket, "job", "wait", "s1", "--progress"],
+          { stdout: "pipe", env: { ...process.env, NO_COLOR: "1" } },
+        );
+        await waitUntil(() => existsSync(log) && /backup s1 +\d+%/.test(readFileSync(log, "utf8")), "a line drawn");
+        child.kill(signal);
+        expect(await new Response(child.stdout).text()).toBe("");
+        await child.exited;
+        expect(child.signalCode).toBe(signal);
+        expect(readFileSync(log, "utf8")).toEndWith("\r\x1b[K");
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
 });
 
 describe("JobWatch (the library)", () => {
