@@ -105,7 +105,11 @@ async function followWith(
     await progress.finish();
     // Before QEMU said there is a migration, the wait was for its answer (query-migrate), as the error says.
     if (error instanceof TimeoutError && watch.underWay) {
-      throw new TimeoutError("timed out waiting for the migration to end; it keeps going in QEMU");
+      throw new TimeoutError(
+        watch.awaitingSource // a destination (-incoming) whose source has not connected
+          ? "timed out waiting for the source of the incoming migration to connect; QEMU keeps waiting for it"
+          : "timed out waiting for the migration to end; it keeps going in QEMU",
+      );
     }
     throw error;
   } finally {

@@ -75,6 +75,7 @@ export class MigrationWatch {
   readonly #client: QmpClient;
   readonly #subscription: EventSubscription;
   #underWay = false;
+  #awaitingSource = false;
 
   constructor(client: QmpClient) {
     this.#client = client;
@@ -101,6 +102,7 @@ export class MigrationWatch {
         const info = answer as MigrationInfo;
         if (info.status === undefined && !(await this.#awaitsSource(signal))) return undefined;
         this.#underWay = true;
+        this.#awaitingSource = info.status === undefined;
         if (info.status !== undefined && MIGRATION_END_STATES.includes(info.status)) return info;
         onProgress?.(info);
         const turn = await turns.next(options.intervalMs ?? 250, signal, "the migration to end");
@@ -122,6 +124,11 @@ export class MigrationWatch {
   /** Whether QEMU has said there is a migration to follow (a wait that ended before did not know). */
   get underWay(): boolean {
     return this.#underWay;
+  }
+
+  /** Whether, when last asked, this QEMU waited for the source of an incoming migration to connect. */
+  get awaitingSource(): boolean {
+    return this.#awaitingSource;
   }
 
   /** Stop watching (also done when `follow` returns). */

@@ -201,7 +201,12 @@ describe("exec migrate --wait-migration", () => {
       const uri = `unix:${join(destination.dir, "incoming.sock")}`;
       await destination.control.execute("migrate-incoming", { uri });
       const early = await qmpctl(["-s", destination.socket, "migrate", "wait", "--timeout", "300ms"]);
-      expect(early).toMatchObject({ code: 124, stdout: "" }); // not 4, "none was started"
+      expect(early).toMatchObject({ // not 4, "none was started", nor a migration that "keeps going"
+        code: 124,
+        stdout: "",
+        stderr: "qmpctl: timed out waiting for the source of the incoming migration to connect; QEMU keeps " +
+          "waiting for it (--timeout 300ms)\n",
+      });
       const following = startQmpctl(["-s", destination.socket, "migrate", "wait", "--timeout", "30s"]);
       await Bun.sleep(300);
       await qemu.control.execute("migrate", { uri });
