@@ -121,7 +121,8 @@ async function runAgentCommand(context: CommandContext, command: string, words: 
   try {
     if (AGENT_COMMANDS_WITHOUT_REPLY.has(command)) await executeUnanswered(context, agent, command, args);
     else {
-      await executeAndPrint(context, agent, command, args, (value) => formatJson(value, context.global.pretty))
+      const render = (value: unknown) => formatJson(value, context.global.pretty);
+      await executeAndPrint(context, agent, command, args, render, "return", "the guest agent")
         .catch(async (error) => {
           if (error instanceof CommandError && error.errorClass === "CommandNotFound") {
             throw await unknownCommand(context, agent, command, error);

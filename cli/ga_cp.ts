@@ -1,5 +1,5 @@
 /** `qmpctl ga cp SRC DST`: a file into or out of the guest (`:/path` is the guest side). @module */
-import { abortable } from "../lib/abort.ts";
+import { abortable, graceAfter } from "../lib/abort.ts";
 import type { GuestAgent } from "../lib/agent_client.ts";
 import { decodeBase64, encodeBase64 } from "../lib/base64.ts";
 import { concatBytes } from "../lib/bytes.ts";
@@ -17,8 +17,10 @@ import { cleaningUpOnFatalSignal, type CommandContext } from "./session.ts";
  */
 export const CHUNK_BYTES = 1 << 20;
 
-/** How long closing the guest's file handle may take once the copy has failed or been interrupted. */
+/** How long closing the guest's file handle may take (it flushes what was written). */
 const CLOSE_BOUND_MS = 5000;
+/** How long it may take once the run's bound (--timeout, SIGINT) has passed: a stuck agent is not waited for. */
+const CLOSE_GRACE_MS = 500;
 
 export async function run(context: CommandContext): Promise<number> {
   if (context.words.length !== 2) {
@@ -151,8 +153,8 @@ async function withGuestFile(
   signal: AbortSignal,
   work: (handle: number) => Promise<void>,
 ): Promise<void> {
-  const close = (handle: unknown) =>
-    agent.execute("guest-file-close", { handle }, { signal: AbortSignal.timeout(CLOSE_BOUND_MS) });
+  const bound = () => graceAfter(signal, CLOSE_GRACE_MS, CLOSE_BOUND_MS);
+  const close = (handle: unknown) => agent.execute("guest-file-close", { handle }, { signal: bound() });
   // Sent without the run's signal: when SIGINT or --timeout comes before the
   // reply, the agent opens the file all the same, and its handle must be closed.
   const opening = agent.execute("guest-file-open", { path, mode });
@@ -161,7 +163,7 @@ async function withGuestFile(
     handle = await abortable(opening, signal, "the guest agent's reply to guest-file-open");
   } catch (error) {
     if (signal.aborted) {
-      await abortable(opening, AbortSignal.timeout(CLOSE_BOUND_MS), "").then(close).catch(() => {});
+      await abortable(opening, bound(), "").then(close).catch(() => {});
     }
     throw error;
   }
@@ -181,7 +183,7 @@ async function withGuestFile(
   } catch (error) {
     throw naming(error);
   } finally {
-    // The run's signal may have aborted already: closing gets its own bound.
+    // The run's signal may have aborted already: closing gets a little longer.
     if (failed) await close(handle).catch(() => {});
     else await close(handle).catch((error) => Promise.reject(naming(error)));
   }

@@ -222,6 +222,7 @@ export async function executeAndPrint(
   args: Record<string, unknown> | undefined,
   render: (value: unknown) => string,
   key: "return" | "text" = "return",
+  answerer = "QEMU", // who answered, for the message of an output that failed after it
 ): Promise<void> {
   let value: unknown;
   try {
@@ -243,8 +244,10 @@ export async function executeAndPrint(
     : writeStdout(render(value), context.signal);
   return printed.catch((error) => { // a script must not take 74 or 124 for "not done" and run it again
     const ran = key === "text" ? `'${args?.["command-line"]}'` : command; // the human monitor's line as typed
-    if (error instanceof OutputError) error.message += ` (${ran} was run: QEMU answered it)`;
-    else if (error instanceof TimeoutError) error.message = `${ran} was run (QEMU answered it), but ${error.message}`;
+    if (error instanceof OutputError) error.message += ` (${ran} was run: ${answerer} answered it)`;
+    else if (error instanceof TimeoutError) {
+      error.message = `${ran} was run (${answerer} answered it), but ${error.message}`;
+    }
     throw error;
   });
 }

@@ -44,3 +44,16 @@ export function abortable<T>(
   work.then(settle(resolve), settle(reject));
   return promise;
 }
+
+/**
+ * A bound for cleanup that may outlast the run's `signal` a little (closing
+ * a guest file after a timeout): it aborts `graceMs` after `signal` does,
+ * with `signal`'s reason, or `limitMs` from now, whichever comes first.
+ */
+export function graceAfter(signal: AbortSignal, graceMs: number, limitMs: number): AbortSignal {
+  const late = new AbortController();
+  const start = () => setTimeout(() => late.abort(signal.reason), graceMs);
+  if (signal.aborted) start();
+  else signal.addEventListener("abort", start, { once: true });
+  return AbortSignal.any([late.signal, AbortSignal.timeout(limitMs)]);
+}

@@ -42,7 +42,7 @@ const MONITOR_SNIFF_CHARS = 16;
  * wait goes on as long as bytes keep coming, up to a bound.
  */
 const OWED_REPLIES_SILENCE_MS = 300; // qemu-ga took 114 ms to build a 22 MB reply here
-const OWED_REPLIES_MAX_MS = 5000;
+const OWED_REPLIES_MAX_MS = 1000; // beyond a run's --timeout or Ctrl-C: kept short
 
 /** Options of `GuestAgent.connect`. */
 export interface AgentConnectOptions {
@@ -184,7 +184,7 @@ export class GuestAgent {
 
   /**
    * Close the connection once the replies still owed (to calls given up) have
-   * come, or nothing has come for 300 ms (at most 5 s while bytes keep
+   * come, or nothing has come for 300 ms (at most 1 s while bytes keep
    * coming); pending calls fail with DisconnectedError.
    */
   async close(): Promise<void> {

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
-import { qmpctl, startQmpctl } from "./helpers/cli.ts";
+import { QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
 import { startQemu } from "./helpers/qemu.ts";
 import { agentDir, fakeAgent, startAgent, type TestAgent } from "./helpers/qemu_ga.ts";
 
@@ -17,6 +17,17 @@ const ga = (...args: string[]) => qmpctl(["-s", agent.socket, "ga", ...args]);
 describe("ga AGENT-COMMAND against qemu-ga", () => {
   test("guest-ping prints {} and exits 0", async () => {
     expect(await ga("guest-ping")).toMatchObject({ code: 0, stdout: "{}\n", stderr: "" });
+  });
+
+  test("an output that cannot be written: exit 74, saying the guest agent answered (the command was run)", async () => {
+    const run = Bun.spawn(["sh", "-c", 'exec "$@" > /dev/full', "sh", QMPCTL, "-s", agent.socket, "ga", "guest-ping"], {
+      stderr: "pipe",
+    });
+    expect({ stderr: await new Response(run.stderr).text(), code: await run.exited }).toEqual({
+      code: 74,
+      stderr: "qmpctl: could not write the output: no space left on the device (ENOSPC) " +
+        "(guest-ping was run: the guest agent answered it)\n",
+    });
   });
 
   test("$QMPCTL_GA_SOCKET gives the address", async () => {
@@ -327,6 +338,30 @@ describe("ga wait", () => {
       silent.stop();
     }
   });
+
+  test(
+    "a peer that sends bytes without end and never answers: --timeout ends the run within a second of it",
+    async () => {
+      const dir = agentDir();
+      const path = join(dir, "chatty.sock");
+      const garbage = new TextEncoder().encode("garbage\n".repeat(8192));
+      const senders: ReturnType<typeof setInterval>[] = [];
+      const listener = Bun.listen({
+        unix: path,
+        socket: { open: (socket) => void senders.push(setInterval(() => socket.write(garbage), 5)), data() {} },
+      });
+      try {
+        const result = await qmpctl(["-s", path, "ga", "guest-ping", "--timeout", "1s"]);
+        expect(result).toMatchObject({ code: 124, stdout: "" });
+        expect(result.ms).toBeLessThan(2500); // it took 6 s: the wait for owed replies went on while bytes came
+      } finally {
+        senders.forEach(clearInterval);
+        listener.stop(true);
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    15_000,
+  );
 
   test("an agent that opens its port after the first sync (which it never sees) is found within seconds, not --connect-timeout", async () => {
     const opened = Date.now() + 1500; // what came before is lost, as a serial port's input before qemu-ga opens it

@@ -210,6 +210,38 @@ describe("ga cp", () => {
     expect(midway.ms).toBeLessThan(5000);
   });
 
+  test(
+    "--timeout with an agent that stops answering mid-copy (a stuck guest): the run ends within a second of it",
+    async () => {
+      const stuck = await startAgent();
+      try {
+        const copying = startQmpctl([
+          "-s",
+          stuck.socket,
+          "ga",
+          "cp",
+          ":/dev/zero",
+          join(stuck.dir, "zeros"),
+          "--timeout",
+          "1500ms",
+        ]);
+        await Bun.sleep(500);
+        stuck.process.kill("SIGSTOP");
+        const result = await copying.result;
+        expect(result).toMatchObject({
+          code: 124,
+          stderr: "qmpctl: timed out waiting for the guest agent's reply to guest-file-read (--timeout 1500ms)\n",
+        });
+        expect(result.ms).toBeLessThan(3000); // it took 6.5 s: closing the guest file waited 5 s for the agent
+        expect(existsSync(join(stuck.dir, "zeros"))).toBe(false);
+      } finally {
+        stuck.process.kill("SIGCONT");
+        await stuck.stop();
+      }
+    },
+    15_000,
+  );
+
   test("--timeout bounds a copy to a stdout whose reader does not read", async () => {
     // stdout is a FIFO that this test holds open and never reads: qmpctl's writes block once it is full.
     const fifo = path("unread.fifo");
