@@ -78,11 +78,14 @@ export async function run(context: CommandContext): Promise<number> {
         await abortable(new Promise((resolve) => setTimeout(resolve, pause)), signal, "");
       }
     } catch (error) {
+      const unknown = `${path} (guest pid ${pid}) may still be running in the guest`;
       if (error instanceof DisconnectedError || error instanceof ConnectionError) { // the agent went away
-        const unknown = `${path} (guest pid ${pid}) may still be running in the guest`;
         throw new DisconnectedError(`${error.message}; ${unknown}`, { cause: error });
       }
-      if (!signal.aborted) throw error;
+      if (!signal.aborted) { // guest-exec-status refused (an agent run with -b guest-exec-status), or garbled
+        if (error instanceof Error) error.message += `; ${unknown}`;
+        throw error;
+      }
       const stopped = ended(signal);
       // qmpctl says nothing of its own on SIGINT; here the program outlives it, which the user must know.
       if (stopped instanceof AbortedError) {

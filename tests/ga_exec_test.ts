@@ -124,6 +124,19 @@ describe("ga exec", () => {
     expect(result.stderr).toMatch(/; sleep \(guest pid \d+\) may still be running in the guest\n$/);
   });
 
+  test("guest-exec-status refused (qemu-ga -b guest-exec-status): exit 1, saying the program may still run", async () => {
+    const blocked = await startAgent(undefined, "unix-listen", ["-b", "guest-exec-status"]);
+    try {
+      const result = await qmpctl(["-s", blocked.socket, "ga", "exec", "--", "true"]);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(
+        /^qmpctl: CommandNotFound: .*guest-exec-status.*; true \(guest pid \d+\) may still be running in the guest/,
+      );
+    } finally {
+      await blocked.stop();
+    }
+  });
+
   test("SIGINT exits 130 and says the program may still run in the guest", async () => {
     const running = startQmpctl(["-s", agent.socket, "ga", "exec", "--", "sleep", "37.25"]);
     // The program has started once the agent's child is there (this machine is the guest).
