@@ -160,6 +160,20 @@ describe("proxy: per-connection commands and negotiation", () => {
     client.close();
   });
 
+  test("exec-oob from a client that did not enable oob gets QEMU 7.2's own error, and nothing runs", async () => {
+    const { client } = await negotiatedClient(shared);
+    client.send({ "exec-oob": "stop", id: 9 });
+    client.send({ execute: "stop", "exec-oob": "x", id: 3 });
+    client.send({ execute: "query-status", id: 4 });
+    const unexpected = { class: "GenericError", desc: "QMP input member 'exec-oob' is unexpected" };
+    expect(await client.replies(3)).toEqual([
+      { error: unexpected, id: 9 },
+      { error: unexpected, id: 3 },
+      { return: { status: "running", singlestep: false, running: true }, id: 4 },
+    ]);
+    client.close();
+  });
+
   test("input that is not a JSON object gets an id-less error, and the client reads on, as with QEMU", async () => {
     const { client } = await negotiatedClient(shared);
     client.send("[1]");

@@ -235,9 +235,7 @@ export class Downstream {
           "use QEMU's monitor directly",
       );
     }
-    if ("exec-oob" in m && !this.oob) {
-      return this.#error(m, "GenericError", "Please enable out-of-band first for the session during handshake");
-    }
+    if ("exec-oob" in m && !this.oob) return this.#error(m, "GenericError", "QMP input member 'exec-oob' is unexpected");
     const refused = refusedByQemuParser(m);
     if (refused) return this.#error(m, "GenericError", refused);
     if (++this.#forwarded - this.#answered >= this.#limits.maxInFlight && !this.#paused) {
