@@ -23,6 +23,9 @@ import { decodeUtf8 } from "./utf8.ts";
 /** The default bound on one message: QEMU's largest are a few hundred KB. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
+/** How the error for input that does not begin a JSON object begins. */
+export const NOT_AN_OBJECT = "expected a JSON object";
+
 /** The deepest nesting of objects and arrays accepted, as in QEMU's own parser. */
 export const MAX_NESTING = 1024;
 
@@ -105,7 +108,7 @@ export class JsonFramer {
         i++;
         continue;
       }
-      if (byte !== OPEN_BRACE) throw new ProtocolError(`expected a JSON object, got ${describeByte(byte)}`);
+      if (byte !== OPEN_BRACE) throw new ProtocolError(`${NOT_AN_OBJECT}, got ${describeByte(byte)}`);
       this.#depth = 1;
       i = this.#scan(chunk, i, i + 1, out);
     }
@@ -135,7 +138,7 @@ export class JsonFramer {
         c++, b++; // blanks are ASCII
         continue;
       }
-      if (code !== OPEN_BRACE) throw new ProtocolError(`expected a JSON object, got ${describeByte(chunk[b])}`);
+      if (code !== OPEN_BRACE) throw new ProtocolError(`${NOT_AN_OBJECT}, got ${describeByte(chunk[b])}`);
       const lineEnd = text.indexOf("\n", c);
       const byteEnd = oneByteEach ? b + (lineEnd - c) : chunk.indexOf(NEWLINE, b);
       // A line of at most 2 * maxNesting characters cannot nest deeper (each level takes two).

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { JsonFramer, MAX_NESTING } from "../framing.ts";
+import { JsonFramer, MAX_NESTING, NOT_AN_OBJECT } from "../framing.ts";
 import type { AcceptedTransport, TransportEvents } from "../transport.ts";
 import { duplicateKey, refusedByQemuParser } from "../parser_limits.ts";
 
@@ -168,9 +168,14 @@ export class Downstream {
     } catch (error) {
       // QEMU answers unparsable input with an id-less error and reads on; so does the proxy, from
       // the line after the malformed one (what a person at socat typed) with a fresh framer.
-      this.#error(undefined, "GenericError", `JSON parse error, ${(error as Error).message}`);
+      const start = this.#endOfMessages(chunk, taken);
+      const end = chunk.indexOf(NEWLINE, start);
+      // QEMU's parser takes any JSON value, and answers one that is not an object ([1], "text") so.
+      const notAnObject = end >= 0 && (error as Error).message.startsWith(NOT_AN_OBJECT) &&
+        isJsonButNoObject(chunk.subarray(start, end));
+      const message = notAnObject ? "QMP input must be a JSON object" : `JSON parse error, ${(error as Error).message}`;
+      this.#error(undefined, "GenericError", message);
       this.#framer = this.#newFramer();
-      const end = chunk.indexOf(NEWLINE, this.#endOfMessages(chunk, taken));
       if (end < 0) this.#skippingLine = true;
       else this.#receive(chunk.subarray(end + 1));
     }
@@ -210,10 +215,7 @@ export class Downstream {
     return at;
   }
 
-  #handle(message: unknown): void {
-    if (typeof message !== "object" || message === null || Array.isArray(message)) {
-      return this.#error(undefined, "GenericError", "QMP input must be a JSON object");
-    }
+  #handle(message: unknown): void { // the framer's messages are JSON objects
     const m = message as Record<string, unknown>;
     const command = m.execute ?? m["exec-oob"];
     if (!this.running) { // answered here, as QEMU would answer it (after negotiation QEMU answers itself)
@@ -308,4 +310,14 @@ function malformedRequest(m: Record<string, unknown>): string | undefined {
     } else if (name !== "id") return `QMP input member '${name}' is unexpected`;
   }
   return hasExecute ? undefined : "QMP input lacks member 'execute'";
+}
+
+/** Whether `line` is one JSON value other than an object (which QEMU's parser takes, to refuse it). */
+function isJsonButNoObject(line: Uint8Array): boolean {
+  try {
+    const value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(line));
+    return typeof value !== "object" || value === null || Array.isArray(value);
+  } catch {
+    return false;
+  }
 }
