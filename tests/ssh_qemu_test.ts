@@ -400,27 +400,31 @@ describe("connection sharing (ControlMaster in the user's ssh config)", () => {
     }
   });
 
-  test("events: a master that ends lost the connection (3); QEMU's own close through a live one ends it (0)", async () => {
-    const { shared, control } = sharedConnection("ssh_config_events");
-    const other = await startQemu();
-    try {
-      const lost = startListener(["-s", viaAlias(), "events", "--timeout", "20s"], 20_000, shared);
-      await lost.ready;
-      control("exit");
-      expect(await lost.result).toMatchObject({
-        code: 3,
-        stderr: `qmpctl: lost the connection to ${viaAlias()}: the shared ssh connection (ControlMaster) ended\n`,
-      });
-      const address = `ssh://vmhost${other.socket}`;
-      const ended = startListener(["-s", address, "events", "--timeout", "20s"], 20_000, shared);
-      await ended.ready;
-      await other.control.execute("quit");
-      expect(await ended.result).toMatchObject({ code: 0, stderr: "" });
-    } finally {
-      control("exit");
-      await other.stop();
-    }
-  }, 30_000);
+  test(
+    "events: a master that ends lost the connection (3); QEMU's own close through a live one ends it (0)",
+    async () => {
+      const { shared, control } = sharedConnection("ssh_config_events");
+      const other = await startQemu();
+      try {
+        const lost = startListener(["-s", viaAlias(), "events", "--timeout", "20s"], 20_000, shared);
+        await lost.ready;
+        control("exit");
+        expect(await lost.result).toMatchObject({
+          code: 3,
+          stderr: `qmpctl: lost the connection to ${viaAlias()}: the shared ssh connection (ControlMaster) ended\n`,
+        });
+        const address = `ssh://vmhost${other.socket}`;
+        const ended = startListener(["-s", address, "events", "--timeout", "20s"], 20_000, shared);
+        await ended.ready;
+        await other.control.execute("quit");
+        expect(await ended.result).toMatchObject({ code: 0, stderr: "" });
+      } finally {
+        control("exit");
+        await other.stop();
+      }
+    },
+    30_000,
+  );
 });
 
 describe("the guest agent over ssh://", () => {

@@ -237,7 +237,9 @@ export class Downstream {
           "use QEMU's monitor directly",
       );
     }
-    if ("exec-oob" in m && !this.oob) return this.#error(m, "GenericError", "QMP input member 'exec-oob' is unexpected");
+    if ("exec-oob" in m && !this.oob) {
+      return this.#error(m, "GenericError", "QMP input member 'exec-oob' is unexpected");
+    }
     const refused = refusedByQemuParser(m);
     if (refused) return this.#error(m, "GenericError", refused);
     if (++this.#forwarded - this.#answered >= this.#limits.maxInFlight && !this.#paused) {
