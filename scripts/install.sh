@@ -57,11 +57,12 @@ release_name() {
 
 # The binary: this machine's release binary beside the script (any mode:
 # install sets it; on x64 the baseline build, which runs on every x86-64, when
-# only it was downloaded), or a source checkout's own dist/qmpctl. Never
-# ../dist/ from a release folder: for /tmp/qmpctl-0.1.0 that is /tmp/dist, anyone's.
+# only it was downloaded), or a source tree's own dist/qmpctl (a checkout, or
+# an unpacked source tarball: build.sh beside this script, cli.ts above it).
+# Never ../dist/ from a release folder: for /tmp/qmpctl-0.1.0 that is /tmp/dist, anyone's.
 name=$(release_name || true)
 source_checkout=false
-[ -f "$here/build.sh" ] && [ -e "$here/../.git" ] && source_checkout=true
+[ -f "$here/build.sh" ] && [ -f "$here/../cli.ts" ] && source_checkout=true
 if [ -n "$name" ] && [ -f "$here/$name" ]; then
   binary=$here/$name
 elif [ "$name" = qmpctl-linux-x64 ] && [ -f "$here/qmpctl-linux-x64-baseline" ]; then
@@ -69,7 +70,7 @@ elif [ "$name" = qmpctl-linux-x64 ] && [ -f "$here/qmpctl-linux-x64-baseline" ];
 elif $source_checkout && [ -f "$here/../dist/qmpctl" ]; then
   binary=$(cd "$here/../dist" && pwd)/qmpctl
 elif $source_checkout; then
-  echo "install.sh: no dist/qmpctl in this checkout: build it first (scripts/build.sh)" >&2
+  echo "install.sh: no dist/qmpctl in this source tree: build it first (scripts/build.sh)" >&2
   exit 1
 else
   echo "install.sh: no ${name:-qmpctl binary for this machine} beside this script in $here" >&2

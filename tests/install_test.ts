@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import {
   chmodSync,
   copyFileSync,
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -108,6 +109,30 @@ describe("each shell finds the installed completion by itself and completes 'qmp
         await terminal.close();
       }
     });
+  }
+});
+
+test("an unpacked source tarball (no .git) installs its own dist/qmpctl, as a checkout does", () => {
+  const tree = mkdtempSync(join(tmpdir(), "qmpctl-tarball-"));
+  try {
+    for (const part of ["scripts", "cli.ts"]) {
+      cpSync(resolve(import.meta.dir, "..", part), join(tree, part), { recursive: true });
+    }
+    const install = join(tree, "scripts/install.sh");
+    expect(run([install, join(tree, "prefix")])).toEqual({
+      code: 1,
+      stdout: "",
+      stderr: "install.sh: no dist/qmpctl in this source tree: build it first (scripts/build.sh)\n",
+    });
+    mkdirSync(join(tree, "dist"));
+    for (const file of ["qmpctl", "qmpctl.1"]) {
+      copyFileSync(resolve(import.meta.dir, "../dist", file), join(tree, "dist", file));
+    }
+    const result = run([install, join(tree, "prefix")]);
+    expect(result).toMatchObject({ code: 0, stderr: "" });
+    expect(result.stdout).toContain(`from ${join(tree, "dist/qmpctl")} into ${join(tree, "prefix")}`);
+  } finally {
+    rmSync(tree, { recursive: true, force: true });
   }
 });
 
