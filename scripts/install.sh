@@ -100,6 +100,8 @@ if [ -f "$here/SHA256SUMS" ]; then
       exit 1
     fi
   done
+elif ! $source_checkout; then
+  echo "install.sh: no SHA256SUMS beside this script: $binary and its man page are installed unchecked" >&2
 fi
 
 install -d "$prefix/bin" "$prefix/share/man/man1" "$prefix/share/bash-completion/completions" \

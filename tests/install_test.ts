@@ -316,6 +316,17 @@ describe("sh install.sh from a release folder, as the README downloads it", () =
     expect(release.plantedRan()).toBe(false);
   });
 
+  test("without SHA256SUMS it installs, and says on stderr that nothing was checked", () => {
+    const release = releaseFolder(NAME);
+    rmSync(join(release.folder, "SHA256SUMS"));
+    expect(release.install()).toMatchObject({
+      code: 0,
+      stderr: `install.sh: no SHA256SUMS beside this script: ${
+        join(release.folder, NAME)
+      } and its man page are installed unchecked\n`,
+    });
+  });
+
   test("a SHA256SUMS with CRLF line ends (sha256sum -c takes it) is read as its lines", () => {
     const release = releaseFolder(NAME);
     const sums = join(release.folder, "SHA256SUMS");
