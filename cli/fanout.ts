@@ -90,8 +90,10 @@ export interface FanoutOptions {
 
 /**
  * Run `run` once per address, at most `jobs` at a time, with each output
- * line labelled; resolves to the combined exit status. SIGINT and an output
- * that cannot be written (a closed pipe, a full disk) end the whole run (thrown).
+ * line labelled; resolves to the combined exit status. An output that cannot
+ * be written (a closed pipe, a full disk) ends the whole run (thrown); so
+ * does SIGINT, once every target under way has ended (each says what it
+ * leaves undone) and without starting those still waiting for their turn.
  */
 export async function runOnEach(
   context: CommandContext,
@@ -112,6 +114,7 @@ export async function runOnEach(
     });
   };
   const statuses: number[] = new Array(addresses.length).fill(EXIT.OK);
+  let interrupted: unknown;
   const runTarget = async (address: string): Promise<number> => {
     const target = { label: address, write };
     const own: CommandContext = { ...context, global: { ...context.global, socket: address }, target };
@@ -123,6 +126,7 @@ export async function runOnEach(
       await fail(`not tried: --timeout ran out while it waited for its turn (--jobs ${options.jobs})`);
       return EXIT.TIMEOUT;
     }
+    if (context.signal.aborted) return EXIT.INTERRUPTED; // SIGINT before its turn: nothing done, nothing to say
     try {
       return await run(own);
     } catch (error) {
@@ -133,9 +137,11 @@ export async function runOnEach(
         (error as Error).message = `${address}: ${(error as Error).message}` +
           (addresses.length > 1 ? "; the other targets' output is lost too" : "");
       }
-      if (status === undefined || status === EXIT.OK || status === EXIT.INTERRUPTED || status === EXIT.OUTPUT) {
-        throw error;
+      if (status === EXIT.INTERRUPTED) {
+        interrupted ??= error;
+        return status;
       }
+      if (status === undefined || status === EXIT.OK || status === EXIT.OUTPUT) throw error;
       const reason = (error as Error).message;
       await fail(reason, error instanceof CommandError ? { error: error.response.error } : undefined);
       return status;
@@ -150,6 +156,7 @@ export async function runOnEach(
   };
   await Promise.all(Array.from({ length: Math.min(options.jobs, addresses.length) }, worker));
   await output;
+  if (interrupted) throw interrupted;
   return combinedStatus(statuses);
 }
 

@@ -214,6 +214,37 @@ describe("qmpctl batch interrupted", () => {
   });
 });
 
+describe("qmpctl batch interrupted on several targets", () => {
+  test("Ctrl-C: each target under way names its own lines without an answer, labelled; exit 130", async () => {
+    const waiting: Promise<void>[] = [];
+    const servers = [0, 1].map(() => {
+      let sentAll = () => {};
+      waiting.push(new Promise<void>((resolve) => (sentAll = resolve)));
+      return fakeServer(async (connection) => {
+        await connection.handshake();
+        connection.reply(await connection.nextRequest(), { n: 0 });
+        await connection.nextRequest();
+        await connection.nextRequest();
+        sentAll(); // the second and third are never answered
+        await connection.closed;
+      });
+    });
+    try {
+      const running = startQmpctl(["-s", servers[0].path, "-s", servers[1].path, "batch"], {
+        stdin: "query-status\n".repeat(3),
+      });
+      const result = await interrupt(running, Promise.all(waiting));
+      expect(result.code).toBe(130);
+      expect(result.stderr.split("\n").filter(Boolean).sort()).toEqual(
+        servers.map((server) => `qmpctl: ${server.path}: interrupted; no answer to lines 2-3, which QEMU may have run`)
+          .sort(),
+      );
+    } finally {
+      for (const server of servers) server.stop();
+    }
+  });
+});
+
 describe("qmpctl batch with --timeout", () => {
   test("replies that do not come in time: exit 124, naming the lines without an answer", async () => {
     const server = fakeServer(async (connection) => {

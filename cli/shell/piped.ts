@@ -197,7 +197,10 @@ export async function runPiped(options: PipedOptions): Promise<number> {
       }
       // qmpctl says nothing of its own on Ctrl-C, but lines sent and not answered may have run: said here.
       if (error instanceof AbortedError && unanswered.length > 0) {
-        writeStderrLine(`qmpctl: interrupted; no answer to ${lineNumbers(unanswered)}, which QEMU may have run`);
+        const which = options.label === undefined ? "" : `${options.label}: `; // one of several targets
+        writeStderrLine(
+          `qmpctl: ${which}interrupted; no answer to ${lineNumbers(unanswered)}, which QEMU may have run`,
+        );
       }
     }
     throw error;
