@@ -40,7 +40,7 @@ A file such as setup.qmp:
 
 With several sockets each VM runs the whole input, and each line carries
 "socket" (the input is read once, into memory, before any is connected: at
-most 64 MiB).
+most 64 MiB and 1048576 lines).
 
 ${
     exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "OUTPUT", "TIMEOUT", "INTERRUPTED"], {
@@ -58,8 +58,9 @@ ${
  */
 let sharedInput: Promise<(string | BadLine)[]> | undefined;
 
-/** Bound on that input, held whole in memory (its text, and ~64 bytes a line of the engine's own). */
+/** Bounds on that input, held whole in memory: its text, and its lines (each ~64 bytes of the engine's own). */
 const SHARED_INPUT_MAX_BYTES = 64 * 1024 * 1024;
+const SHARED_INPUT_MAX_LINES = 1024 * 1024;
 
 function readSharedInput(context: CommandContext): Promise<(string | BadLine)[]> {
   return sharedInput ??= abortable(readWhole(inputLines(inputFile(context))), context.signal, "the input to end");
@@ -69,11 +70,11 @@ async function readWhole(lines: AsyncIterable<string | BadLine>): Promise<(strin
   const all: (string | BadLine)[] = [];
   let bytes = 0;
   for await (const line of lines) {
-    bytes += (typeof line === "string" ? line.length : 0) + 64;
-    if (bytes > SHARED_INPUT_MAX_BYTES) {
+    bytes += (typeof line === "string" ? line.length : 0) + 1;
+    if (bytes > SHARED_INPUT_MAX_BYTES || all.length === SHARED_INPUT_MAX_LINES) {
       throw new UsageError(
         "with several targets batch reads its input whole before it starts, and this one holds more than " +
-          "64 MiB: run it on each VM in turn (or split it)",
+          `${bytes > SHARED_INPUT_MAX_BYTES ? "64 MiB" : "1048576 lines"}: run it on each VM in turn (or split it)`,
       );
     }
     all.push(line);

@@ -175,17 +175,24 @@ describe("qmpctl batch against a scripted server", () => {
 });
 
 test(
-  "with several targets, an input that never ends is refused past its bound (exit 2), not read into memory for ever",
+  "with several targets, an input that never ends is refused past its bounds (exit 2), not read into memory for ever",
   async () => {
-    const script = 'yes query-status | "$0" -s /nonexistent/a.qmp -s /nonexistent/b.qmp batch';
-    expect(await qmpctlInShell(script)).toEqual({
+    const refused = (bound: string) => ({
       code: 2,
       stdout: "",
       stderr: "qmpctl: with several targets batch reads its input whole before it starts, and this one holds more " +
-        "than 64 MiB: run it on each VM in turn (or split it)\n",
+        `than ${bound}: run it on each VM in turn (or split it)\n`,
     });
+    const targets = "-s /nonexistent/a.qmp -s /nonexistent/b.qmp";
+    expect(await qmpctlInShell(`yes query-status | "$0" ${targets} batch`)).toEqual(refused("1048576 lines"));
+    const long = "$(head -c 100000 /dev/zero | tr '\\0' x)"; // lines of 100 kB: the 64 MiB come first
+    expect(await qmpctlInShell(`yes "${long}" | "$0" ${targets} batch`)).toEqual(refused("64 MiB"));
+    // A million short lines (11 MB) are within both: read whole, then the targets are tried (and not there).
+    const million = await qmpctlInShell(`yes query-name | head -1000000 | "$0" ${targets} batch`);
+    expect(million.code).toBe(3);
+    expect(million.stderr).not.toContain("reads its input whole");
   },
-  30_000,
+  60_000,
 );
 
 describe("qmpctl batch interrupted", () => {
