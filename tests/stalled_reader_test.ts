@@ -12,6 +12,7 @@ import { QMPCTL } from "./helpers/cli.ts";
 import { type FakeServer, fakeServer } from "./helpers/fake_server.ts";
 import { floodEvent, floodServer } from "./helpers/flood_server.ts";
 import { blockedIn, waitUntil } from "./helpers/process_state.ts";
+import { startQemu } from "./helpers/qemu.ts";
 
 // Far more than a pipe holds (64 KiB): the write must wait for the reader.
 const BIG = Array.from({ length: 4000 }, (_, i) => `member ${i} of a reply larger than a pipe holds`);
@@ -142,6 +143,24 @@ test("batch and the piped shell, --timeout 1s, a reader that does not read: exit
     expect({ command, code }).toEqual({ command, code: 124 });
     expect(stderr).toContain("timed out waiting for stdout to take the output");
     expect(ms).toBeLessThan(8000);
+  }
+});
+
+test("batch whose reader stops taking its output: the timeout names stdout as what held it, not QEMU's replies", async () => {
+  // A real QEMU: it stops reading requests while its answers wait, so lines are still unanswered at the bound.
+  const qemu = await startQemu();
+  try {
+    const run = runWithStalledReader(
+      ["-s", qemu.socket, "batch", "--timeout", "1s"],
+      [],
+      "query-qmp-schema\n".repeat(300),
+    );
+    const { code, stderr } = await run.exited;
+    await run.release();
+    expect(code).toBe(124);
+    expect(stderr).toMatch(/^qmpctl: timed out waiting for stdout to take the output; QEMU ran lines 1-\d+; no answer/);
+  } finally {
+    await qemu.stop();
   }
 });
 

@@ -17,7 +17,7 @@
  * @module
  */
 import type { QmpClient } from "../../lib/client.ts";
-import { AbortedError, abortErrorFor, DisconnectedError } from "../../lib/errors.ts";
+import { AbortedError, abortErrorFor, DisconnectedError, TimeoutError } from "../../lib/errors.ts";
 import { BadLine, readLines, writeStderrLine, writeStdout } from "../io.ts";
 import { UsageError } from "../options.ts";
 import { formatJson } from "../session.ts";
@@ -64,10 +64,12 @@ export async function runPiped(options: PipedOptions): Promise<number> {
   let unwritten = "";
   // A write that fails (the reader has gone: `| head -1`) ends the run, as for cat or jq: no more lines are sent.
   let outputBroken = false;
+  let outputError: unknown;
   const outputFailure = Promise.withResolvers<never>();
   outputFailure.promise.catch(() => {}); // raced below
   const outputFailed = (error: unknown) => {
     outputBroken = true;
+    outputError = error;
     outputFailure.reject(error);
   };
   const print = (value: Record<string, unknown>) => {
@@ -184,6 +186,8 @@ export async function runPiped(options: PipedOptions): Promise<number> {
       if (!signal.aborted) error = first; // after an abort, the lines in flight fail because of it
     }
     await output.catch(() => {});
+    // A reader that did not take the output in time held the run, not QEMU: its error says so.
+    if (signal.aborted && outputError instanceof TimeoutError) error = outputError;
     if (options.nameUnanswered && error instanceof Error) {
       const unanswered = window.filter((w) => !w.settled).map((w) => w.line);
       // Output that could not be written (a full disk, a closed stdout) holds no results: say which lines
