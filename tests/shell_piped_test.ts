@@ -53,6 +53,15 @@ describe("qmpctl shell with piped stdin", () => {
     expect(code).toBe(1);
   });
 
+  test("a raw line with both execute and exec-oob, or neither: an error line saying which", async () => {
+    const { code, stdout } = await shell('{"execute": "query-name", "exec-oob": "stop"}\n{"arguments": {}}\n');
+    expect(stdout).toBe(
+      '{"error":{"class":"ArgumentError","desc":"a raw QMP line holds \\"execute\\" or \\"exec-oob\\", not both"}}\n' +
+        '{"error":{"class":"ArgumentError","desc":"a raw QMP line needs \\"execute\\" (or \\"exec-oob\\") with a command name"}}\n',
+    );
+    expect(code).toBe(1);
+  });
+
   test("a line that is not UTF-8 is an error line in its place, not sent with U+FFFD (shell and batch)", async () => {
     const text = (t: string) => [...new TextEncoder().encode(t)];
     const input = new Uint8Array([...text("set_link name=caf"), 0xe9, ...text(" up=on\nquery-name\n")]);

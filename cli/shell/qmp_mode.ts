@@ -127,7 +127,10 @@ export class QmpMode implements ShellMode {
   #raw(text: string, signal: AbortSignal): Promise<Outcome> {
     const { execute, "exec-oob": oob, arguments: args, id, ...unknown } = jsonObject(text);
     const command = execute ?? oob;
-    if (typeof command !== "string" || (execute !== undefined && oob !== undefined)) {
+    if (execute !== undefined && oob !== undefined) {
+      throw new ArgumentError('a raw QMP line holds "execute" or "exec-oob", not both');
+    }
+    if (typeof command !== "string") {
       throw new ArgumentError('a raw QMP line needs "execute" (or "exec-oob") with a command name');
     }
     const extra = Object.keys(unknown);
