@@ -154,6 +154,16 @@ describe("qmpctl shell on a terminal", () => {
     }, 30);
   });
 
+  test("a line that fills its row exactly: its result comes on the next row, no blank row between", async () => {
+    await use([], async (terminal) => {
+      await terminal.type('{"execute":"query-name"}'); // 6 + 24 characters: the whole row of 30
+      await terminal.press("Enter");
+      const screen = await terminal.waitFor("the result", (s) => s.includes('{"name":"vm1"}'));
+      const at = screen.indexOf('(vm1) {"execute":"query-name"}');
+      expect(screen.slice(at, at + 3)).toEqual(['(vm1) {"execute":"query-name"}', '{"name":"vm1"}', "(vm1)"]);
+    }, 30);
+  });
+
   test("events off mutes events; events on shows them again", async () => {
     await use([], async (terminal) => {
       expect(await enter(terminal, "events off")).toEqual(["(vm1) events off", "events off"]);

@@ -66,9 +66,11 @@ export class Screen {
     if (!shown) return;
     const end = [...shown.text].length;
     const out = shown.cursor === end ? "" : this.#draw({ ...shown, cursor: end }, true);
+    // A line that fills its last row left the cursor on the next row already (see #draw).
+    const below = layout([...shown.prompt, ...shown.text], Math.max(1, this.#columns())).fullRow && suffix === "";
     this.#shown = undefined;
     this.#cursorRow = 0;
-    this.#write(out + suffix + "\r\n");
+    this.#write(out + suffix + (below ? "\r" : "\r\n"));
   }
 
   /** Whether the prompt and a line are drawn (the shell waits for a key), or were left. */
