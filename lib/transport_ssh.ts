@@ -288,7 +288,11 @@ function sshCommand(): string[] {
 
 let stopping = false;
 
-/** Stop every live ssh when the process exits, and on SIGTERM/SIGHUP before dying of them. */
+/**
+ * Stop every live ssh when the process exits, and on SIGTERM/SIGHUP before
+ * dying of them. A program that handles those signals itself does not die of
+ * them: its ssh connections are left to it (to close, or to its exit).
+ */
 function stopOnExit(): void {
   if (stopping) return;
   stopping = true;
@@ -300,6 +304,7 @@ function stopOnExit(): void {
   });
   for (const signal of ["SIGTERM", "SIGHUP"] as const) {
     const onSignal = () => {
+      if (process.listenerCount(signal) > 1) return; // the program's own handler decides: not this one's call
       stopAll();
       process.off(signal, onSignal);
       process.kill(process.pid, signal); // die of it, as without this handler

@@ -427,6 +427,45 @@ describe("connection sharing (ControlMaster in the user's ssh config)", () => {
   );
 });
 
+describe("the library over ssh://", () => {
+  test(
+    "a program's own SIGTERM handler runs once, and its connection still serves it (ssh is left to it)",
+    async () => {
+      const script = join(runDir, "graceful.ts");
+      writeFileSync(
+        script,
+        `import { QmpClient } from ${JSON.stringify(join(import.meta.dir, "../lib/mod.ts"))};
+const qmp = await QmpClient.connect(process.argv[2]);
+let calls = 0;
+process.on("SIGTERM", async () => {
+  calls++;
+  const { status } = await qmp.execute("query-status", undefined, { signal: AbortSignal.timeout(5000) }) as { status: string };
+  await qmp.close();
+  console.log(\`handler calls \${calls}, last status \${status}\`);
+  process.exit(0);
+});
+console.log("connected");
+`,
+      );
+      const child = Bun.spawn([process.execPath, script, viaAlias()], {
+        stdout: "pipe",
+        stderr: "pipe",
+        env: { ...process.env, ...env },
+      });
+      const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      expect((await lines.read()).value).toBe("connected\n");
+      child.kill("SIGTERM");
+      let rest = "";
+      for (let chunk = await lines.read(); !chunk.done; chunk = await lines.read()) rest += chunk.value;
+      expect({ code: await child.exited, stdout: rest }).toEqual({
+        code: 0,
+        stdout: "handler calls 1, last status running\n",
+      });
+    },
+    20_000,
+  );
+});
+
 describe("the guest agent over ssh://", () => {
   test("ga guest-ping, ga exec and ga cp reach a qemu-ga socket on the remote host", async () => {
     const agent = await startAgent();
