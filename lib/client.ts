@@ -121,9 +121,10 @@ type Phase = "connecting" | "greeting" | "negotiating" | "running" | "closed";
  * ```ts
  * import { QmpClient } from "./client.ts";
  * const qmp = await QmpClient.connect("/run/vm1.qmp", { connectTimeout: 5000 });
- * const stops = qmp.events({ names: ["STOP"] }); // subscribe before the command
- * await qmp.execute("stop", {}, { signal: AbortSignal.timeout(10_000) });
- * for await (const event of stops) { console.log(event.timestamp); break; }
+ * const signal = AbortSignal.timeout(10_000); // the command and the wait (a paused VM sends no STOP)
+ * const stops = qmp.events({ names: ["STOP"] }, { signal, limit: 1 }); // subscribe before the command
+ * await qmp.execute("stop", {}, { signal });
+ * for await (const event of stops) console.log(event.timestamp);
  * await qmp.close();
  * ```
  */

@@ -1,10 +1,12 @@
 /**
  * The error tree of the QMP library. Every error the library throws is a
  * `QmpError` with a stable string `code` that callers branch on (never parse
- * `message`: it is for people).
+ * `message`: it is for people). (Under Deno, a permission the program was
+ * not granted is Deno's own `NotCapable` error; for a UNIX socket it comes
+ * wrapped in a ConnectionError.)
  *
  * ```text
- * QmpError
+ * QmpError                  code QMP           itself: a subscription's `where` filter threw (the cause)
  * ├── AddressError          code ADDRESS       the address string has no known form
  * ├── ArgumentError         code ARGUMENT      a KEY=VALUE word or --args JSON is malformed
  * ├── ConnectionError       code CONNECTION    cannot connect (ENOENT, ECONNREFUSED, EACCES, ...)
