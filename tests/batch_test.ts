@@ -237,12 +237,20 @@ describe("qmpctl batch interrupted on several targets", () => {
       });
     });
     try {
-      const running = startQmpctl(["-s", servers[0].path, "-s", servers[1].path, "batch"], {
+      // -v: the first line's answer is seen to have come (logged as read) before the Ctrl-C.
+      const answered = new Set<string>(), bothAnswered = Promise.withResolvers<void>();
+      let log = "";
+      const running = startQmpctl(["-v", "-s", servers[0].path, "-s", servers[1].path, "batch"], {
         stdin: "query-status\n".repeat(3),
+        onStderr: (text) => {
+          log += text;
+          for (const [, socket] of log.matchAll(/^(.*): < \{"return":\{"n":0\}/gm)) answered.add(socket);
+          if (answered.size === 2) bothAnswered.resolve();
+        },
       });
-      const result = await interrupt(running, Promise.all(waiting));
+      const result = await interrupt(running, Promise.all([...waiting, bothAnswered.promise]));
       expect(result.code).toBe(130);
-      expect(result.stderr.split("\n").filter(Boolean).sort()).toEqual(
+      expect(result.stderr.split("\n").filter((line) => line.startsWith("qmpctl: ")).sort()).toEqual(
         servers.map((server) => `qmpctl: ${server.path}: interrupted; no answer to lines 2-3, which QEMU may have run`)
           .sort(),
       );
