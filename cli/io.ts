@@ -609,8 +609,14 @@ export function onFatalSignal(handler: (signal: FatalSignal) => void): () => voi
   };
 }
 
-/** Die of `signal` as if it had not been caught (its handlers must be removed first). */
+/**
+ * Die of `signal` as if it had not been caught, at once: every handler left
+ * for it is removed first (a library's, such as the ssh transport's, which
+ * stands aside while qmpctl handles the signal: with it still there the
+ * signal would be caught again, later, and qmpctl would exit otherwise).
+ */
 export function killSelf(signal: FatalSignal): void {
+  process.removeAllListeners(signal);
   process.kill(process.pid, signal);
 }
 

@@ -17,6 +17,7 @@ import { startAgent } from "./helpers/qemu_ga.ts";
 import { startProxy } from "./helpers/proxy.ts";
 import { sshProcessesAfter, startSshd, type TestSshd } from "./helpers/sshd.ts";
 import { startTerminal } from "./helpers/terminal.ts";
+import { waitUntil } from "./helpers/process_state.ts";
 
 let sshd: TestSshd;
 let qemu: TestQemu;
@@ -487,6 +488,20 @@ describe("the guest agent over ssh://", () => {
       });
       expect(new Uint8Array(readFileSync(remote))).toEqual(bytes);
     } finally {
+      await agent.stop();
+    }
+  }, 30_000);
+
+  test("SIGTERM while ga exec waits (it cleans up first): qmpctl dies of the signal, and takes ssh along", async () => {
+    const agent = await startAgent();
+    try {
+      const running = startQmpctl(["-s", `ssh://vmhost${agent.socket}`, "ga", "exec", "--", "sleep", "7.75"], { env });
+      await waitUntil(() => Bun.spawnSync(["pgrep", "-f", "^sleep 7.75$"]).exitCode === 0, "the program started");
+      running.child.kill("SIGTERM");
+      const result = await running.result;
+      expect({ signal: result.signal, code: result.code }).toEqual({ signal: "SIGTERM", code: 143 });
+    } finally {
+      Bun.spawnSync(["pkill", "-f", "^sleep 7.75$"]);
       await agent.stop();
     }
   }, 30_000);
