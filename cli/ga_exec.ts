@@ -8,12 +8,13 @@ import {
   ConnectionError,
   DisconnectedError,
   ProtocolError,
+  TimeoutError,
 } from "../lib/errors.ts";
 import { numberText } from "../lib/exact_json.ts";
 import { PROGRAM } from "./exit_status.ts";
 import { connectAgent } from "./ga_connect.ts";
 import { localError } from "./ga_cp.ts";
-import { BrokenPipeError, readBytes, writeStderrBytes, writeStderrLine, writeStdoutBytes } from "./io.ts";
+import { BrokenPipeError, OutputError, readBytes, writeStderrBytes, writeStderrLine, writeStdoutBytes } from "./io.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, printJson } from "./session.ts";
 
@@ -98,9 +99,13 @@ export async function run(context: CommandContext): Promise<number> {
       return 0;
     }
     // A reader that closed stdout or stderr early ('cmd 2>&1 | head') does not hide how the program ended,
-    // as with 'ssh host cmd'.
+    // as with 'ssh host cmd'. Another failure says the program ran: a script must not run it again.
     const readerGone = (error: unknown) => {
-      if (!(error instanceof BrokenPipeError)) throw error;
+      if (error instanceof BrokenPipeError) return;
+      const ran = `${path} ran in the guest (guest pid ${pid}) and ended with ${ending(status)}`;
+      if (error instanceof OutputError) error.message += ` (${ran})`;
+      else if (error instanceof TimeoutError) error.message = `${ran}, but ${error.message}`;
+      throw error;
     };
     await writeStdoutBytes(decodeBase64(status["out-data"] ?? "", "the program's output (out-data)"), signal)
       .catch(readerGone);
@@ -130,9 +135,15 @@ function exitStatusOf(status: ExecStatus, path: string): number {
     Number.isInteger(n) && (n as number) >= low && (n as number) <= high;
   if (signal === undefined && within(exitcode, 0, 255)) return exitcode;
   if (signal !== undefined && within(signal, 1, 127)) return 128 + signal;
-  const reported = signal === undefined ? `status ${text(exitcode)}` : `signal ${text(signal)}`;
-  writeStderrLine(`qmpctl: ${path} ended with ${reported}, which no exit status can carry (0-255): exit status 1`);
+  writeStderrLine(
+    `qmpctl: ${path} ended with ${ending(status)}, which no exit status can carry (0-255): exit status 1`,
+  );
   return 1;
+}
+
+/** How the program ended, as the agent says it: `status 0`, `signal 9`. */
+function ending({ signal, exitcode = 0 }: ExecStatus): string {
+  return signal === undefined ? `status ${text(exitcode)}` : `signal ${text(signal)}`;
 }
 
 /** A value the agent sent, as its JSON text (a number kept as written by its digits). */

@@ -137,6 +137,32 @@ describe("ga exec", () => {
     }
   });
 
+  test("an output that cannot be written: exit 74, saying the program ran and how it ended (not to be run again)", async () => {
+    const run = Bun.spawn(
+      [
+        "sh",
+        "-c",
+        'exec "$@" > /dev/full',
+        "sh",
+        QMPCTL,
+        "-s",
+        agent.socket,
+        "ga",
+        "exec",
+        "--",
+        "sh",
+        "-c",
+        "echo hi; exit 5",
+      ],
+      { stderr: "pipe" },
+    );
+    const [stderr, code] = [await new Response(run.stderr).text(), await run.exited];
+    expect(code).toBe(74);
+    expect(stderr).toMatch(
+      /^qmpctl: could not write the output: no space left on the device \(ENOSPC\) \(sh ran in the guest \(guest pid \d+\) and ended with status 5\)\n$/,
+    );
+  });
+
   test("SIGINT exits 130 and says the program may still run in the guest", async () => {
     const running = startQmpctl(["-s", agent.socket, "ga", "exec", "--", "sleep", "37.25"]);
     // The program has started once the agent's child is there (this machine is the guest).
