@@ -100,8 +100,6 @@ if [ -f "$here/SHA256SUMS" ]; then
       exit 1
     fi
   done
-elif ! $source_checkout; then
-  echo "install.sh: no SHA256SUMS beside this script: $binary and its man page are installed unchecked" >&2
 fi
 
 install -d "$prefix/bin" "$prefix/share/man/man1" "$prefix/share/bash-completion/completions" \
@@ -117,3 +115,6 @@ install -m 0644 "$tmp/bash" "$prefix/share/bash-completion/completions/qmpctl"
 install -m 0644 "$tmp/zsh" "$prefix/share/zsh/site-functions/_qmpctl"
 install -m 0644 "$tmp/fish" "$prefix/share/fish/vendor_completions.d/qmpctl.fish"
 echo "installed $("$prefix/bin/qmpctl" --version) from $binary into $prefix"
+if [ ! -f "$here/SHA256SUMS" ] && ! $source_checkout; then
+  echo "install.sh: no SHA256SUMS beside this script: $binary and its man page were installed unchecked" >&2
+fi

@@ -316,15 +316,20 @@ describe("sh install.sh from a release folder, as the README downloads it", () =
     expect(release.plantedRan()).toBe(false);
   });
 
-  test("without SHA256SUMS it installs, and says on stderr that nothing was checked", () => {
+  test("without SHA256SUMS it installs, then says on stderr that nothing was checked (not when it fails)", () => {
     const release = releaseFolder(NAME);
     rmSync(join(release.folder, "SHA256SUMS"));
     expect(release.install()).toMatchObject({
       code: 0,
       stderr: `install.sh: no SHA256SUMS beside this script: ${
         join(release.folder, NAME)
-      } and its man page are installed unchecked\n`,
+      } and its man page were installed unchecked\n`,
     });
+    const file = join(release.folder, "a-file");
+    writeFileSync(file, "");
+    const failed = run(["sh", join(release.folder, "install.sh"), file]);
+    expect(failed.code).not.toBe(0);
+    expect(failed.stderr).not.toContain("unchecked");
   });
 
   test("a SHA256SUMS with CRLF line ends (sha256sum -c takes it) is read as its lines", () => {
