@@ -36,7 +36,7 @@ import {
   writeStdout,
 } from "./cli/io.ts";
 import { commandHelp, generalHelp } from "./cli/help.ts";
-import { findOption, parseArgs, UnknownOptionError, UsageError } from "./cli/options.ts";
+import { findOption, parseArgs, type ParsedOptions, UnknownOptionError, UsageError } from "./cli/options.ts";
 import {
   allOptions,
   type CommandEntry,
@@ -81,24 +81,13 @@ async function main(): Promise<number> {
     await writeStdout(`qmpctl ${VERSION}\n`);
     return 0;
   }
-  // The values first: one left out took the next word (`--timeout exec query-status`), which a check of the
-  // command would blame instead.
-  const text = (option: string) => options.text(option);
-  const timeoutMs = text("timeout") === undefined ? 0 : parseDuration(text("timeout")!, "--timeout");
-  const connectTimeoutMs = text("connect-timeout") === undefined
-    ? DEFAULT_CONNECT_TIMEOUT_MS
-    : parseDuration(text("connect-timeout")!, "--connect-timeout");
-  // 0 is no bound, as for every duration (--timeout still bounds the whole run).
-  const waitSocketMs = text("wait-socket") === undefined
-    ? 0
-    : parseDuration(text("wait-socket")!, "--wait-socket") || Infinity;
-  // A bad --jobs is refused with one target too: a script must not break only when a second VM comes.
-  if (options.has("jobs")) (await import("./cli/fanout.ts")).readJobs(options, 0);
-
   let name: string | undefined = words[0];
   const rest = words.slice(1);
   let wantsHelp = options.flag("help");
   if (name === "help") [name, wantsHelp] = [rest[0] === "help" ? undefined : rest[0], true]; // help help: the general one
+  // The values before the command is looked up: one left out took the next word (`--timeout exec
+  // query-status`), which a check of the command would blame instead. Help needs none of them.
+  const bounds = wantsHelp ? undefined : await readBounds(options);
   if (name === undefined) {
     if (!wantsHelp) throw new UsageError("no command given (try: qmpctl --help)");
     await writeStdout(generalHelp() + "\n");
@@ -132,6 +121,7 @@ async function main(): Promise<number> {
       `${name} runs on every target at once (a target not yet listened to misses its events): --jobs does not apply`,
     );
   }
+  const { timeoutMs, connectTimeoutMs, waitSocketMs } = bounds ?? await readBounds(options);
   const sockets = options.list("socket");
   for (const socket of sockets) {
     if (socket.includes("://") && /[*?]/.test(socket)) {
@@ -171,6 +161,27 @@ async function main(): Promise<number> {
     if (error instanceof TimeoutError) error.message += ` (--timeout ${formatDuration(timeoutMs)})`;
     throw error;
   }
+}
+
+/**
+ * The durations the global options give, in milliseconds (0: no bound), and
+ * a check of --jobs (refused with one target too: a script must not break
+ * only when a second VM comes).
+ * @throws {UsageError} for a value that is not one
+ */
+async function readBounds(options: ParsedOptions) {
+  const text = (option: string) => options.text(option);
+  if (options.has("jobs")) (await import("./cli/fanout.ts")).readJobs(options, 0);
+  return {
+    timeoutMs: text("timeout") === undefined ? 0 : parseDuration(text("timeout")!, "--timeout"),
+    connectTimeoutMs: text("connect-timeout") === undefined
+      ? DEFAULT_CONNECT_TIMEOUT_MS
+      : parseDuration(text("connect-timeout")!, "--connect-timeout"),
+    // 0 is no bound, as for every duration (--timeout still bounds the whole run).
+    waitSocketMs: text("wait-socket") === undefined
+      ? 0
+      : parseDuration(text("wait-socket")!, "--wait-socket") || Infinity,
+  };
 }
 
 /** Run the command on each of several targets, as many at once as its fan-out allows. */

@@ -47,6 +47,13 @@ describe("help and version", () => {
     expect(await qmpctl(["help", "help"])).toMatchObject({ code: 0, stdout: help.stdout, stderr: "" });
   });
 
+  test("help is printed whatever the other options hold (a bad --timeout or --jobs being fixed)", async () => {
+    const general = await qmpctl(["--help"]), exec = await qmpctl(["help", "exec"]);
+    expect(await qmpctl(["--help", "--timeout", "bad"])).toMatchObject({ code: 0, stdout: general.stdout });
+    expect(await qmpctl(["exec", "--help", "--timeout", "bad"])).toMatchObject({ code: 0, stdout: exec.stdout });
+    expect(await qmpctl(["help", "exec", "--jobs", "0"])).toMatchObject({ code: 0, stdout: exec.stdout });
+  });
+
   test("'help exec', 'exec --help' and 'exec -h' print exec's help with examples, and connect to nothing", async () => {
     const help = await qmpctl(["help", "exec"]);
     expect(help).toMatchObject({ code: 0, stderr: "" });
