@@ -1,4 +1,5 @@
 /** `qmpctl commands [GLOB] [--long]`: the QMP commands this QEMU offers. @module */
+import { exitStatusHelp } from "./exit_status.ts";
 import { eventMatcher } from "../lib/events.ts";
 import { loadSchema, signature } from "../lib/schema/mod.ts";
 import { UsageError } from "./options.ts";
@@ -19,7 +20,13 @@ $XDG_CACHE_HOME/qmpctl (see 'qmpctl help describe').
 Examples:
   qmpctl commands 'query-*'
   qmpctl commands 'block*' --long --pretty
-  qmpctl commands --long | jq -r '.[] | select(.features) | .name'`;
+  qmpctl commands --long | jq -r '.[] | select(.features) | .name'
+
+${
+    exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "OUTPUT", "TIMEOUT", "INTERRUPTED"], {
+      QEMU_ERROR: "QEMU refused query-qmp-schema (before QEMU 2.5)",
+    })
+  }`;
 
 export async function run(context: CommandContext): Promise<number> {
   if (context.words.length > 1) throw new UsageError("commands takes at most one GLOB");

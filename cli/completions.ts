@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { exitStatusHelp } from "./exit_status.ts";
 import type { QmpClient } from "../lib/client.ts";
 import { AGENT_COMMANDS, agentSchemaDigest } from "../lib/agent_schema.ts";
 import { isGlob } from "../lib/glob.ts";
@@ -42,7 +43,9 @@ Install:
   zsh   qmpctl completions zsh > ~/.zfunc/_qmpctl  with  fpath+=(~/.zfunc)
         before compinit in ~/.zshrc (or: source <(qmpctl completions zsh)
         after compinit)
-  fish  qmpctl completions fish > ~/.config/fish/completions/qmpctl.fish`;
+  fish  qmpctl completions fish > ~/.config/fish/completions/qmpctl.fish
+
+${exitStatusHelp(["OK", "USAGE", "OUTPUT"])}`;
 
 /**
  * What a candidate may hold: the shells insert it into the line as it is, so a name from a hostile QEMU with

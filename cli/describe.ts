@@ -1,4 +1,5 @@
 /** `qmpctl describe NAME`: a command or event, its arguments and types. @module */
+import { exitStatusHelp } from "./exit_status.ts";
 import { describe, withSchema } from "../lib/schema/mod.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, printJson, withClient } from "./session.ts";
@@ -23,7 +24,14 @@ package and target) and cached under $XDG_CACHE_HOME/qmpctl (default
 Examples:
   qmpctl describe set_link
   qmpctl describe blockdev-add --pretty | less
-  qmpctl describe SHUTDOWN | jq .data`;
+  qmpctl describe SHUTDOWN | jq .data
+
+${
+    exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "OUTPUT", "TIMEOUT", "INTERRUPTED"], {
+      QEMU_ERROR: "QEMU refused query-qmp-schema (before QEMU 2.5)",
+      USAGE: "usage (also a NAME QEMU does not know)",
+    })
+  }`;
 
 export async function run(context: CommandContext): Promise<number> {
   if (context.words.length !== 1) throw new UsageError("describe takes one NAME (a command or an event)");

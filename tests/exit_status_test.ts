@@ -47,7 +47,20 @@ describe("exit statuses", () => {
   });
 
   test("every command that prints on stdout says it exits 74 when the output cannot be written", async () => {
-    const printing = ["exec", "hmp", "events", "wait-event", "batch", "shell", "ga", "job", "migrate"];
+    const printing = [
+      "exec",
+      "hmp",
+      "events",
+      "wait-event",
+      "batch",
+      "shell",
+      "ga",
+      "job",
+      "migrate",
+      "commands",
+      "describe",
+      "completions",
+    ];
     const missing = [];
     for (const command of printing) {
       const paragraph = (await qmpctl(["help", command])).stdout.split("Exit status:")[1]?.split("\n\n")[0] ?? "";
