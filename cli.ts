@@ -89,7 +89,7 @@ async function main(): Promise<number> {
   // query-status`), which a check of the command would blame instead. Help needs none of them.
   const bounds = wantsHelp ? undefined : await readBounds(options);
   if (name === undefined) {
-    if (!wantsHelp) throw new UsageError("no command given (try: qmpctl --help)");
+    if (!wantsHelp) throw new UsageError(`no command given ${swallowedCommand(options) || "(try: qmpctl --help)"}`);
     await writeStdout(generalHelp() + "\n");
     return 0;
   }
@@ -97,6 +97,8 @@ async function main(): Promise<number> {
   if (!entry) {
     const { didYouMean } = await import("./lib/closest.ts");
     const qmpName = /^[A-Za-z][\w.-]*$/.test(name); // as QMP's names go: then it may be one
+    const swallowed = swallowedCommand(options);
+    if (swallowed) throw new UsageError(`unknown command '${name}' ${swallowed}`);
     const hint = didYouMean(name, Object.keys(COMMANDS)) ||
       ` (commands: ${Object.keys(COMMANDS).join(", ")}${
         qmpName ? `; a QMP command goes after exec: qmpctl exec ${name}` : ""
@@ -161,6 +163,18 @@ async function main(): Promise<number> {
     if (error instanceof TimeoutError) error.message += ` (--timeout ${formatDuration(timeoutMs)})`;
     throw error;
   }
+}
+
+/**
+ * Said when a command's name is an option's value: the value was left out,
+ * and the option took the next word (`-s exec query-status`). "" if none is.
+ */
+function swallowedCommand(options: ParsedOptions): string {
+  for (const [option, value] of options) {
+    const taken = [value].flat().find((word) => typeof word === "string" && Object.hasOwn(COMMANDS, word));
+    if (taken !== undefined) return `(--${option} took '${taken}' as its value: give it one)`;
+  }
+  return "";
 }
 
 /**

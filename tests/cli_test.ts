@@ -143,6 +143,16 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
       /^qmpctl: --timeout 'exec' is not a duration/,
     ],
     ["--jobs before the command without its value", ["-j", "exec", "query-status"], /^qmpctl: --jobs 'exec': how many/],
+    [
+      "-s before the command without its value",
+      ["-s", "exec", "query-status"],
+      /^qmpctl: unknown command 'query-status' \(--socket took 'exec' as its value: give it one\)$/,
+    ],
+    [
+      "an option that took the only command word",
+      ["--match", "events"],
+      /^qmpctl: no command given \(--match took 'events' as its value: give it one\)$/,
+    ],
     ["a flag given a value", ["exec", "query-status", "--pretty=yes"], /^qmpctl: --pretty takes no value$/],
     ["a bad duration", ["exec", "query-status", "--timeout", "soon"], /^qmpctl: --timeout 'soon' is not a duration/],
     ["exec without a command", ["exec"], /^qmpctl: exec needs a command name/],
