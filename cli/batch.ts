@@ -68,9 +68,10 @@ function readSharedInput(context: CommandContext): Promise<(string | BadLine)[]>
 
 async function readWhole(lines: AsyncIterable<string | BadLine>): Promise<(string | BadLine)[]> {
   const all: (string | BadLine)[] = [];
+  const utf8 = new TextEncoder();
   let bytes = 0;
   for await (const line of lines) {
-    bytes += (typeof line === "string" ? line.length : 0) + 1;
+    bytes += (typeof line === "string" ? utf8.encode(line).length : 0) + 1;
     if (bytes > SHARED_INPUT_MAX_BYTES || all.length === SHARED_INPUT_MAX_LINES) {
       throw new UsageError(
         "with several targets batch reads its input whole before it starts, and this one holds more than " +

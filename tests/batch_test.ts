@@ -187,6 +187,9 @@ test(
     expect(await qmpctlInShell(`yes query-status | "$0" ${targets} batch`)).toEqual(refused("1048576 lines"));
     const long = "$(head -c 100000 /dev/zero | tr '\\0' x)"; // lines of 100 kB: the 64 MiB come first
     expect(await qmpctlInShell(`yes "${long}" | "$0" ${targets} batch`)).toEqual(refused("64 MiB"));
+    // 64 MiB of UTF-8, not of characters: 90 MB of comment lines in a three-byte script (30 M characters).
+    const cjk = `python3 -c 'import sys; sys.stdout.write(("# " + "\u4e2d" * 1000 + "\\n") * 30000)'`;
+    expect(await qmpctlInShell(`${cjk} | "$0" ${targets} batch`)).toEqual(refused("64 MiB"));
     // A million short lines (11 MB) are within both: read whole, then the targets are tried (and not there).
     const million = await qmpctlInShell(`yes query-name | head -1000000 | "$0" ${targets} batch`);
     expect(million.code).toBe(3);
