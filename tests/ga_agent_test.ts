@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
-import { QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
+import { qmpctl, qmpctlInShell, startQmpctl } from "./helpers/cli.ts";
 import { startQemu } from "./helpers/qemu.ts";
 import { agentDir, fakeAgent, startAgent, type TestAgent } from "./helpers/qemu_ga.ts";
 
@@ -20,11 +20,9 @@ describe("ga AGENT-COMMAND against qemu-ga", () => {
   });
 
   test("an output that cannot be written: exit 74, saying the guest agent answered (the command was run)", async () => {
-    const run = Bun.spawn(["sh", "-c", 'exec "$@" > /dev/full', "sh", QMPCTL, "-s", agent.socket, "ga", "guest-ping"], {
-      stderr: "pipe",
-    });
-    expect({ stderr: await new Response(run.stderr).text(), code: await run.exited }).toEqual({
+    expect(await qmpctlInShell('"$0" -s "$1" ga guest-ping > /dev/full', agent.socket)).toEqual({
       code: 74,
+      stdout: "",
       stderr: "qmpctl: could not write the output: no space left on the device (ENOSPC) " +
         "(guest-ping was run: the guest agent answered it)\n",
     });

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
+import { QMPCTL, qmpctl, qmpctlInShell, startQmpctl } from "./helpers/cli.ts";
 import { fakeAgent, qmpctlBytes, startAgent, type TestAgent } from "./helpers/qemu_ga.ts";
 
 let agent: TestAgent;
@@ -138,27 +138,9 @@ describe("ga exec", () => {
   });
 
   test("an output that cannot be written: exit 74, saying the program ran and how it ended (not to be run again)", async () => {
-    const run = Bun.spawn(
-      [
-        "sh",
-        "-c",
-        'exec "$@" > /dev/full',
-        "sh",
-        QMPCTL,
-        "-s",
-        agent.socket,
-        "ga",
-        "exec",
-        "--",
-        "sh",
-        "-c",
-        "echo hi; exit 5",
-      ],
-      { stderr: "pipe" },
-    );
-    const [stderr, code] = [await new Response(run.stderr).text(), await run.exited];
-    expect(code).toBe(74);
-    expect(stderr).toMatch(
+    const result = await qmpctlInShell('"$0" -s "$1" ga exec -- sh -c "echo hi; exit 5" > /dev/full', agent.socket);
+    expect(result.code).toBe(74);
+    expect(result.stderr).toMatch(
       /^qmpctl: could not write the output: no space left on the device \(ENOSPC\) \(sh ran in the guest \(guest pid \d+\) and ended with status 5\)\n$/,
     );
   });
