@@ -1,5 +1,5 @@
 /** `qmpctl ga cp SRC DST`: a file into or out of the guest (`:/path` is the guest side). @module */
-import { abortable, graceAfter } from "../lib/abort.ts";
+import { abortable, abortableWithGrace } from "../lib/abort.ts";
 import type { GuestAgent } from "../lib/agent_client.ts";
 import { decodeBase64, encodeBase64 } from "../lib/base64.ts";
 import { concatBytes } from "../lib/bytes.ts";
@@ -153,8 +153,11 @@ async function withGuestFile(
   signal: AbortSignal,
   work: (handle: number) => Promise<void>,
 ): Promise<void> {
-  const bound = () => graceAfter(signal, CLOSE_GRACE_MS, CLOSE_BOUND_MS);
-  const close = (handle: unknown) => agent.execute("guest-file-close", { handle }, { signal: bound() });
+  // Closing has its own bound, and outlasts the run's (--timeout, SIGINT) by a little only.
+  const bounded = <T>(work: Promise<T>, what: string) =>
+    abortableWithGrace(abortable(work, AbortSignal.timeout(CLOSE_BOUND_MS), what), signal, CLOSE_GRACE_MS, what);
+  const close = (handle: unknown) =>
+    bounded(agent.execute("guest-file-close", { handle }), "the guest agent's reply to guest-file-close");
   // Sent without the run's signal: when SIGINT or --timeout comes before the
   // reply, the agent opens the file all the same, and its handle must be closed.
   const opening = agent.execute("guest-file-open", { path, mode });
@@ -163,7 +166,7 @@ async function withGuestFile(
     handle = await abortable(opening, signal, "the guest agent's reply to guest-file-open");
   } catch (error) {
     if (signal.aborted) {
-      await abortable(opening, bound(), "").then(close).catch(() => {});
+      await bounded(opening, "").then(close).catch(() => {});
     }
     throw error;
   }

@@ -7,8 +7,7 @@
  *
  * @module
  */
-import { abortable } from "../lib/abort.ts";
-import { abortErrorFor } from "../lib/errors.ts";
+import { abortable, abortableWithGrace } from "../lib/abort.ts";
 import { concatBytes } from "../lib/bytes.ts";
 import { globMatcher, isGlob } from "../lib/glob.ts";
 import { decodeUtf8, showInvalidUtf8 } from "../lib/utf8.ts";
@@ -154,21 +153,7 @@ const WRITE_GRACE_MS = 200;
 
 /** `written`, bounded by `signal` as writeStdout says. */
 function boundedWrite(written: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
-  if (!signal) return written;
-  const { promise, resolve, reject } = Promise.withResolvers<void>();
-  let late: ReturnType<typeof setTimeout> | undefined;
-  const giveUp = () => {
-    late = setTimeout(() => reject(abortErrorFor("stdout to take the output")(signal)), WRITE_GRACE_MS);
-  };
-  if (signal.aborted) giveUp();
-  else signal.addEventListener("abort", giveUp, { once: true });
-  const settle = (then: () => void) => {
-    signal.removeEventListener("abort", giveUp);
-    clearTimeout(late);
-    then();
-  };
-  written.then(() => settle(resolve), (error) => settle(() => reject(error)));
-  return promise;
+  return signal ? abortableWithGrace(written, signal, WRITE_GRACE_MS, "stdout to take the output") : written;
 }
 
 /**

@@ -46,14 +46,30 @@ export function abortable<T>(
 }
 
 /**
- * A bound for cleanup that may outlast the run's `signal` a little (closing
- * a guest file after a timeout): it aborts `graceMs` after `signal` does,
- * with `signal`'s reason, or `limitMs` from now, whichever comes first.
+ * `work`, bounded by `signal` with a grace: the error for `signal` (naming
+ * `what`, as `abortable` makes it) when `work` has not settled `graceMs`
+ * after `signal` aborted, or after this call if it had already. For what may
+ * outlast a run's bound a little: output a reader is taking, a guest file
+ * being closed. The listener and the timer go when `work` settles.
  */
-export function graceAfter(signal: AbortSignal, graceMs: number, limitMs: number): AbortSignal {
-  const late = new AbortController();
-  const start = () => setTimeout(() => late.abort(signal.reason), graceMs);
-  if (signal.aborted) start();
-  else signal.addEventListener("abort", start, { once: true });
-  return AbortSignal.any([late.signal, AbortSignal.timeout(limitMs)]);
+export function abortableWithGrace<T>(
+  work: Promise<T>,
+  signal: AbortSignal,
+  graceMs: number,
+  what: string,
+): Promise<T> {
+  const { promise, resolve, reject } = Promise.withResolvers<T>();
+  let late: ReturnType<typeof setTimeout> | undefined;
+  const giveUp = () => {
+    late = setTimeout(() => reject(abortErrorFor(what)(signal)), graceMs);
+  };
+  if (signal.aborted) giveUp();
+  else signal.addEventListener("abort", giveUp, { once: true });
+  const settle = (then: () => void) => {
+    signal.removeEventListener("abort", giveUp);
+    clearTimeout(late);
+    then();
+  };
+  work.then((value) => settle(() => resolve(value)), (error) => settle(() => reject(error)));
+  return promise;
 }
