@@ -85,31 +85,19 @@ async function main(): Promise<number> {
   const rest = words.slice(1);
   let wantsHelp = options.flag("help");
   if (name === "help") [name, wantsHelp] = [rest[0] === "help" ? undefined : rest[0], true]; // help help: the general one
+  if (wantsHelp) { // needs none of the values below
+    const entry = name === undefined ? undefined : commandNamed(name) ?? await unknownCommand(name, options);
+    await writeStdout((entry ? commandHelp(entry, (await entry.load()).help()) : generalHelp()) + "\n");
+    return 0;
+  }
   // The values before the command is looked up: one left out took the next word (`--timeout exec
-  // query-status`), which a check of the command would blame instead. Help needs none of them.
-  const bounds = wantsHelp ? undefined : await readBounds(options);
+  // query-status`), which a check of the command would blame instead.
+  const { timeoutMs, connectTimeoutMs, waitSocketMs } = await readBounds(options);
   if (name === undefined) {
-    if (!wantsHelp) throw new UsageError(`no command given ${swallowedCommand(options) || "(try: qmpctl --help)"}`);
-    await writeStdout(generalHelp() + "\n");
-    return 0;
+    throw new UsageError(`no command given ${swallowedCommand(options) || "(try: qmpctl --help)"}`);
   }
-  const entry = Object.prototype.hasOwnProperty.call(COMMANDS, name) ? COMMANDS[name] : undefined;
-  if (!entry) {
-    const { didYouMean } = await import("./lib/closest.ts");
-    const qmpName = /^[A-Za-z][\w.-]*$/.test(name); // as QMP's names go: then it may be one
-    const swallowed = swallowedCommand(options);
-    if (swallowed) throw new UsageError(`unknown command '${name}' ${swallowed}`);
-    const hint = didYouMean(name, Object.keys(COMMANDS)) ||
-      ` (commands: ${Object.keys(COMMANDS).join(", ")}${
-        qmpName ? `; a QMP command goes after exec: qmpctl exec ${name}` : ""
-      })`;
-    throw new UsageError(`unknown command '${name}'${hint}`);
-  }
+  const entry = commandNamed(name) ?? await unknownCommand(name, options);
   const module = await entry.load();
-  if (wantsHelp) {
-    await writeStdout(commandHelp(entry, module.help()) + "\n");
-    return 0;
-  }
   for (const option of options.keys()) {
     if (!findOption(GLOBAL_OPTIONS, "name", option) && !findOption(entry.options, "name", option)) {
       const short = findOption(specs, "name", option)?.short; // -l is --long: named both ways, as typed either
@@ -123,7 +111,6 @@ async function main(): Promise<number> {
       `${name} runs on every target at once (a target not yet listened to misses its events): --jobs does not apply`,
     );
   }
-  const { timeoutMs, connectTimeoutMs, waitSocketMs } = bounds ?? await readBounds(options);
   const sockets = options.list("socket");
   for (const socket of sockets) {
     if (socket.includes("://") && /[*?]/.test(socket)) {
@@ -163,6 +150,24 @@ async function main(): Promise<number> {
     if (error instanceof TimeoutError) error.message += ` (--timeout ${formatDuration(timeoutMs)})`;
     throw error;
   }
+}
+
+/** The command `name`, if qmpctl has one of that name. */
+function commandNamed(name: string): CommandEntry | undefined {
+  return Object.prototype.hasOwnProperty.call(COMMANDS, name) ? COMMANDS[name] : undefined;
+}
+
+/** The usage error for a command qmpctl does not have, with what was meant, as far as it can tell. */
+async function unknownCommand(name: string, options: ParsedOptions): Promise<never> {
+  const swallowed = swallowedCommand(options);
+  if (swallowed) throw new UsageError(`unknown command '${name}' ${swallowed}`);
+  const { didYouMean } = await import("./lib/closest.ts");
+  const qmpName = /^[A-Za-z][\w.-]*$/.test(name); // as QMP's names go: then it may be one
+  const hint = didYouMean(name, Object.keys(COMMANDS)) ||
+    ` (commands: ${Object.keys(COMMANDS).join(", ")}${
+      qmpName ? `; a QMP command goes after exec: qmpctl exec ${name}` : ""
+    })`;
+  throw new UsageError(`unknown command '${name}'${hint}`);
 }
 
 /**
