@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BadLine, readLines } from "../cli/io.ts";
 import { interrupt, qmpctl, qmpctlInShell, startQmpctl } from "./helpers/cli.ts";
-import { fakeServer } from "./helpers/fake_server.ts";
+import { type FakeServer, fakeServer } from "./helpers/fake_server.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
 
 let qemu: TestQemu;
@@ -198,21 +198,29 @@ test(
   60_000,
 );
 
+/**
+ * A server that answers the first of three lines and never the other two;
+ * `sent` resolves once all three have come.
+ */
+function answeringOnlyTheFirst(): { server: FakeServer; sent: Promise<void> } {
+  const sent = Promise.withResolvers<void>();
+  const server = fakeServer(async (connection) => {
+    await connection.handshake();
+    connection.reply(await connection.nextRequest(), { n: 0 });
+    await connection.nextRequest();
+    await connection.nextRequest();
+    sent.resolve(); // the second and third are never answered
+    await connection.closed;
+  });
+  return { server, sent: sent.promise };
+}
+
 describe("qmpctl batch interrupted", () => {
   test("Ctrl-C with lines sent and not answered: exit 130, naming them (QEMU may have run them)", async () => {
-    let sentBoth = () => {};
-    const both = new Promise<void>((resolve) => (sentBoth = resolve));
-    const server = fakeServer(async (connection) => {
-      await connection.handshake();
-      connection.reply(await connection.nextRequest(), { n: 0 });
-      await connection.nextRequest();
-      await connection.nextRequest();
-      sentBoth(); // the second and third are never answered
-      await connection.closed;
-    });
+    const { server, sent } = answeringOnlyTheFirst();
     try {
       const running = startQmpctl(["-s", server.path, "batch"], { stdin: "query-status\n".repeat(3) });
-      const result = await interrupt(running, both);
+      const result = await interrupt(running, sent);
       expect(result).toMatchObject({
         code: 130,
         stdout: '{"return":{"n":0}}\n',
@@ -226,19 +234,8 @@ describe("qmpctl batch interrupted", () => {
 
 describe("qmpctl batch interrupted on several targets", () => {
   test("Ctrl-C: each target under way names its own lines without an answer, labelled; exit 130", async () => {
-    const waiting: Promise<void>[] = [];
-    const servers = [0, 1].map(() => {
-      let sentAll = () => {};
-      waiting.push(new Promise<void>((resolve) => (sentAll = resolve)));
-      return fakeServer(async (connection) => {
-        await connection.handshake();
-        connection.reply(await connection.nextRequest(), { n: 0 });
-        await connection.nextRequest();
-        await connection.nextRequest();
-        sentAll(); // the second and third are never answered
-        await connection.closed;
-      });
-    });
+    const scripted = [answeringOnlyTheFirst(), answeringOnlyTheFirst()];
+    const servers = scripted.map(({ server }) => server), waiting = scripted.map(({ sent }) => sent);
     try {
       // -v: the first line's answer is seen to have come (logged as read) before the Ctrl-C.
       const answered = new Set<string>(), bothAnswered = Promise.withResolvers<void>();
