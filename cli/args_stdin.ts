@@ -1,15 +1,25 @@
-/** `--args -`: the arguments object's text from stdin, for exec and ga. @module */
-import { isBlank } from "../lib/args.ts";
+/** `--args JSON` and `--args -` (the object's text from stdin), for exec and ga. @module */
+import { isBlank, parseArgumentsJson } from "../lib/args.ts";
 import { ArgumentError, QmpError } from "../lib/errors.ts";
 import { decodeUtf8, showInvalidUtf8 } from "../lib/utf8.ts";
 import { readStdinBytes } from "./io.ts";
+
+/**
+ * The arguments object `--args` gives: its own text, or with `-` stdin's.
+ * @throws {ArgumentError} for text that is no JSON object, or stdin as readArgsFromStdin says
+ */
+export async function argsObject(argsText: string, signal: AbortSignal): Promise<Record<string, unknown>> {
+  return argsText === "-"
+    ? parseArgumentsJson(await readArgsFromStdin(signal), "--args -")
+    : parseArgumentsJson(argsText);
+}
 
 /**
  * The `--args -` text: stdin's bytes, which must be UTF-8 (no other encoding
  * is guessed from a byte-order mark).
  * @throws {ArgumentError} when stdin cannot be read (a directory, closed), is empty or is not UTF-8
  */
-export async function readArgsFromStdin(signal: AbortSignal): Promise<string> {
+async function readArgsFromStdin(signal: AbortSignal): Promise<string> {
   const bytes = await readStdinBytes(signal).catch((error) => {
     if (error instanceof QmpError) throw error; // SIGINT or --timeout
     const code = (error as { code?: string })?.code;

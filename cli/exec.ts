@@ -1,10 +1,10 @@
 /** `qmpctl exec CMD [KEY=VALUE ...] [--args JSON|-]`. @module */
 import type { QmpClient } from "../lib/client.ts";
 import { exitStatusHelp } from "./exit_status.ts";
-import { buildArguments, parseArgumentsJson, wordsNeedTyping } from "../lib/args.ts";
+import { buildArguments, wordsNeedTyping } from "../lib/args.ts";
 import { CommandError } from "../lib/errors.ts";
 import { checkEventWait, printAwaitedEvents, readWaitEventOption, subscribe } from "./event_output.ts";
-import { readArgsFromStdin } from "./args_stdin.ts";
+import { argsObject } from "./args_stdin.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, executeAndPrint, formatJson, withClient } from "./session.ts";
 
@@ -108,9 +108,7 @@ export async function run(context: CommandContext): Promise<number> {
   const command: string | undefined = context.words[0], words = context.words.slice(1);
   if (!command) throw new UsageError("exec needs a command name (e.g. qmpctl exec query-status)");
   const argsText = context.options.text("args");
-  const base = argsText === undefined
-    ? undefined
-    : parseArgumentsJson(argsText === "-" ? await readArgsFromStdin(context.signal) : argsText);
+  const base = argsText === undefined ? undefined : await argsObject(argsText, context.signal);
   let args = base || words.length > 0 ? buildArguments(words, base) : undefined; // malformed words: nothing sent
   const wait = readWaitEventOption(context);
   const follow = await longWorkFollower(context, command, Boolean(wait)); // loaded only with --wait-job/--wait-migration

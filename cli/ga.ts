@@ -2,11 +2,10 @@
 import { AGENT_COMMANDS_WITHOUT_REPLY, typeAgentArguments } from "../lib/agent_schema.ts";
 import { exitStatusHelp } from "./exit_status.ts";
 import type { GuestAgent } from "../lib/agent_client.ts";
-import { parseArgumentsJson } from "../lib/args.ts";
 import { didYouMean } from "../lib/closest.ts";
 import { CommandError, DisconnectedError } from "../lib/errors.ts";
 import { agentAddress, connectAgent } from "./ga_connect.ts";
-import { readArgsFromStdin } from "./args_stdin.ts";
+import { argsObject } from "./args_stdin.ts";
 import { AGENT_COMMAND, agentForm } from "./ga_forms.ts";
 import { findOption, UsageError } from "./options.ts";
 import { cleaningUpOnFatalSignal, type CommandContext, executeAndPrint, formatJson } from "./session.ts";
@@ -113,9 +112,7 @@ export async function run(context: CommandContext): Promise<number> {
 async function runAgentCommand(context: CommandContext, command: string, words: string[]): Promise<number> {
   agentAddress(context); // no address: a usage error before anything is read
   const argsText = context.options.text("args");
-  const base = argsText === undefined
-    ? undefined
-    : parseArgumentsJson(argsText === "-" ? await readArgsFromStdin(context.signal) : argsText);
+  const base = argsText === undefined ? undefined : await argsObject(argsText, context.signal);
   const args = words.length > 0 ? await typeAgentArguments(command, words, base) : base;
   const agent = await connectAgent(context);
   try {

@@ -14,9 +14,11 @@ escaped, \\x1b, so that the text cannot drive the terminal).
 The human monitor has no error status: its complaints are part of the text,
 and the exit status is 0 whenever QEMU returned text. A line typed as words
 takes the single-dash words after its first one as its own flags (qmpctl hmp
-info block -v), where qmpctl's long options (--cpu, --timeout) still count; a
-line quoted as one word with its blanks is whole (qmpctl hmp 'info block' -s
-vm2.sock).
+info block -v), where qmpctl's long options (--cpu, --timeout) still count,
+and is joined with one space between words, as ssh joins a command: the
+shell's quotes are gone by then, so a value with blanks needs the monitor's
+own quotes (qmpctl hmp 'qom-set /machine append "a b"'). A line quoted as one
+word with its blanks is whole (qmpctl hmp 'info block' -s vm2.sock).
 
 Examples:
   qmpctl hmp 'info status'

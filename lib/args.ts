@@ -2,10 +2,11 @@
  * Command arguments from the command line: `KEY=VALUE` words and `--args`
  * JSON, merged into one arguments object.
  *
- * A dotted key builds nested objects (`file.driver=file`). `KEY:=JSON` takes
- * raw JSON. Any other value goes through a `ValueTyper`; the default one
- * (used without a schema) reads a value that parses as JSON as that JSON, and
- * anything else as a string.
+ * A dotted key builds nested objects (`file.driver=file`), or arrays where
+ * the keys inside are the indexes 0, 1, ... (`children.0=a children.1=b`).
+ * `KEY:=JSON` takes raw JSON. Any other value goes through a `ValueTyper`;
+ * the default one (used without a schema) reads a value that parses as JSON
+ * as that JSON, and anything else as a string.
  *
  * @module
  */
@@ -68,20 +69,40 @@ export function wordsNeedTyping(words: readonly string[]): boolean {
 
 /**
  * Build an arguments object from `KEY=VALUE` words over `base` (the `--args`
- * object), a word winning over the same key in `base`.
+ * object), a word winning over the same key in `base`. Without a schema to
+ * say which, an object the words make is an array when its keys are the
+ * indexes 0, 1, ... (as QEMU's own `-blockdev` key=value syntax reads them).
  *
  * @example
  * ```ts
  * import { buildArguments } from "./args.ts";
- * buildArguments(["file.driver=file", "read-only=true", "size:=4096"]);
- * // { file: { driver: "file" }, "read-only": true, size: 4096 }
+ * buildArguments(["file.driver=file", "read-only=true", "size:=4096", "ids.0=a", "ids.1=b"]);
+ * // { file: { driver: "file" }, "read-only": true, size: 4096, ids: ["a", "b"] }
  * ```
  * @throws {ArgumentError} for a malformed word, a key given twice, or a key both a value and an object
  */
-export function buildArguments(
+export function buildArguments(words: readonly string[], base: Record<string, unknown> = {}): Record<string, unknown> {
+  const made: [parent: Record<string, unknown>, key: string][] = [];
+  const result = argumentTree(words, base, jsonOrString, made);
+  for (const [parent, key] of made.reverse()) { // the innermost first
+    const node = parent[key] as Record<string, unknown>;
+    const keys = Object.keys(node); // integer keys come first, ascending
+    if (keys.every((k, i) => k === String(i))) defineKey(parent, key, keys.map((k) => node[k]));
+  }
+  return result;
+}
+
+/**
+ * The tree the words make over `base`, each value typed by `typeValue`:
+ * objects only (a schema then says which are arrays). `made` collects the
+ * objects the words made, as [parent, key].
+ * @throws {ArgumentError} as buildArguments
+ */
+export function argumentTree(
   words: readonly string[],
-  base: Record<string, unknown> = {},
-  typeValue: ValueTyper = jsonOrString,
+  base: Record<string, unknown>,
+  typeValue: ValueTyper,
+  made: [Record<string, unknown>, string][] = [],
 ): Record<string, unknown> {
   const result = parseExact(JSON.stringify(base)) as Record<string, unknown>; // a deep copy that keeps raw numbers
   // Maps, not scans, so that many words cost linear time.
@@ -111,7 +132,7 @@ export function buildArguments(
       if (!parents.has(prefix)) parents.set(prefix, word);
     }
     const value = raw ? parseJsonValue(text, `'${word}'`) : typeValue(path, text);
-    setPath(result, path, value, word);
+    setPath(result, path, value, word, made);
   }
   return result;
 }
@@ -147,20 +168,25 @@ function parseJsonValue(text: string, source: string): unknown {
   try {
     value = parseExact(text); // numbers sent as written
   } catch (error) {
-    throw new ArgumentError(`${source}: invalid JSON${jsonErrorPlace(text)}: ${(error as Error).message}`);
+    const [place, trailing] = jsonErrorPlace(text);
+    const reason = trailing ? "more follows the JSON value (one value is expected)" : (error as Error).message;
+    throw new ArgumentError(`${source}: invalid JSON${place}: ${reason}`);
   }
   const twice = keyGivenTwice(text); // JSON.parse kept the last value: it would go out as if given once
   if (twice !== undefined) throw new ArgumentError(`${source}: the key "${twice}" is given twice in one object`);
   return value;
 }
 
-/** Where `text` stops being JSON, as " at line L, column C" (not every engine's JSON.parse says where). */
-function jsonErrorPlace(text: string): string {
-  const at = jsonErrorOffset(text);
-  if (at === undefined) return "";
-  if (at >= text.length) return " at its end";
+/**
+ * Where `text` stops being JSON, as " at line L, column C" (not every
+ * engine's JSON.parse says where), and whether a whole value came before.
+ */
+function jsonErrorPlace(text: string): [place: string, trailing: boolean] {
+  const [at, trailing] = jsonErrorOffset(text) ?? [];
+  if (at === undefined) return ["", false];
+  if (at >= text.length) return [" at its end", false];
   const before = text.slice(0, at);
-  return ` at line ${before.split("\n").length}, column ${at - before.lastIndexOf("\n")}`;
+  return [` at line ${before.split("\n").length}, column ${at - before.lastIndexOf("\n")}`, trailing === true];
 }
 
 const SPACE = /[ \t\n\r]*/y;
@@ -168,8 +194,11 @@ const SPACE = /[ \t\n\r]*/y;
 const SCALAR =
   /"(?:[ !#-\[\]-\uffff]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"|-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null/y;
 
-/** The offset of the first character that cannot continue a JSON text; undefined when none is found. */
-function jsonErrorOffset(text: string): number | undefined {
+/**
+ * The offset of the first character that cannot continue a JSON text, and
+ * whether it follows a whole value; undefined when none is found.
+ */
+function jsonErrorOffset(text: string): [at: number, trailing: boolean] | undefined {
   let i = 0;
   const skip = (re: RegExp) => {
     re.lastIndex = i;
@@ -207,9 +236,9 @@ function jsonErrorOffset(text: string): number | undefined {
   try {
     value();
     skip(SPACE);
-    return i < text.length ? i : undefined;
+    return i < text.length ? [i, true] : undefined;
   } catch (at) {
-    return typeof at === "number" ? at : undefined; // a RangeError from very deep nesting: no place
+    return typeof at === "number" ? [at, false] : undefined; // a RangeError from very deep nesting: no place
   }
 }
 
@@ -223,11 +252,16 @@ export function isArrayIndex(key: string): boolean {
  * key, never the prototype. An array from --args takes numbered keys into
  * its items (children.0=x replaces its first, keeping the rest; the next
  * index appends); an index past that would leave a gap, sent as null.
+ * The objects made on the way are added to `made`.
  * @throws {ArgumentError} for such an index
  */
-function setPath(target: Record<string, unknown>, path: readonly string[], value: unknown, word: string): void {
-  const define = (node: Record<string, unknown>, key: string, value: unknown) =>
-    Object.defineProperty(node, key, { value, writable: true, enumerable: true, configurable: true });
+function setPath(
+  target: Record<string, unknown>,
+  path: readonly string[],
+  value: unknown,
+  word: string,
+  made: [Record<string, unknown>, string][],
+): void {
   let node = target;
   for (const [i, key] of path.entries()) {
     if (Array.isArray(node) && Number(key) > node.length) {
@@ -239,8 +273,15 @@ function setPath(target: Record<string, unknown>, path: readonly string[], value
     if (i === path.length - 1) break;
     const next = Object.hasOwn(node, key) ? node[key] : undefined;
     const intoArray = Array.isArray(next) && isArrayIndex(path[i + 1]);
-    if (typeof next !== "object" || next === null || (Array.isArray(next) && !intoArray)) define(node, key, {});
+    if (typeof next !== "object" || next === null || (Array.isArray(next) && !intoArray)) {
+      defineKey(node, key, {});
+      made.push([node, key]);
+    }
     node = node[key] as Record<string, unknown>;
   }
-  define(node, path[path.length - 1], value);
+  defineKey(node, path[path.length - 1], value);
+}
+
+function defineKey(node: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(node, key, { value, writable: true, enumerable: true, configurable: true });
 }

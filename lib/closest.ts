@@ -29,9 +29,12 @@ export function closestNames(name: string, known: Iterable<string>, limit = 3): 
   return scored.filter(([score]) => score === scored[0][0]).slice(0, limit).map(([, candidate]) => candidate);
 }
 
-/** A hint for an error message: ` (did you mean a or b?)`, or "" when nothing is close. */
-export function didYouMean(name: string, known: Iterable<string>): string {
-  const names = closestNames(name, known);
+/**
+ * A hint for an error message: ` (did you mean a or b?)`, or "" when nothing
+ * is close; `shown` writes each name as the message needs it (a dotted key's whole path).
+ */
+export function didYouMean(name: string, known: Iterable<string>, shown = (name: string) => name): string {
+  const names = closestNames(name, known).map(shown);
   if (names.length === 0) return "";
   return ` (did you mean ${names.slice(0, -1).join(", ")}${names.length > 1 ? " or " : ""}${names.at(-1)}?)`;
 }

@@ -1,6 +1,6 @@
 /** KEY=VALUE words and --args JSON (lib/args.ts). */
 import { describe, expect, test } from "bun:test";
-import { buildArguments, parseArgumentsJson, splitKeyValueWords, type ValueTyper } from "../lib/args.ts";
+import { argumentTree, buildArguments, parseArgumentsJson, splitKeyValueWords, type ValueTyper } from "../lib/args.ts";
 import { ArgumentError } from "../lib/errors.ts";
 
 function errorOf(run: () => unknown): ArgumentError {
@@ -98,12 +98,24 @@ describe("buildArguments", () => {
       seen.push([path, text]);
       return `typed:${text}`;
     };
-    expect(buildArguments(["id=123", "file.ro=false", "raw:=1"], {}, typer)).toEqual({
+    expect(argumentTree(["id=123", "file.ro=false", "raw:=1"], {}, typer)).toEqual({
       id: "typed:123",
       file: { ro: "typed:false" },
       raw: 1,
     });
     expect(seen).toEqual([[["id"], "123"], [["file", "ro"], "false"]]);
+  });
+
+  test("without a schema, numbered keys 0, 1, ... make an array (as QEMU's keyval does); other keys an object", () => {
+    expect(buildArguments(["arr.1=b", "arr.0=a", "n.0.x=1", "n.1:=[2]"])).toEqual({
+      arr: ["a", "b"],
+      n: [{ x: 1 }, [2]],
+    });
+    expect(buildArguments(["o.0=a", "o.2=c"])).toEqual({ o: { 0: "a", 2: "c" } }); // a gap: keys, as given
+    expect(buildArguments(["o.0=a", "o.01=b"])).toEqual({ o: { 0: "a", "01": "b" } });
+    expect(buildArguments([], { o: { 0: "a" } })).toEqual({ o: { 0: "a" } }); // --args is sent as given
+    expect(buildArguments(['j:={"0": 1}'])).toEqual({ j: { 0: 1 } });
+    expect(argumentTree(["arr.0=a"], {}, (_, text) => text)).toEqual({ arr: { 0: "a" } }); // for a schema to say
   });
 
   test("keys like __proto__ are plain keys and never touch a prototype", () => {
@@ -161,6 +173,16 @@ describe("parseArgumentsJson", () => {
     ['{"a": {"b": [1, ', "at its end"],
   ])("JSON that does not parse, %p, says where it broke: %p", (text, place) => {
     expect(errorOf(() => parseArgumentsJson(text)).message).toStartWith(`--args: invalid JSON ${place}: `);
+  });
+
+  test("text after a whole JSON value is said to follow it, not blamed on the value (the runtime's own words)", () => {
+    expect(errorOf(() => parseArgumentsJson('{"name": "nic1"} x')).message).toBe(
+      "--args: invalid JSON at line 1, column 18: more follows the JSON value (one value is expected)",
+    );
+    expect(errorOf(() => parseArgumentsJson('{"a": 1}\n{"b": 2}\n')).message).toBe(
+      "--args: invalid JSON at line 2, column 1: more follows the JSON value (one value is expected)",
+    );
+    expect(errorOf(() => parseArgumentsJson('{"a": 1,}')).message).not.toContain("more follows");
   });
 
   test("empty or blank text is said to hold no JSON, not a parse error at its end; other Unicode blanks are JSON errors", () => {

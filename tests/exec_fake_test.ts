@@ -489,6 +489,13 @@ describe("arguments reach the server as built", () => {
     });
   });
 
+  test("without a schema, numbered dotted keys make an array, as exec --help says (KEY.0=a KEY.1=b)", async () => {
+    const server = schemaless();
+    const result = await exec(server, "x-blockdev-change", "children.0=a", "children.1=b", "raw.0:=1");
+    expect(result).toMatchObject({ code: 0, stdout: "{}\n", stderr: "" });
+    expect(sent(server)).toEqual(expect.objectContaining({ arguments: { children: ["a", "b"], raw: [1] } }));
+  });
+
   test("--args - reads the object from stdin, taken as typed ('0010' stays a string)", async () => {
     const server = schemaless();
     const piped = await qmpctl(["-s", server.path, "exec", "eject", "--args", "-", "force:=true"], {

@@ -170,6 +170,18 @@ describe("exec", () => {
     expect(await qemu.control.execute("qom-get", { path: "/objects/m2", property: "size" })).toBe(4096);
   });
 
+  test("--args - that is not one JSON object names stdin as its source (exit 2, nothing sent)", async () => {
+    const result = await qmpctl(["-s", qemu.socket, "exec", "set_link", "--args", "-"], {
+      stdin: '{"name": "nic1"}\n{"up": true}\n',
+    });
+    expect(result).toEqual(expect.objectContaining({
+      code: 2,
+      stdout: "",
+      stderr:
+        "qmpctl: --args -: invalid JSON at line 2, column 1: more follows the JSON value (one value is expected)\n",
+    }));
+  });
+
   test("-v logs every message, sent (>) and received (<), as one compact JSON line each; stdout is unchanged", async () => {
     const quiet = await qmpctl(["-s", qemu.socket, "exec", "qom-get", "path=/objects/m0", "property=size"]);
     const verbose = await qmpctl(["-v", "-s", qemu.socket, "exec", "qom-get", "path=/objects/m0", "property=size"]);

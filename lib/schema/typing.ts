@@ -3,7 +3,7 @@
  * anything is sent: unknown names (with the closest ones), missing mandatory
  * arguments, values that cannot be of their type.
  *
- * The words first become a tree (`buildArguments` with each text kept as a
+ * The words first become a tree (`argumentTree` with each text kept as a
  * `WordText`), so that the whole shape is known before typing: a flat
  * union's members depend on its tag (`driver=null-co` may come after
  * `size=4096`), and an alternate's branch, or an array, on whether dotted
@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { buildArguments, jsonOrString } from "../args.ts";
+import { argumentTree, jsonOrString } from "../args.ts";
 import { didYouMean } from "../closest.ts";
 import { ArgumentError } from "../errors.ts";
 import type { Schema } from "./model.ts";
@@ -68,7 +68,7 @@ export function typeArguments(
   base?: Record<string, unknown>,
 ): Record<string, unknown> {
   const info = schema.requireCommand(command);
-  const tree = buildArguments(words, base, (path, text) => new WordText(path, text));
+  const tree = argumentTree(words, base ?? {}, (path, text) => new WordText(path, text));
   return new Typer(schema, command).node(tree, info.args, []) as Record<string, unknown>;
 }
 
@@ -118,7 +118,9 @@ class Typer {
       if (member) return [key, this.node(value, member.type, [...path, key])];
       if (!hasWords(value)) return [key, value];
       if (path.length === 0 && OPEN_ARGUMENTS.includes(this.command)) return [key, untyped(value)];
-      throw this.error(`unknown argument '${dotted(path, key)}'${didYouMean(key, byName.keys())}`);
+      throw this.error(
+        `unknown argument '${dotted(path, key)}'${didYouMean(key, byName.keys(), (name) => dotted(path, name))}`,
+      );
     });
     const missing = members.find((m) => !m.optional && !Object.hasOwn(tree, m.name));
     if (missing) {
@@ -213,7 +215,11 @@ class Typer {
         for (const [key, item] of Object.entries(object)) {
           const member = byName.get(key);
           if (!member) {
-            throw this.error(`'${word.word}': unknown member '${dotted(path, key)}'${didYouMean(key, byName.keys())}`);
+            throw this.error(
+              `'${word.word}': unknown member '${dotted(path, key)}'${
+                didYouMean(key, byName.keys(), (name) => dotted(path, name))
+              }`,
+            );
           }
           this.json(item, member.type, word, [...path, key]);
         }
