@@ -57,7 +57,8 @@ export class JsonFramer {
   /** Bytes of the message being scanned, kept from earlier chunks. */
   #held: Uint8Array[] = [];
   #heldBytes = 0;
-  #depth = 0;
+  /** What closes each level open in the message being scanned (`}` or `]`), innermost last; empty between messages. */
+  #closers: number[] = [];
   #inString = false;
   #escaped = false;
 
@@ -94,7 +95,7 @@ export class JsonFramer {
   push(chunk: Uint8Array, deliver?: (message: unknown) => void): unknown[] {
     const messages: unknown[] = [];
     const out = deliver ?? ((message: unknown) => messages.push(message));
-    let i = this.#depth > 0 ? this.#scan(chunk, 0, 0, out) : 0;
+    let i = this.#closers.length > 0 ? this.#scan(chunk, 0, 0, out) : 0;
     // The whole lines (up to the last newline) are read as text; what follows
     // them begins a message that ends in a later chunk.
     const linesEnd = chunk.lastIndexOf(NEWLINE) + 1;
@@ -109,7 +110,7 @@ export class JsonFramer {
         continue;
       }
       if (byte !== OPEN_BRACE) throw new ProtocolError(`${NOT_AN_OBJECT}, got ${describeByte(byte)}`);
-      this.#depth = 1;
+      this.#closers = [CLOSE_BRACE];
       i = this.#scan(chunk, i, i + 1, out);
     }
     return messages;
@@ -154,9 +155,9 @@ export class JsonFramer {
           continue;
         }
       }
-      this.#depth = 1;
+      this.#closers = [CLOSE_BRACE];
       const next = this.#scan(chunk, b, b + 1, out);
-      if (this.#depth > 0 || next > end) return next;
+      if (this.#closers.length > 0 || next > end) return next;
       // The message began and ended at ASCII bytes (`{`, `}` or `]`), so its
       // bytes decode alone to its part of the text.
       c += oneByteEach ? next - b : this.#decoder.decode(chunk.subarray(b, next)).length;
@@ -181,10 +182,17 @@ export class JsonFramer {
       }
       if (byte === QUOTE) this.#inString = true;
       else if (byte === OPEN_BRACE || byte === OPEN_BRACKET) {
-        if (++this.#depth > this.#maxNesting) {
+        if (this.#closers.push(byte === OPEN_BRACE ? CLOSE_BRACE : CLOSE_BRACKET) > this.#maxNesting) {
           throw new ProtocolError(`received a message nested deeper than ${this.#maxNesting} levels`);
         }
-      } else if ((byte === CLOSE_BRACE || byte === CLOSE_BRACKET) && --this.#depth === 0) {
+      } else if (byte === CLOSE_BRACE || byte === CLOSE_BRACKET) {
+        // `[1, 2}` can never become JSON: said now, not after waiting for a close that cannot come.
+        if (this.#closers.pop() !== byte) {
+          throw new ProtocolError(
+            `received invalid JSON: a '${String.fromCharCode(byte)}' closes what it did not open`,
+          );
+        }
+        if (this.#closers.length > 0) continue;
         this.#checkSize(i + 1 - start);
         out(this.#parse(chunk.subarray(start, i + 1)));
         return i + 1;
@@ -198,7 +206,7 @@ export class JsonFramer {
 
   /** True when a message has begun but not ended (the stream stopped mid-message). */
   get partial(): boolean {
-    return this.#depth > 0;
+    return this.#closers.length > 0;
   }
 
   #checkSize(bytesInChunk: number): void {

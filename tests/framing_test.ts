@@ -127,6 +127,22 @@ describe("JsonFramer", () => {
     expect((error as Error).message).toStartWith("received invalid JSON: ");
   });
 
+  test("a bracket that closes what it did not open is a ProtocolError at once, in every chunking, not a wait", () => {
+    const cases: [string, string][] = [
+      ['{"return": [1,2,}', "}"],
+      ['{"return": [1,2,}\n', "}"],
+      ['{"a": {"b": [}}]}\n', "}"],
+      ['{"a": "]", "b": ]', "]"],
+    ];
+    for (const [text, closer] of cases) {
+      for (const size of [1, 3, text.length]) {
+        expect(() => feed(new JsonFramer(), bytes(text), size)).toThrow(
+          new ProtocolError(`received invalid JSON: a '${closer}' closes what it did not open`),
+        );
+      }
+    }
+  });
+
   test("the default limit is 64 MiB", () => {
     expect(DEFAULT_MAX_MESSAGE_BYTES).toBe(64 * 1024 * 1024);
   });
