@@ -166,6 +166,16 @@ describe("on a running QEMU (-machine none)", () => {
         "(did you mean pause?)\n",
       ],
       [
+        ["wait-event", "DUMP_COMPLETED", "--match", "result=completed"], // an object: its members are matched
+        "qmpctl: the condition 'result=completed' can never hold for DUMP_COMPLETED: its result is an object, never " +
+        '"completed" (a member inside it, as result.status=VALUE, is matched on its own)\n',
+      ],
+      [
+        ["wait-event", "BLOCK_JOB_COMPLETED", "--match", "offset=1.5"],
+        "qmpctl: the condition 'offset=1.5' can never hold for BLOCK_JOB_COMPLETED: its offset is a whole number, " +
+        'never "1.5"\n',
+      ],
+      [
         ["exec", "stop", "--wait-event", "STOP", "--match", "reason=x"],
         "qmpctl: the condition 'reason=x' can never hold for STOP: it has no data\n",
       ],

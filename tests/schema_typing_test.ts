@@ -165,7 +165,7 @@ describe("typeArguments: errors name the problem and the closest names", () => {
   test.each([
     ["set_lnk", ["name=x"], "unknown command 'set_lnk' (did you mean set_link?)"],
     ["typed", ["idd=1"], "typed: unknown argument 'idd' (did you mean id?)"],
-    ["typed", ["id=1", "ref.drive=x"], "typed: unknown argument 'ref.drive' (did you mean driver?)"],
+    ["typed", ["id=1", "ref.drive=x"], "typed: unknown argument 'ref.drive' (did you mean ref.driver?)"],
     ["typed", ["count=1"], "typed: missing argument 'id': expected str"],
     ["set_link", ["name=x"], "set_link: missing argument 'up': expected bool (true/false, on/off, yes/no)"],
     ["typed", ["id.x=1"], "typed: 'id.x=1': id is str, so nothing goes inside it"],
@@ -187,7 +187,8 @@ describe("Schema.checkEventData (a --match no named event can meet)", () => {
       variants: [{ case: "a", type: "92" }, { case: "b", type: "93" }],
     },
     { name: "91", "meta-type": "enum", values: ["a", "b"], members: [{ name: "a" }, { name: "b" }] },
-    { name: "92", "meta-type": "object", members: [{ name: "x", type: "int" }] },
+    { name: "92", "meta-type": "object", members: [{ name: "x", type: "int" }, { name: "info", type: "94" }] },
+    { name: "94", "meta-type": "object", members: [{ name: "status", type: "str" }] },
     { name: "93", "meta-type": "object", members: [{ name: "x", type: "str" }, { name: "list", type: "[int]" }] },
   ]));
   const check = (word: string) => () => unionSchema.checkEventData(["THING"], splitKeyValueWords([word]));
@@ -201,9 +202,28 @@ describe("Schema.checkEventData (a --match no named event can meet)", () => {
 
   test("what no branch can have is refused, saying why", () => {
     expect(check("kind=zzz")).toThrow('its kind is one of a, b, never "zzz"');
-    expect(check("x.y=1")).toThrow("'x' is a number, with nothing inside");
+    expect(check("x.y=1")).toThrow("'x' is a whole number, with nothing inside");
     expect(check("list.first=1")).toThrow("'list' is an array: 'first' is no index into it");
-    expect(check("list.0=abc")).toThrow('its list.0 is a number, never "abc"');
+    expect(check("list.0=abc")).toThrow('its list.0 is a whole number, never "abc"');
     expect(check("y=1")).toThrow("it has no 'y' in its data");
+  });
+
+  test("a whole number's member never equals a fraction; an object's or an array's never a string or a number", () => {
+    expect(check("list.0=1.5")).toThrow('its list.0 is a whole number, never "1.5"');
+    for (const whole of ["2.0", "2e3", "1.5e1", "0.0e-5", "-3", "1.00000000000000000000"]) {
+      expect(check(`list.0=${whole}`)).not.toThrow(); // 2.0 is 2 to the matcher
+    }
+    expect(check("list.0=25e-1")).toThrow('never "25e-1"');
+    expect(check("list.0:=18446744073709551615")).not.toThrow(); // beyond 2^53, kept exactly
+    expect(check("list.0:=1.00000000000000000001")).toThrow(
+      "its list.0 is a whole number, never 1.00000000000000000001",
+    );
+    expect(check("list=5")).toThrow('its list is an array, never "5"');
+    expect(check("list:=[5]")).not.toThrow();
+    expect(check("info=completed")).toThrow(
+      'its info is an object, never "completed" (a member inside it, as info.status=VALUE, is matched on its own)',
+    );
+    expect(check('info:={"status": "x"}')).not.toThrow();
+    expect(check("info.status=completed")).not.toThrow();
   });
 });

@@ -136,8 +136,11 @@ export class Schema {
       if ((raw ? [json] : [json, text]).some((value) => fitsLeaf(type, value))) return undefined;
       const shown = raw ? text : JSON.stringify(text);
       const hint = type.kind === "enum" && !raw ? didYouMean(text, type.values) : "";
+      const inside = type.kind === "object" && type.members.length > 0
+        ? ` (a member inside it, as ${path.join(".")}.${type.members[0].name}=VALUE, is matched on its own)`
+        : "";
       // The closest value says enough; without one, the values it can have.
-      return miss(`its ${path.join(".")} is ${hint ? "" : `${describeValue(type)}, `}never ${shown}${hint}`);
+      return miss(`its ${path.join(".")} is ${hint ? "" : `${describeValue(type)}, `}never ${shown}${hint}${inside}`);
     }
     const key = path[i];
     const where = i === 0 ? "its data" : `'${path.slice(0, i).join(".")}'`;
@@ -188,7 +191,7 @@ interface Miss {
 function describeValue(type: TypeInfo): string {
   if (type.kind === "enum") return `one of ${type.values.join(", ")}`;
   if (type.kind === "builtin") {
-    return { boolean: "true or false", int: "a number", number: "a number" }[type.json] ?? `a ${type.json}`;
+    return { boolean: "true or false", int: "a whole number", number: "a number" }[type.json] ?? `a ${type.json}`;
   }
   return `an ${type.kind}`;
 }
@@ -202,8 +205,9 @@ function fitsLeaf(type: TypeInfo, value: unknown): boolean {
       switch (type.json) {
         case "string":
           return typeof value === "string";
-        case "int":
-        case "number": // any number: the matcher compares numbers by value (1.0 is 1), beyond 2^53 too
+        case "int": // the matcher compares numbers by value (1.0 is 1), beyond 2^53 too
+          return typeof value === "number" ? Number.isInteger(value) : isRawNumber(value) && isWhole(value);
+        case "number":
           return typeof value === "number" || isRawNumber(value);
         case "boolean":
           return typeof value === "boolean";
@@ -211,9 +215,22 @@ function fitsLeaf(type: TypeInfo, value: unknown): boolean {
           return value === null;
       }
       return value !== undefined;
+    case "object": // given as JSON, compared whole
+      return typeof value === "object" && value !== null && !Array.isArray(value) && !isRawNumber(value);
+    case "array":
+      return Array.isArray(value);
     default:
-      return value !== undefined; // an object or array given as JSON: compared whole
+      return value !== undefined;
   }
+}
+
+/** Whether an exactly kept number (as written: 2.0, 1e3, 2^64 - 1) is a whole one: no digit past its point but 0. */
+function isWhole(raw: unknown): boolean {
+  const [, whole, fraction = "", exponent = "0"] =
+    /^-?(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(JSON.stringify(raw)) ?? [];
+  if (whole === undefined) return false;
+  const digits = whole + fraction;
+  return /^0*$/.test(digits.slice(Math.max(0, whole.length + Number(exponent))));
 }
 
 /**
