@@ -8,7 +8,7 @@
  * @module
  */
 import {
-  aboveReason,
+  checkAbove,
   notFollowed,
   notOursReason,
   openPrivateDirFd,
@@ -196,16 +196,3 @@ async function safeRealPath(path: string, opened: { dev: number; ino: number }, 
   return real;
 }
 
-/**
- * Refuse the real path `real` when someone besides root and `euid` could
- * rename or replace what is on it (aboveReason, each directory up from its own).
- * @throws {Error} as "/home/x, above WHAT, is writable by others (mode 777)"
- */
-async function checkAbove(real: string, what: string, euid: number | undefined): Promise<void> {
-  const { promises: fs } = await import("node:fs");
-  for (let above = real; above !== "/";) {
-    above = parentDir(above);
-    const problem = aboveReason(await fs.stat(above), euid);
-    if (problem) throw new Error(`${above}, above ${what}, ${problem}`);
-  }
-}

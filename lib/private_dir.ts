@@ -121,6 +121,7 @@ export interface PrivateDirFd {
  * so a link swapped in meanwhile is not chmod-ed. A plain descriptor, not a
  * FileHandle: Bun closes a FileHandle no longer referenced when it is
  * collected (and throws), and the shell's history holds it for the session.
+ * The way to it must be one no one else can steer (checkWayTo).
  * @throws {Error} whose message is the reason, about "its directory": "its
  * directory is a symbolic link (not followed)", "its directory belongs to uid
  * 65534, not to this user (uid 0)", "its directory would be created in
@@ -132,7 +133,8 @@ export async function openPrivateDirFd(path: string): Promise<PrivateDirFd> {
   const uid = ownUid();
   const code = (error: unknown) => (error as { code?: string })?.code;
   const fd = await (async () => {
-    if (await fs.lstat(path).then(() => false, (error) => code(error) === "ENOENT")) {
+    const missing = await fs.lstat(path).then(() => false, (error) => code(error) === "ENOENT");
+    if (missing) {
       // A home that does not exist (a system user's /nonexistent) is not made to exist.
       const homes = await homeSpellings(fs.readlink);
       for (let dir = parentDir(path);; dir = parentDir(dir)) {
@@ -147,6 +149,9 @@ export async function openPrivateDirFd(path: string): Promise<PrivateDirFd> {
         if (problem) throw new Error(problem);
         break;
       }
+    }
+    await checkWayTo(path, uid);
+    if (missing) {
       await fs.mkdir(parentDir(path), { recursive: true, mode: 0o700 });
       await fs.mkdir(path, { mode: 0o700 }).catch((error) => {
         if (code(error) !== "EEXIST") throw error;
@@ -176,6 +181,45 @@ export async function openPrivateDirFd(path: string): Promise<PrivateDirFd> {
     throw reasonError(error, "its directory");
   }
   return { fd, dev: stat.dev, ino: stat.ino, uid, wasShared: othersMayWrite(stat.mode), close: () => closeSync(fd) };
+}
+
+/**
+ * Refuse a way to `path` (absolute) that someone besides root and this user
+ * could steer: a symbolic link above it of another user's (root run with a
+ * user's HOME, whose ~/.cache links to a directory of root's: root's files
+ * would go where that user chose), or a directory it really lies in that
+ * they could change (checkAbove). The part of the way that exists is walked
+ * name by name; `path` itself is the opener's to check.
+ * @throws {Error} as "/home/alice/.cache, on the way to its directory, is a symbolic link of uid 1000"
+ */
+async function checkWayTo(path: string, uid: number | undefined): Promise<void> {
+  const { promises: fs } = await import("node:fs");
+  let real = "/";
+  for (const name of lexicalPath(path).split("/").slice(1, -1)) {
+    const next = `${real === "/" ? "" : real}/${name}`;
+    const stat = await fs.lstat(next).catch(() => undefined);
+    if (!stat) break; // from here on, to be created
+    if (stat.isSymbolicLink() && stat.uid !== 0 && stat.uid !== uid) {
+      throw new Error(`${next}, on the way to its directory, is a symbolic link of uid ${stat.uid}`);
+    }
+    real = stat.isSymbolicLink() ? await fs.realpath(next) : next;
+  }
+  await checkAbove(`${real}/`, "its directory", uid); // from `real` itself up
+}
+
+/**
+ * Refuse the real path `real` when someone besides root and `uid` could
+ * rename or replace what is on it (aboveReason, each directory up from its
+ * own; from `real` itself when it ends in "/").
+ * @throws {Error} as "/home/x, above WHAT, is writable by others (mode 777)"
+ */
+export async function checkAbove(real: string, what: string, uid: number | undefined): Promise<void> {
+  const { promises: fs } = await import("node:fs");
+  for (let above = real; above !== "/";) {
+    above = parentDir(above);
+    const problem = aboveReason(await fs.stat(above), uid);
+    if (problem) throw new Error(`${above}, above ${what}, ${problem}`);
+  }
 }
 
 /**

@@ -9,6 +9,7 @@ import {
   chownSync,
   cpSync,
   existsSync,
+  lchownSync,
   mkdirSync,
   readdirSync,
   readFileSync,
@@ -131,6 +132,40 @@ test("a filled cache directory others may write to is not read; made private aga
   expect(readdirSync(root)).toHaveLength(1); // the entry just written, nothing that was there before
   expect(readdirSync(root)).not.toContain("schema-planted");
   expect(await typedExec(filled)).toEqual(USES_CACHE);
+});
+
+test("a shared directory in the cache's place loses only what could pass for the cache's: other files stay", async () => {
+  const base = home();
+  const root = join(base, "qmpctl");
+  mkdirSync(join(root, "sub"), { recursive: true });
+  chmodSync(root, 0o775); // group-writable: someone's shared directory that happens to be named so
+  writeFileSync(join(root, "vm1-notes.txt"), "important\n");
+  mkdirSync(join(root, ".new-planted"));
+  expect(await typedExec(base)).toEqual(ASKS_SCHEMA);
+  expect(readdirSync(root).filter((name) => !name.startsWith("schema-")).sort()).toEqual(["sub", "vm1-notes.txt"]);
+  expect(readFileSync(join(root, "vm1-notes.txt"), "utf8")).toBe("important\n");
+});
+
+test("another user's symbolic link on the way (their ~/.cache, linked to a directory of root's) is not followed", async () => {
+  const base = home();
+  const alice = join(base, "alice"), roots = join(base, "roots");
+  mkdirSync(alice);
+  mkdirSync(roots);
+  symlinkSync(roots, join(alice, ".cache"));
+  chownSync(alice, 65534, 65534);
+  lchownSync(join(alice, ".cache"), 65534, 65534); // the link is theirs: it says where root's files would go
+  for (const env of [{ HOME: alice, XDG_CACHE_HOME: undefined }, { XDG_CACHE_HOME: join(alice, ".cache") }]) {
+    const server = schemaServer();
+    servers.push(server);
+    const result = await qmpctl(["-s", server.path, "exec", "set_link", "name=n", "up=on"], { env });
+    expect(result).toMatchObject({ code: 0, stdout: '{"name":"n","up":true}\n', stderr: "" });
+    expect(readdirSync(roots)).toEqual([]);
+  }
+  // The same link of root's own is followed: the cache is made where it leads.
+  lchownSync(join(alice, ".cache"), 0, 0);
+  chownSync(alice, 0, 0);
+  expect(await typedExec(join(alice, ".cache"))).toEqual(ASKS_SCHEMA);
+  expect(readdirSync(join(roots, "qmpctl"))).toHaveLength(1);
 });
 
 test("nothing is created in another user's tree (root run with a user's HOME, as sudo -E does)", async () => {

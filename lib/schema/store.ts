@@ -116,17 +116,18 @@ export async function readCacheFile(root: string, file: string, linkProbe = file
  * Make sure `root` is a private directory of ours, creating it (0700) when
  * missing, never through a symlink, and never in another user's tree (root
  * run with a user's HOME, as `sudo -E` does): lib/private_dir.ts.
- * A directory that others could write to until now is emptied once made
- * private: what they may have put in it is not trusted.
+ * A directory that others could write to until now has its entries (and
+ * writers' leftovers) removed once made private: what they may have put there
+ * is not trusted. Anything else in it is left alone: not the cache's to delete.
  * @throws {Error} when `root` is a symlink, not a directory, someone else's, or in someone else's tree
  */
 async function preparePrivateRoot(root: string): Promise<void> {
   const dir = await openPrivateDirFd(root);
   try {
     if (!dir.wasShared) return;
-    // Nobody else can add to it now; remove (never follow) what is there.
+    // Nobody else can add to it now; remove (never follow) what could pass for the cache's.
     const { readdir, rm } = await import("node:fs/promises");
-    const names = await readdir(root);
+    const names = (await readdir(root)).filter((name) => /^(schema-|\.new-|\.old-)/.test(name));
     await Promise.all(names.map((name) => rm(`${root}/${name}`, { recursive: true, force: true })));
   } finally {
     dir.close();
