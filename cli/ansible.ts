@@ -16,7 +16,7 @@ import type { QmpEvent } from "../lib/events.ts";
 import { isGlob } from "../lib/glob.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
 import { awaitedTimeout, checkEventWait, readEventWait, subscribe } from "./event_output.ts";
-import { readTextFile, writeStdout } from "./io.ts";
+import { parentGoneSignal, readTextFile, writeStdout } from "./io.ts";
 import { ParsedOptions, UsageError } from "./options.ts";
 import { type CommandContext, connect, formatJson } from "./session.ts";
 
@@ -166,7 +166,9 @@ async function runModule(context: CommandContext, params: ModuleParams): Promise
   }
 
   const timeoutMs = duration(params.timeout, "timeout", 0);
-  const signal = timeoutMs > 0 ? AbortSignal.any([context.signal, AbortSignal.timeout(timeoutMs)]) : context.signal;
+  // A task's own `timeout:` kills Ansible's runner, not this process: gone with it, rather than left holding the monitor.
+  const bounds = [context.signal, parentGoneSignal()];
+  const signal = AbortSignal.any(timeoutMs > 0 ? [...bounds, AbortSignal.timeout(timeoutMs)] : bounds);
   const options = new ParsedOptions();
   if (given(params.match)) options.set("match", matchWords(dict(params.match, "match")!));
   if (given(params.count)) options.set("count", scalar(params.count, "count"));

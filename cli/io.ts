@@ -542,6 +542,24 @@ export function onInterrupt(handler: () => void): void {
   process.on("SIGINT", handler);
 }
 
+/**
+ * A signal aborted once this process's parent is gone (it was given another,
+ * as an orphan), looked at every second: for a process its runner may be
+ * killed under without the signal passed on, and that would otherwise go on
+ * waiting, holding a monitor no one else can open.
+ */
+export function parentGoneSignal(): AbortSignal {
+  const controller = new AbortController();
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    controller.abort(new Error(`the process that ran qmpctl (pid ${parent}) is gone`));
+  }, 1000);
+  timer.unref(); // never what keeps the process alive
+  return controller.signal;
+}
+
 /** End the process with `code`. */
 export function exit(code: number): never {
   return process.exit(code);

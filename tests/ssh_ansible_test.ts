@@ -7,12 +7,13 @@
  * sockets) stays in a temporary directory.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { QMPCTL, qmpctl } from "./helpers/cli.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
 import { sshProcessesAfter, startSshd, type TestSshd } from "./helpers/sshd.ts";
+import { startTerminal } from "./helpers/terminal.ts";
 
 const LIBRARY = resolve(import.meta.dir, "../contrib/ansible/library");
 
@@ -154,6 +155,21 @@ describe("the Ansible module qmp", () => {
     expect(await sshProcessesAfter(sshd.marker, 5000)).toEqual([]);
   }, 150_000);
 
+  test("ansible-doc documents the module: every parameter qmpctl ansible takes, and no other", async () => {
+    const doc = Bun.spawnSync(["ansible-doc", "--json", "-M", LIBRARY, "qmp"], {
+      env: { PATH: process.env.PATH, HOME: join(dir, "home"), ANSIBLE_LOCAL_TEMP: join(dir, "local_tmp") },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    expect({ code: doc.exitCode, stderr: doc.stderr.toString() }).toEqual({ code: 0, stderr: "" });
+    const documented = Object.keys(JSON.parse(doc.stdout.toString()).qmp.doc.options).sort();
+    const file = join(dir, "unknown.json");
+    writeFileSync(file, JSON.stringify({ socket: qemu.socket, nonesuch: 1 }));
+    const refusal = JSON.parse((await qmpctl(["ansible", file])).stdout).msg as string;
+    const taken = refusal.match(/\(the module takes (.*)\)$/)![1].split(", ").sort();
+    expect(documented).toEqual(taken);
+  });
+
   test("a missing qmpctl binary fails the task with a message that says so", async () => {
     const results = await playbook("localhost", "localhost ansible_connection=local\n", [
       { name: "missing", qmp: { socket: qemu.socket, qmpctl: "/nonexistent/qmpctl", execute: "query-status" } },
@@ -171,6 +187,30 @@ describe("qmpctl ansible ARGS_FILE (what the module runs), directly", () => {
     expect(result).toMatchObject({ code: 0, stderr: "" }); // the result itself says how it went
     return JSON.parse(result.stdout);
   }
+
+  test(
+    "left behind by its killed runner (as a task's own timeout: does), it ends within seconds, freeing the monitor",
+    async () => {
+      const file = join(dir, "orphan.json");
+      writeFileSync(file, JSON.stringify({ socket: qemu.socket, wait_event: "STOP" })); // no timeout: waits for good
+      const runner = Bun.spawn(["sh", "-c", '"$0" ansible "$1" >/dev/null 2>&1 & echo $!; sleep 1', QMPCTL, file], {
+        stdout: "pipe",
+      });
+      const pid = Number((await new Response(runner.stdout).text()).trim());
+      await runner.exited;
+      // Running (not a zombie no one reaps): /proc says so.
+      const running = () =>
+        existsSync(`/proc/${pid}/stat`) && !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+      try {
+        for (let waited = 0; running() && waited < 5000; waited += 100) await Bun.sleep(100);
+        expect(running()).toBe(false);
+        expect(await qmpctl(["-s", qemu.socket, "exec", "query-status"])).toMatchObject({ code: 0, stderr: "" });
+      } finally {
+        if (running()) process.kill(pid);
+      }
+    },
+    15_000,
+  );
 
   test("a missing socket, or both execute and hmp, fail with a message", async () => {
     expect(await module({ execute: "query-status" })).toEqual({
@@ -479,5 +519,28 @@ describe("the module's wrapper (library/qmp) run directly, as Ansible runs it", 
     expect(wrapper({ ...query, qmpctl: join(unusual, "qmpctl") })).toMatchObject({ changed: false });
     expect(existsSync(mark)).toBe(true);
     expect(wrapper({ ...query, qmpctl: null })).toMatchObject({ changed: false, return: { status: "running" } });
+  });
+
+  test("run at a terminal (Ansible's ssh connection gives modules one: -tt), ssh still never prompts (BatchMode)", async () => {
+    const record = join(dir, "argv-module");
+    const command = `sh -c 'printf "%s\\n" "$@" > "$0"; exec ssh "$@"' '${record}' -F "${sshd.sshConfig}"`;
+    const file = join(dir, "tty-args.json");
+    writeFileSync(
+      file,
+      JSON.stringify({ socket: `ssh://vmhost${qemu.socket}`, execute: "query-status", qmpctl: QMPCTL }),
+    );
+    const terminal = await startTerminal(["sh", join(LIBRARY, "qmp"), file], {
+      env: { QMPCTL_SSH_COMMAND: command, HOME: sshd.dir },
+    });
+    try {
+      expect(await terminal.exitStatus(30_000)).toBe(0);
+      const screen = (await terminal.waitFor("the result", (rows) => rows.some((row) => row.includes("changed")))).join(
+        "",
+      );
+      expect(screen).toContain('"status":"running"');
+      expect(readFileSync(record, "utf8").split("\n")).toContain("BatchMode=yes");
+    } finally {
+      await terminal.close();
+    }
   });
 });
