@@ -54,8 +54,10 @@ Environment:
   HOME                the base of both defaults
   BUN_OPTIONS, BUN_INSPECT, BUN_INSPECT_CONNECT_TO, BUN_INSPECT_PRELOAD
                       refused (exit 2): the Bun runtime inside qmpctl applies them
+                      first (BUN_OPTIONS=--help prints Bun's help, exit 0)
   qmpctl reads no other variable, and no file from the directory it runs in
-  (no .env, no bunfig.toml).
+  (no .env, no bunfig.toml); the runtime reads its own BUN_* settings
+  (BUN_JSC_* for its JavaScript engine).
 
 Files:
   $XDG_CACHE_HOME/qmpctl/   the schema cache, per QEMU build (safe to delete)
