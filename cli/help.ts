@@ -47,8 +47,11 @@ Environment:
   QMPCTL_GA_SOCKET    the guest agent's address for 'ga' when -s is not given
   QMPCTL_SSH_COMMAND  the ssh command line for ssh:// addresses (default: ssh),
                       split as a shell would
-  NO_COLOR            when set and not empty, the progress line has no colour
+  NO_COLOR            when set and not empty, no colour (on a terminal, error
+                      lines are red and the progress line is coloured)
   COLUMNS             the progress line's width when stderr is no terminal
+  TMPDIR              where ssh:// and proxy -- CMD make their private
+                      directory (default /tmp; a relative one is ignored)
   XDG_CACHE_HOME      where the schema cache lives (default ~/.cache)
   XDG_STATE_HOME      where the shell's history lives (default ~/.local/state)
   HOME                the base of both defaults

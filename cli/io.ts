@@ -746,11 +746,14 @@ export async function spawnPassthrough(command: string[]): Promise<PassthroughCh
   };
 }
 
-/** A new directory only the owner may enter (mode 0700), in the system's temporary directory. */
+/**
+ * A new directory only the owner may enter (mode 0700), in the system's
+ * temporary directory ($TMPDIR; /tmp for a relative one, as for ssh's).
+ */
 export async function makePrivateDir(prefix: string): Promise<string> {
   const { mkdtemp } = await import("node:fs/promises");
   const { tmpdir } = await import("node:os");
-  return mkdtemp(`${tmpdir()}/${prefix}`);
+  return mkdtemp(`${tmpdir().startsWith("/") ? tmpdir() : "/tmp"}/${prefix}`);
 }
 
 /** Remove a directory and what it holds (no error when it is already gone). */

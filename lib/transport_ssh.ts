@@ -85,15 +85,17 @@ export async function connectSsh(
   const command = sshCommand();
   // ssh reads `:` in a -L spec as the separator, `\` as an escape (`v\m.qmp` would be `vm.qmp`),
   // and `%` as the start of a token (`%u`: the local user), written `%%` for itself.
-  if (tmpdir().includes(":")) throw new AddressError(`TMPDIR '${tmpdir()}' holds a ':', which ssh cannot forward`);
-  if (tmpdir().includes("${")) throw new AddressError(`TMPDIR '${tmpdir()}' holds a '\${', which ssh would expand`);
+  // A relative TMPDIR would put ssh's socket under the working directory: qmpctl writes nothing there.
+  const temp = tmpdir().startsWith("/") ? tmpdir() : "/tmp";
+  if (temp.includes(":")) throw new AddressError(`TMPDIR '${temp}' holds a ':', which ssh cannot forward`);
+  if (temp.includes("${")) throw new AddressError(`TMPDIR '${temp}' holds a '\${', which ssh would expand`);
   let dir: string;
   try {
-    dir = fs.mkdtempSync(`${tmpdir()}/qmpctl-ssh-`); // mode 0700
+    dir = fs.mkdtempSync(`${temp}/qmpctl-ssh-`); // mode 0700
   } catch (error) {
     const code = (error as { code?: string }).code ?? (error as Error).message;
     throw new ConnectionError(
-      `cannot connect to ${address.text}: cannot make a directory for ssh's socket in TMPDIR ${tmpdir()} (${code})`,
+      `cannot connect to ${address.text}: cannot make a directory for ssh's socket in TMPDIR ${temp} (${code})`,
       { cause: error },
     );
   }

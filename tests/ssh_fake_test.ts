@@ -1,10 +1,10 @@
 /**
  * `ssh://` against a stand-in for ssh (QMPCTL_SSH_COMMAND), for what real
  * OpenSSH does only under load: a forwarded socket whose listen queue is full
- * when qmpctl first connects.
+ * when qmpctl first connects; and the arguments it is given.
  */
 import { afterAll, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { qmpctl } from "./helpers/cli.ts";
@@ -55,3 +55,17 @@ test("a forwarded socket whose listen queue is full at first is retried, not an 
   });
   expect(result).toMatchObject({ code: 0, stdout: '{"status":"running"}\n', stderr: "" });
 }, 15_000);
+
+test("a relative TMPDIR is ignored: ssh's socket goes under /tmp, nothing under the working directory", async () => {
+  const work = join(dir, "work");
+  mkdirSync(join(work, "rel"), { recursive: true });
+  const record = join(dir, "argv-relative");
+  const result = await qmpctl(["-s", "ssh://host/run/vm.qmp", "exec", "query-status"], {
+    env: { QMPCTL_SSH_COMMAND: `sh -c 'printf "%s\\n" "$@" > "$0"; exit 255' '${record}'`, TMPDIR: "rel" },
+    cwd: work,
+  });
+  expect(result.code).toBe(3);
+  const argv = readFileSync(record, "utf8").split("\n");
+  expect(argv[argv.indexOf("-L") + 1]).toMatch(/^\/tmp\/qmpctl-ssh-[^/]+\/monitor\.sock:\/run\/vm\.qmp$/);
+  expect(readdirSync(join(work, "rel"))).toEqual([]);
+});
