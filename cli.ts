@@ -86,7 +86,7 @@ async function main(): Promise<number> {
   let wantsHelp = options.flag("help");
   if (name === "help") [name, wantsHelp] = [rest[0] === "help" ? undefined : rest[0], true]; // help help: the general one
   if (wantsHelp) { // needs none of the values below
-    const entry = name === undefined ? undefined : commandNamed(name) ?? await unknownCommand(name, options);
+    const entry = name === undefined ? undefined : commandNamed(name) ?? await unknownCommand(name, options, true);
     await writeStdout((entry ? commandHelp(entry, (await entry.load()).help()) : generalHelp()) + "\n");
     return 0;
   }
@@ -158,15 +158,16 @@ function commandNamed(name: string): CommandEntry | undefined {
 }
 
 /** The usage error for a command qmpctl does not have, with what was meant, as far as it can tell. */
-async function unknownCommand(name: string, options: ParsedOptions): Promise<never> {
+async function unknownCommand(name: string, options: ParsedOptions, helpAsked = false): Promise<never> {
   const swallowed = swallowedCommand(options);
   if (swallowed) throw new UsageError(`unknown command '${name}' ${swallowed}`);
   const { didYouMean } = await import("./lib/closest.ts");
   const qmpName = /^[A-Za-z][\w.-]*$/.test(name); // as QMP's names go: then it may be one
+  const qmpHint = helpAsked
+    ? `; QEMU's own commands are described by: qmpctl describe ${name}`
+    : `; a QMP command goes after exec: qmpctl exec ${name}`;
   const hint = didYouMean(name, Object.keys(COMMANDS)) ||
-    ` (commands: ${Object.keys(COMMANDS).join(", ")}${
-      qmpName ? `; a QMP command goes after exec: qmpctl exec ${name}` : ""
-    })`;
+    ` (commands: ${Object.keys(COMMANDS).join(", ")}${qmpName ? qmpHint : ""})`;
   throw new UsageError(`unknown command '${name}'${hint}`);
 }
 

@@ -43,8 +43,9 @@ Waiting for the event a command causes (--wait-event NAME, repeatable, exact
 or a glob; --match KEY=VALUE and --count N as for wait-event): qmpctl listens
 before it sends the command, so an event that comes before the reply (STOP
 before the reply to stop) is not missed. It prints the return line, then the
-event lines; when the command fails it exits 1 without waiting.
-  qmpctl exec stop --wait-event STOP
+event lines; when the command fails it exits 1 without waiting. A command
+that changes nothing sends no event (stop on a paused VM): bound the wait.
+  qmpctl exec stop --wait-event STOP --timeout 10s
   qmpctl exec system_powerdown --wait-event SHUTDOWN --timeout 2m
   qmpctl exec block-job-cancel device=job0 --wait-event BLOCK_JOB_CANCELLED --match device=job0
 

@@ -29,8 +29,8 @@ Examples:
   qmpctl exec system_powerdown --wait-event SHUTDOWN --timeout 2m || kill "$QEMU_PID"
   # wait for a block job to end, whichever way it ends
   qmpctl wait-event 'BLOCK_JOB_COMPLETED' 'BLOCK_JOB_CANCELLED' --match device=job0 --timeout 1h
-  # the event after stop: subscribe before the command is sent
-  qmpctl exec stop --wait-event STOP
+  # the event after stop: subscribe before the command is sent (a paused VM sends none)
+  qmpctl exec stop --wait-event STOP --timeout 10s
   # two events: the guest paused, then resumed
   qmpctl wait-event STOP RESUME --count 2
 

@@ -75,6 +75,7 @@ const REASONS: Record<string, string> = {
   ENOTFOUND: "unknown host",
   EAI_AGAIN: "host name lookup failed",
   EADDRNOTAVAIL: "address not available",
+  EINVAL: "not an address this machine can connect to", // an IPv6 zone naming no interface: [fe80::1%nope]
 };
 
 /**

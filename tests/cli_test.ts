@@ -113,6 +113,11 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
       /^qmpctl: '\{"path": "\/"\}' is not KEY=VALUE \(a JSON object of arguments goes with --args\)$/,
     ],
     ["help for an unknown command", ["help", "frobnicate"], /^qmpctl: unknown command 'frobnicate'/],
+    [
+      "help for a QMP command, which describe describes",
+      ["help", "query-status"],
+      /^qmpctl: unknown command 'query-status' \(commands: .*; QEMU's own commands are described by: qmpctl describe query-status\)$/,
+    ],
     ["an unknown long option", ["exec", "query-status", "--frobnicate"], /^qmpctl: unknown option --frobnicate$/],
     [
       "a mistyped long option",

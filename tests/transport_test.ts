@@ -161,4 +161,11 @@ describe("connectTransport", () => {
       `cannot connect to 127.0.0.1:${port}: connection refused (nothing is listening there) (ECONNREFUSED)`,
     );
   });
+
+  test("an IPv6 zone that names no interface is said in words, not only as EINVAL", async () => {
+    const error = await rejection(connectTransport(parseAddress("[fe80::1%nope]:4444"), { data() {}, close() {} }));
+    expect(error.message).toBe(
+      "cannot connect to [fe80::1%nope]:4444: not an address this machine can connect to (EINVAL)",
+    );
+  });
 });
