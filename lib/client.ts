@@ -24,6 +24,7 @@ import {
   excerpt,
   GreetingClosedError,
   GreetingError,
+  MessageTooLargeError,
   NegotiationError,
   NO_GREETING_HINT,
   notAQmpServer,
@@ -157,6 +158,8 @@ export class QmpClient {
   #failure?: QmpError;
   /** connect(2) said EAGAIN: the server's listen queue was full (for the timeout message). */
   #listenQueueFull = false;
+  /** The start of what the peer sent first. */
+  #firstBytes?: Uint8Array;
   readonly #closed: Promise<QmpError | undefined>;
   #markClosed!: (failure: QmpError | undefined) => void;
 
@@ -424,6 +427,7 @@ export class QmpClient {
 
   #receive(chunk: Uint8Array): void {
     if (this.#phase === "closed") return;
+    this.#firstBytes ??= chunk.slice(0, 256); // what a peer that is no QMP server is quoted by
     // The events are offered together (one call per subscriber, not one per
     // event): before the next other message and at the end of the chunk, so
     // everything still reaches its receiver in the order it came.
@@ -450,7 +454,7 @@ export class QmpClient {
       this.#updateFlow();
     } catch (error) {
       if (events.length > 0) offerEvents(); // the events before the fault still count
-      this.#shutdown(this.#named(error as QmpError, chunk));
+      this.#shutdown(this.#named(error as QmpError));
     }
   }
 
@@ -459,11 +463,11 @@ export class QmpClient {
    * peer is no QMP server at all (an HMP monitor, a serial console, sshd):
    * a GreetingError quoting the start of what it sent.
    */
-  #named(failure: QmpError, chunk: Uint8Array): QmpError {
+  #named(failure: QmpError): QmpError {
     if (!(failure instanceof ProtocolError)) return failure;
     const address = this.address.text;
-    if (this.#phase === "connecting" || this.#phase === "greeting") {
-      return notAQmpServer(address, chunk, failure);
+    if ((this.#phase === "connecting" || this.#phase === "greeting") && !(failure instanceof MessageTooLargeError)) {
+      return notAQmpServer(address, this.#firstBytes!, failure);
     }
     failure.message = `${address}: ${failure.message}`;
     return failure;

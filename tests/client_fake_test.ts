@@ -114,6 +114,22 @@ describe("greeting and negotiation", () => {
     expect(error.message).toBe(`${server.path} is not a QMP server: it sent "SSH-2.0-OpenSSH_9.2"`);
   });
 
+  test("what is quoted is the start of what came (its first chunk), even when the fault is in a later one", async () => {
+    const server = serve(async (c) => {
+      c.send('{"QMP": {"version"');
+      await Bun.sleep(50);
+      c.send(" garbage}}\r\n");
+    });
+    const error = await rejection(connect(server));
+    expect(error.message).toBe(`${server.path} is not a QMP server: it sent "{\\"QMP\\": {\\"version\\""`);
+  });
+
+  test("a greeting over the size limit says so, not that the peer is no QMP server", async () => {
+    const server = serve((c) => c.send(`{"QMP": "${"A".repeat(4096)}`));
+    const error = await rejection(connect(server, { maxMessageBytes: 1024 }));
+    expect(error.message).toBe(`${server.path}: a message exceeded the limit of 1024 bytes`);
+  });
+
   test("a JSON greeting without QMP is a GreetingError naming the address", async () => {
     const server = serve((c) => c.sendJson({ hello: "world" }));
     const error = await rejection(connect(server));
