@@ -13,10 +13,11 @@
  *
  * @module
  */
+import { lexicalPath, parseAddress } from "../lib/address.ts";
 import { retryWhileNotReady } from "../lib/connect_ready.ts";
 import { CommandError, ConnectionError, TimeoutError } from "../lib/errors.ts";
 import { EXIT } from "./exit_status.ts";
-import { globSockets, OutputError, writeStderrLine, writeStdout } from "./io.ts";
+import { currentDirectory, globSockets, OutputError, writeStderrLine, writeStdout } from "./io.ts";
 import { type ParsedOptions, UsageError } from "./options.ts";
 import { type CommandContext, printLabelled } from "./session.ts";
 
@@ -65,7 +66,31 @@ export async function expandTargets(
     };
     targets.push(...await retryWhileNotReady(matching, waitMs, signal));
   }
-  return [...new Set(targets)];
+  // Each target once, however it is spelled: QEMU serves one client at a time, so a second connection would wait on the first.
+  const cwd = currentDirectory();
+  const byKey = new Map<string, string>();
+  for (const target of targets) if (!byKey.has(targetKey(target, cwd))) byKey.set(targetKey(target, cwd), target);
+  return [...byKey.values()];
+}
+
+/**
+ * What names one monitor, however its address is spelled: a UNIX socket by
+ * its absolute path (q.sock, ./q.sock, unix:q.sock and /run/q.sock alike),
+ * TCP by host and port (tcp: or not); anything else as written (an address
+ * that does not parse fails later, named as given).
+ */
+function targetKey(address: string, cwd: string): string {
+  let parsed;
+  try {
+    parsed = parseAddress(address);
+  } catch {
+    return address;
+  }
+  if (parsed.kind === "unix") {
+    return `unix:${lexicalPath(parsed.path.startsWith("/") ? parsed.path : `${cwd}/${parsed.path}`)}`;
+  }
+  if (parsed.kind === "tcp") return `tcp:${parsed.host}:${parsed.port}`;
+  return address;
 }
 
 /** `--jobs N`: how many targets run at once (for the commands that take it). */

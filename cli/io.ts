@@ -560,6 +560,11 @@ export function parentGoneSignal(): AbortSignal {
   return controller.signal;
 }
 
+/** The working directory (a relative socket path is relative to it). */
+export function currentDirectory(): string {
+  return process.cwd();
+}
+
 /** End the process with `code`. */
 export function exit(code: number): never {
   return process.exit(code);

@@ -195,4 +195,3 @@ async function safeRealPath(path: string, opened: { dev: number; ino: number }, 
   await checkAbove(real, "its directory", euid);
   return real;
 }
-

@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { lexicalPath } from "./address.ts";
 
 /**
  * This user's uid, as the runtime creates files with it: the effective uid
@@ -265,14 +266,4 @@ async function homeSpellings(readlink: (path: string) => Promise<string>): Promi
   const target = await readlink(home).catch(() => undefined);
   if (target !== undefined) spellings.add(lexicalPath(target.startsWith("/") ? target : `${home}/../${target}`));
   return spellings;
-}
-
-/** An absolute path with ".", ".." and empty components resolved by name alone (no links followed). */
-function lexicalPath(path: string): string {
-  const parts: string[] = [];
-  for (const part of path.split("/")) {
-    if (part === "..") parts.pop();
-    else if (part !== "" && part !== ".") parts.push(part);
-  }
-  return `/${parts.join("/")}`;
 }

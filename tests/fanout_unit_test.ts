@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative as relativePath } from "node:path";
 import { combinedStatus, expandTargets, isGlob } from "../cli/fanout.ts";
 import { globSockets } from "../cli/io.ts";
 
@@ -62,6 +62,14 @@ describe("expanding -s", () => {
     ]);
     expect(await expandTargets(["[::1]:4444"])).toBeUndefined();
     expect(await expandTargets([join(dir, "a.*")])).toEqual([join(dir, "a.qmp")]); // a glob is several, even of one
+  });
+
+  test("one monitor spelled several ways is one target (a second connection would wait on the first)", async () => {
+    const relative = relativePath(process.cwd(), join(dir, "a.qmp"));
+    expect(await expandTargets([join(dir, "a.qmp"), relative, `./${relative}`, `unix:${relative}`, join(dir, "?.qmp")]))
+      .toEqual([join(dir, "a.qmp"), join(dir, "b.qmp")]);
+    expect(await expandTargets(["127.0.0.1:4444", "tcp:127.0.0.1:4444", "[::1]:4444", "tcp:[::1]:4444,ipv6=on"]))
+      .toEqual(["127.0.0.1:4444", "[::1]:4444"]);
   });
 
   test("a socket whose name is not UTF-8 is not left out in silence: a usage error naming it", async () => {
