@@ -1,7 +1,7 @@
 /** `qmpctl events [NAME ...] [--match KEY=VALUE ...] [--count N]`: every event as NDJSON. @module */
 import { exitStatusHelp } from "./exit_status.ts";
 import { DisconnectedError, TimeoutError } from "../lib/errors.ts";
-import { checkEventWait, printEvents, readEventWait, subscribe } from "./event_output.ts";
+import { awaitedTimeout, checkEventWait, printEvents, readEventWait, subscribe } from "./event_output.ts";
 import { type CommandContext, withClient } from "./session.ts";
 import type { EventSubscription } from "../lib/events.ts";
 
@@ -11,9 +11,10 @@ export const help = (): string =>
 Print every event QEMU sends as it arrives, as QEMU sent it (event, data,
 timestamp), one JSON line each (NDJSON). It ends with status 0 when the
 connection ends, after --count N events, when --timeout has passed, or when
-the reader closes the pipe; with --count, a connection that ends before the
-N events came is status 3, as for wait-event, and so is one cut in the
-middle of a message. NAME (exact or a glob such as BLOCK_JOB_*) and --match
+the reader closes the pipe; with --count, the N events are awaited as by
+wait-event: a connection that ends before they came is status 3, and so is
+one cut in the middle of a message, and a --timeout that passes first is
+status 124. NAME (exact or a glob such as BLOCK_JOB_*) and --match
 KEY=VALUE keep only some events, as for wait-event.
 
 Examples:
@@ -28,7 +29,8 @@ ${
       QEMU_ERROR: "QEMU sent an error that answers no request (one it could not parse)",
       USAGE: "usage (also an event name QEMU does not know)",
       CONNECTION: "connection failed or broke",
-      TIMEOUT: "--timeout ran out before the reader of stdout took the events that came",
+      TIMEOUT: "--timeout ran out before the reader of stdout took the events that came, or (with --count) " +
+        "before the N events came",
     })
   }`;
 
@@ -39,8 +41,10 @@ export async function run(context: CommandContext): Promise<number> {
   return await withClient(context, async (client) => {
     await checkEventWait(client, wait, context.signal); // as wait-event
     const { printed, error } = await printEvents(context, subscription, wait);
-    if (error !== undefined && !(error instanceof TimeoutError)) throw error; // --timeout is how long to listen
-    if (error === undefined && printed < wait.count && wait.count !== Infinity) { // --count N: N were awaited
+    const counted = wait.count !== Infinity; // --count N: N were awaited, as by wait-event
+    if (error instanceof TimeoutError && counted) throw awaitedTimeout(wait, printed);
+    if (error !== undefined && !(error instanceof TimeoutError)) throw error; // else --timeout is how long to listen
+    if (error === undefined && printed < wait.count && counted) {
       throw new DisconnectedError(
         `${client.address.text} closed the connection after ${printed} of ${wait.count} events (${wait.what})`,
       );

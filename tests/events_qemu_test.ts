@@ -105,6 +105,19 @@ describe("on a running QEMU (-machine none)", () => {
     expect(result).toMatchObject({ code: 0, stdout: line(stop) + line(resume), stderr: "" });
   });
 
+  test("events --count N --timeout: fewer than N by the timeout is 124, saying how many came (as wait-event)", async () => {
+    const result = await listenWhile(["events", "--count", "3", "--timeout", "1500ms"], async () => {
+      await qemu.control.execute("stop");
+      await qemu.control.execute("cont");
+    });
+    const [stop, resume] = await seen(events, 2);
+    expect(result).toMatchObject({
+      code: 124,
+      stdout: line(stop) + line(resume),
+      stderr: "qmpctl: timed out waiting for any event; 2 of 3 arrived (--timeout 1500ms)\n",
+    });
+  });
+
   test("appending to a log file keeps what it held: wait-event, events and exec --wait-event add their lines", async () => {
     const dir = mkdtempSync(join(tmpdir(), "qmpctl-log-"));
     const log = join(dir, "events.log");
