@@ -85,20 +85,41 @@ fi
 `;
 
 const FISH = `# fish completion for qmpctl (qmpctl completions fish)
+# A file name as typed, for __fish_complete_path: its quotes and escapes
+# undone (a quote not yet closed too), ~/ and $HOME/ expanded.
+function __qmpctl_path
+    set -l path $argv[1]
+    set -l quote (string sub -l 1 -- $path)
+    if contains -- $quote "'" '"'; and not string match -q -- "?*$quote" (string sub -s 2 -- $path)
+        set path "$path$quote"
+    end
+    string replace -r -- '^(~|\\$HOME)/' "$HOME/" (string unescape -- $path)
+end
+# The files a file name as typed may become, spelled as it was (~/ stays ~/).
+function __qmpctl_files
+    set -l home (string match -r -- '^(?:~|\\$HOME)/' $argv[1])
+    for path in (__fish_complete_path (__qmpctl_path $argv[1]))
+        if set -q home[1]
+            string replace -- "$HOME/" "$home" $path
+        else
+            echo $path
+        end
+    end
+end
 function __qmpctl_complete
     set -l tokens (commandline -opc)
     set -l current (commandline -ct)
     # qmpctl as typed: ~/bin/qmpctl and $HOME/bin/qmpctl are not expanded yet.
     set -l program (string replace -r -- '^(~|\\$HOME)/' "$HOME/" $tokens[1])
-    set -l candidates ($program completions complete -- $tokens[2..-1] "$current" 2>/dev/null </dev/null)
+    set -l candidates ($program completions complete -- $tokens[2..-1] (__qmpctl_path "$current") 2>/dev/null </dev/null)
     if test "$candidates" = "${FILES_DIRECTIVE}"
         if string match -qr -- '^--[^=]+=' $current # --socket=PATH: the file name after the '='
             set -l option (string replace -r -- '=.*' '=' $current)
-            for path in (__fish_complete_path (string replace -r -- '^--[^=]+=' '' $current))
-                printf '%s%s\n' $option $path
+            for path in (__qmpctl_files (string replace -r -- '^--[^=]+=' '' $current))
+                printf '%s%s\\n' $option $path
             end
         else
-            __fish_complete_path "$current"
+            __qmpctl_files "$current"
         end
     else if set -q candidates[1]
         printf '%s\\n' $candidates

@@ -37,7 +37,7 @@ which are yours. QMP names
 come from the schema cache (see 'qmpctl help describe'): a TAB connects and
 reads the cache, and fetches the schema only the first time for a QEMU build.
 
-Install:
+Install (mkdir -p the directory first: a fresh account has none):
   bash  qmpctl completions bash > ~/.local/share/bash-completion/completions/qmpctl
         (or add  source <(qmpctl completions bash)  to ~/.bashrc)
   zsh   qmpctl completions zsh > ~/.zfunc/_qmpctl  with  fpath+=(~/.zfunc)

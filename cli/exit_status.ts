@@ -86,9 +86,17 @@ export const MEANINGS: Record<ExitName, ExitMeaning> = {
  */
 export function exitStatusList(names: readonly ExitName[] = Object.keys(EXIT) as ExitName[]): string {
   return names.map((name) => {
-    const meaning = wrap(MEANINGS[name].long.replaceAll("`", ""), WIDTH - 7);
-    return `  ${String(EXIT[name]).padEnd(5)}${meaning.replaceAll("\n", "\n       ")}`; // continued lines under the meaning
+    return `  ${String(EXIT[name]).padEnd(5)}${wrapIndented(MEANINGS[name].long.replaceAll("`", ""), 7)}`;
   }).join("\n");
+}
+
+/**
+ * `text` wrapped for a column that starts `indent` columns in (an option's
+ * or a command's words after its name): its lines after the first are
+ * indented so, and none goes past the help's width.
+ */
+export function wrapIndented(text: string, indent: number): string {
+  return wrap(text, WIDTH - indent).replaceAll("\n", `\n${" ".repeat(indent)}`);
 }
 
 /** Help texts are wrapped to this width. */

@@ -4,14 +4,17 @@
  *
  * @module
  */
-import { exitStatusList } from "./exit_status.ts";
+import { exitStatusList, wrapIndented } from "./exit_status.ts";
 import { formatOptions } from "./options.ts";
 import { type CommandEntry, COMMANDS, GLOBAL_OPTIONS } from "./registry.ts";
 
 /** `qmpctl --help`: what qmpctl is, its commands, options and the rules every command follows. */
 export function generalHelp(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length)) + 2;
-  const commands = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}${c.summary}`).join("\n");
+  const commands = Object.entries(COMMANDS).map(([name, c]) =>
+    `  ${name.padEnd(width)}${wrapIndented(c.summary, width + 2)}`
+  )
+    .join("\n");
   return `Usage: qmpctl [options] COMMAND [ARGS...]
 
 A QEMU Monitor Protocol client: JSON on stdout, errors on stderr, exit codes
@@ -56,8 +59,8 @@ Environment:
   XDG_STATE_HOME      where the shell's history lives (default ~/.local/state)
   HOME                the base of both defaults
   BUN_OPTIONS, BUN_INSPECT, BUN_INSPECT_CONNECT_TO, BUN_INSPECT_PRELOAD
-                      refused (exit 2): the Bun runtime inside qmpctl applies them
-                      first (BUN_OPTIONS=--help prints Bun's help, exit 0)
+                      refused (exit 2): the Bun runtime inside qmpctl applies
+                      them first (BUN_OPTIONS=--help prints Bun's help, exit 0)
   qmpctl reads no other variable, and no file from the directory it runs in
   (no .env, no bunfig.toml); the runtime reads its own BUN_* settings
   (BUN_JSC_* for its JavaScript engine).
@@ -70,7 +73,8 @@ Examples:
   export QMPCTL_SOCKET=/run/vm1.qmp
   qmpctl exec query-kvm | jq .enabled
   qmpctl hmp 'info status'
-  qmpctl -s '/run/qemu/*.qmp' exec query-status | jq -c '{socket, running: .return.running}'
+  qmpctl -s '/run/qemu/*.qmp' exec query-status |
+    jq -c '{socket, running: .return.running}'
 
 'qmpctl help COMMAND' shows a command's help.`;
 }
