@@ -154,8 +154,11 @@ export const COMMANDS: Record<string, CommandEntry> = {
     load: () => import("./shell.ts"),
   },
   commands: {
-    summary: "list the QMP commands this QEMU offers (GLOB filters; --long: their arguments)",
-    options: [{ name: "long", short: "l", help: "each command's arguments and features, not only its name" }],
+    summary: "list the QMP commands this QEMU offers (GLOB filters; --long: their arguments; --events: the events)",
+    options: [
+      { name: "long", short: "l", help: "each command's arguments and features, not only its name" },
+      { name: "events", help: "the events QEMU may send instead of the commands (--long: their data)" },
+    ],
     fanout: "jobs",
     load: () => import("./commands.ts"),
   },

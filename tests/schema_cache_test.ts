@@ -217,6 +217,24 @@ describe("commands and describe", () => {
     );
   });
 
+  test("commands --events: the event names (a glob), and --long their data", async () => {
+    const { run } = setup();
+    expect((await run(["commands", "--events"])).stdout).toBe('["BLOCK_JOB_COMPLETED","SHUTDOWN","STOP"]\n');
+    expect((await run(["commands", "--events", "S*", "--long"])).stdout).toBe(
+      '[{"name":"SHUTDOWN","data":"guest=bool"},{"name":"STOP","data":""}]\n',
+    );
+  });
+
+  test("describe with a glob says it takes one name, and where a glob goes", async () => {
+    const { run } = setup();
+    expect(await run(["describe", "set*"])).toMatchObject({
+      code: 2,
+      stdout: "",
+      stderr: "qmpctl: describe takes one name, not a glob ('set*'): qmpctl commands 'set*' --long lists the " +
+        "commands it matches with their arguments (--events: the events)\n",
+    });
+  });
+
   test("describe prints one JSON line; an unknown name exits 2", async () => {
     const { run } = setup();
     expect((await run(["describe", "set_link"])).stdout).toBe(

@@ -14,6 +14,7 @@
  * @module
  */
 import { didYouMean } from "../closest.ts";
+import { isGlob } from "../glob.ts";
 import { ArgumentError } from "../errors.ts";
 import type { Schema } from "./model.ts";
 import type { MemberInfo } from "./digest.ts";
@@ -51,6 +52,12 @@ export function describe(schema: Schema, name: string): Record<string, unknown> 
     };
   }
   const known = [...schema.commandNames(), ...schema.eventNames()];
+  if (isGlob(name)) {
+    throw new ArgumentError(
+      `describe takes one name, not a glob ('${name}'): qmpctl commands '${name}' --long lists the commands ` +
+        "it matches with their arguments (--events: the events)",
+    );
+  }
   throw new ArgumentError(`'${name}' is neither a command nor an event${didYouMean(name, known)}`);
 }
 
@@ -103,8 +110,12 @@ function memberKey(member: MemberInfo): string {
  */
 export function signature(schema: Schema, command: string): string {
   const info = schema.command(command);
-  if (!info) return "";
-  const type = schema.type(info.args);
+  return info ? membersSignature(schema, info.args) : "";
+}
+
+/** An object type's members as KEY=TYPE words (optional ones in brackets): an event's data, a command's arguments. */
+export function membersSignature(schema: Schema, typeName: string): string {
+  const type = schema.type(typeName);
   if (type.kind !== "object") return "";
   const words = type.members.map((m) => {
     const word = `${m.name}=${shortType(schema, m.type)}`;
