@@ -32,8 +32,10 @@ entry=${2:-cli.ts}
 mkdir -p "$(dirname "$out")"
 
 suffix=""
+man_date="" # the man page's date: the commit's (a tree outside git has none to give)
 # Only qmpctl's own checkout: a source tree unpacked inside another repository (a packager's) is not.
 if [ "$(git rev-parse --show-toplevel 2>/dev/null)" = "$(pwd -P)" ]; then
+  man_date=$(git log -1 --format=%cs)
   git describe --tags --exact-match HEAD >/dev/null 2>&1 || suffix="+g$(git rev-parse --short HEAD)"
   if ! git diff --quiet HEAD 2>/dev/null; then suffix="${suffix:-+g$(git rev-parse --short HEAD)}.dirty"; fi
 fi
@@ -58,7 +60,7 @@ if [ "$entry" = cli.ts ]; then
   build --outfile "$work/qmpctl"
   node_modules/.bin/bun scripts/bytecode_order.ts "$work/qmpctl" "$work/order"
   build "${target[@]}" --bytecode-order="$work/order" --outfile "$out"
-  node_modules/.bin/bun "${define[@]}" scripts/manpage.ts >"$(dirname "$out")/qmpctl.1"
+  QMPCTL_MAN_DATE=$man_date node_modules/.bin/bun "${define[@]}" scripts/manpage.ts >"$(dirname "$out")/qmpctl.1"
   echo "built $out ($(du -h "$out" | cut -f1)) and $(dirname "$out")/qmpctl.1"
 else
   build "${target[@]}" --outfile "$out"

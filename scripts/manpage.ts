@@ -106,7 +106,8 @@ async function page(): Promise<string> {
   const described = rest.filter((b) => !(b.heading !== undefined && b.heading in SECTIONS));
   const sections = rest.filter((b) => b.heading !== undefined && b.heading in SECTIONS);
   const lines = [
-    `.TH QMPCTL 1 "" "qmpctl ${escape(VERSION)}" "User Commands"`,
+    // The date of the commit it was built from (build.sh), so that a rebuild makes the same page.
+    `.TH QMPCTL 1 "${escape(process.env.QMPCTL_MAN_DATE ?? "")}" "qmpctl ${escape(VERSION)}" "User Commands"`,
     ".nh",
     ".ad l",
     ".SH NAME",

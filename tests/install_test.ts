@@ -71,6 +71,9 @@ describe("install.sh PREFIX", () => {
     for (const section of ["EXIT STATUS", "ENVIRONMENT", "FILES", "EXAMPLES", "QMPCTL_SOCKET", "124"]) {
       expect(text).toContain(section);
     }
+    // The footer's date: the commit's the page was built from (the checkout's, built by scripts/build.sh).
+    const date = Bun.spawnSync(["git", "log", "-1", "--format=%cs"], { cwd: import.meta.dir }).stdout.toString().trim();
+    expect(result.stdout.trimEnd().split("\n").at(-1)).toContain(date);
   });
 });
 
