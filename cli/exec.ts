@@ -1,7 +1,7 @@
 /** `qmpctl exec CMD [KEY=VALUE ...] [--args JSON|-]`. @module */
 import type { QmpClient } from "../lib/client.ts";
 import { exitStatusHelp } from "./exit_status.ts";
-import { buildArguments, wordsNeedTyping } from "../lib/args.ts";
+import { buildArguments, sentAsJsonHint, wordsNeedTyping } from "../lib/args.ts";
 import { CommandError } from "../lib/errors.ts";
 import { checkEventWait, printAwaitedEvents, readWaitEventOption, subscribe } from "./event_output.ts";
 import { argsObject } from "./args_stdin.ts";
@@ -127,7 +127,7 @@ export async function run(context: CommandContext): Promise<number> {
           error.message += command.trim().includes(" ")
             ? ` (a human monitor line goes with hmp: qmpctl hmp '${command}')`
             : await (await schema()).closestCommandsHint(client, command, { signal: context.signal });
-        }
+        } else if (error instanceof CommandError) error.message += sentAsJsonHint(error.desc, words);
         throw error;
       });
     if (wait && subscription) await printAwaitedEvents(context, client, subscription, wait);

@@ -137,6 +137,23 @@ export function argumentTree(
   return result;
 }
 
+/**
+ * For QEMU's "Invalid parameter type for 'P', expected: string": a hint when
+ * a `KEY=VALUE` word's text went out as JSON (a number, true, null), as a
+ * member typed `any` (qom-set's value) takes it, where QEMU wanted text: the
+ * word written to send a string. The word is the one whose key ends in P,
+ * else the only such word; "" when there is none.
+ */
+export function sentAsJsonHint(desc: string, words: readonly string[]): string {
+  const parameter = /^Invalid parameter type for '([^']*)', expected: string$/.exec(desc)?.[1];
+  if (parameter === undefined) return "";
+  const json = splitKeyValueWords(words).filter((w) => !w.raw && typeof jsonOrString(w.path, w.text) !== "string");
+  const word = json.find((w) => w.path.at(-1) === parameter) ?? (json.length === 1 ? json[0] : undefined);
+  if (!word) return "";
+  const key = word.path.join(".");
+  return ` (${key}=${word.text} went out as JSON, not as text: ${key}:='"${word.text}"' sends the string)`;
+}
+
 /** Whether `text` is nothing but JSON's blanks (space, tab, line feed, carriage return), or empty. */
 export function isBlank(text: string): boolean {
   for (let i = 0; i < text.length; i++) {

@@ -1,6 +1,13 @@
 /** KEY=VALUE words and --args JSON (lib/args.ts). */
 import { describe, expect, test } from "bun:test";
-import { argumentTree, buildArguments, parseArgumentsJson, splitKeyValueWords, type ValueTyper } from "../lib/args.ts";
+import {
+  argumentTree,
+  buildArguments,
+  parseArgumentsJson,
+  sentAsJsonHint,
+  splitKeyValueWords,
+  type ValueTyper,
+} from "../lib/args.ts";
 import { ArgumentError } from "../lib/errors.ts";
 
 function errorOf(run: () => unknown): ArgumentError {
@@ -116,6 +123,17 @@ describe("buildArguments", () => {
     expect(buildArguments([], { o: { 0: "a" } })).toEqual({ o: { 0: "a" } }); // --args is sent as given
     expect(buildArguments(['j:={"0": 1}'])).toEqual({ j: { 0: 1 } });
     expect(argumentTree(["arr.0=a"], {}, (_, text) => text)).toEqual({ arr: { 0: "a" } }); // for a schema to say
+  });
+
+  test("sentAsJsonHint: the word whose text went out as JSON where QEMU wanted a string, by its key or alone", () => {
+    const desc = (p: string) => `Invalid parameter type for '${p}', expected: string`;
+    expect(sentAsJsonHint(desc("append"), ["path=/machine", "property=append", "value=123"])).toBe(
+      ` (value=123 went out as JSON, not as text: value:='"123"' sends the string)`,
+    );
+    expect(sentAsJsonHint(desc("serial"), ["bootindex=1", "serial=7"])).toContain(`serial:='"7"'`); // by its key
+    expect(sentAsJsonHint(desc("x"), ["a=1", "b=true"])).toBe(""); // which one: not said
+    expect(sentAsJsonHint(desc("x"), ["a:=1"])).toBe(""); // given as JSON on purpose
+    expect(sentAsJsonHint("Invalid parameter type for 'x', expected: integer", ["x=abc"])).toBe("");
   });
 
   test("keys like __proto__ are plain keys and never touch a prototype", () => {

@@ -170,6 +170,34 @@ describe("exec", () => {
     expect(await qemu.control.execute("qom-get", { path: "/objects/m2", property: "size" })).toBe(4096);
   });
 
+  test("a word an 'any' member sent as JSON where QEMU wanted text: QEMU's error says how to send the string", async () => {
+    const result = await qmpctl([
+      "-s",
+      qemu.socket,
+      "exec",
+      "qom-set",
+      "path=/machine",
+      "property=append",
+      "value=123",
+    ]);
+    expect(result).toEqual(expect.objectContaining({
+      code: 1,
+      stdout: "",
+      stderr: "qmpctl: GenericError: Invalid parameter type for 'append', expected: string " +
+        `(value=123 went out as JSON, not as text: value:='"123"' sends the string)\n`,
+    }));
+    const fixed = await qmpctl([
+      "-s",
+      qemu.socket,
+      "exec",
+      "qom-set",
+      "path=/machine",
+      "property=append",
+      'value:="123"',
+    ]);
+    expect(fixed).toEqual(expect.objectContaining({ code: 0, stdout: "{}\n", stderr: "" }));
+  });
+
   test("--args - that is not one JSON object names stdin as its source (exit 2, nothing sent)", async () => {
     const result = await qmpctl(["-s", qemu.socket, "exec", "set_link", "--args", "-"], {
       stdin: '{"name": "nic1"}\n{"up": true}\n',
