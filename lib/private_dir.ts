@@ -13,7 +13,6 @@
  *
  * @module
  */
-import { lexicalPath } from "./address.ts";
 
 /**
  * This user's uid, as the runtime creates files with it: the effective uid
@@ -33,10 +32,20 @@ export function ownUid(): number | undefined {
   }
 }
 
-/** What the rules look at: a stat's owner and mode. */
+/** What the rules look at: a stat's owner, mode and (for aboveReason) group. */
 export interface Owned {
   uid: number;
   mode: number;
+  gid?: number;
+}
+
+/** This user's group (the effective one), as ownUid says the uid; undefined where the runtime cannot tell. */
+export function ownGid(): number | undefined {
+  try {
+    return process.getegid?.() ?? process.getgid?.();
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -73,6 +82,7 @@ export function isPrivate(dir: Owned, uid: number | undefined): boolean {
  * does, would leave a directory there that its user cannot use).
  */
 export function notOurTreeReason(nearest: string, owned: Owned, uid: number | undefined): string | undefined {
+  if (owned.uid === 0 && (owned.mode & 0o1000) !== 0) return undefined; // /tmp: anyone's to make a directory in
   const notOurs = notOursReason(owned.uid, uid);
   return notOurs && `its directory would be created in ${nearest}, which ${notOurs}`;
 }
@@ -81,11 +91,16 @@ export function notOurTreeReason(nearest: string, owned: Owned, uid: number | un
  * Why the directory `above`, on the real path to a private directory, would
  * let someone else rename or replace what is below it, or undefined: it must
  * be root's or this user's, and writable by no one else unless sticky (as
- * /tmp is), as OpenSSH's StrictModes asks of the path to a user's files.
+ * /tmp is), as OpenSSH's StrictModes asks of the path to a user's files. A
+ * directory of this user's that this user's own group (`gid`) may write to
+ * passes, as Debian's OpenSSH lets it: under umask 002 every directory a
+ * user makes is so, in a group of their own.
  */
-export function aboveReason(above: Owned, uid: number | undefined): string | undefined {
+export function aboveReason(above: Owned, uid: number | undefined, gid?: number): string | undefined {
   if (above.uid !== 0 && above.uid !== uid) return `belongs to uid ${above.uid}`;
-  if (othersMayWrite(above.mode) && (above.mode & 0o1000) === 0) {
+  const ownGroup = above.uid === uid && gid !== undefined && above.gid === gid;
+  const writers = above.mode & (ownGroup ? 0o002 : 0o022);
+  if (writers !== 0 && (above.mode & 0o1000) === 0) {
     return `is writable by others (mode ${(above.mode & 0o777).toString(8)})`;
   }
   return undefined;
@@ -218,7 +233,7 @@ export async function checkAbove(real: string, what: string, uid: number | undef
   const { promises: fs } = await import("node:fs");
   for (let above = real; above !== "/";) {
     above = parentDir(above);
-    const problem = aboveReason(await fs.stat(above), uid);
+    const problem = aboveReason(await fs.stat(above), uid, ownGid());
     if (problem) throw new Error(`${above}, above ${what}, ${problem}`);
   }
 }
@@ -266,4 +281,14 @@ async function homeSpellings(readlink: (path: string) => Promise<string>): Promi
   const target = await readlink(home).catch(() => undefined);
   if (target !== undefined) spellings.add(lexicalPath(target.startsWith("/") ? target : `${home}/../${target}`));
   return spellings;
+}
+
+/** An absolute path with ".", ".." and empty components resolved by name alone (no links followed). */
+function lexicalPath(path: string): string {
+  const parts: string[] = [];
+  for (const part of path.split("/")) {
+    if (part === "..") parts.pop();
+    else if (part !== "" && part !== ".") parts.push(part);
+  }
+  return `/${parts.join("/")}`;
 }

@@ -43,6 +43,10 @@ describe("private directory rules", () => {
     expect(notOurTreeReason("/home/alice", { uid: 1000, mode: 0o40755 }, 0)).toBe(
       "its directory would be created in /home/alice, which belongs to uid 1000, not to this user (uid 0)",
     );
+    expect(notOurTreeReason("/tmp", { uid: 0, mode: 0o41777 }, 1000)).toBeUndefined(); // anyone's to make one in
+    expect(notOurTreeReason("/var/cache", { uid: 0, mode: 0o40755 }, 1000)).toBe(
+      "its directory would be created in /var/cache, which belongs to uid 0, not to this user (uid 1000)",
+    );
   });
 
   test("aboveReason: root's or ours, and not writable by others unless sticky (as OpenSSH's StrictModes)", () => {
@@ -51,6 +55,10 @@ describe("private directory rules", () => {
     expect(aboveReason({ uid: 1000, mode: 0o40700 }, 1000)).toBeUndefined();
     expect(aboveReason({ uid: 1001, mode: 0o40755 }, 1000)).toBe("belongs to uid 1001");
     expect(aboveReason({ uid: 1000, mode: 0o40777 }, 1000)).toBe("is writable by others (mode 777)");
+    // Under umask 002: a directory of ours that our own group may write to (Debian's OpenSSH allows it too).
+    expect(aboveReason({ uid: 1000, gid: 1000, mode: 0o40775 }, 1000, 1000)).toBeUndefined();
+    expect(aboveReason({ uid: 1000, gid: 100, mode: 0o40775 }, 1000, 1000)).toBe("is writable by others (mode 775)");
+    expect(aboveReason({ uid: 0, gid: 1000, mode: 0o40775 }, 1000, 1000)).toBe("is writable by others (mode 775)");
   });
 
   test("parentDir of an absolute path", () => {

@@ -18,7 +18,8 @@ import {
   symlinkSync,
   writeFileSync,
 } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { tmpdir } from "node:os";
 import type { FakeServer } from "./helpers/fake_server.ts";
 import { qmpctl } from "./helpers/cli.ts";
 import { executed, freshCacheHome, schemaServer } from "./helpers/schema_fixture.ts";
@@ -144,6 +145,31 @@ test("a shared directory in the cache's place loses only what could pass for the
   expect(await typedExec(base)).toEqual(ASKS_SCHEMA);
   expect(readdirSync(root).filter((name) => !name.startsWith("schema-")).sort()).toEqual(["sub", "vm1-notes.txt"]);
   expect(readFileSync(join(root, "vm1-notes.txt"), "utf8")).toBe("important\n");
+});
+
+test("a user's usual setups get a cache: a ~/.cache under umask 002 (775, their own group), a new directory in /tmp", async () => {
+  const base = home();
+  chmodSync(base, 0o755);
+  const user = join(base, "user");
+  mkdirSync(join(user, ".cache"), { recursive: true });
+  chownSync(user, 65534, 65534);
+  chownSync(join(user, ".cache"), 65534, 65534);
+  chmodSync(join(user, ".cache"), 0o775); // as mkdir makes it under umask 002
+  const fresh = join(tmpdir(), `qmpctl-fresh-cache-${process.pid}`); // not there yet
+  homes.push(fresh);
+  for (const env of [{ HOME: user, XDG_CACHE_HOME: undefined }, { HOME: user, XDG_CACHE_HOME: fresh }]) {
+    const asked: string[][] = [];
+    for (let run = 0; run < 2; run++) {
+      const server = schemaServer();
+      servers.push(server);
+      chmodSync(dirname(server.path), 0o755);
+      chmodSync(server.path, 0o777); // for nobody to connect
+      const result = await qmpctl(["-s", server.path, "exec", "set_link", "name=n", "up=on"], { env, runAs: 65534 });
+      expect(result).toMatchObject({ code: 0, stdout: '{"name":"n","up":true}\n', stderr: "" });
+      asked.push(executed(server));
+    }
+    expect(asked).toEqual([ASKS_SCHEMA, USES_CACHE]);
+  }
 });
 
 test("another user's symbolic link on the way (their ~/.cache, linked to a directory of root's) is not followed", async () => {
