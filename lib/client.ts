@@ -158,7 +158,7 @@ export class QmpClient {
   #failure?: QmpError;
   /** connect(2) said EAGAIN: the server's listen queue was full (for the timeout message). */
   #listenQueueFull = false;
-  /** The start of what the peer sent first. */
+  /** The start of the first chunk the peer sent that was not all blanks (a getty may send a blank line first). */
   #firstBytes?: Uint8Array;
   readonly #closed: Promise<QmpError | undefined>;
   #markClosed!: (failure: QmpError | undefined) => void;
@@ -427,7 +427,7 @@ export class QmpClient {
 
   #receive(chunk: Uint8Array): void {
     if (this.#phase === "closed") return;
-    this.#firstBytes ??= chunk.slice(0, 256); // what a peer that is no QMP server is quoted by
+    if (this.#firstBytes === undefined && !allBlank(chunk)) this.#firstBytes = chunk.slice(0, 256); // what a peer that is no QMP server is quoted by
     // The events are offered together (one call per subscriber, not one per
     // event): before the next other message and at the end of the chunk, so
     // everything still reaches its receiver in the order it came.
@@ -467,7 +467,7 @@ export class QmpClient {
     if (!(failure instanceof ProtocolError)) return failure;
     const address = this.address.text;
     if ((this.#phase === "connecting" || this.#phase === "greeting") && !(failure instanceof MessageTooLargeError)) {
-      return notAQmpServer(address, this.#firstBytes!, failure);
+      return notAQmpServer(address, this.#firstBytes ?? new Uint8Array(), failure);
     }
     failure.message = `${address}: ${failure.message}`;
     return failure;
@@ -657,4 +657,13 @@ function firstOf<T>(a: Promise<T>, b: Promise<T>): Promise<T> {
   a.then(resolve, reject);
   b.then(resolve, reject);
   return promise;
+}
+
+/** Whether `bytes` hold nothing but blanks (space, tab, CR, LF). */
+function allBlank(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i];
+    if (b !== 0x20 && b !== 0x09 && b !== 0x0d && b !== 0x0a) return false;
+  }
+  return true;
 }

@@ -124,6 +124,16 @@ describe("greeting and negotiation", () => {
     expect(error.message).toBe(`${server.path} is not a QMP server: it sent "{\\"QMP\\": {\\"version\\""`);
   });
 
+  test("a blank line first (a getty's) is not what is quoted: the first chunk with something in it is", async () => {
+    const server = serve(async (c) => {
+      c.send("\r\n");
+      await Bun.sleep(50);
+      c.send("login: ");
+    });
+    const error = await rejection(connect(server));
+    expect(error.message).toBe(`${server.path} is not a QMP server: it sent "login: "`);
+  });
+
   test("a greeting over the size limit says so, not that the peer is no QMP server", async () => {
     const server = serve((c) => c.send(`{"QMP": "${"A".repeat(4096)}`));
     const error = await rejection(connect(server, { maxMessageBytes: 1024 }));
