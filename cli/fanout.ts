@@ -13,11 +13,11 @@
  *
  * @module
  */
-import { lexicalPath, parseAddress } from "../lib/address.ts";
+import { parseAddress } from "../lib/address.ts";
 import { retryWhileNotReady } from "../lib/connect_ready.ts";
 import { CommandError, ConnectionError, TimeoutError } from "../lib/errors.ts";
 import { EXIT } from "./exit_status.ts";
-import { currentDirectory, globSockets, OutputError, writeStderrLine, writeStdout } from "./io.ts";
+import { globSockets, OutputError, realDirectory, writeStderrLine, writeStdout } from "./io.ts";
 import { type ParsedOptions, UsageError } from "./options.ts";
 import { type CommandContext, printLabelled } from "./session.ts";
 
@@ -67,19 +67,22 @@ export async function expandTargets(
     targets.push(...await retryWhileNotReady(matching, waitMs, signal));
   }
   // Each target once, however it is spelled: QEMU serves one client at a time, so a second connection would wait on the first.
-  const cwd = currentDirectory();
   const byKey = new Map<string, string>();
-  for (const target of targets) if (!byKey.has(targetKey(target, cwd))) byKey.set(targetKey(target, cwd), target);
+  for (const target of targets) {
+    const key = await targetKey(target);
+    if (!byKey.has(key)) byKey.set(key, target);
+  }
   return [...byKey.values()];
 }
 
 /**
  * What names one monitor, however its address is spelled: a UNIX socket by
- * its absolute path (q.sock, ./q.sock, unix:q.sock and /run/q.sock alike),
- * TCP by host and port (tcp: or not); anything else as written (an address
- * that does not parse fails later, named as given).
+ * its real path (q.sock, ./q.sock, unix:q.sock and /run/q.sock alike; the
+ * directory's links resolved, as the kernel resolves them, so that link/..
+ * is where the link leads), TCP by host and port (tcp: or not); anything
+ * else as written (an address that does not parse fails later, named as given).
  */
-function targetKey(address: string, cwd: string): string {
+async function targetKey(address: string): Promise<string> {
   let parsed;
   try {
     parsed = parseAddress(address);
@@ -87,7 +90,9 @@ function targetKey(address: string, cwd: string): string {
     return address;
   }
   if (parsed.kind === "unix") {
-    return `unix:${lexicalPath(parsed.path.startsWith("/") ? parsed.path : `${cwd}/${parsed.path}`)}`;
+    const slash = parsed.path.lastIndexOf("/");
+    const dir = slash < 0 ? "." : parsed.path.slice(0, slash) || "/";
+    return `unix:${await realDirectory(dir) ?? dir}/${parsed.path.slice(slash + 1)}`;
   }
   if (parsed.kind === "tcp") return `tcp:${parsed.host}:${parsed.port}`;
   return address;

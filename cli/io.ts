@@ -560,9 +560,10 @@ export function parentGoneSignal(): AbortSignal {
   return controller.signal;
 }
 
-/** The working directory (a relative socket path is relative to it). */
-export function currentDirectory(): string {
-  return process.cwd();
+/** The real path of the directory `dir` (relative: to the working directory); undefined when it cannot be had. */
+export async function realDirectory(dir: string): Promise<string | undefined> {
+  const { realpath } = await import("node:fs/promises");
+  return await realpath(dir).catch(() => undefined);
 }
 
 /** End the process with `code`. */

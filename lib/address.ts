@@ -108,13 +108,3 @@ function parseSsh(text: string): SshAddress {
 function fail(message: string): never {
   throw new AddressError(message);
 }
-
-/** An absolute path with ".", ".." and empty components resolved by name alone (no links followed). */
-export function lexicalPath(path: string): string {
-  const parts: string[] = [];
-  for (const part of path.split("/")) {
-    if (part === "..") parts.pop();
-    else if (part !== "" && part !== ".") parts.push(part);
-  }
-  return `/${parts.join("/")}`;
-}

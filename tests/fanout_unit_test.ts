@@ -1,6 +1,6 @@
 /** The pieces of fan-out that need no QEMU: which addresses are globs, expansion, the combined exit status. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative as relativePath } from "node:path";
 import { combinedStatus, expandTargets, isGlob } from "../cli/fanout.ts";
@@ -68,6 +68,11 @@ describe("expanding -s", () => {
     const relative = relativePath(process.cwd(), join(dir, "a.qmp"));
     expect(await expandTargets([join(dir, "a.qmp"), relative, `./${relative}`, `unix:${relative}`, join(dir, "?.qmp")]))
       .toEqual([join(dir, "a.qmp"), join(dir, "b.qmp")]);
+    // link/.. is where the link leads, as the kernel resolves it: another directory's socket, another target.
+    mkdirSync(join(dir, "other", "inner"), { recursive: true });
+    symlinkSync(join(dir, "other", "inner"), join(dir, "link"));
+    const throughLink = `${dir}/link/../a.qmp`; // not join(): it would take the .. by name
+    expect(await expandTargets([join(dir, "a.qmp"), throughLink])).toEqual([join(dir, "a.qmp"), throughLink]);
     expect(await expandTargets(["127.0.0.1:4444", "tcp:127.0.0.1:4444", "[::1]:4444", "tcp:[::1]:4444,ipv6=on"]))
       .toEqual(["127.0.0.1:4444", "[::1]:4444"]);
   });
