@@ -10,7 +10,7 @@
  * @module
  */
 import { CommandError, DisconnectedError, QmpError, TimeoutError } from "../lib/errors.ts";
-import { numberText, parseExact } from "../lib/exact_json.ts";
+import { isRawNumber, numberText, parseExact } from "../lib/exact_json.ts";
 import { hmpText } from "../lib/hmp.ts";
 import type { QmpEvent } from "../lib/events.ts";
 import { isGlob } from "../lib/glob.ts";
@@ -284,9 +284,17 @@ function scalar(value: unknown, name: string): string {
   return value;
 }
 
-/** A `match` dict as `--match` words: a string as text (KEY=VALUE), anything else as its JSON (KEY:=JSON). */
-function matchWords(match: Record<string, unknown>): string[] {
-  return Object.entries(match).map(([key, value]) =>
-    typeof value === "string" ? `${key}=${value}` : `${key}:=${JSON.stringify(value)}`
-  );
+/**
+ * A `match` dict as `--match` words: a string as text (KEY=VALUE), a dict as
+ * its members' words under KEY (dotted), anything else as its JSON (KEY:=JSON).
+ */
+function matchWords(match: Record<string, unknown>, prefix = ""): string[] {
+  return Object.entries(match).flatMap(([key, value]) => {
+    // A dict inside is members the data must hold, each on its own (result: {status: completed} is
+    // result.status=completed), not a whole object to equal: an event's object has members the task leaves out.
+    const inside = typeof value === "object" && value !== null && !Array.isArray(value) && !isRawNumber(value) &&
+      Object.keys(value).length > 0;
+    if (inside) return matchWords(value as Record<string, unknown>, `${prefix}${key}.`);
+    return [typeof value === "string" ? `${prefix}${key}=${value}` : `${prefix}${key}:=${JSON.stringify(value)}`];
+  });
 }

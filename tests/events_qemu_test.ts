@@ -184,6 +184,12 @@ describe("on a running QEMU (-machine none)", () => {
         '"completed" (a member inside it, as result.status=VALUE, is matched on its own)\n',
       ],
       [
+        ["wait-event", "DUMP_COMPLETED", "--match", 'result:={"status":"completed"}'], // compared whole
+        'qmpctl: the condition \'result:={"status":"completed"}\' can never hold for DUMP_COMPLETED: its result ' +
+        `is compared whole, and {"status":"completed"} has no 'completed' (a member inside it, as result.status=VALUE, ` +
+        "is matched on its own)\n",
+      ],
+      [
         ["wait-event", "BLOCK_JOB_COMPLETED", "--match", "offset=1.5"],
         "qmpctl: the condition 'offset=1.5' can never hold for BLOCK_JOB_COMPLETED: its offset is a whole number, " +
         'never "1.5"\n',

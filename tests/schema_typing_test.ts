@@ -224,6 +224,11 @@ describe("Schema.checkEventData (a --match no named event can meet)", () => {
       'its info is an object, never "completed" (a member inside it, as info.status=VALUE, is matched on its own)',
     );
     expect(check('info:={"status": "x"}')).not.toThrow();
+    // Compared whole: an object without a member every such object has, or with one none has, never equals.
+    expect(check("info:={}")).toThrow("its info is compared whole, and {} has no 'status' (a member inside it");
+    expect(check('info:={"status": "x", "stat": 1}')).toThrow(
+      `its info is compared whole, and {"status": "x", "stat": 1} has 'stat', which none has (did you mean status?)`,
+    );
     expect(check("info.status=completed")).not.toThrow();
   });
 });

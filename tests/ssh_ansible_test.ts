@@ -383,6 +383,21 @@ describe("qmpctl ansible ARGS_FILE (what the module runs), directly", () => {
     expect((await qemu.control.execute("query-status") as { running: boolean }).running).toBe(true);
   });
 
+  test("a dict inside match is members to hold, each on its own (checked so), not a whole object to equal", async () => {
+    const result = await module({
+      socket: qemu.socket,
+      wait_event: "DUMP_COMPLETED",
+      match: { result: { stauts: "completed" } },
+      timeout: "2s",
+    });
+    expect(result).toEqual({
+      failed: true,
+      changed: false,
+      msg: "the condition 'result.stauts=completed' can never hold for DUMP_COMPLETED: " +
+        "it has no 'stauts' in 'result' (did you mean status?)",
+    });
+  });
+
   test("arguments are sent as given; changed can be forced", async () => {
     const result = await module({
       socket: qemu.socket,

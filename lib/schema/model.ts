@@ -133,6 +133,14 @@ export class Schema {
     if (i === path.length) {
       // The value, as the matcher takes it: the JSON it parses as, or (KEY=VALUE) a string of its text.
       const json = parseJson(text);
+      // An object is compared whole: one without a member every such object has, or with one none has, never equals.
+      const lacks = type.kind === "object" && isPlainObject(json) ? this.#lacking(type, json) : undefined;
+      if (type.kind === "object" && lacks !== undefined) {
+        return miss(
+          `its ${path.join(".")} is compared whole, and ${text} ${lacks} (a member inside it, as ` +
+            `${path.join(".")}.${type.members[0]?.name ?? "KEY"}=VALUE, is matched on its own)`,
+        );
+      }
       if ((raw ? [json] : [json, text]).some((value) => fitsLeaf(type, value))) return undefined;
       const shown = raw ? text : JSON.stringify(text);
       const hint = type.kind === "enum" && !raw ? didYouMean(text, type.values) : "";
@@ -160,6 +168,19 @@ export class Schema {
     }
     const misses = candidates.map((member) => this.#missAt(this.type(member.type), condition, i + 1));
     return misses.some((m) => m === undefined) ? undefined : misses[0];
+  }
+
+  /**
+   * Why an object `value` can never be a whole value of `type`: "has no 'm'"
+   * for a member every such object has, "has 'k', which none has" for a key
+   * that is no member of any branch; undefined when it may be one.
+   */
+  #lacking(type: TypeInfo & { kind: "object" }, value: Record<string, unknown>): string | undefined {
+    const missing = type.members.find((m) => !m.optional && !Object.hasOwn(value, m.name));
+    if (missing) return `has no '${missing.name}'`;
+    const names = new Set(this.#allMembers(type).map((m) => m.name));
+    const stray = Object.keys(value).find((key) => !names.has(key));
+    return stray === undefined ? undefined : `has '${stray}', which none has${didYouMean(stray, names)}`;
   }
 
   /** An object's members with those of every union branch (the tag's value is not known in advance). */
@@ -239,3 +260,7 @@ function isWhole(raw: unknown): boolean {
  * unknown, the names, so that `requireCommand` can suggest others).
  */
 export type SchemaScope = "all" | "names" | { command: string };
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value) && !isRawNumber(value);
+}
