@@ -67,6 +67,10 @@ describe("typeArguments: scalars", () => {
     expect(typed(["extra=123"]).extra).toBe(123);
     expect(typed(["extra=abc"]).extra).toBe("abc");
     expect(typed(["extra.a.b=[1]"]).extra).toEqual({ a: { b: [1] } });
+    // Numbered keys under any: an array, as without a schema (the same command line, the same JSON).
+    expect(typed(["extra.1=b", "extra.0=a"]).extra).toEqual(["a", "b"]);
+    expect(typed(["extra.0.x=1", "extra.2=c"]).extra).toEqual({ 0: { x: 1 }, 2: "c" }); // a gap: keys
+    expect(typed([], { extra: { 0: "kept" } } as Record<string, unknown>).extra).toEqual({ 0: "kept" }); // --args
   });
 });
 

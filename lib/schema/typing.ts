@@ -254,12 +254,18 @@ function firstWord(value: unknown): WordText | undefined {
   }
 }
 
-/** A tree under `any`: each word's text is JSON where it parses, else a string. */
+/**
+ * A tree under `any`: each word's text is JSON where it parses, else a
+ * string; an object the words numbered 0, 1, ... is an array, as without a
+ * schema (buildArguments), so one command line sends the same JSON to any QEMU.
+ */
 function untyped(value: unknown): unknown {
   if (value instanceof WordText) return jsonOrString(value.path, value.text);
   if (typeof value !== "object" || value === null) return value;
   if (Array.isArray(value)) return value.map(untyped);
-  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, untyped(v)]));
+  const tree = value as Tree, keys = Object.keys(tree);
+  if (hasWords(tree) && keys.every((k, i) => k === String(i))) return keys.map((k) => untyped(tree[k]));
+  return Object.fromEntries(Object.entries(tree).map(([k, v]) => [k, untyped(v)]));
 }
 
 function dotted(path: readonly string[], key: string): string {
