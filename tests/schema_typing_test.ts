@@ -152,6 +152,9 @@ describe("typeArguments: structure", () => {
     expect(errorOf(() => sent("add-thing", ["size=1"])).message).toBe(
       "add-thing: missing argument 'driver': expected one of alpha, beta, gamma",
     );
+    expect(errorOf(() => sent("add-thing", ["drivr=alpha", "size=1"])).message).toBe( // the tag misspelt
+      "add-thing: missing argument 'driver' ('drivr' is no argument here: did you mean driver?)",
+    );
   });
 
   test("--args and KEY:=JSON are sent as given, and count for mandatory arguments and tags", () => {

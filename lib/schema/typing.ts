@@ -14,7 +14,7 @@
  * @module
  */
 import { argumentTree, jsonOrString } from "../args.ts";
-import { didYouMean } from "../closest.ts";
+import { closestNames, didYouMean } from "../closest.ts";
 import { ArgumentError } from "../errors.ts";
 import type { Schema } from "./model.ts";
 import type { TypeInfo } from "./digest.ts";
@@ -108,7 +108,17 @@ class Typer {
   object(tree: Tree, type: TypeInfo & { kind: "object" }, path: string[]): Tree {
     const members = membersOf(this.schema, type, (tag) => {
       if (!Object.hasOwn(tree, tag.name)) {
-        throw this.error(`missing argument '${dotted(path, tag.name)}': expected ${expected(this.schema, tag.type)}`);
+        // A misspelt tag (file.drivr=file) is what is missing: said first, before the tag's many values.
+        const typo = closestNames(
+          tag.name,
+          Object.keys(tree).filter((k) => !type.members.some((m) => m.name === k)),
+        )[0];
+        throw this.error(
+          `missing argument '${dotted(path, tag.name)}'` +
+            (typo === undefined
+              ? `: expected ${expected(this.schema, tag.type)}`
+              : ` ('${dotted(path, typo)}' is no argument here: did you mean ${dotted(path, tag.name)}?)`),
+        );
       }
       return this.node(tree[tag.name], tag.type, [...path, tag.name]);
     });
