@@ -5,6 +5,7 @@ import { buildArguments, sentAsJsonHint, wordsNeedTyping } from "../lib/args.ts"
 import { CommandError } from "../lib/errors.ts";
 import { checkEventWait, printAwaitedEvents, readWaitEventOption, subscribe } from "./event_output.ts";
 import { argsObject } from "./args_stdin.ts";
+import { OutputError } from "./io.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, executeAndPrint, formatJson, withClient } from "./session.ts";
 
@@ -128,6 +129,11 @@ export async function run(context: CommandContext): Promise<number> {
             ? ` (a human monitor line goes with hmp: qmpctl hmp '${command}')`
             : await (await schema()).closestCommandsHint(client, command, { signal: context.signal });
         } else if (error instanceof CommandError) error.message += sentAsJsonHint(error.desc, words);
+        else if (follow && error instanceof OutputError) { // it ran: what it started goes on
+          error.message += context.options.has("wait-job")
+            ? "; the job it started goes on in QEMU, unfollowed (qmpctl job wait follows it)"
+            : "; the migration goes on in QEMU, unfollowed (qmpctl migrate wait follows it)";
+        }
         throw error;
       });
     if (wait && subscription) await printAwaitedEvents(context, client, subscription, wait);

@@ -152,7 +152,7 @@ async function followWith(
     if (!(error instanceof TimeoutError || error instanceof AbortedError)) throw error;
     // The jobs that ended before the bound or Ctrl-C and are not told yet (an auto-dismissed one's end is
     // known only now): told too, though the bound has passed.
-    const { known, concluded, running } = watch.standing();
+    const { known, concluded, running, paused } = watch.standing();
     for (const job of concluded) if (!told.has(job.id)) await tell(job, new AbortController().signal);
     // Before QEMU said which jobs there are, or after they all ended, the wait was for an answer (query-jobs,
     // job-dismiss), as the error says.
@@ -160,7 +160,12 @@ async function followWith(
     const which = running.length === 1
       ? `job ${running[0]} to conclude; it keeps`
       : `jobs ${running.join(", ")} to conclude; they keep`;
-    throw new TimeoutError(`timed out waiting for ${which} running in QEMU`);
+    // A paused job (stopped on an I/O error, or by job-pause) waits for job-resume: said, since no wait ends it.
+    const stalled = paused.length === 0
+      ? ""
+      : ` (${paused.join(", ")} ${paused.length === 1 ? "is" : "are"} paused: an I/O error with ` +
+        "on-source-error/on-target-error=stop, or job-pause; job-resume goes on)";
+    throw new TimeoutError(`timed out waiting for ${which} running in QEMU${stalled}`);
   } finally {
     watch.close();
   }

@@ -166,15 +166,18 @@ export class JobWatch {
   /**
    * After a follow that ended early (its signal, or the connection):
    * whether QEMU had answered what jobs there are (`known`), the followed
-   * jobs that had concluded by then, as `follow` reports them, and the ids
-   * of those still running.
+   * jobs that had concluded by then, as `follow` reports them, the ids of
+   * those still running, and of those among them that are paused (an I/O
+   * error with on-*-error=stop pauses a job until job-resume).
    */
-  standing(): { known: boolean; concluded: JobOutcome[]; running: string[] } {
+  standing(): { known: boolean; concluded: JobOutcome[]; running: string[]; paused: string[] } {
     const tracked = (this.#followedIds ?? []).map((id) => this.#jobs.get(id)!);
+    const running = tracked.filter((job) => !job.concluded);
     return {
       known: this.#followedIds !== undefined,
       concluded: tracked.filter((job) => job.concluded).map(outcome),
-      running: tracked.filter((job) => !job.concluded).map((job) => job.info.id),
+      running: running.map((job) => job.info.id),
+      paused: running.filter((job) => job.info.status === "paused").map((job) => job.info.id),
     };
   }
 

@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test
 import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
+import { QMPCTL, qmpctl, qmpctlInShell, startQmpctl } from "./helpers/cli.ts";
 import { ArgumentError, JobWatch, QmpClient } from "../lib/mod.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
 import { waitUntil } from "./helpers/process_state.ts";
@@ -238,6 +238,20 @@ describe("job wait", () => {
 });
 
 describe("exec --wait-job", () => {
+  test("a stdout that cannot take the return line: exit 74, saying the job goes on unfollowed", async () => {
+    const result = await qmpctlInShell(
+      '"$0" -s "$1" exec blockdev-backup job-id=f1 device=src target=dst sync=full speed=1048576 --wait-job >/dev/full',
+      qemu.socket,
+    );
+    expect(result).toEqual({
+      code: 74,
+      stdout: "",
+      stderr: "qmpctl: could not write the output: no space left on the device (ENOSPC) (blockdev-backup was run: " +
+        "QEMU answered it); the job it started goes on in QEMU, unfollowed (qmpctl job wait follows it)\n",
+    });
+    await jobReaches("f1", "running");
+  });
+
   test("prints the return line, then the job's final state; exit 0", async () => {
     const result = await qmpctl([
       "-s",
@@ -498,6 +512,11 @@ describe("exec --wait-job", () => {
       expect(line).toMatchObject({ id: "p1", status: "paused", "bytes-per-second": 0 });
       expect(line).not.toHaveProperty("seconds-left");
     }
+    // The bound's message says why the job did not end: it is paused, and waits for job-resume.
+    expect(result.stderr.split("\n").filter((line) => line.startsWith("qmpctl:"))).toEqual([
+      "qmpctl: timed out waiting for job p1 to conclude; it keeps running in QEMU (p1 is paused: an I/O error with " +
+      "on-source-error/on-target-error=stop, or job-pause; job-resume goes on) (--timeout 1s)",
+    ]);
   });
 });
 
