@@ -1,9 +1,9 @@
 /** `qmpctl ga CMD | exec | cp | wait`: the guest agent (qemu-ga). @module */
-import { AGENT_COMMANDS_WITHOUT_REPLY, typeAgentArguments } from "../lib/agent_schema.ts";
+import { typeAgentArguments } from "../lib/agent_schema.ts";
 import { exitStatusHelp } from "./exit_status.ts";
-import type { GuestAgent } from "../lib/agent_client.ts";
+import { AGENT_COMMANDS_WITHOUT_REPLY, type GuestAgent } from "../lib/agent_client.ts";
 import { didYouMean } from "../lib/closest.ts";
-import { CommandError, DisconnectedError } from "../lib/errors.ts";
+import { CommandError } from "../lib/errors.ts";
 import { agentAddress, connectAgent } from "./ga_connect.ts";
 import { argsObject } from "./args_stdin.ts";
 import { AGENT_COMMAND, agentForm } from "./ga_forms.ts";
@@ -116,44 +116,25 @@ async function runAgentCommand(context: CommandContext, command: string, words: 
   const args = words.length > 0 ? await typeAgentArguments(command, words, base) : base;
   const agent = await connectAgent(context);
   try {
-    if (AGENT_COMMANDS_WITHOUT_REPLY.has(command)) await executeUnanswered(context, agent, command, args);
-    else {
-      const render = (value: unknown) => formatJson(value, context.global.pretty);
-      await executeAndPrint(context, agent, command, args, render, "return", "the guest agent")
-        .catch(async (error) => {
-          if (error instanceof CommandError && error.errorClass === "CommandNotFound") {
-            throw await unknownCommand(context, agent, command, error);
-          }
-          throw error;
-        });
-    }
+    const unanswered = AGENT_COMMANDS_WITHOUT_REPLY.has(command); // nothing to print: it succeeded
+    const run = unanswered ? agent.execute(command, args, { signal: context.signal }) : executeAndPrint(
+      context,
+      agent,
+      command,
+      args,
+      (value) => formatJson(value, context.global.pretty),
+      "return",
+      "the guest agent",
+    );
+    await run.catch(async (error) => {
+      if (error instanceof CommandError && error.errorClass === "CommandNotFound") {
+        throw await unknownCommand(context, agent, command, error);
+      }
+      throw error;
+    });
     return 0;
   } finally {
     await agent.close();
-  }
-}
-
-/**
- * Run a command the agent answers only when it fails. The agent handles
- * requests in order, so a guest-ping sent after it is answered after its
- * error, if any; a connection that ends first means the guest went down.
- */
-async function executeUnanswered(
-  context: CommandContext,
-  agent: GuestAgent,
-  command: string,
-  args: Record<string, unknown> | undefined,
-): Promise<void> {
-  let failure: unknown;
-  void agent.execute(command, args, { signal: context.signal }).catch((error) => (failure = error));
-  try {
-    await agent.execute("guest-ping", undefined, { signal: context.signal });
-  } catch (error) {
-    if (!(error instanceof DisconnectedError)) throw error;
-  }
-  if (failure instanceof CommandError) {
-    if (failure.errorClass === "CommandNotFound") throw await unknownCommand(context, agent, command, failure);
-    throw failure;
   }
 }
 

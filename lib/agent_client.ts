@@ -29,6 +29,14 @@ import {
 import { DEFAULT_MAX_MESSAGE_BYTES, JsonFramer } from "./framing.ts";
 import { connectTransport, type Transport } from "./transport.ts";
 
+/** Commands the agent does not answer when they succeed (`success-response: false` in guest-info). */
+export const AGENT_COMMANDS_WITHOUT_REPLY: ReadonlySet<string> = new Set([
+  "guest-shutdown",
+  "guest-suspend-disk",
+  "guest-suspend-ram",
+  "guest-suspend-hybrid",
+]);
+
 const DELIMITER = 0xff;
 /** How much of the first bytes is looked at for a QMP greeting. */
 const MONITOR_SNIFF_CHARS = 16;
@@ -142,7 +150,11 @@ export class GuestAgent {
   }
 
   /**
-   * Run an agent command and return its `return` value.
+   * Run an agent command and return its `return` value. A command the agent
+   * answers only when it fails (AGENT_COMMANDS_WITHOUT_REPLY: guest-shutdown,
+   * guest-suspend-*) resolves to undefined once a guest-ping sent after it is
+   * answered, or the connection ends (the guest went down): the agent handles
+   * requests in order, so its error, if any, would have come first.
    * @throws {CommandError} when the agent answers with an error
    * @throws {DisconnectedError | ProtocolError | TimeoutError | AbortedError}
    */
@@ -151,6 +163,20 @@ export class GuestAgent {
     args?: Record<string, unknown>,
     options: { signal?: AbortSignal } = {},
   ): Promise<unknown> {
+    if (!AGENT_COMMANDS_WITHOUT_REPLY.has(command)) return await this.#request(command, args, options);
+    let failure: unknown;
+    // On success no reply ever comes: this call stays pending until the connection closes, when it is dropped.
+    void this.#request(command, args, options).catch((error) => (failure = error));
+    try {
+      await this.#request("guest-ping", undefined, options);
+    } catch (error) {
+      if (!(error instanceof DisconnectedError)) throw error;
+    }
+    if (failure instanceof CommandError) throw failure;
+    return undefined;
+  }
+
+  async #request(command: string, args: Record<string, unknown> | undefined, options: { signal?: AbortSignal }) {
     const { signal } = options;
     const abortError = abortErrorFor(`the guest agent's reply to ${command}`);
     if (signal?.aborted) throw abortError(signal);

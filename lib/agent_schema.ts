@@ -84,14 +84,6 @@ export const AGENT_COMMANDS: Record<string, Members> = {
   "guest-get-load": {},
 };
 
-/** Commands the agent does not answer when they succeed (`success-response: false` in guest-info). */
-export const AGENT_COMMANDS_WITHOUT_REPLY: ReadonlySet<string> = new Set([
-  "guest-shutdown",
-  "guest-suspend-disk",
-  "guest-suspend-ram",
-  "guest-suspend-hybrid",
-]);
-
 const BUILTINS: Record<string, string> = { str: "string", int: "int", bool: "boolean", number: "number", any: "value" };
 
 let digest: SchemaDigest | undefined;

@@ -2,8 +2,8 @@
  * The error tree of the QMP library. Every error the library throws is a
  * `QmpError` with a stable string `code` that callers branch on (never parse
  * `message`: it is for people). (Under Deno, a permission the program was
- * not granted is Deno's own `NotCapable` error; for a UNIX socket it comes
- * wrapped in a ConnectionError.)
+ * not granted is Deno's own `NotCapable` error; when connecting a UNIX or
+ * TCP socket it comes wrapped in a ConnectionError, as its cause.)
  *
  * ```text
  * QmpError                  code QMP           itself: a subscription's `where` filter threw (the cause)

@@ -9,9 +9,13 @@
  * @module
  */
 
-interface RawJson {
+/** A number kept exactly as written (`JSON.rawJSON`): its text is `rawJSON`; `asDouble` reads it as a double. */
+export interface RawJson {
   readonly rawJSON: string;
 }
+
+/** A number from QEMU: a plain number, or one kept exactly (a uint64 past 2^53, a double of 17 digits). */
+export type JsonNumber = number | RawJson;
 const json = JSON as unknown as {
   rawJSON(text: string): RawJson;
   isRawJSON(value: unknown): value is RawJson;

@@ -12,7 +12,7 @@
  * @module
  */
 import type { QmpClient } from "./client.ts";
-import { numberText, textOf } from "./exact_json.ts";
+import { type JsonNumber, numberText, textOf } from "./exact_json.ts";
 import { ArgumentError, DisconnectedError, excerpt, ProtocolError } from "./errors.ts";
 import type { EventSubscription, QmpEvent } from "./events.ts";
 import { EventTurns } from "./follow.ts";
@@ -22,8 +22,9 @@ export interface JobInfo {
   id: string;
   type: string;
   status: string;
-  "current-progress": number;
-  "total-progress": number;
+  /** Bytes (uint64): past 2^53 kept exactly, not a `number` (`asDouble` reads it as one). */
+  "current-progress": JsonNumber;
+  "total-progress": JsonNumber;
   /** Present once a concluded job has failed or was cancelled. */
   error?: string;
   [key: string]: unknown;

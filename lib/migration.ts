@@ -11,20 +11,26 @@
 import type { QmpClient } from "./client.ts";
 import { DisconnectedError, excerpt, ProtocolError } from "./errors.ts";
 import type { EventSubscription } from "./events.ts";
+import type { JsonNumber } from "./exact_json.ts";
 import { EventTurns } from "./follow.ts";
 
-/** What `query-migrate` returns; empty (no `status`) when no migration was ever started. */
+/**
+ * What `query-migrate` returns; empty (no `status`) when no migration was
+ * ever started. Its numbers are as QEMU wrote them: a double of 17 digits
+ * (`mbps`) or a count past 2^53 is kept exactly, not as a `number` (read
+ * one with `asDouble` for arithmetic).
+ */
 export interface MigrationInfo {
   status?: string;
   "error-desc"?: string;
   ram?: {
-    total: number;
-    transferred: number;
-    remaining: number;
-    mbps: number;
-    "dirty-sync-count": number;
-    "dirty-pages-rate": number;
-    "page-size": number;
+    total: JsonNumber;
+    transferred: JsonNumber;
+    remaining: JsonNumber;
+    mbps: JsonNumber;
+    "dirty-sync-count": JsonNumber;
+    "dirty-pages-rate": JsonNumber;
+    "page-size": JsonNumber;
     [key: string]: unknown;
   };
   [key: string]: unknown;

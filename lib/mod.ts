@@ -33,6 +33,7 @@ export {
  *
  * @example
  * ```ts
+ * import { connectWhenReady } from "./mod.ts";
  * const qmp = await connectWhenReady("/run/vm1.qmp", { waitMs: 10_000 }); // QEMU was just started
  * ```
  */
@@ -195,7 +196,16 @@ export { DEFAULT_MAX_MESSAGE_BYTES, JsonFramer, MAX_NESTING } from "./framing.ts
  * isRawNumber(size) ? BigInt(size.rawJSON) : size; // exact either way
  * ```
  */
-export { asDouble, isRawNumber, mayChangeAt, numberText, parseExact, sameNumber } from "./exact_json.ts";
+export {
+  asDouble,
+  isRawNumber,
+  type JsonNumber,
+  mayChangeAt,
+  numberText,
+  parseExact,
+  type RawJson,
+  sameNumber,
+} from "./exact_json.ts";
 
 /**
  * The error tree: branch on `error.code` or `instanceof`.
@@ -231,6 +241,7 @@ export {
  *
  * @example
  * ```ts
+ * import { GuestAgent } from "./mod.ts";
  * const agent = await GuestAgent.connect("/run/vm1.ga", { connectTimeout: 5000 });
  * try {
  *   console.log(await agent.execute("guest-get-osinfo", undefined, { signal: AbortSignal.timeout(5000) }));
@@ -239,13 +250,14 @@ export {
  * }
  * ```
  */
-export { type AgentConnectOptions, GuestAgent } from "./agent_client.ts";
+export { AGENT_COMMANDS_WITHOUT_REPLY, type AgentConnectOptions, GuestAgent } from "./agent_client.ts";
 
 /**
  * Share one monitor among many QMP clients on a UNIX socket (`qmpctl proxy`).
  *
  * @example
  * ```ts
+ * import { QmpProxy } from "./mod.ts";
  * const proxy = await QmpProxy.share("/run/vm1.qmp", "/run/vm1.shared.qmp", { notice: console.error });
  * console.log((await proxy.ended).reason); // "shutdown", "quit", "lost" or "closed"
  * ```
