@@ -50,7 +50,12 @@ async function failedOrRetrying(
   pauseMs: number,
 ): Promise<void> {
   const { reason, cause } = await notASocket(address, error) ?? { reason: describeSystemError(error), cause: error };
-  const failure = new ConnectionError(`cannot connect to ${address.text}: ${reason}`, { cause });
+  // A shell's glob [12] is a name here: a path is taken as written, only * and ? make a glob of -s.
+  const bracket = address.kind === "unix" && (cause as { code?: string })?.code === "ENOENT" &&
+      /\[[^\]]*\]/.test(address.path)
+    ? " ('[...]' is no glob: only * and ? are)"
+    : "";
+  const failure = new ConnectionError(`cannot connect to ${address.text}: ${reason}${bracket}`, { cause });
   const { signal } = retry;
   if ((error as { code?: string })?.code !== "EAGAIN" || !signal || signal.aborted) throw failure;
   retry.onBusy?.();

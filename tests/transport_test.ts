@@ -162,6 +162,13 @@ describe("connectTransport", () => {
     );
   });
 
+  test("a missing path with a shell's [...] in it says that is no glob (only * and ? are)", async () => {
+    const error = await rejection(connectTransport(parseAddress("/nonexistent/vm[12].qmp"), { data() {}, close() {} }));
+    expect(error.message).toBe(
+      "cannot connect to /nonexistent/vm[12].qmp: no such socket (ENOENT) ('[...]' is no glob: only * and ? are)",
+    );
+  });
+
   test("an IPv6 zone that names no interface is said in words, not only as EINVAL", async () => {
     const error = await rejection(connectTransport(parseAddress("[fe80::1%nope]:4444"), { data() {}, close() {} }));
     expect(error.message).toBe(
