@@ -223,9 +223,11 @@ export class QmpClient {
 
   /**
    * Settles when the connection has ended: with the error that ended it, or
-   * undefined. While a full subscription holds up reading (see `events`),
-   * the end is seen only once reading resumes: read that subscription, or
-   * close it.
+   * undefined when it ended in order, between messages: closed by this
+   * client, or by QEMU (it quit, or died: the socket closes the same way;
+   * calls still pending then reject with DisconnectedError). While a full
+   * subscription holds up reading (see `events`), the end is seen only once
+   * reading resumes: read that subscription, or close it.
    */
   get closed(): Promise<QmpError | undefined> {
     return this.#closed;
