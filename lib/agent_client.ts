@@ -56,7 +56,12 @@ const OWED_REPLIES_MAX_MS = 1000; // beyond a run's --timeout or Ctrl-C: kept sh
 export interface AgentConnectOptions {
   /** Aborts connecting and the sync. */
   signal?: AbortSignal;
-  /** Milliseconds allowed for connecting and the agent's answer to the sync; 0 for no bound. Default 10 000. */
+  /**
+   * Milliseconds allowed for connecting and the agent's answer to the sync; 0
+   * for no bound. Default 10 000. When it runs out, a reply on its way is
+   * still read off the channel (up to 300 ms of silence, 1 s at most), so that
+   * the next client does not take it for its own: the rejection comes that much later.
+   */
   connectTimeout?: number;
   /** Bound on one incoming message, in bytes. Default 64 MiB. */
   maxMessageBytes?: number;
