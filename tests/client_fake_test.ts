@@ -114,24 +114,24 @@ describe("greeting and negotiation", () => {
     expect(error.message).toBe(`${server.path} is not a QMP server: it sent "SSH-2.0-OpenSSH_9.2"`);
   });
 
-  test("what is quoted is the start of what came (its first chunk), even when the fault is in a later one", async () => {
+  /** The error connecting to a peer that sends `first`, then (50 ms later) `then`. */
+  async function inTwoChunks(first: string, then: string) {
     const server = serve(async (c) => {
-      c.send('{"QMP": {"version"');
+      c.send(first);
       await Bun.sleep(50);
-      c.send(" garbage}}\r\n");
+      c.send(then);
     });
-    const error = await rejection(connect(server));
-    expect(error.message).toBe(`${server.path} is not a QMP server: it sent "{\\"QMP\\": {\\"version\\""`);
+    return { path: server.path, message: (await rejection(connect(server))).message };
+  }
+
+  test("what is quoted is the start of what came (its first chunk), even when the fault is in a later one", async () => {
+    const { path, message } = await inTwoChunks('{"QMP": {"version"', " garbage}}\r\n");
+    expect(message).toBe(`${path} is not a QMP server: it sent "{\\"QMP\\": {\\"version\\""`);
   });
 
   test("a blank line first (a getty's) is not what is quoted: the first chunk with something in it is", async () => {
-    const server = serve(async (c) => {
-      c.send("\r\n");
-      await Bun.sleep(50);
-      c.send("login: ");
-    });
-    const error = await rejection(connect(server));
-    expect(error.message).toBe(`${server.path} is not a QMP server: it sent "login: "`);
+    const { path, message } = await inTwoChunks("\r\n", "login: ");
+    expect(message).toBe(`${path} is not a QMP server: it sent "login: "`);
   });
 
   test("a greeting over the size limit says so, not that the peer is no QMP server", async () => {

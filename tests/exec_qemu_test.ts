@@ -171,30 +171,15 @@ describe("exec", () => {
   });
 
   test("a word an 'any' member sent as JSON where QEMU wanted text: QEMU's error says how to send the string", async () => {
-    const result = await qmpctl([
-      "-s",
-      qemu.socket,
-      "exec",
-      "qom-set",
-      "path=/machine",
-      "property=append",
-      "value=123",
-    ]);
-    expect(result).toEqual(expect.objectContaining({
+    const setAppend = (value: string) =>
+      qmpctl(["-s", qemu.socket, "exec", "qom-set", "path=/machine", "property=append", value]);
+    expect(await setAppend("value=123")).toEqual(expect.objectContaining({
       code: 1,
       stdout: "",
       stderr: "qmpctl: GenericError: Invalid parameter type for 'append', expected: string " +
         `(value=123 went out as JSON, not as text: value:='"123"' sends the string)\n`,
     }));
-    const fixed = await qmpctl([
-      "-s",
-      qemu.socket,
-      "exec",
-      "qom-set",
-      "path=/machine",
-      "property=append",
-      'value:="123"',
-    ]);
+    const fixed = await setAppend('value:="123"');
     expect(fixed).toEqual(expect.objectContaining({ code: 0, stdout: "{}\n", stderr: "" }));
   });
 
