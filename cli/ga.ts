@@ -116,16 +116,11 @@ async function runAgentCommand(context: CommandContext, command: string, words: 
   const args = words.length > 0 ? await typeAgentArguments(command, words, base) : base;
   const agent = await connectAgent(context);
   try {
-    const unanswered = AGENT_COMMANDS_WITHOUT_REPLY.has(command); // nothing to print: it succeeded
-    const run = unanswered ? agent.execute(command, args, { signal: context.signal }) : executeAndPrint(
-      context,
-      agent,
-      command,
-      args,
-      (value) => formatJson(value, context.global.pretty),
-      "return",
-      "the guest agent",
-    );
+    const render = (value: unknown) => formatJson(value, context.global.pretty);
+    // One the agent answers only when it fails has nothing to print: it succeeded.
+    const run = AGENT_COMMANDS_WITHOUT_REPLY.has(command)
+      ? agent.execute(command, args, { signal: context.signal })
+      : executeAndPrint(context, agent, command, args, render, "return", "the guest agent");
     await run.catch(async (error) => {
       if (error instanceof CommandError && error.errorClass === "CommandNotFound") {
         throw await unknownCommand(context, agent, command, error);
