@@ -17,7 +17,7 @@ import { parseAddress } from "../lib/address.ts";
 import { retryWhileNotReady } from "../lib/connect_ready.ts";
 import { CommandError, ConnectionError, TimeoutError } from "../lib/errors.ts";
 import { EXIT } from "./exit_status.ts";
-import { globSockets, OutputError, realDirectory, writeStderrLine, writeStdout } from "./io.ts";
+import { globSockets, OutputError, realSocketPath, writeStderrLine, writeStdout } from "./io.ts";
 import { type ParsedOptions, UsageError } from "./options.ts";
 import { type CommandContext, printLabelled } from "./session.ts";
 
@@ -62,7 +62,9 @@ export async function expandTargets(
         );
       }
       if (matches.length > 0) return matches;
-      throw new ConnectionError(`no socket matches ${socket}`, { cause: { code: "ENOENT" } }); // not there yet
+      // A shell's [12] is a name here: said, since a user who wrote it meant a glob.
+      const bracket = /\[[^\]]*\]/.test(socket) ? " ('[...]' is no glob: only * and ? are)" : "";
+      throw new ConnectionError(`no socket matches ${socket}${bracket}`, { cause: { code: "ENOENT" } }); // not there yet
     };
     targets.push(...await retryWhileNotReady(matching, waitMs, signal));
   }
@@ -77,10 +79,10 @@ export async function expandTargets(
 
 /**
  * What names one monitor, however its address is spelled: a UNIX socket by
- * its real path (q.sock, ./q.sock, unix:q.sock and /run/q.sock alike; the
- * directory's links resolved, as the kernel resolves them, so that link/..
- * is where the link leads), TCP by host and port (tcp: or not); anything
- * else as written (an address that does not parse fails later, named as given).
+ * its real path (q.sock, ./q.sock, unix:q.sock, /run/q.sock and a link to
+ * it alike; links resolved as the kernel resolves them, so that link/.. is
+ * where the link leads), TCP by host and port (tcp: or not); anything else
+ * as written (an address that does not parse fails later, named as given).
  */
 async function targetKey(address: string): Promise<string> {
   let parsed;
@@ -89,11 +91,7 @@ async function targetKey(address: string): Promise<string> {
   } catch {
     return address;
   }
-  if (parsed.kind === "unix") {
-    const slash = parsed.path.lastIndexOf("/");
-    const dir = slash < 0 ? "." : parsed.path.slice(0, slash) || "/";
-    return `unix:${await realDirectory(dir) ?? dir}/${parsed.path.slice(slash + 1)}`;
-  }
+  if (parsed.kind === "unix") return `unix:${await realSocketPath(parsed.path)}`;
   if (parsed.kind === "tcp") return `tcp:${parsed.host}:${parsed.port}`;
   return address;
 }

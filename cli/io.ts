@@ -560,10 +560,17 @@ export function parentGoneSignal(): AbortSignal {
   return controller.signal;
 }
 
-/** The real path of the directory `dir` (relative: to the working directory); undefined when it cannot be had. */
-export async function realDirectory(dir: string): Promise<string | undefined> {
+/**
+ * The real path of a socket (relative: to the working directory): every link
+ * resolved; for one not there (yet), its directory's real path and its name;
+ * else the path as given.
+ */
+export async function realSocketPath(path: string): Promise<string> {
   const { realpath } = await import("node:fs/promises");
-  return await realpath(dir).catch(() => undefined);
+  const slash = path.lastIndexOf("/");
+  const dir = slash < 0 ? "." : path.slice(0, slash) || "/";
+  return await realpath(path).catch(() => realpath(dir).then((real) => `${real}/${path.slice(slash + 1)}`))
+    .catch(() => path);
 }
 
 /** End the process with `code`. */

@@ -73,6 +73,9 @@ describe("expanding -s", () => {
     symlinkSync(join(dir, "other", "inner"), join(dir, "link"));
     const throughLink = `${dir}/link/../a.qmp`; // not join(): it would take the .. by name
     expect(await expandTargets([join(dir, "a.qmp"), throughLink])).toEqual([join(dir, "a.qmp"), throughLink]);
+    // A socket that is a link to another: the same monitor.
+    symlinkSync(join(dir, "a.qmp"), join(dir, "alias.sock"));
+    expect(await expandTargets([join(dir, "a.qmp"), join(dir, "alias.sock")])).toEqual([join(dir, "a.qmp")]);
     expect(await expandTargets(["127.0.0.1:4444", "tcp:127.0.0.1:4444", "[::1]:4444", "tcp:[::1]:4444,ipv6=on"]))
       .toEqual(["127.0.0.1:4444", "[::1]:4444"]);
   });
@@ -93,6 +96,9 @@ describe("expanding -s", () => {
   test("a glob that matches no socket is a connection error naming it", async () => {
     await expect(expandTargets([join(dir, "*.none")])).rejects.toThrow(`no socket matches ${join(dir, "*.none")}`);
     await expect(expandTargets([join(dir, "disk.*")])).rejects.toThrow(`no socket matches ${join(dir, "disk.*")}`);
+    await expect(expandTargets([join(dir, "[ab]*")])).rejects.toThrow( // a shell's [...]: said to be no glob
+      `no socket matches ${join(dir, "[ab]*")} ('[...]' is no glob: only * and ? are)`,
+    );
   });
 });
 
