@@ -157,15 +157,15 @@ async function followWith(
     // Before QEMU said which jobs there are, or after they all ended, the wait was for an answer (query-jobs,
     // job-dismiss), as the error says.
     if (error instanceof AbortedError || !known || running.length === 0) throw error;
-    const which = running.length === 1
-      ? `job ${running[0]} to conclude; it keeps`
-      : `jobs ${running.join(", ")} to conclude; they keep`;
     // A paused job (stopped on an I/O error, or by job-pause) waits for job-resume: said, since no wait ends it.
-    const stalled = paused.length === 0
-      ? ""
-      : ` (${paused.join(", ")} ${paused.length === 1 ? "is" : "are"} paused: an I/O error with ` +
-        "on-source-error/on-target-error=stop, or job-pause; job-resume goes on)";
-    throw new TimeoutError(`timed out waiting for ${which} running in QEMU${stalled}`);
+    const why = "(an I/O error with on-source-error/on-target-error=stop, or job-pause: job-resume goes on)";
+    const state = running.length === 1
+      ? `job ${running[0]} to conclude; it ${
+        paused.length === 1 ? `is paused in QEMU ${why}` : "keeps running in QEMU"
+      }`
+      : `jobs ${running.join(", ")} to conclude; they keep running in QEMU` +
+        (paused.length === 0 ? "" : `, ${paused.join(", ")} paused ${why}`);
+    throw new TimeoutError(`timed out waiting for ${state}`);
   } finally {
     watch.close();
   }

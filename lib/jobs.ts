@@ -169,7 +169,8 @@ export class JobWatch {
    * whether QEMU had answered what jobs there are (`known`), the followed
    * jobs that had concluded by then, as `follow` reports them, the ids of
    * those still running, and of those among them that are paused (an I/O
-   * error with on-*-error=stop pauses a job until job-resume).
+   * error with on-*-error=stop pauses a job until job-resume; a ready one
+   * paused is in standby).
    */
   standing(): { known: boolean; concluded: JobOutcome[]; running: string[]; paused: string[] } {
     const tracked = (this.#followedIds ?? []).map((id) => this.#jobs.get(id)!);
@@ -178,7 +179,7 @@ export class JobWatch {
       known: this.#followedIds !== undefined,
       concluded: tracked.filter((job) => job.concluded).map(outcome),
       running: running.map((job) => job.info.id),
-      paused: running.filter((job) => job.info.status === "paused").map((job) => job.info.id),
+      paused: running.filter((job) => ["paused", "standby"].includes(job.info.status)).map((job) => job.info.id),
     };
   }
 

@@ -500,6 +500,19 @@ describe("exec --wait-job", () => {
     expect(lines.at(-1)).toHaveProperty("bytes-per-second");
   });
 
+  test("a ready mirror paused (standby) is said to be paused when the bound runs out", async () => {
+    await qemu.control.execute("blockdev-mirror", { "job-id": "m9", device: "src", target: "dst", sync: "full" });
+    await jobReaches("m9", "ready");
+    await qemu.control.execute("job-pause", { id: "m9" });
+    await jobReaches("m9", "standby");
+    const result = await qmpctl(["-s", qemu.socket, "job", "wait", "m9", "--timeout", "500ms"]);
+    expect(result).toMatchObject({
+      code: 124,
+      stderr: "qmpctl: timed out waiting for job m9 to conclude; it is paused in QEMU (an I/O error with " +
+        "on-source-error/on-target-error=stop, or job-pause: job-resume goes on) (--timeout 500ms)\n",
+    });
+  });
+
   test("--progress-json of a paused job: rate 0 and no time left (nothing moves), not a rate fading away", async () => {
     await backup("p1", 8 * MiB);
     await qemu.control.execute("job-pause", { id: "p1" });
@@ -514,8 +527,8 @@ describe("exec --wait-job", () => {
     }
     // The bound's message says why the job did not end: it is paused, and waits for job-resume.
     expect(result.stderr.split("\n").filter((line) => line.startsWith("qmpctl:"))).toEqual([
-      "qmpctl: timed out waiting for job p1 to conclude; it keeps running in QEMU (p1 is paused: an I/O error with " +
-      "on-source-error/on-target-error=stop, or job-pause; job-resume goes on) (--timeout 1s)",
+      "qmpctl: timed out waiting for job p1 to conclude; it is paused in QEMU (an I/O error with " +
+      "on-source-error/on-target-error=stop, or job-pause: job-resume goes on) (--timeout 1s)",
     ]);
   });
 });
