@@ -151,7 +151,8 @@ export function sentAsJsonHint(desc: string, words: readonly string[]): string {
   const word = json.find((w) => w.path.at(-1) === parameter) ?? (json.length === 1 ? json[0] : undefined);
   if (!word) return "";
   const key = word.path.join(".");
-  return ` (${key}=${word.text} went out as JSON, not as text: ${key}:='"${word.text}"' sends the string)`;
+  const asString = JSON.stringify(word.text).replaceAll("'", `'\\''`); // in a shell's single quotes
+  return ` (${key}=${word.text} went out as JSON, not as text: ${key}:='${asString}' sends the string)`;
 }
 
 /** Whether `text` is nothing but JSON's blanks (space, tab, line feed, carriage return), or empty. */

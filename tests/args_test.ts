@@ -131,6 +131,9 @@ describe("buildArguments", () => {
       ` (value=123 went out as JSON, not as text: value:='"123"' sends the string)`,
     );
     expect(sentAsJsonHint(desc("serial"), ["bootindex=1", "serial=7"])).toContain(`serial:='"7"'`); // by its key
+    expect(sentAsJsonHint(desc("v"), ['v={"a":"b"}'])).toBe( // the string's quotes escaped: it is JSON
+      ` (v={"a":"b"} went out as JSON, not as text: v:='"{\\"a\\":\\"b\\"}"' sends the string)`,
+    );
     expect(sentAsJsonHint(desc("x"), ["a=1", "b=true"])).toBe(""); // which one: not said
     expect(sentAsJsonHint(desc("x"), ["a:=1"])).toBe(""); // given as JSON on purpose
     expect(sentAsJsonHint("Invalid parameter type for 'x', expected: integer", ["x=abc"])).toBe("");
