@@ -1,6 +1,7 @@
 /** `qmpctl describe NAME`: a command or event, its arguments and types. @module */
 import { exitStatusHelp } from "./exit_status.ts";
-import { describe, withSchema } from "../lib/schema/mod.ts";
+import { isGlob } from "../lib/glob.ts";
+import { describe, globNotName, withSchema } from "../lib/schema/mod.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, printJson, withClient } from "./session.ts";
 
@@ -36,6 +37,7 @@ ${
 export async function run(context: CommandContext): Promise<number> {
   if (context.words.length !== 1) throw new UsageError("describe takes one NAME (a command or an event)");
   const [name] = context.words;
+  if (isGlob(name)) throw new UsageError(globNotName(name)); // before connecting: no schema needed to tell
   return await withClient(context, async (client) => {
     await printJson(context, await withSchema(client, { signal: context.signal }, (schema) => describe(schema, name)));
     return 0;

@@ -225,14 +225,15 @@ describe("commands and describe", () => {
     );
   });
 
-  test("describe with a glob says it takes one name, and where a glob goes", async () => {
-    const { run } = setup();
+  test("describe with a glob says it takes one name, and where a glob goes (before connecting)", async () => {
+    const { server, run } = setup();
     expect(await run(["describe", "set*"])).toMatchObject({
       code: 2,
       stdout: "",
       stderr: "qmpctl: describe takes one name, not a glob ('set*'): qmpctl commands 'set*' --long lists the " +
-        "commands it matches with their arguments (--events: the events)\n",
+        "commands it matches with their arguments, and qmpctl commands --events 'set*' --long the events\n",
     });
+    expect(executed(server)).toEqual([]);
   });
 
   test("describe prints one JSON line; an unknown name exits 2", async () => {
