@@ -85,19 +85,39 @@ fi
 `;
 
 const FISH = `# fish completion for qmpctl (qmpctl completions fish)
-# A file name as typed, for __fish_complete_path: its quotes and escapes
-# undone (a quote not yet closed too), ~/ and $HOME/ expanded.
-function __qmpctl_path
-    set -l path $argv[1]
-    set -l quote (string sub -l 1 -- $path)
-    if contains -- $quote "'" '"'; and not string match -q -- "?*$quote" (string sub -s 2 -- $path)
-        set path "$path$quote"
+# A word as typed, its quotes and escapes undone (a quote not yet closed too).
+function __qmpctl_unquoted
+    set -l word $argv[1]
+    set -l quote (string sub -l 1 -- $word)
+    if contains -- $quote "'" '"'; and not string match -q -- "?*$quote" (string sub -s 2 -- $word)
+        set word "$word$quote"
     end
-    string replace -r -- '^(~|\\$HOME)/' "$HOME/" (string unescape -- $path)
+    string unescape -- $word
+end
+# How a file name as typed begins with the home directory, as fish expands it:
+# ~/ or $HOME/ bare, only $HOME/ in double quotes, neither in single quotes.
+function __qmpctl_home
+    switch (string sub -l 1 -- $argv[1])
+        case "'"
+            return
+        case '"'
+            string match -r -- '^\\$HOME/' (__qmpctl_unquoted $argv[1])
+        case '*'
+            string match -r -- '^(?:~|\\$HOME)/' (__qmpctl_unquoted $argv[1])
+    end
+end
+# A file name as typed, for __fish_complete_path: unquoted, the home directory expanded.
+function __qmpctl_path
+    set -l home (__qmpctl_home $argv[1])
+    set -l path (__qmpctl_unquoted $argv[1])
+    if set -q home[1]
+        set path "$HOME/"(string sub -s (math (string length -- $home) + 1) -- $path)
+    end
+    echo $path
 end
 # The files a file name as typed may become, spelled as it was (~/ stays ~/).
 function __qmpctl_files
-    set -l home (string match -r -- '^(?:~|\\$HOME)/' $argv[1])
+    set -l home (__qmpctl_home $argv[1])
     for path in (__fish_complete_path (__qmpctl_path $argv[1]))
         if set -q home[1]
             string replace -- "$HOME/" "$home" $path
@@ -111,7 +131,7 @@ function __qmpctl_complete
     set -l current (commandline -ct)
     # qmpctl as typed: ~/bin/qmpctl and $HOME/bin/qmpctl are not expanded yet.
     set -l program (string replace -r -- '^(~|\\$HOME)/' "$HOME/" $tokens[1])
-    set -l candidates ($program completions complete -- $tokens[2..-1] (__qmpctl_path "$current") 2>/dev/null </dev/null)
+    set -l candidates ($program completions complete -- $tokens[2..-1] (__qmpctl_unquoted "$current") 2>/dev/null </dev/null)
     if test "$candidates" = "${FILES_DIRECTIVE}"
         if string match -qr -- '^--[^=]+=' $current # --socket=PATH: the file name after the '='
             set -l option (string replace -r -- '=.*' '=' $current)

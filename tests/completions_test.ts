@@ -338,7 +338,7 @@ describe("local files where a file goes", () => {
     expect(assigned).toEqual({ code: 0, stdout: "--socket=vm1.sock\n", stderr: "" });
   });
 
-  test("fish: a file name typed with ~/, $HOME/ or an opening quote is completed, spelled as typed", () => {
+  test("fish: a file name typed with ~/, $HOME/ or an opening quote is completed, spelled as typed, as fish expands it", () => {
     const quoted = (line: string) => `'${line.replaceAll("\\", "\\\\").replaceAll("'", "\\'")}'`; // fish's single quotes
     const complete = (line: string) =>
       run(["fish", "-c", `source ${scripts.fish}; complete -C ${quoted(line)}`], { HOME: files }).stdout;
@@ -346,6 +346,8 @@ describe("local files where a file goes", () => {
     expect(complete("qmpctl -s $HOME/vm1")).toBe("$HOME/vm1.sock\n");
     expect(complete("qmpctl --socket=~/vm1")).toBe("--socket=~/vm1.sock\n");
     expect(complete("qmpctl -s 'vm1")).toBe("vm1.sock\n"); // a quote not closed yet
+    expect(complete('qmpctl -s "$HOME/vm1')).toBe("$HOME/vm1.sock\n"); // fish expands $HOME in double quotes
+    expect(complete('qmpctl -s "~/vm1')).toBe(""); // and ~ in none: a file named ~ would be meant
   });
 
   test("zsh: the word is left to _files", () => {
