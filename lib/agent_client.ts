@@ -173,7 +173,12 @@ export class GuestAgent {
     // On success no reply ever comes: this call stays pending until the connection closes, when it is dropped.
     void this.#request(command, args, options).catch((error) => (failure = error));
     try {
-      await this.#request("guest-ping", undefined, options);
+      await this.#request(
+        "guest-ping",
+        undefined,
+        options,
+        `the guest agent to take ${command} (a guest-ping after it)`,
+      );
     } catch (error) {
       if (!(error instanceof DisconnectedError)) throw error;
     }
@@ -181,9 +186,14 @@ export class GuestAgent {
     return undefined;
   }
 
-  async #request(command: string, args: Record<string, unknown> | undefined, options: { signal?: AbortSignal }) {
+  async #request(
+    command: string,
+    args: Record<string, unknown> | undefined,
+    options: { signal?: AbortSignal },
+    awaited = `the guest agent's reply to ${command}`, // what a timeout or abort says was waited for
+  ) {
     const { signal } = options;
-    const abortError = abortErrorFor(`the guest agent's reply to ${command}`);
+    const abortError = abortErrorFor(awaited);
     if (signal?.aborted) throw abortError(signal);
     if (this.#phase === "closed") {
       throw this.#failure ?? new DisconnectedError(`the connection to ${this.address.text} is closed`);

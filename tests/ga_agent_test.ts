@@ -265,15 +265,34 @@ describe("ga against a fake agent", () => {
 });
 
 describe("commands the agent answers only when they fail (guest-shutdown, guest-suspend-*)", () => {
-  /** A fake agent that answers the sync and guest-ping, and `other` for anything else (nothing when undefined). */
-  const agentAnswering = (other?: Record<string, unknown>) =>
+  /**
+   * A fake agent that answers the sync and (unless `hung`) guest-ping, and `other` for anything else (nothing
+   * when undefined).
+   */
+  const agentAnswering = (other?: Record<string, unknown>, hung = false) =>
     fakeAgent((request, connection) => {
       if (request.execute === "guest-sync-delimited") {
         connection.send(new Uint8Array([0xff]));
         connection.send(`{"return": ${(request.arguments as { id: number }).id}}\n`);
-      } else if (request.execute === "guest-ping") connection.send(`{"return": {}, "id": "${request.id}"}\n`);
-      else if (other) connection.send(JSON.stringify({ ...other, id: request.id }) + "\n");
+      } else if (request.execute === "guest-ping") {
+        if (!hung) connection.send(`{"return": {}, "id": "${request.id}"}\n`);
+      } else if (other) connection.send(JSON.stringify({ ...other, id: request.id }) + "\n");
     });
+
+  test("an agent that hangs after it: the bound's message names the command, not the ping qmpctl sent", async () => {
+    const agent = agentAnswering(undefined, true);
+    try {
+      const result = await qmpctl(["-s", agent.path, "ga", "guest-shutdown", "--timeout", "500ms"]);
+      expect(result).toMatchObject({
+        code: 124,
+        stdout: "",
+        stderr: "qmpctl: timed out waiting for the guest agent to take guest-shutdown (a guest-ping after it) " +
+          "(--timeout 500ms)\n",
+      });
+    } finally {
+      agent.stop();
+    }
+  });
 
   test("no answer: exit 0 and nothing on stdout", async () => {
     const agent = agentAnswering();
