@@ -15,6 +15,7 @@ import { hmpText } from "../lib/hmp.ts";
 import type { QmpEvent } from "../lib/events.ts";
 import { isGlob } from "../lib/glob.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
+import { formatTable } from "./exit_status.ts";
 import { awaitedTimeout, checkEventWait, readEventWait, subscribe } from "./event_output.ts";
 import { parentGoneSignal, readTextFile, writeStdout } from "./io.ts";
 import { ParsedOptions, UsageError } from "./options.ts";
@@ -28,17 +29,26 @@ the module's parameters from ARGS_FILE (JSON), run the command, print the
 module's result as one JSON object.
 
 Parameters:
-  socket       the monitor address: one -s form, ssh:// too (no glob) required
-  execute      a QMP command; arguments: its arguments (a dict, or its JSON)
-  hmp          a human monitor command line
-  wait_event   an event name or glob (or a list): wait for it; with
-               execute, listening starts before the command is sent;
-               match: a dict its data must hold; count: how many (1)
-  timeout      bound on the whole run (30s, 2m, or seconds); default none
-  connect_timeout  bound on connecting (default 10s)
-  changed      force the result's changed, yes or no (default: false for query-*
-               commands and a bare wait_event, true otherwise)
-  qmpctl       the binary's path on the managed host (default: on PATH)
+${
+    formatTable([
+      ["socket", "the monitor address: one -s form, ssh:// too (no glob); required"],
+      ["execute", "a QMP command; arguments: its arguments (a dict, or its JSON)"],
+      ["hmp", "a human monitor command line"],
+      [
+        "wait_event",
+        "an event name or glob (or a list): wait for it; with execute, listening starts before the command is " +
+        "sent; match: a dict its data must hold (a dict inside: members to hold); count: how many (1)",
+      ],
+      ["timeout", "bound on the whole run (30s, 2m, or seconds); default none"],
+      ["connect_timeout", "bound on connecting (default 10s)"],
+      [
+        "changed",
+        "force the result's changed, yes or no (default: false for query-* commands and a bare wait_event, " +
+        "true otherwise)",
+      ],
+      ["qmpctl", "the binary's path on the managed host (default: on PATH)"],
+    ])
+  }
 
 Result: return (execute), text (hmp), events (wait_event), changed; on
 failure failed: true and msg (for a QEMU error "Class: description", and

@@ -1,6 +1,6 @@
 /** `qmpctl exec CMD [KEY=VALUE ...] [--args JSON|-]`. @module */
 import type { QmpClient } from "../lib/client.ts";
-import { exitStatusHelp } from "./exit_status.ts";
+import { exitStatusHelp, formatTable } from "./exit_status.ts";
 import { buildArguments, sentAsJsonHint, wordsNeedTyping } from "../lib/args.ts";
 import { CommandError } from "../lib/errors.ts";
 import { checkEventWait, printAwaitedEvents, readWaitEventOption, subscribe } from "./event_output.ts";
@@ -16,15 +16,23 @@ Connect, negotiate, run one QMP command and print its return value as one
 JSON line.
 
 Arguments:
-  KEY=VALUE      typed by QEMU's schema: a str stays text (id=123 is "123"),
-                 a bool takes true/false/on/off/yes/no, an int or number its
-                 digits, an enum its values, an array or object JSON, an 'any'
-                 JSON where it parses, else text
-  KEY.SUB=VALUE  a dotted key goes into an object (file.driver=file), or an
-                 array (KEY.0=a KEY.1=b)
-  KEY:=JSON      raw JSON, sent as given
-  --args JSON    the arguments as one object, sent as given (--args - reads
-                 it from stdin); KEY=VALUE words are merged into it and win
+${
+    formatTable([
+      [
+        "KEY=VALUE",
+        `typed by QEMU's schema: a str stays text (id=123 is "123"), a bool takes true/false/on/off/yes/no, an ` +
+        "int or number its digits, an enum its values, an array or object JSON, an 'any' JSON where it parses, " +
+        "else text",
+      ],
+      ["KEY.SUB=VALUE", "a dotted key goes into an object (file.driver=file), or an array (KEY.0=a KEY.1=b)"],
+      ["KEY:=JSON", "raw JSON, sent as given"],
+      [
+        "--args JSON",
+        "the arguments as one object, sent as given (--args - reads it from stdin); KEY=VALUE words are merged " +
+        "into it and win",
+      ],
+    ])
+  }
 
 Before anything is sent, an unknown command or argument (with the closest
 names), a missing argument and a value that cannot have its type exit 2. The

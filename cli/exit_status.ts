@@ -85,18 +85,37 @@ export const MEANINGS: Record<ExitName, ExitMeaning> = {
  * (the general help, and so the man page's EXIT STATUS).
  */
 export function exitStatusList(names: readonly ExitName[] = Object.keys(EXIT) as ExitName[]): string {
-  return names.map((name) => {
-    return `  ${String(EXIT[name]).padEnd(5)}${wrapIndented(MEANINGS[name].long.replaceAll("`", ""), 7)}`;
-  }).join("\n");
+  return formatTable(names.map((name) => [String(EXIT[name]), MEANINGS[name].long.replaceAll("`", "")]));
+}
+
+/**
+ * A two-column table of a help text, indented 2: each term (an option, a
+ * command, an argument form), then its words wrapped in a column of their
+ * own, after the longest term and `gap` blanks.
+ */
+export function formatTable(rows: readonly (readonly [term: string, words: string])[], gap = 2): string {
+  const width = Math.max(...rows.map(([term]) => term.length)) + gap;
+  return rows.map(([term, words]) => `  ${term.padEnd(width)}${wrapIndented(words, width + 2)}`).join("\n");
 }
 
 /**
  * `text` wrapped for a column that starts `indent` columns in (an option's
  * or a command's words after its name): its lines after the first are
- * indented so, and none goes past the help's width.
+ * indented so, and none goes past the tables' width.
  */
-export function wrapIndented(text: string, indent: number): string {
-  return wrap(text, WIDTH - indent).replaceAll("\n", `\n${" ".repeat(indent)}`);
+function wrapIndented(text: string, indent: number): string {
+  return wrap(text, tableWidth - indent).replaceAll("\n", `\n${" ".repeat(indent)}`);
+}
+
+/** The width the tables (commands, options, statuses) are wrapped to: the help's, or narrower. */
+let tableWidth = 78;
+
+/**
+ * Wrap the tables to `width` columns from now on: the man page sets them in
+ * by 7 columns, where the help starts them at the terminal's edge.
+ */
+export function setTableWidth(width: number): void {
+  tableWidth = width;
 }
 
 /** Help texts are wrapped to this width. */

@@ -4,17 +4,13 @@
  *
  * @module
  */
-import { exitStatusList, wrapIndented } from "./exit_status.ts";
+import { exitStatusList, formatTable } from "./exit_status.ts";
 import { formatOptions } from "./options.ts";
 import { type CommandEntry, COMMANDS, GLOBAL_OPTIONS } from "./registry.ts";
 
 /** `qmpctl --help`: what qmpctl is, its commands, options and the rules every command follows. */
 export function generalHelp(): string {
-  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length)) + 2;
-  const commands = Object.entries(COMMANDS).map(([name, c]) =>
-    `  ${name.padEnd(width)}${wrapIndented(c.summary, width + 2)}`
-  )
-    .join("\n");
+  const commands = formatTable(Object.entries(COMMANDS).map(([name, c]) => [name, c.summary]));
   return `Usage: qmpctl [options] COMMAND [ARGS...]
 
 A QEMU Monitor Protocol client: JSON on stdout, errors on stderr, exit codes
@@ -30,12 +26,18 @@ Options (before or after the command; -- ends them):
 ${formatOptions(GLOBAL_OPTIONS)}
 
 Addresses (-s, else $QMPCTL_SOCKET):
-  /run/vm1.qmp, ./vm1.qmp          a UNIX socket path
-  unix:/run/vm1.qmp[,server=on...] the same, as QEMU's -qmp option spells it
-  HOST:PORT, tcp:HOST:PORT         TCP
-  [::1]:4444, tcp:[::1]:4444       TCP over IPv6
-  ssh://[USER@]HOST[:PORT]/PATH    the UNIX socket PATH on HOST, through your
-                                   own ssh (keys, ~/.ssh/config, ProxyJump)
+${
+    formatTable([
+      ["/run/vm1.qmp, ./vm1.qmp", "a UNIX socket path"],
+      ["unix:/run/vm1.qmp[,server=on...]", "the same, as QEMU's -qmp option spells it"],
+      ["HOST:PORT, tcp:HOST:PORT", "TCP"],
+      ["[::1]:4444, tcp:[::1]:4444", "TCP over IPv6"],
+      [
+        "ssh://[USER@]HOST[:PORT]/PATH",
+        "the UNIX socket PATH on HOST, through your own ssh (keys, ~/.ssh/config, ProxyJump)",
+      ],
+    ], 1)
+  }
 
 Durations: 500ms, 30s, 2m, 1h, or a bare number of seconds.
 
@@ -46,28 +48,41 @@ Exit status:
 ${exitStatusList()}
 
 Environment:
-  QMPCTL_SOCKET       the address when -s is not given
-  QMPCTL_GA_SOCKET    the guest agent's address for 'ga' when -s is not given
-  QMPCTL_SSH_COMMAND  the ssh command line for ssh:// addresses (default: ssh),
-                      split as a shell would
-  NO_COLOR            when set and not empty, no colour (on a terminal, error
-                      lines are red and the progress line is coloured)
-  COLUMNS             the progress line's width when stderr is no terminal
-  TMPDIR              where ssh:// and proxy -- CMD make their private
-                      directory (default /tmp; a relative one is ignored)
-  XDG_CACHE_HOME      where the schema cache lives (default ~/.cache)
-  XDG_STATE_HOME      where the shell's history lives (default ~/.local/state)
-  HOME                the base of both defaults
-  BUN_OPTIONS, BUN_INSPECT, BUN_INSPECT_CONNECT_TO, BUN_INSPECT_PRELOAD
-                      refused (exit 2): the Bun runtime inside qmpctl applies
-                      them first (BUN_OPTIONS=--help prints Bun's help, exit 0)
-  qmpctl reads no other variable, and no file from the directory it runs in
-  (no .env, no bunfig.toml); the runtime reads its own BUN_* settings
-  (BUN_JSC_* for its JavaScript engine).
+${
+    formatTable([
+      ["QMPCTL_SOCKET", "the address when -s is not given"],
+      ["QMPCTL_GA_SOCKET", "the guest agent's address for 'ga' when -s is not given"],
+      ["QMPCTL_SSH_COMMAND", "the ssh command line for ssh:// addresses (default: ssh), split as a shell would"],
+      [
+        "NO_COLOR",
+        "when set and not empty, no colour (on a terminal, error lines are red and the progress line is coloured)",
+      ],
+      ["COLUMNS", "the progress line's width when stderr is no terminal"],
+      [
+        "TMPDIR",
+        "where ssh:// and proxy -- CMD make their private directory (default /tmp; a relative one is ignored)",
+      ],
+      ["XDG_CACHE_HOME", "where the schema cache lives (default ~/.cache)"],
+      ["XDG_STATE_HOME", "where the shell's history lives (default ~/.local/state)"],
+      ["HOME", "the base of both defaults"],
+      [
+        "BUN_OPTIONS",
+        "and BUN_INSPECT, BUN_INSPECT_CONNECT_TO, BUN_INSPECT_PRELOAD: refused (exit 2), but the Bun runtime " +
+        "inside qmpctl applies them first (BUN_OPTIONS=--help prints Bun's help, exit 0)",
+      ],
+    ])
+  }
+qmpctl reads no other variable, and no file from the directory it runs in (no
+.env, no bunfig.toml); the runtime reads its own BUN_* settings (BUN_JSC_* for
+its JavaScript engine).
 
 Files:
-  $XDG_CACHE_HOME/qmpctl/   the schema cache, per QEMU build (safe to delete)
-  $XDG_STATE_HOME/qmpctl/   the shell's history
+${
+    formatTable([
+      ["$XDG_CACHE_HOME/qmpctl/", "the schema cache, per QEMU build (safe to delete)"],
+      ["$XDG_STATE_HOME/qmpctl/", "the shell's history"],
+    ], 3)
+  }
 
 Examples:
   export QMPCTL_SOCKET=/run/vm1.qmp

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { wrapIndented } from "./exit_status.ts";
+import { formatTable } from "./exit_status.ts";
 
 /** A usage error: the command line cannot be run as written (exit 2). */
 export class UsageError extends Error {
@@ -181,7 +181,7 @@ export function parseArgs(
 
 /** Help lines for a list of options, aligned. */
 export function formatOptions(specs: readonly OptionSpec[]): string {
-  const heads = specs.map((s) => `${s.short ? `-${s.short}, ` : "    "}--${s.name}${s.value ? ` ${s.value}` : ""}`);
-  const width = Math.max(...heads.map((h) => h.length)) + 2;
-  return specs.map((s, i) => `  ${heads[i].padEnd(width)}${wrapIndented(s.help, width + 2)}`).join("\n");
+  return formatTable(
+    specs.map((s) => [`${s.short ? `-${s.short}, ` : "    "}--${s.name}${s.value ? ` ${s.value}` : ""}`, s.help]),
+  );
 }

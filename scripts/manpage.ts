@@ -10,6 +10,7 @@
  * (names such as --connect-timeout are copied from the page).
  */
 import { commandOwnHelp, generalHelp } from "../cli/help.ts";
+import { setTableWidth } from "../cli/exit_status.ts";
 import { COMMANDS } from "../cli/registry.ts";
 import { VERSION } from "../cli/version.ts";
 
@@ -101,6 +102,7 @@ function keptUsage(lines: string[]): string[] {
 }
 
 async function page(): Promise<string> {
+  setTableWidth(71); // the page sets its preformatted lines 9 columns in, less the help's own 2: 78 in all
   const general = blocks(generalHelp());
   const [usage, ...rest] = general;
   const described = rest.filter((b) => !(b.heading !== undefined && b.heading in SECTIONS));

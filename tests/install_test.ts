@@ -71,6 +71,10 @@ describe("install.sh PREFIX", () => {
     for (const section of ["EXIT STATUS", "ENVIRONMENT", "FILES", "EXAMPLES", "QMPCTL_SOCKET", "124"]) {
       expect(text).toContain(section);
     }
+    // The tables (options, exit statuses) are wrapped for the page's indent: they fit an 80-column terminal.
+    const rows = result.stdout.split("\n").filter((line) => /^ +((-\w, )?--[a-z-]+|\d+ {2,})/.test(line));
+    expect(rows.length).toBeGreaterThan(20);
+    expect(rows.filter((line) => line.length > 80)).toEqual([]);
     // The footer's date: the commit's the page was built from (the checkout's, built by scripts/build.sh).
     const date = Bun.spawnSync(["git", "log", "-1", "--format=%cs"], { cwd: import.meta.dir }).stdout.toString().trim();
     expect(result.stdout.trimEnd().split("\n").at(-1)).toContain(date);
