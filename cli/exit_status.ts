@@ -54,7 +54,7 @@ export const MEANINGS: Record<ExitName, ExitMeaning> = {
   OK: { short: "done", long: "done (also when the reader closed stdout early: `qmpctl ... | head -1`)" },
   QEMU_ERROR: {
     short: "QEMU answered with an error",
-    long: "QEMU answered with an error (class and description on stderr; `--raw` prints it on stdout)",
+    long: "QEMU answered with an error (class and description on stderr; with `--raw` on stdout too)",
   },
   USAGE: { short: "usage", long: "usage: unknown command or option, no address, bad `KEY=VALUE`, bad `--args` JSON" },
   CONNECTION: {

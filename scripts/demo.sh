@@ -2,7 +2,7 @@
 # Build qmpctl, start a throwaway QEMU, and show it working.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh >/dev/null
+scripts/setup.sh --demo >/dev/null # npm's tools, QEMU and jq only
 scripts/build.sh
 dir=$(mktemp -d)
 trap 'kill "$(cat "$dir/qemu.pid" 2>/dev/null)" 2>/dev/null || true; rm -rf "$dir"' EXIT

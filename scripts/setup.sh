@@ -10,22 +10,30 @@
 # ansible-core for the Ansible module's tests, GNU time for the benchmarks'
 # peak RSS; and what tests call that a minimal Debian lacks: python3 (fake
 # peers), pgrep (procps), ss (iproute2: what an ssh master listens on).
+#   scripts/setup.sh --demo: only what scripts/demo.sh needs (the npm tools, QEMU, jq)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+demo=false
+[ "${1:-}" = "--demo" ] && demo=true
 
 if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
 
 missing=()
-for pair in qemu-system-x86_64:qemu-system-x86 qemu-ga:qemu-guest-agent strace:strace socat:socat jq:jq tmux:tmux \
-  zsh:zsh fish:fish man:man-db file:file qemu-aarch64-static:qemu-user-static ssh:openssh-client \
-  /usr/sbin/sshd:openssh-server ansible-playbook:ansible-core /usr/bin/time:time \
-  python3:python3 pgrep:procps ss:iproute2; do
+commands=(qemu-system-x86_64:qemu-system-x86 jq:jq)
+files=()
+if ! $demo; then
+  commands+=(qemu-ga:qemu-guest-agent strace:strace socat:socat tmux:tmux zsh:zsh fish:fish man:man-db file:file
+    qemu-aarch64-static:qemu-user-static ssh:openssh-client /usr/sbin/sshd:openssh-server
+    ansible-playbook:ansible-core /usr/bin/time:time python3:python3 pgrep:procps ss:iproute2)
+  files+=(/usr/share/bash-completion/bash_completion:bash-completion
+    /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1:libc6-arm64-cross)
+fi
+for pair in "${commands[@]}"; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
-for pair in /usr/share/bash-completion/bash_completion:bash-completion \
-  /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1:libc6-arm64-cross; do
+for pair in "${files[@]}"; do
   [ -e "${pair%%:*}" ] || missing+=("${pair#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
