@@ -7,7 +7,7 @@
  */
 import { QmpClient } from "../lib/client.ts";
 import { connectWhenReady } from "../lib/connect_ready.ts";
-import { CommandError, TimeoutError } from "../lib/errors.ts";
+import { CommandError, ConnectionError, GreetingError, TimeoutError } from "../lib/errors.ts";
 import type { QmpEvent } from "../lib/events.ts";
 import {
   controlPattern,
@@ -88,7 +88,17 @@ export function connect(context: CommandContext, session: SessionOptions = {}): 
   // stdout is checked later, while QEMU answers (executeAndPrint), where the
   // main thread waits anyway; here it would hold up the greeting.
   if (!session.pipeline) prepareStdout(); // while QEMU accepts and greets
-  return waitMs > 0 ? connectWhenReady(address, { ...options, waitMs }) : QmpClient.connect(address, options);
+  const connected = waitMs > 0
+    ? connectWhenReady(address, { ...options, waitMs })
+    : QmpClient.connect(address, options);
+  if (context.global.socket !== undefined) return connected;
+  // The address came from the environment: said, for a user who forgot (or never knew of) that export.
+  return connected.catch((error) => {
+    if (error instanceof ConnectionError || error instanceof GreetingError) {
+      error.message += " (the address is $QMPCTL_SOCKET's)";
+    }
+    throw error;
+  });
 }
 
 /**

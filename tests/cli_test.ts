@@ -226,6 +226,16 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
     expect(result.stderr).toMatch(/^qmpctl: .*-s.*QMPCTL_SOCKET.*\n$/);
   });
 
+  test("an address from QMPCTL_SOCKET that cannot be reached is said to be the variable's; one from -s is not", async () => {
+    const missing = "/nonexistent/vm.qmp";
+    expect(await qmpctl(["exec", "query-status"], { env: { QMPCTL_SOCKET: missing } })).toMatchObject({
+      code: 3,
+      stderr: `qmpctl: cannot connect to ${missing}: no such socket (ENOENT) ` +
+        "(the address is $QMPCTL_SOCKET's)\n",
+    });
+    expect((await qmpctl(["-s", missing, "exec", "query-status"])).stderr).not.toContain("QMPCTL_SOCKET");
+  });
+
   test("hmp typed as words with -s after them and no other address: the -s is the line's, and the error says so", async () => {
     const result = await qmpctl(["hmp", "info", "status", "-s", listener.path]);
     expect(result).toMatchObject({
@@ -272,7 +282,8 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
     // U+FFFD written as UTF-8 is a valid name: looked for, not refused.
     expect(run("QMPCTL_SOCKET", "/tmp/no-such-\\357\\277\\275.sock", "exec", "query-status")).toEqual({
       code: 3,
-      stderr: "qmpctl: cannot connect to /tmp/no-such-\uFFFD.sock: no such socket (ENOENT)\n",
+      stderr:
+        "qmpctl: cannot connect to /tmp/no-such-\uFFFD.sock: no such socket (ENOENT) (the address is $QMPCTL_SOCKET's)\n",
     });
   });
 
