@@ -14,7 +14,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 demo=false
-[ "${1:-}" = "--demo" ] && demo=true
+case "${1:-}" in
+  "") ;;
+  --demo) demo=true ;;
+  *)
+    echo "usage: scripts/setup.sh [--demo]   (--demo: only what scripts/demo.sh needs)" >&2
+    exit 2
+    ;;
+esac
 
 if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
