@@ -562,15 +562,18 @@ export function parentGoneSignal(): AbortSignal {
 
 /**
  * The real path of a socket (relative: to the working directory): every link
- * resolved; for one not there (yet), its directory's real path and its name;
- * else the path as given.
+ * resolved; for one not there (yet: --wait-socket), its directory's real path
+ * and its name, a link to it followed by what it names; else the path as given.
  */
-export async function realSocketPath(path: string): Promise<string> {
-  const { realpath } = await import("node:fs/promises");
+export async function realSocketPath(path: string, links = 8): Promise<string> {
+  const { readlink, realpath } = await import("node:fs/promises");
   const slash = path.lastIndexOf("/");
   const dir = slash < 0 ? "." : path.slice(0, slash) || "/";
-  return await realpath(path).catch(() => realpath(dir).then((real) => `${real}/${path.slice(slash + 1)}`))
-    .catch(() => path);
+  const real = await realpath(path).catch(() => undefined);
+  if (real !== undefined) return real;
+  const target = links > 0 ? await readlink(path).catch(() => undefined) : undefined; // a link to what is not there yet
+  if (target !== undefined) return realSocketPath(target.startsWith("/") ? target : `${dir}/${target}`, links - 1);
+  return await realpath(dir).then((real) => `${real}/${path.slice(slash + 1)}`, () => path);
 }
 
 /** End the process with `code`. */

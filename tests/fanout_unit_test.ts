@@ -73,9 +73,13 @@ describe("expanding -s", () => {
     symlinkSync(join(dir, "other", "inner"), join(dir, "link"));
     const throughLink = `${dir}/link/../a.qmp`; // not join(): it would take the .. by name
     expect(await expandTargets([join(dir, "a.qmp"), throughLink])).toEqual([join(dir, "a.qmp"), throughLink]);
-    // A socket that is a link to another: the same monitor.
+    // A socket that is a link to another: the same monitor, also before it is there (--wait-socket).
     symlinkSync(join(dir, "a.qmp"), join(dir, "alias.sock"));
     expect(await expandTargets([join(dir, "a.qmp"), join(dir, "alias.sock")])).toEqual([join(dir, "a.qmp")]);
+    symlinkSync("later.qmp", join(dir, "later-link.sock"));
+    expect(await expandTargets([join(dir, "later.qmp"), join(dir, "later-link.sock")])).toEqual([
+      join(dir, "later.qmp"),
+    ]);
     expect(await expandTargets(["127.0.0.1:4444", "tcp:127.0.0.1:4444", "[::1]:4444", "tcp:[::1]:4444,ipv6=on"]))
       .toEqual(["127.0.0.1:4444", "[::1]:4444"]);
   });
