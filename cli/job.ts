@@ -163,6 +163,8 @@ async function followWith(
       ? `job ${running[0]} to conclude; it ${
         paused.length === 1 ? `is paused in QEMU ${why}` : "keeps running in QEMU"
       }`
+      : paused.length === running.length
+      ? `jobs ${running.join(", ")} to conclude; they are paused in QEMU ${why}`
       : `jobs ${running.join(", ")} to conclude; they keep running in QEMU` +
         (paused.length === 0 ? "" : `, ${paused.join(", ")} paused ${why}`);
     throw new TimeoutError(`timed out waiting for ${state}`);

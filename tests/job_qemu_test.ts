@@ -500,16 +500,23 @@ describe("exec --wait-job", () => {
     expect(lines.at(-1)).toHaveProperty("bytes-per-second");
   });
 
-  test("a ready mirror paused (standby) is said to be paused when the bound runs out", async () => {
+  test("a ready mirror paused (standby) is said to be paused when the bound runs out; two paused: they are", async () => {
     await qemu.control.execute("blockdev-mirror", { "job-id": "m9", device: "src", target: "dst", sync: "full" });
-    await jobReaches("m9", "ready");
-    await qemu.control.execute("job-pause", { id: "m9" });
-    await jobReaches("m9", "standby");
-    const result = await qmpctl(["-s", qemu.socket, "job", "wait", "m9", "--timeout", "500ms"]);
-    expect(result).toMatchObject({
+    await qemu.control.execute("blockdev-mirror", { "job-id": "m8", device: "node1", target: "dst1", sync: "full" });
+    for (const id of ["m9", "m8"]) {
+      await jobReaches(id, "ready");
+      await qemu.control.execute("job-pause", { id });
+      await jobReaches(id, "standby");
+    }
+    const why = "(an I/O error with on-source-error/on-target-error=stop, or job-pause: job-resume goes on)";
+    expect(await qmpctl(["-s", qemu.socket, "job", "wait", "m9", "--timeout", "500ms"])).toMatchObject({
       code: 124,
-      stderr: "qmpctl: timed out waiting for job m9 to conclude; it is paused in QEMU (an I/O error with " +
-        "on-source-error/on-target-error=stop, or job-pause: job-resume goes on) (--timeout 500ms)\n",
+      stderr: `qmpctl: timed out waiting for job m9 to conclude; it is paused in QEMU ${why} (--timeout 500ms)\n`,
+    });
+    expect(await qmpctl(["-s", qemu.socket, "job", "wait", "m9", "m8", "--timeout", "500ms"])).toMatchObject({
+      code: 124,
+      stderr:
+        `qmpctl: timed out waiting for jobs m9, m8 to conclude; they are paused in QEMU ${why} (--timeout 500ms)\n`,
     });
   });
 
