@@ -169,16 +169,24 @@ export class GuestAgent {
     options: { signal?: AbortSignal } = {},
   ): Promise<unknown> {
     if (!AGENT_COMMANDS_WITHOUT_REPLY.has(command)) return await this.#request(command, args, options);
-    let failure: unknown;
+    let failure: unknown, tookAReply = false;
     // On success no reply ever comes: this call stays pending until the connection closes, when it is dropped.
-    void this.#request(command, args, options).catch((error) => (failure = error));
+    // An agent that echoes no ids gives the ping's reply to the oldest call waiting, this one: that is the ping's
+    // answer, and the ping's own call is then given up (else it would take the next reply).
+    const call = this.#request(command, args, options).then(() => void (tookAReply = true), (error) => {
+      failure = error;
+    });
+    const giveUp = new AbortController();
+    const signal = options.signal ? AbortSignal.any([options.signal, giveUp.signal]) : giveUp.signal;
+    const ping = this.#request(
+      "guest-ping",
+      undefined,
+      { signal },
+      `the guest agent to take ${command} (a guest-ping after it)`,
+    );
+    const tookPing = call.then(() => tookAReply ? giveUp.abort() : new Promise<never>(() => {}));
     try {
-      await this.#request(
-        "guest-ping",
-        undefined,
-        options,
-        `the guest agent to take ${command} (a guest-ping after it)`,
-      );
+      await Promise.race([ping, tookPing]);
     } catch (error) {
       if (!(error instanceof DisconnectedError)) throw error;
     }

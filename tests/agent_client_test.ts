@@ -162,6 +162,26 @@ describe("GuestAgent.close with replies owed, against a fake agent", () => {
     }
   });
 
+  test("an agent that echoes no ids: the ping's reply, taken by the oldest call (the silent command), still ends it", async () => {
+    const agent = fakeAgent((request, connection) => {
+      if (request.execute === "guest-sync-delimited") {
+        const id = (request.arguments as { id: number }).id;
+        connection.send(concat(Uint8Array.of(0xff), encode(`{"return": ${id}}\n`)));
+      } else if (request.execute === "guest-suspend-ram") {
+        connection.send('{"error": {"class": "GenericError", "desc": "no"}}\n');
+      } else if (request.execute !== "guest-shutdown") connection.send('{"return": {}}\n'); // no id
+    });
+    try {
+      const client = await GuestAgent.connect(agent.path);
+      const signal = AbortSignal.timeout(2000);
+      expect(await client.execute("guest-shutdown", undefined, { signal })).toBeUndefined();
+      await expect(client.execute("guest-suspend-ram", undefined, { signal })).rejects.toThrow("GenericError: no");
+      await client.close();
+    } finally {
+      agent.stop();
+    }
+  });
+
   test("a reply that never comes holds close() for its bound only", async () => {
     const agent = silentOnShutdown();
     try {
