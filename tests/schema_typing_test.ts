@@ -1,10 +1,12 @@
 /** Typing and checking KEY=VALUE words by a schema, without a server. */
 import { describe, expect, test } from "bun:test";
 import { splitKeyValueWords } from "../lib/args.ts";
-import { ArgumentError } from "../lib/errors.ts";
+import type { QmpClient } from "../lib/client.ts";
+import { ArgumentError, ProtocolError } from "../lib/errors.ts";
 import { Schema } from "../lib/schema/model.ts";
 import { digestSchema } from "../lib/schema/digest.ts";
 import { typeArguments } from "../lib/schema/typing.ts";
+import { SchemaView } from "../lib/schema/view.ts";
 import { SMALL_SCHEMA } from "./helpers/schema_fixture.ts";
 
 const schema = new Schema(digestSchema(SMALL_SCHEMA));
@@ -237,5 +239,22 @@ describe("Schema.checkEventData (a --match no named event can meet)", () => {
       `its info is compared whole, and {"status": "x", "stat": 1} has 'stat', which none has (did you mean status?)`,
     );
     expect(check("info.status=completed")).not.toThrow();
+  });
+});
+
+describe("SchemaView.commandNames (the shell's TAB before a command)", () => {
+  /** A client whose query-commands returns `list`. */
+  const answering = (list: unknown) => ({ execute: () => Promise.resolve(list) }) as unknown as QmpClient;
+  const signal = new AbortController().signal;
+
+  test("QEMU's list of commands gives their names", async () => {
+    expect(await new SchemaView(answering([{ name: "stop" }, { name: "cont" }])).commandNames(signal))
+      .toEqual(["stop", "cont"]);
+  });
+
+  test("an answer that is no list of commands is a ProtocolError (exit 3), not a crash", async () => {
+    for (const list of [{ name: "stop" }, [1], null]) {
+      await expect(new SchemaView(answering(list)).commandNames(signal)).rejects.toBeInstanceOf(ProtocolError);
+    }
   });
 });

@@ -13,16 +13,24 @@ import { type Completion, matching, NO_COMPLETION, wordsBefore } from "./complet
 import { localError, NOTHING, type Outcome, type ShellContext, type ShellMode } from "./context.ts";
 import { SchemaView } from "../../lib/schema/mod.ts";
 import { splitWords } from "./words.ts";
+import { formatTable } from "../exit_status.ts";
 
 export const QMP_HELP = `Local commands (everything else is sent to QEMU):
-  CMD [KEY=VALUE ...]   run a QMP command; values typed as in 'qmpctl exec'
-                        (KEY.SUB=V nests, KEY:=JSON is raw JSON, quote values with blanks)
-  {"execute": ...}      send a line of raw QMP JSON
-  transaction(          start a transaction: each following line is one action
-  )                     send the transaction (not if one of its lines failed)
-  events [on|off]       show events as they arrive, or not
-  help                  this text
-  quit, exit, Ctrl-D    leave the shell (QEMU keeps running; send {"execute":"quit"} to end it)
+${
+  formatTable([
+    [
+      "CMD [KEY=VALUE ...]",
+      "run a QMP command; values typed as in 'qmpctl exec' (KEY.SUB=V nests, KEY.0=a KEY.1=b makes an array, " +
+      "KEY:=JSON is raw JSON; quote values with blanks)",
+    ],
+    ['{"execute": ...}', "send a line of raw QMP JSON"],
+    ["transaction(", "start a transaction: each following line is one action"],
+    [")", "send the transaction (not if one of its lines failed)"],
+    ["events [on|off]", "show events as they arrive, or not"],
+    ["help", "this text"],
+    ["quit, exit, Ctrl-D", 'leave the shell (QEMU keeps running; send {"execute":"quit"} to end it)'],
+  ], 3)
+}
 Keys: TAB completes commands, arguments and enum values; Up/Down walk the
 history; Ctrl-C clears the line (and drops a transaction at an empty TRANS>).`;
 

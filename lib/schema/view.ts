@@ -10,6 +10,7 @@
  */
 import { buildArguments, wordsNeedTyping } from "../args.ts";
 import type { QmpClient } from "../client.ts";
+import { excerpt, ProtocolError } from "../errors.ts";
 import { loadSchema, typedArguments } from "./load.ts";
 import type { Schema } from "./model.ts";
 import { completeArgumentWord } from "./complete.ts";
@@ -50,8 +51,14 @@ export class SchemaView {
 
   /** Every command QEMU offers (asked once). */
   commandNames(signal: AbortSignal): Promise<string[]> {
-    this.#commands ??= this.#client.execute("query-commands", undefined, { signal })
-      .then((list) => (list as { name: string }[]).map((c) => c.name));
+    this.#commands ??= this.#client.execute("query-commands", undefined, { signal }).then((list) => {
+      const named = (c: unknown) =>
+        typeof c === "object" && c !== null && typeof (c as { name?: unknown }).name === "string";
+      if (!Array.isArray(list) || !list.every(named)) {
+        throw new ProtocolError(`query-commands did not return a list of commands: ${excerpt(list)}`);
+      }
+      return list.map((c: { name: string }) => c.name);
+    });
     this.#commands.catch(() => (this.#commands = undefined)); // ask again next time
     return this.#commands;
   }
