@@ -54,6 +54,8 @@ export class JsonFramer {
   readonly #decoder = new TextDecoder("utf-8", { ignoreBOM: true });
   /** A message that is not UTF-8 is a ProtocolError (see the constructor). */
   readonly #strictUtf8: boolean;
+  /** A '}' may close a '[' and the reverse, the message then refused whole when it ends (see the constructor). */
+  readonly #anyCloser: boolean;
   /** Bytes of the message being scanned, kept from earlier chunks. */
   #held: Uint8Array[] = [];
   #heldBytes = 0;
@@ -61,6 +63,13 @@ export class JsonFramer {
   #closers: number[] = [];
   #inString = false;
   #escaped = false;
+  /**
+   * After `push` threw: the offset, in the chunk it was given, of the byte
+   * where the fault was found (a byte no message starts with, a closer that
+   * does not match, the end of a message that is no JSON): where a reader
+   * that goes on after a fault, as QEMU's parser does, looks for the next line.
+   */
+  faultAt = -1;
 
   /**
    * @param maxBytes the bound on one message
@@ -70,18 +79,24 @@ export class JsonFramer {
    *   is thrown as a ProtocolError with that message (the proxy refuses what QEMU's parser refuses)
    * @param strictUtf8 a message that is not UTF-8 is a ProtocolError, as QEMU's parser refuses it,
    *   where by default its bad bytes become U+FFFD (the proxy takes what it sends on to QEMU strictly)
+   * @param anyCloser a '}' or ']' closes whatever level is open, and a message whose kinds do not match
+   *   is refused when it ends, as QEMU's parser (which counts each kind apart) reads a client's input:
+   *   `{"a": [1}` leaves a '[' open, so the next line is still that message (the proxy reads so);
+   *   by default such a closer is a ProtocolError at once, not a wait for a close that cannot make JSON
    */
   constructor(
     maxBytes: number = DEFAULT_MAX_MESSAGE_BYTES,
     maxNesting: number = MAX_NESTING,
     refuse?: (text: string) => string | undefined,
     strictUtf8 = false,
+    anyCloser = false,
   ) {
     this.#maxBytes = maxBytes;
     this.#maxNesting = maxNesting;
     this.#refuse = refuse;
     this.#shallowLine = 2 * maxNesting;
     this.#strictUtf8 = strictUtf8;
+    this.#anyCloser = anyCloser;
   }
 
   /**
@@ -109,6 +124,7 @@ export class JsonFramer {
         i++;
         continue;
       }
+      this.faultAt = i;
       if (byte !== OPEN_BRACE) throw new ProtocolError(`${NOT_AN_OBJECT}, got ${describeByte(byte)}`);
       this.#closers = [CLOSE_BRACE];
       i = this.#scan(chunk, i, i + 1, out);
@@ -139,6 +155,7 @@ export class JsonFramer {
         c++, b++; // blanks are ASCII
         continue;
       }
+      this.faultAt = b;
       if (code !== OPEN_BRACE) throw new ProtocolError(`${NOT_AN_OBJECT}, got ${describeByte(chunk[b])}`);
       const lineEnd = text.indexOf("\n", c);
       const byteEnd = oneByteEach ? b + (lineEnd - c) : chunk.indexOf(NEWLINE, b);
@@ -148,6 +165,7 @@ export class JsonFramer {
         const line = text.slice(c, lineEnd);
         const message = parseLine(line, changeAt < lineEnd);
         if (message !== NOT_A_MESSAGE) {
+          this.faultAt = byteEnd;
           this.#check(line);
           out(message);
           c = lineEnd + 1;
@@ -182,12 +200,14 @@ export class JsonFramer {
       }
       if (byte === QUOTE) this.#inString = true;
       else if (byte === OPEN_BRACE || byte === OPEN_BRACKET) {
+        this.faultAt = i;
         if (this.#closers.push(byte === OPEN_BRACE ? CLOSE_BRACE : CLOSE_BRACKET) > this.#maxNesting) {
           throw new ProtocolError(`received a message nested deeper than ${this.#maxNesting} levels`);
         }
       } else if (byte === CLOSE_BRACE || byte === CLOSE_BRACKET) {
+        this.faultAt = i;
         // `[1, 2}` can never become JSON: said now, not after waiting for a close that cannot come.
-        if (this.#closers.pop() !== byte) {
+        if (this.#closers.pop() !== byte && !this.#anyCloser) {
           throw new ProtocolError(
             `received invalid JSON: a '${String.fromCharCode(byte)}' closes what it did not open`,
           );
@@ -198,6 +218,7 @@ export class JsonFramer {
         return i + 1;
       }
     }
+    this.faultAt = chunk.length - 1;
     this.#checkSize(chunk.length - start);
     this.#held.push(chunk.slice(start));
     this.#heldBytes += chunk.length - start;

@@ -143,6 +143,16 @@ describe("JsonFramer", () => {
     }
   });
 
+  test("faultAt says where in its chunk the fault was found; anyCloser reads closers as QEMU's parser does", () => {
+    const framer = new JsonFramer();
+    const chunk = bytes('{"a": 1}\n{"b": [1}\n');
+    expect(() => framer.push(chunk)).toThrow(ProtocolError);
+    expect(framer.faultAt).toBe(chunk.indexOf(0x7d, 10)); // the '}' that closed a '['
+    const lenient = new JsonFramer(undefined, undefined, undefined, false, true);
+    expect(lenient.push(bytes('{"b": [1}\n'))).toEqual([]); // a '[' left open: the message goes on
+    expect(() => lenient.push(bytes("]\n"))).toThrow("received invalid JSON: ");
+  });
+
   test("the default limit is 64 MiB", () => {
     expect(DEFAULT_MAX_MESSAGE_BYTES).toBe(64 * 1024 * 1024);
   });

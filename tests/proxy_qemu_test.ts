@@ -253,6 +253,45 @@ describe("proxy: per-connection commands and negotiation", () => {
     client.close();
   });
 
+  test("a write that ends a message begun in an earlier one, then one more, then garbage: each runs once", async () => {
+    const { client } = await negotiatedClient(shared);
+    client.sendPart('{"execute": "query-name", "id": "n", "arguments":');
+    await Bun.sleep(100);
+    // `{}}` ends the first message: read afresh it would pass for a message of its own, then fail.
+    client.send('{}}\n{"execute": "stop", "id": "s"} ]');
+    expect(await client.replies(3)).toEqual([
+      { return: {}, id: "n" },
+      { return: {}, id: "s" },
+      { error: { class: "GenericError", desc: expect.stringMatching(/^JSON parse error, /) } },
+    ]);
+    client.send({ execute: "cont", id: "c" }); // stop ran once: a second would have left QEMU paused after cont
+    expect(await client.replies(1)).toEqual([{ return: {}, id: "c" }]);
+    expect((await qemu.control.execute("query-status") as { running: boolean }).running).toBe(true);
+    client.close();
+  });
+
+  test("a malformed message over several lines in one write is one error, as QEMU gives, not one a line", async () => {
+    const { client } = await negotiatedClient(shared);
+    client.send('{"execute": "stop",\n "id": 1,,\n}\n{"execute": "query-name", "id": "next"}');
+    expect(await client.replies(2)).toEqual([
+      { error: { class: "GenericError", desc: expect.stringMatching(/^JSON parse error, /) } },
+      { return: {}, id: "next" },
+    ]);
+    expect((await qemu.control.execute("query-status") as { running: boolean }).running).toBe(true);
+    client.close();
+  });
+
+  test("as QEMU's parser, a ']' closing a '{' is no error before the message ends: the next line goes on with it", async () => {
+    const { client } = await negotiatedClient(shared);
+    client.send('{"a": [1}\n{"execute": "stop", "id": "swallowed"}\n]\n{"execute": "query-name", "id": "after"}');
+    expect(await client.replies(2)).toEqual([
+      { error: { class: "GenericError", desc: expect.stringMatching(/^JSON parse error, /) } },
+      { return: {}, id: "after" },
+    ]);
+    expect((await qemu.control.execute("query-status") as { running: boolean }).running).toBe(true);
+    client.close();
+  });
+
   test("JSON that QEMU's parser rejects (deep nesting, \\u0000, a noncharacter) is refused with the client's id", async () => {
     const { client } = await negotiatedClient(shared);
     let deep: unknown = 1;

@@ -156,23 +156,22 @@ export class Downstream {
       this.#skippingLine = false;
       chunk = chunk.subarray(end + 1);
     }
-    let taken = 0;
     try {
       // Each message as it completes: those before a malformed one in the same chunk run too.
       this.#framer.push(chunk, (message) => {
-        taken++;
         if (this.closed) return;
         this.#owner.log?.(this, "receive", JSON.stringify(message));
         this.#handle(message);
       });
     } catch (error) {
-      // QEMU answers unparsable input with an id-less error and reads on; so does the proxy, from
-      // the line after the malformed one (what a person at socat typed) with a fresh framer.
-      const start = this.#endOfMessages(chunk, taken);
-      const end = chunk.indexOf(NEWLINE, start);
+      // QEMU answers unparsable input with an id-less error and reads on; so does the proxy, from the line
+      // after the one where the fault was found (what a person at socat typed) with a fresh framer: a
+      // message over several lines is one error, and no line before the fault is read twice.
+      const at = Math.max(0, this.#framer.faultAt);
+      const end = chunk.indexOf(NEWLINE, at);
       // QEMU's parser takes any JSON value, and answers one that is not an object ([1], "text") so.
       const notAnObject = end >= 0 && (error as Error).message.startsWith(NOT_AN_OBJECT) &&
-        isJsonButNoObject(chunk.subarray(start, end));
+        isJsonButNoObject(chunk.subarray(at, end));
       const message = notAnObject ? "QMP input must be a JSON object" : `JSON parse error, ${(error as Error).message}`;
       this.#error(undefined, "GenericError", message);
       this.#framer = this.#newFramer();
@@ -186,33 +185,7 @@ export class Downstream {
    * with the client's id (see the refusal below); far deeper is malformed.
    */
   #newFramer(): JsonFramer {
-    return new JsonFramer(this.#limits.maxMessageBytes, 4 * MAX_NESTING, duplicateKey, true);
-  }
-
-  /**
-   * Where, in `chunk`, the line holding the last of its first `count`
-   * messages ends (0 for none): where the malformed input that followed them
-   * begins, or the line it is on. Read again line by line, on the error path
-   * only. When in doubt it lands later, never earlier: a line skipped is
-   * answered by no one, a line read twice would run twice.
-   */
-  #endOfMessages(chunk: Uint8Array, count: number): number {
-    let probe = this.#newFramer();
-    let seen = 0, at = 0;
-    while (seen < count) {
-      const end = chunk.indexOf(NEWLINE, at);
-      if (end < 0) break;
-      try {
-        probe.push(chunk.subarray(at, end + 1), () => seen++);
-      } catch {
-        if (at > 0 || seen > 0) break; // the malformed line
-        // The chunk began with the tail of a message begun in an earlier one: taken, its line done.
-        seen = 1;
-        probe = this.#newFramer();
-      }
-      at = end + 1;
-    }
-    return at;
+    return new JsonFramer(this.#limits.maxMessageBytes, 4 * MAX_NESTING, duplicateKey, true, true);
   }
 
   #handle(message: unknown): void { // the framer's messages are JSON objects
