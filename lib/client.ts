@@ -429,7 +429,10 @@ export class QmpClient {
 
   #receive(chunk: Uint8Array): void {
     if (this.#phase === "closed") return;
-    if (this.#firstBytes === undefined && !allBlank(chunk)) this.#firstBytes = chunk.slice(0, 256); // what a peer that is no QMP server is quoted by
+    if (this.#firstBytes === undefined) { // what a peer that is no QMP server is quoted by
+      const start = firstNonBlank(chunk);
+      if (start >= 0) this.#firstBytes = chunk.slice(start, start + 256);
+    }
     // The events are offered together (one call per subscriber, not one per
     // event): before the next other message and at the end of the chunk, so
     // everything still reaches its receiver in the order it came.
@@ -661,11 +664,11 @@ function firstOf<T>(a: Promise<T>, b: Promise<T>): Promise<T> {
   return promise;
 }
 
-/** Whether `bytes` hold nothing but blanks (space, tab, CR, LF). */
-function allBlank(bytes: Uint8Array): boolean {
+/** Where the first byte of `bytes` that is no blank (space, tab, CR, LF) is; -1 for none. */
+function firstNonBlank(bytes: Uint8Array): number {
   for (let i = 0; i < bytes.length; i++) {
     const b = bytes[i];
-    if (b !== 0x20 && b !== 0x09 && b !== 0x0d && b !== 0x0a) return false;
+    if (b !== 0x20 && b !== 0x09 && b !== 0x0d && b !== 0x0a) return i;
   }
-  return true;
+  return -1;
 }

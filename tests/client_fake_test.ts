@@ -132,6 +132,8 @@ describe("greeting and negotiation", () => {
   test("a blank line first (a getty's) is not what is quoted: the first chunk with something in it is", async () => {
     const { path, message } = await inTwoChunks("\r\n", "login: ");
     expect(message).toBe(`${path} is not a QMP server: it sent "login: "`);
+    const blanksFirst = await inTwoChunks("\n".repeat(300) + "login: ", "");
+    expect(blanksFirst.message).toBe(`${blanksFirst.path} is not a QMP server: it sent "login: "`);
   });
 
   test("a greeting over the size limit says so, not that the peer is no QMP server", async () => {
