@@ -49,6 +49,18 @@ describe("qmpctl batch against QEMU", () => {
     await qemu.control.execute("cont");
   });
 
+  test("a raw JSON line's own id is in its result line, as QEMU echoes it; the other lines have none", async () => {
+    const { code, stdout } = await qmpctl(["-s", qemu.socket, "batch"], {
+      stdin: '{"execute": "query-name", "id": "name"}\nquery-name\n{"execute": "nope", "id": {"n": 7}}\n',
+    });
+    expect(stdout.trimEnd().split("\n").map((line) => JSON.parse(line))).toEqual([
+      { return: { name: "vm1" }, id: "name" },
+      { return: { name: "vm1" } },
+      { error: { class: "CommandNotFound", desc: "The command nope has not been found" }, id: { n: 7 } },
+    ]);
+    expect(code).toBe(1);
+  });
+
   test("quit, exit, help and events are lines for QEMU, not the shell's words: every line gets its result", async () => {
     const own = await startQemu();
     try {

@@ -15,9 +15,9 @@ export type Outcome =
   | { kind: "none" } // a blank line, a comment, or a transaction action kept for later
   | { kind: "quit" }
   | { kind: "note"; text: string } // a local command's answer, for people
-  | { kind: "return"; value: unknown } // a QMP command's return value
+  | { kind: "return"; value: unknown; id?: unknown } // a QMP command's return value (and a raw line's own id)
   | { kind: "text"; text: string } // the human monitor's text
-  | { kind: "error"; error: { class: string; desc: string; [member: string]: unknown } }; // QEMU's, whole
+  | { kind: "error"; error: { class: string; desc: string; [member: string]: unknown }; id?: unknown }; // QEMU's, whole
 
 export const NOTHING: Outcome = { kind: "none" };
 
@@ -86,7 +86,7 @@ export class ShellContext {
       const perCommand = this.signalPerCommand ? { signal } : { inOrder: true };
       const value = await this.client.execute(command, args, { ...options, ...perCommand });
       if (command === "quit") this.quitAnswered = true;
-      return { kind: "return", value };
+      return { kind: "return", value, ...idOf(options) };
     } catch (error) {
       // An error without an id ended the session: the shell ends with it, as when the connection is lost.
       // What QEMU's parser would refuse (too deep a nesting, a lone surrogate) is not sent: this line's error.
@@ -94,7 +94,7 @@ export class ShellContext {
       if (error instanceof CommandError && !(error instanceof UnparsedRequestError)) {
         const { error: whole } = error.response; // with its other members (an old QEMU's `data`)
         const members = typeof whole === "object" && whole !== null && !Array.isArray(whole) ? whole : {};
-        return { kind: "error", error: { ...members, class: error.errorClass, desc: error.desc } };
+        return { kind: "error", error: { ...members, class: error.errorClass, desc: error.desc }, ...idOf(options) };
       }
       throw error;
     }
@@ -125,4 +125,9 @@ export function localError(error: unknown): Outcome {
     return { kind: "error", error: { class: error.name, desc: error.message } };
   }
   throw error;
+}
+
+/** The id a raw line gave its command, as QEMU echoes it in the reply (none when it gave none). */
+function idOf(options: { id?: unknown }): { id?: unknown } {
+  return options.id === undefined ? {} : { id: options.id };
 }

@@ -126,11 +126,13 @@ export async function runPiped(options: PipedOptions): Promise<number> {
   const printSettled = () => {
     while (window.length > 0 && window[0].settled) {
       const outcome = window.shift()!.settled!;
-      if (outcome.kind === "return") print({ return: outcome.value });
+      // A raw line's own id is in its reply, as QEMU echoes it: a script matches replies to its lines by it.
+      const id = "id" in outcome && outcome.id !== undefined ? { id: outcome.id } : {};
+      if (outcome.kind === "return") print({ return: outcome.value, ...id });
       else if (outcome.kind === "text") print({ return: outcome.text });
       else if (outcome.kind === "error") {
         failed = true;
-        print({ error: outcome.error });
+        print({ error: outcome.error, ...id });
       } // a local command's note (`events on`) is for people at a terminal: not printed here
     }
   };
