@@ -10,7 +10,7 @@
  * @module
  */
 import { CommandError, DisconnectedError, QmpError, TimeoutError } from "../lib/errors.ts";
-import { isRawNumber, numberText, parseExact } from "../lib/exact_json.ts";
+import { isJsonObject, numberText, parseExact } from "../lib/exact_json.ts";
 import { hmpText } from "../lib/hmp.ts";
 import type { QmpEvent } from "../lib/events.ts";
 import { isGlob } from "../lib/glob.ts";
@@ -302,9 +302,7 @@ function matchWords(match: Record<string, unknown>, prefix = ""): string[] {
   return Object.entries(match).flatMap(([key, value]) => {
     // A dict inside is members the data must hold, each on its own (result: {status: completed} is
     // result.status=completed), not a whole object to equal: an event's object has members the task leaves out.
-    const inside = typeof value === "object" && value !== null && !Array.isArray(value) && !isRawNumber(value) &&
-      Object.keys(value).length > 0;
-    if (inside) return matchWords(value as Record<string, unknown>, `${prefix}${key}.`);
+    if (isJsonObject(value) && Object.keys(value).length > 0) return matchWords(value, `${prefix}${key}.`);
     return [typeof value === "string" ? `${prefix}${key}=${value}` : `${prefix}${key}:=${JSON.stringify(value)}`];
   });
 }

@@ -136,6 +136,11 @@ export function isRawNumber(value: unknown): value is RawJson {
   return typeof value === "object" && value !== null && json.isRawJSON(value);
 }
 
+/** True for a JSON object from `parseExact`: not null, an array, or a number kept as its text (an object too). */
+export function isJsonObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value) && !isRawNumber(value);
+}
+
 /** A number's text, for a plain number or a kept one; undefined for anything else. */
 export function numberText(value: unknown): string | undefined {
   if (typeof value === "number") return String(value);

@@ -7,7 +7,7 @@
  */
 import type { Schema } from "./model.ts";
 import type { MemberInfo, TypeInfo } from "./digest.ts";
-import { isRawNumber } from "../exact_json.ts";
+import { isJsonObject, isRawNumber } from "../exact_json.ts";
 
 /** The members of an object type, with those of the union branch its tag selects (by `tagOf`). */
 export function membersOf(
@@ -54,7 +54,7 @@ export function fits(schema: Schema, value: unknown, typeName: string): boolean 
     case "array":
       return Array.isArray(value);
     case "object":
-      return typeof value === "object" && value !== null && !Array.isArray(value) && !raw;
+      return isJsonObject(value);
     case "alternate":
       return type.members.some((m) => fits(schema, value, m));
     default:

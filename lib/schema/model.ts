@@ -8,7 +8,7 @@ import { didYouMean } from "../closest.ts";
 import { ArgumentError } from "../errors.ts";
 import { eventMatcher, isGlob } from "../events.ts";
 import { isArrayIndex, type KeyValueWord } from "../args.ts";
-import { isRawNumber } from "../exact_json.ts";
+import { isJsonObject, isRawNumber } from "../exact_json.ts";
 import { parseJson } from "./scalars.ts";
 import type { CommandInfo, EventInfo, MemberInfo, SchemaDigest, TypeInfo } from "./digest.ts";
 
@@ -133,20 +133,17 @@ export class Schema {
     if (i === path.length) {
       // The value, as the matcher takes it: the JSON it parses as, or (KEY=VALUE) a string of its text.
       const json = parseJson(text);
+      const inside = type.kind === "object" && type.members.length > 0
+        ? ` (a member inside it, as ${path.join(".")}.${type.members[0].name}=VALUE, is matched on its own)`
+        : "";
       // An object is compared whole: one without a member every such object has, or with one none has, never equals.
-      const lacks = type.kind === "object" && isPlainObject(json) ? this.#lacking(type, json) : undefined;
-      if (type.kind === "object" && lacks !== undefined) {
-        return miss(
-          `its ${path.join(".")} is compared whole, and ${text} ${lacks} (a member inside it, as ` +
-            `${path.join(".")}.${type.members[0]?.name ?? "KEY"}=VALUE, is matched on its own)`,
-        );
+      if (type.kind === "object" && isJsonObject(json)) {
+        const lacks = this.#lacking(type, json);
+        if (lacks !== undefined) return miss(`its ${path.join(".")} is compared whole, and ${text} ${lacks}${inside}`);
       }
       if ((raw ? [json] : [json, text]).some((value) => fitsLeaf(type, value))) return undefined;
       const shown = raw ? text : JSON.stringify(text);
       const hint = type.kind === "enum" && !raw ? didYouMean(text, type.values) : "";
-      const inside = type.kind === "object" && type.members.length > 0
-        ? ` (a member inside it, as ${path.join(".")}.${type.members[0].name}=VALUE, is matched on its own)`
-        : "";
       // The closest value says enough; without one, the values it can have.
       return miss(`its ${path.join(".")} is ${hint ? "" : `${describeValue(type)}, `}never ${shown}${hint}${inside}`);
     }
@@ -237,7 +234,7 @@ function fitsLeaf(type: TypeInfo, value: unknown): boolean {
       }
       return value !== undefined;
     case "object": // given as JSON, compared whole
-      return typeof value === "object" && value !== null && !Array.isArray(value) && !isRawNumber(value);
+      return isJsonObject(value);
     case "array":
       return Array.isArray(value);
     default:
@@ -260,7 +257,3 @@ function isWhole(raw: unknown): boolean {
  * unknown, the names, so that `requireCommand` can suggest others).
  */
 export type SchemaScope = "all" | "names" | { command: string };
-
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value) && !isRawNumber(value);
-}
