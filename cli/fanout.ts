@@ -15,6 +15,7 @@
  */
 import { parseAddress } from "../lib/address.ts";
 import { retryWhileNotReady } from "../lib/connect_ready.ts";
+import { bracketsNoGlobHint } from "../lib/glob.ts";
 import { CommandError, ConnectionError, TimeoutError } from "../lib/errors.ts";
 import { EXIT } from "./exit_status.ts";
 import { globSockets, OutputError, realSocketPath, writeStderrLine, writeStdout } from "./io.ts";
@@ -62,18 +63,15 @@ export async function expandTargets(
         );
       }
       if (matches.length > 0) return matches;
-      // A shell's [12] is a name here: said, since a user who wrote it meant a glob.
-      const bracket = /\[[^\]]*\]/.test(socket) ? " ('[...]' is no glob: only * and ? are)" : "";
-      throw new ConnectionError(`no socket matches ${socket}${bracket}`, { cause: { code: "ENOENT" } }); // not there yet
+      const hint = bracketsNoGlobHint(socket); // a user who wrote [12] meant a glob
+      throw new ConnectionError(`no socket matches ${socket}${hint}`, { cause: { code: "ENOENT" } }); // not there yet
     };
     targets.push(...await retryWhileNotReady(matching, waitMs, signal));
   }
   // Each target once, however it is spelled: QEMU serves one client at a time, so a second connection would wait on the first.
+  const keys = await Promise.all(targets.map(targetKey));
   const byKey = new Map<string, string>();
-  for (const target of targets) {
-    const key = await targetKey(target);
-    if (!byKey.has(key)) byKey.set(key, target);
-  }
+  for (const [i, target] of targets.entries()) if (!byKey.has(keys[i])) byKey.set(keys[i], target);
   return [...byKey.values()];
 }
 

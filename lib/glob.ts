@@ -14,6 +14,15 @@ export function isGlob(name: string): boolean {
 }
 
 /**
+ * For a name or path that named nothing: " ('[...]' is no glob: only * and ?
+ * are)" when it holds a shell's bracket expression (vm[12].qmp), which is
+ * taken as written here; else "".
+ */
+export function bracketsNoGlobHint(text: string): string {
+  return /\[[^\]]*\]/.test(text) ? " ('[...]' is no glob: only * and ? are)" : "";
+}
+
+/**
  * Compile `glob` into a test of whole names.
  *
  * The glob is split at its stars: the first part must match at the start, the

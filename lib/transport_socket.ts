@@ -10,6 +10,7 @@
  */
 import { abortable } from "./abort.ts";
 import { ConnectionError } from "./errors.ts";
+import { bracketsNoGlobHint } from "./glob.ts";
 import { connect as connectBun } from "./transport_bun.ts";
 import type { SocketAddress, Transport, TransportEvents, TransportOptions } from "./transport_types.ts";
 
@@ -50,12 +51,10 @@ async function failedOrRetrying(
   pauseMs: number,
 ): Promise<void> {
   const { reason, cause } = await notASocket(address, error) ?? { reason: describeSystemError(error), cause: error };
-  // A shell's glob [12] is a name here: a path is taken as written, only * and ? make a glob of -s.
-  const bracket = address.kind === "unix" && (cause as { code?: string })?.code === "ENOENT" &&
-      /\[[^\]]*\]/.test(address.path)
-    ? " ('[...]' is no glob: only * and ? are)"
-    : "";
-  const failure = new ConnectionError(`cannot connect to ${address.text}: ${reason}${bracket}`, { cause });
+  // A path is taken as written: a shell's glob [12] in a missing one is said to be none.
+  const missing = address.kind === "unix" && (cause as { code?: string })?.code === "ENOENT";
+  const hint = missing ? bracketsNoGlobHint(address.path) : "";
+  const failure = new ConnectionError(`cannot connect to ${address.text}: ${reason}${hint}`, { cause });
   const { signal } = retry;
   if ((error as { code?: string })?.code !== "EAGAIN" || !signal || signal.aborted) throw failure;
   retry.onBusy?.();
