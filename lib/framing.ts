@@ -124,8 +124,7 @@ export class JsonFramer {
         i++;
         continue;
       }
-      this.faultAt = i;
-      if (byte !== OPEN_BRACE) throw new ProtocolError(`${NOT_AN_OBJECT}, got ${describeByte(byte)}`);
+      if (byte !== OPEN_BRACE) this.#fault(i, new ProtocolError(`${NOT_AN_OBJECT}, got ${describeByte(byte)}`));
       this.#closers = [CLOSE_BRACE];
       i = this.#scan(chunk, i, i + 1, out);
     }
@@ -155,8 +154,7 @@ export class JsonFramer {
         c++, b++; // blanks are ASCII
         continue;
       }
-      this.faultAt = b;
-      if (code !== OPEN_BRACE) throw new ProtocolError(`${NOT_AN_OBJECT}, got ${describeByte(chunk[b])}`);
+      if (code !== OPEN_BRACE) this.#fault(b, new ProtocolError(`${NOT_AN_OBJECT}, got ${describeByte(chunk[b])}`));
       const lineEnd = text.indexOf("\n", c);
       const byteEnd = oneByteEach ? b + (lineEnd - c) : chunk.indexOf(NEWLINE, b);
       // A line of at most 2 * maxNesting characters cannot nest deeper (each level takes two).
@@ -165,8 +163,7 @@ export class JsonFramer {
         const line = text.slice(c, lineEnd);
         const message = parseLine(line, changeAt < lineEnd);
         if (message !== NOT_A_MESSAGE) {
-          this.faultAt = byteEnd;
-          this.#check(line);
+          this.#check(line, byteEnd);
           out(message);
           c = lineEnd + 1;
           b = byteEnd + 1;
@@ -200,29 +197,33 @@ export class JsonFramer {
       }
       if (byte === QUOTE) this.#inString = true;
       else if (byte === OPEN_BRACE || byte === OPEN_BRACKET) {
-        this.faultAt = i;
         if (this.#closers.push(byte === OPEN_BRACE ? CLOSE_BRACE : CLOSE_BRACKET) > this.#maxNesting) {
-          throw new ProtocolError(`received a message nested deeper than ${this.#maxNesting} levels`);
+          this.#fault(i, new ProtocolError(`received a message nested deeper than ${this.#maxNesting} levels`));
         }
       } else if (byte === CLOSE_BRACE || byte === CLOSE_BRACKET) {
-        this.faultAt = i;
         // `[1, 2}` can never become JSON: said now, not after waiting for a close that cannot come.
         if (this.#closers.pop() !== byte && !this.#anyCloser) {
-          throw new ProtocolError(
-            `received invalid JSON: a '${String.fromCharCode(byte)}' closes what it did not open`,
+          this.#fault(
+            i,
+            new ProtocolError(`received invalid JSON: a '${String.fromCharCode(byte)}' closes what it did not open`),
           );
         }
         if (this.#closers.length > 0) continue;
-        this.#checkSize(i + 1 - start);
-        out(this.#parse(chunk.subarray(start, i + 1)));
+        this.#checkSize(i + 1 - start, i);
+        out(this.#parse(chunk.subarray(start, i + 1), i));
         return i + 1;
       }
     }
-    this.faultAt = chunk.length - 1;
-    this.#checkSize(chunk.length - start);
+    this.#checkSize(chunk.length - start, chunk.length - 1);
     this.#held.push(chunk.slice(start));
     this.#heldBytes += chunk.length - start;
     return chunk.length;
+  }
+
+  /** Throw `error`, the fault found at `at` in the chunk (see faultAt). */
+  #fault(at: number, error: Error): never {
+    this.faultAt = at;
+    throw error;
   }
 
   /** True when a message has begun but not ended (the stream stopped mid-message). */
@@ -230,13 +231,15 @@ export class JsonFramer {
     return this.#closers.length > 0;
   }
 
-  #checkSize(bytesInChunk: number): void {
+  /** The size bound, checked at `at` in the chunk. */
+  #checkSize(bytesInChunk: number, at: number): void {
     if (this.#heldBytes + bytesInChunk > this.#maxBytes) {
-      throw new MessageTooLargeError(`a message exceeded the limit of ${this.#maxBytes} bytes`);
+      this.#fault(at, new MessageTooLargeError(`a message exceeded the limit of ${this.#maxBytes} bytes`));
     }
   }
 
-  #parse(tail: Uint8Array): unknown {
+  /** The message whose last bytes are `tail`, ending at `end` in the chunk. */
+  #parse(tail: Uint8Array, end: number): unknown {
     let bytes = tail;
     if (this.#held.length > 0) {
       this.#held.push(tail);
@@ -246,20 +249,21 @@ export class JsonFramer {
     }
     // A message starts with `{`: no byte-order mark for the strict decoder to take off.
     const text = this.#strictUtf8 ? decodeUtf8(bytes) : this.#decoder.decode(bytes);
-    if (text === undefined) throw new ProtocolError("invalid UTF-8 sequence in a message");
+    if (text === undefined) this.#fault(end, new ProtocolError("invalid UTF-8 sequence in a message"));
     let message: unknown;
     try {
       message = parseExact(text);
     } catch (error) {
-      throw new ProtocolError(`received invalid JSON: ${(error as Error).message}`, { cause: error });
+      this.#fault(end, new ProtocolError(`received invalid JSON: ${(error as Error).message}`, { cause: error }));
     }
-    this.#check(text);
+    this.#check(text, end);
     return message;
   }
 
-  #check(text: string): void {
+  /** The caller's refusal of a message's text (see the constructor), at `at` in the chunk. */
+  #check(text: string, at: number): void {
     const refused = this.#refuse?.(text);
-    if (refused !== undefined) throw new ProtocolError(refused);
+    if (refused !== undefined) this.#fault(at, new ProtocolError(refused));
   }
 }
 
