@@ -107,8 +107,11 @@ function wrapIndented(text: string, indent: number): string {
   return wrap(text, tableWidth - indent).replaceAll("\n", `\n${" ".repeat(indent)}`);
 }
 
+/** Help texts are wrapped to this width. */
+const WIDTH = 78;
+
 /** The width the tables (commands, options, statuses) are wrapped to: the help's, or narrower. */
-let tableWidth = 78;
+let tableWidth = WIDTH;
 
 /**
  * Wrap the tables to `width` columns from now on: the man page sets them in
@@ -117,9 +120,6 @@ let tableWidth = 78;
 export function setTableWidth(width: number): void {
   tableWidth = width;
 }
-
-/** Help texts are wrapped to this width. */
-const WIDTH = 78;
 
 /**
  * The "Exit status:" paragraph of a help text: the statuses `names` in order,

@@ -159,15 +159,13 @@ async function followWith(
     if (error instanceof AbortedError || !known || running.length === 0) throw error;
     // A paused job (stopped on an I/O error, or by job-pause) waits for job-resume: said, since no wait ends it.
     const why = "(an I/O error with on-source-error/on-target-error=stop, or job-pause: job-resume goes on)";
-    const state = running.length === 1
-      ? `job ${running[0]} to conclude; it ${
-        paused.length === 1 ? `is paused in QEMU ${why}` : "keeps running in QEMU"
-      }`
-      : paused.length === running.length
-      ? `jobs ${running.join(", ")} to conclude; they are paused in QEMU ${why}`
-      : `jobs ${running.join(", ")} to conclude; they keep running in QEMU` +
-        (paused.length === 0 ? "" : `, ${paused.join(", ")} paused ${why}`);
-    throw new TimeoutError(`timed out waiting for ${state}`);
+    const one = running.length === 1;
+    const state = paused.length === running.length
+      ? `${one ? "it is" : "they are"} paused in QEMU ${why}`
+      : `${one ? "it keeps" : "they keep"} running in QEMU${
+        paused.length > 0 ? `, ${paused.join(", ")} paused ${why}` : ""
+      }`;
+    throw new TimeoutError(`timed out waiting for ${one ? "job" : "jobs"} ${running.join(", ")} to conclude; ${state}`);
   } finally {
     watch.close();
   }

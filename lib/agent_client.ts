@@ -169,12 +169,13 @@ export class GuestAgent {
     options: { signal?: AbortSignal } = {},
   ): Promise<unknown> {
     if (!AGENT_COMMANDS_WITHOUT_REPLY.has(command)) return await this.#request(command, args, options);
-    let failure: unknown, tookAReply = false;
+    let failure: unknown;
     // On success no reply ever comes: this call stays pending until the connection closes, when it is dropped.
     // An agent that echoes no ids gives the ping's reply to the oldest call waiting, this one: that is the ping's
     // answer, and the ping's own call is then given up (else it would take the next reply).
-    const call = this.#request(command, args, options).then(() => void (tookAReply = true), (error) => {
+    const tookAReply = this.#request(command, args, options).then(() => true, (error) => {
       failure = error;
+      return false;
     });
     const giveUp = new AbortController();
     const signal = options.signal ? AbortSignal.any([options.signal, giveUp.signal]) : giveUp.signal;
@@ -184,7 +185,7 @@ export class GuestAgent {
       { signal },
       `the guest agent to take ${command} (a guest-ping after it)`,
     );
-    const tookPing = call.then(() => tookAReply ? giveUp.abort() : new Promise<never>(() => {}));
+    const tookPing = tookAReply.then((took) => took ? giveUp.abort() : new Promise<never>(() => {}));
     try {
       await Promise.race([ping, tookPing]);
     } catch (error) {

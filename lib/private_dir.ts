@@ -231,9 +231,10 @@ async function checkWayTo(path: string, uid: number | undefined): Promise<void> 
  */
 export async function checkAbove(real: string, what: string, uid: number | undefined): Promise<void> {
   const { promises: fs } = await import("node:fs");
+  const gid = ownGid();
   for (let above = real; above !== "/";) {
     above = parentDir(above);
-    const problem = aboveReason(await fs.stat(above), uid, ownGid());
+    const problem = aboveReason(await fs.stat(above), uid, gid);
     if (problem) throw new Error(`${above}, above ${what}, ${problem}`);
   }
 }

@@ -127,7 +127,7 @@ export async function runPiped(options: PipedOptions): Promise<number> {
     while (window.length > 0 && window[0].settled) {
       const outcome = window.shift()!.settled!;
       // A raw line's own id is in its reply, as QEMU echoes it: a script matches replies to its lines by it.
-      const id = "id" in outcome && outcome.id !== undefined ? { id: outcome.id } : {};
+      const id = "id" in outcome ? { id: outcome.id } : {}; // present only when the line gave one
       if (outcome.kind === "return") print({ return: outcome.value, ...id });
       else if (outcome.kind === "text") print({ return: outcome.text });
       else if (outcome.kind === "error") {
