@@ -36,7 +36,9 @@ man_date="" # the man page's date: the commit's (a tree outside git has none to 
 # Only qmpctl's own checkout: a source tree unpacked inside another repository (a packager's) is not.
 if [ "$(git rev-parse --show-toplevel 2>/dev/null)" = "$(pwd -P)" ]; then
   man_date=$(git log -1 --format=%cs)
-  git describe --tags --exact-match HEAD >/dev/null 2>&1 || suffix="+g$(git rev-parse --short HEAD)"
+  # Only the release tag, v and package.json's version, makes a release version (not a CI run's tag).
+  version=$(sed -n 's/^  "version": "\(.*\)",$/\1/p' package.json)
+  git tag --points-at HEAD | grep -qxF "v$version" || suffix="+g$(git rev-parse --short HEAD)"
   if ! git diff --quiet HEAD 2>/dev/null; then suffix="${suffix:-+g$(git rev-parse --short HEAD)}.dirty"; fi
 fi
 
@@ -66,3 +68,6 @@ else
   build "${target[@]}" --outfile "$out"
   echo "built $out ($(du -h "$out" | cut -f1))"
 fi
+# Bun 1.4.5 leaves a cross-built darwin-x64 binary with the runtime's own
+# signature, which no longer holds: macOS would kill it at launch.
+case "${target[1]:-}" in bun-darwin-*) node_modules/.bin/bun scripts/macho_sign.ts sign "$out" ;; esac

@@ -47,17 +47,15 @@ if $uninstall; then
   exit 0
 fi
 
-# The release binary for this machine: x64 without AVX2 takes the baseline build.
+# The release binary for this machine.
 release_name() {
   case "$(uname -s)" in Linux) os=linux ;; Darwin) os=darwin ;; *) return 1 ;; esac
   case "$(uname -m)" in x86_64 | amd64) arch=x64 ;; aarch64 | arm64) arch=arm64 ;; *) return 1 ;; esac
-  if [ "$os-$arch" = linux-x64 ] && ! grep -qw avx2 /proc/cpuinfo 2>/dev/null; then arch=x64-baseline; fi
   echo "qmpctl-$os-$arch"
 }
 
 # The binary: this machine's release binary beside the script (any mode:
-# install sets it; on x64 the baseline build, which runs on every x86-64, when
-# only it was downloaded), or a source tree's own dist/qmpctl (a checkout, or
+# install sets it), or a source tree's own dist/qmpctl (a checkout, or
 # an unpacked source tarball: build.sh beside this script, cli.ts above it).
 # Never ../dist/ from a release folder: for /tmp/qmpctl-0.1.0 that is /tmp/dist, anyone's.
 name=$(release_name || true)
@@ -65,8 +63,6 @@ source_checkout=false
 [ -f "$here/build.sh" ] && [ -f "$here/../cli.ts" ] && source_checkout=true
 if [ -n "$name" ] && [ -f "$here/$name" ]; then
   binary=$here/$name
-elif [ "$name" = qmpctl-linux-x64 ] && [ -f "$here/qmpctl-linux-x64-baseline" ]; then
-  binary=$here/qmpctl-linux-x64-baseline
 elif $source_checkout && [ -f "$here/../dist/qmpctl" ]; then
   binary=$(cd "$here/../dist" && pwd)/qmpctl
 elif $source_checkout; then
@@ -88,6 +84,10 @@ sha256() {
   if command -v sha256sum >/dev/null 2>&1; then sha256sum <"$1"; else shasum -a 256 <"$1"; fi | cut -d' ' -f1
 }
 if [ -f "$here/SHA256SUMS" ]; then
+  if ! command -v sha256sum >/dev/null 2>&1 && ! command -v shasum >/dev/null 2>&1; then
+    echo "install.sh: neither sha256sum nor shasum is here to check $here/SHA256SUMS: nothing installed" >&2
+    exit 1
+  fi
   for file in "$binary" "$manpage"; do
     # A line is "HASH  NAME", or "HASH *NAME" as sha256sum -b writes it.
     listed=$(awk -v name="${file##*/}" '{ sub(/\r$/, "") } $2 == name || $2 == "*" name { print $1 }' "$here/SHA256SUMS")
@@ -104,13 +104,26 @@ fi
 
 install -d "$prefix/bin" "$prefix/share/man/man1" "$prefix/share/bash-completion/completions" \
   "$prefix/share/zsh/site-functions" "$prefix/share/fish/vendor_completions.d"
-install -m 0755 "$binary" "$prefix/bin/qmpctl"
-install -m 0644 "$manpage" "$prefix/share/man/man1/qmpctl.1"
+# The new binary runs once (it prints the completions) before it takes the
+# place of an installed one: a truncated download, another machine's binary
+# or a noexec PREFIX leaves the old install as it was.
 # Through a temporary file and install -m, so every user's shell can read the
 # completions whatever the installing user's umask (077 would make them 0600).
+new=$prefix/bin/.qmpctl.new.$$
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-for shell in bash zsh fish; do "$prefix/bin/qmpctl" completions $shell >"$tmp/$shell"; done
+trap 'rm -rf "$tmp"; rm -f "$new"' EXIT
+install -m 0755 "$binary" "$new"
+for shell in bash zsh fish; do
+  status=0
+  "$new" completions $shell >"$tmp/$shell" 2>"$tmp/errors" || status=$?
+  if [ $status -ne 0 ]; then
+    why=$(head -n 1 "$tmp/errors")
+    echo "install.sh: $binary does not run here (exit status $status${why:+: $why}): nothing installed" >&2
+    exit 1
+  fi
+done
+mv -f "$new" "$prefix/bin/qmpctl"
+install -m 0644 "$manpage" "$prefix/share/man/man1/qmpctl.1"
 install -m 0644 "$tmp/bash" "$prefix/share/bash-completion/completions/qmpctl"
 install -m 0644 "$tmp/zsh" "$prefix/share/zsh/site-functions/_qmpctl"
 install -m 0644 "$tmp/fish" "$prefix/share/fish/vendor_completions.d/qmpctl.fish"

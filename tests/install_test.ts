@@ -16,6 +16,7 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
@@ -231,12 +232,8 @@ test("install.sh writes every file readable by all (completions too) when the in
 });
 
 describe("sh install.sh from a release folder, as the README downloads it", () => {
-  // The README's table: Linux x64 without AVX2 takes the baseline build.
   const arch = process.arch === "arm64" ? "arm64" : "x64";
-  const avx2 = process.platform !== "linux" || /\bavx2\b/.test(readFileSync("/proc/cpuinfo", "utf8"));
-  const NAME = `qmpctl-${process.platform}-${arch}${
-    process.platform === "linux" && arch === "x64" && !avx2 ? "-baseline" : ""
-  }`;
+  const NAME = `qmpctl-${process.platform}-${arch}`;
   const OTHER_ARCH = `qmpctl-${process.platform}-${arch === "arm64" ? "x64" : "arm64"}`;
   const sha256 = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
   const parents: string[] = [];
@@ -293,17 +290,39 @@ describe("sh install.sh from a release folder, as the README downloads it", () =
     expect(existsSync(release.prefix)).toBe(false);
   });
 
-  test.if(NAME === "qmpctl-linux-x64")(
-    "on an AVX2 machine with only the baseline build downloaded: that one is installed (it runs on every x86-64)",
-    () => {
-      const release = releaseFolder("qmpctl-linux-x64-baseline");
-      const result = release.install();
-      expect(result).toMatchObject({ code: 0, stderr: "" });
-      expect(result.stdout).toContain(
-        `from ${join(release.folder, "qmpctl-linux-x64-baseline")} into ${release.prefix}`,
-      );
-    },
-  );
+  test("a binary that does not run here (a truncated download) is not installed: the installed one stays", () => {
+    const release = releaseFolder(NAME);
+    expect(release.install()).toMatchObject({ code: 0, stderr: "" });
+    const binary = join(release.folder, NAME);
+    writeFileSync(binary, readFileSync(binary).subarray(0, 4_000_000));
+    rmSync(join(release.folder, "SHA256SUMS"));
+    const result = release.install();
+    expect(result.stderr).toMatch(
+      new RegExp(`^install\\.sh: ${binary} does not run here \\(exit status \\d+[^\\n]*\\): nothing installed\\n$`),
+    );
+    expect(result.code).toBe(1);
+    expect(run([join(release.prefix, "bin/qmpctl"), "--version"]).stdout).toBe(run([QMPCTL, "--version"]).stdout);
+    expect(readdirSync(join(release.prefix, "bin"))).toEqual(["qmpctl"]);
+  });
+
+  test("with SHA256SUMS but no tool to check it (sha256sum, shasum) nothing is installed", () => {
+    const release = releaseFolder(NAME);
+    const tools = join(release.folder, "..", "tools");
+    mkdirSync(tools);
+    for (const tool of ["sh", "dirname", "uname", "awk", "cut", "install", "mktemp", "rm", "head", "mv", "cat"]) {
+      symlinkSync(Bun.which(tool)!, join(tools, tool));
+    }
+    const result = Bun.spawnSync(["sh", "install.sh", release.prefix], {
+      cwd: release.folder,
+      env: { PATH: tools },
+      stderr: "pipe",
+    });
+    expect(result.stderr.toString()).toBe(
+      `install.sh: neither sha256sum nor shasum is here to check ${release.folder}/SHA256SUMS: nothing installed\n`,
+    );
+    expect(result.exitCode).toBe(1);
+    expect(existsSync(release.prefix)).toBe(false);
+  });
 
   test("a binary that does not match SHA256SUMS, or that SHA256SUMS does not list, is refused before it runs", () => {
     const release = releaseFolder(NAME);
