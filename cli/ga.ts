@@ -29,7 +29,10 @@ JSON line, as 'exec' does for QMP (--raw, --pretty, -v and --args too).
 KEY=VALUE words are typed by the agent's documented schema (built in), so
 path=/bin/ls stays text and arg.0=-l builds a list; commands it does not
 know get JSON where a value parses, else text. guest-shutdown and
-guest-suspend-* are not answered when they work: qmpctl prints nothing then.
+guest-suspend-* are not answered when they work: qmpctl prints nothing then,
+and exits 0 once a guest-ping after them is answered, the connection ends,
+or --connect-timeout passes without either (a suspending guest freezes its
+agent).
   qmpctl ga guest-ping                              # {}
   qmpctl ga guest-get-osinfo --pretty
   qmpctl ga guest-exec path=/bin/ls arg.0=-l capture-output=true
@@ -69,7 +72,8 @@ the link leads to, or - for stdout); one to a directory or a device
   qmpctl ga cp :/etc/os-release - | grep VERSION
 
 ga wait: wait until the agent answers, retrying the socket and the sync
-(0 when it answered; with --timeout, 124 when the bound ran out).
+(0 when it answered; with --timeout, 124 when the bound ran out; 3 at once
+for a path that is not a socket, or one this user may not open).
   qemu-system-x86_64 ... -chardev socket,path=/run/vm1.ga,server=on,wait=off,id=ga0 \\
     -device virtio-serial -device virtserialport,chardev=ga0,name=org.qemu.guest_agent.0 &
   QMPCTL_GA_SOCKET=/run/vm1.ga qmpctl ga wait --timeout 2m && qmpctl ga exec -- uptime
@@ -92,6 +96,11 @@ const SUBCOMMANDS: Record<string, () => Promise<{ run(context: CommandContext): 
 export async function run(context: CommandContext): Promise<number> {
   const [name, ...words] = context.words;
   if (!name) throw new UsageError("ga needs an agent command, or exec, cp or wait (e.g. qmpctl ga guest-ping)");
+  if (name === "help") {
+    throw new UsageError(
+      "'help' is no guest agent command: see qmpctl ga --help (the agent's commands: ga guest-info)",
+    );
+  }
   const form = agentForm(name);
   for (const option of context.options.keys()) {
     const only = findOption(context.optionTable.commands.ga.options, "name", option)?.form;
@@ -119,7 +128,7 @@ async function runAgentCommand(context: CommandContext, command: string, words: 
     const render = (value: unknown) => formatJson(value, context.global.pretty);
     // One the agent answers only when it fails has nothing to print: it succeeded.
     const run = AGENT_COMMANDS_WITHOUT_REPLY.has(command)
-      ? agent.execute(command, args, { signal: context.signal })
+      ? agent.execute(command, args, { signal: context.signal, settleMs: context.global.connectTimeoutMs })
       : executeAndPrint(context, agent, command, args, render, "return", "the guest agent");
     await run.catch(async (error) => {
       if (error instanceof CommandError && error.errorClass === "CommandNotFound") {

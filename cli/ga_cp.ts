@@ -203,11 +203,31 @@ async function localSink(path: string, guestFile: string, signal: AbortSignal): 
   }
 }
 
-/** A system error on a local file (ENOENT, EACCES, EISDIR) as a one-line usage error; anything else as it is. */
+/** What the system errors met on a local file mean, in the words the rest of qmpctl's messages use. */
+const FILE_ERRORS: Record<string, string> = {
+  ENOENT: "no such file or directory",
+  EACCES: "permission denied",
+  EPERM: "permission denied",
+  EISDIR: "a directory",
+  ENOTDIR: "a part of the path is not a directory",
+  ELOOP: "too many levels of symbolic links",
+  ENAMETOOLONG: "the path is too long",
+  ENOSPC: "no space left on the device",
+  EROFS: "a read-only file system",
+  EDQUOT: "over the disk quota",
+};
+
+/**
+ * A system error on a local file (ENOENT, EACCES, EISDIR) as a one-line
+ * usage error, "cannot read x: no such file or directory (ENOENT)"; anything else as it is.
+ */
 export function localError(error: unknown, what: string): unknown {
   if (error instanceof QmpError) return error; // a timeout or SIGINT while reading
-  const { code, message } = error as { code?: unknown; message?: string };
-  return typeof code === "string" ? new UsageError(`${what}: ${message ?? code}`) : error;
+  const { code, syscall, message } = error as { code?: unknown; syscall?: unknown; message?: string };
+  if (typeof code !== "string") return error;
+  // The system's own errors carry the call that failed; qmpctl's refusals (cli/byte_sink.ts) their own words.
+  const words = syscall === undefined ? message : FILE_ERRORS[code] && `${FILE_ERRORS[code]} (${code})`;
+  return new UsageError(`${what}: ${words ?? code}`);
 }
 
 /** Regroup a stream's pieces into pieces of at least `size` bytes (the last may be shorter). */

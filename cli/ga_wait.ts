@@ -1,6 +1,7 @@
 /** `qmpctl ga wait`: wait until the guest agent answers. @module */
 import { abortable } from "../lib/abort.ts";
-import { ConnectionError, ConnectTimeoutError, DisconnectedError } from "../lib/errors.ts";
+import { isNotReady } from "../lib/connect_ready.ts";
+import { ConnectTimeoutError, DisconnectedError } from "../lib/errors.ts";
 import { agentAddress, connectAgent } from "./ga_connect.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, warn } from "./session.ts";
@@ -17,7 +18,8 @@ const FIRST_SYNC_MS = 1000;
  * A silent agent gets a new sync after 1 s, then 2 s, 4 s, ... up to
  * --connect-timeout: an agent that opens its port later never sees a sync
  * sent before (qemu-ga drops what came before it opened it), and a slow one
- * gets time to answer. Only --timeout and SIGINT end the wait.
+ * gets time to answer. Only --timeout and SIGINT end the wait; an address
+ * that cannot become an agent (not a socket, permission denied) fails at once.
  */
 export async function run(context: CommandContext): Promise<number> {
   if (context.words.length > 0) throw new UsageError(`ga wait takes no words (got '${context.words[0]}')`);
@@ -29,8 +31,9 @@ export async function run(context: CommandContext): Promise<number> {
       await (await connectAgent(context, syncMs)).close();
       return 0;
     } catch (error) {
-      if (!(error instanceof ConnectionError || error instanceof DisconnectedError)) throw error;
-      if (context.global.verbose) warn(context, `${error.message}; trying again`);
+      const retried = isNotReady(error) || error instanceof ConnectTimeoutError || error instanceof DisconnectedError;
+      if (!retried) throw error;
+      if (context.global.verbose) warn(context, `${(error as Error).message}; trying again`);
       if (error instanceof ConnectTimeoutError) syncMs = Math.min(syncMs * 2, longestSync);
     }
     await abortable(new Promise((resolve) => setTimeout(resolve, pause)), context.signal, what);

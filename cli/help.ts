@@ -101,5 +101,9 @@ export function commandOwnHelp(entry: CommandEntry, help: string): string {
 
 /** `qmpctl help NAME`: the command's own text and options, then the global ones. */
 export function commandHelp(entry: CommandEntry, help: string): string {
-  return `${commandOwnHelp(entry, help)}\n\nGlobal options:\n${formatOptions(GLOBAL_OPTIONS)}`;
+  const { socketHelp } = entry;
+  const options = socketHelp
+    ? GLOBAL_OPTIONS.map((option) => option.name === "socket" ? { ...option, help: socketHelp } : option)
+    : GLOBAL_OPTIONS;
+  return `${commandOwnHelp(entry, help)}\n\nGlobal options:\n${formatOptions(options)}`;
 }

@@ -30,6 +30,8 @@ export interface CommandEntry {
    * absent: one target only.
    */
   fanout?: "jobs" | "all";
+  /** What -s/--socket names for it, in its help, when not a QMP monitor. */
+  socketHelp?: string;
   load(): Promise<CommandModule>;
 }
 
@@ -195,6 +197,8 @@ export const COMMANDS: Record<string, CommandEntry> = {
       },
       { name: "json", help: "ga exec: print the final guest-exec-status object instead of the output", form: "exec" },
     ],
+    socketHelp: "the guest agent's socket: PATH, unix:PATH, HOST:PORT, [IPV6]:PORT, ssh://[USER@]HOST[:PORT]/PATH " +
+      "(default $QMPCTL_GA_SOCKET); one only",
     load: () => import("./ga.ts"),
   },
   proxy: {

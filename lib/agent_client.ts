@@ -99,6 +99,8 @@ export class GuestAgent {
   #syncId = 0;
   /** The first characters received before any 0xFF, to recognise a QMP monitor's greeting. */
   #head = "";
+  /** Bytes received while syncing: a peer that floods without answering is no agent (bounded as a message is). */
+  #syncingBytes = 0;
   #syncWaiter?: { resolve: () => void; reject: (error: QmpError) => void };
   #phase: "syncing" | "running" | "closed" = "syncing";
   #failure?: QmpError;
@@ -158,15 +160,20 @@ export class GuestAgent {
    * Run an agent command and return its `return` value. A command the agent
    * answers only when it fails (AGENT_COMMANDS_WITHOUT_REPLY: guest-shutdown,
    * guest-suspend-*) resolves to undefined once a guest-ping sent after it is
-   * answered, or the connection ends (the guest went down): the agent handles
-   * requests in order, so its error, if any, would have come first.
+   * answered, or the connection ends (the guest went down), or `settleMs`
+   * passes without either (a suspending guest freezes its agent): the agent
+   * handles requests in order, so its error, if any, would have come first.
    * @throws {CommandError} when the agent answers with an error
    * @throws {DisconnectedError | ProtocolError | TimeoutError | AbortedError}
    */
   async execute(
     command: string,
     args?: Record<string, unknown>,
-    options: { signal?: AbortSignal } = {},
+    options: {
+      signal?: AbortSignal;
+      /** For a command without reply: how long its guest-ping may go unanswered (ms; 0 or none: no bound). */
+      settleMs?: number;
+    } = {},
   ): Promise<unknown> {
     if (!AGENT_COMMANDS_WITHOUT_REPLY.has(command)) return await this.#request(command, args, options);
     let failure: unknown;
@@ -186,10 +193,16 @@ export class GuestAgent {
       `the guest agent to take ${command} (a guest-ping after it)`,
     );
     const tookPing = tookAReply.then((took) => took ? giveUp.abort() : new Promise<never>(() => {}));
+    let settleTimer: ReturnType<typeof setTimeout> | undefined;
+    const settled = new Promise<void>((resolve) => {
+      if (options.settleMs) settleTimer = setTimeout(() => resolve(giveUp.abort()), options.settleMs);
+    });
     try {
-      await Promise.race([ping, tookPing]);
+      await Promise.race([ping, tookPing, settled]);
     } catch (error) {
       if (!(error instanceof DisconnectedError)) throw error;
+    } finally {
+      clearTimeout(settleTimer);
     }
     if (failure instanceof CommandError) throw failure;
     return undefined;
@@ -309,6 +322,13 @@ export class GuestAgent {
       // The agent puts a 0xFF before the reply to a guest-sync-delimited, ours or a caller's; it is never in
       // JSON text (no UTF-8 holds it): a delimiter to skip.
       if (this.#phase === "running") return this.#take(this.#framer!.push(withoutDelimiters(chunk)));
+      this.#syncingBytes += chunk.length;
+      if (this.#syncingBytes > this.#maxBytes) {
+        throw new ProtocolError(
+          `${this.address.text} sent more than ${this.#maxBytes} bytes without answering the sync ` +
+            "(guest-sync-delimited): is it a guest agent?",
+        );
+      }
       let from = 0;
       while (from <= chunk.length && this.#phase === "syncing") {
         const at = chunk.indexOf(DELIMITER, from);
@@ -320,8 +340,17 @@ export class GuestAgent {
       }
       if (this.#running && from < chunk.length) this.#take(this.#framer!.push(withoutDelimiters(chunk.subarray(from))));
     } catch (error) {
-      this.#shutdown(error as QmpError);
+      this.#shutdown(this.#named(error as QmpError));
     }
+  }
+
+  /** A fault in what the agent sent, naming it (as the QMP client names a monitor). */
+  #named(failure: QmpError): QmpError {
+    const address = this.address.text;
+    if (failure instanceof ProtocolError && !failure.message.startsWith(`${address} `)) {
+      failure.message = `${address}: ${failure.message}`;
+    }
+    return failure;
   }
 
   /** Bytes of one segment between 0xFF bytes: stale until the reply to our sync is among them. */

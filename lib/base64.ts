@@ -37,6 +37,7 @@ export function decodeBase64(text: string, what: string): Uint8Array {
     for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
     return bytes;
   } catch (error) {
-    throw new ProtocolError(`${what} is not base64: ${(error as Error).message}`, { cause: error });
+    const start = text.length > 24 ? `${text.slice(0, 24)}...` : text;
+    throw new ProtocolError(`${what} is not base64 (${JSON.stringify(start)})`, { cause: error });
   }
 }

@@ -1,6 +1,6 @@
 /** `qmpctl ga AGENT-COMMAND` and `ga wait` against a real qemu-ga, and faults from a fake agent. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { rmSync, symlinkSync } from "node:fs";
+import { rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { qmpctl, qmpctlInShell, startQmpctl } from "./helpers/cli.ts";
 import { startQemu } from "./helpers/qemu.ts";
@@ -187,6 +187,20 @@ test("ga guest-sync-delimited: the 0xFF before its reply is a delimiter, not a b
   expect(await ga("guest-sync-delimited", "id=5")).toMatchObject({ code: 0, stdout: "5\n", stderr: "" });
 });
 
+test("ga --help names the agent's socket and its variable for -s; 'ga help' points to it", async () => {
+  const help = await qmpctl(["ga", "--help"]);
+  expect(help.stdout.replace(/\s+/g, " ")).toContain(
+    "-s, --socket ADDR the guest agent's socket: PATH, unix:PATH, HOST:PORT, [IPV6]:PORT, " +
+      "ssh://[USER@]HOST[:PORT]/PATH (default $QMPCTL_GA_SOCKET); one only",
+  );
+  expect(help.stdout).not.toContain("$QMPCTL_SOCKET");
+  expect(await qmpctl(["ga", "help"], { env: { QMPCTL_GA_SOCKET: "" } })).toMatchObject({
+    code: 2,
+    stdout: "",
+    stderr: "qmpctl: 'help' is no guest agent command: see qmpctl ga --help (the agent's commands: ga guest-info)\n",
+  });
+});
+
 describe("ga against a fake agent", () => {
   test("an agent that does not echo ids: each reply answers the oldest call (no hang)", async () => {
     const idless = fakeAgent((request, connection) => {
@@ -200,6 +214,25 @@ describe("ga against a fake agent", () => {
       expect(result).toMatchObject({ code: 0, stdout: '{"answered":"guest-get-time"}\n', stderr: "" });
     } finally {
       idless.stop();
+    }
+  });
+
+  test("an agent that answers with something not JSON: exit 3, the message names the agent", async () => {
+    const broken = fakeAgent((request, connection) => {
+      if (request.execute === "guest-sync-delimited") {
+        connection.send(new Uint8Array([0xff]));
+        connection.send(`{"return": ${(request.arguments as { id: number }).id}}\n`);
+      } else connection.send("%%%% not json\n");
+    });
+    try {
+      const result = await qmpctl(["-s", broken.path, "ga", "guest-ping", "--timeout", "5s"]);
+      expect(result).toMatchObject({
+        code: 3,
+        stdout: "",
+        stderr: `qmpctl: ${broken.path}: expected a JSON object, got '%'\n`,
+      });
+    } finally {
+      broken.stop();
     }
   });
 
@@ -294,6 +327,26 @@ describe("commands the agent answers only when they fail (guest-shutdown, guest-
     }
   });
 
+  test("an agent frozen after it (a suspending guest): exit 0 once --connect-timeout passes, not a wait without end", async () => {
+    const agent = agentAnswering(undefined, true);
+    try {
+      const result = await qmpctl([
+        "-s",
+        agent.path,
+        "ga",
+        "guest-suspend-ram",
+        "--connect-timeout",
+        "1s",
+        "--timeout",
+        "8s",
+      ]);
+      expect(result).toMatchObject({ code: 0, stdout: "", stderr: "" });
+      expect(result.ms).toBeLessThan(5000);
+    } finally {
+      agent.stop();
+    }
+  });
+
   test("no answer: exit 0 and nothing on stdout", async () => {
     const agent = agentAnswering();
     try {
@@ -346,6 +399,20 @@ describe("ga wait", () => {
     expect(result.ms).toBeLessThan(5000);
   });
 
+  test("a path that can never be an agent (a regular file) fails at once, exit 3, saying why", async () => {
+    const dir = agentDir();
+    const file = join(dir, "not-a-socket");
+    writeFileSync(file, "");
+    try {
+      const result = await qmpctl(["-s", file, "ga", "wait", "--timeout", "4s"]);
+      expect(result.stderr).toContain(`${file}: not a socket`);
+      expect(result.code).toBe(3);
+      expect(result.ms).toBeLessThan(3000);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("retries an agent that stays silent, until --timeout", async () => {
     const silent = fakeAgent(() => {});
     try {
@@ -379,6 +446,30 @@ describe("ga wait", () => {
     },
     15_000,
   );
+
+  test("a peer that floods bytes without a 0xFF (no sync answer) is no agent: exit 3 once it sent 64 MiB", async () => {
+    const dir = agentDir();
+    const path = join(dir, "flood.sock");
+    const flood = new TextEncoder().encode(`{"return": "${"A".repeat(1 << 20)}`);
+    const senders: ReturnType<typeof setInterval>[] = [];
+    const listener = Bun.listen({
+      unix: path,
+      socket: { open: (socket) => void senders.push(setInterval(() => socket.write(flood), 1)), data() {} },
+    });
+    try {
+      const result = await qmpctl(["-s", path, "ga", "guest-ping", "--timeout", "8s"]);
+      expect(result).toMatchObject({
+        code: 3,
+        stdout: "",
+        stderr: `qmpctl: ${path} sent more than 67108864 bytes without answering the sync ` +
+          "(guest-sync-delimited): is it a guest agent?\n",
+      });
+    } finally {
+      senders.forEach(clearInterval);
+      listener.stop(true);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 15_000);
 
   test("an agent that opens its port after the first sync (which it never sees) is found within seconds, not --connect-timeout", async () => {
     const opened = Date.now() + 1500; // what came before is lost, as a serial port's input before qemu-ga opens it

@@ -217,7 +217,7 @@ describe("ga exec", () => {
     });
     expect(await exec("--stdin", "/nonexistent/input", "--", "cat")).toMatchObject({
       code: 2,
-      stderr: expect.stringContaining("--stdin: cannot read /nonexistent/input"),
+      stderr: "qmpctl: --stdin: cannot read /nonexistent/input: no such file or directory (ENOENT)\n",
     });
   });
 });
@@ -289,6 +289,20 @@ describe("ga exec: a status beyond what an exit status holds (a Windows guest's 
         code: 1,
         stdout: "",
         stderr: `qmpctl: prog.exe ended with ${reported}, which no exit status can carry (0-255): exit status 1\n`,
+      });
+    } finally {
+      fake.stop();
+    }
+  });
+
+  test("output that is not base64: exit 3, saying so in one line (no runtime message)", async () => {
+    const fake = agentEnding('"exitcode": 0, "out-data": "!!!notbase64"');
+    try {
+      const result = await qmpctl(["-s", fake.path, "ga", "exec", "--", "prog.exe"]);
+      expect(result).toMatchObject({
+        code: 3,
+        stdout: "",
+        stderr: `qmpctl: the program's output (out-data) is not base64 ("!!!notbase64")\n`,
       });
     } finally {
       fake.stop();
