@@ -1,16 +1,19 @@
-/** Durations on the command line: `500ms`, `30s`, `2m`, `1h`, or a bare number of seconds. @module */
+/** Durations on the command line: `500ms`, `30s`, `2m`, `1h`, `1d`, or a bare number of seconds. @module */
 import { UsageError } from "./options.ts";
 
 export { formatDuration } from "../lib/duration.ts";
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /**
- * Milliseconds in `text`; 0 means "no bound", as for timeout(1).
+ * Milliseconds in `text`; 0 means "no bound", as for timeout(1), and so
+ * does `inf` or `infinity`, which timeout(1) takes too (as it takes 1e3).
  * @throws {UsageError} naming the option when `text` is not a duration
  */
 export function parseDuration(text: string, option: string): number {
-  const match = /^(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h)?$/.exec(text.trim());
+  const trimmed = text.trim();
+  if (trimmed === "inf" || trimmed === "infinity") return 0;
+  const match = /^((?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?)(ms|s|m|h|d)?$/.exec(trimmed);
   if (!match) {
     throw new UsageError(`${option} '${text}' is not a duration (like 500ms, 30s, 2m or a number of seconds)`);
   }

@@ -39,7 +39,8 @@ ${
     ], 1)
   }
 
-Durations: 500ms, 30s, 2m, 1h, or a bare number of seconds.
+Durations: 500ms, 30s, 2m, 1h, 1d, or a bare number of seconds (0 or inf:
+no bound).
 
 Output: stdout carries JSON only (hmp's text aside), one compact value a line
 (--pretty indents it); every problem is one 'qmpctl:' line on stderr.

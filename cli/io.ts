@@ -537,9 +537,15 @@ async function procWords(path: string): Promise<Uint8Array[] | undefined> {
   return words;
 }
 
+/** Whether a SIGINT came (a Ctrl-C): an exit 130 is then death by that signal (see `exit`). */
+let interruptedBySigint = false;
+
 /** Call `handler` on SIGINT (instead of dying). */
 export function onInterrupt(handler: () => void): void {
-  process.on("SIGINT", handler);
+  process.on("SIGINT", () => {
+    interruptedBySigint = true;
+    handler();
+  });
 }
 
 /**
@@ -578,6 +584,12 @@ export async function realSocketPath(path: string, links = 8): Promise<string> {
 
 /** End the process with `code`. */
 export function exit(code: number): never {
+  // After a Ctrl-C, die of SIGINT once done (status 130 to a shell): a shell that runs qmpctl in a loop
+  // stops only when its child died of the signal, and goes on after a plain exit 130.
+  if (code === 130 && interruptedBySigint) {
+    process.removeAllListeners("SIGINT");
+    process.kill(process.pid, "SIGINT");
+  }
   return process.exit(code);
 }
 
@@ -765,11 +777,18 @@ export async function spawnPassthrough(command: string[]): Promise<PassthroughCh
 /**
  * A new directory only the owner may enter (mode 0700), in the system's
  * temporary directory ($TMPDIR; /tmp for a relative one, as for ssh's).
+ * @throws {Error} "cannot make a directory for WHAT in TMPDIR /x (ENOENT)", with the system's code
  */
-export async function makePrivateDir(prefix: string): Promise<string> {
+export async function makePrivateDir(prefix: string, what: string): Promise<string> {
   const { mkdtemp } = await import("node:fs/promises");
   const { tmpdir } = await import("node:os");
-  return mkdtemp(`${tmpdir().startsWith("/") ? tmpdir() : "/tmp"}/${prefix}`);
+  const temp = tmpdir().startsWith("/") ? tmpdir() : "/tmp";
+  try {
+    return await mkdtemp(`${temp}/${prefix}`);
+  } catch (error) {
+    const code = (error as { code?: string }).code ?? (error as Error).message;
+    throw Object.assign(new Error(`cannot make a directory for ${what} in TMPDIR ${temp} (${code})`), { code });
+  }
 }
 
 /** Remove a directory and what it holds (no error when it is already gone). */

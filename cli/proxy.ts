@@ -1,6 +1,6 @@
 /** `qmpctl proxy -s UPSTREAM --listen PATH` and `qmpctl proxy --listen PATH -- qemu-system-... ARGS`. @module */
 import { parseAddress } from "../lib/address.ts";
-import { DisconnectedError } from "../lib/errors.ts";
+import { ConnectionError, DisconnectedError } from "../lib/errors.ts";
 import { retryWhileNotReady } from "../lib/connect_ready.ts";
 import { type ProxyOptions, QmpProxy } from "../lib/proxy/proxy.ts";
 import { Upstream } from "../lib/proxy/upstream.ts";
@@ -188,7 +188,9 @@ async function runLaunched(context: CommandContext, settings: Settings, command:
       `proxy runs QEMU as its child: leave out ${daemonize} (run the proxy in the background instead)`,
     );
   }
-  const dir = await makePrivateDir("qmpctl-proxy-");
+  const dir = await makePrivateDir("qmpctl-proxy-", "QEMU's monitor socket").catch((error) => {
+    throw new ConnectionError((error as Error).message, { cause: error });
+  });
   const monitorPath = `${dir}/monitor.sock`;
   const wire = proxyOptions(context, settings).wire;
   const upstream = new Upstream("QEMU's monitor", {

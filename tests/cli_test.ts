@@ -300,7 +300,7 @@ describe("signals and pipes", () => {
   test("SIGINT while --args - waits for stdin: exit 130 promptly", async () => {
     const running = startQmpctl(["-s", qemu.socket, "exec", "query-status", "--args", "-"], { holdStdin: true });
     const result = await interrupt(running);
-    expect(result).toMatchObject({ code: 130, signal: null, stdout: "" });
+    expect(result).toMatchObject({ code: 130, signal: "SIGINT", stdout: "" });
     expect(result.exitedAfterMs).toBeLessThan(2000);
   });
 

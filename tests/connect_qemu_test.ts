@@ -216,7 +216,7 @@ describe("connection errors name the address and the reason", () => {
       const running = startQmpctl(["-s", qemu.socket, "--connect-timeout", "60s", "exec", "query-status"]);
       const connected = waitUntil(() => hasConnectedUnixSocket(running.child.pid), "qmpctl has connected");
       const result = await interrupt(running, connected);
-      expect(result).toMatchObject({ code: 130, signal: null, stdout: "" });
+      expect(result).toMatchObject({ code: 130, signal: "SIGINT", stdout: "" });
       expect(result.exitedAfterMs).toBeLessThan(2000);
     } finally {
       await holder.close();

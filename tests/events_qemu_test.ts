@@ -228,6 +228,17 @@ describe("on a running QEMU (-machine none)", () => {
     listener.child.kill("SIGINT");
     expect(await listener.result).toMatchObject({ code: 130, stdout: "", stderr: "" });
   });
+
+  test("Ctrl-C stops a shell loop that runs qmpctl: it dies of SIGINT, as the shell expects, not a plain exit 130", async () => {
+    // A terminal's Ctrl-C goes to the whole process group: the shell and qmpctl.
+    const script =
+      `for i in 1 2 3; do "$0" -s "$1" wait-event SHUTDOWN --timeout 3s; echo "after $i: $?"; done; echo done`;
+    const loop = Bun.spawn(["setsid", "bash", "-c", script, QMPCTL, qemu.socket], { stdout: "pipe", stderr: "pipe" });
+    await Bun.sleep(700);
+    process.kill(-loop.pid, "SIGINT");
+    const [stdout, status] = await Promise.all([new Response(loop.stdout).text(), loop.exited]);
+    expect({ stdout, status }).toEqual({ stdout: "", status: 130 });
+  });
 });
 
 describe("on a paused PC (-machine pc -S)", () => {

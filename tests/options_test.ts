@@ -164,11 +164,16 @@ describe("parseDuration", () => {
     ["0s", 0],
     ["0.1ms", 1], // a bound, however small, is never "no bound"
     [" 3s ", 3000],
+    ["1d", 86_400_000], // what timeout(1) takes, too
+    ["1e3", 1_000_000],
+    ["1.5e-1s", 150],
+    ["inf", 0],
+    ["infinity", 0],
   ])("%p is %p ms", (text, ms) => {
     expect(parseDuration(text, "--timeout")).toBe(ms);
   });
 
-  test.each(["", "s", "abc", "-1", "-1s", "1x", "1 s", "1e3", "1.", "1sec", "5min", "1,5s", "Infinity", "NaN"])(
+  test.each(["", "s", "abc", "-1", "-1s", "1x", "1 s", "1e", "1.", "1sec", "5min", "1,5s", "1m30s", "infinite", "NaN"])(
     "%p is not a duration",
     (text) => {
       expect(usageError(() => parseDuration(text, "--timeout"))).toBe(

@@ -295,6 +295,20 @@ describe("proxy --listen PATH -- qemu ...: launch mode", () => {
     expect(silent.ms).toBeLessThan(10_000);
   });
 
+  test("a TMPDIR it cannot make its directory in: exit 3 with one line naming it, no internal error", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "qmpctl-launch-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const result = await qmpctl(
+      ["proxy", "--listen", join(dir, "vm.sock"), "--", "qemu-system-x86_64", "-machine", "none"],
+      { env: { TMPDIR: "/nonexistent/dir" } },
+    );
+    expect(result).toMatchObject({
+      code: 3,
+      stderr: "qmpctl: cannot make a directory for QEMU's monitor socket in TMPDIR /nonexistent/dir (ENOENT)\n",
+    });
+    expect(existsSync(join(dir, "vm.sock"))).toBe(false);
+  });
+
   test("-daemonize is refused (exit 2): QEMU's launcher would exit and leave QEMU with a monitor gone with the proxy", async () => {
     const dir = mkdtempSync(join(tmpdir(), "qmpctl-launch-"));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
