@@ -25,8 +25,8 @@ BLOCK_JOB_* event. --dismiss dismisses (job-dismiss) the followed jobs that
 concluded and wait for it (started with auto-dismiss=false).
 
 A job that is still running in the "ready" state (mirror) or "pending"
-(auto-finalize=false) waits for you (block-job-complete, job-finalize):
-qmpctl keeps following it.
+(auto-finalize=false) waits for you (job-complete, job-finalize): qmpctl
+keeps following it, and when --timeout runs out says what it waits for.
 
 Progress: on a terminal, stderr shows one line that is redrawn in place
 (percentage, bytes done and total, rate, time left) and erased at the end;
@@ -63,6 +63,7 @@ export async function run(context: CommandContext): Promise<number> {
       verb === undefined ? "job needs a verb: job wait [ID ...]" : `unknown job verb '${verb}' (job wait)`,
     );
   }
+  if (ids.includes("")) throw new UsageError("a job ID cannot be empty: job wait [ID ...]");
   const mode = progressMode(context);
   const client = await connect(context);
   try {
@@ -137,7 +138,10 @@ async function followWith(
     told.add(job.id);
     await progress.finish();
     await write({ ...context, signal }, formatJson(labelled(context, job), context.global.pretty));
-    if (job.result !== "completed") warn(context, `job ${job.id} ${job.result}${job.error ? `: ${job.error}` : ""}`);
+    if (job.result === "completed") return;
+    // QEMU cancels the jobs that run as it quits: said, lest a person be thought to have cancelled it.
+    const why = job.result === "cancelled" && watch.ranWhenQemuQuit(job.id) ? " (QEMU is shutting down)" : "";
+    warn(context, `job ${job.id} ${job.result}${why}${job.error ? `: ${job.error}` : ""}`);
   };
   let report: JobReport;
   try {
@@ -152,20 +156,12 @@ async function followWith(
     if (!(error instanceof TimeoutError || error instanceof AbortedError)) throw error;
     // The jobs that ended before the bound or Ctrl-C and are not told yet (an auto-dismissed one's end is
     // known only now): told too, though the bound has passed.
-    const { known, concluded, running, paused } = watch.standing();
+    const { known, concluded, running } = watch.standing();
     for (const job of concluded) if (!told.has(job.id)) await tell(job, new AbortController().signal);
     // Before QEMU said which jobs there are, or after they all ended, the wait was for an answer (query-jobs,
     // job-dismiss), as the error says.
     if (error instanceof AbortedError || !known || running.length === 0) throw error;
-    // A paused job (stopped on an I/O error, or by job-pause) waits for job-resume: said, since no wait ends it.
-    const why = "(an I/O error with on-source-error/on-target-error=stop, or job-pause: job-resume goes on)";
-    const one = running.length === 1;
-    const state = paused.length === running.length
-      ? `${one ? "it is" : "they are"} paused in QEMU ${why}`
-      : `${one ? "it keeps" : "they keep"} running in QEMU${
-        paused.length > 0 ? `, ${paused.join(", ")} paused ${why}` : ""
-      }`;
-    throw new TimeoutError(`timed out waiting for ${one ? "job" : "jobs"} ${running.join(", ")} to conclude; ${state}`);
+    throw new TimeoutError(timedOut(running));
   } finally {
     watch.close();
   }
@@ -178,6 +174,31 @@ async function followWith(
   }
   const failed = report.concluded.some((job) => job.result !== "completed");
   return failed ? EXIT.QEMU_ERROR : report.gone.length > 0 ? EXIT.GONE : EXIT.OK;
+}
+
+/** What a job waits for, in the states it leaves only on a command: said when the bound runs out. */
+const PAUSED = "(an I/O error with on-source-error/on-target-error=stop, or job-pause: job-resume goes on)";
+const WAITS_FOR_A_COMMAND = new Map([
+  ["paused", PAUSED],
+  ["standby", PAUSED], // paused once ready
+  ["ready", "(in sync with its target: job-complete ends it)"],
+  ["pending", "(auto-finalize=false: job-finalize ends it)"],
+]);
+
+/** The timeout's message: the jobs still running, and those among them that wait for a command. */
+function timedOut(running: JobInfo[]): string {
+  const one = running.length === 1;
+  const ids = running.map((job) => job.id).join(", ");
+  // standby is told as paused: one group for both.
+  const stateOf = (job: JobInfo) => job.status === "standby" ? "paused" : job.status;
+  const waiting = Map.groupBy(running.filter((job) => WAITS_FOR_A_COMMAND.has(job.status)), stateOf);
+  const [first] = waiting.keys();
+  const why = (state: string) => WAITS_FOR_A_COMMAND.get(state)!;
+  const state = waiting.size === 1 && waiting.get(first)!.length === running.length
+    ? `${one ? "it is" : "they are"} ${first} in QEMU ${why(first)}`
+    : `${one ? "it keeps" : "they keep"} running in QEMU` +
+      [...waiting].map(([state, jobs]) => `, ${jobs.map((job) => job.id).join(", ")} ${state} ${why(state)}`).join("");
+  return `timed out waiting for ${one ? "job" : "jobs"} ${ids} to conclude; ${state}`;
 }
 
 function jobSample(job: JobInfo): ProgressSample {

@@ -1,7 +1,7 @@
 /** `qmpctl migrate wait`, and what `exec migrate ... --wait-migration` runs after its command. @module */
 import type { QmpClient } from "../lib/client.ts";
 import { TimeoutError } from "../lib/errors.ts";
-import { MIGRATION_COMMANDS, type MigrationInfo, MigrationWatch } from "../lib/migration.ts";
+import { DESTINATION_EXITS, MIGRATION_COMMANDS, type MigrationInfo, MigrationWatch } from "../lib/migration.ts";
 import { asDouble, textOf, wholeDifference } from "../lib/exact_json.ts";
 import { EXIT, exitStatusHelp } from "./exit_status.ts";
 import { UsageError } from "./options.ts";
@@ -16,9 +16,11 @@ MIGRATION_PASS events when the 'events' capability is on) until it has
 completed, failed or been cancelled, and print the final query-migrate
 object as one JSON line. A migration that has already ended is reported at
 once (QEMU keeps its state until the next one starts). On a destination
-(-incoming) it waits for the source to come, then follows. To start a
-migration and follow it in one go: 'qmpctl exec migrate uri=...
---wait-migration'.
+(-incoming) it waits for the source to come, then follows. A migration
+paused before the switchover (the pause-before-switchover capability) waits
+for you ('migrate-continue state=pre-switchover'): qmpctl keeps following it,
+and when --timeout runs out says so. To start a migration and follow it in
+one go: 'qmpctl exec migrate uri=... --wait-migration'.
 
 Progress: on a terminal, stderr shows one line redrawn in place: RAM
 percentage, bytes done (sent, or zero pages skipped) and total, the rate
@@ -29,6 +31,10 @@ as for 'qmpctl job wait'; the JSON lines look like
   {"progress":"migration","status":"active","pass":1,"dirty-pages-rate":0,
    "done":33570803,"total":67108864,"percent":50,"bytes-per-second":33554432,
    "seconds-left":1}
+Where query-migrate tells no RAM figures (on a destination; on a source in
+setup), the line shows the status alone and the JSON lines have no figures:
+{"progress":"migration","status":"active"}. "status" is QEMU's, or
+"waiting-for-source" on a destination whose source has not connected yet.
 
 Examples:
   qmpctl exec migrate-set-parameters max-bandwidth=67108864
@@ -46,9 +52,12 @@ ${
 
 export async function run(context: CommandContext): Promise<number> {
   const [verb, ...rest] = context.words;
-  if (verb !== "wait" || rest.length > 0) {
-    throw new UsageError(verb === undefined ? "migrate needs a verb: migrate wait" : "usage: qmpctl migrate wait");
+  if (verb !== "wait") {
+    throw new UsageError(
+      verb === undefined ? "migrate needs a verb: migrate wait" : `unknown migrate verb '${verb}' (migrate wait)`,
+    );
   }
+  if (rest.length > 0) throw new UsageError(`migrate wait takes no words (got '${rest[0]}')`);
   const mode = progressMode(context);
   const client = await connect(context);
   try {
@@ -104,13 +113,7 @@ async function followWith(
   } catch (error) {
     await progress.finish();
     // Before QEMU said there is a migration, the wait was for its answer (query-migrate), as the error says.
-    if (error instanceof TimeoutError && watch.underWay) {
-      throw new TimeoutError(
-        watch.awaitingSource // a destination (-incoming) whose source has not connected
-          ? "timed out waiting for the source of the incoming migration to connect; QEMU keeps waiting for it"
-          : "timed out waiting for the migration to end; it keeps going in QEMU",
-      );
-    }
+    if (error instanceof TimeoutError && watch.underWay) throw new TimeoutError(timedOut(watch));
     throw error;
   } finally {
     watch.close();
@@ -122,15 +125,40 @@ async function followWith(
   }
   await write(context, formatJson(labelled(context, end), context.global.pretty));
   if (end.status === "completed") return EXIT.OK;
-  warn(context, `migration ${end.status}${end["error-desc"] ? `: ${end["error-desc"]}` : ""}`);
+  warn(context, `migration ${end.status}${howItEnded(end, watch)}`);
   return EXIT.QEMU_ERROR;
+}
+
+/** What the migration was doing when the bound ran out, and what moves it on when it waits for someone. */
+function timedOut(watch: MigrationWatch): string {
+  if (watch.awaitingSource) { // a destination (-incoming) whose source has not connected
+    return "timed out waiting for the source of the incoming migration to connect; QEMU keeps waiting for it";
+  }
+  const state = watch.status === "pre-switchover"
+    ? "it is paused in QEMU before the switchover (the pause-before-switchover capability: " +
+      "migrate-continue state=pre-switchover goes on)"
+    : "it keeps going in QEMU";
+  return `timed out waiting for the migration to end; ${state}`;
+}
+
+/** QEMU's error-desc; or, when QEMU closed the connection after its MIGRATION event told the end, that. */
+function howItEnded(end: MigrationInfo, watch: MigrationWatch): string {
+  if (end["error-desc"]) return `: ${end["error-desc"]}`;
+  if (!watch.closedAtEnd) return "";
+  return ` (QEMU then closed the connection${
+    watch.incoming && end.status === "failed" ? `: ${DESTINATION_EXITS}` : ""
+  })`;
 }
 
 function migrationSample(info: MigrationInfo): ProgressSample[] {
   const ram = info.ram;
-  const json = { progress: "migration", status: info.status };
-  const state = info.status === undefined ? "waiting for its source" : textOf(info.status); // a destination, before it
-  if (!ram) return [{ label: `migration ${state}`, done: 0, total: 0, json }];
+  // A destination has no status before its source connects: a word of qmpctl's, documented in the help.
+  const status = info.status ?? "waiting-for-source";
+  const json = { progress: "migration", status };
+  if (!ram) { // a destination's query-migrate has no RAM counters (nor has a source's in setup): the status alone
+    const state = info.status === undefined ? "waiting for its source" : textOf(info.status);
+    return [{ label: `migration ${state}`, done: 0, total: 0, statusOnly: true, json }];
+  }
   // Numbers QEMU prints with more digits than a double keeps arrive as their text (lib/exact_json.ts).
   const pass = ram["dirty-sync-count"], dirty = ram["dirty-pages-rate"];
   // The RAM done, zero pages too (sent as a few bytes each), and the rate measured from it: QEMU's mbps

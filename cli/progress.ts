@@ -48,6 +48,11 @@ export interface ProgressSample {
   json: Record<string, unknown>;
   /** `done` and `total` for the JSON line, as QEMU wrote them (a uint64 beyond 2^53 kept as its digits). */
   exact?: { done: unknown; total: unknown };
+  /**
+   * QEMU tells no figures of this work (a destination's query-migrate has no RAM counters): the line
+   * shows the label and notes, the JSON line `json` alone; `done` and `total` are not shown.
+   */
+  statusOnly?: boolean;
 }
 
 /**
@@ -89,7 +94,7 @@ export class ProgressReporter {
   /** Show the work now under way (one sample per job). */
   update(samples: ProgressSample[]): void {
     if (this.#mode === "off" || samples.length === 0) return;
-    const measured = samples.map((s) => ({ ...s, rate: s.rate ?? this.#measure(s) }));
+    const measured = samples.map((s) => s.statusOnly ? s : { ...s, rate: s.rate ?? this.#measure(s) });
     if (this.#mode === "json") {
       const socket = this.#socket === undefined ? {} : { socket: this.#socket };
       this.#write(measured.map((s) => formatJson({ ...socket, ...progressJson(s) }, false)).join(""));
@@ -156,6 +161,7 @@ function secondsLeft(sample: ProgressSample): number | undefined {
 
 /** The JSON form of a sample: its own members, then the counters. */
 export function progressJson(sample: ProgressSample): Record<string, unknown> {
+  if (sample.statusOnly) return sample.json;
   const left = secondsLeft(sample);
   return {
     ...sample.json,
@@ -170,11 +176,14 @@ export function progressJson(sample: ProgressSample): Record<string, unknown> {
 /**
  * The line for a sample, at most `width` characters wide: parts that do not
  * fit are left out from the end (notes, time left, rate, amounts), and the
- * bar only when none of them is left.
+ * bar only when none of them is left. Without figures, the label and notes.
  * The label and notes hold QEMU's words (a job's id and type, a status):
  * their control characters are escaped, as on every stderr line.
  */
 export function progressLine(sample: ProgressSample, width: number, color: boolean): string {
+  if (sample.statusOnly) {
+    return [sample.label, ...sample.notes ?? []].map(escapeControls).join("  ").slice(0, Math.max(0, width));
+  }
   const percent = percentOf(sample);
   const left = secondsLeft(sample);
   const head = `${escapeControls(sample.label)} ${percent.toFixed(0).padStart(3)}%`;

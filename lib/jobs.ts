@@ -61,6 +61,13 @@ export interface FollowJobsOptions {
 /** The events that tell a job's state. */
 export const JOB_EVENTS = ["JOB_STATUS_CHANGE", "BLOCK_JOB_COMPLETED", "BLOCK_JOB_CANCELLED"];
 
+/**
+ * SHUTDOWN's reasons (ShutdownCause in qapi/run-state.json) after which QEMU
+ * exits whatever `-action shutdown=` says (`quit`, SIGTERM, the window
+ * closed), cancelling the jobs that still run.
+ */
+const QUITTING = ["host-qmp-quit", "host-signal", "host-ui"];
+
 interface Tracked {
   info: JobInfo;
   concluded: boolean;
@@ -90,10 +97,12 @@ export class JobWatch {
   #followed = false;
   /** The jobs the follow follows, once QEMU has answered its first query-jobs (undefined before). */
   #followedIds?: string[];
+  /** The jobs that still ran when QEMU said it quits (undefined until it does). */
+  #runningAtQuit?: Set<string>;
 
   constructor(client: QmpClient) {
     this.#client = client;
-    this.#subscription = client.events({ names: JOB_EVENTS }, { highWaterMark: Infinity });
+    this.#subscription = client.events({ names: [...JOB_EVENTS, "SHUTDOWN"] }, { highWaterMark: Infinity });
   }
 
   /**
@@ -167,20 +176,26 @@ export class JobWatch {
   /**
    * After a follow that ended early (its signal, or the connection):
    * whether QEMU had answered what jobs there are (`known`), the followed
-   * jobs that had concluded by then, as `follow` reports them, the ids of
-   * those still running, and of those among them that are paused (an I/O
-   * error with on-*-error=stop pauses a job until job-resume; a ready one
-   * paused is in standby).
+   * jobs that had concluded by then, as `follow` reports them, and the last
+   * known record of those still running (its `status` tells those that wait
+   * for a command: `paused`, `standby`, `ready`, `pending`).
    */
-  standing(): { known: boolean; concluded: JobOutcome[]; running: string[]; paused: string[] } {
+  standing(): { known: boolean; concluded: JobOutcome[]; running: JobInfo[] } {
     const tracked = (this.#followedIds ?? []).map((id) => this.#jobs.get(id)!);
-    const running = tracked.filter((job) => !job.concluded);
     return {
       known: this.#followedIds !== undefined,
       concluded: tracked.filter((job) => job.concluded).map(outcome),
-      running: running.map((job) => job.info.id),
-      paused: running.filter((job) => ["paused", "standby"].includes(job.info.status)).map((job) => job.info.id),
+      running: tracked.filter((job) => !job.concluded).map((job) => ({ ...job.info })),
     };
+  }
+
+  /**
+   * Whether job `id` still ran when QEMU said it quits (a SHUTDOWN event
+   * for `quit`, a signal, or its window closed): QEMU cancels such a job as
+   * it exits, which is then why it was cancelled.
+   */
+  ranWhenQemuQuit(id: string): boolean {
+    return this.#runningAtQuit?.has(id) ?? false;
   }
 
   /** Stop watching (also done when `follow` returns). */
@@ -226,7 +241,11 @@ export class JobWatch {
 
   #apply(events: QmpEvent[]): void {
     for (const { event, data = {} } of events) {
-      if (event === "JOB_STATUS_CHANGE") {
+      if (event === "SHUTDOWN") {
+        if (QUITTING.includes(textOf(data.reason)) && !this.#runningAtQuit) {
+          this.#runningAtQuit = new Set([...this.#jobs].filter(([, job]) => !job.concluded).map(([id]) => id));
+        }
+      } else if (event === "JOB_STATUS_CHANGE") {
         const tracked = this.#track(textOf(data.id));
         if (tracked.concluded) continue;
         if (data.status === "concluded" || data.status === "null") {

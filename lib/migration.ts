@@ -10,7 +10,7 @@
  */
 import type { QmpClient } from "./client.ts";
 import { DisconnectedError, excerpt, ProtocolError } from "./errors.ts";
-import type { EventSubscription } from "./events.ts";
+import type { EventSubscription, QmpEvent } from "./events.ts";
 import type { JsonNumber } from "./exact_json.ts";
 import { EventTurns } from "./follow.ts";
 
@@ -52,6 +52,9 @@ export const MIGRATION_COMMANDS = [
 /** The states in which a migration has ended. */
 export const MIGRATION_END_STATES = ["completed", "failed", "cancelled"];
 
+/** Why a destination's connection closes when its migration ends badly: QEMU's incoming side exits on failure. */
+export const DESTINATION_EXITS = "a destination QEMU exits when its incoming migration fails";
+
 /** Options of `MigrationWatch.follow`. */
 export interface FollowMigrationOptions {
   /** Bounds the whole wait (TimeoutError / AbortedError); the migration keeps running. */
@@ -82,6 +85,11 @@ export class MigrationWatch {
   readonly #subscription: EventSubscription;
   #underWay = false;
   #awaitingSource = false;
+  /** Whether this QEMU's run state, when last asked, was `inmigrate`: a destination (`-incoming`). */
+  #incoming?: boolean;
+  /** The status last told: by `query-migrate`, or by a MIGRATION event read since. */
+  #status?: string;
+  #closedAtEnd = false;
 
   constructor(client: QmpClient) {
     this.#client = client;
@@ -92,39 +100,100 @@ export class MigrationWatch {
    * The final `query-migrate` answer once the migration has ended, or
    * undefined when no migration was ever started. A destination whose
    * source has not connected yet (started with `-incoming`, run state
-   * `inmigrate`, no migration status) is waited for.
+   * `inmigrate`, no migration status) is waited for. When QEMU closes the
+   * connection after a MIGRATION event told the end (a destination exits
+   * when its incoming migration fails), that event's data is the answer.
    * @throws {TimeoutError | AbortedError} when `signal` aborts first
    * @throws {DisconnectedError} when the connection ends first
    */
   async follow(options: FollowMigrationOptions = {}): Promise<MigrationInfo | undefined> {
-    const { signal, onProgress } = options;
     const turns = new EventTurns(this.#subscription);
     try {
-      for (;;) {
-        const answer = await this.#client.execute("query-migrate", undefined, { signal });
-        if (typeof answer !== "object" || answer === null || Array.isArray(answer)) {
-          throw new ProtocolError(`query-migrate did not return an object: ${excerpt(answer)}`);
-        }
-        const info = answer as MigrationInfo;
-        if (info.status === undefined && !(await this.#awaitsSource(signal))) return undefined;
-        this.#underWay = true;
-        this.#awaitingSource = info.status === undefined;
-        if (info.status !== undefined && MIGRATION_END_STATES.includes(info.status)) return info;
-        onProgress?.(info);
-        const turn = await turns.next(options.intervalMs ?? 250, signal, "the migration to end");
-        if (Array.isArray(turn) && turn.length === 0) {
-          throw new DisconnectedError(`${this.#client.address.text} closed the connection while migrating`);
-        }
-      }
+      return await this.#follow(turns, options);
+    } catch (error) {
+      if (!(error instanceof DisconnectedError)) throw error;
+      return await this.#endBeforeClose(turns, error);
     } finally {
       this.#subscription.close();
     }
   }
 
-  /** Whether this QEMU waits for an incoming migration (`-incoming`) that has not begun. */
-  async #awaitsSource(signal?: AbortSignal): Promise<boolean> {
+  async #follow(turns: EventTurns, options: FollowMigrationOptions): Promise<MigrationInfo | undefined> {
+    const { signal, onProgress } = options;
+    for (;;) {
+      const info = await this.#query(signal);
+      // Asked once, and again while QEMU shows no migration: a destination waits for its source then.
+      if (info.status === undefined || this.#incoming === undefined) this.#incoming = await this.#inmigrate(signal);
+      if (info.status === undefined && !this.#incoming) return undefined;
+      this.#underWay = true;
+      this.#awaitingSource = info.status === undefined;
+      this.#status = info.status;
+      if (info.status !== undefined && MIGRATION_END_STATES.includes(info.status)) return info;
+      onProgress?.(info);
+      const turn = await turns.next(options.intervalMs ?? 250, signal, "the migration to end");
+      if (Array.isArray(turn) && turn.length === 0) {
+        throw new DisconnectedError(`${this.#client.address.text} closed the connection while migrating`);
+      }
+      if (Array.isArray(turn)) this.#read(turn);
+    }
+  }
+
+  async #query(signal?: AbortSignal): Promise<MigrationInfo> {
+    const answer = await this.#client.execute("query-migrate", undefined, { signal });
+    if (typeof answer !== "object" || answer === null || Array.isArray(answer)) {
+      throw new ProtocolError(`query-migrate did not return an object: ${excerpt(answer)}`);
+    }
+    return answer as MigrationInfo;
+  }
+
+  /** Whether this QEMU waits for, or takes, an incoming migration (`-incoming`: run state `inmigrate`). */
+  async #inmigrate(signal?: AbortSignal): Promise<boolean> {
     const { status } = await this.#client.execute("query-status", undefined, { signal }) as { status?: string };
     return status === "inmigrate";
+  }
+
+  #read(events: QmpEvent[]): void {
+    for (const { event, data } of events) {
+      if (event === "MIGRATION" && typeof data?.status === "string") this.#status = data.status;
+    }
+  }
+
+  /**
+   * After the connection closed: the end a MIGRATION event told before it
+   * (events queued, or read by a turn still pending, are read first), else
+   * `closed`, said of the migration once one was under way.
+   */
+  async #endBeforeClose(turns: EventTurns, closed: DisconnectedError): Promise<MigrationInfo> {
+    for (;;) {
+      const turn = await turns.next(undefined, undefined, "the events before the close").catch(() => []);
+      if (turn === "tick" || turn.length === 0) break;
+      this.#read(turn);
+    }
+    if (this.#status !== undefined && MIGRATION_END_STATES.includes(this.#status)) {
+      this.#closedAtEnd = true;
+      return { status: this.#status };
+    }
+    if (!this.#underWay) throw closed;
+    // The likely cause, said for lack of the event that would tell it (the `events` capability is off).
+    const why = this.#incoming ? ` (${DESTINATION_EXITS})` : "";
+    throw new DisconnectedError(`${this.#client.address.text} closed the connection while migrating${why}`, {
+      cause: closed,
+    });
+  }
+
+  /** Whether this QEMU was a destination (`-incoming`) when last asked. */
+  get incoming(): boolean {
+    return this.#incoming === true;
+  }
+
+  /** Whether `follow` told the end from a MIGRATION event alone, QEMU having closed the connection after it. */
+  get closedAtEnd(): boolean {
+    return this.#closedAtEnd;
+  }
+
+  /** The migration's status when last told (`pre-switchover`: it waits for `migrate-continue`). */
+  get status(): string | undefined {
+    return this.#status;
   }
 
   /** Whether QEMU has said there is a migration to follow (a wait that ended before did not know). */

@@ -235,6 +235,58 @@ describe("job wait", () => {
       stderr: "qmpctl: unknown job verb 'list' (job wait)\n",
     });
   });
+
+  test("an empty job ID is a usage error (exit 2), not a job that is not there", async () => {
+    expect(await qmpctl(["-s", qemu.socket, "job", "wait", "b1", ""])).toMatchObject({
+      code: 2,
+      stdout: "",
+      stderr: "qmpctl: a job ID cannot be empty: job wait [ID ...]\n",
+    });
+  });
+
+  test("--timeout on a ready mirror: stderr says it is ready and waits for job-complete, not that it keeps running", async () => {
+    const result = await qmpctl([
+      "-s",
+      qemu.socket,
+      "exec",
+      "blockdev-mirror",
+      "job-id=r1",
+      "device=src",
+      "target=dst",
+      "sync=full",
+      "--wait-job",
+      "--timeout",
+      "1s",
+    ]);
+    expect(result).toMatchObject({
+      code: 124,
+      stdout: "{}\n",
+      stderr: "qmpctl: timed out waiting for job r1 to conclude; it is ready in QEMU (in sync with its target: " +
+        "job-complete ends it) (--timeout 1s)\n",
+    });
+    expect(await jobIds()).toEqual(["r1"]); // still there: the bound ends the wait, not the job
+  });
+
+  test("--timeout on a pending job (auto-finalize=false): stderr says it waits for job-finalize", async () => {
+    await backup("p2", 0, { "auto-finalize": false });
+    await jobReaches("p2", "pending");
+    expect(await qmpctl(["-s", qemu.socket, "job", "wait", "p2", "--timeout", "300ms"])).toMatchObject({
+      code: 124,
+      stderr: "qmpctl: timed out waiting for job p2 to conclude; it is pending in QEMU (auto-finalize=false: " +
+        "job-finalize ends it) (--timeout 300ms)\n",
+    });
+  });
+
+  test("--timeout with a running job and a ready one: each is said for what it is", async () => {
+    await backup("s2", 8 * MiB);
+    await qemu.control.execute("blockdev-mirror", { "job-id": "r2", device: "node1", target: "dst1", sync: "full" });
+    await jobReaches("r2", "ready");
+    expect(await qmpctl(["-s", qemu.socket, "job", "wait", "s2", "r2", "--timeout", "300ms"])).toMatchObject({
+      code: 124,
+      stderr: "qmpctl: timed out waiting for jobs s2, r2 to conclude; they keep running in QEMU, r2 ready " +
+        "(in sync with its target: job-complete ends it) (--timeout 300ms)\n",
+    });
+  });
 });
 
 describe("exec --wait-job", () => {
@@ -388,15 +440,23 @@ describe("exec --wait-job", () => {
   });
 
   for (const options of [[], ["--dismiss"]]) {
-    test(`QEMU told to quit while the job runs ${options.join(" ")}: it cancels the job, its line says so (exit 1)`, async () => {
+    test(`QEMU told to quit while the job runs ${options.join(" ")}: it cancels the job, its line says so, stderr why (exit 1)`, async () => {
       const result = await endWhileFollowed((own) => own.control.execute("quit"), ...options);
       expect(result.code).toBe(1);
       const [ret, final] = result.stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
       expect(ret).toEqual({});
-      expect(final).toMatchObject({ id: "q1", status: "concluded", result: "cancelled" });
-      expect(result.stderr).toBe("qmpctl: job q1 cancelled\n");
+      expect(final).toMatchObject({ id: "q1", status: "concluded", result: "cancelled" }); // as QEMU says
+      // Why, from the SHUTDOWN event before the cancel: no person cancelled it.
+      expect(result.stderr).toBe("qmpctl: job q1 cancelled (QEMU is shutting down)\n");
     });
   }
+
+  test("QEMU sent SIGTERM while the job runs: it cancels the job, stderr says QEMU is shutting down", async () => {
+    const result = await endWhileFollowed((own) => own.process.kill("SIGTERM"));
+    expect(result.code).toBe(1);
+    expect(JSON.parse(result.stdout.trimEnd().split("\n")[1])).toMatchObject({ id: "q1", result: "cancelled" });
+    expect(result.stderr).toBe("qmpctl: job q1 cancelled (QEMU is shutting down)\n");
+  });
 
   test("--dismiss: the job started with auto-dismiss=false is followed, then dismissed", async () => {
     const result = await qmpctl([

@@ -70,6 +70,15 @@ async function resume(): Promise<void> {
   if (status !== "running") await qemu.control.execute("cont");
 }
 
+/** Be the source of `destination`'s incoming migration at `path` (a UNIX socket), sending it garbage: it fails. */
+async function sendGarbage(path: string): Promise<void> {
+  for (let i = 0; i < 500 && !existsSync(path); i++) await Bun.sleep(10);
+  await Bun.sleep(300); // a while with no source first: qmpctl waits for one
+  const source = await Bun.connect({ unix: path, socket: { data() {} } });
+  source.write("garbage, not a migration stream");
+  source.end();
+}
+
 describe("migrate wait", () => {
   test("before any migration: exit 4, one line says there is none", async () => {
     expect(await qmpctl(["-s", qemu.socket, "migrate", "wait"])).toEqual(expect.objectContaining({
@@ -77,6 +86,17 @@ describe("migrate wait", () => {
       stdout: "",
       stderr: "qmpctl: no migration to follow: none was started since QEMU started\n",
     }));
+  });
+
+  test("an unknown verb, or a word after wait, is a usage error that names it", async () => {
+    expect(await qmpctl(["-s", qemu.socket, "migrate", "foo"])).toMatchObject({
+      code: 2,
+      stderr: "qmpctl: unknown migrate verb 'foo' (migrate wait)\n",
+    });
+    expect(await qmpctl(["-s", qemu.socket, "migrate", "wait", "now"])).toMatchObject({
+      code: 2,
+      stderr: "qmpctl: migrate wait takes no words (got 'now')\n",
+    });
   });
 });
 
@@ -214,6 +234,109 @@ describe("exec migrate --wait-migration", () => {
       expect(result.code).toBe(0);
       expect(JSON.parse(result.stdout)).toMatchObject({ status: "completed" });
     });
+  });
+
+  test("an incoming migration that fails, told by its MIGRATION event before QEMU exits: exit 1, 'failed'", async () => {
+    await withDestination(async (destination) => {
+      const capabilities = [{ capability: "events", state: true }];
+      await destination.control.execute("migrate-set-capabilities", { capabilities });
+      const path = join(destination.dir, "incoming.sock");
+      const args = ["exec", "migrate-incoming", `uri=unix:${path}`, "--wait-migration", "--timeout", "30s"];
+      const following = startQmpctl(["-s", destination.socket, ...args]);
+      await sendGarbage(path);
+      const result = await following.result;
+      expect(result).toMatchObject({
+        code: 1, // not 3: the failure was seen before the connection closed
+        stdout: '{}\n{"status":"failed"}\n',
+        stderr: "qmpctl: migration failed (QEMU then closed the connection: a destination QEMU exits when its " +
+          "incoming migration fails)\n",
+      });
+    });
+  });
+
+  test("an incoming migration that fails without the events capability: exit 3, the likely cause said", async () => {
+    await withDestination(async (destination) => {
+      const path = join(destination.dir, "incoming.sock");
+      await destination.control.execute("migrate-incoming", { uri: `unix:${path}` });
+      const following = startQmpctl(["-s", destination.socket, "migrate", "wait", "--timeout", "30s"]);
+      await sendGarbage(path);
+      expect(await following.result).toMatchObject({
+        code: 3,
+        stdout: "",
+        stderr: `qmpctl: ${destination.socket} closed the connection while migrating (a destination QEMU exits ` +
+          "when its incoming migration fails)\n",
+      });
+    });
+  });
+
+  test("--progress-json on a destination: every line has a status, and no RAM figures where QEMU gives none", async () => {
+    await withDestination(async (destination) => {
+      await bandwidth(64 * MiB); // about 1 s
+      const path = join(destination.dir, "incoming.sock");
+      const args = ["exec", "migrate-incoming", `uri=unix:${path}`, "--wait-migration", "--progress-json"];
+      const following = startQmpctl(["-s", destination.socket, ...args, "--timeout", "30s"]);
+      for (let i = 0; i < 500 && !existsSync(path); i++) await Bun.sleep(10);
+      await Bun.sleep(300); // lines while the source has not come
+      await qemu.control.execute("migrate", { uri: `unix:${path}` });
+      const result = await following.result;
+      expect(result.code).toBe(0);
+      const lines = result.stderr.trimEnd().split("\n").map((line) => JSON.parse(line));
+      const statuses = new Set(lines.map((line) => line.status));
+      expect(statuses).toEqual(new Set(["waiting-for-source", "active"]));
+      for (const line of lines) expect(Object.keys(line)).toEqual(["progress", "status"]); // no 0 of 0
+    });
+  });
+
+  test("the progress line on a destination shows its status alone: no 0% bar, no 0 B/s", async () => {
+    await withDestination(async (destination) => {
+      await bandwidth(64 * MiB);
+      const path = join(destination.dir, "incoming.sock");
+      const args = ["exec", "migrate-incoming", `uri=unix:${path}`, "--wait-migration", "--progress"];
+      const following = startQmpctl(["-s", destination.socket, ...args, "--timeout", "30s"], {
+        env: { NO_COLOR: "1" },
+      });
+      for (let i = 0; i < 500 && !existsSync(path); i++) await Bun.sleep(10);
+      await Bun.sleep(300);
+      await qemu.control.execute("migrate", { uri: `unix:${path}` });
+      const result = await following.result;
+      expect(result.code).toBe(0);
+      const drawn = new Set(result.stderr.replaceAll("\x1b[K", "\r").split("\r").filter((line) => line !== ""));
+      expect(drawn).toEqual(new Set(["migration waiting for its source", "migration active"]));
+    });
+  });
+
+  test("--timeout on a migration paused before the switchover: stderr says it waits for migrate-continue", async () => {
+    await resume();
+    await bandwidth(1024 * MiB);
+    const pause = (state: boolean) =>
+      qemu.control.execute("migrate-set-capabilities", {
+        capabilities: [{ capability: "pause-before-switchover", state }],
+      });
+    await pause(true);
+    try {
+      const result = await qmpctl([
+        "-s",
+        qemu.socket,
+        "exec",
+        "migrate",
+        "uri=exec:cat > /dev/null",
+        "--wait-migration",
+        "--timeout",
+        "1s",
+      ]);
+      expect(await qemu.control.execute("query-migrate")).toMatchObject({ status: "pre-switchover" });
+      expect(result).toMatchObject({
+        code: 124,
+        stderr: "qmpctl: timed out waiting for the migration to end; it is paused in QEMU before the switchover " +
+          "(the pause-before-switchover capability: migrate-continue state=pre-switchover goes on) (--timeout 1s)\n",
+      });
+      await qemu.control.execute("migrate-continue", { state: "pre-switchover" });
+      expect(JSON.parse((await qmpctl(["-s", qemu.socket, "migrate", "wait"])).stdout)).toMatchObject({
+        status: "completed",
+      });
+    } finally {
+      await pause(false);
+    }
   });
 
   test("--wait-migration after a command that starts none is refused before connecting (no monitor held)", async () => {

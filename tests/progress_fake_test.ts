@@ -11,14 +11,18 @@ const serve = fakeServers();
 /** A wide line without colour: every part of it is drawn, and only the redraw's own escapes are in it. */
 const WIDE = { env: { COLUMNS: "200", NO_COLOR: "1" } };
 
-/** Answer each request by its command: the first answers of `answers[command]` in turn, its last one after that. */
+/**
+ * Answer each request by its command: the first answers of `answers[command]` in turn, its last one after that.
+ * query-status, unless given, says what a migration's source says (running: not a destination, `inmigrate`).
+ */
 async function answer(c: FakeConnection, answers: Record<string, string[]>): Promise<void> {
   await c.handshake();
   const given: Record<string, number> = {};
   for (;;) {
     const request = await c.nextRequest();
     const command = String(request.execute);
-    const list = answers[command];
+    const list = answers[command] ??
+      (command === "query-status" ? ['{"status": "running", "running": true}'] : undefined);
     if (!list) {
       c.sendJson({ error: { class: "CommandNotFound", desc: `no ${command}` }, id: request.id });
       continue;

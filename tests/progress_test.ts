@@ -49,6 +49,14 @@ describe("progressLine", () => {
     );
   });
 
+  test("without figures (a destination's migration): the label and notes alone, cut to the width", () => {
+    const statusOnly = { label: "migration active", done: 0, total: 0, statusOnly: true, json: {} };
+    expect(progressLine(statusOnly, 99, false)).toBe("migration active");
+    expect(progressLine({ ...statusOnly, notes: ["x\x1b"] }, 99, false)).toBe("migration active  x\\x1b");
+    expect(progressLine(statusOnly, 9, false)).toBe("migration");
+    expect(progressLine(statusOnly, -3, false)).toBe("");
+  });
+
   test("without a rate yet: no rate and no time left", () => {
     expect(progressLine({ ...sample, rate: undefined, notes: [] }, 99, false)).toBe(
       "[#####---------------] backup b0  25%  256.0 MiB/1.0 GiB",
@@ -67,6 +75,11 @@ describe("progressJson", () => {
       "bytes-per-second": 128 * MiB,
       "seconds-left": 6,
     });
+  });
+
+  test("without figures: the sample's own members alone, no counters of 0", () => {
+    const json = { progress: "migration", status: "active" };
+    expect(progressJson({ label: "migration active", done: 0, total: 0, statusOnly: true, json })).toEqual(json);
   });
 
   test("a total of 0 is 0 percent, not NaN", () => {
