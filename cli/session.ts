@@ -241,7 +241,12 @@ export async function executeAndPrint(
     value = await reply;
   } catch (error) {
     if (context.global.raw && !context.target && error instanceof CommandError) {
-      await printJson(context, error.response);
+      await printJson(context, error.response).catch((failure) => { // QEMU's error is then said on stderr
+        if (failure instanceof OutputError) {
+          failure.message += ` (${command} was run: ${answerer} answered it with an error, ${error.message})`;
+        }
+        throw failure;
+      });
     }
     throw error;
   }

@@ -46,6 +46,14 @@ test("exec > /dev/full: exit 74, saying the disk is full and that the command wa
   });
 });
 
+test("exec --raw > /dev/full of a command QEMU refuses: exit 74, and QEMU's error is said on stderr", async () => {
+  expect(await run(["-s", server.path, "exec", "query-qmp-schema", "--raw"], "> /dev/full")).toEqual({
+    code: 74,
+    stderr: "qmpctl: could not write the output: no space left on the device (ENOSPC) " +
+      "(query-qmp-schema was run: QEMU answered it with an error, CommandNotFound: no schema here)\n",
+  });
+});
+
 test("exec with stdout closed (>&-): exit 74, not 0 with the output lost; a script must not run it again", async () => {
   expect(await run(["-s", server.path, "exec", "query-status"], ">&-")).toEqual({
     code: 74,
