@@ -162,20 +162,15 @@ describe("exec migrate --wait-migration", () => {
     expect(result.stderr).toBe(`qmpctl: migration failed: ${desc}\n`);
   });
 
+  /** `exec migrate` to nowhere, followed for 1 s at most. */
+  const migrateFor1s = () =>
+    qmpctl(["-s", qemu.socket, "exec", "migrate", "uri=exec:cat > /dev/null", "--wait-migration", "--timeout", "1s"]);
+
   test("--timeout 1s: exit 124, and the migration keeps going", async () => {
     await resume();
     await bandwidth(8 * MiB);
     try {
-      const result = await qmpctl([
-        "-s",
-        qemu.socket,
-        "exec",
-        "migrate",
-        "uri=exec:cat > /dev/null",
-        "--wait-migration",
-        "--timeout",
-        "1s",
-      ]);
+      const result = await migrateFor1s();
       expect(result).toMatchObject({
         code: 124,
         stderr: "qmpctl: timed out waiting for the migration to end; it keeps going in QEMU (--timeout 1s)\n",
@@ -314,16 +309,7 @@ describe("exec migrate --wait-migration", () => {
       });
     await pause(true);
     try {
-      const result = await qmpctl([
-        "-s",
-        qemu.socket,
-        "exec",
-        "migrate",
-        "uri=exec:cat > /dev/null",
-        "--wait-migration",
-        "--timeout",
-        "1s",
-      ]);
+      const result = await migrateFor1s();
       expect(await qemu.control.execute("query-migrate")).toMatchObject({ status: "pre-switchover" });
       expect(result).toMatchObject({
         code: 124,
