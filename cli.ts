@@ -258,10 +258,10 @@ function statusOf(error: unknown): number | undefined {
 }
 
 function exitStatusOf(error: unknown): number {
-  if ((error as Error)?.name === "NotCapable") { // Deno run without the permissions deno.json's task grants
-    writeStderrLine(
-      `qmpctl: ${(error as Error).message}: run it as \`deno task qmpctl\`, or with that task's permissions`,
-    );
+  // Deno run without the permissions deno.json's task grants (what failed may have wrapped it: a connection)
+  for (let cause = error; cause instanceof Error; cause = cause.cause) {
+    if (cause.name !== "NotCapable") continue;
+    writeStderrLine(`qmpctl: ${cause.message}: run it as \`deno task qmpctl\`, or with that task's permissions`);
     return EXIT.USAGE;
   }
   const status = statusOf(error);

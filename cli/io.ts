@@ -749,6 +749,17 @@ export interface PassthroughChild {
 
 const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15 };
 
+/** The part of Deno's API that spawnPassthrough calls (typed here: Bun's type-check has no Deno types). */
+interface DenoCommands {
+  Command: new (
+    program: string,
+    options: { args: string[]; stdin: "inherit"; stdout: "inherit"; stderr: "inherit" },
+  ) => {
+    spawn(): { status: Promise<{ code: number; signal: string | null }>; kill(signal: string): void };
+  };
+}
+const deno = (globalThis as { Deno?: DenoCommands }).Deno;
+
 /**
  * Start `command` with stdin, stdout and stderr passed through.
  * @throws when the program cannot be started (not found, not executable)
@@ -759,6 +770,18 @@ export async function spawnPassthrough(command: string[]): Promise<PassthroughCh
     const child = bun.spawn(command, { stdin: "inherit", stdout: "inherit", stderr: "inherit" });
     return {
       exited: child.exited.then((code) => child.signalCode ? bySignal(String(child.signalCode)) : code),
+      kill: (signal) => child.kill(signal),
+    };
+  }
+  if (deno) { // Deno's node:child_process says a child it sent SIGTERM was ended by it, though it exited 0 on it
+    const child = new deno.Command(command[0], {
+      args: command.slice(1),
+      stdin: "inherit",
+      stdout: "inherit",
+      stderr: "inherit",
+    }).spawn(); // throws NotFound (code ENOENT), PermissionDenied (EACCES), NotCapable
+    return {
+      exited: child.status.then(({ code, signal }) => signal ? bySignal(signal) : code),
       kill: (signal) => child.kill(signal),
     };
   }

@@ -223,6 +223,7 @@ async function runLaunched(context: CommandContext, settings: Settings, command:
   } catch (error) {
     await monitorListener.close();
     await removeDir(dir);
+    if ((error as Error).name === "NotCapable") throw error; // Deno without --allow-run: a usage error, saying so
     notice(`cannot start ${command[0]}: ${(error as Error).message}`);
     return (error as { code?: string }).code === "ENOENT" ? PROGRAM.NOT_FOUND : PROGRAM.NOT_RUNNABLE;
   }

@@ -39,7 +39,12 @@ export interface Owned {
   gid?: number;
 }
 
-/** This user's group (the effective one), as ownUid says the uid; undefined where the runtime cannot tell. */
+/**
+ * This user's group (the effective one), as ownUid says the uid; undefined
+ * where the runtime cannot tell (Deno without `--allow-sys=getegid`, which
+ * `deno task qmpctl` grants: a directory writable by this group then counts
+ * as writable by others).
+ */
 export function ownGid(): number | undefined {
   try {
     return process.getegid?.() ?? process.getgid?.();

@@ -46,10 +46,23 @@ timeout 120 node_modules/deno/deno run -q --allow-net cli.ts -s "$dir/qmp.sock" 
 [ "$code" -eq 2 ] || fail "deno run without --allow-env: expected exit 2, got $code: $(cat "$dir/err")"
 grep -q "Requires env access.*deno task qmpctl" "$dir/err" || fail "deno run without --allow-env: stderr: $(cat "$dir/err")"
 
+# The same for a permission a connection needs (read, for a UNIX socket's path): not a connection error (exit 3).
+code=0
+timeout 120 node_modules/deno/deno run -q --allow-env --allow-net cli.ts -s "$dir/qmp.sock" exec query-status 2>"$dir/err" ||
+  code=$?
+[ "$code" -eq 2 ] && grep -q "Requires read access.*deno task qmpctl" "$dir/err" ||
+  fail "deno run without --allow-read: expected exit 2 naming it, got $code: $(cat "$dir/err")"
+
+# The task runs qmpctl in the directory it is started from: a relative path is the user's.
+code=0
+(cd "$dir" && timeout 120 "$OLDPWD/node_modules/.bin/deno" task -q --config "$OLDPWD/deno.json" qmpctl -s qmp.sock \
+  exec query-status) >/dev/null 2>"$dir/err" || code=$?
+[ "$code" -eq 0 ] || fail "deno task from another directory, -s qmp.sock relative to it: exit $code: $(cat "$dir/err")"
+
 # ssh:// runs ssh: without --allow-run, exit 2 naming that permission (not "ssh exited with status 127");
 # through the task, which grants it, ssh runs (none listens on localhost's port 22 here: ssh's own reason).
 code=0
-timeout 120 node_modules/deno/deno run -q --allow-net --allow-read --allow-env --allow-write --allow-sys=uid cli.ts \
+timeout 120 node_modules/deno/deno run -q --allow-net --allow-read --allow-env --allow-write --allow-sys=uid,getegid cli.ts \
   -s "ssh://localhost$dir/qmp.sock" exec query-status 2>"$dir/err" || code=$?
 [ "$code" -eq 2 ] || fail "ssh:// without --allow-run: expected exit 2, got $code: $(cat "$dir/err")"
 grep -q 'Requires run access to "ssh"' "$dir/err" || fail "ssh:// without --allow-run: stderr: $(cat "$dir/err")"
@@ -60,19 +73,23 @@ QMPCTL_SSH_COMMAND="$dir/no-such-ssh" qmpctl_deno -s "ssh://localhost$dir/qmp.so
   fail "ssh:// with a missing ssh: expected exit 3 naming it, got $code: $(cat "$dir/err")"
 
 # The schema cache under Deno: a typed exec writes an entry (the owner check
-# has the uid); a link planted as the cache directory is not followed (Deno
+# has the uid), under a directory writable by this user's own group too (it
+# has the gid); a link planted as the cache directory is not followed (Deno
 # resolves links before it opens, O_NOFOLLOW or not): its target keeps its
 # mode and its files.
-mkdir -p "$dir/cache" "$dir/linked" "$dir/victim"
+mkdir -p "$dir/cache" "$dir/linked" "$dir/victim" "$dir/group"
 chmod 777 "$dir/victim"
+chmod 775 "$dir/group"
 echo keep >"$dir/victim/keep"
 ln -s "$dir/victim" "$dir/linked/qmpctl"
-for home in cache linked; do
+for home in cache linked group/cache; do
   code=0
-  XDG_CACHE_HOME="$dir/$home" deno exec qom-list path=/machine >/dev/null 2>"$dir/err" || code=$?
+  XDG_CACHE_HOME="$dir/$home" deno exec qom-list path=/machine >/dev/null 2>"$dir/err" </dev/null || code=$?
   [ "$code" -eq 0 ] || fail "typed exec (cache in $home): exit $code: $(cat "$dir/err")"
 done
-ls "$dir/cache/qmpctl" | grep -q '^schema-' || fail "typed exec wrote no schema cache entry: $(ls -la "$dir/cache/qmpctl" 2>&1)"
+for home in cache group/cache; do
+  ls "$dir/$home/qmpctl" | grep -q '^schema-' || fail "typed exec wrote no schema cache entry: $(ls -la "$dir/$home/qmpctl" 2>&1)"
+done
 [ "$(stat -c %a "$dir/victim")" = 777 ] && [ "$(ls "$dir/victim")" = keep ] ||
   fail "a link planted as the cache directory was followed: $(stat -c %a "$dir/victim") $(ls "$dir/victim")"
 
@@ -134,7 +151,20 @@ kill "$garbage_pid" 2>/dev/null || true
 [ "$code" -eq 0 ] && [ "$printed" = 0 ] ||
   fail "library, a peer sending garbage at once: expected every connect to throw, got exit $code, $printed resolved: $(cat "$dir/err")"
 
+# proxy -- QEMU: QEMU's exit status (0 when it quits on the SIGTERM passed on), not the signal's.
+qmpctl_deno proxy --listen "$dir/shared.sock" -- qemu-system-x86_64 -machine none -nodefaults -display none \
+  2>"$dir/proxy.err" &
+proxy_pid=$!
+code=0
+node_modules/.bin/deno task -q qmpctl -s "$dir/shared.sock" --wait-socket 60s exec query-status >/dev/null || code=$?
+[ "$code" -eq 0 ] || fail "exec through proxy -- QEMU: exit $code: $(cat "$dir/proxy.err")"
+pkill -TERM -f "cli.ts proxy --listen $dir/shared.sock"
+code=0
+wait "$proxy_pid" || code=$?
+[ "$code" -eq 0 ] || fail "proxy -- QEMU sent SIGTERM: expected exit 0 (QEMU's), got $code: $(cat "$dir/proxy.err")"
+
 echo "deno: exec query-status → $out; unknown command → exit 1; closed stdout → exit 0; full disk → exit 74;" \
-  "a permission missing → exit 2 (ssh:// without --allow-run too); a missing ssh named; deno task → $version;" \
-  "schema cache written, a planted link not followed; ga exec → its output and exit 3; the library exits after a silent channel's timeout;" \
+  "a permission missing → exit 2 (ssh:// without --allow-run too); a relative path from another directory;" \
+  "a missing ssh named; deno task → $version; schema cache written (in a group-writable directory too), a planted link not followed;" \
+  "proxy -- QEMU stopped → QEMU's 0; ga exec → its output and exit 3; the library exits after a silent channel's timeout;" \
   "its connect throws when the peer sends garbage at once"
