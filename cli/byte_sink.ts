@@ -173,9 +173,9 @@ async function createTemporary(
     try {
       return { handle: await open(temporary, "wx", 0o600), temporary };
     } catch (error) {
-      const { code, message } = error as { code?: string; message?: string };
+      const { code, message, syscall } = error as { code?: string; message?: string; syscall?: string };
       if (code === "EEXIST" && attempt < 10) continue;
-      throw Object.assign(new Error(String(message ?? code).replaceAll(temporary, path)), { code });
+      throw Object.assign(new Error(String(message ?? code).replaceAll(temporary, path)), { code, syscall });
     }
   }
 }

@@ -12,15 +12,18 @@ const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_00
  */
 export function parseDuration(text: string, option: string): number {
   const trimmed = text.trim();
-  if (trimmed === "inf" || trimmed === "infinity") return 0;
+  const lower = trimmed.toLowerCase();
+  if (lower === "inf" || lower === "infinity") return 0;
   const match = /^((?:\d+(?:\.\d+)?|\.\d+)(?:[eE][+-]?\d+)?)(ms|s|m|h|d)?$/.exec(trimmed);
   if (!match) {
-    throw new UsageError(`${option} '${text}' is not a duration (like 500ms, 30s, 2m or a number of seconds)`);
+    throw new UsageError(
+      `${option} '${text}' is not a duration (like 500ms, 30s, 2m, 1d or a number of seconds; 0 or inf: no bound)`,
+    );
   }
   const ms = Number(match[1]) * UNIT_MS[match[2] ?? "s"];
   // A timer holds 2^31-1 ms; 0 is the way to wait without a bound.
   if (!Number.isFinite(ms) || ms > 2 ** 31 - 1) {
-    throw new UsageError(`${option} '${text}' is too long (at most 596h; 0 for no bound)`);
+    throw new UsageError(`${option} '${text}' is too long (at most 596h; 0 or inf: no bound)`);
   }
   return ms > 0 ? Math.max(1, Math.round(ms)) : 0; // 0.1ms is a bound, not "no bound"
 }

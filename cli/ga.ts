@@ -61,7 +61,8 @@ the guest's file handle is closed on every path (errors, SIGINT, timeout).
 A local directory as DST receives the file under the guest file's name; a
 guest DST ending in / receives it under the local file's name.
 A local file is written beside DST and renamed over it once complete, so a
-copy that fails, times out or is interrupted leaves DST as it was. A new
+copy that fails, times out or is interrupted leaves DST as it was (a guest
+DST is written in place, qemu-ga has no rename: it is left cut short). A new
 file is created 0600 (qemu-ga does not tell the guest file's mode: chmod it
 after); a file that replaces one of your own keeps that one's mode. DST may
 not be a symbolic link to a file, nor a dangling one (exit 2: name the file

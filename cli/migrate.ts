@@ -132,7 +132,8 @@ async function followWith(
 /** What the migration was doing when the bound ran out, and what moves it on when it waits for someone. */
 function timedOut(watch: MigrationWatch): string {
   if (watch.awaitingSource) { // a destination (-incoming) whose source has not connected
-    return "timed out waiting for the source of the incoming migration to connect; QEMU keeps waiting for it";
+    return "timed out waiting for the incoming migration to begin (its source to connect; with -incoming defer, " +
+      "migrate-incoming first); QEMU keeps waiting for it";
   }
   const state = watch.status === "pre-switchover"
     ? "it is paused in QEMU before the switchover (the pause-before-switchover capability: " +

@@ -53,8 +53,8 @@ Examples:
   qmpctl -s vm.sock --wait-socket 10s shell
 
 ${
-    exitStatusHelp(["OK", "USAGE", "CONNECTION", "TIMEOUT"], {
-      OK: "after QEMU's SHUTDOWN event or a client's quit, or on SIGTERM/SIGINT/SIGHUP",
+    exitStatusHelp(["OK", "USAGE", "CONNECTION", "TIMEOUT", "INTERRUPTED"], {
+      OK: "after QEMU's SHUTDOWN event or a client's quit, or on SIGTERM/SIGHUP",
       CONNECTION: "the connection to QEMU failed or was lost otherwise",
     })
   }
@@ -157,6 +157,7 @@ async function runShared(context: CommandContext, settings: Settings, address: s
   const first = await Promise.race([proxy.ended, stop]);
   if (typeof first === "string") {
     await proxy.close();
+    if (first === "SIGINT") return EXIT.INTERRUPTED; // a Ctrl-C ends a shell loop running the proxy too
     if (first !== "timeout") return EXIT.OK;
     writeStderrLine(`qmpctl: proxy: --timeout ${formatDuration(context.global.timeoutMs)} ran out: stopped sharing`);
     return EXIT.TIMEOUT;

@@ -87,6 +87,15 @@ describe("ga cp", () => {
     expect(existsSync(target)).toBe(false);
   });
 
+  test("a local destination in a folder that is not there: exit 2, in words", async () => {
+    writeFileSync(path("source-here"), "x");
+    const result = await cp(`:${path("source-here")}`, "/nonexistent/dir/file");
+    expect(result).toMatchObject({
+      code: 2,
+      stderr: "qmpctl: cannot write /nonexistent/dir/file: no such file or directory (ENOENT)\n",
+    });
+  });
+
   test("a missing local file exits 2 before the guest file is created", async () => {
     const inGuest = path("not-created-in-guest");
     const result = await cp("/nonexistent/local", `:${inGuest}`);

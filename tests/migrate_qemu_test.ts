@@ -219,8 +219,8 @@ describe("exec migrate --wait-migration", () => {
       expect(early).toMatchObject({ // not 4, "none was started", nor a migration that "keeps going"
         code: 124,
         stdout: "",
-        stderr: "qmpctl: timed out waiting for the source of the incoming migration to connect; QEMU keeps " +
-          "waiting for it (--timeout 300ms)\n",
+        stderr: "qmpctl: timed out waiting for the incoming migration to begin (its source to connect; " +
+          "with -incoming defer, migrate-incoming first); QEMU keeps waiting for it (--timeout 300ms)\n",
       });
       const following = startQmpctl(["-s", destination.socket, "migrate", "wait", "--timeout", "30s"]);
       await Bun.sleep(300);

@@ -169,6 +169,7 @@ describe("parseDuration", () => {
     ["1.5e-1s", 150],
     ["inf", 0],
     ["infinity", 0],
+    ["INF", 0],
   ])("%p is %p ms", (text, ms) => {
     expect(parseDuration(text, "--timeout")).toBe(ms);
   });
@@ -177,14 +178,14 @@ describe("parseDuration", () => {
     "%p is not a duration",
     (text) => {
       expect(usageError(() => parseDuration(text, "--timeout"))).toBe(
-        `--timeout '${text}' is not a duration (like 500ms, 30s, 2m or a number of seconds)`,
+        `--timeout '${text}' is not a duration (like 500ms, 30s, 2m, 1d or a number of seconds; 0 or inf: no bound)`,
       );
     },
   );
 
   test("a duration too long for a timer is an error naming the option", () => {
     expect(usageError(() => parseDuration("9999999h", "--connect-timeout"))).toBe(
-      "--connect-timeout '9999999h' is too long (at most 596h; 0 for no bound)",
+      "--connect-timeout '9999999h' is too long (at most 596h; 0 or inf: no bound)",
     );
     expect(parseDuration(`${2 ** 31 - 1}ms`, "--timeout")).toBe(2 ** 31 - 1);
   });

@@ -88,14 +88,14 @@ describe("proxy -s UPSTREAM: how it ends", () => {
     await expectLostWhenKilled(shared, client);
   });
 
-  for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
-    test(`${signal}: exit 0, clients closed, socket file removed, QEMU's monitor free again`, async () => {
+  for (const [signal, status] of [["SIGTERM", 0], ["SIGINT", 130], ["SIGHUP", 0]] as const) {
+    test(`${signal}: exit ${status}, clients closed, socket file removed, QEMU's monitor free again`, async () => {
       const { qemu, proxy, shared } = await sharedQemu();
       const { client } = await negotiatedClient(shared);
       proxy.child.kill(signal);
       await client.closed;
       const result = await proxy.result;
-      expect(result.code).toBe(0);
+      expect(result.code).toBe(status);
       expect(existsSync(shared)).toBe(false);
       expect(await qmpctl(["-s", qemu.socket, "exec", "query-name"])).toMatchObject({ code: 0, stdout: "{}\n" });
     });
