@@ -64,6 +64,8 @@ cannot be run (as env(1)); 3 when it does not connect its monitor within
 
 /** How long a launched QEMU may take to exit after its monitor connection has gone. */
 const QEMU_EXIT_GRACE_MS = 10_000;
+/** How long a launched QEMU whose monitor failed before the proxy could serve it is given to exit by itself. */
+const QEMU_FAILING_START_MS = 2000;
 
 export async function run(context: CommandContext): Promise<number> {
   const listen = context.options.text("listen");
@@ -264,6 +266,15 @@ async function runLaunched(context: CommandContext, settings: Settings, command:
   try {
     proxy = await QmpProxy.start(upstream, settings.listen, proxyOptions(context, settings));
   } catch (error) {
+    // A QEMU that fails as it starts (a bad -device, a disk not there) has connected its monitor and closes it
+    // as it exits, having said why: its exit status is the run's.
+    let grace: ReturnType<typeof setTimeout> | undefined;
+    const status = await Promise.race([
+      qemu.exited,
+      new Promise<undefined>((resolve) => (grace = setTimeout(() => resolve(undefined), QEMU_FAILING_START_MS))),
+    ]);
+    clearTimeout(grace);
+    if (status !== undefined) return timedOut(status);
     qemu.kill("SIGTERM");
     await qemu.exited;
     throw error;

@@ -328,6 +328,13 @@ describe("proxy --listen PATH -- qemu ...: launch mode", () => {
     expect(result.code).toBe(1);
     expect(result.stderr).toContain("qemu-system-x86_64: -no-such-option: invalid option");
   });
+
+  test("QEMU that fails after it connected its monitor (a bad -device): the proxy exits with its status, not 3", async () => {
+    const { proxy } = launch(["-device", "no-such-device"]);
+    const result = await proxy.result;
+    expect(result.stderr).toContain("'no-such-device' is not a valid device model name");
+    expect(result.code).toBe(1);
+  });
 });
 
 test("-s a socket that appears later, with --wait-socket: the proxy waits for QEMU, then serves it", async () => {
