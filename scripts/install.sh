@@ -109,8 +109,8 @@ install -d "$prefix/bin" "$prefix/share/man/man1" "$prefix/share/bash-completion
 # or a noexec PREFIX leaves the old install as it was.
 # Through a temporary file and install -m, so every user's shell can read the
 # completions whatever the installing user's umask (077 would make them 0600).
-new=$prefix/bin/.qmpctl.new.$$
 tmp=$(mktemp -d)
+new=$(mktemp "$prefix/bin/.qmpctl.XXXXXX") # beside the old one, for a rename over it; a name no one could guess
 trap 'rm -rf "$tmp"; rm -f "$new"' EXIT
 install -m 0755 "$binary" "$new"
 for shell in bash zsh fish; do
