@@ -226,8 +226,10 @@ export function localError(error: unknown, what: string): unknown {
   const { code, syscall, message } = error as { code?: unknown; syscall?: unknown; message?: string };
   if (typeof code !== "string") return error;
   // The system's own errors carry the call that failed; qmpctl's refusals (cli/byte_sink.ts) their own words.
-  const words = syscall === undefined ? message : FILE_ERRORS[code] && `${FILE_ERRORS[code]} (${code})`;
-  return new UsageError(`${what}: ${words ?? code}`);
+  if (syscall === undefined) return new UsageError(`${what}: ${message ?? code}`);
+  // Others in the runtime's words, without its repeat of the call and path ("EIO: i/o error, open 'x'").
+  const words = FILE_ERRORS[code] ?? /^[A-Z0-9]+: ([^,]+)/.exec(message ?? "")?.[1];
+  return new UsageError(`${what}: ${words ? `${words} (${code})` : code}`);
 }
 
 /** Regroup a stream's pieces into pieces of at least `size` bytes (the last may be shorter). */

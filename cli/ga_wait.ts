@@ -1,7 +1,6 @@
 /** `qmpctl ga wait`: wait until the guest agent answers. @module */
 import { abortable } from "../lib/abort.ts";
-import { isNotReady } from "../lib/connect_ready.ts";
-import { ConnectTimeoutError, DisconnectedError } from "../lib/errors.ts";
+import { ConnectionError, ConnectTimeoutError, DisconnectedError } from "../lib/errors.ts";
 import { agentAddress, connectAgent } from "./ga_connect.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, warn } from "./session.ts";
@@ -10,6 +9,13 @@ const FIRST_RETRY_MS = 50;
 const LONGEST_RETRY_MS = 1000;
 /** How long the first sync is given before it is sent again; each later one twice as long, up to --connect-timeout. */
 const FIRST_SYNC_MS = 1000;
+
+/** The system's answers that waiting cannot change: the path is no socket, or this user may not open it. */
+const NEVER = ["ENOTSOCK", "EACCES", "EPERM"];
+
+function neverAnAgent(error: Error): boolean {
+  return NEVER.includes((error.cause as { code?: string } | undefined)?.code ?? "");
+}
 
 /**
  * Retry until the agent answers the sync: a socket that is missing or
@@ -31,9 +37,8 @@ export async function run(context: CommandContext): Promise<number> {
       await (await connectAgent(context, syncMs)).close();
       return 0;
     } catch (error) {
-      const retried = isNotReady(error) || error instanceof ConnectTimeoutError || error instanceof DisconnectedError;
-      if (!retried) throw error;
-      if (context.global.verbose) warn(context, `${(error as Error).message}; trying again`);
+      if (!(error instanceof ConnectionError || error instanceof DisconnectedError) || neverAnAgent(error)) throw error;
+      if (context.global.verbose) warn(context, `${error.message}; trying again`);
       if (error instanceof ConnectTimeoutError) syncMs = Math.min(syncMs * 2, longestSync);
     }
     await abortable(new Promise((resolve) => setTimeout(resolve, pause)), context.signal, what);

@@ -782,7 +782,12 @@ export async function spawnPassthrough(command: string[]): Promise<PassthroughCh
     }).spawn(); // throws NotFound (code ENOENT), PermissionDenied (EACCES), NotCapable
     return {
       exited: child.status.then(({ code, signal }) => signal ? bySignal(signal) : code),
-      kill: (signal) => child.kill(signal),
+      kill: (signal) => {
+        try {
+          child.kill(signal);
+        } catch { // it has exited (Deno throws where Bun and Node do nothing): nothing to signal
+        }
+      },
     };
   }
   const { spawn } = await import("node:child_process");

@@ -1,6 +1,6 @@
 /** `qmpctl proxy -s UPSTREAM --listen PATH` and `qmpctl proxy --listen PATH -- qemu-system-... ARGS`. @module */
 import { parseAddress } from "../lib/address.ts";
-import { ConnectionError, DisconnectedError } from "../lib/errors.ts";
+import { ConnectionError, DisconnectedError, GreetingError } from "../lib/errors.ts";
 import { retryWhileNotReady } from "../lib/connect_ready.ts";
 import { type ProxyOptions, QmpProxy } from "../lib/proxy/proxy.ts";
 import { Upstream } from "../lib/proxy/upstream.ts";
@@ -148,6 +148,15 @@ function stopRequested(context: CommandContext): Promise<"SIGINT" | FatalSignal 
   });
 }
 
+/** The child's exit status if it exits within `ms`, else undefined (it is left running). */
+async function exitedWithin(child: PassthroughChild, ms: number): Promise<number | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
+  const status = await Promise.race([child.exited, late]);
+  clearTimeout(timer);
+  return status;
+}
+
 /** Share the monitor at `address` until QEMU goes away or a signal stops the proxy. */
 async function runShared(context: CommandContext, settings: Settings, address: string): Promise<number> {
   const share = () => QmpProxy.share(address, settings.listen, proxyOptions(context, settings));
@@ -268,12 +277,8 @@ async function runLaunched(context: CommandContext, settings: Settings, command:
   } catch (error) {
     // A QEMU that fails as it starts (a bad -device, a disk not there) has connected its monitor and closes it
     // as it exits, having said why: its exit status is the run's.
-    let grace: ReturnType<typeof setTimeout> | undefined;
-    const status = await Promise.race([
-      qemu.exited,
-      new Promise<undefined>((resolve) => (grace = setTimeout(() => resolve(undefined), QEMU_FAILING_START_MS))),
-    ]);
-    clearTimeout(grace);
+    const closedByQemu = error instanceof DisconnectedError || error instanceof GreetingError;
+    const status = closedByQemu ? await exitedWithin(qemu, QEMU_FAILING_START_MS) : undefined;
     if (status !== undefined) return timedOut(status);
     qemu.kill("SIGTERM");
     await qemu.exited;

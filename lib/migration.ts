@@ -52,6 +52,9 @@ export const MIGRATION_COMMANDS = [
 /** The states in which a migration has ended. */
 export const MIGRATION_END_STATES = ["completed", "failed", "cancelled"];
 
+/** How long the events read before a close may take to come out of the subscription's queue. */
+const CLOSED_EVENTS_MS = 100;
+
 /** Why a destination's connection closes when its migration ends badly: QEMU's incoming side exits on failure. */
 export const DESTINATION_EXITS = "a destination QEMU exits when its incoming migration fails";
 
@@ -165,7 +168,8 @@ export class MigrationWatch {
    */
   async #endBeforeClose(turns: EventTurns, closed: DisconnectedError): Promise<MigrationInfo> {
     for (;;) {
-      const turn = await turns.next(undefined, undefined, "the events before the close").catch(() => []);
+      // Those events are queued already (the client offers them before it closes): a short tick bounds the read.
+      const turn = await turns.next(CLOSED_EVENTS_MS, undefined, "the events before the close").catch(() => []);
       if (turn === "tick" || turn.length === 0) break;
       this.#read(turn);
     }

@@ -69,5 +69,6 @@ else
   echo "built $out ($(du -h "$out" | cut -f1))"
 fi
 # Bun 1.4.5 leaves a cross-built darwin-x64 binary with the runtime's own
-# signature, which no longer holds: macOS would kill it at launch.
-case "${target[1]:-}" in bun-darwin-*) node_modules/.bin/bun scripts/macho_sign.ts sign "$out" ;; esac
+# signature, which no longer holds: macOS would kill it at launch. (Its
+# darwin-arm64 signature holds: release_check.sh checks it, untouched.)
+[ "${target[1]:-}" != bun-darwin-x64 ] || node_modules/.bin/bun scripts/macho_sign.ts sign "$out"

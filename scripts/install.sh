@@ -109,16 +109,24 @@ install -d "$prefix/bin" "$prefix/share/man/man1" "$prefix/share/bash-completion
 # or a noexec PREFIX leaves the old install as it was.
 # Through a temporary file and install -m, so every user's shell can read the
 # completions whatever the installing user's umask (077 would make them 0600).
-tmp=$(mktemp -d)
-new=$(mktemp "$prefix/bin/.qmpctl.XXXXXX") # beside the old one, for a rename over it; a name no one could guess
+tmp="" new=""
 trap 'rm -rf "$tmp"; rm -f "$new"' EXIT
+trap 'exit 130' INT # dash runs the EXIT trap on exit, not on death by a signal
+trap 'exit 143' TERM HUP
+tmp=$(mktemp -d)
+# Beside the old one, for a rename over it; a name no one could guess.
+if ! new=$(mktemp "$prefix/bin/.qmpctl.XXXXXX" 2>/dev/null); then
+  echo "install.sh: cannot write in $prefix/bin (run it as a user who may, or give another PREFIX)" >&2
+  exit 1
+fi
 install -m 0755 "$binary" "$new"
 for shell in bash zsh fish; do
   status=0
   "$new" completions $shell >"$tmp/$shell" 2>"$tmp/errors" || status=$?
   if [ $status -ne 0 ]; then
     why=$(head -n 1 "$tmp/errors")
-    echo "install.sh: $binary does not run here (exit status $status${why:+: $why}): nothing installed" >&2
+    echo "install.sh: $binary, copied to $prefix/bin, does not run there (exit status $status${why:+: $why}):" \
+      "nothing installed" >&2
     exit 1
   fi
 done

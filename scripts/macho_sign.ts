@@ -11,7 +11,7 @@
  *                                                        gives its bytes (Bun's signer's)
  */
 import { createHash } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 
 const MH_MAGIC_64 = 0xfeedfacf;
 const LC_SEGMENT_64 = 0x19;
@@ -115,8 +115,8 @@ function signed(original: Buffer, identifier: string): Buffer {
   const linkeditFileSize = binary.length - linkeditFileOffset;
   binary.writeBigUInt64LE(BigInt(linkeditFileSize), layout.linkedit + 48);
   const vmSize = Number(binary.readBigUInt64LE(layout.linkedit + 32));
-  if (vmSize < linkeditFileSize) {
-    binary.writeBigUInt64LE(BigInt(Math.ceil(linkeditFileSize / PAGE) * PAGE), layout.linkedit + 32);
+  if (vmSize < linkeditFileSize) { // in 16 KiB pages, arm64's (a multiple of x86-64's 4 KiB)
+    binary.writeBigUInt64LE(BigInt(Math.ceil(linkeditFileSize / 16384) * 16384), layout.linkedit + 32);
   }
   signature(binary, { ...layout, signatureSize: size }, identifier).copy(binary, layout.signatureOffset);
   return binary;
@@ -131,6 +131,9 @@ function signatureFault(binary: Buffer): string | null {
   for (let i = 0; i < blobs; i++) {
     if (binary.readUInt32BE(at + 12 + i * 8) !== 0) continue;
     const directory = at + binary.readUInt32BE(at + 16 + i * 8);
+    if (binary.readUInt8(directory + 37) !== SHA256 || binary.readUInt8(directory + 39) !== PAGE_SHIFT) {
+      throw new Error("its CodeDirectory is not of SHA-256 hashes of 4 KiB pages: not one this script can check");
+    }
     const codeLimit = binary.readUInt32BE(directory + 32);
     if (codeLimit !== at) return `it covers ${codeLimit} bytes, not the ${at} before the signature`;
     const hashOffset = directory + binary.readUInt32BE(directory + 16);
@@ -157,7 +160,9 @@ if (verb === "sign" && (files.length === 1 || files.length === 2)) {
   const binary = readFileSync(file);
   const fault = signatureFault(binary);
   if (fault) {
-    writeFileSync(file, signed(binary, identifier));
+    // A new file renamed over the old: macOS keeps what it learnt of a file's signature with the file.
+    writeFileSync(`${file}.signing`, signed(binary, identifier), { mode: statSync(file).mode });
+    renameSync(`${file}.signing`, file);
     console.log(`${file}: signed ad hoc (its signature did not hold: ${fault})`);
   }
 } else if (verb === "check" && files.length > 0) {

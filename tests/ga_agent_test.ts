@@ -413,6 +413,13 @@ describe("ga wait", () => {
     }
   });
 
+  test("an ssh:// agent whose ssh fails (the host not up yet) is tried again until --timeout, not given up at once", async () => {
+    const result = await qmpctl(["-s", "ssh://vm-host/run/vm1.ga", "ga", "wait", "--timeout", "1s"], {
+      env: { QMPCTL_SSH_COMMAND: "false" },
+    });
+    expect(result).toMatchObject({ code: 124, stdout: "" });
+  });
+
   test("retries an agent that stays silent, until --timeout", async () => {
     const silent = fakeAgent(() => {});
     try {

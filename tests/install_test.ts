@@ -298,7 +298,10 @@ describe("sh install.sh from a release folder, as the README downloads it", () =
     rmSync(join(release.folder, "SHA256SUMS"));
     const result = release.install();
     expect(result.stderr).toMatch(
-      new RegExp(`^install\\.sh: ${binary} does not run here \\(exit status \\d+[^\\n]*\\): nothing installed\\n$`),
+      new RegExp(
+        `^install\\.sh: ${binary}, copied to ${release.prefix}/bin, does not run there \\(exit status \\d+[^\\n]*\\): ` +
+          "nothing installed\\n$",
+      ),
     );
     expect(result.code).toBe(1);
     expect(run([join(release.prefix, "bin/qmpctl"), "--version"]).stdout).toBe(run([QMPCTL, "--version"]).stdout);

@@ -16,7 +16,8 @@ export interface RunningProxy {
   stderr(): string;
   /** Resolves once stderr has a line matching `pattern` (bounded by `timeoutMs`). */
   stderrLine(pattern: RegExp, timeoutMs?: number): Promise<string>;
-  result: Promise<{ code: number; stderr: string; stdout: string }>;
+  /** Its exit status (128 + N for signal N, as a shell says) and the signal it died of, if one. */
+  result: Promise<{ code: number; signal: ReturnType<typeof Bun.spawn>["signalCode"]; stderr: string; stdout: string }>;
 }
 
 /** Start `qmpctl proxy ARGS` (`env` added to this process's); it is killed after `killAfterMs` at the latest. */
@@ -63,7 +64,7 @@ export function startProxy(args: string[], killAfterMs = 300_000, env: Record<st
   const result = Promise.all([new Response(child.stdout as ReadableStream).text(), stderrDone, child.exited]).then(
     ([stdout, stderr, code]) => {
       clearTimeout(killer);
-      return { code, stderr, stdout };
+      return { code, signal: child.signalCode, stderr, stdout };
     },
   );
   void result.then(() => {
