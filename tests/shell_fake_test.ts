@@ -57,6 +57,39 @@ describe("qmpctl shell against a fake server", () => {
   });
 });
 
+test("Ctrl-C also drops what was typed while the command waited, as a terminal's own Ctrl-C does", async () => {
+  const server = fakeServer(async (connection) => {
+    await connection.handshake();
+    connection.reply(await connection.nextRequest(), { name: "slow" }); // query-name
+    await connection.nextRequest(); // never answered
+    const next = await connection.nextRequest();
+    connection.reply(next, { status: "running", running: true });
+  });
+  const terminal = await startTerminal([QMPCTL, "shell", "-s", server.path], { env: ENV() });
+  try {
+    await terminal.waitForLastLine("(slow)");
+    await terminal.type("query-hang");
+    await terminal.press("Enter");
+    await terminal.waitFor("the request to reach the server", () => server.requests.length === 3);
+    await terminal.type("stop"); // typed ahead, unseen, while the reply is awaited
+    await terminal.press("Enter");
+    await terminal.press("C-c");
+    await terminal.waitForLastLine("(slow)");
+    await terminal.type("query-status");
+    await terminal.press("Enter");
+    await terminal.waitFor("the status", (s) => s.at(-2) === '{"status":"running","running":true}');
+    expect(server.requests.map((request) => request.execute)).toEqual([
+      "qmp_capabilities",
+      "query-name",
+      "query-hang",
+      "query-status",
+    ]);
+  } finally {
+    await terminal.close();
+    server.stop();
+  }
+});
+
 describe("qmpctl shell: text from QEMU reaches the terminal as text", () => {
   // Each would act on a terminal: recolour, clear the screen, set the title, write the clipboard (OSC 52),
   // return to the start of the line, and a C1 CSI (U+009B) that some terminals obey.

@@ -203,6 +203,16 @@ describe("qmpctl shell with piped stdin", () => {
     expect(await qemu.control.execute("query-name")).toEqual({ name: "vm1" });
   });
 
+  test("quit or exit with a word after it is a slip, not a way out: an error line, and the shell goes on", async () => {
+    const { code, stdout } = await shell("quit now\nexit 0\nquery-name\n");
+    expect(stdout.trim().split("\n").map((line) => JSON.parse(line))).toEqual([
+      { error: { class: "UsageError", desc: "usage: quit (no words)" } },
+      { error: { class: "UsageError", desc: "usage: exit (no words)" } },
+      { return: { name: "vm1" } },
+    ]);
+    expect(code).toBe(1); // lines failed, as any failed line makes it
+  });
+
   test("--hmp: each line's text as a JSON string; cpu N is local", async () => {
     const { code, stdout } = await shell("info status\ncpu 3\nhelp info\n", ["--hmp"]);
     const lines = stdout.trim().split("\n").map((line) => JSON.parse(line));

@@ -57,6 +57,10 @@ describe("qmpctl shell on a terminal", () => {
       await terminal.press("Tab");
       const screen = await terminal.waitFor("the candidates", (s) => s.length >= 3 && s.at(-1) === "(vm1) query-stat");
       expect(screen.at(-2)!.split(/\s+/)).toEqual(["query-stats", "query-stats-schemas", "query-status"]);
+      await terminal.press("Tab"); // again, as a bash habit: the bell, not the same list twice
+      await Bun.sleep(300);
+      const after = await terminal.screen();
+      expect(after.filter((line) => line.startsWith("query-stats "))).toHaveLength(1);
       await terminal.type("u");
       await terminal.press("Tab");
       await terminal.waitForLastLine("(vm1) query-status");

@@ -105,8 +105,8 @@ export class ShellContext {
     if (!this.shellWords) return undefined;
     switch (words[0]) {
       case "quit":
-      case "exit":
-        return { kind: "quit" };
+      case "exit": // a word after it is a slip, not a reason to leave
+        return words.length === 1 ? { kind: "quit" } : localError(new UsageError(`usage: ${words[0]} (no words)`));
       case "events":
         if (words.length === 1) return { kind: "note", text: `events are ${this.eventsOn ? "on" : "off"}` };
         if (words.length === 2 && (words[1] === "on" || words[1] === "off")) {

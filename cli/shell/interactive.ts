@@ -66,6 +66,8 @@ export async function runInteractive(options: InteractiveOptions): Promise<numbe
   /** `promise`, unless the connection is lost or the signal aborts first. */
   const race = <T>(promise: Promise<T>): Promise<T> => Promise.race([promise, ended]);
 
+  /** The text before the cursor whose completions the last key, a TAB, listed (a TAB again lists nothing new). */
+  let listedFor: string | undefined;
   terminal.open();
   const stopResizing = terminal.onResize(() => screen.resized());
   // Ctrl-Z: the line is left as typed (^Z after it) for the shell that takes the terminal; after fg, drawn again.
@@ -79,7 +81,9 @@ export async function runInteractive(options: InteractiveOptions): Promise<numbe
     draw();
     for (;;) {
       const key = await race(terminal.nextKey());
-      switch (editor.key(key)) {
+      const action = editor.key(key);
+      if (action !== "complete") listedFor = undefined;
+      switch (action) {
         case undefined:
           draw();
           break;
@@ -161,6 +165,7 @@ export async function runInteractive(options: InteractiveOptions): Promise<numbe
   /** TAB. Its wait for QEMU ends at Ctrl-C or after COMPLETION_WAIT_MS (a stopped QEMU), with the bell. */
   async function complete(): Promise<void> {
     const before = editor.beforeCursor;
+    if (listedFor === before) return void terminal.write("\x07"); // a second TAB (a bash habit): listed already
     const stop = new AbortController();
     terminal.onInterrupt(() => stop.abort(new Error("interrupted")));
     let result: TabResult = { kind: "none" };
@@ -176,8 +181,10 @@ export async function runInteractive(options: InteractiveOptions): Promise<numbe
       terminal.onInterrupt(undefined);
     }
     if (result.kind === "replace") editor.replaceBeforeCursor(result.count, result.text);
-    else if (result.kind === "list") screen.print(formatColumns(result.candidates, terminal.columns));
-    else terminal.write("\x07"); // nothing to complete: ring the bell
+    else if (result.kind === "list") {
+      screen.print(formatColumns(result.candidates, terminal.columns));
+      listedFor = before;
+    } else terminal.write("\x07"); // nothing to complete: ring the bell
     draw();
   }
 }

@@ -32,7 +32,9 @@ ${
   ], 3)
 }
 Keys: TAB completes commands, arguments and enum values; Up/Down walk the
-history; Ctrl-C clears the line (and drops a transaction at an empty TRANS>).`;
+history; Ctrl-C clears the line (and drops a transaction at an empty TRANS>);
+editing as readline's defaults: Ctrl-A/E/B/F/D/K/U/W/L/N/P, Alt-B/F/Backspace,
+Home/End (no Ctrl-R search, no Ctrl-Y yank).`;
 
 const LOCAL_WORDS = ["events", "exit", "help", "quit", "transaction("];
 

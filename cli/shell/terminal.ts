@@ -49,8 +49,10 @@ export class Terminal {
     }
     for (const key of keys) {
       if (key.name === "suspend") this.#suspend();
-      else if (key.name === "interrupt" && this.#onInterrupt) this.#onInterrupt();
-      else if (this.#waiter) {
+      else if (key.name === "interrupt" && this.#onInterrupt) {
+        this.#keys.length = 0; // what was typed while waiting goes too, as a terminal's own Ctrl-C flushes it
+        this.#onInterrupt();
+      } else if (this.#waiter) {
         const waiter = this.#waiter;
         this.#waiter = undefined;
         waiter(key);
