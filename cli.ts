@@ -138,13 +138,15 @@ async function main(): Promise<number> {
   };
   try {
     // Several targets (-s repeated or a glob): the runner is loaded only then.
+    const unmatched = new Map<string, Error>(); // globs that match nothing, beside other targets
     const several = (sockets.length > 1 || isGlob(sockets[0] ?? "")) &&
-      await (await import("./cli/fanout.ts")).expandTargets(sockets, waitSocketMs, context.signal);
+      await (await import("./cli/fanout.ts")).expandTargets(sockets, waitSocketMs, context.signal, unmatched);
     // A command of one target takes a glob that matches one socket (or one -s given twice) as that socket.
     if (several && !entry.fanout) {
+      if (unmatched.size > 0) throw unmatched.values().next().value;
       if (several.length > 1) throw new UsageError(`${name} takes one target (-s gave ${several.length} sockets)`);
       context.global.socket = several[0];
-    } else if (several) return await runOnSeveral(entry, module, context, several);
+    } else if (several) return await runOnSeveral(entry, module, context, several, unmatched);
     return await module.run(context);
   } catch (error) {
     if (error instanceof TimeoutError) error.message += ` (--timeout ${formatDuration(timeoutMs)})`;
@@ -210,11 +212,12 @@ async function runOnSeveral(
   module: CommandModule,
   context: CommandContext,
   targets: string[],
+  failed: ReadonlyMap<string, Error>,
 ): Promise<number> {
   const fanout = await import("./cli/fanout.ts");
   const jobs = entry.fanout === "all" ? targets.length : fanout.readJobs(context.options, fanout.DEFAULT_JOBS);
   await module.prepareTargets?.(context);
-  return await fanout.runOnEach(context, targets, module.run, { jobs, statusOf });
+  return await fanout.runOnEach(context, targets, module.run, { jobs, statusOf, failed });
 }
 
 /**

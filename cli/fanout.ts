@@ -40,13 +40,17 @@ export function isGlob(address: string): boolean {
  * The targets `-s` names, in order, each glob's matches sorted, each address
  * once; undefined when it names one plain address (the single-target output).
  * A glob that matches nothing yet is looked at again for `waitMs`
- * (--wait-socket: the VMs may be starting).
+ * (--wait-socket: the VMs may be starting). Given `unmatched`, a glob that
+ * matches nothing beside other targets stays a target of its own, its error
+ * kept there, so that the others still run (a site with no VM must not stop
+ * the rest); alone, or without `unmatched`, it is thrown.
  * @throws {ConnectionError} for a glob that matches no socket
  */
 export async function expandTargets(
   sockets: readonly string[],
   waitMs = 0,
   signal?: AbortSignal,
+  unmatched?: Map<string, Error>,
 ): Promise<string[] | undefined> {
   if (sockets.length === 1 && !isGlob(sockets[0])) return undefined;
   const targets: string[] = [];
@@ -66,8 +70,15 @@ export async function expandTargets(
       const hint = bracketsNoGlobHint(socket); // a user who wrote [12] meant a glob
       throw new ConnectionError(`no socket matches ${socket}${hint}`, { cause: { code: "ENOENT" } }); // not there yet
     };
-    targets.push(...await retryWhileNotReady(matching, waitMs, signal));
+    try {
+      targets.push(...await retryWhileNotReady(matching, waitMs, signal));
+    } catch (error) {
+      if (!unmatched || sockets.length === 1 || !(error instanceof ConnectionError)) throw error;
+      unmatched.set(socket, error);
+      targets.push(socket);
+    }
   }
+  if (unmatched && unmatched.size === targets.length) throw unmatched.values().next().value; // nothing to run
   // Each target once, however it is spelled: QEMU serves one client at a time, so a second connection would wait on the first.
   const keys = await Promise.all(targets.map(targetKey));
   const byKey = new Map<string, string>();
@@ -107,6 +118,8 @@ export function readJobs(options: ParsedOptions, fallback: number): number {
 export interface FanoutOptions {
   /** How many targets run at once. */
   jobs: number;
+  /** Targets that failed before they ran (a glob that matched nothing: expandTargets), with why. */
+  failed?: ReadonlyMap<string, Error>;
   /**
    * The exit status an error means (the CLI's one table); undefined for an
    * error that is not a target's own (a bug): it ends the whole run.
@@ -154,6 +167,8 @@ export async function runOnEach(
     }
     if (context.signal.aborted) return EXIT.INTERRUPTED; // SIGINT before its turn: nothing done, nothing to say
     try {
+      const failed = options.failed?.get(address);
+      if (failed) throw failed;
       return await run(own);
     } catch (error) {
       const status = options.statusOf(error);

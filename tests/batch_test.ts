@@ -61,6 +61,19 @@ describe("qmpctl batch against QEMU", () => {
     expect(code).toBe(1);
   });
 
+  test("lines may repeat an id, or use one like qmpctl's own: every line returns, with its id (QEMU takes both)", async () => {
+    const input = '{"execute": "query-name", "id": "setup"}\n'.repeat(300) +
+      '{"execute": "query-name", "id": "qmpctl-2"}\nqom-get path=/machine property=type\n';
+    const { code, stdout } = await qmpctl(["-s", qemu.socket, "batch"], { stdin: input });
+    const lines = stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+    expect(lines).toEqual([
+      ...Array(300).fill({ return: { name: "vm1" }, id: "setup" }),
+      { return: { name: "vm1" }, id: "qmpctl-2" },
+      { return: "none-machine" },
+    ]);
+    expect(code).toBe(0);
+  });
+
   test("quit, exit, help and events are lines for QEMU, not the shell's words: every line gets its result", async () => {
     const own = await startQemu();
     try {

@@ -262,6 +262,19 @@ describe("several targets over real QEMUs", () => {
     });
   });
 
+  test("a glob that matches nothing beside other targets: they still run, it gets its failure line, exit 3", async () => {
+    const nothing = join(fleet, "*.nothing");
+    const result = await qmpctl(["-s", socketOf(4), "-s", nothing, "exec", "query-name"]);
+    expect(lines(result.stdout).sort(bySocket)).toEqual([
+      { socket: nothing, failure: `no socket matches ${nothing}` },
+      { socket: socketOf(4), return: { name: name(4) } },
+    ].sort(bySocket));
+    expect(result.stderr).toBe(`qmpctl: no socket matches ${nothing}\n`);
+    expect(result.code).toBe(3);
+    const shell = await qmpctl(["-s", socketOf(4), "-s", nothing, "shell"], { stdin: "query-name\n" });
+    expect(shell).toMatchObject({ code: 3, stdout: "", stderr: `qmpctl: no socket matches ${nothing}\n` });
+  });
+
   test("a glob that matches nothing: exit 3, saying so; shell takes one target: exit 2", async () => {
     const none = await qmpctl(["-s", join(fleet, "*.nothing"), "exec", "query-name"]);
     expect(none).toMatchObject({

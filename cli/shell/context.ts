@@ -77,14 +77,15 @@ export class ShellContext {
   ): Promise<Outcome> {
     const message: Record<string, unknown> = { [options.oob ? "exec-oob" : "execute"]: command };
     if (args !== undefined) message.arguments = args;
-    if (options.id !== undefined) message.id = options.id;
     this.onSend?.(message);
     this.commandsSent++;
     if (command === "quit") this.quitSent = true;
     try {
-      // Piped lines go without ids, answered in order (less for QEMU to parse); an id the line gives is kept.
+      // Piped lines go without ids, answered in order (less for QEMU to parse). An id the line gives is not
+      // sent but put on its result line, as QEMU would echo it: lines may then repeat an id, or take one
+      // the client gives its own requests, without a clash between replies awaited at once.
       const perCommand = this.signalPerCommand ? { signal } : { inOrder: true };
-      const value = await this.client.execute(command, args, { ...options, ...perCommand });
+      const value = await this.client.execute(command, args, { oob: options.oob, ...perCommand });
       if (command === "quit") this.quitAnswered = true;
       return { kind: "return", value, ...idOf(options) };
     } catch (error) {
