@@ -2,6 +2,7 @@
 import { exitStatusHelp } from "./exit_status.ts";
 import { DisconnectedError, TimeoutError } from "../lib/errors.ts";
 import { awaitedTimeout, checkEventWait, printEvents, readEventWait, subscribe } from "./event_output.ts";
+import { stdoutReaderGoneSignal } from "./io.ts";
 import { type CommandContext, withClient } from "./session.ts";
 import type { EventSubscription } from "../lib/events.ts";
 
@@ -34,8 +35,11 @@ ${
     })
   }`;
 
-export async function run(context: CommandContext): Promise<number> {
-  const wait = readEventWait(context, context.words, Infinity);
+export async function run(outer: CommandContext): Promise<number> {
+  const wait = readEventWait(outer, outer.words, Infinity);
+  // A reader that leaves (| head -1) ends the stream within a second, not at the next event's write.
+  const readerGone = await stdoutReaderGoneSignal();
+  const context = { ...outer, signal: AbortSignal.any([outer.signal, readerGone]) };
   // Subscribed before negotiation ends: events in the same read as its reply count too.
   let subscription!: EventSubscription;
   return await withClient(context, async (client) => {
@@ -50,5 +54,7 @@ export async function run(context: CommandContext): Promise<number> {
       );
     }
     return 0;
-  }, { subscribe: (c) => (subscription = subscribe(c, wait, context.signal)) });
+  }, { subscribe: (c) => (subscription = subscribe(c, wait, context.signal)) }).catch((error) => {
+    throw readerGone.aborted ? readerGone.reason : error; // a BrokenPipeError: status 0, quietly
+  });
 }

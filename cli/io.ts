@@ -548,6 +548,56 @@ export function onInterrupt(handler: () => void): void {
   });
 }
 
+/** The part of bun:ffi that `stdoutReaderGoneSignal` calls (typed here: Deno's type-check has no Bun types). */
+interface BunFfi {
+  dlopen(path: string, symbols: Record<string, { args: string[]; returns: string }>): {
+    symbols: { poll(fds: unknown, count: number, timeoutMs: number): number };
+  };
+  ptr(view: ArrayBufferView): unknown;
+}
+
+const POLLERR = 0x8; // Linux and macOS alike
+
+let readerGone: AbortSignal | undefined;
+
+/**
+ * A signal aborted (with a BrokenPipeError) once the reader of a stdout pipe
+ * has gone, looked at every second: poll(2) says POLLERR for a pipe whose
+ * reading end is closed, as `tail -f` looks. A stream that waits for events
+ * would otherwise learn it only at its next write, holding the monitor until
+ * the next event (`qmpctl events | head -1`). Never aborted where the
+ * runtime cannot look (Deno: no FFI granted) or stdout is no pipe.
+ */
+export async function stdoutReaderGoneSignal(): Promise<AbortSignal> {
+  if (readerGone) return readerGone;
+  const controller = new AbortController();
+  readerGone = controller.signal;
+  if (!bun) return readerGone;
+  let poll: (fds: unknown, count: number, timeoutMs: number) => number;
+  let ptr: BunFfi["ptr"];
+  try {
+    const specifier = "bun:ffi"; // not a literal: Deno's type-check cannot resolve it
+    const ffi = await import(specifier) as BunFfi;
+    const libc = ffi.dlopen(process.platform === "darwin" ? "libSystem.B.dylib" : "libc.so.6", {
+      poll: { args: ["ptr", "u64", "i32"], returns: "i32" },
+    });
+    poll = libc.symbols.poll;
+    ptr = ffi.ptr;
+  } catch {
+    return readerGone; // no libc to ask: the next write tells, as before
+  }
+  const pollfd = new DataView(new ArrayBuffer(8)); // struct pollfd { int fd; short events; short revents; }
+  const timer = setInterval(() => {
+    pollfd.setInt32(0, 1, true);
+    pollfd.setInt32(4, 0, true); // no events asked: POLLERR comes all the same
+    if (poll(ptr(pollfd), 1, 0) <= 0 || (pollfd.getInt16(6, true) & POLLERR) === 0) return;
+    clearInterval(timer);
+    controller.abort(new BrokenPipeError("the reader of stdout has gone"));
+  }, 1000);
+  timer.unref(); // never what keeps the process alive
+  return readerGone;
+}
+
 /**
  * A signal aborted once this process's parent is gone (it was given another,
  * as an orphan), looked at every second: for a process its runner may be

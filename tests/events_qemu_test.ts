@@ -229,6 +229,25 @@ describe("on a running QEMU (-machine none)", () => {
     expect(await listener.result).toMatchObject({ code: 130, stdout: "", stderr: "" });
   });
 
+  test(
+    "events | head -1: once head has left, qmpctl ends within seconds, status 0, though no event comes after",
+    async () => {
+      const script = `"$0" -s "$1" events --timeout 25s | head -1; echo "status \${PIPESTATUS[0]}"`;
+      const started = performance.now();
+      const pipeline = Bun.spawn(["bash", "-c", script, QMPCTL, qemu.socket], { stdout: "pipe", stderr: "pipe" });
+      await Bun.sleep(1000); // connected and listening
+      await qemu.control.execute("stop");
+      try {
+        const stdout = await new Response(pipeline.stdout).text();
+        expect(stdout).toMatch(/^\{"timestamp":\{[^\n]*"event":"STOP"\}\nstatus 0\n$/);
+        expect(performance.now() - started).toBeLessThan(10_000); // not the 25 s of --timeout
+      } finally {
+        await qemu.control.execute("cont");
+      }
+    },
+    40_000,
+  );
+
   test("Ctrl-C stops a shell loop that runs qmpctl: it dies of SIGINT, as the shell expects, not a plain exit 130", async () => {
     // A terminal's Ctrl-C goes to the whole process group: the shell and qmpctl.
     const script =
