@@ -3,7 +3,7 @@ import { exitStatusHelp } from "./exit_status.ts";
 import { DisconnectedError, TimeoutError } from "../lib/errors.ts";
 import { awaitedTimeout, checkEventWait, printEvents, readEventWait, subscribe } from "./event_output.ts";
 import { stdoutReaderGoneSignal } from "./io.ts";
-import { type CommandContext, withClient } from "./session.ts";
+import { type CommandContext, warn, withClient } from "./session.ts";
 import type { EventSubscription } from "../lib/events.ts";
 
 export const help = (): string =>
@@ -11,8 +11,9 @@ export const help = (): string =>
 
 Print every event QEMU sends as it arrives, as QEMU sent it (event, data,
 timestamp), one JSON line each (NDJSON). It ends with status 0 when the
-connection ends, after --count N events, when --timeout has passed, or when
-the reader closes the pipe; with --count, the N events are awaited as by
+connection ends (of several sockets, each one that ends is said on stderr),
+after --count N events, when --timeout has passed, or when the reader
+closes the pipe; with --count, the N events are awaited as by
 wait-event: a connection that ends before they came is status 3, and so is
 one cut in the middle of a message, and a --timeout that passes first is
 status 124. NAME (exact or a glob such as BLOCK_JOB_*) and --match
@@ -53,6 +54,8 @@ export async function run(outer: CommandContext): Promise<number> {
         `${client.address.text} closed the connection after ${printed} of ${wait.count} events (${wait.what})`,
       );
     }
+    // One of several: the others' events go on, and a log of them would not show that this one's stopped.
+    if (error === undefined && context.target) warn(context, "closed the connection: its events end here");
     return 0;
   }, { subscribe: (c) => (subscription = subscribe(c, wait, context.signal)) }).catch((error) => {
     throw readerGone.aborted ? readerGone.reason : error; // a BrokenPipeError: status 0, quietly

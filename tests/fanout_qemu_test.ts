@@ -225,6 +225,24 @@ describe("several targets over real QEMUs", () => {
     for (const i of three) await vms[i].control.execute("cont");
   });
 
+  test("events on several VMs: one whose monitor closes is said on stderr; the others' events go on, exit 0", async () => {
+    const closing = fakeServer(async (connection) => {
+      await connection.handshake();
+      await Bun.sleep(300);
+      connection.close();
+    });
+    try {
+      const result = await qmpctl(["-s", socketOf(7), "-s", closing.path, "events", "--timeout", "1s"]);
+      expect(result).toMatchObject({
+        code: 0,
+        stdout: "",
+        stderr: `qmpctl: ${closing.path}: closed the connection: its events end here\n`,
+      });
+    } finally {
+      closing.stop();
+    }
+  });
+
   test("batch on several VMs: each runs every line, labelled", async () => {
     const { code, stdout } = await qmpctl(["-s", socketOf(11), "-s", socketOf(12), "batch"], {
       stdin: "query-name\nno-such-command\n",

@@ -6,6 +6,7 @@
  */
 import { didYouMean } from "../closest.ts";
 import { ArgumentError } from "../errors.ts";
+import { bracketsNoGlobHint } from "../glob.ts";
 import { eventMatcher, isGlob } from "../events.ts";
 import { isArrayIndex, type KeyValueWord } from "../args.ts";
 import { isJsonObject, isRawNumber } from "../exact_json.ts";
@@ -79,7 +80,8 @@ export class Schema {
         continue;
       }
       const what = isGlob(name) ? `no event matches '${name}'` : `unknown event '${name}'`;
-      throw new ArgumentError(`${what}${didYouMean(name.replace(/[*?]/g, ""), known)}`);
+      const hint = bracketsNoGlobHint(name) || didYouMean(name.replace(/[*?]/g, ""), known);
+      throw new ArgumentError(`${what}${hint}`);
     }
   }
 
