@@ -32,6 +32,7 @@ import {
   exit,
   onInterrupt,
   OutputError,
+  sigintIgnoredAtStart,
   writeStderrLine,
   writeStdout,
 } from "./cli/io.ts";
@@ -120,7 +121,7 @@ async function main(): Promise<number> {
   if (sockets.length === 0) await checkedEnv(name === "ga" ? "QMPCTL_GA_SOCKET" : "QMPCTL_SOCKET");
   if (timeoutMs > 0) boundStdoutWrites();
   const interrupt = new AbortController();
-  onInterrupt(() => interrupt.abort(new Error("interrupted")));
+  if (!(entry.waits && await sigintIgnoredAtStart())) onInterrupt(() => interrupt.abort(new Error("interrupted")));
   const context: CommandContext = {
     words: rest,
     options,

@@ -537,6 +537,24 @@ async function procWords(path: string): Promise<Uint8Array[] | undefined> {
   return words;
 }
 
+/**
+ * Whether SIGINT was set to be ignored when qmpctl started (a shell ignores
+ * it for a script's background jobs), by /proc/self/status's SigIgn mask;
+ * false where that cannot be read. Asked before `onInterrupt`, which
+ * replaces the disposition.
+ */
+export async function sigintIgnoredAtStart(): Promise<boolean> {
+  try {
+    const status = bun
+      ? await bun.file("/proc/self/status").text()
+      : await (await import("node:fs/promises")).readFile("/proc/self/status", "latin1");
+    const mask = /^SigIgn:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+    return mask !== undefined && (parseInt(mask.slice(-1), 16) & 0x2) !== 0; // SIGINT (2) is bit 1
+  } catch {
+    return false;
+  }
+}
+
 /** Whether a SIGINT came (a Ctrl-C): an exit 130 is then death by that signal (see `exit`). */
 let interruptedBySigint = false;
 

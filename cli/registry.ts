@@ -32,6 +32,12 @@ export interface CommandEntry {
   fanout?: "jobs" | "all";
   /** What -s/--socket names for it, in its help, when not a QMP monitor. */
   socketHelp?: string;
+  /**
+   * It runs until something happens (an event, a job's end, the proxy's
+   * stop): started with SIGINT ignored (a background job of a script), it
+   * leaves it ignored, as sleep(1) does. A one-shot command does not look.
+   */
+  waits?: true;
   load(): Promise<CommandModule>;
 }
 
@@ -133,12 +139,14 @@ export const COMMANDS: Record<string, CommandEntry> = {
     load: () => import("./hmp.ts"),
   },
   "wait-event": {
+    waits: true,
     summary: "wait for an event (exact name or glob) and print it",
     options: [MATCH, COUNT],
     fanout: "all",
     load: () => import("./wait_event.ts"),
   },
   events: {
+    waits: true,
     summary: "print every event as NDJSON as it arrives",
     options: [MATCH, COUNT],
     fanout: "all",
@@ -171,12 +179,14 @@ export const COMMANDS: Record<string, CommandEntry> = {
     load: () => import("./describe.ts"),
   },
   job: {
+    waits: true,
     summary: "job wait [ID ...]: follow block jobs until they conclude (exit 1 if one failed)",
     options: [DISMISS, ...PROGRESS_OPTIONS],
     fanout: "all",
     load: () => import("./job.ts"),
   },
   migrate: {
+    waits: true,
     summary: "migrate wait: follow the migration until it ends (exit 1 if it failed)",
     options: [...PROGRESS_OPTIONS],
     fanout: "all",
@@ -202,6 +212,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
     load: () => import("./ga.ts"),
   },
   proxy: {
+    waits: true,
     summary: "share one QMP monitor among many clients on a UNIX socket (or start QEMU behind it)",
     options: [
       { name: "listen", value: "PATH", help: "the UNIX socket to serve clients on" },

@@ -248,6 +248,13 @@ describe("on a running QEMU (-machine none)", () => {
     40_000,
   );
 
+  test("started with SIGINT ignored (a script's background job), events leaves it ignored, as sleep does", async () => {
+    const script = `trap '' INT; "$0" -s "$1" events --timeout 20s & pid=$!; sleep 1; kill -INT $pid; sleep 1;
+      if kill -0 $pid 2>/dev/null; then echo alive; kill -TERM $pid; else echo dead; fi; wait $pid; echo "status $?"`;
+    const run = Bun.spawn(["bash", "-c", script, QMPCTL, qemu.socket], { stdout: "pipe", stderr: "pipe" });
+    expect(await new Response(run.stdout).text()).toBe("alive\nstatus 143\n");
+  }, 15_000);
+
   test("Ctrl-C stops a shell loop that runs qmpctl: it dies of SIGINT, as the shell expects, not a plain exit 130", async () => {
     // A terminal's Ctrl-C goes to the whole process group: the shell and qmpctl.
     const script =
