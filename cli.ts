@@ -121,7 +121,9 @@ async function main(): Promise<number> {
   if (sockets.length === 0) await checkedEnv(name === "ga" ? "QMPCTL_GA_SOCKET" : "QMPCTL_SOCKET");
   if (timeoutMs > 0) boundStdoutWrites();
   const interrupt = new AbortController();
-  if (!(entry.waits && await sigintIgnoredAtStart())) onInterrupt(() => interrupt.abort(new Error("interrupted")));
+  // A command that waits (one made to, or exec told to) leaves an inherited ignored SIGINT ignored.
+  const waits = entry.waits || options.has("wait-event") || options.has("wait-job") || options.has("wait-migration");
+  if (!(waits && await sigintIgnoredAtStart())) onInterrupt(() => interrupt.abort(new Error("interrupted")));
   const context: CommandContext = {
     words: rest,
     options,

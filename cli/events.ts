@@ -55,7 +55,7 @@ export async function run(outer: CommandContext): Promise<number> {
       );
     }
     // One of several: the others' events go on, and a log of them would not show that this one's stopped.
-    if (error === undefined && context.target) warn(context, "closed the connection: its events end here");
+    if (error === undefined && !counted && context.target) warn(context, "closed the connection: its events end here");
     return 0;
   }, { subscribe: (c) => (subscription = subscribe(c, wait, context.signal)) }).catch((error) => {
     throw readerGone.aborted ? readerGone.reason : error; // a BrokenPipeError: status 0, quietly

@@ -78,7 +78,9 @@ export async function expandTargets(
       targets.push(socket);
     }
   }
-  if (unmatched && unmatched.size === targets.length) throw unmatched.values().next().value; // nothing to run
+  if (unmatched && unmatched.size === targets.length) { // nothing to run: each glob said
+    throw new ConnectionError([...unmatched.values()].map((error) => error.message).join("; "));
+  }
   // Each target once, however it is spelled: QEMU serves one client at a time, so a second connection would wait on the first.
   const keys = await Promise.all(targets.map(targetKey));
   const byKey = new Map<string, string>();

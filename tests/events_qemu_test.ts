@@ -253,6 +253,10 @@ describe("on a running QEMU (-machine none)", () => {
       if kill -0 $pid 2>/dev/null; then echo alive; kill -TERM $pid; else echo dead; fi; wait $pid; echo "status $?"`;
     const run = Bun.spawn(["bash", "-c", script, QMPCTL, qemu.socket], { stdout: "pipe", stderr: "pipe" });
     expect(await new Response(run.stdout).text()).toBe("alive\nstatus 143\n");
+    // So does exec told to wait.
+    const waiting = script.replace("events --timeout 20s", "exec query-name --wait-event SHUTDOWN --timeout 20s");
+    const exec = Bun.spawn(["bash", "-c", waiting, QMPCTL, qemu.socket], { stdout: "pipe", stderr: "pipe" });
+    expect(await new Response(exec.stdout).text()).toBe("{}\nalive\nstatus 143\n");
   }, 15_000);
 
   test("Ctrl-C stops a shell loop that runs qmpctl: it dies of SIGINT, as the shell expects, not a plain exit 130", async () => {

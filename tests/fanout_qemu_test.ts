@@ -238,6 +238,12 @@ describe("several targets over real QEMUs", () => {
         stdout: "",
         stderr: `qmpctl: ${closing.path}: closed the connection: its events end here\n`,
       });
+      // Not when the count is reached: the monitor did not close, qmpctl had what it waited for.
+      const counted = startQmpctl(["-s", socketOf(7), "-s", socketOf(6), "events", "STOP", "--count", "1"]);
+      await Bun.sleep(500);
+      for (const i of [7, 6]) await vms[i].control.execute("stop");
+      expect(await counted.result).toMatchObject({ code: 0, stderr: "" });
+      for (const i of [7, 6]) await vms[i].control.execute("cont");
     } finally {
       closing.stop();
     }
@@ -289,6 +295,11 @@ describe("several targets over real QEMUs", () => {
     ].sort(bySocket));
     expect(result.stderr).toBe(`qmpctl: no socket matches ${nothing}\n`);
     expect(result.code).toBe(3);
+    const both = await qmpctl(["-s", nothing, "-s", join(fleet, "*.none"), "exec", "query-name"]);
+    expect(both).toMatchObject({
+      code: 3,
+      stderr: `qmpctl: no socket matches ${nothing}; no socket matches ${join(fleet, "*.none")}\n`,
+    });
     const shell = await qmpctl(["-s", socketOf(4), "-s", nothing, "shell"], { stdin: "query-name\n" });
     expect(shell).toMatchObject({ code: 3, stdout: "", stderr: `qmpctl: no socket matches ${nothing}\n` });
   });

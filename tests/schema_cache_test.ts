@@ -255,7 +255,10 @@ describe("event names are checked against the schema", () => {
     [["wait-event", "STOP", "BLOK_*"], "qmpctl: no event matches 'BLOK_*'"],
     [["exec", "query-status", "--wait-event", "STOPP"], "qmpctl: unknown event 'STOPP' (did you mean STOP?)"],
     [["wait-event", "[SR]TOP*"], "qmpctl: no event matches '[SR]TOP*' ('[...]' is no glob: only * and ? are)"],
-    [["wait-event", "[S]TOP"], "qmpctl: unknown event '[S]TOP' ('[...]' is no glob: only * and ? are)"],
+    [
+      ["wait-event", "[S]TOP"],
+      "qmpctl: unknown event '[S]TOP' ('[...]' is no glob: only * and ? are) (did you mean STOP?)",
+    ],
   ])("%p exits 2 before sending anything", async (args, message) => {
     const { server, run } = setup();
     expect(await run(args)).toMatchObject({ code: 2, stdout: "", stderr: message + "\n" });

@@ -80,8 +80,7 @@ export class Schema {
         continue;
       }
       const what = isGlob(name) ? `no event matches '${name}'` : `unknown event '${name}'`;
-      const hint = bracketsNoGlobHint(name) || didYouMean(name.replace(/[*?]/g, ""), known);
-      throw new ArgumentError(`${what}${hint}`);
+      throw new ArgumentError(`${what}${bracketsNoGlobHint(name)}${didYouMean(name.replace(/[*?]/g, ""), known)}`);
     }
   }
 
