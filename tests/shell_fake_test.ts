@@ -26,7 +26,14 @@ describe("qmpctl shell against a fake server", () => {
     }
   });
 
-  test("Ctrl-C stops waiting for a command that does not answer, and the shell goes on", async () => {
+  /**
+   * A shell on a server that answers query-name, never the command after it
+   * (`query-hang`, sent here and awaited), then the next: `then` runs with
+   * the shell waiting for that reply; the shell and server are closed after.
+   */
+  async function waitingForAReply(
+    then: (terminal: Awaited<ReturnType<typeof startTerminal>>, sent: () => unknown[]) => Promise<void>,
+  ): Promise<void> {
     const server = fakeServer(async (connection) => {
       await connection.handshake();
       connection.reply(await connection.nextRequest(), { name: "slow" }); // query-name
@@ -40,6 +47,15 @@ describe("qmpctl shell against a fake server", () => {
       await terminal.type("query-hang");
       await terminal.press("Enter");
       await terminal.waitFor("the request to reach the server", () => server.requests.length === 3);
+      await then(terminal, () => server.requests.map((request) => request.execute));
+    } finally {
+      await terminal.close();
+      server.stop();
+    }
+  }
+
+  test("Ctrl-C stops waiting for a command that does not answer, and the shell goes on", async () => {
+    await waitingForAReply(async (terminal) => {
       await terminal.press("C-c");
       const screen = await terminal.waitForLastLine("(slow)");
       expect(screen.slice(-3)).toEqual([
@@ -50,44 +66,21 @@ describe("qmpctl shell against a fake server", () => {
       await terminal.type("query-status");
       await terminal.press("Enter");
       await terminal.waitFor("the status", (s) => s.at(-2) === '{"status":"running","running":true}');
-    } finally {
-      await terminal.close();
-      server.stop();
-    }
+    });
   });
-});
 
-test("Ctrl-C also drops what was typed while the command waited, as a terminal's own Ctrl-C does", async () => {
-  const server = fakeServer(async (connection) => {
-    await connection.handshake();
-    connection.reply(await connection.nextRequest(), { name: "slow" }); // query-name
-    await connection.nextRequest(); // never answered
-    const next = await connection.nextRequest();
-    connection.reply(next, { status: "running", running: true });
+  test("Ctrl-C also drops what was typed while the command waited, as a terminal's own Ctrl-C does", async () => {
+    await waitingForAReply(async (terminal, sent) => {
+      await terminal.type("stop"); // typed ahead, unseen, while the reply is awaited
+      await terminal.press("Enter");
+      await terminal.press("C-c");
+      await terminal.waitForLastLine("(slow)");
+      await terminal.type("query-status");
+      await terminal.press("Enter");
+      await terminal.waitFor("the status", (s) => s.at(-2) === '{"status":"running","running":true}');
+      expect(sent()).toEqual(["qmp_capabilities", "query-name", "query-hang", "query-status"]);
+    });
   });
-  const terminal = await startTerminal([QMPCTL, "shell", "-s", server.path], { env: ENV() });
-  try {
-    await terminal.waitForLastLine("(slow)");
-    await terminal.type("query-hang");
-    await terminal.press("Enter");
-    await terminal.waitFor("the request to reach the server", () => server.requests.length === 3);
-    await terminal.type("stop"); // typed ahead, unseen, while the reply is awaited
-    await terminal.press("Enter");
-    await terminal.press("C-c");
-    await terminal.waitForLastLine("(slow)");
-    await terminal.type("query-status");
-    await terminal.press("Enter");
-    await terminal.waitFor("the status", (s) => s.at(-2) === '{"status":"running","running":true}');
-    expect(server.requests.map((request) => request.execute)).toEqual([
-      "qmp_capabilities",
-      "query-name",
-      "query-hang",
-      "query-status",
-    ]);
-  } finally {
-    await terminal.close();
-    server.stop();
-  }
 });
 
 describe("qmpctl shell: text from QEMU reaches the terminal as text", () => {
