@@ -402,7 +402,9 @@ describe("a real TAB on a terminal", () => {
     const record = join(files, `ssh-${shell}.txt`), fakeSsh = join(bin, `record-ssh-${shell}`);
     writeFileSync(
       fakeSsh,
-      `#!/bin/sh\n{ [ -t 0 ] && echo tty || echo notty; printf '%s\\n' "$@"; } > ${record}\nexit 255\n`,
+      // Written aside, then renamed: the test reads the record once it exists, never half-written.
+      `#!/bin/sh\n{ [ -t 0 ] && echo tty || echo notty; printf '%s\\n' "$@"; } > ${record}.new\n` +
+        `mv ${record}.new ${record}\nexit 255\n`,
       {
         mode: 0o755,
       },
