@@ -576,7 +576,7 @@ interface BunFfi {
 
 const POLLERR = 0x8; // Linux and macOS alike
 
-let readerGone: AbortSignal | undefined;
+let readerGone: Promise<AbortSignal> | undefined;
 
 /**
  * A signal aborted (with a BrokenPipeError) once the reader of a stdout pipe
@@ -586,11 +586,13 @@ let readerGone: AbortSignal | undefined;
  * the next event (`qmpctl events | head -1`). Never aborted where the
  * runtime cannot look (Deno: no FFI granted) or stdout is no pipe.
  */
-export async function stdoutReaderGoneSignal(): Promise<AbortSignal> {
-  if (readerGone) return readerGone;
-  const controller = new AbortController();
-  readerGone = controller.signal;
-  if (!bun) return readerGone;
+export function stdoutReaderGoneSignal(): Promise<AbortSignal> {
+  return readerGone ??= watchStdoutReader();
+}
+
+async function watchStdoutReader(): Promise<AbortSignal> {
+  const never = new AbortController().signal;
+  if (!bun) return never;
   let poll: (fds: unknown, count: number, timeoutMs: number) => number;
   let ptr: BunFfi["ptr"];
   try {
@@ -602,18 +604,15 @@ export async function stdoutReaderGoneSignal(): Promise<AbortSignal> {
     poll = libc.symbols.poll;
     ptr = ffi.ptr;
   } catch {
-    return readerGone; // no libc to ask: the next write tells, as before
+    return never; // no libc to ask: the next write tells, as before
   }
   const pollfd = new DataView(new ArrayBuffer(8)); // struct pollfd { int fd; short events; short revents; }
-  const timer = setInterval(() => {
+  return watchedSignal(() => {
     pollfd.setInt32(0, 1, true);
     pollfd.setInt32(4, 0, true); // no events asked: POLLERR comes all the same
-    if (poll(ptr(pollfd), 1, 0) <= 0 || (pollfd.getInt16(6, true) & POLLERR) === 0) return;
-    clearInterval(timer);
-    controller.abort(new BrokenPipeError("the reader of stdout has gone"));
-  }, 1000);
-  timer.unref(); // never what keeps the process alive
-  return readerGone;
+    const gone = poll(ptr(pollfd), 1, 0) > 0 && (pollfd.getInt16(6, true) & POLLERR) !== 0;
+    return gone ? new BrokenPipeError("the reader of stdout has gone") : undefined;
+  });
 }
 
 /**
@@ -623,14 +622,25 @@ export async function stdoutReaderGoneSignal(): Promise<AbortSignal> {
  * waiting, holding a monitor no one else can open.
  */
 export function parentGoneSignal(): AbortSignal {
-  const controller = new AbortController();
   const parent = process.ppid;
+  return watchedSignal(() =>
+    process.ppid === parent ? undefined : new Error(`the process that ran qmpctl (pid ${parent}) is gone`)
+  );
+}
+
+/**
+ * A signal aborted with the reason `check` gives the first time it gives
+ * one, asked every second (a timer that never keeps the process alive).
+ */
+function watchedSignal(check: () => Error | undefined): AbortSignal {
+  const controller = new AbortController();
   const timer = setInterval(() => {
-    if (process.ppid === parent) return;
+    const reason = check();
+    if (reason === undefined) return;
     clearInterval(timer);
-    controller.abort(new Error(`the process that ran qmpctl (pid ${parent}) is gone`));
+    controller.abort(reason);
   }, 1000);
-  timer.unref(); // never what keeps the process alive
+  timer.unref();
   return controller.signal;
 }
 
