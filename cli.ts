@@ -99,11 +99,14 @@ async function main(): Promise<number> {
   }
   const entry = commandNamed(name) ?? await unknownCommand(name, options);
   const module = await entry.load();
+  let waits = entry.waits === true; // a command that waits, or one an option given makes wait (exec --wait-event)
   for (const option of options.keys()) {
-    if (!findOption(GLOBAL_OPTIONS, "name", option) && !findOption(entry.options, "name", option)) {
+    const own = findOption(entry.options, "name", option);
+    if (!own && !findOption(GLOBAL_OPTIONS, "name", option)) {
       const short = findOption(specs, "name", option)?.short; // -l is --long: named both ways, as typed either
       throw new UsageError(`${name} does not take ${short ? `-${short}/` : ""}--${option}`);
     }
+    waits ||= own?.waits === true;
   }
 
   // Refused with one target too, as a bad --jobs is: a script must not break only when a second VM comes.
@@ -121,8 +124,7 @@ async function main(): Promise<number> {
   if (sockets.length === 0) await checkedEnv(name === "ga" ? "QMPCTL_GA_SOCKET" : "QMPCTL_SOCKET");
   if (timeoutMs > 0) boundStdoutWrites();
   const interrupt = new AbortController();
-  // A command that waits (one made to, or exec told to) leaves an inherited ignored SIGINT ignored.
-  const waits = entry.waits || options.has("wait-event") || options.has("wait-job") || options.has("wait-migration");
+  // A command that waits leaves an inherited ignored SIGINT ignored (a script's background job).
   if (!(waits && await sigintIgnoredAtStart())) onInterrupt(() => interrupt.abort(new Error("interrupted")));
   const context: CommandContext = {
     words: rest,

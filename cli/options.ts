@@ -33,6 +33,8 @@ export interface OptionSpec {
   help: string;
   /** Taken by one form of its command only (ga: `exec`, or an agent command): see cli/ga_forms.ts. */
   form?: string;
+  /** Given, it makes its command wait (exec --wait-event), as a command that waits does (CommandEntry.waits). */
+  waits?: true;
 }
 
 /**

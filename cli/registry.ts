@@ -35,7 +35,8 @@ export interface CommandEntry {
   /**
    * It runs until something happens (an event, a job's end, the proxy's
    * stop): started with SIGINT ignored (a background job of a script), it
-   * leaves it ignored, as sleep(1) does. A one-shot command does not look.
+   * leaves it ignored, as sleep(1) does. A one-shot command does not look,
+   * unless an option given makes it wait (OptionSpec.waits: exec --wait-job).
    */
   waits?: true;
   load(): Promise<CommandModule>;
@@ -100,6 +101,7 @@ const MATCH: OptionSpec = {
 const COUNT: OptionSpec = { name: "count", value: "N", help: "print N matching events, then exit" };
 const WAIT_EVENT: OptionSpec = {
   name: "wait-event",
+  waits: true,
   value: "NAME",
   repeatable: true,
   help: "then wait for event NAME (or a glob; repeatable: any), listening before the command is sent",
@@ -113,6 +115,7 @@ const PROGRESS_OPTIONS: OptionSpec[] = [
 ];
 const WAIT_JOB: OptionSpec = {
   name: "wait-job",
+  waits: true,
   help: "then follow the job the command starts (its job-id or device) until it concludes (see job wait)",
 };
 const DISMISS: OptionSpec = {
@@ -121,6 +124,7 @@ const DISMISS: OptionSpec = {
 };
 const WAIT_MIGRATION: OptionSpec = {
   name: "wait-migration",
+  waits: true,
   help: "then follow the migration the command starts until it ends (see migrate wait)",
 };
 
