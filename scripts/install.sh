@@ -80,11 +80,17 @@ fi
 
 # A release folder's SHA256SUMS must list what is installed, with its hash:
 # the binary is about to run as the installing user (root, often).
-sha256() {
-  if command -v sha256sum >/dev/null 2>&1; then sha256sum <"$1"; else shasum -a 256 <"$1"; fi | cut -d' ' -f1
-}
+# The tool to hash with: sha256sum (Linux), shasum (macOS), or none.
+if command -v sha256sum >/dev/null 2>&1; then
+  sha256_tool="sha256sum"
+elif command -v shasum >/dev/null 2>&1; then
+  sha256_tool="shasum -a 256"
+else
+  sha256_tool=""
+fi
+sha256() { $sha256_tool <"$1" | cut -d' ' -f1; }
 if [ -f "$here/SHA256SUMS" ]; then
-  if ! command -v sha256sum >/dev/null 2>&1 && ! command -v shasum >/dev/null 2>&1; then
+  if [ -z "$sha256_tool" ]; then
     echo "install.sh: neither sha256sum nor shasum is here to check $here/SHA256SUMS: nothing installed" >&2
     exit 1
   fi
