@@ -368,6 +368,26 @@ describe("commands the agent answers only when they fail (guest-shutdown, guest-
   });
 });
 
+/** A peer on a socket that, once connected to, sends `text` every `everyMs` and never answers. */
+function peerSending(text: string, everyMs: number): { path: string; stop(): void } {
+  const dir = agentDir();
+  const path = join(dir, "peer.sock");
+  const bytes = new TextEncoder().encode(text);
+  const senders: ReturnType<typeof setInterval>[] = [];
+  const listener = Bun.listen({
+    unix: path,
+    socket: { open: (socket) => void senders.push(setInterval(() => socket.write(bytes), everyMs)), data() {} },
+  });
+  return {
+    path,
+    stop() {
+      senders.forEach(clearInterval);
+      listener.stop(true);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 describe("ga wait", () => {
   test("exits 0 at once when the agent answers", async () => {
     expect(await ga("wait", "--timeout", "5s")).toMatchObject({ code: 0, stdout: "", stderr: "" });
@@ -433,48 +453,30 @@ describe("ga wait", () => {
   test(
     "a peer that sends bytes without end and never answers: --timeout ends the run within a second of it",
     async () => {
-      const dir = agentDir();
-      const path = join(dir, "chatty.sock");
-      const garbage = new TextEncoder().encode("garbage\n".repeat(8192));
-      const senders: ReturnType<typeof setInterval>[] = [];
-      const listener = Bun.listen({
-        unix: path,
-        socket: { open: (socket) => void senders.push(setInterval(() => socket.write(garbage), 5)), data() {} },
-      });
+      const chatty = peerSending("garbage\n".repeat(8192), 5);
       try {
-        const result = await qmpctl(["-s", path, "ga", "guest-ping", "--timeout", "1s"]);
+        const result = await qmpctl(["-s", chatty.path, "ga", "guest-ping", "--timeout", "1s"]);
         expect(result).toMatchObject({ code: 124, stdout: "" });
         expect(result.ms).toBeLessThan(2500); // it took 6 s: the wait for owed replies went on while bytes came
       } finally {
-        senders.forEach(clearInterval);
-        listener.stop(true);
-        rmSync(dir, { recursive: true, force: true });
+        chatty.stop();
       }
     },
     15_000,
   );
 
   test("a peer that floods bytes without a 0xFF (no sync answer) is no agent: exit 3 once it sent 64 MiB", async () => {
-    const dir = agentDir();
-    const path = join(dir, "flood.sock");
-    const flood = new TextEncoder().encode(`{"return": "${"A".repeat(1 << 20)}`);
-    const senders: ReturnType<typeof setInterval>[] = [];
-    const listener = Bun.listen({
-      unix: path,
-      socket: { open: (socket) => void senders.push(setInterval(() => socket.write(flood), 1)), data() {} },
-    });
+    const flood = peerSending(`{"return": "${"A".repeat(1 << 20)}`, 1);
     try {
-      const result = await qmpctl(["-s", path, "ga", "guest-ping", "--timeout", "8s"]);
+      const result = await qmpctl(["-s", flood.path, "ga", "guest-ping", "--timeout", "8s"]);
       expect(result).toMatchObject({
         code: 3,
         stdout: "",
-        stderr: `qmpctl: ${path} sent more than 67108864 bytes without answering the sync ` +
+        stderr: `qmpctl: ${flood.path} sent more than 67108864 bytes without answering the sync ` +
           "(guest-sync-delimited): is it a guest agent?\n",
       });
     } finally {
-      senders.forEach(clearInterval);
-      listener.stop(true);
-      rmSync(dir, { recursive: true, force: true });
+      flood.stop();
     }
   }, 15_000);
 
