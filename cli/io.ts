@@ -309,7 +309,24 @@ export function normalJit(): void {
  * nor reach the terminal as an escape sequence.
  */
 export function writeStderrLine(line: string): void {
-  console.error(escapeControls(line));
+  const text = escapeControls(line);
+  const write = plainStderrWrite();
+  if (write) write(`${text}\n`);
+  else console.error(text);
+}
+
+let plainWrite: ((text: string) => void) | null | undefined;
+/**
+ * Bun's console.error colours a terminal's lines red whatever TERM says (only
+ * NO_COLOR, read at start, stops it): under TERM=dumb, a plain write instead
+ * (node:fs, loaded then only: it costs start-up).
+ */
+function plainStderrWrite(): ((text: string) => void) | null {
+  if (plainWrite === undefined) {
+    const fs = bun && process.env.TERM === "dumb" ? process.getBuiltinModule("node:fs") : undefined;
+    plainWrite = fs ? (text) => fs.writeSync(2, text) : null;
+  }
+  return plainWrite;
 }
 
 /**

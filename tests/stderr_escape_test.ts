@@ -1,7 +1,7 @@
 /** Every stderr line is one line, and no server or user text reaches the terminal as a control sequence. */
 import { expect, test } from "bun:test";
 import { escapeControls } from "../cli/io.ts";
-import { qmpctl } from "./helpers/cli.ts";
+import { QMPCTL, qmpctl } from "./helpers/cli.ts";
 import { fakeServers } from "./helpers/fake_server.ts";
 
 const serve = fakeServers();
@@ -110,4 +110,17 @@ test.each([
   ["a long line without one", "y".repeat(5000), "y".repeat(5000)],
 ])("escapeControls: %s", (_, text, escaped) => {
   expect(escapeControls(text)).toBe(escaped);
+});
+
+test("on a terminal with TERM=dumb an error line carries no colour codes (Bun's console.error colours it red)", () => {
+  // script(1) gives the program a real terminal on stdout and stderr and copies what it writes.
+  const onTerminal = (term: string) =>
+    Bun.spawnSync(["script", "-qec", `'${QMPCTL}' -s /nonexistent.qmp exec query-status`, "/dev/null"], {
+      env: { ...process.env, TERM: term, NO_COLOR: undefined },
+    });
+  const dumb = onTerminal("dumb");
+  expect(dumb.exitCode).toBe(3);
+  expect(dumb.stdout.toString()).toBe(
+    "qmpctl: cannot connect to /nonexistent.qmp: no such socket (ENOENT)\r\n",
+  );
 });
