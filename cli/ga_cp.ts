@@ -3,8 +3,9 @@ import { abortable, abortableWithGrace } from "../lib/abort.ts";
 import type { GuestAgent } from "../lib/agent_client.ts";
 import { decodeBase64, encodeBase64 } from "../lib/base64.ts";
 import { concatBytes } from "../lib/bytes.ts";
-import { CommandError, ProtocolError, QmpError } from "../lib/errors.ts";
+import { CommandError, ProtocolError } from "../lib/errors.ts";
 import { connectAgent } from "./ga_connect.ts";
+import { localFileError } from "./file_errors.ts";
 import { type ByteSink, openByteSink } from "./byte_sink.ts";
 import { readChunks } from "./io.ts";
 import { UsageError } from "./options.ts";
@@ -115,7 +116,7 @@ async function copyIn(context: CommandContext, localFile: string, guestFile: str
   try {
     first = await nextChunk();
   } catch (error) {
-    throw localError(error, `cannot read ${localFile}`);
+    throw localFileError(error, `cannot read ${localFile}`);
   }
   const agent = await connectAgent(context);
   try {
@@ -198,38 +199,11 @@ async function localSink(path: string, guestFile: string, signal: AbortSignal): 
     return await openByteSink(path, signal);
   } catch (error) {
     const name = guestFile.slice(guestFile.lastIndexOf("/") + 1);
-    if ((error as { code?: unknown }).code !== "EISDIR" || name === "") throw localError(error, `cannot write ${path}`);
+    if ((error as { code?: unknown }).code !== "EISDIR" || name === "") {
+      throw localFileError(error, `cannot write ${path}`);
+    }
     return await localSink(`${path.replace(/\/+$/, "")}/${name}`, "", signal);
   }
-}
-
-/** What the system errors met on a local file mean, in the words the rest of qmpctl's messages use. */
-const FILE_ERRORS: Record<string, string> = {
-  ENOENT: "no such file or directory",
-  EACCES: "permission denied",
-  EPERM: "permission denied",
-  EISDIR: "a directory",
-  ENOTDIR: "a part of the path is not a directory",
-  ELOOP: "too many levels of symbolic links",
-  ENAMETOOLONG: "the path is too long",
-  ENOSPC: "no space left on the device",
-  EROFS: "a read-only file system",
-  EDQUOT: "over the disk quota",
-};
-
-/**
- * A system error on a local file (ENOENT, EACCES, EISDIR) as a one-line
- * usage error, "cannot read x: no such file or directory (ENOENT)"; anything else as it is.
- */
-export function localError(error: unknown, what: string): unknown {
-  if (error instanceof QmpError) return error; // a timeout or SIGINT while reading
-  const { code, syscall, message } = error as { code?: unknown; syscall?: unknown; message?: string };
-  if (typeof code !== "string") return error;
-  // The system's own errors carry the call that failed; qmpctl's refusals (cli/byte_sink.ts) their own words.
-  if (syscall === undefined) return new UsageError(`${what}: ${message ?? code}`);
-  // Others in the runtime's words, without its repeat of the call and path ("EIO: i/o error, open 'x'").
-  const words = FILE_ERRORS[code] ?? /^[A-Z0-9]+: ([^,]+)/.exec(message ?? "")?.[1];
-  return new UsageError(`${what}: ${words ? `${words} (${code})` : code}`);
 }
 
 /** Regroup a stream's pieces into pieces of at least `size` bytes (the last may be shorter). */

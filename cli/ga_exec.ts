@@ -13,7 +13,7 @@ import {
 import { numberText } from "../lib/exact_json.ts";
 import { PROGRAM } from "./exit_status.ts";
 import { connectAgent } from "./ga_connect.ts";
-import { localError } from "./ga_cp.ts";
+import { localFileError } from "./file_errors.ts";
 import { BrokenPipeError, OutputError, readBytes, writeStderrBytes, writeStderrLine, writeStdoutBytes } from "./io.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, printJson } from "./session.ts";
@@ -157,7 +157,7 @@ async function readInput(path: string, signal: AbortSignal): Promise<Uint8Array>
   try {
     input = await readBytes(path, MAX_INPUT_BYTES, signal);
   } catch (error) {
-    throw localError(error, `--stdin: cannot read ${path}`);
+    throw localFileError(error, `--stdin: cannot read ${path}`);
   }
   if (input) return input;
   throw new UsageError(

@@ -136,12 +136,12 @@ describe("qmpctl batch against QEMU", () => {
     expect(missing).toMatchObject({
       code: 2,
       stdout: "",
-      stderr: `qmpctl: cannot read ${join(dir, "nope.qmp")}: no such file (ENOENT)\n`,
+      stderr: `qmpctl: cannot read ${join(dir, "nope.qmp")}: no such file or directory (ENOENT)\n`,
     });
     // Told before connecting: a VM that is down does not hide it.
     expect(await qmpctl(["-s", join(dir, "down.qmp"), "batch", join(dir, "nope.qmp")])).toMatchObject({
       code: 2,
-      stderr: `qmpctl: cannot read ${join(dir, "nope.qmp")}: no such file (ENOENT)\n`,
+      stderr: `qmpctl: cannot read ${join(dir, "nope.qmp")}: no such file or directory (ENOENT)\n`,
     });
     // A FIFO nobody writes to: --timeout ends the wait, naming the file.
     const fifo = join(dir, "fifo.qmp");

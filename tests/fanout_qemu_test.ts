@@ -282,7 +282,7 @@ describe("several targets over real QEMUs", () => {
     expect(result).toMatchObject({
       code: 2,
       stdout: "",
-      stderr: `qmpctl: cannot read ${join(fleet, "no-such-file")}: no such file (ENOENT)\n`,
+      stderr: `qmpctl: cannot read ${join(fleet, "no-such-file")}: no such file or directory (ENOENT)\n`,
     });
   });
 

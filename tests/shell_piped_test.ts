@@ -234,8 +234,8 @@ describe("stdin that cannot be read", () => {
     return { code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() };
   };
   const unreadable = [
-    { what: "a directory", redirect: '< "$TMPDIR"', reason: "it is a directory (EISDIR)" },
-    { what: "closed", redirect: "<&-", reason: "it is closed (EBADF)" }, // not read as empty input
+    { what: "a directory", redirect: '< "$TMPDIR"', reason: "a directory (EISDIR)" },
+    { what: "closed", redirect: "<&-", reason: "closed (EBADF)" }, // not read as empty input
   ];
   for (const { what, redirect, reason } of unreadable) {
     const refused = { code: 2, stdout: "", stderr: `qmpctl: cannot read stdin: ${reason}\n` };

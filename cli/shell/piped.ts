@@ -18,6 +18,7 @@
  */
 import type { QmpClient } from "../../lib/client.ts";
 import { AbortedError, abortErrorFor, DisconnectedError, TimeoutError } from "../../lib/errors.ts";
+import { fileErrorWords } from "../file_errors.ts";
 import { BadLine, readLines, writeStderrLine, writeStdout } from "../io.ts";
 import { UsageError } from "../options.ts";
 import { formatJson } from "../session.ts";
@@ -267,22 +268,13 @@ async function* racing<T>(source: AsyncIterable<T>, stop: Promise<never>): Async
   }
 }
 
-const UNREADABLE: Record<string, string> = {
-  ENOENT: "no such file",
-  EISDIR: "it is a directory",
-  EACCES: "permission denied",
-  EBADF: "it is closed",
-};
-
 /** The lines of FILE, or of stdin without one; input that cannot be read (a directory) is a usage error. */
 export async function* inputLines(file: string | undefined): AsyncGenerator<string | BadLine> {
   try {
     yield* readLines(file, MAX_LINE_BYTES);
   } catch (error) {
-    const code = (error as { code?: string })?.code;
-    if (typeof code !== "string") throw error;
-    throw new UsageError(
-      `cannot read ${file ?? "stdin"}: ${UNREADABLE[code] ? `${UNREADABLE[code]} (${code})` : code}`,
-    );
+    const words = fileErrorWords(error);
+    if (words === undefined) throw error;
+    throw new UsageError(`cannot read ${file ?? "stdin"}: ${words}`);
   }
 }
