@@ -24,6 +24,21 @@ describe("splitWords", () => {
     expect(splitWords("device_del id=a\u00a0b\tx=c\u2028d\r")).toEqual(["device_del", "id=a\u00a0b", "x=c\u2028d"]);
   });
 
+  test("a JSON array or object that starts a word or a value is taken as typed: its quotes and blanks kept", () => {
+    expect(splitWords(String.raw`transaction actions:=[{"type": "x", "data": {"a b": "c\"]"}}] n=1`)).toEqual([
+      "transaction",
+      String.raw`actions:=[{"type": "x", "data": {"a b": "c\"]"}}]`,
+      "n=1",
+    ]);
+    expect(splitWords(`a=[1, 2] b={"c": [3]}`)).toEqual(["a=[1, 2]", 'b={"c": [3]}']);
+    expect(splitWords(`{"x": 1}`)).toEqual(['{"x": 1}']);
+    // Not a value's start: the usual rules.
+    expect(splitWords(`name=a["b c"]`)).toEqual(["name=a[b c]"]);
+    // Left open at the end of the line: read by the usual rules, as before.
+    expect(splitWords(`a=[ "b c" d`)).toEqual(["a=[", "b c", "d"]);
+    expect(scanWords(`a=["b`).open).toBe('"');
+  });
+
   test("an unterminated quote is an ArgumentError", () => {
     expect(() => splitWords("set_password password='oops")).toThrow(ArgumentError);
     expect(scanWords('a "b').open).toBe('"');

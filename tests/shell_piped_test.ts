@@ -148,6 +148,18 @@ describe("qmpctl shell with piped stdin", () => {
     expect(node["dirty-bitmaps"].map((b) => b.name).sort()).toEqual(["p1", "p2"]);
   });
 
+  test("a JSON value is taken as typed, as qmp-shell took it: KEY:=[...] and KEY=[...] with double quotes, no shell quoting", async () => {
+    await qemu.control.execute("blockdev-add", { "driver": "null-co", "node-name": "pipe-json" });
+    const action = (name: string) => `{"type": "block-dirty-bitmap-add", "data": {"node": "pipe-json", "name": "${name}"}}`;
+    const { code, stdout, stderr } = await shell(`transaction actions:=[${action("j1")}]
+transaction actions=[${action("j2")}]
+`);
+    expect({ code, stdout, stderr }).toEqual({ code: 0, stdout: '{"return":{}}\n{"return":{}}\n', stderr: "" });
+    const nodes = await qemu.control.execute("query-named-block-nodes") as Record<string, unknown>[];
+    const node = nodes.find((n) => n["node-name"] === "pipe-json") as { "dirty-bitmaps": { name: string }[] };
+    expect(node["dirty-bitmaps"].map((b) => b.name).sort()).toEqual(["j1", "j2"]);
+  });
+
   test("input that ends inside a transaction sends nothing: an error line in its place, exit 1", async () => {
     const { code, stdout, stderr } = await shell(
       "query-name\ntransaction(\nblock-dirty-bitmap-add node=pipe0 name=p9\n",

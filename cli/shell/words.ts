@@ -1,7 +1,11 @@
 /**
  * A shell line split into words: blanks separate them, `'...'` is literal,
  * `"..."` takes backslash escapes, and the quotes themselves are dropped, so
- * `human-monitor-command command-line="info status"` is two words.
+ * `human-monitor-command command-line="info status"` is two words. A JSON
+ * array or object that starts a word or a value (`actions:=[{"type": "x"}]`)
+ * is taken as typed, its quotes and blanks kept, as QEMU's qmp-shell took
+ * JSON values; one left open at the end of the line is read by the rules
+ * above instead.
  *
  * @module
  */
@@ -15,12 +19,24 @@ export interface Word {
 }
 
 /** The words of `line`; `open` is the quote left unclosed at its end, if any. */
-export function scanWords(line: string): { words: Word[]; open?: string } {
+export function scanWords(line: string, jsonValues = true): { words: Word[]; open?: string } {
   const words: Word[] = [];
   let current: Word | undefined;
   let quote: string | undefined;
+  let depth = 0; // of the JSON value being read: its brackets open
+  let jsonString = false; // within one of its strings
   for (let i = 0; i < line.length; i++) {
     const c = line[i];
+    if (depth > 0) { // a JSON value, as typed
+      current!.text += c;
+      if (jsonString) {
+        if (c === "\\" && i + 1 < line.length) current!.text += line[++i];
+        else if (c === '"') jsonString = false;
+      } else if (c === '"') jsonString = true;
+      else if (c === "[" || c === "{") depth++;
+      else if (c === "]" || c === "}") depth--;
+      continue;
+    }
     // The blanks a POSIX shell splits on (IFS): a no-break space or U+2028 in a value is part of it.
     if (quote === undefined && (c === " " || c === "\t" || c === "\n" || c === "\r")) {
       if (current) words.push(current);
@@ -28,11 +44,15 @@ export function scanWords(line: string): { words: Word[]; open?: string } {
       continue;
     }
     current ??= { text: "", start: i };
-    if (quote === undefined && (c === "'" || c === '"')) quote = c;
+    if (quote === undefined && jsonValues && (c === "[" || c === "{") && /(^|=)$/.test(current.text)) {
+      current.text += c;
+      depth = 1;
+    } else if (quote === undefined && (c === "'" || c === '"')) quote = c;
     else if (c === quote) quote = undefined;
     else if (quote === '"' && c === "\\" && i + 1 < line.length) current.text += line[++i];
     else current.text += c;
   }
+  if (depth > 0) return scanWords(line, false);
   if (current) words.push(current);
   return { words, open: quote };
 }
