@@ -217,6 +217,20 @@ describe("qmpctl shell on a terminal", () => {
     });
   });
 
+  test("--raw prints each whole response, as piped lines print it: a raw line's id kept, QEMU's error as sent", async () => {
+    await use(["--raw"], async (terminal) => {
+      expect(await enter(terminal, "query-name")).toEqual(["(vm1) query-name", '{"return":{"name":"vm1"}}']);
+      expect(await enter(terminal, '{"execute": "query-name", "id": 7}')).toEqual([
+        '(vm1) {"execute": "query-name", "id": 7}',
+        '{"return":{"name":"vm1"},"id":7}',
+      ]);
+      expect(await enter(terminal, "query-nam")).toEqual([
+        "(vm1) query-nam",
+        '{"error":{"class":"CommandNotFound","desc":"The command query-nam has not been found"}}',
+      ]);
+    });
+  });
+
   test("transaction( ... ) sends the lines between as the actions of one transaction", async () => {
     await qemu.control.execute("blockdev-add", { "driver": "null-co", "node-name": "tx0" });
     const bitmaps = async () => {

@@ -21,6 +21,20 @@ export type Outcome =
 
 export const NOTHING: Outcome = { kind: "none" };
 
+/**
+ * An outcome as the whole response, `{"return": ...}` or `{"error": ...}`
+ * (the human monitor's text as its return), with a raw line's own id, as
+ * QEMU echoes it: what piped lines and `--raw` print. Undefined for a local
+ * command's note, which is for people at a terminal.
+ */
+export function wholeResponse(outcome: Outcome): Record<string, unknown> | undefined {
+  const id = "id" in outcome ? { id: outcome.id } : {}; // present only when the line gave one
+  if (outcome.kind === "return") return { return: outcome.value, ...id };
+  if (outcome.kind === "text") return { return: outcome.text };
+  if (outcome.kind === "error") return { error: outcome.error, ...id };
+  return undefined;
+}
+
 /** One kind of shell: its prompt, how it runs a line, how it completes one. */
 export interface ShellMode {
   readonly kind: "qmp" | "hmp";

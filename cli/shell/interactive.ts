@@ -13,7 +13,7 @@ import { abortable } from "../../lib/abort.ts";
 import { AbortedError, CommandError, DisconnectedError, TimeoutError } from "../../lib/errors.ts";
 import { formatJson } from "../session.ts";
 import { applyCompletion, formatColumns, type TabResult } from "./completion.ts";
-import type { Outcome, ShellContext, ShellMode } from "./context.ts";
+import { type Outcome, type ShellContext, type ShellMode, wholeResponse } from "./context.ts";
 import { LineEditor } from "./editor.ts";
 import { History } from "./history.ts";
 import { Screen } from "./screen.ts";
@@ -32,13 +32,15 @@ export interface InteractiveOptions {
   mode: ShellMode;
   banner: string;
   pretty: boolean;
+  /** Print each outcome as the whole response, as piped lines are. */
+  raw: boolean;
   verbose: boolean;
   /** SIGINT from outside and `--timeout`: they end the shell. */
   signal: AbortSignal;
 }
 
 export async function runInteractive(options: InteractiveOptions): Promise<number> {
-  const { client, shell, mode, pretty, signal } = options;
+  const { client, shell, mode, pretty, raw, signal } = options;
   const terminal = new Terminal();
   const screen = new Screen(terminal.write, () => terminal.columns);
   const history = await History.load(mode.kind);
@@ -109,10 +111,10 @@ export async function runInteractive(options: InteractiveOptions): Promise<numbe
           await history.add(line);
           const outcome = await runLine(line);
           if (outcome?.kind === "quit") return leave();
-          if (outcome?.kind === "error" && outcome.error.class === "CommandNotFound" && mode.kind === "qmp") {
+          if (outcome?.kind === "error" && outcome.error.class === "CommandNotFound" && mode.kind === "qmp" && !raw) {
             outcome.error.desc += await race(closestCommandsHint(line)); // as exec says it
           }
-          if (outcome) screen.print(render(outcome, pretty));
+          if (outcome) screen.print(render(outcome, pretty, raw));
           draw();
         }
       }
@@ -189,8 +191,10 @@ export async function runInteractive(options: InteractiveOptions): Promise<numbe
   }
 }
 
-/** An outcome as a person reads it. */
-function render(outcome: Outcome, pretty: boolean): string {
+/** An outcome as a person reads it (with --raw, the whole response). */
+function render(outcome: Outcome, pretty: boolean, raw: boolean): string {
+  const response = raw ? wholeResponse(outcome) : undefined;
+  if (response) return formatJson(response, pretty);
   switch (outcome.kind) {
     case "return":
       return formatJson(outcome.value, pretty);

@@ -42,6 +42,7 @@ export async function runShell(context: CommandContext): Promise<number> {
       mode,
       banner,
       pretty: global.pretty,
+      raw: global.raw,
       verbose: global.verbose,
       signal,
     });

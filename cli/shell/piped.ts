@@ -22,7 +22,7 @@ import { fileErrorWords } from "../file_errors.ts";
 import { BadLine, readLines, writeStderrLine, writeStdout } from "../io.ts";
 import { UsageError } from "../options.ts";
 import { formatJson } from "../session.ts";
-import type { Outcome, ShellContext, ShellMode } from "./context.ts";
+import { type Outcome, type ShellContext, type ShellMode, wholeResponse } from "./context.ts";
 
 /** Commands in flight at most: enough to keep QEMU busy, and memory bounded for any input. */
 export const PIPELINE_WINDOW = 256;
@@ -127,14 +127,10 @@ export async function runPiped(options: PipedOptions): Promise<number> {
   const printSettled = () => {
     while (window.length > 0 && window[0].settled) {
       const outcome = window.shift()!.settled!;
-      // A raw line's own id is in its reply, as QEMU echoes it: a script matches replies to its lines by it.
-      const id = "id" in outcome ? { id: outcome.id } : {}; // present only when the line gave one
-      if (outcome.kind === "return") print({ return: outcome.value, ...id });
-      else if (outcome.kind === "text") print({ return: outcome.text });
-      else if (outcome.kind === "error") {
-        failed = true;
-        print({ error: outcome.error, ...id });
-      } // a local command's note (`events on`) is for people at a terminal: not printed here
+      // A raw line's own id is in its reply: a script matches replies to its lines by it.
+      const response = wholeResponse(outcome);
+      if (outcome.kind === "error") failed = true;
+      if (response) print(response);
     }
   };
   /** Wait for the head of the window, which is then printed; rejects when it got no answer (it stays). */
