@@ -150,7 +150,8 @@ describe("qmpctl shell with piped stdin", () => {
 
   test("a JSON value is taken as typed, as qmp-shell took it: KEY:=[...] and KEY=[...] with double quotes, no shell quoting", async () => {
     await qemu.control.execute("blockdev-add", { "driver": "null-co", "node-name": "pipe-json" });
-    const action = (name: string) => `{"type": "block-dirty-bitmap-add", "data": {"node": "pipe-json", "name": "${name}"}}`;
+    const action = (name: string) =>
+      `{"type": "block-dirty-bitmap-add", "data": {"node": "pipe-json", "name": "${name}"}}`;
     const { code, stdout, stderr } = await shell(`transaction actions:=[${action("j1")}]
 transaction actions=[${action("j2")}]
 `);
