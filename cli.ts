@@ -109,12 +109,8 @@ async function main(): Promise<number> {
     waits ||= own?.waits === true;
   }
 
-  // Refused with one target too, as a bad --jobs is: a script must not break only when a second VM comes.
-  if (entry.fanout === "all" && options.has("jobs")) { // a target left waiting would miss its events
-    throw new UsageError(
-      `${name} runs on every target at once (a target not yet listened to misses its events): --jobs does not apply`,
-    );
-  }
+  const refused = entry.refuses?.names.find((option) => options.has(option));
+  if (refused) throw new UsageError(`${name} ${entry.refuses!.why}: --${refused} does not apply`);
   const sockets = options.list("socket");
   for (const socket of sockets) {
     if (socket.includes("://") && /[*?]/.test(socket)) {

@@ -81,10 +81,6 @@ type Result = Record<string, unknown>;
 export async function run(context: CommandContext): Promise<number> {
   const [file, ...extra] = context.words;
   if (!file || extra.length > 0) throw new UsageError("ansible needs one argument: the module's arguments file");
-  // The module's settings come from ARGS_FILE; a global option here would be ignored, or half applied.
-  const given = ["socket", "timeout", "connect-timeout", "wait-socket", "jobs", "pretty", "raw"]
-    .find((name) => context.options.has(name));
-  if (given) throw new UsageError(`ansible takes its settings from ARGS_FILE (socket, timeout, ...): not --${given}`);
   let result: Result;
   try {
     const params = parseParams(

@@ -139,7 +139,7 @@ async function complete(context: CommandContext, line: readonly string[]): Promi
     if (state.pendingOption.name === "wait-event") return matching(await qmpNames(context, state, "events"));
     return PATH_VALUES.has(state.pendingOption.value ?? "") ? [FILES_DIRECTIVE] : [];
   }
-  const options = [...table.global, ...(entry?.options ?? [])];
+  const options = [...table.global.filter((s) => !entry?.refuses?.names.includes(s.name)), ...(entry?.options ?? [])];
   const assigned = state.ended ? null : /^--([\w-]+)=(.*)$/.exec(current); // --NAME=VALUE: its value
   if (assigned) {
     const [, name, value] = assigned;

@@ -102,9 +102,9 @@ export function commandOwnHelp(entry: CommandEntry, help: string): string {
 
 /** `qmpctl help NAME`: the command's own text and options, then the global ones. */
 export function commandHelp(entry: CommandEntry, help: string): string {
-  const { socketHelp } = entry;
-  const options = socketHelp
-    ? GLOBAL_OPTIONS.map((option) => option.name === "socket" ? { ...option, help: socketHelp } : option)
-    : GLOBAL_OPTIONS;
+  const { socketHelp, refuses } = entry;
+  const options = GLOBAL_OPTIONS
+    .filter((option) => !refuses?.names.includes(option.name))
+    .map((option) => option.name === "socket" && socketHelp ? { ...option, help: socketHelp } : option);
   return `${commandOwnHelp(entry, help)}\n\nGlobal options:\n${formatOptions(options)}`;
 }

@@ -41,9 +41,16 @@ export interface OptionSpec {
  * Which options exist, for the parser and for completion: the global ones,
  * and each command's own.
  */
+/** Global options a command refuses (a usage error when given; left out of its help and completion), and why. */
+export interface RefusedOptions {
+  names: readonly string[];
+  /** What the command does instead, after its name: "runs on every target at once". */
+  why: string;
+}
+
 export interface OptionTable {
   global: readonly OptionSpec[];
-  commands: Readonly<Record<string, { readonly options: readonly OptionSpec[] }>>;
+  commands: Readonly<Record<string, { readonly options: readonly OptionSpec[]; readonly refuses?: RefusedOptions }>>;
   /** Where the words become another program's command line (for completion, as for parsing). */
   commandLine?: CommandLineStart;
 }

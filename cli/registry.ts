@@ -7,7 +7,7 @@
  * @module
  */
 import type { CommandContext } from "./session.ts";
-import type { CommandLineStart, OptionSpec } from "./options.ts";
+import type { CommandLineStart, OptionSpec, RefusedOptions } from "./options.ts";
 
 /** What a command module exports. */
 export interface CommandModule {
@@ -30,6 +30,8 @@ export interface CommandEntry {
    * absent: one target only.
    */
   fanout?: "jobs" | "all";
+  /** Global options it refuses, and why. */
+  refuses?: RefusedOptions;
   /** What -s/--socket names for it, in its help, when not a QMP monitor. */
   socketHelp?: string;
   /**
@@ -107,6 +109,12 @@ const WAIT_EVENT: OptionSpec = {
   help: "then wait for event NAME (or a glob; repeatable: any), listening before the command is sent",
 };
 
+/** Refused with one target too, as a bad --jobs is: a script must not break only when a second VM comes. */
+const EVERY_TARGET_AT_ONCE: RefusedOptions = {
+  names: ["jobs"],
+  why: "runs on every target at once (a target not yet listened to misses its events)",
+};
+
 /** How long work shows its progress (read by cli/progress.ts). */
 const PROGRESS_OPTIONS: OptionSpec[] = [
   { name: "progress", help: "draw the progress line on stderr even when it is not a terminal" },
@@ -147,6 +155,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
     summary: "wait for an event (exact name or glob) and print it",
     options: [MATCH, COUNT],
     fanout: "all",
+    refuses: EVERY_TARGET_AT_ONCE,
     load: () => import("./wait_event.ts"),
   },
   events: {
@@ -154,6 +163,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
     summary: "print every event as NDJSON as it arrives",
     options: [MATCH, COUNT],
     fanout: "all",
+    refuses: EVERY_TARGET_AT_ONCE,
     load: () => import("./events.ts"),
   },
   batch: {
@@ -187,6 +197,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
     summary: "job wait [ID ...]: follow block jobs until they conclude (exit 1 if one failed)",
     options: [DISMISS, ...PROGRESS_OPTIONS],
     fanout: "all",
+    refuses: EVERY_TARGET_AT_ONCE,
     load: () => import("./job.ts"),
   },
   migrate: {
@@ -194,6 +205,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
     summary: "migrate wait: follow the migration until it ends (exit 1 if it failed)",
     options: [...PROGRESS_OPTIONS],
     fanout: "all",
+    refuses: EVERY_TARGET_AT_ONCE,
     load: () => import("./migrate.ts"),
   },
   ga: {
@@ -232,6 +244,11 @@ export const COMMANDS: Record<string, CommandEntry> = {
   ansible: {
     summary: "the Ansible module qmp: read its arguments file, print its result (contrib/ansible)",
     options: [],
+    // A global option would be ignored there, or half applied.
+    refuses: {
+      names: ["socket", "timeout", "connect-timeout", "wait-socket", "jobs", "pretty", "raw"],
+      why: "takes its settings from ARGS_FILE (socket, timeout, ...)",
+    },
     load: () => import("./ansible.ts"),
   },
   completions: {

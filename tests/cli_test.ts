@@ -67,6 +67,22 @@ describe("help and version", () => {
     expect(listener.connections).toBe(0);
   });
 
+  test("a command's help lists only the global options it takes: no --jobs for wait-event, only -v, -h for ansible", async () => {
+    const globals = async (command: string) => {
+      const help = await qmpctl(["help", command]);
+      expect(help).toMatchObject({ code: 0, stderr: "" });
+      return [...help.stdout.split("Global options:\n")[1].matchAll(/^ {2}(?:-\w, )? *(--[\w-]+)/gm)].map((m) => m[1]);
+    };
+    expect(await globals("wait-event")).not.toContain("--jobs");
+    expect(await globals("exec")).toContain("--jobs");
+    expect(await globals("ansible")).toEqual(["--verbose", "--help", "--version"]);
+    const refused = await qmpctl(["ansible", "args.json", "--timeout", "1s"]);
+    expect(refused).toMatchObject({
+      code: 2,
+      stderr: "qmpctl: ansible takes its settings from ARGS_FILE (socket, timeout, ...): --timeout does not apply\n",
+    });
+  });
+
   test("'help hmp' and 'hmp --help' print hmp's help", async () => {
     const help = await qmpctl(["help", "hmp"]);
     expect(help).toMatchObject({ code: 0, stderr: "" });

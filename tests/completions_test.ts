@@ -291,6 +291,13 @@ describe("the words of ga, job, migrate and proxy (no QEMU, no agent)", () => {
     expect(offered("qmpctl -s a.sock exec --")).toContain("--socket");
   });
 
+  test("an option a command refuses is not offered: --jobs for the event waits, the global ones for ansible", () => {
+    expect(bashComplete("qmpctl wait-event STOP --j")).toEqual([]);
+    expect(bashComplete("qmpctl job wait --j")).toEqual([]);
+    expect(bashComplete("qmpctl exec query-status --j")).toEqual(["--jobs"]);
+    expect(bashComplete("qmpctl ansible args.json --").sort()).toEqual(["--help", "--verbose", "--version"]);
+  });
+
   test("fish: complete -C offers the agent's words", () => {
     const result = run(["fish", "-c", `source ${scripts.fish}; complete -C 'qmpctl ga e'; complete -C 'qmpctl job '`]);
     expect(result).toEqual({ code: 0, stdout: "exec\nwait\n", stderr: "" });
@@ -368,9 +375,10 @@ _qmpctl`;
   });
 });
 
-describe("every option of every command is offered after it", () => {
+describe("every option of every command is offered after it (not a global one it refuses)", () => {
   test.each(Object.keys(COMMANDS))("%s", (name) => {
-    const expected = [...GLOBAL_OPTIONS, ...COMMANDS[name].options].map((o) => `--${o.name}`);
+    const taken = GLOBAL_OPTIONS.filter((o) => !COMMANDS[name].refuses?.names.includes(o.name));
+    const expected = [...taken, ...COMMANDS[name].options].map((o) => `--${o.name}`);
     expect(bashComplete(`qmpctl ${name} --`)).toEqual(expected);
   });
 });

@@ -258,7 +258,7 @@ describe("qmpctl ansible ARGS_FILE (what the module runs), directly", () => {
     expect(await qmpctl(["ansible", file, "-s", "/nonexistent", "--timeout", "1s"])).toMatchObject({
       code: 2,
       stdout: "",
-      stderr: "qmpctl: ansible takes its settings from ARGS_FILE (socket, timeout, ...): not --socket\n",
+      stderr: "qmpctl: ansible takes its settings from ARGS_FILE (socket, timeout, ...): --socket does not apply\n",
     });
   });
 
