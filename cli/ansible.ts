@@ -17,7 +17,7 @@ import { isGlob } from "../lib/glob.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
 import { formatTable } from "./exit_status.ts";
 import { awaitedTimeout, checkEventWait, readEventWait, subscribe } from "./event_output.ts";
-import { parentGoneSignal, readTextFile, writeStdout } from "./io.ts";
+import { parentGoneSignal, readTextFile, stdoutReaderGoneSignal, writeStdout } from "./io.ts";
 import { ParsedOptions, UsageError } from "./options.ts";
 import { type CommandContext, connect, formatJson } from "./session.ts";
 
@@ -172,8 +172,9 @@ async function runModule(context: CommandContext, params: ModuleParams): Promise
   }
 
   const timeoutMs = duration(params.timeout, "timeout", 0);
-  // A task's own `timeout:` kills Ansible's runner, not this process: gone with it, rather than left holding the monitor.
-  const bounds = [context.signal, parentGoneSignal()];
+  // A task's own `timeout:` kills Ansible's runner, not this process: gone with it, rather than left holding the
+  // monitor. The runner's shell stays (qmpctl's parent), but no one reads the output any more.
+  const bounds = [context.signal, parentGoneSignal(), await stdoutReaderGoneSignal()];
   const signal = AbortSignal.any(timeoutMs > 0 ? [...bounds, AbortSignal.timeout(timeoutMs)] : bounds);
   const options = new ParsedOptions();
   if (given(params.match)) options.set("match", matchWords(dict(params.match, "match")!));

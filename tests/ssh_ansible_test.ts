@@ -170,6 +170,24 @@ describe("the Ansible module qmp", () => {
     expect(documented).toEqual(taken);
   });
 
+  test(
+    "a task's own timeout: ends the runner; qmpctl, left behind by it, ends within seconds, freeing the monitor",
+    async () => {
+      const started = Date.now();
+      const results = await playbook("localhost", "localhost ansible_connection=local\n", [
+        { name: "waits", qmp: { socket: qemu.socket, qmpctl: QMPCTL, wait_event: "STOP" }, timeout: 2 },
+      ]);
+      expect(results["waits"]).toMatchObject({ ansible_status: "failed" });
+      expect(results["waits"].msg).toContain("expected time frame (2)");
+      const left = () =>
+        Bun.spawnSync(["pgrep", "-f", `^${QMPCTL} ansible `]).stdout.toString().trim().split("\n").filter(Boolean);
+      for (let waited = 0; left().length > 0 && waited < 5000; waited += 100) await Bun.sleep(100);
+      expect(left()).toEqual([]);
+      expect(await qmpctl(["-s", qemu.socket, "exec", "query-status"])).toMatchObject({ code: 0, stderr: "" });
+    },
+    150_000,
+  );
+
   test("a missing qmpctl binary fails the task with a message that says so", async () => {
     const results = await playbook("localhost", "localhost ansible_connection=local\n", [
       { name: "missing", qmp: { socket: qemu.socket, qmpctl: "/nonexistent/qmpctl", execute: "query-status" } },
