@@ -187,10 +187,11 @@ export async function connectSsh(
     }
     // The channel opened, and the remote socket closed it: a close before the greeting, as locally.
     if (!stderr.saidOpenFailed()) return closed;
-    // ssh says the same when sshd forbids the forward (AllowStreamLocalForwarding no) or cannot open it,
-    // and when the socket's listen queue is full (its monitor held by another client: EAGAIN there).
+    // ssh says the same when sshd forbids the forward (AllowStreamLocalForwarding no) or cannot open it
+    // (no socket there, or one its login user may not write to), and when the socket's listen queue is
+    // full (its monitor held by another client: EAGAIN there).
     const reason = `${stderr.reason(command[0])} (is there a socket at ${address.path} on ${address.host}, ` +
-      "does its sshd allow forwarding to it, and is its monitor free?)";
+      "may the ssh login user write to it, does its sshd allow forwarding to it, and is its monitor free?)";
     return cannot(reason, { code: "ECONNREFUSED" });
   };
 

@@ -145,7 +145,7 @@ describe("failures over ssh:// are exit 3 with ssh's own reason", () => {
     expect(result.stderr).toStartWith(`qmpctl: cannot connect to ${address}: `);
     expect(result.stderr).toContain("open failed");
     expect(result.stderr).toContain(
-      `is there a socket at ${qemu.dir}/missing.sock on vmhost, does its sshd allow forwarding to it, and is its monitor free?`,
+      `is there a socket at ${qemu.dir}/missing.sock on vmhost, may the ssh login user write to it, does its sshd allow forwarding to it, and is its monitor free?`,
     );
     expect(result.stderr.trimEnd().split("\n")).toHaveLength(1);
   });
