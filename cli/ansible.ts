@@ -58,7 +58,8 @@ A parameter not listed here fails the task (a misspelt one would otherwise be
 ignored).
 
 Example (what Ansible does):
-  echo '{"socket": "/run/vm1.qmp", "execute": "query-status"}' > /tmp/args
+  echo '{"socket": "/run/vm1.qmp", "execute": "query-status"}' \\
+    > /tmp/args
   qmpctl ansible /tmp/args`;
 
 /** The module's parameters, as Ansible passes them. */

@@ -29,14 +29,16 @@ through: at most 256 commands are in flight at once.
 Examples:
   printf 'stop\\nquery-status\\ncont\\n' | qmpctl batch -s /run/vm1.qmp
   qmpctl batch setup.qmp -s /run/vm1.qmp | jq -c 'select(.error)'
-  qmpctl batch setup.qmp -s '/run/qemu/*.qmp'     # the same file on every VM
+  # the same file on every VM
+  qmpctl batch setup.qmp -s '/run/qemu/*.qmp'
 
 A file such as setup.qmp:
-  # two null block devices and a bitmap on each
+  # two null block devices and a bitmap on each, then a look at them
   blockdev-add driver=null-co node-name=n0 size=1048576
   blockdev-add driver=null-co node-name=n1 size=1048576
   block-dirty-bitmap-add node=n0 name=b0
-  {"execute": "block-dirty-bitmap-add", "arguments": {"node": "n1", "name": "b1"}}
+  block-dirty-bitmap-add node=n1 name=b1
+  {"execute": "query-named-block-nodes", "arguments": {"flat": true}}
 
 With several sockets each VM runs the whole input, and each line carries
 "socket" (the input is read once, into memory, before any is connected: at

@@ -38,12 +38,14 @@ describe'): a TAB connects and reads the cache, and fetches the schema only
 the first time for a QEMU build.
 
 Install (mkdir -p the directory first: a fresh account has none):
-  bash  qmpctl completions bash > ~/.local/share/bash-completion/completions/qmpctl
+  bash  qmpctl completions bash \\
+          > ~/.local/share/bash-completion/completions/qmpctl
         (or add  source <(qmpctl completions bash)  to ~/.bashrc)
-  zsh   qmpctl completions zsh > ~/.zfunc/_qmpctl  with  fpath+=(~/.zfunc)
-        before compinit in ~/.zshrc (or: source <(qmpctl completions zsh)
-        after compinit)
-  fish  qmpctl completions fish > ~/.config/fish/completions/qmpctl.fish
+  zsh   qmpctl completions zsh > ~/.zfunc/_qmpctl
+        with  fpath+=(~/.zfunc)  before compinit in ~/.zshrc
+        (or: source <(qmpctl completions zsh)  after compinit)
+  fish  qmpctl completions fish \\
+          > ~/.config/fish/completions/qmpctl.fish
 
 ${exitStatusHelp(["OK", "USAGE", "OUTPUT"])}`;
 

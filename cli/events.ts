@@ -7,7 +7,7 @@ import { type CommandContext, warn, withClient } from "./session.ts";
 import type { EventSubscription } from "../lib/events.ts";
 
 export const help = (): string =>
-  `Usage: qmpctl events [NAME ...] [--match KEY=VALUE ...] [--count N] [--timeout DURATION] [options]
+  `Usage: qmpctl events [NAME ...] [--match KEY=VALUE ...] [options]
 
 Print every event QEMU sends as it arrives, as QEMU sent it (event, data,
 timestamp), one JSON line each (NDJSON). It ends with status 0 when the
@@ -20,11 +20,14 @@ status 124. NAME (exact or a glob such as BLOCK_JOB_*) and --match
 KEY=VALUE keep only some events, as for wait-event.
 
 Examples:
-  qmpctl events                                  # watch everything, Ctrl-C to stop
   qmpctl events 'BLOCK_JOB_*' >> /var/log/vm1-jobs.ndjson
-  qmpctl events --timeout 10m | jq -r .event     # ten minutes of events, by name
-  qmpctl events --count 1                        # the next event, whatever it is
   qmpctl events | while read -r line; do ...; done
+  # watch everything, Ctrl-C to stop
+  qmpctl events
+  # ten minutes of events, by name
+  qmpctl events --timeout 10m | jq -r .event
+  # the next event, whatever it is
+  qmpctl events --count 1
 
 ${
     exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "OUTPUT", "TIMEOUT", "INTERRUPTED"], {

@@ -43,7 +43,8 @@ before 2.5) a value that parses as JSON is that JSON, else text.
 Examples:
   qmpctl -s /run/vm1.qmp exec query-kvm | jq .enabled
   qmpctl exec query-status --pretty
-  qmpctl exec blockdev-add driver=null-co node-name=n0 size=4096 read-only=on
+  qmpctl exec blockdev-add driver=null-co node-name=n0 size=4096 \\
+    read-only=on
   qmpctl exec set_link name=123 up=false
   echo '{"device": "ide0-hd0"}' | qmpctl exec eject --args -
   qmpctl exec stop --raw        # {"return": {}} or {"error": {...}}
@@ -56,7 +57,8 @@ event lines; when the command fails it exits 1 without waiting. A command
 that changes nothing sends no event (stop on a paused VM): bound the wait.
   qmpctl exec stop --wait-event STOP --timeout 10s
   qmpctl exec system_powerdown --wait-event SHUTDOWN --timeout 2m
-  qmpctl exec block-job-cancel device=job0 --wait-event BLOCK_JOB_CANCELLED --match device=job0
+  qmpctl exec block-job-cancel device=job0 \\
+    --wait-event BLOCK_JOB_CANCELLED --match device=job0
 
 Following the work a command starts (see 'qmpctl help job' and 'qmpctl help
 migrate'): --wait-job follows the job named by the command's job-id (or
@@ -68,7 +70,8 @@ query-migrate object. qmpctl listens before the command is sent, so a job
 that fails at once is still reported with its error. A progress line is
 drawn on stderr when it is a terminal (--progress, --no-progress,
 --progress-json).
-  qmpctl exec blockdev-backup job-id=nightly device=disk0 target=backup0 sync=full --wait-job --timeout 4h
+  qmpctl exec blockdev-backup job-id=nightly device=disk0 \\
+    target=backup0 sync=full --wait-job --timeout 4h
   qmpctl exec migrate uri=tcp:dst:4444 --wait-migration
 
 ${

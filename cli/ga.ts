@@ -11,8 +11,8 @@ import { findOption, UsageError } from "./options.ts";
 import { cleaningUpOnFatalSignal, type CommandContext, executeAndPrint, formatJson } from "./session.ts";
 
 export const help = (): string =>
-  `Usage: qmpctl ga AGENT-COMMAND [KEY=VALUE ...] [--args JSON|-] [options]
-       qmpctl ga exec [--stdin FILE|-] [--env K=V ...] [--json] [--] PROG [ARGS...]
+  `Usage: qmpctl ga AGENT-COMMAND [KEY=VALUE ...] [options]
+       qmpctl ga exec [options] [--] PROG [ARGS...]
        qmpctl ga cp SRC DST
        qmpctl ga wait [--timeout D]
 
@@ -75,9 +75,12 @@ the link leads to, or - for stdout); one to a directory or a device
 ga wait: wait until the agent answers, retrying the socket and the sync
 (0 when it answered; with --timeout, 124 when the bound ran out; 3 at once
 for a path that is not a socket, or one this user may not open).
-  qemu-system-x86_64 ... -chardev socket,path=/run/vm1.ga,server=on,wait=off,id=ga0 \\
-    -device virtio-serial -device virtserialport,chardev=ga0,name=org.qemu.guest_agent.0 &
-  QMPCTL_GA_SOCKET=/run/vm1.ga qmpctl ga wait --timeout 2m && qmpctl ga exec -- uptime
+  qemu-system-x86_64 ... \\
+    -chardev socket,path=/run/vm1.ga,server=on,wait=off,id=ga0 \\
+    -device virtio-serial \\
+    -device virtserialport,chardev=ga0,name=org.qemu.guest_agent.0 &
+  export QMPCTL_GA_SOCKET=/run/vm1.ga
+  qmpctl ga wait --timeout 2m && qmpctl ga exec -- uptime
 
 ${
     exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "OUTPUT", "TIMEOUT", "INTERRUPTED"], {

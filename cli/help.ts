@@ -73,9 +73,9 @@ ${
       ],
     ])
   }
-  qmpctl reads no other variable, and no file from the directory it runs
-  in (no .env, no bunfig.toml); the runtime reads its own BUN_* settings
-  (BUN_JSC_* for its JavaScript engine).
+  qmpctl reads no other variable, and no file from the directory it
+  runs in (no .env, no bunfig.toml); the runtime reads its own BUN_*
+  settings (BUN_JSC_* for its JavaScript engine).
 
 Files:
 ${

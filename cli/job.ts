@@ -9,7 +9,7 @@ import { progressMode, type ProgressReporter, type ProgressSample, withProgress 
 import { type CommandContext, connect, formatJson, labelled, reportFailure, warn, write } from "./session.ts";
 
 export const help = (): string =>
-  `Usage: qmpctl job wait [ID ...] [--dismiss] [--timeout D] [--progress|--no-progress|--progress-json]
+  `Usage: qmpctl job wait [ID ...] [--dismiss] [--timeout D] [options]
 
 Follow QEMU's jobs (backup, mirror, stream, commit, blockdev-create, ...)
 until each has concluded; without ID, every job that exists when it starts.
@@ -41,10 +41,11 @@ while a job runs (stdout is the same as without it):
 measured). Lines that do not start with { are qmpctl's messages.
 
 Examples:
-  qmpctl job wait                          # every job there is now
+  qmpctl job wait               # every job there is now
   qmpctl job wait nightly --timeout 4h || mail -s 'backup failed' root
-  qmpctl job wait b0 --dismiss             # a job started with auto-dismiss=false
-  qmpctl job wait b0 --progress-json 2>&1 >/dev/null | jq -R 'fromjson? | .percent'
+  qmpctl job wait b0 --dismiss  # a job started with auto-dismiss=false
+  qmpctl job wait b0 --progress-json 2>&1 >/dev/null |
+    jq -R 'fromjson? | .percent'
 
 ${
     exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "GONE", "OUTPUT", "TIMEOUT", "INTERRUPTED"], {

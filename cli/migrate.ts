@@ -9,7 +9,7 @@ import { progressMode, type ProgressReporter, type ProgressSample, withProgress 
 import { type CommandContext, connect, formatJson, labelled, reportFailure, warn, write } from "./session.ts";
 
 export const help = (): string =>
-  `Usage: qmpctl migrate wait [--timeout D] [--progress|--no-progress|--progress-json]
+  `Usage: qmpctl migrate wait [--timeout D] [options]
 
 Follow the migration of this QEMU (query-migrate, woken early by MIGRATION and
 MIGRATION_PASS events when the 'events' capability is on) until it has
@@ -28,9 +28,9 @@ they are done at, time left (remaining RAM at that rate), the pass
 (dirty-sync-count) and the dirty-page rate; it is
 erased at the end. --progress, --no-progress, --progress-json and NO_COLOR
 as for 'qmpctl job wait'; the JSON lines look like
-  {"progress":"migration","status":"active","pass":1,"dirty-pages-rate":0,
-   "done":33570803,"total":67108864,"percent":50,"bytes-per-second":33554432,
-   "seconds-left":1}
+  {"progress":"migration","status":"active","pass":1,
+   "dirty-pages-rate":0,"done":33570803,"total":67108864,
+   "percent":50,"bytes-per-second":33554432,"seconds-left":1}
 Where query-migrate tells no RAM figures (on a destination; on a source in
 setup), the line shows the status alone and the JSON lines have no figures:
 {"progress":"migration","status":"active"}. "status" is QEMU's, or
@@ -38,8 +38,10 @@ setup), the line shows the status alone and the JSON lines have no figures:
 
 Examples:
   qmpctl exec migrate-set-parameters max-bandwidth=67108864
-  qmpctl exec migrate uri=tcp:dst:4444 --wait-migration --timeout 30m && qmpctl exec quit
-  qmpctl migrate wait --timeout 10m       # a migration started by someone else
+  qmpctl exec migrate uri=tcp:dst:4444 --wait-migration --timeout 30m \\
+    && qmpctl exec quit
+  # a migration started by someone else
+  qmpctl migrate wait --timeout 10m
 
 ${
     exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "GONE", "OUTPUT", "TIMEOUT", "INTERRUPTED"], {

@@ -24,7 +24,8 @@ import { type CommandContext, escapeJsonControls } from "./session.ts";
 
 export const help = (): string =>
   `Usage: qmpctl proxy -s UPSTREAM --listen PATH [options]
-       qmpctl proxy --listen PATH [options] -- qemu-system-x86_64 ARGS...
+       qmpctl proxy --listen PATH [options]
+         -- qemu-system-x86_64 ARGS...
 
 Share one QMP monitor: hold the one connection QEMU allows and serve any
 number of QMP clients on the UNIX socket PATH (mode 0600 unless
@@ -46,9 +47,9 @@ monitor connection itself). qmp_capabilities is answered by the proxy.
 Examples:
   # share a running VM's monitor
   qmpctl proxy -s /run/vm1.qmp --listen /run/vm1.shared.qmp
-  qmpctl -s /run/vm1.shared.qmp wait-event SHUTDOWN &   # no longer blocks others
+  qmpctl -s /run/vm1.shared.qmp wait-event SHUTDOWN &  # blocks no one
   qmpctl -s /run/vm1.shared.qmp exec query-status
-  # start a VM whose monitor is shared from birth, then open a shell on it
+  # start a VM whose monitor is shared from birth; open a shell on it
   qmpctl proxy --listen vm.sock -- qemu-system-x86_64 -m 1G disk.img &
   qmpctl -s vm.sock --wait-socket 10s shell
 

@@ -6,7 +6,7 @@ import { type CommandContext, withClient } from "./session.ts";
 import type { EventSubscription } from "../lib/events.ts";
 
 export const help = (): string =>
-  `Usage: qmpctl wait-event NAME [NAME ...] [--match KEY=VALUE ...] [--count N] [options]
+  `Usage: qmpctl wait-event NAME [NAME ...] [--match KEY=VALUE ...] [options]
 
 Wait for an event and print it as QEMU sent it (event, data, timestamp), one
 JSON line, then exit 0. NAME is exact or a glob (BLOCK_JOB_*, POWER*); several
@@ -23,13 +23,16 @@ event a command causes, run the command with 'qmpctl exec CMD --wait-event
 NAME', which listens before it sends the command.
 
 Examples:
-  # in a script: wait until the guest has shut itself down, at most 10 minutes
+  # wait until the guest has shut itself down, at most 10 minutes
   qmpctl wait-event SHUTDOWN --timeout 10m || virsh destroy vm1
-  # ask the guest to power off and wait for it (listening before the request)
-  qmpctl exec system_powerdown --wait-event SHUTDOWN --timeout 2m || kill "$QEMU_PID"
+  # ask the guest to power off and wait (listening before the request)
+  qmpctl exec system_powerdown --wait-event SHUTDOWN --timeout 2m ||
+    kill "$QEMU_PID"
   # wait for a block job to end, whichever way it ends
-  qmpctl wait-event 'BLOCK_JOB_COMPLETED' 'BLOCK_JOB_CANCELLED' --match device=job0 --timeout 1h
-  # the event after stop: subscribe before the command is sent (a paused VM sends none)
+  qmpctl wait-event 'BLOCK_JOB_COMPLETED' 'BLOCK_JOB_CANCELLED' \\
+    --match device=job0 --timeout 1h
+  # the event after stop: subscribe before the command is sent
+  # (a paused VM sends none)
   qmpctl exec stop --wait-event STOP --timeout 10s
   # two events: the guest paused, then resumed
   qmpctl wait-event STOP RESUME --count 2

@@ -62,7 +62,7 @@ describe("install.sh PREFIX", () => {
     expect(installed.stdout).toMatch(/^qmpctl \d+\.\d+\.\d+(\+g[0-9a-f]+(\.dirty)?)?\n$/);
   });
 
-  test("man -l renders the page without a warning, with every command, every option and the exit statuses", () => {
+  test("man -l renders the page without a warning, no line wider than 80, with every command, every option and the exit statuses", () => {
     const result = run(["man", "--warnings", "-l", join(prefix, "share/man/man1/qmpctl.1")], { MANWIDTH: "80" });
     expect(result.stderr).toBe("");
     expect(result.code).toBe(0);
@@ -72,10 +72,11 @@ describe("install.sh PREFIX", () => {
     for (const section of ["EXIT STATUS", "ENVIRONMENT", "FILES", "EXAMPLES", "QMPCTL_SOCKET", "124"]) {
       expect(text).toContain(section);
     }
-    // The tables (options, exit statuses) are wrapped for the page's indent: they fit an 80-column terminal.
+    // The tables (options, exit statuses) are wrapped for the page's indent, and the lines kept as typed
+    // (examples, usage lines) are short enough for it: every line fits an 80-column terminal.
     const rows = result.stdout.split("\n").filter((line) => /^ +((-\w, )?--[a-z-]+|\d+ {2,})/.test(line));
     expect(rows.length).toBeGreaterThan(20);
-    expect(rows.filter((line) => line.length > 80)).toEqual([]);
+    expect(result.stdout.split("\n").filter((line) => line.length > 80)).toEqual([]);
     // The footer's date: the commit's the page was built from (the checkout's, built by scripts/build.sh).
     const date = Bun.spawnSync(["git", "log", "-1", "--format=%cs"], { cwd: import.meta.dir }).stdout.toString().trim();
     expect(result.stdout.trimEnd().split("\n").at(-1)).toContain(date);
