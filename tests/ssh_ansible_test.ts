@@ -173,7 +173,6 @@ describe("the Ansible module qmp", () => {
   test(
     "a task's own timeout: ends the runner; qmpctl, left behind by it, ends within seconds, freeing the monitor",
     async () => {
-      const started = Date.now();
       const results = await playbook("localhost", "localhost ansible_connection=local\n", [
         { name: "waits", qmp: { socket: qemu.socket, qmpctl: QMPCTL, wait_event: "STOP" }, timeout: 2 },
       ]);
