@@ -199,6 +199,16 @@ describe("the schema cache", () => {
     expect((await run(["exec", "set_link", "name=a", "up=no"])).code).toBe(0);
     expect(executed(server).filter((n) => n === "query-qmp-schema")).toHaveLength(2);
   });
+
+  test("a cache path longer than the system takes (ENAMETOOLONG) is no cache: the command works, stderr stays quiet", async () => {
+    const tooLong = `/tmp/${"abcdefghijklmnopqrs/".repeat(220)}`; // over PATH_MAX (4096), in short components
+    const { server } = setup();
+    for (const args of [["exec", "set_link", "name=a", "up=no"], ["describe", "set_link"], ["commands", "set_*"]]) {
+      const result = await qmpctl(["-s", server.path, ...args], { env: { XDG_CACHE_HOME: tooLong } });
+      expect({ args, code: result.code, stderr: result.stderr }).toEqual({ args, code: 0, stderr: "" });
+    }
+    expect(executed(server)).toContain("set_link");
+  });
 });
 
 describe("commands and describe", () => {

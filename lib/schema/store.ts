@@ -58,7 +58,10 @@ function isSafeRoot(root: string, linkFree = false): Promise<boolean> {
   const id = `${fast}:${root}`;
   let known = rootChecks.get(id);
   if (!known) {
-    const stat = fast && bun ? bun.file(root).stat() : import("node:fs/promises").then(({ lstat }) => lstat(root));
+    // Bun.file().stat() throws at once for a path it cannot take (ENAMETOOLONG): a rejection here, as lstat's.
+    const stat = fast && bun
+      ? new Promise<{ isDirectory(): boolean; uid: number; mode: number }>((resolve) => resolve(bun!.file(root).stat()))
+      : import("node:fs/promises").then(({ lstat }) => lstat(root));
     known = stat.then((stat) => stat.isDirectory() && isPrivate(stat, ownUid())).catch(() => false);
     rootChecks.set(id, known);
   }
