@@ -95,7 +95,7 @@ export const connect: Connect = async (address: SocketAddress, events: Transport
   };
   const socket = address.kind === "unix"
     ? await bun!.connect({ unix: address.path, socket: handler }).catch((error) => unixFailure(address.path, error))
-    : await bun!.connect({ hostname: address.host, port: address.port, socket: handler });
+    : await bun!.connect({ hostname: address.host, port: address.port, socket: handler }).catch(tcpFailure);
   return link.transport(socket);
 };
 
@@ -131,7 +131,7 @@ export const listen: Listen = (path, events) => {
  */
 async function unixFailure(path: string, error: unknown): Promise<never> {
   if ((error as { code?: string })?.code !== "ECONNREFUSED") throw error;
-  const table = await bun!.file("/proc/net/unix").text().catch(() => "");
+  const table = await bun!.file("/proc/net/unix").text().catch((readError) => outOfDescriptors(readError, error));
   const bound: string[] = [];
   for (const line of table.split("\n")) {
     const fields = line.trim().split(/\s+/);
@@ -151,4 +151,21 @@ async function unixFailure(path: string, error: unknown): Promise<never> {
     if (listens) throw Object.assign(new Error(`connect EAGAIN ${path}`), { code: "EAGAIN", cause: error });
   }
   throw error;
+}
+
+/**
+ * Bun also reports a socket(2) that failed for want of a descriptor as
+ * ECONNREFUSED: a file opened then fails too, with the real reason.
+ */
+async function tcpFailure(error: unknown): Promise<never> {
+  if ((error as { code?: string })?.code !== "ECONNREFUSED") throw error;
+  await bun!.file("/dev/null").text().catch((readError) => outOfDescriptors(readError, error));
+  throw error;
+}
+
+/** Throws the failure to open a file as the connect's, when it was for want of a descriptor (EMFILE, ENFILE). */
+function outOfDescriptors(readError: unknown, connectError: unknown): string {
+  const code = (readError as { code?: string })?.code;
+  if (code !== "EMFILE" && code !== "ENFILE") return "";
+  throw Object.assign(new Error(`socket ${code}`), { code, cause: connectError });
 }

@@ -73,6 +73,8 @@ const REASONS: Record<string, string> = {
   ELOOP: "too many levels of symbolic links",
   ENAMETOOLONG: "the path is too long",
   ENOTSOCK: "not a socket",
+  EMFILE: "too many open files (this process's limit, ulimit -n)",
+  ENFILE: "too many open files on this system",
   ETIMEDOUT: "connection timed out",
   EHOSTUNREACH: "host unreachable",
   ENETUNREACH: "network unreachable",

@@ -164,6 +164,33 @@ describe("connection errors name the address and the reason", () => {
     );
   });
 
+  test("no file descriptor left (ulimit -n): exit 3 saying so at once, not 'connection refused' (Bun's word for it)", () => {
+    const port = freePort();
+    for (
+      const [address, retry] of [[qemu.socket, []], [`127.0.0.1:${port}`, []], [qemu.socket, ["--wait-socket", "30s"]]]
+    ) {
+      // 5: the runtime starts, and has none left for the socket.
+      const run = Bun.spawnSync([
+        "prlimit",
+        "--nofile=5",
+        QMPCTL,
+        "-s",
+        address as string,
+        ...retry,
+        "exec",
+        "query-status",
+      ], {
+        stderr: "pipe",
+      });
+      expect({ address, code: run.exitCode, stderr: run.stderr.toString() }).toEqual({
+        address,
+        code: 3,
+        stderr:
+          `qmpctl: cannot connect to ${address}: too many open files (this process's limit, ulimit -n) (EMFILE)\n`,
+      });
+    }
+  });
+
   // Tests run as root, who may open any socket: run the binary as nobody.
   const nobody = 65534;
   const canRunAsNobody =
