@@ -58,6 +58,7 @@ ${
         "NO_COLOR",
         "when set and not empty, no colour (on a terminal, error lines are red and the progress line is coloured)",
       ],
+      ["TERM", "dumb: no colour, and the progress line drawn without cursor controls"],
       ["COLUMNS", "the progress line's width when stderr is no terminal"],
       [
         "TMPDIR",

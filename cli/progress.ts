@@ -76,6 +76,8 @@ export class ProgressReporter {
   /** The target's address, first in each JSON line when several run. */
   readonly #socket?: string;
   readonly #color: boolean;
+  /** TERM=dumb: no escapes at all, blanks erase what was drawn. */
+  readonly #dumb: boolean;
   readonly #measured = new Map<string, { at: number; done: number; rate?: number }>();
   #written: Promise<void> = Promise.resolve();
   #drawn = false;
@@ -83,7 +85,8 @@ export class ProgressReporter {
   constructor(mode: ProgressMode, socket?: string) {
     this.#mode = mode;
     this.#socket = socket;
-    this.#color = mode === "line" && (env("NO_COLOR") ?? "") === "";
+    this.#dumb = env("TERM") === "dumb";
+    this.#color = mode === "line" && (env("NO_COLOR") ?? "") === "" && !this.#dumb;
   }
 
   /** Whether progress is shown at all (else the samples need not be made). */
@@ -103,13 +106,15 @@ export class ProgressReporter {
     const one = measured.length === 1 ? measured[0] : combine(measured);
     // Room for the cursor and for the ^C a terminal echoes on Ctrl-C: a line that filled the row would
     // wrap with it, and the erase at the end would take only the second row.
-    this.#write(`\r${progressLine(one, stderrColumns() - 3, this.#color)}\x1b[K`);
+    const width = stderrColumns() - 3;
+    const line = progressLine(one, width, this.#color);
+    this.#write(this.#dumb ? `\r${line.padEnd(width)}` : `\r${line}\x1b[K`);
     this.#drawn = true;
   }
 
   /** Erase the line (if drawn); resolves once stderr has taken everything, so later lines come after. */
   finish(): Promise<void> {
-    if (this.#drawn) this.#write("\r\x1b[K");
+    if (this.#drawn) this.#write(this.#dumb ? `\r${" ".repeat(stderrColumns() - 3)}\r` : "\r\x1b[K");
     this.#drawn = false;
     return this.#written;
   }

@@ -696,7 +696,7 @@ describe("the progress line", () => {
   test("no progress bytes at all when stderr is a file, and --progress draws them there anyway", async () => {
     const dir = mkdtempSync(join(tmpdir(), "qmpctl-progress-"));
     try {
-      const run = async (extra: string[]) => {
+      const run = async (extra: string[], env: Record<string, string> = { NO_COLOR: "1" }) => {
         await backup("f1", 64 * MiB);
         const log = join(dir, "stderr");
         const child = Bun.spawn([
@@ -712,7 +712,7 @@ describe("the progress line", () => {
           ...extra,
         ], {
           stdout: "pipe",
-          env: { ...process.env, NO_COLOR: "1" },
+          env: { ...process.env, ...env },
         });
         const stdout = await new Response(child.stdout).text();
         return { code: await child.exited, stdout, stderr: readFileSync(log, "utf8") };
@@ -726,6 +726,11 @@ describe("the progress line", () => {
       expect(forced.stderr.endsWith("\r\x1b[K")).toBe(true); // erased at the end
       expect(forced.stderr).not.toContain("\x1b[32m"); // NO_COLOR
       expect(forced.stdout).toBe(quiet.stdout); // the same job again: the same final line
+      const dumb = await run(["--progress"], { TERM: "dumb" }); // no escapes at all: blanks erase
+      expect(dumb.code).toBe(0);
+      expect(dumb.stderr).toMatch(/^\r\[[#-]+\] backup f1 +\d+%/);
+      expect(dumb.stderr).not.toContain("\x1b");
+      expect(dumb.stderr.endsWith(`\r${" ".repeat(77)}\r`)).toBe(true); // 80 columns, less 3
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
