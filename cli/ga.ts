@@ -22,7 +22,10 @@ command line). The address is -s ADDR or $QMPCTL_GA_SOCKET. Before the first
 command qmpctl resynchronises the channel (guest-sync-delimited with a random
 id), so replies left by an earlier client that died are never taken for its
 own; an agent that does not answer within --connect-timeout (default 10s;
-the guest may be booting, or run no agent) exits 3.
+the guest may be booting, or run no agent) exits 3. A run that gives up on
+a reply (a bound ran out, Ctrl-C) ends up to 0.3s later (1s while a large
+reply is coming): it reads what the agent still owes first, since qemu-ga
+serving its own socket quits when a client leaves a reply unread.
 
 ga AGENT-COMMAND: run one agent command and print its return value as one
 JSON line, as 'exec' does for QMP (--raw, --pretty, -v and --args too).
