@@ -154,17 +154,18 @@ async function withGuestFile(
   signal: AbortSignal,
   work: (handle: number) => Promise<void>,
 ): Promise<void> {
+  const from = ` from ${agent.address.text}`;
   // Closing has its own bound, and outlasts the run's (--timeout, SIGINT) by a little only.
   const bounded = <T>(work: Promise<T>, what: string) =>
     abortableWithGrace(abortable(work, AbortSignal.timeout(CLOSE_BOUND_MS), what), signal, CLOSE_GRACE_MS, what);
   const close = (handle: unknown) =>
-    bounded(agent.execute("guest-file-close", { handle }), "the guest agent's reply to guest-file-close");
+    bounded(agent.execute("guest-file-close", { handle }), `the guest agent's reply to guest-file-close${from}`);
   // Sent without the run's signal: when SIGINT or --timeout comes before the
   // reply, the agent opens the file all the same, and its handle must be closed.
   const opening = agent.execute("guest-file-open", { path, mode });
   let handle: unknown;
   try {
-    handle = await abortable(opening, signal, "the guest agent's reply to guest-file-open");
+    handle = await abortable(opening, signal, `the guest agent's reply to guest-file-open${from}`);
   } catch (error) {
     if (signal.aborted) {
       await bounded(opening, "").then(close).catch(() => {});

@@ -212,7 +212,7 @@ export class GuestAgent {
     command: string,
     args: Record<string, unknown> | undefined,
     options: { signal?: AbortSignal },
-    awaited = `the guest agent's reply to ${command}`, // what a timeout or abort says was waited for
+    awaited = `the guest agent's reply to ${command} from ${this.address.text}`, // what a timeout or abort says
   ) {
     const { signal } = options;
     const abortError = abortErrorFor(awaited);

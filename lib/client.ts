@@ -370,7 +370,7 @@ export class QmpClient {
     options: ExecuteOptions,
   ): Promise<Record<string, unknown>> {
     const { signal } = options;
-    const what = `the reply to ${command}`;
+    const what = `the reply to ${command} from ${this.address.text}`; // which VM, in a loop's log
     if (signal?.aborted) return Promise.reject(abortErrorFor(what)(signal)); // before anything is sent
     if (this.#phase === "closed") {
       return Promise.reject(this.#failure ?? new DisconnectedError(`the connection to ${this.address.text} is closed`));

@@ -99,8 +99,8 @@ describe("the greeting and negotiation", () => {
     expect(await exec(server, "set_link", "name=x", "up=false", "--timeout", "500ms")).toMatchObject({
       code: 124,
       stdout: "",
-      stderr: "qmpctl: timed out waiting for the reply to query-target (sent by qmpctl to read QEMU's schema) " +
-        "(--timeout 500ms)\n",
+      stderr: `qmpctl: timed out waiting for the reply to query-target from ${server.path} (sent by qmpctl to read ` +
+        "QEMU's schema) (--timeout 500ms)\n",
     });
   });
 
@@ -266,7 +266,7 @@ describe("replies", () => {
     expect(result).toMatchObject({
       code: 124,
       stdout: "",
-      stderr: "qmpctl: timed out waiting for the reply to query-status (--timeout 500ms)\n",
+      stderr: `qmpctl: timed out waiting for the reply to query-status from ${server.path} (--timeout 500ms)\n`,
     });
     expect(result.ms).toBeLessThan(4000);
   });

@@ -337,7 +337,7 @@ describe("on a pc machine (-M pc -S, two CPUs)", () => {
       expect(result).toEqual(expect.objectContaining({
         code: 124,
         stdout: "",
-        stderr: "qmpctl: timed out waiting for the reply to memsave (--timeout 1s)\n",
+        stderr: `qmpctl: timed out waiting for the reply to memsave from ${pc.socket} (--timeout 1s)\n`,
       }));
       expect(result.ms).toBeLessThan(10_000);
     });

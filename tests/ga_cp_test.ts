@@ -239,7 +239,8 @@ describe("ga cp", () => {
         const result = await copying.result;
         expect(result).toMatchObject({
           code: 124,
-          stderr: "qmpctl: timed out waiting for the guest agent's reply to guest-file-read (--timeout 1500ms)\n",
+          stderr: `qmpctl: timed out waiting for the guest agent's reply to guest-file-read from ${stuck.socket} ` +
+            "(--timeout 1500ms)\n",
         });
         expect(result.ms).toBeLessThan(3000); // it took 6.5 s: closing the guest file waited 5 s for the agent
         expect(existsSync(join(stuck.dir, "zeros"))).toBe(false);

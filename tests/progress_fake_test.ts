@@ -148,7 +148,7 @@ test("job wait and migrate wait: a --timeout before QEMU answered what there is 
     expect(await qmpctl(["-s", server.path, ...words, "--timeout", "500ms"])).toMatchObject({
       code: 124,
       stdout: "",
-      stderr: `qmpctl: timed out waiting for the reply to ${command} (--timeout 500ms)\n`,
+      stderr: `qmpctl: timed out waiting for the reply to ${command} from ${server.path} (--timeout 500ms)\n`,
     });
   }
 });
