@@ -17,6 +17,7 @@ import {
   AbortedError,
   abortErrorFor,
   ArgumentError,
+  awaitedStep,
   CommandError,
   ConnectionError,
   ConnectTimeoutError,
@@ -26,7 +27,6 @@ import {
   GreetingError,
   MessageTooLargeError,
   NegotiationError,
-  NO_GREETING_HINT,
   notAQmpServer,
   ProtocolError,
   type QmpError,
@@ -582,24 +582,8 @@ export class QmpClient {
 
   /** What connect() waits for now, for its timeout messages. */
   #awaitedStep(): { step: string; hint: string } {
-    const address = this.address.text;
-    switch (this.#phase) {
-      case "greeting":
-        return {
-          step: `QMP greeting from ${address}`,
-          hint: `: ${NO_GREETING_HINT}`,
-        };
-      case "negotiating":
-        return { step: `answer to qmp_capabilities from ${address}`, hint: "" };
-      default:
-        return {
-          step: `connection to ${address}`,
-          hint: this.#listenQueueFull
-            ? ": its listen queue stayed full (EAGAIN): another client may hold the monitor while others wait " +
-              "their turn (QEMU serves one client at a time), or too many clients are connecting at once"
-            : "",
-        };
-    }
+    const phase = this.#phase === "greeting" || this.#phase === "negotiating" ? this.#phase : "connecting";
+    return awaitedStep(phase, this.address.text, this.#listenQueueFull);
   }
 }
 

@@ -87,6 +87,36 @@ export class ConnectTimeoutError extends ConnectionError {
 export const NO_GREETING_HINT =
   "another client may hold the monitor (QEMU serves one client at a time), or it is no QMP monitor (a guest agent's socket: use qmpctl ga)";
 
+/** The steps of a connection before it is ready: connect(2), the greeting, the answer to qmp_capabilities. */
+export type ReadyStep = "connecting" | "greeting" | "negotiating";
+
+/**
+ * What a connection at `address` waits for in `phase`, and why that may not
+ * come (`hint`, empty or starting with ": "), for the messages of a bound
+ * that ran out: `no ${step} within 10s${hint}`. `listenQueueFull`: connect(2)
+ * said EAGAIN.
+ */
+export function awaitedStep(
+  phase: ReadyStep,
+  address: string,
+  listenQueueFull = false,
+): { step: string; hint: string } {
+  switch (phase) {
+    case "greeting":
+      return { step: `QMP greeting from ${address}`, hint: `: ${NO_GREETING_HINT}` };
+    case "negotiating":
+      return { step: `answer to qmp_capabilities from ${address}`, hint: "" };
+    case "connecting":
+      return {
+        step: `connection to ${address}`,
+        hint: listenQueueFull
+          ? ": its listen queue stayed full (EAGAIN): another client may hold the monitor while others wait " +
+            "their turn (QEMU serves one client at a time), or too many clients are connecting at once"
+          : "",
+      };
+  }
+}
+
 /** The first message was not a QMP greeting. */
 export class GreetingError extends QmpError {
   override readonly code: string = "GREETING";

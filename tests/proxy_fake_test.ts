@@ -8,7 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConnectTimeoutError, QmpProxy, TimeoutError } from "../lib/mod.ts";
 import { listenTransport } from "../lib/transport_listen.ts";
-import { fakeServer } from "./helpers/fake_server.ts";
+import { qmpctl } from "./helpers/cli.ts";
+import { fakeServer, QEMU_GREETING } from "./helpers/fake_server.ts";
 import { negotiatedClient, rawClient } from "./helpers/proxy.ts";
 import { startQemu } from "./helpers/qemu.ts";
 
@@ -64,12 +65,24 @@ test("no greeting from upstream: share() fails with ConnectTimeoutError within t
   const started = performance.now();
   const error = await QmpProxy.share(server.path, listenPath(), { connectTimeoutMs: 300 }).catch((e) => e);
   expect(error).toBeInstanceOf(ConnectTimeoutError);
-  expect(error.message).toMatch(/^no QMP greeting and negotiation from .* within 300ms: another client may hold/);
+  expect(error.message).toMatch(/^no QMP greeting from .* within 300ms: another client may hold/);
   expect(performance.now() - started).toBeLessThan(3000);
 
   // The caller's own signal gives the library's TimeoutError (or AbortedError), not the connect timeout's class.
   const caller = await QmpProxy.share(server.path, listenPath(), { signal: AbortSignal.timeout(200) }).catch((e) => e);
   expect(caller).toBeInstanceOf(TimeoutError);
+});
+
+test("a greeting but no answer to qmp_capabilities: the proxy says that phase ran out, in exec's words", async () => {
+  const server = fakeServer((connection) => connection.sendJson(QEMU_GREETING)); // greets, never answers
+  cleanups.push(() => server.stop());
+  const proxy = await qmpctl(["proxy", "-s", server.path, "--listen", listenPath(), "--connect-timeout", "1s"]);
+  const exec = await qmpctl(["-s", server.path, "--connect-timeout", "1s", "exec", "query-status"]);
+  expect(proxy).toMatchObject({
+    code: 3,
+    stderr: `qmpctl: no answer to qmp_capabilities from ${server.path} within 1s\n`,
+  });
+  expect(proxy.stderr).toBe(exec.stderr);
 });
 
 test("a client's quit: ended is 'quit', though QEMU also sends SHUTDOWN (reason host-qmp-quit)", async () => {

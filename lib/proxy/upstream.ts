@@ -9,13 +9,14 @@
 import { formatDuration } from "../duration.ts";
 import {
   abortErrorFor,
+  awaitedStep,
   ConnectTimeoutError,
   DisconnectedError,
   GreetingError,
   NegotiationError,
-  NO_GREETING_HINT,
   notAQmpServer,
   type QmpError,
+  type ReadyStep,
 } from "../errors.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES, JsonFramer } from "../framing.ts";
 import type { Transport, TransportEvents } from "../transport.ts";
@@ -74,15 +75,13 @@ export class Upstream {
     const limits = [signal, connectTimeoutMs > 0 ? AbortSignal.timeout(connectTimeoutMs) : undefined]
       .filter((s): s is AbortSignal => s !== undefined);
     const bound = limits.length > 0 ? AbortSignal.any(limits) : undefined;
+    let phase: ReadyStep = "greeting"; // which of the two ran out, named as the client names it
     const onAbort = () => {
+      const { step, hint } = awaitedStep(phase, this.name);
       this.#waiter?.reject(
         signal?.aborted // the caller's signal: TimeoutError or AbortedError, as every wait of the library
-          ? abortErrorFor(`negotiation with ${this.name}`)(signal)
-          : new ConnectTimeoutError(
-            `no QMP greeting and negotiation from ${this.name} within ${
-              formatDuration(connectTimeoutMs)
-            }: ${NO_GREETING_HINT}`,
-          ),
+          ? abortErrorFor(`the ${step}${hint}`)(signal)
+          : new ConnectTimeoutError(`no ${step} within ${formatDuration(connectTimeoutMs)}${hint}`),
       );
     };
     bound?.addEventListener("abort", onAbort, { once: true });
@@ -96,6 +95,7 @@ export class Upstream {
       this.greeting = greeting;
       const offered = (greeting.QMP as { capabilities?: unknown }).capabilities;
       this.oob = Array.isArray(offered) && offered.includes("oob");
+      phase = "negotiating";
       this.send({ execute: "qmp_capabilities", arguments: { enable: this.oob ? ["oob"] : [] }, id: NEGOTIATION_ID });
       let reply = await this.#next();
       while (reply.id !== NEGOTIATION_ID) reply = await this.#next(); // an event: no client to give it to yet
