@@ -61,9 +61,15 @@ ${
   }
 Launch mode: QEMU's own exit status; 127 when it is not found, 126 when it
 cannot be run (as env(1)); 3 when it does not connect its monitor within
---connect-timeout (it is then stopped).`;
+--connect-timeout (it is then stopped); 124 when --timeout runs out (QEMU
+gets SIGTERM, and SIGKILL ${formatDuration(QEMU_EXIT_GRACE_MS)} later if it has not exited, as timeout -k).`;
 
-/** How long a launched QEMU may take to exit after its monitor connection has gone. */
+/**
+ * How long a launched QEMU may take to exit after its monitor connection has
+ * gone, or after the SIGTERM that stops it (--timeout, a failed start): then
+ * SIGKILL, as `timeout -k` sends it. QEMU may be slow to stop (I/O it waits
+ * for at shutdown) or ignore SIGTERM.
+ */
 const QEMU_EXIT_GRACE_MS = 10_000;
 /** How long a launched QEMU whose monitor failed before the proxy could serve it is given to exit by itself. */
 const QEMU_FAILING_START_MS = 2000;
@@ -158,6 +164,22 @@ async function exitedWithin(child: PassthroughChild, ms: number): Promise<number
   return status;
 }
 
+/**
+ * The child's exit status, once it has exited: by itself, or killed (SIGKILL)
+ * when it has not within QEMU_EXIT_GRACE_MS of now, saying so.
+ */
+async function exitedOrKilled(child: PassthroughChild, name: string, since: string): Promise<number> {
+  const grace = setTimeout(() => {
+    notice(`${name} did not exit within ${formatDuration(QEMU_EXIT_GRACE_MS)} ${since}: killed it (SIGKILL)`);
+    child.kill("SIGKILL");
+  }, QEMU_EXIT_GRACE_MS);
+  try {
+    return await child.exited;
+  } finally {
+    clearTimeout(grace);
+  }
+}
+
 /** Share the monitor at `address` until QEMU goes away or a signal stops the proxy. */
 async function runShared(context: CommandContext, settings: Settings, address: string): Promise<number> {
   const share = () => QmpProxy.share(address, settings.listen, proxyOptions(context, settings));
@@ -240,6 +262,9 @@ async function runLaunched(context: CommandContext, settings: Settings, command:
     notice(`cannot start ${command[0]}: ${(error as Error).message}`);
     return (error as { code?: string }).code === "ENOENT" ? PROGRAM.NOT_FOUND : PROGRAM.NOT_RUNNABLE;
   }
+  // One grace for this QEMU, from the first reason to stop it (a second would say the kill twice).
+  let ending: Promise<number> | undefined;
+  const exitedOrKilledQemu = (since: string) => (ending ??= exitedOrKilled(qemu, command[0], since));
   let signalsSent = 0;
   let stoppedBy: "SIGINT" | FatalSignal | "timeout" | undefined;
   const stop = stopRequested(context);
@@ -250,19 +275,25 @@ async function runLaunched(context: CommandContext, settings: Settings, command:
     forward();
     onFatalSignal(forward);
     onInterrupt(forward);
+    if (signal !== "timeout") return; // the one who sent it may send another, which kills
+    // The bound the user set: said now, and kept even if QEMU ignores SIGTERM.
+    notice(`--timeout ${formatDuration(context.global.timeoutMs)} ran out: stopping ${command[0]}`);
+    void exitedOrKilledQemu("of SIGTERM");
   });
-  // QEMU connects its monitor as it starts, in well under a second; --connect-timeout bounds the wait.
+  // QEMU connects its monitor as it starts, in well under a second; --connect-timeout bounds the wait, unless
+  // --timeout runs out first: QEMU is then being stopped, and the run ends when it has.
   const bound = context.global.connectTimeoutMs;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const early = await Promise.race([
     qemuConnected.then(() => "connected" as const),
     qemu.exited.then(() => "exited" as const),
+    stop.then((signal) => signal === "timeout" ? "timeout" as const : new Promise<never>(() => {})),
     ...(bound > 0 ? [new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), bound)))] : []),
   ]);
   clearTimeout(timer);
   await monitorListener.close();
   await removeDir(dir);
-  if (early === "exited") {
+  if (early === "exited" || early === "timeout") {
     if (stoppedBy === undefined) notice(`${command[0]} exited before it connected its monitor`);
     return timedOut(await qemu.exited);
   }
@@ -282,25 +313,20 @@ async function runLaunched(context: CommandContext, settings: Settings, command:
     const status = closedByQemu ? await exitedWithin(qemu, QEMU_FAILING_START_MS) : undefined;
     if (status !== undefined) return timedOut(status);
     qemu.kill("SIGTERM");
-    await qemu.exited;
+    await exitedOrKilledQemu("of SIGTERM");
     throw error;
   }
   notice(`serving QEMU's monitor on ${settings.listen}`);
   const first = await Promise.race([qemu.exited, proxy.ended.then(() => undefined)]);
   if (first === undefined) {
     // The monitor connection ended: QEMU is exiting, or is stopped after a grace period.
-    const grace = setTimeout(() => qemu.kill("SIGKILL"), QEMU_EXIT_GRACE_MS);
-    const status = await qemu.exited;
-    clearTimeout(grace);
-    return timedOut(status);
+    return timedOut(await exitedOrKilledQemu("of closing its monitor"));
   }
   await proxy.close();
   return timedOut(first);
 
-  /** QEMU's status, unless --timeout stopped it: then 124, as timeout(1) exits, saying so. */
+  /** QEMU's status, unless --timeout stopped it: then 124, as timeout(1) exits (said when it ran out). */
   function timedOut(status: number): number {
-    if (stoppedBy !== "timeout") return status;
-    notice(`--timeout ${formatDuration(context.global.timeoutMs)} ran out: stopped ${command[0]}`);
-    return EXIT.TIMEOUT;
+    return stoppedBy === "timeout" ? EXIT.TIMEOUT : status;
   }
 }

@@ -7,8 +7,9 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { qmpctl } from "./helpers/cli.ts";
+import { qmpctl, startQmpctl } from "./helpers/cli.ts";
 import { startListener } from "./helpers/listener.ts";
+import { waitUntil } from "./helpers/process_state.ts";
 import { negotiatedClient, type RawClient, type RunningProxy, startProxy } from "./helpers/proxy.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
 
@@ -260,7 +261,7 @@ describe("proxy --listen PATH -- qemu ...: launch mode", () => {
     const [qemuPid] = childrenOf(proxy.child.pid);
     const result = await proxy.result;
     expect(result.code).toBe(124);
-    expect(result.stderr).toContain("qmpctl: proxy: --timeout 1s ran out: stopped qemu-system-x86_64\n");
+    expect(result.stderr).toContain("qmpctl: proxy: --timeout 1s ran out: stopping qemu-system-x86_64\n");
     expect(alive(qemuPid)).toBe(false);
     expect(existsSync(shared)).toBe(false);
     // One that never connects its monitor: the timeout ends it, not "exited before it connected".
@@ -275,8 +276,81 @@ describe("proxy --listen PATH -- qemu ...: launch mode", () => {
       "-c",
       "exec sleep 30",
     ]);
-    expect(silent).toMatchObject({ code: 124, stderr: "qmpctl: proxy: --timeout 500ms ran out: stopped sh\n" });
+    expect(silent).toMatchObject({ code: 124, stderr: "qmpctl: proxy: --timeout 500ms ran out: stopping sh\n" });
   });
+
+  /**
+   * A QEMU stuck at shutdown (hung I/O), faked: it ignores SIGTERM and SIGINT from its first instant (sh's
+   * trap, kept through exec, so a --timeout that runs out while python starts finds them ignored), writes
+   * its pid to `pidFile`, then, with `connect`, connects to the monitor socket the proxy gives it in
+   * -chardev, greets and answers every command with {"return": {}}; without, it never connects.
+   */
+  function stubbornQemu(pidFile: string, connect: boolean): string[] {
+    const script = String.raw`
+import json, os, re, socket, sys, time
+open(sys.argv[1], "w").write(str(os.getpid()))
+if sys.argv[2] != "connect":
+    while True: time.sleep(60)
+chardev = sys.argv[sys.argv.index("-chardev") + 1]
+path = re.search(r"(?:^|,)path=((?:[^,]|,,)*)", chardev).group(1).replace(",,", ",")
+monitor = socket.socket(socket.AF_UNIX)
+monitor.connect(path)
+greeting = {"QMP": {"version": {"qemu": {"major": 7, "minor": 2, "micro": 0}, "package": ""}, "capabilities": []}}
+monitor.sendall(json.dumps(greeting).encode() + b"\r\n")
+for line in monitor.makefile("rb"):
+    if line.strip():
+        monitor.sendall(json.dumps({"return": {}, "id": json.loads(line).get("id")}).encode() + b"\r\n")
+while True: time.sleep(60)
+`;
+    const shell = `trap "" TERM INT; exec python3 -c "$0" "$@"`;
+    return ["sh", "-c", shell, script, pidFile, connect ? "connect" : "silent"];
+  }
+
+  /** The pid the fake wrote, once it has (its signals are then ignored). */
+  async function pidFrom(pidFile: string): Promise<number> {
+    await waitUntil(() => existsSync(pidFile) && readFileSync(pidFile, "utf8") !== "", "the fake QEMU wrote its pid");
+    const pid = Number(readFileSync(pidFile, "utf8"));
+    cleanups.push(() => alive(pid) && process.kill(pid, "SIGKILL"));
+    return pid;
+  }
+
+  test("--timeout, QEMU ignoring SIGTERM: killed after a grace, as timeout -k does; exit 124, saying so", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "qmpctl-launch-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const shared = join(dir, "vm.sock"), pidFile = join(dir, "qemu.pid");
+    const proxy = startProxy(["--listen", shared, "--timeout", "1s", "--", ...stubbornQemu(pidFile, true)], 30_000);
+    cleanups.push(() => proxy.child.kill("SIGKILL"));
+    await proxy.ready; // it greeted and negotiated through its monitor
+    const pid = await pidFrom(pidFile);
+    const result = await proxy.result;
+    expect({ code: result.code, signal: result.signal }).toEqual({ code: 124, signal: null });
+    expect(result.stderr).toContain("qmpctl: proxy: --timeout 1s ran out: stopping sh\n");
+    expect(result.stderr).toContain("qmpctl: proxy: sh did not exit within 10s of SIGTERM: killed it (SIGKILL)\n");
+    expect(alive(pid)).toBe(false);
+    expect(existsSync(shared)).toBe(false);
+  }, 60_000);
+
+  test("--timeout before --connect-timeout, QEMU ignoring SIGTERM: 124, not the connect timeout's 3", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "qmpctl-launch-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const pidFile = join(dir, "qemu.pid");
+    const run = startQmpctl(
+      [
+        ...["proxy", "--listen", join(dir, "vm.sock"), "--timeout", "1s"], // --connect-timeout: its default 10s
+        ...["--", ...stubbornQemu(pidFile, false)],
+      ],
+      { killAfterMs: 30_000 },
+    );
+    cleanups.push(() => run.child.kill("SIGKILL"));
+    const pid = await pidFrom(pidFile);
+    const result = await run.result;
+    expect(result.code).toBe(124);
+    expect(result.stderr).toBe(
+      "qmpctl: proxy: --timeout 1s ran out: stopping sh\n" +
+        "qmpctl: proxy: sh did not exit within 10s of SIGTERM: killed it (SIGKILL)\n",
+    );
+    expect(alive(pid)).toBe(false);
+  }, 60_000);
 
   test("a program not found exits 127, one not runnable 126 (as env(1)); one that never connects a monitor is stopped at --connect-timeout: exit 3", async () => {
     const dir = mkdtempSync(join(tmpdir(), "qmpctl-launch-"));
