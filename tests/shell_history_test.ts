@@ -276,6 +276,26 @@ describe("the shell's history file", () => {
     expect(existsSync(join(cwd, "state"))).toBe(false);
   });
 
+  test("a file over 2000 lines is cut back to its last 1000 when a shell starts; one under 2000 is left as it is", async () => {
+    // Cutting back rewrites the file: done rarely, since a line another shell enters meanwhile is lost.
+    const { home, dir, file } = freshHome();
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const lines = (count: number) => Array.from({ length: count }, (_, i) => `query-name # ${i}\n`).join("");
+    writeFileSync(file(), lines(1500), { mode: 0o600 });
+    const inode = statSync(file()).ino;
+    await shell(home, async (terminal) => {
+      await terminal.press("Up");
+      await terminal.waitForLastLine("(QEMU) query-name # 1499");
+      await terminal.press("C-u");
+      await terminal.waitForLastLine(PROMPT);
+    });
+    expect(readFileSync(file(), "utf8")).toBe(lines(1500) + "quit\n");
+    expect(statSync(file()).ino).toBe(inode); // appended to, not rewritten
+    writeFileSync(file(), lines(2001), { mode: 0o600 });
+    await shell(home, async () => {});
+    expect(readFileSync(file(), "utf8")).toBe(lines(2001).split("\n").slice(1001).join("\n") + "quit\n");
+  });
+
   test("only the end of a large history file is read, and the file is cut back to the lines kept", async () => {
     const { home, dir, file } = freshHome();
     mkdirSync(dir, { recursive: true, mode: 0o700 });

@@ -3,7 +3,9 @@
  * `$XDG_STATE_HOME/qmpctl/` (default `~/.local/state/qmpctl/`), the last
  * 1000 lines, created 0600 in a 0700 directory (a line may hold a password).
  * Each line is appended as it is entered, so two shells at once lose
- * nothing; the file is cut back to its last 1000 lines when a shell starts.
+ * nothing; a shell that starts and finds the file over 2000 lines cuts it
+ * back to its last 1000 (a rewrite: a line another shell appends in that
+ * moment is lost, so it is done once per 1000 lines, not at every start).
  *
  * The path comes from the environment, which root may have taken from
  * another user (`sudo -E`, `su -m`): so the directory must be this user's,
@@ -20,6 +22,8 @@ import { openPrivateDir, type PrivateDir } from "../private_dir.ts";
 
 /** Lines kept. */
 export const HISTORY_SIZE = 1000;
+/** Lines the file may grow to before a shell that starts cuts it back to HISTORY_SIZE. */
+const HISTORY_CUT_AT = 2 * HISTORY_SIZE;
 
 /** The most read of a history file, from its end: 1000 lines of 1 KiB (a file cut by the limit is rewritten). */
 export const MAX_HISTORY_BYTES = 1024 * 1024;
@@ -61,7 +65,7 @@ export class History {
     history.#dir = dir;
     const lines = tail?.text.split("\n").filter((line) => line !== "") ?? [];
     history.lines.push(...lines.slice(-HISTORY_SIZE));
-    if (lines.length > HISTORY_SIZE || tail?.cut) {
+    if (lines.length > HISTORY_CUT_AT || tail?.cut) {
       await dir.replace(history.#name, history.lines.join("\n") + "\n").catch((error) => history.#turnOff(error));
     }
     return history;
