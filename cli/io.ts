@@ -324,7 +324,15 @@ let plainWrite: ((text: string) => void) | null | undefined;
 function plainStderrWrite(): ((text: string) => void) | null {
   if (plainWrite === undefined) {
     const fs = bun && process.env.TERM === "dumb" ? process.getBuiltinModule("node:fs") : undefined;
-    plainWrite = fs ? (text) => fs.writeSync(2, text) : null;
+    plainWrite = fs
+      ? (text) => {
+        try {
+          fs.writeSync(2, text);
+        } catch {
+          // As console.error: stderr's reader gone (EPIPE) changes neither the run nor its exit status.
+        }
+      }
+      : null;
   }
   return plainWrite;
 }

@@ -104,9 +104,7 @@ export class ProgressReporter {
       return;
     }
     const one = measured.length === 1 ? measured[0] : combine(measured);
-    // Room for the cursor and for the ^C a terminal echoes on Ctrl-C: a line that filled the row would
-    // wrap with it, and the erase at the end would take only the second row.
-    const width = stderrColumns() - 3;
+    const width = this.#width();
     const line = progressLine(one, width, this.#color);
     this.#write(this.#dumb ? `\r${line.padEnd(width)}` : `\r${line}\x1b[K`);
     this.#drawn = true;
@@ -114,9 +112,18 @@ export class ProgressReporter {
 
   /** Erase the line (if drawn); resolves once stderr has taken everything, so later lines come after. */
   finish(): Promise<void> {
-    if (this.#drawn) this.#write(this.#dumb ? `\r${" ".repeat(stderrColumns() - 3)}\r` : "\r\x1b[K");
+    if (this.#drawn) this.#write(this.#dumb ? `\r${" ".repeat(this.#width())}\r` : "\r\x1b[K");
     this.#drawn = false;
     return this.#written;
+  }
+
+  /**
+   * The line's width: room for the cursor and for the ^C a terminal echoes on
+   * Ctrl-C (a line that filled the row would wrap with it, and the erase at
+   * the end would take only the second row).
+   */
+  #width(): number {
+    return Math.max(0, stderrColumns() - 3);
   }
 
   #write(text: string): void {

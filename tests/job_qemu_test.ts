@@ -731,6 +731,8 @@ describe("the progress line", () => {
       expect(dumb.stderr).toMatch(/^\r\[[#-]+\] backup f1 +\d+%/);
       expect(dumb.stderr).not.toContain("\x1b");
       expect(dumb.stderr.endsWith(`\r${" ".repeat(77)}\r`)).toBe(true); // 80 columns, less 3
+      const narrow = await run(["--progress"], { TERM: "dumb", COLUMNS: "2" }); // no room for a line at all
+      expect({ code: narrow.code, stdout: narrow.stdout }).toEqual({ code: 0, stdout: quiet.stdout });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -112,6 +112,15 @@ test.each([
   expect(escapeControls(text)).toBe(escaped);
 });
 
+test("under TERM=dumb, an error line that stderr's reader never takes leaves the exit status as it is", () => {
+  // stderr: a pipe whose reader has gone (>(true) exited during the pause).
+  const run = Bun.spawnSync(
+    ["bash", "-c", 'exec 2> >(true); sleep 0.3; "$0" -s /nonexistent.qmp exec query-status; echo "status $?"', QMPCTL],
+    { env: { ...process.env, TERM: "dumb" } },
+  );
+  expect(run.stdout.toString()).toBe("status 3\n");
+});
+
 test("on a terminal with TERM=dumb an error line carries no colour codes (Bun's console.error colours it red)", () => {
   // script(1) gives the program a real terminal on stdout and stderr and copies what it writes.
   const onTerminal = (term: string) =>
