@@ -20,15 +20,10 @@ export async function argsObject(argsText: string, signal: AbortSignal): Promise
  * @throws {ArgumentError} when stdin cannot be read (a directory, closed), is empty or is not UTF-8
  */
 async function readArgsFromStdin(signal: AbortSignal): Promise<string> {
-  const bytes = await readStdinBytes(signal).catch((error) => {
+  const bytes = await readStdinBytes(signal).catch(async (error) => {
     if (error instanceof QmpError) throw error; // SIGINT or --timeout
-    const code = (error as { code?: string })?.code;
-    const reason = code === "EISDIR"
-      ? "stdin is a directory"
-      : code === "EBADF"
-      ? "stdin is closed"
-      : `cannot read stdin (${(error as Error).message})`;
-    throw new ArgumentError(`--args -: ${reason}`);
+    const { fileErrorWords } = await import("./file_errors.ts"); // only here: not loaded by every exec
+    throw new ArgumentError(`--args -: cannot read stdin: ${fileErrorWords(error) ?? (error as Error).message}`);
   });
   const text = decodeUtf8(bytes);
   if (text !== undefined && isBlank(text)) {

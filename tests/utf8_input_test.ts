@@ -97,7 +97,10 @@ describe("through the binary", () => {
       stderr: "pipe",
     });
     const [stderr, code] = await Promise.all([new Response(child.stderr).text(), child.exited]);
-    expect({ code, stderr }).toEqual({ code: 2, stderr: "qmpctl: --args -: stdin is a directory\n" });
+    expect({ code, stderr }).toEqual({
+      code: 2,
+      stderr: "qmpctl: --args -: cannot read stdin: a directory (EISDIR)\n",
+    });
   });
 
   test("--args - with stdin closed: exit 2 saying so, not read as empty input", async () => {
@@ -106,6 +109,6 @@ describe("through the binary", () => {
       stderr: "pipe",
     });
     const [stderr, code] = await Promise.all([new Response(child.stderr).text(), child.exited]);
-    expect({ code, stderr }).toEqual({ code: 2, stderr: "qmpctl: --args -: stdin is closed\n" });
+    expect({ code, stderr }).toEqual({ code: 2, stderr: "qmpctl: --args -: cannot read stdin: closed (EBADF)\n" });
   });
 });
