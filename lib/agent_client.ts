@@ -190,7 +190,7 @@ export class GuestAgent {
       "guest-ping",
       undefined,
       { signal },
-      `the guest agent to take ${command} (a guest-ping after it)`,
+      `the guest agent at ${this.address.text} to take ${command} (a guest-ping after it)`,
     );
     const tookPing = tookAReply.then((took) => took ? giveUp.abort() : new Promise<never>(() => {}));
     let settleTimer: ReturnType<typeof setTimeout> | undefined;

@@ -298,7 +298,8 @@ describe("qmpctl batch with --timeout", () => {
       });
       expect(stdout).toBe('{"return":{"n":0}}\n');
       expect(stderr).toBe(
-        "qmpctl: timed out waiting for the replies to the lines sent; no answer to line 2 (--timeout 1s)\n",
+        `qmpctl: timed out waiting for the replies to the lines sent to ${server.path}; no answer to line 2 ` +
+          "(--timeout 1s)\n",
       );
       expect(code).toBe(124);
     } finally {

@@ -319,8 +319,8 @@ describe("commands the agent answers only when they fail (guest-shutdown, guest-
       expect(result).toMatchObject({
         code: 124,
         stdout: "",
-        stderr: "qmpctl: timed out waiting for the guest agent to take guest-shutdown (a guest-ping after it) " +
-          "(--timeout 500ms)\n",
+        stderr: `qmpctl: timed out waiting for the guest agent at ${agent.path} to take guest-shutdown ` +
+          "(a guest-ping after it) (--timeout 500ms)\n",
       });
     } finally {
       agent.stop();

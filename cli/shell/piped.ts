@@ -91,7 +91,7 @@ export async function runPiped(options: PipedOptions): Promise<number> {
   })().catch(() => {}); // the connection's end is reported by the next command or read
   // While waiting for the next line: the connection may be lost, or SIGINT / --timeout come.
   const abortError = abortErrorFor(`the next line ${options.source ? `of ${options.source}` : "on stdin"}`);
-  const replyAbortError = abortErrorFor("the replies to the lines sent");
+  const replyAbortError = abortErrorFor(`the replies to the lines sent to ${client.address.text}`);
   let onAbort = () => {};
   const stop = Promise.race([
     outputFailure.promise,
