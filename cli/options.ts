@@ -37,10 +37,6 @@ export interface OptionSpec {
   waits?: true;
 }
 
-/**
- * Which options exist, for the parser and for completion: the global ones,
- * and each command's own.
- */
 /** Global options a command refuses (a usage error when given; left out of its help and completion), and why. */
 export interface RefusedOptions {
   names: readonly string[];
@@ -48,6 +44,10 @@ export interface RefusedOptions {
   why: string;
 }
 
+/**
+ * Which options exist, for the parser and for completion: the global ones,
+ * and each command's own.
+ */
 export interface OptionTable {
   global: readonly OptionSpec[];
   commands: Readonly<Record<string, { readonly options: readonly OptionSpec[]; readonly refuses?: RefusedOptions }>>;

@@ -83,6 +83,14 @@ describe("help and version", () => {
     });
   });
 
+  test("every command that runs on every target at once (an event wait) refuses --jobs", () => {
+    const all = Object.entries(COMMANDS).filter(([, entry]) => entry.fanout === "all");
+    expect(all.length).toBeGreaterThan(3);
+    for (const [name, entry] of all) {
+      expect({ name, refused: entry.refuses?.names.includes("jobs") }).toEqual({ name, refused: true });
+    }
+  });
+
   test("'help hmp' and 'hmp --help' print hmp's help", async () => {
     const help = await qmpctl(["help", "hmp"]);
     expect(help).toMatchObject({ code: 0, stderr: "" });
