@@ -6,7 +6,9 @@ import { afterEach, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConnectTimeoutError, QmpProxy, TimeoutError } from "../lib/mod.ts";
+import { AbortedError, ConnectTimeoutError, QmpProxy, TimeoutError } from "../lib/mod.ts";
+import { NO_GREETING_HINT } from "../lib/errors.ts";
+import { Upstream } from "../lib/proxy/upstream.ts";
 import { listenTransport } from "../lib/transport_listen.ts";
 import { qmpctl } from "./helpers/cli.ts";
 import { fakeServer, QEMU_GREETING } from "./helpers/fake_server.ts";
@@ -284,4 +286,17 @@ test("a listen path in a directory that does not exist names the directory, not 
   const path = join(listenPath(), "..", "no-such-dir", "x.sock");
   const error = await listenTransport(path, { accept: () => ({ data() {}, close() {} }) }).catch((e) => e);
   expect(error.message).toBe(`cannot listen on ${path}: no such directory ${join(path, "..")} (ENOENT)`);
+});
+
+test("negotiating with a signal aborted already fails at once, not when QEMU next sends something", async () => {
+  const upstream = new Upstream("vm1.qmp");
+  upstream.attach({ write() {}, pause() {}, resume() {}, close() {} }); // a QEMU that sends nothing
+  const outcome = await Promise.race([
+    upstream.negotiate({ message() {}, closed() {} }, 0, AbortSignal.abort()).then(() => "negotiated", (e) => e),
+    Bun.sleep(2000).then(() => "still waiting"),
+  ]);
+  expect(outcome).toBeInstanceOf(AbortedError);
+  expect((outcome as Error).message).toBe(
+    "aborted while waiting for the QMP greeting from vm1.qmp: " + NO_GREETING_HINT,
+  );
 });

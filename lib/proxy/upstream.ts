@@ -76,17 +76,16 @@ export class Upstream {
       .filter((s): s is AbortSignal => s !== undefined);
     const bound = limits.length > 0 ? AbortSignal.any(limits) : undefined;
     let phase: ReadyStep = "greeting"; // which of the two ran out, named as the client names it
-    const onAbort = () => {
+    const failure = () => {
       const { step, hint } = awaitedStep(phase, this.name);
-      this.#waiter?.reject(
-        signal?.aborted // the caller's signal: TimeoutError or AbortedError, as every wait of the library
-          ? abortErrorFor(`the ${step}${hint}`)(signal)
-          : new ConnectTimeoutError(`no ${step} within ${formatDuration(connectTimeoutMs)}${hint}`),
-      );
+      return signal?.aborted // the caller's signal: TimeoutError or AbortedError, as every wait of the library
+        ? abortErrorFor(`the ${step}${hint}`)(signal)
+        : new ConnectTimeoutError(`no ${step} within ${formatDuration(connectTimeoutMs)}${hint}`);
     };
+    const onAbort = () => this.#waiter?.reject(failure());
     bound?.addEventListener("abort", onAbort, { once: true });
     try {
-      if (bound?.aborted) onAbort();
+      if (bound?.aborted) throw failure(); // aborted already: no wait to reject yet
       let greeting = await this.#next();
       while (typeof greeting.event === "string") greeting = await this.#next(); // events may precede it
       if (typeof greeting.QMP !== "object" || greeting.QMP === null) {
