@@ -37,6 +37,8 @@ describe("splitWords", () => {
     // Left open at the end of the line: read by the usual rules, as before.
     expect(splitWords(`a=[ "b c" d`)).toEqual(["a=[", "b c", "d"]);
     expect(scanWords(`a=["b`).open).toBe('"');
+    // KEY:=JSON's value is JSON: left open, it is the rest of the line, for the JSON parser to refuse.
+    expect(splitWords(`t a:=[{"b": 1} c=1`)).toEqual(["t", `a:=[{"b": 1} c=1`]);
   });
 
   test("an unterminated quote is an ArgumentError", () => {

@@ -159,6 +159,10 @@ transaction actions=[${action("j2")}]
     const nodes = await qemu.control.execute("query-named-block-nodes") as Record<string, unknown>[];
     const node = nodes.find((n) => n["node-name"] === "pipe-json") as { "dirty-bitmaps": { name: string }[] };
     expect(node["dirty-bitmaps"].map((b) => b.name).sort()).toEqual(["j1", "j2"]);
+    // A KEY:=JSON left open is refused as the JSON it is (as exec refuses it), not split into odd words.
+    const open = await shell(`transaction actions:=[${action("j3")}\n`);
+    expect(open.code).toBe(1);
+    expect(open.stdout).toContain("invalid JSON at its end");
   });
 
   test("input that ends inside a transaction sends nothing: an error line in its place, exit 1", async () => {

@@ -5,7 +5,8 @@
  * array or object that starts a word or a value (`actions:=[{"type": "x"}]`)
  * is taken as typed, its quotes and blanks kept, as QEMU's qmp-shell took
  * JSON values; one left open at the end of the line is read by the rules
- * above instead.
+ * above instead, unless it is KEY:=JSON's (the rest of the line is then that
+ * value, and the JSON parser says what it lacks).
  *
  * @module
  */
@@ -25,6 +26,7 @@ export function scanWords(line: string, jsonValues = true): { words: Word[]; ope
   let quote: string | undefined;
   let depth = 0; // of the JSON value being read: its brackets open
   let jsonString = false; // within one of its strings
+  let declared = false; // that value is KEY:=JSON's: JSON, not possibly text
   for (let i = 0; i < line.length; i++) {
     const c = line[i];
     if (depth > 0) { // a JSON value, as typed
@@ -45,6 +47,7 @@ export function scanWords(line: string, jsonValues = true): { words: Word[]; ope
     }
     current ??= { text: "", start: i };
     if (quote === undefined && jsonValues && (c === "[" || c === "{") && /(^|=)$/.test(current.text)) {
+      declared = current.text.endsWith(":=");
       current.text += c;
       depth = 1;
     } else if (quote === undefined && (c === "'" || c === '"')) quote = c;
@@ -52,7 +55,8 @@ export function scanWords(line: string, jsonValues = true): { words: Word[]; ope
     else if (quote === '"' && c === "\\" && i + 1 < line.length) current.text += line[++i];
     else current.text += c;
   }
-  if (depth > 0) return scanWords(line, false);
+  // Left open: KEY:=JSON's value is JSON, whose parser then says what is missing; another may be text.
+  if (depth > 0 && !declared) return scanWords(line, false);
   if (current) words.push(current);
   return { words, open: quote };
 }
