@@ -240,6 +240,25 @@ transaction actions=[${action("j2")}]
   });
 });
 
+test("piped, the shell sends only the lines' commands (no query-name for a prompt it does not show)", async () => {
+  const sent: unknown[] = [];
+  const server = fakeServer(async (connection) => {
+    await connection.handshake();
+    for (;;) {
+      const request = await connection.nextRequest();
+      sent.push(request.execute);
+      connection.reply(request, {});
+    }
+  });
+  try {
+    const result = await qmpctl(["shell", "-s", server.path], { stdin: "query-status\nstop\n" });
+    expect(result).toMatchObject({ code: 0, stdout: '{"return":{}}\n{"return":{}}\n', stderr: "" });
+    expect(sent).toEqual(["query-status", "stop"]);
+  } finally {
+    server.stop();
+  }
+});
+
 describe("stdin that cannot be read", () => {
   /** qmpctl ARGS with stdin redirected by `redirect` (sh syntax; $TMPDIR is the test's home). */
   const withStdin = (redirect: string, args: string[]) => {
@@ -284,7 +303,6 @@ describe("QEMU's error object, whole", () => {
       const error = '{"class":"GenericError","desc":"no such thing","data":{"size":18446744073709551615}}';
       const server = fakeServer(async (connection) => {
         await connection.handshake();
-        if (command[0] === "shell") connection.reply(await connection.nextRequest(), {}); // query-name
         const request = await connection.nextRequest();
         const id = request.id === undefined ? "" : `,"id":${JSON.stringify(request.id)}`; // piped lines have none
         connection.send(`{"error":${error}${id}}\r\n`);
@@ -304,7 +322,6 @@ describe("qmpctl shell with piped stdin, when the connection is lost", () => {
   test("prints what ran before, says so and exits 3", async () => {
     const server = fakeServer(async (connection) => {
       await connection.handshake();
-      connection.reply(await connection.nextRequest(), {}); // query-name: no name
       connection.reply(await connection.nextRequest(), { status: "running", running: true });
       await connection.nextRequest();
       connection.close();
@@ -334,7 +351,6 @@ describe("qmpctl shell with piped stdin, after QEMU quits", () => {
   test("a quit QEMU refused, then the connection lost while the next line is awaited: exit 3, as any loss", async () => {
     const server = fakeServer(async (connection) => {
       await connection.handshake();
-      connection.reply(await connection.nextRequest(), {}); // query-name: no name
       const quit = await connection.nextRequest();
       connection.sendJson({ error: { class: "GenericError", desc: "Parameter 'bogus' is unexpected" }, id: quit.id });
       await Bun.sleep(300);

@@ -29,7 +29,7 @@ export async function runShell(context: CommandContext): Promise<number> {
   // on stderr would break the line being typed whenever an event came in.
   const quiet = interactive ? { ...context, global: { ...global, verbose: false } } : context;
   return await withClient(quiet, async (client) => {
-    const name = await vmName(client, signal, global.connectTimeoutMs);
+    const name = interactive ? await vmName(client, signal, global.connectTimeoutMs) : "QEMU"; // for the prompt
     const shell = new ShellContext(client, interactive);
     const mode = hmp ? new HmpMode(shell, name) : new QmpMode(shell, name);
     if (!interactive) return await runPiped({ client, shell, mode, pretty: global.pretty, signal });
