@@ -323,7 +323,7 @@ let plainWrite: ((text: string) => void) | null | undefined;
  */
 function plainStderrWrite(): ((text: string) => void) | null {
   if (plainWrite === undefined) {
-    const fs = bun && process.env.TERM === "dumb" ? process.getBuiltinModule("node:fs") : undefined;
+    const fs = bun && dumbTerminal() ? process.getBuiltinModule("node:fs") : undefined;
     plainWrite = fs
       ? (text) => {
         try {
@@ -514,6 +514,11 @@ export function stdinIsTerminal(): boolean {
 /** An environment variable. */
 export function env(name: string): string | undefined {
   return process.env[name];
+}
+
+/** TERM=dumb: a terminal that takes no escape sequences (no colour, no cursor movement). */
+export function dumbTerminal(): boolean {
+  return env("TERM") === "dumb";
 }
 
 /** The command-line words after the program name. */

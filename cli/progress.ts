@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { env, escapeControls, stderrColumns, stderrIsTerminal, writeStderr } from "./io.ts";
+import { dumbTerminal, env, escapeControls, stderrColumns, stderrIsTerminal, writeStderr } from "./io.ts";
 import { UsageError } from "./options.ts";
 import { cleaningUpOnFatalSignal, type CommandContext, formatJson } from "./session.ts";
 
@@ -85,7 +85,7 @@ export class ProgressReporter {
   constructor(mode: ProgressMode, socket?: string) {
     this.#mode = mode;
     this.#socket = socket;
-    this.#dumb = env("TERM") === "dumb";
+    this.#dumb = dumbTerminal();
     this.#color = mode === "line" && (env("NO_COLOR") ?? "") === "" && !this.#dumb;
   }
 

@@ -169,15 +169,11 @@ async function exitedWithin(child: PassthroughChild, ms: number): Promise<number
  * when it has not within QEMU_EXIT_GRACE_MS of now, saying so.
  */
 async function exitedOrKilled(child: PassthroughChild, name: string, since: string): Promise<number> {
-  const grace = setTimeout(() => {
-    notice(`${name} did not exit within ${formatDuration(QEMU_EXIT_GRACE_MS)} ${since}: killed it (SIGKILL)`);
-    child.kill("SIGKILL");
-  }, QEMU_EXIT_GRACE_MS);
-  try {
-    return await child.exited;
-  } finally {
-    clearTimeout(grace);
-  }
+  const status = await exitedWithin(child, QEMU_EXIT_GRACE_MS);
+  if (status !== undefined) return status;
+  notice(`${name} did not exit within ${formatDuration(QEMU_EXIT_GRACE_MS)} ${since}: killed it (SIGKILL)`);
+  child.kill("SIGKILL");
+  return await child.exited;
 }
 
 /** Share the monitor at `address` until QEMU goes away or a signal stops the proxy. */
