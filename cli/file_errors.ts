@@ -1,6 +1,7 @@
 /**
- * System errors on a local file (batch's input, ga cp's and ga exec's
- * files) in the words the rest of qmpctl's messages use.
+ * System errors on a local file (batch's and the piped shell's input,
+ * --args -, ga cp's and ga exec's files) in the words the rest of qmpctl's
+ * messages use.
  *
  * @module
  */
