@@ -209,6 +209,9 @@ function writeAll(data: string | Uint8Array, stream: "stdout" | "stderr" = "stdo
 
 let deadlineSet = false;
 
+// What a pipe takes whole or not at all (PIPE_BUF on Linux), and what the smallest pipe holds.
+const PIPE_ATOMIC_BYTES = 4096;
+
 /**
  * A deadline (`--timeout`) bounds the run: from now on a write to stdout
  * that may wait for its reader waits off the main thread (`writeToReader`),
@@ -221,18 +224,20 @@ export function boundStdoutWrites(): void {
   deadlineSet = true;
 }
 
-// How much more may go to a pipe or socket by Bun's own write under a deadline: the rest of a pipe's usual
-// capacity, which it takes at once (Bun's write cannot have to wait for the reader).
-let roomLeft = 65536;
+// How much more may go to a pipe or socket by Bun's own write under a deadline: what an empty pipe takes at
+// once however small it is (one page; Bun's write cannot have to wait for the reader). Not a pipe's usual
+// 64 KiB: that is 16 pages, and a write that does not fit in the rest of the last page starts a new one:
+// events written in batches filled a pipe well before 64 KiB, and the next write held the main thread.
+let roomLeft = PIPE_ATOMIC_BYTES;
 
 /**
  * Write to a blocking pipe or socket, which a reader empties. Without a
  * deadline, Bun's own write, which waits in write(2) for the reader as long
- * as it takes. With one (`boundStdoutWrites`), Bun's write serves until a
- * pipe's usual capacity has been written (a one-shot exec's cost stays as it
- * was); from then on qmpctl writes itself, in order, with node:fs: a write
- * that waits for the reader waits on Bun's thread pool, and the deadline
- * still acts.
+ * as it takes. With one (`boundStdoutWrites`), Bun's write serves for the
+ * first 4 KiB (a one-shot exec's usual reply: its cost stays as it was);
+ * from then on qmpctl writes itself, in order, with node:fs: a write that
+ * waits for the reader waits on Bun's thread pool, and the deadline still
+ * acts.
  */
 function writeToReader(data: string | Uint8Array): Promise<unknown> {
   if (!deadlineSet) return bun!.write(bun!.stdout, data);
@@ -259,9 +264,6 @@ function inOrder(write: () => Promise<unknown>): Promise<unknown> {
   lastWrite = written.catch(() => {}); // after a failure (EPIPE) the next write fails by itself
   return written;
 }
-
-// What a pipe takes whole or not at all (PIPE_BUF on Linux).
-const PIPE_ATOMIC_BYTES = 4096;
 
 /**
  * Write all of `data` to stdout with node:fs's asynchronous write (loaded on

@@ -278,6 +278,81 @@ test("events --timeout 1s into a reader that does not read: exit 124 at the boun
   }
 });
 
+// An event line of `bytes` bytes (with its line feed), as qmpctl prints it.
+function eventOfLine(i: number, bytes: number) {
+  const bare = JSON.stringify({ timestamp: { seconds: i, microseconds: 0 }, event: "STOP", data: { pad: "" } });
+  return {
+    timestamp: { seconds: i, microseconds: 0 },
+    event: "STOP",
+    data: { pad: "p".repeat(bytes - bare.length - 1) },
+  };
+}
+
+// Lines of 59000 bytes, then 3000, then 2000 each, each on its own 30 ms apart: each is one write, 58 KB in
+// all. A pipe holds them in 16 pages and 16 more bytes: a write that does not fit in the rest of the last page
+// starts a new one, so the 3000 took the 16th page and the first 2000 waited for the reader, in Bun's own
+// write on the main thread, past the --timeout.
+const PAGE_FILLING = [59000, 3000, 2000, 2000, 2000].map((bytes, i) => eventOfLine(i, bytes));
+
+test("events --timeout 1s whose lines fill a pipe before 64 KiB, a reader that does not read: 124 at the bound", async () => {
+  const spaced = fakeServer(async (c) => {
+    await c.handshake();
+    for (const event of PAGE_FILLING) {
+      c.send(JSON.stringify(event) + "\r\n");
+      await Bun.sleep(30);
+    }
+    await c.nextRequest(); // none comes: the connection stays open
+  });
+  try {
+    const run = runWithStalledReader(["-s", spaced.path, "events", "--timeout", "1s"]);
+    const { code, stderr, ms } = await run.exited;
+    const stdout = await run.release();
+    expect({ code, stderr }).toEqual({
+      code: 124,
+      stderr: "qmpctl: timed out waiting for stdout to take the output (--timeout 1s)\n",
+    });
+    expect(ms).toBeLessThan(8000);
+    const lines = stdout.split("\n").slice(0, -1);
+    expect(lines.length).toBeGreaterThanOrEqual(2);
+    expect(lines).toEqual(PAGE_FILLING.slice(0, lines.length).map((event) => JSON.stringify(event)));
+  } finally {
+    spaced.stop();
+  }
+});
+
+// A pipe of one page (4 KiB), as a parent may make it (F_SETPIPE_SZ), or the kernel when a user's pipes hold
+// more than /proc/sys/fs/pipe-user-pages-soft.
+const ONE_PAGE_STDOUT = [
+  "python3",
+  "-c",
+  "import fcntl, os, sys; fcntl.fcntl(1, fcntl.F_SETPIPE_SZ, 4096); os.execv(sys.argv[1], sys.argv[1:])",
+];
+
+test("a one-page stdout pipe, a reader that does not read: exec and events end at --timeout 1s (124)", async () => {
+  const cases = [
+    {
+      args: (_flood: string) => ["-s", server.path, "exec", "query-mid"],
+      said: "qmpctl: query-mid was run (QEMU answered it), but timed out waiting for stdout to take the output",
+    },
+    {
+      args: (flood: string) => ["-s", flood, "events"],
+      said: "qmpctl: timed out waiting for stdout to take the output",
+    },
+  ];
+  for (const { args, said } of cases) {
+    const flood = floodServer(100_000);
+    try {
+      const run = runWithStalledReader([...args(flood.path), "--timeout", "1s"], ONE_PAGE_STDOUT);
+      const { code, stderr, ms } = await run.exited;
+      await run.release();
+      expect({ said, code, stderr }).toEqual({ said, code: 124, stderr: `${said} (--timeout 1s)\n` });
+      expect(ms).toBeLessThan(8000);
+    } finally {
+      flood.stop();
+    }
+  }
+});
+
 test("wait-event --count N whose output the reader does not take: 124, saying how many had come", async () => {
   const flood = floodServer(100_000);
   try {
