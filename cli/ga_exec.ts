@@ -109,7 +109,7 @@ export async function run(context: CommandContext): Promise<number> {
     };
     await writeStdoutBytes(decodeBase64(status["out-data"] ?? "", "the program's output (out-data)"), signal)
       .catch(readerGone);
-    await writeStderrBytes(decodeBase64(status["err-data"] ?? "", "the program's error output (err-data)"))
+    await writeStderrBytes(decodeBase64(status["err-data"] ?? "", "the program's error output (err-data)"), signal)
       .catch(readerGone);
     for (const stream of ["out", "err"] as const) {
       if (status[`${stream}-truncated`]) {

@@ -142,7 +142,7 @@ let stdoutErrorsHandled = false;
  * waits in write(2), and no handler runs meanwhile.
  */
 export function writeStdout(text: string, signal?: AbortSignal): Promise<void> {
-  return boundedWrite(writeAll(text), signal);
+  return boundedWrite(writeAll(text), signal, "stdout");
 }
 
 // How long a write may still take once its bound has run out (--timeout, SIGINT): a reader that reads takes
@@ -152,8 +152,8 @@ export function writeStdout(text: string, signal?: AbortSignal): Promise<void> {
 const WRITE_GRACE_MS = 200;
 
 /** `written`, bounded by `signal` as writeStdout says. */
-function boundedWrite(written: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
-  return signal ? abortableWithGrace(written, signal, WRITE_GRACE_MS, "stdout to take the output") : written;
+function boundedWrite(written: Promise<void>, signal: AbortSignal | undefined, to: "stdout" | "stderr"): Promise<void> {
+  return signal ? abortableWithGrace(written, signal, WRITE_GRACE_MS, `${to} to take the output`) : written;
 }
 
 /**
@@ -183,11 +183,13 @@ function writeAll(data: string | Uint8Array, stream: "stdout" | "stderr" = "stdo
           // extends a file from offset 0 (fallocate), which `>>` then appends after, behind as many NUL
           // bytes (Bun 1.4.5). qmpctl writes these itself.
           : kind === "nonBlockingReader"
-          ? inOrder(() => writeOurselves(data, "atomic lines"))
+          ? inOrder(() => writeOurselves(1, data, "atomic lines"))
           : kind === "appended"
-          ? inOrder(() => writeOurselves(data, "whole"))
+          ? inOrder(() => writeOurselves(1, data, "whole"))
           : bun.write(bun.stdout, data)
       )
+      : stderrOffMainThread()
+      ? toStderrInOrder(data)
       : bun.write(bun.stderr, data);
     return written.then(() => {}, (error) => Promise.reject(outputErrorOf(error)));
   }
@@ -248,12 +250,14 @@ function writeToReader(data: string | Uint8Array): Promise<unknown> {
     const size = typeof bytes === "string" ? bytes.length * 3 : bytes.length;
     if (size <= roomLeft) {
       roomLeft -= size;
-      return bun!.write(bun!.stdout, bytes);
+      const written = bun!.write(bun!.stdout, bytes);
+      lastWrite = written.catch(() => {}); // a stderr line for the same pipe goes after it (toStderrInOrder)
+      return written;
     }
     roomLeft = -1; // used: every later write goes the other way, behind this one
     data = bytes;
   }
-  return inOrder(() => writeOurselves(data, "atomic lines"));
+  return inOrder(() => writeOurselves(1, data, "atomic lines"));
 }
 
 let lastWrite: Promise<unknown> = Promise.resolve();
@@ -266,7 +270,7 @@ function inOrder(write: () => Promise<unknown>): Promise<unknown> {
 }
 
 /**
- * Write all of `data` to stdout with node:fs's asynchronous write (loaded on
+ * Write all of `data` to descriptor `fd` with node:fs's asynchronous write (loaded on
  * the first call: ~7 ms at start-up, so never on a one-shot path's usual
  * way). A pipe may take part of a write, and a non-blocking one none (EAGAIN:
  * tried again after a pause that grows to 32 ms while it stays full). With
@@ -274,7 +278,7 @@ function inOrder(write: () => Promise<unknown>): Promise<unknown> {
  * a line feed: a run that ends while one waits (its deadline) leaves no
  * line shorter than that cut in the middle.
  */
-async function writeOurselves(data: string | Uint8Array, pieces: "atomic lines" | "whole"): Promise<void> {
+async function writeOurselves(fd: 1 | 2, data: string | Uint8Array, pieces: "atomic lines" | "whole"): Promise<void> {
   const fs = await import("node:fs");
   let bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
   for (let pauseMs = 1; bytes.length > 0;) {
@@ -284,7 +288,7 @@ async function writeOurselves(data: string | Uint8Array, pieces: "atomic lines" 
       piece = bytes.subarray(0, lineEnd >= 0 ? lineEnd + 1 : PIPE_ATOMIC_BYTES);
     }
     const { promise, resolve, reject } = Promise.withResolvers<number>();
-    fs.write(1, piece, (error, written) => error ? reject(error) : resolve(written));
+    fs.write(fd, piece, (error, written) => error ? reject(error) : resolve(written));
     const written = await promise.catch((error) => {
       if ((error as { code?: string }).code !== "EAGAIN") throw error;
       return 0;
@@ -312,6 +316,11 @@ export function normalJit(): void {
  */
 export function writeStderrLine(line: string): void {
   const text = escapeControls(line);
+  if (stderrOffMainThread()) {
+    // As console.error: stderr's reader gone (EPIPE) changes neither the run nor its exit status.
+    toStderrInOrder(`${text}\n`).catch(() => {});
+    return;
+  }
   const write = plainStderrWrite();
   if (write) write(`${text}\n`);
   else console.error(text);
@@ -337,6 +346,54 @@ function plainStderrWrite(): ((text: string) => void) | null {
       : null;
   }
   return plainWrite;
+}
+
+// Under a deadline, how stderr is written: "main thread" (console.error), off it on its own ("deferred"),
+// or off it behind stdout's writes ("with stdout": the same pipe or file, `2>&1`); undefined until asked.
+let stderrWay: "main thread" | "deferred" | "with stdout" | undefined;
+let lastStderrWrite: Promise<unknown> = Promise.resolve();
+
+/**
+ * Whether stderr is written off the main thread, in order (`toStderrInOrder`):
+ * under a deadline (`boundStdoutWrites`) when it is a pipe or socket. One
+ * whose reader stopped reading (`2>&1 | reader`, full of the output) would
+ * otherwise hold the main thread in write(2), and the run past its bound with
+ * the very line that says so; `exit` gives these writes a grace. A file
+ * takes a write at once, and a terminal keeps console.error's colour.
+ */
+function stderrOffMainThread(): boolean {
+  if (!bun || !deadlineSet) return false;
+  if (stderrWay === undefined) {
+    const fs = process.getBuiltinModule("node:fs");
+    stderrWay = "main thread"; // stderr closed: console.error writes nothing there either
+    try {
+      const stderr = fs.fstatSync(2);
+      if (stderr.isFIFO() || stderr.isSocket()) {
+        const stdout = fs.fstatSync(1);
+        stderrWay = stdout.ino === stderr.ino && stdout.dev === stderr.dev ? "with stdout" : "deferred";
+      }
+    } catch {
+      // as closed
+    }
+  }
+  return stderrWay !== "main thread";
+}
+
+/**
+ * Write `data` to stderr with node:fs, once the writes queued before it have
+ * ended: stderr's, and stdout's too when both are one pipe or file (the
+ * lines keep the order they were written in; stdout then stops using Bun's
+ * own write, which would overtake).
+ */
+function toStderrInOrder(data: string | Uint8Array): Promise<void> {
+  const write = () => writeOurselves(2, data, "whole");
+  let written: Promise<unknown>;
+  if (stderrWay === "with stdout") {
+    roomLeft = -1;
+    written = inOrder(write);
+  } else written = lastStderrWrite.then(write);
+  lastStderrWrite = written.catch(() => {});
+  return written.then(() => {});
 }
 
 /**
@@ -692,8 +749,18 @@ export async function realSocketPath(path: string, links = 8): Promise<string> {
   return await realpath(dir).then((real) => `${real}/${path.slice(slash + 1)}`, () => path);
 }
 
-/** End the process with `code`. */
-export function exit(code: number): never {
+/**
+ * End the process with `code`, once what was written to stderr off the main
+ * thread is out, or `WRITE_GRACE_MS` after (a reader that stopped reading
+ * does not hold the exit).
+ */
+export async function exit(code: number): Promise<never> {
+  if (stderrWay !== undefined) {
+    await Promise.race([
+      lastStderrWrite,
+      new Promise((wake) => setTimeout(wake, WRITE_GRACE_MS)),
+    ]);
+  }
   // After a Ctrl-C, die of SIGINT once done (status 130 to a shell): a shell that runs qmpctl in a loop
   // stops only when its child died of the signal, and goes on after a plain exit 130.
   if (code === 130 && interruptedBySigint) {
@@ -792,12 +859,12 @@ export async function writeAllTo(file: import("node:fs/promises").FileHandle, by
 
 /** Write bytes to stdout as they are (a guest program's output, a copied file). */
 export function writeStdoutBytes(bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
-  return boundedWrite(writeAll(bytes, "stdout"), signal);
+  return boundedWrite(writeAll(bytes, "stdout"), signal, "stdout");
 }
 
-/** Write bytes to stderr as they are (a guest program's error output). */
-export function writeStderrBytes(bytes: Uint8Array): Promise<void> {
-  return writeAll(bytes, "stderr");
+/** Write bytes to stderr as they are (a guest program's error output), bounded by `signal` as writeStdout is. */
+export function writeStderrBytes(bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
+  return boundedWrite(writeAll(bytes, "stderr"), signal, "stderr");
 }
 
 /**

@@ -353,6 +353,27 @@ test("a one-page stdout pipe, a reader that does not read: exec and events end a
   }
 });
 
+test("events --timeout 1s, 2>&1 into a reader that does not read: 124 at the bound, not held by the line saying so", async () => {
+  const flood = floodServer(100_000);
+  try {
+    const run = runWithStalledReader(["-s", flood.path, "events", "--timeout", "1s"], [
+      "sh",
+      "-c",
+      'exec "$@" 2>&1',
+      "sh",
+    ]);
+    const { code, stderr, ms } = await run.exited;
+    const stdout = await run.release();
+    expect({ code, stderr }).toEqual({ code: 124, stderr: "" }); // the line went to the pipe, which is full
+    expect(ms).toBeLessThan(8000);
+    const lines = stdout.split("\n").slice(0, -1);
+    expect(lines.length).toBeGreaterThan(100);
+    expect(lines).toEqual(lines.map((_, i) => JSON.stringify(floodEvent(i))));
+  } finally {
+    flood.stop();
+  }
+});
+
 test("wait-event --count N whose output the reader does not take: 124, saying how many had come", async () => {
   const flood = floodServer(100_000);
   try {
