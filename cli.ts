@@ -294,7 +294,7 @@ async function withClosestOption(error: UnknownOptionError): Promise<UnknownOpti
 }
 
 // Only a mistyped option runs withClosestOption: a failed exec does not pay for its first run.
-await exit(
+exit(
   await main().catch((error) =>
     error instanceof UnknownOptionError ? withClosestOption(error).then(exitStatusOf) : exitStatusOf(error)
   ),

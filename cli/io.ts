@@ -752,15 +752,16 @@ export async function realSocketPath(path: string, links = 8): Promise<string> {
 /**
  * End the process with `code`, once what was written to stderr off the main
  * thread is out, or `WRITE_GRACE_MS` after (a reader that stopped reading
- * does not hold the exit).
+ * does not hold the exit); at once when nothing was. Nothing runs after it
+ * but the wait.
  */
-export async function exit(code: number): Promise<never> {
-  if (stderrWay !== undefined) {
-    await Promise.race([
-      lastStderrWrite,
-      new Promise((wake) => setTimeout(wake, WRITE_GRACE_MS)),
-    ]);
-  }
+export function exit(code: number): void {
+  if (stderrWay === undefined) return exitNow(code);
+  const grace = new Promise((wake) => setTimeout(wake, WRITE_GRACE_MS));
+  Promise.race([lastStderrWrite, grace]).then(() => exitNow(code));
+}
+
+function exitNow(code: number): never {
   // After a Ctrl-C, die of SIGINT once done (status 130 to a shell): a shell that runs qmpctl in a loop
   // stops only when its child died of the signal, and goes on after a plain exit 130.
   if (code === 130 && interruptedBySigint) {
