@@ -118,10 +118,11 @@ async function main(): Promise<number> {
     }
   }
   if (sockets.length === 0) await checkedEnv(name === "ga" ? "QMPCTL_GA_SOCKET" : "QMPCTL_SOCKET");
-  if (timeoutMs > 0) boundStdoutWrites();
   const interrupt = new AbortController();
   // A command that waits leaves an inherited ignored SIGINT ignored (a script's background job).
   if (!(waits && await sigintIgnoredAtStart())) onInterrupt(() => interrupt.abort(new Error("interrupted")));
+  const signal = timeoutMs > 0 ? AbortSignal.any([interrupt.signal, AbortSignal.timeout(timeoutMs)]) : interrupt.signal;
+  if (timeoutMs > 0) boundStdoutWrites(signal);
   const context: CommandContext = {
     words: rest,
     options,
@@ -134,7 +135,7 @@ async function main(): Promise<number> {
       raw: options.flag("raw"),
       verbose: options.flag("verbose"),
     },
-    signal: timeoutMs > 0 ? AbortSignal.any([interrupt.signal, AbortSignal.timeout(timeoutMs)]) : interrupt.signal,
+    signal,
     optionTable: { global: GLOBAL_OPTIONS, commands: COMMANDS, commandLine: commandLineStart },
   };
   try {

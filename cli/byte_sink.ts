@@ -6,7 +6,7 @@
  * @module
  */
 import { abortable } from "../lib/abort.ts";
-import { OutputError, writeAllTo, writeErrorReason, writeStdoutBytes } from "./io.ts";
+import { boundedWrite, OutputError, WRITE_GRACE_MS, writeAllTo, writeErrorReason, writeStdoutBytes } from "./io.ts";
 
 /** Where streamed bytes go: a file, or stdout. */
 export interface ByteSink {
@@ -19,8 +19,8 @@ export interface ByteSink {
 }
 
 /**
- * Write to a file, or to stdout for `-` (whose writes `signal` bounds: a
- * reader may stop reading). Each write is complete before it resolves, so
+ * Write to a file, or to stdout for `-` or a FIFO or device (whose writes
+ * `signal` bounds: a reader may stop reading). Each write is complete before it resolves, so
  * memory stays bounded. Bun's FileSink is not used: a write it fails
  * (ENOSPC) surfaces as an unhandled error, not as the rejection of the
  * write, so node:fs/promises serves both runtimes.
@@ -121,9 +121,11 @@ async function openInPlace(
     throw refuse("ELOOP", "changed while it was opened (a link replaced?): not writing");
   }
   return {
-    write: (bytes) => writeAllTo(handle, bytes).catch(failed),
+    write: (bytes) => boundedWrite(writeAllTo(handle, bytes).catch(failed), signal, path),
     close: () => handle.close().catch(failed),
-    abort: () => handle.close().catch(() => {}),
+    // The close waits for a write under way, which a reader that stopped reading never ends: not past a grace.
+    abort: () =>
+      Promise.race([handle.close().catch(() => {}), new Promise<void>((wake) => setTimeout(wake, WRITE_GRACE_MS))]),
   };
 }
 

@@ -39,7 +39,9 @@ export function writeErrorReason(error: unknown): string {
 }
 
 function outputErrorOf(error: unknown): Error {
-  if ((error as { code?: string })?.code === "EPIPE") return new BrokenPipeError("stdout closed");
+  // A socket's reader that left with data unread resets it (socat EXEC:, systemd's StandardOutput=socket).
+  const code = (error as { code?: string })?.code;
+  if (code === "EPIPE" || code === "ECONNRESET" || code === "ENOTCONN") return new BrokenPipeError("stdout closed");
   if (error instanceof OutputError) return error;
   return new OutputError(`could not write the output: ${writeErrorReason(error)}`, { cause: error });
 }
@@ -149,10 +151,10 @@ export function writeStdout(text: string, signal?: AbortSignal): Promise<void> {
 // it within that (a file takes it at once), so a run ends as it would have ended between two writes, and the
 // lines written after the bound (a fan-out's failures) go out; a reader that has stopped reading does not
 // take it, and the write fails with the bound's error.
-const WRITE_GRACE_MS = 200;
+export const WRITE_GRACE_MS = 200;
 
-/** `written`, bounded by `signal` as writeStdout says. */
-function boundedWrite(written: Promise<void>, signal: AbortSignal | undefined, to: "stdout" | "stderr"): Promise<void> {
+/** `written` (to `to`: stdout, stderr, a FIFO's path), bounded by `signal` as writeStdout says. */
+export function boundedWrite(written: Promise<void>, signal: AbortSignal | undefined, to: string): Promise<void> {
   return signal ? abortableWithGrace(written, signal, WRITE_GRACE_MS, `${to} to take the output`) : written;
 }
 
@@ -209,21 +211,23 @@ function writeAll(data: string | Uint8Array, stream: "stdout" | "stderr" = "stdo
   });
 }
 
-let deadlineSet = false;
+// The run's bound (--timeout, SIGINT) when it has a deadline.
+let deadline: AbortSignal | undefined;
 
 // What a pipe takes whole or not at all (PIPE_BUF on Linux), and what the smallest pipe holds.
 const PIPE_ATOMIC_BYTES = 4096;
 
 /**
- * A deadline (`--timeout`) bounds the run: from now on a write to stdout
- * that may wait for its reader waits off the main thread (`writeToReader`),
+ * A deadline (`--timeout`) bounds the run, `signal` aborting at it or at
+ * SIGINT: from now on a write to stdout that may wait for its reader waits
+ * off the main thread (`writeToReader`; stderr too: `stderrOffMainThread`),
  * so that the deadline, and SIGINT, still act while the reader does not
  * read. Without one, such writes wait in write(2) on the main thread:
  * loading node:fs for the thread pool costs ~7 ms, which an event drain
  * would feel, and the run was asked to wait as long as it takes.
  */
-export function boundStdoutWrites(): void {
-  deadlineSet = true;
+export function boundStdoutWrites(signal: AbortSignal): void {
+  deadline = signal;
 }
 
 // How much more may go to a pipe or socket by Bun's own write under a deadline: what an empty pipe takes at
@@ -242,7 +246,7 @@ let roomLeft = PIPE_ATOMIC_BYTES;
  * acts.
  */
 function writeToReader(data: string | Uint8Array): Promise<unknown> {
-  if (!deadlineSet) return bun!.write(bun!.stdout, data);
+  if (!deadline) return bun!.write(bun!.stdout, data);
   if (roomLeft >= 0) {
     const bytes = typeof data === "string" && data.length * 3 > roomLeft
       ? new TextEncoder().encode(data) // its exact size: a UTF-16 unit takes up to 3 bytes
@@ -317,8 +321,8 @@ export function normalJit(): void {
 export function writeStderrLine(line: string): void {
   const text = escapeControls(line);
   if (stderrOffMainThread()) {
-    // As console.error: stderr's reader gone (EPIPE) changes neither the run nor its exit status.
-    toStderrInOrder(`${text}\n`).catch(() => {});
+    if (untakenBytes < MAX_UNTAKEN_BYTES) queueStderrLine(`${text}\n`);
+    else droppedLines++;
     return;
   }
   const write = plainStderrWrite();
@@ -352,17 +356,45 @@ function plainStderrWrite(): ((text: string) => void) | null {
 // or off it behind stdout's writes ("with stdout": the same pipe or file, `2>&1`); undefined until asked.
 let stderrWay: "main thread" | "deferred" | "with stdout" | undefined;
 let lastStderrWrite: Promise<unknown> = Promise.resolve();
+let serverLog = false;
+
+// How much of the lines written off the main thread stderr has not taken yet (in UTF-16 units: bytes, for
+// ASCII); beyond the bound lines are dropped (memory stays bounded) and counted, and the count said once it
+// has taken the rest.
+const MAX_UNTAKEN_BYTES = 4 * 1024 * 1024;
+let untakenBytes = 0, droppedLines = 0;
+
+function queueStderrLine(text: string): void {
+  untakenBytes += text.length;
+  // As console.error: stderr's reader gone (EPIPE) changes neither the run nor its exit status.
+  toStderrInOrder(text).catch(() => {}).finally(() => {
+    if ((untakenBytes -= text.length) > 0 || droppedLines === 0) return;
+    queueStderrLine(`qmpctl: ${droppedLines} lines for stderr were dropped: it did not take them\n`);
+    droppedLines = 0;
+  });
+}
+
+/**
+ * A server's log (the proxy, which runs without a deadline): its stderr is
+ * written off the main thread all the same when a pipe or socket, so that a
+ * reader that stops reading (a stuck log collector) stops neither the
+ * serving nor SIGTERM.
+ */
+export function logStderrOffMainThread(): void {
+  serverLog = true;
+}
 
 /**
  * Whether stderr is written off the main thread, in order (`toStderrInOrder`):
- * under a deadline (`boundStdoutWrites`) when it is a pipe or socket. One
- * whose reader stopped reading (`2>&1 | reader`, full of the output) would
- * otherwise hold the main thread in write(2), and the run past its bound with
- * the very line that says so; `exit` gives these writes a grace. A file
- * takes a write at once, and a terminal keeps console.error's colour.
+ * under a deadline (`boundStdoutWrites`), or for a server's log, when it is a
+ * pipe or socket. One whose reader stopped reading (`2>&1 | reader`, full of
+ * the output) would otherwise hold the main thread in write(2), and the run
+ * past its bound with the very line that says so; `exit` waits for these
+ * writes within the bound. A file takes a write at once, and a terminal
+ * keeps console.error's colour.
  */
 function stderrOffMainThread(): boolean {
-  if (!bun || !deadlineSet) return false;
+  if (!bun || !(deadline || serverLog)) return false;
   if (stderrWay === undefined) {
     const fs = process.getBuiltinModule("node:fs");
     stderrWay = "main thread"; // stderr closed: console.error writes nothing there either
@@ -751,14 +783,14 @@ export async function realSocketPath(path: string, links = 8): Promise<string> {
 
 /**
  * End the process with `code`, once what was written to stderr off the main
- * thread is out, or `WRITE_GRACE_MS` after (a reader that stopped reading
- * does not hold the exit); at once when nothing was. Nothing runs after it
- * but the wait.
+ * thread is out: a reader that reads gets it all, one that stopped reading
+ * holds the exit until `WRITE_GRACE_MS` past the run's bound at most. At
+ * once when nothing was. Nothing runs after it but the wait.
  */
 export function exit(code: number): void {
   if (stderrWay === undefined) return exitNow(code);
-  const grace = new Promise((wake) => setTimeout(wake, WRITE_GRACE_MS));
-  Promise.race([lastStderrWrite, grace]).then(() => exitNow(code));
+  const bound = deadline ?? AbortSignal.abort(); // a server's log: its grace alone
+  abortableWithGrace(lastStderrWrite, bound, WRITE_GRACE_MS, "stderr").catch(() => {}).then(() => exitNow(code));
 }
 
 function exitNow(code: number): never {

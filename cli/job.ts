@@ -135,10 +135,10 @@ async function followWith(
 ): Promise<number> {
   const told = new Set<string>();
   // Each job's line as it concludes (the progress line erased first), and on stderr how it failed.
-  const tell = async (job: JobOutcome, signal = context.signal) => {
+  const tell = async (job: JobOutcome) => {
     told.add(job.id);
-    await progress.finish();
-    await write({ ...context, signal }, formatJson(labelled(context, job), context.global.pretty));
+    await progress.finish(context.signal);
+    await write(context, formatJson(labelled(context, job), context.global.pretty));
     if (job.result === "completed") return;
     // QEMU cancels the jobs that run as it quits: said, lest a person be thought to have cancelled it.
     const why = job.result === "cancelled" && watch.ranWhenQemuQuit(job.id) ? " (QEMU is shutting down)" : "";
@@ -153,12 +153,12 @@ async function followWith(
       onConcluded: (job) => tell(job),
     });
   } catch (error) {
-    await progress.finish();
+    await progress.finish(context.signal);
     if (!(error instanceof TimeoutError || error instanceof AbortedError)) throw error;
     // The jobs that ended before the bound or Ctrl-C and are not told yet (an auto-dismissed one's end is
-    // known only now): told too, though the bound has passed.
+    // known only now): told too, though the bound has passed (each write has its grace, see writeStdout).
     const { known, concluded, running } = watch.standing();
-    for (const job of concluded) if (!told.has(job.id)) await tell(job, new AbortController().signal);
+    for (const job of concluded) if (!told.has(job.id)) await tell(job);
     // Before QEMU said which jobs there are, or after they all ended, the wait was for an answer (query-jobs,
     // job-dismiss), as the error says.
     if (error instanceof AbortedError || !known || running.length === 0) throw error;
@@ -166,7 +166,7 @@ async function followWith(
   } finally {
     watch.close();
   }
-  await progress.finish();
+  await progress.finish(context.signal);
   for (const id of report.gone) {
     await reportFailure(
       context,

@@ -113,14 +113,14 @@ async function followWith(
       onProgress: !progress.shown ? undefined : (info) => progress.update(migrationSample(info)),
     });
   } catch (error) {
-    await progress.finish();
+    await progress.finish(context.signal);
     // Before QEMU said there is a migration, the wait was for its answer (query-migrate), as the error says.
     if (error instanceof TimeoutError && watch.underWay) throw new TimeoutError(timedOut(watch));
     throw error;
   } finally {
     watch.close();
   }
-  await progress.finish();
+  await progress.finish(context.signal);
   if (!end) {
     await reportFailure(context, "no migration to follow: none was started since QEMU started");
     return EXIT.GONE;

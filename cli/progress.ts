@@ -9,12 +9,15 @@
  *
  * @module
  */
-import { dumbTerminal, env, escapeControls, stderrColumns, stderrIsTerminal, writeStderr } from "./io.ts";
+import { boundedWrite, dumbTerminal, env, escapeControls, stderrColumns, stderrIsTerminal, writeStderr } from "./io.ts";
 import { UsageError } from "./options.ts";
 import { cleaningUpOnFatalSignal, type CommandContext, formatJson } from "./session.ts";
 
 /** The options that choose the progress form (declared in cli/registry.ts). */
 const PROGRESS_OPTIONS = ["progress", "no-progress", "progress-json"];
+
+// JSON lines stderr has not taken yet beyond which samples are dropped (memory stays bounded).
+const MAX_UNWRITTEN_JSON = 100;
 
 /** How progress is shown. */
 export type ProgressMode = "off" | "line" | "json";
@@ -80,6 +83,8 @@ export class ProgressReporter {
   readonly #dumb: boolean;
   readonly #measured = new Map<string, { at: number; done: number; rate?: number }>();
   #written: Promise<void> = Promise.resolve();
+  /** Writes not yet taken by stderr (a reader may have stopped reading). */
+  #unwritten = 0;
   #drawn = false;
 
   constructor(mode: ProgressMode, socket?: string) {
@@ -97,6 +102,8 @@ export class ProgressReporter {
   /** Show the work now under way (one sample per job). */
   update(samples: ProgressSample[]): void {
     if (this.#mode === "off" || samples.length === 0) return;
+    // While stderr does not take them, the line is not redrawn, and JSON lines stop queueing at a bound.
+    if (this.#unwritten >= (this.#mode === "line" ? 1 : MAX_UNWRITTEN_JSON)) return;
     const measured = samples.map((s) => s.statusOnly ? s : { ...s, rate: s.rate ?? this.#measure(s) });
     if (this.#mode === "json") {
       const socket = this.#socket === undefined ? {} : { socket: this.#socket };
@@ -110,11 +117,16 @@ export class ProgressReporter {
     this.#drawn = true;
   }
 
-  /** Erase the line (if drawn); resolves once stderr has taken everything, so later lines come after. */
-  finish(): Promise<void> {
+  /**
+   * Erase the line (if drawn); resolves once stderr has taken everything, so
+   * later lines come after, or a moment after `signal` aborted (--timeout,
+   * SIGINT, SIGTERM) while it has not: a reader that stopped reading does not
+   * hold the run past its bound.
+   */
+  finish(signal: AbortSignal): Promise<void> {
     if (this.#drawn) this.#write(this.#dumb ? `\r${" ".repeat(this.#width())}\r` : "\r\x1b[K");
     this.#drawn = false;
-    return this.#written;
+    return boundedWrite(this.#written, signal, "stderr").catch(() => {});
   }
 
   /**
@@ -127,7 +139,8 @@ export class ProgressReporter {
   }
 
   #write(text: string): void {
-    this.#written = this.#written.then(() => writeStderr(text)).catch(() => {});
+    this.#unwritten++;
+    this.#written = this.#written.then(() => writeStderr(text)).catch(() => {}).finally(() => this.#unwritten--);
   }
 
   /** Bytes per second from the last samples, smoothed (a rate limit makes the work come in steps). */

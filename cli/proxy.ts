@@ -11,6 +11,7 @@ import { EXIT, exitStatusHelp, PROGRAM } from "./exit_status.ts";
 import {
   env,
   type FatalSignal,
+  logStderrOffMainThread,
   makePrivateDir,
   onFatalSignal,
   onInterrupt,
@@ -90,6 +91,7 @@ export async function run(context: CommandContext): Promise<number> {
     throw new UsageError("no upstream: give -s/--socket ADDR, set QMPCTL_SOCKET, or a QEMU command line");
   }
   const settings = readSettings(context, listen);
+  logStderrOffMainThread(); // a reader of its log that stops reading must not stop the serving
   await claimSocketPath(listen); // before QEMU is touched: a path another proxy serves is an error at once
   return launch.length > 0
     ? await runLaunched(context, settings, launch)

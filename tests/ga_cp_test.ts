@@ -398,6 +398,18 @@ describe("ga cp: the local file", () => {
     const copied = await cp(`:${source}`, fifo, "--timeout", "20s");
     expect(copied).toMatchObject({ code: 0, stderr: "" });
     expect(await new Response(reader.stdout).bytes()).toEqual(sourceBytes);
+    // A reader that opened it and reads nothing: the bound holds while the writes wait for it.
+    const idle = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      const stuck = await cp(`:${source}`, fifo, "--timeout", "1s");
+      expect({ code: stuck.code, stderr: stuck.stderr, fast: stuck.ms < 5000 }).toEqual({
+        code: 124,
+        stderr: `qmpctl: timed out waiting for ${fifo} to take the output (--timeout 1s)\n`,
+        fast: true,
+      });
+    } finally {
+      closeSync(idle);
+    }
   });
 
   test("a copy that times out midway leaves the existing DST unchanged and no temporary file", async () => {

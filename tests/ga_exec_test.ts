@@ -4,6 +4,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { QMPCTL, qmpctl, qmpctlInShell, startQmpctl } from "./helpers/cli.ts";
 import { fakeAgent, qmpctlBytes, startAgent, type TestAgent } from "./helpers/qemu_ga.ts";
+import { runIntoUnreadPipe } from "./helpers/unread_pipe.ts";
 
 let agent: TestAgent;
 let randomFile: string;
@@ -112,33 +113,15 @@ describe("ga exec", () => {
     expect(result.ms).toBeLessThan(8000);
   });
 
-  test("--timeout bounds writing the output into a pipe nobody reads, stdout's or stderr's (exit 124)", () => {
-    // qmpctl's stdout or stderr into a pipe read only after it ended; its status, time and other stream.
-    const script = `
-import json, os, subprocess, sys, time
-r, w = os.pipe()
-stalled = sys.argv[1]
-started = time.time()
-p = subprocess.Popen(sys.argv[2:], stdout=w if stalled == "stdout" else subprocess.DEVNULL,
-                     stderr=w if stalled == "stderr" else subprocess.PIPE)
-os.close(w)
-try:
-    code = p.wait(timeout=15)
-except subprocess.TimeoutExpired:
-    p.kill()
-    code = None
-other = p.stderr.read().decode() if p.stderr else ""
-print(json.dumps({"code": code, "fast": time.time() - started < 8, "stderr": other}))
-`;
-    for (const stalled of ["stdout", "stderr"]) {
+  test("--timeout bounds writing the output into a pipe nobody reads, stdout's or stderr's (exit 124)", async () => {
+    for (const stalled of ["stdout", "stderr"] as const) {
       const program = stalled === "stdout" ? `cat ${randomFile}` : `cat ${randomFile} >&2`;
       const args = [QMPCTL, "-s", agent.socket, "ga", "exec", "--timeout", "2s", "--", "sh", "-c", program];
-      const run = Bun.spawnSync(["python3", "-c", script, stalled, ...args], { stderr: "inherit" });
       const said = stalled === "stdout"
         ? "qmpctl: sh ran in the guest \\(guest pid \\d+\\) and ended with status 0, but timed out waiting for " +
           "stdout to take the output \\(--timeout 2s\\)\n"
         : ""; // stderr is the pipe
-      expect({ stalled, ...JSON.parse(run.stdout.toString()) }).toEqual({
+      expect({ stalled, ...await runIntoUnreadPipe(stalled, args) }).toEqual({
         stalled,
         code: 124,
         fast: true,

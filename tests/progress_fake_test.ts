@@ -4,8 +4,9 @@
  * send: numbers beyond 2^53 and control characters in its words.
  */
 import { expect, test } from "bun:test";
-import { qmpctl } from "./helpers/cli.ts";
+import { QMPCTL, qmpctl } from "./helpers/cli.ts";
 import { type FakeConnection, fakeServers } from "./helpers/fake_server.ts";
+import { runIntoUnreadPipe } from "./helpers/unread_pipe.ts";
 
 const serve = fakeServers();
 /** A wide line without colour: every part of it is drawn, and only the redraw's own escapes are in it. */
@@ -177,4 +178,23 @@ test("job wait: a job that QEMU's record shows concluded before its event comes 
   const result = await qmpctl(["-s", server.path, "job", "wait", "t1", "t2", "--timeout", "5s"]);
   expect(result.code).toBe(0);
   expect(result.stdout.trimEnd().split("\n").map((line) => JSON.parse(line).id)).toEqual(["t1", "t2"]);
+});
+
+test("progress into a stderr nobody reads: --timeout ends the wait (124), and SIGTERM the line's", async () => {
+  const migrating = '{"status": "active", "ram": {"total": 4096, "remaining": 1024, "transferred": 3072}}';
+  const job = '[{"id": "b0", "type": "backup", "status": "running", "current-progress": 1, "total-progress": 2}]';
+  const server = serve((c) => answer(c, { "query-migrate": [migrating], "query-jobs": [job] }));
+  const cases = [
+    { command: ["migrate", "wait", "--progress-json", "--timeout", "2s"], code: 124 },
+    { command: ["job", "wait", "--progress", "--timeout", "2s"], code: 124 },
+    { command: ["migrate", "wait", "--progress"], code: -15, sigtermAfter: 1.5 }, // died of it, as it is asked to
+  ];
+  for (const { command, code, sigtermAfter } of cases) {
+    // An earlier writer left the pipe near full: the first line already waits for the reader.
+    const run = await runIntoUnreadPipe("stderr", [QMPCTL, "-s", server.path, ...command], {
+      prefill: 4000,
+      sigtermAfter,
+    });
+    expect({ command, code: run.code, fast: run.fast }).toEqual({ command, code, fast: true });
+  }
 });

@@ -7,11 +7,12 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { qmpctl, startQmpctl } from "./helpers/cli.ts";
+import { QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
 import { startListener } from "./helpers/listener.ts";
 import { waitUntil } from "./helpers/process_state.ts";
 import { negotiatedClient, type RawClient, type RunningProxy, startProxy } from "./helpers/proxy.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
+import { runIntoUnreadPipe } from "./helpers/unread_pipe.ts";
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -149,6 +150,24 @@ describe("proxy -s UPSTREAM: how it ends", () => {
     await proxy.stderrLine(/^client 1 > \{"return":\{\},"id":"c1\\u0085"\}$/);
     client.close();
   });
+
+  test("a log reader that stops reading (-v, into a full pipe) stops neither the serving nor SIGTERM", async () => {
+    const qemu = await startQemu();
+    cleanups.push(() => qemu.stop());
+    const shared = join(qemu.dir, "shared.sock");
+    const args = [QMPCTL, "proxy", "-v", "-s", qemu.socket, "--listen", shared];
+    const run = runIntoUnreadPipe("both", args, { prefill: 4000 });
+    await waitUntil(() => existsSync(shared), "the proxy serves its socket");
+    for (let i = 0; i < 20; i++) { // each logs ~500 bytes: far more than the pipe holds
+      expect((await qmpctl(["-s", shared, "exec", "query-status", "--timeout", "5s"])).stdout).toContain("running");
+    }
+    const pid = Bun.spawnSync(["pgrep", "-f", `^${args.join(" ")}$`]).stdout.toString().trim();
+    const stopping = performance.now();
+    process.kill(Number(pid), "SIGTERM");
+    expect(await run).toMatchObject({ code: 0, stderr: "" });
+    expect(performance.now() - stopping).toBeLessThan(5000);
+    expect(existsSync(shared)).toBe(false);
+  }, 40_000);
 
   test("usage errors: no --listen, a bad mode, both -s and a QEMU command line (exit 2)", async () => {
     expect(await qmpctl(["proxy", "-s", "/nonexistent"])).toMatchObject({

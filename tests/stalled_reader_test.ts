@@ -452,3 +452,71 @@ test("a reader that leaves in the middle of the events: a quiet exit 0", async (
     flood.stop();
   }
 });
+
+test("a reader on a socket that leaves with output unread (it resets): a quiet exit 0, as from a pipe", async () => {
+  // stdout one end of a socket pair (socat EXEC:, systemd's StandardOutput=socket); the other reads 100 bytes
+  // once qmpctl has filled it, and closes it.
+  const script = `
+import socket, subprocess, sys, time
+ours, theirs = socket.socketpair()
+p = subprocess.Popen(sys.argv[1:], stdout=theirs, stderr=subprocess.PIPE)
+theirs.close()
+time.sleep(0.5)
+ours.recv(100)
+ours.close()
+code = p.wait(timeout=20)
+sys.stdout.write("exit %d %s" % (code, p.stderr.read().decode()))
+`;
+  for (const bound of [[], ["--timeout", "20s"]]) {
+    const flood = floodServer(50_000);
+    try {
+      const args = [QMPCTL, "-s", flood.path, "events", "--count", "50000", ...bound];
+      const child = Bun.spawn(["python3", "-c", script, ...args], { stdout: "pipe" });
+      expect({ bound, said: await new Response(child.stdout).text() }).toEqual({ bound, said: "exit 0 " });
+    } finally {
+      flood.stop();
+    }
+  }
+});
+
+test("--timeout not run out: a stderr reader that reads late still gets every line (-v, 2>&1 >/dev/null)", async () => {
+  const script = '"$0" "$@" 2>&1 >/dev/null | { sleep 1; cat; }';
+  const child = Bun.spawn([
+    "sh",
+    "-c",
+    script,
+    QMPCTL,
+    "-s",
+    server.path,
+    "-v",
+    "exec",
+    "query-big",
+    "--timeout",
+    "20s",
+  ], {
+    stdout: "pipe",
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", XDG_CACHE_HOME: "/nonexistent" },
+  });
+  const lines = (await new Response(child.stdout).text()).split("\n");
+  // The greeting, qmp_capabilities, the command and both replies: the last (~200 KB) whole, and the end.
+  expect(lines.at(-2)).toStartWith('< {"return":["member 0 of a reply');
+  expect(lines.at(-2)).toEndWith('member 3999 of a reply larger than a pipe holds"],"id":"qmpctl-2"}');
+  expect(lines.at(-1)).toBe("");
+});
+
+test("-v lines that a stderr read late cannot hold are dropped beyond 4 MiB, and their number said", async () => {
+  const flood = floodServer(100_000); // ~9 MB of -v lines
+  try {
+    const script = '"$0" "$@" 2>&1 >/dev/null | { sleep 1; cat; }';
+    const child = Bun.spawn(["sh", "-c", script, QMPCTL, "-s", flood.path, "-v", "events", "--timeout", "4s"], {
+      stdout: "pipe",
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", XDG_CACHE_HOME: "/nonexistent" },
+    });
+    const stderr = await new Response(child.stdout).text();
+    expect(stderr).toMatch(/\nqmpctl: \d+ lines for stderr were dropped: it did not take them\n/);
+    expect(stderr.length).toBeLessThan(6_000_000);
+    expect(stderr.split("\n").filter((line) => line.startsWith("< {")).length).toBeGreaterThan(10_000);
+  } finally {
+    flood.stop();
+  }
+});
