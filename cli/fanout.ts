@@ -18,7 +18,7 @@ import { retryWhileNotReady } from "../lib/connect_ready.ts";
 import { bracketsNoGlobHint } from "../lib/glob.ts";
 import { CommandError, ConnectionError, TimeoutError } from "../lib/errors.ts";
 import { EXIT } from "./exit_status.ts";
-import { globSockets, OutputError, realSocketPath, writeStderrLine, writeStdout } from "./io.ts";
+import { fileIdentity, globSockets, OutputError, realSocketPath, writeStderrLine, writeStdout } from "./io.ts";
 import { type ParsedOptions, UsageError } from "./options.ts";
 import { type CommandContext, printLabelled } from "./session.ts";
 
@@ -90,9 +90,10 @@ export async function expandTargets(
 
 /**
  * What names one monitor, however its address is spelled: a UNIX socket by
- * its real path (q.sock, ./q.sock, unix:q.sock, /run/q.sock and a link to
- * it alike; links resolved as the kernel resolves them, so that link/.. is
- * where the link leads), TCP by host and port (tcp: or not); anything else
+ * the file it is (q.sock, ./q.sock, unix:q.sock, /run/q.sock, a link to it
+ * and a hard link alike), or, not there yet (--wait-socket), by its real
+ * path (links resolved as the kernel resolves them, so that link/.. is
+ * where the link leads); TCP by host and port (tcp: or not); anything else
  * as written (an address that does not parse fails later, named as given).
  */
 async function targetKey(address: string): Promise<string> {
@@ -102,7 +103,10 @@ async function targetKey(address: string): Promise<string> {
   } catch {
     return address;
   }
-  if (parsed.kind === "unix") return `unix:${await realSocketPath(parsed.path)}`;
+  if (parsed.kind === "unix") {
+    const file = await fileIdentity(parsed.path);
+    return file ? `unix-file:${file}` : `unix:${await realSocketPath(parsed.path)}`;
+  }
   if (parsed.kind === "tcp") return `tcp:${parsed.host}:${parsed.port}`;
   return address;
 }

@@ -765,6 +765,12 @@ function watchedSignal(check: () => Error | undefined): AbortSignal {
   return controller.signal;
 }
 
+/** Which file `path` is (its device and inode, links followed); undefined when it is not there. */
+export async function fileIdentity(path: string): Promise<string | undefined> {
+  const { stat } = await import("node:fs/promises");
+  return await stat(path).then((file) => `${file.dev}:${file.ino}`, () => undefined);
+}
+
 /**
  * The real path of a socket (relative: to the working directory): every link
  * resolved; for one not there (yet: --wait-socket), its directory's real path

@@ -1,6 +1,6 @@
 /** The pieces of fan-out that need no QEMU: which addresses are globs, expansion, the combined exit status. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative as relativePath } from "node:path";
 import { combinedStatus, expandTargets, isGlob } from "../cli/fanout.ts";
@@ -76,6 +76,8 @@ describe("expanding -s", () => {
     // A socket that is a link to another: the same monitor, also before it is there (--wait-socket).
     symlinkSync(join(dir, "a.qmp"), join(dir, "alias.sock"));
     expect(await expandTargets([join(dir, "a.qmp"), join(dir, "alias.sock")])).toEqual([join(dir, "a.qmp")]);
+    linkSync(join(dir, "a.qmp"), join(dir, "hard.sock")); // a hard link: the same socket under another name
+    expect(await expandTargets([join(dir, "hard.sock"), join(dir, "a.qmp")])).toEqual([join(dir, "hard.sock")]);
     symlinkSync("later.qmp", join(dir, "later-link.sock"));
     expect(await expandTargets([join(dir, "later.qmp"), join(dir, "later-link.sock")])).toEqual([
       join(dir, "later.qmp"),
