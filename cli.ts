@@ -152,6 +152,12 @@ async function main(): Promise<number> {
     return await module.run(context);
   } catch (error) {
     if (error instanceof TimeoutError) error.message += ` (--timeout ${formatDuration(timeoutMs)})`;
+    // A Ctrl-C reaches ssh too (an ssh:// address: it shares the terminal), whose end may come before the
+    // SIGINT is handled: given a turn, a SIGINT that came says the end was the user's (130, quietly), not 3.
+    if (statusOf(error) === EXIT.CONNECTION && !interrupt.signal.aborted) await new Promise((r) => setTimeout(r, 0));
+    if (interrupt.signal.aborted && statusOf(error) === EXIT.CONNECTION) {
+      throw new AbortedError("interrupted", { cause: error });
+    }
     throw error;
   }
 }

@@ -14,6 +14,7 @@
  * @module
  */
 import { parseAddress } from "../lib/address.ts";
+import { formatDuration } from "../lib/duration.ts";
 import { retryWhileNotReady } from "../lib/connect_ready.ts";
 import { bracketsNoGlobHint } from "../lib/glob.ts";
 import { CommandError, ConnectionError, TimeoutError } from "../lib/errors.ts";
@@ -163,8 +164,9 @@ export async function runOnEach(
   const runTarget = async (address: string): Promise<number> => {
     const target = { label: address, write };
     const own: CommandContext = { ...context, global: { ...context.global, socket: address }, target };
-    const fail = async (reason: string, members: Record<string, unknown> = { failure: reason }) => {
-      writeStderrLine(`qmpctl: ${reason.includes(address) ? reason : `${address}: ${reason}`}`);
+    // stderr's line names the bound that ran out, as a single target's does (cli.ts); the JSON line is data.
+    const fail = async (reason: string, members: Record<string, unknown> = { failure: reason }, bound = "") => {
+      writeStderrLine(`qmpctl: ${reason.includes(address) ? reason : `${address}: ${reason}`}${bound}`);
       await printLabelled(own, members);
     };
     if ((context.signal.reason as Error | undefined)?.name === "TimeoutError") { // not a connection that timed out
@@ -190,7 +192,8 @@ export async function runOnEach(
       }
       if (status === undefined || status === EXIT.OK || status === EXIT.OUTPUT) throw error;
       const reason = (error as Error).message;
-      await fail(reason, error instanceof CommandError ? { error: error.response.error } : undefined);
+      const bound = error instanceof TimeoutError ? ` (--timeout ${formatDuration(context.global.timeoutMs)})` : "";
+      await fail(reason, error instanceof CommandError ? { error: error.response.error } : undefined, bound);
       return status;
     }
   };

@@ -366,11 +366,13 @@ let untakenBytes = 0, droppedLines = 0;
 
 function queueStderrLine(text: string): void {
   untakenBytes += text.length;
-  // As console.error: stderr's reader gone (EPIPE) changes neither the run nor its exit status.
-  toStderrInOrder(text).catch(() => {}).finally(() => {
+  // As console.error: stderr's reader gone (EPIPE) changes neither the run nor its exit status. The count of
+  // dropped lines is queued before this write's promise settles, so that exit waits for it too.
+  lastStderrWrite = toStderrInOrder(text).catch(() => {}).then(() => {
     if ((untakenBytes -= text.length) > 0 || droppedLines === 0) return;
-    queueStderrLine(`qmpctl: ${droppedLines} lines for stderr were dropped: it did not take them\n`);
+    const dropped = droppedLines;
     droppedLines = 0;
+    queueStderrLine(`qmpctl: ${dropped} lines for stderr were dropped: it did not take them\n`);
   });
 }
 
@@ -796,13 +798,17 @@ export async function realSocketPath(path: string, links = 8): Promise<string> {
 export function exit(code: number): void {
   if (stderrWay === undefined) return exitNow(code);
   const bound = deadline ?? AbortSignal.abort(); // a server's log: its grace alone
-  abortableWithGrace(lastStderrWrite, bound, WRITE_GRACE_MS, "stderr").catch(() => {}).then(() => exitNow(code));
+  const drained = (async () => { // the last write, and any queued while it was awaited
+    for (let last; last !== lastStderrWrite;) await (last = lastStderrWrite);
+  })();
+  abortableWithGrace(drained, bound, WRITE_GRACE_MS, "stderr").catch(() => {}).then(() => exitNow(code));
 }
 
 function exitNow(code: number): never {
   // After a Ctrl-C, die of SIGINT once done (status 130 to a shell): a shell that runs qmpctl in a loop
   // stops only when its child died of the signal, and goes on after a plain exit 130.
   if (code === 130 && interruptedBySigint) {
+    process.emit("exit", code); // what runs at exit runs before the signal too (an ssh:// forwarding's removal)
     process.removeAllListeners("SIGINT");
     process.kill(process.pid, "SIGINT");
   }

@@ -195,7 +195,7 @@ describe("several targets over real QEMUs", () => {
   });
 
   test("wait-event over several: one that never sees its event times out, exit 124", async () => {
-    const { code, stdout } = await qmpctl([
+    const { code, stdout, stderr } = await qmpctl([
       "-s",
       socketOf(6),
       "-s",
@@ -208,6 +208,12 @@ describe("several targets over real QEMUs", () => {
     expect(lines(stdout).sort(bySocket)).toEqual([
       { socket: socketOf(6), failure: "timed out waiting for SHUTDOWN" },
       { socket: socketOf(7), failure: "timed out waiting for SHUTDOWN" },
+    ]);
+    // stderr names the bound, as for one target
+    expect(stderr.split("\n").sort()).toEqual([
+      "",
+      `qmpctl: ${socketOf(6)}: timed out waiting for SHUTDOWN (--timeout 500ms)`,
+      `qmpctl: ${socketOf(7)}: timed out waiting for SHUTDOWN (--timeout 500ms)`,
     ]);
     expect(code).toBe(124);
   });

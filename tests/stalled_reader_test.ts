@@ -125,8 +125,10 @@ test("several targets, --timeout 1s, a reader that does not read: exit 124 at th
     expect(code).toBe(124);
     expect(stderr.split("\n").sort()).toEqual([
       "",
-      `qmpctl: ${other.path}: query-big was run (QEMU answered it), but timed out waiting for stdout to take the output`,
-      `qmpctl: ${server.path}: query-big was run (QEMU answered it), but timed out waiting for stdout to take the output`,
+      `qmpctl: ${other.path}: query-big was run (QEMU answered it), but timed out waiting for stdout to take the ` +
+      "output (--timeout 1s)",
+      `qmpctl: ${server.path}: query-big was run (QEMU answered it), but timed out waiting for stdout to take the ` +
+      "output (--timeout 1s)",
       "qmpctl: timed out waiting for stdout to take the output (--timeout 1s)",
     ].sort());
     expect(ms).toBeLessThan(8000);
@@ -507,11 +509,17 @@ test("--timeout not run out: a stderr reader that reads late still gets every li
 test("-v lines that a stderr read late cannot hold are dropped beyond 4 MiB, and their number said", async () => {
   const flood = floodServer(100_000); // ~9 MB of -v lines
   try {
-    const script = '"$0" "$@" 2>&1 >/dev/null | { sleep 1; cat; }';
-    const child = Bun.spawn(["sh", "-c", script, QMPCTL, "-s", flood.path, "-v", "events", "--timeout", "4s"], {
+    // The reader reads once the test writes a line to the shell's stdin: after the whole flood was sent.
+    const script = 'exec 3<&0; "$0" "$@" 2>&1 >/dev/null 3<&- | { read -r _ <&3; cat; }';
+    const args = [QMPCTL, "-s", flood.path, "-v", "events", "--count", "100000", "--timeout", "30s"];
+    const child = Bun.spawn(["sh", "-c", script, ...args], {
+      stdin: "pipe",
       stdout: "pipe",
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin", XDG_CACHE_HOME: "/nonexistent" },
     });
+    await waitUntil(() => flood.accepted > 8_000_000 && flood.backlog === 0, "the flood was sent", 20_000);
+    child.stdin.write("read now\n");
+    child.stdin.end();
     const stderr = await new Response(child.stdout).text();
     expect(stderr).toMatch(/\nqmpctl: \d+ lines for stderr were dropped: it did not take them\n/);
     expect(stderr.length).toBeLessThan(6_000_000);
