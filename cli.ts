@@ -272,15 +272,15 @@ function exitStatusOf(error: unknown): number {
   // Deno run without the permissions deno.json's task grants (what failed may have wrapped it: a connection)
   for (let cause = error; cause instanceof Error; cause = cause.cause) {
     if (cause.name !== "NotCapable") continue;
-    writeStderrLine(`qmpctl: ${cause.message}: run it as \`deno task qmpctl\`, or with that task's permissions`);
+    writeStderrLine(`qmpctl: ${cause.message}: run it as \`deno task qmpctl\`, or with that task's permissions`, true);
     return EXIT.USAGE;
   }
   const status = statusOf(error);
   if (status === undefined) {
-    writeStderrLine(`qmpctl: internal error (a bug: please report it): ${(error as Error)?.message ?? error}`);
+    writeStderrLine(`qmpctl: internal error (a bug: please report it): ${(error as Error)?.message ?? error}`, true);
     return EXIT.INTERNAL;
   }
-  if (status !== EXIT.OK && status !== EXIT.INTERRUPTED) writeStderrLine(`qmpctl: ${(error as Error).message}`);
+  if (status !== EXIT.OK && status !== EXIT.INTERRUPTED) writeStderrLine(`qmpctl: ${(error as Error).message}`, true);
   return status;
 }
 
@@ -305,4 +305,5 @@ exit(
   await main().catch((error) =>
     error instanceof UnknownOptionError ? withClosestOption(error).then(exitStatusOf) : exitStatusOf(error)
   ),
+  EXIT.TIMEOUT, // stderr did not take what was written before --timeout ran out
 );

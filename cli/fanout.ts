@@ -83,33 +83,35 @@ export async function expandTargets(
     throw new ConnectionError([...unmatched.values()].map((error) => error.message).join("; "));
   }
   // Each target once, however it is spelled: QEMU serves one client at a time, so a second connection would wait on the first.
-  const keys = await Promise.all(targets.map(targetKey));
-  const byKey = new Map<string, string>();
-  for (const [i, target] of targets.entries()) if (!byKey.has(keys[i])) byKey.set(keys[i], target);
-  return [...byKey.values()];
+  const keys = await Promise.all(targets.map(targetKeys));
+  const seen = new Set<string>();
+  return targets.filter((_, i) => {
+    const known = keys[i].some((key) => seen.has(key));
+    for (const key of keys[i]) seen.add(key);
+    return !known;
+  });
 }
 
 /**
- * What names one monitor, however its address is spelled: a UNIX socket by
- * the file it is (q.sock, ./q.sock, unix:q.sock, /run/q.sock, a link to it
- * and a hard link alike), or, not there yet (--wait-socket), by its real
- * path (links resolved as the kernel resolves them, so that link/.. is
- * where the link leads); TCP by host and port (tcp: or not); anything else
- * as written (an address that does not parse fails later, named as given).
+ * What names one monitor, however its address is spelled (two targets that
+ * share one are one): a UNIX socket by its real path (q.sock, ./q.sock,
+ * unix:q.sock, /run/q.sock and a link to it alike; links resolved as the
+ * kernel resolves them, so that link/.. is where the link leads, also
+ * before it is there: --wait-socket) and, once there, by the file it is (a
+ * hard link); TCP by host and port (tcp: or not); anything else as written
+ * (an address that does not parse fails later, named as given).
  */
-async function targetKey(address: string): Promise<string> {
+async function targetKeys(address: string): Promise<string[]> {
   let parsed;
   try {
     parsed = parseAddress(address);
   } catch {
-    return address;
+    return [address];
   }
-  if (parsed.kind === "unix") {
-    const file = await fileIdentity(parsed.path);
-    return file ? `unix-file:${file}` : `unix:${await realSocketPath(parsed.path)}`;
-  }
-  if (parsed.kind === "tcp") return `tcp:${parsed.host}:${parsed.port}`;
-  return address;
+  if (parsed.kind === "tcp") return [`tcp:${parsed.host}:${parsed.port}`];
+  if (parsed.kind !== "unix") return [address];
+  const [path, file] = await Promise.all([realSocketPath(parsed.path), fileIdentity(parsed.path)]);
+  return file ? [`unix:${path}`, `unix-file:${file}`] : [`unix:${path}`];
 }
 
 /** `--jobs N`: how many targets run at once (for the commands that take it). */

@@ -41,7 +41,7 @@ export function writeErrorReason(error: unknown): string {
 function outputErrorOf(error: unknown): Error {
   // A socket's reader that left with data unread resets it (socat EXEC:, systemd's StandardOutput=socket).
   const code = (error as { code?: string })?.code;
-  if (code === "EPIPE" || code === "ECONNRESET" || code === "ENOTCONN") return new BrokenPipeError("stdout closed");
+  if (code === "EPIPE" || code === "ECONNRESET") return new BrokenPipeError("stdout closed");
   if (error instanceof OutputError) return error;
   return new OutputError(`could not write the output: ${writeErrorReason(error)}`, { cause: error });
 }
@@ -153,9 +153,17 @@ export function writeStdout(text: string, signal?: AbortSignal): Promise<void> {
 // take it, and the write fails with the bound's error.
 export const WRITE_GRACE_MS = 200;
 
+// A write to stdout was given up past the bound: the pieces not yet written are left so (the line saying
+// so, behind them when stderr is the same pipe, then goes out to a reader that reads).
+let stdoutGivenUp = false;
+
 /** `written` (to `to`: stdout, stderr, a FIFO's path), bounded by `signal` as writeStdout says. */
 export function boundedWrite(written: Promise<void>, signal: AbortSignal | undefined, to: string): Promise<void> {
-  return signal ? abortableWithGrace(written, signal, WRITE_GRACE_MS, `${to} to take the output`) : written;
+  if (!signal) return written;
+  return abortableWithGrace(written, signal, WRITE_GRACE_MS, `${to} to take the output`).catch((error) => {
+    if (signal.aborted && to === "stdout") stdoutGivenUp = true;
+    throw error;
+  });
 }
 
 /**
@@ -285,7 +293,7 @@ function inOrder(write: () => Promise<unknown>): Promise<unknown> {
 async function writeOurselves(fd: 1 | 2, data: string | Uint8Array, pieces: "atomic lines" | "whole"): Promise<void> {
   const fs = await import("node:fs");
   let bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-  for (let pauseMs = 1; bytes.length > 0;) {
+  for (let pauseMs = 1; bytes.length > 0 && !(fd === 1 && stdoutGivenUp);) {
     let piece = bytes;
     if (pieces === "atomic lines" && bytes.length > PIPE_ATOMIC_BYTES) {
       const lineEnd = bytes.lastIndexOf(0x0a, PIPE_ATOMIC_BYTES - 1);
@@ -313,15 +321,17 @@ export function normalJit(): void {
 }
 
 /**
- * Write one line to stderr (console.error: synchronous, and cheap at
- * start-up). Control characters are written as escapes, so that text from a
- * server (a QEMU error's `desc`) or from the user can neither split the line
- * nor reach the terminal as an escape sequence.
+ * Write one line to stderr: console.error (synchronous, and cheap at
+ * start-up), or off the main thread where a reader may stop reading
+ * (`stderrOffMainThread`), where lines beyond a bound are dropped unless
+ * `kept` (the run's final word). Control characters are written as escapes,
+ * so that text from a server (a QEMU error's `desc`) or from the user can
+ * neither split the line nor reach the terminal as an escape sequence.
  */
-export function writeStderrLine(line: string): void {
+export function writeStderrLine(line: string, kept = false): void {
   const text = escapeControls(line);
   if (stderrOffMainThread()) {
-    if (untakenBytes < MAX_UNTAKEN_BYTES) queueStderrLine(`${text}\n`);
+    if (kept || untakenBytes < MAX_UNTAKEN_BYTES) queueStderrLine(`${text}\n`);
     else droppedLines++;
     return;
   }
@@ -353,7 +363,7 @@ function plainStderrWrite(): ((text: string) => void) | null {
 }
 
 // Under a deadline, how stderr is written: "main thread" (console.error), off it on its own ("deferred"),
-// or off it behind stdout's writes ("with stdout": the same pipe or file, `2>&1`); undefined until asked.
+// or off it behind stdout's writes ("with stdout": the same pipe or socket, `2>&1`); undefined until asked.
 let stderrWay: "main thread" | "deferred" | "with stdout" | undefined;
 let lastStderrWrite: Promise<unknown> = Promise.resolve();
 let serverLog = false;
@@ -415,7 +425,7 @@ function stderrOffMainThread(): boolean {
 
 /**
  * Write `data` to stderr with node:fs, once the writes queued before it have
- * ended: stderr's, and stdout's too when both are one pipe or file (the
+ * ended: stderr's, and stdout's too when both are one pipe or socket (the
  * lines keep the order they were written in; stdout then stops using Bun's
  * own write, which would overtake).
  */
@@ -791,17 +801,22 @@ export async function realSocketPath(path: string, links = 8): Promise<string> {
 
 /**
  * End the process with `code`, once what was written to stderr off the main
- * thread is out: a reader that reads gets it all, one that stopped reading
- * holds the exit until `WRITE_GRACE_MS` past the run's bound at most. At
- * once when nothing was. Nothing runs after it but the wait.
+ * thread is out: a reader that reads gets it all. One that stopped reading
+ * holds the exit until `WRITE_GRACE_MS` past the run's bound at most, which
+ * then ends with `timedOut` (124: the output was not taken in time, as for
+ * stdout; a server's log: its grace, and `code`). A SIGINT during that wait
+ * ends it as a Ctrl-C does. At once when nothing was written so.
  */
-export function exit(code: number): void {
+export function exit(code: number, timedOut = code): void {
   if (stderrWay === undefined) return exitNow(code);
   const bound = deadline ?? AbortSignal.abort(); // a server's log: its grace alone
   const drained = (async () => { // the last write, and any queued while it was awaited
     for (let last; last !== lastStderrWrite;) await (last = lastStderrWrite);
   })();
-  abortableWithGrace(drained, bound, WRITE_GRACE_MS, "stderr").catch(() => {}).then(() => exitNow(code));
+  abortableWithGrace(drained, bound, WRITE_GRACE_MS, "stderr").then(
+    () => exitNow(interruptedBySigint ? 130 : code),
+    () => exitNow(interruptedBySigint ? 130 : deadline ? timedOut : code),
+  );
 }
 
 function exitNow(code: number): never {

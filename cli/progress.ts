@@ -85,6 +85,8 @@ export class ProgressReporter {
   #written: Promise<void> = Promise.resolve();
   /** Writes not yet taken by stderr (a reader may have stopped reading). */
   #unwritten = 0;
+  /** A finish gave up waiting for stderr (past the bound): later ones do not wait again. */
+  #gaveUp = false;
   #drawn = false;
 
   constructor(mode: ProgressMode, socket?: string) {
@@ -126,7 +128,10 @@ export class ProgressReporter {
   finish(signal: AbortSignal): Promise<void> {
     if (this.#drawn) this.#write(this.#dumb ? `\r${" ".repeat(this.#width())}\r` : "\r\x1b[K");
     this.#drawn = false;
-    return boundedWrite(this.#written, signal, "stderr").catch(() => {});
+    if (this.#gaveUp) return Promise.resolve(); // its grace is had once, not once a job
+    return boundedWrite(this.#written, signal, "stderr").catch(() => {
+      this.#gaveUp = true;
+    });
   }
 
   /**

@@ -136,12 +136,23 @@ for shell in bash zsh fish; do
     exit 1
   fi
 done
+# A stripped binary (dh_strip, makepkg's strip) has lost qmpctl and is the
+# Bun runtime alone, which runs too: it must say it is qmpctl.
+version=$("$new" --version 2>/dev/null) || version=""
+case $version in
+  "qmpctl "*) ;;
+  *)
+    echo "install.sh: $binary does not say it is qmpctl (--version: ${version:-nothing}); a stripped binary" \
+      "is the Bun runtime alone: nothing installed" >&2
+    exit 1
+    ;;
+esac
 mv -f "$new" "$prefix/bin/qmpctl"
 install -m 0644 "$manpage" "$prefix/share/man/man1/qmpctl.1"
 install -m 0644 "$tmp/bash" "$prefix/share/bash-completion/completions/qmpctl"
 install -m 0644 "$tmp/zsh" "$prefix/share/zsh/site-functions/_qmpctl"
 install -m 0644 "$tmp/fish" "$prefix/share/fish/vendor_completions.d/qmpctl.fish"
-echo "installed $("$prefix/bin/qmpctl" --version) from $binary into $prefix"
+echo "installed $version from $binary into $prefix"
 if [ ! -f "$here/SHA256SUMS" ] && ! $source_checkout; then
   echo "install.sh: no SHA256SUMS beside this script: $binary and its man page were installed unchecked" >&2
 fi

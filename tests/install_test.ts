@@ -309,6 +309,21 @@ describe("sh install.sh from a release folder, as the README downloads it", () =
     expect(readdirSync(join(release.prefix, "bin"))).toEqual(["qmpctl"]);
   });
 
+  test("a stripped binary (dh_strip, makepkg) is the Bun runtime alone: not installed, saying so", () => {
+    const release = releaseFolder(NAME);
+    const binary = join(release.folder, NAME);
+    expect(Bun.spawnSync(["strip", "--remove-section=.comment", "--remove-section=.note", binary]).exitCode).toBe(0);
+    rmSync(join(release.folder, "SHA256SUMS"));
+    const result = release.install();
+    expect(result.stderr).toMatch(
+      new RegExp(
+        `^install\\.sh: ${binary} does not say it is qmpctl \\(--version: [^)]*\\); a stripped binary is the Bun`,
+      ),
+    );
+    expect(result.code).toBe(1);
+    expect(existsSync(join(release.prefix, "bin/qmpctl"))).toBe(false);
+  });
+
   test("with SHA256SUMS but no tool to check it (sha256sum, shasum) nothing is installed", () => {
     const release = releaseFolder(NAME);
     const tools = join(release.folder, "..", "tools");

@@ -187,13 +187,17 @@ test("progress into a stderr nobody reads: --timeout ends the wait (124), and SI
   const cases = [
     { command: ["migrate", "wait", "--progress-json", "--timeout", "2s"], code: 124 },
     { command: ["job", "wait", "--progress", "--timeout", "2s"], code: 124 },
-    { command: ["migrate", "wait", "--progress"], code: -15, sigtermAfter: 1.5 }, // died of it, as it is asked to
+    {
+      command: ["migrate", "wait", "--progress"],
+      code: -15,
+      signalAfter: { seconds: 1.5, signal: "SIGTERM" as const },
+    },
   ];
-  for (const { command, code, sigtermAfter } of cases) {
+  for (const { command, code, signalAfter } of cases) {
     // An earlier writer left the pipe near full: the first line already waits for the reader.
     const run = await runIntoUnreadPipe("stderr", [QMPCTL, "-s", server.path, ...command], {
       prefill: 4000,
-      sigtermAfter,
+      signalAfter,
     });
     expect({ command, code: run.code, fast: run.fast }).toEqual({ command, code, fast: true });
   }

@@ -156,14 +156,14 @@ describe("proxy -s UPSTREAM: how it ends", () => {
     cleanups.push(() => qemu.stop());
     const shared = join(qemu.dir, "shared.sock");
     const args = [QMPCTL, "proxy", "-v", "-s", qemu.socket, "--listen", shared];
-    const run = runIntoUnreadPipe("both", args, { prefill: 4000 });
+    let pid: number | undefined;
+    const run = runIntoUnreadPipe("both", args, { prefill: 4000, started: (started) => (pid = started) });
     await waitUntil(() => existsSync(shared), "the proxy serves its socket");
     for (let i = 0; i < 20; i++) { // each logs ~500 bytes: far more than the pipe holds
       expect((await qmpctl(["-s", shared, "exec", "query-status", "--timeout", "5s"])).stdout).toContain("running");
     }
-    const pid = Bun.spawnSync(["pgrep", "-f", `^${args.join(" ")}$`]).stdout.toString().trim();
     const stopping = performance.now();
-    process.kill(Number(pid), "SIGTERM");
+    process.kill(pid!, "SIGTERM"); // it serves: its pid is known
     expect(await run).toMatchObject({ code: 0, stderr: "" });
     expect(performance.now() - stopping).toBeLessThan(5000);
     expect(existsSync(shared)).toBe(false);
