@@ -153,17 +153,9 @@ export function writeStdout(text: string, signal?: AbortSignal): Promise<void> {
 // take it, and the write fails with the bound's error.
 export const WRITE_GRACE_MS = 200;
 
-// A write to stdout was given up past the bound: the pieces not yet written are left so (the line saying
-// so, behind them when stderr is the same pipe, then goes out to a reader that reads).
-let stdoutGivenUp = false;
-
 /** `written` (to `to`: stdout, stderr, a FIFO's path), bounded by `signal` as writeStdout says. */
 export function boundedWrite(written: Promise<void>, signal: AbortSignal | undefined, to: string): Promise<void> {
-  if (!signal) return written;
-  return abortableWithGrace(written, signal, WRITE_GRACE_MS, `${to} to take the output`).catch((error) => {
-    if (signal.aborted && to === "stdout") stdoutGivenUp = true;
-    throw error;
-  });
+  return signal ? abortableWithGrace(written, signal, WRITE_GRACE_MS, `${to} to take the output`) : written;
 }
 
 /**
@@ -236,7 +228,14 @@ const PIPE_ATOMIC_BYTES = 4096;
  */
 export function boundStdoutWrites(signal: AbortSignal): void {
   deadline = signal;
+  signal.addEventListener("abort", () => (boundRanOutAt = performance.now()), { once: true });
 }
+
+// When the run's bound ran out. A write to stdout still under way WRITE_GRACE_MS after it has been given up
+// (boundedWrite): its pieces not yet written are left so, and the line saying so (behind them, when stderr
+// is the same pipe) goes out to a reader that reads.
+let boundRanOutAt = Infinity;
+const stdoutGivenUp = () => performance.now() - boundRanOutAt >= WRITE_GRACE_MS;
 
 // How much more may go to a pipe or socket by Bun's own write under a deadline: what an empty pipe takes at
 // once however small it is (one page; Bun's write cannot have to wait for the reader). Not a pipe's usual
@@ -293,7 +292,7 @@ function inOrder(write: () => Promise<unknown>): Promise<unknown> {
 async function writeOurselves(fd: 1 | 2, data: string | Uint8Array, pieces: "atomic lines" | "whole"): Promise<void> {
   const fs = await import("node:fs");
   let bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-  for (let pauseMs = 1; bytes.length > 0 && !(fd === 1 && stdoutGivenUp);) {
+  for (let pauseMs = 1; bytes.length > 0 && !(fd === 1 && stdoutGivenUp());) {
     let piece = bytes;
     if (pieces === "atomic lines" && bytes.length > PIPE_ATOMIC_BYTES) {
       const lineEnd = bytes.lastIndexOf(0x0a, PIPE_ATOMIC_BYTES - 1);
