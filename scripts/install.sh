@@ -108,8 +108,12 @@ if [ -f "$here/SHA256SUMS" ]; then
   done
 fi
 
-install -d "$prefix/bin" "$prefix/share/man/man1" "$prefix/share/bash-completion/completions" \
-  "$prefix/share/zsh/site-functions" "$prefix/share/fish/vendor_completions.d"
+if ! errors=$(install -d "$prefix/bin" "$prefix/share/man/man1" "$prefix/share/bash-completion/completions" \
+  "$prefix/share/zsh/site-functions" "$prefix/share/fish/vendor_completions.d" 2>&1); then
+  echo "install.sh: cannot make its directories in $prefix (run it as a user who may, or give another" \
+    "PREFIX): $(printf '%s\n' "$errors" | tail -n 1)" >&2
+  exit 1
+fi
 # The new binary runs once (it prints the completions) before it takes the
 # place of an installed one: a truncated download, another machine's binary
 # or a noexec PREFIX leaves the old install as it was.

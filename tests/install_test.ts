@@ -211,6 +211,25 @@ test("sh install.sh PREFIX works with a POSIX sh (dash), as the README's install
   }
 });
 
+test("a PREFIX the installing user may not write in: one line of its own, naming it (as nobody: setpriv)", () => {
+  const other = mkdtempSync(join(tmpdir(), "qmpctl-prefix-"));
+  try {
+    chmodSync(other, 0o755); // root's, as /usr/local is
+    const asNobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", INSTALL, other];
+    const result = run(asNobody);
+    expect(result.stderr).toMatch(
+      new RegExp(
+        `^install\\.sh: cannot make its directories in ${other} \\(run it as a user who may, or give ` +
+          "another PREFIX\\): install: [^\\n]*: Permission denied\\n$",
+      ),
+    );
+    expect(result.code).toBe(1);
+    expect(readdirSync(other)).toEqual([]);
+  } finally {
+    rmSync(other, { recursive: true, force: true });
+  }
+});
+
 test("install.sh writes every file readable by all (completions too) when the installing user's umask is 077", () => {
   const other = mkdtempSync(join(tmpdir(), "qmpctl-prefix-"));
   try {
