@@ -25,7 +25,7 @@ import { EXIT } from "./cli/exit_status.ts";
 import {
   argv,
   argvBytes,
-  boundStdoutWrites,
+  boundOutputWrites,
   BrokenPipeError,
   env,
   envBytes,
@@ -122,7 +122,7 @@ async function main(): Promise<number> {
   // A command that waits leaves an inherited ignored SIGINT ignored (a script's background job).
   if (!(waits && await sigintIgnoredAtStart())) onInterrupt(() => interrupt.abort(new Error("interrupted")));
   const signal = timeoutMs > 0 ? AbortSignal.any([interrupt.signal, AbortSignal.timeout(timeoutMs)]) : interrupt.signal;
-  if (timeoutMs > 0) boundStdoutWrites(signal);
+  if (timeoutMs > 0) boundOutputWrites(signal);
   const context: CommandContext = {
     words: rest,
     options,
@@ -154,9 +154,9 @@ async function main(): Promise<number> {
     if (error instanceof TimeoutError) error.message += ` (--timeout ${formatDuration(timeoutMs)})`;
     // A Ctrl-C reaches ssh too (an ssh:// address: it shares the terminal), whose end may come before the
     // SIGINT is handled: given a turn, a SIGINT that came says the end was the user's (130, quietly), not 3.
-    if (statusOf(error) === EXIT.CONNECTION && !interrupt.signal.aborted) await new Promise((r) => setTimeout(r, 0));
-    if (interrupt.signal.aborted && statusOf(error) === EXIT.CONNECTION) {
-      throw new AbortedError("interrupted", { cause: error });
+    if (statusOf(error) === EXIT.CONNECTION) {
+      if (!interrupt.signal.aborted) await new Promise((r) => setTimeout(r, 0));
+      if (interrupt.signal.aborted) throw new AbortedError("interrupted", { cause: error });
     }
     throw error;
   }

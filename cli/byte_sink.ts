@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { abortable } from "../lib/abort.ts";
+import { abortable, abortableWithGrace } from "../lib/abort.ts";
 import { boundedWrite, OutputError, WRITE_GRACE_MS, writeAllTo, writeErrorReason, writeStdoutBytes } from "./io.ts";
 
 /** Where streamed bytes go: a file, or stdout. */
@@ -124,8 +124,7 @@ async function openInPlace(
     write: (bytes) => boundedWrite(writeAllTo(handle, bytes).catch(failed), signal, path),
     close: () => handle.close().catch(failed),
     // The close waits for a write under way, which a reader that stopped reading never ends: not past a grace.
-    abort: () =>
-      Promise.race([handle.close().catch(() => {}), new Promise<void>((wake) => setTimeout(wake, WRITE_GRACE_MS))]),
+    abort: () => abortableWithGrace(handle.close(), AbortSignal.abort(), WRITE_GRACE_MS, path).catch(() => {}),
   };
 }
 

@@ -139,7 +139,7 @@ let stdoutErrorsHandled = false;
  * OutputError when stdout cannot take the text (ENOSPC, EBADF), and with
  * `signal`'s error when the write has not ended `WRITE_GRACE_MS` after the
  * signal aborted (or after it began, if it began later). Under Bun with a
- * deadline set (`boundStdoutWrites`), a write to a pipe that waits for its
+ * deadline set (`boundOutputWrites`), a write to a pipe that waits for its
  * reader waits off the main thread; otherwise, and under Deno and Node, it
  * waits in write(2), and no handler runs meanwhile.
  */
@@ -226,7 +226,7 @@ const PIPE_ATOMIC_BYTES = 4096;
  * loading node:fs for the thread pool costs ~7 ms, which an event drain
  * would feel, and the run was asked to wait as long as it takes.
  */
-export function boundStdoutWrites(signal: AbortSignal): void {
+export function boundOutputWrites(signal: AbortSignal): void {
   deadline = signal;
   signal.addEventListener("abort", () => (boundRanOutAt = performance.now()), { once: true });
 }
@@ -246,7 +246,7 @@ let roomLeft = PIPE_ATOMIC_BYTES;
 /**
  * Write to a blocking pipe or socket, which a reader empties. Without a
  * deadline, Bun's own write, which waits in write(2) for the reader as long
- * as it takes. With one (`boundStdoutWrites`), Bun's write serves for the
+ * as it takes. With one (`boundOutputWrites`), Bun's write serves for the
  * first 4 KiB (a one-shot exec's usual reply: its cost stays as it was);
  * from then on qmpctl writes itself, in order, with node:fs: a write that
  * waits for the reader waits on Bun's thread pool, and the deadline still
@@ -397,7 +397,7 @@ export function logStderrOffMainThread(): void {
 
 /**
  * Whether stderr is written off the main thread, in order (`toStderrInOrder`):
- * under a deadline (`boundStdoutWrites`), or for a server's log, when it is a
+ * under a deadline (`boundOutputWrites`), or for a server's log, when it is a
  * pipe or socket. One whose reader stopped reading (`2>&1 | reader`, full of
  * the output) would otherwise hold the main thread in write(2), and the run
  * past its bound with the very line that says so; `exit` waits for these
