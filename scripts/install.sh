@@ -130,19 +130,21 @@ if ! new=$(mktemp "$prefix/bin/.qmpctl.XXXXXX" 2>/dev/null); then
   exit 1
 fi
 install -m 0755 "$binary" "$new"
-for shell in bash zsh fish; do
-  status=0
-  "$new" completions $shell >"$tmp/$shell" 2>"$tmp/errors" || status=$?
-  if [ $status -ne 0 ]; then
-    why=$(head -n 1 "$tmp/errors")
-    echo "install.sh: $binary, copied to $prefix/bin, does not run there (exit status $status${why:+: $why}):" \
-      "nothing installed" >&2
-    exit 1
-  fi
-done
-# A stripped binary (dh_strip, makepkg's strip) has lost qmpctl and is the
-# Bun runtime alone, which runs too: it must say it is qmpctl.
-version=$("$new" --version 2>/dev/null) || version=""
+does_not_run() {
+  why=$(head -n 1 "$tmp/errors")
+  echo "install.sh: $binary, copied to $prefix/bin, does not run there (exit status $1${why:+: $why}):" \
+    "nothing installed" >&2
+  exit 1
+}
+# First that it is qmpctl: a stripped binary (dh_strip, makepkg's strip) has
+# lost qmpctl and is the Bun runtime alone, which runs too (and whose own
+# `completions` depends on $SHELL).
+status=0
+# To a file, not $(...): a binary killed by a signal (a truncated download)
+# would have the shell print the signal's name on its own line.
+"$new" --version >"$tmp/version" 2>"$tmp/errors" || status=$?
+[ $status -eq 0 ] || does_not_run $status
+version=$(head -n 1 "$tmp/version")
 case $version in
   "qmpctl "*) ;;
   *)
@@ -151,6 +153,11 @@ case $version in
     exit 1
     ;;
 esac
+for shell in bash zsh fish; do
+  status=0
+  "$new" completions $shell >"$tmp/$shell" 2>"$tmp/errors" || status=$?
+  [ $status -eq 0 ] || does_not_run $status
+done
 mv -f "$new" "$prefix/bin/qmpctl"
 install -m 0644 "$manpage" "$prefix/share/man/man1/qmpctl.1"
 install -m 0644 "$tmp/bash" "$prefix/share/bash-completion/completions/qmpctl"

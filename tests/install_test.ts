@@ -283,8 +283,8 @@ describe("sh install.sh from a release folder, as the README downloads it", () =
     writeFileSync(join(parent, "dist/qmpctl"), `#!/bin/sh\nid >${mark}\necho planted\n`, { mode: 0o755 });
     copyFileSync(join(folder, "qmpctl.1"), join(parent, "dist/qmpctl.1"));
     const prefix = join(parent, "prefix");
-    const install = () => {
-      const result = Bun.spawnSync(["sh", "install.sh", prefix], { cwd: folder, stdout: "pipe", stderr: "pipe" });
+    const install = (env: Record<string, string | undefined> = process.env) => {
+      const result = Bun.spawnSync(["sh", "install.sh", prefix], { cwd: folder, env, stdout: "pipe", stderr: "pipe" });
       return { code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() };
     };
     return { folder, prefix, install, plantedRan: () => existsSync(mark) };
@@ -328,19 +328,23 @@ describe("sh install.sh from a release folder, as the README downloads it", () =
     expect(readdirSync(join(release.prefix, "bin"))).toEqual(["qmpctl"]);
   });
 
-  test("a stripped binary (dh_strip, makepkg) is the Bun runtime alone: not installed, saying so", () => {
+  test("a stripped binary (dh_strip, makepkg) is the Bun runtime alone: not installed, saying so, whatever $SHELL", () => {
     const release = releaseFolder(NAME);
     const binary = join(release.folder, NAME);
     expect(Bun.spawnSync(["strip", "--remove-section=.comment", "--remove-section=.note", binary]).exitCode).toBe(0);
     rmSync(join(release.folder, "SHA256SUMS"));
-    const result = release.install();
-    expect(result.stderr).toMatch(
-      new RegExp(
-        `^install\\.sh: ${binary} does not say it is qmpctl \\(--version: [^)]*\\); a stripped binary is the Bun`,
-      ),
-    );
-    expect(result.code).toBe(1);
-    expect(existsSync(join(release.prefix, "bin/qmpctl"))).toBe(false);
+    // The runtime's own `completions` fails without $SHELL (as under CI or cron): the message is the same.
+    const { SHELL: _, ...withoutShell } = process.env;
+    for (const env of [{ ...withoutShell, SHELL: "/bin/bash" }, withoutShell]) {
+      const result = release.install(env);
+      expect(result.stderr).toMatch(
+        new RegExp(
+          `^install\\.sh: ${binary} does not say it is qmpctl \\(--version: [^)]*\\); a stripped binary is the Bun`,
+        ),
+      );
+      expect(result.code).toBe(1);
+      expect(existsSync(join(release.prefix, "bin/qmpctl"))).toBe(false);
+    }
   });
 
   test("with SHA256SUMS but no tool to check it (sha256sum, shasum) nothing is installed", () => {
