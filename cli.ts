@@ -23,19 +23,14 @@ import { isGlob } from "./lib/glob.ts";
 import { formatDuration, parseDuration } from "./cli/duration.ts";
 import { EXIT } from "./cli/exit_status.ts";
 import {
-  argv,
-  argvBytes,
   boundOutputWrites,
   BrokenPipeError,
-  env,
-  envBytes,
   exit,
-  onInterrupt,
   OutputError,
-  sigintIgnoredAtStart,
   writeStderrLine,
   writeStdout,
-} from "./cli/io.ts";
+} from "./cli/io/output.ts";
+import { argv, argvBytes, env, envBytes, onInterrupt, sigintIgnoredAtStart } from "./cli/io/process.ts";
 import { commandHelp, generalHelp } from "./cli/help.ts";
 import { findOption, parseArgs, type ParsedOptions, UnknownOptionError, UsageError } from "./cli/options.ts";
 import {

@@ -17,7 +17,9 @@ import { isGlob } from "../lib/glob.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
 import { formatTable } from "./exit_status.ts";
 import { awaitedTimeout, checkEventWait, readEventWait, subscribe } from "./event_output.ts";
-import { parentGoneSignal, readTextFile, stdoutReaderGoneSignal, writeStdout } from "./io.ts";
+import { readTextFile } from "./io/input.ts";
+import { stdoutReaderGoneSignal, writeStdout } from "./io/output.ts";
+import { parentGoneSignal } from "./io/process.ts";
 import { ParsedOptions, UsageError } from "./options.ts";
 import { type CommandContext, connect, formatJson } from "./session.ts";
 

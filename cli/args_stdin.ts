@@ -2,7 +2,7 @@
 import { isBlank, parseArgumentsJson } from "../lib/args.ts";
 import { ArgumentError, QmpError } from "../lib/errors.ts";
 import { decodeUtf8, showInvalidUtf8 } from "../lib/utf8.ts";
-import { readStdinBytes } from "./io.ts";
+import { readStdinBytes } from "./io/input.ts";
 
 /**
  * The arguments object `--args` gives: its own text, or with `-` stdin's.

@@ -1,6 +1,6 @@
 /** `qmpctl batch [FILE|-]`: many commands pipelined over one connection. @module */
 import { abortable } from "../lib/abort.ts";
-import type { BadLine } from "./io.ts";
+import type { BadLine } from "./io/input.ts";
 import { exitStatusHelp } from "./exit_status.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, withClient } from "./session.ts";

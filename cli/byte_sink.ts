@@ -6,7 +6,8 @@
  * @module
  */
 import { abortable, abortableWithGrace } from "../lib/abort.ts";
-import { boundedWrite, OutputError, WRITE_GRACE_MS, writeAllTo, writeErrorReason, writeStdoutBytes } from "./io.ts";
+import { writeAllTo } from "./io/files.ts";
+import { boundedWrite, OutputError, WRITE_GRACE_MS, writeErrorReason, writeStdoutBytes } from "./io/output.ts";
 
 /** Where streamed bytes go: a file, or stdout. */
 export interface ByteSink {

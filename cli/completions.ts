@@ -16,7 +16,8 @@ import { isGlob } from "../lib/glob.ts";
 import { completeArgumentWord, loadSchema, Schema, type SchemaScope } from "../lib/schema/mod.ts";
 import { COMPLETION_SCRIPTS, FILES_DIRECTIVE } from "./completion_scripts.ts";
 import { agentForm } from "./ga_forms.ts";
-import { env, writeStdout } from "./io.ts";
+import { writeStdout } from "./io/output.ts";
+import { env } from "./io/process.ts";
 import { findOption, type OptionSpec, type OptionTable, tableOptions, UsageError } from "./options.ts";
 import { type CommandContext, withClient } from "./session.ts";
 

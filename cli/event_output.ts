@@ -11,7 +11,8 @@ import type { QmpClient } from "../lib/client.ts";
 import { ArgumentError, DisconnectedError, TimeoutError } from "../lib/errors.ts";
 import type { EventSubscription, QmpEvent } from "../lib/events.ts";
 import { numberText, parseExact, sameNumber } from "../lib/exact_json.ts";
-import { normalJit, stdoutWritable } from "./io.ts";
+import { stdoutWritable } from "./io/output.ts";
+import { normalJit } from "./io/process.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, formatEvents, write } from "./session.ts";
 

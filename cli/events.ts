@@ -2,7 +2,7 @@
 import { exitStatusHelp } from "./exit_status.ts";
 import { DisconnectedError, TimeoutError } from "../lib/errors.ts";
 import { awaitedTimeout, checkEventWait, printEvents, readEventWait, subscribe } from "./event_output.ts";
-import { stdoutReaderGoneSignal } from "./io.ts";
+import { stdoutReaderGoneSignal } from "./io/output.ts";
 import { type CommandContext, warn, withClient } from "./session.ts";
 import type { EventSubscription } from "../lib/events.ts";
 

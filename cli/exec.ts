@@ -5,7 +5,7 @@ import { buildArguments, sentAsJsonHint, wordsNeedTyping } from "../lib/args.ts"
 import { CommandError } from "../lib/errors.ts";
 import { checkEventWait, printAwaitedEvents, readWaitEventOption, subscribe } from "./event_output.ts";
 import { argsObject } from "./args_stdin.ts";
-import { OutputError } from "./io.ts";
+import { OutputError } from "./io/output.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, executeAndPrint, formatJson, withClient } from "./session.ts";
 

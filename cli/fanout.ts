@@ -19,7 +19,8 @@ import { retryWhileNotReady } from "../lib/connect_ready.ts";
 import { bracketsNoGlobHint } from "../lib/glob.ts";
 import { CommandError, ConnectionError, TimeoutError } from "../lib/errors.ts";
 import { EXIT } from "./exit_status.ts";
-import { fileIdentity, globSockets, OutputError, realSocketPath, writeStderrLine, writeStdout } from "./io.ts";
+import { fileIdentity, globSockets, realSocketPath } from "./io/files.ts";
+import { OutputError, writeStderrLine, writeStdout } from "./io/output.ts";
 import { type ParsedOptions, UsageError } from "./options.ts";
 import { type CommandContext, printLabelled } from "./session.ts";
 

@@ -7,7 +7,7 @@ import { CommandError, ProtocolError } from "../lib/errors.ts";
 import { connectAgent } from "./ga_connect.ts";
 import { localFileError } from "./file_errors.ts";
 import { type ByteSink, openByteSink } from "./byte_sink.ts";
-import { readChunks } from "./io.ts";
+import { readChunks } from "./io/input.ts";
 import { UsageError } from "./options.ts";
 import { cleaningUpOnFatalSignal, type CommandContext } from "./session.ts";
 

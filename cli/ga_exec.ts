@@ -14,7 +14,8 @@ import { numberText } from "../lib/exact_json.ts";
 import { PROGRAM } from "./exit_status.ts";
 import { connectAgent } from "./ga_connect.ts";
 import { localFileError } from "./file_errors.ts";
-import { BrokenPipeError, OutputError, readBytes, writeStderrBytes, writeStderrLine, writeStdoutBytes } from "./io.ts";
+import { readBytes } from "./io/input.ts";
+import { BrokenPipeError, OutputError, writeStderrBytes, writeStderrLine, writeStdoutBytes } from "./io/output.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, printJson } from "./session.ts";
 

@@ -16,7 +16,7 @@ import {
   reasonError,
   tooOpen,
 } from "../lib/private_dir.ts";
-import { writeAllTo } from "./io.ts";
+import { writeAllTo } from "./io/files.ts";
 
 /**
  * A directory of this user's that no one else may write to, held open, and

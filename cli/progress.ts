@@ -9,7 +9,10 @@
  *
  * @module
  */
-import { boundedWrite, dumbTerminal, env, escapeControls, stderrColumns, stderrIsTerminal, writeStderr } from "./io.ts";
+import { escapeControls } from "./controls.ts";
+import { boundedWrite, writeStderr } from "./io/output.ts";
+import { env } from "./io/process.ts";
+import { dumbTerminal, stderrColumns, stderrIsTerminal } from "./io/terminal.ts";
 import { UsageError } from "./options.ts";
 import { cleaningUpOnFatalSignal, type CommandContext, formatJson } from "./session.ts";
 

@@ -8,18 +8,16 @@ import type { AcceptedTransport } from "../lib/transport.ts";
 import { claimSocketPath, listenTransport } from "../lib/transport_listen.ts";
 import { formatDuration } from "./duration.ts";
 import { EXIT, exitStatusHelp, PROGRAM } from "./exit_status.ts";
+import { makePrivateDir, removeDir } from "./io/files.ts";
+import { logStderrOffMainThread, writeStderrLine } from "./io/output.ts";
 import {
   env,
   type FatalSignal,
-  logStderrOffMainThread,
-  makePrivateDir,
   onFatalSignal,
   onInterrupt,
   type PassthroughChild,
-  removeDir,
   spawnPassthrough,
-  writeStderrLine,
-} from "./io.ts";
+} from "./io/process.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, escapeJsonControls } from "./session.ts";
 

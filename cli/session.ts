@@ -9,19 +9,9 @@ import { QmpClient } from "../lib/client.ts";
 import { connectWhenReady } from "../lib/connect_ready.ts";
 import { CommandError, ConnectionError, GreetingError, TimeoutError } from "../lib/errors.ts";
 import type { QmpEvent } from "../lib/events.ts";
-import {
-  controlPattern,
-  env,
-  type FatalSignal,
-  isUnseenControl,
-  killSelf,
-  onFatalSignal,
-  OutputError,
-  prepareStdout,
-  writeStderrLine,
-  writeStdout,
-  writeStdoutText,
-} from "./io.ts";
+import { controlPattern, isUnseenControl } from "./controls.ts";
+import { OutputError, prepareStdout, writeStderrLine, writeStdout, writeStdoutText } from "./io/output.ts";
+import { env, type FatalSignal, killSelf, onFatalSignal } from "./io/process.ts";
 import { type OptionTable, type ParsedOptions, UsageError } from "./options.ts";
 
 /** The global options, read and checked. */

@@ -11,7 +11,7 @@
 # median, --version 28.0 → 23.6 ms, in one alternating run).
 # --compile-jit-policy=10 keeps run-once start-up code in the interpreter
 # (~5-8% less CPU for a one-shot exec); the event printers restore the normal
-# policy (cli/io.ts normalJit) before their long-running loop.
+# policy (cli/io/process.ts normalJit) before their long-running loop.
 # --bytecode-order (qmpctl only: two passes, see below) packs the bytecode a
 # one-shot exec runs onto few pages: peak RSS 34.5 -> 33.5 MiB, time unchanged.
 # The version is package.json's; from an untagged or modified tree it names

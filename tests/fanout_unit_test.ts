@@ -4,7 +4,7 @@ import { linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } 
 import { tmpdir } from "node:os";
 import { join, relative as relativePath } from "node:path";
 import { combinedStatus, expandTargets, isGlob } from "../cli/fanout.ts";
-import { globSockets } from "../cli/io.ts";
+import { globSockets } from "../cli/io/files.ts";
 
 let dir: string;
 const listeners: { stop(): void }[] = [];

@@ -257,7 +257,7 @@ describe("ga exec given up while a large reply is on its way (qemu-ga on its own
       for (const bound of ["100ms", "120ms", "150ms", "200ms", "300ms"]) {
         const given = await qmpctl(["-s", own.socket, "ga", "exec", "--timeout", bound, "--", "cat", big]);
         // A bound that comes while the output is being written lets that write end (its moment: writeStdout in
-        // cli/io.ts): then the program's whole output, and 0.
+        // cli/io/output.ts): then the program's whole output, and 0.
         if (given.code === 0) expect({ bound, bytes: given.stdout.length }).toEqual({ bound, bytes: 16_000_000 });
         else expect({ bound, code: given.code }).toEqual({ bound, code: 124 });
         await answers();

@@ -10,13 +10,18 @@ import { ROOT, sourceFiles, withoutComments } from "./helpers/source_scan.ts";
 
 /** The files allowed to call the runtime, and why. */
 const BOUNDARY: Record<string, string> = {
-  "cli/io.ts": "the CLI's streams, environment, signals, terminal and files",
+  "cli/io/output.ts": "stdout and stderr, and the exit once they are out",
+  "cli/io/input.ts": "stdin and files read",
+  "cli/io/terminal.ts": "the terminal: raw mode, width, keys",
+  "cli/io/process.ts": "environment, argv, signals, a child with the caller's stdio",
+  "cli/io/files.ts": "paths, private temporary directories, socket globs",
+  "cli/io/runtime.ts": "which runtime runs the CLI, and the standard descriptors at start",
   "cli/private_dir.ts": "a private directory's files (the shell's history), checked as they are opened",
   "cli/byte_sink.ts": "a copy's file, written beside its destination and put in place whole",
-  "lib/schema/store.ts": "the schema cache's files (the library cannot use cli/io.ts)",
+  "lib/schema/store.ts": "the schema cache's files (the library cannot use cli/io/)",
   "lib/private_dir.ts": "a private directory (schema cache, shell history): the uid, creating and opening it",
   "lib/transport_listen.ts": "a listening socket's file: checked, given its mode, removed",
-  "cli/shell/piped.ts": "piped stdin lines, until the piped shell reads them through cli/io.ts",
+  "cli/shell/piped.ts": "piped stdin lines, until the piped shell reads them through cli/io/input.ts",
 };
 
 /** Whether `file` may call the runtime: a boundary file, or a transport implementation (sockets, per runtime). */
@@ -24,7 +29,8 @@ function mayCallRuntime(file: string): boolean {
   return Object.hasOwn(BOUNDARY, file) || (/^lib\/transport_\w+\.ts$/.test(file) && file !== "lib/transport_types.ts");
 }
 
-const RUNTIME_CALL = /\b(?:process|Bun|Deno)\.[A-Za-z]|["']node:[a-z]/;
+// Not after a slash: a module's path ("./io/process.ts") is no call.
+const RUNTIME_CALL = /(?<![\w$/])(?:process|Bun|Deno)\.[A-Za-z]|["']node:[a-z]/;
 
 /** Each line of `source` (comments removed) that calls the runtime, as "LINE: text". */
 function runtimeCalls(source: string): string[] {
@@ -42,11 +48,14 @@ describe("runtime boundary", () => {
       "/** process.stdout.write costs 13 ms */",
       "const bun = (globalThis as { Bun?: typeof Bun }).Bun;",
       "Deno.exit(1);",
+      'import { env } from "./io/process.ts";',
+      "const exiting = !process.exitCode;",
     ].join("\n");
     expect(runtimeCalls(source)).toEqual([
       "1: const a = process.env.HOME;",
       '2: const { readFile } = await import("node:fs/promises");',
       "6: Deno.exit(1);",
+      "8: const exiting = !process.exitCode;",
     ]);
   });
 

@@ -1,6 +1,6 @@
 /** Every stderr line is one line, and no server or user text reaches the terminal as a control sequence. */
 import { expect, test } from "bun:test";
-import { escapeControls } from "../cli/io.ts";
+import { escapeControls } from "../cli/controls.ts";
 import { QMPCTL, qmpctl } from "./helpers/cli.ts";
 import { fakeServers } from "./helpers/fake_server.ts";
 

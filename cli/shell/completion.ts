@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { hasControl } from "../io.ts";
+import { hasControl } from "../controls.ts";
 import { scanWords } from "./words.ts";
 
 /** Candidates for the word that starts at `start` in the text left of the cursor. */

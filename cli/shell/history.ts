@@ -17,7 +17,8 @@
  *
  * @module
  */
-import { env, writeStderrLine } from "../io.ts";
+import { writeStderrLine } from "../io/output.ts";
+import { env } from "../io/process.ts";
 import { openPrivateDir, type PrivateDir } from "../private_dir.ts";
 
 /** Lines kept. */

@@ -7,7 +7,9 @@
 import type { QmpClient } from "../../lib/client.ts";
 import { formatDuration } from "../../lib/duration.ts";
 import { ConnectTimeoutError } from "../../lib/errors.ts";
-import { escapeControls, stdinIsTerminal, stdoutIsTerminal, writeStderrLine } from "../io.ts";
+import { escapeControls } from "../controls.ts";
+import { writeStderrLine } from "../io/output.ts";
+import { stdinIsTerminal, stdoutIsTerminal } from "../io/terminal.ts";
 import { type CommandContext, withClient } from "../session.ts";
 import { ShellContext } from "./context.ts";
 import { HmpMode } from "./hmp_mode.ts";

@@ -19,7 +19,8 @@
 import type { QmpClient } from "../../lib/client.ts";
 import { AbortedError, abortErrorFor, DisconnectedError, TimeoutError } from "../../lib/errors.ts";
 import { fileErrorWords } from "../file_errors.ts";
-import { BadLine, readLines, writeStderrLine, writeStdout } from "../io.ts";
+import { BadLine, readLines } from "../io/input.ts";
+import { writeStderrLine, writeStdout } from "../io/output.ts";
 import { UsageError } from "../options.ts";
 import { formatJson } from "../session.ts";
 import { type Outcome, type ShellContext, type ShellMode, wholeResponse } from "./context.ts";

@@ -7,12 +7,12 @@
  *
  * Text printed above the prompt comes from QEMU and the guest (results,
  * error text, the human monitor's text, events): its control characters are
- * escaped (cli/io.ts), so it cannot move the cursor, recolour, retitle or
+ * escaped (cli/controls.ts), so it cannot move the cursor, recolour, retitle or
  * write the clipboard; only its line feeds and tabs act.
  *
  * @module
  */
-import { escapeControlsKeepLines } from "../io.ts";
+import { escapeControlsKeepLines } from "../controls.ts";
 
 const ESC = "\x1b[";
 

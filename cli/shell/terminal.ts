@@ -5,18 +5,9 @@
  *
  * @module
  */
-import {
-  type FatalSignal,
-  killSelf,
-  onFatalSignal,
-  onStopSignal,
-  onTerminalResize,
-  readStdinChunks,
-  setRawMode,
-  stopSelf,
-  terminalColumns,
-  writeStdout,
-} from "../io.ts";
+import { writeStdout } from "../io/output.ts";
+import { type FatalSignal, killSelf, onFatalSignal, onStopSignal, stopSelf } from "../io/process.ts";
+import { onTerminalResize, readStdinChunks, setRawMode, terminalColumns } from "../io/terminal.ts";
 import { ESCAPE_TIMEOUT_MS, type Key, KeyParser } from "./keys.ts";
 
 /**

@@ -1,0 +1,242 @@
+/**
+ * The process: its environment and command line, signals (SIGINT, the fatal
+ * ones, job control), watches on its parent, a child with the caller's own
+ * stdio, and the JIT policy. `process` is a global in Bun, Deno 2 and Node.
+ *
+ * @module
+ */
+import { bun } from "./runtime.ts";
+
+/** An environment variable. */
+export function env(name: string): string | undefined {
+  return process.env[name];
+}
+
+/** The command-line words after the program name. */
+export function argv(): string[] {
+  return process.argv.slice(2);
+}
+
+/**
+ * The last `count` command-line words as the bytes the caller passed, or
+ * undefined where they cannot be had. The runtime has already decoded argv,
+ * replacing bytes that are not UTF-8 by U+FFFD; Linux keeps the bytes in
+ * /proc/self/cmdline (words ended by NUL).
+ */
+export async function argvBytes(count: number): Promise<Uint8Array[] | undefined> {
+  const words = await procWords("/proc/self/cmdline");
+  return words && words.length >= count ? words.slice(words.length - count) : undefined;
+}
+
+/**
+ * The value of environment variable `name` as the bytes the caller passed,
+ * or undefined where they cannot be had (Linux's /proc/self/environ; the
+ * runtime has replaced bytes that are not UTF-8 by U+FFFD).
+ */
+export async function envBytes(name: string): Promise<Uint8Array | undefined> {
+  const prefix = new TextEncoder().encode(`${name}=`);
+  const entry = (await procWords("/proc/self/environ"))?.find((word) => prefix.every((byte, i) => word[i] === byte));
+  return entry?.subarray(prefix.length);
+}
+
+/** The NUL-ended words of a /proc file, or undefined when it cannot be read. */
+async function procWords(path: string): Promise<Uint8Array[] | undefined> {
+  let bytes: Uint8Array;
+  try {
+    bytes = bun ? await bun.file(path).bytes() : new Uint8Array((await import("node:fs")).readFileSync(path));
+  } catch {
+    return undefined;
+  }
+  const words: Uint8Array[] = [];
+  let start = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    if (bytes[i] === 0) {
+      words.push(bytes.subarray(start, i));
+      start = i + 1;
+    }
+  }
+  return words;
+}
+
+/**
+ * Whether SIGINT was set to be ignored when qmpctl started (a shell ignores
+ * it for a script's background jobs), by /proc/self/status's SigIgn mask;
+ * false where that cannot be read. Asked before `onInterrupt`, which
+ * replaces the disposition.
+ */
+export async function sigintIgnoredAtStart(): Promise<boolean> {
+  try {
+    const status = bun
+      ? await bun.file("/proc/self/status").text()
+      : await (await import("node:fs/promises")).readFile("/proc/self/status", "latin1");
+    const mask = /^SigIgn:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+    return mask !== undefined && (parseInt(mask.slice(-1), 16) & 0x2) !== 0; // SIGINT (2) is bit 1
+  } catch {
+    return false;
+  }
+}
+
+// Whether a SIGINT came (a Ctrl-C): an exit 130 is then death by that signal (output.ts `exit`).
+let sigintCame = false;
+
+/** Whether a SIGINT came since `onInterrupt` was set. */
+export function interruptedBySigint(): boolean {
+  return sigintCame;
+}
+
+/** Call `handler` on SIGINT (instead of dying). */
+export function onInterrupt(handler: () => void): void {
+  process.on("SIGINT", () => {
+    sigintCame = true;
+    handler();
+  });
+}
+
+/**
+ * A signal aborted once this process's parent is gone (it was given another,
+ * as an orphan), looked at every second: for a process its runner may be
+ * killed under without the signal passed on, and that would otherwise go on
+ * waiting, holding a monitor no one else can open.
+ */
+export function parentGoneSignal(): AbortSignal {
+  const parent = process.ppid;
+  return watchedSignal(() =>
+    process.ppid === parent ? undefined : new Error(`the process that ran qmpctl (pid ${parent}) is gone`)
+  );
+}
+
+/**
+ * A signal aborted with the reason `check` gives the first time it gives
+ * one, asked every second (a timer that never keeps the process alive).
+ */
+export function watchedSignal(check: () => Error | undefined): AbortSignal {
+  const controller = new AbortController();
+  const timer = setInterval(() => {
+    const reason = check();
+    if (reason === undefined) return;
+    clearInterval(timer);
+    controller.abort(reason);
+  }, 1000);
+  timer.unref();
+  return controller.signal;
+}
+
+/** The signals that end a terminal session from outside: the window closed (SIGHUP), or a kill (SIGTERM). */
+export type FatalSignal = "SIGHUP" | "SIGTERM";
+
+/** Call `handler` on SIGHUP and SIGTERM instead of dying; the returned function removes it again. */
+export function onFatalSignal(handler: (signal: FatalSignal) => void): () => void {
+  process.on("SIGTERM", handler);
+  process.on("SIGHUP", handler);
+  return () => {
+    process.off("SIGTERM", handler);
+    process.off("SIGHUP", handler);
+  };
+}
+
+/**
+ * Die of `signal` as if it had not been caught, at once: every handler left
+ * for it is removed first (a library's, such as the ssh transport's, which
+ * stands aside while qmpctl handles the signal: with it still there the
+ * signal would be caught again, later, and qmpctl would exit otherwise).
+ */
+export function killSelf(signal: FatalSignal): void {
+  process.removeAllListeners(signal);
+  process.kill(process.pid, signal);
+}
+
+/** Call `handler` on SIGTSTP (`kill -TSTP`; Ctrl-Z is a key in raw mode); the returned function removes it. */
+export function onStopSignal(handler: () => void): () => void {
+  process.on("SIGTSTP", handler);
+  return () => process.off("SIGTSTP", handler);
+}
+
+/**
+ * Stop as Ctrl-Z stops a program: SIGTSTP with its default action, sent to
+ * our whole process group, as the terminal would (a `bash -c` wrapping
+ * qmpctl stops too, so the shell that started the job gets the terminal
+ * back); `handler`, ours for it, is set aside meanwhile. Returns once
+ * continued (`fg`), or at once where the kernel ignores it: in a process
+ * group no job-control shell started (`ssh -t host qmpctl shell`), which
+ * nothing would ever continue (SIGSTOP would stop it for good there).
+ */
+export function stopSelf(handler: () => void): void {
+  process.off("SIGTSTP", handler);
+  try {
+    process.kill(0, "SIGTSTP"); // 0: our process group
+  } finally {
+    process.on("SIGTSTP", handler);
+  }
+}
+
+/** A child process whose stdio is the caller's own. */
+export interface PassthroughChild {
+  /** Its exit status; 128 + the signal's number when a signal ended it, as a shell reports it. */
+  exited: Promise<number>;
+  kill(signal: "SIGTERM" | "SIGINT" | "SIGKILL"): void;
+}
+
+const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15 };
+
+/** The part of Deno's API that spawnPassthrough calls (typed here: Bun's type-check has no Deno types). */
+interface DenoCommands {
+  Command: new (
+    program: string,
+    options: { args: string[]; stdin: "inherit"; stdout: "inherit"; stderr: "inherit" },
+  ) => {
+    spawn(): { status: Promise<{ code: number; signal: string | null }>; kill(signal: string): void };
+  };
+}
+
+const deno = (globalThis as { Deno?: DenoCommands }).Deno;
+
+/**
+ * Start `command` with stdin, stdout and stderr passed through.
+ * @throws when the program cannot be started (not found, not executable)
+ */
+export async function spawnPassthrough(command: string[]): Promise<PassthroughChild> {
+  const bySignal = (signal: string | null | undefined) => 128 + (SIGNAL_NUMBERS[signal ?? ""] ?? 0);
+  if (bun) {
+    const child = bun.spawn(command, { stdin: "inherit", stdout: "inherit", stderr: "inherit" });
+    return {
+      exited: child.exited.then((code) => child.signalCode ? bySignal(String(child.signalCode)) : code),
+      kill: (signal) => child.kill(signal),
+    };
+  }
+  if (deno) { // Deno's node:child_process says a child it sent SIGTERM was ended by it, though it exited 0 on it
+    const child = new deno.Command(command[0], {
+      args: command.slice(1),
+      stdin: "inherit",
+      stdout: "inherit",
+      stderr: "inherit",
+    }).spawn(); // throws NotFound (code ENOENT), PermissionDenied (EACCES), NotCapable
+    return {
+      exited: child.status.then(({ code, signal }) => signal ? bySignal(signal) : code),
+      kill: (signal) => {
+        try {
+          child.kill(signal);
+        } catch { // it has exited (Deno throws where Bun and Node do nothing): nothing to signal
+        }
+      },
+    };
+  }
+  const { spawn } = await import("node:child_process");
+  const child = spawn(command[0], command.slice(1), { stdio: "inherit" });
+  await new Promise<void>((resolve, reject) => {
+    child.once("spawn", resolve);
+    child.once("error", reject);
+  });
+  return {
+    exited: new Promise((resolve) => child.once("exit", (code, signal) => resolve(code ?? bySignal(signal)))),
+    kill: (signal) => void child.kill(signal),
+  };
+}
+
+/**
+ * The normal JIT policy again, for a loop that runs long (an event stream):
+ * the binary starts with tier-up delayed (scripts/build.sh), which suits
+ * run-once start-up code. Elsewhere nothing to do.
+ */
+export function normalJit(): void {
+  bun?.unsafe.setJITPolicy?.(1);
+}
