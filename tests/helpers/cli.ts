@@ -1,8 +1,8 @@
 /** Run the qmpctl binary as a user would, and collect what they would see. */
-import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, statSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { catchesSigint, waitUntil } from "./process_state.ts";
+import { scratchDir } from "./scratch.ts";
 
 /** The binary under test: dist/qmpctl unless QMPCTL_BIN names another. */
 export const QMPCTL = process.env.QMPCTL_BIN ?? resolve(import.meta.dir, "../../dist/qmpctl");
@@ -66,14 +66,9 @@ export interface RunningCli {
 
 let home: string | undefined;
 
-/** A cache and state directory for this test file's runs, so tests never touch the user's ~/.cache or history. */
+/** A cache and state directory for the qmpctl runs of this test process, so tests never touch the user's ~/.cache or history. */
 function isolatedHome(): string {
-  if (!home) {
-    const dir = mkdtempSync(join(tmpdir(), "qmpctl-home-"));
-    process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
-    home = dir;
-  }
-  return home;
+  return home ??= scratchDir("qmpctl-home-");
 }
 
 export function qmpctl(args: string[], options: CliOptions = {}): Promise<CliResult> {

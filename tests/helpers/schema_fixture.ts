@@ -3,10 +3,8 @@
  * type, and a fake QMP server that serves it and answers every other
  * command with the arguments it received (so a test sees what was sent).
  */
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { type FakeServer, fakeServer, QEMU_GREETING } from "./fake_server.ts";
+import { scratchDir } from "./scratch.ts";
 
 const optional = (name: string, type: string, extra: Record<string, unknown> = {}) => ({
   name,
@@ -120,5 +118,5 @@ export function executed(server: FakeServer): string[] {
 
 /** A fresh, empty XDG_CACHE_HOME. */
 export function freshCacheHome(): string {
-  return mkdtempSync(join(tmpdir(), "qmpctl-cache-"));
+  return scratchDir("qmpctl-cache-");
 }
