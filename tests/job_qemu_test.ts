@@ -7,7 +7,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { QMPCTL, qmpctl, qmpctlInShell, startQmpctl } from "./helpers/cli.ts";
 import { ArgumentError, JobWatch, QmpClient } from "../lib/mod.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
@@ -40,7 +40,10 @@ beforeAll(async () => {
     file: { driver: "blkdebug", image: { driver: "null-co", size: SIZE }, "inject-error": [{ event: "write_aio" }] },
   });
 });
-afterAll(() => qemu?.stop());
+afterAll(async () => {
+  await qemu?.stop();
+  rmSync(dirname(third), { recursive: true, force: true });
+});
 afterEach(() => cancelAll());
 
 /** Start a backup from the test's own monitor; `speed` in bytes per second. */
