@@ -18,6 +18,7 @@ import { formatDuration } from "../lib/duration.ts";
 import { retryWhileNotReady } from "../lib/connect_ready.ts";
 import { bracketsNoGlobHint } from "../lib/glob.ts";
 import { CommandError, ConnectionError, TimeoutError } from "../lib/errors.ts";
+import { describeSystemError } from "../lib/transport_socket.ts";
 import { EXIT } from "./exit_status.ts";
 import { fileIdentity, globSockets, realSocketPath } from "./io/files.ts";
 import { OutputError, writeStderrLine, writeStdout } from "./io/output.ts";
@@ -62,7 +63,13 @@ export async function expandTargets(
       continue;
     }
     const matching = async () => {
-      const { sockets: matches, unnamable } = await globSockets(socket.startsWith("unix:") ? socket.slice(5) : socket);
+      const { sockets: matches, unnamable } = await globSockets(socket.startsWith("unix:") ? socket.slice(5) : socket)
+        .catch((error) => {
+          const dir = (error as { path?: string }).path?.replace(/(.)\/$/, "$1") ?? "a directory"; // "/x/", "/"
+          throw new ConnectionError(`cannot list ${dir} for ${socket}: ${describeSystemError(error)}`, {
+            cause: error,
+          });
+        });
       if (unnamable.length > 0) { // not left out in silence: a command meant for every VM would miss one
         throw new UsageError(
           `'${unnamable[0]}' matches ${socket}, but its name is not valid UTF-8: qmpctl cannot open it`,

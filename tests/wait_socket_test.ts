@@ -91,4 +91,28 @@ describe("--wait-socket", () => {
       server.stop(true);
     }
   });
+
+  test("a glob into a directory the user may not list: permission denied, at once, not 'no socket matches'", async () => {
+    chmodSync(dir, 0o711); // nobody may pass through the test's directory, as through /run
+    const listless = join(dir, "listless"); // 0711: a socket there is reachable by name, not by a glob
+    mkdirSync(listless);
+    chmodSync(listless, 0o711);
+    const server = Bun.listen({ unix: join(listless, "vm1.sock"), socket: { data() {} } });
+    try {
+      for (const wait of [[], ["--wait-socket", "10s"]]) {
+        const { code, stderr, ms } = await qmpctl(
+          ["-s", join(listless, "*.sock"), ...wait, "exec", "query-name"],
+          { runAs: 65534 },
+        );
+        expect(stderr).toBe(
+          `qmpctl: cannot list ${listless} for ${join(listless, "*.sock")}: permission denied (EACCES)\n`,
+        );
+        expect(code).toBe(3);
+        expect(ms).toBeLessThan(5000);
+      }
+    } finally {
+      server.stop(true);
+      chmodSync(dir, 0o700);
+    }
+  });
 });

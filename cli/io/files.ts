@@ -66,7 +66,11 @@ export async function removeDir(path: string): Promise<void> {
  * name is not UTF-8 (which the runtime's text paths cannot name): it is
  * listed in `unnamable`. `node:fs` is loaded here, so the single-address path
  * never pays for it.
+ * @throws the system's error (its `code`: EACCES) for a directory that is there but cannot be listed
  */
+// A directory the pattern goes through that is not there (yet): nothing matches in it.
+const NOT_THERE = ["ENOENT", "ENOTDIR"];
+
 export async function globSockets(pattern: string): Promise<{ sockets: string[]; unnamable: string[] }> {
   const { readdir, stat } = await import("node:fs/promises");
   const absolute = pattern.startsWith("/");
@@ -83,7 +87,10 @@ export async function globSockets(pattern: string): Promise<{ sockets: string[];
         continue;
       }
       const matches = globMatcher(part);
-      const names = await readdir(base === "" ? "." : base, { encoding: "buffer" }).catch(() => [] as Buffer[]);
+      const names = await readdir(base === "" ? "." : base, { encoding: "buffer" }).catch((error) => {
+        if (NOT_THERE.includes((error as { code?: string }).code ?? "")) return [] as Buffer[];
+        throw error; // EACCES: not "nothing matches", which would hide a VM the user may not see
+      });
       for (const bytes of names) {
         const name = decodeUtf8(bytes);
         if (name === undefined) { // the runtime's paths are text: such a socket cannot be reached
