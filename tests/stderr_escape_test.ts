@@ -133,3 +133,16 @@ test("on a terminal with TERM=dumb an error line carries no colour codes (Bun's 
     "qmpctl: cannot connect to /nonexistent.qmp: no such socket (ENOENT)\r\n",
   );
 });
+
+test("FORCE_COLOR (a CI runner's) leaves stderr's lines plain in a pipe: each starts with 'qmpctl:'", async () => {
+  for (const value of ["1", "", "true", "3"]) {
+    const result = await qmpctl(["-s", "/nonexistent.qmp", "exec", "query-status"], {
+      env: { FORCE_COLOR: value, NO_COLOR: undefined },
+    });
+    expect({ value, code: result.code, stderr: result.stderr }).toEqual({
+      value,
+      code: 3,
+      stderr: "qmpctl: cannot connect to /nonexistent.qmp: no such socket (ENOENT)\n",
+    });
+  }
+});

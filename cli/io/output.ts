@@ -8,7 +8,7 @@
  */
 import { abortableWithGrace } from "../../lib/abort.ts";
 import { escapeControls, escapeControlsKeepLines } from "../controls.ts";
-import { interruptedBySigint, watchedSignal } from "./process.ts";
+import { env, interruptedBySigint, watchedSignal } from "./process.ts";
 import { bun, descriptorFlags, NULL_DEVICE, openedInPlaceOfClosed } from "./runtime.ts";
 import { dumbTerminal, stdoutIsTerminal } from "./terminal.ts";
 
@@ -295,13 +295,18 @@ let plainWrite: ((text: string) => void) | null | undefined;
 
 /**
  * Bun's console.error colours a terminal's lines red whatever TERM says (only
- * NO_COLOR, read at start, stops it): under TERM=dumb, a plain write instead
- * (node:fs, loaded then only: it costs start-up).
+ * NO_COLOR, read at start, stops it), and with FORCE_COLOR set (a CI
+ * runner's) any stderr's, a pipe's or a log file's: under TERM=dumb, and
+ * with FORCE_COLOR where stderr is no terminal, a plain write instead
+ * (node:fs, loaded then only: it costs start-up), so each line starts with
+ * `qmpctl:` as a script looks for it.
  */
 function plainStderrWrite(): ((text: string) => void) | null {
   if (plainWrite === undefined) {
-    const fs = bun && dumbTerminal() ? process.getBuiltinModule("node:fs") : undefined;
-    plainWrite = fs
+    const fs = bun && (dumbTerminal() || env("FORCE_COLOR") !== undefined)
+      ? process.getBuiltinModule("node:fs")
+      : undefined;
+    plainWrite = fs && (dumbTerminal() || !onTerminal(fs, 2))
       ? (text) => {
         try {
           fs.writeSync(2, text);
@@ -312,6 +317,16 @@ function plainStderrWrite(): ((text: string) => void) | null {
       : null;
   }
   return plainWrite;
+}
+
+/** Whether descriptor `fd` is a terminal, by fstat(2) (a character device; /dev/null is none). */
+function onTerminal(fs: typeof import("node:fs"), fd: number): boolean {
+  try {
+    const stat = fs.fstatSync(fd);
+    return stat.isCharacterDevice() && Number(stat.rdev) !== NULL_DEVICE;
+  } catch {
+    return false;
+  }
 }
 
 // Under a deadline, how stderr is written: "main thread" (console.error), off it on its own ("deferred"),
