@@ -74,7 +74,23 @@ export async function processRuntime(): Promise<ProcessRuntime> {
   return bun ? bunRuntime(bun) : await nodeRuntime();
 }
 
+let childrenWaitable = false;
+
+/**
+ * Let Bun wait for its children. A parent that ignores SIGCHLD (some
+ * daemons, container entrypoints) passes that on through exec(2), and the
+ * kernel then reaps the children itself: Bun's waitpid(2) fails with ECHILD,
+ * an exit status never comes. A handler of our own, doing nothing, restores
+ * the usual reaping (Node and Deno set one themselves).
+ */
+export function makeChildrenWaitable(): void {
+  if (childrenWaitable) return;
+  process.on("SIGCHLD", () => {});
+  childrenWaitable = true;
+}
+
 function bunRuntime(runtime: BunApi): ProcessRuntime {
+  makeChildrenWaitable();
   return {
     spawn(argv, options) {
       const child = runtime.spawn(argv, {

@@ -4,7 +4,7 @@
  * launch mode (`proxy --listen PATH -- qemu ...`) exits with QEMU's status.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
@@ -370,6 +370,22 @@ while True: time.sleep(60)
     );
     expect(alive(pid)).toBe(false);
   }, 60_000);
+
+  test("started by a parent that ignores SIGCHLD: QEMU's status and --timeout's 124 as usual, not an internal error", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "qmpctl-launch-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const early = await qmpctl(["proxy", "--listen", join(dir, "a.sock"), "--", "sh", "-c", "exit 5"], {
+      sigchldIgnored: true,
+    });
+    expect(early).toMatchObject({ code: 5, stderr: "qmpctl: proxy: sh exited before it connected its monitor\n" });
+    const qemu = ["qemu-system-x86_64", "-nodefaults", "-display", "none", "-machine", "none"];
+    const bounded = await qmpctl(["proxy", "--listen", join(dir, "b.sock"), "--timeout", "1s", "--", ...qemu], {
+      sigchldIgnored: true,
+    });
+    expect(bounded.code).toBe(124);
+    expect(bounded.stderr).toContain("qmpctl: proxy: --timeout 1s ran out: stopping qemu-system-x86_64\n");
+    expect(readdirSync(dir)).toEqual([]);
+  });
 
   test("a program not found exits 127, one not runnable 126 (as env(1)); one that never connects a monitor is stopped at --connect-timeout: exit 3", async () => {
     const dir = mkdtempSync(join(tmpdir(), "qmpctl-launch-"));

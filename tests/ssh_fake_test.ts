@@ -69,3 +69,15 @@ test("a relative TMPDIR is ignored: ssh's socket goes under /tmp, nothing under 
   expect(argv[argv.indexOf("-L") + 1]).toMatch(/^\/tmp\/qmpctl-ssh-[^/]+\/monitor\.sock:\/run\/vm\.qmp$/);
   expect(readdirSync(join(work, "rel"))).toEqual([]);
 });
+
+test("started by a parent that ignores SIGCHLD: ssh's failure is told in one line at once, as usual", async () => {
+  const result = await qmpctl(["-s", "ssh://host/run/vm.qmp", "--connect-timeout", "10s", "exec", "query-status"], {
+    env: { QMPCTL_SSH_COMMAND: "false", TMPDIR: dir },
+    sigchldIgnored: true,
+  });
+  expect(result).toMatchObject({
+    code: 3,
+    stderr: "qmpctl: cannot connect to ssh://host/run/vm.qmp: false exited with status 1\n",
+  });
+  expect(result.ms).toBeLessThan(5000);
+});

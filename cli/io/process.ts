@@ -197,6 +197,7 @@ const deno = (globalThis as { Deno?: DenoCommands }).Deno;
 export async function spawnPassthrough(command: string[]): Promise<PassthroughChild> {
   const bySignal = (signal: string | null | undefined) => 128 + (SIGNAL_NUMBERS[signal ?? ""] ?? 0);
   if (bun) {
+    (await import("../../lib/transport_process.ts")).makeChildrenWaitable(); // not on the one-shot path
     const child = bun.spawn(command, { stdin: "inherit", stdout: "inherit", stderr: "inherit" });
     return {
       exited: child.exited.then((code) => child.signalCode ? bySignal(String(child.signalCode)) : code),

@@ -56,7 +56,18 @@ export interface CliOptions {
   realUid?: number;
   /** The working directory (default: the test runner's). */
   cwd?: string;
+  /**
+   * Started by a parent that ignores SIGCHLD (some daemons, container
+   * entrypoints): the ignoring is passed on through exec, as to any program.
+   */
+  sigchldIgnored?: boolean;
 }
+
+const IGNORING_SIGCHLD = [
+  "python3",
+  "-c",
+  "import os, signal, sys; signal.signal(signal.SIGCHLD, signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])",
+];
 
 /** A qmpctl process still running: `child` to signal it, `result` when it has ended. */
 export interface RunningCli {
@@ -123,7 +134,8 @@ export function startQmpctl(args: string[], options: CliOptions = {}): RunningCl
     ? ["setpriv", `--ruid=${options.realUid}`, "--"]
     : [];
   const started = performance.now();
-  const child = Bun.spawn([...runAs, QMPCTL, ...args], {
+  const parent = options.sigchldIgnored ? IGNORING_SIGCHLD : [];
+  const child = Bun.spawn([...parent, ...runAs, QMPCTL, ...args], {
     stdin: options.holdStdin ? "pipe" : options.stdin === undefined ? "ignore" : new Blob([options.stdin]),
     stdout: "pipe",
     stderr: "pipe",
