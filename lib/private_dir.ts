@@ -155,6 +155,7 @@ export async function openPrivateDirFd(path: string): Promise<PrivateDirFd> {
   const code = (error: unknown) => (error as { code?: string })?.code;
   const fd = await (async () => {
     const missing = await fs.lstat(path).then(() => false, (error) => code(error) === "ENOENT");
+    const toMake = [path]; // what is missing, from the deepest up
     if (missing) {
       // A home that does not exist (a system user's /nonexistent) is not made to exist.
       const homes = await homeSpellings(fs.readlink);
@@ -165,16 +166,20 @@ export async function openPrivateDirFd(path: string): Promise<PrivateDirFd> {
         if (!stat && homes.has(lexicalPath(dir))) {
           throw new Error(`its directory would be created in ${dir}, the home directory, which does not exist`);
         }
-        if (!stat) continue;
+        if (!stat) {
+          toMake.push(dir);
+          continue;
+        }
         const problem = notOurTreeReason(dir, stat, uid);
         if (problem) throw new Error(problem);
         break;
       }
     }
     await checkWayTo(path, uid);
-    if (missing) {
-      await fs.mkdir(parentDir(path), { recursive: true, mode: 0o700 });
-      await fs.mkdir(path, { mode: 0o700 }).catch((error) => {
+    // Each made 0700 whatever the umask: one that takes the owner's own bits (0277) would leave a ~/.cache
+    // its owner cannot write in, for every program. Chmod by name: just made, in a tree no one else steers.
+    for (const dir of missing ? toMake.reverse() : []) {
+      await fs.mkdir(dir, { mode: 0o700 }).then(() => fs.chmod(dir, 0o700), (error) => {
         if (code(error) !== "EEXIST") throw error;
       });
     }

@@ -172,6 +172,31 @@ test("a user's usual setups get a cache: a ~/.cache under umask 002 (775, their 
   }
 });
 
+test("a umask that takes the owner's own bits (0277): ~/.cache and the cache made 0700 all the same, the entry used", async () => {
+  const base = home();
+  chmodSync(base, 0o755);
+  const user = join(base, "user");
+  mkdirSync(user);
+  chownSync(user, 65534, 65534);
+  const asked: string[][] = [];
+  for (let run = 0; run < 2; run++) {
+    const server = schemaServer();
+    servers.push(server);
+    chmodSync(dirname(server.path), 0o755);
+    chmodSync(server.path, 0o777); // for nobody to connect
+    const result = await qmpctl(["-s", server.path, "exec", "set_link", "name=n", "up=on"], {
+      env: { HOME: user, XDG_CACHE_HOME: undefined },
+      runAs: 65534,
+      umask: "277",
+    });
+    expect(result).toMatchObject({ code: 0, stdout: '{"name":"n","up":true}\n', stderr: "" });
+    asked.push(executed(server));
+  }
+  expect(asked).toEqual([ASKS_SCHEMA, USES_CACHE]);
+  // Not 0500: a ~/.cache its owner could not write in would break every program that keeps a cache there.
+  for (const dir of [".cache", ".cache/qmpctl"]) expect(statSync(join(user, dir)).mode & 0o777).toBe(0o700);
+});
+
 test("another user's symbolic link on the way (their ~/.cache, linked to a directory of root's) is not followed", async () => {
   const base = home();
   const alice = join(base, "alice"), roots = join(base, "roots");

@@ -61,6 +61,8 @@ export interface CliOptions {
    * entrypoints): the ignoring is passed on through exec, as to any program.
    */
   sigchldIgnored?: boolean;
+  /** Run with this umask (octal digits, "277"), set by sh just before qmpctl starts. */
+  umask?: string;
 }
 
 const IGNORING_SIGCHLD = [
@@ -135,7 +137,8 @@ export function startQmpctl(args: string[], options: CliOptions = {}): RunningCl
     : [];
   const started = performance.now();
   const parent = options.sigchldIgnored ? IGNORING_SIGCHLD : [];
-  const child = Bun.spawn([...parent, ...runAs, QMPCTL, ...args], {
+  const umask = options.umask !== undefined ? ["sh", "-c", `umask ${options.umask} && exec "$@"`, "sh"] : [];
+  const child = Bun.spawn([...parent, ...runAs, ...umask, QMPCTL, ...args], {
     stdin: options.holdStdin ? "pipe" : options.stdin === undefined ? "ignore" : new Blob([options.stdin]),
     stdout: "pipe",
     stderr: "pipe",
