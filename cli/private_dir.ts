@@ -15,6 +15,7 @@ import {
   parentDir,
   reasonError,
   tooOpen,
+  withOwnerBits,
 } from "../lib/private_dir.ts";
 import { writeAllTo } from "./io/files.ts";
 
@@ -107,7 +108,8 @@ export async function openPrivateDir(path: string): Promise<PrivateDir> {
   const openFile = async (path: string, flags: number) => {
     let file;
     try {
-      file = await fs.open(path, flags | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600);
+      // Owner bits kept: a history file created 0400 (umask 0277) could not be appended to by the next session.
+      file = await withOwnerBits(() => fs.open(path, flags | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600));
     } catch (error) {
       await notFollowed(path, "it"); // Deno: a dangling link fails with ENOENT
       if ((error as { code?: string }).code === "ENOENT" && !(flags & constants.O_CREAT)) return undefined;

@@ -176,12 +176,15 @@ export async function openPrivateDirFd(path: string): Promise<PrivateDirFd> {
       }
     }
     await checkWayTo(path, uid);
-    // Each made 0700 whatever the umask: one that takes the owner's own bits (0277) would leave a ~/.cache
-    // its owner cannot write in, for every program. Chmod by name: just made, in a tree no one else steers.
-    for (const dir of missing ? toMake.reverse() : []) {
-      await fs.mkdir(dir, { mode: 0o700 }).then(() => fs.chmod(dir, 0o700), (error) => {
-        if (code(error) !== "EEXIST") throw error;
+    if (missing) {
+      await withOwnerBits(async () => {
+        for (const dir of toMake.reverse()) {
+          await fs.mkdir(dir, { mode: 0o700 }).catch((error) => {
+            if (code(error) !== "EEXIST") throw error;
+          });
+        }
       });
+      await checkWayTo(path, uid); // again: a directory on the way made meanwhile by someone else is refused
     }
     return openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
   })().catch(async (error) => {
@@ -208,6 +211,28 @@ export async function openPrivateDirFd(path: string): Promise<PrivateDirFd> {
   }
   return { fd, dev: stat.dev, ino: stat.ino, uid, wasShared: othersMayWrite(stat.mode), close: () => closeSync(fd) };
 }
+
+/**
+ * Run `make` (mkdir, file creation) with the owner's own bits out of the
+ * umask: one that takes them (0277) would make a directory its owner cannot
+ * write in (a ~/.cache, for every program). The umask, not a chmod after:
+ * a chmod by name could follow a link swapped in meanwhile. Under Bun only
+ * (Deno asks for a permission, --allow-sys, to read the umask).
+ */
+export async function withOwnerBits<T>(make: () => Promise<T>): Promise<T> {
+  if (!("Bun" in globalThis)) return await make();
+  if (ownerBitsHeld++ === 0) { // the first of overlapping calls (a fan-out's caches) sets it, the last restores it
+    callersUmask = process.umask(0o077);
+    process.umask(callersUmask & 0o077);
+  }
+  try {
+    return await make();
+  } finally {
+    if (--ownerBitsHeld === 0) process.umask(callersUmask);
+  }
+}
+
+let ownerBitsHeld = 0, callersUmask = 0;
 
 /**
  * Refuse a way to `path` (absolute) that someone besides root and this user

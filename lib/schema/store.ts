@@ -15,7 +15,7 @@
  * @module
  */
 import { bun } from "../bun_api.ts";
-import { isPrivate, openPrivateDirFd, ownUid } from "../private_dir.ts";
+import { isPrivate, openPrivateDirFd, ownUid, withOwnerBits } from "../private_dir.ts";
 
 /**
  * The cache directory from the environment, or undefined when neither
@@ -163,29 +163,21 @@ async function removeLeftovers(root: string): Promise<void> {
 export async function writeCacheEntry(root: string, name: string, files: Record<string, string>): Promise<void> {
   await preparePrivateRoot(root);
   await removeLeftovers(root);
-  const { chmod, mkdir, mkdtemp, rename, rm, stat, writeFile } = await import("node:fs/promises");
-  const temporary = await mkdtemp(`${root}/.new-`); // mode 0700, less the umask
+  const { mkdir, mkdtemp, rename, rm, writeFile } = await import("node:fs/promises");
+  const temporary = await withOwnerBits(() => mkdtemp(`${root}/.new-`)); // mode 0700
   const old = `${root}/.old-${crypto.randomUUID()}`;
   let moved = false;
   try {
-    // A umask that takes the owner's own bits (0277): each directory and file is given its mode after all,
-    // else no file could go in, and Bun.mmap, which opens for writing too, could read none.
-    const ownBitsTaken = ((await stat(temporary)).mode & 0o700) !== 0o700;
-    const given = (path: string, mode: number) => ownBitsTaken ? chmod(path, mode) : Promise.resolve();
-    await given(temporary, 0o700);
-    // Every directory a file is in, and theirs ("a", "a/b"), sorted: a parent before what it holds.
-    const dirs = new Set(Object.keys(files).flatMap((f) => [...f.matchAll(/\//g)].map((m) => f.slice(0, m.index))));
-    for (const dir of [...dirs].sort()) {
-      await mkdir(`${temporary}/${dir}`, { mode: 0o700 }).then(() => given(`${temporary}/${dir}`, 0o700));
-    }
-    // "wx": O_CREAT | O_EXCL, which never follows a symlink.
-    await Promise.all(
-      Object.entries(files).map(([file, text]) =>
-        writeFile(`${temporary}/${file}`, text, { mode: 0o600, flag: "wx" }).then(() =>
-          given(`${temporary}/${file}`, 0o600)
-        )
-      ),
-    );
+    await withOwnerBits(async () => {
+      const dirs = new Set(Object.keys(files).map((f) => f.slice(0, f.lastIndexOf("/") + 1)).filter((d) => d));
+      await Promise.all([...dirs].map((d) => mkdir(`${temporary}/${d}`, { recursive: true, mode: 0o700 })));
+      // "wx": O_CREAT | O_EXCL, which never follows a symlink.
+      await Promise.all(
+        Object.entries(files).map(([file, text]) =>
+          writeFile(`${temporary}/${file}`, text, { mode: 0o600, flag: "wx" })
+        ),
+      );
+    });
     const target = `${root}/${name}`;
     moved = await rename(target, old).then(() => true, () => false); // a stale or corrupt entry
     await rename(temporary, target); // fails when another qmpctl has put its entry there meanwhile
