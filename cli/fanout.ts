@@ -20,7 +20,7 @@ import { bracketsNoGlobHint } from "../lib/glob.ts";
 import { CommandError, ConnectionError, TimeoutError } from "../lib/errors.ts";
 import { describeSystemError } from "../lib/transport_socket.ts";
 import { EXIT } from "./exit_status.ts";
-import { fileIdentity, globSockets, realSocketPath } from "./io/files.ts";
+import { fileIdentity, type GlobDenied, globSockets, realSocketPath } from "./io/files.ts";
 import { OutputError, writeStderrLine, writeStdout } from "./io/output.ts";
 import { type ParsedOptions, UsageError } from "./options.ts";
 import { type CommandContext, printLabelled } from "./session.ts";
@@ -63,19 +63,18 @@ export async function expandTargets(
       continue;
     }
     const matching = async () => {
-      const { sockets: matches, unnamable } = await globSockets(socket.startsWith("unix:") ? socket.slice(5) : socket)
-        .catch((error) => {
-          const dir = (error as { path?: string }).path?.replace(/(.)\/$/, "$1") ?? "a directory"; // "/x/", "/"
-          throw new ConnectionError(`cannot list ${dir} for ${socket}: ${describeSystemError(error)}`, {
-            cause: error,
-          });
-        });
+      const { sockets: matches, unnamable, denied } = await globSockets(
+        socket.startsWith("unix:") ? socket.slice(5) : socket,
+      ).catch((error) =>
+        Promise.reject(deniedError(socket, { path: (error as { path?: string }).path ?? ".", looking: "list", error }))
+      );
       if (unnamable.length > 0) { // not left out in silence: a command meant for every VM would miss one
         throw new UsageError(
           `'${unnamable[0]}' matches ${socket}, but its name is not valid UTF-8: qmpctl cannot open it`,
         );
       }
       if (matches.length > 0) return matches;
+      if (denied.length > 0) throw deniedError(socket, denied[0]); // not "no socket matches": it may be there
       const hint = bracketsNoGlobHint(socket); // a user who wrote [12] meant a glob
       throw new ConnectionError(`no socket matches ${socket}${hint}`, { cause: { code: "ENOENT" } }); // not there yet
     };
@@ -98,6 +97,12 @@ export async function expandTargets(
     for (const key of keys[i]) seen.add(key);
     return !known;
   });
+}
+
+/** A glob's target that could not be looked for: "cannot list /run/qemu for /run/qemu/*.sock: permission denied (EACCES)". */
+function deniedError(glob: string, { path, looking, error }: GlobDenied): ConnectionError {
+  const shown = path.length > 1 ? path.replace(/\/$/, "") : path; // "/run/qemu/", not "/"
+  return new ConnectionError(`cannot ${looking} ${shown} for ${glob}: ${describeSystemError(error)}`, { cause: error });
 }
 
 /**

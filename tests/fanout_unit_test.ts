@@ -96,7 +96,7 @@ describe("expanding -s", () => {
     await expect(expandTargets([join(odd, "*.qmp")])).rejects.toThrow(
       `'${odd}/s\\xff.qmp' matches ${join(odd, "*.qmp")}, but its name is not valid UTF-8: qmpctl cannot open it`,
     );
-    expect(await globSockets(join(odd, "x*"))).toEqual({ sockets: [], unnamable: [] }); // not a socket: left out
+    expect(await globSockets(join(odd, "x*"))).toEqual({ sockets: [], unnamable: [], denied: [] }); // not a socket: left out
   });
 
   test("a glob that matches no socket is a connection error naming it", async () => {

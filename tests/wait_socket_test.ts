@@ -1,8 +1,8 @@
 /** `--wait-socket DURATION`: a monitor that is not there yet, and one that never comes. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { qmpctl, startQmpctl } from "./helpers/cli.ts";
 import { fakeServer } from "./helpers/fake_server.ts";
 
@@ -112,6 +112,38 @@ describe("--wait-socket", () => {
       }
     } finally {
       server.stop(true);
+      chmodSync(dir, 0o700);
+    }
+  });
+
+  test("a wildcard into directories the user may not enter: those are passed over; with nothing else, the permission error", async () => {
+    chmodSync(dir, 0o711);
+    const vms = join(dir, "vms"), closed = join(vms, "vm1"), glob = join(vms, "*", "qmp.sock");
+    mkdirSync(closed, { recursive: true });
+    chmodSync(vms, 0o755);
+    chmodSync(closed, 0o700); // another user's VM, or another program's directory beside the VMs' (/run/lvm)
+    const hidden = Bun.listen({ unix: join(closed, "qmp.sock"), socket: { data() {} } });
+    const reachable = fakeServer(async (connection) => {
+      await connection.handshake();
+      connection.reply(await connection.nextRequest(), { name: "vm2" });
+    });
+    try {
+      const alone = await qmpctl(["-s", glob, "--wait-socket", "10s", "exec", "query-name"], { runAs: 65534 });
+      expect(alone.stderr).toBe(
+        `qmpctl: cannot reach ${join(closed, "qmp.sock")} for ${glob}: permission denied (EACCES)\n`,
+      );
+      expect(alone.code).toBe(3);
+      expect(alone.ms).toBeLessThan(5000);
+      chmodSync(dirname(reachable.path), 0o755);
+      chmodSync(reachable.path, 0o777);
+      mkdirSync(join(vms, "vm2"));
+      symlinkSync(reachable.path, join(vms, "vm2", "qmp.sock"));
+      const beside = await qmpctl(["-s", glob, "exec", "query-name"], { runAs: 65534 });
+      expect(beside).toMatchObject({ code: 0, stderr: "" });
+      expect(JSON.parse(beside.stdout)).toEqual({ socket: join(vms, "vm2", "qmp.sock"), return: { name: "vm2" } });
+    } finally {
+      hidden.stop(true);
+      reachable.stop();
       chmodSync(dir, 0o700);
     }
   });

@@ -58,25 +58,46 @@ export async function removeDir(path: string): Promise<void> {
   await rm(path, { recursive: true, force: true });
 }
 
+// Not there (yet): nothing matches there. Any other failure (EACCES) is told, not taken for "nothing matches".
+const NOT_THERE = ["ENOENT", "ENOTDIR"];
+
+/** A path the glob could not look into or at, and the system's error (its `code`: EACCES). */
+export interface GlobDenied {
+  path: string;
+  looking: "list" | "reach";
+  error: unknown;
+}
+
 /**
  * The sockets whose paths match `pattern` (`*` and `?` within one path
  * component, matched in linear time: lib/glob.ts), sorted; hidden names only
  * when the component itself starts with a dot. What is not a socket (a
  * pidfile or disk image beside them) is left out, and so is a socket whose
  * name is not UTF-8 (which the runtime's text paths cannot name): it is
- * listed in `unnamable`. `node:fs` is loaded here, so the single-address path
- * never pays for it.
- * @throws the system's error (its `code`: EACCES) for a directory that is there but cannot be listed
+ * listed in `unnamable`. What a wildcard led to but could not be listed or
+ * looked at (another user's directory beside the VMs': /run/lvm among
+ * /run/*) is in `denied`, for when nothing matches. `node:fs` is loaded
+ * here, so the single-address path never pays for it.
+ * @throws the system's error (its `code`: EACCES) for a directory the
+ * pattern names itself (before any wildcard) that is there but cannot be listed
  */
-// A directory the pattern goes through that is not there (yet): nothing matches in it.
-const NOT_THERE = ["ENOENT", "ENOTDIR"];
-
-export async function globSockets(pattern: string): Promise<{ sockets: string[]; unnamable: string[] }> {
+export async function globSockets(
+  pattern: string,
+): Promise<{ sockets: string[]; unnamable: string[]; denied: GlobDenied[] }> {
   const { readdir, stat } = await import("node:fs/promises");
   const absolute = pattern.startsWith("/");
   const parts = pattern.split("/").filter((part, i) => part !== "" || i === 0);
   let found = [absolute ? "/" : ""];
   const unnamable: string[] = []; // matching sockets whose names are not UTF-8 (shown with \x escapes)
+  const denied: GlobDenied[] = [];
+  const isSocket = (path: string | Buffer, shown = String(path)) =>
+    stat(path).then((s) => s.isSocket(), (error) => {
+      if (!NOT_THERE.includes((error as { code?: string }).code ?? "")) {
+        denied.push({ path: shown, looking: "reach", error });
+      }
+      return false;
+    });
+  let named = true; // no wildcard yet: the directory is the pattern's own
   for (const [i, part] of parts.entries()) {
     if (i === 0 && absolute) continue;
     const last = i === parts.length - 1;
@@ -89,15 +110,19 @@ export async function globSockets(pattern: string): Promise<{ sockets: string[];
       const matches = globMatcher(part);
       const names = await readdir(base === "" ? "." : base, { encoding: "buffer" }).catch((error) => {
         if (NOT_THERE.includes((error as { code?: string }).code ?? "")) return [] as Buffer[];
-        throw error; // EACCES: not "nothing matches", which would hide a VM the user may not see
+        if (named) throw error;
+        denied.push({ path: base, looking: "list", error });
+        return [] as Buffer[];
       });
       for (const bytes of names) {
         const name = decodeUtf8(bytes);
         if (name === undefined) { // the runtime's paths are text: such a socket cannot be reached
-          const shown = showInvalidUtf8(bytes).text;
-          const path = Buffer.concat([Buffer.from(base), bytes]);
-          if (last && matches(shown) && await stat(path).then((s) => s.isSocket(), () => false)) {
-            unnamable.push(base + shown);
+          const shown = base + showInvalidUtf8(bytes).text;
+          if (
+            last && matches(shown.slice(base.length)) &&
+            await isSocket(Buffer.concat([Buffer.from(base), bytes]), shown)
+          ) {
+            unnamable.push(shown);
           }
           continue;
         }
@@ -106,8 +131,9 @@ export async function globSockets(pattern: string): Promise<{ sockets: string[];
         }
       }
     }
+    if (isGlob(part)) named = false;
     found = next;
   }
-  const sockets = await Promise.all(found.map((path) => stat(path).then((s) => s.isSocket(), () => false)));
-  return { sockets: found.filter((_, i) => sockets[i]).sort(), unnamable };
+  const sockets = await Promise.all(found.map((path) => isSocket(path)));
+  return { sockets: found.filter((_, i) => sockets[i]).sort(), unnamable, denied };
 }
