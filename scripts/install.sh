@@ -140,9 +140,10 @@ does_not_run() {
 # lost qmpctl and is the Bun runtime alone, which runs too (and whose own
 # `completions` depends on $SHELL).
 status=0
-# To a file, not $(...): a binary killed by a signal (a truncated download)
-# would have the shell print the signal's name on its own line.
-"$new" --version >"$tmp/version" 2>"$tmp/errors" || status=$?
+# In a subshell whose stderr is discarded (`exit` keeps it a subshell): a
+# binary killed by a signal (a truncated download) would have the shell that
+# waited for it print the signal's name ("Bus error") on a line of its own.
+("$new" --version >"$tmp/version" 2>"$tmp/errors"; exit $?) 2>/dev/null || status=$?
 [ $status -eq 0 ] || does_not_run $status
 version=$(head -n 1 "$tmp/version")
 case $version in
@@ -155,7 +156,7 @@ case $version in
 esac
 for shell in bash zsh fish; do
   status=0
-  "$new" completions $shell >"$tmp/$shell" 2>"$tmp/errors" || status=$?
+  ("$new" completions $shell >"$tmp/$shell" 2>"$tmp/errors"; exit $?) 2>/dev/null || status=$?
   [ $status -eq 0 ] || does_not_run $status
 done
 mv -f "$new" "$prefix/bin/qmpctl"

@@ -68,7 +68,9 @@ export interface CliOptions {
 const IGNORING_SIGCHLD = [
   "python3",
   "-c",
-  "import os, signal, sys; signal.signal(signal.SIGCHLD, signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])",
+  // Python's own SIGPIPE and SIGXFSZ (ignored) set back: only SIGCHLD differs from a usual start.
+  "import os, signal as s, sys; s.signal(s.SIGPIPE, s.SIG_DFL); s.signal(s.SIGXFSZ, s.SIG_DFL); " +
+  "s.signal(s.SIGCHLD, s.SIG_IGN); os.execvp(sys.argv[1], sys.argv[1:])",
 ];
 
 /** A qmpctl process still running: `child` to signal it, `result` when it has ended. */

@@ -4,20 +4,32 @@
  * cannot remove its own: each run removes those of earlier runs whose
  * process is gone, and /tmp keeps at most the live runs'.
  */
-import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { chmodSync, lstatSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-const PREFIX = "qmpctl-test-run-";
+// A pid means this process only in its own PID namespace (a container sharing /tmp has its own): the
+// namespace is part of the name, and only this namespace's ended runs are removed.
+const PREFIX = `qmpctl-test-run-${pidNamespace()}-`;
+
+function pidNamespace(): string {
+  try {
+    return /\d+/.exec(readlinkSync("/proc/self/ns/pid"))?.[0] ?? "0"; // "pid:[4026531836]"
+  } catch {
+    return "0"; // no /proc
+  }
+}
 
 /** Remove the run directories (ours: this user's) whose process has ended. */
 function removeEndedRuns(): void {
   for (const name of readdirSync(tmpdir())) {
-    const pid = Number(/^qmpctl-test-run-(\d+)-/.exec(name)?.[1]);
+    if (!name.startsWith(PREFIX)) continue;
+    const pid = Number(/^(\d+)-/.exec(name.slice(PREFIX.length))?.[1]);
     if (!pid || pid === process.pid || isRunning(pid)) continue;
     const path = join(tmpdir(), name);
     try {
-      if (statSync(path).uid === process.getuid!()) rmSync(path, { recursive: true, force: true });
+      const stat = lstatSync(path);
+      if (stat.isDirectory() && stat.uid === process.getuid!()) rmSync(path, { recursive: true, force: true });
     } catch {
       // gone already, or not ours to remove
     }
