@@ -59,6 +59,10 @@ ${
         "when set and not empty, no colour (on a terminal, error lines are red and the progress line is coloured)",
       ],
       ["TERM", "dumb: no colour, and the progress line drawn without cursor controls"],
+      [
+        "FORCE_COLOR",
+        "read only to undo it: the runtime would colour error lines in a pipe or file; they stay plain there",
+      ],
       ["COLUMNS", "the progress line's width when stderr is no terminal"],
       [
         "TMPDIR",
