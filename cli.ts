@@ -30,7 +30,7 @@ import {
   writeStderrLine,
   writeStdout,
 } from "./cli/io/output.ts";
-import { argv, argvBytes, env, envBytes, onInterrupt, sigintIgnoredAtStart } from "./cli/io/process.ts";
+import { argv, argvBytes, env, envBytes, isPid1, onInterrupt } from "./cli/io/process.ts";
 import { commandHelp, generalHelp } from "./cli/help.ts";
 import { findOption, parseArgs, type ParsedOptions, UnknownOptionError, UsageError } from "./cli/options.ts";
 import {
@@ -114,8 +114,13 @@ async function main(): Promise<number> {
   }
   if (sockets.length === 0) await checkedEnv(name === "ga" ? "QMPCTL_GA_SOCKET" : "QMPCTL_SOCKET");
   const interrupt = new AbortController();
+  // Only where they may matter: loading them costs a one-shot exec start-up.
+  const signals = waits || isPid1() ? await import("./cli/io/signals.ts") : undefined;
+  signals?.standInAsPid1(); // a container's first process: SIGTERM and SIGHUP end it all the same
   // A command that waits leaves an inherited ignored SIGINT ignored (a script's background job).
-  if (!(waits && await sigintIgnoredAtStart())) onInterrupt(() => interrupt.abort(new Error("interrupted")));
+  if (!(waits && await signals!.sigintIgnoredAtStart())) {
+    onInterrupt(() => interrupt.abort(new Error("interrupted")));
+  }
   const signal = timeoutMs > 0 ? AbortSignal.any([interrupt.signal, AbortSignal.timeout(timeoutMs)]) : interrupt.signal;
   if (timeoutMs > 0) boundOutputWrites(signal);
   const context: CommandContext = {

@@ -8,7 +8,8 @@ import { agentAddress, connectAgent } from "./ga_connect.ts";
 import { argsObject } from "./args_stdin.ts";
 import { AGENT_COMMAND, agentForm } from "./ga_forms.ts";
 import { findOption, UsageError } from "./options.ts";
-import { cleaningUpOnFatalSignal, type CommandContext, executeAndPrint, formatJson } from "./session.ts";
+import { cleaningUpOnFatalSignal } from "./io/signals.ts";
+import { type CommandContext, executeAndPrint, formatJson } from "./session.ts";
 
 export const help = (): string =>
   `Usage: qmpctl ga AGENT-COMMAND [KEY=VALUE ...] [options]

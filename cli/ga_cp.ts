@@ -9,7 +9,8 @@ import { localFileError } from "./file_errors.ts";
 import { type ByteSink, openByteSink } from "./byte_sink.ts";
 import { readChunks } from "./io/input.ts";
 import { UsageError } from "./options.ts";
-import { cleaningUpOnFatalSignal, type CommandContext } from "./session.ts";
+import { cleaningUpOnFatalSignal } from "./io/signals.ts";
+import type { CommandContext } from "./session.ts";
 
 /**
  * Bytes per guest-file-read/-write: large enough that the round trips cost

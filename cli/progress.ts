@@ -14,7 +14,8 @@ import { boundedWrite, writeStderr } from "./io/output.ts";
 import { env } from "./io/process.ts";
 import { dumbTerminal, stderrColumns, stderrIsTerminal } from "./io/terminal.ts";
 import { UsageError } from "./options.ts";
-import { cleaningUpOnFatalSignal, type CommandContext, formatJson } from "./session.ts";
+import { cleaningUpOnFatalSignal } from "./io/signals.ts";
+import { type CommandContext, formatJson } from "./session.ts";
 
 /** The options that choose the progress form (declared in cli/registry.ts). */
 const PROGRESS_OPTIONS = ["progress", "no-progress", "progress-json"];

@@ -10,14 +10,8 @@ import { formatDuration } from "./duration.ts";
 import { EXIT, exitStatusHelp, PROGRAM } from "./exit_status.ts";
 import { makePrivateDir, removeDir } from "./io/files.ts";
 import { logStderrOffMainThread, writeStderrLine } from "./io/output.ts";
-import {
-  env,
-  type FatalSignal,
-  onFatalSignal,
-  onInterrupt,
-  type PassthroughChild,
-  spawnPassthrough,
-} from "./io/process.ts";
+import { env, onInterrupt, type PassthroughChild, spawnPassthrough } from "./io/process.ts";
+import { type FatalSignal, onFatalSignal } from "./io/signals.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, escapeJsonControls } from "./session.ts";
 

@@ -11,7 +11,7 @@ import { CommandError, ConnectionError, GreetingError, TimeoutError } from "../l
 import type { QmpEvent } from "../lib/events.ts";
 import { controlPattern, isUnseenControl } from "./controls.ts";
 import { OutputError, prepareStdout, writeStderrLine, writeStdout, writeStdoutText } from "./io/output.ts";
-import { env, type FatalSignal, killSelf, onFatalSignal } from "./io/process.ts";
+import { env } from "./io/process.ts";
 import { type OptionTable, type ParsedOptions, UsageError } from "./options.ts";
 
 /** The global options, read and checked. */
@@ -255,28 +255,4 @@ export async function executeAndPrint(
     }
     throw error;
   });
-}
-
-/**
- * Run `work` with a context whose signal also aborts on SIGTERM (what
- * timeout(1) and systemd send) and SIGHUP, for work that leaves something to
- * clean up (a temporary file, a guest's file handle): it ends as on SIGINT,
- * cleaning up, and then qmpctl dies of that signal, as it would have at once.
- */
-export async function cleaningUpOnFatalSignal<T>(
-  context: CommandContext,
-  work: (context: CommandContext) => Promise<T>,
-): Promise<T> {
-  const fatal = new AbortController();
-  let caught: FatalSignal | undefined;
-  const release = onFatalSignal((signal) => {
-    caught ??= signal;
-    fatal.abort(new Error(signal));
-  });
-  try {
-    return await work({ ...context, signal: AbortSignal.any([context.signal, fatal.signal]) });
-  } finally {
-    release();
-    if (caught) killSelf(caught);
-  }
 }

@@ -25,6 +25,7 @@
 import type { SshAddress } from "./address.ts";
 import { abortable } from "./abort.ts";
 import { AbortedError, AddressError, ConnectionError } from "./errors.ts";
+import { dieOf, ignoredAtStart, othersHandle } from "./fatal_signals.ts";
 import { ShellWordsError, splitShellWords } from "./shell_words.ts";
 import { connectSocket } from "./transport_socket.ts";
 import type { SocketAddress, Transport, TransportEvents, TransportOptions } from "./transport_types.ts";
@@ -306,11 +307,11 @@ function stopOnExit(): void {
     for (const child of unfinished) child.kill("SIGKILL");
   });
   for (const signal of ["SIGTERM", "SIGHUP"] as const) {
+    if (ignoredAtStart(signal)) continue; // nohup: stays ignored, as without this handler
     const onSignal = () => {
-      if (process.listenerCount(signal) > 1) return; // the program's own handler decides: not this one's call
+      if (othersHandle(signal, onSignal)) return; // the program's own handler decides: not this one's call
       stopAll();
-      process.off(signal, onSignal);
-      process.kill(process.pid, signal); // die of it, as without this handler
+      dieOf(signal); // as without this handler (as PID 1 too)
     };
     process.on(signal, onSignal);
   }

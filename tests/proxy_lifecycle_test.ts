@@ -375,16 +375,33 @@ while True: time.sleep(60)
     const dir = mkdtempSync(join(tmpdir(), "qmpctl-launch-"));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const early = await qmpctl(["proxy", "--listen", join(dir, "a.sock"), "--", "sh", "-c", "exit 5"], {
-      sigchldIgnored: true,
+      ignoring: ["SIGCHLD"],
     });
     expect(early).toMatchObject({ code: 5, stderr: "qmpctl: proxy: sh exited before it connected its monitor\n" });
     const qemu = ["qemu-system-x86_64", "-nodefaults", "-display", "none", "-machine", "none"];
     const bounded = await qmpctl(["proxy", "--listen", join(dir, "b.sock"), "--timeout", "1s", "--", ...qemu], {
-      sigchldIgnored: true,
+      ignoring: ["SIGCHLD"],
     });
     expect(bounded.code).toBe(124);
     expect(bounded.stderr).toContain("qmpctl: proxy: --timeout 1s ran out: stopping qemu-system-x86_64\n");
     expect(readdirSync(dir)).toEqual([]);
+  });
+
+  test("under nohup (SIGHUP ignored at start) a hangup stops neither the proxy nor QEMU: --timeout ends them", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "qmpctl-launch-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const qemu = ["qemu-system-x86_64", "-nodefaults", "-display", "none", "-machine", "none"];
+    let stderr = "";
+    const { promise: serving, resolve } = Promise.withResolvers<void>();
+    const running = startQmpctl(["proxy", "--listen", join(dir, "vm.sock"), "--timeout", "2s", "--", ...qemu], {
+      ignoring: ["SIGHUP"],
+      onStderr: (text) => (stderr += text).includes("serving QEMU's monitor") && resolve(),
+    });
+    await serving;
+    running.child.kill("SIGHUP");
+    const result = await running.result;
+    expect(result.code).toBe(124);
+    expect(result.stderr).toContain("qmpctl: proxy: --timeout 2s ran out: stopping qemu-system-x86_64\n");
   });
 
   test("a program not found exits 127, one not runnable 126 (as env(1)); one that never connects a monitor is stopped at --connect-timeout: exit 3", async () => {

@@ -7,7 +7,8 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { qmpctl } from "./helpers/cli.ts";
+import { connectedPid1, qmpctl, startQmpctl } from "./helpers/cli.ts";
+import { hasConnectedUnixSocket, waitUntil } from "./helpers/process_state.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "qmpctl-fake-ssh-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -73,7 +74,7 @@ test("a relative TMPDIR is ignored: ssh's socket goes under /tmp, nothing under 
 test("started by a parent that ignores SIGCHLD: ssh's failure is told in one line at once, as usual", async () => {
   const result = await qmpctl(["-s", "ssh://host/run/vm.qmp", "--connect-timeout", "10s", "exec", "query-status"], {
     env: { QMPCTL_SSH_COMMAND: "false", TMPDIR: dir },
-    sigchldIgnored: true,
+    ignoring: ["SIGCHLD"],
   });
   expect(result).toMatchObject({
     code: 3,
@@ -81,3 +82,22 @@ test("started by a parent that ignores SIGCHLD: ssh's failure is told in one lin
   });
   expect(result.ms).toBeLessThan(5000);
 });
+
+test(
+  "as PID 1 (a container's), SIGTERM ends ssh:// events with 143, ssh stopped; under nohup, SIGHUP is ignored",
+  async () => {
+    const script = join(dir, "fake_ssh.py");
+    writeFileSync(script, FAKE_SSH);
+    const env = { QMPCTL_SSH_COMMAND: `python3 ${script}`, TMPDIR: dir };
+    const words = ["-s", "ssh://host/run/vm.qmp", "events"];
+    const pid1 = startQmpctl([...words, "--timeout", "20s"], { env, asPid1: true });
+    process.kill(await connectedPid1(pid1), "SIGTERM");
+    expect(await pid1.result).toMatchObject({ code: 143, stderr: "" });
+    const nohup = startQmpctl([...words, "--timeout", "3s"], { env, ignoring: ["SIGHUP"] });
+    await waitUntil(() => hasConnectedUnixSocket(nohup.child.pid), "qmpctl connected through ssh");
+    nohup.child.kill("SIGHUP");
+    expect(await nohup.result).toMatchObject({ code: 0, stdout: "", stderr: "" }); // events: --timeout ends it well
+    expect(readdirSync(dir).filter((name) => name.startsWith("qmpctl-ssh-"))).toEqual([]);
+  },
+  30_000,
+);

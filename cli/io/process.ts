@@ -58,24 +58,6 @@ async function procWords(path: string): Promise<Uint8Array[] | undefined> {
   return words;
 }
 
-/**
- * Whether SIGINT was set to be ignored when qmpctl started (a shell ignores
- * it for a script's background jobs), by /proc/self/status's SigIgn mask;
- * false where that cannot be read. Asked before `onInterrupt`, which
- * replaces the disposition.
- */
-export async function sigintIgnoredAtStart(): Promise<boolean> {
-  try {
-    const status = bun
-      ? await bun.file("/proc/self/status").text()
-      : await (await import("node:fs/promises")).readFile("/proc/self/status", "latin1");
-    const mask = /^SigIgn:\s*([0-9a-f]+)$/m.exec(status)?.[1];
-    return mask !== undefined && (parseInt(mask.slice(-1), 16) & 0x2) !== 0; // SIGINT (2) is bit 1
-  } catch {
-    return false;
-  }
-}
-
 // Whether a SIGINT came (a Ctrl-C): an exit 130 is then death by that signal (output.ts `exit`).
 let sigintCame = false;
 
@@ -121,28 +103,9 @@ export function watchedSignal(check: () => Error | undefined): AbortSignal {
   return controller.signal;
 }
 
-/** The signals that end a terminal session from outside: the window closed (SIGHUP), or a kill (SIGTERM). */
-export type FatalSignal = "SIGHUP" | "SIGTERM";
-
-/** Call `handler` on SIGHUP and SIGTERM instead of dying; the returned function removes it again. */
-export function onFatalSignal(handler: (signal: FatalSignal) => void): () => void {
-  process.on("SIGTERM", handler);
-  process.on("SIGHUP", handler);
-  return () => {
-    process.off("SIGTERM", handler);
-    process.off("SIGHUP", handler);
-  };
-}
-
-/**
- * Die of `signal` as if it had not been caught, at once: every handler left
- * for it is removed first (a library's, such as the ssh transport's, which
- * stands aside while qmpctl handles the signal: with it still there the
- * signal would be caught again, later, and qmpctl would exit otherwise).
- */
-export function killSelf(signal: FatalSignal): void {
-  process.removeAllListeners(signal);
-  process.kill(process.pid, signal);
+/** Whether qmpctl is PID 1 (a container's first process): the kernel takes no default action on its signals. */
+export function isPid1(): boolean {
+  return process.pid === 1;
 }
 
 /** Call `handler` on SIGTSTP (`kill -TSTP`; Ctrl-Z is a key in raw mode); the returned function removes it. */

@@ -6,7 +6,8 @@
  * @module
  */
 import { writeStdout } from "../io/output.ts";
-import { type FatalSignal, killSelf, onFatalSignal, onStopSignal, stopSelf } from "../io/process.ts";
+import { onStopSignal, stopSelf } from "../io/process.ts";
+import { type FatalSignal, killSelf, onFatalSignal } from "../io/signals.ts";
 import { onTerminalResize, readStdinChunks, setRawMode, terminalColumns } from "../io/terminal.ts";
 import { ESCAPE_TIMEOUT_MS, type Key, KeyParser } from "./keys.ts";
 

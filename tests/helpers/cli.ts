@@ -1,7 +1,7 @@
 /** Run the qmpctl binary as a user would, and collect what they would see. */
 import { readdirSync, statSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
-import { catchesSigint, waitUntil } from "./process_state.ts";
+import { catchesSigint, firstChildOf, hasConnectedUnixSocket, waitUntil } from "./process_state.ts";
 import { scratchDir } from "./scratch.ts";
 
 /** The binary under test: dist/qmpctl unless QMPCTL_BIN names another. */
@@ -57,21 +57,30 @@ export interface CliOptions {
   /** The working directory (default: the test runner's). */
   cwd?: string;
   /**
-   * Started by a parent that ignores SIGCHLD (some daemons, container
-   * entrypoints): the ignoring is passed on through exec, as to any program.
+   * Started by a parent that ignores these signals (SIGCHLD: some daemons and
+   * container entrypoints; SIGHUP: nohup): the ignoring is passed on through
+   * exec, as to any program.
    */
-  sigchldIgnored?: boolean;
+  ignoring?: ("SIGCHLD" | "SIGHUP" | "SIGTERM")[];
   /** Run with this umask (octal digits, "277"), set by sh just before qmpctl starts. */
   umask?: string;
+  /**
+   * Run as PID 1 of a new PID namespace (`unshare --pid --fork`), as a
+   * container's first process: `child` is then unshare, qmpctl its child.
+   */
+  asPid1?: boolean;
 }
 
-const IGNORING_SIGCHLD = [
-  "python3",
-  "-c",
-  // Python's own SIGPIPE and SIGXFSZ (ignored) set back: only SIGCHLD differs from a usual start.
-  "import os, signal as s, sys; s.signal(s.SIGPIPE, s.SIG_DFL); s.signal(s.SIGXFSZ, s.SIG_DFL); " +
-  "s.signal(s.SIGCHLD, s.SIG_IGN); os.execvp(sys.argv[1], sys.argv[1:])",
-];
+/** A parent that ignores `signals`, then runs the rest of its argv; Python's own ignored SIGPIPE and SIGXFSZ set back. */
+function ignoringParent(signals: string[]): string[] {
+  const ignore = signals.map((signal) => `s.signal(s.${signal}, s.SIG_IGN); `).join("");
+  return [
+    "python3",
+    "-c",
+    `import os, signal as s, sys; s.signal(s.SIGPIPE, s.SIG_DFL); s.signal(s.SIGXFSZ, s.SIG_DFL); ${ignore}` +
+    "os.execvp(sys.argv[1], sys.argv[1:])",
+  ];
+}
 
 /** A qmpctl process still running: `child` to signal it, `result` when it has ended. */
 export interface RunningCli {
@@ -138,7 +147,10 @@ export function startQmpctl(args: string[], options: CliOptions = {}): RunningCl
     ? ["setpriv", `--ruid=${options.realUid}`, "--"]
     : [];
   const started = performance.now();
-  const parent = options.sigchldIgnored ? IGNORING_SIGCHLD : [];
+  const parent = [
+    ...options.asPid1 ? ["unshare", "--pid", "--fork", "--mount-proc"] : [],
+    ...options.ignoring ? ignoringParent(options.ignoring) : [],
+  ];
   const umask = options.umask !== undefined ? ["sh", "-c", `umask ${options.umask} && exec "$@"`, "sh"] : [];
   const child = Bun.spawn([...parent, ...runAs, ...umask, QMPCTL, ...args], {
     stdin: options.holdStdin ? "pipe" : options.stdin === undefined ? "ignore" : new Blob([options.stdin]),
@@ -171,4 +183,14 @@ async function readText(stream: ReadableStream<Uint8Array>, each: (text: string)
     each(piece);
   }
   return text;
+}
+
+/** The pid of a qmpctl started `asPid1` (unshare's child), once it is connected to its peer. */
+export async function connectedPid1(running: RunningCli): Promise<number> {
+  let pid = 0;
+  await waitUntil(
+    () => (pid = firstChildOf(running.child.pid)) > 0 && hasConnectedUnixSocket(pid),
+    "qmpctl, PID 1 of its namespace, connected",
+  );
+  return pid;
 }

@@ -71,3 +71,8 @@ export function hasConnectedUnixSocket(pid: number): boolean {
     return fields[5] === "03" && inodes.has(fields[6]);
   });
 }
+
+/** The first child of `pid` (0 while it has none): the program `unshare --fork` or a wrapper started. */
+export function firstChildOf(pid: number): number {
+  return Number(read(`/proc/${pid}/task/${pid}/children`).trim().split(" ")[0]) || 0;
+}
