@@ -119,6 +119,20 @@ export async function connectSsh(
     ...["-L", forward],
     ...destination,
   ];
+  // ssh's socket, then the directory: unlink and rmdir take no descriptor, which a process at its limit
+  // (ulimit -n) has none of; anything else left in it (ssh never leaves more) by a recursive remove.
+  const removeForwardingDir = () => {
+    try {
+      fs.rmSync(local, { force: true });
+      fs.rmdirSync(dir);
+    } catch {
+      try {
+        fs.rmSync(dir, { recursive: true, force: true });
+      } catch {
+        // at the descriptor limit still: an empty directory of ours in TMPDIR is left
+      }
+    }
+  };
   const stderr = new SshStderr();
   const cannot = (reason: string, cause?: unknown) =>
     new ConnectionError(`cannot connect to ${address.text}: ${reason}`, { cause });
@@ -128,7 +142,7 @@ export async function connectSsh(
     // Without a terminal ssh runs in its own session, so only qmpctl sees a SIGINT and decides what it means.
     child = runtime.spawn(argv, { detached: !interactive, stderr: (text) => stderr.push(text) });
   } catch (error) {
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeForwardingDir();
     if ((error as Error).name === "NotCapable") throw error; // Deno without --allow-run: the CLI names it
     throw cannot(`cannot run ${command[0]}: ${(error as Error).message}`);
   }
@@ -143,7 +157,7 @@ export async function connectSsh(
     if (stderr.multiplexed) {
       runtime.runSync([...command, "-O", "cancel", "-L", forward, ...destination], CANCEL_TIMEOUT_MS);
     }
-    fs.rmSync(dir, { recursive: true, force: true });
+    removeForwardingDir();
   };
   live.add(release);
   stopOnExit();
@@ -154,7 +168,12 @@ export async function connectSsh(
   let handedOff = false;
   const ready = new Promise<void>((resolve, reject) => {
     const check = () => fs.existsSync(local) && resolve();
-    watcher = fs.watch(dir, check);
+    try {
+      watcher = fs.watch(dir, check);
+    } catch { // no inotify instance to be had (ulimit -n, fs.inotify.max_user_instances): looked at instead
+      const timer = setInterval(check, 50);
+      watcher = { close: () => clearInterval(timer) };
+    }
     check();
     child.exited.then((status) => {
       // A ControlPersist first run hands the forwarding to the master it forks, and exits 0.

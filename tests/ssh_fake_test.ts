@@ -7,7 +7,7 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connectedPid1, qmpctl, startQmpctl } from "./helpers/cli.ts";
+import { connectedPid1, QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
 import { hasConnectedUnixSocket, waitUntil } from "./helpers/process_state.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "qmpctl-fake-ssh-"));
@@ -101,3 +101,30 @@ test(
   },
   30_000,
 );
+
+test("at the descriptor limit (ulimit -n), ssh:// ends in one line, exit 3 (or works), its directory removed", () => {
+  const script = join(dir, "fake_ssh.py");
+  writeFileSync(script, FAKE_SSH);
+  const tmp = mkdtempSync(join(dir, "tmp-"));
+  for (let limit = 5; limit <= 12; limit++) {
+    const run = Bun.spawnSync(
+      [
+        "sh",
+        "-c",
+        `ulimit -n ${limit}; exec "$@"`,
+        "sh",
+        QMPCTL,
+        "-s",
+        "ssh://host/run/vm.qmp",
+        "exec",
+        "query-status",
+      ],
+      { env: { ...process.env, QMPCTL_SSH_COMMAND: `python3 ${script}`, TMPDIR: tmp }, stderr: "pipe", stdout: "pipe" },
+    );
+    const stderr = run.stderr.toString();
+    if (run.exitCode === 0) expect(run.stdout.toString()).toBe('{"status":"running"}\n');
+    else expect({ limit, code: run.exitCode, lines: stderr.split("\n").length }).toEqual({ limit, code: 3, lines: 2 });
+    expect({ limit, stderr }).not.toMatchObject({ stderr: expect.stringContaining("internal error") });
+    expect({ limit, left: readdirSync(tmp) }).toEqual({ limit, left: [] });
+  }
+}, 30_000);
