@@ -74,7 +74,9 @@ export async function expandTargets(
         );
       }
       if (matches.length > 0) return matches;
-      if (denied.length > 0) throw deniedError(socket, denied[0]); // not "no socket matches": it may be there
+      // Not "no socket matches": one may be there. Waited out as no match is (--wait-socket: the VM that
+      // matches may still be starting, beside a directory the user may not enter), then told.
+      if (denied.length > 0) throw deniedError(socket, denied[0], "not there yet");
       const hint = bracketsNoGlobHint(socket); // a user who wrote [12] meant a glob
       throw new ConnectionError(`no socket matches ${socket}${hint}`, { cause: { code: "ENOENT" } }); // not there yet
     };
@@ -100,9 +102,10 @@ export async function expandTargets(
 }
 
 /** A glob's target that could not be looked for: "cannot list /run/qemu for /run/qemu/*.sock: permission denied (EACCES)". */
-function deniedError(glob: string, { path, looking, error }: GlobDenied): ConnectionError {
+function deniedError(glob: string, { path, looking, error }: GlobDenied, notYet?: "not there yet"): ConnectionError {
   const shown = path.length > 1 ? path.replace(/\/$/, "") : path; // "/run/qemu/", not "/"
-  return new ConnectionError(`cannot ${looking} ${shown} for ${glob}: ${describeSystemError(error)}`, { cause: error });
+  const cause = notYet ? { code: "ENOENT", error } : error; // ENOENT: retried under --wait-socket (isNotReady)
+  return new ConnectionError(`cannot ${looking} ${shown} for ${glob}: ${describeSystemError(error)}`, { cause });
 }
 
 /**

@@ -39,14 +39,28 @@ export function ignoredAtStart(signal: EndingSignal): boolean {
   if (ignoredMask === undefined) {
     let status = "";
     try {
-      const fs = process.getBuiltinModule("node:fs") as typeof import("node:fs");
-      status = fs.readFileSync("/proc/self/status", "latin1");
+      if (readGranted("/proc/self/status")) {
+        const fs = process.getBuiltinModule("node:fs") as typeof import("node:fs");
+        status = fs.readFileSync("/proc/self/status", "latin1");
+      }
     } catch {
       // no /proc: none ignored
     }
     ignoredMask = ignoredMaskOf(status);
   }
   return (ignoredMask & (1 << (NUMBERS[signal] - 1))) !== 0;
+}
+
+/**
+ * Whether `path` may be read without asking: Deno prompts on a terminal for
+ * a read it was not granted (a library user's `--allow-read=/run/qemu`), and
+ * a program's first ssh:// connection must not. Elsewhere, yes.
+ */
+function readGranted(path: string): boolean {
+  const permissions = (globalThis as {
+    Deno?: { permissions?: { querySync?(p: { name: "read"; path: string }): { state: string } } };
+  }).Deno?.permissions;
+  return !permissions?.querySync || permissions.querySync({ name: "read", path }).state === "granted";
 }
 
 /**

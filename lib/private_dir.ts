@@ -185,6 +185,7 @@ export async function openPrivateDirFd(path: string): Promise<PrivateDirFd> {
         }
       });
       await checkWayTo(path, uid); // again: a directory on the way made meanwhile by someone else is refused
+      await ownerBitsBack(toMake, uid); // top-down: reverse() reversed it in place
     }
     return openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
   })().catch(async (error) => {
@@ -233,6 +234,21 @@ export async function withOwnerBits<T>(make: () => Promise<T>): Promise<T> {
 }
 
 let ownerBitsHeld = 0, callersUmask = 0;
+
+/**
+ * Where the umask could not be set aside (Deno asks a permission it has no
+ * flag for), give each directory of `dirs`, just made in a way no one else
+ * steers (checked again after), the owner's bits the umask took; a link, or
+ * what is not this user's, is left alone.
+ */
+async function ownerBitsBack(dirs: string[], uid: number | undefined): Promise<void> {
+  if ("Bun" in globalThis) return; // the umask kept them (withOwnerBits)
+  const { chmod, lstat } = await import("node:fs/promises");
+  for (const dir of dirs) {
+    const stat = await lstat(dir).catch(() => undefined);
+    if (stat?.isDirectory() && stat.uid === uid && (stat.mode & 0o700) !== 0o700) await chmod(dir, 0o700);
+  }
+}
 
 /**
  * Refuse a way to `path` (absolute) that someone besides root and this user

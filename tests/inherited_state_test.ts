@@ -5,7 +5,7 @@
  * takes no default action) SIGTERM and SIGHUP end it as they do elsewhere.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { connectedPid1, startQmpctl } from "./helpers/cli.ts";
+import { connectedPid1, startQmpctl, unsharesPid } from "./helpers/cli.ts";
 import { hasConnectedUnixSocket, waitUntil } from "./helpers/process_state.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
 
@@ -15,7 +15,7 @@ beforeAll(async () => {
 });
 afterAll(() => qemu?.stop());
 
-describe("as PID 1 of a PID namespace (a container's first process)", () => {
+describe.skipIf(!unsharesPid())("as PID 1 of a PID namespace (a container's first process)", () => {
   test.each([["SIGTERM", 143], ["SIGHUP", 129]] as const)(
     "%s ends a wait for an event with %d, as elsewhere (not ignored until --timeout)",
     async (signal, status) => {

@@ -33,6 +33,20 @@ test.each(["TERM", "HUP"])("SIG%s ends the shell by that signal, with the termin
   }
 });
 
+test("started with SIGHUP ignored (nohup), a hangup still ends the shell: its terminal is gone", async () => {
+  const script =
+    `trap "" HUP; "$0" shell -s "$1"; echo "status $?"; stty -a | tr ' ;' '\\n\\n' | grep -x -e -echo -e echo`;
+  const terminal = await startTerminal(["sh", "-c", script, QMPCTL, qemu.socket]);
+  try {
+    await terminal.waitForLastLine("(QEMU)");
+    process.kill(shellPid(), "SIGHUP");
+    const screen = await terminal.waitFor("the status and stty lines", (s) => s.includes("echo"));
+    expect(screen.slice(-2)).toEqual(["status 129", "echo"]);
+  } finally {
+    await terminal.close();
+  }
+});
+
 test.each([["Ctrl-Z", "C-z"], ["SIGTSTP (kill -TSTP)", "SIGTSTP"]])(
   "%s stops the shell with the terminal given back; fg continues it in raw mode, the line drawn again",
   async (_, how) => {

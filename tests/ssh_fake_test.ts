@@ -7,7 +7,7 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connectedPid1, QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
+import { connectedPid1, QMPCTL, qmpctl, startQmpctl, unsharesPid } from "./helpers/cli.ts";
 import { hasConnectedUnixSocket, waitUntil } from "./helpers/process_state.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "qmpctl-fake-ssh-"));
@@ -83,24 +83,34 @@ test("started by a parent that ignores SIGCHLD: ssh's failure is told in one lin
   expect(result.ms).toBeLessThan(5000);
 });
 
-test(
-  "as PID 1 (a container's), SIGTERM ends ssh:// events with 143, ssh stopped; under nohup, SIGHUP is ignored",
-  async () => {
-    const script = join(dir, "fake_ssh.py");
-    writeFileSync(script, FAKE_SSH);
-    const env = { QMPCTL_SSH_COMMAND: `python3 ${script}`, TMPDIR: dir };
-    const words = ["-s", "ssh://host/run/vm.qmp", "events"];
-    const pid1 = startQmpctl([...words, "--timeout", "20s"], { env, asPid1: true });
-    process.kill(await connectedPid1(pid1), "SIGTERM");
-    expect(await pid1.result).toMatchObject({ code: 143, stderr: "" });
-    const nohup = startQmpctl([...words, "--timeout", "3s"], { env, ignoring: ["SIGHUP"] });
-    await waitUntil(() => hasConnectedUnixSocket(nohup.child.pid), "qmpctl connected through ssh");
-    nohup.child.kill("SIGHUP");
-    expect(await nohup.result).toMatchObject({ code: 0, stdout: "", stderr: "" }); // events: --timeout ends it well
-    expect(readdirSync(dir).filter((name) => name.startsWith("qmpctl-ssh-"))).toEqual([]);
-  },
-  30_000,
-);
+/** The fake ssh's environment, and the words of an ssh:// events run through it. */
+function eventsThroughFakeSsh() {
+  const script = join(dir, "fake_ssh.py");
+  writeFileSync(script, FAKE_SSH);
+  return {
+    env: { QMPCTL_SSH_COMMAND: `python3 ${script}`, TMPDIR: dir },
+    words: ["-s", "ssh://host/run/vm.qmp", "events"],
+  };
+}
+
+test.skipIf(!unsharesPid())("as PID 1 (a container's), SIGTERM ends ssh:// events with 143, ssh stopped", async () => {
+  const { env, words } = eventsThroughFakeSsh();
+  const pid1 = startQmpctl([...words, "--timeout", "20s"], { env, asPid1: true });
+  process.kill(await connectedPid1(pid1), "SIGTERM");
+  expect(await pid1.result).toMatchObject({ code: 143, stderr: "" });
+  expect(readdirSync(dir).filter((name) => name.startsWith("qmpctl-ssh-"))).toEqual([]);
+}, 30_000);
+
+test("under nohup (SIGHUP ignored at start), SIGHUP leaves ssh:// events running: --timeout ends it", async () => {
+  const { env, words } = eventsThroughFakeSsh();
+  const nohup = startQmpctl([...words, "--timeout", "8s"], { env, ignoring: ["SIGHUP"] });
+  await waitUntil(() => hasConnectedUnixSocket(nohup.child.pid), "qmpctl connected through ssh");
+  nohup.child.kill("SIGHUP");
+  const result = await nohup.result;
+  expect(result).toMatchObject({ code: 0, stdout: "", stderr: "" }); // events: --timeout ends it well
+  expect(result.ms).toBeGreaterThan(7000); // not at the SIGHUP
+  expect(readdirSync(dir).filter((name) => name.startsWith("qmpctl-ssh-"))).toEqual([]);
+}, 30_000);
 
 test("at the descriptor limit (ulimit -n), ssh:// ends in one line, exit 3 (or works), its directory removed", () => {
   const script = join(dir, "fake_ssh.py");

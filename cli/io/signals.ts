@@ -35,11 +35,12 @@ export type FatalSignal = "SIGHUP" | "SIGTERM";
 
 /**
  * Call `handler` on SIGHUP and SIGTERM instead of dying, but for one ignored
- * when qmpctl started (`nohup`), which stays ignored; the returned function
- * removes it again.
+ * when qmpctl started (`nohup`), which stays ignored, unless `evenIgnored`
+ * (a terminal session: its terminal gone, it must end all the same); the
+ * returned function removes it again.
  */
-export function onFatalSignal(handler: (signal: FatalSignal) => void): () => void {
-  const signals = (["SIGTERM", "SIGHUP"] as const).filter((signal) => !ignoredAtStart(signal));
+export function onFatalSignal(handler: (signal: FatalSignal) => void, evenIgnored = false): () => void {
+  const signals = (["SIGTERM", "SIGHUP"] as const).filter((signal) => evenIgnored || !ignoredAtStart(signal));
   for (const signal of signals) process.on(signal, handler);
   return () => {
     for (const signal of signals) process.off(signal, handler);

@@ -97,7 +97,7 @@ export class Terminal {
   open(): void {
     setRawMode(true);
     this.write(BRACKETED_PASTE_ON);
-    this.#releaseSignals = onFatalSignal(this.#onFatalSignal);
+    this.#releaseSignals = onFatalSignal(this.#onFatalSignal, true); // nohup or not: a hangup ends the session
     this.#releaseStopSignal = onStopSignal(this.#suspend);
     this.#stopReading = readStdinChunks(this.#onData);
   }

@@ -194,3 +194,12 @@ export async function connectedPid1(running: RunningCli): Promise<number> {
   );
   return pid;
 }
+
+let pidNamespaces: boolean | undefined;
+
+/** Whether this machine lets the tests make a PID namespace (`asPid1`): root with CAP_SYS_ADMIN, not in a plain container. */
+export function unsharesPid(): boolean {
+  pidNamespaces ??= Bun.spawnSync(["unshare", "--pid", "--fork", "--mount-proc", "true"]).exitCode === 0;
+  if (!pidNamespaces) console.warn("tests: unshare --pid is not allowed here: the PID-1 tests are skipped");
+  return pidNamespaces;
+}
