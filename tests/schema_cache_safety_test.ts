@@ -147,6 +147,24 @@ test("a shared directory in the cache's place loses only what could pass for the
   expect(readFileSync(join(root, "vm1-notes.txt"), "utf8")).toBe("important\n");
 });
 
+/** A typed exec run twice as nobody (uid 65534), each against a fresh fake QEMU: what each run asked. */
+async function twiceAsNobody(options: { env: Record<string, string | undefined>; umask?: string }) {
+  const asked: string[][] = [];
+  for (let run = 0; run < 2; run++) {
+    const server = schemaServer();
+    servers.push(server);
+    chmodSync(dirname(server.path), 0o755);
+    chmodSync(server.path, 0o777); // for nobody to connect
+    const result = await qmpctl(["-s", server.path, "exec", "set_link", "name=n", "up=on"], {
+      ...options,
+      runAs: 65534,
+    });
+    expect(result).toMatchObject({ code: 0, stdout: '{"name":"n","up":true}\n', stderr: "" });
+    asked.push(executed(server));
+  }
+  return asked;
+}
+
 test("a user's usual setups get a cache: a ~/.cache under umask 002 (775, their own group), a new directory in /tmp", async () => {
   const base = home();
   chmodSync(base, 0o755);
@@ -158,17 +176,7 @@ test("a user's usual setups get a cache: a ~/.cache under umask 002 (775, their 
   const fresh = join(tmpdir(), `qmpctl-fresh-cache-${process.pid}`); // not there yet
   homes.push(fresh);
   for (const env of [{ HOME: user, XDG_CACHE_HOME: undefined }, { HOME: user, XDG_CACHE_HOME: fresh }]) {
-    const asked: string[][] = [];
-    for (let run = 0; run < 2; run++) {
-      const server = schemaServer();
-      servers.push(server);
-      chmodSync(dirname(server.path), 0o755);
-      chmodSync(server.path, 0o777); // for nobody to connect
-      const result = await qmpctl(["-s", server.path, "exec", "set_link", "name=n", "up=on"], { env, runAs: 65534 });
-      expect(result).toMatchObject({ code: 0, stdout: '{"name":"n","up":true}\n', stderr: "" });
-      asked.push(executed(server));
-    }
-    expect(asked).toEqual([ASKS_SCHEMA, USES_CACHE]);
+    expect(await twiceAsNobody({ env })).toEqual([ASKS_SCHEMA, USES_CACHE]);
   }
 });
 
@@ -178,20 +186,7 @@ test("a umask that takes the owner's own bits (0277): ~/.cache and the cache mad
   const user = join(base, "user");
   mkdirSync(user);
   chownSync(user, 65534, 65534);
-  const asked: string[][] = [];
-  for (let run = 0; run < 2; run++) {
-    const server = schemaServer();
-    servers.push(server);
-    chmodSync(dirname(server.path), 0o755);
-    chmodSync(server.path, 0o777); // for nobody to connect
-    const result = await qmpctl(["-s", server.path, "exec", "set_link", "name=n", "up=on"], {
-      env: { HOME: user, XDG_CACHE_HOME: undefined },
-      runAs: 65534,
-      umask: "277",
-    });
-    expect(result).toMatchObject({ code: 0, stdout: '{"name":"n","up":true}\n', stderr: "" });
-    asked.push(executed(server));
-  }
+  const asked = await twiceAsNobody({ env: { HOME: user, XDG_CACHE_HOME: undefined }, umask: "277" });
   expect(asked).toEqual([ASKS_SCHEMA, USES_CACHE]);
   // Not 0500: a ~/.cache its owner could not write in would break every program that keeps a cache there.
   for (const dir of [".cache", ".cache/qmpctl"]) expect(statSync(join(user, dir)).mode & 0o777).toBe(0o700);
