@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { denoGrants } from "./deno_api.ts";
 
 /** A signal that ends the process by default. */
 export type EndingSignal = "SIGHUP" | "SIGINT" | "SIGTERM";
@@ -39,7 +40,8 @@ export function ignoredAtStart(signal: EndingSignal): boolean {
   if (ignoredMask === undefined) {
     let status = "";
     try {
-      if (readGranted("/proc/self/status")) {
+      // Not asked of Deno where it was not granted (a library user's --allow-read=/run/qemu): it would prompt.
+      if (denoGrants({ name: "read", path: "/proc/self/status" })) {
         const fs = process.getBuiltinModule("node:fs") as typeof import("node:fs");
         status = fs.readFileSync("/proc/self/status", "latin1");
       }
@@ -49,18 +51,6 @@ export function ignoredAtStart(signal: EndingSignal): boolean {
     ignoredMask = ignoredMaskOf(status);
   }
   return (ignoredMask & (1 << (NUMBERS[signal] - 1))) !== 0;
-}
-
-/**
- * Whether `path` may be read without asking: Deno prompts on a terminal for
- * a read it was not granted (a library user's `--allow-read=/run/qemu`), and
- * a program's first ssh:// connection must not. Elsewhere, yes.
- */
-function readGranted(path: string): boolean {
-  const permissions = (globalThis as {
-    Deno?: { permissions?: { querySync?(p: { name: "read"; path: string }): { state: string } } };
-  }).Deno?.permissions;
-  return !permissions?.querySync || permissions.querySync({ name: "read", path }).state === "granted";
 }
 
 /**

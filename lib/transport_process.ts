@@ -6,6 +6,7 @@
  * @module
  */
 import { bun, type BunApi } from "./bun_api.ts";
+import { denoGrants } from "./deno_api.ts";
 
 /** A running child process. */
 export interface Child {
@@ -117,10 +118,7 @@ function bunRuntime(runtime: BunApi): ProcessRuntime {
  * CLI says which permission, exit 2), rather than a child that "exited 127".
  */
 function checkRunPermission(program: string): void {
-  const permissions = (globalThis as {
-    Deno?: { permissions?: { querySync?(p: { name: "run"; command: string }): { state: string } } };
-  }).Deno?.permissions;
-  if (!permissions?.querySync || permissions.querySync({ name: "run", command: program }).state === "granted") return;
+  if (denoGrants({ name: "run", command: program })) return;
   const error = new Error(`Requires run access to "${program}", run again with the --allow-run flag`);
   error.name = "NotCapable";
   throw error;

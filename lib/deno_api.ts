@@ -1,0 +1,21 @@
+/**
+ * The part of Deno's API that the library calls, typed here (as
+ * lib/bun_api.ts types Bun's): a Bun project's type-check has no Deno types.
+ *
+ * @module
+ */
+
+/** A permission the library asks Deno about. */
+export type DenoPermission = { name: "read"; path: string } | { name: "run"; command: string };
+
+const permissions = (globalThis as {
+  Deno?: { permissions?: { querySync?(permission: DenoPermission): { state: string } } };
+}).Deno?.permissions;
+
+/**
+ * Whether `permission` is granted without asking: Deno prompts on a terminal
+ * for one that is not, and throws without one. Elsewhere (Bun, Node), yes.
+ */
+export function denoGrants(permission: DenoPermission): boolean {
+  return !permissions?.querySync || permissions.querySync(permission).state === "granted";
+}
