@@ -8,7 +8,7 @@
  * @module
  */
 import { dieOf, ignoredAtStart, rememberIgnoredAtStart } from "../../lib/fatal_signals.ts";
-export { standInAsPid1 } from "../../lib/fatal_signals.ts";
+export { dieOf, standInAsPid1 } from "../../lib/fatal_signals.ts";
 import type { CommandContext } from "../session.ts";
 import { bun } from "../../lib/bun_api.ts";
 
@@ -19,14 +19,8 @@ import { bun } from "../../lib/bun_api.ts";
  * cannot be read. Asked before `onInterrupt`, which replaces the disposition.
  */
 export async function sigintIgnoredAtStart(): Promise<boolean> {
-  try {
-    const status = bun
-      ? await bun.file("/proc/self/status").text()
-      : await (await import("node:fs/promises")).readFile("/proc/self/status", "latin1");
-    rememberIgnoredAtStart(status);
-  } catch {
-    rememberIgnoredAtStart("");
-  }
+  // Under Bun read on its thread pool, without loading node:fs (its cost at start-up); elsewhere, on the ask.
+  if (bun) rememberIgnoredAtStart(await bun.file("/proc/self/status").text().catch(() => ""));
   return ignoredAtStart("SIGINT");
 }
 
@@ -45,17 +39,6 @@ export function onFatalSignal(handler: (signal: FatalSignal) => void, evenIgnore
   return () => {
     for (const signal of signals) process.off(signal, handler);
   };
-}
-
-/**
- * Die of `signal` as if it had not been caught, at once: every handler left
- * for it is removed first (a library's, such as the ssh transport's, which
- * stands aside while qmpctl handles the signal: with it still there the
- * signal would be caught again, later, and qmpctl would exit otherwise). As
- * PID 1, exit 128 + its number (lib/fatal_signals.ts).
- */
-export function killSelf(signal: FatalSignal): void {
-  dieOf(signal);
 }
 
 /**
@@ -78,6 +61,6 @@ export async function cleaningUpOnFatalSignal<T>(
     return await work({ ...context, signal: AbortSignal.any([context.signal, fatal.signal]) });
   } finally {
     release();
-    if (caught) killSelf(caught);
+    if (caught) dieOf(caught);
   }
 }

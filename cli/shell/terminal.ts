@@ -7,7 +7,7 @@
  */
 import { writeStdout } from "../io/output.ts";
 import { onStopSignal, stopSelf } from "../io/process.ts";
-import { type FatalSignal, killSelf, onFatalSignal } from "../io/signals.ts";
+import { dieOf, type FatalSignal, onFatalSignal } from "../io/signals.ts";
 import { onTerminalResize, readStdinChunks, setRawMode, terminalColumns } from "../io/terminal.ts";
 import { ESCAPE_TIMEOUT_MS, type Key, KeyParser } from "./keys.ts";
 
@@ -62,7 +62,7 @@ export class Terminal {
       // After a hangup the terminal is gone: nothing to give back.
     }
     // Once that has gone out; a terminal that takes no output (after a hangup, or Ctrl-S) does not hold the end.
-    const die = () => killSelf(signal);
+    const die = () => dieOf(signal);
     setTimeout(die, FATAL_FLUSH_MS);
     void this.#output.then(die);
   };
