@@ -155,7 +155,7 @@ export async function openPrivateDirFd(path: string): Promise<PrivateDirFd> {
   const code = (error: unknown) => (error as { code?: string })?.code;
   const fd = await (async () => {
     const missing = await fs.lstat(path).then(() => false, (error) => code(error) === "ENOENT");
-    const toMake = [path]; // what is missing, from the deepest up
+    const missingUp = [path]; // what is missing, from the deepest up
     if (missing) {
       // A home that does not exist (a system user's /nonexistent) is not made to exist.
       const homes = await homeSpellings(fs.readlink);
@@ -167,7 +167,7 @@ export async function openPrivateDirFd(path: string): Promise<PrivateDirFd> {
           throw new Error(`its directory would be created in ${dir}, the home directory, which does not exist`);
         }
         if (!stat) {
-          toMake.push(dir);
+          missingUp.push(dir);
           continue;
         }
         const problem = notOurTreeReason(dir, stat, uid);
@@ -177,15 +177,16 @@ export async function openPrivateDirFd(path: string): Promise<PrivateDirFd> {
     }
     await checkWayTo(path, uid);
     if (missing) {
+      const toMake = missingUp.toReversed(); // from the top down: each in the one made before it
       await withOwnerBits(async () => {
-        for (const dir of toMake.reverse()) {
+        for (const dir of toMake) {
           await fs.mkdir(dir, { mode: 0o700 }).catch((error) => {
             if (code(error) !== "EEXIST") throw error;
           });
         }
       });
       await checkWayTo(path, uid); // again: a directory on the way made meanwhile by someone else is refused
-      await ownerBitsBack(toMake, uid); // top-down: reverse() reversed it in place
+      await ownerBitsBack(toMake, uid);
     }
     return openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
   })().catch(async (error) => {

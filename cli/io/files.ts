@@ -97,7 +97,7 @@ export async function globSockets(
       }
       return false;
     });
-  let named = true; // no wildcard yet: the directory is the pattern's own
+  const firstWildcard = parts.findIndex(isGlob); // the directory it looks in is the pattern's own, named
   for (const [i, part] of parts.entries()) {
     if (i === 0 && absolute) continue;
     const last = i === parts.length - 1;
@@ -110,19 +110,16 @@ export async function globSockets(
       const matches = globMatcher(part);
       const names = await readdir(base === "" ? "." : base, { encoding: "buffer" }).catch((error) => {
         if (NOT_THERE.includes((error as { code?: string }).code ?? "")) return [] as Buffer[];
-        if (named) throw error;
+        if (i === firstWildcard) throw error;
         denied.push({ path: base, looking: "list", error });
         return [] as Buffer[];
       });
       for (const bytes of names) {
         const name = decodeUtf8(bytes);
         if (name === undefined) { // the runtime's paths are text: such a socket cannot be reached
-          const shown = base + showInvalidUtf8(bytes).text;
-          if (
-            last && matches(shown.slice(base.length)) &&
-            await isSocket(Buffer.concat([Buffer.from(base), bytes]), shown)
-          ) {
-            unnamable.push(shown);
+          const shown = showInvalidUtf8(bytes).text;
+          if (last && matches(shown) && await isSocket(Buffer.concat([Buffer.from(base), bytes]), base + shown)) {
+            unnamable.push(base + shown);
           }
           continue;
         }
@@ -131,7 +128,6 @@ export async function globSockets(
         }
       }
     }
-    if (isGlob(part)) named = false;
     found = next;
   }
   const sockets = await Promise.all(found.map((path) => isSocket(path)));
