@@ -9,7 +9,8 @@
 # built binary opens, OpenSSH's client and server for the ssh:// tests,
 # ansible-core for the Ansible module's tests, GNU time for the benchmarks'
 # peak RSS; and what tests call that a minimal Debian lacks: python3 (fake
-# peers), pgrep (procps), ss (iproute2: what an ssh master listens on).
+# peers), pgrep (procps), ss (iproute2: what an ssh master listens on),
+# strip (binutils: install.sh's refusal of a stripped binary).
 #   scripts/setup.sh --demo: only what scripts/demo.sh needs (the npm tools, QEMU, jq)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +34,8 @@ files=()
 if ! $demo; then
   commands+=(qemu-ga:qemu-guest-agent strace:strace socat:socat tmux:tmux zsh:zsh fish:fish man:man-db file:file
     qemu-aarch64-static:qemu-user-static ssh:openssh-client /usr/sbin/sshd:openssh-server
-    ansible-playbook:ansible-core /usr/bin/time:time python3:python3 pgrep:procps ss:iproute2)
+    ansible-playbook:ansible-core /usr/bin/time:time python3:python3 pgrep:procps ss:iproute2
+    strip:binutils)
   files+=(/usr/share/bash-completion/bash_completion:bash-completion
     /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1:libc6-arm64-cross)
 fi
