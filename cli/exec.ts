@@ -1,10 +1,7 @@
 /** `qmpctl exec CMD [KEY=VALUE ...] [--args JSON|-]`. @module */
 import type { QmpClient } from "../lib/client.ts";
 import { exitStatusHelp, formatTable } from "./exit_status.ts";
-import { buildArguments, sentAsJsonHint, wordsNeedTyping } from "../lib/args.ts";
 import { CommandError } from "../lib/errors.ts";
-import { checkEventWait, printAwaitedEvents, readWaitEventOption, subscribe } from "./event_output.ts";
-import { argsObject } from "./args_stdin.ts";
 import { OutputError } from "./io/output.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, executeAndPrint, formatJson, withClient } from "./session.ts";
@@ -120,17 +117,25 @@ async function longWorkFollower(
 export async function run(context: CommandContext): Promise<number> {
   const command: string | undefined = context.words[0], words = context.words.slice(1);
   if (!command) throw new UsageError("exec needs a command name (e.g. qmpctl exec query-status)");
+  // What only some runs use is loaded by those alone: a module more costs every one-shot exec start-up.
   const argsText = context.options.text("args");
-  const base = argsText === undefined ? undefined : await argsObject(argsText, context.signal);
-  let args = base || words.length > 0 ? buildArguments(words, base) : undefined; // malformed words: nothing sent
-  const wait = readWaitEventOption(context);
+  const base = argsText === undefined
+    ? undefined
+    : await (await import("./args_stdin.ts")).argsObject(argsText, context.signal);
+  const typing = base || words.length > 0 ? await import("../lib/args.ts") : undefined;
+  let args = typing?.buildArguments(words, base); // malformed words: nothing sent
+  const { options } = context;
+  const events = options.has("wait-event") || options.has("match") || options.has("count")
+    ? await import("./event_output.ts")
+    : undefined;
+  const wait = events?.readWaitEventOption(context);
   const follow = await longWorkFollower(context, command, Boolean(wait)); // loaded only with --wait-job/--wait-migration
   return await withClient(context, async (client) => {
-    if (wordsNeedTyping(words)) { // typed and checked by QEMU's schema (cached; loaded only when needed)
+    if (typing?.wordsNeedTyping(words)) { // typed and checked by QEMU's schema (cached; loaded only when needed)
       args = await (await schema()).typedArguments(client, command, words, base, { signal: context.signal });
     }
-    if (wait) await checkEventWait(client, wait, context.signal);
-    const subscription = wait && subscribe(client, wait, context.signal); // before the command is sent
+    if (wait) await events!.checkEventWait(client, wait, context.signal);
+    const subscription = wait && events!.subscribe(client, wait, context.signal); // before the command is sent
     const following = follow?.(context, client, command, args); // listening before the command is sent
     await executeAndPrint(context, client, command, args, (value) => formatJson(value, context.global.pretty))
       .catch(async (error) => { // QEMU did not find the command: name the closest ones (from the schema cache)
@@ -139,7 +144,7 @@ export async function run(context: CommandContext): Promise<number> {
           error.message += command.trim().includes(" ")
             ? ` (a human monitor line goes with hmp: qmpctl hmp '${command}')`
             : await (await schema()).closestCommandsHint(client, command, { signal: context.signal });
-        } else if (error instanceof CommandError) error.message += sentAsJsonHint(error.desc, words);
+        } else if (error instanceof CommandError) error.message += typing?.sentAsJsonHint(error.desc, words) ?? "";
         else if (follow && error instanceof OutputError) { // it ran: what it started goes on
           error.message += context.options.has("wait-job")
             ? "; the job it started goes on in QEMU, unfollowed (qmpctl job wait follows it)"
@@ -147,7 +152,7 @@ export async function run(context: CommandContext): Promise<number> {
         }
         throw error;
       });
-    if (wait && subscription) await printAwaitedEvents(context, client, subscription, wait);
+    if (wait && subscription) await events!.printAwaitedEvents(context, client, subscription, wait);
     return following ? await following() : 0;
   }, { pipeline: true }); // the command goes out behind qmp_capabilities
 }
