@@ -62,7 +62,7 @@ describe("qmpctl shell with piped stdin", () => {
     expect(code).toBe(1);
   });
 
-  test("a line that is not UTF-8 is an error line in its place, not sent with U+FFFD (shell and batch)", async () => {
+  test("a line that is not UTF-8 is an ArgumentError line in its place, not sent with U+FFFD (shell and batch)", async () => {
     const text = (t: string) => [...new TextEncoder().encode(t)];
     const input = new Uint8Array([...text("set_link name=caf"), 0xe9, ...text(" up=on\nquery-name\n")]);
     const env = { XDG_STATE_HOME: join(home, "state"), XDG_CACHE_HOME: join(home, "cache") };
@@ -70,7 +70,7 @@ describe("qmpctl shell with piped stdin", () => {
       expect(await qmpctl([command, "-s", qemu.socket], { stdin: input, env })).toMatchObject({
         code: 1,
         stdout:
-          String.raw`{"error":{"class":"UsageError","desc":"the line is not UTF-8: 'set_link name=caf\\xe9 up=on'"}}` +
+          String.raw`{"error":{"class":"ArgumentError","desc":"the line is not UTF-8: 'set_link name=caf\\xe9 up=on'"}}` +
           '\n{"return":{"name":"vm1"}}\n',
         stderr: "",
       });

@@ -218,10 +218,14 @@ export async function runPiped(options: PipedOptions): Promise<number> {
 /** The connection's end after QEMU answered a quit (not an error, while the next line is awaited). */
 const QEMU_QUIT = Symbol("QEMU quit");
 
-/** Run one line; a line that asks to quit settles as `quit`. */
+/**
+ * Run one line; a line that asks to quit settles as `quit`. A line that could
+ * not be read as text (not UTF-8, too long) is not sent: an ArgumentError, as
+ * for every line that cannot be sent as written.
+ */
 function submit(mode: ShellMode, line: string | BadLine, signal: AbortSignal) {
   if (line instanceof BadLine) {
-    return Promise.resolve<Outcome>({ kind: "error", error: { class: "UsageError", desc: line.reason } });
+    return Promise.resolve<Outcome>({ kind: "error", error: { class: "ArgumentError", desc: line.reason } });
   }
   return mode.run(line, signal);
 }
