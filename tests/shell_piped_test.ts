@@ -69,8 +69,8 @@ describe("qmpctl shell with piped stdin", () => {
     for (const command of ["shell", "batch"]) {
       expect(await qmpctl([command, "-s", qemu.socket], { stdin: input, env })).toMatchObject({
         code: 1,
-        stdout:
-          String.raw`{"error":{"class":"ArgumentError","desc":"the line is not UTF-8: 'set_link name=caf\\xe9 up=on'"}}` +
+        stdout: '{"error":{"class":"ArgumentError","desc":' +
+          String.raw`"the line is not UTF-8: 'set_link name=caf\\xe9 up=on'"}}` +
           '\n{"return":{"name":"vm1"}}\n',
         stderr: "",
       });
