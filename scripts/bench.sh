@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks, side by side with socat in the same run (ratios, not absolute
 # times: these machines are noisy). Usage: scripts/bench.sh [SECTION...]
-# Sections: exec, instructions and timeline (need valgrind), schema, events (default: all,
+# Sections: exec, threads (needs strace), instructions and timeline (need valgrind), schema, events (default: all,
 # then scripts/bench_many.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -267,8 +267,62 @@ function benchInstructions(qemu: TestQemu): void {
   );
 }
 
+/**
+ * The runtime's own threads and heap behind a one-shot `exec query-status`,
+ * beside the bounded floor and hello: the threads each starts (named, from
+ * strace), and the 16 KiB blocks of JavaScriptCore's heap it holds at exit
+ * (BUN_JSC_dumpHeapStatisticsAtVMDestruction). Past 64 blocks JavaScriptCore
+ * starts a thread, JSCWarmUp, that touches 32 more ahead of need; what that
+ * costs qmpctl is measured by turning it off from the environment
+ * (BUN_JSC_useWarmUpMarkedBlocks=0; the binary cannot turn it off itself).
+ */
+function benchThreads(qemu: TestQemu): void {
+  if (Bun.which("strace") === null) {
+    console.log("threads: skipped (needs strace: apt-get install strace)");
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), "qmpctl-bench-"));
+  writeFileSync(join(dir, "hello.ts"), 'console.log("{}");\n');
+  const programs: Record<string, string[]> = {
+    qmpctl: [QMPCTL, "-s", qemu.socket, "exec", "query-status"],
+    bounded: [compile("scripts/bench_floor.ts", join(dir, "floor")), qemu.socket, "--bounded"],
+    hello: [compile(join(dir, "hello.ts"), join(dir, "hello"))],
+  };
+  const threads = (program: string[]) => {
+    const trace = join(dir, "trace");
+    Bun.spawnSync(["strace", "-f", "-qq", "-e", "trace=prctl", "-o", trace, ...program], { stdout: "ignore" });
+    const names = [...readFileSync(trace, "utf8").matchAll(/PR_SET_NAME, "([^"]*)"/g)].map((m) => m[1]);
+    return names.length > 0 ? names.join(", ") : "none";
+  };
+  const heapBlocks = (program: string[]) => {
+    const run = Bun.spawnSync(program, {
+      stdout: "ignore",
+      stderr: "pipe",
+      env: { ...process.env, BUN_DESTRUCT_VM_ON_EXIT: "1", BUN_JSC_dumpHeapStatisticsAtVMDestruction: "1" },
+    });
+    return run.stderr.toString().split("\n").filter((line) => line.startsWith("[")).length;
+  };
+  for (const [name, program] of Object.entries(programs)) {
+    console.log(`threads: ${name} starts ${threads(program)}; JSC heap blocks at exit: ${heapBlocks(program)}`);
+  }
+  const samples = roundRobin({
+    qmpctl: () => runOnce(programs.qmpctl),
+    unwarmed: () => runOnce(programs.qmpctl, undefined, { ...process.env, BUN_JSC_useWarmUpMarkedBlocks: "0" }),
+  });
+  rmSync(dir, { recursive: true, force: true });
+  const of = (name: string, key: "ms" | "cpuMs" | "minorFaults") => median(samples[name].map((s) => s[key]));
+  const peak = (name: string) => Math.max(...samples[name].map((s) => s.maxRssKiB)) / 1024;
+  console.log(
+    `  qmpctl without JSCWarmUp (medians of ${RUNS}, alternating): wall ${of("qmpctl", "ms").toFixed(1)} -> ` +
+      `${of("unwarmed", "ms").toFixed(1)} ms, CPU ${of("qmpctl", "cpuMs").toFixed(1)} -> ` +
+      `${of("unwarmed", "cpuMs").toFixed(1)} ms, minor faults ${of("qmpctl", "minorFaults")} -> ` +
+      `${of("unwarmed", "minorFaults")}, peak RSS ${peak("qmpctl").toFixed(1)} -> ${peak("unwarmed").toFixed(1)} MiB`,
+  );
+}
+
 const SECTIONS: Record<string, (qemu: TestQemu) => Promise<void> | void> = {
   exec: benchExec,
+  threads: benchThreads,
   instructions: benchInstructions,
   timeline: (qemu) => benchTimeline(qemu, QMPCTL),
   schema: benchSchema,

@@ -39,7 +39,7 @@ const QMPCTL_PHASES: Marker[] = [
   ["lib/client.ts", "this.#capabilitiesSent.resolve();", "qmp_capabilities sent", "before"],
   ["cli/session.ts", "const reply = client.execute(command, args", "the command sent behind it", "after"],
   ["cli/session.ts", "value = await reply;", "replies received and parsed", "after"],
-  ["cli/exec.ts", "if (wait && subscription) await printAwaitedEvents", "the return value printed", "before"],
+  ["cli/exec.ts", "if (wait && subscription) await events!.printAwaitedEvents", "the return value printed", "before"],
 ];
 /** cli.ts's last statement: the exit with main()'s status. */
 const QMPCTL_END = /^exit\(\n[\s\S]*\n\);\n$/m;
