@@ -64,6 +64,21 @@ function runOnce(program: string[], stdin?: string, env?: Record<string, string 
   return { ms, cpuMs: Number(timed.resourceUsage.cpuTime.total) / 1000, maxRssKiB, minorFaults };
 }
 
+/**
+ * The references, built by scripts/build.sh (so with qmpctl's flags) into a
+ * new temporary `dir` (the caller removes it): `hello`, a Bun program that
+ * prints `{}`, and `floor`, scripts/bench_floor.ts (the bare QMP exchange).
+ */
+function compileReferences(): { dir: string; hello: string; floor: string } {
+  const dir = mkdtempSync(join(tmpdir(), "qmpctl-bench-"));
+  writeFileSync(join(dir, "hello.ts"), 'console.log("{}");\n');
+  return {
+    dir,
+    hello: compile(join(dir, "hello.ts"), join(dir, "hello")),
+    floor: compile("scripts/bench_floor.ts", join(dir, "floor")),
+  };
+}
+
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
@@ -90,10 +105,7 @@ function report(name: string, qmpctl: Sample[], socat: Sample[], program = "qmpc
  * the pages a program touches (its RSS) are much of its time.
  */
 function benchExec(qemu: TestQemu): void {
-  const dir = mkdtempSync(join(tmpdir(), "qmpctl-bench-"));
-  writeFileSync(join(dir, "hello.ts"), 'console.log("{}");\n');
-  const hello = compile(join(dir, "hello.ts"), join(dir, "hello"));
-  const floor = compile("scripts/bench_floor.ts", join(dir, "floor"));
+  const { dir, hello, floor } = compileReferences();
   const requests = '{"execute":"qmp_capabilities"}\n{"execute":"query-status"}\n';
   const programs = {
     qmpctl: [QMPCTL, "-s", qemu.socket, "exec", "query-status"],
@@ -243,10 +255,7 @@ function benchInstructions(qemu: TestQemu): void {
     console.log("instructions: skipped (needs valgrind: apt-get install valgrind)");
     return;
   }
-  const dir = mkdtempSync(join(tmpdir(), "qmpctl-bench-"));
-  writeFileSync(join(dir, "hello.ts"), 'console.log("{}");\n');
-  const hello = compile(join(dir, "hello.ts"), join(dir, "hello"));
-  const floor = compile("scripts/bench_floor.ts", join(dir, "floor"));
+  const { dir, hello, floor } = compileReferences();
   const count = (program: string[]) => {
     const out = join(dir, "callgrind.out");
     underCallgrind(program, out);
@@ -281,12 +290,11 @@ function benchThreads(qemu: TestQemu): void {
     console.log("threads: skipped (needs strace: apt-get install strace)");
     return;
   }
-  const dir = mkdtempSync(join(tmpdir(), "qmpctl-bench-"));
-  writeFileSync(join(dir, "hello.ts"), 'console.log("{}");\n');
+  const { dir, hello, floor } = compileReferences();
   const programs: Record<string, string[]> = {
     qmpctl: [QMPCTL, "-s", qemu.socket, "exec", "query-status"],
-    bounded: [compile("scripts/bench_floor.ts", join(dir, "floor")), qemu.socket, "--bounded"],
-    hello: [compile(join(dir, "hello.ts"), join(dir, "hello"))],
+    bounded: [floor, qemu.socket, "--bounded"],
+    hello: [hello],
   };
   const threads = (program: string[]) => {
     const trace = join(dir, "trace");
