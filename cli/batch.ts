@@ -23,7 +23,8 @@ for one transaction; blank lines and # comments are skipped. The shell's
 own words (quit, exit, events, help) are sent to QEMU like any line: quit
 is QEMU's quit (in the shell it leaves the shell). A line that
 cannot be sent as written (bad KEY=VALUE, unknown argument) prints its error
-line in its place and the rest still run. Input of any length streams
+line in its place and the rest still run. Each line that failed is also
+named on stderr: qmpctl: line 3: CLASS: desc. Input of any length streams
 through: at most 256 commands are in flight at once.
 
 Examples:
@@ -47,7 +48,7 @@ most 64 MiB and 1048576 lines).
 ${
     exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "OUTPUT", "TIMEOUT", "INTERRUPTED"], {
       OK: "every command returned",
-      QEMU_ERROR: "some command failed",
+      QEMU_ERROR: "some command failed or could not be sent (stderr names each)",
       CONNECTION: "the connection was lost (stderr names the lines that got no answer)",
       OUTPUT: "the output could not be written (stderr names the lines that ran)",
     })
@@ -118,7 +119,7 @@ export async function run(context: CommandContext): Promise<number> {
       source: file,
       label: context.target?.label,
       write: context.target?.write,
-      nameUnanswered: true,
+      nameLines: true,
     });
   });
 }

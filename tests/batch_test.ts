@@ -21,7 +21,7 @@ afterAll(async () => {
 });
 
 describe("qmpctl batch against QEMU", () => {
-  test("1000 lines in order, a failing one in the middle: one result line each, exit 1", async () => {
+  test("1000 lines in order, failing ones in the middle: one result line each, each failure named on stderr, exit 1", async () => {
     // stop, query-status, cont, query-status, ...: each status shows the command before it ran first.
     const input: string[] = [];
     const expected: unknown[] = [];
@@ -44,7 +44,10 @@ describe("qmpctl batch against QEMU", () => {
     const { code, stdout, stderr } = await qmpctl(["-s", qemu.socket, "batch"], { stdin: input.join("\n") + "\n" });
     const lines = stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
     expect(lines).toEqual(expected);
-    expect(stderr).toBe("");
+    expect(stderr).toBe(
+      "qmpctl: line 502: CommandNotFound: The command no-such-command has not been found\n" +
+        "qmpctl: line 702: ArgumentError: query-status: unknown argument 'bogus'\n",
+    );
     expect(code).toBe(1);
     await qemu.control.execute("cont");
   });
@@ -89,7 +92,11 @@ describe("qmpctl batch against QEMU", () => {
         { return: { status: "running", singlestep: false, running: true } },
         { return: {} },
       ]);
-      expect(stderr).toBe("");
+      expect(stderr).toBe(
+        ["exit", "help", "events"].map((name, i) =>
+          `qmpctl: line ${i + 2}: CommandNotFound: The command ${name} has not been found\n`
+        ).join(""),
+      );
       expect(code).toBe(1);
       expect(await own.process.exited).toBe(0); // QEMU quit
     } finally {

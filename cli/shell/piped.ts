@@ -44,8 +44,12 @@ export interface PipedOptions {
   label?: string;
   /** Where the output goes; stdout by default. */
   write?: (text: string) => Promise<void>;
-  /** Say on a lost connection which input lines got no answer (batch). */
-  nameUnanswered?: boolean;
+  /**
+   * Name input lines on stderr (batch): each that failed, as its error line
+   * is printed (`qmpctl: line 3: CLASS: desc`), and on a lost connection
+   * those that got no answer.
+   */
+  nameLines?: boolean;
 }
 
 /** One line in flight: its number, and its outcome once settled. */
@@ -62,6 +66,8 @@ export async function runPiped(options: PipedOptions): Promise<number> {
   // Lines printed while a write is under way go out together in the next one.
   const write = options.write ?? ((text: string) => writeStdout(text, signal)); // a stalled reader: bounded
   const { label } = options;
+  /** A line on stderr, for one of several targets with its address first. */
+  const say = (text: string) => writeStderrLine(`qmpctl: ${label === undefined ? "" : `${label}: `}${text}`);
   let output = Promise.resolve();
   let unwritten = "";
   // A write that fails (the reader has gone: `| head -1`) ends the run, as for cat or jq: no more lines are sent.
@@ -127,11 +133,14 @@ export async function runPiped(options: PipedOptions): Promise<number> {
    */
   const printSettled = () => {
     while (window.length > 0 && window[0].settled) {
-      const outcome = window.shift()!.settled!;
+      const { line, settled: outcome } = window.shift()!;
       // A raw line's own id is in its reply: a script matches replies to its lines by it.
-      const response = wholeResponse(outcome);
-      if (outcome.kind === "error") failed = true;
+      const response = wholeResponse(outcome!);
       if (response) print(response);
+      if (outcome!.kind === "error") {
+        failed = true;
+        if (options.nameLines) say(`line ${line}: ${outcome!.error.class}: ${outcome!.error.desc}`);
+      }
     }
   };
   /** Wait for the head of the window, which is then printed; rejects when it got no answer (it stays). */
@@ -141,7 +150,7 @@ export async function runPiped(options: PipedOptions): Promise<number> {
       number++;
       const sent = nextSend(shell); // before the line runs: a command without typing is sent at once
       const entry: InFlight = { line: number, outcome: submit(mode, line, signal) };
-      if (options.nameUnanswered) void sent.then(() => sentLines.push(entry.line));
+      if (options.nameLines) void sent.then(() => sentLines.push(entry.line));
       entry.outcome.then((o) => {
         entry.settled = o;
         printSettled();
@@ -157,7 +166,9 @@ export async function runPiped(options: PipedOptions): Promise<number> {
     inputEnded = true;
     while (window.length > 0) await drainHead();
     if (mode.cancel()) { // its result line, in its place: the last
-      print({ error: { class: "UsageError", desc: "the input ended inside transaction( ... ): it was not sent" } });
+      const desc = "the input ended inside transaction( ... ): it was not sent";
+      print({ error: { class: "UsageError", desc } });
+      if (options.nameLines) say(`UsageError: ${desc}`);
       failed = true;
     }
     await output;
@@ -188,7 +199,7 @@ export async function runPiped(options: PipedOptions): Promise<number> {
     await output.catch(() => {});
     // A reader that did not take the output in time held the run, not QEMU: its error says so.
     if (signal.aborted && outputError instanceof TimeoutError) error = outputError;
-    if (options.nameUnanswered && error instanceof Error) {
+    if (options.nameLines && error instanceof Error) {
       const unanswered = window.filter((w) => !w.settled).map((w) => w.line);
       // Output that could not be written (a full disk, a closed stdout) holds no results: say which lines
       // QEMU ran (a transaction's on its closing line, where its result goes).
@@ -201,10 +212,7 @@ export async function runPiped(options: PipedOptions): Promise<number> {
       }
       // qmpctl says nothing of its own on Ctrl-C, but lines sent and not answered may have run: said here.
       if (error instanceof AbortedError && unanswered.length > 0) {
-        const which = options.label === undefined ? "" : `${options.label}: `; // one of several targets
-        writeStderrLine(
-          `qmpctl: ${which}interrupted; no answer to ${lineNumbers(unanswered)}, which QEMU may have run`,
-        );
+        say(`interrupted; no answer to ${lineNumbers(unanswered)}, which QEMU may have run`);
       }
     }
     throw error;
