@@ -59,7 +59,8 @@ that changes nothing sends no event (stop on a paused VM): bound the wait.
 
 Following the work a command starts (see 'qmpctl help job' and 'qmpctl help
 migrate'): --wait-job follows the job named by the command's job-id (or
-device, for the older block job commands) until it concludes and prints its
+device, for the older block job commands; id for job-resume, job-complete
+and the other job-* commands) until it concludes and prints its
 final state after the return line; --wait-migration does the same for
 migrate (and the commands that drive one on: migrate-continue,
 migrate-start-postcopy, migrate-incoming, ...), printing the final
