@@ -54,6 +54,8 @@ export function parseAddress(text: string): Address {
     return { kind: "unix", path, text };
   }
   if (text.startsWith("tcp:")) {
+    // QEMU's form has no // (a URL's would make the host "//HOST", an unknown host)
+    if (text.startsWith("tcp://")) fail(`'${text}' is not tcp:HOST:PORT (no //: tcp:${text.slice(6)})`);
     return parseHostPort(qemuOptionValue(text.slice(4)), text) ??
       fail(`'${text}' is not tcp:HOST:PORT`);
   }

@@ -53,13 +53,24 @@ async function failedOrRetrying(
   const { reason, cause } = await notASocket(address, error) ?? { reason: describeSystemError(error), cause: error };
   // A path is taken as written: a shell's glob [12] in a missing one is said to be none.
   const missing = address.kind === "unix" && (cause as { code?: string })?.code === "ENOENT";
-  const hint = missing ? bracketsNoGlobHint(address.path) : "";
+  const hint = missing ? bracketsNoGlobHint(address.path) + addressFormHint(address.path) : "";
   const failure = new ConnectionError(`cannot connect to ${address.text}: ${reason}${hint}`, { cause });
   const { signal } = retry;
   if ((error as { code?: string })?.code !== "EAGAIN" || !signal || signal.aborted) throw failure;
   retry.onBusy?.();
   const pause = new Promise((resolve) => setTimeout(resolve, pauseMs * (0.5 + Math.random())));
   await abortable(pause, signal, "the server's listen queue").catch(() => Promise.reject(failure));
+}
+
+/**
+ * For a missing path that reads as a mistyped address (`SSH://host/path`,
+ * `ssh:host/path`, `qmp://...`): it was taken as a path, which is why no
+ * socket was found.
+ */
+function addressFormHint(path: string): string {
+  return /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(path) || /^ssh:/i.test(path)
+    ? " (taken as a path: an ssh address is written ssh://HOST/PATH, in lower case)"
+    : "";
 }
 
 const REASONS: Record<string, string> = {

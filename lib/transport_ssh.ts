@@ -34,6 +34,9 @@ import { type Child, processRuntime } from "./transport_process.ts";
 /** The environment variable that replaces the `ssh` command line (split as a shell would; nothing is expanded). */
 export const SSH_COMMAND_VARIABLE = "QMPCTL_SSH_COMMAND";
 
+/** The longest path a UNIX socket can have (sun_path's 108 bytes, its terminating NUL included). */
+const MAX_SOCKET_PATH_BYTES = 107;
+
 /** How long to wait for ssh's reason after the forwarded connection closed before QEMU spoke. */
 const REASON_WAIT_MS = 1000;
 /**
@@ -90,6 +93,14 @@ export async function connectSsh(
   const temp = tmpdir().startsWith("/") ? tmpdir() : "/tmp";
   if (temp.includes(":")) throw new AddressError(`TMPDIR '${temp}' holds a ':', which ssh cannot forward`);
   if (temp.includes("${")) throw new AddressError(`TMPDIR '${temp}' holds a '\${', which ssh would expand`);
+  // A UNIX socket's path takes at most 107 bytes; ssh says only "Bad local forwarding specification".
+  const socketPathBytes = new TextEncoder().encode(`${temp}/qmpctl-ssh-XXXXXX/monitor.sock`).length;
+  if (socketPathBytes > MAX_SOCKET_PATH_BYTES) {
+    throw new AddressError(
+      `TMPDIR '${temp}' is too long for ssh's socket in it (${socketPathBytes} bytes with its name; a socket's ` +
+        `path takes at most ${MAX_SOCKET_PATH_BYTES}): set a shorter TMPDIR`,
+    );
+  }
   let dir: string;
   try {
     dir = fs.mkdtempSync(`${temp}/qmpctl-ssh-`); // mode 0700

@@ -74,6 +74,12 @@ describe("parseAddress", () => {
     },
   );
 
+  test("tcp://HOST:PORT, a URL's form, is refused naming QEMU's (not taken as the host //HOST)", () => {
+    expect(errorOf("tcp://127.0.0.1:4444").message).toBe(
+      "'tcp://127.0.0.1:4444' is not tcp:HOST:PORT (no //: tcp:127.0.0.1:4444)",
+    );
+  });
+
   test.each(["localhost:", "localhost:http", "::1:4444", "[::1]", "[::1]:", "host:123456", "a:b:c"])(
     "%p is not an address",
     (text) => {

@@ -256,6 +256,17 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
     expect((await qmpctl(["-s", missing, "exec", "query-status"])).stderr).not.toContain("QMPCTL_SOCKET");
   });
 
+  test.each(["SSH://hv1/run/vm.qmp", "ssh:hv1/run/vm.qmp", "qmp://hv1/run/vm.qmp"])(
+    "%p, no socket as a path, says how an ssh address is written (exit 3)",
+    async (address) => {
+      expect(await qmpctl(["-s", address, "exec", "query-status"])).toMatchObject({
+        code: 3,
+        stderr: `qmpctl: cannot connect to ${address}: no such socket (ENOENT) ` +
+          "(taken as a path: an ssh address is written ssh://HOST/PATH, in lower case)\n",
+      });
+    },
+  );
+
   test("hmp typed as words with -s after them and no other address: the -s is the line's, and the error says so", async () => {
     const result = await qmpctl(["hmp", "info", "status", "-s", listener.path]);
     expect(result).toMatchObject({

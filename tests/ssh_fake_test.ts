@@ -4,7 +4,7 @@
  * when qmpctl first connects; and the arguments it is given.
  */
 import { afterAll, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connectedPid1, QMPCTL, qmpctl, startQmpctl, unsharesPid } from "./helpers/cli.ts";
@@ -69,6 +69,20 @@ test("a relative TMPDIR is ignored: ssh's socket goes under /tmp, nothing under 
   const argv = readFileSync(record, "utf8").split("\n");
   expect(argv[argv.indexOf("-L") + 1]).toMatch(/^\/tmp\/qmpctl-ssh-[^/]+\/monitor\.sock:\/run\/vm\.qmp$/);
   expect(readdirSync(join(work, "rel"))).toEqual([]);
+});
+
+test("a TMPDIR too long for a socket's path: exit 2 saying so, ssh not run (it says only 'Bad local forwarding')", async () => {
+  const long = join(dir, "t".repeat(90));
+  mkdirSync(long, { recursive: true });
+  const record = join(dir, "argv-long");
+  const result = await qmpctl(["-s", "ssh://host/run/vm.qmp", "exec", "query-status"], {
+    env: { QMPCTL_SSH_COMMAND: `sh -c 'echo ran > "$0"; exit 255' '${record}'`, TMPDIR: long },
+  });
+  expect(result).toMatchObject({ code: 2, stdout: "" });
+  expect(result.stderr).toStartWith(`qmpctl: TMPDIR '${long}' is too long for ssh's socket in it (`);
+  expect(result.stderr).toEndWith("set a shorter TMPDIR\n");
+  expect(existsSync(record)).toBe(false);
+  expect(readdirSync(long)).toEqual([]);
 });
 
 test("started by a parent that ignores SIGCHLD: ssh's failure is told in one line at once, as usual", async () => {
