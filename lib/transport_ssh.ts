@@ -189,7 +189,10 @@ export async function connectSsh(
     child.exited.then((status) => {
       // A ControlPersist first run hands the forwarding to the master it forks, and exits 0.
       handedOff = status === 0 && fs.existsSync(local);
-      if (!handedOff) reject(cannot(stderr.reason(command[0], status)));
+      if (handedOff) return;
+      const reason = stderr.reason(command[0], status);
+      // An sshd that refuses (its host still starting) is, to --wait-socket, a socket not there yet.
+      reject(cannot(reason, stderr.saidRefused() ? { code: "ECONNREFUSED" } : undefined));
     });
   });
   try {
@@ -399,6 +402,11 @@ class SshStderr {
   /** Whether ssh said it was ended by SIGINT (it shares a terminal's Ctrl-C with qmpctl). */
   saidInterrupted(): boolean {
     return this.#lines.some((l) => l === "Killed by signal 2.") || this.#partial.trim() === "Killed by signal 2.";
+  }
+
+  /** Whether ssh said that the host refused its connection (`ssh: connect to host H port 22: Connection refused`). */
+  saidRefused(): boolean {
+    return this.#lines.some((l) => /^ssh: connect to host .*: Connection refused$/.test(l));
   }
 
   /** Whether ssh said that it could not open the channel to the remote socket. */

@@ -57,6 +57,25 @@ test("a forwarded socket whose listen queue is full at first is retried, not an 
   expect(result).toMatchObject({ code: 0, stdout: '{"status":"running"}\n', stderr: "" });
 }, 15_000);
 
+test("--wait-socket: an sshd that refuses (its host still starting) is tried again, as a local socket that refuses", async () => {
+  const runs = join(dir, "refused-runs");
+  const refusing = `sh -c 'echo run >> "$0"; echo "ssh: connect to host host port 22: Connection refused" >&2; ` +
+    `exit 255' '${runs}'`;
+  const said = "qmpctl: cannot connect to ssh://host/run/vm.qmp: ssh: connect to host host port 22: Connection refused";
+  const once = await qmpctl(["-s", "ssh://host/run/vm.qmp", "exec", "query-status"], {
+    env: { QMPCTL_SSH_COMMAND: refusing, TMPDIR: dir },
+  });
+  expect(once).toMatchObject({ code: 3, stderr: `${said}\n` });
+  expect(readFileSync(runs, "utf8")).toBe("run\n");
+  rmSync(runs);
+  const waited = await qmpctl(["-s", "ssh://host/run/vm.qmp", "--wait-socket", "1s", "exec", "query-status"], {
+    env: { QMPCTL_SSH_COMMAND: refusing, TMPDIR: dir },
+  });
+  expect(waited).toMatchObject({ code: 3, stderr: `${said} (still so after 1s of retries)\n` });
+  expect(waited.ms).toBeGreaterThan(900);
+  expect(readFileSync(runs, "utf8").split("\n").length).toBeGreaterThan(3);
+});
+
 test("a relative TMPDIR is ignored: ssh's socket goes under /tmp, nothing under the working directory", async () => {
   const work = join(dir, "work");
   mkdirSync(join(work, "rel"), { recursive: true });
