@@ -36,6 +36,12 @@ share/man/man1/qmpctl.1
 share/bash-completion/completions/qmpctl
 share/zsh/site-functions/_qmpctl
 share/fish/vendor_completions.d/qmpctl.fish"
+dirs="bin share/man/man1 share/bash-completion/completions share/zsh/site-functions share/fish/vendor_completions.d"
+# Remove DIR and the directories above it, up to PREFIX itself, while they are empty.
+remove_empty() {
+  dir=$1
+  while [ "$dir" != "$prefix" ] && [ "$dir" != "/" ] && rmdir "$dir" 2>/dev/null; do dir=$(dirname "$dir"); done
+}
 if $uninstall; then
   found=$(echo "$files" | while IFS= read -r file; do [ ! -e "$prefix/$file" ] || echo "$file"; done)
   if [ -z "$found" ]; then # a mistyped PREFIX, or the install is under another one
@@ -43,6 +49,7 @@ if $uninstall; then
     exit 1
   fi
   echo "$files" | while IFS= read -r file; do rm -f "$prefix/$file"; done
+  for dir in $dirs; do remove_empty "$prefix/$dir"; done # those it made, now empty (never PREFIX itself)
   echo "removed qmpctl from $prefix"
   exit 0
 fi
@@ -108,6 +115,26 @@ if [ -f "$here/SHA256SUMS" ]; then
   done
 fi
 
+# The directories this run makes (PREFIX too, when it is new), deepest first, one a line: taken away
+# again, while empty, when nothing gets installed (a binary that does not run here).
+made=""
+for dir in $dirs; do
+  path=$prefix/$dir
+  while [ ! -e "$path" ]; do
+    made="$made$path
+"
+    path=$(dirname "$path")
+  done
+done
+tmp="" new="" installed=false
+cleanup() {
+  rm -rf "$tmp"
+  rm -f "$new"
+  $installed || printf '%s' "$made" | while IFS= read -r dir; do rmdir "$dir" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+trap 'exit 130' INT # dash runs the EXIT trap on exit, not on death by a signal
+trap 'exit 143' TERM HUP
 if ! errors=$(install -d "$prefix/bin" "$prefix/share/man/man1" "$prefix/share/bash-completion/completions" \
   "$prefix/share/zsh/site-functions" "$prefix/share/fish/vendor_completions.d" 2>&1); then
   echo "install.sh: cannot make its directories in $prefix (run it as a user who may, or give another" \
@@ -119,10 +146,6 @@ fi
 # or a noexec PREFIX leaves the old install as it was.
 # Through a temporary file and install -m, so every user's shell can read the
 # completions whatever the installing user's umask (077 would make them 0600).
-tmp="" new=""
-trap 'rm -rf "$tmp"; rm -f "$new"' EXIT
-trap 'exit 130' INT # dash runs the EXIT trap on exit, not on death by a signal
-trap 'exit 143' TERM HUP
 tmp=$(mktemp -d)
 # Beside the old one, for a rename over it; a name no one could guess.
 if ! new=$(mktemp "$prefix/bin/.qmpctl.XXXXXX" 2>/dev/null); then
@@ -164,6 +187,7 @@ install -m 0644 "$manpage" "$prefix/share/man/man1/qmpctl.1"
 install -m 0644 "$tmp/bash" "$prefix/share/bash-completion/completions/qmpctl"
 install -m 0644 "$tmp/zsh" "$prefix/share/zsh/site-functions/_qmpctl"
 install -m 0644 "$tmp/fish" "$prefix/share/fish/vendor_completions.d/qmpctl.fish"
+installed=true
 echo "installed $version from $binary into $prefix"
 if [ ! -f "$here/SHA256SUMS" ] && ! $source_checkout; then
   echo "install.sh: no SHA256SUMS beside this script: $binary and its man page were installed unchecked" >&2

@@ -145,16 +145,16 @@ test("an unpacked source tarball (no .git) installs its own dist/qmpctl, as a ch
   }
 });
 
-test("install.sh --uninstall PREFIX removes every file it installed", () => {
+test("install.sh --uninstall PREFIX removes every file it installed, and the directories it left empty", () => {
   const other = mkdtempSync(join(tmpdir(), "qmpctl-prefix-"));
   try {
+    mkdirSync(join(other, "share/man/man1"), { recursive: true });
+    writeFileSync(join(other, "share/man/man1/other.1"), ""); // another program's: it and its directories stay
     expect(run([INSTALL, other]).code).toBe(0);
     expect(run([INSTALL, "--uninstall", other]).code).toBe(0);
-    const left = (dir: string): string[] =>
-      readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-        e.isDirectory() ? left(join(dir, e.name)) : [join(dir, e.name)]
-      );
-    expect(left(other)).toEqual([]);
+    expect(readdirSync(other)).toEqual(["share"]);
+    expect(readdirSync(join(other, "share"))).toEqual(["man"]);
+    expect(readdirSync(join(other, "share/man/man1"))).toEqual(["other.1"]);
     // Again, or a PREFIX with nothing of qmpctl (mistyped): it says so and fails, claiming no removal.
     expect(run([INSTALL, "--uninstall", other])).toMatchObject({
       code: 1,
@@ -326,6 +326,17 @@ describe("sh install.sh from a release folder, as the README downloads it", () =
     expect(result.code).toBe(1);
     expect(run([join(release.prefix, "bin/qmpctl"), "--version"]).stdout).toBe(run([QMPCTL, "--version"]).stdout);
     expect(readdirSync(join(release.prefix, "bin"))).toEqual(["qmpctl"]);
+  });
+
+  test("a binary that does not run here, into a new PREFIX: nothing is left there, not even its directories", () => {
+    const release = releaseFolder(NAME);
+    const binary = join(release.folder, NAME);
+    writeFileSync(binary, readFileSync(binary).subarray(0, 4_000_000));
+    rmSync(join(release.folder, "SHA256SUMS"));
+    const result = release.install();
+    expect(result.stderr).toContain("does not run there");
+    expect(result.code).toBe(1);
+    expect(existsSync(release.prefix)).toBe(false);
   });
 
   test("a stripped binary (dh_strip, makepkg) is the Bun runtime alone: not installed, saying so, whatever $SHELL", () => {
