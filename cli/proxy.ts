@@ -52,8 +52,9 @@ ${
       CONNECTION: "the connection to QEMU failed or was lost otherwise",
     })
   }
-Launch mode: QEMU's own exit status; 127 when it is not found, 126 when it
-cannot be run (as env(1)); 3 when it does not connect its monitor within
+Launch mode: QEMU's own exit status (128 + the number of a signal that
+killed it; 130 after a Ctrl-C, once QEMU has stopped); 127 when it is not
+found, 126 when it cannot be run (as env(1)); 3 when it does not connect its monitor within
 --connect-timeout (it is then stopped); 124 when --timeout runs out (QEMU
 gets SIGTERM, and SIGKILL ${formatDuration(QEMU_EXIT_GRACE_MS)} later if it has not exited, as timeout -k).`;
 
@@ -284,7 +285,7 @@ async function runLaunched(context: CommandContext, settings: Settings, command:
   await monitorListener.close();
   await removeDir(dir);
   if (early === "exited" || early === "timeout") {
-    if (stoppedBy === undefined) notice(`${command[0]} exited before it connected its monitor`);
+    if (stoppedBy === undefined) notice(`${command[0]} ${await qemu.ended} before it connected its monitor`);
     return timedOut(await qemu.exited);
   }
   if (early === "late") {
@@ -308,12 +309,12 @@ async function runLaunched(context: CommandContext, settings: Settings, command:
   }
   notice(`serving QEMU's monitor on ${settings.listen}`);
   const first = await Promise.race([qemu.exited, proxy.ended.then(() => undefined)]);
-  if (first === undefined) {
-    // The monitor connection ended: QEMU is exiting, or is stopped after a grace period.
-    return timedOut(await exitedOrKilledQemu("of closing its monitor"));
-  }
+  // The monitor connection ended first: QEMU is exiting, or is stopped after a grace period.
+  const status = first ?? await exitedOrKilledQemu("of closing its monitor");
   await proxy.close();
-  return timedOut(first);
+  // Ended by itself (a guest's poweroff, a crash, a kill): said, for a unit's journal. A stop asked for, it says.
+  if (stoppedBy === undefined) notice(`${command[0]} ${await qemu.ended}`);
+  return timedOut(status);
 
   /** QEMU's status, unless --timeout stopped it: then 124, as timeout(1) exits (said when it ran out). */
   function timedOut(status: number): number {

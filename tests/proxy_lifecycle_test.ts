@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { constants, tmpdir } from "node:os";
 import { join } from "node:path";
 import { QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
 import { startListener } from "./helpers/listener.ts";
@@ -377,7 +377,10 @@ while True: time.sleep(60)
     const early = await qmpctl(["proxy", "--listen", join(dir, "a.sock"), "--", "sh", "-c", "exit 5"], {
       ignoring: ["SIGCHLD"],
     });
-    expect(early).toMatchObject({ code: 5, stderr: "qmpctl: proxy: sh exited before it connected its monitor\n" });
+    expect(early).toMatchObject({
+      code: 5,
+      stderr: "qmpctl: proxy: sh exited with status 5 before it connected its monitor\n",
+    });
     const qemu = ["qemu-system-x86_64", "-nodefaults", "-display", "none", "-machine", "none"];
     const bounded = await qmpctl(["proxy", "--listen", join(dir, "b.sock"), "--timeout", "1s", "--", ...qemu], {
       ignoring: ["SIGCHLD"],
@@ -449,6 +452,24 @@ while True: time.sleep(60)
       stderr: "qmpctl: proxy runs QEMU as its child: leave out -daemonize (run the proxy in the background instead)\n",
     });
     expect(existsSync(join(dir, "vm.sock"))).toBe(false);
+  });
+
+  test("QEMU killed under the proxy: one line saying by what, exit 128 + its number as a shell reports it", async () => {
+    const { proxy } = launch();
+    await proxy.ready;
+    const [qemuPid] = childrenOf(proxy.child.pid);
+    process.kill(qemuPid, "SIGKILL");
+    const result = await proxy.result;
+    expect(result.code).toBe(137);
+    expect(result.stderr).toEndWith("qmpctl: proxy: qemu-system-x86_64 was killed by SIGKILL\n");
+    // A signal beyond the usual few has this platform's number (it was 128 + 0: 128).
+    const dir = mkdtempSync(join(tmpdir(), "qmpctl-launch-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const usr1 = await qmpctl(["proxy", "--listen", join(dir, "a.sock"), "--", "sh", "-c", "kill -USR1 $$"]);
+    expect(usr1).toMatchObject({
+      code: 128 + constants.signals.SIGUSR1,
+      stderr: "qmpctl: proxy: sh was killed by SIGUSR1 before it connected its monitor\n",
+    });
   });
 
   test("QEMU that fails to start: its own stderr passes through, the proxy exits with its status", async () => {

@@ -136,10 +136,10 @@ export function stopSelf(handler: () => void): void {
 export interface PassthroughChild {
   /** Its exit status; 128 + the signal's number when a signal ended it, as a shell reports it. */
   exited: Promise<number>;
+  /** How it ended, in words: "exited with status 1", "was killed by SIGSEGV". */
+  ended: Promise<string>;
   kill(signal: "SIGTERM" | "SIGINT" | "SIGKILL"): void;
 }
-
-const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15 };
 
 /** The part of Deno's API that spawnPassthrough calls (typed here: Bun's type-check has no Deno types). */
 interface DenoCommands {
@@ -158,12 +158,31 @@ const deno = (globalThis as { Deno?: DenoCommands }).Deno;
  * @throws when the program cannot be started (not found, not executable)
  */
 export async function spawnPassthrough(command: string[]): Promise<PassthroughChild> {
-  const bySignal = (signal: string | null | undefined) => 128 + (SIGNAL_NUMBERS[signal ?? ""] ?? 0);
+  // This platform's numbers (a QEMU that crashes: SIGSEGV is 11 on Linux; SIGBUS 7 there, 10 on macOS).
+  const { signals } = (await import("node:os")).constants as { signals: Record<string, number> };
+  const statusOf = (ending: Ending) => ending.signal ? 128 + (signals[ending.signal] ?? 0) : ending.code ?? 0;
+  const words = (ending: Ending) =>
+    ending.signal ? `was killed by ${ending.signal}` : `exited with status ${ending.code}`;
+  const child = await spawnWithStdio(command);
+  return { exited: child.ending.then(statusOf), ended: child.ending.then(words), kill: child.kill };
+}
+
+/** How a child ended: its exit code, or the signal that killed it. */
+type Ending = { code: number | null; signal?: string | null };
+
+/** `command` started with the caller's stdio, under the runtime there is; how it ended once it has. */
+async function spawnWithStdio(command: string[]): Promise<{
+  ending: Promise<Ending>;
+  kill: (signal: "SIGTERM" | "SIGINT" | "SIGKILL") => void;
+}> {
   if (bun) {
     (await import("../../lib/transport_process.ts")).makeChildrenWaitable(); // not on the one-shot path
     const child = bun.spawn(command, { stdin: "inherit", stdout: "inherit", stderr: "inherit" });
     return {
-      exited: child.exited.then((code) => child.signalCode ? bySignal(String(child.signalCode)) : code),
+      ending: child.exited.then((code) => ({
+        code,
+        signal: child.signalCode === null ? null : String(child.signalCode),
+      })),
       kill: (signal) => child.kill(signal),
     };
   }
@@ -175,7 +194,7 @@ export async function spawnPassthrough(command: string[]): Promise<PassthroughCh
       stderr: "inherit",
     }).spawn(); // throws NotFound (code ENOENT), PermissionDenied (EACCES), NotCapable
     return {
-      exited: child.status.then(({ code, signal }) => signal ? bySignal(signal) : code),
+      ending: child.status,
       kill: (signal) => {
         try {
           child.kill(signal);
@@ -191,7 +210,7 @@ export async function spawnPassthrough(command: string[]): Promise<PassthroughCh
     child.once("error", reject);
   });
   return {
-    exited: new Promise((resolve) => child.once("exit", (code, signal) => resolve(code ?? bySignal(signal)))),
+    ending: new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal }))),
     kill: (signal) => void child.kill(signal),
   };
 }
