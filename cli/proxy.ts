@@ -54,9 +54,10 @@ ${
   }
 Launch mode: QEMU's own exit status (128 + the number of a signal that
 killed it; 130 after a Ctrl-C, once QEMU has stopped); 127 when it is not
-found, 126 when it cannot be run (as env(1)); 3 when it does not connect its monitor within
---connect-timeout (it is then stopped); 124 when --timeout runs out (QEMU
-gets SIGTERM, and SIGKILL ${formatDuration(QEMU_EXIT_GRACE_MS)} later if it has not exited, as timeout -k).`;
+found, 126 when it cannot be run (as env(1)); 3 when it does not connect
+its monitor within --connect-timeout (it is then stopped); 124 when
+--timeout runs out (QEMU gets SIGTERM, and SIGKILL ${formatDuration(QEMU_EXIT_GRACE_MS)} later if it has
+not exited, as timeout -k).`;
 
 /**
  * How long a launched QEMU may take to exit after its monitor connection has
