@@ -37,19 +37,15 @@ share/bash-completion/completions/qmpctl
 share/zsh/site-functions/_qmpctl
 share/fish/vendor_completions.d/qmpctl.fish"
 dirs="bin share/man/man1 share/bash-completion/completions share/zsh/site-functions share/fish/vendor_completions.d"
-# Remove DIR and the directories above it, up to PREFIX itself, while they are empty.
-remove_empty() {
-  dir=$1
-  while [ "$dir" != "$prefix" ] && [ "$dir" != "/" ] && rmdir "$dir" 2>/dev/null; do dir=$(dirname "$dir"); done
-}
 if $uninstall; then
   found=$(echo "$files" | while IFS= read -r file; do [ ! -e "$prefix/$file" ] || echo "$file"; done)
   if [ -z "$found" ]; then # a mistyped PREFIX, or the install is under another one
     echo "install.sh: no qmpctl installed under $prefix: nothing removed" >&2
     exit 1
   fi
+  # The directories stay: an install does not record which it made, and others may be expected there even
+  # empty (Debian makes /usr/local/bin, ~/.profile puts ~/.local/bin on PATH only if it exists).
   echo "$files" | while IFS= read -r file; do rm -f "$prefix/$file"; done
-  for dir in $dirs; do remove_empty "$prefix/$dir"; done # those it made, now empty (never PREFIX itself)
   echo "removed qmpctl from $prefix"
   exit 0
 fi
