@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BadLine, readLines } from "../cli/io/input.ts";
-import { interrupt, qmpctl, qmpctlInShell, startQmpctl } from "./helpers/cli.ts";
+import { interrupt, QMPCTL, qmpctl, qmpctlInShell, startQmpctl } from "./helpers/cli.ts";
 import { type FakeServer, fakeServer } from "./helpers/fake_server.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
 
@@ -75,6 +75,26 @@ describe("qmpctl batch against QEMU", () => {
       { return: "none-machine" },
     ]);
     expect(code).toBe(0);
+  });
+
+  test("each stderr line naming a failed line comes after that line's result, with 2>&1 into one pipe", async () => {
+    // Lines that need no schema: nothing is cached in the user's home.
+    const NAME = '{"return":{"name":"vm1"}}';
+    const input = "query-name\nno-such\nquery-name\nquery-status bogus\nquery-name\n";
+    const run = Bun.spawnSync(["sh", "-c", '"$0" -s "$1" batch 2>&1', QMPCTL, qemu.socket], {
+      stdin: new TextEncoder().encode(input),
+    });
+    expect(run.stdout.toString().split("\n")).toEqual([
+      NAME,
+      '{"error":{"class":"CommandNotFound","desc":"The command no-such has not been found"}}',
+      "qmpctl: line 2: CommandNotFound: The command no-such has not been found",
+      NAME,
+      `{"error":{"class":"ArgumentError","desc":"'bogus' is not KEY=VALUE"}}`,
+      "qmpctl: line 4: ArgumentError: 'bogus' is not KEY=VALUE",
+      NAME,
+      "",
+    ]);
+    expect(run.exitCode).toBe(1);
   });
 
   test("quit, exit, help and events are lines for QEMU, not the shell's words: every line gets its result", async () => {

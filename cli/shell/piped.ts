@@ -52,6 +52,9 @@ export interface PipedOptions {
   nameLines?: boolean;
 }
 
+/** The most of an error's description a batch's stderr line repeats (a bad line's own text can be 16 MiB). */
+const MAX_NOTE_DESC = 1000;
+
 /** One line in flight: its number, and its outcome once settled. */
 interface InFlight {
   line: number;
@@ -69,7 +72,8 @@ export async function runPiped(options: PipedOptions): Promise<number> {
   /** A line on stderr, for one of several targets with its address first. */
   const say = (text: string) => writeStderrLine(`qmpctl: ${label === undefined ? "" : `${label}: `}${text}`);
   let output = Promise.resolve();
-  let unwritten = "";
+  // The lines of the write chained last, not begun yet (later lines join it).
+  let unwritten: { text: string } | undefined;
   // A write that fails (the reader has gone: `| head -1`) ends the run, as for cat or jq: no more lines are sent.
   let outputBroken = false;
   let outputError: unknown;
@@ -80,17 +84,25 @@ export async function runPiped(options: PipedOptions): Promise<number> {
     outputError = error;
     outputFailure.reject(error);
   };
-  const print = (value: Record<string, unknown>) => {
-    const queued = unwritten !== "";
-    unwritten += formatJson(label === undefined ? value : { socket: label, ...value }, pretty);
-    if (!queued) {
+  /**
+   * Print `value` as a line; `note`, a line for stderr about it, goes out
+   * once the write holding that line has ended (so that `2>&1` keeps their
+   * order), and the lines printed after it in a later write.
+   */
+  const print = (value: Record<string, unknown>, note?: string) => {
+    if (!unwritten) {
+      const lines = unwritten = { text: "" };
       output = output.then(() => {
-        const text = unwritten;
-        unwritten = "";
-        return write(text);
+        if (unwritten === lines) unwritten = undefined; // begun: later lines go in the next write
+        return write(lines.text);
       });
       output.catch(outputFailed);
     }
+    unwritten.text += formatJson(label === undefined ? value : { socket: label, ...value }, pretty);
+    if (note === undefined) return;
+    unwritten = undefined;
+    output = output.then(() => say(note)); // not after a failed write: the run ends with that failure
+    output.catch(() => {}); // told by the write's own catch
   };
   const events = client.events();
   void (async () => {
@@ -136,11 +148,13 @@ export async function runPiped(options: PipedOptions): Promise<number> {
       const { line, settled: outcome } = window.shift()!;
       // A raw line's own id is in its reply: a script matches replies to its lines by it.
       const response = wholeResponse(outcome!);
-      if (response) print(response);
       if (outcome!.kind === "error") {
         failed = true;
-        if (options.nameLines) say(`line ${line}: ${outcome!.error.class}: ${outcome!.error.desc}`);
-      }
+        // The error in words on stderr too (batch), its description cut as an error line's excerpt is.
+        const { class: errorClass, desc } = outcome!.error;
+        const words = desc.length > MAX_NOTE_DESC ? `${desc.slice(0, MAX_NOTE_DESC)}...` : desc;
+        print(response!, options.nameLines ? `line ${line}: ${errorClass}: ${words}` : undefined);
+      } else if (response) print(response);
     }
   };
   /** Wait for the head of the window, which is then printed; rejects when it got no answer (it stays). */
@@ -167,8 +181,10 @@ export async function runPiped(options: PipedOptions): Promise<number> {
     while (window.length > 0) await drainHead();
     if (mode.cancel()) { // its result line, in its place: the last
       const desc = "the input ended inside transaction( ... ): it was not sent";
-      print({ error: { class: "UsageError", desc } });
-      if (options.nameLines) say(`UsageError: ${desc}`);
+      print(
+        { error: { class: "UsageError", desc } },
+        options.nameLines ? `end of input: UsageError: ${desc}` : undefined,
+      );
       failed = true;
     }
     await output;
