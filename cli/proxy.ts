@@ -164,12 +164,16 @@ async function exitedWithin(child: PassthroughChild, ms: number): Promise<number
  * The child's exit status, once it has exited: by itself, or killed (SIGKILL)
  * when it has not within QEMU_EXIT_GRACE_MS of now, saying so.
  */
-async function exitedOrKilled(child: PassthroughChild, name: string, since: string): Promise<number> {
+async function exitedOrKilled(
+  child: PassthroughChild,
+  name: string,
+  since: string,
+): Promise<{ status: number; killed: boolean }> {
   const status = await exitedWithin(child, QEMU_EXIT_GRACE_MS);
-  if (status !== undefined) return status;
+  if (status !== undefined) return { status, killed: false };
   notice(`${name} did not exit within ${formatDuration(QEMU_EXIT_GRACE_MS)} ${since}: killed it (SIGKILL)`);
   child.kill("SIGKILL");
-  return await child.exited;
+  return { status: await child.exited, killed: true };
 }
 
 /** Share the monitor at `address` until QEMU goes away or a signal stops the proxy. */
@@ -255,7 +259,7 @@ async function runLaunched(context: CommandContext, settings: Settings, command:
     return (error as { code?: string }).code === "ENOENT" ? PROGRAM.NOT_FOUND : PROGRAM.NOT_RUNNABLE;
   }
   // One grace for this QEMU, from the first reason to stop it (a second would say the kill twice).
-  let ending: Promise<number> | undefined;
+  let ending: Promise<{ status: number; killed: boolean }> | undefined;
   const exitedOrKilledQemu = (since: string) => (ending ??= exitedOrKilled(qemu, command[0], since));
   let signalsSent = 0;
   let stoppedBy: "SIGINT" | FatalSignal | "timeout" | undefined;
@@ -310,11 +314,13 @@ async function runLaunched(context: CommandContext, settings: Settings, command:
   }
   notice(`serving QEMU's monitor on ${settings.listen}`);
   const first = await Promise.race([qemu.exited, proxy.ended.then(() => undefined)]);
-  // The monitor connection ended first: QEMU is exiting, or is stopped after a grace period.
-  const status = first ?? await exitedOrKilledQemu("of closing its monitor");
+  // The monitor connection ended first: QEMU is exiting, or is stopped after a grace period (said then).
+  const { status, killed } = first === undefined
+    ? await exitedOrKilledQemu("of closing its monitor")
+    : { status: first, killed: false };
   await proxy.close();
   // Ended by itself (a guest's poweroff, a crash, a kill): said, for a unit's journal. A stop asked for, it says.
-  if (stoppedBy === undefined) notice(`${command[0]} ${await qemu.ended}`);
+  if (stoppedBy === undefined && !killed) notice(`${command[0]} ${await qemu.ended}`);
   return timedOut(status);
 
   /** QEMU's status, unless --timeout stopped it: then 124, as timeout(1) exits (said when it ran out). */

@@ -164,7 +164,9 @@ export async function spawnPassthrough(command: string[]): Promise<PassthroughCh
   const words = (ending: Ending) =>
     ending.signal ? `was killed by ${ending.signal}` : `exited with status ${ending.code}`;
   const child = await spawnWithStdio(command);
-  return { exited: child.ending.then(statusOf), ended: child.ending.then(words), kill: child.kill };
+  const ended = child.ending.then(words);
+  ended.catch(() => {}); // awaited on some paths only: a failure is the caller's through `exited`
+  return { exited: child.ending.then(statusOf), ended, kill: child.kill };
 }
 
 /** How a child ended: its exit code, or the signal that killed it. */
