@@ -34,9 +34,6 @@ import { type Child, processRuntime } from "./transport_process.ts";
 /** The environment variable that replaces the `ssh` command line (split as a shell would; nothing is expanded). */
 export const SSH_COMMAND_VARIABLE = "QMPCTL_SSH_COMMAND";
 
-/** The longest path a UNIX socket can have (sun_path's 108 bytes, its terminating NUL included). */
-const MAX_SOCKET_PATH_BYTES = 107;
-
 /** How long to wait for ssh's reason after the forwarded connection closed before QEMU spoke. */
 const REASON_WAIT_MS = 1000;
 /**
@@ -75,7 +72,7 @@ export async function connectSsh(
   events: TransportEvents,
   options: TransportOptions = {},
 ): Promise<Transport> {
-  const [fs, { tmpdir }, { isatty }, runtime] = await Promise.all([
+  const [fs, { platform, tmpdir }, { isatty }, runtime] = await Promise.all([
     import("node:fs"),
     import("node:os"),
     import("node:tty"),
@@ -93,12 +90,14 @@ export async function connectSsh(
   const temp = tmpdir().startsWith("/") ? tmpdir() : "/tmp";
   if (temp.includes(":")) throw new AddressError(`TMPDIR '${temp}' holds a ':', which ssh cannot forward`);
   if (temp.includes("${")) throw new AddressError(`TMPDIR '${temp}' holds a '\${', which ssh would expand`);
-  // A UNIX socket's path takes at most 107 bytes; ssh says only "Bad local forwarding specification".
+  // A UNIX socket's path fits sun_path with its NUL (108 bytes on Linux, 104 on macOS and the BSDs);
+  // ssh says only "Bad local forwarding specification".
+  const maxPathBytes = platform() === "linux" ? 107 : 103;
   const socketPathBytes = new TextEncoder().encode(`${temp}/qmpctl-ssh-XXXXXX/monitor.sock`).length;
-  if (socketPathBytes > MAX_SOCKET_PATH_BYTES) {
+  if (socketPathBytes > maxPathBytes) {
     throw new AddressError(
       `TMPDIR '${temp}' is too long for ssh's socket in it (${socketPathBytes} bytes with its name; a socket's ` +
-        `path takes at most ${MAX_SOCKET_PATH_BYTES}): set a shorter TMPDIR`,
+        `path takes at most ${maxPathBytes}): set a shorter TMPDIR`,
     );
   }
   let dir: string;

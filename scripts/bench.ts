@@ -298,7 +298,11 @@ function benchThreads(qemu: TestQemu): void {
   };
   const threads = (program: string[]) => {
     const trace = join(dir, "trace");
-    Bun.spawnSync(["strace", "-f", "-qq", "-e", "trace=prctl", "-o", trace, ...program], { stdout: "ignore" });
+    const run = Bun.spawnSync(["strace", "-f", "-qq", "-e", "trace=prctl", "-o", trace, ...program], {
+      stdout: "ignore",
+      stderr: "pipe",
+    });
+    if (run.exitCode !== 0) return `unknown (strace: ${run.stderr.toString().trim() || `exit ${run.exitCode}`})`;
     const names = [...readFileSync(trace, "utf8").matchAll(/PR_SET_NAME, "([^"]*)"/g)].map((m) => m[1]);
     return names.length > 0 ? names.join(", ") : "none";
   };
