@@ -77,7 +77,7 @@ describe("qmpctl batch against QEMU", () => {
     expect(code).toBe(0);
   });
 
-  test("each stderr line naming a failed line comes after that line's result, with 2>&1 into one pipe", async () => {
+  test("each stderr line naming a failed line comes after that line's result, with 2>&1 into one pipe", () => {
     // Lines that need no schema: nothing is cached in the user's home.
     const NAME = '{"return":{"name":"vm1"}}';
     const input = "query-name\nno-such\nquery-name\nquery-status bogus\nquery-name\n";
