@@ -145,13 +145,14 @@ export async function runPiped(options: PipedOptions): Promise<number> {
    */
   const printSettled = () => {
     while (window.length > 0 && window[0].settled) {
-      const { line, settled: outcome } = window.shift()!;
+      const { line, settled } = window.shift()!;
+      const outcome = settled!;
       // A raw line's own id is in its reply: a script matches replies to its lines by it.
-      const response = wholeResponse(outcome!);
-      if (outcome!.kind === "error") {
+      const response = wholeResponse(outcome);
+      if (outcome.kind === "error") {
         failed = true;
-        // The error in words on stderr too (batch), its description cut as an error line's excerpt is.
-        const { class: errorClass, desc } = outcome!.error;
+        // The error in words on stderr too (batch), its description cut at MAX_NOTE_DESC characters.
+        const { class: errorClass, desc } = outcome.error;
         const words = desc.length > MAX_NOTE_DESC ? `${desc.slice(0, MAX_NOTE_DESC)}...` : desc;
         print(response!, options.nameLines ? `line ${line}: ${errorClass}: ${words}` : undefined);
       } else if (response) print(response);
