@@ -36,7 +36,6 @@ share/man/man1/qmpctl.1
 share/bash-completion/completions/qmpctl
 share/zsh/site-functions/_qmpctl
 share/fish/vendor_completions.d/qmpctl.fish"
-dirs="bin share/man/man1 share/bash-completion/completions share/zsh/site-functions share/fish/vendor_completions.d"
 if $uninstall; then
   found=$(echo "$files" | while IFS= read -r file; do [ ! -e "$prefix/$file" ] || echo "$file"; done)
   if [ -z "$found" ]; then # a mistyped PREFIX, or the install is under another one
@@ -111,11 +110,14 @@ if [ -f "$here/SHA256SUMS" ]; then
   done
 fi
 
-# The directories this run makes (PREFIX too, when it is new), deepest first, one a line: taken away
-# again, while empty, when nothing gets installed (a binary that does not run here).
+# The directories the files go in, under PREFIX (which may hold blanks), as install -d's arguments; and those
+# this run makes (PREFIX too, when it is new), deepest first, one a line: taken away again, while empty, when
+# nothing gets installed (a binary that does not run here).
+set --
 made=""
-for dir in $dirs; do
-  path=$prefix/$dir
+for file in $files; do
+  path=$prefix/$(dirname "$file")
+  set -- "$@" "$path"
   while [ ! -e "$path" ]; do
     made="$made$path
 "
@@ -131,8 +133,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT # dash runs the EXIT trap on exit, not on death by a signal
 trap 'exit 143' TERM HUP
-if ! errors=$(install -d "$prefix/bin" "$prefix/share/man/man1" "$prefix/share/bash-completion/completions" \
-  "$prefix/share/zsh/site-functions" "$prefix/share/fish/vendor_completions.d" 2>&1); then
+if ! errors=$(install -d "$@" 2>&1); then
   echo "install.sh: cannot make its directories in $prefix (run it as a user who may, or give another" \
     "PREFIX): $(printf '%s\n' "$errors" | tail -n 1)" >&2
   exit 1
