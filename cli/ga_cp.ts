@@ -171,6 +171,10 @@ async function withGuestFile(
     if (signal.aborted) {
       await bounded(opening, "").then(close).catch(() => {});
     }
+    // cp(1) would copy into a directory; here only a DST ending in / says so (qemu-ga cannot tell what a path is).
+    if (error instanceof CommandError && mode !== "r" && error.desc.endsWith(": Is a directory")) {
+      error.message += ` (to copy into that directory, end DST with /: :${path}/)`;
+    }
     throw error;
   }
   if (typeof handle !== "number") throw new ProtocolError(`guest-file-open returned ${JSON.stringify(handle)}`);

@@ -191,6 +191,13 @@ describe("ga cp", () => {
       stdout: "",
       stderr: `qmpctl: :${into}/ is a directory, and stdin has no name: name the file\n`,
     });
+    // Without the /, the agent cannot open a directory to write: the error says how to copy into it.
+    expect(await cp(source, `:${into}`)).toMatchObject({
+      code: 1,
+      stdout: "",
+      stderr: `qmpctl: GenericError: failed to open file '${into}' (mode: 'w'): Is a directory` +
+        ` (to copy into that directory, end DST with /: :${into}/)\n`,
+    });
   });
 
   test("--timeout bounds the wait for a stdin that stays open, before and while copying", async () => {
