@@ -76,9 +76,10 @@ the link leads to, or - for stdout); one to a directory or a device
   qmpctl ga cp ./authorized_keys :/root/.ssh/authorized_keys
   qmpctl ga cp :/etc/os-release - | grep VERSION
 
-ga wait: wait until the agent answers, retrying the socket and the sync
-(0 when it answered; with --timeout, 124 when the bound ran out; 3 at once
-for a path that is not a socket, or one this user may not open).
+ga wait: wait until the agent answers, retrying the socket and the sync, as
+long as it takes unless --timeout bounds it (0 when it answered; 124 when
+--timeout ran out; 3 at once for a path that is not a socket, or one this
+user may not open).
   qemu-system-x86_64 ... \\
     -chardev socket,path=/run/vm1.ga,server=on,wait=off,id=ga0 \\
     -device virtio-serial \\
