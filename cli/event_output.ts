@@ -113,11 +113,22 @@ function matchConditions(words: readonly string[]): KeyValueWord[] {
  * Check the names and the `--match` conditions against QEMU's schema (loaded
  * only here): a name QEMU does not know, or a condition no such event can
  * meet, would wait forever, so it is a usage error (exit 2). Call after
- * subscribing, so that no event is missed meanwhile.
+ * subscribing, so that no event is missed meanwhile. With `subscribed`
+ * (wait-event, events), a connection that closes during the check ends the
+ * check only: the wait goes on to print the events that came before the
+ * close (a QEMU that quit through a proxy), and ends as on any close.
  */
-export async function checkEventWait(client: QmpClient, wait: EventWait, signal: AbortSignal): Promise<void> {
+export async function checkEventWait(
+  client: QmpClient,
+  wait: EventWait,
+  signal: AbortSignal,
+  subscribed = false,
+): Promise<void> {
   if (wait.names.length === 0 && wait.conditions.length === 0) return;
-  await (await import("../lib/schema/mod.ts")).checkEventFilter(client, wait.names, wait.conditions, { signal });
+  const schema = await import("../lib/schema/mod.ts");
+  await schema.checkEventFilter(client, wait.names, wait.conditions, { signal }).catch((error) => {
+    if (!subscribed || !(error instanceof DisconnectedError)) throw error;
+  });
 }
 
 /**

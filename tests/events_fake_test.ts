@@ -196,6 +196,32 @@ describe("the connection closing", () => {
     });
   });
 
+  // A QEMU that quits through a proxy: its event comes while qmpctl asks about the names, then the close.
+  const quitDuringCheck = async (c: FakeConnection) => {
+    await c.handshake();
+    await c.nextRequest(); // query-target, the check's first question: never answered
+    c.sendJson({ timestamp: ts(1), event: "E", data: { n: 1 } });
+    c.close();
+  };
+
+  test("wait-event: an event that comes while the names are checked, then the close: printed, exit 0", async () => {
+    const result = await qmpctl(["-s", serve(quitDuringCheck), "wait-event", "E", "--timeout", "10s"]);
+    expect(result).toMatchObject({ code: 0, stdout: line({ timestamp: ts(1), event: "E", data: { n: 1 } }) });
+    expect(result.stderr).toBe("");
+  });
+
+  test("wait-event --count 2, and events, on that close: the event printed, then as on any close", async () => {
+    const event = line({ timestamp: ts(1), event: "E", data: { n: 1 } });
+    const path = serve(quitDuringCheck);
+    expect(await qmpctl(["-s", path, "wait-event", "E", "--count", "2", "--timeout", "10s"])).toMatchObject({
+      code: 3,
+      stdout: event,
+      stderr: `qmpctl: ${path} closed the connection while waiting for E; 1 of 2 arrived\n`,
+    });
+    expect(await qmpctl(["-s", serve(quitDuringCheck), "events", "E", "--timeout", "10s"]))
+      .toMatchObject({ code: 0, stdout: event, stderr: "" });
+  });
+
   test("events: the events that came are printed, then exit 0", async () => {
     const path = serve(script);
     const result = await qmpctl(["-s", path, "events", "E", "--timeout", "10s"]);
