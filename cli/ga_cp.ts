@@ -140,6 +140,14 @@ async function copyIn(context: CommandContext, localFile: string, guestFile: str
       }
       await previous;
     });
+  } catch (error) {
+    // cp(1) would copy into a directory; here only a DST ending in / says so (qemu-ga cannot tell what a path is).
+    if (error instanceof CommandError && error.desc.endsWith(": Is a directory")) {
+      error.message += localFile === "-"
+        ? ` (a directory: name the file to write in it, :${guestFile}/NAME)`
+        : ` (to copy into that directory, end DST with /: :${guestFile}/)`;
+    }
+    throw error;
   } finally {
     // Not awaited: after an aborted read, return() would wait for that read, which may never end.
     chunks.return(undefined).catch(() => {});
@@ -170,10 +178,6 @@ async function withGuestFile(
   } catch (error) {
     if (signal.aborted) {
       await bounded(opening, "").then(close).catch(() => {});
-    }
-    // cp(1) would copy into a directory; here only a DST ending in / says so (qemu-ga cannot tell what a path is).
-    if (error instanceof CommandError && mode !== "r" && error.desc.endsWith(": Is a directory")) {
-      error.message += ` (to copy into that directory, end DST with /: :${path}/)`;
     }
     throw error;
   }

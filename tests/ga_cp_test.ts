@@ -198,6 +198,11 @@ describe("ga cp", () => {
       stderr: `qmpctl: GenericError: failed to open file '${into}' (mode: 'w'): Is a directory` +
         ` (to copy into that directory, end DST with /: :${into}/)\n`,
     });
+    expect(await qmpctl(["-s", agent.socket, "ga", "cp", "-", `:${into}`], { stdin: "x" })).toMatchObject({
+      code: 1,
+      stderr: `qmpctl: GenericError: failed to open file '${into}' (mode: 'w'): Is a directory` +
+        ` (a directory: name the file to write in it, :${into}/NAME)\n`,
+    });
   });
 
   test("--timeout bounds the wait for a stdin that stays open, before and while copying", async () => {
