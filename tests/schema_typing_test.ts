@@ -47,9 +47,14 @@ describe("typeArguments: scalars", () => {
     expect(errorOf(() => typed(["count=1.5"])).message).toBe("typed: 'count=1.5': expected int");
   });
 
-  test("numbers in JSON syntax", () => {
-    expect(typed(["ratio=1.5e3"]).ratio).toBe(1500);
-    expect(errorOf(() => typed(["ratio=fast"])).message).toBe("typed: 'ratio=fast': expected number");
+  test("numbers in JSON syntax, sent as written (no double rounds them)", () => {
+    expect(typed(["ratio=1.5"]).ratio).toBe(1.5);
+    for (const digits of ["-9007199254740993", "1.0000000000000000000001", "-0", "1.5e3", "1.5E+400"]) {
+      expect(JSON.stringify(typed([`ratio=${digits}`]))).toBe(`{"id":"x","ratio":${digits}}`);
+    }
+    for (const text of ["fast", ".5", "1.", "NaN", "+1", "01"]) {
+      expect(errorOf(() => typed([`ratio=${text}`])).message).toBe(`typed: 'ratio=${text}': expected number`);
+    }
   });
 
   test("a bad bool names the accepted spellings", () => {
