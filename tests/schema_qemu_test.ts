@@ -102,6 +102,10 @@ describe("typed exec against QEMU", () => {
       ["blockdev-add", "driver=raw", "node-name=n2", 'file={"driver":"null-co","read-only":"on"}'],
       `blockdev-add: 'file={"driver":"null-co","read-only":"on"}': at file.read-only: expected bool (true or false)`,
     ],
+    [ // and an enum's value a string: 1 is not "1" (send-key's qcodes 1, 2, ... look like numbers)
+      ["blockdev-add", "driver=raw", "node-name=n3", 'file={"driver":"null-co","detect-zeroes":1}'],
+      `blockdev-add: 'file={"driver":"null-co","detect-zeroes":1}': at file.detect-zeroes: expected a string, one of off, on, unmap`,
+    ],
   ])("exec %p exits 2 and sends nothing", async (words, message) => {
     const result = await run(["exec", ...words]);
     expect(result.code).toBe(2);

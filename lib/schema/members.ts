@@ -69,8 +69,8 @@ export function expected(schema: Schema, typeName: string, inJson = false): stri
     case "builtin":
       if (type.json !== "boolean") return typeName;
       return inJson ? `${typeName} (true or false)` : `${typeName} (true/false, on/off, yes/no)`;
-    case "enum":
-      return `one of ${type.values.join(", ")}`;
+    case "enum": // in JSON, a string: the value 1 is not the enum value "1"
+      return `${inJson ? "a string, " : ""}one of ${type.values.join(", ")}`;
     case "array":
       return inJson ? "an array" : "an array (JSON, or KEY.0=... KEY.1=...)";
     case "object":
