@@ -44,7 +44,7 @@ Examples:
     read-only=on
   qmpctl exec set_link name=123 up=false
   echo '{"device": "ide0-hd0"}' | qmpctl exec eject --args -
-  qmpctl exec stop --raw        # {"return": {}} or {"error": {...}}
+  qmpctl exec stop --raw        # {"return":{}} or {"error":{...}}
 
 Waiting for the event a command causes (--wait-event NAME, repeatable, exact
 or a glob; --match KEY=VALUE and --count N as for wait-event): qmpctl listens
