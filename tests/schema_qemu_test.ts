@@ -130,6 +130,20 @@ test("a command QEMU does not find (no words to type) keeps exit 1 and gains the
   );
 });
 
+test("an event's name given to exec is said to be an event's, with or without words to type", async () => {
+  const plain = await run(["exec", "SHUTDOWN"]);
+  expect(plain.code).toBe(1);
+  expect(lastLine(plain.stderr)).toBe(
+    "qmpctl: CommandNotFound: The command SHUTDOWN has not been found " +
+      "(SHUTDOWN is an event: qmpctl wait-event SHUTDOWN waits for it)",
+  );
+  const typed = await run(["exec", "SHUTDOWN", "guest=true"]);
+  expect(typed).toMatchObject({ code: 2, stdout: "" });
+  expect(lastLine(typed.stderr)).toBe(
+    "qmpctl: unknown command 'SHUTDOWN' (SHUTDOWN is an event: qmpctl wait-event SHUTDOWN waits for it)",
+  );
+});
+
 describe("introspection against QEMU", () => {
   test("describe set_link and an event", async () => {
     expect((await run(["describe", "set_link"])).stdout).toBe(

@@ -17,7 +17,6 @@
  */
 import { buildArguments, type KeyValueWord } from "../args.ts";
 import type { QmpClient } from "../client.ts";
-import { didYouMean } from "../closest.ts";
 import { ArgumentError, CommandError } from "../errors.ts";
 import { askForSchema, cacheKey, likelyCacheKey, readEntry, writeEntry } from "./cache.ts";
 import { digestSchema } from "./digest.ts";
@@ -224,8 +223,9 @@ function withoutSchema<T>(fallback: () => T): (error: unknown) => T {
 
 /**
  * For QEMU's CommandNotFound: ` (did you mean ...?)` naming the closest
- * commands in the schema's names (from the cache), or "" when none is close
- * or there is no schema. Never throws: it only adds to another error.
+ * commands in the schema's names (from the cache), or saying that the name
+ * is an event's; "" when none is close or there is no schema. Never throws:
+ * it only adds to another error.
  */
 export async function closestCommandsHint(
   client: QmpClient,
@@ -236,7 +236,7 @@ export async function closestCommandsHint(
   const signal = AbortSignal.any([AbortSignal.timeout(2000), ...(options.signal ? [options.signal] : [])]);
   try {
     const schema = await loadSchema(client, { ...options, signal, scope: "names" });
-    return didYouMean(name, schema.commandNames().filter((n) => n !== name));
+    return schema.notACommandHint(name);
   } catch {
     return "";
   }

@@ -63,8 +63,14 @@ export class Schema {
    */
   requireCommand(name: string): CommandInfo {
     const info = this.command(name);
-    if (!info) throw new ArgumentError(`unknown command '${name}'${didYouMean(name, this.commandNames())}`);
+    if (!info) throw new ArgumentError(`unknown command '${name}'${this.notACommandHint(name)}`);
     return info;
+  }
+
+  /** For a name that is no command: ` (NAME is an event: ...)` when it is one, else the closest commands, or "". */
+  notACommandHint(name: string): string {
+    if (this.eventNames().includes(name)) return ` (${name} is an event: qmpctl wait-event ${name} waits for it)`;
+    return didYouMean(name, this.commandNames().filter((n) => n !== name));
   }
 
   /**
