@@ -79,7 +79,11 @@ export async function run(context: CommandContext): Promise<number> {
 interface LineState {
   /** Words that are neither options nor their values: the command and its words. */
   positionals: string[];
-  socket?: string;
+  /**
+   * The -s value as the shell will read it, then as given: zsh and fish hand
+   * their words over read already, where a quote, \ or $ is the name's own.
+   */
+  sockets?: string[];
   /** The option whose value is being completed, if any. */
   pendingOption?: OptionSpec;
   /** After `--`: no more options. */
@@ -97,7 +101,9 @@ function readLine(table: OptionTable, words: readonly string[]): LineState {
     if (value === undefined && i + 1 >= words.length) state.pendingOption = spec;
     const ownWord = value === undefined; // a shell expands ~ only at the start of a word
     if (ownWord) value = words[++i];
-    if (spec.name === "socket" && value !== undefined) state.socket = asTheShellReadsIt(value, ownWord);
+    if (spec.name === "socket" && value !== undefined) {
+      state.sockets = [...new Set([asTheShellReadsIt(value, ownWord), value])];
+    }
     return i;
   };
   let lineFlags = false; // an HMP line's single-dash words are its own, as in parsing
@@ -243,25 +249,29 @@ async function jobIds(context: CommandContext, state: LineState): Promise<string
  * completion scripts hand it over as typed (bash's `read -ra` keeps quotes,
  * none expands ~), so `-s ~/vm1.qmp`, `-s "$HOME/vm1.qmp"` and
  * `-s '/run/vm1.qmp'` name the sockets they will name then. Only what a
- * socket path needs: quotes, a leading ~ (`tilde`: when the value is a word
+ * socket path needs: quotes, \ escapes, a leading ~ (`tilde`: when the value is a word
  * of its own, not after `--socket=`), $NAME and ${NAME} from the environment
  * (a shell variable that is not exported is not seen). bash splits a quoted
  * value with a blank in it before qmpctl sees it.
  */
 export function asTheShellReadsIt(word: string, tilde = true): string {
-  const home = env("HOME") ?? "";
-  const variables = (text: string) =>
-    text.replace(/\$(?:\{(\w+)\}|(\w+))/g, (_, braced, bare) => env(braced ?? bare) ?? "");
-  const parts = word.match(/'[^']*'?|"(?:[^"\\]|\\.)*"?|[^'"]+/g) ?? [];
-  return parts.map((part, i) => {
-    if (part.startsWith("'")) return part.slice(1, part.endsWith("'") && part.length > 1 ? -1 : undefined);
-    if (part.startsWith('"')) {
-      return variables(part.slice(1, part.endsWith('"') && part.length > 1 ? -1 : undefined).replace(/\\(.)/g, "$1"));
-    }
-    const expanded = tilde && i === 0 && (part === "~" || part.startsWith("~/")) ? home + part.slice(1) : part;
-    return variables(expanded.replace(/\\(.)/g, "$1"));
-  }).join("");
+  const variable = (braced?: string, bare?: string) => env(braced ?? bare ?? "") ?? "";
+  let read = "";
+  for (const { groups: part, index } of word.matchAll(SHELL_WORD_PART)) {
+    const { single, double, escaped, braced, bare, text } = part!;
+    if (single !== undefined) read += single;
+    else if (double !== undefined) { // in double quotes a \ escapes only $ ` " \ and a newline
+      read += double.replace(/\\([$`"\\\n])|\$(?:\{(\w+)\}|(\w+))/g, (_, escape, b, n) => escape ?? variable(b, n));
+    } else if (escaped !== undefined) read += escaped;
+    else if (text === undefined) read += variable(braced, bare);
+    else read += tilde && index === 0 && /^~(\/|$)/.test(text) ? (env("HOME") ?? "") + text.slice(1) : text;
+  }
+  return read;
 }
+
+/** One part of a word as typed: quoted (maybe not closed yet), an escaped character, a variable, or plain text. */
+const SHELL_WORD_PART =
+  /'(?<single>[^']*)'?|"(?<double>(?:[^"\\]|\\[\s\S])*)"?|\\(?<escaped>[\s\S]?)|\$(?:\{(?<braced>\w+)\}|(?<bare>\w+))|(?<text>[^'"\\$]+|\$)/g;
 
 /** Run `use` on a brief connection to the QEMU the line names (bounded); undefined when none is named. */
 async function withConnection<T>(
@@ -269,12 +279,12 @@ async function withConnection<T>(
   state: LineState,
   use: (client: QmpClient, signal: AbortSignal) => Promise<T>,
 ): Promise<T | undefined> {
-  const socket = state.socket ?? env("QMPCTL_SOCKET");
-  if (!socket) return undefined;
+  const named = state.sockets ?? [env("QMPCTL_SOCKET") ?? ""];
+  if (!named[0]) return undefined;
   // Several VMs (a glob): the names of the first that answers (the VMs of one fleet run one QEMU build, mostly).
-  const sockets = isGlob(socket)
-    ? await (await import("./fanout.ts")).expandTargets([socket]).catch(() => []) ?? []
-    : [socket];
+  const sockets = isGlob(named[0])
+    ? await (await import("./fanout.ts")).expandTargets([named[0]]).catch(() => []) ?? []
+    : named;
   const signal = AbortSignal.any([context.signal, AbortSignal.timeout(3 * COMPLETION_CONNECT_MS)]);
   for (const [i, one] of sockets.entries()) {
     const global = { ...context.global, socket: one, connectTimeoutMs: COMPLETION_CONNECT_MS, verbose: false };

@@ -121,6 +121,37 @@ describe("bash completion against QEMU", () => {
     }
   });
 
+  test("inside a quote not closed yet, nothing: bash would put it in place of the whole quoted word", () => {
+    expect(bashComplete(`${s()} exec human-monitor-command command-line=info `)).toContain("cpu-index=");
+    for (const open of ["'command-line=info ", '"command-line=info ', "command-line='info ", '"it\\"s ']) {
+      expect(bashComplete(`${s()} exec human-monitor-command ${open}`)).toEqual([]);
+    }
+    // Quotes closed (an escaped one is no quote): the words go on as before.
+    for (const closed of ["'command-line=info'", '"command-line=info"', "command-line=it\\'s"]) {
+      expect(bashComplete(`${s()} exec human-monitor-command ${closed} cpu`)).toEqual(["cpu-index="]);
+    }
+  });
+
+  test("a socket whose name holds a quote, \\ or $, typed as bash reads it, or handed over read (zsh, fish)", () => {
+    const dir = mkdtempSync(join(tmpdir(), "qmpctl-completion-names-"));
+    try {
+      const names = ["q'uote.sock", "dol$x.sock", "bs\\x.sock", 'dq"uote.sock'];
+      for (const name of names) symlinkSync(qemu.socket, join(dir, name));
+      const typed = [`q\\'uote`, `"q'uote`, `dol\\$x`, `'dol$x`, `bs\\\\x`, `"bs\\x`, `dq\\"uote`, `"dq\\"uote`];
+      for (const word of typed) { // DIR/NAME.sock, in the word's quotes if it has one
+        const quote = /^['"]/.test(word) ? word[0] : "";
+        const socket = `${quote}${dir}/${word.slice(quote.length)}.sock${quote}`;
+        expect(bashComplete(`qmpctl -s ${socket} exec set_lin`, { x: "ZZ" }), socket).toEqual(["set_link"]);
+      }
+      for (const name of names) { // zsh's words and fish's tokens come with their quotes and escapes undone
+        const result = run([QMPCTL, "completions", "complete", "--", "-s", join(dir, name), "exec", "set_lin"]);
+        expect(result.stdout, name).toBe("set_link\n");
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("event names after wait-event and --wait-event, with QMPCTL_SOCKET", () => {
     const socket = { QMPCTL_SOCKET: qemu.socket };
     expect(bashComplete("qmpctl wait-event SHUTD", socket)).toEqual(["SHUTDOWN"]);
