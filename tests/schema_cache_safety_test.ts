@@ -37,14 +37,19 @@ function home(): string {
 
 /**
  * A typed exec against a fresh fake QEMU with XDG_CACHE_HOME=`cacheHome`
- * (run with the real uid `realUid` if given): what it printed, and what it asked.
+ * (run with the real uid `realUid`, or as the user `runAs`, if given): what
+ * it printed, and what it asked.
  */
-async function typedExec(cacheHome: string, realUid?: number) {
+async function typedExec(cacheHome: string, as: { realUid?: number; runAs?: number } = {}) {
   const server = schemaServer();
   servers.push(server);
+  if (as.runAs !== undefined) { // the fake QEMU is root's: its socket open to the user
+    chmodSync(dirname(server.path), 0o755);
+    chmodSync(server.path, 0o777);
+  }
   const result = await qmpctl(["-s", server.path, "exec", "set_link", "name=n", "up=on"], {
     env: { XDG_CACHE_HOME: cacheHome },
-    realUid,
+    ...as,
   });
   expect(result).toMatchObject({ code: 0, stdout: '{"name":"n","up":true}\n', stderr: "" });
   return executed(server);
@@ -230,9 +235,24 @@ test("nothing is created in another user's tree (root run with a user's HOME, as
 
 test("a process whose real uid is not its effective uid uses its cache: it makes it, so it is the effective uid's", async () => {
   const base = home(); // root's, as the cache directory made in it: the effective uid is root's, the real one nobody's
-  expect(await typedExec(base, 65534)).toEqual(ASKS_SCHEMA);
+  expect(await typedExec(base, { realUid: 65534 })).toEqual(ASKS_SCHEMA);
   expect(statSync(join(base, "qmpctl")).uid).toBe(0);
-  expect(await typedExec(base, 65534)).toEqual(USES_CACHE);
+  expect(await typedExec(base, { realUid: 65534 })).toEqual(USES_CACHE);
+});
+
+test("a cache made read-only (files 0400, directories 0500) is still read: the schema is not asked for again", async () => {
+  const base = home();
+  chownSync(base, 65534, 65534); // a user's own (root could write to any file, read-only or not)
+  const nobody = { runAs: 65534 };
+  expect(await typedExec(base, nobody)).toEqual(ASKS_SCHEMA);
+  const tree = join(base, "qmpctl");
+  const entries = [tree, ...readdirSync(tree, { recursive: true }).map((name) => join(tree, String(name)))];
+  for (const path of entries.reverse()) chmodSync(path, statSync(path).isDirectory() ? 0o500 : 0o400);
+  try {
+    expect(await typedExec(base, nobody)).toEqual(USES_CACHE);
+  } finally {
+    for (const path of entries.reverse()) chmodSync(path, statSync(path).isDirectory() ? 0o700 : 0o600);
+  }
 });
 
 test("a relative XDG_CACHE_HOME is ignored: nothing is written under the working directory", async () => {
