@@ -12,9 +12,9 @@ Print the names of the QMP commands this QEMU offers, sorted, as one JSON
 array; with GLOB (e.g. 'query-*'), only those that match. With --long, one
 object per command: its name, its arguments on one line as they are written
 after 'qmpctl exec NAME' (optional ones in brackets), and its features
-(deprecated, unstable) when it has any. With --events, the events QEMU may
-send instead (the names wait-event and events take; --long: their data, as
---match KEY=VALUE reaches it).
+(deprecated, unstable, json-cli, ...) when it has any. With --events, the
+events QEMU may send instead (the names wait-event and events take; --long:
+their data, as --match KEY=VALUE reaches it).
 
 The names come from query-qmp-schema, cached per QEMU build under
 $XDG_CACHE_HOME/qmpctl (see 'qmpctl help describe').
