@@ -245,14 +245,15 @@ async function jobIds(context: CommandContext, state: LineState): Promise<string
 }
 
 /**
- * A word of the line as the shell will pass it when the line runs: the
- * completion scripts hand it over as typed (bash's `read -ra` keeps quotes,
- * none expands ~), so `-s ~/vm1.qmp`, `-s "$HOME/vm1.qmp"` and
- * `-s '/run/vm1.qmp'` name the sockets they will name then. Only what a
- * socket path needs: quotes, \ escapes, a leading ~ (`tilde`: when the value is a word
- * of its own, not after `--socket=`), $NAME and ${NAME} from the environment
- * (a shell variable that is not exported is not seen). bash splits a quoted
- * value with a blank in it before qmpctl sees it.
+ * A word of the line as the shell will pass it when the line runs: bash's
+ * script hands it over as typed (`read -ra` keeps quotes, none expands ~),
+ * so `-s ~/vm1.qmp`, `-s "$HOME/vm1.qmp"` and `-s '/run/vm1.qmp'` name the
+ * sockets they will name then (zsh's and fish's come read already, but for
+ * ~ and $: see LineState.sockets). Only what a socket path needs: quotes,
+ * \ escapes, a leading ~ (`tilde`: when the value is a word of its own, not
+ * after `--socket=`), $NAME and ${NAME} from the environment (a shell
+ * variable that is not exported is not seen); not $'...'. bash splits a
+ * quoted value with a blank in it before qmpctl sees it.
  */
 export function asTheShellReadsIt(word: string, tilde = true): string {
   const variable = (braced?: string, bare?: string) => env(braced ?? bare ?? "") ?? "";
@@ -264,7 +265,9 @@ export function asTheShellReadsIt(word: string, tilde = true): string {
       read += double.replace(/\\([$`"\\\n])|\$(?:\{(\w+)\}|(\w+))/g, (_, escape, b, n) => escape ?? variable(b, n));
     } else if (escaped !== undefined) read += escaped;
     else if (text === undefined) read += variable(braced, bare);
-    else read += tilde && index === 0 && /^~(\/|$)/.test(text) ? (env("HOME") ?? "") + text.slice(1) : text;
+    else {read += tilde && index === 0 && (text === word || text.startsWith("~/")) && text.startsWith("~")
+        ? (env("HOME") ?? "") + text.slice(1) // ~ alone, or ~/ unquoted: not ~\/ nor ~$X
+        : text;}
   }
   return read;
 }

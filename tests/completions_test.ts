@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { AGENT_COMMANDS } from "../lib/agent_schema.ts";
 import { COMMANDS, GLOBAL_OPTIONS } from "../cli/registry.ts";
+import { asTheShellReadsIt } from "../cli/completions.ts";
 import { QMPCTL, qmpctl } from "./helpers/cli.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
 import { executed, freshCacheHome, schemaServer, SMALL_SCHEMA } from "./helpers/schema_fixture.ts";
@@ -65,6 +66,29 @@ printf '%s\\n' "\${COMPREPLY[@]}"`;
   expect(result.stderr).toBe("");
   return result.stdout.split("\n").filter((l) => l !== "");
 }
+
+test('a word as bash reads it: quotes, \\ escapes (\\ in double quotes before $ ` " \\ only), $NAME, a leading ~', () => {
+  process.env.QMPCTL_TEST_X = "xx";
+  const home = process.env.HOME;
+  const reads: [string, string][] = [
+    ["~", `${home}`],
+    ["~/a", `${home}/a`],
+    ["~\\/a", "~/a"],
+    ["~$QMPCTL_TEST_X/a", "~xx/a"],
+    ['"~/a"', "~/a"],
+    ["q\\'uote", "q'uote"],
+    ['"q\'uote"', "q'uote"],
+    ["dol\\$x", "dol$x"],
+    ["'dol$x'", "dol$x"],
+    ['"bs\\x"', "bs\\x"],
+    ["bs\\\\x", "bs\\x"],
+    ['"a\\"b\\$c\\\\"', 'a"b$c\\'],
+    ['"${QMPCTL_TEST_X}/a"', "xx/a"],
+    ["'open", "open"],
+  ];
+  for (const [typed, read] of reads) expect(asTheShellReadsIt(typed), typed).toBe(read);
+  expect(asTheShellReadsIt("~/a", false)).toBe("~/a"); // after --socket=
+});
 
 describe("the scripts", () => {
   test.each(["bash", "zsh", "fish"])("%s -n accepts the %s script", (shell) => {
@@ -468,6 +492,10 @@ describe("a real TAB on a terminal", () => {
 
   test("bash: 'qmpctl ga e<TAB>' becomes 'qmpctl ga exec'", async () => {
     await completeOnTerminal("bash", "qmpctl ga e", "qmpctl ga exec");
+  }, 45_000);
+
+  test("bash: a file name inside a quote not closed yet is completed (bash reads the quote)", async () => {
+    await completeOnTerminal("bash", "qmpctl ga exec --stdin 'ba", "qmpctl ga exec --stdin 'backup.sql'");
   }, 45_000);
 
   test.each(["bash", "zsh", "fish"])("%s: 'qmpctl ga exec --stdin ba<TAB>' completes the local file", async (shell) => {
