@@ -41,7 +41,9 @@ export async function run(context: CommandContext): Promise<number> {
     (context) =>
       guestSource !== undefined
         ? copyOut(context, guestSource, target)
-        : copyIn(context, source, intoDirectory(guestTarget!, source)),
+        : copyIn(context, source, intoDirectory(guestTarget!, source)).catch((error) => {
+          throw withDirectoryHint(error, guestTarget!, source);
+        }),
   );
   return 0;
 }
@@ -52,6 +54,21 @@ function intoDirectory(guestFile: string, localFile: string): string {
   if (!guestFile.endsWith("/") || name === "") return guestFile;
   if (localFile === "-") throw new UsageError(`:${guestFile} is a directory, and stdin has no name: name the file`);
   return guestFile + name;
+}
+
+/**
+ * cp(1) copies into a directory DST; here only a DST ending in / says so
+ * (qemu-ga cannot tell what a path is): the agent's refusal to write a
+ * directory DST given without it says how.
+ */
+function withDirectoryHint(error: unknown, guestFile: string, localFile: string): unknown {
+  if (guestFile.endsWith("/") || !(error instanceof CommandError) || !error.desc.endsWith(": Is a directory")) {
+    return error;
+  }
+  error.message += localFile === "-"
+    ? ` (name the file to write in it: :${guestFile}/NAME)`
+    : ` (to copy into that directory, end DST with /: :${guestFile}/)`;
+  return error;
 }
 
 function guestPath(word: string): string | undefined {
@@ -140,14 +157,6 @@ async function copyIn(context: CommandContext, localFile: string, guestFile: str
       }
       await previous;
     });
-  } catch (error) {
-    // cp(1) would copy into a directory; here only a DST ending in / says so (qemu-ga cannot tell what a path is).
-    if (error instanceof CommandError && error.desc.endsWith(": Is a directory")) {
-      error.message += localFile === "-"
-        ? ` (a directory: name the file to write in it, :${guestFile}/NAME)`
-        : ` (to copy into that directory, end DST with /: :${guestFile}/)`;
-    }
-    throw error;
   } finally {
     // Not awaited: after an aborted read, return() would wait for that read, which may never end.
     chunks.return(undefined).catch(() => {});

@@ -201,7 +201,16 @@ describe("ga cp", () => {
     expect(await qmpctl(["-s", agent.socket, "ga", "cp", "-", `:${into}`], { stdin: "x" })).toMatchObject({
       code: 1,
       stderr: `qmpctl: GenericError: failed to open file '${into}' (mode: 'w'): Is a directory` +
-        ` (a directory: name the file to write in it, :${into}/NAME)\n`,
+        ` (name the file to write in it: :${into}/NAME)\n`,
+    });
+    // DST ending in / already: the file's name in it is a directory; no hint then (cp(1) refuses this too).
+    mkdirSync(join(into, "source.bin.d"));
+    const named = join(into, "source.bin.d");
+    writeFileSync(path("source.bin.d"), "x");
+    expect(await cp(path("source.bin.d"), `:${into}/`)).toMatchObject({
+      code: 1,
+      stdout: "",
+      stderr: `qmpctl: GenericError: failed to open file '${named}' (mode: 'w'): Is a directory\n`,
     });
   });
 
