@@ -37,8 +37,8 @@ export interface CommandEntry {
   /**
    * It runs until something happens (an event, a job's end, the proxy's
    * stop): started with SIGINT ignored (a background job of a script), it
-   * leaves it ignored, as sleep(1) does (under Bun only while stdout and
-   * stderr are no terminal: Bun replaces an ignored SIGINT then, see README).
+   * leaves it ignored, as sleep(1) does (under Bun only while stdin, stdout
+   * and stderr are no terminal: Bun replaces an ignored SIGINT then, see README).
    * A one-shot command does not look, unless an option given makes it wait
    * (OptionSpec.waits: exec --wait-job).
    */
