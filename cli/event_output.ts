@@ -113,21 +113,22 @@ function matchConditions(words: readonly string[]): KeyValueWord[] {
  * Check the names and the `--match` conditions against QEMU's schema (loaded
  * only here): a name QEMU does not know, or a condition no such event can
  * meet, would wait forever, so it is a usage error (exit 2). Call after
- * subscribing, so that no event is missed meanwhile. With `subscribed`
- * (wait-event, events), a connection that closes during the check ends the
- * check only: the wait goes on to print the events that came before the
- * close (a QEMU that quit through a proxy), and ends as on any close.
+ * subscribing, so that no event is missed meanwhile. With `closeEndsCheck`
+ * (wait-event, events: subscribed already), a connection that closes during
+ * the check ends the check only: the wait goes on to print the events that
+ * came before the close (a QEMU that quit through a proxy), and ends as on
+ * any close.
  */
 export async function checkEventWait(
   client: QmpClient,
   wait: EventWait,
   signal: AbortSignal,
-  subscribed = false,
+  { closeEndsCheck = false } = {},
 ): Promise<void> {
   if (wait.names.length === 0 && wait.conditions.length === 0) return;
   const schema = await import("../lib/schema/mod.ts");
   await schema.checkEventFilter(client, wait.names, wait.conditions, { signal }).catch((error) => {
-    if (!subscribed || !(error instanceof DisconnectedError)) throw error;
+    if (!closeEndsCheck || !(error instanceof DisconnectedError)) throw error;
   });
 }
 

@@ -47,7 +47,7 @@ export async function run(outer: CommandContext): Promise<number> {
   // Subscribed before negotiation ends: events in the same read as its reply count too.
   let subscription!: EventSubscription;
   return await withClient(context, async (client) => {
-    await checkEventWait(client, wait, context.signal, true); // as wait-event
+    await checkEventWait(client, wait, context.signal, { closeEndsCheck: true }); // as wait-event
     const { printed, error } = await printEvents(context, subscription, wait);
     const counted = wait.count !== Infinity; // --count N: N were awaited, as by wait-event
     if (error instanceof TimeoutError && counted) throw awaitedTimeout(wait, printed);

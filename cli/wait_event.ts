@@ -54,7 +54,7 @@ export async function run(context: CommandContext): Promise<number> {
   // Subscribed before negotiation ends: events in the same read as its reply count too.
   let subscription!: EventSubscription;
   return await withClient(context, async (client) => {
-    await checkEventWait(client, wait, context.signal, true);
+    await checkEventWait(client, wait, context.signal, { closeEndsCheck: true });
     await printAwaitedEvents(context, client, subscription, wait);
     return 0;
   }, { subscribe: (c) => (subscription = subscribe(c, wait, context.signal)) });
