@@ -69,7 +69,7 @@ export class Schema {
 
   /** For a name that is no command: ` (NAME is an event: ...)` when it is one, else the closest commands, or "". */
   notACommandHint(name: string): string {
-    if (this.eventNames().includes(name)) return ` (${name} is an event: qmpctl wait-event ${name} waits for it)`;
+    if (this.eventNames().includes(name)) return ` (${name} is an event: QEMU sends it; it is awaited, not run)`;
     return didYouMean(name, this.commandNames().filter((n) => n !== name));
   }
 

@@ -18,7 +18,7 @@ export function scalar(text: string, json: string): unknown {
       return text === "null" ? null : undefined;
     case "int":
       return parseInteger(text);
-    case "number": // as written: a double would round 2^53 + 1 and 1e400 (QEMU reads the digits itself)
+    case "number": // as written: a double would round 2^53 + 1, and make 1e400 Infinity (QEMU reads the digits)
       return /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$/.test(text) ? parseExact(text) : undefined;
     default: // "value" (any), and json-types this version does not know
       return jsonOrString([], text);

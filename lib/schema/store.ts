@@ -42,7 +42,10 @@ export function hostTarget(): string | undefined {
 /** The largest cache file read; a bigger one is ignored (an entry of QEMU's whole schema is well under 4 MiB). */
 export const MAX_CACHE_FILE_BYTES = 32 * 1024 * 1024;
 
-/** Why Bun.mmap fails on a file that can be read, not written: its mode (EACCES), a read-only file system (EROFS). */
+/**
+ * Why Bun.mmap fails on a file that may be read, not written: its mode
+ * (EACCES), a read-only file system (EROFS), an immutable file (EPERM).
+ */
 const READ_ONLY_CODES = ["EACCES", "EROFS", "EPERM"];
 
 const rootChecks = new Map<string, Promise<boolean>>();
@@ -106,8 +109,8 @@ export async function readCacheFile(root: string, file: string, linkProbe = file
       } catch (error) {
         // Bun.mmap opens the file to write as well: a read-only file or file system refuses it. Read it so.
         if (!READ_ONLY_CODES.includes((error as { code?: string }).code ?? "")) throw error;
-        const file = await bun.file(path).stat();
-        if (!file.isFile() || file.size > MAX_CACHE_FILE_BYTES) return undefined;
+        const stats = await bun.file(path).stat();
+        if (!stats.isFile() || stats.size > MAX_CACHE_FILE_BYTES) return undefined;
         return await bun.file(path).text();
       }
       return bytes.length > MAX_CACHE_FILE_BYTES ? undefined : new TextDecoder().decode(bytes);
