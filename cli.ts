@@ -272,7 +272,10 @@ function exitStatusOf(error: unknown): number {
   // Deno run without the permissions deno.json's task grants (what failed may have wrapped it: a connection)
   for (let cause = error; cause instanceof Error; cause = cause.cause) {
     if (cause.name !== "NotCapable") continue;
-    writeStderrLine(`qmpctl: ${cause.message}: run it as \`deno task qmpctl\`, or with that task's permissions`, true);
+    const hint = /^Requires all access/.test(cause.message) // /dev and /proc files: --allow-all
+      ? " (deno task qmpctl does not grant it)"
+      : ": run it as `deno task qmpctl`, or with that task's permissions";
+    writeStderrLine(`qmpctl: ${cause.message}${hint}`, true);
     return EXIT.USAGE;
   }
   const status = statusOf(error);

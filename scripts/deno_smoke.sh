@@ -53,6 +53,12 @@ timeout 120 node_modules/deno/deno run -q --allow-env --allow-net cli.ts -s "$di
 [ "$code" -eq 2 ] && grep -q "Requires read access.*deno task qmpctl" "$dir/err" ||
   fail "deno run without --allow-read: expected exit 2 naming it, got $code: $(cat "$dir/err")"
 
+# A file under /dev other than /dev/null: Deno asks --allow-all, which the task does not grant (exit 2, saying so).
+code=0
+echo query-status | deno batch /dev/stdin >/dev/null 2>"$dir/err" || code=$?
+[ "$code" -eq 2 ] && grep -q 'Requires all access to "/dev/stdin".*(deno task qmpctl does not grant it)$' "$dir/err" ||
+  fail "batch /dev/stdin: expected exit 2 naming --allow-all, got $code: $(cat "$dir/err")"
+
 # The task runs qmpctl in the directory it is started from: a relative path is the user's.
 code=0
 (cd "$dir" && timeout 120 "$OLDPWD/node_modules/.bin/deno" task -q --config "$OLDPWD/deno.json" qmpctl -s qmp.sock \
@@ -164,7 +170,7 @@ wait "$proxy_pid" || code=$?
 [ "$code" -eq 0 ] || fail "proxy -- QEMU sent SIGTERM: expected exit 0 (QEMU's), got $code: $(cat "$dir/proxy.err")"
 
 echo "deno: exec query-status → $out; unknown command → exit 1; closed stdout → exit 0; full disk → exit 74;" \
-  "a permission missing → exit 2 (ssh:// without --allow-run too); a relative path from another directory;" \
+  "a permission missing → exit 2 (ssh:// without --allow-run too, a /dev file without --allow-all); a relative path from another directory;" \
   "a missing ssh named; deno task → $version; schema cache written (in a group-writable directory too), a planted link not followed;" \
   "proxy -- QEMU stopped → QEMU's 0; ga exec → its output and exit 3; the library exits after a silent channel's timeout;" \
   "its connect throws when the peer sends garbage at once"
