@@ -1,6 +1,7 @@
 /** `--args JSON` and `--args -` (the object's text from stdin), for exec and ga. @module */
 import { isBlank, parseArgumentsJson } from "../lib/args.ts";
 import { ArgumentError, QmpError } from "../lib/errors.ts";
+import { MAX_TOKEN_SIZE } from "../lib/parser_limits.ts";
 import { decodeUtf8, showInvalidUtf8 } from "../lib/utf8.ts";
 import { readStdinBytes } from "./io/input.ts";
 
@@ -17,14 +18,18 @@ export async function argsObject(argsText: string, signal: AbortSignal): Promise
 /**
  * The `--args -` text: stdin's bytes, which must be UTF-8 (no other encoding
  * is guessed from a byte-order mark).
- * @throws {ArgumentError} when stdin cannot be read (a directory, closed), is empty or is not UTF-8
+ * @throws {ArgumentError} when stdin cannot be read (a directory, closed), is empty, is not UTF-8, or
+ * holds more than QEMU takes in one command (MAX_TOKEN_SIZE: its compact text could not be shorter)
  */
 async function readArgsFromStdin(signal: AbortSignal): Promise<string> {
-  const bytes = await readStdinBytes(signal).catch(async (error) => {
+  const bytes = await readStdinBytes(MAX_TOKEN_SIZE, signal).catch(async (error) => {
     if (error instanceof QmpError) throw error; // SIGINT or --timeout
     const { fileErrorWords } = await import("./file_errors.ts"); // only here: not loaded by every exec
     throw new ArgumentError(`--args -: cannot read stdin: ${fileErrorWords(error) ?? (error as Error).message}`);
   });
+  if (bytes === undefined) {
+    throw new ArgumentError(`--args -: stdin holds more than QEMU takes in one command (${MAX_TOKEN_SIZE >> 20} MiB)`);
+  }
   const text = decodeUtf8(bytes);
   if (text !== undefined && isBlank(text)) {
     throw new ArgumentError("--args -: stdin held no JSON, only blanks or nothing (an object is needed: {} for none)");

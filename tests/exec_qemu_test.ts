@@ -1,7 +1,7 @@
 /** `qmpctl exec` and `qmpctl hmp` against a real QEMU: what a user sees on stdout, stderr and in the exit status. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { interrupt, qmpctl, startQmpctl } from "./helpers/cli.ts";
+import { interrupt, QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
 import { blockedIn, waitUntil } from "./helpers/process_state.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
 
@@ -193,6 +193,25 @@ describe("exec", () => {
       stderr:
         "qmpctl: --args -: invalid JSON at line 2, column 1: more follows the JSON value (one value is expected)\n",
     }));
+  });
+
+  test("--args - from an endless stdin (/dev/zero) stops reading past what QEMU takes in one command: exit 2", () => {
+    const run = Bun.spawnSync([
+      "bash",
+      "-c",
+      'exec "$0" -s "$1" exec set_link --args - </dev/zero',
+      QMPCTL,
+      qemu.socket,
+    ], {
+      stdout: "pipe",
+      stderr: "pipe",
+      timeout: 30_000, // before: read on until the memory ran out
+    });
+    expect({ code: run.exitCode, stdout: run.stdout.toString(), stderr: run.stderr.toString() }).toEqual({
+      code: 2,
+      stdout: "",
+      stderr: "qmpctl: --args -: stdin holds more than QEMU takes in one command (64 MiB)\n",
+    });
   });
 
   test("-v logs every message, sent (>) and received (<), as one compact JSON line each; stdout is unchanged", async () => {

@@ -23,24 +23,16 @@ async function checkStdinOpen(): Promise<void> {
   if (closed) throw Object.assign(new Error("stdin is closed"), { code: "EBADF" });
 }
 
-let stdinBytes: Promise<Uint8Array> | undefined;
-
-/** All of stdin as text (UTF-8), read once as readStdinBytes reads it. */
-export async function readStdin(signal?: AbortSignal): Promise<string> {
-  return new TextDecoder().decode(await readStdinBytes(signal));
-}
+let stdinBytes: Promise<Uint8Array | undefined> | undefined;
 
 /**
  * All of stdin as bytes, read once (every target of a fan-out gets the same
- * input); `signal` (SIGINT, --timeout) ends the wait for a stdin that stays open.
+ * input; the first call's `limit` holds); undefined when there are more than
+ * `limit` (reading stops there: `< /dev/zero` does not fill the memory).
+ * `signal` (SIGINT, --timeout) ends the wait for a stdin that stays open.
  */
-export function readStdinBytes(signal?: AbortSignal): Promise<Uint8Array> {
-  return abortable(stdinBytes ??= readAllStdin(), signal, "stdin to end");
-}
-
-async function readAllStdin(): Promise<Uint8Array> {
-  await checkStdinOpen();
-  return bun ? bun.stdin.bytes() : (await readAtMost("-", Infinity))!; // no limit: never undefined
+export function readStdinBytes(limit: number, signal?: AbortSignal): Promise<Uint8Array | undefined> {
+  return abortable(stdinBytes ??= readAtMost("-", limit), signal, "stdin to end");
 }
 
 /** A whole text file (Bun.file under Bun; node:fs elsewhere, imported only here). */
