@@ -26,6 +26,24 @@ _qmpctl() {
   [[ -z $line || $line == *[[:space:]] ]] && words+=("")
   local cur=\${words[\${#words[@]}-1]}
   COMPREPLY=()
+  # Inside a quote opened before the word being completed (its blank split
+  # the line here), bash would replace the whole quoted word with what is
+  # offered: offer nothing. (A quote opened in the word itself is bash's to
+  # read: a file name completes.)
+  local i c quote="" opened=0
+  for ((i = 0; i < \${#line}; i++)); do
+    c=\${line:i:1}
+    if [[ $quote == "'" ]]; then
+      [[ $c == "'" ]] && quote=""
+    elif [[ $c == '\\' ]]; then
+      ((i++))
+    elif [[ -n $quote ]]; then
+      [[ $c == '"' ]] && quote=""
+    elif [[ $c == "'" || $c == '"' ]]; then
+      quote=$c opened=$i
+    fi
+  done
+  [[ -n $quote ]] && ((opened < \${#line} - \${#cur})) && return 0
   # qmpctl as typed: ~/bin/qmpctl and $HOME/bin/qmpctl are not expanded yet.
   local program=\${words[0]}
   case $program in
@@ -42,23 +60,6 @@ _qmpctl() {
     mapfile -t COMPREPLY < <(compgen -f -- "$file")
     return 0
   fi
-  # Inside a quote not closed yet (a file name aside, above: compgen reads
-  # its quote), bash would replace the whole quoted word with what is offered
-  # for the part after its last blank: offer nothing.
-  local i c quote=""
-  for ((i = 0; i < \${#line}; i++)); do
-    c=\${line:i:1}
-    if [[ $quote == "'" ]]; then
-      [[ $c == "'" ]] && quote=""
-    elif [[ $c == '\\' ]]; then
-      ((i++))
-    elif [[ -n $quote ]]; then
-      [[ $c == '"' ]] && quote=""
-    elif [[ $c == "'" || $c == '"' ]]; then
-      quote=$c
-    fi
-  done
-  [[ -n $quote ]] && return 0
   # bash replaces only what follows the last '=' or ':' of the word (when
   # they are in COMP_WORDBREAKS), so offer only that part.
   local breaks=\${COMP_WORDBREAKS//[^=:]/} trim=""

@@ -265,9 +265,10 @@ export function asTheShellReadsIt(word: string, tilde = true): string {
       read += double.replace(/\\([$`"\\\n])|\$(?:\{(\w+)\}|(\w+))/g, (_, escape, b, n) => escape ?? variable(b, n));
     } else if (escaped !== undefined) read += escaped;
     else if (text === undefined) read += variable(braced, bare);
-    else {read += tilde && index === 0 && (text === word || text.startsWith("~/")) && text.startsWith("~")
-        ? (env("HOME") ?? "") + text.slice(1) // ~ alone, or ~/ unquoted: not ~\/ nor ~$X
-        : text;}
+    // ~ alone, or before an unquoted /: not ~\/ nor ~$X/, and ~user is not looked up (left as typed)
+    else if (tilde && index === 0 && (text.startsWith("~/") || (text === "~" && word === "~"))) {
+      read += (env("HOME") ?? "") + text.slice(1);
+    } else read += text;
   }
   return read;
 }

@@ -75,6 +75,8 @@ test('a word as bash reads it: quotes, \\ escapes (\\ in double quotes before $ 
     ["~/a", `${home}/a`],
     ["~\\/a", "~/a"],
     ["~$QMPCTL_TEST_X/a", "~xx/a"],
+    ["~root/x", "~root/x"],
+    ["~bob", "~bob"],
     ['"~/a"', "~/a"],
     ["q\\'uote", "q'uote"],
     ['"q\'uote"', "q'uote"],
@@ -88,6 +90,7 @@ test('a word as bash reads it: quotes, \\ escapes (\\ in double quotes before $ 
   ];
   for (const [typed, read] of reads) expect(asTheShellReadsIt(typed), typed).toBe(read);
   expect(asTheShellReadsIt("~/a", false)).toBe("~/a"); // after --socket=
+  delete process.env.QMPCTL_TEST_X;
 });
 
 describe("the scripts", () => {
@@ -151,6 +154,9 @@ describe("bash completion against QEMU", () => {
       expect(bashComplete(`${s()} exec human-monitor-command ${open}`)).toEqual([]);
     }
     // Quotes closed (an escaped one is no quote): the words go on as before.
+    // Nor a file name there: 'my ba' would become 'backup.sql', what was typed lost.
+    expect(bashComplete('qmpctl ga cp "my ba')).toEqual([]);
+    expect(bashComplete("qmpctl ga cp ba")).toEqual(["backup.sql"]); // the control
     for (const closed of ["'command-line=info'", '"command-line=info"', "command-line=it\\'s"]) {
       expect(bashComplete(`${s()} exec human-monitor-command ${closed} cpu`)).toEqual(["cpu-index="]);
     }
