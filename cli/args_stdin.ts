@@ -19,7 +19,8 @@ export async function argsObject(argsText: string, signal: AbortSignal): Promise
  * The `--args -` text: stdin's bytes, which must be UTF-8 (no other encoding
  * is guessed from a byte-order mark).
  * @throws {ArgumentError} when stdin cannot be read (a directory, closed), is empty, is not UTF-8, or
- * holds more than QEMU takes in one command (MAX_TOKEN_SIZE: its compact text could not be shorter)
+ * holds more than MAX_TOKEN_SIZE bytes: a bound on memory (< /dev/zero), at QEMU's own bound on the
+ * tokens of one command, which the command's own text is checked against when it is sent
  */
 async function readArgsFromStdin(signal: AbortSignal): Promise<string> {
   const bytes = await readStdinBytes(MAX_TOKEN_SIZE, signal).catch(async (error) => {
@@ -28,7 +29,9 @@ async function readArgsFromStdin(signal: AbortSignal): Promise<string> {
     throw new ArgumentError(`--args -: cannot read stdin: ${fileErrorWords(error) ?? (error as Error).message}`);
   });
   if (bytes === undefined) {
-    throw new ArgumentError(`--args -: stdin holds more than QEMU takes in one command (${MAX_TOKEN_SIZE >> 20} MiB)`);
+    throw new ArgumentError(
+      `--args -: stdin holds more than ${MAX_TOKEN_SIZE >> 20} MiB, what qmpctl reads for one command`,
+    );
   }
   const text = decodeUtf8(bytes);
   if (text !== undefined && isBlank(text)) {

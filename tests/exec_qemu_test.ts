@@ -210,7 +210,7 @@ describe("exec", () => {
     expect({ code: run.exitCode, stdout: run.stdout.toString(), stderr: run.stderr.toString() }).toEqual({
       code: 2,
       stdout: "",
-      stderr: "qmpctl: --args -: stdin holds more than QEMU takes in one command (64 MiB)\n",
+      stderr: "qmpctl: --args -: stdin holds more than 64 MiB, what qmpctl reads for one command\n",
     });
   });
 
