@@ -273,7 +273,7 @@ function exitStatusOf(error: unknown): number {
   for (let cause = error; cause instanceof Error; cause = cause.cause) {
     if (cause.name !== "NotCapable") continue;
     const hint = /^Requires all access/.test(cause.message) // /dev and /proc files: --allow-all
-      ? " (deno task qmpctl does not grant it)"
+      ? " (deno task qmpctl does not grant it; - names stdin and stdout)"
       : ": run it as `deno task qmpctl`, or with that task's permissions";
     writeStderrLine(`qmpctl: ${cause.message}${hint}`, true);
     return EXIT.USAGE;

@@ -53,10 +53,10 @@ timeout 120 node_modules/deno/deno run -q --allow-env --allow-net cli.ts -s "$di
 [ "$code" -eq 2 ] && grep -q "Requires read access.*deno task qmpctl" "$dir/err" ||
   fail "deno run without --allow-read: expected exit 2 naming it, got $code: $(cat "$dir/err")"
 
-# A file under /dev other than /dev/null: Deno asks --allow-all, which the task does not grant (exit 2, saying so).
+# A file under /dev such as /dev/stdin: Deno asks --allow-all, which the task does not grant (exit 2, saying so).
 code=0
 echo query-status | deno batch /dev/stdin >/dev/null 2>"$dir/err" || code=$?
-[ "$code" -eq 2 ] && grep -q 'Requires all access to "/dev/stdin".*(deno task qmpctl does not grant it)$' "$dir/err" ||
+[ "$code" -eq 2 ] && grep -q 'Requires all access to "/dev/stdin".*(deno task qmpctl does not grant it; - names stdin and stdout)$' "$dir/err" ||
   fail "batch /dev/stdin: expected exit 2 naming --allow-all, got $code: $(cat "$dir/err")"
 
 # The task runs qmpctl in the directory it is started from: a relative path is the user's.
