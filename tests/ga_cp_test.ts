@@ -204,8 +204,8 @@ describe("ga cp", () => {
         ` (name the file to write in it: :${into}/NAME)\n`,
     });
     // DST ending in / already: the file's name in it is a directory; no hint then (cp(1) refuses this too).
-    mkdirSync(join(into, "source.bin.d"));
     const named = join(into, "source.bin.d");
+    mkdirSync(named);
     writeFileSync(path("source.bin.d"), "x");
     expect(await cp(path("source.bin.d"), `:${into}/`)).toMatchObject({
       code: 1,

@@ -135,12 +135,12 @@ test("an event's name given to exec is said to be an event's, with or without wo
   expect(plain.code).toBe(1);
   expect(lastLine(plain.stderr)).toBe(
     "qmpctl: CommandNotFound: The command SHUTDOWN has not been found " +
-      "(SHUTDOWN is an event: QEMU sends it; it is awaited, not run)",
+      "(SHUTDOWN is an event, which QEMU sends: it can be waited for, not run)",
   );
   const typed = await run(["exec", "SHUTDOWN", "guest=true"]);
   expect(typed).toMatchObject({ code: 2, stdout: "" });
   expect(lastLine(typed.stderr)).toBe(
-    "qmpctl: unknown command 'SHUTDOWN' (SHUTDOWN is an event: QEMU sends it; it is awaited, not run)",
+    "qmpctl: unknown command 'SHUTDOWN' (SHUTDOWN is an event, which QEMU sends: it can be waited for, not run)",
   );
 });
 

@@ -69,7 +69,9 @@ export class Schema {
 
   /** For a name that is no command: ` (NAME is an event: ...)` when it is one, else the closest commands, or "". */
   notACommandHint(name: string): string {
-    if (this.eventNames().includes(name)) return ` (${name} is an event: QEMU sends it; it is awaited, not run)`;
+    if (this.eventNames().includes(name)) {
+      return ` (${name} is an event, which QEMU sends: it can be waited for, not run)`;
+    }
     return didYouMean(name, this.commandNames().filter((n) => n !== name));
   }
 
