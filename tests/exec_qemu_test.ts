@@ -195,7 +195,7 @@ describe("exec", () => {
     }));
   });
 
-  test("--args - from an endless stdin (/dev/zero) stops reading past what QEMU takes in one command: exit 2", () => {
+  test("--args - from an endless stdin (/dev/zero) stops reading at 64 MiB: exit 2", () => {
     const run = Bun.spawnSync([
       "bash",
       "-c",
