@@ -33,9 +33,7 @@ export interface BunSocketHandler<Data> {
 export interface BunStats {
   mode: number;
   uid: number;
-  size: number;
   isDirectory(): boolean;
-  isFile(): boolean;
 }
 
 /** A child from `Bun.spawn` with its stderr piped. */

@@ -10,7 +10,7 @@
  * Reading is on the path of every typed `exec`, so under Bun it uses
  * `Bun.mmap` (importing `node:fs` costs a compiled binary ~7 ms of start-up,
  * and `Bun.file().text()` ~4 ms); writing happens once per QEMU build and
- * may load `node:fs`.
+ * may load `node:fs`, as reading an entry that may not be written does.
  *
  * @module
  */
@@ -103,17 +103,14 @@ export async function readCacheFile(root: string, file: string, linkProbe = file
       // Bun.mmap is synchronous and ~4 ms cheaper than Bun.file().text() in a
       // fresh process; mapping reads nothing, so the size is checked before
       // any byte is. Entries are replaced by rename, never rewritten in place.
-      let bytes: Uint8Array;
       try {
-        bytes = bun.mmap(path);
+        const bytes = bun.mmap(path);
+        return bytes.length > MAX_CACHE_FILE_BYTES ? undefined : new TextDecoder().decode(bytes);
       } catch (error) {
-        // Bun.mmap opens the file to write as well: a read-only file or file system refuses it. Read it so.
+        // Bun.mmap opens the file to write as well: a read-only file or file system refuses it, and
+        // node:fs reads it below (loaded only then), as it reads every file where Bun is not.
         if (!READ_ONLY_CODES.includes((error as { code?: string }).code ?? "")) throw error;
-        const stats = await bun.file(path).stat();
-        if (!stats.isFile() || stats.size > MAX_CACHE_FILE_BYTES) return undefined;
-        return await bun.file(path).text();
       }
-      return bytes.length > MAX_CACHE_FILE_BYTES ? undefined : new TextDecoder().decode(bytes);
     }
     if (!(await isSafeRoot(root))) return undefined;
     const { constants, promises } = await import("node:fs");
