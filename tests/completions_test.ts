@@ -153,10 +153,10 @@ describe("bash completion against QEMU", () => {
     for (const open of ["'command-line=info ", '"command-line=info ', "command-line='info ", '"it\\"s ']) {
       expect(bashComplete(`${s()} exec human-monitor-command ${open}`)).toEqual([]);
     }
-    // Quotes closed (an escaped one is no quote): the words go on as before.
     // Nor a file name there: 'my ba' would become 'backup.sql', what was typed lost.
     expect(bashComplete('qmpctl ga cp "my ba')).toEqual([]);
     expect(bashComplete("qmpctl ga cp ba")).toEqual(["backup.sql"]); // the control
+    // Quotes closed (an escaped one is no quote): the words go on as before.
     for (const closed of ["'command-line=info'", '"command-line=info"', "command-line=it\\'s"]) {
       expect(bashComplete(`${s()} exec human-monitor-command ${closed} cpu`)).toEqual(["cpu-index="]);
     }
