@@ -141,7 +141,12 @@ async function main(): Promise<number> {
   try {
     // Several targets (-s repeated or a glob): the runner is loaded only then.
     const unmatched = new Map<string, Error>(); // globs that match nothing, beside other targets
-    const several = (sockets.length > 1 || isGlob(sockets[0] ?? "")) &&
+    const severalSpelled = sockets.length > 1 || isGlob(sockets[0] ?? "");
+    // The line is one target's: several would draw over one another, so an explicit ask is refused, not ignored.
+    if (severalSpelled && entry.fanout && options.has("progress")) {
+      throw new UsageError("--progress draws one target's line: with -s repeated or a glob, --progress-json");
+    }
+    const several = severalSpelled &&
       await (await import("./cli/fanout.ts")).expandTargets(sockets, waitSocketMs, context.signal, unmatched);
     // A command of one target takes a glob that matches one socket (or one -s given twice) as that socket.
     if (several && !entry.fanout) {

@@ -31,7 +31,8 @@ keeps following it, and when --timeout runs out says what it waits for.
 Progress: on a terminal, stderr shows one line that is redrawn in place
 (percentage, bytes done and total, rate, time left) and erased at the end;
 NO_COLOR turns its colour off. Nothing of it when stderr is not a terminal
-(cron, a pipe, a file); --progress draws it anyway, --no-progress never.
+(cron, a pipe, a file); --progress draws it anyway (without colour, and
+for one target only), --no-progress never.
 --progress-json writes instead one JSON object a line on stderr, every 250ms
 while a job runs (stdout is the same as without it):
   {"progress":"job","id":"b0","type":"backup","status":"running",

@@ -1,7 +1,8 @@
 /**
  * Progress of long work on stderr. For people, one line that is redrawn in
  * place (carriage return, then erase to the end of the line), cut to the
- * terminal's width, coloured unless NO_COLOR is set, and erased at the end
+ * terminal's width, coloured on a terminal unless NO_COLOR is set (not in a
+ * file that `--progress` draws it into), and erased at the end
  * so that only the final lines remain. For programs (`--progress-json`),
  * one JSON object per line on stderr; stdout stays as it is without it.
  * By default the line is drawn only when stderr is a terminal: nothing of it
@@ -97,7 +98,7 @@ export class ProgressReporter {
     this.#mode = mode;
     this.#socket = socket;
     this.#dumb = dumbTerminal();
-    this.#color = mode === "line" && (env("NO_COLOR") ?? "") === "" && !this.#dumb;
+    this.#color = mode === "line" && stderrIsTerminal() && (env("NO_COLOR") ?? "") === "" && !this.#dumb;
   }
 
   /** Whether progress is shown at all (else the samples need not be made). */

@@ -217,6 +217,11 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
       /^qmpctl: --args: the key "path" is given twice in one object$/,
     ],
     [
+      "--progress with several targets, whose lines would draw over one another",
+      ["-s", "/nonexistent/*.qmp", "job", "wait", "--progress", "--wait-socket", "10s"],
+      /^qmpctl: --progress draws one target's line: with -s repeated or a glob, --progress-json$/,
+    ],
+    [
       "KEY:=JSON with a key given twice",
       ["exec", "qom-get", 'a:={"b":1,"b":2}'],
       /^qmpctl: 'a:=\{.*the key "b" is given twice/,
