@@ -51,8 +51,9 @@ before PROG, and -- before PROG is optional. --stdin
 FILE (- for qmpctl's stdin) becomes its input; --env K=V (repeatable)
 gives it an environment (qemu-ga passes only these variables).
 qemu-ga keeps at most 16 MB of each output: more is cut, with a warning.
---json prints the final guest-exec-status object instead and exits 0 (1,
-with the agent's error, when PROG could not be started: there is none).
+--json prints the final guest-exec-status object instead (--pretty indents
+it) and exits 0 (1, with the agent's error, when PROG could not be started:
+there is none).
 --timeout D exits 124, Ctrl-C 130; the program may then still run in the guest.
   qmpctl ga exec -- uname -a
   qmpctl ga exec --stdin backup.sql -- psql -q app
@@ -114,6 +115,13 @@ export async function run(context: CommandContext): Promise<number> {
   for (const option of context.options.keys()) {
     const only = findOption(context.optionTable.commands.ga.options, "name", option)?.form;
     if (only !== undefined && only !== form) throw new UsageError(`ga ${form} does not take --${option}`);
+  }
+  // --raw prints a whole reply, which only an agent command prints; --pretty, a JSON value (ga exec's with --json).
+  if (context.global.raw && form !== AGENT_COMMAND) throw new UsageError(`ga ${form} does not take --raw`);
+  if (context.global.pretty && form !== AGENT_COMMAND && !context.options.has("json")) {
+    throw new UsageError(
+      form === "exec" ? "ga exec takes --pretty only with --json" : `ga ${form} does not take --pretty`,
+    );
   }
   if (form === "cp") return (await SUBCOMMANDS.cp()).run({ ...context, words }); // cleans up on its own
   // SIGTERM and SIGHUP end a command as Ctrl-C does, so that the agent's owed reply is read before qmpctl

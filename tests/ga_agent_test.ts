@@ -119,6 +119,19 @@ describe("ga AGENT-COMMAND against qemu-ga", () => {
       stderr: "qmpctl: ga AGENT-COMMAND does not take --json\n",
     });
     expect(await ga("cp", "--args", "{}", "a", ":/b")).toMatchObject({ code: 2 });
+    // Output options where nothing they shape is printed: refused, not ignored, before connecting.
+    for (
+      const [words, message] of [
+        [["exec", "--raw", "--", "true"], "ga exec does not take --raw"],
+        [["exec", "--json", "--raw", "--", "true"], "ga exec does not take --raw"],
+        [["exec", "--pretty", "--", "true"], "ga exec takes --pretty only with --json"],
+        [["cp", "--raw", ":/etc/hostname", "-"], "ga cp does not take --raw"],
+        [["wait", "--pretty"], "ga wait does not take --pretty"],
+      ]
+    ) {
+      const refused = await qmpctl(["-s", "/nonexistent/ga.sock", "ga", ...words]);
+      expect(refused).toMatchObject({ code: 2, stdout: "", stderr: `qmpctl: ${message}\n` });
+    }
     expect((await ga()).stderr).toContain("ga needs an agent command");
     const none = await qmpctl(["ga", "guest-ping"]);
     expect(none).toMatchObject({ code: 2, stderr: expect.stringContaining("QMPCTL_GA_SOCKET") });
