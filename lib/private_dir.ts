@@ -111,7 +111,7 @@ export function aboveReason(above: Owned, uid: number | undefined, gid?: number)
   return undefined;
 }
 
-/** The directory that holds `path` (an absolute path): "/" for "/x". */
+/** The directory that holds `path` (an absolute path: openPrivateDirFd takes no other): "/" for "/x". */
 export function parentDir(path: string): string {
   return path.slice(0, path.lastIndexOf("/")) || "/";
 }
@@ -153,6 +153,8 @@ export async function openPrivateDirFd(path: string): Promise<PrivateDirFd> {
   const { constants, promises: fs, closeSync, fchmodSync, fstatSync, openSync } = await import("node:fs");
   const uid = ownUid();
   const code = (error: unknown) => (error as { code?: string })?.code;
+  // A relative path would be made and checked from wherever the process stands.
+  if (!path.startsWith("/")) throw new Error(`its directory ${path} is not an absolute path`);
   const fd = await (async () => {
     const missing = await fs.lstat(path).then(() => false, (error) => code(error) === "ENOENT");
     const missingUp = [path]; // what is missing, from the deepest up

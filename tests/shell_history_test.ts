@@ -25,6 +25,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { historyPath } from "../cli/shell/history.ts";
 import { QMPCTL } from "./helpers/cli.ts";
 import { startQemu, type TestQemu, waitForMonitorFree } from "./helpers/qemu.ts";
 import { enterLine } from "./helpers/shell.ts";
@@ -59,7 +60,7 @@ function freshHome(): { home: string; dir: string; file: (kind?: string) => stri
 async function shell(
   home: string,
   body: (terminal: TerminalSession) => Promise<void>,
-  options: { hmp?: boolean; env?: Record<string, string>; cwd?: string } = {},
+  options: { hmp?: boolean; env?: Record<string, string | undefined>; cwd?: string } = {},
 ): Promise<string[]> {
   const env = { HOME: home, XDG_STATE_HOME: join(home, "state"), XDG_CACHE_HOME: join(home, "cache"), ...options.env };
   const argv = [QMPCTL, "shell", ...(options.hmp ? ["--hmp"] : []), "-s", qemu.socket];
@@ -274,6 +275,37 @@ describe("the shell's history file", () => {
     }, { env: { XDG_STATE_HOME: "state" }, cwd });
     expect(readFileSync(join(home, ".local", "state", "qmpctl", "qmp_history"), "utf8")).toBe("query-name\nquit\n");
     expect(existsSync(join(cwd, "state"))).toBe(false);
+  });
+
+  test("a relative HOME, or none, keeps no history and says why: nothing is made where the shell was started", async () => {
+    const { home } = freshHome();
+    const cwd = join(home, "work");
+    mkdirSync(cwd);
+    for (const [HOME, why] of [["abc", "HOME (abc) is not an absolute path"], [undefined, "HOME is not set"]]) {
+      const screen = await shell(home, async (terminal) => {
+        await enterLine(terminal, PROMPT, "query-name");
+      }, { env: { HOME, XDG_STATE_HOME: undefined }, cwd });
+      expect(screen).toContain(
+        `qmpctl: cannot keep shell history: ${why}, nor XDG_STATE_HOME; history is off for this session`,
+      );
+    }
+    expect(readdirSync(cwd)).toEqual([]);
+  });
+
+  test("HOME=/ (a system user's): the file is /.local/state/qmpctl/..., one slash; a trailing slash is dropped", () => {
+    const saved = { HOME: process.env.HOME, XDG_STATE_HOME: process.env.XDG_STATE_HOME };
+    try {
+      delete process.env.XDG_STATE_HOME;
+      process.env.HOME = "/";
+      expect(historyPath("qmp")).toBe("/.local/state/qmpctl/qmp_history");
+      process.env.HOME = "/home/u/";
+      expect(historyPath("hmp")).toBe("/home/u/.local/state/qmpctl/hmp_history");
+    } finally {
+      for (const [name, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
   });
 
   test("a file over 2000 lines is cut back to its last 1000 when a shell starts; one under 2000 is left as it is", async () => {

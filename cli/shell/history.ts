@@ -29,14 +29,25 @@ const HISTORY_CUT_AT = 2 * HISTORY_SIZE;
 /** The most read of a history file, from its end: 1000 lines of 1 KiB (a file cut by the limit is rewritten). */
 export const MAX_HISTORY_BYTES = 1024 * 1024;
 
-/** The history file of `kind`. */
-export function historyPath(kind: "qmp" | "hmp"): string | undefined {
-  const home = env("HOME");
-  // The XDG Base Directory spec: a relative path is invalid and must be ignored
-  // (else history would land wherever the shell was started).
-  const xdg = env("XDG_STATE_HOME");
-  const state = xdg?.startsWith("/") ? xdg : home ? `${home}/.local/state` : undefined;
-  return state ? `${state}/qmpctl/${kind}_history` : undefined;
+/**
+ * The history file of `kind`.
+ * @throws {Error} saying why there is none: HOME unset or not an absolute path, and no XDG_STATE_HOME
+ */
+export function historyPath(kind: "qmp" | "hmp"): string {
+  // The XDG Base Directory spec: a relative path is invalid and must be ignored. A relative HOME is no
+  // better: history would land wherever the shell was started.
+  const absolute = (name: string) => {
+    const value = env(name);
+    return value?.startsWith("/") ? value.replace(/\/+$/, "") : undefined; // "/" is "" + "/.local/..."
+  };
+  const home = absolute("HOME");
+  const state = absolute("XDG_STATE_HOME") ?? (home === undefined ? undefined : `${home}/.local/state`);
+  if (state === undefined) {
+    const given = env("HOME");
+    const why = given ? `HOME (${given}) is not an absolute path` : "HOME is not set";
+    throw new Error(`${why}, nor XDG_STATE_HOME`);
+  }
+  return `${state}/qmpctl/${kind}_history`;
 }
 
 export class History {
@@ -52,9 +63,16 @@ export class History {
 
   /** Read the history of `kind` (none yet: empty; unsafe or unreadable: empty and off, with a warning). */
   static async load(kind: "qmp" | "hmp"): Promise<History> {
-    const path = historyPath(kind);
+    let path: string;
+    try {
+      path = historyPath(kind);
+    } catch (error) {
+      writeStderrLine(
+        `qmpctl: cannot keep shell history: ${(error as Error).message}; history is off for this session`,
+      );
+      return new History();
+    }
     const history = new History(path);
-    if (!path) return history;
     let dir: PrivateDir, tail: Awaited<ReturnType<PrivateDir["readTail"]>>;
     try {
       dir = await openPrivateDir(path.slice(0, path.lastIndexOf("/")));
