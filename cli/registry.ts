@@ -116,6 +116,7 @@ const EVERY_TARGET_AT_ONCE: RefusedOptions = {
   names: ["jobs"],
   why: "runs on every target at once (a target not yet listened to misses its events)",
 };
+const ONE_TARGET: RefusedOptions = { names: ["jobs"], why: "takes one target" };
 
 /** How long work shows its progress (read by cli/progress.ts). */
 const PROGRESS_OPTIONS: OptionSpec[] = [
@@ -177,6 +178,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
   shell: {
     summary: "interactive QMP shell (--hmp: human monitor); runs piped lines as a script",
     options: [{ name: "hmp", help: "run each line on the human monitor (human-monitor-command)" }],
+    refuses: ONE_TARGET,
     load: () => import("./shell.ts"),
   },
   commands: {
@@ -227,6 +229,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
     ],
     socketHelp: "the guest agent's socket: PATH, unix:PATH, HOST:PORT, [IPV6]:PORT, ssh://[USER@]HOST[:PORT]/PATH " +
       "(default $QMPCTL_GA_SOCKET); one only",
+    refuses: ONE_TARGET,
     load: () => import("./ga.ts"),
   },
   proxy: {
@@ -241,6 +244,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
         help: "bytes queued for a client that does not read before it is disconnected (default 8M)",
       },
     ],
+    refuses: { names: ["jobs", "pretty", "raw"], why: "shares one monitor and prints no replies" },
     load: () => import("./proxy.ts"),
   },
   ansible: {
@@ -256,6 +260,10 @@ export const COMMANDS: Record<string, CommandEntry> = {
   completions: {
     summary: "print a completion script: completions bash|zsh|fish",
     options: [],
+    refuses: {
+      names: ["socket", "jobs", "wait-socket", "connect-timeout", "pretty", "raw", "verbose"],
+      why: "prints a script and connects to nothing",
+    },
     load: () => import("./completions.ts"),
   },
 };

@@ -67,12 +67,14 @@ describe("help and version", () => {
     expect(listener.connections).toBe(0);
   });
 
+  /** The global options `help COMMAND` lists. */
+  const globals = async (command: string) => {
+    const help = await qmpctl(["help", command]);
+    expect(help).toMatchObject({ code: 0, stderr: "" });
+    return [...help.stdout.split("Global options:\n")[1].matchAll(/^ {2}(?:-\w, )? *(--[\w-]+)/gm)].map((m) => m[1]);
+  };
+
   test("a command's help lists only the global options it takes: no --jobs for wait-event, only -v, -h for ansible", async () => {
-    const globals = async (command: string) => {
-      const help = await qmpctl(["help", command]);
-      expect(help).toMatchObject({ code: 0, stderr: "" });
-      return [...help.stdout.split("Global options:\n")[1].matchAll(/^ {2}(?:-\w, )? *(--[\w-]+)/gm)].map((m) => m[1]);
-    };
     expect(await globals("wait-event")).not.toContain("--jobs");
     expect(await globals("exec")).toContain("--jobs");
     expect(await globals("ansible")).toEqual(["--verbose", "--help", "--version"]);
@@ -83,12 +85,39 @@ describe("help and version", () => {
     });
   });
 
-  test("every command that runs on every target at once (an event wait) refuses --jobs", () => {
-    const all = Object.entries(COMMANDS).filter(([, entry]) => entry.fanout === "all");
-    expect(all.length).toBeGreaterThan(3);
-    for (const [name, entry] of all) {
+  test("--jobs is taken only where it counts: a command of one target, or one of every target at once, refuses it", () => {
+    const refusing = Object.entries(COMMANDS).filter(([, entry]) => entry.fanout !== "jobs");
+    expect(refusing.map(([name]) => name)).toEqual(
+      expect.arrayContaining(["wait-event", "shell", "ga", "completions"]),
+    );
+    for (const [name, entry] of refusing) {
       expect({ name, refused: entry.refuses?.names.includes("jobs") }).toEqual({ name, refused: true });
     }
+  });
+
+  test("options a command would ignore are refused, before anything connects", async () => {
+    for (
+      const [words, message] of [
+        [["-s", listener.path, "ga", "guest-ping", "-j", "4"], "ga takes one target: --jobs does not apply"],
+        [["-s", listener.path, "shell", "-j", "2"], "shell takes one target: --jobs does not apply"],
+        [
+          ["proxy", "--listen", "/nonexistent/p.sock", "--pretty"],
+          "proxy shares one monitor and prints no replies: --pretty does not apply",
+        ],
+        [
+          ["completions", "bash", "--wait-socket", "5s"],
+          "completions prints a script and connects to nothing: --wait-socket does not apply",
+        ],
+      ]
+    ) {
+      expect(await qmpctl(words)).toMatchObject({
+        code: 2,
+        stdout: "",
+        stderr: `qmpctl: ${message}\n`,
+      });
+    }
+    expect(listener.connections).toBe(0);
+    expect(await globals("completions")).toEqual(["--timeout", "--help", "--version"]);
   });
 
   test("'help hmp' and 'hmp --help' print hmp's help", async () => {
