@@ -231,6 +231,34 @@ test("a PREFIX the installing user may not write in: one line of its own, naming
   }
 });
 
+test("--uninstall by a user who may not remove the files: one line naming them all, exit 1, every file left", () => {
+  const other = mkdtempSync(join(tmpdir(), "qmpctl-prefix-"));
+  try {
+    chmodSync(other, 0o755); // root's, as /usr/local is
+    expect(run([INSTALL, other]).code).toBe(0);
+    const asNobody = [
+      "setpriv",
+      "--reuid=65534",
+      "--regid=65534",
+      "--clear-groups",
+      "sh",
+      INSTALL,
+      "--uninstall",
+      other,
+    ];
+    expect(run(asNobody)).toMatchObject({
+      code: 1,
+      stdout: "",
+      stderr: `install.sh: cannot remove from ${other} (run it as a user who may): bin/qmpctl ` +
+        "share/man/man1/qmpctl.1 share/bash-completion/completions/qmpctl share/zsh/site-functions/_qmpctl " +
+        "share/fish/vendor_completions.d/qmpctl.fish\n",
+    });
+    expect(existsSync(join(other, "bin/qmpctl"))).toBe(true);
+  } finally {
+    rmSync(other, { recursive: true, force: true });
+  }
+});
+
 test("install.sh writes every file readable by all (completions too) when the installing user's umask is 077", () => {
   const other = mkdtempSync(join(tmpdir(), "qmpctl-prefix-"));
   try {
