@@ -48,7 +48,7 @@ ${
         "force the result's changed, yes or no (default: false for query-* commands and a bare wait_event, " +
         "true otherwise)",
       ],
-      ["qmpctl", "the binary's path on the managed host (default: on PATH)"],
+      ["qmpctl", "the binary's path on the managed host (default: on PATH; ~/ is its home)"],
     ])
   }
 

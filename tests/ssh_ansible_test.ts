@@ -527,6 +527,22 @@ describe("the module's wrapper (library/qmp) run directly, as Ansible runs it", 
     expect(existsSync(mark)).toBe(false);
   });
 
+  test("a qmpctl path under ~/ is under the managed host's HOME, as Ansible takes a path", () => {
+    const home = join(dir, "home");
+    mkdirSync(join(home, "bin"), { recursive: true });
+    symlinkSync(QMPCTL, join(home, "bin", "qmpctl"));
+    const args = join(dir, "tilde-args.json");
+    writeFileSync(args, JSON.stringify({ socket: qemu.socket, execute: "query-name", qmpctl: "~/bin/qmpctl" }));
+    const result = Bun.spawnSync(["sh", join(LIBRARY, "qmp"), args], {
+      env: { PATH: "/usr/bin:/bin", HOME: home },
+      stdout: "pipe",
+      stderr: "pipe",
+      stdin: "ignore",
+    });
+    expect(result.stderr.toString()).toBe("");
+    expect(JSON.parse(result.stdout.toString())).toMatchObject({ changed: false, return: {} });
+  });
+
   test("a qmpctl parameter that is not a path fails the task rather than running PATH's qmpctl", () => {
     const query = { socket: qemu.socket, execute: "query-status" };
     const failure = { failed: true, msg: "the qmpctl parameter must be a path: a string" };
