@@ -108,7 +108,7 @@ describe("help and version", () => {
           ["completions", "bash", "--wait-socket", "5s"],
           "completions prints a script and connects to nothing: --wait-socket does not apply",
         ],
-      ]
+      ] as [string[], string][]
     ) {
       expect(await qmpctl(words)).toMatchObject({
         code: 2,
