@@ -3,7 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { applyCompletion, formatColumns, matching, wordsBefore } from "../cli/shell/completion.ts";
 import { LineEditor } from "../cli/shell/editor.ts";
 import { parseHelpNames, parseInfoNames } from "../cli/shell/hmp_mode.ts";
-import { KeyParser } from "../cli/shell/keys.ts";
+import { type KeyName, KeyParser } from "../cli/shell/keys.ts";
 import { scanWords, splitWords } from "../cli/shell/words.ts";
 import { ArgumentError } from "../lib/errors.ts";
 
@@ -41,6 +41,29 @@ describe("splitWords", () => {
     expect(splitWords(`t a:=[{"b": 1} c=1`)).toEqual(["t", `a:=[{"b": 1} c=1`]);
   });
 
+  test('backslashes as sh takes them: outside quotes the next character as it is; in double quotes before $ ` " \\', () => {
+    expect(splitWords(String.raw`human-monitor-command command-line=info\ status`)).toEqual([
+      "human-monitor-command",
+      "command-line=info status",
+    ]);
+    expect(splitWords('a=\\\'\\"\\\\\\$\\x \\  "b\\c\\$\\`\\"\\\\" \'d\\e\'')).toEqual([
+      String.raw`a='"\$x`,
+      " ",
+      'b\\c$`"\\',
+      "d\\e",
+    ]);
+    // A backslash that ends the line stays (as in sh -c); a backslash-newline is dropped, in or out of double quotes.
+    expect(splitWords("a=b\\")).toEqual(["a=b\\"]);
+    expect(splitWords('a \\\nb c\\\nd "e\\\nf"')).toEqual(["a", "b", "cd", "ef"]);
+    // An escaped bracket is a character, not a JSON value's start; JSON values keep their backslashes.
+    expect(splitWords(String.raw`a=\[1 2]`)).toEqual(["a=[1", "2]"]);
+    expect(splitWords(String.raw`x:='{"a":"b\\c"}' y:={"a":"q\"r"} z:=["\\ "]`)).toEqual([
+      String.raw`x:={"a":"b\\c"}`,
+      String.raw`y:={"a":"q\"r"}`,
+      String.raw`z:=["\\ "]`,
+    ]);
+  });
+
   test("an unterminated quote is an ArgumentError", () => {
     expect(() => splitWords("set_password password='oops")).toThrow(ArgumentError);
     expect(scanWords('a "b').open).toBe('"');
@@ -56,6 +79,13 @@ describe("wordsBefore", () => {
     });
     expect(wordsBefore("query-status ")).toEqual({ words: ["query-status"], word: "", start: 13 });
     expect(wordsBefore("")).toEqual({ words: [], word: "", start: 0 });
+    // A quoted or escaped blank does not end the word.
+    expect(wordsBefore(String.raw`x command-line=info\ `)).toEqual({
+      words: ["x"],
+      word: "command-line=info ",
+      start: 2,
+    });
+    expect(wordsBefore(`x a="b `)).toEqual({ words: ["x"], word: "a=b ", start: 2 });
   });
 });
 
@@ -126,6 +156,16 @@ describe("KeyParser", () => {
     expect(parser.push("\x1bb")).toEqual([{ name: "word-left" }]); // Alt-b, sent in one write
   });
 
+  test("Alt-Backspace (ESC DEL, or ESC Ctrl-H) is backward-kill-word; Ctrl-W is unix-word-rubout", () => {
+    const parser = new KeyParser();
+    expect(parser.push("\x1b\x7f\x1b\b\x17\x1bf")).toEqual([
+      { name: "backward-kill-word" },
+      { name: "backward-kill-word" },
+      { name: "unix-word-rubout" },
+      { name: "word-right" },
+    ]);
+  });
+
   test("decodes UTF-8 split across chunks", () => {
     const parser = new KeyParser();
     const bytes = new TextEncoder().encode("é");
@@ -145,7 +185,9 @@ describe("LineEditor", () => {
     expect([editor.text, editor.cursor]).toEqual(["xquery-name", 1]);
     editor.key({ name: "backspace" });
     editor.key({ name: "word-right" });
-    editor.key({ name: "kill-word" });
+    expect(editor.beforeCursor).toBe("query"); // readline's word: letters and digits
+    editor.key({ name: "end" });
+    editor.key({ name: "unix-word-rubout" });
     expect(editor.text).toBe("");
     type(editor, "a b c");
     editor.key({ name: "left" });
@@ -157,6 +199,49 @@ describe("LineEditor", () => {
     expect([editor.text, editor.cursor]).toEqual(["b ", 0]);
     editor.key({ name: "delete" });
     expect(editor.text).toBe(" ");
+  });
+
+  /** Type `text`, press each key in turn: the line after each, with `|` at the cursor. */
+  const afterEach = (text: string, keys: KeyName[]) => {
+    const editor = new LineEditor([]);
+    type(editor, text);
+    return keys.map((name) => {
+      editor.key({ name });
+      return `${editor.beforeCursor}|${editor.text.slice(editor.beforeCursor.length)}`;
+    });
+  };
+
+  test("Alt-B/F/Backspace take readline's words, runs of letters and digits of any script; Ctrl-W goes to a blank", () => {
+    const keys: KeyName[] = ["backward-kill-word", "word-left", "word-left", "home", "word-right", "word-right"];
+    expect(afterEach("set_link name=n0 up=on", [...keys, "end", "unix-word-rubout", "unix-word-rubout"])).toEqual([
+      "set_link name=n0 up=|",
+      "set_link name=n0 |up=",
+      "set_link name=|n0 up=",
+      "|set_link name=n0 up=",
+      "set|_link name=n0 up=",
+      "set_link| name=n0 up=",
+      "set_link name=n0 up=|",
+      "set_link name=n0 |",
+      "set_link |",
+    ]);
+    // Letters beyond ASCII are letters (an accent goes with its letter); an emoji is not one.
+    expect(afterEach("id=cafe\u0301 x=\u{1F600}na\u00efve2\u{1F600}", [
+      "word-left",
+      "word-left",
+      "word-left",
+      "word-right",
+      "end",
+      "backward-kill-word",
+    ])).toEqual([
+      "id=cafe\u0301 x=\u{1F600}|na\u00efve2\u{1F600}",
+      "id=cafe\u0301 |x=\u{1F600}na\u00efve2\u{1F600}",
+      "id=|cafe\u0301 x=\u{1F600}na\u00efve2\u{1F600}",
+      "id=cafe\u0301| x=\u{1F600}na\u00efve2\u{1F600}",
+      "id=cafe\u0301 x=\u{1F600}na\u00efve2\u{1F600}|",
+      "id=cafe\u0301 x=\u{1F600}|",
+    ]);
+    // Nothing but separators before (or after) the cursor: to the line's start (or end).
+    expect(afterEach("  = ", ["word-left", "word-right", "backward-kill-word"])).toEqual(["|  = ", "  = |", "|"]);
   });
 
   test("keeps characters whole: the cursor moves over an emoji as one", () => {

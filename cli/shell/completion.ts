@@ -20,7 +20,8 @@ export const NO_COMPLETION: Completion = { start: 0, candidates: [] };
 export function wordsBefore(before: string): { words: string[]; word: string; start: number } {
   const { words } = scanWords(before);
   const last = words.at(-1);
-  if (!last || /\s$/.test(before)) return { words: words.map((w) => w.text), word: "", start: before.length };
+  // A blank ended the last word (not a quoted or escaped one: `info\ st` is one word being typed).
+  if (!last || last.end < before.length) return { words: words.map((w) => w.text), word: "", start: before.length };
   return { words: words.slice(0, -1).map((w) => w.text), word: last.text, start: last.start };
 }
 

@@ -106,15 +106,11 @@ export class LineEditor {
         this.#cursor = chars.length;
         return;
       case "word-left":
-        this.#cursor = this.#wordStart();
+        this.#cursor = this.#wordBack();
         return;
-      case "word-right": {
-        let i = this.#cursor;
-        while (i < chars.length && chars[i] === " ") i++;
-        while (i < chars.length && chars[i] !== " ") i++;
-        this.#cursor = i;
+      case "word-right":
+        this.#cursor = this.#wordForward();
         return;
-      }
       case "kill-end":
         chars.splice(this.#cursor);
         return;
@@ -122,10 +118,14 @@ export class LineEditor {
         chars.splice(0, this.#cursor);
         this.#cursor = 0;
         return;
-      case "kill-word": {
-        const start = this.#wordStart();
-        chars.splice(start, this.#cursor - start);
-        this.#cursor = start;
+      case "backward-kill-word":
+        this.#killBack(this.#wordBack());
+        return;
+      case "unix-word-rubout": {
+        let i = this.#cursor;
+        while (i > 0 && chars[i - 1] === " ") i--;
+        while (i > 0 && chars[i - 1] !== " ") i--;
+        this.#killBack(i);
         return;
       }
       case "up":
@@ -137,11 +137,42 @@ export class LineEditor {
     }
   }
 
-  #wordStart(): number {
-    let i = this.#cursor;
-    while (i > 0 && this.#chars[i - 1] === " ") i--;
-    while (i > 0 && this.#chars[i - 1] !== " ") i--;
-    return i;
+  /** Delete from `start` to the cursor, which goes there. */
+  #killBack(start: number): void {
+    this.#chars.splice(start, this.#cursor - start);
+    this.#cursor = start;
+  }
+
+  /**
+   * Readline's words (Alt-B/F/Backspace): runs of letters and digits, so
+   * `set_link name=n0` holds the words `set`, `link`, `name` and `n0`.
+   * Ctrl-W alone takes what lies between blanks (unix-word-rubout).
+   * Backward: past what is not a word, then to the start of the word.
+   */
+  #wordBack(): number {
+    const graphemes = graphemeStarts(this.#chars).filter((start) => start < this.#cursor);
+    let i = graphemes.length;
+    while (i > 0 && !this.#inWord(graphemes[i - 1])) i--;
+    while (i > 0 && this.#inWord(graphemes[i - 1])) i--;
+    return i < graphemes.length ? graphemes[i] : this.#cursor;
+  }
+
+  /** Forward: past what is not a word, then to the end of the word. */
+  #wordForward(): number {
+    const graphemes = graphemeStarts(this.#chars).filter((start) => start >= this.#cursor);
+    let i = 0;
+    while (i < graphemes.length && !this.#inWord(graphemes[i])) i++;
+    while (i < graphemes.length && this.#inWord(graphemes[i])) i++;
+    return i < graphemes.length ? graphemes[i] : this.#chars.length;
+  }
+
+  /**
+   * Whether the character (grapheme) at `at` is a word's: a letter or a digit
+   * of any script, as readline's test (`iswalnum` in a UTF-8 locale) has it;
+   * an accent that combines with a letter goes with it.
+   */
+  #inWord(at: number): boolean {
+    return WORD_CHARACTER.test(this.#chars[at]);
   }
 
   /** Go `step` lines back in history (negative: forward). */
@@ -160,6 +191,7 @@ export class LineEditor {
 }
 
 const GRAPHEMES = new Intl.Segmenter();
+const WORD_CHARACTER = /^[\p{Alphabetic}\p{Nd}]/u;
 
 /** The offsets (in code points) at which each grapheme of `chars` starts. */
 function graphemeStarts(chars: readonly string[]): number[] {

@@ -21,7 +21,8 @@ export type KeyName =
   | "word-right"
   | "kill-end"
   | "kill-start"
-  | "kill-word"
+  | "backward-kill-word"
+  | "unix-word-rubout"
   | "clear-screen"
   | "interrupt"
   | "suspend"
@@ -47,7 +48,7 @@ const CONTROL: Record<string, KeyName> = {
   "\x0e": "down",
   "\x10": "up",
   "\x15": "kill-start",
-  "\x17": "kill-word",
+  "\x17": "unix-word-rubout",
   "\x1a": "suspend",
 };
 
@@ -73,7 +74,8 @@ const ESCAPES: Record<string, KeyName> = {
   "[1;5D": "word-left",
   "b": "word-left",
   "f": "word-right",
-  "\x7f": "kill-word",
+  "\x7f": "backward-kill-word", // Alt-Backspace
+  "\b": "backward-kill-word", // the same, where Backspace sends Ctrl-H (readline binds both)
 };
 
 /**

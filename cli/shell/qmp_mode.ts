@@ -21,7 +21,7 @@ ${
     [
       "CMD [KEY=VALUE ...]",
       "run a QMP command; values typed as in 'qmpctl exec' (KEY.SUB=V nests, KEY.0=a KEY.1=b makes an array, " +
-      "KEY:=JSON is raw JSON; quote values with blanks)",
+      "KEY:=JSON is raw JSON; quote a value with blanks, or put \\ before each blank)",
     ],
     ['{"execute": ...}', "send a line of raw QMP JSON"],
     ["transaction(", "start a transaction: each following line is one action"],
@@ -33,7 +33,8 @@ ${
 }
 Keys: TAB completes commands, arguments and enum values; Up/Down walk the
 history; Ctrl-C clears the line (and drops a transaction at an empty TRANS>);
-editing as readline's defaults: Ctrl-A/E/B/F/D/K/U/W/L/N/P, Alt-B/F/Backspace,
+editing as readline's defaults: Ctrl-A/E/B/F/D/K/U/W/L/N/P, Alt-B/F/Backspace
+(for Alt, words are letters and digits; for Ctrl-W, what blanks separate),
 Home/End (no Ctrl-R search, no Ctrl-Y yank).`;
 
 const LOCAL_WORDS = ["events", "exit", "help", "quit", "transaction("];
