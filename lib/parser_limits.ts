@@ -29,8 +29,11 @@ export interface JsonMeasure {
   tokens: number;
   /** UTF-8 bytes of the text (QEMU adds up its tokens' lengths; the compact text has nothing between them). */
   bytes: number;
-  /** Whether a key or string holds U+0000 or a lone surrogate, which the text escapes and QEMU refuses. */
-  unparsable: boolean;
+  /**
+   * The first lone surrogate in a key or string (its code unit), which the text escapes and QEMU refuses;
+   * undefined when there is none. (U+0000, escaped too, QEMU takes: it keeps it as modified UTF-8.)
+   */
+  loneSurrogate?: number;
   /** Whether a key or string holds a noncharacter (U+FDD0-U+FDEF, U+xFFFE, U+xFFFF), which QEMU refuses too. */
   noncharacter: boolean;
 }
@@ -41,11 +44,11 @@ export interface JsonMeasure {
  * print it, without printing it.
  * @example
  * ```ts
- * measureJson({ execute: "stop", id: 1 }); // { depth: 1, tokens: 9, bytes: 25, unparsable: false, noncharacter: false }
+ * measureJson({ execute: "stop", id: 1 }); // { depth: 1, tokens: 9, bytes: 25, noncharacter: false }
  * ```
  */
 export function measureJson(value: unknown): JsonMeasure {
-  const counter = { tokens: 0, bytes: 0, unparsable: false, noncharacter: false };
+  const counter: Counter = { tokens: 0, bytes: 0, noncharacter: false };
   const depth = walk(value, counter);
   return { depth, ...counter };
 }
@@ -53,7 +56,7 @@ export function measureJson(value: unknown): JsonMeasure {
 interface Counter {
   tokens: number;
   bytes: number;
-  unparsable: boolean;
+  loneSurrogate?: number;
   noncharacter: boolean;
 }
 
@@ -108,16 +111,14 @@ function walk(value: unknown, counter: Counter): number {
 // deno-fmt-ignore
 const CONTROL_BYTES = [6, 6, 6, 6, 6, 6, 6, 6, 2, 2, 2, 6, 2, 2, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6];
 
-/** UTF-8 bytes of `s` as JSON.stringify prints it, quotes included; a `\u0000`, lone surrogate or noncharacter is noted in `counter`. */
+/** UTF-8 bytes of `s` as JSON.stringify prints it, quotes included; a lone surrogate or noncharacter is noted in `counter`. */
 function stringBytes(s: string, counter: Counter): number {
   let bytes = s.length + 2;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     if (c < 0x80) {
-      if (c < 0x20) {
-        bytes += CONTROL_BYTES[c] - 1;
-        if (c === 0) counter.unparsable = true;
-      } else if (c === 0x22 || c === 0x5c) bytes++; // \" and \\
+      if (c < 0x20) bytes += CONTROL_BYTES[c] - 1;
+      else if (c === 0x22 || c === 0x5c) bytes++; // \" and \\
     } else if (c < 0x800) bytes++;
     else if (c < 0xd800 || c > 0xdfff) {
       bytes += 2;
@@ -129,7 +130,7 @@ function stringBytes(s: string, counter: Counter): number {
       i++;
     } else {
       bytes += 5; // \udXXX
-      counter.unparsable = true;
+      counter.loneSurrogate ??= c;
     }
   }
   return bytes;
@@ -153,7 +154,7 @@ function numberLength(n: number): number {
  * Whether the compact JSON text of a message surely passes QEMU's parser,
  * told from the text alone (a one-shot command's, at no cost to speak of):
  * too short to nest past the bound or reach the token bounds, with no `\u`
- * escape (JSON.stringify writes U+0000 and lone surrogates so) and no
+ * escape (JSON.stringify writes lone surrogates so) and no
  * noncharacter (U+FDD0 up, or the low half of a pair for U+xFFFE/U+xFFFF).
  * When not sure, `refusedByQemuParser` decides.
  */
@@ -185,7 +186,9 @@ export function refusedByQemuParser(message: Record<string, unknown>): string | 
   const sent = measureJson({ ...message, id: LONGEST_PROXY_ID });
   const depth = "id" in message ? Math.max(sent.depth, 1 + measureJson(message.id).depth) : sent.depth;
   if (depth > MAX_NESTING) return "JSON nesting depth limit exceeded";
-  if (sent.unparsable) return "JSON parse error, \\u0000 and unpaired surrogates are not supported";
+  if (sent.loneSurrogate !== undefined) { // as QEMU says it
+    return `JSON parse error, \\u${sent.loneSurrogate.toString(16)} is not a valid Unicode character`;
+  }
   if (sent.noncharacter) return "JSON parse error, invalid UTF-8 sequence in string"; // as QEMU says it
   if (sent.tokens >= MAX_TOKEN_COUNT) {
     return `JSON token count limit exceeded: ${sent.tokens} tokens, QEMU parses fewer than ${MAX_TOKEN_COUNT} in one message`;

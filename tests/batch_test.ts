@@ -142,11 +142,20 @@ describe("qmpctl batch against QEMU", () => {
         error: {
           class: "ArgumentError",
           desc: String
-            .raw`qom-get: QEMU's parser would refuse it: JSON parse error, \u0000 and unpaired surrogates are not supported`,
+            .raw`qom-get: QEMU's parser would refuse it: JSON parse error, \ud83d is not a valid Unicode character`,
         },
       },
       { return: { name: "vm1" } },
     ]);
+    expect(code).toBe(1);
+  });
+
+  test("a \\u0000 goes to QEMU, which takes it (as modified UTF-8) and answers with it", async () => {
+    const nul = String.raw`{"execute": "qom-get", "arguments": {"path": "/machine", "property": "a\u0000b"}}`;
+    const { code, stdout } = await qmpctl(["-s", qemu.socket, "batch"], { stdin: `${nul}\n` });
+    const { error } = JSON.parse(stdout);
+    expect(error.class).toBe("GenericError");
+    expect(error.desc).toEndWith(".a\u0000b' not found"); // the NUL, as QEMU sends it back
     expect(code).toBe(1);
   });
 

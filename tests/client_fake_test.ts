@@ -256,7 +256,7 @@ describe("execute", () => {
     // QEMU would answer these with errors that have no id, which end the session for every call.
     const surrogate = await rejection(client.execute("qom-get", { property: "\ud83d" }));
     expect(surrogate.message).toBe(
-      "qom-get: QEMU's parser would refuse it: JSON parse error, \\u0000 and unpaired surrogates are not supported",
+      "qom-get: QEMU's parser would refuse it: JSON parse error, \\ud83d is not a valid Unicode character",
     );
     let deep: unknown = [];
     for (let i = 0; i < 1100; i++) deep = [deep];

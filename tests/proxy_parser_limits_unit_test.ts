@@ -33,8 +33,10 @@ function measureText(text: string) {
     depth: deepest,
     tokens,
     bytes: new TextEncoder().encode(text).length,
-    // An escaped U+0000 or lone surrogate (after an even run of backslashes), as the proxy looked for it in the text.
-    unparsable: /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f])/.test(text),
+    // The first escaped lone surrogate (after an even run of backslashes), as the proxy looked for it in the text.
+    loneSurrogate: ((lone) => lone ? parseInt(lone[1], 16) : undefined)(
+      /(?<!\\)(?:\\\\)*\\u(d[89a-f][0-9a-f]{2})/.exec(text),
+    ),
     // Noncharacters stay raw in the text: U+FDD0-U+FDEF, and U+xFFFE/U+xFFFF of every plane (as a pair beyond the BMP).
     noncharacter:
       /[\ufdd0-\ufdef\ufffe\uffff]|[\ud83f\ud87f\ud8bf\ud8ff\ud93f\ud97f\ud9bf\ud9ff\uda3f\uda7f\udabf\udaff\udb3f\udb7f\udbbf\udbff][\udffe\udfff]/
@@ -131,11 +133,11 @@ describe("refusedByQemuParser", () => {
     expect(refusedByQemuParser({ execute: "x", id: "a".repeat(MAX_TOKEN_SIZE) })).toBeUndefined();
   });
 
-  test("U+0000 and lone surrogates, in a key or a value, are refused; a surrogate pair is not", () => {
-    const refusal = "JSON parse error, \\u0000 and unpaired surrogates are not supported";
-    expect(refusedByQemuParser({ execute: "x", arguments: { s: "a\0" } })).toBe(refusal);
-    expect(refusedByQemuParser({ execute: "x", arguments: { ["\udc00"]: 1 } })).toBe(refusal);
-    expect(refusedByQemuParser({ execute: "x", arguments: { s: "\ud83d" } })).toBe(refusal);
+  test("a lone surrogate, in a key or a value, is refused as QEMU refuses it, naming the first; U+0000 and a pair are not", () => {
+    const refusal = (unit: string) => `JSON parse error, \\u${unit} is not a valid Unicode character`;
+    expect(refusedByQemuParser({ execute: "x", arguments: { ["\udc00"]: 1 } })).toBe(refusal("dc00"));
+    expect(refusedByQemuParser({ execute: "x", arguments: { s: "a\ud83d", t: "\udbff" } })).toBe(refusal("d83d"));
+    expect(refusedByQemuParser({ execute: "x", arguments: { s: "a\0" } })).toBeUndefined(); // QEMU 7.2 takes it
     expect(refusedByQemuParser({ execute: "x", arguments: { s: "\\u0000 \ud83d\ude00" } })).toBeUndefined();
   });
 

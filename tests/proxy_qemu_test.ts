@@ -290,17 +290,22 @@ describe("proxy: per-connection commands and negotiation", () => {
     client.close();
   });
 
-  test("JSON that QEMU's parser rejects (deep nesting, \\u0000, a noncharacter) is refused with the client's id", async () => {
+  test("JSON that QEMU's parser rejects (deep nesting, a lone surrogate, a noncharacter) is refused with the client's id", async () => {
     const { client } = await negotiatedClient(shared);
     let deep: unknown = 1;
     for (let i = 0; i < 1100; i++) deep = [deep];
     client.send({ execute: "query-name", arguments: { deep }, id: "deep" });
-    client.send({ execute: "human-monitor-command", arguments: { "command-line": "info\u0000" }, id: "nul" });
+    client.send({ execute: "human-monitor-command", arguments: { "command-line": "info\ud800" }, id: "lone" });
+    client.send({ execute: "qom-get", arguments: { path: "/machine", property: "a\u0000b" }, id: "nul" }); // QEMU takes it
     client.send({ execute: "human-monitor-command", arguments: { "command-line": "info \ufdd0" }, id: "nonchar" });
     client.send({ execute: "query-name", id: "after" });
-    expect(await client.replies(4)).toEqual([
+    expect(await client.replies(5)).toEqual([
       { error: { class: "GenericError", desc: "JSON nesting depth limit exceeded" }, id: "deep" },
-      { error: { class: "GenericError", desc: expect.stringContaining("\\u0000") }, id: "nul" },
+      {
+        error: { class: "GenericError", desc: "JSON parse error, \\ud800 is not a valid Unicode character" },
+        id: "lone",
+      },
+      { error: { class: "GenericError", desc: expect.stringContaining("a\u0000b' not found") }, id: "nul" },
       { error: { class: "GenericError", desc: "JSON parse error, invalid UTF-8 sequence in string" }, id: "nonchar" },
       { return: {}, id: "after" },
     ]);
