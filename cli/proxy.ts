@@ -1,6 +1,6 @@
 /** `qmpctl proxy -s UPSTREAM --listen PATH` and `qmpctl proxy --listen PATH -- qemu-system-... ARGS`. @module */
-import { parseAddress } from "../lib/address.ts";
-import { ConnectionError, DisconnectedError, GreetingError } from "../lib/errors.ts";
+import { type Address, parseAddress } from "../lib/address.ts";
+import { AddressError, ConnectionError, DisconnectedError, GreetingError } from "../lib/errors.ts";
 import { retryWhileNotReady } from "../lib/connect_ready.ts";
 import { type ProxyOptions, QmpProxy } from "../lib/proxy/proxy.ts";
 import { Upstream } from "../lib/proxy/upstream.ts";
@@ -21,11 +21,14 @@ export const help = (): string =>
          -- qemu-system-x86_64 ARGS...
 
 Share one QMP monitor: hold the one connection QEMU allows and serve any
-number of QMP clients on the UNIX socket PATH (mode 0600 unless
---listen-mode says otherwise; a stale socket file there is replaced). Each
-client sees a normal QEMU: its greeting, qmp_capabilities answered by the
-proxy, its own ids on its replies, and every event. Runs in the foreground
-and logs clients coming and going on stderr (-v: every message too).
+number of QMP clients on the UNIX socket PATH (or unix:PATH, as -s reads
+it; not TCP), mode 0600 unless --listen-mode says otherwise; a stale socket
+file there is replaced. Each client sees a normal QEMU: its greeting,
+qmp_capabilities answered by the proxy, its own ids on its replies, and
+every event. Runs in the foreground and logs clients coming and going on
+stderr (-v: every message too). Out of file descriptors (ulimit -n), it
+says so once and closes new connections before their greeting until some
+clients leave (--wait-socket retries those).
 
 Given a QEMU command line (after --, or from its program on: every word
 after the program is QEMU's), the proxy starts QEMU itself with a private
@@ -77,6 +80,7 @@ export async function run(context: CommandContext): Promise<number> {
     const late = given ? ", before the QEMU command line (its words are QEMU's)" : "";
     throw new UsageError(`proxy needs --listen PATH (the socket to serve)${late}`);
   }
+  const path = listenPath(listen);
   const upstream = context.global.socket ?? (launch.length === 0 ? env("QMPCTL_SOCKET") : undefined);
   if (launch.length > 0 && context.global.socket) {
     throw new UsageError(`proxy takes either -s UPSTREAM or a QEMU command line (${launch[0]} ...), not both`);
@@ -84,12 +88,33 @@ export async function run(context: CommandContext): Promise<number> {
   if (launch.length === 0 && !upstream) {
     throw new UsageError("no upstream: give -s/--socket ADDR, set QMPCTL_SOCKET, or a QEMU command line");
   }
-  const settings = readSettings(context, listen);
+  const settings = readSettings(context, path);
   logStderrOffMainThread(); // a reader of its log that stops reading must not stop the serving
-  await claimSocketPath(listen); // before QEMU is touched: a path another proxy serves is an error at once
+  await claimSocketPath(path); // before QEMU is touched: a path another proxy serves is an error at once
   return launch.length > 0
     ? await runLaunched(context, settings, launch)
     : await runShared(context, settings, upstream!);
+}
+
+/**
+ * --listen's socket path: PATH, or unix:PATH as -s reads it (QEMU's options
+ * after the path ignored). What -s would read as TCP or ssh:// is refused,
+ * not made a file of that name.
+ */
+function listenPath(text: string): string {
+  let address: Address | undefined;
+  try {
+    address = parseAddress(text);
+  } catch (error) {
+    if (!(error instanceof AddressError)) throw error;
+  }
+  if (address?.kind === "unix") return address.path;
+  const what = address?.kind === "tcp"
+    ? "is a TCP address"
+    : address?.kind === "ssh"
+    ? "is an ssh:// address (the proxy serves on this host)"
+    : `is neither (./${text} names a file of that name)`;
+  throw new UsageError(`--listen takes a UNIX socket path (unix:PATH or a path): '${text}' ${what}`);
 }
 
 interface Settings {
@@ -116,6 +141,8 @@ function parseSize(text: string): number {
   const match = /^(\d+)([kKmMgG]?)i?[bB]?$/.exec(text);
   if (!match) throw new UsageError(`--max-queue wants a size like 512k or 8M, not '${text}'`);
   const unit = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[match[2].toLowerCase()]!;
+  // 0 would not mean "no bound": a client would be disconnected as soon as one byte waits for it.
+  if (Number(match[1]) === 0) throw new UsageError(`--max-queue takes at least 1 byte, not '${text}' (default 8M)`);
   return Number(match[1]) * unit;
 }
 

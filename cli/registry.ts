@@ -236,12 +236,12 @@ export const COMMANDS: Record<string, CommandEntry> = {
     waits: true,
     summary: "share one QMP monitor among many clients on a UNIX socket (or start QEMU behind it)",
     options: [
-      { name: "listen", value: "PATH", help: "the UNIX socket to serve clients on" },
+      { name: "listen", value: "PATH", help: "the UNIX socket to serve clients on: PATH or unix:PATH" },
       { name: "listen-mode", value: "MODE", help: "its permissions, octal (default 0600)" },
       {
         name: "max-queue",
         value: "SIZE",
-        help: "bytes queued for a client that does not read before it is disconnected (default 8M)",
+        help: "bytes queued for a client that does not read before it is disconnected (default 8M; at least 1)",
       },
     ],
     refuses: { names: ["jobs", "pretty", "raw"], why: "shares one monitor and prints no replies" },

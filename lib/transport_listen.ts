@@ -1,6 +1,7 @@
 /**
  * Listening: serve a UNIX socket (`qmpctl proxy`). The socket file is checked,
- * given its mode and removed here, so these are file-system calls too.
+ * given its mode and removed here, so these are file-system calls too, as is
+ * the check for a descriptor left for another client.
  *
  * @module
  */
@@ -93,5 +94,35 @@ export async function listenTransport(
       const there = await fs.lstat(path).catch(() => undefined); // undefined: already gone
       if (there?.dev === ours.dev && there.ino === ours.ino) await fs.unlink(path).catch(() => {});
     },
+  };
+}
+
+/**
+ * Whether a listener has a file descriptor left for another client.
+ * At the descriptor limit (`ulimit -n`), accept(2) fails with EMFILE and
+ * leaves the connection in the listen queue, so the listening socket stays
+ * readable: Bun's listener (uSockets) retries at once, for ever, and says
+ * nothing to JavaScript, which spins a core. Node's libuv closes such a
+ * connection with a descriptor it keeps in reserve; Bun has no such guard,
+ * and no way to pause a listener short of closing its socket. So the proxy
+ * asks, after each connection it accepts, whether one more descriptor could
+ * be opened: when none could, it closes that connection at once, which
+ * leaves one free for the next accept(2) and nothing to spin on.
+ *
+ * Returns a check to run after each accept: undefined while a descriptor can still
+ * be opened, else the error code that says why not (`EMFILE`, `ENFILE`).
+ * Other failures (no /dev/null, no read permission under Deno) tell nothing
+ * of the limit, and are taken as room.
+ */
+export async function spareDescriptorCheck(): Promise<() => string | undefined> {
+  const { closeSync, openSync } = await import("node:fs");
+  return () => {
+    try {
+      closeSync(openSync("/dev/null", "r"));
+      return undefined;
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      return code === "EMFILE" || code === "ENFILE" ? code : undefined;
+    }
   };
 }

@@ -14,8 +14,9 @@ import { abortable } from "../abort.ts";
 import { type Address, parseAddress } from "../address.ts";
 import { formatDuration } from "../duration.ts";
 import { ConnectTimeoutError, type QmpError, TimeoutError } from "../errors.ts";
-import { connectTransport, type Listener } from "../transport.ts";
-import { listenTransport } from "../transport_listen.ts";
+import { type AcceptedTransport, connectTransport, type Listener } from "../transport.ts";
+import { listenTransport, spareDescriptorCheck } from "../transport_listen.ts";
+import { describeSystemError } from "../transport_socket.ts";
 import { Downstream, type DownstreamLimits, type DownstreamOwner } from "./downstream.ts";
 import { Upstream } from "./upstream.ts";
 
@@ -120,6 +121,14 @@ export class QmpProxy {
   #listener?: Listener;
   readonly #ids = new RandomIds();
   #nextClient = 1;
+  /** Undefined while one more descriptor can be opened, else why not (see spareDescriptorCheck). */
+  #noSpareDescriptor: () => string | undefined = () => undefined;
+  /**
+   * While clients are turned away for want of descriptors: how many were
+   * connected when it began. It ends once fewer are, after an accept: one
+   * client that leaves and one that takes its place is the same episode.
+   */
+  #fullAt?: number;
   #sawShutdown = false;
   /** A client's quit that QEMU accepted (answered with a return: one it refused changes nothing). */
   #quitAccepted = false;
@@ -181,6 +190,7 @@ export class QmpProxy {
       options.connectTimeoutMs ?? 10_000,
       options.signal,
     );
+    proxy.#noSpareDescriptor = await spareDescriptorCheck();
     try {
       proxy.#listener = await listenTransport(path, { accept: (t) => proxy.#accept(t) }, { mode: options.mode });
     } catch (error) {
@@ -201,7 +211,10 @@ export class QmpProxy {
     await this.#finish({ reason: "closed" });
   }
 
-  #accept(transport: Parameters<Parameters<typeof listenTransport>[1]["accept"]>[0]) {
+  #accept(transport: AcceptedTransport) {
+    const full = this.#end ? undefined : this.#noSpareDescriptor();
+    if (full) return this.#turnAway(transport, full);
+    if (this.#fullAt !== undefined && this.#clients.size + 1 < this.#fullAt) this.#fullAt = undefined;
     const label = `client ${this.#nextClient++}`;
     const wire = this.#options.wire;
     const owner: DownstreamOwner = {
@@ -221,6 +234,23 @@ export class QmpProxy {
       this.#notice(`${label} connected (${this.#clients.size} connected)`);
     }
     return client.transportEvents;
+  }
+
+  /**
+   * Close a connection accepted with the last descriptor, before its
+   * greeting (a client with --wait-socket tries again), so that the next
+   * accept has one; said once for each time the proxy fills up.
+   */
+  #turnAway(transport: AcceptedTransport, code: string) {
+    transport.abort();
+    if (this.#fullAt === undefined) {
+      this.#fullAt = this.#clients.size;
+      this.#notice(
+        `cannot accept clients: ${describeSystemError({ code })}; new ones are turned away until some of the ` +
+          `${this.#clients.size} connected leave`,
+      );
+    }
+    return { data() {}, close() {} };
   }
 
   #forward(client: Downstream, message: Record<string, unknown>): void {

@@ -1,0 +1,140 @@
+/**
+ * Where and how `qmpctl proxy` listens: `--listen` takes a UNIX socket path
+ * (PATH or unix:PATH, never TCP), `--max-queue` a bound it can keep, and at
+ * the file-descriptor limit the proxy says so once, turns new clients away
+ * without spinning, and serves again once some leave.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { qmpctl } from "./helpers/cli.ts";
+import { fakeServer } from "./helpers/fake_server.ts";
+import { negotiatedClient, rawClient, startProxy } from "./helpers/proxy.ts";
+import { scratchDir } from "./helpers/scratch.ts";
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+/** A fake QEMU that answers every command with {"return": {}}. */
+function answeringUpstream(): string {
+  const server = fakeServer(async (connection) => {
+    await connection.handshake();
+    for (;;) connection.reply(await connection.nextRequest(), {});
+  });
+  cleanups.push(() => server.stop());
+  return server.path;
+}
+
+/** `qmpctl proxy -s UPSTREAM --listen LISTEN`, ready to serve, killed after the test. */
+async function servingProxy(listen: string, upstream = answeringUpstream()) {
+  const proxy = startProxy(["-s", upstream, "--listen", listen]);
+  cleanups.push(() => proxy.child.kill("SIGKILL"));
+  await proxy.ready;
+  return proxy;
+}
+
+test("--listen unix:PATH serves PATH, as -s reads it", async () => {
+  const dir = scratchDir("qmpctl-proxy-listen-");
+  const path = join(dir, "shared.sock");
+  const proxy = await servingProxy(`unix:${path}`);
+  expect(proxy.stderr()).toContain(`on ${path}\n`);
+  expect(existsSync(join(dir, `unix:${path}`))).toBe(false);
+  const { client } = await negotiatedClient(path);
+  client.close();
+});
+
+test("--listen with a TCP or ssh:// address, or a word -s cannot read, is a usage error (exit 2), no file made", async () => {
+  const dir = scratchDir("qmpctl-proxy-listen-");
+  const refused = {
+    "tcp:127.0.0.1:5555": "is a TCP address",
+    "127.0.0.1:5556": "is a TCP address",
+    "[::1]:5557": "is a TCP address",
+    "ssh://host/run/vm1.qmp": "is an ssh:// address (the proxy serves on this host)",
+    "vm:one": "is neither (./vm:one names a file of that name)",
+  };
+  for (const [listen, why] of Object.entries(refused)) {
+    const result = await qmpctl(["proxy", "-s", "/nonexistent", "--listen", listen], { cwd: dir });
+    expect(result).toMatchObject({
+      code: 2,
+      stderr: `qmpctl: --listen takes a UNIX socket path (unix:PATH or a path): '${listen}' ${why}\n`,
+    });
+  }
+  expect(await Array.fromAsync(new Bun.Glob("*").scan({ cwd: dir, dot: true }))).toEqual([]);
+});
+
+test("--max-queue 0 is refused (exit 2), saying the least it takes: it would not mean no bound", async () => {
+  for (const size of ["0", "0k"]) {
+    expect(await qmpctl(["proxy", "-s", "/nonexistent", "--listen", "/tmp/never.sock", "--max-queue", size]))
+      .toMatchObject({
+        code: 2,
+        stderr: `qmpctl: --max-queue takes at least 1 byte, not '${size}' (default 8M)\n`,
+      });
+  }
+});
+
+/** CPU time (user + system) that process `pid` has used, in seconds (Linux: clock ticks of 1/100 s). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime and stime: fields 14 and 15 of proc(5)
+}
+
+/** How a client fares: greeted, closed before a greeting (turned away), or left waiting. */
+async function fate(path: string): Promise<{ fate: "greeted" | "turned away" | "waiting"; close(): void }> {
+  // Closed at once, the connection may be reset before the connect completes here.
+  const client = await rawClient(path).catch((error: { code?: string }) => {
+    if (error.code === "ECONNRESET") return undefined;
+    throw error;
+  });
+  if (!client) return { fate: "turned away", close() {} };
+  const outcome = await client.read(1, 3000).then(
+    () => "greeted" as const,
+    (error: Error) => /closed/.test(error.message) ? "turned away" as const : "waiting" as const,
+  );
+  return { fate: outcome, close: () => client.close() };
+}
+
+test(
+  "at the descriptor limit: said once, new clients turned away at once, no busy loop; served again once some leave",
+  async () => {
+    const path = join(scratchDir("qmpctl-proxy-listen-"), "shared.sock");
+    const proxy = await servingProxy(path);
+    const pid = proxy.child.pid;
+    // What `ulimit -n 40` before starting it would do (a running process's limit: util-linux's prlimit).
+    expect(Bun.spawnSync(["prlimit", "--pid", String(pid), "--nofile=40:40"]).exitCode).toBe(0);
+
+    const clients = await Promise.all(Array.from({ length: 60 }, () => fate(path)));
+    const count = (which: string) => clients.filter((client) => client.fate === which).length;
+    expect(count("greeted")).toBeGreaterThan(10);
+    expect({ waiting: count("waiting"), turnedAway: count("turned away") > 0 }).toEqual({
+      waiting: 0,
+      turnedAway: true,
+    });
+    // More clients while it is full: still turned away, and nothing more said.
+    const more = await Promise.all(Array.from({ length: 5 }, () => fate(path)));
+    expect(more.map((client) => client.fate)).toEqual(Array(5).fill("turned away"));
+
+    // Full, with clients still knocking: the proxy idles (a busy loop on accept(2) takes a whole core).
+    const knocking = setInterval(() => void fate(path).then((client) => client.close()), 50);
+    const cpuBefore = cpuSeconds(pid);
+    const wallBefore = performance.now();
+    await Bun.sleep(1500);
+    const cpuShare = (cpuSeconds(pid) - cpuBefore) / ((performance.now() - wallBefore) / 1000);
+    clearInterval(knocking);
+    expect(cpuShare).toBeLessThan(0.5);
+
+    const said = proxy.stderr().split("\n").filter((line) => line.includes("cannot accept"));
+    expect(said).toEqual([
+      expect.stringMatching(
+        /^qmpctl: proxy: cannot accept clients: too many open files .*\(EMFILE\); new ones are turned away until some of the \d+ connected leave$/,
+      ),
+    ]);
+
+    for (const client of [...clients, ...more]) client.close();
+    await proxy.stderrLine(/\(0 connected\)$/);
+    const result = await qmpctl(["-s", path, "exec", "query-status"]);
+    expect(result).toMatchObject({ code: 0, stdout: "{}\n" });
+  },
+  60_000,
+);
