@@ -115,6 +115,8 @@ export async function listenTransport(
  * of the limit, and are taken as room.
  */
 export async function spareDescriptorCheck(): Promise<() => string | undefined> {
+  // Only Bun's listener spins; Deno would also ask a terminal for leave to read /dev/null, which stops the loop.
+  if (!(globalThis as { Bun?: unknown }).Bun) return () => undefined;
   const { closeSync, openSync } = await import("node:fs");
   return () => {
     try {

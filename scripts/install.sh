@@ -44,10 +44,11 @@ if $uninstall; then
   fi
   # The directories stay: an install does not record which it made, and others may be expected there even
   # empty (Debian makes /usr/local/bin, ~/.profile puts ~/.local/bin on PATH only if it exists).
-  # Each file is tried, so that one that stays is named with the others, not left after the first.
-  kept=$(echo "$found" | while IFS= read -r file; do rm -f "$prefix/$file" 2>/dev/null || echo "$file"; done)
-  if [ -n "$kept" ]; then
-    echo "install.sh: cannot remove from $prefix (run it as a user who may):" $kept >&2
+  # Each file is tried, so that every one that stays is said, with rm's reason, not only the first.
+  failures=$(echo "$found" | while IFS= read -r file; do rm -f "$prefix/$file" 2>&1 || true; done)
+  if [ -n "$failures" ]; then
+    echo "install.sh: some files stay under $prefix (the others are removed; run it as a user who may):" >&2
+    echo "$failures" >&2
     exit 1
   fi
   echo "removed qmpctl from $prefix"

@@ -231,7 +231,7 @@ test("a PREFIX the installing user may not write in: one line of its own, naming
   }
 });
 
-test("--uninstall by a user who may not remove the files: one line naming them all, exit 1, every file left", () => {
+test("--uninstall by a user who may not remove the files: each named with rm's reason, exit 1, every file left", () => {
   const other = mkdtempSync(join(tmpdir(), "qmpctl-prefix-"));
   try {
     chmodSync(other, 0o755); // root's, as /usr/local is
@@ -246,12 +246,13 @@ test("--uninstall by a user who may not remove the files: one line naming them a
       "--uninstall",
       other,
     ];
+    const files = ["bin/qmpctl", "share/man/man1/qmpctl.1", "share/bash-completion/completions/qmpctl"];
+    files.push("share/zsh/site-functions/_qmpctl", "share/fish/vendor_completions.d/qmpctl.fish");
     expect(run(asNobody)).toMatchObject({
       code: 1,
       stdout: "",
-      stderr: `install.sh: cannot remove from ${other} (run it as a user who may): bin/qmpctl ` +
-        "share/man/man1/qmpctl.1 share/bash-completion/completions/qmpctl share/zsh/site-functions/_qmpctl " +
-        "share/fish/vendor_completions.d/qmpctl.fish\n",
+      stderr: `install.sh: some files stay under ${other} (the others are removed; run it as a user who may):\n` +
+        files.map((file) => `rm: cannot remove '${join(other, file)}': Permission denied\n`).join(""),
     });
     expect(existsSync(join(other, "bin/qmpctl"))).toBe(true);
   } finally {

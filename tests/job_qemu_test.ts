@@ -729,7 +729,7 @@ describe("the progress line", () => {
       expect(forced.stderr.endsWith("\r\x1b[K")).toBe(true); // erased at the end
       expect(forced.stderr).not.toContain("\x1b[32m"); // NO_COLOR
       expect(forced.stdout).toBe(quiet.stdout); // the same job again: the same final line
-      const coloured = await run(["--progress"], { NO_COLOR: "" }); // colour is a terminal's: none in a file
+      const coloured = await run(["--progress"], { NO_COLOR: "", TERM: "xterm" }); // colour is a terminal's: none in a file
       expect(coloured.stderr).toMatch(/^\r\[[#-]+\] backup f1 +\d+%/);
       expect(coloured.stderr).not.toContain("\x1b[32m");
       const dumb = await run(["--progress"], { TERM: "dumb" }); // no escapes at all: blanks erase

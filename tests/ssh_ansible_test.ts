@@ -533,14 +533,17 @@ describe("the module's wrapper (library/qmp) run directly, as Ansible runs it", 
     symlinkSync(QMPCTL, join(home, "bin", "qmpctl"));
     const args = join(dir, "tilde-args.json");
     writeFileSync(args, JSON.stringify({ socket: qemu.socket, execute: "query-name", qmpctl: "~/bin/qmpctl" }));
-    const result = Bun.spawnSync(["sh", join(LIBRARY, "qmp"), args], {
-      env: { PATH: "/usr/bin:/bin", HOME: home },
-      stdout: "pipe",
-      stderr: "pipe",
-      stdin: "ignore",
+    const module = (env: Record<string, string>) => {
+      const result = Bun.spawnSync(["sh", join(LIBRARY, "qmp"), args], { env, stdout: "pipe", stderr: "pipe" });
+      expect(result.stderr.toString()).toBe("");
+      return JSON.parse(result.stdout.toString());
+    };
+    expect(module({ PATH: "/usr/bin:/bin", HOME: home })).toMatchObject({ changed: false, return: {} });
+    // Without a HOME, ~/bin/qmpctl is not /bin/qmpctl.
+    expect(module({ PATH: "/usr/bin:/bin" })).toEqual({
+      failed: true,
+      msg: "the qmpctl parameter starts with ~, and HOME is not set on the managed host",
     });
-    expect(result.stderr.toString()).toBe("");
-    expect(JSON.parse(result.stdout.toString())).toMatchObject({ changed: false, return: {} });
   });
 
   test("a qmpctl parameter that is not a path fails the task rather than running PATH's qmpctl", () => {
