@@ -8,9 +8,10 @@ export const help = (): string =>
 
 An interactive shell on a QEMU monitor, the successor of QEMU's qmp-shell.
 Type a QMP command with KEY=VALUE arguments, typed as in 'qmpctl exec'
-(quote a value with blanks; a JSON value, actions:=[{"type": ...}], needs
-no quotes); its return value is printed as JSON, an error as its class and
-description (--raw: the whole response, as piped lines print it).
+(quote a value with blanks, or put \\ before each, as in sh; a JSON value,
+actions:=[{"type": ...}], needs no quotes); its return value is printed as
+JSON, an error as its class and description (--raw: the whole response,
+as piped lines print it).
 Events are printed as they arrive, above the line being typed.
 
   (vm1) query-status

@@ -281,12 +281,17 @@ describe("the shell's history file", () => {
     const { home } = freshHome();
     const cwd = join(home, "work");
     mkdirSync(cwd);
-    for (const [HOME, why] of [["abc", "HOME (abc) is not an absolute path"], [undefined, "HOME is not set"]]) {
+    for (
+      const [HOME, XDG_STATE_HOME, why] of [
+        ["abc", undefined, "HOME (abc) is not an absolute path, and XDG_STATE_HOME is not set"],
+        [undefined, "state", "HOME is not set, and XDG_STATE_HOME (state) is not an absolute path"],
+      ]
+    ) {
       const screen = await shell(home, async (terminal) => {
         await enterLine(terminal, PROMPT, "query-name");
-      }, { env: { HOME, XDG_STATE_HOME: undefined }, cwd });
+      }, { env: { HOME, XDG_STATE_HOME }, cwd });
       expect(screen).toContain(
-        `qmpctl: cannot keep shell history: ${why}, nor XDG_STATE_HOME; history is off for this session`,
+        `qmpctl: cannot keep shell history: ${why}; history is off for this session`,
       );
     }
     expect(readdirSync(cwd)).toEqual([]);

@@ -43,9 +43,8 @@ export function historyPath(kind: "qmp" | "hmp"): string {
   const home = absolute("HOME");
   const state = absolute("XDG_STATE_HOME") ?? (home === undefined ? undefined : `${home}/.local/state`);
   if (state === undefined) {
-    const given = env("HOME");
-    const why = given ? `HOME (${given}) is not an absolute path` : "HOME is not set";
-    throw new Error(`${why}, nor XDG_STATE_HOME`);
+    const why = (name: string) => env(name) ? `${name} (${env(name)}) is not an absolute path` : `${name} is not set`;
+    throw new Error(`${why("HOME")}, and ${why("XDG_STATE_HOME")}`);
   }
   return `${state}/qmpctl/${kind}_history`;
 }

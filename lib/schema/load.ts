@@ -27,7 +27,10 @@ import { isScalarValueError, typeArguments } from "./typing.ts";
 /** Options of `loadSchema`. */
 export interface LoadSchemaOptions {
   signal?: AbortSignal;
-  /** The cache directory; default `$XDG_CACHE_HOME/qmpctl` (or `~/.cache/qmpctl`); null for no cache. */
+  /**
+   * The cache directory, an absolute path (a relative one is no cache); default `$XDG_CACHE_HOME/qmpctl`
+   * (or `~/.cache/qmpctl`); null for no cache.
+   */
   cacheDir?: string | null;
   /** Fetch from QEMU even if the cache holds an entry (the fetched one replaces it). */
   refresh?: boolean;

@@ -24,10 +24,10 @@ import { isPrivate, openPrivateDirFd, ownUid, withOwnerBits } from "../private_d
  */
 export function defaultCacheDir(): string | undefined {
   const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
-  const absolute = (path: string | undefined) => path?.startsWith("/") ? path : undefined;
+  const absolute = (path: string | undefined) => path?.startsWith("/") ? path.replace(/\/+$/, "") : undefined; // "/": ""
   const home = absolute(env.HOME);
-  const base = absolute(env.XDG_CACHE_HOME) ?? (home ? `${home}/.cache` : undefined);
-  return base ? `${base}/qmpctl` : undefined;
+  const base = absolute(env.XDG_CACHE_HOME) ?? (home === undefined ? undefined : `${home}/.cache`);
+  return base === undefined ? undefined : `${base}/qmpctl`;
 }
 
 /** Node's names of architectures (`process.arch`) that QEMU names otherwise (query-target's `arch`). */
