@@ -113,6 +113,14 @@ describe("applyCompletion", () => {
     });
     expect(applyCompletion("query-stat", { start: 0, candidates })).toEqual({ kind: "list", candidates });
     expect(applyCompletion("nothing", { start: 0, candidates: [] })).toEqual({ kind: "none" });
+    // A word typed with quotes or escapes is extended as it reads, not by the length it is typed with.
+    for (const typed of ['"query-st"', "qu\\e\\r\\y-st"]) {
+      expect(applyCompletion(typed, { start: 0, candidates })).toEqual({
+        kind: "replace",
+        count: typed.length,
+        text: "query-stat",
+      });
+    }
   });
 
   test("matching leaves out a name with a control character: TAB never puts one into the line", () => {

@@ -44,7 +44,7 @@ export function applyCompletion(before: string, completion: Completion): TabResu
   const { start, candidates } = completion;
   if (candidates.length === 0) return { kind: "none" };
   const count = [...before.slice(start)].length;
-  const word = before.slice(start);
+  const { word } = wordsBefore(before); // as read: `"query-st"` and `qu\ery-st` are 8 characters typed
   if (candidates.length === 1) {
     const only = candidates[0];
     // A finished word gets a blank after it; `key=` and `key.` go on.
