@@ -15,7 +15,7 @@ import { AGENT_COMMANDS, agentSchemaDigest } from "../lib/agent_schema.ts";
 import { isGlob } from "../lib/glob.ts";
 import { completeArgumentWord, loadSchema, Schema, type SchemaScope } from "../lib/schema/mod.ts";
 import { COMPLETION_SCRIPTS, FILES_DIRECTIVE } from "./completion_scripts.ts";
-import { agentForm } from "./ga_forms.ts";
+import { agentForm, formRefuses } from "./ga_forms.ts";
 import { writeStdout } from "./io/output.ts";
 import { env } from "./io/process.ts";
 import { findOption, type OptionSpec, type OptionTable, tableOptions, UsageError } from "./options.ts";
@@ -162,7 +162,8 @@ async function complete(context: CommandContext, line: readonly string[]): Promi
     // ga's options of one form only where its first word makes that form (ga exec: --stdin, not --args).
     const form = command === "ga" && words.length > 0 ? agentForm(words[0]) : undefined;
     const offered = options.filter((s) =>
-      (!s.form || !form || s.form === form) && (s.repeatable || !state.given.includes(s.name))
+      (!s.form || !form || s.form === form) && !(form && formRefuses(form, s.name, state.given.includes("json"))) &&
+      (s.repeatable || !state.given.includes(s.name))
     );
     return matching(offered.map((s) => `--${s.name}`)); // not one given already, unless it may be repeated
   }

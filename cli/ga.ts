@@ -6,7 +6,7 @@ import { didYouMean } from "../lib/closest.ts";
 import { CommandError } from "../lib/errors.ts";
 import { agentAddress, connectAgent } from "./ga_connect.ts";
 import { argsObject } from "./args_stdin.ts";
-import { AGENT_COMMAND, agentForm } from "./ga_forms.ts";
+import { AGENT_COMMAND, agentForm, formRefuses } from "./ga_forms.ts";
 import { findOption, UsageError } from "./options.ts";
 import { cleaningUpOnFatalSignal } from "./io/signals.ts";
 import { type CommandContext, executeAndPrint, formatJson } from "./session.ts";
@@ -116,12 +116,9 @@ export async function run(context: CommandContext): Promise<number> {
     const only = findOption(context.optionTable.commands.ga.options, "name", option)?.form;
     if (only !== undefined && only !== form) throw new UsageError(`ga ${form} does not take --${option}`);
   }
-  // --raw prints a whole reply, which only an agent command prints; --pretty, a JSON value (ga exec's with --json).
-  if (context.global.raw && form !== AGENT_COMMAND) throw new UsageError(`ga ${form} does not take --raw`);
-  if (context.global.pretty && form !== AGENT_COMMAND && !context.options.has("json")) {
-    throw new UsageError(
-      form === "exec" ? "ga exec takes --pretty only with --json" : `ga ${form} does not take --pretty`,
-    );
+  for (const option of ["raw", "pretty"]) {
+    const refused = context.options.has(option) && formRefuses(form, option, context.options.has("json"));
+    if (refused) throw new UsageError(refused);
   }
   if (form === "cp") return (await SUBCOMMANDS.cp()).run({ ...context, words }); // cleans up on its own
   // SIGTERM and SIGHUP end a command as Ctrl-C does, so that the agent's owed reply is read before qmpctl

@@ -13,3 +13,15 @@ export const AGENT_COMMAND = "AGENT-COMMAND";
 export function agentForm(word: string): string {
   return word === "exec" || word === "cp" || word === "wait" ? word : AGENT_COMMAND;
 }
+
+/**
+ * Why the form `form` refuses the global option `name`, or undefined: --raw
+ * prints a whole reply, which only an agent command prints; --pretty, a
+ * JSON value (ga exec's with --json, `withJson`).
+ */
+export function formRefuses(form: string, name: string, withJson: boolean): string | undefined {
+  if (form === AGENT_COMMAND) return undefined;
+  if (name === "raw") return `ga ${form} does not take --raw`;
+  if (name !== "pretty" || withJson) return undefined;
+  return form === "exec" ? "ga exec takes --pretty only with --json" : `ga ${form} does not take --pretty`;
+}

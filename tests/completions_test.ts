@@ -341,6 +341,13 @@ describe("the words of ga, job, migrate and proxy (no QEMU, no agent)", () => {
     expect(ga("qmpctl ga guest-ping --")).toEqual(["--args"]);
     expect(ga("qmpctl ga cp --")).toEqual([]);
     expect(ga("qmpctl ga wait --")).toEqual([]);
+    // --raw and --pretty where the form prints what they shape: ga exec --pretty with --json only.
+    const output = (line: string) => bashComplete(line).filter((o) => o === "--raw" || o === "--pretty");
+    expect(output("qmpctl ga guest-ping --")).toEqual(["--pretty", "--raw"]);
+    expect(output("qmpctl ga exec --")).toEqual([]);
+    expect(output("qmpctl ga exec --json --")).toEqual(["--pretty"]);
+    expect(output("qmpctl ga cp --")).toEqual([]);
+    expect(output("qmpctl ga wait --")).toEqual([]);
   });
 
   test("an option given already is not offered again, unless it may be repeated (--socket, --env)", () => {
