@@ -99,6 +99,7 @@ describe("completeArgumentWord", () => {
     ["add-thing", [], "", ["driver=", "node="]],
     ["add-thing", [], "driver=", ["driver=alpha", "driver=beta", "driver=gamma"]],
     ["add-thing", ["driver=alpha"], "", ["node=", "ro=", "size="]],
+    ["add-thing", ['driver:="alpha"'], "", ["node=", "ro=", "size="]], // the tag as KEY:=JSON
     ["no-such-command", [], "", []],
   ])("%s %p %p", (command, previous, current, expected) => {
     expect(completeArgumentWord(schema, command, previous, current)).toEqual(expected);

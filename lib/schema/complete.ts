@@ -38,7 +38,9 @@ export function completeArgumentWord(
   const given = new Map<string, string>();
   for (const word of previous) {
     const eq = word.indexOf("=");
-    if (eq > 0) given.set(word.slice(0, word[eq - 1] === ":" ? eq - 1 : eq), word.slice(eq + 1));
+    if (eq <= 0) continue;
+    if (word[eq - 1] !== ":") given.set(word.slice(0, eq), word.slice(eq + 1));
+    else given.set(word.slice(0, eq - 1), jsonText(word.slice(eq + 1))); // KEY:="file" picks the branch file
   }
   const eq = current.indexOf("=");
   const key = eq < 0 ? current : current.slice(0, eq);
@@ -115,4 +117,14 @@ function walker(schema: Schema, given: Map<string, string>) {
     }
     return type;
   };
+}
+
+/** A KEY:=JSON value as a word's text: a JSON string's contents, else the JSON as written. */
+function jsonText(json: string): string {
+  try {
+    const value = JSON.parse(json);
+    return typeof value === "string" ? value : json;
+  } catch {
+    return json;
+  }
 }
