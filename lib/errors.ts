@@ -112,6 +112,8 @@ export function awaitedStep(
         hint: listenQueueFull
           ? ": its listen queue stayed full (EAGAIN): another client may hold the monitor while others wait " +
             "their turn (QEMU serves one client at a time), or too many clients are connecting at once"
+          : address.startsWith("ssh://")
+          ? ": ssh did not get through (its sshd does not answer, or ssh waits for an answer: try ssh HOST once)"
           : "",
       };
   }

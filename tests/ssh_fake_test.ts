@@ -76,6 +76,18 @@ test("--wait-socket: an sshd that refuses (its host still starting) is tried aga
   expect(readFileSync(runs, "utf8").split("\n").length).toBeGreaterThan(3);
 });
 
+test("an ssh that never gets through (a hung sshd): exit 3 at --connect-timeout, saying at which step", async () => {
+  const result = await qmpctl(["-s", "ssh://host/run/vm.qmp", "--connect-timeout", "500ms", "exec", "query-status"], {
+    env: { QMPCTL_SSH_COMMAND: "sh -c 'exec sleep 30'", TMPDIR: dir },
+  });
+  expect(result).toMatchObject({
+    code: 3,
+    stdout: "",
+    stderr: "qmpctl: no connection to ssh://host/run/vm.qmp within 500ms: ssh did not get through (its sshd does " +
+      "not answer, or ssh waits for an answer: try ssh HOST once)\n",
+  });
+});
+
 test("a relative TMPDIR is ignored: ssh's socket goes under /tmp, nothing under the working directory", async () => {
   const work = join(dir, "work");
   mkdirSync(join(work, "rel"), { recursive: true });
