@@ -111,6 +111,16 @@ export function aboveReason(above: Owned, uid: number | undefined, gid?: number)
   return undefined;
 }
 
+/**
+ * A base directory from the environment (HOME, an XDG_*_HOME) to put names
+ * under: an absolute path without its trailing slashes ("/" gives "", so
+ * that "/.cache" has one), or undefined for a relative or empty one (the XDG
+ * spec ignores it; it would put files wherever the process stands).
+ */
+export function baseDir(value: string | undefined): string | undefined {
+  return value?.startsWith("/") ? value.replace(/\/+$/, "") : undefined;
+}
+
 /** The directory that holds `path` (an absolute path: openPrivateDirFd takes no other): "/" for "/x". */
 export function parentDir(path: string): string {
   return path.slice(0, path.lastIndexOf("/")) || "/";

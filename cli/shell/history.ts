@@ -18,6 +18,7 @@
  * @module
  */
 import { writeStderrLine } from "../io/output.ts";
+import { baseDir } from "../../lib/private_dir.ts";
 import { env } from "../io/process.ts";
 import { openPrivateDir, type PrivateDir } from "../private_dir.ts";
 
@@ -34,14 +35,8 @@ export const MAX_HISTORY_BYTES = 1024 * 1024;
  * @throws {Error} saying why there is none: HOME unset or not an absolute path, and no XDG_STATE_HOME
  */
 export function historyPath(kind: "qmp" | "hmp"): string {
-  // The XDG Base Directory spec: a relative path is invalid and must be ignored. A relative HOME is no
-  // better: history would land wherever the shell was started.
-  const absolute = (name: string) => {
-    const value = env(name);
-    return value?.startsWith("/") ? value.replace(/\/+$/, "") : undefined; // "/" is "" + "/.local/..."
-  };
-  const home = absolute("HOME");
-  const state = absolute("XDG_STATE_HOME") ?? (home === undefined ? undefined : `${home}/.local/state`);
+  const home = baseDir(env("HOME"));
+  const state = baseDir(env("XDG_STATE_HOME")) ?? (home === undefined ? undefined : `${home}/.local/state`);
   if (state === undefined) {
     const why = (name: string) => env(name) ? `${name} (${env(name)}) is not an absolute path` : `${name} is not set`;
     throw new Error(`${why("HOME")}, and ${why("XDG_STATE_HOME")}`);

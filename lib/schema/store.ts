@@ -15,7 +15,7 @@
  * @module
  */
 import { bun } from "../bun_api.ts";
-import { isPrivate, openPrivateDirFd, ownUid, withOwnerBits } from "../private_dir.ts";
+import { baseDir, isPrivate, openPrivateDirFd, ownUid, withOwnerBits } from "../private_dir.ts";
 
 /**
  * The cache directory from the environment, or undefined when neither
@@ -24,9 +24,8 @@ import { isPrivate, openPrivateDirFd, ownUid, withOwnerBits } from "../private_d
  */
 export function defaultCacheDir(): string | undefined {
   const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env ?? {};
-  const absolute = (path: string | undefined) => path?.startsWith("/") ? path.replace(/\/+$/, "") : undefined; // "/": ""
-  const home = absolute(env.HOME);
-  const base = absolute(env.XDG_CACHE_HOME) ?? (home === undefined ? undefined : `${home}/.cache`);
+  const home = baseDir(env.HOME);
+  const base = baseDir(env.XDG_CACHE_HOME) ?? (home === undefined ? undefined : `${home}/.cache`);
   return base === undefined ? undefined : `${base}/qmpctl`;
 }
 
