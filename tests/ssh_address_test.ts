@@ -63,6 +63,8 @@ describe("splitShellWords, as sh splits a command line", () => {
     [`'a\\b'`, ["a\\b"]],
     [`$HOME ~/x "$USER"`, ["$HOME", "~/x", "$USER"]],
     ["a\\\nb", ["ab"]],
+    ["'' \\\n\"\"\\\n", ["", ""]],
+    ["a\rb", ["a", "b"]],
     ["", []],
   ])("%j", (line, words) => {
     expect(splitShellWords(line)).toEqual(words);
