@@ -36,6 +36,7 @@ const BACKSLASHES: [string, string][] = [
   [String.raw`human-monitor-command command-line="a\b \"c\" \\d \$e"`, String.raw`a\b "c" \d $e`],
   [String.raw`human-monitor-command command-line='a\ b\\c'`, String.raw`a\ b\\c`],
   [String.raw`human-monitor-command command-line=end\\`, "end\\"],
+  [String.raw`human-monitor-command command-line=blank\ `, "blank "],
 ];
 
 /** The `command-line` of each human-monitor-command the server got. */

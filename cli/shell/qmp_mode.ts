@@ -76,7 +76,7 @@ export class QmpMode implements ShellMode {
       if (trimmed.startsWith("{")) {
         return this.#actions ? this.#addAction(jsonObject(trimmed)) : await this.#raw(trimmed, signal);
       }
-      const words = splitWords(trimmed);
+      const words = splitWords(line); // not trimmed: an escaped blank may end it
       if (words[0] === "help" && words.length === 1 && this.#context.shellWords) {
         return { kind: "note", text: QMP_HELP };
       }
