@@ -182,7 +182,8 @@ export class QmpClient {
    * import { QmpClient } from "./client.ts";
    * const qmp = await QmpClient.connect("tcp:[::1]:4444", { signal: AbortSignal.timeout(3000) });
    * ```
-   * @throws {AddressError | ConnectionError | ConnectTimeoutError | GreetingError | NegotiationError | TimeoutError}
+   * @throws {AddressError | ConnectionError | ConnectTimeoutError | GreetingError | NegotiationError}
+   * @throws {TimeoutError | AbortedError} when `signal` ends it first (not a ConnectionError: `connectTimeout`'s bound is)
    */
   static async connect(address: string | Address, options: ConnectOptions = {}): Promise<QmpClient> {
     const client = new QmpClient(typeof address === "string" ? parseAddress(address) : address, options);

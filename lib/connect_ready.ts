@@ -26,9 +26,15 @@ const NOT_YET = ["ENOENT", "ECONNREFUSED", "ECONNRESET"];
 const FIRST_PAUSE_MS = 10;
 const LONGEST_PAUSE_MS = 100;
 
-/** Whether connecting failed because the monitor is not ready yet (worth another try). */
+/** The error at the end of the retries: the monitor was still not ready. */
+class StillNotReadyError extends ConnectionError {}
+
+/**
+ * Whether connecting failed because the monitor is not ready yet (worth
+ * another try); also true for `connectWhenReady`'s error once its time is up.
+ */
 export function isNotReady(error: unknown): boolean {
-  if (error instanceof GreetingClosedError) return true;
+  if (error instanceof GreetingClosedError || error instanceof StillNotReadyError) return true;
   if (!(error instanceof ConnectionError) || error instanceof ConnectTimeoutError) return false;
   return NOT_YET.includes((error.cause as { code?: string } | undefined)?.code ?? "");
 }
@@ -69,7 +75,8 @@ export async function retryWhileNotReady<T>(
       if (!isNotReady(error)) throw error;
       const left = deadline - Date.now();
       if (left <= 0) {
-        throw new ConnectionError(
+        if (error instanceof StillNotReadyError) throw error; // an inner retry's: said once
+        throw new StillNotReadyError(
           `${(error as Error).message} (still so after ${formatDuration(waitMs)} of retries)`,
           { cause: error },
         );

@@ -25,6 +25,7 @@
  *
  * @module
  */
+import { sendExactly } from "./exact_json.ts";
 
 /** A value as JSON, for a message about what a peer sent: cut after `max` characters. */
 export function excerpt(value: unknown, max = 200): string {
@@ -33,12 +34,13 @@ export function excerpt(value: unknown, max = 200): string {
 }
 
 /**
- * `request` as the JSON text to send for `command`.
- * @throws {ArgumentError} when its arguments are not JSON (a BigInt, a cycle)
+ * `request` as the JSON text to send for `command`, its numbers exact
+ * (a BigInt, a whole number past 2^53: `sendExactly`).
+ * @throws {ArgumentError} when its arguments are not JSON (a cycle)
  */
 export function requestJson(command: string, request: Record<string, unknown>): string {
   try {
-    return JSON.stringify(request);
+    return JSON.stringify(request, sendExactly);
   } catch (error) {
     throw new ArgumentError(`${command}: its arguments are not JSON: ${(error as Error).message}`);
   }

@@ -131,6 +131,41 @@ export function wholeDifference(a: unknown, b: unknown): unknown {
   return Number.isSafeInteger(double) ? double : json.rawJSON(String(difference));
 }
 
+/**
+ * A number to send exactly: a BigInt, or a JSON number's text. A plain
+ * number holds every integer only up to 2^53 (`18446744073709551615` typed
+ * in a program is already `18446744073709551616`); this keeps the digits.
+ * @example
+ * ```ts
+ * JSON.stringify({ size: exactNumber(18446744073709551615n) }); // '{"size":18446744073709551615}'
+ * JSON.stringify({ limit: exactNumber("1e400") }); // '{"limit":1e400}'
+ * ```
+ * @throws {SyntaxError} when the text is not a JSON number
+ */
+export function exactNumber(value: bigint | string): RawJson {
+  const text = typeof value === "bigint" ? value.toString() : value;
+  const raw = json.rawJSON(text); // throws unless the text is one JSON primitive
+  if (typeof JSON.parse(text) !== "number") throw new SyntaxError(`not a JSON number: ${text}`);
+  return raw;
+}
+
+/**
+ * The replacer that sends numbers exactly: a BigInt as its digits, and a
+ * plain whole number past 2^53 as the integer it holds (`2 ** 60` as
+ * `1152921504606846976`, where JSON.stringify prints `1152921504606847000`,
+ * which QEMU reads as another integer). Past 64 bits QEMU reads a number as
+ * a double, which JSON.stringify's shortest form already gives exactly.
+ */
+export function sendExactly(_key: string, value: unknown): unknown {
+  if (typeof value === "bigint") return json.rawJSON(value.toString());
+  if (
+    typeof value === "number" && !Number.isSafeInteger(value) && Number.isInteger(value) && Math.abs(value) < 2 ** 64
+  ) {
+    return json.rawJSON(BigInt(value).toString());
+  }
+  return value;
+}
+
 /** True for a number kept as its text by `parseExact`. */
 export function isRawNumber(value: unknown): value is RawJson {
   return typeof value === "object" && value !== null && json.isRawJSON(value);

@@ -186,18 +186,22 @@ export { DEFAULT_MAX_MESSAGE_BYTES, JsonFramer, MAX_NESTING } from "./framing.ts
 /**
  * Numbers as QEMU wrote them: in every message received, a number that a
  * JavaScript double would change (`18446744073709551615`, `1e400`) is a
- * `JSON.rawJSON` object, which `JSON.stringify` prints as its digits.
+ * `JSON.rawJSON` object, which `JSON.stringify` prints as its digits. In
+ * arguments sent, a BigInt and a whole number past 2^53 go out as the exact
+ * integer they hold; `exactNumber` sends any number's text as written.
  *
  * @example
  * ```ts
- * import { isRawNumber, QmpClient } from "./mod.ts";
+ * import { exactNumber, isRawNumber, QmpClient } from "./mod.ts";
  * const qmp = await QmpClient.connect("/run/vm1.qmp");
  * const size = (await qmp.execute("query-x") as { size: unknown }).size;
  * isRawNumber(size) ? BigInt(size.rawJSON) : size; // exact either way
+ * await qmp.execute("x-set", { size: 18446744073709551615n, ratio: exactNumber("0.10000000000000000001") });
  * ```
  */
 export {
   asDouble,
+  exactNumber,
   isRawNumber,
   type JsonNumber,
   mayChangeAt,

@@ -75,6 +75,10 @@ function walk(value: unknown, counter: Counter): number {
       counter.tokens++;
       counter.bytes += value ? 4 : 5;
       return 0;
+    case "bigint": // sent as its digits (sendExactly)
+      counter.tokens++;
+      counter.bytes += String(value).length;
+      return 0;
   }
   counter.tokens++;
   if (value === null) {

@@ -56,7 +56,7 @@ describe("GuestAgent.connect", () => {
     }
   });
 
-  test("arguments that are not JSON (a BigInt): an ArgumentError, as QmpClient's; nothing sent, the next call answered", async () => {
+  test("arguments that are not JSON (a cycle): an ArgumentError, as QmpClient's; nothing sent, the next call answered", async () => {
     const agent = fakeAgent((request, connection) => {
       if (request.execute === "guest-sync-delimited") {
         const id = (request.arguments as { id: number }).id;
@@ -65,9 +65,11 @@ describe("GuestAgent.connect", () => {
     });
     const client = await GuestAgent.connect(agent.path);
     try {
-      const error = await client.execute("guest-ping", { x: 1n } as never).catch((e: Error) => e) as Error;
+      const cycle: Record<string, unknown> = {};
+      cycle.self = cycle;
+      const error = await client.execute("guest-ping", cycle).catch((e: Error) => e) as Error;
       expect(error).toBeInstanceOf(ArgumentError);
-      expect(error.message).toBe("guest-ping: its arguments are not JSON: JSON.stringify cannot serialize BigInt.");
+      expect(error.message).toStartWith("guest-ping: its arguments are not JSON: ");
       expect(await client.execute("guest-info")).toEqual({ got: "guest-info" });
     } finally {
       await client.close();

@@ -1,6 +1,11 @@
 /** QmpClient against a scripted fake server: greetings, negotiation, ids, events, faults, cancellation. */
 import { afterEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { QmpClient } from "../lib/client.ts";
+import { connectWhenReady, isNotReady } from "../lib/connect_ready.ts";
+import { exactNumber } from "../lib/exact_json.ts";
 import {
   AbortedError,
   ArgumentError,
@@ -241,7 +246,7 @@ describe("greeting and negotiation", () => {
 });
 
 describe("execute", () => {
-  test("arguments that are not JSON (a BigInt), or that QEMU's parser would refuse: an ArgumentError, nothing sent, later calls unaffected", async () => {
+  test("arguments that are not JSON (a cycle), or that QEMU's parser would refuse: an ArgumentError, nothing sent, later calls unaffected", async () => {
     const answering = serve(async (c) => {
       await c.handshake();
       for (;;) {
@@ -250,9 +255,11 @@ describe("execute", () => {
       }
     });
     const client = await connect(answering);
-    const bad = await rejection(client.execute("query-name", { size: 10n } as never, { inOrder: true }));
+    const cycle: Record<string, unknown> = {};
+    cycle.self = cycle;
+    const bad = await rejection(client.execute("query-name", cycle, { inOrder: true }));
     expect(bad).toBeInstanceOf(ArgumentError);
-    expect(bad.message).toBe("query-name: its arguments are not JSON: JSON.stringify cannot serialize BigInt.");
+    expect(bad.message).toStartWith("query-name: its arguments are not JSON: ");
     // QEMU would answer these with errors that have no id, which end the session for every call.
     const surrogate = await rejection(client.execute("qom-get", { property: "\ud83d" }));
     expect(surrogate.message).toBe(
@@ -270,6 +277,30 @@ describe("execute", () => {
     ]);
     expect([name, status]).toEqual([{ answered: "query-name" }, { answered: "query-status" }]);
     expect(answering.requests.map((r) => r.execute)).toEqual(["qmp_capabilities", "query-name", "query-status"]);
+  });
+
+  test("numbers go out exactly: a BigInt, a whole number past 2^53 as the integer it holds, exactNumber's text as written", async () => {
+    const answering = serve(async (c) => {
+      await c.handshake();
+      c.reply(await c.nextRequest(), {});
+    });
+    const sent: string[] = [];
+    const client = await connect(answering, { log: (direction, json) => direction === "send" && sent.push(json) });
+    await client.execute("x-set", {
+      big: 18446744073709551615n,
+      negative: -(2n ** 63n),
+      double: 2 ** 60, // JSON.stringify alone: 1152921504606847000, another integer to QEMU
+      past64: 2 ** 70, // past 64 bits QEMU reads a double: the shortest form is that double
+      text: exactNumber("0.10000000000000000001"),
+      plain: [1.5, -0, 9007199254740991],
+    }, { inOrder: true });
+    expect(sent.at(-1)).toBe(
+      '{"execute":"x-set","arguments":{"big":18446744073709551615,"negative":-9223372036854775808,' +
+        '"double":1152921504606846976,"past64":1.1805916207174113e+21,"text":0.10000000000000000001,' +
+        '"plain":[1.5,0,9007199254740991]}}',
+    );
+    expect(() => exactNumber('"1"')).toThrow(SyntaxError);
+    expect(() => exactNumber("1x")).toThrow(SyntaxError);
   });
 
   test("sends the command with arguments and an id of its own, and returns the return value", async () => {
@@ -678,5 +709,18 @@ describe("cancellation and close", () => {
     expect(error).toBeInstanceOf(DisconnectedError);
     expect(error.message).toBe(`${server.path} closed the connection before the reply to quit`);
     expect(await client.closed).toBeUndefined();
+  });
+});
+
+describe("connectWhenReady", () => {
+  test("its error once the time is up is still 'not ready' (isNotReady), as each try's was", async () => {
+    const missing = join(mkdtempSync(join(tmpdir(), "qmpctl-missing-")), "vm.qmp");
+    const error = await rejection(connectWhenReady(missing, { waitMs: 100 }));
+    expect(error).toBeInstanceOf(ConnectionError);
+    expect(error.message).toBe(
+      `cannot connect to ${missing}: no such socket (ENOENT) (still so after 100ms of retries)`,
+    );
+    expect(isNotReady(error)).toBe(true);
+    rmSync(dirname(missing), { recursive: true });
   });
 });

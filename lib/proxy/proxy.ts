@@ -20,7 +20,7 @@ import { describeSystemError } from "../transport_socket.ts";
 import { Downstream, type DownstreamLimits, type DownstreamOwner } from "./downstream.ts";
 import { Upstream } from "./upstream.ts";
 
-/** Options of `QmpProxy.start`. */
+/** Options of `QmpProxy.share` and `QmpProxy.start`. */
 export interface ProxyOptions {
   /** The listening socket's permissions (default 0o600). */
   mode?: number;
