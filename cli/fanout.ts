@@ -64,7 +64,7 @@ export async function expandTargets(
     }
     const matching = async () => {
       const { sockets: matches, unnamable, denied } = await globSockets(
-        socket.startsWith("unix:") ? socket.slice(5) : socket,
+        socket.startsWith("unix:") ? (parseAddress(socket) as { path: string }).path : socket, // QEMU's options dropped
       ).catch((error) =>
         Promise.reject(deniedError(socket, { path: (error as { path?: string }).path ?? ".", looking: "list", error }))
       );

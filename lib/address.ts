@@ -49,29 +49,57 @@ export function parseAddress(text: string): Address {
   if (text === "") throw new AddressError(`empty address: ${FORMS}`);
   if (text.startsWith("ssh://")) return parseSsh(text);
   if (text.startsWith("unix:")) {
-    const path = qemuOptionValue(text.slice(5));
+    const path = qemuOptionValue(text.slice(5), text);
     if (path === "") throw new AddressError(`'${text}' names no socket path: ${FORMS}`);
     return { kind: "unix", path, text };
   }
   if (text.startsWith("tcp:")) {
     // QEMU's form has no // (a URL's would make the host "//HOST", an unknown host)
     if (text.startsWith("tcp://")) fail(`'${text}' is not tcp:HOST:PORT (no //: tcp:${text.slice(6)})`);
-    return parseHostPort(qemuOptionValue(text.slice(4)), text) ??
+    return parseHostPort(qemuOptionValue(text.slice(4), text), text) ??
       fail(`'${text}' is not tcp:HOST:PORT`);
   }
   // A path never needs a colon to be told apart: anything with a slash, or
   // without a colon, is a path; the rest must be HOST:PORT.
   if (text.includes("/") || !text.includes(":")) return { kind: "unix", path: text, text };
-  return parseHostPort(text, text) ?? fail(`'${text}' is not an address: ${FORMS}`);
+  return parseHostPort(text, text) ?? fail(`'${text}' is not an address: ${FORMS}${colonHint(text)}`);
 }
 
-/** The value before QEMU's `,option=...` list: `,,` is a literal comma (read left to right), a lone `,` ends it. */
-function qemuOptionValue(text: string): string {
-  return /^(?:[^,]|,,)*/.exec(text)![0].replaceAll(",,", ",");
+/** What a colon that made no HOST:PORT may have meant: an IPv6 address without brackets, or a file name. */
+function colonHint(text: string): string {
+  const last = text.lastIndexOf(":");
+  const host = text.slice(0, last), port = text.slice(last + 1);
+  if (text.startsWith("[")) return " (the brackets hold an IPv6 address: [::1]:4444)";
+  if (!/^\d+$/.test(port)) return port.includes(".") ? ` (a socket whose name has a colon: ./${text})` : "";
+  return host.includes(":")
+    ? ` (an IPv6 address goes in brackets: [${host}]:${port})`
+    : ` (port ${port}: at most 5 digits, 1-65535)`;
 }
+
+/**
+ * The value before QEMU's `,option=...` list: `,,` is a literal comma (read
+ * left to right), a lone `,` ends it. What follows must read as QEMU's
+ * options (`server=on,wait=off`, `nowait`): `unix:/run/a,b.qmp` is refused,
+ * not taken as the path `/run/a`.
+ */
+function qemuOptionValue(text: string, address: string): string {
+  const value = /^(?:[^,]|,,)*/.exec(text)![0];
+  if (value.length === text.length) return value.replaceAll(",,", ",");
+  const notAnOption = text.slice(value.length + 1).match(/(?:[^,]|,,)+/g)?.find((option) =>
+    !/^[A-Za-z][\w-]*(?:=|$)/.test(option)
+  );
+  if (notAnOption !== undefined) {
+    const comma = address.startsWith("unix:") ? " (a comma in a path is written ,, there)" : "";
+    fail(`'${address}': '${notAnOption}' is not one of QEMU's options${comma}`);
+  }
+  return value.replaceAll(",,", ",");
+}
+
+/** An IPv6 address within brackets, with its zone (`fe80::1%eth0`); an IPv4 one is let in too. */
+const BRACKETED_HOST = String.raw`\[([0-9A-Fa-f:.]+(?:%[\w.-]+)?)\]`;
 
 function parseHostPort(hostPort: string, text: string): Address | undefined {
-  const match = /^(?:\[([0-9A-Fa-f:.%\w]+)\]|([^:\[\]]*)):(\d{1,5})$/.exec(hostPort);
+  const match = new RegExp(String.raw`^(?:${BRACKETED_HOST}|([^:\[\]]*)):(\d{1,5})$`).exec(hostPort);
   if (!match) return undefined;
   const port = Number(match[3]);
   if (port < 1 || port > 65535) throw new AddressError(`'${text}': port ${match[3]} is not in 1-65535`);
@@ -98,7 +126,7 @@ function parseSsh(text: string): SshAddress {
   const user = at < 0 ? undefined : authority.slice(0, at);
   const hostPort = authority.slice(at + 1);
   if (hostPort.startsWith("-") || user?.startsWith("-")) fail(`'${text}': a user or host may not start with '-'`);
-  const match = /^(?:\[([0-9A-Fa-f:.%\w]+)\]|([\w.-]+))(?::(\d{1,5}))?$/.exec(hostPort);
+  const match = new RegExp(String.raw`^(?:${BRACKETED_HOST}|([\w.-]+))(?::(\d{1,5}))?$`).exec(hostPort);
   if (!match) fail(`'${text}': '${hostPort}' is not HOST or HOST:PORT`);
   const host = match[1] ?? match[2];
   if (user !== undefined && !/^[\w.+@-]+$/.test(user)) fail(`'${text}': '${user}' is not a user name`);

@@ -65,9 +65,11 @@ async function failedOrRetrying(
 /**
  * For a missing path that reads as a mistyped address (`SSH://host/path`,
  * `ssh:host/path`, `qmp://...`): it was taken as a path, which is why no
- * socket was found.
+ * socket was found. Likewise a `~` the shell did not expand (`--socket=~/x`,
+ * `unix:~/x`, a quoted one): nothing here expands it.
  */
 function addressFormHint(path: string): string {
+  if (path.startsWith("~")) return " (~ is not expanded here: write $HOME/..., which the shell expands)";
   return /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(path) || /^ssh:/i.test(path)
     ? " (taken as a path: an ssh address is written ssh://HOST/PATH, in lower case)"
     : "";
@@ -116,8 +118,10 @@ async function notASocket(
     found = await stat(address.path);
   } catch (statError) {
     const statCode = (statError as { code?: string })?.code;
-    // ELOOP, ENOTDIR, ENAMETOOLONG, EACCES
-    return statCode === "ENOENT" ? undefined : { reason: describeSystemError(statError), cause: statError };
+    // ELOOP, ENOTDIR, ENAMETOOLONG, EACCES; and ENOENT behind Bun's EINVAL for a path past sun_path's
+    // 108 bytes whose directory is missing: "no such socket", which --wait-socket waits out.
+    if (statCode === "ENOENT" && code === "ECONNREFUSED") return undefined;
+    return { reason: describeSystemError(statError), cause: statError };
   }
   if (found.isSocket()) return undefined;
   const kind = found.isFile()

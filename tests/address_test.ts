@@ -80,12 +80,32 @@ describe("parseAddress", () => {
     );
   });
 
-  test.each(["localhost:", "localhost:http", "::1:4444", "[::1]", "[::1]:", "host:123456", "a:b:c"])(
-    "%p is not an address",
-    (text) => {
-      expect(errorOf(text).message).toBe(
-        `'${text}' is not an address: expected PATH, unix:PATH, HOST:PORT, tcp:HOST:PORT, [IPV6]:PORT or ssh://[USER@]HOST[:PORT]/PATH`,
-      );
-    },
-  );
+  const FORMS = "expected PATH, unix:PATH, HOST:PORT, tcp:HOST:PORT, [IPV6]:PORT or ssh://[USER@]HOST[:PORT]/PATH";
+  test.each([
+    ["localhost:", ""],
+    ["localhost:http", ""],
+    ["a:b:c", ""],
+    ["::1:4444", " (an IPv6 address goes in brackets: [::1]:4444)"],
+    ["[::1]", " (the brackets hold an IPv6 address: [::1]:4444)"],
+    ["[::1]:", " (the brackets hold an IPv6 address: [::1]:4444)"],
+    ["[zz]:4444", " (the brackets hold an IPv6 address: [::1]:4444)"],
+    ["host:123456", " (port 123456: at most 5 digits, 1-65535)"],
+    ["vm:1.qmp", " (a socket whose name has a colon: ./vm:1.qmp)"],
+  ])("%p is not an address%s", (text, hint) => {
+    expect(errorOf(text).message).toBe(`'${text}' is not an address: ${FORMS}${hint}`);
+  });
+
+  test.each([
+    [
+      "unix:/run/a,b.qmp",
+      "'unix:/run/a,b.qmp': 'b.qmp' is not one of QEMU's options (a comma in a path is written ,, there)",
+    ],
+    [
+      "unix:/run/a,server=on,b c",
+      "'unix:/run/a,server=on,b c': 'b c' is not one of QEMU's options (a comma in a path is written ,, there)",
+    ],
+    ["tcp:host:4444,x.y", "'tcp:host:4444,x.y': 'x.y' is not one of QEMU's options"],
+  ])("%p: what follows a lone comma must be QEMU's options, or the path would be cut there", (text, message) => {
+    expect(errorOf(text).message).toBe(message);
+  });
 });

@@ -62,6 +62,11 @@ describe("expanding -s", () => {
     ]);
     expect(await expandTargets(["[::1]:4444"])).toBeUndefined();
     expect(await expandTargets([join(dir, "a.*")])).toEqual([join(dir, "a.qmp")]); // a glob is several, even of one
+    // QEMU's -qmp argument pasted with a glob in it: its options are dropped before matching, as for one path.
+    expect(await expandTargets([`unix:${join(dir, "?.qmp")},server=on,wait=off`])).toEqual([
+      join(dir, "a.qmp"),
+      join(dir, "b.qmp"),
+    ]);
   });
 
   test("one monitor spelled several ways is one target (a second connection would wait on the first)", async () => {

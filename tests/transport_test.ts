@@ -169,6 +169,20 @@ describe("connectTransport", () => {
     );
   });
 
+  test("a ~ the shell did not expand (--socket=~/x, unix:~/x) is said to be taken as written", async () => {
+    const error = await rejection(connectTransport(parseAddress("unix:~/nonexistent.qmp"), { data() {}, close() {} }));
+    expect(error.message).toBe(
+      "cannot connect to unix:~/nonexistent.qmp: no such socket (ENOENT) (~ is not expanded here: write $HOME/..., which the shell expands)",
+    );
+  });
+
+  test("a path past sun_path's 108 bytes in a directory not made yet is 'no such socket' (--wait-socket waits), not EINVAL", async () => {
+    const path = `/nonexistent/${"d".repeat(60)}/${"s".repeat(60)}.qmp`;
+    const error = await rejection(connectTransport(parseAddress(path), { data() {}, close() {} }));
+    expect(error.message).toBe(`cannot connect to ${path}: no such socket (ENOENT)`);
+    expect((error.cause as { code?: string }).code).toBe("ENOENT");
+  });
+
   test("an IPv6 zone that names no interface is said in words, not only as EINVAL", async () => {
     const error = await rejection(connectTransport(parseAddress("[fe80::1%nope]:4444"), { data() {}, close() {} }));
     expect(error.message).toBe(
