@@ -12,7 +12,14 @@
  */
 import { ArgumentError } from "./errors.ts";
 import { parseExact } from "./exact_json.ts";
+import { MAX_NESTING } from "./framing.ts";
 import { keyGivenTwice } from "./json_keys.ts";
+import { measureJson } from "./parser_limits.ts";
+
+/** A word as a message quotes it: cut short, so that a line stays readable (a 60 KB `KEY:=JSON`). */
+function shown(word: string): string {
+  return word.length > 80 ? `${word.slice(0, 80)}...` : word;
+}
 
 /** Turns the text of a `KEY=VALUE` word into the value to send, given its key path. */
 export type ValueTyper = (path: readonly string[], text: string) => unknown;
@@ -46,13 +53,13 @@ export function splitKeyValueWords(words: readonly string[]): KeyValueWord[] {
     const eq = word.indexOf("=");
     if (eq < 0) {
       const hint = word.trimStart().startsWith("{") ? " (a JSON object of arguments goes with --args)" : "";
-      throw new ArgumentError(`'${word}' is not KEY=VALUE${hint}`);
+      throw new ArgumentError(`'${shown(word)}' is not KEY=VALUE${hint}`);
     }
     const raw = eq > 0 && word[eq - 1] === ":";
     const key = word.slice(0, raw ? eq - 1 : eq);
-    if (key === "") throw new ArgumentError(`'${word}' has an empty key`);
+    if (key === "") throw new ArgumentError(`'${shown(word)}' has an empty key`);
     const path = key.split(".");
-    if (path.includes("")) throw new ArgumentError(`'${word}' has an empty part in its key`);
+    if (path.includes("")) throw new ArgumentError(`'${shown(word)}' has an empty part in its key`);
     split.push({ word, path, text: word.slice(eq + 1), raw });
   }
   return split;
@@ -116,14 +123,14 @@ export function argumentTree(
       if (earlier === undefined) continue;
       throw new ArgumentError(
         i === path.length - 1
-          ? `'${word}' sets ${prefix} again (after '${earlier}')`
-          : `'${word}' goes inside ${prefix}, which '${earlier}' set to a value`,
+          ? `'${shown(word)}' sets ${prefix} again (after '${shown(earlier)}')`
+          : `'${shown(word)}' goes inside ${prefix}, which '${shown(earlier)}' set to a value`,
       );
     }
     const full = prefix;
     const inside = parents.get(full);
     if (inside !== undefined) {
-      throw new ArgumentError(`'${word}' sets ${full} to a value, but '${inside}' put keys inside it`);
+      throw new ArgumentError(`'${shown(word)}' sets ${full} to a value, but '${shown(inside)}' put keys inside it`);
     }
     seen.set(full, word);
     prefix = "";
@@ -131,7 +138,7 @@ export function argumentTree(
       prefix = i === 0 ? path[0] : `${prefix}.${path[i]}`;
       if (!parents.has(prefix)) parents.set(prefix, word);
     }
-    const value = raw ? parseJsonValue(text, `'${word}'`) : typeValue(path, text);
+    const value = raw ? parseJsonValue(text, `'${shown(word)}'`) : typeValue(path, text);
     setPath(result, path, value, word, made);
   }
   return result;
@@ -189,6 +196,10 @@ function parseJsonValue(text: string, source: string): unknown {
     const [place, trailing] = jsonErrorPlace(text);
     const reason = trailing ? "more follows the JSON value (one value is expected)" : (error as Error).message;
     throw new ArgumentError(`${source}: invalid JSON${place}: ${reason}`);
+  }
+  // Refused here, before anything is sent: deeper values also run out of stack where they are copied.
+  if (text.length > 2 * MAX_NESTING && measureJson(value).depth > MAX_NESTING) {
+    throw new ArgumentError(`${source}: nested deeper than ${MAX_NESTING} levels, which QEMU's parser refuses`);
   }
   const twice = keyGivenTwice(text); // JSON.parse kept the last value: it would go out as if given once
   if (twice !== undefined) throw new ArgumentError(`${source}: the key "${twice}" is given twice in one object`);
@@ -285,7 +296,9 @@ function setPath(
     if (Array.isArray(node) && Number(key) > node.length) {
       const name = path.slice(0, i).join(".");
       throw new ArgumentError(
-        `'${word}': ${name} is an array of ${node.length} items: number its items ${name}.0, ${name}.1, ... without gaps`,
+        `'${
+          shown(word)
+        }': ${name} is an array of ${node.length} items: number its items ${name}.0, ${name}.1, ... without gaps`,
       );
     }
     if (i === path.length - 1) break;

@@ -42,6 +42,10 @@ export function requestJson(command: string, request: Record<string, unknown>): 
   try {
     return JSON.stringify(request, sendExactly);
   } catch (error) {
+    // JSON.stringify recurses: a nesting some ten thousand deep (which QEMU refuses past 1024) runs out of stack.
+    if (error instanceof RangeError && /stack/.test(error.message)) {
+      throw new ArgumentError(`${command}: QEMU's parser would refuse it: JSON nesting depth limit exceeded`);
+    }
     throw new ArgumentError(`${command}: its arguments are not JSON: ${(error as Error).message}`);
   }
 }

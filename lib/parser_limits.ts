@@ -23,7 +23,7 @@ export const MAX_TOKEN_SIZE = 64 * 1024 * 1024;
 
 /** What QEMU's parser counts in the compact JSON text of a value. */
 export interface JsonMeasure {
-  /** The deepest nesting of objects and arrays (0 for a scalar). */
+  /** The deepest nesting of objects and arrays (0 for a scalar), counted up to `MAX_NESTING` + 2; tokens and bytes are those above that depth. */
   depth: number;
   /** Tokens: each `{ } [ ] : ,`, key and scalar. */
   tokens: number;
@@ -49,7 +49,7 @@ export interface JsonMeasure {
  */
 export function measureJson(value: unknown): JsonMeasure {
   const counter: Counter = { tokens: 0, bytes: 0, noncharacter: false };
-  const depth = walk(value, counter);
+  const depth = walk(value, counter, MAX_NESTING + 1);
   return { depth, ...counter };
 }
 
@@ -60,8 +60,12 @@ interface Counter {
   noncharacter: boolean;
 }
 
-/** Add `value`'s tokens and bytes to `counter`; its depth. */
-function walk(value: unknown, counter: Counter): number {
+/**
+ * Add `value`'s tokens and bytes to `counter`; its depth. Only `room`
+ * levels are walked: deeper than that QEMU refuses the message whatever
+ * it holds, and a walk 30 000 levels deep would run out of stack.
+ */
+function walk(value: unknown, counter: Counter, room: number): number {
   switch (typeof value) {
     case "string":
       counter.tokens++;
@@ -89,12 +93,13 @@ function walk(value: unknown, counter: Counter): number {
     counter.bytes += value.rawJSON.length;
     return 0;
   }
+  if (room === 0) return 1; // deeper than QEMU parses: not counted further
   let deepest = 0;
   if (Array.isArray(value)) {
     // brackets, and a comma between items
     counter.tokens += value.length > 0 ? value.length : 1;
     counter.bytes += value.length > 0 ? value.length + 1 : 2;
-    for (const item of value) deepest = Math.max(deepest, walk(item, counter));
+    for (const item of value) deepest = Math.max(deepest, walk(item, counter, room - 1));
     return deepest + 1;
   }
   const keys = Object.keys(value as object);
@@ -103,7 +108,7 @@ function walk(value: unknown, counter: Counter): number {
   counter.bytes += keys.length > 0 ? 2 * keys.length + 1 : 2;
   for (const key of keys) {
     counter.bytes += stringBytes(key, counter);
-    deepest = Math.max(deepest, walk((value as Record<string, unknown>)[key], counter));
+    deepest = Math.max(deepest, walk((value as Record<string, unknown>)[key], counter, room - 1));
   }
   return deepest + 1;
 }

@@ -274,6 +274,25 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
     expect(listener.connections).toBe(0);
   });
 
+  test("arguments nested past QEMU's 1024 levels: exit 2 before connecting, however deep (not a crash), the word cut short", async () => {
+    for (const depth of [2000, 200_000]) { // the deeper once ran out of stack (exit 70)
+      const nested = "[".repeat(depth) + "]".repeat(depth);
+      const result = await qmpctl(["-s", listener.path, "exec", "x", "--args", "-"], { stdin: `{"a": ${nested}}` });
+      expect(result).toMatchObject({
+        code: 2,
+        stdout: "",
+        stderr: "qmpctl: --args -: nested deeper than 1024 levels, which QEMU's parser refuses\n",
+      });
+    }
+    const word = `a:=${"[".repeat(50_000)}${"]".repeat(50_000)}`; // one argument holds at most 128 KiB
+    expect(await qmpctl(["-s", listener.path, "exec", "x", word])).toMatchObject({
+      code: 2,
+      stdout: "",
+      stderr: `qmpctl: '${word.slice(0, 80)}...': nested deeper than 1024 levels, which QEMU's parser refuses\n`,
+    });
+    expect(listener.connections).toBe(0);
+  });
+
   test("no address at all: exit 2 naming -s and QMPCTL_SOCKET", async () => {
     const result = await qmpctl(["exec", "query-status"]);
     expect(result).toMatchObject({ code: 2, stdout: "" });
