@@ -118,6 +118,12 @@ async function longWorkFollower(
 export async function run(context: CommandContext): Promise<number> {
   const command: string | undefined = context.words[0], words = context.words.slice(1);
   if (!command) throw new UsageError("exec needs a command name (e.g. qmpctl exec query-status)");
+  if (command.startsWith("{")) { // a QMP message pasted whole, as socat or qmp-shell would take it
+    throw new UsageError(
+      "exec takes a command name, not a QMP message: qmpctl exec query-status (arguments as KEY=VALUE " +
+        "or --args JSON); whole messages go to qmpctl batch -, one a line",
+    );
+  }
   // What only some runs use is loaded by those alone: a module more costs every one-shot exec start-up.
   const argsText = context.options.text("args");
   const base = argsText === undefined

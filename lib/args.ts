@@ -193,8 +193,11 @@ function parseJsonValue(text: string, source: string): unknown {
   try {
     value = parseExact(text); // numbers sent as written
   } catch (error) {
-    const [place, trailing] = jsonErrorPlace(text);
-    const reason = trailing ? "more follows the JSON value (one value is expected)" : (error as Error).message;
+    const [place, trailing, at] = jsonErrorPlace(text);
+    // Bun's words begin "JSON Parse error: ", which "invalid JSON" has said already.
+    const reason = trailing
+      ? "more follows the JSON value (one value is expected)"
+      : (error as Error).message.replace(/^JSON Parse error: /, "") + quotingHint(text, at);
     throw new ArgumentError(`${source}: invalid JSON${place}: ${reason}`);
   }
   // Refused here, before anything is sent: deeper values also run out of stack where they are copied.
@@ -210,12 +213,24 @@ function parseJsonValue(text: string, source: string): unknown {
  * Where `text` stops being JSON, as " at line L, column C" (not every
  * engine's JSON.parse says where), and whether a whole value came before.
  */
-function jsonErrorPlace(text: string): [place: string, trailing: boolean] {
+function jsonErrorPlace(text: string): [place: string, trailing: boolean, at?: number] {
   const [at, trailing] = jsonErrorOffset(text) ?? [];
   if (at === undefined) return ["", false];
-  if (at >= text.length) return [" at its end", false];
+  if (at >= text.length) return [" at its end", false, at];
   const before = text.slice(0, at);
-  return [` at line ${before.split("\n").length}, column ${at - before.lastIndexOf("\n")}`, trailing === true];
+  return [` at line ${before.split("\n").length}, column ${at - before.lastIndexOf("\n")}`, trailing === true, at];
+}
+
+/**
+ * For JSON written as JavaScript (`{path: "/machine"}`), which the engine's
+ * words ("Expected '}'") do not point at: JSON quotes its keys.
+ */
+function quotingHint(text: string, at: number | undefined): string {
+  if (at === undefined) return "";
+  const keyPlace = /[{,][ \t\n\r]*$/.test(text.slice(Math.max(0, at - 64), at));
+  return keyPlace && /[A-Za-z_$]/.test(text[at] ?? "")
+    ? ` (JSON quotes its keys: {"${/^[\w$-]*/.exec(text.slice(at))![0]}": ...})`
+    : "";
 }
 
 const SPACE = /[ \t\n\r]*/y;

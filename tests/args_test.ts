@@ -206,6 +206,15 @@ describe("parseArgumentsJson", () => {
     expect(errorOf(() => parseArgumentsJson('{"a": 1,}')).message).not.toContain("more follows");
   });
 
+  test("keys written without quotes, as in JavaScript, are said to need them; the engine's 'JSON Parse error' prefix is not repeated", () => {
+    for (const [text, key] of [["{path: '/machine'}", "path"], ['{"a": 1, node-name: 2}', "node-name"]]) {
+      const { message } = errorOf(() => parseArgumentsJson(text));
+      expect(message).toEndWith(` (JSON quotes its keys: {"${key}": ...})`);
+      expect(message).not.toContain("JSON Parse error");
+    }
+    expect(errorOf(() => parseArgumentsJson('{"a": tru}')).message).not.toContain("quotes its keys");
+  });
+
   test("empty or blank text is said to hold no JSON, not a parse error at its end; other Unicode blanks are JSON errors", () => {
     for (const text of ["", " \n\t\r"]) {
       expect(errorOf(() => parseArgumentsJson(text)).message).toBe(

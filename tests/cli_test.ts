@@ -293,6 +293,17 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
     expect(listener.connections).toBe(0);
   });
 
+  test("a QMP message pasted as exec's command (as socat takes it): exit 2 pointing at KEY=VALUE and batch, nothing sent", async () => {
+    const result = await qmpctl(["-s", listener.path, "exec", '{"execute": "query-status"}']);
+    expect(result).toMatchObject({
+      code: 2,
+      stdout: "",
+      stderr: "qmpctl: exec takes a command name, not a QMP message: qmpctl exec query-status (arguments as " +
+        "KEY=VALUE or --args JSON); whole messages go to qmpctl batch -, one a line\n",
+    });
+    expect(listener.connections).toBe(0);
+  });
+
   test("no address at all: exit 2 naming -s and QMPCTL_SOCKET", async () => {
     const result = await qmpctl(["exec", "query-status"]);
     expect(result).toMatchObject({ code: 2, stdout: "" });
