@@ -202,7 +202,7 @@ function parseJsonValue(text: string, source: string): unknown {
   }
   // Refused here, before anything is sent: deeper values also run out of stack where they are copied.
   if (text.length > 2 * MAX_NESTING && measureJson(value).depth > MAX_NESTING) {
-    throw new ArgumentError(`${source}: nested deeper than ${MAX_NESTING} levels, which QEMU's parser refuses`);
+    throw new ArgumentError(`${source}: QEMU's parser would refuse it: JSON nesting depth limit exceeded`);
   }
   const twice = keyGivenTwice(text); // JSON.parse kept the last value: it would go out as if given once
   if (twice !== undefined) throw new ArgumentError(`${source}: the key "${twice}" is given twice in one object`);

@@ -135,7 +135,7 @@ describe("qmpctl batch against QEMU", () => {
       {
         error: {
           class: "ArgumentError",
-          desc: "query-status: QEMU's parser would refuse it: JSON nesting depth limit exceeded",
+          desc: "the line: QEMU's parser would refuse it: JSON nesting depth limit exceeded",
         },
       },
       {

@@ -281,14 +281,14 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
       expect(result).toMatchObject({
         code: 2,
         stdout: "",
-        stderr: "qmpctl: --args -: nested deeper than 1024 levels, which QEMU's parser refuses\n",
+        stderr: "qmpctl: --args -: QEMU's parser would refuse it: JSON nesting depth limit exceeded\n",
       });
     }
     const word = `a:=${"[".repeat(50_000)}${"]".repeat(50_000)}`; // one argument holds at most 128 KiB
     expect(await qmpctl(["-s", listener.path, "exec", "x", word])).toMatchObject({
       code: 2,
       stdout: "",
-      stderr: `qmpctl: '${word.slice(0, 80)}...': nested deeper than 1024 levels, which QEMU's parser refuses\n`,
+      stderr: `qmpctl: '${word.slice(0, 80)}...': QEMU's parser would refuse it: JSON nesting depth limit exceeded\n`,
     });
     expect(listener.connections).toBe(0);
   });

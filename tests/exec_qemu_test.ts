@@ -70,7 +70,7 @@ describe("exec", () => {
     expect(result).toMatchObject({
       code: 2,
       stdout: "",
-      stderr: "qmpctl: query-status: QEMU's parser would refuse it: JSON nesting depth limit exceeded\n",
+      stderr: "qmpctl: --args: QEMU's parser would refuse it: JSON nesting depth limit exceeded\n",
     });
     // Sent, QEMU would answer it with ~1000 errors without an id.
     expect(await qmpctl(["-s", qemu.socket, "exec", "query-status"])).toMatchObject({ code: 0 });

@@ -105,10 +105,12 @@ describe("measureJson", () => {
     for (const n of numbers) expect({ n, bytes: measureJson(n).bytes }).toEqual({ n, bytes: JSON.stringify(n).length });
   });
 
-  test("nesting beyond QEMU's bound is counted whole", () => {
+  test("nesting up to past QEMU's bound is counted whole; deeper is seen to be past it, without walking it all", () => {
     let deep: unknown = parseExact("1.50");
-    for (let i = 0; i < 3 * MAX_NESTING; i++) deep = i % 2 ? [deep] : { k: deep };
+    for (let i = 0; i < MAX_NESTING + 1; i++) deep = i % 2 ? [deep] : { k: deep };
     expect(measureJson(deep)).toEqual(measureText(JSON.stringify(deep)));
+    for (let i = 0; i < 200_000; i++) deep = [deep]; // a walk this deep would run out of stack
+    expect(measureJson(deep).depth).toBe(MAX_NESTING + 2);
   });
 });
 
