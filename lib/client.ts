@@ -30,10 +30,9 @@ import {
   notAQmpServer,
   ProtocolError,
   type QmpError,
-  requestJson,
   UnparsedRequestError,
 } from "./errors.ts";
-import { isRawNumber } from "./exact_json.ts";
+import { isRawNumber, requestJson } from "./exact_json.ts";
 import { type EventFilter, EventSubscription, type QmpEvent, type SubscribeOptions } from "./events.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES, JsonFramer } from "./framing.ts";
 import { refusedByQemuParser, surelyParsed } from "./parser_limits.ts";
@@ -105,6 +104,12 @@ export interface ExecuteOptions {
    * Ignored with `id` or `oob`.
    */
   inOrder?: boolean;
+  /**
+   * Called as the reply is read, before any message that came after it:
+   * a subscription's `queued` then counts the events that came before the
+   * reply, which are older than what it says, and no later one.
+   */
+  onReply?: () => void;
 }
 
 interface PendingCall {
@@ -404,6 +409,7 @@ export class QmpClient {
     this.#pending.set(key, {
       command,
       resolve: (response: Record<string, unknown>) => {
+        options.onReply?.();
         if (options.id === undefined) delete response.id;
         if ("error" in response) reject(new CommandError(response, command));
         else resolve(response);
@@ -623,12 +629,13 @@ function parseGreeting(message: Record<string, unknown>, address: string): Greet
  * members are sorted before comparing.
  */
 function idKey(id: unknown): string {
+  if (typeof id === "bigint") return JSON.stringify(Number(id)); // as a kept number's, below
   if (typeof id !== "object" || id === null) return JSON.stringify(id); // qmpctl's own ids: strings
   return JSON.stringify(
     id,
     (_key, value: unknown) =>
-      isRawNumber(value) // a number kept as written: matched as the double the caller sent
-        ? Number(value.rawJSON)
+      isRawNumber(value) || typeof value === "bigint" // a number kept as written: matched as its double
+        ? Number(isRawNumber(value) ? value.rawJSON : value)
         : typeof value === "object" && value !== null && !Array.isArray(value)
         ? Object.fromEntries(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
         : value,

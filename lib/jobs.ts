@@ -117,10 +117,13 @@ export class JobWatch {
     this.#followed = true;
     const { signal, onProgress } = options;
     try {
-      const first = await this.#query(signal);
-      // Events queued so far came before the reply: they tell of jobs that ended before the query.
-      while (this.#subscription.queued > 0) this.#apply(await this.#subscription.nextBatch());
+      let before = 0; // the events that came before the reply: older than what it says
+      const first = await this.#query(signal, () => (before = this.#subscription.queued));
+      // They tell of jobs that ended before the query; those that came after it (a mirror turned ready
+      // in the same read) are newer than the reply, and go over it.
+      if (before > 0) this.#apply(await this.#subscription.nextBatch(before));
       this.#snapshot(first);
+      while (this.#subscription.queued > 0) this.#apply(await this.#subscription.nextBatch());
       const wanted = ids.length > 0 ? [...ids] : first.map((job) => job.id);
       const gone = wanted.filter((id) => !this.#jobs.has(id));
       const followed = wanted.filter((id) => this.#jobs.has(id));
@@ -203,8 +206,8 @@ export class JobWatch {
     this.#subscription.close();
   }
 
-  async #query(signal?: AbortSignal): Promise<JobInfo[]> {
-    const jobs = await this.#client.execute("query-jobs", undefined, { signal });
+  async #query(signal?: AbortSignal, onReply?: () => void): Promise<JobInfo[]> {
+    const jobs = await this.#client.execute("query-jobs", undefined, { signal, onReply });
     const isJob = (job: unknown) => typeof job === "object" && job !== null && typeof (job as JobInfo).id === "string";
     if (!Array.isArray(jobs) || !jobs.every(isJob)) {
       throw new ProtocolError(`query-jobs did not return a list of jobs: ${excerpt(jobs)}`);
