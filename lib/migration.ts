@@ -93,10 +93,13 @@ export class MigrationWatch {
   /** The status last told: by `query-migrate`, or by a MIGRATION event read since. */
   #status?: string;
   #closedAtEnd = false;
+  /** Whether QEMU said it shuts down (a SHUTDOWN event): a close then is QEMU exiting, which ends the migration. */
+  #shutDown = false;
 
   constructor(client: QmpClient) {
     this.#client = client;
-    this.#subscription = client.events({ names: ["MIGRATION", "MIGRATION_PASS"] }, { highWaterMark: Infinity });
+    const names = ["MIGRATION", "MIGRATION_PASS", "SHUTDOWN"];
+    this.#subscription = client.events({ names }, { highWaterMark: Infinity });
   }
 
   /**
@@ -158,6 +161,7 @@ export class MigrationWatch {
   #read(events: QmpEvent[]): void {
     for (const { event, data } of events) {
       if (event === "MIGRATION" && typeof data?.status === "string") this.#status = data.status;
+      else if (event === "SHUTDOWN") this.#shutDown = true;
     }
   }
 
@@ -179,7 +183,7 @@ export class MigrationWatch {
     }
     if (!this.#underWay) throw closed;
     // The likely cause, said for lack of the event that would tell it (the `events` capability is off).
-    const why = this.#incoming ? ` (${DESTINATION_EXITS})` : "";
+    const why = this.#shutDown ? " (QEMU is shutting down)" : this.#incoming ? ` (${DESTINATION_EXITS})` : "";
     throw new DisconnectedError(`${this.#client.address.text} closed the connection while migrating${why}`, {
       cause: closed,
     });

@@ -150,6 +150,42 @@ describe("exec migrate --wait-migration", () => {
     expect(result.ms).toBeLessThan(6000);
   });
 
+  test("QEMU told to quit while migrating: exit 3, and stderr says QEMU is shutting down", async () => {
+    const quitting = await startQemu({
+      extraArgs: [
+        "-object",
+        `memory-backend-file,id=m0,size=${RAM},mem-path=${join(dir, "ram")},share=on`,
+        "-machine",
+        "none,memory-backend=m0",
+        "-m",
+        String(RAM / MiB),
+      ],
+    });
+    try {
+      await quitting.control.execute("migrate-set-parameters", { "max-bandwidth": 8 * MiB });
+      const running = startQmpctl([
+        "-s",
+        quitting.socket,
+        "exec",
+        "migrate",
+        "uri=exec:cat > /dev/null",
+        "--wait-migration",
+      ]);
+      const deadline = Date.now() + 5000;
+      while ((await quitting.control.execute("query-migrate") as { status?: string }).status !== "active") {
+        if (Date.now() > deadline) throw new Error("the migration never became active");
+        await Bun.sleep(20);
+      }
+      await quitting.control.execute("quit").catch(() => {}); // QEMU may close before its answer
+      expect(await running.result).toMatchObject({
+        code: 3,
+        stderr: `qmpctl: ${quitting.socket} closed the connection while migrating (QEMU is shutting down)\n`,
+      });
+    } finally {
+      await quitting.stop();
+    }
+  });
+
   test("a migration that fails: exit 1 with QEMU's error-desc on stderr", async () => {
     await resume();
     await bandwidth(64 * MiB);
