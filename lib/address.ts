@@ -95,8 +95,8 @@ function qemuOptionValue(text: string, address: string): string {
   return value.replaceAll(",,", ",");
 }
 
-/** An IPv6 address within brackets, with its zone (`fe80::1%eth0`); an IPv4 one is let in too. */
-const BRACKETED_HOST = String.raw`\[([0-9A-Fa-f:.]+(?:%[\w.-]+)?)\]`;
+/** An IPv6 address within brackets, with its zone (`fe80::1%eth0`); as in QEMU, a name or IPv4 address too. */
+const BRACKETED_HOST = "\\[([0-9A-Fa-f:.%\\w]+)\\]"; // a plain literal: String.raw would run at every start-up
 
 function parseHostPort(hostPort: string, text: string): Address | undefined {
   const match = new RegExp(String.raw`^(?:${BRACKETED_HOST}|([^:\[\]]*)):(\d{1,5})$`).exec(hostPort);

@@ -24,8 +24,8 @@ import {
   DisconnectedError,
   ProtocolError,
   type QmpError,
-  requestJson,
 } from "./errors.ts";
+import { requestJson } from "./exact_json.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES, JsonFramer } from "./framing.ts";
 import { connectTransport, type Transport } from "./transport.ts";
 

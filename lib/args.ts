@@ -18,7 +18,9 @@ import { measureJson } from "./parser_limits.ts";
 
 /** A word as a message quotes it: cut short, so that a line stays readable (a 60 KB `KEY:=JSON`). */
 function shown(word: string): string {
-  return word.length > 80 ? `${word.slice(0, 80)}...` : word;
+  if (word.length <= 80) return word;
+  const end = (word.charCodeAt(79) & 0xfc00) === 0xd800 ? 79 : 80; // not between a surrogate pair's halves
+  return `${word.slice(0, end)}...`;
 }
 
 /** Turns the text of a `KEY=VALUE` word into the value to send, given its key path. */
@@ -60,6 +62,9 @@ export function splitKeyValueWords(words: readonly string[]): KeyValueWord[] {
     if (key === "") throw new ArgumentError(`'${shown(word)}' has an empty key`);
     const path = key.split(".");
     if (path.includes("")) throw new ArgumentError(`'${shown(word)}' has an empty part in its key`);
+    if (path.length > MAX_NESTING) { // and a walk of so many levels would run out of stack
+      throw new ArgumentError(`'${shown(word)}': QEMU's parser would refuse it: JSON nesting depth limit exceeded`);
+    }
     split.push({ word, path, text: word.slice(eq + 1), raw });
   }
   return split;
@@ -227,10 +232,23 @@ function jsonErrorPlace(text: string): [place: string, trailing: boolean, at?: n
  */
 function quotingHint(text: string, at: number | undefined): string {
   if (at === undefined) return "";
-  const keyPlace = /[{,][ \t\n\r]*$/.test(text.slice(Math.max(0, at - 64), at));
+  const keyPlace = /[{,][ \t\n\r]*$/.test(text.slice(Math.max(0, at - 64), at)) && inObject(text, at);
   return keyPlace && /[A-Za-z_$]/.test(text[at] ?? "")
     ? ` (JSON quotes its keys: {"${/^[\w$-]*/.exec(text.slice(at))![0]}": ...})`
     : "";
+}
+
+/** Whether offset `at` of a JSON text lies directly in an object, not in an array (strings skipped). */
+function inObject(text: string, at: number): boolean {
+  const open: string[] = [];
+  for (let i = 0; i < at; i++) {
+    const c = text[i];
+    if (c === '"') {
+      for (i++; i < at && text[i] !== '"'; i++) if (text[i] === "\\") i++;
+    } else if (c === "{" || c === "[") open.push(c);
+    else if (c === "}" || c === "]") open.pop();
+  }
+  return open.at(-1) === "{";
 }
 
 const SPACE = /[ \t\n\r]*/y;

@@ -25,29 +25,11 @@
  *
  * @module
  */
-import { sendExactly } from "./exact_json.ts";
 
 /** A value as JSON, for a message about what a peer sent: cut after `max` characters. */
 export function excerpt(value: unknown, max = 200): string {
   const text = JSON.stringify(value);
   return text.length > max ? `${text.slice(0, max)}...` : text;
-}
-
-/**
- * `request` as the JSON text to send for `command`, its numbers exact
- * (a BigInt, a whole number past 2^53: `sendExactly`).
- * @throws {ArgumentError} when its arguments are not JSON (a cycle)
- */
-export function requestJson(command: string, request: Record<string, unknown>): string {
-  try {
-    return JSON.stringify(request, sendExactly);
-  } catch (error) {
-    // JSON.stringify recurses: a nesting some ten thousand deep (which QEMU refuses past 1024) runs out of stack.
-    if (error instanceof RangeError && /stack/.test(error.message)) {
-      throw new ArgumentError(`${command}: QEMU's parser would refuse it: JSON nesting depth limit exceeded`);
-    }
-    throw new ArgumentError(`${command}: its arguments are not JSON: ${(error as Error).message}`);
-  }
 }
 
 /** Root of every error the library throws. */

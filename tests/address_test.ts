@@ -43,6 +43,7 @@ describe("parseAddress", () => {
     ["tcp:[::1]:4444", "::1", 4444],
     ["tcp:[::1]:4444,server=on,wait=off,ipv6=on", "::1", 4444],
     ["[fe80::1%eth0]:4444", "fe80::1%eth0", 4444],
+    ["[localhost]:4444", "localhost", 4444], // QEMU takes a name in brackets too
     ["[2001:db8::7]:80", "2001:db8::7", 80],
     ["[::ffff:127.0.0.1]:80", "::ffff:127.0.0.1", 80],
     ["tcp::4444,server=on,wait=off", "localhost", 4444], // QEMU's empty host: every interface
@@ -88,7 +89,6 @@ describe("parseAddress", () => {
     ["::1:4444", " (an IPv6 address goes in brackets: [::1]:4444)"],
     ["[::1]", " (the brackets hold an IPv6 address: [::1]:4444)"],
     ["[::1]:", " (the brackets hold an IPv6 address: [::1]:4444)"],
-    ["[zz]:4444", " (the brackets hold an IPv6 address: [::1]:4444)"],
     ["host:123456", " (port 123456: at most 5 digits, 1-65535)"],
     ["vm:1.qmp", " (a socket whose name has a colon: ./vm:1.qmp)"],
   ])("%p is not an address%s", (text, hint) => {

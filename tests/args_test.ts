@@ -212,7 +212,9 @@ describe("parseArgumentsJson", () => {
       expect(message).toEndWith(` (JSON quotes its keys: {"${key}": ...})`);
       expect(message).not.toContain("JSON Parse error");
     }
-    expect(errorOf(() => parseArgumentsJson('{"a": tru}')).message).not.toContain("quotes its keys");
+    for (const text of ['{"a": tru}', '{"a": [1, foo]}', '{"a": ["{", x]}']) { // a value, not a key
+      expect(errorOf(() => parseArgumentsJson(text)).message).not.toContain("quotes its keys");
+    }
   });
 
   test("empty or blank text is said to hold no JSON, not a parse error at its end; other Unicode blanks are JSON errors", () => {

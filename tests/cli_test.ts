@@ -284,6 +284,11 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
         stderr: "qmpctl: --args -: QEMU's parser would refuse it: JSON nesting depth limit exceeded\n",
       });
     }
+    const key = `value.${"a.".repeat(20_000)}b=1`; // a dotted key of as many levels: it too ran out of stack
+    expect(await qmpctl(["-s", listener.path, "exec", "qom-set", key])).toMatchObject({
+      code: 2,
+      stderr: `qmpctl: '${key.slice(0, 80)}...': QEMU's parser would refuse it: JSON nesting depth limit exceeded\n`,
+    });
     const word = `a:=${"[".repeat(50_000)}${"]".repeat(50_000)}`; // one argument holds at most 128 KiB
     expect(await qmpctl(["-s", listener.path, "exec", "x", word])).toMatchObject({
       code: 2,
@@ -294,7 +299,7 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
   });
 
   test("a QMP message pasted as exec's command (as socat takes it): exit 2 pointing at KEY=VALUE and batch, nothing sent", async () => {
-    const result = await qmpctl(["-s", listener.path, "exec", '{"execute": "query-status"}']);
+    const result = await qmpctl(["-s", listener.path, "exec", ' {"execute": "query-status"}']);
     expect(result).toMatchObject({
       code: 2,
       stdout: "",

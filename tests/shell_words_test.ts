@@ -37,6 +37,7 @@ const BACKSLASHES: [string, string][] = [
   [String.raw`human-monitor-command command-line='a\ b\\c'`, String.raw`a\ b\\c`],
   [String.raw`human-monitor-command command-line=end\\`, "end\\"],
   [String.raw`human-monitor-command command-line=blank\ `, "blank "],
+  ["\u00a0human-monitor-command command-line=nbsp\u00a0", "nbsp"], // pasted: the ends' no-break spaces go
 ];
 
 /** The `command-line` of each human-monitor-command the server got. */

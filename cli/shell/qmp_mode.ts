@@ -76,7 +76,9 @@ export class QmpMode implements ShellMode {
       if (trimmed.startsWith("{")) {
         return this.#actions ? this.#addAction(jsonObject(trimmed)) : await this.#raw(trimmed, signal);
       }
-      const words = splitWords(line); // not trimmed: an escaped blank may end it
+      // Trimmed of the blanks sh does not split on (a no-break space pasted from a web page), not of those
+      // it does: an escaped one may end the line.
+      const words = splitWords(line.replace(/^[^\S \t\n\r]+|[^\S \t\n\r]+$/g, ""));
       if (words[0] === "help" && words.length === 1 && this.#context.shellWords) {
         return { kind: "note", text: QMP_HELP };
       }
