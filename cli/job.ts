@@ -152,6 +152,14 @@ async function followWith(
       dismiss: context.options.has("dismiss"),
       onProgress: !progress.shown ? undefined : (jobs) => progress.update(jobs.map(jobSample)),
       onConcluded: (job) => tell(job),
+      onGone: async (gone) => {
+        for (const id of gone) {
+          await reportFailure(
+            context,
+            `job ${id} is not there to follow: it concluded and was dismissed before qmpctl looked, or it never existed`,
+          );
+        }
+      },
     });
   } catch (error) {
     await progress.finish(context.signal);
@@ -168,12 +176,6 @@ async function followWith(
     watch.close();
   }
   await progress.finish(context.signal);
-  for (const id of report.gone) {
-    await reportFailure(
-      context,
-      `job ${id} is not there to follow: it concluded and was dismissed before qmpctl looked, or it never existed`,
-    );
-  }
   const failed = report.concluded.some((job) => job.result !== "completed");
   return failed ? EXIT.QEMU_ERROR : report.gone.length > 0 ? EXIT.GONE : EXIT.OK;
 }

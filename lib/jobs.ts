@@ -56,6 +56,8 @@ export interface FollowJobsOptions {
   progressIntervalMs?: number;
   /** Called with each followed job as it concludes (QEMU's record of it), before the others end; awaited. */
   onConcluded?: (job: JobOutcome) => void | Promise<void>;
+  /** Called once QEMU has said which jobs there are, with the ids asked for that are not there (`gone`); awaited. */
+  onGone?: (ids: string[]) => void | Promise<void>;
 }
 
 /** The events that tell a job's state. */
@@ -128,6 +130,7 @@ export class JobWatch {
       const gone = wanted.filter((id) => !this.#jobs.has(id));
       const followed = wanted.filter((id) => this.#jobs.has(id));
       this.#followedIds = followed;
+      if (gone.length > 0) await options.onGone?.(gone); // told now: the others may take hours
       const running = () => followed.filter((id) => !this.#jobs.get(id)!.concluded);
       const reported = new Set<string>();
       // Each job as it concludes: QEMU's own record of how it ended (its error), dismissed if asked, and

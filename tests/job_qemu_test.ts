@@ -145,6 +145,18 @@ describe("job wait", () => {
     expect(await jobIds()).toEqual(["b3"]);
   });
 
+  test("a job named that is not there is said at once, not after the others end (nor never, at --timeout)", async () => {
+    await backup("b4", 8 * MiB); // 8 s
+    const result = await qmpctl(["-s", qemu.socket, "job", "wait", "b4", "nosuch", "--timeout", "1s"]);
+    expect(result).toMatchObject({
+      code: 124,
+      stdout: "",
+      stderr: "qmpctl: job nosuch is not there to follow: it concluded and was dismissed before qmpctl looked, " +
+        "or it never existed\n" +
+        "qmpctl: timed out waiting for job b4 to conclude; it keeps running in QEMU (--timeout 1s)\n",
+    });
+  });
+
   test("--timeout with several jobs: the lines of those that ended are printed, stderr names those still running", async () => {
     await backup("f1", 8 * MiB);
     await backup("s1", 8 * MiB, { device: "node1", target: "dst1" });
