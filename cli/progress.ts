@@ -23,6 +23,8 @@ const PROGRESS_OPTIONS = ["progress", "no-progress", "progress-json"];
 
 // JSON lines stderr has not taken yet beyond which samples are dropped (memory stays bounded).
 const MAX_UNWRITTEN_JSON = 100;
+/** How far back the rate looks: long enough to even out QEMU's steps, short enough to follow a change. */
+const RATE_WINDOW_MS = 10_000;
 
 /** How progress is shown. */
 export type ProgressMode = "off" | "line" | "json";
@@ -86,7 +88,8 @@ export class ProgressReporter {
   readonly #color: boolean;
   /** TERM=dumb: no escapes at all, blanks erase what was drawn. */
   readonly #dumb: boolean;
-  readonly #measured = new Map<string, { at: number; done: number; rate?: number }>();
+  /** Per job, the samples of the last RATE_WINDOW_MS (and the one just before, at its edge). */
+  readonly #measured = new Map<string, { at: number; done: number }[]>();
   #written: Promise<void> = Promise.resolve();
   /** Writes not yet taken by stderr (a reader may have stopped reading). */
   #unwritten = 0;
@@ -153,19 +156,19 @@ export class ProgressReporter {
     this.#written = this.#written.then(() => writeStderr(text)).catch(() => {}).finally(() => this.#unwritten--);
   }
 
-  /** Bytes per second from the last samples, smoothed (a rate limit makes the work come in steps). */
+  /**
+   * Bytes per second over the last RATE_WINDOW_MS. QEMU counts some work in
+   * steps (a backup at 1 MiB/s moves 1 MiB once a second): a rate from the
+   * last polls alone swung 2x on a steady job, and the time left with it.
+   */
   #measure(sample: ProgressSample): number | undefined {
-    const key = sample.label;
     const now = performance.now();
-    const last = this.#measured.get(key);
-    if (!last || now - last.at < 50) {
-      if (!last) this.#measured.set(key, { at: now, done: sample.done });
-      return last?.rate;
-    }
-    const instant = Math.max(0, (sample.done - last.done) / ((now - last.at) / 1000));
-    const rate = last.rate === undefined ? instant : 0.3 * instant + 0.7 * last.rate;
-    this.#measured.set(key, { at: now, done: sample.done, rate });
-    return rate;
+    const points = this.#measured.get(sample.label) ?? [];
+    while (points.length > 1 && now - points[1].at >= RATE_WINDOW_MS) points.shift();
+    points.push({ at: now, done: sample.done });
+    this.#measured.set(sample.label, points);
+    const seconds = (now - points[0].at) / 1000;
+    return seconds < 0.05 ? undefined : Math.max(0, (sample.done - points[0].done) / seconds);
   }
 }
 

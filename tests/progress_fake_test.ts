@@ -202,3 +202,21 @@ test("progress into a stderr nobody reads: --timeout ends the wait (124), and SI
     expect({ command, code: run.code, fast: run.fast }).toEqual({ command, code, fast: true });
   }
 });
+
+test("a job that QEMU counts in steps (1 MiB a second, polled 4 times a second): the rate holds steady", async () => {
+  const MiB = 1024 * 1024;
+  const job = (done: number, status = "running") =>
+    `[{"id": "b0", "type": "backup", "status": "${status}", "current-progress": ${done}, "total-progress": ${
+      64 * MiB
+    }}]`;
+  // 6 s of polls: the count moves by 1 MiB at every fourth.
+  const answers = Array.from({ length: 24 }, (_, i) => job(Math.floor(i / 4) * MiB));
+  const server = serve((c) => answer(c, { "query-jobs": [...answers, job(6 * MiB, "concluded")] }));
+  const result = await qmpctl(["-s", server.path, "job", "wait", "b0", "--progress-json", "--timeout", "20s"]);
+  const lines = result.stderr.trimEnd().split("\n").map((line) => JSON.parse(line));
+  // From 3 s on (12 polls): a rate from the last polls swung ~3x (0.5 to 1.6 MiB/s); over a window it stays
+  // within a step of 1 MiB/s, however slowly a loaded machine polls.
+  const rates = lines.slice(12).map((line) => line["bytes-per-second"] / MiB);
+  expect(rates.length).toBeGreaterThan(6);
+  expect(Math.max(...rates) / Math.min(...rates)).toBeLessThan(1.6);
+});
