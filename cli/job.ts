@@ -170,7 +170,17 @@ async function followWith(
     for (const job of concluded) if (!told.has(job.id)) await tell(job);
     // Before QEMU said which jobs there are, or after they all ended, the wait was for an answer (query-jobs,
     // job-dismiss), as the error says.
-    if (error instanceof AbortedError || !known || running.length === 0) throw error;
+    if (!known || running.length === 0) throw error;
+    if (error instanceof AbortedError) { // Ctrl-C, SIGTERM: no error, but not taken for a cancel of the work
+      const ids = running.map((job) => job.id).join(", ");
+      warn(
+        context,
+        `stopped: ${running.length === 1 ? "job" : "jobs"} ${ids} ${
+          running.length === 1 ? "keeps" : "keep"
+        } running in QEMU (job-cancel stops one)`,
+      );
+      throw error;
+    }
     throw new TimeoutError(timedOut(running));
   } finally {
     watch.close();

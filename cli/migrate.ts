@@ -1,6 +1,6 @@
 /** `qmpctl migrate wait`, and what `exec migrate ... --wait-migration` runs after its command. @module */
 import type { QmpClient } from "../lib/client.ts";
-import { TimeoutError } from "../lib/errors.ts";
+import { AbortedError, TimeoutError } from "../lib/errors.ts";
 import { DESTINATION_EXITS, MIGRATION_COMMANDS, type MigrationInfo, MigrationWatch } from "../lib/migration.ts";
 import { asDouble, textOf, wholeDifference } from "../lib/exact_json.ts";
 import { EXIT, exitStatusHelp } from "./exit_status.ts";
@@ -116,6 +116,9 @@ async function followWith(
     await progress.finish(context.signal);
     // Before QEMU said there is a migration, the wait was for its answer (query-migrate), as the error says.
     if (error instanceof TimeoutError && watch.underWay) throw new TimeoutError(timedOut(watch));
+    if (error instanceof AbortedError && watch.underWay && !watch.awaitingSource) { // Ctrl-C, SIGTERM: not a cancel
+      warn(context, "stopped: the migration keeps going in QEMU (migrate_cancel stops it)");
+    }
     throw error;
   } finally {
     watch.close();

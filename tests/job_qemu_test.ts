@@ -437,7 +437,8 @@ describe("exec --wait-job", () => {
         ...options,
       ], { onStderr: (text) => (log += text) });
       // Ended once qmpctl follows the job (its first query-jobs answered), not while it is still starting to.
-      await waitUntil(() => /^< \{"return":\[/m.test(log), "qmpctl follows the job");
+      // (query-jobs' answer: a cold schema cache's query-qmp-schema answers with a list too)
+      await waitUntil(() => /"execute":"query-jobs"[^]*\n< \{"return":\[/.test(log), "qmpctl follows the job");
       await end(own);
       const result = await running.result;
       const stderr = result.stderr.split("\n").filter((line) => !/^[<>] /.test(line)).join("\n"); // without -v's log
@@ -771,7 +772,10 @@ describe("the progress line", () => {
         expect(await new Response(child.stdout).text()).toBe("");
         await child.exited;
         expect(child.signalCode).toBe(signal);
-        expect(readFileSync(log, "utf8")).toEndWith("\r\x1b[K");
+        // The line erased, then one line says the job goes on (it was not cancelled).
+        expect(readFileSync(log, "utf8")).toEndWith(
+          "\r\x1b[Kqmpctl: stopped: job s1 keeps running in QEMU (job-cancel stops one)\n",
+        );
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }

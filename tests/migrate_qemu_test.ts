@@ -186,6 +186,33 @@ describe("exec migrate --wait-migration", () => {
     }
   });
 
+  test("Ctrl-C while following: exit 130, one line says the migration keeps going (it was not cancelled)", async () => {
+    await resume();
+    await bandwidth(8 * MiB); // 8 s
+    const running = startQmpctl(["-s", qemu.socket, "exec", "migrate", "uri=exec:cat > /dev/null", "--wait-migration"]);
+    try {
+      const deadline = Date.now() + 5000;
+      while ((await qemu.control.execute("query-migrate") as { status?: string }).status !== "active") {
+        if (Date.now() > deadline) throw new Error("the migration never became active");
+        await Bun.sleep(20);
+      }
+      await Bun.sleep(300); // qmpctl has asked query-migrate (every 250 ms)
+      running.child.kill("SIGINT");
+      expect(await running.result).toMatchObject({
+        code: 130,
+        stderr: "qmpctl: stopped: the migration keeps going in QEMU (migrate_cancel stops it)\n",
+      });
+      expect((await qemu.control.execute("query-migrate") as { status?: string }).status).toBe("active");
+    } finally {
+      await qemu.control.execute("migrate_cancel");
+      for (let i = 0; i < 250; i++) { // until it has ended: the next test starts one of its own
+        const { status } = await qemu.control.execute("query-migrate") as { status?: string };
+        if (status !== "active" && status !== "cancelling") break;
+        await Bun.sleep(20);
+      }
+    }
+  });
+
   test("a migration that fails: exit 1 with QEMU's error-desc on stderr", async () => {
     await resume();
     await bandwidth(64 * MiB);
@@ -214,6 +241,11 @@ describe("exec migrate --wait-migration", () => {
       expect(await qemu.control.execute("query-migrate")).toMatchObject({ status: "active" });
     } finally {
       await qemu.control.execute("migrate_cancel");
+      for (let i = 0; i < 250; i++) { // until it has ended: the next test starts one of its own
+        const { status } = await qemu.control.execute("query-migrate") as { status?: string };
+        if (status !== "active" && status !== "cancelling") break;
+        await Bun.sleep(20);
+      }
     }
   });
 
