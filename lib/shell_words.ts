@@ -5,7 +5,8 @@
  * literally, within `"..."` a `\` escapes only `$`, `` ` ``, `"`, `\` and a
  * newline (it stays before any other character), a `\` outside quotes takes
  * the next character as it is (`info\ status` is one word), a
- * backslash-newline is dropped, and the quotes themselves are dropped. No
+ * backslash-newline is dropped, the quotes themselves are dropped, and a `#`
+ * that starts a word starts a comment, to the end of the line. No
  * expansion of any kind: `$HOME` and `~` stay as written, because nothing
  * evaluates the line. One splitter serves `QMPCTL_SSH_COMMAND` and the
  * interactive shell's lines.
@@ -79,6 +80,7 @@ export function scanShellWords(line: string, options: { jsonValues?: boolean } =
       i++;
       continue;
     }
+    if (current === undefined && quote === undefined && c === "#") break; // a comment, to the end of the line
     current ??= { text: "", start: i };
     if (quote === undefined && jsonValues && (c === "[" || c === "{") && /(^|=)$/.test(current.text)) {
       declared = current.text.endsWith(":=");

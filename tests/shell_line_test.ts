@@ -308,13 +308,14 @@ describe("LineEditor", () => {
 });
 
 describe("HMP help parsing", () => {
-  test("command names from help, long names only; info topics from info", () => {
+  test("command names from help, long names of aliases only (a one-letter command kept); info topics from info", () => {
     const help = "announce_self [interfaces] [id] -- Trigger GARP/RARP announcements\n" +
+      "i /fmt addr -- I/O port read\n" +
       "block_job_cancel [-f] device -- stop an active background block operation (use -f\n" +
       "\t\t\t if you want to abort the operation immediately\n" +
       "cont|c  -- resume emulation\n" +
       "q|quit  -- quit the emulator\n";
-    expect(parseHelpNames(help)).toEqual(["announce_self", "block_job_cancel", "cont", "quit"]);
+    expect(parseHelpNames(help)).toEqual(["announce_self", "i", "block_job_cancel", "cont", "quit"]);
     const info = "info balloon  -- show balloon information\n" +
       "info block [-n] [-v] [device] -- show info of one block device or all block devices\n";
     expect(parseInfoNames(info)).toEqual(["balloon", "block"]);

@@ -213,6 +213,14 @@ transaction actions=[${action("j2")}]
     });
   });
 
+  test("a # that starts a word starts a comment, as in sh; one inside a word is part of it", async () => {
+    const { code, stdout } = await shell("query-name # the VM's name\nqom-get path=/machine property=type#x\n");
+    const lines = stdout.trim().split("\n").map((line) => JSON.parse(line));
+    expect(lines[0]).toHaveProperty("return");
+    expect(lines[1].error.desc).toContain("type#x");
+    expect(code).toBe(1);
+  });
+
   test("quit leaves before the lines after it; QEMU keeps running", async () => {
     const { code, stdout } = await shell("query-name\nquit\nno-such-command\n");
     expect(stdout).toBe('{"return":{"name":"vm1"}}\n');
@@ -231,11 +239,14 @@ transaction actions=[${action("j2")}]
   });
 
   test("--hmp: each line's text as a JSON string; cpu N is local", async () => {
-    const { code, stdout } = await shell("info status\ncpu 3\nhelp info\n", ["--hmp"]);
+    const { code, stdout } = await shell("info status\ncpu 3\nhelp info\nhelp\n", ["--hmp"]);
     const lines = stdout.trim().split("\n").map((line) => JSON.parse(line));
     expect(lines[0]).toEqual({ return: "VM status: running\n" });
     expect(lines[1].error.class).toBe("GenericError"); // -machine none has no CPU 3
     expect(lines[2].return).toStartWith("info ");
+    // QEMU's text as it sent it: the shell's own commands are listed at a terminal only.
+    expect(lines[3].return).toContain("info [subcommand]");
+    expect(lines[3].return).not.toContain("qmpctl");
     expect(code).toBe(1);
   });
 });

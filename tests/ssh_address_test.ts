@@ -65,6 +65,8 @@ describe("splitShellWords, as sh splits a command line", () => {
     ["a\\\nb", ["ab"]],
     ["'' \\\n\"\"\\\n", ["", ""]],
     ["a\rb", ["a", "b"]],
+    ["ssh -v # -F x", ["ssh", "-v"]], // a # that starts a word starts a comment
+    [`a#b '#c' \\#d "x"#`, ["a#b", "#c", "#d", "x#"]],
     ["", []],
   ])("%j", (line, words) => {
     expect(splitShellWords(line)).toEqual(words);

@@ -16,7 +16,7 @@ export type Outcome =
   | { kind: "quit" }
   | { kind: "note"; text: string } // a local command's answer, for people
   | { kind: "return"; value: unknown; id?: unknown } // a QMP command's return value (and a raw line's own id)
-  | { kind: "text"; text: string } // the human monitor's text
+  | { kind: "text"; text: string; note?: string } // the human monitor's text (and, for people, a note after it)
   | { kind: "error"; error: { class: string; desc: string; [member: string]: unknown }; id?: unknown }; // QEMU's, whole
 
 export const NOTHING: Outcome = { kind: "none" };

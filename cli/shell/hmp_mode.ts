@@ -46,7 +46,8 @@ export class HmpMode implements ShellMode {
     if (local) return local;
     if (words[0] === "cpu") return this.#selectCpu(words, signal);
     const outcome = await this.#send(trimmed, this.#cpu, signal);
-    if (outcome.kind === "text" && trimmed === "help") outcome.text += `\n${HMP_LOCAL_HELP}\n`;
+    // At a terminal only: piped, the line's {"return": ...} is QEMU's text as it sent it.
+    if (outcome.kind === "text" && trimmed === "help") outcome.note = `\n${HMP_LOCAL_HELP}\n`;
     return outcome;
   }
 
@@ -101,7 +102,9 @@ export function parseHelpNames(help: string): string[] {
   const names: string[] = [];
   for (const line of help.split("\n")) {
     if (!/^[a-z_]/i.test(line)) continue;
-    names.push(...line.split(/\s/, 1)[0].split("|").filter((name) => name.length > 1));
+    // A one-letter alias (quit|q) is left out, not a command of one letter (i, o, x).
+    const aliases = line.split(/\s/, 1)[0].split("|");
+    names.push(...aliases.length > 1 ? aliases.filter((name) => name.length > 1) : aliases);
   }
   return names;
 }

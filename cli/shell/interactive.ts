@@ -199,6 +199,7 @@ function render(outcome: Outcome, pretty: boolean, raw: boolean): string {
     case "return":
       return formatJson(outcome.value, pretty);
     case "text":
+      return outcome.text + (outcome.note ?? "");
     case "note":
       return outcome.text;
     case "error":
