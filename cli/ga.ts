@@ -48,7 +48,8 @@ and exit with its exit status (128+N when signal N ended it; 127 when it
 is not found, 126 when it cannot be run), as 'ssh host cmd' does. Every
 word after PROG is its own (ga exec df -h runs df -h); qmpctl's options go
 before PROG, and -- before PROG is optional. --stdin
-FILE (- for qmpctl's stdin) becomes its input; --env K=V (repeatable)
+FILE (- for qmpctl's stdin) becomes its input (without it, an empty one:
+qmpctl's own stdin is not passed, unlike ssh's); --env K=V (repeatable)
 gives it an environment (qemu-ga passes only these variables).
 qemu-ga keeps at most 16 MB of each output: more is cut, with a warning.
 --json prints the final guest-exec-status object instead (--pretty indents
@@ -116,7 +117,7 @@ export async function run(context: CommandContext): Promise<number> {
     const only = findOption(context.optionTable.commands.ga.options, "name", option)?.form;
     if (only !== undefined && only !== form) throw new UsageError(`ga ${form} does not take --${option}`);
   }
-  for (const option of ["raw", "pretty"]) {
+  for (const option of ["raw", "pretty", "wait-socket"]) {
     const refused = context.options.has(option) && formRefuses(form, option, context.options.has("json"));
     if (refused) throw new UsageError(refused);
   }

@@ -127,6 +127,11 @@ describe("ga AGENT-COMMAND against qemu-ga", () => {
         [["exec", "--pretty", "--", "true"], "ga exec takes --pretty only with --json"],
         [["cp", "--raw", ":/etc/hostname", "-"], "ga cp does not take --raw"],
         [["wait", "--pretty"], "ga wait does not take --pretty"],
+        // It waits for the socket itself, unbounded but by --timeout: a --wait-socket bound would go unheeded.
+        [
+          ["wait", "--wait-socket", "2s"],
+          "ga wait waits for the socket itself (--timeout bounds it): --wait-socket does not apply",
+        ],
       ]
     ) {
       const refused = await qmpctl(["-s", "/nonexistent/ga.sock", "ga", ...words]);
