@@ -178,6 +178,14 @@ async function withGuestFile(
     abortableWithGrace(abortable(work, AbortSignal.timeout(CLOSE_BOUND_MS), what), signal, CLOSE_GRACE_MS, what);
   const close = (handle: unknown) =>
     bounded(agent.execute("guest-file-close", { handle }), `the guest agent's reply to guest-file-close${from}`);
+  // The agent's errors ("failed to read file: Is a directory", "failed to close
+  // handle: No space left on device") name no file, nor which side failed.
+  const naming = (error: unknown) => {
+    if (error instanceof CommandError) {
+      error.message = `cannot ${mode === "r" ? "read" : "write"} ${path} in the guest: ${error.message}`;
+    }
+    return error;
+  };
   // Sent without the run's signal: when SIGINT or --timeout comes before the
   // reply, the agent opens the file all the same, and its handle must be closed.
   const opening = agent.execute("guest-file-open", { path, mode });
@@ -188,17 +196,9 @@ async function withGuestFile(
     if (signal.aborted) {
       await bounded(opening, "").then(close).catch(() => {});
     }
-    throw error;
+    throw naming(error);
   }
   if (typeof handle !== "number") throw new ProtocolError(`guest-file-open returned ${JSON.stringify(handle)}`);
-  // The agent's errors ("failed to read file: Is a directory", "failed to close
-  // handle: No space left on device") name no file.
-  const naming = (error: unknown) => {
-    if (error instanceof CommandError) {
-      error.message = `cannot ${mode === "r" ? "read" : "write"} ${path} in the guest: ${error.message}`;
-    }
-    return error;
-  };
   let failed = true;
   try {
     await work(handle);

@@ -72,7 +72,9 @@ describe("ga cp", () => {
     const target = path("never-created");
     const result = await cp(":/nonexistent/file", target);
     expect(result.code).toBe(1);
-    expect(result.stderr).toMatch(/^qmpctl: GenericError: failed to open file '\/nonexistent\/file'.*\n$/);
+    expect(result.stderr).toMatch( // which side, and which file, as for its other errors
+      /^qmpctl: cannot read \/nonexistent\/file in the guest: GenericError: failed to open file '\/nonexistent\/file'.*\n$/,
+    );
     expect(existsSync(target)).toBe(false);
   });
 
@@ -195,12 +197,14 @@ describe("ga cp", () => {
     expect(await cp(source, `:${into}`)).toMatchObject({
       code: 1,
       stdout: "",
-      stderr: `qmpctl: GenericError: failed to open file '${into}' (mode: 'w'): Is a directory` +
+      stderr:
+        `qmpctl: cannot write ${into} in the guest: GenericError: failed to open file '${into}' (mode: 'w'): Is a directory` +
         ` (to copy into that directory, end DST with /: :${into}/)\n`,
     });
     expect(await qmpctl(["-s", agent.socket, "ga", "cp", "-", `:${into}`], { stdin: "x" })).toMatchObject({
       code: 1,
-      stderr: `qmpctl: GenericError: failed to open file '${into}' (mode: 'w'): Is a directory` +
+      stderr:
+        `qmpctl: cannot write ${into} in the guest: GenericError: failed to open file '${into}' (mode: 'w'): Is a directory` +
         ` (name the file to write in it: :${into}/NAME)\n`,
     });
     // DST ending in / already: the file's name in it is a directory; no hint then (cp(1) refuses this too).
@@ -210,7 +214,8 @@ describe("ga cp", () => {
     expect(await cp(path("source.bin.d"), `:${into}/`)).toMatchObject({
       code: 1,
       stdout: "",
-      stderr: `qmpctl: GenericError: failed to open file '${named}' (mode: 'w'): Is a directory\n`,
+      stderr:
+        `qmpctl: cannot write ${named} in the guest: GenericError: failed to open file '${named}' (mode: 'w'): Is a directory\n`,
     });
   });
 
