@@ -3,14 +3,14 @@ import { abortable, abortableWithGrace } from "../lib/abort.ts";
 import type { GuestAgent } from "../lib/agent_client.ts";
 import { decodeBase64, encodeBase64 } from "../lib/base64.ts";
 import { concatBytes } from "../lib/bytes.ts";
-import { CommandError, ProtocolError } from "../lib/errors.ts";
+import { AbortedError, CommandError, ProtocolError, TimeoutError } from "../lib/errors.ts";
 import { connectAgent } from "./ga_connect.ts";
 import { localFileError } from "./file_errors.ts";
 import { type ByteSink, openByteSink } from "./byte_sink.ts";
 import { readChunks } from "./io/input.ts";
 import { UsageError } from "./options.ts";
 import { cleaningUpOnFatalSignal } from "./io/signals.ts";
-import type { CommandContext } from "./session.ts";
+import { type CommandContext, warn } from "./session.ts";
 
 /**
  * Bytes per guest-file-read/-write: large enough that the round trips cost
@@ -137,8 +137,10 @@ async function copyIn(context: CommandContext, localFile: string, guestFile: str
     throw localFileError(error, `cannot read ${localFile}`);
   }
   const agent = await connectAgent(context);
+  let opened = false;
   try {
     await withGuestFile(agent, guestFile, "w", signal, async (handle) => {
+      opened = true;
       // One write ahead: the next chunk is read and encoded while the agent writes this one.
       let previous: Promise<void> | undefined;
       for (let next = first; !next.done; next = await nextChunk()) {
@@ -157,6 +159,13 @@ async function copyIn(context: CommandContext, localFile: string, guestFile: str
       }
       await previous;
     });
+  } catch (error) {
+    // Cut short by --timeout or a signal: the guest's file was opened (emptied) and is part written. Said,
+    // lest it be taken for a copy (a local DST instead is left as it was).
+    if (opened && (error instanceof TimeoutError || error instanceof AbortedError)) {
+      warn(context, `stopped: ${guestFile} in the guest is left part written`);
+    }
+    throw error;
   } finally {
     // Not awaited: after an aborted read, return() would wait for that read, which may never end.
     chunks.return(undefined).catch(() => {});

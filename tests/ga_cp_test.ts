@@ -241,6 +241,8 @@ describe("ga cp", () => {
     expect(midway.code).toBe(124);
     expect(midway.stderr).toContain('"guest-file-write"');
     expect(midway.stderr).toMatch(/^qmpctl: timed out waiting for data from stdin \(--timeout 1500ms\)$/m);
+    // The guest's file is part written: said, lest it be taken for a copy.
+    expect(midway.stderr).toContain(`\nqmpctl: stopped: ${inGuest} in the guest is left part written\n`);
     expect(midway.stderr).toMatch(/^> \{"execute":"guest-file-close"/m);
     expect(midway.ms).toBeLessThan(5000);
   });
