@@ -13,9 +13,9 @@ Print every event QEMU sends as it arrives, as QEMU sent it (event, data,
 timestamp), one JSON line each (NDJSON). It ends with status 0 when the
 connection ends (of several sockets, each one that ends is said on stderr),
 after --count N events, when --timeout has passed, or when the reader
-closes the pipe; with --count, the N events are awaited as by
-wait-event: a connection that ends before they came is status 3, and so is
-one cut in the middle of a message, and a --timeout that passes first is
+closes the pipe; a connection cut in the middle of a message is status 3.
+With --count, the N events are awaited as by wait-event: a connection that
+ends before they came is status 3, and a --timeout that passes first is
 status 124. NAME (exact or a glob such as BLOCK_JOB_*) and --match
 KEY=VALUE keep only some events, as for wait-event.
 

@@ -124,7 +124,7 @@ export class JsonFramer {
         i++;
         continue;
       }
-      if (byte !== OPEN_BRACE) this.#fault(i, new ProtocolError(`${NOT_AN_OBJECT}, got ${describeByte(byte)}`));
+      if (byte !== OPEN_BRACE) this.#fault(i, new ProtocolError(`${NOT_AN_OBJECT}, got ${describeFrom(chunk, i)}`));
       this.#closers = [CLOSE_BRACE];
       i = this.#scan(chunk, i, i + 1, out);
     }
@@ -154,7 +154,7 @@ export class JsonFramer {
         c++, b++; // blanks are ASCII
         continue;
       }
-      if (code !== OPEN_BRACE) this.#fault(b, new ProtocolError(`${NOT_AN_OBJECT}, got ${describeByte(chunk[b])}`));
+      if (code !== OPEN_BRACE) this.#fault(b, new ProtocolError(`${NOT_AN_OBJECT}, got ${describeFrom(chunk, b)}`));
       const lineEnd = text.indexOf("\n", c);
       const byteEnd = oneByteEach ? b + (lineEnd - c) : chunk.indexOf(NEWLINE, b);
       // A line of at most 2 * maxNesting characters cannot nest deeper (each level takes two).
@@ -267,10 +267,18 @@ export class JsonFramer {
   }
 }
 
-function describeByte(byte: number): string {
-  return byte >= 0x20 && byte < 0x7f
-    ? `'${String.fromCharCode(byte)}'`
-    : `byte 0x${byte.toString(16).padStart(2, "0")}`;
+/**
+ * What came at `at` where a message should start, for the error: its
+ * printable ASCII (up to 40 bytes of the line) as a JSON string, so that an
+ * operator sees what the peer sent (`"hello garbage"`); a byte that is not
+ * printable ASCII by its value.
+ */
+function describeFrom(chunk: Uint8Array, at: number): string {
+  let end = at;
+  while (end < chunk.length && end - at < 40 && chunk[end] >= 0x20 && chunk[end] < 0x7f) end++;
+  if (end === at) return `byte 0x${chunk[at].toString(16).padStart(2, "0")}`;
+  const more = end < chunk.length && chunk[end] !== NEWLINE && chunk[end] !== 0x0d ? "..." : "";
+  return JSON.stringify(String.fromCharCode(...chunk.subarray(at, end))) + more;
 }
 
 /** One line parsed, or NOT_A_MESSAGE when it is not one whole JSON text. */

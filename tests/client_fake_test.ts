@@ -517,7 +517,7 @@ describe("events and other messages in one chunk", () => {
     const events = client.events();
     const call = rejection(client.execute("query-status"));
     const error = await call;
-    expect(error).toEqual(new ProtocolError(`${server.path}: expected a JSON object, got 'g'`));
+    expect(error).toEqual(new ProtocolError(`${server.path}: expected a JSON object, got "garbage"`));
     expect((await events.nextBatch()).map((e) => e.event)).toEqual(["A", "B"]);
     expect(await events.nextBatch().catch((e) => e)).toBe(error);
   });

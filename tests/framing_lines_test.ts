@@ -66,11 +66,11 @@ describe("JsonFramer: whole lines read as one text", () => {
 
   test("garbage after non-ASCII text is named by its own byte, after the messages before it", () => {
     const cases: [Uint8Array, string][] = [
-      [bytes('{"a": "é😀"}\n{"b": 1}}\n'), "'}'"],
-      [bytes('{"a": "é😀"}\nhello\n'), "'h'"],
+      [bytes('{"a": "é😀"}\n{"b": 1}}\n'), '"}"'],
+      [bytes('{"a": "é😀"}\nhello\n'), '"hello"'],
       [concat('{"a": "é"}\n', [0xc3, 0xa9], "\n"), "byte 0xc3"],
-      [concat('{"a": "', [0xff], '"}\n{"b": 1}}\n'), "'}'"], // an invalid byte: one U+FFFD for one byte
-      [concat('{"a": "', [0xe2, 0x82], '"}\n{"b": 1}}\n'), "'}'"], // a cut-short sequence: one U+FFFD for two bytes
+      [concat('{"a": "', [0xff], '"}\n{"b": 1}}\n'), '"}"'], // an invalid byte: one U+FFFD for one byte
+      [concat('{"a": "', [0xe2, 0x82], '"}\n{"b": 1}}\n'), '"}"'], // a cut-short sequence: one U+FFFD for two bytes
     ];
     for (const [data, what] of cases) {
       const { messages, error } = pushAll(data);

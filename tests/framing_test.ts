@@ -102,8 +102,14 @@ describe("JsonFramer", () => {
     }
   });
 
-  test("bytes that cannot start a JSON object are a ProtocolError naming them", () => {
-    expect(() => new JsonFramer().push(bytes("hello\n"))).toThrow(new ProtocolError("expected a JSON object, got 'h'"));
+  test("bytes that cannot start a JSON object are a ProtocolError quoting them (their printable ASCII, 40 at most)", () => {
+    expect(() => new JsonFramer().push(bytes("hello garbage\r\n"))).toThrow(
+      new ProtocolError('expected a JSON object, got "hello garbage"'),
+    );
+    expect(() => new JsonFramer().push(bytes(`say "${"x".repeat(50)}"\n`))).toThrow(
+      new ProtocolError(`expected a JSON object, got ${JSON.stringify(`say "${"x".repeat(35)}`)}...`),
+    );
+    expect(() => new JsonFramer().push(bytes("ab\u001b[31m"))).toThrow('expected a JSON object, got "ab"...');
     expect(() => new JsonFramer().push(bytes("[1]"))).toThrow(ProtocolError);
     expect(() => new JsonFramer().push(new Uint8Array([0]))).toThrow("expected a JSON object, got byte 0x00");
   });
@@ -112,7 +118,7 @@ describe("JsonFramer", () => {
     const framer = new JsonFramer();
     expect(framer.push(bytes('{"a": 1}\n'))).toEqual([{ a: 1 }]);
     expect(() => framer.push(bytes('oops{"b": 2}\n'))).toThrow(ProtocolError);
-    expect(() => new JsonFramer().push(bytes('{"a": 1}}'))).toThrow("expected a JSON object, got '}'");
+    expect(() => new JsonFramer().push(bytes('{"a": 1}}'))).toThrow('expected a JSON object, got "}"');
   });
 
   test("a balanced object that is not JSON is a ProtocolError", () => {

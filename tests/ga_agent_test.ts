@@ -247,7 +247,7 @@ describe("ga against a fake agent", () => {
       expect(result).toMatchObject({
         code: 3,
         stdout: "",
-        stderr: `qmpctl: ${broken.path}: expected a JSON object, got '%'\n`,
+        stderr: `qmpctl: ${broken.path}: expected a JSON object, got "%%%% not json"\n`,
       });
     } finally {
       broken.stop();

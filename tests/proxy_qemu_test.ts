@@ -184,7 +184,7 @@ describe("proxy: per-connection commands and negotiation", () => {
       notAnObject,
       notAnObject,
       notAnObject,
-      { error: { class: "GenericError", desc: "JSON parse error, expected a JSON object, got 'f'" } },
+      { error: { class: "GenericError", desc: 'JSON parse error, expected a JSON object, got "foo"' } },
     ]);
     client.send({ execute: "query-name", id: "next" });
     expect(await client.replies(1)).toEqual([{ return: {}, id: "next" }]);
@@ -243,7 +243,12 @@ describe("proxy: per-connection commands and negotiation", () => {
     const { client } = await negotiatedClient(shared);
     client.sendPart('[1, {"execute": "stop"}'); // no JSON object: refused at its first byte
     expect(await client.replies(1)).toEqual([
-      { error: { class: "GenericError", desc: "JSON parse error, expected a JSON object, got '['" } },
+      {
+        error: {
+          class: "GenericError",
+          desc: 'JSON parse error, expected a JSON object, got "[1, {\\"execute\\": \\"stop\\"}"',
+        },
+      },
     ]);
     client.sendPart(', {"execute": "stop"}'); // the same line goes on: dropped with it
     await Bun.sleep(100);

@@ -228,7 +228,7 @@ describe("a framing fault after whole messages", () => {
     expect(result).toMatchObject({
       code: 3,
       stdout: eventLine("X", '{"i": 1}') + eventLine("X", '{"i": 2}'),
-      stderr: `qmpctl: ${path}: expected a JSON object, got '#'\n`,
+      stderr: `qmpctl: ${path}: expected a JSON object, got "#"\n`,
     });
   });
 
@@ -242,7 +242,7 @@ describe("a framing fault after whole messages", () => {
     expect(result).toMatchObject({
       code: 3,
       stdout: "{}\n" + eventLine("DONE", "{}"),
-      stderr: `qmpctl: ${path}: expected a JSON object, got ']'\n`,
+      stderr: `qmpctl: ${path}: expected a JSON object, got "]"\n`,
     });
   });
 });
