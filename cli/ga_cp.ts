@@ -10,7 +10,7 @@ import { type ByteSink, openByteSink } from "./byte_sink.ts";
 import { readChunks } from "./io/input.ts";
 import { UsageError } from "./options.ts";
 import { cleaningUpOnFatalSignal } from "./io/signals.ts";
-import { type CommandContext, warn } from "./session.ts";
+import { type CommandContext, warnInPassing } from "./session.ts";
 
 /**
  * Bytes per guest-file-read/-write: large enough that the round trips cost
@@ -163,7 +163,7 @@ async function copyIn(context: CommandContext, localFile: string, guestFile: str
     // Cut short by --timeout or a signal: the guest's file was opened (emptied) and is part written. Said,
     // lest it be taken for a copy (a local DST instead is left as it was).
     if (opened && (error instanceof TimeoutError || error instanceof AbortedError)) {
-      warn(context, `stopped: ${guestFile} in the guest is left part written`);
+      await warnInPassing(context, `stopped: ${guestFile} in the guest is left part written`);
     }
     throw error;
   } finally {

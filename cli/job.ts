@@ -6,7 +6,16 @@ import { type JobInfo, type JobOutcome, type JobReport, JobWatch } from "../lib/
 import { EXIT, exitStatusHelp } from "./exit_status.ts";
 import { UsageError } from "./options.ts";
 import { progressMode, type ProgressReporter, type ProgressSample, withProgress } from "./progress.ts";
-import { type CommandContext, connect, formatJson, labelled, reportFailure, warn, write } from "./session.ts";
+import {
+  type CommandContext,
+  connect,
+  formatJson,
+  labelled,
+  reportFailure,
+  warn,
+  warnInPassing,
+  write,
+} from "./session.ts";
 
 export const help = (): string =>
   `Usage: qmpctl job wait [ID ...] [--dismiss] [--timeout D] [options]
@@ -173,11 +182,10 @@ async function followWith(
     if (!known || running.length === 0) throw error;
     if (error instanceof AbortedError) { // Ctrl-C, SIGTERM: no error, but not taken for a cancel of the work
       const ids = running.map((job) => job.id).join(", ");
-      warn(
+      const one = running.length === 1;
+      await warnInPassing(
         context,
-        `stopped: ${running.length === 1 ? "job" : "jobs"} ${ids} ${
-          running.length === 1 ? "keeps" : "keep"
-        } running in QEMU (job-cancel stops one)`,
+        `stopped: ${one ? "job" : "jobs"} ${ids} ${one ? "keeps" : "keep"} running in QEMU (job-cancel stops one)`,
       );
       throw error;
     }

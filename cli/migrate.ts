@@ -6,7 +6,16 @@ import { asDouble, textOf, wholeDifference } from "../lib/exact_json.ts";
 import { EXIT, exitStatusHelp } from "./exit_status.ts";
 import { UsageError } from "./options.ts";
 import { progressMode, type ProgressReporter, type ProgressSample, withProgress } from "./progress.ts";
-import { type CommandContext, connect, formatJson, labelled, reportFailure, warn, write } from "./session.ts";
+import {
+  type CommandContext,
+  connect,
+  formatJson,
+  labelled,
+  reportFailure,
+  warn,
+  warnInPassing,
+  write,
+} from "./session.ts";
 
 export const help = (): string =>
   `Usage: qmpctl migrate wait [--timeout D] [options]
@@ -117,7 +126,7 @@ async function followWith(
     // Before QEMU said there is a migration, the wait was for its answer (query-migrate), as the error says.
     if (error instanceof TimeoutError && watch.underWay) throw new TimeoutError(timedOut(watch));
     if (error instanceof AbortedError && watch.underWay && !watch.awaitingSource) { // Ctrl-C, SIGTERM: not a cancel
-      warn(context, "stopped: the migration keeps going in QEMU (migrate_cancel stops it)");
+      await warnInPassing(context, "stopped: the migration keeps going in QEMU (migrate_cancel stops it)");
     }
     throw error;
   } finally {

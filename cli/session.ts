@@ -9,8 +9,16 @@ import { QmpClient } from "../lib/client.ts";
 import { connectWhenReady } from "../lib/connect_ready.ts";
 import { CommandError, ConnectionError, GreetingError, TimeoutError } from "../lib/errors.ts";
 import type { QmpEvent } from "../lib/events.ts";
-import { controlPattern, isUnseenControl } from "./controls.ts";
-import { OutputError, prepareStdout, writeStderrLine, writeStdout, writeStdoutText } from "./io/output.ts";
+import { controlPattern, escapeControls, isUnseenControl } from "./controls.ts";
+import {
+  boundedWrite,
+  OutputError,
+  prepareStdout,
+  writeStderr,
+  writeStderrLine,
+  writeStdout,
+  writeStdoutText,
+} from "./io/output.ts";
 import { env } from "./io/process.ts";
 import { type OptionTable, type ParsedOptions, UsageError } from "./options.ts";
 
@@ -178,7 +186,21 @@ export function labelled(context: CommandContext, record: Record<string, unknown
 
 /** A line on stderr, `qmpctl: ` and, for one of several targets, its address first. */
 export function warn(context: CommandContext, text: string): void {
-  writeStderrLine(`qmpctl: ${context.target ? `${context.target.label}: ` : ""}${text}`);
+  writeStderrLine(warning(context, text));
+}
+
+/**
+ * `warn` for a run that ends on a signal or its bound: written off the main
+ * thread and given only a moment, so that a stderr nobody reads (a full
+ * pipe) cannot hold the run from its end.
+ */
+export function warnInPassing(context: CommandContext, text: string): Promise<void> {
+  const line = `${escapeControls(warning(context, text))}\n`;
+  return boundedWrite(writeStderr(line), context.signal, "stderr").catch(() => {});
+}
+
+function warning(context: CommandContext, text: string): string {
+  return `qmpctl: ${context.target ? `${context.target.label}: ` : ""}${text}`;
 }
 
 /**

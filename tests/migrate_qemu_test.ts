@@ -41,6 +41,16 @@ async function bandwidth(bytesPerSecond: number): Promise<void> {
   await qemu.control.execute("migrate-set-parameters", { "max-bandwidth": bytesPerSecond });
 }
 
+/** Cancel the migration and wait until it has ended: the next test starts one of its own. */
+async function cancelMigration(): Promise<void> {
+  await qemu.control.execute("migrate_cancel");
+  for (let i = 0; i < 250; i++) {
+    const { status } = await qemu.control.execute("query-migrate") as { status?: string };
+    if (status !== "active" && status !== "cancelling") return;
+    await Bun.sleep(20);
+  }
+}
+
 /**
  * Run `use` with a second QEMU that waits for an incoming migration
  * (`-incoming defer`), stopped afterwards; this QEMU runs again after.
@@ -204,12 +214,7 @@ describe("exec migrate --wait-migration", () => {
       });
       expect((await qemu.control.execute("query-migrate") as { status?: string }).status).toBe("active");
     } finally {
-      await qemu.control.execute("migrate_cancel");
-      for (let i = 0; i < 250; i++) { // until it has ended: the next test starts one of its own
-        const { status } = await qemu.control.execute("query-migrate") as { status?: string };
-        if (status !== "active" && status !== "cancelling") break;
-        await Bun.sleep(20);
-      }
+      await cancelMigration();
     }
   });
 
@@ -240,12 +245,7 @@ describe("exec migrate --wait-migration", () => {
       });
       expect(await qemu.control.execute("query-migrate")).toMatchObject({ status: "active" });
     } finally {
-      await qemu.control.execute("migrate_cancel");
-      for (let i = 0; i < 250; i++) { // until it has ended: the next test starts one of its own
-        const { status } = await qemu.control.execute("query-migrate") as { status?: string };
-        if (status !== "active" && status !== "cancelling") break;
-        await Bun.sleep(20);
-      }
+      await cancelMigration();
     }
   });
 
