@@ -81,7 +81,7 @@ the link leads to, or - for stdout); one to a directory or a device
 ga wait: wait until the agent answers, retrying the socket and the sync, as
 long as it takes unless --timeout bounds it (0 when it answered; 124 when
 --timeout ran out; 3 at once for a path that is not a socket, or one this
-user may not open).
+user may not open; 3 when --wait-socket D passed with no socket there).
   qemu-system-x86_64 ... \\
     -chardev socket,path=/run/vm1.ga,server=on,wait=off,id=ga0 \\
     -device virtio-serial \\
@@ -117,7 +117,7 @@ export async function run(context: CommandContext): Promise<number> {
     const only = findOption(context.optionTable.commands.ga.options, "name", option)?.form;
     if (only !== undefined && only !== form) throw new UsageError(`ga ${form} does not take --${option}`);
   }
-  for (const option of ["raw", "pretty", "wait-socket"]) {
+  for (const option of ["raw", "pretty"]) {
     const refused = context.options.has(option) && formRefuses(form, option, context.options.has("json"));
     if (refused) throw new UsageError(refused);
   }

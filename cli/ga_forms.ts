@@ -17,16 +17,10 @@ export function agentForm(word: string): string {
 /**
  * Why the form `form` refuses the global option `name`, or undefined: --raw
  * prints a whole reply, which only an agent command prints; --pretty, a
- * JSON value (ga exec's with --json, `withJson`); ga wait waits for the
- * socket to come, as --wait-socket would.
+ * JSON value (ga exec's with --json, `withJson`).
  */
 export function formRefuses(form: string, name: string, withJson: boolean): string | undefined {
   if (form === AGENT_COMMAND) return undefined;
-  if (name === "wait-socket") { // it waits for the socket and more: a bound of its own would go unheeded
-    return form === "wait"
-      ? "ga wait waits for the socket itself (--timeout bounds it): --wait-socket does not apply"
-      : undefined;
-  }
   if (name === "raw") return `ga ${form} does not take --raw`;
   if (name !== "pretty" || withJson) return undefined;
   return form === "exec" ? "ga exec takes --pretty only with --json" : `ga ${form} does not take --pretty`;

@@ -1,5 +1,6 @@
 /** `qmpctl ga wait`: wait until the guest agent answers. @module */
 import { abortable } from "../lib/abort.ts";
+import { isNotReady } from "../lib/connect_ready.ts";
 import { ConnectionError, ConnectTimeoutError, DisconnectedError } from "../lib/errors.ts";
 import { agentAddress, connectAgent } from "./ga_connect.ts";
 import { UsageError } from "./options.ts";
@@ -24,8 +25,9 @@ function neverAnAgent(error: Error): boolean {
  * A silent agent gets a new sync after 1 s, then 2 s, 4 s, ... up to
  * --connect-timeout: an agent that opens its port later never sees a sync
  * sent before (qemu-ga drops what came before it opened it), and a slow one
- * gets time to answer. Only --timeout and SIGINT end the wait; an address
- * that cannot become an agent (not a socket, permission denied) fails at once.
+ * gets time to answer. Only --timeout and SIGINT end the wait, and
+ * --wait-socket that for the socket to be there; an address that cannot
+ * become an agent (not a socket, permission denied) fails at once.
  */
 export async function run(context: CommandContext): Promise<number> {
   if (context.words.length > 0) throw new UsageError(`ga wait takes no words (got '${context.words[0]}')`);
@@ -38,6 +40,8 @@ export async function run(context: CommandContext): Promise<number> {
       return 0;
     } catch (error) {
       if (!(error instanceof ConnectionError || error instanceof DisconnectedError) || neverAnAgent(error)) throw error;
+      // --wait-socket bounds the wait for the socket: connecting retried it that long, and it is still not there.
+      if (context.global.waitSocketMs && isNotReady(error)) throw error;
       if (context.global.verbose) warn(context, `${error.message}; trying again`);
       if (error instanceof ConnectTimeoutError) syncMs = Math.min(syncMs * 2, longestSync);
     }

@@ -348,9 +348,6 @@ describe("the words of ga, job, migrate and proxy (no QEMU, no agent)", () => {
     expect(output("qmpctl ga exec --json --")).toEqual(["--pretty"]);
     expect(output("qmpctl ga cp --")).toEqual([]);
     expect(output("qmpctl ga wait --")).toEqual([]);
-    // ga wait waits for the socket itself: --wait-socket is not offered there.
-    expect(bashComplete("qmpctl ga wait --")).not.toContain("--wait-socket");
-    expect(bashComplete("qmpctl ga guest-ping --")).toContain("--wait-socket");
   });
 
   test("an option given already is not offered again, unless it may be repeated (--socket, --env)", () => {
