@@ -137,10 +137,8 @@ async function copyIn(context: CommandContext, localFile: string, guestFile: str
     throw localFileError(error, `cannot read ${localFile}`);
   }
   const agent = await connectAgent(context);
-  let opened = false;
   try {
     await withGuestFile(agent, guestFile, "w", signal, async (handle) => {
-      opened = true;
       // One write ahead: the next chunk is read and encoded while the agent writes this one.
       let previous: Promise<void> | undefined;
       for (let next = first; !next.done; next = await nextChunk()) {
@@ -160,10 +158,10 @@ async function copyIn(context: CommandContext, localFile: string, guestFile: str
       await previous;
     });
   } catch (error) {
-    // Cut short by --timeout or a signal: the guest's file was opened (emptied) and is part written. Said,
-    // lest it be taken for a copy (a local DST instead is left as it was).
-    if (opened && (error instanceof TimeoutError || error instanceof AbortedError)) {
-      await warnInPassing(context, `stopped: ${guestFile} in the guest is left part written`);
+    // Cut short by --timeout or a signal once guest-file-open went out (the agent opens, emptying, the file
+    // whether or not its answer is awaited): said, lest it be taken for a copy (a local DST is left as it was).
+    if (error instanceof TimeoutError || error instanceof AbortedError) {
+      await warnInPassing(context, `stopped: ${guestFile} in the guest may be left empty or part written`);
     }
     throw error;
   } finally {

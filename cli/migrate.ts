@@ -126,7 +126,12 @@ async function followWith(
     // Before QEMU said there is a migration, the wait was for its answer (query-migrate), as the error says.
     if (error instanceof TimeoutError && watch.underWay) throw new TimeoutError(timedOut(watch));
     if (error instanceof AbortedError && watch.underWay && !watch.awaitingSource) { // Ctrl-C, SIGTERM: not a cancel
-      await warnInPassing(context, "stopped: the migration keeps going in QEMU (migrate_cancel stops it)");
+      await warnInPassing(
+        context,
+        watch.incoming
+          ? "stopped: the incoming migration keeps going in QEMU (migrate_cancel on its source stops it)"
+          : "stopped: the migration keeps going in QEMU (migrate_cancel stops it)",
+      );
     }
     throw error;
   } finally {

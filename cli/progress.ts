@@ -66,9 +66,9 @@ export interface ProgressSample {
 }
 
 /**
- * Run `follow` with a reporter for `mode`. A line drawn on the terminal is
- * erased on SIGTERM and SIGHUP too (timeout(1), a closed window), as on
- * Ctrl-C: the work ends as on SIGINT, then qmpctl dies of the signal.
+ * Run `follow` with a reporter for `mode`. SIGTERM and SIGHUP (timeout(1),
+ * systemd, a closed window) end the work as Ctrl-C does (a line drawn is
+ * erased, the follow says what goes on), then qmpctl dies of the signal.
  */
 export function withProgress<T>(
   context: CommandContext,
@@ -76,7 +76,7 @@ export function withProgress<T>(
   follow: (context: CommandContext, progress: ProgressReporter) => Promise<T>,
 ): Promise<T> {
   const progress = new ProgressReporter(mode, context.target?.label);
-  if (mode !== "line") return follow(context, progress);
+  // In every mode: the follow says, on SIGTERM and SIGHUP as on Ctrl-C, that the work goes on in QEMU.
   return cleaningUpOnFatalSignal(context, (guarded) => follow(guarded, progress));
 }
 
@@ -88,8 +88,8 @@ export class ProgressReporter {
   readonly #color: boolean;
   /** TERM=dumb: no escapes at all, blanks erase what was drawn. */
   readonly #dumb: boolean;
-  /** Per job, the samples of the last RATE_WINDOW_MS (and the one just before, at its edge). */
-  readonly #measured = new Map<string, { at: number; done: number }[]>();
+  /** Per job, the samples of the last RATE_WINDOW_MS (and the one just before, at its edge), and the rate last told. */
+  readonly #measured = new Map<string, { points: { at: number; done: number }[]; rate?: number }>();
   #written: Promise<void> = Promise.resolve();
   /** Writes not yet taken by stderr (a reader may have stopped reading). */
   #unwritten = 0;
@@ -114,6 +114,8 @@ export class ProgressReporter {
     if (this.#mode === "off" || samples.length === 0) return;
     // While stderr does not take them, the line is not redrawn, and JSON lines stop queueing at a bound.
     if (this.#unwritten >= (this.#mode === "line" ? 1 : MAX_UNWRITTEN_JSON)) return;
+    // A rate given (0: paused) is the job's own; measuring starts over after it, not across the pause.
+    for (const s of samples) if (s.rate !== undefined) this.#measured.delete(s.label);
     const measured = samples.map((s) => s.statusOnly ? s : { ...s, rate: s.rate ?? this.#measure(s) });
     if (this.#mode === "json") {
       const socket = this.#socket === undefined ? {} : { socket: this.#socket };
@@ -163,12 +165,17 @@ export class ProgressReporter {
    */
   #measure(sample: ProgressSample): number | undefined {
     const now = performance.now();
-    const points = this.#measured.get(sample.label) ?? [];
+    const measured = this.#measured.get(sample.label) ?? { points: [] };
+    this.#measured.set(sample.label, measured);
+    const { points } = measured;
+    // A migration's done count falls when QEMU sends pages dirtied again: the window starts over there,
+    // showing the last rate meanwhile.
+    if (points.length > 0 && sample.done < points[points.length - 1].done) points.length = 0;
     while (points.length > 1 && now - points[1].at >= RATE_WINDOW_MS) points.shift();
     points.push({ at: now, done: sample.done });
-    this.#measured.set(sample.label, points);
     const seconds = (now - points[0].at) / 1000;
-    return seconds < 0.05 ? undefined : Math.max(0, (sample.done - points[0].done) / seconds);
+    if (seconds >= 0.05) measured.rate = Math.max(0, (sample.done - points[0].done) / seconds);
+    return measured.rate;
   }
 }
 

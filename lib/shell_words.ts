@@ -36,6 +36,8 @@ export interface ScannedLine {
   open?: "'" | '"';
   /** The line ends with a `\` that escapes nothing (sh -c keeps it as a character). */
   danglingBackslash: boolean;
+  /** Where a comment starts (its `#`), if one does. */
+  comment?: number;
 }
 
 /**
@@ -47,10 +49,15 @@ export interface ScannedLine {
  * is read by the rules above instead, unless it is KEY:=JSON's (the rest of
  * the line is then that value, and the JSON parser says what it lacks).
  * Whether a value starts is decided on the text read so far, its quotes
- * already removed.
+ * already removed. Without `comments`, a `#` is a character like any other.
  */
-export function scanShellWords(line: string, options: { jsonValues?: boolean } = {}): ScannedLine {
+export function scanShellWords(
+  line: string,
+  options: { jsonValues?: boolean; comments?: boolean } = {},
+): ScannedLine {
   const jsonValues = options.jsonValues ?? false;
+  const comments = options.comments ?? true;
+  let comment: number | undefined;
   const words: ShellWord[] = [];
   let current: Omit<ShellWord, "end"> | undefined;
   let quote: "'" | '"' | undefined;
@@ -80,7 +87,10 @@ export function scanShellWords(line: string, options: { jsonValues?: boolean } =
       i++;
       continue;
     }
-    if (current === undefined && quote === undefined && c === "#") break; // a comment, to the end of the line
+    if (comments && current === undefined && quote === undefined && c === "#") { // a comment, to the line's end
+      comment = i;
+      break;
+    }
     current ??= { text: "", start: i };
     if (quote === undefined && jsonValues && (c === "[" || c === "{") && /(^|=)$/.test(current.text)) {
       declared = current.text.endsWith(":=");
@@ -97,9 +107,9 @@ export function scanShellWords(line: string, options: { jsonValues?: boolean } =
     }
   }
   // Left open: KEY:=JSON's value is JSON, whose parser then says what is missing; another may be text.
-  if (depth > 0 && !declared) return scanShellWords(line);
+  if (depth > 0 && !declared) return scanShellWords(line, { comments });
   if (current) words.push({ ...current, end: line.length });
-  return { words, open: quote, danglingBackslash };
+  return { words, open: quote, danglingBackslash, comment };
 }
 
 /**

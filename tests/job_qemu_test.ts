@@ -157,6 +157,20 @@ describe("job wait", () => {
     });
   });
 
+  test("SIGTERM while following, no progress line (a systemd stop): one line says the job keeps running, then 143", async () => {
+    await backup("b6", 8 * MiB); // 8 s
+    let stderr = "";
+    const running = startQmpctl(["-s", qemu.socket, "-v", "job", "wait", "b6"], { onStderr: (t) => (stderr += t) });
+    await waitUntil(() => /^< \{"return":\[/m.test(stderr), "job wait has queried the jobs");
+    running.child.kill("SIGTERM");
+    const result = await running.result;
+    expect(result.signal).toBe("SIGTERM");
+    expect(result.stderr.trimEnd().split("\n").at(-1)).toBe(
+      "qmpctl: stopped: job b6 keeps running in QEMU (job-cancel stops one)",
+    );
+    expect(await jobIds()).toEqual(["b6"]);
+  });
+
   test("--timeout with several jobs: the lines of those that ended are printed, stderr names those still running", async () => {
     await backup("f1", 8 * MiB);
     await backup("s1", 8 * MiB, { device: "node1", target: "dst1" });

@@ -220,3 +220,17 @@ test("a job that QEMU counts in steps (1 MiB a second, polled 4 times a second):
   expect(rates.length).toBeGreaterThan(6);
   expect(Math.max(...rates) / Math.min(...rates)).toBeLessThan(1.6);
 });
+
+test("migrate wait: when the done count falls (pages dirtied again), the rate is not shown as 0", async () => {
+  const MiB = 1024 * 1024, total = 1024 * MiB;
+  const done = [0, 64, 128, 192, 256, 320, 100, 164, 228, 292].map((n) => n * MiB); // the fall: 320 to 100
+  const active = done.map((d) =>
+    JSON.stringify({ status: "active", ram: { total, remaining: total - d, transferred: d, "page-size": 4096 } })
+  );
+  const server = serve((c) => answer(c, { "query-migrate": [...active, '{"status": "completed"}'] }));
+  const result = await qmpctl(["-s", server.path, "migrate", "wait", "--progress-json", "--timeout", "20s"]);
+  expect(result.code).toBe(0);
+  const rates = result.stderr.trimEnd().split("\n").map((line) => JSON.parse(line)["bytes-per-second"]);
+  // From the second poll on a rate is known; after the fall it stays the last one, then is measured again.
+  expect(rates.slice(1).every((rate) => rate > 100 * MiB)).toBe(true);
+});

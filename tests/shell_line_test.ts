@@ -86,6 +86,9 @@ describe("wordsBefore", () => {
       start: 2,
     });
     expect(wordsBefore(`x a="b `)).toEqual({ words: ["x"], word: "a=b ", start: 2 });
+    // In a comment: nothing to complete; without comments (HMP's lines) a # is a character.
+    expect(wordsBefore("qom-list # p")).toMatchObject({ inComment: true });
+    expect(wordsBefore("info # p", false)).toEqual({ words: ["info", "#"], word: "p", start: 7 });
   });
 });
 

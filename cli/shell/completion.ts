@@ -16,9 +16,19 @@ export interface Completion {
 
 export const NO_COMPLETION: Completion = { start: 0, candidates: [] };
 
-/** The words before the one being completed, and that word (empty after a blank). */
-export function wordsBefore(before: string): { words: string[]; word: string; start: number } {
-  const { words } = scanWords(before);
+/**
+ * The words before the one being completed, and that word (empty after a
+ * blank); `inComment` when the cursor is in a comment (`comments`: QMP mode's
+ * lines have them, HMP's go to QEMU as typed).
+ */
+export function wordsBefore(
+  before: string,
+  comments = true,
+): { words: string[]; word: string; start: number; inComment?: boolean } {
+  const { words, comment } = scanWords(before, comments);
+  if (comment !== undefined) {
+    return { words: words.map((w) => w.text), word: "", start: before.length, inComment: true };
+  }
   const last = words.at(-1);
   // A blank ended the last word (not a quoted or escaped one: `info\ st` is one word being typed).
   if (!last || last.end < before.length) return { words: words.map((w) => w.text), word: "", start: before.length };

@@ -67,7 +67,7 @@ export class HmpMode implements ShellMode {
   }
 
   async complete(before: string, signal: AbortSignal): Promise<Completion> {
-    const { words, word, start } = wordsBefore(before);
+    const { words, word, start } = wordsBefore(before, false); // a # is QEMU's to read
     const { commands, infos } = await this.#helpNames(signal);
     if (words.length === 0) return { start, candidates: matching(word, [...commands, "cpu", "events", "exit"]) };
     if (words.length === 1 && (words[0] === "info" || words[0] === "i")) {

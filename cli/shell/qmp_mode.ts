@@ -158,8 +158,8 @@ export class QmpMode implements ShellMode {
   }
 
   async complete(before: string, signal: AbortSignal): Promise<Completion> {
-    const { words, word, start } = wordsBefore(before);
-    if (before.trimStart().startsWith("{")) return NO_COMPLETION;
+    const { words, word, start, inComment } = wordsBefore(before);
+    if (inComment || before.trimStart().startsWith("{")) return NO_COMPLETION;
     const inTransaction = this.#actions !== undefined || words[0] === "transaction(";
     const command = words[0] === "transaction(" ? words[1] : words[0];
     if (command === undefined) {

@@ -8,9 +8,9 @@
 import { ArgumentError } from "../../lib/errors.ts";
 import { type ScannedLine, scanShellWords } from "../../lib/shell_words.ts";
 
-/** The words of a line as the shell reads it, with their places (for TAB). */
-export function scanWords(line: string): ScannedLine {
-  return scanShellWords(line, { jsonValues: true });
+/** The words of a line as the shell reads it, with their places (for TAB); `comments` false for HMP's lines. */
+export function scanWords(line: string, comments = true): ScannedLine {
+  return scanShellWords(line, { jsonValues: true, comments });
 }
 
 /**
