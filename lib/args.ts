@@ -198,11 +198,11 @@ function parseJsonValue(text: string, source: string): unknown {
   try {
     value = parseExact(text); // numbers sent as written
   } catch (error) {
-    const [place, trailing, at] = jsonErrorPlace(text);
+    const [place, trailing, keyAt] = jsonErrorPlace(text);
     // Bun's words begin "JSON Parse error: ", which "invalid JSON" has said already.
     const reason = trailing
       ? "more follows the JSON value (one value is expected)"
-      : (error as Error).message.replace(/^JSON Parse error: /, "") + quotingHint(text, at);
+      : (error as Error).message.replace(/^JSON Parse error: /, "") + quotingHint(text, keyAt);
     throw new ArgumentError(`${source}: invalid JSON${place}: ${reason}`);
   }
   // Refused here, before anything is sent: deeper values also run out of stack where they are copied.
@@ -216,39 +216,27 @@ function parseJsonValue(text: string, source: string): unknown {
 
 /**
  * Where `text` stops being JSON, as " at line L, column C" (not every
- * engine's JSON.parse says where), and whether a whole value came before.
+ * engine's JSON.parse says where), whether a whole value came before, and
+ * that place again when an object's key was expected there.
  */
-function jsonErrorPlace(text: string): [place: string, trailing: boolean, at?: number] {
-  const [at, trailing] = jsonErrorOffset(text) ?? [];
+function jsonErrorPlace(text: string): [place: string, trailing: boolean, keyAt?: number] {
+  const [at, trailing, atKey] = jsonErrorOffset(text) ?? [];
   if (at === undefined) return ["", false];
-  if (at >= text.length) return [" at its end", false, at];
+  const keyAt = atKey ? at : undefined;
+  if (at >= text.length) return [" at its end", false, keyAt];
   const before = text.slice(0, at);
-  return [` at line ${before.split("\n").length}, column ${at - before.lastIndexOf("\n")}`, trailing === true, at];
+  return [` at line ${before.split("\n").length}, column ${at - before.lastIndexOf("\n")}`, trailing === true, keyAt];
 }
 
 /**
  * For JSON written as JavaScript (`{path: "/machine"}`), which the engine's
- * words ("Expected '}'") do not point at: JSON quotes its keys.
+ * words ("Expected '}'") do not point at: JSON quotes its keys. `keyAt`:
+ * where a key was expected and the text stopped being JSON.
  */
-function quotingHint(text: string, at: number | undefined): string {
-  if (at === undefined) return "";
-  const keyPlace = /[{,][ \t\n\r]*$/.test(text.slice(Math.max(0, at - 64), at)) && inObject(text, at);
-  return keyPlace && /[A-Za-z_$]/.test(text[at] ?? "")
-    ? ` (JSON quotes its keys: {"${/^[\w$-]*/.exec(text.slice(at))![0]}": ...})`
+function quotingHint(text: string, keyAt: number | undefined): string {
+  return keyAt !== undefined && /[A-Za-z_$]/.test(text[keyAt] ?? "")
+    ? ` (JSON quotes its keys: {"${/^[\w$-]*/.exec(text.slice(keyAt))![0]}": ...})`
     : "";
-}
-
-/** Whether offset `at` of a JSON text lies directly in an object, not in an array (strings skipped). */
-function inObject(text: string, at: number): boolean {
-  const open: string[] = [];
-  for (let i = 0; i < at; i++) {
-    const c = text[i];
-    if (c === '"') {
-      for (i++; i < at && text[i] !== '"'; i++) if (text[i] === "\\") i++;
-    } else if (c === "{" || c === "[") open.push(c);
-    else if (c === "}" || c === "]") open.pop();
-  }
-  return open.at(-1) === "{";
 }
 
 const SPACE = /[ \t\n\r]*/y;
@@ -257,11 +245,13 @@ const SCALAR =
   /"(?:[ !#-\[\]-\uffff]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"|-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null/y;
 
 /**
- * The offset of the first character that cannot continue a JSON text, and
- * whether it follows a whole value; undefined when none is found.
+ * The offset of the first character that cannot continue a JSON text,
+ * whether it follows a whole value, and whether an object's key was
+ * expected there; undefined when none is found.
  */
-function jsonErrorOffset(text: string): [at: number, trailing: boolean] | undefined {
+function jsonErrorOffset(text: string): [at: number, trailing: boolean, atKey: boolean] | undefined {
   let i = 0;
+  let atKey = false;
   const skip = (re: RegExp) => {
     re.lastIndex = i;
     const matched = re.test(text);
@@ -282,7 +272,9 @@ function jsonErrorOffset(text: string): [at: number, trailing: boolean] | undefi
     for (;;) {
       if (open === "{") {
         skip(SPACE);
+        atKey = true;
         if (text[i] !== '"' || !skip(SCALAR)) fail();
+        atKey = false;
         skip(SPACE);
         if (text[i] !== ":") fail();
         i++;
@@ -298,9 +290,9 @@ function jsonErrorOffset(text: string): [at: number, trailing: boolean] | undefi
   try {
     value();
     skip(SPACE);
-    return i < text.length ? [i, true] : undefined;
+    return i < text.length ? [i, true, false] : undefined;
   } catch (at) {
-    return typeof at === "number" ? [at, false] : undefined; // a RangeError from very deep nesting: no place
+    return typeof at === "number" ? [at, false, atKey] : undefined; // a RangeError from very deep nesting: no place
   }
 }
 
