@@ -179,14 +179,9 @@ function exactText(request: Record<string, unknown>): string {
   } catch (error) {
     if (!(error instanceof TypeError)) throw error; // a BigInt (a cycle throws again below)
   }
-  // What needs the replacer: a BigInt, or 16 digits in a row (a number past 2^53; in a string too, which costs
-  // only the second pass), which takes JSON.stringify off its fast path.
-  let digits = 0;
-  for (let i = 0; text !== undefined && i < text.length && digits < 16; i++) {
-    const c = text.charCodeAt(i);
-    digits = c >= 0x30 && c <= 0x39 ? digits + 1 : 0;
-  }
-  if (text !== undefined && digits < 16) return text;
+  // What needs the replacer, which takes JSON.stringify off its fast path: a BigInt, or a number that a
+  // double may have changed (16 digits and more: past 2^53; a fraction or an exponent only costs the pass).
+  if (text !== undefined && mayChangeAt(text) < 0) return text;
   return JSON.stringify(request, (_key, value: unknown) => {
     if (typeof value === "bigint") return json.rawJSON(value.toString());
     const whole = typeof value === "number" && Number.isInteger(value) && !Number.isSafeInteger(value);

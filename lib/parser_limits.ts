@@ -79,7 +79,7 @@ function walk(value: unknown, counter: Counter, room: number): number {
       counter.tokens++;
       counter.bytes += value ? 4 : 5;
       return 0;
-    case "bigint": // sent as its digits (sendExactly)
+    case "bigint": // sent as its digits (requestJson)
       counter.tokens++;
       counter.bytes += String(value).length;
       return 0;
