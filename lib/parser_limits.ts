@@ -113,20 +113,15 @@ function walk(value: unknown, counter: Counter, room: number): number {
   return deepest + 1;
 }
 
-/**
- * How JSON.stringify prints U+0000 to U+001F: `\b \t \n \f \r` in 2 bytes, the others as `\u00XX` in 6.
- * Literal tables here and below: a builtin's first run (Array.from) costs every start-up.
- */
-// deno-fmt-ignore
-const CONTROL_BYTES = [6, 6, 6, 6, 6, 6, 6, 6, 2, 2, 2, 6, 2, 2, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6];
-
 /** UTF-8 bytes of `s` as JSON.stringify prints it, quotes included; a lone surrogate or noncharacter is noted in `counter`. */
 function stringBytes(s: string, counter: Counter): number {
   let bytes = s.length + 2;
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
     if (c < 0x80) {
-      if (c < 0x20) bytes += CONTROL_BYTES[c] - 1;
+      // As JSON.stringify prints U+0000 to U+001F: \b \t \n \f \r in 2 bytes, the others as \u00XX in 6. Tests, not
+      // a table: JavaScriptCore keeps each constant array in a heap block of its size class, one more per start-up.
+      if (c < 0x20) bytes += c === 8 || c === 9 || c === 10 || c === 12 || c === 13 ? 1 : 5;
       else if (c === 0x22 || c === 0x5c) bytes++; // \" and \\
     } else if (c < 0x800) bytes++;
     else if (c < 0xd800 || c > 0xdfff) {
@@ -145,17 +140,13 @@ function stringBytes(s: string, counter: Counter): number {
   return bytes;
 }
 
-/** 1e1 to 1e20, each a double exactly. */
-// deno-fmt-ignore
-const POWERS_OF_TEN = [1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20];
-
 /** The length of a number as JSON.stringify prints it (`null` when not finite); an integer's without printing it. */
 function numberLength(n: number): number {
   if (!Number.isFinite(n)) return 4;
   if (!Number.isInteger(n) || n >= 1e21 || n <= -1e21) return String(n).length; // a fraction, or an exponent
   const magnitude = Math.abs(n);
   let digits = 1;
-  while (digits <= 20 && magnitude >= POWERS_OF_TEN[digits - 1]) digits++;
+  for (let power = 10; digits <= 20 && magnitude >= power; power *= 10) digits++; // 1e1 to 1e20: each exact
   return n < 0 ? digits + 1 : digits;
 }
 
