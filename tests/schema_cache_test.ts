@@ -235,6 +235,37 @@ describe("commands and describe", () => {
     );
   });
 
+  test.each([
+    [["commands", "qury-status"], "qmpctl: no command matches 'qury-status' (did you mean query-status?)\n"],
+    [["commands", "QUERY-STATUS"], "qmpctl: no command matches 'QUERY-STATUS' (did you mean query-status?)\n"],
+    [["commands", "SET_*"], "qmpctl: no command matches 'SET_*' (did you mean 'set_*'?)\n"],
+    [["commands", "STOP"], "qmpctl: no command matches 'STOP' (it matches events: add --events)\n"],
+    [["commands", "--events", "stop"], "qmpctl: no event matches 'stop' (did you mean STOP?)\n"],
+    [
+      ["commands", "--events", "set_*", "--long"],
+      "qmpctl: no event matches 'set_*' (it matches commands: drop --events)\n",
+    ],
+    [["commands", "zz-*"], ""], // nothing close: the empty list is the whole answer
+  ])("commands %p matches nothing: [] on stdout, exit 0, the close names on stderr", async (args, stderr) => {
+    const { run } = setup();
+    expect(await run(args)).toMatchObject({ code: 0, stdout: "[]\n", stderr });
+  });
+
+  test.each([
+    [
+      ["commands", "query-[s]tatus"],
+      "qmpctl: unknown command 'query-[s]tatus' ('[...]' is no glob: only * and ? are) (did you mean query-status?)",
+    ],
+    [["commands", "[st]*"], "qmpctl: no command matches '[st]*' ('[...]' is no glob: only * and ? are)"],
+    [
+      ["commands", "--events", "[S]TOP"],
+      "qmpctl: unknown event '[S]TOP' ('[...]' is no glob: only * and ? are) (did you mean STOP?)",
+    ],
+  ])("commands %p: a shell's [...] is no glob, exit 2 as wait-event says it", async (args, message) => {
+    const { run } = setup();
+    expect(await run(args)).toMatchObject({ code: 2, stdout: "", stderr: message + "\n" });
+  });
+
   test("describe with a glob says it takes one name, and where a glob goes (before connecting)", async () => {
     const { server, run } = setup();
     expect(await run(["describe", "set*"])).toMatchObject({

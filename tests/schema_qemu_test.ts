@@ -51,6 +51,32 @@ describe("typed exec against QEMU", () => {
     expect(result.code).toBe(1); // QEMU's answer: -machine none has no PCI bus
   });
 
+  test("device_add's untyped words: serial=1.50 goes as the number 1.50, serial:='\"1.50\"' as the text", async () => {
+    const sentArguments = async (serial: string) => {
+      const result = await run(["exec", "device_add", "driver=virtio-blk-pci", "id=v1", serial]);
+      const request = result.stderr.split("\n").find((l) => l.includes('"execute":"device_add"'))!;
+      return request.slice(request.indexOf('"serial"'), request.indexOf("}"));
+    };
+    expect(await sentArguments("serial=1.50")).toBe('"serial":1.50');
+    expect(await sentArguments('serial:="1.50"')).toBe('"serial":"1.50"');
+  });
+
+  test("an int -0 is sent as written, and QEMU takes it; a bool in any case, an enum in its own", async () => {
+    const speed = await run(["exec", "block-job-set-speed", "device=j0", "speed=-0"]);
+    expect(speed.stderr).toContain('"arguments":{"device":"j0","speed":-0}');
+    expect(lastLine(speed.stderr)).toBe("qmpctl: DeviceNotActive: Block job 'j0' not found"); // not a type error
+    for (const [word, up] of [["up=OFF", false], ["up=Yes", true], ["up=TRUE", true]] as const) {
+      const request = (await run(["exec", "set_link", "name=x", word])).stderr.split("\n")
+        .find((l) => l.includes('"execute":"set_link"'))!;
+      expect(JSON.parse(request.slice(2)).arguments).toEqual({ name: "x", up });
+    }
+    const upper = await run(["exec", "blockdev-add", "driver=null-co", "node-name=n9", "detect-zeroes=ON"]);
+    expect(upper).toMatchObject({ code: 2, stdout: "" });
+    expect(lastLine(upper.stderr)).toBe(
+      "qmpctl: blockdev-add: 'detect-zeroes=ON': expected one of off, on, unmap (did you mean on?)",
+    );
+  });
+
   test("the second call uses the cache: no second query-qmp-schema", async () => {
     const result = await run(["exec", "set_link", "name=123", "up=off"]);
     expect(sent(result.stderr)).toEqual(["qmp_capabilities", "query-target", "set_link"]);
@@ -156,5 +182,27 @@ describe("introspection against QEMU", () => {
   test("commands with a glob", async () => {
     const result = await run(["commands", "query-stat*"]);
     expect(result.stdout).toBe('["query-stats","query-stats-schemas","query-status"]\n');
+  });
+
+  test.each([
+    ["qury-status", "qmpctl: no command matches 'qury-status' (did you mean query-status?)"],
+    ["QUERY-KVM", "qmpctl: no command matches 'QUERY-KVM' (did you mean query-kvm?)"],
+  ])("commands %p matches nothing: [] and exit 0, the closest names on stderr", async (glob, hint) => {
+    const result = await run(["commands", glob]);
+    expect(result).toMatchObject({ code: 0, stdout: "[]\n" });
+    expect(lastLine(result.stderr)).toBe(hint);
+  });
+
+  test("commands 'query-[k]vm': [...] is no glob, exit 2 as for wait-event 'SHUTDOW[N]'", async () => {
+    const result = await run(["commands", "query-[k]vm"]);
+    expect(result).toMatchObject({ code: 2, stdout: "" });
+    expect(lastLine(result.stderr)).toBe(
+      "qmpctl: unknown command 'query-[k]vm' ('[...]' is no glob: only * and ? are) (did you mean query-kvm?)",
+    );
+    const waited = await run(["wait-event", "SHUTDOW[N]"]);
+    expect(waited).toMatchObject({ code: 2, stdout: "" });
+    expect(lastLine(waited.stderr)).toBe(
+      "qmpctl: unknown event 'SHUTDOW[N]' ('[...]' is no glob: only * and ? are) (did you mean SHUTDOWN?)",
+    );
   });
 });

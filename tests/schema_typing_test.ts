@@ -30,13 +30,23 @@ describe("typeArguments: scalars", () => {
     expect(typeArguments(schema, "typed", ["id=true"])).toEqual({ id: "true" });
   });
 
-  test.each([["on", true], ["yes", true], ["true", true], ["off", false], ["no", false], ["false", false]])(
-    "bool accepts %p",
+  test.each([
+    ["on", true],
+    ["yes", true],
+    ["true", true],
+    ["off", false],
+    ["no", false],
+    ["false", false],
+    ["OFF", false],
+    ["Yes", true],
+  ])(
+    "bool accepts %p (in any case)",
     (text, value) => expect(typed([`flag=${text}`]).flag).toBe(value),
   );
 
   test("ints in JSON syntax and within int64/uint64, exactly beyond 2^53", () => {
     expect(typed(["count=-5"]).count).toBe(-5);
+    expect(JSON.stringify(typed(["count=-0"]))).toBe('{"id":"x","count":-0}'); // as written, as QEMU reads it
     expect(JSON.stringify(typed(["count=18446744073709551615"]))).toBe('{"id":"x","count":18446744073709551615}');
     expect(errorOf(() => typed(["count=18446744073709551616"])).message).toBe(
       "typed: 'count=18446744073709551616': expected int within int64/uint64",

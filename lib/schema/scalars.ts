@@ -39,14 +39,14 @@ const UINT_MAX = 2n ** 64n - 1n;
 /**
  * An integer in JSON's syntax, within int64 or uint64 (introspection does not
  * say which of QEMU's integer types an argument has). Beyond 2^53 a JS number
- * loses digits, so the exact text is sent with JSON.rawJSON.
+ * loses digits, and -0 is written 0, so the exact text is sent with JSON.rawJSON.
  */
 function parseInteger(text: string): unknown {
   if (!/^-?(0|[1-9]\d*)$/.test(text)) return undefined;
   const big = BigInt(text);
   if (big < INT_MIN || big > UINT_MAX) return undefined;
   const value = Number(text);
-  if (Number.isSafeInteger(value)) return value;
+  if (Number.isSafeInteger(value) && text !== "-0") return value;
   const rawJSON = (JSON as { rawJSON?: (text: string) => unknown }).rawJSON;
   return rawJSON ? rawJSON(text) : undefined;
 }
