@@ -280,8 +280,9 @@ function benchInstructions(qemu: TestQemu): void {
  * The runtime's own threads and heap behind a one-shot `exec query-status`,
  * beside the bounded floor and hello: the threads each starts (named, from
  * strace), and the 16 KiB blocks of JavaScriptCore's heap it holds at exit
- * (BUN_JSC_dumpHeapStatisticsAtVMDestruction). Past 64 blocks JavaScriptCore
- * starts a thread, JSCWarmUp, that touches 32 more ahead of need; what that
+ * (BUN_JSC_dumpHeapStatisticsAtVMDestruction) and has allocated, freed ones
+ * too (found with BUN_JSC_warmUpMarkedBlockStartAfterBlocks). Past 64 allocated
+ * JavaScriptCore starts a thread, JSCWarmUp, that touches 32 more ahead of need; what that
  * costs qmpctl is measured by turning it off from the environment
  * (BUN_JSC_useWarmUpMarkedBlocks=0; the binary cannot turn it off itself).
  */
@@ -314,8 +315,32 @@ function benchThreads(qemu: TestQemu): void {
     });
     return run.stderr.toString().split("\n").filter((line) => line.startsWith("[")).length;
   };
+  // Threads started (clone calls) when JSCWarmUp may start after `after` blocks.
+  const clones = (program: string[], after: number) => {
+    const trace = join(dir, "clones");
+    Bun.spawnSync(["strace", "-f", "-qq", "-e", "trace=clone,clone3", "-o", trace, ...program], {
+      stdout: "ignore",
+      stderr: "ignore",
+      env: { ...process.env, BUN_JSC_warmUpMarkedBlockStartAfterBlocks: String(after) },
+    });
+    return readFileSync(trace, "utf8").split("\n").filter((line) => line.includes("clone")).length;
+  };
+  // The blocks a run allocates, freed ones included: the lowest threshold that starts no JSCWarmUp.
+  const allocatedBlocks = (program: string[]) => {
+    const without = clones(program, 1e6);
+    let [low, high] = [1, 400]; // JSCWarmUp starts after `low` blocks, not after `high`
+    while (high - low > 1) {
+      const middle = (low + high) >> 1;
+      if (clones(program, middle) > without) low = middle;
+      else high = middle;
+    }
+    return high;
+  };
   for (const [name, program] of Object.entries(programs)) {
-    console.log(`threads: ${name} starts ${threads(program)}; JSC heap blocks at exit: ${heapBlocks(program)}`);
+    console.log(
+      `threads: ${name} starts ${threads(program)}; JSC heap blocks at exit: ${heapBlocks(program)}, ` +
+        `allocated: ${allocatedBlocks(program)} (JSCWarmUp starts past 64)`,
+    );
   }
   const samples = roundRobin({
     qmpctl: () => runOnce(programs.qmpctl),
