@@ -53,13 +53,33 @@ export function ignoredAtStart(signal: EndingSignal): boolean {
   return (ignoredMask & (1 << (NUMBERS[signal] - 1))) !== 0;
 }
 
+/** What `dieOf` runs first: a death by a signal runs no "exit" listener. */
+const lastWork: (() => void)[] = [];
+
+/**
+ * Run `work` (synchronous) when `dieOf` ends the process, before it dies:
+ * what must not be left behind (a child process), which an "exit" listener
+ * stops on the other ways out.
+ */
+export function beforeDying(work: () => void): void {
+  lastWork.push(work);
+}
+
 /**
  * End the process as `signal`'s default action does, now: death by it, every
- * handler for it removed first; as PID 1, which the kernel does not kill so,
- * exit with 128 + its number, as a shell reports a death by it.
+ * handler for it removed first, and the work given to `beforeDying` done; as
+ * PID 1, which the kernel does not kill so, exit with 128 + its number, as a
+ * shell reports a death by it.
  */
 export function dieOf(signal: EndingSignal): void {
   process.removeAllListeners(signal);
+  for (const work of lastWork.splice(0)) {
+    try {
+      work();
+    } catch {
+      // dying all the same
+    }
+  }
   if (process.pid === 1) process.exit(128 + NUMBERS[signal]);
   process.kill(process.pid, signal);
 }

@@ -16,6 +16,8 @@ export interface Child {
   readonly done: boolean;
   /** Send SIGTERM, or `signal` (nothing when it has ended). */
   kill(signal?: "SIGTERM" | "SIGKILL"): void;
+  /** Send SIGTERM, and SIGKILL if it has not ended `graceMs` later (a child may miss or ignore a SIGTERM). */
+  stop(graceMs: number): void;
 }
 
 /** How to start a child. */
@@ -61,13 +63,21 @@ function startedChild(
     done = true;
     return code;
   });
-  return {
+  const child: Child = {
     exited,
     get done() {
       return done;
     },
     kill: (signal = "SIGTERM") => void (done || kill(signal)),
+    stop(graceMs) {
+      if (done) return;
+      kill("SIGTERM");
+      // Not kept past the child's end: a running child holds the process open anyway.
+      const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+      void exited.then(() => clearTimeout(timer));
+    },
   };
+  return child;
 }
 
 /** The process functions of this runtime. */

@@ -25,7 +25,8 @@
 import type { SshAddress } from "./address.ts";
 import { abortable } from "./abort.ts";
 import { AbortedError, AddressError, ConnectionError } from "./errors.ts";
-import { dieOf, ignoredAtStart, othersHandle } from "./fatal_signals.ts";
+import { beforeDying, dieOf, ignoredAtStart, othersHandle } from "./fatal_signals.ts";
+import { bracketsNoGlobHint } from "./glob.ts";
 import { ShellWordsError, splitShellWords } from "./shell_words.ts";
 import { connectSocket } from "./transport_socket.ts";
 import type { SocketAddress, Transport, TransportEvents, TransportOptions } from "./transport_types.ts";
@@ -47,6 +48,12 @@ const SSH_EXIT_WAIT_MS = 50;
 const NOT_ENDED = Symbol("ssh still runs");
 /** How long a refused connection to the freshly bound local socket is retried. */
 const REFUSED_RETRY_MS = 1000;
+/**
+ * How long a stopped ssh has to end on its SIGTERM before SIGKILL. OpenSSH 9.2 misses a SIGTERM that
+ * comes as it handles a channel's failure (its handler runs before it enters poll(2), which then waits
+ * for up to 5 minutes): just when a try of --wait-socket stops it.
+ */
+const STOP_GRACE_MS = 1000;
 /** Bound on `ssh -O cancel` at close. */
 const CANCEL_TIMEOUT_MS = 3000;
 /** Bound on `ssh -O check`, asked when a forwarded connection the ControlMaster served closed. */
@@ -163,7 +170,7 @@ export async function connectSsh(
     if (released) return;
     released = true;
     live.delete(release);
-    child.kill();
+    child.stop(STOP_GRACE_MS);
     if (stderr.multiplexed) {
       runtime.runSync([...command, "-O", "cancel", "-L", forward, ...destination], CANCEL_TIMEOUT_MS);
     }
@@ -214,7 +221,7 @@ export async function connectSsh(
       return cannot(
         `closed before QEMU greeted, through the shared ssh connection (ControlMaster), which does not say ` +
           `why: no socket at ${address.path} on ${address.host}, one whose monitor another client holds (its ` +
-          "listen queue full), or one that closed at once",
+          `listen queue full), or one that closed at once${bracketsNoGlobHint(address.path)}`,
         { code: "ECONNREFUSED" },
       );
     }
@@ -224,7 +231,8 @@ export async function connectSsh(
     // (no socket there, or one its login user may not write to), and when the socket's listen queue is
     // full (its monitor held by another client: EAGAIN there).
     const reason = `${stderr.reason(command[0])} (is there a socket at ${address.path} on ${address.host}, ` +
-      "may the ssh login user write to it, does its sshd allow forwarding to it, and is its monitor free?)";
+      `may the ssh login user write to it, does its sshd allow forwarding to it, and is its monitor free?)` +
+      bracketsNoGlobHint(address.path); // a path is taken as written, as a local one is
     return cannot(reason, { code: "ECONNREFUSED" });
   };
 
@@ -325,25 +333,27 @@ function sshCommand(): string[] {
 let stopping = false;
 
 /**
- * Stop every live ssh when the process exits, and on SIGTERM/SIGHUP before
- * dying of them. A program that handles those signals itself does not die of
- * them: its ssh connections are left to it (to close, or to its exit).
+ * Stop every ssh when the process exits, and on SIGTERM/SIGHUP before dying
+ * of them. A program that handles those signals itself does not die of them:
+ * its ssh connections are left to it (to close, or to its exit; and when it
+ * dies of one through `dieOf`, as qmpctl's commands do, they are stopped then).
  */
 function stopOnExit(): void {
   if (stopping) return;
   stopping = true;
-  const stopAll = () => [...live].forEach((release) => release());
-  process.on("exit", () => {
-    stopAll();
-    // Nothing of qmpctl runs after this to see that a SIGTERM-ed ssh really ended: leave none behind.
+  const stopAll = () => {
+    for (const release of [...live]) release();
+    // Nothing of qmpctl runs after this to see that a SIGTERM-ed ssh really ended (one a try of --wait-socket
+    // stopped may have missed it: STOP_GRACE_MS): leave none behind.
     for (const child of unfinished) child.kill("SIGKILL");
-  });
+  };
+  process.on("exit", stopAll);
+  beforeDying(stopAll); // a death by a signal runs no "exit" listener
   for (const signal of ["SIGTERM", "SIGHUP"] as const) {
     if (ignoredAtStart(signal)) continue; // nohup: stays ignored, as without this handler
     const onSignal = () => {
       if (othersHandle(signal, onSignal)) return; // the program's own handler decides: not this one's call
-      stopAll();
-      dieOf(signal); // as without this handler (as PID 1 too)
+      dieOf(signal); // every ssh stopped first (beforeDying), then as without this handler (as PID 1 too)
     };
     process.on(signal, onSignal);
   }

@@ -10,12 +10,12 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileS
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { EventSubscription } from "../lib/events.ts";
-import { interrupt, QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
+import { interrupt, QMPCTL, qmpctl, type RunningCli, startQmpctl } from "./helpers/cli.ts";
 import { startListener } from "./helpers/listener.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
 import { startAgent } from "./helpers/qemu_ga.ts";
 import { startProxy } from "./helpers/proxy.ts";
-import { sshProcessesAfter, startSshd, type TestSshd } from "./helpers/sshd.ts";
+import { sshProcesses, sshProcessesAfter, startSshd, type TestSshd } from "./helpers/sshd.ts";
 import { startTerminal } from "./helpers/terminal.ts";
 import { waitUntil } from "./helpers/process_state.ts";
 
@@ -148,6 +148,14 @@ describe("failures over ssh:// are exit 3 with ssh's own reason", () => {
       `is there a socket at ${qemu.dir}/missing.sock on vmhost, may the ssh login user write to it, does its sshd allow forwarding to it, and is its monitor free?`,
     );
     expect(result.stderr.trimEnd().split("\n")).toHaveLength(1);
+  });
+
+  test("a missing remote socket with a shell's [...] in its path says that is no glob (only * and ? are), as locally", async () => {
+    const address = `ssh://vmhost${qemu.dir}/vm[12].qmp`;
+    const result = await qmpctl(["-s", address, "exec", "query-status"], { env });
+    expect(result.code).toBe(3);
+    expect(result.stderr).toStartWith(`qmpctl: cannot connect to ${address}: `);
+    expect(result.stderr).toEndWith("and is its monitor free?) ('[...]' is no glob: only * and ? are)\n");
   });
 
   test("a remote socket that accepts and closes: said as a close before the greeting, not as a missing socket", async () => {
@@ -556,6 +564,79 @@ describe("odd remote paths", () => {
 });
 
 describe("--wait-socket over ssh://", () => {
+  // Each try runs an ssh, stopped (SIGTERM) when its remote socket turns out missing. OpenSSH 9.2 misses a
+  // SIGTERM that comes as it handles the channel's failure (its handler runs before it enters poll(2), which
+  // then waits up to 5 minutes): such an ssh outlives its stop, by chance. One that ignores SIGTERM (it keeps
+  // an ignored SIGTERM ignored) does so every time.
+  const retrying = (absent: string, command = ["exec", "query-status"]) =>
+    startQmpctl(["-s", `ssh://root@127.0.0.1:${sshd.port}${absent}`, "--wait-socket", "20s", ...command], {
+      env: { ...env, QMPCTL_SSH_COMMAND: `sh -c 'trap "" TERM; exec ssh "$@"' ssh -F '${sshd.sshConfig}'` },
+    });
+  const pidsOf = (absent: string) => sshProcesses(absent).map((line) => Number(line.split(" ")[0]));
+  /** The pids of the tries' ssh seen until `enough` holds for them (polled while qmpctl retries, at most 10 s). */
+  const triesUntil = async (absent: string, running: RunningCli, enough: (seen: number[]) => boolean) => {
+    const seen: number[] = [];
+    const deadline = Date.now() + 10_000;
+    while (!enough(seen)) {
+      expect(running.child.exitCode).toBeNull(); // still retrying
+      if (Date.now() > deadline) throw new Error(`still not so after 10 s; the tries' ssh: ${seen.join(" ")}`);
+      for (const pid of pidsOf(absent)) if (!seen.includes(pid)) seen.push(pid);
+      await Bun.sleep(20);
+    }
+    return seen;
+  };
+  /** Ends a case: qmpctl stopped if it still runs, and the ssh it left (a failure's) killed, not left to the next. */
+  const cleanUp = async (absent: string, running: RunningCli) => {
+    if (running.child.exitCode === null && running.child.signalCode === null) running.child.kill("SIGTERM");
+    await running.result;
+    for (const pid of pidsOf(absent)) process.kill(pid, "SIGKILL");
+  };
+
+  test.each(
+    [
+      ["SIGTERM", 143, "exec"],
+      ["SIGHUP", 129, "exec"],
+      ["SIGINT", 130, "exec"],
+      ["SIGTERM", 143, "ga"], // ga ends its work first (its own handler), then dies of the signal
+    ] as const,
+  )(
+    "%s during the retries: exit %d (%s), and no try's ssh outlives qmpctl, not even one that ignores SIGTERM",
+    async (signal, code, command) => {
+      const absent = join(runDir, `absent-${command}-${signal}.qmp`);
+      const running = retrying(absent, command === "ga" ? ["ga", "guest-ping"] : undefined);
+      try {
+        await triesUntil(absent, running, (seen) => seen.length >= 2); // the second try has started
+        running.child.kill(signal);
+        const result = await running.result;
+        expect({ code: result.code, stdout: result.stdout }).toEqual({ code, stdout: "" });
+        if (signal !== "SIGINT") {
+          expect({ signal: result.signal, stderr: result.stderr }).toEqual({ signal, stderr: "" });
+        }
+        expect(await sshProcessesAfter(absent, 500)).toEqual([]);
+      } finally {
+        await cleanUp(absent, running);
+      }
+    },
+    30_000,
+  );
+
+  test(
+    "a try's ssh that ignores SIGTERM is killed soon after, not left to hold its login for the whole wait",
+    async () => {
+      const absent = join(runDir, "absent-kept.qmp");
+      const running = retrying(absent);
+      try {
+        const [first] = await triesUntil(absent, running, (seen) => seen.length >= 2);
+        await triesUntil(absent, running, () => !pidsOf(absent).includes(first));
+        running.child.kill("SIGTERM");
+        expect((await running.result).signal).toBe("SIGTERM");
+      } finally {
+        await cleanUp(absent, running);
+      }
+    },
+    30_000,
+  );
+
   test("and for the guest agent: its remote socket that appears later is retried too", async () => {
     const agent = await startAgent();
     const later = join(runDir, "later-ga.sock");
