@@ -232,7 +232,8 @@ export function formatEvents(context: CommandContext, events: readonly QmpEvent[
 
 /**
  * Run one command and print `render(return)`; with `--raw`, the whole
- * response object instead, an error response too (the CommandError is still
+ * response object instead, every member QEMU sent but the id, in its order,
+ * an error response too (the CommandError is still
  * thrown, for exit 1). For one of several targets the line is
  * `{"socket": ..., KEY: return}` (KEY "return", or "text" for hmp without
  * `--raw`), and an error is left to the fan-out to print.
@@ -247,8 +248,13 @@ export async function executeAndPrint(
   answerer = "QEMU", // who answered, for the message of an output that failed after it
 ): Promise<void> {
   let value: unknown;
+  let response: Record<string, unknown> | undefined; // --raw: QEMU's whole response (every member but the id)
   try {
-    const reply = client.execute(command, args, { signal: context.signal });
+    const reply = client.execute(
+      command,
+      args,
+      context.global.raw ? { signal: context.signal, onReply: (r) => (response = r) } : { signal: context.signal },
+    );
     prepareStdout(); // while QEMU answers (a no-op when connect() did it)
     value = await reply;
   } catch (error) {
@@ -264,8 +270,8 @@ export async function executeAndPrint(
   }
   const printed = context.target // --raw: QEMU's return as it is, under "return" (hmp's text too, unrendered)
     ? printLabelled(context, context.global.raw || key === "return" ? { return: value } : { text: render(value) })
-    : context.global.raw
-    ? printJson(context, { return: value })
+    : context.global.raw // (the guest agent's client hands out no response: its return alone)
+    ? printJson(context, response ?? { return: value })
     : key === "text" // the human monitor's text, for people: escaped on a terminal
     ? writeStdoutText(render(value), context.signal)
     : writeStdout(render(value), context.signal);

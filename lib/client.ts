@@ -40,7 +40,7 @@ import { connectTransport, type Transport, type TransportOptions } from "./trans
 
 /** The server's version and capabilities, from its greeting. */
 export interface Greeting {
-  /** `{ major, minor, micro }`; from a v0.1 server's `"0.12.50"` string too. */
+  /** `{ major, minor, micro }`; from a v0.1 server's `"0.12.50"` string too (`package` "" when it gives none). */
   version: { major: number; minor: number; micro: number; package: string };
   /** The capabilities the server offered (e.g. `["oob"]`). */
   capabilities: string[];
@@ -107,9 +107,11 @@ export interface ExecuteOptions {
   /**
    * Called as the reply is read, before any message that came after it:
    * a subscription's `queued` then counts the events that came before the
-   * reply, which are older than what it says, and no later one.
+   * reply, which are older than what it says, and no later one. It gets the
+   * whole response object, every member as QEMU sent it, in its order
+   * (without the id, unless the caller gave `id`).
    */
-  onReply?: () => void;
+  onReply?: (response: Record<string, unknown>) => void;
 }
 
 interface PendingCall {
@@ -156,7 +158,8 @@ export class QmpClient {
   #paused = false;
   #nextId = 1;
   #phase: Phase = "connecting";
-  #greetingWaiter?: { resolve: (greeting: Greeting) => void; reject: (error: QmpError) => void };
+  /** Until the greeting: its promise's functions, and how many bytes came meanwhile (for a greeting that stalls). */
+  #greetingWaiter?: { resolve: (greeting: Greeting) => void; reject: (error: QmpError) => void; bytes: number };
   /** Settles when negotiation has: awaited by calls made before it ends (with `pipeline`). */
   #negotiated?: Promise<void>;
   #capabilitiesSent = Promise.withResolvers<void>();
@@ -326,7 +329,7 @@ export class QmpClient {
 
   async #open(options: TransportOptions): Promise<void> {
     const { promise: greeting, resolve, reject } = Promise.withResolvers<Greeting>();
-    this.#greetingWaiter = { resolve, reject };
+    this.#greetingWaiter = { resolve, reject, bytes: 0 };
     greeting.catch(() => {}); // awaited below unless connecting fails or is abandoned first
     const transport = await connectTransport(this.address, {
       data: (chunk) => this.#receive(chunk),
@@ -409,8 +412,8 @@ export class QmpClient {
     this.#pending.set(key, {
       command,
       resolve: (response: Record<string, unknown>) => {
-        options.onReply?.();
         if (options.id === undefined) delete response.id;
+        options.onReply?.(response);
         if ("error" in response) reject(new CommandError(response, command));
         else resolve(response);
       },
@@ -436,6 +439,7 @@ export class QmpClient {
 
   #receive(chunk: Uint8Array): void {
     if (this.#phase === "closed") return;
+    if (this.#greetingWaiter) this.#greetingWaiter.bytes += chunk.length;
     if (this.#firstBytes === undefined) { // what a peer that is no QMP server is quoted by
       const start = firstNonBlank(chunk);
       if (start >= 0) this.#firstBytes = chunk.slice(start, start + 256);
@@ -517,7 +521,7 @@ export class QmpClient {
     if ("id" in m) {
       const key = idKey(m.id);
       const call = this.#pending.get(key);
-      if (!call) return; // its caller gave up, or it was never ours
+      if (!call) return; // its caller gave up, or it was never ours (qmp-spec: unknown ids are dropped)
       this.#pending.delete(key);
       call.resolve(m);
       return;
@@ -590,14 +594,17 @@ export class QmpClient {
   /** What connect() waits for now, for its timeout messages. */
   #awaitedStep(): { step: string; hint: string } {
     const phase = this.#phase === "greeting" || this.#phase === "negotiating" ? this.#phase : "connecting";
-    return awaitedStep(phase, this.address.text, this.#listenQueueFull);
+    // A greeting begun but unfinished: the peer is no silent busy monitor.
+    const begun = phase === "greeting" && this.#framer.partial ? this.#greetingWaiter?.bytes : 0;
+    return awaitedStep(phase, this.address.text, this.#listenQueueFull, begun);
   }
 }
 
-/** Read a greeting, today's form or v0.1's (`"qemu": "0.12.50"`). */
+/** Read a greeting: today's form, v0.1's (`"qemu": "0.12.50"`), or an old server's plain string (`"version": "0.12.5"`). */
 function parseGreeting(message: Record<string, unknown>, address: string): Greeting {
   const qmp = message.QMP as Record<string, unknown> | undefined;
-  const version = qmp?.version as Record<string, unknown> | undefined;
+  let version = qmp?.version as Record<string, unknown> | string | undefined;
+  if (typeof version === "string") version = { qemu: version }; // read as v0.1's "qemu" string, package ""
   if (typeof qmp !== "object" || qmp === null || typeof version !== "object" || version === null) {
     throw new GreetingError(`${address} did not send a QMP greeting: ${excerpt(message)}`);
   }

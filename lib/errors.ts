@@ -82,16 +82,22 @@ export type ReadyStep = "connecting" | "greeting" | "negotiating";
  * What a connection at `address` waits for in `phase`, and why that may not
  * come (`hint`, empty or starting with ": "), for the messages of a bound
  * that ran out: `no ${step} within 10s${hint}`. `listenQueueFull`: connect(2)
- * said EAGAIN.
+ * said EAGAIN. `greetingBytes`: how many bytes came before a greeting begun
+ * stalled unfinished (0: none came, or no greeting was begun). A monitor held
+ * by another client sends nothing, so that hint would mislead: the message
+ * says what came instead.
  */
 export function awaitedStep(
   phase: ReadyStep,
   address: string,
   listenQueueFull = false,
+  greetingBytes = 0,
 ): { step: string; hint: string } {
   switch (phase) {
     case "greeting":
-      return { step: `QMP greeting from ${address}`, hint: `: ${NO_GREETING_HINT}` };
+      return greetingBytes > 0
+        ? { step: `whole QMP greeting from ${address}`, hint: `: it stopped after byte ${greetingBytes}` }
+        : { step: `QMP greeting from ${address}`, hint: `: ${NO_GREETING_HINT}` };
     case "negotiating":
       return { step: `answer to qmp_capabilities from ${address}`, hint: "" };
     case "connecting":

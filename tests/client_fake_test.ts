@@ -74,6 +74,19 @@ describe("greeting and negotiation", () => {
     expect(server.requests).toEqual([{ execute: "qmp_capabilities", id: expect.anything() }]);
   });
 
+  test('an old greeting whose version is a plain string ("version": "0.12.5") is read, package ""', async () => {
+    const greeting = { QMP: { version: "0.12.5", capabilities: [] } };
+    const server = serve(async (c) => {
+      await c.handshake(greeting);
+      c.reply(await c.nextRequest(), { status: "running" });
+    });
+    const client = await connect(server);
+    expect(client.greeting.version).toEqual({ major: 0, minor: 12, micro: 5, package: "" });
+    expect(client.greeting.raw).toEqual(greeting);
+    expect(client.capabilities).toEqual([]);
+    expect(await client.execute("query-status")).toEqual({ status: "running" });
+  });
+
   test("with pipeline, a call's signal bounds its wait for negotiation too", async () => {
     const server = serve((c) => c.sendJson(QEMU_GREETING)); // qmp_capabilities is never answered
     const client = await connect(server, { pipeline: true });
@@ -181,6 +194,28 @@ describe("greeting and negotiation", () => {
     expect(error.message).toBe(
       `no QMP greeting from ${server.path} within 300ms: another client may hold the monitor (QEMU serves one client at a time), or it is no QMP monitor (a guest agent's socket: use qmpctl ga)`,
     );
+  });
+
+  test("a greeting begun but unfinished within connectTimeout: ConnectTimeoutError saying how much came", async () => {
+    const server = serve((c) => c.send('{"QMP": {"version": {')); // 21 bytes, then nothing
+    const started = performance.now();
+    const error = await rejection(connect(server, { connectTimeout: 300 }));
+    expect(performance.now() - started).toBeLessThan(5000);
+    expect(error).toBeInstanceOf(ConnectTimeoutError);
+    expect(error.message).toBe(`no whole QMP greeting from ${server.path} within 300ms: it stopped after byte 21`);
+    // The caller's own signal says the same of it.
+    const timedOut = await rejection(connect(server, { signal: AbortSignal.timeout(200) }));
+    expect(timedOut).toBeInstanceOf(TimeoutError);
+    expect(timedOut.message).toBe(
+      `timed out waiting for the whole QMP greeting from ${server.path}: it stopped after byte 21`,
+    );
+  });
+
+  test("blanks and an event before a greeting that never comes: the busy-monitor hint still holds", async () => {
+    const server = serve((c) => c.send('\r\n{"event": "RESUME", "timestamp": {"seconds": 1, "microseconds": 0}}\r\n'));
+    const error = await rejection(connect(server, { connectTimeout: 300 }));
+    expect(error).toBeInstanceOf(ConnectTimeoutError);
+    expect(error.message).toStartWith(`no QMP greeting from ${server.path} within 300ms: another client may hold`);
   });
 
   test("the caller's signal ends connecting with TimeoutError or AbortedError", async () => {
@@ -349,6 +384,39 @@ describe("execute", () => {
     });
     const client = await connect(server);
     expect(await client.execute("query-status")).toBe("right");
+  });
+
+  test("late replies to a caller's id abandoned twice are both dropped; the client still works", async () => {
+    const server = serve(async (c) => {
+      await c.handshake();
+      const [first, second] = [await c.nextRequest(), await c.nextRequest()];
+      const third = await c.nextRequest();
+      c.reply(first, "late 1");
+      c.reply(second, "late 2");
+      c.reply(third, "third");
+    });
+    const client = await connect(server);
+    for (const command of ["a", "b"]) {
+      const error = await rejection(
+        client.execute(command, undefined, { id: "mine", signal: AbortSignal.timeout(50) }),
+      );
+      expect(error).toBeInstanceOf(TimeoutError);
+    }
+    expect(await client.execute("c")).toBe("third");
+    await Bun.sleep(20);
+    expect(await Promise.race([client.closed, Bun.sleep(50).then(() => "open")])).toBe("open");
+  });
+
+  test("onReply gets the whole response, every member in QEMU's order, without qmpctl's id", async () => {
+    const server = serve(async (c) => {
+      await c.handshake();
+      const request = await c.nextRequest();
+      c.send(`{"extra": 5, "return": {"a": 1}, "id": ${JSON.stringify(request.id)}, "more": [1]}\r\n`);
+    });
+    const client = await connect(server);
+    let response: Record<string, unknown> | undefined;
+    expect(await client.execute("x", undefined, { onReply: (r) => (response = r) })).toEqual({ a: 1 });
+    expect(JSON.stringify(response)).toBe('{"extra":5,"return":{"a":1},"more":[1]}');
   });
 
   test("replies are matched by id when they come in another order", async () => {

@@ -64,6 +64,37 @@ describe("the greeting and negotiation", () => {
     expect(server.requests[0]).toEqual({ execute: "qmp_capabilities", id: expect.anything() });
   });
 
+  test('an old greeting whose version is a plain string ("version": "0.12.5") works', async () => {
+    const server = serve(async (c) => {
+      await c.handshake({ QMP: { version: "0.12.5", capabilities: [] } });
+      c.reply(await c.nextRequest(), { status: "running", running: true });
+    });
+    expect(await exec(server, "query-status")).toMatchObject({
+      code: 0,
+      stdout: '{"status":"running","running":true}\n',
+      stderr: "",
+    });
+    expect(server.requests[0]).toEqual({ execute: "qmp_capabilities", id: expect.anything() });
+  });
+
+  test("a greeting cut short: exit 3 within --connect-timeout, saying how much came (no busy-monitor hint)", async () => {
+    const server = serve((c) => c.send(JSON.stringify(QEMU_GREETING).slice(0, 20))); // then nothing
+    const result = await qmpctl(["-s", server.path, "exec", "query-status", "--connect-timeout", "1"]);
+    expect(result).toMatchObject({
+      code: 3,
+      stdout: "",
+      stderr: `qmpctl: no whole QMP greeting from ${server.path} within 1s: it stopped after byte 20\n`,
+    });
+    expect(result.ms).toBeLessThan(5000);
+    expect(server.requests).toEqual([]);
+    // --timeout (exit 124) says the same of it
+    expect(await qmpctl(["-s", server.path, "exec", "query-status", "--timeout", "300ms"])).toMatchObject({
+      code: 124,
+      stderr:
+        `qmpctl: timed out waiting for the whole QMP greeting from ${server.path}: it stopped after byte 20 (--timeout 300ms)\n`,
+    });
+  });
+
   test("a close after the greeting, before negotiation is answered: exit 3, saying so", async () => {
     const server = serve(async (c) => {
       c.sendJson(QEMU_GREETING);
@@ -337,12 +368,34 @@ describe("replies", () => {
     });
   });
 
-  test("a reply with a wrong id first: it is dropped and the right one printed", async () => {
+  test("a reply with a wrong id first: it is dropped and the right one printed (qmp-spec: unknown ids are dropped)", async () => {
     const server = answering((c, request) => {
       c.sendJson({ return: "wrong", id: "someone-else" });
       c.reply(request, "right");
     });
     expect(await exec(server, "query-status")).toMatchObject({ code: 0, stdout: '"right"\n', stderr: "" });
+  });
+
+  test("--raw prints every member of a reply but the id, in QEMU's order, numbers exact", async () => {
+    const server = answering((c, request) => {
+      c.send(`{"return": {"a": 1}, "id": ${JSON.stringify(request.id)}, "extra": 5, "big": 18446744073709551615}\r\n`);
+    });
+    expect(await exec(server, "x", "--raw")).toMatchObject({
+      code: 0,
+      stdout: '{"return":{"a":1},"extra":5,"big":18446744073709551615}\n',
+      stderr: "",
+    });
+  });
+
+  test("--raw keeps members QEMU puts before the return too, in its order", async () => {
+    const server = answering((c, request) => {
+      c.send(`{"extra": ["x"], "id": ${JSON.stringify(request.id)}, "return": {}}\r\n`);
+    });
+    expect(await exec(server, "x", "--raw", "--pretty")).toMatchObject({
+      code: 0,
+      stdout: '{\n  "extra": [\n    "x"\n  ],\n  "return": {}\n}\n',
+      stderr: "",
+    });
   });
 
   test("one byte per write, for the greeting and every reply", async () => {

@@ -87,6 +87,38 @@ test("a greeting but no answer to qmp_capabilities: the proxy says that phase ra
   expect(proxy.stderr).toBe(exec.stderr);
 });
 
+test("a greeting begun but unfinished upstream: the proxy says how much came, in exec's words", async () => {
+  const server = fakeServer((connection) => connection.send(JSON.stringify(QEMU_GREETING).slice(0, 20)));
+  cleanups.push(() => server.stop());
+  const proxy = await qmpctl(["proxy", "-s", server.path, "--listen", listenPath(), "--connect-timeout", "1s"]);
+  const exec = await qmpctl(["-s", server.path, "--connect-timeout", "1s", "exec", "query-status"]);
+  expect(proxy).toMatchObject({
+    code: 3,
+    stderr: `qmpctl: no whole QMP greeting from ${server.path} within 1s: it stopped after byte 20\n`,
+  });
+  expect(proxy.stderr).toBe(exec.stderr);
+});
+
+test("an old greeting whose version is a plain string: replayed as it came, and qmpctl takes it through the proxy", async () => {
+  const greeting = { QMP: { version: "0.12.5", capabilities: [] } };
+  const server = fakeServer(async (connection) => {
+    await connection.handshake(greeting);
+    for (;;) connection.reply(await connection.nextRequest(), { status: "running" });
+  });
+  cleanups.push(() => server.stop());
+  const path = listenPath();
+  const proxy = await QmpProxy.share(server.path, path, { connectTimeoutMs: 5000 });
+  cleanups.push(() => proxy.close());
+  const client = await rawClient(path);
+  expect(await client.read(1)).toEqual([greeting]);
+  client.close();
+  expect(await qmpctl(["-s", path, "exec", "query-status"])).toMatchObject({
+    code: 0,
+    stdout: '{"status":"running"}\n',
+    stderr: "",
+  });
+});
+
 test("a client's quit: ended is 'quit', though QEMU also sends SHUTDOWN (reason host-qmp-quit)", async () => {
   const qemu = await startQemu();
   cleanups.push(() => qemu.stop());

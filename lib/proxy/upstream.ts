@@ -50,6 +50,8 @@ export class Upstream {
   /** Messages received while negotiating that no one has read yet. */
   #early: Record<string, unknown>[] = [];
   #ended = false;
+  /** How many bytes QEMU sent (for the timeout message of a greeting that stalls unfinished). */
+  #bytesIn = 0;
 
   constructor(
     name: string,
@@ -77,7 +79,8 @@ export class Upstream {
     const bound = limits.length > 0 ? AbortSignal.any(limits) : undefined;
     let phase: ReadyStep = "greeting"; // which of the two ran out, named as the client names it
     const failure = () => {
-      const { step, hint } = awaitedStep(phase, this.name);
+      const begun = phase === "greeting" && this.#framer.partial ? this.#bytesIn : 0; // as the client says it
+      const { step, hint } = awaitedStep(phase, this.name, false, begun);
       return signal?.aborted // the caller's signal: TimeoutError or AbortedError, as every wait of the library
         ? abortErrorFor(`the ${step}${hint}`)(signal)
         : new ConnectTimeoutError(`no ${step} within ${formatDuration(connectTimeoutMs)}${hint}`);
@@ -137,6 +140,7 @@ export class Upstream {
 
   #receive(chunk: Uint8Array): void {
     if (this.#ended) return;
+    this.#bytesIn += chunk.length;
     let messages: unknown[];
     try {
       messages = this.#framer.push(chunk);
