@@ -1,6 +1,6 @@
 /** `qmpctl proxy -s UPSTREAM --listen PATH` and `qmpctl proxy --listen PATH -- qemu-system-... ARGS`. @module */
 import { type Address, parseAddress } from "../lib/address.ts";
-import { AddressError, ConnectionError, DisconnectedError, GreetingError } from "../lib/errors.ts";
+import { AbortedError, AddressError, ConnectionError, DisconnectedError, GreetingError } from "../lib/errors.ts";
 import { retryWhileNotReady } from "../lib/connect_ready.ts";
 import { type ProxyOptions, QmpProxy } from "../lib/proxy/proxy.ts";
 import { Upstream } from "../lib/proxy/upstream.ts";
@@ -73,6 +73,9 @@ const QEMU_EXIT_GRACE_MS = 10_000;
 const QEMU_FAILING_START_MS = 2000;
 
 export async function run(context: CommandContext): Promise<number> {
+  // First of all: a SIGTERM or SIGHUP is the proxy's to handle before it makes anything (the socket, its private
+  // directory, QEMU's), so none is left behind whenever one comes. Before this, it dies of it with nothing made.
+  const stop = watchForStop(context);
   const listen = context.options.text("listen");
   const launch = context.words;
   if (!listen) {
@@ -92,8 +95,8 @@ export async function run(context: CommandContext): Promise<number> {
   logStderrOffMainThread(); // a reader of its log that stops reading must not stop the serving
   await claimSocketPath(path); // before QEMU is touched: a path another proxy serves is an error at once
   return launch.length > 0
-    ? await runLaunched(context, settings, launch)
-    : await runShared(context, settings, upstream!);
+    ? await runLaunched(context, settings, launch, stop)
+    : await runShared(context, settings, upstream!, stop);
 }
 
 /**
@@ -164,18 +167,53 @@ function proxyOptions(context: CommandContext, settings: Settings): ProxyOptions
   };
 }
 
+/** What asks the proxy to stop: SIGINT, SIGTERM, SIGHUP (its terminal or ssh session closed), or --timeout. */
+type StopReason = "SIGINT" | FatalSignal | "timeout";
+
+/** A stop asked for, watched from the proxy's first instant. */
+interface StopWatch {
+  /** Resolves with what asked first. */
+  requested: Promise<StopReason>;
+  /** What asked first, once something has: set as the signal is handled. */
+  readonly reason: StopReason | undefined;
+  /** Aborts as a stop is asked for (with the run's own reason for SIGINT and --timeout): bounds the start. */
+  signal: AbortSignal;
+}
+
 /**
- * Resolves with the name of the signal that asks the proxy to stop: SIGINT,
- * SIGTERM, SIGHUP (its terminal or ssh session closed), or --timeout.
+ * Handle SIGTERM and SIGHUP from now on (but one ignored at start, as under
+ * nohup), and watch the run's signal (SIGINT, --timeout): a stop that comes
+ * while the proxy starts cuts the start short, and what it has made is
+ * removed on the way out, as when it serves.
  */
-function stopRequested(context: CommandContext): Promise<"SIGINT" | FatalSignal | "timeout"> {
-  return new Promise((resolve) => {
-    onFatalSignal(resolve);
-    const onAbort = () =>
-      resolve((context.signal.reason as { name?: string })?.name === "TimeoutError" ? "timeout" : "SIGINT");
-    if (context.signal.aborted) onAbort();
-    else context.signal.addEventListener("abort", onAbort, { once: true });
+function watchForStop(context: CommandContext): StopWatch {
+  const { promise, resolve } = Promise.withResolvers<StopReason>();
+  let reason: StopReason | undefined;
+  const stop = (why: StopReason) => resolve(reason ??= why);
+  const fatal = new AbortController();
+  onFatalSignal((signal) => {
+    stop(signal);
+    if (!fatal.signal.aborted) fatal.abort(new AbortedError(`stopped by ${signal}`));
   });
+  const onAbort = () =>
+    stop((context.signal.reason as { name?: string })?.name === "TimeoutError" ? "timeout" : "SIGINT");
+  if (context.signal.aborted) onAbort();
+  else context.signal.addEventListener("abort", onAbort, { once: true });
+  return {
+    requested: promise,
+    get reason() {
+      return reason;
+    },
+    signal: AbortSignal.any([context.signal, fatal.signal]),
+  };
+}
+
+/** Asked to stop before it served: 0 for SIGTERM and SIGHUP (a service stopped), 130 for SIGINT, 124 (said). */
+function stoppedBeforeServing(context: CommandContext, reason: StopReason, what: string): number {
+  if (reason === "SIGINT") return EXIT.INTERRUPTED;
+  if (reason !== "timeout") return EXIT.OK;
+  notice(`--timeout ${formatDuration(context.global.timeoutMs)} ran out before ${what}`);
+  return EXIT.TIMEOUT;
 }
 
 /** The child's exit status if it exits within `ms`, else undefined (it is left running). */
@@ -204,14 +242,26 @@ async function exitedOrKilled(
 }
 
 /** Share the monitor at `address` until QEMU goes away or a signal stops the proxy. */
-async function runShared(context: CommandContext, settings: Settings, address: string): Promise<number> {
-  const share = () => QmpProxy.share(address, settings.listen, proxyOptions(context, settings));
-  // --wait-socket: QEMU may still be starting (the socket served only once QEMU has greeted).
-  const proxy = await retryWhileNotReady(share, context.global.waitSocketMs ?? 0, context.signal);
+async function runShared(
+  context: CommandContext,
+  settings: Settings,
+  address: string,
+  stop: StopWatch,
+): Promise<number> {
+  const options = { ...proxyOptions(context, settings), signal: stop.signal };
+  const share = () => QmpProxy.share(address, settings.listen, options);
+  let proxy: QmpProxy;
+  try {
+    // --wait-socket: QEMU may still be starting (the socket served only once QEMU has greeted).
+    proxy = await retryWhileNotReady(share, context.global.waitSocketMs ?? 0, stop.signal);
+  } catch (error) {
+    // SIGTERM or SIGHUP while it connected: a service stopped (SIGINT and --timeout fail as any command's wait).
+    if (stop.reason === "SIGTERM" || stop.reason === "SIGHUP") return EXIT.OK;
+    throw error;
+  }
   const name = parseAddress(address).text;
   notice(`sharing ${name} on ${settings.listen}`);
-  const stop = stopRequested(context);
-  const first = await Promise.race([proxy.ended, stop]);
+  const first = await Promise.race([proxy.ended, stop.requested]); // one asked for as it started: at once
   if (typeof first === "string") {
     await proxy.close();
     if (first === "SIGINT") return EXIT.INTERRUPTED; // a Ctrl-C ends a shell loop running the proxy too
@@ -238,7 +288,12 @@ async function runShared(context: CommandContext, settings: Settings, address: s
  * Deno can create the socket pair that passing one would need; the private
  * directory keeps other users from connecting first.
  */
-async function runLaunched(context: CommandContext, settings: Settings, command: string[]): Promise<number> {
+async function runLaunched(
+  context: CommandContext,
+  settings: Settings,
+  command: string[],
+  stop: StopWatch,
+): Promise<number> {
   // QEMU's launcher would exit at once and leave QEMU with a monitor whose other end is gone with the proxy.
   const daemonize = command.find((word) => word === "-daemonize" || word === "--daemonize");
   if (daemonize) {
@@ -268,7 +323,15 @@ async function runLaunched(context: CommandContext, settings: Settings, command:
       connected();
       return upstream.transportEvents;
     },
+  }).catch(async (error) => {
+    await removeDir(dir);
+    throw error;
   });
+  if (stop.reason !== undefined) { // asked to stop before QEMU was started: it is not
+    await monitorListener.close();
+    await removeDir(dir);
+    return stoppedBeforeServing(context, stop.reason, `${command[0]} was started`);
+  }
   let qemu: PassthroughChild;
   try {
     qemu = await spawnPassthrough([
@@ -289,10 +352,7 @@ async function runLaunched(context: CommandContext, settings: Settings, command:
   let ending: Promise<{ status: number; killed: boolean }> | undefined;
   const exitedOrKilledQemu = (since: string) => (ending ??= exitedOrKilled(qemu, command[0], since));
   let signalsSent = 0;
-  let stoppedBy: "SIGINT" | FatalSignal | "timeout" | undefined;
-  const stop = stopRequested(context);
-  void stop.then((signal) => {
-    stoppedBy = signal;
+  void stop.requested.then((signal) => {
     // A second request means QEMU did not stop on the first: end it.
     const forward = () => qemu.kill(signalsSent++ > 0 ? "SIGKILL" : signal === "SIGINT" ? "SIGINT" : "SIGTERM");
     forward();
@@ -310,14 +370,19 @@ async function runLaunched(context: CommandContext, settings: Settings, command:
   const early = await Promise.race([
     qemuConnected.then(() => "connected" as const),
     qemu.exited.then(() => "exited" as const),
-    stop.then((signal) => signal === "timeout" ? "timeout" as const : new Promise<never>(() => {})),
+    stop.requested.then((signal) => signal === "timeout" ? "timeout" as const : new Promise<never>(() => {})),
     ...(bound > 0 ? [new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), bound)))] : []),
   ]);
   clearTimeout(timer);
   await monitorListener.close();
   await removeDir(dir);
   if (early === "exited" || early === "timeout") {
-    if (stoppedBy === undefined) notice(`${command[0]} ${await qemu.ended} before it connected its monitor`);
+    const how = await qemu.ended;
+    if (stop.reason === undefined) notice(`${command[0]} ${how} before it connected its monitor`);
+    // The SIGTERM passed on as it started, before it handled signals: the stop asked for, not a death to report.
+    else if (stop.reason !== "SIGINT" && stop.reason !== "timeout" && how === "was killed by SIGTERM") {
+      return EXIT.OK;
+    }
     return timedOut(await qemu.exited);
   }
   if (early === "late") {
@@ -347,11 +412,11 @@ async function runLaunched(context: CommandContext, settings: Settings, command:
     : { status: first, killed: false };
   await proxy.close();
   // Ended by itself (a guest's poweroff, a crash, a kill): said, for a unit's journal. A stop asked for, it says.
-  if (stoppedBy === undefined && !killed) notice(`${command[0]} ${await qemu.ended}`);
+  if (stop.reason === undefined && !killed) notice(`${command[0]} ${await qemu.ended}`);
   return timedOut(status);
 
   /** QEMU's status, unless --timeout stopped it: then 124, as timeout(1) exits (said when it ran out). */
   function timedOut(status: number): number {
-    return stoppedBy === "timeout" ? EXIT.TIMEOUT : status;
+    return stop.reason === "timeout" ? EXIT.TIMEOUT : status;
   }
 }

@@ -64,8 +64,7 @@ export async function listenTransport(
   try {
     privateDir = await fs.mkdtemp(join(dirname(path), ".qmpctl-listen-"));
   } catch (error) {
-    const missing = (error as { code?: string }).code === "ENOENT"; // not "no such socket": the socket is to be made
-    throw fail(missing ? `no such directory ${dirname(path)} (ENOENT)` : describeSystemError(error), error);
+    throw fail(await listenFailure(path, error), error);
   }
   const { listen } = "Bun" in globalThis ? await import("./transport_bun.ts") : await import("./transport_node.ts");
   const bound = join(privateDir, "s");
@@ -84,7 +83,7 @@ export async function listenTransport(
     });
   } catch (error) {
     await listener?.close();
-    throw error instanceof ConnectionError ? error : fail(describeSystemError(error), error); // the claim's own
+    throw error instanceof ConnectionError ? error : fail(await listenFailure(path, error), error); // the claim's own
   } finally {
     await fs.rm(privateDir, { recursive: true, force: true });
   }
@@ -95,6 +94,22 @@ export async function listenTransport(
       if (there?.dev === ours.dev && there.ino === ours.ino) await fs.unlink(path).catch(() => {});
     },
   };
+}
+
+/**
+ * Why a socket could not be made at `path`, from the system's `error`. ENOENT
+ * there is not "no such socket" (the socket is to be made): the directory is
+ * missing (or was removed meanwhile), or it is there and the system refuses
+ * to make anything in it (/proc answers ENOENT), which the code alone does
+ * not tell apart, so the directory is looked at.
+ */
+async function listenFailure(path: string, error: unknown): Promise<string> {
+  if ((error as { code?: string }).code !== "ENOENT") return describeSystemError(error);
+  const { stat } = await import("node:fs/promises");
+  const { dirname } = await import("node:path");
+  const dir = dirname(path);
+  const there = await stat(dir).then((found) => found.isDirectory(), () => false);
+  return there ? `the system refused to make a socket in ${dir} (ENOENT)` : `no such directory ${dir} (ENOENT)`;
 }
 
 /**

@@ -64,6 +64,22 @@ test("--listen with a TCP or ssh:// address, or a word -s cannot read, is a usag
   expect(await Array.fromAsync(new Bun.Glob("*").scan({ cwd: dir, dot: true }))).toEqual([]);
 });
 
+test("a directory where the system refuses a socket (/proc) is not said to be missing; a missing one is (exit 3)", async () => {
+  const upstream = answeringUpstream();
+  const missing = join(scratchDir("qmpctl-proxy-listen-"), "gone");
+  for (
+    const [listen, reason] of [
+      ["/proc/x.sock", "the system refused to make a socket in /proc (ENOENT)"], // Linux answers ENOENT there
+      [join(missing, "x.sock"), `no such directory ${missing} (ENOENT)`],
+    ]
+  ) {
+    expect(await qmpctl(["proxy", "-s", upstream, "--listen", listen])).toMatchObject({
+      code: 3,
+      stderr: `qmpctl: cannot listen on ${listen}: ${reason}\n`,
+    });
+  }
+});
+
 test("--max-queue 0 is refused (exit 2), saying the least it takes: it would not mean no bound", async () => {
   for (const size of ["0", "0k"]) {
     expect(await qmpctl(["proxy", "-s", "/nonexistent", "--listen", "/tmp/never.sock", "--max-queue", size]))
