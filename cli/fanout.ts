@@ -46,8 +46,12 @@ export function isGlob(address: string): boolean {
  * (--wait-socket: the VMs may be starting). Given `unmatched`, a glob that
  * matches nothing beside other targets stays a target of its own, its error
  * kept there, so that the others still run (a site with no VM must not stop
- * the rest); alone, or without `unmatched`, it is thrown.
+ * the rest); alone, or without `unmatched`, it is thrown. So is a socket a
+ * glob matches whose name is not UTF-8 (no runtime path can name it),
+ * labelled with its bad bytes as \xHH. Every other address is parsed first:
+ * one that is wrong as written stops the whole run before anything is sent.
  * @throws {ConnectionError} for a glob that matches no socket
+ * @throws {AddressError} for an address that is not one (`-s ''`)
  */
 export async function expandTargets(
   sockets: readonly string[],
@@ -56,7 +60,9 @@ export async function expandTargets(
   unmatched?: Map<string, Error>,
 ): Promise<string[] | undefined> {
   if (sockets.length === 1 && !isGlob(sockets[0])) return undefined;
+  for (const socket of sockets) if (!isGlob(socket)) parseAddress(socket); // `-s ''` (an unset $VM): before any runs
   const targets: string[] = [];
+  const unnamed = new Map<string, Error>(); // sockets whose names are not UTF-8
   for (const socket of sockets) {
     if (!isGlob(socket)) {
       targets.push(socket);
@@ -68,12 +74,12 @@ export async function expandTargets(
       ).catch((error) =>
         Promise.reject(deniedError(socket, { path: (error as { path?: string }).path ?? ".", looking: "list", error }))
       );
-      if (unnamable.length > 0) { // not left out in silence: a command meant for every VM would miss one
-        throw new UsageError(
-          `'${unnamable[0]}' matches ${socket}, but its name is not valid UTF-8: qmpctl cannot open it`,
-        );
+      // Not left out in silence (a command meant for every VM would miss one): each is a target that fails.
+      for (const name of unnamable) {
+        const why = `'${name}' matches ${socket}, but its name is not valid UTF-8: qmpctl cannot open it`;
+        unnamed.set(name, new ConnectionError(why));
       }
-      if (matches.length > 0) return matches;
+      if (matches.length + unnamable.length > 0) return [...matches, ...unnamable].sort();
       // Not "no socket matches": one may be there. Waited out as no match is (--wait-socket: the VM that
       // matches may still be starting, beside a directory the user may not enter), then told.
       if (denied.length > 0) throw deniedError(socket, denied[0], "not there yet");
@@ -88,11 +94,17 @@ export async function expandTargets(
       targets.push(socket);
     }
   }
+  for (const [name, error] of unnamed) {
+    if (!unmatched) throw error;
+    unmatched.set(name, error);
+  }
   if (unmatched && unmatched.size === targets.length) { // nothing to run: each glob said
     throw new ConnectionError([...unmatched.values()].map((error) => error.message).join("; "));
   }
   // Each target once, however it is spelled: QEMU serves one client at a time, so a second connection would wait on the first.
-  const keys = await Promise.all(targets.map(targetKeys));
+  const keys = await Promise.all(
+    targets.map((target) => unnamed.has(target) ? [`unnamed:${target}`] : targetKeys(target)),
+  );
   const seen = new Set<string>();
   return targets.filter((_, i) => {
     const known = keys[i].some((key) => seen.has(key));
@@ -143,7 +155,7 @@ export function readJobs(options: ParsedOptions, fallback: number): number {
 export interface FanoutOptions {
   /** How many targets run at once. */
   jobs: number;
-  /** Targets that failed before they ran (a glob that matched nothing: expandTargets), with why. */
+  /** Targets that failed before they ran (a glob that matched nothing, a name not UTF-8: expandTargets), with why. */
   failed?: ReadonlyMap<string, Error>;
   /**
    * The exit status an error means (the CLI's one table); undefined for an

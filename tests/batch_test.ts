@@ -214,6 +214,46 @@ describe("qmpctl batch against a scripted server", () => {
     }
   });
 
+  test("a connection lost while qmpctl reads QEMU's schema to type a line: stderr says that line was not sent", async () => {
+    const file = join(dir, "schema-lost.qmp");
+    for (
+      const [lines, said] of [
+        [
+          "query-status a=1\nquery-name\n",
+          " before the reply to query-target; no line was sent: qmpctl was reading QEMU's schema to type line 1" +
+          " (any input after line 1 was not run)",
+        ],
+        [ // a transaction's line is typed too (untyped when no schema comes): the loss is seen as the next line is read
+          "transaction(\nblock-dirty-bitmap-add node=n0 name=b0\n)\n",
+          "; no line was sent: qmpctl was reading QEMU's schema to type line 2 (any input after line 2 was not run)",
+        ],
+        [
+          "query-name\nquery-status a=1\n",
+          " before the reply to query-name; no answer to line 1; line 2 was not sent: qmpctl was reading QEMU's schema" +
+          " to type it (any input after line 2 was not run)",
+        ],
+      ]
+    ) {
+      const server = fakeServer(async (connection) => {
+        await connection.handshake();
+        while ((await connection.nextRequest()).execute !== "query-target");
+        connection.send('{"return": {"arch": '); // half a reply, then the end
+        connection.close();
+      });
+      writeFileSync(file, lines);
+      try {
+        const { code, stdout, stderr } = await qmpctl(["-s", server.path, "batch", file]);
+        expect({ code, stdout, stderr }).toEqual({
+          code: 3,
+          stdout: "",
+          stderr: `qmpctl: ${server.path} closed the connection in the middle of a message${said}\n`,
+        });
+      } finally {
+        server.stop();
+      }
+    }
+  });
+
   test("a connection lost half-way: the answered lines, then which got no answer; exit 3", async () => {
     const server = fakeServer(async (connection) => {
       await connection.handshake();

@@ -310,6 +310,54 @@ describe("several targets over real QEMUs", () => {
     expect(shell).toMatchObject({ code: 3, stdout: "", stderr: `qmpctl: no socket matches ${nothing}\n` });
   });
 
+  test("a socket a glob matches whose name is not UTF-8: its failure line, labelled \\xHH; the others run, exit 3", async () => {
+    const weird = join(fleet, "weird");
+    // Made by python (Bun's paths are text): a socket named x<0xe9>y.qmp, beside a link to a VM's monitor.
+    const script = "import os, socket, sys; d = os.fsencode(sys.argv[1]); os.mkdir(d); " +
+      "socket.socket(socket.AF_UNIX).bind(d + b'/x\\xe9y.qmp'); os.symlink(os.fsencode(sys.argv[2]), d + b'/vm.qmp')";
+    expect(Bun.spawnSync(["python3", "-c", script, weird, vms[6].socket]).exitCode).toBe(0);
+    const label = `${weird}/x\\xe9y.qmp`;
+    const why = (glob: string) => `'${label}' matches ${glob}, but its name is not valid UTF-8: qmpctl cannot open it`;
+    const glob = join(weird, "*");
+    const result = await qmpctl(["-s", glob, "-s", socketOf(5), "exec", "query-name"]);
+    expect(lines(result.stdout).sort(bySocket)).toEqual([
+      { socket: join(weird, "vm.qmp"), return: { name: name(6) } },
+      { socket: label, failure: why(glob) },
+      { socket: socketOf(5), return: { name: name(5) } },
+    ].sort(bySocket));
+    expect(result.stderr).toBe(`qmpctl: ${why(glob)}\n`);
+    expect(result.code).toBe(3);
+    // The only target (a glob that matches that socket alone; a command of one target): said the same way, exit 3.
+    for (const command of [["exec", "query-name"], ["shell"]]) {
+      const one = await qmpctl(["-s", join(weird, "x*"), ...command], { stdin: "query-name\n" });
+      expect(one).toMatchObject({ code: 3, stdout: "", stderr: `qmpctl: ${why(join(weird, "x*"))}\n` });
+    }
+  });
+
+  test("an address wrong as written among several (-s '', an unset $VM): exit 2 before any target is sent a thing", async () => {
+    const server = fakeServer(async (connection) => {
+      await connection.handshake();
+      connection.reply(await connection.nextRequest(), {});
+    });
+    try {
+      for (
+        const [bad, why] of [
+          [
+            "",
+            "empty address: expected PATH, unix:PATH, HOST:PORT, tcp:HOST:PORT, [IPV6]:PORT or ssh://[USER@]HOST[:PORT]/PATH",
+          ],
+          ["localhost:99999", "'localhost:99999': port 99999 is not in 1-65535"],
+        ]
+      ) {
+        const result = await qmpctl(["-s", server.path, "-s", bad, "exec", "system_powerdown"]);
+        expect(result).toMatchObject({ code: 2, stdout: "", stderr: `qmpctl: ${why}\n` });
+      }
+      expect(server.connections).toBe(0);
+    } finally {
+      server.stop();
+    }
+  });
+
   test("a glob that matches nothing: exit 3, saying so; shell takes one target: exit 2", async () => {
     const none = await qmpctl(["-s", join(fleet, "*.nothing"), "exec", "query-name"]);
     expect(none).toMatchObject({

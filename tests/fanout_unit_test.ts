@@ -91,16 +91,28 @@ describe("expanding -s", () => {
       .toEqual(["127.0.0.1:4444", "[::1]:4444"]);
   });
 
-  test("a socket whose name is not UTF-8 is not left out in silence: a usage error naming it", async () => {
+  test("a socket whose name is not UTF-8 is not left out in silence: a target that fails, labelled with \\xHH", async () => {
     const odd = join(dir, "odd");
     mkdirSync(odd);
     // Made by python (Bun's paths are text): a socket named s<0xff>.qmp, a plain file x<0xfe>.qmp.
     const script = "import os, socket, sys; d = os.fsencode(sys.argv[1]); " +
       "socket.socket(socket.AF_UNIX).bind(d + b'/s\\xff.qmp'); open(d + b'/x\\xfe.qmp', 'w').close()";
     expect(Bun.spawnSync(["python3", "-c", script, odd]).exitCode).toBe(0);
-    await expect(expandTargets([join(odd, "*.qmp")])).rejects.toThrow(
-      `'${odd}/s\\xff.qmp' matches ${join(odd, "*.qmp")}, but its name is not valid UTF-8: qmpctl cannot open it`,
-    );
+    const why = `'${odd}/s\\xff.qmp' matches ${
+      join(odd, "*.qmp")
+    }, but its name is not valid UTF-8: qmpctl cannot open it`;
+    await expect(expandTargets([join(odd, "*.qmp")])).rejects.toThrow(why);
+    // Beside others (another -s, or a socket the same glob matches): a target of its own, its error kept for it.
+    const failed = new Map<string, Error>();
+    expect(await expandTargets([join(odd, "*"), join(dir, "a.qmp")], 0, undefined, failed)).toEqual([
+      `${odd}/s\\xff.qmp`,
+      join(dir, "a.qmp"),
+    ]);
+    expect([...failed.keys()]).toEqual([`${odd}/s\\xff.qmp`]);
+    expect(failed.get(`${odd}/s\\xff.qmp`)).toMatchObject({
+      name: "ConnectionError",
+      message: `'${odd}/s\\xff.qmp' matches ${join(odd, "*")}, but its name is not valid UTF-8: qmpctl cannot open it`,
+    });
     expect(await globSockets(join(odd, "x*"))).toEqual({ sockets: [], unnamable: [], denied: [] }); // not a socket: left out
   });
 

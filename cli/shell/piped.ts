@@ -138,6 +138,14 @@ export async function runPiped(options: PipedOptions): Promise<number> {
   const window: InFlight[] = [];
   /** The lines that went to QEMU (not blanks, comments, lines refused here, or a transaction's inner lines). */
   const sentLines: number[] = [];
+  // The line not sent yet, and not settled, when the connection was lost: the only talk with QEMU before a line
+  // is sent is the schema read to type it (query-target, query-qmp-schema).
+  let typing: number | undefined;
+  if (options.nameLines) {
+    void client.closed.then(() => {
+      typing = window.find((w) => !w.settled && !sentLines.includes(w.line))?.line;
+    });
+  }
   /**
    * Print the settled outcomes at the head of the window, in order: as each
    * settles, so that a reply is shown while the next line is still awaited
@@ -217,14 +225,22 @@ export async function runPiped(options: PipedOptions): Promise<number> {
     // A reader that did not take the output in time held the run, not QEMU: its error says so.
     if (signal.aborted && outputError instanceof TimeoutError) error = outputError;
     if (options.nameLines && error instanceof Error) {
-      const unanswered = window.filter((w) => !w.settled).map((w) => w.line);
+      const unsettled = window.filter((w) => !w.settled).map((w) => w.line);
+      const unanswered = unsettled.filter((line) => sentLines.includes(line));
+      if (signal.aborted || outputBroken) typing = undefined; // lost because of that, not while typing
+      else typing ??= unsettled.find((line) => !sentLines.includes(line));
       // Output that could not be written (a full disk, a closed stdout) holds no results: say which lines
       // QEMU ran (a transaction's on its closing line, where its result goes).
       const ran = outputBroken ? sentLines.filter((line) => !unanswered.includes(line)) : [];
       if (ran.length > 0) error.message += `; QEMU ran ${lineNumbers(ran)}`;
       else if (outputBroken && unanswered.length === 0) error.message += "; no command was sent";
       if (unanswered.length > 0) error.message += `; no answer to ${lineNumbers(unanswered)}`;
-      if (ran.length + unanswered.length > 0 && !inputEnded) {
+      if (typing !== undefined) {
+        error.message += sentLines.length === 0
+          ? `; no line was sent: qmpctl was reading QEMU's schema to type line ${typing}`
+          : `; line ${typing} was not sent: qmpctl was reading QEMU's schema to type it`;
+      }
+      if ((ran.length + unanswered.length > 0 || typing !== undefined) && !inputEnded) {
         error.message += ` (any input after line ${number} was not run)`; // not read yet: there may be none
       }
       // qmpctl says nothing of its own on Ctrl-C, but lines sent and not answered may have run: said here.
