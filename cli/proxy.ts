@@ -377,12 +377,8 @@ async function runLaunched(
   await monitorListener.close();
   await removeDir(dir);
   if (early === "exited" || early === "timeout") {
-    const how = await qemu.ended;
-    if (stop.reason === undefined) notice(`${command[0]} ${how} before it connected its monitor`);
-    // The SIGTERM passed on as it started, before it handled signals: the stop asked for, not a death to report.
-    else if (stop.reason !== "SIGINT" && stop.reason !== "timeout" && how === "was killed by SIGTERM") {
-      return EXIT.OK;
-    }
+    if (stop.reason === undefined) notice(`${command[0]} ${await qemu.ended} before it connected its monitor`);
+    else if (await killedByTheStop()) return EXIT.OK;
     return timedOut(await qemu.exited);
   }
   if (early === "late") {
@@ -399,7 +395,7 @@ async function runLaunched(
     // as it exits, having said why: its exit status is the run's.
     const closedByQemu = error instanceof DisconnectedError || error instanceof GreetingError;
     const status = closedByQemu ? await exitedWithin(qemu, QEMU_FAILING_START_MS) : undefined;
-    if (status !== undefined) return timedOut(status);
+    if (status !== undefined) return await killedByTheStop() ? EXIT.OK : timedOut(status);
     qemu.kill("SIGTERM");
     await exitedOrKilledQemu("of SIGTERM");
     throw error;
@@ -414,6 +410,14 @@ async function runLaunched(
   // Ended by itself (a guest's poweroff, a crash, a kill): said, for a unit's journal. A stop asked for, it says.
   if (stop.reason === undefined && !killed) notice(`${command[0]} ${await qemu.ended}`);
   return timedOut(status);
+
+  /**
+   * Whether QEMU died of the SIGTERM or SIGHUP passed on (as SIGTERM) as it started, before it handled
+   * signals (it connects its monitor first): the stop asked for, exit 0, not a death to report.
+   */
+  async function killedByTheStop(): Promise<boolean> {
+    return (stop.reason === "SIGTERM" || stop.reason === "SIGHUP") && await qemu.ended === "was killed by SIGTERM";
+  }
 
   /** QEMU's status, unless --timeout stopped it: then 124, as timeout(1) exits (said when it ran out). */
   function timedOut(status: number): number {

@@ -342,7 +342,13 @@ function stopOnExit(): void {
   if (stopping) return;
   stopping = true;
   const stopAll = () => {
-    for (const release of [...live]) release();
+    for (const release of [...live]) {
+      try {
+        release();
+      } catch {
+        // (its `ssh -O cancel` could not run): the others are stopped all the same, and its ssh below
+      }
+    }
     // Nothing of qmpctl runs after this to see that a SIGTERM-ed ssh really ended (one a try of --wait-socket
     // stopped may have missed it: STOP_GRACE_MS): leave none behind.
     for (const child of unfinished) child.kill("SIGKILL");

@@ -48,7 +48,7 @@ function parseInteger(text: string): unknown {
   const value = Number(text);
   if (Number.isSafeInteger(value) && text !== "-0") return value;
   const rawJSON = (JSON as { rawJSON?: (text: string) => unknown }).rawJSON;
-  return rawJSON ? rawJSON(text) : undefined;
+  return rawJSON ? rawJSON(text) : text === "-0" ? 0 : undefined; // without rawJSON (older runtimes): 0
 }
 
 /** The JSON value of `text` (numbers kept as written: exact_json.ts), or undefined when it is not JSON. */
