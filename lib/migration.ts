@@ -181,7 +181,10 @@ export class MigrationWatch {
       this.#closedAtEnd = true;
       return { status: this.#status };
     }
-    if (!this.#underWay) throw closed;
+    if (!this.#underWay) { // closed before its first answer: what it told of the close is said all the same
+      if (!this.#shutDown) throw closed;
+      throw new DisconnectedError(`${closed.message} (QEMU is shutting down)`, { cause: closed });
+    }
     // The likely cause, said for lack of the event that would tell it (the `events` capability is off).
     const why = this.#shutDown ? " (QEMU is shutting down)" : this.#incoming ? ` (${DESTINATION_EXITS})` : "";
     throw new DisconnectedError(`${this.#client.address.text} closed the connection while migrating${why}`, {
