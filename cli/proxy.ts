@@ -208,11 +208,14 @@ function watchForStop(context: CommandContext): StopWatch {
   };
 }
 
-/** Asked to stop before it served: 0 for SIGTERM and SIGHUP (a service stopped), 130 for SIGINT, 124 (said). */
-function stoppedBeforeServing(context: CommandContext, reason: StopReason, what: string): number {
+/**
+ * The exit status of a stop asked for: 0 for SIGTERM and SIGHUP (a service stopped), 130 for SIGINT (a Ctrl-C
+ * ends a shell loop running the proxy too), 124 for --timeout, said with `ending` after "ran out".
+ */
+function stoppedStatus(context: CommandContext, reason: StopReason, ending: string): number {
   if (reason === "SIGINT") return EXIT.INTERRUPTED;
   if (reason !== "timeout") return EXIT.OK;
-  notice(`--timeout ${formatDuration(context.global.timeoutMs)} ran out before ${what}`);
+  notice(`--timeout ${formatDuration(context.global.timeoutMs)} ran out${ending}`);
   return EXIT.TIMEOUT;
 }
 
@@ -264,10 +267,7 @@ async function runShared(
   const first = await Promise.race([proxy.ended, stop.requested]); // one asked for as it started: at once
   if (typeof first === "string") {
     await proxy.close();
-    if (first === "SIGINT") return EXIT.INTERRUPTED; // a Ctrl-C ends a shell loop running the proxy too
-    if (first !== "timeout") return EXIT.OK;
-    writeStderrLine(`qmpctl: proxy: --timeout ${formatDuration(context.global.timeoutMs)} ran out: stopped sharing`);
-    return EXIT.TIMEOUT;
+    return stoppedStatus(context, first, ": stopped sharing");
   }
   if (first.reason !== "lost") {
     notice(`${name} closed the connection after ${first.reason === "quit" ? "a quit" : "a SHUTDOWN event"}: stopped`);
@@ -330,7 +330,7 @@ async function runLaunched(
   if (stop.reason !== undefined) { // asked to stop before QEMU was started: it is not
     await monitorListener.close();
     await removeDir(dir);
-    return stoppedBeforeServing(context, stop.reason, `${command[0]} was started`);
+    return stoppedStatus(context, stop.reason, ` before ${command[0]} was started`);
   }
   let qemu: PassthroughChild;
   try {
