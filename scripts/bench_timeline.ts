@@ -37,7 +37,7 @@ const QMPCTL_PHASES: Marker[] = [
   ["lib/client.ts", 'if (this.#phase === "closed") { // the wait was abandoned', "socket connected", "before"],
   ["lib/client.ts", "return waiter.resolve(greeting);", "greeting received and parsed", "before"],
   ["lib/client.ts", "this.#capabilitiesSent.resolve();", "qmp_capabilities sent", "before"],
-  ["cli/session.ts", "const reply = client.execute(command, args", "the command sent behind it", "after"],
+  ["cli/session.ts", "prepareStdout(); // while QEMU answers", "the command sent behind it", "before"],
   ["cli/session.ts", "value = await reply;", "replies received and parsed", "after"],
   ["cli/exec.ts", "if (wait && subscription) await events!.printAwaitedEvents", "the return value printed", "before"],
 ];
@@ -62,12 +62,26 @@ const marker = (phase: string) =>
   `((globalThis as { __timeline?: string[] }).__timeline ??= []).push(${JSON.stringify(phase)}), process.umask();\n`;
 const report = "console.error(`TIMELINE ${JSON.stringify((globalThis as { __timeline?: string[] }).__timeline)}`);\n";
 
+/** Where `anchor` is in `text`, when it is there exactly once. */
+function anchorAt(text: string, anchor: string): number | undefined {
+  const at = text.indexOf(anchor);
+  return at < 0 || text.indexOf(anchor, at + 1) >= 0 ? undefined : at;
+}
+
+/** The markers whose anchor is not in the tree at `root` exactly once, and whether cli.ts still ends as expected. */
+export function timelineMismatches(root: string): string[] {
+  const missing = [...QMPCTL_PHASES, ...FLOOR_PHASES]
+    .filter(([file, anchor]) => anchorAt(readFileSync(join(root, file), "utf8"), anchor) === undefined)
+    .map(([file, anchor]) => `${file}: ${anchor}`);
+  return QMPCTL_END.test(readFileSync(join(root, "cli.ts"), "utf8")) ? missing : [...missing, "cli.ts: its final exit"];
+}
+
 function insertMarkers(root: string, markers: Marker[]): void {
   for (const [file, anchor, phase, where] of markers) {
     const path = join(root, file);
     const text = readFileSync(path, "utf8");
-    const at = text.indexOf(anchor);
-    if (at < 0 || text.indexOf(anchor, at + 1) >= 0) {
+    const at = anchorAt(text, anchor);
+    if (at === undefined) {
       throw new Error(`${file}: the anchor ${JSON.stringify(anchor)} is not there once (update bench_timeline.ts)`);
     }
     const line = where === "before" ? text.lastIndexOf("\n", at) + 1 : text.indexOf("\n", at) + 1;
