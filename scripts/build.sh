@@ -15,7 +15,12 @@
 # --bytecode-order (qmpctl only: two passes, see below) packs the bytecode a
 # one-shot exec runs onto few pages: peak RSS 34.5 -> 33.5 MiB, time unchanged.
 # The version is package.json's; from an untagged or modified tree it names
-# the commit too (0.1.0+g1a2b3c4, 0.1.0+g1a2b3c4.dirty).
+# the commit too (0.1.0+g1a2b3c4, 0.1.0+g1a2b3c4.dirty); a tree outside git
+# (an unpacked source tarball) has no commit to name: plain 0.1.0.
+# The man page's date, so that a rebuild makes the same page: SOURCE_DATE_EPOCH's
+# when it is set (the reproducible-builds convention, a packager's), else the
+# commit's; outside git without it, the day (UTC) package.json was last
+# changed (a tarball from git archive gives every file the commit's time).
 set -euo pipefail
 caller=$PWD # OUT and ENTRY given are the caller's paths
 cd "$(dirname "$0")/.."
@@ -32,10 +37,18 @@ entry=${2:-cli.ts}
 mkdir -p "$(dirname "$out")"
 
 suffix=""
-man_date="" # the man page's date: the commit's (a tree outside git has none to give)
+man_date=""
+if [ -n "${SOURCE_DATE_EPOCH:-}" ]; then
+  if ! [[ $SOURCE_DATE_EPOCH =~ ^[0-9]+$ ]]; then
+    echo "build.sh: SOURCE_DATE_EPOCH is not a number of seconds: $SOURCE_DATE_EPOCH" >&2
+    exit 1
+  fi
+  # GNU date, or BSD's (macOS)
+  man_date=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%d 2>/dev/null || date -u -r "$SOURCE_DATE_EPOCH" +%Y-%m-%d)
+fi
 # Only qmpctl's own checkout: a source tree unpacked inside another repository (a packager's) is not.
 if [ "$(git rev-parse --show-toplevel 2>/dev/null)" = "$(pwd -P)" ]; then
-  man_date=$(git log -1 --format=%cs)
+  [ -n "$man_date" ] || man_date=$(git log -1 --format=%cs)
   # Only the release tag, v and package.json's version, makes a release version (not a CI run's tag).
   version=$(sed -n 's/^  "version": "\(.*\)",$/\1/p' package.json)
   git tag --points-at HEAD | grep -qxF "v$version" || suffix="+g$(git rev-parse --short HEAD)"
@@ -62,6 +75,7 @@ if [ "$entry" = cli.ts ]; then
   build --outfile "$work/qmpctl"
   node_modules/.bin/bun scripts/bytecode_order.ts "$work/qmpctl" "$work/order"
   build "${target[@]}" --bytecode-order="$work/order" --outfile "$out"
+  [ -n "$man_date" ] || man_date=$(date -u -r package.json +%Y-%m-%d) # outside git (date -r FILE: GNU's and BSD's)
   QMPCTL_MAN_DATE=$man_date node_modules/.bin/bun "${define[@]}" scripts/manpage.ts >"$(dirname "$out")/qmpctl.1"
   echo "built $out ($(du -h "$out" | cut -f1)) and $(dirname "$out")/qmpctl.1"
 else

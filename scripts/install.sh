@@ -47,7 +47,12 @@ if $uninstall; then
   # Each file is tried, so that every one that stays is said, with rm's reason, not only the first.
   failures=$(echo "$found" | while IFS= read -r file; do rm -f "$prefix/$file" 2>&1 || true; done)
   if [ -n "$failures" ]; then
-    echo "install.sh: some files stay under $prefix (the others are removed; run it as a user who may):" >&2
+    stay=$(echo "$found" | while IFS= read -r file; do [ ! -e "$prefix/$file" ] || echo "$file"; done)
+    if [ "$stay" = "$found" ]; then
+      echo "install.sh: cannot remove qmpctl from $prefix: nothing removed (run it as a user who may):" >&2
+    else
+      echo "install.sh: some files stay under $prefix (the others are removed; run it as a user who may):" >&2
+    fi
     echo "$failures" >&2
     exit 1
   fi
@@ -116,46 +121,57 @@ if [ -f "$here/SHA256SUMS" ]; then
   done
 fi
 
-# The directories the files go in, under PREFIX (which may hold blanks), as install -d's arguments; and those
-# this run makes (PREFIX too, when it is new), deepest first, one a line: taken away again, while empty, when
-# nothing gets installed (a binary that does not run here).
-set --
-made=""
-for file in $files; do
-  path=$prefix/$(dirname "$file")
-  set -- "$@" "$path"
-  while [ ! -e "$path" ]; do
-    made="$made$path
-"
-    path=$(dirname "$path")
-  done
-done
-tmp="" new="" installed=false
+# Files are written first beside the ones they replace, under names no one could guess (one a line in $staged,
+# removed again on failure), and renamed into place only once all five are written: a binary that does not run
+# here (a truncated download, another machine's binary, a noexec PREFIX), a folder it may not write in or a full
+# disk leaves an earlier install as it was. The directories the files go in that are missing (PREFIX too, when
+# it is new) are made 0755, whatever the umask, and listed in $made, newest first: taken away again, while
+# empty, when nothing gets installed. Those that are there are left as they are (install -d would reset their
+# mode: a 0700 ~/.local/bin, a 2775 root:staff /usr/local/bin).
+tmp="" staged="" made="" installed=false
 cleanup() {
   rm -rf "$tmp"
-  rm -f "$new"
+  printf '%s' "$staged" | while IFS= read -r file; do rm -f "$file"; done
   $installed || printf '%s' "$made" | while IFS= read -r dir; do rmdir "$dir" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 trap 'exit 130' INT # dash runs the EXIT trap on exit, not on death by a signal
 trap 'exit 143' TERM HUP
-if ! errors=$(install -d "$@" 2>&1); then
-  echo "install.sh: cannot make its directories in $prefix (run it as a user who may, or give another" \
-    "PREFIX): $(printf '%s\n' "$errors" | tail -n 1)" >&2
+make_dir() { # DIR, and the missing directories above it
+  [ -d "$1" ] && return 0
+  make_dir "$(dirname "$1")"
+  if ! error=$(mkdir -m 0755 "$1" 2>&1); then
+    echo "install.sh: cannot make its directories in $prefix (run it as a user who may, or give another" \
+      "PREFIX): $(printf '%s\n' "$error" | tail -n 1)" >&2
+    exit 1
+  fi
+  made="$1
+$made"
+}
+for file in $files; do make_dir "$prefix/$(dirname "$file")"; done
+# stage WHAT FILE MODE SOURCE: SOURCE written at MODE beside PREFIX/FILE, under the name set in $staging.
+stage() {
+  dir=$(dirname "$prefix/$2")
+  if [ -d "$prefix/$2" ]; then
+    error="$prefix/$2 is a directory"
+  elif staging=$(mktemp "$dir/.${2##*/}.XXXXXX" 2>"$tmp/errors"); then
+    staged="$staged$staging
+"
+    # Through install -m, so every user's shell can read the completions whatever the installing user's
+    # umask (077 would make them 0600).
+    install -m "$3" "$4" "$staging" 2>"$tmp/errors" && return 0
+    error=$(tail -n 1 "$tmp/errors")
+  else
+    error=$(tail -n 1 "$tmp/errors")
+  fi
+  echo "install.sh: cannot write $1 in $dir ($error): nothing installed, an earlier install is as it was" >&2
   exit 1
-fi
-# The new binary runs once (it prints the completions) before it takes the
-# place of an installed one: a truncated download, another machine's binary
-# or a noexec PREFIX leaves the old install as it was.
-# Through a temporary file and install -m, so every user's shell can read the
-# completions whatever the installing user's umask (077 would make them 0600).
+}
+# The new binary runs once, where it is to run (it prints the completions), before anything takes the place
+# of an installed file.
 tmp=$(mktemp -d)
-# Beside the old one, for a rename over it; a name no one could guess.
-if ! new=$(mktemp "$prefix/bin/.qmpctl.XXXXXX" 2>/dev/null); then
-  echo "install.sh: cannot write in $prefix/bin (run it as a user who may, or give another PREFIX)" >&2
-  exit 1
-fi
-install -m 0755 "$binary" "$new"
+stage qmpctl bin/qmpctl 0755 "$binary"
+new=$staging
 does_not_run() {
   why=$(head -n 1 "$tmp/errors")
   echo "install.sh: $binary, copied to $prefix/bin, does not run there (exit status $1${why:+: $why}):" \
@@ -185,12 +201,31 @@ for shell in bash zsh fish; do
   ("$new" completions $shell >"$tmp/$shell" 2>"$tmp/errors"; exit $?) 2>/dev/null || status=$?
   [ $status -eq 0 ] || does_not_run $status
 done
-mv -f "$new" "$prefix/bin/qmpctl"
-install -m 0644 "$manpage" "$prefix/share/man/man1/qmpctl.1"
-install -m 0644 "$tmp/bash" "$prefix/share/bash-completion/completions/qmpctl"
-install -m 0644 "$tmp/zsh" "$prefix/share/zsh/site-functions/_qmpctl"
-install -m 0644 "$tmp/fish" "$prefix/share/fish/vendor_completions.d/qmpctl.fish"
+stage "the man page" share/man/man1/qmpctl.1 0644 "$manpage"
+man=$staging
+stage "the bash completion" share/bash-completion/completions/qmpctl 0644 "$tmp/bash"
+bash=$staging
+stage "the zsh completion" share/zsh/site-functions/_qmpctl 0644 "$tmp/zsh"
+zsh=$staging
+stage "the fish completion" share/fish/vendor_completions.d/qmpctl.fish 0644 "$tmp/fish"
+fish=$staging
+# All written: each renamed over the file it replaces (the binary last).
 installed=true
+renamed=""
+put() { # STAGED FILE
+  if ! mv -f "$1" "$prefix/$2" 2>"$tmp/errors"; then
+    echo "install.sh: cannot put $prefix/$2 in place ($(tail -n 1 "$tmp/errors")): ${renamed:-nothing}" \
+      "installed, the others as they were" >&2
+    exit 1
+  fi
+  renamed="${renamed:+$renamed, }$prefix/$2"
+}
+put "$man" share/man/man1/qmpctl.1
+put "$bash" share/bash-completion/completions/qmpctl
+put "$zsh" share/zsh/site-functions/_qmpctl
+put "$fish" share/fish/vendor_completions.d/qmpctl.fish
+put "$new" bin/qmpctl
+staged=""
 echo "installed $version from $binary into $prefix"
 if [ ! -f "$here/SHA256SUMS" ] && ! $source_checkout; then
   echo "install.sh: no SHA256SUMS beside this script: $binary and its man page were installed unchecked" >&2

@@ -3,8 +3,9 @@
  * command's `help`), so `man qmpctl` and `--help` say the same things.
  *   bun scripts/manpage.ts > dist/qmpctl.1
  *
- * A help text is blocks of lines separated by blank lines. A line of its own
- * ending in ':' is a heading; indented lines are kept as they are (tables,
+ * A help text is blocks of lines separated by blank lines. A block's first
+ * line, when it ends in ':', is a heading (a line ending in ':' in the middle
+ * of a paragraph is prose, its colon kept); indented lines are kept as they are (tables,
  * examples), and so is a command's Usage line with the lines aligned under
  * it; other lines are prose, filled by man, neither hyphenated nor justified
  * (names such as --connect-timeout are copied from the page).
@@ -40,8 +41,11 @@ function blocks(text: string): Block[] {
   const flush = () => {
     if (current.heading !== undefined || current.lines.length > 0) result.push(current);
   };
+  let previous = "";
   for (const line of text.split("\n")) {
-    const heading = /^([A-Z][^:]*):$/.exec(line);
+    // Only a line that starts a block: after a blank line, or first.
+    const heading = previous === "" ? /^([A-Z][^:]*):$/.exec(line) : null;
+    previous = line;
     if (heading) {
       flush();
       current = { heading: heading[1], lines: [] };

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import {
   chmodSync,
+  chownSync,
   copyFileSync,
   cpSync,
   existsSync,
@@ -20,7 +21,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { COMMANDS, GLOBAL_OPTIONS } from "../cli/registry.ts";
 import { QMPCTL } from "./helpers/cli.ts";
 import { startTerminal } from "./helpers/terminal.ts";
@@ -221,7 +222,7 @@ test("a PREFIX the installing user may not write in: one line of its own, naming
     expect(result.stderr).toMatch(
       new RegExp(
         `^install\\.sh: cannot make its directories in ${other} \\(run it as a user who may, or give ` +
-          "another PREFIX\\): install: [^\\n]*: Permission denied\\n$",
+          "another PREFIX\\): mkdir: [^\\n]*: Permission denied\\n$",
       ),
     );
     expect(result.code).toBe(1);
@@ -251,10 +252,77 @@ test("--uninstall by a user who may not remove the files: each named with rm's r
     expect(run(asNobody)).toMatchObject({
       code: 1,
       stdout: "",
-      stderr: `install.sh: some files stay under ${other} (the others are removed; run it as a user who may):\n` +
+      stderr: `install.sh: cannot remove qmpctl from ${other}: nothing removed (run it as a user who may):\n` +
         files.map((file) => `rm: cannot remove '${join(other, file)}': Permission denied\n`).join(""),
     });
-    expect(existsSync(join(other, "bin/qmpctl"))).toBe(true);
+    for (const file of files) expect(existsSync(join(other, file))).toBe(true);
+    // Only the man page's directory is root's: the others go, and it says so.
+    for (const file of files.filter((file) => !file.includes("man1"))) {
+      chownSync(join(other, dirname(file)), 65534, 65534);
+    }
+    expect(run(asNobody)).toMatchObject({
+      code: 1,
+      stdout: "",
+      stderr: `install.sh: some files stay under ${other} (the others are removed; run it as a user who may):\n` +
+        `rm: cannot remove '${join(other, "share/man/man1/qmpctl.1")}': Permission denied\n`,
+    });
+    expect(files.filter((file) => existsSync(join(other, file)))).toEqual(["share/man/man1/qmpctl.1"]);
+  } finally {
+    rmSync(other, { recursive: true, force: true });
+  }
+});
+
+test("directories already there keep their mode and group (a 0700 bin, a 2775 root:staff man1); those made are 0755", () => {
+  const other = mkdtempSync(join(tmpdir(), "qmpctl-prefix-"));
+  try {
+    mkdirSync(join(other, "bin"), { mode: 0o700 });
+    mkdirSync(join(other, "share/man/man1"), { recursive: true });
+    chownSync(join(other, "share/man/man1"), 0, 50); // staff, as /usr/local/* on older Debian
+    chmodSync(join(other, "share/man/man1"), 0o2775);
+    const installed = run(["sh", "-c", 'umask 077 && exec sh "$0" "$1"', INSTALL, other]);
+    expect(installed).toMatchObject({ code: 0, stderr: "" });
+    const mode = (dir: string) => `${dir} ${(statSync(join(other, dir)).mode & 0o7777).toString(8)}`;
+    expect(mode("bin")).toBe("bin 700");
+    expect(mode("share/man/man1")).toBe("share/man/man1 2775");
+    expect(statSync(join(other, "share/man/man1")).gid).toBe(50);
+    for (const dir of ["share/bash-completion/completions", "share/zsh", "share/fish/vendor_completions.d"]) {
+      expect(mode(dir)).toBe(`${dir} 755`);
+    }
+  } finally {
+    rmSync(other, { recursive: true, force: true });
+  }
+});
+
+test("a completion it cannot write (a folder it may not write in): nothing installed, saying so; the earlier install and folders as they were", () => {
+  const other = mkdtempSync(join(tmpdir(), "qmpctl-prefix-"));
+  const files = (dir: string): string[] =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? [`${join(dir, e.name)}/`, ...files(join(dir, e.name))] : [join(dir, e.name)]
+    );
+  try {
+    // An earlier install (a binary and a man page), the user's; fish's folder is root's.
+    mkdirSync(join(other, "bin"));
+    writeFileSync(join(other, "bin/qmpctl"), "#!/bin/sh\necho qmpctl 0.0.1\n", { mode: 0o755 });
+    mkdirSync(join(other, "share/man/man1"), { recursive: true });
+    writeFileSync(join(other, "share/man/man1/qmpctl.1"), ".TH QMPCTL 1\n");
+    mkdirSync(join(other, "share/fish/vendor_completions.d"), { recursive: true });
+    for (const dir of ["", "bin", "share", "share/man", "share/man/man1", "share/fish"]) {
+      chownSync(join(other, dir), 65534, 65534);
+    }
+    for (const file of ["bin/qmpctl", "share/man/man1/qmpctl.1"]) chownSync(join(other, file), 65534, 65534);
+    const before = files(other);
+    const asNobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sh", INSTALL, other];
+    const result = run(asNobody);
+    expect(result.stderr).toMatch(
+      new RegExp(
+        `^install\\.sh: cannot write the fish completion in ${other}/share/fish/vendor_completions\\.d ` +
+          "\\(mktemp: [^\\n]*: Permission denied\\): nothing installed, an earlier install is as it was\\n$",
+      ),
+    );
+    expect(result.code).toBe(1);
+    expect(files(other)).toEqual(before); // no file staged beside another, no directory it made
+    expect(readFileSync(join(other, "bin/qmpctl"), "utf8")).toContain("0.0.1");
+    expect(readFileSync(join(other, "share/man/man1/qmpctl.1"), "utf8")).toBe(".TH QMPCTL 1\n");
   } finally {
     rmSync(other, { recursive: true, force: true });
   }
