@@ -49,8 +49,10 @@ is not found, 126 when it cannot be run), as 'ssh host cmd' does. Every
 word after PROG is its own (ga exec df -h runs df -h); qmpctl's options go
 before PROG, and -- before PROG is optional. --stdin
 FILE (- for qmpctl's stdin) becomes its input (without it, an empty one:
-qmpctl's own stdin is not passed, unlike ssh's); --env K=V (repeatable)
-gives it an environment (qemu-ga passes only these variables).
+qmpctl's own stdin is not passed, unlike ssh's), up to 48 MiB, which
+guest-exec takes in one message (more exits 2: ga cp the file in, and let
+PROG read it there). --env K=V (repeatable) gives it an environment
+(qemu-ga passes only these variables).
 qemu-ga keeps at most 16 MB of each output: more is cut, with a warning.
 --json prints the final guest-exec-status object instead (--pretty indents
 it) and exits 0 (1, with the agent's error, when PROG could not be started:
@@ -73,7 +75,10 @@ file is created 0600 (qemu-ga does not tell the guest file's mode: chmod it
 after); a file that replaces one of your own keeps that one's mode. DST may
 not be a symbolic link to a file, nor a dangling one (exit 2: name the file
 the link leads to, or - for stdout); one to a directory or a device
-(/dev/null) is used as cp(1) uses it.
+(/dev/null) is used as cp(1) uses it. A local DST this user may not write
+exits 2 (its directory not writable; another user's file in a directory
+with the sticky bit, as /tmp, which it may not replace); a write that
+fails under way (a full disk) exits 74.
   qmpctl ga cp :/var/log/syslog ./vm1-syslog
   qmpctl ga cp ./authorized_keys :/root/.ssh/authorized_keys
   qmpctl ga cp :/etc/os-release - | grep VERSION
@@ -93,7 +98,9 @@ ${
     exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "OUTPUT", "TIMEOUT", "INTERRUPTED"], {
       OK: "done (ga exec: the program's own status)",
       QEMU_ERROR: "the agent answered with an error",
-      USAGE: "usage (unknown agent command, bad KEY=VALUE; a local file that cp or --stdin cannot open)",
+      USAGE: "usage (unknown agent command, bad KEY=VALUE; a local file that cp or --stdin cannot open, " +
+        "or that cp may not write)",
+      OUTPUT: "could not write the output (a full disk)",
       CONNECTION: "connection (no agent answered)",
     })
   }`;

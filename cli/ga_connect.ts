@@ -1,6 +1,6 @@
 /** Connecting to the guest agent for the `ga` commands: `-s` or `$QMPCTL_GA_SOCKET`. @module */
-import { GuestAgent } from "../lib/agent_client.ts";
-import { retryWhileNotReady } from "../lib/connect_ready.ts";
+import { GuestAgent, SyncClosedError } from "../lib/agent_client.ts";
+import { isNotReady, retryWhileNotReady } from "../lib/connect_ready.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, givenAddress, wireLog } from "./session.ts";
 
@@ -14,12 +14,24 @@ export function agentAddress(context: CommandContext): string {
 }
 
 /**
+ * Not ready, for an agent: as a monitor's socket (missing, refused), or
+ * closed before the agent answered the sync, the agent's equivalent of a
+ * monitor's close before its greeting.
+ */
+function agentNotReady(error: unknown): boolean {
+  return isNotReady(error) || error instanceof SyncClosedError;
+}
+
+/**
  * Connect and resynchronise, bounded by --connect-timeout, --timeout and
- * SIGINT; with --wait-socket, retried while the socket is missing or refuses.
+ * SIGINT; with --wait-socket, retried while `notReady` says the agent is not
+ * there yet (by default: the socket is missing, refuses, or closes before
+ * the agent answers).
  */
 export function connectAgent(
   context: CommandContext,
   connectTimeoutMs = context.global.connectTimeoutMs,
+  notReady = agentNotReady,
 ): Promise<GuestAgent> {
   const connect = () =>
     GuestAgent.connect(agentAddress(context), {
@@ -27,5 +39,5 @@ export function connectAgent(
       connectTimeout: connectTimeoutMs,
       log: wireLog(context),
     });
-  return retryWhileNotReady(connect, context.global.waitSocketMs ?? 0, context.signal);
+  return retryWhileNotReady(connect, context.global.waitSocketMs ?? 0, context.signal, notReady);
 }

@@ -116,7 +116,7 @@ async function copyOut(context: CommandContext, guestFile: string, localFile: st
         await sink?.abort(); // a partial copy never replaces the destination, nor stays behind
         throw error;
       }
-      await sink?.close();
+      await sink?.close().catch((error) => Promise.reject(replaceRefused(error)));
     });
   } finally {
     await agent.close();
@@ -230,6 +230,22 @@ async function localSink(path: string, guestFile: string, signal: AbortSignal): 
     }
     return await localSink(`${path.replace(/\/+$/, "")}/${name}`, "", signal);
   }
+}
+
+/**
+ * The copy came whole, but the rename that puts it in place was refused
+ * (EPERM): in a directory with the sticky bit (/tmp, mode 1777) only a
+ * file's owner may replace it, and no one an immutable file. That is a DST
+ * this user may not write, as one in a directory they may not write (exit
+ * 2, "cannot write"), not a write that failed (74): DST is left as it was.
+ */
+function replaceRefused(error: unknown): unknown {
+  const cause = (error as { cause?: { code?: unknown; syscall?: unknown; dest?: unknown } })?.cause;
+  if (cause?.syscall !== "rename" || cause.code !== "EPERM") return error;
+  const refused = localFileError(cause, `cannot write ${cause.dest}`) as Error;
+  refused.message += ": replacing it was refused (another user's file in a directory with the sticky bit, " +
+    "as /tmp, or an immutable one)";
+  return refused;
 }
 
 /** Regroup a stream's pieces into pieces of at least `size` bytes (the last may be shorter). */

@@ -36,7 +36,9 @@ export async function run(context: CommandContext): Promise<number> {
   let syncMs = Math.min(FIRST_SYNC_MS, longestSync);
   for (let pause = FIRST_RETRY_MS;; pause = Math.min(pause * 2, LONGEST_RETRY_MS)) {
     try {
-      await (await connectAgent(context, syncMs)).close();
+      // A socket that closes before the agent answers is there: retried below as long as the wait lasts,
+      // --wait-socket bounding only the wait for a socket to be there.
+      await (await connectAgent(context, syncMs, isNotReady)).close();
       return 0;
     } catch (error) {
       if (!(error instanceof ConnectionError || error instanceof DisconnectedError) || neverAnAgent(error)) throw error;

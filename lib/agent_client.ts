@@ -27,7 +27,7 @@ import {
 } from "./errors.ts";
 import { requestJson } from "./exact_json.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES, JsonFramer } from "./framing.ts";
-import { connectTransport, type Transport } from "./transport.ts";
+import { connectTransport, type Transport, type TransportOptions } from "./transport.ts";
 
 /** Commands the agent does not answer when they succeed (`success-response: false` in guest-info). */
 export const AGENT_COMMANDS_WITHOUT_REPLY: ReadonlySet<string> = new Set([
@@ -69,6 +69,16 @@ export interface AgentConnectOptions {
   log?: (direction: "send" | "receive", json: string) => void;
 }
 
+/**
+ * The peer closed the connection before the agent answered the sync: a
+ * socket that is there but whose agent is not yet (a QEMU or relay starting),
+ * or something else on it. `--wait-socket` retries it, as a monitor's close
+ * before its greeting (GreetingClosedError).
+ */
+export class SyncClosedError extends DisconnectedError {
+  override name = "SyncClosedError";
+}
+
 interface PendingCall {
   command: string;
   resolve: (response: Record<string, unknown>) => void;
@@ -102,6 +112,8 @@ export class GuestAgent {
   /** Bytes received while syncing: a peer that floods without answering is no agent (bounded as a message is). */
   #syncingBytes = 0;
   #syncWaiter?: { resolve: () => void; reject: (error: QmpError) => void };
+  /** Connecting found the listen queue full (EAGAIN) and waited: said if the connect timeout runs out so. */
+  #listenQueueFull = false;
   #phase: "syncing" | "running" | "closed" = "syncing";
   #failure?: QmpError;
   readonly #pending = new Map<string, PendingCall>();
@@ -122,7 +134,7 @@ export class GuestAgent {
    * Connect and resynchronise the channel.
    * @throws {AddressError | ConnectionError} when the socket cannot be connected
    * @throws {ConnectTimeoutError} when no agent answered the sync within `connectTimeout`
-   * @throws {DisconnectedError} when the peer closed before the agent answered
+   * @throws {SyncClosedError} (a DisconnectedError) when the peer closed before the agent answered
    * @throws {TimeoutError | AbortedError} when `signal` aborts first
    */
   static async connect(address: string | Address, options: AgentConnectOptions = {}): Promise<GuestAgent> {
@@ -140,12 +152,15 @@ export class GuestAgent {
     const aborted = abortErrorFor(`the guest agent at ${where} to answer`);
     let onAbort = () => {};
     const abort = new Promise<never>((_, reject) => {
-      onAbort = () => reject(limit?.aborted && !options.signal?.aborted ? timedOut : aborted(options.signal!));
+      onAbort = () =>
+        reject(
+          limit?.aborted && !options.signal?.aborted ? agent.#timedOut(timedOut, limitMs) : aborted(options.signal!),
+        );
       if (signal?.aborted) onAbort();
       else signal?.addEventListener("abort", onAbort, { once: true });
     });
     try {
-      await Promise.race([agent.#open(), abort]);
+      await Promise.race([agent.#open({ signal, connectTimeout: limitMs }), abort]);
       return agent;
     } catch (error) {
       await agent.#awaitOwedReplies(); // the sync's reply, on its way when the bound ran out: read, not left
@@ -284,17 +299,35 @@ export class GuestAgent {
     if (this.#owed === 0) this.#allAnswered?.();
   }
 
-  async #open(): Promise<void> {
+  /**
+   * The connect timeout's error: `timedOut` as it was made (at the caller), or, when it ran out while the
+   * socket's listen queue was full, one that says so.
+   */
+  #timedOut(timedOut: ConnectTimeoutError, limitMs: number): ConnectTimeoutError {
+    if (this.#transport || !this.#listenQueueFull) return timedOut;
+    timedOut.message = `no connection to ${this.address.text} within ${formatDuration(limitMs)}: ` +
+      "its listen queue stayed full (EAGAIN): another client may be using the agent, which answers one at a " +
+      "time, while others wait their turn, or too many clients are connecting at once";
+    return timedOut;
+  }
+
+  /** `options.signal` bounds connecting, waiting out a full listen queue too (as a monitor's is). */
+  async #open(options: TransportOptions): Promise<void> {
     const synced = new Promise<void>((resolve, reject) => (this.#syncWaiter = { resolve, reject }));
     synced.catch(() => {}); // awaited below unless connecting fails or is abandoned first
     const transport = await connectTransport(this.address, {
       data: (chunk) => this.#receive(chunk),
       close: (error) => this.#peerClosed(error),
+    }, { ...options, onBusy: () => (this.#listenQueueFull = true) }).catch((error) => {
+      // A reset while connecting: the server had taken the connection and dropped it before the runtime
+      // reported it open; for the user the same as a close before the sync's answer (QmpClient does likewise).
+      if ((error.cause as { code?: string } | undefined)?.code !== "ECONNRESET") throw error;
+      throw this.#closedBeforeSync(error.cause);
     });
     if (this.#phase === "closed") { // the wait was abandoned, or the peer failed, while connecting
       transport.close();
       // Under Deno and Node the peer's first bytes (not an agent's) can come before this continuation runs.
-      throw this.#failure ?? new DisconnectedError(`${this.address.text} closed the connection`);
+      throw this.#failure ?? this.#closedBeforeSync();
     }
     this.#transport = transport;
     // A random id, so that the reply to an earlier client's sync is not taken for ours.
@@ -420,10 +453,14 @@ export class GuestAgent {
     if (this.#phase === "closed") return;
     // A transport that knows why the connection ended (ssh: no socket there yet, or its Ctrl-C) reports it.
     if (error instanceof ConnectionError || error instanceof AbortedError) return this.#shutdown(error);
-    const reason = this.#phase === "syncing"
-      ? `${this.address.text} closed the connection before the guest agent answered`
-      : `${this.address.text} closed the connection`;
-    this.#shutdown(new DisconnectedError(reason, { cause: error }));
+    const failure = this.#phase === "syncing"
+      ? this.#closedBeforeSync(error)
+      : new DisconnectedError(`${this.address.text} closed the connection`, { cause: error });
+    this.#shutdown(failure);
+  }
+
+  #closedBeforeSync(cause?: unknown): SyncClosedError {
+    return new SyncClosedError(`${this.address.text} closed the connection before the guest agent answered`, { cause });
   }
 
   #shutdown(failure: QmpError | undefined, reason = failure?.message ?? "connection closed"): void {

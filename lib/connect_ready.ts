@@ -56,14 +56,16 @@ export function connectWhenReady(address: string | Address, options: ConnectWhen
 
 /**
  * `connect()` (to a monitor, or a guest agent), retried while it fails as
- * not ready (`isNotReady`), until `waitMs` has passed or `signal` aborts;
- * with `waitMs` 0 (no --wait-socket), tried once, its error as it is.
+ * not ready (`notReady`: `isNotReady`, or a peer's own wider test), until
+ * `waitMs` has passed or `signal` aborts; with `waitMs` 0 (no --wait-socket),
+ * tried once, its error as it is.
  * @throws {ConnectionError} naming the last reason once `waitMs` has passed
  */
 export async function retryWhileNotReady<T>(
   connect: () => Promise<T>,
   waitMs: number,
   signal?: AbortSignal,
+  notReady: (error: unknown) => boolean = isNotReady,
 ): Promise<T> {
   if (waitMs <= 0) return await connect();
   const deadline = Date.now() + waitMs;
@@ -72,7 +74,7 @@ export async function retryWhileNotReady<T>(
     try {
       return await connect();
     } catch (error) {
-      if (!isNotReady(error)) throw error;
+      if (!notReady(error)) throw error;
       const left = deadline - Date.now();
       if (left <= 0) {
         if (error instanceof StillNotReadyError) throw error; // an inner retry's: said once

@@ -254,7 +254,7 @@ export {
  * }
  * ```
  */
-export { AGENT_COMMANDS_WITHOUT_REPLY, type AgentConnectOptions, GuestAgent } from "./agent_client.ts";
+export { AGENT_COMMANDS_WITHOUT_REPLY, type AgentConnectOptions, GuestAgent, SyncClosedError } from "./agent_client.ts";
 
 /**
  * Share one monitor among many QMP clients on a UNIX socket (`qmpctl proxy`).

@@ -173,6 +173,36 @@ describe("ga cp", () => {
     expect(result.stderr).toMatch(/^qmpctl: could not write \/dev\/full: no space left on the device \(ENOSPC\)\n$/);
   });
 
+  // Tests run as root, who may replace any file: run the binary as nobody.
+  const nobody = 65534;
+  const canRunAsNobody =
+    Bun.spawnSync(["setpriv", `--reuid=${nobody}`, `--regid=${nobody}`, "--clear-groups", "--", "test", "-x", QMPCTL])
+      .exitCode === 0;
+  test.skipIf(!canRunAsNobody)(
+    "another user's file in a sticky directory (as /tmp) as DST: exit 2, 'cannot write' with why, DST as it was",
+    async () => {
+      chmodSync(agent.dir, 0o755);
+      chmodSync(agent.socket, 0o666); // nobody reaches the agent
+      const shared = path("sticky");
+      mkdirSync(shared);
+      chmodSync(shared, 0o1777);
+      const theirs = join(shared, "roots");
+      writeFileSync(theirs, "root's\n");
+      chmodSync(theirs, 0o666); // writable by all, but replacing it is its owner's right in a sticky directory
+      const inGuest = path("for-nobody.txt");
+      writeFileSync(inGuest, "from the guest\n");
+      const result = await qmpctl(["-s", agent.socket, "ga", "cp", `:${inGuest}`, theirs], { runAs: nobody });
+      expect(result).toMatchObject({
+        code: 2,
+        stdout: "",
+        stderr: `qmpctl: cannot write ${theirs}: permission denied (EPERM): replacing it was refused ` +
+          "(another user's file in a directory with the sticky bit, as /tmp, or an immutable one)\n",
+      });
+      expect(readFileSync(theirs, "utf8")).toBe("root's\n");
+      expect(readdirSync(shared)).toEqual(["roots"]); // no temporary file left
+    },
+  );
+
   test("a local directory as DST receives the file under the guest file's name", async () => {
     const inGuest = path("named in guest.bin");
     writeFileSync(inGuest, sourceBytes.subarray(0, 1000));

@@ -1,6 +1,6 @@
 /** `qmpctl ga exec` against a real qemu-ga (which runs the programs on this machine). */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { QMPCTL, qmpctl, qmpctlInShell, startQmpctl } from "./helpers/cli.ts";
 import { fakeAgent, qmpctlBytes, startAgent, type TestAgent } from "./helpers/qemu_ga.ts";
@@ -216,6 +216,16 @@ describe("ga exec", () => {
     const result = await qmpctl(["-s", "/nonexistent/ga.sock", "ga", "exec", "--stdin", big, "--", "cat"]);
     expect(result.code).toBe(2);
     expect(result.stderr).toContain("holds more than the agent takes in one guest-exec (48 MiB)");
+  });
+
+  test("--stdin's 48 MiB bound, and what to do beyond it, are in ga --help and the README's guest agent section", async () => {
+    const help = (await qmpctl(["ga", "--help"])).stdout.replaceAll(/\s+/g, " ");
+    expect(help).toContain("up to 48 MiB, which guest-exec takes in one message (more exits 2: ga cp the file in");
+    const readme = readFileSync(join(import.meta.dir, "../README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("### Guest agent"), readme.indexOf("### Known limits"));
+    expect(section.replaceAll(/\s+/g, " ")).toContain(
+      "`--stdin FILE` holds at most 48 MiB, which guest-exec takes in one message (more exits 2: `ga cp` the file",
+    );
   });
 
   test("--timeout bounds the wait for a --stdin - that stays open", async () => {
