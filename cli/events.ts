@@ -2,7 +2,6 @@
 import { exitStatusHelp } from "./exit_status.ts";
 import { DisconnectedError, TimeoutError } from "../lib/errors.ts";
 import { awaitedTimeout, checkEventWait, printEvents, readEventWait, subscribe } from "./event_output.ts";
-import { stdoutReaderGoneSignal } from "./io/output.ts";
 import { type CommandContext, warn, withClient } from "./session.ts";
 import type { EventSubscription } from "../lib/events.ts";
 
@@ -39,11 +38,10 @@ ${
     })
   }`;
 
-export async function run(outer: CommandContext): Promise<number> {
-  const wait = readEventWait(outer, outer.words, Infinity);
-  // A reader that leaves (| head -1) ends the stream within a second, not at the next event's write.
-  const readerGone = await stdoutReaderGoneSignal();
-  const context = { ...outer, signal: AbortSignal.any([outer.signal, readerGone]) };
+export async function run(context: CommandContext): Promise<number> {
+  const wait = readEventWait(context, context.words, Infinity);
+  // A reader that leaves (| head -1) ends the stream within a second, not at the next event's write: cli.ts
+  // aborts context.signal then, as for every command that waits, and ends the run quietly.
   // Subscribed before negotiation ends: events in the same read as its reply count too.
   let subscription!: EventSubscription;
   return await withClient(context, async (client) => {
@@ -60,7 +58,5 @@ export async function run(outer: CommandContext): Promise<number> {
     // One of several: the others' events go on, and a log of them would not show that this one's stopped.
     if (error === undefined && !counted && context.target) warn(context, "closed the connection: its events end here");
     return 0;
-  }, { subscribe: (c) => (subscription = subscribe(c, wait, context.signal)) }).catch((error) => {
-    throw readerGone.aborted ? readerGone.reason : error; // a BrokenPipeError: status 0, quietly
-  });
+  }, { subscribe: (c) => (subscription = subscribe(c, wait, context.signal)) });
 }

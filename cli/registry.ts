@@ -43,6 +43,18 @@ export interface CommandEntry {
    * (OptionSpec.waits: exec --wait-job).
    */
   waits?: true;
+  /**
+   * It waits, but stdout is not where it prints what it waited for (proxy:
+   * it is QEMU's, in launch mode; ga wait prints nothing, and its status 0
+   * says the agent answered): a reader of stdout that leaves does not end it. Any other run that waits ends within a second of that reader
+   * leaving (`qmpctl events | head -1`), quietly, with status 0 (cli.ts).
+   */
+  outlivesStdoutReader?: true;
+  /**
+   * First words that make the command wait, as `waits` makes the whole
+   * command (ga wait, but not ga exec).
+   */
+  waitingWords?: readonly string[];
   load(): Promise<CommandModule>;
 }
 
@@ -213,6 +225,8 @@ export const COMMANDS: Record<string, CommandEntry> = {
     load: () => import("./migrate.ts"),
   },
   ga: {
+    waitingWords: ["wait"],
+    outlivesStdoutReader: true,
     summary: "the guest agent: ga CMD, ga exec -- PROG, ga cp SRC DST, ga wait ($QMPCTL_GA_SOCKET)",
     options: [
       // The forms as cli/ga_forms.ts names them (not imported: that would make it a chunk of its own on every start).
@@ -234,6 +248,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
   },
   proxy: {
     waits: true,
+    outlivesStdoutReader: true,
     summary: "share one QMP monitor among many clients on a UNIX socket (or start QEMU behind it)",
     options: [
       { name: "listen", value: "PATH", help: "the UNIX socket to serve clients on: PATH or unix:PATH" },

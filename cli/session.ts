@@ -14,6 +14,7 @@ import {
   boundedWrite,
   OutputError,
   prepareStdout,
+  stdoutReaderLeft,
   writeStderr,
   writeStderrLine,
   writeStdout,
@@ -49,7 +50,10 @@ export interface CommandContext {
   /** Every option given, by long name (`options.text(name)`, `.list(name)`, `.flag(name)`). */
   options: ParsedOptions;
   global: GlobalOptions;
-  /** Aborts on SIGINT and when `--timeout` runs out. */
+  /**
+   * Aborts on SIGINT and when `--timeout` runs out; for a command that waits, also (with a BrokenPipeError)
+   * once the reader of stdout has gone (cli.ts).
+   */
   signal: AbortSignal;
   /** Every command's options (what `completions` completes), passed in so no command imports the registry. */
   optionTable: OptionTable;
@@ -192,9 +196,11 @@ export function warn(context: CommandContext, text: string): void {
 /**
  * `warn` for a run that ends on a signal or its bound: written off the main
  * thread and given only a moment, so that a stderr nobody reads (a full
- * pipe) cannot hold the run from its end.
+ * pipe) cannot hold the run from its end. Nothing when the run ends because
+ * the reader of stdout left (`job wait | head -1`): that ends it quietly.
  */
 export function warnInPassing(context: CommandContext, text: string): Promise<void> {
+  if (stdoutReaderLeft(context.signal)) return Promise.resolve();
   const line = `${escapeControls(warning(context, text))}\n`;
   return boundedWrite(writeStderr(line), context.signal, "stderr").catch(() => {});
 }

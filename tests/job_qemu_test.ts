@@ -318,6 +318,44 @@ describe("job wait", () => {
   });
 });
 
+describe("a reader of stdout that leaves early", () => {
+  /** `qmpctl ARGS | head -1` in sh: head's line, qmpctl's stderr then `status N`, and how long it all took. */
+  async function headOne(...args: string[]) {
+    const started = performance.now();
+    const script = `{ "$0" "$@"; echo "status $?" >&2; } | head -1`;
+    return { ...await qmpctlInShell(script, ...args), ms: performance.now() - started };
+  }
+
+  test("job wait A B | head -1: once head has A's line, qmpctl ends within seconds, status 0; B runs on", async () => {
+    await backup("r1", 0, { "auto-dismiss": false }); // concluded at once, and kept: its line comes first
+    await jobReaches("r1", "concluded");
+    await backup("r2", 1 * MiB, { device: "node1", target: "dst1" }); // 64 s
+    const result = await headOne("-s", qemu.socket, "job", "wait", "r1", "r2", "--timeout", "20s");
+    expect(JSON.parse(result.stdout)).toMatchObject({ id: "r1", result: "completed" });
+    expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: "status 0\n" }); // quietly
+    expect(result.ms).toBeLessThan(10_000); // not the 20 s of --timeout
+    expect(await qmpctl(["-s", qemu.socket, "exec", "query-name", "--connect-timeout", "3s"])).toMatchObject({
+      code: 0,
+      stdout: "{}\n",
+    }); // the monitor is free
+    expect(await jobIds()).toContain("r2"); // the pipeline chose to stop reading: the job is left to run
+  }, 40_000);
+
+  test("exec blockdev-backup ... --wait-job | head -1: head takes the return line; qmpctl ends, status 0", async () => {
+    const result = await headOne(
+      ...["-s", qemu.socket, "exec", "blockdev-backup", "job-id=r3", "device=src", "target=dst", "sync=full"],
+      ...[`speed=${1 * MiB}`, "--wait-job", "--timeout", "20s"], // 64 s
+    );
+    expect(result).toMatchObject({ code: 0, stdout: "{}\n", stderr: "status 0\n" });
+    expect(result.ms).toBeLessThan(10_000);
+    expect(await qmpctl(["-s", qemu.socket, "exec", "query-name", "--connect-timeout", "3s"])).toMatchObject({
+      code: 0,
+      stdout: "{}\n",
+    });
+    expect(await jobIds()).toEqual(["r3"]);
+  }, 40_000);
+});
+
 describe("exec --wait-job", () => {
   test("a stdout that cannot take the return line: exit 74, saying the job goes on unfollowed", async () => {
     const result = await qmpctlInShell(

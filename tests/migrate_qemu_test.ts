@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { qmpctl, startQmpctl } from "./helpers/cli.ts";
+import { qmpctl, qmpctlInShell, startQmpctl } from "./helpers/cli.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
 
 const MiB = 1024 * 1024;
@@ -288,6 +288,21 @@ describe("exec migrate --wait-migration", () => {
       expect(JSON.parse(final)).toMatchObject({ status: "completed" });
     });
   });
+
+  test("migrate-incoming --wait-migration | head -1: head takes the return line; qmpctl ends, status 0", async () => {
+    await withDestination(async (destination) => {
+      const uri = `uri=unix:${join(destination.dir, "incoming.sock")}`;
+      const started = performance.now();
+      const result = await qmpctlInShell(
+        `{ "$0" "$@"; echo "status $?" >&2; } | head -1`, // qmpctl's stderr, then its status
+        ...["-s", destination.socket, "exec", "migrate-incoming", uri, "--wait-migration", "--timeout", "20s"],
+      );
+      expect(result).toMatchObject({ code: 0, stdout: "{}\n", stderr: "status 0\n" }); // no source comes
+      expect(performance.now() - started).toBeLessThan(10_000); // not the 20 s of --timeout
+      const free = await qmpctl(["-s", destination.socket, "exec", "query-name", "--connect-timeout", "3s"]);
+      expect(free).toMatchObject({ code: 0, stdout: "{}\n" });
+    });
+  }, 40_000);
 
   test("migrate wait on a destination whose source has not come: it waits (124 at --timeout), then follows", async () => {
     await withDestination(async (destination) => {

@@ -429,7 +429,7 @@ export function writeStderrBytes(bytes: Uint8Array, signal?: AbortSignal): Promi
   return boundedWrite(writeAll(bytes, "stderr"), signal, "stderr");
 }
 
-/** The part of bun:ffi that `stdoutReaderGoneSignal` calls (typed here: Deno's type-check has no Bun types). */
+/** The part of bun:ffi that `stdoutReaderGone` calls (typed here: Deno's type-check has no Bun types). */
 interface BunFfi {
   dlopen(path: string, symbols: Record<string, { args: string[]; returns: string }>): {
     symbols: { poll(fds: unknown, count: number, timeoutMs: number): number };
@@ -439,23 +439,38 @@ interface BunFfi {
 
 const POLLERR = 0x8; // Linux and macOS alike
 
-let readerGone: Promise<AbortSignal> | undefined;
+let readerGone: AbortSignal | undefined;
 
 /**
  * A signal aborted (with a BrokenPipeError) once the reader of a stdout pipe
  * has gone, looked at every second: poll(2) says POLLERR for a pipe whose
- * reading end is closed, as `tail -f` looks. A stream that waits for events
- * would otherwise learn it only at its next write, holding the monitor until
- * the next event (`qmpctl events | head -1`). Never aborted where the
- * runtime cannot look (Deno: no FFI granted) or stdout is no pipe.
+ * reading end is closed, as `tail -f` looks. A command that waits (for
+ * events, a job, a migration) would otherwise learn it only at its next
+ * write, holding the monitor until then (`qmpctl events | head -1`). It is
+ * returned at once: bun:ffi and libc are loaded meanwhile, before the first
+ * look. Never aborted where the runtime cannot look (Deno: no FFI granted)
+ * or stdout is no pipe. Not for a one-shot command: loading them costs it.
  */
-export function stdoutReaderGoneSignal(): Promise<AbortSignal> {
-  return readerGone ??= watchStdoutReader();
+export function stdoutReaderGone(): AbortSignal {
+  if (readerGone) return readerGone;
+  if (!bun) return readerGone = new AbortController().signal;
+  let gone: (() => boolean) | undefined; // until loaded (or where it cannot be): not gone
+  stdoutPipeClosedCheck().then((check) => (gone = check), () => {});
+  return readerGone = watchedSignal(() => gone?.() ? new BrokenPipeError("the reader of stdout has gone") : undefined);
 }
 
-async function watchStdoutReader(): Promise<AbortSignal> {
-  const never = new AbortController().signal;
-  if (!bun) return never;
+/** `stdoutReaderGone`, for a caller that awaits it. */
+export function stdoutReaderGoneSignal(): Promise<AbortSignal> {
+  return Promise.resolve(stdoutReaderGone());
+}
+
+/** Whether the reader of the stdout pipe has gone (reason of a signal built with `stdoutReaderGone`). */
+export function stdoutReaderLeft(signal: AbortSignal): boolean {
+  return signal.aborted && signal.reason instanceof BrokenPipeError;
+}
+
+/** A test of whether stdout's reading end is closed, by poll(2) through bun:ffi; undefined without libc. */
+async function stdoutPipeClosedCheck(): Promise<(() => boolean) | undefined> {
   let poll: (fds: unknown, count: number, timeoutMs: number) => number;
   let ptr: BunFfi["ptr"];
   try {
@@ -467,15 +482,14 @@ async function watchStdoutReader(): Promise<AbortSignal> {
     poll = libc.symbols.poll;
     ptr = ffi.ptr;
   } catch {
-    return never; // no libc to ask: the next write tells, as before
+    return undefined; // no libc to ask: the next write tells, as before
   }
   const pollfd = new DataView(new ArrayBuffer(8)); // struct pollfd { int fd; short events; short revents; }
-  return watchedSignal(() => {
+  return () => {
     pollfd.setInt32(0, 1, true);
     pollfd.setInt32(4, 0, true); // no events asked: POLLERR comes all the same
-    const gone = poll(ptr(pollfd), 1, 0) > 0 && (pollfd.getInt16(6, true) & POLLERR) !== 0;
-    return gone ? new BrokenPipeError("the reader of stdout has gone") : undefined;
-  });
+    return poll(ptr(pollfd), 1, 0) > 0 && (pollfd.getInt16(6, true) & POLLERR) !== 0;
+  };
 }
 
 /**
