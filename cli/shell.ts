@@ -30,8 +30,10 @@ In the shell: TAB completes command names, argument names and enum values;
 Up/Down walk the history (kept in $XDG_STATE_HOME/qmpctl/, default
 ~/.local/state/qmpctl/; a line typed with a leading blank is not kept);
 Ctrl-C clears the line; Ctrl-Z stops the shell until fg; 'events on|off'
-shows events or not; 'help' lists the local commands; Ctrl-D, 'quit' or
-'exit' leave (QEMU keeps running).
+shows events or not; 'help' lists the local commands ('help CMD': the
+arguments CMD takes); Ctrl-D, 'quit' or 'exit' leave (QEMU keeps running).
+A line with a byte that is not UTF-8 is refused; control characters in the
+line show as escapes (\\x1b, \\u202e) and are sent as typed.
 With -v, each command sent is shown as JSON above its result (on a
 terminal, not logged on stderr: that would break the line being typed).
 

@@ -5,6 +5,7 @@ import { LineEditor } from "../cli/shell/editor.ts";
 import { parseHelpNames, parseInfoNames } from "../cli/shell/hmp_mode.ts";
 import { type KeyName, KeyParser } from "../cli/shell/keys.ts";
 import { scanWords, splitWords } from "../cli/shell/words.ts";
+import { showEscapedBytes } from "../cli/shell/bytes.ts";
 import { ArgumentError } from "../lib/errors.ts";
 
 describe("splitWords", () => {
@@ -182,6 +183,20 @@ describe("KeyParser", () => {
     const bytes = new TextEncoder().encode("é");
     expect(parser.push(bytes.slice(0, 1))).toEqual([]);
     expect(parser.push(bytes.slice(1))).toEqual([{ name: "text", text: "é" }]);
+  });
+
+  test("keeps each byte that is not UTF-8 as a lone surrogate, U+DC00 + the byte, for the shell to refuse", () => {
+    const parser = new KeyParser();
+    const text = (...bytes: number[]) => parser.push(new Uint8Array(bytes));
+    expect(text(0x61, 0xff, 0x62)).toEqual([{ name: "text", text: "a\udcffb" }]);
+    expect(text(0xe2, 0x82)).toEqual([]); // a character begun: its rest may come
+    expect(text(0x0d)).toEqual([{ name: "text", text: "\udce2\udc82" }, { name: "enter" }]); // it did not
+    expect(text(0xc0, 0xaf, 0xed, 0xa0, 0x80, 0xf4, 0x90, 0x80, 0x80)).toEqual([{ // overlong, surrogate, too high
+      name: "text",
+      text: "\udcc0\udcaf\udced\udca0\udc80\udcf4\udc90\udc80\udc80",
+    }]);
+    expect(text(0xf0, 0x9f, 0x98, 0x80)).toEqual([{ name: "text", text: "\u{1f600}" }]);
+    expect(showEscapedBytes("a\udcffb \u{1f480}")).toBe("a\\xffb \u{1f480}"); // an emoji's second half is no byte
   });
 });
 

@@ -19,7 +19,7 @@ afterAll(async () => {
   rmSync(home, { recursive: true, force: true });
 });
 
-const shell = (stdin: string, args: string[] = []) =>
+const shell = (stdin: string | Uint8Array<ArrayBuffer>, args: string[] = []) =>
   qmpctl(["shell", "-s", qemu.socket, ...args], {
     stdin,
     env: { XDG_STATE_HOME: join(home, "state"), XDG_CACHE_HOME: join(home, "cache") },
@@ -202,6 +202,27 @@ transaction actions=[${action("j2")}]
     );
     expect(together.code).toBe(1);
     expect(await bitmaps()).toEqual([]);
+  });
+
+  test("a transaction with a line that is not UTF-8 is not sent either", async () => {
+    await qemu.control.execute("blockdev-add", { "driver": "null-co", "node-name": "pipe2" });
+    const text = (t: string) => [...new TextEncoder().encode(t)];
+    const input = new Uint8Array([
+      ...text("transaction(\nblock-dirty-bitmap-add node=pipe2 name=u1\nblock-dirty-bitmap-add node=pipe2 name=u"),
+      0xff,
+      ...text("\n)\n"),
+    ]);
+    const { code, stdout } = await shell(input);
+    const desc = String.raw`the line is not UTF-8: 'block-dirty-bitmap-add node=pipe2 name=u\xff'`;
+    expect(stdout).toBe(
+      `${
+        JSON.stringify({ error: { class: "ArgumentError", desc: `${desc} (so the transaction will not be sent)` } })
+      }\n` +
+        '{"error":{"class":"UsageError","desc":"the transaction was not sent: 1 of its lines made no action"}}\n',
+    );
+    expect(code).toBe(1);
+    const nodes = await qemu.control.execute("query-named-block-nodes") as Record<string, unknown>[];
+    expect(nodes.find((n) => n["node-name"] === "pipe2")?.["dirty-bitmaps"]).toBeUndefined();
   });
 
   test("a word after shell (qmp-shell's socket argument) is a usage error, not ignored for -s's VM", async () => {

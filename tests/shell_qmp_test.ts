@@ -7,7 +7,7 @@ import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { QMPCTL } from "./helpers/cli.ts";
 import { startQemu, type TestQemu, waitForMonitorFree } from "./helpers/qemu.ts";
-import { enterLine, useShellHome } from "./helpers/shell.ts";
+import { enterLine, useShellHome, withShell } from "./helpers/shell.ts";
 import { startTerminal, type TerminalSession } from "./helpers/terminal.ts";
 
 let qemu: TestQemu;
@@ -22,15 +22,8 @@ afterAll(() => qemu?.stop());
 const ENV = home.env;
 
 /** A shell on `qemu.socket`, its prompt shown; closed (and QEMU's monitor freed) by `use`. */
-async function use(args: string[], body: (t: TerminalSession) => Promise<void>, columns?: number): Promise<void> {
-  const terminal = await startTerminal([QMPCTL, "shell", "-s", qemu.socket, ...args], { env: ENV(), columns });
-  try {
-    await terminal.waitForLastLine(PROMPT);
-    await body(terminal);
-  } finally {
-    await terminal.close();
-    await waitForMonitorFree(qemu.socket);
-  }
+function use(args: string[], body: (t: TerminalSession) => Promise<void>, columns?: number): Promise<void> {
+  return withShell(qemu.socket, PROMPT, args, { env: ENV(), columns }, body);
 }
 
 /** Type a line at the prompt (the last row), press Enter, and return that row and the `rows` (at least) below it. */
@@ -303,6 +296,56 @@ describe("qmpctl shell on a terminal", () => {
     });
   });
 
+  test("at TRANS>, an unknown action type or a nested transaction( is refused at once, with the closest names", async () => {
+    await use([], async (terminal) => {
+      await terminal.type("transaction(");
+      await terminal.press("Enter");
+      await terminal.waitForLastLine("TRANS>");
+      const refused = " (so the transaction will not be sent)";
+      const enterAction = (line: string) => enterLine(terminal, "TRANS>", line);
+      expect(await enterAction("bogus-cmd x=1")).toEqual([
+        "TRANS> bogus-cmd x=1",
+        `ArgumentError: unknown transaction action 'bogus-cmd'${refused}`,
+      ]);
+      expect(await enterAction("block-dirty-bitmap-ad node=n0 name=b9")).toEqual([
+        "TRANS> block-dirty-bitmap-ad node=n0 name=b9",
+        `ArgumentError: unknown transaction action 'block-dirty-bitmap-ad' (did you mean block-dirty-bitmap-add?)${refused}`,
+      ]);
+      expect(await enterAction("transaction(")).toEqual([
+        "TRANS> transaction(",
+        `UsageError: a transaction is open: end it with ) before another${refused}`,
+      ]);
+      expect(await enter(terminal, ")")).toEqual([
+        "TRANS> )",
+        "UsageError: the transaction was not sent: 3 of its lines made no action",
+      ]);
+    }, 160);
+  });
+
+  test("help CMD shows the arguments CMD takes; help with a word that is no command, or two, says so", async () => {
+    await use([], async (terminal) => {
+      const describe = (command: string) => `(qmpctl describe ${command}: its types in full)`;
+      expect(await enter(terminal, "help query-status", 2)).toEqual([
+        "(vm1) help query-status",
+        "query-status (no arguments)",
+        describe("query-status"),
+      ]);
+      expect(await enter(terminal, "help set_link", 2)).toEqual([
+        "(vm1) help set_link",
+        "set_link name=str up=bool",
+        describe("set_link"),
+      ]);
+      expect(await enter(terminal, "help query-stauts")).toEqual([
+        "(vm1) help query-stauts",
+        "ArgumentError: unknown command 'query-stauts' (did you mean query-stats or query-status?)",
+      ]);
+      expect(await enter(terminal, "help x=1 y=2")).toEqual(["(vm1) help x=1 y=2", "UsageError: usage: help [CMD]"]);
+      await terminal.type("help query-sta"); // CMD completes
+      await terminal.press("Tab");
+      await terminal.waitForLastLine("(vm1) help query-stat");
+    });
+  });
+
   test('{"execute": "quit"}: QEMU quits, and the shell ends with 0 saying so, not as a lost connection', async () => {
     const own = await startQemu();
     const terminal = await startTerminal([QMPCTL, "shell", "-s", own.socket], { env: ENV() });
@@ -311,7 +354,10 @@ describe("qmpctl shell on a terminal", () => {
       await terminal.type('{"execute": "quit"}');
       await terminal.press("Enter");
       expect(await terminal.exitStatus()).toBe(0);
-      expect((await terminal.screen()).at(-1)).toBe("QEMU quit");
+      const screen = await terminal.screen();
+      expect(screen.at(-1)).toBe("QEMU quit");
+      // Its reply (after the SHUTDOWN event), then the end: no prompt drawn for a line that could not run.
+      expect(screen.slice(screen.lastIndexOf("{}"))).toEqual(["{}", "QEMU quit"]);
       expect(await own.process.exited).toBe(0);
     } finally {
       await terminal.close();

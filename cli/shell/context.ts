@@ -46,6 +46,11 @@ export interface ShellMode {
   run(line: string, signal: AbortSignal): Promise<Outcome>;
   /** Candidates for the word that ends `before` (the text left of the cursor). */
   complete(before: string, signal: AbortSignal): Promise<Completion>;
+  /**
+   * A line that cannot be run as written (not UTF-8): its error outcome; inside a
+   * transaction, also a line that made no action, so that the transaction is not sent.
+   */
+  refuse(reason: string): Outcome;
   /** Drop a half-entered construct (a transaction); true if there was one. */
   cancel(): boolean;
 }

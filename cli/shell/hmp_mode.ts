@@ -11,6 +11,7 @@ import { hmpArguments, hmpText, parseCpuIndex } from "../../lib/hmp.ts";
 import { type Completion, matching, wordsBefore } from "./completion.ts";
 import { localError, type Outcome, type ShellContext, type ShellMode } from "./context.ts";
 import { UsageError } from "../options.ts";
+import { ArgumentError } from "../../lib/errors.ts";
 
 export const HMP_LOCAL_HELP = `Local to qmpctl shell --hmp:
   cpu N             run the following commands on CPU N (its cpu-index)
@@ -35,6 +36,10 @@ export class HmpMode implements ShellMode {
 
   cancel(): boolean {
     return false;
+  }
+
+  refuse(reason: string): Outcome {
+    return localError(new ArgumentError(reason));
   }
 
   async run(line: string, signal: AbortSignal): Promise<Outcome> {

@@ -19,9 +19,13 @@ import { History } from "./history.ts";
 import { Screen } from "./screen.ts";
 import { Terminal } from "./terminal.ts";
 import { splitWords } from "./words.ts";
+import { notUtf8 } from "./bytes.ts";
 
 /** What ends the shell when QEMU closes the connection after a quit it was sent. */
 const QEMU_QUIT = Symbol("QEMU quit");
+
+/** How long the shell waits for QEMU to close the connection after it answered a quit (a proxy may keep it open). */
+const QUIT_CLOSE_WAIT_MS = 2000;
 
 /** How long TAB waits for QEMU (the schema, the monitor's help) before it gives up with the bell. */
 const COMPLETION_WAIT_MS = 3000;
@@ -68,6 +72,8 @@ export async function runInteractive(options: InteractiveOptions): Promise<numbe
   /** `promise`, unless the connection is lost or the signal aborts first. */
   const race = <T>(promise: Promise<T>): Promise<T> => Promise.race([promise, ended]);
 
+  /** The wait for the connection's close after QEMU answered a quit (once: one that stays open gets the prompt). */
+  let quitClosing: Promise<void> | undefined;
   /** The text before the cursor whose completions the last key, a TAB, listed (a TAB again lists nothing new). */
   let listedFor: string | undefined;
   terminal.open();
@@ -108,13 +114,17 @@ export async function runInteractive(options: InteractiveOptions): Promise<numbe
           const line = editor.text;
           screen.leave();
           editor.reset();
-          await history.add(line);
-          const outcome = await runLine(line);
+          // A byte that is not UTF-8 is refused, not sent as U+FFFD nor kept in history (as piped lines are).
+          const notText = notUtf8(line);
+          if (notText === undefined) await history.add(line);
+          const outcome = notText === undefined ? await runLine(line) : mode.refuse(notText);
           if (outcome?.kind === "quit") return leave();
           if (outcome?.kind === "error" && outcome.error.class === "CommandNotFound" && mode.kind === "qmp" && !raw) {
             outcome.error.desc += await race(closestCommandsHint(line)); // as exec says it
           }
           if (outcome) screen.print(render(outcome, pretty, raw));
+          // QEMU answered a quit: no prompt for a line that could not run, while it closes the connection.
+          if (shell.quitAnswered) await race(quitClosing ??= delay(QUIT_CLOSE_WAIT_MS));
           draw();
         }
       }
@@ -189,6 +199,11 @@ export async function runInteractive(options: InteractiveOptions): Promise<numbe
     } else terminal.write("\x07"); // nothing to complete: ring the bell
     draw();
   }
+}
+
+/** Resolves after `ms`: a timer that keeps no process alive. */
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => void setTimeout(resolve, ms).unref());
 }
 
 /** An outcome as a person reads it (with --raw, the whole response). */

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { EscapingDecoder } from "./bytes.ts";
 
 /** A key that is not text. */
 export type KeyName =
@@ -91,7 +92,7 @@ export class KeyParser {
   #pending = "";
   /** Inside a bracketed paste (ESC [200~ ... ESC [201~): a TAB there is text, not completion. */
   #pasting = false;
-  readonly #decoder = new TextDecoder();
+  readonly #decoder = new EscapingDecoder(); // a byte that is not UTF-8 kept, for the shell to refuse its line
 
   /** True while an escape sequence has begun and waits for its rest. */
   get waiting(): boolean {
@@ -108,7 +109,7 @@ export class KeyParser {
   }
 
   push(chunk: Uint8Array | string): Key[] {
-    const input = this.#pending + (typeof chunk === "string" ? chunk : this.#decoder.decode(chunk, { stream: true }));
+    const input = this.#pending + (typeof chunk === "string" ? chunk : this.#decoder.decode(chunk));
     this.#pending = "";
     const keys: Key[] = [];
     let text = "";

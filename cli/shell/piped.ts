@@ -262,12 +262,10 @@ const QEMU_QUIT = Symbol("QEMU quit");
 /**
  * Run one line; a line that asks to quit settles as `quit`. A line that could
  * not be read as text (not UTF-8, too long) is not sent: an ArgumentError, as
- * for every line that cannot be sent as written.
+ * for every line that cannot be sent as written (and a transaction it is in is not sent either).
  */
 function submit(mode: ShellMode, line: string | BadLine, signal: AbortSignal) {
-  if (line instanceof BadLine) {
-    return Promise.resolve<Outcome>({ kind: "error", error: { class: "ArgumentError", desc: line.reason } });
-  }
+  if (line instanceof BadLine) return Promise.resolve(mode.refuse(line.reason));
   return mode.run(line, signal);
 }
 

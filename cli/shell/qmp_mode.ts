@@ -7,11 +7,12 @@
  * @module
  */
 import { parseArgumentsJson } from "../../lib/args.ts";
-import { ArgumentError } from "../../lib/errors.ts";
+import { didYouMean } from "../../lib/closest.ts";
+import { ArgumentError, CommandError } from "../../lib/errors.ts";
 import { UsageError } from "../options.ts";
 import { type Completion, matching, NO_COMPLETION, wordsBefore } from "./completion.ts";
 import { localError, NOTHING, type Outcome, type ShellContext, type ShellMode } from "./context.ts";
-import { SchemaView } from "../../lib/schema/mod.ts";
+import { SchemaView, signature, withSchema } from "../../lib/schema/mod.ts";
 import { splitWords } from "./words.ts";
 import { formatTable } from "../exit_status.ts";
 
@@ -27,7 +28,7 @@ ${
     ["transaction(", "start a transaction: each following line is one action"],
     [")", "send the transaction (not if one of its lines failed)"],
     ["events [on|off]", "show events as they arrive, or not"],
-    ["help", "this text"],
+    ["help [CMD]", "this text; with CMD, the arguments CMD takes"],
     ["quit, exit, Ctrl-D", 'leave the shell (QEMU keeps running; send {"execute":"quit"} to end it)'],
   ], 3)
 }
@@ -79,9 +80,7 @@ export class QmpMode implements ShellMode {
       // Trimmed of the blanks sh does not split on (a no-break space pasted from a web page), not of those
       // it does: an escaped one may end the line.
       const words = splitWords(line.replace(/^[^\S \t\n\r]+|[^\S \t\n\r]+$/g, ""));
-      if (words[0] === "help" && words.length === 1 && this.#context.shellWords) {
-        return { kind: "note", text: QMP_HELP };
-      }
+      if (words[0] === "help" && this.#context.shellWords) return await this.#help(words.slice(1), signal);
       const local = this.#context.localCommand(words); // also at TRANS>: no action is called quit or events
       if (local) return local;
       if (this.#actions) return await this.#transactionLine(words, signal);
@@ -94,11 +93,41 @@ export class QmpMode implements ShellMode {
       const args = rest.length > 0 ? await this.#schema.arguments(command, rest, signal) : undefined;
       return await this.#context.execute(command, args, signal);
     } catch (error) {
-      if (!this.#actions || signal.aborted) return localError(error); // a line dropped with Ctrl-C: not sent
-      this.#failedActions++; // a line of a transaction that made no action: the transaction will not go
-      const outcome = localError(error);
-      if (outcome.kind === "error") outcome.error.desc += " (so the transaction will not be sent)";
-      return outcome;
+      return signal.aborted ? localError(error) : this.#failed(error); // a line dropped with Ctrl-C: not sent
+    }
+  }
+
+  refuse(reason: string): Outcome {
+    return this.#failed(new ArgumentError(reason));
+  }
+
+  /** A line that was not run, as its error outcome; in a transaction, one that made no action. */
+  #failed(error: unknown): Outcome {
+    if (!this.#actions) return localError(error);
+    this.#failedActions++; // the transaction will not go
+    const outcome = localError(error);
+    if (outcome.kind === "error") outcome.error.desc += " (so the transaction will not be sent)";
+    return outcome;
+  }
+
+  /**
+   * `help`: the local commands; `help CMD`: the arguments CMD takes, from the
+   * schema, as `qmpctl commands --long` shows them. A mistake here is the
+   * help's own, not a failed line of a transaction it is typed in.
+   */
+  async #help(words: string[], signal: AbortSignal): Promise<Outcome> {
+    if (words.length === 0) return { kind: "note", text: QMP_HELP };
+    if (words.length > 1) return localError(new UsageError("usage: help [CMD]"));
+    const [command] = words;
+    try {
+      const text = await withSchema(this.#context.client, { signal, scope: { command } }, (schema) => {
+        schema.requireCommand(command); // else the closest names
+        return `${command} ${signature(schema, command) || "(no arguments)"}`;
+      });
+      return { kind: "note", text: `${text}\n(qmpctl describe ${command}: its types in full)` };
+    } catch (error) {
+      if (!(error instanceof CommandError) || signal.aborted) return localError(error);
+      return { kind: "note", text: `QEMU has no schema to describe ${command} with (query-qmp-schema: QEMU 2.5)` };
     }
   }
 
@@ -112,8 +141,7 @@ export class QmpMode implements ShellMode {
     const body = close ? words.slice(0, -1) : words;
     let failure = "";
     if (body.length > 0) {
-      const [type, ...rest] = body;
-      const action = this.#schema.actionData(type, rest, signal).then((data) => this.#addAction({ type, data }));
+      const action = this.#action(body, signal).then((action) => this.#addAction(action));
       if (!close) return await action; // its error is counted by run()
       failure = await action.then(() => "", (error) => {
         localError(error); // throws what is not the line's own fault (a lost connection)
@@ -128,6 +156,24 @@ export class QmpMode implements ShellMode {
       throw new UsageError(`${failure}the transaction was not sent: ${failed} of its lines made no action`);
     }
     return this.#context.execute("transaction", { actions }, signal);
+  }
+
+  /**
+   * The action of a transaction line's words: its type checked against the
+   * schema's action types, so that a mistyped one is refused here with the
+   * closest names rather than by QEMU's "does not accept value" (unchecked
+   * without a schema); its data typed as the command of that name's arguments.
+   */
+  async #action([type, ...words]: string[], signal: AbortSignal): Promise<Action> {
+    if (type === "transaction(") throw new UsageError("a transaction is open: end it with ) before another");
+    const types = await this.#schema.actionTypes(signal).catch((error) => {
+      if (signal.aborted) throw error; // Ctrl-C: the line is dropped
+      return undefined; // no schema (QEMU before 2.5): QEMU checks the type
+    });
+    if (types && !types.includes(type)) {
+      throw new ArgumentError(`unknown transaction action '${type}'${didYouMean(type, types)}`);
+    }
+    return { type, data: await this.#schema.actionData(type, words, signal) };
   }
 
   #addAction(action: Action): Outcome {
@@ -168,6 +214,9 @@ export class QmpMode implements ShellMode {
         ...LOCAL_WORDS,
       ];
       return { start, candidates: matching(word, names) };
+    }
+    if (command === "help" && words.length === 1) { // help CMD
+      return { start, candidates: matching(word, await this.#schema.commandNames(signal)) };
     }
     if (command === "events" && words.length === 1 && !inTransaction) {
       return { start, candidates: matching(word, ["off", "on"]) };

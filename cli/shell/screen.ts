@@ -8,11 +8,15 @@
  * Text printed above the prompt comes from QEMU and the guest (results,
  * error text, the human monitor's text, events): its control characters are
  * escaped (cli/controls.ts), so it cannot move the cursor, recolour, retitle or
- * write the clipboard; only its line feeds and tabs act.
+ * write the clipboard; only its line feeds and tabs act. So are those of the
+ * line being typed (pasted, or recalled from history), as readline shows
+ * them visibly: `\x85`, `\u202e`, `\x1b`, and a byte that is not UTF-8 as
+ * `\xff`; the cursor goes by what is shown.
  *
  * @module
  */
-import { escapeControlsKeepLines } from "../controls.ts";
+import { escapeControls, escapeControlsKeepLines } from "../controls.ts";
+import { showEscapedBytes } from "./bytes.ts";
 
 const ESC = "\x1b[";
 
@@ -67,7 +71,7 @@ export class Screen {
     const end = [...shown.text].length;
     const out = shown.cursor === end ? "" : this.#draw({ ...shown, cursor: end }, true);
     // A line that fills its last row left the cursor on the next row already (see #draw).
-    const below = layout([...shown.prompt, ...shown.text], Math.max(1, this.#columns())).fullRow && suffix === "";
+    const below = layout(drawn(shown).chars, Math.max(1, this.#columns())).fullRow && suffix === "";
     this.#shown = undefined;
     this.#cursorRow = 0;
     this.#write(out + suffix + (below ? "\r" : "\r\n"));
@@ -102,9 +106,9 @@ export class Screen {
     if (!shown) return "";
     const columns = Math.max(1, this.#columns());
     if (columns !== this.#drawnColumns) {
-      const promptChars = [...shown.prompt];
-      const { starts, end } = layout([...promptChars, ...shown.text], columns);
-      this.#cursorRow = (starts[promptChars.length + shown.cursor] ?? end).row;
+      const { chars, cursor } = drawn(shown);
+      const { starts, end } = layout(chars, columns);
+      this.#cursorRow = (starts[cursor] ?? end).row;
     }
     const up = this.#cursorRow > 0 ? `${ESC}${this.#cursorRow}A` : "";
     this.#shown = undefined;
@@ -116,13 +120,13 @@ export class Screen {
   #draw(shown: Shown, redraw = false): string {
     let out = redraw ? this.#erase() : "";
     const columns = Math.max(1, this.#columns());
-    const promptChars = [...shown.prompt];
-    const { starts, end, fullRow } = layout([...promptChars, ...shown.text], columns);
-    out += shown.prompt + shown.text;
+    const { chars, cursor } = drawn(shown);
+    const { starts, end, fullRow } = layout(chars, columns);
+    out += chars.join("");
     // When the line ends on the last column the terminal holds the cursor
     // there: go to the next row, where the layout puts the end.
     if (fullRow) out += "\r\n";
-    const at = starts[promptChars.length + shown.cursor] ?? end;
+    const at = starts[cursor] ?? end;
     if (end.row > at.row) out += `${ESC}${end.row - at.row}A`;
     out += "\r" + (at.column > 0 ? `${ESC}${at.column}C` : "");
     this.#shown = shown;
@@ -130,6 +134,22 @@ export class Screen {
     this.#drawnColumns = columns;
     return out;
   }
+}
+
+/**
+ * The prompt and line as the terminal shows them, character by character,
+ * and the index of the one the cursor stands on: the line's control
+ * characters and bytes that are not UTF-8 shown as escapes (`visible`).
+ */
+function drawn(shown: Shown): { chars: string[]; cursor: number } {
+  const line = [...shown.text];
+  const before = [...shown.prompt, ...line.slice(0, shown.cursor).flatMap(visible)];
+  return { chars: [...before, ...line.slice(shown.cursor).flatMap(visible)], cursor: before.length };
+}
+
+/** One character of the line as shown: itself, or the characters of its escape. */
+function visible(char: string): string[] {
+  return [...showEscapedBytes(escapeControls(char))];
 }
 
 interface Place {

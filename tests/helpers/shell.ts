@@ -3,7 +3,9 @@ import { afterAll, beforeAll } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { TerminalSession } from "./terminal.ts";
+import { QMPCTL } from "./cli.ts";
+import { waitForMonitorFree } from "./qemu.ts";
+import { startTerminal, type TerminalSession } from "./terminal.ts";
 
 /** A home directory made before this file's tests and removed after them. */
 export interface ShellHome {
@@ -41,4 +43,22 @@ export async function enterLine(terminal: TerminalSession, prompt: string, line:
     (s) => s.length >= before + rows + 1 && s.at(-1) === prompt,
   );
   return screen.slice(before - 1, -1);
+}
+
+/** `qmpctl shell -s socket args` on a terminal, its `prompt` shown, for `body`; then closed, and QEMU's monitor freed. */
+export async function withShell(
+  socket: string,
+  prompt: string,
+  args: string[],
+  options: { env: Record<string, string>; columns?: number },
+  body: (terminal: TerminalSession) => Promise<void>,
+): Promise<void> {
+  const terminal = await startTerminal([QMPCTL, "shell", "-s", socket, ...args], options);
+  try {
+    await terminal.waitForLastLine(prompt);
+    await body(terminal);
+  } finally {
+    await terminal.close();
+    await waitForMonitorFree(socket);
+  }
 }
