@@ -96,7 +96,8 @@ async function main(): Promise<number> {
   const entry = commandNamed(name) ?? await unknownCommand(name, options);
   const module = await entry.load();
   // A command that waits (ga wait too), or one an option given makes wait (exec --wait-event).
-  let waits = entry.waits === true || entry.waitingWords?.includes(rest[0]) === true;
+  const waitsWhole = entry.waits === true || entry.waitingWords?.includes(rest[0]) === true;
+  let waits = waitsWhole;
   for (const option of options.keys()) {
     const own = findOption(entry.options, "name", option);
     if (!own && !findOption(GLOBAL_OPTIONS, "name", option)) {
@@ -126,10 +127,12 @@ async function main(): Promise<number> {
   const bound = timeoutMs > 0 ? AbortSignal.any([interrupt.signal, AbortSignal.timeout(timeoutMs)]) : interrupt.signal;
   if (timeoutMs > 0) boundOutputWrites(bound);
   // A run that waits ends within a second of its stdout's reader leaving (`wait-event X | head -1`), not at its
-  // next write or its bound, holding the monitor until then; quietly, status 0 (the catch below). Not a
-  // one-shot command: looking costs it start-up, and it ends soon anyway.
+  // next write or its bound, holding the monitor until then; quietly, status 0 (the catch below). A command
+  // that waits as a whole ends so whatever it was doing; one an option makes wait (exec --wait-event) only in
+  // its wait, once its command has been answered: it gets the signal for that (CommandContext.readerGone).
+  // Not a one-shot command: looking costs it start-up, and it ends soon anyway.
   const readerGone = waits && !entry.outlivesStdoutReader ? stdoutReaderGone() : undefined;
-  const signal = readerGone ? AbortSignal.any([bound, readerGone]) : bound;
+  const signal = readerGone && waitsWhole ? AbortSignal.any([bound, readerGone]) : bound;
   const context: CommandContext = {
     words: rest,
     options,
@@ -143,6 +146,7 @@ async function main(): Promise<number> {
       verbose: options.flag("verbose"),
     },
     signal,
+    readerGone: waitsWhole ? undefined : readerGone,
     optionTable: { global: GLOBAL_OPTIONS, commands: COMMANDS, commandLine: commandLineStart },
   };
   try {
@@ -163,9 +167,9 @@ async function main(): Promise<number> {
     } else if (several) return await runOnSeveral(entry, module, context, several, unmatched);
     return await module.run(context);
   } catch (error) {
-    // However the run ended once the reader had left (its wait aborted, a write to the pipe, a target's end):
-    // the reader chose to stop reading, so a BrokenPipeError, status 0, quietly.
-    if (readerGone?.aborted) throw readerGone.reason;
+    // However a run that waits as a whole ended once the reader had left (its wait aborted, a write to the
+    // pipe, a target's end): the reader chose to stop reading, so a BrokenPipeError, status 0, quietly.
+    if (waitsWhole && readerGone?.aborted) throw readerGone.reason;
     if (error instanceof TimeoutError) error.message += ` (--timeout ${formatDuration(timeoutMs)})`;
     // A Ctrl-C reaches ssh too (an ssh:// address: it shares the terminal), whose end may come before the
     // SIGINT is handled: given a turn, a SIGINT that came says the end was the user's (130, quietly), not 3.

@@ -18,7 +18,7 @@ import { formatDuration, parseDuration } from "./duration.ts";
 import { formatTable } from "./exit_status.ts";
 import { awaitedTimeout, checkEventWait, readEventWait, subscribe } from "./event_output.ts";
 import { readTextFile } from "./io/input.ts";
-import { stdoutReaderGoneSignal, writeStdout } from "./io/output.ts";
+import { stdoutReaderGone, writeStdout } from "./io/output.ts";
 import { parentGoneSignal } from "./io/process.ts";
 import { ParsedOptions, UsageError } from "./options.ts";
 import { type CommandContext, connect, formatJson } from "./session.ts";
@@ -177,7 +177,7 @@ async function runModule(context: CommandContext, params: ModuleParams): Promise
   const timeoutMs = duration(params.timeout, "timeout", 0);
   // A task's own `timeout:` kills Ansible's runner, not this process: gone with it, rather than left holding the
   // monitor. The runner's shell stays (qmpctl's parent), but no one reads the output any more.
-  const bounds = [context.signal, parentGoneSignal(), await stdoutReaderGoneSignal()];
+  const bounds = [context.signal, parentGoneSignal(), stdoutReaderGone()];
   const signal = AbortSignal.any(timeoutMs > 0 ? [...bounds, AbortSignal.timeout(timeoutMs)] : bounds);
   const options = new ParsedOptions();
   if (given(params.match)) options.set("match", matchWords(dict(params.match, "match")!));

@@ -139,13 +139,17 @@ export async function run(context: CommandContext): Promise<number> {
     : undefined;
   const wait = events?.readWaitEventOption(context);
   const follow = await longWorkFollower(context, command, Boolean(wait)); // loaded only with --wait-job/--wait-migration
+  // The wait, not the command, ends within a second of stdout's reader leaving (quietly, status 0): the
+  // command goes out and is answered all the same.
+  const { readerGone } = context;
+  const waiting = readerGone ? { ...context, signal: AbortSignal.any([context.signal, readerGone]) } : context;
   return await withClient(context, async (client) => {
     if (typing?.wordsNeedTyping(words)) { // typed and checked by QEMU's schema (cached; loaded only when needed)
       args = await (await schema()).typedArguments(client, command, words, base, { signal: context.signal });
     }
     if (wait) await events!.checkEventWait(client, wait, context.signal);
-    const subscription = wait && events!.subscribe(client, wait, context.signal); // before the command is sent
-    const following = follow?.(context, client, command, args); // listening before the command is sent
+    const subscription = wait && events!.subscribe(client, wait, waiting.signal); // before the command is sent
+    const following = follow?.(waiting, client, command, args); // listening before the command is sent
     await executeAndPrint(context, client, command, args, (value) => formatJson(value, context.global.pretty))
       .catch(async (error) => { // QEMU did not find the command: name the closest ones (from the schema cache)
         if (error instanceof CommandError && error.errorClass === "CommandNotFound") {
@@ -161,7 +165,11 @@ export async function run(context: CommandContext): Promise<number> {
         }
         throw error;
       });
-    if (wait && subscription) await events!.printAwaitedEvents(context, client, subscription, wait);
-    return following ? await following() : 0;
+    try {
+      if (wait && subscription) await events!.printAwaitedEvents(waiting, client, subscription, wait);
+      return following ? await following() : 0;
+    } catch (error) {
+      throw readerGone?.aborted ? readerGone.reason : error; // a BrokenPipeError: status 0, quietly
+    }
   }, { pipeline: true }); // the command goes out behind qmp_capabilities
 }

@@ -46,7 +46,8 @@ export interface CommandEntry {
   /**
    * It waits, but stdout is not where it prints what it waited for (proxy:
    * it is QEMU's, in launch mode; ga wait prints nothing, and its status 0
-   * says the agent answered): a reader of stdout that leaves does not end it. Any other run that waits ends within a second of that reader
+   * says the agent answered): a reader of stdout that leaves does not end
+   * it. Any other run that waits ends within a second of that reader
    * leaving (`qmpctl events | head -1`), quietly, with status 0 (cli.ts).
    */
   outlivesStdoutReader?: true;

@@ -51,10 +51,15 @@ export interface CommandContext {
   options: ParsedOptions;
   global: GlobalOptions;
   /**
-   * Aborts on SIGINT and when `--timeout` runs out; for a command that waits, also (with a BrokenPipeError)
-   * once the reader of stdout has gone (cli.ts).
+   * Aborts on SIGINT and when `--timeout` runs out; for a command that waits as a whole, also (with a
+   * BrokenPipeError) once the reader of stdout has gone (cli.ts).
    */
   signal: AbortSignal;
+  /**
+   * For a one-shot command an option makes wait (exec --wait-event): aborts (with a BrokenPipeError) once the
+   * reader of stdout has gone, which ends its wait, not its command (that goes out and is answered all the same).
+   */
+  readerGone?: AbortSignal;
   /** Every command's options (what `completions` completes), passed in so no command imports the registry. */
   optionTable: OptionTable;
   /** Set when the command runs on several targets: output lines then carry `"socket"`. */

@@ -48,7 +48,7 @@ if [ -n "${SOURCE_DATE_EPOCH:-}" ]; then
 fi
 # Only qmpctl's own checkout: a source tree unpacked inside another repository (a packager's) is not.
 if [ "$(git rev-parse --show-toplevel 2>/dev/null)" = "$(pwd -P)" ]; then
-  [ -n "$man_date" ] || man_date=$(git log -1 --format=%cs)
+  [ -n "$man_date" ] || man_date=$(TZ=UTC0 git log -1 --date=format-local:%Y-%m-%d --format=%cd) # UTC, as the others
   # Only the release tag, v and package.json's version, makes a release version (not a CI run's tag).
   version=$(sed -n 's/^  "version": "\(.*\)",$/\1/p' package.json)
   git tag --points-at HEAD | grep -qxF "v$version" || suffix="+g$(git rev-parse --short HEAD)"

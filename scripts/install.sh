@@ -128,15 +128,18 @@ fi
 # it is new) are made 0755, whatever the umask, and listed in $made, newest first: taken away again, while
 # empty, when nothing gets installed. Those that are there are left as they are (install -d would reset their
 # mode: a 0700 ~/.local/bin, a 2775 root:staff /usr/local/bin).
-tmp="" staged="" made="" installed=false
+tmp="" staged="" staging="" made="" installed=false
 cleanup() {
+  trap '' INT TERM HUP # a second Ctrl-C must not cut the cleanup short
   rm -rf "$tmp"
-  printf '%s' "$staged" | while IFS= read -r file; do rm -f "$file"; done
+  # $staging too: a signal may come between its mktemp and its line in $staged (a renamed one is gone already).
+  printf '%s\n' "$staged" "$staging" | while IFS= read -r file; do [ -z "$file" ] || rm -f "$file"; done
   $installed || printf '%s' "$made" | while IFS= read -r dir; do rmdir "$dir" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 trap 'exit 130' INT # dash runs the EXIT trap on exit, not on death by a signal
-trap 'exit 143' TERM HUP
+trap 'exit 143' TERM
+trap 'exit 129' HUP
 make_dir() { # DIR, and the missing directories above it
   [ -d "$1" ] && return 0
   make_dir "$(dirname "$1")"

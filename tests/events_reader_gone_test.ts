@@ -26,11 +26,15 @@ const WIRE_SENT = /^(\S+: )?> /, WIRE_RECEIVED = /^(\S+: )?< /, WIRE_ANSWER = /^
 
 /**
  * Run `qmpctl -v ARGS | READER` in bash; `ready` resolves once qmpctl has had
- * an answer to every request it sent (it listens from then on: see
- * tests/helpers/listener.ts), `result` when the pipeline has ended. stderr
- * in the result is qmpctl's without its -v lines.
+ * an answer to every request it sent, on each of its `targets` (it listens
+ * from then on: see tests/helpers/listener.ts), `result` when the pipeline
+ * has ended. stderr in the result is qmpctl's without its -v lines.
  */
-function pipeline(args: string[], reader: string): { ready: Promise<void>; result: Promise<PipelineRun> } {
+function pipeline(
+  args: string[],
+  reader: string,
+  targets = 1,
+): { ready: Promise<void>; result: Promise<PipelineRun> } {
   const started = performance.now();
   const script = `"$0" -v "$@" | ${reader}; echo "status \${PIPESTATUS[0]}"`;
   const child = Bun.spawn(["bash", "-c", script, QMPCTL, ...args], { stdout: "pipe", stderr: "pipe" });
@@ -43,10 +47,19 @@ function pipeline(args: string[], reader: string): { ready: Promise<void>; resul
     for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
       text += chunk;
       const lines = text.split("\n").slice(0, -1);
-      const sent = lines.filter((l) => WIRE_SENT.test(l)).length;
-      const answered = lines.filter((l) => WIRE_ANSWER.test(l)).length;
+      // Per target (its label; none with one): a target answered does not say another has even connected.
+      const count = (pattern: RegExp) => {
+        const counts = new Map<string, number>();
+        for (const match of lines.map((l) => l.match(pattern))) {
+          if (match) counts.set(match[1] ?? "", (counts.get(match[1] ?? "") ?? 0) + 1);
+        }
+        return counts;
+      };
+      const sent = count(WIRE_SENT), answered = count(WIRE_ANSWER);
       clearTimeout(quiet);
-      if (sent > 0 && sent === answered) quiet = setTimeout(markReady, 100);
+      if (sent.size === targets && [...sent].every(([target, n]) => answered.get(target) === n)) {
+        quiet = setTimeout(markReady, 100);
+      }
     }
     clearTimeout(quiet);
     markReady();
@@ -122,7 +135,7 @@ describe("a reader that leaves early", () => {
     "several targets: wait-event STOP --count 2 -s A -s B | head -2 ends too, status 0, both monitors free",
     async () => {
       const args = ["-s", qemu.socket, "-s", second, "wait-event", "STOP", "--count", "2", "--timeout", "20s"];
-      const run = pipeline(args, "head -2");
+      const run = pipeline(args, "head -2", 2);
       await run.ready;
       await qemu.control.execute("stop"); // one STOP on each monitor: head takes both lines and leaves
       const { stdout, stderr, ms } = await run.result;
@@ -137,6 +150,26 @@ describe("a reader that leaves early", () => {
       expect(ms).toBeLessThan(10_000);
       expect(await monitorFree(qemu.socket)).toBe(true);
       expect(await monitorFree(second)).toBe(true);
+    },
+    40_000,
+  );
+
+  test(
+    "exec stop --wait-event STOP | true, QEMU up only after the reader left: stop is sent all the same",
+    async () => {
+      // The reader leaves ends the wait, not the command: qmpctl connects once QEMU is there and sends it.
+      const late = join(dirname(second), "late.sock");
+      const args = ["--wait-socket", "15s", "-s", late, "exec", "stop", "--wait-event", "STOP", "--timeout", "20s"];
+      const run = pipeline(args, "true");
+      await Bun.sleep(2500); // more than the second qmpctl takes to see its reader gone
+      const started = await startQemu({ extraArgs: ["-qmp", `unix:${late},server=on,wait=off`] });
+      try {
+        const { stdout, stderr } = await run.result;
+        expect({ stdout, stderr }).toEqual({ stdout: "status 0\n", stderr: "" });
+        expect(await started.control.execute("query-status")).toMatchObject({ running: false, status: "paused" });
+      } finally {
+        await started.stop();
+      }
     },
     40_000,
   );

@@ -123,12 +123,14 @@ test("batch > /dev/full: exit 74, naming the lines that ran (their results are l
     code: 74,
     stderr: "qmpctl: could not write the output: stdout is closed (EBADF); QEMU ran lines 1-2\n",
   });
-  // Only what went to QEMU: not blanks, comments, lines refused here, or a transaction not closed.
+  // Only what went to QEMU: not blanks, comments, lines refused here, or a transaction not closed. (Line 7's
+  // action type is checked against the schema: the input's end may not have been read when the write fails.)
   const input = "stop\n\n# a comment\nbogus x\ncont\ntransaction(\n  stop\n";
-  expect(await run(["-s", server.path, "batch"], ">&-", input)).toEqual({
-    code: 74,
-    stderr: "qmpctl: could not write the output: stdout is closed (EBADF); QEMU ran lines 1, 5\n",
-  });
+  const ranSome = await run(["-s", server.path, "batch"], ">&-", input);
+  expect(ranSome.code).toBe(74);
+  expect(ranSome.stderr).toMatch(
+    /^qmpctl: could not write the output: stdout is closed \(EBADF\); QEMU ran lines 1, 5( \(any input after line 7 was not run\))?\n$/,
+  );
   expect(await run(["-s", server.path, "batch"], ">&-", "transaction(\n  stop\n")).toEqual({ // never closed
     code: 74,
     stderr: "qmpctl: could not write the output: stdout is closed (EBADF); no command was sent\n",

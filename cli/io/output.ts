@@ -459,11 +459,6 @@ export function stdoutReaderGone(): AbortSignal {
   return readerGone = watchedSignal(() => gone?.() ? new BrokenPipeError("the reader of stdout has gone") : undefined);
 }
 
-/** `stdoutReaderGone`, for a caller that awaits it. */
-export function stdoutReaderGoneSignal(): Promise<AbortSignal> {
-  return Promise.resolve(stdoutReaderGone());
-}
-
 /** Whether the reader of the stdout pipe has gone (reason of a signal built with `stdoutReaderGone`). */
 export function stdoutReaderLeft(signal: AbortSignal): boolean {
   return signal.aborted && signal.reason instanceof BrokenPipeError;
