@@ -261,9 +261,10 @@ export class GuestAgent {
   }
 
   /**
-   * Close the connection once the replies still owed (to calls given up) have
-   * come, or nothing has come for 300 ms (at most 1 s while bytes keep
-   * coming); pending calls fail with DisconnectedError.
+   * Close the connection once the replies still owed (to calls pending or
+   * given up) have come, or nothing has come for 300 ms (at most 1 s while
+   * bytes keep coming). A pending call whose reply comes during that wait
+   * gets it; those still pending after it fail with DisconnectedError.
    */
   async close(): Promise<void> {
     await this.#awaitOwedReplies();

@@ -93,7 +93,11 @@ export interface ConnectOptions {
 export interface ExecuteOptions {
   /** Abort the wait for the reply; a reply that comes later is dropped. */
   signal?: AbortSignal;
-  /** The id to send (any JSON value); by default one of the client's own. */
+  /**
+   * The id to send (any JSON value); by default one of the client's own
+   * (`qmpctl-N`, skipping any a caller's call waits on). An id a call still
+   * waits on is refused (ArgumentError).
+   */
   id?: unknown;
   /** Send as `exec-oob` (needs the `oob` capability, which connect enables when offered). */
   oob?: boolean;
@@ -164,6 +168,8 @@ export class QmpClient {
   #negotiated?: Promise<void>;
   #capabilitiesSent = Promise.withResolvers<void>();
   #failure?: QmpError;
+  /** close() ended the session (see #notGreeted). */
+  #closedByCaller = false;
   /** connect(2) said EAGAIN: the server's listen queue was full (for the timeout message). */
   #listenQueueFull = false;
   /** The start of the first chunk the peer sent that was not all blanks (a getty may send a blank line first). */
@@ -192,6 +198,7 @@ export class QmpClient {
    * ```
    * @throws {AddressError | ConnectionError | ConnectTimeoutError | GreetingError | NegotiationError}
    * @throws {TimeoutError | AbortedError} when `signal` ends it first (not a ConnectionError: `connectTimeout`'s bound is)
+   * @throws {DisconnectedError} when the client is closed (from `subscribe`) before it is ready, as its calls are
    */
   static async connect(address: string | Address, options: ConnectOptions = {}): Promise<QmpClient> {
     const client = new QmpClient(typeof address === "string" ? parseAddress(address) : address, options);
@@ -321,8 +328,12 @@ export class QmpClient {
     throw this.#failure ?? new DisconnectedError(`the connection to ${this.address.text} ended before ${what}`);
   }
 
-  /** Close the connection; pending calls fail with DisconnectedError, subscriptions end. */
+  /**
+   * Close the connection; pending calls fail with DisconnectedError, and so
+   * does a `connect` still under way (closed from `subscribe`); subscriptions end.
+   */
   close(): Promise<QmpError | undefined> {
+    if (this.#phase !== "closed") this.#closedByCaller = true;
     this.#shutdown(undefined, "the client closed the connection");
     return this.#closed;
   }
@@ -345,8 +356,7 @@ export class QmpClient {
     if (this.#phase === "closed") { // the wait was abandoned, or the peer failed, while connecting
       transport.close();
       // Under Deno and Node the peer's first bytes (not a greeting) can come before this continuation runs.
-      throw this.#failure ??
-        new GreetingClosedError(`${this.address.text} closed the connection before its QMP greeting`);
+      throw this.#failure ?? this.#notGreeted();
     }
     this.#transport = transport;
     // The greeting may already have arrived: node:net can report data before
@@ -390,7 +400,7 @@ export class QmpClient {
       );
     }
     const inOrder = options.inOrder === true && options.id === undefined && !options.oob;
-    const id = options.id === undefined ? `qmpctl-${this.#nextId++}` : options.id;
+    const id = options.id === undefined ? this.#unusedId() : options.id;
     const key = inOrder ? `#${id}` : idKey(id); // "#..." is no JSON text: no clash with an id's key
     if (this.#pending.has(key)) return Promise.reject(new ArgumentError(`id ${key} is already waiting for a reply`));
     const message: Record<string, unknown> = { [options.oob ? "exec-oob" : "execute"]: command };
@@ -430,6 +440,13 @@ export class QmpClient {
       if (signal?.aborted && this.#pending.delete(key)) this.#updateFlow();
       throw error;
     });
+  }
+
+  /** One of the client's own ids that no call waits on: a caller may have chosen `qmpctl-N` for one. */
+  #unusedId(): string {
+    let id: string;
+    do id = `qmpctl-${this.#nextId++}`; while (this.#pending.has(idKey(id)));
+    return id;
   }
 
   #send(json: string): void {
@@ -579,7 +596,7 @@ export class QmpClient {
     if (this.#phase === "closed") return;
     this.#phase = "closed";
     this.#failure = failure;
-    this.#greetingWaiter?.reject(failure ?? new GreetingError(reason));
+    this.#greetingWaiter?.reject(failure ?? this.#notGreeted());
     this.#transport?.close();
     const closed = failure === undefined || failure instanceof DisconnectedError; // each call says what it awaited
     for (const call of this.#pending.values()) {
@@ -589,6 +606,18 @@ export class QmpClient {
     this.#inOrder = [];
     for (const subscription of this.#subscriptions.keys()) subscription.end(failure);
     this.#markClosed(failure);
+  }
+
+  /**
+   * Why a connect() that has no greeting yet fails when the session ended
+   * without a fault: the caller closed it (a DisconnectedError, as its calls
+   * get, not retried by connectWhenReady), or the peer did.
+   */
+  #notGreeted(): QmpError {
+    const address = this.address.text;
+    return this.#closedByCaller
+      ? new DisconnectedError(`the client closed the connection before the QMP greeting from ${address}`)
+      : new GreetingClosedError(`${address} closed the connection before its QMP greeting`);
   }
 
   /** What connect() waits for now, for its timeout messages. */

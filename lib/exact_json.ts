@@ -154,10 +154,10 @@ export function exactNumber(value: bigint | string): RawJson {
  * `request` as the JSON text to send for `command`, its numbers exact: a
  * BigInt as its digits, and a plain whole number past 2^53 as the integer
  * it holds (`2 ** 60` as `1152921504606846976`, where JSON.stringify prints
- * `1152921504606847000`, which QEMU reads as another integer). Past 64 bits
- * QEMU reads a number as a double, which JSON.stringify's shortest form
- * gives exactly already.
- * @throws {ArgumentError} when its arguments are not JSON (a cycle)
+ * `1152921504606847000`, which QEMU reads as another integer; `1e21` as
+ * its 22 digits, not `1e+21`).
+ * @throws {ArgumentError} when its arguments are not JSON (a cycle, NaN or
+ *   ±Infinity, which JSON.stringify would send as null)
  */
 export function requestJson(command: string, request: Record<string, unknown>): string {
   // Small, the rest in functions of their own: JSC links a function's whole bytecode at its first call, and a
@@ -179,14 +179,19 @@ function exactText(request: Record<string, unknown>): string {
   } catch (error) {
     if (!(error instanceof TypeError)) throw error; // a BigInt (a cycle throws again below)
   }
-  // What needs the replacer, which takes JSON.stringify off its fast path: a BigInt, or a number that a
-  // double may have changed (16 digits and more: past 2^53; a fraction or an exponent only costs the pass).
-  if (text !== undefined && mayChangeAt(text) < 0) return text;
-  return JSON.stringify(request, (_key, value: unknown) => {
-    if (typeof value === "bigint") return json.rawJSON(value.toString());
-    const whole = typeof value === "number" && Number.isInteger(value) && !Number.isSafeInteger(value);
-    return whole && Math.abs(value) < 2 ** 64 ? json.rawJSON(BigInt(value).toString()) : value;
-  });
+  // What needs the replacer, which takes JSON.stringify off its fast path: a BigInt, a number that a
+  // double may have changed (16 digits and more: past 2^53; a fraction or an exponent only costs the pass),
+  // or a null that may have been NaN or ±Infinity (a "null" in a string only costs the pass).
+  if (text !== undefined && mayChangeAt(text) < 0 && !text.includes("null")) return text;
+  return JSON.stringify(request, exactValue);
+}
+
+/** The replacer of `exactText`: a BigInt or a whole number past 2^53 as its digits; no NaN or Infinity. */
+function exactValue(key: string, value: unknown): unknown {
+  if (typeof value === "bigint") return json.rawJSON(value.toString());
+  if (typeof value !== "number" || Number.isSafeInteger(value)) return value;
+  if (!Number.isFinite(value)) throw new TypeError(`${JSON.stringify(key)} is ${value}, which JSON has no number for`);
+  return Number.isInteger(value) ? json.rawJSON(BigInt(value).toString()) : value;
 }
 
 /** Why a request could not be made into JSON, as an ArgumentError. */

@@ -188,7 +188,8 @@ export { DEFAULT_MAX_MESSAGE_BYTES, JsonFramer, MAX_NESTING } from "./framing.ts
  * JavaScript double would change (`18446744073709551615`, `1e400`) is a
  * `JSON.rawJSON` object, which `JSON.stringify` prints as its digits. In
  * arguments sent, a BigInt and a whole number past 2^53 go out as the exact
- * integer they hold; `exactNumber` sends any number's text as written.
+ * integer they hold; `exactNumber` sends any number's text as written; NaN
+ * and ±Infinity, which JSON has no number for, are an ArgumentError.
  *
  * @example
  * ```ts

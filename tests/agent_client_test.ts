@@ -4,7 +4,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { GuestAgent } from "../lib/agent_client.ts";
-import { AbortedError, ArgumentError, CommandError, ConnectTimeoutError } from "../lib/errors.ts";
+import { AbortedError, ArgumentError, CommandError, ConnectTimeoutError, DisconnectedError } from "../lib/errors.ts";
 import { fakeAgent, type FakeAgentConnection, startAgent } from "./helpers/qemu_ga.ts";
 
 /** Send `bytes` one byte per write, so the client gets them in many chunks. */
@@ -179,6 +179,29 @@ describe("GuestAgent.close with replies owed, against a fake agent", () => {
       expect(await client.execute("guest-shutdown", undefined, { signal })).toBeUndefined();
       await expect(client.execute("guest-suspend-ram", undefined, { signal })).rejects.toThrow("GenericError: no");
       await client.close();
+    } finally {
+      agent.stop();
+    }
+  });
+
+  test("a pending call whose reply comes while close() waits for owed replies gets it; one still unanswered fails", async () => {
+    const agent = fakeAgent((request, connection) => {
+      if (request.execute === "guest-sync-delimited") {
+        const id = (request.arguments as { id: number }).id;
+        connection.send(concat(Uint8Array.of(0xff), encode(`{"return": ${id}}\n`)));
+      } else if (request.execute === "guest-slow") {
+        setTimeout(() => connection.send(JSON.stringify({ return: "slow", id: request.id }) + "\n"), 100);
+      }
+    });
+    try {
+      const client = await GuestAgent.connect(agent.path);
+      const slow = client.execute("guest-slow");
+      const hang = client.execute("guest-hang");
+      hang.catch(() => {});
+      await Bun.sleep(20);
+      await client.close();
+      expect(await slow).toBe("slow");
+      await expect(hang).rejects.toBeInstanceOf(DisconnectedError);
     } finally {
       agent.stop();
     }

@@ -324,14 +324,14 @@ describe("execute", () => {
       big: 18446744073709551615n,
       negative: -(2n ** 63n),
       double: 2 ** 60, // JSON.stringify alone: 1152921504606847000, another integer to QEMU
-      past64: 2 ** 70, // past 64 bits QEMU reads a double: the shortest form is that double
+      past64: [2 ** 64, -(2 ** 70), 1e21], // JSON.stringify alone: 18446744073709552000, ..., 1e+21
       text: exactNumber("0.10000000000000000001"),
       plain: [1.5, -0, 9007199254740991],
     }, { inOrder: true });
     expect(sent.at(-1)).toBe(
       '{"execute":"x-set","arguments":{"big":18446744073709551615,"negative":-9223372036854775808,' +
-        '"double":1152921504606846976,"past64":1.1805916207174113e+21,"text":0.10000000000000000001,' +
-        '"plain":[1.5,0,9007199254740991]}}',
+        '"double":1152921504606846976,"past64":[18446744073709551616,-1180591620717411303424,' +
+        '1000000000000000000000],"text":0.10000000000000000001,"plain":[1.5,0,9007199254740991]}}',
     );
     // A BigInt as the id, alone or inside one: sent as its digits, its reply matched.
     expect(await client.execute("x", undefined, { id: 18446744073709551615n })).toEqual({ ok: true });
@@ -339,6 +339,51 @@ describe("execute", () => {
     expect(sent.slice(-2)).toEqual(['{"execute":"x","id":18446744073709551615}', '{"execute":"x","id":{"n":5}}']);
     expect(() => exactNumber('"1"')).toThrow(SyntaxError);
     expect(() => exactNumber("1x")).toThrow(SyntaxError);
+  });
+
+  test("NaN or ±Infinity in arguments (JSON.stringify's null) is an ArgumentError naming the value; nothing sent", async () => {
+    const answering = serve(async (c) => {
+      await c.handshake();
+      for (;;) c.reply(await c.nextRequest(), { ok: true });
+    });
+    const client = await connect(answering);
+    const cases: [Record<string, unknown>, string][] = [
+      [{ ratio: NaN }, '"ratio" is NaN'],
+      [{ limits: [1, Infinity] }, '"1" is Infinity'],
+      [{ nested: { low: -Infinity }, path: "/dev/null" }, '"low" is -Infinity'],
+    ];
+    for (const [args, what] of cases) {
+      const error = await rejection(client.execute("x-set", args));
+      expect(error).toBeInstanceOf(ArgumentError);
+      expect(error.message).toBe(`x-set: its arguments are not JSON: ${what}, which JSON has no number for`);
+    }
+    expect(await client.execute("x-set", { nothing: null, path: "/dev/null" })).toEqual({ ok: true });
+    expect(answering.requests.map((r) => r.execute)).toEqual(["qmp_capabilities", "x-set"]);
+  });
+
+  test("the client's own ids skip one a caller chose in its form (qmpctl-N) while it waits", async () => {
+    const server = serve(async (c) => {
+      await c.handshake();
+      for (;;) {
+        const request = await c.nextRequest();
+        c.reply(request, request.execute);
+      }
+    });
+    const client = await connect(server); // qmp_capabilities took qmpctl-1
+    const results: PromiseSettledResult<unknown>[] = await Promise.allSettled([
+      client.execute("query-name", undefined, { id: "qmpctl-2" }),
+      client.execute("query-status"),
+      client.execute("query-kvm", undefined, { id: "qmpctl-4" }),
+      client.execute("query-uuid"),
+    ]);
+    expect(results).toEqual(
+      ["query-name", "query-status", "query-kvm", "query-uuid"].map((value) => ({ status: "fulfilled", value })),
+    );
+    expect(server.requests.slice(1).map((r) => r.id)).toEqual(["qmpctl-2", "qmpctl-3", "qmpctl-4", "qmpctl-5"]);
+    // A caller's id that a call still waits on is refused, as before.
+    const first = client.execute("a", undefined, { id: "mine" });
+    expect(await rejection(client.execute("b", undefined, { id: "mine" }))).toBeInstanceOf(ArgumentError);
+    expect(await first).toBe("a");
   });
 
   test("sends the command with arguments and an id of its own, and returns the return value", async () => {
@@ -780,6 +825,54 @@ describe("cancellation and close", () => {
     expect(error).toBeInstanceOf(DisconnectedError);
     expect(error.message).toBe(`${server.path} closed the connection before the reply to quit`);
     expect(await client.closed).toBeUndefined();
+  });
+});
+
+describe("closed by the caller while connecting", () => {
+  const expectClosedByCaller = async (pending: Promise<unknown>, before: string) => {
+    const error = await rejection(pending);
+    expect(error).toBeInstanceOf(DisconnectedError);
+    expect(error.message).toBe(`the client closed the connection before ${before}`);
+  };
+
+  test("before the greeting (from subscribe, at once or a moment later): a DisconnectedError saying the client closed it", async () => {
+    const greeting = serve((c) => c.handshake());
+    const silent = serve(() => {});
+    const before = (server: FakeServer) => `the QMP greeting from ${server.path}`;
+    await expectClosedByCaller(connect(greeting, { subscribe: (c) => void c.close() }), before(greeting));
+    await expectClosedByCaller(
+      connect(greeting, { subscribe: (c) => queueMicrotask(() => c.close()) }),
+      before(greeting),
+    );
+    await expectClosedByCaller(
+      connect(silent, { subscribe: (c) => void setTimeout(() => c.close(), 50) }),
+      before(silent),
+    );
+  });
+
+  test("during negotiation: a DisconnectedError, as close() gives every pending call", async () => {
+    const server = serve(async (c) => {
+      c.sendJson(QEMU_GREETING);
+      await c.nextRequest(); // never answered
+    });
+    let client!: QmpClient;
+    const pending = connect(server, {
+      subscribe: (c) => void (client = c),
+      log: (direction) => direction === "send" && queueMicrotask(() => client.close()),
+    });
+    await expectClosedByCaller(pending, "the reply to qmp_capabilities");
+  });
+
+  test("connectWhenReady does not retry it: one try, the caller's close reported", async () => {
+    const server = serve((c) => c.handshake());
+    let tries = 0;
+    const pending = connectWhenReady(server.path, {
+      waitMs: 2000,
+      subscribe: (c) => void (tries++, queueMicrotask(() => c.close())),
+    });
+    await expectClosedByCaller(pending, `the QMP greeting from ${server.path}`);
+    expect(tries).toBe(1);
+    expect(isNotReady(await rejection(pending))).toBe(false);
   });
 });
 

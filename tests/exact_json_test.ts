@@ -1,7 +1,8 @@
 /** parseExact and sameNumber: numbers kept as written, compared exactly. */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { isRawNumber, mayChangeAt, parseExact, sameNumber, wholeDifference } from "../lib/exact_json.ts";
+import { ArgumentError } from "../lib/errors.ts";
+import { isRawNumber, mayChangeAt, parseExact, requestJson, sameNumber, wholeDifference } from "../lib/exact_json.ts";
 
 describe("parseExact", () => {
   test("a number a double would change prints back as written", () => {
@@ -191,5 +192,31 @@ describe("wholeDifference", () => {
   test("not a whole number: undefined", () => {
     expect(wholeDifference(parseExact("1.5"), 1)).toBeUndefined();
     expect(wholeDifference("7", 1)).toBeUndefined();
+  });
+});
+
+describe("requestJson", () => {
+  const sent = (args: Record<string, unknown>) => requestJson("x", { execute: "x", arguments: args });
+
+  test("every whole number past 2^53 goes out as the integer it holds, however large", () => {
+    expect(sent({ n: [2 ** 60, 2 ** 64, -(2 ** 64), 1e21, Number.MAX_VALUE] })).toBe(
+      `{"execute":"x","arguments":{"n":[1152921504606846976,18446744073709551616,-18446744073709551616,` +
+        `1000000000000000000000,${BigInt(Number.MAX_VALUE)}]}}`,
+    );
+    expect(sent({ n: [0.5, 1e-7, 9007199254740991] })).toBe(
+      '{"execute":"x","arguments":{"n":[0.5,1e-7,9007199254740991]}}',
+    );
+  });
+
+  test("NaN and ±Infinity, which JSON.stringify sends as null, are an ArgumentError naming the value", () => {
+    for (const [value, text] of [[NaN, "NaN"], [Infinity, "Infinity"], [-Infinity, "-Infinity"]] as const) {
+      expect(() => sent({ rate: value })).toThrow(ArgumentError);
+      expect(() => sent({ rate: value })).toThrow(
+        `x: its arguments are not JSON: "rate" is ${text}, which JSON has no number for`,
+      );
+    }
+    expect(sent({ none: null, path: "/dev/null" })).toBe(
+      '{"execute":"x","arguments":{"none":null,"path":"/dev/null"}}',
+    );
   });
 });
