@@ -84,7 +84,8 @@ export interface ConnectOptions {
    * execution"), so they run after negotiation. A call made before the
    * answer still fails with negotiation's error when negotiation fails;
    * `connectTimeout` and `signal` go on bounding negotiation. exec-oob waits
-   * until negotiation has enabled `oob`.
+   * until negotiation has enabled `oob`. Not over TCP, where QEMU's Nagle
+   * would hold the second reply for the first's delayed ACK (~40 ms).
    */
   pipeline?: boolean;
 }
@@ -216,14 +217,18 @@ export class QmpClient {
     // Bounded until negotiation is answered, also when `pipeline` returns before that.
     const negotiated = abortable(client.#open({ signal, connectTimeout: limitMs }), signal, abortError);
     negotiated.catch(() => {}); // awaited below
+    // Not over TCP: QEMU's socket has Nagle's algorithm on (its chardev's nodelay=off), so its reply to a
+    // command sent behind qmp_capabilities waits for our ACK of the first reply, which Linux delays ~40 ms;
+    // a command sent once that reply came carries the ACK, and costs one round trip instead.
+    const pipeline = options.pipeline && client.address.kind !== "tcp";
     try {
-      await (options.pipeline ? firstOf(client.#capabilitiesSent.promise, negotiated) : negotiated);
+      await (pipeline ? firstOf(client.#capabilitiesSent.promise, negotiated) : negotiated);
     } catch (error) {
       client.#shutdown(error as QmpError);
       throw error;
     }
     // With `pipeline`, negotiation goes on behind the caller's first commands: its failure ends the session.
-    if (options.pipeline) negotiated.catch((error: QmpError) => client.#shutdown(error));
+    if (pipeline) negotiated.catch((error: QmpError) => client.#shutdown(error));
     return client;
   }
 

@@ -41,6 +41,16 @@ describe("address forms", () => {
       .toEqual(ok());
   });
 
+  test("over TCP the command goes out once qmp_capabilities is answered (QEMU's Nagle: no ~40 ms stall)", async () => {
+    // Behind an unanswered qmp_capabilities, QEMU's second reply would wait for the ACK of its first.
+    const direction = (stderr: string) => stderr.split("\n").filter((l) => l !== "").map((l) => l.slice(0, 1));
+    const tcp = await qmpctl(["-v", "-s", `127.0.0.1:${qemu.tcpPort}`, "exec", "query-name"]);
+    expect(direction(tcp.stderr)).toEqual(["<", ">", "<", ">", "<"]);
+    // Over a UNIX socket it goes right behind it: one round trip fewer.
+    const unix = await qmpctl(["-v", "-s", qemu.socket, "exec", "query-name"]);
+    expect(direction(unix.stderr)).toEqual(["<", ">", ">", "<", "<"]);
+  });
+
   test("[::1]:PORT and tcp:[::1]:PORT over IPv6 loopback", async () => {
     expect(await qmpctl(["-s", `[::1]:${qemu.tcp6Port}`, "exec", "query-status"])).toEqual(ok());
     expect(await qmpctl(["-s", `tcp:[::1]:${qemu.tcp6Port}`, "exec", "query-status"])).toEqual(ok());
