@@ -51,6 +51,11 @@ export function parseAddress(text: string): Address {
   if (text.startsWith("unix:")) {
     const path = qemuOptionValue(text.slice(5), text);
     if (path === "") throw new AddressError(`'${text}' names no socket path: ${FORMS}`);
+    // QEMU's abstract=on names no file: its name, read as a path, would reach another socket or none.
+    const options = text.slice(5).match(/(?:[^,]|,,)+/g)!.slice(1); // after the path (,, is a comma in it)
+    if (options.some((option) => /^abstract(?:=(?:on|yes|true|y))?$/.test(option))) {
+      throw new AddressError(`'${text}': an abstract socket (abstract=on) is not reached: give QEMU a socket path`);
+    }
     return { kind: "unix", path, text };
   }
   if (text.startsWith("tcp:")) {

@@ -62,6 +62,20 @@ describe("parseAddress", () => {
     expect(errorOf(text).message).toStartWith(`'${text}' names no socket path`);
   });
 
+  test.each(["unix:vm1,abstract=on,server=on,wait=off", "unix:vm1,abstract", "unix:/run/vm1,abstract=yes"])(
+    "%p, QEMU's abstract socket, is refused (its name is no path: it would reach another socket or none)",
+    (text) => {
+      expect(errorOf(text).message).toBe(
+        `'${text}': an abstract socket (abstract=on) is not reached: give QEMU a socket path`,
+      );
+    },
+  );
+
+  test("abstract=off, and abstract=on written in a path (,, is a comma), are a path as usual", () => {
+    expect(parseAddress("unix:/run/vm1.qmp,abstract=off")).toMatchObject({ kind: "unix", path: "/run/vm1.qmp" });
+    expect(parseAddress("unix:/run/a,,abstract=on")).toMatchObject({ kind: "unix", path: "/run/a,abstract=on" });
+  });
+
   test.each(["host:0", "host:65536", "[::1]:99999", "tcp:host:70000"])("%p has a port out of range", (text) => {
     expect(errorOf(text).message).toMatch(
       new RegExp(`^'${text.replace(/[[\]]/g, "\\$&")}': port \\d+ is not in 1-65535$`),
