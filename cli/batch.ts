@@ -2,6 +2,7 @@
 import { abortable } from "../lib/abort.ts";
 import type { BadLine } from "./io/input.ts";
 import { exitStatusHelp } from "./exit_status.ts";
+import { dieOf, type FatalSignal, onFatalSignal } from "./io/signals.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, withClient } from "./session.ts";
 import { ShellContext } from "./shell/context.ts";
@@ -96,7 +97,52 @@ function inputFile(context: CommandContext): string | undefined {
   return context.words[0] === "-" ? undefined : context.words[0];
 }
 
-export async function run(context: CommandContext): Promise<number> {
+/**
+ * SIGTERM and SIGHUP, caught for every target under way at once: each ends
+ * as on SIGINT, naming the lines sent and not answered, and qmpctl dies of
+ * the signal once the last has (dying at the first would cut the others' lines).
+ */
+let fatal: FatalSignals | undefined;
+
+interface FatalSignals {
+  abort: AbortController;
+  caught?: FatalSignal;
+  /** The targets under way. */
+  running: number;
+  release: () => void;
+}
+
+export function run(context: CommandContext): Promise<number> {
+  return endingOnFatalSignal(context, runBatch);
+}
+
+async function endingOnFatalSignal(
+  context: CommandContext,
+  work: (context: CommandContext) => Promise<number>,
+): Promise<number> {
+  const shared = fatal ??= catchFatalSignals();
+  shared.running++;
+  try {
+    return await work({ ...context, signal: AbortSignal.any([context.signal, shared.abort.signal]) });
+  } finally {
+    if (--shared.running === 0) {
+      shared.release();
+      fatal = undefined;
+      if (shared.caught) dieOf(shared.caught);
+    }
+  }
+}
+
+function catchFatalSignals(): FatalSignals {
+  const shared: FatalSignals = { abort: new AbortController(), running: 0, release: () => {} };
+  shared.release = onFatalSignal((signal) => {
+    shared.caught ??= signal;
+    shared.abort.abort(new Error(signal));
+  });
+  return shared;
+}
+
+async function runBatch(context: CommandContext): Promise<number> {
   const file = inputFile(context);
   const lines = context.target ? await readSharedInput(context) : undefined;
   // A FILE that cannot be read is told before connecting (a VM that is down would hide it); stdin is not

@@ -384,6 +384,26 @@ describe("qmpctl batch with --timeout", () => {
       server.stop();
     }
   });
+
+  test("QEMU not answering while qmpctl reads its schema to type a line: stderr says so, not stdin", async () => {
+    const server = fakeServer(async (connection) => {
+      await connection.handshake();
+      await connection.closed; // a stopped QEMU: neither query-name nor query-target (the schema's) is answered
+    });
+    try {
+      const { code, stdout, stderr } = await qmpctl(["-s", server.path, "batch", "--timeout", "1s"], {
+        stdin: "query-name\nset_link name=x up=off\nquery-status\n", // all there, and ended
+      });
+      expect({ code, stdout, stderr }).toEqual({
+        code: 124,
+        stdout: "",
+        stderr: `qmpctl: timed out waiting for an answer from ${server.path}; no answer to line 1; line 2 was not ` +
+          "sent: qmpctl was reading QEMU's schema to type it (any input after line 2 was not run) (--timeout 1s)\n",
+      });
+    } finally {
+      server.stop();
+    }
+  });
 });
 
 describe("readLines", () => {

@@ -111,6 +111,11 @@ export async function runPiped(options: PipedOptions): Promise<number> {
   // While waiting for the next line: the connection may be lost, or SIGINT / --timeout come.
   const abortError = abortErrorFor(`the next line ${options.source ? `of ${options.source}` : "on stdin"}`);
   const replyAbortError = abortErrorFor(`the replies to the lines sent to ${client.address.text}`);
+  // While a line waits to be sent, qmpctl waits for QEMU (the schema read to type it), not for the input.
+  const typingAbortError = abortErrorFor(`an answer from ${client.address.text}`);
+  /** The line whose send is awaited, and the one that still was when the abort came. */
+  let sending: number | undefined;
+  let abortedSending: number | undefined;
   let onAbort = () => {};
   const stop = Promise.race([
     outputFailure.promise,
@@ -123,6 +128,7 @@ export async function runPiped(options: PipedOptions): Promise<number> {
     ),
     new Promise<never>((_, reject) => {
       onAbort = () => {
+        abortedSending = sending;
         reject(abortError(signal));
         client.close();
       };
@@ -181,7 +187,9 @@ export async function runPiped(options: PipedOptions): Promise<number> {
       window.push(entry);
       const limit = shell.eventsOn || mode.kind === "hmp" ? 1 : PIPELINE_WINDOW;
       // Wait until this line has been sent (or has settled), so the next is sent after it.
+      sending = entry.line;
       await Promise.race([entry.outcome, sent]).catch(() => {});
+      sending = undefined;
       // A full window drains to half before more lines go, so they go together (one write, not one per reply).
       if (window.length >= limit) { while (window.length > limit >> 1) await drainHead(); }
       if (entry.settled?.kind === "quit") break;
@@ -216,6 +224,7 @@ export async function runPiped(options: PipedOptions): Promise<number> {
     // Print what was answered before the failure; the first command that failed says why.
     // After an abort, the lines in flight failed because it closed the connection: say what was awaited.
     let error = signal.aborted && caught instanceof DisconnectedError ? replyAbortError(signal) : caught;
+    if (abortedSending !== undefined) error = typingAbortError(signal);
     try {
       while (window.length > 0 && !outputBroken) await drainHead(); // nowhere to print them
     } catch (first) {
@@ -227,7 +236,8 @@ export async function runPiped(options: PipedOptions): Promise<number> {
     if (options.nameLines && error instanceof Error) {
       const unsettled = window.filter((w) => !w.settled).map((w) => w.line);
       const unanswered = unsettled.filter((line) => sentLines.includes(line));
-      if (signal.aborted || outputBroken) typing = undefined; // lost because of that, not while typing
+      // Lost because of that, not while typing, unless it came while a line was being typed.
+      if (signal.aborted || outputBroken) typing = abortedSending;
       else typing ??= unsettled.find((line) => !sentLines.includes(line));
       // Output that could not be written (a full disk, a closed stdout) holds no results: say which lines
       // QEMU ran (a transaction's on its closing line, where its result goes).
