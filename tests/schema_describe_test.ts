@@ -90,6 +90,8 @@ describe("completeArgumentWord", () => {
     ["set_link", [], "", ["name=", "up="]],
     ["set_link", ["name=x"], "", ["up="]],
     ["set_link", [], "up=", ["up=false", "up=true"]],
+    ["set_link", [], "up=o", ["up=off", "up=on"]], // every word a bool takes, once one is begun
+    ["set_link", [], "up=Y", ["up=yes"]],
     ["typed", [], "re", ["ref.", "ref=", "refs.", "refs="]],
     ["typed", ["list.0=a"], "list.", ["list.1="]],
     ["typed", [], "refs.", ["refs.0."]],

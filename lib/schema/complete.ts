@@ -49,7 +49,7 @@ export function completeArgumentWord(
   if (eq >= 0) {
     const type = walk(info.args, parts);
     const prefix = current.slice(eq + 1);
-    return valuesOf(schema, type).filter((v) => v.startsWith(prefix)).map((v) => `${key}=${v}`).sort();
+    return valuesOf(schema, type, prefix).map((v) => `${key}=${v}`).sort();
   }
   const parentPath = parts.slice(0, -1);
   const parent = walk(info.args, parentPath);
@@ -80,12 +80,19 @@ function wordsFor(schema: Schema, key: string, type: TypeInfo): string[] {
   ];
 }
 
-/** The values of an enum or bool (or an alternate's such branches). */
-function valuesOf(schema: Schema, type: TypeInfo | undefined): string[] {
+/**
+ * The values of an enum or bool (or an alternate's such branches) that start
+ * with `prefix`. A bool offers false and true; once a letter is typed, every
+ * word a bool takes, in any case (`up=o`: off, on).
+ */
+function valuesOf(schema: Schema, type: TypeInfo | undefined, prefix: string): string[] {
   if (!type) return [];
-  if (type.kind === "enum") return type.values;
-  if (type.kind === "builtin" && type.json === "boolean") return ["false", "true"];
-  if (type.kind === "alternate") return type.members.flatMap((m) => valuesOf(schema, schema.type(m)));
+  if (type.kind === "enum") return type.values.filter((v) => v.startsWith(prefix));
+  if (type.kind === "builtin" && type.json === "boolean") {
+    if (prefix === "") return ["false", "true"];
+    return ["false", "no", "off", "on", "true", "yes"].filter((v) => v.startsWith(prefix.toLowerCase()));
+  }
+  if (type.kind === "alternate") return type.members.flatMap((m) => valuesOf(schema, schema.type(m), prefix));
   return [];
 }
 
