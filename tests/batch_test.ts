@@ -335,32 +335,61 @@ describe("qmpctl batch interrupted", () => {
   });
 });
 
+describe("qmpctl batch ended by SIGTERM or SIGHUP", () => {
+  test.each([["SIGTERM", 143], ["SIGHUP", 129]] as const)(
+    "%s with lines sent and not answered: exit %d, naming them as Ctrl-C does",
+    async (signal, code) => {
+      const { server, sent } = answeringOnlyTheFirst();
+      try {
+        const running = startQmpctl(["-s", server.path, "batch"], { stdin: "query-status\n".repeat(3) });
+        await sent; // its handler is set before it connects
+        running.child.kill(signal);
+        expect(await running.result).toMatchObject({
+          code,
+          stdout: '{"return":{"n":0}}\n',
+          stderr: "qmpctl: interrupted; no answer to lines 2-3, which QEMU may have run\n",
+        });
+      } finally {
+        server.stop();
+      }
+    },
+  );
+});
+
 describe("qmpctl batch interrupted on several targets", () => {
-  test("Ctrl-C: each target under way names its own lines without an answer, labelled; exit 130", async () => {
-    const scripted = [answeringOnlyTheFirst(), answeringOnlyTheFirst()];
-    const servers = scripted.map(({ server }) => server), waiting = scripted.map(({ sent }) => sent);
-    try {
-      // -v: the first line's answer is seen to have come (logged as read) before the Ctrl-C.
-      const answered = new Set<string>(), bothAnswered = Promise.withResolvers<void>();
-      let log = "";
-      const running = startQmpctl(["-v", "-s", servers[0].path, "-s", servers[1].path, "batch"], {
-        stdin: "query-status\n".repeat(3),
-        onStderr: (text) => {
-          log += text;
-          for (const [, socket] of log.matchAll(/^(.*): < \{"return":\{"n":0\}/gm)) answered.add(socket);
-          if (answered.size === 2) bothAnswered.resolve();
-        },
-      });
-      const result = await interrupt(running, Promise.all([...waiting, bothAnswered.promise]));
-      expect(result.code).toBe(130);
-      expect(result.stderr.split("\n").filter((line) => line.startsWith("qmpctl: ")).sort()).toEqual(
-        servers.map((server) => `qmpctl: ${server.path}: interrupted; no answer to lines 2-3, which QEMU may have run`)
-          .sort(),
-      );
-    } finally {
-      for (const server of servers) server.stop();
-    }
-  });
+  test.each([["SIGINT", 130], ["SIGTERM", 143]] as const)(
+    "%s: each target under way names its own lines without an answer, labelled; exit %d",
+    async (signal, code) => {
+      const scripted = [answeringOnlyTheFirst(), answeringOnlyTheFirst()];
+      const servers = scripted.map(({ server }) => server), waiting = scripted.map(({ sent }) => sent);
+      try {
+        // -v: the first line's answer is seen to have come (logged as read) before the signal.
+        const answered = new Set<string>(), bothAnswered = Promise.withResolvers<void>();
+        let log = "";
+        const running = startQmpctl(["-v", "-s", servers[0].path, "-s", servers[1].path, "batch"], {
+          stdin: "query-status\n".repeat(3),
+          onStderr: (text) => {
+            log += text;
+            for (const [, socket] of log.matchAll(/^(.*): < \{"return":\{"n":0\}/gm)) answered.add(socket);
+            if (answered.size === 2) bothAnswered.resolve();
+          },
+        });
+        const ready = Promise.all([...waiting, bothAnswered.promise]);
+        // A Ctrl-C once qmpctl handles it; SIGTERM's handler is set before it connects.
+        const result = signal === "SIGINT"
+          ? await interrupt(running, ready)
+          : await ready.then(() => (running.child.kill(signal), running.result));
+        expect(result.code).toBe(code);
+        expect(result.stderr.split("\n").filter((line) => line.startsWith("qmpctl: ")).sort()).toEqual(
+          servers.map((server) =>
+            `qmpctl: ${server.path}: interrupted; no answer to lines 2-3, which QEMU may have run`
+          ).sort(),
+        );
+      } finally {
+        for (const server of servers) server.stop();
+      }
+    },
+  );
 });
 
 describe("qmpctl batch with --timeout", () => {
