@@ -5,7 +5,7 @@
 import { describe, expect, test } from "bun:test";
 import { GuestAgent } from "../lib/agent_client.ts";
 import { AbortedError, ArgumentError, CommandError, ConnectTimeoutError, DisconnectedError } from "../lib/errors.ts";
-import { fakeAgent, type FakeAgentConnection, startAgent } from "./helpers/qemu_ga.ts";
+import { answerSync, fakeAgent, type FakeAgentConnection, startAgent } from "./helpers/qemu_ga.ts";
 
 /** Send `bytes` one byte per write, so the client gets them in many chunks. */
 async function sendByteByByte(connection: FakeAgentConnection, bytes: Uint8Array): Promise<void> {
@@ -58,10 +58,8 @@ describe("GuestAgent.connect", () => {
 
   test("arguments that are not JSON (a cycle): an ArgumentError, as QmpClient's; nothing sent, the next call answered", async () => {
     const agent = fakeAgent((request, connection) => {
-      if (request.execute === "guest-sync-delimited") {
-        const id = (request.arguments as { id: number }).id;
-        connection.send(concat(Uint8Array.of(0xff), encode(`{"return": ${id}}\n`)));
-      } else connection.send(JSON.stringify({ return: { got: request.execute }, id: request.id }) + "\n");
+      if (answerSync(request, connection)) return;
+      connection.send(JSON.stringify({ return: { got: request.execute }, id: request.id }) + "\n");
     });
     const client = await GuestAgent.connect(agent.path);
     try {
@@ -79,12 +77,7 @@ describe("GuestAgent.connect", () => {
 
   test("an error reply is a CommandError with the agent's class; replies for other ids are dropped", async () => {
     const agent = fakeAgent((request, connection) => {
-      if (request.execute === "guest-sync-delimited") {
-        connection.send(
-          concat(Uint8Array.of(0xff), encode(`{"return": ${(request.arguments as { id: number }).id}}\n`)),
-        );
-        return;
-      }
+      if (answerSync(request, connection)) return;
       connection.send('{"return": "not yours", "id": "someone-else"}\n');
       connection.send(JSON.stringify({ error: { class: "GenericError", desc: "no" }, id: request.id }) + "\n");
     });
@@ -138,10 +131,8 @@ describe("GuestAgent.close with replies owed, against a fake agent", () => {
    */
   const silentOnShutdown = () =>
     fakeAgent((request, connection) => {
-      if (request.execute === "guest-sync-delimited") {
-        const id = (request.arguments as { id: number }).id;
-        connection.send(concat(Uint8Array.of(0xff), encode(`{"return": ${id}}\n`)));
-      } else if (request.execute === "guest-suspend-ram") {
+      if (answerSync(request, connection)) return;
+      if (request.execute === "guest-suspend-ram") {
         connection.send(
           JSON.stringify({ error: { class: "GenericError", desc: "no suspend" }, id: request.id }) + "\n",
         );
@@ -166,10 +157,8 @@ describe("GuestAgent.close with replies owed, against a fake agent", () => {
 
   test("an agent that echoes no ids: the ping's reply, taken by the oldest call (the silent command), still ends it", async () => {
     const agent = fakeAgent((request, connection) => {
-      if (request.execute === "guest-sync-delimited") {
-        const id = (request.arguments as { id: number }).id;
-        connection.send(concat(Uint8Array.of(0xff), encode(`{"return": ${id}}\n`)));
-      } else if (request.execute === "guest-suspend-ram") {
+      if (answerSync(request, connection)) return;
+      if (request.execute === "guest-suspend-ram") {
         connection.send('{"error": {"class": "GenericError", "desc": "no"}}\n');
       } else if (request.execute !== "guest-shutdown") connection.send('{"return": {}}\n'); // no id
     });
@@ -186,10 +175,8 @@ describe("GuestAgent.close with replies owed, against a fake agent", () => {
 
   test("a pending call whose reply comes while close() waits for owed replies gets it; one still unanswered fails", async () => {
     const agent = fakeAgent((request, connection) => {
-      if (request.execute === "guest-sync-delimited") {
-        const id = (request.arguments as { id: number }).id;
-        connection.send(concat(Uint8Array.of(0xff), encode(`{"return": ${id}}\n`)));
-      } else if (request.execute === "guest-slow") {
+      if (answerSync(request, connection)) return;
+      if (request.execute === "guest-slow") {
         setTimeout(() => connection.send(JSON.stringify({ return: "slow", id: request.id }) + "\n"), 100);
       }
     });

@@ -4,7 +4,7 @@ import { rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { qmpctl, qmpctlInShell, startQmpctl } from "./helpers/cli.ts";
 import { startQemu } from "./helpers/qemu.ts";
-import { agentDir, fakeAgent, startAgent, type TestAgent } from "./helpers/qemu_ga.ts";
+import { agentDir, answerSync, fakeAgent, startAgent, type TestAgent } from "./helpers/qemu_ga.ts";
 
 let agent: TestAgent;
 beforeAll(async () => {
@@ -220,10 +220,8 @@ test("ga --help names the agent's socket and its variable for -s; 'ga help' poin
 describe("ga against a fake agent", () => {
   test("an agent that does not echo ids: each reply answers the oldest call (no hang)", async () => {
     const idless = fakeAgent((request, connection) => {
-      if (request.execute === "guest-sync-delimited") {
-        connection.send(new Uint8Array([0xff]));
-        connection.send(`{"return": ${(request.arguments as { id: number }).id}}\n`);
-      } else connection.send(JSON.stringify({ return: { answered: request.execute } }) + "\n");
+      if (answerSync(request, connection)) return;
+      connection.send(JSON.stringify({ return: { answered: request.execute } }) + "\n");
     });
     try {
       const result = await qmpctl(["-s", idless.path, "ga", "guest-get-time", "--timeout", "5s"]);
@@ -235,10 +233,8 @@ describe("ga against a fake agent", () => {
 
   test("an agent that answers with something not JSON: exit 3, the message names the agent", async () => {
     const broken = fakeAgent((request, connection) => {
-      if (request.execute === "guest-sync-delimited") {
-        connection.send(new Uint8Array([0xff]));
-        connection.send(`{"return": ${(request.arguments as { id: number }).id}}\n`);
-      } else connection.send("%%%% not json\n");
+      if (answerSync(request, connection)) return;
+      connection.send("%%%% not json\n");
     });
     try {
       const result = await qmpctl(["-s", broken.path, "ga", "guest-ping", "--timeout", "5s"]);
@@ -320,10 +316,8 @@ describe("commands the agent answers only when they fail (guest-shutdown, guest-
    */
   const agentAnswering = (other?: Record<string, unknown>, hung = false) =>
     fakeAgent((request, connection) => {
-      if (request.execute === "guest-sync-delimited") {
-        connection.send(new Uint8Array([0xff]));
-        connection.send(`{"return": ${(request.arguments as { id: number }).id}}\n`);
-      } else if (request.execute === "guest-ping") {
+      if (answerSync(request, connection)) return;
+      if (request.execute === "guest-ping") {
         if (!hung) connection.send(`{"return": {}, "id": "${request.id}"}\n`);
       } else if (other) connection.send(JSON.stringify({ ...other, id: request.id }) + "\n");
     });

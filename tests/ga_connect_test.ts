@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { GuestAgent } from "../lib/agent_client.ts";
 import { QMPCTL, qmpctl } from "./helpers/cli.ts";
 import { waitUntil } from "./helpers/process_state.ts";
-import { agentDir, fakeAgent, startAgent, type TestAgent } from "./helpers/qemu_ga.ts";
+import { agentDir, answerSync, fakeAgent, startAgent, type TestAgent } from "./helpers/qemu_ga.ts";
 
 let agent: TestAgent;
 beforeAll(async () => {
@@ -105,8 +105,7 @@ describe("ga --wait-socket and a socket that closes before the agent answers the
         return connection.send(JSON.stringify({ return: {}, id: request.id }) + "\n");
       }
       if (++connections < 3) return connection.close(); // not up yet: the socket is there, the agent not
-      connection.send(new Uint8Array([0xff]));
-      connection.send(`{"return": ${(request.arguments as { id: number }).id}}\n`);
+      answerSync(request, connection);
     });
     try {
       const result = await qmpctl(["-s", starting.path, "--wait-socket", "10s", "ga", "guest-ping"]);

@@ -154,6 +154,14 @@ export interface FakeAgentConnection {
   close(): void;
 }
 
+/** Answer a guest-sync-delimited as qemu-ga does (0xFF, then its id); whether `request` was one. */
+export function answerSync(request: Record<string, unknown>, connection: FakeAgentConnection): boolean {
+  if (request.execute !== "guest-sync-delimited") return false;
+  connection.send(new Uint8Array([0xff]));
+  connection.send(`{"return": ${(request.arguments as { id: number }).id}}\n`);
+  return true;
+}
+
 export interface FakeAgent {
   path: string;
   stop(): void;
