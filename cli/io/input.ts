@@ -47,6 +47,11 @@ export class BadLine {
   constructor(readonly reason: string) {}
 }
 
+/** Why a line is not run when it holds bytes that are not UTF-8 (`shown`: each such byte as `\xHH`). */
+export function notUtf8Reason(shown: string): string {
+  return `the line is not UTF-8: '${shown}'`;
+}
+
 /**
  * The lines of a file, or of stdin without `path` (or with "-"), as they
  * arrive: CRLF made LF, the last line without its newline too. Memory stays
@@ -58,7 +63,7 @@ export async function* readLines(path: string | undefined, maxLineBytes: number)
   const tooLong = (bytes: number) => new BadLine(`the line is ${bytes} bytes long, over ${maxLineBytes}`);
   const lineOf = (bytes: Uint8Array) => {
     const text = decodeUtf8(bytes);
-    if (text === undefined) return new BadLine(`the line is not UTF-8: '${showInvalidUtf8(bytes).text}'`);
+    if (text === undefined) return new BadLine(notUtf8Reason(showInvalidUtf8(bytes).text));
     return text.endsWith("\r") ? text.slice(0, -1) : text;
   };
   let pending: Uint8Array[] = [];

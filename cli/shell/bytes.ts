@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { notUtf8Reason } from "../io/input.ts";
 
 /** The first surrogate that stands for a byte (U+DC80..U+DCFF stand for 0x80..0xFF). */
 const ESCAPED_BYTES = 0xdc00;
@@ -78,5 +79,5 @@ export function showEscapedBytes(text: string): string {
 /** Why `line` cannot be run, in the piped shell's words, when it holds bytes that are not UTF-8. */
 export function notUtf8(line: string): string | undefined {
   const shown = showEscapedBytes(line);
-  return shown === line ? undefined : `the line is not UTF-8: '${shown}'`;
+  return shown === line ? undefined : notUtf8Reason(shown);
 }
