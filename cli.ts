@@ -250,13 +250,21 @@ async function runOnSeveral(
 /**
  * The command-line words, refusing one that is not UTF-8 (the runtime would
  * have sent U+FFFD in place of its bad bytes). Only a word holding U+FFFD is
- * checked against the bytes the caller passed.
+ * checked against the bytes the caller passed; where Deno will not let us
+ * read them, a word holding U+FFFD is refused as such.
  * @throws {UsageError} naming the word, its bad bytes as \xHH
  */
 async function checkedArgv(): Promise<string[]> {
   const words = argv();
   if (!words.join("\0").includes("\uFFFD")) return words;
   const raw = await argvBytes(words.length);
+  if (raw === "not granted") {
+    const i = words.findIndex((word) => word.includes("\uFFFD"));
+    throw new UsageError(
+      `'${words[i]}' holds U+FFFD, which stands for bytes that are not UTF-8 (command-line word ${i + 1}): ` +
+        "under Deno qmpctl cannot read the bytes passed without --allow-all (/proc/self/cmdline)",
+    );
+  }
   if (!raw) return words;
   const { decodeUtf8, showInvalidUtf8 } = await import("./lib/utf8.ts");
   raw.forEach((bytes, i) => {
@@ -269,16 +277,28 @@ async function checkedArgv(): Promise<string[]> {
 
 /**
  * Refuse environment variable `name` (an address) when its bytes are not
- * UTF-8, as a command-line word is: the runtime has put U+FFFD in their
- * place, and the path it would name is another one.
- * @throws {UsageError} naming the variable, its bad bytes as \xHH
+ * UTF-8, as a command-line word is: Bun has put U+FFFD in their place, and
+ * the path it would name is another one; Deno throws InvalidData instead.
+ * @throws {UsageError} naming the variable, its bad bytes as \xHH where they can be read
  */
 async function checkedEnv(name: string): Promise<void> {
-  if (!env(name)?.includes("\uFFFD")) return;
+  let notUtf8 = false; // Deno says so; Bun's U+FFFD may stand for bytes that are not
+  try {
+    if (!env(name)?.includes("\uFFFD")) return;
+  } catch (error) {
+    if ((error as Error)?.name !== "InvalidData") throw error;
+    notUtf8 = true;
+  }
   const raw = await envBytes(name);
   const { decodeUtf8, showInvalidUtf8 } = await import("./lib/utf8.ts");
-  if (raw && decodeUtf8(raw) === undefined) {
+  if (raw instanceof Uint8Array && decodeUtf8(raw) === undefined) {
     throw new UsageError(`${name} '${showInvalidUtf8(raw).text}' is not valid UTF-8`);
+  }
+  // Without the bytes (Deno without --allow-all): a U+FFFD Deno decoded is one the caller passed.
+  if (notUtf8) {
+    throw new UsageError(
+      `${name} is not valid UTF-8: under Deno qmpctl cannot read its bytes without --allow-all (/proc/self/environ)`,
+    );
   }
 }
 

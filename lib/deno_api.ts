@@ -6,7 +6,10 @@
  */
 
 /** A permission the library asks Deno about. */
-export type DenoPermission = { name: "read"; path: string } | { name: "run"; command: string };
+export type DenoPermission =
+  | { name: "read"; path: string }
+  | { name: "run"; command: string }
+  | { name: "net"; host: string };
 
 const permissions = (globalThis as {
   Deno?: { permissions?: { querySync?(permission: DenoPermission): { state: string } } };

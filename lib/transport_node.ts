@@ -5,6 +5,7 @@
  * @module
  */
 
+import { denoGrants } from "./deno_api.ts";
 import type {
   AcceptedTransport,
   Connect,
@@ -37,7 +38,7 @@ export const connect: Connect = async (address: SocketAddress, events: Transport
     socket.on("data", (chunk: Uint8Array) => events.data(chunk));
     socket.on("error", (error) => {
       failure = error;
-      if (!connected) reject(error);
+      if (!connected) reject(address.kind === "tcp" ? lookupNotGranted(address, error) ?? error : error);
     });
     socket.on("close", () => {
       if (!connected || closed) return;
@@ -46,6 +47,21 @@ export const connect: Connect = async (address: SocketAddress, events: Transport
     });
   });
 };
+
+/**
+ * Deno without `--allow-net` fails a host name's lookup as EPERM from
+ * getaddrinfo (an IP address's connect, as its own NotCapable error): that
+ * error instead, which the CLI names (exit 2), not a permission the system
+ * denied. Undefined for any other error.
+ */
+function lookupNotGranted(address: { host: string; port: number }, error: Error): Error | undefined {
+  const { code, syscall } = error as { code?: string; syscall?: string };
+  const host = `${address.host.includes(":") ? `[${address.host}]` : address.host}:${address.port}`;
+  if (code !== "EPERM" || syscall !== "getaddrinfo" || denoGrants({ name: "net", host })) return undefined;
+  const notCapable = new Error(`Requires net access to "${host}", run again with the --allow-net flag`);
+  notCapable.name = "NotCapable";
+  return notCapable;
+}
 
 export const listen: Listen = async (path, events) => {
   const { createServer } = await import("node:net");

@@ -53,6 +53,25 @@ timeout 120 node_modules/deno/deno run -q --allow-env --allow-net cli.ts -s "$di
 [ "$code" -eq 2 ] && grep -q "Requires read access.*deno task qmpctl" "$dir/err" ||
   fail "deno run without --allow-read: expected exit 2 naming it, got $code: $(cat "$dir/err")"
 
+# A TCP host name without --allow-net: the same (Deno's lookup fails as EPERM, which is not the system's refusal).
+code=0
+timeout 120 node_modules/deno/deno run -q --allow-env --allow-read --allow-write cli.ts -s localhost:4444 \
+  exec query-status 2>"$dir/err" || code=$?
+[ "$code" -eq 2 ] && grep -q 'Requires net access to "localhost:4444".*deno task qmpctl' "$dir/err" ||
+  fail "-s localhost:4444 without --allow-net: expected exit 2 naming it, got $code: $(cat "$dir/err")"
+
+# A word that is not UTF-8 (Deno makes its bytes U+FFFD; the task cannot read /proc/self/cmdline's): exit 2
+# saying so, nothing sent (-v shows no message). QMPCTL_SOCKET likewise: Deno will not decode it.
+code=0
+deno -v exec qom-get path=$'/machine\xff' property=type 2>"$dir/err" || code=$?
+[ "$code" -eq 2 ] && [ "$(wc -l <"$dir/err")" -eq 1 ] &&
+  grep -q "^qmpctl: 'path=/machine.*' holds U+FFFD, which stands for bytes that are not UTF-8 (command-line word 6)" \
+    "$dir/err" || fail "a word that is not UTF-8: expected exit 2 and one line saying so, got $code: $(cat "$dir/err")"
+code=0
+QMPCTL_SOCKET="$dir/qmp.sock"$'\xff' qmpctl_deno exec query-status 2>"$dir/err" || code=$?
+[ "$code" -eq 2 ] && grep -q "^qmpctl: QMPCTL_SOCKET is not valid UTF-8" "$dir/err" ||
+  fail "QMPCTL_SOCKET not UTF-8: expected exit 2 saying so, got $code: $(cat "$dir/err")"
+
 # A file under /dev such as /dev/stdin: Deno asks --allow-all, which the task does not grant (exit 2, saying so).
 code=0
 echo query-status | deno batch /dev/stdin >/dev/null 2>"$dir/err" || code=$?
@@ -170,7 +189,8 @@ wait "$proxy_pid" || code=$?
 [ "$code" -eq 0 ] || fail "proxy -- QEMU sent SIGTERM: expected exit 0 (QEMU's), got $code: $(cat "$dir/proxy.err")"
 
 echo "deno: exec query-status → $out; unknown command → exit 1; closed stdout → exit 0; full disk → exit 74;" \
-  "a permission missing → exit 2 (ssh:// without --allow-run too, a /dev file without --allow-all); a relative path from another directory;" \
+  "a permission missing → exit 2 (ssh:// without --allow-run too, a host name without --allow-net, a /dev file without --allow-all);" \
+  "a word or QMPCTL_SOCKET not UTF-8 → exit 2, nothing sent; a relative path from another directory;" \
   "a missing ssh named; deno task → $version; schema cache written (in a group-writable directory too), a planted link not followed;" \
   "proxy -- QEMU stopped → QEMU's 0; ga exec → its output and exit 3; the library exits after a silent channel's timeout;" \
   "its connect throws when the peer sends garbage at once"

@@ -18,34 +18,42 @@ export function argv(): string[] {
 }
 
 /**
- * The last `count` command-line words as the bytes the caller passed, or
- * undefined where they cannot be had. The runtime has already decoded argv,
- * replacing bytes that are not UTF-8 by U+FFFD; Linux keeps the bytes in
- * /proc/self/cmdline (words ended by NUL).
+ * The last `count` command-line words as the bytes the caller passed;
+ * "not granted" where the runtime will not let us read them (Deno without
+ * --allow-all), undefined where they cannot be had otherwise. The runtime
+ * has already decoded argv, replacing bytes that are not UTF-8 by U+FFFD;
+ * Linux keeps the bytes in /proc/self/cmdline (words ended by NUL).
  */
-export async function argvBytes(count: number): Promise<Uint8Array[] | undefined> {
+export async function argvBytes(count: number): Promise<Uint8Array[] | "not granted" | undefined> {
   const words = await procWords("/proc/self/cmdline");
+  if (words === "not granted") return words;
   return words && words.length >= count ? words.slice(words.length - count) : undefined;
 }
 
 /**
- * The value of environment variable `name` as the bytes the caller passed,
- * or undefined where they cannot be had (Linux's /proc/self/environ; the
- * runtime has replaced bytes that are not UTF-8 by U+FFFD).
+ * The value of environment variable `name` as the bytes the caller passed;
+ * "not granted" or undefined where they cannot be had, as for argvBytes
+ * (Linux's /proc/self/environ; Bun has replaced bytes that are not UTF-8 by
+ * U+FFFD, Deno throws InvalidData).
  */
-export async function envBytes(name: string): Promise<Uint8Array | undefined> {
+export async function envBytes(name: string): Promise<Uint8Array | "not granted" | undefined> {
   const prefix = new TextEncoder().encode(`${name}=`);
-  const entry = (await procWords("/proc/self/environ"))?.find((word) => prefix.every((byte, i) => word[i] === byte));
-  return entry?.subarray(prefix.length);
+  const words = await procWords("/proc/self/environ");
+  if (words === "not granted") return words;
+  return words?.find((word) => prefix.every((byte, i) => word[i] === byte))?.subarray(prefix.length);
 }
 
-/** The NUL-ended words of a /proc file, or undefined when it cannot be read. */
-async function procWords(path: string): Promise<Uint8Array[] | undefined> {
+/**
+ * The NUL-ended words of a /proc file; "not granted" when Deno's
+ * permissions refuse it (its NotCapable: /proc needs --allow-all), undefined
+ * when it cannot be read otherwise (no /proc: macOS).
+ */
+async function procWords(path: string): Promise<Uint8Array[] | "not granted" | undefined> {
   let bytes: Uint8Array;
   try {
     bytes = bun ? await bun.file(path).bytes() : new Uint8Array((await import("node:fs")).readFileSync(path));
-  } catch {
-    return undefined;
+  } catch (error) {
+    return (error as Error)?.name === "NotCapable" ? "not granted" : undefined;
   }
   const words: Uint8Array[] = [];
   let start = 0;
