@@ -42,6 +42,7 @@ import {
   COMMANDS,
   GLOBAL_OPTIONS,
 } from "./cli/registry.ts";
+import type { Targets } from "./cli/targets.ts";
 import type { CommandContext } from "./cli/session.ts";
 import { VERSION } from "./cli/version.ts";
 
@@ -151,20 +152,23 @@ async function main(): Promise<number> {
   };
   try {
     // Several targets (-s repeated or a glob): the runner is loaded only then.
-    const unmatched = new Map<string, Error>(); // globs that match nothing, beside other targets
     const severalSpelled = sockets.length > 1 || isGlob(sockets[0] ?? "");
     // The line is one target's: several would draw over one another, so an explicit ask is refused, not ignored.
     if (severalSpelled && entry.fanout && options.has("progress")) {
       throw new UsageError("--progress draws one target's line: with -s repeated or a glob, --progress-json");
     }
-    const several = severalSpelled &&
-      await (await import("./cli/fanout.ts")).expandTargets(sockets, waitSocketMs, context.signal, unmatched);
+    const targeting = severalSpelled ? await import("./cli/targets.ts") : undefined;
+    // The targets run as they become known: a glob that matches nothing yet (--wait-socket) holds up none.
+    const several = targeting && entry.fanout && await targeting.startTargets(sockets, waitSocketMs, context.signal);
+    if (several) return await runOnSeveral(entry, module, context, several);
     // A command of one target takes a glob that matches one socket (or one -s given twice) as that socket.
-    if (several && !entry.fanout) {
+    if (targeting) {
+      const unmatched = new Map<string, Error>(); // globs that match nothing, beside other targets
+      const targets = (await targeting.expandTargets(sockets, waitSocketMs, context.signal, unmatched))!;
       if (unmatched.size > 0) throw unmatched.values().next().value;
-      if (several.length > 1) throw new UsageError(`${name} takes one target (-s gave ${several.length} sockets)`);
-      context.global.socket = several[0];
-    } else if (several) return await runOnSeveral(entry, module, context, several, unmatched);
+      if (targets.length > 1) throw new UsageError(`${name} takes one target (-s gave ${targets.length} sockets)`);
+      context.global.socket = targets[0];
+    }
     return await module.run(context);
   } catch (error) {
     // However a run that waits as a whole ended once the reader had left (its wait aborted, a write to the
@@ -238,13 +242,13 @@ async function runOnSeveral(
   entry: CommandEntry,
   module: CommandModule,
   context: CommandContext,
-  targets: string[],
-  failed: ReadonlyMap<string, Error>,
+  targets: Targets,
 ): Promise<number> {
   const fanout = await import("./cli/fanout.ts");
-  const jobs = entry.fanout === "all" ? targets.length : fanout.readJobs(context.options, fanout.DEFAULT_JOBS);
+  // "all": every target at once, those a glob adds later too (one not yet listened to would miss its events).
+  const jobs = entry.fanout === "all" ? Infinity : fanout.readJobs(context.options, fanout.DEFAULT_JOBS);
   await module.prepareTargets?.(context);
-  return await fanout.runOnEach(context, targets, module.run, { jobs, statusOf, failed });
+  return await fanout.runOnEach(context, targets, module.run, { jobs, statusOf });
 }
 
 /**

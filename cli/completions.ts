@@ -288,7 +288,7 @@ async function withConnection<T>(
   if (!named[0]) return undefined;
   // Several VMs (a glob): the names of the first that answers (the VMs of one fleet run one QEMU build, mostly).
   const sockets = isGlob(named[0])
-    ? await (await import("./fanout.ts")).expandTargets([named[0]]).catch(() => []) ?? []
+    ? await (await import("./targets.ts")).expandTargets([named[0]]).catch(() => []) ?? []
     : named;
   const signal = AbortSignal.any([context.signal, AbortSignal.timeout(3 * COMPLETION_CONNECT_MS)]);
   for (const [i, one] of sockets.entries()) {

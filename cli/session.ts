@@ -99,13 +99,26 @@ export function connect(context: CommandContext, session: SessionOptions = {}): 
     ? connectWhenReady(address, { ...options, waitMs })
     : QmpClient.connect(address, options);
   if (context.global.socket !== undefined) return connected;
-  // The address came from the environment: said, for a user who forgot (or never knew of) that export.
+  // The address came from the environment: said, for a user who forgot (or never knew of) that export; and for
+  // a glob there, that it was taken as written (one address: only -s expands a glob).
   return connected.catch((error) => {
     if (error instanceof ConnectionError || error instanceof GreetingError) {
-      error.message += " (the address is $QMPCTL_SOCKET's)";
+      const glob = (address.includes("*") || address.includes("?")) && !address.includes("://") &&
+        causedBy(error, "ENOENT");
+      error.message += glob
+        ? " (the address is $QMPCTL_SOCKET's: a glob is expanded only in -s)"
+        : " (the address is $QMPCTL_SOCKET's)";
     }
     throw error;
   });
+}
+
+/** Whether a system error `code` (ENOENT) is under `error`, through a retry's "still so" wrapper. */
+function causedBy(error: Error, code: string): boolean {
+  for (let cause: unknown = error.cause; cause; cause = (cause as { cause?: unknown }).cause) {
+    if ((cause as { code?: unknown }).code === code) return true;
+  }
+  return false;
 }
 
 /**

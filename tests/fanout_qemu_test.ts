@@ -3,7 +3,7 @@
  * through one directory of socket links, as a host's /run/qemu/*.qmp.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
@@ -123,6 +123,58 @@ describe("several targets over real QEMUs", () => {
     }
   });
 
+  test("--wait-socket: globs that match nothing hold up no other target, and wait out one bound together", async () => {
+    const [late1, late2] = [join(fleet, "late1", "*.qmp"), join(fleet, "late2", "*.qmp")];
+    const sockets = ["-s", late1, "-s", late2, "-s", socketOf(0)];
+    const result = await qmpctl([...sockets, "--wait-socket", "1s", "exec", "query-name"]);
+    expect(lines(result.stdout)[0]).toEqual({ socket: socketOf(0), return: { name: name(0) } }); // answered first
+    expect(lines(result.stdout).slice(1).sort(bySocket)).toEqual([
+      { socket: late1, failure: `no socket matches ${late1} (still so after 1s of retries)` },
+      { socket: late2, failure: `no socket matches ${late2} (still so after 1s of retries)` },
+    ]);
+    expect(result.code).toBe(3);
+    expect(result.ms).toBeGreaterThanOrEqual(1000);
+    expect(result.ms).toBeLessThan(1800); // one bound, not one after the other (2 s)
+  });
+
+  test("--timeout shorter than --wait-socket: the other targets answer; the glob's line says the timeout, exit 124", async () => {
+    const late = join(fleet, "late3", "*.qmp");
+    const args = ["-s", socketOf(1), "-s", late, "--wait-socket", "10s", "--timeout", "1s", "exec", "query-name"];
+    const result = await qmpctl(args);
+    const why = `timed out waiting for the socket to be ready; the last try: no socket matches ${late}`;
+    expect(lines(result.stdout)).toEqual([
+      { socket: socketOf(1), return: { name: name(1) } },
+      { socket: late, failure: why },
+    ]);
+    expect(result).toMatchObject({ code: 124, stderr: `qmpctl: ${why} (--timeout 1s)\n` });
+  });
+
+  test("--wait-socket: a glob that matches once another target has answered joins the run with all it matches", async () => {
+    const later = join(fleet, "later"), staged = join(fleet, "later.staged");
+    mkdirSync(staged);
+    symlinkSync(vms[3].socket, join(staged, "a.qmp"));
+    symlinkSync(vms[4].socket, join(staged, "b.qmp"));
+    try {
+      // The glob's two sockets come at once (a directory renamed into place), once socketOf(2) has answered.
+      const running = await startListening(
+        ["-s", socketOf(2), "-s", join(later, "*.qmp"), "--wait-socket", "3s", "exec", "query-name"],
+        (stderr) => stderr.includes(`${socketOf(2)}: < {"return":{"name"`),
+      );
+      renameSync(staged, later);
+      const { code, stdout } = await running.result;
+      const got = lines(stdout);
+      expect(got[0]).toEqual({ socket: socketOf(2), return: { name: name(2) } });
+      expect(got.slice(1).sort(bySocket)).toEqual([
+        { socket: join(later, "a.qmp"), return: { name: name(3) } },
+        { socket: join(later, "b.qmp"), return: { name: name(4) } },
+      ]);
+      expect(code).toBe(0);
+    } finally {
+      rmSync(later, { recursive: true, force: true });
+      rmSync(staged, { recursive: true, force: true });
+    }
+  });
+
   test("a glob with --jobs 1 gives the same lines, one VM at a time", async () => {
     const { code, stdout } = await qmpctl(["-s", join(fleet, "vm0*.qmp"), "--jobs", "1", "hmp", "info status"]);
     expect(code).toBe(0);
@@ -217,6 +269,30 @@ describe("several targets over real QEMUs", () => {
     ]);
     expect(code).toBe(124);
   });
+
+  test("wait-event beside a glob not there yet (--wait-socket): the other VM is heard from the start", async () => {
+    const late = join(fleet, "late4", "*.qmp");
+    let stderr = "";
+    const sockets = ["-s", late, "-s", socketOf(15), "--wait-socket", "2s"];
+    const running = startQmpctl(["-v", ...sockets, "wait-event", "STOP", "--timeout", "4s"], {
+      onStderr: (text) => (stderr += text),
+    });
+    // The VM stops once qmpctl listens to it, or after 1 s in any case, as a script's VM would.
+    const listening = () => stderr.includes(`${socketOf(15)}: < {"return":{}`); // negotiated: it listens
+    const since = performance.now();
+    while (!listening() && performance.now() - since < 1000) await Bun.sleep(20);
+    await vms[15].control.execute("stop");
+    try {
+      const { code, stdout } = await running.result;
+      expect(lines(stdout).map((line) => [line.socket, line.event ?? line.failure])).toEqual([
+        [socketOf(15), "STOP"],
+        [late, `no socket matches ${late} (still so after 2s of retries)`],
+      ]);
+      expect(code).toBe(3);
+    } finally {
+      await vms[15].control.execute("cont");
+    }
+  }, 10_000);
 
   test("events from three VMs, merged into one stream with their sockets", async () => {
     const three = [8, 9, 10];
@@ -423,6 +499,25 @@ describe("several targets over real QEMUs", () => {
       }
     });
   }
+
+  test("a glob in $QMPCTL_SOCKET is one address, taken as written: the error says only -s expands a glob", async () => {
+    const glob = join(fleet, "vm0?.qmp");
+    const result = await qmpctl(["exec", "query-name"], { env: { QMPCTL_SOCKET: glob } });
+    expect(result).toEqual(expect.objectContaining({
+      code: 3,
+      stdout: "",
+      stderr: `qmpctl: cannot connect to ${glob}: no such socket (ENOENT) ` +
+        "(the address is $QMPCTL_SOCKET's: a glob is expanded only in -s)\n",
+    }));
+    // A missing path without a glob is told as before; -s expands the same glob.
+    const missing = join(fleet, "vm00.qmp");
+    const plain = await qmpctl(["exec", "query-name"], { env: { QMPCTL_SOCKET: missing } });
+    expect(plain.stderr).toBe(
+      `qmpctl: cannot connect to ${missing}: no such socket (ENOENT) (the address is $QMPCTL_SOCKET's)\n`,
+    );
+    const expanded = await qmpctl(["-s", glob, "exec", "query-name"]);
+    expect({ code: expanded.code, count: lines(expanded.stdout).length }).toEqual({ code: 0, count: 9 });
+  });
 
   test("one plain -s prints exactly what it did before: no socket member", async () => {
     const { code, stdout, stderr } = await qmpctl(["-s", socketOf(13), "exec", "query-name"]);

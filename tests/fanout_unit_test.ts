@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative as relativePath } from "node:path";
-import { combinedStatus, expandTargets, isGlob } from "../cli/fanout.ts";
+import { combinedStatus } from "../cli/fanout.ts";
+import { expandTargets, isGlob, startTargets } from "../cli/targets.ts";
 import { globSockets } from "../cli/io/files.ts";
 
 let dir: string;
@@ -114,6 +115,40 @@ describe("expanding -s", () => {
       message: `'${odd}/s\\xff.qmp' matches ${join(odd, "*")}, but its name is not valid UTF-8: qmpctl cannot open it`,
     });
     expect(await globSockets(join(odd, "x*"))).toEqual({ sockets: [], unnamable: [], denied: [] }); // not a socket: left out
+  });
+
+  test("a glob that matches nothing yet (--wait-socket) holds up no target: its sockets join when it matches", async () => {
+    const late = join(dir, "late");
+    const targets = (await startTargets([join(dir, "a.qmp"), join(late, "*.qmp"), join(dir, "b.qmp")], 2000))!;
+    expect({ addresses: targets.addresses, done: targets.done }).toEqual({
+      addresses: [join(dir, "a.qmp"), join(dir, "b.qmp")],
+      done: false,
+    });
+    const changed = targets.changed();
+    mkdirSync(late);
+    for (const name of ["x.qmp", "y.qmp"]) {
+      listeners.push(Bun.listen({ unix: join(late, name), socket: { data() {} } }));
+    }
+    symlinkSync(join(dir, "a.qmp"), join(late, "a.qmp")); // a monitor already there: once
+    await changed;
+    await targets.settled();
+    expect({ addresses: targets.addresses, done: targets.done }).toEqual({
+      addresses: [join(dir, "a.qmp"), join(dir, "b.qmp"), join(late, "x.qmp"), join(late, "y.qmp")],
+      done: true,
+    });
+  });
+
+  test("globs that never match: a failing target each beside others; alone, one error in the order given", async () => {
+    const [never1, never2] = [join(dir, "never1", "*"), join(dir, "never2", "*")];
+    const beside = (await startTargets([never1, join(dir, "a.qmp")], 100))!;
+    await beside.settled();
+    expect(beside.addresses).toEqual([join(dir, "a.qmp"), never1]);
+    expect(beside.failed.get(never1)?.message).toBe(`no socket matches ${never1} (still so after 100ms of retries)`);
+    const alone = (await startTargets([never1, never2], 100))!;
+    await expect(alone.settled()).rejects.toThrow(
+      `no socket matches ${never1} (still so after 100ms of retries); ` +
+        `no socket matches ${never2} (still so after 100ms of retries)`,
+    );
   });
 
   test("a glob that matches no socket is a connection error naming it", async () => {

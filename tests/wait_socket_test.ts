@@ -47,6 +47,19 @@ describe("--wait-socket", () => {
     expect(ms).toBeLessThan(5000);
   });
 
+  test("a glob and a socket that never come, side by side: both wait out the one bound at once (1 s, not 2 s)", async () => {
+    const [glob, socket] = [join(dir, "late-glob", "*.qmp"), join(dir, "late-named.qmp")];
+    const result = await qmpctl(["-s", glob, "-s", socket, "--wait-socket", "1s", "exec", "query-name"]);
+    const got = result.stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+    expect(got.sort((a, b) => a.socket.localeCompare(b.socket))).toEqual([ // one line each, at the one bound
+      { socket: glob, failure: `no socket matches ${glob} (still so after 1s of retries)` },
+      { socket, failure: `cannot connect to ${socket}: no such socket (ENOENT) (still so after 1s of retries)` },
+    ]);
+    expect(result.code).toBe(3);
+    expect(result.ms).toBeGreaterThanOrEqual(1000);
+    expect(result.ms).toBeLessThan(1800);
+  });
+
   test("--wait-socket 0 has no bound of its own, as every duration: --timeout ends it (124), naming the reason", async () => {
     const socket = join(dir, "never0.qmp");
     const result = await qmpctl(["-s", socket, "--wait-socket", "0", "--timeout", "1s", "exec", "query-name"]);
