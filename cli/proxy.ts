@@ -128,8 +128,10 @@ interface Settings {
 
 function readSettings(context: CommandContext, listen: string): Settings {
   const modeText = context.options.text("listen-mode") ?? "0600";
-  if (!/^0?[0-7]{3}$/.test(modeText)) {
-    throw new UsageError(`--listen-mode wants an octal mode like 0660, not '${modeText}'`);
+  // As chmod reads an octal mode: 1 to 3 digits (0 is 000: only root may connect), leading zeros allowed.
+  if (!/^0*[0-7]{1,3}$/.test(modeText)) {
+    const special = /^[0-7]{4,}$/.test(modeText) ? " (setuid, setgid and sticky bits mean nothing on a socket)" : "";
+    throw new UsageError(`--listen-mode wants an octal mode like 0660, not '${modeText}'${special}`);
   }
   const queueText = context.options.text("max-queue");
   return {

@@ -19,29 +19,56 @@ export interface ListenOptions {
 const MAX_SOCKET_PATH_BYTES = 107;
 
 /**
- * Make sure `path` is free to serve: nothing there, or a stale socket file
- * (nothing accepts on it), which is removed.
- * @throws {ConnectionError} when a process serves it, or the file is not a socket
+ * Make sure `path` is free to serve: nothing there, or a stale socket file,
+ * which is removed. Stale means that connecting to it is refused
+ * (ECONNREFUSED: it is bound by no one). Any other failure leaves the file
+ * alone: EAGAIN is a server whose listen queue is full (a QEMU monitor with
+ * one client connected and others waiting), EACCES a socket of another
+ * user's, which may well be served.
+ * @throws {ConnectionError} when a process serves it, or may, or the file is not a socket
  */
 export async function claimSocketPath(path: string): Promise<void> {
   const fs = await import("node:fs/promises");
   const fail = (reason: string) => new ConnectionError(`cannot listen on ${path}: ${reason}`);
   const existing = await fs.lstat(path).catch(() => undefined);
   if (!existing) return;
+  if (existing.isSymbolicLink()) throw fail(await symlinkReason(path));
   if (!existing.isSocket()) throw fail("the file exists and is not a socket");
-  const live = await connectSocket({ kind: "unix", path, text: path }, { data() {}, close() {} }).then(
-    (transport) => (transport.close(), true),
-    () => false,
+  const failure = await connectSocket({ kind: "unix", path, text: path }, { data() {}, close() {} }).then(
+    (transport) => void transport.close(),
+    (error: ConnectionError) => (error.cause ?? error) as { code?: string },
   );
-  if (live) throw fail("another process is serving this socket");
-  await fs.unlink(path).catch(() => {}); // stale: whoever served it has gone
+  if (failure === undefined) throw fail("another process is serving this socket");
+  if (failure.code === "ENOENT") return; // removed meanwhile
+  if (failure.code === "EAGAIN") {
+    throw fail("another process is serving this socket (its listen queue is full: EAGAIN)");
+  }
+  if (failure.code !== "ECONNREFUSED") {
+    throw fail(
+      `cannot tell whether a process serves this socket (connecting to it: ${describeSystemError(failure)}), ` +
+        "so it is left in place; remove it if none does",
+    );
+  }
+  // Stale: whoever served it has gone. Removed only if it is still the file looked at (not one put there since).
+  const now = await fs.lstat(path).catch(() => undefined);
+  if (now?.dev === existing.dev && now.ino === existing.ino) await fs.unlink(path).catch(() => {});
+}
+
+/** Why a symbolic link at the listen path is refused: what it points to, and whether that exists. */
+async function symlinkReason(path: string): Promise<string> {
+  const { readlink, stat } = await import("node:fs/promises");
+  const target = await readlink(path).catch(() => "?");
+  const found = await stat(path).then(() => true, () => false);
+  return `it is a symbolic link (to ${target}${found ? "" : ", which does not exist"}), which the proxy neither ` +
+    "follows nor replaces";
 }
 
 /**
  * Serve a UNIX socket at `path`, created with `mode` from its first instant:
  * it is bound in a private directory beside `path`, given its mode, then
- * linked into place. A stale socket file (nothing accepts on it) is
- * replaced; a live one, or a file that is not a socket, is an error.
+ * linked into place. A stale socket file (connecting to it is refused) is
+ * replaced; any other (served, busy, not ours to open), or a file that is not
+ * a socket, is an error.
  * Closing the listener removes the socket file, if it is still this one (not
  * one another server put there since).
  * @throws {ConnectionError} naming the path and the reason

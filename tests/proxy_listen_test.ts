@@ -1,15 +1,19 @@
 /**
  * Where and how `qmpctl proxy` listens: `--listen` takes a UNIX socket path
- * (PATH or unix:PATH, never TCP), `--max-queue` a bound it can keep, and at
- * the file-descriptor limit the proxy says so once, turns new clients away
- * without spinning, and serves again once some leave.
+ * (PATH or unix:PATH, never TCP), `--listen-mode` a mode as chmod reads it,
+ * `--max-queue` a bound it can keep; a socket file there is replaced only
+ * when it is stale (connecting is refused), never one a process serves or
+ * may serve; and at the file-descriptor limit the proxy says so once, turns
+ * new clients away without spinning, and serves again once some leave.
  */
 import { afterEach, expect, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, readFileSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
+import { QmpClient } from "../lib/client.ts";
 import { qmpctl } from "./helpers/cli.ts";
 import { fakeServer } from "./helpers/fake_server.ts";
 import { negotiatedClient, rawClient, startProxy } from "./helpers/proxy.ts";
+import { startQemu } from "./helpers/qemu.ts";
 import { scratchDir } from "./helpers/scratch.ts";
 
 const cleanups: (() => unknown)[] = [];
@@ -77,6 +81,80 @@ test("a directory where the system refuses a socket (/proc) is not said to be mi
       code: 3,
       stderr: `qmpctl: cannot listen on ${listen}: ${reason}\n`,
     });
+  }
+});
+
+test("a busy QEMU monitor (one client on it, its listen queue full) is not taken over: exit 3, the monitor kept", async () => {
+  const qemu = await startQemu();
+  cleanups.push(() => qemu.stop());
+  const holder = await QmpClient.connect(qemu.socket);
+  const waiting: { end(): void }[] = [];
+  while (waiting.length < 64) { // raw clients wait in its queue until connect(2) says EAGAIN
+    const socket = await Bun.connect({ unix: qemu.socket, socket: { data() {} } }).catch(() => undefined);
+    if (!socket) break;
+    waiting.push(socket);
+  }
+  const monitor = lstatSync(qemu.socket).ino;
+  const result = await qmpctl(["proxy", "-s", answeringUpstream(), "--listen", qemu.socket], { killAfterMs: 5000 });
+  for (const client of waiting) client.end();
+  await holder.close();
+  expect(result).toMatchObject({
+    code: 3,
+    stderr: `qmpctl: cannot listen on ${qemu.socket}: another process is serving this socket (its listen queue is ` +
+      "full: EAGAIN)\n",
+  });
+  expect(lstatSync(qemu.socket).ino).toBe(monitor); // still QEMU's monitor socket, not removed or replaced
+  expect(await qmpctl(["-s", qemu.socket, "exec", "query-name"])).toMatchObject({ code: 0, stdout: "{}\n" });
+});
+
+test("another user's socket, which qmpctl may not open, is left in place: exit 3, saying why it cannot tell", async () => {
+  const dir = scratchDir("qmpctl-proxy-listen-");
+  chmodSync(dir, 0o777); // anyone may make and remove files here
+  const path = join(dir, "live.sock");
+  await servingProxy(path); // root's, mode 0600
+  const result = await qmpctl(["proxy", "-s", "/nonexistent", "--listen", path], { runAs: 65534 });
+  expect(result).toMatchObject({
+    code: 3,
+    stderr: `qmpctl: cannot listen on ${path}: cannot tell whether a process serves this socket (connecting to ` +
+      "it: permission denied (EACCES)), so it is left in place; remove it if none does\n",
+  });
+  expect(await qmpctl(["-s", path, "exec", "query-name"])).toMatchObject({ code: 0, stdout: "{}\n" });
+});
+
+test("a symbolic link at the listen path is refused (exit 3), saying so and where it points", async () => {
+  const dir = scratchDir("qmpctl-proxy-listen-");
+  const upstream = answeringUpstream();
+  symlinkSync("missing.sock", join(dir, "dangling.sock"));
+  symlinkSync(upstream, join(dir, "linked.sock"));
+  for (
+    const [name, target] of [["dangling.sock", "missing.sock, which does not exist"], ["linked.sock", upstream]]
+  ) {
+    expect(await qmpctl(["proxy", "-s", upstream, "--listen", join(dir, name)])).toMatchObject({
+      code: 3,
+      stderr: `qmpctl: cannot listen on ${join(dir, name)}: it is a symbolic link (to ${target}), which the proxy ` +
+        "neither follows nor replaces\n",
+    });
+  }
+  expect(lstatSync(join(dir, "dangling.sock")).isSymbolicLink()).toBe(true);
+});
+
+test("--listen-mode reads a mode as chmod does: 0 (only root may connect), 66, 0660; setuid bits refused", async () => {
+  const dir = scratchDir("qmpctl-proxy-listen-");
+  for (const [mode, bits] of [["0", 0o000], ["66", 0o066], ["0660", 0o660]] as const) {
+    const path = join(dir, `m${mode}.sock`);
+    const proxy = startProxy(["-s", answeringUpstream(), "--listen", path, "--listen-mode", mode]);
+    cleanups.push(() => proxy.child.kill("SIGKILL"));
+    await proxy.ready;
+    expect(lstatSync(path).mode & 0o7777).toBe(bits);
+  }
+  expect(await qmpctl(["-s", join(dir, "m0.sock"), "exec", "query-name"])).toMatchObject({ code: 0, stdout: "{}\n" });
+  expect(await qmpctl(["-s", join(dir, "m0.sock"), "exec", "query-name"], { runAs: 65534 })).toMatchObject({
+    code: 3,
+    stderr: `qmpctl: cannot connect to ${join(dir, "m0.sock")}: permission denied (EACCES)\n`,
+  });
+  for (const [mode, why] of [["4660", " (setuid, setgid and sticky bits mean nothing on a socket)"], ["rw", ""]]) {
+    expect(await qmpctl(["proxy", "-s", "/nonexistent", "--listen", join(dir, "x.sock"), "--listen-mode", mode]))
+      .toMatchObject({ code: 2, stderr: `qmpctl: --listen-mode wants an octal mode like 0660, not '${mode}'${why}\n` });
   }
 });
 

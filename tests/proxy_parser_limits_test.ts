@@ -6,7 +6,8 @@
  * abort. The proxy refuses such a message with the client's id instead.
  * (QEMU reads a monitor at a few hundred KB/s: the boundary itself, where a
  * message goes through whole, is tested on a scripted server in
- * proxy_fake_test.ts.)
+ * proxy_fake_test.ts.) And an id QEMU's parser refuses (a lone surrogate,
+ * a noncharacter): answered as QEMU answers it, without an id.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { negotiatedClient, type RunningProxy, startProxiedQemu, stopProxiedQemu } from "./helpers/proxy.ts";
@@ -56,3 +57,24 @@ test("a message past QEMU's token limit is refused with its id; the commands hid
   client.close();
   other.close();
 }, 30_000);
+
+test("an id QEMU's parser refuses (a lone surrogate, a noncharacter) is answered as QEMU does, without it; nothing runs", async () => {
+  const { client } = await negotiatedClient(shared);
+  const lone = (unit: string) => ({
+    error: { class: "GenericError", desc: `JSON parse error, \\u${unit} is not a valid Unicode character` },
+  });
+  client.send('{"execute":"stop","id":"\\ud800"}');
+  client.send('{"execute":"stop","id":["x","\\udfff"]}');
+  client.send('{"execute":"stop","arguments":{"a\\ud801":1},"id":"\\udc01"}'); // QEMU names the first in the text
+  client.send('{"execute":"stop","id":"\ufdd0"}');
+  client.send('{"execute":"query-name","id":"\\ud800\\udc00"}'); // a pair is one character
+  expect(await client.replies(5)).toEqual([
+    lone("d800"),
+    lone("dfff"),
+    lone("d801"),
+    { error: { class: "GenericError", desc: "JSON parse error, invalid UTF-8 sequence in string" } },
+    { return: {}, id: "\u{10000}" },
+  ]);
+  expect(await qemu.control.execute("query-status")).toMatchObject({ running: true }); // no stop ran
+  client.close();
+});

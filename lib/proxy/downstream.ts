@@ -9,7 +9,7 @@
  */
 import { JsonFramer, MAX_NESTING, NOT_AN_OBJECT } from "../framing.ts";
 import type { AcceptedTransport, TransportEvents } from "../transport.ts";
-import { duplicateKey, refusedByQemuParser } from "../parser_limits.ts";
+import { duplicateKey, measureJson, refusedByQemuParser } from "../parser_limits.ts";
 
 const NEWLINE = 0x0a;
 
@@ -214,6 +214,9 @@ export class Downstream {
       return this.#error(m, "GenericError", "QMP input member 'exec-oob' is unexpected");
     }
     const refused = refusedByQemuParser(m);
+    const badId = refusedId(m);
+    // QEMU reads no id it cannot parse and answers without one; so does the proxy (a nesting too deep, found first, named).
+    if (badId) return this.#error(undefined, "GenericError", refused === NESTING_REFUSAL ? refused : badId);
     if (refused) return this.#error(m, "GenericError", refused);
     if (++this.#forwarded - this.#answered >= this.#limits.maxInFlight && !this.#paused) {
       this.#paused = true; // the client pipelines faster than QEMU answers: let the kernel hold the rest
@@ -285,6 +288,24 @@ function malformedRequest(m: Record<string, unknown>): string | undefined {
     } else if (name !== "id") return `QMP input member '${name}' is unexpected`;
   }
   return hasExecute ? undefined : "QMP input lacks member 'execute'";
+}
+
+const NESTING_REFUSAL = "JSON nesting depth limit exceeded";
+
+/**
+ * Why QEMU's parser refuses a client's id, which refusedByQemuParser leaves
+ * out (the proxy's own id goes to QEMU in its place): a lone surrogate or a
+ * noncharacter in it. Undefined when there is none. QEMU names the first
+ * lone surrogate of the whole message, the arguments' if they come first.
+ */
+function refusedId(m: Record<string, unknown>): string | undefined {
+  if (typeof m.id !== "string" && (typeof m.id !== "object" || m.id === null)) return undefined;
+  const id = measureJson(m.id);
+  if (id.loneSurrogate === undefined && !id.noncharacter) return undefined;
+  const lone = measureJson(m).loneSurrogate;
+  return lone === undefined
+    ? "JSON parse error, invalid UTF-8 sequence in string"
+    : `JSON parse error, \\u${lone.toString(16)} is not a valid Unicode character`;
 }
 
 /** Whether `line` is one JSON value other than an object (which QEMU's parser takes, to refuse it). */
