@@ -38,6 +38,7 @@ export interface BunStats {
 
 /** A child from `Bun.spawn` with its stderr piped. */
 export interface BunChild {
+  pid: number;
   exited: Promise<number>;
   signalCode: string | null;
   stderr: ReadableStream<Uint8Array>;

@@ -11,7 +11,14 @@ import type { Address } from "./address.ts";
 import { abortable } from "./abort.ts";
 import { type ConnectOptions, QmpClient } from "./client.ts";
 import { formatDuration } from "./duration.ts";
-import { ConnectionError, ConnectTimeoutError, GreetingClosedError } from "./errors.ts";
+import {
+  AbortedError,
+  abortErrorFor,
+  ConnectionError,
+  ConnectTimeoutError,
+  GreetingClosedError,
+  TimeoutError,
+} from "./errors.ts";
 
 /** Options of `connectWhenReady`: those of `QmpClient.connect`, and how long to keep trying. */
 export interface ConnectWhenReadyOptions extends ConnectOptions {
@@ -51,14 +58,24 @@ export function isNotReady(error: unknown): boolean {
  * @throws {ConnectionError} naming the last reason once `waitMs` has passed
  */
 export function connectWhenReady(address: string | Address, options: ConnectWhenReadyOptions): Promise<QmpClient> {
-  return retryWhileNotReady(() => QmpClient.connect(address, options), options.waitMs, options.signal);
+  const remote = typeof address === "string" ? address.startsWith("ssh://") : address.kind === "ssh";
+  const connect = () => QmpClient.connect(address, options);
+  return retryWhileNotReady(connect, options.waitMs, options.signal, isNotReady, remote);
+}
+
+/** What a retry waits for, cut short (--timeout, Ctrl-C): the socket, and why the last try found it not ready. */
+function lastTry(error: Error): string {
+  return `the socket to be ready; the last try: ${error.message}`;
 }
 
 /**
  * `connect()` (to a monitor, or a guest agent), retried while it fails as
  * not ready (`notReady`: `isNotReady`, or a peer's own wider test), until
  * `waitMs` has passed or `signal` aborts; with `waitMs` 0 (no --wait-socket),
- * tried once, its error as it is.
+ * tried once, its error as it is. `remote`: the socket is reached through
+ * ssh, whose try tells nothing of it until it ends (ssh getting through, then
+ * saying whether the remote socket opened): `signal` cutting a try short is
+ * then said as between tries, with the last try's reason.
  * @throws {ConnectionError} naming the last reason once `waitMs` has passed
  */
 export async function retryWhileNotReady<T>(
@@ -66,15 +83,21 @@ export async function retryWhileNotReady<T>(
   waitMs: number,
   signal?: AbortSignal,
   notReady: (error: unknown) => boolean = isNotReady,
+  remote = false,
 ): Promise<T> {
   if (waitMs <= 0) return await connect();
   const deadline = Date.now() + waitMs;
   let pause = FIRST_PAUSE_MS;
+  let last: Error | undefined;
   for (;;) {
     try {
       return await connect();
     } catch (error) {
+      // A try that `signal` cut short, over ssh: said as a cut between tries is (below), by the last try's reason.
+      const cutShort = error instanceof TimeoutError || error instanceof AbortedError;
+      if (remote && last && cutShort && signal?.aborted) throw abortErrorFor(lastTry(last))(signal);
       if (!notReady(error)) throw error;
+      last = error as Error;
       const left = deadline - Date.now();
       if (left <= 0) {
         if (error instanceof StillNotReadyError) throw error; // an inner retry's: said once
@@ -85,8 +108,7 @@ export async function retryWhileNotReady<T>(
       }
       const wait = Math.min(pause, left);
       // Cut short (--timeout, Ctrl-C): the message names the socket and why it was not ready, as at the bound.
-      const what = `the socket to be ready; the last try: ${(error as Error).message}`;
-      await abortable(new Promise((resolve) => setTimeout(resolve, wait)), signal, what);
+      await abortable(new Promise((resolve) => setTimeout(resolve, wait)), signal, lastTry(last));
       pause = Math.min(pause * 2, LONGEST_PAUSE_MS);
     }
   }

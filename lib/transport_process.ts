@@ -14,7 +14,7 @@ export interface Child {
   readonly exited: Promise<number | null>;
   /** Whether it has ended. */
   readonly done: boolean;
-  /** Send SIGTERM, or `signal` (nothing when it has ended). */
+  /** Send SIGTERM, or `signal` (nothing when it has ended): to its whole group when it leads one (`detached`). */
   kill(signal?: "SIGTERM" | "SIGKILL"): void;
   /** Send SIGTERM, and SIGKILL if it has not ended `graceMs` later (a child may miss or ignore a SIGTERM). */
   stop(graceMs: number): void;
@@ -22,7 +22,13 @@ export interface Child {
 
 /** How to start a child. */
 export interface SpawnOptions {
-  /** In its own session (setsid): the terminal's Ctrl-C then reaches only the parent. */
+  /**
+   * In its own session (setsid): the terminal's Ctrl-C then reaches only the parent. The child then leads a
+   * process group of its own, which `kill` and `stop` signal whole, so that what it started ends with it
+   * (ssh's ProxyCommand or ProxyJump ssh, the ssh of a wrapper script that does not exec), also what of
+   * the group outlives it then. A child that ends by itself leaves its group alone: a daemon it forks (ssh's
+   * ControlPersist master, as ssh hands over to it and exits) is in the group until it makes its own session.
+   */
   detached: boolean;
   /** Called with each chunk of the child's stderr, as text. */
   stderr(text: string): void;
@@ -51,15 +57,46 @@ function settledWithin(work: Promise<unknown>, ms: number): Promise<void> {
   return Promise.race([work.then(() => {}), limit]).finally(() => clearTimeout(timer));
 }
 
-/** A Child over a started process: done once it exited and its stderr was read (or the grace ran out). */
+/**
+ * Send `signal` to process group `id`, to what is left of it: whether any process was there to take it.
+ * Only for a child started detached, which leads its own group: a group's id is the pid of the process that
+ * made it, and the kernel gives no new process a pid still in use as a group's id, so `id` (the child's pid,
+ * free when it was forked) is no group of qmpctl's own. It names the child's group while the child is not
+ * yet reaped, and after that while any process of the group is left: no other can take its id until then.
+ */
+function signalGroup(id: number, signal: "SIGTERM" | "SIGKILL" | 0): boolean {
+  try {
+    process.kill(-id, signal);
+    return true;
+  } catch {
+    return false; // ESRCH: none left
+  }
+}
+
+/**
+ * A Child over a started process: done once it exited and its stderr was read (or the grace ran out).
+ * `group`: its pid when it leads its own process group (started detached).
+ */
 function startedChild(
   exitCode: Promise<number | null>,
   stderrEnded: Promise<void>,
   kill: (signal: "SIGTERM" | "SIGKILL") => void,
+  group: number | undefined,
 ): Child {
   let done = false;
+  let signalled = false;
+  // The whole group; the child alone if it leads none after all (a runtime that did not make its session).
+  const signalAll = (signal: "SIGTERM" | "SIGKILL") => {
+    signalled = true;
+    if (group === undefined || !signalGroup(group, signal)) kill(signal);
+  };
   const exited = exitCode.then(async (code) => {
+    // Told to end, it did; what of its group is still there (a wrapper's ssh that missed its SIGTERM) is
+    // killed once its stderr is read. Looked at right after the reap: its id, still in use then, can be
+    // no other group's; a moment later only if the whole pid space came round.
+    const left = signalled && group !== undefined && signalGroup(group, 0) ? group : undefined;
     await settledWithin(stderrEnded, STDERR_GRACE_MS);
+    if (left !== undefined) signalGroup(left, "SIGKILL");
     done = true;
     return code;
   });
@@ -68,10 +105,10 @@ function startedChild(
     get done() {
       return done;
     },
-    kill: (signal = "SIGTERM") => void (done || kill(signal)),
+    kill: (signal = "SIGTERM") => void (done || signalAll(signal)),
     stop(graceMs) {
       if (done) return;
-      kill("SIGTERM");
+      signalAll("SIGTERM");
       // Not kept past the child's end: a running child holds the process open anyway.
       const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
       void exited.then(() => clearTimeout(timer));
@@ -114,6 +151,7 @@ function bunRuntime(runtime: BunApi): ProcessRuntime {
         child.exited.then((code) => child.signalCode ? null : code),
         pipeText(child.stderr, options.stderr),
         (signal) => child.kill(signal),
+        options.detached ? child.pid : undefined,
       );
     },
     runSync(argv, timeoutMs) {
@@ -161,6 +199,7 @@ async function nodeRuntime(): Promise<ProcessRuntime> {
         }),
         new Promise<void>((resolve) => child.stderr!.once("close", resolve)),
         (signal) => child.kill(signal),
+        options.detached ? child.pid : undefined, // none when it could not be started
       );
     },
     runSync(argv, timeoutMs) {

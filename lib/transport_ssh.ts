@@ -13,8 +13,10 @@
  *
  * The ssh process is stopped and DIR removed when the transport closes, when
  * connecting fails or is abandoned (connect timeout, --timeout, SIGINT), and
- * when the process exits (also on SIGTERM and SIGHUP). When a ControlMaster
- * serves the connection (ssh_config `ControlMaster`/`ControlPath`), the
+ * when the process exits (also on SIGTERM and SIGHUP); without a terminal
+ * with what ssh started (a ProxyCommand, a wrapper's ssh): ssh then leads a
+ * process group of its own, stopped whole (see transport_process.ts). When a
+ * ControlMaster serves the connection (ssh_config `ControlMaster`/`ControlPath`), the
  * forwarding lives in the master: it is cancelled there (`ssh -O cancel`),
  * so a long-lived master does not collect listeners. ssh runs with
  * `LogLevel=DEBUG1` only to learn that (its `mux` lines); its other lines are
@@ -35,7 +37,11 @@ import { type Child, processRuntime } from "./transport_process.ts";
 /** The environment variable that replaces the `ssh` command line (split as a shell would; nothing is expanded). */
 export const SSH_COMMAND_VARIABLE = "QMPCTL_SSH_COMMAND";
 
-/** How long to wait for ssh's reason after the forwarded connection closed before QEMU spoke. */
+/**
+ * How long to wait for ssh's reason after the forwarded connection closed before QEMU spoke, when ssh does
+ * not say that it is done with the connection's channel (its debug line hidden by a LogLevel of the user's,
+ * or a ControlMaster serving the channel).
+ */
 const REASON_WAIT_MS = 1000;
 /**
  * How long a close of the forwarded socket waits to see whether ssh (or the
@@ -374,6 +380,7 @@ class SshStderr {
   readonly #lines: string[] = [];
   #first?: string;
   #count = 0;
+  #channelFreed = false;
   #onLine?: () => void;
 
   push(text: string): void {
@@ -384,6 +391,12 @@ class SshStderr {
       const line = raw.replace(/\r$/, "").replace(/^@+|@+$/g, "").trim();
       if (line.startsWith("debug")) {
         if (/\bmux\b|auto-mux|mux_client/.test(line)) this.multiplexed = true;
+        // `debug1: channel 1: free: direct-streamlocal@openssh.com: ...`: ssh is done with the forwarded
+        // connection, after saying why it failed if it did (channels.c: the failure, then channel_free).
+        if (/^debug\d: channel \d+: free: direct-streamlocal/.test(line)) {
+          this.#channelFreed = true;
+          this.#onLine?.();
+        }
       } else if (
         line !== "" && !/^(Warning: Permanently added|Authenticated to |Transferred: |Bytes per second: )/.test(line)
       ) {
@@ -400,16 +413,21 @@ class SshStderr {
     if (this.#lines.length > 4) this.#lines.shift();
   }
 
-  /** Settles when a line that says what failed has come, ssh has exited, or `ms` have passed. */
+  /**
+   * Settles when a line that says what failed has come, ssh has said it is done with the forwarded
+   * connection's channel (nothing more will be said of it), ssh has exited, or `ms` have passed. Not the
+   * channel's end through a ControlMaster: the master's lines, of any run's channels, may come here.
+   */
   failureLine(exited: Promise<unknown>, ms: number): Promise<void> {
-    if (this.#lines.some((l) => /failed/i.test(l))) return Promise.resolve();
+    const told = () => (this.#channelFreed && !this.multiplexed) || this.#lines.some((l) => /failed/i.test(l));
+    if (told()) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(resolve, ms);
       const done = () => {
         clearTimeout(timer);
         resolve();
       };
-      this.#onLine = () => this.#lines.some((l) => /failed/i.test(l)) && done();
+      this.#onLine = () => told() && done();
       exited.then(done);
     });
   }

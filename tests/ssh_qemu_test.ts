@@ -15,7 +15,14 @@ import { startListener } from "./helpers/listener.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
 import { startAgent } from "./helpers/qemu_ga.ts";
 import { startProxy } from "./helpers/proxy.ts";
-import { sshProcesses, sshProcessesAfter, startSshd, type TestSshd } from "./helpers/sshd.ts";
+import {
+  killListed,
+  processesAfter,
+  sshProcesses,
+  sshProcessesAfter,
+  startSshd,
+  type TestSshd,
+} from "./helpers/sshd.ts";
 import { startTerminal } from "./helpers/terminal.ts";
 import { waitUntil } from "./helpers/process_state.ts";
 
@@ -158,14 +165,19 @@ describe("failures over ssh:// are exit 3 with ssh's own reason", () => {
     expect(result.stderr).toEndWith("and is its monitor free?) ('[...]' is no glob: only * and ? are)\n");
   });
 
-  test("a remote socket that accepts and closes: said as a close before the greeting, not as a missing socket", async () => {
+  test("a remote socket that accepts and closes: said at once as a close before the greeting, not as a missing socket", async () => {
     const closing = join(qemu.dir, "closing.sock");
     const listener = Bun.listen({ unix: closing, socket: { open: (s) => void s.end(), data() {} } });
     try {
       const address = `ssh://vmhost${closing}`;
+      const said = `qmpctl: ${address} closed the connection before its QMP greeting`;
       const result = await qmpctl(["-s", address, "exec", "query-status"], { env });
-      expect(result.code).toBe(3);
-      expect(result.stderr).toBe(`qmpctl: ${address} closed the connection before its QMP greeting\n`);
+      expect(result).toMatchObject({ code: 3, stderr: `${said}\n` });
+      expect(result.ms).toBeLessThan(800); // no second's wait for a reason ssh does not give (its channel opened)
+      // Each try told at once, so --wait-socket ends near its bound: with it, the try under way then (an ssh login).
+      const waited = await qmpctl(["-s", address, "--wait-socket", "1500ms", "exec", "query-status"], { env });
+      expect(waited).toMatchObject({ code: 3, stderr: `${said} (still so after 1500ms of retries)\n` });
+      expect(waited.ms).toBeLessThan(2100);
     } finally {
       listener.stop(true);
     }
@@ -299,6 +311,60 @@ describe("no ssh left on the ways out of a wait", () => {
     } finally {
       silent.stop(true);
     }
+  });
+});
+
+describe("what ssh started goes with it (without a terminal ssh leads a process group of its own)", () => {
+  /** Whether processes matching `pattern` are left after the run (killed then, by pid, not left to the next case). */
+  const leftOver = async (pattern: string) => {
+    const left = await processesAfter(pattern, 500);
+    killListed(left);
+    return left;
+  };
+
+  test.each([["--connect-timeout", 3], ["--timeout", 124]] as const)(
+    "a ProxyCommand that never gets through: %s 1s ends the run (exit %d), and the ProxyCommand with it",
+    async (option, code) => {
+      const proxy = option === "--timeout" ? "sleep 7.31" : "sleep 7.32";
+      const result = await qmpctl(["-s", viaAlias(), option, "1s", "exec", "query-status"], {
+        env: { ...env, QMPCTL_SSH_COMMAND: `ssh -F '${sshd.sshConfig}' -o 'ProxyCommand=${proxy}'` },
+      });
+      expect({ code: result.code, stdout: result.stdout }).toEqual({ code, stdout: "" });
+      expect(await leftOver(`^${proxy}$`)).toEqual([]);
+    },
+  );
+
+  test("a ProxyJump to a host that never speaks ssh: --timeout ends the run, and the jump's ssh -W with it", async () => {
+    // Accepts, and neither speaks nor closes: not even at the end of its input (a Bun listener would close
+    // then, and with it the jump host's forwarding, which ends the ssh -W by itself).
+    const silent = Bun.spawn([
+      "python3",
+      "-c",
+      "import socket, time\ns = socket.create_server(('127.0.0.1', 0))\nprint(s.getsockname()[1], flush=True)\n" +
+      "held = []\nwhile True: held.append(s.accept())",
+    ], { stdout: "pipe" });
+    try {
+      const port = Number(new TextDecoder().decode((await silent.stdout.getReader().read()).value));
+      // (Not --connect-timeout 1s: ssh's own ConnectTimeout=1 would end it first, and ssh stops its proxy itself.)
+      const address = `ssh://root@127.0.0.1:${port}${qemu.socket}`;
+      const result = await qmpctl(["-s", address, "--timeout", "1s", "exec", "query-status"], {
+        env: { ...env, QMPCTL_SSH_COMMAND: `ssh -F '${sshd.sshConfig}' -J vmhost` },
+      });
+      expect(result.code).toBe(124);
+      expect(await leftOver(`^ssh .* -W \\[127\\.0\\.0\\.1\\]:${port} vmhost$`)).toEqual([]);
+    } finally {
+      silent.kill("SIGKILL");
+    }
+  });
+
+  test("a QMPCTL_SSH_COMMAND script that runs ssh without exec: the run is done (exit 0), and its ssh with it", async () => {
+    const wrapper = join(sshd.dir, "wrap.sh");
+    writeFileSync(wrapper, `#!/bin/sh\nssh -F '${sshd.sshConfig}' "$@"\n`, { mode: 0o755 });
+    const result = await qmpctl(["-s", viaAlias(), "exec", "query-status"], {
+      env: { ...env, QMPCTL_SSH_COMMAND: wrapper },
+    });
+    expect(result).toMatchObject({ code: 0, stderr: "" });
+    expect(await leftOver(`^ssh .*${sshd.marker}`)).toEqual([]);
   });
 });
 
@@ -650,6 +716,23 @@ describe("--wait-socket over ssh://", () => {
       await agent.stop();
     }
   }, 30_000);
+
+  test("--timeout while a try's ssh is still getting through: the last finished try's reason, as for a local socket", async () => {
+    const absent = join(runDir, "absent-timeout.qmp");
+    const tried = join(sshd.dir, "tried-once");
+    // The first try's ssh gets through (and finds no socket); the next tries' never do.
+    const command = `sh -c '[ -e "$0" ] && exec sleep 30; : > "$0"; exec ssh "$@"' '${tried}' -F '${sshd.sshConfig}'`;
+    const address = `ssh://vmhost${absent}`;
+    const result = await qmpctl(["-s", address, "--wait-socket", "20s", "--timeout", "2s", "exec", "query-status"], {
+      env: { ...env, QMPCTL_SSH_COMMAND: command },
+    });
+    expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 124, stdout: "" });
+    expect(result.stderr).toStartWith(
+      `qmpctl: timed out waiting for the socket to be ready; the last try: cannot connect to ${address}: ` +
+        "channel 1: open failed: ",
+    );
+    expect(result.stderr).toEndWith(" (--timeout 2s)\n");
+  });
 
   test("a remote socket that appears later is retried until it answers", async () => {
     const later = join(runDir, "later.sock");

@@ -123,17 +123,40 @@ async function waitForLine(stream: ReadableStream<Uint8Array>, pattern: RegExp, 
 
 /** The ssh processes (and their pids) whose command line holds `marker`: none should outlive a qmpctl run. */
 export function sshProcesses(marker: string): string[] {
-  const result = spawnSync(["pgrep", "-af", `^ssh .*${marker}`]);
-  return result.stdout.toString().split("\n").filter((line) => line.trim() !== "");
+  return processes(`^ssh .*${marker}`);
 }
 
 /** Wait (at most `ms`) for every ssh process with `marker` to be gone; returns those still there. */
-export async function sshProcessesAfter(marker: string, ms = 2000): Promise<string[]> {
+export function sshProcessesAfter(marker: string, ms = 2000): Promise<string[]> {
+  return processesAfter(`^ssh .*${marker}`, ms);
+}
+
+/** The processes whose command line matches `pattern` (`pgrep -af`): "PID COMMAND" each. */
+function processes(pattern: string): string[] {
+  return spawnSync(["pgrep", "-af", pattern]).stdout.toString().split("\n").filter((line) => line.trim() !== "");
+}
+
+/**
+ * Wait (at most `ms`) for every process whose command line matches `pattern` (`pgrep -f`) to be gone:
+ * what ssh started (a ProxyCommand, a jump host's `ssh -W`). Returns those still there, "PID COMMAND" each.
+ */
+export async function processesAfter(pattern: string, ms = 2000): Promise<string[]> {
   const deadline = Date.now() + ms;
-  let left = sshProcesses(marker);
+  let left = processes(pattern);
   while (left.length > 0 && Date.now() < deadline) {
     await Bun.sleep(20);
-    left = sshProcesses(marker);
+    left = processes(pattern);
   }
   return left;
+}
+
+/** Kill (SIGKILL) the processes of `pgrep -af` lines ("PID COMMAND"): what a failed case left, by pid. */
+export function killListed(lines: string[]): void {
+  for (const line of lines) {
+    try {
+      process.kill(Number(line.split(" ")[0]), "SIGKILL");
+    } catch {
+      // gone meanwhile
+    }
+  }
 }
