@@ -1,6 +1,6 @@
 /** Connecting to the guest agent for the `ga` commands: `-s` or `$QMPCTL_GA_SOCKET`. @module */
 import { GuestAgent, SyncClosedError } from "../lib/agent_client.ts";
-import { isNotReady, retryWhileNotReady } from "../lib/connect_ready.ts";
+import { isNotReady, isRemote, retryWhileNotReady } from "../lib/connect_ready.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, givenAddress, wireLog } from "./session.ts";
 
@@ -33,11 +33,13 @@ export function connectAgent(
   connectTimeoutMs = context.global.connectTimeoutMs,
   notReady = agentNotReady,
 ): Promise<GuestAgent> {
+  const address = agentAddress(context);
   const connect = () =>
-    GuestAgent.connect(agentAddress(context), {
+    GuestAgent.connect(address, {
       signal: context.signal,
       connectTimeout: connectTimeoutMs,
       log: wireLog(context),
     });
-  return retryWhileNotReady(connect, context.global.waitSocketMs ?? 0, context.signal, notReady);
+  const remote = isRemote(address);
+  return retryWhileNotReady(connect, context.global.waitSocketMs ?? 0, context.signal, { notReady, remote });
 }

@@ -1,7 +1,7 @@
 /** `qmpctl proxy -s UPSTREAM --listen PATH` and `qmpctl proxy --listen PATH -- qemu-system-... ARGS`. @module */
 import { type Address, parseAddress } from "../lib/address.ts";
 import { AbortedError, AddressError, ConnectionError, DisconnectedError, GreetingError } from "../lib/errors.ts";
-import { retryWhileNotReady } from "../lib/connect_ready.ts";
+import { isRemote, retryWhileNotReady } from "../lib/connect_ready.ts";
 import { type ProxyOptions, QmpProxy } from "../lib/proxy/proxy.ts";
 import { Upstream } from "../lib/proxy/upstream.ts";
 import type { AcceptedTransport } from "../lib/transport.ts";
@@ -258,7 +258,8 @@ async function runShared(
   let proxy: QmpProxy;
   try {
     // --wait-socket: QEMU may still be starting (the socket served only once QEMU has greeted).
-    proxy = await retryWhileNotReady(share, context.global.waitSocketMs ?? 0, stop.signal);
+    const remote = isRemote(address);
+    proxy = await retryWhileNotReady(share, context.global.waitSocketMs ?? 0, stop.signal, { remote });
   } catch (error) {
     // SIGTERM or SIGHUP while it connected: a service stopped (SIGINT and --timeout fail as any command's wait).
     if (stop.reason === "SIGTERM" || stop.reason === "SIGHUP") return EXIT.OK;

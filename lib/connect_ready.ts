@@ -58,9 +58,25 @@ export function isNotReady(error: unknown): boolean {
  * @throws {ConnectionError} naming the last reason once `waitMs` has passed
  */
 export function connectWhenReady(address: string | Address, options: ConnectWhenReadyOptions): Promise<QmpClient> {
-  const remote = typeof address === "string" ? address.startsWith("ssh://") : address.kind === "ssh";
   const connect = () => QmpClient.connect(address, options);
-  return retryWhileNotReady(connect, options.waitMs, options.signal, isNotReady, remote);
+  return retryWhileNotReady(connect, options.waitMs, options.signal, { remote: isRemote(address) });
+}
+
+/** Whether `address` is reached through ssh (see `RetryOptions.remote`). */
+export function isRemote(address: string | Address): boolean {
+  return typeof address === "string" ? address.startsWith("ssh://") : address.kind === "ssh";
+}
+
+/** How `retryWhileNotReady` tells a failed try. */
+export interface RetryOptions {
+  /** Whether a try's error means "not there yet", retried: by default `isNotReady`; a peer may widen it. */
+  notReady?: (error: unknown) => boolean;
+  /**
+   * The socket is reached through ssh, whose try tells nothing of it until it ends (ssh getting through,
+   * then saying whether the remote socket opened): `signal` cutting a try short is then said as between
+   * tries, with the last try's reason.
+   */
+  remote?: boolean;
 }
 
 /** What a retry waits for, cut short (--timeout, Ctrl-C): the socket, and why the last try found it not ready. */
@@ -70,20 +86,15 @@ function lastTry(error: Error): string {
 
 /**
  * `connect()` (to a monitor, or a guest agent), retried while it fails as
- * not ready (`notReady`: `isNotReady`, or a peer's own wider test), until
- * `waitMs` has passed or `signal` aborts; with `waitMs` 0 (no --wait-socket),
- * tried once, its error as it is. `remote`: the socket is reached through
- * ssh, whose try tells nothing of it until it ends (ssh getting through, then
- * saying whether the remote socket opened): `signal` cutting a try short is
- * then said as between tries, with the last try's reason.
+ * not ready (see `RetryOptions`), until `waitMs` has passed or `signal`
+ * aborts; with `waitMs` 0 (no --wait-socket), tried once, its error as it is.
  * @throws {ConnectionError} naming the last reason once `waitMs` has passed
  */
 export async function retryWhileNotReady<T>(
   connect: () => Promise<T>,
   waitMs: number,
   signal?: AbortSignal,
-  notReady: (error: unknown) => boolean = isNotReady,
-  remote = false,
+  { notReady = isNotReady, remote = false }: RetryOptions = {},
 ): Promise<T> {
   if (waitMs <= 0) return await connect();
   const deadline = Date.now() + waitMs;

@@ -717,22 +717,30 @@ describe("--wait-socket over ssh://", () => {
     }
   }, 30_000);
 
-  test("--timeout while a try's ssh is still getting through: the last finished try's reason, as for a local socket", async () => {
-    const absent = join(runDir, "absent-timeout.qmp");
-    const tried = join(sshd.dir, "tried-once");
-    // The first try's ssh gets through (and finds no socket); the next tries' never do.
-    const command = `sh -c '[ -e "$0" ] && exec sleep 30; : > "$0"; exec ssh "$@"' '${tried}' -F '${sshd.sshConfig}'`;
-    const address = `ssh://vmhost${absent}`;
-    const result = await qmpctl(["-s", address, "--wait-socket", "20s", "--timeout", "2s", "exec", "query-status"], {
-      env: { ...env, QMPCTL_SSH_COMMAND: command },
-    });
-    expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 124, stdout: "" });
-    expect(result.stderr).toStartWith(
-      `qmpctl: timed out waiting for the socket to be ready; the last try: cannot connect to ${address}: ` +
-        "channel 1: open failed: ",
-    );
-    expect(result.stderr).toEndWith(" (--timeout 2s)\n");
-  });
+  test.each([
+    ["exec", ["exec", "query-status"]],
+    ["ga", ["ga", "guest-ping"]],
+    ["proxy", ["proxy", "--listen", "LISTEN"]], // a path in runDir, made when the test runs
+  ])(
+    "--timeout while a try's ssh is still getting through (%s): the last finished try's reason, as for a local socket",
+    async (name, words) => {
+      const absent = join(runDir, `absent-timeout-${name}.qmp`);
+      const tried = join(sshd.dir, `tried-once-${name}`);
+      // The first try's ssh gets through (and finds no socket); the next tries' never do.
+      const command = `sh -c '[ -e "$0" ] && exec sleep 30; : > "$0"; exec ssh "$@"' '${tried}' -F '${sshd.sshConfig}'`;
+      const address = `ssh://vmhost${absent}`;
+      const given = words.map((word) => word === "LISTEN" ? join(runDir, "proxy-listen.sock") : word);
+      const result = await qmpctl(["-s", address, "--wait-socket", "20s", "--timeout", "2s", ...given], {
+        env: { ...env, QMPCTL_SSH_COMMAND: command },
+      });
+      expect({ code: result.code, stdout: result.stdout }).toEqual({ code: 124, stdout: "" });
+      expect(result.stderr).toStartWith(
+        `qmpctl: timed out waiting for the socket to be ready; the last try: cannot connect to ${address}: ` +
+          "channel 1: open failed: ",
+      );
+      expect(result.stderr).toEndWith(" (--timeout 2s)\n");
+    },
+  );
 
   test("a remote socket that appears later is retried until it answers", async () => {
     const later = join(runDir, "later.sock");

@@ -8,8 +8,10 @@
  */
 import { formatDuration } from "../duration.ts";
 import {
+  AbortedError,
   abortErrorFor,
   awaitedStep,
+  ConnectionError,
   ConnectTimeoutError,
   DisconnectedError,
   GreetingError,
@@ -169,6 +171,9 @@ export class Upstream {
   }
 
   #peerClosed(error?: Error): void {
+    // A transport that knows why the connection ended (ssh's own reason: the remote socket missing) reports
+    // it: it is the failure, as for the client (and --wait-socket retries it as the client's).
+    if (error instanceof ConnectionError || error instanceof AbortedError) return this.#end(error);
     const during = this.#handlers ? "" : " before the greeting and negotiation ended";
     this.#end(
       error || !this.#handlers
