@@ -19,7 +19,7 @@ import {
   ProtocolError,
   TimeoutError,
 } from "./lib/errors.ts";
-import { isGlob } from "./lib/glob.ts";
+import { isSocketGlob } from "./lib/glob.ts";
 import { formatDuration, parseDuration } from "./cli/duration.ts";
 import { EXIT } from "./cli/exit_status.ts";
 import {
@@ -152,7 +152,7 @@ async function main(): Promise<number> {
   };
   try {
     // Several targets (-s repeated or a glob): the runner is loaded only then.
-    const severalSpelled = sockets.length > 1 || isGlob(sockets[0] ?? "");
+    const severalSpelled = sockets.length > 1 || isSocketGlob(sockets[0] ?? "");
     // The line is one target's: several would draw over one another, so an explicit ask is refused, not ignored.
     if (severalSpelled && entry.fanout && options.has("progress")) {
       throw new UsageError("--progress draws one target's line: with -s repeated or a glob, --progress-json");
@@ -164,10 +164,10 @@ async function main(): Promise<number> {
     // A command of one target takes a glob that matches one socket (or one -s given twice) as that socket.
     if (targeting) {
       const unmatched = new Map<string, Error>(); // globs that match nothing, beside other targets
-      const targets = (await targeting.expandTargets(sockets, waitSocketMs, context.signal, unmatched))!;
+      const targets = await targeting.expandTargets(sockets, waitSocketMs, context.signal, unmatched);
       if (unmatched.size > 0) throw unmatched.values().next().value;
-      if (targets.length > 1) throw new UsageError(`${name} takes one target (-s gave ${targets.length} sockets)`);
-      context.global.socket = targets[0];
+      if (targets!.length > 1) throw new UsageError(`${name} takes one target (-s gave ${targets!.length} sockets)`);
+      context.global.socket = targets![0];
     }
     return await module.run(context);
   } catch (error) {
@@ -265,7 +265,7 @@ async function checkedArgv(): Promise<string[]> {
   if (raw === "not granted") {
     const i = words.findIndex((word) => word.includes("\uFFFD"));
     throw new UsageError(
-      `'${words[i]}' holds U+FFFD, which stands for bytes that are not UTF-8 (command-line word ${i + 1}): ` +
+      `'${words[i]}' holds U+FFFD, which may stand for bytes that are not UTF-8 (command-line word ${i + 1}): ` +
         "under Deno qmpctl cannot read the bytes passed without --allow-all (/proc/self/cmdline)",
     );
   }

@@ -88,9 +88,7 @@ export async function runOnEach(
       return EXIT.INTERRUPTED;
     }
     if (timedOut && !failed) { // not a connection that timed out
-      const why = options.jobs === Infinity
-        ? "as its glob matched"
-        : `while it waited for its turn (--jobs ${options.jobs})`;
+      const why = heldBack ? `while it waited for its turn (--jobs ${options.jobs})` : "before it was started";
       await fail(`not tried: --timeout ran out ${why}`);
       return EXIT.TIMEOUT;
     }
@@ -118,6 +116,7 @@ export async function runOnEach(
   };
   // Each target starts when it is known and its turn has come; a glob looked at again holds up no one.
   let [next, running] = [0, 0];
+  let heldBack = false; // a target has waited for its turn (--jobs): the reason one not tried gives
   let thrown: { error: unknown } | undefined; // a bug, or an output that cannot be written: the run ends
   let ended = Promise.withResolvers<void>();
   for (;;) {
@@ -129,6 +128,7 @@ export async function runOnEach(
           ended.resolve();
         });
     }
+    heldBack ||= next < targets.addresses.length;
     if (thrown) throw thrown.error;
     if (running === 0 && next === targets.addresses.length && targets.done) break;
     await Promise.race([ended.promise, targets.changed()]);

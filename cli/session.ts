@@ -8,6 +8,7 @@
 import { QmpClient } from "../lib/client.ts";
 import { connectWhenReady } from "../lib/connect_ready.ts";
 import { CommandError, ConnectionError, GreetingError, TimeoutError } from "../lib/errors.ts";
+import { isSocketGlob } from "../lib/glob.ts";
 import type { QmpEvent } from "../lib/events.ts";
 import { controlPattern, escapeControls, isUnseenControl } from "./controls.ts";
 import {
@@ -103,8 +104,7 @@ export function connect(context: CommandContext, session: SessionOptions = {}): 
   // a glob there, that it was taken as written (one address: only -s expands a glob).
   return connected.catch((error) => {
     if (error instanceof ConnectionError || error instanceof GreetingError) {
-      const glob = (address.includes("*") || address.includes("?")) && !address.includes("://") &&
-        causedBy(error, "ENOENT");
+      const glob = isSocketGlob(address) && causedBy(error, "ENOENT");
       error.message += glob
         ? " (the address is $QMPCTL_SOCKET's: a glob is expanded only in -s)"
         : " (the address is $QMPCTL_SOCKET's)";

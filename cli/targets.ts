@@ -8,21 +8,10 @@
  */
 import { parseAddress } from "../lib/address.ts";
 import { isNotReady, retryWhileNotReady } from "../lib/connect_ready.ts";
-import { bracketsNoGlobHint } from "../lib/glob.ts";
+import { bracketsNoGlobHint, isSocketGlob } from "../lib/glob.ts";
 import { ConnectionError } from "../lib/errors.ts";
 import { describeSystemError } from "../lib/transport_socket.ts";
 import { fileIdentity, type GlobDenied, globSockets, realSocketPath } from "./io/files.ts";
-
-/**
- * Whether `address` is a glob over UNIX socket paths (`/run/qemu/*.qmp`,
- * `unix:/run/*.sock`); TCP forms such as `[::1]:4444` and URLs are not.
- */
-export function isGlob(address: string): boolean {
-  if (address.includes("://")) return false;
-  const path = address.startsWith("unix:") ? address.slice(5) : address;
-  if (!path.includes("/") && path.includes(":")) return false; // HOST:PORT, [IPV6]:PORT
-  return /[*?]/.test(path);
-}
 
 /** A target: an address to run on, or (with `error`) one that fails before it runs, labelled with `address`. */
 export interface Target {
@@ -159,12 +148,12 @@ export async function startTargets(
   waitMs = 0,
   signal?: AbortSignal,
 ): Promise<Targets | undefined> {
-  if (sockets.length === 1 && !isGlob(sockets[0])) return undefined;
-  for (const socket of sockets) if (!isGlob(socket)) parseAddress(socket); // `-s ''` (an unset $VM): before any runs
+  if (sockets.length === 1 && !isSocketGlob(sockets[0])) return undefined;
+  for (const socket of sockets) if (!isSocketGlob(socket)) parseAddress(socket); // `-s ''` (an unset $VM): before any runs
   const targets = new Targets(sockets);
   const later: string[] = []; // globs that match nothing yet, looked at again once those known are in
   const found = await Promise.all(sockets.map(async (socket): Promise<Target[]> => {
-    if (!isGlob(socket)) return [{ address: socket }];
+    if (!isSocketGlob(socket)) return [{ address: socket }];
     try {
       return await globTargets(socket);
     } catch (error) {

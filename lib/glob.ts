@@ -14,6 +14,18 @@ export function isGlob(name: string): boolean {
 }
 
 /**
+ * Whether `address` (a `-s`) is a glob over UNIX socket paths
+ * (`/run/qemu/*.qmp`, `unix:/run/*.sock`); TCP forms such as `[::1]:4444`
+ * and URLs are not: their `*` or `?` is a bad address, said as one.
+ */
+export function isSocketGlob(address: string): boolean {
+  if (address.includes("://")) return false;
+  const path = address.startsWith("unix:") ? address.slice(5) : address;
+  if (!path.includes("/") && path.includes(":")) return false; // HOST:PORT, [IPV6]:PORT
+  return isGlob(path);
+}
+
+/**
  * For a name or path that named nothing: " ('[...]' is no glob: only * and ?
  * are)" when it holds a shell's bracket expression (vm[12].qmp), which is
  * taken as written here; else "".

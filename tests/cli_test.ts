@@ -266,6 +266,18 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
     });
   }
 
+  // A * or ? in a TCP address is no glob (only a UNIX path's is): a bad address, as the only -s too.
+  test.each([
+    ["localhost:4?", "exec", /^qmpctl: 'localhost:4\?' is not an address: expected PATH, /],
+    ["tcp:localhost:4*", "exec", /^qmpctl: 'tcp:localhost:4\*' is not tcp:HOST:PORT$/],
+    ["[::1]:4*", "shell", /^qmpctl: '\[::1\]:4\*' is not an address: expected PATH, /],
+  ])("-s %p (%s): exit 2, a bad address", async (address, command, message) => {
+    const run = await qmpctl(["-s", address, command, ...(command === "exec" ? ["query-status"] : [])]);
+    expect(run).toMatchObject({ code: 2, stdout: "" });
+    expect(run.stderr.split("\n")).toHaveLength(2);
+    expect(run.stderr.trimEnd()).toMatch(message);
+  });
+
   test("--args that is not JSON: exit 2, saying where it broke", async () => {
     const result = await qmpctl(["-s", listener.path, "exec", "qom-get", "--args", '{"path": "/", property}']);
     expect(result).toMatchObject({ code: 2, stdout: "" });

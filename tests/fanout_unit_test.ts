@@ -4,7 +4,8 @@ import { linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } 
 import { tmpdir } from "node:os";
 import { join, relative as relativePath } from "node:path";
 import { combinedStatus } from "../cli/fanout.ts";
-import { expandTargets, isGlob, startTargets } from "../cli/targets.ts";
+import { expandTargets, startTargets } from "../cli/targets.ts";
+import { isSocketGlob } from "../lib/glob.ts";
 import { globSockets } from "../cli/io/files.ts";
 
 let dir: string;
@@ -26,7 +27,7 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-describe("isGlob", () => {
+describe("isSocketGlob", () => {
   test.each([
     ["/run/qemu/*.qmp", true],
     ["unix:/run/vm?.sock", true],
@@ -38,7 +39,7 @@ describe("isGlob", () => {
     ["localhost:4444", false],
     ["ssh://host/run/*.qmp", false],
   ])("%p: %p", (address, expected) => {
-    expect(isGlob(address)).toBe(expected);
+    expect(isSocketGlob(address)).toBe(expected);
   });
 });
 

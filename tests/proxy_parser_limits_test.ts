@@ -10,7 +10,7 @@
  * a noncharacter): answered as QEMU answers it, without an id.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { negotiatedClient, type RunningProxy, startProxiedQemu, stopProxiedQemu } from "./helpers/proxy.ts";
+import { negotiatedClient, rawClient, type RunningProxy, startProxiedQemu, stopProxiedQemu } from "./helpers/proxy.ts";
 import type { TestQemu } from "./helpers/qemu.ts";
 
 let qemu: TestQemu;
@@ -76,5 +76,25 @@ test("an id QEMU's parser refuses (a lone surrogate, a noncharacter) is answered
     { return: {}, id: "\u{10000}" },
   ]);
   expect(await qemu.control.execute("query-status")).toMatchObject({ running: true }); // no stop ran
+  client.close();
+});
+
+test("a bad id is refused before anything else, as QEMU's parser does: before negotiation, and on getfd", async () => {
+  const client = await rawClient(shared);
+  await client.read(1); // the greeting
+  const lone = { error: { class: "GenericError", desc: "JSON parse error, \\ud800 is not a valid Unicode character" } };
+  client.send('{"execute":"qmp_capabilities","id":"\\ud800"}'); // not negotiated by it
+  client.send({ execute: "query-name", id: "early" });
+  expect(await client.replies(2)).toEqual([
+    lone,
+    {
+      error: { class: "CommandNotFound", desc: "Expecting capabilities negotiation with 'qmp_capabilities'" },
+      id: "early",
+    },
+  ]);
+  client.send({ execute: "qmp_capabilities", id: "now" });
+  expect(await client.replies(1)).toEqual([{ return: {}, id: "now" }]);
+  client.send('{"execute":"getfd","arguments":{"fdname":"x"},"id":"\\ud800"}');
+  expect(await client.replies(1)).toEqual([lone]);
   client.close();
 });

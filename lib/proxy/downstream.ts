@@ -191,6 +191,13 @@ export class Downstream {
   #handle(message: unknown): void { // the framer's messages are JSON objects
     const m = message as Record<string, unknown>;
     const command = m.execute ?? m["exec-oob"];
+    // QEMU reads no id it cannot parse: its parser refuses the whole message, before negotiation or any
+    // command is looked at, and answers without an id; so does the proxy (a nesting too deep, found first, named).
+    const badId = refusedId(m);
+    if (badId) {
+      const refused = refusedByQemuParser(m);
+      return this.#error(undefined, "GenericError", refused === NESTING_REFUSAL ? refused : badId);
+    }
     if (!this.running) { // answered here, as QEMU would answer it (after negotiation QEMU answers itself)
       const malformed = malformedRequest(m);
       if (malformed) return this.#error(m, "GenericError", malformed);
@@ -214,9 +221,6 @@ export class Downstream {
       return this.#error(m, "GenericError", "QMP input member 'exec-oob' is unexpected");
     }
     const refused = refusedByQemuParser(m);
-    const badId = refusedId(m);
-    // QEMU reads no id it cannot parse and answers without one; so does the proxy (a nesting too deep, found first, named).
-    if (badId) return this.#error(undefined, "GenericError", refused === NESTING_REFUSAL ? refused : badId);
     if (refused) return this.#error(m, "GenericError", refused);
     if (++this.#forwarded - this.#answered >= this.#limits.maxInFlight && !this.#paused) {
       this.#paused = true; // the client pipelines faster than QEMU answers: let the kernel hold the rest
