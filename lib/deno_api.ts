@@ -22,3 +22,14 @@ const permissions = (globalThis as {
 export function denoGrants(permission: DenoPermission): boolean {
   return !permissions?.querySync || permissions.querySync(permission).state === "granted";
 }
+
+/**
+ * An error as Deno's own for a permission not granted (`NotCapable`, which
+ * the CLI names with exit 2), for a refusal Deno reports otherwise or not at
+ * all: `flag` is the option that grants it (`--allow-run`).
+ */
+export function notGranted(access: "run" | "net", what: string, flag: string): Error {
+  const error = new Error(`Requires ${access} access to "${what}", run again with the ${flag} flag`);
+  error.name = "NotCapable";
+  return error;
+}

@@ -174,6 +174,9 @@ export function surelyParsed(json: string): boolean {
  */
 const LONGEST_PROXY_ID = Number.MAX_SAFE_INTEGER;
 
+/** QEMU's words for a message nested deeper than MAX_NESTING. */
+export const NESTING_REFUSAL = "JSON nesting depth limit exceeded";
+
 /**
  * Why QEMU's JSON parser would reject `message`, which JSON allows; undefined
  * when it would not. QEMU answers such input with errors that carry no id
@@ -185,7 +188,7 @@ const LONGEST_PROXY_ID = Number.MAX_SAFE_INTEGER;
 export function refusedByQemuParser(message: Record<string, unknown>): string | undefined {
   const sent = measureJson({ ...message, id: LONGEST_PROXY_ID });
   const depth = "id" in message ? Math.max(sent.depth, 1 + measureJson(message.id).depth) : sent.depth;
-  if (depth > MAX_NESTING) return "JSON nesting depth limit exceeded";
+  if (depth > MAX_NESTING) return NESTING_REFUSAL;
   if (sent.loneSurrogate !== undefined) { // as QEMU says it
     return `JSON parse error, \\u${sent.loneSurrogate.toString(16)} is not a valid Unicode character`;
   }

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { denoGrants } from "./deno_api.ts";
+import { denoGrants, notGranted } from "./deno_api.ts";
 import type {
   AcceptedTransport,
   Connect,
@@ -58,9 +58,7 @@ function lookupNotGranted(address: { host: string; port: number }, error: Error)
   const { code, syscall } = error as { code?: string; syscall?: string };
   const host = `${address.host.includes(":") ? `[${address.host}]` : address.host}:${address.port}`;
   if (code !== "EPERM" || syscall !== "getaddrinfo" || denoGrants({ name: "net", host })) return undefined;
-  const notCapable = new Error(`Requires net access to "${host}", run again with the --allow-net flag`);
-  notCapable.name = "NotCapable";
-  return notCapable;
+  return notGranted("net", host, "--allow-net");
 }
 
 export const listen: Listen = async (path, events) => {

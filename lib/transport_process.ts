@@ -6,7 +6,7 @@
  * @module
  */
 import { bun, type BunApi } from "./bun_api.ts";
-import { denoGrants } from "./deno_api.ts";
+import { denoGrants, notGranted } from "./deno_api.ts";
 
 /** A running child process. */
 export interface Child {
@@ -167,9 +167,7 @@ function bunRuntime(runtime: BunApi): ProcessRuntime {
  */
 function checkRunPermission(program: string): void {
   if (denoGrants({ name: "run", command: program })) return;
-  const error = new Error(`Requires run access to "${program}", run again with the --allow-run flag`);
-  error.name = "NotCapable";
-  throw error;
+  throw notGranted("run", program, "--allow-run");
 }
 
 async function pipeText(stream: ReadableStream<Uint8Array>, deliver: (text: string) => void): Promise<void> {

@@ -9,7 +9,7 @@
  */
 import { JsonFramer, MAX_NESTING, NOT_AN_OBJECT } from "../framing.ts";
 import type { AcceptedTransport, TransportEvents } from "../transport.ts";
-import { duplicateKey, measureJson, refusedByQemuParser } from "../parser_limits.ts";
+import { duplicateKey, measureJson, NESTING_REFUSAL, refusedByQemuParser } from "../parser_limits.ts";
 
 const NEWLINE = 0x0a;
 
@@ -293,8 +293,6 @@ function malformedRequest(m: Record<string, unknown>): string | undefined {
   }
   return hasExecute ? undefined : "QMP input lacks member 'execute'";
 }
-
-const NESTING_REFUSAL = "JSON nesting depth limit exceeded";
 
 /**
  * Why QEMU's parser refuses a client's id, which refusedByQemuParser leaves
