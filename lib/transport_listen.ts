@@ -51,7 +51,12 @@ export async function claimSocketPath(path: string): Promise<void> {
   }
   // Stale: whoever served it has gone. Removed only if it is still the file looked at (not one put there since).
   const now = await fs.lstat(path).catch(() => undefined);
-  if (now?.dev === existing.dev && now.ino === existing.ino) await fs.unlink(path).catch(() => {});
+  if (now?.dev !== existing.dev || now.ino !== existing.ino) return;
+  await fs.unlink(path).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === "ENOENT") return; // removed meanwhile
+    // Another user's, in a sticky directory (/tmp): only its owner (or root) may remove it.
+    throw fail(`it is a stale socket this user may not remove: ${describeSystemError(error)} (its owner may)`);
+  });
 }
 
 /** Why a symbolic link at the listen path is refused: what it points to, and whether that exists. */

@@ -121,6 +121,23 @@ test("another user's socket, which qmpctl may not open, is left in place: exit 3
   expect(await qmpctl(["-s", path, "exec", "query-name"])).toMatchObject({ code: 0, stdout: "{}\n" });
 });
 
+test("another user's stale socket in a sticky directory, which this user may not remove: exit 3, saying so", async () => {
+  const dir = scratchDir("qmpctl-proxy-listen-");
+  chmodSync(dir, 0o1777); // as /tmp: anyone may make files here, only their owner remove them
+  const path = join(dir, "stale.sock");
+  // root's socket, which anyone may connect to, and nothing serves (bound, then the process gone)
+  const bind =
+    `import socket, os, sys; s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o777)`;
+  expect(Bun.spawnSync(["python3", "-c", bind, path]).exitCode).toBe(0);
+  const result = await qmpctl(["proxy", "-s", "/nonexistent", "--listen", path], { runAs: 65534 });
+  expect(result).toMatchObject({
+    code: 3,
+    stderr: `qmpctl: cannot listen on ${path}: it is a stale socket this user may not remove: ` +
+      "permission denied (EPERM) (its owner may)\n",
+  });
+  expect(lstatSync(path).isSocket()).toBe(true);
+});
+
 test("a symbolic link at the listen path is refused (exit 3), saying so and where it points", async () => {
   const dir = scratchDir("qmpctl-proxy-listen-");
   const upstream = answeringUpstream();
