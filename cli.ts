@@ -19,7 +19,7 @@ import {
   ProtocolError,
   TimeoutError,
 } from "./lib/errors.ts";
-import { isSocketGlob } from "./lib/glob.ts";
+import { isGlob, isSocketGlob } from "./lib/glob.ts";
 import { formatDuration, parseDuration } from "./cli/duration.ts";
 import { EXIT } from "./cli/exit_status.ts";
 import {
@@ -112,7 +112,7 @@ async function main(): Promise<number> {
   if (refused) throw new UsageError(`${name} ${entry.refuses!.why}: --${refused} does not apply`);
   const sockets = options.list("socket");
   for (const socket of sockets) {
-    if (socket.includes("://") && /[*?]/.test(socket)) {
+    if (socket.includes("://") && isGlob(socket)) {
       throw new UsageError(`'${socket}': a glob is not expanded over ssh:// (give each socket with -s)`);
     }
   }
@@ -163,9 +163,7 @@ async function main(): Promise<number> {
     if (several) return await runOnSeveral(entry, module, context, several);
     // A command of one target takes a glob that matches one socket (or one -s given twice) as that socket.
     if (targeting) {
-      const unmatched = new Map<string, Error>(); // globs that match nothing, beside other targets
-      const targets = await targeting.expandTargets(sockets, waitSocketMs, context.signal, unmatched);
-      if (unmatched.size > 0) throw unmatched.values().next().value;
+      const targets = await targeting.expandTargets(sockets, waitSocketMs, context.signal); // throws what failed
       if (targets!.length > 1) throw new UsageError(`${name} takes one target (-s gave ${targets!.length} sockets)`);
       context.global.socket = targets![0];
     }

@@ -172,25 +172,20 @@ export async function startTargets(
 /**
  * Every target `-s` names (see Targets), once each glob has matched or
  * given up, for a command that runs on one target; undefined for one plain
- * address. Given `unmatched`, the targets that fail (a glob that matched
- * nothing beside others) are in the list and there, with why; without it,
- * the first such is thrown.
- * @throws {ConnectionError} for a glob that matches no socket
+ * address.
+ * @throws {ConnectionError} for a glob that matches no socket, or a target that fails (the first)
  * @throws {AddressError} for an address that is not one (`-s ''`)
  */
 export async function expandTargets(
   sockets: readonly string[],
   waitMs = 0,
   signal?: AbortSignal,
-  unmatched?: Map<string, Error>,
 ): Promise<string[] | undefined> {
   const targets = await startTargets(sockets, waitMs, signal);
   if (!targets) return undefined;
   await targets.settled();
-  for (const [address, error] of targets.failed) {
-    if (!unmatched) throw error;
-    unmatched.set(address, error);
-  }
+  const [failed] = targets.failed.values(); // the first, as given
+  if (failed) throw failed;
   return targets.addresses;
 }
 

@@ -32,7 +32,7 @@ export async function claimSocketPath(path: string): Promise<void> {
   const fail = (reason: string) => new ConnectionError(`cannot listen on ${path}: ${reason}`);
   const existing = await fs.lstat(path).catch(() => undefined);
   if (!existing) return;
-  if (existing.isSymbolicLink()) throw fail(await symlinkReason(path));
+  if (existing.isSymbolicLink()) throw fail(await symlinkReason(fs, path));
   if (!existing.isSocket()) throw fail("the file exists and is not a socket");
   const failure = await connectSocket({ kind: "unix", path, text: path }, { data() {}, close() {} }).then(
     (transport) => void transport.close(),
@@ -60,10 +60,9 @@ export async function claimSocketPath(path: string): Promise<void> {
 }
 
 /** Why a symbolic link at the listen path is refused: what it points to, and whether that exists. */
-async function symlinkReason(path: string): Promise<string> {
-  const { readlink, stat } = await import("node:fs/promises");
-  const target = await readlink(path).catch(() => "?");
-  const found = await stat(path).then(() => true, () => false);
+async function symlinkReason(fs: typeof import("node:fs/promises"), path: string): Promise<string> {
+  const target = await fs.readlink(path).catch(() => "?");
+  const found = await fs.stat(path).then(() => true, () => false);
   return `it is a symbolic link (to ${target}${found ? "" : ", which does not exist"}), which the proxy neither ` +
     "follows nor replaces";
 }

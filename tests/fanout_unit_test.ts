@@ -105,13 +105,11 @@ describe("expanding -s", () => {
     }, but its name is not valid UTF-8: qmpctl cannot open it`;
     await expect(expandTargets([join(odd, "*.qmp")])).rejects.toThrow(why);
     // Beside others (another -s, or a socket the same glob matches): a target of its own, its error kept for it.
-    const failed = new Map<string, Error>();
-    expect(await expandTargets([join(odd, "*"), join(dir, "a.qmp")], 0, undefined, failed)).toEqual([
-      `${odd}/s\\xff.qmp`,
-      join(dir, "a.qmp"),
-    ]);
-    expect([...failed.keys()]).toEqual([`${odd}/s\\xff.qmp`]);
-    expect(failed.get(`${odd}/s\\xff.qmp`)).toMatchObject({
+    const targets = (await startTargets([join(odd, "*"), join(dir, "a.qmp")]))!;
+    await targets.settled();
+    expect(targets.addresses).toEqual([`${odd}/s\\xff.qmp`, join(dir, "a.qmp")]);
+    expect([...targets.failed.keys()]).toEqual([`${odd}/s\\xff.qmp`]);
+    expect(targets.failed.get(`${odd}/s\\xff.qmp`)).toMatchObject({
       name: "ConnectionError",
       message: `'${odd}/s\\xff.qmp' matches ${join(odd, "*")}, but its name is not valid UTF-8: qmpctl cannot open it`,
     });
