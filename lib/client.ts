@@ -6,7 +6,7 @@
  * `qmp_capabilities` (spec 4), then commands and their replies (spec 2.3,
  * 2.4) interleave with asynchronous events (spec 2.5). Replies are matched to
  * calls by `id`; a reply whose id no call waits for (its caller gave up) is
- * dropped; an error without an id ends the session (see #dispatch).
+ * dropped; an error without an id ends the session (see dispatch).
  *
  * @module
  */
@@ -142,50 +142,51 @@ type Phase = "connecting" | "greeting" | "negotiating" | "running" | "closed";
  * ```
  */
 export class QmpClient {
+  // TypeScript's `private`, not `#private`: cheaper for a one-shot run (README, Development).
   /** Where the client is connected. */
   readonly address: Address;
-  #greeting?: Greeting;
-  #capabilities: string[] = [];
-  #transport?: Transport;
-  readonly #framer: JsonFramer;
-  readonly #log?: ConnectOptions["log"];
-  readonly #pending = new Map<string, PendingCall>();
+  private greetingMessage?: Greeting;
+  private enabledCapabilities: string[] = [];
+  private transport?: Transport;
+  private readonly framer: JsonFramer;
+  private readonly log?: ConnectOptions["log"];
+  private readonly pending = new Map<string, PendingCall>();
   /** The keys of the calls sent without an id (`inOrder`), oldest first; an abandoned one stays until its reply. */
-  #inOrder: string[] = [];
+  private inOrder: string[] = [];
   /**
    * The subscriptions, as a Map's keys. Not a Set: a process's first use of
    * one costs ~0.05 M instructions (the runtime makes its constructor then).
    * Not an array: one that ends while the others are offered events is
    * removed without the loop skipping the next, as in a Set.
    */
-  readonly #subscriptions = new Map<EventSubscription, true>();
-  /** Reading is paused because a subscriber's queue is full (see #updateFlow). */
-  #paused = false;
-  #nextId = 1;
-  #phase: Phase = "connecting";
+  private readonly subscriptions = new Map<EventSubscription, true>();
+  /** Reading is paused because a subscriber's queue is full (see updateFlow). */
+  private paused = false;
+  private nextId = 1;
+  private phase: Phase = "connecting";
   /** Until the greeting: its promise's functions, and how many bytes came meanwhile (for a greeting that stalls). */
-  #greetingWaiter?: { resolve: (greeting: Greeting) => void; reject: (error: QmpError) => void; bytes: number };
+  private greetingWaiter?: { resolve: (greeting: Greeting) => void; reject: (error: QmpError) => void; bytes: number };
   /** Settles when negotiation has: awaited by calls made before it ends (with `pipeline`). */
-  #negotiated?: Promise<void>;
-  #capabilitiesSent = Promise.withResolvers<void>();
-  #failure?: QmpError;
-  /** close() ended the session (see #notGreeted). */
-  #closedByCaller = false;
+  private negotiated?: Promise<void>;
+  private capabilitiesSent = Promise.withResolvers<void>();
+  private failure?: QmpError;
+  /** close() ended the session (see notGreeted). */
+  private closedByCaller = false;
   /** connect(2) said EAGAIN: the server's listen queue was full (for the timeout message). */
-  #listenQueueFull = false;
+  private listenQueueFull = false;
   /** The start of the first chunk the peer sent that was not all blanks (a getty may send a blank line first). */
-  #firstBytes?: Uint8Array;
-  readonly #closed: Promise<QmpError | undefined>;
-  #markClosed!: (failure: QmpError | undefined) => void;
+  private firstBytes?: Uint8Array;
+  private readonly whenClosed: Promise<QmpError | undefined>;
+  private markClosed!: (failure: QmpError | undefined) => void;
 
   private constructor(address: Address, options: ConnectOptions) {
     this.address = address;
-    this.#framer = new JsonFramer(options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES);
-    this.#log = options.log;
+    this.framer = new JsonFramer(options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES);
+    this.log = options.log;
     // Promises on the one-shot path come from Promise.withResolvers (see lib/abort.ts).
     const closed = Promise.withResolvers<QmpError | undefined>();
-    this.#closed = closed.promise;
-    this.#markClosed = closed.resolve;
+    this.whenClosed = closed.promise;
+    this.markClosed = closed.resolve;
   }
 
   /**
@@ -209,37 +210,37 @@ export class QmpClient {
     const signal = options.signal && limit ? AbortSignal.any([options.signal, limit]) : options.signal ?? limit;
     // Which bound ran out decides the error: ConnectTimeoutError for the connect timeout, else the signal's.
     const abortError = () => {
-      const { step, hint } = client.#awaitedStep();
+      const { step, hint } = client.awaitedStep();
       return limit?.aborted && !options.signal?.aborted
         ? new ConnectTimeoutError(`no ${step} within ${formatDuration(limitMs)}${hint}`)
         : abortErrorFor(`the ${step}${hint}`)(options.signal!);
     };
     // Bounded until negotiation is answered, also when `pipeline` returns before that.
-    const negotiated = abortable(client.#open({ signal, connectTimeout: limitMs }), signal, abortError);
+    const negotiated = abortable(client.open({ signal, connectTimeout: limitMs }), signal, abortError);
     negotiated.catch(() => {}); // awaited below
     // Not over TCP: QEMU's socket has Nagle's algorithm on (its chardev's nodelay=off), so its reply to a
     // command sent behind qmp_capabilities waits for our ACK of the first reply, which Linux delays ~40 ms;
     // a command sent once that reply came carries the ACK, and costs one round trip instead.
     const pipeline = options.pipeline && client.address.kind !== "tcp";
     try {
-      await (pipeline ? firstOf(client.#capabilitiesSent.promise, negotiated) : negotiated);
+      await (pipeline ? firstOf(client.capabilitiesSent.promise, negotiated) : negotiated);
     } catch (error) {
-      client.#shutdown(error as QmpError);
+      client.shutdown(error as QmpError);
       throw error;
     }
     // With `pipeline`, negotiation goes on behind the caller's first commands: its failure ends the session.
-    if (pipeline) negotiated.catch((error: QmpError) => client.#shutdown(error));
+    if (pipeline) negotiated.catch((error: QmpError) => client.shutdown(error));
     return client;
   }
 
   /** The server's greeting. */
   get greeting(): Greeting {
-    return this.#greeting!;
+    return this.greetingMessage!;
   }
 
   /** The capabilities enabled by negotiation. */
   get capabilities(): readonly string[] {
-    return this.#capabilities;
+    return this.enabledCapabilities;
   }
 
   /**
@@ -251,7 +252,7 @@ export class QmpClient {
    * reading resumes: read that subscription, or close it.
    */
   get closed(): Promise<QmpError | undefined> {
-    return this.#closed;
+    return this.whenClosed;
   }
 
   /**
@@ -268,15 +269,15 @@ export class QmpClient {
    * @throws {DisconnectedError | ProtocolError | TimeoutError | AbortedError}
    */
   async execute(command: string, args?: Record<string, unknown>, options: ExecuteOptions = {}): Promise<unknown> {
-    if (this.#phase !== "negotiating") return (await this.#call(command, args, options)).return;
+    if (this.phase !== "negotiating") return (await this.call(command, args, options)).return;
     // The caller's signal bounds the wait for negotiation too, which is then what was waited for.
     const negotiated = abortable(
-      this.#negotiated ?? Promise.resolve(),
+      this.negotiated ?? Promise.resolve(),
       options.signal,
       `the answer to qmp_capabilities from ${this.address.text} (${command} waits behind it)`,
     );
     if (options.oob) await negotiated; // exec-oob would overtake qmp_capabilities
-    const reply = this.#call(command, args, options); // sent now, behind qmp_capabilities
+    const reply = this.call(command, args, options); // sent now, behind qmp_capabilities
     reply.catch(() => {}); // negotiation's error comes first
     await negotiated;
     return (await reply).return;
@@ -299,13 +300,13 @@ export class QmpClient {
   events(filter: EventFilter = {}, options: SubscribeOptions = {}): EventSubscription {
     const subscription = new EventSubscription(filter, {
       ended: (s) => {
-        this.#subscriptions.delete(s);
-        this.#updateFlow();
+        this.subscriptions.delete(s);
+        this.updateFlow();
       },
-      drained: () => this.#updateFlow(),
+      drained: () => this.updateFlow(),
     }, options);
-    if (this.#phase === "closed") subscription.end(this.#failure);
-    else if (!subscription.ended) this.#subscriptions.set(subscription, true);
+    if (this.phase === "closed") subscription.end(this.failure);
+    else if (!subscription.ended) this.subscriptions.set(subscription, true);
     return subscription;
   }
 
@@ -330,7 +331,7 @@ export class QmpClient {
     const [event] = await subscription.nextBatch();
     if (event) return event;
     const what = filter.names?.length ? `event ${filter.names.join(" or ")}` : "an event";
-    throw this.#failure ?? new DisconnectedError(`the connection to ${this.address.text} ended before ${what}`);
+    throw this.failure ?? new DisconnectedError(`the connection to ${this.address.text} ended before ${what}`);
   }
 
   /**
@@ -338,41 +339,41 @@ export class QmpClient {
    * does a `connect` still under way (closed from `subscribe`); subscriptions end.
    */
   close(): Promise<QmpError | undefined> {
-    if (this.#phase !== "closed") this.#closedByCaller = true;
-    this.#shutdown(undefined, "the client closed the connection");
-    return this.#closed;
+    if (this.phase !== "closed") this.closedByCaller = true;
+    this.shutdown(undefined, "the client closed the connection");
+    return this.whenClosed;
   }
 
-  async #open(options: TransportOptions): Promise<void> {
+  private async open(options: TransportOptions): Promise<void> {
     const { promise: greeting, resolve, reject } = Promise.withResolvers<Greeting>();
-    this.#greetingWaiter = { resolve, reject, bytes: 0 };
+    this.greetingWaiter = { resolve, reject, bytes: 0 };
     greeting.catch(() => {}); // awaited below unless connecting fails or is abandoned first
     const transport = await connectTransport(this.address, {
-      data: (chunk) => this.#receive(chunk),
-      close: (error) => this.#peerClosed(error),
-    }, { ...options, onBusy: () => (this.#listenQueueFull = true) }).catch((error) => {
+      data: (chunk) => this.receive(chunk),
+      close: (error) => this.peerClosed(error),
+    }, { ...options, onBusy: () => (this.listenQueueFull = true) }).catch((error) => {
       // A reset while connecting means the server had taken the connection
       // (one nobody listens for is refused) and dropped it before the runtime
       // reported it open: the same event, for the user, as a close before the
       // greeting, which is what a server killed a moment later looks like.
       if ((error.cause as { code?: string } | undefined)?.code !== "ECONNRESET") throw error;
-      throw new GreetingClosedError(this.#closedReason(), { cause: error.cause });
+      throw new GreetingClosedError(this.closedReason(), { cause: error.cause });
     });
-    if (this.#phase === "closed") { // the wait was abandoned, or the peer failed, while connecting
+    if (this.phase === "closed") { // the wait was abandoned, or the peer failed, while connecting
       transport.close();
       // Under Deno and Node the peer's first bytes (not a greeting) can come before this continuation runs.
-      throw this.#failure ?? this.#notGreeted();
+      throw this.failure ?? this.notGreeted();
     }
-    this.#transport = transport;
+    this.transport = transport;
     // The greeting may already have arrived: node:net can report data before
     // this continuation runs.
-    if (this.#phase === "connecting") this.#phase = "greeting";
-    this.#greeting = await greeting;
-    const enable = this.#greeting.capabilities.includes("oob") ? ["oob"] : [];
-    this.#negotiated = this.#call("qmp_capabilities", enable.length > 0 ? { enable } : undefined, {}).then(
+    if (this.phase === "connecting") this.phase = "greeting";
+    this.greetingMessage = await greeting;
+    const enable = this.greetingMessage.capabilities.includes("oob") ? ["oob"] : [];
+    this.negotiated = this.call("qmp_capabilities", enable.length > 0 ? { enable } : undefined, {}).then(
       () => {
-        this.#capabilities = enable;
-        if (this.#phase === "negotiating") this.#phase = "running";
+        this.enabledCapabilities = enable;
+        if (this.phase === "negotiating") this.phase = "running";
       },
       (error) => {
         if (error instanceof CommandError) {
@@ -383,12 +384,12 @@ export class QmpClient {
         throw error;
       },
     );
-    this.#negotiated.catch(() => {}); // awaited below and by early calls
-    this.#capabilitiesSent.resolve();
-    await this.#negotiated;
+    this.negotiated.catch(() => {}); // awaited below and by early calls
+    this.capabilitiesSent.resolve();
+    await this.negotiated;
   }
 
-  #call(
+  private call(
     command: string,
     args: Record<string, unknown> | undefined,
     options: ExecuteOptions,
@@ -396,18 +397,18 @@ export class QmpClient {
     const { signal } = options;
     const what = `the reply to ${command} from ${this.address.text}`; // which VM, in a loop's log
     if (signal?.aborted) return Promise.reject(abortErrorFor(what)(signal)); // before anything is sent
-    if (this.#phase === "closed") {
-      return Promise.reject(this.#failure ?? new DisconnectedError(`the connection to ${this.address.text} is closed`));
+    if (this.phase === "closed") {
+      return Promise.reject(this.failure ?? new DisconnectedError(`the connection to ${this.address.text} is closed`));
     }
-    if (options.oob && !this.#capabilities.includes("oob")) {
+    if (options.oob && !this.enabledCapabilities.includes("oob")) {
       return Promise.reject(
         new NegotiationError(`exec-oob needs the oob capability, which ${this.address.text} did not offer`),
       );
     }
     const inOrder = options.inOrder === true && options.id === undefined && !options.oob;
-    const id = options.id === undefined ? this.#unusedId() : options.id;
+    const id = options.id === undefined ? this.unusedId() : options.id;
     const key = inOrder ? `#${id}` : idKey(id); // "#..." is no JSON text: no clash with an id's key
-    if (this.#pending.has(key)) return Promise.reject(new ArgumentError(`id ${key} is already waiting for a reply`));
+    if (this.pending.has(key)) return Promise.reject(new ArgumentError(`id ${key} is already waiting for a reply`));
     const message: Record<string, unknown> = { [options.oob ? "exec-oob" : "execute"]: command };
     if (args !== undefined) message.arguments = args;
     if (!inOrder) message.id = id;
@@ -422,9 +423,9 @@ export class QmpClient {
     if (refused !== undefined) {
       return Promise.reject(new ArgumentError(`${command}: QEMU's parser would refuse it: ${refused}`));
     }
-    if (inOrder) this.#inOrder.push(key);
+    if (inOrder) this.inOrder.push(key);
     const { promise: reply, resolve, reject } = Promise.withResolvers<Record<string, unknown>>();
-    this.#pending.set(key, {
+    this.pending.set(key, {
       command,
       resolve: (response: Record<string, unknown>) => {
         if (options.id === undefined) delete response.id;
@@ -435,36 +436,36 @@ export class QmpClient {
       reject,
     });
     try {
-      this.#updateFlow(); // the reply may sit behind events a full subscriber has not read
-      this.#send(json);
+      this.updateFlow(); // the reply may sit behind events a full subscriber has not read
+      this.send(json);
     } catch (error) { // the call fails, as a throw in a Promise executor would make it
       reject(error);
     }
     return abortable(reply, signal, what).catch((error) => {
       // Aborted: forget the id, so a reply that comes later has no caller and is dropped.
-      if (signal?.aborted && this.#pending.delete(key)) this.#updateFlow();
+      if (signal?.aborted && this.pending.delete(key)) this.updateFlow();
       throw error;
     });
   }
 
   /** One of the client's own ids that no call waits on: a caller may have chosen `qmpctl-N` for one. */
-  #unusedId(): string {
+  private unusedId(): string {
     let id: string;
-    do id = `qmpctl-${this.#nextId++}`; while (this.#pending.has(idKey(id)));
+    do id = `qmpctl-${this.nextId++}`; while (this.pending.has(idKey(id)));
     return id;
   }
 
-  #send(json: string): void {
-    this.#log?.("send", json);
-    this.#transport!.write(json + "\n");
+  private send(json: string): void {
+    this.log?.("send", json);
+    this.transport!.write(json + "\n");
   }
 
-  #receive(chunk: Uint8Array): void {
-    if (this.#phase === "closed") return;
-    if (this.#greetingWaiter) this.#greetingWaiter.bytes += chunk.length;
-    if (this.#firstBytes === undefined) { // what a peer that is no QMP server is quoted by
+  private receive(chunk: Uint8Array): void {
+    if (this.phase === "closed") return;
+    if (this.greetingWaiter) this.greetingWaiter.bytes += chunk.length;
+    if (this.firstBytes === undefined) { // what a peer that is no QMP server is quoted by
       const start = firstNonBlank(chunk);
-      if (start >= 0) this.#firstBytes = chunk.slice(start, start + 256);
+      if (start >= 0) this.firstBytes = chunk.slice(start, start + 256);
     }
     // The events are offered together (one call per subscriber, not one per
     // event): before the next other message and at the end of the chunk, so
@@ -473,26 +474,26 @@ export class QmpClient {
     const offerEvents = () => {
       const batch = events;
       events = [];
-      for (const subscription of this.#subscriptions.keys()) subscription.offerAll(batch);
+      for (const subscription of this.subscriptions.keys()) subscription.offerAll(batch);
     };
     try {
       // Each message is dispatched as it completes: those before a fault in
       // the same chunk count, then the fault ends the session. Events can
       // come even before the greeting: QEMU broadcasts them to a monitor
       // whose greeting it has not sent yet (RESUME at start-up).
-      this.#framer.push(chunk, (message) => {
-        this.#log?.("receive", JSON.stringify(message));
+      this.framer.push(chunk, (message) => {
+        this.log?.("receive", JSON.stringify(message));
         if (isEvent(message)) events.push(message);
         else {
           if (events.length > 0) offerEvents();
-          this.#dispatch(message);
+          this.dispatch(message);
         }
       });
       if (events.length > 0) offerEvents();
-      this.#updateFlow();
+      this.updateFlow();
     } catch (error) {
       if (events.length > 0) offerEvents(); // the events before the fault still count
-      this.#shutdown(this.#named(error as QmpError));
+      this.shutdown(this.named(error as QmpError));
     }
   }
 
@@ -501,11 +502,11 @@ export class QmpClient {
    * peer is no QMP server at all (an HMP monitor, a serial console, sshd):
    * a GreetingError quoting the start of what it sent.
    */
-  #named(failure: QmpError): QmpError {
+  private named(failure: QmpError): QmpError {
     if (!(failure instanceof ProtocolError)) return failure;
     const address = this.address.text;
-    if ((this.#phase === "connecting" || this.#phase === "greeting") && !(failure instanceof MessageTooLargeError)) {
-      return notAQmpServer(address, this.#firstBytes ?? new Uint8Array(), failure);
+    if ((this.phase === "connecting" || this.phase === "greeting") && !(failure instanceof MessageTooLargeError)) {
+      return notAQmpServer(address, this.firstBytes ?? new Uint8Array(), failure);
     }
     failure.message = `${address}: ${failure.message}`;
     return failure;
@@ -517,24 +518,24 @@ export class QmpClient {
    * its reply may be queued behind the events (such a backlog is bounded by
    * what QEMU sends before the reply).
    */
-  #updateFlow(): void {
+  private updateFlow(): void {
     let pause = false;
-    for (const s of this.#pending.size === 0 ? this.#subscriptions.keys() : []) pause ||= s.congested;
-    if (pause === this.#paused || !this.#transport || this.#phase === "closed") return;
-    this.#paused = pause;
-    if (pause) this.#transport.pause();
-    else this.#transport.resume();
+    for (const s of this.pending.size === 0 ? this.subscriptions.keys() : []) pause ||= s.congested;
+    if (pause === this.paused || !this.transport || this.phase === "closed") return;
+    this.paused = pause;
+    if (pause) this.transport.pause();
+    else this.transport.resume();
   }
 
-  #dispatch(message: unknown): void {
+  private dispatch(message: unknown): void {
     if (typeof message !== "object" || message === null || Array.isArray(message)) {
       throw new ProtocolError(`received ${JSON.stringify(message)}, not a QMP message`);
     }
     const m = message as Record<string, unknown>;
-    if (this.#phase === "connecting" || this.#phase === "greeting") {
-      this.#phase = "negotiating"; // only the first other message may be the greeting
-      const greeting = parseGreeting(m, this.address.text), waiter = this.#greetingWaiter!;
-      this.#greetingWaiter = undefined; // settled: closing makes no error for it
+    if (this.phase === "connecting" || this.phase === "greeting") {
+      this.phase = "negotiating"; // only the first other message may be the greeting
+      const greeting = parseGreeting(m, this.address.text), waiter = this.greetingWaiter!;
+      this.greetingWaiter = undefined; // settled: closing makes no error for it
       return waiter.resolve(greeting);
     }
     if (!("return" in m) && !("error" in m)) {
@@ -542,17 +543,17 @@ export class QmpClient {
     }
     if ("id" in m) {
       const key = idKey(m.id);
-      const call = this.#pending.get(key);
+      const call = this.pending.get(key);
       if (!call) return; // its caller gave up, or it was never ours (qmp-spec: unknown ids are dropped)
-      this.#pending.delete(key);
+      this.pending.delete(key);
       call.resolve(m);
       return;
     }
-    if (this.#inOrder.length > 0) { // the reply to the oldest command sent without an id
-      const key = this.#inOrder.shift()!;
-      const call = this.#pending.get(key);
+    if (this.inOrder.length > 0) { // the reply to the oldest command sent without an id
+      const key = this.inOrder.shift()!;
+      const call = this.pending.get(key);
       if (call) {
-        this.#pending.delete(key);
+        this.pending.delete(key);
         call.resolve(m);
       }
       return;
@@ -570,47 +571,51 @@ export class QmpClient {
     throw new UnparsedRequestError(m, this.address.text);
   }
 
-  #peerClosed(error?: Error): void {
-    if (this.#phase === "closed") return;
+  private peerClosed(error?: Error): void {
+    if (this.phase === "closed") return;
     // A transport that knows why the connection ended (ssh's own reason, or ssh taking a terminal's Ctrl-C)
     // reports it: it is the failure.
-    if (error instanceof ConnectionError || error instanceof AbortedError) return this.#shutdown(error);
-    const reason = this.#closedReason();
+    if (error instanceof ConnectionError || error instanceof AbortedError) return this.shutdown(error);
+    const reason = this.closedReason();
     // A close in the middle of a message is a failure even for an event stream, which an orderly close ends.
-    const failure = this.#phase === "greeting"
+    const failure = this.phase === "greeting"
       ? new GreetingClosedError(reason, { cause: error })
-      : this.#framer.partial
+      : this.framer.partial
       ? new DisconnectedError(reason, { cause: error })
       : undefined;
-    this.#shutdown(failure, reason, error);
+    this.shutdown(failure, reason, error);
   }
 
-  /** How the peer's close reads, by what it cut short (while connecting: the greeting, see #open). */
-  #closedReason(): string {
-    const where = this.#framer.partial ? " in the middle of a message" : "";
-    const what = this.#phase === "greeting" || this.#phase === "connecting"
+  /** How the peer's close reads, by what it cut short (while connecting: the greeting, see open). */
+  private closedReason(): string {
+    const where = this.framer.partial ? " in the middle of a message" : "";
+    const what = this.phase === "greeting" || this.phase === "connecting"
       ? " before its QMP greeting"
-      : this.#phase === "negotiating"
+      : this.phase === "negotiating"
       ? " during capabilities negotiation"
       : "";
     return `${this.address.text} closed the connection${where}${what}`;
   }
 
   /** End everything: `failure` is the error that broke the session, if one did. */
-  #shutdown(failure: QmpError | undefined, reason = failure?.message ?? "connection closed", cause?: Error): void {
-    if (this.#phase === "closed") return;
-    this.#phase = "closed";
-    this.#failure = failure;
-    this.#greetingWaiter?.reject(failure ?? this.#notGreeted());
-    this.#transport?.close();
+  private shutdown(
+    failure: QmpError | undefined,
+    reason = failure?.message ?? "connection closed",
+    cause?: Error,
+  ): void {
+    if (this.phase === "closed") return;
+    this.phase = "closed";
+    this.failure = failure;
+    this.greetingWaiter?.reject(failure ?? this.notGreeted());
+    this.transport?.close();
     const closed = failure === undefined || failure instanceof DisconnectedError; // each call says what it awaited
-    for (const call of this.#pending.values()) {
+    for (const call of this.pending.values()) {
       call.reject(closed ? new DisconnectedError(`${reason} before the reply to ${call.command}`, { cause }) : failure);
     }
-    this.#pending.clear();
-    this.#inOrder = [];
-    for (const subscription of this.#subscriptions.keys()) subscription.end(failure);
-    this.#markClosed(failure);
+    this.pending.clear();
+    this.inOrder = [];
+    for (const subscription of this.subscriptions.keys()) subscription.end(failure);
+    this.markClosed(failure);
   }
 
   /**
@@ -618,19 +623,19 @@ export class QmpClient {
    * without a fault: the caller closed it (a DisconnectedError, as its calls
    * get, not retried by connectWhenReady), or the peer did.
    */
-  #notGreeted(): QmpError {
+  private notGreeted(): QmpError {
     const address = this.address.text;
-    return this.#closedByCaller
+    return this.closedByCaller
       ? new DisconnectedError(`the client closed the connection before the QMP greeting from ${address}`)
       : new GreetingClosedError(`${address} closed the connection before its QMP greeting`);
   }
 
   /** What connect() waits for now, for its timeout messages. */
-  #awaitedStep(): { step: string; hint: string } {
-    const phase = this.#phase === "greeting" || this.#phase === "negotiating" ? this.#phase : "connecting";
+  private awaitedStep(): { step: string; hint: string } {
+    const phase = this.phase === "greeting" || this.phase === "negotiating" ? this.phase : "connecting";
     // A greeting begun but unfinished: the peer is no silent busy monitor.
-    const begun = phase === "greeting" && this.#framer.partial ? this.#greetingWaiter?.bytes : 0;
-    return awaitedStep(phase, this.address.text, this.#listenQueueFull, begun);
+    const begun = phase === "greeting" && this.framer.partial ? this.greetingWaiter?.bytes : 0;
+    return awaitedStep(phase, this.address.text, this.listenQueueFull, begun);
   }
 }
 
@@ -683,7 +688,7 @@ function idKey(id: unknown): string {
   );
 }
 
-/** An event: an object with a string `event` (anything else goes to #dispatch, which checks it). */
+/** An event: an object with a string `event` (anything else goes to dispatch, which checks it). */
 function isEvent(message: unknown): message is QmpEvent {
   return typeof message === "object" && message !== null && typeof (message as QmpEvent).event === "string" &&
     !Array.isArray(message);

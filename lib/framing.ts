@@ -45,24 +45,25 @@ const NOT_A_MESSAGE = Symbol("not a message");
  * ```
  */
 export class JsonFramer {
-  readonly #maxBytes: number;
-  readonly #maxNesting: number;
-  readonly #refuse?: (text: string) => string | undefined;
+  // TypeScript's `private`, not `#private`: cheaper for a one-shot run (README, Development).
+  private readonly maxBytes: number;
+  private readonly maxNesting: number;
+  private readonly refuse?: (text: string) => string | undefined;
   /** A line of at most this many characters cannot nest deeper than the bound (each level takes two). */
-  readonly #shallowLine: number;
+  private readonly shallowLine: number;
   /** Invalid UTF-8 becomes U+FFFD; a byte-order mark stays a character (no JSON text starts with it). */
-  readonly #decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+  private readonly decoder = new TextDecoder("utf-8", { ignoreBOM: true });
   /** A message that is not UTF-8 is a ProtocolError (see the constructor). */
-  readonly #strictUtf8: boolean;
+  private readonly strictUtf8: boolean;
   /** A '}' may close a '[' and the reverse, the message then refused whole when it ends (see the constructor). */
-  readonly #anyCloser: boolean;
+  private readonly anyCloser: boolean;
   /** Bytes of the message being scanned, kept from earlier chunks. */
-  #held: Uint8Array[] = [];
-  #heldBytes = 0;
+  private held: Uint8Array[] = [];
+  private heldBytes = 0;
   /** What closes each level open in the message being scanned (`}` or `]`), innermost last; empty between messages. */
-  #closers: number[] = [];
-  #inString = false;
-  #escaped = false;
+  private closers: number[] = [];
+  private inString = false;
+  private escaped = false;
   /**
    * After `push` threw: the offset, in the chunk it was given, of the byte
    * where the fault was found (a byte no message starts with, a closer that
@@ -91,12 +92,12 @@ export class JsonFramer {
     strictUtf8 = false,
     anyCloser = false,
   ) {
-    this.#maxBytes = maxBytes;
-    this.#maxNesting = maxNesting;
-    this.#refuse = refuse;
-    this.#shallowLine = 2 * maxNesting;
-    this.#strictUtf8 = strictUtf8;
-    this.#anyCloser = anyCloser;
+    this.maxBytes = maxBytes;
+    this.maxNesting = maxNesting;
+    this.refuse = refuse;
+    this.shallowLine = 2 * maxNesting;
+    this.strictUtf8 = strictUtf8;
+    this.anyCloser = anyCloser;
   }
 
   /**
@@ -110,13 +111,13 @@ export class JsonFramer {
   push(chunk: Uint8Array, deliver?: (message: unknown) => void): unknown[] {
     const messages: unknown[] = [];
     const out = deliver ?? ((message: unknown) => messages.push(message));
-    let i = this.#closers.length > 0 ? this.#scan(chunk, 0, 0, out) : 0;
+    let i = this.closers.length > 0 ? this.scan(chunk, 0, 0, out) : 0;
     // The whole lines (up to the last newline) are read as text; what follows
     // them begins a message that ends in a later chunk.
     const linesEnd = chunk.lastIndexOf(NEWLINE) + 1;
     // Strictly, lines that are not all UTF-8 go to the scanner, which refuses the message holding the bad bytes.
-    if (i < linesEnd && (!this.#strictUtf8 || decodeUtf8(chunk.subarray(i, linesEnd)) !== undefined)) {
-      i = this.#lines(chunk, i, linesEnd, out);
+    if (i < linesEnd && (!this.strictUtf8 || decodeUtf8(chunk.subarray(i, linesEnd)) !== undefined)) {
+      i = this.lines(chunk, i, linesEnd, out);
     }
     while (i < chunk.length) {
       const byte = chunk[i];
@@ -124,9 +125,9 @@ export class JsonFramer {
         i++;
         continue;
       }
-      if (byte !== OPEN_BRACE) this.#fault(i, new ProtocolError(`${NOT_AN_OBJECT}, got ${describeFrom(chunk, i)}`));
-      this.#closers = [CLOSE_BRACE];
-      i = this.#scan(chunk, i, i + 1, out);
+      if (byte !== OPEN_BRACE) this.fault(i, new ProtocolError(`${NOT_AN_OBJECT}, got ${describeFrom(chunk, i)}`));
+      this.closers = [CLOSE_BRACE];
+      i = this.scan(chunk, i, i + 1, out);
     }
     return messages;
   }
@@ -141,8 +142,8 @@ export class JsonFramer {
    * nesting. Returns where it stopped: `end`, or past it when a message
    * began before `end` and ended after it (or goes on in a later chunk).
    */
-  #lines(chunk: Uint8Array, from: number, end: number, out: (message: unknown) => void): number {
-    const text = this.#decoder.decode(chunk.subarray(from, end));
+  private lines(chunk: Uint8Array, from: number, end: number, out: (message: unknown) => void): number {
+    const text = this.decoder.decode(chunk.subarray(from, end));
     // Every character one byte (ASCII, or one invalid byte read as U+FFFD):
     // an offset in the text is the same offset in the bytes.
     const oneByteEach = text.length === end - from;
@@ -154,28 +155,28 @@ export class JsonFramer {
         c++, b++; // blanks are ASCII
         continue;
       }
-      if (code !== OPEN_BRACE) this.#fault(b, new ProtocolError(`${NOT_AN_OBJECT}, got ${describeFrom(chunk, b)}`));
+      if (code !== OPEN_BRACE) this.fault(b, new ProtocolError(`${NOT_AN_OBJECT}, got ${describeFrom(chunk, b)}`));
       const lineEnd = text.indexOf("\n", c);
       const byteEnd = oneByteEach ? b + (lineEnd - c) : chunk.indexOf(NEWLINE, b);
       // A line of at most 2 * maxNesting characters cannot nest deeper (each level takes two).
-      if (lineEnd - c <= this.#shallowLine && byteEnd - b <= this.#maxBytes) {
+      if (lineEnd - c <= this.shallowLine && byteEnd - b <= this.maxBytes) {
         if (changeAt < c) changeAt = mayChangeAt(text, c) >>> 0; // none: 2^32 - 1, past any text
         const line = text.slice(c, lineEnd);
         const message = parseLine(line, changeAt < lineEnd);
         if (message !== NOT_A_MESSAGE) {
-          this.#check(line, byteEnd);
+          this.check(line, byteEnd);
           out(message);
           c = lineEnd + 1;
           b = byteEnd + 1;
           continue;
         }
       }
-      this.#closers = [CLOSE_BRACE];
-      const next = this.#scan(chunk, b, b + 1, out);
-      if (this.#closers.length > 0 || next > end) return next;
+      this.closers = [CLOSE_BRACE];
+      const next = this.scan(chunk, b, b + 1, out);
+      if (this.closers.length > 0 || next > end) return next;
       // The message began and ended at ASCII bytes (`{`, `}` or `]`), so its
       // bytes decode alone to its part of the text.
-      c += oneByteEach ? next - b : this.#decoder.decode(chunk.subarray(b, next)).length;
+      c += oneByteEach ? next - b : this.decoder.decode(chunk.subarray(b, next)).length;
       b = next;
     }
     return b;
@@ -186,84 +187,84 @@ export class JsonFramer {
    * it began in an earlier one). Returns where the message ended, or the
    * chunk's length after keeping its bytes when it goes on.
    */
-  #scan(chunk: Uint8Array, start: number, from: number, out: (message: unknown) => void): number {
+  private scan(chunk: Uint8Array, start: number, from: number, out: (message: unknown) => void): number {
     for (let i = from; i < chunk.length; i++) {
       const byte = chunk[i];
-      if (this.#inString) {
-        if (this.#escaped) this.#escaped = false;
-        else if (byte === BACKSLASH) this.#escaped = true;
-        else if (byte === QUOTE) this.#inString = false;
+      if (this.inString) {
+        if (this.escaped) this.escaped = false;
+        else if (byte === BACKSLASH) this.escaped = true;
+        else if (byte === QUOTE) this.inString = false;
         continue;
       }
-      if (byte === QUOTE) this.#inString = true;
+      if (byte === QUOTE) this.inString = true;
       else if (byte === OPEN_BRACE || byte === OPEN_BRACKET) {
-        if (this.#closers.push(byte === OPEN_BRACE ? CLOSE_BRACE : CLOSE_BRACKET) > this.#maxNesting) {
-          this.#fault(i, new ProtocolError(`received a message nested deeper than ${this.#maxNesting} levels`));
+        if (this.closers.push(byte === OPEN_BRACE ? CLOSE_BRACE : CLOSE_BRACKET) > this.maxNesting) {
+          this.fault(i, new ProtocolError(`received a message nested deeper than ${this.maxNesting} levels`));
         }
       } else if (byte === CLOSE_BRACE || byte === CLOSE_BRACKET) {
         // `[1, 2}` can never become JSON: said now, not after waiting for a close that cannot come.
-        if (this.#closers.pop() !== byte && !this.#anyCloser) {
-          this.#fault(
+        if (this.closers.pop() !== byte && !this.anyCloser) {
+          this.fault(
             i,
             new ProtocolError(`received invalid JSON: a '${String.fromCharCode(byte)}' closes what it did not open`),
           );
         }
-        if (this.#closers.length > 0) continue;
-        this.#checkSize(i + 1 - start, i);
-        out(this.#parse(chunk.subarray(start, i + 1), i));
+        if (this.closers.length > 0) continue;
+        this.checkSize(i + 1 - start, i);
+        out(this.parse(chunk.subarray(start, i + 1), i));
         return i + 1;
       }
     }
-    this.#checkSize(chunk.length - start, chunk.length - 1);
-    this.#held.push(chunk.slice(start));
-    this.#heldBytes += chunk.length - start;
+    this.checkSize(chunk.length - start, chunk.length - 1);
+    this.held.push(chunk.slice(start));
+    this.heldBytes += chunk.length - start;
     return chunk.length;
   }
 
   /** Throw `error`, the fault found at `at` in the chunk (see faultAt). */
-  #fault(at: number, error: Error): never {
+  private fault(at: number, error: Error): never {
     this.faultAt = at;
     throw error;
   }
 
   /** True when a message has begun but not ended (the stream stopped mid-message). */
   get partial(): boolean {
-    return this.#closers.length > 0;
+    return this.closers.length > 0;
   }
 
   /** The size bound, checked at `at` in the chunk. */
-  #checkSize(bytesInChunk: number, at: number): void {
-    if (this.#heldBytes + bytesInChunk > this.#maxBytes) {
-      this.#fault(at, new MessageTooLargeError(`a message exceeded the limit of ${this.#maxBytes} bytes`));
+  private checkSize(bytesInChunk: number, at: number): void {
+    if (this.heldBytes + bytesInChunk > this.maxBytes) {
+      this.fault(at, new MessageTooLargeError(`a message exceeded the limit of ${this.maxBytes} bytes`));
     }
   }
 
   /** The message whose last bytes are `tail`, ending at `end` in the chunk. */
-  #parse(tail: Uint8Array, end: number): unknown {
+  private parse(tail: Uint8Array, end: number): unknown {
     let bytes = tail;
-    if (this.#held.length > 0) {
-      this.#held.push(tail);
-      bytes = concatBytes(this.#held, this.#heldBytes + tail.length);
-      this.#held = [];
-      this.#heldBytes = 0;
+    if (this.held.length > 0) {
+      this.held.push(tail);
+      bytes = concatBytes(this.held, this.heldBytes + tail.length);
+      this.held = [];
+      this.heldBytes = 0;
     }
     // A message starts with `{`: no byte-order mark for the strict decoder to take off.
-    const text = this.#strictUtf8 ? decodeUtf8(bytes) : this.#decoder.decode(bytes);
-    if (text === undefined) this.#fault(end, new ProtocolError("invalid UTF-8 sequence in a message"));
+    const text = this.strictUtf8 ? decodeUtf8(bytes) : this.decoder.decode(bytes);
+    if (text === undefined) this.fault(end, new ProtocolError("invalid UTF-8 sequence in a message"));
     let message: unknown;
     try {
       message = parseExact(text);
     } catch (error) {
-      this.#fault(end, new ProtocolError(`received invalid JSON: ${(error as Error).message}`, { cause: error }));
+      this.fault(end, new ProtocolError(`received invalid JSON: ${(error as Error).message}`, { cause: error }));
     }
-    this.#check(text, end);
+    this.check(text, end);
     return message;
   }
 
   /** The caller's refusal of a message's text (see the constructor), at `at` in the chunk. */
-  #check(text: string, at: number): void {
-    const refused = this.#refuse?.(text);
-    if (refused !== undefined) this.#fault(at, new ProtocolError(refused));
+  private check(text: string, at: number): void {
+    const refused = this.refuse?.(text);
+    if (refused !== undefined) this.fault(at, new ProtocolError(refused));
   }
 }
 
