@@ -40,14 +40,19 @@ export async function run(context: CommandContext): Promise<number> {
   const cpu = cpuText === undefined ? undefined : parseCpuIndex(cpuText);
   if (cpuText !== undefined && cpu === undefined) throw new UsageError(`--cpu '${cpuText}' is not a CPU index`);
   const args = hmpArguments(commandLine, cpu);
-  // `hmp info status -s vm.qmp` with no other address: the -s went into the line, as its help says. Said so.
+  // `hmp info status -s vm.qmp` with no -s before it: the -s went into the line, as its help says, and the
+  // line would run on $QMPCTL_SOCKET's VM, or nowhere. Refused, saying so (a -s for QEMU goes in the quotes).
   const flag = context.words.indexOf("-s", 1);
-  if (flag > 0 && givenAddress(context, "QMPCTL_SOCKET") === undefined) {
+  if (flag > 0 && context.global.socket === undefined) {
     const line = context.words.slice(0, flag).join(" ");
     const quoted = `'${line.replaceAll("'", `'\\''`)}'`; // as a POSIX shell reads it back
+    const variable = givenAddress(context, "QMPCTL_SOCKET");
+    const lead = variable === undefined
+      ? "no address: the -s"
+      : `the line would run on $QMPCTL_SOCKET's ${variable}: its -s`;
     throw new UsageError(
-      `no address: the -s after '${line}' is part of the HMP line (its words take single-dash flags): ` +
-        `quote the line: qmpctl hmp ${quoted} -s ADDR`,
+      `${lead} after '${line}' is part of the HMP line (its words take single-dash flags): ` +
+        `quote the line: qmpctl hmp ${quoted} -s ADDR (a -s for QEMU goes inside the quotes)`,
     );
   }
   return await withClient(context, async (client) => {

@@ -348,13 +348,21 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
     },
   );
 
-  test("hmp typed as words with -s after them and no other address: the -s is the line's, and the error says so", async () => {
+  test("hmp typed as words with -s after them and no -s before: the -s is the line's, and the error says so", async () => {
+    const said = "is part of the HMP line (its words take single-dash flags): quote the line: " +
+      "qmpctl hmp 'info status' -s ADDR (a -s for QEMU goes inside the quotes)\n";
     const result = await qmpctl(["hmp", "info", "status", "-s", listener.path]);
     expect(result).toMatchObject({
       code: 2,
       stdout: "",
-      stderr: "qmpctl: no address: the -s after 'info status' is part of the HMP line (its words take single-dash " +
-        "flags): quote the line: qmpctl hmp 'info status' -s ADDR\n",
+      stderr: `qmpctl: no address: the -s after 'info status' ${said}`,
+    });
+    // With $QMPCTL_SOCKET set, the line would have gone to that VM, not to the -s typed after it.
+    const other = await qmpctl(["hmp", "info", "status", "-s", "vm2.sock"], { env: { QMPCTL_SOCKET: listener.path } });
+    expect(other).toMatchObject({
+      code: 2,
+      stdout: "",
+      stderr: `qmpctl: the line would run on $QMPCTL_SOCKET's ${listener.path}: its -s after 'info status' ${said}`,
     });
     expect(listener.connections).toBe(0);
   });
