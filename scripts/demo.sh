@@ -18,8 +18,8 @@ show "qmpctl exec query-status"
 qmpctl exec query-status
 show "qmpctl exec no-such-command; echo \"exit \$?\""
 qmpctl exec no-such-command || echo "exit $?"
-show "qmpctl exec no-such-command --raw | jq -r .error.class"
-dist/qmpctl exec no-such-command --raw | jq -r .error.class || true
+show "qmpctl exec no-such-command --raw 2>/dev/null | jq -r .error.class   # the error reply itself, on stdout"
+dist/qmpctl exec no-such-command --raw 2>/dev/null | jq -r .error.class || true
 show "qmpctl hmp 'info status'"
 qmpctl hmp 'info status'
 show "qmpctl -s /nonexistent.sock exec query-status; echo \"exit \$?\""
