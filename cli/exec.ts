@@ -132,7 +132,10 @@ export async function run(context: CommandContext): Promise<number> {
     ? undefined
     : await (await import("./args_stdin.ts")).argsObject(argsText, context.signal);
   const typing = base || words.length > 0 ? await import("../lib/args.ts") : undefined;
-  let args = typing?.buildArguments(words, base); // malformed words: nothing sent
+  // Malformed words: nothing sent. Words the schema types are only checked for form here: their values are its.
+  const typed = typing?.wordsNeedTyping(words);
+  if (typed) typing!.checkWordForms(words, base);
+  let args = typed ? undefined : typing?.buildArguments(words, base);
   const { options } = context;
   const events = options.has("wait-event") || options.has("match") || options.has("count")
     ? await import("./event_output.ts")
@@ -144,7 +147,7 @@ export async function run(context: CommandContext): Promise<number> {
   const { readerGone } = context;
   const waiting = readerGone ? { ...context, signal: AbortSignal.any([context.signal, readerGone]) } : context;
   return await withClient(context, async (client) => {
-    if (typing?.wordsNeedTyping(words)) { // typed and checked by QEMU's schema (cached; loaded only when needed)
+    if (typed) { // typed and checked by QEMU's schema (cached; loaded only when needed)
       args = await (await schema()).typedArguments(client, command, words, base, { signal: context.signal });
     }
     if (wait) await events!.checkEventWait(client, wait, context.signal);

@@ -26,14 +26,33 @@ function shown(word: string): string {
 /** Turns the text of a `KEY=VALUE` word into the value to send, given its key path. */
 export type ValueTyper = (path: readonly string[], text: string) => unknown;
 
-/** Without a schema: JSON where the text parses as JSON, else the text as a string. */
-export const jsonOrString: ValueTyper = (_path, text) => {
-  try {
-    return parseExact(text); // numbers sent as written
-  } catch {
-    return text;
-  }
+/**
+ * Without a schema: JSON where the text parses as JSON, else the text as a string.
+ * @throws {ArgumentError} as wordJson
+ */
+export const jsonOrString: ValueTyper = (path, text) => {
+  const value = wordJson(path, text);
+  return value === undefined ? text : value;
 };
+
+/** The JSON value of `text` (numbers kept as written: exact_json.ts), or undefined when it is not JSON. */
+export function parseJson(text: string): unknown {
+  try {
+    return parseExact(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The JSON value of the text of the `KEY=VALUE` word at `path`, or undefined
+ * when it is not JSON.
+ * @throws {ArgumentError} for JSON that QEMU's parser refuses (a key given twice), as for `KEY:=JSON`
+ */
+export function wordJson(path: readonly string[], text: string): unknown {
+  const value = parseJson(text);
+  return value === undefined ? undefined : checkedJson(text, value, `'${shown(`${path.join(".")}=${text}`)}'`);
+}
 
 /** One word split into its key path and value. */
 export interface KeyValueWord {
@@ -105,6 +124,16 @@ export function buildArguments(words: readonly string[], base: Record<string, un
 }
 
 /**
+ * Check the words' form (a malformed word, a key given twice, a key both a
+ * value and an object) without reading their values, which a schema is to
+ * type: a `str` argument's text is text even when it reads as JSON.
+ * @throws {ArgumentError} as buildArguments, but for the values
+ */
+export function checkWordForms(words: readonly string[], base: Record<string, unknown> = {}): void {
+  argumentTree(words, base, (_path, text) => text);
+}
+
+/**
  * The tree the words make over `base`, each value typed by `typeValue`:
  * objects only (a schema then says which are arrays). `made` collects the
  * objects the words made, as [parent, key].
@@ -159,7 +188,10 @@ export function argumentTree(
 export function sentAsJsonHint(desc: string, words: readonly string[]): string {
   const parameter = /^Invalid parameter type for '([^']*)', expected: string$/.exec(desc)?.[1];
   if (parameter === undefined) return "";
-  const json = splitKeyValueWords(words).filter((w) => !w.raw && typeof jsonOrString(w.path, w.text) !== "string");
+  const json = splitKeyValueWords(words).filter((w) => {
+    const value = w.raw ? undefined : parseJson(w.text);
+    return value !== undefined && typeof value !== "string";
+  });
   const word = json.find((w) => w.path.at(-1) === parameter) ?? (json.length === 1 ? json[0] : undefined);
   if (!word) return "";
   const key = word.path.join(".");
@@ -205,6 +237,14 @@ function parseJsonValue(text: string, source: string): unknown {
       : (error as Error).message.replace(/^JSON Parse error: /, "") + quotingHint(text, keyAt);
     throw new ArgumentError(`${source}: invalid JSON${place}: ${reason}`);
   }
+  return checkedJson(text, value, source);
+}
+
+/**
+ * `value`, parsed from `text`, unless QEMU's parser would refuse that text.
+ * @throws {ArgumentError} naming `source`
+ */
+function checkedJson(text: string, value: unknown, source: string): unknown {
   // Refused here, before anything is sent: deeper values also run out of stack where they are copied.
   if (text.length > 2 * MAX_NESTING && measureJson(value).depth > MAX_NESTING) {
     throw new ArgumentError(`${source}: QEMU's parser would refuse it: JSON nesting depth limit exceeded`);

@@ -118,6 +118,31 @@ describe("typeArguments: structure", () => {
     expect(errorOf(() => typed(["mixed=1.0"])).message).toStartWith("typed: 'mixed=1.0': expected int, or bool");
   });
 
+  test("an int inside a word's JSON is within int64/uint64, said as for the word form (QEMU reads more as a double)", () => {
+    expect(JSON.stringify(typed(["mixed=[18446744073709551615,-9223372036854775808]"]).mixed)).toBe(
+      "[18446744073709551615,-9223372036854775808]",
+    );
+    for (const big of ["18446744073709551616", "-9223372036854775809", "99999999999999999999"]) {
+      expect(errorOf(() => typed([`mixed=[${big}]`])).message).toBe(
+        `typed: 'mixed=[${big}]': at mixed.0: expected int within int64/uint64`,
+      );
+      expect(errorOf(() => typed([`count=${big}`])).message).toBe(
+        `typed: 'count=${big}': expected int within int64/uint64`,
+      );
+    }
+  });
+
+  test("a key given twice in a word's JSON is refused as for KEY:=JSON; a str keeps such text as it is", () => {
+    for (const word of ['ref={"driver":"a","driver":"b"}', 'refs=[{"driver":"a","driver":"b"}]']) {
+      expect(errorOf(() => typed([word])).message).toBe(`'${word}': the key "driver" is given twice in one object`);
+    }
+    for (const word of ['extra={"a":1,"a":2}', 'extra=[{"a":1,"a":2}]', 'extra.x={"a":1,"a":2}']) { // any
+      expect(errorOf(() => typed([word])).message).toBe(`'${word}': the key "a" is given twice in one object`);
+    }
+    expect(typed(['list.0={"a":1,"a":2}']).list).toEqual(['{"a":1,"a":2}']);
+    expect(typed(['nullable={"a":1,"a":2}']).nullable).toBe('{"a":1,"a":2}'); // JSON of no branch: the str's text
+  });
+
   test("alternate of str and null: null is null, anything else a string", () => {
     expect(typed(["nullable=null"]).nullable).toBeNull();
     expect(typed(["nullable=123"]).nullable).toBe("123");
@@ -182,6 +207,19 @@ describe("typeArguments: structure", () => {
     });
     expect(typed(['count:="many"', "whatever:=1"])).toEqual({ id: "x", count: "many", whatever: 1 });
     expect(typeArguments(schema, "add-thing", ["size=1"], { driver: "alpha" })).toEqual({ driver: "alpha", size: 1 });
+  });
+
+  test("a tag given as is that names no branch: its error, as for the word, not the branch member's", () => {
+    const message = "add-thing: 'driver=alpa': expected one of alpha, beta, gamma (did you mean alpha?)";
+    expect(errorOf(() => typeArguments(schema, "add-thing", ["size=1"], { driver: "alpa" })).message).toBe(message);
+    expect(errorOf(() => typeArguments(schema, "add-thing", ['driver:="alpa"', "size=1"])).message).toBe(message);
+    expect(errorOf(() => typeArguments(schema, "add-thing", ["driver=alpa", "size=1"])).message).toBe(message);
+    for (const driver of ["beta", "gamma"]) { // a branch without size, or none at all: size is what is wrong
+      expect(errorOf(() => typeArguments(schema, "add-thing", ["size=1"], { driver })).message).toBe(
+        "add-thing: unknown argument 'size'",
+      );
+    }
+    expect(typeArguments(schema, "add-thing", ["node=n"], { driver: "alpa" })).toEqual({ driver: "alpa", node: "n" });
   });
 });
 

@@ -8,6 +8,7 @@
 import type { Schema } from "./model.ts";
 import type { MemberInfo, TypeInfo } from "./digest.ts";
 import { isJsonObject, isRawNumber } from "../exact_json.ts";
+import { withinIntRange } from "./scalars.ts";
 
 /** The members of an object type, with those of the union branch its tag selects (by `tagOf`). */
 export function membersOf(
@@ -27,8 +28,8 @@ export function membersOf(
 /**
  * Whether a JSON value has the JSON type of a type (how QEMU picks an
  * alternate's branch). A number kept as written (exact_json.ts) is a number,
- * and an int only when written without fraction or exponent, as QEMU's
- * parser reads it (`1.0` is a double there).
+ * and an int only when written without fraction or exponent and within
+ * int64/uint64, as QEMU's parser reads it (`1.0` and 2^64 are doubles there).
  */
 export function fits(schema: Schema, value: unknown, typeName: string): boolean {
   const type = schema.type(typeName);
@@ -39,7 +40,7 @@ export function fits(schema: Schema, value: unknown, typeName: string): boolean 
         case "string":
           return typeof value === "string";
         case "int":
-          return raw ? /^-?\d+$/.test(value.rawJSON) : Number.isInteger(value);
+          return raw ? /^-?\d+$/.test(value.rawJSON) && withinIntRange(value.rawJSON) : Number.isInteger(value);
         case "number":
           return raw || typeof value === "number";
         case "boolean":

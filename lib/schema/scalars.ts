@@ -7,8 +7,14 @@
 import { jsonOrString } from "../args.ts";
 import { parseExact } from "../exact_json.ts";
 
-/** The value of `text` for a built-in JSON type, or undefined if it cannot be one. */
-export function scalar(text: string, json: string): unknown {
+export { parseJson } from "../args.ts";
+
+/**
+ * The value of `text`, the text of the word at `path`, for a built-in JSON
+ * type, or undefined if it cannot be one.
+ * @throws {ArgumentError} for JSON that QEMU refuses, where the type takes any JSON (jsonOrString)
+ */
+export function scalar(text: string, json: string, path: readonly string[]): unknown {
   switch (json) {
     case "string":
       return text;
@@ -21,7 +27,7 @@ export function scalar(text: string, json: string): unknown {
     case "number": // as written: a double would round 2^53 + 1, and make 1e400 Infinity (QEMU reads the digits)
       return /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$/.test(text) ? parseExact(text) : undefined;
     default: // "value" (any), and json-types this version does not know
-      return jsonOrString([], text);
+      return jsonOrString(path, text);
   }
 }
 
@@ -42,20 +48,15 @@ const UINT_MAX = 2n ** 64n - 1n;
  * loses digits, and -0 is written 0, so the exact text is sent with JSON.rawJSON.
  */
 function parseInteger(text: string): unknown {
-  if (!/^-?(0|[1-9]\d*)$/.test(text)) return undefined;
-  const big = BigInt(text);
-  if (big < INT_MIN || big > UINT_MAX) return undefined;
+  if (!/^-?(0|[1-9]\d*)$/.test(text) || !withinIntRange(text)) return undefined;
   const value = Number(text);
   if (Number.isSafeInteger(value) && text !== "-0") return value;
   const rawJSON = (JSON as { rawJSON?: (text: string) => unknown }).rawJSON;
   return rawJSON ? rawJSON(text) : text === "-0" ? 0 : undefined; // without rawJSON (older runtimes): 0
 }
 
-/** The JSON value of `text` (numbers kept as written: exact_json.ts), or undefined when it is not JSON. */
-export function parseJson(text: string): unknown {
-  try {
-    return parseExact(text);
-  } catch {
-    return undefined;
-  }
+/** Whether an integer's digits (`-?\d+`) are within int64 or uint64: QEMU's parser reads others as a double. */
+export function withinIntRange(digits: string): boolean {
+  const big = BigInt(digits);
+  return big >= INT_MIN && big <= UINT_MAX;
 }

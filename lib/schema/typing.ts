@@ -13,12 +13,13 @@
  *
  * @module
  */
-import { argumentTree, jsonOrString } from "../args.ts";
+import { argumentTree, jsonOrString, parseJson, wordJson } from "../args.ts";
 import { closestNames, didYouMean } from "../closest.ts";
 import { ArgumentError } from "../errors.ts";
+import { numberText } from "../exact_json.ts";
 import type { Schema } from "./model.ts";
 import type { TypeInfo } from "./digest.ts";
-import { parseBool, parseJson, scalar } from "./scalars.ts";
+import { parseBool, scalar } from "./scalars.ts";
 import { expected, fits, membersOf } from "./members.ts";
 
 /** Errors no newer schema could undo: a value that cannot have its scalar type (`up=maybe` for a bool). */
@@ -128,6 +129,7 @@ class Typer {
       if (member) return [key, this.node(value, member.type, [...path, key])];
       if (!hasWords(value)) return [key, value];
       if (path.length === 0 && OPEN_ARGUMENTS.includes(this.command)) return [key, untyped(value)];
+      this.tagGivenAsIs(tree, type, path); // its error, when it names no branch: the word may be a branch's member
       throw this.error(
         `unknown argument '${dotted(path, key)}'${didYouMean(key, byName.keys(), (name) => dotted(path, name))}`,
       );
@@ -142,6 +144,17 @@ class Typer {
       );
     }
     return Object.fromEntries(entries);
+  }
+
+  /**
+   * Check a union's tag given as is (--args, KEY:=JSON), which selects no
+   * branch unless it is one of the tag's values, as a word would be checked.
+   */
+  tagGivenAsIs(tree: Tree, type: TypeInfo & { kind: "object" }, path: string[]): void {
+    const tag = type.members.find((m) => m.name === type.tag);
+    if (!tag || !Object.hasOwn(tree, tag.name) || hasWords(tree[tag.name])) return;
+    const value = tree[tag.name];
+    this.text(new WordText([...path, tag.name], typeof value === "string" ? value : JSON.stringify(value)), tag.type);
   }
 
   array(tree: Tree, element: string, path: string[]): unknown[] {
@@ -159,7 +172,7 @@ class Typer {
     const text = word.text;
     switch (type.kind) {
       case "builtin": {
-        const value = scalar(text, type.json);
+        const value = scalar(text, type.json, word.path);
         if (value !== undefined) return value;
         break;
       }
@@ -168,7 +181,7 @@ class Typer {
         throw this.error(`'${word.word}': expected ${expected(this.schema, typeName)}${didYouMean(text, type.values)}`);
       case "array":
       case "object": {
-        const json = parseJson(text);
+        const json = wordJson(word.path, text);
         if (json !== undefined) return this.json(json, typeName, word, [...word.path]);
         break;
       }
@@ -178,7 +191,7 @@ class Typer {
         // string (str or enum branch), or on/off/yes/no for a bool branch.
         const json = parseJson(text);
         const fitting = json === undefined ? undefined : type.members.find((m) => fits(this.schema, json, m));
-        if (fitting) return this.json(json, fitting, word, [...word.path]);
+        if (fitting) return this.json(wordJson(word.path, text), fitting, word, [...word.path]); // checked when sent as JSON
         for (const m of type.members) {
           const branch = this.schema.type(m);
           if (branch.kind === "builtin" && branch.json === "string") return text;
@@ -190,11 +203,9 @@ class Typer {
         break;
       }
       case "other":
-        return jsonOrString([], text);
+        return jsonOrString(word.path, text);
     }
-    const digits = type.kind === "builtin" && type.json === "int" && /^-?\d+$/.test(text);
-    const why = !digits ? "" : /^-?0\d/.test(text) ? " (without leading zeros)" : " within int64/uint64";
-    const error = this.error(`'${word.word}': expected ${expected(this.schema, typeName)}${why}`);
+    const error = this.error(`'${word.word}': expected ${expected(this.schema, typeName)}${intHint(type, text)}`);
     if (type.kind === "builtin") scalarValueErrors.add(error);
     throw error;
   }
@@ -205,7 +216,8 @@ class Typer {
     const bad = () => {
       const nested = path.join(".") !== word.path.join("."); // inside the JSON: JSON's forms only
       const where = nested ? `at ${path.join(".")}: ` : "";
-      return this.error(`'${word.word}': ${where}expected ${expected(this.schema, typeName, nested)}`);
+      const hint = intHint(type, numberText(value) ?? ""); // a JSON int out of range, as the word form says
+      return this.error(`'${word.word}': ${where}expected ${expected(this.schema, typeName, nested)}${hint}`);
     };
     if (!fits(this.schema, value, typeName)) throw bad();
     switch (type.kind) {
@@ -276,6 +288,12 @@ function untyped(value: unknown): unknown {
   const tree = value as Tree, keys = Object.keys(tree);
   if (hasWords(tree) && keys.every((k, i) => k === String(i))) return keys.map((k) => untyped(tree[k]));
   return Object.fromEntries(Object.entries(tree).map(([k, v]) => [k, untyped(v)]));
+}
+
+/** Why digits are no int, said after "expected int" (digits, of a type other than int: nothing). */
+function intHint(type: TypeInfo, digits: string): string {
+  if (type.kind !== "builtin" || type.json !== "int" || !/^-?\d+$/.test(digits)) return "";
+  return /^-?0\d/.test(digits) ? " (without leading zeros)" : " within int64/uint64";
 }
 
 function dotted(path: readonly string[], key: string): string {
