@@ -24,7 +24,8 @@ a line on stderr when names are close to it ("did you mean query-kvm?"). A
 shell's [...] is no glob here: a GLOB with one exits 2, as wait-event does.
 
 The names come from query-qmp-schema, cached per QEMU build under
-$XDG_CACHE_HOME/qmpctl (see 'qmpctl help describe').
+$XDG_CACHE_HOME/qmpctl (see 'qmpctl help describe'), and held against
+QEMU's own query-commands, asked alongside.
 
 Examples:
   qmpctl commands 'query-*'
@@ -44,7 +45,8 @@ export async function run(context: CommandContext): Promise<number> {
   const glob = context.words[0];
   const long = context.options.flag("long"), events = context.options.flag("events");
   return await withClient(context, async (client) => {
-    const schema = await loadSchema(client, { signal: context.signal, scope: long ? "all" : "names" });
+    const scope = long ? "all" : "names";
+    const schema = await loadSchema(client, { signal: context.signal, scope, checkCommands: true });
     const [known, others] = events
       ? [schema.eventNames(), schema.commandNames()]
       : [schema.commandNames(), schema.eventNames()];

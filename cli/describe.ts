@@ -20,7 +20,9 @@ inside itself is "(recursive)".
 
 The schema comes from query-qmp-schema, fetched once per QEMU build (version,
 package and target) and cached under $XDG_CACHE_HOME/qmpctl (default
-~/.cache/qmpctl). An unknown name exits 2 and names the closest ones.
+~/.cache/qmpctl); an entry whose commands are not those QEMU's query-commands
+lists (asked alongside) is fetched again. An unknown name exits 2 and names
+the closest ones.
 
 Examples:
   qmpctl describe set_link
@@ -39,7 +41,8 @@ export async function run(context: CommandContext): Promise<number> {
   const [name] = context.words;
   if (isGlob(name)) throw new UsageError(globNotName(name)); // before connecting: no schema needed to tell
   return await withClient(context, async (client) => {
-    await printJson(context, await withSchema(client, { signal: context.signal }, (schema) => describe(schema, name)));
+    const options = { signal: context.signal, checkCommands: true };
+    await printJson(context, await withSchema(client, options, (schema) => describe(schema, name)));
     return 0;
   });
 }

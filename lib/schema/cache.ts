@@ -12,7 +12,7 @@
  * @module
  */
 import type { QmpClient } from "../client.ts";
-import { CommandError, TimeoutError } from "../errors.ts";
+import { CommandError, excerpt, ProtocolError, TimeoutError } from "../errors.ts";
 import type { SchemaScope } from "./model.ts";
 import { commandPart, isDigest, type SchemaDigest } from "./digest.ts";
 import { hostTarget, readCacheFile, writeCacheEntry } from "./store.ts";
@@ -23,6 +23,9 @@ const CACHE_FORMAT = 2;
 /** Each connection's cache key, asked once (one connection is one QEMU process). */
 const keys = new WeakMap<QmpClient, string>();
 
+/** Each connection's query-commands names, asked once (again after a failure). */
+const listedNames = new WeakMap<QmpClient, Promise<string[]>>();
+
 /**
  * One of the commands qmpctl sends to learn QEMU's schema. The user typed
  * none of them: a timeout says why it was sent.
@@ -32,7 +35,7 @@ export async function askForSchema(client: QmpClient, command: string, signal?: 
     return await client.execute(command, undefined, { signal });
   } catch (error) {
     if (error instanceof TimeoutError) error.message += " (sent by qmpctl to read QEMU's schema)";
-    if (error instanceof CommandError && error.errorClass === "CommandNotFound") {
+    if (command === "query-qmp-schema" && error instanceof CommandError && error.errorClass === "CommandNotFound") {
       error.message += ` (qmpctl asked for QEMU's schema: QEMU ${versionOf(client)} has none; it came in QEMU 2.5)`;
     }
     throw error;
@@ -58,6 +61,28 @@ export async function cacheKey(client: QmpClient, signal?: AbortSignal): Promise
   const key = keyOf(client, arch);
   keys.set(client, key);
   return key;
+}
+
+/**
+ * The names of the commands QEMU lists (`query-commands`, which needs no
+ * schema), asked once per connection.
+ * @throws {ProtocolError} when the answer is no list of commands
+ */
+export function listedCommands(client: QmpClient, signal?: AbortSignal): Promise<string[]> {
+  let names = listedNames.get(client);
+  if (!names) {
+    names = askForSchema(client, "query-commands", signal).then((list) => {
+      const named = (c: unknown) =>
+        typeof c === "object" && c !== null && typeof (c as { name?: unknown }).name === "string";
+      if (!Array.isArray(list) || !list.every(named)) {
+        throw new ProtocolError(`query-commands did not return a list of commands: ${excerpt(list)}`);
+      }
+      return list.map((c: { name: string }) => c.name);
+    });
+    listedNames.set(client, names);
+    names.catch(() => listedNames.get(client) === names && listedNames.delete(client)); // ask again next time
+  }
+  return names;
 }
 
 /**
@@ -94,13 +119,19 @@ function isFileSafe(name: string): boolean {
 
 /**
  * Write the entry for `key` (replacing any): the digest, the names, and
- * each command's part.
+ * each command's part. `unlisted`: the schema's commands that QEMU's
+ * query-commands did not list, when known (see load.ts, `unlistedCommands`).
  */
-export function writeEntry(root: string, key: string, digest: SchemaDigest): Promise<void> {
+export function writeEntry(root: string, key: string, digest: SchemaDigest, unlisted: string[] = []): Promise<void> {
   const file = (body: Record<string, unknown>) => JSON.stringify({ format: CACHE_FORMAT, key, ...body });
+  const whole = unlisted.length > 0 ? { unlisted } : {}; // in the files that commands and describe read
   const files: Record<string, string> = {
-    "schema.json": file({ schema: digest }),
-    "names.json": file({ commands: Object.keys(digest.commands).sort(), events: Object.keys(digest.events).sort() }),
+    "schema.json": file({ schema: digest, ...whole }),
+    "names.json": file({
+      commands: Object.keys(digest.commands).sort(),
+      events: Object.keys(digest.events).sort(),
+      ...whole,
+    }),
   };
   for (const name of Object.keys(digest.commands).filter(isFileSafe)) {
     files[`commands/${name}.json`] = file({ schema: commandPart(digest, name) });
@@ -113,6 +144,8 @@ export interface CachedSchema {
   digest: SchemaDigest;
   commandNames?: string[];
   eventNames?: string[];
+  /** The commands that query-commands did not list when the entry was written (none when not known). */
+  unlisted: string[];
 }
 
 /**
@@ -130,8 +163,15 @@ export async function readEntry(root: string, key: string, scope: SchemaScope): 
       return undefined;
     }
   };
-  const fromDigest = (body: { schema?: unknown } | undefined) =>
-    body && isDigest(body.schema) ? { digest: body.schema } : undefined;
+  const list = (value: unknown): value is string[] => Array.isArray(value) && value.every((n) => typeof n === "string");
+  const unlistedOf = (body: { unlisted?: unknown }) => {
+    const unlisted = body.unlisted ?? []; // none in an entry written without query-commands' names
+    return list(unlisted) ? unlisted : undefined;
+  };
+  const fromDigest = (body: { schema?: unknown; unlisted?: unknown } | undefined) => {
+    const unlisted = body && unlistedOf(body);
+    return body && isDigest(body.schema) && unlisted ? { digest: body.schema, unlisted } : undefined;
+  };
   if (scope === "all") return fromDigest(await read("schema.json"));
   if (typeof scope === "object" && isFileSafe(scope.command)) {
     const part = fromDigest(await read(`commands/${scope.command}.json`));
@@ -139,8 +179,13 @@ export async function readEntry(root: string, key: string, scope: SchemaScope): 
   }
   // The names; for a command whose file is missing, only if it is not among them.
   const names = await read("names.json");
-  const list = (value: unknown) => Array.isArray(value) && value.every((n) => typeof n === "string");
-  if (!names || !list(names.commands) || !list(names.events)) return undefined;
+  const unlisted = names && unlistedOf(names);
+  if (!names || !list(names.commands) || !list(names.events) || !unlisted) return undefined;
   if (typeof scope === "object" && names.commands.includes(scope.command)) return undefined;
-  return { digest: { commands: {}, events: {}, types: {} }, commandNames: names.commands, eventNames: names.events };
+  return {
+    digest: { commands: {}, events: {}, types: {} },
+    commandNames: names.commands,
+    eventNames: names.events,
+    unlisted,
+  };
 }

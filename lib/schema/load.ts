@@ -2,7 +2,9 @@
  * QEMU's schema (`query-qmp-schema`): fetched once per QEMU build and cached,
  * keyed by the greeting's version and package and by `query-target`, so two
  * builds never share an entry. A cache file that is missing, unreadable,
- * corrupt or for another key is refetched, never trusted.
+ * corrupt or for another key is refetched, never trusted. QEMUs of one key
+ * may still differ (`-compat deprecated-output=hide`, Debian's microvm
+ * binary): `checkCommands` holds an entry against the QEMU's own list.
  *
  * @example
  * ```ts
@@ -17,8 +19,16 @@
  */
 import { buildArguments, type KeyValueWord } from "../args.ts";
 import type { QmpClient } from "../client.ts";
-import { ArgumentError, CommandError } from "../errors.ts";
-import { askForSchema, cacheKey, likelyCacheKey, readEntry, writeEntry } from "./cache.ts";
+import { ArgumentError, CommandError, ProtocolError } from "../errors.ts";
+import {
+  askForSchema,
+  type CachedSchema,
+  cacheKey,
+  likelyCacheKey,
+  listedCommands,
+  readEntry,
+  writeEntry,
+} from "./cache.ts";
 import { digestSchema } from "./digest.ts";
 import { Schema, type SchemaScope } from "./model.ts";
 import { checkCacheRootEarly, defaultCacheDir } from "./store.ts";
@@ -36,6 +46,13 @@ export interface LoadSchemaOptions {
   refresh?: boolean;
   /** Default "all". A fetch always gives all. */
   scope?: SchemaScope;
+  /**
+   * Hold the cached entry against the commands QEMU lists (`query-commands`,
+   * sent with query-target: no extra wait), and refetch one that differs
+   * (see `unlistedCommands`): for answers about what QEMU has (`commands`,
+   * `describe`). Typing goes without: an unknown name refetches there.
+   */
+  checkCommands?: boolean;
 }
 
 /**
@@ -71,6 +88,8 @@ async function load<T>(client: QmpClient, options: LoadSchemaOptions, then: (sch
   const readRoot = options.refresh ? undefined : root;
   const scope = options.scope ?? "all";
   const answer = cacheKey(client, signal);
+  const listed = options.checkCommands && root ? listedCommands(client, signal).catch(uncheckable) : undefined;
+  listed?.catch(() => {}); // awaited below, unless query-target failed first
   // Once query-target has gone out (what runs before delays it): the root's check, then the early read.
   if (readRoot) void afterTurn(() => checkCacheRootEarly(readRoot));
   const likely = readRoot && likelyCacheKey(client);
@@ -79,24 +98,56 @@ async function load<T>(client: QmpClient, options: LoadSchemaOptions, then: (sch
   const key = await answer;
   if (readRoot) {
     const cached = await (key === likely ? early! : fromCache(readRoot, key, scope, then));
-    if (cached) return cached.result;
+    const names = await listed;
+    if (cached && (!names || sameNames(unlistedCommands(cached.schema, names), cached.entry.unlisted))) {
+      return cached.result;
+    }
   }
-  const digest = digestSchema(await askForSchema(client, "query-qmp-schema", signal));
-  if (root) await writeEntry(root, key, digest).catch(() => {}); // the cache is best effort
-  return then(new Schema(digest));
+  const schema = new Schema(digestSchema(await askForSchema(client, "query-qmp-schema", signal)));
+  const names = await listed;
+  const unlisted = names ? unlistedCommands(schema, names) : [];
+  // One that lacks commands QEMU has answers for this QEMU only: it would fail the next check.
+  if (root && unlisted) await writeEntry(root, key, schema.digest, unlisted).catch(() => {}); // best effort
+  return then(schema);
 }
 
-/** `then` of the cached schema for `key`, or undefined when the cache has no usable entry. */
+/** A catch handler: a peer that does not answer query-commands with a list (not QEMU) goes unchecked. */
+function uncheckable(error: unknown): undefined {
+  if (error instanceof CommandError || error instanceof ProtocolError) return undefined;
+  throw error;
+}
+
+/**
+ * The commands of `schema` that query-commands did not list (`listed`);
+ * null when it lacks one that was listed. QEMU lists in query-commands the
+ * deprecated commands that `-compat deprecated-output=hide` leaves out of its
+ * schema, and another binary of one key (Debian's qemu-system-x86_64 and
+ * its -microvm, 7.2: 216 and 206 commands) its own: an entry is used when
+ * its commands are the ones listed, but those it noted unlisted when
+ * written (QEMU 2.9 to 2.12 list no target-specific command of another
+ * target, while their schema has them all).
+ */
+function unlistedCommands(schema: Schema, listed: readonly string[]): string[] | null {
+  const names = schema.commandNames(), known = new Set(names), seen = new Set(listed);
+  return listed.every((name) => known.has(name)) ? names.filter((name) => !seen.has(name)) : null;
+}
+
+function sameNames(a: readonly string[] | null, b: readonly string[]): boolean {
+  return a !== null && a.length === b.length && a.every((name) => b.includes(name));
+}
+
+/** The cached schema for `key` and `then` of it, or undefined when the cache has no usable entry. */
 async function fromCache<T>(
   root: string,
   key: string,
   scope: SchemaScope,
   then: (schema: Schema) => T,
-): Promise<{ result: T } | undefined> {
-  const cached = await readEntry(root, key, scope);
-  if (!cached) return undefined;
-  const { digest, commandNames, eventNames } = cached;
-  return { result: then(new Schema(digest, { fromCache: true, commandNames, eventNames })) };
+): Promise<{ entry: CachedSchema; schema: Schema; result: T } | undefined> {
+  const entry = await readEntry(root, key, scope);
+  if (!entry) return undefined;
+  const { digest, commandNames, eventNames } = entry;
+  const schema = new Schema(digest, { fromCache: true, commandNames, eventNames });
+  return { entry, schema, result: then(schema) };
 }
 
 /**

@@ -8,9 +8,9 @@
  *
  * @module
  */
-import { buildArguments, wordsNeedTyping } from "../args.ts";
+import { buildArguments, checkWordForms, wordsNeedTyping } from "../args.ts";
 import type { QmpClient } from "../client.ts";
-import { excerpt, ProtocolError } from "../errors.ts";
+import { listedCommands } from "./cache.ts";
 import { loadSchema, typedArguments } from "./load.ts";
 import type { Schema } from "./model.ts";
 import { completeArgumentWord } from "./complete.ts";
@@ -18,7 +18,6 @@ import { completeArgumentWord } from "./complete.ts";
 /** The schema questions of one client's session, each answer fetched once. */
 export class SchemaView {
   readonly #client: QmpClient;
-  #commands?: Promise<string[]>;
   #schema?: Promise<Schema>;
 
   constructor(client: QmpClient) {
@@ -31,8 +30,9 @@ export class SchemaView {
    * @throws {ArgumentError} for a malformed word, an unknown command or argument, a bad value
    */
   async arguments(command: string, words: string[], signal: AbortSignal): Promise<Record<string, unknown>> {
-    const args = buildArguments(words); // a malformed word fails here, before any schema is loaded
-    return wordsNeedTyping(words) ? await typedArguments(this.#client, command, words, undefined, { signal }) : args;
+    if (!wordsNeedTyping(words)) return buildArguments(words);
+    checkWordForms(words); // a malformed word fails here, before any schema is loaded
+    return await typedArguments(this.#client, command, words, undefined, { signal });
   }
 
   /**
@@ -51,16 +51,7 @@ export class SchemaView {
 
   /** Every command QEMU offers (asked once). */
   commandNames(signal: AbortSignal): Promise<string[]> {
-    this.#commands ??= this.#client.execute("query-commands", undefined, { signal }).then((list) => {
-      const named = (c: unknown) =>
-        typeof c === "object" && c !== null && typeof (c as { name?: unknown }).name === "string";
-      if (!Array.isArray(list) || !list.every(named)) {
-        throw new ProtocolError(`query-commands did not return a list of commands: ${excerpt(list)}`);
-      }
-      return list.map((c: { name: string }) => c.name);
-    });
-    this.#commands.catch(() => (this.#commands = undefined)); // ask again next time
-    return this.#commands;
+    return listedCommands(this.#client, signal);
   }
 
   /** The action types of `transaction`. */
@@ -79,7 +70,7 @@ export class SchemaView {
   }
 
   #load(signal: AbortSignal): Promise<Schema> {
-    this.#schema ??= loadSchema(this.#client, { signal });
+    this.#schema ??= loadSchema(this.#client, { signal, checkCommands: true }); // completes what this QEMU has
     this.#schema.catch(() => (this.#schema = undefined)); // try again next time
     return this.#schema;
   }
