@@ -86,6 +86,21 @@ describe("a key given twice in a KEY=VALUE word's JSON: exit 2, as for KEY:=JSON
   });
 });
 
+test("an error no schema undoes, inside a word's JSON, refetches no schema from a warm cache", async () => {
+  expect((await run(["exec", "qom-set", "path=/machine", "property=x", "value=1"])).code).toBe(1); // warm
+  for (
+    const words of [
+      ["qom-set", "path=/machine", "property=x", 'value={"a":1,"a":2}'], // any: a key given twice
+      ["blockdev-add", "driver=raw", "node-name=b", 'file={"driver":"null-co","size":99999999999999999999}'],
+      ["blockdev-add", "driver=raw", "node-name=b", 'file={"driver":"null-co","size":1.5}'],
+    ]
+  ) {
+    const result = await run(["exec", ...words]);
+    expect(result.code).toBe(2);
+    expect(sent(result.stderr)).toEqual(["qmp_capabilities", "query-target"]);
+  }
+});
+
 test("a str argument whose text reads as JSON with a key given twice is text, sent as typed", async () => {
   const line = '{"a":1,"a":2}';
   const exec = await run(["exec", "human-monitor-command", `command-line=${line}`]);

@@ -137,10 +137,22 @@ describe("typing under -compat: no query-commands, and an unknown name refetches
     const cache = home();
     await fillFromHiding(cache);
     const result = await run(plain.socket, cache, ["exec", ...words]);
-    expect(sent(result.stderr)).toEqual(["qmp_capabilities", "query-target", "query-qmp-schema", words[0]]);
+    const refetch = ["query-commands", "query-qmp-schema"]; // a refetch asks what QEMU lists (see below)
+    expect(sent(result.stderr)).toEqual(["qmp_capabilities", "query-target", ...refetch, words[0]]);
     expect(result.stderr.trimEnd().split("\n").at(-1)).toBe(`qmpctl: ${error}`);
     const warm = await run(plain.socket, cache, ["exec", ...words]);
     expect(sent(warm.stderr)).toEqual(["qmp_capabilities", "query-target", words[0]]);
+  });
+
+  test("a typed exec's refetch on a hiding QEMU leaves the build's whole schema in the cache", async () => {
+    const cache = home();
+    await run(plain.socket, cache, ["commands"]); // the whole schema, cached
+    const refetched = await run(hiding.socket, cache, ["exec", "set_link", "nme=x", "up=on"]); // unknown: refetched
+    expect(refetched.code).toBe(2);
+    expect(sent(refetched.stderr)).toContain("query-qmp-schema");
+    const whole = await run(hiding.socket, cache, ["commands", "drive-backup"]);
+    expect(JSON.parse(whole.stdout)).toEqual(["drive-backup"]); // the whole schema still answers
+    expect(sent(whole.stderr)).not.toContain("query-qmp-schema");
   });
 });
 

@@ -32,7 +32,7 @@ import {
 import { digestSchema } from "./digest.ts";
 import { Schema, type SchemaScope } from "./model.ts";
 import { checkCacheRootEarly, defaultCacheDir } from "./store.ts";
-import { isScalarValueError, typeArguments } from "./typing.ts";
+import { isValueError, typeArguments } from "./typing.ts";
 
 /** Options of `loadSchema`. */
 export interface LoadSchemaOptions {
@@ -50,7 +50,8 @@ export interface LoadSchemaOptions {
    * Hold the cached entry against the commands QEMU lists (`query-commands`,
    * sent with query-target: no extra wait), and refetch one that differs
    * (see `unlistedCommands`): for answers about what QEMU has (`commands`,
-   * `describe`). Typing goes without: an unknown name refetches there.
+   * `describe`). Typing goes without: an unknown name refetches there (and
+   * a refetch asks, whatever this says).
    */
   checkCommands?: boolean;
 }
@@ -88,7 +89,9 @@ async function load<T>(client: QmpClient, options: LoadSchemaOptions, then: (sch
   const readRoot = options.refresh ? undefined : root;
   const scope = options.scope ?? "all";
   const answer = cacheKey(client, signal);
-  const listed = options.checkCommands && root ? listedCommands(client, signal).catch(uncheckable) : undefined;
+  // A refetch asks too: the schema of a QEMU that hides some of its commands must not replace the whole one.
+  const ask = (options.checkCommands || options.refresh) && root;
+  const listed = ask ? listedCommands(client, signal).catch(uncheckable) : undefined;
   listed?.catch(() => {}); // awaited below, unless query-target failed first
   // Once query-target has gone out (what runs before delays it): the root's check, then the early read.
   if (readRoot) void afterTurn(() => checkCacheRootEarly(readRoot));
@@ -194,7 +197,7 @@ export async function withSchema<T>(
   );
   if (!("error" in tried)) return tried.value;
   // A name the cached schema does not know may be new in this QEMU; a bool that is not a bool is not.
-  if (!(tried.error instanceof ArgumentError) || !tried.schema.fromCache || isScalarValueError(tried.error)) {
+  if (!(tried.error instanceof ArgumentError) || !tried.schema.fromCache || isValueError(tried.error)) {
     throw tried.error;
   }
   return use(await loadSchema(client, { ...options, refresh: true }));

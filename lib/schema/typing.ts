@@ -22,12 +22,26 @@ import type { TypeInfo } from "./digest.ts";
 import { parseBool, scalar } from "./scalars.ts";
 import { expected, fits, membersOf } from "./members.ts";
 
-/** Errors no newer schema could undo: a value that cannot have its scalar type (`up=maybe` for a bool). */
-const scalarValueErrors = new WeakSet<object>();
+/**
+ * Errors no newer schema could undo: a value that cannot have its scalar
+ * type (`up=maybe` for a bool, `size:1.5` inside JSON), or JSON that QEMU's
+ * parser refuses whatever the schema (a key given twice).
+ */
+const valueErrors = new WeakSet<object>();
 
 /** Whether `error` is such an error: a cached schema that gave it needs no refetch. */
-export function isScalarValueError(error: unknown): boolean {
-  return typeof error === "object" && error !== null && scalarValueErrors.has(error);
+export function isValueError(error: unknown): boolean {
+  return typeof error === "object" && error !== null && valueErrors.has(error);
+}
+
+/** `parse()`, its error marked as a value error (see valueErrors). */
+function valueOf<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    valueErrors.add(error as object);
+    throw error;
+  }
 }
 
 /** The text of one `KEY=VALUE` word, waiting for its type. */
@@ -172,7 +186,7 @@ class Typer {
     const text = word.text;
     switch (type.kind) {
       case "builtin": {
-        const value = scalar(text, type.json, word.path);
+        const value = valueOf(() => scalar(text, type.json, word.path)); // an any's JSON with a key given twice
         if (value !== undefined) return value;
         break;
       }
@@ -181,7 +195,7 @@ class Typer {
         throw this.error(`'${word.word}': expected ${expected(this.schema, typeName)}${didYouMean(text, type.values)}`);
       case "array":
       case "object": {
-        const json = wordJson(word.path, text);
+        const json = valueOf(() => wordJson(word.path, text));
         if (json !== undefined) return this.json(json, typeName, word, [...word.path]);
         break;
       }
@@ -191,7 +205,7 @@ class Typer {
         // string (str or enum branch), or on/off/yes/no for a bool branch.
         const json = parseJson(text);
         const fitting = json === undefined ? undefined : type.members.find((m) => fits(this.schema, json, m));
-        if (fitting) return this.json(wordJson(word.path, text), fitting, word, [...word.path]); // checked when sent as JSON
+        if (fitting) return this.json(valueOf(() => wordJson(word.path, text)), fitting, word, [...word.path]); // as JSON
         for (const m of type.members) {
           const branch = this.schema.type(m);
           if (branch.kind === "builtin" && branch.json === "string") return text;
@@ -203,10 +217,10 @@ class Typer {
         break;
       }
       case "other":
-        return jsonOrString(word.path, text);
+        return valueOf(() => jsonOrString(word.path, text));
     }
     const error = this.error(`'${word.word}': expected ${expected(this.schema, typeName)}${intHint(type, text)}`);
-    if (type.kind === "builtin") scalarValueErrors.add(error);
+    if (type.kind === "builtin") valueErrors.add(error);
     throw error;
   }
 
@@ -217,7 +231,9 @@ class Typer {
       const nested = path.join(".") !== word.path.join("."); // inside the JSON: JSON's forms only
       const where = nested ? `at ${path.join(".")}: ` : "";
       const hint = intHint(type, numberText(value) ?? ""); // a JSON int out of range, as the word form says
-      return this.error(`'${word.word}': ${where}expected ${expected(this.schema, typeName, nested)}${hint}`);
+      const error = this.error(`'${word.word}': ${where}expected ${expected(this.schema, typeName, nested)}${hint}`);
+      if (type.kind === "builtin") valueErrors.add(error);
+      return error;
     };
     if (!fits(this.schema, value, typeName)) throw bad();
     switch (type.kind) {
