@@ -42,14 +42,15 @@ export async function run(context: CommandContext): Promise<number> {
   const args = hmpArguments(commandLine, cpu);
   // `hmp info status -s vm.qmp` with no -s before it: the -s went into the line, as its help says, and the
   // line would run on $QMPCTL_SOCKET's VM, or nowhere. Refused, saying so (a -s for QEMU goes in the quotes).
-  const flag = context.words.indexOf("-s", 1);
+  const flag = context.words.findIndex((word, i) => i > 0 && word.startsWith("-s")); // -s PATH, or -sPATH
   if (flag > 0 && context.global.socket === undefined) {
     const line = context.words.slice(0, flag).join(" ");
     const quoted = `'${line.replaceAll("'", `'\\''`)}'`; // as a POSIX shell reads it back
     const variable = givenAddress(context, "QMPCTL_SOCKET");
+    const given = context.words[flag];
     const lead = variable === undefined
-      ? "no address: the -s"
-      : `the line would run on $QMPCTL_SOCKET's ${variable}: its -s`;
+      ? `no address: the ${given}`
+      : `the line would run on $QMPCTL_SOCKET's ${variable}: its ${given}`;
     throw new UsageError(
       `${lead} after '${line}' is part of the HMP line (its words take single-dash flags): ` +
         `quote the line: qmpctl hmp ${quoted} -s ADDR (a -s for QEMU goes inside the quotes)`,

@@ -364,6 +364,13 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
       stdout: "",
       stderr: `qmpctl: the line would run on $QMPCTL_SOCKET's ${listener.path}: its -s after 'info status' ${said}`,
     });
+    const attached = await qmpctl(["hmp", "info", "status", "-svm2.sock"], { env: { QMPCTL_SOCKET: listener.path } });
+    expect(attached).toMatchObject({
+      code: 2,
+      stdout: "",
+      stderr:
+        `qmpctl: the line would run on $QMPCTL_SOCKET's ${listener.path}: its -svm2.sock after 'info status' ${said}`,
+    });
     expect(listener.connections).toBe(0);
   });
 
