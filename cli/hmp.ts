@@ -15,7 +15,8 @@ The human monitor has no error status: its complaints are part of the text,
 and the exit status is 0 whenever QEMU returned text. A line typed as words
 takes the single-dash words after its first one as its own flags (qmpctl hmp
 info block -v), where qmpctl's long options (--cpu, --timeout) still count,
-and is joined with one space between words, as ssh joins a command: the
+and is joined with one space between words, as ssh joins a command (a -s
+there with no -s before the command is refused, but dump-guest-memory's): the
 shell's quotes are gone by then, so a value with blanks needs the monitor's
 own quotes (qmpctl hmp 'qom-set /machine append "a b"'). A line quoted as one
 word with its blanks is whole (qmpctl hmp 'info block' -s vm2.sock).
@@ -41,8 +42,10 @@ export async function run(context: CommandContext): Promise<number> {
   if (cpuText !== undefined && cpu === undefined) throw new UsageError(`--cpu '${cpuText}' is not a CPU index`);
   const args = hmpArguments(commandLine, cpu);
   // `hmp info status -s vm.qmp` with no -s before it: the -s went into the line, as its help says, and the
-  // line would run on $QMPCTL_SOCKET's VM, or nowhere. Refused, saying so (a -s for QEMU goes in the quotes).
-  const flag = context.words.findIndex((word, i) => i > 0 && word.startsWith("-s")); // -s PATH, or -sPATH
+  // line would run on $QMPCTL_SOCKET's VM, or nowhere. Refused, saying so (a -s for QEMU goes in the quotes),
+  // but for the one HMP command with a -s flag of its own (dump-guest-memory's kdump-snappy).
+  const ownFlag = context.words[0] === "dump-guest-memory";
+  const flag = ownFlag ? -1 : context.words.findIndex((word, i) => i > 0 && word.startsWith("-s")); // -s X, -sX
   if (flag > 0 && context.global.socket === undefined) {
     const line = context.words.slice(0, flag).join(" ");
     const quoted = `'${line.replaceAll("'", `'\\''`)}'`; // as a POSIX shell reads it back

@@ -372,6 +372,12 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
         `qmpctl: the line would run on $QMPCTL_SOCKET's ${listener.path}: its -svm2.sock after 'info status' ${said}`,
     });
     expect(listener.connections).toBe(0);
+    // dump-guest-memory's own -s (kdump-snappy) goes to QEMU with its line.
+    const own = await qmpctl(["-v", "hmp", "dump-guest-memory", "-s", "/nonexistent/x"], {
+      env: { QMPCTL_SOCKET: qemu.socket },
+    });
+    expect(own.code).toBe(0);
+    expect(own.stderr).toContain('"command-line":"dump-guest-memory -s /nonexistent/x"');
   });
 
   test("an empty -s is an empty address, not the variable's, and an empty variable is no address", async () => {

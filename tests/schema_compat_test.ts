@@ -112,6 +112,22 @@ describe("commands and describe hold the cache against query-commands", () => {
     }
   });
 
+  test("over TCP query-commands goes once query-target is answered (QEMU's Nagle would hold a second reply)", async () => {
+    const tcp = await startQemu({ tcp: true });
+    try {
+      const address = `127.0.0.1:${tcp.tcpPort}`;
+      const cache = home();
+      for (const args of [["commands", "query-kvm"], ["describe", "query-kvm"]]) { // cold, then warm
+        const result = await run(address, cache, args);
+        expect(result.code).toBe(0);
+        expect(sentBeforeFirstReply(result.stderr)).toEqual(["query-target"]);
+        expect(sent(result.stderr)).toContain("query-commands");
+      }
+    } finally {
+      await tcp.stop();
+    }
+  });
+
   test("a hiding QEMU is answered by its own schema, not cached; by the build's whole one once that is", async () => {
     // Nothing QEMU says tells its -compat: an entry whose commands are the ones listed answers for it too.
     const cache = home();

@@ -90,8 +90,14 @@ async function load<T>(client: QmpClient, options: LoadSchemaOptions, then: (sch
   const scope = options.scope ?? "all";
   const answer = cacheKey(client, signal);
   // A refetch asks too: the schema of a QEMU that hides some of its commands must not replace the whole one.
-  const ask = (options.checkCommands || options.refresh) && root;
-  const listed = ask ? listedCommands(client, signal).catch(uncheckable) : undefined;
+  // (An entry of one command's types has no list of commands to hold against QEMU's.)
+  const ask = ((options.checkCommands && typeof scope !== "object") || options.refresh) && root;
+  // With query-target, but over TCP after its answer: QEMU's TCP monitor holds a second reply in flight
+  // (Nagle's algorithm) until our delayed ACK of the first, ~40 ms; a request sent after it carries the ACK.
+  const askList = () => listedCommands(client, signal);
+  const listed = ask
+    ? (client.address.kind === "tcp" ? answer.then(askList) : askList()).catch(uncheckable)
+    : undefined;
   listed?.catch(() => {}); // awaited below, unless query-target failed first
   // Once query-target has gone out (what runs before delays it): the root's check, then the early read.
   if (readRoot) void afterTurn(() => checkCacheRootEarly(readRoot));
@@ -106,8 +112,8 @@ async function load<T>(client: QmpClient, options: LoadSchemaOptions, then: (sch
       return cached.result;
     }
   }
+  const names = await listed; // before the schema is asked for: over TCP, not two requests in flight
   const schema = new Schema(digestSchema(await askForSchema(client, "query-qmp-schema", signal)));
-  const names = await listed;
   const unlisted = names ? unlistedCommands(schema, names) : [];
   // One that lacks commands QEMU has answers for this QEMU only: it would fail the next check.
   if (root && unlisted) await writeEntry(root, key, schema.digest, unlisted).catch(() => {}); // best effort
