@@ -45,6 +45,20 @@ export function abortable<T>(
   return promise;
 }
 
+/** The longest delay a timer takes (2^31 - 1 ms, ~24.8 days): Deno fires a longer one at once, Bun throws. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/**
+ * A signal that times out after `ms` (as AbortSignal.timeout), or undefined
+ * for no bound: 0, a negative number or not one, and Infinity. A bound past
+ * a timer's range is taken as that range, ~24.8 days, where a runtime would
+ * throw or fire at once.
+ */
+export function timeoutSignal(ms: number): AbortSignal | undefined {
+  if (!(ms > 0) || ms === Infinity) return undefined;
+  return AbortSignal.timeout(ms > MAX_TIMER_MS ? MAX_TIMER_MS : ms);
+}
+
 /**
  * `work`, bounded by `signal` with a grace: the error for `signal` (naming
  * `what`, as `abortable` makes it) when `work` has not settled `graceMs`

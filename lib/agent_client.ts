@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { timeoutSignal } from "./abort.ts";
 import { type Address, parseAddress } from "./address.ts";
 import { formatDuration } from "./duration.ts";
 import {
@@ -58,7 +59,7 @@ export interface AgentConnectOptions {
   signal?: AbortSignal;
   /**
    * Milliseconds allowed for connecting and the agent's answer to the sync; 0
-   * for no bound. Default 10 000. When it runs out, a reply on its way is
+   * or Infinity for no bound (see `timeoutSignal`). Default 10 000. When it runs out, a reply on its way is
    * still read off the channel (up to 300 ms of silence, 1 s at most), so that
    * the next client does not take it for its own: the rejection comes that much later.
    */
@@ -140,7 +141,7 @@ export class GuestAgent {
   static async connect(address: string | Address, options: AgentConnectOptions = {}): Promise<GuestAgent> {
     const agent = new GuestAgent(typeof address === "string" ? parseAddress(address) : address, options);
     const limitMs = options.connectTimeout ?? 10_000;
-    const limit = limitMs > 0 ? AbortSignal.timeout(limitMs) : undefined;
+    const limit = timeoutSignal(limitMs);
     const signals = [options.signal, limit].filter((s): s is AbortSignal => s !== undefined);
     const signal = signals.length > 0 ? AbortSignal.any(signals) : undefined;
     const where = agent.address.text;

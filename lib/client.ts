@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { abortable } from "./abort.ts";
+import { abortable, timeoutSignal } from "./abort.ts";
 import { type Address, parseAddress } from "./address.ts";
 import { formatDuration } from "./duration.ts";
 import {
@@ -55,7 +55,10 @@ export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 export interface ConnectOptions {
   /** Aborts connecting, the greeting and negotiation. */
   signal?: AbortSignal;
-  /** Milliseconds allowed for connecting, the greeting and negotiation; 0 for no bound. Default `DEFAULT_CONNECT_TIMEOUT_MS` (10 s). */
+  /**
+   * Milliseconds allowed for connecting, the greeting and negotiation; 0 or Infinity for no bound (see
+   * `timeoutSignal`). Default `DEFAULT_CONNECT_TIMEOUT_MS` (10 s).
+   */
   connectTimeout?: number;
   /** Bound on one incoming message, in bytes. Default 64 MiB. */
   maxMessageBytes?: number;
@@ -206,7 +209,7 @@ export class QmpClient {
     const client = new QmpClient(typeof address === "string" ? parseAddress(address) : address, options);
     options.subscribe?.(client);
     const limitMs = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS;
-    const limit = limitMs > 0 ? AbortSignal.timeout(limitMs) : undefined;
+    const limit = timeoutSignal(limitMs);
     const signal = options.signal && limit ? AbortSignal.any([options.signal, limit]) : options.signal ?? limit;
     // Which bound ran out decides the error: ConnectTimeoutError for the connect timeout, else the signal's.
     const abortError = () => {
@@ -253,6 +256,11 @@ export class QmpClient {
    */
   get closed(): Promise<QmpError | undefined> {
     return this.whenClosed;
+  }
+
+  /** What `JSON.stringify` shows of a client: its address (not its private state). */
+  toJSON(): { address: Address } {
+    return { address: this.address };
   }
 
   /**

@@ -196,6 +196,25 @@ describe("greeting and negotiation", () => {
     );
   });
 
+  test("JSON.stringify of a client shows its address only", async () => {
+    const server = serve((c) => c.handshake());
+    const client = await connect(server);
+    expect(JSON.parse(JSON.stringify(client))).toEqual({
+      address: { kind: "unix", path: server.path, text: server.path },
+    });
+  });
+
+  test.each([Infinity, 2 ** 31, 30 * 24 * 3600e3])(
+    "connectTimeout %p: no bound (or ~24.8 days), not an error at once",
+    async (ms) => {
+      const server = serve(() => {}); // never greets
+      const started = performance.now();
+      const error = await rejection(connect(server, { connectTimeout: ms, signal: AbortSignal.timeout(300) }));
+      expect(error).toBeInstanceOf(TimeoutError); // the caller's signal ended it, not connectTimeout
+      expect(performance.now() - started).toBeGreaterThan(250);
+    },
+  );
+
   test("a greeting begun but unfinished within connectTimeout: ConnectTimeoutError saying how much came", async () => {
     const server = serve((c) => c.send('{"QMP": {"version": {')); // 21 bytes, then nothing
     const started = performance.now();
