@@ -186,7 +186,9 @@ export { DEFAULT_MAX_MESSAGE_BYTES, JsonFramer, MAX_NESTING } from "./framing.ts
 /**
  * Numbers as QEMU wrote them: in every message received, a number that a
  * JavaScript double would change (`18446744073709551615`, `1e400`) is a
- * `JSON.rawJSON` object, which `JSON.stringify` prints as its digits. In
+ * `JSON.rawJSON` object, which `JSON.stringify` prints as its digits (most
+ * fractions QEMU sends too: it writes 17 digits, `0.45969230769230768`, where
+ * JavaScript prints fewer; `Number(x.rawJSON)` reads one as a double). In
  * arguments sent, a BigInt and a whole number past 2^53 go out as the exact
  * integer they hold; `exactNumber` sends any number's text as written; NaN
  * and ±Infinity, which JSON has no number for, are an ArgumentError.
