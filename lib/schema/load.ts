@@ -48,7 +48,7 @@ export interface LoadSchemaOptions {
   scope?: SchemaScope;
   /**
    * Hold the cached entry against the commands QEMU lists (`query-commands`,
-   * sent with query-target: no extra wait), and refetch one that differs
+   * sent with query-target, over TCP after it), and refetch one that differs
    * (see `unlistedCommands`): for answers about what QEMU has (`commands`,
    * `describe`). Typing goes without: an unknown name refetches there (and
    * a refetch asks, whatever this says).
