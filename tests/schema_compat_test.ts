@@ -201,6 +201,9 @@ describe("the schema's commands that query-commands does not list (QEMU 2.9 to 2
     for (let i = 0; i < 3; i++) {
       expect(await stdout(run(server.path, cache, ["commands", "add-*"]))).toEqual(["add-thing"]);
     }
+    // --long and describe read the whole entry, which notes them too.
+    expect((await stdout(run(server.path, cache, ["commands", "--long", "add-*"])))[0].name).toBe("add-thing");
+    expect((await run(server.path, cache, ["describe", "add-thing"])).code).toBe(0);
     expect(asked(server)).toBe(1);
   });
 
