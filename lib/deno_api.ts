@@ -15,6 +15,10 @@ const permissions = (globalThis as {
   Deno?: { permissions?: { querySync?(permission: DenoPermission): { state: string } } };
 }).Deno?.permissions;
 
+/** Deno's error class for a permission not granted (Deno 2; undefined elsewhere). */
+const NotCapable = (globalThis as { Deno?: { errors?: { NotCapable?: new (message: string) => Error } } }).Deno
+  ?.errors?.NotCapable;
+
 /**
  * Whether `permission` is granted without asking: Deno prompts on a terminal
  * for one that is not, and throws without one. Elsewhere (Bun, Node), yes.
@@ -29,7 +33,9 @@ export function denoGrants(permission: DenoPermission): boolean {
  * all: `flag` is the option that grants it (`--allow-run`).
  */
 export function notGranted(access: "run" | "net", what: string, flag: string): Error {
-  const error = new Error(`Requires ${access} access to "${what}", run again with the ${flag} flag`);
+  const message = `Requires ${access} access to "${what}", run again with the ${flag} flag`;
+  if (NotCapable) return new NotCapable(message); // Deno's own class: `instanceof Deno.errors.NotCapable` holds
+  const error = new Error(message);
   error.name = "NotCapable";
   return error;
 }

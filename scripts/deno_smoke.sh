@@ -176,6 +176,29 @@ kill "$garbage_pid" 2>/dev/null || true
 [ "$code" -eq 0 ] && [ "$printed" = 0 ] ||
   fail "library, a peer sending garbage at once: expected every connect to throw, got exit $code, $printed resolved: $(cat "$dir/err")"
 
+# The library's refusals and bounds under Deno: a host name without --allow-net is a ConnectionError whose
+# cause is Deno's own NotCapable, and a connectTimeout past a timer's range (2^31 ms) is no error at once
+# (Deno fires such a timer at once): the caller's signal ends the wait.
+cat >"$dir/bounds.ts" <<TS
+import { QmpClient } from "$PWD/lib/mod.ts";
+const denied = await QmpClient.connect("localhost:1", { connectTimeout: 1000 }).catch((e) => e.cause);
+const started = performance.now();
+const long = await QmpClient.connect("$dir/silent2.sock", { connectTimeout: 2 ** 31, signal: AbortSignal.timeout(300) })
+  .catch((e) => e.code);
+console.log(denied instanceof Deno.errors.NotCapable, long, performance.now() - started >= 250);
+TS
+python3 -c 'import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); c, _ = s.accept(); time.sleep(30)' \
+  "$dir/silent2.sock" </dev/null >/dev/null 2>&1 &
+silent2_pid=$!
+while [ ! -S "$dir/silent2.sock" ]; do sleep 0.05; done
+code=0
+printed=$(timeout 30 node_modules/.bin/deno run -q --no-prompt --allow-read --allow-write --allow-env \
+  --allow-net="unix:$dir/silent2.sock" "$dir/bounds.ts" 2>"$dir/err") || code=$?
+kill "$silent2_pid" 2>/dev/null || true
+[ "$code" -eq 0 ] && [ "$printed" = "true TIMEOUT true" ] ||
+  fail "library, NotCapable and a long connectTimeout: expected 'true TIMEOUT true', got exit $code '$printed': $(cat "$dir/err")"
+
 # proxy -- QEMU: QEMU's exit status (0 when it quits on the SIGTERM passed on), not the signal's.
 qmpctl_deno proxy --listen "$dir/shared.sock" -- qemu-system-x86_64 -machine none -nodefaults -display none \
   2>"$dir/proxy.err" &
@@ -193,4 +216,4 @@ echo "deno: exec query-status → $out; unknown command → exit 1; closed stdou
   "a word or QMPCTL_SOCKET not UTF-8 → exit 2, nothing sent; a relative path from another directory;" \
   "a missing ssh named; deno task → $version; schema cache written (in a group-writable directory too), a planted link not followed;" \
   "proxy -- QEMU stopped → QEMU's 0; ga exec → its output and exit 3; the library exits after a silent channel's timeout;" \
-  "its connect throws when the peer sends garbage at once"
+  "its connect throws when the peer sends garbage at once; a host name refused is Deno's NotCapable; a connectTimeout of 2^31 ms waits"
