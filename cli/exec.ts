@@ -132,10 +132,8 @@ export async function run(context: CommandContext): Promise<number> {
     ? undefined
     : await (await import("./args_stdin.ts")).argsObject(argsText, context.signal);
   const typing = base || words.length > 0 ? await import("../lib/args.ts") : undefined;
-  // Malformed words: nothing sent. Words the schema types are only checked for form here: their values are its.
-  const typed = typing?.wordsNeedTyping(words);
-  if (typed) typing!.checkWordForms(words, base);
-  let args = typed ? undefined : typing?.buildArguments(words, base);
+  let args = typing?.untypedArguments(words, base); // malformed words: nothing sent
+  const typed = typing && args === undefined; // words the schema types (their form checked above)
   const { options } = context;
   const events = options.has("wait-event") || options.has("match") || options.has("count")
     ? await import("./event_output.ts")

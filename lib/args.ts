@@ -45,12 +45,11 @@ export function parseJson(text: string): unknown {
 }
 
 /**
- * The JSON value of the text of the `KEY=VALUE` word at `path`, or undefined
- * when it is not JSON.
+ * The JSON value of the text of the `KEY=VALUE` word at `path` (`value`, when
+ * the caller has parsed it already), or undefined when it is not JSON.
  * @throws {ArgumentError} for JSON that QEMU's parser refuses (a key given twice), as for `KEY:=JSON`
  */
-export function wordJson(path: readonly string[], text: string): unknown {
-  const value = parseJson(text);
+export function wordJson(path: readonly string[], text: string, value: unknown = parseJson(text)): unknown {
   return value === undefined ? undefined : checkedJson(text, value, `'${shown(`${path.join(".")}=${text}`)}'`);
 }
 
@@ -124,13 +123,20 @@ export function buildArguments(words: readonly string[], base: Record<string, un
 }
 
 /**
- * Check the words' form (a malformed word, a key given twice, a key both a
- * value and an object) without reading their values, which a schema is to
- * type: a `str` argument's text is text even when it reads as JSON.
- * @throws {ArgumentError} as buildArguments, but for the values
+ * The arguments object of words no schema needs to type (`KEY:=JSON` only,
+ * or none), as buildArguments makes it; undefined when one does, the words'
+ * form checked (a malformed word, a key given twice, a key both a value and
+ * an object) without reading their values, which are the schema's to type:
+ * a `str` argument's text is text even when it reads as JSON.
+ * @throws {ArgumentError} for a malformed word, and as buildArguments for untyped words
  */
-export function checkWordForms(words: readonly string[], base: Record<string, unknown> = {}): void {
+export function untypedArguments(
+  words: readonly string[],
+  base: Record<string, unknown> = {},
+): Record<string, unknown> | undefined {
+  if (!wordsNeedTyping(words)) return buildArguments(words, base);
   argumentTree(words, base, (_path, text) => text);
+  return undefined;
 }
 
 /**

@@ -105,14 +105,13 @@ async function load<T>(client: QmpClient, options: LoadSchemaOptions, then: (sch
   const early = likely ? afterTurn(() => fromCache(readRoot!, likely, scope, then)) : undefined;
   early?.catch(() => {}); // awaited only when QEMU's answer is the likely key
   const key = await answer;
+  const names = await listed; // before the schema is asked for: over TCP, not two requests in flight
   if (readRoot) {
     const cached = await (key === likely ? early! : fromCache(readRoot, key, scope, then));
-    const names = await listed;
     if (cached && (!names || sameNames(unlistedCommands(cached.schema, names), cached.entry.unlisted))) {
       return cached.result;
     }
   }
-  const names = await listed; // before the schema is asked for: over TCP, not two requests in flight
   const schema = new Schema(digestSchema(await askForSchema(client, "query-qmp-schema", signal)));
   const unlisted = names ? unlistedCommands(schema, names) : [];
   // One that lacks commands QEMU has answers for this QEMU only: it would fail the next check.

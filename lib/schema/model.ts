@@ -8,9 +8,8 @@ import { didYouMean } from "../closest.ts";
 import { ArgumentError } from "../errors.ts";
 import { bracketsNoGlobHint } from "../glob.ts";
 import { eventMatcher, isGlob } from "../events.ts";
-import { isArrayIndex, type KeyValueWord } from "../args.ts";
+import { isArrayIndex, type KeyValueWord, parseJson } from "../args.ts";
 import { isJsonObject, isRawNumber } from "../exact_json.ts";
-import { parseJson } from "./scalars.ts";
 import type { CommandInfo, EventInfo, MemberInfo, SchemaDigest, TypeInfo } from "./digest.ts";
 
 /** A digested schema (or the part of it that was loaded) with lookups by name. */

@@ -7,8 +7,6 @@
 import { jsonOrString } from "../args.ts";
 import { parseExact } from "../exact_json.ts";
 
-export { parseJson } from "../args.ts";
-
 /**
  * The value of `text`, the text of the word at `path`, for a built-in JSON
  * type, or undefined if it cannot be one.

@@ -205,7 +205,7 @@ class Typer {
         // string (str or enum branch), or on/off/yes/no for a bool branch.
         const json = parseJson(text);
         const fitting = json === undefined ? undefined : type.members.find((m) => fits(this.schema, json, m));
-        if (fitting) return this.json(valueOf(() => wordJson(word.path, text)), fitting, word, [...word.path]); // as JSON
+        if (fitting) return this.json(valueOf(() => wordJson(word.path, text, json)), fitting, word, [...word.path]);
         for (const m of type.members) {
           const branch = this.schema.type(m);
           if (branch.kind === "builtin" && branch.json === "string") return text;

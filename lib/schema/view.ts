@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { buildArguments, checkWordForms, wordsNeedTyping } from "../args.ts";
+import { buildArguments, untypedArguments } from "../args.ts";
 import type { QmpClient } from "../client.ts";
 import { listedCommands } from "./cache.ts";
 import { loadSchema, typedArguments } from "./load.ts";
@@ -30,9 +30,8 @@ export class SchemaView {
    * @throws {ArgumentError} for a malformed word, an unknown command or argument, a bad value
    */
   async arguments(command: string, words: string[], signal: AbortSignal): Promise<Record<string, unknown>> {
-    if (!wordsNeedTyping(words)) return buildArguments(words);
-    checkWordForms(words); // a malformed word fails here, before any schema is loaded
-    return await typedArguments(this.#client, command, words, undefined, { signal });
+    // A malformed word fails here, before any schema is loaded.
+    return untypedArguments(words) ?? await typedArguments(this.#client, command, words, undefined, { signal });
   }
 
   /**
