@@ -32,6 +32,13 @@ node_modules/.bin/bun test --timeout 60000 "$@" 2>&1 | tee "$log" || status=$?
 echo "== the CLI under Deno"
 scripts/deno_smoke.sh || status=$?
 
+# CI shows only the end of this output: the failures again, each with what bun printed around it (its error).
+failures='^(fail)\|^# Unhandled error'
+if grep -q "$failures" "$log"; then
+  echo "== the failures again (the first five), each with the lines around it"
+  sed '/^ *[0-9]* tests\? failed:$/,$d' "$log" | grep -B 25 -A 8 -m 5 "$failures"
+fi
+
 passed=$(sed -n 's/^ *\([0-9]\+\) pass$/\1/p' "$log" | tail -1)
 failed=$(sed -n 's/^ *\([0-9]\+\) fail$/\1/p' "$log" | tail -1)
 echo "tests: ${passed:-0} passed, ${failed:-0} failed"
