@@ -23,12 +23,17 @@ export type Address =
 
 /** A UNIX socket on another host, reached through OpenSSH (`user` and `port` default to ssh's own). */
 export interface SshAddress {
+  /** Tells this form of Address from the `unix` and `tcp` ones. */
   kind: "ssh";
+  /** The user to log in as, when given. */
   user?: string;
+  /** A host name, an IP address (without its brackets) or an alias of the user's ssh_config. */
   host: string;
+  /** The port of its sshd, when given. */
   port?: number;
   /** The socket's absolute path on `host`. */
   path: string;
+  /** What the user wrote, for messages. */
   text: string;
 }
 

@@ -77,6 +77,7 @@ export interface AgentConnectOptions {
  * before its greeting (GreetingClosedError).
  */
 export class SyncClosedError extends DisconnectedError {
+  /** `"SyncClosedError"`; its `code` is DisconnectedError's, `DISCONNECTED`: test `instanceof` to tell it apart. */
   override name = "SyncClosedError";
 }
 

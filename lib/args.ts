@@ -30,7 +30,7 @@ export type ValueTyper = (path: readonly string[], text: string) => unknown;
  * Without a schema: JSON where the text parses as JSON, else the text as a string.
  * @throws {ArgumentError} as wordJson
  */
-export const jsonOrString: ValueTyper = (path, text) => {
+export const jsonOrString: ValueTyper = (path, text): unknown => {
   const value = wordJson(path, text);
   return value === undefined ? text : value;
 };
@@ -55,7 +55,9 @@ export function wordJson(path: readonly string[], text: string, value: unknown =
 
 /** One word split into its key path and value. */
 export interface KeyValueWord {
+  /** The whole word, as given (messages quote it). */
   word: string;
+  /** The key, split at its dots: `file.driver` is `["file", "driver"]`. */
   path: string[];
   /** The text after `=` (or `:=`). */
   text: string;

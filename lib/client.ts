@@ -352,6 +352,10 @@ export class QmpClient {
     return this.whenClosed;
   }
 
+  /**
+   * Connect, read the greeting and send `qmp_capabilities` (enabling `oob`
+   * when offered); settles when negotiation has. `connect` bounds it.
+   */
   private async open(options: TransportOptions): Promise<void> {
     const { promise: greeting, resolve, reject } = Promise.withResolvers<Greeting>();
     this.greetingWaiter = { resolve, reject, bytes: 0 };
@@ -397,6 +401,12 @@ export class QmpClient {
     await this.negotiated;
   }
 
+  /**
+   * Send one command; resolves to its whole response, or rejects with a
+   * CommandError for `{"error": ...}`. What cannot be sent (the session is
+   * closed, exec-oob without `oob`, an id still waited on, JSON QEMU's
+   * parser would refuse) is refused before anything is sent or recorded.
+   */
   private call(
     command: string,
     args: Record<string, unknown> | undefined,
@@ -463,11 +473,16 @@ export class QmpClient {
     return id;
   }
 
+  /** Write one message as a line, after logging it. */
   private send(json: string): void {
     this.log?.("send", json);
     this.transport!.write(json + "\n");
   }
 
+  /**
+   * A chunk from the transport: its messages are framed, events offered to
+   * the subscriptions and the rest dispatched; a fault ends the session.
+   */
   private receive(chunk: Uint8Array): void {
     if (this.phase === "closed") return;
     if (this.greetingWaiter) this.greetingWaiter.bytes += chunk.length;
@@ -535,6 +550,12 @@ export class QmpClient {
     else this.transport.resume();
   }
 
+  /**
+   * One message that is no event: the first is the greeting, the rest
+   * replies, each to the call of its id (or, without one, the oldest
+   * `inOrder` call); one whose call is gone is dropped. Anything else throws
+   * (an error without an id: UnparsedRequestError), which ends the session.
+   */
   private dispatch(message: unknown): void {
     if (typeof message !== "object" || message === null || Array.isArray(message)) {
       throw new ProtocolError(`received ${JSON.stringify(message)}, not a QMP message`);
@@ -579,6 +600,11 @@ export class QmpClient {
     throw new UnparsedRequestError(m, this.address.text);
   }
 
+  /**
+   * The transport closed. The session ends: with the transport's own
+   * ConnectionError or AbortedError when it gives one, else with a failure
+   * only when the close came before the greeting or within a message.
+   */
   private peerClosed(error?: Error): void {
     if (this.phase === "closed") return;
     // A transport that knows why the connection ended (ssh's own reason, or ssh taking a terminal's Ctrl-C)

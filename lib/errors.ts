@@ -32,28 +32,51 @@ export function excerpt(value: unknown, max = 200): string {
   return text.length > max ? `${text.slice(0, max)}...` : text;
 }
 
-/** Root of every error the library throws. */
+/**
+ * Root of every error the library throws. Thrown as itself only when a
+ * subscription's `where` filter throws: that ends the subscription, with
+ * the filter's error as `cause`.
+ */
 export class QmpError extends Error {
   /** A stable identifier of the condition, for programs. */
   readonly code: string = "QMP";
+  /** The class's name, for people: stack traces and `String(error)` show it. Each subclass sets its own. */
   override name = "QmpError";
 }
 
-/** An address string that is none of the accepted forms. */
+/**
+ * An address string that is none of the accepted forms (`parseAddress`, and
+ * so `connect`), or an `ssh://` one that ssh cannot be given as it is (a `:`
+ * or `${` in its path or in TMPDIR, a TMPDIR too long for its socket).
+ */
 export class AddressError extends QmpError {
+  /** `"ADDRESS"`. */
   override readonly code = "ADDRESS";
+  /** `"AddressError"`. */
   override name = "AddressError";
 }
 
-/** A malformed `KEY=VALUE` word or arguments object. */
+/**
+ * A malformed `KEY=VALUE` word or arguments object, a name or value the
+ * schema does not know, or a request qmpctl refuses before sending it (an
+ * id that a call still waits on, NaN, JSON that QEMU's parser would refuse).
+ */
 export class ArgumentError extends QmpError {
+  /** `"ARGUMENT"`. */
   override readonly code = "ARGUMENT";
+  /** `"ArgumentError"`. */
   override name = "ArgumentError";
 }
 
-/** The socket could not be connected. `cause` holds the system error. */
+/**
+ * The socket could not be connected (for the proxy, listened on), or an ssh
+ * connection was lost. `cause`, when there is one, holds the system error
+ * (its `code`: ENOENT, ECONNREFUSED, ...).
+ */
 export class ConnectionError extends QmpError {
+  /** `"CONNECTION"`; a ConnectTimeoutError has its own, so test `instanceof` to take both. */
   override readonly code: string = "CONNECTION";
+  /** `"ConnectionError"`. */
   override name = "ConnectionError";
 }
 
@@ -63,7 +86,9 @@ export class ConnectionError extends QmpError {
  * usually means another client holds it.
  */
 export class ConnectTimeoutError extends ConnectionError {
+  /** `"CONNECT_TIMEOUT"`. */
   override readonly code = "CONNECT_TIMEOUT";
+  /** `"ConnectTimeoutError"`. */
   override name = "ConnectTimeoutError";
 }
 
@@ -113,9 +138,15 @@ export function awaitedStep(
   }
 }
 
-/** The first message was not a QMP greeting. */
+/**
+ * The first message was not a QMP greeting, or what came first was not JSON
+ * at all (no QMP server: the message quotes it, and `cause` is the
+ * ProtocolError).
+ */
 export class GreetingError extends QmpError {
+  /** `"GREETING"`; a GreetingClosedError has its own, so test `instanceof` to take both. */
   override readonly code: string = "GREETING";
+  /** `"GreetingError"`. */
   override name = "GreetingError";
 }
 
@@ -136,37 +167,61 @@ export function notAQmpServer(address: string, bytes: Uint8Array, cause: Error):
  * (its socket exists before it serves it), or something else on the socket.
  */
 export class GreetingClosedError extends GreetingError {
+  /** `"GREETING_CLOSED"`. */
   override readonly code = "GREETING_CLOSED";
+  /** `"GreetingClosedError"`. */
   override name = "GreetingClosedError";
 }
 
-/** The server refused `qmp_capabilities`. */
+/**
+ * The server refused `qmp_capabilities` (QmpClient gives its CommandError
+ * as `cause`), or a command asked for `exec-oob` from a server that did not
+ * offer `oob`.
+ */
 export class NegotiationError extends QmpError {
+  /** `"NEGOTIATION"`. */
   override readonly code = "NEGOTIATION";
+  /** `"NegotiationError"`. */
   override name = "NegotiationError";
 }
 
-/** The peer sent something QMP does not allow. */
+/**
+ * The peer sent something QMP does not allow: bytes that are not JSON, a
+ * message that is neither reply nor event, a reply without an id, an answer
+ * of the wrong shape (`query-jobs` that is no list). A fault in the stream
+ * itself ends the session.
+ */
 export class ProtocolError extends QmpError {
+  /** `"PROTOCOL"`; a MessageTooLargeError has its own, so test `instanceof` to take both. */
   override readonly code: string = "PROTOCOL";
+  /** `"ProtocolError"`. */
   override name = "ProtocolError";
 }
 
-/** One incoming message grew past the configured limit. */
+/** One incoming message grew past the configured limit (`maxMessageBytes`). */
 export class MessageTooLargeError extends ProtocolError {
+  /** `"TOO_LARGE"`. */
   override readonly code = "TOO_LARGE";
+  /** `"MessageTooLargeError"`. */
   override name = "MessageTooLargeError";
 }
 
-/** The connection ended while an answer or event was awaited. */
+/**
+ * The connection ended while an answer or event was awaited: QEMU closed it
+ * (it quit, or died), or the caller did. GuestAgent's SyncClosedError is one.
+ */
 export class DisconnectedError extends QmpError {
+  /** `"DISCONNECTED"`. */
   override readonly code = "DISCONNECTED";
+  /** `"DisconnectedError"`. */
   override name = "DisconnectedError";
 }
 
 /** QEMU answered a command with `{"error": {"class": ..., "desc": ...}}`. */
 export class CommandError extends QmpError {
+  /** `"COMMAND"`; an UnparsedRequestError has its own, so test `instanceof` to take both. */
   override readonly code: string = "COMMAND";
+  /** `"CommandError"`. */
   override name = "CommandError";
   /** QEMU's error class, e.g. `CommandNotFound`, `GenericError`. */
   readonly errorClass: string;
@@ -177,6 +232,10 @@ export class CommandError extends QmpError {
   /** The command that failed, when known (an id-less error answers none). */
   readonly command?: string;
 
+  /**
+   * From QEMU's `{"error": ...}` response to `command`; an `error` without a
+   * string `class` reads as GenericError.
+   */
   constructor(response: Record<string, unknown>, command?: string) {
     const error = (response.error ?? {}) as Record<string, unknown>;
     const errorClass = typeof error.class === "string" ? error.class : "GenericError";
@@ -195,24 +254,38 @@ export class CommandError extends QmpError {
  * it can name. The client's session ends with it (see QmpClient).
  */
 export class UnparsedRequestError extends CommandError {
+  /** `"UNPARSED_REQUEST"`. */
   override readonly code = "UNPARSED_REQUEST";
+  /** `"UnparsedRequestError"`. */
   override name = "UnparsedRequestError";
 
+  /** From the id-less `response` of the server at `address` (which the message names); no `command`. */
   constructor(response: Record<string, unknown>, address: string) {
     super(response);
     this.message = `${address} could not parse a request (an error without an id): ${this.message}`;
   }
 }
 
-/** The caller's signal timed out while waiting for `what`. */
+/**
+ * The caller's signal timed out (its reason is a `TimeoutError`, as
+ * `AbortSignal.timeout` makes) while waiting: the message says for what.
+ * The work may go on in QEMU.
+ */
 export class TimeoutError extends QmpError {
+  /** `"TIMEOUT"`. */
   override readonly code = "TIMEOUT";
+  /** `"TimeoutError"`, as the DOMException `AbortSignal.timeout` aborts with: test `instanceof` or `code`. */
   override name = "TimeoutError";
 }
 
-/** The caller's signal was aborted (not by a timeout) while waiting. */
+/**
+ * The caller's signal was aborted (not by a timeout) while waiting (`cause`:
+ * the signal's reason), or ssh was interrupted by the terminal's Ctrl-C.
+ */
 export class AbortedError extends QmpError {
+  /** `"ABORTED"`. */
   override readonly code = "ABORTED";
+  /** `"AbortedError"`. */
   override name = "AbortedError";
 }
 

@@ -18,9 +18,13 @@ import { globMatcher, isGlob } from "./glob.ts";
 
 /** An event as QEMU sends it. */
 export interface QmpEvent {
+  /** Its name: `STOP`, `BLOCK_JOB_COMPLETED`, ... */
   event: string;
+  /** Its details, for an event that has any (the event's `data` type in the schema). */
   data?: Record<string, unknown>;
+  /** When QEMU sent it, in host time since the Unix epoch. QEMU always gives it; a bare `{ event }` is an event too. */
   timestamp?: { seconds: number; microseconds: number };
+  /** Any other member, as received. */
   [key: string]: unknown;
 }
 
@@ -188,6 +192,10 @@ export class EventSubscription implements AsyncIterableIterator<QmpEvent> {
     return this.take(Math.min(max, this.queued));
   }
 
+  /**
+   * The next event; done once the subscription has ended and its queue is read.
+   * @throws {TimeoutError | AbortedError} when the signal ended it; the connection's error when that broke
+   */
   async next(): Promise<IteratorResult<QmpEvent>> {
     const [value] = this.queued > 0 ? this.take(1) : await this.nextBatch(1);
     return value ? { value, done: false } : { value: undefined, done: true };
@@ -207,10 +215,12 @@ export class EventSubscription implements AsyncIterableIterator<QmpEvent> {
     this.relieve();
   }
 
+  /** A subscription is its own iterator: an event one reader takes is gone for any other. */
   [Symbol.asyncIterator](): this {
     return this;
   }
 
+  /** Take the first `count` queued events; reading may resume once the queue is down to half its mark. */
   private take(count: number): QmpEvent[] {
     const events = this.queue.slice(this.head, this.head + count);
     this.head += count;
@@ -225,11 +235,13 @@ export class EventSubscription implements AsyncIterableIterator<QmpEvent> {
     return events;
   }
 
+  /** Resolve every waiting read, which then looks at the queue again. */
   private wake(): void {
     this.wakeup?.resolve();
     this.wakeup = undefined;
   }
 
+  /** No longer congested: tell the client, which may resume reading. */
   private relieve(): void {
     if (!this.isCongested) return;
     this.isCongested = false;

@@ -12,6 +12,7 @@ import { ArgumentError } from "./errors.ts";
 
 /** A number kept exactly as written (`JSON.rawJSON`): its text is `rawJSON`; `asDouble` reads it as a double. */
 export interface RawJson {
+  /** The number's JSON text, as written (`18446744073709551615`, `0.45969230769230768`). */
   readonly rawJSON: string;
 }
 

@@ -70,9 +70,13 @@ export class JsonFramer {
    * does not match, the end of a message that is no JSON): where a reader
    * that goes on after a fault, as QEMU's parser does, looks for the next line.
    */
-  faultAt = -1;
+  faultAt: number = -1;
 
   /**
+   * A framer for one stream. The defaults read a server's messages as
+   * QmpClient does; the other settings are for reading a client's as QEMU
+   * would (the proxy).
+   *
    * @param maxBytes the bound on one message
    * @param maxNesting the deepest nesting accepted (a peer that answers too deep a message itself, as the
    *   proxy does, takes a larger one; JSON.parse overflows its stack somewhere past ten thousand levels)

@@ -19,14 +19,19 @@ import { EventTurns } from "./follow.ts";
 
 /** A job as `query-jobs` describes it (JobInfo in qapi/job.json). */
 export interface JobInfo {
+  /** The job's id (`job-id` when it was started; a block job's events call it `device`). */
   id: string;
+  /** Its JobType: `backup`, `mirror`, `stream`, `commit`, `create`, ...; "" while only JOB_STATUS_CHANGE told of it. */
   type: string;
+  /** Its JobStatus: `created`, `running`, `paused`, `ready`, `pending`, `concluded`, ... */
   status: string;
   /** Bytes (uint64): past 2^53 kept exactly, not a `number` (`asDouble` reads it as one). */
   "current-progress": JsonNumber;
+  /** The `current-progress` expected at the end, which may change while the job runs; kept exactly too. */
   "total-progress": JsonNumber;
   /** Present once a concluded job has failed or was cancelled. */
   error?: string;
+  /** QEMU's other members, as it sent them. */
   [key: string]: unknown;
 }
 
@@ -102,6 +107,11 @@ export class JobWatch {
   /** The jobs that still ran when QEMU said it quits (undefined until it does). */
   #runningAtQuit?: Set<string>;
 
+  /**
+   * Subscribes to `client`'s job events (and SHUTDOWN) at once. Its queue
+   * never pauses reading the socket: it holds every such event until
+   * `follow` reads it or `close` ends the watch.
+   */
   constructor(client: QmpClient) {
     this.#client = client;
     this.#subscription = client.events({ names: [...JOB_EVENTS, "SHUTDOWN"] }, { highWaterMark: Infinity });

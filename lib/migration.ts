@@ -21,8 +21,14 @@ import { EventTurns } from "./follow.ts";
  * one with `asDouble` for arithmetic).
  */
 export interface MigrationInfo {
+  /** Its MigrationStatus: `setup`, `active`, `completed`, `failed`, `cancelled`, ... */
   status?: string;
+  /** Why it failed, with `failed` (QEMU 2.7 and later). */
   "error-desc"?: string;
+  /**
+   * The RAM counters (MigrationStats), while it runs and once completed: `total`, `transferred` and
+   * `remaining` in bytes, `mbps` the throughput in megabits per second.
+   */
   ram?: {
     total: JsonNumber;
     transferred: JsonNumber;
@@ -33,6 +39,7 @@ export interface MigrationInfo {
     "page-size": JsonNumber;
     [key: string]: unknown;
   };
+  /** QEMU's other members, as it sent them (`total-time`, `expected-downtime`, ...). */
   [key: string]: unknown;
 }
 
@@ -96,6 +103,11 @@ export class MigrationWatch {
   /** Whether QEMU said it shuts down (a SHUTDOWN event): a close then is QEMU exiting, which ends the migration. */
   #shutDown = false;
 
+  /**
+   * Subscribes to `client`'s MIGRATION, MIGRATION_PASS and SHUTDOWN events
+   * at once. Its queue never pauses reading the socket: it holds every such
+   * event until `follow` reads it or `close` ends the watch.
+   */
   constructor(client: QmpClient) {
     this.#client = client;
     const names = ["MIGRATION", "MIGRATION_PASS", "SHUTDOWN"];

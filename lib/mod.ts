@@ -75,7 +75,7 @@ export {
  * parseAddress("tcp:[::1]:4444"); // { kind: "tcp", host: "::1", port: 4444, text: "tcp:[::1]:4444" }
  * ```
  */
-export { type Address, parseAddress } from "./address.ts";
+export { type Address, parseAddress, type SshAddress } from "./address.ts";
 
 /**
  * `KEY=VALUE` words and `--args` JSON to an arguments object.
@@ -89,6 +89,7 @@ export { type Address, parseAddress } from "./address.ts";
 export {
   buildArguments,
   jsonOrString,
+  type KeyValueWord,
   parseArgumentsJson,
   splitKeyValueWords,
   type ValueTyper,
@@ -114,15 +115,20 @@ export {
 export {
   checkEventFilter,
   checkEventNames,
+  type CommandInfo,
   describe,
   describeType,
+  type EventInfo,
   loadSchema,
   type LoadSchemaOptions,
+  type MemberInfo,
   Schema,
+  type SchemaDigest,
   type SchemaScope,
   signature,
   typeArguments,
   typedArguments,
+  type TypeInfo,
   withSchema,
 } from "./schema/mod.ts";
 

@@ -17,6 +17,10 @@ echo "== doc examples (deno check --doc-only: every @example in lib/ type-checks
 # noUnusedLocals (tsconfig.json) would reject; the examples are checked, not run
 # (most of them talk to a QEMU).
 node_modules/.bin/deno check --quiet --config deno_doc.json --doc-only lib/*.ts lib/schema/*.ts
+echo "== API docs (deno doc --lint lib/mod.ts: every public symbol documented, no private type in a public one)"
+# It also warns of node_modules' type packages it cannot resolve (Node built-ins): shown only on failure.
+doc_lint=$(NO_COLOR=1 node_modules/.bin/deno doc --lint lib/mod.ts 2>&1) ||
+  { printf '%s\n' "$doc_lint" | grep -v 'Failed resolving types\|^    at file://.*/node_modules/'; exit 1; }
 echo "== the library as a Deno project type-checks it (no Bun types there: lib/bun_api.ts)"
 consumer=$(mktemp -d) deno=$PWD/node_modules/.bin/deno
 printf 'import { QmpClient } from "%s/lib/mod.ts";\nconsole.log(QmpClient.name);\n' "$PWD" >"$consumer/main.ts"

@@ -13,23 +13,33 @@ import { ProtocolError } from "../errors.ts";
 
 /** A QMP command: the object type of its arguments and the type it returns. */
 export interface CommandInfo {
+  /** The name of its arguments' object type, in `types`. */
   args: string;
+  /** The name of the type it returns, in `types`. */
   returns: string;
+  /** Its features (`deprecated`, `unstable`, ...), when it has any. */
   features?: string[];
+  /** Present when it may run out of band (QEMU's `allow-oob`). */
   oob?: true;
 }
 
 /** A QMP event: the object type of its `data`. */
 export interface EventInfo {
+  /** The name of its `data` object type, in `types`. */
   data: string;
+  /** Its features (`deprecated`, `unstable`, ...), when it has any. */
   features?: string[];
 }
 
 /** One member of an object type. */
 export interface MemberInfo {
+  /** The member's name, as an arguments object or event data holds it. */
   name: string;
+  /** The name of its type, in `types`. */
   type: string;
+  /** Present when it may be left out. */
   optional?: true;
+  /** Its features (`deprecated`, `unstable`, ...), when it has any. */
   features?: string[];
 }
 
@@ -49,8 +59,11 @@ export type TypeInfo =
 
 /** The whole digest. */
 export interface SchemaDigest {
+  /** The commands, by name. */
   commands: Record<string, CommandInfo>;
+  /** The events, by name. */
   events: Record<string, EventInfo>;
+  /** The types, by QEMU's name for them (`str`, `int`, or a number such as `49`, `[49]` for its array). */
   types: Record<string, TypeInfo>;
 }
 

@@ -36,6 +36,7 @@ import { isValueError, typeArguments } from "./typing.ts";
 
 /** Options of `loadSchema`. */
 export interface LoadSchemaOptions {
+  /** Bounds the queries to QEMU (TimeoutError / AbortedError). */
   signal?: AbortSignal;
   /**
    * The cache directory, an absolute path (a relative one is no cache); default `$XDG_CACHE_HOME/qmpctl`

@@ -21,6 +21,11 @@ export class Schema {
   #commandNames?: string[];
   #eventNames?: string[];
 
+  /**
+   * A schema over `digest`. `fromCache` says where it came from;
+   * `commandNames` and `eventNames` (sorted) stand for the digest's own when
+   * only the names were loaded (scope `names`: the digest is empty).
+   */
   constructor(
     digest: SchemaDigest,
     options: { fromCache?: boolean; commandNames?: string[]; eventNames?: string[] } = {},
