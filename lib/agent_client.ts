@@ -276,13 +276,13 @@ export class GuestAgent {
   /** Resolves when no reply is owed, the connection has ended, or the wait is over (see OWED_REPLIES_SILENCE_MS). */
   async #awaitOwedReplies(): Promise<void> {
     if (this.#owed === 0 || this.#phase === "closed" || !this.#transport) return;
-    const deadline = Date.now() + OWED_REPLIES_MAX_MS;
+    const deadline = performance.now() + OWED_REPLIES_MAX_MS;
     let timer: ReturnType<typeof setTimeout> | undefined;
     await new Promise<void>((resolve) => {
       this.#allAnswered = resolve;
       this.#replyComing = () => {
         clearTimeout(timer);
-        timer = setTimeout(resolve, Math.min(OWED_REPLIES_SILENCE_MS, Math.max(0, deadline - Date.now())));
+        timer = setTimeout(resolve, Math.min(OWED_REPLIES_SILENCE_MS, Math.max(0, deadline - performance.now())));
       };
       this.#replyComing();
     });

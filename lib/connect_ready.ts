@@ -97,7 +97,7 @@ export async function retryWhileNotReady<T>(
   { notReady = isNotReady, remote = false }: RetryOptions = {},
 ): Promise<T> {
   if (waitMs <= 0) return await connect();
-  const deadline = Date.now() + waitMs;
+  const deadline = performance.now() + waitMs;
   let pause = FIRST_PAUSE_MS;
   let last: Error | undefined;
   for (;;) {
@@ -109,7 +109,7 @@ export async function retryWhileNotReady<T>(
       if (remote && last && cutShort && signal?.aborted) throw abortErrorFor(lastTry(last))(signal);
       if (!notReady(error)) throw error;
       last = error as Error;
-      const left = deadline - Date.now();
+      const left = deadline - performance.now();
       if (left <= 0) {
         if (error instanceof StillNotReadyError) throw error; // an inner retry's: said once
         throw new StillNotReadyError(

@@ -311,14 +311,14 @@ async function connectForwarded(
   events: TransportEvents,
   signal: AbortSignal | undefined,
 ): Promise<Transport> {
-  const deadline = Date.now() + REFUSED_RETRY_MS;
+  const deadline = performance.now() + REFUSED_RETRY_MS;
   for (;;) {
     try {
       return await connectSocket(address, events);
     } catch (error) {
       // EAGAIN: the listen queue is full (ssh is slow to accept on a loaded machine): as passing as a refusal.
       const code = (error as { cause?: { code?: string } }).cause?.code;
-      if (!(code === "ECONNREFUSED" || code === "EAGAIN") || Date.now() > deadline) throw error;
+      if (!(code === "ECONNREFUSED" || code === "EAGAIN") || performance.now() > deadline) throw error;
       await abortable(new Promise((resolve) => setTimeout(resolve, 5)), signal, `ssh to listen for ${address.text}`);
     }
   }

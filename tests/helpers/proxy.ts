@@ -138,11 +138,11 @@ export async function rawClient(path: string): Promise<RawClient> {
     }
   };
   const read = async (count: number, timeoutMs = 10_000) => {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     while (messages.length < count) {
       if (failure) throw new Error(`after ${messages.length} of ${count} messages: ${failure.message}`);
       if (isClosed) throw new Error(`the connection closed after ${messages.length} of ${count} messages`);
-      const left = deadline - Date.now();
+      const left = deadline - performance.now();
       if (left <= 0) throw new Error(`only ${messages.length} of ${count} messages within ${timeoutMs} ms`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
@@ -155,10 +155,10 @@ export async function rawClient(path: string): Promise<RawClient> {
     return messages.splice(0, count);
   };
   const replies = async (count: number, timeoutMs = 10_000) => {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     const found: Record<string, unknown>[] = [];
     while (found.length < count) {
-      const [message] = await read(1, Math.max(deadline - Date.now(), 1));
+      const [message] = await read(1, Math.max(deadline - performance.now(), 1));
       if (typeof message.event !== "string") found.push(message);
     }
     return found;

@@ -108,13 +108,17 @@ async function startQemuOnce(
   }
   args.push(...(options.extraArgs ?? []));
   const qemu = Bun.spawn(args, { stdout: "ignore", stderr: "pipe" });
-  const deadline = Date.now() + 30_000; // a loaded machine: many QEMUs may start at once
+  const deadline = performance.now() + 30_000; // a loaded machine: many QEMUs may start at once
   while (!(existsSync(socket) && existsSync(controlSocket))) {
-    if (qemu.exitCode !== null || Date.now() > deadline) {
+    if (qemu.exitCode !== null || performance.now() > deadline) {
+      // How it ended, for a QEMU killed by a signal says nothing on stderr.
+      const ended = qemu.exitCode === null
+        ? "no sockets after 30 s"
+        : `exit ${qemu.exitCode}${qemu.signalCode ? ` (${qemu.signalCode})` : ""}`;
       qemu.kill("SIGKILL"); // its stderr ends only when it does
       const stderr = await new Response(qemu.stderr).text();
       rmSync(dir, { recursive: true, force: true });
-      throw new Error(`QEMU did not start: ${stderr.trim()}`);
+      throw new Error(`QEMU did not start (${ended}): ${stderr.trim()}`);
     }
     await Bun.sleep(10);
   }

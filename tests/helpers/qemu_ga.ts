@@ -58,9 +58,9 @@ export async function startAgent(
     await serial?.stop();
     if (own) rmSync(where, { recursive: true, force: true });
   };
-  const deadline = Date.now() + 10_000;
+  const deadline = performance.now() + 10_000;
   while (!(existsSync(socket) && await answers(socket))) {
-    if (agent.exitCode !== null || Date.now() > deadline) {
+    if (agent.exitCode !== null || performance.now() > deadline) {
       const stderr = await new Response(agent.stderr).text();
       await stop();
       throw new Error(`qemu-ga did not start: ${stderr}`);

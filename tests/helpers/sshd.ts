@@ -141,9 +141,9 @@ function processes(pattern: string): string[] {
  * what ssh started (a ProxyCommand, a jump host's `ssh -W`). Returns those still there, "PID COMMAND" each.
  */
 export async function processesAfter(pattern: string, ms = 2000): Promise<string[]> {
-  const deadline = Date.now() + ms;
+  const deadline = performance.now() + ms;
   let left = processes(pattern);
-  while (left.length > 0 && Date.now() < deadline) {
+  while (left.length > 0 && performance.now() < deadline) {
     await Bun.sleep(20);
     left = processes(pattern);
   }
