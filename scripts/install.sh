@@ -29,7 +29,10 @@ if [ $# -eq 1 ] && [ -z "$1" ]; then # an unset "$PREFIX" in a packaging line: n
   exit 2
 fi
 prefix=${1:-/usr/local}
-here=$(cd "$(dirname "$0")" && pwd)
+# An exported CDPATH would have cd find a relative directory through it (scripts/install.sh run from the
+# checkout, with CDPATH=.:/usr) and print the path it went to, into $here: unset, and cd's output discarded.
+unset CDPATH
+here=$(cd -- "$(dirname "$0")" >/dev/null && pwd)
 
 files="bin/qmpctl
 share/man/man1/qmpctl.1
@@ -77,7 +80,7 @@ source_checkout=false
 if [ -n "$name" ] && [ -f "$here/$name" ]; then
   binary=$here/$name
 elif $source_checkout && [ -f "$here/../dist/qmpctl" ]; then
-  binary=$(cd "$here/../dist" && pwd)/qmpctl
+  binary=$(cd -- "$here/../dist" >/dev/null && pwd)/qmpctl
 elif $source_checkout; then
   echo "install.sh: no dist/qmpctl in this source tree: build it first (scripts/build.sh)" >&2
   exit 1
@@ -128,6 +131,11 @@ fi
 # it is new) are made 0755, whatever the umask, and listed in $made, newest first: taken away again, while
 # empty, when nothing gets installed. Those that are there are left as they are (install -d would reset their
 # mode: a 0700 ~/.local/bin, a 2775 root:staff /usr/local/bin).
+#
+# Every file the script makes for itself (the work directory, what it holds, the staged files) is the user's
+# alone, whatever the umask: one that takes the user's own bits (0222, 0577) would leave it unable to write or
+# read them. The modes of what it installs are set, not taken from the umask (mkdir -m, install -m).
+umask 077
 tmp="" staged="" staging="" made="" installed=false
 cleanup() {
   trap '' INT TERM HUP # a second Ctrl-C must not cut the cleanup short

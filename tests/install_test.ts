@@ -349,6 +349,63 @@ test("install.sh writes every file readable by all (completions too) when the in
   }
 });
 
+test("an exported CDPATH does not change where it looks for the binary (scripts/install.sh run from the checkout)", () => {
+  const other = mkdtempSync(join(tmpdir(), "qmpctl-prefix-"));
+  try {
+    const root = resolve(import.meta.dir, "..");
+    // cd scripts, with CDPATH=.:/usr, goes to ./scripts through CDPATH and prints where it went.
+    const result = Bun.spawnSync(["sh", "scripts/install.sh", other], {
+      cwd: root,
+      env: { ...process.env, CDPATH: ".:/usr" },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    expect(result.stderr.toString()).toBe("");
+    const version = run([QMPCTL, "--version"]).stdout.trim();
+    expect(result.stdout.toString()).toBe(`installed ${version} from ${join(root, "dist/qmpctl")} into ${other}\n`);
+    expect(result.exitCode).toBe(0);
+  } finally {
+    rmSync(other, { recursive: true, force: true });
+  }
+});
+
+// A umask that takes the user's own bits: the script's own work files must still be its to write and read,
+// and what it installs keeps the modes it sets. As nobody: root may write and read a file whatever its mode.
+for (const umask of ["0222", "0377", "0577", "0777"]) {
+  test(`a non-root user whose umask is ${umask} installs, with the usual modes, and leaves no work file`, () => {
+    const parent = mkdtempSync(join(tmpdir(), "qmpctl-umask-"));
+    try {
+      chmodSync(parent, 0o777);
+      const [other, temp] = [join(parent, "prefix"), join(parent, "tmp")];
+      mkdirSync(temp);
+      chownSync(temp, 65534, 65534);
+      const asNobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
+      const script = 'umask "$2" && exec sh "$0" "$1"';
+      const result = run([...asNobody, "sh", "-c", script, INSTALL, other, umask], { TMPDIR: temp });
+      expect(result.stderr).toBe("");
+      expect(result.stdout).toContain(` into ${other}\n`);
+      expect(result.code).toBe(0);
+      const mode = (file: string) => `${file} ${(statSync(join(other, file)).mode & 0o7777).toString(8)}`;
+      expect(mode("bin/qmpctl")).toBe("bin/qmpctl 755");
+      for (
+        const file of [
+          "share/man/man1/qmpctl.1",
+          "share/bash-completion/completions/qmpctl",
+          "share/zsh/site-functions/_qmpctl",
+          "share/fish/vendor_completions.d/qmpctl.fish",
+        ]
+      ) expect(mode(file)).toBe(`${file} 644`);
+      for (const dir of ["", "bin", "share/man/man1", "share/zsh/site-functions", "share/fish"]) {
+        expect(mode(dir)).toBe(`${dir} 755`);
+      }
+      expect(readdirSync(temp)).toEqual([]); // its work directory taken away again
+      expect(run([join(other, "bin/qmpctl"), "--version"]).stdout).toBe(run([QMPCTL, "--version"]).stdout);
+    } finally {
+      rmSync(parent, { recursive: true, force: true });
+    }
+  });
+}
+
 describe("sh install.sh from a release folder, as the README downloads it", () => {
   const arch = process.arch === "arm64" ? "arm64" : "x64";
   const NAME = `qmpctl-${process.platform}-${arch}`;
