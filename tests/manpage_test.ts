@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { commandOwnHelp } from "../cli/help.ts";
+import { commandHelp, commandOwnHelp } from "../cli/help.ts";
 import { COMMANDS } from "../cli/registry.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
@@ -57,4 +57,35 @@ test("every help line ending in ':' in the middle of a paragraph is on the page 
   expect(lines.length).toBeGreaterThan(3);
   const text = flat(man().stdout);
   expect(lines.filter((line) => !text.includes(flat(line)))).toEqual([]);
+});
+
+/**
+ * The entries of a help text's option tables (its "Options:" and "Global
+ * options:" blocks), each as one line: an entry's first line names the option,
+ * lines indented further continue its description.
+ */
+function optionEntries(help: string): string[] {
+  const entries: string[] = [];
+  let inTable = false;
+  for (const line of help.split("\n")) {
+    if (/^(Global o|O)ptions[^:]*:$/.test(line)) inTable = true;
+    else if (line === "" || !line.startsWith(" ")) inTable = false;
+    else if (inTable && /^ {2}(-\w, | {4})--/.test(line)) entries.push(line);
+    else if (inTable && entries.length > 0) entries[entries.length - 1] += ` ${line}`;
+  }
+  return entries.map(flat).map((entry) => entry.trim());
+}
+
+test("every option line of every 'qmpctl help COMMAND' is on the page, global ones a command words its own way too", async () => {
+  const text = flat(man().stdout);
+  const missing: string[] = [];
+  let count = 0;
+  for (const [name, entry] of Object.entries(COMMANDS)) {
+    // As `qmpctl help NAME` prints it: the command's own options, then the global ones as it takes them.
+    const entries = optionEntries(commandHelp(entry, (await entry.load()).help()));
+    count += entries.length;
+    missing.push(...entries.filter((option) => !text.includes(option)).map((option) => `${name}: ${option}`));
+  }
+  expect(count).toBeGreaterThan(Object.keys(COMMANDS).length * 5);
+  expect(missing).toEqual([]);
 });
