@@ -29,12 +29,16 @@ export interface PrivateDir {
   /**
    * The last `maxBytes` of the file `name` as text, starting at a whole line
    * when cut (`cut` true); undefined when there is no such file. The file is
-   * checked and tightened as `append` does it.
+   * checked (and, in the directory, tightened) as `append` does it.
    */
   readTail(name: string, maxBytes: number): Promise<{ text: string; cut: boolean } | undefined>;
   /** Append `text` to the file `name`, created 0600 if missing; one write, so lines of two shells do not mix. */
   append(name: string, text: string): Promise<void>;
-  /** Put `text` in place of the file `name`: written to a new temporary file (O_EXCL, 0600) renamed over it. */
+  /**
+   * Put `text` in place of the file `name`: written to a new temporary file
+   * (O_EXCL, 0600; beside a link's target, with the target's mode) renamed
+   * over it.
+   */
   replace(name: string, text: string): Promise<void>;
 }
 
@@ -58,10 +62,17 @@ export interface PrivateDir {
  * A file may be a symbolic link of this user's (dotfile managers make them)
  * to an existing file that passes the same checks, on a path that only root
  * and this user can change, as OpenSSH's StrictModes asks: it is read and
- * written there, and replaced beside its target, so the link stays.
+ * written there, and replaced beside its target (a new file with the
+ * target's mode, renamed over it), so the link stays. A target is never
+ * chmod-ed (the link could lead to any file of this user's, /etc/passwd for
+ * root): one that its group or others may read or write is refused, its
+ * mode left as it is, while a file in the directory itself is tightened to
+ * 0600 through its descriptor.
  * @throws {Error} whose message is the reason, about the file: "its directory
  * is a symbolic link (not followed)", "it belongs to uid 65534, not to this
- * user (uid 0)", "its directory would be created in /home/alice, which
+ * user (uid 0)", "it is a symbolic link to /home/u/dotfiles/qmp_history,
+ * which its group and others may read (mode 644): chmod 600 it to keep
+ * history there", "its directory would be created in /home/alice, which
  * belongs to uid 1000, not to this user (uid 0)", or the system's
  * ("permission denied (EACCES)")
  */
@@ -84,12 +95,12 @@ export async function openPrivateDir(path: string): Promise<PrivateDir> {
    * of its target, which must exist (nothing is created through a link) and
    * lie on a path that only root and this user can change (aboveReason, each
    * directory up from the target's own): the target itself is then checked
-   * as a file in the directory is.
+   * as a file in the directory is, but never tightened (`linked` true).
    */
-  const place = async (name: string): Promise<string> => {
+  const place = async (name: string): Promise<{ path: string; linked: boolean }> => {
     const own = at(name);
     const link = await fs.lstat(own).catch(() => undefined);
-    if (!link?.isSymbolicLink()) return own;
+    if (!link?.isSymbolicLink()) return { path: own, linked: false };
     const refused = (why: string) => new Error(`it is a symbolic link (not followed): ${why}`);
     const notOurs = notOursReason(link.uid, euid);
     if (notOurs) throw refused(`the link ${notOurs}`);
@@ -101,11 +112,18 @@ export async function openPrivateDir(path: string): Promise<PrivateDir> {
     await checkAbove(real, "its target", euid).catch((error) => {
       throw refused((error as Error).message);
     });
-    return real;
+    return { path: real, linked: true };
   };
 
-  /** Open the file at `path` and check it; undefined when it does not exist and `flags` do not create it. */
-  const openFile = async (path: string, flags: number) => {
+  /**
+   * Open the file at `path` and check it; undefined when it does not exist
+   * and `flags` do not create it. A mode that lets its group or others in is
+   * tightened to 0600 through the descriptor, unless `linked` (`path` is a
+   * link's target, which may be any file of this user's): then it is refused.
+   */
+  const openFile = async (path: string, flags: number, linked = false) => {
+    // Nothing is created through a link (place checked that the target exists; it may be gone since).
+    if (linked) flags &= ~constants.O_CREAT;
     let file;
     try {
       // Owner bits kept: a history file created 0400 (umask 0277) could not be appended to by the next session.
@@ -122,8 +140,12 @@ export async function openPrivateDir(path: string): Promise<PrivateDir> {
         ? "is not a regular file"
         : notOursReason(stat.uid, euid) ?? (stat.nlink !== 1 ? `has ${stat.nlink} hard links` : undefined);
       if (problem) throw new Error(`it ${problem}`);
+      if (tooOpen(stat.mode) && linked) {
+        const which = `which ${whoMay(stat.mode)} (mode ${(stat.mode & 0o7777).toString(8)})`;
+        throw new Error(`it is a symbolic link to ${path}, ${which}: chmod 600 it to keep history there`);
+      }
       if (tooOpen(stat.mode)) await file.chmod(0o600);
-      return { file, size: stat.size };
+      return { file, size: stat.size, mode: stat.mode };
     } catch (error) {
       await file.close();
       throw reasonError(error, "it");
@@ -131,7 +153,8 @@ export async function openPrivateDir(path: string): Promise<PrivateDir> {
   };
   return {
     async readTail(name, maxBytes) {
-      const opened = await openFile(await place(name), constants.O_RDONLY);
+      const { path, linked } = await place(name);
+      const opened = await openFile(path, constants.O_RDONLY, linked);
       if (!opened) return undefined;
       try {
         const start = Math.max(0, opened.size - maxBytes);
@@ -150,7 +173,10 @@ export async function openPrivateDir(path: string): Promise<PrivateDir> {
     },
     async append(name, text) {
       const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT;
-      const { file } = (await openFile(await place(name), flags))!;
+      const { path, linked } = await place(name);
+      const opened = await openFile(path, flags, linked);
+      if (!opened) throw new Error("it is a symbolic link (not followed): its target does not exist");
+      const { file } = opened;
       try {
         await writeAllTo(file, new TextEncoder().encode(text));
       } catch (error) {
@@ -160,13 +186,22 @@ export async function openPrivateDir(path: string): Promise<PrivateDir> {
       }
     },
     async replace(name, text) {
-      // Beside the file's target when it is a link, so that the link stays.
-      const target = await place(name);
+      // Beside the file's target when it is a link, so that the link stays, and with the target's mode.
+      const { path: target, linked } = await place(name);
+      let mode = 0o600;
+      if (linked) {
+        // Checked again (it may have changed), and for writing: a target this user may not write is not replaced.
+        const opened = await openFile(target, constants.O_WRONLY, true);
+        if (!opened) throw new Error("it is a symbolic link (not followed): its target does not exist");
+        await opened.file.close();
+        mode = opened.mode & 0o700; // no more: a mode letting others in was refused
+      }
       const temporary = `${parentDir(target)}/.${name}.${crypto.randomUUID()}.tmp`;
       const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
       const { file } = (await openFile(temporary, flags))!;
       try {
         await writeAllTo(file, new TextEncoder().encode(text));
+        if (mode !== 0o600) await file.chmod(mode); // the new file's, through its descriptor
         await file.close();
         await fs.rename(temporary, target);
       } catch (error) {
@@ -176,6 +211,21 @@ export async function openPrivateDir(path: string): Promise<PrivateDir> {
       }
     },
   };
+}
+
+/**
+ * Who besides the owner may do what to a file of mode `mode`, for a refusal:
+ * "others may read", "its group may read and write, and others may read",
+ * "its group and others may read and write".
+ */
+function whoMay(mode: number): string {
+  const can = (bits: number) => {
+    const verbs = [bits & 4 && "read", bits & 2 && "write", bits & 1 && "execute"].filter((verb) => verb) as string[];
+    return verbs.length < 2 ? verbs.join("") : `${verbs.slice(0, -1).join(", ")} and ${verbs.at(-1)}`;
+  };
+  const group = can((mode >> 3) & 7), others = can(mode & 7);
+  if (group && group === others) return `its group and others may ${group}`;
+  return [group && `its group may ${group}`, others && `others may ${others}`].filter((part) => part).join(", and ");
 }
 
 /**

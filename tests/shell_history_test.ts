@@ -3,9 +3,10 @@
  * with another user's HOME or XDG_STATE_HOME (`sudo -E`, `su -m`), so what
  * lies at the history's path is not trusted. A link is not followed, a file
  * or directory of another user is not used (history is then off, with one
- * warning, and the shell works on), a loose mode of ours is tightened, and a
- * relative XDG_STATE_HOME is ignored. Tests run as root, as the other tests
- * that chown to nobody (65534) do.
+ * warning, and the shell works on), a loose mode of ours is tightened (a
+ * link's target's is refused, never changed), and a relative XDG_STATE_HOME
+ * is ignored. Tests run as root, as the other tests that chown to nobody
+ * (65534) do.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import {
@@ -18,6 +19,8 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
+  realpathSync,
   rmSync,
   statSync,
   symlinkSync,
@@ -230,6 +233,70 @@ describe("the shell's history file", () => {
     });
     expect(screen[0]).toBe(warning(file(), `it belongs to uid ${NOBODY}, not to this user (uid 0)`));
     expect(readFileSync(target, "utf8")).toBe("system_powerdown\n");
+  });
+
+  test("shell --hmp: a symlinked history file whose target its group or others may read or write is refused, not chmod-ed: the target's mode and lines stay", async () => {
+    // The link could lead anywhere of this user's (root's: /etc/passwd): a target's mode is never changed.
+    for (
+      const [mode, who] of [
+        [0o644, "its group and others may read"],
+        [0o620, "its group may write"],
+      ] as const
+    ) {
+      const { home, dir, file } = freshHome();
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const configs = join(home, "tgt");
+      mkdirSync(configs, { mode: 0o755 });
+      const target = join(configs, "config");
+      writeFileSync(target, "root:x:0:0\n");
+      chmodSync(target, mode);
+      symlinkSync(target, file("hmp"));
+      const screen = await shell(home, async (terminal) => {
+        const rows = await enterLine(terminal, PROMPT, "info version");
+        expect(rows[1]).toMatch(/^\d+\.\d+\.\d+/);
+      }, { hmp: true });
+      const reason = `it is a symbolic link to ${realpathSync(target)}, which ${who} (mode ${mode.toString(8)}): ` +
+        "chmod 600 it to keep history there";
+      expect(statSync(target).mode & 0o7777).toBe(mode);
+      expect(readFileSync(target, "utf8")).toBe("root:x:0:0\n");
+      expect(screen[0]).toBe(warning(file("hmp"), reason));
+      expect(lstatSync(file("hmp")).isSymbolicLink()).toBe(true);
+      expect(readdirSync(configs)).toEqual(["config"]);
+    }
+  });
+
+  test("a symlinked history file whose target is 0600 is used: lines are appended to the target, its mode and the link stay", async () => {
+    const { home, dir, file } = freshHome();
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const dotfiles = join(home, "dotfiles");
+    mkdirSync(dotfiles, { mode: 0o755 });
+    const target = join(dotfiles, "qmp_history");
+    writeFileSync(target, "query-status\n", { mode: 0o600 });
+    const inode = statSync(target).ino;
+    symlinkSync(target, file());
+    await recallThenEnter(home);
+    expect(readFileSync(target, "utf8")).toBe("query-status\nquery-name\nquit\n");
+    expect(statSync(target).mode & 0o7777).toBe(0o600);
+    expect(statSync(target).ino).toBe(inode); // appended to, not rewritten
+    expect(lstatSync(file()).isSymbolicLink()).toBe(true);
+  });
+
+  test("a symlinked history file over 2000 lines is cut back beside its target: the link stays a link, the target keeps its mode", async () => {
+    const { home, dir, file } = freshHome();
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const dotfiles = join(home, "dotfiles");
+    mkdirSync(dotfiles, { mode: 0o755 });
+    const target = join(dotfiles, "qmp_history");
+    const lines = (count: number) => Array.from({ length: count }, (_, i) => `query-name # ${i}\n`).join("");
+    writeFileSync(target, lines(2001));
+    chmodSync(target, 0o400); // a mode of the user's own choosing (root, as the tests run, still writes it)
+    symlinkSync(target, file());
+    await shell(home, async () => {});
+    expect(lstatSync(file()).isSymbolicLink()).toBe(true);
+    expect(readlinkSync(file())).toBe(target);
+    expect(readFileSync(target, "utf8")).toBe(lines(2001).split("\n").slice(1001).join("\n") + "quit\n");
+    expect(statSync(target).mode & 0o7777).toBe(0o400);
+    expect(readdirSync(dotfiles)).toEqual(["qmp_history"]); // no temporary file left
   });
 
   test("an existing 0644 history file of ours becomes 0600 and a 0755 directory of ours 0700; its lines are kept", async () => {

@@ -11,7 +11,8 @@
  * another user (`sudo -E`, `su -m`): so the directory must be this user's,
  * not reached through a symlink nor created in another user's tree, and the
  * file a regular file of this user's, or a link of this user's to one on a
- * path no one else can change (cli/private_dir.ts), and only the file's last
+ * path no one else can change that no one else may read or write (never
+ * chmod-ed: cli/private_dir.ts), and only the file's last
  * MAX_HISTORY_BYTES are read. When a check (or a write) fails, history is
  * off for the rest of the session, said once on stderr.
  *
