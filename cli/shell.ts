@@ -33,17 +33,20 @@ Ctrl-C clears the line; Ctrl-Z stops the shell until fg; 'events on|off'
 shows events or not; 'help' lists the local commands ('help CMD': the
 arguments CMD takes); Ctrl-D, 'quit' or 'exit' leave (QEMU keeps running).
 A line with a byte that is not UTF-8 is refused; control characters in the
-line show as escapes (\\x1b, \\u202e) and are sent as typed.
+line show as escapes (\\x1b, \\u202e) and are sent as typed (in a paste,
+Ctrl-C, Ctrl-Z and ESC are text too).
 With -v, each command sent is shown as JSON above its result (on a
 terminal, not logged on stderr: that would break the line being typed).
 
 --hmp runs each line on the human monitor (human-monitor-command) and
-prints its text; 'cpu N' sets the CPU of the lines that follow.
+prints its text; 'cpu N' sets the CPU of the lines that follow; a line
+that starts with # is a comment, not sent.
 
-With stdin or stdout not a terminal, each line runs in order (blank lines and #
-comments skipped) and each command prints one JSON line, {"return": ...}
-or {"error": ...} (local commands print none); the exit status is 1 if
-any command failed:
+With stdin or stdout not a terminal, each line runs in order (blank lines and
+comments skipped: a # that starts a word starts one, as in sh; with --hmp,
+a line that starts with #) and each command prints one JSON line,
+{"return": ...} or {"error": ...} (local commands print none); the exit
+status is 1 if any command failed:
 
   printf 'stop\\nquery-status\\n' | qmpctl shell -s /run/vm1.qmp
 

@@ -31,6 +31,11 @@ describe("qmpctl shell --hmp on a terminal", () => {
     expect(await enter("info status")).toEqual(["(QEMU) info status", "VM status: paused (prelaunch)"]);
   });
 
+  test("a line that starts with # is a comment: not sent, nothing printed (as piped)", async () => {
+    expect(await enter("# info status", 0)).toEqual(["(QEMU) # info status"]);
+    expect(await enter("  #info status", 0)).toEqual(["(QEMU)   #info status"]);
+  });
+
   test("cpu N sets the CPU of the commands that follow; a CPU that does not exist is refused", async () => {
     const cpus = async () => (await enter("info cpus", 2)).slice(1).map((row) => row.replace(/thread_id=\d+/, "…"));
     expect(await cpus()).toEqual(["* CPU #0: …", "  CPU #1: …"]);

@@ -178,6 +178,20 @@ describe("KeyParser", () => {
     ]);
   });
 
+  test("in a bracketed paste all is text but line ends and the paste's end, even one split across chunks", () => {
+    const parser = new KeyParser();
+    expect(parser.push("\x1b[200~a\x1bb\x03\x1a\x00\x7f\tc\r\nd\x1b[2")).toEqual([
+      { name: "text", text: "a\x1bb\x03\x1a\x00\x7f c" },
+      { name: "enter" },
+      { name: "text", text: "d" },
+    ]);
+    expect(parser.waiting).toBe(true); // maybe the paste's end
+    expect(parser.push("01~\x03")).toEqual([{ name: "interrupt" }]); // it was: keys again
+    parser.push("\x1b[200~x\x1b[");
+    expect(parser.abandonEscape()).toEqual([{ name: "text", text: "\x1b[" }]); // it was not: text
+    expect(parser.push("201~\x1b[201~\x01")).toEqual([{ name: "text", text: "201~" }, { name: "home" }]);
+  });
+
   test("decodes UTF-8 split across chunks", () => {
     const parser = new KeyParser();
     const bytes = new TextEncoder().encode("é");

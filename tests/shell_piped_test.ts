@@ -259,8 +259,8 @@ transaction actions=[${action("j2")}]
     expect(code).toBe(1); // lines failed, as any failed line makes it
   });
 
-  test("--hmp: each line's text as a JSON string; cpu N is local", async () => {
-    const { code, stdout } = await shell("info status\ncpu 3\nhelp info\nhelp\n", ["--hmp"]);
+  test("--hmp: each line's text as a JSON string; cpu N is local; a line that starts with # is skipped", async () => {
+    const { code, stdout } = await shell("# info version\ninfo status\ncpu 3\n  #x\nhelp info\nhelp\n", ["--hmp"]);
     const lines = stdout.trim().split("\n").map((line) => JSON.parse(line));
     expect(lines[0]).toEqual({ return: "VM status: running\n" });
     expect(lines[1].error.class).toBe("GenericError"); // -machine none has no CPU 3
@@ -268,6 +268,7 @@ transaction actions=[${action("j2")}]
     // QEMU's text as it sent it: the shell's own commands are listed at a terminal only.
     expect(lines[3].return).toContain("info [subcommand]");
     expect(lines[3].return).not.toContain("qmpctl");
+    expect(lines.length).toBe(4);
     expect(code).toBe(1);
   });
 });

@@ -91,6 +91,39 @@ test.each([["Ctrl-Z", "C-z"], ["SIGTSTP (kill -TSTP)", "SIGTSTP"]])(
   },
 );
 
+test("a window resized while the shell is stopped: fg draws the line for the new width, and keys leave no stale rows", async () => {
+  const terminal = await startTerminal(["bash", "--norc", "--noprofile", "-i"], { env: { PS1: "$ " }, columns: 100 });
+  try {
+    await terminal.waitForLastLine("$");
+    await terminal.type(`"${QMPCTL}" shell -s "${qemu.socket}"`);
+    await terminal.press("Enter");
+    await terminal.waitForLastLine("(QEMU)");
+    const line = "(QEMU) query-status abc=1 def=2 ghi=3 jkl=4";
+    await terminal.type(line.slice("(QEMU) ".length));
+    await terminal.waitForLastLine(line);
+    await terminal.press("C-z");
+    await terminal.waitFor("bash's prompt after the stop", (s) => s.at(-1) === "$" && s.length > 3);
+    await terminal.resize(30); // its SIGWINCH goes to bash, which has the terminal now
+    await terminal.type("fg");
+    await terminal.press("Enter");
+    await terminal.waitForLastLine(line.slice(30));
+    await terminal.type("Q");
+    await terminal.type("R");
+    const screen = await terminal.waitForLastLine(line.slice(30) + "QR");
+    expect(screen.at(-2)).toBe(line.slice(0, 30));
+    // Below fg (and bash's word of the job it continues), the line once: no copy left by each key.
+    const afterFg = screen.slice(screen.lastIndexOf("$ fg") + 1);
+    expect(afterFg.filter((row) => row.startsWith("(QEMU)"))).toEqual([line.slice(0, 30)]);
+    expect(await terminal.cursor()).toEqual({ x: line.length + 2 - 30, y: screen.length - 1 });
+    await terminal.press("C-l"); // drawn again at the top, for the width it has
+    await terminal.waitFor("the line alone", (s) => s.length === 2);
+    expect(await terminal.screen()).toEqual([line.slice(0, 30), line.slice(30) + "QR"]);
+    expect(await terminal.cursor()).toEqual({ x: line.length + 2 - 30, y: 1 });
+  } finally {
+    await terminal.close();
+  }
+});
+
 /** The pid of the one qmpctl shell running on the test QEMU. */
 function shellPid(): number {
   const pgrep = Bun.spawnSync(["pgrep", "-f", `^${QMPCTL} shell -s ${qemu.socket}$`]);

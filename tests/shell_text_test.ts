@@ -89,8 +89,56 @@ describe("qmpctl shell: control characters in the line being typed", () => {
       await waitForCursorAt(terminal, "(vm1) set_link up=false name=a\\x9bb\\u202ec".length);
       expect(await enter(terminal, "", 2)).toEqual([
         "(vm1) set_link up=false name=a\\x9bb\\u202ec",
-        '> {"execute":"set_link","arguments":{"up":false,"name":"a\\x9bb\\u202ec"}}',
+        '> {"execute":"set_link","arguments":{"up":false,"name":"a\\u009bb\\u202ec"}}', // JSON: \u009b, not \x9b
         "DeviceNotFound: Device 'a\\x9bb\\u202ec' not found",
+      ]);
+    });
+  });
+
+  test("in a paste, every control character is text (ESC, Ctrl-A, DEL, Ctrl-H, Ctrl-C, Ctrl-Z, BEL, NUL), not a key", async () => {
+    await withShell(qemu.socket, PROMPT, ["-v"], { env: home.env(), columns: 160 }, async (terminal) => { // wide: one row
+      // As typed, each would act: Alt-B, Home, Backspace, Backspace, a cleared line, a stop; BEL and NUL dropped.
+      await terminal.paste("set_link up=false name=a\x1bb\x01c\x7fd\be\x03f\x1ag\x07h\x00i\x1b[Aj");
+      const shown = "(vm1) set_link up=false name=a\\x1bb\\x01c\\x7fd\\x08e\\x03f\\x1ag\\x07h\\x00i\\x1b[Aj";
+      await terminal.waitForLastLine(shown);
+      await waitForCursorAt(terminal, shown.length);
+      const json = "a\\u001bb\\u0001c\\u007fd\\be\\u0003f\\u001ag\\u0007h\\u0000i\\u001b[Aj";
+      expect(await enter(terminal, "", 2)).toEqual([
+        shown,
+        `> {"execute":"set_link","arguments":{"up":false,"name":"${json}"}}`,
+        "DeviceNotFound: Device 'a\\x1bb\\x01c\\x7fd\\x08e\\x03f\\x1ag\\x07h\\x00i\\x1b[Aj' not found",
+      ]);
+      // Keys again after the paste; its lines still run one by one, each as entered.
+      await terminal.type("x");
+      await terminal.press("C-a");
+      await terminal.type("query-name ");
+      await terminal.waitForLastLine("(vm1) query-name x");
+      await terminal.press("C-e", "C-u");
+      await terminal.paste("query-name\rquery-name\x7f\n");
+      await terminal.waitFor(
+        "both lines run",
+        (s) => s.at(-1) === PROMPT && s.at(-2)?.startsWith("CommandNotFound") === true,
+      );
+      expect((await terminal.screen()).slice(-7, -1)).toEqual([
+        "(vm1) query-name",
+        '> {"execute":"query-name"}',
+        '{"name":"vm1"}',
+        "(vm1) query-name\\x7f",
+        '> {"execute":"query-name\\u007f"}',
+        "CommandNotFound: The command query-name\\x7f has not been found (did you mean query-name?)",
+      ]);
+    });
+  });
+
+  test("-v shows a DEL sent as JSON does (\\u007f), as other control characters", async () => {
+    mkdirSync(join(home.dir, "state", "qmpctl"), { recursive: true, mode: 0o700 });
+    writeFileSync(historyFile(), "set_link up=false name=a\x7fb\x1bc\n", { mode: 0o600 });
+    await use(async (terminal) => {
+      await terminal.press("Up");
+      expect(await enter(terminal, "", 2)).toEqual([
+        "(vm1) set_link up=false name=a\\x7fb\\x1bc",
+        '> {"execute":"set_link","arguments":{"up":false,"name":"a\\u007fb\\u001bc"}}',
+        "DeviceNotFound: Device 'a\\x7fb\\x1bc' not found",
       ]);
     });
   });

@@ -34,13 +34,31 @@ export function dumbTerminal(): boolean {
   return env("TERM") === "dumb";
 }
 
-/** Call `handler` when the terminal on stdout is resized; the returned function stops it. */
+/**
+ * Call `handler` when the terminal on stdout is resized; the returned
+ * function stops it. A window resized while qmpctl was stopped (Ctrl-Z)
+ * sent its SIGWINCH to the job in the foreground then, not to qmpctl: on
+ * SIGCONT the size is read again, and a change calls `handler` too.
+ */
 export function onTerminalResize(handler: () => void): () => void {
   process.stdout.on("resize", handler);
-  return () => process.stdout.off("resize", handler);
+  process.on("SIGCONT", refreshTerminalSize);
+  return () => {
+    process.stdout.off("resize", handler);
+    process.off("SIGCONT", refreshTerminalSize);
+  };
 }
 
-/** The terminal's width in columns, read now (so a resized window is seen at the next redraw); 80 when unknown. */
+/**
+ * Read the terminal's size again now, rather than trust the last SIGWINCH
+ * (one sent while qmpctl was stopped never came): a change emits stdout's
+ * `resize` (Bun's, Node's and Deno's tty streams all have `_refreshSize`).
+ */
+export function refreshTerminalSize(): void {
+  (process.stdout as { _refreshSize?: () => void })._refreshSize?.();
+}
+
+/** The terminal's width in columns, as the last SIGWINCH (or refreshTerminalSize) left it; 80 when unknown. */
 export function terminalColumns(): number {
   return process.stdout.columns || 80;
 }

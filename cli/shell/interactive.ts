@@ -50,7 +50,8 @@ export async function runInteractive(options: InteractiveOptions): Promise<numbe
   const history = await History.load(mode.kind);
   const editor = new LineEditor(history.lines);
   const draw = () => screen.show(mode.prompt(), editor.text, editor.cursor);
-  if (options.verbose) shell.onSend = (message) => screen.print(`> ${JSON.stringify(message)}`);
+  // As JSON, as stdout's JSON is written: DEL, C1 and bidi controls as \u escapes (not \x7f: that is no JSON).
+  if (options.verbose) shell.onSend = (message) => screen.print(`> ${formatJson(message, false)}`);
 
   const events = client.events();
   void (async () => {
@@ -105,6 +106,7 @@ export async function runInteractive(options: InteractiveOptions): Promise<numbe
           screen.leave();
           return leave();
         case "clear-screen":
+          terminal.refreshSize(); // a resize that was missed (a SIGWINCH lost while stopped) is seen here
           screen.clear();
           break;
         case "complete":

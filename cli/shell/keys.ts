@@ -87,10 +87,18 @@ const ESCAPES: Record<string, KeyName> = {
  */
 export const ESCAPE_TIMEOUT_MS = 500;
 
+/** The end of a bracketed paste: ESC [201~. */
+const PASTE_END = "[201~";
+
 /** Turns chunks of terminal input into keys; keeps an escape sequence split across chunks. */
 export class KeyParser {
   #pending = "";
-  /** Inside a bracketed paste (ESC [200~ ... ESC [201~): a TAB there is text, not completion. */
+  /**
+   * Inside a bracketed paste (ESC [200~ ... ESC [201~): what comes is text,
+   * control characters and escape sequences too (shown escaped, sent as
+   * pasted), but for line ends, which enter their lines as typed ones do,
+   * and a TAB, a blank there rather than completion.
+   */
   #pasting = false;
   readonly #decoder = new EscapingDecoder(); // a byte that is not UTF-8 kept, for the shell to refuse its line
 
@@ -102,10 +110,13 @@ export class KeyParser {
   /**
    * Give up the escape sequence that waits (after `ESCAPE_TIMEOUT_MS`): a lone
    * Esc, which the editor does not use, so the keys typed after it are keys
-   * of their own rather than the end of a sequence.
+   * of their own rather than the end of a sequence. In a paste, what waited
+   * (the start of what looked like the paste's end) is text: the keys it makes.
    */
-  abandonEscape(): void {
+  abandonEscape(): Key[] {
+    const pending = this.#pending;
     this.#pending = "";
+    return this.#pasting && pending ? [{ name: "text", text: pending }] : [];
   }
 
   push(chunk: Uint8Array | string): Key[] {
@@ -119,7 +130,19 @@ export class KeyParser {
     };
     for (let i = 0; i < input.length; i++) {
       const c = input[i];
-      if (c === "\x1b") {
+      if (c === "\x1b" && this.#pasting) {
+        // Only the paste's end is a sequence here; any other ESC is a character of the text.
+        const rest = input.slice(i + 1, i + 1 + PASTE_END.length);
+        if (rest === PASTE_END) {
+          flushText();
+          this.#pasting = false;
+          i += PASTE_END.length;
+        } else if (PASTE_END.startsWith(rest)) { // maybe its end, cut across chunks: wait for the rest
+          flushText();
+          this.#pending = input.slice(i);
+          break;
+        } else text += c;
+      } else if (c === "\x1b") {
         const length = escapeLength(input, i + 1);
         if (length === undefined) { // incomplete: wait for the rest
           this.#pending = input.slice(i);
@@ -127,14 +150,16 @@ export class KeyParser {
         }
         flushText();
         const sequence = input.slice(i + 1, i + 1 + length);
-        if (sequence === "[200~" || sequence === "[201~") this.#pasting = sequence === "[200~";
+        if (sequence === "[200~") this.#pasting = true;
         const name = ESCAPES[sequence];
         if (name) keys.push({ name });
         i += length;
       } else if (c === "\r" && input[i + 1] === "\n") {
         continue; // CRLF is one Enter: the LF comes next
-      } else if (c === "\t" && this.#pasting) {
+      } else if (this.#pasting && c === "\t") {
         text += " "; // a blank between words, as it was where it was copied from
+      } else if (this.#pasting && c !== "\r" && c !== "\n") {
+        text += c; // a control character pasted (NUL, DEL, Ctrl-Z too) is text: shown escaped, sent as pasted
       } else if (c < " " || c === "\x7f") {
         flushText();
         const name = CONTROL[c];

@@ -8,7 +8,7 @@
 import { writeStdout } from "../io/output.ts";
 import { onStopSignal, stopSelf } from "../io/process.ts";
 import { dieOf, type FatalSignal, onFatalSignal } from "../io/signals.ts";
-import { onTerminalResize, readStdinChunks, setRawMode, terminalColumns } from "../io/terminal.ts";
+import { onTerminalResize, readStdinChunks, refreshTerminalSize, setRawMode, terminalColumns } from "../io/terminal.ts";
 import { ESCAPE_TIMEOUT_MS, type Key, KeyParser } from "./keys.ts";
 
 /**
@@ -37,8 +37,12 @@ export class Terminal {
     clearTimeout(this.#escapeTimer);
     const keys = this.#parser.push(chunk);
     if (this.#parser.waiting) {
-      this.#escapeTimer = setTimeout(() => this.#parser.abandonEscape(), ESCAPE_TIMEOUT_MS);
+      this.#escapeTimer = setTimeout(() => this.#dispatch(this.#parser.abandonEscape()), ESCAPE_TIMEOUT_MS);
     }
+    this.#dispatch(keys);
+  };
+
+  #dispatch(keys: Key[]): void {
     for (const key of keys) {
       if (key.name === "suspend") this.#suspend();
       else if (key.name === "interrupt" && this.#onInterrupt) {
@@ -50,7 +54,7 @@ export class Terminal {
         waiter(key);
       } else this.#keys.push(key);
     }
-  };
+  }
 
   /** SIGTERM or SIGHUP: give the terminal back, then die of the signal as if we had not caught it. */
   readonly #onFatalSignal = (signal: FatalSignal) => {
@@ -71,8 +75,8 @@ export class Terminal {
    * Ctrl-Z or SIGTSTP: give the terminal back as it was, once the output has
    * gone out, and stop; the shell that started qmpctl takes the terminal.
    * Once continued (`fg`), or at once where nothing could continue it (see
-   * stopSelf), raw mode again and the line drawn again where the terminal
-   * now stands.
+   * stopSelf), raw mode again, the size read again (the window may have been
+   * resized meanwhile), and the line drawn again where the terminal now stands.
    */
   readonly #suspend = () => {
     if (this.#stopping) return; // a second Ctrl-Z before the stop: the first one's redraw stands
@@ -87,6 +91,7 @@ export class Terminal {
       } catch {
         return; // the terminal is gone (a hangup while stopped): its signal ends the shell
       }
+      refreshTerminalSize(); // resized while stopped: its SIGWINCH went to the shell that had the terminal
       this.#stopping = false;
       this.write(BRACKETED_PASTE_ON);
       afterStop?.();
@@ -113,9 +118,14 @@ export class Terminal {
     await this.#output;
   }
 
-  /** The width in columns, now. */
+  /** The width in columns, as the last resize left it. */
   get columns(): number {
     return terminalColumns();
+  }
+
+  /** Read the size again (Ctrl-L): a change is a resize, as SIGWINCH makes it. */
+  refreshSize(): void {
+    refreshTerminalSize();
   }
 
   /** Queue text for the terminal. */

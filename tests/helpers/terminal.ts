@@ -3,7 +3,7 @@
  * it in a detached session (its own server, on a socket in a temporary
  * directory), `send-keys` types, `capture-pane` shows what is on the screen.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -22,7 +22,7 @@ export interface TerminalSession {
   press(...keys: string[]): Promise<void>;
   /** The screen, one string per row, blanks at the ends of rows and empty rows at the bottom dropped. */
   screen(): Promise<string[]>;
-  /** Paste `text` as a terminal does (bracketed, when the program asked for it). */
+  /** Paste `text` as a terminal does (bracketed, when the program asked for it); any byte, NUL too. */
   paste(text: string): Promise<void>;
   /** Resize the window to `columns` wide (tmux reflows the lines, and the program gets SIGWINCH). */
   resize(columns: number): Promise<void>;
@@ -85,7 +85,10 @@ export async function startTerminal(argv: string[], options: TerminalOptions = {
     type: async (text) => void await run("send-keys", "-l", text),
     press: async (...keys) => void await run("send-keys", ...keys),
     async paste(text) {
-      await run("set-buffer", "--", text);
+      // Through a file: an argument could not hold a NUL.
+      const file = join(dir, "paste");
+      writeFileSync(file, text);
+      await run("load-buffer", file);
       await run("paste-buffer", "-p", "-d");
     },
     resize: async (columns) => void await run("resize-window", "-x", String(columns)),
