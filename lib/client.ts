@@ -171,6 +171,8 @@ export class QmpClient {
   private greetingWaiter?: { resolve: (greeting: Greeting) => void; reject: (error: QmpError) => void; bytes: number };
   /** Settles when negotiation has: awaited by calls made before it ends (with `pipeline`). */
   private negotiated?: Promise<void>;
+  /** The id (as a key) of our qmp_capabilities until it is answered: the one reply taken till then. */
+  private capabilitiesKey?: string;
   private capabilitiesSent = Promise.withResolvers<void>();
   private failure?: QmpError;
   /** close() ended the session (see notGreeted). */
@@ -382,7 +384,9 @@ export class QmpClient {
     if (this.phase === "connecting") this.phase = "greeting";
     this.greetingMessage = await greeting;
     const enable = this.greetingMessage.capabilities.includes("oob") ? ["oob"] : [];
-    this.negotiated = this.call("qmp_capabilities", enable.length > 0 ? { enable } : undefined, {}).then(
+    const id = this.unusedId();
+    this.capabilitiesKey = idKey(id);
+    this.negotiated = this.call("qmp_capabilities", enable.length > 0 ? { enable } : undefined, { id }).then(
       () => {
         this.enabledCapabilities = enable;
         if (this.phase === "negotiating") this.phase = "running";
@@ -572,6 +576,13 @@ export class QmpClient {
     }
     if ("id" in m) {
       const key = idKey(m.id);
+      // Before the answer to qmp_capabilities, no reply to another call of ours can come (QEMU answers in-band
+      // commands in order): one that does is an earlier client's, whose command QEMU was still running when
+      // that client left (cut short by --timeout or Ctrl-C), and whose id may be the one ours has now.
+      if (this.capabilitiesKey !== undefined) {
+        if (key !== this.capabilitiesKey) return;
+        this.capabilitiesKey = undefined; // answered (the replies in the same read come before any continuation)
+      }
       const call = this.pending.get(key);
       if (!call) return; // its caller gave up, or it was never ours (qmp-spec: unknown ids are dropped)
       this.pending.delete(key);

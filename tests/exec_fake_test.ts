@@ -17,6 +17,27 @@ function answering(answer: (c: FakeConnection, request: Record<string, unknown>)
 const exec = (server: FakeServer, ...args: string[]) => qmpctl(["-s", server.path, "exec", ...args]);
 
 describe("the greeting and negotiation", () => {
+  // QEMU answers a command that was still running when its client left (cut short by --timeout or Ctrl-C) on
+  // the monitor's next connection, before that client's qmp_capabilities; ids are alike from run to run.
+  test("a reply to an earlier client's command, before qmp_capabilities is answered, is not taken for ours", async () => {
+    for (const args of [["query-status"], ["human-monitor-command", "--args", '{"command-line":"info status"}']]) {
+      const server = serve(async (c) => {
+        c.sendJson(QEMU_GREETING);
+        const capabilities = await c.nextRequest();
+        // The earlier run's command (its qmp_capabilities, qmpctl-1, was answered then), with the ids ours may have.
+        for (let n = 2; n <= 4; n++) c.sendJson({ return: "", id: `qmpctl-${n}` });
+        c.reply(capabilities, {});
+        for (;;) {
+          const request = await c.nextRequest();
+          c.reply(request, request.execute === "query-status" ? { status: "paused" } : "ours");
+        }
+      });
+      const result = await exec(server, ...args);
+      expect(result).toMatchObject({ code: 0, stderr: "" });
+      expect(result.stdout).toBe(args[0] === "query-status" ? '{"status":"paused"}\n' : '"ours"\n');
+    }
+  });
+
   test("no greeting: exit 3 within --connect-timeout, saying another client may hold the monitor", async () => {
     const server = serve(() => {});
     const result = await qmpctl(["-s", server.path, "--connect-timeout", "500ms", "exec", "query-status"]);
