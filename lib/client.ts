@@ -680,7 +680,7 @@ export class QmpClient {
     const phase = this.phase === "greeting" || this.phase === "negotiating" ? this.phase : "connecting";
     // A greeting begun but unfinished: the peer is no silent busy monitor.
     const begun = phase === "greeting" && this.framer.partial ? this.greetingWaiter?.bytes : 0;
-    return awaitedStep(phase, this.address.text, this.listenQueueFull, begun);
+    return awaitedStep(phase, this.address.text, this.listenQueueFull, begun, this.address.kind === "tcp");
   }
 }
 

@@ -107,7 +107,8 @@ export type ReadyStep = "connecting" | "greeting" | "negotiating";
  * What a connection at `address` waits for in `phase`, and why that may not
  * come (`hint`, empty or starting with ": "), for the messages of a bound
  * that ran out: `no ${step} within 10s${hint}`. `listenQueueFull`: connect(2)
- * said EAGAIN. `greetingBytes`: how many bytes came before a greeting begun
+ * said EAGAIN. `tcp`: the address is a TCP one, whose connect(2) a full
+ * listen queue leaves unanswered rather than refused. `greetingBytes`: how many bytes came before a greeting begun
  * stalled unfinished (0: none came, or no greeting was begun). A monitor held
  * by another client sends nothing, so that hint would mislead: the message
  * says what came instead.
@@ -117,6 +118,7 @@ export function awaitedStep(
   address: string,
   listenQueueFull = false,
   greetingBytes = 0,
+  tcp = false,
 ): { step: string; hint: string } {
   switch (phase) {
     case "greeting":
@@ -133,6 +135,9 @@ export function awaitedStep(
             "their turn (QEMU serves one client at a time), or too many clients are connecting at once"
           : address.startsWith("ssh://")
           ? ": ssh did not get through (its sshd does not answer, or ssh waits for an answer: try ssh HOST once)"
+          : tcp // a SYN unanswered: a full queue (QEMU's backlog is small) and a firewall look alike
+          ? ": the host accepted none: another client may hold the monitor while others fill its listen queue " +
+            "(QEMU serves one client at a time), or a firewall drops the packets"
           : "",
       };
   }

@@ -88,3 +88,34 @@ test(
   },
   60_000,
 );
+
+test(
+  "over TCP, a listen queue that stays full: exit 3 at --connect-timeout, saying what an unanswered connect may mean",
+  async () => {
+    const tcp = await startQemu({ tcp: true });
+    const holder = await QmpClient.connect(`127.0.0.1:${tcp.tcpPort}`, { connectTimeout: 30_000 });
+    const fillers: Promise<{ end(): void } | undefined>[] = [];
+    try {
+      // A full TCP queue does not refuse: the SYN goes unanswered, so a connect not made within 300 ms tells it.
+      for (let i = 0; i < 64; i++) {
+        const socket = Bun.connect({ hostname: "127.0.0.1", port: tcp.tcpPort!, socket: { data() {} } })
+          .catch(() => undefined);
+        fillers.push(socket);
+        if (await Promise.race([socket.then(() => false), Bun.sleep(300).then(() => true)])) break;
+      }
+      const address = `127.0.0.1:${tcp.tcpPort}`;
+      expect(await qmpctl(["-s", address, "--connect-timeout", "1s", "exec", "query-status"])).toMatchObject({
+        code: 3,
+        stdout: "",
+        stderr: `qmpctl: no connection to ${address} within 1s: the host accepted none: another client may hold ` +
+          "the monitor while others fill its listen queue (QEMU serves one client at a time), or a firewall " +
+          "drops the packets\n",
+      });
+    } finally {
+      await holder.close();
+      await tcp.stop();
+      for (const filler of fillers) void filler.then((socket) => socket?.end());
+    }
+  },
+  60_000,
+);
