@@ -9,7 +9,8 @@ import { argsObject } from "./args_stdin.ts";
 import { AGENT_COMMAND, agentForm, formRefuses } from "./ga_forms.ts";
 import { findOption, UsageError } from "./options.ts";
 import { cleaningUpOnFatalSignal } from "./io/signals.ts";
-import { type CommandContext, executeAndPrint, formatJson } from "./session.ts";
+import { OutputError } from "./io/output.ts";
+import { type CommandContext, executeAndPrint, formatJson, printJson } from "./session.ts";
 
 export const help = (): string =>
   `Usage: qmpctl ga AGENT-COMMAND [KEY=VALUE ...] [options]
@@ -36,7 +37,7 @@ know get JSON where a value parses, else text. guest-shutdown and
 guest-suspend-* are not answered when they work: qmpctl prints nothing then,
 and exits 0 once a guest-ping after them is answered, the connection ends,
 or --connect-timeout passes without either (a suspending guest freezes its
-agent).
+agent); an error answer exits 1 (--raw prints it, {"error": ...}).
   qmpctl ga guest-ping                              # {}
   qmpctl ga guest-get-osinfo --pretty
   qmpctl ga guest-exec path=/bin/ls arg.0=-l capture-output=true
@@ -49,10 +50,11 @@ is not found, 126 when it cannot be run), as 'ssh host cmd' does. Every
 word after PROG is its own (ga exec df -h runs df -h); qmpctl's options go
 before PROG, and -- before PROG is optional. --stdin
 FILE (- for qmpctl's stdin) becomes its input (without it, an empty one:
-qmpctl's own stdin is not passed, unlike ssh's), up to 48 MiB, which
-guest-exec takes in one message (more exits 2: ga cp the file in, and let
-PROG read it there). --env K=V (repeatable) gives it an environment
-(qemu-ga passes only these variables).
+qmpctl's own stdin is not passed, unlike ssh's), up to 48 MiB less 1 KiB
+(50330624 bytes), which guest-exec takes in one message, in base64, beside
+the command line (one longer than about 1 KiB lowers it; more exits 2: ga
+cp the file in, and let PROG read it there). --env K=V (repeatable) gives
+it an environment (qemu-ga passes only these variables).
 qemu-ga keeps at most 16 MB of each output: more is cut, with a warning.
 --json prints the final guest-exec-status object instead (--pretty indents
 it) and exits 0 (1, with the agent's error, when PROG could not be started:
@@ -67,7 +69,8 @@ written :/path, and - is stdin or stdout on the local side. Streamed in
 chunks (guest-file-open/read/write/close), byte-exact, in bounded memory;
 the guest's file handle is closed on every path (errors, SIGINT, timeout).
 A local directory as DST receives the file under the guest file's name; a
-guest DST ending in / receives it under the local file's name.
+guest DST ending in / receives it under the local file's name (a local path
+ending in / that is a file exits 2, as cp(1) refuses it).
 A local file is written beside DST and renamed over it once complete, so a
 copy that fails, times out or is interrupted leaves DST as it was (a guest
 DST is written in place, qemu-ga has no rename: it is left cut short). A new
@@ -148,9 +151,11 @@ async function runAgentCommand(context: CommandContext, command: string, words: 
   const agent = await connectAgent(context);
   try {
     const render = (value: unknown) => formatJson(value, context.global.pretty);
-    // One the agent answers only when it fails has nothing to print: it succeeded.
+    // One the agent answers only when it fails has nothing to print when it succeeded; its error is printed
+    // under --raw as any other command's.
     const run = AGENT_COMMANDS_WITHOUT_REPLY.has(command)
       ? agent.execute(command, args, { signal: context.signal, settleMs: context.global.connectTimeoutMs })
+        .catch((error) => printRawError(context, command, error))
       : executeAndPrint(context, agent, command, args, render, "return", "the guest agent");
     await run.catch(async (error) => {
       if (error instanceof CommandError && error.errorClass === "CommandNotFound") {
@@ -162,6 +167,22 @@ async function runAgentCommand(context: CommandContext, command: string, words: 
   } finally {
     await agent.close();
   }
+}
+
+/**
+ * With --raw, the agent's error answer (`{"error": ...}`) on stdout, as executeAndPrint prints any other
+ * command's; then `error` is thrown all the same (exit 1, the error said on stderr).
+ */
+async function printRawError(context: CommandContext, command: string, error: unknown): Promise<never> {
+  if (context.global.raw && !context.target && error instanceof CommandError) {
+    await printJson(context, error.response).catch((failure) => {
+      if (failure instanceof OutputError) {
+        failure.message += ` (${command} was run: the guest agent answered it with an error, ${error.message})`;
+      }
+      throw failure;
+    });
+  }
+  throw error;
 }
 
 /**

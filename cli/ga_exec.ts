@@ -13,6 +13,7 @@ import {
 import { numberText } from "../lib/exact_json.ts";
 import { PROGRAM } from "./exit_status.ts";
 import { connectAgent } from "./ga_connect.ts";
+import { refuseFileAsDirectory } from "./ga_cp.ts";
 import { localFileError } from "./file_errors.ts";
 import { readBytes } from "./io/input.ts";
 import { BrokenPipeError, OutputError, writeStderrBytes, writeStderrLine, writeStdoutBytes } from "./io/output.ts";
@@ -20,8 +21,18 @@ import { UsageError } from "./options.ts";
 import { type CommandContext, printJson } from "./session.ts";
 
 /**
- * The most --stdin may hold: guest-exec carries it as one base64 string, and
- * qemu-ga's JSON parser takes tokens up to 64 MiB (qobject/json-streamer.c).
+ * The longest request qemu-ga takes: its JSON parser refuses a message whose
+ * tokens (all its bytes but whitespace) and one more byte exceed 64 MiB
+ * (MAX_TOKEN_SIZE, qobject/json-streamer.c; 7.2 takes 67108863 bytes, answers
+ * 67108864 with "JSON token size limit exceeded").
+ */
+const AGENT_MESSAGE_BYTES = 64 * 1024 * 1024 - 1;
+
+/**
+ * The most --stdin may hold: 48 MiB less 1 KiB. guest-exec carries it as one
+ * base64 string, 4/3 of it: 48 MiB would be all of AGENT_MESSAGE_BYTES and
+ * more; this leaves 1363 bytes for the rest of the request (its path, args
+ * and env). A longer command line lowers it: checked by requestFits.
  */
 const MAX_INPUT_BYTES = 48 * 1024 * 1024 - 1024;
 
@@ -49,12 +60,15 @@ export async function run(context: CommandContext): Promise<number> {
   }
   const stdin = context.options.text("stdin");
   const input = stdin === undefined ? undefined : await readInput(stdin, context.signal);
+  const args: Record<string, unknown> = { path, arg, "capture-output": true };
+  if (env) args.env = env;
+  if (input !== undefined) {
+    requestFits(args, input.length, stdin!);
+    args["input-data"] = encodeBase64(input);
+  }
   const agent = await connectAgent(context);
   try {
     const { signal } = context;
-    const args: Record<string, unknown> = { path, arg, "capture-output": true };
-    if (env) args.env = env;
-    if (input !== undefined) args["input-data"] = encodeBase64(input);
     let started: { pid?: unknown };
     try {
       started = await agent.execute("guest-exec", args, { signal }) as { pid?: unknown };
@@ -154,6 +168,7 @@ function text(value: unknown): string {
 
 /** The bytes for --stdin: a file, or qmpctl's own stdin for `-`. */
 async function readInput(path: string, signal: AbortSignal): Promise<Uint8Array> {
+  await refuseFileAsDirectory(path, `--stdin: cannot read ${path}`);
   let input: Uint8Array | undefined;
   try {
     input = await readBytes(path, MAX_INPUT_BYTES, signal);
@@ -162,6 +177,28 @@ async function readInput(path: string, signal: AbortSignal): Promise<Uint8Array>
   }
   if (input) return input;
   throw new UsageError(
-    `--stdin: ${path} holds more than the agent takes in one guest-exec (48 MiB): copy it with 'ga cp' instead`,
+    `--stdin: ${path} holds more than the agent takes in one guest-exec (48 MiB less 1 KiB: ` +
+      `${MAX_INPUT_BYTES} bytes): copy it with 'ga cp' instead`,
+  );
+}
+
+/**
+ * Refuse (exit 2, before anything is sent) a guest-exec that qemu-ga would
+ * refuse as too long: an input near MAX_INPUT_BYTES with a command line of
+ * more than about 1 KiB. The agent's "JSON token size limit exceeded" would
+ * read as a program that could not be started.
+ */
+function requestFits(args: Record<string, unknown>, inputBytes: number, path: string): void {
+  // The request as the client sends it, its input aside: the id is the longest it can be (the sync's id is 31 bits).
+  const rest = JSON.stringify({
+    execute: "guest-exec",
+    arguments: { ...args, "input-data": "" },
+    id: "qmpctl-2147483647-1",
+  });
+  const bytes = new TextEncoder().encode(rest).length + 4 * Math.ceil(inputBytes / 3);
+  if (bytes <= AGENT_MESSAGE_BYTES) return;
+  throw new UsageError(
+    `--stdin: ${path} and the command line make a guest-exec request of ${bytes} bytes, more than the agent ` +
+      `takes in one message (${AGENT_MESSAGE_BYTES}): copy the file with 'ga cp' instead`,
   );
 }

@@ -362,6 +362,8 @@ describe("commands the agent answers only when they fail (guest-shutdown, guest-
     try {
       const result = await qmpctl(["-s", agent.path, "ga", "guest-shutdown", "mode=powerdown"]);
       expect(result).toMatchObject({ code: 0, stdout: "", stderr: "" });
+      const raw = await qmpctl(["-s", agent.path, "ga", "guest-shutdown", "mode=powerdown", "--raw"]);
+      expect(raw).toMatchObject({ code: 0, stdout: "", stderr: "" }); // no response: nothing to print
     } finally {
       agent.stop();
     }
@@ -374,6 +376,45 @@ describe("commands the agent answers only when they fail (guest-shutdown, guest-
       expect(result).toMatchObject({ code: 1, stdout: "", stderr: "qmpctl: GenericError: suspend not supported\n" });
     } finally {
       agent.stop();
+    }
+  });
+
+  test('an error answer with --raw: printed as {"error": ...}, as for any command, and exit 1', async () => {
+    const agent = agentAnswering({ error: { class: "GenericError", desc: "suspend not supported" } });
+    try {
+      expect(await qmpctl(["-s", agent.path, "ga", "guest-suspend-ram", "--raw"])).toMatchObject({
+        code: 1,
+        stdout: '{"error":{"class":"GenericError","desc":"suspend not supported"}}\n',
+        stderr: "qmpctl: GenericError: suspend not supported\n",
+      });
+    } finally {
+      agent.stop();
+    }
+  });
+
+  test("qemu-ga refusing them (-b guest-shutdown,guest-suspend-ram): --raw prints its error, as for guest-get-time", async () => {
+    const blocking = await startAgent(undefined, "unix-listen", [
+      "-b",
+      "guest-shutdown,guest-suspend-ram,guest-get-time",
+    ]);
+    try {
+      for (const command of ["guest-shutdown", "guest-suspend-ram", "guest-get-time"]) {
+        const result = await qmpctl(["-s", blocking.socket, "ga", command, "--raw"]);
+        expect(result).toEqual(expect.objectContaining({
+          code: 1,
+          stdout: `{"error":{"class":"CommandNotFound","desc":"Command ${command} has been disabled"}}\n`,
+          stderr: `qmpctl: CommandNotFound: Command ${command} has been disabled (unsupported on this guest, ` +
+            "or blocked by qemu-ga --block-rpcs)\n",
+        }));
+        const pretty = await qmpctl(["-s", blocking.socket, "ga", command, "--raw", "--pretty"]);
+        expect(JSON.parse(pretty.stdout)).toEqual({
+          error: { class: "CommandNotFound", desc: `Command ${command} has been disabled` },
+        });
+      }
+      // Without --raw, nothing on stdout (the error is on stderr), as before.
+      expect(await qmpctl(["-s", blocking.socket, "ga", "guest-shutdown"])).toMatchObject({ code: 1, stdout: "" });
+    } finally {
+      await blocking.stop();
     }
   });
 });

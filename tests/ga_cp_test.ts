@@ -249,6 +249,46 @@ describe("ga cp", () => {
     });
   });
 
+  test("a path ending in / that is a file is no directory, as to cp(1): exit 2, nothing written either side", async () => {
+    const file = path("slash.txt"), precious = path("slash-precious"), into = path("slash dir");
+    writeFileSync(file, "local\n");
+    writeFileSync(precious, "precious\n");
+    mkdirSync(into);
+    // A local SRC: not read as slash.txt (which overwrote the guest file), nor its name taken as empty (which
+    // asked the agent to open the guest directory itself).
+    for (const guest of [`:${precious}`, `:${into}/`]) {
+      expect(await cp(`${file}/`, guest)).toEqual(expect.objectContaining({
+        code: 2,
+        stdout: "",
+        stderr: `qmpctl: cannot read ${file}/: not a directory (ENOTDIR)\n`,
+      }));
+    }
+    expect(readFileSync(precious, "utf8")).toBe("precious\n");
+    expect(readdirSync(into)).toEqual([]);
+    // A local DST: refused as the system refuses it, the file left as it was.
+    expect(await cp(`:${precious}`, `${file}/`)).toEqual(expect.objectContaining({
+      code: 2,
+      stdout: "",
+      stderr: `qmpctl: cannot write ${file}/: not a directory (ENOTDIR)\n`,
+    }));
+    expect(readFileSync(file, "utf8")).toBe("local\n");
+    // A guest SRC: the agent refuses to open it (exit 1, its error), and no local file is made.
+    const out = path("slash-out");
+    const fromGuest = await cp(`:${precious}/`, out);
+    expect(fromGuest).toMatchObject({ code: 1, stdout: "" });
+    expect(fromGuest.stderr).toContain(`cannot read ${precious}/ in the guest: GenericError: failed to open file`);
+    expect(fromGuest.stderr).toContain("Not a directory");
+    expect(existsSync(out)).toBe(false);
+    // ga exec --stdin reads its file as cp reads SRC.
+    expect(await qmpctl(["-s", agent.socket, "ga", "exec", "--stdin", `${file}/`, "--", "cat"])).toEqual(
+      expect.objectContaining({
+        code: 2,
+        stdout: "",
+        stderr: `qmpctl: --stdin: cannot read ${file}/: not a directory (ENOTDIR)\n`,
+      }),
+    );
+  });
+
   test("--timeout bounds the wait for a stdin that stays open, before and while copying", async () => {
     const inGuest = path("from-open-stdin");
     const waiting = startQmpctl(["-s", agent.socket, "ga", "cp", "-", `:${inGuest}`, "--timeout", "500ms"], {

@@ -1,6 +1,6 @@
 /** `qmpctl ga exec` against a real qemu-ga (which runs the programs on this machine). */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { QMPCTL, qmpctl, qmpctlInShell, startQmpctl } from "./helpers/cli.ts";
 import { fakeAgent, qmpctlBytes, startAgent, type TestAgent } from "./helpers/qemu_ga.ts";
@@ -207,24 +207,60 @@ describe("ga exec", () => {
     expect(empty).toMatchObject({ code: 0, stdout: "0\n", stderr: "" });
     const endless = await qmpctl(["-s", "/nonexistent/ga.sock", "ga", "exec", "--stdin", "/dev/zero", "--", "cat"]);
     expect(endless.code).toBe(2);
-    expect(endless.stderr).toContain("/dev/zero holds more than the agent takes in one guest-exec (48 MiB)");
+    expect(endless.stderr).toContain(
+      "/dev/zero holds more than the agent takes in one guest-exec (48 MiB less 1 KiB: 50330624 bytes)",
+    );
   });
 
-  test("--stdin larger than one guest-exec can carry exits 2 before anything is sent", async () => {
-    const big = join(agent.dir, "big.bin");
-    writeFileSync(big, new Uint8Array(49 * 1024 * 1024));
-    const result = await qmpctl(["-s", "/nonexistent/ga.sock", "ga", "exec", "--stdin", big, "--", "cat"]);
-    expect(result.code).toBe(2);
-    expect(result.stderr).toContain("holds more than the agent takes in one guest-exec (48 MiB)");
-  });
+  test(
+    "--stdin's bound, 48 MiB less 1 KiB: that much reaches the program whole, a byte more exits 2 unsent",
+    async () => {
+      // 48 MiB is 64 MiB in base64: with its quotes, more than the 64 MiB less 1 byte qemu-ga takes in one message.
+      const limit = 48 * 1024 * 1024 - 1024;
+      const atLimit = join(agent.dir, "at-limit.bin"), over = join(agent.dir, "over-limit.bin");
+      writeFileSync(atLimit, new Uint8Array(limit).fill(0x61));
+      writeFileSync(over, new Uint8Array(limit + 1));
+      try {
+        expect(await exec("--stdin", atLimit, "--", "wc", "-c")).toEqual(
+          expect.objectContaining({ code: 0, stdout: `${limit}\n`, stderr: "" }),
+        );
+        expect(await qmpctl(["-s", "/nonexistent/ga.sock", "ga", "exec", "--stdin", over, "--", "cat"])).toEqual(
+          expect.objectContaining({
+            code: 2,
+            stdout: "",
+            stderr: `qmpctl: --stdin: ${over} holds more than the agent takes in one guest-exec ` +
+              "(48 MiB less 1 KiB: 50330624 bytes): copy it with 'ga cp' instead\n",
+          }),
+        );
+        // A long command line beside it makes a request over the agent's limit: exit 2 before anything is sent
+        // (qemu-ga's "JSON token size limit exceeded" read as a program that could not be started, exit 126).
+        const long = await exec("--stdin", atLimit, "--", "sh", "-c", 'exec wc -c # "$1"', "sh", "x".repeat(2000));
+        expect(long).toMatchObject({ code: 2, stdout: "" });
+        expect(long.stderr).toMatch(
+          new RegExp(
+            `^qmpctl: --stdin: ${atLimit} and the command line make a guest-exec request of \\d+ bytes, more than ` +
+              "the agent takes in one message \\(67108863\\): copy the file with 'ga cp' instead\n$",
+          ),
+        );
+      } finally {
+        rmSync(atLimit, { force: true });
+        rmSync(over, { force: true });
+      }
+    },
+    60_000,
+  );
 
-  test("--stdin's 48 MiB bound, and what to do beyond it, are in ga --help and the README's guest agent section", async () => {
+  test("--stdin's bound, and what to do beyond it, are in ga --help and the README's guest agent section", async () => {
     const help = (await qmpctl(["ga", "--help"])).stdout.replaceAll(/\s+/g, " ");
-    expect(help).toContain("up to 48 MiB, which guest-exec takes in one message (more exits 2: ga cp the file in");
+    expect(help).toContain(
+      "up to 48 MiB less 1 KiB (50330624 bytes), which guest-exec takes in one message, in base64, beside the " +
+        "command line (one longer than about 1 KiB lowers it; more exits 2: ga cp the file in",
+    );
     const readme = readFileSync(join(import.meta.dir, "../README.md"), "utf8");
     const section = readme.slice(readme.indexOf("### Guest agent"), readme.indexOf("### Known limits"));
     expect(section.replaceAll(/\s+/g, " ")).toContain(
-      "`--stdin FILE` holds at most 48 MiB, which guest-exec takes in one message (more exits 2: `ga cp` the file",
+      "`--stdin FILE` holds at most 48 MiB less 1 KiB (50330624 bytes), which guest-exec takes in one message, " +
+        "in base64, beside the command line (one longer than about 1 KiB lowers it; more exits 2: `ga cp` the file",
     );
   });
 
