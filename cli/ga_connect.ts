@@ -2,14 +2,12 @@
 import { GuestAgent, SyncClosedError } from "../lib/agent_client.ts";
 import { isNotReady, isRemote, retryWhileNotReady } from "../lib/connect_ready.ts";
 import { UsageError } from "./options.ts";
-import { type CommandContext, givenAddress, wireLog } from "./session.ts";
+import { type CommandContext, givenAddress, noAddress, wireLog } from "./session.ts";
 
 /** The agent's address, or a usage error when none is given. */
 export function agentAddress(context: CommandContext): string {
   const address = givenAddress(context, "QMPCTL_GA_SOCKET");
-  if (address === undefined) {
-    throw new UsageError("no guest agent address: give -s/--socket ADDR or set QMPCTL_GA_SOCKET");
-  }
+  if (address === undefined) throw new UsageError(noAddress("guest agent address", "QMPCTL_GA_SOCKET"));
   return address;
 }
 

@@ -83,7 +83,7 @@ export interface SessionOptions {
  */
 export function connect(context: CommandContext, session: SessionOptions = {}): Promise<QmpClient> {
   const address = givenAddress(context, "QMPCTL_SOCKET");
-  if (address === undefined) throw new UsageError("no address: give -s/--socket ADDR or set QMPCTL_SOCKET");
+  if (address === undefined) throw new UsageError(noAddress("address", "QMPCTL_SOCKET"));
   const options = {
     signal: context.signal,
     connectTimeout: context.global.connectTimeoutMs,
@@ -128,6 +128,16 @@ function causedBy(error: Error, code: string): boolean {
  */
 export function givenAddress(context: CommandContext, variable: string): string | undefined {
   return context.global.socket ?? (env(variable) || undefined);
+}
+
+/**
+ * Why there is no `what`: none given, or environment variable `variable`
+ * set but empty (`QMPCTL_SOCKET=$VM` with $VM unset), which "set it" would not explain.
+ */
+export function noAddress(what: string, variable: string): string {
+  return env(variable) === ""
+    ? `no ${what}: ${variable} is set but empty: give -s/--socket ADDR or a value to ${variable}`
+    : `no ${what}: give -s/--socket ADDR or set ${variable}`;
 }
 
 /**

@@ -66,8 +66,8 @@ export function parseAddress(text: string): Address {
   if (text.startsWith("tcp:")) {
     // QEMU's form has no // (a URL's would make the host "//HOST", an unknown host)
     if (text.startsWith("tcp://")) fail(`'${text}' is not tcp:HOST:PORT (no //: tcp:${text.slice(6)})`);
-    return parseHostPort(qemuOptionValue(text.slice(4), text), text) ??
-      fail(`'${text}' is not tcp:HOST:PORT`);
+    const value = qemuOptionValue(text.slice(4), text);
+    return parseHostPort(value, text) ?? fail(`'${text}' is not tcp:HOST:PORT${colonHint(value, text)}`);
   }
   // A path never needs a colon to be told apart: anything with a slash, or
   // without a colon, is a path; the rest must be HOST:PORT.
@@ -75,15 +75,25 @@ export function parseAddress(text: string): Address {
   return parseHostPort(text, text) ?? fail(`'${text}' is not an address: ${FORMS}${colonHint(text)}`);
 }
 
-/** What a colon that made no HOST:PORT may have meant: an IPv6 address without brackets, or a file name. */
-function colonHint(text: string): string {
+/**
+ * What a colon that made no HOST:PORT (`text`, in `address` after its `tcp:`) may have meant: an IPv6
+ * address without brackets, a file name, or QEMU's options after a HOST:PORT without `tcp:`.
+ */
+function colonHint(text: string, address = text): string {
   const last = text.lastIndexOf(":");
   const host = text.slice(0, last), port = text.slice(last + 1);
+  const comma = text.indexOf(",");
+  if (address === text && comma > 0 && parseHostPort(text.slice(0, comma), text)) {
+    return ` (with QEMU's options, write tcp: first: tcp:${text})`;
+  }
   if (text.startsWith("[")) return " (the brackets hold an IPv6 address: [::1]:4444)";
-  if (!/^\d+$/.test(port)) return port.includes(".") ? ` (a socket whose name has a colon: ./${text})` : "";
-  return host.includes(":")
-    ? ` (an IPv6 address goes in brackets: [${host}]:${port})`
-    : ` (port ${port}: at most 5 digits, 1-65535)`;
+  if (!/^\d+$/.test(port)) {
+    return port.includes(".") && address === text ? ` (a socket whose name has a colon: ./${text})` : "";
+  }
+  if (!host.includes(":")) return ` (port ${port}: at most 5 digits, 1-65535)`;
+  return /^[\da-f:.]+(?:%.+)?$/i.test(host)
+    ? ` (an IPv6 address goes in brackets: ${address.replace(text, `[${host}]:${port}`)})`
+    : "";
 }
 
 /**

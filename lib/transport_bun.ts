@@ -123,9 +123,12 @@ export const listen: Listen = (path, events) => {
 
 /**
  * Bun reports connect(2)'s EAGAIN on a UNIX socket (the listen queue is full)
- * as ECONNREFUSED. Linux lists listening UNIX sockets in /proc/net/unix (flag
- * 00010000, __SO_ACCEPTCON): when one is bound to the socket at `path`,
- * someone listens, and the refusal was EAGAIN. Paths are compared by their
+ * as ECONNREFUSED, and its EPROTOTYPE too (a datagram or seqpacket socket,
+ * which a stream socket cannot reach). Linux lists UNIX sockets in
+ * /proc/net/unix, with their type (0001 a stream) and flags (00010000,
+ * __SO_ACCEPTCON, for one that listens): when a listening stream socket is
+ * bound to the socket at `path`, someone listens, and the refusal was EAGAIN;
+ * when only one of another type is, it was EPROTOTYPE. Paths are compared by their
  * real paths, so that `dir//x.sock`, `../dir/x.sock` or a symlink name the
  * socket bound as `/dir/x.sock`; a name bound relative to the listener's own
  * directory (`qemu -qmp unix:x.sock`) matches the real path's last components.
@@ -133,10 +136,13 @@ export const listen: Listen = (path, events) => {
 async function unixFailure(path: string, error: unknown): Promise<never> {
   if ((error as { code?: string })?.code !== "ECONNREFUSED") throw error;
   const table = await bun!.file("/proc/net/unix").text().catch((readError) => outOfDescriptors(readError, error));
-  const bound: string[] = [];
-  for (const line of table.split("\n")) {
+  const bound: string[] = []; // each name, after its type: "0001 /run/vm1.qmp"
+  for (const line of table.split("\n").slice(1)) { // after the header
     const fields = line.trim().split(/\s+/);
-    if (fields[3] === "00010000" && fields.length > 7) bound.push(fields.slice(7).join(" "));
+    const stream = fields[4] === "0001";
+    if ((!stream || fields[3] === "00010000") && fields.length > 7) {
+      bound.push(`${fields[4]} ${fields.slice(7).join(" ")}`);
+    }
   }
   // node:fs only here, on a refusal: a one-shot run that connects never loads it.
   const { realpath } = await import("node:fs/promises");
@@ -144,13 +150,17 @@ async function unixFailure(path: string, error: unknown): Promise<never> {
   const target = bound.length > 0 ? await real(path) : undefined;
   if (target === undefined) throw error;
   const last = target.slice(target.lastIndexOf("/"));
-  for (const name of bound) {
+  let code = "";
+  for (const entry of bound) {
+    const name = entry.slice(5);
     if (!name.endsWith(last) && name !== last.slice(1)) continue; // another socket's name (a cheap first look)
-    const listens = name.startsWith("/")
+    const same = name.startsWith("/")
       ? await real(name) === target
       : target.endsWith(`/${name.replace(/^(\.\/)+/, "")}`);
-    if (listens) throw Object.assign(new Error(`connect EAGAIN ${path}`), { code: "EAGAIN", cause: error });
+    // a stream socket that listens wins over another kind bound to the same name (one whose file was replaced)
+    if (same) code = entry.startsWith("0001 ") ? "EAGAIN" : code || "EPROTOTYPE";
   }
+  if (code) throw Object.assign(new Error(`connect ${code} ${path}`), { code, cause: error });
   throw error;
 }
 

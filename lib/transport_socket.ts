@@ -86,6 +86,7 @@ const REASONS: Record<string, string> = {
   ELOOP: "too many levels of symbolic links",
   ENAMETOOLONG: "the path is too long",
   ENOTSOCK: "not a socket",
+  EPROTOTYPE: "a socket of another kind (not a stream socket): no QMP monitor there", // datagram, seqpacket
   EMFILE: "too many open files (this process's limit, ulimit -n)",
   ENFILE: "too many open files on this system",
   ETIMEDOUT: "connection timed out",

@@ -82,12 +82,22 @@ describe("parseAddress", () => {
     );
   });
 
-  test.each(["tcp:", "tcp:localhost", "tcp:localhost:", "tcp:[::1]", "tcp:host:http", "tcp:host:1:2"])(
+  test.each(["tcp:", "tcp:localhost", "tcp:localhost:", "tcp:host:http", "tcp:host:1:2", "tcp:vm:1.qmp"])(
     "%p is not tcp:HOST:PORT",
     (text) => {
       expect(errorOf(text).message).toBe(`'${text}' is not tcp:HOST:PORT`);
     },
   );
+
+  test.each([
+    ["tcp:::1:47106", " (an IPv6 address goes in brackets: tcp:[::1]:47106)"],
+    ["tcp:::1:47106,ipv6=on", " (an IPv6 address goes in brackets: tcp:[::1]:47106,ipv6=on)"],
+    ["tcp:fe80::1%eth0:4444", " (an IPv6 address goes in brackets: tcp:[fe80::1%eth0]:4444)"],
+    ["tcp:[::1]", " (the brackets hold an IPv6 address: [::1]:4444)"],
+    ["tcp:host:123456", " (port 123456: at most 5 digits, 1-65535)"],
+  ])("%p is not tcp:HOST:PORT%s, as without tcp:", (text, hint) => {
+    expect(errorOf(text).message).toBe(`'${text}' is not tcp:HOST:PORT${hint}`);
+  });
 
   test("tcp://HOST:PORT, a URL's form, is refused naming QEMU's (not taken as the host //HOST)", () => {
     expect(errorOf("tcp://127.0.0.1:4444").message).toBe(
@@ -105,6 +115,13 @@ describe("parseAddress", () => {
     ["[::1]:", " (the brackets hold an IPv6 address: [::1]:4444)"],
     ["host:123456", " (port 123456: at most 5 digits, 1-65535)"],
     ["vm:1.qmp", " (a socket whose name has a colon: ./vm:1.qmp)"],
+    ["host:1:2", ""], // no IPv6 address: no brackets to suggest
+    // QEMU's options, pasted after an address without tcp:, are taken after tcp: (README, Addresses)
+    ["[::1]:47106,ipv6=on", " (with QEMU's options, write tcp: first: tcp:[::1]:47106,ipv6=on)"],
+    [
+      "localhost:4444,server=on,wait=off",
+      " (with QEMU's options, write tcp: first: tcp:localhost:4444,server=on,wait=off)",
+    ],
   ])("%p is not an address%s", (text, hint) => {
     expect(errorOf(text).message).toBe(`'${text}' is not an address: ${FORMS}${hint}`);
   });

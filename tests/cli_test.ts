@@ -387,7 +387,11 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
       expect(given.stderr).toStartWith("qmpctl: empty address: expected PATH, unix:PATH");
       const unset = await qmpctl([command, "query-status"], { env: { [variable]: "" } });
       expect(unset).toMatchObject({ code: 2, stdout: "" });
-      expect(unset.stderr).toMatch(/^qmpctl: no (guest agent )?address: give -s\/--socket ADDR or set /);
+      expect(unset.stderr).toMatch(
+        new RegExp(
+          `^qmpctl: no (guest agent )?address: ${variable} is set but empty: give -s/--socket ADDR or a value to ${variable}\n$`,
+        ),
+      );
     }
     expect(listener.connections).toBe(0);
   });

@@ -99,6 +99,16 @@ describe("connection errors name the address and the reason", () => {
     }));
   });
 
+  test("QMPCTL_SOCKET set but empty (QMPCTL_SOCKET=$VM, $VM unset): exit 2 saying it is empty, not unset", async () => {
+    expect(await qmpctl(["exec", "query-status"], { env: { QMPCTL_SOCKET: "" } })).toMatchObject({
+      code: 2,
+      stdout: "",
+      stderr: "qmpctl: no address: QMPCTL_SOCKET is set but empty: give -s/--socket ADDR or a value to QMPCTL_SOCKET\n",
+    });
+    // -s wins over it, as over any value
+    expect(await qmpctl(["-s", qemu.socket, "exec", "query-status"], { env: { QMPCTL_SOCKET: "" } })).toEqual(ok());
+  });
+
   test("a stale socket file nobody listens on: exit 3, connection refused", async () => {
     const path = join(scratch, "stale.sock");
     // What a QEMU killed with SIGKILL leaves behind: the socket file, and nobody listening.
@@ -124,6 +134,32 @@ describe("connection errors name the address and the reason", () => {
         stdout: "",
         stderr: `qmpctl: cannot connect to ${path}: not a socket (${kind})\n`,
       }));
+    }
+  });
+
+  test("a socket of another kind (datagram, seqpacket): exit 3 at once saying so, not 'refused' nor a full queue", async () => {
+    // A stream connect(2) to either fails with EPROTOTYPE, which Bun reports as ECONNREFUSED.
+    const datagram = join(scratch, "dgram.sock"), seqpacket = join(scratch, "seqpacket.sock");
+    const script = "import socket, sys; d = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); d.bind(sys.argv[1]); " +
+      "s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); s.bind(sys.argv[2]); s.listen(1); " +
+      "print('bound', flush=True); sys.stdin.read()";
+    const holder = Bun.spawn(["python3", "-c", script, datagram, seqpacket], { stdin: "pipe", stdout: "pipe" });
+    try {
+      await holder.stdout.getReader().read(); // the "bound" line
+      for (const path of [datagram, seqpacket]) {
+        // --wait-socket waits for a socket to come, not out this one: at once, not after 5 s (nor --connect-timeout)
+        const result = await qmpctl(["-s", path, "--wait-socket", "5s", "exec", "query-status"]);
+        expect(result).toMatchObject({
+          code: 3,
+          stdout: "",
+          stderr: `qmpctl: cannot connect to ${path}: a socket of another kind (not a stream socket): ` +
+            "no QMP monitor there (EPROTOTYPE)\n",
+        });
+        expect(result.ms).toBeLessThan(3000);
+      }
+    } finally {
+      holder.kill("SIGKILL");
+      await holder.exited;
     }
   });
 
