@@ -174,6 +174,12 @@ describe("qmpctl batch against QEMU", () => {
       stdout: "",
       stderr: `qmpctl: cannot read ${join(dir, "nope.qmp")}: no such file or directory (ENOENT)\n`,
     });
+    // A file named as a directory (a trailing slash) is no file to read, as cat says; it was read as the file.
+    expect(await qmpctl(["-s", qemu.socket, "batch", `${file}/`])).toMatchObject({
+      code: 2,
+      stdout: "",
+      stderr: `qmpctl: cannot read ${file}/: a part of the path is not a directory (ENOTDIR)\n`,
+    });
     // Told before connecting: a VM that is down does not hide it.
     expect(await qmpctl(["-s", join(dir, "down.qmp"), "batch", join(dir, "nope.qmp")])).toMatchObject({
       code: 2,

@@ -135,7 +135,8 @@ export async function* readChunks(path: string): AsyncGenerator<Uint8Array> {
   if (STDIN_PATHS.includes(path)) await checkStdinOpen(); // they name the /dev/null Bun put in its place
   // Bun streams regular files and pipes, but reports a character device
   // (/dev/null) as missing and fails to poll it (EPERM from epoll_ctl):
-  // node:fs, loaded only then, reads those, and reports a missing file.
+  // node:fs, loaded only then, reads those, and reports a missing file (or
+  // file.txt/, which Bun does not find either).
   if (bun && await bun.file(path).exists()) {
     let started = false;
     try {
@@ -148,5 +149,7 @@ export async function* readChunks(path: string): AsyncGenerator<Uint8Array> {
       if (started || (error as { code?: string })?.code !== "EPERM") throw error;
     }
   }
-  for await (const chunk of (await import("node:fs")).createReadStream(path)) yield chunk as Uint8Array;
+  // Opened first: Bun's createReadStream(path) drops a trailing slash (file.txt/ read as file.txt, not ENOTDIR).
+  const handle = await (await import("node:fs")).promises.open(path, "r");
+  for await (const chunk of handle.createReadStream()) yield chunk as Uint8Array; // closes the handle at its end
 }
