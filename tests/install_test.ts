@@ -30,6 +30,21 @@ const INSTALL = resolve(import.meta.dir, "../scripts/install.sh");
 const prefix = mkdtempSync(join(tmpdir(), "qmpctl-prefix-"));
 const home = mkdtempSync(join(tmpdir(), "qmpctl-home-"));
 
+/** What install.sh puts beside the binary, each installed 0644. */
+const DOCS = [
+  "share/man/man1/qmpctl.1",
+  "share/bash-completion/completions/qmpctl",
+  "share/zsh/site-functions/_qmpctl",
+  "share/fish/vendor_completions.d/qmpctl.fish",
+];
+
+/** The binary 0755 and the rest 0644 under `root`, whatever the installing user's umask. */
+function expectInstalledModes(root: string) {
+  const mode = (file: string) => `${file} ${(statSync(join(root, file)).mode & 0o7777).toString(8)}`;
+  expect(mode("bin/qmpctl")).toBe("bin/qmpctl 755");
+  for (const file of DOCS) expect(mode(file)).toBe(`${file} 644`);
+}
+
 function run(argv: string[], env: Record<string, string> = {}) {
   const result = Bun.spawnSync(argv, { env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
   return { code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() };
@@ -46,15 +61,7 @@ afterAll(() => {
 
 describe("install.sh PREFIX", () => {
   test("puts the binary, the man page and three completions where tools look", () => {
-    for (
-      const file of [
-        "bin/qmpctl",
-        "share/man/man1/qmpctl.1",
-        "share/bash-completion/completions/qmpctl",
-        "share/zsh/site-functions/_qmpctl",
-        "share/fish/vendor_completions.d/qmpctl.fish",
-      ]
-    ) expect(existsSync(join(prefix, file))).toBe(true);
+    for (const file of ["bin/qmpctl", ...DOCS]) expect(existsSync(join(prefix, file))).toBe(true);
   });
 
   test("the installed binary is the built one", () => {
@@ -334,16 +341,7 @@ test("install.sh writes every file readable by all (completions too) when the in
     const installed = run(["sh", "-c", 'umask 077 && exec sh "$0" "$1"', INSTALL, other]);
     expect(installed.stderr).toBe("");
     expect(installed.code).toBe(0);
-    const mode = (file: string) => (statSync(join(other, file)).mode & 0o777).toString(8);
-    expect(mode("bin/qmpctl")).toBe("755");
-    for (
-      const file of [
-        "share/man/man1/qmpctl.1",
-        "share/bash-completion/completions/qmpctl",
-        "share/zsh/site-functions/_qmpctl",
-        "share/fish/vendor_completions.d/qmpctl.fish",
-      ]
-    ) expect(`${file} ${mode(file)}`).toBe(`${file} 644`);
+    expectInstalledModes(other);
   } finally {
     rmSync(other, { recursive: true, force: true });
   }
@@ -385,16 +383,8 @@ for (const umask of ["0222", "0377", "0577", "0777"]) {
       expect(result.stderr).toBe("");
       expect(result.stdout).toContain(` into ${other}\n`);
       expect(result.code).toBe(0);
+      expectInstalledModes(other);
       const mode = (file: string) => `${file} ${(statSync(join(other, file)).mode & 0o7777).toString(8)}`;
-      expect(mode("bin/qmpctl")).toBe("bin/qmpctl 755");
-      for (
-        const file of [
-          "share/man/man1/qmpctl.1",
-          "share/bash-completion/completions/qmpctl",
-          "share/zsh/site-functions/_qmpctl",
-          "share/fish/vendor_completions.d/qmpctl.fish",
-        ]
-      ) expect(mode(file)).toBe(`${file} 644`);
       for (const dir of ["", "bin", "share/man/man1", "share/zsh/site-functions", "share/fish"]) {
         expect(mode(dir)).toBe(`${dir} 755`);
       }
