@@ -171,8 +171,8 @@ export class QmpClient {
   private greetingWaiter?: { resolve: (greeting: Greeting) => void; reject: (error: QmpError) => void; bytes: number };
   /** Settles when negotiation has: awaited by calls made before it ends (with `pipeline`). */
   private negotiated?: Promise<void>;
-  /** The id (as a key) of our qmp_capabilities until it is answered: the one reply taken till then. */
-  private capabilitiesKey?: string;
+  /** Our qmp_capabilities' id, from the greeting until it is answered: the one reply taken till then. */
+  private capabilitiesId?: string;
   private capabilitiesSent = Promise.withResolvers<void>();
   private failure?: QmpError;
   /** close() ended the session (see notGreeted). */
@@ -384,8 +384,7 @@ export class QmpClient {
     if (this.phase === "connecting") this.phase = "greeting";
     this.greetingMessage = await greeting;
     const enable = this.greetingMessage.capabilities.includes("oob") ? ["oob"] : [];
-    const id = this.unusedId();
-    this.capabilitiesKey = idKey(id);
+    const id = this.capabilitiesId;
     this.negotiated = this.call("qmp_capabilities", enable.length > 0 ? { enable } : undefined, { id }).then(
       () => {
         this.enabledCapabilities = enable;
@@ -567,6 +566,7 @@ export class QmpClient {
     const m = message as Record<string, unknown>;
     if (this.phase === "connecting" || this.phase === "greeting") {
       this.phase = "negotiating"; // only the first other message may be the greeting
+      this.capabilitiesId = this.unusedId(); // from now on (below): a reply may follow in this very read
       const greeting = parseGreeting(m, this.address.text), waiter = this.greetingWaiter!;
       this.greetingWaiter = undefined; // settled: closing makes no error for it
       return waiter.resolve(greeting);
@@ -574,15 +574,16 @@ export class QmpClient {
     if (!("return" in m) && !("error" in m)) {
       throw new ProtocolError(`received a message that is neither reply nor event: ${excerpt(m)}`);
     }
+    // Before the answer to qmp_capabilities, no reply to another call of ours can come (QEMU answers in-band
+    // commands in order, and ours is valid JSON): one that does, with an id or without (batch and the piped
+    // shell send none), is an earlier client's, whose command QEMU was still running when that client left
+    // (cut short by --timeout or Ctrl-C), and whose id may be the one ours has now.
+    if (this.capabilitiesId !== undefined) {
+      if (m.id !== this.capabilitiesId) return;
+      this.capabilitiesId = undefined; // answered (the replies in the same read come before any continuation)
+    }
     if ("id" in m) {
       const key = idKey(m.id);
-      // Before the answer to qmp_capabilities, no reply to another call of ours can come (QEMU answers in-band
-      // commands in order): one that does is an earlier client's, whose command QEMU was still running when
-      // that client left (cut short by --timeout or Ctrl-C), and whose id may be the one ours has now.
-      if (this.capabilitiesKey !== undefined) {
-        if (key !== this.capabilitiesKey) return;
-        this.capabilitiesKey = undefined; // answered (the replies in the same read come before any continuation)
-      }
       const call = this.pending.get(key);
       if (!call) return; // its caller gave up, or it was never ours (qmp-spec: unknown ids are dropped)
       this.pending.delete(key);

@@ -20,21 +20,29 @@ describe("the greeting and negotiation", () => {
   // QEMU answers a command that was still running when its client left (cut short by --timeout or Ctrl-C) on
   // the monitor's next connection, before that client's qmp_capabilities; ids are alike from run to run.
   test("a reply to an earlier client's command, before qmp_capabilities is answered, is not taken for ours", async () => {
+    // The earlier run's (its qmp_capabilities, qmpctl-1, was answered then): with the ids ours may have, or none
+    // (batch and the piped shell send none), a result or an error.
+    const earlier = [
+      ...[2, 3, 4].map((n) => ({ return: "", id: `qmpctl-${n}` })),
+      { return: "" },
+      { error: { class: "GenericError", desc: "dump cut short" } },
+    ];
     for (const args of [["query-status"], ["human-monitor-command", "--args", '{"command-line":"info status"}']]) {
-      const server = serve(async (c) => {
-        c.sendJson(QEMU_GREETING);
-        const capabilities = await c.nextRequest();
-        // The earlier run's command (its qmp_capabilities, qmpctl-1, was answered then), with the ids ours may have.
-        for (let n = 2; n <= 4; n++) c.sendJson({ return: "", id: `qmpctl-${n}` });
-        c.reply(capabilities, {});
-        for (;;) {
-          const request = await c.nextRequest();
-          c.reply(request, request.execute === "query-status" ? { status: "paused" } : "ours");
-        }
-      });
-      const result = await exec(server, ...args);
-      expect(result).toMatchObject({ code: 0, stderr: "" });
-      expect(result.stdout).toBe(args[0] === "query-status" ? '{"status":"paused"}\n' : '"ours"\n');
+      for (const withGreeting of [true, false]) { // in the greeting's own read, or once qmp_capabilities came
+        const server = serve(async (c) => {
+          c.send([QEMU_GREETING, ...(withGreeting ? earlier : [])].map((m) => JSON.stringify(m) + "\r\n").join(""));
+          const capabilities = await c.nextRequest();
+          if (!withGreeting) { for (const message of earlier) c.sendJson(message); }
+          c.reply(capabilities, {});
+          for (;;) {
+            const request = await c.nextRequest();
+            c.reply(request, request.execute === "query-status" ? { status: "paused" } : "ours");
+          }
+        });
+        const result = await exec(server, ...args);
+        expect(result).toMatchObject({ code: 0, stderr: "" });
+        expect(result.stdout).toBe(args[0] === "query-status" ? '{"status":"paused"}\n' : '"ours"\n');
+      }
     }
   });
 
