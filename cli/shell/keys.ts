@@ -110,13 +110,13 @@ export class KeyParser {
   /**
    * Give up the escape sequence that waits (after `ESCAPE_TIMEOUT_MS`): a lone
    * Esc, which the editor does not use, so the keys typed after it are keys
-   * of their own rather than the end of a sequence. In a paste, what waited
-   * (the start of what looked like the paste's end) is text: the keys it makes.
+   * of their own rather than the end of a sequence. Not in a paste: what waits
+   * there may be the start of its end, which the terminal always sends (a
+   * slow link may split it); given up, the paste would never end, and every
+   * key after it would be text. What comes next tells which it was.
    */
-  abandonEscape(): Key[] {
-    const pending = this.#pending;
-    this.#pending = "";
-    return this.#pasting && pending ? [{ name: "text", text: pending }] : [];
+  abandonEscape(): void {
+    if (!this.#pasting) this.#pending = "";
   }
 
   push(chunk: Uint8Array | string): Key[] {

@@ -37,7 +37,7 @@ export class Terminal {
     clearTimeout(this.#escapeTimer);
     const keys = this.#parser.push(chunk);
     if (this.#parser.waiting) {
-      this.#escapeTimer = setTimeout(() => this.#dispatch(this.#parser.abandonEscape()), ESCAPE_TIMEOUT_MS);
+      this.#escapeTimer = setTimeout(() => this.#parser.abandonEscape(), ESCAPE_TIMEOUT_MS);
     }
     this.#dispatch(keys);
   };
