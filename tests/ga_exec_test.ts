@@ -132,8 +132,14 @@ describe("ga exec", () => {
 
   test("the agent gone while the program runs: exit 3, saying the program may still run in the guest", async () => {
     const doomed = await startAgent();
-    const running = startQmpctl(["-s", doomed.socket, "ga", "exec", "--", "sleep", "37.5"]);
+    // The agent stopped once qmpctl has guest-exec's answer (the guest pid), not only once the program runs.
+    const answered = Promise.withResolvers<void>();
+    let log = "";
+    const running = startQmpctl(["-v", "-s", doomed.socket, "ga", "exec", "--", "sleep", "37.5"], {
+      onStderr: (text) => /< \{"return":\{"pid":\d+/.test(log += text) && answered.resolve(),
+    });
     const pid = await startedProgram("^sleep 37.5$");
+    await answered.promise;
     await doomed.stop();
     const result = await running.result;
     if (pid) process.kill(pid, "SIGKILL");
