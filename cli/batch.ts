@@ -25,8 +25,10 @@ own words (quit, exit, events, help) are sent to QEMU like any line: quit
 is QEMU's quit (in the shell it leaves the shell). A line that
 cannot be sent as written (bad KEY=VALUE, unknown argument) prints its error
 line in its place and the rest still run. Each line that failed is also
-named on stderr: qmpctl: line 3: CLASS: desc. Input of any length streams
-through: at most 256 commands are in flight at once.
+named on stderr: qmpctl: line 3: CLASS: desc (a transaction QEMU refused by
+all its lines: qmpctl: lines 5-8 (transaction): ..., as QEMU does not say
+which action failed). Input of any length streams through: at most 256
+commands are in flight at once.
 
 Examples:
   printf 'stop\\nquery-status\\ncont\\n' | qmpctl batch -s /run/vm1.qmp
@@ -50,7 +52,7 @@ ${
     exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "OUTPUT", "TIMEOUT", "INTERRUPTED"], {
       OK: "every command returned",
       QEMU_ERROR: "some command failed or could not be sent (stderr names each)",
-      CONNECTION: "the connection was lost (stderr names the lines that got no answer)",
+      CONNECTION: "the connection was lost (stderr names the lines that got no answer, and the input not run)",
       OUTPUT: "the output could not be written (stderr names the lines that ran)",
     })
   }`;

@@ -212,13 +212,22 @@ function watchForStop(context: CommandContext): StopWatch {
 
 /**
  * The exit status of a stop asked for: 0 for SIGTERM and SIGHUP (a service stopped), 130 for SIGINT (a Ctrl-C
- * ends a shell loop running the proxy too), 124 for --timeout, said with `ending` after "ran out".
+ * ends a shell loop running the proxy too), 124 for --timeout; said as `REASON: what` (`SIGTERM: stopped
+ * sharing`), as every end of the proxy is, for a unit's journal.
  */
-function stoppedStatus(context: CommandContext, reason: StopReason, ending: string): number {
-  if (reason === "SIGINT") return EXIT.INTERRUPTED;
-  if (reason !== "timeout") return EXIT.OK;
-  notice(`--timeout ${formatDuration(context.global.timeoutMs)} ran out${ending}`);
-  return EXIT.TIMEOUT;
+function stoppedStatus(context: CommandContext, reason: StopReason, what: string): number {
+  notice(`${stopName(context, reason)}: ${what}`);
+  return reason === "SIGINT" ? EXIT.INTERRUPTED : reason === "timeout" ? EXIT.TIMEOUT : EXIT.OK;
+}
+
+/** A stop's reason as its log line names it: the signal, or `--timeout 1s ran out`. */
+function stopName(context: CommandContext, reason: StopReason): string {
+  return reason === "timeout" ? `--timeout ${formatDuration(context.global.timeoutMs)} ran out` : reason;
+}
+
+/** ` (2 clients disconnected)`: the clients a stop closed, if any. */
+function disconnected(count: number): string {
+  return count === 0 ? "" : ` (${count} ${count === 1 ? "client" : "clients"} disconnected)`;
 }
 
 /** The child's exit status if it exits within `ms`, else undefined (it is left running). */
@@ -261,16 +270,18 @@ async function runShared(
     const remote = isRemote(address);
     proxy = await retryWhileNotReady(share, context.global.waitSocketMs ?? 0, stop.signal, { remote });
   } catch (error) {
-    // SIGTERM or SIGHUP while it connected: a service stopped (SIGINT and --timeout fail as any command's wait).
-    if (stop.reason === "SIGTERM" || stop.reason === "SIGHUP") return EXIT.OK;
-    throw error;
+    // A signal while it connected: a service stopped, or a Ctrl-C (--timeout fails as any command's wait).
+    const reason = stop.reason;
+    if (reason === undefined || reason === "timeout") throw error;
+    return stoppedStatus(context, reason, `stopped before sharing ${parseAddress(address).text}`);
   }
   const name = parseAddress(address).text;
   notice(`sharing ${name} on ${settings.listen}`);
   const first = await Promise.race([proxy.ended, stop.requested]); // one asked for as it started: at once
   if (typeof first === "string") {
+    const clients = proxy.clientCount;
     await proxy.close();
-    return stoppedStatus(context, first, ": stopped sharing");
+    return stoppedStatus(context, first, `stopped sharing${disconnected(clients)}`);
   }
   if (first.reason !== "lost") {
     notice(`${name} closed the connection after ${first.reason === "quit" ? "a quit" : "a SHUTDOWN event"}: stopped`);
@@ -333,7 +344,7 @@ async function runLaunched(
   if (stop.reason !== undefined) { // asked to stop before QEMU was started: it is not
     await monitorListener.close();
     await removeDir(dir);
-    return stoppedStatus(context, stop.reason, ` before ${command[0]} was started`);
+    return stoppedStatus(context, stop.reason, `stopped before ${command[0]} was started`);
   }
   let qemu: PassthroughChild;
   try {
@@ -358,12 +369,12 @@ async function runLaunched(
   void stop.requested.then((signal) => {
     // A second request means QEMU did not stop on the first: end it.
     const forward = () => qemu.kill(signalsSent++ > 0 ? "SIGKILL" : signal === "SIGINT" ? "SIGINT" : "SIGTERM");
+    notice(`${stopName(context, signal)}: stopping ${command[0]}${signal === "SIGHUP" ? " (with SIGTERM)" : ""}`);
     forward();
     onFatalSignal(forward);
     onInterrupt(forward);
     if (signal !== "timeout") return; // the one who sent it may send another, which kills
-    // The bound the user set: said now, and kept even if QEMU ignores SIGTERM.
-    notice(`--timeout ${formatDuration(context.global.timeoutMs)} ran out: stopping ${command[0]}`);
+    // The bound the user set: kept even if QEMU ignores SIGTERM.
     void exitedOrKilledQemu("of SIGTERM");
   });
   // QEMU connects its monitor as it starts, in well under a second; --connect-timeout bounds the wait, unless

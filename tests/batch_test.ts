@@ -196,6 +196,98 @@ describe("qmpctl batch against QEMU", () => {
     // A character device is read like a file (Bun's file streams refuse one).
     expect(await qmpctl(["-s", qemu.socket, "batch", "/dev/null"])).toMatchObject({ code: 0, stdout: "", stderr: "" });
   });
+
+  test("a transaction QEMU refuses is named by all its lines on stderr: its error does not say which action failed", async () => {
+    const file = join(dir, "transaction.qmp");
+    writeFileSync(
+      file,
+      [
+        "blockdev-add driver=null-co node-name=tx0 size=1048576",
+        ...Array(11).fill("# padding"),
+        "transaction(", // line 13
+        "block-dirty-bitmap-add node=tx0 name=b1",
+        "block-dirty-bitmap-add node=nX name=b2",
+        ")", // line 16: the transaction's one result line
+        "transaction( block-dirty-bitmap-add node=nX name=b3 )", // all on line 17
+        "transaction(",
+        "block-dirty-bitmap-add node=tx0 name=b4 bogus=1", // refused here: named by its own line, and not sent
+        ")",
+        "blockdev-del node-name=tx0",
+      ].join("\n") + "\n",
+    );
+    const { code, stdout, stderr } = await qmpctl(["-s", qemu.socket, "batch", file]);
+    const nX = "Cannot find device='nX' nor node-name='nX'";
+    expect(stdout.trimEnd().split("\n").map((line) => JSON.parse(line))).toEqual([
+      { return: {} },
+      { error: { class: "GenericError", desc: nX } },
+      { error: { class: "GenericError", desc: nX } },
+      { error: { class: "ArgumentError", desc: expect.stringContaining("bogus") } },
+      { error: { class: "UsageError", desc: "the transaction was not sent: 1 of its lines made no action" } },
+      { return: {} },
+    ]);
+    expect(stderr).toBe(
+      `qmpctl: lines 13-16 (transaction): GenericError: ${nX}\n` +
+        `qmpctl: line 17 (transaction): GenericError: ${nX}\n` +
+        "qmpctl: line 19: ArgumentError: block-dirty-bitmap-add: unknown argument 'bogus' (so the transaction will " +
+        "not be sent)\n" +
+        "qmpctl: line 20: UsageError: the transaction was not sent: 1 of its lines made no action\n",
+    );
+    expect(code).toBe(1);
+  });
+});
+
+describe("qmpctl batch reading stdin when QEMU goes away", () => {
+  /**
+   * Batch on its own QEMU, stdin held open: `lines` written, the `answers` to them seen (-v logs them), then
+   * QEMU killed while batch waits for the next line. Its exit status, stdout and last stderr line.
+   */
+  async function lostAfter(lines: string[], answers: number) {
+    const own = await startQemu();
+    try {
+      let log = "";
+      const answered = Promise.withResolvers<void>();
+      const running = startQmpctl(["-v", "-s", own.socket, "batch"], {
+        holdStdin: true,
+        onStderr: (text) => {
+          log += text;
+          // Each line's answer, after qmp_capabilities' (which carries qmpctl's id).
+          if (log.split("\n").filter((line) => line.startsWith('< {"return"')).length > answers) {
+            answered.resolve();
+          }
+        },
+      });
+      const stdin = running.child.stdin as import("bun").FileSink;
+      for (const line of lines) stdin.write(`${line}\n`);
+      await stdin.flush();
+      await Promise.race([answered.promise, running.result]);
+      own.process.kill("SIGKILL");
+      const result = await running.result;
+      await Promise.resolve().then(() => stdin.end()).catch(() => {}); // held open till now: more could have come
+      return { code: result.code, stdout: result.stdout, last: result.stderr.trimEnd().split("\n").at(-1) };
+    } finally {
+      await own.stop();
+    }
+  }
+
+  test("after the answered lines: exit 3, saying the input after the last line read was not run", async () => {
+    const result = await lostAfter(["query-status", "# a comment", "query-name"], 2);
+    expect(result).toMatchObject({
+      code: 3,
+      stdout: '{"return":{"status":"running","singlestep":false,"running":true}}\n{"return":{}}\n',
+      last: expect.stringMatching(
+        /^qmpctl: connection lost: .* closed the connection \(any input after line 3 was not run\)$/,
+      ),
+    });
+  });
+
+  test("before any line came: exit 3, saying no input was run", async () => {
+    const result = await lostAfter([], 0);
+    expect(result).toMatchObject({
+      code: 3,
+      stdout: "",
+      last: expect.stringMatching(/^qmpctl: connection lost: .* closed the connection \(no input was run\)$/),
+    });
+  });
 });
 
 describe("qmpctl batch against a scripted server", () => {

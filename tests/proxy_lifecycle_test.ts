@@ -94,13 +94,15 @@ describe("proxy -s UPSTREAM: how it ends", () => {
   for (
     const [signal, status, diedOf] of [["SIGTERM", 0, null], ["SIGINT", 130, "SIGINT"], ["SIGHUP", 0, null]] as const
   ) {
-    test(`${signal}: exit ${status}, clients closed, socket file removed, QEMU's monitor free again`, async () => {
+    test(`${signal}: exit ${status}, clients closed, one line saying so, socket file removed, QEMU's monitor free again`, async () => {
       const { qemu, proxy, shared } = await sharedQemu();
       const { client } = await negotiatedClient(shared);
       proxy.child.kill(signal);
       await client.closed;
       const result = await proxy.result;
       expect({ code: result.code, signal: result.signal }).toEqual({ code: status, signal: diedOf });
+      // Logged as every other end is (--timeout's, QEMU's SHUTDOWN), for a unit's journal.
+      expect(result.stderr).toEndWith(`qmpctl: proxy: ${signal}: stopped sharing (1 client disconnected)\n`);
       expect(existsSync(shared)).toBe(false);
       expect(await qmpctl(["-s", qemu.socket, "exec", "query-name"])).toMatchObject({ code: 0, stdout: "{}\n" });
     });
@@ -265,6 +267,7 @@ describe("proxy --listen PATH -- qemu ...: launch mode", () => {
     proxy.child.kill("SIGTERM");
     const result = await proxy.result;
     expect(result.code).toBe(0); // QEMU ends with 0 on SIGTERM
+    expect(result.stderr).toContain("qmpctl: proxy: SIGTERM: stopping qemu-system-x86_64\n");
     expect(result.stderr).toContain("terminating on signal 15");
     expect(alive(qemuPid)).toBe(false);
     expect(existsSync(shared)).toBe(false);

@@ -115,6 +115,7 @@ describe("proxy -s UPSTREAM --listen PATH, stopped as it starts", () => {
     expect(await outcome(proxy)).toEqual(STOPPED.SIGTERM);
     expect(performance.now() - stopping).toBeLessThan(5000);
     expect(entries(dir)).toEqual([]);
+    expect(proxy.stderr()).toBe(`qmpctl: proxy: SIGTERM: stopped before sharing ${join(dir, "later.qmp")}\n`);
   });
 
   // The private directory lives a few milliseconds: tried until seen twice (almost always the first two tries).
@@ -220,6 +221,7 @@ describe("proxy --listen PATH -- qemu ..., stopped as it starts", () => {
     expect(spinUntil(run.pid, () => existsSync(run.listen))).toBe(true);
     run.proxy.child.kill("SIGTERM");
     expect(await ending(run)).toEqual({ code: 0, signal: null, ...CLEAN });
+    expect(run.proxy.stderr()).toContain("qmpctl: proxy: SIGTERM: stopping qemu-system-x86_64\n");
     expect(run.proxy.stderr()).toContain("terminating on signal 15");
   });
 });

@@ -39,6 +39,8 @@ export function wholeResponse(outcome: Outcome): Record<string, unknown> | undef
 export interface ShellMode {
   readonly kind: "qmp" | "hmp";
   prompt(): string;
+  /** Whether a `transaction(` is open: its lines are gathered, and its `)` sends them as one command. */
+  inTransaction(): boolean;
   /**
    * Run one line. QEMU's errors and malformed lines come back as an `error`
    * outcome; a lost connection or an aborted wait is thrown.

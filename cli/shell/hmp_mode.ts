@@ -34,6 +34,10 @@ export class HmpMode implements ShellMode {
     return `(${this.#name}) `;
   }
 
+  inTransaction(): boolean {
+    return false;
+  }
+
   cancel(): boolean {
     return false;
   }

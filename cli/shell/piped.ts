@@ -58,6 +58,8 @@ const MAX_NOTE_DESC = 1000;
 /** One line in flight: its number, and its outcome once settled. */
 interface InFlight {
   line: number;
+  /** The line of the `transaction(` this line is in (or opens): its `)` sends them all as one command. */
+  transaction?: number;
   outcome: Promise<Outcome>;
   settled?: Outcome;
 }
@@ -117,6 +119,9 @@ export async function runPiped(options: PipedOptions): Promise<number> {
   let sending: number | undefined;
   let abortedSending: number | undefined;
   let onAbort = () => {};
+  // The connection ended (QEMU went away, or qmpctl closed it on an abort): set before `stop` rejects.
+  let closed = false;
+  void client.closed.then(() => (closed = true));
   const stop = Promise.race([
     outputFailure.promise,
     client.closed.then((failure) =>
@@ -142,6 +147,8 @@ export async function runPiped(options: PipedOptions): Promise<number> {
   let number = 0;
   let inputEnded = false;
   const window: InFlight[] = [];
+  /** The line of the open `transaction(`, while one is open. */
+  let transaction: number | undefined;
   /** The lines that went to QEMU (not blanks, comments, lines refused here, or a transaction's inner lines). */
   const sentLines: number[] = [];
   // The line not sent yet, and not settled, when the connection was lost: the only talk with QEMU before a line
@@ -159,8 +166,8 @@ export async function runPiped(options: PipedOptions): Promise<number> {
    */
   const printSettled = () => {
     while (window.length > 0 && window[0].settled) {
-      const { line, settled } = window.shift()!;
-      const outcome = settled!;
+      const entry = window.shift()!;
+      const outcome = entry.settled!;
       // A raw line's own id is in its reply: a script matches replies to its lines by it.
       const response = wholeResponse(outcome);
       if (outcome.kind === "error") {
@@ -168,17 +175,30 @@ export async function runPiped(options: PipedOptions): Promise<number> {
         // The error in words on stderr too (batch), its description cut at MAX_NOTE_DESC characters.
         const { class: errorClass, desc } = outcome.error;
         const words = desc.length > MAX_NOTE_DESC ? `${desc.slice(0, MAX_NOTE_DESC)}...` : desc;
-        print(response!, options.nameLines ? `line ${line}: ${errorClass}: ${words}` : undefined);
+        print(response!, options.nameLines ? `${failedLines(entry)}: ${errorClass}: ${words}` : undefined);
       } else if (response) print(response);
     }
   };
+  /**
+   * The lines a failed line's stderr note names: its own, or for a transaction that went to QEMU (sent
+   * on its `)` line), all of its lines, `lines 13-16 (transaction)`: QEMU's error does not say which action
+   * failed. A transaction refused before it was sent names the line that was refused.
+   */
+  const failedLines = ({ line, transaction }: InFlight) =>
+    transaction !== undefined && sentLines.includes(line)
+      ? `${transaction === line ? `line ${line}` : `lines ${transaction}-${line}`} (transaction)`
+      : `line ${line}`;
   /** Wait for the head of the window, which is then printed; rejects when it got no answer (it stays). */
   const drainHead = async () => void await window[0].outcome;
   try {
     for await (const line of racing(options.lines ?? inputLines(undefined), stop)) {
       number++;
       const sent = nextSend(shell); // before the line runs: a command without typing is sent at once
+      const wasInTransaction = mode.inTransaction();
       const entry: InFlight = { line: number, outcome: submit(mode, line, signal) };
+      // A `transaction(` opens it as its line is run, before any wait (its action, if on the same line, is typed).
+      if (!wasInTransaction) transaction = mode.inTransaction() ? number : undefined;
+      if (transaction !== undefined) entry.transaction = transaction;
       if (options.nameLines) void sent.then(() => sentLines.push(entry.line));
       entry.outcome.then((o) => {
         entry.settled = o;
@@ -250,8 +270,10 @@ export async function runPiped(options: PipedOptions): Promise<number> {
           ? `; no line was sent: qmpctl was reading QEMU's schema to type line ${typing}`
           : `; line ${typing} was not sent: qmpctl was reading QEMU's schema to type it`;
       }
-      if ((ran.length + unanswered.length > 0 || typing !== undefined) && !inputEnded) {
-        error.message += ` (any input after line ${number} was not run)`; // not read yet: there may be none
+      // Not read yet: there may be none. Said too when QEMU went away while the next line was awaited.
+      const lost = closed && !signal.aborted && !outputBroken;
+      if ((ran.length + unanswered.length > 0 || typing !== undefined || lost) && !inputEnded) {
+        error.message += number === 0 ? " (no input was run)" : ` (any input after line ${number} was not run)`;
       }
       // qmpctl says nothing of its own on Ctrl-C, but lines sent and not answered may have run: said here.
       if (error instanceof AbortedError && unanswered.length > 0) {

@@ -64,6 +64,10 @@ export class QmpMode implements ShellMode {
     return this.#actions ? "TRANS> " : `(${this.#name}) `;
   }
 
+  inTransaction(): boolean {
+    return this.#actions !== undefined;
+  }
+
   cancel(): boolean {
     const had = this.#actions !== undefined;
     this.#actions = undefined;
