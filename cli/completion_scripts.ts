@@ -19,11 +19,26 @@ export const FILES_DIRECTIVE = ":files";
 const BASH = `# bash completion for qmpctl (qmpctl completions bash)
 _qmpctl() {
   # The words up to the cursor, split at blanks: bash's COMP_WORDS also
-  # splits at '=' and ':', which KEY=VALUE words are full of.
+  # splits at '=' and ':', which KEY=VALUE words are full of. A blank after
+  # an odd number of backslashes is the word's (my\\ vm.sock, as bash writes
+  # a completed file name): the word goes on, escapes kept for qmpctl to read.
   local line=\${COMP_LINE:0:COMP_POINT}
-  local -a words
-  read -ra words <<<"$line"
-  [[ -z $line || $line == *[[:space:]] ]] && words+=("")
+  local -a split words
+  read -ra split <<<"$line"
+  local part pending=""
+  for part in "\${split[@]}"; do
+    part=$pending$part pending=""
+    if [[ $part =~ (\\\\+)$ ]] && ((\${#BASH_REMATCH[1]} % 2 == 1)); then
+      pending="$part "
+    else
+      words+=("$part")
+    fi
+  done
+  if [[ -n $pending ]]; then
+    words+=("$pending") # the line ends in an escaped blank: the word goes on there
+  elif [[ -z $line || $line == *[[:space:]] ]]; then
+    words+=("")
+  fi
   local cur=\${words[\${#words[@]}-1]}
   COMPREPLY=()
   # Inside a quote opened before the word being completed (its blank split

@@ -120,6 +120,17 @@ describe("bash completion against QEMU", () => {
     expect(bashComplete(`${s()} exec query-stat`)).toEqual(["query-stats", "query-stats-schemas", "query-status"]);
   });
 
+  test("a socket whose name has a blank, escaped with a backslash as bash completes a file name", () => {
+    const spaced = join(qemu.dir, "my vm.qmp");
+    symlinkSync(qemu.socket, spaced);
+    try {
+      expect(bashComplete(`qmpctl -s ${spaced.replaceAll(" ", "\\ ")} exec query-stat`))
+        .toEqual(["query-stats", "query-stats-schemas", "query-status"]);
+    } finally {
+      rmSync(spaced);
+    }
+  });
+
   test("argument names after the command, union branch members once the tag is given", () => {
     expect(bashComplete(`${s()} exec blockdev-add dri`)).toEqual(["driver="]);
     expect(bashComplete(`${s()} exec blockdev-add driver=null-co node-name=n0 si`)).toEqual(["size="]);
