@@ -98,7 +98,7 @@ export class ConnectTimeoutError extends ConnectionError {
  * guest agent accepts a connection and waits for a request in silence).
  */
 export const NO_GREETING_HINT =
-  "another client may hold the monitor (QEMU serves one client at a time), or it is no QMP monitor (a guest agent's socket: use qmpctl ga)";
+  "another client may hold the monitor (QEMU serves one client at a time), QEMU may be stopped or hung, or it is no QMP monitor (a guest agent's socket: use qmpctl ga)";
 
 /** The steps of a connection before it is ready: connect(2), the greeting, the answer to qmp_capabilities. */
 export type ReadyStep = "connecting" | "greeting" | "negotiating";

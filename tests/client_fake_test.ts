@@ -192,7 +192,7 @@ describe("greeting and negotiation", () => {
     expect(error).toBeInstanceOf(ConnectTimeoutError);
     expect(error).toBeInstanceOf(ConnectionError);
     expect(error.message).toBe(
-      `no QMP greeting from ${server.path} within 300ms: another client may hold the monitor (QEMU serves one client at a time), or it is no QMP monitor (a guest agent's socket: use qmpctl ga)`,
+      `no QMP greeting from ${server.path} within 300ms: another client may hold the monitor (QEMU serves one client at a time), QEMU may be stopped or hung, or it is no QMP monitor (a guest agent's socket: use qmpctl ga)`,
     );
   });
 

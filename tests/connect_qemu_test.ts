@@ -252,6 +252,19 @@ describe("connection errors name the address and the reason", () => {
     }));
   });
 
+  test("a QEMU stopped (SIGSTOP, a debugger): exit 3 at --connect-timeout, the hint naming that too", async () => {
+    qemu.process.kill("SIGSTOP");
+    try {
+      const result = await qmpctl(["-s", qemu.socket, "--connect-timeout", "500ms", "exec", "query-status"]);
+      expect(result).toMatchObject({ code: 3, stdout: "" });
+      expect(result.stderr).toStartWith(`qmpctl: no QMP greeting from ${qemu.socket} within 500ms: `);
+      expect(result.stderr).toContain("QEMU may be stopped or hung");
+    } finally {
+      qemu.process.kill("SIGCONT");
+    }
+    expect(await qmpctl(["-s", qemu.socket, "exec", "query-status"])).toEqual(ok()); // answers again
+  });
+
   test("a second client while the first holds the monitor: exit 3 within --connect-timeout, saying why", async () => {
     const holder = await QmpClient.connect(qemu.socket, { connectTimeout: 5000 });
     try {
@@ -260,7 +273,7 @@ describe("connection errors name the address and the reason", () => {
         code: 3,
         stdout: "",
         stderr: `qmpctl: no QMP greeting from ${qemu.socket} within 1s: ` +
-          "another client may hold the monitor (QEMU serves one client at a time), or it is no QMP monitor (a guest agent's socket: use qmpctl ga)\n",
+          "another client may hold the monitor (QEMU serves one client at a time), QEMU may be stopped or hung, or it is no QMP monitor (a guest agent's socket: use qmpctl ga)\n",
       }));
       expect(result.ms).toBeLessThan(5000); // the 1 s bound, not the 10 s default
     } finally {

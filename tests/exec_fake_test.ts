@@ -53,7 +53,7 @@ describe("the greeting and negotiation", () => {
       code: 3,
       stdout: "",
       stderr:
-        `qmpctl: no QMP greeting from ${server.path} within 500ms: another client may hold the monitor (QEMU serves one client at a time), or it is no QMP monitor (a guest agent's socket: use qmpctl ga)\n`,
+        `qmpctl: no QMP greeting from ${server.path} within 500ms: another client may hold the monitor (QEMU serves one client at a time), QEMU may be stopped or hung, or it is no QMP monitor (a guest agent's socket: use qmpctl ga)\n`,
     });
     expect(result.ms).toBeLessThan(5000);
     expect(server.requests).toEqual([]);
