@@ -132,12 +132,13 @@ export function awaitedStep(
         step: `connection to ${address}`,
         hint: listenQueueFull
           ? ": its listen queue stayed full (EAGAIN): another client may hold the monitor while others wait " +
-            "their turn (QEMU serves one client at a time), or too many clients are connecting at once"
+            "their turn (QEMU serves one client at a time), QEMU may be stopped or hung, or too many clients are " +
+            "connecting at once"
           : address.startsWith("ssh://")
           ? ": ssh did not get through (its sshd does not answer, or ssh waits for an answer: try ssh HOST once)"
           : tcp // a SYN unanswered: a full queue (QEMU's backlog is small) and a firewall look alike
           ? ": the host accepted none: another client may hold the monitor while others fill its listen queue " +
-            "(QEMU serves one client at a time), or a firewall drops the packets"
+            "(QEMU serves one client at a time), QEMU may be stopped or hung, or a firewall drops the packets"
           : "",
       };
   }

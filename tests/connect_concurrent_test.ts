@@ -78,7 +78,7 @@ test(
           stdout: "",
           stderr: `qmpctl: no connection to ${spellings[i]} within 1s: its listen queue stayed full (EAGAIN): ` +
             "another client may hold the monitor while others wait their turn (QEMU serves one client at a time), " +
-            "or too many clients are connecting at once\n",
+            "QEMU may be stopped or hung, or too many clients are connecting at once\n",
         })
       );
     } finally {
@@ -108,8 +108,8 @@ test(
         code: 3,
         stdout: "",
         stderr: `qmpctl: no connection to ${address} within 1s: the host accepted none: another client may hold ` +
-          "the monitor while others fill its listen queue (QEMU serves one client at a time), or a firewall " +
-          "drops the packets\n",
+          "the monitor while others fill its listen queue (QEMU serves one client at a time), QEMU may be stopped " +
+          "or hung, or a firewall drops the packets\n",
       });
     } finally {
       await holder.close();
