@@ -30,6 +30,11 @@ export interface OptionSpec {
   short?: string;
   value?: string; // the value's placeholder in help text; absent for a flag
   repeatable?: boolean;
+  /**
+   * Given twice, the last counts (a setting: an alias's default, then the command line's own, as curl and
+   * timeout(1) take theirs); any other option with a value given twice is a usage error.
+   */
+  lastWins?: true;
   help: string;
   /** Taken by one form of its command only (ga: `exec`, or an agent command): see cli/ga_forms.ts. */
   form?: string;
@@ -137,7 +142,7 @@ export function parseArgs(
 
   const set = (spec: OptionSpec, value: string | true) => {
     if (spec.repeatable) options.set(spec.name, [...options.list(spec.name), value as string]);
-    else if (options.has(spec.name) && spec.value) throw new UsageError(`--${spec.name} given twice`);
+    else if (options.has(spec.name) && spec.value && !spec.lastWins) throw new UsageError(`--${spec.name} given twice`);
     else options.set(spec.name, value);
   };
 

@@ -74,22 +74,26 @@ export const GLOBAL_OPTIONS: OptionSpec[] = [
     name: "jobs",
     short: "j",
     value: "N",
+    lastWins: true,
     help: "with several sockets: how many run at once (default 32; not for event waits)",
   },
   {
     name: "wait-socket",
     value: "DURATION",
+    lastWins: true,
     help:
       "retry while the socket is missing, refuses or closes before its greeting, up to DURATION (exit 3; 0: no bound)",
   },
   {
     name: "timeout",
     value: "DURATION",
+    lastWins: true,
     help: "bound on the whole run, like timeout(1): 500ms, 30s, 2m; 0 for none (exit 124)",
   },
   {
     name: "connect-timeout",
     value: "DURATION",
+    lastWins: true,
     help: "bound on connecting, the greeting and negotiation (default 10s; 0 for none; exit 3)",
   },
   { name: "pretty", short: "p", help: "indent JSON output" },

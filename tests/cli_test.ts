@@ -191,11 +191,7 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
       ["exec", "query-status", "-l"],
       /^qmpctl: exec does not take -l\/--long$/,
     ],
-    [
-      "--timeout given twice",
-      ["exec", "query-status", "--timeout", "1s", "--timeout=2s"],
-      /^qmpctl: --timeout given twice$/,
-    ],
+    ["--args given twice", ["exec", "query-status", "--args", "{}", "--args={}"], /^qmpctl: --args given twice$/],
     ["an option without its value", ["exec", "query-status", "--timeout"], /^qmpctl: --timeout needs a value/],
     [ // the value left out: the option took the command word, and says so rather than blaming the command
       "an option before the command without its value",
@@ -462,5 +458,18 @@ describe("signals and pipes", () => {
       pipeline.exited,
     ]);
     expect({ code, stdout, stderr }).toEqual({ code: 0, stdout: "[", stderr: "" });
+  });
+});
+
+describe("a setting given twice", () => {
+  // As an alias with a default (alias qmp='qmpctl --timeout 30s') and the line's own: the last counts.
+  test("--timeout: the last given bounds the run, wherever each stands", async () => {
+    const result = await qmpctl(["--timeout", "20s", "-s", qemu.socket, "wait-event", "STOP", "--timeout", "300ms"]);
+    expect(result).toMatchObject({
+      code: 124,
+      stdout: "",
+      stderr: "qmpctl: timed out waiting for STOP (--timeout 300ms)\n",
+    });
+    expect(result.ms).toBeLessThan(10_000);
   });
 });

@@ -130,9 +130,17 @@ describe("the real option table", () => {
     expect(parseArgs(["-s", "a", "exec", "x", "--socket=b"], allOptions()).options.get("socket")).toEqual(["a", "b"]);
   });
 
-  test("--timeout twice is a usage error", () => {
-    expect(usageError(() => parseArgs(["--timeout", "1s", "exec", "x", "--timeout", "2s"], allOptions()))).toBe(
-      "--timeout given twice",
+  test("a setting given twice (an alias's default, then the line's own): the last counts, as in curl", () => {
+    for (const name of ["timeout", "connect-timeout", "wait-socket"]) {
+      const argv = [`--${name}`, "1s", "exec", "x", `--${name}=2s`];
+      expect(parseArgs(argv, allOptions()).options.text(name)).toBe("2s");
+    }
+    expect(parseArgs(["-j", "4", "exec", "x", "--jobs", "8"], allOptions()).options.text("jobs")).toBe("8");
+  });
+
+  test("any other option with a value given twice is a usage error: which one was meant is not a guess", () => {
+    expect(usageError(() => parseArgs(["exec", "x", "--args", "{}", "--args", "{}"], allOptions()))).toBe(
+      "--args given twice",
     );
   });
 
