@@ -132,7 +132,12 @@ export async function run(context: CommandContext): Promise<number> {
     ? undefined
     : await (await import("./args_stdin.ts")).argsObject(argsText, context.signal);
   const typing = base || words.length > 0 ? await import("../lib/args.ts") : undefined;
-  let args = typing?.untypedArguments(words, base); // malformed words: nothing sent
+  let args: Record<string, unknown> | undefined;
+  try {
+    args = typing?.untypedArguments(words, base); // malformed words: nothing sent
+  } catch (error) {
+    throw withHmpHint(error, command, words);
+  }
   const typed = typing && args === undefined; // words the schema types (their form checked above)
   const { options } = context;
   const events = options.has("wait-event") || options.has("match") || options.has("count")
@@ -173,4 +178,17 @@ export async function run(context: CommandContext): Promise<number> {
       throw readerGone?.aborted ? readerGone.reason : error; // a BrokenPipeError: status 0, quietly
     }
   }, { pipeline: true }); // the command goes out behind qmp_capabilities
+}
+
+/**
+ * A word that is no KEY=VALUE after a command of the human monitor's (`exec info version`, as typed in
+ * qmp-shell's HMP mode): the error says where such a line goes. Built only then (no list at start-up).
+ */
+function withHmpHint(error: unknown, command: string, words: readonly string[]): unknown {
+  const hmpOnly = ["info", "help", "savevm", "loadvm", "delvm", "sendkey", "drive_add", "drive_del"];
+  if (!(error instanceof Error) || !error.message.includes("is not KEY=VALUE") || !hmpOnly.includes(command)) {
+    return error;
+  }
+  error.message += ` (${command} is an HMP command: qmpctl hmp '${[command, ...words].join(" ")}')`;
+  return error;
 }

@@ -192,6 +192,11 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
       /^qmpctl: exec does not take -l\/--long$/,
     ],
     ["--args given twice", ["exec", "query-status", "--args", "{}", "--args={}"], /^qmpctl: --args given twice$/],
+    [ // as typed in qmp-shell's HMP mode
+      "an HMP command line given to exec",
+      ["exec", "info", "version"],
+      /^qmpctl: 'version' is not KEY=VALUE \(info is an HMP command: qmpctl hmp 'info version'\)$/,
+    ],
     ["an option without its value", ["exec", "query-status", "--timeout"], /^qmpctl: --timeout needs a value/],
     [ // the value left out: the option took the command word, and says so rather than blaming the command
       "an option before the command without its value",
