@@ -28,9 +28,11 @@ const FILE_ERRORS: Record<string, string> = {
  * and path ("EIO: i/o error, open 'x'"). Undefined for an error with no code.
  */
 export function fileErrorWords(error: unknown): string | undefined {
-  const { code, message } = error as { code?: unknown; message?: string };
+  const { code, message, path } = error as { code?: unknown; message?: string; path?: unknown };
   if (typeof code !== "string") return undefined;
-  const words = FILE_ERRORS[code] ?? /^[A-Z0-9]+: ([^,]+)/.exec(message ?? "")?.[1];
+  // A path ending in / that names a file (s.txt/, as cp(1) is told): the whole of it is no directory.
+  const wholePath = code === "ENOTDIR" && typeof path === "string" && path.endsWith("/");
+  const words = wholePath ? "not a directory" : FILE_ERRORS[code] ?? /^[A-Z0-9]+: ([^,]+)/.exec(message ?? "")?.[1];
   return words ? `${words} (${code})` : code;
 }
 

@@ -7,7 +7,6 @@ import { AbortedError, CommandError, ProtocolError, TimeoutError } from "../lib/
 import { connectAgent } from "./ga_connect.ts";
 import { localFileError } from "./file_errors.ts";
 import { type ByteSink, openByteSink } from "./byte_sink.ts";
-import { fileIdentity } from "./io/files.ts";
 import { readChunks } from "./io/input.ts";
 import { UsageError } from "./options.ts";
 import { cleaningUpOnFatalSignal } from "./io/signals.ts";
@@ -127,7 +126,6 @@ async function copyOut(context: CommandContext, guestFile: string, localFile: st
 /** Local → guest. The local file is read before the guest file is created, so a bad name changes nothing there. */
 async function copyIn(context: CommandContext, localFile: string, guestFile: string): Promise<void> {
   const { signal } = context;
-  await refuseFileAsDirectory(localFile, `cannot read ${localFile}`);
   const chunks = inChunks(readChunks(localFile), CHUNK_BYTES);
   // A pipe or a terminal may stay open without data: every read is bounded by --timeout and SIGINT.
   const waitingFor = `data from ${localFile === "-" ? "stdin" : localFile}`;
@@ -171,21 +169,6 @@ async function copyIn(context: CommandContext, localFile: string, guestFile: str
     chunks.return(undefined).catch(() => {});
     await agent.close();
   }
-}
-
-/**
- * A local file to read (ga cp's SRC, ga exec --stdin) named with a trailing
- * /, as a directory is: one that is a file (`s.txt/`) is refused (exit 2,
- * "`what`: not a directory"), as open(2) and cp(1) refuse it (ENOTDIR),
- * before anything is sent. Checked here because Bun's node:fs stream, which
- * reads what Bun.file will not, drops the slash and reads the file. A
- * directory, or nothing there, is left to the read, which says so (EISDIR,
- * ENOENT).
- */
-export async function refuseFileAsDirectory(localFile: string, what: string): Promise<void> {
-  if (!localFile.endsWith("/") || await fileIdentity(localFile) !== undefined) return;
-  if (await fileIdentity(localFile.replace(/\/+$/, "")) === undefined) return;
-  throw new UsageError(`${what}: not a directory (ENOTDIR)`);
 }
 
 /** Open a guest file, run `work` with its handle, and close the handle whatever happens (errors, SIGINT, timeout). */
@@ -242,12 +225,9 @@ async function localSink(path: string, guestFile: string, signal: AbortSignal): 
     return await openByteSink(path, signal);
   } catch (error) {
     const name = guestFile.slice(guestFile.lastIndexOf("/") + 1);
-    const code = (error as { code?: unknown }).code;
-    // A path ending in / that is a file (s.txt/): not "a part of the path", the whole of it is no directory.
-    if (code === "ENOTDIR" && path.endsWith("/")) {
-      throw new UsageError(`cannot write ${path}: not a directory (ENOTDIR)`);
+    if ((error as { code?: unknown }).code !== "EISDIR" || name === "") {
+      throw localFileError(error, `cannot write ${path}`);
     }
-    if (code !== "EISDIR" || name === "") throw localFileError(error, `cannot write ${path}`);
     return await localSink(`${path.replace(/\/+$/, "")}/${name}`, "", signal);
   }
 }

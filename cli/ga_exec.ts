@@ -13,7 +13,6 @@ import {
 import { numberText } from "../lib/exact_json.ts";
 import { PROGRAM } from "./exit_status.ts";
 import { connectAgent } from "./ga_connect.ts";
-import { refuseFileAsDirectory } from "./ga_cp.ts";
 import { localFileError } from "./file_errors.ts";
 import { readBytes } from "./io/input.ts";
 import { BrokenPipeError, OutputError, writeStderrBytes, writeStderrLine, writeStdoutBytes } from "./io/output.ts";
@@ -168,7 +167,6 @@ function text(value: unknown): string {
 
 /** The bytes for --stdin: a file, or qmpctl's own stdin for `-`. */
 async function readInput(path: string, signal: AbortSignal): Promise<Uint8Array> {
-  await refuseFileAsDirectory(path, `--stdin: cannot read ${path}`);
   let input: Uint8Array | undefined;
   try {
     input = await readBytes(path, MAX_INPUT_BYTES, signal);

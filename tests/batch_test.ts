@@ -178,7 +178,7 @@ describe("qmpctl batch against QEMU", () => {
     expect(await qmpctl(["-s", qemu.socket, "batch", `${file}/`])).toMatchObject({
       code: 2,
       stdout: "",
-      stderr: `qmpctl: cannot read ${file}/: a part of the path is not a directory (ENOTDIR)\n`,
+      stderr: `qmpctl: cannot read ${file}/: not a directory (ENOTDIR)\n`,
     });
     // Told before connecting: a VM that is down does not hide it.
     expect(await qmpctl(["-s", join(dir, "down.qmp"), "batch", join(dir, "nope.qmp")])).toMatchObject({
