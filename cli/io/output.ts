@@ -7,6 +7,7 @@
  * @module
  */
 import { abortableWithGrace } from "../../lib/abort.ts";
+import { abortErrorFor } from "../../lib/errors.ts";
 import { escapeControls, escapeControlsKeepLines } from "../controls.ts";
 import { env, interruptedBySigint, watchedSignal } from "./process.ts";
 import { bun, descriptorFlags, NULL_DEVICE, openedInPlaceOfClosed } from "./runtime.ts";
@@ -269,6 +270,9 @@ async function writeOurselves(fd: 1 | 2, data: string | Uint8Array, pieces: "ato
     else await new Promise((wake) => setTimeout(wake, pauseMs = Math.min(pauseMs * 2, 32)));
     bytes = bytes.subarray(written);
   }
+  // Given up with bytes left: the write failed, as boundedWrite's own timer says too, whichever of the two
+  // tells first (a success here let a run exit 0 with its output cut short).
+  if (bytes.length > 0) throw abortErrorFor("stdout to take the output")(deadline!); // only stdout gives up
 }
 
 /**
