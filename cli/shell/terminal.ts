@@ -39,10 +39,6 @@ export class Terminal {
     if (this.#parser.waiting) {
       this.#escapeTimer = setTimeout(() => this.#parser.abandonEscape(), ESCAPE_TIMEOUT_MS);
     }
-    this.#dispatch(keys);
-  };
-
-  #dispatch(keys: Key[]): void {
     for (const key of keys) {
       if (key.name === "suspend") this.#suspend();
       else if (key.name === "interrupt" && this.#onInterrupt) {
@@ -54,7 +50,7 @@ export class Terminal {
         waiter(key);
       } else this.#keys.push(key);
     }
-  }
+  };
 
   /** SIGTERM or SIGHUP: give the terminal back, then die of the signal as if we had not caught it. */
   readonly #onFatalSignal = (signal: FatalSignal) => {
