@@ -5,7 +5,7 @@
  * @module
  */
 import { exitStatusList, formatTable } from "./exit_status.ts";
-import { formatOptions } from "./options.ts";
+import { formatOptions, type OptionSpec } from "./options.ts";
 import { type CommandEntry, COMMANDS, GLOBAL_OPTIONS } from "./registry.ts";
 
 /** `qmpctl --help`: what qmpctl is, its commands, options and the rules every command follows. */
@@ -107,9 +107,16 @@ export function commandOwnHelp(entry: CommandEntry, help: string): string {
 
 /** `qmpctl help NAME`: the command's own text and options, then the global ones. */
 export function commandHelp(entry: CommandEntry, help: string): string {
+  return `${commandOwnHelp(entry, help)}\n\nGlobal options:\n${formatOptions(commandGlobalOptions(entry))}`;
+}
+
+/**
+ * The global options `entry` takes, as its help lists them: those it refuses left out, and one it words its
+ * own way (ga's -s: the guest agent's socket) a new spec; the others are GLOBAL_OPTIONS' own.
+ */
+export function commandGlobalOptions(entry: CommandEntry): OptionSpec[] {
   const { socketHelp, refuses } = entry;
-  const options = GLOBAL_OPTIONS
+  return GLOBAL_OPTIONS
     .filter((option) => !refuses?.names.includes(option.name))
     .map((option) => option.name === "socket" && socketHelp ? { ...option, help: socketHelp } : option);
-  return `${commandOwnHelp(entry, help)}\n\nGlobal options:\n${formatOptions(options)}`;
 }

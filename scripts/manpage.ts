@@ -10,8 +10,8 @@
  * it; other lines are prose, filled by man, neither hyphenated nor justified
  * (names such as --connect-timeout are copied from the page).
  */
-import { commandHelp, commandOwnHelp, generalHelp } from "../cli/help.ts";
-import { formatTable, setTableWidth } from "../cli/exit_status.ts";
+import { commandGlobalOptions, commandOwnHelp, generalHelp } from "../cli/help.ts";
+import { setTableWidth } from "../cli/exit_status.ts";
 import { formatOptions } from "../cli/options.ts";
 import { type CommandEntry, COMMANDS, GLOBAL_OPTIONS } from "../cli/registry.ts";
 import { VERSION } from "../cli/version.ts";
@@ -106,32 +106,16 @@ function keptUsage(lines: string[]): string[] {
   return end === 1 ? lines : [...lines.slice(0, end).map((line) => `  ${line}`), ...lines.slice(end)];
 }
 
-/** An option table's entries as rows: the option ("-s, --socket ADDR"), and its words on one line. */
-function optionRows(table: string): [term: string, words: string][] {
-  const rows: [string, string][] = [];
-  for (const line of table.split("\n")) {
-    const named = /^ {2}((?:-\w, | {4})--\S+(?: \S+)?)(?: {2,}(.*))?$/.exec(line);
-    if (named) rows.push([named[1], named[2] ?? ""]);
-    else if (rows.length > 0) rows[rows.length - 1][1] += ` ${line.trim()}`;
-  }
-  return rows.map(([term, words]) => [term, words.trim()]);
-}
-
 /**
  * A command's section: its own help and options, as commandOwnHelp gives them,
- * and then the global options that `qmpctl help NAME` words otherwise than the
- * page's list of them (ga's -s names the guest agent's socket): the page lists
- * the global options once, and would drop those lines of the command's help.
+ * and then the global options it words its own way (ga's -s names the guest
+ * agent's socket): the page lists the global options once, and would drop
+ * those lines of the command's help.
  */
 function commandSection(entry: CommandEntry, help: string): string {
-  const key = ([term, words]: [string, string]) => `${term.trim()}\n${words}`;
-  const general = new Set(optionRows(formatOptions(GLOBAL_OPTIONS)).map(key));
-  const full = commandHelp(entry, help);
-  const heading = "\n\nGlobal options:\n";
-  const differing = optionRows(full.slice(full.lastIndexOf(heading) + heading.length))
-    .filter((row) => !general.has(key(row)));
+  const differing = commandGlobalOptions(entry).filter((option) => !GLOBAL_OPTIONS.includes(option));
   const own = commandOwnHelp(entry, help);
-  return differing.length === 0 ? own : `${own}\n\nGlobal options that differ here:\n${formatTable(differing)}`;
+  return differing.length === 0 ? own : `${own}\n\nGlobal options that differ here:\n${formatOptions(differing)}`;
 }
 
 async function page(): Promise<string> {
