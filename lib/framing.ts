@@ -17,7 +17,7 @@
  */
 import { concatBytes } from "./bytes.ts";
 import { MessageTooLargeError, ProtocolError } from "./errors.ts";
-import { mayChangeAt, parseExact } from "./exact_json.ts";
+import { changeFinder, mayChangeAt, parseExact, SHORT_TEXT } from "./exact_json.ts";
 import { decodeUtf8 } from "./utf8.ts";
 
 /** The default bound on one message: QEMU's largest are a few hundred KB. */
@@ -152,6 +152,8 @@ export class JsonFramer {
     // an offset in the text is the same offset in the bytes.
     const oneByteEach = text.length === end - from;
     let c = 0, b = from; // the same place in the text and in the chunk
+    // A one-shot run's greeting and reply are short: no search kept for them (a function's first run costs).
+    const changes = text.length > SHORT_TEXT ? changeFinder(text) : undefined;
     let changeAt = -1; // where a number may change (exact_json.ts), at or after a line's start
     while (c < text.length) {
       const code = text.charCodeAt(c);
@@ -164,7 +166,7 @@ export class JsonFramer {
       const byteEnd = oneByteEach ? b + (lineEnd - c) : chunk.indexOf(NEWLINE, b);
       // A line of at most 2 * maxNesting characters cannot nest deeper (each level takes two).
       if (lineEnd - c <= this.shallowLine && byteEnd - b <= this.maxBytes) {
-        if (changeAt < c) changeAt = mayChangeAt(text, c) >>> 0; // none: 2^32 - 1, past any text
+        if (changeAt < c) changeAt = (changes ? changes(c) : mayChangeAt(text, c)) >>> 0; // none: 2^32 - 1, past any text
         const line = text.slice(c, lineEnd);
         const message = parseLine(line, changeAt < lineEnd);
         if (message !== NOT_A_MESSAGE) {

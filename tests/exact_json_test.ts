@@ -2,7 +2,15 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { ArgumentError } from "../lib/errors.ts";
-import { isRawNumber, mayChangeAt, parseExact, requestJson, sameNumber, wholeDifference } from "../lib/exact_json.ts";
+import {
+  changeFinder,
+  isRawNumber,
+  mayChangeAt,
+  parseExact,
+  requestJson,
+  sameNumber,
+  wholeDifference,
+} from "../lib/exact_json.ts";
 
 describe("parseExact", () => {
   test("a number a double would change prints back as written", () => {
@@ -83,12 +91,14 @@ describe("mayChangeAt: one search over many messages", () => {
     expect(mayChangeAt(text, text.indexOf('{"e"'))).toBe(text.indexOf("-0"));
     expect(mayChangeAt(text, text.indexOf('{"e"') + 8)).toBe(-1);
     expect(mayChangeAt('{"seconds": 1764529200, "microseconds": 100000, "n": -123456789012345}')).toBe(-1);
-    // A long one is searched by the regex: the place is the `:`, `,` or `[` before the number.
+    // A long one is searched by the patterns: the place is the number's first 16 digits, the digit
+    // before its fraction or exponent, or its `-0`.
     const long = '{"pad": "' + "x".repeat(5000) + '"}\n' + text;
     const at = long.length - text.length;
-    expect(mayChangeAt(long)).toBe(at + text.indexOf(":", text.indexOf('{"b"')));
-    const tail = text + '{"pad": "' + "x".repeat(5000) + '"}\n{"z": 2.5}\n';
-    expect(mayChangeAt(tail, text.length)).toBe(tail.indexOf(": 2.5"));
+    expect(mayChangeAt(long)).toBe(at + text.indexOf("18446744073709551615"));
+    expect(mayChangeAt(long, at + text.indexOf('{"c"'))).toBe(at + text.indexOf("0.5"));
+    const tail = text + '{"pad": "' + "x".repeat(5000) + '"}\n{"z": 2.5}\n' + text.repeat(100);
+    expect(mayChangeAt(tail, text.length)).toBe(tail.indexOf("2.5"));
   });
 
   test("a short text: digits inside strings are no number, and a newline ends a string", () => {
@@ -111,10 +121,40 @@ describe("mayChangeAt: one search over many messages", () => {
   });
 
   test("a search that stopped far into one text does not hide a number at the start of the next", () => {
-    const long = " ".repeat(5000) + '{"a": 1.5}'; // long: the regex, which keeps where it stopped
-    expect(mayChangeAt(long)).toBe(5004);
+    const long = " ".repeat(5000) + '{"a": 1.5}'; // long: the patterns, which keep where they stopped
+    expect(mayChangeAt(long)).toBe(5006);
     expect(JSON.stringify(parseExact('{"g": 0.10000000000000001}'))).toBe('{"g":0.10000000000000001}');
     expect(JSON.stringify(parseExact("1e400"))).toBe("1e400");
+  });
+
+  test("property: one long text searched from place after place finds what a fresh search finds", () => {
+    const message = fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 4 });
+    const number = fc.constantFrom("18446744073709551615", "-0", "1.5", "2e3", "7", "1234567890123456");
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(message, number), { minLength: 1, maxLength: 8 }),
+        fc.array(fc.nat(), { minLength: 1, maxLength: 40 }),
+        (messages, places) => {
+          const lines = messages.map(([m, n]) =>
+            `{"pad": "${"x".repeat(3000)}", "m": ${JSON.stringify(m)}, "n": ${n}}`
+          );
+          const text = lines.join("\n") + "\n";
+          const finder = changeFinder(text);
+          // Each line parses exactly with the hint found for it (the framer's use).
+          for (let at = 0, i = 0; i < lines.length; at += lines[i++].length + 1) {
+            const change = finder(at);
+            const hint = change >= 0 && change < at + lines[i].length;
+            expect(JSON.stringify(parseExact(lines[i], hint))).toBe(JSON.stringify(parseExact(lines[i])));
+          }
+          const froms = places.map((p) => p % text.length);
+          // In order, as the framer searches a chunk's lines; then in any order.
+          for (const from of [...froms].sort((a, b) => a - b).concat(froms)) {
+            expect(finder(from)).toBe(mayChangeAt(text, from));
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 
   test("property: a message with no place found in the whole text parses exactly without the search", () => {
