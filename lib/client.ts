@@ -298,6 +298,9 @@ export class QmpClient {
    * them: events are queued for each subscriber from this call on. A
    * subscriber that does not read holds up the socket once its queue is
    * full (`highWaterMark`), except while a command waits for its reply.
+   * When the connection ends, a `for await` still gets the queued events,
+   * then ends: quietly after a clean close, unless the subscription has a
+   * `limit` not yet reached: then it throws DisconnectedError.
    *
    * @example
    * ```ts
@@ -315,8 +318,9 @@ export class QmpClient {
       },
       drained: () => this.updateFlow(),
     }, options);
-    if (this.phase === "closed") subscription.end(this.failure);
-    else if (!subscription.ended) this.subscriptions.set(subscription, true);
+    if (this.phase === "closed") {
+      subscription.disconnected(this.failure, `the connection to ${this.address.text} had ended`);
+    } else if (!subscription.ended) this.subscriptions.set(subscription, true);
     return subscription;
   }
 
@@ -660,7 +664,7 @@ export class QmpClient {
     }
     this.pending.clear();
     this.inOrder = [];
-    for (const subscription of this.subscriptions.keys()) subscription.end(failure);
+    for (const subscription of this.subscriptions.keys()) subscription.disconnected(failure, reason);
     this.markClosed(failure);
   }
 

@@ -13,7 +13,7 @@
  * @module
  */
 import { abortable } from "./abort.ts";
-import { abortErrorFor, QmpError } from "./errors.ts";
+import { abortErrorFor, DisconnectedError, QmpError } from "./errors.ts";
 import { globMatcher, isGlob } from "./glob.ts";
 
 /** An event as QEMU sends it. */
@@ -40,7 +40,14 @@ export interface EventFilter {
 export interface SubscribeOptions {
   /** Ends the subscription: reads throw TimeoutError or AbortedError once the queued events are read. */
   signal?: AbortSignal;
-  /** Keep at most this many events, then end (they are still delivered). Default: no limit. */
+  /**
+   * Keep at most this many events, then end (they are still delivered).
+   * Default: no limit. A connection that ends before they all came ends the
+   * subscription too: once the queued events are read, `next` (a `for await`)
+   * throws DisconnectedError, so the loop's end means they came; `nextBatch`,
+   * whose callers count what came (qmpctl's waits say how many of N), resolves
+   * to `[]` as at any end.
+   */
   limit?: number;
   /** Queued events at which the client stops reading its socket. Default 1024; `Infinity` never stops it. */
   highWaterMark?: number;
@@ -61,7 +68,7 @@ export function eventMatcher(filter: EventFilter = {}): (event: QmpEvent) => boo
 
 export { isGlob };
 
-/** @internal How a subscription tells its client about its queue. */
+/** @ignore Internal: how a subscription tells its client about its queue. */
 export interface SubscriptionHooks {
   /** The subscription ended (it no longer takes events). */
   ended(subscription: EventSubscription): void;
@@ -73,14 +80,17 @@ export interface SubscriptionHooks {
  * A live subscription: an async iterable of the events that pass its filter.
  * `break` out of a `for await`, `close()`, the `limit`, or the AbortSignal
  * given to `QmpClient.events` ends it. When the connection ends the events
- * already queued are still delivered, then the iteration is done (or throws
- * the error that broke the connection).
+ * already queued are still delivered, then the iteration is done, or throws:
+ * the error that broke the connection, or, for a subscription whose `limit`
+ * was not reached, DisconnectedError (a clean close is no answer to a wait
+ * for N events).
  */
 export class EventSubscription implements AsyncIterableIterator<QmpEvent> {
   // TypeScript's `private`, not `#private`: cheaper for a one-shot run (README, Development).
   private readonly matches: (event: QmpEvent) => boolean;
   private readonly hooks: SubscriptionHooks;
   private readonly highWaterMark: number;
+  private readonly limit: number;
   private remaining: number;
   private queue: QmpEvent[] = [];
   private head = 0;
@@ -88,14 +98,18 @@ export class EventSubscription implements AsyncIterableIterator<QmpEvent> {
   private isCongested = false;
   private isEnded = false;
   private failure?: QmpError;
+  /** How the connection ended before `limit` events came; `next` throws it as a DisconnectedError. */
+  private cutShort?: string;
+  private readonly names?: readonly string[];
   private unlisten = () => {};
 
-  /** @internal Created by `QmpClient.events`. */
+  /** @ignore Internal: created by `QmpClient.events`. */
   constructor(filter: EventFilter, hooks: SubscriptionHooks, options: SubscribeOptions = {}) {
     this.matches = eventMatcher(filter);
     this.hooks = hooks;
     this.highWaterMark = Math.max(1, options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK);
-    this.remaining = options.limit ?? Infinity;
+    this.limit = this.remaining = options.limit ?? Infinity;
+    this.names = filter.names;
     if (this.remaining <= 0) { // at most none: ended before any comes
       this.end();
       return;
@@ -122,17 +136,17 @@ export class EventSubscription implements AsyncIterableIterator<QmpEvent> {
     return this.isEnded;
   }
 
-  /** @internal True while the queue is over its high-water mark (the client then pauses reading). */
+  /** @ignore Internal: true while the queue is over its high-water mark (the client then pauses reading). */
   get congested(): boolean {
     return this.isCongested;
   }
 
-  /** @internal Offer an event; kept only if it matches. */
+  /** @ignore Internal: offer an event; kept only if it matches. */
   offer(event: QmpEvent): void {
     this.offerAll([event]);
   }
 
-  /** @internal Offer events in order (those of one chunk); each kept only if it matches. */
+  /** @ignore Internal: offer events in order (those of one chunk); each kept only if it matches. */
   offerAll(events: readonly QmpEvent[]): void {
     const matches = this.matches, queued = this.queued;
     for (let i = 0; i < events.length && !this.isEnded; i++) {
@@ -154,7 +168,7 @@ export class EventSubscription implements AsyncIterableIterator<QmpEvent> {
     this.wake(); // the reader takes them all when it runs
   }
 
-  /** @internal End the subscription: queued events are still delivered, then `failure` (if any) is thrown. */
+  /** @ignore Internal: end the subscription: queued events are still delivered, then `failure` (if any) is thrown. */
   end(failure?: QmpError): void {
     if (this.isEnded) return;
     this.isEnded = true;
@@ -165,9 +179,19 @@ export class EventSubscription implements AsyncIterableIterator<QmpEvent> {
   }
 
   /**
+   * @ignore Internal: the connection ended, broken by `failure` or, without one,
+   * as `reason` says: a `limit` not reached is then a DisconnectedError for `next`.
+   */
+  disconnected(failure: QmpError | undefined, reason: string): void {
+    if (!this.isEnded && !failure && this.remaining !== Infinity) this.cutShort = reason;
+    this.end(failure);
+  }
+
+  /**
    * Wait for at least one event, then take every queued one (at most `max`).
    * Events that arrived together come out together, so a printer can write
-   * them at once. Resolves to `[]` when the subscription has ended.
+   * them at once. Resolves to `[]` when the subscription has ended, also when
+   * the connection ended before its `limit` was reached (the caller counts).
    *
    * @example
    * ```ts
@@ -195,10 +219,14 @@ export class EventSubscription implements AsyncIterableIterator<QmpEvent> {
   /**
    * The next event; done once the subscription has ended and its queue is read.
    * @throws {TimeoutError | AbortedError} when the signal ended it; the connection's error when that broke
+   * @throws {DisconnectedError} when the connection ended, even cleanly (QEMU quit or died, or the client
+   *   was closed), before `limit` events came
    */
   async next(): Promise<IteratorResult<QmpEvent>> {
     const [value] = this.queued > 0 ? this.take(1) : await this.nextBatch(1);
-    return value ? { value, done: false } : { value: undefined, done: true };
+    if (value) return { value, done: false };
+    if (this.cutShort !== undefined) throw new DisconnectedError(this.cutShortMessage());
+    return { value: undefined, done: true };
   }
 
   /** Called by `break` in `for await`: unsubscribes. */
@@ -209,6 +237,7 @@ export class EventSubscription implements AsyncIterableIterator<QmpEvent> {
 
   /** Unsubscribe; queued events are dropped and pending reads end. */
   close(): void {
+    this.cutShort = undefined; // closed by its reader: nothing is awaited any more
     this.queue = [];
     this.head = 0;
     this.end();
@@ -233,6 +262,14 @@ export class EventSubscription implements AsyncIterableIterator<QmpEvent> {
     }
     if (this.queued <= this.highWaterMark / 2) this.relieve();
     return events;
+  }
+
+  /** What a wait cut short says: how the connection ended, before what, and how many came of several. */
+  private cutShortMessage(): string {
+    const { limit, names } = this;
+    const awaited = names?.length ? `event ${names.join(" or ")}` : "an event";
+    const came = limit > 1 ? `; ${limit - this.remaining} of ${limit} came` : "";
+    return `${this.cutShort} before ${awaited}${came}`;
   }
 
   /** Resolve every waiting read, which then looks at the queue again. */

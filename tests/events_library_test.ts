@@ -1,9 +1,14 @@
-/** QmpClient's events against fake servers: backpressure to the socket, waitForEvent, limits. */
+/**
+ * QmpClient's events against fake servers (backpressure to the socket,
+ * waitForEvent, limits) and a real QEMU (a limit cut short by its death).
+ */
 import { afterEach, describe, expect, test } from "bun:test";
 import { QmpClient } from "../lib/client.ts";
 import { DisconnectedError, QmpError, TimeoutError } from "../lib/errors.ts";
+import type { EventSubscription, QmpEvent } from "../lib/events.ts";
 import { type FakeConnection, type FakeServer, fakeServer } from "./helpers/fake_server.ts";
 import { floodEvent, floodServer } from "./helpers/flood_server.ts";
+import { startQemu } from "./helpers/qemu.ts";
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -146,4 +151,81 @@ describe("waitForEvent", () => {
     expect(error.cause).toBeInstanceOf(TypeError);
     expect((await working.nextBatch()).map((e) => e.event)).toEqual(["STOP"]);
   });
+});
+
+/** What a `for await` over `subscription` saw: the events, and what it threw (undefined: it ended quietly). */
+async function iterate(subscription: EventSubscription): Promise<{ events: QmpEvent[]; error?: unknown }> {
+  const events: QmpEvent[] = [];
+  try {
+    for await (const event of subscription) events.push(event);
+  } catch (error) {
+    return { events, error };
+  }
+  return { events };
+}
+
+describe("a limit and the connection's end", () => {
+  test("a clean close before the limit: for await throws DisconnectedError after the queued events", async () => {
+    const server = serve(async (c) => {
+      await c.handshake();
+      const request = await c.nextRequest();
+      c.sendJson(stopEvent(1));
+      c.reply(request, {});
+      c.close();
+    });
+    const client = await connectTo(server.path);
+    const stops = client.events({ names: ["STOP"] }, { limit: 2 });
+    const resets = client.events({ names: ["RESET"] }, { limit: 1 });
+    const batches = client.events({ names: ["STOP"] }, { limit: 2 });
+    const all = client.events(), reached = client.events({ names: ["STOP"] }, { limit: 1 });
+    const unsubscribed = client.events({ names: ["RESET"] }, { limit: 1 });
+    await client.execute("stop");
+    await client.closed;
+    unsubscribed.close();
+    const { events, error } = await iterate(stops);
+    expect(events).toEqual([stopEvent(1)]);
+    expect(error).toBeInstanceOf(DisconnectedError);
+    expect((error as Error).message).toBe(`${server.path} closed the connection before event STOP; 1 of 2 came`);
+    expect((await iterate(resets)).error).toHaveProperty(
+      "message",
+      `${server.path} closed the connection before event RESET`,
+    );
+    // nextBatch's caller counts: [] at any end, as before.
+    expect(await batches.nextBatch()).toEqual([stopEvent(1)]);
+    expect(await batches.nextBatch()).toEqual([]);
+    // Quiet: no limit, the limit reached, or closed by its reader.
+    expect(await iterate(all)).toEqual({ events: [stopEvent(1)] });
+    expect(await iterate(reached)).toEqual({ events: [stopEvent(1)] });
+    expect(await iterate(unsubscribed)).toEqual({ events: [] });
+  });
+
+  test("the client's own close(), and a subscription made after it, are a DisconnectedError too", async () => {
+    const server = serve((c) => c.handshake());
+    const client = await connectTo(server.path);
+    const waiting = client.events({ names: ["STOP"] }, { limit: 1 });
+    await client.close();
+    expect((await iterate(waiting)).error).toHaveProperty(
+      "message",
+      "the client closed the connection before event STOP",
+    );
+    const late = await iterate(client.events({}, { limit: 1 }));
+    expect(late.error).toBeInstanceOf(DisconnectedError);
+    expect((late.error as Error).message).toBe(`the connection to ${server.path} had ended before an event`);
+  });
+});
+
+test("QEMU killed during README's wait for STOP: for await throws DisconnectedError; a loop without a limit ends", async () => {
+  const qemu = await startQemu();
+  cleanups.push(() => qemu.stop());
+  const client = await connectTo(qemu.socket);
+  const signal = AbortSignal.timeout(10_000);
+  const stopped = client.events({ names: ["STOP"] }, { signal, limit: 1 }); // README's library example
+  const all = client.events();
+  const done = iterate(stopped);
+  qemu.process.kill("SIGKILL");
+  const { events, error } = await done;
+  expect(events).toEqual([]);
+  expect(error).toBeInstanceOf(DisconnectedError);
+  expect((error as Error).message).toBe(`${qemu.socket} closed the connection before event STOP`);
+  expect(await iterate(all)).toEqual({ events: [] });
 });
