@@ -32,6 +32,7 @@ import {
   writeStdout,
 } from "./cli/io/output.ts";
 import { argv, argvBytes, env, envBytes, isPid1, onInterrupt } from "./cli/io/process.ts";
+import { bun } from "./cli/io/runtime.ts";
 import { commandHelp, generalHelp } from "./cli/help.ts";
 import { findOption, parseArgs, type ParsedOptions, UnknownOptionError, UsageError } from "./cli/options.ts";
 import {
@@ -70,8 +71,14 @@ async function main(): Promise<number> {
   // The Bun runtime inside the binary applies these before qmpctl runs (a --preload has run, an inspector
   // listens): refused, so that nothing of a Bun developer's environment changes what qmpctl does unseen.
   // Loops, not find/concat/Object.hasOwn or a Set: a process's first use of each costs ~0.03-0.1 M instructions.
-  for (const name of RUNTIME_VARIABLES) {
-    if (env(name)) throw new UsageError(`${name} is set, and the Bun runtime inside qmpctl applied it: run without it`);
+  // Only under Bun: Deno ignores them, and reading one without --allow-env would name a Bun variable in Deno's
+  // permission error.
+  if (bun) {
+    for (const name of RUNTIME_VARIABLES) {
+      if (env(name)) {
+        throw new UsageError(`${name} is set, and the Bun runtime inside qmpctl applied it: run without it`);
+      }
+    }
   }
   const specs = allOptions();
   const { words, options } = parseArgs(await checkedArgv(), specs, commandLineStart);

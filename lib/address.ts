@@ -40,13 +40,15 @@ export interface SshAddress {
 const FORMS = "expected PATH, unix:PATH, HOST:PORT, tcp:HOST:PORT, [IPV6]:PORT or ssh://[USER@]HOST[:PORT]/PATH";
 
 /**
- * Parse an address string.
+ * Parse an address string: a path, `unix:PATH`, `HOST:PORT`, `tcp:HOST:PORT`,
+ * `[IPV6]:PORT`, or `ssh://[USER@]HOST[:PORT]/PATH` (the module's table).
  *
  * @example
  * ```ts
  * import { parseAddress } from "./address.ts";
  * parseAddress("unix:/run/vm1.qmp,server=on,wait=off"); // { kind: "unix", path: "/run/vm1.qmp", ... }
  * parseAddress("[::1]:4444");                            // { kind: "tcp", host: "::1", port: 4444, ... }
+ * parseAddress("ssh://admin@host1/run/vm1.qmp");         // { kind: "ssh", user: "admin", host: "host1", ... }
  * ```
  * @throws {AddressError} for anything else
  */

@@ -43,7 +43,10 @@ export { connectWhenReady, type ConnectWhenReadyOptions, isNotReady } from "./co
  * Event subscriptions and filters. Subscribe with `qmp.events(filter, options)`
  * before the command that causes the events; each subscription queues its own
  * events, and a full queue (`highWaterMark`) pauses reading the socket rather
- * than growing. `qmp.waitForEvent(filter, { signal })` waits for one.
+ * than growing. `qmp.waitForEvent(filter, { signal })` waits for one. A
+ * `for await` over a subscription with a `limit` ends only once that many
+ * came: a connection that ends first (QEMU quit or died) throws
+ * `DisconnectedError`; without a `limit`, a clean close ends the loop.
  *
  * @example
  * ```ts
@@ -67,7 +70,8 @@ export {
 } from "./events.ts";
 
 /**
- * Address forms: a path, `unix:PATH`, `HOST:PORT`, `tcp:HOST:PORT`, `[IPV6]:PORT`.
+ * Address forms: a path, `unix:PATH`, `HOST:PORT`, `tcp:HOST:PORT`, `[IPV6]:PORT`,
+ * `ssh://[USER@]HOST[:PORT]/PATH`.
  *
  * @example
  * ```ts
@@ -190,12 +194,14 @@ export { hmpArguments, hmpText, humanMonitorCommand, parseCpuIndex } from "./hmp
 export { DEFAULT_MAX_MESSAGE_BYTES, JsonFramer, MAX_NESTING } from "./framing.ts";
 
 /**
- * Numbers as QEMU wrote them: in every message received, a number that a
- * JavaScript double would change (`18446744073709551615`, `1e400`) is a
- * `JSON.rawJSON` object, which `JSON.stringify` prints as its digits (most
- * fractions QEMU sends too: it writes 17 digits, `0.45969230769230768`, where
- * JavaScript prints fewer; `Number(x.rawJSON)` reads one as a double). In
- * arguments sent, a BigInt and a whole number past 2^53 go out as the exact
+ * Numbers as QEMU wrote them: in every message received, a number is a
+ * `JSON.rawJSON` object, which `JSON.stringify` prints as written, when
+ * JavaScript would print its double otherwise (`1e400`, `1.0`, and most
+ * fractions QEMU sends: it writes 17 digits, `0.45969230769230768`, where
+ * JavaScript prints fewer; `Number(x.rawJSON)` reads one as a double), and
+ * so is every whole number of 2^53 or more, either sign, even one a double
+ * holds exactly (`4611686018427387904`, 2^62): a whole number that comes as
+ * a plain number is exact. In arguments sent, a BigInt and a whole number past 2^53 go out as the exact
  * integer they hold; `exactNumber` sends any number's text as written; NaN
  * and ±Infinity, which JSON has no number for, are an ArgumentError.
  *

@@ -764,9 +764,13 @@ describe("the progress line", () => {
   test("no progress bytes at all when stderr is a file, and --progress draws them there anyway", async () => {
     const dir = mkdtempSync(join(tmpdir(), "qmpctl-progress-"));
     try {
-      const run = async (extra: string[], env: Record<string, string> = { NO_COLOR: "1" }) => {
-        await backup("f1", 64 * MiB);
+      // Each run's job lasts until `drawn` is seen in the log, then ends at once (unthrottled): a run takes
+      // ~0.1 s, not the 1 s of a fixed speed. Without `drawn` (the run that must draw nothing, so that nothing
+      // shows when it could have), 1 s.
+      const run = async (extra: string[], env: Record<string, string> = { NO_COLOR: "1" }, drawn?: RegExp) => {
+        await backup("f1", drawn ? 8 * MiB : 64 * MiB); // 8 s, cut short; or 1 s
         const log = join(dir, "stderr");
+        rmSync(log, { force: true }); // the last run's, which `drawn` would find
         const child = Bun.spawn([
           "sh",
           "-c",
@@ -782,27 +786,33 @@ describe("the progress line", () => {
           stdout: "pipe",
           env: { ...process.env, ...env },
         });
+        if (drawn) {
+          await waitUntil(() => existsSync(log) && drawn.test(readFileSync(log, "utf8")), `${drawn} in the log`);
+          await qemu.control.execute("block-job-set-speed", { device: "f1", speed: 0 });
+        }
         const stdout = await new Response(child.stdout).text();
         return { code: await child.exited, stdout, stderr: readFileSync(log, "utf8") };
       };
       const quiet = await run([]);
       expect(quiet).toMatchObject({ code: 0, stderr: "" });
       expect(JSON.parse(quiet.stdout)).toMatchObject({ id: "f1", result: "completed" });
-      const forced = await run(["--progress"]);
+      const line = /backup f1 +\d+%/;
+      const forced = await run(["--progress"], undefined, line);
       expect(forced.code).toBe(0);
       expect(forced.stderr).toMatch(/^\r\[[#-]+\] backup f1 +\d+%/);
       expect(forced.stderr.endsWith("\r\x1b[K")).toBe(true); // erased at the end
       expect(forced.stderr).not.toContain("\x1b[32m"); // NO_COLOR
       expect(forced.stdout).toBe(quiet.stdout); // the same job again: the same final line
-      const coloured = await run(["--progress"], { NO_COLOR: "", TERM: "xterm" }); // colour is a terminal's: none in a file
+      // colour is a terminal's: none in a file
+      const coloured = await run(["--progress"], { NO_COLOR: "", TERM: "xterm" }, line);
       expect(coloured.stderr).toMatch(/^\r\[[#-]+\] backup f1 +\d+%/);
       expect(coloured.stderr).not.toContain("\x1b[32m");
-      const dumb = await run(["--progress"], { TERM: "dumb" }); // no escapes at all: blanks erase
+      const dumb = await run(["--progress"], { TERM: "dumb" }, line); // no escapes at all: blanks erase
       expect(dumb.code).toBe(0);
       expect(dumb.stderr).toMatch(/^\r\[[#-]+\] backup f1 +\d+%/);
       expect(dumb.stderr).not.toContain("\x1b");
       expect(dumb.stderr.endsWith(`\r${" ".repeat(77)}\r`)).toBe(true); // 80 columns, less 3
-      const narrow = await run(["--progress"], { TERM: "dumb", COLUMNS: "2" }); // no room for a line at all
+      const narrow = await run(["--progress"], { TERM: "dumb", COLUMNS: "2" }, /\r/); // no room for a line at all
       expect({ code: narrow.code, stdout: narrow.stdout }).toEqual({ code: 0, stdout: quiet.stdout });
     } finally {
       rmSync(dir, { recursive: true, force: true });
