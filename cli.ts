@@ -204,8 +204,8 @@ async function unknownCommand(name: string, options: ParsedOptions, helpAsked = 
   const qmpHint = helpAsked
     ? `; QEMU's own commands are described by: qmpctl describe ${name}`
     : `; a QMP command goes after exec: qmpctl exec ${name}`;
-  const hint = didYouMean(name, Object.keys(COMMANDS)) ||
-    ` (commands: ${Object.keys(COMMANDS).join(", ")}${qmpName ? qmpHint : ""})`;
+  const names = [...Object.keys(COMMANDS), "help"]; // help is answered before the table is looked at
+  const hint = didYouMean(name, names) || ` (commands: ${names.join(", ")}${qmpName ? qmpHint : ""})`;
   throw new UsageError(`unknown command '${name}'${hint}`);
 }
 

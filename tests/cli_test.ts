@@ -155,8 +155,9 @@ describe("help and version", () => {
 describe("usage errors exit 2 with one line on stderr, and send nothing", () => {
   const cases: [string, string[], RegExp][] = [
     ["no command", [], /^qmpctl: no command given.*--help/],
-    ["an unknown command", ["frobnicate"], /^qmpctl: unknown command 'frobnicate' \(commands: exec, hmp, /],
+    ["an unknown command", ["frobnicate"], /^qmpctl: unknown command 'frobnicate' \(commands: exec, hmp, .*, help; /],
     ["a mistyped command", ["exce", "query-status"], /^qmpctl: unknown command 'exce' \(did you mean exec\?\)$/],
+    ["a mistyped help", ["hlep"], /^qmpctl: unknown command 'hlep' \(did you mean help\?\)$/],
     [
       "a QMP command where qmpctl's goes",
       ["query-status"],
