@@ -181,12 +181,8 @@ async function followWith(
     // job-dismiss), as the error says.
     if (!known || running.length === 0) throw error;
     if (error instanceof AbortedError) { // Ctrl-C, SIGTERM: no error, but not taken for a cancel of the work
-      const ids = running.map((job) => job.id).join(", ");
-      const one = running.length === 1;
-      await warnInPassing(
-        context,
-        `stopped: ${one ? "job" : "jobs"} ${ids} ${one ? "keeps" : "keep"} running in QEMU (job-cancel stops one)`,
-      );
+      const cancel = running.some((job) => !WAITS_FOR_A_COMMAND.has(job.status)) ? " (job-cancel stops one)" : "";
+      await warnInPassing(context, `stopped: ${named(running)} ${standing(running)}${cancel}`);
       throw error;
     }
     throw new TimeoutError(timedOut(running));
@@ -198,7 +194,7 @@ async function followWith(
   return failed ? EXIT.QEMU_ERROR : report.gone.length > 0 ? EXIT.GONE : EXIT.OK;
 }
 
-/** What a job waits for, in the states it leaves only on a command: said when the bound runs out. */
+/** What a job waits for, in the states it leaves only on a command: said when qmpctl stops following it. */
 const PAUSED = "(an I/O error with on-source-error/on-target-error=stop, or job-pause: job-resume goes on)";
 const WAITS_FOR_A_COMMAND = new Map([
   ["paused", PAUSED],
@@ -209,18 +205,30 @@ const WAITS_FOR_A_COMMAND = new Map([
 
 /** The timeout's message: the jobs still running, and those among them that wait for a command. */
 function timedOut(running: JobInfo[]): string {
+  const they = running.length === 1 ? "it" : "they";
+  return `timed out waiting for ${named(running)} to conclude; ${they} ${standing(running)}`;
+}
+
+/** `job ID` or `jobs ID, ID`. */
+function named(jobs: JobInfo[]): string {
+  return `${jobs.length === 1 ? "job" : "jobs"} ${jobs.map((job) => job.id).join(", ")}`;
+}
+
+/**
+ * What the jobs still running do in QEMU once qmpctl stops following them (its bound, Ctrl-C), said of
+ * them: `keeps running in QEMU`, or, for those that wait for a command, what they wait for.
+ */
+function standing(running: JobInfo[]): string {
   const one = running.length === 1;
-  const ids = running.map((job) => job.id).join(", ");
   // standby is told as paused: one group for both.
   const stateOf = (job: JobInfo) => job.status === "standby" ? "paused" : job.status;
   const waiting = Map.groupBy(running.filter((job) => WAITS_FOR_A_COMMAND.has(job.status)), stateOf);
   const [first] = waiting.keys();
   const why = (state: string) => WAITS_FOR_A_COMMAND.get(state)!;
-  const state = waiting.size === 1 && waiting.get(first)!.length === running.length
-    ? `${one ? "it is" : "they are"} ${first} in QEMU ${why(first)}`
-    : `${one ? "it keeps" : "they keep"} running in QEMU` +
+  return waiting.size === 1 && waiting.get(first)!.length === running.length
+    ? `${one ? "is" : "are"} ${first} in QEMU ${why(first)}`
+    : `${one ? "keeps" : "keep"} running in QEMU` +
       [...waiting].map(([state, jobs]) => `, ${jobs.map((job) => job.id).join(", ")} ${state} ${why(state)}`).join("");
-  return `timed out waiting for ${one ? "job" : "jobs"} ${ids} to conclude; ${state}`;
 }
 
 function jobSample(job: JobInfo): ProgressSample {

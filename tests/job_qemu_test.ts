@@ -171,6 +171,22 @@ describe("job wait", () => {
     expect(await jobIds()).toEqual(["b6"]);
   });
 
+  test("SIGTERM while following a paused job: the line says it is paused and what resumes it, not that it runs", async () => {
+    await backup("b7", 8 * MiB);
+    await qemu.control.execute("job-pause", { id: "b7" });
+    await jobReaches("b7", "paused");
+    let stderr = "";
+    const running = startQmpctl(["-s", qemu.socket, "-v", "job", "wait", "b7"], { onStderr: (t) => (stderr += t) });
+    await waitUntil(() => /^< \{"return":\[/m.test(stderr), "job wait has queried the jobs");
+    running.child.kill("SIGTERM");
+    const result = await running.result;
+    expect(result.signal).toBe("SIGTERM");
+    expect(result.stderr.trimEnd().split("\n").at(-1)).toBe(
+      "qmpctl: stopped: job b7 is paused in QEMU (an I/O error with on-source-error/on-target-error=stop, " +
+        "or job-pause: job-resume goes on)",
+    );
+  });
+
   test("--timeout with several jobs: the lines of those that ended are printed, stderr names those still running", async () => {
     await backup("f1", 8 * MiB);
     await backup("s1", 8 * MiB, { device: "node1", target: "dst1" });
