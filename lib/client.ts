@@ -5,8 +5,9 @@
  * speaks first with a greeting (spec 2.2), the client negotiates with
  * `qmp_capabilities` (spec 4), then commands and their replies (spec 2.3,
  * 2.4) interleave with asynchronous events (spec 2.5). Replies are matched to
- * calls by `id`; a reply whose id no call waits for (its caller gave up) is
- * dropped; an error without an id ends the session (see dispatch).
+ * calls by `id`, unique to the process and the client (see ID_PREFIX); a
+ * reply whose id no call waits for (its caller gave up, or it is an earlier
+ * client's) is dropped; an error without an id ends the session (see dispatch).
  *
  * @module
  */
@@ -99,8 +100,11 @@ export interface ExecuteOptions {
   signal?: AbortSignal;
   /**
    * The id to send (any JSON value); by default one of the client's own
-   * (`qmpctl-N`, skipping any a caller's call waits on). An id a call still
-   * waits on is refused (ArgumentError).
+   * (`qmpctl-<tag>-<n>`: `<tag>` the process's, `<n>` counting the calls of
+   * all its clients; one a caller's call waits on is skipped). An id a call
+   * still waits on is refused (ArgumentError). A reply to a caller's id that
+   * comes before `qmp_capabilities` is answered (`pipeline`) is dropped: an
+   * earlier client's reply may carry the same id.
    */
   id?: unknown;
   /** Send as `exec-oob` (needs the `oob` capability, which connect enables when offered). */
@@ -124,6 +128,8 @@ export interface ExecuteOptions {
 
 interface PendingCall {
   command: string;
+  /** Its id is one of the client's own (ID_PREFIX): no earlier client's reply can carry it. */
+  ownId: boolean;
   resolve: (response: Record<string, unknown>) => void;
   reject: (error: QmpError) => void;
 }
@@ -165,7 +171,6 @@ export class QmpClient {
   private readonly subscriptions = new Map<EventSubscription, true>();
   /** Reading is paused because a subscriber's queue is full (see updateFlow). */
   private paused = false;
-  private nextId = 1;
   private phase: Phase = "connecting";
   /** Until the greeting: its promise's functions, and how many bytes came meanwhile (for a greeting that stalls). */
   private greetingWaiter?: { resolve: (greeting: Greeting) => void; reject: (error: QmpError) => void; bytes: number };
@@ -452,6 +457,7 @@ export class QmpClient {
     const { promise: reply, resolve, reject } = Promise.withResolvers<Record<string, unknown>>();
     this.pending.set(key, {
       command,
+      ownId: options.id === undefined,
       resolve: (response: Record<string, unknown>) => {
         if (options.id === undefined) delete response.id;
         options.onReply?.(response);
@@ -473,10 +479,10 @@ export class QmpClient {
     });
   }
 
-  /** One of the client's own ids that no call waits on: a caller may have chosen `qmpctl-N` for one. */
+  /** One of the client's own ids (ID_PREFIX) that no call waits on: a caller may have chosen one in its form. */
   private unusedId(): string {
     let id: string;
-    do id = `qmpctl-${this.nextId++}`; while (this.pending.has(idKey(id)));
+    do id = ID_PREFIX + ++idCount; while (this.pending.has(idKey(id)));
     return id;
   }
 
@@ -578,13 +584,14 @@ export class QmpClient {
     if (!("return" in m) && !("error" in m)) {
       throw new ProtocolError(`received a message that is neither reply nor event: ${excerpt(m)}`);
     }
-    // Before the answer to qmp_capabilities, no reply to another call of ours can come (QEMU answers in-band
-    // commands in order, and ours is valid JSON): one that does, with an id or without (batch and the piped
-    // shell send none), is an earlier client's, whose command QEMU was still running when that client left
-    // (cut short by --timeout or Ctrl-C), and whose id may be the one ours has now.
+    // Before the answer to qmp_capabilities, QEMU may send an earlier client's replies: to the commands it was
+    // still running when that client left (cut short by --timeout or Ctrl-C). Such a reply without an id (batch
+    // and the piped shell send none), or with a caller's (alike from run to run), is dropped; one with an id of
+    // our own (ID_PREFIX: no earlier client had it) is ours, from a peer that answers out of order.
     if (this.capabilitiesId !== undefined) {
-      if (m.id !== this.capabilitiesId) return;
-      this.capabilitiesId = undefined; // answered (the replies in the same read come before any continuation)
+      if (m.id !== this.capabilitiesId) {
+        if (!("id" in m && this.pending.get(idKey(m.id))?.ownId)) return;
+      } else this.capabilitiesId = undefined; // answered (the replies in the same read come before any continuation)
     }
     if ("id" in m) {
       const key = idKey(m.id);
@@ -718,6 +725,19 @@ function parseGreeting(message: Record<string, unknown>, address: string): Greet
     raw: message,
   };
 }
+
+/**
+ * What starts each id of the process's clients (unusedId): `qmpctl-`, then the
+ * process's start (performance.timeOrigin) in microseconds, base 36. With the
+ * count after it, the process's and not a client's, no earlier client had an
+ * id of ours: neither another run's nor one this process closed (QEMU sends
+ * their replies to the next client, see dispatch). Not Math nor crypto: the
+ * first use of either costs a one-shot run (README, Development).
+ */
+const startMicroseconds = performance.timeOrigin * 1000;
+const ID_PREFIX = `qmpctl-${(startMicroseconds - (startMicroseconds % 1)).toString(36)}-`; // `% 1`: the fraction
+/** The ids ID_PREFIX has started so far, in all of the process's clients. */
+let idCount = 0;
 
 /**
  * The key that matches a reply's id to its call. QEMU echoes an object id

@@ -236,6 +236,11 @@ function fuzzFramer(cases: number): { typedErrors: number; messages: number; slo
   return { typedErrors, messages, slowestMs };
 }
 
+/** The id of the one request in `text`, as JSON. */
+function idIn(text: string): string {
+  return JSON.stringify(JSON.parse(text).id);
+}
+
 /** The client against a server that sends the greeting, answers negotiation, then sends a mutated stream and closes. */
 async function fuzzClient(cases: number): Promise<{ outcomes: Record<string, number>; slowestMs: number }> {
   const dir = mkdtempSync(join(tmpdir(), "qmpctl-fuzz-"));
@@ -250,13 +255,16 @@ async function fuzzClient(cases: number): Promise<{ outcomes: Record<string, num
       },
       data(socket, chunk) {
         const text = new TextDecoder().decode(chunk);
+        // Answered with the ids the client sent: they are its own (lib/client.ts), not qmpctl-1 and -2.
         if (socket.data.stage === 0 && text.includes("qmp_capabilities")) {
           socket.data.stage = 1;
-          socket.write('{"return": {}, "id": "qmpctl-1"}\r\n');
+          socket.write(`{"return": {}, "id": ${idIn(text)}}\r\n`);
         }
         if (socket.data.stage === 1 && text.includes("query-fuzz")) {
           socket.data.stage = 2;
-          socket.write(socket.data.stream);
+          // "qmpctl-2" in the traffic stands for the command's id: the inserted reply's, and any a valid message has.
+          const bytes = Buffer.from(socket.data.stream).toString("latin1"); // byte for byte
+          socket.write(Buffer.from(bytes.replaceAll('"qmpctl-2"', idIn(text)), "latin1"));
           socket.end();
         }
       },
@@ -267,7 +275,7 @@ async function fuzzClient(cases: number): Promise<{ outcomes: Record<string, num
   try {
     for (let i = 0; i < cases; i++) {
       if (i % 1000 === 0) sampleRss();
-      // The reply the client waits for (id qmpctl-2), somewhere in the mutated traffic.
+      // The reply the client waits for (id qmpctl-2: the server puts the command's in), somewhere in the mutated traffic.
       const stream = mutatedStream();
       const at = int(stream.length + 1);
       nextStream = concat(

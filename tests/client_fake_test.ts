@@ -20,6 +20,9 @@ import {
 } from "../lib/errors.ts";
 import { type FakeConnection, type FakeServer, fakeServer, QEMU_GREETING } from "./helpers/fake_server.ts";
 
+/** The form of the client's own ids: the process's tag, then a count (lib/client.ts, ID_PREFIX). */
+const OWN_ID = /^(qmpctl-[0-9a-z]+-)([1-9][0-9]*)$/;
+
 const V01_GREETING = { QMP: { version: { qemu: "0.12.50", package: "" }, capabilities: [] } };
 
 let servers: FakeServer[] = [];
@@ -101,6 +104,55 @@ describe("greeting and negotiation", () => {
       );
     }
     expect(performance.now() - started).toBeLessThan(3000); // not the 5 s connect timeout
+  });
+
+  test("with pipeline, the command's reply before the answer to qmp_capabilities (a peer out of order) is taken", async () => {
+    const server = serve(async (c) => {
+      c.sendJson(QEMU_GREETING);
+      const [capabilities, command] = [await c.nextRequest(), await c.nextRequest()];
+      c.reply(command, "ours");
+      c.reply(capabilities, {});
+    });
+    const client = await connect(server, { pipeline: true });
+    expect(await client.execute("query-status", undefined, { signal: AbortSignal.timeout(2000) })).toBe("ours");
+  });
+
+  // QEMU sends the replies to the commands an earlier client left running to the next client, before that
+  // client's qmp_capabilities is answered.
+  test("an earlier client's replies before the answer to qmp_capabilities are dropped, whatever their id", async () => {
+    let connection = 0;
+    const stale: Record<string, unknown>[] = [];
+    const server = serve(async (c) => {
+      if (++connection === 1) { // the earlier client: its command is never answered
+        await c.handshake();
+        return;
+      }
+      c.sendJson(QEMU_GREETING);
+      const [capabilities, command, callers] = [await c.nextRequest(), await c.nextRequest(), await c.nextRequest()];
+      const [, prefix, n] = OWN_ID.exec(command.id as string)!;
+      const tag = prefix.slice("qmpctl-".length, -1);
+      const otherProcess = `qmpctl-${tag[0] === "a" ? "b" : "a"}${tag.slice(1)}-${n}`; // our command's id, but its tag
+      for (const id of [...stale.map((r) => r.id), "qmpctl-2", otherProcess, "mine"]) c.sendJson({ return: id, id });
+      c.sendJson({ return: "no id" });
+      c.reply(capabilities, {});
+      c.reply(command, "ours");
+      c.reply(callers, "the caller's");
+    });
+    // An earlier client in this process (a library user's): cut short, then closed.
+    const earlier = await connect(server);
+    const error = await rejection(earlier.execute("dump", undefined, { signal: AbortSignal.timeout(50) }));
+    expect(error).toBeInstanceOf(TimeoutError);
+    await earlier.close();
+    stale.push(...server.requests);
+    expect(stale.map((r) => r.id)).toEqual([expect.stringMatching(OWN_ID), expect.stringMatching(OWN_ID)]);
+    const client = await connect(server, { pipeline: true });
+    const signal = AbortSignal.timeout(2000);
+    expect(
+      await Promise.all([
+        client.execute("query-status", undefined, { signal }),
+        client.execute("query-name", undefined, { signal, id: "mine" }), // a caller's id: alike from run to run
+      ]),
+    ).toEqual(["ours", "the caller's"]);
   });
 
   test("capabilities other than oob are not enabled", async () => {
@@ -380,7 +432,7 @@ describe("execute", () => {
     expect(answering.requests.map((r) => r.execute)).toEqual(["qmp_capabilities", "x-set"]);
   });
 
-  test("the client's own ids skip one a caller chose in its form (qmpctl-N) while it waits", async () => {
+  test("the client's own ids skip one a caller chose in their form (qmpctl-TAG-N) while it waits", async () => {
     const server = serve(async (c) => {
       await c.handshake();
       for (;;) {
@@ -388,17 +440,19 @@ describe("execute", () => {
         c.reply(request, request.execute);
       }
     });
-    const client = await connect(server); // qmp_capabilities took qmpctl-1
+    const client = await connect(server);
+    const [, prefix, n] = OWN_ID.exec(server.requests[0].id as string)!; // qmp_capabilities took the last one
+    const own = (k: number) => `${prefix}${Number(n) + k}`;
     const results: PromiseSettledResult<unknown>[] = await Promise.allSettled([
-      client.execute("query-name", undefined, { id: "qmpctl-2" }),
+      client.execute("query-name", undefined, { id: own(1) }),
       client.execute("query-status"),
-      client.execute("query-kvm", undefined, { id: "qmpctl-4" }),
+      client.execute("query-kvm", undefined, { id: own(3) }),
       client.execute("query-uuid"),
     ]);
     expect(results).toEqual(
       ["query-name", "query-status", "query-kvm", "query-uuid"].map((value) => ({ status: "fulfilled", value })),
     );
-    expect(server.requests.slice(1).map((r) => r.id)).toEqual(["qmpctl-2", "qmpctl-3", "qmpctl-4", "qmpctl-5"]);
+    expect(server.requests.slice(1).map((r) => r.id)).toEqual([own(1), own(2), own(3), own(4)]);
     // A caller's id that a call still waits on is refused, as before.
     const first = client.execute("a", undefined, { id: "mine" });
     expect(await rejection(client.execute("b", undefined, { id: "mine" }))).toBeInstanceOf(ArgumentError);

@@ -18,12 +18,16 @@ const exec = (server: FakeServer, ...args: string[]) => qmpctl(["-s", server.pat
 
 describe("the greeting and negotiation", () => {
   // QEMU answers a command that was still running when its client left (cut short by --timeout or Ctrl-C) on
-  // the monitor's next connection, before that client's qmp_capabilities; ids are alike from run to run.
+  // the monitor's next connection, before that client's qmp_capabilities.
   test("a reply to an earlier client's command, before qmp_capabilities is answered, is not taken for ours", async () => {
-    // The earlier run's (its qmp_capabilities, qmpctl-1, was answered then): with the ids ours may have, or none
-    // (batch and the piped shell send none), a result or an error.
+    // An earlier run, whose ids (the process's own) the next one's could be if they were alike from run to run.
+    const earlierRun = answering((c, request) => c.reply(request, {}));
+    expect(await exec(earlierRun, "query-status")).toMatchObject({ code: 0 });
+    const earlierIds = earlierRun.requests.map((r) => r.id);
+    // The earlier run's: with its ids, the id qmpctl-2 had for the command before ids were the process's own, or
+    // none (batch and the piped shell send none); a result or an error.
     const earlier = [
-      ...[2, 3, 4].map((n) => ({ return: "", id: `qmpctl-${n}` })),
+      ...[...earlierIds, "qmpctl-2"].map((id) => ({ return: "", id })),
       { return: "" },
       { error: { class: "GenericError", desc: "dump cut short" } },
     ];
@@ -42,8 +46,23 @@ describe("the greeting and negotiation", () => {
         const result = await exec(server, ...args);
         expect(result).toMatchObject({ code: 0, stderr: "" });
         expect(result.stdout).toBe(args[0] === "query-status" ? '{"status":"paused"}\n' : '"ours"\n');
+        // Our ids are the earlier run's but for the process's tag: without it, its reply would carry our command's.
+        const withoutTag = (ids: unknown[]) => ids.map((id) => (id as string).replace(/^qmpctl-[0-9a-z]+-/, "qmpctl-"));
+        expect(withoutTag(server.requests.map((r) => r.id))).toEqual(withoutTag(earlierIds));
+        expect(server.requests[1].id).not.toBe(earlierIds[1]);
       }
     }
+  });
+
+  test("a peer that answers the pipelined command before qmp_capabilities is served: the reply printed", async () => {
+    const server = serve(async (c) => {
+      c.sendJson(QEMU_GREETING);
+      const [capabilities, command] = [await c.nextRequest(), await c.nextRequest()];
+      c.reply(command, { arch: "x86_64" });
+      c.reply(capabilities, {});
+    });
+    const result = await qmpctl(["-s", server.path, "--timeout", "5s", "exec", "query-target"]);
+    expect(result).toMatchObject({ code: 0, stdout: '{"arch":"x86_64"}\n', stderr: "" });
   });
 
   test("no greeting: exit 3 within --connect-timeout, saying another client may hold the monitor", async () => {
