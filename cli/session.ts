@@ -213,7 +213,12 @@ export function printJson(context: CommandContext, value: unknown): Promise<void
 
 /** A record as an output line's members: with `"socket"` first for one of several targets. */
 export function labelled(context: CommandContext, record: Record<string, unknown>): Record<string, unknown> {
-  return context.target ? { socket: context.target.label, ...record } : record;
+  if (!context.target) return record;
+  // The label first, and its value ours: an event's own top-level "socket" (no QEMU event has one) cannot
+  // pass it off as another target's.
+  const line: Record<string, unknown> = { socket: context.target.label, ...record };
+  line.socket = context.target.label;
+  return line;
 }
 
 /** A line on stderr, `qmpctl: ` and, for one of several targets, its address first. */

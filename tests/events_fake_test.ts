@@ -306,3 +306,23 @@ describe("backpressure", () => {
     expect(result.stdout).toBe('"after the events"\n' + expected);
   });
 });
+
+describe("several targets", () => {
+  test("each event line names the target it came from, whatever socket member the event itself carries", async () => {
+    const script = (c: FakeConnection) =>
+      c.handshake().then(() => {
+        c.sendJson({
+          socket: "/run/vm-other.qmp",
+          event: "SHUTDOWN",
+          data: {},
+          timestamp: { seconds: 1, microseconds: 2 },
+        });
+      });
+    const a = serve(script), b = serve(script);
+    const result = await qmpctl(["-s", a, "-s", b, "events", "--count", "1", "--timeout", "10s"]);
+    expect(result.code).toBe(0);
+    const lines = result.stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+    expect(lines.map((line) => line.socket).sort()).toEqual([a, b].sort());
+    for (const line of lines) expect(Object.keys(line)).toEqual(["socket", "event", "data", "timestamp"]);
+  });
+});
