@@ -371,6 +371,11 @@ function stopOnExit(): void {
   }
 }
 
+/** ssh's words for a connection sshd closed before its handshake (MaxStartups, or a host going down). */
+const DROPPED = /^kex_exchange_identification: (read: Connection reset by peer|Connection closed by remote host)/;
+const DROPPED_HINT = "(sshd drops connections past its MaxStartups when many open at once: share one with " +
+  "ControlMaster, or retry with --wait-socket)";
+
 /** ssh's stderr: its debug lines tell whether a ControlMaster serves; the others are its reasons. */
 class SshStderr {
   /** A ControlMaster holds (or may hold) the forwarding. */
@@ -437,9 +442,13 @@ class SshStderr {
     return this.#lines.some((l) => l === "Killed by signal 2.") || this.#partial.trim() === "Killed by signal 2.";
   }
 
-  /** Whether ssh said that the host refused its connection (`ssh: connect to host H port 22: Connection refused`). */
+  /**
+   * Whether ssh said that the host refused its connection (`ssh: connect to host H port 22: Connection
+   * refused`), or that sshd dropped it before the handshake (`kex_exchange_identification: ...`), as it drops
+   * those past its MaxStartups while many open at once: both may be let in on a later try.
+   */
   saidRefused(): boolean {
-    return this.#lines.some((l) => /^ssh: connect to host .*: Connection refused$/.test(l));
+    return this.#lines.some((l) => /^ssh: connect to host .*: Connection refused$/.test(l) || DROPPED.test(l));
   }
 
   /** Whether ssh said that it could not open the channel to the remote socket. */
@@ -453,6 +462,7 @@ class SshStderr {
     this.#partial = "";
     // A long warning (a changed host key): its headline, then its last two lines, which say what failed.
     if (this.#count > this.#lines.length) return [this.#first, ...this.#lines.slice(-2)].join("; ");
+    if (this.#lines.some((l) => DROPPED.test(l))) return `${this.#lines.join("; ")} ${DROPPED_HINT}`;
     if (this.#lines.length > 0) return this.#lines.join("; ");
     return status === undefined || status === null
       ? `${program} ended the connection`

@@ -187,6 +187,27 @@ describe("failures over ssh:// are exit 3 with ssh's own reason", () => {
     }
   });
 
+  test("sshd dropping the connection before its handshake (MaxStartups): said with the way out; --wait-socket retries it", async () => {
+    const busy = await startSshd({ maxStartups: 1 });
+    // One connection that never speaks holds sshd's only handshake place: the next one is dropped.
+    const held = await Bun.connect({ hostname: "127.0.0.1", port: busy.port, socket: { data() {} } });
+    try {
+      const busyEnv = { ...env, QMPCTL_SSH_COMMAND: `ssh -F '${busy.sshConfig}'` };
+      const result = await qmpctl(["-s", viaAlias(), "exec", "query-status"], { env: busyEnv });
+      expect(result.code).toBe(3);
+      expect(result.stderr).toMatch(
+        /^qmpctl: cannot connect to ssh:\/\/vmhost\S+: kex_exchange_identification: .* \(sshd drops connections past its MaxStartups when many open at once: share one with ControlMaster, or retry with --wait-socket\)\n$/,
+      );
+      // Let go within the retries: the run gets in.
+      setTimeout(() => held.end(), 1000);
+      const waited = await qmpctl(["-s", viaAlias(), "--wait-socket", "10s", "exec", "query-status"], { env: busyEnv });
+      expect(waited).toMatchObject({ code: 0, stdout: '{"status":"running","singlestep":false,"running":true}\n' });
+    } finally {
+      held.end();
+      await busy.stop();
+    }
+  });
+
   test("refused authentication", async () => {
     const address = `ssh://nobody@127.0.0.1:${sshd.port}${qemu.socket}`;
     const result = await qmpctl(["-s", address, "exec", "query-status"], { env });

@@ -30,7 +30,8 @@ function keygen(path: string): void {
   if (result.exitCode !== 0) throw new Error(`ssh-keygen failed: ${result.stderr.toString()}`);
 }
 
-export async function startSshd(): Promise<TestSshd> {
+/** `maxStartups`: sshd's MaxStartups, how many connections may be in their handshake at once. */
+export async function startSshd({ maxStartups = 64 } = {}): Promise<TestSshd> {
   const dir = mkdtempSync(join(tmpdir(), "qmpctl-sshd-"));
   const port = freePort();
   keygen(join(dir, "host_key"));
@@ -51,7 +52,7 @@ export async function startSshd(): Promise<TestSshd> {
       "StrictModes no",
       "UsePAM no",
       "AllowStreamLocalForwarding yes",
-      "MaxStartups 64",
+      `MaxStartups ${maxStartups}`,
       "MaxSessions 64",
       "Subsystem sftp internal-sftp", // Ansible copies its modules over sftp
       "PrintMotd no",
