@@ -120,7 +120,10 @@ async function main(): Promise<number> {
   const sockets = options.list("socket");
   for (const socket of sockets) {
     if (socket.includes("://") && isGlob(socket)) {
-      throw new UsageError(`'${socket}': a glob is not expanded over ssh:// (give each socket with -s)`);
+      throw new UsageError(
+        `'${socket}': a glob is not expanded over ssh:// (give each socket with -s; a path whose name holds * or ? ` +
+          "is taken as written from QMPCTL_SOCKET)",
+      );
     }
   }
   if (sockets.length === 0) await checkedEnv(name === "ga" ? "QMPCTL_GA_SOCKET" : "QMPCTL_SOCKET");

@@ -233,7 +233,7 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
     [
       "a glob in an ssh:// address (not expanded on the remote host)",
       ["-s", "ssh://vmhost/run/qemu/*.qmp", "exec", "query-status"],
-      /^qmpctl: 'ssh:\/\/vmhost\/run\/qemu\/\*\.qmp': a glob is not expanded over ssh:\/\/ \(give each socket with -s\)$/,
+      /^qmpctl: 'ssh:\/\/vmhost\/run\/qemu\/\*\.qmp': a glob is not expanded over ssh:\/\/ \(give each socket with -s; a path whose name holds \* or \? is taken as written from QMPCTL_SOCKET\)$/,
     ],
     ["a word without =", ["exec", "qom-get", "path=/", "property"], /^qmpctl: 'property' is not KEY=VALUE$/],
     ["an empty key", ["exec", "qom-get", "=x"], /^qmpctl: '=x' has an empty key$/],
