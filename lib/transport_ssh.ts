@@ -92,6 +92,10 @@ export async function connectSsh(
     processRuntime(),
   ]);
   if (address.path.includes(":")) throw new AddressError(`'${address.text}': ssh cannot forward a path with ':'`);
+  // ssh reads its -L option up to the line end: a path with one would be misread (a garbled failure).
+  if (/[\n\r]/.test(address.path)) {
+    throw new AddressError(`${JSON.stringify(address.text)}: ssh cannot forward a path with a line end`);
+  }
   // ssh expands ${NAME} from its own environment in a -L socket path, and has no way to write it literally.
   if (address.path.includes("${")) {
     throw new AddressError(`'${address.text}': ssh would expand the \${...} in its path`);

@@ -644,6 +644,15 @@ describe("odd remote paths", () => {
     }
   });
 
+  test("a line end in the remote path is refused before ssh runs: ssh would misread its option", async () => {
+    const address = `ssh://vmhost${runDir}/a\nb.sock`;
+    expect(await qmpctl(["-s", address, "exec", "query-status"], { env })).toMatchObject({
+      code: 2,
+      stdout: "",
+      stderr: `qmpctl: ${JSON.stringify(address)}: ssh cannot forward a path with a line end\n`,
+    });
+  });
+
   test("${NAME} in the remote path is refused: ssh would expand it from the local environment", async () => {
     const address = `ssh://vmhost${runDir}/\${HOME}.sock`;
     expect(await qmpctl(["-s", address, "exec", "query-status"], { env })).toMatchObject({
