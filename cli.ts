@@ -207,7 +207,8 @@ async function unknownCommand(name: string, options: ParsedOptions, helpAsked = 
   const qmpHint = helpAsked
     ? `; QEMU's own commands are described by: qmpctl describe ${name}`
     : `; a QMP command goes after exec: qmpctl exec ${name}`;
-  const names = [...Object.keys(COMMANDS), "help"]; // help is answered before the table is looked at
+  // help is answered before the table is looked at; `help hlep` is not meant as help's own help.
+  const names = helpAsked ? Object.keys(COMMANDS) : [...Object.keys(COMMANDS), "help"];
   const hint = didYouMean(name, names) || ` (commands: ${names.join(", ")}${qmpName ? qmpHint : ""})`;
   throw new UsageError(`unknown command '${name}'${hint}`);
 }

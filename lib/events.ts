@@ -44,7 +44,8 @@ export interface SubscribeOptions {
    * Keep at most this many events, then end (they are still delivered).
    * Default: no limit. A connection that ends before they all came ends the
    * subscription too: once the queued events are read, `next` (a `for await`)
-   * throws DisconnectedError, so the loop's end means they came; `nextBatch`,
+   * throws DisconnectedError (or the error that broke the connection), so the
+   * loop's end means they came; `nextBatch`,
    * whose callers count what came (qmpctl's waits say how many of N), resolves
    * to `[]` as at any end.
    */

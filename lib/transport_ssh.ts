@@ -375,10 +375,14 @@ function stopOnExit(): void {
   }
 }
 
-/** ssh's words for a connection sshd closed before its handshake (MaxStartups, or a host going down). */
-const DROPPED = /^kex_exchange_identification: (read: Connection reset by peer|Connection closed by remote host)/;
+/**
+ * ssh's words for a connection sshd closed before its handshake (MaxStartups, or a host going down);
+ * OpenSSH before 8.2 says ssh_exchange_identification.
+ */
+const DROPPED =
+  /^(?:kex|ssh)_exchange_identification: (?:read: Connection reset by peer|Connection closed by remote host)/;
 const DROPPED_HINT = "(sshd drops connections past its MaxStartups when many open at once: share one with " +
-  "ControlMaster, or retry with --wait-socket)";
+  "ControlMaster, or try again)";
 
 /** ssh's stderr: its debug lines tell whether a ControlMaster serves; the others are its reasons. */
 class SshStderr {

@@ -170,6 +170,11 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
     ],
     ["help for an unknown command", ["help", "frobnicate"], /^qmpctl: unknown command 'frobnicate'/],
     [
+      "help for a mistyped help: not pointed back at help",
+      ["help", "hlep"],
+      /^qmpctl: unknown command 'hlep' \(commands: exec, /,
+    ],
+    [
       "help for a QMP command, which describe describes",
       ["help", "query-status"],
       /^qmpctl: unknown command 'query-status' \(commands: .*; QEMU's own commands are described by: qmpctl describe query-status\)$/,

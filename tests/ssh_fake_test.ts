@@ -183,3 +183,17 @@ test("at the descriptor limit (ulimit -n), ssh:// ends in one line, exit 3 (or w
     expect({ limit, left: readdirSync(tmp) }).toEqual({ limit, left: [] });
   }
 }, 30_000);
+
+test("an older ssh's words for a connection sshd dropped before its handshake get the same hint", async () => {
+  const script = join(dir, "dropped_ssh.sh");
+  writeFileSync(script, 'echo "ssh_exchange_identification: read: Connection reset by peer" >&2; exit 255\n');
+  const result = await qmpctl(["-s", "ssh://host/run/vm.qmp", "exec", "query-status"], {
+    env: { QMPCTL_SSH_COMMAND: `sh ${script}`, TMPDIR: dir },
+  });
+  expect(result).toMatchObject({
+    code: 3,
+    stderr: "qmpctl: cannot connect to ssh://host/run/vm.qmp: ssh_exchange_identification: read: Connection reset " +
+      "by peer (sshd drops connections past its MaxStartups when many open at once: share one with ControlMaster, " +
+      "or try again)\n",
+  });
+});

@@ -196,7 +196,7 @@ describe("failures over ssh:// are exit 3 with ssh's own reason", () => {
       const result = await qmpctl(["-s", viaAlias(), "exec", "query-status"], { env: busyEnv });
       expect(result.code).toBe(3);
       expect(result.stderr).toMatch(
-        /^qmpctl: cannot connect to ssh:\/\/vmhost\S+: kex_exchange_identification: .* \(sshd drops connections past its MaxStartups when many open at once: share one with ControlMaster, or retry with --wait-socket\)\n$/,
+        /^qmpctl: cannot connect to ssh:\/\/vmhost\S+: kex_exchange_identification: .* \(sshd drops connections past its MaxStartups when many open at once: share one with ControlMaster, or try again\)\n$/,
       );
       // Let go within the retries: the run gets in.
       setTimeout(() => held.end(), 1000);
