@@ -34,7 +34,7 @@ import {
   UnparsedRequestError,
 } from "./errors.ts";
 import { isRawNumber, requestJson } from "./exact_json.ts";
-import { type EventFilter, EventSubscription, type QmpEvent, type SubscribeOptions } from "./events.ts";
+import { awaitedEvents, type EventFilter, EventSubscription, type QmpEvent, type SubscribeOptions } from "./events.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES, JsonFramer } from "./framing.ts";
 import { refusedByQemuParser, surelyParsed } from "./parser_limits.ts";
 import { connectTransport, type Transport, type TransportOptions } from "./transport.ts";
@@ -349,7 +349,7 @@ export class QmpClient {
     const subscription = this.events(filter, { signal: options.signal, limit: 1 });
     const [event] = await subscription.nextBatch();
     if (event) return event;
-    const what = filter.names?.length ? `event ${filter.names.join(" or ")}` : "an event";
+    const what = awaitedEvents(filter.names);
     throw this.failure ?? new DisconnectedError(`the connection to ${this.address.text} ended before ${what}`);
   }
 
@@ -589,9 +589,9 @@ export class QmpClient {
     // and the piped shell send none), or with a caller's (alike from run to run), is dropped; one with an id of
     // our own (ID_PREFIX: no earlier client had it) is ours, from a peer that answers out of order.
     if (this.capabilitiesId !== undefined) {
-      if (m.id !== this.capabilitiesId) {
-        if (!("id" in m && this.pending.get(idKey(m.id))?.ownId)) return;
-      } else this.capabilitiesId = undefined; // answered (the replies in the same read come before any continuation)
+      // Answered: the replies in the same read come before any continuation.
+      if (m.id === this.capabilitiesId) this.capabilitiesId = undefined;
+      else if (!("id" in m && this.pending.get(idKey(m.id))?.ownId)) return;
     }
     if ("id" in m) {
       const key = idKey(m.id);

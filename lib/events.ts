@@ -69,6 +69,11 @@ export function eventMatcher(filter: EventFilter = {}): (event: QmpEvent) => boo
 
 export { isGlob };
 
+/** What a wait for events named `names` awaits, for a message: `event STOP or RESUME`, or `an event`. */
+export function awaitedEvents(names: readonly string[] | undefined): string {
+  return names?.length ? `event ${names.join(" or ")}` : "an event";
+}
+
 /** @ignore Internal: how a subscription tells its client about its queue. */
 export interface SubscriptionHooks {
   /** The subscription ended (it no longer takes events). */
@@ -267,10 +272,9 @@ export class EventSubscription implements AsyncIterableIterator<QmpEvent> {
 
   /** What a wait cut short says: how the connection ended, before what, and how many came of several. */
   private cutShortMessage(): string {
-    const { limit, names } = this;
-    const awaited = names?.length ? `event ${names.join(" or ")}` : "an event";
+    const { limit } = this;
     const came = limit > 1 ? `; ${limit - this.remaining} of ${limit} came` : "";
-    return `${this.cutShort} before ${awaited}${came}`;
+    return `${this.cutShort} before ${awaitedEvents(this.names)}${came}`;
   }
 
   /** Resolve every waiting read, which then looks at the queue again. */
