@@ -194,7 +194,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
   },
   shell: {
     summary: "interactive QMP shell (--hmp: human monitor); runs piped lines as a script",
-    options: [{ name: "hmp", help: "run each line on the human monitor (human-monitor-command)" }],
+    options: [{ name: "hmp", short: "H", help: "run each line on the human monitor (human-monitor-command)" }],
     refuses: ONE_TARGET,
     load: () => import("./shell.ts"),
   },

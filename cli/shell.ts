@@ -4,7 +4,7 @@ import { UsageError } from "./options.ts";
 import type { CommandContext } from "./session.ts";
 
 export const help = (): string =>
-  `Usage: qmpctl shell [--hmp] [options]
+  `Usage: qmpctl shell [-H|--hmp] [options]
 
 An interactive shell on a QEMU monitor, the successor of QEMU's qmp-shell.
 Type a QMP command with KEY=VALUE arguments, typed as in 'qmpctl exec'

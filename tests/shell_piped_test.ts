@@ -271,6 +271,30 @@ transaction actions=[${action("j2")}]
     expect(lines.length).toBe(4);
     expect(code).toBe(1);
   });
+
+  test("-H is --hmp, as in qmp-shell", async () => {
+    const { code, stdout } = await shell("info status\n", ["-H"]);
+    expect(stdout).toBe('{"return":"VM status: running\\n"}\n');
+    expect(code).toBe(0);
+  });
+
+  test("a JSON object of arguments after the command: an error line that spells the raw QMP line to type", async () => {
+    const { code, stdout } = await shell('query-name {"a": 1}\nquery-name --args {"a": 1}\n');
+    const line =
+      `{"error":{"class":"ArgumentError","desc":"'{\\"a\\": 1}' is not KEY=VALUE (a line that starts with { ` +
+      `is sent as QMP: {\\"execute\\": \\"query-name\\", \\"arguments\\": {\\"a\\": 1}})"}}\n`;
+    expect(stdout).toBe(line + line); // not the CLI's --args, which the shell has not
+    expect(code).toBe(1);
+  });
+
+  test(") outside a transaction is an error line, not sent to QEMU as a command", async () => {
+    const { code, stdout } = await shell(")\nquery-name\n");
+    expect(stdout).toBe(
+      '{"error":{"class":"UsageError","desc":"no transaction is open: ) ends one that transaction( began"}}\n' +
+        '{"return":{"name":"vm1"}}\n',
+    );
+    expect(code).toBe(1);
+  });
 });
 
 test("piped, the shell sends only the lines' commands (no query-name for a prompt it does not show)", async () => {

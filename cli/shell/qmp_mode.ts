@@ -93,7 +93,13 @@ export class QmpMode implements ShellMode {
         this.#failedActions = 0;
         return words.length > 1 ? await this.#transactionLine(words.slice(1), signal) : NOTHING;
       }
+      if (words[0] === ")") throw new UsageError("no transaction is open: ) ends one that transaction( began");
       const [command, ...rest] = words;
+      const object = rest.find((word) => word.startsWith("{"));
+      if (object !== undefined) { // the CLI's --args, which the shell has not: the raw line says the same
+        const raw = `{"execute": ${JSON.stringify(command)}, "arguments": ${object}}`;
+        throw new ArgumentError(`'${object}' is not KEY=VALUE (a line that starts with { is sent as QMP: ${raw})`);
+      }
       const args = rest.length > 0 ? await this.#schema.arguments(command, rest, signal) : undefined;
       return await this.#context.execute(command, args, signal);
     } catch (error) {
