@@ -44,7 +44,7 @@ describe("qmpctl shell --hmp on a terminal", () => {
     expect(await enter("cpu 7")).toEqual(["(QEMU) cpu 7", "GenericError: Parameter 'cpu-index' expects a CPU number"]);
     expect(await enter("cpu 9007199254740993")).toEqual([
       "(QEMU) cpu 9007199254740993",
-      "UsageError: usage: cpu N (a CPU index)",
+      "ArgumentError: usage: cpu N (a CPU index)",
     ]);
     expect(await cpus()).toEqual(["  CPU #0: …", "* CPU #1: …"]);
     expect(await enter("cpu 0", 0)).toEqual(["(QEMU) cpu 0"]);

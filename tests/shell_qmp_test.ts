@@ -313,11 +313,12 @@ describe("qmpctl shell on a terminal", () => {
       ]);
       expect(await enterAction("transaction(")).toEqual([
         "TRANS> transaction(",
-        `UsageError: a transaction is open: end it with ) before another${refused}`,
+        `ArgumentError: a transaction is open: end it with ) before another${refused}`,
       ]);
       expect(await enter(terminal, ")")).toEqual([
         "TRANS> )",
-        "UsageError: the transaction was not sent: 3 of its lines made no action",
+        "ArgumentError: unknown transaction action 'bogus-cmd'; the transaction was not sent: 3 of its lines made no " +
+        "action",
       ]);
     }, 160);
   });
@@ -339,7 +340,7 @@ describe("qmpctl shell on a terminal", () => {
         "(vm1) help query-stauts",
         "ArgumentError: unknown command 'query-stauts' (did you mean query-stats or query-status?)",
       ]);
-      expect(await enter(terminal, "help x=1 y=2")).toEqual(["(vm1) help x=1 y=2", "UsageError: usage: help [CMD]"]);
+      expect(await enter(terminal, "help x=1 y=2")).toEqual(["(vm1) help x=1 y=2", "ArgumentError: usage: help [CMD]"]);
       await terminal.type("help query-sta"); // CMD completes
       await terminal.press("Tab");
       await terminal.waitForLastLine("(vm1) help query-stat");

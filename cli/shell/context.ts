@@ -7,7 +7,6 @@
  */
 import type { QmpClient } from "../../lib/client.ts";
 import { ArgumentError, CommandError, UnparsedRequestError } from "../../lib/errors.ts";
-import { UsageError } from "../options.ts";
 import type { Completion } from "./completion.ts";
 
 /** What running one line came to. */
@@ -17,7 +16,14 @@ export type Outcome =
   | { kind: "note"; text: string } // a local command's answer, for people
   | { kind: "return"; value: unknown; id?: unknown } // a QMP command's return value (and a raw line's own id)
   | { kind: "text"; text: string; note?: string } // the human monitor's text (and, for people, a note after it)
-  | { kind: "error"; error: { class: string; desc: string; [member: string]: unknown }; id?: unknown }; // QEMU's, whole
+  // QEMU's error, whole; or qmpctl's for a line not sent (inTransaction: a line that made no action, which
+  // the transaction's `)` line names again)
+  | {
+    kind: "error";
+    error: { class: string; desc: string; [member: string]: unknown };
+    id?: unknown;
+    inTransaction?: true;
+  };
 
 export const NOTHING: Outcome = { kind: "none" };
 
@@ -128,23 +134,27 @@ export class ShellContext {
     switch (words[0]) {
       case "quit":
       case "exit": // a word after it is a slip, not a reason to leave
-        return words.length === 1 ? { kind: "quit" } : localError(new UsageError(`usage: ${words[0]} (no words)`));
+        return words.length === 1 ? { kind: "quit" } : localError(new ArgumentError(`usage: ${words[0]} (no words)`));
       case "events":
         if (words.length === 1) return { kind: "note", text: `events are ${this.eventsOn ? "on" : "off"}` };
         if (words.length === 2 && (words[1] === "on" || words[1] === "off")) {
           this.eventsOn = words[1] === "on";
           return { kind: "note", text: `events ${words[1]}` };
         }
-        return localError(new UsageError("usage: events [on|off]"));
+        return localError(new ArgumentError("usage: events [on|off]"));
     }
     return undefined;
   }
 }
 
-/** A line that could not be sent as written, as an `error` outcome; other errors are thrown on. */
+/**
+ * A line that could not be sent as written, as an `error` outcome of class
+ * ArgumentError (qmpctl's, not one of QEMU's: the line was not sent); other
+ * errors are thrown on.
+ */
 export function localError(error: unknown): Outcome {
-  if (error instanceof ArgumentError || error instanceof UsageError) {
-    return { kind: "error", error: { class: error.name, desc: error.message } };
+  if (error instanceof ArgumentError) {
+    return { kind: "error", error: { class: "ArgumentError", desc: error.message } };
   }
   throw error;
 }

@@ -10,7 +10,6 @@
 import { hmpArguments, hmpText, parseCpuIndex } from "../../lib/hmp.ts";
 import { type Completion, matching, wordsBefore } from "./completion.ts";
 import { localError, type Outcome, type ShellContext, type ShellMode } from "./context.ts";
-import { UsageError } from "../options.ts";
 import { ArgumentError } from "../../lib/errors.ts";
 
 export const HMP_LOCAL_HELP = `Local to qmpctl shell --hmp:
@@ -68,7 +67,7 @@ export class HmpMode implements ShellMode {
   /** `cpu N`: checked by running a harmless command on that CPU first, as qmp-shell does. */
   async #selectCpu(words: string[], signal: AbortSignal): Promise<Outcome> {
     const cpu = words.length === 2 ? parseCpuIndex(words[1]) : undefined;
-    if (cpu === undefined) return localError(new UsageError("usage: cpu N (a CPU index)"));
+    if (cpu === undefined) return localError(new ArgumentError("usage: cpu N (a CPU index)"));
     const check = await this.#send("info version", cpu, signal);
     if (check.kind === "error") return check;
     this.#cpu = cpu;

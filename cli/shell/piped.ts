@@ -170,6 +170,8 @@ export async function runPiped(options: PipedOptions): Promise<number> {
       const outcome = entry.settled!;
       // A raw line's own id is in its reply: a script matches replies to its lines by it.
       const response = wholeResponse(outcome);
+      // A transaction's line that made no action: its `)` line fails naming it, one result line for the transaction.
+      if (outcome.kind === "error" && outcome.inTransaction) continue;
       if (outcome.kind === "error") {
         failed = true;
         // The error in words on stderr too (batch), its description cut at MAX_NOTE_DESC characters.
@@ -219,8 +221,8 @@ export async function runPiped(options: PipedOptions): Promise<number> {
     if (mode.cancel()) { // its result line, in its place: the last
       const desc = "the input ended inside transaction( ... ): it was not sent";
       print(
-        { error: { class: "UsageError", desc } },
-        options.nameLines ? `end of input: UsageError: ${desc}` : undefined,
+        { error: { class: "ArgumentError", desc } },
+        options.nameLines ? `end of input: ArgumentError: ${desc}` : undefined,
       );
       failed = true;
     }

@@ -9,7 +9,6 @@
 import { parseArgumentsJson } from "../../lib/args.ts";
 import { didYouMean } from "../../lib/closest.ts";
 import { ArgumentError, CommandError } from "../../lib/errors.ts";
-import { UsageError } from "../options.ts";
 import { type Completion, matching, NO_COMPLETION, wordsBefore } from "./completion.ts";
 import { localError, NOTHING, type Outcome, type ShellContext, type ShellMode } from "./context.ts";
 import { SchemaView, signature, withSchema } from "../../lib/schema/mod.ts";
@@ -52,6 +51,8 @@ export class QmpMode implements ShellMode {
   #actions?: Action[];
   /** Lines of that transaction that made no action: it is then not sent (all or nothing). */
   #failedActions = 0;
+  /** Why the first of them made none, for the line of the `)` that does not send it. */
+  #firstFailure?: string;
 
   /** @param name what the prompt shows: the VM's name, or QEMU */
   constructor(context: ShellContext, name: string) {
@@ -78,6 +79,7 @@ export class QmpMode implements ShellMode {
     const trimmed = line.trim();
     if (trimmed === "" || trimmed.startsWith("#")) return NOTHING;
     try {
+      if (trimmed.startsWith("[")) throw new ArgumentError("a raw QMP line is one JSON object ({...}), not an array");
       if (trimmed.startsWith("{")) {
         return this.#actions ? this.#addAction(jsonObject(trimmed)) : await this.#raw(trimmed, signal);
       }
@@ -91,9 +93,10 @@ export class QmpMode implements ShellMode {
       if (words[0] === "transaction(") {
         this.#actions = [];
         this.#failedActions = 0;
+        this.#firstFailure = undefined;
         return words.length > 1 ? await this.#transactionLine(words.slice(1), signal) : NOTHING;
       }
-      if (words[0] === ")") throw new UsageError("no transaction is open: ) ends one that transaction( began");
+      if (words[0] === ")") throw new ArgumentError("no transaction is open: ) ends one that transaction( began");
       const [command, ...rest] = words;
       const object = rest.find((word) => word.startsWith("{"));
       if (object !== undefined) { // the CLI's --args, which the shell has not: the raw line says the same
@@ -111,13 +114,22 @@ export class QmpMode implements ShellMode {
     return this.#failed(new ArgumentError(reason));
   }
 
-  /** A line that was not run, as its error outcome; in a transaction, one that made no action. */
+  /**
+   * A line that was not run, as its error outcome; in a transaction, one that made no action, which the
+   * `)` line's error names again: piped lines print only that one, one line for the transaction.
+   */
   #failed(error: unknown): Outcome {
     if (!this.#actions) return localError(error);
-    this.#failedActions++; // the transaction will not go
-    const outcome = localError(error);
-    if (outcome.kind === "error") outcome.error.desc += " (so the transaction will not be sent)";
-    return outcome;
+    const outcome = localError(error) as Extract<Outcome, { kind: "error" }>;
+    this.#counted(outcome.error.desc);
+    outcome.error.desc += " (so the transaction will not be sent)";
+    return { ...outcome, inTransaction: true };
+  }
+
+  /** A line of the open transaction made no action, for `why`: the transaction will not go. */
+  #counted(why: string): void {
+    this.#failedActions++;
+    this.#firstFailure ??= why;
   }
 
   /**
@@ -127,7 +139,7 @@ export class QmpMode implements ShellMode {
    */
   async #help(words: string[], signal: AbortSignal): Promise<Outcome> {
     if (words.length === 0) return { kind: "note", text: QMP_HELP };
-    if (words.length > 1) return localError(new UsageError("usage: help [CMD]"));
+    if (words.length > 1) return localError(new ArgumentError("usage: help [CMD]"));
     const [command] = words;
     try {
       const text = await withSchema(this.#context.client, { signal, scope: { command } }, (schema) => {
@@ -149,21 +161,21 @@ export class QmpMode implements ShellMode {
   async #transactionLine(words: string[], signal: AbortSignal): Promise<Outcome> {
     const close = words.at(-1) === ")";
     const body = close ? words.slice(0, -1) : words;
-    let failure = "";
     if (body.length > 0) {
       const action = this.#action(body, signal).then((action) => this.#addAction(action));
       if (!close) return await action; // its error is counted by run()
-      failure = await action.then(() => "", (error) => {
+      await action.catch((error) => {
         localError(error); // throws what is not the line's own fault (a lost connection)
-        return `${(error as Error).message}; `;
+        this.#counted((error as Error).message);
       });
-      if (failure) this.#failedActions++;
     }
     if (!close) return NOTHING;
     const actions = this.#actions!, failed = this.#failedActions;
     this.#actions = undefined;
     if (failed > 0) { // sent without them, QEMU would apply the rest: all or nothing
-      throw new UsageError(`${failure}the transaction was not sent: ${failed} of its lines made no action`);
+      throw new ArgumentError(
+        `${this.#firstFailure}; the transaction was not sent: ${failed} of its lines made no action`,
+      );
     }
     return this.#context.execute("transaction", { actions }, signal);
   }
@@ -175,7 +187,7 @@ export class QmpMode implements ShellMode {
    * without a schema); its data typed as the command of that name's arguments.
    */
   async #action([type, ...words]: string[], signal: AbortSignal): Promise<Action> {
-    if (type === "transaction(") throw new UsageError("a transaction is open: end it with ) before another");
+    if (type === "transaction(") throw new ArgumentError("a transaction is open: end it with ) before another");
     const types = await this.#schema.actionTypes(signal).catch((error) => {
       if (signal.aborted) throw error; // Ctrl-C: the line is dropped
       return undefined; // no schema (QEMU before 2.5): QEMU checks the type
