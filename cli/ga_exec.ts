@@ -175,7 +175,7 @@ async function readInput(path: string, signal: AbortSignal): Promise<Uint8Array>
   }
   if (input) return input;
   throw new UsageError(
-    `--stdin: ${path} holds more than the agent takes in one guest-exec (48 MiB less 1 KiB: ` +
+    `--stdin: ${path === "-" ? "stdin" : path} holds more than the agent takes in one guest-exec (48 MiB less 1 KiB: ` +
       `${MAX_INPUT_BYTES} bytes): copy it with 'ga cp' instead`,
   );
 }

@@ -216,6 +216,10 @@ describe("ga exec", () => {
     expect(endless.stderr).toContain(
       "/dev/zero holds more than the agent takes in one guest-exec (48 MiB less 1 KiB: 50330624 bytes)",
     );
+    // qmpctl's own stdin (-) is named as stdin
+    const piped = await qmpctlInShell('"$0" -s /nonexistent/ga.sock ga exec --stdin - -- cat </dev/zero');
+    expect(piped.code).toBe(2);
+    expect(piped.stderr).toStartWith("qmpctl: --stdin: stdin holds more than the agent takes in one guest-exec");
   });
 
   test(
