@@ -1,6 +1,6 @@
 /** `--args JSON` and `--args -` (the object's text from stdin), for exec and ga. @module */
 import { isBlank, parseArgumentsJson } from "../lib/args.ts";
-import { ArgumentError, QmpError } from "../lib/errors.ts";
+import { ArgumentError, NotKeyValueError, QmpError } from "../lib/errors.ts";
 import { MAX_TOKEN_SIZE } from "../lib/parser_limits.ts";
 import { decodeUtf8, showInvalidUtf8 } from "../lib/utf8.ts";
 import { readStdinBytes } from "./io/input.ts";
@@ -12,7 +12,15 @@ import { readStdinBytes } from "./io/input.ts";
 export async function argsObject(argsText: string, signal: AbortSignal): Promise<Record<string, unknown>> {
   return argsText === "-"
     ? parseArgumentsJson(await readArgsFromStdin(signal), "--args -")
-    : parseArgumentsJson(argsText);
+    : parseArgumentsJson(argsText, "--args");
+}
+
+/** A word that is no KEY=VALUE but a JSON object (`exec blockdev-add '{...}'`): the error says where it goes. */
+export function withArgsHint(error: unknown): unknown {
+  if (error instanceof NotKeyValueError && error.word.trimStart().startsWith("{")) {
+    error.message += " (a JSON object of arguments goes with --args)";
+  }
+  return error;
 }
 
 /**

@@ -1,7 +1,7 @@
 /** `qmpctl describe NAME`: a command or event, its arguments and types. @module */
 import { exitStatusHelp } from "./exit_status.ts";
 import { isGlob } from "../lib/glob.ts";
-import { describe, globNotName, withSchema } from "../lib/schema/mod.ts";
+import { describe, withSchema } from "../lib/schema/mod.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, printJson, withClient } from "./session.ts";
 
@@ -39,7 +39,12 @@ ${
 export async function run(context: CommandContext): Promise<number> {
   if (context.words.length !== 1) throw new UsageError("describe takes one NAME (a command or an event)");
   const [name] = context.words;
-  if (isGlob(name)) throw new UsageError(globNotName(name)); // before connecting: no schema needed to tell
+  if (isGlob(name)) { // before connecting: no schema needed to tell
+    throw new UsageError(
+      `describe takes one name, not a glob ('${name}'): qmpctl commands '${name}' --long lists the commands ` +
+        `it matches with their arguments, and qmpctl commands --events '${name}' --long the events`,
+    );
+  }
   return await withClient(context, async (client) => {
     const options = { signal: context.signal, checkCommands: true };
     await printJson(context, await withSchema(client, options, (schema) => describe(schema, name)));

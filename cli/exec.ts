@@ -1,7 +1,7 @@
 /** `qmpctl exec CMD [KEY=VALUE ...] [--args JSON|-]`. @module */
 import type { QmpClient } from "../lib/client.ts";
 import { exitStatusHelp, formatTable } from "./exit_status.ts";
-import { CommandError } from "../lib/errors.ts";
+import { CommandError, NotKeyValueError } from "../lib/errors.ts";
 import { OutputError } from "./io/output.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, executeAndPrint, formatJson, withClient } from "./session.ts";
@@ -136,7 +136,7 @@ export async function run(context: CommandContext): Promise<number> {
   try {
     args = typing?.untypedArguments(words, base); // malformed words: nothing sent
   } catch (error) {
-    throw withHmpHint(error, command, words);
+    throw withHmpHint((await import("./args_stdin.ts")).withArgsHint(error), command, words);
   }
   const typed = typing && args === undefined; // words the schema types (their form checked above)
   const { options } = context;
@@ -186,7 +186,7 @@ export async function run(context: CommandContext): Promise<number> {
  */
 function withHmpHint(error: unknown, command: string, words: readonly string[]): unknown {
   const hmpOnly = ["info", "help", "savevm", "loadvm", "delvm", "sendkey", "drive_add", "drive_del"];
-  if (!(error instanceof Error) || !error.message.includes("is not KEY=VALUE") || !hmpOnly.includes(command)) {
+  if (!(error instanceof NotKeyValueError) || !hmpOnly.includes(command)) {
     return error;
   }
   error.message += ` (${command} is an HMP command: qmpctl hmp '${[command, ...words].join(" ")}')`;

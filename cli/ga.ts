@@ -5,7 +5,7 @@ import { AGENT_COMMANDS_WITHOUT_REPLY, type GuestAgent } from "../lib/agent_clie
 import { didYouMean } from "../lib/closest.ts";
 import { CommandError } from "../lib/errors.ts";
 import { agentAddress, connectAgent } from "./ga_connect.ts";
-import { argsObject } from "./args_stdin.ts";
+import { argsObject, withArgsHint } from "./args_stdin.ts";
 import { AGENT_COMMAND, agentForm, formRefuses } from "./ga_forms.ts";
 import { findOption, UsageError } from "./options.ts";
 import { cleaningUpOnFatalSignal } from "./io/signals.ts";
@@ -147,7 +147,11 @@ async function runAgentCommand(context: CommandContext, command: string, words: 
   agentAddress(context); // no address: a usage error before anything is read
   const argsText = context.options.text("args");
   const base = argsText === undefined ? undefined : await argsObject(argsText, context.signal);
-  const args = words.length > 0 ? await typeAgentArguments(command, words, base) : base;
+  const args = words.length > 0
+    ? await typeAgentArguments(command, words, base).catch((error) => {
+      throw withArgsHint(error);
+    })
+    : base;
   const agent = await connectAgent(context);
   try {
     const render = (value: unknown) => formatJson(value, context.global.pretty);

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { ArgumentError } from "./errors.ts";
+import { ArgumentError, NotKeyValueError } from "./errors.ts";
 import { parseExact } from "./exact_json.ts";
 import { MAX_NESTING } from "./framing.ts";
 import { keyGivenTwice } from "./json_keys.ts";
@@ -73,10 +73,7 @@ export function splitKeyValueWords(words: readonly string[]): KeyValueWord[] {
   const split: KeyValueWord[] = [];
   for (const word of words) {
     const eq = word.indexOf("=");
-    if (eq < 0) {
-      const hint = word.trimStart().startsWith("{") ? " (a JSON object of arguments goes with --args)" : "";
-      throw new ArgumentError(`'${shown(word)}' is not KEY=VALUE${hint}`);
-    }
+    if (eq < 0) throw new NotKeyValueError(word, `'${shown(word)}' is not KEY=VALUE`);
     const raw = eq > 0 && word[eq - 1] === ":";
     const key = word.slice(0, raw ? eq - 1 : eq);
     if (key === "") throw new ArgumentError(`'${shown(word)}' has an empty key`);
@@ -217,10 +214,10 @@ export function isBlank(text: string): boolean {
 }
 
 /**
- * Parse the text of `--args`: one JSON object.
+ * Parse an arguments object's text (`source` names it in messages: `--args`).
  * @throws {ArgumentError} saying where the JSON broke, or that it is not an object
  */
-export function parseArgumentsJson(text: string, source = "--args"): Record<string, unknown> {
+export function parseArgumentsJson(text: string, source: string): Record<string, unknown> {
   if (isBlank(text)) {
     throw new ArgumentError(`${source} holds no JSON, only blanks or nothing (an object is needed: {} for none)`);
   }

@@ -8,7 +8,8 @@
  * ```text
  * QmpError                  code QMP           itself: a subscription's `where` filter threw (the cause)
  * ├── AddressError          code ADDRESS       the address string has no known form
- * ├── ArgumentError         code ARGUMENT      a KEY=VALUE word or --args JSON is malformed
+ * ├── ArgumentError         code ARGUMENT      a KEY=VALUE word or an arguments object's JSON is malformed
+ * │   └── NotKeyValueError  code ARGUMENT    a word that should be KEY=VALUE has no `=` (its `word`)
  * ├── ConnectionError       code CONNECTION    cannot connect (ENOENT, ECONNREFUSED, EACCES, ...)
  * │   └── ConnectTimeoutError  code CONNECT_TIMEOUT  no connection/greeting/negotiation in time
  * ├── GreetingError         code GREETING      the first message is not a QMP greeting, or not JSON at all
@@ -66,6 +67,20 @@ export class ArgumentError extends QmpError {
   override readonly code = "ARGUMENT";
   /** `"ArgumentError"`. */
   override name = "ArgumentError";
+}
+
+/**
+ * A word that should be `KEY=VALUE` has no `=`: a caller may say what such a
+ * word meant (`word`). Its code and name are ArgumentError's.
+ */
+export class NotKeyValueError extends ArgumentError {
+  /** The word, as given. */
+  readonly word: string;
+  /** For `word`, with `message` saying what is wrong with it. */
+  constructor(word: string, message: string) {
+    super(message);
+    this.word = word;
+  }
 }
 
 /**

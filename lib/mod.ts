@@ -248,6 +248,7 @@ export {
   GreetingError,
   MessageTooLargeError,
   NegotiationError,
+  NotKeyValueError,
   ProtocolError,
   QmpError,
   TimeoutError,

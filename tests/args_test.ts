@@ -8,7 +8,7 @@ import {
   splitKeyValueWords,
   type ValueTyper,
 } from "../lib/args.ts";
-import { ArgumentError } from "../lib/errors.ts";
+import { ArgumentError, NotKeyValueError } from "../lib/errors.ts";
 
 function errorOf(run: () => unknown): ArgumentError {
   try {
@@ -184,6 +184,13 @@ describe("buildArguments", () => {
     expect(errorOf(() => buildArguments(words)).message).toBe(message);
   });
 
+  test("a word without = is a NotKeyValueError that holds the word; the library names no option of the CLI's", () => {
+    const error = errorOf(() => buildArguments(['{"a": 1}']));
+    expect(error).toBeInstanceOf(NotKeyValueError);
+    expect((error as NotKeyValueError).word).toBe('{"a": 1}');
+    expect(error.message).toBe(`'{"a": 1}' is not KEY=VALUE`);
+  });
+
   test("keys that share a prefix but not a dotted part are distinct", () => {
     expect(buildArguments(["ab=1", "a.b=2", "a.bc=3"])).toEqual({ ab: 1, a: { b: 2, bc: 3 } });
   });
@@ -201,7 +208,7 @@ describe("splitKeyValueWords", () => {
 
 describe("parseArgumentsJson", () => {
   test("an object is returned as is", () => {
-    expect(parseArgumentsJson('{"device": "ide0-hd0", "n": [1]}')).toEqual({ device: "ide0-hd0", n: [1] });
+    expect(parseArgumentsJson('{"device": "ide0-hd0", "n": [1]}', "--args")).toEqual({ device: "ide0-hd0", n: [1] });
   });
 
   test.each([
@@ -214,38 +221,40 @@ describe("parseArgumentsJson", () => {
     ['{\n  "a": [1, 2\n  tru]}', "at line 3, column 3"],
     ['{"a": {"b": [1, ', "at its end"],
   ])("JSON that does not parse, %p, says where it broke: %p", (text, place) => {
-    expect(errorOf(() => parseArgumentsJson(text)).message).toStartWith(`--args: invalid JSON ${place}: `);
+    expect(errorOf(() => parseArgumentsJson(text, "--args")).message).toStartWith(`--args: invalid JSON ${place}: `);
   });
 
   test("text after a whole JSON value is said to follow it, not blamed on the value (the runtime's own words)", () => {
-    expect(errorOf(() => parseArgumentsJson('{"name": "nic1"} x')).message).toBe(
+    expect(errorOf(() => parseArgumentsJson('{"name": "nic1"} x', "--args")).message).toBe(
       "--args: invalid JSON at line 1, column 18: more follows the JSON value (one value is expected)",
     );
-    expect(errorOf(() => parseArgumentsJson('{"a": 1}\n{"b": 2}\n')).message).toBe(
+    expect(errorOf(() => parseArgumentsJson('{"a": 1}\n{"b": 2}\n', "--args")).message).toBe(
       "--args: invalid JSON at line 2, column 1: more follows the JSON value (one value is expected)",
     );
-    expect(errorOf(() => parseArgumentsJson('{"a": 1,}')).message).not.toContain("more follows");
+    expect(errorOf(() => parseArgumentsJson('{"a": 1,}', "--args")).message).not.toContain("more follows");
   });
 
   test("keys written without quotes, as in JavaScript, are said to need them; the engine's 'JSON Parse error' prefix is not repeated", () => {
     for (const [text, key] of [["{path: '/machine'}", "path"], ['{"a": 1, node-name: 2}', "node-name"]]) {
-      const { message } = errorOf(() => parseArgumentsJson(text));
+      const { message } = errorOf(() => parseArgumentsJson(text, "--args"));
       expect(message).toEndWith(` (JSON quotes its keys: {"${key}": ...})`);
       expect(message).not.toContain("JSON Parse error");
     }
     for (const text of ['{"a": tru}', '{"a": [1, foo]}', '{"a": ["{", x]}']) { // a value, not a key
-      expect(errorOf(() => parseArgumentsJson(text)).message).not.toContain("quotes its keys");
+      expect(errorOf(() => parseArgumentsJson(text, "--args")).message).not.toContain("quotes its keys");
     }
   });
 
   test("empty or blank text is said to hold no JSON, not a parse error at its end; other Unicode blanks are JSON errors", () => {
     for (const text of ["", " \n\t\r"]) {
-      expect(errorOf(() => parseArgumentsJson(text)).message).toBe(
+      expect(errorOf(() => parseArgumentsJson(text, "--args")).message).toBe(
         "--args holds no JSON, only blanks or nothing (an object is needed: {} for none)",
       );
     }
     for (const text of ["\u00a0", "\u2028"]) { // JSON's blanks are four: these are not JSON at all
-      expect(errorOf(() => parseArgumentsJson(text)).message).toStartWith("--args: invalid JSON at line 1, column 1: ");
+      expect(errorOf(() => parseArgumentsJson(text, "--args")).message).toStartWith(
+        "--args: invalid JSON at line 1, column 1: ",
+      );
     }
   });
 
@@ -257,7 +266,9 @@ describe("parseArgumentsJson", () => {
   });
 
   test("JSON nested too deep to locate the error still fails cleanly", () => {
-    expect(errorOf(() => parseArgumentsJson("[".repeat(100_000))).message).toStartWith("--args: invalid JSON");
+    expect(errorOf(() => parseArgumentsJson("[".repeat(100_000), "--args")).message).toStartWith(
+      "--args: invalid JSON",
+    );
   });
 
   test.each([
@@ -266,7 +277,7 @@ describe("parseArgumentsJson", () => {
     ["42", "--args must be a JSON object, not 42"],
     ['"x"', '--args must be a JSON object, not "x"'],
   ])("%p is not an object", (text, message) => {
-    expect(errorOf(() => parseArgumentsJson(text)).message).toBe(message);
+    expect(errorOf(() => parseArgumentsJson(text, "--args")).message).toBe(message);
   });
 });
 

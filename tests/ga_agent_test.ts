@@ -104,6 +104,7 @@ describe("ga AGENT-COMMAND against qemu-ga", () => {
         [["guest-exec", "path=/bin/true", "arg=x"], "'arg=x': expected an array"],
         [["guest-file-read", "handle=abc"], "'handle=abc': expected int"],
         [["guest-ping", "novalue"], "'novalue' is not KEY=VALUE"],
+        [["guest-exec", '{"path": "/bin/true"}'], "(a JSON object of arguments goes with --args)"],
         [["guest-ping", "--args", "{bad"], "--args: invalid JSON"],
       ] as const
     ) {

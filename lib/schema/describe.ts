@@ -52,7 +52,7 @@ export function describe(schema: Schema, name: string): Record<string, unknown> 
     };
   }
   const known = [...schema.commandNames(), ...schema.eventNames()];
-  if (isGlob(name)) throw new ArgumentError(globNotName(name));
+  if (isGlob(name)) throw new ArgumentError(`describe takes one name, not a glob ('${name}')`);
   throw new ArgumentError(`'${name}' is neither a command nor an event${didYouMean(name, known)}`);
 }
 
@@ -106,12 +106,6 @@ function memberKey(member: MemberInfo): string {
 export function signature(schema: Schema, command: string): string {
   const info = schema.command(command);
   return info ? membersSignature(schema, info.args) : "";
-}
-
-/** Why `describe` refuses the glob `glob`, and what lists what it matches. */
-export function globNotName(glob: string): string {
-  return `describe takes one name, not a glob ('${glob}'): qmpctl commands '${glob}' --long lists the commands ` +
-    `it matches with their arguments, and qmpctl commands --events '${glob}' --long the events`;
 }
 
 /** An object type's members as KEY=TYPE words (optional ones in brackets): an event's data, a command's arguments. */

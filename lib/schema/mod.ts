@@ -35,6 +35,6 @@ export {
   withSchema,
 } from "./load.ts";
 export { typeArguments } from "./typing.ts";
-export { describe, describeType, globNotName, membersSignature, signature } from "./describe.ts";
+export { describe, describeType, membersSignature, signature } from "./describe.ts";
 export { completeArgumentWord } from "./complete.ts";
 export { SchemaView } from "./view.ts";
