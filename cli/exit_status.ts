@@ -84,8 +84,10 @@ export const MEANINGS: Record<ExitName, ExitMeaning> = {
  * The exit statuses as an indented list, one a line with its whole meaning
  * (the general help, and so the man page's EXIT STATUS).
  */
-export function exitStatusList(names: readonly ExitName[] = Object.keys(EXIT) as ExitName[]): string {
-  return formatTable(names.map((name) => [String(EXIT[name]), MEANINGS[name].long.replaceAll("`", "")]));
+export function exitStatusList(): string {
+  return formatTable(
+    (Object.keys(EXIT) as ExitName[]).map((name) => [String(EXIT[name]), MEANINGS[name].long.replaceAll("`", "")]),
+  );
 }
 
 /**

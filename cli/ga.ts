@@ -9,8 +9,7 @@ import { argsObject, withArgsHint } from "./args_stdin.ts";
 import { AGENT_COMMAND, agentForm, formRefuses } from "./ga_forms.ts";
 import { findOption, UsageError } from "./options.ts";
 import { cleaningUpOnFatalSignal } from "./io/signals.ts";
-import { OutputError } from "./io/output.ts";
-import { type CommandContext, executeAndPrint, formatJson, printJson } from "./session.ts";
+import { type CommandContext, executeAndPrint, formatJson, printRawError } from "./session.ts";
 
 export const help = (): string =>
   `Usage: qmpctl ga AGENT-COMMAND [KEY=VALUE ...] [options]
@@ -159,7 +158,7 @@ async function runAgentCommand(context: CommandContext, command: string, words: 
     // under --raw as any other command's.
     const run = AGENT_COMMANDS_WITHOUT_REPLY.has(command)
       ? agent.execute(command, args, { signal: context.signal, settleMs: context.global.connectTimeoutMs })
-        .catch((error) => printRawError(context, command, error))
+        .catch((error) => printRawError(context, command, error, "the guest agent"))
       : executeAndPrint(context, agent, command, args, render, "return", "the guest agent");
     await run.catch(async (error) => {
       if (error instanceof CommandError && error.errorClass === "CommandNotFound") {
@@ -171,22 +170,6 @@ async function runAgentCommand(context: CommandContext, command: string, words: 
   } finally {
     await agent.close();
   }
-}
-
-/**
- * With --raw, the agent's error answer (`{"error": ...}`) on stdout, as executeAndPrint prints any other
- * command's; then `error` is thrown all the same (exit 1, the error said on stderr).
- */
-async function printRawError(context: CommandContext, command: string, error: unknown): Promise<never> {
-  if (context.global.raw && !context.target && error instanceof CommandError) {
-    await printJson(context, error.response).catch((failure) => {
-      if (failure instanceof OutputError) {
-        failure.message += ` (${command} was run: the guest agent answered it with an error, ${error.message})`;
-      }
-      throw failure;
-    });
-  }
-  throw error;
 }
 
 /**

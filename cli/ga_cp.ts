@@ -17,7 +17,7 @@ import { type CommandContext, warnInPassing } from "./session.ts";
  * little, small enough that one message (base64: 4/3 of it) stays far below
  * the agent's and qmpctl's message limits.
  */
-export const CHUNK_BYTES = 1 << 20;
+const CHUNK_BYTES = 1 << 20;
 
 /** How long closing the guest's file handle may take (it flushes what was written). */
 const CLOSE_BOUND_MS = 5000;

@@ -297,15 +297,7 @@ export async function executeAndPrint(
     prepareStdout(); // while QEMU answers (a no-op when connect() did it)
     value = await reply;
   } catch (error) {
-    if (context.global.raw && !context.target && error instanceof CommandError) {
-      await printJson(context, error.response).catch((failure) => { // QEMU's error is then said on stderr
-        if (failure instanceof OutputError) {
-          failure.message += ` (${command} was run: ${answerer} answered it with an error, ${error.message})`;
-        }
-        throw failure;
-      });
-    }
-    throw error;
+    return await printRawError(context, command, error, answerer);
   }
   const printed = context.target // --raw: QEMU's return as it is, under "return" (hmp's text too, unrendered)
     ? printLabelled(context, context.global.raw || key === "return" ? { return: value } : { text: render(value) })
@@ -322,4 +314,25 @@ export async function executeAndPrint(
     }
     throw error;
   });
+}
+
+/**
+ * With --raw, QEMU's (or the guest agent's) error answer, `{"error": ...}`, on stdout, as a return is
+ * printed; then `error` is thrown all the same (exit 1, the error said on stderr).
+ */
+export async function printRawError(
+  context: CommandContext,
+  command: string,
+  error: unknown,
+  answerer: string,
+): Promise<never> {
+  if (context.global.raw && !context.target && error instanceof CommandError) {
+    await printJson(context, error.response).catch((failure) => {
+      if (failure instanceof OutputError) {
+        failure.message += ` (${command} was run: ${answerer} answered it with an error, ${error.message})`;
+      }
+      throw failure;
+    });
+  }
+  throw error;
 }

@@ -27,10 +27,10 @@
  * @module
  */
 
-/** A value as JSON, for a message about what a peer sent: cut after `max` characters. */
-export function excerpt(value: unknown, max = 200): string {
+/** A value as JSON, for a message about what a peer sent: cut after 200 characters. */
+export function excerpt(value: unknown): string {
   const text = JSON.stringify(value);
-  return text.length > max ? `${text.slice(0, max)}...` : text;
+  return text.length > 200 ? `${text.slice(0, 200)}...` : text;
 }
 
 /**

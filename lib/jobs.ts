@@ -66,7 +66,7 @@ export interface FollowJobsOptions {
 }
 
 /** The events that tell a job's state. */
-export const JOB_EVENTS = ["JOB_STATUS_CHANGE", "BLOCK_JOB_COMPLETED", "BLOCK_JOB_CANCELLED"];
+const JOB_EVENTS = ["JOB_STATUS_CHANGE", "BLOCK_JOB_COMPLETED", "BLOCK_JOB_CANCELLED"];
 
 /**
  * SHUTDOWN's reasons (ShutdownCause in qapi/run-state.json) after which QEMU

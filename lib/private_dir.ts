@@ -45,7 +45,7 @@ export interface Owned {
  * `deno task qmpctl` grants: a directory writable by this group then counts
  * as writable by others).
  */
-export function ownGid(): number | undefined {
+function ownGid(): number | undefined {
   try {
     return process.getegid?.() ?? process.getgid?.();
   } catch {

@@ -35,7 +35,7 @@ import type { SocketAddress, Transport, TransportEvents, TransportOptions } from
 import { type Child, processRuntime } from "./transport_process.ts";
 
 /** The environment variable that replaces the `ssh` command line (split as a shell would; nothing is expanded). */
-export const SSH_COMMAND_VARIABLE = "QMPCTL_SSH_COMMAND";
+const SSH_COMMAND_VARIABLE = "QMPCTL_SSH_COMMAND";
 
 /**
  * How long to wait for ssh's reason after the forwarded connection closed before QEMU spoke, when ssh does

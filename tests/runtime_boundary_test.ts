@@ -23,7 +23,6 @@ const BOUNDARY: Record<string, string> = {
   "lib/private_dir.ts": "a private directory (schema cache, shell history): the uid, creating and opening it",
   "lib/fatal_signals.ts": "the ending signals: ignored at start (/proc/self/status), death by one, PID 1",
   "lib/transport_listen.ts": "a listening socket's file: checked, given its mode, removed",
-  "cli/shell/piped.ts": "piped stdin lines, until the piped shell reads them through cli/io/input.ts",
 };
 
 /** Whether `file` may call the runtime: a boundary file, or a transport implementation (sockets, per runtime). */

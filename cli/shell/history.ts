@@ -24,12 +24,12 @@ import { env } from "../io/process.ts";
 import { openPrivateDir, type PrivateDir } from "../private_dir.ts";
 
 /** Lines kept. */
-export const HISTORY_SIZE = 1000;
+const HISTORY_SIZE = 1000;
 /** Lines the file may grow to before a shell that starts cuts it back to HISTORY_SIZE. */
 const HISTORY_CUT_AT = 2 * HISTORY_SIZE;
 
 /** The most read of a history file, from its end: 1000 lines of 1 KiB (a file cut by the limit is rewritten). */
-export const MAX_HISTORY_BYTES = 1024 * 1024;
+const MAX_HISTORY_BYTES = 1024 * 1024;
 
 /**
  * The history file of `kind`.

@@ -12,7 +12,7 @@ import { type Completion, matching, wordsBefore } from "./completion.ts";
 import { localError, type Outcome, type ShellContext, type ShellMode } from "./context.ts";
 import { ArgumentError } from "../../lib/errors.ts";
 
-export const HMP_LOCAL_HELP = `Local to qmpctl shell --hmp:
+const HMP_LOCAL_HELP = `Local to qmpctl shell --hmp:
   cpu N             run the following commands on CPU N (its cpu-index)
   events [on|off]   show QMP events as they arrive, or not
   quit, q, exit     leave the shell (QEMU keeps running: quit is not sent)`;

@@ -26,9 +26,9 @@ import { formatJson } from "../session.ts";
 import { type Outcome, type ShellContext, type ShellMode, wholeResponse } from "./context.ts";
 
 /** Commands in flight at most: enough to keep QEMU busy, and memory bounded for any input. */
-export const PIPELINE_WINDOW = 256;
+const PIPELINE_WINDOW = 256;
 /** The longest input line kept (longer ones are an error line in their place). */
-export const MAX_LINE_BYTES = 16 * 1024 * 1024;
+const MAX_LINE_BYTES = 16 * 1024 * 1024;
 
 export interface PipedOptions {
   client: QmpClient;

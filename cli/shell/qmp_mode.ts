@@ -15,7 +15,7 @@ import { SchemaView, signature, withSchema } from "../../lib/schema/mod.ts";
 import { splitWords } from "./words.ts";
 import { formatTable } from "../exit_status.ts";
 
-export const QMP_HELP = `Local commands (everything else is sent to QEMU):
+const QMP_HELP = `Local commands (everything else is sent to QEMU):
 ${
   formatTable([
     [

@@ -19,7 +19,7 @@ const NEWLINE = 0x0a;
  * connection (SCM_RIGHTS), which the proxy does not forward; `closefd`
  * closes a descriptor that a `getfd` on the same connection named.
  */
-export const PER_CONNECTION_COMMANDS: Readonly<Record<string, string>> = {
+const PER_CONNECTION_COMMANDS: Readonly<Record<string, string>> = {
   "getfd": "it takes a file descriptor passed on the monitor connection, which the proxy does not forward",
   "add-fd": "it takes a file descriptor passed on the monitor connection, which the proxy does not forward",
   "get-win32-socket": "it takes a socket passed on the monitor connection, which the proxy does not forward",

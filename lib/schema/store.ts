@@ -39,7 +39,7 @@ export function hostTarget(): string | undefined {
 }
 
 /** The largest cache file read; a bigger one is ignored (an entry of QEMU's whole schema is well under 4 MiB). */
-export const MAX_CACHE_FILE_BYTES = 32 * 1024 * 1024;
+const MAX_CACHE_FILE_BYTES = 32 * 1024 * 1024;
 
 /**
  * Why Bun.mmap fails on a file that may be read, not written: its mode
