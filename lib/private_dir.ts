@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { bun } from "./bun_api.ts";
 
 /**
  * This user's uid, as the runtime creates files with it: the effective uid
@@ -234,7 +235,7 @@ export async function openPrivateDirFd(path: string): Promise<PrivateDirFd> {
  * (Deno asks for a permission, --allow-sys, to read the umask).
  */
 export async function withOwnerBits<T>(make: () => Promise<T>): Promise<T> {
-  if (!("Bun" in globalThis)) return await make();
+  if (!bun) return await make();
   if (ownerBitsHeld++ === 0) { // the first of overlapping calls (a fan-out's caches) sets it, the last restores it
     callersUmask = process.umask(0o077);
     process.umask(callersUmask & 0o077);
@@ -255,7 +256,7 @@ let ownerBitsHeld = 0, callersUmask = 0;
  * what is not this user's, is left alone.
  */
 async function ownerBitsBack(dirs: string[], uid: number | undefined): Promise<void> {
-  if ("Bun" in globalThis) return; // the umask kept them (withOwnerBits)
+  if (bun) return; // the umask kept them (withOwnerBits)
   const { chmod, lstat } = await import("node:fs/promises");
   for (const dir of dirs) {
     const stat = await lstat(dir).catch(() => undefined);

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { bun } from "./bun_api.ts";
 import { ConnectionError } from "./errors.ts";
 import { connectSocket, describeSystemError } from "./transport_socket.ts";
 import type { Listener, ListenEvents } from "./transport_types.ts";
@@ -97,7 +98,7 @@ export async function listenTransport(
   } catch (error) {
     throw fail(await listenFailure(path, error), error);
   }
-  const { listen } = "Bun" in globalThis ? await import("./transport_bun.ts") : await import("./transport_node.ts");
+  const { listen } = bun ? await import("./transport_bun.ts") : await import("./transport_node.ts");
   const bound = join(privateDir, "s");
   let listener: Listener | undefined;
   let ours: { dev: number; ino: number };
@@ -162,7 +163,7 @@ async function listenFailure(path: string, error: unknown): Promise<string> {
  */
 export async function spareDescriptorCheck(): Promise<() => string | undefined> {
   // Only Bun's listener spins; Deno would also ask a terminal for leave to read /dev/null, which stops the loop.
-  if (!(globalThis as { Bun?: unknown }).Bun) return () => undefined;
+  if (!bun) return () => undefined;
   const { closeSync, openSync } = await import("node:fs");
   return () => {
     try {

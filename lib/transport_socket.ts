@@ -11,6 +11,7 @@
 import { abortable } from "./abort.ts";
 import { ConnectionError } from "./errors.ts";
 import { bracketsNoGlobHint } from "./glob.ts";
+import { bun } from "./bun_api.ts";
 import { connect as connectBun } from "./transport_bun.ts";
 import type { SocketAddress, Transport, TransportEvents, TransportOptions } from "./transport_types.ts";
 
@@ -26,7 +27,7 @@ export async function connectSocket(
   events: TransportEvents,
   retry: TransportOptions = {},
 ): Promise<Transport> {
-  const connect = "Bun" in globalThis ? connectBun : (await import("./transport_node.ts")).connect;
+  const connect = bun ? connectBun : (await import("./transport_node.ts")).connect;
   // No `Math` here: the runtime makes that object when the first function
   // naming it first runs (~0.1 M instructions, ~1% of a one-shot exec).
   for (let pauseMs = 1;; pauseMs = pauseMs < 32 ? pauseMs * 2 : 64) {

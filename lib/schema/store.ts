@@ -78,7 +78,7 @@ function isSafeRoot(root: string, linkFree = false): Promise<boolean> {
  * file is read (load.ts starts it while QEMU answers query-target).
  */
 export function checkCacheRootEarly(root: string): void {
-  if ("Bun" in globalThis) void isSafeRoot(root, true);
+  if (bun) void isSafeRoot(root, true);
 }
 
 /**
