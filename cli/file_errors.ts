@@ -1,6 +1,6 @@
 /**
  * System errors on a local file (batch's and the piped shell's input,
- * --args -, ga cp's and ga exec's files) in the words the rest of qmpctl's
+ * --args -, ga cp's and ga exec's files, the program proxy starts) in the words the rest of qmpctl's
  * messages use.
  *
  * @module
@@ -20,6 +20,7 @@ const FILE_ERRORS: Record<string, string> = {
   EROFS: "a read-only file system",
   EDQUOT: "over the disk quota",
   EBADF: "closed", // stdin closed (<&-): not read as empty input
+  ENOEXEC: "exec format error", // a program to start (proxy -- PROG) that is no program; the runtime says "unknown error"
 };
 
 /**

@@ -359,7 +359,8 @@ async function runLaunched(
     await monitorListener.close();
     await removeDir(dir);
     if ((error as Error).name === "NotCapable") throw error; // Deno without --allow-run: a usage error, saying so
-    notice(`cannot start ${command[0]}: ${(error as Error).message}`);
+    const { fileErrorWords } = await import("./file_errors.ts"); // "no such file or directory (ENOENT)"
+    notice(`cannot start ${command[0]}: ${fileErrorWords(error) ?? (error as Error).message}`);
     return (error as { code?: string }).code === "ENOENT" ? PROGRAM.NOT_FOUND : PROGRAM.NOT_RUNNABLE;
   }
   // One grace for this QEMU, from the first reason to stop it (a second would say the kill twice).

@@ -138,7 +138,7 @@ export function awaitedStep(
   switch (phase) {
     case "greeting":
       return greetingBytes > 0
-        ? { step: `whole QMP greeting from ${address}`, hint: `: it stopped after byte ${greetingBytes}` }
+        ? { step: `whole QMP greeting from ${address}`, hint: `: it had sent ${greetingBytes} bytes of it` }
         : { step: `QMP greeting from ${address}`, hint: `: ${NO_GREETING_HINT}` };
     case "negotiating":
       return { step: `answer to qmp_capabilities from ${address}`, hint: "" };

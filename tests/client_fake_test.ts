@@ -273,12 +273,12 @@ describe("greeting and negotiation", () => {
     const error = await rejection(connect(server, { connectTimeout: 300 }));
     expect(performance.now() - started).toBeLessThan(5000);
     expect(error).toBeInstanceOf(ConnectTimeoutError);
-    expect(error.message).toBe(`no whole QMP greeting from ${server.path} within 300ms: it stopped after byte 21`);
+    expect(error.message).toBe(`no whole QMP greeting from ${server.path} within 300ms: it had sent 21 bytes of it`);
     // The caller's own signal says the same of it.
     const timedOut = await rejection(connect(server, { signal: AbortSignal.timeout(200) }));
     expect(timedOut).toBeInstanceOf(TimeoutError);
     expect(timedOut.message).toBe(
-      `timed out waiting for the whole QMP greeting from ${server.path}: it stopped after byte 21`,
+      `timed out waiting for the whole QMP greeting from ${server.path}: it had sent 21 bytes of it`,
     );
   });
 

@@ -120,7 +120,7 @@ describe("the greeting and negotiation", () => {
     expect(result).toMatchObject({
       code: 3,
       stdout: "",
-      stderr: `qmpctl: no whole QMP greeting from ${server.path} within 1s: it stopped after byte 20\n`,
+      stderr: `qmpctl: no whole QMP greeting from ${server.path} within 1s: it had sent 20 bytes of it\n`,
     });
     expect(result.ms).toBeLessThan(5000);
     expect(server.requests).toEqual([]);
@@ -128,7 +128,7 @@ describe("the greeting and negotiation", () => {
     expect(await qmpctl(["-s", server.path, "exec", "query-status", "--timeout", "300ms"])).toMatchObject({
       code: 124,
       stderr:
-        `qmpctl: timed out waiting for the whole QMP greeting from ${server.path}: it stopped after byte 20 (--timeout 300ms)\n`,
+        `qmpctl: timed out waiting for the whole QMP greeting from ${server.path}: it had sent 20 bytes of it (--timeout 300ms)\n`,
     });
   });
 

@@ -94,7 +94,7 @@ test("a greeting begun but unfinished upstream: the proxy says how much came, in
   const exec = await qmpctl(["-s", server.path, "--connect-timeout", "1s", "exec", "query-status"]);
   expect(proxy).toMatchObject({
     code: 3,
-    stderr: `qmpctl: no whole QMP greeting from ${server.path} within 1s: it stopped after byte 20\n`,
+    stderr: `qmpctl: no whole QMP greeting from ${server.path} within 1s: it had sent 20 bytes of it\n`,
   });
   expect(proxy.stderr).toBe(exec.stderr);
 });
