@@ -1,7 +1,8 @@
 #!/usr/bin/env bun
 /**
- * qmpctl: argv → command → exit status. This file knows nothing of sockets:
- * it parses the command line, runs the command's module, and maps every
+ * qmpctl: argv → command → exit status. This file opens no socket: it
+ * parses the command line (the addresses as words: which are globs, which
+ * variable gives the default), runs the command's module, and maps every
  * error to its exit status in one table (the statuses: cli/exit_status.ts).
  *
  * @module
