@@ -181,7 +181,8 @@ async function followWith(
     // job-dismiss), as the error says.
     if (!known || running.length === 0) throw error;
     if (error instanceof AbortedError) { // Ctrl-C, SIGTERM: no error, but not taken for a cancel of the work
-      const cancel = running.some((job) => !WAITS_FOR_A_COMMAND.has(job.status)) ? " (job-cancel stops one)" : "";
+      // Whatever its state: job-cancel stops a paused or ready job too.
+      const cancel = `; job-cancel stops ${running.length === 1 ? "it" : "one"}`;
       await warnInPassing(context, `stopped: ${named(running)} ${standing(running)}${cancel}`);
       throw error;
     }

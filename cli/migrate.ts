@@ -129,8 +129,8 @@ async function followWith(
       await warnInPassing(
         context,
         watch.incoming
-          ? "stopped: the incoming migration keeps going in QEMU (migrate_cancel on its source stops it)"
-          : "stopped: the migration keeps going in QEMU (migrate_cancel stops it)",
+          ? "stopped: the incoming migration keeps going in QEMU; migrate_cancel on its source stops it"
+          : "stopped: the migration keeps going in QEMU; migrate_cancel stops it",
       );
     }
     throw error;

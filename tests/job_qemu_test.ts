@@ -166,7 +166,7 @@ describe("job wait", () => {
     const result = await running.result;
     expect(result.signal).toBe("SIGTERM");
     expect(result.stderr.trimEnd().split("\n").at(-1)).toBe(
-      "qmpctl: stopped: job b6 keeps running in QEMU (job-cancel stops one)",
+      "qmpctl: stopped: job b6 keeps running in QEMU; job-cancel stops it",
     );
     expect(await jobIds()).toEqual(["b6"]);
   });
@@ -183,7 +183,7 @@ describe("job wait", () => {
     expect(result.signal).toBe("SIGTERM");
     expect(result.stderr.trimEnd().split("\n").at(-1)).toBe(
       "qmpctl: stopped: job b7 is paused in QEMU (an I/O error with on-source-error/on-target-error=stop, " +
-        "or job-pause: job-resume goes on)",
+        "or job-pause: job-resume goes on); job-cancel stops it",
     );
   });
 
@@ -852,7 +852,7 @@ describe("the progress line", () => {
         expect(child.signalCode).toBe(signal);
         // The line erased, then one line says the job goes on (it was not cancelled).
         expect(readFileSync(log, "utf8")).toEndWith(
-          "\r\x1b[Kqmpctl: stopped: job s1 keeps running in QEMU (job-cancel stops one)\n",
+          "\r\x1b[Kqmpctl: stopped: job s1 keeps running in QEMU; job-cancel stops it\n",
         );
       } finally {
         rmSync(dir, { recursive: true, force: true });

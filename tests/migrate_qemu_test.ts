@@ -220,7 +220,7 @@ describe("exec migrate --wait-migration", () => {
       running.child.kill("SIGINT");
       expect(await running.result).toMatchObject({
         code: 130,
-        stderr: "qmpctl: stopped: the migration keeps going in QEMU (migrate_cancel stops it)\n",
+        stderr: "qmpctl: stopped: the migration keeps going in QEMU; migrate_cancel stops it\n",
       });
       expect((await qemu.control.execute("query-migrate") as { status?: string }).status).toBe("active");
     } finally {
