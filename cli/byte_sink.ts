@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { abortable, abortableWithGrace } from "../lib/abort.ts";
+import { abortableWithGrace, sleep } from "../lib/abort.ts";
 import { writeAllTo } from "./io/files.ts";
 import { boundedWrite, OutputError, WRITE_GRACE_MS, writeErrorReason, writeStdoutBytes } from "./io/output.ts";
 
@@ -150,7 +150,7 @@ async function openWhenRead(path: string, signal?: AbortSignal) {
     } catch (error) {
       if ((error as { code?: string }).code !== "ENXIO") throw error;
     }
-    await abortable(new Promise((resolve) => setTimeout(resolve, 50)), signal, `a reader of ${path}`);
+    await sleep(50, signal, `a reader of ${path}`);
   }
 }
 

@@ -1,5 +1,5 @@
 /** `qmpctl ga exec -- PROG [ARGS...]`: a program in the guest, its output and exit status as qmpctl's. @module */
-import { abortable } from "../lib/abort.ts";
+import { sleep } from "../lib/abort.ts";
 import { decodeBase64, encodeBase64 } from "../lib/base64.ts";
 import {
   AbortedError,
@@ -90,7 +90,7 @@ export async function run(context: CommandContext): Promise<number> {
       for (let pause = FIRST_POLL_MS;; pause = Math.min(pause * 2, LONGEST_POLL_MS)) {
         status = await agent.execute("guest-exec-status", { pid }, { signal }) as ExecStatus;
         if (status.exited) break;
-        await abortable(new Promise((resolve) => setTimeout(resolve, pause)), signal, "");
+        await sleep(pause, signal, "");
       }
     } catch (error) {
       const unknown = `${path} (guest pid ${pid}) may still be running in the guest`;

@@ -1,5 +1,5 @@
 /** `qmpctl ga wait`: wait until the guest agent answers. @module */
-import { abortable } from "../lib/abort.ts";
+import { sleep } from "../lib/abort.ts";
 import { isNotReady } from "../lib/connect_ready.ts";
 import { ConnectionError, ConnectTimeoutError, DisconnectedError } from "../lib/errors.ts";
 import { agentAddress, connectAgent } from "./ga_connect.ts";
@@ -47,6 +47,6 @@ export async function run(context: CommandContext): Promise<number> {
       if (context.global.verbose) warn(context, `${error.message}; trying again`);
       if (error instanceof ConnectTimeoutError) syncMs = Math.min(syncMs * 2, longestSync);
     }
-    await abortable(new Promise((resolve) => setTimeout(resolve, pause)), context.signal, what);
+    await sleep(pause, context.signal, what);
   }
 }

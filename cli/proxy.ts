@@ -1,4 +1,5 @@
 /** `qmpctl proxy -s UPSTREAM --listen PATH` and `qmpctl proxy --listen PATH -- qemu-system-... ARGS`. @module */
+import { within } from "../lib/abort.ts";
 import { type Address, parseAddress } from "../lib/address.ts";
 import { AbortedError, AddressError, ConnectionError, DisconnectedError, GreetingError } from "../lib/errors.ts";
 import { isRemote, retryWhileNotReady } from "../lib/connect_ready.ts";
@@ -10,10 +11,10 @@ import { formatDuration } from "./duration.ts";
 import { EXIT, exitStatusHelp, PROGRAM } from "./exit_status.ts";
 import { makePrivateDir, removeDir } from "./io/files.ts";
 import { logStderrOffMainThread, writeStderrLine } from "./io/output.ts";
-import { env, onInterrupt, type PassthroughChild, spawnPassthrough } from "./io/process.ts";
+import { onInterrupt, type PassthroughChild, spawnPassthrough } from "./io/process.ts";
 import { type FatalSignal, onFatalSignal } from "./io/signals.ts";
 import { UsageError } from "./options.ts";
-import { type CommandContext, escapeJsonControls } from "./session.ts";
+import { type CommandContext, escapeJsonControls, givenAddress, noAddress } from "./session.ts";
 
 export const help = (): string =>
   `Usage: qmpctl proxy -s UPSTREAM --listen PATH [options]
@@ -84,12 +85,12 @@ export async function run(context: CommandContext): Promise<number> {
     throw new UsageError(`proxy needs --listen PATH (the socket to serve)${late}`);
   }
   const path = listenPath(listen);
-  const upstream = context.global.socket ?? (launch.length === 0 ? env("QMPCTL_SOCKET") : undefined);
   if (launch.length > 0 && context.global.socket) {
     throw new UsageError(`proxy takes either -s UPSTREAM or a QEMU command line (${launch[0]} ...), not both`);
   }
+  const upstream = launch.length === 0 ? givenAddress(context, "QMPCTL_SOCKET") : undefined;
   if (launch.length === 0 && !upstream) {
-    throw new UsageError("no upstream: give -s/--socket ADDR, set QMPCTL_SOCKET, or a QEMU command line");
+    throw new UsageError(`${noAddress("upstream", "QMPCTL_SOCKET")}, or a QEMU command line`);
   }
   const settings = readSettings(context, path);
   logStderrOffMainThread(); // a reader of its log that stops reading must not stop the serving
@@ -230,15 +231,6 @@ function disconnected(count: number): string {
   return count === 0 ? "" : ` (${count} ${count === 1 ? "client" : "clients"} disconnected)`;
 }
 
-/** The child's exit status if it exits within `ms`, else undefined (it is left running). */
-async function exitedWithin(child: PassthroughChild, ms: number): Promise<number | undefined> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
-  const status = await Promise.race([child.exited, late]);
-  clearTimeout(timer);
-  return status;
-}
-
 /**
  * The child's exit status, once it has exited: by itself, or killed (SIGKILL)
  * when it has not within QEMU_EXIT_GRACE_MS of now, saying so.
@@ -248,7 +240,7 @@ async function exitedOrKilled(
   name: string,
   since: string,
 ): Promise<{ status: number; killed: boolean }> {
-  const status = await exitedWithin(child, QEMU_EXIT_GRACE_MS);
+  const status = await within(child.exited, QEMU_EXIT_GRACE_MS);
   if (status !== undefined) return { status, killed: false };
   notice(`${name} did not exit within ${formatDuration(QEMU_EXIT_GRACE_MS)} ${since}: killed it (SIGKILL)`);
   child.kill("SIGKILL");
@@ -409,7 +401,7 @@ async function runLaunched(
     // A QEMU that fails as it starts (a bad -device, a disk not there) has connected its monitor and closes it
     // as it exits, having said why: its exit status is the run's.
     const closedByQemu = error instanceof DisconnectedError || error instanceof GreetingError;
-    const status = closedByQemu ? await exitedWithin(qemu, QEMU_FAILING_START_MS) : undefined;
+    const status = closedByQemu ? await within(qemu.exited, QEMU_FAILING_START_MS) : undefined;
     if (status !== undefined) return await killedByTheStop() ? EXIT.OK : timedOut(status);
     qemu.kill("SIGTERM");
     await exitedOrKilledQemu("of SIGTERM");

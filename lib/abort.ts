@@ -1,7 +1,8 @@
 /**
  * One way to race a wait against an AbortSignal: the signal is checked
  * first (an already-aborted signal rejects at once), the listener is removed
- * when the wait settles, and the error is made where the wait begins.
+ * when the wait settles, and the error is made where the wait begins. Also
+ * the timed waits: a pause a signal cuts short, a value or none after ms.
  *
  * @module
  */
@@ -42,6 +43,56 @@ export function abortable<T>(
     then(value);
   };
   work.then(settle(resolve), settle(reject));
+  return promise;
+}
+
+/**
+ * Resolves after `ms`, or rejects as `abortable` does (the error for
+ * `signal`, naming `what`) if `signal` aborts first. The timer goes with the
+ * abort: a pause cut short keeps no process alive to its end.
+ */
+export function sleep(
+  ms: number,
+  signal: AbortSignal | undefined,
+  what: string | ((signal: AbortSignal) => Error),
+): Promise<void> {
+  const { promise, resolve, reject } = Promise.withResolvers<void>();
+  if (!signal) {
+    setTimeout(resolve, ms);
+    return promise;
+  }
+  const abortError = typeof what === "string" ? abortErrorFor(what) : what;
+  if (signal.aborted) {
+    reject(abortError(signal));
+    return promise;
+  }
+  const onAbort = () => {
+    clearTimeout(timer);
+    reject(abortError(signal));
+  };
+  const timer = setTimeout(() => {
+    signal.removeEventListener("abort", onAbort);
+    resolve();
+  }, ms);
+  signal.addEventListener("abort", onAbort, { once: true });
+  return promise;
+}
+
+/**
+ * `work`'s value if it settles within `ms` (its error if it fails), else
+ * undefined; the work is not cancelled. The timer goes when `work` settles
+ * first, so a quick one keeps no process alive for `ms`.
+ */
+export function within<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
+  const { promise, resolve, reject } = Promise.withResolvers<T | undefined>();
+  const timer = setTimeout(() => resolve(undefined), ms);
+  work.then((value) => {
+    clearTimeout(timer);
+    resolve(value);
+  }, (error) => {
+    clearTimeout(timer);
+    reject(error);
+  });
   return promise;
 }
 

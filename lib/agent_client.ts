@@ -13,8 +13,9 @@
  *
  * @module
  */
-import { timeoutSignal } from "./abort.ts";
+import { abortable, timeoutSignal } from "./abort.ts";
 import { type Address, parseAddress } from "./address.ts";
+import { DEFAULT_CONNECT_TIMEOUT_MS } from "./client.ts";
 import { formatDuration } from "./duration.ts";
 import {
   AbortedError,
@@ -141,7 +142,7 @@ export class GuestAgent {
    */
   static async connect(address: string | Address, options: AgentConnectOptions = {}): Promise<GuestAgent> {
     const agent = new GuestAgent(typeof address === "string" ? parseAddress(address) : address, options);
-    const limitMs = options.connectTimeout ?? 10_000;
+    const limitMs = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS;
     const limit = timeoutSignal(limitMs);
     const signals = [options.signal, limit].filter((s): s is AbortSignal => s !== undefined);
     const signal = signals.length > 0 ? AbortSignal.any(signals) : undefined;
@@ -152,24 +153,15 @@ export class GuestAgent {
         "which answers one at a time)",
     );
     const aborted = abortErrorFor(`the guest agent at ${where} to answer`);
-    let onAbort = () => {};
-    const abort = new Promise<never>((_, reject) => {
-      onAbort = () =>
-        reject(
-          limit?.aborted && !options.signal?.aborted ? agent.#timedOut(timedOut, limitMs) : aborted(options.signal!),
-        );
-      if (signal?.aborted) onAbort();
-      else signal?.addEventListener("abort", onAbort, { once: true });
-    });
+    const failure = () =>
+      limit?.aborted && !options.signal?.aborted ? agent.#timedOut(timedOut, limitMs) : aborted(options.signal!);
     try {
-      await Promise.race([agent.#open({ signal, connectTimeout: limitMs }), abort]);
+      await abortable(agent.#open({ signal, connectTimeout: limitMs }), signal, failure);
       return agent;
     } catch (error) {
       await agent.#awaitOwedReplies(); // the sync's reply, on its way when the bound ran out: read, not left
       agent.#shutdown(error as QmpError);
       throw error;
-    } finally {
-      signal?.removeEventListener("abort", onAbort);
     }
   }
 
@@ -242,18 +234,12 @@ export class GuestAgent {
     // Before anything is recorded: a call that cannot be sent leaves no trace.
     const json = requestJson(command, { execute: command, ...(args === undefined ? {} : { arguments: args }), id });
     this.#nextId++;
-    const response = await new Promise<Record<string, unknown>>((resolve, reject) => {
-      const onAbort = () => {
-        this.#pending.delete(id); // a reply that comes later is dropped
-        reject(abortError(signal!));
-      };
-      signal?.addEventListener("abort", onAbort, { once: true });
-      const settle = <T>(fn: (value: T) => void) => (value: T) => {
-        signal?.removeEventListener("abort", onAbort);
-        fn(value);
-      };
-      this.#pending.set(id, { command, resolve: settle(resolve), reject: settle(reject) });
-      this.#send(json);
+    const { promise: reply, resolve, reject } = Promise.withResolvers<Record<string, unknown>>();
+    this.#pending.set(id, { command, resolve, reject });
+    this.#send(json);
+    const response = await abortable(reply, signal, () => {
+      this.#pending.delete(id); // given up: a reply that comes later is dropped
+      return abortError(signal!);
     });
     if ("error" in response) {
       delete response.id;

@@ -8,7 +8,7 @@
  * @module
  */
 import type { Address } from "./address.ts";
-import { abortable } from "./abort.ts";
+import { sleep } from "./abort.ts";
 import { type ConnectOptions, QmpClient } from "./client.ts";
 import { formatDuration } from "./duration.ts";
 import {
@@ -119,7 +119,7 @@ export async function retryWhileNotReady<T>(
       }
       const wait = Math.min(pause, left);
       // Cut short (--timeout, Ctrl-C): the message names the socket and why it was not ready, as at the bound.
-      await abortable(new Promise((resolve) => setTimeout(resolve, wait)), signal, lastTry(last));
+      await sleep(wait, signal, lastTry(last));
       pause = Math.min(pause * 2, LONGEST_PAUSE_MS);
     }
   }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { within } from "./abort.ts";
 import { bun, type BunApi } from "./bun_api.ts";
 import { denoGrants, notGranted } from "./deno_api.ts";
 
@@ -51,12 +52,6 @@ export interface ProcessRuntime {
  */
 const STDERR_GRACE_MS = 200;
 
-function settledWithin(work: Promise<unknown>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const limit = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
-  return Promise.race([work.then(() => {}), limit]).finally(() => clearTimeout(timer));
-}
-
 /**
  * Send `signal` to process group `id`, to what is left of it: whether any process was there to take it.
  * Only for a child started detached, which leads its own group: a group's id is the pid of the process that
@@ -95,7 +90,7 @@ function startedChild(
     // killed once its stderr is read. Looked at right after the reap: its id, still in use then, can be
     // no other group's; a moment later only if the whole pid space came round.
     const left = signalled && group !== undefined && signalGroup(group, 0) ? group : undefined;
-    await settledWithin(stderrEnded, STDERR_GRACE_MS);
+    await within(stderrEnded, STDERR_GRACE_MS);
     if (left !== undefined) signalGroup(left, "SIGKILL");
     done = true;
     return code;

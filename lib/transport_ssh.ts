@@ -25,7 +25,7 @@
  * @module
  */
 import type { SshAddress } from "./address.ts";
-import { abortable } from "./abort.ts";
+import { abortable, sleep, within } from "./abort.ts";
 import { AbortedError, AddressError, ConnectionError } from "./errors.ts";
 import { beforeDying, dieOf, ignoredAtStart, othersHandle } from "./fatal_signals.ts";
 import { bracketsNoGlobHint } from "./glob.ts";
@@ -51,7 +51,6 @@ const REASON_WAIT_MS = 1000;
  * Ctrl-C with qmpctl (exit 130).
  */
 const SSH_EXIT_WAIT_MS = 50;
-const NOT_ENDED = Symbol("ssh still runs");
 /** How long a refused connection to the freshly bound local socket is retried. */
 const REFUSED_RETRY_MS = 1000;
 /**
@@ -266,17 +265,13 @@ export async function connectSsh(
         return;
       }
       if (spoke) {
-        const ended = Promise.race([
-          child.exited,
-          new Promise((resolve) => setTimeout(resolve, SSH_EXIT_WAIT_MS, NOT_ENDED)),
-        ]);
-        void ended.then((status) => {
-          const failure = status === NOT_ENDED
+        void within(child.exited, SSH_EXIT_WAIT_MS).then((status) => {
+          const failure = status === undefined // ssh still runs
             ? error
             : stderr.saidInterrupted()
             ? new AbortedError(`interrupted: ${command[0]} to ${address.host} got the Ctrl-C`)
             : new ConnectionError(
-              `lost the connection to ${address.text}: ${stderr.reason(command[0], status as number | null)}`,
+              `lost the connection to ${address.text}: ${stderr.reason(command[0], status)}`,
             );
           release();
           events.close(failure);
@@ -323,7 +318,7 @@ async function connectForwarded(
       // EAGAIN: the listen queue is full (ssh is slow to accept on a loaded machine): as passing as a refusal.
       const code = (error as { cause?: { code?: string } }).cause?.code;
       if (!(code === "ECONNREFUSED" || code === "EAGAIN") || performance.now() > deadline) throw error;
-      await abortable(new Promise((resolve) => setTimeout(resolve, 5)), signal, `ssh to listen for ${address.text}`);
+      await sleep(5, signal, `ssh to listen for ${address.text}`);
     }
   }
 }

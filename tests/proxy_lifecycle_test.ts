@@ -192,6 +192,18 @@ describe("proxy -s UPSTREAM: how it ends", () => {
       });
     }
   });
+
+  test("no upstream: none given, or QMPCTL_SOCKET set but empty (QMPCTL_SOCKET=$VM, $VM unset), said apart (exit 2)", async () => {
+    expect(await qmpctl(["proxy", "--listen", "/tmp/y"])).toMatchObject({
+      code: 2,
+      stderr: "qmpctl: no upstream: give -s/--socket ADDR or set QMPCTL_SOCKET, or a QEMU command line\n",
+    });
+    expect(await qmpctl(["proxy", "--listen", "/tmp/y"], { env: { QMPCTL_SOCKET: "" } })).toMatchObject({
+      code: 2,
+      stderr: "qmpctl: no upstream: QMPCTL_SOCKET is set but empty: give -s/--socket ADDR or a value to " +
+        "QMPCTL_SOCKET, or a QEMU command line\n",
+    });
+  });
 });
 
 describe("proxy --listen PATH -- qemu ...: launch mode", () => {

@@ -30,8 +30,6 @@ const PER_CONNECTION_COMMANDS: Readonly<Record<string, string>> = {
 export interface DownstreamOwner {
   /** Forward `message` (a parsed command) for `client`. */
   forward(client: Downstream, message: Record<string, unknown>): void;
-  /** The client negotiated. */
-  negotiated(client: Downstream): void;
   /** The client's connection ended (`reason` when the proxy ended it). */
   left(client: Downstream, reason?: string): void;
   /** Log a message as it crosses the wire. */
@@ -245,7 +243,6 @@ export class Downstream {
     this.oob = enable.length > 0;
     this.running = true;
     this.#reply(m, { return: {} });
-    this.#owner.negotiated(this);
   }
 
   #error(request: Record<string, unknown> | undefined, errorClass: string, desc: string): void {

@@ -10,8 +10,9 @@
  *
  * @module
  */
-import { abortable } from "../abort.ts";
+import { abortable, timeoutSignal } from "../abort.ts";
 import { type Address, parseAddress } from "../address.ts";
+import { DEFAULT_CONNECT_TIMEOUT_MS } from "../client.ts";
 import { formatDuration } from "../duration.ts";
 import { ConnectTimeoutError, type QmpError, TimeoutError } from "../errors.ts";
 import { type AcceptedTransport, connectTransport, type Listener } from "../transport.ts";
@@ -159,15 +160,15 @@ export class QmpProxy {
     const upstream = new Upstream(parsed.text, {
       log: wire && ((direction, json) => wire("upstream", direction, json)),
     });
-    const limitMs = options.connectTimeoutMs ?? 10_000;
-    const limit = AbortSignal.timeout(limitMs > 0 ? limitMs : 2 ** 31 - 1);
-    const signal = options.signal ? AbortSignal.any([options.signal, limit]) : limit;
+    const limitMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    const limit = timeoutSignal(limitMs);
+    const signal = options.signal && limit ? AbortSignal.any([options.signal, limit]) : options.signal ?? limit;
     const connecting = connectTransport(parsed, upstream.transportEvents);
     try {
       upstream.attach(await abortable(connecting, signal, `a connection to ${parsed.text}`));
     } catch (error) {
       connecting.then((transport) => transport.close(), () => {}); // one that connects after all is not kept
-      if (error instanceof TimeoutError && limit.aborted) {
+      if (error instanceof TimeoutError && limit?.aborted) {
         throw new ConnectTimeoutError(`no connection to ${parsed.text} within ${formatDuration(limitMs)}`);
       }
       throw error;
@@ -187,7 +188,7 @@ export class QmpProxy {
         message: (m) => proxy.#fromUpstream(m),
         closed: (error) => proxy.#upstreamClosed(error),
       },
-      options.connectTimeoutMs ?? 10_000,
+      options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       options.signal,
     );
     proxy.#noSpareDescriptor = await spareDescriptorCheck();
@@ -219,7 +220,6 @@ export class QmpProxy {
     const wire = this.#options.wire;
     const owner: DownstreamOwner = {
       forward: (client, message) => this.#forward(client, message),
-      negotiated: () => {},
       left: (client, reason) => {
         this.#clients.delete(client);
         this.#waiting.delete(client); // its commands not yet sent are not sent

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { timeoutSignal } from "../abort.ts";
 import { formatDuration } from "../duration.ts";
 import {
   AbortedError,
@@ -76,7 +77,7 @@ export class Upstream {
    * @throws {ConnectTimeoutError | GreetingError | NegotiationError | DisconnectedError}
    */
   async negotiate(handlers: UpstreamHandlers, connectTimeoutMs: number, signal?: AbortSignal): Promise<void> {
-    const limits = [signal, connectTimeoutMs > 0 ? AbortSignal.timeout(connectTimeoutMs) : undefined]
+    const limits = [signal, timeoutSignal(connectTimeoutMs)]
       .filter((s): s is AbortSignal => s !== undefined);
     const bound = limits.length > 0 ? AbortSignal.any(limits) : undefined;
     let phase: ReadyStep = "greeting"; // which of the two ran out, named as the client names it
