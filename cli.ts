@@ -35,7 +35,14 @@ import {
 import { argv, argvBytes, env, envBytes, isPid1, onInterrupt } from "./cli/io/process.ts";
 import { bun } from "./cli/io/runtime.ts";
 import { commandHelp, generalHelp } from "./cli/help.ts";
-import { findOption, parseArgs, type ParsedOptions, UnknownOptionError, UsageError } from "./cli/options.ts";
+import {
+  findOption,
+  type OptionSpec,
+  parseArgs,
+  type ParsedOptions,
+  UnknownOptionError,
+  UsageError,
+} from "./cli/options.ts";
 import {
   allOptions,
   type CommandEntry,
@@ -69,18 +76,7 @@ const EXIT_STATUS: ReadonlyArray<[abstract new (...args: never[]) => Error, numb
 const RUNTIME_VARIABLES = ["BUN_OPTIONS", "BUN_INSPECT", "BUN_INSPECT_CONNECT_TO", "BUN_INSPECT_PRELOAD"];
 
 async function main(): Promise<number> {
-  // The Bun runtime inside the binary applies these before qmpctl runs (a --preload has run, an inspector
-  // listens): refused, so that nothing of a Bun developer's environment changes what qmpctl does unseen.
-  // Loops, not find/concat/Object.hasOwn or a Set: a process's first use of each costs ~0.03-0.1 M instructions.
-  // Only under Bun: Deno ignores them, and reading one without --allow-env would name a Bun variable in Deno's
-  // permission error.
-  if (bun) {
-    for (const name of RUNTIME_VARIABLES) {
-      if (env(name)) {
-        throw new UsageError(`${name} is set, and the Bun runtime inside qmpctl applied it: run without it`);
-      }
-    }
-  }
+  if (bun) refuseRuntimeVariables();
   const specs = allOptions();
   const { words, options } = parseArgs(await checkedArgv(), specs, commandLineStart);
   if (options.flag("version")) {
@@ -106,18 +102,7 @@ async function main(): Promise<number> {
   const module = await entry.load();
   // A command that waits (ga wait too), or one an option given makes wait (exec --wait-event).
   const waitsWhole = entry.waits === true || entry.waitingWords?.includes(rest[0]) === true;
-  let waits = waitsWhole;
-  for (const option of options.keys()) {
-    const own = findOption(entry.options, "name", option);
-    if (!own && !findOption(GLOBAL_OPTIONS, "name", option)) {
-      const short = findOption(specs, "name", option)?.short; // -l is --long: named both ways, as typed either
-      throw new UsageError(`${name} does not take ${short ? `-${short}/` : ""}--${option}`);
-    }
-    waits ||= own?.waits === true;
-  }
-
-  const refused = entry.refuses?.names.find((option) => options.has(option));
-  if (refused) throw new UsageError(`${name} ${entry.refuses!.why}: --${refused} does not apply`);
+  const waits = optionsMakeWait(name, entry, options, specs) || waitsWhole;
   const sockets = options.list("socket");
   for (const socket of sockets) {
     if (socket.includes("://") && isGlob(socket)) {
@@ -128,14 +113,7 @@ async function main(): Promise<number> {
     }
   }
   if (sockets.length === 0) await checkedEnv(name === "ga" ? "QMPCTL_GA_SOCKET" : "QMPCTL_SOCKET");
-  const interrupt = new AbortController();
-  // Only where they may matter: loading them costs a one-shot exec start-up.
-  const signals = waits || isPid1() ? await import("./cli/io/signals.ts") : undefined;
-  signals?.standInAsPid1(); // a container's first process: SIGTERM and SIGHUP end it all the same
-  // A command that waits leaves an inherited ignored SIGINT ignored (a script's background job).
-  if (!(waits && await signals!.sigintIgnoredAtStart())) {
-    onInterrupt(() => interrupt.abort(new Error("interrupted")));
-  }
+  const interrupt = await interruptOnSignals(waits);
   const bound = timeoutMs > 0 ? AbortSignal.any([interrupt.signal, AbortSignal.timeout(timeoutMs)]) : interrupt.signal;
   if (timeoutMs > 0) boundOutputWrites(bound);
   // A run that waits ends within a second of its stdout's reader leaving (`wait-event X | head -1`), not at its
@@ -162,23 +140,7 @@ async function main(): Promise<number> {
     optionTable: { global: GLOBAL_OPTIONS, commands: COMMANDS, commandLine: commandLineStart },
   };
   try {
-    // Several targets (-s repeated or a glob): the runner is loaded only then.
-    const severalSpelled = sockets.length > 1 || isSocketGlob(sockets[0] ?? "");
-    // The line is one target's: several would draw over one another, so an explicit ask is refused, not ignored.
-    if (severalSpelled && entry.fanout && options.has("progress")) {
-      throw new UsageError("--progress draws one target's line: with -s repeated or a glob, --progress-json");
-    }
-    const targeting = severalSpelled ? await import("./cli/targets.ts") : undefined;
-    // The targets run as they become known: a glob that matches nothing yet (--wait-socket) holds up none.
-    const several = targeting && entry.fanout && await targeting.startTargets(sockets, waitSocketMs, context.signal);
-    if (several) return await runOnSeveral(entry, module, context, several);
-    // A command of one target takes a glob that matches one socket (or one -s given twice) as that socket.
-    if (targeting) {
-      const targets = await targeting.expandTargets(sockets, waitSocketMs, context.signal); // throws what failed
-      if (targets!.length > 1) throw new UsageError(`${name} takes one target (-s gave ${targets!.length} sockets)`);
-      context.global.socket = targets![0];
-    }
-    return await module.run(context);
+    return await runOnTargets(name, entry, module, context, sockets);
   } catch (error) {
     // However a run that waits as a whole ended once the reader had left (its wait aborted, a write to the
     // pipe, a target's end): the reader chose to stop reading, so a BrokenPipeError, status 0, quietly.
@@ -192,6 +154,86 @@ async function main(): Promise<number> {
     }
     throw error;
   }
+}
+
+/**
+ * Refuse what the Bun runtime inside the binary applied before qmpctl ran (a --preload has run, an
+ * inspector listens), so that nothing of a Bun developer's environment changes what qmpctl does unseen.
+ * A loop, not find/concat/Object.hasOwn or a Set: a process's first use of each costs ~0.03-0.1 M
+ * instructions. Only under Bun: Deno ignores them, and reading one without --allow-env would name a Bun
+ * variable in Deno's permission error.
+ */
+function refuseRuntimeVariables(): void {
+  for (const name of RUNTIME_VARIABLES) {
+    if (env(name)) throw new UsageError(`${name} is set, and the Bun runtime inside qmpctl applied it: run without it`);
+  }
+}
+
+/**
+ * Refuse an option command `name` does not take, or takes but refuses in the form given; whether one given
+ * makes it wait (exec --wait-event).
+ * @throws {UsageError} naming the option
+ */
+function optionsMakeWait(
+  name: string,
+  entry: CommandEntry,
+  options: ParsedOptions,
+  specs: readonly OptionSpec[],
+): boolean {
+  let waits = false;
+  for (const option of options.keys()) {
+    const own = findOption(entry.options, "name", option);
+    if (!own && !findOption(GLOBAL_OPTIONS, "name", option)) {
+      const short = findOption(specs, "name", option)?.short; // -l is --long: named both ways, as typed either
+      throw new UsageError(`${name} does not take ${short ? `-${short}/` : ""}--${option}`);
+    }
+    waits ||= own?.waits === true;
+  }
+  const refused = entry.refuses?.names.find((option) => options.has(option));
+  if (refused) throw new UsageError(`${name} ${entry.refuses!.why}: --${refused} does not apply`);
+  return waits;
+}
+
+/** The abort Ctrl-C (SIGINT) makes; SIGTERM and SIGHUP too where they may matter (loading that costs start-up). */
+async function interruptOnSignals(waits: boolean): Promise<AbortController> {
+  const interrupt = new AbortController();
+  const signals = waits || isPid1() ? await import("./cli/io/signals.ts") : undefined;
+  signals?.standInAsPid1(); // a container's first process: SIGTERM and SIGHUP end it all the same
+  // A command that waits leaves an inherited ignored SIGINT ignored (a script's background job).
+  if (!(waits && await signals!.sigintIgnoredAtStart())) {
+    onInterrupt(() => interrupt.abort(new Error("interrupted")));
+  }
+  return interrupt;
+}
+
+/**
+ * Run the command on the target `sockets` name: one, or each of several (-s repeated, a glob) for a command
+ * that fans out; the runner of several is loaded only then.
+ */
+async function runOnTargets(
+  name: string,
+  entry: CommandEntry,
+  module: CommandModule,
+  context: CommandContext,
+  sockets: string[],
+): Promise<number> {
+  const severalSpelled = sockets.length > 1 || isSocketGlob(sockets[0] ?? "");
+  // The line is one target's: several would draw over one another, so an explicit ask is refused, not ignored.
+  if (severalSpelled && entry.fanout && context.options.has("progress")) {
+    throw new UsageError("--progress draws one target's line: with -s repeated or a glob, --progress-json");
+  }
+  const targeting = severalSpelled ? await import("./cli/targets.ts") : undefined;
+  const { waitSocketMs } = context.global;
+  // The targets run as they become known: a glob that matches nothing yet (--wait-socket) holds up none.
+  const several = targeting && entry.fanout && await targeting.startTargets(sockets, waitSocketMs, context.signal);
+  if (several) return await runOnSeveral(entry, module, context, several);
+  // A command of one target takes a glob that matches one socket (or one -s given twice) as that socket.
+  if (targeting) {
+    const targets = await targeting.expandTargets(sockets, waitSocketMs, context.signal); // throws what failed
+    if (targets!.length > 1) throw new UsageError(`${name} takes one target (-s gave ${targets!.length} sockets)`);
+    context.global.socket = targets![0];
+  }
+  return await module.run(context);
 }
 
 /** The command `name`, if qmpctl has one of that name. */
