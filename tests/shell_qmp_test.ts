@@ -68,6 +68,33 @@ describe("qmpctl shell on a terminal", () => {
     });
   });
 
+  test("TAB on an empty line asks before listing every command, as readline does: n lists none, y lists them", async () => {
+    await use([], async (terminal) => {
+      const question = /^Display all (\d+) possibilities\? \(y or n\)$/;
+      await terminal.press("Tab");
+      let screen = await terminal.waitFor("the question", (s) => question.test(s.at(-1)!));
+      expect(screen.at(-2)).toBe(PROMPT); // the line as typed stays above it
+      const count = Number(screen.at(-1)!.match(question)![1]);
+      expect(count).toBeGreaterThan(100);
+      await terminal.type("x"); // not an answer: the bell, and the question stays
+      await Bun.sleep(200);
+      expect(question.test((await terminal.screen()).at(-1)!)).toBe(true);
+      await terminal.type("n");
+      screen = await terminal.waitForLastLine(PROMPT);
+      expect(screen.at(-2)).toMatch(question);
+      await terminal.type("query-k");
+      await terminal.press("Home");
+      await terminal.press("Tab"); // before the cursor nothing: every command again; space answers yes
+      await terminal.waitFor("the question again", (s) => question.test(s.at(-1)!));
+      await terminal.type(" ");
+      screen = await terminal.waitFor("the list", (s) => s.at(-1) === "(vm1) query-k" && s.length > 10);
+      const listed = screen.slice(screen.findLastIndex((line) => question.test(line)) + 1, -1).join(" ").split(/\s+/);
+      expect(listed).toContain("query-status");
+      expect(listed).toHaveLength(count);
+      expect((await terminal.cursor()).x).toBe("(vm1) ".length); // where it was: at the line's start
+    }, 300);
+  });
+
   test("TAB completes argument names, enum values and union members from the schema; values are typed by it", async () => {
     await use([], async (terminal) => {
       await terminal.type("blockdev-add no");

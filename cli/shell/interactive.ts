@@ -22,6 +22,9 @@ import { Terminal } from "./terminal.ts";
 import { splitWords } from "./words.ts";
 import { notUtf8 } from "./bytes.ts";
 
+/** Candidates from which TAB asks before listing them (readline's completion-query-items). */
+const LIST_QUERY_ITEMS = 100;
+
 /** How long the shell waits for QEMU to close the connection after it answered a quit (a proxy may keep it open). */
 const QUIT_CLOSE_WAIT_MS = 2000;
 
@@ -232,10 +235,31 @@ class InteractiveShell {
     }
     if (result.kind === "replace") this.#editor.replaceBeforeCursor(result.count, result.text);
     else if (result.kind === "list") {
-      this.#screen.print(formatColumns(result.candidates, terminal.columns));
-      this.#listedFor = before;
+      if (result.candidates.length < LIST_QUERY_ITEMS || await this.#listWanted(result.candidates.length)) {
+        this.#screen.print(formatColumns(result.candidates, terminal.columns));
+        this.#listedFor = before;
+      }
     } else terminal.write("\x07"); // nothing to complete: ring the bell
     this.#draw();
+  }
+
+  /**
+   * Ask, as readline does, before a list of `count` candidates fills the screen (TAB on an empty line lists
+   * every command): y or space lists them; n, Backspace, Ctrl-C or Ctrl-D does not; any other key rings.
+   */
+  async #listWanted(count: number): Promise<boolean> {
+    this.#screen.leave(); // the line stays as typed above the question; drawn again below it after
+    this.#terminal.write(`Display all ${count} possibilities? (y or n)`);
+    for (;;) {
+      const key = await this.#race(this.#terminal.nextKey());
+      const text = key.name === "text" ? key.text[0] : ""; // its first character answers
+      const yes = text === "y" || text === "Y" || text === " ";
+      if (yes || text === "n" || text === "N" || ["backspace", "interrupt", "eof"].includes(key.name)) {
+        this.#terminal.write("\r\n");
+        return yes;
+      }
+      this.#terminal.write("\x07");
+    }
   }
 }
 
