@@ -300,25 +300,59 @@ async function runLaunched(
   command: string[],
   stop: StopWatch,
 ): Promise<number> {
-  // QEMU's launcher would exit at once and leave QEMU with a monitor whose other end is gone with the proxy.
+  refuseDaemonize(command);
+  const monitor = await listenForMonitor(proxyOptions(context, settings).wire);
+  if (stop.reason !== undefined) { // asked to stop before QEMU was started: it is not
+    await monitor.close();
+    return stoppedStatus(context, stop.reason, `stopped before ${command[0]} was started`);
+  }
+  let qemu: PassthroughChild;
+  try {
+    qemu = await spawnWithMonitor(command, monitor.path);
+  } catch (error) {
+    await monitor.close();
+    return await cannotStart(command[0], error);
+  }
+  return await new LaunchedQemu(context, stop, qemu, command[0]).run(monitor, settings);
+}
+
+/**
+ * Refuse -daemonize: QEMU's launcher would exit at once and leave QEMU with a
+ * monitor whose other end is gone with the proxy.
+ */
+function refuseDaemonize(command: string[]): void {
   const daemonize = command.find((word) => word === "-daemonize" || word === "--daemonize");
   if (daemonize) {
     throw new UsageError(
       `proxy runs QEMU as its child: leave out ${daemonize} (run the proxy in the background instead)`,
     );
   }
+}
+
+/** The socket a launched QEMU connects its monitor to, in a private directory, and the one connection it takes. */
+interface MonitorSocket {
+  /** Where QEMU is to connect. */
+  path: string;
+  /** The monitor connection, once QEMU has made it. */
+  upstream: Upstream;
+  /** Resolves as QEMU connects. */
+  connected: Promise<void>;
+  /** Stop listening and remove the private directory (a connection made stays). */
+  close(): Promise<void>;
+}
+
+/** Listen for QEMU's monitor in a new private directory: the first connection is the monitor, any other is cut. */
+async function listenForMonitor(wire: ProxyOptions["wire"]): Promise<MonitorSocket> {
   const dir = await makePrivateDir("qmpctl-proxy-", "QEMU's monitor socket").catch((error) => {
     throw new ConnectionError((error as Error).message, { cause: error });
   });
-  const monitorPath = `${dir}/monitor.sock`;
-  const wire = proxyOptions(context, settings).wire;
+  const path = `${dir}/monitor.sock`;
   const upstream = new Upstream("QEMU's monitor", {
     log: wire && ((direction, json) => wire("upstream", direction, json)),
   });
-  let connected!: () => void;
-  const qemuConnected = new Promise<void>((resolve) => (connected = resolve));
+  const { promise: connected, resolve } = Promise.withResolvers<void>();
   let taken = false;
-  const monitorListener = await listenTransport(monitorPath, {
+  const listener = await listenTransport(path, {
     accept(transport: AcceptedTransport) {
       if (taken) { // only the QEMU started here may be the monitor
         transport.abort();
@@ -326,108 +360,172 @@ async function runLaunched(
       }
       taken = true;
       upstream.attach(transport);
-      connected();
+      resolve();
       return upstream.transportEvents;
     },
   }).catch(async (error) => {
     await removeDir(dir);
     throw error;
   });
-  if (stop.reason !== undefined) { // asked to stop before QEMU was started: it is not
-    await monitorListener.close();
+  const close = async () => {
+    await listener.close();
     await removeDir(dir);
-    return stoppedStatus(context, stop.reason, `stopped before ${command[0]} was started`);
-  }
-  let qemu: PassthroughChild;
-  try {
-    qemu = await spawnPassthrough([
-      ...command,
-      "-chardev",
-      `socket,id=qmpctl-proxy,path=${monitorPath.replaceAll(",", ",,")},server=off`, // QEMU's options escape ',' as ',,'
-      "-mon",
-      "chardev=qmpctl-proxy,mode=control",
-    ]);
-  } catch (error) {
-    await monitorListener.close();
-    await removeDir(dir);
-    if ((error as Error).name === "NotCapable") throw error; // Deno without --allow-run: a usage error, saying so
-    const { fileErrorWords } = await import("./file_errors.ts"); // "no such file or directory (ENOENT)"
-    notice(`cannot start ${command[0]}: ${fileErrorWords(error) ?? (error as Error).message}`);
-    return (error as { code?: string }).code === "ENOENT" ? PROGRAM.NOT_FOUND : PROGRAM.NOT_RUNNABLE;
-  }
-  // One grace for this QEMU, from the first reason to stop it (a second would say the kill twice).
-  let ending: Promise<{ status: number; killed: boolean }> | undefined;
-  const exitedOrKilledQemu = (since: string) => (ending ??= exitedOrKilled(qemu, command[0], since));
-  let signalsSent = 0;
-  void stop.requested.then((signal) => {
-    // A second request means QEMU did not stop on the first: end it.
-    const forward = () => qemu.kill(signalsSent++ > 0 ? "SIGKILL" : signal === "SIGINT" ? "SIGINT" : "SIGTERM");
-    notice(`${stopName(context, signal)}: stopping ${command[0]}${signal === "SIGHUP" ? " (with SIGTERM)" : ""}`);
-    forward();
-    onFatalSignal(forward);
-    onInterrupt(forward);
-    if (signal !== "timeout") return; // the one who sent it may send another, which kills
-    // The bound the user set: kept even if QEMU ignores SIGTERM.
-    void exitedOrKilledQemu("of SIGTERM");
-  });
-  // QEMU connects its monitor as it starts, in well under a second; --connect-timeout bounds the wait, unless
-  // --timeout runs out first: QEMU is then being stopped, and the run ends when it has.
-  const bound = context.global.connectTimeoutMs;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const early = await Promise.race([
-    qemuConnected.then(() => "connected" as const),
-    qemu.exited.then(() => "exited" as const),
-    stop.requested.then((signal) => signal === "timeout" ? "timeout" as const : new Promise<never>(() => {})),
-    ...(bound > 0 ? [new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), bound)))] : []),
+  };
+  return { path, upstream, connected, close };
+}
+
+/** Start `command` with a QMP monitor that connects to `monitorPath` as QEMU starts. */
+function spawnWithMonitor(command: string[], monitorPath: string): Promise<PassthroughChild> {
+  return spawnPassthrough([
+    ...command,
+    "-chardev",
+    `socket,id=qmpctl-proxy,path=${monitorPath.replaceAll(",", ",,")},server=off`, // QEMU's options escape ',' as ',,'
+    "-mon",
+    "chardev=qmpctl-proxy,mode=control",
   ]);
-  clearTimeout(timer);
-  await monitorListener.close();
-  await removeDir(dir);
-  if (early === "exited" || early === "timeout") {
-    if (stop.reason === undefined) notice(`${command[0]} ${await qemu.ended} before it connected its monitor`);
-    else if (await killedByTheStop()) return EXIT.OK;
-    return timedOut(await qemu.exited);
+}
+
+/** Why `program` could not be started, in qmpctl's words; the exit status env(1) gives (127 not found, else 126). */
+async function cannotStart(program: string, error: unknown): Promise<number> {
+  if ((error as Error).name === "NotCapable") throw error; // Deno without --allow-run: a usage error, saying so
+  const { fileErrorWords } = await import("./file_errors.ts"); // "no such file or directory (ENOENT)"
+  notice(`cannot start ${program}: ${fileErrorWords(error) ?? (error as Error).message}`);
+  return (error as { code?: string }).code === "ENOENT" ? PROGRAM.NOT_FOUND : PROGRAM.NOT_RUNNABLE;
+}
+
+/** How the wait for a launched QEMU's monitor ended. */
+type MonitorWait = "connected" | "exited" | "timeout" | "late";
+
+/**
+ * A QEMU the proxy started, from then to the run's exit status: the stops
+ * asked for passed on to it, the one grace it has to exit, and what each way
+ * it ends means.
+ */
+class LaunchedQemu {
+  readonly #context: CommandContext;
+  readonly #stop: StopWatch;
+  readonly #qemu: PassthroughChild;
+  /** Its program, as the log names it. */
+  readonly #name: string;
+  /** One grace for this QEMU, from the first reason to stop it (a second would say the kill twice). */
+  #ending: Promise<{ status: number; killed: boolean }> | undefined;
+
+  constructor(context: CommandContext, stop: StopWatch, qemu: PassthroughChild, name: string) {
+    this.#context = context;
+    this.#stop = stop;
+    this.#qemu = qemu;
+    this.#name = name;
   }
-  if (early === "late") {
-    notice(`${command[0]} did not connect its monitor within ${formatDuration(bound)} (--connect-timeout): stopped`);
-    qemu.kill("SIGKILL");
-    await qemu.exited;
-    return EXIT.CONNECTION;
+
+  /** Wait for QEMU's monitor, then serve it until QEMU ends: the run's exit status. */
+  async run(monitor: MonitorSocket, settings: Settings): Promise<number> {
+    this.#forwardStops();
+    const early = await this.#awaitMonitor(monitor.connected);
+    await monitor.close();
+    if (early !== "connected") return await this.#unconnected(early);
+    let proxy: QmpProxy;
+    try {
+      proxy = await QmpProxy.start(monitor.upstream, settings.listen, proxyOptions(this.#context, settings));
+    } catch (error) {
+      return await this.#failedToServe(error);
+    }
+    notice(`serving QEMU's monitor on ${settings.listen}`);
+    return await this.#serve(proxy);
   }
-  let proxy: QmpProxy;
-  try {
-    proxy = await QmpProxy.start(upstream, settings.listen, proxyOptions(context, settings));
-  } catch (error) {
-    // A QEMU that fails as it starts (a bad -device, a disk not there) has connected its monitor and closes it
-    // as it exits, having said why: its exit status is the run's.
+
+  /** Pass a stop asked for on to QEMU (SIGTERM for SIGHUP and --timeout), and SIGKILL on any after it. */
+  #forwardStops(): void {
+    const qemu = this.#qemu;
+    let signalsSent = 0;
+    void this.#stop.requested.then((signal) => {
+      // A second request means QEMU did not stop on the first: end it.
+      const forward = () => qemu.kill(signalsSent++ > 0 ? "SIGKILL" : signal === "SIGINT" ? "SIGINT" : "SIGTERM");
+      const how = signal === "SIGHUP" ? " (with SIGTERM)" : "";
+      notice(`${stopName(this.#context, signal)}: stopping ${this.#name}${how}`);
+      forward();
+      onFatalSignal(forward);
+      onInterrupt(forward);
+      if (signal !== "timeout") return; // the one who sent it may send another, which kills
+      // The bound the user set: kept even if QEMU ignores SIGTERM.
+      void this.#exitedOrKilled("of SIGTERM");
+    });
+  }
+
+  /**
+   * Wait for QEMU to connect its monitor, which it does as it starts, in well under a second: --connect-timeout
+   * bounds the wait, unless --timeout runs out first (QEMU is then being stopped, and the run ends when it has).
+   */
+  async #awaitMonitor(connected: Promise<void>): Promise<MonitorWait> {
+    const bound = this.#context.global.connectTimeoutMs;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const early = await Promise.race([
+      connected.then(() => "connected" as const),
+      this.#qemu.exited.then(() => "exited" as const),
+      this.#stop.requested.then((signal) => signal === "timeout" ? "timeout" as const : new Promise<never>(() => {})),
+      ...(bound > 0 ? [new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), bound)))] : []),
+    ]);
+    clearTimeout(timer);
+    return early;
+  }
+
+  /** The run's exit status when QEMU did not connect its monitor: it exited, --timeout stopped it, or it was late. */
+  async #unconnected(early: Exclude<MonitorWait, "connected">): Promise<number> {
+    if (early === "late") {
+      const bound = formatDuration(this.#context.global.connectTimeoutMs);
+      notice(`${this.#name} did not connect its monitor within ${bound} (--connect-timeout): stopped`);
+      this.#qemu.kill("SIGKILL");
+      await this.#qemu.exited;
+      return EXIT.CONNECTION;
+    }
+    if (await this.#killedByTheStop()) return EXIT.OK;
+    if (this.#stop.reason === undefined) { // ended by itself: said (a stop asked for, it says)
+      notice(`${this.#name} ${await this.#qemu.ended} before it connected its monitor`);
+    }
+    return this.#timedOut(await this.#qemu.exited);
+  }
+
+  /**
+   * A QEMU that fails as it starts (a bad -device, a disk not there) has connected its monitor and closes it as
+   * it exits, having said why: its exit status is the run's. Else QEMU is stopped, and `error` thrown.
+   */
+  async #failedToServe(error: unknown): Promise<number> {
     const closedByQemu = error instanceof DisconnectedError || error instanceof GreetingError;
-    const status = closedByQemu ? await within(qemu.exited, QEMU_FAILING_START_MS) : undefined;
-    if (status !== undefined) return await killedByTheStop() ? EXIT.OK : timedOut(status);
-    qemu.kill("SIGTERM");
-    await exitedOrKilledQemu("of SIGTERM");
+    const status = closedByQemu ? await within(this.#qemu.exited, QEMU_FAILING_START_MS) : undefined;
+    if (status !== undefined) return await this.#killedByTheStop() ? EXIT.OK : this.#timedOut(status);
+    this.#qemu.kill("SIGTERM");
+    await this.#exitedOrKilled("of SIGTERM");
     throw error;
   }
-  notice(`serving QEMU's monitor on ${settings.listen}`);
-  const first = await Promise.race([qemu.exited, proxy.ended.then(() => undefined)]);
-  // The monitor connection ended first: QEMU is exiting, or is stopped after a grace period (said then).
-  const { status, killed } = first === undefined
-    ? await exitedOrKilledQemu("of closing its monitor")
-    : { status: first, killed: false };
-  await proxy.close();
-  // Ended by itself (a guest's poweroff, a crash, a kill): said, for a unit's journal. A stop asked for, it says.
-  if (stop.reason === undefined && !killed) notice(`${command[0]} ${await qemu.ended}`);
-  return timedOut(status);
+
+  /** Serve QEMU's monitor until QEMU exits or the connection ends: QEMU's exit status. */
+  async #serve(proxy: QmpProxy): Promise<number> {
+    const first = await Promise.race([this.#qemu.exited, proxy.ended.then(() => undefined)]);
+    // The monitor connection ended first: QEMU is exiting, or is stopped after a grace period (said then).
+    const { status, killed } = first === undefined
+      ? await this.#exitedOrKilled("of closing its monitor")
+      : { status: first, killed: false };
+    await proxy.close();
+    // Ended by itself (a guest's poweroff, a crash, a kill): said, for a unit's journal. A stop asked for, it says.
+    if (this.#stop.reason === undefined && !killed) notice(`${this.#name} ${await this.#qemu.ended}`);
+    return this.#timedOut(status);
+  }
+
+  /** QEMU's exit status once it has exited, by itself or killed after the grace (exitedOrKilled): one grace for all. */
+  #exitedOrKilled(since: string): Promise<{ status: number; killed: boolean }> {
+    return this.#ending ??= exitedOrKilled(this.#qemu, this.#name, since);
+  }
 
   /**
    * Whether QEMU died of the SIGTERM or SIGHUP passed on (as SIGTERM) as it started, before it handled
    * signals (it connects its monitor first): the stop asked for, exit 0, not a death to report.
    */
-  async function killedByTheStop(): Promise<boolean> {
-    return (stop.reason === "SIGTERM" || stop.reason === "SIGHUP") && await qemu.ended === "was killed by SIGTERM";
+  async #killedByTheStop(): Promise<boolean> {
+    const reason = this.#stop.reason;
+    return (reason === "SIGTERM" || reason === "SIGHUP") && await this.#qemu.ended === "was killed by SIGTERM";
   }
 
   /** QEMU's status, unless --timeout stopped it: then 124, as timeout(1) exits (said when it ran out). */
-  function timedOut(status: number): number {
-    return stop.reason === "timeout" ? EXIT.TIMEOUT : status;
+  #timedOut(status: number): number {
+    return this.#stop.reason === "timeout" ? EXIT.TIMEOUT : status;
   }
 }

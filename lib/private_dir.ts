@@ -161,59 +161,98 @@ export interface PrivateDirFd {
  * system's ("permission denied (EACCES)")
  */
 export async function openPrivateDirFd(path: string): Promise<PrivateDirFd> {
-  const { constants, promises: fs, closeSync, fchmodSync, fstatSync, openSync } = await import("node:fs");
+  const { closeSync } = await import("node:fs");
   const uid = ownUid();
-  const code = (error: unknown) => (error as { code?: string })?.code;
   // A relative path would be made and checked from wherever the process stands.
   if (!path.startsWith("/")) throw new Error(`its directory ${path} is not an absolute path`);
-  const fd = await (async () => {
-    const missing = await fs.lstat(path).then(() => false, (error) => code(error) === "ENOENT");
-    const missingUp = [path]; // what is missing, from the deepest up
-    if (missing) {
-      // A home that does not exist (a system user's /nonexistent) is not made to exist.
-      const homes = await homeSpellings(fs.readlink);
-      for (let dir = parentDir(path);; dir = parentDir(dir)) {
-        const stat = await fs.stat(dir).catch((error) => {
-          if (code(error) !== "ENOENT" || dir === "/") throw error;
-        });
-        if (!stat && homes.has(lexicalPath(dir))) {
-          throw new Error(`its directory would be created in ${dir}, the home directory, which does not exist`);
-        }
-        if (!stat) {
-          missingUp.push(dir);
-          continue;
-        }
-        const problem = notOurTreeReason(dir, stat, uid);
-        if (problem) throw new Error(problem);
-        break;
-      }
+  const fd = await makeAndOpen(path, uid).catch((error) => openFailure(path, error));
+  const stat = await checkOpened(fd, path, uid);
+  return { fd, dev: stat.dev, ino: stat.ino, uid, wasShared: othersMayWrite(stat.mode), close: () => closeSync(fd) };
+}
+
+/** The `code` of a system error ("ENOENT"); undefined for ours. */
+function errorCode(error: unknown): string | undefined {
+  return (error as { code?: string })?.code;
+}
+
+/** Create `path` where it is missing, on a way no one else steers (checkWayTo), and open it, not through a link. */
+async function makeAndOpen(path: string, uid: number | undefined): Promise<number> {
+  const { constants, openSync } = await import("node:fs");
+  const toMake = await missingDirs(path, uid);
+  await checkWayTo(path, uid);
+  if (toMake.length > 0) await makeDirs(toMake, path, uid);
+  return openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+}
+
+/**
+ * The directories to make for `path`, from the top down (none when it
+ * exists): refused when the nearest one that exists is not ours to make them
+ * in (notOurTreeReason), or when one of them would be the home directory.
+ */
+async function missingDirs(path: string, uid: number | undefined): Promise<string[]> {
+  const { promises: fs } = await import("node:fs");
+  const missing = await fs.lstat(path).then(() => false, (error) => errorCode(error) === "ENOENT");
+  if (!missing) return [];
+  const missingUp = [path]; // from the deepest up
+  // A home that does not exist (a system user's /nonexistent) is not made to exist.
+  const homes = await homeSpellings(fs.readlink);
+  for (let dir = parentDir(path);; dir = parentDir(dir)) {
+    const stat = await fs.stat(dir).catch((error) => {
+      if (errorCode(error) !== "ENOENT" || dir === "/") throw error;
+    });
+    if (!stat && homes.has(lexicalPath(dir))) {
+      throw new Error(`its directory would be created in ${dir}, the home directory, which does not exist`);
     }
-    await checkWayTo(path, uid);
-    if (missing) {
-      const toMake = missingUp.toReversed(); // from the top down: each in the one made before it
-      await withOwnerBits(async () => {
-        for (const dir of toMake) {
-          await fs.mkdir(dir, { mode: 0o700 }).catch((error) => {
-            if (code(error) !== "EEXIST") throw error;
-          });
-        }
+    if (!stat) {
+      missingUp.push(dir);
+      continue;
+    }
+    const problem = notOurTreeReason(dir, stat, uid);
+    if (problem) throw new Error(problem);
+    return missingUp.toReversed(); // from the top down: each in the one made before it
+  }
+}
+
+/** Make `toMake` (0700, from the top down) on the way to `path`, and check that way again. */
+async function makeDirs(toMake: string[], path: string, uid: number | undefined): Promise<void> {
+  const { promises: fs } = await import("node:fs");
+  await withOwnerBits(async () => {
+    for (const dir of toMake) {
+      await fs.mkdir(dir, { mode: 0o700 }).catch((error) => {
+        if (errorCode(error) !== "EEXIST") throw error;
       });
-      await checkWayTo(path, uid); // again: a directory on the way made meanwhile by someone else is refused
-      await ownerBitsBack(toMake, uid);
     }
-    return openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
-  })().catch(async (error) => {
-    // A link opened with O_DIRECTORY | O_NOFOLLOW fails with ENOTDIR, as a
-    // file does (and under Deno a dangling one with ENOENT): lstat tells which.
-    if (!code(error)) throw error;
-    if (await fs.lstat(path).then((s) => s.isSymbolicLink(), () => false)) {
-      throw new Error("its directory is a symbolic link (not followed)", { cause: error });
-    }
-    if (code(error) === "ENOTDIR" || code(error) === "ELOOP") {
-      throw new Error("its directory is not a directory", { cause: error });
-    }
-    throw reasonError(error, "its directory");
   });
+  await checkWayTo(path, uid); // again: a directory on the way made meanwhile by someone else is refused
+  await ownerBitsBack(toMake, uid);
+}
+
+/** Why `path` could not be made or opened (`error`), as a reason about "its directory". */
+async function openFailure(path: string, error: unknown): Promise<never> {
+  // A link opened with O_DIRECTORY | O_NOFOLLOW fails with ENOTDIR, as a
+  // file does (and under Deno a dangling one with ENOENT): lstat tells which.
+  if (!errorCode(error)) throw error;
+  const { promises: fs } = await import("node:fs");
+  if (await fs.lstat(path).then((s) => s.isSymbolicLink(), () => false)) {
+    throw new Error("its directory is a symbolic link (not followed)", { cause: error });
+  }
+  if (errorCode(error) === "ENOTDIR" || errorCode(error) === "ELOOP") {
+    throw new Error("its directory is not a directory", { cause: error });
+  }
+  throw reasonError(error, "its directory");
+}
+
+/**
+ * The stat of the directory opened as `fd` at `path`, once checked: what
+ * the path itself is (notFollowed), ours, and tightened to 0700 through the
+ * descriptor when looser; `fd` is closed when it is refused.
+ */
+async function checkOpened(
+  fd: number,
+  path: string,
+  uid: number | undefined,
+): Promise<{ dev: number; ino: number; mode: number }> {
+  const { closeSync, fchmodSync, fstatSync } = await import("node:fs");
   const stat = fstatSync(fd);
   try {
     await notFollowed(path, "its directory", stat);
@@ -224,7 +263,7 @@ export async function openPrivateDirFd(path: string): Promise<PrivateDirFd> {
     closeSync(fd);
     throw reasonError(error, "its directory");
   }
-  return { fd, dev: stat.dev, ino: stat.ino, uid, wasShared: othersMayWrite(stat.mode), close: () => closeSync(fd) };
+  return stat;
 }
 
 /**
@@ -328,7 +367,7 @@ export async function notFollowed(path: string, what: string, opened?: { dev: nu
  * link not followed said so, about `what` ("it", "its directory").
  */
 export function reasonError(error: unknown, what: string): Error {
-  const code = (error as { code?: string })?.code;
+  const code = errorCode(error);
   if (!code) return error as Error;
   if (code === "ELOOP") return new Error(`${what} is a symbolic link (not followed)`, { cause: error });
   const text = /^[A-Z0-9]+: ([^,]+)/.exec((error as Error).message)?.[1] ?? code;
