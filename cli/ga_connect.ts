@@ -1,5 +1,5 @@
 /** Connecting to the guest agent for the `ga` commands: `-s` or `$QMPCTL_GA_SOCKET`. @module */
-import { GuestAgent, SyncClosedError } from "../lib/agent_client.ts";
+import { GuestAgent, MonitorNotAgentError, SyncClosedError } from "../lib/agent_client.ts";
 import { isNotReady, isRemote, retryWhileNotReady } from "../lib/connect_ready.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, givenAddress, noAddress, wireLog } from "./session.ts";
@@ -39,5 +39,9 @@ export function connectAgent(
       log: wireLog(context),
     });
   const remote = isRemote(address);
-  return retryWhileNotReady(connect, context.global.waitSocketMs ?? 0, context.signal, { notReady, remote });
+  return retryWhileNotReady(connect, context.global.waitSocketMs ?? 0, context.signal, { notReady, remote })
+    .catch((error) => {
+      if (error instanceof MonitorNotAgentError) error.message += " (qmpctl exec talks to a monitor)";
+      throw error;
+    });
 }

@@ -14,7 +14,7 @@ import { logStderrOffMainThread, writeStderrLine } from "./io/output.ts";
 import { onInterrupt, type PassthroughChild, spawnPassthrough } from "./io/process.ts";
 import { type FatalSignal, onFatalSignal } from "./io/signals.ts";
 import { UsageError } from "./options.ts";
-import { type CommandContext, escapeJsonControls, givenAddress, noAddress } from "./session.ts";
+import { type CommandContext, escapeJsonControls, givenAddress, noAddress, withAgentHint } from "./session.ts";
 
 export const help = (): string =>
   `Usage: qmpctl proxy -s UPSTREAM --listen PATH [options]
@@ -264,7 +264,7 @@ async function runShared(
   } catch (error) {
     // A signal while it connected: a service stopped, or a Ctrl-C (--timeout fails as any command's wait).
     const reason = stop.reason;
-    if (reason === undefined || reason === "timeout") throw error;
+    if (reason === undefined || reason === "timeout") throw withAgentHint(error);
     return stoppedStatus(context, reason, `stopped before sharing ${parseAddress(address).text}`);
   }
   const name = parseAddress(address).text;
@@ -494,7 +494,7 @@ class LaunchedQemu {
     if (status !== undefined) return await this.#killedByTheStop() ? EXIT.OK : this.#timedOut(status);
     this.#qemu.kill("SIGTERM");
     await this.#exitedOrKilled("of SIGTERM");
-    throw error;
+    throw error; // no guest agent's hint: the peer is the QEMU started here
   }
 
   /** Serve QEMU's monitor until QEMU exits or the connection ends: QEMU's exit status. */

@@ -7,7 +7,7 @@
  */
 import { QmpClient } from "../lib/client.ts";
 import { connectWhenReady } from "../lib/connect_ready.ts";
-import { CommandError, ConnectionError, GreetingError, TimeoutError } from "../lib/errors.ts";
+import { CommandError, ConnectionError, GreetingError, QmpError, TimeoutError } from "../lib/errors.ts";
 import { isSocketGlob } from "../lib/glob.ts";
 import type { QmpEvent } from "../lib/events.ts";
 import { controlPattern, escapeControls, isUnseenControl } from "./controls.ts";
@@ -99,10 +99,11 @@ export function connect(context: CommandContext, session: SessionOptions = {}): 
   const connected = waitMs > 0
     ? connectWhenReady(address, { ...options, waitMs })
     : QmpClient.connect(address, options);
-  if (context.global.socket !== undefined) return connected;
-  // The address came from the environment: said, for a user who forgot (or never knew of) that export; and for
-  // a glob there, that it was taken as written (one address: only -s expands a glob).
   return connected.catch((error) => {
+    withAgentHint(error);
+    if (context.global.socket !== undefined) throw error;
+    // The address came from the environment: said, for a user who forgot (or never knew of) that export; and
+    // for a glob there, that it was taken as written (one address: only -s expands a glob).
     if (error instanceof ConnectionError || error instanceof GreetingError) {
       const glob = isSocketGlob(address) && causedBy(error, "ENOENT");
       error.message += glob
@@ -111,6 +112,15 @@ export function connect(context: CommandContext, session: SessionOptions = {}): 
     }
     throw error;
   });
+}
+
+/**
+ * `error` with, when no QMP greeting came (its `noGreeting`), the command
+ * that talks to what else may be on the socket: a guest agent.
+ */
+export function withAgentHint(error: unknown): unknown {
+  if (error instanceof QmpError && error.noGreeting) error.message += " (a guest agent's socket: use qmpctl ga)";
+  return error;
 }
 
 /** Whether a system error `code` (ENOENT) is under `error`, through a retry's "still so" wrapper. */

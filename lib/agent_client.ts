@@ -82,6 +82,13 @@ export class SyncClosedError extends DisconnectedError {
   override name = "SyncClosedError";
 }
 
+/**
+ * The peer greeted as a QMP monitor does: it is a monitor, not a guest
+ * agent, and would never answer the sync. Its code and name are
+ * ProtocolError's.
+ */
+export class MonitorNotAgentError extends ProtocolError {}
+
 interface PendingCall {
   command: string;
   resolve: (response: Record<string, unknown>) => void;
@@ -138,6 +145,7 @@ export class GuestAgent {
    * @throws {AddressError | ConnectionError} when the socket cannot be connected
    * @throws {ConnectTimeoutError} when no agent answered the sync within `connectTimeout`
    * @throws {SyncClosedError} (a DisconnectedError) when the peer closed before the agent answered
+   * @throws {MonitorNotAgentError} (a ProtocolError) when the peer greeted as a QMP monitor
    * @throws {TimeoutError | AbortedError} when `signal` aborts first
    */
   static async connect(address: string | Address, options: AgentConnectOptions = {}): Promise<GuestAgent> {
@@ -406,9 +414,7 @@ export class GuestAgent {
     if (this.#head.length >= MONITOR_SNIFF_CHARS) return;
     this.#head += new TextDecoder().decode(bytes.subarray(0, MONITOR_SNIFF_CHARS));
     if (/^\s*\{\s*"QMP"\s*:/.test(this.#head)) {
-      throw new ProtocolError(
-        `${this.address.text} is a QMP monitor, not a guest agent (qmpctl exec talks to a monitor)`,
-      );
+      throw new MonitorNotAgentError(`${this.address.text} is a QMP monitor, not a guest agent`);
     }
   }
 

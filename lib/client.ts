@@ -220,10 +220,12 @@ export class QmpClient {
     const signal = options.signal && limit ? AbortSignal.any([options.signal, limit]) : options.signal ?? limit;
     // Which bound ran out decides the error: ConnectTimeoutError for the connect timeout, else the signal's.
     const abortError = () => {
-      const { step, hint } = client.awaitedStep();
-      return limit?.aborted && !options.signal?.aborted
+      const { step, hint, noGreeting } = client.awaitedStep();
+      const error = limit?.aborted && !options.signal?.aborted
         ? new ConnectTimeoutError(`no ${step} within ${formatDuration(limitMs)}${hint}`)
         : abortErrorFor(`the ${step}${hint}`)(options.signal!);
+      if (noGreeting) error.noGreeting = true;
+      return error;
     };
     // Bounded until negotiation is answered, also when `pipeline` returns before that.
     const negotiated = abortable(client.open({ signal, connectTimeout: limitMs }), signal, abortError);
@@ -688,7 +690,7 @@ export class QmpClient {
   }
 
   /** What connect() waits for now, for its timeout messages. */
-  private awaitedStep(): { step: string; hint: string } {
+  private awaitedStep(): ReturnType<typeof awaitedStep> {
     const phase = this.phase === "greeting" || this.phase === "negotiating" ? this.phase : "connecting";
     // A greeting begun but unfinished: the peer is no silent busy monitor.
     const begun = phase === "greeting" && this.framer.partial ? this.greetingWaiter?.bytes : 0;

@@ -43,6 +43,12 @@ export class QmpError extends Error {
   readonly code: string = "QMP";
   /** The class's name, for people: stack traces and `String(error)` show it. Each subclass sets its own. */
   override name = "QmpError";
+  /**
+   * True when a connection's bound ran out, or its signal aborted, while no
+   * QMP greeting had begun: the peer may be no QMP monitor at all (a guest
+   * agent, which `GuestAgent` talks to). A caller may say how to reach one.
+   */
+  noGreeting?: boolean;
 }
 
 /**
@@ -110,10 +116,11 @@ export class ConnectTimeoutError extends ConnectionError {
 /**
  * Why a QMP greeting may not come: the monitor is busy (a second client
  * connects but waits unserved), or the socket is no QMP monitor at all (a
- * guest agent accepts a connection and waits for a request in silence).
+ * guest agent accepts a connection and waits for a request in silence: the
+ * error's `noGreeting` lets a caller say what talks to one).
  */
 export const NO_GREETING_HINT =
-  "another client may hold the monitor (QEMU serves one client at a time), QEMU may be stopped or hung, or it is no QMP monitor (a guest agent's socket: use qmpctl ga)";
+  "another client may hold the monitor (QEMU serves one client at a time), QEMU may be stopped or hung, or it is no QMP monitor";
 
 /** The steps of a connection before it is ready: connect(2), the greeting, the answer to qmp_capabilities. */
 export type ReadyStep = "connecting" | "greeting" | "negotiating";
@@ -126,7 +133,8 @@ export type ReadyStep = "connecting" | "greeting" | "negotiating";
  * listen queue leaves unanswered rather than refused. `greetingBytes`: how many bytes came before a greeting begun
  * stalled unfinished (0: none came, or no greeting was begun). A monitor held
  * by another client sends nothing, so that hint would mislead: the message
- * says what came instead.
+ * says what came instead. `noGreeting`: true when the hint is NO_GREETING_HINT,
+ * for the error's field of that name.
  */
 export function awaitedStep(
   phase: ReadyStep,
@@ -134,12 +142,12 @@ export function awaitedStep(
   listenQueueFull = false,
   greetingBytes = 0,
   tcp = false,
-): { step: string; hint: string } {
+): { step: string; hint: string; noGreeting?: boolean } {
   switch (phase) {
     case "greeting":
       return greetingBytes > 0
         ? { step: `whole QMP greeting from ${address}`, hint: `: it had sent ${greetingBytes} bytes of it` }
-        : { step: `QMP greeting from ${address}`, hint: `: ${NO_GREETING_HINT}` };
+        : { step: `QMP greeting from ${address}`, hint: `: ${NO_GREETING_HINT}`, noGreeting: true };
     case "negotiating":
       return { step: `answer to qmp_capabilities from ${address}`, hint: "" };
     case "connecting":

@@ -270,7 +270,13 @@ export {
  * }
  * ```
  */
-export { AGENT_COMMANDS_WITHOUT_REPLY, type AgentConnectOptions, GuestAgent, SyncClosedError } from "./agent_client.ts";
+export {
+  AGENT_COMMANDS_WITHOUT_REPLY,
+  type AgentConnectOptions,
+  GuestAgent,
+  MonitorNotAgentError,
+  SyncClosedError,
+} from "./agent_client.ts";
 
 /**
  * Share one monitor among many QMP clients on a UNIX socket (`qmpctl proxy`).

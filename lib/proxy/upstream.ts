@@ -83,10 +83,12 @@ export class Upstream {
     let phase: ReadyStep = "greeting"; // which of the two ran out, named as the client names it
     const failure = () => {
       const begun = phase === "greeting" && this.#framer.partial ? this.#bytesIn : 0; // as the client says it
-      const { step, hint } = awaitedStep(phase, this.name, false, begun);
-      return signal?.aborted // the caller's signal: TimeoutError or AbortedError, as every wait of the library
+      const { step, hint, noGreeting } = awaitedStep(phase, this.name, false, begun);
+      const error = signal?.aborted // the caller's signal: TimeoutError or AbortedError, as every wait of the library
         ? abortErrorFor(`the ${step}${hint}`)(signal)
         : new ConnectTimeoutError(`no ${step} within ${formatDuration(connectTimeoutMs)}${hint}`);
+      if (noGreeting) error.noGreeting = true;
+      return error;
     };
     const onAbort = () => this.#waiter?.reject(failure());
     bound?.addEventListener("abort", onAbort, { once: true });
