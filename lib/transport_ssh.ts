@@ -32,7 +32,7 @@ import { bracketsNoGlobHint } from "./glob.ts";
 import { ShellWordsError, splitShellWords } from "./shell_words.ts";
 import { connectSocket } from "./transport_socket.ts";
 import type { SocketAddress, Transport, TransportEvents, TransportOptions } from "./transport_types.ts";
-import { type Child, processRuntime } from "./transport_process.ts";
+import { type Child, type ProcessRuntime, processRuntime } from "./transport_process.ts";
 
 /** The environment variable that replaces the `ssh` command line (split as a shell would; nothing is expanded). */
 const SSH_COMMAND_VARIABLE = "QMPCTL_SSH_COMMAND";
@@ -67,9 +67,12 @@ const MASTER_CHECK_TIMEOUT_MS = 1000;
 const MASTER_ENDED = "the shared ssh connection (ControlMaster) ended";
 
 /** What to stop when the process exits: one entry per live connection. */
-const live = new Set<() => void>();
+const live = new Set<SshForwarding>();
 /** Every ssh started and not yet seen to end (one told to stop may still be on its way out). */
 const unfinished = new Set<Child>();
+
+/** node:fs, as connectSsh imports it. */
+type Fs = typeof import("node:fs");
 
 /**
  * Connect to `address` through ssh. Resolves once the forwarded socket is
@@ -84,12 +87,23 @@ export async function connectSsh(
   events: TransportEvents,
   options: TransportOptions = {},
 ): Promise<Transport> {
-  const [fs, { platform, tmpdir }, { isatty }, runtime] = await Promise.all([
+  const [fs, os, { isatty }, runtime] = await Promise.all([
     import("node:fs"),
     import("node:os"),
     import("node:tty"),
     processRuntime(),
   ]);
+  checkForwardable(address);
+  const command = sshCommand();
+  const dir = ForwardingDir.make(address, fs, os);
+  const commandLine = new SshCommandLine(command, address, dir.socket);
+  const ssh = new SshForwarding(runtime, address, commandLine, dir, isatty(0), options.connectTimeout);
+  await ssh.untilReady(options.signal);
+  return await ssh.connect(events, options.signal);
+}
+
+/** Throw the AddressError for a remote socket path that ssh cannot forward as written. */
+function checkForwardable(address: SshAddress): void {
   if (address.path.includes(":")) throw new AddressError(`'${address.text}': ssh cannot forward a path with ':'`);
   // ssh reads its -L option up to the line end: a path with one would be misread (a garbled failure).
   if (/[\n\r]/.test(address.path)) {
@@ -99,16 +113,80 @@ export async function connectSsh(
   if (address.path.includes("${")) {
     throw new AddressError(`'${address.text}': ssh would expand the \${...} in its path`);
   }
-  const command = sshCommand();
-  // ssh reads `:` in a -L spec as the separator, `\` as an escape (`v\m.qmp` would be `vm.qmp`),
-  // and `%` as the start of a token (`%u`: the local user), written `%%` for itself.
+}
+
+/** The `ConnectionError` that says why connecting to `address` failed. */
+function cannotConnect(address: SshAddress, reason: string, cause?: unknown): ConnectionError {
+  return new ConnectionError(`cannot connect to ${address.text}: ${reason}`, { cause });
+}
+
+/** The private directory (mode 0700) made for one connection, which holds ssh's end of the forwarding. */
+class ForwardingDir {
+  /** ssh's socket in it: the local end of the forwarding. */
+  readonly socket: string;
+  readonly #fs: Fs;
+  readonly #path: string;
+
+  /** Make one in TMPDIR. */
+  static make(address: SshAddress, fs: Fs, os: typeof import("node:os")): ForwardingDir {
+    const temp = forwardableTemp(os);
+    let path: string;
+    try {
+      path = fs.mkdtempSync(`${temp}/qmpctl-ssh-`); // mode 0700
+    } catch (error) {
+      const code = (error as { code?: string }).code ?? (error as Error).message;
+      throw cannotConnect(address, `cannot make a directory for ssh's socket in TMPDIR ${temp} (${code})`, error);
+    }
+    return new ForwardingDir(fs, path);
+  }
+
+  private constructor(fs: Fs, path: string) {
+    this.#fs = fs;
+    this.#path = path;
+    this.socket = `${path}/monitor.sock`;
+  }
+
+  /** Whether ssh has made its socket. */
+  hasSocket(): boolean {
+    return this.#fs.existsSync(this.socket);
+  }
+
+  /** Call `onChange` as the directory changes (watched with inotify rather than polled, while it can be). */
+  watch(onChange: () => void): { close(): void } {
+    try {
+      return this.#fs.watch(this.#path, onChange);
+    } catch { // no inotify instance to be had (ulimit -n, fs.inotify.max_user_instances): looked at instead
+      const timer = setInterval(onChange, 50);
+      return { close: () => clearInterval(timer) };
+    }
+  }
+
+  /** Remove ssh's socket and the directory. */
+  remove(): void {
+    // ssh's socket, then the directory: unlink and rmdir take no descriptor, which a process at its limit
+    // (ulimit -n) has none of; anything else left in it (ssh never leaves more) by a recursive remove.
+    try {
+      this.#fs.rmSync(this.socket, { force: true });
+      this.#fs.rmdirSync(this.#path);
+    } catch {
+      try {
+        this.#fs.rmSync(this.#path, { recursive: true, force: true });
+      } catch {
+        // at the descriptor limit still: an empty directory of ours in TMPDIR is left
+      }
+    }
+  }
+}
+
+/** TMPDIR (`/tmp` when it is relative), checked to take a socket path that ssh can forward. */
+function forwardableTemp(os: typeof import("node:os")): string {
   // A relative TMPDIR would put ssh's socket under the working directory: qmpctl writes nothing there.
-  const temp = tmpdir().startsWith("/") ? tmpdir() : "/tmp";
+  const temp = os.tmpdir().startsWith("/") ? os.tmpdir() : "/tmp";
   if (temp.includes(":")) throw new AddressError(`TMPDIR '${temp}' holds a ':', which ssh cannot forward`);
   if (temp.includes("${")) throw new AddressError(`TMPDIR '${temp}' holds a '\${', which ssh would expand`);
   // A UNIX socket's path fits sun_path with its NUL (108 bytes on Linux, 104 on macOS and the BSDs);
   // ssh says only "Bad local forwarding specification".
-  const maxPathBytes = platform() === "linux" ? 107 : 103;
+  const maxPathBytes = os.platform() === "linux" ? 107 : 103;
   const socketPathBytes = new TextEncoder().encode(`${temp}/qmpctl-ssh-XXXXXX/monitor.sock`).length;
   if (socketPathBytes > maxPathBytes) {
     throw new AddressError(
@@ -116,186 +194,242 @@ export async function connectSsh(
         `path takes at most ${maxPathBytes}): set a shorter TMPDIR`,
     );
   }
-  let dir: string;
-  try {
-    dir = fs.mkdtempSync(`${temp}/qmpctl-ssh-`); // mode 0700
-  } catch (error) {
-    const code = (error as { code?: string }).code ?? (error as Error).message;
-    throw new ConnectionError(
-      `cannot connect to ${address.text}: cannot make a directory for ssh's socket in TMPDIR ${temp} (${code})`,
-      { cause: error },
-    );
-  }
-  const local = `${dir}/monitor.sock`;
-  const escaped = (path: string) => path.replaceAll("\\", "\\\\").replaceAll("%", "%%");
-  const forward = `${escaped(local)}:${escaped(address.path)}`;
-  const destination = [
-    ...(address.user === undefined ? [] : ["-l", address.user]),
-    ...(address.port === undefined ? [] : ["-p", String(address.port)]),
-    "--",
-    address.host,
-  ];
-  const interactive = isatty(0);
-  const argv = [
-    ...command,
-    "-N",
-    ...["-o", "ExitOnForwardFailure=yes", "-o", "LogLevel=DEBUG1"],
-    ...(interactive ? [] : ["-o", "BatchMode=yes"]), // never prompt a script; a person may type a passphrase
-    ...(options.connectTimeout ? ["-o", `ConnectTimeout=${Math.ceil(options.connectTimeout / 1000)}`] : []),
-    ...["-L", forward],
-    ...destination,
-  ];
-  // ssh's socket, then the directory: unlink and rmdir take no descriptor, which a process at its limit
-  // (ulimit -n) has none of; anything else left in it (ssh never leaves more) by a recursive remove.
-  const removeForwardingDir = () => {
-    try {
-      fs.rmSync(local, { force: true });
-      fs.rmdirSync(dir);
-    } catch {
-      try {
-        fs.rmSync(dir, { recursive: true, force: true });
-      } catch {
-        // at the descriptor limit still: an empty directory of ours in TMPDIR is left
-      }
-    }
-  };
-  const stderr = new SshStderr();
-  const cannot = (reason: string, cause?: unknown) =>
-    new ConnectionError(`cannot connect to ${address.text}: ${reason}`, { cause });
+  return temp;
+}
 
-  let child;
-  try {
-    // Without a terminal ssh runs in its own session, so only qmpctl sees a SIGINT and decides what it means.
-    child = runtime.spawn(argv, { detached: !interactive, stderr: (text) => stderr.push(text) });
-  } catch (error) {
-    removeForwardingDir();
-    if ((error as Error).name === "NotCapable") throw error; // Deno without --allow-run: the CLI names it
-    throw cannot(`cannot run ${command[0]}: ${(error as Error).message}`);
-  }
-  unfinished.add(child);
-  void child.exited.then(() => unfinished.delete(child));
-  let released = false;
-  const release = () => {
-    if (released) return;
-    released = true;
-    live.delete(release);
-    child.stop(STOP_GRACE_MS);
-    if (stderr.multiplexed) {
-      runtime.runSync([...command, "-O", "cancel", "-L", forward, ...destination], CANCEL_TIMEOUT_MS);
-    }
-    removeForwardingDir();
-  };
-  live.add(release);
-  stopOnExit();
+/** The ssh command lines of one connection: the one that forwards, and its requests to a ControlMaster. */
+class SshCommandLine {
+  readonly #command: string[];
+  /** The -L spec, `LOCAL:PATH`. */
+  readonly #forward: string;
+  /** The options and argument that name the host. */
+  readonly #destination: string[];
 
-  // Ready when ssh has created the local socket (after authentication, with
-  // the forwarding in place), watched with inotify rather than polled.
-  let watcher: { close(): void } | undefined;
-  let handedOff = false;
-  const ready = new Promise<void>((resolve, reject) => {
-    const check = () => fs.existsSync(local) && resolve();
+  constructor(command: string[], address: SshAddress, local: string) {
+    this.#command = command;
+    this.#forward = `${escapedForSsh(local)}:${escapedForSsh(address.path)}`;
+    this.#destination = [
+      ...(address.user === undefined ? [] : ["-l", address.user]),
+      ...(address.port === undefined ? [] : ["-p", String(address.port)]),
+      "--",
+      address.host,
+    ];
+  }
+
+  /** The program run (`ssh`, or the first word of QMPCTL_SSH_COMMAND), for messages. */
+  get program(): string {
+    return this.#command[0];
+  }
+
+  /** `ssh -N ... -L LOCAL:PATH HOST`, which makes the forwarding and holds it. */
+  forwarding(interactive: boolean, connectTimeout: number | undefined): string[] {
+    return [
+      ...this.#command,
+      "-N",
+      ...["-o", "ExitOnForwardFailure=yes", "-o", "LogLevel=DEBUG1"],
+      ...(interactive ? [] : ["-o", "BatchMode=yes"]), // never prompt a script; a person may type a passphrase
+      ...(connectTimeout ? ["-o", `ConnectTimeout=${Math.ceil(connectTimeout / 1000)}`] : []),
+      ...["-L", this.#forward],
+      ...this.#destination,
+    ];
+  }
+
+  /** `ssh -O cancel -L LOCAL:PATH HOST`: the forwarding cancelled in the ControlMaster that holds it. */
+  cancel(): string[] {
+    return [...this.#command, "-O", "cancel", "-L", this.#forward, ...this.#destination];
+  }
+
+  /** `ssh -O check HOST`: whether a ControlMaster serves the host (exit status 0). */
+  check(): string[] {
+    return [...this.#command, "-O", "check", ...this.#destination];
+  }
+}
+
+/** `path` written for an ssh -L spec. */
+function escapedForSsh(path: string): string {
+  // ssh reads `:` in a -L spec as the separator, `\` as an escape (`v\m.qmp` would be `vm.qmp`),
+  // and `%` as the start of a token (`%u`: the local user), written `%%` for itself.
+  return path.replaceAll("\\", "\\\\").replaceAll("%", "%%");
+}
+
+/** One connection's ssh (its process, stderr and socket directory, released once) and the connection through it. */
+class SshForwarding {
+  readonly #runtime: ProcessRuntime;
+  readonly #address: SshAddress;
+  readonly #commandLine: SshCommandLine;
+  readonly #dir: ForwardingDir;
+  readonly #stderr = new SshStderr();
+  readonly #child: Child;
+  #released = false;
+  /** ssh exited 0 and left its socket: the forwarding is the ControlMaster's, which it forked. */
+  #handedOff = false;
+  /** QEMU has sent something through the forwarding. */
+  #spoke = false;
+
+  /** Start ssh (the directory is removed when it cannot be); it is stopped at exit if not released before. */
+  constructor(
+    runtime: ProcessRuntime,
+    address: SshAddress,
+    commandLine: SshCommandLine,
+    dir: ForwardingDir,
+    interactive: boolean,
+    connectTimeout: number | undefined,
+  ) {
+    this.#runtime = runtime;
+    this.#address = address;
+    this.#commandLine = commandLine;
+    this.#dir = dir;
+    const argv = commandLine.forwarding(interactive, connectTimeout);
+    let child: Child;
     try {
-      watcher = fs.watch(dir, check);
-    } catch { // no inotify instance to be had (ulimit -n, fs.inotify.max_user_instances): looked at instead
-      const timer = setInterval(check, 50);
-      watcher = { close: () => clearInterval(timer) };
+      // Without a terminal ssh runs in its own session, so only qmpctl sees a SIGINT and decides what it means.
+      child = runtime.spawn(argv, { detached: !interactive, stderr: (text) => this.#stderr.push(text) });
+    } catch (error) {
+      dir.remove();
+      if ((error as Error).name === "NotCapable") throw error; // Deno without --allow-run: the CLI names it
+      throw this.#cannot(`cannot run ${commandLine.program}: ${(error as Error).message}`);
     }
-    check();
-    child.exited.then((status) => {
-      // A ControlPersist first run hands the forwarding to the master it forks, and exits 0.
-      handedOff = status === 0 && fs.existsSync(local);
-      if (handedOff) return;
-      const reason = stderr.reason(command[0], status);
-      // An sshd that refuses (its host still starting) is, to --wait-socket, a socket not there yet.
-      reject(cannot(reason, stderr.saidRefused() ? { code: "ECONNREFUSED" } : undefined));
+    this.#child = child;
+    unfinished.add(child);
+    void child.exited.then(() => unfinished.delete(child));
+    live.add(this);
+    stopOnExit();
+  }
+
+  /** Stop ssh, cancel the forwarding in a ControlMaster that holds it, and remove the directory (once). */
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    live.delete(this);
+    this.#child.stop(STOP_GRACE_MS);
+    if (this.#stderr.multiplexed) this.#runtime.runSync(this.#commandLine.cancel(), CANCEL_TIMEOUT_MS);
+    this.#dir.remove();
+  }
+
+  /** Wait for ssh's local socket: its reason when it exits first; ssh released when it fails or `signal` aborts. */
+  async untilReady(signal: AbortSignal | undefined): Promise<void> {
+    // Ready when ssh has created the local socket (after authentication, with
+    // the forwarding in place), watched with inotify rather than polled.
+    let watcher: { close(): void } | undefined;
+    const ready = new Promise<void>((resolve, reject) => {
+      const check = () => this.#dir.hasSocket() && resolve();
+      watcher = this.#dir.watch(check);
+      check();
+      this.#child.exited.then((status) => {
+        // A ControlPersist first run hands the forwarding to the master it forks, and exits 0.
+        this.#handedOff = status === 0 && this.#dir.hasSocket();
+        if (this.#handedOff) return;
+        const reason = this.#stderr.reason(this.#commandLine.program, status);
+        // An sshd that refuses (its host still starting) is, to --wait-socket, a socket not there yet.
+        reject(this.#cannot(reason, this.#stderr.saidRefused() ? { code: "ECONNREFUSED" } : undefined));
+      });
     });
-  });
-  try {
-    await abortable(ready, options.signal, `ssh to reach ${address.text}`);
-  } catch (error) {
-    release();
-    throw error;
-  } finally {
-    watcher?.close();
+    try {
+      await abortable(ready, signal, `ssh to reach ${this.#address.text}`);
+    } catch (error) {
+      this.release();
+      throw error;
+    } finally {
+      watcher?.close();
+    }
   }
 
-  // Closed before QEMU said anything: ssh could not open the remote socket, and says why on stderr.
-  // sshd does not tell missing from refused: either reads as a socket not there yet (--wait-socket).
-  // `closed` (the local socket's own account) stands when ssh's words add nothing.
-  const closedBeforeGreeting = async (closed: Error | undefined) => {
-    await stderr.failureLine(child.exited, REASON_WAIT_MS);
-    release();
+  /** Connect to the local socket: the transport, whose close is reported with ssh's account of it. */
+  async connect(events: TransportEvents, signal: AbortSignal | undefined): Promise<Transport> {
+    const inner = await connectForwarded({ kind: "unix", path: this.#dir.socket, text: this.#address.text }, {
+      data: (chunk) => {
+        this.#spoke = true;
+        events.data(chunk);
+      },
+      close: (error) => void this.#whyClosed(error).then((failure) => events.close(failure)),
+    }, signal).catch(async (error) => {
+      // A reset while connecting: the forwarding took the connection and dropped it before the runtime reported
+      // it open (a loaded machine), which is a close before QEMU spoke that came early.
+      if ((error.cause as { code?: string } | undefined)?.code === "ECONNRESET") {
+        throw await this.#closedBeforeGreeting(error);
+      }
+      this.release();
+      throw error;
+    });
+    return {
+      write: (text) => inner.write(text),
+      pause: () => inner.pause(),
+      resume: () => inner.resume(),
+      close: () => {
+        inner.close();
+        this.release();
+      },
+    };
+  }
+
+  /** What the forwarded connection's close reports (`closed`: the local socket's own account); ssh released. */
+  #whyClosed(closed: Error | undefined): Promise<Error | undefined> {
+    if (!this.#spoke) return this.#closedBeforeGreeting(closed);
+    // The master serves the forwarding: only it can say whether the connection was lost.
+    if (this.#handedOff) return this.#closedThroughMaster(closed);
+    return this.#closedAfterGreeting(closed);
+  }
+
+  /** What a close before QEMU said anything reports: ssh's reason for it, or `closed`; ssh released. */
+  async #closedBeforeGreeting(closed: Error | undefined): Promise<Error | undefined> {
+    // Closed before QEMU said anything: ssh could not open the remote socket, and says why on stderr.
+    // sshd does not tell missing from refused: either reads as a socket not there yet (--wait-socket).
+    // `closed` (the local socket's own account) stands when ssh's words add nothing.
+    const { path, host } = this.#address;
+    await this.#stderr.failureLine(this.#child.exited, REASON_WAIT_MS);
+    this.release();
     // Through a shared connection the master, not this ssh, knows why: say what it may be.
-    if (!stderr.saidOpenFailed() && stderr.multiplexed) {
-      return cannot(
+    if (!this.#stderr.saidOpenFailed() && this.#stderr.multiplexed) {
+      return this.#cannot(
         `closed before QEMU greeted, through the shared ssh connection (ControlMaster), which does not say ` +
-          `why: no socket at ${address.path} on ${address.host}, one whose monitor another client holds (its ` +
-          `listen queue full), or one that closed at once${bracketsNoGlobHint(address.path)}`,
+          `why: no socket at ${path} on ${host}, one whose monitor another client holds (its ` +
+          `listen queue full), or one that closed at once${bracketsNoGlobHint(path)}`,
         { code: "ECONNREFUSED" },
       );
     }
     // The channel opened, and the remote socket closed it: a close before the greeting, as locally.
-    if (!stderr.saidOpenFailed()) return closed;
+    if (!this.#stderr.saidOpenFailed()) return closed;
     // ssh says the same when sshd forbids the forward (AllowStreamLocalForwarding no) or cannot open it
     // (no socket there, or one its login user may not write to), and when the socket's listen queue is
     // full (its monitor held by another client: EAGAIN there).
-    const reason = `${stderr.reason(command[0])} (is there a socket at ${address.path} on ${address.host}, ` +
+    const reason = `${this.#stderr.reason(this.#commandLine.program)} (is there a socket at ${path} on ${host}, ` +
       `may the ssh login user write to it, does its sshd allow forwarding to it, and is its monitor free?)` +
-      bracketsNoGlobHint(address.path); // a path is taken as written, as a local one is
-    return cannot(reason, { code: "ECONNREFUSED" });
-  };
+      bracketsNoGlobHint(path); // a path is taken as written, as a local one is
+    return this.#cannot(reason, { code: "ECONNREFUSED" });
+  }
 
-  // The master's end closes the forwarded connections it served: asked once it has had time to go.
-  const masterGone = async () => {
+  /** A close after QEMU spoke, through this ssh: the connection lost when ssh ended too, else `closed`. */
+  async #closedAfterGreeting(closed: Error | undefined): Promise<Error | undefined> {
+    const status = await within(this.#child.exited, SSH_EXIT_WAIT_MS);
+    const failure = status === undefined // ssh still runs
+      ? closed
+      : this.#stderr.saidInterrupted()
+      ? new AbortedError(`interrupted: ${this.#commandLine.program} to ${this.#address.host} got the Ctrl-C`)
+      : new ConnectionError(
+        `lost the connection to ${this.#address.text}: ${this.#stderr.reason(this.#commandLine.program, status)}`,
+      );
+    this.release();
+    return failure;
+  }
+
+  /** A close after QEMU spoke, through a ControlMaster: the connection lost when the master ended, else `closed`. */
+  async #closedThroughMaster(closed: Error | undefined): Promise<Error | undefined> {
+    const gone = await this.#masterGone();
+    this.release();
+    return gone ? new ConnectionError(`lost the connection to ${this.#address.text}: ${MASTER_ENDED}`) : closed;
+  }
+
+  /** Whether the ControlMaster has ended. */
+  async #masterGone(): Promise<boolean> {
+    // The master's end closes the forwarded connections it served: asked once it has had time to go.
     await new Promise((resolve) => setTimeout(resolve, SSH_EXIT_WAIT_MS));
-    return runtime.runSync([...command, "-O", "check", ...destination], MASTER_CHECK_TIMEOUT_MS) !== 0;
-  };
-  let spoke = false;
-  const inner = await connectForwarded({ kind: "unix", path: local, text: address.text }, {
-    data(chunk) {
-      spoke = true;
-      events.data(chunk);
-    },
-    close(error) {
-      if (spoke && handedOff) { // the master serves the forwarding: only it can say whether the connection was lost
-        void masterGone().then((gone) => {
-          release();
-          events.close(gone ? new ConnectionError(`lost the connection to ${address.text}: ${MASTER_ENDED}`) : error);
-        });
-        return;
-      }
-      if (spoke) {
-        void within(child.exited, SSH_EXIT_WAIT_MS).then((status) => {
-          const failure = status === undefined // ssh still runs
-            ? error
-            : stderr.saidInterrupted()
-            ? new AbortedError(`interrupted: ${command[0]} to ${address.host} got the Ctrl-C`)
-            : new ConnectionError(
-              `lost the connection to ${address.text}: ${stderr.reason(command[0], status)}`,
-            );
-          release();
-          events.close(failure);
-        });
-        return;
-      }
-      void closedBeforeGreeting(error).then((failure) => events.close(failure));
-    },
-  }, options.signal).catch(async (error) => {
-    // A reset while connecting: the forwarding took the connection and dropped it before the runtime reported
-    // it open (a loaded machine), which is a close before QEMU spoke that came early.
-    if ((error.cause as { code?: string } | undefined)?.code === "ECONNRESET") throw await closedBeforeGreeting(error);
-    release();
-    throw error;
-  });
-  return {
-    write: (text) => inner.write(text),
-    pause: () => inner.pause(),
-    resume: () => inner.resume(),
-    close() {
-      inner.close();
-      release();
-    },
-  };
+    return this.#runtime.runSync(this.#commandLine.check(), MASTER_CHECK_TIMEOUT_MS) !== 0;
+  }
+
+  /** The `ConnectionError` that says why connecting failed. */
+  #cannot(reason: string, cause?: unknown): ConnectionError {
+    return cannotConnect(this.#address, reason, cause);
+  }
 }
 
 /**
@@ -347,9 +481,9 @@ function stopOnExit(): void {
   if (stopping) return;
   stopping = true;
   const stopAll = () => {
-    for (const release of [...live]) {
+    for (const forwarding of [...live]) {
       try {
-        release();
+        forwarding.release();
       } catch {
         // (its `ssh -O cancel` could not run): the others are stopped all the same, and its ssh below
       }
