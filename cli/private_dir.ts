@@ -77,17 +77,92 @@ export interface PrivateDir {
  * ("permission denied (EACCES)")
  */
 export async function openPrivateDir(path: string): Promise<PrivateDir> {
-  const { constants, promises: fs } = await import("node:fs");
+  const fs = await import("node:fs");
   const dir = await openPrivateDirFd(path);
-  const euid = dir.uid;
   // The descriptor stays open for the process's life (the shell's session).
   const proc = `/proc/self/fd/${dir.fd}`;
-  const viaProc = await fs.stat(proc).then((s) => s.dev === dir.dev && s.ino === dir.ino, () => false);
-  const base = viaProc ? proc : await safeRealPath(path, dir, euid).catch((error) => {
+  const viaProc = await fs.promises.stat(proc).then((s) => s.dev === dir.dev && s.ino === dir.ino, () => false);
+  const base = viaProc ? proc : await safeRealPath(path, dir, dir.uid).catch((error) => {
     dir.close();
     throw reasonError(error, "its directory");
   });
-  const at = (name: string) => `${base}/${name}`;
+  return new OpenedPrivateDir(fs, base, dir.uid);
+}
+
+/** A PrivateDir whose files are opened under `base`: /proc/self/fd/N of the directory held open, or its real path. */
+class OpenedPrivateDir implements PrivateDir {
+  readonly #fs: typeof import("node:fs").promises;
+  readonly #flags: typeof import("node:fs").constants;
+  readonly #base: string;
+  readonly #euid: number | undefined;
+
+  constructor(fs: typeof import("node:fs"), base: string, euid: number | undefined) {
+    this.#fs = fs.promises;
+    this.#flags = fs.constants;
+    this.#base = base;
+    this.#euid = euid;
+  }
+
+  async readTail(name: string, maxBytes: number): Promise<{ text: string; cut: boolean } | undefined> {
+    const { path, linked } = await this.#place(name);
+    const opened = await this.#openFile(path, this.#flags.O_RDONLY, linked);
+    if (!opened) return undefined;
+    try {
+      const start = Math.max(0, opened.size - maxBytes);
+      const bytes = new Uint8Array(opened.size - start);
+      let length = 0;
+      while (length < bytes.length) {
+        const { bytesRead } = await opened.file.read(bytes, length, bytes.length - length, start + length);
+        if (bytesRead === 0) break; // cut short meanwhile
+        length += bytesRead;
+      }
+      const text = new TextDecoder().decode(bytes.subarray(0, length));
+      return start === 0 ? { text, cut: false } : { text: text.slice(text.indexOf("\n") + 1), cut: true };
+    } finally {
+      await opened.file.close();
+    }
+  }
+
+  async append(name: string, text: string): Promise<void> {
+    const flags = this.#flags.O_WRONLY | this.#flags.O_APPEND | this.#flags.O_CREAT;
+    const { path, linked } = await this.#place(name);
+    const opened = await this.#openFile(path, flags, linked);
+    if (!opened) throw new Error("it is a symbolic link (not followed): its target does not exist");
+    const { file } = opened;
+    try {
+      await writeAllTo(file, new TextEncoder().encode(text));
+    } catch (error) {
+      throw reasonError(error, "it");
+    } finally {
+      await file.close();
+    }
+  }
+
+  async replace(name: string, text: string): Promise<void> {
+    // Beside the file's target when it is a link, so that the link stays, and with the target's mode.
+    const { path: target, linked } = await this.#place(name);
+    let mode = 0o600;
+    if (linked) {
+      // Checked again (it may have changed), and for writing: a target this user may not write is not replaced.
+      const opened = await this.#openFile(target, this.#flags.O_WRONLY, true);
+      if (!opened) throw new Error("it is a symbolic link (not followed): its target does not exist");
+      await opened.file.close();
+      mode = opened.mode & 0o700; // no more: a mode letting others in was refused
+    }
+    const temporary = `${parentDir(target)}/.${name}.${crypto.randomUUID()}.tmp`;
+    const flags = this.#flags.O_WRONLY | this.#flags.O_CREAT | this.#flags.O_EXCL;
+    const { file } = (await this.#openFile(temporary, flags))!;
+    try {
+      await writeAllTo(file, new TextEncoder().encode(text));
+      if (mode !== 0o600) await file.chmod(mode); // the new file's, through its descriptor
+      await file.close();
+      await this.#fs.rename(temporary, target);
+    } catch (error) {
+      await file.close().catch(() => {});
+      await this.#fs.unlink(temporary).catch(() => {});
+      throw reasonError(error, "it");
+    }
+  }
 
   /**
    * Where the file `name` is: its place in the directory, or, when that is a
@@ -97,23 +172,23 @@ export async function openPrivateDir(path: string): Promise<PrivateDir> {
    * directory up from the target's own): the target itself is then checked
    * as a file in the directory is, but never tightened (`linked` true).
    */
-  const place = async (name: string): Promise<{ path: string; linked: boolean }> => {
-    const own = at(name);
-    const link = await fs.lstat(own).catch(() => undefined);
+  async #place(name: string): Promise<{ path: string; linked: boolean }> {
+    const own = `${this.#base}/${name}`;
+    const link = await this.#fs.lstat(own).catch(() => undefined);
     if (!link?.isSymbolicLink()) return { path: own, linked: false };
     const refused = (why: string) => new Error(`it is a symbolic link (not followed): ${why}`);
-    const notOurs = notOursReason(link.uid, euid);
+    const notOurs = notOursReason(link.uid, this.#euid);
     if (notOurs) throw refused(`the link ${notOurs}`);
-    const real = await fs.realpath(own).catch((error) => {
+    const real = await this.#fs.realpath(own).catch((error) => {
       const code = (error as { code?: string }).code;
       if (code === "ENOENT") throw refused("its target does not exist");
       throw refused(code === "ELOOP" ? "it leads to a loop" : `its target: ${reasonError(error, "it").message}`);
     });
-    await checkAbove(real, "its target", euid).catch((error) => {
+    await checkAbove(real, "its target", this.#euid).catch((error) => {
       throw refused((error as Error).message);
     });
     return { path: real, linked: true };
-  };
+  }
 
   /**
    * Open the file at `path` and check it; undefined when it does not exist
@@ -121,16 +196,17 @@ export async function openPrivateDir(path: string): Promise<PrivateDir> {
    * tightened to 0600 through the descriptor, unless `linked` (`path` is a
    * link's target, which may be any file of this user's): then it is refused.
    */
-  const openFile = async (path: string, flags: number, linked = false) => {
+  async #openFile(path: string, flags: number, linked = false) {
+    const { O_CREAT, O_NOFOLLOW, O_NONBLOCK } = this.#flags;
     // Nothing is created through a link (place checked that the target exists; it may be gone since).
-    if (linked) flags &= ~constants.O_CREAT;
+    if (linked) flags &= ~O_CREAT;
     let file;
     try {
       // Owner bits kept: a history file created 0400 (umask 0277) could not be appended to by the next session.
-      file = await withOwnerBits(() => fs.open(path, flags | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o600));
+      file = await withOwnerBits(() => this.#fs.open(path, flags | O_NOFOLLOW | O_NONBLOCK, 0o600));
     } catch (error) {
       await notFollowed(path, "it"); // Deno: a dangling link fails with ENOENT
-      if ((error as { code?: string }).code === "ENOENT" && !(flags & constants.O_CREAT)) return undefined;
+      if ((error as { code?: string }).code === "ENOENT" && !(flags & O_CREAT)) return undefined;
       throw reasonError(error, "it");
     }
     try {
@@ -138,7 +214,7 @@ export async function openPrivateDir(path: string): Promise<PrivateDir> {
       await notFollowed(path, "it", stat);
       const problem = !stat.isFile()
         ? "is not a regular file"
-        : notOursReason(stat.uid, euid) ?? (stat.nlink !== 1 ? `has ${stat.nlink} hard links` : undefined);
+        : notOursReason(stat.uid, this.#euid) ?? (stat.nlink !== 1 ? `has ${stat.nlink} hard links` : undefined);
       if (problem) throw new Error(`it ${problem}`);
       if (tooOpen(stat.mode) && linked) {
         const which = `which ${whoMay(stat.mode)} (mode ${(stat.mode & 0o7777).toString(8)})`;
@@ -150,67 +226,7 @@ export async function openPrivateDir(path: string): Promise<PrivateDir> {
       await file.close();
       throw reasonError(error, "it");
     }
-  };
-  return {
-    async readTail(name, maxBytes) {
-      const { path, linked } = await place(name);
-      const opened = await openFile(path, constants.O_RDONLY, linked);
-      if (!opened) return undefined;
-      try {
-        const start = Math.max(0, opened.size - maxBytes);
-        const bytes = new Uint8Array(opened.size - start);
-        let length = 0;
-        while (length < bytes.length) {
-          const { bytesRead } = await opened.file.read(bytes, length, bytes.length - length, start + length);
-          if (bytesRead === 0) break; // cut short meanwhile
-          length += bytesRead;
-        }
-        const text = new TextDecoder().decode(bytes.subarray(0, length));
-        return start === 0 ? { text, cut: false } : { text: text.slice(text.indexOf("\n") + 1), cut: true };
-      } finally {
-        await opened.file.close();
-      }
-    },
-    async append(name, text) {
-      const flags = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT;
-      const { path, linked } = await place(name);
-      const opened = await openFile(path, flags, linked);
-      if (!opened) throw new Error("it is a symbolic link (not followed): its target does not exist");
-      const { file } = opened;
-      try {
-        await writeAllTo(file, new TextEncoder().encode(text));
-      } catch (error) {
-        throw reasonError(error, "it");
-      } finally {
-        await file.close();
-      }
-    },
-    async replace(name, text) {
-      // Beside the file's target when it is a link, so that the link stays, and with the target's mode.
-      const { path: target, linked } = await place(name);
-      let mode = 0o600;
-      if (linked) {
-        // Checked again (it may have changed), and for writing: a target this user may not write is not replaced.
-        const opened = await openFile(target, constants.O_WRONLY, true);
-        if (!opened) throw new Error("it is a symbolic link (not followed): its target does not exist");
-        await opened.file.close();
-        mode = opened.mode & 0o700; // no more: a mode letting others in was refused
-      }
-      const temporary = `${parentDir(target)}/.${name}.${crypto.randomUUID()}.tmp`;
-      const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
-      const { file } = (await openFile(temporary, flags))!;
-      try {
-        await writeAllTo(file, new TextEncoder().encode(text));
-        if (mode !== 0o600) await file.chmod(mode); // the new file's, through its descriptor
-        await file.close();
-        await fs.rename(temporary, target);
-      } catch (error) {
-        await file.close().catch(() => {});
-        await fs.unlink(temporary).catch(() => {});
-        throw reasonError(error, "it");
-      }
-    },
-  };
+  }
 }
 
 /**
