@@ -12,11 +12,11 @@
 import { CommandError, DisconnectedError, QmpError, TimeoutError } from "../lib/errors.ts";
 import { isJsonObject, numberText, parseExact } from "../lib/exact_json.ts";
 import { hmpText } from "../lib/hmp.ts";
-import type { QmpEvent } from "../lib/events.ts";
+import type { EventSubscription, QmpEvent } from "../lib/events.ts";
 import { isGlob } from "../lib/glob.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
 import { formatTable } from "./exit_status.ts";
-import { awaitedTimeout, checkEventWait, readEventWait, subscribe } from "./event_output.ts";
+import { awaitedTimeout, checkEventWait, type EventWait, readEventWait, subscribe } from "./event_output.ts";
 import { readTextFile } from "./io/input.ts";
 import { stdoutReaderGone, writeStdout } from "./io/output.ts";
 import { parentGoneSignal } from "./io/process.ts";
@@ -142,7 +142,20 @@ function failure(error: unknown): Result {
   return result;
 }
 
-async function runModule(context: CommandContext, params: ModuleParams): Promise<Result> {
+/** A task's parameters, checked: what it runs, and where. */
+interface Task {
+  socket: string;
+  execute?: string;
+  hmp?: string;
+  /** Events to wait for (none: no wait). */
+  names: string[];
+  args?: Record<string, unknown>;
+  /** What the result says of `changed`: the task's own, else whether the command changes anything. */
+  changed: boolean;
+}
+
+/** The task's parameters, checked (their names as Ansible's users write them in messages). */
+function readTask(params: ModuleParams): Task {
   const socket = text(params.socket, "socket");
   if (!socket) throw new UsageError("missing required parameter: socket");
   // One task, one monitor: a glob would be taken as a path (and over ssh:// forwarded as one).
@@ -170,10 +183,14 @@ async function runModule(context: CommandContext, params: ModuleParams): Promise
     : execute !== undefined
     ? !execute.startsWith("query-")
     : hmp !== undefined;
+  return { socket, execute, hmp, names, args, changed };
+}
+
+async function runModule(context: CommandContext, params: ModuleParams): Promise<Result> {
+  const { socket, execute, hmp, names, args, changed } = readTask(params);
   if (params._ansible_check_mode === true && !(execute?.startsWith("query-") && names.length === 0)) {
     return { changed, skipped: true, msg: "check mode: only query-* commands without wait_event run" };
   }
-
   const timeoutMs = duration(params.timeout, "timeout", 0);
   // A task's own `timeout:` kills Ansible's runner, not this process: gone with it, rather than left holding the
   // monitor. The runner's shell stays (qmpctl's parent), but no one reads the output any more.
@@ -214,14 +231,7 @@ async function runModule(context: CommandContext, params: ModuleParams): Promise
     if (wait && subscription) {
       const events: QmpEvent[] = [];
       try {
-        while (events.length < wait.count) {
-          const batch = await subscription.nextBatch(wait.count - events.length);
-          if (batch.length === 0) break;
-          events.push(...batch);
-        }
-        if (events.length < wait.count) {
-          throw new DisconnectedError(`${client.address.text} closed the connection while waiting for ${wait.what}`);
-        }
+        await collectEvents(subscription, wait, events, client.address.text);
       } catch (error) {
         // The command has run: the task failed, and changed what the command changed (and returned); the
         // events that came are in the result too.
@@ -237,6 +247,26 @@ async function runModule(context: CommandContext, params: ModuleParams): Promise
     throw bounded(error);
   } finally {
     client.close();
+  }
+}
+
+/**
+ * Add to `events` those awaited as they come, until `wait.count` have.
+ * @throws {DisconnectedError} when `address` closed the connection before
+ */
+async function collectEvents(
+  subscription: EventSubscription,
+  wait: EventWait,
+  events: QmpEvent[],
+  address: string,
+): Promise<void> {
+  while (events.length < wait.count) {
+    const batch = await subscription.nextBatch(wait.count - events.length);
+    if (batch.length === 0) break;
+    events.push(...batch);
+  }
+  if (events.length < wait.count) {
+    throw new DisconnectedError(`${address} closed the connection while waiting for ${wait.what}`);
   }
 }
 
