@@ -383,6 +383,7 @@ function setPath(
   defineKey(node, path[path.length - 1], value);
 }
 
-function defineKey(node: Record<string, unknown>, key: string, value: unknown): void {
+/** Set `key` as the object's own, `__proto__` too (an assignment would set its prototype), as Object.fromEntries does. */
+export function defineKey(node: Record<string, unknown>, key: string, value: unknown): void {
   Object.defineProperty(node, key, { value, writable: true, enumerable: true, configurable: true });
 }

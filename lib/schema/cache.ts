@@ -163,7 +163,11 @@ export async function readEntry(root: string, key: string, scope: SchemaScope): 
       return undefined;
     }
   };
-  const list = (value: unknown): value is string[] => Array.isArray(value) && value.every((n) => typeof n === "string");
+  const list = (value: unknown): value is string[] => {
+    if (!Array.isArray(value)) return false;
+    for (const n of value) if (typeof n !== "string") return false;
+    return true;
+  };
   const unlistedOf = (body: { unlisted?: unknown }) => {
     const unlisted = body.unlisted ?? []; // none in an entry written without query-commands' names
     return list(unlisted) ? unlisted : undefined;

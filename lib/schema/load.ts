@@ -165,7 +165,9 @@ async function fromCache<T>(
  * together then), so that query-target is not held up by work that can wait.
  */
 function afterTurn<T>(work: () => T | Promise<T>): Promise<T> {
-  return new Promise((resolve) => setImmediate(resolve)).then(work);
+  const turnEnded = Promise.withResolvers<void>(); // no new Promise(executor): its first use costs ~0.1 M instructions
+  setImmediate(turnEnded.resolve);
+  return turnEnded.promise.then(work);
 }
 
 /**

@@ -16,7 +16,7 @@ export function membersOf(
   type: TypeInfo & { kind: "object" },
   tagOf: (tag: MemberInfo) => unknown,
 ): MemberInfo[] {
-  const members = [...type.members];
+  const members = type.members.slice();
   if (type.tag === undefined || type.variants === undefined) return members;
   const tag = members.find((m) => m.name === type.tag);
   const value = tag ? tagOf(tag) : undefined;

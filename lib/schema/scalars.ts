@@ -37,9 +37,6 @@ export function parseBool(text: string): boolean | undefined {
   return undefined;
 }
 
-const INT_MIN = -(2n ** 63n);
-const UINT_MAX = 2n ** 64n - 1n;
-
 /**
  * An integer in JSON's syntax, within int64 or uint64 (introspection does not
  * say which of QEMU's integer types an argument has). Beyond 2^53 a JS number
@@ -56,5 +53,5 @@ function parseInteger(text: string): unknown {
 /** Whether an integer's digits (`-?\d+`) are within int64 or uint64: QEMU's parser reads others as a double. */
 export function withinIntRange(digits: string): boolean {
   const big = BigInt(digits);
-  return big >= INT_MIN && big <= UINT_MAX;
+  return big >= -9223372036854775808n && big <= 18446744073709551615n; // -(2^63), 2^64 - 1
 }

@@ -13,12 +13,12 @@
  *
  * @module
  */
-import { argumentTree, jsonOrString, parseJson, wordJson } from "../args.ts";
+import { argumentTree, defineKey, jsonOrString, parseJson, wordJson } from "../args.ts";
 import { closestNames, didYouMean } from "../closest.ts";
 import { ArgumentError } from "../errors.ts";
 import { numberText } from "../exact_json.ts";
 import type { Schema } from "./model.ts";
-import type { TypeInfo } from "./digest.ts";
+import type { MemberInfo, TypeInfo } from "./digest.ts";
 import { parseBool, scalar } from "./scalars.ts";
 import { expected, fits, membersOf } from "./members.ts";
 
@@ -137,18 +137,24 @@ class Typer {
       }
       return this.node(tree[tag.name], tag.type, [...path, tag.name]);
     });
-    const byName = new Map(members.map((m) => [m.name, m]));
-    const entries = Object.entries(tree).map(([key, value]) => {
-      const member = byName.get(key);
-      if (member) return [key, this.node(value, member.type, [...path, key])];
-      if (!hasWords(value)) return [key, value];
-      if (path.length === 0 && OPEN_ARGUMENTS.includes(this.command)) return [key, untyped(value)];
-      this.tagGivenAsIs(tree, type, path); // its error, when it names no branch: the word may be a branch's member
-      throw this.error(
-        `unknown argument '${dotted(path, key)}'${didYouMean(key, byName.keys(), (name) => dotted(path, name))}`,
-      );
-    });
-    const missing = members.find((m) => !m.optional && !Object.hasOwn(tree, m.name));
+    // Loops, not map/find/fromEntries: each array method's first use costs a typed exec as much as a function.
+    const byName = new Map<string, MemberInfo>();
+    for (const m of members) byName.set(m.name, m);
+    const typed: Tree = {};
+    for (const key of Object.keys(tree)) {
+      const member = byName.get(key), value = tree[key];
+      if (member) defineKey(typed, key, this.node(value, member.type, [...path, key]));
+      else if (!hasWords(value)) defineKey(typed, key, value);
+      else if (path.length === 0 && OPEN_ARGUMENTS.includes(this.command)) defineKey(typed, key, untyped(value));
+      else {
+        this.tagGivenAsIs(tree, type, path); // its error, when it names no branch: the word may be a branch's member
+        throw this.error(
+          `unknown argument '${dotted(path, key)}'${didYouMean(key, byName.keys(), (name) => dotted(path, name))}`,
+        );
+      }
+    }
+    let missing: MemberInfo | undefined;
+    for (const m of members) if (!missing && !m.optional && !Object.hasOwn(tree, m.name)) missing = m;
     if (missing) {
       // A key given as is (KEY:=JSON, --args) is not checked; when it is not a member, it is likely the misspelling.
       const stray = Object.keys(tree).filter((key) => !byName.has(key)).map((key) => `'${dotted(path, key)}'`);
@@ -157,7 +163,7 @@ class Typer {
           (stray.length > 0 ? ` (given as is, and not an argument here: ${stray.join(", ")})` : ""),
       );
     }
-    return Object.fromEntries(entries);
+    return typed;
   }
 
   /**
@@ -281,7 +287,8 @@ class Typer {
 function hasWords(value: unknown): boolean {
   if (value instanceof WordText) return true;
   if (typeof value !== "object" || value === null) return false;
-  return Object.values(value).some(hasWords); // an array from --args too, where words went into its items
+  for (const item of Object.values(value)) if (hasWords(item)) return true; // an array from --args too
+  return false;
 }
 
 function firstWord(value: unknown): WordText | undefined {
