@@ -53,58 +53,119 @@ export interface FanoutOptions {
  * does SIGINT, once every target under way has ended (each says what it
  * leaves undone) and without starting those still waiting for their turn.
  */
-export async function runOnEach(
+export function runOnEach(
   context: CommandContext,
   targets: Targets,
   run: (context: CommandContext) => Promise<number>,
   options: FanoutOptions,
 ): Promise<number> {
-  let output = Promise.resolve();
-  // One line (or one batch of lines) at a time, so lines of different targets never interleave. Once a
-  // write fails, every later one fails with it: each target gets its own error, for its own notes.
-  const write = (text: string) => {
+  return new Fanout(context, targets, run, options).run();
+}
+
+/** One run over several targets: their output, one line at a time, and each one's exit status. */
+class Fanout {
+  readonly #context: CommandContext;
+  readonly #targets: Targets;
+  readonly #run: (context: CommandContext) => Promise<number>;
+  readonly #options: FanoutOptions;
+  /** The writes so far, in order. */
+  #output = Promise.resolve();
+  readonly #statuses: number[] = [];
+  /** The SIGINT that ends the run once every target under way has ended. */
+  #interrupted: unknown;
+  /** A target has waited for its turn (--jobs): the reason one not tried gives. */
+  #heldBack = false;
+
+  constructor(
+    context: CommandContext,
+    targets: Targets,
+    run: (context: CommandContext) => Promise<number>,
+    options: FanoutOptions,
+  ) {
+    this.#context = context;
+    this.#targets = targets;
+    this.#run = run;
+    this.#options = options;
+  }
+
+  /** Start each target when it is known and its turn has come (a glob looked at again holds up no one). */
+  async run(): Promise<number> {
+    const { addresses } = this.#targets;
+    let [next, running] = [0, 0];
+    let thrown: { error: unknown } | undefined; // a bug, or an output that cannot be written: the run ends
+    let ended = Promise.withResolvers<void>();
+    for (;;) {
+      while (!thrown && next < addresses.length && running < this.#options.jobs) {
+        running++;
+        this.#runTarget(addresses[next++])
+          .then((status) => this.#statuses.push(status), (error) => (thrown ??= { error }))
+          .finally(() => {
+            running--;
+            ended.resolve();
+          });
+      }
+      this.#heldBack ||= next < addresses.length;
+      if (thrown) throw thrown.error;
+      if (running === 0 && next === addresses.length && this.#targets.done) break;
+      await Promise.race([ended.promise, this.#targets.changed()]);
+      ended = Promise.withResolvers();
+    }
+    await this.#targets.settled(); // no target at all (each glob failed): why
+    await this.#output;
+    if (this.#interrupted) throw this.#interrupted;
+    return combinedStatus(this.#statuses);
+  }
+
+  /**
+   * Write `text` once the writes before it are done, so that lines of different targets never interleave.
+   * Once a write fails, every later one fails with it: each target gets its own error, for its own notes.
+   */
+  #write = (text: string): Promise<void> => {
     // Bounded by --timeout and SIGINT (a reader that stops reading must not hold the run past them); the
     // failure lines written once they have come still get their moment (see writeStdout).
-    output = output.then(() => writeStdout(text, context.signal));
-    return output.catch((error) => {
+    this.#output = this.#output.then(() => writeStdout(text, this.#context.signal));
+    return this.#output.catch((error) => {
       if (error instanceof OutputError) throw new OutputError(error.message, { cause: error });
       throw error instanceof TimeoutError ? new TimeoutError(error.message, { cause: error }) : error;
     });
   };
-  const statuses: number[] = [];
-  let interrupted: unknown;
-  const runTarget = async (address: string): Promise<number> => {
-    const target = { label: address, write };
+
+  /** Run the command on `address`: its exit status, its failure said (stderr) and printed (a labelled line). */
+  async #runTarget(address: string): Promise<number> {
+    const context = this.#context;
+    const target = { label: address, write: this.#write };
     const own: CommandContext = { ...context, global: { ...context.global, socket: address }, target };
     // stderr's line names the bound that ran out, as a single target's does (cli.ts); the JSON line is data.
     const fail = async (reason: string, members: Record<string, unknown> = { failure: reason }, bound = "") => {
       writeStderrLine(`qmpctl: ${reason.includes(address) ? reason : `${address}: ${reason}`}${bound}`);
       await printLabelled(own, members);
     };
-    const failed = targets.failed.get(address); // its own reason, even once --timeout has run out
+    const failed = this.#targets.failed.get(address); // its own reason, even once --timeout has run out
     const timedOut = (context.signal.reason as Error | undefined)?.name === "TimeoutError";
     if (context.signal.aborted && !timedOut) { // SIGINT before its turn (or as its glob was looked at): nothing to say
-      interrupted ??= new AbortedError("interrupted", { cause: context.signal.reason }); // if no target under way was
+      this.#interrupted ??= new AbortedError("interrupted", { cause: context.signal.reason }); // if none under way was
       return EXIT.INTERRUPTED;
     }
     if (timedOut && !failed) { // not a connection that timed out
-      const why = heldBack ? `while it waited for its turn (--jobs ${options.jobs})` : "before it was started";
+      const why = this.#heldBack
+        ? `while it waited for its turn (--jobs ${this.#options.jobs})`
+        : "before it was started";
       await fail(`not tried: --timeout ran out ${why}`);
       return EXIT.TIMEOUT;
     }
     try {
       if (failed) throw failed;
-      return await run(own);
+      return await this.#run(own);
     } catch (error) {
-      const status = options.statusOf(error);
+      const status = this.#options.statusOf(error);
       // SIGINT, and an output that cannot be written (nowhere to print any target's line): the whole run ends;
       // what the error says was run is this target's.
       if (status === EXIT.OUTPUT) {
         (error as Error).message = `${address}: ${(error as Error).message}` +
-          (targets.addresses.length > 1 ? "; the other targets' output is lost too" : "");
+          (this.#targets.addresses.length > 1 ? "; the other targets' output is lost too" : "");
       }
       if (status === EXIT.INTERRUPTED) {
-        interrupted ??= error;
+        this.#interrupted ??= error;
         return status;
       }
       if (status === undefined || status === EXIT.OK || status === EXIT.OUTPUT) throw error;
@@ -113,31 +174,7 @@ export async function runOnEach(
       await fail(reason, error instanceof CommandError ? { error: error.response.error } : undefined, bound);
       return status;
     }
-  };
-  // Each target starts when it is known and its turn has come; a glob looked at again holds up no one.
-  let [next, running] = [0, 0];
-  let heldBack = false; // a target has waited for its turn (--jobs): the reason one not tried gives
-  let thrown: { error: unknown } | undefined; // a bug, or an output that cannot be written: the run ends
-  let ended = Promise.withResolvers<void>();
-  for (;;) {
-    while (!thrown && next < targets.addresses.length && running < options.jobs) {
-      running++;
-      runTarget(targets.addresses[next++]).then((status) => statuses.push(status), (error) => (thrown ??= { error }))
-        .finally(() => {
-          running--;
-          ended.resolve();
-        });
-    }
-    heldBack ||= next < targets.addresses.length;
-    if (thrown) throw thrown.error;
-    if (running === 0 && next === targets.addresses.length && targets.done) break;
-    await Promise.race([ended.promise, targets.changed()]);
-    ended = Promise.withResolvers();
   }
-  await targets.settled(); // no target at all (each glob failed): why
-  await output;
-  if (interrupted) throw interrupted;
-  return combinedStatus(statuses);
 }
 
 /** 0 when all succeeded; else unreachable (3) over timed out (124) over usage (2) over not there (4) over failed (1). */
