@@ -1,5 +1,6 @@
 /** `qmpctl ga exec -- PROG [ARGS...]`: a program in the guest, its output and exit status as qmpctl's. @module */
 import { sleep } from "../lib/abort.ts";
+import type { GuestAgent } from "../lib/agent_client.ts";
 import { decodeBase64, encodeBase64 } from "../lib/base64.ts";
 import {
   AbortedError,
@@ -51,6 +52,26 @@ interface ExecStatus {
 }
 
 export async function run(context: CommandContext): Promise<number> {
+  const args = await readRequest(context);
+  const path = args.path as string;
+  const agent = await connectAgent(context);
+  try {
+    const pid = await startProgram(agent, args, context);
+    if (typeof pid !== "number") return pid.status;
+    const status = await awaitEnd(agent, path, pid, context.signal);
+    if (context.options.has("json")) {
+      await printJson(context, status);
+      return 0;
+    }
+    await printOutput(status, path, pid, context.signal);
+    return exitStatusOf(status, path);
+  } finally {
+    await agent.close();
+  }
+}
+
+/** guest-exec's arguments, from the words (PROG ARGS...), --env and --stdin (read here). */
+async function readRequest(context: CommandContext): Promise<Record<string, unknown>> {
   const [path, ...arg] = context.words;
   if (!path) throw new UsageError("ga exec needs a program (e.g. qmpctl ga exec -- uname -a)");
   const env = context.options.get("env") as string[] | undefined;
@@ -65,74 +86,79 @@ export async function run(context: CommandContext): Promise<number> {
     requestFits(args, input.length, stdin!);
     args["input-data"] = encodeBase64(input);
   }
-  const agent = await connectAgent(context);
+  return args;
+}
+
+/**
+ * Start the program: its guest pid, or the exit status env(1) gives (127, 126) when the agent could not start
+ * it, said on stderr.
+ */
+async function startProgram(
+  agent: GuestAgent,
+  args: Record<string, unknown>,
+  context: CommandContext,
+): Promise<number | { status: number }> {
+  let started: { pid?: unknown };
   try {
-    const { signal } = context;
-    let started: { pid?: unknown };
-    try {
-      started = await agent.execute("guest-exec", args, { signal }) as { pid?: unknown };
-    } catch (error) {
-      // With --json a script reads a status object: there is none, so the agent's error (exit 1), not 127.
-      if (!(error instanceof CommandError) || error.errorClass !== "GenericError" || context.options.has("json")) {
-        throw error;
-      }
-      // The program could not be started; the agent says why only in its text (glib's, with the system's reason).
-      writeStderrLine(`qmpctl: ${path}: ${error.desc}`);
-      return error.desc.includes("No such file or directory") ? PROGRAM.NOT_FOUND : PROGRAM.NOT_RUNNABLE;
-    }
-    if (typeof started?.pid !== "number") {
-      throw new ProtocolError(`guest-exec returned no pid: ${JSON.stringify(started)}`);
-    }
-    const pid = started.pid;
-    const ended = abortErrorFor(`${path} (guest pid ${pid}) to end; it may still be running in the guest`);
-    let status!: ExecStatus;
-    try {
-      for (let pause = FIRST_POLL_MS;; pause = Math.min(pause * 2, LONGEST_POLL_MS)) {
-        status = await agent.execute("guest-exec-status", { pid }, { signal }) as ExecStatus;
-        if (status.exited) break;
-        await sleep(pause, signal, "");
-      }
-    } catch (error) {
-      const unknown = `${path} (guest pid ${pid}) may still be running in the guest`;
-      if (error instanceof DisconnectedError || error instanceof ConnectionError) { // the agent went away
-        throw new DisconnectedError(`${error.message}; ${unknown}`, { cause: error });
-      }
-      if (!signal.aborted) { // guest-exec-status refused (an agent run with -b guest-exec-status), or garbled
-        if (error instanceof Error) error.message += `; ${unknown}`;
-        throw error;
-      }
-      const stopped = ended(signal);
-      // qmpctl says nothing of its own on SIGINT; here the program outlives it, which the user must know.
-      if (stopped instanceof AbortedError) {
-        writeStderrLine(`qmpctl: interrupted: ${path} (guest pid ${pid}) may still be running in the guest`);
-      }
-      throw stopped;
-    }
-    if (context.options.has("json")) {
-      await printJson(context, status);
-      return 0;
-    }
-    // A reader that closed stdout or stderr early ('cmd 2>&1 | head') does not hide how the program ended,
-    // as with 'ssh host cmd'. Another failure says the program ran: a script must not run it again.
-    const readerGone = (error: unknown) => {
-      if (error instanceof BrokenPipeError) return;
-      const ran = `${path} ran in the guest (guest pid ${pid}) and ended with ${ending(status)}`;
-      if (error instanceof OutputError) error.message += ` (${ran})`;
-      else if (error instanceof TimeoutError) error.message = `${ran}, but ${error.message}`;
+    started = await agent.execute("guest-exec", args, { signal: context.signal }) as { pid?: unknown };
+  } catch (error) {
+    // With --json a script reads a status object: there is none, so the agent's error (exit 1), not 127.
+    if (!(error instanceof CommandError) || error.errorClass !== "GenericError" || context.options.has("json")) {
       throw error;
-    };
-    await writeStdoutBytes(decodeBase64(status["out-data"] ?? "", "the program's output (out-data)"), signal)
-      .catch(readerGone);
-    await writeStderrBytes(decodeBase64(status["err-data"] ?? "", "the program's error output (err-data)"), signal)
-      .catch(readerGone);
-    for (const stream of ["out", "err"] as const) {
-      if (status[`${stream}-truncated`]) {
-        writeStderrLine(`qmpctl: warning: the guest agent cut ${path}'s std${stream} (qemu-ga keeps at most 16 MB)`);
-      }
     }
-    return exitStatusOf(status, path);
-  } finally {
-    await agent.close();
+    // The program could not be started; the agent says why only in its text (glib's, with the system's reason).
+    writeStderrLine(`qmpctl: ${args.path}: ${error.desc}`);
+    return { status: error.desc.includes("No such file or directory") ? PROGRAM.NOT_FOUND : PROGRAM.NOT_RUNNABLE };
+  }
+  if (typeof started?.pid !== "number") {
+    throw new ProtocolError(`guest-exec returned no pid: ${JSON.stringify(started)}`);
+  }
+  return started.pid;
+}
+
+/** Poll until the program `pid` has ended: its status. Cut short, the error says it may still be running. */
+async function awaitEnd(agent: GuestAgent, path: string, pid: number, signal: AbortSignal): Promise<ExecStatus> {
+  try {
+    for (let pause = FIRST_POLL_MS;; pause = Math.min(pause * 2, LONGEST_POLL_MS)) {
+      const status = await agent.execute("guest-exec-status", { pid }, { signal }) as ExecStatus;
+      if (status.exited) return status;
+      await sleep(pause, signal, "");
+    }
+  } catch (error) {
+    const unknown = `${path} (guest pid ${pid}) may still be running in the guest`;
+    if (error instanceof DisconnectedError || error instanceof ConnectionError) { // the agent went away
+      throw new DisconnectedError(`${error.message}; ${unknown}`, { cause: error });
+    }
+    if (!signal.aborted) { // guest-exec-status refused (an agent run with -b guest-exec-status), or garbled
+      if (error instanceof Error) error.message += `; ${unknown}`;
+      throw error;
+    }
+    const stopped = abortErrorFor(`${path} (guest pid ${pid}) to end; it may still be running in the guest`)(signal);
+    // qmpctl says nothing of its own on SIGINT; here the program outlives it, which the user must know.
+    if (stopped instanceof AbortedError) writeStderrLine(`qmpctl: interrupted: ${unknown}`);
+    throw stopped;
+  }
+}
+
+/** Write the program's output and error output as qmpctl's own, and warn of what the agent cut. */
+async function printOutput(status: ExecStatus, path: string, pid: number, signal: AbortSignal): Promise<void> {
+  // A reader that closed stdout or stderr early ('cmd 2>&1 | head') does not hide how the program ended,
+  // as with 'ssh host cmd'. Another failure says the program ran: a script must not run it again.
+  const readerGone = (error: unknown) => {
+    if (error instanceof BrokenPipeError) return;
+    const ran = `${path} ran in the guest (guest pid ${pid}) and ended with ${ending(status)}`;
+    if (error instanceof OutputError) error.message += ` (${ran})`;
+    else if (error instanceof TimeoutError) error.message = `${ran}, but ${error.message}`;
+    throw error;
+  };
+  await writeStdoutBytes(decodeBase64(status["out-data"] ?? "", "the program's output (out-data)"), signal)
+    .catch(readerGone);
+  await writeStderrBytes(decodeBase64(status["err-data"] ?? "", "the program's error output (err-data)"), signal)
+    .catch(readerGone);
+  for (const stream of ["out", "err"] as const) {
+    if (status[`${stream}-truncated`]) {
+      writeStderrLine(`qmpctl: warning: the guest agent cut ${path}'s std${stream} (qemu-ga keeps at most 16 MB)`);
+    }
   }
 }
 
