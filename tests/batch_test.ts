@@ -516,6 +516,29 @@ describe("qmpctl batch with --timeout", () => {
     }
   });
 
+  test("replies owed when the input is still open: the replies are named, not the next line of input", async () => {
+    const server = fakeServer(async (connection) => {
+      await connection.handshake();
+      connection.reply(await connection.nextRequest(), { n: 0 });
+      await connection.closed; // a stalled QEMU: the second command is never answered
+    });
+    try {
+      // The input stays open (a producer still running): qmpctl awaits both its next line and QEMU's answer.
+      const run = await qmpctlInShell(
+        `(printf 'query-status\\nquery-status\\n'; sleep 2) | "$0" -s "$1" batch --timeout 500ms`,
+        server.path,
+      );
+      expect(run).toEqual({
+        code: 124,
+        stdout: '{"return":{"n":0}}\n',
+        stderr: `qmpctl: timed out waiting for the replies to the lines sent to ${server.path}; no answer to line 2 ` +
+          "(any input after line 2 was not run) (--timeout 500ms)\n",
+      });
+    } finally {
+      server.stop();
+    }
+  });
+
   test("QEMU not answering while qmpctl reads its schema to type a line: stderr says so, not stdin", async () => {
     const server = fakeServer(async (connection) => {
       await connection.handshake();

@@ -145,8 +145,11 @@ export async function runPiped(options: PipedOptions): Promise<number> {
    */
   async function stoppedRunError(caught: unknown): Promise<unknown> {
     // Print what was answered before the failure; the first command that failed says why.
-    // After an abort, the lines in flight failed because it closed the connection: say what was awaited.
-    let error = signal.aborted && caught instanceof DisconnectedError
+    // After an abort, the lines in flight failed because it closed the connection: say what was awaited. A
+    // --timeout that came while the next line was awaited too names the replies still owed: QEMU's stall.
+    const repliesOwed = caught instanceof DisconnectedError ||
+      (caught instanceof TimeoutError && lines.unanswered().length > 0);
+    let error = signal.aborted && repliesOwed
       ? abortErrorFor(`the replies to the lines sent to ${client.address.text}`)(signal)
       : caught;
     // While a line waits to be sent, qmpctl waits for QEMU (the schema read to type it), not for the input.
