@@ -102,6 +102,13 @@ async function startProgram(
   try {
     started = await agent.execute("guest-exec", args, { signal: context.signal }) as { pid?: unknown };
   } catch (error) {
+    // Cut short before its reply (--timeout, Ctrl-C, the agent gone): the request may have started it.
+    if (context.signal.aborted || error instanceof DisconnectedError || error instanceof ConnectionError) {
+      const unknown = `${args.path} may have been started in the guest (its pid did not come)`;
+      if (error instanceof AbortedError) writeStderrLine(`qmpctl: interrupted: ${unknown}`);
+      else if (error instanceof Error) error.message += `; ${unknown}`;
+      throw error;
+    }
     // With --json a script reads a status object: there is none, so the agent's error (exit 1), not 127.
     if (!(error instanceof CommandError) || error.errorClass !== "GenericError" || context.options.has("json")) {
       throw error;

@@ -2,8 +2,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { QMPCTL, qmpctl, qmpctlInShell, startQmpctl } from "./helpers/cli.ts";
-import { fakeAgent, qmpctlBytes, startAgent, type TestAgent } from "./helpers/qemu_ga.ts";
+import { interrupt, QMPCTL, qmpctl, qmpctlInShell, startQmpctl } from "./helpers/cli.ts";
+import { answerSync, fakeAgent, qmpctlBytes, startAgent, type TestAgent } from "./helpers/qemu_ga.ts";
 import { runIntoUnreadPipe } from "./helpers/unread_pipe.ts";
 
 let agent: TestAgent;
@@ -336,6 +336,43 @@ describe("ga exec given up while a large reply is on its way (qemu-ga on its own
       await own.stop();
     }
   }, 90_000);
+});
+
+describe("ga exec cut short before guest-exec's reply", () => {
+  /** A fake agent that takes guest-exec and never answers it (a slow guest, a big --stdin being read). */
+  const silentOnExec = (onExec = () => {}) =>
+    fakeAgent((request, connection) => {
+      if (request.execute === "guest-sync-delimited") answerSync(request, connection);
+      if (request.execute === "guest-exec") onExec();
+    });
+
+  test("--timeout: exit 124, saying the program may have been started (a retry could run it twice)", async () => {
+    const fake = silentOnExec();
+    try {
+      const result = await qmpctl(["-s", fake.path, "ga", "exec", "--timeout", "300ms", "--", "sh", "-c", "x"]);
+      expect(result).toMatchObject({ code: 124, stdout: "" });
+      expect(result.stderr).toEndWith(
+        "; sh may have been started in the guest (its pid did not come) (--timeout 300ms)\n",
+      );
+    } finally {
+      fake.stop();
+    }
+  });
+
+  test("Ctrl-C: exit 130, and the one line qmpctl says on it names the program that may have been started", async () => {
+    const execReceived = Promise.withResolvers<void>();
+    const fake = silentOnExec(execReceived.resolve);
+    try {
+      const child = startQmpctl(["-s", fake.path, "ga", "exec", "--", "sh", "-c", "x"]);
+      const result = await interrupt(child, execReceived.promise);
+      expect(result).toMatchObject({
+        code: 130,
+        stderr: "qmpctl: interrupted: sh may have been started in the guest (its pid did not come)\n",
+      });
+    } finally {
+      fake.stop();
+    }
+  });
 });
 
 describe("ga exec: a status beyond what an exit status holds (a Windows guest's are 32 bits)", () => {

@@ -79,6 +79,16 @@ describe("qmpctl shell on a terminal", () => {
       await terminal.type("x"); // not an answer: the bell, and the question stays
       await Bun.sleep(200);
       expect(question.test((await terminal.screen()).at(-1)!)).toBe(true);
+      await qemu.control.execute("stop"); // an event while asked: printed above the question, which stays
+      try {
+        screen = await terminal.waitFor("the STOP event", (s) => s.some((row) => row.includes('"event":"STOP"')));
+        expect(JSON.parse(screen.at(-2)!)).toMatchObject({ event: "STOP" });
+        expect(screen.at(-1)).toMatch(question);
+        expect(await terminal.cursor()).toEqual({ x: screen.at(-1)!.length, y: screen.length - 1 });
+      } finally {
+        await qemu.control.execute("cont");
+      }
+      await terminal.waitFor("the RESUME event", (s) => s.at(-2)?.includes('"event":"RESUME"') === true);
       await terminal.type("n");
       screen = await terminal.waitForLastLine(PROMPT);
       expect(screen.at(-2)).toMatch(question);

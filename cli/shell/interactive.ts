@@ -66,6 +66,8 @@ class InteractiveShell {
   #quitClosing: Promise<void> | undefined;
   /** The text before the cursor whose completions the last key, a TAB, listed (a TAB again lists nothing new). */
   #listedFor: string | undefined;
+  /** A question awaiting its y or n, drawn where the prompt was (events print above it; a resize or fg redraws it). */
+  #asking: string | undefined;
 
   constructor(options: InteractiveOptions, history: History) {
     this.#options = options;
@@ -147,9 +149,10 @@ class InteractiveShell {
     }
   }
 
-  /** Draw the prompt and the line being typed. */
+  /** Draw the prompt and the line being typed, or the question asked in their place. */
   #draw(): void {
-    this.#screen.show(this.#options.mode.prompt(), this.#editor.text, this.#editor.cursor);
+    if (this.#asking !== undefined) this.#screen.show(this.#asking, "", 0);
+    else this.#screen.show(this.#options.mode.prompt(), this.#editor.text, this.#editor.cursor);
   }
 
   /** `promise`, unless the connection is lost or the signal aborts first. */
@@ -249,16 +252,19 @@ class InteractiveShell {
    */
   async #listWanted(count: number): Promise<boolean> {
     this.#screen.leave(); // the line stays as typed above the question; drawn again below it after
-    this.#terminal.write(`Display all ${count} possibilities? (y or n)`);
-    for (;;) {
-      const key = await this.#race(this.#terminal.nextKey());
-      const text = key.name === "text" ? key.text[0] : ""; // its first character answers
-      const yes = text === "y" || text === "Y" || text === " ";
-      if (yes || text === "n" || text === "N" || ["backspace", "interrupt", "eof"].includes(key.name)) {
-        this.#terminal.write("\r\n");
-        return yes;
+    this.#asking = `Display all ${count} possibilities? (y or n)`;
+    try {
+      for (;;) {
+        this.#draw();
+        const key = await this.#race(this.#terminal.nextKey());
+        const text = key.name === "text" ? key.text[0] : ""; // its first character answers
+        const yes = text === "y" || text === "Y" || text === " ";
+        if (yes || text === "n" || text === "N" || ["backspace", "interrupt", "eof"].includes(key.name)) return yes;
+        this.#terminal.write("\x07");
       }
-      this.#terminal.write("\x07");
+    } finally {
+      this.#asking = undefined;
+      this.#screen.leave();
     }
   }
 }
