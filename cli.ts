@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { sleep } from "./lib/abort.ts";
 import { DEFAULT_CONNECT_TIMEOUT_MS } from "./lib/client.ts";
 import {
   AbortedError,
@@ -71,6 +72,9 @@ const EXIT_STATUS: ReadonlyArray<[abstract new (...args: never[]) => Error, numb
   [TimeoutError, EXIT.TIMEOUT],
   [AbortedError, EXIT.INTERRUPTED], // the only other abort is SIGINT
 ];
+
+/** How long qmpctl waits for the SIGINT of a Ctrl-C that ssh (sharing the terminal) has told of already. */
+const OWN_SIGINT_WAIT_MS = 250;
 
 /** What the Bun runtime inside the binary reads from the environment and acts on before qmpctl runs. */
 const RUNTIME_VARIABLES = ["BUN_OPTIONS", "BUN_INSPECT", "BUN_INSPECT_CONNECT_TO", "BUN_INSPECT_PRELOAD"];
@@ -148,9 +152,15 @@ async function main(): Promise<number> {
     if (error instanceof TimeoutError) error.message += ` (--timeout ${formatDuration(timeoutMs)})`;
     // A Ctrl-C reaches ssh too (an ssh:// address: it shares the terminal), whose end may come before the
     // SIGINT is handled: given a turn, a SIGINT that came says the end was the user's (130, quietly), not 3.
-    if (statusOf(error) === EXIT.CONNECTION) {
+    const status = statusOf(error);
+    if (status === EXIT.CONNECTION) {
       if (!interrupt.signal.aborted) await new Promise((r) => setTimeout(r, 0));
       if (interrupt.signal.aborted) throw new AbortedError("interrupted", { cause: error });
+    }
+    // ssh said it got the Ctrl-C: the terminal sent qmpctl the same SIGINT, whose handling is awaited (bounded)
+    // so that qmpctl dies of it (output.ts exit), and a shell loop stops, rather than going on after an exit 130.
+    if (status === EXIT.INTERRUPTED && !interrupt.signal.aborted) {
+      await sleep(OWN_SIGINT_WAIT_MS, interrupt.signal, "").catch(() => {});
     }
     throw error;
   }

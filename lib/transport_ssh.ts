@@ -599,7 +599,8 @@ class SshStderr {
     this.#partial = "";
     // A long warning (a changed host key): its headline, then its last two lines, which say what failed.
     if (this.#count > this.#lines.length) return [this.#first, ...this.#lines.slice(-2)].join("; ");
-    if (this.#lines.some((l) => DROPPED.test(l))) return `${this.#lines.join("; ")} ${DROPPED_HINT}`;
+    // Only when that is ssh's first word: after another (a ProxyCommand that failed), it is no sshd's doing.
+    if (DROPPED.test(this.#lines[0] ?? "")) return `${this.#lines.join("; ")} ${DROPPED_HINT}`;
     if (this.#lines.length > 0) return this.#lines.join("; ");
     return status === undefined || status === null
       ? `${program} ended the connection`

@@ -184,6 +184,23 @@ test("at the descriptor limit (ulimit -n), ssh:// ends in one line, exit 3 (or w
   }
 }, 30_000);
 
+test("a ProxyCommand that fails before the handshake gets ssh's words without the MaxStartups hint", async () => {
+  const script = join(dir, "proxy_failed_ssh.sh");
+  writeFileSync(
+    script,
+    'echo "sh: 1: nc: not found" >&2; echo "kex_exchange_identification: Connection closed by remote host" >&2\n' +
+      "exit 255\n",
+  );
+  const result = await qmpctl(["-s", "ssh://host/run/vm.qmp", "exec", "query-status"], {
+    env: { QMPCTL_SSH_COMMAND: `sh ${script}`, TMPDIR: dir },
+  });
+  expect(result).toMatchObject({
+    code: 3,
+    stderr: "qmpctl: cannot connect to ssh://host/run/vm.qmp: sh: 1: nc: not found; kex_exchange_identification: " +
+      "Connection closed by remote host\n",
+  });
+});
+
 test("an older ssh's words for a connection sshd dropped before its handshake get the same hint", async () => {
   const script = join(dir, "dropped_ssh.sh");
   writeFileSync(script, 'echo "ssh_exchange_identification: read: Connection reset by peer" >&2; exit 255\n');

@@ -308,6 +308,18 @@ describe("no ssh left on the ways out of a wait", () => {
     expect((await listener.result).code).toBe(130);
   });
 
+  test("a Ctrl-C at a terminal that ends ssh before qmpctl handles its SIGINT: qmpctl still dies of SIGINT", async () => {
+    // At a terminal ssh shares qmpctl's process group: the Ctrl-C reaches both, and ssh's end may be seen first.
+    // Dying of the signal (not exit 130) is what stops a shell loop.
+    const listener = startListener(["-s", viaAlias(), "wait-event", "STOP"], 20_000, env);
+    await listener.ready;
+    Bun.spawnSync(["pkill", "-INT", "-f", `ssh -F ${sshd.sshConfig} -N`]);
+    await Bun.sleep(100);
+    listener.child.kill("SIGINT");
+    expect((await listener.result).code).toBe(130);
+    expect(listener.child.signalCode).toBe("SIGINT");
+  });
+
   test("ssh killed under a running events: the connection was lost (exit 3 saying so), not the stream's end", async () => {
     const listener = startListener(["-s", viaAlias(), "events", "--timeout", "20s"], 20_000, env);
     await listener.ready;
