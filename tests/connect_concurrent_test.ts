@@ -81,6 +81,21 @@ test(
             "QEMU may be stopped or hung, or too many clients are connecting at once\n",
         })
       );
+      // The proxy waits it out too, within its bound (it gave up at once, so a unit restarted in a loop).
+      const proxied = await qmpctl([
+        "proxy",
+        "-s",
+        qemu.socket,
+        "--connect-timeout",
+        "1s",
+        "--listen",
+        join(qemu.dir, "p.sock"),
+      ]);
+      expect(proxied.code).toBe(3);
+      expect(proxied.stderr).toContain(
+        `no connection to ${qemu.socket} within 1s: its listen queue stayed full (EAGAIN)`,
+      );
+      expect(proxied.ms).toBeGreaterThan(900);
     } finally {
       for (const socket of fillers) socket.end();
       await holder.close();

@@ -14,7 +14,7 @@ import { abortable, timeoutSignal } from "../abort.ts";
 import { type Address, parseAddress } from "../address.ts";
 import { DEFAULT_CONNECT_TIMEOUT_MS } from "../client.ts";
 import { formatDuration } from "../duration.ts";
-import { ConnectTimeoutError, type QmpError, TimeoutError } from "../errors.ts";
+import { awaitedStep, ConnectTimeoutError, type QmpError, TimeoutError } from "../errors.ts";
 import { type AcceptedTransport, connectTransport, type Listener } from "../transport.ts";
 import { listenTransport, spareDescriptorCheck } from "../transport_listen.ts";
 import { describeSystemError } from "../transport_socket.ts";
@@ -163,13 +163,21 @@ export class QmpProxy {
     const limitMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     const limit = timeoutSignal(limitMs);
     const signal = options.signal && limit ? AbortSignal.any([options.signal, limit]) : options.signal ?? limit;
-    const connecting = connectTransport(parsed, upstream.transportEvents);
+    // A full listen queue (the monitor held, other clients waiting their turn) is waited out within the
+    // bound, as a client's connect waits it out.
+    let listenQueueFull = false;
+    const connecting = connectTransport(parsed, upstream.transportEvents, {
+      signal,
+      connectTimeout: limitMs,
+      onBusy: () => (listenQueueFull = true),
+    });
     try {
       upstream.attach(await abortable(connecting, signal, `a connection to ${parsed.text}`));
     } catch (error) {
       connecting.then((transport) => transport.close(), () => {}); // one that connects after all is not kept
       if (error instanceof TimeoutError && limit?.aborted) {
-        throw new ConnectTimeoutError(`no connection to ${parsed.text} within ${formatDuration(limitMs)}`);
+        const { hint } = awaitedStep("connecting", parsed.text, listenQueueFull);
+        throw new ConnectTimeoutError(`no connection to ${parsed.text} within ${formatDuration(limitMs)}${hint}`);
       }
       throw error;
     }
