@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { abortable } from "./abort.ts";
+import { sleep } from "./abort.ts";
 import { ConnectionError } from "./errors.ts";
 import { bracketsNoGlobHint } from "./glob.ts";
 import { bun } from "./bun_api.ts";
@@ -59,8 +59,9 @@ async function failedOrRetrying(
   const { signal } = retry;
   if ((error as { code?: string })?.code !== "EAGAIN" || !signal || signal.aborted) throw failure;
   retry.onBusy?.();
-  const pause = new Promise((resolve) => setTimeout(resolve, pauseMs * (0.5 + Math.random())));
-  await abortable(pause, signal, "the server's listen queue").catch(() => Promise.reject(failure));
+  await sleep(pauseMs * (0.5 + Math.random()), signal, "the server's listen queue").catch(() =>
+    Promise.reject(failure)
+  );
 }
 
 /**
