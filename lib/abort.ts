@@ -111,6 +111,14 @@ export function timeoutSignal(ms: number): AbortSignal | undefined {
 }
 
 /**
+ * A signal that aborts when either `signal` or `limit` does (a caller's signal and a bound of the call's
+ * own, from timeoutSignal); undefined when neither is given.
+ */
+export function eitherAborts(signal: AbortSignal | undefined, limit: AbortSignal | undefined): AbortSignal | undefined {
+  return signal && limit ? AbortSignal.any([signal, limit]) : signal ?? limit;
+}
+
+/**
  * `work`, bounded by `signal` with a grace: the error for `signal` (naming
  * `what`, as `abortable` makes it) when `work` has not settled `graceMs`
  * after `signal` aborted, or after this call if it had already. For what may

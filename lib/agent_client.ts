@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { abortable, timeoutSignal } from "./abort.ts";
+import { abortable, eitherAborts, timeoutSignal } from "./abort.ts";
 import { type Address, parseAddress } from "./address.ts";
 import { DEFAULT_CONNECT_TIMEOUT_MS } from "./client.ts";
 import { formatDuration } from "./duration.ts";
@@ -152,8 +152,7 @@ export class GuestAgent {
     const agent = new GuestAgent(typeof address === "string" ? parseAddress(address) : address, options);
     const limitMs = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS;
     const limit = timeoutSignal(limitMs);
-    const signals = [options.signal, limit].filter((s): s is AbortSignal => s !== undefined);
-    const signal = signals.length > 0 ? AbortSignal.any(signals) : undefined;
+    const signal = eitherAborts(options.signal, limit);
     const where = agent.address.text;
     const timedOut = new ConnectTimeoutError(
       `no guest agent answered at ${where} within ${formatDuration(limitMs)} ` +

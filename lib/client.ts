@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { abortable, timeoutSignal } from "./abort.ts";
+import { abortable, eitherAborts, timeoutSignal } from "./abort.ts";
 import { type Address, parseAddress } from "./address.ts";
 import { formatDuration } from "./duration.ts";
 import {
@@ -217,7 +217,7 @@ export class QmpClient {
     options.subscribe?.(client);
     const limitMs = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS;
     const limit = timeoutSignal(limitMs);
-    const signal = options.signal && limit ? AbortSignal.any([options.signal, limit]) : options.signal ?? limit;
+    const signal = eitherAborts(options.signal, limit);
     // Which bound ran out decides the error: ConnectTimeoutError for the connect timeout, else the signal's.
     const abortError = () => {
       const { step, hint, noGreeting } = client.awaitedStep();

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { abortable, timeoutSignal } from "../abort.ts";
+import { abortable, eitherAborts, timeoutSignal } from "../abort.ts";
 import { type Address, parseAddress } from "../address.ts";
 import { DEFAULT_CONNECT_TIMEOUT_MS } from "../client.ts";
 import { formatDuration } from "../duration.ts";
@@ -162,7 +162,7 @@ export class QmpProxy {
     });
     const limitMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     const limit = timeoutSignal(limitMs);
-    const signal = options.signal && limit ? AbortSignal.any([options.signal, limit]) : options.signal ?? limit;
+    const signal = eitherAborts(options.signal, limit);
     // A full listen queue (the monitor held, other clients waiting their turn) is waited out within the
     // bound, as a client's connect waits it out.
     let listenQueueFull = false;

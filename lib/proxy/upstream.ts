@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { timeoutSignal } from "../abort.ts";
+import { eitherAborts, timeoutSignal } from "../abort.ts";
 import { formatDuration } from "../duration.ts";
 import {
   AbortedError,
@@ -77,9 +77,7 @@ export class Upstream {
    * @throws {ConnectTimeoutError | GreetingError | NegotiationError | DisconnectedError}
    */
   async negotiate(handlers: UpstreamHandlers, connectTimeoutMs: number, signal?: AbortSignal): Promise<void> {
-    const limits = [signal, timeoutSignal(connectTimeoutMs)]
-      .filter((s): s is AbortSignal => s !== undefined);
-    const bound = limits.length > 0 ? AbortSignal.any(limits) : undefined;
+    const bound = eitherAborts(signal, timeoutSignal(connectTimeoutMs));
     let phase: ReadyStep = "greeting"; // which of the two ran out, named as the client names it
     const failure = () => {
       const begun = phase === "greeting" && this.#framer.partial ? this.#bytesIn : 0; // as the client says it
