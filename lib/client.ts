@@ -13,15 +13,14 @@
  */
 import { abortable, eitherAborts, timeoutSignal } from "./abort.ts";
 import { type Address, parseAddress } from "./address.ts";
-import { formatDuration } from "./duration.ts";
 import {
   AbortedError,
   abortErrorFor,
   ArgumentError,
+  type AwaitedStep,
   awaitedStep,
   CommandError,
   ConnectionError,
-  ConnectTimeoutError,
   DisconnectedError,
   excerpt,
   GreetingClosedError,
@@ -29,6 +28,7 @@ import {
   MessageTooLargeError,
   NegotiationError,
   notAQmpServer,
+  notReadyError,
   ProtocolError,
   type QmpError,
   UnparsedRequestError,
@@ -218,15 +218,8 @@ export class QmpClient {
     const limitMs = options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT_MS;
     const limit = timeoutSignal(limitMs);
     const signal = eitherAborts(options.signal, limit);
-    // Which bound ran out decides the error: ConnectTimeoutError for the connect timeout, else the signal's.
-    const abortError = () => {
-      const { step, hint, noGreeting } = client.awaitedStep();
-      const error = limit?.aborted && !options.signal?.aborted
-        ? new ConnectTimeoutError(`no ${step} within ${formatDuration(limitMs)}${hint}`)
-        : abortErrorFor(`the ${step}${hint}`)(options.signal!);
-      if (noGreeting) error.noGreeting = true;
-      return error;
-    };
+    // Which bound ran out decides the error: the caller's signal's, else ConnectTimeoutError.
+    const abortError = () => notReadyError(client.awaitedStep(), limitMs, options.signal);
     // Bounded until negotiation is answered, also when `pipeline` returns before that.
     const negotiated = abortable(client.open({ signal, connectTimeout: limitMs }), signal, abortError);
     negotiated.catch(() => {}); // awaited below
@@ -690,7 +683,7 @@ export class QmpClient {
   }
 
   /** What connect() waits for now, for its timeout messages. */
-  private awaitedStep(): ReturnType<typeof awaitedStep> {
+  private awaitedStep(): AwaitedStep {
     const phase = this.phase === "greeting" || this.phase === "negotiating" ? this.phase : "connecting";
     // A greeting begun but unfinished: the peer is no silent busy monitor.
     const begun = phase === "greeting" && this.framer.partial ? this.greetingWaiter?.bytes : 0;

@@ -26,6 +26,7 @@
  *
  * @module
  */
+import { formatDuration } from "./duration.ts";
 
 /** A value as JSON, for a message about what a peer sent: cut after 200 characters. */
 export function excerpt(value: unknown): string {
@@ -125,6 +126,28 @@ export const NO_GREETING_HINT =
 /** The steps of a connection before it is ready: connect(2), the greeting, the answer to qmp_capabilities. */
 export type ReadyStep = "connecting" | "greeting" | "negotiating";
 
+/** What a connection waits for, and why it may not come: see awaitedStep. */
+export interface AwaitedStep {
+  step: string;
+  hint: string;
+  noGreeting?: boolean;
+}
+
+/**
+ * The error of a connection that was not ready when a bound ran out while it
+ * waited for `awaited`: the caller's `signal`, when that aborted
+ * (TimeoutError or AbortedError, as every wait of the library), else the
+ * connect timeout of `limitMs` (ConnectTimeoutError). It keeps `noGreeting`.
+ */
+export function notReadyError(awaited: AwaitedStep, limitMs: number, signal?: AbortSignal): QmpError {
+  const { step, hint } = awaited;
+  const error = signal?.aborted
+    ? abortErrorFor(`the ${step}${hint}`)(signal)
+    : new ConnectTimeoutError(`no ${step} within ${formatDuration(limitMs)}${hint}`);
+  if (awaited.noGreeting) error.noGreeting = true;
+  return error;
+}
+
 /**
  * What a connection at `address` waits for in `phase`, and why that may not
  * come (`hint`, empty or starting with ": "), for the messages of a bound
@@ -142,7 +165,7 @@ export function awaitedStep(
   listenQueueFull = false,
   greetingBytes = 0,
   tcp = false,
-): { step: string; hint: string; noGreeting?: boolean } {
+): AwaitedStep {
   switch (phase) {
     case "greeting":
       return greetingBytes > 0

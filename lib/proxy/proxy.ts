@@ -13,8 +13,7 @@
 import { abortable, eitherAborts, timeoutSignal } from "../abort.ts";
 import { type Address, parseAddress } from "../address.ts";
 import { DEFAULT_CONNECT_TIMEOUT_MS } from "../client.ts";
-import { formatDuration } from "../duration.ts";
-import { awaitedStep, ConnectTimeoutError, type QmpError, TimeoutError } from "../errors.ts";
+import { awaitedStep, notReadyError, type QmpError, TimeoutError } from "../errors.ts";
 import { type AcceptedTransport, connectTransport, type Listener } from "../transport.ts";
 import { listenTransport, spareDescriptorCheck } from "../transport_listen.ts";
 import { describeSystemError } from "../transport_socket.ts";
@@ -176,8 +175,7 @@ export class QmpProxy {
     } catch (error) {
       connecting.then((transport) => transport.close(), () => {}); // one that connects after all is not kept
       if (error instanceof TimeoutError && limit?.aborted) {
-        const { hint } = awaitedStep("connecting", parsed.text, listenQueueFull);
-        throw new ConnectTimeoutError(`no connection to ${parsed.text} within ${formatDuration(limitMs)}${hint}`);
+        throw notReadyError(awaitedStep("connecting", parsed.text, listenQueueFull), limitMs);
       }
       throw error;
     }

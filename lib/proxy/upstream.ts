@@ -7,17 +7,15 @@
  * @module
  */
 import { eitherAborts, timeoutSignal } from "../abort.ts";
-import { formatDuration } from "../duration.ts";
 import {
   AbortedError,
-  abortErrorFor,
   awaitedStep,
   ConnectionError,
-  ConnectTimeoutError,
   DisconnectedError,
   GreetingError,
   NegotiationError,
   notAQmpServer,
+  notReadyError,
   type QmpError,
   type ReadyStep,
 } from "../errors.ts";
@@ -81,12 +79,7 @@ export class Upstream {
     let phase: ReadyStep = "greeting"; // which of the two ran out, named as the client names it
     const failure = () => {
       const begun = phase === "greeting" && this.#framer.partial ? this.#bytesIn : 0; // as the client says it
-      const { step, hint, noGreeting } = awaitedStep(phase, this.name, false, begun);
-      const error = signal?.aborted // the caller's signal: TimeoutError or AbortedError, as every wait of the library
-        ? abortErrorFor(`the ${step}${hint}`)(signal)
-        : new ConnectTimeoutError(`no ${step} within ${formatDuration(connectTimeoutMs)}${hint}`);
-      if (noGreeting) error.noGreeting = true;
-      return error;
+      return notReadyError(awaitedStep(phase, this.name, false, begun), connectTimeoutMs, signal);
     };
     const onAbort = () => this.#waiter?.reject(failure());
     bound?.addEventListener("abort", onAbort, { once: true });
