@@ -188,14 +188,8 @@ function readTask(params: ModuleParams): Task {
 
 async function runModule(context: CommandContext, params: ModuleParams): Promise<Result> {
   const { socket, execute, hmp, names, args, changed } = readTask(params);
-  if (params._ansible_check_mode === true && !(execute?.startsWith("query-") && names.length === 0)) {
-    return { changed, skipped: true, msg: "check mode: only query-* commands without wait_event run" };
-  }
+  // Every parameter is read before check mode skips the task: one that would fail fails the dry run too.
   const timeoutMs = duration(params.timeout, "timeout", 0);
-  // A task's own `timeout:` kills Ansible's runner, not this process: gone with it, rather than left holding the
-  // monitor. The runner's shell stays (qmpctl's parent), but no one reads the output any more.
-  const bounds = [context.signal, parentGoneSignal(), stdoutReaderGone()];
-  const signal = AbortSignal.any(timeoutMs > 0 ? [...bounds, AbortSignal.timeout(timeoutMs)] : bounds);
   const options = new ParsedOptions();
   if (given(params.match)) options.set("match", matchWords(dict(params.match, "match")!));
   if (given(params.count)) options.set("count", scalar(params.count, "count"));
@@ -208,9 +202,16 @@ async function runModule(context: CommandContext, params: ModuleParams): Promise
       timeoutMs,
       connectTimeoutMs: duration(params.connect_timeout, "connect_timeout", context.global.connectTimeoutMs),
     },
-    signal,
   };
   const wait = names.length > 0 ? readEventWait(session, names, 1, "count") : undefined;
+  if (params._ansible_check_mode === true && !(execute?.startsWith("query-") && !wait)) {
+    return { changed, skipped: true, msg: "check mode: only query-* commands without wait_event run" };
+  }
+  // A task's own `timeout:` kills Ansible's runner, not this process: gone with it, rather than left holding the
+  // monitor. The runner's shell stays (qmpctl's parent), but no one reads the output any more.
+  const bounds = [context.signal, parentGoneSignal(), stdoutReaderGone()];
+  const signal = AbortSignal.any(timeoutMs > 0 ? [...bounds, AbortSignal.timeout(timeoutMs)] : bounds);
+  session.signal = signal;
   // A timeout says which bound ran out, as qmpctl's own --timeout does.
   const bounded = (error: unknown) => {
     if (error instanceof TimeoutError) error.message += ` (timeout ${formatDuration(timeoutMs)})`;

@@ -261,6 +261,26 @@ describe("qmpctl ansible ARGS_FILE (what the module runs), directly", () => {
     });
   });
 
+  test("check mode still fails a task whose timeout, connect_timeout, count or match is malformed (a dry run that would pass, then fail)", async () => {
+    const check = { _ansible_check_mode: true };
+    await expectFailure(
+      { ...check, execute: "stop", timeout: "5 parsecs" },
+      "timeout '5 parsecs' is not a duration (like 500ms, 30s, 2m, 1d or a number of seconds; 0 or inf: no bound)",
+    );
+    await expectFailure(
+      { ...check, execute: "query-status", connect_timeout: [1] },
+      "connect_timeout must be a string or a number, not [1]",
+    );
+    await expectFailure(
+      { ...check, execute: "stop", wait_event: "STOP", count: "abc" },
+      "count 'abc' is not a number of events (1 to 9007199254740991)",
+    );
+    await expectFailure(
+      { ...check, execute: "stop", wait_event: "STOP", match: "x" },
+      "match must be a dict (or its JSON)",
+    );
+  });
+
   test("an arguments file that cannot be read fails the task saying so (not an internal error); global options are refused", async () => {
     const missing = join(dir, "no-such-args.json");
     const result = await qmpctl(["ansible", missing]);
