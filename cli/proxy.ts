@@ -35,7 +35,10 @@ Given a QEMU command line (after --, or from its program on: every word
 after the program is QEMU's), the proxy starts QEMU itself with a private
 monitor that it owns from the first instant, forwards SIGTERM and SIGINT to
 it (SIGTERM for SIGHUP), and exits with QEMU's exit status; QEMU's stdin,
-stdout and stderr are the proxy's own.
+stdout and stderr are the proxy's own. Once asked to stop (a signal,
+--timeout), it takes no new clients (PATH is removed) and serves those
+connected until QEMU has exited; QEMU gets SIGKILL if it has not exited
+${formatDuration(QEMU_EXIT_GRACE_MS)} later (as timeout -k), or at once on a second signal.
 
 Not available through the proxy (each is refused with an error): getfd,
 add-fd, closefd and get-win32-socket (they pass file descriptors on the
@@ -57,15 +60,17 @@ ${
     })
   }
 Launch mode: QEMU's own exit status (128 + the number of a signal that
-killed it; 130 after a Ctrl-C, once QEMU has stopped); 127 when it is not
-found, 126 when it cannot be run (as env(1)); 3 when it does not connect
-its monitor within --connect-timeout (it is then stopped); 124 when
---timeout runs out (QEMU gets SIGTERM, and SIGKILL ${formatDuration(QEMU_EXIT_GRACE_MS)} later if it has
-not exited, as timeout -k).`;
+killed it; 130 after a Ctrl-C, once QEMU has stopped); 0 after SIGTERM or
+SIGHUP when QEMU died of the signal sent to stop it (the one passed on, or
+the SIGKILL after the grace or a second signal); 127 when it is not found,
+126 when it cannot be run (as env(1)); 3 when it does not connect its
+monitor within --connect-timeout (it is then stopped); 124 when --timeout
+runs out (QEMU gets SIGTERM, and SIGKILL ${formatDuration(QEMU_EXIT_GRACE_MS)} later if it has not
+exited, as timeout -k), whether it exited or was killed.`;
 
 /**
  * How long a launched QEMU may take to exit after its monitor connection has
- * gone, or after the SIGTERM that stops it (--timeout, a failed start): then
+ * gone, or after the signal that stops it (a stop asked for, --timeout, a failed start): then
  * SIGKILL, as `timeout -k` sends it. QEMU may be slow to stop (I/O it waits
  * for at shutdown) or ignore SIGTERM.
  */
@@ -212,12 +217,19 @@ function watchForStop(context: CommandContext): StopWatch {
 }
 
 /**
- * The exit status of a stop asked for: 0 for SIGTERM and SIGHUP (a service stopped), 130 for SIGINT (a Ctrl-C
- * ends a shell loop running the proxy too), 124 for --timeout; said as `REASON: what` (`SIGTERM: stopped
- * sharing`), as every end of the proxy is, for a unit's journal.
+ * The exit status of a stop asked for (stopStatus), said as `REASON: what` (`SIGTERM: stopped sharing`), as
+ * every end of the proxy is, for a unit's journal.
  */
 function stoppedStatus(context: CommandContext, reason: StopReason, what: string): number {
   notice(`${stopName(context, reason)}: ${what}`);
+  return stopStatus(reason);
+}
+
+/**
+ * The exit status of a stop asked for: 0 for SIGTERM and SIGHUP (a service stopped), 130 for SIGINT (a Ctrl-C
+ * ends a shell loop running the proxy too), 124 for --timeout.
+ */
+function stopStatus(reason: StopReason): number {
   return reason === "SIGINT" ? EXIT.INTERRUPTED : reason === "timeout" ? EXIT.TIMEOUT : EXIT.OK;
 }
 
@@ -229,22 +241,6 @@ function stopName(context: CommandContext, reason: StopReason): string {
 /** ` (2 clients disconnected)`: the clients a stop closed, if any. */
 function disconnected(count: number): string {
   return count === 0 ? "" : ` (${count} ${count === 1 ? "client" : "clients"} disconnected)`;
-}
-
-/**
- * The child's exit status, once it has exited: by itself, or killed (SIGKILL)
- * when it has not within QEMU_EXIT_GRACE_MS of now, saying so.
- */
-async function exitedOrKilled(
-  child: PassthroughChild,
-  name: string,
-  since: string,
-): Promise<{ status: number; killed: boolean }> {
-  const status = await within(child.exited, QEMU_EXIT_GRACE_MS);
-  if (status !== undefined) return { status, killed: false };
-  notice(`${name} did not exit within ${formatDuration(QEMU_EXIT_GRACE_MS)} ${since}: killed it (SIGKILL)`);
-  child.kill("SIGKILL");
-  return { status: await child.exited, killed: true };
 }
 
 /** Share the monitor at `address` until QEMU goes away or a signal stops the proxy. */
@@ -408,13 +404,18 @@ class LaunchedQemu {
   /** Its program, as the log names it. */
   readonly #name: string;
   /** One grace for this QEMU, from the first reason to stop it (a second would say the kill twice). */
-  #ending: Promise<{ status: number; killed: boolean }> | undefined;
+  #ending: Promise<number> | undefined;
+  /** Whether the proxy has sent it SIGKILL (after the grace, or at a second stop): its end is said then. */
+  #killed = false;
+  /** Whether it has exited: a second stop then has nothing left to kill. */
+  #exited = false;
 
   constructor(context: CommandContext, stop: StopWatch, qemu: PassthroughChild, name: string) {
     this.#context = context;
     this.#stop = stop;
     this.#qemu = qemu;
     this.#name = name;
+    void qemu.exited.then(() => (this.#exited = true));
   }
 
   /** Wait for QEMU's monitor, then serve it until QEMU ends: the run's exit status. */
@@ -423,9 +424,12 @@ class LaunchedQemu {
     const early = await this.#awaitMonitor(monitor.connected);
     await monitor.close();
     if (early !== "connected") return await this.#unconnected(early);
+    // A stop asked for closes the socket to new clients (who would talk to a QEMU on its way out); those
+    // connected see QEMU's end (its SHUTDOWN event) as it comes.
+    const options = { ...proxyOptions(this.#context, settings), stopAccepting: this.#stop.signal };
     let proxy: QmpProxy;
     try {
-      proxy = await QmpProxy.start(monitor.upstream, settings.listen, proxyOptions(this.#context, settings));
+      proxy = await QmpProxy.start(monitor.upstream, settings.listen, options);
     } catch (error) {
       return await this.#failedToServe(error);
     }
@@ -433,21 +437,25 @@ class LaunchedQemu {
     return await this.#serve(proxy);
   }
 
-  /** Pass a stop asked for on to QEMU (SIGTERM for SIGHUP and --timeout), and SIGKILL on any after it. */
+  /**
+   * Pass a stop asked for on to QEMU (SIGTERM for SIGHUP and --timeout), bounded as timeout -k bounds it: a
+   * QEMU that does not act on it (a shutdown stuck on I/O, a wrapper that traps it) is killed after the
+   * grace, and at once on a second stop asked for, whose sender does not mean to wait.
+   */
   #forwardStops(): void {
-    const qemu = this.#qemu;
-    let signalsSent = 0;
-    void this.#stop.requested.then((signal) => {
-      // A second request means QEMU did not stop on the first: end it.
-      const forward = () => qemu.kill(signalsSent++ > 0 ? "SIGKILL" : signal === "SIGINT" ? "SIGINT" : "SIGTERM");
-      const how = signal === "SIGHUP" ? " (with SIGTERM)" : "";
-      notice(`${stopName(this.#context, signal)}: stopping ${this.#name}${how}`);
-      forward();
-      onFatalSignal(forward);
-      onInterrupt(forward);
-      if (signal !== "timeout") return; // the one who sent it may send another, which kills
-      // The bound the user set: kept even if QEMU ignores SIGTERM.
-      void this.#exitedOrKilled("of SIGTERM");
+    void this.#stop.requested.then((reason) => {
+      const signal = reason === "SIGINT" ? "SIGINT" : "SIGTERM";
+      const how = reason === "SIGHUP" ? " (with SIGTERM)" : "";
+      notice(`${stopName(this.#context, reason)}: stopping ${this.#name}${how}`);
+      this.#qemu.kill(signal);
+      void this.#exitedOrKilled(`of ${signal}`);
+      const again = (second: StopReason) => {
+        if (this.#exited) return; // the proxy is ending: nothing left to kill
+        notice(`${second}${second === reason ? " again" : ""}: killing ${this.#name} (SIGKILL)`);
+        void this.#kill();
+      };
+      onFatalSignal(again);
+      onInterrupt(() => again("SIGINT"));
     });
   }
 
@@ -473,15 +481,11 @@ class LaunchedQemu {
     if (early === "late") {
       const bound = formatDuration(this.#context.global.connectTimeoutMs);
       notice(`${this.#name} did not connect its monitor within ${bound} (--connect-timeout): stopped`);
-      this.#qemu.kill("SIGKILL");
-      await this.#qemu.exited;
+      await this.#kill();
       return EXIT.CONNECTION;
     }
-    if (await this.#killedByTheStop()) return EXIT.OK;
-    if (this.#stop.reason === undefined) { // ended by itself: said (a stop asked for, it says)
-      notice(`${this.#name} ${await this.#qemu.ended} before it connected its monitor`);
-    }
-    return this.#timedOut(await this.#qemu.exited);
+    await this.#sayEnd(" before it connected its monitor");
+    return await this.#status(await this.#qemu.exited);
   }
 
   /**
@@ -491,7 +495,7 @@ class LaunchedQemu {
   async #failedToServe(error: unknown): Promise<number> {
     const closedByQemu = error instanceof DisconnectedError || error instanceof GreetingError;
     const status = closedByQemu ? await within(this.#qemu.exited, QEMU_FAILING_START_MS) : undefined;
-    if (status !== undefined) return await this.#killedByTheStop() ? EXIT.OK : this.#timedOut(status);
+    if (status !== undefined) return await this.#status(status);
     this.#qemu.kill("SIGTERM");
     await this.#exitedOrKilled("of SIGTERM");
     throw error; // no guest agent's hint: the peer is the QEMU started here
@@ -501,31 +505,53 @@ class LaunchedQemu {
   async #serve(proxy: QmpProxy): Promise<number> {
     const first = await Promise.race([this.#qemu.exited, proxy.ended.then(() => undefined)]);
     // The monitor connection ended first: QEMU is exiting, or is stopped after a grace period (said then).
-    const { status, killed } = first === undefined
-      ? await this.#exitedOrKilled("of closing its monitor")
-      : { status: first, killed: false };
+    const status = first ?? await this.#exitedOrKilled("of closing its monitor");
     await proxy.close();
-    // Ended by itself (a guest's poweroff, a crash, a kill): said, for a unit's journal. A stop asked for, it says.
-    if (this.#stop.reason === undefined && !killed) notice(`${this.#name} ${await this.#qemu.ended}`);
-    return this.#timedOut(status);
-  }
-
-  /** QEMU's exit status once it has exited, by itself or killed after the grace (exitedOrKilled): one grace for all. */
-  #exitedOrKilled(since: string): Promise<{ status: number; killed: boolean }> {
-    return this.#ending ??= exitedOrKilled(this.#qemu, this.#name, since);
+    await this.#sayEnd();
+    return await this.#status(status);
   }
 
   /**
-   * Whether QEMU died of the SIGTERM or SIGHUP passed on (as SIGTERM) as it started, before it handled
-   * signals (it connects its monitor first): the stop asked for, exit 0, not a death to report.
+   * QEMU's exit status once it has exited: by itself, or killed (SIGKILL) when it has not within
+   * QEMU_EXIT_GRACE_MS of now, saying so; one grace for all the reasons to stop it.
    */
-  async #killedByTheStop(): Promise<boolean> {
-    const reason = this.#stop.reason;
-    return (reason === "SIGTERM" || reason === "SIGHUP") && await this.#qemu.ended === "was killed by SIGTERM";
+  #exitedOrKilled(since: string): Promise<number> {
+    return this.#ending ??= (async () => {
+      const status = await within(this.#qemu.exited, QEMU_EXIT_GRACE_MS);
+      if (status !== undefined) return status;
+      notice(`${this.#name} did not exit within ${formatDuration(QEMU_EXIT_GRACE_MS)} ${since}: killed it (SIGKILL)`);
+      return await this.#kill();
+    })();
   }
 
-  /** QEMU's status, unless --timeout stopped it: then 124, as timeout(1) exits (said when it ran out). */
-  #timedOut(status: number): number {
-    return this.#stop.reason === "timeout" ? EXIT.TIMEOUT : status;
+  /** SIGKILL QEMU (after saying why): its exit status. */
+  #kill(): Promise<number> {
+    this.#killed = true;
+    this.#qemu.kill("SIGKILL");
+    return this.#qemu.exited;
+  }
+
+  /**
+   * Say how QEMU ended, `when` (` before it connected its monitor`), if it ended by itself (a guest's
+   * poweroff, a crash, a kill from outside), for a unit's journal: a stop asked for and a kill of the
+   * proxy's were said as they came.
+   */
+  async #sayEnd(when = ""): Promise<void> {
+    if (this.#stop.reason === undefined && !this.#killed) notice(`${this.#name} ${await this.#qemu.ended}${when}`);
+  }
+
+  /**
+   * The run's exit status from QEMU's. After a stop asked for, QEMU dead of the signal the proxy sent it
+   * for that stop (the one passed on, which kills a QEMU that does not handle signals yet, or SIGKILL after
+   * the grace or a second stop) is the stop done: its status (stopStatus: 0, or 130 for SIGINT), as
+   * --timeout's 124 is, however QEMU ended. Otherwise QEMU's own.
+   */
+  async #status(status: number): Promise<number> {
+    const reason = this.#stop.reason;
+    if (reason === undefined) return status;
+    if (reason === "timeout") return EXIT.TIMEOUT;
+    const passedOn = reason === "SIGINT" ? "SIGINT" : "SIGTERM";
+    const byTheStop = this.#killed || await this.#qemu.ended === `was killed by ${passedOn}`;
+    return byTheStop ? stopStatus(reason) : status;
   }
 }

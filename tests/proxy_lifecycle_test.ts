@@ -12,6 +12,7 @@ import { startListener } from "./helpers/listener.ts";
 import { waitUntil } from "./helpers/process_state.ts";
 import { negotiatedClient, type RawClient, type RunningProxy, startProxy } from "./helpers/proxy.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
+import { alive, stubbornQemu, stubbornQemuPid } from "./helpers/stubborn_qemu.ts";
 import { runIntoUnreadPipe } from "./helpers/unread_pipe.ts";
 
 const cleanups: (() => unknown)[] = [];
@@ -27,10 +28,6 @@ async function sharedQemu(extraArgs: string[] = []): Promise<{ qemu: TestQemu; p
   cleanups.push(() => proxy.child.kill("SIGKILL"));
   await proxy.ready;
   return { qemu, proxy, shared };
-}
-
-function alive(pid: number): boolean {
-  return existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, "utf8"));
 }
 
 /** The pids of `pid`'s child processes. */
@@ -313,37 +310,9 @@ describe("proxy --listen PATH -- qemu ...: launch mode", () => {
     expect(silent).toMatchObject({ code: 124, stderr: "qmpctl: proxy: --timeout 500ms ran out: stopping sh\n" });
   });
 
-  /**
-   * A QEMU stuck at shutdown (hung I/O), faked: it ignores SIGTERM and SIGINT from its first instant (sh's
-   * trap, kept through exec, so a --timeout that runs out while python starts finds them ignored), writes
-   * its pid to `pidFile`, then, with `connect`, connects to the monitor socket the proxy gives it in
-   * -chardev, greets and answers every command with {"return": {}}; without, it never connects.
-   */
-  function stubbornQemu(pidFile: string, connect: boolean): string[] {
-    const script = String.raw`
-import json, os, re, socket, sys, time
-open(sys.argv[1], "w").write(str(os.getpid()))
-if sys.argv[2] != "connect":
-    while True: time.sleep(60)
-chardev = sys.argv[sys.argv.index("-chardev") + 1]
-path = re.search(r"(?:^|,)path=((?:[^,]|,,)*)", chardev).group(1).replace(",,", ",")
-monitor = socket.socket(socket.AF_UNIX)
-monitor.connect(path)
-greeting = {"QMP": {"version": {"qemu": {"major": 7, "minor": 2, "micro": 0}, "package": ""}, "capabilities": []}}
-monitor.sendall(json.dumps(greeting).encode() + b"\r\n")
-for line in monitor.makefile("rb"):
-    if line.strip():
-        monitor.sendall(json.dumps({"return": {}, "id": json.loads(line).get("id")}).encode() + b"\r\n")
-while True: time.sleep(60)
-`;
-    const shell = `trap "" TERM INT; exec python3 -c "$0" "$@"`;
-    return ["sh", "-c", shell, script, pidFile, connect ? "connect" : "silent"];
-  }
-
-  /** The pid the fake wrote, once it has (its signals are then ignored). */
+  /** The pid `stubbornQemu` wrote, once it has; killed at the test's end. */
   async function pidFrom(pidFile: string): Promise<number> {
-    await waitUntil(() => existsSync(pidFile) && readFileSync(pidFile, "utf8") !== "", "the fake QEMU wrote its pid");
-    const pid = Number(readFileSync(pidFile, "utf8"));
+    const pid = await stubbornQemuPid(pidFile);
     cleanups.push(() => alive(pid) && process.kill(pid, "SIGKILL"));
     return pid;
   }

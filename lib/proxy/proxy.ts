@@ -34,6 +34,11 @@ export interface ProxyOptions {
   connectTimeoutMs?: number;
   /** Aborts the upstream negotiation. */
   signal?: AbortSignal;
+  /**
+   * Aborts to stop accepting clients: the listening socket is closed (its file removed), while the clients
+   * connected are served on until the proxy ends (a launched QEMU being stopped: they see it go).
+   */
+  stopAccepting?: AbortSignal;
   /** One line for each client that comes or goes. */
   notice?: (line: string) => void;
   /** Each message as it crosses a client's connection (`client` is `client 3`, or `upstream` for QEMU's). */
@@ -119,6 +124,8 @@ export class QmpProxy {
   readonly #waiting = new Map<Downstream, Record<string, unknown>[]>();
   #inBandAtQemu = 0;
   #listener?: Listener;
+  /** Settles once the listening socket is closed (see #stopListening). */
+  #listenerClosed?: Promise<void>;
   readonly #ids = new RandomIds();
   #nextClient = 1;
   /** Undefined while one more descriptor can be opened, else why not (see spareDescriptorCheck). */
@@ -204,7 +211,9 @@ export class QmpProxy {
       upstream.close();
       throw error;
     }
-    if (proxy.#end) await proxy.#listener.close(); // QEMU went away meanwhile
+    const stopAccepting = options.stopAccepting;
+    if (proxy.#end || stopAccepting?.aborted) await proxy.#stopListening(); // QEMU went away, or a stop came, meanwhile
+    else stopAccepting?.addEventListener("abort", () => void proxy.#stopListening(), { once: true });
     return proxy;
   }
 
@@ -340,8 +349,14 @@ export class QmpProxy {
     this.#pending.clear();
     this.#waiting.clear();
     this.#upstream.close();
-    await this.#listener?.close();
+    await this.#stopListening();
     this.#markEnded(end);
+  }
+
+  /** Close the listening socket, its file removed, once (a stop to accepting, then the end); clients stay. */
+  #stopListening(): Promise<void> {
+    if (!this.#listener) return Promise.resolve(); // not listening yet: start() closes it if the end came meanwhile
+    return this.#listenerClosed ??= this.#listener.close();
   }
 
   #notice(line: string): void {
