@@ -495,7 +495,10 @@ class LaunchedQemu {
   async #failedToServe(error: unknown): Promise<number> {
     const closedByQemu = error instanceof DisconnectedError || error instanceof GreetingError;
     const status = closedByQemu ? await within(this.#qemu.exited, QEMU_FAILING_START_MS) : undefined;
-    if (status !== undefined) return await this.#status(status);
+    if (status !== undefined) {
+      await this.#sayEnd(); // as #serve says an end by itself: QEMU said why, this says how it ended
+      return await this.#status(status);
+    }
     this.#qemu.kill("SIGTERM");
     await this.#exitedOrKilled("of SIGTERM");
     throw error; // no guest agent's hint: the peer is the QEMU started here

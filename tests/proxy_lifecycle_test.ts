@@ -463,10 +463,11 @@ describe("proxy --listen PATH -- qemu ...: launch mode", () => {
     expect(result.stderr).toContain("qemu-system-x86_64: -no-such-option: invalid option");
   });
 
-  test("QEMU that fails after it connected its monitor (a bad -device): the proxy exits with its status, not 3", async () => {
+  test("QEMU that fails after it connected its monitor (a bad -device): the proxy exits with its status, not 3, saying so", async () => {
     const { proxy } = launch(["-device", "no-such-device"]);
     const result = await proxy.result;
     expect(result.stderr).toContain("'no-such-device' is not a valid device model name");
+    expect(result.stderr).toEndWith("qmpctl: proxy: qemu-system-x86_64 exited with status 1\n");
     expect(result.code).toBe(1);
   });
 });
