@@ -6,7 +6,7 @@ import { isRemote, retryWhileNotReady } from "../lib/connect_ready.ts";
 import { type ProxyOptions, QmpProxy } from "../lib/proxy/proxy.ts";
 import { Upstream } from "../lib/proxy/upstream.ts";
 import type { AcceptedTransport } from "../lib/transport.ts";
-import { claimSocketPath, listenTransport } from "../lib/transport_listen.ts";
+import { checkListenPath, listenTransport } from "../lib/transport_listen.ts";
 import { formatDuration } from "./duration.ts";
 import { EXIT, exitStatusHelp, PROGRAM } from "./exit_status.ts";
 import { makePrivateDir, removeDir } from "./io/files.ts";
@@ -99,7 +99,8 @@ export async function run(context: CommandContext): Promise<number> {
   }
   const settings = readSettings(context, path);
   logStderrOffMainThread(); // a reader of its log that stops reading must not stop the serving
-  await claimSocketPath(path); // before QEMU is touched: a path another proxy serves is an error at once
+  // Before QEMU is touched or started: a path another proxy serves, or in a directory not there, is an error at once.
+  await checkListenPath(path);
   return launch.length > 0
     ? await runLaunched(context, settings, launch, stop)
     : await runShared(context, settings, upstream!, stop);

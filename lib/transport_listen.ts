@@ -69,6 +69,49 @@ async function symlinkReason(fs: typeof import("node:fs/promises"), path: string
 }
 
 /**
+ * Check that a socket can be served at `path` before anything is started for
+ * it (a QEMU that would be stopped again): by taking listenTransport's first
+ * steps, which check that the path fits a socket address, that nothing
+ * serves it (a stale socket file is removed), and that a directory can be
+ * made beside it (the directory is there, this process may write in it, the
+ * file system is not read-only). What changes meanwhile listenTransport finds.
+ * @throws {ConnectionError} naming the path and the reason
+ */
+export async function checkListenPath(path: string): Promise<void> {
+  const { rm } = await import("node:fs/promises");
+  // Its own name: one a kill leaves behind says what it was for.
+  await rm(await claimedDirBeside(path, ".qmpctl-check-"), { recursive: true, force: true });
+}
+
+/**
+ * A new private directory beside `path`, named `prefix` and a random suffix,
+ * once `path` is found short enough and free to serve (claimSocketPath).
+ * @throws {ConnectionError} naming the path and the reason
+ */
+async function claimedDirBeside(path: string, prefix: string): Promise<string> {
+  const length = new TextEncoder().encode(path).length;
+  if (length > MAX_SOCKET_PATH_BYTES) { // bound elsewhere and moved here, it would take no connection
+    throw listenError(
+      path,
+      `the path is too long for a UNIX socket (${length} bytes; at most ${MAX_SOCKET_PATH_BYTES})`,
+    );
+  }
+  await claimSocketPath(path);
+  const { mkdtemp } = await import("node:fs/promises");
+  const { dirname, join } = await import("node:path");
+  try {
+    return await mkdtemp(join(dirname(path), prefix));
+  } catch (error) {
+    throw listenError(path, await listenFailure(path, error), error);
+  }
+}
+
+/** Why `path` cannot be served, as an error: `cannot listen on PATH: REASON`. */
+function listenError(path: string, reason: string, cause?: unknown): ConnectionError {
+  return new ConnectionError(`cannot listen on ${path}: ${reason}`, { cause });
+}
+
+/**
  * Serve a UNIX socket at `path`, created with `mode` from its first instant:
  * it is bound in a private directory beside `path`, given its mode, then
  * linked into place. A stale socket file (connecting to it is refused) is
@@ -84,20 +127,8 @@ export async function listenTransport(
   options: ListenOptions = {},
 ): Promise<Listener> {
   const fs = await import("node:fs/promises");
-  const { dirname, join } = await import("node:path");
-  const fail = (reason: string, cause?: unknown) =>
-    new ConnectionError(`cannot listen on ${path}: ${reason}`, { cause });
-  const length = new TextEncoder().encode(path).length;
-  if (length > MAX_SOCKET_PATH_BYTES) { // bound elsewhere and moved here, it would take no connection
-    throw fail(`the path is too long for a UNIX socket (${length} bytes; at most ${MAX_SOCKET_PATH_BYTES})`);
-  }
-  await claimSocketPath(path);
-  let privateDir: string;
-  try {
-    privateDir = await fs.mkdtemp(join(dirname(path), ".qmpctl-listen-"));
-  } catch (error) {
-    throw fail(await listenFailure(path, error), error);
-  }
+  const { join } = await import("node:path");
+  const privateDir = await claimedDirBeside(path, ".qmpctl-listen-");
   const { listen } = bun ? await import("./transport_bun.ts") : await import("./transport_node.ts");
   const bound = join(privateDir, "s");
   let listener: Listener | undefined;
@@ -115,7 +146,8 @@ export async function listenTransport(
     });
   } catch (error) {
     await listener?.close();
-    throw error instanceof ConnectionError ? error : fail(await listenFailure(path, error), error); // the claim's own
+    if (error instanceof ConnectionError) throw error; // the claim's own
+    throw listenError(path, await listenFailure(path, error), error);
   } finally {
     await fs.rm(privateDir, { recursive: true, force: true });
   }

@@ -4,7 +4,7 @@
  * launch mode (`proxy --listen PATH -- qemu ...`) exits with QEMU's status.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { constants, tmpdir } from "node:os";
 import { join } from "node:path";
 import { QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
@@ -423,6 +423,26 @@ describe("proxy --listen PATH -- qemu ...: launch mode", () => {
       stderr: "qmpctl: cannot make a directory for QEMU's monitor socket in TMPDIR /nonexistent/dir (ENOENT)\n",
     });
     expect(existsSync(join(dir, "vm.sock"))).toBe(false);
+  });
+
+  test("a --listen that cannot be served (no such directory, a file for one): exit 3, said before QEMU is started", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "qmpctl-launch-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, "file"), "");
+    const qemu = ["qemu-system-x86_64", "-nodefaults", "-display", "none", "-machine", "none"];
+    for (
+      const [listen, reason] of [
+        [join(dir, "nodir", "vm.sock"), `no such directory ${join(dir, "nodir")} (ENOENT)`],
+        [join(dir, "file", "vm.sock"), "a part of the path is not a directory (ENOTDIR)"],
+      ]
+    ) {
+      // qmpctl's line alone: a QEMU started and then stopped would add its "terminating on signal 15".
+      expect(await qmpctl(["proxy", "--listen", listen, "--", ...qemu])).toMatchObject({
+        code: 3,
+        stderr: `qmpctl: cannot listen on ${listen}: ${reason}\n`,
+      });
+    }
+    expect(readdirSync(dir)).toEqual(["file"]);
   });
 
   test("-daemonize is refused (exit 2): QEMU's launcher would exit and leave QEMU with a monitor gone with the proxy", async () => {
