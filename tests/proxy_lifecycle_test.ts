@@ -397,9 +397,9 @@ describe("proxy --listen PATH -- qemu ...: launch mode", () => {
     const missing = await qmpctl(["proxy", "--listen", join(dir, "a.sock"), "--", "/nonexistent/qemu"]);
     expect(missing.code).toBe(127);
     expect(missing.stderr).toBe("qmpctl: proxy: cannot start /nonexistent/qemu: no such file or directory (ENOENT)\n");
-    const notRunnable = await qmpctl(["proxy", "--listen", join(dir, "c.sock"), "--", "/etc/hostname"]);
+    const notRunnable = await qmpctl(["proxy", "--listen", join(dir, "c.sock"), "--", dir]);
     expect(notRunnable.code).toBe(126); // there, but no program: as env(1) says
-    expect(notRunnable.stderr).toBe("qmpctl: proxy: cannot start /etc/hostname: exec format error (ENOEXEC)\n");
+    expect(notRunnable.stderr).toBe(`qmpctl: proxy: cannot start ${dir}: permission denied (EACCES)\n`);
     const silent = await qmpctl([
       ...["proxy", "--listen", join(dir, "b.sock"), "--connect-timeout", "500ms"],
       ...["--", "sh", "-c", "exec sleep 30"], // the monitor's -chardev and -mon become sh's $0, $1...: ignored
@@ -409,6 +409,18 @@ describe("proxy --listen PATH -- qemu ...: launch mode", () => {
       "qmpctl: proxy: sh did not connect its monitor within 500ms (--connect-timeout): stopped\n",
     );
     expect(silent.ms).toBeLessThan(10_000);
+  });
+
+  test("a script without #! is run by /bin/sh, as env(1) runs it: here one that starts QEMU, which is served", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "qmpctl-launch-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const script = join(dir, "vm"), shared = join(dir, "vm.sock");
+    writeFileSync(script, 'exec qemu-system-x86_64 -nodefaults -display none -machine none "$@"\n', { mode: 0o755 });
+    const proxy = startProxy(["--listen", shared, "--", script]);
+    cleanups.push(() => proxy.child.kill("SIGKILL"));
+    await proxy.ready;
+    expect(await qmpctl(["-s", shared, "exec", "quit"])).toMatchObject({ code: 0, stdout: "{}\n" });
+    expect((await proxy.result).code).toBe(0);
   });
 
   test("a TMPDIR it cannot make its directory in: exit 3 with one line naming it, no internal error", async () => {

@@ -162,7 +162,8 @@ interface DenoCommands {
 const deno = (globalThis as { Deno?: DenoCommands }).Deno;
 
 /**
- * Start `command` with stdin, stdout and stderr passed through.
+ * Start `command` with stdin, stdout and stderr passed through; a file that
+ * is no program (ENOEXEC) with /bin/sh, as env(1) runs it.
  * @throws when the program cannot be started (not found, not executable)
  */
 export async function spawnPassthrough(command: string[]): Promise<PassthroughChild> {
@@ -171,7 +172,13 @@ export async function spawnPassthrough(command: string[]): Promise<PassthroughCh
   const statusOf = (ending: Ending) => ending.signal ? 128 + (signals[ending.signal] ?? 0) : ending.code ?? 0;
   const words = (ending: Ending) =>
     ending.signal ? `was killed by ${ending.signal}` : `exited with status ${ending.code}`;
-  const child = await spawnWithStdio(command);
+  const child = await spawnWithStdio(command).catch((error) => {
+    if ((error as { code?: string }).code !== "ENOEXEC") throw error;
+    // A file the kernel does not take for a program (a script without #!): run by the shell, as execvp(3),
+    // so env(1), runs it. The shell's exec finds it as the spawn did (PATH) and, as POSIX asks of a shell,
+    // reads it as a script on ENOEXEC.
+    return spawnWithStdio(["/bin/sh", "-c", 'exec "$0" "$@"', ...command]);
+  });
   const ended = child.ending.then(words);
   ended.catch(() => {}); // awaited on some paths only: a failure is the caller's through `exited`
   return { exited: child.ending.then(statusOf), ended, kill: child.kill };
