@@ -133,10 +133,12 @@ describe("applyCompletion", () => {
     ]);
   });
 
-  test("formatColumns lays candidates out in columns that fit the width", () => {
-    expect(formatColumns(["a", "bbb", "cc", "d", "e"], 13)).toBe("a    bbb  cc\nd    e");
-    expect(formatColumns(["a", "bbb", "cc", "d", "e"], 12)).toBe("a    bbb\ncc   d\ne");
-    expect(formatColumns(["a-long-name"], 5)).toBe("a-long-name");
+  test("formatColumns lays candidates out down columns that fit the width, as readline does", () => {
+    expect(formatColumns(["a", "bbb", "cc", "d", "e"], 13)).toEqual(["a    cc   e", "bbb  d"]);
+    expect(formatColumns(["a", "bbb", "cc", "d", "e"], 12)).toEqual(["a    d", "bbb  e", "cc"]);
+    // Three fit in a row, but seven in three columns take three rows: the last column is the short one.
+    expect(formatColumns(["a", "b", "c", "d", "e", "f", "g"], 7)).toEqual(["a  d  g", "b  e", "c  f"]);
+    expect(formatColumns(["a-long-name"], 5)).toEqual(["a-long-name"]);
   });
 });
 

@@ -73,14 +73,21 @@ function commonPrefix(items: readonly string[]): string {
   return prefix;
 }
 
-/** Candidates laid out in columns for a terminal `width` wide. */
-export function formatColumns(candidates: readonly string[], width: number): string {
+/**
+ * Candidates laid out in columns for a terminal `width` wide, as readline
+ * lays them out: down the columns, so that names in order are read top to
+ * bottom (`a c e` above `b d`); each column as wide as the longest name and
+ * two blanks. The rows, for the caller to show a screenful at a time.
+ */
+export function formatColumns(candidates: readonly string[], width: number): string[] {
   const longest = Math.max(...candidates.map((c) => c.length));
   const cell = longest + 2;
   const perRow = Math.max(1, Math.floor((width - longest) / cell) + 1); // the last column needs no gap
+  const height = Math.ceil(candidates.length / perRow);
   const rows: string[] = [];
-  for (let i = 0; i < candidates.length; i += perRow) {
-    rows.push(candidates.slice(i, i + perRow).map((c) => c.padEnd(cell)).join("").trimEnd());
+  for (let row = 0; row < height; row++) {
+    const cells = candidates.filter((_, i) => i % height === row);
+    rows.push(cells.map((c) => c.padEnd(cell)).join("").trimEnd());
   }
-  return rows.join("\n");
+  return rows;
 }

@@ -239,7 +239,7 @@ class InteractiveShell {
     if (result.kind === "replace") this.#editor.replaceBeforeCursor(result.count, result.text);
     else if (result.kind === "list") {
       if (result.candidates.length < LIST_QUERY_ITEMS || await this.#listWanted(result.candidates.length)) {
-        this.#screen.print(formatColumns(result.candidates, terminal.columns));
+        this.#screen.print(formatColumns(result.candidates, terminal.columns).join("\n"));
         this.#listedFor = before;
       }
     } else terminal.write("\x07"); // nothing to complete: ring the bell
