@@ -164,10 +164,12 @@ describe("KeyParser", () => {
     const parser = new KeyParser();
     expect(parser.push("\x1b")).toEqual([]);
     expect(parser.waiting).toBe(true);
-    parser.abandonEscape();
+    expect(parser.abandonEscape()).toEqual([{ name: "escape" }]); // the Esc key (it stops a --More-- listing)
     expect(parser.waiting).toBe(false);
     expect(parser.push("b")).toEqual([{ name: "text", text: "b" }]);
     expect(parser.push("\x1bb")).toEqual([{ name: "word-left" }]); // Alt-b, sent in one write
+    expect(parser.push("\x1b[1;")).toEqual([]);
+    expect(parser.abandonEscape()).toEqual([]); // a sequence cut short is no key
   });
 
   test("Alt-Backspace (ESC DEL, or ESC Ctrl-H) is backward-kill-word; Ctrl-W is unix-word-rubout", () => {

@@ -1,5 +1,5 @@
 /**
- * The terminal: whether each standard stream is one, its width, raw mode,
+ * The terminal: whether each standard stream is one, its size, raw mode,
  * its keys as they come, and TERM=dumb.
  *
  * @module
@@ -61,6 +61,11 @@ export function refreshTerminalSize(): void {
 /** The terminal's width in columns, as the last SIGWINCH (or refreshTerminalSize) left it; 80 when unknown. */
 export function terminalColumns(): number {
   return process.stdout.columns || 80;
+}
+
+/** The terminal's height in rows, as the last SIGWINCH (or refreshTerminalSize) left it; 24 when unknown. */
+export function terminalRows(): number {
+  return process.stdout.rows || 24;
 }
 
 /**

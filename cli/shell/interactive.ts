@@ -12,18 +12,17 @@ import type { QmpClient } from "../../lib/client.ts";
 import { abortable } from "../../lib/abort.ts";
 import { AbortedError, CommandError, TimeoutError } from "../../lib/errors.ts";
 import { formatJson } from "../session.ts";
-import { applyCompletion, formatColumns, type TabResult } from "./completion.ts";
+import { applyCompletion, type TabResult } from "./completion.ts";
 import { connectionEnd, QEMU_QUIT } from "./connection_end.ts";
 import { type Outcome, type ShellContext, type ShellMode, wholeResponse } from "./context.ts";
 import { LineEditor } from "./editor.ts";
 import { History } from "./history.ts";
+import type { Key } from "./keys.ts";
+import { listCandidates, type ListingTerminal } from "./listing.ts";
 import { Screen } from "./screen.ts";
 import { Terminal } from "./terminal.ts";
 import { splitWords } from "./words.ts";
 import { notUtf8 } from "./bytes.ts";
-
-/** Candidates from which TAB asks before listing them (readline's completion-query-items). */
-const LIST_QUERY_ITEMS = 100;
 
 /** How long the shell waits for QEMU to close the connection after it answered a quit (a proxy may keep it open). */
 const QUIT_CLOSE_WAIT_MS = 2000;
@@ -66,7 +65,7 @@ class InteractiveShell {
   #quitClosing: Promise<void> | undefined;
   /** The text before the cursor whose completions the last key, a TAB, listed (a TAB again lists nothing new). */
   #listedFor: string | undefined;
-  /** A question awaiting its y or n, drawn where the prompt was (events print above it; a resize or fg redraws it). */
+  /** A question awaiting its answer, drawn where the prompt was (events print above it; a resize or fg redraws it). */
   #asking: string | undefined;
 
   constructor(options: InteractiveOptions, history: History) {
@@ -238,33 +237,31 @@ class InteractiveShell {
     }
     if (result.kind === "replace") this.#editor.replaceBeforeCursor(result.count, result.text);
     else if (result.kind === "list") {
-      if (result.candidates.length < LIST_QUERY_ITEMS || await this.#listWanted(result.candidates.length)) {
-        this.#screen.print(formatColumns(result.candidates, terminal.columns).join("\n"));
-        this.#listedFor = before;
-      }
+      const listing: ListingTerminal = {
+        screen: this.#screen,
+        size: () => ({ columns: terminal.columns, rows: terminal.rows }),
+        ask: (question, answer) => this.#ask(question, answer),
+      };
+      if (await listCandidates(result.candidates, listing)) this.#listedFor = before; // not when cut short
     } else terminal.write("\x07"); // nothing to complete: ring the bell
     this.#draw();
   }
 
   /**
-   * Ask, as readline does, before a list of `count` candidates fills the screen (TAB on an empty line lists
-   * every command): y or space lists them; n, Backspace, Ctrl-C or Ctrl-D does not; any other key rings.
+   * Ask `question` where the prompt was (TAB's `Display all N possibilities?`, `--More--`) until `answer` takes
+   * a key; any other key rings the bell. The question stays drawn, for the caller to leave or replace.
    */
-  async #listWanted(count: number): Promise<boolean> {
-    this.#screen.leave(); // the line stays as typed above the question; drawn again below it after
-    this.#asking = `Display all ${count} possibilities? (y or n)`;
+  async #ask<T>(question: string, answer: (key: Key) => T | undefined): Promise<T> {
+    this.#asking = question;
     try {
       for (;;) {
         this.#draw();
-        const key = await this.#race(this.#terminal.nextKey());
-        const text = key.name === "text" ? key.text[0] : ""; // its first character answers
-        const yes = text === "y" || text === "Y" || text === " ";
-        if (yes || text === "n" || text === "N" || ["backspace", "interrupt", "eof"].includes(key.name)) return yes;
+        const result = answer(await this.#race(this.#terminal.nextKey()));
+        if (result !== undefined) return result;
         this.#terminal.write("\x07");
       }
     } finally {
       this.#asking = undefined;
-      this.#screen.leave();
     }
   }
 }

@@ -27,7 +27,8 @@ export type KeyName =
   | "clear-screen"
   | "interrupt"
   | "suspend"
-  | "eof";
+  | "eof"
+  | "escape";
 
 /** A key the line editor acts on. */
 export type Key = { name: "text"; text: string } | { name: KeyName };
@@ -108,15 +109,20 @@ export class KeyParser {
   }
 
   /**
-   * Give up the escape sequence that waits (after `ESCAPE_TIMEOUT_MS`): a lone
-   * Esc, which the editor does not use, so the keys typed after it are keys
-   * of their own rather than the end of a sequence. Not in a paste: what waits
-   * there may be the start of its end, which the terminal always sends (a
-   * slow link may split it); given up, the paste would never end, and every
-   * key after it would be text. What comes next tells which it was.
+   * Give up the escape sequence that waits (after `ESCAPE_TIMEOUT_MS`), so
+   * the keys typed after it are keys of their own rather than the end of a
+   * sequence: an ESC alone is the Esc key (the editor does nothing with it;
+   * it stops a `--More--` listing), the start of a sequence cut short is
+   * dropped. Not in a paste: what waits there may be the start of its end,
+   * which the terminal always sends (a slow link may split it); given up,
+   * the paste would never end, and every key after it would be text. What
+   * comes next tells which it was.
    */
-  abandonEscape(): void {
-    if (!this.#pasting) this.#pending = "";
+  abandonEscape(): Key[] {
+    if (this.#pasting) return [];
+    const lone = this.#pending === "\x1b";
+    this.#pending = "";
+    return lone ? [{ name: "escape" }] : [];
   }
 
   push(chunk: Uint8Array | string): Key[] {

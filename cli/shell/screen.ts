@@ -77,6 +77,11 @@ export class Screen {
     this.#write(out + suffix + (below ? "\r" : "\r\n"));
   }
 
+  /** Erase the prompt and line drawn (the cursor at their start): what is written next takes their place. */
+  hide(): void {
+    this.#write(this.#erase());
+  }
+
   /** Whether the prompt and a line are drawn (the shell waits for a key), or were left. */
   get showing(): boolean {
     return this.#shown !== undefined;

@@ -8,7 +8,14 @@
 import { writeStdout } from "../io/output.ts";
 import { onStopSignal, stopSelf } from "../io/process.ts";
 import { dieOf, type FatalSignal, onFatalSignal } from "../io/signals.ts";
-import { onTerminalResize, readStdinChunks, refreshTerminalSize, setRawMode, terminalColumns } from "../io/terminal.ts";
+import {
+  onTerminalResize,
+  readStdinChunks,
+  refreshTerminalSize,
+  setRawMode,
+  terminalColumns,
+  terminalRows,
+} from "../io/terminal.ts";
 import { ESCAPE_TIMEOUT_MS, type Key, KeyParser } from "./keys.ts";
 
 /**
@@ -37,19 +44,22 @@ export class Terminal {
     clearTimeout(this.#escapeTimer);
     const keys = this.#parser.push(chunk);
     if (this.#parser.waiting) {
-      this.#escapeTimer = setTimeout(() => this.#parser.abandonEscape(), ESCAPE_TIMEOUT_MS);
+      this.#escapeTimer = setTimeout(() => this.#parser.abandonEscape().forEach(this.#deliver), ESCAPE_TIMEOUT_MS);
     }
-    for (const key of keys) {
-      if (key.name === "suspend") this.#suspend();
-      else if (key.name === "interrupt" && this.#onInterrupt) {
-        this.#keys.length = 0; // what was typed while waiting goes too, as a terminal's own Ctrl-C flushes it
-        this.#onInterrupt();
-      } else if (this.#waiter) {
-        const waiter = this.#waiter;
-        this.#waiter = undefined;
-        waiter(key);
-      } else this.#keys.push(key);
-    }
+    keys.forEach(this.#deliver);
+  };
+
+  /** A key to whoever waits for one, or to the queue; Ctrl-Z and (while a command runs) Ctrl-C act at once. */
+  readonly #deliver = (key: Key) => {
+    if (key.name === "suspend") this.#suspend();
+    else if (key.name === "interrupt" && this.#onInterrupt) {
+      this.#keys.length = 0; // what was typed while waiting goes too, as a terminal's own Ctrl-C flushes it
+      this.#onInterrupt();
+    } else if (this.#waiter) {
+      const waiter = this.#waiter;
+      this.#waiter = undefined;
+      waiter(key);
+    } else this.#keys.push(key);
   };
 
   /** SIGTERM or SIGHUP: give the terminal back, then die of the signal as if we had not caught it. */
@@ -117,6 +127,11 @@ export class Terminal {
   /** The width in columns, as the last resize left it. */
   get columns(): number {
     return terminalColumns();
+  }
+
+  /** The height in rows, as the last resize left it. */
+  get rows(): number {
+    return terminalRows();
   }
 
   /** Read the size again (Ctrl-L): a change is a resize, as SIGWINCH makes it. */

@@ -24,8 +24,8 @@ export interface TerminalSession {
   screen(): Promise<string[]>;
   /** Paste `text` as a terminal does (bracketed, when the program asked for it); any byte, NUL too. */
   paste(text: string): Promise<void>;
-  /** Resize the window to `columns` wide (tmux reflows the lines, and the program gets SIGWINCH). */
-  resize(columns: number): Promise<void>;
+  /** Resize the window to `columns` wide, and `rows` high if given (tmux reflows the lines, and the program gets SIGWINCH). */
+  resize(columns: number, rows?: number): Promise<void>;
   /** Where the cursor stands (0-based). */
   cursor(): Promise<{ x: number; y: number }>;
   /** Wait until `test` holds for the screen, and return the screen; fails showing the screen after `timeoutMs`. */
@@ -91,7 +91,8 @@ export async function startTerminal(argv: string[], options: TerminalOptions = {
       await run("load-buffer", file);
       await run("paste-buffer", "-p", "-d");
     },
-    resize: async (columns) => void await run("resize-window", "-x", String(columns)),
+    resize: async (columns, rows) =>
+      void await run("resize-window", "-x", String(columns), ...(rows === undefined ? [] : ["-y", String(rows)])),
     async screen() {
       const rows = (await run("capture-pane", "-p")).split("\n").map((row) => row.trimEnd());
       while (rows.length > 0 && rows.at(-1) === "") rows.pop();
