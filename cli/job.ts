@@ -60,7 +60,7 @@ Examples:
 ${
     exitStatusHelp(["OK", "QEMU_ERROR", "USAGE", "CONNECTION", "GONE", "OUTPUT", "TIMEOUT", "INTERRUPTED"], {
       OK: "every job concluded without error",
-      QEMU_ERROR: "a job failed or was cancelled (its error on stderr)",
+      QEMU_ERROR: "a job failed or was cancelled (its error on stderr), and every job named was there",
       GONE: "a job named is not there (it concluded and was dismissed before qmpctl could see it, or it never " +
         "existed; the others are still followed)",
       TIMEOUT: "--timeout ran out (the jobs keep running in QEMU)",
@@ -191,8 +191,10 @@ async function followWith(
     watch.close();
   }
   await progress.finish(context.signal);
-  const failed = report.concluded.some((job) => job.result !== "completed");
-  return failed ? EXIT.QEMU_ERROR : report.gone.length > 0 ? EXIT.GONE : EXIT.OK;
+  // A job not there says more than one that failed (a mistyped ID, a script's assumption broken), and goes first
+  // as it does across targets (cli/fanout.ts): a script that tests for 4 sees it whatever else ended.
+  if (report.gone.length > 0) return EXIT.GONE;
+  return report.concluded.some((job) => job.result !== "completed") ? EXIT.QEMU_ERROR : EXIT.OK;
 }
 
 /** What a job waits for, in the states it leaves only on a command: said when qmpctl stops following it. */

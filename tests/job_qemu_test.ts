@@ -253,6 +253,22 @@ describe("job wait", () => {
     }));
   });
 
+  test("a job that is not there beside one cancelled: exit 4, as the many-targets order has it (4 before 1)", async () => {
+    await backup("c4", 8 * MiB, { "auto-dismiss": false }); // 8 s unless cancelled
+    await jobReaches("c4", "running");
+    await qemu.control.execute("job-cancel", { id: "c4" });
+    await jobReaches("c4", "concluded");
+    const result = await qmpctl(["-s", qemu.socket, "job", "wait", "c4", "nosuch"]);
+    expect(result).toMatchObject({
+      code: 4,
+      stderr: "qmpctl: job nosuch is not there to follow: it concluded and was dismissed before qmpctl looked, " +
+        "or it never existed\n" +
+        "qmpctl: job c4 cancelled: Operation canceled\n",
+    });
+    expect(JSON.parse(result.stdout)).toMatchObject({ id: "c4", result: "cancelled" });
+    await qemu.control.execute("job-dismiss", { id: "c4" });
+  });
+
   test("without ID and without jobs: exit 0 at once, nothing printed", async () => {
     expect(await qmpctl(["-s", qemu.socket, "job", "wait"])).toMatchObject({ code: 0, stdout: "", stderr: "" });
   });
