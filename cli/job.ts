@@ -101,8 +101,15 @@ export function followAfterExec(
   if (command === "job-dismiss") { // the job is gone once dismissed: nothing to follow, nothing true to say
     throw new UsageError("--wait-job does not go with job-dismiss: a dismissed job is gone (job wait ID follows one)");
   }
-  const id = args?.["job-id"] ?? (command.startsWith("job-") ? args?.id : args?.device);
-  if (typeof id !== "string") {
+  const key = args?.["job-id"] !== undefined ? "job-id" : command.startsWith("job-") ? "id" : "device";
+  const id = args?.[key];
+  if (id !== undefined && typeof id !== "string") { // QEMU would refuse it: a job's id is a string
+    throw new UsageError(`--wait-job: ${command}'s ${key} is ${JSON.stringify(id)}, not a job's id (a string)`);
+  }
+  if (id === undefined) {
+    if (command === "transaction") { // its jobs are named inside its actions, each a command of its own
+      throw new UsageError("--wait-job follows the job of one command, not transaction's: job wait ID follows them");
+    }
     const names = command.startsWith("job-") ? "id=ID" : "job-id=ID, or device=ID";
     throw new UsageError(`--wait-job needs the job's id in the arguments of ${command} (${names})`);
   }

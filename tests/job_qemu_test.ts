@@ -620,6 +620,22 @@ describe("exec --wait-job", () => {
     });
   });
 
+  test("an id that is no string, or a transaction's jobs: a usage error that says so, no job started", async () => {
+    const words = ["blockdev-backup", "job-id:=5", "device=src", "target=dst", "sync=full", "--wait-job"];
+    expect(await qmpctl(["-s", qemu.socket, "exec", ...words])).toMatchObject({
+      code: 2,
+      stderr: "qmpctl: --wait-job: blockdev-backup's job-id is 5, not a job's id (a string)\n",
+    });
+    const actions =
+      'actions:=[{"type":"blockdev-backup","data":{"job-id":"t1","device":"src","target":"dst","sync":"full"}}]';
+    expect(await qmpctl(["-s", qemu.socket, "exec", "transaction", actions, "--wait-job"])).toMatchObject({
+      code: 2,
+      stdout: "",
+      stderr: "qmpctl: --wait-job follows the job of one command, not transaction's: job wait ID follows them\n",
+    });
+    expect(await jobIds()).toEqual([]);
+  });
+
   test("job-cancel id=ID --wait-job follows that job to its end (the job-* commands name it id)", async () => {
     await backup("c9", 1 * MiB);
     const result = await qmpctl(["-s", qemu.socket, "exec", "job-cancel", "id=c9", "--wait-job", "--timeout", "20s"]);
