@@ -96,24 +96,27 @@ export function checkStartsMigration(command: string): void {
  * For `exec migrate ... --wait-migration`: start listening before the
  * command is sent; the returned function follows the migration afterwards.
  */
-export function followAfterExec(context: CommandContext, client: QmpClient): () => Promise<number> {
+export function followAfterExec(context: CommandContext, client: QmpClient, command: string): () => Promise<number> {
   const mode = progressMode(context);
   const watch = new MigrationWatch(client);
-  return () => followAndPrint(context, watch, mode);
+  return () => followAndPrint(context, watch, mode, command);
 }
 
+/** Follow the migration and print its end; `command`: the one that exec ran before (none for migrate wait). */
 function followAndPrint(
   context: CommandContext,
   watch: MigrationWatch,
   mode: ReturnType<typeof progressMode>,
+  command?: string,
 ): Promise<number> {
-  return withProgress(context, mode, (context, progress) => followWith(context, progress, watch));
+  return withProgress(context, mode, (context, progress) => followWith(context, progress, watch, command));
 }
 
 async function followWith(
   context: CommandContext,
   progress: ProgressReporter,
   watch: MigrationWatch,
+  command: string | undefined,
 ): Promise<number> {
   let end: MigrationInfo | undefined;
   try {
@@ -124,7 +127,7 @@ async function followWith(
   } catch (error) {
     await progress.finish(context.signal);
     // Before QEMU said there is a migration, the wait was for its answer (query-migrate), as the error says.
-    if (error instanceof TimeoutError && watch.underWay) throw new TimeoutError(timedOut(watch));
+    if (error instanceof TimeoutError && watch.underWay) throw new TimeoutError(timedOut(watch, command));
     if (error instanceof AbortedError && watch.underWay && !watch.awaitingSource) { // Ctrl-C, SIGTERM: not a cancel
       await warnInPassing(
         context,
@@ -148,11 +151,16 @@ async function followWith(
   return EXIT.QEMU_ERROR;
 }
 
-/** What the migration was doing when the bound ran out, and what moves it on when it waits for someone. */
-function timedOut(watch: MigrationWatch): string {
+/**
+ * What the migration was doing when the bound ran out, and what moves it on when it waits for someone
+ * (`command`: the one exec ran before following it).
+ */
+function timedOut(watch: MigrationWatch, command: string | undefined): string {
   if (watch.awaitingSource) { // a destination (-incoming) whose source has not connected
-    return "timed out waiting for the incoming migration to begin (its source to connect; with -incoming defer, " +
-      "migrate-incoming first); QEMU keeps waiting for it";
+    // After migrate-incoming itself, the advice to run it first would mislead.
+    const deferred = command === "migrate-incoming" ? "" : "; with -incoming defer, migrate-incoming first";
+    return `timed out waiting for the incoming migration to begin (its source to connect${deferred}); ` +
+      "QEMU keeps waiting for it";
   }
   const state = watch.status === "pre-switchover"
     ? "it is paused in QEMU before the switchover (the pause-before-switchover capability: " +

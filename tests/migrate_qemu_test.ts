@@ -304,6 +304,19 @@ describe("exec migrate --wait-migration", () => {
     });
   }, 40_000);
 
+  test("migrate-incoming --wait-migration with no source by --timeout: 124, no advice to run migrate-incoming", async () => {
+    await withDestination(async (destination) => {
+      const uri = `uri=unix:${join(destination.dir, "incoming.sock")}`;
+      const args = ["exec", "migrate-incoming", uri, "--wait-migration", "--timeout", "500ms"];
+      expect(await qmpctl(["-s", destination.socket, ...args])).toMatchObject({
+        code: 124,
+        stdout: "{}\n",
+        stderr: "qmpctl: timed out waiting for the incoming migration to begin (its source to connect); " +
+          "QEMU keeps waiting for it (--timeout 500ms)\n",
+      });
+    });
+  });
+
   test("migrate wait on a destination whose source has not come: it waits (124 at --timeout), then follows", async () => {
     await withDestination(async (destination) => {
       const uri = `unix:${join(destination.dir, "incoming.sock")}`;
