@@ -248,6 +248,7 @@ function jobSample(job: JobInfo): ProgressSample {
     total: asDouble(job["total-progress"]) ?? 0,
     exact: { done: job["current-progress"], total: job["total-progress"] },
     notes: job.status === "running" ? [] : [job.status],
+    phase: job.status,
     // Paused (standby: paused once ready), nothing moves: no rate fading from before, no time left growing.
     ...(job.status === "paused" || job.status === "standby" ? { rate: 0 } : {}),
     json: { progress: "job", id: job.id, type: job.type, status: job.status },

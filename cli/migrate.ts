@@ -203,6 +203,7 @@ function migrationSample(info: MigrationInfo): ProgressSample[] {
       `dirty ${textOf(dirty)} pages/s`,
       ...(info.status === "active" ? [] : [textOf(info.status)]),
     ],
+    phase: info.status,
     json: { ...json, pass, "dirty-pages-rate": dirty },
   }];
 }

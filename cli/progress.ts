@@ -54,6 +54,11 @@ export interface ProgressSample {
   secondsLeft?: number;
   /** Short words for the end of the line (`pass 2`). */
   notes?: string[];
+  /**
+   * The work's state (`running`, `ready`): when it changes, the rate is measured over again, not across it
+   * (a mirror turned ready copies only what the guest writes; the bulk copy's rate would fade for 10 s).
+   */
+  phase?: string;
   /** What the JSON line says besides the counters (`progress`, `id`, `status`, ...). */
   json: Record<string, unknown>;
   /** `done` and `total` for the JSON line, as QEMU wrote them (a uint64 beyond 2^53 kept as its digits). */
@@ -89,7 +94,7 @@ export class ProgressReporter {
   /** TERM=dumb: no escapes at all, blanks erase what was drawn. */
   readonly #dumb: boolean;
   /** Per job, the samples of the last RATE_WINDOW_MS (and the one just before, at its edge), and the rate last told. */
-  readonly #measured = new Map<string, { points: { at: number; done: number }[]; rate?: number }>();
+  readonly #measured = new Map<string, { points: { at: number; done: number }[]; rate?: number; phase?: string }>();
   #written: Promise<void> = Promise.resolve();
   /** Writes not yet taken by stderr (a reader may have stopped reading). */
   #unwritten = 0;
@@ -165,7 +170,8 @@ export class ProgressReporter {
    */
   #measure(sample: ProgressSample): number | undefined {
     const now = performance.now();
-    const measured = this.#measured.get(sample.label) ?? { points: [] };
+    const known = this.#measured.get(sample.label);
+    const measured = known && known.phase === sample.phase ? known : { points: [], phase: sample.phase };
     this.#measured.set(sample.label, measured);
     const { points } = measured;
     // A migration's done count falls when QEMU sends pages dirtied again: the window starts over there,

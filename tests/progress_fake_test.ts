@@ -234,3 +234,36 @@ test("migrate wait: when the done count falls (pages dirtied again), the rate is
   // From the second poll on a rate is known; after the fall it stays the last one, then is measured again.
   expect(rates.slice(1).every((rate) => rate > 100 * MiB)).toBe(true);
 });
+
+test("a mirror turned ready, and a migration paused before switchover: the rate starts over (0), not fading from before", async () => {
+  const MiB = 1024 * 1024;
+  const mirror = (done: number, status: string) =>
+    `[{"id": "m0", "type": "mirror", "status": "${status}", "current-progress": ${done}, "total-progress": ${
+      64 * MiB
+    }}]`;
+  // 1 s of copying at 64 MiB/s, then 2 s ready with nothing written by the guest.
+  const jobs = [0, 16, 32, 48].map((n) => mirror(n * MiB, "running"));
+  const ready = Array.from({ length: 8 }, () => mirror(64 * MiB, "ready"));
+  const jobServer = serve((c) => answer(c, { "query-jobs": [...jobs, ...ready, mirror(64 * MiB, "concluded")] }));
+  const job = await qmpctl(["-s", jobServer.path, "job", "wait", "m0", "--progress-json", "--timeout", "20s"]);
+  const jobLines = job.stderr.trimEnd().split("\n").map((line) => JSON.parse(line));
+  // Once ready, the rate told is of what moved while ready: nothing.
+  const readyRates = jobLines.filter((line) => line.status === "ready").slice(1).map((line) =>
+    line["bytes-per-second"]
+  );
+  expect(readyRates.length).toBeGreaterThan(3);
+  expect(readyRates.every((rate) => rate === 0)).toBe(true);
+
+  const total = 1024 * MiB;
+  const migration = (d: number, status: string) =>
+    JSON.stringify({ status, ram: { total, remaining: total - d, transferred: d, "page-size": 4096 } });
+  const active = [0, 256, 512, 768].map((n) => migration(n * MiB, "active"));
+  const paused = Array.from({ length: 8 }, () => migration(1000 * MiB, "pre-switchover"));
+  const server = serve((c) => answer(c, { "query-migrate": [...active, ...paused, '{"status": "completed"}'] }));
+  const result = await qmpctl(["-s", server.path, "migrate", "wait", "--progress-json", "--timeout", "20s"]);
+  const lines = result.stderr.trimEnd().split("\n").map((line) => JSON.parse(line));
+  const pausedRates = lines.filter((line) => line.status === "pre-switchover").slice(1)
+    .map((line) => line["bytes-per-second"]);
+  expect(pausedRates.length).toBeGreaterThan(3);
+  expect(pausedRates.every((rate) => rate === 0)).toBe(true);
+});
