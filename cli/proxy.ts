@@ -34,7 +34,11 @@ it (SIGTERM for SIGHUP), and exits with QEMU's exit status; QEMU's stdin,
 stdout and stderr are the proxy's own. Once asked to stop (a signal,
 --timeout), it takes no new clients (PATH is removed) and serves those
 connected until QEMU has exited; QEMU gets SIGKILL if it has not exited
-${formatDuration(QEMU_EXIT_GRACE_MS)} later (as timeout -k), or at once on a second signal.
+${formatDuration(QEMU_EXIT_GRACE_MS)} later (as timeout -k), or at once on a second signal. QEMU has
+ended once the program has exited and the monitor has closed: a wrapper
+script that runs QEMU as its child (not with exec) gets the signals, and a
+QEMU it leaves behind is sent quit on its monitor when the proxy stops, or
+served on until it closes its monitor when the wrapper exits by itself.
 
 Not available through the proxy (each is refused with an error): getfd,
 add-fd, closefd and get-win32-socket (they pass file descriptors on the
@@ -58,7 +62,7 @@ ${
 Launch mode: QEMU's own exit status (128 + the number of a signal that
 killed it; 130 after a Ctrl-C, once QEMU has stopped); 0 after SIGTERM or
 SIGHUP when QEMU died of the signal sent to stop it (the one passed on, or
-the SIGKILL after the grace or a second signal); 127 when it is not found,
+the SIGKILL after the grace or a second signal), or quit on its monitor; 127 when it is not found,
 126 when it cannot be run (as env(1)); 3 when it does not connect its
 monitor within --connect-timeout (it is then stopped); 124 when --timeout
 runs out (QEMU gets SIGTERM, and SIGKILL ${formatDuration(QEMU_EXIT_GRACE_MS)} later if it has not

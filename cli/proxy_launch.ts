@@ -28,6 +28,14 @@ import type { CommandContext } from "./session.ts";
 export const QEMU_EXIT_GRACE_MS = 10_000;
 /** How long a launched QEMU whose monitor failed before the proxy could serve it is given to exit by itself. */
 const QEMU_FAILING_START_MS = 2000;
+/**
+ * How long QEMU's monitor may stay open after the program has exited before the proxy takes it that QEMU
+ * lives on (a wrapper script ran it as its child): QEMU's own exit closes it, but the proxy may read that
+ * close a moment after it learns of the exit.
+ */
+const MONITOR_CLOSE_SETTLE_MS = 250;
+/** How long QEMU has to close its monitor after the proxy's quit: QEMU quits at once, without the guest's say. */
+const QUIT_CLOSE_MS = 2000;
 
 /**
  * Start QEMU with a monitor the proxy owns from the first instant: the proxy
@@ -158,6 +166,10 @@ class LaunchedQemu {
   #killed = false;
   /** Whether it has exited: a second stop then has nothing left to kill. */
   #exited = false;
+  /** Whether QEMU lived on, its monitor connected, after the program exited by itself (said then). */
+  #outlived = false;
+  /** Whether the proxy quit QEMU on its monitor for a stop asked for (the program had exited, or been killed). */
+  #quitSent = false;
 
   constructor(context: CommandContext, stop: StopWatch, qemu: PassthroughChild, name: string) {
     this.#context = context;
@@ -193,8 +205,10 @@ class LaunchedQemu {
   #forwardStops(): void {
     void this.#stop.requested.then((reason) => {
       const signal = reason === "SIGINT" ? "SIGINT" : "SIGTERM";
-      const how = reason === "SIGHUP" ? " (with SIGTERM)" : "";
-      notice(`${stopName(this.#context, reason)}: stopping ${this.#name}${how}`);
+      const how = this.#exited
+        ? "QEMU (quit on its monitor)"
+        : `${this.#name}${reason === "SIGHUP" ? " (with SIGTERM)" : ""}`;
+      notice(`${stopName(this.#context, reason)}: stopping ${how}`);
       this.#qemu.kill(signal);
       void this.#exitedOrKilled(`of ${signal}`);
       const again = (second: StopReason) => {
@@ -252,14 +266,43 @@ class LaunchedQemu {
     throw error; // no guest agent's hint: the peer is the QEMU started here
   }
 
-  /** Serve QEMU's monitor until QEMU exits or the connection ends: QEMU's exit status. */
+  /**
+   * Serve QEMU's monitor until QEMU has ended, which is when the program has exited and the monitor has
+   * closed (the program may be a wrapper script that runs QEMU as its child): the program's exit status.
+   */
   async #serve(proxy: QmpProxy): Promise<number> {
     const first = await Promise.race([this.#qemu.exited, proxy.ended.then(() => undefined)]);
     // The monitor connection ended first: QEMU is exiting, or is stopped after a grace period (said then).
     const status = first ?? await this.#exitedOrKilled("of closing its monitor");
+    if (first !== undefined) await this.#monitorClosed(proxy);
     await proxy.close();
     await this.#sayEnd();
     return await this.#status(status);
+  }
+
+  /**
+   * Once the program has exited, wait for QEMU's monitor to close. QEMU's own exit closes it: one that stays
+   * connected is a QEMU that a wrapper ran as its child and left behind (exited without it, or killed by a
+   * stop). Signals reach the program only, so the proxy stops that QEMU through what it owns, the monitor:
+   * with a stop asked for (then or later) it quits QEMU on it; else QEMU lives on, served, until it closes it.
+   */
+  async #monitorClosed(proxy: QmpProxy): Promise<void> {
+    if (await within(proxy.ended, MONITOR_CLOSE_SETTLE_MS)) return;
+    if (this.#stop.reason === undefined) {
+      notice(
+        `${this.#name} ${await this.#qemu.ended} while QEMU's monitor stays connected: serving it until it closes`,
+      );
+      this.#outlived = true;
+      if (typeof await Promise.race([proxy.ended, this.#stop.requested]) !== "string") return;
+    }
+    await this.#quit(proxy);
+  }
+
+  /** Quit QEMU on its monitor, for a stop asked for, and wait a little for it to close the monitor as it goes. */
+  async #quit(proxy: QmpProxy): Promise<void> {
+    this.#quitSent = true;
+    const closed = await proxy.quit({ signal: AbortSignal.timeout(QUIT_CLOSE_MS) }).then(() => true, () => false);
+    if (!closed) notice(`QEMU did not close its monitor within ${formatDuration(QUIT_CLOSE_MS)} of quit: left it`);
   }
 
   /**
@@ -288,21 +331,22 @@ class LaunchedQemu {
    * proxy's were said as they came.
    */
   async #sayEnd(when = ""): Promise<void> {
-    if (this.#stop.reason === undefined && !this.#killed) notice(`${this.#name} ${await this.#qemu.ended}${when}`);
+    if (this.#stop.reason !== undefined || this.#killed) return;
+    notice(this.#outlived ? "QEMU closed its monitor" : `${this.#name} ${await this.#qemu.ended}${when}`);
   }
 
   /**
    * The run's exit status from QEMU's. After a stop asked for, QEMU dead of the signal the proxy sent it
    * for that stop (the one passed on, which kills a QEMU that does not handle signals yet, or SIGKILL after
-   * the grace or a second stop) is the stop done: its status (stopStatus: 0, or 130 for SIGINT), as
-   * --timeout's 124 is, however QEMU ended. Otherwise QEMU's own.
+   * the grace or a second stop), or quit by the proxy on its monitor, is the stop done: its status
+   * (stopStatus: 0, or 130 for SIGINT), as --timeout's 124 is, however QEMU ended. Otherwise QEMU's own.
    */
   async #status(status: number): Promise<number> {
     const reason = this.#stop.reason;
     if (reason === undefined) return status;
     if (reason === "timeout") return EXIT.TIMEOUT;
     const passedOn = reason === "SIGINT" ? "SIGINT" : "SIGTERM";
-    const byTheStop = this.#killed || await this.#qemu.ended === `was killed by ${passedOn}`;
+    const byTheStop = this.#killed || this.#quitSent || await this.#qemu.ended === `was killed by ${passedOn}`;
     return byTheStop ? stopStatus(reason) : status;
   }
 }

@@ -49,7 +49,7 @@ export interface ProxyOptions {
 export interface ProxyEnd {
   /**
    * `shutdown`: QEMU went away after a SHUTDOWN event; `quit`: after a client
-   * sent `quit`; `lost`: QEMU went away otherwise; `closed`: `close()` was called.
+   * sent `quit`, or `quit()`; `lost`: QEMU went away otherwise; `closed`: `close()` was called.
    */
   reason: "shutdown" | "quit" | "lost" | "closed";
   /** The error that broke the upstream connection, if one did. */
@@ -139,6 +139,8 @@ export class QmpProxy {
   #sawShutdown = false;
   /** A client's quit that QEMU accepted (answered with a return: one it refused changes nothing). */
   #quitAccepted = false;
+  /** The id of the proxy's own quit (`quit()`), once sent. */
+  #ownQuitId?: string;
   #end?: ProxyEnd;
   #markEnded!: (end: ProxyEnd) => void;
   /** Settles once, when the proxy has ended. */
@@ -227,6 +229,21 @@ export class QmpProxy {
     await this.#finish({ reason: "closed" });
   }
 
+  /**
+   * Ask QEMU to quit, as the proxy itself (no client's command: its reply goes to no one), and wait until
+   * QEMU has closed the connection, or `signal` aborts: how the proxy ended. Clients see QEMU go as after
+   * a client's quit: its SHUTDOWN event, then their connection closed. For a proxy whose QEMU must go
+   * (one it started, being stopped); sent once, however often called.
+   * @throws {AbortedError | TimeoutError} when `signal` aborts first (the proxy serves on meanwhile)
+   */
+  quit(options: { signal?: AbortSignal } = {}): Promise<ProxyEnd> {
+    if (!this.#end && this.#ownQuitId === undefined) {
+      this.#ownQuitId = this.#ids.next(); // not a forwarded command's: those are in #pending, this never is
+      this.#upstream.send({ execute: "quit", id: this.#ownQuitId });
+    }
+    return abortable(this.ended, options.signal, `${this.#upstream.name} closing the connection after quit`);
+  }
+
   #accept(transport: AcceptedTransport) {
     const full = this.#end ? undefined : this.#noSpareDescriptor();
     if (full) return this.#turnAway(transport, full);
@@ -290,7 +307,7 @@ export class QmpProxy {
 
   #send(client: Downstream, message: Record<string, unknown>): void {
     let id = this.#ids.next();
-    while (this.#pending.has(id)) id = this.#ids.next();
+    while (this.#pending.has(id) || id === this.#ownQuitId) id = this.#ids.next();
     const quit = (message.execute ?? message["exec-oob"]) === "quit";
     this.#pending.set(id, { client, id: message.id, hasId: "id" in message, oob: "exec-oob" in message, quit });
     message.id = id;
@@ -310,6 +327,10 @@ export class QmpProxy {
     // Every forwarded command carries an id; QEMU answers without one only
     // input it could not parse (a JSON parser limit such as nesting depth),
     // and it runs one monitor's commands in order: that is the oldest one.
+    if (message.id === this.#ownQuitId && this.#ownQuitId !== undefined) {
+      if ("return" in message) this.#quitAccepted = true;
+      return;
+    }
     const key = "id" in message ? message.id : this.#pending.keys().next().value;
     const pending = typeof key === "string" ? this.#pending.get(key) : undefined;
     if (!pending) return; // not a reply to a forwarded command: nobody to give it to

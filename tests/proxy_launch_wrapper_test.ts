@@ -1,0 +1,107 @@
+/**
+ * Launch mode (`proxy --listen PATH -- PROGRAM`) with a PROGRAM that is a wrapper script running QEMU as its
+ * child (no `exec`): signals reach the wrapper only, so the proxy stops QEMU through its monitor (`quit`),
+ * and QEMU has ended only once the wrapper has exited and the monitor has closed.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { qmpctl } from "./helpers/cli.ts";
+import { waitUntil } from "./helpers/process_state.ts";
+import { negotiatedClient, type RawClient, startProxy } from "./helpers/proxy.ts";
+import { scratchDir } from "./helpers/scratch.ts";
+import { alive } from "./helpers/stubborn_qemu.ts";
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+const QEMU = "qemu-system-x86_64 -nodefaults -display none -machine none";
+
+/** The pids of `pid`'s child processes. */
+function childrenOf(pid: number): number[] {
+  const text = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8");
+  return text.trim().split(/\s+/).filter(Boolean).map(Number);
+}
+
+/** The proxy started on the wrapper script `body` (after #!/bin/sh), serving; QEMU's pid and a client. */
+async function serveWrapped(body: string) {
+  const dir = scratchDir("qmpctl-launch-wrapper-");
+  const wrapper = join(dir, "vm.sh"), shared = join(dir, "vm.sock");
+  writeFileSync(wrapper, `#!/bin/sh\n${body.replaceAll("$SHARED", shared)}\n`, { mode: 0o755 });
+  const proxy = startProxy(["--listen", shared, "--", wrapper], 60_000);
+  cleanups.push(() => proxy.child.kill("SIGKILL"));
+  await proxy.ready;
+  let qemu = 0;
+  await waitUntil(() => (qemu = findQemu(proxy.child.pid)) !== 0, "QEMU runs under the wrapper");
+  cleanups.push(() => alive(qemu) && process.kill(qemu, "SIGKILL"));
+  const { client } = await negotiatedClient(shared);
+  return { proxy, qemu, client, shared, wrapper };
+}
+
+/** The pid of the QEMU a wrapper under `proxyPid` started (0 until there is one). */
+function findQemu(proxyPid: number): number {
+  for (const wrapper of childrenOf(proxyPid)) {
+    for (const child of childrenOf(wrapper)) {
+      if (readFileSync(`/proc/${child}/comm`, "utf8").startsWith("qemu-system")) return child;
+    }
+  }
+  return 0;
+}
+
+/** Read until QEMU's SHUTDOWN event, then the connection's close. */
+async function expectShutdownThenClose(client: RawClient): Promise<void> {
+  let message: Record<string, unknown> | undefined;
+  while (message?.event !== "SHUTDOWN") [message] = await client.read(1);
+  expect(message).toMatchObject({ event: "SHUTDOWN", data: { reason: "host-qmp-quit" } });
+  await client.closed;
+}
+
+test("SIGTERM kills a wrapper running QEMU as its child: QEMU quit on its monitor, SHUTDOWN seen, exit 0", async () => {
+  const { proxy, qemu, client, wrapper } = await serveWrapped(`${QEMU} "$@"`);
+  proxy.child.kill("SIGTERM");
+  await expectShutdownThenClose(client);
+  const result = await proxy.result;
+  expect({ code: result.code, signal: result.signal }).toEqual({ code: 0, signal: null });
+  expect(result.stderr).toContain(`qmpctl: proxy: SIGTERM: stopping ${wrapper}\n`);
+  expect(alive(qemu)).toBe(false);
+}, 30_000);
+
+test(
+  "a wrapper ignoring SIGTERM, killed at a second signal: QEMU quit on its monitor all the same; exit 130",
+  async () => {
+    const { proxy, qemu, client, wrapper } = await serveWrapped(`trap '' TERM\n${QEMU} "$@"`);
+    proxy.child.kill("SIGTERM");
+    await proxy.stderrLine(/: stopping /);
+    proxy.child.kill("SIGINT");
+    await expectShutdownThenClose(client);
+    const result = await proxy.result;
+    expect({ code: result.code, signal: result.signal }).toEqual({ code: 130, signal: "SIGINT" });
+    expect(result.stderr).toContain(`qmpctl: proxy: SIGINT: killing ${wrapper} (SIGKILL)\n`);
+    expect(alive(qemu)).toBe(false);
+  },
+  30_000,
+);
+
+test(
+  "a wrapper that exits by itself, leaving QEMU: served on until QEMU closes its monitor; the wrapper's status",
+  async () => {
+    // The wrapper leaves once the proxy serves (QEMU has connected its monitor), QEMU in the background.
+    const { proxy, qemu, client, shared, wrapper } = await serveWrapped(
+      `${QEMU} "$@" &\nwhile [ ! -S "$SHARED" ]; do sleep 0.05; done\nexit 3`,
+    );
+    await proxy.stderrLine(/while QEMU's monitor stays connected/);
+    expect(proxy.stderr()).toContain(
+      `qmpctl: proxy: ${wrapper} exited with status 3 while QEMU's monitor stays connected: serving it until it closes\n`,
+    );
+    expect(await qmpctl(["-s", shared, "exec", "query-status"])).toMatchObject({ code: 0 });
+    expect(await qmpctl(["-s", shared, "exec", "quit"])).toMatchObject({ code: 0, stdout: "{}\n" });
+    await client.closed;
+    const result = await proxy.result;
+    expect(result.code).toBe(3);
+    expect(result.stderr).toEndWith("qmpctl: proxy: QEMU closed its monitor\n");
+    expect(alive(qemu)).toBe(false);
+  },
+  30_000,
+);
