@@ -36,6 +36,13 @@ const QEMU_FAILING_START_MS = 2000;
 const MONITOR_CLOSE_SETTLE_MS = 250;
 /** How long QEMU has to close its monitor after the proxy's quit: QEMU quits at once, without the guest's say. */
 const QUIT_CLOSE_MS = 2000;
+/**
+ * How soon after a stop the same signal again is that same stop, not a second one that kills QEMU:
+ * timeout(1) sends its signal to the proxy and then to its whole process group (the proxy in it), two
+ * deliveries microseconds apart that a busy machine may hand over tens of ms apart; a person who sees
+ * QEMU not stopping and sends another takes longer than this to decide to.
+ */
+const SAME_STOP_MS = 500;
 
 /**
  * Start QEMU with a monitor the proxy owns from the first instant: the proxy
@@ -200,10 +207,12 @@ class LaunchedQemu {
   /**
    * Pass a stop asked for on to QEMU (SIGTERM for SIGHUP and --timeout), bounded as timeout -k bounds it: a
    * QEMU that does not act on it (a shutdown stuck on I/O, a wrapper that traps it) is killed after the
-   * grace, and at once on a second stop asked for, whose sender does not mean to wait.
+   * grace, and at once on a second stop asked for, whose sender does not mean to wait (a different signal,
+   * or the same after SAME_STOP_MS).
    */
   #forwardStops(): void {
     void this.#stop.requested.then((reason) => {
+      const askedAt = performance.now();
       const signal = reason === "SIGINT" ? "SIGINT" : "SIGTERM";
       const how = this.#exited
         ? "QEMU (quit on its monitor)"
@@ -213,6 +222,7 @@ class LaunchedQemu {
       void this.#exitedOrKilled(`of ${signal}`);
       const again = (second: StopReason) => {
         if (this.#exited) return; // the proxy is ending: nothing left to kill
+        if (second === reason && performance.now() - askedAt < SAME_STOP_MS) return;
         notice(`${second}${second === reason ? " again" : ""}: killing ${this.#name} (SIGKILL)`);
         void this.#kill();
       };

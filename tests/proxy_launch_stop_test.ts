@@ -12,6 +12,9 @@ import { negotiatedClient, startProxy } from "./helpers/proxy.ts";
 import { scratchDir } from "./helpers/scratch.ts";
 import { alive, stubbornQemu, stubbornQemuPid } from "./helpers/stubborn_qemu.ts";
 
+/** How soon the same signal again is the same stop (cli/proxy_launch.ts), not a second one. */
+const SAME_STOP_MS = 500;
+
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
@@ -59,6 +62,7 @@ for (
     const { proxy, pid } = await serveStubbornQemu();
     proxy.child.kill(first);
     await proxy.stderrLine(/: stopping sh/);
+    if (first === second) await Bun.sleep(SAME_STOP_MS + 200); // at once, it would be the same stop
     proxy.child.kill(second);
     const result = await proxy.result;
     expect({ code: result.code, signal: result.signal }).toEqual({ code: status, signal: diedOf });
@@ -67,3 +71,18 @@ for (
     expect(alive(pid)).toBe(false);
   });
 }
+
+test("the same signal twice at once (timeout -s INT: to the proxy, then its process group) is one stop; once more later kills", async () => {
+  const { proxy, pid } = await serveStubbornQemu();
+  proxy.child.kill("SIGINT");
+  await proxy.stderrLine(/: stopping sh/);
+  proxy.child.kill("SIGINT");
+  await Bun.sleep(SAME_STOP_MS + 200);
+  expect(proxy.stderr()).not.toContain("killing");
+  expect(alive(pid)).toBe(true);
+  proxy.child.kill("SIGINT");
+  const result = await proxy.result;
+  expect({ code: result.code, signal: result.signal }).toEqual({ code: 130, signal: "SIGINT" });
+  expect(result.stderr).toContain("qmpctl: proxy: SIGINT again: killing sh (SIGKILL)\n");
+  expect(alive(pid)).toBe(false);
+});
