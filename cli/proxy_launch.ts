@@ -175,8 +175,8 @@ class LaunchedQemu {
   #exited = false;
   /** Whether QEMU lived on, its monitor connected, after the program exited by itself (said then). */
   #outlived = false;
-  /** Whether the proxy quit QEMU on its monitor for a stop asked for (the program had exited, or been killed). */
-  #quitSent = false;
+  /** The proxy's quit of QEMU on its monitor, once sent for a stop asked for: once for all reasons. */
+  #quitting: Promise<void> | undefined;
 
   constructor(context: CommandContext, stop: StopWatch, qemu: PassthroughChild, name: string) {
     this.#context = context;
@@ -193,14 +193,19 @@ class LaunchedQemu {
     await monitor.close();
     if (early !== "connected") return await this.#unconnected(early);
     // A stop asked for closes the socket to new clients (who would talk to a QEMU on its way out); those
-    // connected see QEMU's end (its SHUTDOWN event) as it comes.
+    // connected see QEMU's end (its SHUTDOWN event) as it comes. It does not cut the negotiation short
+    // (--connect-timeout bounds that): a QEMU that connects once a stop was asked for is quit through it.
+    const serving = { ...options, signal: undefined, stopAccepting: this.#stop.signal };
     let proxy: QmpProxy;
     try {
-      proxy = await QmpProxy.start(monitor.upstream, listen, { ...options, stopAccepting: this.#stop.signal });
+      proxy = await QmpProxy.start(monitor.upstream, listen, serving);
     } catch (error) {
       return await this.#failedToServe(error);
     }
-    notice(`serving QEMU's monitor on ${listen}`);
+    // Asked to stop before QEMU connected its monitor (a wrapper that ignored the signal, then started QEMU):
+    // QEMU never got that stop, and a monitor served to clients would only see it go. Quit it at once.
+    if (this.#stop.reason === undefined) notice(`serving QEMU's monitor on ${listen}`);
+    else void this.#quit(proxy);
     return await this.#serve(proxy);
   }
 
@@ -309,10 +314,11 @@ class LaunchedQemu {
   }
 
   /** Quit QEMU on its monitor, for a stop asked for, and wait a little for it to close the monitor as it goes. */
-  async #quit(proxy: QmpProxy): Promise<void> {
-    this.#quitSent = true;
-    const closed = await proxy.quit({ signal: AbortSignal.timeout(QUIT_CLOSE_MS) }).then(() => true, () => false);
-    if (!closed) notice(`QEMU did not close its monitor within ${formatDuration(QUIT_CLOSE_MS)} of quit: left it`);
+  #quit(proxy: QmpProxy): Promise<void> {
+    return this.#quitting ??= (async () => {
+      const closed = await proxy.quit({ signal: AbortSignal.timeout(QUIT_CLOSE_MS) }).then(() => true, () => false);
+      if (!closed) notice(`QEMU did not close its monitor within ${formatDuration(QUIT_CLOSE_MS)} of quit: left it`);
+    })();
   }
 
   /**
@@ -356,7 +362,8 @@ class LaunchedQemu {
     if (reason === undefined) return status;
     if (reason === "timeout") return EXIT.TIMEOUT;
     const passedOn = reason === "SIGINT" ? "SIGINT" : "SIGTERM";
-    const byTheStop = this.#killed || this.#quitSent || await this.#qemu.ended === `was killed by ${passedOn}`;
+    const byTheStop = this.#killed || this.#quitting !== undefined ||
+      await this.#qemu.ended === `was killed by ${passedOn}`;
     return byTheStop ? stopStatus(reason) : status;
   }
 }

@@ -4,7 +4,7 @@
  * and QEMU has ended only once the wrapper has exited and the monitor has closed.
  */
 import { afterEach, expect, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { qmpctl } from "./helpers/cli.ts";
 import { waitUntil } from "./helpers/process_state.ts";
@@ -105,3 +105,30 @@ test(
   },
   30_000,
 );
+
+// A wrapper that ignores the signal, then starts QEMU: QEMU never got that stop of its own.
+for (const [signal, status, diedOf] of [["SIGTERM", 0, null], ["SIGINT", 130, "SIGINT"]] as const) {
+  test(
+    `${signal} before QEMU connected its monitor: not served (no socket), QEMU quit as it connects; exit ${status}`,
+    async () => {
+      const dir = scratchDir("qmpctl-launch-wrapper-");
+      const wrapper = join(dir, "vm.sh"), shared = join(dir, "vm.sock"), started = join(dir, "started");
+      writeFileSync(wrapper, `#!/bin/sh\ntrap '' TERM INT\n: > ${started}\nsleep 1\nexec ${QEMU} "$@"\n`, {
+        mode: 0o755,
+      });
+      const proxy = startProxy(["--listen", shared, "--", wrapper], 60_000);
+      cleanups.push(() => proxy.child.kill("SIGKILL"));
+      await waitUntil(() => existsSync(started), "the wrapper ignores the signal");
+      proxy.child.kill(signal);
+      let socketMade = false;
+      const watch = setInterval(() => (socketMade ||= existsSync(shared)), 1);
+      const result = await proxy.result;
+      clearInterval(watch);
+      expect({ code: result.code, signal: result.signal }).toEqual({ code: status, signal: diedOf });
+      expect(result.stderr).not.toContain("serving");
+      expect(result.stderr).not.toContain("did not exit within"); // not left for the grace's SIGKILL
+      expect(socketMade).toBe(false);
+    },
+    30_000,
+  );
+}

@@ -36,7 +36,8 @@ export interface ProxyOptions {
   signal?: AbortSignal;
   /**
    * Aborts to stop accepting clients: the listening socket is closed (its file removed), while the clients
-   * connected are served on until the proxy ends (a launched QEMU being stopped: they see it go).
+   * connected are served on until the proxy ends (a launched QEMU being stopped: they see it go). Aborted
+   * before the proxy listens (while it negotiates), it never does: no socket is made.
    */
   stopAccepting?: AbortSignal;
   /** One line for each client that comes or goes. */
@@ -206,6 +207,8 @@ export class QmpProxy {
       options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       options.signal,
     );
+    const stopAccepting = options.stopAccepting;
+    if (stopAccepting?.aborted) return proxy;
     proxy.#noSpareDescriptor = await spareDescriptorCheck();
     try {
       proxy.#listener = await listenTransport(path, { accept: (t) => proxy.#accept(t) }, { mode: options.mode });
@@ -213,7 +216,6 @@ export class QmpProxy {
       upstream.close();
       throw error;
     }
-    const stopAccepting = options.stopAccepting;
     if (proxy.#end || stopAccepting?.aborted) await proxy.#stopListening(); // QEMU went away, or a stop came, meanwhile
     else stopAccepting?.addEventListener("abort", () => void proxy.#stopListening(), { once: true });
     return proxy;
