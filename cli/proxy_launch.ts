@@ -16,7 +16,15 @@ import { makePrivateDir, removeDir } from "./io/files.ts";
 import { onInterrupt, type PassthroughChild, spawnPassthrough } from "./io/process.ts";
 import { onFatalSignal } from "./io/signals.ts";
 import { UsageError } from "./options.ts";
-import { notice, stopName, stoppedStatus, type StopReason, stopStatus, type StopWatch } from "./proxy_stop.ts";
+import {
+  disconnected,
+  notice,
+  stopName,
+  stoppedStatus,
+  type StopReason,
+  stopStatus,
+  type StopWatch,
+} from "./proxy_stop.ts";
 import type { CommandContext } from "./session.ts";
 
 /**
@@ -291,7 +299,7 @@ class LaunchedQemu {
     const status = first ?? await this.#exitedOrKilled("of closing its monitor");
     if (first !== undefined) await this.#monitorClosed(proxy);
     await proxy.close();
-    await this.#sayEnd();
+    await this.#sayEnd("", (await proxy.ended).clients);
     return await this.#status(status);
   }
 
@@ -342,13 +350,18 @@ class LaunchedQemu {
   }
 
   /**
-   * Say how QEMU ended, `when` (` before it connected its monitor`), if it ended by itself (a guest's
-   * poweroff, a crash, a kill from outside), for a unit's journal: a stop asked for and a kill of the
-   * proxy's were said as they came.
+   * Say how QEMU ended, `when` (` before it connected its monitor`), and the clients its end disconnected,
+   * for a unit's journal: the last line of every run that started QEMU (a stop asked for, or a kill of the
+   * proxy's, was said as it came, and this says how it ended).
    */
-  async #sayEnd(when = ""): Promise<void> {
-    if (this.#stop.reason !== undefined || this.#killed) return;
-    notice(this.#outlived ? "QEMU closed its monitor" : `${this.#name} ${await this.#qemu.ended}${when}`);
+  async #sayEnd(when = "", clients = 0): Promise<void> {
+    const program = `${this.#name} ${await this.#qemu.ended}`;
+    const how = this.#quitting
+      ? `QEMU quit on its monitor after ${program}`
+      : this.#outlived
+      ? "QEMU closed its monitor"
+      : `${program}${when}`;
+    notice(`${how}${disconnected(clients)}`);
   }
 
   /**

@@ -127,7 +127,7 @@ test("a client's quit: ended is 'quit', though QEMU also sends SHUTDOWN (reason 
   cleanups.push(() => proxy.close());
   const { client } = await negotiatedClient(path);
   client.send({ execute: "quit", id: "q" });
-  expect(await proxy.ended).toEqual({ reason: "quit" });
+  expect(await proxy.ended).toEqual({ reason: "quit", clients: 1 });
 });
 
 test("upstream gone without SHUTDOWN: clients closed, ended is 'lost', the socket file removed", async () => {
@@ -144,7 +144,7 @@ test("upstream gone without SHUTDOWN: clients closed, ended is 'lost', the socke
   const { client } = await negotiatedClient(path);
   hangUp();
   await client.closed;
-  expect(await proxy.ended).toEqual({ reason: "lost", error: undefined });
+  expect(await proxy.ended).toEqual({ reason: "lost", error: undefined, clients: 1 });
   expect(await Bun.file(path).exists()).toBe(false);
 });
 

@@ -45,7 +45,10 @@ test(
     expect(await client.replies(1)).toEqual([{ return: {}, id: "after the stop" }]);
     const result = await proxy.result;
     expect({ code: result.code, signal: result.signal }).toEqual({ code: 0, signal: null });
-    expect(result.stderr).toEndWith("qmpctl: proxy: sh did not exit within 10s of SIGTERM: killed it (SIGKILL)\n");
+    expect(result.stderr).toEndWith(
+      "qmpctl: proxy: sh did not exit within 10s of SIGTERM: killed it (SIGKILL)\n" +
+        "qmpctl: proxy: sh was killed by SIGKILL (1 client disconnected)\n",
+    );
     expect(alive(pid)).toBe(false);
   },
   60_000,
@@ -66,7 +69,9 @@ for (
     proxy.child.kill(second);
     const result = await proxy.result;
     expect({ code: result.code, signal: result.signal }).toEqual({ code: status, signal: diedOf });
-    expect(result.stderr).toEndWith(`qmpctl: proxy: ${line}: killing sh (SIGKILL)\n`);
+    expect(result.stderr).toEndWith(
+      `qmpctl: proxy: ${line}: killing sh (SIGKILL)\nqmpctl: proxy: sh was killed by SIGKILL\n`,
+    );
     expect(result.stderr).not.toContain("did not exit within");
     expect(alive(pid)).toBe(false);
   });

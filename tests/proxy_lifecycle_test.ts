@@ -268,16 +268,19 @@ describe("proxy --listen PATH -- qemu ...: launch mode", () => {
     expect(await qmpctl(["-s", shared, "exec", "query-status"])).toMatchObject({ code: 0, stderr: "" });
   });
 
-  test("SIGTERM is forwarded to QEMU; the proxy exits with QEMU's status", async () => {
+  test("SIGTERM is forwarded to QEMU; the proxy exits with QEMU's status, its last line saying how QEMU ended", async () => {
     const { proxy, shared } = launch();
     await proxy.ready;
     const [qemuPid] = childrenOf(proxy.child.pid);
     expect(await qmpctl(["-s", shared, "exec", "query-status"])).toMatchObject({ code: 0 });
+    const { client } = await negotiatedClient(shared);
     proxy.child.kill("SIGTERM");
+    await client.closed;
     const result = await proxy.result;
     expect(result.code).toBe(0); // QEMU ends with 0 on SIGTERM
     expect(result.stderr).toContain("qmpctl: proxy: SIGTERM: stopping qemu-system-x86_64\n");
     expect(result.stderr).toContain("terminating on signal 15");
+    expect(result.stderr).toEndWith("qmpctl: proxy: qemu-system-x86_64 exited with status 0 (1 client disconnected)\n");
     expect(alive(qemuPid)).toBe(false);
     expect(existsSync(shared)).toBe(false);
   });
@@ -307,7 +310,11 @@ describe("proxy --listen PATH -- qemu ...: launch mode", () => {
       "-c",
       "exec sleep 30",
     ]);
-    expect(silent).toMatchObject({ code: 124, stderr: "qmpctl: proxy: --timeout 500ms ran out: stopping sh\n" });
+    expect(silent).toMatchObject({
+      code: 124,
+      stderr: "qmpctl: proxy: --timeout 500ms ran out: stopping sh\n" +
+        "qmpctl: proxy: sh was killed by SIGTERM before it connected its monitor\n",
+    });
   });
 
   /** The pid `stubbornQemu` wrote, once it has; killed at the test's end. */
@@ -350,7 +357,8 @@ describe("proxy --listen PATH -- qemu ...: launch mode", () => {
     expect(result.code).toBe(124);
     expect(result.stderr).toBe(
       "qmpctl: proxy: --timeout 1s ran out: stopping sh\n" +
-        "qmpctl: proxy: sh did not exit within 10s of SIGTERM: killed it (SIGKILL)\n",
+        "qmpctl: proxy: sh did not exit within 10s of SIGTERM: killed it (SIGKILL)\n" +
+        "qmpctl: proxy: sh was killed by SIGKILL before it connected its monitor\n",
     );
     expect(alive(pid)).toBe(false);
   }, 60_000);

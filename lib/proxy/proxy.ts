@@ -55,6 +55,8 @@ export interface ProxyEnd {
   reason: "shutdown" | "quit" | "lost" | "closed";
   /** The error that broke the upstream connection, if one did. */
   error?: QmpError;
+  /** The clients connected when it ended: the end closed their connections. */
+  clients: number;
 }
 
 interface Pending {
@@ -228,7 +230,7 @@ export class QmpProxy {
 
   /** Stop: close every client, the listening socket (its file removed) and the upstream connection. */
   async close(): Promise<void> {
-    await this.#finish({ reason: "closed" });
+    await this.#finish("closed");
   }
 
   /**
@@ -361,12 +363,12 @@ export class QmpProxy {
   #upstreamClosed(error?: QmpError): void {
     // A quit a client sent comes first: QEMU then also sends SHUTDOWN (reason host-qmp-quit).
     const reason = this.#quitAccepted ? "quit" : this.#sawShutdown ? "shutdown" : "lost";
-    void this.#finish({ reason, error });
+    void this.#finish(reason, error);
   }
 
-  async #finish(end: ProxyEnd): Promise<void> {
+  async #finish(reason: ProxyEnd["reason"], error?: QmpError): Promise<void> {
     if (this.#end) return this.ended.then(() => {});
-    this.#end = end;
+    const end = this.#end = { reason, error, clients: this.#clients.size };
     for (const client of this.#clients) client.close();
     this.#clients.clear();
     this.#pending.clear();
