@@ -75,6 +75,8 @@ export async function run(context: CommandContext): Promise<number> {
   const stop = watchForStop(context);
   const listen = context.options.text("listen");
   const launch = context.words;
+  if (listen === "") throw new UsageError("--listen is empty: give it the path of the socket to serve");
+  if (launch[0] === "") throw new UsageError("proxy: the QEMU program to start is empty ('')");
   if (!listen) {
     const given = launch.some((word) => word === "--listen" || word.startsWith("--listen="));
     const late = given ? ", before the QEMU command line (its words are QEMU's)" : "";

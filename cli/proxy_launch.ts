@@ -13,7 +13,7 @@ import { listenTransport } from "../lib/transport_listen.ts";
 import { formatDuration } from "./duration.ts";
 import { EXIT, PROGRAM } from "./exit_status.ts";
 import { makePrivateDir, removeDir } from "./io/files.ts";
-import { onInterrupt, type PassthroughChild, spawnPassthrough } from "./io/process.ts";
+import { onInterrupt, type PassthroughChild, scriptInterpreter, spawnPassthrough } from "./io/process.ts";
 import { onFatalSignal } from "./io/signals.ts";
 import { UsageError } from "./options.ts";
 import {
@@ -156,9 +156,16 @@ function spawnWithMonitor(command: string[], monitorPath: string): Promise<Passt
 /** Why `program` could not be started, in qmpctl's words; the exit status env(1) gives (127 not found, else 126). */
 async function cannotStart(program: string, error: unknown): Promise<number> {
   if ((error as Error).name === "NotCapable") throw error; // Deno without --allow-run: a usage error, saying so
+  const code = (error as { code?: string }).code;
+  // As bash says it: the script is there, its interpreter is not (ENOENT names either).
+  const interpreter = code === "ENOENT" ? await scriptInterpreter(program) : undefined;
+  if (interpreter) {
+    notice(`cannot start ${program}: its interpreter ${interpreter} was not found (bad interpreter)`);
+    return PROGRAM.NOT_FOUND;
+  }
   const { fileErrorWords } = await import("./file_errors.ts"); // "no such file or directory (ENOENT)"
   notice(`cannot start ${program}: ${fileErrorWords(error) ?? (error as Error).message}`);
-  return (error as { code?: string }).code === "ENOENT" ? PROGRAM.NOT_FOUND : PROGRAM.NOT_RUNNABLE;
+  return code === "ENOENT" ? PROGRAM.NOT_FOUND : PROGRAM.NOT_RUNNABLE;
 }
 
 /** How the wait for a launched QEMU's monitor ended. */

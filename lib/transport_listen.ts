@@ -34,6 +34,7 @@ export async function claimSocketPath(path: string): Promise<void> {
   const existing = await fs.lstat(path).catch(() => undefined);
   if (!existing) return;
   if (existing.isSymbolicLink()) throw fail(await symlinkReason(fs, path));
+  if (existing.isDirectory()) throw fail("it is a directory (give a path for the socket in it)");
   if (!existing.isSocket()) throw fail("the file exists and is not a socket");
   const failure = await connectSocket({ kind: "unix", path, text: path }, { data() {}, close() {} }).then(
     (transport) => void transport.close(),

@@ -168,7 +168,15 @@ describe("proxy -s UPSTREAM: how it ends", () => {
     expect(existsSync(shared)).toBe(false);
   }, 40_000);
 
-  test("usage errors: no --listen, a bad mode, both -s and a QEMU command line (exit 2)", async () => {
+  test("usage errors: no --listen, an empty one, a bad mode, both -s and a QEMU command line, an empty program (exit 2)", async () => {
+    expect(await qmpctl(["proxy", "--listen", "", "-s", "/x"])).toMatchObject({
+      code: 2,
+      stderr: "qmpctl: --listen is empty: give it the path of the socket to serve\n",
+    });
+    expect(await qmpctl(["proxy", "--listen", "/tmp/y", "--", ""])).toMatchObject({
+      code: 2,
+      stderr: "qmpctl: proxy: the QEMU program to start is empty ('')\n",
+    });
     expect(await qmpctl(["proxy", "-s", "/nonexistent"])).toMatchObject({
       code: 2,
       stderr: "qmpctl: proxy needs --listen PATH (the socket to serve)\n",
@@ -408,6 +416,14 @@ describe("proxy --listen PATH -- qemu ...: launch mode", () => {
     const notRunnable = await qmpctl(["proxy", "--listen", join(dir, "c.sock"), "--", dir]);
     expect(notRunnable.code).toBe(126); // there, but no program: as env(1) says
     expect(notRunnable.stderr).toBe(`qmpctl: proxy: cannot start ${dir}: permission denied (EACCES)\n`);
+    // A script that is there, whose #! interpreter is not: said as bash says it, not as the script missing.
+    const script = join(dir, "vm.sh");
+    writeFileSync(script, '#!/nonexistent/sh\nexec qemu-system-x86_64 "$@"\n', { mode: 0o755 });
+    expect(await qmpctl(["proxy", "--listen", join(dir, "d.sock"), "--", script])).toMatchObject({
+      code: 127,
+      stderr:
+        `qmpctl: proxy: cannot start ${script}: its interpreter /nonexistent/sh was not found (bad interpreter)\n`,
+    });
     const silent = await qmpctl([
       ...["proxy", "--listen", join(dir, "b.sock"), "--connect-timeout", "500ms"],
       ...["--", "sh", "-c", "exec sleep 30"], // the monitor's -chardev and -mon become sh's $0, $1...: ignored
@@ -445,7 +461,7 @@ describe("proxy --listen PATH -- qemu ...: launch mode", () => {
     expect(existsSync(join(dir, "vm.sock"))).toBe(false);
   });
 
-  test("a --listen that cannot be served (no such directory, a file for one): exit 3, said before QEMU is started", async () => {
+  test("a --listen that cannot be served (no such directory, a file for one, a directory): exit 3, said before QEMU is started", async () => {
     const dir = mkdtempSync(join(tmpdir(), "qmpctl-launch-"));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     writeFileSync(join(dir, "file"), "");
@@ -454,6 +470,7 @@ describe("proxy --listen PATH -- qemu ...: launch mode", () => {
       const [listen, reason] of [
         [join(dir, "nodir", "vm.sock"), `no such directory ${join(dir, "nodir")} (ENOENT)`],
         [join(dir, "file", "vm.sock"), "a part of the path is not a directory (ENOTDIR)"],
+        [dir, "it is a directory (give a path for the socket in it)"],
       ]
     ) {
       // qmpctl's line alone: a QEMU started and then stopped would add its "terminating on signal 15".

@@ -184,6 +184,29 @@ export async function spawnPassthrough(command: string[]): Promise<PassthroughCh
   return { exited: child.ending.then(statusOf), ended, kill: child.kill };
 }
 
+/**
+ * The #! interpreter of `program` when that program is a script found (a path, or in PATH as a spawn
+ * searches it): a spawn's ENOENT then means its interpreter is missing, not the script. Undefined otherwise.
+ */
+export async function scriptInterpreter(program: string): Promise<string | undefined> {
+  const { open } = await import("node:fs/promises");
+  const dirs = program.includes("/") ? [""] : (env("PATH") ?? "").split(":").map((dir) => `${dir || "."}/`);
+  for (const dir of dirs) {
+    const file = await open(`${dir}${program}`).catch(() => undefined);
+    if (!file) continue;
+    try {
+      const { buffer, bytesRead } = await file.read({ buffer: new Uint8Array(256), position: 0 });
+      const line = new TextDecoder().decode(buffer.subarray(0, bytesRead)).split("\n")[0];
+      return /^#!\s*(\S+)/.exec(line)?.[1];
+    } catch {
+      return undefined; // a directory, say
+    } finally {
+      await file.close();
+    }
+  }
+  return undefined;
+}
+
 /** How a child ended: its exit code, or the signal that killed it. */
 type Ending = { code: number | null; signal?: string | null };
 
