@@ -13,6 +13,7 @@ import { listenTransport } from "../lib/transport_listen.ts";
 import { formatDuration } from "./duration.ts";
 import { EXIT, PROGRAM } from "./exit_status.ts";
 import { makePrivateDir, removeDir } from "./io/files.ts";
+import { stderrWritten } from "./io/output.ts";
 import { onInterrupt, type PassthroughChild, scriptInterpreter, spawnPassthrough } from "./io/process.ts";
 import { onFatalSignal } from "./io/signals.ts";
 import { UsageError } from "./options.ts";
@@ -51,6 +52,8 @@ const QUIT_CLOSE_MS = 2000;
  * QEMU not stopping and sends another takes longer than this to decide to.
  */
 const SAME_STOP_MS = 500;
+/** How long the log's "stopping" line may hold the signal it tells of (a reader of the log that stopped reading). */
+const LOG_BEFORE_SIGNAL_MS = 100;
 
 /**
  * Start QEMU with a monitor the proxy owns from the first instant: the proxy
@@ -231,15 +234,12 @@ class LaunchedQemu {
    * or the same after SAME_STOP_MS).
    */
   #forwardStops(): void {
-    void this.#stop.requested.then((reason) => {
+    void this.#stop.requested.then(async (reason) => {
       const askedAt = performance.now();
       const signal = reason === "SIGINT" ? "SIGINT" : "SIGTERM";
       const how = this.#exited
         ? "QEMU (quit on its monitor)"
         : `${this.#name}${reason === "SIGHUP" ? " (with SIGTERM)" : ""}`;
-      notice(`${stopName(this.#context, reason)}: stopping ${how}`);
-      this.#qemu.kill(signal);
-      void this.#exitedOrKilled(`of ${signal}`);
       const again = (second: StopReason) => {
         if (this.#exited) return; // the proxy is ending: nothing left to kill
         if (second === reason && performance.now() - askedAt < SAME_STOP_MS) return;
@@ -248,6 +248,11 @@ class LaunchedQemu {
       };
       onFatalSignal(again);
       onInterrupt(() => again("SIGINT"));
+      notice(`${stopName(this.#context, reason)}: stopping ${how}`);
+      // Said before it is done: QEMU's own line on the signal ("terminating on signal 15") comes after it.
+      await stderrWritten(LOG_BEFORE_SIGNAL_MS);
+      this.#qemu.kill(signal);
+      void this.#exitedOrKilled(`of ${signal}`);
     });
   }
 

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { abortableWithGrace } from "../../lib/abort.ts";
+import { abortableWithGrace, within } from "../../lib/abort.ts";
 import { abortErrorFor } from "../../lib/errors.ts";
 import { escapeControls, escapeControlsKeepLines } from "../controls.ts";
 import { env, interruptedBySigint, watchedSignal } from "./process.ts";
@@ -358,6 +358,15 @@ function queueStderrLine(text: string): void {
     droppedLines = 0;
     queueStderrLine(`qmpctl: ${dropped} lines for stderr were dropped: it did not take them\n`);
   });
+}
+
+/**
+ * Resolves once the lines queued so far for stderr off the main thread are
+ * written, or `limitMs` later at most (a reader that stopped reading): for a
+ * line that must come before what another process writes next to it.
+ */
+export async function stderrWritten(limitMs: number): Promise<void> {
+  await within(lastStderrWrite, limitMs);
 }
 
 /**
