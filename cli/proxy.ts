@@ -65,7 +65,8 @@ killed it; 130 after a Ctrl-C, once QEMU has stopped); 0 after SIGTERM or
 SIGHUP when QEMU died of the signal sent to stop it (the one passed on, or
 the SIGKILL after the grace or a second signal), or quit on its monitor; 127 when it is not found,
 126 when it cannot be run (as env(1)); 3 when it does not connect its
-monitor within --connect-timeout (it is then stopped); 124 when --timeout
+monitor within --connect-timeout (it is then stopped), or when a QEMU
+quit on its monitor does not close it (left running, said); 124 when --timeout
 runs out (QEMU gets SIGTERM, and SIGKILL ${formatDuration(QEMU_EXIT_GRACE_MS)} later if it has not
 exited, as timeout -k), whether it exited or was killed.`;
 
@@ -189,9 +190,8 @@ async function runShared(
   notice(`sharing ${name} on ${settings.listen}`);
   const first = await Promise.race([proxy.ended, stop.requested]); // one asked for as it started: at once
   if (typeof first === "string") {
-    const clients = proxy.clientCount;
     await proxy.close();
-    return stoppedStatus(context, first, `stopped sharing${disconnected(clients)}`);
+    return stoppedStatus(context, first, `stopped sharing${disconnected((await proxy.ended).clients)}`);
   }
   if (first.reason !== "lost") {
     notice(`${name} closed the connection after ${first.reason === "quit" ? "a quit" : "a SHUTDOWN event"}: stopped`);

@@ -28,9 +28,9 @@ const MAX_SOCKET_PATH_BYTES = 107;
  * user's, which may well be served.
  * @throws {ConnectionError} when a process serves it, or may, or the file is not a socket
  */
-export async function claimSocketPath(path: string): Promise<void> {
+async function claimSocketPath(path: string): Promise<void> {
   const fs = await import("node:fs/promises");
-  const fail = (reason: string) => new ConnectionError(`cannot listen on ${path}: ${reason}`);
+  const fail = (reason: string) => listenError(path, reason);
   const existing = await fs.lstat(path).catch(() => undefined);
   if (!existing) return;
   if (existing.isSymbolicLink()) throw fail(await symlinkReason(fs, path));

@@ -219,13 +219,8 @@ export class QmpProxy {
       throw error;
     }
     if (proxy.#end || stopAccepting?.aborted) await proxy.#stopListening(); // QEMU went away, or a stop came, meanwhile
-    else stopAccepting?.addEventListener("abort", () => void proxy.#stopListening(), { once: true });
+    else stopAccepting?.addEventListener("abort", proxy.#stopListening, { once: true });
     return proxy;
-  }
-
-  /** Clients connected now. */
-  get clientCount(): number {
-    return this.#clients.size;
   }
 
   /** Stop: close every client, the listening socket (its file removed) and the upstream connection. */
@@ -242,10 +237,17 @@ export class QmpProxy {
    */
   quit(options: { signal?: AbortSignal } = {}): Promise<ProxyEnd> {
     if (!this.#end && this.#ownQuitId === undefined) {
-      this.#ownQuitId = this.#ids.next(); // not a forwarded command's: those are in #pending, this never is
+      this.#ownQuitId = this.#freshId(); // not a forwarded command's: those are in #pending, this never is
       this.#upstream.send({ execute: "quit", id: this.#ownQuitId });
     }
     return abortable(this.ended, options.signal, `${this.#upstream.name} closing the connection after quit`);
+  }
+
+  /** An id for a request to QEMU that no request under way has (the proxy's quit included). */
+  #freshId(): string {
+    let id = this.#ids.next();
+    while (this.#pending.has(id) || id === this.#ownQuitId) id = this.#ids.next();
+    return id;
   }
 
   #accept(transport: AcceptedTransport) {
@@ -310,8 +312,7 @@ export class QmpProxy {
   }
 
   #send(client: Downstream, message: Record<string, unknown>): void {
-    let id = this.#ids.next();
-    while (this.#pending.has(id) || id === this.#ownQuitId) id = this.#ids.next();
+    const id = this.#freshId();
     const quit = (message.execute ?? message["exec-oob"]) === "quit";
     this.#pending.set(id, { client, id: message.id, hasId: "id" in message, oob: "exec-oob" in message, quit });
     message.id = id;
@@ -328,13 +329,13 @@ export class QmpProxy {
       for (const client of this.#clients) if (client.running) client.sendText(json);
       return;
     }
-    // Every forwarded command carries an id; QEMU answers without one only
-    // input it could not parse (a JSON parser limit such as nesting depth),
-    // and it runs one monitor's commands in order: that is the oldest one.
     if (message.id === this.#ownQuitId && this.#ownQuitId !== undefined) {
       if ("return" in message) this.#quitAccepted = true;
       return;
     }
+    // Every forwarded command carries an id; QEMU answers without one only
+    // input it could not parse (a JSON parser limit such as nesting depth),
+    // and it runs one monitor's commands in order: that is the oldest one.
     const key = "id" in message ? message.id : this.#pending.keys().next().value;
     const pending = typeof key === "string" ? this.#pending.get(key) : undefined;
     if (!pending) return; // not a reply to a forwarded command: nobody to give it to
@@ -378,11 +379,15 @@ export class QmpProxy {
     this.#markEnded(end);
   }
 
-  /** Close the listening socket, its file removed, once (a stop to accepting, then the end); clients stay. */
-  #stopListening(): Promise<void> {
+  /**
+   * Close the listening socket, its file removed, once (a stop to accepting, then the end); clients stay.
+   * A bound function: the listener of `stopAccepting`, removed at the end (the caller's signal may outlive it).
+   */
+  readonly #stopListening = (): Promise<void> => {
+    this.#options.stopAccepting?.removeEventListener("abort", this.#stopListening);
     if (!this.#listener) return Promise.resolve(); // not listening yet: start() closes it if the end came meanwhile
     return this.#listenerClosed ??= this.#listener.close();
-  }
+  };
 
   #notice(line: string): void {
     this.#options.notice?.(line);
