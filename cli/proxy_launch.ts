@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { within } from "../lib/abort.ts";
+import { abortable, within } from "../lib/abort.ts";
 import { ConnectionError, DisconnectedError, GreetingError } from "../lib/errors.ts";
 import { type ProxyOptions, QmpProxy } from "../lib/proxy/proxy.ts";
 import { Upstream } from "../lib/proxy/upstream.ts";
@@ -39,10 +39,11 @@ export const QEMU_EXIT_GRACE_MS = 10_000;
 const QEMU_FAILING_START_MS = 2000;
 /**
  * How long QEMU's monitor may stay open after the program has exited before the proxy takes it that QEMU
- * lives on (a wrapper script ran it as its child): QEMU's own exit closes it, but the proxy may read that
- * close a moment after it learns of the exit.
+ * lives on (a wrapper script ran it as its child). QEMU's own exit closes it, and the proxy sees that within
+ * moments of the exit; a bound this long keeps a loaded machine's delay from being taken for a QEMU left
+ * behind, which then waits this long before it is quit.
  */
-const MONITOR_CLOSE_SETTLE_MS = 250;
+const MONITOR_CLOSE_SETTLE_MS = 2000;
 /** How long QEMU has to close its monitor after the proxy's quit: QEMU quits at once, without the guest's say. */
 const QUIT_CLOSE_MS = 2000;
 /**
@@ -51,7 +52,7 @@ const QUIT_CLOSE_MS = 2000;
  * deliveries microseconds apart that a busy machine may hand over tens of ms apart; a person who sees
  * QEMU not stopping and sends another takes longer than this to decide to.
  */
-const SAME_STOP_MS = 500;
+export const SAME_STOP_MS = 500;
 /** How long the log's "stopping" line may hold the signal it tells of (a reader of the log that stopped reading). */
 const LOG_BEFORE_SIGNAL_MS = 100;
 
@@ -187,14 +188,21 @@ class LaunchedQemu {
   readonly #name: string;
   /** One grace for this QEMU, from the first reason to stop it (a second would say the kill twice). */
   #ending: Promise<number> | undefined;
-  /** Whether the proxy has sent it SIGKILL (after the grace, or at a second stop): its end is said then. */
-  #killed = false;
-  /** Whether it has exited: a second stop then has nothing left to kill. */
+  /** Whether the program has exited: a second stop then has nothing left to kill. */
   #exited = false;
-  /** Whether QEMU lived on, its monitor connected, after the program exited by itself (said then). */
-  #outlived = false;
+  /** Whether QEMU's monitor connection has ended (or was never made): nothing is left to wait for then. */
+  #monitorGone = false;
+  /**
+   * What the proxy did that decides how QEMU's end is said and the exit status: `killed`, the program
+   * (SIGKILL after the grace or at a second stop); `outlived`, QEMU lived on after the program exited by
+   * itself, served until it closed its monitor; `quit`, QEMU quit on its monitor for a stop, and closed it;
+   * `left`, QEMU did not close its monitor after that quit, or a second stop ended the wait for it.
+   */
+  #outcome: "killed" | "outlived" | "quit" | "left" | undefined;
   /** The proxy's quit of QEMU on its monitor, once sent for a stop asked for: once for all reasons. */
   #quitting: Promise<void> | undefined;
+  /** Aborts what waits on QEMU's monitor (its negotiation, the quit): a second stop once the program is gone. */
+  readonly #giveUp = new AbortController();
 
   constructor(context: CommandContext, stop: StopWatch, qemu: PassthroughChild, name: string) {
     this.#context = context;
@@ -209,17 +217,22 @@ class LaunchedQemu {
     this.#forwardStops();
     const early = await this.#awaitMonitor(monitor.connected);
     await monitor.close();
-    if (early !== "connected") return await this.#unconnected(early);
+    if (early !== "connected") {
+      this.#monitorGone = true;
+      return await this.#unconnected(early);
+    }
     // A stop asked for closes the socket to new clients (who would talk to a QEMU on its way out); those
     // connected see QEMU's end (its SHUTDOWN event) as it comes. It does not cut the negotiation short
     // (--connect-timeout bounds that): a QEMU that connects once a stop was asked for is quit through it.
-    const serving = { ...options, signal: undefined, stopAccepting: this.#stop.signal };
+    const serving = { ...options, signal: this.#giveUp.signal, stopAccepting: this.#stop.signal };
     let proxy: QmpProxy;
     try {
       proxy = await QmpProxy.start(monitor.upstream, listen, serving);
     } catch (error) {
+      this.#monitorGone = true;
       return await this.#failedToServe(error);
     }
+    void proxy.ended.then(() => (this.#monitorGone = true));
     // Asked to stop before QEMU connected its monitor (a wrapper that ignored the signal, then started QEMU):
     // QEMU never got that stop, and a monitor served to clients would only see it go. Quit it at once.
     if (this.#stop.reason === undefined) notice(`serving QEMU's monitor on ${listen}`);
@@ -241,19 +254,32 @@ class LaunchedQemu {
         ? "QEMU (quit on its monitor)"
         : `${this.#name}${reason === "SIGHUP" ? " (with SIGTERM)" : ""}`;
       const again = (second: StopReason) => {
-        if (this.#exited) return; // the proxy is ending: nothing left to kill
+        if (this.#exited && this.#monitorGone) return; // the proxy is ending: nothing left to stop
         if (second === reason && performance.now() - askedAt < SAME_STOP_MS) return;
-        notice(`${second}${second === reason ? " again" : ""}: killing ${this.#name} (SIGKILL)`);
-        void this.#kill();
+        const what = `${second}${second === reason ? " again" : ""}`;
+        if (!this.#exited) {
+          notice(`${what}: killing ${this.#name} (SIGKILL)`);
+          void this.#kill(); // a QEMU it ran as its child is then quit on its monitor
+          return;
+        }
+        // The program has gone, and QEMU's monitor is still open (a QEMU it left behind): no process of the
+        // proxy's is left to kill, and the wait for that monitor ends now, QEMU left running.
+        notice(`${what}: not waiting for QEMU to close its monitor`);
+        this.#giveUp.abort();
       };
       onFatalSignal(again);
       onInterrupt(() => again("SIGINT"));
       notice(`${stopName(this.#context, reason)}: stopping ${how}`);
       // Said before it is done: QEMU's own line on the signal ("terminating on signal 15") comes after it.
       await stderrWritten(LOG_BEFORE_SIGNAL_MS);
-      this.#qemu.kill(signal);
-      void this.#exitedOrKilled(`of ${signal}`);
+      void this.#signalAndWait(signal);
     });
+  }
+
+  /** Send the program `signal`, and SIGKILL after the grace if it has not exited: its exit status. */
+  #signalAndWait(signal: "SIGTERM" | "SIGINT"): Promise<number> {
+    this.#qemu.kill(signal);
+    return this.#exitedOrKilled(`of ${signal}`);
   }
 
   /**
@@ -290,14 +316,18 @@ class LaunchedQemu {
    * it exits, having said why: its exit status is the run's. Else QEMU is stopped, and `error` thrown.
    */
   async #failedToServe(error: unknown): Promise<number> {
+    if (this.#giveUp.signal.aborted) { // a second stop, the program gone: QEMU never greeted, and is left
+      this.#outcome = "left";
+      await this.#sayEnd();
+      return await this.#status(await this.#qemu.exited);
+    }
     const closedByQemu = error instanceof DisconnectedError || error instanceof GreetingError;
     const status = closedByQemu ? await within(this.#qemu.exited, QEMU_FAILING_START_MS) : undefined;
     if (status !== undefined) {
       await this.#sayEnd(); // as #serve says an end by itself: QEMU said why, this says how it ended
       return await this.#status(status);
     }
-    this.#qemu.kill("SIGTERM");
-    await this.#exitedOrKilled("of SIGTERM");
+    await this.#signalAndWait("SIGTERM");
     throw error; // no guest agent's hint: the peer is the QEMU started here
   }
 
@@ -322,22 +352,30 @@ class LaunchedQemu {
    * with a stop asked for (then or later) it quits QEMU on it; else QEMU lives on, served, until it closes it.
    */
   async #monitorClosed(proxy: QmpProxy): Promise<void> {
-    if (await within(proxy.ended, MONITOR_CLOSE_SETTLE_MS)) return;
+    const closed = abortable(proxy.ended, this.#giveUp.signal, "QEMU's monitor to close"); // a second stop: no more
+    if (await within(closed, MONITOR_CLOSE_SETTLE_MS).catch(() => undefined)) return;
     if (this.#stop.reason === undefined) {
       notice(
         `${this.#name} ${await this.#qemu.ended} while QEMU's monitor stays connected: serving it until it closes`,
       );
-      this.#outlived = true;
+      this.#outcome = "outlived";
       if (typeof await Promise.race([proxy.ended, this.#stop.requested]) !== "string") return;
     }
     await this.#quit(proxy);
   }
 
-  /** Quit QEMU on its monitor, for a stop asked for, and wait a little for it to close the monitor as it goes. */
+  /**
+   * Quit QEMU on its monitor, for a stop asked for, and wait a little for it to close the monitor as it goes
+   * (or until a second stop gives up on it); a QEMU that does not is left running, said, the connection closed.
+   */
   #quit(proxy: QmpProxy): Promise<void> {
     return this.#quitting ??= (async () => {
-      const closed = await proxy.quit({ signal: AbortSignal.timeout(QUIT_CLOSE_MS) }).then(() => true, () => false);
-      if (!closed) notice(`QEMU did not close its monitor within ${formatDuration(QUIT_CLOSE_MS)} of quit: left it`);
+      const bound = AbortSignal.any([AbortSignal.timeout(QUIT_CLOSE_MS), this.#giveUp.signal]);
+      const closed = await proxy.quit({ signal: bound }).then(() => true, () => false);
+      this.#outcome = closed ? "quit" : "left";
+      if (!closed && !this.#giveUp.signal.aborted) {
+        notice(`QEMU did not close its monitor within ${formatDuration(QUIT_CLOSE_MS)} of quit`);
+      }
     })();
   }
 
@@ -356,7 +394,7 @@ class LaunchedQemu {
 
   /** SIGKILL QEMU (after saying why): its exit status. */
   #kill(): Promise<number> {
-    this.#killed = true;
+    this.#outcome = "killed";
     this.#qemu.kill("SIGKILL");
     return this.#qemu.exited;
   }
@@ -367,27 +405,33 @@ class LaunchedQemu {
    * proxy's, was said as it came, and this says how it ended).
    */
   async #sayEnd(when = "", clients = 0): Promise<void> {
+    await this.#quitting; // its outcome, once known
     const program = `${this.#name} ${await this.#qemu.ended}`;
-    const how = this.#quitting
+    const how = this.#outcome === "quit"
       ? `QEMU quit on its monitor after ${program}`
-      : this.#outlived
+      : this.#outcome === "left"
+      ? `QEMU left running without its monitor after ${program}`
+      : this.#outcome === "outlived"
       ? "QEMU closed its monitor"
       : `${program}${when}`;
     notice(`${how}${disconnected(clients)}`);
   }
 
   /**
-   * The run's exit status from QEMU's. After a stop asked for, QEMU dead of the signal the proxy sent it
-   * for that stop (the one passed on, which kills a QEMU that does not handle signals yet, or SIGKILL after
-   * the grace or a second stop), or quit by the proxy on its monitor, is the stop done: its status
-   * (stopStatus: 0, or 130 for SIGINT), as --timeout's 124 is, however QEMU ended. Otherwise QEMU's own.
+   * The run's exit status from QEMU's. A QEMU left running (it did not close its monitor after the proxy's
+   * quit) is a stop not done: 3, as a monitor lost. After a stop asked for, QEMU dead of the signal the
+   * proxy sent it for that stop (the one passed on, which kills a QEMU that does not handle signals yet, or
+   * SIGKILL after the grace or a second stop), or quit by the proxy on its monitor, is the stop done: its
+   * status (stopStatus: 0, or 130 for SIGINT), as --timeout's 124 is, however QEMU ended. Else QEMU's own.
    */
   async #status(status: number): Promise<number> {
+    await this.#quitting; // its outcome, once known
     const reason = this.#stop.reason;
+    if (this.#outcome === "left") return EXIT.CONNECTION;
     if (reason === undefined) return status;
     if (reason === "timeout") return EXIT.TIMEOUT;
     const passedOn = reason === "SIGINT" ? "SIGINT" : "SIGTERM";
-    const byTheStop = this.#killed || this.#quitting !== undefined ||
+    const byTheStop = this.#outcome === "killed" || this.#outcome === "quit" ||
       await this.#qemu.ended === `was killed by ${passedOn}`;
     return byTheStop ? stopStatus(reason) : status;
   }

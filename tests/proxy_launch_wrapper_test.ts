@@ -4,13 +4,13 @@
  * and QEMU has ended only once the wrapper has exited and the monitor has closed.
  */
 import { afterEach, expect, test } from "bun:test";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, watch, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { qmpctl } from "./helpers/cli.ts";
-import { waitUntil } from "./helpers/process_state.ts";
+import { childrenOf, waitUntil } from "./helpers/process_state.ts";
 import { negotiatedClient, type RawClient, startProxy } from "./helpers/proxy.ts";
 import { scratchDir } from "./helpers/scratch.ts";
-import { alive } from "./helpers/stubborn_qemu.ts";
+import { alive, stubbornQemu, stubbornQemuPid } from "./helpers/stubborn_qemu.ts";
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -18,12 +18,6 @@ afterEach(async () => {
 });
 
 const QEMU = "qemu-system-x86_64 -nodefaults -display none -machine none";
-
-/** The pids of `pid`'s child processes. */
-function childrenOf(pid: number): number[] {
-  const text = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8");
-  return text.trim().split(/\s+/).filter(Boolean).map(Number);
-}
 
 /** The proxy started on the wrapper script `body` (after #!/bin/sh), serving; QEMU's pid and a client. */
 async function serveWrapped(body: string) {
@@ -112,18 +106,23 @@ for (const [signal, status, diedOf] of [["SIGTERM", 0, null], ["SIGINT", 130, "S
     `${signal} before QEMU connected its monitor: not served (no socket), QEMU quit as it connects; exit ${status}`,
     async () => {
       const dir = scratchDir("qmpctl-launch-wrapper-");
-      const wrapper = join(dir, "vm.sh"), shared = join(dir, "vm.sock"), started = join(dir, "started");
-      writeFileSync(wrapper, `#!/bin/sh\ntrap '' TERM INT\n: > ${started}\nsleep 1\nexec ${QEMU} "$@"\n`, {
+      const wrapper = join(dir, "vm.sh"), shared = join(dir, "vm.sock");
+      const started = join(dir, "started"), go = join(dir, "go");
+      // QEMU starts once the test says so, when the proxy has taken the stop.
+      const wait = `while [ ! -e ${go} ]; do sleep 0.05; done`;
+      writeFileSync(wrapper, `#!/bin/sh\ntrap '' TERM INT\n: > ${started}\n${wait}\nexec ${QEMU} "$@"\n`, {
         mode: 0o755,
       });
+      let socketMade = false; // inotify: a socket made and removed at once is seen too
+      const watcher = watch(dir, (_, name) => (socketMade ||= name === "vm.sock"));
       const proxy = startProxy(["--listen", shared, "--", wrapper], 60_000);
       cleanups.push(() => proxy.child.kill("SIGKILL"));
       await waitUntil(() => existsSync(started), "the wrapper ignores the signal");
       proxy.child.kill(signal);
-      let socketMade = false;
-      const watch = setInterval(() => (socketMade ||= existsSync(shared)), 1);
+      await proxy.stderrLine(/: stopping /);
+      writeFileSync(go, "");
       const result = await proxy.result;
-      clearInterval(watch);
+      watcher.close();
       expect({ code: result.code, signal: result.signal }).toEqual({ code: status, signal: diedOf });
       expect(result.stderr).not.toContain("serving");
       expect(result.stderr).not.toContain("did not exit within"); // not left for the grace's SIGKILL
@@ -132,3 +131,52 @@ for (const [signal, status, diedOf] of [["SIGTERM", 0, null], ["SIGINT", 130, "S
     30_000,
   );
 }
+
+/** The proxy on a wrapper running, as its child, a fake QEMU that answers quit but never closes its monitor. */
+async function serveWrappedStubborn() {
+  const dir = scratchDir("qmpctl-launch-wrapper-");
+  const wrapper = join(dir, "vm.sh"), shared = join(dir, "vm.sock"), pidFile = join(dir, "qemu.pid");
+  const words = stubbornQemu(pidFile, true).map((word) => `'${word.replaceAll("'", `'\\''`)}'`).join(" ");
+  // Its stdio not the proxy's: left running, it would hold the test's pipe from the proxy's stderr open.
+  writeFileSync(wrapper, `#!/bin/sh\n${words} "$@" </dev/null >/dev/null 2>&1\n`, { mode: 0o755 });
+  const proxy = startProxy(["--listen", shared, "--", wrapper], 60_000);
+  cleanups.push(() => proxy.child.kill("SIGKILL"));
+  await proxy.ready;
+  const qemu = await stubbornQemuPid(pidFile);
+  cleanups.push(() => alive(qemu) && process.kill(qemu, "SIGKILL"));
+  return { proxy, qemu, wrapper, wrapperPid: childrenOf(proxy.child.pid)[0] };
+}
+
+test(
+  "a QEMU that does not close its monitor after the proxy's quit: said, left running, exit 3 (not a stop done)",
+  async () => {
+    const { proxy, qemu, wrapper } = await serveWrappedStubborn();
+    proxy.child.kill("SIGTERM");
+    const result = await proxy.result;
+    expect({ code: result.code, signal: result.signal }).toEqual({ code: 3, signal: null });
+    expect(result.stderr).toEndWith(
+      "qmpctl: proxy: QEMU did not close its monitor within 2s of quit\n" +
+        `qmpctl: proxy: QEMU left running without its monitor after ${wrapper} was killed by SIGTERM\n`,
+    );
+    expect(alive(qemu)).toBe(true); // the fake: a real QEMU quits
+  },
+  30_000,
+);
+
+test(
+  "a second signal once the wrapper is gone ends the wait for QEMU's monitor at once, saying so; exit 3",
+  async () => {
+    const { proxy, qemu, wrapper, wrapperPid } = await serveWrappedStubborn();
+    proxy.child.kill("SIGTERM");
+    await waitUntil(() => !alive(wrapperPid), "the wrapper died of SIGTERM");
+    proxy.child.kill("SIGHUP");
+    const result = await proxy.result;
+    expect({ code: result.code, signal: result.signal }).toEqual({ code: 3, signal: null });
+    expect(result.stderr).toEndWith(
+      "qmpctl: proxy: SIGHUP: not waiting for QEMU to close its monitor\n" +
+        `qmpctl: proxy: QEMU left running without its monitor after ${wrapper} was killed by SIGTERM\n`,
+    );
+    expect(alive(qemu)).toBe(true);
+  },
+  30_000,
+);
