@@ -4,12 +4,12 @@
  * launch mode (`proxy --listen PATH -- qemu ...`) exits with QEMU's status.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { constants, tmpdir } from "node:os";
 import { join } from "node:path";
 import { QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
 import { startListener } from "./helpers/listener.ts";
-import { waitUntil } from "./helpers/process_state.ts";
+import { childrenOf, waitUntil } from "./helpers/process_state.ts";
 import { negotiatedClient, type RawClient, type RunningProxy, startProxy } from "./helpers/proxy.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
 import { alive, stubbornQemu, stubbornQemuPid } from "./helpers/stubborn_qemu.ts";
@@ -28,11 +28,6 @@ async function sharedQemu(extraArgs: string[] = []): Promise<{ qemu: TestQemu; p
   cleanups.push(() => proxy.child.kill("SIGKILL"));
   await proxy.ready;
   return { qemu, proxy, shared };
-}
-
-/** The pids of `pid`'s child processes. */
-function childrenOf(pid: number): number[] {
-  return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
 }
 
 describe("proxy -s UPSTREAM: how it ends", () => {
@@ -425,6 +420,18 @@ describe("proxy --listen PATH -- qemu ...: launch mode", () => {
       code: 127,
       stderr:
         `qmpctl: proxy: cannot start ${script}: its interpreter /nonexistent/sh was not found (bad interpreter)\n`,
+    });
+    // Found in PATH as exec finds it: a file of that name that is not executable, earlier in PATH, is passed over.
+    const [early, late] = [join(dir, "early"), join(dir, "late")];
+    mkdirSync(early), mkdirSync(late);
+    writeFileSync(join(early, "vm.sh"), "#!/bin/sh\n"); // not executable
+    writeFileSync(join(late, "vm.sh"), "#!/nonexistent/sh\n", { mode: 0o755 });
+    const inPath = await qmpctl(["proxy", "--listen", join(dir, "e.sock"), "--", "vm.sh"], {
+      env: { PATH: `${early}:${late}:${process.env.PATH}` },
+    });
+    expect(inPath).toMatchObject({
+      code: 127,
+      stderr: "qmpctl: proxy: cannot start vm.sh: its interpreter /nonexistent/sh was not found (bad interpreter)\n",
     });
     const silent = await qmpctl([
       ...["proxy", "--listen", join(dir, "b.sock"), "--connect-timeout", "500ms"],

@@ -190,16 +190,21 @@ export async function spawnPassthrough(command: string[]): Promise<PassthroughCh
  */
 export async function scriptInterpreter(program: string): Promise<string | undefined> {
   const { open } = await import("node:fs/promises");
-  const dirs = program.includes("/") ? [""] : (env("PATH") ?? "").split(":").map((dir) => `${dir || "."}/`);
+  // As execvp(3) searches: each PATH entry (empty: the current directory; PATH unset: the default path) for an
+  // executable regular file, skipping any other file of that name.
+  const path = env("PATH") ?? "/usr/local/bin:/bin:/usr/bin";
+  const dirs = program.includes("/") ? [""] : path.split(":").map((dir) => `${dir || "."}/`);
   for (const dir of dirs) {
     const file = await open(`${dir}${program}`).catch(() => undefined);
     if (!file) continue;
     try {
+      const stat = await file.stat();
+      if (!stat.isFile() || (stat.mode & 0o111) === 0) continue;
       const { buffer, bytesRead } = await file.read({ buffer: new Uint8Array(256), position: 0 });
       const line = new TextDecoder().decode(buffer.subarray(0, bytesRead)).split("\n")[0];
       return /^#!\s*(\S+)/.exec(line)?.[1];
     } catch {
-      return undefined; // a directory, say
+      continue; // unreadable: the next one of that name
     } finally {
       await file.close();
     }
