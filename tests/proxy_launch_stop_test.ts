@@ -6,14 +6,12 @@
 import { afterEach, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { SAME_STOP_MS } from "../cli/proxy_launch.ts";
 import { qmpctl } from "./helpers/cli.ts";
 import { waitUntil } from "./helpers/process_state.ts";
 import { negotiatedClient, startProxy } from "./helpers/proxy.ts";
 import { scratchDir } from "./helpers/scratch.ts";
 import { alive, stubbornQemu, stubbornQemuPid } from "./helpers/stubborn_qemu.ts";
-
-/** How soon the same signal again is the same stop (cli/proxy_launch.ts), not a second one. */
-const SAME_STOP_MS = 500;
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -80,9 +78,9 @@ for (
 test("the same signal twice at once (timeout -s INT: to the proxy, then its process group) is one stop; once more later kills", async () => {
   const { proxy, pid } = await serveStubbornQemu();
   proxy.child.kill("SIGINT");
+  proxy.child.kill("SIGINT"); // back to back, as timeout(1) sends them
   await proxy.stderrLine(/: stopping sh/);
-  proxy.child.kill("SIGINT");
-  await Bun.sleep(SAME_STOP_MS + 200);
+  await Bun.sleep(SAME_STOP_MS + 200); // past the window: the next one is a second stop
   expect(proxy.stderr()).not.toContain("killing");
   expect(alive(pid)).toBe(true);
   proxy.child.kill("SIGINT");

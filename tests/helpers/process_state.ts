@@ -72,7 +72,12 @@ export function hasConnectedUnixSocket(pid: number): boolean {
   });
 }
 
+/** The pids of `pid`'s child processes (none once it has gone). */
+export function childrenOf(pid: number): number[] {
+  return read(`/proc/${pid}/task/${pid}/children`).trim().split(/\s+/).filter(Boolean).map(Number);
+}
+
 /** The first child of `pid` (0 while it has none): the program `unshare --fork` or a wrapper started. */
 export function firstChildOf(pid: number): number {
-  return Number(read(`/proc/${pid}/task/${pid}/children`).trim().split(" ")[0]) || 0;
+  return childrenOf(pid)[0] ?? 0;
 }
