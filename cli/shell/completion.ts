@@ -86,8 +86,11 @@ export function formatColumns(candidates: readonly string[], width: number): str
   const height = Math.ceil(candidates.length / perRow);
   const rows: string[] = [];
   for (let row = 0; row < height; row++) {
-    const cells = candidates.filter((_, i) => i % height === row);
-    rows.push(cells.map((c) => c.padEnd(cell)).join("").trimEnd());
+    let line = "";
+    for (let column = 0; column * height + row < candidates.length; column++) {
+      line += candidates[column * height + row].padEnd(cell);
+    }
+    rows.push(line.trimEnd());
   }
   return rows;
 }
