@@ -141,7 +141,8 @@ describe("qmpctl shell: TAB's list of candidates", () => {
       }
       await terminal.waitFor("the RESUME event", (s) => s.at(-2)?.includes('"event":"RESUME"') === true);
       await terminal.resize(SHORT.columns, 15);
-      await Bun.sleep(200); // as a person's next key comes: after qmpctl has had SIGWINCH (nothing on screen shows it)
+      // Resized: tmux brings rows back from its history above. qmpctl may not have had SIGWINCH yet: the space reads the size.
+      await terminal.waitFor("the taller window", (s) => s.length > SHORT.rows && s.at(-1) === MORE);
       await terminal.type(" ");
       await terminal.waitFor("a screenful of 14 rows", (s) => s.length === 15 && showsPage(s, rows, 9));
       await terminal.press("q");

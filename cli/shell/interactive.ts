@@ -239,7 +239,10 @@ class InteractiveShell {
     else if (result.kind === "list") {
       const listing: ListingTerminal = {
         screen: this.#screen,
-        size: () => ({ columns: terminal.columns, rows: terminal.rows }),
+        size: () => {
+          terminal.refreshSize(); // a resize whose SIGWINCH is not handled yet (it races the key) sizes this one too
+          return { columns: terminal.columns, rows: terminal.rows };
+        },
         ask: (question, answer) => this.#ask(question, answer),
       };
       if (await listCandidates(result.candidates, listing)) this.#listedFor = before; // not when cut short

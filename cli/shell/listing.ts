@@ -29,7 +29,10 @@ export type Ask = <T>(question: string, answer: (key: Key) => T | undefined) => 
 /** What a list is shown with. */
 export interface ListingTerminal {
   screen: Screen;
-  /** The terminal's size, read again for each screenful: a resize while paging sizes the next one. */
+  /**
+   * The terminal's size, read from it again for each screenful (not as the last SIGWINCH left it: the key that
+   * asks for the screenful may come before a resize's signal is handled): a resize while paging sizes the next one.
+   */
   size: () => { columns: number; rows: number };
   ask: Ask;
 }
