@@ -1,9 +1,10 @@
 /**
  * TAB's list of candidates on a real pseudo-terminal (tmux) against a real
- * QEMU named vm1, as readline shows it: down the columns, and a screenful at
- * a time with `--More--` when the window is too short for it (80 × 10 here:
- * nine rows of the list, then `--More--` on the last). The expected names
- * come from QEMU's own query-commands.
+ * QEMU 7.2 named vm1, as readline shows it: down the columns, and a screenful
+ * at a time with `--More--` when the window is too short for it (80 × 10
+ * here: nine rows of the list, then `--More--` on the last). The expected
+ * layouts are worked out by hand, not by a copy of the shell's own code: the
+ * names of QEMU's query-commands, in the columns a width holds.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
@@ -14,8 +15,22 @@ let qemu: TestQemu;
 const home = useShellHome();
 const PROMPT = "(vm1)";
 const MORE = "--More--";
-/** A window in which the 65 or so query-* commands take two columns of 33 rows: a screenful is 9 of them. */
+/** A window in which QEMU 7.2's 65 query-* commands take two columns of 33 rows (see inTwoColumns): a screenful is 9. */
 const SHORT = { columns: 80, rows: 10 };
+
+/** QEMU 7.2's commands that start with query-s: ten names, the longest 28 characters. */
+const QUERY_S = [
+  "query-sev",
+  "query-sev-attestation-report",
+  "query-sev-capabilities",
+  "query-sev-launch-measure",
+  "query-sgx",
+  "query-sgx-capabilities",
+  "query-spice",
+  "query-stats",
+  "query-stats-schemas",
+  "query-status",
+];
 
 beforeAll(async () => {
   qemu = await startQemu({ extraArgs: ["-name", "vm1"] });
@@ -36,10 +51,21 @@ async function commandsStartingWith(prefix: string): Promise<string[]> {
 /** The names a row of the list shows. */
 const words = (row: string): string[] => row.trim().split(/\s+/);
 
-/** `names` laid out down `columns` columns, as the names of each row: row r holds the r-th of each column. */
-function downColumns(names: readonly string[], columns: number): string[][] {
-  const height = Math.ceil(names.length / columns);
-  return Array.from({ length: height }, (_, row) => names.filter((_, i) => i % height === row));
+/** The longest of `names`. */
+const longest = (names: readonly string[]): string => names.reduce((a, b) => (b.length > a.length ? b : a));
+
+/**
+ * The names of each row when `names` take two columns: the first half of them
+ * down the left column, the rest down the right (one fewer when they are odd).
+ * Two columns is what 80 columns hold of QEMU 7.2's query-* commands (the
+ * longest, query-dump-guest-memory-capability, is 34: columns of 34 and two
+ * blanks, the last without its blanks, so two take 70 and three 106) and of
+ * all its commands (blockdev-snapshot-delete-internal-sync, 38: two take 78).
+ */
+function inTwoColumns(names: readonly string[]): string[][] {
+  const left = names.slice(0, Math.ceil(names.length / 2));
+  const right = names.slice(left.length);
+  return left.map((name, row) => (row < right.length ? [name, right[row]] : [name]));
 }
 
 /** Whether `screen` shows the list's `rows` from `first` on (as many as fit) above `--More--` on its last row. */
@@ -49,40 +75,50 @@ function showsPage(screen: string[], rows: string[][], first: number): boolean {
     JSON.stringify(above.map(words)) === JSON.stringify(rows.slice(first, first + above.length));
 }
 
-/** Type `line` and TAB, and wait for the first screenful of its list: the list's rows, laid out as shown. */
-async function firstScreenful(terminal: TerminalSession, line: string, names: string[]): Promise<string[][]> {
+/** QEMU 7.2's query-* commands, sorted, as the rows of two columns 80 columns hold (inTwoColumns). */
+async function queryRows(): Promise<string[][]> {
+  const names = await commandsStartingWith("query-");
+  expect(names).toHaveLength(65);
+  expect(longest(names)).toBe("query-dump-guest-memory-capability");
+  return inTwoColumns(names);
+}
+
+/** Type `line` and TAB, and wait for the first screenful of its list, laid out in `rows`. */
+async function firstScreenful(terminal: TerminalSession, line: string, rows: string[][]): Promise<void> {
   await terminal.type(line);
   await terminal.press("Tab");
   const screen = await terminal.waitForLastLine(MORE);
-  const rows = downColumns(names, words(screen[0]).length);
-  expect(words(screen[0]).length).toBeGreaterThan(1); // in one column, across and down would be the same
   expect(screen).toHaveLength(SHORT.rows); // the list fills every row but the last, which --More-- takes
   expect(showsPage(screen, rows, 0)).toBe(true);
   expect(await terminal.cursor()).toEqual({ x: MORE.length, y: SHORT.rows - 1 });
-  return rows;
 }
 
 describe("qmpctl shell: TAB's list of candidates", () => {
   test("runs down the columns, as readline's does: the names in order read top to bottom, then the next column", async () => {
-    const names = await commandsStartingWith("query-");
+    expect(await commandsStartingWith("query-s")).toEqual(QUERY_S);
     await use({ columns: 100 }, async (terminal) => {
-      await terminal.type("query-");
+      await terminal.type("query-s");
       await terminal.press("Tab");
       const screen = await terminal.waitFor(
         "the list",
-        (s) => s.at(-1) === `${PROMPT} query-` && s.some((row) => row.startsWith(`${names[0]} `)),
+        (s) => s.at(-1) === `${PROMPT} query-s` && s.some((row) => row.startsWith("query-sev ")),
       );
-      const list = screen.slice(screen.findIndex((row) => row.startsWith(`${names[0]} `)), -1);
-      const columns = words(list[0]).length;
-      expect(columns).toBeGreaterThan(1); // in one column, across and down would be the same
-      expect(list.map(words)).toEqual(downColumns(names, columns));
+      // Columns of 28 and two blanks: three take 88 of the 100 (four 118), so ten names take four rows, and the
+      // last column holds two. Across the rows, the first would have been query-sev, query-sev-attestation-report...
+      expect(screen.slice(-5, -1)).toEqual([
+        "query-sev                     query-sgx                     query-stats-schemas",
+        "query-sev-attestation-report  query-sgx-capabilities        query-status",
+        "query-sev-capabilities        query-spice",
+        "query-sev-launch-measure      query-stats",
+      ]);
+      expect(screen.at(-6)).not.toMatch(/^query-/); // those four rows are the whole list
     });
   });
 
   test("taller than the window: a screenful, then --More--; space shows the next, Return, Down or j one row more", async () => {
-    const names = await commandsStartingWith("query-");
+    const rows = await queryRows();
     await use(SHORT, async (terminal) => {
-      const rows = await firstScreenful(terminal, "query-", names);
+      await firstScreenful(terminal, "query-", rows);
       const pageOf = (first: number) => (s: string[]) => showsPage(s, rows, first);
       await terminal.type(" ");
       await terminal.waitFor("the next screenful", pageOf(9));
@@ -108,11 +144,11 @@ describe("qmpctl shell: TAB's list of candidates", () => {
   });
 
   test("--More-- stops at q, Q, n, N, Backspace, Ctrl-C, Esc and Ctrl-D: the prompt with the line as it was, the shell on", async () => {
-    const names = await commandsStartingWith("query-");
+    const rows = await queryRows();
     await use(SHORT, async (terminal) => {
       let line = "query-";
       for (const key of ["q", "Q", "n", "N", "BSpace", "C-c", "Escape", "C-d"]) {
-        const rows = await firstScreenful(terminal, line, names);
+        await firstScreenful(terminal, line, rows);
         line = "";
         await terminal.press(key);
         const screen = await terminal.waitFor(`the prompt after ${key}`, (s) => s.at(-1) === `${PROMPT} query-`);
@@ -126,9 +162,9 @@ describe("qmpctl shell: TAB's list of candidates", () => {
   });
 
   test("an event at --More-- prints above it, which stays; after a resize the next screenful fills the new height", async () => {
-    const names = await commandsStartingWith("query-");
+    const rows = await queryRows();
     await use(SHORT, async (terminal) => {
-      const rows = await firstScreenful(terminal, "query-", names);
+      await firstScreenful(terminal, "query-", rows);
       await qemu.control.execute("stop");
       try {
         const screen = await terminal.waitFor("the STOP event", (s) => s.some((row) => row.includes('"event":"STOP"')));
@@ -153,12 +189,13 @@ describe("qmpctl shell: TAB's list of candidates", () => {
   test("TAB on an empty line asks first; y lists every command a screenful at a time", async () => {
     const local = ["events", "exit", "help", "quit", "transaction("]; // quit is QEMU's too: listed once
     const names = [...new Set([...await commandsStartingWith(""), ...local])].sort();
+    expect(longest(names)).toBe("blockdev-snapshot-delete-internal-sync"); // two columns in 80 (inTwoColumns)
     await use(SHORT, async (terminal) => {
       await terminal.press("Tab");
       await terminal.waitForLastLine(`Display all ${names.length} possibilities? (y or n)`);
       await terminal.type("y");
       const screen = await terminal.waitForLastLine(MORE);
-      expect(screen.slice(0, -1).map(words)).toEqual(downColumns(names, words(screen[0]).length).slice(0, 9));
+      expect(screen.slice(0, -1).map(words)).toEqual(inTwoColumns(names).slice(0, 9));
       await terminal.press("C-c");
       await terminal.waitForLastLine(PROMPT);
     });
