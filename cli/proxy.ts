@@ -35,7 +35,9 @@ stdout and stderr are the proxy's own. Once asked to stop (a signal,
 --timeout), it takes no new clients (PATH is removed) and serves those
 connected until QEMU has exited; QEMU gets SIGKILL if it has not exited
 ${formatDuration(QEMU_EXIT_GRACE_MS)} later (as timeout -k), or at once on a second signal (the same
-signal within half a second is the same stop: timeout(1) sends it twice). QEMU has
+signal within half a second is the same stop, SIGHUP the same as SIGTERM:
+timeout(1) sends its signal twice, systemd's SendSIGHUP= a SIGHUP after
+its SIGTERM). QEMU has
 ended once the program has exited and the monitor has closed: a wrapper
 script that runs QEMU as its child (not with exec) gets the signals, and a
 QEMU it leaves behind is sent quit on its monitor when the proxy stops, or

@@ -56,6 +56,11 @@ export const SAME_STOP_MS = 500;
 /** How long the log's "stopping" line may hold the signal it tells of (a reader of the log that stopped reading). */
 const LOG_BEFORE_SIGNAL_MS = 100;
 
+/** The signal a stop asked for is passed on to QEMU as: SIGINT as itself, SIGTERM for the others. */
+function passedOn(reason: StopReason): "SIGINT" | "SIGTERM" {
+  return reason === "SIGINT" ? "SIGINT" : "SIGTERM";
+}
+
 /**
  * Start QEMU with a monitor the proxy owns from the first instant: the proxy
  * listens on a socket in a private (0700) directory and QEMU connects to it
@@ -249,13 +254,14 @@ class LaunchedQemu {
   #forwardStops(): void {
     void this.#stop.requested.then(async (reason) => {
       const askedAt = performance.now();
-      const signal = reason === "SIGINT" ? "SIGINT" : "SIGTERM";
+      const signal = passedOn(reason);
       const how = this.#exited
         ? "QEMU (quit on its monitor)"
         : `${this.#name}${reason === "SIGHUP" ? " (with SIGTERM)" : ""}`;
       const again = (second: StopReason) => {
         if (this.#exited && this.#monitorGone) return; // the proxy is ending: nothing left to stop
-        if (second === reason && performance.now() - askedAt < SAME_STOP_MS) return;
+        // SIGHUP is passed on as SIGTERM: systemd's SendSIGHUP= sends it right after SIGTERM, one stop.
+        if (passedOn(second) === signal && performance.now() - askedAt < SAME_STOP_MS) return;
         const what = `${second}${second === reason ? " again" : ""}`;
         if (!this.#exited) {
           notice(`${what}: killing ${this.#name} (SIGKILL)`);
@@ -408,7 +414,7 @@ class LaunchedQemu {
     await this.#quitting; // its outcome, once known
     const program = `${this.#name} ${await this.#qemu.ended}`;
     const how = this.#outcome === "quit"
-      ? `QEMU quit on its monitor after ${program}`
+      ? `QEMU quit on its monitor; ${program}` // the program may be QEMU itself (a wrapper that exec'd it)
       : this.#outcome === "left"
       ? `QEMU left running without its monitor after ${program}`
       : this.#outcome === "outlived"
@@ -430,9 +436,8 @@ class LaunchedQemu {
     if (this.#outcome === "left") return EXIT.CONNECTION;
     if (reason === undefined) return status;
     if (reason === "timeout") return EXIT.TIMEOUT;
-    const passedOn = reason === "SIGINT" ? "SIGINT" : "SIGTERM";
     const byTheStop = this.#outcome === "killed" || this.#outcome === "quit" ||
-      await this.#qemu.ended === `was killed by ${passedOn}`;
+      await this.#qemu.ended === `was killed by ${passedOn(reason)}`;
     return byTheStop ? stopStatus(reason) : status;
   }
 }

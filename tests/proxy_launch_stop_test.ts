@@ -75,17 +75,28 @@ for (
   });
 }
 
-test("the same signal twice at once (timeout -s INT: to the proxy, then its process group) is one stop; once more later kills", async () => {
-  const { proxy, pid } = await serveStubbornQemu();
-  proxy.child.kill("SIGINT");
-  proxy.child.kill("SIGINT"); // back to back, as timeout(1) sends them
-  await proxy.stderrLine(/: stopping sh/);
-  await Bun.sleep(SAME_STOP_MS + 200); // past the window: the next one is a second stop
-  expect(proxy.stderr()).not.toContain("killing");
-  expect(alive(pid)).toBe(true);
-  proxy.child.kill("SIGINT");
-  const result = await proxy.result;
-  expect({ code: result.code, signal: result.signal }).toEqual({ code: 130, signal: "SIGINT" });
-  expect(result.stderr).toContain("qmpctl: proxy: SIGINT again: killing sh (SIGKILL)\n");
-  expect(alive(pid)).toBe(false);
-});
+// timeout -s INT: its signal to the proxy, then to its process group; systemd with SendSIGHUP=: SIGTERM, then
+// SIGHUP (passed on as SIGTERM) right after.
+for (
+  const [first, second, status, diedOf] of [["SIGINT", "SIGINT", 130, "SIGINT"], [
+    "SIGTERM",
+    "SIGHUP",
+    0,
+    null,
+  ]] as const
+) {
+  test(`${first} and ${second} at once are one stop; ${first} once more later kills`, async () => {
+    const { proxy, pid } = await serveStubbornQemu();
+    proxy.child.kill(first);
+    proxy.child.kill(second); // back to back
+    await proxy.stderrLine(/: stopping sh/);
+    await Bun.sleep(SAME_STOP_MS + 200); // past the window: the next one is a second stop
+    expect(proxy.stderr()).not.toContain("killing");
+    expect(alive(pid)).toBe(true);
+    proxy.child.kill(first);
+    const result = await proxy.result;
+    expect({ code: result.code, signal: result.signal }).toEqual({ code: status, signal: diedOf });
+    expect(result.stderr).toContain(`qmpctl: proxy: ${first} again: killing sh (SIGKILL)\n`);
+    expect(alive(pid)).toBe(false);
+  });
+}

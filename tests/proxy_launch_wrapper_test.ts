@@ -6,6 +6,7 @@
 import { afterEach, expect, test } from "bun:test";
 import { existsSync, readFileSync, watch, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { SAME_STOP_MS } from "../cli/proxy_launch.ts";
 import { qmpctl } from "./helpers/cli.ts";
 import { childrenOf, waitUntil } from "./helpers/process_state.ts";
 import { negotiatedClient, type RawClient, startProxy } from "./helpers/proxy.ts";
@@ -59,6 +60,7 @@ test("SIGTERM kills a wrapper running QEMU as its child: QEMU quit on its monito
   const result = await proxy.result;
   expect({ code: result.code, signal: result.signal }).toEqual({ code: 0, signal: null });
   expect(result.stderr).toContain(`qmpctl: proxy: SIGTERM: stopping ${wrapper}\n`);
+  expect(result.stderr).toContain(`qmpctl: proxy: QEMU quit on its monitor; ${wrapper} was killed by SIGTERM`);
   expect(alive(qemu)).toBe(false);
 }, 30_000);
 
@@ -169,6 +171,7 @@ test(
     const { proxy, qemu, wrapper, wrapperPid } = await serveWrappedStubborn();
     proxy.child.kill("SIGTERM");
     await waitUntil(() => !alive(wrapperPid), "the wrapper died of SIGTERM");
+    await Bun.sleep(SAME_STOP_MS + 100); // sooner, a SIGHUP is that SIGTERM's own (systemd's SendSIGHUP=)
     proxy.child.kill("SIGHUP");
     const result = await proxy.result;
     expect({ code: result.code, signal: result.signal }).toEqual({ code: 3, signal: null });
