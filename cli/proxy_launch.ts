@@ -14,7 +14,13 @@ import { formatDuration } from "./duration.ts";
 import { EXIT, PROGRAM } from "./exit_status.ts";
 import { makePrivateDir, removeDir } from "./io/files.ts";
 import { stderrWritten } from "./io/output.ts";
-import { onInterrupt, type PassthroughChild, scriptInterpreter, spawnPassthrough } from "./io/process.ts";
+import {
+  commandLineNamed,
+  onInterrupt,
+  type PassthroughChild,
+  scriptInterpreter,
+  spawnPassthrough,
+} from "./io/process.ts";
 import { onFatalSignal } from "./io/signals.ts";
 import { UsageError } from "./options.ts";
 import {
@@ -44,6 +50,11 @@ const QEMU_FAILING_START_MS = 2000;
  * behind, which then waits this long before it is quit.
  */
 const MONITOR_CLOSE_SETTLE_MS = 2000;
+/**
+ * How often the proxy looks again for a QEMU still starting after the program exited before its monitor
+ * connected (a process whose command line names the monitor's socket): one that has gone has failed.
+ */
+const STARTING_POLL_MS = 100;
 /** How long QEMU has to close its monitor after the proxy's quit: QEMU quits at once, without the guest's say. */
 const QUIT_CLOSE_MS = 2000;
 /**
@@ -156,10 +167,15 @@ function spawnWithMonitor(command: string[], monitorPath: string): Promise<Passt
   return spawnPassthrough([
     ...command,
     "-chardev",
-    `socket,id=qmpctl-proxy,path=${monitorPath.replaceAll(",", ",,")},server=off`, // QEMU's options escape ',' as ',,'
+    `socket,id=qmpctl-proxy,path=${chardevPath(monitorPath)},server=off`,
     "-mon",
     "chardev=qmpctl-proxy,mode=control",
   ]);
+}
+
+/** `path` as the monitor's -chardev option names it: QEMU's options escape ',' as ',,'. */
+function chardevPath(path: string): string {
+  return path.replaceAll(",", ",,");
 }
 
 /** Why `program` could not be started, in qmpctl's words; the exit status env(1) gives (127 not found, else 126). */
@@ -195,6 +211,8 @@ class LaunchedQemu {
   #ending: Promise<number> | undefined;
   /** Whether the program has exited: a second stop then has nothing left to kill. */
   #exited = false;
+  /** Whether the program exited before QEMU connected its monitor (a wrapper that left QEMU starting). */
+  #exitedFirst = false;
   /** Whether QEMU's monitor connection has ended (or was never made): nothing is left to wait for then. */
   #monitorGone = false;
   /**
@@ -220,7 +238,7 @@ class LaunchedQemu {
   /** Wait for QEMU's monitor, then serve it until QEMU ends: the run's exit status. */
   async run(monitor: MonitorSocket, listen: string, options: ProxyOptions): Promise<number> {
     this.#forwardStops();
-    const early = await this.#awaitMonitor(monitor.connected);
+    const early = await this.#awaitMonitor(monitor);
     await monitor.close();
     if (early !== "connected") {
       this.#monitorGone = true;
@@ -291,18 +309,45 @@ class LaunchedQemu {
   /**
    * Wait for QEMU to connect its monitor, which it does as it starts, in well under a second: --connect-timeout
    * bounds the wait, unless --timeout runs out first (QEMU is then being stopped, and the run ends when it has).
+   * A program that exits first may be a wrapper that left QEMU starting in the background: while a process
+   * whose command line names the monitor's socket (a private path, no other's) lives, the wait goes on, within
+   * the same bound, and until a stop is asked for. None (a QEMU that failed, no /proc): "exited", at once.
    */
-  async #awaitMonitor(connected: Promise<void>): Promise<MonitorWait> {
+  async #awaitMonitor(monitor: MonitorSocket): Promise<MonitorWait> {
     const bound = this.#context.global.connectTimeoutMs;
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const early = await Promise.race([
-      connected.then(() => "connected" as const),
+    const connected = monitor.connected.then(() => "connected" as const);
+    const late = bound > 0
+      ? [new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), bound)))]
+      : [];
+    let early = await Promise.race([
+      connected,
       this.#qemu.exited.then(() => "exited" as const),
       this.#stop.requested.then((signal) => signal === "timeout" ? "timeout" as const : new Promise<never>(() => {})),
-      ...(bound > 0 ? [new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), bound)))] : []),
+      ...late,
     ]);
+    if (early === "exited" && this.#stop.reason === undefined && await commandLineNamed(chardevPath(monitor.path))) {
+      this.#exitedFirst = true;
+      const done = new AbortController();
+      early = await Promise.race([
+        connected,
+        this.#stop.requested.then(() => "exited" as const), // QEMU, if it comes, finds no socket and exits
+        this.#whileStarting(monitor.path, done.signal),
+        ...late,
+      ]);
+      done.abort();
+    }
     clearTimeout(timer);
     return early;
+  }
+
+  /** "exited" once no process names the monitor's socket (a QEMU still starting has failed), or never if `until`. */
+  async #whileStarting(path: string, until: AbortSignal): Promise<"exited"> {
+    while (!until.aborted) {
+      await new Promise((resolve) => setTimeout(resolve, STARTING_POLL_MS));
+      if (!until.aborted && !await commandLineNamed(chardevPath(path))) return "exited";
+    }
+    return new Promise<never>(() => {});
   }
 
   /** The run's exit status when QEMU did not connect its monitor: it exited, --timeout stopped it, or it was late. */
@@ -359,7 +404,8 @@ class LaunchedQemu {
    */
   async #monitorClosed(proxy: QmpProxy): Promise<void> {
     const closed = abortable(proxy.ended, this.#giveUp.signal, "QEMU's monitor to close"); // a second stop: no more
-    if (await within(closed, MONITOR_CLOSE_SETTLE_MS).catch(() => undefined)) return;
+    // A QEMU that connected once the program had exited outlived it: no settling to wait for.
+    if (await within(closed, this.#exitedFirst ? 0 : MONITOR_CLOSE_SETTLE_MS).catch(() => undefined)) return;
     if (this.#stop.reason === undefined) {
       notice(
         `${this.#name} ${await this.#qemu.ended} while QEMU's monitor stays connected: serving it until it closes`,

@@ -183,3 +183,29 @@ test(
   },
   30_000,
 );
+
+test(
+  "a wrapper that exits before the QEMU it left in the background has connected: served when it does; its status",
+  async () => {
+    const dir = scratchDir("qmpctl-launch-wrapper-");
+    const wrapper = join(dir, "bg.sh"), shared = join(dir, "vm.sock"), pidFile = join(dir, "qemu.pid");
+    writeFileSync(wrapper, `#!/bin/sh\n${QEMU} "$@" &\necho $! > ${pidFile}\nexit 5\n`, { mode: 0o755 });
+    const proxy = startProxy(["--listen", shared, "--", wrapper], 60_000);
+    cleanups.push(() => proxy.child.kill("SIGKILL"));
+    await waitUntil(() => existsSync(pidFile) && readFileSync(pidFile, "utf8").endsWith("\n"), "the wrapper ran QEMU");
+    const qemu = Number(readFileSync(pidFile, "utf8"));
+    cleanups.push(() => alive(qemu) && process.kill(qemu, "SIGKILL"));
+    await proxy.ready; // before, the proxy said the wrapper "exited with status 5 before it connected its monitor"
+    await proxy.stderrLine(/while QEMU's monitor stays connected/);
+    expect(proxy.stderr()).toContain(
+      `qmpctl: proxy: ${wrapper} exited with status 5 while QEMU's monitor stays connected: serving it until it closes\n`,
+    );
+    expect(await qmpctl(["-s", shared, "exec", "query-status"])).toMatchObject({ code: 0 });
+    expect(await qmpctl(["-s", shared, "exec", "quit"])).toMatchObject({ code: 0, stdout: "{}\n" });
+    const result = await proxy.result;
+    expect({ code: result.code, signal: result.signal }).toEqual({ code: 5, signal: null });
+    expect(result.stderr).toMatch(/\nqmpctl: proxy: QEMU closed its monitor( \(\d clients? disconnected\))?\n$/);
+    await waitUntil(() => !alive(qemu), "QEMU has exited");
+  },
+  30_000,
+);

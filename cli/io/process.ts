@@ -66,6 +66,28 @@ async function procWords(path: string): Promise<Uint8Array[] | "not granted" | u
   return words;
 }
 
+/** How many /proc/PID/cmdline files commandLineNamed reads at once. */
+const CMDLINE_BATCH = 64;
+
+/**
+ * Whether a living process has `text` in its command line (Linux's
+ * /proc/PID/cmdline, one read of each, CMDLINE_BATCH at a time): undefined
+ * where there is no /proc to ask (macOS) or Deno's permissions refuse it. A
+ * process gone while read is passed over; a zombie's command line reads
+ * empty, so one names nothing.
+ */
+export async function commandLineNamed(text: string): Promise<boolean | undefined> {
+  const { readdir, readFile } = await import("node:fs/promises"); // not on the one-shot path
+  const pids = await readdir("/proc").then((names) => names.filter((name) => /^\d+$/.test(name)), () => undefined);
+  if (!pids) return undefined;
+  const needle = new TextEncoder().encode(text);
+  const names = (pid: string) => readFile(`/proc/${pid}/cmdline`).then((line) => line.includes(needle), () => false);
+  for (let i = 0; i < pids.length; i += CMDLINE_BATCH) {
+    if ((await Promise.all(pids.slice(i, i + CMDLINE_BATCH).map(names))).includes(true)) return true;
+  }
+  return false;
+}
+
 // Whether a SIGINT came (a Ctrl-C): an exit 130 is then death by that signal (output.ts `exit`).
 let sigintCame = false;
 
