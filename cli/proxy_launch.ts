@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { abortable, within } from "../lib/abort.ts";
+import { abortable, sleep, within } from "../lib/abort.ts";
 import { ConnectionError, DisconnectedError, GreetingError } from "../lib/errors.ts";
 import { type ProxyOptions, QmpProxy } from "../lib/proxy/proxy.ts";
 import { Upstream } from "../lib/proxy/upstream.ts";
@@ -343,9 +343,8 @@ class LaunchedQemu {
 
   /** "exited" once no process names the monitor's socket (a QEMU still starting has failed), or never if `until`. */
   async #whileStarting(path: string, until: AbortSignal): Promise<"exited"> {
-    while (!until.aborted) {
-      await new Promise((resolve) => setTimeout(resolve, STARTING_POLL_MS));
-      if (!until.aborted && !await commandLineNamed(chardevPath(path))) return "exited";
+    while (await sleep(STARTING_POLL_MS, until, "a QEMU still starting").then(() => true, () => false)) {
+      if (!await commandLineNamed(chardevPath(path))) return "exited";
     }
     return new Promise<never>(() => {});
   }
