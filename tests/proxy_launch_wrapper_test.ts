@@ -149,18 +149,23 @@ async function serveWrappedStubborn() {
   return { proxy, qemu, wrapper, wrapperPid: childrenOf(proxy.child.pid)[0] };
 }
 
+/** The run's end once the wrapper died of SIGTERM and the fake QEMU stayed: `why` said, QEMU left running, exit 3. */
+async function expectLeftRunning(run: Awaited<ReturnType<typeof serveWrappedStubborn>>, why: string): Promise<void> {
+  const result = await run.proxy.result;
+  expect({ code: result.code, signal: result.signal }).toEqual({ code: 3, signal: null });
+  expect(result.stderr).toEndWith(
+    `qmpctl: proxy: ${why}\n` +
+      `qmpctl: proxy: QEMU left running without its monitor after ${run.wrapper} was killed by SIGTERM\n`,
+  );
+  expect(alive(run.qemu)).toBe(true); // the fake: a real QEMU quits
+}
+
 test(
   "a QEMU that does not close its monitor after the proxy's quit: said, left running, exit 3 (not a stop done)",
   async () => {
-    const { proxy, qemu, wrapper } = await serveWrappedStubborn();
-    proxy.child.kill("SIGTERM");
-    const result = await proxy.result;
-    expect({ code: result.code, signal: result.signal }).toEqual({ code: 3, signal: null });
-    expect(result.stderr).toEndWith(
-      "qmpctl: proxy: QEMU did not close its monitor within 2s of quit\n" +
-        `qmpctl: proxy: QEMU left running without its monitor after ${wrapper} was killed by SIGTERM\n`,
-    );
-    expect(alive(qemu)).toBe(true); // the fake: a real QEMU quits
+    const run = await serveWrappedStubborn();
+    run.proxy.child.kill("SIGTERM");
+    await expectLeftRunning(run, "QEMU did not close its monitor within 2s of quit");
   },
   30_000,
 );
@@ -168,22 +173,15 @@ test(
 test(
   "a second signal once the wrapper is gone ends the wait for QEMU's monitor at once, saying so; exit 3",
   async () => {
-    const { proxy, qemu, wrapper, wrapperPid } = await serveWrappedStubborn();
-    proxy.child.kill("SIGTERM");
-    await waitUntil(() => !alive(wrapperPid), "the wrapper died of SIGTERM");
+    const run = await serveWrappedStubborn();
+    run.proxy.child.kill("SIGTERM");
+    await waitUntil(() => !alive(run.wrapperPid), "the wrapper died of SIGTERM");
     await Bun.sleep(SAME_STOP_MS + 100); // sooner, a SIGHUP is that SIGTERM's own (systemd's SendSIGHUP=)
-    proxy.child.kill("SIGHUP");
-    const result = await proxy.result;
-    expect({ code: result.code, signal: result.signal }).toEqual({ code: 3, signal: null });
-    expect(result.stderr).toEndWith(
-      "qmpctl: proxy: SIGHUP: not waiting for QEMU to close its monitor\n" +
-        `qmpctl: proxy: QEMU left running without its monitor after ${wrapper} was killed by SIGTERM\n`,
-    );
-    expect(alive(qemu)).toBe(true);
+    run.proxy.child.kill("SIGHUP");
+    await expectLeftRunning(run, "SIGHUP: not waiting for QEMU to close its monitor");
   },
   30_000,
 );
-
 test(
   "a wrapper that exits before the QEMU it left in the background has connected: served when it does; its status",
   async () => {
