@@ -68,6 +68,7 @@ ${
         "TMPDIR",
         "where ssh:// and proxy -- CMD make their private directory (default /tmp; a relative one is ignored)",
       ],
+      ["PATH", "where proxy -- PROGRAM is found (as exec(3) finds it), and ssh"],
       ["XDG_CACHE_HOME", "where the schema cache lives (default ~/.cache)"],
       ["XDG_STATE_HOME", "where the shell's history lives (default ~/.local/state)"],
       ["HOME", "the base of both defaults"],

@@ -65,12 +65,13 @@ ${
 Launch mode: QEMU's own exit status (128 + the number of a signal that
 killed it; 130 after a Ctrl-C, once QEMU has stopped); 0 after SIGTERM or
 SIGHUP when QEMU died of the signal sent to stop it (the one passed on, or
-the SIGKILL after the grace or a second signal), or quit on its monitor; 127 when it is not found,
-126 when it cannot be run (as env(1)); 3 when it does not connect its
-monitor within --connect-timeout (it is then stopped), or when a QEMU
-quit on its monitor does not close it (left running, said); 124 when --timeout
-runs out (QEMU gets SIGTERM, and SIGKILL ${formatDuration(QEMU_EXIT_GRACE_MS)} later if it has not
-exited, as timeout -k), whether it exited or was killed.`;
+the SIGKILL after the grace or a second signal), or quit on its monitor;
+127 when it is not found, 126 when it cannot be run (as env(1)); 3 when
+it does not connect its monitor within --connect-timeout (it is then
+stopped), or when a QEMU quit on its monitor does not close it (left
+running, said); 124 when --timeout runs out (QEMU gets SIGTERM, and
+SIGKILL ${formatDuration(QEMU_EXIT_GRACE_MS)} later if it has not exited, as timeout -k), whether
+it exited or was killed.`;
 
 export async function run(context: CommandContext): Promise<number> {
   // First of all: a SIGTERM or SIGHUP is the proxy's to handle before it makes anything (the socket, its private
