@@ -394,17 +394,21 @@ function exitStatusOf(error: unknown): number {
 
 /**
  * A mistyped option's error with the closest names among those its command takes (every command's, when
- * none came before it); closest.ts is loaded only then.
+ * none came before it), or else where its options are listed, as curl and jq point to their help;
+ * closest.ts is loaded only then.
  */
 async function withClosestOption(error: UnknownOptionError): Promise<UnknownOptionError> {
   const { closestNames } = await import("./lib/closest.ts");
-  const command = error.before[0] === "help" ? undefined : error.before[0];
-  const specs = command !== undefined && Object.hasOwn(COMMANDS, command)
-    ? [...GLOBAL_OPTIONS, ...COMMANDS[command].options]
-    : allOptions();
-  const names = closestNames(error.option, new Set(specs.map((spec) => spec.name))).map((n) => `--${n}`);
+  const command = error.before[0] !== undefined && Object.hasOwn(COMMANDS, error.before[0])
+    ? error.before[0]
+    : undefined;
+  const specs = command === undefined ? allOptions() : [...GLOBAL_OPTIONS, ...COMMANDS[command].options];
+  const names = error.dashes === "-"
+    ? []
+    : closestNames(error.option, new Set(specs.map((spec) => spec.name))).map((n) => `--${n}`);
   const last = names.pop();
   if (last) error.message += ` (did you mean ${names.length > 0 ? `${names.join(", ")} or ` : ""}${last}?)`;
+  else error.message += ` (try: qmpctl ${command === undefined ? "--help" : `help ${command}`})`;
   return error;
 }
 

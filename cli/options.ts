@@ -15,12 +15,13 @@ export class UsageError extends Error {
 }
 
 /**
- * `--NAME` that no command takes, met after the words `before` (the command's name first, when it came
- * first): for a "did you mean" among the names that command takes (cli.ts adds it).
+ * `--NAME` (or `-N`) that no command takes, met after the words `before` (the command's name first, when it
+ * came first): for a "did you mean" among the names that command takes, or else where its options are
+ * listed (cli.ts adds either).
  */
 export class UnknownOptionError extends UsageError {
-  constructor(readonly option: string, readonly before: readonly string[]) {
-    super(`unknown option --${option}`);
+  constructor(readonly option: string, readonly before: readonly string[], readonly dashes: "-" | "--" = "--") {
+    super(`unknown option ${dashes}${option}`);
   }
 }
 
@@ -175,7 +176,7 @@ export function parseArgs(
     } else if (arg.startsWith("-") && arg.length > 1) {
       for (let j = 1; j < arg.length; j++) {
         const spec = findOption(specs, "short", arg[j]);
-        if (!spec) throw new UsageError(`unknown option -${arg[j]}`);
+        if (!spec) throw new UnknownOptionError(arg[j], words, "-");
         if (!spec.value) {
           set(spec, true);
           continue;

@@ -179,7 +179,11 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
       ["help", "query-status"],
       /^qmpctl: unknown command 'query-status' \(commands: .*; QEMU's own commands are described by: qmpctl describe query-status\)$/,
     ],
-    ["an unknown long option", ["exec", "query-status", "--frobnicate"], /^qmpctl: unknown option --frobnicate$/],
+    [
+      "an unknown long option",
+      ["exec", "query-status", "--frobnicate"],
+      /^qmpctl: unknown option --frobnicate \(try: qmpctl help exec\)$/,
+    ],
     [
       "a mistyped long option",
       ["exec", "query-status", "--timout", "5s"],
@@ -188,9 +192,18 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
     [ // proxy's --listen is no name for exec's mistyped option
       "a mistyped option close only to another command's",
       ["exec", "query-status", "--lsten", "x"],
-      /^qmpctl: unknown option --lsten$/,
+      /^qmpctl: unknown option --lsten \(try: qmpctl help exec\)$/,
     ],
-    ["an unknown short option", ["exec", "query-status", "-x"], /^qmpctl: unknown option -x$/],
+    [
+      "an unknown short option",
+      ["exec", "query-status", "-x"],
+      /^qmpctl: unknown option -x \(try: qmpctl help exec\)$/,
+    ],
+    [
+      "an unknown option before the command",
+      ["-P", "exec", "query-status"],
+      /^qmpctl: unknown option -P \(try: qmpctl --help\)$/,
+    ],
     ["an option of another command", ["hmp", "info status", "--args", "{}"], /^qmpctl: hmp does not take --args$/],
     [ // named as the user may have typed it: -l is commands' --long
       "a short option of another command",
