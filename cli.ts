@@ -393,29 +393,34 @@ function exitStatusOf(error: unknown): number {
 }
 
 /**
- * A mistyped option's error with the closest names among those its command takes (every command's, when
- * none came before it), or else where its options are listed, as curl and jq point to their help;
- * closest.ts is loaded only then.
+ * An unknown option's error with the closest names among those its command takes (every command's, when
+ * none came before it), or else where its options are listed, as curl and jq point to their help.
  */
-async function withClosestOption(error: UnknownOptionError): Promise<UnknownOptionError> {
-  const { closestNames } = await import("./lib/closest.ts");
+async function withOptionHint(error: UnknownOptionError): Promise<UnknownOptionError> {
   const command = error.before[0] !== undefined && Object.hasOwn(COMMANDS, error.before[0])
     ? error.before[0]
     : undefined;
-  const specs = command === undefined ? allOptions() : [...GLOBAL_OPTIONS, ...COMMANDS[command].options];
-  const names = error.dashes === "-"
-    ? []
-    : closestNames(error.option, new Set(specs.map((spec) => spec.name))).map((n) => `--${n}`);
+  const names = error.dashes === "--" ? await closestOptions(error.option, command) : []; // -x: one letter
   const last = names.pop();
   if (last) error.message += ` (did you mean ${names.length > 0 ? `${names.join(", ")} or ` : ""}${last}?)`;
   else error.message += ` (try: qmpctl ${command === undefined ? "--help" : `help ${command}`})`;
   return error;
 }
 
-// Only a mistyped option runs withClosestOption: a failed exec does not pay for its first run.
+/**
+ * The long options closest to `option` among those `command` takes (every command's without one); closest.ts
+ * is loaded only then.
+ */
+async function closestOptions(option: string, command: string | undefined): Promise<string[]> {
+  const { closestNames } = await import("./lib/closest.ts");
+  const specs = command === undefined ? allOptions() : [...GLOBAL_OPTIONS, ...COMMANDS[command].options];
+  return closestNames(option, new Set(specs.map((spec) => spec.name))).map((n) => `--${n}`);
+}
+
+// Only an unknown option runs withOptionHint: a failed exec does not pay for its first run.
 exit(
   await main().catch((error) =>
-    error instanceof UnknownOptionError ? withClosestOption(error).then(exitStatusOf) : exitStatusOf(error)
+    error instanceof UnknownOptionError ? withOptionHint(error).then(exitStatusOf) : exitStatusOf(error)
   ),
   EXIT.TIMEOUT, // stderr did not take what was written before --timeout ran out
 );
