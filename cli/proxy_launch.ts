@@ -226,13 +226,14 @@ class LaunchedQemu {
       this.#stop.requested.then((signal) => signal === "timeout" ? "timeout" as const : new Promise<never>(() => {})),
       ...late,
     ]);
-    if (early === "exited" && this.#stop.reason === undefined && await commandLineNamed(chardevPath(monitor.path))) {
+    const named = chardevPath(monitor.path); // as QEMU's command line names the socket
+    if (early === "exited" && this.#stop.reason === undefined && await commandLineNamed(named)) {
       this.#exitedFirst = true;
       const done = new AbortController();
       early = await Promise.race([
         connected,
         this.#stop.requested.then(() => "exited" as const), // QEMU, if it comes, finds no socket and exits
-        this.#whileStarting(monitor.path, done.signal),
+        this.#whileStarting(named, done.signal),
         ...late,
       ]);
       done.abort();
@@ -241,10 +242,13 @@ class LaunchedQemu {
     return early;
   }
 
-  /** "exited" once no process names the monitor's socket (a QEMU still starting has failed), or never if `until`. */
-  async #whileStarting(path: string, until: AbortSignal): Promise<"exited"> {
+  /**
+   * "exited" once no process has `named` (the monitor's socket) in its command line (a QEMU still starting has
+   * failed), or never if `until` aborts.
+   */
+  async #whileStarting(named: string, until: AbortSignal): Promise<"exited"> {
     while (await sleep(STARTING_POLL_MS, until, "a QEMU still starting").then(() => true, () => false)) {
-      if (!await commandLineNamed(chardevPath(path))) return "exited";
+      if (!await commandLineNamed(named)) return "exited";
     }
     return new Promise<never>(() => {});
   }
