@@ -83,10 +83,12 @@ test(
 test(
   "a wrapper that exits by itself, leaving QEMU: served on until QEMU closes its monitor; the wrapper's status",
   async () => {
-    // The wrapper leaves once the proxy serves (QEMU has connected its monitor), QEMU in the background.
+    // The wrapper leaves once the proxy serves (QEMU has connected its monitor), QEMU in the background: at the
+    // test's word, once QEMU was found as the wrapper's child (an orphan's parent no longer names it).
     const { proxy, qemu, client, shared, wrapper } = await serveWrapped(
-      `${QEMU} "$@" &\nwhile [ ! -S "$SHARED" ]; do sleep 0.05; done\nexit 3`,
+      `${QEMU} "$@" &\nwhile [ ! -e "$SHARED.go" ]; do sleep 0.05; done\nexit 3`,
     );
+    writeFileSync(`${shared}.go`, "");
     await proxy.stderrLine(/while QEMU's monitor stays connected/);
     expect(proxy.stderr()).toContain(
       `qmpctl: proxy: ${wrapper} exited with status 3 while QEMU's monitor stays connected: serving it until it closes\n`,
