@@ -8,7 +8,7 @@ import { existsSync, readFileSync, watch, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SAME_STOP_MS } from "../cli/proxy_launch.ts";
 import { qmpctl } from "./helpers/cli.ts";
-import { childrenOf, waitUntil } from "./helpers/process_state.ts";
+import { childrenOf, processesNaming, waitUntil } from "./helpers/process_state.ts";
 import { negotiatedClient, type RawClient, startProxy } from "./helpers/proxy.ts";
 import { scratchDir } from "./helpers/scratch.ts";
 import { alive, stubbornQemu, stubbornQemuPid } from "./helpers/stubborn_qemu.ts";
@@ -20,11 +20,26 @@ afterEach(async () => {
 
 const QEMU = "qemu-system-x86_64 -nodefaults -display none -machine none";
 
-/** The proxy started on the wrapper script `body` (after #!/bin/sh), serving; QEMU's pid and a client. */
+/**
+ * QEMU's command line for a wrapper in `dir`, marked with it (-name) so that the test's end stops that QEMU
+ * even when the test failed before it knew its pid (a wrapper gone, QEMU orphaned).
+ */
+function markedQemu(dir: string): string {
+  cleanups.push(() => {
+    for (const pid of processesNaming(`-name\0${dir}\0`)) process.kill(pid, "SIGKILL");
+  });
+  return `${QEMU} -name ${dir}`;
+}
+
+/**
+ * The proxy started on the wrapper script `body` (after #!/bin/sh; $QEMU: QEMU's command line, $SHARED: the
+ * proxy's socket), serving; QEMU's pid and a client.
+ */
 async function serveWrapped(body: string) {
   const dir = scratchDir("qmpctl-launch-wrapper-");
   const wrapper = join(dir, "vm.sh"), shared = join(dir, "vm.sock");
-  writeFileSync(wrapper, `#!/bin/sh\n${body.replaceAll("$SHARED", shared)}\n`, { mode: 0o755 });
+  const script = body.replaceAll("$QEMU", markedQemu(dir)).replaceAll("$SHARED", shared);
+  writeFileSync(wrapper, `#!/bin/sh\n${script}\n`, { mode: 0o755 });
   const proxy = startProxy(["--listen", shared, "--", wrapper], 60_000);
   cleanups.push(() => proxy.child.kill("SIGKILL"));
   await proxy.ready;
@@ -54,7 +69,7 @@ async function expectShutdownThenClose(client: RawClient): Promise<void> {
 }
 
 test("SIGTERM kills a wrapper running QEMU as its child: QEMU quit on its monitor, SHUTDOWN seen, exit 0", async () => {
-  const { proxy, qemu, client, wrapper } = await serveWrapped(`${QEMU} "$@"`);
+  const { proxy, qemu, client, wrapper } = await serveWrapped(`$QEMU "$@"`);
   proxy.child.kill("SIGTERM");
   await expectShutdownThenClose(client);
   const result = await proxy.result;
@@ -67,7 +82,7 @@ test("SIGTERM kills a wrapper running QEMU as its child: QEMU quit on its monito
 test(
   "a wrapper ignoring SIGTERM, killed at a second signal: QEMU quit on its monitor all the same; exit 130",
   async () => {
-    const { proxy, qemu, client, wrapper } = await serveWrapped(`trap '' TERM\n${QEMU} "$@"`);
+    const { proxy, qemu, client, wrapper } = await serveWrapped(`trap '' TERM\n$QEMU "$@"`);
     proxy.child.kill("SIGTERM");
     await proxy.stderrLine(/: stopping /);
     proxy.child.kill("SIGINT");
@@ -86,7 +101,7 @@ test(
     // The wrapper leaves once the proxy serves (QEMU has connected its monitor), QEMU in the background: at the
     // test's word, once QEMU was found as the wrapper's child (an orphan's parent no longer names it).
     const { proxy, qemu, client, shared, wrapper } = await serveWrapped(
-      `${QEMU} "$@" &\nwhile [ ! -e "$SHARED.go" ]; do sleep 0.05; done\nexit 3`,
+      `$QEMU "$@" &\nwhile [ ! -e "$SHARED.go" ]; do sleep 0.05; done\nexit 3`,
     );
     writeFileSync(`${shared}.go`, "");
     await proxy.stderrLine(/while QEMU's monitor stays connected/);
@@ -189,7 +204,7 @@ test(
   async () => {
     const dir = scratchDir("qmpctl-launch-wrapper-");
     const wrapper = join(dir, "bg.sh"), shared = join(dir, "vm.sock"), pidFile = join(dir, "qemu.pid");
-    writeFileSync(wrapper, `#!/bin/sh\n${QEMU} "$@" &\necho $! > ${pidFile}\nexit 5\n`, { mode: 0o755 });
+    writeFileSync(wrapper, `#!/bin/sh\n${markedQemu(dir)} "$@" &\necho $! > ${pidFile}\nexit 5\n`, { mode: 0o755 });
     const proxy = startProxy(["--listen", shared, "--", wrapper], 60_000);
     cleanups.push(() => proxy.child.kill("SIGKILL"));
     await waitUntil(() => existsSync(pidFile) && readFileSync(pidFile, "utf8").endsWith("\n"), "the wrapper ran QEMU");

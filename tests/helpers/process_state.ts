@@ -77,6 +77,13 @@ export function childrenOf(pid: number): number[] {
   return read(`/proc/${pid}/task/${pid}/children`).trim().split(/\s+/).filter(Boolean).map(Number);
 }
 
+/** The pids of the processes whose command line holds `text` (its words joined by NULs, as /proc gives it). */
+export function processesNaming(text: string): number[] {
+  return readdirSync("/proc").filter((name) => /^\d+$/.test(name)).map(Number).filter((pid) =>
+    read(`/proc/${pid}/cmdline`).includes(text)
+  );
+}
+
 /** The first child of `pid` (0 while it has none): the program `unshare --fork` or a wrapper started. */
 export function firstChildOf(pid: number): number {
   return childrenOf(pid)[0] ?? 0;
