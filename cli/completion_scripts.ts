@@ -3,16 +3,19 @@
  * the words up to the cursor to `qmpctl completions complete -- WORD...`
  * (run as the first word of the line names it) and offers what that prints,
  * one candidate a line; when it prints FILES_DIRECTIVE instead, the shell's
- * own file completion takes over (a socket after -s, ga --stdin FILE, ...).
+ * own file completion takes over (a socket after -s, ga --stdin FILE, ...),
+ * for the part of the word after what the next line says comes first
+ * (`--socket=`, `unix:`), if there is one.
  * (`\${` in these templates is the shell's `${`.)
  *
  * @module
  */
 
 /**
- * What `completions complete` prints, alone, when the word is a local file
- * name: the shell completes it with its own file completion. (No candidate
- * starts with ':'; a guest path in `ga cp` does, and gets no candidates.)
+ * What `completions complete` prints when the word is a local file name: the
+ * shell completes it with its own file completion. A second line, when there
+ * is one, is the word's text before the file's name (`--socket=unix:`). (No
+ * candidate starts with ':'; a guest path in `ga cp` does, and gets no candidates.)
  */
 export const FILES_DIRECTIVE = ":files";
 
@@ -67,13 +70,15 @@ _qmpctl() {
   esac
   local -a candidates
   mapfile -t candidates < <("$program" completions complete -- "\${words[@]:1}" 2>/dev/null </dev/null)
-  if ((\${#candidates[@]} == 1)) && [[ \${candidates[0]} == "${FILES_DIRECTIVE}" ]]; then
+  local files=""
+  if ((\${#candidates[@]} <= 2)) && [[ \${candidates[0]} == "${FILES_DIRECTIVE}" ]]; then
+    # A file's name, after what the second line says comes first (--socket=unix:), kept in front.
+    local before=\${candidates[1]-} file=$cur
+    [[ $cur == "$before"* ]] && file=\${cur#"$before"}
+    mapfile -t candidates < <(compgen -f -- "$file")
+    candidates=("\${candidates[@]/#/"$before"}")
+    files=1
     compopt -o filenames 2>/dev/null
-    # --socket=PATH: bash replaces what follows the '=' (in COMP_WORDBREAKS) with the file's name.
-    local file=$cur
-    [[ $cur == --*=* ]] && file=\${cur#*=}
-    mapfile -t COMPREPLY < <(compgen -f -- "$file")
-    return 0
   fi
   # bash replaces only what follows the last '=' or ':' of the word (when
   # they are in COMP_WORDBREAKS), so offer only that part.
@@ -82,7 +87,7 @@ _qmpctl() {
     trim=\${cur%"\${cur##*["$breaks"]}"}
   fi
   COMPREPLY=("\${candidates[@]#"$trim"}")
-  if ((\${#COMPREPLY[@]} == 1)) && [[ \${COMPREPLY[0]} == *[=.] ]]; then
+  if [[ -z $files ]] && ((\${#COMPREPLY[@]} == 1)) && [[ \${COMPREPLY[0]} == *[=.] ]]; then
     compopt -o nospace 2>/dev/null
   fi
   return 0
@@ -98,8 +103,9 @@ _qmpctl() {
   local program=\${words[1]/#\\~\\//$HOME/}
   program=\${program/#\\$HOME\\//$HOME/}
   candidates=(\${(f)"$("$program" completions complete -- "\${(@Q)words[2,CURRENT-1]}" "\${(Q)PREFIX}" 2>/dev/null </dev/null)"})
-  if [[ \${#candidates} == 1 && $candidates[1] == "${FILES_DIRECTIVE}" ]]; then
-    [[ $PREFIX == --*=* ]] && compset -P '*=' # --socket=PATH: the file name after the '='
+  if [[ \${#candidates} -le 2 && $candidates[1] == "${FILES_DIRECTIVE}" ]]; then
+    # A file's name, after what the second line says comes first (--socket=unix:), kept in front.
+    [[ -n $candidates[2] ]] && compset -P "\${(b)candidates[2]}"
     _files
     return
   fi
@@ -165,11 +171,13 @@ function __qmpctl_complete
     # qmpctl as typed: ~/bin/qmpctl and $HOME/bin/qmpctl are not expanded yet.
     set -l program (string replace -r -- '^(~|\\$HOME)/' "$HOME/" $tokens[1])
     set -l candidates ($program completions complete -- $tokens[2..-1] (__qmpctl_unquoted "$current") 2>/dev/null </dev/null)
-    if test "$candidates" = "${FILES_DIRECTIVE}"
-        if string match -qr -- '^--[^=]+=' $current # --socket=PATH: the file name after the '='
-            set -l option (string replace -r -- '=.*' '=' $current)
-            for path in (__qmpctl_files (string replace -r -- '^--[^=]+=' '' $current))
-                printf '%s%s\\n' $option $path
+    if test "$candidates[1]" = "${FILES_DIRECTIVE}"; and test (count $candidates) -le 2
+        # A file's name, after what the second line says comes first (--socket=unix:), kept in front.
+        set -l before $candidates[2]
+        set -l length (string length -- "$before")
+        if test $length -gt 0; and test (string sub -l $length -- $current) = $before
+            for path in (__qmpctl_files (string sub -s (math $length + 1) -- $current))
+                printf '%s%s\\n' $before $path
             end
         else
             __qmpctl_files "$current"

@@ -2,8 +2,8 @@
  * `qmpctl completions bash|zsh|fish`: a completion script for the shell; and
  * `qmpctl completions complete -- WORD...`, what the scripts call on TAB: the
  * candidates for the last word of a command line (the words after `qmpctl`),
- * one per line, or the one line FILES_DIRECTIVE when the word is a local file
- * name (the shell completes those itself). QMP names come from the schema
+ * one per line, or FILES_DIRECTIVE when the word is a local file name (the
+ * shell completes those itself; after -s unix:, the name after the unix:). QMP names come from the schema
  * cache, so a TAB costs a connection and `query-target`, not a schema fetch;
  * the guest agent's names come from the built-in table, with no connection.
  *
@@ -32,9 +32,9 @@ gives driver=), enum and bool values after '=', and event names after
 wait and the guest agent's commands and their arguments (from the agent's
 schema built into qmpctl: no connection); 'job' and 'migrate' complete to
 wait, 'job wait' to the ids of QEMU's jobs (query-jobs); local file names
-where a file goes (-s, ga --stdin, ga cp, batch, proxy --listen); and
-nothing in the QEMU command line of 'proxy' or the program's of 'ga exec',
-which are yours. QMP names come from the schema cache (see 'qmpctl help
+where a file goes (-s PATH or unix:PATH, ga --stdin, ga cp, batch, proxy
+--listen); and nothing in the QEMU command line of 'proxy' or the program's
+of 'ga exec', which are yours. QMP names come from the schema cache (see 'qmpctl help
 describe'): a TAB connects and reads the cache, and fetches the schema only
 the first time for a QEMU build.
 
@@ -146,7 +146,7 @@ async function complete(context: CommandContext, line: readonly string[]): Promi
 
   if (state.pendingOption) {
     if (state.pendingOption.name === "wait-event") return matching(await qmpNames(context, state, "events"));
-    return PATH_VALUES.has(state.pendingOption.value ?? "") ? [FILES_DIRECTIVE] : [];
+    return filesFor(state.pendingOption.value, "", current);
   }
   const options = [...table.global.filter((s) => !entry?.refuses?.names.includes(s.name)), ...(entry?.options ?? [])];
   const assigned = state.ended ? null : /^--([\w-]+)=(.*)$/.exec(current); // --NAME=VALUE: its value
@@ -156,7 +156,7 @@ async function complete(context: CommandContext, line: readonly string[]): Promi
     if (name === "wait-event") {
       return (await qmpNames(context, state, "events")).filter((n) => n.startsWith(value)).map((n) => `--${name}=${n}`);
     }
-    return PATH_VALUES.has(spec?.value ?? "") ? [FILES_DIRECTIVE] : [];
+    return filesFor(spec?.value, `--${name}=`, value);
   }
   if (current.startsWith("-") && !state.ended) {
     // ga's options of one form only where its first word makes that form (ga exec: --stdin, not --args).
@@ -201,8 +201,21 @@ async function complete(context: CommandContext, line: readonly string[]): Promi
   }
 }
 
-/** Option values that name a local file (or a socket path), by their placeholder in the option table. */
-const PATH_VALUES: ReadonlySet<string> = new Set(["FILE", "PATH", "ADDR"]);
+/**
+ * The answer for the value of an option whose placeholder is `placeholder`,
+ * typed as `value` after `before` (`--socket=`, or nothing for a word of its
+ * own): a local file, or none. A socket (ADDR, proxy's --listen PATH) may be
+ * written unix:PATH, whose PATH is the file; a TCP or ssh:// address names none.
+ */
+function filesFor(placeholder: string | undefined, before: string, value: string): string[] {
+  if (placeholder === "FILE") return filesAfter(before);
+  if (placeholder !== "ADDR" && placeholder !== "PATH") return [];
+  if (value.startsWith("unix:")) return filesAfter(`${before}unix:`);
+  return /^(?:tcp:|ssh:|\[)/.test(value) ? [] : filesAfter(before);
+}
+
+/** FILES_DIRECTIVE, with what comes before the file's name in the word when anything does. */
+const filesAfter = (before: string): string[] => before === "" ? [FILES_DIRECTIVE] : [FILES_DIRECTIVE, before];
 
 /** The words of `ga` (after it, up to the one being typed): forms, agent commands and their arguments. */
 function completeAgentWord(words: readonly string[], current: string): string[] {

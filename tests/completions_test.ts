@@ -60,6 +60,7 @@ COMP_LINE=$2; COMP_POINT=\${#2}
 COMP_WORDS=(); for w in $(sed 's/\\([=:]\\)/ \\1 /g' <<<"$2"); do COMP_WORDS+=("$w"); done
 [[ $2 == *" " ]] && COMP_WORDS+=("")
 COMP_CWORD=$(( \${#COMP_WORDS[@]} - 1 ))
+[[ -z \${BREAKS-} ]] || COMP_WORDBREAKS=$BREAKS # bash sets its own at start
 _qmpctl qmpctl "\${COMP_WORDS[COMP_CWORD]}" "\${COMP_WORDS[COMP_CWORD-1]}"
 printf '%s\\n' "\${COMPREPLY[@]}"`;
   const result = run(["bash", "-c", program, "bash", scripts.bash, line], extra);
@@ -408,6 +409,15 @@ describe("local files where a file goes", () => {
     expect(sorted("qmpctl batch ba")).toEqual(["backup.sql"]); // batch FILE
   });
 
+  test("bash: a socket written unix:PATH completes its PATH, the part bash replaces", () => {
+    const sorted = (line: string) => bashComplete(line).sort();
+    expect(sorted("qmpctl -s unix:vm")).toEqual(["vm1.sock", "vm2.img"]);
+    expect(sorted("qmpctl --socket=unix:vm1")).toEqual(["vm1.sock"]);
+    expect(sorted("qmpctl proxy --listen unix:vm1")).toEqual(["vm1.sock"]);
+    // Where ':' does not break words, bash replaces the whole word: the unix: is offered with the name.
+    expect(bashComplete("qmpctl -s unix:vm1", { BREAKS: " \t\n" })).toEqual(["unix:vm1.sock"]);
+  });
+
   test("bash: not where no file goes", () => {
     expect(bashComplete("qmpctl ga cp :/etc/host")).toEqual([]); // the guest's side
     expect(bashComplete("qmpctl ga cp vm1.sock :/tmp/x ")).toEqual([]);
@@ -415,6 +425,9 @@ describe("local files where a file goes", () => {
     expect(bashComplete("qmpctl proxy --listen-mode ")).toEqual([]);
     // After an HMP line's words, -s is the line's own flag (as parsing takes it), not qmpctl's socket.
     expect(bashComplete("qmpctl hmp info block -s vm")).toEqual([]);
+    expect(bashComplete("qmpctl -s tcp:vm")).toEqual([]); // a TCP address, or an ssh:// one, names no local file
+    expect(bashComplete("qmpctl -s ssh://vm")).toEqual([]);
+    expect(bashComplete("qmpctl ga exec --stdin unix:vm")).toEqual([]); // a file named so, which there is not
   });
 
   test("fish: complete -C offers the files", () => {
@@ -422,6 +435,10 @@ describe("local files where a file goes", () => {
     expect(result).toEqual({ code: 0, stdout: "backup.sql\n", stderr: "" });
     const assigned = run(["fish", "-c", `source ${scripts.fish}; complete -C 'qmpctl --socket=vm1'`]);
     expect(assigned).toEqual({ code: 0, stdout: "--socket=vm1.sock\n", stderr: "" });
+    const unix = run(["fish", "-c", `source ${scripts.fish}; complete -C 'qmpctl -s unix:vm1'`]);
+    expect(unix).toEqual({ code: 0, stdout: "unix:vm1.sock\n", stderr: "" });
+    const both = run(["fish", "-c", `source ${scripts.fish}; complete -C 'qmpctl --socket=unix:vm1'`]);
+    expect(both).toEqual({ code: 0, stdout: "--socket=unix:vm1.sock\n", stderr: "" });
   });
 
   test("fish: a file name typed with ~/, $HOME/ or an opening quote is completed, spelled as typed, as fish expands it", () => {
@@ -441,16 +458,20 @@ describe("local files where a file goes", () => {
 compdef() { :; }
 compadd() { print -r -- "compadd $*"; }
 _files() { print -r -- "_files $PREFIX"; }
-compset() { [[ $1 == -P && $2 == '*=' ]] && PREFIX=\${PREFIX#*=}; }
+compset() { [[ $1 == -P && $PREFIX == $~2* ]] && IPREFIX+=\${(M)PREFIX#$~2} && PREFIX=\${PREFIX#$~2}; }
 source "$1"
 words=(qmpctl ga cp vm); CURRENT=4; PREFIX=vm
 _qmpctl
 words=(qmpctl --socket=vm); CURRENT=2; PREFIX=--socket=vm
 _qmpctl
+words=(qmpctl -s unix:vm); CURRENT=3; PREFIX=unix:vm IPREFIX=
+_qmpctl
 words=(qmpctl ga cp :/etc/host); CURRENT=4; PREFIX=:/etc/host
 _qmpctl`;
     const result = run(["zsh", "-f", "-c", program, "zsh", scripts.zsh]);
-    expect(result.stdout).toBe("_files vm\n_files vm\ncompadd -S  -a unspaced\ncompadd -a spaced\n");
+    expect(result.stdout).toBe(
+      "_files vm\n_files vm\n_files vm\ncompadd -S  -a unspaced\ncompadd -a spaced\n",
+    );
   });
 });
 
@@ -524,5 +545,9 @@ describe("a real TAB on a terminal", () => {
 
   test.each(["bash", "zsh", "fish"])("%s: 'qmpctl ga exec --stdin ba<TAB>' completes the local file", async (shell) => {
     await completeOnTerminal(shell, "qmpctl ga exec --stdin ba", "qmpctl ga exec --stdin backup.sql");
+  }, 45_000);
+
+  test.each(["bash", "zsh", "fish"])("%s: 'qmpctl -s unix:vm1<TAB>' completes the socket's path", async (shell) => {
+    await completeOnTerminal(shell, "qmpctl -s unix:vm1", "qmpctl -s unix:vm1.sock");
   }, 45_000);
 });
