@@ -8,10 +8,10 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { SAME_STOP_MS } from "../cli/proxy_launch.ts";
 import { qmpctl } from "./helpers/cli.ts";
-import { waitUntil } from "./helpers/process_state.ts";
+import { alive, waitUntil } from "./helpers/process_state.ts";
 import { negotiatedClient, startProxy } from "./helpers/proxy.ts";
 import { scratchDir } from "./helpers/scratch.ts";
-import { alive, stubbornQemu, stubbornQemuPid } from "./helpers/stubborn_qemu.ts";
+import { killStubbornQemus, stubbornQemu, stubbornQemuPid } from "./helpers/stubborn_qemu.ts";
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -23,10 +23,9 @@ async function serveStubbornQemu() {
   const dir = scratchDir("qmpctl-launch-stop-");
   const shared = join(dir, "vm.sock"), pidFile = join(dir, "qemu.pid");
   const proxy = startProxy(["--listen", shared, "--", ...stubbornQemu(pidFile, true)], 40_000);
-  cleanups.push(() => proxy.child.kill("SIGKILL"));
+  cleanups.push(() => proxy.child.kill("SIGKILL"), () => killStubbornQemus(pidFile));
   await proxy.ready;
   const pid = await stubbornQemuPid(pidFile);
-  cleanups.push(() => alive(pid) && process.kill(pid, "SIGKILL"));
   return { proxy, shared, pid };
 }
 

@@ -8,10 +8,10 @@ import { existsSync, readFileSync, watch, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { SAME_STOP_MS } from "../cli/proxy_launch.ts";
 import { qmpctl } from "./helpers/cli.ts";
-import { childrenOf, processesNaming, waitUntil } from "./helpers/process_state.ts";
+import { alive, childrenOf, processesNaming, waitUntil } from "./helpers/process_state.ts";
 import { negotiatedClient, type RawClient, startProxy } from "./helpers/proxy.ts";
 import { scratchDir } from "./helpers/scratch.ts";
-import { alive, stubbornQemu, stubbornQemuPid } from "./helpers/stubborn_qemu.ts";
+import { killStubbornQemus, stubbornQemu, stubbornQemuPid } from "./helpers/stubborn_qemu.ts";
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -159,10 +159,9 @@ async function serveWrappedStubborn() {
   // Its stdio not the proxy's: left running, it would hold the test's pipe from the proxy's stderr open.
   writeFileSync(wrapper, `#!/bin/sh\n${words} "$@" </dev/null >/dev/null 2>&1\n`, { mode: 0o755 });
   const proxy = startProxy(["--listen", shared, "--", wrapper], 60_000);
-  cleanups.push(() => proxy.child.kill("SIGKILL"));
+  cleanups.push(() => proxy.child.kill("SIGKILL"), () => killStubbornQemus(pidFile));
   await proxy.ready;
   const qemu = await stubbornQemuPid(pidFile);
-  cleanups.push(() => alive(qemu) && process.kill(qemu, "SIGKILL"));
   return { proxy, qemu, wrapper, wrapperPid: childrenOf(proxy.child.pid)[0] };
 }
 

@@ -9,10 +9,10 @@ import { constants, tmpdir } from "node:os";
 import { join } from "node:path";
 import { QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
 import { startListener } from "./helpers/listener.ts";
-import { childrenOf, waitUntil } from "./helpers/process_state.ts";
+import { alive, childrenOf, waitUntil } from "./helpers/process_state.ts";
 import { negotiatedClient, type RawClient, type RunningProxy, startProxy } from "./helpers/proxy.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
-import { alive, stubbornQemu, stubbornQemuPid } from "./helpers/stubborn_qemu.ts";
+import { killStubbornQemus, stubbornQemu, stubbornQemuPid } from "./helpers/stubborn_qemu.ts";
 import { runIntoUnreadPipe } from "./helpers/unread_pipe.ts";
 
 const cleanups: (() => unknown)[] = [];
@@ -322,21 +322,14 @@ describe("proxy --listen PATH -- qemu ...: launch mode", () => {
     });
   });
 
-  /** The pid `stubbornQemu` wrote, once it has; killed at the test's end. */
-  async function pidFrom(pidFile: string): Promise<number> {
-    const pid = await stubbornQemuPid(pidFile);
-    cleanups.push(() => alive(pid) && process.kill(pid, "SIGKILL"));
-    return pid;
-  }
-
   test("--timeout, QEMU ignoring SIGTERM: killed after a grace, as timeout -k does; exit 124, saying so", async () => {
     const dir = mkdtempSync(join(tmpdir(), "qmpctl-launch-"));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const shared = join(dir, "vm.sock"), pidFile = join(dir, "qemu.pid");
     const proxy = startProxy(["--listen", shared, "--timeout", "1s", "--", ...stubbornQemu(pidFile, true)], 30_000);
-    cleanups.push(() => proxy.child.kill("SIGKILL"));
+    cleanups.push(() => proxy.child.kill("SIGKILL"), () => killStubbornQemus(pidFile));
     await proxy.ready; // it greeted and negotiated through its monitor
-    const pid = await pidFrom(pidFile);
+    const pid = await stubbornQemuPid(pidFile);
     const result = await proxy.result;
     expect({ code: result.code, signal: result.signal }).toEqual({ code: 124, signal: null });
     expect(result.stderr).toContain("qmpctl: proxy: --timeout 1s ran out: stopping sh\n");
@@ -356,8 +349,8 @@ describe("proxy --listen PATH -- qemu ...: launch mode", () => {
       ],
       { killAfterMs: 30_000 },
     );
-    cleanups.push(() => run.child.kill("SIGKILL"));
-    const pid = await pidFrom(pidFile);
+    cleanups.push(() => run.child.kill("SIGKILL"), () => killStubbornQemus(pidFile));
+    const pid = await stubbornQemuPid(pidFile);
     const result = await run.result;
     expect(result.code).toBe(124);
     expect(result.stderr).toBe(

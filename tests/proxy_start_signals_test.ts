@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type RunningProxy, startProxy } from "./helpers/proxy.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
+import { alive, processesNaming } from "./helpers/process_state.ts";
 import { scratchDir } from "./helpers/scratch.ts";
 
 type StopSignal = "SIGTERM" | "SIGHUP" | "SIGINT";
@@ -26,14 +27,6 @@ const STOPPED: Record<StopSignal, { code: number; signal: string | null }> = {
   SIGINT: { code: 130, signal: "SIGINT" },
 };
 
-function ended(pid: number): boolean {
-  try {
-    return /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return true;
-  }
-}
-
 /**
  * Spin until `seen()` holds, without yielding (a moment may last a
  * millisecond): true then; false once `pid` has ended, `gone()` holds (the
@@ -44,7 +37,7 @@ function spinUntil(pid: number, seen: () => boolean, gone: () => boolean = () =>
   for (let i = 0;; i++) {
     if (seen()) return true;
     if (gone() || performance.now() > deadline) return false;
-    if (i % 64 === 0 && ended(pid)) return false;
+    if (i % 64 === 0 && !alive(pid)) return false;
   }
 }
 
@@ -65,17 +58,6 @@ function entries(dir: string): string[] {
   } catch {
     return [];
   }
-}
-
-/** The pids of live processes whose command line mentions `text`. */
-function processesNaming(text: string): number[] {
-  return readdirSync("/proc").filter((name) => /^\d+$/.test(name)).filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(text) && !ended(Number(pid));
-    } catch {
-      return false;
-    }
-  }).map(Number);
 }
 
 async function outcome(proxy: RunningProxy) {

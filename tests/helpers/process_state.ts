@@ -77,11 +77,17 @@ export function childrenOf(pid: number): number[] {
   return read(`/proc/${pid}/task/${pid}/children`).trim().split(/\s+/).filter(Boolean).map(Number);
 }
 
-/** The pids of the processes whose command line holds `text` (its words joined by NULs, as /proc gives it). */
+/** The pids of the live processes whose command line holds `text` (its words joined by NULs, as /proc gives it). */
 export function processesNaming(text: string): number[] {
   return readdirSync("/proc").filter((name) => /^\d+$/.test(name)).map(Number).filter((pid) =>
-    read(`/proc/${pid}/cmdline`).includes(text)
+    read(`/proc/${pid}/cmdline`).includes(text) && alive(pid)
   );
+}
+
+/** Whether process `pid` runs (exists, and is no zombie). */
+export function alive(pid: number): boolean {
+  const status = read(`/proc/${pid}/status`);
+  return status !== "" && !/^State:\s+Z/m.test(status);
 }
 
 /** The first child of `pid` (0 while it has none): the program `unshare --fork` or a wrapper started. */

@@ -3,7 +3,7 @@
  * SIGINT whatever its options (-no-shutdown too), so a QEMU that does not act on a stop is a script.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { waitUntil } from "./process_state.ts";
+import { processesNaming, waitUntil } from "./process_state.ts";
 
 /**
  * The fake's command line: it ignores SIGTERM and SIGINT from its first instant (sh's trap, kept through
@@ -41,7 +41,14 @@ export async function stubbornQemuPid(pidFile: string): Promise<number> {
   return Number(readFileSync(pidFile, "utf8"));
 }
 
-/** Whether process `pid` runs (exists, and is no zombie). */
-export function alive(pid: number): boolean {
-  return existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, "utf8"));
+/**
+ * Kill every fake started with `pidFile` (and what names it, the proxy that ran it): a test's cleanup, which
+ * finds a fake a failed test left before it read its pid too (it ignores the SIGTERM that ends the proxy).
+ */
+export function killStubbornQemus(pidFile: string): void {
+  for (const pid of processesNaming(`\0${pidFile}\0`)) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch { /* it ended meanwhile */ }
+  }
 }
