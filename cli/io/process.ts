@@ -70,22 +70,36 @@ async function procWords(path: string): Promise<Uint8Array[] | "not granted" | u
 const CMDLINE_BATCH = 64;
 
 /**
+ * How long after finding no process that names a text commandLineNamed looks
+ * again: a process in execve(2) (a wrapper's child becoming QEMU) has an
+ * empty command line for that instant (~1 ms here, more on a loaded machine).
+ */
+const EXEC_INSTANT_MS = 50;
+
+/**
  * Whether a living process has `text` in its command line (Linux's
- * /proc/PID/cmdline, one read of each, CMDLINE_BATCH at a time): undefined
- * where there is no /proc to ask (macOS) or Deno's permissions refuse it. A
- * process gone while read is passed over; a zombie's command line reads
- * empty, so one names nothing.
+ * /proc/PID/cmdline, one read of each, CMDLINE_BATCH at a time), on one look
+ * or, when none has, on a second EXEC_INSTANT_MS later: undefined where there
+ * is no /proc to ask (macOS) or Deno's permissions refuse it. A process gone
+ * while read is passed over; a zombie's command line reads empty, so one
+ * names nothing.
  */
 export async function commandLineNamed(text: string): Promise<boolean | undefined> {
   const { readdir, readFile } = await import("node:fs/promises"); // not on the one-shot path
-  const pids = await readdir("/proc").then((names) => names.filter((name) => /^\d+$/.test(name)), () => undefined);
-  if (!pids) return undefined;
   const needle = new TextEncoder().encode(text);
   const names = (pid: string) => readFile(`/proc/${pid}/cmdline`).then((line) => line.includes(needle), () => false);
-  for (let i = 0; i < pids.length; i += CMDLINE_BATCH) {
-    if ((await Promise.all(pids.slice(i, i + CMDLINE_BATCH).map(names))).includes(true)) return true;
-  }
-  return false;
+  const look = async () => {
+    const pids = await readdir("/proc").then((names) => names.filter((name) => /^\d+$/.test(name)), () => undefined);
+    if (!pids) return undefined;
+    for (let i = 0; i < pids.length; i += CMDLINE_BATCH) {
+      if ((await Promise.all(pids.slice(i, i + CMDLINE_BATCH).map(names))).includes(true)) return true;
+    }
+    return false;
+  };
+  const first = await look();
+  if (first !== false) return first;
+  await new Promise((resolve) => setTimeout(resolve, EXEC_INSTANT_MS));
+  return await look();
 }
 
 // Whether a SIGINT came (a Ctrl-C): an exit 130 is then death by that signal (output.ts `exit`).
