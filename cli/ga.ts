@@ -87,8 +87,9 @@ fails under way (a full disk) exits 74.
 
 ga wait: wait until the agent answers, retrying the socket and the sync, as
 long as it takes unless --timeout bounds it (0 when it answered; 124 when
---timeout ran out; 3 at once for a path that is not a socket, or one this
-user may not open; 3 when --wait-socket D passed with no socket there).
+--timeout ran out, saying why the last try failed; 3 at once for a path
+that is not a socket, one this user may not open, or an ssh login refused;
+3 when --wait-socket D passed with no socket there).
   qemu-system-x86_64 ... \\
     -chardev socket,path=/run/vm1.ga,server=on,wait=off,id=ga0 \\
     -device virtio-serial \\

@@ -466,7 +466,8 @@ describe("ga wait", () => {
     const result = await qmpctl(["-s", "/nonexistent/ga.sock", "ga", "wait", "--timeout", "700ms"]);
     expect(result.code).toBe(124);
     expect(result.stderr).toBe(
-      "qmpctl: timed out waiting for the guest agent at /nonexistent/ga.sock to answer (--timeout 700ms)\n",
+      "qmpctl: timed out waiting for the guest agent at /nonexistent/ga.sock to answer; the last try: " +
+        "cannot connect to /nonexistent/ga.sock: no such socket (ENOENT) (--timeout 700ms)\n",
     );
     expect(result.ms).toBeLessThan(5000);
   });
@@ -485,11 +486,46 @@ describe("ga wait", () => {
     }
   });
 
-  test("an ssh:// agent whose ssh fails (the host not up yet) is tried again until --timeout, not given up at once", async () => {
-    const result = await qmpctl(["-s", "ssh://vm-host/run/vm1.ga", "ga", "wait", "--timeout", "1s"], {
-      env: { QMPCTL_SSH_COMMAND: "false" },
-    });
-    expect(result).toMatchObject({ code: 124, stdout: "" });
+  /** A stand-in for ssh that says `line` on stderr and exits 255, as ssh does when it cannot log in. */
+  function failingSsh(dir: string, line: string): string {
+    const program = join(dir, "ssh");
+    writeFileSync(program, `#!/bin/sh\necho '${line}' >&2\nexit 255\n`, { mode: 0o755 });
+    return program;
+  }
+
+  test("an ssh:// agent whose sshd refuses (its host still starting) is tried again until --timeout, saying why", async () => {
+    const dir = agentDir();
+    try {
+      const ssh = failingSsh(dir, "ssh: connect to host vm-host port 22: Connection refused");
+      const result = await qmpctl(["-s", "ssh://vm-host/run/vm1.ga", "ga", "wait", "--timeout", "1s"], {
+        env: { QMPCTL_SSH_COMMAND: ssh },
+      });
+      expect(result).toMatchObject({ code: 124, stdout: "" });
+      expect(result.stderr).toStartWith(
+        "qmpctl: timed out waiting for the guest agent at ssh://vm-host/run/vm1.ga to answer; the last try: " +
+          "cannot connect to ssh://vm-host/run/vm1.ga: ssh: connect to host vm-host port 22: Connection refused",
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("an ssh:// agent whose ssh cannot log in (a host key, a key) fails at once, exit 3, as --wait-socket does", async () => {
+    const dir = agentDir();
+    try {
+      const ssh = failingSsh(dir, "Host key verification failed.");
+      const result = await qmpctl(["-s", "ssh://vm-host/run/vm1.ga", "ga", "wait", "--timeout", "5s"], {
+        env: { QMPCTL_SSH_COMMAND: ssh },
+      });
+      expect(result).toMatchObject({
+        code: 3,
+        stdout: "",
+        stderr: "qmpctl: cannot connect to ssh://vm-host/run/vm1.ga: Host key verification failed.\n",
+      });
+      expect(result.ms).toBeLessThan(3000);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("retries an agent that stays silent, until --timeout", async () => {
@@ -497,6 +533,7 @@ describe("ga wait", () => {
     try {
       const result = await qmpctl(["-s", silent.path, "ga", "wait", "--connect-timeout", "300ms", "--timeout", "1s"]);
       expect(result.code).toBe(124);
+      expect(result.stderr).toContain("; the last try: "); // the sync no agent answered
     } finally {
       silent.stop();
     }

@@ -139,7 +139,8 @@ describe("ga --wait-socket and a socket that closes before the agent answers the
       expect(result).toMatchObject({
         code: 124,
         stdout: "",
-        stderr: `qmpctl: timed out waiting for the guest agent at ${closing.path} to answer (--timeout 1s)\n`,
+        stderr: `qmpctl: timed out waiting for the guest agent at ${closing.path} to answer; the last try: ` +
+          `${closing.path} closed the connection before the guest agent answered (--timeout 1s)\n`,
       });
     } finally {
       closing.stop();
