@@ -30,6 +30,7 @@ import { AbortedError, AddressError, ConnectionError } from "./errors.ts";
 import { beforeDying, dieOf, ignoredAtStart, othersHandle } from "./fatal_signals.ts";
 import { bracketsNoGlobHint } from "./glob.ts";
 import { ShellWordsError, splitShellWords } from "./shell_words.ts";
+import { loginTurn } from "./ssh_logins.ts";
 import { connectSocket } from "./transport_socket.ts";
 import type { SocketAddress, Transport, TransportEvents, TransportOptions } from "./transport_types.ts";
 import { type Child, type ProcessRuntime, processRuntime } from "./transport_process.ts";
@@ -95,11 +96,18 @@ export async function connectSsh(
   ]);
   checkForwardable(address);
   const command = sshCommand();
-  const dir = ForwardingDir.make(address, fs, os);
-  const commandLine = new SshCommandLine(command, address, dir.socket);
-  const ssh = new SshForwarding(runtime, address, commandLine, dir, isatty(0), options.connectTimeout);
-  await ssh.untilReady(options.signal);
-  return await ssh.connect(events, options.signal);
+  const host = address.port === undefined ? address.host : `${address.host}:${address.port}`;
+  const endTurn = await loginTurn(host, options.signal); // a stock sshd drops logins past its MaxStartups
+  try {
+    const dir = ForwardingDir.make(address, fs, os);
+    const commandLine = new SshCommandLine(command, address, dir.socket);
+    const ssh = new SshForwarding(runtime, address, commandLine, dir, isatty(0), options.connectTimeout);
+    await ssh.untilReady(options.signal);
+    endTurn(); // logged in: sshd counts this connection no more
+    return await ssh.connect(events, options.signal);
+  } finally {
+    endTurn();
+  }
 }
 
 /** Throw the AddressError for a remote socket path that ssh cannot forward as written. */

@@ -295,6 +295,28 @@ describe("fan-out across hosts", () => {
   });
 });
 
+test("many sockets on one host, 24 at once (--jobs 32): all served, none dropped by sshd's MaxStartups", async () => {
+  // A stock sshd's MaxStartups is 10:30:100, dropping some logins past 10 at once; this one drops all past 10.
+  const strict = await startSshd({ maxStartups: 10 });
+  const dir = mkdtempSync(join(tmpdir(), "qmpctl-many-"));
+  const sockets = Array.from({ length: 24 }, (_, i) => join(dir, `m${i}.sock`));
+  const many = await startQemu({ extraArgs: sockets.flatMap((s) => ["-qmp", `unix:${s},server=on,wait=off`]) });
+  try {
+    const targets = sockets.map((socket) => `ssh://vmhost${socket}`);
+    const result = await qmpctl([...targets.flatMap((t) => ["-s", t]), "exec", "query-status"], {
+      env: { ...env, QMPCTL_SSH_COMMAND: `ssh -F '${strict.sshConfig}'` },
+    });
+    expect(result).toMatchObject({ code: 0, stderr: "" });
+    const lines = result.stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+    expect(lines.map((line) => line.socket).sort()).toEqual(targets.sort());
+    expect(await sshProcessesAfter(strict.marker)).toEqual([]);
+  } finally {
+    await many.stop();
+    await strict.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 60_000);
+
 describe("no ssh left on the ways out of a wait", () => {
   test("--timeout: exit 124", async () => {
     const result = await qmpctl(["-s", viaAlias(), "wait-event", "STOP", "--timeout", "3s"], { env });
