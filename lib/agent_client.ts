@@ -24,6 +24,7 @@ import {
   ConnectionError,
   ConnectTimeoutError,
   DisconnectedError,
+  malformedErrorReply,
   ProtocolError,
   type QmpError,
 } from "./errors.ts";
@@ -431,6 +432,10 @@ export class GuestAgent {
     const m = message as Record<string, unknown>;
     if (!("return" in m) && !("error" in m)) {
       throw new ProtocolError(`received a message that is not a reply: ${JSON.stringify(m).slice(0, 200)}`);
+    }
+    if ("error" in m) {
+      const malformed = malformedErrorReply(m);
+      if (malformed) throw malformed;
     }
     // A reply without an id (an agent that does not echo ids, or an error for a request it could not parse)
     // answers the oldest call still waiting: the agent answers in order. A reply with an id no call waits

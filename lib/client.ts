@@ -25,6 +25,7 @@ import {
   excerpt,
   GreetingClosedError,
   GreetingError,
+  malformedErrorReply,
   MessageTooLargeError,
   NegotiationError,
   notAQmpServer,
@@ -578,6 +579,10 @@ export class QmpClient {
     }
     if (!("return" in m) && !("error" in m)) {
       throw new ProtocolError(`received a message that is neither reply nor event: ${excerpt(m)}`);
+    }
+    if ("error" in m) {
+      const malformed = malformedErrorReply(m);
+      if (malformed) throw malformed;
     }
     // Before the answer to qmp_capabilities, QEMU may send an earlier client's replies: to the commands it was
     // still running when that client left (cut short by --timeout or Ctrl-C). Such a reply without an id (batch

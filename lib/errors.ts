@@ -250,6 +250,22 @@ export class ProtocolError extends QmpError {
   override name = "ProtocolError";
 }
 
+/**
+ * The ProtocolError for `reply` (a message with an `error` member), unless
+ * it is one: an error reply holds no `return`, and its error is
+ * `{"class": ..., "desc": ...}`, both strings (qmp-spec 2.4.2), as QEMU's and
+ * qemu-ga's are. Read as QEMU's refusal (exit 1), another would blame the
+ * command for what is the peer's fault (exit 3).
+ */
+export function malformedErrorReply(reply: Record<string, unknown>): ProtocolError | undefined {
+  const error = reply.error as Record<string, unknown> | null;
+  const wellFormed = !("return" in reply) && typeof error === "object" && error !== null &&
+    typeof error.class === "string" && typeof error.desc === "string";
+  if (wellFormed) return undefined;
+  const what = "return" in reply ? "both return and error" : 'an error that is not {"class": ..., "desc": ...}';
+  return new ProtocolError(`received a reply with ${what}: ${excerpt(reply)}`);
+}
+
 /** One incoming message grew past the configured limit (`maxMessageBytes`). */
 export class MessageTooLargeError extends ProtocolError {
   /** `"TOO_LARGE"`. */

@@ -272,6 +272,22 @@ describe("replies", () => {
     });
   });
 
+  test("an error reply QMP does not allow is the peer's fault, exit 3, not QEMU's refusal (1): even with --raw", async () => {
+    const replies: [Record<string, unknown>, string][] = [
+      [{ error: "boom" }, 'an error that is not {"class": ..., "desc": ...}: {"error":"boom","id":'],
+      [{ error: { class: "GenericError" } }, 'an error that is not {"class": ..., "desc": ...}: {"error":{'],
+      [{ return: 1, error: { class: "X", desc: "y" } }, 'both return and error: {"return":1,"error":{'],
+    ];
+    for (const [reply, said] of replies) {
+      for (const raw of [[], ["--raw"]]) {
+        const server = answering((c, request) => c.sendJson({ ...reply, id: request.id }));
+        const result = await exec(server, "foo", ...raw);
+        expect(result).toMatchObject({ code: 3, stdout: "" });
+        expect(result.stderr).toStartWith(`qmpctl: ${server.path}: received a reply with ${said}`);
+      }
+    }
+  });
+
   test("a 20 MB reply is printed whole, byte for byte", async () => {
     const value = Array.from({ length: 200_000 }, (_, i) => ({ i, name: `node-${i}-é😀`, pad: "x".repeat(60) }));
     const expected = JSON.stringify(value) + "\n";

@@ -232,6 +232,22 @@ describe("ga against a fake agent", () => {
     }
   });
 
+  test("an agent whose error is no {class, desc}: exit 3 (the peer's fault), not 1 (the agent's refusal)", async () => {
+    const odd = fakeAgent((request, connection) => {
+      if (answerSync(request, connection)) return;
+      connection.send(JSON.stringify({ error: "boom", id: request.id }) + "\n");
+    });
+    try {
+      const result = await qmpctl(["-s", odd.path, "ga", "guest-ping", "--timeout", "5s"]);
+      expect(result).toMatchObject({ code: 3, stdout: "" });
+      expect(result.stderr).toStartWith(
+        `qmpctl: ${odd.path}: received a reply with an error that is not {"class": ..., "desc": ...}: {"error":"boom"`,
+      );
+    } finally {
+      odd.stop();
+    }
+  });
+
   test("an agent that answers with something not JSON: exit 3, the message names the agent", async () => {
     const broken = fakeAgent((request, connection) => {
       if (answerSync(request, connection)) return;
