@@ -34,9 +34,9 @@ schema built into qmpctl: no connection); 'job' and 'migrate' complete to
 wait, 'job wait' to the ids of QEMU's jobs (query-jobs); local file names
 where a file goes (-s PATH or unix:PATH, ga --stdin, ga cp, batch, proxy
 --listen); and nothing in the QEMU command line of 'proxy' or the program's
-of 'ga exec', which are yours. QMP names come from the schema cache (see 'qmpctl help
-describe'): a TAB connects and reads the cache, and fetches the schema only
-the first time for a QEMU build.
+of 'ga exec', which are yours. QMP names come from the schema cache (see
+'qmpctl help describe'): a TAB connects and reads the cache, and fetches the
+schema only the first time for a QEMU build.
 
 Install (mkdir -p the directory first: a fresh account has none):
   bash  qmpctl completions bash \\

@@ -19,7 +19,8 @@ and is joined with one space between words, as ssh joins a command (a -s
 there with no -s before the command is refused, but dump-guest-memory's): the
 shell's quotes are gone by then, so a value with blanks needs the monitor's
 own quotes (qmpctl hmp 'qom-set /machine append "a b"'). A line quoted as one
-word with its blanks is whole (qmpctl hmp 'info block' -s vm2.sock).
+word with its blanks is whole (qmpctl hmp 'info block' -s vm2.sock): a word
+after it, not an option, is refused.
 
 Examples:
   qmpctl hmp 'info status'
@@ -34,9 +35,21 @@ ${
     })
   }`;
 
+/** `line` as a POSIX shell reads it back: single-quoted. */
+const shellQuoted = (line: string) => `'${line.replaceAll("'", `'\\''`)}'`;
+
 export async function run(context: CommandContext): Promise<number> {
   const commandLine = context.words.join(" ");
   if (commandLine.trim() === "") throw new UsageError("hmp needs a command line (e.g. qmpctl hmp 'info status')");
+  // A line quoted as one word with its blanks is whole (registry.ts, commandLineStart): a word after it is not
+  // joined to it unseen, as a line typed as words is.
+  const [first, after] = context.words;
+  if (after !== undefined && /[ \t\r\n]/.test(first)) {
+    throw new UsageError(
+      `'${first}' is a whole HMP line (quoted as one word): '${after}' after it is no part of it; ` +
+        `to send it too, quote it with the line: qmpctl hmp ${shellQuoted(commandLine)}`,
+    );
+  }
   const cpuText = context.options.text("cpu");
   const cpu = cpuText === undefined ? undefined : parseCpuIndex(cpuText);
   if (cpuText !== undefined && cpu === undefined) throw new UsageError(`--cpu '${cpuText}' is not a CPU index`);
@@ -48,7 +61,6 @@ export async function run(context: CommandContext): Promise<number> {
   const flag = ownFlag ? -1 : context.words.findIndex((word, i) => i > 0 && word.startsWith("-s")); // -s X, -sX
   if (flag > 0 && context.global.socket === undefined) {
     const line = context.words.slice(0, flag).join(" ");
-    const quoted = `'${line.replaceAll("'", `'\\''`)}'`; // as a POSIX shell reads it back
     const variable = givenAddress(context, "QMPCTL_SOCKET");
     const given = context.words[flag];
     const lead = variable === undefined
@@ -56,7 +68,7 @@ export async function run(context: CommandContext): Promise<number> {
       : `the line would run on $QMPCTL_SOCKET's ${variable}: its ${given}`;
     throw new UsageError(
       `${lead} after '${line}' is part of the HMP line (its words take single-dash flags): ` +
-        `quote the line: qmpctl hmp ${quoted} -s ADDR (a -s for QEMU goes inside the quotes)`,
+        `quote the line: qmpctl hmp ${shellQuoted(line)} -s ADDR (a -s for QEMU goes inside the quotes)`,
     );
   }
   return await withClient(context, async (client) => {

@@ -368,6 +368,22 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
     },
   );
 
+  test("hmp: a word after a line quoted whole is refused (exit 2), not joined to it unseen; after -- too", async () => {
+    const said = (word: string, line: string) =>
+      `qmpctl: 'info status' is a whole HMP line (quoted as one word): '${word}' after it is no part of it; ` +
+      `to send it too, quote it with the line: qmpctl hmp '${line}'\n`;
+    expect(await qmpctl(["-s", listener.path, "hmp", "info status", "extra"])).toMatchObject({
+      code: 2,
+      stdout: "",
+      stderr: said("extra", "info status extra"),
+    });
+    expect(await qmpctl(["-s", listener.path, "hmp", "--", "info status", "-s", "x"])).toMatchObject({
+      code: 2,
+      stderr: said("-s", "info status -s x"),
+    });
+    expect(listener.connections).toBe(0);
+  });
+
   test("hmp typed as words with -s after them and no -s before: the -s is the line's, and the error says so", async () => {
     const said = "is part of the HMP line (its words take single-dash flags): quote the line: " +
       "qmpctl hmp 'info status' -s ADDR (a -s for QEMU goes inside the quotes)\n";
