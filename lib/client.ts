@@ -702,7 +702,10 @@ function parseGreeting(message: Record<string, unknown>, address: string): Greet
   let version = qmp?.version as Record<string, unknown> | string | undefined;
   if (typeof version === "string") version = { qemu: version }; // read as v0.1's "qemu" string, package ""
   if (typeof qmp !== "object" || qmp === null || typeof version !== "object" || version === null) {
-    throw new GreetingError(`${address} did not send a QMP greeting: ${excerpt(message)}`);
+    const what = typeof qmp === "object" && qmp !== null
+      ? "sent a QMP greeting without its version"
+      : "did not send a QMP greeting";
+    throw new GreetingError(`${address} ${what}: ${excerpt(message)}`);
   }
   const qemu = version.qemu;
   let parts: unknown[] = [];

@@ -98,6 +98,15 @@ describe("the greeting and negotiation", () => {
     });
   });
 
+  test("a QMP greeting without its version: exit 3, saying that is what is missing", async () => {
+    const server = serve((c) => c.sendJson({ QMP: {} }));
+    expect(await exec(server, "query-status")).toMatchObject({
+      code: 3,
+      stdout: "",
+      stderr: `qmpctl: ${server.path} sent a QMP greeting without its version: {"QMP":{}}\n`,
+    });
+  });
+
   // v0.1's (`"qemu": "0.12.50"`), and an older server's plain string
   for (const version of [{ qemu: "0.12.50", package: "" }, "0.12.5"]) {
     test(`an old greeting works (version ${JSON.stringify(version)}), and oob is not asked for`, async () => {
