@@ -502,46 +502,37 @@ describe("ga wait", () => {
     }
   });
 
-  /** A stand-in for ssh that says `line` on stderr and exits 255, as ssh does when it cannot log in. */
-  function failingSsh(dir: string, line: string): string {
-    const program = join(dir, "ssh");
-    writeFileSync(program, `#!/bin/sh\necho '${line}' >&2\nexit 255\n`, { mode: 0o755 });
-    return program;
+  /** `ga wait --timeout TIMEOUT` over ssh://, with a stand-in for ssh that says `line` on stderr and exits 255. */
+  async function waitThroughFailingSsh(line: string, timeout: string) {
+    const dir = agentDir();
+    try {
+      const ssh = join(dir, "ssh");
+      writeFileSync(ssh, `#!/bin/sh\necho '${line}' >&2\nexit 255\n`, { mode: 0o755 });
+      return await qmpctl(["-s", "ssh://vm-host/run/vm1.ga", "ga", "wait", "--timeout", timeout], {
+        env: { QMPCTL_SSH_COMMAND: ssh },
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
 
   test("an ssh:// agent whose sshd refuses (its host still starting) is tried again until --timeout, saying why", async () => {
-    const dir = agentDir();
-    try {
-      const ssh = failingSsh(dir, "ssh: connect to host vm-host port 22: Connection refused");
-      const result = await qmpctl(["-s", "ssh://vm-host/run/vm1.ga", "ga", "wait", "--timeout", "1s"], {
-        env: { QMPCTL_SSH_COMMAND: ssh },
-      });
-      expect(result).toMatchObject({ code: 124, stdout: "" });
-      expect(result.stderr).toStartWith(
-        "qmpctl: timed out waiting for the guest agent at ssh://vm-host/run/vm1.ga to answer; the last try: " +
-          "cannot connect to ssh://vm-host/run/vm1.ga: ssh: connect to host vm-host port 22: Connection refused",
-      );
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const result = await waitThroughFailingSsh("ssh: connect to host vm-host port 22: Connection refused", "1s");
+    expect(result).toMatchObject({ code: 124, stdout: "" });
+    expect(result.stderr).toStartWith(
+      "qmpctl: timed out waiting for the guest agent at ssh://vm-host/run/vm1.ga to answer; the last try: " +
+        "cannot connect to ssh://vm-host/run/vm1.ga: ssh: connect to host vm-host port 22: Connection refused",
+    );
   });
 
   test("an ssh:// agent whose ssh cannot log in (a host key, a key) fails at once, exit 3, as --wait-socket does", async () => {
-    const dir = agentDir();
-    try {
-      const ssh = failingSsh(dir, "Host key verification failed.");
-      const result = await qmpctl(["-s", "ssh://vm-host/run/vm1.ga", "ga", "wait", "--timeout", "5s"], {
-        env: { QMPCTL_SSH_COMMAND: ssh },
-      });
-      expect(result).toMatchObject({
-        code: 3,
-        stdout: "",
-        stderr: "qmpctl: cannot connect to ssh://vm-host/run/vm1.ga: Host key verification failed.\n",
-      });
-      expect(result.ms).toBeLessThan(3000);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const result = await waitThroughFailingSsh("Host key verification failed.", "5s");
+    expect(result).toMatchObject({
+      code: 3,
+      stdout: "",
+      stderr: "qmpctl: cannot connect to ssh://vm-host/run/vm1.ga: Host key verification failed.\n",
+    });
+    expect(result.ms).toBeLessThan(3000);
   });
 
   test("retries an agent that stays silent, until --timeout", async () => {
