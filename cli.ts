@@ -83,19 +83,10 @@ async function main(): Promise<number> {
   if (bun) refuseRuntimeVariables();
   const specs = allOptions();
   const { words, options } = parseArgs(await checkedArgv(), specs, commandLineStart);
-  if (options.flag("version")) {
-    await writeStdout(`qmpctl ${VERSION}\n`);
-    return 0;
-  }
-  let name: string | undefined = words[0];
+  const name: string | undefined = words[0];
   const rest = words.slice(1);
-  let wantsHelp = options.flag("help");
-  if (name === "help") [name, wantsHelp] = [rest[0] === "help" ? undefined : rest[0], true]; // help help: the general one
-  if (wantsHelp) { // needs none of the values below
-    const entry = name === undefined ? undefined : commandNamed(name) ?? await unknownCommand(name, options, true);
-    await writeStdout((entry ? commandHelp(entry, (await entry.load()).help()) : generalHelp()) + "\n");
-    return 0;
-  }
+  // Each cold path in a function of its own: a one-shot run pays for the code of each function it runs.
+  if (options.flag("version") || options.flag("help") || name === "help") return await versionOrHelp(words, options);
   // The values before the command is looked up: one left out took the next word (`--timeout exec
   // query-status`), which a check of the command would blame instead.
   const { timeoutMs, connectTimeoutMs, waitSocketMs } = await readBounds(options);
@@ -144,26 +135,52 @@ async function main(): Promise<number> {
     optionTable: { global: GLOBAL_OPTIONS, commands: COMMANDS, commandLine: commandLineStart },
   };
   try {
-    return await runOnTargets(name, entry, module, context, sockets);
+    const spelled = sockets.length > 1 || isSocketGlob(sockets[0] ?? "");
+    const ran = spelled ? await runOnSpelledTargets(name, entry, module, context, sockets) : undefined;
+    if (ran !== undefined) return ran;
+    return await module.run(context);
   } catch (error) {
-    // However a run that waits as a whole ended once the reader had left (its wait aborted, a write to the
-    // pipe, a target's end): the reader chose to stop reading, so a BrokenPipeError, status 0, quietly.
-    if (waitsWhole && readerGone?.aborted) throw readerGone.reason;
-    if (error instanceof TimeoutError) error.message += ` (--timeout ${formatDuration(timeoutMs)})`;
-    // A Ctrl-C reaches ssh too (an ssh:// address: it shares the terminal), whose end may come before the
-    // SIGINT is handled: given a turn, a SIGINT that came says the end was the user's (130, quietly), not 3.
-    const status = statusOf(error);
-    if (status === EXIT.CONNECTION) {
-      if (!interrupt.signal.aborted) await new Promise((r) => setTimeout(r, 0));
-      if (interrupt.signal.aborted) throw new AbortedError("interrupted", { cause: error });
-    }
-    // ssh said it got the Ctrl-C: the terminal sent qmpctl the same SIGINT, whose handling is awaited (bounded)
-    // so that qmpctl dies of it (output.ts exit), and a shell loop stops, rather than going on after an exit 130.
-    if (status === EXIT.INTERRUPTED && !interrupt.signal.aborted) {
-      await sleep(OWN_SIGINT_WAIT_MS, interrupt.signal, "").catch(() => {});
-    }
-    throw error;
+    throw await runFailure(error, waitsWhole ? readerGone : undefined, interrupt.signal, timeoutMs);
   }
+}
+
+/** What a run's failure ends it with. */
+async function runFailure(
+  error: unknown,
+  readerGone: AbortSignal | undefined,
+  interrupted: AbortSignal,
+  timeoutMs: number,
+): Promise<unknown> {
+  // However a run that waits as a whole ended once the reader had left (its wait aborted, a write to the
+  // pipe, a target's end): the reader chose to stop reading, so a BrokenPipeError, status 0, quietly.
+  if (readerGone?.aborted) return readerGone.reason;
+  if (error instanceof TimeoutError) error.message += ` (--timeout ${formatDuration(timeoutMs)})`;
+  // A Ctrl-C reaches ssh too (an ssh:// address: it shares the terminal), whose end may come before the
+  // SIGINT is handled: given a turn, a SIGINT that came says the end was the user's (130, quietly), not 3.
+  const status = statusOf(error);
+  if (status === EXIT.CONNECTION) {
+    if (!interrupted.aborted) await new Promise((r) => setTimeout(r, 0));
+    if (interrupted.aborted) return new AbortedError("interrupted", { cause: error });
+  }
+  // ssh said it got the Ctrl-C: the terminal sent qmpctl the same SIGINT, whose handling is awaited (bounded)
+  // so that qmpctl dies of it (output.ts exit), and a shell loop stops, rather than going on after an exit 130.
+  if (status === EXIT.INTERRUPTED && !interrupted.aborted) {
+    await sleep(OWN_SIGINT_WAIT_MS, interrupted, "").catch(() => {});
+  }
+  return error;
+}
+
+/** --version, or the help asked for (needs none of the values a command reads). */
+async function versionOrHelp(words: string[], options: ParsedOptions): Promise<number> {
+  if (options.flag("version")) {
+    await writeStdout(`qmpctl ${VERSION}\n`);
+    return 0;
+  }
+  // help help: the general one
+  const name = words[0] === "help" ? (words[1] === "help" ? undefined : words[1]) : words[0];
+  const entry = name === undefined ? undefined : commandNamed(name) ?? await unknownCommand(name, options, true);
+  await writeStdout((entry ? commandHelp(entry, (await entry.load()).help()) : generalHelp()) + "\n");
+  return 0;
 }
 
 /**
@@ -217,33 +234,31 @@ async function interruptOnSignals(waits: boolean): Promise<AbortController> {
 }
 
 /**
- * Run the command on the target `sockets` name: one, or each of several (-s repeated, a glob) for a command
- * that fans out; the runner of several is loaded only then.
+ * With -s repeated or a glob: run a command that fans out on each target (its exit status), or, for one
+ * that takes one target, make the one socket they name its target (undefined: the caller runs it). The
+ * runner of several is loaded only then.
  */
-async function runOnTargets(
+async function runOnSpelledTargets(
   name: string,
   entry: CommandEntry,
   module: CommandModule,
   context: CommandContext,
   sockets: string[],
-): Promise<number> {
-  const severalSpelled = sockets.length > 1 || isSocketGlob(sockets[0] ?? "");
+): Promise<number | undefined> {
   // The line is one target's: several would draw over one another, so an explicit ask is refused, not ignored.
-  if (severalSpelled && entry.fanout && context.options.has("progress")) {
+  if (entry.fanout && context.options.has("progress")) {
     throw new UsageError("--progress draws one target's line: with -s repeated or a glob, --progress-json");
   }
-  const targeting = severalSpelled ? await import("./cli/targets.ts") : undefined;
+  const targeting = await import("./cli/targets.ts");
   const { waitSocketMs } = context.global;
   // The targets run as they become known: a glob that matches nothing yet (--wait-socket) holds up none.
-  const several = targeting && entry.fanout && await targeting.startTargets(sockets, waitSocketMs, context.signal);
+  const several = entry.fanout && await targeting.startTargets(sockets, waitSocketMs, context.signal);
   if (several) return await runOnSeveral(entry, module, context, several);
   // A command of one target takes a glob that matches one socket (or one -s given twice) as that socket.
-  if (targeting) {
-    const targets = await targeting.expandTargets(sockets, waitSocketMs, context.signal); // throws what failed
-    if (targets!.length > 1) throw new UsageError(`${name} takes one target (-s gave ${targets!.length} sockets)`);
-    context.global.socket = targets![0];
-  }
-  return await module.run(context);
+  const targets = await targeting.expandTargets(sockets, waitSocketMs, context.signal); // throws what failed
+  if (targets!.length > 1) throw new UsageError(`${name} takes one target (-s gave ${targets!.length} sockets)`);
+  context.global.socket = targets![0];
+  return undefined;
 }
 
 /** The command `name`, if qmpctl has one of that name. */

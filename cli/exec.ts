@@ -91,20 +91,27 @@ type Follower = (
   args: Record<string, unknown> | undefined,
 ) => () => Promise<number>;
 
-/** What follows the work a command starts (--wait-job, --wait-migration), or undefined without them. */
-async function longWorkFollower(
+/**
+ * What follows the work a command starts (--wait-job, --wait-migration), loaded; undefined without them
+ * (at once: a one-shot exec pays for each function it runs, so the rest is another's).
+ */
+function longWorkFollower(
   context: CommandContext,
   command: string,
   waitsForEvents: boolean,
-): Promise<Follower | undefined> {
+): Promise<Follower> | undefined {
   const job = context.options.has("wait-job"), migration = context.options.has("wait-migration");
-  if (!job && !migration) {
-    for (const name of ["progress", "no-progress", "progress-json", "dismiss"]) {
-      const partners = name === "dismiss" ? "--wait-job" : "--wait-job or --wait-migration"; // no migration is dismissed
-      if (context.options.has(name)) throw new UsageError(`--${name} goes with ${partners}`);
-    }
-    return undefined;
+  if (job || migration) return loadedFollower(context, command, waitsForEvents);
+  for (const name of ["progress", "no-progress", "progress-json", "dismiss"]) {
+    const partners = name === "dismiss" ? "--wait-job" : "--wait-job or --wait-migration"; // no migration is dismissed
+    if (context.options.has(name)) throw new UsageError(`--${name} goes with ${partners}`);
   }
+  return undefined;
+}
+
+/** longWorkFollower's with --wait-job or --wait-migration, after the checks of what goes with them. */
+async function loadedFollower(context: CommandContext, command: string, waitsForEvents: boolean): Promise<Follower> {
+  const job = context.options.has("wait-job"), migration = context.options.has("wait-migration");
   if (migration && context.options.has("dismiss")) throw new UsageError("--dismiss goes with --wait-job");
   if ((job && migration) || waitsForEvents) {
     throw new UsageError("--wait-job, --wait-migration and --wait-event exclude each other");

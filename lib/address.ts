@@ -54,27 +54,34 @@ const FORMS = "expected PATH, unix:PATH, HOST:PORT, tcp:HOST:PORT, [IPV6]:PORT o
  */
 export function parseAddress(text: string): Address {
   if (text === "") throw new AddressError(`empty address: ${FORMS}`);
+  // Each form but a plain path in a function of its own: a one-shot run pays for the code of each it runs.
   if (text.startsWith("ssh://")) return parseSsh(text);
-  if (text.startsWith("unix:")) {
-    const path = qemuOptionValue(text.slice(5), text);
-    if (path === "") throw new AddressError(`'${text}' names no socket path: ${FORMS}`);
-    // QEMU's abstract=on names no file: its name, read as a path, would reach another socket or none.
-    const options = text.slice(5).match(/(?:[^,]|,,)+/g)!.slice(1); // after the path (,, is a comma in it)
-    if (options.some((option) => /^abstract(?:=(?:on|yes|true|y))?$/.test(option))) {
-      throw new AddressError(`'${text}': an abstract socket (abstract=on) is not reached: give QEMU a socket path`);
-    }
-    return { kind: "unix", path, text };
-  }
-  if (text.startsWith("tcp:")) {
-    // QEMU's form has no // (a URL's would make the host "//HOST", an unknown host)
-    if (text.startsWith("tcp://")) fail(`'${text}' is not tcp:HOST:PORT (no //: tcp:${text.slice(6)})`);
-    const value = qemuOptionValue(text.slice(4), text);
-    return parseHostPort(value, text) ?? fail(`'${text}' is not tcp:HOST:PORT${colonHint(value, text)}`);
-  }
+  if (text.startsWith("unix:")) return parseUnix(text);
+  if (text.startsWith("tcp:")) return parseTcp(text);
   // A path never needs a colon to be told apart: anything with a slash, or
   // without a colon, is a path; the rest must be HOST:PORT.
   if (text.includes("/") || !text.includes(":")) return { kind: "unix", path: text, text };
   return parseHostPort(text, text) ?? fail(`'${text}' is not an address: ${FORMS}${colonHint(text)}`);
+}
+
+/** `unix:PATH[,QEMU's options]`. */
+function parseUnix(text: string): Address {
+  const path = qemuOptionValue(text.slice(5), text);
+  if (path === "") throw new AddressError(`'${text}' names no socket path: ${FORMS}`);
+  // QEMU's abstract=on names no file: its name, read as a path, would reach another socket or none.
+  const options = text.slice(5).match(/(?:[^,]|,,)+/g)!.slice(1); // after the path (,, is a comma in it)
+  if (options.some((option) => /^abstract(?:=(?:on|yes|true|y))?$/.test(option))) {
+    throw new AddressError(`'${text}': an abstract socket (abstract=on) is not reached: give QEMU a socket path`);
+  }
+  return { kind: "unix", path, text };
+}
+
+/** `tcp:HOST:PORT[,QEMU's options]`. */
+function parseTcp(text: string): Address {
+  // QEMU's form has no // (a URL's would make the host "//HOST", an unknown host)
+  if (text.startsWith("tcp://")) fail(`'${text}' is not tcp:HOST:PORT (no //: tcp:${text.slice(6)})`);
+  const value = qemuOptionValue(text.slice(4), text);
+  return parseHostPort(value, text) ?? fail(`'${text}' is not tcp:HOST:PORT${colonHint(value, text)}`);
 }
 
 /**
