@@ -281,6 +281,16 @@ transaction actions=[${action("j2")}]
     expect(code).toBe(1);
   });
 
+  test("a line that starts with KEY=VALUE (the rest of a line cut in two) is an error line, not sent as a command", async () => {
+    const { code, stdout } = await shell("set_link name=x \\\nup=off\nquery-name\n");
+    expect(stdout.split("\n")[1]).toBe(
+      `{"error":{"class":"ArgumentError","desc":"'up=off' is KEY=VALUE, not a command: a line starts with its ` +
+        `command (CMD KEY=VALUE ...)"}}`,
+    );
+    expect(stdout.split("\n")[2]).toBe('{"return":{"name":"vm1"}}');
+    expect(code).toBe(1);
+  });
+
   test(") outside a transaction, and a JSON array, are error lines, not sent to QEMU as commands", async () => {
     const { code, stdout } = await shell(")\n[1]\nquery-name\n");
     expect(stdout).toBe(

@@ -98,6 +98,12 @@ export class QmpMode implements ShellMode {
       }
       if (words[0] === ")") throw new ArgumentError("no transaction is open: ) ends one that transaction( began");
       const [command, ...rest] = words;
+      // No QMP command's name has a '=': a KEY=VALUE first (a line cut in two, sh's \ at its end) names none.
+      if (command.includes("=")) {
+        throw new ArgumentError(
+          `'${command}' is KEY=VALUE, not a command: a line starts with its command (CMD KEY=VALUE ...)`,
+        );
+      }
       const object = rest.find((word) => word.startsWith("{"));
       if (object !== undefined) { // the CLI's --args, which the shell has not: the raw line says the same
         const raw = `{"execute": ${JSON.stringify(command)}, "arguments": ${object}}`;
