@@ -137,7 +137,7 @@ class Fanout {
     const own: CommandContext = { ...context, global: { ...context.global, socket: address }, target };
     // stderr's line names the bound that ran out, as a single target's does (cli.ts); the JSON line is data.
     const fail = async (reason: string, members: Record<string, unknown> = { failure: reason }, bound = "") => {
-      writeStderrLine(`qmpctl: ${reason.includes(address) ? reason : `${address}: ${reason}`}${bound}`);
+      writeStderrLine(`qmpctl: ${namesTarget(reason, address) ? reason : `${address}: ${reason}`}${bound}`);
       await printLabelled(own, members);
     };
     const failed = this.#targets.failed.get(address); // its own reason, even once --timeout has run out
@@ -175,6 +175,17 @@ class Fanout {
       return status;
     }
   }
+}
+
+/**
+ * Whether `reason` names `address` as what it is about, as a connection's errors do ("cannot connect to
+ * ADDR: ...", "ADDR closed the connection ...", "no socket matches GLOB"): its line then needs no label to
+ * say it again. Not the
+ * address's text anywhere (a node QEMU could not find, named as the socket is; a word holding it).
+ */
+function namesTarget(reason: string, address: string): boolean {
+  const quoted = address.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return new RegExp(`(?:^'?|\\b(?:to|from|at|matches) )${quoted}(?=$|[:\\s,)'])`).test(reason);
 }
 
 /** 0 when all succeeded; else unreachable (3) over timed out (124) over usage (2) over not there (4) over failed (1). */

@@ -230,6 +230,20 @@ describe("several targets over real QEMUs", () => {
     expect(code).toBe(1);
   });
 
+  test("an error that quotes a target's address (a node named as its socket) still says on stderr whose it is", async () => {
+    const { code, stderr } = await qmpctl([
+      ...["-s", socketOf(4), "-s", socketOf(5)],
+      ...["exec", "blockdev-del", `node-name=${socketOf(4)}`],
+    ]);
+    const said = `GenericError: Failed to find node with node-name='${socketOf(4)}'`;
+    expect(stderr.split("\n").sort()).toEqual([
+      "",
+      `qmpctl: ${socketOf(4)}: ${said}`,
+      `qmpctl: ${socketOf(5)}: ${said}`,
+    ]);
+    expect(code).toBe(1);
+  });
+
   test("wait-event STOP over two VMs ends when both have stopped", async () => {
     const running = await startListening(
       ["-s", socketOf(4), "-s", socketOf(5), "wait-event", "STOP", "--timeout", "20s"],
