@@ -125,6 +125,12 @@ async function loadedFollower(context: CommandContext, command: string, waitsFor
 export async function run(context: CommandContext): Promise<number> {
   const command: string | undefined = context.words[0], words = context.words.slice(1);
   if (!command) throw new UsageError("exec needs a command name (e.g. qmpctl exec query-status)");
+  // No QMP command's name has a '=': the name left out, QEMU would be asked for a command called so.
+  if (command.includes("=")) {
+    throw new UsageError(
+      `'${command}' is KEY=VALUE, not a command name: exec takes the command first (qmpctl exec set_link name=net0 up=off)`,
+    );
+  }
   // A QMP message pasted whole, as socat or qmp-shell would take it (trimStart only then: its first call costs
   // every one-shot exec ~0.015 M instructions).
   if ((command.charCodeAt(0) > 0x20 ? command : command.trimStart()).startsWith("{")) {

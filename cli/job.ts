@@ -31,7 +31,7 @@ record (id, type, status, current-progress, total-progress, error when it
 failed) and "result": "completed", "failed" or "cancelled". A job that QEMU
 dismissed on concluding (auto-dismiss, the default) is described from its
 BLOCK_JOB_* event. --dismiss dismisses (job-dismiss) the followed jobs that
-concluded and wait for it (started with auto-dismiss=false).
+concluded and wait to be dismissed (started with auto-dismiss=false).
 
 A job that is still running in the "ready" state (mirror) or "pending"
 (auto-finalize=false) waits for you (job-complete, job-finalize): qmpctl

@@ -148,7 +148,7 @@ const WAIT_JOB: OptionSpec = {
 };
 const DISMISS: OptionSpec = {
   name: "dismiss",
-  help: "dismiss the followed jobs that concluded and wait for it (auto-dismiss=false)",
+  help: "dismiss the followed jobs that concluded and wait to be dismissed (auto-dismiss=false)",
 };
 const WAIT_MIGRATION: OptionSpec = {
   name: "wait-migration",

@@ -236,6 +236,11 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
     ["a flag given a value", ["exec", "query-status", "--pretty=yes"], /^qmpctl: --pretty takes no value$/],
     ["a bad duration", ["exec", "query-status", "--timeout", "soon"], /^qmpctl: --timeout 'soon' is not a duration/],
     ["exec without a command", ["exec"], /^qmpctl: exec needs a command name/],
+    [
+      "exec with its arguments but not its command",
+      ["exec", "up=off"],
+      /^qmpctl: 'up=off' is KEY=VALUE, not a command name: exec takes the command first \(/,
+    ],
     ["hmp without a command line", ["hmp"], /^qmpctl: hmp needs a command line/],
     ["a bad --cpu", ["hmp", "info cpus", "--cpu", "one"], /^qmpctl: --cpu 'one' is not a CPU index$/],
     [ // a double would send 9007199254740992: no CPU has such an index
