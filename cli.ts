@@ -41,6 +41,7 @@ import {
   type OptionSpec,
   parseArgs,
   type ParsedOptions,
+  refusedNames,
   UnknownOptionError,
   UsageError,
 } from "./cli/options.ts";
@@ -76,9 +77,6 @@ const EXIT_STATUS: ReadonlyArray<[abstract new (...args: never[]) => Error, numb
 /** How long qmpctl waits for the SIGINT of a Ctrl-C that ssh (sharing the terminal) has told of already. */
 const OWN_SIGINT_WAIT_MS = 250;
 
-/** What the Bun runtime inside the binary reads from the environment and acts on before qmpctl runs. */
-const RUNTIME_VARIABLES = ["BUN_OPTIONS", "BUN_INSPECT", "BUN_INSPECT_CONNECT_TO", "BUN_INSPECT_PRELOAD"];
-
 async function main(): Promise<number> {
   if (bun) refuseRuntimeVariables();
   const specs = allOptions();
@@ -96,7 +94,7 @@ async function main(): Promise<number> {
   const entry = commandNamed(name) ?? await unknownCommand(name, options);
   const module = await entry.load();
   // A command that waits (ga wait too), or one an option given makes wait (exec --wait-event).
-  const waitsWhole = entry.waits === true || entry.waitingWords?.includes(rest[0]) === true;
+  const waitsWhole = entry.waits === true || (entry.waitingWord !== undefined && entry.waitingWord === rest[0]);
   const waits = optionsMakeWait(name, entry, options, specs) || waitsWhole;
   const sockets = options.list("socket");
   for (const socket of sockets) {
@@ -184,16 +182,24 @@ async function versionOrHelp(words: string[], options: ParsedOptions): Promise<n
 }
 
 /**
- * Refuse what the Bun runtime inside the binary applied before qmpctl ran (a --preload has run, an
- * inspector listens), so that nothing of a Bun developer's environment changes what qmpctl does unseen.
- * A loop, not find/concat/Object.hasOwn or a Set: a process's first use of each costs ~0.03-0.1 M
- * instructions. Only under Bun: Deno ignores them, and reading one without --allow-env would name a Bun
- * variable in Deno's permission error.
+ * Refuse what the Bun runtime inside the binary reads from the environment and applied before qmpctl ran
+ * (a --preload has run, an inspector listens), so that nothing of a Bun developer's environment changes
+ * what qmpctl does unseen. Each named in turn, not a list of them: a constant array takes a block of
+ * JavaScriptCore's heap (see the README's speed notes), and find/concat/Object.hasOwn or a Set cost a
+ * process's first use ~0.03-0.1 M instructions. Only under Bun: Deno ignores them, and reading one
+ * without --allow-env would name a Bun variable in Deno's permission error.
  */
 function refuseRuntimeVariables(): void {
-  for (const name of RUNTIME_VARIABLES) {
-    if (env(name)) throw new UsageError(`${name} is set, and the Bun runtime inside qmpctl applied it: run without it`);
-  }
+  const set = env("BUN_OPTIONS")
+    ? "BUN_OPTIONS"
+    : env("BUN_INSPECT")
+    ? "BUN_INSPECT"
+    : env("BUN_INSPECT_CONNECT_TO")
+    ? "BUN_INSPECT_CONNECT_TO"
+    : env("BUN_INSPECT_PRELOAD")
+    ? "BUN_INSPECT_PRELOAD"
+    : undefined;
+  if (set) throw new UsageError(`${set} is set, and the Bun runtime inside qmpctl applied it: run without it`);
 }
 
 /**
@@ -216,7 +222,7 @@ function optionsMakeWait(
     }
     waits ||= own?.waits === true;
   }
-  const refused = entry.refuses?.names.find((option) => options.has(option));
+  const refused = entry.refuses && refusedNames(entry.refuses).find((option) => options.has(option));
   if (refused) throw new UsageError(`${name} ${entry.refuses!.why}: --${refused} does not apply`);
   return waits;
 }

@@ -18,7 +18,7 @@ import { COMPLETION_SCRIPTS, FILES_DIRECTIVE } from "./completion_scripts.ts";
 import { agentForm, formRefuses } from "./ga_forms.ts";
 import { writeStdout } from "./io/output.ts";
 import { env } from "./io/process.ts";
-import { findOption, type OptionSpec, type OptionTable, tableOptions, UsageError } from "./options.ts";
+import { findOption, type OptionSpec, type OptionTable, refusedNames, tableOptions, UsageError } from "./options.ts";
 import { type CommandContext, withClient } from "./session.ts";
 
 export const help = (): string =>
@@ -148,7 +148,8 @@ async function complete(context: CommandContext, line: readonly string[]): Promi
     if (state.pendingOption.name === "wait-event") return matching(await qmpNames(context, state, "events"));
     return filesFor(state.pendingOption.value, "", current);
   }
-  const options = [...table.global.filter((s) => !entry?.refuses?.names.includes(s.name)), ...(entry?.options ?? [])];
+  const refused = refusedNames(entry?.refuses);
+  const options = [...table.global.filter((s) => !refused.includes(s.name)), ...(entry?.options ?? [])];
   const assigned = state.ended ? null : /^--([\w-]+)=(.*)$/.exec(current); // --NAME=VALUE: its value
   if (assigned) {
     const [, name, value] = assigned;

@@ -5,7 +5,7 @@
  * @module
  */
 import { exitStatusList, formatTable } from "./exit_status.ts";
-import { formatOptions, type OptionSpec } from "./options.ts";
+import { formatOptions, type OptionSpec, refusedNames } from "./options.ts";
 import { type CommandEntry, COMMANDS, GLOBAL_OPTIONS } from "./registry.ts";
 
 /** `qmpctl --help`: what qmpctl is, its commands, options and the rules every command follows. */
@@ -118,6 +118,6 @@ export function commandHelp(entry: CommandEntry, help: string): string {
 export function commandGlobalOptions(entry: CommandEntry): OptionSpec[] {
   const { socketHelp, refuses } = entry;
   return GLOBAL_OPTIONS
-    .filter((option) => !refuses?.names.includes(option.name))
+    .filter((option) => !refusedNames(refuses).includes(option.name))
     .map((option) => option.name === "socket" && socketHelp ? { ...option, help: socketHelp } : option);
 }

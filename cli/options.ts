@@ -45,9 +45,18 @@ export interface OptionSpec {
 
 /** Global options a command refuses (a usage error when given; left out of its help and completion), and why. */
 export interface RefusedOptions {
-  names: readonly string[];
+  /**
+   * Their names, separated by blanks (read with `refusedNames`): a string, since a constant array in the
+   * option table takes a block of JavaScriptCore's heap on every start (see the README's speed notes).
+   */
+  names: string;
   /** What the command does instead, after its name: "runs on every target at once". */
   why: string;
+}
+
+/** The names of the options `refuses` lists (none without it). */
+export function refusedNames(refuses: RefusedOptions | undefined): string[] {
+  return refuses ? refuses.names.split(" ") : [];
 }
 
 /**

@@ -52,10 +52,10 @@ export interface CommandEntry {
    */
   outlivesStdoutReader?: true;
   /**
-   * First words that make the command wait, as `waits` makes the whole
+   * The first word that makes the command wait, as `waits` makes the whole
    * command (ga wait, but not ga exec).
    */
-  waitingWords?: readonly string[];
+  waitingWord?: string;
   load(): Promise<CommandModule>;
 }
 
@@ -130,17 +130,22 @@ const WAIT_EVENT: OptionSpec = {
 
 /** Refused with one target too, as a bad --jobs is: a script must not break only when a second VM comes. */
 const EVERY_TARGET_AT_ONCE: RefusedOptions = {
-  names: ["jobs"],
+  names: "jobs",
   why: "runs on every target at once (a target not yet listened to misses its events)",
 };
-const ONE_TARGET: RefusedOptions = { names: ["jobs"], why: "takes one target" };
+const ONE_TARGET: RefusedOptions = { names: "jobs", why: "takes one target" };
 
-/** How long work shows its progress (read by cli/progress.ts). */
-const PROGRESS_OPTIONS: OptionSpec[] = [
-  { name: "progress", help: "draw the progress line on stderr even when it is not a terminal" },
-  { name: "no-progress", help: "no progress line, even on a terminal" },
-  { name: "progress-json", help: "progress as JSON lines on stderr instead of the line" },
-];
+// How long work shows its progress (read by cli/progress.ts). Listed in each command's options, not spread
+// into them: a spread makes an array that takes a block of JavaScriptCore's heap (see the README's speed notes).
+const PROGRESS: OptionSpec = {
+  name: "progress",
+  help: "draw the progress line on stderr even when it is not a terminal",
+};
+const NO_PROGRESS: OptionSpec = { name: "no-progress", help: "no progress line, even on a terminal" };
+const PROGRESS_JSON: OptionSpec = {
+  name: "progress-json",
+  help: "progress as JSON lines on stderr instead of the line",
+};
 const WAIT_JOB: OptionSpec = {
   name: "wait-job",
   waits: true,
@@ -160,7 +165,7 @@ const WAIT_MIGRATION: OptionSpec = {
 export const COMMANDS: Record<string, CommandEntry> = {
   exec: {
     summary: "run one QMP command and print its return value",
-    options: [ARGS, WAIT_EVENT, MATCH, COUNT, WAIT_JOB, DISMISS, WAIT_MIGRATION, ...PROGRESS_OPTIONS],
+    options: [ARGS, WAIT_EVENT, MATCH, COUNT, WAIT_JOB, DISMISS, WAIT_MIGRATION, PROGRESS, NO_PROGRESS, PROGRESS_JSON],
     fanout: "jobs",
     load: () => import("./exec.ts"),
   },
@@ -216,7 +221,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
   job: {
     waits: true,
     summary: "job wait [ID ...]: follow block jobs until they conclude (exit 1 if one failed)",
-    options: [DISMISS, ...PROGRESS_OPTIONS],
+    options: [DISMISS, PROGRESS, NO_PROGRESS, PROGRESS_JSON],
     fanout: "all",
     refuses: EVERY_TARGET_AT_ONCE,
     load: () => import("./job.ts"),
@@ -224,13 +229,13 @@ export const COMMANDS: Record<string, CommandEntry> = {
   migrate: {
     waits: true,
     summary: "migrate wait: follow the migration until it ends (exit 1 if it failed)",
-    options: [...PROGRESS_OPTIONS],
+    options: [PROGRESS, NO_PROGRESS, PROGRESS_JSON],
     fanout: "all",
     refuses: EVERY_TARGET_AT_ONCE,
     load: () => import("./migrate.ts"),
   },
   ga: {
-    waitingWords: ["wait"],
+    waitingWord: "wait",
     outlivesStdoutReader: true,
     summary: "the guest agent: ga CMD, ga exec -- PROG, ga cp SRC DST, ga wait ($QMPCTL_GA_SOCKET)",
     options: [
@@ -264,7 +269,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
         help: "bytes queued for a client that does not read before it is disconnected (default 8M; at least 1)",
       },
     ],
-    refuses: { names: ["jobs", "pretty", "raw"], why: "shares one monitor and prints no replies" },
+    refuses: { names: "jobs pretty raw", why: "shares one monitor and prints no replies" },
     load: () => import("./proxy.ts"),
   },
   ansible: {
@@ -272,7 +277,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
     options: [],
     // A global option would be ignored there, or half applied.
     refuses: {
-      names: ["socket", "timeout", "connect-timeout", "wait-socket", "jobs", "pretty", "raw"],
+      names: "socket timeout connect-timeout wait-socket jobs pretty raw",
       why: "takes its settings from ARGS_FILE (socket, timeout, ...)",
     },
     load: () => import("./ansible.ts"),
@@ -281,7 +286,7 @@ export const COMMANDS: Record<string, CommandEntry> = {
     summary: "print a completion script: completions bash|zsh|fish",
     options: [],
     refuses: {
-      names: ["socket", "jobs", "wait-socket", "connect-timeout", "pretty", "raw", "verbose"],
+      names: "socket jobs wait-socket connect-timeout pretty raw verbose",
       why: "prints a script and connects to nothing",
     },
     load: () => import("./completions.ts"),
@@ -294,8 +299,12 @@ export const COMMANDS: Record<string, CommandEntry> = {
  * name, so a command's spec wins over a global one, as in tableOptions).
  */
 export function allOptions(): OptionSpec[] {
-  const all = GLOBAL_OPTIONS.slice();
-  for (const name in COMMANDS) for (const spec of COMMANDS[name].options) all.push(spec);
+  let count = GLOBAL_OPTIONS.length;
+  for (const name in COMMANDS) count += COMMANDS[name].options.length;
+  const all = new Array<OptionSpec>(count);
+  let i = 0;
+  for (const spec of GLOBAL_OPTIONS) all[i++] = spec;
+  for (const name in COMMANDS) for (const spec of COMMANDS[name].options) all[i++] = spec;
   return all;
 }
 

@@ -388,7 +388,8 @@ export class QmpClient {
     // this continuation runs.
     if (this.phase === "connecting") this.phase = "greeting";
     this.greetingMessage = await greeting;
-    const enable = this.greetingMessage.capabilities.includes("oob") ? ["oob"] : [];
+    const enable: string[] = []; // not ["oob"]: a constant array takes a block of JavaScriptCore's heap
+    if (this.greetingMessage.capabilities.includes("oob")) enable.push("oob");
     const id = this.capabilitiesId;
     this.negotiated = this.call("qmp_capabilities", enable.length > 0 ? { enable } : undefined, { id }).then(
       () => {

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { AGENT_COMMANDS } from "../lib/agent_schema.ts";
 import { COMMANDS, GLOBAL_OPTIONS } from "../cli/registry.ts";
+import { refusedNames } from "../cli/options.ts";
 import { asTheShellReadsIt } from "../cli/completions.ts";
 import { QMPCTL, qmpctl } from "./helpers/cli.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
@@ -477,7 +478,7 @@ _qmpctl`;
 
 describe("every option of every command is offered after it (not a global one it refuses)", () => {
   test.each(Object.keys(COMMANDS))("%s", (name) => {
-    const taken = GLOBAL_OPTIONS.filter((o) => !COMMANDS[name].refuses?.names.includes(o.name));
+    const taken = GLOBAL_OPTIONS.filter((o) => !refusedNames(COMMANDS[name].refuses).includes(o.name));
     const expected = [...taken, ...COMMANDS[name].options].map((o) => `--${o.name}`);
     expect(bashComplete(`qmpctl ${name} --`)).toEqual(expected);
   });
