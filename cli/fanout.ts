@@ -180,8 +180,8 @@ class Fanout {
 /**
  * Whether `reason` names `address` as what it is about, as a connection's errors do ("cannot connect to
  * ADDR: ...", "ADDR closed the connection ...", "no socket matches GLOB"): its line then needs no label to
- * say it again. Not the
- * address's text anywhere (a node QEMU could not find, named as the socket is; a word holding it).
+ * say it again. Not the address's text anywhere (a node QEMU could not find, named as the socket is; a
+ * word holding it).
  */
 function namesTarget(reason: string, address: string): boolean {
   const quoted = address.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");

@@ -297,6 +297,10 @@ export const COMMANDS: Record<string, CommandEntry> = {
  * Every option any command takes, for the parser: the global ones, then
  * each command's, some more than once (the parser takes the last of a
  * name, so a command's spec wins over a global one, as in tableOptions).
+ * Counted first and made at its full length: grown by push, the list left
+ * behind storage of each size it passed through, whose size classes took
+ * blocks of JavaScriptCore's heap of their own on every start (see the
+ * README's speed notes: one more block there brings back JSCWarmUp).
  */
 export function allOptions(): OptionSpec[] {
   let count = GLOBAL_OPTIONS.length;
