@@ -249,6 +249,9 @@ async function benchSchema(qemu: TestQemu): Promise<void> {
  * busy machine, so a change of a few percent shows. Bun's GC timer is off
  * (BUN_GC_TIMER_DISABLE): under valgrind's slowness it fires collections a
  * real run never reaches. Counts leave out the kernel's work (page faults).
+ * Then hello and qmpctl with JavaScriptCore's JIT off (BUN_JSC_useJIT=0):
+ * what setting up the JIT costs every start, the runtime's own (only the
+ * environment turns it off, and a long event stream needs the JIT).
  */
 function benchInstructions(qemu: TestQemu): void {
   if (Bun.which("valgrind") === null) {
@@ -256,23 +259,29 @@ function benchInstructions(qemu: TestQemu): void {
     return;
   }
   const { dir, hello, floor } = compileReferences();
-  const count = (program: string[]) => {
+  const count = (program: string[], env?: Record<string, string>) => {
     const out = join(dir, "callgrind.out");
-    underCallgrind(program, out);
+    underCallgrind(program, out, [], env);
     return instructionsIn(`${out}-01`) / 1e6;
   };
+  const exec = [QMPCTL, "-s", qemu.socket, "exec", "query-status"];
+  const jitOff = { BUN_JSC_useJIT: "0" };
   const counts = {
     hello: count([hello]),
     bare: count([floor, qemu.socket, "--after-greeting"]),
     bounded: count([floor, qemu.socket, "--bounded"]),
     version: count([QMPCTL, "--version"]),
-    qmpctl: count([QMPCTL, "-s", qemu.socket, "exec", "query-status"]),
+    qmpctl: count(exec),
+    "hello, JIT off": count([hello], jitOff),
+    "qmpctl, JIT off": count(exec, jitOff),
   };
   rmSync(dir, { recursive: true, force: true });
   console.log(
     `instructions, main thread (millions): ` +
       Object.entries(counts).map(([name, n]) => `${name} ${n.toFixed(2)}`).join(", ") +
-      `; qmpctl exec/bounded ${(counts.qmpctl / counts.bounded).toFixed(2)}`,
+      `; qmpctl exec/bounded ${(counts.qmpctl / counts.bounded).toFixed(2)}; the JIT's setup: hello ${
+        (counts.hello - counts["hello, JIT off"]).toFixed(2)
+      }, qmpctl ${(counts.qmpctl - counts["qmpctl, JIT off"]).toFixed(2)}`,
   );
 }
 
