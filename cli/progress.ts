@@ -227,7 +227,8 @@ export function progressJson(sample: ProgressSample): Record<string, unknown> {
 /**
  * The line for a sample, at most `width` characters wide: parts that do not
  * fit are left out from the end (notes, time left, rate, amounts), and the
- * bar only when none of them is left. Without figures, the label and notes.
+ * bar only when none of them is left; then the label is cut (ending in `…`),
+ * so that the percentage stays. Without figures, the label and notes.
  * The label and notes hold QEMU's words (a job's id and type, a status):
  * their control characters are escaped, as on every stderr line.
  */
@@ -237,7 +238,8 @@ export function progressLine(sample: ProgressSample, width: number, color: boole
   }
   const percent = percentOf(sample);
   const left = secondsLeft(sample);
-  const head = `${escapeControls(sample.label)} ${percent.toFixed(0).padStart(3)}%`;
+  const label = escapeControls(sample.label), percentText = `${percent.toFixed(0).padStart(3)}%`;
+  const head = `${label} ${percentText}`;
   const amounts = `${formatBytes(sample.done)}/${formatBytes(sample.total)}`;
   const rate = sample.rate === undefined ? undefined : `${formatBytes(sample.rate)}/s`;
   const eta = left === undefined ? undefined : `${formatSeconds(left)} left`;
@@ -248,15 +250,18 @@ export function progressLine(sample: ProgressSample, width: number, color: boole
     const text = [head, ...optional.slice(0, keep)].join("  ");
     const room = width - text.length - 3;
     if (room >= 10) return `${bar(percent, Math.min(room, 20), color)} ${text}`;
-    if (keep === 0) return text.length <= width ? text : text.slice(0, Math.max(0, width));
   }
-  return head.slice(0, width);
+  if (head.length <= width) return head;
+  const labelRoom = width - percentText.length - 2; // the cut label, its `…` and a blank
+  return labelRoom > 0
+    ? `${label.slice(0, labelRoom)}… ${percentText}`
+    : percentText.trim().slice(0, Math.max(0, width));
 }
 
 function bar(percent: number, cells: number, color: boolean): string {
   const filled = Math.round((percent / 100) * cells);
   const done = "#".repeat(filled), rest = "-".repeat(cells - filled);
-  return color ? `[\x1b[32m${done}\x1b[0m${rest}]` : `[${done}${rest}]`;
+  return color && filled > 0 ? `[\x1b[32m${done}\x1b[0m${rest}]` : `[${done}${rest}]`;
 }
 
 /** Bytes as people read them: 512 B, 1.5 KiB, 256.0 MiB, 1.0 GiB. */

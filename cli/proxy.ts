@@ -202,6 +202,6 @@ async function runShared(
   }
   // Why, when it is more than the close itself (a broken message); a plain close said it already.
   const why = first.error && !(first.error instanceof DisconnectedError) ? ` (${first.error.message})` : "";
-  notice(`${name} closed the connection without a SHUTDOWN event or a quit${why}`);
+  notice(`${name} closed the connection without a quit, or a SHUTDOWN event that no RESUME followed${why}`);
   return EXIT.CONNECTION;
 }

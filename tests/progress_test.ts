@@ -36,9 +36,19 @@ describe("progressLine", () => {
     expect(progressLine(sample, 20, false)).toBe("backup b0  25%");
   });
 
+  test("narrower than the label and percentage: the label is cut, the percentage stays", () => {
+    const long = { ...sample, label: "backup averyveryverylongjobidentifier25" };
+    expect(progressLine(long, 25, false)).toBe("backup averyveryver…  25%");
+    expect(progressLine(long, 7, false)).toBe("b…  25%");
+    expect(progressLine(long, 5, false)).toBe("25%");
+    expect(progressLine(long, 2, false)).toBe("25");
+    expect(progressLine(long, 0, false)).toBe("");
+  });
+
   test("colour only when asked: the filled part of the bar in green", () => {
     expect(progressLine(sample, 99, true)).toStartWith("[\x1b[32m#####\x1b[0m---------------] backup b0");
     expect(progressLine(sample, 99, false)).not.toContain("\x1b");
+    expect(progressLine({ ...sample, done: 0 }, 99, true)).toStartWith("[--------------------] backup b0   0%");
   });
 
   test("several jobs: the sums, and the time left of the last to end (not of their combined rate)", () => {
