@@ -131,7 +131,7 @@ export async function run(context: CommandContext): Promise<number> {
     const refused = context.options.has(option) && formRefuses(form, option, context.options.has("json"));
     if (refused) throw new UsageError(refused);
   }
-  if (form === "cp") return (await SUBCOMMANDS.cp()).run({ ...context, words }); // cleans up on its own
+  if (form === "cp") return (await SUBCOMMANDS.cp()).run({ ...context, words }).catch(withDisabledHint); // cleans up on its own
   // SIGTERM and SIGHUP end a command as Ctrl-C does, so that the agent's owed reply is read before qmpctl
   // dies of the signal: qemu-ga serving its own socket quits when a client leaves one unread.
   return await cleaningUpOnFatalSignal(
@@ -139,8 +139,17 @@ export async function run(context: CommandContext): Promise<number> {
     async (context) =>
       form === AGENT_COMMAND
         ? runAgentCommand(context, name, words)
-        : (await SUBCOMMANDS[name]()).run({ ...context, words }),
+        : (await SUBCOMMANDS[name]()).run({ ...context, words }).catch(withDisabledHint),
   );
+}
+
+/** Why an agent may not find a command it is documented to have: said with its CommandNotFound. */
+const DISABLED_HINT = " (unsupported on this guest, or blocked by qemu-ga --block-rpcs)";
+
+/** exec, cp and wait send the agent's own commands (guest-exec, guest-file-open): one not found is disabled. */
+function withDisabledHint(error: unknown): never {
+  if (error instanceof CommandError && error.errorClass === "CommandNotFound") error.message += DISABLED_HINT;
+  throw error;
 }
 
 async function runAgentCommand(context: CommandContext, command: string, words: string[]): Promise<number> {
@@ -192,7 +201,7 @@ async function unknownCommand(
   }
   const entry = supported.find((c) => c.name === command);
   if (entry && !entry.enabled) { // a command it has: its answer stands (exit 1), with why it may be so
-    error.message += " (unsupported on this guest, or blocked by qemu-ga --block-rpcs)";
+    error.message += DISABLED_HINT;
     return error;
   }
   const enabled = supported.filter((c) => c.enabled).map((c) => c.name);

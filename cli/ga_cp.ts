@@ -137,8 +137,10 @@ async function copyIn(context: CommandContext, localFile: string, guestFile: str
     throw localFileError(error, `cannot read ${localFile}`);
   }
   const agent = await connectAgent(context);
+  let opened = false; // the agent has opened the guest file, emptying it
   try {
     await withGuestFile(agent, guestFile, "w", signal, async (handle) => {
+      opened = true;
       // One write ahead: the next chunk is read and encoded while the agent writes this one.
       let previous: Promise<void> | undefined;
       for (let next = first; !next.done; next = await nextChunk()) {
@@ -162,6 +164,8 @@ async function copyIn(context: CommandContext, localFile: string, guestFile: str
     // whether or not its answer is awaited): said, lest it be taken for a copy (a local DST is left as it was).
     if (error instanceof TimeoutError || error instanceof AbortedError) {
       await warnInPassing(context, `stopped: ${guestFile} in the guest may be left empty or part written`);
+    } else if (opened && error instanceof Error) { // a full disk, the agent gone: as said, on the error's line
+      error.message += ` (${guestFile} in the guest may be left empty or part written)`;
     }
     throw error;
   } finally {

@@ -55,6 +55,13 @@ const MONITOR_SNIFF_CHARS = 16;
 const OWED_REPLIES_SILENCE_MS = 300; // qemu-ga took 114 ms to build a 22 MB reply here
 const OWED_REPLIES_MAX_MS = 1000; // beyond a run's --timeout or Ctrl-C: kept short
 
+/**
+ * The default bound on one message from the agent: its largest reply, a
+ * `guest-file-read` of the most it reads at once (48 MiB), is 64 MiB in
+ * base64 with the JSON around it, just over QMP's bound.
+ */
+const AGENT_MAX_MESSAGE_BYTES = DEFAULT_MAX_MESSAGE_BYTES + 64 * 1024;
+
 /** Options of `GuestAgent.connect`. */
 export interface AgentConnectOptions {
   /** Aborts connecting and the sync. */
@@ -66,7 +73,7 @@ export interface AgentConnectOptions {
    * the next client does not take it for its own: the rejection comes that much later.
    */
   connectTimeout?: number;
-  /** Bound on one incoming message, in bytes. Default 64 MiB. */
+  /** Bound on one incoming message, in bytes. Default 64 MiB and 64 KiB: qemu-ga's largest reply fits. */
   maxMessageBytes?: number;
   /** Called with each message as it crosses the wire, compact JSON on one line. */
   log?: (direction: "send" | "receive", json: string) => void;
@@ -137,7 +144,7 @@ export class GuestAgent {
 
   private constructor(address: Address, options: AgentConnectOptions) {
     this.address = address;
-    this.#maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.#maxBytes = options.maxMessageBytes ?? AGENT_MAX_MESSAGE_BYTES;
     this.#log = options.log;
   }
 

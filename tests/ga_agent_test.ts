@@ -28,6 +28,33 @@ describe("ga AGENT-COMMAND against qemu-ga", () => {
     });
   });
 
+  test(
+    "guest-file-read of the most qemu-ga reads at once (48 MiB: 64 MiB and its JSON in base64) is printed",
+    async () => {
+      const file = join(agent.dir, "largest-read.bin"), size = 48 * 1024 * 1024;
+      const bytes = new Uint8Array(size);
+      for (let i = 0; i < size; i += 65536) crypto.getRandomValues(bytes.subarray(i, i + 65536));
+      writeFileSync(file, bytes);
+      try {
+        const opened = await ga("guest-file-open", `path=${file}`);
+        expect(opened.code).toBe(0);
+        const handle = opened.stdout.trim();
+        try {
+          const read = await ga("guest-file-read", `handle=${handle}`, `count=${size}`);
+          expect({ code: read.code, stderr: read.stderr }).toEqual({ code: 0, stderr: "" });
+          const { count, eof, "buf-b64": base64 } = JSON.parse(read.stdout);
+          expect({ count, eof }).toEqual({ count: size, eof: false });
+          expect(Buffer.from(base64, "base64").equals(bytes)).toBe(true);
+        } finally {
+          await ga("guest-file-close", `handle=${handle}`);
+        }
+      } finally {
+        rmSync(file);
+      }
+    },
+    30_000,
+  );
+
   test("$QMPCTL_GA_SOCKET gives the address", async () => {
     const result = await qmpctl(["ga", "guest-ping"], { env: { QMPCTL_GA_SOCKET: agent.socket } });
     expect(result).toMatchObject({ code: 0, stdout: "{}\n" });
@@ -83,15 +110,24 @@ describe("ga AGENT-COMMAND against qemu-ga", () => {
   });
 
   test("a command the agent disabled is its error (exit 1, as exec's), with why it may be so", async () => {
-    const blocking = await startAgent(undefined, "unix-listen", ["-b", "guest-get-time"]);
+    const blocking = await startAgent(undefined, "unix-listen", ["-b", "guest-get-time,guest-exec,guest-file-open"]);
+    const disabled = (command: string, about = "") =>
+      `qmpctl: ${about}CommandNotFound: Command ${command} has been disabled (unsupported on this guest, ` +
+      "or blocked by qemu-ga --block-rpcs)\n";
     try {
       const result = await qmpctl(["-s", blocking.socket, "ga", "guest-get-time"]);
-      expect(result).toEqual(expect.objectContaining({
-        code: 1,
-        stdout: "",
-        stderr: "qmpctl: CommandNotFound: Command guest-get-time has been disabled (unsupported on this guest, " +
-          "or blocked by qemu-ga --block-rpcs)\n",
-      }));
+      expect(result).toEqual(expect.objectContaining({ code: 1, stdout: "", stderr: disabled("guest-get-time") }));
+      // ga exec and ga cp say the same of the agent's commands they send.
+      const exec = await qmpctl(["-s", blocking.socket, "ga", "exec", "--", "true"]);
+      expect(exec).toEqual(expect.objectContaining({ code: 1, stdout: "", stderr: disabled("guest-exec") }));
+      const cp = await qmpctl(["-s", blocking.socket, "ga", "cp", ":/etc/hostname", "-"]);
+      expect(cp).toEqual(
+        expect.objectContaining({
+          code: 1,
+          stdout: "",
+          stderr: disabled("guest-file-open", "cannot read /etc/hostname in the guest: "),
+        }),
+      );
     } finally {
       await blocking.stop();
     }
@@ -561,20 +597,24 @@ describe("ga wait", () => {
     15_000,
   );
 
-  test("a peer that floods bytes without a 0xFF (no sync answer) is no agent: exit 3 once it sent 64 MiB", async () => {
-    const flood = peerSending(`{"return": "${"A".repeat(1 << 20)}`, 1);
-    try {
-      const result = await qmpctl(["-s", flood.path, "ga", "guest-ping", "--timeout", "8s"]);
-      expect(result).toMatchObject({
-        code: 3,
-        stdout: "",
-        stderr: `qmpctl: ${flood.path} sent more than 67108864 bytes without answering the sync ` +
-          "(guest-sync-delimited): is it a guest agent?\n",
-      });
-    } finally {
-      flood.stop();
-    }
-  }, 15_000);
+  test(
+    "a peer that floods bytes without a 0xFF (no sync answer) is no agent: exit 3 past 64 MiB and 64 KiB",
+    async () => {
+      const flood = peerSending(`{"return": "${"A".repeat(1 << 20)}`, 1);
+      try {
+        const result = await qmpctl(["-s", flood.path, "ga", "guest-ping", "--timeout", "8s"]);
+        expect(result).toMatchObject({
+          code: 3,
+          stdout: "",
+          stderr: `qmpctl: ${flood.path} sent more than 67174400 bytes without answering the sync ` +
+            "(guest-sync-delimited): is it a guest agent?\n",
+        });
+      } finally {
+        flood.stop();
+      }
+    },
+    15_000,
+  );
 
   test("an agent that opens its port after the first sync (which it never sees) is found within seconds, not --connect-timeout", async () => {
     const opened = Date.now() + 1500; // what came before is lost, as a serial port's input before qemu-ga opens it

@@ -18,7 +18,7 @@ import {
 import { dirname, join } from "node:path";
 import { QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
 import { waitUntil } from "./helpers/process_state.ts";
-import { qmpctlBytes, startAgent, type TestAgent } from "./helpers/qemu_ga.ts";
+import { answerSync, fakeAgent, qmpctlBytes, startAgent, type TestAgent } from "./helpers/qemu_ga.ts";
 
 let agent: TestAgent;
 let source: string;
@@ -287,6 +287,52 @@ describe("ga cp", () => {
         stderr: `qmpctl: --stdin: cannot read ${file}/: not a directory (ENOTDIR)\n`,
       }),
     );
+  });
+
+  test("a copy into the guest that fails once the file is open says the guest's file may be cut short", async () => {
+    // The agent's disk fills at the second chunk; it closes the handle as asked.
+    let writes = 0;
+    const full = fakeAgent((request, connection) => {
+      if (answerSync(request, connection)) return;
+      const reply = (answer: object) => connection.send(JSON.stringify({ ...answer, id: request.id }) + "\n");
+      if (request.execute === "guest-file-open") return reply({ return: 7 });
+      if (request.execute !== "guest-file-write") return reply({ return: {} }); // guest-file-close
+      if (++writes === 2) {
+        return reply({ error: { class: "GenericError", desc: "failed to write to file: No space left on device" } });
+      }
+      const { "buf-b64": data } = request.arguments as { "buf-b64": string };
+      reply({ return: { count: Buffer.from(data, "base64").length, eof: false } });
+    });
+    try {
+      const result = await qmpctl(["-s", full.path, "ga", "cp", source, ":/srv/app.bin", "--timeout", "10s"]);
+      expect(result).toEqual(expect.objectContaining({
+        code: 1,
+        stdout: "",
+        stderr: "qmpctl: cannot write /srv/app.bin in the guest: GenericError: failed to write to file: " +
+          "No space left on device (/srv/app.bin in the guest may be left empty or part written)\n",
+      }));
+    } finally {
+      full.stop();
+    }
+    // Refused at the open, the file was not touched: nothing more is said.
+    const refused = fakeAgent((request, connection) => {
+      if (answerSync(request, connection)) return;
+      const error = {
+        class: "GenericError",
+        desc: "failed to open file '/srv/app.bin' (mode: 'w'): Permission denied",
+      };
+      connection.send(JSON.stringify({ error, id: request.id }) + "\n");
+    });
+    try {
+      const result = await qmpctl(["-s", refused.path, "ga", "cp", source, ":/srv/app.bin", "--timeout", "10s"]);
+      expect(result).toEqual(expect.objectContaining({
+        code: 1,
+        stderr: "qmpctl: cannot write /srv/app.bin in the guest: GenericError: " +
+          "failed to open file '/srv/app.bin' (mode: 'w'): Permission denied\n",
+      }));
+    } finally {
+      refused.stop();
+    }
   });
 
   test("--timeout bounds the wait for a stdin that stays open, before and while copying", async () => {
