@@ -66,13 +66,15 @@ export function beforeDying(work: () => void): void {
 }
 
 /**
- * End the process as `signal`'s default action does, now: death by it, every
- * handler for it removed first, and the work given to `beforeDying` done; as
+ * End the process as `signal`'s default action does, now: the work given to
+ * `beforeDying` done, then every handler for it removed, and death by it; as
  * PID 1, which the kernel does not kill so, exit with 128 + its number, as a
  * shell reports a death by it.
  */
 export function dieOf(signal: EndingSignal): void {
-  process.removeAllListeners(signal);
+  // The work first, with the handlers still set: the signal sent again meanwhile (timeout(1) sends it to
+  // the process, then to its group) waits behind it, where it would end the process midway (an ssh's
+  // directory left in TMPDIR).
   for (const work of lastWork.splice(0)) {
     try {
       work();
@@ -80,6 +82,7 @@ export function dieOf(signal: EndingSignal): void {
       // dying all the same
     }
   }
+  process.removeAllListeners(signal);
   if (process.pid === 1) process.exit(128 + NUMBERS[signal]);
   process.kill(process.pid, signal);
 }

@@ -13,7 +13,7 @@
  *
  * The ssh process is stopped and DIR removed when the transport closes, when
  * connecting fails or is abandoned (connect timeout, --timeout, SIGINT), and
- * when the process exits (also on SIGTERM and SIGHUP); without a terminal
+ * when the process exits (also on SIGTERM, SIGHUP and SIGINT); without a terminal
  * with what ssh started (a ProxyCommand, a wrapper's ssh): ssh then leads a
  * process group of its own, stopped whole (see transport_process.ts). When a
  * ControlMaster serves the connection (ssh_config `ControlMaster`/`ControlPath`), the
@@ -480,7 +480,7 @@ function sshCommand(): string[] {
 let stopping = false;
 
 /**
- * Stop every ssh when the process exits, and on SIGTERM/SIGHUP before dying
+ * Stop every ssh when the process exits, and on SIGTERM/SIGHUP/SIGINT before dying
  * of them. A program that handles those signals itself does not die of them:
  * its ssh connections are left to it (to close, or to its exit; and when it
  * dies of one through `dieOf`, as qmpctl's commands do, they are stopped then).
@@ -502,7 +502,9 @@ function stopOnExit(): void {
   };
   process.on("exit", stopAll);
   beforeDying(stopAll); // a death by a signal runs no "exit" listener
-  for (const signal of ["SIGTERM", "SIGHUP"] as const) {
+  // SIGINT too: a program's Ctrl-C does not reach an ssh in a session of its own (no terminal), nor does a
+  // supervisor's kill -INT; qmpctl's commands handle it themselves.
+  for (const signal of ["SIGTERM", "SIGHUP", "SIGINT"] as const) {
     if (ignoredAtStart(signal)) continue; // nohup: stays ignored, as without this handler
     const onSignal = () => {
       if (othersHandle(signal, onSignal)) return; // the program's own handler decides: not this one's call

@@ -600,6 +600,35 @@ console.log("connected");
   );
 });
 
+describe("the library over ssh://, without handlers of its own", () => {
+  test(
+    "SIGINT (kill -INT, where no terminal's Ctrl-C reaches ssh): it dies of it, and ssh and its directory go",
+    async () => {
+      const script = join(runDir, "plain.ts");
+      writeFileSync(
+        script,
+        `import { QmpClient } from ${JSON.stringify(join(import.meta.dir, "../lib/mod.ts"))};
+await QmpClient.connect(process.argv[2]);
+console.log("connected");
+setInterval(() => {}, 1000);
+`,
+      );
+      const child = Bun.spawn([process.execPath, script, viaAlias()], {
+        stdin: "ignore",
+        stdout: "pipe",
+        stderr: "pipe",
+        env: { ...process.env, ...env },
+      });
+      const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      expect((await lines.read()).value).toBe("connected\n");
+      child.kill("SIGINT");
+      await child.exited;
+      expect(child.signalCode).toBe("SIGINT"); // afterEach: no ssh left, nor its directory in TMPDIR
+    },
+    20_000,
+  );
+});
+
 describe("the guest agent over ssh://", () => {
   test("ga guest-ping, ga exec and ga cp reach a qemu-ga socket on the remote host", async () => {
     const agent = await startAgent();
