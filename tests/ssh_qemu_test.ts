@@ -561,33 +561,46 @@ describe("connection sharing (ControlMaster in the user's ssh config)", () => {
   );
 });
 
+/**
+ * Run `body` (after `const qmp = await QmpClient.connect(process.argv[2])`) as a program using the library,
+ * connected through the ssh alias; resolves once it printed "connected", with its stdout's later lines.
+ */
+async function libraryProgram(name: string, body: string) {
+  const script = join(runDir, name);
+  writeFileSync(
+    script,
+    `import { QmpClient } from ${JSON.stringify(join(import.meta.dir, "../lib/mod.ts"))};
+const qmp = await QmpClient.connect(process.argv[2]);
+${body}
+console.log("connected");
+`,
+  );
+  const child = Bun.spawn([process.execPath, script, viaAlias()], {
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, ...env },
+  });
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  expect((await lines.read()).value).toBe("connected\n");
+  return { child, lines };
+}
+
 describe("the library over ssh://", () => {
   test(
     "a program's own SIGTERM handler runs once, and its connection still serves it (ssh is left to it)",
     async () => {
-      const script = join(runDir, "graceful.ts");
-      writeFileSync(
-        script,
-        `import { QmpClient } from ${JSON.stringify(join(import.meta.dir, "../lib/mod.ts"))};
-const qmp = await QmpClient.connect(process.argv[2]);
-let calls = 0;
+      const { child, lines } = await libraryProgram(
+        "graceful.ts",
+        `let calls = 0;
 process.on("SIGTERM", async () => {
   calls++;
   const { status } = await qmp.execute("query-status", undefined, { signal: AbortSignal.timeout(5000) }) as { status: string };
   await qmp.close();
   console.log(\`handler calls \${calls}, last status \${status}\`);
   process.exit(0);
-});
-console.log("connected");
-`,
+});`,
       );
-      const child = Bun.spawn([process.execPath, script, viaAlias()], {
-        stdout: "pipe",
-        stderr: "pipe",
-        env: { ...process.env, ...env },
-      });
-      const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-      expect((await lines.read()).value).toBe("connected\n");
       child.kill("SIGTERM");
       let rest = "";
       for (let chunk = await lines.read(); !chunk.done; chunk = await lines.read()) rest += chunk.value;
@@ -598,29 +611,11 @@ console.log("connected");
     },
     20_000,
   );
-});
 
-describe("the library over ssh://, without handlers of its own", () => {
   test(
-    "SIGINT (kill -INT, where no terminal's Ctrl-C reaches ssh): it dies of it, and ssh and its directory go",
+    "without handlers of its own, SIGINT (kill -INT: no terminal's Ctrl-C reaches ssh) ends it, and ssh and its directory",
     async () => {
-      const script = join(runDir, "plain.ts");
-      writeFileSync(
-        script,
-        `import { QmpClient } from ${JSON.stringify(join(import.meta.dir, "../lib/mod.ts"))};
-await QmpClient.connect(process.argv[2]);
-console.log("connected");
-setInterval(() => {}, 1000);
-`,
-      );
-      const child = Bun.spawn([process.execPath, script, viaAlias()], {
-        stdin: "ignore",
-        stdout: "pipe",
-        stderr: "pipe",
-        env: { ...process.env, ...env },
-      });
-      const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-      expect((await lines.read()).value).toBe("connected\n");
+      const { child } = await libraryProgram("plain.ts", "setInterval(() => {}, 1000);");
       child.kill("SIGINT");
       await child.exited;
       expect(child.signalCode).toBe("SIGINT"); // afterEach: no ssh left, nor its directory in TMPDIR
