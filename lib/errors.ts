@@ -181,7 +181,8 @@ export function awaitedStep(
             "their turn (QEMU serves one client at a time), QEMU may be stopped or hung, or too many clients are " +
             "connecting at once"
           : address.startsWith("ssh://")
-          ? ": ssh did not get through (its sshd does not answer, or ssh waits for an answer: try ssh HOST once)"
+          ? ": ssh did not get through (its sshd does not answer, or ssh waits for an answer: try ssh HOST once; " +
+            "one of many sockets on a host may also still have waited for its turn to log in, a few at a time)"
           : tcp // a SYN unanswered: a full queue (QEMU's backlog is small) and a firewall look alike
           ? ": the host accepted none: another client may hold the monitor while others fill its listen queue " +
             "(QEMU serves one client at a time), QEMU may be stopped or hung, or a firewall drops the packets"

@@ -84,7 +84,8 @@ test("an ssh that never gets through (a hung sshd): exit 3 at --connect-timeout,
     code: 3,
     stdout: "",
     stderr: "qmpctl: no connection to ssh://host/run/vm.qmp within 500ms: ssh did not get through (its sshd does " +
-      "not answer, or ssh waits for an answer: try ssh HOST once)\n",
+      "not answer, or ssh waits for an answer: try ssh HOST once; one of many sockets on a host may also still " +
+      "have waited for its turn to log in, a few at a time)\n",
   });
 });
 
