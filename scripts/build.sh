@@ -25,13 +25,33 @@
 # commit's; outside git without it, the day (UTC) package.json was last
 # changed (a tarball from git archive gives every file the commit's time).
 set -euo pipefail
+usage="usage: scripts/build.sh [--target TARGET] [OUT] [ENTRY]   (default: dist/qmpctl cli.ts)"
 caller=$PWD # OUT and ENTRY given are the caller's paths
 cd "$(dirname "$0")/.."
 target=()
-if [ "${1:-}" = "--target" ]; then
-  target=(--target "$2")
-  shift 2
-fi
+case "${1:-}" in
+  -h | --help)
+    echo "$usage"
+    exit 0
+    ;;
+  --target)
+    if [ -z "${2:-}" ] || [[ $2 == -* ]]; then
+      echo "build.sh: --target needs a target, e.g. bun-linux-arm64" >&2
+      echo "$usage" >&2
+      exit 2
+    fi
+    target=(--target "$2")
+    shift 2
+    ;;
+esac
+# A word that looks like an option is not taken for OUT or ENTRY (--help would have been built as a file).
+for word in "$@"; do
+  if [[ $word == -* ]]; then
+    echo "build.sh: unknown option $word" >&2
+    echo "$usage" >&2
+    exit 2
+  fi
+done
 out=${1:-dist/qmpctl}
 entry=${2:-cli.ts}
 [ $# -lt 1 ] || [[ $out == /* ]] || out=$caller/$out

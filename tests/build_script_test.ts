@@ -6,7 +6,16 @@
  * tarball's file times.
  */
 import { afterAll, expect, test } from "bun:test";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import packageJson from "../package.json" with { type: "json" };
@@ -27,6 +36,20 @@ test("OUT and ENTRY given are taken from the caller's directory, not the checkou
   expect(run([join(ROOT, "scripts/build.sh"), "out/hello", "hello.ts"], caller).code).toBe(0);
   expect(run([join(caller, "out/hello")], caller).stdout).toBe("hello\n");
   expect(existsSync(join(ROOT, "out"))).toBe(false);
+});
+
+test("--help prints the usage; an unknown option or a --target without one is refused; neither writes a file", () => {
+  const caller = join(dir, "options");
+  mkdirSync(caller);
+  const help = run([join(ROOT, "scripts/build.sh"), "--help"], caller);
+  expect(help.code).toBe(0);
+  expect(help.stdout).toStartWith("usage: scripts/build.sh [--target TARGET] [OUT] [ENTRY]");
+  for (const argv of [["--out", "x"], ["out", "--verbose"], ["--target"], ["--target", "--help"]]) {
+    const refused = run([join(ROOT, "scripts/build.sh"), ...argv], caller);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/^build\.sh: (unknown option -|--target needs a target)/);
+  }
+  expect(readdirSync(caller)).toEqual([]);
 });
 
 test("a source tree inside another git repository: its version names no commit of that repository", () => {
