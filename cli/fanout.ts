@@ -49,9 +49,10 @@ export interface FanoutOptions {
  * is known (a glob's sockets when it matches), with each output line
  * labelled; resolves to the combined exit status once every target has
  * ended and no glob is looked at any more. An output that cannot
- * be written (a closed pipe, a full disk) ends the whole run (thrown); so
- * does SIGINT, once every target under way has ended (each says what it
- * leaves undone) and without starting those still waiting for their turn.
+ * be written (a closed pipe, a full disk) ends the whole run (thrown), once
+ * the targets under way have stopped, each saying on stderr what it had run;
+ * so does SIGINT, once every target under way has ended (each says what it
+ * leaves undone). Neither starts the targets still waiting for their turn.
  */
 export function runOnEach(
   context: CommandContext,
@@ -75,6 +76,8 @@ class Fanout {
   #interrupted: unknown;
   /** A target has waited for its turn (--jobs): the reason one not tried gives. */
   #heldBack = false;
+  /** Aborted when the output fails (with that error): the targets under way stop, saying what they had run. */
+  readonly #outputFailed = new AbortController();
 
   constructor(
     context: CommandContext,
@@ -105,7 +108,14 @@ class Fanout {
           });
       }
       this.#heldBack ||= next < addresses.length;
-      if (thrown) throw thrown.error;
+      // A failed output waits for the targets under way: each says on stderr what it had run (see #runTarget).
+      if (thrown && (running === 0 || !(thrown.error instanceof OutputError))) {
+        const notStarted = addresses.length - next;
+        if (notStarted > 0 && thrown.error instanceof OutputError) {
+          thrown.error.message += `; ${notStarted} more target${notStarted > 1 ? "s were" : " was"} not started`;
+        }
+        throw thrown.error;
+      }
       if (running === 0 && next === addresses.length && this.#targets.done) break;
       await Promise.race([ended.promise, this.#targets.changed()]);
       ended = Promise.withResolvers();
@@ -134,7 +144,8 @@ class Fanout {
   async #runTarget(address: string): Promise<number> {
     const context = this.#context;
     const target = { label: address, write: this.#write };
-    const own: CommandContext = { ...context, global: { ...context.global, socket: address }, target };
+    const signal = AbortSignal.any([context.signal, this.#outputFailed.signal]);
+    const own: CommandContext = { ...context, signal, global: { ...context.global, socket: address }, target };
     // stderr's line names the bound that ran out, as a single target's does (cli.ts); the JSON line is data.
     const fail = async (reason: string, members: Record<string, unknown> = { failure: reason }, bound = "") => {
       writeStderrLine(`qmpctl: ${namesTarget(reason, address) ? reason : `${address}: ${reason}`}${bound}`);
@@ -157,12 +168,24 @@ class Fanout {
       if (failed) throw failed;
       return await this.#run(own);
     } catch (error) {
-      const status = this.#options.statusOf(error);
-      // SIGINT, and an output that cannot be written (nowhere to print any target's line): the whole run ends;
-      // what the error says was run is this target's.
+      const stoppedByOutput = error instanceof AbortedError && this.#outputFailed.signal.aborted &&
+        !context.signal.aborted;
+      const status = stoppedByOutput ? EXIT.OUTPUT : this.#options.statusOf(error);
+      // An output that cannot be written (nowhere to print any target's line): the whole run ends. The first
+      // target it failed for is the run's error; the others under way stop, and each says what it had run
+      // (a state-changing command may have run on every one).
       if (status === EXIT.OUTPUT) {
-        (error as Error).message = `${address}: ${(error as Error).message}` +
-          (this.#targets.addresses.length > 1 ? "; the other targets' output is lost too" : "");
+        // "aborted while waiting for X" is said as "stopped when the output failed, while waiting for X".
+        const { message: own } = error as Error;
+        const message = `${address}: ${
+          stoppedByOutput ? own.replace(/^aborted /, "stopped when the output failed, ") : own
+        }`;
+        if (this.#outputFailed.signal.aborted) {
+          writeStderrLine(`qmpctl: ${message}`);
+          return status;
+        }
+        (error as Error).message = message;
+        this.#outputFailed.abort(error);
       }
       if (status === EXIT.INTERRUPTED) {
         this.#interrupted ??= error;

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { QMPCTL, qmpctl, startQmpctl } from "./helpers/cli.ts";
+import { QMPCTL, qmpctl, qmpctlInShell, startQmpctl } from "./helpers/cli.ts";
 import { fakeServer } from "./helpers/fake_server.ts";
 import { startQemu, type TestQemu } from "./helpers/qemu.ts";
 
@@ -532,6 +532,25 @@ describe("several targets over real QEMUs", () => {
     );
     const expanded = await qmpctl(["-s", glob, "exec", "query-name"]);
     expect({ code: expanded.code, count: lines(expanded.stdout).length }).toEqual({ code: 0, count: 9 });
+  });
+
+  test("stdout closed: each VM says on stderr whether stop was run on it; those that say so are paused", async () => {
+    const { code, stderr } = await qmpctlInShell('exec "$0" "$@" >&-', "-s", join(fleet, "*.qmp"), "exec", "stop");
+    try {
+      expect(code).toBe(74);
+      const said = stderr.trimEnd().split("\n");
+      expect(said).toHaveLength(COUNT); // one line each: every VM was under way (--jobs 32)
+      for (let i = 0; i < COUNT; i++) {
+        const line = said.find((text) => text.startsWith(`qmpctl: ${socketOf(i)}: `));
+        expect(line).toMatch(
+          /: (could not write the output: .*\(stop was run: QEMU answered it\)|stopped when the output failed, while waiting for .*\bstop\b)/,
+        );
+        const status = JSON.parse((await qmpctl(["-s", socketOf(i), "exec", "query-status"])).stdout).status;
+        if (line!.includes("stop was run")) expect(status).toBe("paused");
+      }
+    } finally {
+      await qmpctl(["-s", join(fleet, "*.qmp"), "exec", "cont"]);
+    }
   });
 
   test("one plain -s prints exactly what it did before: no socket member", async () => {

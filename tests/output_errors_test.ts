@@ -137,21 +137,80 @@ test("batch > /dev/full: exit 74, naming the lines that ran (their results are l
   });
 });
 
-test("several targets > /dev/full: one line for the whole run (exit 74), naming the target it speaks of", async () => {
+test("several targets > /dev/full: a line for each target, naming it and what it ran (exit 74)", async () => {
   const second = fakeServer(async (c) => {
     await c.handshake();
     for (;;) c.reply(await c.nextRequest(), { running: true, status: "running" });
   });
   try {
-    for (let i = 0; i < 6; i++) { // both targets' writes fail: whichever ends the run, its note is there once
+    for (let i = 0; i < 6; i++) { // both targets' writes fail, or one stops first: each says what it ran, once
       const result = await run(["-s", server.path, "-s", second.path, "exec", "query-status"], "> /dev/full");
       expect(result.code).toBe(74);
-      expect(result.stderr).toMatch(
-        /^qmpctl: \S+: could not write the output: no space left on the device \(ENOSPC\) \(query-status was run: QEMU answered it\); the other targets' output is lost too\n$/,
+      const lines = result.stderr.trimEnd().split("\n").sort();
+      expect(lines).toHaveLength(2);
+      lines.forEach((line, i) =>
+        expect(line).toMatch(
+          new RegExp(
+            `^qmpctl: ${[server.path, second.path].sort()[i]}: (could not write the output: no space left on the ` +
+              "device \\(ENOSPC\\) \\(query-status was run: QEMU answered it\\)|stopped when the output failed, " +
+              "while waiting for the (reply to|answer to qmp_capabilities from \\S+ \\()query-status\\b.*)$",
+          ),
+        )
       );
     }
   } finally {
     second.stop();
+  }
+});
+
+test("several targets, stdout closed: a target still waiting for its reply says it stopped; one not started is counted", async () => {
+  const received: string[] = [];
+  let slowHasIt = Promise.withResolvers<void>();
+  const fast = fakeServer(async (c) => { // answers once the other target has been sent its command
+    await c.handshake();
+    const request = await c.nextRequest();
+    await slowHasIt.promise;
+    c.reply(request, {});
+  });
+  const slow = fakeServer(async (c) => { // answers after the output has failed
+    await c.handshake();
+    const request = await c.nextRequest();
+    received.push(`slow: ${request.execute}`);
+    slowHasIt.resolve();
+    await Bun.sleep(3000);
+    c.reply(request, {});
+  });
+  const notStarted = fakeServer(async (c) => {
+    await c.handshake();
+    received.push(`third: ${(await c.nextRequest()).execute}`);
+  });
+  try {
+    const targets = ["-s", fast.path, "-s", slow.path, "-s", notStarted.path, "-j", "2"];
+    // What the first says it ran, and the end of the second's line (it may still have awaited qmp_capabilities).
+    for (
+      const [argv, ran, unanswered] of [
+        [["exec", "stop"], " (stop was run: QEMU answered it)", ".*\\bstop\\b.*"],
+        [["batch"], "; QEMU ran line 1", ".*; no answer to line 1"],
+      ] as const
+    ) {
+      slowHasIt = Promise.withResolvers();
+      const result = await run([...targets, ...argv], ">&-", "stop\n");
+      expect(result.code).toBe(74);
+      const lines = result.stderr.trimEnd().split("\n");
+      expect(lines).toHaveLength(2); // one per target started, no Ctrl-C note
+      const [first, second] = lines[0].startsWith(`qmpctl: ${fast.path}:`) ? lines : lines.toReversed();
+      expect(first).toBe(
+        `qmpctl: ${fast.path}: could not write the output: stdout is closed (EBADF)${ran}; 1 more target was not started`,
+      );
+      expect(second).toMatch(
+        new RegExp(`^qmpctl: ${slow.path}: stopped when the output failed, while waiting for ${unanswered}$`),
+      );
+    }
+    expect(received).toEqual(["slow: stop", "slow: stop"]); // the third was never sent it
+  } finally {
+    fast.stop();
+    slow.stop();
+    notStarted.stop();
   }
 });
 

@@ -20,7 +20,7 @@ import type { QmpClient } from "../../lib/client.ts";
 import { AbortedError, abortErrorFor, DisconnectedError, TimeoutError } from "../../lib/errors.ts";
 import { fileErrorWords } from "../file_errors.ts";
 import { BadLine, readLines } from "../io/input.ts";
-import { writeStderrLine, writeStdout } from "../io/output.ts";
+import { OutputError, writeStderrLine, writeStdout } from "../io/output.ts";
 import { UsageError } from "../options.ts";
 import { formatJson } from "../session.ts";
 import { BatchedOutput } from "./batched_output.ts";
@@ -176,7 +176,8 @@ export async function runPiped(options: PipedOptions): Promise<number> {
         inputEnded,
       });
       // qmpctl says nothing of its own on Ctrl-C, but lines sent and not answered may have run: said here.
-      if (error instanceof AbortedError && unanswered.length > 0) {
+      // (Not when another target's output failed: the message says it, with these lines, as its own.)
+      if (error instanceof AbortedError && !(error.cause instanceof OutputError) && unanswered.length > 0) {
         say(`interrupted; no answer to ${lineNumbers(unanswered)}, which QEMU may have run`);
       }
     }
