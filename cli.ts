@@ -278,6 +278,12 @@ async function unknownCommand(name: string, options: ParsedOptions, helpAsked = 
   if (swallowed) throw new UsageError(`unknown command '${name}' ${swallowed}`);
   const { didYouMean } = await import("./lib/closest.ts");
   const qmpName = /^[A-Za-z][\w.-]*$/.test(name); // as QMP's names go: then it may be one
+  // `-s vm*.sock exec ...` unquoted: the shell gave -s the first socket, and the second stands as the command.
+  if (name.includes("/") || /\.(?:sock|socket|qmp)$/.test(name)) {
+    throw new UsageError(
+      `unknown command '${name}' (a socket? a glob after -s must be quoted, or the shell expands it: -s 'vm*.sock')`,
+    );
+  }
   const qmpHint = helpAsked
     ? `; QEMU's own commands are described by: qmpctl describe ${name}`
     : `; a QMP command goes after exec: qmpctl exec ${name}`;
@@ -330,8 +336,7 @@ async function runOnSeveral(
   const fanout = await import("./cli/fanout.ts");
   // "all": every target at once, those a glob adds later too (one not yet listened to would miss its events).
   const jobs = entry.fanout === "all" ? Infinity : fanout.readJobs(context.options, fanout.DEFAULT_JOBS);
-  await module.prepareTargets?.(context);
-  return await fanout.runOnEach(context, targets, module.run, { jobs, statusOf });
+  return await fanout.runOnEach(context, targets, module.run, { jobs, statusOf, prepare: module.prepareTargets });
 }
 
 /**

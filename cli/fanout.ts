@@ -42,6 +42,8 @@ export interface FanoutOptions {
    * error that is not a target's own (a bug): it ends the whole run.
    */
   statusOf(error: unknown): number | undefined;
+  /** What the command does once for all targets before any starts (batch: read its input). */
+  prepare?(context: CommandContext): Promise<void>;
 }
 
 /**
@@ -93,6 +95,7 @@ class Fanout {
 
   /** Start each target when it is known and its turn has come (a glob looked at again holds up no one). */
   async run(): Promise<number> {
+    await this.#prepare();
     const { addresses } = this.#targets;
     let [next, running] = [0, 0];
     let thrown: { error: unknown } | undefined; // a bug, or an output that cannot be written: the run ends
@@ -124,6 +127,19 @@ class Fanout {
     await this.#output;
     if (this.#interrupted) throw this.#interrupted;
     return combinedStatus(this.#statuses);
+  }
+
+  /**
+   * The command's work for all targets. When --timeout runs out in it (batch's input did not end in time), it
+   * is said, and every target is then told it was not tried: its failure line, for a script to find.
+   */
+  async #prepare(): Promise<void> {
+    try {
+      await this.#options.prepare?.(this.#context);
+    } catch (error) {
+      if (!(error instanceof TimeoutError)) throw error;
+      writeStderrLine(`qmpctl: ${error.message} (--timeout ${formatDuration(this.#context.global.timeoutMs)})`);
+    }
   }
 
   /**

@@ -539,6 +539,30 @@ describe("qmpctl batch with --timeout", () => {
     }
   });
 
+  test("several targets, an input that has not ended when --timeout runs out: a failure line for each target", async () => {
+    const servers = [0, 1].map(() =>
+      fakeServer(async (connection) => {
+        await connection.handshake();
+        for (;;) connection.reply(await connection.nextRequest(), {});
+      })
+    );
+    try {
+      const [a, b] = servers.map((server) => server.path);
+      const run = await qmpctlInShell(`(echo query-name; sleep 3) | "$0" -s "$1" -s "$2" batch --timeout 500ms`, a, b);
+      expect(run.code).toBe(124);
+      const lines = run.stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+      expect(lines.sort((x, y) => x.socket.localeCompare(y.socket))).toEqual(
+        [a, b].sort().map((socket) => ({ socket, failure: "not tried: --timeout ran out before it was started" })),
+      );
+      expect(run.stderr.split("\n")[0]).toBe("qmpctl: timed out waiting for the input to end (--timeout 500ms)");
+      expect(run.stderr.trimEnd().split("\n").slice(1).sort()).toEqual(
+        [a, b].sort().map((socket) => `qmpctl: ${socket}: not tried: --timeout ran out before it was started`),
+      );
+    } finally {
+      servers.forEach((server) => server.stop());
+    }
+  });
+
   test("QEMU not answering while qmpctl reads its schema to type a line: stderr says so, not stdin", async () => {
     const server = fakeServer(async (connection) => {
       await connection.handshake();

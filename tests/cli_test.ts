@@ -165,6 +165,11 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
       /^qmpctl: unknown command 'query-status' \(commands: .*; a QMP command goes after exec: qmpctl exec query-status\)$/,
     ],
     [
+      "a glob after -s the shell expanded: its second socket stands where the command goes",
+      ["-s", "/run/vm1.qmp", "/run/vm2.qmp", "exec", "query-status"],
+      /^qmpctl: unknown command '\/run\/vm2.qmp' \(a socket\? a glob after -s must be quoted, .*: -s 'vm\*.sock'\)$/,
+    ],
+    [
       "arguments as JSON where KEY=VALUE words go",
       ["exec", "qom-list", '{"path": "/"}'],
       /^qmpctl: '\{"path": "\/"\}' is not KEY=VALUE \(a JSON object of arguments goes with --args\)$/,
