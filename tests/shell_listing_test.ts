@@ -200,4 +200,26 @@ describe("qmpctl shell: TAB's list of candidates", () => {
       await terminal.waitForLastLine(PROMPT);
     });
   });
+
+  test("in a window narrower than the names, a screenful counts the rows they wrap onto: none scrolls away", async () => {
+    const names = await commandsStartingWith("query-c");
+    const narrow = { columns: 20, rows: 10 };
+    // One name a row (none fits two), each taking as many window rows as it wraps onto: whole names, 9 rows.
+    const wrapped = names.map((name) => name.match(/.{1,20}/g)!);
+    const firstPage: string[] = [];
+    for (const rows of wrapped) {
+      if (firstPage.length + rows.length > narrow.rows - 1) break;
+      firstPage.push(...rows);
+    }
+    expect(wrapped.flat().length).toBeGreaterThan(narrow.rows); // taller than the window
+    expect(wrapped.some((rows) => rows.length > 1)).toBe(true);
+    await use(narrow, async (terminal) => {
+      await terminal.type("query-c");
+      await terminal.press("Tab");
+      const screen = await terminal.waitForLastLine(MORE);
+      expect(screen.slice(0, -1).slice(-firstPage.length)).toEqual(firstPage); // from the first name on
+      await terminal.press("C-c");
+      await terminal.waitForLastLine(`${PROMPT} query-c`.slice(-20));
+    });
+  });
 });

@@ -60,8 +60,15 @@ async function showPages(rows: readonly string[], terminal: ListingTerminal): Pr
   let shown = 0;
   let next = pageHeight(size().rows);
   for (;;) {
-    const page = rows.slice(shown, shown + next);
-    shown += page.length;
+    // A row wider than the window (a name longer than it is wide) takes as many of its rows as it wraps onto.
+    const { columns } = size();
+    const page: string[] = [];
+    for (let used = 0; shown < rows.length; shown++) {
+      const height = Math.max(1, Math.ceil(rows[shown].length / columns)); // names are ASCII: a column each
+      if (page.length > 0 && used + height > next) break;
+      page.push(rows[shown]);
+      used += height;
+    }
     screen.hide(); // the prompt, or --More--: the rows take its place
     screen.print(page.join("\n"));
     if (shown >= rows.length) return true;
