@@ -227,7 +227,7 @@ async function runModule(context: CommandContext, params: ModuleParams): Promise
       result.return = await client.execute(execute, args, { signal });
     } else if (hmp !== undefined) {
       const output = await client.execute("human-monitor-command", { "command-line": hmp }, { signal });
-      result.text = hmpText(output);
+      result.text = hmpText(output, client.address.text);
     }
     if (wait && subscription) {
       const events: QmpEvent[] = [];

@@ -21,8 +21,8 @@ export function parseDuration(text: string, option: string): number {
     );
   }
   const ms = Number(match[1]) * UNIT_MS[match[2] ?? "s"];
-  // A timer holds 2^31-1 ms; 0 is the way to wait without a bound.
-  if (!Number.isFinite(ms) || ms > 2 ** 31 - 1) {
+  // A timer holds 2^31-1 ms (596h 31m 23.647s): whole hours, as said; 0 is the way to wait without a bound.
+  if (!Number.isFinite(ms) || ms > 596 * UNIT_MS.h) {
     throw new UsageError(`${option} '${text}' is too long (at most 596h; 0 or inf: no bound)`);
   }
   return ms > 0 ? Math.max(1, Math.round(ms)) : 0; // 0.1ms is a bound, not "no bound"

@@ -72,7 +72,8 @@ export async function run(context: CommandContext): Promise<number> {
     );
   }
   return await withClient(context, async (client) => {
-    await executeAndPrint(context, client, "human-monitor-command", args, hmpText, "text");
+    const text = (value: unknown) => hmpText(value, client.address.text);
+    await executeAndPrint(context, client, "human-monitor-command", args, text, "text");
     return 0;
   }, { pipeline: true }); // the command goes out behind qmp_capabilities
 }

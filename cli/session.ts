@@ -104,7 +104,8 @@ export function connect(context: CommandContext, session: SessionOptions = {}): 
     if (context.global.socket !== undefined) throw error;
     // The address came from the environment: said, for a user who forgot (or never knew of) that export; and
     // for a glob there, that it was taken as written (one address: only -s expands a glob).
-    if (error instanceof ConnectionError || error instanceof GreetingError) {
+    // (An address refused as written too: its text, which the command line does not show, came from there.)
+    if (error instanceof ConnectionError || error instanceof GreetingError || (error as QmpError).code === "ADDRESS") {
       const glob = isSocketGlob(address) && causedBy(error, "ENOENT");
       error.message += glob
         ? " (the address is $QMPCTL_SOCKET's: a glob is expanded only in -s)"

@@ -44,11 +44,14 @@ export function hmpArguments(commandLine: string, cpuIndex?: number): Record<str
  * import { hmpText } from "./hmp.ts";
  * hmpText("VM status: running\r\n"); // "VM status: running\n"
  * ```
+ * @param from the address it came from, for the error's message (as the client's other protocol errors name it)
  * @throws {ProtocolError} for a value that is no text (QEMU's is always)
  */
-export function hmpText(value: unknown): string {
+export function hmpText(value: unknown, from?: string): string {
   if (typeof value !== "string") { // QEMU's human-monitor-command returns text, always
-    throw new ProtocolError(`received ${excerpt(value)} as the human monitor's text`);
+    throw new ProtocolError(
+      `${from === undefined ? "" : `${from}: `}received ${excerpt(value)} as the human monitor's text`,
+    );
   }
   return value.replaceAll("\r\n", "\n");
 }
@@ -77,5 +80,5 @@ export async function humanMonitorCommand(
   options: { cpuIndex?: number; signal?: AbortSignal } = {},
 ): Promise<string> {
   const args = hmpArguments(commandLine, options.cpuIndex);
-  return hmpText(await client.execute("human-monitor-command", args, { signal: options.signal }));
+  return hmpText(await client.execute("human-monitor-command", args, { signal: options.signal }), client.address.text);
 }

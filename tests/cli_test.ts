@@ -368,6 +368,16 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
     expect((await qmpctl(["-s", missing, "exec", "query-status"])).stderr).not.toContain("QMPCTL_SOCKET");
   });
 
+  test("an address from QMPCTL_SOCKET refused as written is said to be the variable's too (exit 2)", async () => {
+    for (const command of [["exec", "query-status"], ["hmp", "info status"], ["wait-event", "STOP"]]) {
+      expect(await qmpctl(command, { env: { QMPCTL_SOCKET: "localhost:99999" } })).toMatchObject({
+        code: 2,
+        stdout: "",
+        stderr: "qmpctl: 'localhost:99999': port 99999 is not in 1-65535 (the address is $QMPCTL_SOCKET's)\n",
+      });
+    }
+  });
+
   test.each(["SSH://hv1/run/vm.qmp", "ssh:hv1/run/vm.qmp", "qmp://hv1/run/vm.qmp"])(
     "%p, no socket as a path, says how an ssh address is written (exit 3)",
     async (address) => {

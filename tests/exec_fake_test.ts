@@ -238,7 +238,7 @@ describe("the greeting and negotiation", () => {
     },
   );
 
-  test("hmp: a reply that is no text (QEMU's always is) breaks the protocol: exit 3, not [object Object]", async () => {
+  test("hmp: a reply that is no text (QEMU's always is) breaks the protocol: exit 3, naming the address", async () => {
     for (const value of [{ a: 1 }, null, ["a\r\n", "b"]]) {
       const server = serve(async (c) => {
         await c.handshake();
@@ -247,7 +247,7 @@ describe("the greeting and negotiation", () => {
       expect(await qmpctl(["-s", server.path, "hmp", "info status"])).toMatchObject({
         code: 3,
         stdout: "",
-        stderr: `qmpctl: received ${JSON.stringify(value)} as the human monitor's text\n`,
+        stderr: `qmpctl: ${server.path}: received ${JSON.stringify(value)} as the human monitor's text\n`,
       });
     }
   });

@@ -195,7 +195,12 @@ describe("parseDuration", () => {
     expect(usageError(() => parseDuration("9999999h", "--connect-timeout"))).toBe(
       "--connect-timeout '9999999h' is too long (at most 596h; 0 or inf: no bound)",
     );
-    expect(parseDuration(`${2 ** 31 - 1}ms`, "--timeout")).toBe(2 ** 31 - 1);
+    expect(parseDuration("596h", "--timeout")).toBe(596 * 3_600_000); // the most, as said: not a little more
+    for (const text of ["596.5h", `${596 * 3600 + 1}`]) {
+      expect(usageError(() => parseDuration(text, "--timeout"))).toBe(
+        `--timeout '${text}' is too long (at most 596h; 0 or inf: no bound)`,
+      );
+    }
   });
 });
 

@@ -166,7 +166,7 @@ describe("numbers are printed exactly as the server wrote them", () => {
     expect(result).toMatchObject({
       code: 3,
       stdout: "",
-      stderr: "qmpctl: received 18446744073709551615 as the human monitor's text\n",
+      stderr: `qmpctl: ${path}: received 18446744073709551615 as the human monitor's text\n`,
     });
   });
 
