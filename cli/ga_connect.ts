@@ -1,6 +1,7 @@
 /** Connecting to the guest agent for the `ga` commands: `-s` or `$QMPCTL_GA_SOCKET`. @module */
 import { GuestAgent, MonitorNotAgentError, SyncClosedError } from "../lib/agent_client.ts";
 import { isNotReady, isRemote, retryWhileNotReady } from "../lib/connect_ready.ts";
+import { ConnectionError, type QmpError } from "../lib/errors.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, givenAddress, noAddress, wireLog } from "./session.ts";
 
@@ -42,6 +43,11 @@ export function connectAgent(
   return retryWhileNotReady(connect, context.global.waitSocketMs ?? 0, context.signal, { notReady, remote })
     .catch((error) => {
       if (error instanceof MonitorNotAgentError) error.message += " (qmpctl exec talks to a monitor)";
+      // An address from the environment, refused or not reached: said, as for a monitor's $QMPCTL_SOCKET.
+      const fromVariable = context.global.socket === undefined;
+      if (fromVariable && (error instanceof ConnectionError || (error as QmpError).code === "ADDRESS")) {
+        error.message += " (the address is $QMPCTL_GA_SOCKET's)";
+      }
       throw error;
     });
 }

@@ -368,14 +368,25 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
     expect((await qmpctl(["-s", missing, "exec", "query-status"])).stderr).not.toContain("QMPCTL_SOCKET");
   });
 
-  test("an address from QMPCTL_SOCKET refused as written is said to be the variable's too (exit 2)", async () => {
-    for (const command of [["exec", "query-status"], ["hmp", "info status"], ["wait-event", "STOP"]]) {
-      expect(await qmpctl(command, { env: { QMPCTL_SOCKET: "localhost:99999" } })).toMatchObject({
+  test("an address from the environment refused as written is said to be the variable's too (exit 2)", async () => {
+    const cases = [
+      [["exec", "query-status"], "QMPCTL_SOCKET"],
+      [["hmp", "info status"], "QMPCTL_SOCKET"],
+      [["wait-event", "STOP"], "QMPCTL_SOCKET"],
+      [["ga", "guest-ping"], "QMPCTL_GA_SOCKET"],
+    ] as const;
+    for (const [command, variable] of cases) {
+      expect(await qmpctl([...command], { env: { [variable]: "localhost:99999" } })).toMatchObject({
         code: 2,
         stdout: "",
-        stderr: "qmpctl: 'localhost:99999': port 99999 is not in 1-65535 (the address is $QMPCTL_SOCKET's)\n",
+        stderr: `qmpctl: 'localhost:99999': port 99999 is not in 1-65535 (the address is $${variable}'s)\n`,
       });
     }
+    expect(await qmpctl(["ga", "guest-ping"], { env: { QMPCTL_GA_SOCKET: "/nonexistent/qga.sock" } })).toMatchObject({
+      code: 3,
+      stderr: "qmpctl: cannot connect to /nonexistent/qga.sock: no such socket (ENOENT) " +
+        "(the address is $QMPCTL_GA_SOCKET's)\n",
+    });
   });
 
   test.each(["SSH://hv1/run/vm.qmp", "ssh:hv1/run/vm.qmp", "qmp://hv1/run/vm.qmp"])(
