@@ -278,12 +278,8 @@ async function unknownCommand(name: string, options: ParsedOptions, helpAsked = 
   if (swallowed) throw new UsageError(`unknown command '${name}' ${swallowed}`);
   const { didYouMean } = await import("./lib/closest.ts");
   const qmpName = /^[A-Za-z][\w.-]*$/.test(name); // as QMP's names go: then it may be one
-  // `-s vm*.sock exec ...` unquoted: the shell gave -s the first socket, and the second stands as the command.
-  if (name.includes("/") || /\.(?:sock|socket|qmp)$/.test(name)) {
-    throw new UsageError(
-      `unknown command '${name}' (a socket? a glob after -s must be quoted, or the shell expands it: -s 'vm*.sock')`,
-    );
-  }
+  const globHint = (await import("./cli/glob_hint.ts")).unquotedGlobHint(name); // `-s vm*.sock exec ...` unquoted
+  if (globHint) throw new UsageError(`unknown command '${name}'${globHint}`);
   const qmpHint = helpAsked
     ? `; QEMU's own commands are described by: qmpctl describe ${name}`
     : `; a QMP command goes after exec: qmpctl exec ${name}`;

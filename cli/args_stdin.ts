@@ -3,6 +3,7 @@ import { isBlank, parseArgumentsJson } from "../lib/args.ts";
 import { ArgumentError, NotKeyValueError, QmpError } from "../lib/errors.ts";
 import { MAX_TOKEN_SIZE } from "../lib/parser_limits.ts";
 import { decodeUtf8, showInvalidUtf8 } from "../lib/utf8.ts";
+import { unquotedGlobHint } from "./glob_hint.ts";
 import { readStdinBytes } from "./io/input.ts";
 
 /**
@@ -15,11 +16,14 @@ export async function argsObject(argsText: string, signal: AbortSignal): Promise
     : parseArgumentsJson(argsText, "--args");
 }
 
-/** A word that is no KEY=VALUE but a JSON object (`exec blockdev-add '{...}'`): the error says where it goes. */
+/**
+ * A word that is no KEY=VALUE but a JSON object (`exec blockdev-add '{...}'`): the error says where it goes;
+ * or a socket (`exec query-status -s vm*.sock` unquoted: the shell's second socket is left as a word).
+ */
 export function withArgsHint(error: unknown): unknown {
-  if (error instanceof NotKeyValueError && error.word.trimStart().startsWith("{")) {
-    error.message += " (a JSON object of arguments goes with --args)";
-  }
+  if (!(error instanceof NotKeyValueError)) return error;
+  if (error.word.trimStart().startsWith("{")) error.message += " (a JSON object of arguments goes with --args)";
+  else error.message += unquotedGlobHint(error.word);
   return error;
 }
 

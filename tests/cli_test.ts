@@ -170,6 +170,11 @@ describe("usage errors exit 2 with one line on stderr, and send nothing", () => 
       /^qmpctl: unknown command '\/run\/vm2.qmp' \(a socket\? a glob after -s must be quoted, .*: -s 'vm\*.sock'\)$/,
     ],
     [
+      "a glob after -s the shell expanded, after the command: its second socket stands where KEY=VALUE goes",
+      ["exec", "query-status", "vm2.sock"], // -s vm*.sock at its end: -s vm1.sock vm2.sock (-s is the listener's here)
+      /^qmpctl: 'vm2.sock' is not KEY=VALUE \(a socket\? a glob after -s must be quoted, .*: -s 'vm\*.sock'\)$/,
+    ],
+    [
       "arguments as JSON where KEY=VALUE words go",
       ["exec", "qom-list", '{"path": "/"}'],
       /^qmpctl: '\{"path": "\/"\}' is not KEY=VALUE \(a JSON object of arguments goes with --args\)$/,
