@@ -104,7 +104,11 @@ class Fanout {
       while (!thrown && next < addresses.length && running < this.#options.jobs) {
         running++;
         this.#runTarget(addresses[next++])
-          .then((status) => this.#statuses.push(status), (error) => (thrown ??= { error }))
+          .then((status) => this.#statuses.push(status), (error) => {
+            thrown ??= { error };
+            // A failure line that could not be written: the others stop too (one waiting for events would not).
+            if (error instanceof OutputError && !this.#outputFailed.signal.aborted) this.#outputFailed.abort(error);
+          })
           .finally(() => {
             running--;
             ended.resolve();

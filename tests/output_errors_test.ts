@@ -214,6 +214,24 @@ test("several targets, stdout closed: a target still waiting for its reply says 
   }
 });
 
+test("several targets, stdout closed, a failure line first: the targets waiting for events stop too (exit 74)", async () => {
+  const quiet = fakeServer(async (c) => { // a monitor whose VM sends no event
+    await c.handshake();
+    await c.closed;
+  });
+  try {
+    const missing = join(tmpdir(), `qmpctl-no-such-${process.pid}.sock`);
+    for (const command of [["wait-event", "STOP"], ["events"]]) {
+      const result = await run(["-s", quiet.path, "-s", missing, ...command], ">&-"); // no --timeout: not hung
+      expect(result.code).toBe(74);
+      expect(result.stderr).toContain(`qmpctl: cannot connect to ${missing}: no such socket (ENOENT)\n`);
+      expect(result.stderr).toContain(`qmpctl: ${quiet.path}: stopped when the output failed, while waiting for `);
+    }
+  } finally {
+    quiet.stop();
+  }
+});
+
 test(">> onto a file shorter than the output: the output follows the file's text, no NUL bytes between", async () => {
   const dir = mkdtempSync(join(tmpdir(), "qmpctl-append-"));
   const big = fakeServer(async (c) => {
