@@ -551,7 +551,7 @@ describe("qmpctl batch with --timeout", () => {
       const run = await qmpctlInShell(`(echo query-name; sleep 3) | "$0" -s "$1" -s "$2" batch --timeout 500ms`, a, b);
       expect(run.code).toBe(124);
       const lines = run.stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
-      expect(lines.sort((x, y) => x.socket.localeCompare(y.socket))).toEqual(
+      expect(lines.sort((x, y) => (x.socket < y.socket ? -1 : 1))).toEqual( // as [a, b].sort() orders them
         [a, b].sort().map((socket) => ({ socket, failure: "not tried: --timeout ran out before it was started" })),
       );
       expect(run.stderr.split("\n")[0]).toBe("qmpctl: timed out waiting for the input to end (--timeout 500ms)");
