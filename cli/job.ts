@@ -4,6 +4,7 @@ import { AbortedError, TimeoutError } from "../lib/errors.ts";
 import { asDouble } from "../lib/exact_json.ts";
 import { type JobInfo, type JobOutcome, type JobReport, JobWatch } from "../lib/jobs.ts";
 import { EXIT, exitStatusHelp } from "./exit_status.ts";
+import { OutputError } from "./io/output.ts";
 import { UsageError } from "./options.ts";
 import { progressMode, type ProgressReporter, type ProgressSample, withProgress } from "./progress.ts";
 import {
@@ -155,7 +156,14 @@ async function followWith(
   const tell = async (job: JobOutcome) => {
     told.add(job.id);
     await progress.finish(context.signal);
-    await write(context, formatJson(labelled(context, job), context.global.pretty));
+    await write(context, formatJson(labelled(context, job), context.global.pretty)).catch((error) => {
+      // The line is lost, and QEMU may no longer have the record (--dismiss, or auto-dismiss): how it ended, said.
+      if (error instanceof OutputError) {
+        const dismissed = context.options.has("dismiss") ? "; --dismiss removed it from QEMU" : "";
+        error.message += ` (job ${job.id} ${job.result}${job.error ? `: ${job.error}` : ""}${dismissed})`;
+      }
+      throw error;
+    });
     if (job.result === "completed") return;
     // QEMU cancels the jobs that run as it quits: said, lest a person be thought to have cancelled it.
     const why = job.result === "cancelled" && watch.ranWhenQemuQuit(job.id) ? " (QEMU is shutting down)" : "";

@@ -133,6 +133,20 @@ describe("job wait", () => {
     expect(JSON.parse(result.stdout)).toMatchObject({ id: "b5", status: "concluded", result: "cancelled" });
   });
 
+  test("job wait --dismiss, stdout closed: exit 74, and stderr says how the job ended and that it was dismissed", async () => {
+    await backup("b6", 16 * MiB, { "auto-dismiss": false });
+    await qemu.control.execute("job-cancel", { id: "b6" });
+    await jobReaches("b6", "concluded");
+    const result = await qmpctlInShell('exec "$0" -s "$1" job wait b6 --dismiss >&-', qemu.socket);
+    expect(result).toEqual({
+      code: 74,
+      stdout: "",
+      stderr: "qmpctl: could not write the output: stdout is closed (EBADF) " +
+        "(job b6 cancelled: Operation canceled; --dismiss removed it from QEMU)\n",
+    });
+    expect(await jobIds()).toEqual([]); // its record is gone: stderr was the only place left to say how it ended
+  });
+
   test("--timeout 1s on a long job: exit 124, stderr says the job keeps running, and it does", async () => {
     await backup("b3", 8 * MiB); // 8 s
     const result = await qmpctl(["-s", qemu.socket, "job", "wait", "b3", "--timeout", "1s"]);
