@@ -11,7 +11,7 @@ import type { QmpClient } from "../lib/client.ts";
 import { ArgumentError, DisconnectedError, TimeoutError } from "../lib/errors.ts";
 import type { EventSubscription, QmpEvent } from "../lib/events.ts";
 import { numberText, parseExact, sameNumber } from "../lib/exact_json.ts";
-import { stdoutWritable } from "./io/output.ts";
+import { OutputError, stdoutWritable } from "./io/output.ts";
 import { normalJit } from "./io/process.ts";
 import { UsageError } from "./options.ts";
 import { type CommandContext, formatEvents, write } from "./session.ts";
@@ -169,7 +169,11 @@ export async function printEvents(
   let printed = 0;
   if (wait.count > 1) normalJit(); // a stream: its loop runs hot
   try {
-    if (!context.target) await stdoutWritable(); // a closed stdout fails now, not after the wait
+    // A closed stdout fails now, not after the wait; each of several targets with an error of its own (the
+    // fan-out adds its name to it).
+    await stdoutWritable().catch((error) => {
+      throw context.target && error instanceof OutputError ? new OutputError(error.message, { cause: error }) : error;
+    });
     while (printed < wait.count) {
       let batch: QmpEvent[];
       try {

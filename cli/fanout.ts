@@ -118,7 +118,8 @@ class Fanout {
       // A failed output waits for the targets under way: each says on stderr what it had run (see #runTarget).
       if (thrown && (running === 0 || !(thrown.error instanceof OutputError))) {
         const notStarted = addresses.length - next;
-        if (notStarted > 0 && thrown.error instanceof OutputError) {
+        // (A reader that did not take the output before --timeout ended the run as well.)
+        if (notStarted > 0 && (thrown.error instanceof OutputError || thrown.error instanceof TimeoutError)) {
           thrown.error.message += `; ${notStarted} more target${notStarted > 1 ? "s were" : " was"} not started`;
         }
         throw thrown.error;

@@ -280,12 +280,15 @@ export class QmpClient {
    * @throws {DisconnectedError | ProtocolError | TimeoutError | AbortedError}
    */
   async execute(command: string, args?: Record<string, unknown>, options: ExecuteOptions = {}): Promise<unknown> {
-    if (this.phase !== "negotiating") return (await this.call(command, args, options)).return;
+    // An aborted signal sends nothing (call says so): the wait below would say the command was sent.
+    if (this.phase !== "negotiating" || options.signal?.aborted) {
+      return (await this.call(command, args, options)).return;
+    }
     // The caller's signal bounds the wait for negotiation too, which is then what was waited for.
     const negotiated = abortable(
       this.negotiated ?? Promise.resolve(),
       options.signal,
-      `the answer to qmp_capabilities from ${this.address.text} (${command} waits behind it)`,
+      `the answer to qmp_capabilities from ${this.address.text} (${command} was sent behind it: QEMU may run it)`,
     );
     if (options.oob) await negotiated; // exec-oob would overtake qmp_capabilities
     const reply = this.call(command, args, options); // sent now, behind qmp_capabilities

@@ -100,7 +100,7 @@ describe("greeting and negotiation", () => {
       );
       expect(error).toBeInstanceOf(TimeoutError);
       expect(error.message).toBe(
-        `timed out waiting for the answer to qmp_capabilities from ${server.path} (query-status waits behind it)`,
+        `timed out waiting for the answer to qmp_capabilities from ${server.path} (query-status was sent behind it: QEMU may run it)`,
       );
     }
     expect(performance.now() - started).toBeLessThan(3000); // not the 5 s connect timeout

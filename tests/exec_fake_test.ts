@@ -164,7 +164,7 @@ describe("the greeting and negotiation", () => {
       code: 124,
       stdout: "",
       stderr: `qmpctl: timed out waiting for the answer to qmp_capabilities from ${server.path} ` +
-        "(query-status waits behind it) (--timeout 500ms)\n",
+        "(query-status was sent behind it: QEMU may run it) (--timeout 500ms)\n",
     });
   });
 

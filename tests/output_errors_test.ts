@@ -190,7 +190,7 @@ test("several targets, stdout closed: a target still waiting for its reply says 
     for (
       const [argv, ran, unanswered] of [
         [["exec", "stop"], " (stop was run: QEMU answered it)", ".*\\bstop\\b.*"],
-        [["batch"], "; QEMU ran line 1", ".*; no answer to line 1"],
+        [["batch"], "; QEMU ran line 1", ".*; no answer to line 1; QEMU may have run line 1"],
       ] as const
     ) {
       slowHasIt = Promise.withResolvers();
@@ -225,10 +225,39 @@ test("several targets, stdout closed, a failure line first: the targets waiting 
       const result = await run(["-s", quiet.path, "-s", missing, ...command], ">&-"); // no --timeout: not hung
       expect(result.code).toBe(74);
       expect(result.stderr).toContain(`qmpctl: cannot connect to ${missing}: no such socket (ENOENT)\n`);
-      expect(result.stderr).toContain(`qmpctl: ${quiet.path}: stopped when the output failed, while waiting for `);
+      // Stopped by the other's failure, or failed by itself at its check of stdout before its wait: either way, said.
+      expect(result.stderr).toMatch(
+        new RegExp(`^qmpctl: ${quiet.path}: (stopped when the output failed|could not write the output)`, "m"),
+      );
     }
   } finally {
     quiet.stop();
+  }
+});
+
+test("several targets waiting for events, stdout closed at start: exit 74 at once, each target saying so", async () => {
+  const quiet = [0, 1].map(() =>
+    fakeServer(async (c) => { // monitors whose VMs send no event (and no schema: event names go unchecked)
+      await c.handshake();
+      for (;;) {
+        const request = await c.nextRequest();
+        c.sendJson({ error: { class: "CommandNotFound", desc: `no ${request.execute} here` }, id: request.id });
+      }
+    })
+  );
+  try {
+    const targets = quiet.flatMap((server) => ["-s", server.path]);
+    for (const command of [["events", "--timeout", "5s"], ["wait-event", "STOP"]]) {
+      const result = await run([...targets, ...command], ">&-");
+      expect(result.code).toBe(74); // it was 0 at --timeout (no event came, so no write failed), or never ended
+      for (const server of quiet) {
+        expect(result.stderr).toMatch(
+          new RegExp(`^qmpctl: ${server.path}: (stopped when the output failed|could not write the output)`, "m"),
+        );
+      }
+    }
+  } finally {
+    quiet.forEach((server) => server.stop());
   }
 });
 

@@ -176,9 +176,10 @@ export async function runPiped(options: PipedOptions): Promise<number> {
         inputEnded,
       });
       // qmpctl says nothing of its own on Ctrl-C, but lines sent and not answered may have run: said here.
-      // (Not when another target's output failed: the message says it, with these lines, as its own.)
-      if (error instanceof AbortedError && !(error.cause instanceof OutputError) && unanswered.length > 0) {
-        say(`interrupted; no answer to ${lineNumbers(unanswered)}, which QEMU may have run`);
+      // (When another target's output failed, its message is this target's line on stderr: said there.)
+      if (error instanceof AbortedError && unanswered.length > 0) {
+        if (error.cause instanceof OutputError) error.message += `; QEMU may have run ${lineNumbers(unanswered)}`;
+        else say(`interrupted; no answer to ${lineNumbers(unanswered)}, which QEMU may have run`);
       }
     }
     return error;
