@@ -261,6 +261,28 @@ test("several targets waiting for events, stdout closed at start: exit 74 at onc
   }
 });
 
+test("several targets, a reader that stops reading, --timeout: the targets not started are counted (exit 124)", async () => {
+  const big = [0, 1, 2].map(() =>
+    fakeServer(async (c) => { // a reply bigger than a pipe holds
+      await c.handshake();
+      for (;;) c.reply(await c.nextRequest(), "x".repeat(1 << 20));
+    })
+  );
+  try {
+    const script = '("$0" "$@"; echo "exit $?" >&2) | sleep 3';
+    const targets = big.flatMap((server) => ["-s", server.path]);
+    const child = Bun.spawn(["sh", "-c", script, QMPCTL, ...targets, "--jobs", "1", "exec", "x", "--timeout", "1s"], {
+      stdout: "ignore",
+      stderr: "pipe",
+    });
+    const stderr = await new Response(child.stderr).text();
+    expect(stderr).toContain("; 2 more targets were not started (--timeout 1s)\n");
+    expect(stderr).toEndWith("exit 124\n");
+  } finally {
+    big.forEach((server) => server.stop());
+  }
+});
+
 test(">> onto a file shorter than the output: the output follows the file's text, no NUL bytes between", async () => {
   const dir = mkdtempSync(join(tmpdir(), "qmpctl-append-"));
   const big = fakeServer(async (c) => {
